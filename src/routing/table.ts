@@ -1,0 +1,411 @@
+/**
+ * The route table: longest-prefix-match of E.164 numbers against route keys.
+ *
+ * Keys (CONTRACT section 2):
+ *   "+15125550100"  exact number, 1..15 digits after "+"
+ *   "+1512555*"     prefix, 1..15 digits; the longest matching prefix wins
+ *   "*"             the default route
+ * An exact key beats any prefix; any prefix beats the default.
+ *
+ * API
+ * ```ts
+ * type KeyKind = "exact" | "prefix" | "default";
+ * function parseRouteKey(key: string): { kind: KeyKind; digits: string } | { error: string }; // never throws
+ * function routeKeyOf(kind: KeyKind, digits: string): string;                                 // inverse
+ *
+ * class RouteTable<V> {
+ *   static build<V>(entries: Iterable<readonly [string, V]>): RouteTable<V>; // bulk; throws RangeError naming a bad key; later duplicates win
+ *   set(key: string, value: V): void;      // upsert; throws RangeError on an invalid key
+ *   delete(key: string): boolean;          // false when absent or invalid
+ *   get(key: string): V | undefined;       // by key string (exact, prefix or "*"), no LPM
+ *   has(key: string): boolean;
+ *   lookup(number: string): V | undefined; // hot path, LPM; "+E164" or bare digits
+ *   readonly match: RouteMatch;            // reusable result of the last lookup(): kind, length
+ *   matchedKey(): string;                  // key of the last lookup's match ("" if none); allocates
+ *   readonly size: number;
+ *   counts(): { exact: number; prefix: number; default: number };
+ *   entries(): IterableIterator<[string, V]>; // every key once; order: default, prefixes, exact (unspecified within)
+ *   keys(): IterableIterator<string>;
+ *   distinctValues: number;                // interned value objects currently referenced
+ *   byteLength: number;                    // typed-array bytes held (not counting values)
+ *   version: string;                       // free-form, set by the source
+ * }
+ * class RouteStore<V> { current: RouteTable<V>; swap(next: RouteTable<V>): RouteTable<V> } // returns old
+ * ```
+ *
+ * lookup() contract: the number is "+" followed by 1..15 digits, or the digits alone. Anything else
+ * (empty, too long, a non-digit) matches nothing, not even the default: normalise and validate
+ * first. lookup() allocates nothing, uses no regex and no closures; it stores the matched kind in
+ * `match.kind` (0 none, 1 exact, 2 prefix, 3 default) and the matched key's digit count in
+ * `match.length` (0 for the default and for no match).
+ *
+ * Design: values are interned (identity, via a Map) into an array with refcounts; the structures
+ * store int32 value indexes. Exact keys live in pages of 100 consecutive numbers of one length
+ * (trie-pages.ts: hash of page ids -> Int32Array slab); prefixes and the default live in a small
+ * flat digit trie (trie.ts). A lookup parses the digits once into a page id, probes the page
+ * (exact hit), else walks the prefix trie remembering the deepest value. Every set/delete leaves the
+ * table consistent when it returns (JS is single-threaded; a reader never sees half a change).
+ * Reloads build a new table and swap it in through RouteStore.
+ */
+
+import { DigitTrie, MAX_DIGITS, NO_VALUE } from "./trie.js";
+import { PageMap, PAGE_SIZE, pageId } from "./trie-pages.js";
+
+export type KeyKind = "exact" | "prefix" | "default";
+
+export type ParsedRouteKey = { kind: KeyKind; digits: string };
+
+/** 0 none, 1 exact, 2 prefix, 3 default. */
+export type MatchKind = 0 | 1 | 2 | 3;
+export const MATCH_NONE = 0;
+export const MATCH_EXACT = 1;
+export const MATCH_PREFIX = 2;
+export const MATCH_DEFAULT = 3;
+
+export interface RouteMatch {
+  kind: MatchKind;
+  /** Digits of the matched key (0 for the default or no match). */
+  length: number;
+}
+
+// Internal key classes returned by scanKey (0 = invalid).
+const K_INVALID = 0;
+const K_EXACT = 1;
+const K_PREFIX = 2;
+const K_DEFAULT = 3;
+
+/** Why a key is invalid, or "" when it is valid. */
+function keyError(key: string): string {
+  if (typeof key !== "string") return "key must be a string";
+  if (key === "*") return "";
+  if (key.length === 0) return "empty key";
+  if (key.charCodeAt(0) !== 43) return 'must be "*", "+<digits>" or "+<digits>*"';
+  const end = key.charCodeAt(key.length - 1) === 42 ? key.length - 1 : key.length;
+  const n = end - 1;
+  if (n < 1) return "no digits after '+'";
+  for (let i = 1; i < end; i++) {
+    const c = key.charCodeAt(i);
+    if (c < 48 || c > 57) return `invalid character ${JSON.stringify(key[i])} at position ${i}`;
+  }
+  if (n > MAX_DIGITS) return `${n} digits, at most ${MAX_DIGITS} allowed`;
+  return "";
+}
+
+/** Parses a route key; never throws. */
+export function parseRouteKey(key: string): ParsedRouteKey | { error: string } {
+  const err = keyError(key);
+  if (err !== "") return { error: err };
+  if (key === "*") return { kind: "default", digits: "" };
+  if (key.charCodeAt(key.length - 1) === 42) return { kind: "prefix", digits: key.slice(1, -1) };
+  return { kind: "exact", digits: key.slice(1) };
+}
+
+/** The key string for a kind and digits (inverse of parseRouteKey). */
+export function routeKeyOf(kind: KeyKind, digits: string): string {
+  return kind === "default" ? "*" : kind === "prefix" ? `+${digits}*` : `+${digits}`;
+}
+
+function invalidKey(key: unknown): RangeError {
+  const shown = typeof key === "string" ? JSON.stringify(key.length > 40 ? key.slice(0, 40) + "…" : key) : String(key);
+  return new RangeError(`invalid route key ${shown}: ${keyError(key as string)}`);
+}
+
+export class RouteTable<V> {
+  /** Free-form version set by the source (stream id, file mtime, …). */
+  version = "";
+  /** Result details of the last lookup(); the object is reused. */
+  readonly match: RouteMatch = { kind: 0, length: 0 };
+
+  private readonly trie: DigitTrie;
+  private readonly pages: PageMap;
+  private values: (V | undefined)[] = [];
+  private refs: Int32Array = new Int32Array(16);
+  private readonly index = new Map<V, number>();
+  private readonly freeValues: number[] = [];
+  private lastNumber = "";
+  private lastStart = 0;
+  // Scratch outputs of scanKey (avoids allocating on set/delete/get).
+  private sStart = 0;
+  private sEnd = 0;
+  private sPid = 0;
+  private sLow = 0;
+
+  constructor(opts: { pages?: number; prefixNodes?: number } = {}) {
+    this.pages = new PageMap(opts.pages ?? 16);
+    this.trie = new DigitTrie(opts.prefixNodes ?? 64);
+  }
+
+  /**
+   * Builds a table from (key, value) pairs in one pass. Throws RangeError naming the first invalid
+   * key. A key given twice keeps its last value.
+   */
+  static build<V>(entries: Iterable<readonly [key: string, value: V]>): RouteTable<V> {
+    const n = Array.isArray(entries) ? entries.length : 0;
+    const t = new RouteTable<V>({ pages: n > 0 ? Math.ceil(n / 64) : 16 });
+    let lastValue: V | undefined;
+    let lastIndex = -1;
+    for (const entry of entries) {
+      const key = entry[0];
+      const kind = t.scanKey(key);
+      if (kind === K_INVALID) throw invalidKey(key);
+      const value = entry[1];
+      let vi: number;
+      if (lastIndex >= 0 && value === lastValue) {
+        vi = lastIndex;
+        t.refs[vi]++;
+      } else {
+        vi = t.intern(value);
+        lastValue = value;
+        lastIndex = vi;
+      }
+      t.put(kind, key, vi);
+    }
+    t.pages.trim();
+    t.trie.trim();
+    return t;
+  }
+
+  /** Inserts or replaces one key. Throws RangeError on an invalid key. */
+  set(key: string, value: V): void {
+    const kind = this.scanKey(key);
+    if (kind === K_INVALID) throw invalidKey(key);
+    this.put(kind, key, this.intern(value));
+  }
+
+  /** Removes one key; false when it was absent (or is not a valid key). */
+  delete(key: string): boolean {
+    const kind = this.scanKey(key);
+    let old: number;
+    if (kind === K_EXACT) old = this.pages.delete(this.sPid, this.sLow);
+    else if (kind === K_PREFIX || kind === K_DEFAULT) old = this.trie.delete(key, this.sStart, this.sEnd);
+    else return false;
+    if (old < 0) return false;
+    this.release(old);
+    return true;
+  }
+
+  /** The value stored under exactly this key (no longest-prefix match). */
+  get(key: string): V | undefined {
+    const vi = this.indexOfKey(key);
+    return vi < 0 ? undefined : this.values[vi];
+  }
+
+  has(key: string): boolean {
+    return this.indexOfKey(key) >= 0;
+  }
+
+  /**
+   * Longest-prefix-match lookup of a number ("+" and 1..15 digits, or bare digits). Returns the
+   * value of the exact key, else of the longest prefix, else of the default, else undefined; sets
+   * `match`. Allocates nothing.
+   */
+  lookup(number: string): V | undefined {
+    const m = this.match;
+    const n = number.length;
+    const start = n !== 0 && number.charCodeAt(0) === 43 ? 1 : 0;
+    const len = n - start;
+    this.lastNumber = number;
+    this.lastStart = start;
+    if (len < 1 || len > MAX_DIGITS) {
+      m.kind = MATCH_NONE;
+      m.length = 0;
+      return undefined;
+    }
+    const split = n - 2;
+    let page = 0;
+    let i = start;
+    for (; i < split; i++) {
+      const d = number.charCodeAt(i) - 48;
+      if (d < 0 || d > 9) {
+        m.kind = MATCH_NONE;
+        m.length = 0;
+        return undefined;
+      }
+      page = page * 10 + d;
+    }
+    let low = 0;
+    for (; i < n; i++) {
+      const d = number.charCodeAt(i) - 48;
+      if (d < 0 || d > 9) {
+        m.kind = MATCH_NONE;
+        m.length = 0;
+        return undefined;
+      }
+      low = low * 10 + d;
+    }
+    const pages = this.pages;
+    const base = pages.find(page * 16 + len);
+    if (base >= 0) {
+      const vi = pages.slab[base + low];
+      if (vi >= 0) {
+        m.kind = MATCH_EXACT;
+        m.length = len;
+        return this.values[vi];
+      }
+    }
+    const trie = this.trie;
+    const vi = trie.longestMatch(number, start, n);
+    if (vi < 0) {
+      m.kind = MATCH_NONE;
+      m.length = 0;
+      return undefined;
+    }
+    const depth = trie.depth;
+    m.kind = depth === 0 ? MATCH_DEFAULT : MATCH_PREFIX;
+    m.length = depth;
+    return this.values[vi];
+  }
+
+  /** Key string of the last lookup's match ("" when it matched nothing). Allocates. */
+  matchedKey(): string {
+    const m = this.match;
+    const s = this.lastStart;
+    switch (m.kind) {
+      case MATCH_EXACT:
+        return "+" + this.lastNumber.slice(s, s + m.length);
+      case MATCH_PREFIX:
+        return "+" + this.lastNumber.slice(s, s + m.length) + "*";
+      case MATCH_DEFAULT:
+        return "*";
+      default:
+        return "";
+    }
+  }
+
+  get size(): number {
+    return this.pages.count + this.trie.count;
+  }
+
+  counts(): { exact: number; prefix: number; default: number } {
+    const def = this.trie.nodes[10] >= 0 ? 1 : 0;
+    return { exact: this.pages.count, prefix: this.trie.count - def, default: def };
+  }
+
+  /** Distinct value objects currently referenced by some key. */
+  get distinctValues(): number {
+    return this.index.size;
+  }
+
+  /** Bytes held in typed arrays (excludes the value objects and the interning Map). */
+  get byteLength(): number {
+    return this.pages.byteLength + this.trie.byteLength + this.refs.byteLength;
+  }
+
+  /** Every (key, value); order: the default, prefixes, then exact keys (unspecified order). */
+  *entries(): IterableIterator<[string, V]> {
+    const out: [string, number][] = [];
+    this.trie.forEach((digits, vi) => out.push([digits === "" ? "*" : "+" + digits + "*", vi]));
+    for (const [k, vi] of out) yield [k, this.values[vi] as V];
+    const exact: [number, number, number][] = [];
+    this.pages.forEach((pid, low, vi) => exact.push([pid, low, vi]));
+    for (const [pid, low, vi] of exact) yield [exactKey(pid, low), this.values[vi] as V];
+  }
+
+  *keys(): IterableIterator<string> {
+    for (const [k] of this.entries()) yield k;
+  }
+
+  [Symbol.iterator](): IterableIterator<[string, V]> {
+    return this.entries();
+  }
+
+  // ---- internals ----
+
+  private indexOfKey(key: string): number {
+    const kind = this.scanKey(key);
+    if (kind === K_EXACT) return this.pages.get(this.sPid, this.sLow);
+    if (kind === K_PREFIX || kind === K_DEFAULT) return this.trie.get(key, this.sStart, this.sEnd);
+    return NO_VALUE;
+  }
+
+  /** Stores value index vi (already counted) under a scanned key, releasing any old value. */
+  private put(kind: number, key: string, vi: number): void {
+    const old =
+      kind === K_EXACT ? this.pages.set(this.sPid, this.sLow, vi) : this.trie.set(key, this.sStart, this.sEnd, vi);
+    if (old >= 0) this.release(old);
+  }
+
+  /**
+   * Classifies a key without allocating; for valid keys fills sStart/sEnd (digit range) and, for
+   * exact keys, sPid/sLow.
+   */
+  private scanKey(key: string): number {
+    if (typeof key !== "string") return K_INVALID;
+    const n = key.length;
+    if (n === 1 && key.charCodeAt(0) === 42) {
+      this.sStart = 1;
+      this.sEnd = 1;
+      return K_DEFAULT;
+    }
+    if (n < 2 || key.charCodeAt(0) !== 43) return K_INVALID;
+    const isPrefix = key.charCodeAt(n - 1) === 42;
+    const end = isPrefix ? n - 1 : n;
+    const len = end - 1;
+    if (len < 1 || len > MAX_DIGITS) return K_INVALID;
+    let page = 0;
+    let low = 0;
+    const split = end - 2;
+    for (let i = 1; i < end; i++) {
+      const d = key.charCodeAt(i) - 48;
+      if (d < 0 || d > 9) return K_INVALID;
+      if (i < split) page = page * 10 + d;
+      else low = low * 10 + d;
+    }
+    this.sStart = 1;
+    this.sEnd = end;
+    if (isPrefix) return K_PREFIX;
+    this.sPid = pageId(page, len);
+    this.sLow = low;
+    return K_EXACT;
+  }
+
+  /** Index of value (interned by identity), with its refcount incremented. */
+  private intern(value: V): number {
+    let vi = this.index.get(value);
+    if (vi === undefined) {
+      vi = this.freeValues.length > 0 ? (this.freeValues.pop() as number) : this.values.length;
+      if (vi === this.values.length) this.values.push(value);
+      else this.values[vi] = value;
+      if (vi >= this.refs.length) {
+        const refs = new Int32Array(this.refs.length * 2);
+        refs.set(this.refs);
+        this.refs = refs;
+      }
+      this.refs[vi] = 0;
+      this.index.set(value, vi);
+    }
+    this.refs[vi]++;
+    return vi;
+  }
+
+  private release(vi: number): void {
+    if (--this.refs[vi] === 0) {
+      this.index.delete(this.values[vi] as V);
+      this.values[vi] = undefined;
+      this.freeValues.push(vi);
+    }
+  }
+}
+
+/** Exact key string for page id and low two digits. */
+function exactKey(pid: number, low: number): string {
+  const len = pid % 16;
+  const num = ((pid - len) / 16) * PAGE_SIZE + low;
+  return "+" + String(num).padStart(len, "0");
+}
+
+/** Holds the live table; sources build a new table and swap it in whole. */
+export class RouteStore<V> {
+  current: RouteTable<V>;
+
+  constructor(initial: RouteTable<V> = new RouteTable<V>()) {
+    this.current = initial;
+  }
+
+  /** Installs `next` and returns the table it replaced. */
+  swap(next: RouteTable<V>): RouteTable<V> {
+    const old = this.current;
+    this.current = next;
+    return old;
+  }
+}

@@ -1,0 +1,163 @@
+import { describe, expect, it } from "vitest";
+import fc from "fast-check";
+import { DigitTrie, NO_VALUE } from "../../src/routing/trie.js";
+import { PageMap, pageId } from "../../src/routing/trie-pages.js";
+
+const whole = (s: string): [string, number, number] => [s, 0, s.length];
+
+describe("DigitTrie", () => {
+  it("stores values at digit strings, the root being the empty string", () => {
+    const t = new DigitTrie(2);
+    expect(t.get(...whole(""))).toBe(NO_VALUE);
+    expect(t.set(...whole(""), 7)).toBe(NO_VALUE);
+    expect(t.set(...whole("15"), 1)).toBe(NO_VALUE);
+    expect(t.set(...whole("1512"), 2)).toBe(NO_VALUE);
+    expect(t.set(...whole("15"), 3)).toBe(1);
+    expect(t.get(...whole(""))).toBe(7);
+    expect(t.get(...whole("15"))).toBe(3);
+    expect(t.get(...whole("151"))).toBe(NO_VALUE);
+    expect(t.get(...whole("1512"))).toBe(2);
+    expect(t.get(...whole("15123"))).toBe(NO_VALUE);
+    expect(t.count).toBe(3);
+  });
+
+  it("longestMatch returns the deepest value on the path and its depth", () => {
+    const t = new DigitTrie();
+    t.set(...whole("4"), 1);
+    t.set(...whole("4420"), 2);
+    t.set(...whole("44207"), 3);
+    expect(t.longestMatch(...whole("442071234567"))).toBe(3);
+    expect(t.depth).toBe(5);
+    expect(t.longestMatch(...whole("442081234567"))).toBe(2);
+    expect(t.depth).toBe(4);
+    expect(t.longestMatch(...whole("4930"))).toBe(1);
+    expect(t.depth).toBe(1);
+    expect(t.longestMatch(...whole("15125550100"))).toBe(NO_VALUE);
+    expect(t.depth).toBe(0);
+    t.set(...whole(""), 9);
+    expect(t.longestMatch(...whole("15125550100"))).toBe(9);
+    expect(t.depth).toBe(0);
+    // digit ranges inside a longer string
+    expect(t.longestMatch("+442079", 1, 7)).toBe(3);
+    expect(t.depth).toBe(5);
+    expect(t.longestMatch("+44207", 1, 4)).toBe(1);
+    expect(t.depth).toBe(1);
+  });
+
+  it("delete exposes shorter values and prunes empty branches for reuse", () => {
+    const t = new DigitTrie(2);
+    t.set(...whole("1"), 1);
+    t.set(...whole("123456789012345"), 2);
+    const nodesFull = t.nodeCount;
+    expect(nodesFull).toBe(16);
+    expect(t.delete(...whole("12345"))).toBe(NO_VALUE);
+    expect(t.delete(...whole("123456789012345"))).toBe(2);
+    expect(t.delete(...whole("123456789012345"))).toBe(NO_VALUE);
+    expect(t.nodeCount).toBe(2); // root and "1"
+    expect(t.longestMatch(...whole("123456789012345"))).toBe(1);
+    expect(t.depth).toBe(1);
+    const bytes = t.byteLength;
+    t.set(...whole("198765432109876"), 3);
+    expect(t.byteLength).toBe(bytes); // freed nodes reused, no growth
+    expect(t.longestMatch(...whole("198765432109876"))).toBe(3);
+    expect(t.delete(...whole("1"))).toBe(1);
+    expect(t.longestMatch(...whole("19"))).toBe(NO_VALUE);
+    expect(t.nodeCount).toBe(16);
+    expect(t.count).toBe(1);
+  });
+
+  it("forEach visits every value once", () => {
+    const t = new DigitTrie();
+    const keys = ["", "1", "12", "129", "2", "99999"];
+    keys.forEach((k, i) => t.set(...whole(k), i));
+    const seen: [string, number][] = [];
+    t.forEach((d, v) => seen.push([d, v]));
+    expect(seen.sort()).toEqual(keys.map((k, i) => [k, i] as [string, number]).sort());
+  });
+
+  it("matches a Map of digit strings under random set/delete (property)", () => {
+    const digits = fc.string({ unit: fc.constantFrom("1", "2", "3"), minLength: 0, maxLength: 6 });
+    const op = fc.tuple(fc.boolean(), digits, fc.nat(1000));
+    fc.assert(
+      fc.property(fc.array(op, { maxLength: 60 }), fc.array(digits, { maxLength: 20 }), (ops, queries) => {
+        const t = new DigitTrie(1);
+        const ref = new Map<string, number>();
+        for (const [isSet, k, v] of ops) {
+          if (isSet) {
+            expect(t.set(...whole(k), v)).toBe(ref.get(k) ?? NO_VALUE);
+            ref.set(k, v);
+          } else {
+            expect(t.delete(...whole(k))).toBe(ref.get(k) ?? NO_VALUE);
+            ref.delete(k);
+          }
+        }
+        expect(t.count).toBe(ref.size);
+        for (const q of queries) {
+          let best = NO_VALUE;
+          let depth = 0;
+          for (let l = 0; l <= q.length; l++) {
+            const v = ref.get(q.slice(0, l));
+            if (v !== undefined) {
+              best = v;
+              depth = l;
+            }
+          }
+          expect(t.longestMatch(...whole(q))).toBe(best);
+          expect(t.depth).toBe(depth);
+          expect(t.get(...whole(q))).toBe(ref.get(q) ?? NO_VALUE);
+        }
+      }),
+      { numRuns: 300 },
+    );
+  });
+});
+
+describe("PageMap", () => {
+  it("keeps numbers of the same digits but different lengths apart", () => {
+    const p = new PageMap(1);
+    // "+1234" and "+01234" both have page 12 and low 34, with lengths 4 and 5
+    expect(p.set(pageId(12, 4), 34, 1)).toBe(NO_VALUE);
+    expect(p.set(pageId(12, 5), 34, 2)).toBe(NO_VALUE);
+    expect(p.get(pageId(12, 4), 34)).toBe(1);
+    expect(p.get(pageId(12, 5), 34)).toBe(2);
+    expect(p.get(pageId(12, 4), 35)).toBe(NO_VALUE);
+    expect(p.livePages).toBe(2);
+    expect(p.count).toBe(2);
+  });
+
+  it("15-digit page ids are exact and distinct", () => {
+    const p = new PageMap();
+    const top = 9999999999999; // 13 digits of page, 15 digits in all
+    p.set(pageId(top, 15), 99, 5);
+    p.set(pageId(top - 1, 15), 99, 6);
+    expect(p.get(pageId(top, 15), 99)).toBe(5);
+    expect(p.get(pageId(top - 1, 15), 99)).toBe(6);
+    expect(p.get(pageId(top, 14), 99)).toBe(NO_VALUE);
+  });
+
+  it("frees empty pages, reuses them and survives hash growth and backward-shift deletes", () => {
+    const p = new PageMap(1);
+    const ref = new Map<number, number>();
+    let x = 12345;
+    const rnd = (): number => (x = (Math.imul(x, 1103515245) + 12345) >>> 0) % 5000;
+    for (let i = 0; i < 20000; i++) {
+      const n = rnd();
+      const pid = pageId(Math.floor(n / 100), 6);
+      if (i % 3 === 2) {
+        expect(p.delete(pid, n % 100)).toBe(ref.get(n) ?? NO_VALUE);
+        ref.delete(n);
+      } else {
+        expect(p.set(pid, n % 100, i)).toBe(ref.get(n) ?? NO_VALUE);
+        ref.set(n, i);
+      }
+    }
+    expect(p.count).toBe(ref.size);
+    for (let n = 0; n < 5000; n++) expect(p.get(pageId(Math.floor(n / 100), 6), n % 100)).toBe(ref.get(n) ?? NO_VALUE);
+    for (const n of [...ref.keys()]) p.delete(pageId(Math.floor(n / 100), 6), n % 100);
+    expect(p.count).toBe(0);
+    expect(p.livePages).toBe(0);
+    let visited = 0;
+    p.forEach(() => visited++);
+    expect(visited).toBe(0);
+  });
+});
