@@ -1,0 +1,215 @@
+/**
+ * The configuration schema (contract section 1), validated once at start. Every object is strict:
+ * an unknown key is an error naming its path. Defaults make the bundled config short.
+ */
+import { z } from "zod";
+import { parseCidr, parseHostPort, parseListenUrl } from "./net.js";
+
+const cidr = z.string().refine((s) => parseCidr(s) !== undefined, {
+  message: 'must be an IP address or CIDR like "203.0.113.0/24" or "2001:db8::/32"',
+});
+const hostPort = z.string().refine((s) => parseHostPort(s) !== undefined, {
+  message: 'must be "HOST:PORT" (IPv6 as "[::1]:PORT"), port 0-65535',
+});
+const listenUrl = z.string().refine((s) => parseListenUrl(s) !== undefined, {
+  message: 'must be "udp://HOST:PORT", "tcp://HOST:PORT" or "tls://HOST:PORT"',
+});
+const port = z.number().int().min(1).max(65535);
+const countryCode = z.string().regex(/^[1-9]\d{0,2}$/, "must be a country calling code of 1 to 3 digits, like \"1\" or \"44\"");
+const smppStatus = z.number().int().min(0).max(0xffffffff);
+const redisUrl = z.string().refine((s) => {
+  try {
+    const u = new URL(s);
+    return ["redis:", "rediss:", "redis-sentinel:", "redis-cluster:"].includes(u.protocol);
+  } catch {
+    return false;
+  }
+}, { message: "must be a URL redis://HOST:PORT[/DB], rediss://…, redis-sentinel://HOST:PORT,HOST:PORT/MASTER or redis-cluster://HOST:PORT,…" });
+
+const tlsFiles = z
+  .object({
+    cert: z.string().min(1),
+    key: z.string().min(1),
+    ca: z.string().min(1).optional(),
+  })
+  .strict();
+
+export const trunkSchema = z
+  .object({
+    name: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, "must be 1-64 letters, digits, '_', '.', '-'"),
+    sources: z.array(cidr).min(1),
+    did_from: z.enum(["ruri", "to"]).default("ruri"),
+    country_code: countryCode.optional(),
+    national_prefix: z.string().regex(/^\d{0,3}$/).optional(),
+    cps: z.number().positive().max(100_000).default(100),
+    /** Packets from these addresses may carry the real source in `X-Forwarded-For`-like headers. */
+    front_proxy: z.boolean().default(false),
+  })
+  .strict();
+
+export const sipSchema = z
+  .object({
+    listen: z.array(listenUrl).default(["udp://0.0.0.0:5060", "tcp://0.0.0.0:5060"]),
+    /** Address put in Via/Record-Route when listening on a wildcard address. */
+    advertise: z.string().min(1).optional(),
+    unknown_source: z.enum(["drop", "reject"]).default("drop"),
+    gone_status: z.number().int().min(400).max(699).default(410),
+    record_route: z.boolean().default(true),
+    tls: tlsFiles.extend({ verify: z.boolean().default(true) }).strict().optional(),
+    trunks: z.array(trunkSchema).default([]),
+    max_inflight_invites: z.number().int().positive().default(2000),
+    flood: z
+      .object({
+        per_source_pps: z.number().positive().default(20),
+        max_sources: z.number().int().positive().default(10_000),
+      })
+      .strict()
+      .default({ per_source_pps: 20, max_sources: 10_000 }),
+    timers: z
+      .object({
+        t1_ms: z.number().int().positive().default(500),
+        t2_ms: z.number().int().positive().default(4000),
+        t4_ms: z.number().int().positive().default(5000),
+      })
+      .strict()
+      .default({ t1_ms: 500, t2_ms: 4000, t4_ms: 5000 }),
+    headers: z
+      .object({
+        trunk: z.string().optional(),
+        route_key: z.string().optional(),
+        strip: z.array(z.string()).default([]),
+      })
+      .strict()
+      .default({ strip: [] }),
+    health: z
+      .object({
+        enabled: z.boolean().default(false),
+        interval_s: z.number().positive().default(10),
+        failures: z.number().int().positive().default(3),
+        recoveries: z.number().int().positive().default(2),
+        alive_codes: z.array(z.number().int()).default([200, 404, 405, 481, 486, 501]),
+      })
+      .strict()
+      .default({ enabled: false, interval_s: 10, failures: 3, recoveries: 2, alive_codes: [200, 404, 405, 481, 486, 501] }),
+  })
+  .strict();
+
+export const smppAccountSchema = z
+  .object({
+    system_id: z.string().min(1).max(15),
+    password: z.string().min(1).max(8, "SMPP 3.4 passwords are at most 8 characters"),
+    role: z.enum(["carrier", "app"]),
+    sources: z.array(cidr).optional(),
+    country_code: countryCode.optional(),
+    temp_fail_status: smppStatus.optional(),
+    gsm_default_charset: z.enum(["gsm7", "latin1", "ascii"]).optional(),
+    max_binds: z.number().int().positive().default(4),
+  })
+  .strict();
+
+export const smppBindSchema = z
+  .object({
+    name: z.string().min(1).max(64),
+    host: z.string().min(1),
+    port,
+    system_id: z.string().min(1).max(15),
+    password: z.string().min(1).max(8, "SMPP 3.4 passwords are at most 8 characters"),
+    system_type: z.string().max(12).optional(),
+    mode: z.enum(["receiver", "transceiver"]).default("transceiver"),
+    tls: z.boolean().default(false),
+    tls_verify: z.boolean().default(true),
+    country_code: countryCode.optional(),
+    enquire_link_s: z.number().positive().default(30),
+    temp_fail_status: smppStatus.optional(),
+    gsm_default_charset: z.enum(["gsm7", "latin1", "ascii"]).optional(),
+    message_id_format: z.enum(["hex", "decimal", "string"]).default("string"),
+  })
+  .strict();
+
+export const smppSchema = z
+  .object({
+    listen: hostPort.nullable().default(null),
+    tls: tlsFiles.extend({ listen: hostPort }).strict().optional(),
+    accounts: z.array(smppAccountSchema).default([]),
+    binds: z.array(smppBindSchema).default([]),
+    max_pdu_bytes: z.number().int().min(1024).max(16 * 1024 * 1024).default(65536),
+    window: z.number().int().positive().max(10_000).default(10),
+    response_timeout_ms: z.number().int().positive().default(10_000),
+    accept_timeout_ms: z.number().int().positive().default(8_000),
+    reassembly_timeout_s: z.number().positive().default(120),
+    reassembly_max_buffers: z.number().int().positive().default(10_000),
+    lockout: z
+      .object({ failures: z.number().int().positive().default(5), seconds: z.number().positive().default(60) })
+      .strict()
+      .default({ failures: 5, seconds: 60 }),
+  })
+  .strict();
+
+export const routesSchema = z
+  .object({
+    file: z.string().min(1).default("config/routes.yaml"),
+    watch: z.boolean().default(true),
+    redis: z
+      .object({
+        url: redisUrl,
+        prefix: z.string().default("didgate:"),
+        stream_maxlen: z.number().int().positive().default(1_000_000),
+        max_shrink_ratio: z.number().min(0).max(1).default(0.5),
+        force_reload: z.boolean().default(false),
+        snapshot: z.string().min(1).default("var/routes.snapshot.json"),
+        snapshot_interval_s: z.number().positive().default(30),
+      })
+      .strict()
+      .optional(),
+  })
+  .strict();
+
+export const webhooksSchema = z
+  .object({
+    secret: z.string().optional(),
+    timeout_ms: z.number().int().positive().default(5000),
+    max_age_s: z.number().positive().default(86_400),
+    max_in_flight: z.number().int().positive().default(256),
+  })
+  .strict();
+
+export const configSchema = z
+  .object({
+    sip: sipSchema.default(() => sipSchema.parse({})),
+    smpp: smppSchema.default(() => smppSchema.parse({})),
+    routes: routesSchema.default(() => routesSchema.parse({})),
+    webhooks: webhooksSchema.default(() => webhooksSchema.parse({})),
+    admin: z
+      .object({ listen: hostPort.default("127.0.0.1:9464") })
+      .strict()
+      .default({ listen: "127.0.0.1:9464" }),
+    log: z
+      .object({ level: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info") })
+      .strict()
+      .default({ level: "info" }),
+    drain: z
+      .object({ grace_s: z.number().min(0).default(30) })
+      .strict()
+      .default({ grace_s: 30 }),
+  })
+  .strict()
+  .superRefine((c, ctx) => {
+    const names = new Set<string>();
+    c.sip.trunks.forEach((t, i) => {
+      if (names.has(t.name)) ctx.addIssue({ code: "custom", path: ["sip", "trunks", i, "name"], message: `duplicate trunk name ${JSON.stringify(t.name)}` });
+      names.add(t.name);
+    });
+    if (c.sip.listen.some((l) => l.startsWith("tls://")) && !c.sip.tls) {
+      ctx.addIssue({ code: "custom", path: ["sip", "tls"], message: "is required (cert and key files) when sip.listen has a tls:// address" });
+    }
+    const ids = new Set<string>();
+    c.smpp.accounts.forEach((a, i) => {
+      if (ids.has(a.system_id)) ctx.addIssue({ code: "custom", path: ["smpp", "accounts", i, "system_id"], message: `duplicate system_id ${JSON.stringify(a.system_id)}` });
+      ids.add(a.system_id);
+    });
+  });
+
+export type Config = z.infer<typeof configSchema>;
+export type TrunkConfig = z.infer<typeof trunkSchema>;
+export type SmppAccountConfig = z.infer<typeof smppAccountSchema>;
+export type SmppBindConfig = z.infer<typeof smppBindSchema>;

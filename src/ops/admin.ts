@@ -1,0 +1,110 @@
+/**
+ * The admin HTTP server (contract section 7): /metrics, /healthz, /readyz, /v1/lookup.
+ * Binds to loopback unless configured otherwise.
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+import type { Logger } from "pino";
+import type { Registry } from "prom-client";
+import type { LookupJson } from "../routing/explain.js";
+
+export interface Readiness {
+  ready: boolean;
+  checks: Record<string, unknown>;
+}
+
+export interface AdminHandlers {
+  registry: Registry;
+  logger: Logger;
+  readiness(): Readiness;
+  lookup(number: string, caller: string | undefined, atMs: number): { ok: true; json: LookupJson } | { ok: false; error: string };
+}
+
+function send(res: ServerResponse, status: number, body: string, type = "application/json"): void {
+  res.writeHead(status, { "content-type": type, "content-length": Buffer.byteLength(body), "cache-control": "no-store" });
+  res.end(body);
+}
+
+export class AdminServer {
+  private server: Server | undefined;
+
+  constructor(private readonly h: AdminHandlers) {}
+
+  async listen(host: string, port: number): Promise<AddressInfo> {
+    const server = createServer((req, res) => {
+      this.handle(req, res).catch((err: unknown) => {
+        this.h.logger.error({ err: (err as Error).message, url: req.url }, "admin request failed");
+        if (!res.headersSent) send(res, 500, JSON.stringify({ error: "internal error" }));
+        else res.destroy();
+      });
+    });
+    server.keepAliveTimeout = 5000;
+    server.headersTimeout = 10_000;
+    server.requestTimeout = 10_000;
+    this.server = server;
+    await new Promise<void>((resolve, reject) => {
+      server.once("error", reject);
+      server.listen(port, host, () => {
+        server.off("error", reject);
+        resolve();
+      });
+    });
+    return server.address() as AddressInfo;
+  }
+
+  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? "/", "http://admin");
+    if (req.method !== "GET" && req.method !== "HEAD") {
+      res.setHeader("allow", "GET, HEAD");
+      send(res, 405, JSON.stringify({ error: "method not allowed" }));
+      return;
+    }
+    switch (url.pathname) {
+      case "/metrics": {
+        const body = await this.h.registry.metrics();
+        send(res, 200, body, this.h.registry.contentType);
+        return;
+      }
+      case "/healthz":
+        send(res, 200, JSON.stringify({ status: "ok" }));
+        return;
+      case "/readyz": {
+        const r = this.h.readiness();
+        send(res, r.ready ? 200 : 503, JSON.stringify({ status: r.ready ? "ready" : "not ready", ...r }));
+        return;
+      }
+      case "/v1/lookup": {
+        const number = url.searchParams.get("number");
+        if (!number) {
+          send(res, 400, JSON.stringify({ error: "query parameter number is required" }));
+          return;
+        }
+        let atMs = Date.now();
+        const at = url.searchParams.get("at");
+        if (at) {
+          atMs = Date.parse(at);
+          if (!Number.isFinite(atMs)) {
+            send(res, 400, JSON.stringify({ error: `at ${JSON.stringify(at)} is not an ISO 8601 time` }));
+            return;
+          }
+        }
+        const r = this.h.lookup(number, url.searchParams.get("caller") ?? undefined, atMs);
+        if (!r.ok) send(res, 400, JSON.stringify({ error: r.error }));
+        else send(res, 200, JSON.stringify(r.json));
+        return;
+      }
+      default:
+        send(res, 404, JSON.stringify({ error: "not found", endpoints: ["/metrics", "/healthz", "/readyz", "/v1/lookup?number="] }));
+    }
+  }
+
+  async close(): Promise<void> {
+    const s = this.server;
+    this.server = undefined;
+    if (!s) return;
+    await new Promise<void>((resolve) => {
+      s.close(() => resolve());
+      s.closeAllConnections();
+    });
+  }
+}

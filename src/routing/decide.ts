@@ -1,0 +1,217 @@
+/**
+ * The routing decision (contract section 2): key lookup, then
+ *   state (quarantine/released never route) → callers (first match on the caller's E.164)
+ *   → schedule (first window containing the call's time in its tz) → targets,
+ * with targets ordered by priority and a weighted random order within one priority.
+ *
+ * Pure: no I/O, no timers. Randomness comes in through `random`, time through the `at` argument.
+ */
+import type { CallerRule, Route, RouteState, ScheduleWindow, Target } from "./route.js";
+import { isGone } from "./route.js";
+import type { KeyKind, RouteTable } from "./table.js";
+
+export type Outcome = "routed" | "not_found" | "gone" | "no_targets";
+
+export type Rule =
+  | { readonly type: "callers"; readonly index: number; readonly match: string }
+  | { readonly type: "schedule"; readonly index: number; readonly tz: string; readonly local: string }
+  | { readonly type: "targets" };
+
+export interface Decision {
+  readonly outcome: Outcome;
+  readonly number: string;
+  readonly key: string | null;
+  readonly kind: KeyKind | null;
+  readonly state: RouteState | null;
+  readonly route: Route | null;
+  /** Targets in the order to try them (empty unless outcome is "routed"). */
+  readonly targets: readonly Target[];
+  readonly rule: Rule | null;
+}
+
+const KINDS: readonly (KeyKind | null)[] = [null, "exact", "prefix", "default"];
+const NO_TARGETS: readonly Target[] = Object.freeze([]) as readonly Target[];
+const TARGETS_RULE: Rule = Object.freeze({ type: "targets" });
+
+const BUCKET_MS = 15 * 60_000;
+const WEEKDAYS: Record<string, number> = { Sun: 0, Mon: 1, Tue: 2, Wed: 3, Thu: 4, Fri: 5, Sat: 6 };
+
+interface TzState {
+  fmt: Intl.DateTimeFormat;
+  bucket: number;
+  weekday: number;
+  minute: number;
+}
+
+export interface DeciderOptions {
+  /** Uniform random in [0, 1); injectable for tests. */
+  random?: () => number;
+}
+
+/**
+ * Makes decisions. Holds the per-time-zone formatter cache (local time is computed once per
+ * 15-minute UTC bucket per zone: every zone's offset is a multiple of 15 minutes and changes only
+ * on such a boundary, so a bucket never straddles a DST change or local midnight).
+ */
+export class Decider {
+  private readonly random: () => number;
+  private readonly tz = new Map<string, TzState>();
+
+  constructor(opts: DeciderOptions = {}) {
+    this.random = opts.random ?? Math.random;
+  }
+
+  /** Local weekday (0 = Sunday) and minute of day of `atMs` in `tz`. */
+  localTime(tz: string, atMs: number): { weekday: number; minute: number } {
+    const s = this.tzState(tz, atMs);
+    return { weekday: s.weekday, minute: s.minute + Math.floor((atMs - s.bucket * BUCKET_MS) / 60_000) };
+  }
+
+  private tzState(tz: string, atMs: number): TzState {
+    let s = this.tz.get(tz);
+    if (s === undefined) {
+      s = {
+        fmt: new Intl.DateTimeFormat("en-US", { timeZone: tz, weekday: "short", hour: "2-digit", minute: "2-digit", hourCycle: "h23" }),
+        bucket: NaN,
+        weekday: 0,
+        minute: 0,
+      };
+      if (this.tz.size > 1000) this.tz.clear();
+      this.tz.set(tz, s);
+    }
+    const bucket = Math.floor(atMs / BUCKET_MS);
+    if (bucket !== s.bucket) {
+      let wd = 0;
+      let h = 0;
+      let m = 0;
+      for (const p of s.fmt.formatToParts(bucket * BUCKET_MS)) {
+        if (p.type === "weekday") wd = WEEKDAYS[p.value] ?? 0;
+        else if (p.type === "hour") h = Number(p.value);
+        else if (p.type === "minute") m = Number(p.value);
+      }
+      s.bucket = bucket;
+      s.weekday = wd;
+      s.minute = h * 60 + m;
+    }
+    return s;
+  }
+
+  /** True if the window contains atMs. Windows with from > to cross midnight. */
+  windowContains(w: ScheduleWindow, atMs: number): boolean {
+    const s = this.tzState(w.tz, atMs);
+    const minute = s.minute + Math.floor((atMs - s.bucket * BUCKET_MS) / 60_000);
+    const today = s.weekday;
+    if (w.from < w.to) return (w.dayMask & (1 << today)) !== 0 && minute >= w.from && minute < w.to;
+    // Crosses midnight: the late part belongs to the start day, the early part to the day before.
+    if (minute >= w.from) return (w.dayMask & (1 << today)) !== 0;
+    if (minute < w.to) return (w.dayMask & (1 << ((today + 6) % 7))) !== 0;
+    return false;
+  }
+
+  /**
+   * Decide where a call to `number` (E.164) goes. `caller` is the caller's E.164 or undefined;
+   * `atMs` the call's time (epoch ms).
+   */
+  decide(table: RouteTable<Route>, number: string, caller: string | undefined, atMs: number): Decision {
+    const route = table.lookup(number);
+    if (route === undefined) return notFound(number);
+    const kind = KINDS[table.match.kind] ?? null;
+    const key = table.matchedKey();
+    if (isGone(route.state)) {
+      return { outcome: "gone", number, key, kind, state: route.state, route, targets: NO_TARGETS, rule: null };
+    }
+    const voice = route.voice;
+    if (voice === undefined) {
+      return { outcome: "no_targets", number, key, kind, state: route.state, route, targets: NO_TARGETS, rule: null };
+    }
+    let targets: readonly Target[] = voice.targets;
+    let rule: Rule = TARGETS_RULE;
+    const ci = caller === undefined ? -1 : matchCaller(voice.callers, caller);
+    if (ci >= 0) {
+      const r = voice.callers[ci]!;
+      targets = r.targets;
+      rule = { type: "callers", index: ci, match: r.match };
+    } else {
+      for (let i = 0; i < voice.schedule.length; i++) {
+        const w = voice.schedule[i]!;
+        if (this.windowContains(w, atMs)) {
+          targets = w.targets;
+          const lt = this.localTime(w.tz, atMs);
+          rule = { type: "schedule", index: i, tz: w.tz, local: `${DAY_LABELS[lt.weekday]} ${hhmm(lt.minute)}` };
+          break;
+        }
+      }
+    }
+    if (targets.length === 0) {
+      return { outcome: "no_targets", number, key, kind, state: route.state, route, targets: NO_TARGETS, rule };
+    }
+    return { outcome: "routed", number, key, kind, state: route.state, route, targets: this.order(targets), rule };
+  }
+
+  /**
+   * Order targets (already sorted by priority) for trying: priority groups in order, a weighted
+   * random permutation inside each group (RFC 2782 style; weight 0 entries last in a group).
+   * Returns the input array itself when no group has more than one target.
+   */
+  order(targets: readonly Target[]): readonly Target[] {
+    let multi = false;
+    for (let i = 1; i < targets.length; i++) {
+      if (targets[i]!.priority === targets[i - 1]!.priority) {
+        multi = true;
+        break;
+      }
+    }
+    if (!multi) return targets;
+    const out: Target[] = [];
+    let start = 0;
+    while (start < targets.length) {
+      let end = start + 1;
+      while (end < targets.length && targets[end]!.priority === targets[start]!.priority) end++;
+      if (end - start === 1) out.push(targets[start]!);
+      else {
+        const group = targets.slice(start, end);
+        while (group.length > 0) {
+          let total = 0;
+          for (const t of group) total += t.weight;
+          let pick = 0;
+          if (total > 0) {
+            let r = this.random() * total;
+            for (pick = 0; pick < group.length - 1; pick++) {
+              r -= group[pick]!.weight;
+              if (r < 0) break;
+            }
+          }
+          out.push(group[pick]!);
+          group.splice(pick, 1);
+        }
+      }
+      start = end;
+    }
+    return out;
+  }
+}
+
+const DAY_LABELS = ["sun", "mon", "tue", "wed", "thu", "fri", "sat"];
+
+function hhmm(minute: number): string {
+  const h = Math.floor(minute / 60);
+  const m = minute % 60;
+  return `${h < 10 ? "0" : ""}${h}:${m < 10 ? "0" : ""}${m}`;
+}
+
+function notFound(number: string): Decision {
+  return { outcome: "not_found", number, key: null, kind: null, state: null, route: null, targets: NO_TARGETS, rule: null };
+}
+
+/** Index of the first caller rule matching the caller's E.164 ("+…"), or -1. */
+export function matchCaller(rules: readonly CallerRule[], caller: string): number {
+  for (let i = 0; i < rules.length; i++) {
+    const r = rules[i]!;
+    const d = r.digits;
+    if (r.prefix) {
+      if (caller.length - 1 < d.length) continue;
+      if (d.length === 0 || caller.startsWith(d, 1)) return i;
+    } else if (caller.length - 1 === d.length && caller.startsWith(d, 1)) return i;
+  }
+  return -1;
+}

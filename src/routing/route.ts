@@ -1,0 +1,359 @@
+/**
+ * The route entry model (contract section 2): validation with errors that name the key and the
+ * field, and compilation into the shape the decision uses (targets sorted by priority, schedule
+ * windows as minutes and day masks, caller rules as digit prefixes).
+ *
+ * Validation is hand-written rather than a schema library: the Redis source validates every entry
+ * of a million-route table at load, so it must cost well under a microsecond per plain entry.
+ */
+
+export const ROUTE_STATES = ["active", "porting_out", "quarantine", "released"] as const;
+export type RouteState = (typeof ROUTE_STATES)[number];
+
+export interface Target {
+  readonly uri: string;
+  readonly priority: number;
+  readonly weight: number;
+}
+
+export interface CallerRule {
+  readonly match: string;
+  /** Digits of the match without "+" and "*". */
+  readonly digits: string;
+  readonly prefix: boolean;
+  readonly targets: readonly Target[];
+}
+
+export interface ScheduleWindow {
+  /** Bit d set when weekday d (0 = Sunday) is in the window. */
+  readonly dayMask: number;
+  /** Minutes after midnight, local time in tz. from > to means the window crosses midnight. */
+  readonly from: number;
+  readonly to: number;
+  readonly tz: string;
+  readonly targets: readonly Target[];
+}
+
+export interface VoiceRoute {
+  readonly targets: readonly Target[];
+  readonly failoverOn: readonly number[];
+  readonly ringTimeoutS: number;
+  readonly schedule: readonly ScheduleWindow[];
+  readonly callers: readonly CallerRule[];
+}
+
+export interface SmsRoute {
+  readonly webhook?: string;
+  readonly smpp?: string;
+  /** Per-route webhook secret (whsec_…), overriding webhooks.secret. */
+  readonly webhookSecret?: string;
+}
+
+export interface Route {
+  readonly state: RouteState;
+  readonly tenant?: string;
+  readonly voice?: VoiceRoute;
+  readonly sms?: SmsRoute;
+  /** The entry as given (JSON-compatible), for export and snapshots. */
+  readonly source: Readonly<Record<string, unknown>>;
+}
+
+export const DEFAULT_FAILOVER_ON: readonly number[] = [408, 480, 500, 502, 503, 504];
+export const DEFAULT_RING_TIMEOUT_S = 60;
+
+const DAY_NAMES = ["sun", "mon", "tue", "wed", "thu", "fri", "sat"];
+
+export type RouteResult = { ok: true; route: Route } | { ok: false; errors: string[] };
+
+type Obj = Record<string, unknown>;
+
+function isObj(v: unknown): v is Obj {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
+class Errors {
+  readonly list: string[] = [];
+  constructor(private readonly key: string) {}
+  add(path: string, msg: string): void {
+    this.list.push(`route ${JSON.stringify(this.key)}: ${path ? path + ": " : ""}${msg}`);
+  }
+}
+
+const tzValid = new Map<string, boolean>();
+/** True if tz is an IANA time zone this runtime knows. */
+export function isValidTimeZone(tz: string): boolean {
+  let ok = tzValid.get(tz);
+  if (ok === undefined) {
+    try {
+      new Intl.DateTimeFormat("en-US", { timeZone: tz });
+      ok = true;
+    } catch {
+      ok = false;
+    }
+    if (tzValid.size < 10_000) tzValid.set(tz, ok);
+  }
+  return ok;
+}
+
+function parseUri(v: unknown, path: string, e: Errors): string | undefined {
+  if (typeof v !== "string" || v.length === 0) {
+    e.add(path, "must be a SIP URI string (sip:… or sips:…)");
+    return undefined;
+  }
+  const l = v.slice(0, 5).toLowerCase();
+  if (!(l.startsWith("sip:") || l.startsWith("sips:")) || v.length > 512) {
+    e.add(path, `must be a SIP URI (sip:… or sips:…), got ${JSON.stringify(v.slice(0, 80))}`);
+    return undefined;
+  }
+  for (let i = 0; i < v.length; i++) {
+    const c = v.charCodeAt(i);
+    if (c <= 32 || c === 127 || c === 60 || c === 62 || c === 34) {
+      e.add(path, `must not contain spaces, quotes or angle brackets, got ${JSON.stringify(v.slice(0, 80))}`);
+      return undefined;
+    }
+  }
+  return v;
+}
+
+function parseTargets(v: unknown, path: string, e: Errors, required: boolean): Target[] {
+  if (v === undefined) {
+    if (required) e.add(path, "is required (a list of SIP URIs or {uri, priority, weight})");
+    return [];
+  }
+  if (!Array.isArray(v)) {
+    e.add(path, "must be a list of SIP URIs or {uri, priority, weight}");
+    return [];
+  }
+  if (v.length === 0 && required) e.add(path, "must have at least one target");
+  const out: Target[] = [];
+  for (let i = 0; i < v.length; i++) {
+    const t = v[i];
+    const p = `${path}[${i}]`;
+    if (typeof t === "string") {
+      const uri = parseUri(t, p, e);
+      if (uri) out.push({ uri, priority: 1, weight: 100 });
+    } else if (isObj(t)) {
+      const uri = parseUri(t.uri, `${p}.uri`, e);
+      let priority = 1;
+      let weight = 100;
+      if (t.priority !== undefined) {
+        if (!Number.isInteger(t.priority) || (t.priority as number) < 0 || (t.priority as number) > 65535) {
+          e.add(`${p}.priority`, "must be an integer from 0 to 65535");
+        } else priority = t.priority as number;
+      }
+      if (t.weight !== undefined) {
+        if (!Number.isInteger(t.weight) || (t.weight as number) < 0 || (t.weight as number) > 65535) {
+          e.add(`${p}.weight`, "must be an integer from 0 to 65535");
+        } else weight = t.weight as number;
+      }
+      for (const k of Object.keys(t)) if (k !== "uri" && k !== "priority" && k !== "weight") e.add(`${p}.${k}`, "unknown field (allowed: uri, priority, weight)");
+      if (uri) out.push({ uri, priority, weight });
+    } else {
+      e.add(p, "must be a SIP URI string or {uri, priority, weight}");
+    }
+  }
+  // Stable sort by priority: lower first.
+  out.sort((a, b) => a.priority - b.priority);
+  return out;
+}
+
+function parseHHMM(v: unknown, path: string, e: Errors): number {
+  if (typeof v === "string" && v.length === 5 && v[2] === ":") {
+    const h = Number(v.slice(0, 2));
+    const m = Number(v.slice(3));
+    if (Number.isInteger(h) && Number.isInteger(m) && h >= 0 && h <= 24 && m >= 0 && m < 60 && (h < 24 || m === 0)) return h * 60 + m;
+  }
+  e.add(path, `must be a time "HH:MM" from 00:00 to 24:00, got ${JSON.stringify(v)}`);
+  return 0;
+}
+
+function parseSchedule(v: unknown, path: string, e: Errors): ScheduleWindow[] {
+  if (v === undefined) return [];
+  if (!Array.isArray(v)) {
+    e.add(path, "must be a list of {days, from, to, tz, targets}");
+    return [];
+  }
+  const out: ScheduleWindow[] = [];
+  v.forEach((w, i) => {
+    const p = `${path}[${i}]`;
+    if (!isObj(w)) {
+      e.add(p, "must be an object {days, from, to, tz, targets}");
+      return;
+    }
+    let dayMask = 0x7f;
+    if (w.days !== undefined) {
+      dayMask = 0;
+      if (!Array.isArray(w.days) || w.days.length === 0) e.add(`${p}.days`, `must be a non-empty list of ${DAY_NAMES.join(", ")}`);
+      else
+        for (const d of w.days) {
+          const idx = typeof d === "string" ? DAY_NAMES.indexOf(d.toLowerCase().slice(0, 3)) : -1;
+          if (idx < 0 || (typeof d === "string" && d.length !== 3 && !isFullDay(d))) e.add(`${p}.days`, `unknown day ${JSON.stringify(d)} (allowed: ${DAY_NAMES.join(", ")})`);
+          else dayMask |= 1 << idx;
+        }
+    }
+    const from = parseHHMM(w.from, `${p}.from`, e);
+    const to = parseHHMM(w.to, `${p}.to`, e);
+    if (from === to && w.from !== undefined) e.add(p, "from and to must differ");
+    let tz = "UTC";
+    if (w.tz !== undefined) {
+      if (typeof w.tz !== "string" || !isValidTimeZone(w.tz)) e.add(`${p}.tz`, `must be an IANA time zone like "America/Chicago", got ${JSON.stringify(w.tz)}`);
+      else tz = w.tz;
+    }
+    const targets = parseTargets(w.targets, `${p}.targets`, e, true);
+    for (const k of Object.keys(w)) if (!["days", "from", "to", "tz", "targets"].includes(k)) e.add(`${p}.${k}`, "unknown field (allowed: days, from, to, tz, targets)");
+    out.push({ dayMask, from, to, tz, targets });
+  });
+  return out;
+}
+
+function isFullDay(d: string): boolean {
+  return ["sunday", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday"].includes(d.toLowerCase());
+}
+
+function parseCallers(v: unknown, path: string, e: Errors): CallerRule[] {
+  if (v === undefined) return [];
+  if (!Array.isArray(v)) {
+    e.add(path, "must be a list of {match, targets}");
+    return [];
+  }
+  const out: CallerRule[] = [];
+  v.forEach((r, i) => {
+    const p = `${path}[${i}]`;
+    if (!isObj(r)) {
+      e.add(p, "must be an object {match, targets}");
+      return;
+    }
+    const m = r.match;
+    let digits = "";
+    let prefix = false;
+    let good = typeof m === "string";
+    if (typeof m === "string") {
+      if (m === "*") prefix = true;
+      else {
+        prefix = m.endsWith("*");
+        const body = prefix ? m.slice(0, -1) : m;
+        good = body.startsWith("+") && body.length >= 2 && body.length <= 16;
+        for (let j = 1; good && j < body.length; j++) {
+          const c = body.charCodeAt(j);
+          if (c < 48 || c > 57) good = false;
+        }
+        digits = body.slice(1);
+      }
+    }
+    if (!good) e.add(`${p}.match`, `must be an E.164 number "+4477…" or prefix "+44*" or "*", got ${JSON.stringify(m)}`);
+    const targets = parseTargets(r.targets, `${p}.targets`, e, true);
+    for (const k of Object.keys(r)) if (k !== "match" && k !== "targets") e.add(`${p}.${k}`, "unknown field (allowed: match, targets)");
+    if (good) out.push({ match: m as string, digits, prefix, targets });
+  });
+  return out;
+}
+
+function parseVoice(v: unknown, e: Errors): VoiceRoute | undefined {
+  if (v === undefined) return undefined;
+  if (!isObj(v)) {
+    e.add("voice", "must be an object");
+    return undefined;
+  }
+  const targets = parseTargets(v.targets, "voice.targets", e, false);
+  let failoverOn = DEFAULT_FAILOVER_ON;
+  if (v.failover_on !== undefined) {
+    if (!Array.isArray(v.failover_on) || !v.failover_on.every((c) => Number.isInteger(c) && c >= 300 && c <= 699)) {
+      e.add("voice.failover_on", "must be a list of SIP status codes 300-699");
+    } else failoverOn = v.failover_on as number[];
+  }
+  let ringTimeoutS = DEFAULT_RING_TIMEOUT_S;
+  if (v.ring_timeout_s !== undefined) {
+    if (typeof v.ring_timeout_s !== "number" || !(v.ring_timeout_s > 0 && v.ring_timeout_s <= 3600)) {
+      e.add("voice.ring_timeout_s", "must be a number of seconds from 1 to 3600");
+    } else ringTimeoutS = v.ring_timeout_s;
+  }
+  const schedule = parseSchedule(v.schedule, "voice.schedule", e);
+  const callers = parseCallers(v.callers, "voice.callers", e);
+  for (const k of Object.keys(v)) {
+    if (!["targets", "failover_on", "ring_timeout_s", "schedule", "callers"].includes(k)) {
+      e.add(`voice.${k}`, "unknown field (allowed: targets, failover_on, ring_timeout_s, schedule, callers)");
+    }
+  }
+  if (targets.length === 0 && schedule.length === 0 && callers.length === 0) {
+    e.add("voice.targets", "is required when there is no schedule or callers rule");
+  }
+  return { targets, failoverOn, ringTimeoutS, schedule, callers };
+}
+
+function parseSms(v: unknown, e: Errors): SmsRoute | undefined {
+  if (v === undefined) return undefined;
+  if (!isObj(v)) {
+    e.add("sms", "must be an object {webhook?, smpp?}");
+    return undefined;
+  }
+  const out: { webhook?: string; smpp?: string; webhookSecret?: string } = {};
+  if (v.webhook !== undefined) {
+    let ok = false;
+    if (typeof v.webhook === "string") {
+      try {
+        const u = new URL(v.webhook);
+        ok = u.protocol === "http:" || u.protocol === "https:";
+      } catch {
+        ok = false;
+      }
+    }
+    if (!ok) e.add("sms.webhook", `must be an http:// or https:// URL, got ${JSON.stringify(v.webhook)}`);
+    else out.webhook = v.webhook as string;
+  }
+  if (v.smpp !== undefined) {
+    if (typeof v.smpp !== "string" || v.smpp.length === 0 || v.smpp.length > 64) e.add("sms.smpp", "must be an SMPP system_id or bind name (1-64 characters)");
+    else out.smpp = v.smpp;
+  }
+  if (v.webhook_secret !== undefined) {
+    if (typeof v.webhook_secret !== "string" || v.webhook_secret.length < 8) e.add("sms.webhook_secret", "must be a secret string (whsec_… or at least 8 characters)");
+    else out.webhookSecret = v.webhook_secret;
+  }
+  for (const k of Object.keys(v)) if (!["webhook", "smpp", "webhook_secret"].includes(k)) e.add(`sms.${k}`, "unknown field (allowed: webhook, smpp, webhook_secret)");
+  if (out.webhook === undefined && out.smpp === undefined && e.list.length === 0) e.add("sms", "needs webhook or smpp");
+  return out;
+}
+
+/** Validate and compile one route entry. `key` is only used in error messages. */
+export function parseRoute(key: string, value: unknown): RouteResult {
+  const e = new Errors(key);
+  if (!isObj(value)) {
+    e.add("", "entry must be a JSON object");
+    return { ok: false, errors: e.list };
+  }
+  let state: RouteState = "active";
+  if (value.state !== undefined) {
+    if (typeof value.state !== "string" || !(ROUTE_STATES as readonly string[]).includes(value.state)) {
+      e.add("state", `must be one of ${ROUTE_STATES.join(", ")}, got ${JSON.stringify(value.state)}`);
+    } else state = value.state as RouteState;
+  }
+  let tenant: string | undefined;
+  if (value.tenant !== undefined) {
+    if (typeof value.tenant !== "string" || value.tenant.length > 128) e.add("tenant", "must be a string of at most 128 characters");
+    else tenant = value.tenant;
+  }
+  const voice = parseVoice(value.voice, e);
+  const sms = parseSms(value.sms, e);
+  for (const k of Object.keys(value)) if (!["state", "tenant", "voice", "sms"].includes(k)) e.add(k, "unknown field (allowed: state, tenant, voice, sms)");
+  if (e.list.length > 0) return { ok: false, errors: e.list };
+  const route: Route = { state, source: value };
+  if (tenant !== undefined) (route as { tenant?: string }).tenant = tenant;
+  if (voice) (route as { voice?: VoiceRoute }).voice = voice;
+  if (sms) (route as { sms?: SmsRoute }).sms = sms;
+  return { ok: true, route };
+}
+
+/** Parse a route entry from its JSON text (Redis values, CLI arguments). */
+export function parseRouteJson(key: string, json: string): RouteResult {
+  let value: unknown;
+  try {
+    value = JSON.parse(json);
+  } catch (err) {
+    return { ok: false, errors: [`route ${JSON.stringify(key)}: not valid JSON (${(err as Error).message})`] };
+  }
+  return parseRoute(key, value);
+}
+
+/** True for states that never route (a recycled number must not reach its previous holder). */
+export function isGone(state: RouteState): boolean {
+  return state === "quarantine" || state === "released";
+}

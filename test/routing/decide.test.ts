@@ -1,0 +1,171 @@
+import fc from "fast-check";
+import { describe, expect, it } from "vitest";
+import { Decider } from "../../src/routing/decide.js";
+import { parseRoute, type Route } from "../../src/routing/route.js";
+import { RouteTable } from "../../src/routing/table.js";
+
+function table(entries: Record<string, unknown>): RouteTable<Route> {
+  const list: [string, Route][] = [];
+  for (const [k, v] of Object.entries(entries)) {
+    const r = parseRoute(k, v);
+    if (!r.ok) throw new Error(r.errors.join("\n"));
+    list.push([k, r.route]);
+  }
+  return RouteTable.build(list);
+}
+
+const T = Date.parse("2026-11-22T10:00:00Z");
+const uris = (d: { targets: readonly { uri: string }[] }) => d.targets.map((t) => t.uri);
+
+describe("decision: key kinds and states", () => {
+  const t = table({
+    "+15125550100": { voice: { targets: ["sip:exact@h"] } },
+    "+1512555*": { voice: { targets: ["sip:block@h"] } },
+    "+1512*": { voice: { targets: ["sip:area@h"] } },
+    "+15125550150": { state: "quarantine", voice: { targets: ["sip:old@h"] } },
+    "+15125550151": { state: "released" },
+    "+15125550199": { state: "porting_out", voice: { targets: ["sip:porting@h"] } },
+    "+15125550177": { sms: { webhook: "https://x/y" } },
+    "*": { voice: { targets: ["sip:default@h"] } },
+  });
+  const d = new Decider();
+  it("exact beats prefix", () => {
+    const r = d.decide(t, "+15125550100", undefined, T);
+    expect(r).toMatchObject({ outcome: "routed", key: "+15125550100", kind: "exact", state: "active" });
+    expect(uris(r)).toEqual(["sip:exact@h"]);
+  });
+  it("longest prefix wins", () => {
+    expect(d.decide(t, "+15125550101", undefined, T)).toMatchObject({ outcome: "routed", key: "+1512555*", kind: "prefix" });
+    expect(d.decide(t, "+15124440101", undefined, T)).toMatchObject({ outcome: "routed", key: "+1512*", kind: "prefix" });
+  });
+  it("the default catches the rest", () => {
+    expect(d.decide(t, "+4930123456", undefined, T)).toMatchObject({ outcome: "routed", key: "*", kind: "default" });
+  });
+  it("quarantine and released never route, even with targets", () => {
+    expect(d.decide(t, "+15125550150", undefined, T)).toMatchObject({ outcome: "gone", state: "quarantine", targets: [] });
+    expect(d.decide(t, "+15125550151", undefined, T)).toMatchObject({ outcome: "gone", state: "released", targets: [] });
+  });
+  it("porting_out still routes", () => {
+    expect(uris(d.decide(t, "+15125550199", undefined, T))).toEqual(["sip:porting@h"]);
+  });
+  it("an sms-only route has no voice targets", () => {
+    expect(d.decide(t, "+15125550177", undefined, T)).toMatchObject({ outcome: "no_targets", key: "+15125550177" });
+  });
+  it("no default: not found", () => {
+    const t2 = table({ "+1512*": { voice: { targets: ["sip:a@h"] } } });
+    expect(d.decide(t2, "+4420", undefined, T)).toMatchObject({ outcome: "not_found", key: null });
+  });
+});
+
+describe("decision: callers, then schedule, then targets", () => {
+  const t = table({
+    "+15125550101": {
+      voice: {
+        targets: ["sip:main@h"],
+        schedule: [
+          { days: ["mon", "tue", "wed", "thu", "fri"], from: "09:00", to: "17:00", tz: "America/Chicago", targets: ["sip:office@h"] },
+          { days: ["fri"], from: "22:00", to: "06:00", tz: "America/Chicago", targets: ["sip:night@h"] },
+        ],
+        callers: [
+          { match: "+447700900123", targets: ["sip:vip@h"] },
+          { match: "+44*", targets: ["sip:uk@h"] },
+        ],
+      },
+    },
+  });
+  const d = new Decider();
+  const at = (iso: string, caller?: string) => d.decide(t, "+15125550101", caller, Date.parse(iso));
+
+  it("a caller rule beats the schedule (first match wins)", () => {
+    const r = at("2026-03-09T15:00:00Z", "+447700900123");
+    expect(uris(r)).toEqual(["sip:vip@h"]);
+    expect(r.rule).toEqual({ type: "callers", index: 0, match: "+447700900123" });
+    expect(uris(at("2026-03-09T15:00:00Z", "+447700900999"))).toEqual(["sip:uk@h"]);
+    expect(uris(at("2026-03-09T15:00:00Z", "+4930123"))).toEqual(["sip:office@h"]);
+  });
+  it("schedule in the window's time zone, across the DST change", () => {
+    // Friday 6 March 2026, CST (UTC-6): 14:30Z is 08:30 local: before office hours.
+    expect(uris(at("2026-03-06T14:30:00Z"))).toEqual(["sip:main@h"]);
+    // Monday 9 March 2026, CDT (UTC-5) since the 8th: 14:30Z is 09:30 local.
+    const r = at("2026-03-09T14:30:00Z");
+    expect(uris(r)).toEqual(["sip:office@h"]);
+    expect(r.rule).toEqual({ type: "schedule", index: 0, tz: "America/Chicago", local: "mon 09:30" });
+    expect(uris(at("2026-03-09T13:59:00Z"))).toEqual(["sip:main@h"]);
+    expect(uris(at("2026-03-09T14:00:00Z"))).toEqual(["sip:office@h"]);
+    expect(uris(at("2026-03-09T21:59:59Z"))).toEqual(["sip:office@h"]);
+    expect(uris(at("2026-03-09T22:00:00Z"))).toEqual(["sip:main@h"]);
+  });
+  it("a window crossing midnight belongs to the day it starts", () => {
+    // Friday 23:00 CST = Saturday 05:00Z: in the Friday night window.
+    expect(uris(at("2026-03-07T05:00:00Z"))).toEqual(["sip:night@h"]);
+    // Saturday 03:00 CST (09:00Z): still Friday's window.
+    expect(uris(at("2026-03-07T09:00:00Z"))).toEqual(["sip:night@h"]);
+    // Saturday 06:00 CST (12:00Z): the window has ended.
+    expect(uris(at("2026-03-07T12:00:00Z"))).toEqual(["sip:main@h"]);
+    // Friday 03:00 CST belongs to Thursday's night, and Thursday has no night window.
+    expect(uris(at("2026-03-06T09:00:00Z"))).toEqual(["sip:main@h"]);
+    // Weekend daytime: main targets.
+    expect(at("2026-03-07T18:00:00Z").rule).toEqual({ type: "targets" });
+  });
+});
+
+describe("decision: priority and weight", () => {
+  const t = table({
+    "+1*": {
+      voice: {
+        targets: [
+          { uri: "sip:backup@h", priority: 2 },
+          { uri: "sip:a@h", priority: 1, weight: 70 },
+          { uri: "sip:b@h", priority: 1, weight: 30 },
+          { uri: "sip:never-first@h", priority: 1, weight: 0 },
+        ],
+      },
+    },
+  });
+  it("orders by priority; within one, a weighted draw; weight 0 last", () => {
+    const seq = [0.5, 0.0];
+    const d = new Decider({ random: () => seq.shift() ?? 0 });
+    // total 100, r=50 → a (0..70); then total 30, r=0 → b
+    expect(uris(d.decide(t, "+15125550100", undefined, T))).toEqual(["sip:a@h", "sip:b@h", "sip:never-first@h", "sip:backup@h"]);
+    const seq2 = [0.8, 0.0];
+    const d2 = new Decider({ random: () => seq2.shift() ?? 0 });
+    expect(uris(d2.decide(t, "+15125550100", undefined, T))).toEqual(["sip:b@h", "sip:a@h", "sip:never-first@h", "sip:backup@h"]);
+  });
+  it("the weights hold over many draws", () => {
+    const d = new Decider();
+    let a = 0;
+    for (let i = 0; i < 10_000; i++) if (d.decide(t, "+15125550100", undefined, T).targets[0]!.uri === "sip:a@h") a++;
+    expect(a).toBeGreaterThan(6500);
+    expect(a).toBeLessThan(7500);
+  });
+  it("a single target per priority returns the compiled array (no allocation)", () => {
+    const t2 = table({ "+1*": { voice: { targets: [{ uri: "sip:x@h", priority: 1 }, { uri: "sip:y@h", priority: 2 }] } } });
+    const d = new Decider();
+    const r1 = d.decide(t2, "+15125550100", undefined, T);
+    const r2 = d.decide(t2, "+15125550100", undefined, T);
+    expect(r1.targets).toBe(r2.targets);
+  });
+});
+
+describe("local time cache", () => {
+  const zones = ["America/Chicago", "Europe/London", "Asia/Kathmandu", "Australia/Lord_Howe", "Pacific/Chatham", "UTC", "America/St_Johns"];
+  it("matches Intl for any instant, in any order of queries", () => {
+    const d = new Decider();
+    const days = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"];
+    fc.assert(
+      fc.property(fc.constantFrom(...zones), fc.integer({ min: Date.parse("2020-01-01"), max: Date.parse("2035-01-01") }), (tz, ms) => {
+        const f = new Intl.DateTimeFormat("en-US", { timeZone: tz, weekday: "short", hour: "2-digit", minute: "2-digit", hourCycle: "h23" });
+        const parts = Object.fromEntries(f.formatToParts(ms).map((p) => [p.type, p.value]));
+        const want = { weekday: days.indexOf(parts.weekday!), minute: Number(parts.hour) * 60 + Number(parts.minute) };
+        expect(d.localTime(tz, ms)).toEqual(want);
+        expect(d.localTime(tz, ms + 60_000 * 7)).toEqual(
+          (() => {
+            const p2 = Object.fromEntries(f.formatToParts(ms + 60_000 * 7).map((p) => [p.type, p.value]));
+            return { weekday: days.indexOf(p2.weekday!), minute: Number(p2.hour) * 60 + Number(p2.minute) };
+          })(),
+        );
+      }),
+      { numRuns: 3000 },
+    );
+  });
+});
