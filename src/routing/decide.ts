@@ -116,7 +116,8 @@ export class Decider {
     const route = table.lookup(number);
     if (route === undefined) return notFound(number);
     const kind = KINDS[table.match.kind] ?? null;
-    const key = table.matchedKey();
+    // An exact match of a canonical number is the number itself: no string built per call.
+    const key = kind === "exact" && number.charCodeAt(0) === 43 ? number : table.matchedKey();
     if (isGone(route.state)) {
       return { outcome: "gone", number, key, kind, state: route.state, route, targets: NO_TARGETS, rule: null };
     }
