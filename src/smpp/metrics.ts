@@ -1,0 +1,132 @@
+/** prom-client metrics of the SMPP layer, created on the Registry passed in. */
+import { Counter, Gauge, type Registry } from "prom-client";
+import { commandName } from "./constants.js";
+
+export interface WindowSource {
+  /** [peer, direction, in flight] for every live session. */
+  windows(): Iterable<[string, "in" | "out", number]>;
+  reassemblyBuffers(): number;
+  reassemblyBytes(): number;
+}
+
+function statusLabel(s: number): string {
+  return "0x" + (s >>> 0).toString(16).padStart(2, "0");
+}
+
+export class SmppMetrics {
+  readonly bindState: Gauge<"peer" | "side">;
+  readonly binds: Gauge<"peer">;
+  readonly pdus: Counter<"peer" | "direction" | "command" | "status">;
+  readonly reassemblyBuffers: Gauge;
+  readonly reassemblyBytes: Gauge;
+  readonly reassemblyIncomplete: Counter<"reason">;
+  readonly window: Gauge<"peer" | "direction">;
+  readonly inbound: Counter<"peer" | "kind" | "result">;
+  readonly bindFailures: Counter<"reason">;
+  readonly responseTimeouts: Counter<"peer">;
+  readonly reconnects: Counter<"peer">;
+  /** Cache of counter children: peer -> (direction<<63 | command<<8 | status) key -> child. */
+  private readonly pduChildren = new Map<string, Map<number, ReturnType<Counter<"peer" | "direction" | "command" | "status">["labels"]>>>();
+
+  constructor(registry: Registry, source: WindowSource) {
+    const registers = [registry];
+    this.bindState = new Gauge({
+      name: "didgate_smpp_bind_state",
+      help: "1 when the SMPP peer is bound (outbound bind, or at least one bind of a server account), else 0",
+      labelNames: ["peer", "side"],
+      registers,
+    });
+    this.binds = new Gauge({
+      name: "didgate_smpp_binds",
+      help: "Sessions bound per server account",
+      labelNames: ["peer"],
+      registers,
+    });
+    this.pdus = new Counter({
+      name: "didgate_smpp_pdus_total",
+      help: "SMPP PDUs by peer, direction, command and command_status",
+      labelNames: ["peer", "direction", "command", "status"],
+      registers,
+    });
+    this.reassemblyBuffers = new Gauge({
+      name: "didgate_smpp_reassembly_buffers",
+      help: "Concatenated messages waiting for parts",
+      registers,
+      collect() {
+        this.set(source.reassemblyBuffers());
+      },
+    });
+    this.reassemblyBytes = new Gauge({
+      name: "didgate_smpp_reassembly_bytes",
+      help: "Payload bytes held by reassembly",
+      registers,
+      collect() {
+        this.set(source.reassemblyBytes());
+      },
+    });
+    this.reassemblyIncomplete = new Counter({
+      name: "didgate_smpp_reassembly_incomplete_total",
+      help: "Concatenated messages delivered incomplete (timeout, evicted for room, shutdown)",
+      labelNames: ["reason"],
+      registers,
+    });
+    this.window = new Gauge({
+      name: "didgate_smpp_window_in_flight",
+      help: "PDUs in flight (awaiting a response) per peer and direction",
+      labelNames: ["peer", "direction"],
+      registers,
+      collect() {
+        this.reset();
+        const sums = new Map<string, number>();
+        for (const [peer, dir, n] of source.windows()) {
+          const k = peer + "\u0000" + dir;
+          sums.set(k, (sums.get(k) ?? 0) + n);
+        }
+        for (const [k, n] of sums) {
+          const i = k.indexOf("\u0000");
+          this.labels(k.slice(0, i), k.slice(i + 1)).set(n);
+        }
+      },
+    });
+    this.inbound = new Counter({
+      name: "didgate_smpp_inbound_total",
+      help: "Inbound messages and receipts by peer, kind (message, part, receipt) and result",
+      labelNames: ["peer", "kind", "result"],
+      registers,
+    });
+    this.bindFailures = new Counter({
+      name: "didgate_smpp_bind_failures_total",
+      help: "Refused binds to didgate's server by reason",
+      labelNames: ["reason"],
+      registers,
+    });
+    this.responseTimeouts = new Counter({
+      name: "didgate_smpp_response_timeouts_total",
+      help: "Requests didgate sent that got no response in time",
+      labelNames: ["peer"],
+      registers,
+    });
+    this.reconnects = new Counter({
+      name: "didgate_smpp_reconnects_total",
+      help: "Outbound bind reconnection attempts",
+      labelNames: ["peer"],
+      registers,
+    });
+  }
+
+  pdu(peer: string, direction: "in" | "out", command_id: number, status: number): void {
+    let m = this.pduChildren.get(peer);
+    if (m === undefined) {
+      m = new Map();
+      this.pduChildren.set(peer, m);
+    }
+    // command ids fit in 32 bits, statuses in practice in 16: one safe-integer key.
+    const key = (direction === "in" ? 0 : 1) * 2 ** 52 + (command_id >>> 0) * 2 ** 16 + (status & 0xffff);
+    let c = m.get(key);
+    if (c === undefined) {
+      c = this.pdus.labels(peer, direction, commandName(command_id >>> 0), statusLabel(status));
+      m.set(key, c);
+    }
+    c.inc();
+  }
+}

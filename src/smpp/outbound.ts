@@ -1,0 +1,99 @@
+/** Building message PDUs for sending, and classifying the answers. */
+import { CMD, DEFAULT_TEMPORARY_STATUSES, ESM_UDHI, STATUS, TLV } from "./constants.js";
+import { Pdu } from "./codec.js";
+import { encodeText, splitSegments, type EncodedText } from "./charset.js";
+import type { OutboundSms, PeerOptions, SendResult } from "./types.js";
+
+interface SessionErrorLike {
+  code?: unknown;
+}
+
+const MAX_SINGLE_GSM7 = 160;
+const MAX_SINGLE_OCTETS = 140;
+const MAX_PART_GSM7 = 153;
+const MAX_PART_OCTETS = 134;
+
+/** Build the PDUs (one, or concatenated parts) that carry `msg` as `command_id`. */
+export function buildMessagePdus(command_id: number, msg: OutboundSms, reference: number): Pdu[] {
+  let enc: EncodedText;
+  if (msg.binary !== undefined) {
+    enc = { data_coding: msg.data_coding ?? 0x04, encoding: "binary", bytes: msg.binary };
+  } else {
+    enc = encodeText(msg.text ?? "", msg.encoding);
+    if (msg.data_coding !== undefined) enc.data_coding = msg.data_coding;
+  }
+  const single = enc.encoding === "gsm7" ? MAX_SINGLE_GSM7 : MAX_SINGLE_OCTETS;
+  const base = (): Pdu => {
+    const p = new Pdu(command_id);
+    p.service_type = msg.service_type ?? "";
+    p.source_addr = msg.source.addr;
+    p.source_addr_ton = msg.source.ton;
+    p.source_addr_npi = msg.source.npi;
+    p.destination_addr = msg.destination.addr;
+    p.dest_addr_ton = msg.destination.ton;
+    p.dest_addr_npi = msg.destination.npi;
+    p.esm_class = msg.esm_class ?? 0;
+    p.protocol_id = msg.protocol_id ?? 0;
+    p.registered_delivery = msg.registered_delivery ?? 0;
+    p.data_coding = enc.data_coding;
+    return p;
+  };
+  if (enc.bytes.length <= single) {
+    const p = base();
+    p.short_message = enc.bytes;
+    if (msg.tlvs !== undefined) p.tlvs = msg.tlvs;
+    return [p];
+  }
+  if ((msg.long ?? "payload") === "payload") {
+    const p = base();
+    p.tlvs = [...(msg.tlvs ?? []), { tag: TLV.message_payload, value: enc.bytes }];
+    return [p];
+  }
+  const segs = splitSegments(enc, enc.encoding === "gsm7" ? MAX_PART_GSM7 : MAX_PART_OCTETS);
+  if (segs.length > 255) throw new RangeError("message needs more than 255 parts");
+  const out: Pdu[] = [];
+  for (let i = 0; i < segs.length; i++) {
+    const p = base();
+    p.esm_class |= ESM_UDHI;
+    const udh = Buffer.from([0x05, 0x00, 0x03, reference & 0xff, segs.length, i + 1]);
+    p.short_message = Buffer.concat([udh, segs[i]!]);
+    if (msg.tlvs !== undefined) p.tlvs = msg.tlvs;
+    out.push(p);
+  }
+  return out;
+}
+
+export function classify(status: number, peer: PeerOptions): "ok" | "temporary" | "permanent" {
+  if (status === STATUS.ESME_ROK) return "ok";
+  const temp = peer.temporary_statuses ?? DEFAULT_TEMPORARY_STATUSES;
+  return temp.includes(status) ? "temporary" : "permanent";
+}
+
+/** Send every PDU in order on `request` and fold the answers into one SendResult. */
+export async function sendAll(
+  pdus: Pdu[],
+  request: (p: Pdu) => Promise<Pdu>,
+  peer: PeerOptions,
+): Promise<SendResult> {
+  const ids: string[] = [];
+  let outcome: SendResult["outcome"] = "ok";
+  let status = 0;
+  for (const p of pdus) {
+    let resp: Pdu;
+    try {
+      resp = await request(p);
+    } catch (e) {
+      const code = (e as SessionErrorLike).code;
+      return { outcome: "temporary", message_ids: ids, error: typeof code === "string" ? code : "error" };
+    }
+    const st = resp.command_id === CMD.generic_nack ? resp.command_status || STATUS.ESME_RSYSERR : resp.command_status;
+    const c = classify(st, peer);
+    ids.push(resp.message_id);
+    if (c !== "ok") {
+      status = st;
+      outcome = c;
+      break; // the rest would be refused too; the caller retries the whole message
+    }
+  }
+  return status === 0 ? { outcome, status: 0, message_ids: ids } : { outcome, status, message_ids: ids };
+}

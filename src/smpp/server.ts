@@ -1,0 +1,346 @@
+/**
+ * didgate's SMPP server: peers bind with system_id/password from allowed source addresses.
+ * carrier accounts send inbound messages; app accounts receive deliver_sm from didgate.
+ */
+import { createHash, timingSafeEqual } from "node:crypto";
+import net, { BlockList, type AddressInfo, type Socket } from "node:net";
+import tls from "node:tls";
+import type { Logger } from "pino";
+import { LRUCache } from "lru-cache";
+import type { Clock } from "./clock.js";
+import { CMD, STATUS } from "./constants.js";
+import type { Pdu } from "./codec.js";
+import type { InboundProcessor, PeerContext } from "./inbound.js";
+import type { SmppMetrics } from "./metrics.js";
+import { buildMessagePdus, sendAll } from "./outbound.js";
+import { SmppSession, type SessionHandler } from "./session.js";
+import type { OutboundSms, SendResult, SmppAccount, SmppConfig } from "./types.js";
+
+export interface ServerDeps {
+  logger: Logger;
+  clock: Clock;
+  metrics: SmppMetrics;
+  inbound: InboundProcessor;
+}
+
+interface Account {
+  cfg: SmppAccount;
+  digest: Buffer;
+  allowed: BlockList | null;
+  sessions: SmppSession[];
+  rr: number;
+  ctx: PeerContext;
+}
+
+interface Failures {
+  count: number;
+  windowStart: number;
+  lockedUntil: number;
+}
+
+function digest(s: string): Buffer {
+  return createHash("sha256").update(s, "utf8").digest();
+}
+
+/** Parse "host:port", "[v6]:port" or ":port". */
+export function parseListen(s: string): { host: string; port: number } {
+  const i = s.lastIndexOf(":");
+  if (i < 0) throw new Error(`smpp.listen: "${s}" is not host:port`);
+  let host = s.slice(0, i);
+  const port = Number(s.slice(i + 1));
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`smpp.listen: bad port in "${s}"`);
+  if (host.startsWith("[") && host.endsWith("]")) host = host.slice(1, -1);
+  return { host: host === "" ? "0.0.0.0" : host, port };
+}
+
+/** A BlockList of allowed sources, or null for "any". Throws on a bad entry. */
+export function allowList(sources: string[] | undefined, what: string): BlockList | null {
+  if (sources === undefined || sources.length === 0) return null;
+  const bl = new BlockList();
+  for (const src of sources) {
+    const slash = src.indexOf("/");
+    const addr = slash < 0 ? src : src.slice(0, slash);
+    const fam = net.isIP(addr);
+    if (fam === 0) throw new Error(`${what}: "${src}" is not an IP address or CIDR`);
+    const type = fam === 4 ? "ipv4" : "ipv6";
+    if (slash < 0) bl.addAddress(addr, type);
+    else {
+      const bits = Number(src.slice(slash + 1));
+      if (!Number.isInteger(bits) || bits < 0 || bits > (fam === 4 ? 32 : 128)) throw new Error(`${what}: bad prefix in "${src}"`);
+      bl.addSubnet(addr, bits, type);
+    }
+  }
+  return bl;
+}
+
+export function addressAllowed(bl: BlockList | null, addr: string): boolean {
+  if (bl === null) return true;
+  const fam = net.isIP(addr);
+  if (fam === 0) return false;
+  return bl.check(addr, fam === 4 ? "ipv4" : "ipv6");
+}
+
+const DUMMY_DIGEST = digest("\u0000didgate-no-such-account\u0000");
+
+export class SmppServer implements SessionHandler {
+  private readonly accounts = new Map<string, Account>();
+  private readonly sessions = new Set<SmppSession>();
+  private readonly failures: LRUCache<string, Failures>;
+  private server: net.Server | null = null;
+  private nextId = 0;
+  private refCounter = 0;
+  private readonly maxFailures: number;
+  private readonly failureWindowMs: number;
+  private readonly lockoutMs: number;
+
+  constructor(
+    private readonly cfg: SmppConfig,
+    private readonly deps: ServerDeps,
+  ) {
+    for (const a of cfg.accounts ?? []) {
+      if (this.accounts.has(a.system_id)) throw new Error(`smpp.accounts: duplicate system_id "${a.system_id}"`);
+      this.accounts.set(a.system_id, {
+        cfg: a,
+        digest: digest(a.password),
+        allowed: allowList(a.sources, `smpp.accounts[${a.system_id}].sources`),
+        sessions: [],
+        rr: 0,
+        ctx: { name: a.system_id, kind: "account", options: a },
+      });
+      deps.metrics.binds.labels(a.system_id).set(0);
+      deps.metrics.bindState.labels(a.system_id, "server").set(0);
+    }
+    this.maxFailures = cfg.lockout?.max_failures ?? 5;
+    this.failureWindowMs = (cfg.lockout?.window_s ?? 60) * 1000;
+    this.lockoutMs = (cfg.lockout?.duration_s ?? 300) * 1000;
+    this.failures = new LRUCache<string, Failures>({ max: 10000 });
+  }
+
+  /** Start listening; resolves with the bound address. */
+  listen(): Promise<AddressInfo> {
+    const { host, port } = parseListen(this.cfg.listen ?? "0.0.0.0:2775");
+    const onConn = (s: Socket) => this.accept(s);
+    const srv = this.cfg.tls ? tls.createServer({ cert: this.cfg.tls.cert, key: this.cfg.tls.key }, onConn) : net.createServer(onConn);
+    this.server = srv;
+    srv.on("error", (e) => this.deps.logger.error({ err: e }, "smpp: server error"));
+    return new Promise((resolve, reject) => {
+      srv.once("error", reject);
+      srv.listen(port, host, () => {
+        srv.off("error", reject);
+        const a = srv.address() as AddressInfo;
+        this.deps.logger.info({ address: a.address, port: a.port, tls: !!this.cfg.tls }, "smpp: listening");
+        resolve(a);
+      });
+    });
+  }
+
+  address(): AddressInfo | null {
+    const a = this.server?.address();
+    return a && typeof a === "object" ? a : null;
+  }
+
+  private accept(socket: Socket): void {
+    const c = this.cfg;
+    const session = new SmppSession(
+      socket,
+      "smsc",
+      {
+        maxPduLength: c.max_pdu_bytes ?? 65536,
+        windowOut: c.window ?? 10,
+        windowIn: c.window_in ?? 100,
+        responseTimeoutMs: (c.response_timeout_s ?? 30) * 1000,
+        enquireLinkMs: (c.enquire_link_s ?? 30) * 1000,
+        bindTimeoutMs: (c.bind_timeout_s ?? 10) * 1000,
+        clock: this.deps.clock,
+        logger: this.deps.logger,
+      },
+      this,
+      ++this.nextId,
+    );
+    this.sessions.add(session);
+    this.deps.logger.debug({ session: session.id, remote: session.remoteAddress }, "smpp: connection");
+  }
+
+  // SessionHandler ----------------------------------------------------------------------------
+
+  onRequest(session: SmppSession, pdu: Pdu): void {
+    if (pdu.command_id === CMD.bind_receiver || pdu.command_id === CMD.bind_transmitter || pdu.command_id === CMD.bind_transceiver) {
+      this.bind(session, pdu);
+      return;
+    }
+    const acct = session.context as Account | undefined;
+    if (acct === undefined) {
+      session.respond(pdu, STATUS.ESME_RINVBNDSTS);
+      return;
+    }
+    if (acct.cfg.role !== "carrier") {
+      // An app account receives messages from didgate; it does not send them.
+      session.respond(pdu, STATUS.ESME_RX_R_APPN);
+      return;
+    }
+    this.deps.inbound.handle(session, pdu, acct.ctx);
+  }
+
+  onClose(session: SmppSession, reason: string): void {
+    this.sessions.delete(session);
+    const acct = session.context as Account | undefined;
+    if (acct !== undefined) {
+      const i = acct.sessions.indexOf(session);
+      if (i >= 0) acct.sessions.splice(i, 1);
+      this.deps.metrics.binds.labels(acct.cfg.system_id).set(acct.sessions.length);
+      this.deps.metrics.bindState.labels(acct.cfg.system_id, "server").set(acct.sessions.length > 0 ? 1 : 0);
+    }
+    this.deps.logger.info({ session: session.id, peer: session.peer, remote: session.remoteAddress, reason }, "smpp: session closed");
+  }
+
+  onPdu(session: SmppSession, direction: "in" | "out", command_id: number, status: number): void {
+    this.deps.metrics.pdu(session.peer, direction, command_id, status);
+  }
+
+  // Bind ------------------------------------------------------------------------------------
+
+  private bind(session: SmppSession, pdu: Pdu): void {
+    const ip = session.remoteAddress;
+    const now = this.deps.clock.now();
+    const f = this.failures.get(ip);
+    const log = this.deps.logger;
+    if (f !== undefined && f.lockedUntil > now) {
+      this.deps.metrics.bindFailures.labels("locked_out").inc();
+      log.warn({ remote: ip, system_id: pdu.system_id }, "smpp: bind refused, address locked out");
+      session.respondBind(pdu, STATUS.ESME_RBINDFAIL, "");
+      return;
+    }
+    const acct = this.accounts.get(pdu.system_id);
+    // Always one constant-time comparison, whether the account exists or not.
+    const given = digest(pdu.password);
+    const pwOk = timingSafeEqual(given, acct !== undefined ? acct.digest : DUMMY_DIGEST) && acct !== undefined;
+    let status = 0;
+    let reason = "";
+    if (acct === undefined) {
+      status = STATUS.ESME_RINVSYSID;
+      reason = "unknown_system_id";
+    } else if (!addressAllowed(acct.allowed, ip)) {
+      status = STATUS.ESME_RBINDFAIL;
+      reason = "source_not_allowed";
+    } else if (!pwOk) {
+      status = STATUS.ESME_RINVPASWD;
+      reason = "bad_password";
+    }
+    if (status !== 0) {
+      this.countFailure(ip, now);
+      this.deps.metrics.bindFailures.labels(reason).inc();
+      log.warn({ remote: ip, system_id: pdu.system_id, reason }, "smpp: bind refused");
+      session.respondBind(pdu, status, "");
+      return;
+    }
+    const a = acct!;
+    const okType =
+      a.cfg.role === "carrier"
+        ? pdu.command_id === CMD.bind_transmitter || pdu.command_id === CMD.bind_transceiver
+        : pdu.command_id === CMD.bind_receiver || pdu.command_id === CMD.bind_transceiver;
+    if (!okType) {
+      this.deps.metrics.bindFailures.labels("bind_type").inc();
+      log.warn({ remote: ip, system_id: a.cfg.system_id, role: a.cfg.role }, "smpp: bind refused, bind type not allowed for role");
+      session.respondBind(pdu, STATUS.ESME_RBINDFAIL, "");
+      return;
+    }
+    if (a.sessions.length >= (a.cfg.max_binds ?? 8)) {
+      this.deps.metrics.bindFailures.labels("max_binds").inc();
+      log.warn({ remote: ip, system_id: a.cfg.system_id }, "smpp: bind refused, too many binds");
+      session.respondBind(pdu, STATUS.ESME_RALYBND, "");
+      return;
+    }
+    if (this.deps.inbound.draining) {
+      session.respondBind(pdu, STATUS.ESME_RBINDFAIL, "");
+      return;
+    }
+    this.failures.delete(ip);
+    session.peer = a.cfg.system_id;
+    session.context = a;
+    a.sessions.push(session);
+    session.setWindows(a.cfg.window, a.cfg.window_in);
+    session.respondBind(pdu, STATUS.ESME_ROK, "didgate");
+    this.deps.metrics.binds.labels(a.cfg.system_id).set(a.sessions.length);
+    this.deps.metrics.bindState.labels(a.cfg.system_id, "server").set(1);
+    log.info({ session: session.id, peer: a.cfg.system_id, remote: ip, state: session.state }, "smpp: bound");
+  }
+
+  private countFailure(ip: string, now: number): void {
+    let f = this.failures.get(ip);
+    if (f === undefined || now - f.windowStart > this.failureWindowMs) {
+      f = { count: 0, windowStart: now, lockedUntil: 0 };
+      this.failures.set(ip, f);
+    }
+    f.count++;
+    if (f.count >= this.maxFailures) {
+      f.lockedUntil = now + this.lockoutMs;
+      this.deps.logger.warn({ remote: ip, failures: f.count, lockout_ms: this.lockoutMs }, "smpp: address locked out");
+    }
+  }
+
+  // Sending to apps ---------------------------------------------------------------------------
+
+  /** Number of sessions of this account that can take deliver_sm now. */
+  boundCount(system_id: string): number {
+    const a = this.accounts.get(system_id);
+    if (a === undefined) return 0;
+    let n = 0;
+    for (const s of a.sessions) if (s.canSendMessages) n++;
+    return n;
+  }
+
+  hasAccount(system_id: string): boolean {
+    return this.accounts.has(system_id);
+  }
+
+  /** deliver_sm to a bound account, round robin across its binds that can receive. */
+  async deliver(system_id: string, msg: OutboundSms): Promise<SendResult> {
+    const a = this.accounts.get(system_id);
+    if (a === undefined) return { outcome: "permanent", message_ids: [], error: "unknown_account" };
+    if (this.deps.inbound.draining) return { outcome: "temporary", message_ids: [], error: "draining" };
+    const n = a.sessions.length;
+    let session: SmppSession | null = null;
+    for (let i = 0; i < n; i++) {
+      const s = a.sessions[(a.rr + i) % n]!;
+      if (s.canSendMessages) {
+        session = s;
+        a.rr = (a.rr + i + 1) % n;
+        break;
+      }
+    }
+    if (session === null) return { outcome: "temporary", message_ids: [], error: "not_bound" };
+    let pdus: Pdu[];
+    try {
+      pdus = buildMessagePdus(CMD.deliver_sm, msg, msg.reference ?? this.refCounter++ & 0xff);
+    } catch (e) {
+      return { outcome: "permanent", message_ids: [], error: (e as Error).message };
+    }
+    const s = session;
+    return sendAll(pdus, (p) => s.request(p), a.cfg);
+  }
+
+  /** All live sessions (for metrics and drain). */
+  allSessions(): Iterable<SmppSession> {
+    return this.sessions;
+  }
+
+  /** Stop accepting connections; unbind every session politely. */
+  async drain(timeoutMs: number): Promise<void> {
+    const srv = this.server;
+    if (srv !== null) srv.close();
+    await Promise.race([
+      Promise.all([...this.sessions].map((s) => s.unbind())),
+      new Promise<void>((r) => this.deps.clock.setTimeout(r, timeoutMs)),
+    ]);
+    this.close();
+  }
+
+  /** Close everything now. */
+  close(): Promise<void> {
+    for (const s of [...this.sessions]) s.close("server closing", false);
+    const srv = this.server;
+    this.server = null;
+    if (srv === null || !srv.listening) return Promise.resolve();
+    return new Promise((r) => srv.close(() => r()));
+  }
+}
