@@ -1,0 +1,38 @@
+/**
+ * Metrics of the Redis route sync (one instance per RedisRouteSource, on the instance's registry).
+ * Table size and version are published through RouteMetrics (didgate_route_table_*), refused and
+ * failed full loads through didgate_route_reloads_total{source="redis",result=…}.
+ */
+import { Counter, Gauge, Histogram, type Registry } from "prom-client";
+
+export class RedisSyncMetrics {
+  readonly connected: Gauge;
+  readonly stale: Gauge;
+  readonly refusing: Gauge;
+  readonly lastLoadSeconds: Gauge;
+  readonly deltaLag: Histogram;
+  readonly deltas: Counter<"op">;
+  readonly invalid: Counter<"phase">;
+  readonly resyncs: Counter<"mode">;
+  readonly snapshots: Counter<"result">;
+  readonly snapshotAge: Gauge;
+
+  constructor(registry: Registry) {
+    const registers = [registry];
+    this.connected = new Gauge({ name: "didgate_route_sync_connected", help: "1 while the Redis route sync is connected and tailing the change stream", registers });
+    this.stale = new Gauge({ name: "didgate_route_sync_stale", help: "1 while routing from the local snapshot because Redis has not been reachable since start", registers });
+    this.refusing = new Gauge({ name: "didgate_route_sync_refusing", help: "1 while a full load from Redis is refused (table empty or shrunk past routes.redis.max_shrink_ratio); the last good table is in use", registers });
+    this.lastLoadSeconds = new Gauge({ name: "didgate_route_sync_last_full_load_duration_seconds", help: "Duration of the last full load from Redis (HSCAN, validation, build)", registers });
+    this.deltaLag = new Histogram({
+      name: "didgate_route_sync_delta_lag_seconds",
+      help: "Time from a change's write (its stream id) to its application to the table",
+      buckets: [0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 5, 30],
+      registers,
+    });
+    this.deltas = new Counter({ name: "didgate_route_sync_deltas_total", help: "Change-stream entries applied, by op (set, del, reload)", labelNames: ["op"], registers });
+    this.invalid = new Counter({ name: "didgate_route_sync_invalid_entries_total", help: "Route entries skipped because they failed validation, by phase (load, delta, snapshot)", labelNames: ["phase"], registers });
+    this.resyncs = new Counter({ name: "didgate_route_sync_resyncs_total", help: "Resyncs after a reconnect or a detected gap, by mode (tail, full)", labelNames: ["mode"], registers });
+    this.snapshots = new Counter({ name: "didgate_route_sync_snapshot_writes_total", help: "Local snapshot writes by result", labelNames: ["result"], registers });
+    this.snapshotAge = new Gauge({ name: "didgate_route_sync_snapshot_timestamp_seconds", help: "Unix time the last local snapshot was written (or, when stale, of the snapshot in use)", registers });
+  }
+}

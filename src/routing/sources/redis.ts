@@ -1,0 +1,714 @@
+/**
+ * The Redis route source (CONTRACT section 3): the whole table lives in the hash `<prefix>routes`,
+ * every change is also appended to the stream `<prefix>changes` in the same MULTI/EXEC.
+ *
+ * Initial load: read the stream's last id L, HSCAN the hash (pipelined: the next HSCAN is on the
+ * wire while a batch is parsed), validate every entry (an invalid one is skipped, logged with its
+ * key and counted), build the table aside, swap it in, then tail the stream from L with XREAD BLOCK
+ * on a second connection. Writes made during the HSCAN have ids above L and are replayed; replaying
+ * a suffix of the stream in order is idempotent, so nothing is lost and nothing is doubled.
+ *
+ * Failures:
+ * - Redis unreachable or slow: the table in use stays; ioredis reconnects with backoff and this
+ *   loop retries with backoff; on reconnect the position is checked against the stream
+ *   (classifyPosition): tail on if the stream still holds it, else a full reload.
+ * - A periodic check (XINFO STREAM + HLEN) notices a flushed or restarted-empty Redis, a stream
+ *   trimmed past the position, or a stream that went back in time, and runs a full reload.
+ * - Shrink guard: a full load that would shrink the table by more than max_shrink_ratio (an empty
+ *   Redis always does) is refused unless forced (reload({force}), config force_reload, or a stream
+ *   entry op=reload force=1 written by `didgate routes reload --force`). When refused, the last good
+ *   table is kept and the entries Redis does hold are upserted into it, then the stream is tailed
+ *   as usual; the guarded load is retried every refusedRetryMs and swaps in once Redis holds enough.
+ *   The refusal is logged at error, counted in didgate_route_reloads_total{result="refused"} and
+ *   shown by didgate_route_sync_refusing and status().
+ * - Snapshot: after each full load and every snapshot_interval_s after changes, the table is
+ *   written to a local file (atomic rename). A start with Redis down routes from it (stale) and
+ *   syncs when Redis comes back.
+ */
+import { EventEmitter } from "node:events";
+import type { Logger } from "pino";
+import type { Registry } from "prom-client";
+import { RouteMetrics } from "../../ops/metrics.js";
+import { parseRoute, type Route } from "../route.js";
+import { parseRouteKey, RouteTable, type RouteStore } from "../table.js";
+import {
+  backoffDelay,
+  classifyPosition,
+  createRedisClient,
+  describeEndpoint,
+  hasHashTag,
+  parseRedisUrl,
+  routeKeys,
+  streamIdMs,
+  streamInfo,
+  type RedisClient,
+  type RedisEndpoint,
+  type RouteKeys,
+} from "./redis-client.js";
+import { RedisSyncMetrics } from "./redis-metrics.js";
+import { loadFunctionLibrary } from "./redis-writer.js";
+import { loadSnapshot, readSnapshotHeader, writeSnapshot } from "./snapshot.js";
+
+/** `routes.redis` of the config (src/config/schema.ts). */
+export interface RedisRoutesConfig {
+  url: string;
+  prefix: string;
+  stream_maxlen: number;
+  max_shrink_ratio: number;
+  force_reload: boolean;
+  snapshot: string;
+  snapshot_interval_s: number;
+}
+
+export interface RedisSourceOptions {
+  redis: RedisRoutesConfig;
+  store: RouteStore<Route>;
+  logger: Logger;
+  /** The instance's registry: the sync metrics are created on it. */
+  registry: Registry;
+  /** The instance's RouteMetrics (created on `registry` when omitted). */
+  routeMetrics?: RouteMetrics;
+  /** Resolved snapshot path (default: redis.snapshot as given); "" disables snapshots. */
+  snapshotPath?: string;
+  /** Wall clock in epoch ms (delta lag, timestamps, intervals). */
+  now?: () => number;
+  /** How long start() tries Redis before falling back to the snapshot (default 5000). */
+  startTimeoutMs?: number;
+  /** XREAD BLOCK timeout (default 1000). */
+  blockMs?: number;
+  /** Interval of the stream/hash consistency check (default 1000). */
+  checkIntervalMs?: number;
+  /** Retry interval of a refused full load (default 30000). */
+  refusedRetryMs?: number;
+  /** HSCAN COUNT (default 5000). */
+  scanCount?: number;
+  /** XREAD COUNT (default 1000). */
+  readCount?: number;
+  /** Timeout of ordinary commands; Redis slower than this counts as down (default 10000). */
+  commandTimeoutMs?: number;
+  minBackoffMs?: number;
+  maxBackoffMs?: number;
+  /** FUNCTION LOAD the didgate library on connect (default true). */
+  loadFunctions?: boolean;
+}
+
+export interface RedisSourceStatus {
+  source: "redis";
+  endpoint: string;
+  connected: boolean;
+  /** Routing from the local snapshot; Redis not reached since start. */
+  stale: boolean;
+  /** The last full load was refused by the shrink guard; the last good table is in use. */
+  refusing: boolean;
+  version: string;
+  entries: number;
+  lastLoadMs: number | undefined;
+  lastLoadAt: string | undefined;
+  lastError: string | undefined;
+  skippedInvalid: number;
+  refusedReloads: number;
+  snapshot: { path: string; writtenAt: string | undefined } | undefined;
+}
+
+export type ReloadOutcome =
+  | { result: "swapped"; entries: number; version: string; ms: number }
+  | { result: "refused"; entries: number; current: number; version: string; ms: number }
+  | { result: "failed"; error: string };
+
+interface PendingReload {
+  force: boolean;
+  reason: string;
+  resolve: (o: ReloadOutcome) => void;
+}
+
+const closedError = () => new Error("route source closed");
+
+/**
+ * Events: "delta" (id, op, key) after each change-stream entry is applied, "load" (ReloadOutcome)
+ * after each full load attempt. For tests and benchmarks; nothing in the routing path listens.
+ */
+export class RedisRouteSource extends EventEmitter {
+  readonly keys: RouteKeys;
+  readonly endpoint: RedisEndpoint;
+  readonly metrics: RedisSyncMetrics;
+  private readonly routeMetrics: RouteMetrics;
+  private readonly cfg: RedisRoutesConfig;
+  private readonly store: RouteStore<Route>;
+  private readonly logger: Logger;
+  private readonly now: () => number;
+  private readonly snapshotPath: string;
+  private readonly o: Required<Pick<RedisSourceOptions, "startTimeoutMs" | "blockMs" | "checkIntervalMs" | "refusedRetryMs" | "scanCount" | "readCount" | "commandTimeoutMs" | "minBackoffMs" | "maxBackoffMs" | "loadFunctions">>;
+  private cmd: RedisClient | undefined;
+  private sub: RedisClient | undefined;
+  private subId: number | undefined;
+
+  /** Last change-stream id reflected in the table. */
+  private position = "0-0";
+  private connected = false;
+  private stale = false;
+  private refusing = false;
+  private closed = false;
+  private loop: Promise<void> | undefined;
+  private pending: PendingReload | undefined;
+  private sleepTimer: NodeJS.Timeout | undefined;
+  private wake: (() => void) | undefined;
+  private lastCheckAt = 0;
+  private lastRefusedAt = 0;
+  private lastEntriesAdded = -1;
+  private lastLoadMs: number | undefined;
+  private lastLoadAt: number | undefined;
+  private lastError: string | undefined;
+  private skippedInvalid = 0;
+  private refusedReloads = 0;
+  /** Shrink-guard baseline at start: the entry count of the snapshot on disk. */
+  private startBaseline = 0;
+  // Snapshots
+  private dirty = false;
+  private lastSnapshotAt = 0;
+  private snapshotWrittenAt: number | undefined;
+  private snapshotting: Promise<void> | undefined;
+  private functionsLoaded = false;
+  /** Small cache JSON text → Route so that identical entries share one value object. */
+  private parseCache = new Map<string, Route>();
+
+  constructor(opts: RedisSourceOptions) {
+    super();
+    this.cfg = opts.redis;
+    this.store = opts.store;
+    this.logger = opts.logger;
+    this.now = opts.now ?? Date.now;
+    this.routeMetrics = opts.routeMetrics ?? new RouteMetrics(opts.registry);
+    this.metrics = new RedisSyncMetrics(opts.registry);
+    this.snapshotPath = opts.snapshotPath ?? opts.redis.snapshot;
+    this.keys = routeKeys(opts.redis.prefix);
+    this.endpoint = parseRedisUrl(opts.redis.url);
+    this.o = {
+      startTimeoutMs: opts.startTimeoutMs ?? 5000,
+      blockMs: opts.blockMs ?? 1000,
+      checkIntervalMs: opts.checkIntervalMs ?? 1000,
+      refusedRetryMs: opts.refusedRetryMs ?? 30_000,
+      scanCount: opts.scanCount ?? 5000,
+      readCount: opts.readCount ?? 1000,
+      commandTimeoutMs: opts.commandTimeoutMs ?? 10_000,
+      minBackoffMs: opts.minBackoffMs ?? 100,
+      maxBackoffMs: opts.maxBackoffMs ?? 5000,
+      loadFunctions: opts.loadFunctions ?? true,
+    };
+  }
+
+  // ---- lifecycle ----------------------------------------------------------------------------------
+
+  /**
+   * Resolves once a table is in use: loaded from Redis ({stale: false}), or from the snapshot when
+   * Redis could not be reached within startTimeoutMs ({stale: true}; the sync goes on in the
+   * background). Rejects when neither is possible.
+   */
+  async start(): Promise<{ stale: boolean }> {
+    if (this.cmd) throw new Error("RedisRouteSource already started");
+    const ep = this.endpoint;
+    if (ep.kind === "cluster" && !hasHashTag(this.cfg.prefix)) {
+      this.logger.error({ prefix: this.cfg.prefix }, "Redis Cluster: routes.redis.prefix has no hash tag (use \"{didgate}:\"); writers cannot update the routes hash and the change stream atomically");
+    }
+    const clientOpts = { minBackoffMs: this.o.minBackoffMs, maxBackoffMs: this.o.maxBackoffMs };
+    this.cmd = createRedisClient(ep, { ...clientOpts, redis: { enableOfflineQueue: false, commandTimeout: this.o.commandTimeoutMs, maxRetriesPerRequest: 0 } });
+    this.sub = createRedisClient(ep, { ...clientOpts, redis: { enableOfflineQueue: false, commandTimeout: this.o.commandTimeoutMs + this.o.blockMs, maxRetriesPerRequest: 0 } });
+    const connecting: Promise<unknown>[] = [];
+    for (const [name, c] of [["cmd", this.cmd], ["sub", this.sub]] as const) {
+      c.on("error", (err: Error) => this.logger.debug({ conn: name, err: err.message }, "redis route sync connection error"));
+      connecting.push(c.connect().catch(() => undefined));
+    }
+    if (this.snapshotPath) this.startBaseline = (await readSnapshotHeader(this.snapshotPath))?.entries ?? 0;
+
+    const deadline = this.now() + this.o.startTimeoutMs;
+    let waitTimer: NodeJS.Timeout | undefined;
+    await Promise.race([Promise.all(connecting), new Promise<void>((r) => (waitTimer = setTimeout(r, this.o.startTimeoutMs)))]);
+    clearTimeout(waitTimer);
+    let attempt = 0;
+    let lastErr = "";
+    for (;;) {
+      try {
+        await this.onConnected();
+        const r = await this.fullLoad({ force: false, reason: "start" });
+        if (r.result === "failed") throw new Error(r.error);
+        this.startBaseline = 0;
+        this.setConnected(true);
+        this.loop = this.run(false);
+        return { stale: false };
+      } catch (err) {
+        if (this.closed) throw closedError();
+        lastErr = (err as Error).message;
+        if (this.now() >= deadline) break;
+        await this.sleep(Math.min(backoffDelay(attempt++, this.o.minBackoffMs, this.o.maxBackoffMs), Math.max(10, deadline - this.now())));
+      }
+    }
+    this.lastError = lastErr;
+    if (!this.snapshotPath) throw new Error(`Redis route source: Redis (${describeEndpoint(ep)}) not reachable: ${lastErr}; no snapshot configured`);
+    let snap;
+    try {
+      snap = await loadSnapshot(this.snapshotPath);
+    } catch (err) {
+      throw new Error(`Redis route source: Redis (${describeEndpoint(ep)}) not reachable (${lastErr}) and no usable snapshot (${(err as Error).message})`);
+    }
+    this.store.swap(snap.table);
+    this.position = snap.header.version || "0-0";
+    this.stale = true;
+    this.startBaseline = 0;
+    this.metrics.stale.set(1);
+    this.metrics.snapshotAge.set(Date.parse(snap.header.written_at) / 1000 || 0);
+    if (snap.invalid.length > 0) this.metrics.invalid.inc({ phase: "snapshot" }, snap.invalid.length);
+    this.routeMetrics.observeTable("redis", snap.table.version, snap.table.counts());
+    this.logger.warn(
+      { redis: describeEndpoint(ep), err: lastErr, snapshot: this.snapshotPath, entries: snap.table.size, version: snap.header.version, written_at: snap.header.written_at },
+      "Redis unreachable at start: routing from the local snapshot (stale) until Redis is back",
+    );
+    this.loop = this.run(true);
+    return { stale: true };
+  }
+
+  /** Stops the sync, waits for an in-progress snapshot write, closes the connections. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.sleepTimer) clearTimeout(this.sleepTimer);
+    this.wake?.();
+    this.pending?.resolve({ result: "failed", error: "closed" });
+    this.pending = undefined;
+    this.sub?.disconnect();
+    this.cmd?.disconnect();
+    await this.loop?.catch(() => undefined);
+    await this.snapshotting?.catch(() => undefined);
+    this.setConnected(false);
+  }
+
+  status(): RedisSourceStatus {
+    const t = this.store.current;
+    return {
+      source: "redis",
+      endpoint: describeEndpoint(this.endpoint),
+      connected: this.connected,
+      stale: this.stale,
+      refusing: this.refusing,
+      version: t.version,
+      entries: t.size,
+      lastLoadMs: this.lastLoadMs,
+      lastLoadAt: this.lastLoadAt === undefined ? undefined : new Date(this.lastLoadAt).toISOString(),
+      lastError: this.lastError,
+      skippedInvalid: this.skippedInvalid,
+      refusedReloads: this.refusedReloads,
+      snapshot: this.snapshotPath ? { path: this.snapshotPath, writtenAt: this.snapshotWrittenAt === undefined ? undefined : new Date(this.snapshotWrittenAt).toISOString() } : undefined,
+    };
+  }
+
+  /**
+   * Full reload from Redis now (queued into the sync loop, so it is ordered with the deltas).
+   * `force` lets a load through the shrink guard.
+   */
+  reload(opts: { force?: boolean } = {}): Promise<ReloadOutcome> {
+    if (this.closed || !this.loop) return Promise.resolve({ result: "failed", error: "not started" });
+    if (!this.connected) return Promise.resolve({ result: "failed", error: `Redis not connected${this.lastError ? `: ${this.lastError}` : ""}` });
+    return new Promise((resolve) => {
+      const prev = this.pending;
+      this.pending = {
+        force: (opts.force ?? false) || (prev?.force ?? false),
+        reason: "api",
+        resolve: (o) => {
+          prev?.resolve(o);
+          resolve(o);
+        },
+      };
+      this.unblock();
+    });
+  }
+
+  /** Writes the snapshot now (tests, shutdown hooks). */
+  async snapshotNow(): Promise<void> {
+    await this.snapshotting?.catch(() => undefined);
+    if (!this.snapshotPath) return;
+    const t = this.store.current;
+    await this.writeSnapshotOf(t.version, Array.from(t.entries()));
+  }
+
+  // ---- the sync loop ------------------------------------------------------------------------------
+
+  private async run(needFull: boolean): Promise<void> {
+    let attempt = 0;
+    let resume = false;
+    let outage = false;
+    while (!this.closed) {
+      try {
+        if (needFull || resume) {
+          await this.onConnected();
+          if (needFull) {
+            const r = await this.fullLoad({ force: false, reason: this.stale ? "redis back (was stale)" : "resync" });
+            if (r.result === "failed") throw new Error(r.error);
+            this.metrics.resyncs.inc({ mode: "full" });
+          } else {
+            await this.resync();
+          }
+          if (outage) this.logger.info({ version: this.position, entries: this.store.current.size }, "Redis route sync reconnected");
+          needFull = false;
+          resume = false;
+          outage = false;
+        }
+        attempt = 0;
+        this.setConnected(true);
+        await this.tail();
+      } catch (err) {
+        if (this.closed) break;
+        const msg = (err as Error).message;
+        this.lastError = msg;
+        this.setConnected(false);
+        if (!outage) this.logger.warn({ err: msg, version: this.position }, "Redis route sync interrupted; routing from the last good table, reconnecting");
+        outage = true;
+        if (!needFull) resume = true;
+        const p = this.pending;
+        if (p) {
+          this.pending = undefined;
+          p.resolve({ result: "failed", error: msg });
+        }
+        await this.sleep(backoffDelay(attempt++, this.o.minBackoffMs, this.o.maxBackoffMs));
+      }
+    }
+  }
+
+  /** Per (re)connection setup: the blocking connection's id (for CLIENT UNBLOCK), the function library. */
+  private async onConnected(): Promise<void> {
+    const sub = this.sub!;
+    if (!("nodes" in sub)) this.subId = Number(await sub.call("CLIENT", "ID"));
+    if (this.o.loadFunctions && !this.functionsLoaded) {
+      const err = await loadFunctionLibrary(this.cmd!);
+      this.functionsLoaded = true;
+      if (err) this.logger.warn({ err }, "could not load the didgate Redis Function library (FCALL didgate_set/didgate_del unavailable; didgate itself does not need it)");
+    }
+  }
+
+  /** After a reconnect: tail on from the position when the stream still holds it, else reload. */
+  private async resync(): Promise<void> {
+    const verdict = await this.check();
+    if (verdict === "ok") {
+      this.metrics.resyncs.inc({ mode: "tail" });
+      return;
+    }
+    this.metrics.resyncs.inc({ mode: "full" });
+    const r = await this.fullLoad({ force: false, reason: verdict });
+    if (r.result === "failed") throw new Error(r.error);
+  }
+
+  /**
+   * Consistency of the position with Redis: "ok", or why a full load is needed. Also notices a
+   * flushed hash (HLEN far below the table size) while the stream looks fine.
+   */
+  private async check(): Promise<"ok" | string> {
+    const cmd = this.cmd!;
+    const [info, hlen] = await Promise.all([streamInfo(cmd, this.keys.changes), cmd.hlen(this.keys.routes)]);
+    this.lastCheckAt = this.now();
+    const cls = classifyPosition(info, this.position);
+    if (cls === "gap") return "change stream trimmed past this edge's position";
+    if (cls === "lost") return "change stream history lost (Redis flushed, restarted empty or restored from an older dump)";
+    const added = info?.entriesAdded ?? -1;
+    if (added >= 0 && this.lastEntriesAdded >= 0 && added < this.lastEntriesAdded) {
+      this.lastEntriesAdded = added;
+      return "change stream was recreated (Redis flushed or restarted empty)";
+    }
+    if (added >= 0) this.lastEntriesAdded = added;
+    // Without a stream no change is in flight, so a hash far smaller than the table means a flush.
+    const size = this.store.current.size;
+    if (info === undefined && !this.refusing && size > 0 && (size - hlen) / size > this.cfg.max_shrink_ratio) {
+      return `routes hash holds ${hlen} entries, the table ${size}`;
+    }
+    return "ok";
+  }
+
+  private async tail(): Promise<void> {
+    const sub = this.sub!;
+    const count = String(this.o.readCount);
+    const block = String(this.o.blockMs);
+    while (!this.closed) {
+      const p = this.pending;
+      if (p) {
+        this.pending = undefined;
+        const r = await this.fullLoad({ force: p.force, reason: p.reason });
+        p.resolve(r);
+        if (r.result === "failed") throw new Error(r.error);
+      }
+      const now = this.now();
+      if (this.refusing && now - this.lastRefusedAt >= this.o.refusedRetryMs) {
+        const r = await this.fullLoad({ force: false, reason: "retry of a refused load" });
+        if (r.result === "failed") throw new Error(r.error);
+      } else if (now - this.lastCheckAt >= this.o.checkIntervalMs) {
+        const verdict = await this.check();
+        if (verdict !== "ok") {
+          this.logger.warn({ reason: verdict, version: this.position }, "route table out of step with Redis: full reload");
+          const r = await this.fullLoad({ force: false, reason: verdict });
+          if (r.result === "failed") throw new Error(r.error);
+        }
+      }
+      const res = (await sub.xread("COUNT", count, "BLOCK", block, "STREAMS", this.keys.changes, this.position)) as [string, [string, string[]][]][] | null;
+      if (res !== null && res.length > 0) await this.applyBatch(res[0]![1]);
+      this.maybeSnapshot();
+    }
+  }
+
+  /** Applies change-stream entries in order. An op=reload entry runs a full load and ends the batch. */
+  private async applyBatch(entries: [string, string[]][]): Promise<void> {
+    const table = this.store.current;
+    const now = this.now();
+    let applied = 0;
+    for (let i = 0; i < entries.length; i++) {
+      const entry = entries[i]!;
+      const id = entry[0];
+      const f = entry[1];
+      let op = "";
+      let key = "";
+      let json: string | undefined;
+      let force = "";
+      for (let j = 0; j + 1 < f.length; j += 2) {
+        const name = f[j];
+        if (name === "op") op = f[j + 1]!;
+        else if (name === "key") key = f[j + 1]!;
+        else if (name === "route") json = f[j + 1];
+        else if (name === "force") force = f[j + 1]!;
+      }
+      if (op === "reload") {
+        this.position = id;
+        this.metrics.deltas.inc({ op: "reload" });
+        this.logger.info({ id, force: force === "1" }, "reload requested through the change stream");
+        this.finishBatch(table, applied);
+        await this.fullLoad({ force: force === "1", reason: force === "1" ? "routes reload --force" : "routes reload" });
+        return;
+      }
+      if (op === "set") {
+        const route = json === undefined ? undefined : this.parseEntry(key, json, "delta");
+        if (route !== undefined) table.set(key, route);
+        else table.delete(key); // converge with a fresh load, which skips it
+      } else if (op === "del") {
+        table.delete(key);
+      } else {
+        this.skip("delta", key, [`change ${id}: unknown op ${JSON.stringify(op)}`]);
+      }
+      this.position = id;
+      applied++;
+      this.metrics.deltaLag.observe(Math.max(0, now - streamIdMs(id)) / 1000);
+      if (op === "set" || op === "del") this.metrics.deltas.inc({ op });
+      if (this.listenerCount("delta") > 0) this.emit("delta", id, op, key);
+    }
+    this.finishBatch(table, applied);
+  }
+
+  private finishBatch(table: RouteTable<Route>, applied: number): void {
+    table.version = this.position;
+    if (applied === 0) return;
+    this.dirty = true;
+    this.routeMetrics.observeTable("redis", table.version, table.counts());
+  }
+
+  /** Validates one entry; undefined (skipped, logged with its key, counted) when invalid. */
+  private parseEntry(key: string, json: string, phase: "load" | "delta"): Route | undefined {
+    const k = parseRouteKey(key);
+    if ("error" in k) {
+      this.skip(phase, key, [`invalid key: ${k.error}`]);
+      return undefined;
+    }
+    const cache = this.parseCache;
+    let route = cache.get(json);
+    if (route !== undefined) return route;
+    const r = parseRouteJsonFast(key, json);
+    if (!r.ok) {
+      this.skip(phase, key, r.errors);
+      return undefined;
+    }
+    route = r.route;
+    if (cache.size >= 4096) cache.clear();
+    cache.set(json, route);
+    return route;
+  }
+
+  private skippedThisLoad = 0;
+  private skip(phase: "load" | "delta", key: string, errors: string[]): void {
+    this.skippedInvalid++;
+    this.metrics.invalid.inc({ phase });
+    if (phase === "load" && ++this.skippedThisLoad > 100) return; // the load logs a summary
+    this.logger.warn({ key, errors, phase }, "invalid route entry in Redis skipped");
+  }
+
+  // ---- full load ----------------------------------------------------------------------------------
+
+  private async fullLoad(opts: { force: boolean; reason: string }): Promise<ReloadOutcome> {
+    const cmd = this.cmd!;
+    const started = performance.now();
+    let outcome: ReloadOutcome;
+    try {
+      const info = await streamInfo(cmd, this.keys.changes);
+      const version = info?.lastGeneratedId ?? "0-0";
+      this.skippedThisLoad = 0;
+      const entries: [string, Route][] = [];
+      const key = this.keys.routes;
+      const count = String(this.o.scanCount);
+      let next: Promise<[string, string[]]> = cmd.hscan(key, "0", "COUNT", count);
+      for (;;) {
+        const [cursor, flat] = await next;
+        if (cursor !== "0") next = cmd.hscan(key, cursor, "COUNT", count);
+        for (let i = 0; i + 1 < flat.length; i += 2) {
+          const k = flat[i]!;
+          const route = this.parseEntry(k, flat[i + 1]!, "load");
+          if (route !== undefined) entries.push([k, route]);
+        }
+        if (cursor === "0") break;
+      }
+      if (this.skippedThisLoad > 100) this.logger.warn({ skipped: this.skippedThisLoad, logged: 100 }, "invalid route entries in Redis skipped (only the first 100 logged)");
+      const table = RouteTable.build(entries);
+      table.version = version;
+      const ms = performance.now() - started;
+      const baseline = Math.max(this.store.current.size, this.startBaseline);
+      const shrink = baseline > 0 ? (baseline - table.size) / baseline : 0;
+      if (!opts.force && !this.cfg.force_reload && shrink > this.cfg.max_shrink_ratio) {
+        await this.refuse(entries, version, baseline, opts.reason);
+        outcome = { result: "refused", entries: table.size, current: this.store.current.size, version, ms };
+      } else {
+        this.store.swap(table);
+        this.position = version;
+        this.lastEntriesAdded = -1;
+        this.lastCheckAt = this.now();
+        if (this.refusing) this.logger.info({ entries: table.size, forced: opts.force || this.cfg.force_reload }, "Redis route table accepted again; refusal over");
+        this.refusing = false;
+        this.stale = false;
+        this.startBaseline = 0;
+        this.lastLoadMs = ms;
+        this.lastLoadAt = this.now();
+        this.metrics.refusing.set(0);
+        this.metrics.stale.set(0);
+        this.metrics.lastLoadSeconds.set(ms / 1000);
+        this.routeMetrics.reloads.inc({ source: "redis", result: "ok" });
+        this.routeMetrics.lastReload.set(this.now() / 1000);
+        this.routeMetrics.observeTable("redis", version, table.counts());
+        this.logger.info({ entries: table.size, version, ms: Math.round(ms), skipped: this.skippedThisLoad, reason: opts.reason, forced: opts.force }, "route table loaded from Redis");
+        this.dirty = false;
+        this.scheduleSnapshot(version, entries);
+        outcome = { result: "swapped", entries: table.size, version, ms };
+      }
+    } catch (err) {
+      const msg = (err as Error).message;
+      this.routeMetrics.reloads.inc({ source: "redis", result: "failed" });
+      if (!this.closed) this.logger.warn({ err: msg, reason: opts.reason }, "full route load from Redis failed; keeping the table in use");
+      outcome = { result: "failed", error: msg };
+    }
+    this.emit("load", outcome);
+    return outcome;
+  }
+
+  /** Keeps the last good table, upserting what Redis holds, and raises the refusal. */
+  private async refuse(entries: [string, Route][], version: string, baseline: number, reason: string): Promise<void> {
+    if (this.startBaseline > 0 && this.store.current.size < this.startBaseline) {
+      // Start: the last good table is the snapshot on disk.
+      try {
+        const snap = await loadSnapshot(this.snapshotPath);
+        this.store.swap(snap.table);
+      } catch (err) {
+        this.logger.error({ err: (err as Error).message, snapshot: this.snapshotPath }, "snapshot unreadable; accepting the smaller Redis table");
+        const t = RouteTable.build(entries);
+        t.version = version;
+        this.store.swap(t);
+        this.position = version;
+        this.startBaseline = 0;
+        return;
+      }
+    }
+    this.startBaseline = 0;
+    const table = this.store.current;
+    for (let i = 0; i < entries.length; i++) table.set(entries[i]![0], entries[i]![1]);
+    table.version = version;
+    this.position = version;
+    this.lastEntriesAdded = -1;
+    this.lastCheckAt = this.now();
+    this.lastRefusedAt = this.now();
+    this.refusedReloads++;
+    this.routeMetrics.reloads.inc({ source: "redis", result: "refused" });
+    this.routeMetrics.observeTable("redis", version, table.counts());
+    this.metrics.refusing.set(1);
+    this.stale = false;
+    this.metrics.stale.set(0);
+    this.dirty = true;
+    const fields = { redis_entries: entries.length, table_entries: baseline, max_shrink_ratio: this.cfg.max_shrink_ratio, reason };
+    if (!this.refusing) {
+      this.logger.error(fields, "REFUSED route table from Redis: it would shrink the table past routes.redis.max_shrink_ratio (Redis flushed or restarted empty?). Keeping the last good table (plus the entries Redis holds). Run `didgate routes reload --force` (or set routes.redis.force_reload) to accept it");
+    } else {
+      this.logger.warn(fields, "route table from Redis still refused");
+    }
+    this.refusing = true;
+  }
+
+  // ---- snapshots ----------------------------------------------------------------------------------
+
+  private maybeSnapshot(): void {
+    if (!this.dirty || !this.snapshotPath || this.snapshotting) return;
+    if (this.now() - this.lastSnapshotAt < this.cfg.snapshot_interval_s * 1000) return;
+    const t = this.store.current;
+    this.dirty = false;
+    this.scheduleSnapshot(t.version, Array.from(t.entries()));
+  }
+
+  private scheduleSnapshot(version: string, entries: readonly (readonly [string, Route])[]): void {
+    if (!this.snapshotPath) return;
+    if (this.snapshotting) {
+      // One at a time; the next periodic one catches up.
+      this.dirty = true;
+      return;
+    }
+    this.lastSnapshotAt = this.now();
+    this.snapshotting = this.writeSnapshotOf(version, entries).finally(() => {
+      this.snapshotting = undefined;
+    });
+  }
+
+  private async writeSnapshotOf(version: string, entries: readonly (readonly [string, Route])[]): Promise<void> {
+    const started = performance.now();
+    try {
+      await writeSnapshot(this.snapshotPath, version, entries, this.now());
+      this.snapshotWrittenAt = this.now();
+      this.metrics.snapshots.inc({ result: "ok" });
+      this.metrics.snapshotAge.set(this.snapshotWrittenAt / 1000);
+      this.logger.debug({ path: this.snapshotPath, entries: entries.length, version, ms: Math.round(performance.now() - started) }, "route snapshot written");
+    } catch (err) {
+      this.metrics.snapshots.inc({ result: "failed" });
+      this.logger.error({ path: this.snapshotPath, err: (err as Error).message }, "cannot write the route snapshot");
+    }
+  }
+
+  // ---- helpers ------------------------------------------------------------------------------------
+
+  private setConnected(v: boolean): void {
+    this.connected = v;
+    this.metrics.connected.set(v ? 1 : 0);
+  }
+
+  /** Wakes the blocking XREAD (CLIENT UNBLOCK) so a queued reload runs at once. */
+  private unblock(): void {
+    if (this.subId === undefined || !this.cmd) return;
+    this.cmd.call("CLIENT", "UNBLOCK", String(this.subId)).catch(() => undefined);
+  }
+
+  private sleep(ms: number): Promise<void> {
+    if (this.closed) return Promise.resolve();
+    return new Promise((resolve) => {
+      this.wake = () => {
+        this.wake = undefined;
+        resolve();
+      };
+      this.sleepTimer = setTimeout(() => {
+        this.sleepTimer = undefined;
+        this.wake?.();
+      }, ms);
+    });
+  }
+}
+
+/** parseRouteJson without the closure-per-call error path: JSON.parse then validate. */
+function parseRouteJsonFast(key: string, json: string): ReturnType<typeof parseRoute> {
+  let value: unknown;
+  try {
+    value = JSON.parse(json);
+  } catch (err) {
+    return { ok: false, errors: [`not valid JSON (${(err as Error).message})`] };
+  }
+  return parseRoute(key, value);
+}

@@ -1,0 +1,160 @@
+/**
+ * A real redis-server for tests, on a free loopback port, in its own temp dir. Never touches the
+ * machine's 6379. Kill it with stop(); restart() brings it back on the same port with the same
+ * directory (with `persistence: true`, with the data acknowledged before the kill).
+ *
+ *   const r = await startRedis();                 // no persistence
+ *   const r = await startRedis({ persistence: true }); // AOF, fsync always: survives kill -9
+ *   r.url; r.port; await r.cli("HGETALL", "k"); await r.kill(); await r.restart(); await r.stop();
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { createServer, connect } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+
+export interface RedisServerOptions {
+  /** Append-only file with fsync on every write, so data survives kill -9 and restart(). */
+  persistence?: boolean;
+  /** Extra redis-server arguments, e.g. ["--maxmemory", "10mb"]. */
+  args?: string[];
+}
+
+export interface TestRedis {
+  readonly port: number;
+  readonly url: string;
+  readonly dir: string;
+  /** Runs redis-cli against this server; resolves with stdout (rejects on a non-zero exit). */
+  cli(...args: string[]): Promise<string>;
+  /** Runs redis-cli with commands on stdin (one per line, one connection: MULTI/EXEC works). */
+  cliScript(script: string): Promise<string>;
+  /** SIGKILL the server (like a crash); resolves when the process is gone. */
+  kill(): Promise<void>;
+  /** Starts the server again on the same port and dir; resolves when it answers PING. */
+  restart(): Promise<void>;
+  /** Kills the server and removes its directory. */
+  stop(): Promise<void>;
+}
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once("error", reject);
+    srv.listen(0, "127.0.0.1", () => {
+      const addr = srv.address();
+      const port = typeof addr === "object" && addr ? addr.port : 0;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+function ping(port: number, timeoutMs: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const sock = connect({ host: "127.0.0.1", port });
+    let buf = "";
+    const done = (ok: boolean) => {
+      clearTimeout(timer);
+      sock.destroy();
+      resolve(ok);
+    };
+    const timer = setTimeout(() => done(false), timeoutMs);
+    sock.on("connect", () => sock.write("PING\r\n"));
+    sock.on("data", (d) => {
+      buf += d.toString();
+      if (buf.includes("\r\n")) done(buf.startsWith("+PONG"));
+    });
+    sock.on("error", () => done(false));
+  });
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export async function startRedis(opts: RedisServerOptions = {}): Promise<TestRedis> {
+  const dir = mkdtempSync(join(tmpdir(), "didgate-redis-"));
+  let child: ChildProcess | undefined;
+  let port = 0;
+
+  const args = (p: number) => [
+    "--port", String(p),
+    "--bind", "127.0.0.1",
+    "--dir", dir,
+    "--save", "",
+    "--daemonize", "no",
+    "--logfile", join(dir, "redis.log"),
+    ...(opts.persistence ? ["--appendonly", "yes", "--appendfsync", "always"] : ["--appendonly", "no"]),
+    ...(opts.args ?? []),
+  ];
+
+  const launch = async (p: number): Promise<boolean> => {
+    const c = spawn("redis-server", args(p), { stdio: "ignore" });
+    child = c;
+    let exited = false;
+    c.once("exit", () => (exited = true));
+    c.once("error", () => (exited = true));
+    const deadline = Date.now() + 10_000;
+    while (Date.now() < deadline) {
+      if (exited) return false;
+      if (await ping(p, 500)) return true;
+      await sleep(20);
+    }
+    c.kill("SIGKILL");
+    return false;
+  };
+
+  const killChild = async (): Promise<void> => {
+    const c = child;
+    child = undefined;
+    if (!c || c.exitCode !== null || c.signalCode !== null) return;
+    await new Promise<void>((resolve) => {
+      c.once("exit", () => resolve());
+      c.kill("SIGKILL");
+    });
+  };
+
+  for (let tries = 0; ; tries++) {
+    port = await freePort();
+    if (await launch(port)) break;
+    await killChild();
+    if (tries >= 4) {
+      rmSync(dir, { recursive: true, force: true });
+      throw new Error("could not start redis-server (is it installed?)");
+    }
+  }
+
+  const runCli = (a: string[], stdin?: string): Promise<string> =>
+    new Promise((resolve, reject) => {
+      const c = spawn("redis-cli", ["-h", "127.0.0.1", "-p", String(port), ...a], { stdio: [stdin === undefined ? "ignore" : "pipe", "pipe", "pipe"] });
+      let out = "";
+      let err = "";
+      c.stdout.on("data", (d) => (out += d));
+      c.stderr.on("data", (d) => (err += d));
+      c.on("error", reject);
+      c.on("exit", (code) => (code === 0 ? resolve(out) : reject(new Error(`redis-cli ${a.join(" ")}: exit ${code}: ${err}`))));
+      if (c.stdin) {
+        c.stdin.on("error", () => undefined);
+        c.stdin.end(stdin);
+      }
+    });
+
+  return {
+    port,
+    url: `redis://127.0.0.1:${port}`,
+    dir,
+    cli: (...a: string[]) => runCli(a),
+    cliScript: (script: string) => runCli([], script),
+    kill: killChild,
+    restart: async () => {
+      await killChild();
+      for (let i = 0; i < 50; i++) {
+        if (await launch(port)) return;
+        await killChild();
+        await sleep(100);
+      }
+      throw new Error(`could not restart redis-server on port ${port}`);
+    },
+    stop: async () => {
+      await killChild();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
