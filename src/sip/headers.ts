@@ -1,0 +1,374 @@
+/**
+ * Header names (ids, compact forms, canonical spelling), Via and CSeq values.
+ */
+import { Param, TOKEN_CHARS, formatParams, getParam, parseParams, parseUint } from "./syntax.js";
+import { isValidHost } from "./uri.js";
+
+/** Ids of headers the stack looks at; every other header has id OTHER (0). */
+export const HDR = {
+  OTHER: 0,
+  VIA: 1,
+  FROM: 2,
+  TO: 3,
+  CALL_ID: 4,
+  CSEQ: 5,
+  CONTACT: 6,
+  CONTENT_LENGTH: 7,
+  CONTENT_TYPE: 8,
+  MAX_FORWARDS: 9,
+  ROUTE: 10,
+  RECORD_ROUTE: 11,
+  SUPPORTED: 12,
+  SUBJECT: 13,
+  CONTENT_ENCODING: 14,
+  EVENT: 15,
+  REFER_TO: 16,
+  REFERRED_BY: 17,
+  SESSION_EXPIRES: 18,
+  ALLOW_EVENTS: 19,
+  IDENTITY: 20,
+  ACCEPT_CONTACT: 21,
+  REJECT_CONTACT: 22,
+  REQUEST_DISPOSITION: 23,
+  IDENTITY_INFO: 24,
+  TIMESTAMP: 25,
+  RETRY_AFTER: 26,
+  PROXY_REQUIRE: 27,
+  REQUIRE: 28,
+  ALLOW: 29,
+  USER_AGENT: 30,
+  SERVER: 31,
+  UNSUPPORTED: 32,
+  WWW_AUTHENTICATE: 33,
+  PROXY_AUTHENTICATE: 34,
+  AUTHORIZATION: 35,
+  PROXY_AUTHORIZATION: 36,
+  REASON: 37,
+} as const;
+
+interface KnownHeader {
+  id: number;
+  /** lower-case long name */
+  lname: string;
+  /** canonical spelling used when the stack writes the header */
+  display: string;
+}
+
+const KNOWN_LIST: Array<[number, string, string | null]> = [
+  [HDR.VIA, "Via", "v"],
+  [HDR.FROM, "From", "f"],
+  [HDR.TO, "To", "t"],
+  [HDR.CALL_ID, "Call-ID", "i"],
+  [HDR.CSEQ, "CSeq", null],
+  [HDR.CONTACT, "Contact", "m"],
+  [HDR.CONTENT_LENGTH, "Content-Length", "l"],
+  [HDR.CONTENT_TYPE, "Content-Type", "c"],
+  [HDR.MAX_FORWARDS, "Max-Forwards", null],
+  [HDR.ROUTE, "Route", null],
+  [HDR.RECORD_ROUTE, "Record-Route", null],
+  [HDR.SUPPORTED, "Supported", "k"],
+  [HDR.SUBJECT, "Subject", "s"],
+  [HDR.CONTENT_ENCODING, "Content-Encoding", "e"],
+  [HDR.EVENT, "Event", "o"],
+  [HDR.REFER_TO, "Refer-To", "r"],
+  [HDR.REFERRED_BY, "Referred-By", "b"],
+  [HDR.SESSION_EXPIRES, "Session-Expires", "x"],
+  [HDR.ALLOW_EVENTS, "Allow-Events", "u"],
+  [HDR.IDENTITY, "Identity", "y"],
+  [HDR.ACCEPT_CONTACT, "Accept-Contact", "a"],
+  [HDR.REJECT_CONTACT, "Reject-Contact", "j"],
+  [HDR.REQUEST_DISPOSITION, "Request-Disposition", "d"],
+  [HDR.IDENTITY_INFO, "Identity-Info", "n"],
+  [HDR.TIMESTAMP, "Timestamp", null],
+  [HDR.RETRY_AFTER, "Retry-After", null],
+  [HDR.PROXY_REQUIRE, "Proxy-Require", null],
+  [HDR.REQUIRE, "Require", null],
+  [HDR.ALLOW, "Allow", null],
+  [HDR.USER_AGENT, "User-Agent", null],
+  [HDR.SERVER, "Server", null],
+  [HDR.UNSUPPORTED, "Unsupported", null],
+  [HDR.WWW_AUTHENTICATE, "WWW-Authenticate", null],
+  [HDR.PROXY_AUTHENTICATE, "Proxy-Authenticate", null],
+  [HDR.AUTHORIZATION, "Authorization", null],
+  [HDR.PROXY_AUTHORIZATION, "Proxy-Authorization", null],
+  [HDR.REASON, "Reason", null],
+];
+
+/** By lower-case long or compact name. Immutable after module load. */
+const BY_NAME = new Map<string, KnownHeader>();
+/** By case-insensitive hash of the name bytes -> candidates (verified byte-wise). */
+const BY_HASH = new Map<number, KnownHeader[]>();
+/** Per id. */
+const BY_ID: KnownHeader[] = [];
+
+function hashLower(s: string): number {
+  let h = 0;
+  for (let i = 0; i < s.length; i++) h = (Math.imul(h, 31) + (s.charCodeAt(i) | 0x20)) | 0;
+  return h;
+}
+
+{
+  const add = (name: string, k: KnownHeader): void => {
+    BY_NAME.set(name, k);
+    const h = hashLower(name);
+    const list = BY_HASH.get(h);
+    if (list) list.push(k);
+    else BY_HASH.set(h, [k]);
+  };
+  for (const [id, display, compact] of KNOWN_LIST) {
+    const k: KnownHeader = { id, lname: display.toLowerCase(), display };
+    BY_ID[id] = k;
+    add(k.lname, k);
+    if (compact) add(compact, k);
+  }
+}
+
+/** Known header of a lower-case (long or compact) name, else undefined. */
+export function knownHeader(lname: string): KnownHeader | undefined {
+  return BY_NAME.get(lname);
+}
+
+export function knownById(id: number): KnownHeader | undefined {
+  return BY_ID[id];
+}
+
+/**
+ * Look up header-name bytes buf[s..e) case-insensitively. Returns the KnownHeader, or undefined
+ * for an unknown (but syntactically valid) name, or null when a byte is not a token character.
+ */
+export function lookupNameBytes(buf: Buffer, s: number, e: number): KnownHeader | undefined | null {
+  let h = 0;
+  for (let i = s; i < e; i++) {
+    const c = buf[i]!;
+    if (TOKEN_CHARS[c] === 0) return null;
+    h = (Math.imul(h, 31) + (c | 0x20)) | 0;
+  }
+  const cands = BY_HASH.get(h);
+  if (cands === undefined) return undefined;
+  outer: for (let k = 0; k < cands.length; k++) {
+    const cand = cands[k]!;
+    const ln = cand.lname;
+    const compact = ln.length !== e - s;
+    if (compact) {
+      // compact form: single letter
+      if (e - s !== 1) continue;
+      const kh = BY_NAME.get(String.fromCharCode(buf[s]! | 0x20));
+      if (kh === cand) return cand;
+      continue;
+    }
+    for (let i = 0; i < ln.length; i++) {
+      if ((buf[s + i]! | 0x20) !== (ln.charCodeAt(i) | 0x20)) continue outer;
+    }
+    return cand;
+  }
+  return undefined;
+}
+
+/**
+ * Header id for name bytes buf[s..e) whose case-insensitive hash (h = h*31 + (byte|0x20)) is `h`;
+ * 0 when the name is not a known header. Verifies the bytes, so a colliding name is never confused.
+ */
+export function lookupNameHash(h: number, buf: Buffer, s: number, e: number): number {
+  const cands = BY_HASH.get(h);
+  if (cands === undefined) return 0;
+  const n = e - s;
+  outer: for (let k = 0; k < cands.length; k++) {
+    const cand = cands[k]!;
+    const ln = cand.lname;
+    if (ln.length !== n) {
+      if (n === 1 && BY_NAME.get(String.fromCharCode(buf[s]! | 0x20)) === cand) return cand.id;
+      continue;
+    }
+    for (let i = 0; i < n; i++) {
+      if ((buf[s + i]! | 0x20) !== ln.charCodeAt(i)) continue outer;
+    }
+    return cand.id;
+  }
+  return 0;
+}
+
+/** Canonical spelling for a header name given by an API user ("call-id" -> "Call-ID", "v" -> "Via"). */
+export function canonicalName(name: string): string {
+  const k = BY_NAME.get(name.toLowerCase());
+  return k ? k.display : name;
+}
+
+/** One Via value: `SIP/2.0/UDP host:port;branch=...;received=...;rport`. */
+export class Via {
+  protocol: string;
+  /** Upper-case transport: UDP, TCP, TLS, SCTP, WS, WSS, ... */
+  transport: string;
+  host: string;
+  port: number | undefined;
+  params: Param[];
+
+  constructor(transport: string, host: string, port: number | undefined, params: Param[], protocol = "SIP/2.0") {
+    this.protocol = protocol;
+    this.transport = transport;
+    this.host = host;
+    this.port = port;
+    this.params = params;
+  }
+
+  get branch(): string | undefined {
+    const b = getParam(this.params, "branch");
+    return b === null ? undefined : b;
+  }
+  get received(): string | undefined {
+    const r = getParam(this.params, "received");
+    return r === null ? undefined : r;
+  }
+  /** undefined: no rport; null: rport without value (request asks for it); number: filled in. */
+  get rport(): number | null | undefined {
+    const r = getParam(this.params, "rport");
+    if (r === undefined || r === null) return r;
+    const v = parseUint(r, 65535);
+    return v < 0 ? undefined : v;
+  }
+  get maddr(): string | undefined {
+    const r = getParam(this.params, "maddr");
+    return r === null ? undefined : r;
+  }
+  /** host without IPv6 brackets, lower-cased */
+  get hostname(): string {
+    const h = this.host;
+    if (h.length > 1 && h.charCodeAt(0) === 91) return h.slice(1, -1).toLowerCase();
+    return h.toLowerCase();
+  }
+  /** "host:port" with the port as written (empty when absent): the sent-by used in matching. */
+  get sentBy(): string {
+    return this.port === undefined ? this.host.toLowerCase() : this.host.toLowerCase() + ":" + this.port;
+  }
+
+  param(name: string): string | null | undefined {
+    return getParam(this.params, name);
+  }
+
+  setParam(name: string, value: string | null): this {
+    const n = name.toLowerCase();
+    for (const p of this.params) {
+      if (p[0] === n) {
+        p[1] = value;
+        return this;
+      }
+    }
+    this.params.push([n, value]);
+    return this;
+  }
+
+  toString(): string {
+    return (
+      this.protocol +
+      "/" +
+      this.transport +
+      " " +
+      this.host +
+      (this.port === undefined ? "" : ":" + this.port) +
+      formatParams(this.params)
+    );
+  }
+}
+
+function skipLws(s: string, i: number): number {
+  while (i < s.length) {
+    const c = s.charCodeAt(i);
+    if (c !== 32 && c !== 9 && c !== 13 && c !== 10) break;
+    i++;
+  }
+  return i;
+}
+
+function readToken(s: string, i: number): number {
+  while (i < s.length) {
+    const c = s.charCodeAt(i);
+    if (c > 255 || TOKEN_CHARS[c] === 0) break;
+    i++;
+  }
+  return i;
+}
+
+/** Parse one Via value (already split from a list). Null on bad syntax. */
+export function parseVia(s: string): Via | null {
+  let i = skipLws(s, 0);
+  // protocol-name / version / transport with optional LWS around '/'
+  let e = readToken(s, i);
+  if (e === i) return null;
+  const name = s.slice(i, e);
+  i = skipLws(s, e);
+  if (s.charCodeAt(i) !== 47) return null;
+  i = skipLws(s, i + 1);
+  e = readToken(s, i);
+  if (e === i) return null;
+  const version = s.slice(i, e);
+  i = skipLws(s, e);
+  if (s.charCodeAt(i) !== 47) return null;
+  i = skipLws(s, i + 1);
+  e = readToken(s, i);
+  if (e === i) return null;
+  const transport = s.slice(i, e).toUpperCase();
+  i = e;
+  const ws = i;
+  i = skipLws(s, i);
+  if (i === ws) return null;
+  // sent-by
+  const hs = i;
+  if (s.charCodeAt(i) === 91) {
+    const rb = s.indexOf("]", i);
+    if (rb < 0) return null;
+    i = rb + 1;
+  } else {
+    while (i < s.length) {
+      const c = s.charCodeAt(i);
+      if (c === 58 || c === 59 || c === 32 || c === 9 || c === 13 || c === 10 || c === 44) break;
+      i++;
+    }
+  }
+  const host = s.slice(hs, i);
+  if (!isValidHost(host)) return null;
+  let port: number | undefined;
+  i = skipLws(s, i);
+  if (s.charCodeAt(i) === 58) {
+    i = skipLws(s, i + 1);
+    const ps = i;
+    while (i < s.length) {
+      const c = s.charCodeAt(i);
+      if (c < 48 || c > 57) break;
+      i++;
+    }
+    const p = parseUint(s.slice(ps, i), 65535);
+    if (p < 0) return null;
+    port = p;
+  }
+  const params = parseParams(s, i, []);
+  if (params === null) return null;
+  const protocol = name === "SIP" && version === "2.0" ? "SIP/2.0" : name + "/" + version;
+  return new Via(transport, host, port, params, protocol);
+}
+
+export interface CSeq {
+  seq: number;
+  method: string;
+}
+
+/** Parse a CSeq value: 32-bit sequence number (< 2**31) and a method token. Null on bad syntax. */
+export function parseCSeq(s: string): CSeq | null {
+  let i = skipLws(s, 0);
+  const ns = i;
+  let seq = 0;
+  while (i < s.length) {
+    const c = s.charCodeAt(i) - 48;
+    if (c < 0 || c > 9) break;
+    seq = seq * 10 + c;
+    i++;
+  }
+  if (i === ns || i - ns > 10 || seq > 0x7fffffff) return null;
+  const ws = i;
+  i = skipLws(s, i);
+  if (i === ws) return null;
+  const ms = i;
+  i = readToken(s, i);
+  if (i === ms) return null;
+  const method = s.slice(ms, i);
+  if (skipLws(s, i) !== s.length) return null;
+  return { seq, method };
+}
