@@ -135,15 +135,19 @@ export class InboundProcessor {
       session.respond(pdu, tempStatusOf(peer.options));
       return;
     }
+    if (isReceipt(pdu.esm_class)) {
+      // Some SMSCs send receipts with esm_class 0x44 (UDHI set) and a plain receipt text.
+      const plain = looksLikeReceiptText(pdu.short_message.length > 0 ? pdu.short_message : pdu.tlv(TLV.message_payload));
+      let rud = extractUserData(pdu, plain);
+      if (typeof rud === "number") rud = extractUserData(pdu, true) as UserData;
+      void this.receipt(session, pdu, peer, rud);
+      return;
+    }
     const ud = extractUserData(pdu);
     if (typeof ud === "number") {
       m.inbound.labels(peer.name, "message", "bad_udh").inc();
       this.o.logger.warn({ peer: peer.name, status: ud }, "smpp: malformed user data header");
       session.respond(pdu, ud);
-      return;
-    }
-    if (isReceipt(pdu.esm_class)) {
-      void this.receipt(session, pdu, peer, ud);
       return;
     }
     const dcs = parseDataCoding(pdu.data_coding);
@@ -406,4 +410,9 @@ function setBody(msg: InboundSms, encoding: TextEncoding, units: Uint8Array, cop
   const text = decodeUnits(encoding, units);
   if (text !== undefined) msg.text = text;
   else msg.binary = copy ? Buffer.from(units) : Buffer.from(units.buffer, units.byteOffset, units.length);
+}
+
+/** Does the user data start with "id:" (any case)? Then a UDHI bit on a receipt is a lie. */
+function looksLikeReceiptText(b: Buffer | undefined): boolean {
+  return b !== undefined && b.length >= 3 && (b[0]! | 0x20) === 0x69 && (b[1]! | 0x20) === 0x64 && b[2] === 0x3a;
 }

@@ -36,7 +36,7 @@ export interface UserData {
 }
 
 /** The user data of a message PDU, or a command_status when its UDH is malformed. */
-export function extractUserData(pdu: Pdu): UserData | number {
+export function extractUserData(pdu: Pdu, ignoreUdhi = false): UserData | number {
   let ud = pdu.short_message;
   if (ud.length === 0) {
     const payload = pdu.tlv(TLV.message_payload);
@@ -46,7 +46,7 @@ export function extractUserData(pdu: Pdu): UserData | number {
   let concat: ConcatInfo | null = null;
   let payload = ud;
   let fillBits = 0;
-  if ((pdu.esm_class & ESM_UDHI) !== 0) {
+  if ((pdu.esm_class & ESM_UDHI) !== 0 && !ignoreUdhi) {
     if (ud.length === 0) return STATUS.ESME_RINVESMCLASS;
     const udhl = ud[0]!;
     if (udhl + 1 > ud.length) return STATUS.ESME_RINVESMCLASS;

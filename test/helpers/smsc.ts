@@ -1,0 +1,174 @@
+/**
+ * Real SMPP peers for tests, built on the npm `smpp` package (not on didgate's codec):
+ *  - startSmsc(): an SMSC that didgate binds out to;
+ *  - connectEsme(): an ESME that binds to didgate's server.
+ * Every peer has close(); tests must call it.
+ */
+import type { AddressInfo } from "node:net";
+import smpp from "smpp";
+
+export type SmppPdu = Record<string, unknown> & {
+  command: string;
+  command_status: number;
+  sequence_number: number;
+  response(opts?: Record<string, unknown>): unknown;
+};
+
+export interface SmscBind {
+  session: any;
+  system_id: string;
+  password: string;
+  command: string;
+}
+
+export interface TestSmsc {
+  port: number;
+  binds: SmscBind[];
+  /** Every PDU received, in order. */
+  received: SmppPdu[];
+  /** Wait until a bound session exists (the newest). */
+  waitBound(timeoutMs?: number): Promise<SmscBind>;
+  /** Send a PDU on the newest bound session; resolves with the response PDU. */
+  send(command: string, fields: Record<string, unknown>, bind?: SmscBind): Promise<SmppPdu>;
+  /** Close listener and every session. */
+  close(): Promise<void>;
+}
+
+export interface SmscOptions {
+  port?: number;
+  /** Accept only this password (default: any). */
+  password?: string;
+  /** Answer submit_sm with this status (default 0) and message ids "m1", "m2", … */
+  submitStatus?: number;
+  /** Do not answer enquire_link (to simulate a dead peer). */
+  ignoreEnquireLink?: boolean;
+  tls?: { key: string | Buffer; cert: string | Buffer };
+}
+
+export function waitFor<T>(fn: () => T | undefined | null | false, timeoutMs = 5000, what = "condition"): Promise<T> {
+  const t0 = Date.now();
+  return new Promise((resolve, reject) => {
+    const tick = (): void => {
+      let v: T | undefined | null | false;
+      try {
+        v = fn();
+      } catch (e) {
+        reject(e);
+        return;
+      }
+      if (v) resolve(v);
+      else if (Date.now() - t0 > timeoutMs) reject(new Error("timed out waiting for " + what));
+      else setTimeout(tick, 10);
+    };
+    tick();
+  });
+}
+
+export async function startSmsc(o: SmscOptions = {}): Promise<TestSmsc> {
+  const binds: SmscBind[] = [];
+  const received: SmppPdu[] = [];
+  const sessions = new Set<any>();
+  let ids = 0;
+  const server = smpp.createServer(o.tls ? { key: o.tls.key, cert: o.tls.cert } : {}, (session: any) => {
+    sessions.add(session);
+    session.on("error", () => {});
+    session.on("close", () => {
+      sessions.delete(session);
+      const i = binds.findIndex((b) => b.session === session);
+      if (i >= 0) binds.splice(i, 1);
+    });
+    session.on("pdu", (pdu: SmppPdu) => {
+      received.push(pdu);
+      switch (pdu.command) {
+        case "bind_transceiver":
+        case "bind_receiver":
+        case "bind_transmitter": {
+          const ok = o.password === undefined || pdu.password === o.password;
+          session.send(pdu.response({ command_status: ok ? 0 : smpp.ESME_RINVPASWD, system_id: "testsmsc" }));
+          if (ok) binds.push({ session, system_id: String(pdu.system_id), password: String(pdu.password), command: pdu.command });
+          else session.close();
+          break;
+        }
+        case "enquire_link":
+          if (!o.ignoreEnquireLink) session.send(pdu.response());
+          break;
+        case "unbind":
+          session.send(pdu.response());
+          session.close();
+          break;
+        case "submit_sm":
+          session.send(pdu.response({ command_status: o.submitStatus ?? 0, message_id: "m" + ++ids }));
+          break;
+      }
+    });
+  });
+  await new Promise<void>((r) => server.listen(o.port ?? 0, "127.0.0.1", () => r()));
+  const port = (server.address() as AddressInfo).port;
+  return {
+    port,
+    binds,
+    received,
+    waitBound: (timeoutMs = 5000) => waitFor(() => binds[binds.length - 1], timeoutMs, "bind at SMSC"),
+    send(command, fields, bind) {
+      const b = bind ?? binds[binds.length - 1];
+      if (!b) return Promise.reject(new Error("no bound session"));
+      return new Promise((resolve, reject) => {
+        const ok = b.session[command](fields, (resp: SmppPdu) => resolve(resp));
+        if (!ok) reject(new Error("not writable"));
+      });
+    },
+    close() {
+      for (const s of sessions) s.destroy();
+      return new Promise<void>((r) => server.close(() => r()));
+    },
+  };
+}
+
+export interface TestEsme {
+  session: any;
+  /** Every PDU received. */
+  received: SmppPdu[];
+  bind(command: "bind_transceiver" | "bind_transmitter" | "bind_receiver", system_id: string, password: string): Promise<SmppPdu>;
+  send(command: string, fields: Record<string, unknown>): Promise<SmppPdu>;
+  /** Write raw bytes on the socket (malformed PDUs). */
+  raw(b: Buffer): void;
+  /** Resolves when the connection closes. */
+  closed: Promise<void>;
+  close(): Promise<void>;
+}
+
+/** An ESME built on the npm smpp package. It answers deliver_sm with `deliverStatus` (default 0). */
+export function connectEsme(port: number, o: { localAddress?: string; deliverStatus?: number; host?: string } = {}): Promise<TestEsme> {
+  return new Promise((resolve, reject) => {
+    const received: SmppPdu[] = [];
+    const session = smpp.connect({ host: o.host ?? "127.0.0.1", port, localAddress: o.localAddress });
+    let closedResolve!: () => void;
+    const closed = new Promise<void>((r) => (closedResolve = r));
+    session.on("close", () => closedResolve());
+    session.on("error", (e: Error) => reject(e));
+    session.on("pdu", (pdu: SmppPdu) => {
+      received.push(pdu);
+      if (pdu.command === "deliver_sm") session.send(pdu.response({ command_status: o.deliverStatus ?? 0 }));
+      if (pdu.command === "enquire_link") session.send(pdu.response());
+      if (pdu.command === "unbind") session.send(pdu.response());
+    });
+    session.on("connect", () => {
+      resolve({
+        session,
+        received,
+        bind: (command, system_id, password) =>
+          new Promise((res) => session[command]({ system_id, password }, (resp: SmppPdu) => res(resp))),
+        send: (command, fields) =>
+          new Promise((res, rej) => {
+            if (!session[command](fields, (resp: SmppPdu) => res(resp))) rej(new Error("not writable"));
+          }),
+        raw: (b) => session.socket.write(b),
+        closed,
+        close: () => {
+          session.destroy();
+          return closed;
+        },
+      });
+    });
+  });
+}
