@@ -1,0 +1,261 @@
+/**
+ * Webhook delivery (contract section 6): a signed POST per the Standard Webhooks scheme, through
+ * Node's built-in fetch (undici inside: keep-alive connection pooling per origin by default), with
+ * a timeout, redirects not followed, and the answer classified into an AttemptResult.
+ *
+ * Signing: `webhook-signature: v1,<base64 HMAC-SHA256(key, "<id>.<timestamp>.<body>")>`.
+ * The key is the base64-decoded part of a `whsec_…` secret; a secret without that prefix is used as
+ * its UTF-8 bytes (documented in docs/delivery.md). Secrets are never logged.
+ */
+import { Buffer } from "node:buffer";
+import { createHmac, timingSafeEqual } from "node:crypto";
+import type { AttemptResult } from "./types.js";
+
+// ---------------------------------------------------------------- signing
+
+const WHSEC = "whsec_";
+
+/** The HMAC key of a secret: `whsec_<base64>` → the decoded bytes, anything else → its UTF-8 bytes. */
+export function secretKey(secret: string): Buffer {
+  if (secret.startsWith(WHSEC)) return Buffer.from(secret.slice(WHSEC.length), "base64");
+  return Buffer.from(secret, "utf8");
+}
+
+/** `v1,<base64 signature>` of one message. */
+export function signWebhook(key: Buffer, id: string, timestampS: number, body: string | Buffer): string {
+  const h = createHmac("sha256", key);
+  h.update(id);
+  h.update(".");
+  h.update(String(timestampS));
+  h.update(".");
+  h.update(body);
+  return "v1," + h.digest("base64");
+}
+
+export interface VerifyOptions {
+  /** Largest allowed distance between the webhook-timestamp and now (seconds). Default 300. */
+  toleranceS?: number;
+  /** Now, in seconds (for tests). */
+  nowS?: number;
+}
+
+type HeaderSource = { get(name: string): string | null } | Record<string, string | string[] | undefined>;
+
+function header(h: HeaderSource, name: string): string | undefined {
+  if (typeof (h as { get?: unknown }).get === "function") {
+    const v = (h as { get(name: string): string | null }).get(name);
+    return v ?? undefined;
+  }
+  const v = (h as Record<string, string | string[] | undefined>)[name];
+  return Array.isArray(v) ? v[0] : v;
+}
+
+/**
+ * Verify a received webhook (what a receiver does): the timestamp is within the tolerance and one
+ * of the space-separated `v1,` signatures matches. Returns false for anything missing or malformed.
+ * `headers`: a fetch Headers object or node:http's IncomingHttpHeaders (lower-case names).
+ */
+export function verifyWebhook(secret: string | Buffer, headers: HeaderSource, body: string | Buffer, opts: VerifyOptions = {}): boolean {
+  const id = header(headers, "webhook-id");
+  const ts = header(headers, "webhook-timestamp");
+  const sigs = header(headers, "webhook-signature");
+  if (!id || !ts || !sigs) return false;
+  const tsNum = Number(ts);
+  if (!Number.isInteger(tsNum)) return false;
+  const nowS = opts.nowS ?? Math.floor(Date.now() / 1000);
+  const tol = opts.toleranceS ?? 300;
+  if (Math.abs(nowS - tsNum) > tol) return false;
+  const key = typeof secret === "string" ? secretKey(secret) : secret;
+  const expected = Buffer.from(signWebhook(key, id, tsNum, body).slice(3), "base64");
+  for (const s of sigs.split(" ")) {
+    if (!s.startsWith("v1,")) continue;
+    const got = Buffer.from(s.slice(3), "base64");
+    if (got.length === expected.length && timingSafeEqual(got, expected)) return true;
+  }
+  return false;
+}
+
+// ---------------------------------------------------------------- answers
+
+/** Retry-After (delta-seconds or HTTP-date) → ms from `nowMs`; undefined when absent or invalid. */
+export function parseRetryAfter(value: string | null | undefined, nowMs: number): number | undefined {
+  if (value === null || value === undefined) return undefined;
+  const v = value.trim();
+  if (v.length === 0) return undefined;
+  let digits = true;
+  for (let i = 0; i < v.length; i++) {
+    const c = v.charCodeAt(i);
+    if (c < 48 || c > 57) {
+      digits = false;
+      break;
+    }
+  }
+  if (digits) return Number(v) * 1000;
+  // An HTTP-date starts with a day name ("Sun, 06 Nov 1994 08:49:37 GMT"); Date.parse alone takes "-5".
+  const c0 = v.charCodeAt(0) | 0x20;
+  if (c0 < 97 || c0 > 122) return undefined;
+  const t = Date.parse(v);
+  if (Number.isNaN(t)) return undefined;
+  return Math.max(0, t - nowMs);
+}
+
+/** Classify an HTTP status: 2xx delivered, 410 dead, 429 retry (with Retry-After), others retry. */
+export function classifyStatus(status: number, retryAfter: string | null | undefined, nowMs: number): AttemptResult {
+  if (status >= 200 && status < 300) return DELIVERED;
+  if (status === 410) return { kind: "dead", reason: "http 410" };
+  if (status === 429) {
+    const ms = parseRetryAfter(retryAfter, nowMs);
+    return ms === undefined ? { kind: "retry", reason: "http 429" } : { kind: "retry", reason: "http 429", retryAfterMs: ms };
+  }
+  return { kind: "retry", reason: "http " + status };
+}
+
+const DELIVERED: AttemptResult = Object.freeze({ kind: "delivered" }) as AttemptResult;
+
+// ---------------------------------------------------------------- sender
+
+export interface WebhookSenderOptions {
+  /** Per-request timeout, connect to end of response (ms). */
+  timeoutMs: number;
+  /** Global secret (`whsec_…`), used when the route has none. Without any secret, requests go unsigned. */
+  secret?: string;
+  userAgent?: string;
+  /** Wall clock (ms) for webhook-timestamp and Retry-After dates. */
+  now?: () => number;
+  /** Response bytes read (and discarded) so the connection can be reused; beyond it the body is cancelled. */
+  maxResponseBytes?: number;
+}
+
+export interface WebhookAttempt {
+  result: AttemptResult;
+  /** HTTP status, 0 when no response came (timeout, connection error, bad URL). */
+  status: number;
+  /** Wall time of the attempt (s). */
+  durationS: number;
+}
+
+/** The outcome class of an attempt, for metrics: 2xx, 3xx, 4xx, 5xx, timeout, error. */
+export function statusClass(a: WebhookAttempt): string {
+  if (a.status === 0) return a.result.kind === "retry" && a.result.reason === "timeout" ? "timeout" : "error";
+  if (a.status < 300) return "2xx";
+  if (a.status < 400) return "3xx";
+  if (a.status < 500) return "4xx";
+  return "5xx";
+}
+
+/** Origin and path of a URL, for logs (no query string, no credentials). */
+export function redactUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    return u.origin + u.pathname;
+  } catch {
+    return "(invalid url)";
+  }
+}
+
+export class WebhookSender {
+  private readonly timeoutMs: number;
+  private readonly defaultKey: Buffer | undefined;
+  private readonly keys = new Map<string, Buffer>();
+  private readonly urlOk = new Map<string, boolean>();
+  private readonly userAgent: string;
+  private readonly now: () => number;
+  private readonly maxResponseBytes: number;
+
+  constructor(opts: WebhookSenderOptions) {
+    this.timeoutMs = opts.timeoutMs;
+    this.defaultKey = opts.secret ? secretKey(opts.secret) : undefined;
+    this.userAgent = opts.userAgent ?? "didgate";
+    this.now = opts.now ?? Date.now;
+    this.maxResponseBytes = opts.maxResponseBytes ?? 65_536;
+  }
+
+  /** True when requests without a per-route secret are signed. */
+  get signed(): boolean {
+    return this.defaultKey !== undefined;
+  }
+
+  private keyFor(secret: string | undefined): Buffer | undefined {
+    if (!secret) return this.defaultKey;
+    let k = this.keys.get(secret);
+    if (k === undefined) {
+      if (this.keys.size >= 10_000) this.keys.clear();
+      k = secretKey(secret);
+      this.keys.set(secret, k);
+    }
+    return k;
+  }
+
+  private validUrl(url: string): boolean {
+    let ok = this.urlOk.get(url);
+    if (ok === undefined) {
+      try {
+        const u = new URL(url);
+        ok = (u.protocol === "http:" || u.protocol === "https:") && u.username === "" && u.password === "";
+      } catch {
+        ok = false;
+      }
+      if (this.urlOk.size >= 10_000) this.urlOk.clear();
+      this.urlOk.set(url, ok);
+    }
+    return ok;
+  }
+
+  /**
+   * POST `body` (JSON text) to `url`, signed with `secret` (or the global secret), as message `id`.
+   * Never throws: every failure is an AttemptResult. `timeoutMs` overrides the default timeout.
+   */
+  async send(url: string, id: string, body: string, secret?: string, timeoutMs?: number): Promise<WebhookAttempt> {
+    const started = performance.now();
+    if (!this.validUrl(url)) return { result: { kind: "dead", reason: "invalid webhook url" }, status: 0, durationS: 0 };
+    const ts = Math.floor(this.now() / 1000);
+    const headers: Record<string, string> = {
+      "content-type": "application/json",
+      "user-agent": this.userAgent,
+      "webhook-id": id,
+      "webhook-timestamp": String(ts),
+    };
+    const key = this.keyFor(secret);
+    if (key !== undefined) headers["webhook-signature"] = signWebhook(key, id, ts, body);
+    const signal = AbortSignal.timeout(timeoutMs ?? this.timeoutMs);
+    let status = 0;
+    let result: AttemptResult;
+    try {
+      const res = await fetch(url, { method: "POST", headers, body, redirect: "manual", signal });
+      status = res.status;
+      result = classifyStatus(status, res.headers.get("retry-after"), this.now());
+      // A failure while reading the rest of the body does not change what the status said.
+      await this.discard(res).catch(() => undefined);
+    } catch (err) {
+      result = { kind: "retry", reason: fetchErrorReason(err, signal) };
+    }
+    return { result, status, durationS: (performance.now() - started) / 1000 };
+  }
+
+  /** Read and drop the response body (bounded) so undici can put the connection back in the pool. */
+  private async discard(res: Response): Promise<void> {
+    const b = res.body;
+    if (b === null) return;
+    const reader = b.getReader();
+    let n = 0;
+    for (;;) {
+      const r = await reader.read();
+      if (r.done) return;
+      n += r.value.byteLength;
+      if (n > this.maxResponseBytes) {
+        await reader.cancel().catch(() => undefined);
+        return;
+      }
+    }
+  }
+}
+
+function fetchErrorReason(err: unknown, signal: AbortSignal): string {
+  if (signal.aborted) return "timeout";
+  const e = err as { name?: string; cause?: { code?: string; name?: string; message?: string }; message?: string };
+  if (e?.name === "TimeoutError" || e?.name === "AbortError") return "timeout";
+  const c = e?.cause;
+  if (c?.code) return "connect " + c.code;
+  if (c?.name === "ConnectTimeoutError") return "timeout";
+  return "error " + (c?.message ?? e?.message ?? String(err));
+}
