@@ -133,7 +133,9 @@ export class SmppSession {
     socket.on("end", () => {
       if (this.state !== "closed") socket.end();
     });
-    const tick = Math.max(20, Math.min(1000, Math.floor(opts.responseTimeoutMs / 4)));
+    let tick = Math.min(1000, Math.floor(opts.responseTimeoutMs / 4));
+    if (opts.enquireLinkMs > 0) tick = Math.min(tick, Math.floor(opts.enquireLinkMs / 2));
+    tick = Math.max(20, tick);
     this.timer = opts.clock.setInterval(() => this.onTick(), tick);
   }
 
