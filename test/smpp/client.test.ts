@@ -143,7 +143,7 @@ describe("outbound bind", () => {
     await waitFor(() => s.received.filter((p) => p.command === "bind_transceiver").length >= 3, 5000, "bind retries");
     expect(client.isBound).toBe(false);
     expect(client.lastError).toContain("0xe");
-    expect(await registry.metrics()).toMatch(/didgate_smpp_reconnects_total\{peer="smsc-b"\} [3-9]/);
+    expect(await registry.metrics()).toMatch(/didgate_smpp_reconnects_total\{peer="smsc-b"\} ([2-9]|\d\d)/);
   });
 
   it("submits through a transceiver bind and classifies the answer", async () => {
