@@ -119,7 +119,7 @@ export class DeliveryMetrics {
 
 /** Dead-letter reason → a small label set. */
 export function deadReasonLabel(reason: string): string {
-  if (reason === "max_age") return "max_age";
+  if (reason.startsWith("max_age")) return "max_age";
   if (reason.startsWith("http 410")) return "gone";
   if (reason.startsWith("no ")) return "no_target";
   return "refused";

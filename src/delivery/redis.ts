@@ -1,0 +1,180 @@
+/**
+ * Redis plumbing of the spool and the dead-letter stream: key names, the consumer group, the Lua
+ * scripts (each state change of a message is one atomic script), and stream reply parsing.
+ *
+ * Keys (all under the configured prefix; for Redis Cluster the prefix must hold a hash tag such as
+ * `{didgate}:` so the scripts' keys share a slot):
+ *   <prefix>inbound     STREAM  messages waiting for delivery; field `j` = the job JSON
+ *   <prefix>retry       ZSET    job JSON scored by the time of its next attempt (ms)
+ *   <prefix>retry:age   ZSET    the same members scored by their acceptance time (for the oldest age)
+ *   <prefix>dlq         STREAM  dead letters: `j` job JSON, `reason`, `at` (ms), `by` (instance)
+ */
+import { Buffer } from "node:buffer";
+import { createHash } from "node:crypto";
+import { Redis, type Cluster, type RedisOptions } from "ioredis";
+
+export type RedisClient = Redis | Cluster;
+
+/** Makes the connections the spool needs: one for commands, one for the blocking XREADGROUP. */
+export type RedisConnect = (role: "command" | "blocking") => RedisClient;
+
+export const GROUP = "didgate-delivery";
+
+export interface SpoolKeys {
+  inbound: string;
+  retry: string;
+  retryAge: string;
+  dlq: string;
+}
+
+export function spoolKeys(prefix: string): SpoolKeys {
+  return { inbound: `${prefix}inbound`, retry: `${prefix}retry`, retryAge: `${prefix}retry:age`, dlq: `${prefix}dlq` };
+}
+
+/** Plain `redis://` / `rediss://` URL connections (the lead may pass a connect built on the route source's client factory for Sentinel/Cluster). */
+export function connectUrl(url: string, extra: RedisOptions = {}): RedisConnect {
+  return (role) =>
+    new Redis(url, {
+      // Commands wait through short outages; the caller bounds every wait that answers a PDU.
+      maxRetriesPerRequest: role === "blocking" ? null : 2,
+      protocol: 2,
+      enableOfflineQueue: true,
+      connectionName: role === "blocking" ? "didgate-delivery-read" : "didgate-delivery",
+      ...extra,
+    });
+}
+
+export class Script {
+  readonly sha: string;
+  constructor(readonly source: string) {
+    this.sha = createHash("sha1").update(source).digest("hex");
+  }
+
+  async run(client: RedisClient, keys: string[], args: (string | number)[]): Promise<unknown> {
+    try {
+      return await client.evalsha(this.sha, keys.length, ...keys, ...args);
+    } catch (err) {
+      if (!String((err as Error)?.message).startsWith("NOSCRIPT")) throw err;
+      return await client.eval(this.source, keys.length, ...keys, ...args);
+    }
+  }
+}
+
+/**
+ * Enqueue unless the spool is full. KEYS inbound, retry. ARGV maxDepth (0 = unbounded), job JSON.
+ * Returns the entry id, or nil when full. The inbound stream is never trimmed: trimming would drop
+ * messages already acknowledged to the carrier.
+ */
+export const ENQUEUE = new Script(`
+local max = tonumber(ARGV[1])
+if max > 0 and redis.call('XLEN', KEYS[1]) + redis.call('ZCARD', KEYS[2]) >= max then return false end
+return redis.call('XADD', KEYS[1], '*', 'j', ARGV[2])
+`);
+
+/** Delivered. KEYS inbound. ARGV group, entry id. */
+export const ACK = new Script(`
+local n = redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
+redis.call('XDEL', KEYS[1], ARGV[2])
+return n
+`);
+
+/**
+ * Schedule a retry (only if the entry is still pending: someone else may have finished it).
+ * KEYS inbound, retry, retry:age. ARGV group, entry id, due ms, accepted ms, job JSON.
+ */
+export const RETRY = new Script(`
+if redis.call('XACK', KEYS[1], ARGV[1], ARGV[2]) == 0 then return 0 end
+redis.call('XDEL', KEYS[1], ARGV[2])
+redis.call('ZADD', KEYS[2], ARGV[3], ARGV[5])
+redis.call('ZADD', KEYS[3], ARGV[4], ARGV[5])
+return 1
+`);
+
+/**
+ * Dead-letter (only if still pending). KEYS inbound, dlq. ARGV group, entry id, job JSON, reason,
+ * at ms, instance, dlq maxlen (0 = untrimmed).
+ */
+export const DEAD = new Script(`
+if redis.call('XACK', KEYS[1], ARGV[1], ARGV[2]) == 0 then return 0 end
+redis.call('XDEL', KEYS[1], ARGV[2])
+if tonumber(ARGV[7]) > 0 then
+  redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[7], '*', 'j', ARGV[3], 'reason', ARGV[4], 'at', ARGV[5], 'by', ARGV[6])
+else
+  redis.call('XADD', KEYS[2], '*', 'j', ARGV[3], 'reason', ARGV[4], 'at', ARGV[5], 'by', ARGV[6])
+end
+return 1
+`);
+
+/**
+ * Move due retries back to the stream. KEYS retry, retry:age, inbound. ARGV now ms, limit.
+ * Returns { moved, score of the next pending retry or false }.
+ */
+export const MOVE_DUE = new Script(`
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
+for i = 1, #due do
+  redis.call('ZREM', KEYS[1], due[i])
+  redis.call('ZREM', KEYS[2], due[i])
+  redis.call('XADD', KEYS[3], '*', 'j', due[i])
+end
+local nxt = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+return { #due, nxt[2] or false }
+`);
+
+/**
+ * Replay one dead letter: delete it and, only if it was there, add the job to the stream.
+ * KEYS dlq, inbound. ARGV dlq entry id, new job JSON. Returns 1 when replayed.
+ */
+export const REPLAY = new Script(`
+if redis.call('XDEL', KEYS[1], ARGV[1]) == 0 then return 0 end
+redis.call('XADD', KEYS[2], '*', 'j', ARGV[2])
+return 1
+`);
+
+/** Create the consumer group (from the start of the stream, creating the stream); idempotent. */
+export async function ensureGroup(client: RedisClient, inbound: string): Promise<void> {
+  try {
+    await client.call("XGROUP", "CREATE", inbound, GROUP, "0", "MKSTREAM");
+  } catch (err) {
+    if (!String((err as Error)?.message).startsWith("BUSYGROUP")) throw err;
+  }
+}
+
+export type StreamEntry = [id: string, fields: string[] | null];
+
+/**
+ * Entries of an XREADGROUP reply on one stream ([] for a nil reply). RESP2 gives
+ * [[key, entries]]; RESP3 (ioredis 6's default, "legacy" mapping) gives the map flat: [key, entries].
+ */
+export function readReplyEntries(reply: unknown): StreamEntry[] {
+  if (!Array.isArray(reply) || reply.length < 1) return [];
+  const first = reply[0] as unknown;
+  if (typeof first === "string" || Buffer.isBuffer(first)) return Array.isArray(reply[1]) ? (reply[1] as StreamEntry[]) : [];
+  if (!Array.isArray(first) || first.length < 2 || !Array.isArray(first[1])) return [];
+  return first[1] as StreamEntry[];
+}
+
+/** Score of the first member of a ZRANGE … WITHSCORES reply: [m, s] (RESP2) or [[m, s]] (RESP3). */
+export function firstScore(reply: unknown): number | undefined {
+  if (!Array.isArray(reply) || reply.length === 0) return undefined;
+  const a = reply[0] as unknown;
+  const s = Array.isArray(a) ? a[1] : reply[1];
+  const n = Number(s);
+  return s === undefined || s === null || Number.isNaN(n) ? undefined : n;
+}
+
+/** Value of a field in a flat [k, v, k, v…] list. */
+export function field(fields: string[] | null, name: string): string | undefined {
+  if (fields === null) return undefined;
+  for (let i = 0; i + 1 < fields.length; i += 2) if (fields[i] === name) return fields[i + 1];
+  return undefined;
+}
+
+export function isNoGroup(err: unknown): boolean {
+  return String((err as Error)?.message).startsWith("NOGROUP");
+}
+
+/** Epoch ms of a stream entry id ("1732262400000-3"). */
+export function entryTimeMs(id: string): number {
+  const dash = id.indexOf("-");
+  return Number(dash < 0 ? id : id.slice(0, dash));
+}

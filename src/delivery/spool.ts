@@ -1,0 +1,408 @@
+/**
+ * The durable spool (Redis mode). An accepted message is XADDed to `<prefix>inbound` before the
+ * PDU is answered; delivery workers of every edge read the stream through one consumer group
+ * (`didgate-delivery`, consumer = instance id), so each entry goes to one worker.
+ *
+ * Life of an entry (each step is one atomic Lua script, see redis.ts):
+ *   enqueue ─▶ stream ─XREADGROUP─▶ pending (this worker) ─▶ delivered: XACK + XDEL
+ *                                                        ├─▶ retry: XACK + XDEL + ZADD retry (due)
+ *                                                        └─▶ dead:  XACK + XDEL + XADD dlq
+ *   retry ZSET ─(due; one timer per edge, atomic move)─▶ stream again
+ *   pending longer than the visibility timeout (its edge died) ─XAUTOCLAIM─▶ another worker
+ *
+ * Guarantees: exactly one delivery per message while edges live (the group hands an entry to one
+ * consumer, a retry re-enters the stream once). At least once across crashes: an edge killed after
+ * the receiver's 2xx but before its XACK leaves the entry pending, and it is delivered again (same
+ * webhook-id, so receivers can deduplicate).
+ */
+import type { Logger } from "pino";
+import { type Attempter } from "./attempt.js";
+import { type BackoffOptions, nextAttempt } from "./backoff.js";
+import type { DeliveryClock } from "./clock.js";
+import { type DeliveryMetrics, type SpoolStats, deadReasonLabel } from "./metrics.js";
+import {
+  ACK,
+  DEAD,
+  ENQUEUE,
+  GROUP,
+  MOVE_DUE,
+  RETRY,
+  type RedisClient,
+  type RedisConnect,
+  type SpoolKeys,
+  type StreamEntry,
+  ensureGroup,
+  field,
+  firstScore,
+  isNoGroup,
+  readReplyEntries,
+  spoolKeys,
+} from "./redis.js";
+import type { DeliveryJob } from "./types.js";
+
+/** A job as stored in the spool: the DeliveryJob plus the targets refused permanently. */
+export interface SpoolRecord extends DeliveryJob {
+  skip?: number;
+}
+
+export interface SpoolOptions {
+  connect: RedisConnect;
+  prefix: string;
+  /** Consumer name in the group; stable across restarts of one edge is best (it re-reads its own pending entries at start). */
+  instanceId: string;
+  attempter: Attempter;
+  metrics: DeliveryMetrics;
+  logger: Logger;
+  backoff: BackoffOptions;
+  clock: DeliveryClock;
+  /** Deliveries in progress at once in this edge. */
+  maxInFlight: number;
+  /** An entry pending this long (ms) belongs to a dead edge and is reclaimed. Must exceed the longest attempt. */
+  visibilityMs: number;
+  /** How often to look for such entries (ms). */
+  reclaimIntervalMs: number;
+  /** XREADGROUP BLOCK (ms). */
+  blockMs: number;
+  /** Longest wait between two looks at the retry schedule (ms); retries this edge scheduled are moved on time. */
+  retryPollMs: number;
+  /** Most messages in the spool (stream + retries); beyond it enqueue refuses. 0 = unbounded. */
+  maxDepth: number;
+  /** Dead-letter stream MAXLEN ~ (0 = never trimmed). */
+  dlqMaxLen: number;
+  random?: () => number;
+}
+
+const MOVE_LIMIT = 500;
+
+export class Spool {
+  readonly keys: SpoolKeys;
+  private readonly o: SpoolOptions;
+  private readonly cmd: RedisClient;
+  private block: RedisClient | undefined;
+  private readonly random: () => number;
+  private running = false;
+  private stopping = false;
+  private inFlight = 0;
+  private readonly active = new Set<string>();
+  private slotWaiter: (() => void) | undefined;
+  private idleWaiters: (() => void)[] = [];
+  private readLoopDone: Promise<void> | undefined;
+  private moveTimer: unknown;
+  private moveAt = Infinity;
+  private reclaimTimer: unknown;
+  private claimCursor = "0-0";
+
+  constructor(opts: SpoolOptions) {
+    this.o = opts;
+    this.keys = spoolKeys(opts.prefix);
+    this.cmd = opts.connect("command");
+    this.random = opts.random ?? Math.random;
+    // Silence ioredis' unhandled 'error' events; failures surface on the commands.
+    this.cmd.on("error", (err: Error) => opts.logger.debug({ err: err.message }, "spool redis error"));
+  }
+
+  /** The command connection (for the dead-letter tools and tests). */
+  get client(): RedisClient {
+    return this.cmd;
+  }
+
+  /** Messages this edge is delivering right now. */
+  get inFlightCount(): number {
+    return this.inFlight;
+  }
+
+  /**
+   * Store a job durably. Resolves true once Redis acknowledged the write (answer the PDU after
+   * this), false when the spool is full; rejects when Redis fails.
+   */
+  async enqueue(job: DeliveryJob): Promise<boolean> {
+    const rec: SpoolRecord = { id: job.id, body: job.body, target: job.target, acceptedAt: job.acceptedAt, attempts: job.attempts, skip: 0 };
+    const r = await ENQUEUE.run(this.cmd, [this.keys.inbound, this.keys.retry], [this.o.maxDepth, JSON.stringify(rec)]);
+    return r !== null;
+  }
+
+  /** Create the group and start the worker: own pending entries first, then new ones. */
+  async start(): Promise<void> {
+    if (this.running) return;
+    await ensureGroup(this.cmd, this.keys.inbound);
+    this.running = true;
+    this.stopping = false;
+    const block = this.o.connect("blocking");
+    block.on("error", (err: Error) => this.o.logger.debug({ err: err.message }, "spool redis (reader) error"));
+    this.block = block;
+    this.readLoopDone = this.readLoop(block);
+    this.wakeMover(this.o.clock.now());
+    this.reclaimTimer = this.o.clock.setTimeout(() => void this.reclaimTick(), this.o.reclaimIntervalMs);
+  }
+
+  /** Stop taking entries; wait up to `graceMs` for deliveries in progress. Unfinished entries stay pending (reclaimed later). */
+  async stop(graceMs: number): Promise<void> {
+    if (!this.running) return;
+    this.stopping = true;
+    this.running = false;
+    this.o.clock.clearTimeout(this.moveTimer);
+    this.o.clock.clearTimeout(this.reclaimTimer);
+    this.moveTimer = undefined;
+    this.moveAt = Infinity;
+    this.block?.disconnect();
+    this.slotWaiter?.();
+    await this.readLoopDone;
+    if (this.inFlight > 0) {
+      let timer: unknown;
+      await Promise.race([
+        new Promise<void>((r) => this.idleWaiters.push(r)),
+        new Promise<void>((r) => {
+          timer = this.o.clock.setTimeout(r, graceMs);
+        }),
+      ]);
+      this.o.clock.clearTimeout(timer);
+    }
+  }
+
+  /** Close the Redis connections (after stop). */
+  async close(): Promise<void> {
+    if (this.running) await this.stop(0);
+    this.block?.disconnect();
+    if (this.cmd.status !== "ready") {
+      this.cmd.disconnect();
+      return;
+    }
+    try {
+      await this.cmd.quit();
+    } catch {
+      this.cmd.disconnect();
+    }
+  }
+
+  /** Depth and oldest age of the shared spool. */
+  async stats(): Promise<SpoolStats> {
+    const k = this.keys;
+    const res = await this.cmd
+      .pipeline()
+      .xlen(k.inbound)
+      .zcard(k.retry)
+      .xrange(k.inbound, "-", "+", "COUNT", "1")
+      .zrange(k.retryAge, "0", "0", "WITHSCORES")
+      .exec();
+    if (res === null) return { depth: 0, oldestAgeS: 0 };
+    for (const [err] of res) if (err) throw err;
+    const depth = Number(res[0][1]) + Number(res[1][1]);
+    let oldest = Infinity;
+    const first = res[2][1] as StreamEntry[];
+    if (first.length > 0) {
+      const acc = acceptedAtOf(field(first[0][1], "j"));
+      if (acc !== undefined) oldest = acc;
+    }
+    const z = firstScore(res[3][1]);
+    if (z !== undefined) oldest = Math.min(oldest, z);
+    const now = this.o.clock.now();
+    return { depth, oldestAgeS: oldest === Infinity ? 0 : Math.max(0, (now - oldest) / 1000) };
+  }
+
+  // ------------------------------------------------------------ reading
+
+  private async readLoop(block: RedisClient): Promise<void> {
+    let cursor = "0"; // this consumer's own pending entries (left by a previous run) first
+    while (!this.stopping) {
+      if (this.inFlight >= this.o.maxInFlight) {
+        await new Promise<void>((r) => {
+          this.slotWaiter = r;
+        });
+        this.slotWaiter = undefined;
+        continue;
+      }
+      let reply: unknown;
+      try {
+        reply = await block.call(
+          "XREADGROUP", "GROUP", GROUP, this.o.instanceId,
+          "COUNT", this.o.maxInFlight - this.inFlight,
+          "BLOCK", this.o.blockMs,
+          "STREAMS", this.keys.inbound, cursor,
+        );
+      } catch (err) {
+        if (this.stopping) break;
+        if (isNoGroup(err)) {
+          await ensureGroup(this.cmd, this.keys.inbound).catch(() => undefined);
+        } else {
+          this.o.logger.warn({ err: (err as Error)?.message }, "spool read failed");
+        }
+        await this.sleep(1000);
+        continue;
+      }
+      const entries = readReplyEntries(reply);
+      if (cursor !== ">") {
+        if (entries.length === 0) {
+          cursor = ">";
+          continue;
+        }
+        cursor = entries[entries.length - 1][0];
+      }
+      for (let i = 0; i < entries.length; i++) this.dispatch(entries[i][0], entries[i][1]);
+    }
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise((r) => this.o.clock.setTimeout(r, ms));
+  }
+
+  private dispatch(entryId: string, fields: string[] | null): void {
+    if (this.active.has(entryId)) return;
+    const json = field(fields, "j");
+    if (json === undefined) {
+      // Deleted while pending (or not ours): nothing to deliver.
+      void this.cmd.call("XACK", this.keys.inbound, GROUP, entryId).catch(() => undefined);
+      return;
+    }
+    this.active.add(entryId);
+    this.inFlight++;
+    this.o.metrics.inFlight.inc({ mode: "spool" });
+    void this.handle(entryId, json).finally(() => {
+      this.active.delete(entryId);
+      this.inFlight--;
+      this.o.metrics.inFlight.dec({ mode: "spool" });
+      const w = this.slotWaiter;
+      if (w !== undefined) w();
+      if (this.inFlight === 0 && this.idleWaiters.length > 0) {
+        const ws = this.idleWaiters;
+        this.idleWaiters = [];
+        for (const f of ws) f();
+      }
+    });
+  }
+
+  private async handle(entryId: string, json: string): Promise<void> {
+    let rec: SpoolRecord;
+    try {
+      rec = JSON.parse(json) as SpoolRecord;
+      if (typeof rec.id !== "string" || typeof rec.acceptedAt !== "number" || rec.target === null || typeof rec.target !== "object") throw new Error("bad shape");
+      if (typeof rec.attempts !== "number") rec.attempts = 0;
+    } catch {
+      await this.deadLetter(entryId, json, "corrupt spool entry", undefined);
+      return;
+    }
+    const log = this.o.logger;
+    const now0 = this.o.clock.now();
+    // A message tried before and well past its max age (its edge crashed during every attempt, say)
+    // goes to the DLQ untried. The normal last attempt, made at the deadline, is not caught here.
+    if (rec.attempts > 0 && now0 >= rec.acceptedAt + this.o.backoff.maxAgeMs + this.o.visibilityMs) {
+      await this.deadLetter(entryId, JSON.stringify(rec), "max_age", rec);
+      return;
+    }
+    const r = await this.o.attempter.round(rec, rec.skip ?? 0);
+    const attempts = rec.attempts + 1;
+    if (r.result.kind === "delivered") {
+      await this.finish(() => ACK.run(this.cmd, [this.keys.inbound], [GROUP, entryId]), entryId);
+      log.info({ msg_id: rec.id, target: r.kind, attempts, result: "delivered", age_ms: this.o.clock.now() - rec.acceptedAt }, "message delivered");
+      return;
+    }
+    const next: SpoolRecord = { id: rec.id, body: rec.body, target: rec.target, acceptedAt: rec.acceptedAt, attempts, skip: r.skip };
+    if (r.result.kind === "dead") {
+      await this.deadLetter(entryId, JSON.stringify(next), r.result.reason, next);
+      return;
+    }
+    const now = this.o.clock.now();
+    const d = nextAttempt(rec.acceptedAt, attempts, now, this.o.backoff, r.result.retryAfterMs, this.random);
+    if (d.kind === "dead") {
+      await this.deadLetter(entryId, JSON.stringify(next), "max_age (last: " + r.result.reason + ")", next);
+      return;
+    }
+    const member = JSON.stringify(next);
+    const ok = await this.finish(
+      () => RETRY.run(this.cmd, [this.keys.inbound, this.keys.retry, this.keys.retryAge], [GROUP, entryId, d.dueAt, rec.acceptedAt, member]),
+      entryId,
+    );
+    if (ok) {
+      this.o.metrics.retries.inc({ kind: r.kind ?? "webhook" });
+      log.debug({ msg_id: rec.id, attempts, reason: r.result.reason, retry_in_ms: d.delayMs }, "delivery retry scheduled");
+      this.wakeMover(d.dueAt);
+    }
+  }
+
+  private async deadLetter(entryId: string, json: string, reason: string, rec: SpoolRecord | undefined): Promise<void> {
+    const ok = await this.finish(
+      () => DEAD.run(this.cmd, [this.keys.inbound, this.keys.dlq], [GROUP, entryId, json, reason, this.o.clock.now(), this.o.instanceId, this.o.dlqMaxLen]),
+      entryId,
+    );
+    if (ok) {
+      this.o.metrics.deadLetters.inc({ reason: deadReasonLabel(reason) });
+      this.o.logger.warn({ msg_id: rec?.id, attempts: rec?.attempts, result: "dead", reason }, "message dead-lettered");
+    }
+  }
+
+  /** Run a state change, retrying briefly when Redis fails; on giving up the entry stays pending (reclaimed later). */
+  private async finish(op: () => Promise<unknown>, entryId: string): Promise<boolean> {
+    for (let i = 0; ; i++) {
+      try {
+        await op();
+        return true;
+      } catch (err) {
+        if (i >= 4 || this.stopping) {
+          this.o.logger.error({ entry: entryId, err: (err as Error)?.message }, "spool state change failed; entry stays pending");
+          return false;
+        }
+        await this.sleep(200 * 2 ** i);
+      }
+    }
+  }
+
+  // ------------------------------------------------------------ retries
+
+  /** Make sure the mover runs no later than `at` (epoch ms). */
+  private wakeMover(at: number): void {
+    if (this.stopping || !this.running || at >= this.moveAt) return;
+    this.o.clock.clearTimeout(this.moveTimer);
+    this.moveAt = at;
+    this.moveTimer = this.o.clock.setTimeout(() => void this.moveTick(), Math.max(0, at - this.o.clock.now()));
+  }
+
+  private async moveTick(): Promise<void> {
+    this.moveTimer = undefined;
+    this.moveAt = Infinity;
+    if (this.stopping) return;
+    const now = this.o.clock.now();
+    let next = now + this.o.retryPollMs;
+    try {
+      const r = (await MOVE_DUE.run(this.cmd, [this.keys.retry, this.keys.retryAge, this.keys.inbound], [now, MOVE_LIMIT])) as [number, string | null];
+      if (r[0] >= MOVE_LIMIT) next = now;
+      else if (r[1] !== null && r[1] !== undefined) next = Math.min(next, Number(r[1]));
+    } catch (err) {
+      this.o.logger.warn({ err: (err as Error)?.message }, "retry schedule move failed");
+    }
+    this.wakeMover(next);
+  }
+
+  // ------------------------------------------------------------ reclaiming
+
+  private async reclaimTick(): Promise<void> {
+    this.reclaimTimer = undefined;
+    if (this.stopping) return;
+    let soon = false;
+    const free = this.o.maxInFlight - this.inFlight;
+    if (free > 0) {
+      try {
+        const r = (await this.cmd.call(
+          "XAUTOCLAIM", this.keys.inbound, GROUP, this.o.instanceId, this.o.visibilityMs, this.claimCursor, "COUNT", free,
+        )) as [string, StreamEntry[], string[]?];
+        this.claimCursor = r[0];
+        const entries = r[1];
+        if (entries.length > 0) this.o.logger.info({ count: entries.length }, "reclaimed spool entries left pending by another worker");
+        for (let i = 0; i < entries.length; i++) this.dispatch(entries[i][0], entries[i][1]);
+        soon = r[0] !== "0-0";
+      } catch (err) {
+        if (isNoGroup(err)) await ensureGroup(this.cmd, this.keys.inbound).catch(() => undefined);
+        else this.o.logger.warn({ err: (err as Error)?.message }, "spool reclaim failed");
+      }
+    }
+    if (!this.stopping) this.reclaimTimer = this.o.clock.setTimeout(() => void this.reclaimTick(), soon ? 50 : this.o.reclaimIntervalMs);
+  }
+}
+
+function acceptedAtOf(json: string | undefined): number | undefined {
+  if (json === undefined) return undefined;
+  try {
+    const v = (JSON.parse(json) as { acceptedAt?: unknown }).acceptedAt;
+    return typeof v === "number" ? v : undefined;
+  } catch {
+    return undefined;
+  }
+}
