@@ -1,0 +1,59 @@
+/** prom-client metrics of the SIP stack, created on the Registry passed in (or a private one). */
+import { Counter, Gauge, Registry } from "prom-client";
+
+const METHODS = new Set([
+  "INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "REGISTER", "PRACK", "UPDATE", "INFO", "SUBSCRIBE",
+  "NOTIFY", "REFER", "MESSAGE", "PUBLISH",
+]);
+
+/** Method label with bounded cardinality: unknown methods become "other". */
+export function methodLabel(m: string): string {
+  return METHODS.has(m) ? m : "other";
+}
+
+function counter<T extends string>(reg: Registry, name: string, help: string, labelNames: T[]): Counter<T> {
+  const existing = reg.getSingleMetric(name);
+  if (existing) return existing as Counter<T>;
+  return new Counter<T>({ name, help, labelNames, registers: [reg] });
+}
+
+function gauge<T extends string>(reg: Registry, name: string, help: string, labelNames: T[]): Gauge<T> {
+  const existing = reg.getSingleMetric(name);
+  if (existing) return existing as Gauge<T>;
+  return new Gauge<T>({ name, help, labelNames, registers: [reg] });
+}
+
+export class SipMetrics {
+  readonly registry: Registry;
+  readonly messages: Counter<"direction" | "transport" | "kind" | "method" | "code">;
+  readonly parseErrors: Counter<"transport" | "reason">;
+  readonly retransmissions: Counter<"direction" | "kind">;
+  readonly transactions: Gauge<"side" | "type">;
+  readonly transportErrors: Counter<"transport" | "reason">;
+  readonly connections: Gauge<"transport">;
+  readonly dropped: Counter<"reason">;
+
+  constructor(registry?: Registry) {
+    const reg = (this.registry = registry ?? new Registry());
+    this.messages = counter(reg, "didgate_sip_messages_total", "SIP messages received (in) and sent (out) by the SIP stack", [
+      "direction", "transport", "kind", "method", "code",
+    ]);
+    this.parseErrors = counter(reg, "didgate_sip_parse_errors_total", "SIP messages that failed to parse or frame", ["transport", "reason"]);
+    this.retransmissions = counter(reg, "didgate_sip_retransmissions_total",
+      "SIP retransmissions: sent by our timers (out) and absorbed on receipt (in)", ["direction", "kind"]);
+    this.transactions = gauge(reg, "didgate_sip_transactions", "SIP transactions in flight", ["side", "type"]);
+    this.transportErrors = counter(reg, "didgate_sip_transport_errors_total", "SIP transport errors (connect, send, TLS)", ["transport", "reason"]);
+    this.connections = gauge(reg, "didgate_sip_connections", "Open SIP TCP/TLS connections", ["transport"]);
+    this.dropped = counter(reg, "didgate_sip_dropped_total", "SIP messages dropped without an answer", ["reason"]);
+  }
+
+  message(direction: "in" | "out", transport: string, isRequest: boolean, method: string, code: number): void {
+    this.messages.inc({
+      direction,
+      transport,
+      kind: isRequest ? "request" : "response",
+      method: methodLabel(method),
+      code: isRequest ? "" : String(code),
+    });
+  }
+}

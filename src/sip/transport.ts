@@ -1,0 +1,566 @@
+/**
+ * SIP transports: UDP sockets, TCP and TLS listeners and connections (RFC 3261 section 18).
+ *
+ * - Listen URLs: "udp://0.0.0.0:5060", "tcp://[::1]:5060", "tls://host:port" (cert/key given).
+ * - Streams are framed by Content-Length (framer.ts); a CRLFCRLF ping is answered with CRLF.
+ * - Connections are kept in one table keyed by transport, remote address and port, so responses
+ *   and later requests to the same peer reuse them; idle connections are closed; inbound
+ *   connections are capped per source IP and in total.
+ * - Backpressure: when a socket's write buffer is full we stop reading from it until it drains,
+ *   and a peer whose unread output exceeds maxWriteBuffer is disconnected.
+ * Nothing thrown by a handler escapes a socket callback.
+ */
+import dgram from "node:dgram";
+import net from "node:net";
+import os from "node:os";
+import tls from "node:tls";
+import type { Logger } from "pino";
+import { StreamFramer, type FrameSink } from "./framer.js";
+import type { SipMetrics } from "./metrics.js";
+
+export type TransportKind = "udp" | "tcp" | "tls";
+
+export interface TlsOptions {
+  cert: string | Buffer;
+  key: string | Buffer;
+  /** CA certificates for verifying peers (client side); system CAs when omitted. */
+  ca?: string | Buffer | Array<string | Buffer>;
+}
+
+export interface ListenSpec {
+  /** "udp://0.0.0.0:5060", "tcp://[::1]:5060", "tls://127.0.0.1:5061" (port 0: any free port). */
+  url: string;
+  /** Required for tls:// listeners. */
+  tls?: TlsOptions;
+  /** Host (or host:port) to put in Via/Record-Route instead of the bound address. */
+  advertise?: string;
+}
+
+export interface ParsedListenUrl {
+  transport: TransportKind;
+  host: string;
+  port: number;
+}
+
+/** Parse a listen URL; throws Error with a readable message on a bad URL (config-time only). */
+export function parseListenUrl(url: string): ParsedListenUrl {
+  const sep = url.indexOf("://");
+  if (sep < 0) throw new Error(`listen URL "${url}": expected udp://, tcp:// or tls://HOST:PORT`);
+  const scheme = url.slice(0, sep).toLowerCase();
+  if (scheme !== "udp" && scheme !== "tcp" && scheme !== "tls") throw new Error(`listen URL "${url}": unknown transport "${scheme}"`);
+  let rest = url.slice(sep + 3);
+  if (rest.endsWith("/")) rest = rest.slice(0, -1);
+  let host: string;
+  let portStr: string | undefined;
+  if (rest.startsWith("[")) {
+    const e = rest.indexOf("]");
+    if (e < 0) throw new Error(`listen URL "${url}": unterminated IPv6 address`);
+    host = rest.slice(1, e);
+    const after = rest.slice(e + 1);
+    if (after.length > 0) {
+      if (!after.startsWith(":")) throw new Error(`listen URL "${url}": bad port`);
+      portStr = after.slice(1);
+    }
+  } else {
+    const c = rest.lastIndexOf(":");
+    if (c >= 0) {
+      host = rest.slice(0, c);
+      portStr = rest.slice(c + 1);
+    } else host = rest;
+  }
+  if (host.length === 0) throw new Error(`listen URL "${url}": missing host`);
+  const port = portStr === undefined ? (scheme === "tls" ? 5061 : 5060) : Number(portStr);
+  if (!Number.isInteger(port) || port < 0 || port > 65535 || (portStr !== undefined && !/^\d+$/.test(portStr)))
+    throw new Error(`listen URL "${url}": port must be 0-65535`);
+  return { transport: scheme, host, port };
+}
+
+export class Listener {
+  /** "udp:127.0.0.1:5060" */
+  readonly id: string;
+  readonly transport: TransportKind;
+  /** Bound address (IPv6 without brackets). */
+  readonly address: string;
+  readonly port: number;
+  readonly family: 4 | 6;
+  /** host:port for Via sent-by and Record-Route (IPv6 in brackets). */
+  readonly sentBy: string;
+  /** host part of sentBy */
+  readonly advertisedHost: string;
+  readonly advertisedPort: number;
+  /** @internal */ udp: dgram.Socket | null = null;
+  /** @internal */ server: net.Server | null = null;
+
+  constructor(transport: TransportKind, address: string, port: number, advertise: string | undefined) {
+    this.transport = transport;
+    this.address = address;
+    this.port = port;
+    this.family = net.isIPv6(address) ? 6 : 4;
+    let host: string;
+    let aport = port;
+    if (advertise) {
+      const pu = parseListenUrl("udp://" + advertise);
+      host = pu.host;
+      if (advertise.lastIndexOf(":") > advertise.lastIndexOf("]")) aport = pu.port;
+    } else if (address === "0.0.0.0" || address === "::") host = defaultAdvertise(this.family);
+    else host = address;
+    this.advertisedHost = net.isIPv6(host) ? "[" + host + "]" : host;
+    this.advertisedPort = aport;
+    this.sentBy = this.advertisedHost + ":" + aport;
+    this.id = transport + ":" + (this.family === 6 ? "[" + address + "]" : address) + ":" + port;
+  }
+}
+
+function defaultAdvertise(family: 4 | 6): string {
+  const ifs = os.networkInterfaces();
+  for (const list of Object.values(ifs)) {
+    for (const a of list ?? []) {
+      if (!a.internal && (a.family === "IPv4" ? 4 : 6) === family && !a.address.startsWith("fe80")) return a.address;
+    }
+  }
+  return family === 6 ? "::1" : "127.0.0.1";
+}
+
+/** Where a message came from. */
+export interface Source {
+  readonly transport: TransportKind;
+  readonly address: string;
+  readonly port: number;
+  /** The listener it arrived on (for outbound connections: the listener used in our Via). */
+  readonly listener: Listener;
+  /** The connection it arrived on (TCP/TLS), else null. */
+  readonly connection: Connection | null;
+}
+
+/** Where to send: an IP address (not a name) and port. */
+export interface Target {
+  transport: TransportKind;
+  address: string;
+  port: number;
+}
+
+export interface TransportOptions {
+  /** Largest message (framing limit on streams, datagram limit on UDP). */
+  maxMessageSize: number;
+  /** Close TCP/TLS connections idle this long (ms). Default 120000. */
+  idleTimeoutMs?: number;
+  /** Inbound connections per source IP. Default 64. */
+  maxConnectionsPerIp?: number;
+  /** Connections in total (inbound + outbound). Default 10000. */
+  maxConnections?: number;
+  /** Disconnect a peer whose unread output exceeds this many bytes. Default 4 MiB. */
+  maxWriteBuffer?: number;
+  /** Connect timeout for outbound TCP/TLS, ms. Default 10000. */
+  connectTimeoutMs?: number;
+  /** TLS client: verify server certificates (default true). */
+  tlsVerify?: boolean;
+  /** TLS client: CA certificates (default: system CAs). */
+  tlsCa?: string | Buffer | Array<string | Buffer>;
+  /** TLS client certificate (mutual TLS), optional. */
+  tlsClientCert?: { cert: string | Buffer; key: string | Buffer };
+}
+
+export interface TransportHandler {
+  onMessage(buf: Buffer, source: Source): void;
+  /** A stream could not be framed (connection is closed). */
+  onFramingError(source: Source, reason: string): void;
+}
+
+export type SendErrorCallback = (err: Error) => void;
+
+/** A TCP or TLS connection. */
+export class Connection implements FrameSink {
+  readonly key: string;
+  readonly transport: TransportKind;
+  readonly remoteAddress: string;
+  readonly remotePort: number;
+  readonly outbound: boolean;
+  readonly source: Source;
+  /** True once connected (TLS: handshake done) and until closed. */
+  ready = false;
+  closed = false;
+  /** @internal */ socket: net.Socket;
+  /** @internal */ pending: Buffer[] = [];
+  /** @internal */ pendingErr: Array<SendErrorCallback | undefined> = [];
+  private framer: StreamFramer;
+
+  constructor(
+    private readonly layer: TransportLayer,
+    transport: TransportKind,
+    socket: net.Socket,
+    remoteAddress: string,
+    remotePort: number,
+    listener: Listener,
+    outbound: boolean,
+    maxMessageSize: number,
+  ) {
+    this.transport = transport;
+    this.socket = socket;
+    this.remoteAddress = remoteAddress;
+    this.remotePort = remotePort;
+    this.outbound = outbound;
+    this.key = connKey(transport, remoteAddress, remotePort);
+    this.source = { transport, address: remoteAddress, port: remotePort, listener, connection: this };
+    this.framer = new StreamFramer(this, maxMessageSize);
+  }
+
+  /** @internal FrameSink */
+  onFrame(msg: Buffer): void {
+    this.layer.deliver(msg, this.source);
+  }
+  /** @internal FrameSink */
+  onPing(): void {
+    this.write(CRLF, undefined);
+  }
+  /** @internal FrameSink */
+  onFramingError(reason: string): void {
+    this.layer.framingError(this, reason);
+    this.socket.destroy();
+  }
+  /** @internal */
+  onData(chunk: Buffer): void {
+    try {
+      this.framer.push(chunk);
+    } catch (e) {
+      // defensive: the framer and handlers are written not to throw
+      this.layer.internalError(e);
+      this.socket.destroy();
+    }
+  }
+
+  /** Queue or write bytes. */
+  write(buf: Buffer, onError: SendErrorCallback | undefined): void {
+    if (this.closed) {
+      if (onError) onError(new Error("connection closed"));
+      return;
+    }
+    if (!this.ready) {
+      this.pending.push(buf);
+      this.pendingErr.push(onError);
+      return;
+    }
+    const s = this.socket;
+    const ok = s.write(buf);
+    if (!ok) {
+      if (s.writableLength > this.layer.maxWriteBuffer) {
+        this.layer.metrics.transportErrors.inc({ transport: this.transport, reason: "write_buffer_full" });
+        s.destroy();
+        return;
+      }
+      // stop reading from a peer that does not read what we send
+      s.pause();
+    }
+  }
+
+  /** @internal */
+  flush(): void {
+    const p = this.pending;
+    this.pending = [];
+    this.pendingErr = [];
+    for (const b of p) this.write(b, undefined);
+  }
+
+  /** @internal */
+  failPending(err: Error): void {
+    const cbs = this.pendingErr;
+    this.pending = [];
+    this.pendingErr = [];
+    for (const cb of cbs) if (cb) safeCall(cb, err);
+  }
+
+  close(): void {
+    this.socket.destroy();
+  }
+}
+
+function safeCall(cb: SendErrorCallback, err: Error): void {
+  try {
+    cb(err);
+  } catch {
+    /* callbacks must not throw into the transport */
+  }
+}
+
+const CRLF = Buffer.from("\r\n");
+
+function connKey(t: TransportKind, addr: string, port: number): string {
+  return t + "|" + addr + "|" + port;
+}
+
+function normAddr(a: string | undefined): string {
+  if (!a) return "";
+  return a.startsWith("::ffff:") && a.indexOf(".") > 0 ? a.slice(7) : a;
+}
+
+export class TransportLayer {
+  readonly listeners: Listener[] = [];
+  /** @internal */ readonly metrics: SipMetrics;
+  /** @internal */ readonly maxWriteBuffer: number;
+  private readonly conns = new Map<string, Connection>();
+  private readonly perIp = new Map<string, number>();
+  private readonly idleMs: number;
+  private readonly maxPerIp: number;
+  private readonly maxConns: number;
+  private readonly connectTimeoutMs: number;
+  private closing = false;
+
+  constructor(
+    private readonly handler: TransportHandler,
+    private readonly opts: TransportOptions,
+    metrics: SipMetrics,
+    private readonly log: Logger | undefined,
+  ) {
+    this.metrics = metrics;
+    this.idleMs = opts.idleTimeoutMs ?? 120_000;
+    this.maxPerIp = opts.maxConnectionsPerIp ?? 64;
+    this.maxConns = opts.maxConnections ?? 10_000;
+    this.maxWriteBuffer = opts.maxWriteBuffer ?? 4 * 1024 * 1024;
+    this.connectTimeoutMs = opts.connectTimeoutMs ?? 10_000;
+  }
+
+  get connectionCount(): number {
+    return this.conns.size;
+  }
+
+  /** Find an open (or opening) connection to a peer. */
+  getConnection(t: TransportKind, address: string, port: number): Connection | undefined {
+    return this.conns.get(connKey(t, address, port));
+  }
+
+  async listen(spec: ListenSpec): Promise<Listener> {
+    const u = parseListenUrl(spec.url);
+    const host = u.host === "*" ? "0.0.0.0" : u.host;
+    if (u.transport === "udp") {
+      const sock = dgram.createSocket({ type: net.isIPv6(host) ? "udp6" : "udp4", reuseAddr: false });
+      await new Promise<void>((resolve, reject) => {
+        sock.once("error", reject);
+        sock.bind(u.port, host, () => {
+          sock.off("error", reject);
+          resolve();
+        });
+      });
+      const l = new Listener("udp", host, sock.address().port, spec.advertise);
+      l.udp = sock;
+      sock.on("error", (e) => this.log?.warn({ err: e, listener: l.id }, "sip udp socket error"));
+      sock.on("message", (msg, rinfo) => {
+        try {
+          this.handler.onMessage(msg, { transport: "udp", address: normAddr(rinfo.address), port: rinfo.port, listener: l, connection: null });
+        } catch (e) {
+          this.internalError(e);
+        }
+      });
+      this.listeners.push(l);
+      return l;
+    }
+    let server: net.Server;
+    if (u.transport === "tls") {
+      if (!spec.tls) throw new Error(`listen URL "${spec.url}": tls needs sip.tls.cert and sip.tls.key`);
+      server = tls.createServer({ cert: spec.tls.cert, key: spec.tls.key, handshakeTimeout: 10_000 });
+    } else server = net.createServer({ noDelay: true });
+    server.maxConnections = this.maxConns;
+    await new Promise<void>((resolve, reject) => {
+      server.once("error", reject);
+      server.listen({ port: u.port, host, exclusive: true }, () => {
+        server.off("error", reject);
+        resolve();
+      });
+    });
+    const addr = server.address() as net.AddressInfo;
+    const l = new Listener(u.transport, host, addr.port, spec.advertise);
+    l.server = server;
+    server.on("error", (e) => this.log?.warn({ err: e, listener: l.id }, "sip listener error"));
+    if (u.transport === "tls") {
+      server.on("secureConnection", (s: tls.TLSSocket) => this.accept(l, s));
+      server.on("tlsClientError", (e) => {
+        this.metrics.transportErrors.inc({ transport: "tls", reason: "handshake" });
+        this.log?.debug({ err: e }, "sip tls handshake failed");
+      });
+    } else server.on("connection", (s: net.Socket) => this.accept(l, s));
+    this.listeners.push(l);
+    return l;
+  }
+
+  private accept(l: Listener, s: net.Socket): void {
+    s.on("error", () => {});
+    const ip = normAddr(s.remoteAddress);
+    const port = s.remotePort ?? 0;
+    if (this.closing || !ip) {
+      s.destroy();
+      return;
+    }
+    const n = this.perIp.get(ip) ?? 0;
+    if (n >= this.maxPerIp || this.conns.size >= this.maxConns) {
+      this.metrics.transportErrors.inc({ transport: l.transport, reason: "connection_limit" });
+      s.destroy();
+      return;
+    }
+    this.perIp.set(ip, n + 1);
+    const c = new Connection(this, l.transport, s, ip, port, l, false, this.opts.maxMessageSize);
+    c.ready = true;
+    this.register(c, ip);
+  }
+
+  private register(c: Connection, inboundIp: string | null): void {
+    const s = c.socket;
+    const old = this.conns.get(c.key);
+    this.conns.set(c.key, c);
+    if (old && old !== c) old.close();
+    this.metrics.connections.inc({ transport: c.transport });
+    s.setNoDelay(true);
+    s.setTimeout(this.idleMs);
+    s.on("timeout", () => s.destroy());
+    s.on("data", (d: Buffer) => c.onData(d));
+    s.on("drain", () => s.resume());
+    s.on("close", () => {
+      c.closed = true;
+      c.ready = false;
+      if (this.conns.get(c.key) === c) this.conns.delete(c.key);
+      this.metrics.connections.dec({ transport: c.transport });
+      if (inboundIp !== null) {
+        const k = (this.perIp.get(inboundIp) ?? 1) - 1;
+        if (k <= 0) this.perIp.delete(inboundIp);
+        else this.perIp.set(inboundIp, k);
+      }
+      c.failPending(new Error("connection closed"));
+    });
+  }
+
+  /** @internal */
+  deliver(buf: Buffer, src: Source): void {
+    try {
+      this.handler.onMessage(buf, src);
+    } catch (e) {
+      this.internalError(e);
+    }
+  }
+
+  /** @internal */
+  framingError(c: Connection, reason: string): void {
+    try {
+      this.handler.onFramingError(c.source, reason);
+    } catch (e) {
+      this.internalError(e);
+    }
+  }
+
+  /** @internal */
+  internalError(e: unknown): void {
+    this.log?.error({ err: e }, "sip: internal error in message handler");
+  }
+
+  /** Pick the listener to use for sending over `t` to a peer of this address family. */
+  pickListener(t: TransportKind, family: 4 | 6): Listener | undefined {
+    let any: Listener | undefined;
+    for (const l of this.listeners) {
+      if (l.transport === t && l.family === family) return l;
+      if (l.transport === t && any === undefined) any = l;
+    }
+    if (any) return any;
+    for (const l of this.listeners) if (l.family === family) return l;
+    return this.listeners[0];
+  }
+
+  /**
+   * Send bytes. For TCP/TLS, `via` (an existing connection) is used when open; otherwise a
+   * connection to the target is reused or opened. Errors are reported through onError.
+   */
+  send(buf: Buffer, target: Target, via: Connection | null, onError: SendErrorCallback | undefined): void {
+    if (this.closing) {
+      if (onError) safeCall(onError, new Error("transport closed"));
+      return;
+    }
+    if (target.transport === "udp") {
+      const fam: 4 | 6 = net.isIPv6(target.address) ? 6 : 4;
+      let l: Listener | undefined;
+      for (const x of this.listeners) if (x.transport === "udp" && x.family === fam) { l = x; break; }
+      if (!l || !l.udp) {
+        this.metrics.transportErrors.inc({ transport: "udp", reason: "no_listener" });
+        if (onError) safeCall(onError, new Error("no UDP listener for IPv" + fam));
+        return;
+      }
+      if (buf.length > this.opts.maxMessageSize) {
+        if (onError) safeCall(onError, new Error("message too large for UDP"));
+        return;
+      }
+      l.udp.send(buf, target.port, target.address, onError ? (err) => { if (err) { this.metrics.transportErrors.inc({ transport: "udp", reason: "send" }); safeCall(onError, err); } } : undefined);
+      return;
+    }
+    let c = via !== null && !via.closed ? via : this.conns.get(connKey(target.transport, target.address, target.port));
+    if (c === undefined || c.closed) c = this.connect(target, onError);
+    if (c === undefined) return;
+    c.write(buf, onError);
+  }
+
+  private connect(target: Target, onError: SendErrorCallback | undefined): Connection | undefined {
+    if (this.conns.size >= this.maxConns) {
+      this.metrics.transportErrors.inc({ transport: target.transport, reason: "connection_limit" });
+      if (onError) safeCall(onError, new Error("connection limit reached"));
+      return undefined;
+    }
+    const fam: 4 | 6 = net.isIPv6(target.address) ? 6 : 4;
+    const l = this.pickListener(target.transport, fam);
+    if (!l) {
+      if (onError) safeCall(onError, new Error("no listener to send from"));
+      return undefined;
+    }
+    let s: net.Socket;
+    const readyEvent = target.transport === "tls" ? "secureConnect" : "connect";
+    if (target.transport === "tls") {
+      const o = this.opts;
+      s = tls.connect({
+        host: target.address,
+        port: target.port,
+        rejectUnauthorized: o.tlsVerify !== false,
+        ca: o.tlsCa,
+        cert: o.tlsClientCert?.cert,
+        key: o.tlsClientCert?.key,
+        servername: net.isIP(target.address) ? undefined : target.address,
+      });
+    } else s = net.connect({ host: target.address, port: target.port, noDelay: true });
+    const c = new Connection(this, target.transport, s, target.address, target.port, l, true, this.opts.maxMessageSize);
+    const timer = setTimeout(() => {
+      if (!c.ready) s.destroy(new Error("connect timeout"));
+    }, this.connectTimeoutMs);
+    s.once(readyEvent, () => {
+      clearTimeout(timer);
+      c.ready = true;
+      c.flush();
+    });
+    s.on("error", (e) => {
+      clearTimeout(timer);
+      if (!c.ready) {
+        this.metrics.transportErrors.inc({ transport: target.transport, reason: target.transport === "tls" ? "connect_tls" : "connect" });
+        c.failPending(e);
+      }
+    });
+    s.once("close", () => clearTimeout(timer));
+    this.register(c, null);
+    return c;
+  }
+
+  async close(): Promise<void> {
+    this.closing = true;
+    const waits: Promise<void>[] = [];
+    for (const l of this.listeners) {
+      if (l.udp) {
+        const u = l.udp;
+        waits.push(new Promise((r) => { try { u.close(() => r()); } catch { r(); } }));
+      }
+      if (l.server) {
+        const sv = l.server;
+        waits.push(new Promise((r) => sv.close(() => r())));
+      }
+    }
+    for (const c of [...this.conns.values()]) {
+      waits.push(new Promise((r) => {
+        if (c.socket.destroyed) r();
+        else {
+          c.socket.once("close", () => r());
+          c.socket.destroy();
+        }
+      }));
+    }
+    await Promise.all(waits);
+    this.conns.clear();
+  }
+}

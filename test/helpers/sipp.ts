@@ -1,0 +1,161 @@
+/**
+ * Run the real `sipp` binary (foreground, no -bg) as a child process for tests.
+ *
+ *   const uas = startSipp({ args: ["-sn", "uas", "-i", "127.0.0.1", "-p", String(port), "-m", "1"] });
+ *   const res = await runSipp({ args: [...], timeoutMs: 15000 });
+ *   expect(res.code).toBe(0);            // sipp exit codes: 0 all calls ok, 1 some failed, 99 no call
+ *   await uas.done; killAllSipp();       // afterEach: kill anything still running
+ *
+ * Every run gets its own temporary working directory (trace files land there; see `files()` /
+ * `readFile()`), "-nostdin" is always added, and the process is killed (SIGTERM, then SIGKILL)
+ * when `timeoutMs` elapses.
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import dgram from "node:dgram";
+import fs from "node:fs";
+import net from "node:net";
+import os from "node:os";
+import path from "node:path";
+
+export const SIPP_BIN = process.env.SIPP_BIN ?? "/usr/bin/sipp";
+
+export interface SippOptions {
+  /** Arguments after the binary (e.g. ["-sf", file, "127.0.0.1:5060", "-m", "1"]). */
+  args: string[];
+  /** Kill after this many ms (default 20000). */
+  timeoutMs?: number;
+  /** Working directory; a fresh temporary one by default. */
+  cwd?: string;
+}
+
+export interface SippResult {
+  /** Exit code (null when killed by a signal). */
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+  /** true when we had to kill it at the timeout */
+  timedOut: boolean;
+  cwd: string;
+}
+
+export interface SippProcess {
+  readonly child: ChildProcess;
+  readonly cwd: string;
+  readonly done: Promise<SippResult>;
+  kill(): void;
+  /** Files sipp wrote into its working directory. */
+  files(): string[];
+  /** Read a file from the working directory whose name contains `part` (e.g. "_errors.log"). */
+  readFile(part: string): string | undefined;
+}
+
+const running = new Set<SippProcess>();
+
+function listFiles(dir: string): string[] {
+  try {
+    return fs.readdirSync(dir);
+  } catch {
+    return [];
+  }
+}
+
+export function startSipp(opts: SippOptions): SippProcess {
+  const cwd = opts.cwd ?? fs.mkdtempSync(path.join(os.tmpdir(), "didgate-sipp-"));
+  const args = opts.args.includes("-nostdin") ? opts.args : [...opts.args, "-nostdin"];
+  const child = spawn(SIPP_BIN, args, { cwd, stdio: ["ignore", "pipe", "pipe"] });
+  let stdout = "";
+  let stderr = "";
+  // keep only the tail: sipp's screen output can be large
+  child.stdout!.on("data", (d: Buffer) => {
+    stdout = (stdout + d.toString("latin1")).slice(-20000);
+  });
+  child.stderr!.on("data", (d: Buffer) => {
+    stderr = (stderr + d.toString("latin1")).slice(-20000);
+  });
+  let timedOut = false;
+  let killTimer: NodeJS.Timeout | undefined;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    child.kill("SIGTERM");
+    killTimer = setTimeout(() => child.kill("SIGKILL"), 1000);
+  }, opts.timeoutMs ?? 20_000);
+  const proc: SippProcess = {
+    child,
+    cwd,
+    done: new Promise<SippResult>((resolve) => {
+      const finish = (code: number | null, signal: NodeJS.Signals | null): void => {
+        clearTimeout(timer);
+        if (killTimer) clearTimeout(killTimer);
+        running.delete(proc);
+        resolve({ code, signal, stdout, stderr, timedOut, cwd });
+      };
+      child.on("error", (e) => {
+        stderr += String(e);
+        finish(-1, null);
+      });
+      child.on("close", finish);
+    }),
+    kill() {
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill("SIGTERM");
+        const t = setTimeout(() => child.kill("SIGKILL"), 1000);
+        child.once("close", () => clearTimeout(t));
+      }
+    },
+    files: () => listFiles(cwd),
+    readFile(part: string) {
+      const f = listFiles(cwd).find((n) => n.includes(part));
+      return f === undefined ? undefined : fs.readFileSync(path.join(cwd, f), "latin1");
+    },
+  };
+  running.add(proc);
+  return proc;
+}
+
+/** Run sipp to completion (or timeout) and return its exit status and output. */
+export function runSipp(opts: SippOptions): Promise<SippResult> {
+  return startSipp(opts).done;
+}
+
+/** Kill every sipp started by this process that is still running; waits for them to exit. */
+export async function killAllSipp(): Promise<void> {
+  const all = [...running];
+  for (const p of all) p.kill();
+  await Promise.all(all.map((p) => p.done));
+}
+
+/** A port that is free for both UDP and TCP on `host` right now (bind 0, then release). */
+export async function freePort(host = "127.0.0.1"): Promise<number> {
+  for (let i = 0; i < 50; i++) {
+    const port = await new Promise<number>((resolve, reject) => {
+      const s = net.createServer();
+      s.once("error", reject);
+      s.listen(0, host, () => {
+        const p = (s.address() as net.AddressInfo).port;
+        s.close(() => resolve(p));
+      });
+    });
+    const udpOk = await new Promise<boolean>((resolve) => {
+      const u = dgram.createSocket(net.isIPv6(host) ? "udp6" : "udp4");
+      u.once("error", () => {
+        u.close();
+        resolve(false);
+      });
+      u.bind(port, host, () => u.close(() => resolve(true)));
+    });
+    if (udpOk) return port;
+  }
+  throw new Error("no free port");
+}
+
+/** Absolute path of a scenario file in test/sip/scenarios. */
+export function scenario(name: string): string {
+  return path.resolve(path.dirname(new URL(import.meta.url).pathname), "..", "sip", "scenarios", name);
+}
+
+/** Short human summary of a result for assertion messages. */
+export function describeResult(r: SippResult, extra?: SippProcess): string {
+  const err = extra?.readFile("_errors.log");
+  return `exit=${r.code} signal=${r.signal} timedOut=${r.timedOut}\nstderr: ${r.stderr.slice(-1500)}\nstdout tail: ${r.stdout.slice(-1500)}${err ? "\nerrors.log: " + err.slice(-2000) : ""}`;
+}
