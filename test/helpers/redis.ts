@@ -126,8 +126,8 @@ export async function startRedis(opts: RedisServerOptions = {}): Promise<TestRed
       const c = spawn("redis-cli", ["-h", "127.0.0.1", "-p", String(port), ...a], { stdio: [stdin === undefined ? "ignore" : "pipe", "pipe", "pipe"] });
       let out = "";
       let err = "";
-      c.stdout.on("data", (d) => (out += d));
-      c.stderr.on("data", (d) => (err += d));
+      c.stdout!.on("data", (d) => (out += d));
+      c.stderr!.on("data", (d) => (err += d));
       c.on("error", reject);
       c.on("exit", (code) => (code === 0 ? resolve(out) : reject(new Error(`redis-cli ${a.join(" ")}: exit ${code}: ${err}`))));
       if (c.stdin) {
