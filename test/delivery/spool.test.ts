@@ -4,6 +4,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { Redis } from "ioredis";
 import type { Delivery } from "../../src/delivery/delivery.js";
+import type { SmppForwarder } from "../../src/delivery/smpp-forward.js";
 import { dlqCommand, listDlq } from "../../src/delivery/dlq.js";
 import { verifyWebhook } from "../../src/delivery/webhook.js";
 import { startRedis, type TestRedis } from "../helpers/redis.js";
@@ -185,6 +186,26 @@ describe("spool", () => {
     expect(da + db).toBe(300);
     expect(da).toBeGreaterThan(0);
     expect(db).toBeGreaterThan(0);
+  });
+
+  it("after a 410 the webhook is skipped; SMPP is retried until it accepts", async () => {
+    rx = await startReceiver(() => ({ status: 410 }));
+    const calls: number[] = [];
+    const forwarder: SmppForwarder = {
+      forward: async () => {
+        calls.push(Date.now());
+        return calls.length < 3 ? { kind: "retry", reason: "no bind of app-1" } : { kind: "delivered" };
+      },
+    };
+    const prefix = freshPrefix();
+    const { delivery, registry } = makeDelivery(redis.url, prefix, { forwarder });
+    track(delivery);
+    await delivery.start();
+    expect(await delivery.accept(job(1, { webhook: rx.url, smpp: "app-1" }))).toBe("accepted");
+    await until(async () => (await metric(registry, "didgate_delivery_total", { kind: "smpp", outcome: "delivered" })) === 1, 10_000, "smpp delivery");
+    expect(calls).toHaveLength(3);
+    expect(rx.received).toHaveLength(1);
+    expect(await metric(registry, "didgate_delivery_retries_total", { kind: "smpp" })).toBe(2);
   });
 
   it("dead-letters after max age", async () => {
