@@ -809,7 +809,9 @@ export function parseMessage(buf: Buffer, opts?: ParseOptions): SipMessage | Sip
   let hdrEnd = len;
   for (;;) {
     if (pos >= len) {
+      // no blank line after the headers
       hdrEnd = len;
+      if (firstError === null) (firstError = "bad_header"), (errDetail = "header section not terminated by an empty line");
       break;
     }
     const c = buf[pos]!;
@@ -830,8 +832,14 @@ export function parseMessage(buf: Buffer, opts?: ParseOptions): SipMessage | Sip
       folded = true;
       e = buf.indexOf(10, e + 1);
     }
-    const end = e < 0 ? len : e + 1;
-    let ce = e < 0 ? len : e;
+    if (e < 0) {
+      hdrEnd = len;
+      pos = len;
+      if (firstError === null) (firstError = "bad_header"), (errDetail = "header section not terminated by an empty line");
+      break;
+    }
+    const end = e + 1;
+    let ce = e;
     if (ce > ls && buf[ce - 1] === 13) ce--;
     if (end - ls > lim.maxHeaderLength) return err("header_too_long", "header line of " + (end - ls) + " bytes", msg);
     if (fields.length >= lim.maxHeaders) return err("too_many_headers", "more than " + lim.maxHeaders, msg);
