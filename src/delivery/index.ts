@@ -1,0 +1,8 @@
+/** Public API of the delivery layer (what src/app.ts, src/edge/sms.ts and src/cli.ts use). */
+export { Delivery, type DeliveryOptions, type DeliveryRedisOptions, type DeliveryWebhookOptions } from "./delivery.js";
+export type { SmppForwarder } from "./smpp-forward.js";
+export { dlqCommand, listDlq, replayDlq, dropDlq, type DlqEntry } from "./dlq.js";
+export { signWebhook, verifyWebhook, secretKey } from "./webhook.js";
+export { connectUrl, type RedisConnect, type RedisClient } from "./redis.js";
+export type { DeliveryClock } from "./clock.js";
+export type { AcceptOutcome, AttemptResult, DeliveryJob, DeliveryTarget, MessageReceivedBody, MessageReceiptBody, WebhookBody } from "./types.js";
