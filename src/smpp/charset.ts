@@ -101,9 +101,11 @@ const GSM_EXT: ReadonlyArray<readonly [number, string]> = [
   [0x65, "€"],
 ];
 
-const GSM_DECODE_BASIC: string[] = Array.from(GSM_BASIC);
-const GSM_DECODE_EXT: (string | undefined)[] = new Array(128).fill(undefined);
-for (const [k, c] of GSM_EXT) GSM_DECODE_EXT[k] = c;
+const GSM_BASIC_CODES = new Uint16Array(128);
+for (let i = 0; i < 128; i++) GSM_BASIC_CODES[i] = GSM_BASIC.charCodeAt(i);
+/** Extension table code units; 0 = not in the table. */
+const GSM_EXT_CODES = new Uint16Array(128);
+for (const [k, c] of GSM_EXT) GSM_EXT_CODES[k] = c.charCodeAt(0);
 
 /** char code -> septet (basic) or 0x1B00|septet (extension); -1 when not representable. */
 const GSM_ENCODE = new Map<number, number>();
@@ -118,18 +120,34 @@ for (const [cp, v] of GSM_ENCODE) if (cp < 256) GSM_ENCODE_FAST[cp] = v;
  * basic character (TS 23.038 6.2.1.1); an escape at the very end is dropped.
  */
 export function gsm7Decode(septets: Uint8Array, start = 0, end = septets.length): string {
-  let out = "";
+  const n = end - start;
+  if (n <= 0) return "";
+  // UTF-16LE into a buffer, one native call to make a flat string (faster than concatenation).
+  const out = Buffer.allocUnsafe(n * 2);
+  let j = 0;
   for (let i = start; i < end; i++) {
     const s = septets[i]! & 0x7f;
+    let c: number;
     if (s === 0x1b) {
       if (i + 1 >= end) break;
-      const n = septets[++i]! & 0x7f;
-      const ext = GSM_DECODE_EXT[n];
-      out += ext !== undefined ? ext : n === 0x1b ? " " : GSM_DECODE_BASIC[n]!;
+      const x = septets[++i]! & 0x7f;
+      const ext = GSM_EXT_CODES[x]!;
+      c = ext !== 0 ? ext : x === 0x1b ? 0x20 : GSM_BASIC_CODES[x]!;
     } else {
-      out += GSM_DECODE_BASIC[s]!;
+      c = GSM_BASIC_CODES[s]!;
     }
+    out[j++] = c & 0xff;
+    out[j++] = c >> 8;
   }
+  return out.toString("utf16le", 0, j);
+}
+
+/** String from the first `n` UTF-16 code units of `u`, in chunks (bounded argument count). */
+function codesToString(u: Uint16Array, n: number): string {
+  const CHUNK = 8192;
+  if (n <= CHUNK) return String.fromCharCode.apply(null, u.subarray(0, n) as unknown as number[]);
+  let out = "";
+  for (let i = 0; i < n; i += CHUNK) out += String.fromCharCode.apply(null, u.subarray(i, Math.min(n, i + CHUNK)) as unknown as number[]);
   return out;
 }
 
@@ -225,33 +243,46 @@ export function gsm7Unpack(
 /** UCS2 / UTF-16BE to string, with surrogate pairs; an odd trailing octet is dropped; lone surrogates become U+FFFD. */
 export function ucs2Decode(buf: Uint8Array, start = 0, end = buf.length): string {
   const n = (end - start) >> 1;
-  let out = "";
-  // Decode in chunks to bound the argument count of String.fromCharCode.
-  const CHUNK = 4096;
-  const units = new Uint16Array(n < CHUNK ? n : CHUNK);
-  let written = 0;
+  if (n <= 0) return "";
+  // Native path: swap to UTF-16LE and let V8 build the string; then check for lone surrogates.
+  const le = Buffer.allocUnsafe(n * 2);
+  le.set(buf.subarray(start, start + n * 2));
+  le.swap16();
+  const s = le.toString("utf16le");
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c >= 0xd800 && c <= 0xdfff) {
+      if (c <= 0xdbff && i + 1 < s.length) {
+        const d = s.charCodeAt(i + 1);
+        if (d >= 0xdc00 && d <= 0xdfff) {
+          i++;
+          continue;
+        }
+      }
+      return ucs2DecodeStrict(buf, start, end);
+    }
+  }
+  return s;
+}
+
+/** Slow path: replace lone surrogates with U+FFFD. */
+function ucs2DecodeStrict(buf: Uint8Array, start: number, end: number): string {
+  const n = (end - start) >> 1;
+  const units = new Uint16Array(n);
+  let w = 0;
   for (let i = 0; i < n; i++) {
     let u = (buf[start + 2 * i]! << 8) | buf[start + 2 * i + 1]!;
     if (u >= 0xd800 && u <= 0xdbff) {
       const next = i + 1 < n ? (buf[start + 2 * i + 2]! << 8) | buf[start + 2 * i + 3]! : 0;
       if (next >= 0xdc00 && next <= 0xdfff) {
-        units[written++] = u;
-        if (written === units.length) {
-          out += String.fromCharCode.apply(null, units as unknown as number[]);
-          written = 0;
-        }
+        units[w++] = u;
         u = next;
         i++;
       } else u = 0xfffd;
     } else if (u >= 0xdc00 && u <= 0xdfff) u = 0xfffd;
-    units[written++] = u;
-    if (written === units.length) {
-      out += String.fromCharCode.apply(null, units as unknown as number[]);
-      written = 0;
-    }
+    units[w++] = u;
   }
-  if (written > 0) out += String.fromCharCode.apply(null, units.subarray(0, written) as unknown as number[]);
-  return out;
+  return codesToString(units, w);
 }
 
 /** String to UCS2 (UTF-16BE). Characters outside the BMP become surrogate pairs. */

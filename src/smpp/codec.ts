@@ -142,13 +142,14 @@ class Reader {
       return "";
     }
     const limit = start + max < this.end ? start + max : this.end;
-    const nul = buf.indexOf(0, start);
-    if (nul < 0 || nul >= limit) {
+    let nul = start + 1;
+    while (nul < limit && buf[nul] !== 0) nul++;
+    if (nul >= limit) {
       this.fail(status, what + " not terminated within " + max + " octets");
       return "";
     }
     this.pos = nul + 1;
-    return buf.toString("latin1", start, nul);
+    return latin1(buf, start, nul);
   }
 
   tlvs(): readonly Tlv[] {
@@ -180,6 +181,14 @@ class Reader {
     this.pos = pos;
     return out;
   }
+}
+
+type SliceFn = (this: Buffer, start: number, end: number) => string;
+/** Buffer#latin1Slice (what toString("latin1") calls, minus its argument checks), if present. */
+const LATIN1_SLICE = (Buffer.prototype as unknown as { latin1Slice?: SliceFn }).latin1Slice;
+
+function latin1(buf: Buffer, start: number, end: number): string {
+  return LATIN1_SLICE !== undefined ? LATIN1_SLICE.call(buf, start, end) : buf.toString("latin1", start, end);
 }
 
 /** Fixed lengths of the TLVs didgate interprets; -1 for variable or unknown (kept as they are). */
