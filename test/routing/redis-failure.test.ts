@@ -6,6 +6,7 @@ import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { startRedis, type TestRedis } from "../helpers/redis.js";
+import { loadSnapshot } from "../../src/routing/sources/snapshot.js";
 import { makeEdge, metricValue, redisConfig, tempDir, until, voice, writerFor, type Edge } from "./redis-helpers.js";
 
 const cleanups: (() => Promise<unknown> | unknown)[] = [];
@@ -221,6 +222,46 @@ describe("Redis route sync under failure", () => {
     expect(await e.source.start()).toEqual({ stale: false });
     expect(e.source.status()).toMatchObject({ refusing: true, entries: 20 });
     expect(e.lookup(num(1))).toBe("sip:x@old");
+  });
+
+  it("a snapshot taken while changes are applied is consistent with its version", async () => {
+    const r = await server();
+    const tmp = tempDir();
+    cleanups.push(() => tmp.cleanup());
+    const snapshot = join(tmp.dir, "routes.snapshot");
+    const { writer: w, client } = writer(r.url);
+    await w.import(Array.from({ length: 30_000 }, (_, i) => [num(i), voice("s0")] as const), { skipUnchanged: false });
+    const e = edge(r.url, { snapshot });
+    await e.source.start();
+    await until(() => e.source.status().snapshot?.writtenAt !== undefined, "snapshot after the load");
+    let stop = false;
+    const writing = (async () => {
+      for (let i = 0; !stop; i++) {
+        const k = (i * 7919) % 31_000;
+        if (i % 4 === 3) await w.del(num(k));
+        else await w.set(num(k), voice(`s${i}`));
+      }
+    })();
+    await until(async () => (await client.xlen("didgate:changes")) > 30_100, "writes under way");
+    await e.source.snapshotNow();
+    stop = true;
+    await writing;
+    const id = await lastId(r.url);
+    await until(() => e.store.current.version === id, "edge caught up");
+    // the snapshot plus the changes after its version gives the edge's final table
+    const snap = await loadSnapshot(snapshot);
+    const state = new Map(Array.from(snap.table.entries(), ([k, v]) => [k, v.voice!.targets[0]!.uri]));
+    const after = (await client.xrange("didgate:changes", `(${snap.header.version}`, "+")) as [string, string[]][];
+    expect(after.length).toBeGreaterThan(0);
+    for (const [, f] of after) {
+      const op = f[1]!;
+      const key = f[3]!;
+      if (op === "del") state.delete(key);
+      else state.set(key, (JSON.parse(f[5]!) as { voice: { targets: string[] } }).voice.targets[0]!);
+    }
+    const got = tableState(e);
+    expect(state.size).toBe(got.size);
+    for (const [k, v] of got) expect(state.get(k), k).toBe(v);
   });
 
   it("without Redis and without a snapshot, start() rejects", async () => {

@@ -96,6 +96,23 @@ describe("Redis route source: load and deltas", () => {
     expect(e.source.status().skippedInvalid).toBe(4);
   });
 
+  it("loads the same table when the HSCAN runs in a worker thread", async () => {
+    const w = writer("w:");
+    await w.import(Array.from({ length: 3000 }, (_, i) => [`+1777${String(i).padStart(5, "0")}`, voice(`h${i}`)] as const));
+    await redis.cli("HSET", "w:routes", "+33*", "not json");
+    const e = edge("w:", {});
+    const inWorker = makeEdge(redisConfig(redis.url, { prefix: "w:" }), { workerScanThreshold: 1, scanCount: 100 });
+    cleanups.push(() => inWorker.source.close());
+    await e.source.start();
+    await inWorker.source.start();
+    expect(inWorker.store.current.size).toBe(3000);
+    expect(inWorker.lookup("+177700042")).toBe("sip:x@h42");
+    expect(inWorker.source.status().skippedInvalid).toBe(1);
+    expect(inWorker.log.find((l) => typeof l.msg === "string" && (l.msg as string).includes("worker thread failed"))).toBeUndefined();
+    const dump = (x: Edge) => JSON.stringify(Array.from(x.store.current.entries(), ([k, v]) => [k, v.source]).sort());
+    expect(dump(inWorker)).toBe(dump(e));
+  });
+
   it("writer validates before writing", async () => {
     const w = writer("e:");
     await expect(w.set("+1", { state: "nope" })).rejects.toThrow(/state/);

@@ -47,6 +47,7 @@ import {
 } from "./redis-client.js";
 import { RedisSyncMetrics } from "./redis-metrics.js";
 import { loadFunctionLibrary } from "./redis-writer.js";
+import { scanInWorker } from "./redis-scan-worker.js";
 import { loadSnapshot, readSnapshotHeader, writeSnapshot } from "./snapshot.js";
 
 /** `routes.redis` of the config (src/config/schema.ts). */
@@ -90,6 +91,12 @@ export interface RedisSourceOptions {
   maxBackoffMs?: number;
   /** FUNCTION LOAD the didgate library on connect (default true). */
   loadFunctions?: boolean;
+  /**
+   * Hashes with at least this many entries are scanned in a worker thread, which moves the RESP
+   * decoding off the main thread (default 0: never; measure with bench/redis-sync.ts on the target
+   * machine: it pays only when a core is free).
+   */
+  workerScanThreshold?: number;
 }
 
 export interface RedisSourceStatus {
@@ -137,7 +144,7 @@ export class RedisRouteSource extends EventEmitter {
   private readonly logger: Logger;
   private readonly now: () => number;
   private readonly snapshotPath: string;
-  private readonly o: Required<Pick<RedisSourceOptions, "startTimeoutMs" | "blockMs" | "checkIntervalMs" | "refusedRetryMs" | "scanCount" | "readCount" | "commandTimeoutMs" | "minBackoffMs" | "maxBackoffMs" | "loadFunctions">>;
+  private readonly o: Required<Pick<RedisSourceOptions, "startTimeoutMs" | "blockMs" | "checkIntervalMs" | "refusedRetryMs" | "scanCount" | "readCount" | "commandTimeoutMs" | "minBackoffMs" | "maxBackoffMs" | "loadFunctions" | "workerScanThreshold">>;
   private cmd: RedisClient | undefined;
   private sub: RedisClient | undefined;
   private subId: number | undefined;
@@ -168,6 +175,8 @@ export class RedisRouteSource extends EventEmitter {
   private snapshotWrittenAt: number | undefined;
   private snapshotting: Promise<void> | undefined;
   private functionsLoaded = false;
+  /** While a snapshot collects the live table: the changes applied meanwhile (null: deleted). */
+  private touched: Map<string, Route | null> | undefined;
   /** Small cache JSON text → Route so that identical entries share one value object. */
   private parseCache = new Map<string, Route>();
 
@@ -193,6 +202,7 @@ export class RedisRouteSource extends EventEmitter {
       minBackoffMs: opts.minBackoffMs ?? 100,
       maxBackoffMs: opts.maxBackoffMs ?? 5000,
       loadFunctions: opts.loadFunctions ?? true,
+      workerScanThreshold: opts.workerScanThreshold ?? 0,
     };
   }
 
@@ -324,8 +334,7 @@ export class RedisRouteSource extends EventEmitter {
   async snapshotNow(): Promise<void> {
     await this.snapshotting?.catch(() => undefined);
     if (!this.snapshotPath) return;
-    const t = this.store.current;
-    await this.writeSnapshotOf(t.version, Array.from(t.entries()));
+    await this.snapshotOfLiveTable();
   }
 
   // ---- the sync loop ------------------------------------------------------------------------------
@@ -481,8 +490,10 @@ export class RedisRouteSource extends EventEmitter {
         const route = json === undefined ? undefined : this.parseEntry(key, json, "delta");
         if (route !== undefined) table.set(key, route);
         else table.delete(key); // converge with a fresh load, which skips it
+        if (this.touched) this.touched.set(key, route ?? null);
       } else if (op === "del") {
         table.delete(key);
+        if (this.touched) this.touched.set(key, null);
       } else {
         this.skip("delta", key, [`change ${id}: unknown op ${JSON.stringify(op)}`]);
       }
@@ -541,19 +552,34 @@ export class RedisRouteSource extends EventEmitter {
       const info = await streamInfo(cmd, this.keys.changes);
       const version = info?.lastGeneratedId ?? "0-0";
       this.skippedThisLoad = 0;
-      const entries: [string, Route][] = [];
+      let entries: [string, Route][] = [];
       const key = this.keys.routes;
-      const count = String(this.o.scanCount);
-      let next: Promise<[string, string[]]> = cmd.hscan(key, "0", "COUNT", count);
-      for (;;) {
-        const [cursor, flat] = await next;
-        if (cursor !== "0") next = cmd.hscan(key, cursor, "COUNT", count);
-        for (let i = 0; i + 1 < flat.length; i += 2) {
-          const k = flat[i]!;
-          const route = this.parseEntry(k, flat[i + 1]!, "load");
-          if (route !== undefined) entries.push([k, route]);
+      let scanned = false;
+      if (this.o.workerScanThreshold > 0 && (await cmd.hlen(key)) >= this.o.workerScanThreshold) {
+        try {
+          await scanInWorker({
+            endpoint: this.endpoint,
+            key,
+            count: this.o.scanCount,
+            commandTimeoutMs: this.o.commandTimeoutMs,
+            onBatch: (flat) => this.consumeBatch(flat, entries),
+          });
+          scanned = true;
+        } catch (err) {
+          this.logger.warn({ err: (err as Error).message }, "HSCAN in a worker thread failed; scanning on the main thread");
+          entries = [];
+          this.skippedThisLoad = 0;
         }
-        if (cursor === "0") break;
+      }
+      if (!scanned) {
+        const count = String(this.o.scanCount);
+        let next: Promise<[string, string[]]> = cmd.hscan(key, "0", "COUNT", count);
+        for (;;) {
+          const [cursor, flat] = await next;
+          if (cursor !== "0") next = cmd.hscan(key, cursor, "COUNT", count);
+          this.consumeBatch(flat, entries);
+          if (cursor === "0") break;
+        }
       }
       if (this.skippedThisLoad > 100) this.logger.warn({ skipped: this.skippedThisLoad, logged: 100 }, "invalid route entries in Redis skipped (only the first 100 logged)");
       const table = RouteTable.build(entries);
@@ -596,6 +622,15 @@ export class RedisRouteSource extends EventEmitter {
     return outcome;
   }
 
+  /** Validates a flat HSCAN batch [key, json, …] into entries. */
+  private consumeBatch(flat: string[], entries: [string, Route][]): void {
+    for (let i = 0; i + 1 < flat.length; i += 2) {
+      const k = flat[i]!;
+      const route = this.parseEntry(k, flat[i + 1]!, "load");
+      if (route !== undefined) entries.push([k, route]);
+    }
+  }
+
   /** Keeps the last good table, upserting what Redis holds, and raises the refusal. */
   private async refuse(entries: [string, Route][], version: string, baseline: number, reason: string): Promise<void> {
     if (this.startBaseline > 0 && this.store.current.size < this.startBaseline) {
@@ -616,6 +651,7 @@ export class RedisRouteSource extends EventEmitter {
     this.startBaseline = 0;
     const table = this.store.current;
     for (let i = 0; i < entries.length; i++) table.set(entries[i]![0], entries[i]![1]);
+    if (this.touched) for (let i = 0; i < entries.length; i++) this.touched.set(entries[i]![0], entries[i]![1]);
     table.version = version;
     this.position = version;
     this.lastEntriesAdded = -1;
@@ -642,9 +678,69 @@ export class RedisRouteSource extends EventEmitter {
   private maybeSnapshot(): void {
     if (!this.dirty || !this.snapshotPath || this.snapshotting) return;
     if (this.now() - this.lastSnapshotAt < this.cfg.snapshot_interval_s * 1000) return;
-    const t = this.store.current;
     this.dirty = false;
-    this.scheduleSnapshot(t.version, Array.from(t.entries()));
+    this.lastSnapshotAt = this.now();
+    this.snapshotting = this.snapshotOfLiveTable().finally(() => {
+      this.snapshotting = undefined;
+    });
+  }
+
+  private async snapshotOfLiveTable(): Promise<void> {
+    const table = this.store.current;
+    const entries = await this.collectEntries(table);
+    if (entries === undefined) {
+      this.dirty = true; // table replaced meanwhile (its full load writes its own snapshot) or closing
+      return;
+    }
+    await this.writeSnapshotOf(table.version, entries);
+  }
+
+  /**
+   * The live table's entries, collected in slices with the event loop turning in between (so a
+   * large table never stalls routing). Changes applied meanwhile are recorded in `touched` and
+   * patched in at the end; keys left untouched keep their (still referenced) values. Undefined
+   * when the table was replaced meanwhile.
+   */
+  private async collectEntries(table: RouteTable<Route>): Promise<[string, Route][] | undefined> {
+    if (this.touched) return undefined;
+    const touched = new Map<string, Route | null>();
+    this.touched = touched;
+    try {
+      const out: [string, Route][] = [];
+      const it = table.entries();
+      for (;;) {
+        let done = false;
+        for (let i = 0; i < 5000; i++) {
+          const r = it.next();
+          if (r.done) {
+            done = true;
+            break;
+          }
+          out.push(r.value);
+        }
+        if (done) break;
+        await new Promise<void>((r) => setImmediate(r));
+        if (this.store.current !== table || this.closed) return undefined;
+      }
+      if (touched.size > 0) {
+        const seen = new Set<string>();
+        let w = 0;
+        for (let i = 0; i < out.length; i++) {
+          const e = out[i]!;
+          const t = touched.get(e[0]);
+          if (t === undefined) out[w++] = e;
+          else {
+            seen.add(e[0]);
+            if (t !== null) out[w++] = [e[0], t];
+          }
+        }
+        out.length = w;
+        for (const [k, v] of touched) if (v !== null && !seen.has(k)) out.push([k, v]);
+      }
+      return out;
+    } finally {
+      this.touched = undefined;
+    }
   }
 
   private scheduleSnapshot(version: string, entries: readonly (readonly [string, Route])[]): void {
