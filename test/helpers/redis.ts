@@ -8,7 +8,7 @@
  *   r.url; r.port; await r.cli("HGETALL", "k"); await r.kill(); await r.restart(); await r.stop();
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { createServer, connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -157,4 +157,60 @@ export async function startRedis(opts: RedisServerOptions = {}): Promise<TestRed
       rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+export interface TestSentinel {
+  readonly port: number;
+  /** redis-sentinel://127.0.0.1:PORT/MASTER */
+  readonly url: string;
+  stop(): Promise<void>;
+}
+
+/** A Redis Sentinel (redis-server --sentinel) monitoring `master` under the name `name`. */
+export async function startSentinel(master: TestRedis, name = "mymaster"): Promise<TestSentinel> {
+  const dir = mkdtempSync(join(tmpdir(), "didgate-sentinel-"));
+  for (let tries = 0; ; tries++) {
+    const port = await freePort();
+    const conf = join(dir, "sentinel.conf");
+    writeFileSync(
+      conf,
+      [`port ${port}`, "bind 127.0.0.1", `dir ${dir}`, `sentinel monitor ${name} 127.0.0.1 ${master.port} 1`, `sentinel down-after-milliseconds ${name} 5000`, ""].join("\n"),
+    );
+    const c = spawn("redis-server", [conf, "--sentinel", "--logfile", join(dir, "sentinel.log")], { stdio: "ignore" });
+    let exited = false;
+    c.once("exit", () => (exited = true));
+    c.once("error", () => (exited = true));
+    const deadline = Date.now() + 10_000;
+    let up = false;
+    while (Date.now() < deadline && !exited) {
+      if (await ping(port, 500)) {
+        up = true;
+        break;
+      }
+      await sleep(20);
+    }
+    const stop = async () => {
+      if (c.exitCode === null && c.signalCode === null) {
+        await new Promise<void>((resolve) => {
+          c.once("exit", () => resolve());
+          c.kill("SIGKILL");
+        });
+      }
+    };
+    if (up) {
+      return {
+        port,
+        url: `redis-sentinel://127.0.0.1:${port}/${name}`,
+        stop: async () => {
+          await stop();
+          rmSync(dir, { recursive: true, force: true });
+        },
+      };
+    }
+    await stop();
+    if (tries >= 4) {
+      rmSync(dir, { recursive: true, force: true });
+      throw new Error("could not start redis sentinel");
+    }
+  }
 }
