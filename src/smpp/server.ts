@@ -259,6 +259,7 @@ export class SmppServer implements SessionHandler {
     session.context = a;
     a.sessions.push(session);
     session.setWindows(a.cfg.window, a.cfg.window_in);
+    if (a.cfg.enquire_link_s !== undefined) session.setEnquireLink(a.cfg.enquire_link_s * 1000);
     session.respondBind(pdu, STATUS.ESME_ROK, "didgate");
     this.deps.metrics.binds.labels(a.cfg.system_id).set(a.sessions.length);
     this.deps.metrics.bindState.labels(a.cfg.system_id, "server").set(1);

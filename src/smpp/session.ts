@@ -103,7 +103,8 @@ export class SmppSession {
   private enquirePending = false;
   private readonly timer: unknown;
   private closeReason = "";
-  private readonly inactivityMs: number;
+  private inactivityMs: number;
+  private enquireLinkMs: number;
   private readonly maxQueue: number;
   private windowOut: number;
   private windowIn: number;
@@ -121,6 +122,7 @@ export class SmppSession {
     this.lastReceived = now;
     this.lastEnquire = now;
     this.openedAt = now;
+    this.enquireLinkMs = opts.enquireLinkMs;
     this.inactivityMs =
       opts.inactivityMs ?? (opts.enquireLinkMs > 0 ? 2 * opts.enquireLinkMs + opts.responseTimeoutMs : 0);
     this.maxQueue = opts.maxQueue ?? 10000;
@@ -158,6 +160,12 @@ export class SmppSession {
     if (out !== undefined) this.windowOut = Math.max(1, out);
     if (inbound !== undefined) this.windowIn = Math.max(1, inbound);
     this.pump();
+  }
+
+  /** Change the enquire_link interval (after a bind tells whose session this is). Timer granularity stays. */
+  setEnquireLink(ms: number): void {
+    this.enquireLinkMs = ms;
+    if (this.opts.inactivityMs === undefined) this.inactivityMs = ms > 0 ? 2 * ms + this.opts.responseTimeoutMs : 0;
   }
 
   get inFlightOut(): number {
@@ -493,7 +501,7 @@ export class SmppSession {
         this.close("peer silent for " + (now - this.lastReceived) + " ms", false);
         return;
       }
-      if (this.opts.enquireLinkMs > 0 && this.isBound && !this.enquirePending && now - this.lastEnquire >= this.opts.enquireLinkMs) {
+      if (this.enquireLinkMs > 0 && this.isBound && !this.enquirePending && now - this.lastEnquire >= this.enquireLinkMs) {
         this.lastEnquire = now;
         this.enquirePending = true;
         this.request(new Pdu(CMD.enquire_link)).then(

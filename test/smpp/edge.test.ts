@@ -97,3 +97,10 @@ describe("server drain", () => {
     expect(messages.map((m) => [m.text, m.partial])).toEqual([["half", true]]);
   });
 });
+
+describe("server enquire_link", () => {
+  it("sends enquire_link to a bound ESME at the account's interval", async () => {
+    const { esme } = await setup({ accounts: [{ system_id: "c", password: "p", role: "carrier", enquire_link_s: 0.05 }] });
+    await waitFor(() => esme.received.filter((p) => p.command === "enquire_link").length >= 2, 5000, "enquire_link from didgate");
+  });
+});
