@@ -6,3 +6,4 @@ export { signWebhook, verifyWebhook, secretKey } from "./webhook.js";
 export { connectUrl, type RedisConnect, type RedisClient } from "./redis.js";
 export type { DeliveryClock } from "./clock.js";
 export type { AcceptOutcome, AttemptResult, DeliveryJob, DeliveryTarget, MessageReceivedBody, MessageReceiptBody, WebhookBody } from "./types.js";
+export { RedisPartStore, type PartAddResult, type PartStoreOptions, type SweptBuffer } from "./parts.js";
