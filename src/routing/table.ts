@@ -40,16 +40,19 @@
  * `match.length` (0 for the default and for no match).
  *
  * Design: values are interned (identity, via a Map) into an array with refcounts; the structures
- * store int32 value indexes. Exact keys live in pages of 100 consecutive numbers of one length
- * (trie-pages.ts: hash of page ids -> Int32Array slab); prefixes and the default live in a small
- * flat digit trie (trie.ts). A lookup parses the digits once into a page id, probes the page
- * (exact hit), else walks the prefix trie remembering the deepest value. Every set/delete leaves the
+ * store int32 value indexes (>= 1; 0 means empty, and values[0] is undefined). Exact keys live in
+ * pages of 100 consecutive numbers of one length (trie-pages.ts: hash of page ids -> Int32Array
+ * slab); prefixes and the default live in a hash keyed by (length, digits) with a bitmask of the
+ * lengths in use (trie-prefixes.ts). A lookup parses the digits once (keeping the value of every
+ * leading run of digits), probes the page (exact hit), else probes the prefix lengths in use from
+ * the longest down, else takes the default. Every set/delete leaves the
  * table consistent when it returns (JS is single-threaded; a reader never sees half a change).
  * Reloads build a new table and swap it in through RouteStore.
  */
 
-import { DigitTrie, MAX_DIGITS, NO_VALUE } from "./trie.js";
+import { MAX_DIGITS, NO_VALUE } from "./trie.js";
 import { PageMap, PAGE_SIZE, pageId } from "./trie-pages.js";
+import { PrefixIndex } from "./trie-prefixes.js";
 
 export type KeyKind = "exact" | "prefix" | "default";
 
@@ -116,23 +119,24 @@ export class RouteTable<V> {
   /** Result details of the last lookup(); the object is reused. */
   readonly match: RouteMatch = { kind: 0, length: 0 };
 
-  private readonly trie: DigitTrie;
+  private readonly prefixes = new PrefixIndex();
   private readonly pages: PageMap;
-  private values: (V | undefined)[] = [];
+  /** pre[l] = value of the first l digits of the number being looked up. */
+  private readonly pre = new Float64Array(MAX_DIGITS + 1);
+  private values: (V | undefined)[] = [undefined]; // index 0 = no value
   private refs: Int32Array = new Int32Array(16);
   private readonly index = new Map<V, number>();
   private readonly freeValues: number[] = [];
   private lastNumber = "";
   private lastStart = 0;
   // Scratch outputs of scanKey (avoids allocating on set/delete/get).
-  private sStart = 0;
-  private sEnd = 0;
+  private sNum = 0; // value of the key's digits
+  private sLen = 0; // digit count (0 for the default)
   private sPid = 0;
   private sLow = 0;
 
-  constructor(opts: { pages?: number; prefixNodes?: number } = {}) {
+  constructor(opts: { pages?: number } = {}) {
     this.pages = new PageMap(opts.pages ?? 16);
-    this.trie = new DigitTrie(opts.prefixNodes ?? 64);
   }
 
   /**
@@ -140,17 +144,24 @@ export class RouteTable<V> {
    * key. A key given twice keeps its last value.
    */
   static build<V>(entries: Iterable<readonly [key: string, value: V]>): RouteTable<V> {
-    const n = Array.isArray(entries) ? entries.length : 0;
-    const t = new RouteTable<V>({ pages: n > 0 ? Math.ceil(n / 64) : 16 });
+    const hint = Array.isArray(entries) ? entries.length : 0;
+    const t = new RouteTable<V>({ pages: hint > 0 ? Math.ceil(hint / 64) : 16 });
+    // Exact keys are collected into flat arrays and loaded grouped by page; prefixes go straight
+    // into the trie. Value refcounts are taken here; bulkLoad reports overwritten duplicates.
+    let cap = Math.max(1024, hint);
+    let pids = new Float64Array(cap);
+    let lows = new Uint8Array(cap);
+    let vis = new Int32Array(cap);
+    let n = 0;
     let lastValue: V | undefined;
-    let lastIndex = -1;
+    let lastIndex = 0;
     for (const entry of entries) {
       const key = entry[0];
       const kind = t.scanKey(key);
       if (kind === K_INVALID) throw invalidKey(key);
       const value = entry[1];
       let vi: number;
-      if (lastIndex >= 0 && value === lastValue) {
+      if (lastIndex !== 0 && value === lastValue) {
         vi = lastIndex;
         t.refs[vi]++;
       } else {
@@ -158,10 +169,24 @@ export class RouteTable<V> {
         lastValue = value;
         lastIndex = vi;
       }
-      t.put(kind, key, vi);
+      if (kind === K_EXACT) {
+        if (n === cap) {
+          cap *= 2;
+          pids = grow(pids, new Float64Array(cap));
+          lows = grow(lows, new Uint8Array(cap));
+          vis = grow(vis, new Int32Array(cap));
+        }
+        pids[n] = t.sPid;
+        lows[n] = t.sLow;
+        vis[n] = vi;
+        n++;
+      } else {
+        const old = t.prefixes.set(t.sNum, t.sLen, vi);
+        if (old !== NO_VALUE) t.release(old);
+      }
     }
+    t.pages.bulkLoad(pids, lows, vis, n, (old) => t.release(old));
     t.pages.trim();
-    t.trie.trim();
     return t;
   }
 
@@ -169,7 +194,7 @@ export class RouteTable<V> {
   set(key: string, value: V): void {
     const kind = this.scanKey(key);
     if (kind === K_INVALID) throw invalidKey(key);
-    this.put(kind, key, this.intern(value));
+    this.put(kind, this.intern(value));
   }
 
   /** Removes one key; false when it was absent (or is not a valid key). */
@@ -177,21 +202,20 @@ export class RouteTable<V> {
     const kind = this.scanKey(key);
     let old: number;
     if (kind === K_EXACT) old = this.pages.delete(this.sPid, this.sLow);
-    else if (kind === K_PREFIX || kind === K_DEFAULT) old = this.trie.delete(key, this.sStart, this.sEnd);
+    else if (kind === K_PREFIX || kind === K_DEFAULT) old = this.prefixes.delete(this.sNum, this.sLen);
     else return false;
-    if (old < 0) return false;
+    if (old === NO_VALUE) return false;
     this.release(old);
     return true;
   }
 
   /** The value stored under exactly this key (no longest-prefix match). */
   get(key: string): V | undefined {
-    const vi = this.indexOfKey(key);
-    return vi < 0 ? undefined : this.values[vi];
+    return this.values[this.indexOfKey(key)];
   }
 
   has(key: string): boolean {
-    return this.indexOfKey(key) >= 0;
+    return this.indexOfKey(key) !== NO_VALUE;
   }
 
   /**
@@ -211,46 +235,37 @@ export class RouteTable<V> {
       m.length = 0;
       return undefined;
     }
-    const split = n - 2;
-    let page = 0;
-    let i = start;
-    for (; i < split; i++) {
+    const pre = this.pre;
+    let acc = 0;
+    for (let i = start, l = 1; i < n; i++, l++) {
       const d = number.charCodeAt(i) - 48;
       if (d < 0 || d > 9) {
         m.kind = MATCH_NONE;
         m.length = 0;
         return undefined;
       }
-      page = page * 10 + d;
+      acc = acc * 10 + d;
+      pre[l] = acc;
     }
-    let low = 0;
-    for (; i < n; i++) {
-      const d = number.charCodeAt(i) - 48;
-      if (d < 0 || d > 9) {
-        m.kind = MATCH_NONE;
-        m.length = 0;
-        return undefined;
-      }
-      low = low * 10 + d;
-    }
+    const page = len > 2 ? pre[len - 2] : 0;
     const pages = this.pages;
     const base = pages.find(page * 16 + len);
     if (base >= 0) {
-      const vi = pages.slab[base + low];
-      if (vi >= 0) {
+      const vi = pages.slab[base + acc - page * 100];
+      if (vi !== 0) {
         m.kind = MATCH_EXACT;
         m.length = len;
         return this.values[vi];
       }
     }
-    const trie = this.trie;
-    const vi = trie.longestMatch(number, start, n);
-    if (vi < 0) {
+    const prefixes = this.prefixes;
+    const vi = prefixes.longestMatch(pre, len);
+    if (vi === 0) {
       m.kind = MATCH_NONE;
       m.length = 0;
       return undefined;
     }
-    const depth = trie.depth;
+    const depth = prefixes.depth;
     m.kind = depth === 0 ? MATCH_DEFAULT : MATCH_PREFIX;
     m.length = depth;
     return this.values[vi];
@@ -273,12 +288,11 @@ export class RouteTable<V> {
   }
 
   get size(): number {
-    return this.pages.count + this.trie.count;
+    return this.pages.count + this.prefixes.count + (this.prefixes.def !== NO_VALUE ? 1 : 0);
   }
 
   counts(): { exact: number; prefix: number; default: number } {
-    const def = this.trie.nodes[10] >= 0 ? 1 : 0;
-    return { exact: this.pages.count, prefix: this.trie.count - def, default: def };
+    return { exact: this.pages.count, prefix: this.prefixes.count, default: this.prefixes.def !== NO_VALUE ? 1 : 0 };
   }
 
   /** Distinct value objects currently referenced by some key. */
@@ -288,13 +302,15 @@ export class RouteTable<V> {
 
   /** Bytes held in typed arrays (excludes the value objects and the interning Map). */
   get byteLength(): number {
-    return this.pages.byteLength + this.trie.byteLength + this.refs.byteLength;
+    return this.pages.byteLength + this.prefixes.byteLength + this.refs.byteLength;
   }
 
   /** Every (key, value); order: the default, prefixes, then exact keys (unspecified order). */
   *entries(): IterableIterator<[string, V]> {
+    const def = this.prefixes.def;
+    if (def !== NO_VALUE) yield ["*", this.values[def] as V];
     const out: [string, number][] = [];
-    this.trie.forEach((digits, vi) => out.push([digits === "" ? "*" : "+" + digits + "*", vi]));
+    this.prefixes.forEach((digits, vi) => out.push(["+" + digits + "*", vi]));
     for (const [k, vi] of out) yield [k, this.values[vi] as V];
     const exact: [number, number, number][] = [];
     this.pages.forEach((pid, low, vi) => exact.push([pid, low, vi]));
@@ -314,27 +330,27 @@ export class RouteTable<V> {
   private indexOfKey(key: string): number {
     const kind = this.scanKey(key);
     if (kind === K_EXACT) return this.pages.get(this.sPid, this.sLow);
-    if (kind === K_PREFIX || kind === K_DEFAULT) return this.trie.get(key, this.sStart, this.sEnd);
+    if (kind === K_PREFIX || kind === K_DEFAULT) return this.prefixes.get(this.sNum, this.sLen);
     return NO_VALUE;
   }
 
   /** Stores value index vi (already counted) under a scanned key, releasing any old value. */
-  private put(kind: number, key: string, vi: number): void {
+  private put(kind: number, vi: number): void {
     const old =
-      kind === K_EXACT ? this.pages.set(this.sPid, this.sLow, vi) : this.trie.set(key, this.sStart, this.sEnd, vi);
-    if (old >= 0) this.release(old);
+      kind === K_EXACT ? this.pages.set(this.sPid, this.sLow, vi) : this.prefixes.set(this.sNum, this.sLen, vi);
+    if (old !== NO_VALUE) this.release(old);
   }
 
   /**
-   * Classifies a key without allocating; for valid keys fills sStart/sEnd (digit range) and, for
-   * exact keys, sPid/sLow.
+   * Classifies a key without allocating; for valid keys fills sNum/sLen and, for exact keys,
+   * sPid/sLow.
    */
   private scanKey(key: string): number {
     if (typeof key !== "string") return K_INVALID;
     const n = key.length;
     if (n === 1 && key.charCodeAt(0) === 42) {
-      this.sStart = 1;
-      this.sEnd = 1;
+      this.sNum = 0;
+      this.sLen = 0;
       return K_DEFAULT;
     }
     if (n < 2 || key.charCodeAt(0) !== 43) return K_INVALID;
@@ -351,8 +367,8 @@ export class RouteTable<V> {
       if (i < split) page = page * 10 + d;
       else low = low * 10 + d;
     }
-    this.sStart = 1;
-    this.sEnd = end;
+    this.sNum = page * 100 + low;
+    this.sLen = len;
     if (isPrefix) return K_PREFIX;
     this.sPid = pageId(page, len);
     this.sLow = low;
@@ -385,6 +401,11 @@ export class RouteTable<V> {
       this.freeValues.push(vi);
     }
   }
+}
+
+function grow<T extends Float64Array | Uint8Array | Int32Array>(from: T, to: T): T {
+  to.set(from);
+  return to;
 }
 
 /** Exact key string for page id and low two digits. */

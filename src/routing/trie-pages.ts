@@ -3,88 +3,75 @@
  *
  * A number of L digits (1..15) splits into page = all digits but the last two, and low = the last
  * two (0..99). The page id `pid = page * 16 + L` (< 1.6e14, exact in a double, never 0) is looked
- * up in an open-addressing hash table (linear probing, Float64Array of [pid, base] pairs, pid 0 =
- * empty, load <= 1/2, backward-shift deletion so there are no tombstones). `base` is the page's
- * offset in one Int32Array slab of int32 value slots (NO_VALUE = empty). Pages emptied by deletes
- * go on a free list and are reused; rebuilding a table compacts.
+ * up in a NumMap (trie-hash.ts: open addressing over a Float64Array of [pid, base] pairs). `base` is
+ * the page's
+ * offset in one Int32Array slab of int32 value slots (NO_VALUE = 0 = empty, values are >= 1, so
+ * fresh zeroed memory is an empty page). Pages emptied by deletes go on a free list and are reused
+ * (an emptied page is all zeros again); rebuilding a table compacts. bulkLoad() groups a batch by
+ * page (counting sort) before writing, so a large build writes the slab page by page instead of at
+ * random.
  *
  * Pure; find()/slab reads allocate nothing.
  */
 
 import { NO_VALUE } from "./trie.js";
+import { NumMap } from "./trie-hash.js";
 
 export const PAGE_SIZE = 100;
-const TWO32 = 4294967296;
 
 /** Page id of a number of `len` digits whose digits except the last two read as `page`. */
 export function pageId(page: number, len: number): number {
   return page * 16 + len;
 }
 
-function hashPid(pid: number): number {
-  let h = (pid >>> 0) ^ Math.imul((pid / TWO32) | 0, 0x9e3779b1);
-  h = Math.imul(h ^ (h >>> 16), 0x85ebca6b);
-  h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35);
-  return h ^ (h >>> 16);
-}
-
 export class PageMap {
-  /** Hash slots, 2 doubles each: [pid, slab base]. */
-  keys: Float64Array;
+  /** pid -> slab base. */
+  readonly table: NumMap;
   /** Value slots, PAGE_SIZE per page. */
   slab: Int32Array;
   /** Filled slots per page (indexed by page number = base / PAGE_SIZE). */
   fill: Uint8Array;
   /** Stored numbers. */
   count = 0;
-  /** Live pages (in the hash). */
-  livePages = 0;
-  private mask: number; // hash slots - 1
   private pagesUsed = 0; // high-water mark of page numbers
   private freePages: number[] = [];
 
   constructor(initialPages = 16) {
-    let slots = 16;
-    while (slots < initialPages * 2) slots *= 2;
-    this.keys = new Float64Array(slots * 2);
-    this.mask = slots - 1;
     const pages = Math.max(1, initialPages);
+    this.table = new NumMap(pages);
     this.slab = new Int32Array(pages * PAGE_SIZE);
     this.fill = new Uint8Array(pages);
   }
 
+  /** Live pages. */
+  get livePages(): number {
+    return this.table.size;
+  }
+
   /** Bytes held by the typed arrays. */
   get byteLength(): number {
-    return this.keys.byteLength + this.slab.byteLength + this.fill.byteLength;
+    return this.table.byteLength + this.slab.byteLength + this.fill.byteLength;
   }
 
   /** Slab base of page `pid`, or -1. Hot path. */
   find(pid: number): number {
-    const keys = this.keys;
-    const mask = this.mask;
-    let s = hashPid(pid) & mask;
-    for (;;) {
-      const k = keys[s * 2];
-      if (k === pid) return keys[s * 2 + 1];
-      if (k === 0) return -1;
-      s = (s + 1) & mask;
-    }
+    return this.table.get(pid);
   }
 
   /** Value at (pid, low) or NO_VALUE. */
   get(pid: number, low: number): number {
-    const base = this.find(pid);
+    const base = this.table.get(pid);
     return base < 0 ? NO_VALUE : this.slab[base + low];
   }
 
-  /** Stores value (>= 0) at (pid, low); returns the replaced value or NO_VALUE. */
+  /** Stores value (>= 1) at (pid, low); returns the replaced value or NO_VALUE. */
   set(pid: number, low: number, value: number): number {
-    let base = this.find(pid);
+    let base = this.table.get(pid);
     if (base < 0) base = this.addPage(pid);
     const slab = this.slab;
     const old = slab[base + low];
     slab[base + low] = value;
-    if (old < 0) {
+    if (old === 0) {
       this.count++;
       this.fill[base / PAGE_SIZE]++;
     }
@@ -93,40 +80,80 @@ export class PageMap {
 
   /** Removes (pid, low); returns the removed value or NO_VALUE. Frees the page when it empties. */
   delete(pid: number, low: number): number {
-    const base = this.find(pid);
+    const base = this.table.get(pid);
     if (base < 0) return NO_VALUE;
     const old = this.slab[base + low];
-    if (old < 0) return NO_VALUE;
+    if (old === 0) return NO_VALUE;
     this.slab[base + low] = NO_VALUE;
     this.count--;
     const p = base / PAGE_SIZE;
     if (--this.fill[p] === 0) {
-      this.removeKey(pid);
-      this.freePages.push(p);
+      this.table.delete(pid);
+      this.freePages.push(p); // all its slots are 0 again
     }
     return old;
   }
 
   /** Calls fn(pid, low, value) for every stored number (page order is hash order). */
   forEach(fn: (pid: number, low: number, value: number) => void): void {
-    const keys = this.keys;
-    for (let s = 0; s < keys.length; s += 2) {
-      const pid = keys[s];
-      if (pid === 0) continue;
-      const base = keys[s + 1];
+    this.table.forEach((pid, base) => {
       for (let low = 0; low < PAGE_SIZE; low++) {
         const v = this.slab[base + low];
-        if (v >= 0) fn(pid, low, v);
+        if (v !== 0) fn(pid, low, v);
+      }
+    });
+  }
+
+  /**
+   * Stores n (pid, low, value) triples, later ones winning; calls onReplace(old) for every value
+   * overwritten. Same result as n set() calls, but writes the slab grouped by page.
+   */
+  bulkLoad(pids: Float64Array, lows: Uint8Array, values: Int32Array, n: number, onReplace: (old: number) => void): void {
+    const pageOf = new Int32Array(n);
+    const table = this.table;
+    for (let i = 0; i < n; i++) {
+      const pid = pids[i];
+      let base = table.get(pid);
+      if (base < 0) base = this.addPage(pid);
+      pageOf[i] = base / PAGE_SIZE;
+    }
+    // Counting sort by page (stable, so later duplicates stay later).
+    const pages = this.pagesUsed;
+    const start = new Int32Array(pages + 1);
+    for (let i = 0; i < n; i++) start[pageOf[i] + 1]++;
+    for (let p = 0; p < pages; p++) start[p + 1] += start[p];
+    const next = start.slice(0, pages);
+    const sLow = new Uint8Array(n);
+    const sVal = new Int32Array(n);
+    for (let i = 0; i < n; i++) {
+      const j = next[pageOf[i]]++;
+      sLow[j] = lows[i];
+      sVal[j] = values[i];
+    }
+    const slab = this.slab;
+    const fill = this.fill;
+    let added = 0;
+    for (let p = 0; p < pages; p++) {
+      const base = p * PAGE_SIZE;
+      for (let j = start[p], end = start[p + 1]; j < end; j++) {
+        const slot = base + sLow[j];
+        const old = slab[slot];
+        slab[slot] = sVal[j];
+        if (old === 0) {
+          fill[p]++;
+          added++;
+        } else onReplace(old);
       }
     }
+    this.count += added;
   }
 
   /** Shrinks the slab to the pages in use (after a bulk build). */
   trim(): void {
-    const need = this.pagesUsed;
+    const need = Math.max(1, this.pagesUsed);
     if (this.fill.length > need + (need >> 6) + 1) {
-      this.slab = this.slab.slice(0, Math.max(1, need) * PAGE_SIZE);
-      this.fill = this.fill.slice(0, Math.max(1, need));
+      this.slab = this.slab.slice(0, need * PAGE_SIZE);
+      this.fill = this.fill.slice(0, need);
     }
   }
 
@@ -146,51 +173,8 @@ export class PageMap {
         this.fill = fill;
       }
     }
-    const base = p * PAGE_SIZE;
-    this.slab.fill(NO_VALUE, base, base + PAGE_SIZE);
-    this.fill[p] = 0;
-    if ((this.livePages + 1) * 2 > this.mask + 1) this.rehash((this.mask + 1) * 2);
-    this.insertKey(pid, base);
-    this.livePages++;
+    const base = p * PAGE_SIZE; // all slots are 0: fresh memory, or a page emptied by deletes
+    this.table.set(pid, base);
     return base;
-  }
-
-  private insertKey(pid: number, base: number): void {
-    const keys = this.keys;
-    const mask = this.mask;
-    let s = hashPid(pid) & mask;
-    while (keys[s * 2] !== 0) s = (s + 1) & mask;
-    keys[s * 2] = pid;
-    keys[s * 2 + 1] = base;
-  }
-
-  private rehash(slots: number): void {
-    const old = this.keys;
-    this.keys = new Float64Array(slots * 2);
-    this.mask = slots - 1;
-    for (let s = 0; s < old.length; s += 2) if (old[s] !== 0) this.insertKey(old[s], old[s + 1]);
-  }
-
-  private removeKey(pid: number): void {
-    const keys = this.keys;
-    const mask = this.mask;
-    let i = hashPid(pid) & mask;
-    while (keys[i * 2] !== pid) i = (i + 1) & mask;
-    // Backward-shift deletion: pull later members of the probe run into the hole.
-    let j = i;
-    for (;;) {
-      j = (j + 1) & mask;
-      const k = keys[j * 2];
-      if (k === 0) break;
-      const home = hashPid(k) & mask;
-      const stays = i <= j ? i < home && home <= j : i < home || home <= j;
-      if (stays) continue;
-      keys[i * 2] = k;
-      keys[i * 2 + 1] = keys[j * 2 + 1];
-      i = j;
-    }
-    keys[i * 2] = 0;
-    keys[i * 2 + 1] = 0;
-    this.livePages--;
   }
 }

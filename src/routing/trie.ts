@@ -1,9 +1,10 @@
 /**
- * Flat decimal digit trie over an Int32Array, storing one int32 value (>= 0) per node.
+ * Flat decimal digit trie over an Int32Array, storing one int32 value (>= 1) per node.
  *
  * Used by RouteTable for prefix keys and the default route (the root node, zero digits).
  * Layout: a node is NODE_STRIDE consecutive int32 slots, 10 child offsets (0 = no child; the
- * root lives at offset 0 and is never anybody's child) and one value slot (NO_VALUE = none).
+ * root lives at offset 0 and is never anybody's child) and one value slot (NO_VALUE = 0 = none;
+ * values are >= 1, so fresh zeroed memory is an empty node).
  * Nodes are referred to by their slot offset, so a walk is `node = nodes[node + digit]`.
  * Deleted values prune empty leaf chains; freed nodes go on a free list (linked through slot 0).
  *
@@ -11,7 +12,7 @@
  * (`s.slice(start, end)` conceptually) that they have already validated to be ASCII digits.
  */
 
-export const NO_VALUE = -1;
+export const NO_VALUE = 0;
 export const NODE_STRIDE = 11;
 const VAL = 10;
 /** Max digits of a key (E.164). */
@@ -31,7 +32,6 @@ export class DigitTrie {
 
   constructor(initialNodes = 64) {
     this.nodes = new Int32Array(Math.max(2, initialNodes) * NODE_STRIDE);
-    this.nodes[VAL] = NO_VALUE;
   }
 
   /** Nodes allocated and live (root included). */
@@ -46,7 +46,7 @@ export class DigitTrie {
 
   /**
    * Longest stored key that is a prefix of digits s[start, end) (the root, zero digits,
-   * included). Returns its value or NO_VALUE, and sets `depth`. Hot path: no allocation.
+   * included). Returns its value or NO_VALUE (0), and sets `depth`. Hot path: no allocation.
    * Precondition: every char in [start, end) is '0'..'9'.
    */
   longestMatch(s: string, start: number, end: number): number {
@@ -59,7 +59,7 @@ export class DigitTrie {
       if (child === 0) break;
       node = child;
       const v = t[node + VAL];
-      if (v >= 0) {
+      if (v !== 0) {
         best = v;
         bestEnd = i + 1;
       }
@@ -79,7 +79,7 @@ export class DigitTrie {
     return t[node + VAL];
   }
 
-  /** Stores value (>= 0) at digits s[start, end); returns the value it replaced or NO_VALUE. */
+  /** Stores value (>= 1) at digits s[start, end); returns the value it replaced or NO_VALUE. */
   set(s: string, start: number, end: number, value: number): number {
     let node = 0;
     for (let i = start; i < end; i++) {
@@ -94,7 +94,7 @@ export class DigitTrie {
     const t = this.nodes;
     const old = t[node + VAL];
     t[node + VAL] = value;
-    if (old < 0) this.count++;
+    if (old === 0) this.count++;
     return old;
   }
 
@@ -111,13 +111,13 @@ export class DigitTrie {
       path[++depth] = node;
     }
     const old = t[node + VAL];
-    if (old < 0) return NO_VALUE;
+    if (old === 0) return NO_VALUE;
     t[node + VAL] = NO_VALUE;
     this.count--;
     // Prune now-empty leaves bottom-up (never the root).
     for (let d = depth; d > 0; d--) {
       const n = path[d];
-      if (t[n + VAL] >= 0 || hasChild(t, n)) break;
+      if (t[n + VAL] !== 0 || hasChild(t, n)) break;
       const parent = path[d - 1];
       t[parent + s.charCodeAt(start + d - 1) - 48] = 0;
       this.freeNode(n);
@@ -130,7 +130,7 @@ export class DigitTrie {
     const t = this.nodes;
     const walk = (node: number, digits: string): void => {
       const v = t[node + VAL];
-      if (v >= 0) fn(digits, v);
+      if (v !== 0) fn(digits, v);
       for (let d = 0; d < 10; d++) {
         const c = t[node + d];
         if (c !== 0) walk(c, digits + String.fromCharCode(48 + d));
@@ -159,9 +159,7 @@ export class DigitTrie {
       }
       this.used = n + NODE_STRIDE;
     }
-    const t = this.nodes;
-    t.fill(0, n, n + VAL);
-    t[n + VAL] = NO_VALUE;
+    this.nodes.fill(0, n, n + NODE_STRIDE);
     return n;
   }
 

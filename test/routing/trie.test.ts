@@ -2,6 +2,8 @@ import { describe, expect, it } from "vitest";
 import fc from "fast-check";
 import { DigitTrie, NO_VALUE } from "../../src/routing/trie.js";
 import { PageMap, pageId } from "../../src/routing/trie-pages.js";
+import { NumMap } from "../../src/routing/trie-hash.js";
+import { POW10, PrefixIndex } from "../../src/routing/trie-prefixes.js";
 
 const whole = (s: string): [string, number, number] => [s, 0, s.length];
 
@@ -69,15 +71,15 @@ describe("DigitTrie", () => {
   it("forEach visits every value once", () => {
     const t = new DigitTrie();
     const keys = ["", "1", "12", "129", "2", "99999"];
-    keys.forEach((k, i) => t.set(...whole(k), i));
+    keys.forEach((k, i) => t.set(...whole(k), i + 1));
     const seen: [string, number][] = [];
     t.forEach((d, v) => seen.push([d, v]));
-    expect(seen.sort()).toEqual(keys.map((k, i) => [k, i] as [string, number]).sort());
+    expect(seen.sort()).toEqual(keys.map((k, i) => [k, i + 1] as [string, number]).sort());
   });
 
   it("matches a Map of digit strings under random set/delete (property)", () => {
     const digits = fc.string({ unit: fc.constantFrom("1", "2", "3"), minLength: 0, maxLength: 6 });
-    const op = fc.tuple(fc.boolean(), digits, fc.nat(1000));
+    const op = fc.tuple(fc.boolean(), digits, fc.integer({ min: 1, max: 1000 }));
     fc.assert(
       fc.property(fc.array(op, { maxLength: 60 }), fc.array(digits, { maxLength: 20 }), (ops, queries) => {
         const t = new DigitTrie(1);
@@ -147,17 +149,121 @@ describe("PageMap", () => {
         expect(p.delete(pid, n % 100)).toBe(ref.get(n) ?? NO_VALUE);
         ref.delete(n);
       } else {
-        expect(p.set(pid, n % 100, i)).toBe(ref.get(n) ?? NO_VALUE);
-        ref.set(n, i);
+        expect(p.set(pid, n % 100, i + 1)).toBe(ref.get(n) ?? NO_VALUE);
+        ref.set(n, i + 1);
       }
     }
     expect(p.count).toBe(ref.size);
     for (let n = 0; n < 5000; n++) expect(p.get(pageId(Math.floor(n / 100), 6), n % 100)).toBe(ref.get(n) ?? NO_VALUE);
+    // bulkLoad matches set(): later duplicates win, overwritten values are reported
+    const q = new PageMap(1);
+    const n = 3000;
+    const pids = new Float64Array(n), lows = new Uint8Array(n), vals = new Int32Array(n);
+    const qref = new Map<number, number>();
+    let replaced = 0;
+    for (let i = 0; i < n; i++) {
+      const num = rnd();
+      pids[i] = pageId(Math.floor(num / 100), 6);
+      lows[i] = num % 100;
+      vals[i] = i + 1;
+      if (qref.has(num)) replaced++;
+      qref.set(num, i + 1);
+    }
+    const seen: number[] = [];
+    q.bulkLoad(pids, lows, vals, n, (old) => seen.push(old));
+    expect(seen.length).toBe(replaced);
+    expect(q.count).toBe(qref.size);
+    for (const [num, v] of qref) expect(q.get(pageId(Math.floor(num / 100), 6), num % 100)).toBe(v);
+
     for (const n of [...ref.keys()]) p.delete(pageId(Math.floor(n / 100), 6), n % 100);
     expect(p.count).toBe(0);
     expect(p.livePages).toBe(0);
     let visited = 0;
     p.forEach(() => visited++);
     expect(visited).toBe(0);
+  });
+});
+
+describe("NumMap", () => {
+  it("matches a Map under random set/delete with colliding keys (property)", () => {
+    // keys from a small range force long probe runs and wrap-around at the table end
+    const key = fc.oneof(fc.integer({ min: 1, max: 40 }), fc.constantFrom(2 ** 52, 1.6e14 - 1, 4294967296, 4294967297));
+    fc.assert(
+      fc.property(fc.array(fc.tuple(fc.boolean(), key, fc.nat(1e6)), { maxLength: 200 }), (ops) => {
+        const m = new NumMap(1);
+        const ref = new Map<number, number>();
+        for (const [isSet, k, v] of ops) {
+          if (isSet) {
+            expect(m.set(k, v)).toBe(ref.get(k) ?? -1);
+            ref.set(k, v);
+          } else {
+            expect(m.delete(k)).toBe(ref.get(k) ?? -1);
+            ref.delete(k);
+          }
+        }
+        expect(m.size).toBe(ref.size);
+        for (let k = 1; k <= 40; k++) expect(m.get(k)).toBe(ref.get(k) ?? -1);
+        const seen = new Map<number, number>();
+        m.forEach((k, v) => seen.set(k, v));
+        expect(seen).toEqual(ref);
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it("reserve grows without losing keys", () => {
+    const m = new NumMap(1);
+    for (let k = 1; k <= 100; k++) m.set(k * 7919, k);
+    const bytes = m.byteLength;
+    m.reserve(100000);
+    expect(m.byteLength).toBeGreaterThan(bytes);
+    for (let k = 1; k <= 100; k++) expect(m.get(k * 7919)).toBe(k);
+  });
+});
+
+describe("PrefixIndex", () => {
+  const pre = (digits: string): Float64Array => {
+    const a = new Float64Array(16);
+    for (let l = 1; l <= digits.length; l++) a[l] = Number(digits.slice(0, l));
+    return a;
+  };
+  const put = (p: PrefixIndex, digits: string, v: number) => p.set(digits === "" ? 0 : Number(digits), digits.length, v);
+
+  it("probes only the lengths in use, longest first, then the default", () => {
+    const p = new PrefixIndex();
+    expect(p.longestMatch(pre("15125550100"), 11)).toBe(NO_VALUE);
+    put(p, "", 9);
+    put(p, "1", 1);
+    put(p, "1512", 2);
+    put(p, "151255501001234", 3);
+    put(p, "01512", 4); // same number, different length
+    expect(p.longestMatch(pre("15125550100"), 11)).toBe(2);
+    expect(p.depth).toBe(4);
+    expect(p.longestMatch(pre("151255501001234"), 15)).toBe(3);
+    expect(p.depth).toBe(15);
+    expect(p.longestMatch(pre("015129"), 6)).toBe(4);
+    expect(p.longestMatch(pre("0151"), 4)).toBe(9);
+    expect(p.depth).toBe(0);
+    expect(p.longestMatch(pre("1"), 1)).toBe(1);
+    expect(p.count).toBe(4);
+    expect(p.delete(1512, 4)).toBe(2);
+    expect(p.longestMatch(pre("15125550100"), 11)).toBe(1);
+    expect(p.delete(1512, 4)).toBe(NO_VALUE);
+    expect(p.delete(0, 0)).toBe(9);
+    expect(p.longestMatch(pre("2"), 1)).toBe(NO_VALUE);
+    const seen: [string, number][] = [];
+    p.forEach((d, v) => seen.push([d, v]));
+    expect(seen.sort()).toEqual([["01512", 4], ["1", 1], ["151255501001234", 3]]);
+  });
+
+  it("keys stay exact for 15 digits", () => {
+    expect(POW10[15] + 999999999999999).toBe(1999999999999999);
+    const p = new PrefixIndex();
+    put(p, "999999999999999", 1);
+    put(p, "999999999999998", 2);
+    expect(p.longestMatch(pre("999999999999999"), 15)).toBe(1);
+    expect(p.longestMatch(pre("999999999999998"), 15)).toBe(2);
+    expect(p.get(999999999999998, 15)).toBe(2);
+    expect(p.get(99999999999999, 14)).toBe(NO_VALUE);
   });
 });
