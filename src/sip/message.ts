@@ -165,6 +165,25 @@ export class HeaderField {
   get isRaw(): boolean {
     return this.buf !== null;
   }
+
+  private _line: string | undefined = undefined;
+  private _lineBytes = 0;
+
+  /** @internal bytes of "Name: value\r\n" for a built field (cached) */
+  lineBytes(): number {
+    if (this._line === undefined) {
+      this._line = this.name + ": " + this.value + "\r\n";
+      this._lineBytes = Buffer.byteLength(this._line, "utf8");
+    }
+    return this._lineBytes;
+  }
+
+  /** @internal write "Name: value\r\n" of a built field; returns bytes written */
+  writeLine(out: Buffer, off: number): number {
+    const line = this._line!;
+    // pure ASCII (byte length == UTF-16 length): the latin1 writer is the fast path
+    return out.write(line, off, this._lineBytes === line.length ? "latin1" : "utf8");
+  }
 }
 
 function unfold(v: string): string {
@@ -663,7 +682,7 @@ export class SipMessage {
       const f = fields[i]!;
       if (f.id === HDR.CONTENT_LENGTH) hasCl = true;
       if (f.buf !== null) size += f.end - f.start;
-      else size += Buffer.byteLength(f.name, "utf8") + Buffer.byteLength(f.value, "utf8") + 4;
+      else size += f.lineBytes();
     }
     let clLine: string | null = null;
     if (!hasCl) {
@@ -699,12 +718,7 @@ export class SipMessage {
         off += runBuf.copy(out, off, runStart, runEnd);
         runBuf = null;
       }
-      off += out.write(f.name, off, "utf8");
-      out[off++] = 58;
-      out[off++] = 32;
-      off += out.write(f.value, off, "utf8");
-      out[off++] = 13;
-      out[off++] = 10;
+      off += f.writeLine(out, off);
     }
     if (runBuf !== null) off += runBuf.copy(out, off, runStart, runEnd);
     if (clLine !== null) off += out.write(clLine, off, "latin1");
