@@ -20,6 +20,7 @@ import { SipMetrics } from "./metrics.js";
 import { ClientTransaction, ServerTransaction, type ClientTxHandler, type TimerConfig, type TxContext } from "./transaction.js";
 import { realTimers, type Timers } from "./timers.js";
 import {
+  Connection,
   Listener,
   TransportLayer,
   type ListenSpec,
@@ -266,6 +267,14 @@ export class SipStack implements TxContext {
   onFramingError(src: Source, reason: string): void {
     this.metrics.parseErrors.inc({ transport: src.transport, reason: "framing" });
     this.log?.debug({ peer: src.address + ":" + src.port, reason }, "sip: stream framing error, connection closed");
+  }
+
+  /** @internal TransportHandler: fail client transactions still waiting on a closed connection */
+  onConnectionClosed(conn: Connection): void {
+    if (this.closed) return;
+    for (const tx of this.clientTx.values()) {
+      if (tx.connection === conn) tx.connectionLost();
+    }
   }
 
   /** RFC 3261 18.2.1 / RFC 3581: add received (and fill rport) to the top Via. */

@@ -306,6 +306,11 @@ export class ClientTransaction implements TimerTarget {
       this.connection = this.ctx.transport.getConnection(this.target.transport, this.target.address, this.target.port) ?? null;
   }
 
+  /** @internal the connection the request went out on closed */
+  connectionLost(): void {
+    this.onSendError(new Error("connection closed before a final response"));
+  }
+
   private onSendError(err: Error): void {
     if (this.state === "terminated" || this.state === "completed" || this.state === "accepted") return;
     this.terminate();

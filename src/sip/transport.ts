@@ -164,6 +164,8 @@ export interface TransportHandler {
   onMessage(buf: Buffer, source: Source): void;
   /** A stream could not be framed (connection is closed). */
   onFramingError(source: Source, reason: string): void;
+  /** A TCP/TLS connection closed (transactions waiting on it can fail over). */
+  onConnectionClosed?(conn: Connection): void;
 }
 
 export type SendErrorCallback = (err: Error) => void;
@@ -422,6 +424,13 @@ export class TransportLayer {
         else this.perIp.set(inboundIp, k);
       }
       c.failPending(new Error("connection closed"));
+      if (this.handler.onConnectionClosed) {
+        try {
+          this.handler.onConnectionClosed(c);
+        } catch (e) {
+          this.internalError(e);
+        }
+      }
     });
   }
 

@@ -484,6 +484,21 @@ describe("TCP and TLS", () => {
     expect(client.clientTransactionCount).toBe(0);
   });
 
+  it("a connection closed before the final response fails the client transaction at once", async () => {
+    const net = await import("node:net");
+    const server = net.createServer((sock) => sock.once("data", () => sock.destroy()));
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", () => r()));
+    cleanup.push(() => new Promise((r) => server.close(() => r())));
+    const client = await mkStack({ listen: ["tcp://127.0.0.1:0"] }, new Recorder());
+    const h = new ClientRec();
+    const req = SipMessage.request("OPTIONS", "sip:x@127.0.0.1", [["From", "<sip:a@b>;tag=1"], ["To", "<sip:x@y>"], ["Call-ID", "lost"], ["CSeq", "1 OPTIONS"]]);
+    const tx = client.request(req, { transport: "tcp", host: "127.0.0.1", port: (server.address() as import("node:net").AddressInfo).port }, h);
+    await until(() => h.errors.length === 1);
+    expect(h.errors[0]!.message).toMatch(/closed/);
+    expect(tx.state).toBe("terminated");
+    expect(h.timeouts).toBe(0);
+  });
+
   it("TLS: verified with the right CA, refused without it", async () => {
     const server = await mkStack({ listen: ["tls://127.0.0.1:0"], tls: { cert: CERT, key: KEY } }, new Recorder((tx) => tx.reply(200)));
     const port = server.listeners[0]!.port;
