@@ -2,7 +2,8 @@
  * Webhook delivery throughput and latency, direct and spool mode, to a local receiver.
  *
  *   node dist/bench/delivery.js [--json] [--n 20k] [--concurrency 100] [--mode direct|spool|both]
- *                               [--redis redis://127.0.0.1:6379] [--aof] [--max-in-flight 256]
+ *                               [--transport fetch|http|both] [--redis redis://127.0.0.1:6379] [--aof]
+ *                               [--max-in-flight 256]
  *
  * The receiver runs in a child process (node:http, answers 204 at once) so it does not share the
  * sender's event loop. `concurrency` accepts run at once (2 binds × window 50 = 100, like an SMSC).
@@ -170,12 +171,12 @@ function pct(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
 }
 
-async function runMode(mode: "direct" | "spool", n: number, concurrency: number, maxInFlight: number, rcv: ReceiverProc, redisUrl: string | undefined): Promise<Record<string, number>> {
+async function runMode(mode: "direct" | "spool", transport: "fetch" | "http", n: number, concurrency: number, maxInFlight: number, rcv: ReceiverProc, redisUrl: string | undefined): Promise<Record<string, number>> {
   const url = `http://127.0.0.1:${rcv.port}/hook`;
   const prefix = `bench${process.pid}x${Date.now()}:`;
   const delivery = new Delivery({
     redis: mode === "spool" ? { url: redisUrl!, prefix, max_depth: 0 } : undefined,
-    webhooks: { secret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", timeout_ms: 5000, max_age_s: 3600, max_in_flight: maxInFlight },
+    webhooks: { secret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", timeout_ms: 5000, max_age_s: 3600, max_in_flight: maxInFlight, transport },
     logger: pino({ level: "silent" }),
     registry: new Registry(),
     instanceId: "bench",
@@ -234,22 +235,24 @@ async function main(): Promise<void> {
   const concurrency = args.int("concurrency", 100);
   const maxInFlight = args.int("max-in-flight", 256);
   const which = args.option("mode") ?? "both";
+  const tr = args.option("transport") ?? "both";
+  const transports: ("fetch" | "http")[] = tr === "both" ? ["fetch", "http"] : [tr as "fetch" | "http"];
   const rep = new Reporter(args.json);
   const rcv = await ReceiverProc.start();
   let redis: { url: string; stop(): void } | undefined;
   try {
     const modes: ("direct" | "spool")[] = which === "both" ? ["direct", "spool"] : [which as "direct" | "spool"];
-    for (const mode of modes) {
+    for (const mode of modes) for (const transport of transports) {
       let redisUrl: string | undefined;
       if (mode === "spool") {
         redisUrl = args.option("redis");
         if (redisUrl === undefined) {
-          redis = await startRedis(args.flag("aof"));
+          redis ??= await startRedis(args.flag("aof"));
           redisUrl = redis.url;
         }
       }
-      const r = await runMode(mode, n, concurrency, maxInFlight, rcv, redisUrl);
-      const res = result(`delivery/${mode}`, n, 1e9 / r.msgs_per_s, {
+      const r = await runMode(mode, transport, n, concurrency, maxInFlight, rcv, redisUrl);
+      const res = result(`delivery/${mode}/${transport}`, n, 1e9 / r.msgs_per_s, {
         concurrency,
         max_in_flight: maxInFlight,
         delivered: r.delivered,
@@ -265,7 +268,7 @@ async function main(): Promise<void> {
       if (args.json) rep.report(res);
       else
         rep.note(
-          `${res.name.padEnd(16)} ${String(r.delivered).padStart(7)} msgs  ${Math.round(r.msgs_per_s).toString().padStart(7)} msg/s  ` +
+          `${res.name.padEnd(22)} ${String(r.delivered).padStart(7)} msgs  ${Math.round(r.msgs_per_s).toString().padStart(7)} msg/s  ` +
             `accept→webhook p50 ${round(r.p50_ms, 2)} ms p99 ${round(r.p99_ms, 2)} ms  accept() p50 ${round(r.accept_p50_ms, 2)} ms p99 ${round(r.accept_p99_ms, 2)} ms` +
             (r.not_accepted ? `  (${r.not_accepted} not accepted)` : ""),
         );

@@ -54,6 +54,8 @@ export interface DeliveryWebhookOptions {
   retry_max_ms?: number;
   /** Shortest wait between attempts (ms). Default 100. */
   retry_min_ms?: number;
+  /** "http" (node:http keep-alive Agent, default; ~4x the throughput of fetch in bench/delivery.ts) or "fetch" (Node's built-in fetch/undici). */
+  transport?: "fetch" | "http";
 }
 
 export interface DeliveryOptions {
@@ -85,6 +87,7 @@ export class Delivery {
   readonly spool: Spool | undefined;
   private readonly direct: DirectDelivery | undefined;
   private readonly logger: Logger;
+  private readonly sender: WebhookSender;
   private readonly clock: DeliveryClock;
   private readonly directWaitMs: number;
   private readonly enqueueTimeoutMs: number;
@@ -97,7 +100,15 @@ export class Delivery {
     this.logger = opts.logger;
     this.metrics = new DeliveryMetrics(opts.registry);
     const wh = opts.webhooks;
-    const sender = new WebhookSender({ timeoutMs: wh.timeout_ms, secret: wh.secret, now: this.clock.now, userAgent: opts.userAgent });
+    const sender = new WebhookSender({
+      timeoutMs: wh.timeout_ms,
+      secret: wh.secret,
+      now: this.clock.now,
+      userAgent: opts.userAgent,
+      transport: wh.transport,
+      maxSockets: wh.max_in_flight,
+    });
+    this.sender = sender;
     if (!sender.signed) opts.logger.warn("webhooks.secret is not set: webhooks without a per-route secret are sent unsigned");
     const smppTimeoutMs = opts.smpp_timeout_ms ?? 30_000;
     const attempter = new Attempter({ sender, forwarder: opts.forwarder, metrics: this.metrics, logger: opts.logger, smppTimeoutMs });
@@ -187,6 +198,7 @@ export class Delivery {
     this.closed = true;
     this.metrics.setSpoolSampler(undefined);
     if (this.spool !== undefined) await this.spool.close();
+    this.sender.close();
   }
 }
 

@@ -169,8 +169,9 @@ describe("spool", () => {
   it("two edges sharing the spool deliver every message exactly once", async () => {
     rx = await startReceiver(() => ({ status: 200, delayMs: 5 }));
     const prefix = freshPrefix();
-    const a = makeDelivery(redis.url, prefix, { instanceId: "edge-a", webhookOver: { max_in_flight: 8 } });
-    const b = makeDelivery(redis.url, prefix, { instanceId: "edge-b", webhookOver: { max_in_flight: 8 } });
+    // One edge on each webhook transport.
+    const a = makeDelivery(redis.url, prefix, { instanceId: "edge-a", webhookOver: { max_in_flight: 8, transport: "fetch" } });
+    const b = makeDelivery(redis.url, prefix, { instanceId: "edge-b", webhookOver: { max_in_flight: 8, transport: "http" } });
     track(a.delivery);
     track(b.delivery);
     await a.delivery.start();

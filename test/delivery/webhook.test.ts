@@ -117,16 +117,19 @@ describe("backoff", () => {
   });
 });
 
-describe("WebhookSender against a real HTTP receiver", () => {
+describe.each(["fetch", "http"] as const)("WebhookSender (%s) against a real HTTP receiver", (transport) => {
   let rx: Receiver | undefined;
+  const senders: WebhookSender[] = [];
   afterEach(async () => {
+    for (const s of senders.splice(0)) s.close();
     await rx?.close();
     rx = undefined;
   });
 
   it("POSTs signed JSON and reuses the connection", async () => {
     rx = await startReceiver();
-    const s = new WebhookSender({ timeoutMs: 2000, secret: SPEC_SECRET, userAgent: "didgate-test" });
+    const s = new WebhookSender({ timeoutMs: 2000, secret: SPEC_SECRET, userAgent: "didgate-test", transport });
+    senders.push(s);
     const body = JSON.stringify({ type: "message.received", id: "m1", text: "héllo" });
     const a = await s.send(rx.url, "m1", body);
     const b = await s.send(rx.url, "m2", body);
@@ -149,7 +152,8 @@ describe("WebhookSender against a real HTTP receiver", () => {
 
   it("signs with the per-route secret when given", async () => {
     rx = await startReceiver();
-    const s = new WebhookSender({ timeoutMs: 2000, secret: SPEC_SECRET });
+    const s = new WebhookSender({ timeoutMs: 2000, secret: SPEC_SECRET, transport });
+    senders.push(s);
     await s.send(rx.url, "m1", "{}", "route-secret");
     expect(verifyWebhook("route-secret", rx.received[0].headers, "{}")).toBe(true);
     expect(verifyWebhook(SPEC_SECRET, rx.received[0].headers, "{}")).toBe(false);
@@ -157,7 +161,8 @@ describe("WebhookSender against a real HTTP receiver", () => {
 
   it("classifies 410, 429 with Retry-After, 5xx, redirects (not followed), timeouts, refused connections, bad URLs", async () => {
     rx = await startReceiver();
-    const s = new WebhookSender({ timeoutMs: 300, secret: SPEC_SECRET });
+    const s = new WebhookSender({ timeoutMs: 300, secret: SPEC_SECRET, transport });
+    senders.push(s);
     rx.respond = () => ({ status: 410 });
     expect((await s.send(rx.url, "a", "{}")).result).toEqual({ kind: "dead", reason: "http 410" });
     rx.respond = () => ({ status: 429, headers: { "retry-after": "3" } });
