@@ -1,23 +1,37 @@
 /**
- * The one place that wires didgate together: config → logger, metrics, route source, admin HTTP,
- * and (from their own modules) the SIP and SMPP edges. No global state: several instances can run
- * in one process on different ports.
+ * The one place that wires didgate together: config → logger, metrics, route source (file or
+ * Redis), delivery (direct or spooled), the SMPP edge and the SIP edge, and the admin HTTP server.
+ * No global state: several instances can run in one process on different ports.
+ *
+ * Lifecycle: start() loads routes, starts delivery, then the listeners, then the admin server.
+ * stop() drains: new INVITEs get 503 and new SMPP PDUs a temporary failure, transactions and
+ * deliveries in flight get up to drain.grace_s to finish, SMPP sessions are unbound politely.
  */
+import { readFileSync } from "node:fs";
 import type { AddressInfo } from "node:net";
+import { hostname } from "node:os";
 import type { Logger } from "pino";
 import type { Registry } from "prom-client";
 import type { LoadedConfig } from "./config/load.js";
 import { resolvePath } from "./config/load.js";
 import { parseHostPort } from "./config/net.js";
 import type { Config } from "./config/schema.js";
+import { Delivery } from "./delivery/delivery.js";
+import { SmppEdgeForwarder } from "./edge/sms-forward.js";
+import { SmsEdge } from "./edge/sms.js";
+import { VoiceEdge } from "./edge/voice.js";
 import { AdminServer, type Readiness } from "./ops/admin.js";
 import { createLogger } from "./ops/logger.js";
 import { createRegistry, RouteMetrics } from "./ops/metrics.js";
 import { Decider } from "./routing/decide.js";
 import { lookupJson } from "./routing/explain.js";
+import type { NumberPlan } from "./routing/number.js";
 import type { Route } from "./routing/route.js";
 import { FileRouteSource } from "./routing/sources/file.js";
+import { RedisRouteSource } from "./routing/sources/redis.js";
 import { RouteStore, RouteTable } from "./routing/table.js";
+import { SmppEdge } from "./smpp/edge.js";
+import type { SmppConfig } from "./smpp/types.js";
 
 export interface DidgateOptions {
   logger?: Logger;
@@ -34,6 +48,12 @@ export class StartError extends Error {
   }
 }
 
+/** Drop undefined values (the SMPP layer's options are exact optional properties). */
+function defined<T extends object>(o: T): T {
+  for (const k of Object.keys(o) as (keyof T)[]) if (o[k] === undefined) delete o[k];
+  return o;
+}
+
 export class Didgate {
   readonly config: Config;
   readonly logger: Logger;
@@ -43,13 +63,19 @@ export class Didgate {
   readonly decider: Decider;
   readonly now: () => number;
   private fileSource: FileRouteSource | undefined;
+  redisSource: RedisRouteSource | undefined;
+  delivery: Delivery | undefined;
+  smpp: SmppEdge | undefined;
+  sms: SmsEdge | undefined;
+  voice: VoiceEdge | undefined;
   private admin: AdminServer | undefined;
   adminAddress: AddressInfo | undefined;
   private routesLoaded = false;
   private listenersUp = false;
   private stopping = false;
+  private stopped: Promise<void> | undefined;
 
-  constructor(readonly loaded: LoadedConfig, opts: DidgateOptions = {}) {
+  constructor(readonly loaded: LoadedConfig, private readonly opts: DidgateOptions = {}) {
     this.config = loaded.config;
     this.logger = opts.logger ?? createLogger(this.config.log.level);
     this.registry = createRegistry();
@@ -64,18 +90,155 @@ export class Didgate {
   }
 
   async start(): Promise<void> {
-    await this.startRoutes();
-    await this.startAdmin();
+    try {
+      await this.startRoutes();
+      await this.startDelivery();
+      await this.startSmpp();
+      await this.startVoice();
+      await this.startAdmin();
+    } catch (err) {
+      await this.shutdown(0).catch(() => undefined);
+      throw err;
+    }
     this.listenersUp = true;
-    this.logger.info({ admin: this.adminAddress, routes: this.store.current.size }, "didgate started");
+    this.logger.info(
+      {
+        admin: this.adminAddress,
+        routes: this.store.current.size,
+        sip: this.voice?.listeners ?? [],
+        smpp: this.smpp?.address() ?? null,
+        delivery: this.delivery?.mode,
+      },
+      "didgate started",
+    );
   }
 
   private async startRoutes(): Promise<void> {
+    const redis = this.config.routes.redis;
+    if (redis) {
+      this.redisSource = new RedisRouteSource({
+        redis,
+        store: this.store,
+        logger: this.logger,
+        registry: this.registry,
+        routeMetrics: this.routeMetrics,
+        snapshotPath: redis.snapshot === "" ? "" : this.path(redis.snapshot),
+        now: this.now,
+      });
+      try {
+        await this.redisSource.start();
+      } catch (err) {
+        throw new StartError([`routes.redis: ${(err as Error).message}`]);
+      }
+      this.routesLoaded = true;
+      return;
+    }
     const file = this.path(this.config.routes.file);
     this.fileSource = new FileRouteSource({ path: file, watch: this.config.routes.watch, store: this.store, logger: this.logger, metrics: this.routeMetrics });
     const r = this.fileSource.load();
     if (!r.ok) throw new StartError(r.errors);
     this.routesLoaded = true;
+  }
+
+  private smppWanted(): boolean {
+    const s = this.config.smpp;
+    return s.listen !== null || s.binds.length > 0;
+  }
+
+  private async startDelivery(): Promise<void> {
+    if (!this.smppWanted()) return;
+    const redis = this.config.routes.redis;
+    const wh = this.config.webhooks;
+    this.delivery = new Delivery({
+      ...(redis ? { redis: { url: redis.url, prefix: redis.prefix } } : {}),
+      webhooks: { ...(wh.secret !== undefined ? { secret: wh.secret } : {}), timeout_ms: wh.timeout_ms, max_age_s: wh.max_age_s, max_in_flight: wh.max_in_flight },
+      logger: this.logger,
+      registry: this.registry,
+      forwarder: new SmppEdgeForwarder(() => this.smpp),
+      instanceId: this.config.instance_id ?? hostname(),
+      // Answer the SMSC before its own timeout: a little under the handler timeout.
+      direct_wait_ms: Math.max(100, this.config.smpp.handler_timeout_s * 1000 - 500),
+      ...(this.opts.now ? { now: this.opts.now } : {}),
+    });
+    await this.delivery.start();
+  }
+
+  private smppConfig(): SmppConfig {
+    const s = this.config.smpp;
+    const peer = (p: (typeof s.accounts)[number] | (typeof s.binds)[number]) =>
+      defined({
+        temp_fail_status: p.temp_fail_status,
+        temporary_statuses: p.temporary_statuses,
+        default_alphabet: p.default_alphabet,
+        gsm_packing: p.gsm_packing,
+        receipt_id_format: p.receipt_id_format,
+        message_id_format: p.message_id_format,
+        window: p.window,
+        enquire_link_s: p.enquire_link_s,
+      });
+    const cfg: SmppConfig = {
+      accounts: s.accounts.map((a) => defined({ system_id: a.system_id, password: a.password, role: a.role, sources: a.sources, max_binds: a.max_binds, ...peer(a) })),
+      binds: s.binds.map((b) =>
+        defined({
+          name: b.name,
+          host: b.host,
+          port: b.port,
+          system_id: b.system_id,
+          password: b.password,
+          mode: b.mode,
+          system_type: b.system_type,
+          tls: b.tls,
+          tls_verify: b.tls_verify,
+          tls_ca: b.tls_ca ? readFileSync(this.path(b.tls_ca)) : undefined,
+          reconnect_min_s: b.reconnect_min_s,
+          reconnect_max_s: b.reconnect_max_s,
+          ...peer(b),
+        }),
+      ),
+      max_pdu_bytes: s.max_pdu_bytes,
+      window: s.window,
+      response_timeout_s: s.response_timeout_s,
+      enquire_link_s: s.enquire_link_s,
+      handler_timeout_s: s.handler_timeout_s,
+      bind_timeout_s: s.bind_timeout_s,
+      lockout: { ...s.lockout },
+      reassembly: { ...s.reassembly },
+    };
+    if (s.listen !== null) cfg.listen = s.listen;
+    if (s.tls) cfg.tls = { cert: readFileSync(this.path(s.tls.cert)), key: readFileSync(this.path(s.tls.key)) };
+    return cfg;
+  }
+
+  private async startSmpp(): Promise<void> {
+    if (!this.smppWanted() || !this.delivery) return;
+    const plans = new Map<string, NumberPlan>();
+    for (const p of [...this.config.smpp.accounts.map((a) => ({ id: a.system_id, cc: a.country_code })), ...this.config.smpp.binds.map((b) => ({ id: b.name, cc: b.country_code }))]) {
+      if (p.cc !== undefined) plans.set(p.id, { countryCode: p.cc });
+    }
+    const sms = new SmsEdge({ store: this.store, delivery: this.delivery, logger: this.logger, registry: this.registry, plans, now: this.now });
+    this.sms = sms;
+    this.smpp = new SmppEdge({
+      config: this.smppConfig(),
+      logger: this.logger,
+      registry: this.registry,
+      onMessage: (m) => sms.onMessage(m),
+      onReceipt: (r) => sms.onReceipt(r),
+    });
+    await this.smpp.start();
+  }
+
+  private async startVoice(): Promise<void> {
+    if (this.config.sip.listen.length === 0) return;
+    this.voice = new VoiceEdge({
+      config: this.config,
+      store: this.store,
+      decider: this.decider,
+      logger: this.logger,
+      registry: this.registry,
+      now: this.now,
+      baseDir: this.loaded.baseDir,
+    });
+    await this.voice.start();
   }
 
   private async startAdmin(): Promise<void> {
@@ -95,8 +258,11 @@ export class Didgate {
     return {
       ready,
       checks: {
-        routes: { loaded: this.routesLoaded, source: this.config.routes.redis ? "redis" : "file", entries: t.size, version: t.version, stale: false },
-        listeners: { up: this.listenersUp },
+        routes: this.redisSource
+          ? { loaded: this.routesLoaded, ...this.redisSource.status() }
+          : { loaded: this.routesLoaded, source: "file", entries: t.size, version: t.version, stale: false, lastError: this.fileSource?.lastError },
+        listeners: { up: this.listenersUp, sip: this.voice?.listeners ?? [], smpp: this.smpp?.address() ?? null },
+        delivery: this.delivery ? { mode: this.delivery.mode } : null,
         draining: this.stopping,
       },
     };
@@ -108,11 +274,28 @@ export class Didgate {
     return r;
   }
 
-  async stop(): Promise<void> {
-    if (this.stopping) return;
+  /** Drain and stop (SIGTERM). Idempotent. */
+  stop(graceMs: number = this.config.drain.grace_s * 1000): Promise<void> {
+    this.stopped ??= this.shutdown(graceMs);
+    return this.stopped;
+  }
+
+  private async shutdown(graceMs: number): Promise<void> {
     this.stopping = true;
-    this.logger.info("didgate stopping");
+    this.logger.info({ grace_ms: graceMs }, "didgate draining");
+    const deadline = Date.now() + graceMs;
+    this.voice?.drain();
+    this.sms?.drain();
+    // SIP transactions in flight finish (or the grace period ends).
+    while (this.voice && this.voice.inFlight() > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    // SMPP: answer what is in flight, unbind politely.
+    await this.smpp?.drain(Math.max(0, Math.min(deadline - Date.now(), 10_000))).catch((err: unknown) => this.logger.warn({ err: (err as Error).message }, "smpp drain"));
+    await this.delivery?.drain(Math.max(0, deadline - Date.now())).catch((err: unknown) => this.logger.warn({ err: (err as Error).message }, "delivery drain"));
+    await this.voice?.close();
+    await this.smpp?.close();
+    await this.delivery?.close();
     this.fileSource?.close();
+    await this.redisSource?.close();
     await this.admin?.close();
     this.logger.info("didgate stopped");
     this.logger.flush?.();

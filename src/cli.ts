@@ -8,6 +8,8 @@ import { ConfigError, loadConfig, resolvePath, type LoadedConfig } from "./confi
 import { Decider } from "./routing/decide.js";
 import { lookupJson } from "./routing/explain.js";
 import { loadRouteFile } from "./routing/sources/file.js";
+import { routesCommand } from "./routing/sources/routes-cli.js";
+import { dlqCommand } from "./delivery/dlq.js";
 
 const USAGE = `didgate: SIP/SMPP edge routing for virtual phone numbers
 
@@ -15,7 +17,8 @@ usage:
   didgate serve [--config FILE]
   didgate lookup NUMBER [--caller NUMBER] [--at ISO8601] [--config FILE]
   didgate check-config [--config FILE]
-  didgate routes import FILE [--replace] | set KEY JSON | del KEY | export [--format yaml|json|csv] | reload [--force]
+  didgate routes import FILE [--replace] | set KEY JSON | del KEY | export [--format yaml|json|csv] | reload [--force] | functions
+  didgate dlq list | replay ID…|--all | drop ID…|--all
 
 Settings can be overridden with DIDGATE_<PATH> environment variables (DIDGATE_ROUTES_REDIS_URL=…).
 `;
@@ -122,6 +125,17 @@ async function checkConfig(args: ParsedArgs): Promise<number> {
   return 0;
 }
 
+/** argv without --config FILE / --config=FILE (the subcommands parse their own flags). */
+function stripConfigFlag(argv: string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === "--config") i++;
+    else if (!a.startsWith("--config=")) out.push(a);
+  }
+  return out;
+}
+
 export async function main(argv: string[]): Promise<number> {
   const args = parseArgs(argv);
   const cmd = args.positional[0];
@@ -136,6 +150,19 @@ export async function main(argv: string[]): Promise<number> {
       return lookup(args);
     case "check-config":
       return checkConfig(args);
+    case "routes": {
+      const loaded = config(args);
+      const all = stripConfigFlag(argv);
+      const rest = all.slice(all.indexOf("routes") + 1);
+      return routesCommand(rest, loaded.config.routes.redis, (s) => process.stdout.write(s), (s) => process.stderr.write(s));
+    }
+    case "dlq": {
+      const loaded = config(args);
+      const redis = loaded.config.routes.redis;
+      if (!redis) throw new UsageError("dlq needs routes.redis in the config (the spool and its dead letters live in Redis)");
+      const all = stripConfigFlag(argv);
+      return dlqCommand(all.slice(all.indexOf("dlq") + 1), redis.url, redis.prefix, (s) => process.stdout.write(s));
+    }
     default:
       throw new UsageError(`unknown command ${JSON.stringify(cmd)}`);
   }

@@ -3,6 +3,7 @@
  * an unknown key is an error naming its path. Defaults make the bundled config short.
  */
 import { z } from "zod";
+import { parseRedisUrl } from "../routing/sources/redis-client.js";
 import { parseCidr, parseHostPort, parseListenUrl } from "./net.js";
 
 const cidr = z.string().refine((s) => parseCidr(s) !== undefined, {
@@ -19,8 +20,8 @@ const countryCode = z.string().regex(/^[1-9]\d{0,2}$/, "must be a country callin
 const smppStatus = z.number().int().min(0).max(0xffffffff);
 const redisUrl = z.string().refine((s) => {
   try {
-    const u = new URL(s);
-    return ["redis:", "rediss:", "redis-sentinel:", "redis-cluster:"].includes(u.protocol);
+    parseRedisUrl(s);
+    return true;
   } catch {
     return false;
   }
@@ -94,16 +95,29 @@ export const sipSchema = z
   })
   .strict();
 
+const peerOptions = {
+  country_code: countryCode.optional(),
+  /** command_status answered when delivery fails temporarily (default 0x64 ESME_RX_T_APPN). */
+  temp_fail_status: smppStatus.optional(),
+  /** Statuses in this peer's answers that mean "retry later". */
+  temporary_statuses: z.array(smppStatus).optional(),
+  /** What data_coding 0 means for this peer. */
+  default_alphabet: z.enum(["gsm7", "latin1", "ascii"]).optional(),
+  gsm_packing: z.enum(["unpacked", "packed", "auto"]).optional(),
+  receipt_id_format: z.enum(["as_is", "hex", "dec"]).optional(),
+  message_id_format: z.enum(["as_is", "hex", "dec"]).optional(),
+  window: z.number().int().positive().max(10_000).optional(),
+  enquire_link_s: z.number().positive().optional(),
+};
+
 export const smppAccountSchema = z
   .object({
     system_id: z.string().min(1).max(15),
     password: z.string().min(1).max(8, "SMPP 3.4 passwords are at most 8 characters"),
     role: z.enum(["carrier", "app"]),
     sources: z.array(cidr).optional(),
-    country_code: countryCode.optional(),
-    temp_fail_status: smppStatus.optional(),
-    gsm_default_charset: z.enum(["gsm7", "latin1", "ascii"]).optional(),
-    max_binds: z.number().int().positive().default(4),
+    max_binds: z.number().int().positive().default(8),
+    ...peerOptions,
   })
   .strict();
 
@@ -115,33 +129,48 @@ export const smppBindSchema = z
     system_id: z.string().min(1).max(15),
     password: z.string().min(1).max(8, "SMPP 3.4 passwords are at most 8 characters"),
     system_type: z.string().max(12).optional(),
-    mode: z.enum(["receiver", "transceiver"]).default("transceiver"),
+    mode: z.enum(["receiver", "transceiver", "transmitter"]).default("transceiver"),
     tls: z.boolean().default(false),
     tls_verify: z.boolean().default(true),
-    country_code: countryCode.optional(),
-    enquire_link_s: z.number().positive().default(30),
-    temp_fail_status: smppStatus.optional(),
-    gsm_default_charset: z.enum(["gsm7", "latin1", "ascii"]).optional(),
-    message_id_format: z.enum(["hex", "decimal", "string"]).default("string"),
+    /** Extra CA file (PEM) to verify the SMSC's certificate. */
+    tls_ca: z.string().min(1).optional(),
+    reconnect_min_s: z.number().positive().optional(),
+    reconnect_max_s: z.number().positive().optional(),
+    ...peerOptions,
   })
   .strict();
 
 export const smppSchema = z
   .object({
     listen: hostPort.nullable().default(null),
-    tls: tlsFiles.extend({ listen: hostPort }).strict().optional(),
+    /** Certificate and key files: the server on smpp.listen speaks TLS. */
+    tls: tlsFiles.optional(),
     accounts: z.array(smppAccountSchema).default([]),
     binds: z.array(smppBindSchema).default([]),
-    max_pdu_bytes: z.number().int().min(1024).max(16 * 1024 * 1024).default(65536),
+    /** Largest command_length accepted: 66560 lets a full 65535-byte message_payload fit. */
+    max_pdu_bytes: z.number().int().min(1024).max(16 * 1024 * 1024).default(66_560),
     window: z.number().int().positive().max(10_000).default(10),
-    response_timeout_ms: z.number().int().positive().default(10_000),
-    accept_timeout_ms: z.number().int().positive().default(8_000),
-    reassembly_timeout_s: z.number().positive().default(120),
-    reassembly_max_buffers: z.number().int().positive().default(10_000),
-    lockout: z
-      .object({ failures: z.number().int().positive().default(5), seconds: z.number().positive().default(60) })
+    response_timeout_s: z.number().positive().default(30),
+    enquire_link_s: z.number().positive().default(30),
+    /** Seconds delivery may take before the PDU is answered with the temporary status. */
+    handler_timeout_s: z.number().positive().default(10),
+    bind_timeout_s: z.number().positive().default(10),
+    reassembly: z
+      .object({
+        timeout_s: z.number().positive().default(60),
+        max_buffers: z.number().int().positive().default(10_000),
+        max_bytes: z.number().int().positive().default(32 * 1024 * 1024),
+      })
       .strict()
-      .default({ failures: 5, seconds: 60 }),
+      .default({ timeout_s: 60, max_buffers: 10_000, max_bytes: 32 * 1024 * 1024 }),
+    lockout: z
+      .object({
+        max_failures: z.number().int().positive().default(5),
+        window_s: z.number().positive().default(60),
+        duration_s: z.number().positive().default(300),
+      })
+      .strict()
+      .default({ max_failures: 5, window_s: 60, duration_s: 300 }),
   })
   .strict();
 
@@ -187,6 +216,8 @@ export const configSchema = z
       .object({ level: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info") })
       .strict()
       .default({ level: "info" }),
+    /** Consumer name of this edge in the shared spool; stable across restarts (default: host name). */
+    instance_id: z.string().min(1).max(128).optional(),
     drain: z
       .object({ grace_s: z.number().min(0).default(30) })
       .strict()

@@ -1,0 +1,43 @@
+/**
+ * SMPP forward: delivery's SmppForwarder on top of the SMPP edge. A route's `sms.smpp` names an app
+ * ESME bound to didgate (deliver_sm, round robin across its binds) or an outbound bind (submit_sm).
+ * One attempt per call; delivery owns retries and the max age.
+ */
+import type { SmppForwarder } from "../delivery/smpp-forward.js";
+import type { AttemptResult, DeliveryJob } from "../delivery/types.js";
+import type { SmppEdge } from "../smpp/edge.js";
+import type { OutboundSms, SmsAddress } from "../smpp/types.js";
+
+/** E.164 → international TON/NPI; anything else (an alphanumeric sender) → TON 5. */
+export function toSmppAddress(a: string): SmsAddress {
+  if (a.startsWith("+")) return { addr: a.slice(1), ton: 1, npi: 1 };
+  for (let i = 0; i < a.length; i++) {
+    const c = a.charCodeAt(i);
+    if (c < 48 || c > 57) return { addr: a, ton: 5, npi: 0 };
+  }
+  return { addr: a, ton: 0, npi: 1 };
+}
+
+export class SmppEdgeForwarder implements SmppForwarder {
+  constructor(private readonly edge: () => SmppEdge | undefined) {}
+
+  async forward(job: DeliveryJob, signal: AbortSignal): Promise<AttemptResult> {
+    const peer = job.target.smpp;
+    const edge = this.edge();
+    if (peer === undefined) return { kind: "dead", reason: "no smpp target" };
+    if (edge === undefined) return { kind: "dead", reason: "SMPP is not configured" };
+    const body = job.body;
+    if (body.type !== "message.received") return { kind: "dead", reason: "receipts are delivered to webhooks only" };
+    const msg: OutboundSms = { source: toSmppAddress(body.from), destination: toSmppAddress(body.to) };
+    if (body.binary !== undefined) {
+      msg.binary = Buffer.from(body.binary, "base64");
+      if (body.smpp.data_coding !== undefined) msg.data_coding = body.smpp.data_coding;
+    } else msg.text = body.text ?? "";
+    if (signal.aborted) return { kind: "retry", reason: "aborted" };
+    const r = await edge.send(peer, msg);
+    if (r.outcome === "ok") return { kind: "delivered" };
+    const reason = r.error ?? `command_status 0x${(r.status ?? 0).toString(16).padStart(2, "0")}`;
+    if (r.outcome === "temporary") return { kind: "retry", reason };
+    return { kind: "dead", reason };
+  }
+}

@@ -1,0 +1,207 @@
+/**
+ * The SMS edge policy: an inbound message from the SMPP layer is routed by its destination
+ * (normalised to E.164, TON/NPI aware, with the peer's number plan) and handed to delivery; the
+ * PDU's answer is what that resolves to (contract section 5):
+ *   no route, no sms destination, quarantine or released → invalid_destination (ESME_RINVDSTADR)
+ *   delivered or durably spooled → accepted (ESME_ROK)
+ *   delivery failed, temporary → temporary (the peer's configured status, default 0x64)
+ *   delivery refused permanently → permanent (ESME_RX_R_APPN)
+ * Receipts are routed by the number that sent the original message and delivered as
+ * message.receipt to that route's webhook; they are never routed as messages.
+ */
+import { randomUUID } from "node:crypto";
+import type { Logger } from "pino";
+import { Counter, type Registry } from "prom-client";
+import type { AcceptOutcome, DeliveryJob, DeliveryTarget, MessageReceiptBody, MessageReceivedBody } from "../delivery/types.js";
+import { normalizeNumber, type NumberPlan } from "../routing/number.js";
+import { isGone, type Route } from "../routing/route.js";
+import type { RouteStore } from "../routing/table.js";
+import type { AcceptResult, InboundSms, Receipt, SmsAddress } from "../smpp/types.js";
+
+export interface MessageSink {
+  accept(job: DeliveryJob): Promise<AcceptOutcome>;
+}
+
+export interface SmsEdgeOptions {
+  store: RouteStore<Route>;
+  delivery: MessageSink;
+  logger: Logger;
+  registry: Registry;
+  /** Number plan per peer (account system_id or bind name). */
+  plans: Map<string, NumberPlan>;
+  now?: () => number;
+}
+
+export type SmsOutcome = "accepted" | "temporary" | "permanent" | "no_route" | "gone" | "no_sms_route" | "invalid_number" | "draining";
+
+export class SmsMetrics {
+  readonly inbound: Counter<"peer" | "outcome">;
+  readonly receipts: Counter<"peer" | "outcome">;
+  constructor(registry: Registry) {
+    this.inbound = new Counter({ name: "didgate_sms_inbound_total", help: "Inbound SMS by peer and outcome", labelNames: ["peer", "outcome"], registers: [registry] });
+    this.receipts = new Counter({ name: "didgate_sms_receipts_total", help: "Delivery receipts by peer and outcome", labelNames: ["peer", "outcome"], registers: [registry] });
+  }
+}
+
+/** Normalise an SMPP address to E.164. TON 1 is international, 2 national; 5 (alphanumeric) is not a number. */
+export function smppAddressToE164(a: SmsAddress, plan: NumberPlan): { ok: true; e164: string } | { ok: false; error: string } {
+  const addr = a.addr.trim();
+  if (a.ton === 5) return { ok: false, error: "alphanumeric address" };
+  if (a.ton === 1 && !addr.startsWith("+")) {
+    const r = normalizeNumber("+" + addr, plan);
+    return r;
+  }
+  if (a.ton === 2) {
+    const r = normalizeNumber(addr, plan.countryCode ? { ...plan, internationalPrefixes: [] } : plan);
+    return r;
+  }
+  return normalizeNumber(addr, plan);
+}
+
+function displayAddress(a: SmsAddress, plan: NumberPlan): string {
+  const n = smppAddressToE164(a, plan);
+  return n.ok ? n.e164 : a.addr;
+}
+
+export class SmsEdge {
+  readonly metrics: SmsMetrics;
+  private draining = false;
+  private readonly now: () => number;
+
+  constructor(private readonly opts: SmsEdgeOptions) {
+    this.metrics = new SmsMetrics(opts.registry);
+    this.now = opts.now ?? Date.now;
+  }
+
+  /** After drain() new messages get a temporary failure (the peer retries elsewhere or later). */
+  drain(): void {
+    this.draining = true;
+  }
+
+  private plan(peer: string): NumberPlan {
+    return this.opts.plans.get(peer) ?? {};
+  }
+
+  private finish(msg: InboundSms, outcome: SmsOutcome, fields: Record<string, unknown>): void {
+    this.metrics.inbound.inc({ peer: msg.peer, outcome });
+    const level = outcome === "accepted" ? "info" : outcome === "temporary" || outcome === "permanent" ? "warn" : "info";
+    this.opts.logger[level](
+      { peer: msg.peer, command: msg.command, from: msg.source.addr, to: msg.destination.addr, parts: msg.parts, message_id: msg.message_id, result: outcome, ...fields },
+      "sms",
+    );
+  }
+
+  /** The SMPP layer's onMessage handler. */
+  async onMessage(msg: InboundSms): Promise<AcceptResult> {
+    if (this.draining) {
+      this.finish(msg, "draining", {});
+      return { status: "temporary" };
+    }
+    const plan = this.plan(msg.peer);
+    const to = smppAddressToE164(msg.destination, plan);
+    if (!to.ok) {
+      this.finish(msg, "invalid_number", { error: to.error });
+      return { status: "invalid_destination" };
+    }
+    const table = this.opts.store.current;
+    const route = table.lookup(to.e164);
+    if (route === undefined) {
+      this.finish(msg, "no_route", { did: to.e164 });
+      return { status: "invalid_destination" };
+    }
+    const key = table.matchedKey();
+    if (isGone(route.state)) {
+      this.finish(msg, "gone", { did: to.e164, route_key: key, state: route.state });
+      return { status: "invalid_destination" };
+    }
+    const sms = route.sms;
+    if (sms === undefined || (sms.webhook === undefined && sms.smpp === undefined)) {
+      this.finish(msg, "no_sms_route", { did: to.e164, route_key: key });
+      return { status: "invalid_destination" };
+    }
+    const body: MessageReceivedBody = {
+      type: "message.received",
+      id: `msg_${msg.message_id}`,
+      received_at: msg.received_at.toISOString(),
+      from: displayAddress(msg.source, plan),
+      to: to.e164,
+      text: msg.text ?? null,
+      encoding: msg.encoding,
+      parts: msg.parts,
+      tenant: route.tenant ?? null,
+      smpp: { peer: msg.peer, message_id: msg.smsc_message_id ?? msg.message_id, data_coding: msg.data_coding },
+    };
+    if (msg.binary !== undefined) body.binary = msg.binary.toString("base64");
+    if (msg.partial) body.partial = true;
+    const target: DeliveryTarget = {};
+    if (sms.webhook !== undefined) target.webhook = sms.webhook;
+    if (sms.webhookSecret !== undefined) target.webhookSecret = sms.webhookSecret;
+    if (sms.smpp !== undefined) target.smpp = sms.smpp;
+    const job: DeliveryJob = { id: body.id, body, target, acceptedAt: this.now(), attempts: 0 };
+    let outcome: AcceptOutcome;
+    try {
+      outcome = await this.opts.delivery.accept(job);
+    } catch (err) {
+      this.opts.logger.error({ err: (err as Error).message, message_id: msg.message_id }, "delivery accept failed");
+      outcome = "temporary";
+    }
+    this.finish(msg, outcome, { did: to.e164, route_key: key, tenant: route.tenant, id: body.id });
+    return { status: outcome };
+  }
+
+  /** The SMPP layer's onReceipt handler: to the webhook of the route of the original sender. */
+  async onReceipt(r: Receipt): Promise<void> {
+    const plan = this.plan(r.peer);
+    // A receipt travels back: its destination is the number that sent the original message.
+    const candidates = [r.destination, r.source];
+    let route: Route | undefined;
+    let did: string | undefined;
+    for (const a of candidates) {
+      const n = smppAddressToE164(a, plan);
+      if (!n.ok) continue;
+      const v = this.opts.store.current.lookup(n.e164);
+      if (v !== undefined && !isGone(v.state) && v.sms?.webhook) {
+        route = v;
+        did = n.e164;
+        break;
+      }
+    }
+    if (route === undefined || route.sms?.webhook === undefined) {
+      this.metrics.receipts.inc({ peer: r.peer, outcome: "no_route" });
+      this.opts.logger.info({ peer: r.peer, receipted_message_id: r.message_id, stat: r.stat, result: "no_route" }, "sms receipt");
+      return;
+    }
+    const body: MessageReceiptBody = {
+      type: "message.receipt",
+      id: `rcpt_${randomUUID()}`,
+      received_at: r.received_at.toISOString(),
+      receipted_message_id: r.message_id,
+      status: receiptStatus(r),
+      error_code: r.err ?? null,
+      from: displayAddress(r.source, plan),
+      to: displayAddress(r.destination, plan),
+      tenant: route.tenant ?? null,
+      smpp: { peer: r.peer },
+    };
+    const target: DeliveryTarget = { webhook: route.sms.webhook };
+    if (route.sms.webhookSecret !== undefined) target.webhookSecret = route.sms.webhookSecret;
+    const outcome = await this.opts.delivery.accept({ id: body.id, body, target, acceptedAt: this.now(), attempts: 0 }).catch(() => "temporary" as const);
+    this.metrics.receipts.inc({ peer: r.peer, outcome });
+    this.opts.logger.info({ peer: r.peer, receipted_message_id: r.message_id, stat: r.stat, did, result: outcome }, "sms receipt");
+  }
+}
+
+const STATS: Record<string, string> = {
+  DELIVRD: "delivered",
+  EXPIRED: "expired",
+  DELETED: "deleted",
+  UNDELIV: "undeliverable",
+  ACCEPTD: "accepted",
+  UNKNOWN: "unknown",
+  REJECTD: "rejected",
+  ENROUTE: "enroute",
+};
+
+export function receiptStatus(r: Receipt): string {
+  return STATS[r.stat.toUpperCase()] ?? (r.delivered ? "delivered" : "unknown");
+}
