@@ -1,13 +1,42 @@
 /**
  * VoiceEdge: the SIP edge policy (issue #5). Carrier trunk INVITE in, routed call out.
- * Stub: the API is fixed first so app.ts can wire it; the implementation follows.
+ *
+ *   source address → trunk (exact IPs, then CIDRs, most specific first; never from headers unless
+ *   the packet comes from a trunk marked front_proxy, which may name the real source in
+ *   X-Forwarded-For) → Max-Forwards → trunk CPS bucket / global in-flight cap → DID (Request-URI
+ *   or To user, normalised with the trunk's plan) and caller (P-Asserted-Identity, else From) →
+ *   routing decision → stateful proxy to the targets (src/edge/proxy.ts).
+ *
+ * Packets from addresses that are not trunks are dropped silently (or 403 with
+ * sip.unknown_source: reject), after a bounded per-source flood guard; the only requests they may
+ * send are in-dialog requests carrying our Record-Route back towards a trunk (BYE from the callee).
+ *
+ * Answers: 484 bad DID, 404 no route, sip.gone_status (410) quarantine/released, 503 + Retry-After
+ * over CPS or in-flight cap or draining, 483 Max-Forwards 0, 200 to OPTIONS from a trunk.
  */
 import type { Logger } from "pino";
 import type { Registry } from "prom-client";
 import type { Config } from "../config/schema.js";
+import { resolvePath } from "../config/load.js";
 import type { Decider } from "../routing/decide.js";
-import type { Route } from "../routing/route.js";
+import { normalizeNumber } from "../routing/number.js";
+import { DEFAULT_FAILOVER_ON, DEFAULT_RING_TIMEOUT_S, type Route } from "../routing/route.js";
 import type { RouteStore } from "../routing/table.js";
+import { readFileSync } from "node:fs";
+import {
+  SipStack,
+  type ServerTransaction,
+  type SipMessage,
+  type SipStackHandler,
+  type Source,
+  type TransportKind,
+} from "../sip/index.js";
+import { TargetHealth } from "./health.js";
+import { FloodGuard } from "./limits.js";
+import { DialogForward, ProxyCall, routeInDialog, type CallInfo, type ProxyHost } from "./proxy.js";
+import { TargetResolver, uriTransport } from "./resolve.js";
+import { TrunkTable, type Trunk } from "./trunks.js";
+import { VoiceMetrics, type CallOutcome } from "./voice-metrics.js";
 
 export interface VoiceEdgeOptions {
   /** The whole validated config. */
@@ -16,24 +45,116 @@ export interface VoiceEdgeOptions {
   decider: Decider;
   logger: Logger;
   registry: Registry;
+  /** Epoch ms (schedules, rate limits). */
   now?: () => number;
   /** To resolve tls file paths. */
   baseDir: string;
 }
 
-export class VoiceEdge {
-  listeners: { transport: string; address: string; port: number }[] = [];
-  private draining = false;
+const KNOWN_METHODS = new Set(["INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "UPDATE", "INFO", "PRACK", "REFER", "NOTIFY", "SUBSCRIBE", "MESSAGE", "REGISTER", "PUBLISH"]);
+const ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE, INFO, PRACK, REFER, NOTIFY";
+const UNKNOWN = "unknown";
 
-  constructor(private readonly opts: VoiceEdgeOptions) {}
+function methodLabel(m: string): string {
+  return KNOWN_METHODS.has(m) ? m : "other";
+}
+
+export class VoiceEdge implements SipStackHandler, ProxyHost {
+  listeners: { transport: string; address: string; port: number }[] = [];
+  stack!: SipStack;
+  readonly metrics: VoiceMetrics;
+  readonly health: TargetHealth;
+  readonly resolver: TargetResolver;
+  readonly logger: Logger;
+  private config: Config;
+  private trunks: TrunkTable;
+  private flood: FloodGuard;
+  private readonly now: () => number;
+  private draining = false;
+  private readonly calls = new Map<ServerTransaction, ProxyCall>();
+  private readonly dialogInvites = new Map<ServerTransaction, DialogForward>();
+  private readonly dialogDone = (f: DialogForward): void => this.forwardDone(f);
+  private stripNames: string[] = [];
+  private trunkHeader: string | undefined;
+  private keyHeader: string | undefined;
+  recordRoute: boolean;
+
+  constructor(private readonly opts: VoiceEdgeOptions) {
+    this.config = opts.config;
+    this.logger = opts.logger;
+    this.now = opts.now ?? Date.now;
+    this.metrics = new VoiceMetrics(opts.registry);
+    this.trunks = new TrunkTable(this.config.sip.trunks, this.now);
+    const fl = this.config.sip.flood;
+    this.flood = new FloodGuard(fl.per_source_pps, fl.max_sources, this.now);
+    this.recordRoute = this.config.sip.record_route;
+    this.applyHeaders(this.config);
+    this.health = new TargetHealth({
+      config: this.config.sip.health,
+      logger: this.logger,
+      now: this.now,
+      onDownCount: (n) => this.metrics.targetsDown.set(n),
+    });
+    this.resolver = new TargetResolver({ canSend: (t, fam) => this.canSend(t, fam) });
+  }
+
+  private applyHeaders(c: Config): void {
+    const h = c.sip.headers;
+    this.trunkHeader = h.trunk;
+    this.keyHeader = h.route_key;
+    const names: string[] = [];
+    if (h.trunk) names.push(h.trunk);
+    if (h.route_key) names.push(h.route_key);
+    for (const s of h.strip) names.push(s);
+    this.stripNames = names;
+  }
+
+  private canSend(t: TransportKind, fam: 4 | 6): boolean {
+    for (const l of this.stack?.listeners ?? []) if (l.family === fam && (t === "udp" ? l.transport === "udp" : true)) return true;
+    return false;
+  }
 
   /** Creates the SipStack on config.sip.listen (empty list: no SIP). */
-  async start(): Promise<void> {}
+  async start(): Promise<void> {
+    const s = this.config.sip;
+    if (s.listen.length === 0) return;
+    const tls = s.tls ? { cert: readFileSync(resolvePath(this.opts.baseDir, s.tls.cert)), key: readFileSync(resolvePath(this.opts.baseDir, s.tls.key)) } : undefined;
+    const ca = s.tls?.ca ? readFileSync(resolvePath(this.opts.baseDir, s.tls.ca)) : undefined;
+    const listen = s.listen.map((url) => (s.advertise ? { url, advertise: s.advertise } : url));
+    this.stack = await SipStack.create(
+      {
+        listen,
+        ...(tls ? { tls } : {}),
+        logger: this.logger,
+        registry: this.opts.registry,
+        t1: s.timers.t1_ms,
+        t2: s.timers.t2_ms,
+        t4: s.timers.t4_ms,
+        autoTrying: false,
+        transport: { tlsVerify: s.tls?.verify ?? true, ...(ca ? { tlsCa: ca } : {}) },
+      },
+      this,
+    );
+    this.listeners = this.stack.listeners.map((l) => ({ transport: l.transport, address: l.address, port: l.port }));
+    this.health.start(this.stack);
+  }
 
-  /** SIGHUP: apply trunks and limits; returns what could not change live (e.g. listen). */
+  /** SIGHUP: apply trunks, limits, headers, health; returns what could not change live. */
   reload(config: Config): string[] {
     const out: string[] = [];
-    if (JSON.stringify(config.sip.listen) !== JSON.stringify(this.opts.config.sip.listen)) out.push("sip.listen");
+    const a = this.config.sip;
+    const b = config.sip;
+    const same = (x: unknown, y: unknown): boolean => JSON.stringify(x) === JSON.stringify(y);
+    if (!same(a.listen, b.listen)) out.push("sip.listen");
+    if (a.advertise !== b.advertise) out.push("sip.advertise");
+    if (!same(a.tls, b.tls)) out.push("sip.tls");
+    if (!same(a.timers, b.timers)) out.push("sip.timers");
+    this.trunks = new TrunkTable(b.trunks, this.now, this.trunks);
+    if (!same(a.flood, b.flood)) this.flood = new FloodGuard(b.flood.per_source_pps, b.flood.max_sources, this.now);
+    this.recordRoute = b.record_route;
+    this.applyHeaders(config);
+    this.health.configure(b.health);
+    this.config = config;
     return out;
   }
 
@@ -42,10 +163,302 @@ export class VoiceEdge {
     this.draining = true;
   }
 
-  /** INVITE transactions still in progress. */
+  /** Initial INVITEs (and in-dialog INVITEs) still waiting for their final response. */
   inFlight(): number {
-    return 0;
+    return this.calls.size + this.dialogInvites.size;
   }
 
-  async close(): Promise<void> {}
+  async close(): Promise<void> {
+    this.health.stop();
+    if (this.stack) await this.stack.close();
+    this.calls.clear();
+    this.dialogInvites.clear();
+  }
+
+  mono(): number {
+    return performance.now();
+  }
+
+  // ------------------------------------------------------------------ SipStackHandler
+
+  /** Trunk of a request: by packet source; through X-Forwarded-For only from a front proxy. */
+  private trunkOf(req: SipMessage, src: Source): Trunk | undefined {
+    const t = this.trunks.match(src.address);
+    if (t === undefined || !t.config.front_proxy) return t;
+    const xff = req.get("x-forwarded-for");
+    if (xff === undefined) return t;
+    const c = xff.indexOf(",");
+    const real = (c < 0 ? xff : xff.slice(0, c)).trim();
+    return this.trunks.match(real);
+  }
+
+  onRequest(tx: ServerTransaction): void {
+    const req = tx.request;
+    const src = tx.source;
+    const method = req.method;
+    const trunk = this.trunkOf(req, src);
+    const tname = trunk === undefined ? UNKNOWN : trunk.name;
+    if (trunk === undefined && !this.flood.allow(src.address)) {
+      tx.terminate();
+      return;
+    }
+    this.metrics.requests.inc({ trunk: tname, method: methodLabel(method) });
+
+    if (method === "CANCEL") {
+      const inv = tx.cancels;
+      if (inv === null) {
+        if (trunk === undefined) return this.reject(tx, "cancel without transaction");
+        tx.reply(481);
+        return;
+      }
+      tx.reply(200);
+      const call = this.calls.get(inv);
+      if (call !== undefined) call.cancel();
+      else this.dialogInvites.get(inv)?.cancel();
+      return;
+    }
+
+    const inDialog = req.toTag !== undefined;
+    if (inDialog) {
+      this.inDialog(tx, trunk);
+      return;
+    }
+    if (trunk === undefined) {
+      if (method === "INVITE") this.callResult(tx, UNKNOWN, "rejected_acl", 0, undefined, undefined, null, null);
+      return this.reject(tx, "unknown source");
+    }
+    if (method === "INVITE") {
+      this.invite(tx, trunk);
+      return;
+    }
+    if (method === "OPTIONS") {
+      this.final(tx, tname, 200, undefined, [["Allow", ALLOW], ["Accept", "application/sdp"]]);
+      return;
+    }
+    // requests outside a dialog other than INVITE/OPTIONS: a dialog that does not exist, or not ours
+    if (method === "BYE" || method === "UPDATE" || method === "INFO" || method === "PRACK") this.final(tx, tname, 481);
+    else this.final(tx, tname, 405, undefined, [["Allow", ALLOW]]);
+  }
+
+  /** Unknown source: drop (no answer, no transaction kept) or 403 (after the flood guard). */
+  private reject(tx: ServerTransaction, why: string): void {
+    if (this.config.sip.unknown_source === "reject") {
+      tx.reply(403);
+      this.metrics.finals.inc({ trunk: UNKNOWN, code: "403" });
+    } else tx.terminate();
+    this.logger.debug({ source: tx.source.address, port: tx.source.port, method: tx.request.method, reason: why }, "sip request from unknown source");
+  }
+
+  private final(tx: ServerTransaction, trunk: string, status: number, reason?: string, headers?: Array<[string, string]>): void {
+    tx.reply(status, reason, headers ? { headers } : undefined);
+    this.metrics.finals.inc({ trunk, code: String(status) });
+  }
+
+  private stripInternal(m: SipMessage): void {
+    const n = this.stripNames;
+    for (let i = 0; i < n.length; i++) m.remove(n[i]!);
+  }
+
+  // ------------------------------------------------------------------ initial INVITE
+
+  private invite(tx: ServerTransaction, trunk: Trunk): void {
+    const req = tx.request;
+    const t0 = this.mono();
+    const tname = trunk.name;
+    if (this.draining) return this.refuse(tx, tname, 503, "draining", t0, [["Retry-After", "5"]]);
+    const mf = req.maxForwards;
+    if (mf === 0) return this.refuse(tx, tname, 483, "too_many_hops", t0);
+    if (mf === -1) return this.refuse(tx, tname, 400, "invalid_number", t0, undefined, "Bad Request (Max-Forwards)");
+    const wait = trunk.cps.take();
+    if (wait > 0) return this.refuse(tx, tname, 503, "rate_limited", t0, [["Retry-After", String(wait)]]);
+    if (this.calls.size >= this.config.sip.max_inflight_invites) return this.refuse(tx, tname, 503, "rate_limited", t0, [["Retry-After", "1"]]);
+
+    const didIn = trunk.didFrom === "ruri" ? req.requestUri : req.get("to") ?? "";
+    const did = normalizeNumber(didIn, trunk.plan);
+    if (!did.ok) return this.refuse(tx, tname, 484, "invalid_number", t0);
+    const callerIn = req.get("p-asserted-identity") ?? req.get("from");
+    let caller: string | undefined;
+    if (callerIn !== undefined) {
+      const c = normalizeNumber(callerIn, trunk.plan);
+      if (c.ok) caller = c.e164;
+    }
+    const d = this.opts.decider.decide(this.opts.store.current, did.e164, caller, this.now());
+    if (d.outcome !== "routed") {
+      if (d.outcome === "gone") return this.refuse(tx, tname, this.config.sip.gone_status, "gone", t0, undefined, undefined, did.e164, caller, d.key);
+      return this.refuse(tx, tname, 404, "not_found", t0, undefined, d.outcome === "no_targets" ? "Not Found (no voice targets)" : undefined, did.e164, caller, d.key);
+    }
+    const voice = d.route?.voice;
+    const info: CallInfo = {
+      trunk: tname,
+      did: did.e164,
+      caller,
+      routeKey: d.key,
+      targets: d.targets,
+      failoverOn: voice?.failoverOn ?? DEFAULT_FAILOVER_ON,
+      ringMs: (voice?.ringTimeoutS ?? DEFAULT_RING_TIMEOUT_S) * 1000,
+      startedAt: t0,
+    };
+    const base = req.clone();
+    base.decrementMaxForwards();
+    base.remove("route");
+    this.stripInternal(base);
+    if (this.trunkHeader) base.append(this.trunkHeader, tname);
+    if (this.keyHeader && d.key !== null) base.append(this.keyHeader, d.key);
+    tx.reply(100);
+    const call = new ProxyCall(this, tx, base, info);
+    this.calls.set(tx, call);
+    this.metrics.inflight.set(this.calls.size);
+    call.start();
+  }
+
+  private refuse(
+    tx: ServerTransaction,
+    trunk: string,
+    status: number,
+    outcome: CallOutcome,
+    t0: number,
+    headers?: Array<[string, string]>,
+    reason?: string,
+    did?: string,
+    caller?: string,
+    key?: string | null,
+  ): void {
+    this.final(tx, trunk, status, reason, headers);
+    this.callResult(tx, trunk, outcome, status, did, caller, key ?? null, null, t0);
+  }
+
+  /** @internal ProxyHost */
+  callDone(call: ProxyCall, outcome: CallOutcome, code: number): void {
+    this.calls.delete(call.stx);
+    this.metrics.inflight.set(this.calls.size);
+    this.metrics.finals.inc({ trunk: call.info.trunk, code: String(code) });
+    const i = call.info;
+    this.callResult(call.stx, i.trunk, outcome, code, i.did, i.caller, i.routeKey, call.tried, i.startedAt);
+  }
+
+  /** Metrics and the one log line of a call. */
+  private callResult(
+    tx: ServerTransaction,
+    trunk: string,
+    outcome: CallOutcome,
+    code: number,
+    did: string | undefined,
+    caller: string | undefined,
+    key: string | null,
+    tried: readonly string[] | null,
+    t0?: number,
+  ): void {
+    this.metrics.calls.inc({ trunk, outcome });
+    const ms = t0 === undefined ? undefined : this.mono() - t0;
+    if (ms !== undefined) this.metrics.setup.observe({ trunk }, ms / 1000);
+    if (outcome === "rejected_acl") return; // scanners: no log line per packet (debug in reject())
+    this.logger.info(
+      { trunk, did, caller, route_key: key, targets: tried ?? [], code, outcome, setup_ms: ms === undefined ? undefined : Math.round(ms * 100) / 100, call_id: tx.request.callId },
+      "call",
+    );
+  }
+
+  // ------------------------------------------------------------------ in-dialog requests
+
+  /**
+   * Requests with a To tag: loose-route by our Record-Route. From a trunk they go towards the
+   * target; from anywhere else only back towards a trunk (no open relay).
+   */
+  private inDialog(tx: ServerTransaction, trunk: Trunk | undefined): void {
+    const req = tx.request;
+    const tname = trunk === undefined ? UNKNOWN : trunk.name;
+    const fwd = req.clone();
+    const r = routeInDialog(this.stack, fwd);
+    if (r === null) {
+      if (trunk === undefined) return this.reject(tx, "in-dialog request without our route");
+      return this.final(tx, tname, req.parsedRequestUri !== null && this.stack.isLocalUri(req.parsedRequestUri) ? 481 : 403);
+    }
+    const dest = this.nextHop(r, trunk !== undefined);
+    if (dest === null) {
+      if (trunk === undefined) return this.reject(tx, "in-dialog request not towards a trunk");
+      return this.final(tx, tname, 403, "Forbidden (no relay)");
+    }
+    if (fwd.decrementMaxForwards() < 0) return this.final(tx, tname, 483);
+    if (!r.upstream) this.stripInternal(fwd);
+    if (req.method === "INVITE") {
+      const f = new DialogForward(tx, this.dialogDone);
+      this.dialogInvites.set(tx, f);
+      tx.reply(100);
+      this.send(fwd, dest, f);
+    } else this.send(fwd, dest, new DialogForward(tx, null));
+  }
+
+  private send(fwd: SipMessage, dest: { uri: string; dflt: TransportKind; flow: NextFlow | null }, f: DialogForward): void {
+    if (dest.flow !== null) {
+      f.ctx = this.stack.request(fwd, { transport: dest.flow.transport, host: dest.flow.address, port: dest.flow.port }, f);
+      return;
+    }
+    const r = this.resolver.resolveSync(dest.uri, dest.dflt);
+    if (r !== undefined) {
+      if ("error" in r) f.onTransportError();
+      else f.ctx = this.stack.request(fwd, { transport: r.transport, host: r.address, port: r.port }, f);
+      return;
+    }
+    void this.resolver.resolve(dest.uri, dest.dflt).then((x) => {
+      if ("error" in x) f.onTransportError();
+      else f.ctx = this.stack.request(fwd, { transport: x.transport, host: x.address, port: x.port }, f);
+    });
+  }
+
+  private forwardDone(f: DialogForward): void {
+    for (const [k, v] of this.dialogInvites) if (v === f) this.dialogInvites.delete(k);
+  }
+
+  /**
+   * Where an in-dialog request goes. Towards a trunk: the next hop when it is an address of a
+   * trunk, else the carrier flow we recorded (which must still belong to a trunk); a TCP/TLS flow
+   * still open is reused. Towards the target: only for requests from a trunk.
+   */
+  private nextHop(r: ReturnType<typeof routeInDialog> & object, fromTrunk: boolean): { uri: string; dflt: TransportKind; flow: NextFlow | null } | null {
+    const uri = r.next.toString();
+    if (!r.upstream) return fromTrunk ? { uri, dflt: "udp", flow: null } : null;
+    const flow = r.flow;
+    if (flow === null) return null;
+    if (this.trunks.match(flow.address) === undefined) return null;
+    if (flow.transport !== "udp" && this.stack.transport.getConnection(flow.transport, flow.address, flow.port) !== undefined) return { uri, dflt: flow.transport, flow };
+    const t = uriTransport(r.next, flow.transport);
+    const res = this.resolver.resolveSync(uri, flow.transport);
+    if (t !== null && res !== undefined && !("error" in res) && this.trunks.match(res.address) !== undefined) return { uri, dflt: flow.transport, flow: null };
+    return { uri, dflt: flow.transport, flow };
+  }
+
+  onAck(ack: SipMessage, source: Source): void {
+    const trunk = this.trunkOf(ack, source);
+    if (trunk === undefined && !this.flood.allow(source.address)) return;
+    this.metrics.requests.inc({ trunk: trunk === undefined ? UNKNOWN : trunk.name, method: "ACK" });
+    const fwd = ack.clone();
+    const r = routeInDialog(this.stack, fwd);
+    if (r === null) return;
+    const dest = this.nextHop(r, trunk !== undefined);
+    if (dest === null) return;
+    if (fwd.decrementMaxForwards() < 0) return;
+    if (!r.upstream) this.stripInternal(fwd);
+    if (dest.flow !== null) {
+      this.stack.sendStateless(fwd, { transport: dest.flow.transport, host: dest.flow.address, port: dest.flow.port });
+      return;
+    }
+    const x = this.resolver.resolveSync(dest.uri, dest.dflt);
+    if (x !== undefined) {
+      if (!("error" in x)) this.stack.sendStateless(fwd, { transport: x.transport, host: x.address, port: x.port });
+      return;
+    }
+    void this.resolver.resolve(dest.uri, dest.dflt).then((y) => {
+      if (!("error" in y)) this.stack.sendStateless(fwd, { transport: y.transport, host: y.address, port: y.port });
+    });
+  }
+
+  /** A response no client transaction wants (late 2xx retransmission): relay it by its Via. */
+  onStrayResponse(res: SipMessage): void {
+    const v = res.topVia;
+    if (v === null || res.vias.length < 2 || !this.stack.isLocal(v.hostname, v.port)) return;
+    res.popVia();
+    this.stack.sendResponseStateless(res);
+  }
 }
+
+type NextFlow = { transport: TransportKind; address: string; port: number };

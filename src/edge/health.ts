@@ -1,0 +1,197 @@
+/**
+ * Target health for the SIP edge (issue #5, part 6).
+ *
+ * Every target a call is sent to is tracked (bounded LRU). When sip.health.enabled, each tracked
+ * target gets an OPTIONS probe every interval_s: `failures` consecutive failures (timeout, transport
+ * error, or a status not in alive_codes) mark it down, `recoveries` consecutive successes mark it up.
+ * A target that times out (Timer B) or fails at the transport on a real call is marked suspect at
+ * once: down until a probe (or a real call) succeeds, or for `suspectMs` when probing is off.
+ *
+ * Local only: sharing health between edges through Redis is not done here.
+ */
+import type { Logger } from "pino";
+import { LRUCache } from "lru-cache";
+import type { Config } from "../config/schema.js";
+import { SipMessage, randomToken, type ClientTransaction, type ClientTxHandler, type SipStack, type TimerHandle, type TimerTarget } from "../sip/index.js";
+import type { ResolvedTarget } from "./resolve.js";
+
+export type HealthConfig = Config["sip"]["health"];
+
+interface Entry {
+  readonly target: ResolvedTarget;
+  uri: string;
+  /** Marked down by probes. */
+  down: boolean;
+  /** Down until this time (ms) after a timeout on a real call; 0 when not suspect. Infinity: until a success. */
+  suspectUntil: number;
+  fails: number;
+  oks: number;
+  probing: boolean;
+}
+
+export interface HealthOptions {
+  config: HealthConfig;
+  logger: Logger;
+  now: () => number;
+  /** Called with the number of targets down whenever it may have changed. */
+  onDownCount?: (n: number) => void;
+  /** How long a suspect target stays down when probing is off (ms). Default 30000. */
+  suspectMs?: number;
+  max?: number;
+}
+
+const TICK = 1;
+
+class Probe implements ClientTxHandler {
+  constructor(
+    private readonly health: TargetHealth,
+    private readonly e: Entry,
+  ) {}
+  onResponse(res: SipMessage): void {
+    if (res.status < 200) return;
+    this.health.probeResult(this.e, this.health.aliveCodes.has(res.status), "status " + res.status);
+  }
+  onTimeout(): void {
+    this.health.probeResult(this.e, false, "timeout");
+  }
+  onTransportError(_tx: ClientTransaction, err: Error): void {
+    this.health.probeResult(this.e, false, "transport error: " + err.message);
+  }
+}
+
+export class TargetHealth implements TimerTarget {
+  private readonly entries: LRUCache<string, Entry>;
+  private cfg: HealthConfig;
+  aliveCodes: Set<number>;
+  private stack: SipStack | null = null;
+  private timer: TimerHandle = null;
+  private downCount = 0;
+  private readonly suspectMs: number;
+
+  constructor(private readonly opts: HealthOptions) {
+    this.cfg = opts.config;
+    this.aliveCodes = new Set(opts.config.alive_codes);
+    this.suspectMs = opts.suspectMs ?? 30_000;
+    this.entries = new LRUCache({ max: opts.max ?? 1000, dispose: () => this.recount() });
+  }
+
+  /** Start probing (when enabled) through this stack. */
+  start(stack: SipStack): void {
+    this.stack = stack;
+    this.schedule();
+  }
+
+  configure(cfg: HealthConfig): void {
+    this.cfg = cfg;
+    this.aliveCodes = new Set(cfg.alive_codes);
+    if (this.stack !== null) {
+      if (this.timer !== null) this.stack.timers.clear(this.timer);
+      this.timer = null;
+      this.schedule();
+    }
+  }
+
+  private schedule(): void {
+    if (this.stack === null || !this.cfg.enabled) return;
+    this.timer = this.stack.timers.set(this.cfg.interval_s * 1000, this, TICK);
+  }
+
+  stop(): void {
+    if (this.stack !== null && this.timer !== null) this.stack.timers.clear(this.timer);
+    this.timer = null;
+    this.stack = null;
+  }
+
+  /** True when the target should be skipped while another one is up. */
+  isDown(key: string): boolean {
+    const e = this.entries.peek(key);
+    if (e === undefined) return false;
+    return e.down || (e.suspectUntil !== 0 && e.suspectUntil > this.opts.now());
+  }
+
+  get down(): number {
+    return this.downCount;
+  }
+
+  /** A call is being sent to this target: track it for probing. */
+  track(t: ResolvedTarget, uri: string): void {
+    const e = this.entries.get(t.key);
+    if (e === undefined) this.entries.set(t.key, { target: t, uri, down: false, suspectUntil: 0, fails: 0, oks: 0, probing: false });
+  }
+
+  /** A real call timed out or failed at the transport: down at once. */
+  suspect(t: ResolvedTarget, uri: string, why: string): void {
+    let e = this.entries.get(t.key);
+    if (e === undefined) {
+      e = { target: t, uri, down: false, suspectUntil: 0, fails: 0, oks: 0, probing: false };
+      this.entries.set(t.key, e);
+    }
+    const was = this.isDown(t.key);
+    e.suspectUntil = this.cfg.enabled ? Infinity : this.opts.now() + this.suspectMs;
+    e.oks = 0;
+    if (!was) this.opts.logger.warn({ target: t.key, reason: why }, "sip target suspect");
+    this.recount();
+  }
+
+  /** A real call got a response from the target: it is alive. */
+  alive(key: string): void {
+    const e = this.entries.peek(key);
+    if (e === undefined || (!e.down && e.suspectUntil === 0)) return;
+    e.down = false;
+    e.suspectUntil = 0;
+    e.fails = 0;
+    this.opts.logger.info({ target: key }, "sip target up (answered a call)");
+    this.recount();
+  }
+
+  onTimer(): void {
+    this.timer = null;
+    const stack = this.stack;
+    if (stack === null || !this.cfg.enabled) return;
+    for (const e of this.entries.values()) {
+      if (e.probing) continue;
+      e.probing = true;
+      const t = e.target;
+      const req = SipMessage.request("OPTIONS", e.uri, [
+        ["Max-Forwards", "70"],
+        ["From", "<sip:didgate@" + (stack.listenerFor(t.transport, t.address)?.sentBy ?? "127.0.0.1") + ">;tag=" + randomToken(4)],
+        ["To", "<" + e.uri + ">"],
+        ["Call-ID", randomToken(10)],
+        ["CSeq", "1 OPTIONS"],
+        ["Content-Length", "0"],
+      ]);
+      stack.request(req, { transport: t.transport, host: t.address, port: t.port }, new Probe(this, e));
+    }
+    this.schedule();
+  }
+
+  /** @internal */
+  probeResult(e: Entry, ok: boolean, why: string): void {
+    e.probing = false;
+    const wasDown = this.isDown(e.target.key);
+    if (ok) {
+      e.fails = 0;
+      e.oks++;
+      if (wasDown && e.oks >= this.cfg.recoveries) {
+        e.down = false;
+        e.suspectUntil = 0;
+        this.opts.logger.info({ target: e.target.key }, "sip target up");
+      }
+    } else {
+      e.oks = 0;
+      e.fails++;
+      if (!e.down && e.fails >= this.cfg.failures) {
+        e.down = true;
+        this.opts.logger.warn({ target: e.target.key, reason: why }, "sip target down");
+      }
+    }
+    if (wasDown !== this.isDown(e.target.key)) this.recount();
+  }
+
+  private recount(): void {
+    let n = 0;
+    if (this.entries !== undefined) for (const k of this.entries.keys()) if (this.isDown(k)) n++;
+    this.downCount = n;
+    this.opts.onDownCount?.(n);
+  }
+}

@@ -1,0 +1,43 @@
+/**
+ * Metrics of the SIP edge (issue #5), created on the Registry the app passes in.
+ */
+import { Counter, Gauge, Histogram, type Registry } from "prom-client";
+
+export type CallOutcome =
+  | "routed"
+  | "not_found"
+  | "gone"
+  | "rejected_acl"
+  | "rate_limited"
+  | "failed"
+  | "invalid_number"
+  | "too_many_hops"
+  | "cancelled"
+  | "draining";
+
+export class VoiceMetrics {
+  readonly requests: Counter<"trunk" | "method">;
+  readonly finals: Counter<"trunk" | "code">;
+  readonly calls: Counter<"trunk" | "outcome">;
+  readonly setup: Histogram<"trunk">;
+  readonly failovers: Counter<"trunk">;
+  readonly targetsDown: Gauge;
+  readonly inflight: Gauge;
+
+  constructor(registry: Registry) {
+    const registers = [registry];
+    this.requests = new Counter({ name: "didgate_sip_requests_total", help: "SIP requests received by the edge, by trunk and method", labelNames: ["trunk", "method"], registers });
+    this.finals = new Counter({ name: "didgate_sip_final_responses_total", help: "Final responses sent upstream to trunks, by trunk and code", labelNames: ["trunk", "code"], registers });
+    this.calls = new Counter({ name: "didgate_calls_total", help: "Initial INVITEs by outcome", labelNames: ["trunk", "outcome"], registers });
+    this.setup = new Histogram({
+      name: "didgate_call_setup_seconds",
+      help: "INVITE received to final response sent upstream",
+      labelNames: ["trunk"],
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
+      registers,
+    });
+    this.failovers = new Counter({ name: "didgate_call_failovers_total", help: "Calls moved on to a next target", labelNames: ["trunk"], registers });
+    this.targetsDown = new Gauge({ name: "didgate_sip_targets_down", help: "SIP targets currently marked down (probing or suspect after a timeout)", registers });
+    this.inflight = new Gauge({ name: "didgate_sip_inflight_invites", help: "Initial INVITEs being routed (no final response upstream yet)", registers });
+  }
+}
