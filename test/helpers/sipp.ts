@@ -4,7 +4,8 @@
  *   const uas = startSipp({ args: ["-sn", "uas", "-i", "127.0.0.1", "-p", String(port), "-m", "1"] });
  *   const res = await runSipp({ args: [...], timeoutMs: 15000 });
  *   expect(res.code).toBe(0);            // sipp exit codes: 0 all calls ok, 1 some failed, 99 no call
- *   await uas.done; killAllSipp();       // afterEach: kill anything still running
+ *   await uas.done;
+ *   afterEach(cleanupSipp);              // kills anything still running, removes temp directories
  *
  * Every run gets its own temporary working directory (trace files land there; see `files()` /
  * `readFile()`), "-nostdin" is always added, and the process is killed (SIGTERM, then SIGKILL)
@@ -51,6 +52,8 @@ export interface SippProcess {
 }
 
 const running = new Set<SippProcess>();
+/** temporary working directories this module created (removed by cleanupSipp) */
+const tempDirs = new Set<string>();
 
 function listFiles(dir: string): string[] {
   try {
@@ -61,7 +64,11 @@ function listFiles(dir: string): string[] {
 }
 
 export function startSipp(opts: SippOptions): SippProcess {
-  const cwd = opts.cwd ?? fs.mkdtempSync(path.join(os.tmpdir(), "didgate-sipp-"));
+  let cwd = opts.cwd;
+  if (cwd === undefined) {
+    cwd = fs.mkdtempSync(path.join(os.tmpdir(), "didgate-sipp-"));
+    tempDirs.add(cwd);
+  }
   const args = opts.args.includes("-nostdin") ? opts.args : [...opts.args, "-nostdin"];
   const child = spawn(SIPP_BIN, args, { cwd, stdio: ["ignore", "pipe", "pipe"] });
   let stdout = "";
@@ -123,6 +130,13 @@ export async function killAllSipp(): Promise<void> {
   const all = [...running];
   for (const p of all) p.kill();
   await Promise.all(all.map((p) => p.done));
+}
+
+/** killAllSipp(), then remove the temporary working directories created so far (afterEach). */
+export async function cleanupSipp(): Promise<void> {
+  await killAllSipp();
+  for (const d of tempDirs) fs.rmSync(d, { recursive: true, force: true });
+  tempDirs.clear();
 }
 
 /** A port that is free for both UDP and TCP on `host` right now (bind 0, then release). */

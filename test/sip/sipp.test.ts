@@ -4,12 +4,12 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { Registry } from "prom-client";
 import { TestProxy } from "./proxy.js";
-import { describeResult, freePort, killAllSipp, scenario, startSipp, type SippProcess } from "../helpers/sipp.js";
+import { cleanupSipp, describeResult, freePort, scenario, startSipp, type SippProcess } from "../helpers/sipp.js";
 
 let proxy: TestProxy | null = null;
 
 afterEach(async () => {
-  await killAllSipp();
+  await cleanupSipp();
   if (proxy) await proxy.close();
   proxy = null;
 });
