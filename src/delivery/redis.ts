@@ -38,6 +38,8 @@ export function connectUrl(url: string, extra: RedisOptions = {}): RedisConnect 
       // Commands wait through short outages; the caller bounds every wait that answers a PDU.
       maxRetriesPerRequest: role === "blocking" ? null : 2,
       protocol: 2,
+      // Commands issued in one tick (enqueues, acks) go out in one write.
+      enableAutoPipelining: role === "command",
       enableOfflineQueue: true,
       connectionName: role === "blocking" ? "didgate-delivery-read" : "didgate-delivery",
       ...extra,
