@@ -8,7 +8,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { parseMessage, SipMessage } from "../../src/sip/index.js";
-import { startSipp, type SippProcess, type SippResult } from "../helpers/sipp.js";
+import { freePort, startSipp, type SippProcess, type SippResult } from "../helpers/sipp.js";
 
 export const SCENARIOS = path.resolve(path.dirname(new URL(import.meta.url).pathname), "scenarios");
 
@@ -90,12 +90,13 @@ export interface UacOptions {
 }
 
 /** sipp as a carrier sending to the edge at 127.0.0.1:edgePort. */
-export function startUac(scenario: string, transport: Tp, edgePort: number, o: UacOptions): Party {
+export async function startUac(scenario: string, transport: Tp, edgePort: number, o: UacOptions): Promise<Party> {
   const t = o.timeoutS ?? 15;
+  const port = await freePort(o.ip ?? "127.0.0.1");
   const args = [
     "-sf", scenarioFile(scenario, o.subst), `127.0.0.1:${edgePort}`, "-s", o.service,
     "-key", "caller", o.caller ?? "+15125559999", "-key", "mf", String(o.mf ?? 70),
-    "-i", o.ip ?? "127.0.0.1", "-t", transport === "udp" ? "u1" : "t1",
+    "-i", o.ip ?? "127.0.0.1", "-p", String(port), "-t", transport === "udp" ? "u1" : "t1",
     "-m", String(o.calls ?? 1), "-trace_msg", "-trace_err", "-timeout", `${t}s`, "-timeout_error",
   ];
   if (o.rate !== undefined) args.push("-r", String(o.rate));
