@@ -37,7 +37,7 @@ describe("config loading", () => {
     const { config } = loadConfig(write(""), {});
     expect(config.log.level).toBe("info");
     expect(config.webhooks).toMatchObject({ timeout_ms: 5000, max_age_s: 86400 });
-    expect(config.smpp.max_pdu_bytes).toBe(65536);
+    expect(config.smpp.max_pdu_bytes).toBe(66560);
   });
 
   it("reports every wrong key, type, URL, CIDR and port at once, with path and value", () => {
