@@ -209,6 +209,31 @@ describe("spool", () => {
     expect(await metric(registry, "didgate_delivery_retries_total", { kind: "smpp" })).toBe(2);
   });
 
+  it("survives a Redis crash and restart (AOF): spooled messages are delivered, accept() is temporary meanwhile", async () => {
+    const durable = await startRedis({ persistence: true });
+    try {
+      rx = await startReceiver(() => ({ status: 503 }));
+      const prefix = freshPrefix();
+      const { delivery, registry } = makeDelivery(durable.url, prefix, { enqueue_timeout_ms: 500 });
+      track(delivery);
+      await delivery.start();
+      const jobs = Array.from({ length: 10 }, (_, i) => job(i, { webhook: rx!.url }));
+      for (const j of jobs) expect(await delivery.accept(j)).toBe("accepted");
+      await until(async () => (await metric(registry, "didgate_delivery_retries_total")) >= 10, 10_000, "retries");
+      await durable.kill();
+      expect(await delivery.accept(job(99, { webhook: rx.url }))).toBe("temporary");
+      rx.respond = () => ({ status: 200 });
+      await durable.restart();
+      await rx.until(() => rx!.delivered.length >= 10, 20_000);
+      await sleep(300);
+      expect([...new Set(rx.delivered)].sort()).toEqual(jobs.map((j) => j.id).sort());
+      expect(rx.delivered.filter((id) => id === "msg_99").length).toBeLessThanOrEqual(1);
+    } finally {
+      for (const d of open.splice(0)) await d.close();
+      await durable.stop();
+    }
+  });
+
   it("dead-letters after max age", async () => {
     rx = await startReceiver(() => ({ status: 500 }));
     const prefix = freshPrefix();

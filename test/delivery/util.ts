@@ -52,6 +52,7 @@ export function makeDelivery(redisUrl: string | undefined, prefix: string, over:
     instanceId: over.instanceId ?? "edge-test",
     forwarder: over.forwarder,
     direct_wait_ms: over.direct_wait_ms,
+    enqueue_timeout_ms: over.enqueue_timeout_ms,
     random: over.random,
   });
   return { delivery, registry };
