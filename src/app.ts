@@ -12,8 +12,7 @@ import type { AddressInfo } from "node:net";
 import { hostname } from "node:os";
 import type { Logger } from "pino";
 import type { Registry } from "prom-client";
-import type { LoadedConfig } from "./config/load.js";
-import { resolvePath } from "./config/load.js";
+import { ConfigError, loadConfig, resolvePath, type LoadedConfig } from "./config/load.js";
 import { parseHostPort } from "./config/net.js";
 import type { Config } from "./config/schema.js";
 import { Delivery } from "./delivery/delivery.js";
@@ -54,8 +53,16 @@ function defined<T extends object>(o: T): T {
   return o;
 }
 
+/** Number plan per SMPP peer (account system_id or bind name), filled into `into`. */
+function smppPlans(s: Config["smpp"], into: Map<string, NumberPlan>): Map<string, NumberPlan> {
+  into.clear();
+  for (const a of s.accounts) if (a.country_code !== undefined) into.set(a.system_id, { countryCode: a.country_code });
+  for (const b of s.binds) if (b.country_code !== undefined) into.set(b.name, { countryCode: b.country_code });
+  return into;
+}
+
 export class Didgate {
-  readonly config: Config;
+  config: Config;
   readonly logger: Logger;
   readonly registry: Registry;
   readonly routeMetrics: RouteMetrics;
@@ -163,8 +170,7 @@ export class Didgate {
     await this.delivery.start();
   }
 
-  private smppConfig(): SmppConfig {
-    const s = this.config.smpp;
+  private smppConfig(s: Config["smpp"] = this.config.smpp): SmppConfig {
     const peer = (p: (typeof s.accounts)[number] | (typeof s.binds)[number]) =>
       defined({
         temp_fail_status: p.temp_fail_status,
@@ -211,10 +217,7 @@ export class Didgate {
 
   private async startSmpp(): Promise<void> {
     if (!this.smppWanted() || !this.delivery) return;
-    const plans = new Map<string, NumberPlan>();
-    for (const p of [...this.config.smpp.accounts.map((a) => ({ id: a.system_id, cc: a.country_code })), ...this.config.smpp.binds.map((b) => ({ id: b.name, cc: b.country_code }))]) {
-      if (p.cc !== undefined) plans.set(p.id, { countryCode: p.cc });
-    }
+    const plans = smppPlans(this.config.smpp, new Map());
     const sms = new SmsEdge({ store: this.store, delivery: this.delivery, logger: this.logger, registry: this.registry, plans, now: this.now });
     this.sms = sms;
     this.smpp = new SmppEdge({
@@ -272,6 +275,62 @@ export class Didgate {
     const r = lookupJson(this.store.current, this.decider, caller === undefined ? { number, atMs } : { number, caller, atMs });
     this.routeMetrics.lookups.inc({ outcome: r.ok ? String(r.json.outcome) : "invalid" });
     return r;
+  }
+
+  /**
+   * SIGHUP: re-read the config file and apply what can change live (trunks, limits, SMPP
+   * accounts, log level, webhook and drain settings). What cannot (listen addresses, the route
+   * source, binds) is refused with a log line and keeps its running value.
+   */
+  reload(): { applied: string[]; refused: string[] } {
+    const applied: string[] = [];
+    const refused: string[] = [];
+    if (!this.loaded.path) return { applied, refused: ["no config file to reload"] };
+    let next: Config;
+    try {
+      next = loadConfig(this.loaded.path).config;
+    } catch (err) {
+      const errors = err instanceof ConfigError ? err.errors : [(err as Error).message];
+      this.logger.error({ errors }, "config reload refused: invalid config; keeping the running one");
+      return { applied, refused: errors };
+    }
+    const cur = this.config;
+    const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
+    if (next.log.level !== cur.log.level) {
+      this.logger.level = next.log.level;
+      applied.push("log.level");
+    }
+    if (this.voice) {
+      const before = JSON.stringify(cur.sip);
+      const r = this.voice.reload(next);
+      refused.push(...r);
+      if (before !== JSON.stringify(next.sip)) applied.push("sip (trunks, limits)");
+    } else if (!same(cur.sip, next.sip)) refused.push("sip: SIP is not running (sip.listen was empty at start)");
+    if (!same(cur.smpp.accounts, next.smpp.accounts)) {
+      if (this.smpp) {
+        const r = this.smpp.updateAccounts(this.smppConfig(next.smpp).accounts ?? []);
+        if (this.sms) smppPlans({ ...next.smpp, binds: cur.smpp.binds }, this.sms.plans);
+        applied.push(`smpp.accounts (added ${r.added.length}, changed ${r.changed.length}, removed ${r.removed.length})`);
+      } else refused.push("smpp.accounts: SMPP is not running");
+    }
+    for (const key of ["listen", "tls", "binds", "max_pdu_bytes"] as const) {
+      if (!same(cur.smpp[key], next.smpp[key])) refused.push(`smpp.${key}: needs a restart`);
+    }
+    if (!same(cur.routes, next.routes)) refused.push("routes: the route source needs a restart");
+    if (!same(cur.admin, next.admin)) refused.push("admin.listen: needs a restart");
+    if (!same(cur.webhooks, next.webhooks)) refused.push("webhooks: needs a restart");
+    // Keep the running values of what was refused; take the rest.
+    this.config = {
+      ...next,
+      sip: this.voice ? next.sip : cur.sip,
+      smpp: { ...cur.smpp, accounts: next.smpp.accounts },
+      routes: cur.routes,
+      admin: cur.admin,
+      webhooks: cur.webhooks,
+    };
+    if (refused.length > 0) this.logger.warn({ refused }, "config reload: some settings need a restart and were not changed");
+    this.logger.info({ applied }, "config reloaded");
+    return { applied, refused };
   }
 
   /** Drain and stop (SIGTERM). Idempotent. */

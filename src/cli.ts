@@ -87,6 +87,13 @@ async function serve(args: ParsedArgs): Promise<number> {
   };
   process.on("SIGTERM", () => stop("SIGTERM"));
   process.on("SIGINT", () => stop("SIGINT"));
+  process.on("SIGHUP", () => {
+    try {
+      app.reload();
+    } catch (err) {
+      app.logger.error({ err: (err as Error).message }, "config reload failed");
+    }
+  });
   await app.start();
   return -1; // keep running
 }

@@ -67,8 +67,11 @@ export class SmsEdge {
   readonly metrics: SmsMetrics;
   private draining = false;
   private readonly now: () => number;
+  /** Number plan per peer; the app refills it on a config reload. */
+  readonly plans: Map<string, NumberPlan>;
 
   constructor(private readonly opts: SmsEdgeOptions) {
+    this.plans = opts.plans;
     this.metrics = new SmsMetrics(opts.registry);
     this.now = opts.now ?? Date.now;
   }
@@ -79,7 +82,7 @@ export class SmsEdge {
   }
 
   private plan(peer: string): NumberPlan {
-    return this.opts.plans.get(peer) ?? {};
+    return this.plans.get(peer) ?? {};
   }
 
   private finish(msg: InboundSms, outcome: SmsOutcome, fields: Record<string, unknown>): void {

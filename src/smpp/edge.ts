@@ -12,7 +12,7 @@ import { InboundProcessor } from "./inbound.js";
 import { SmppMetrics } from "./metrics.js";
 import { SmppServer } from "./server.js";
 import type { SmppSession } from "./session.js";
-import type { InboundHandlers, OutboundSms, SendResult, SmppConfig } from "./types.js";
+import type { InboundHandlers, OutboundSms, SendResult, SmppAccount, SmppConfig } from "./types.js";
 
 export interface SmppEdgeOptions extends InboundHandlers {
   config: SmppConfig;
@@ -68,6 +68,11 @@ export class SmppEdge {
     this.started = true;
     if (this.server !== null) await this.server.listen();
     for (const c of this.clients.values()) c.start();
+  }
+
+  /** SIGHUP: apply a new account list to the server (see SmppServer.updateAccounts). */
+  updateAccounts(accounts: readonly SmppAccount[]): { added: string[]; changed: string[]; removed: string[] } {
+    return this.server?.updateAccounts(accounts) ?? { added: [], changed: [], removed: [] };
   }
 
   /** The server's address (port 0 in config gives a free port). */

@@ -116,6 +116,46 @@ export class SmppServer implements SessionHandler {
     this.failures = new LRUCache<string, Failures>({ max: 10000 });
   }
 
+  /**
+   * Apply a new account list (SIGHUP): new accounts are added, changed passwords, sources and
+   * options apply to the next bind (and options to live sessions), removed accounts have their
+   * sessions unbound. Returns the system_ids added, changed and removed.
+   */
+  updateAccounts(accounts: readonly SmppAccount[]): { added: string[]; changed: string[]; removed: string[] } {
+    const out = { added: [] as string[], changed: [] as string[], removed: [] as string[] };
+    const seen = new Set<string>();
+    for (const a of accounts) {
+      seen.add(a.system_id);
+      const old = this.accounts.get(a.system_id);
+      if (old === undefined) {
+        this.accounts.set(a.system_id, {
+          cfg: a,
+          digest: digest(a.password),
+          allowed: allowList(a.sources, `smpp.accounts[${a.system_id}].sources`),
+          sessions: [],
+          rr: 0,
+          ctx: { name: a.system_id, kind: "account", options: a },
+        });
+        this.deps.metrics.binds.labels(a.system_id).set(0);
+        this.deps.metrics.bindState.labels(a.system_id, "server").set(0);
+        out.added.push(a.system_id);
+      } else if (JSON.stringify(old.cfg) !== JSON.stringify(a)) {
+        old.cfg = a;
+        old.digest = digest(a.password);
+        old.allowed = allowList(a.sources, `smpp.accounts[${a.system_id}].sources`);
+        old.ctx.options = a;
+        out.changed.push(a.system_id);
+      }
+    }
+    for (const [id, acct] of this.accounts) {
+      if (seen.has(id)) continue;
+      this.accounts.delete(id);
+      for (const s of [...acct.sessions]) void s.unbind().catch(() => s.close("account removed", false));
+      out.removed.push(id);
+    }
+    return out;
+  }
+
   /** Start listening; resolves with the bound address. */
   listen(): Promise<AddressInfo> {
     const { host, port } = parseListen(this.cfg.listen ?? "0.0.0.0:2775");
