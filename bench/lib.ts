@@ -101,15 +101,17 @@ export function memBytes(): number {
  * Runs fn and returns its result with the time it took and the memory it retains (heap plus
  * array buffers, measured after a full GC before and after; 0 without --expose-gc).
  */
-export function measure<T>(fn: () => T): { result: T; ms: number; bytes: number } {
+export function measure<T>(fn: () => T): { result: T; ms: number; cpuMs: number; bytes: number } {
   fullGc();
   const m0 = memBytes();
+  const c0 = cpuNs();
   const t0 = nowNs();
   const result = fn();
   const ms = (nowNs() - t0) / 1e6;
+  const cpuMs = (cpuNs() - c0) / 1e6;
   fullGc();
   const bytes = hasGc() ? memBytes() - m0 : 0;
-  return { result, ms, bytes };
+  return { result, ms, cpuMs, bytes };
 }
 
 export function median(xs: readonly number[]): number {

@@ -4,7 +4,7 @@
  *
  *   npm run bench:lookup                       # 100k and 1M DIDs
  *   node --expose-gc dist/bench/lookup.js [--json] [--entries N] [--queries N] [--rounds N]
- *                                         [--clock cpu|wall] [--no-objtrie] [--objtrie-all]
+ *                                         [--clock cpu|wall] [--no-objtrie] [--objtrie-all] [--unique-values]
  *
  * Data: N exact DIDs clustered in number blocks of 1000 (NANP thousands-blocks, plus +44/+49/+61
  * ranges), each block 20-100% filled; 10k prefix routes of 4-10 digits; a default route; ~2000
@@ -50,6 +50,8 @@ const QUERIES = args.int("queries", 1_000_000);
 const ROUNDS = args.int("rounds", 5);
 const PREFIXES = args.int("prefixes", 10_000);
 const OBJTRIE_MAX = args.flag("no-objtrie") ? 0 : 1_000_000;
+/** Every DID gets its own route object (as if each route were parsed separately, no sharing). */
+const UNIQUE = args.flag("unique-values");
 const CLOCK: Clock = args.option("clock") === "wall" ? "wall" : "cpu";
 const clock = clockFn(CLOCK);
 
@@ -107,7 +109,8 @@ function makeDataset(n: number, seed: number): Dataset {
       perm[i] = perm[j];
       perm[j] = t;
       dids.push("+" + b + String(perm[i]).padStart(3, "0"));
-      didRoutes.push(r() < 0.05 ? routes[randInt(r, 0, routes.length - 1)] : blockRoute);
+      if (UNIQUE) didRoutes.push({ id: dids.length, tenant: blockRoute.tenant, targets: blockRoute.targets });
+      else didRoutes.push(r() < 0.05 ? routes[randInt(r, 0, routes.length - 1)] : blockRoute);
     }
   }
   const ccs = ["1", "44", "49", "61", "33", "34", "39", "81", "55", "52", "86", "91", "7", "27", "234", "353", "358"];
@@ -127,14 +130,22 @@ function makeDataset(n: number, seed: number): Dataset {
   return { dids, didRoutes, prefixes, prefixRoutes, defaultRoute: routes[0] };
 }
 
+/**
+ * (key, value) pairs in random order (sources deliver hash order, not sorted), built in that order
+ * from fresh flat strings, as a parser would allocate them.
+ */
 function tableEntries(d: Dataset): [string, Route][] {
-  const out: [string, Route][] = new Array(d.dids.length + d.prefixes.length + 1);
-  let j = 0;
-  for (let i = 0; i < d.dids.length; i++) out[j++] = [d.dids[i], d.didRoutes[i]];
-  for (let i = 0; i < d.prefixes.length; i++) out[j++] = ["+" + d.prefixes[i] + "*", d.prefixRoutes[i]];
-  out[j++] = ["*", d.defaultRoute];
-  // Sources deliver keys in hash order, not sorted: shuffle so the build sees no locality.
-  return shuffle(rng(7), out);
+  const keys: string[] = [...d.dids];
+  const vals: Route[] = [...d.didRoutes];
+  for (let i = 0; i < d.prefixes.length; i++) {
+    keys.push("+" + d.prefixes[i] + "*");
+    vals.push(d.prefixRoutes[i]);
+  }
+  keys.push("*");
+  vals.push(d.defaultRoute);
+  const order = shuffle(rng(7), Array.from(keys, (_, i) => i));
+  const fresh = new StringPack(order.map((i) => keys[i])).fresh();
+  return order.map((i, j) => [fresh[j], vals[i]]);
 }
 
 interface Streams {
@@ -258,12 +269,14 @@ function benchSize(n: number): void {
   // Build: table
   let table: RouteTable<Route> | undefined;
   const tb: number[] = [];
+  const tbc: number[] = [];
   let tableBytes = 0;
   for (let i = 0; i < buildRounds; i++) {
     table = undefined;
     const m = measure(() => RouteTable.build(entries));
     table = m.result;
     tb.push(m.ms);
+    tbc.push(m.cpuMs);
     tableBytes = m.bytes;
   }
   const t = table as RouteTable<Route>;
@@ -272,6 +285,7 @@ function benchSize(n: number): void {
   const didPack = new StringPack(d.dids);
   let map: Map<string, Route> | undefined;
   const mb: number[] = [];
+  const mbc: number[] = [];
   let mapBytes = 0;
   for (let i = 0; i < buildRounds; i++) {
     map = undefined;
@@ -283,6 +297,7 @@ function benchSize(n: number): void {
     });
     map = m.result;
     mb.push(m.ms);
+    mbc.push(m.cpuMs);
     mapBytes = m.bytes;
   }
   const mp = map as Map<string, Route>;
@@ -290,6 +305,7 @@ function benchSize(n: number): void {
   rep.report(
     result("build/table", n, (median(tb) * 1e6) / keys, {
       build_ms: median(tb),
+      build_cpu_ms: median(tbc),
       bytes_per_entry: tableBytes / keys,
       ratio_to_map: median(tb) / mapBuild,
       keys,
@@ -297,7 +313,7 @@ function benchSize(n: number): void {
       distinct_values: t.distinctValues,
     }),
   );
-  rep.report(result("build/map", n, (mapBuild * 1e6) / n, { build_ms: mapBuild, bytes_per_entry: mapBytes / n, ratio_to_map: 1, keys: n }));
+  rep.report(result("build/map", n, (mapBuild * 1e6) / n, { build_ms: mapBuild, build_cpu_ms: median(mbc), bytes_per_entry: mapBytes / n, ratio_to_map: 1, keys: n }));
 
   // Sanity: the table agrees with the Map on exact keys
   for (let i = 0; i < Math.min(d.dids.length, 10000); i++) {

@@ -145,7 +145,8 @@ export class RouteTable<V> {
    */
   static build<V>(entries: Iterable<readonly [key: string, value: V]>): RouteTable<V> {
     const hint = Array.isArray(entries) ? entries.length : 0;
-    const t = new RouteTable<V>({ pages: hint > 0 ? Math.ceil(hint / 64) : 16 });
+    const t = new RouteTable<V>({ pages: 1 });
+    t.pages.table.reserve(Math.ceil(hint / 64));
     // Exact keys are collected into flat arrays and loaded grouped by page; prefixes go straight
     // into the trie. Value refcounts are taken here; bulkLoad reports overwritten duplicates.
     let cap = Math.max(1024, hint);

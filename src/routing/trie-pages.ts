@@ -109,31 +109,41 @@ export class PageMap {
    * overwritten. Same result as n set() calls, but writes the slab grouped by page.
    */
   bulkLoad(pids: Float64Array, lows: Uint8Array, values: Int32Array, n: number, onReplace: (old: number) => void): void {
-    const pageOf = new Int32Array(n);
+    // One scratch buffer (few large ArrayBuffer allocations: each one can trigger a full GC).
+    const scratch = new ArrayBuffer(n * 9);
+    const pageOf = new Int32Array(scratch, 0, n);
+    const sVal = new Int32Array(scratch, n * 4, n);
+    const sLow = new Uint8Array(scratch, n * 8, n);
+    // 1. Page numbers: existing pages, else new ones (free list first), without touching the slab.
     const table = this.table;
+    let used = this.pagesUsed;
     for (let i = 0; i < n; i++) {
       const pid = pids[i];
       let base = table.get(pid);
-      if (base < 0) base = this.addPage(pid);
+      if (base < 0) {
+        const p = this.freePages.length > 0 ? (this.freePages.pop() as number) : used++;
+        base = p * PAGE_SIZE;
+        table.set(pid, base);
+      }
       pageOf[i] = base / PAGE_SIZE;
     }
-    // Counting sort by page (stable, so later duplicates stay later).
-    const pages = this.pagesUsed;
-    const start = new Int32Array(pages + 1);
+    this.ensurePages(used);
+    this.pagesUsed = used;
+    // 2. Counting sort by page (stable, so later duplicates stay later).
+    const start = new Int32Array(used + 1);
     for (let i = 0; i < n; i++) start[pageOf[i] + 1]++;
-    for (let p = 0; p < pages; p++) start[p + 1] += start[p];
-    const next = start.slice(0, pages);
-    const sLow = new Uint8Array(n);
-    const sVal = new Int32Array(n);
+    for (let p = 0; p < used; p++) start[p + 1] += start[p];
+    const next = start.slice(0, used);
     for (let i = 0; i < n; i++) {
       const j = next[pageOf[i]]++;
       sLow[j] = lows[i];
       sVal[j] = values[i];
     }
+    // 3. Write the slab page by page.
     const slab = this.slab;
     const fill = this.fill;
     let added = 0;
-    for (let p = 0; p < pages; p++) {
+    for (let p = 0; p < used; p++) {
       const base = p * PAGE_SIZE;
       for (let j = start[p], end = start[p + 1]; j < end; j++) {
         const slot = base + sLow[j];
@@ -163,18 +173,21 @@ export class PageMap {
       p = this.freePages.pop() as number;
     } else {
       p = this.pagesUsed++;
-      if (p >= this.fill.length) {
-        const cap = Math.max(16, this.fill.length * 2);
-        const slab = new Int32Array(cap * PAGE_SIZE);
-        slab.set(this.slab);
-        const fill = new Uint8Array(cap);
-        fill.set(this.fill);
-        this.slab = slab;
-        this.fill = fill;
-      }
+      if (p >= this.fill.length) this.ensurePages(Math.max(16, this.fill.length * 2));
     }
     const base = p * PAGE_SIZE; // all slots are 0: fresh memory, or a page emptied by deletes
     this.table.set(pid, base);
     return base;
+  }
+
+  /** Makes room for `pages` pages in the slab (exactly that many when it grows). */
+  private ensurePages(pages: number): void {
+    if (pages <= this.fill.length) return;
+    const slab = new Int32Array(pages * PAGE_SIZE);
+    slab.set(this.slab);
+    const fill = new Uint8Array(pages);
+    fill.set(this.fill);
+    this.slab = slab;
+    this.fill = fill;
   }
 }

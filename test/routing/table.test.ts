@@ -380,6 +380,25 @@ describe("RouteTable properties", () => {
     );
   });
 
+  it("a bulk build and the same entries set one by one give the same table", () => {
+    fc.assert(
+      fc.property(fc.array(fc.tuple(keyArb, fc.nat(values.length - 1)), { maxLength: 60 }), fc.array(numberArb, { maxLength: 30 }), (pairs, queries) => {
+        const entries = pairs.map(([k, v]) => [k, values[v]] as const);
+        const built = RouteTable.build<R>(entries);
+        const inc = new RouteTable<R>();
+        for (const [k, v] of entries) inc.set(k, v);
+        expect(new Map(inc.entries())).toEqual(new Map(built.entries()));
+        expect(inc.counts()).toEqual(built.counts());
+        expect(inc.distinctValues).toBe(built.distinctValues);
+        for (const q of queries) {
+          expect(inc.lookup(q)).toBe(built.lookup(q));
+          expect(inc.matchedKey()).toBe(built.matchedKey());
+        }
+      }),
+      { numRuns: 200 },
+    );
+  });
+
   it("random wide tables (all digits, lengths 1-15) match the reference", () => {
     const anyDigits = fc.string({ unit: fc.constantFrom(..."0123456789"), minLength: 1, maxLength: 15 });
     fc.assert(
