@@ -186,7 +186,7 @@ export class ProxyCall implements ClientTxHandler, TimerTarget {
     this.cur = null;
     if (this.cancelled || this.finished) return;
     if (allowed && this.idx < this.order.length) {
-      this.host.metrics.failovers.inc({ trunk: this.info.trunk });
+      this.host.metrics.failoverOf(this.info.trunk, "").inc();
       this.next();
     } else this.finishBest();
   }

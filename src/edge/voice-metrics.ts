@@ -15,7 +15,29 @@ export type CallOutcome =
   | "cancelled"
   | "draining";
 
+type Inc = { inc(v?: number): void };
+type Obs = { observe(v: number): void };
+
+/** Labelled children cached in nested maps: no label hashing per call. */
+function cache2<T>(make: (a: string, b: string) => T): (a: string, b: string) => T {
+  const m = new Map<string, Map<string, T>>();
+  return (a, b) => {
+    let inner = m.get(a);
+    if (inner === undefined) m.set(a, (inner = new Map()));
+    let c = inner.get(b);
+    if (c === undefined) inner.set(b, (c = make(a, b)));
+    return c;
+  };
+}
+
 export class VoiceMetrics {
+  /** didgate_sip_requests_total{trunk,method} child. */
+  readonly request: (trunk: string, method: string) => Inc;
+  readonly final: (trunk: string, code: string) => Inc;
+  readonly call: (trunk: string, outcome: string) => Inc;
+  readonly setupOf: (trunk: string, _: string) => Obs;
+  readonly failoverOf: (trunk: string, _: string) => Inc;
+
   readonly requests: Counter<"trunk" | "method">;
   readonly finals: Counter<"trunk" | "code">;
   readonly calls: Counter<"trunk" | "outcome">;
@@ -38,6 +60,11 @@ export class VoiceMetrics {
     });
     this.failovers = new Counter({ name: "didgate_call_failovers_total", help: "Calls moved on to a next target", labelNames: ["trunk"], registers });
     this.targetsDown = new Gauge({ name: "didgate_sip_targets_down", help: "SIP targets currently marked down (probing or suspect after a timeout)", registers });
+    this.request = cache2((trunk, method) => this.requests.labels({ trunk, method }));
+    this.final = cache2((trunk, code) => this.finals.labels({ trunk, code }));
+    this.call = cache2((trunk, outcome) => this.calls.labels({ trunk, outcome }));
+    this.setupOf = cache2((trunk) => this.setup.labels({ trunk }));
+    this.failoverOf = cache2((trunk) => this.failovers.labels({ trunk }));
     this.inflight = new Gauge({ name: "didgate_sip_inflight_invites", help: "Initial INVITEs being routed (no final response upstream yet)", registers });
   }
 }

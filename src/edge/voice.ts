@@ -55,6 +55,12 @@ const KNOWN_METHODS = new Set(["INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "UPD
 const ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE, INFO, PRACK, REFER, NOTIFY";
 const UNKNOWN = "unknown";
 
+const CODES: string[] = [];
+for (let i = 0; i < 700; i++) CODES.push(String(i));
+function codeLabel(c: number): string {
+  return CODES[c] ?? String(c);
+}
+
 function methodLabel(m: string): string {
   return KNOWN_METHODS.has(m) ? m : "other";
 }
@@ -202,7 +208,7 @@ export class VoiceEdge implements SipStackHandler, ProxyHost {
       tx.terminate();
       return;
     }
-    this.metrics.requests.inc({ trunk: tname, method: methodLabel(method) });
+    this.metrics.request(tname, methodLabel(method)).inc();
 
     if (method === "CANCEL") {
       const inv = tx.cancels;
@@ -244,14 +250,14 @@ export class VoiceEdge implements SipStackHandler, ProxyHost {
   private reject(tx: ServerTransaction, why: string): void {
     if (this.config.sip.unknown_source === "reject") {
       tx.reply(403);
-      this.metrics.finals.inc({ trunk: UNKNOWN, code: "403" });
+      this.metrics.final(UNKNOWN, "403").inc();
     } else tx.terminate();
     this.logger.debug({ source: tx.source.address, port: tx.source.port, method: tx.request.method, reason: why }, "sip request from unknown source");
   }
 
   private final(tx: ServerTransaction, trunk: string, status: number, reason?: string, headers?: Array<[string, string]>): void {
     tx.reply(status, reason, headers ? { headers } : undefined);
-    this.metrics.finals.inc({ trunk, code: String(status) });
+    this.metrics.final(trunk, codeLabel(status)).inc();
   }
 
   private stripInternal(m: SipMessage): void {
@@ -331,7 +337,7 @@ export class VoiceEdge implements SipStackHandler, ProxyHost {
   callDone(call: ProxyCall, outcome: CallOutcome, code: number): void {
     this.calls.delete(call.stx);
     this.metrics.inflight.set(this.calls.size);
-    this.metrics.finals.inc({ trunk: call.info.trunk, code: String(code) });
+    this.metrics.final(call.info.trunk, codeLabel(code)).inc();
     const i = call.info;
     this.callResult(call.stx, i.trunk, outcome, code, i.did, i.caller, i.routeKey, call.tried, i.startedAt);
   }
@@ -348,9 +354,9 @@ export class VoiceEdge implements SipStackHandler, ProxyHost {
     tried: readonly string[] | null,
     t0?: number,
   ): void {
-    this.metrics.calls.inc({ trunk, outcome });
+    this.metrics.call(trunk, outcome).inc();
     const ms = t0 === undefined ? undefined : this.mono() - t0;
-    if (ms !== undefined) this.metrics.setup.observe({ trunk }, ms / 1000);
+    if (ms !== undefined) this.metrics.setupOf(trunk, "").observe(ms / 1000);
     if (outcome === "rejected_acl") return; // scanners: no log line per packet (debug in reject())
     this.logger.info(
       { trunk, did, caller, route_key: key, targets: tried ?? [], code, outcome, setup_ms: ms === undefined ? undefined : Math.round(ms * 100) / 100, call_id: tx.request.callId },
@@ -430,7 +436,7 @@ export class VoiceEdge implements SipStackHandler, ProxyHost {
   onAck(ack: SipMessage, source: Source): void {
     const trunk = this.trunkOf(ack, source);
     if (trunk === undefined && !this.flood.allow(source.address)) return;
-    this.metrics.requests.inc({ trunk: trunk === undefined ? UNKNOWN : trunk.name, method: "ACK" });
+    this.metrics.request(trunk === undefined ? UNKNOWN : trunk.name, "ACK").inc();
     const fwd = ack.clone();
     const r = routeInDialog(this.stack, fwd);
     if (r === null) return;

@@ -1,0 +1,485 @@
+/**
+ * SIP edge benchmark: sipp UAC -> proxy -> sipp UAS on loopback, full calls
+ * (INVITE/100/180/200/ACK/BYE/200, Record-Route on), 100k DIDs in the table, the calls spread over
+ * them. The offered rate is ramped until more than 0.1% of calls fail (or the rate is not
+ * reached); the highest clean step is the sustained rate. Per step: setup p50/p99 (sipp
+ * -trace_rtt: INVITE sent to 200 received) and the proxy's CPU microseconds per call (utime+stime
+ * from /proc/PID/stat, all processes of the proxy).
+ *
+ * The same load runs against didgate (`node dist/src/cli.js serve --config <generated>`) and
+ * Kamailio (/usr/sbin/kamailio, one UDP worker, the DIDs in an mtree loaded from db_text,
+ * record_route + t_relay; config from bench/kamailio/bench.cfg.tpl), and the ratio is printed.
+ *
+ *   npx tsc -p . && node dist/bench/sip.js [--json] [--dids 100k] [--step-s 5]
+ *        [--rates 500,1000,...] [--only didgate|kamailio] [--log-level info]
+ *
+ * When `didgate serve` does not answer SIP (the app does not wire the voice edge), the bench runs
+ * the same config through `node dist/bench/sip.js --serve CONFIG` (Didgate + VoiceEdge in-process).
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import dgram from "node:dgram";
+import fs from "node:fs";
+import net from "node:net";
+import os from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { parseArgs } from "./lib.js";
+
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+const ROOT = path.resolve(HERE, "..", "..");
+const CLI = path.join(ROOT, "dist", "src", "cli.js");
+const SIPP = process.env.SIPP_BIN ?? "/usr/bin/sipp";
+const KAMAILIO = process.env.KAMAILIO_BIN ?? "/usr/sbin/kamailio";
+const KAM_MODULES = process.env.KAMAILIO_MODULES ?? "/usr/lib/x86_64-linux-gnu/kamailio/modules";
+const TICK_US = 1e6 / 100; // USER_HZ
+
+// ---------------------------------------------------------------- in-process server mode
+
+async function serve(configPath: string): Promise<void> {
+  const { loadConfig } = await import("../src/config/load.js");
+  const { Didgate } = await import("../src/app.js");
+  const { VoiceEdge } = await import("../src/edge/voice.js");
+  const loaded = loadConfig(configPath);
+  const app = new Didgate(loaded);
+  await app.start();
+  let voice = (app as unknown as { voice?: InstanceType<typeof VoiceEdge> }).voice;
+  if (voice === undefined) {
+    voice = new VoiceEdge({ config: app.config, store: app.store, decider: app.decider, logger: app.logger, registry: app.registry, now: app.now, baseDir: loaded.baseDir });
+    await voice.start();
+  }
+  const stop = async (): Promise<void> => {
+    voice!.drain();
+    await voice!.close();
+    await app.stop();
+    process.exit(0);
+  };
+  process.on("SIGTERM", () => void stop());
+  process.on("SIGINT", () => void stop());
+}
+
+// ---------------------------------------------------------------- helpers
+
+async function freePort(): Promise<number> {
+  for (;;) {
+    const p = await new Promise<number>((resolve, reject) => {
+      const s = net.createServer();
+      s.once("error", reject);
+      s.listen(0, "127.0.0.1", () => {
+        const port = (s.address() as net.AddressInfo).port;
+        s.close(() => resolve(port));
+      });
+    });
+    const ok = await new Promise<boolean>((resolve) => {
+      const u = dgram.createSocket("udp4");
+      u.once("error", () => {
+        u.close();
+        resolve(false);
+      });
+      u.bind(p, "127.0.0.1", () => u.close(() => resolve(true)));
+    });
+    if (ok) return p;
+  }
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** utime+stime ticks of a process and all its descendants. */
+function cpuTicks(rootPid: number): number {
+  const parent = new Map<number, number>();
+  const ticks = new Map<number, number>();
+  for (const d of fs.readdirSync("/proc")) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const s = fs.readFileSync(`/proc/${d}/stat`, "latin1");
+      const f = s.slice(s.lastIndexOf(")") + 2).split(" ");
+      parent.set(Number(d), Number(f[1]));
+      ticks.set(Number(d), Number(f[11]) + Number(f[12]));
+    } catch {
+      // gone
+    }
+  }
+  let sum = 0;
+  for (const [pid, t] of ticks) {
+    let p: number | undefined = pid;
+    for (let i = 0; i < 10 && p !== undefined && p > 1; i++) {
+      if (p === rootPid) {
+        sum += t;
+        break;
+      }
+      p = parent.get(p);
+    }
+  }
+  return sum;
+}
+
+/** Any SIP answer to an OPTIONS on UDP. */
+async function sipAlive(port: number, timeoutMs: number): Promise<boolean> {
+  const end = Date.now() + timeoutMs;
+  const sock = dgram.createSocket("udp4");
+  await new Promise<void>((r) => sock.bind(0, "127.0.0.1", () => r()));
+  let got = false;
+  sock.on("message", () => (got = true));
+  const lp = sock.address().port;
+  let n = 0;
+  while (!got && Date.now() < end) {
+    n++;
+    const msg =
+      `OPTIONS sip:ping@127.0.0.1:${port} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:${lp};branch=z9hG4bK-ping${n};rport\r\n` +
+      `From: <sip:bench@127.0.0.1>;tag=b${n}\r\nTo: <sip:ping@127.0.0.1>\r\nCall-ID: ping-${n}-${lp}\r\nCSeq: ${n} OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n`;
+    sock.send(msg, port, "127.0.0.1");
+    await sleep(200);
+  }
+  sock.close();
+  return got;
+}
+
+function pct(sorted: number[], p: number): number {
+  if (sorted.length === 0) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+}
+
+// ---------------------------------------------------------------- scenarios
+
+const UAC = `<?xml version="1.0" encoding="ISO-8859-1" ?>
+<!DOCTYPE scenario SYSTEM "sipp.dtd">
+<scenario name="bench_uac">
+  <send retrans="500">
+    <![CDATA[
+
+      INVITE sip:[field0]@[remote_ip]:[remote_port] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: <sip:+15125559999@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+      To: <sip:[field0]@[remote_ip]:[remote_port]>
+      Call-ID: [call_id]
+      CSeq: 1 INVITE
+      Contact: <sip:sipp@[local_ip]:[local_port]>
+      Max-Forwards: 70
+      Content-Type: application/sdp
+      Content-Length: [len]
+
+      v=0
+      o=user1 53655765 2353687637 IN IP[local_ip_type] [local_ip]
+      s=-
+      c=IN IP[media_ip_type] [media_ip]
+      t=0 0
+      m=audio [media_port] RTP/AVP 0
+      a=rtpmap:0 PCMU/8000
+
+    ]]>
+  </send>
+  <recv response="100" optional="true"/>
+  <recv response="180" optional="true"/>
+  <recv response="200" rtd="true" rrs="true"/>
+  <send>
+    <![CDATA[
+
+      ACK [next_url] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      [routes]
+      From: <sip:+15125559999@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+      [last_To:]
+      Call-ID: [call_id]
+      CSeq: 1 ACK
+      Contact: <sip:sipp@[local_ip]:[local_port]>
+      Max-Forwards: 70
+      Content-Length: 0
+
+    ]]>
+  </send>
+  <send retrans="500">
+    <![CDATA[
+
+      BYE [next_url] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      [routes]
+      From: <sip:+15125559999@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+      [last_To:]
+      Call-ID: [call_id]
+      CSeq: 2 BYE
+      Contact: <sip:sipp@[local_ip]:[local_port]>
+      Max-Forwards: 70
+      Content-Length: 0
+
+    ]]>
+  </send>
+  <recv response="200" crlf="true"/>
+  <ResponseTimeRepartition value="1, 2, 5, 10, 20, 50, 100, 200"/>
+</scenario>
+`;
+
+const UAS = `<?xml version="1.0" encoding="ISO-8859-1" ?>
+<!DOCTYPE scenario SYSTEM "sipp.dtd">
+<scenario name="bench_uas">
+  <recv request="INVITE"/>
+  <send>
+    <![CDATA[
+
+      SIP/2.0 180 Ringing
+      [last_Via:]
+      [last_From:]
+      [last_To:];tag=[pid]SIPpTag01[call_number]
+      [last_Call-ID:]
+      [last_CSeq:]
+      [last_Record-Route:]
+      Contact: <sip:[local_ip]:[local_port]>
+      Content-Length: 0
+
+    ]]>
+  </send>
+  <send retrans="500">
+    <![CDATA[
+
+      SIP/2.0 200 OK
+      [last_Via:]
+      [last_From:]
+      [last_To:];tag=[pid]SIPpTag01[call_number]
+      [last_Call-ID:]
+      [last_CSeq:]
+      [last_Record-Route:]
+      Contact: <sip:[local_ip]:[local_port]>
+      Content-Type: application/sdp
+      Content-Length: [len]
+
+      v=0
+      o=user2 53655765 2353687637 IN IP[local_ip_type] [local_ip]
+      s=-
+      c=IN IP[media_ip_type] [media_ip]
+      t=0 0
+      m=audio [media_port] RTP/AVP 0
+      a=rtpmap:0 PCMU/8000
+
+    ]]>
+  </send>
+  <recv request="ACK"/>
+  <recv request="BYE"/>
+  <send>
+    <![CDATA[
+
+      SIP/2.0 200 OK
+      [last_Via:]
+      [last_From:]
+      [last_To:]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Content-Length: 0
+
+    ]]>
+  </send>
+</scenario>
+`;
+
+// ---------------------------------------------------------------- runs
+
+interface Step {
+  proxy: string;
+  rate: number;
+  calls: number;
+  ok: number;
+  failed: number;
+  achieved_cps: number;
+  setup_p50_ms: number;
+  setup_p99_ms: number;
+  cpu_us_per_call: number;
+  clean: boolean;
+}
+
+function statValue(stdout: string, label: string): number {
+  const re = new RegExp(`${label}\\s*\\|\\s*(\\d+)\\s*\\|\\s*(\\d+)`, "g");
+  let m: RegExpExecArray | null;
+  let last = 0;
+  while ((m = re.exec(stdout)) !== null) last = Number(m[2]);
+  return last;
+}
+
+async function runStep(dir: string, proxyName: string, proxyPid: number, proxyPort: number, rate: number, stepS: number): Promise<Step> {
+  const calls = Math.max(1, Math.round(rate * stepS));
+  const cwd = fs.mkdtempSync(path.join(dir, `uac-${proxyName}-${rate}-`));
+  const uacPort = await freePort();
+  const args = [
+    `127.0.0.1:${proxyPort}`, "-sf", path.join(dir, "uac.xml"), "-inf", path.join(dir, "dids.csv"), "-i", "127.0.0.1", "-p", String(uacPort),
+    "-r", String(rate), "-m", String(calls), "-l", String(Math.max(100, rate * 4)), "-trace_rtt", "-rtt_freq", "50",
+    "-timeout", `${stepS + 20}s`, "-recv_timeout", "8000", "-nostdin", "-max_socket", "1000",
+  ];
+  const c0 = cpuTicks(proxyPid);
+  const t0 = Date.now();
+  const child = spawn(SIPP, args, { cwd, stdio: ["ignore", "pipe", "pipe"] });
+  let out = "";
+  child.stdout.on("data", (d: Buffer) => (out = (out + d.toString("latin1")).slice(-60000)));
+  child.stderr.on("data", (d: Buffer) => (out = (out + d.toString("latin1")).slice(-60000)));
+  await new Promise<void>((r) => child.on("close", () => r()));
+  const secs = (Date.now() - t0) / 1000;
+  const c1 = cpuTicks(proxyPid);
+  const ok = statValue(out, "Successful call");
+  const failed = statValue(out, "Failed call");
+  const rtt: number[] = [];
+  for (const f of fs.readdirSync(cwd)) {
+    if (!f.endsWith("_rtt.csv")) continue;
+    for (const line of fs.readFileSync(path.join(cwd, f), "latin1").split("\n")) {
+      const parts = line.split(";");
+      if (parts.length >= 2 && /^\d/.test(parts[0]!)) {
+        const v = Number(parts[1]);
+        if (Number.isFinite(v)) rtt.push(v);
+      }
+    }
+  }
+  rtt.sort((a, b) => a - b);
+  const total = ok + failed;
+  const achieved = ok / secs;
+  const unanswered = calls - total;
+  const clean = total > 0 && (failed + unanswered) / calls <= 0.001 && achieved >= rate * 0.9;
+  fs.rmSync(cwd, { recursive: true, force: true });
+  return {
+    proxy: proxyName,
+    rate,
+    calls,
+    ok,
+    failed: failed + unanswered,
+    achieved_cps: Math.round(achieved),
+    setup_p50_ms: Math.round(pct(rtt, 50) * 1000) / 1000,
+    setup_p99_ms: Math.round(pct(rtt, 99) * 1000) / 1000,
+    cpu_us_per_call: ok > 0 ? Math.round(((c1 - c0) * TICK_US) / ok) : NaN,
+    clean,
+  };
+}
+
+function kill(child: ChildProcess | null): Promise<void> {
+  if (child === null || child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => {
+    const t = setTimeout(() => child.kill("SIGKILL"), 5000);
+    child.once("close", () => {
+      clearTimeout(t);
+      resolve();
+    });
+    child.kill("SIGTERM");
+  });
+}
+
+async function main(): Promise<void> {
+  const args = parseArgs();
+  const serveCfg = args.option("serve");
+  if (serveCfg !== undefined) return serve(serveCfg);
+
+  const nDids = args.int("dids", 100_000);
+  const stepS = Number(args.option("step-s") ?? 5);
+  const rates = (args.option("rates") ?? "250,500,1000,1500,2000,2500,3000,4000,5000,6000,8000").split(",").map(Number);
+  const only = args.option("only");
+  const logLevel = args.option("log-level") ?? "info";
+  const json = args.json;
+  if (!fs.existsSync(CLI)) throw new Error(`${CLI} not found: run npx tsc -p . first`);
+
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "didgate-sipbench-"));
+  const uasPort = await freePort();
+  const routes: Record<string, unknown> = {};
+  const dbRows: string[] = ["id(int,auto) tprefix(string) tvalue(string)"];
+  const csv: string[] = ["RANDOM"];
+  for (let i = 0; i < nDids; i++) {
+    const did = "+1512" + String(6000000 + i);
+    routes[did] = { voice: { targets: [`sip:${did}@127.0.0.1:${uasPort}`] } };
+    dbRows.push(`${i + 1}:${did}:127.0.0.1\\:${uasPort}`);
+    csv.push(did + ";");
+  }
+  fs.writeFileSync(path.join(dir, "routes.json"), JSON.stringify({ routes }));
+  fs.mkdirSync(path.join(dir, "db"));
+  fs.writeFileSync(path.join(dir, "db", "mtree"), dbRows.join("\n") + "\n");
+  fs.writeFileSync(path.join(dir, "dids.csv"), csv.join("\n") + "\n");
+  fs.writeFileSync(path.join(dir, "uac.xml"), UAC);
+  fs.writeFileSync(path.join(dir, "uas.xml"), UAS);
+
+  const uas = spawn(SIPP, ["-sf", path.join(dir, "uas.xml"), "-i", "127.0.0.1", "-p", String(uasPort), "-nostdin", "-max_socket", "1000"], { cwd: dir, stdio: "ignore" });
+  await sleep(500);
+
+  const results: Step[] = [];
+  const summary: Record<string, { sustained_cps: number; p50: number; p99: number; cpu: number }> = {};
+  const log = (s: string): void => {
+    if (!json) process.stdout.write(s + "\n");
+  };
+
+  const runProxy = async (name: string, start: () => Promise<{ child: ChildProcess; port: number }>): Promise<void> => {
+    const { child, port } = await start();
+    try {
+      let best: Step | null = null;
+      for (const rate of rates) {
+        const st = await runStep(dir, name, child.pid!, port, rate, stepS);
+        results.push(st);
+        if (json) process.stdout.write(JSON.stringify({ name: `sip_calls_${name}`, entries: nDids, ...st }) + "\n");
+        else log(`${name.padEnd(9)} rate ${String(rate).padStart(5)}/s  ok ${String(st.ok).padStart(6)}  failed ${String(st.failed).padStart(5)}  achieved ${String(st.achieved_cps).padStart(5)}/s  setup p50 ${st.setup_p50_ms} ms p99 ${st.setup_p99_ms} ms  cpu ${st.cpu_us_per_call} us/call${st.clean ? "" : "  (not sustained)"}`);
+        if (!st.clean) break;
+        best = st;
+        await sleep(1500); // let transactions drain between steps
+      }
+      summary[name] = best ? { sustained_cps: best.rate, p50: best.setup_p50_ms, p99: best.setup_p99_ms, cpu: best.cpu_us_per_call } : { sustained_cps: 0, p50: NaN, p99: NaN, cpu: NaN };
+    } finally {
+      await kill(child);
+    }
+  };
+
+  try {
+    if (only === undefined || only === "didgate") {
+      await runProxy("didgate", async () => {
+        const port = await freePort();
+        const cfg = path.join(dir, "didgate.yaml");
+        fs.writeFileSync(
+          cfg,
+          [
+            "sip:",
+            `  listen: ["udp://127.0.0.1:${port}"]`,
+            "  max_inflight_invites: 100000",
+            "  flood: { per_source_pps: 100000, max_sources: 1000 }",
+            "  trunks:",
+            '    - { name: bench, sources: ["127.0.0.1"], country_code: "1", cps: 100000 }',
+            "smpp: { listen: null }",
+            "routes: { file: routes.json, watch: false }",
+            'admin: { listen: "127.0.0.1:0" }',
+            `log: { level: ${logLevel} }`,
+            "",
+          ].join("\n"),
+        );
+        let child = spawn(process.execPath, [CLI, "serve", "--config", cfg], { cwd: dir, stdio: ["ignore", "ignore", "inherit"] });
+        if (!(await sipAlive(port, 15_000))) {
+          await kill(child);
+          log("didgate serve does not answer SIP (voice edge not wired in app.ts?): using the in-process --serve mode");
+          child = spawn(process.execPath, [fileURLToPath(import.meta.url), "--serve", cfg], { cwd: dir, stdio: ["ignore", "ignore", "inherit"] });
+          if (!(await sipAlive(port, 15_000))) throw new Error("didgate does not answer SIP");
+        }
+        return { child, port };
+      });
+    }
+    if (only === undefined || only === "kamailio") {
+      if (!fs.existsSync(KAMAILIO)) log(`${KAMAILIO} not found: Kamailio skipped`);
+      else
+        await runProxy("kamailio", async () => {
+          const port = await freePort();
+          const tpl = fs.readFileSync(path.join(ROOT, "bench", "kamailio", "bench.cfg.tpl"), "utf8");
+          const cfg = path.join(dir, "kamailio.cfg");
+          fs.writeFileSync(cfg, tpl.replace(/@PORT@/g, String(port)).replace(/@MPATH@/g, KAM_MODULES).replace(/@DBDIR@/g, path.join(dir, "db")));
+          const child = spawn(KAMAILIO, ["-f", cfg, "-DD", "-E", "-Y", dir, "-P", path.join(dir, "kamailio.pid"), "-m", "256", "-M", "16"], { cwd: dir, stdio: ["ignore", "ignore", "pipe"] });
+          let err = "";
+          child.stderr!.on("data", (d: Buffer) => (err = (err + d.toString()).slice(-4000)));
+          if (!(await sipAlive(port, 20_000))) {
+            await kill(child);
+            throw new Error("kamailio does not answer: " + err);
+          }
+          return { child, port };
+        });
+    }
+  } finally {
+    await kill(uas);
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+
+  const d = summary.didgate;
+  const k = summary.kamailio;
+  const ratio = d && k && k.sustained_cps > 0 ? Math.round((d.sustained_cps / k.sustained_cps) * 100) / 100 : null;
+  if (json) process.stdout.write(JSON.stringify({ name: "sip_summary", entries: nDids, didgate: d, kamailio: k, ratio_to_kamailio: ratio }) + "\n");
+  else {
+    log("");
+    log("proxy      sustained calls/s   setup p50 ms   setup p99 ms   cpu us/call");
+    for (const [n, s] of Object.entries(summary)) log(`${n.padEnd(10)} ${String(s.sustained_cps).padStart(17)}   ${String(s.p50).padStart(12)}   ${String(s.p99).padStart(12)}   ${String(s.cpu).padStart(11)}`);
+    if (ratio !== null) log(`didgate / kamailio (sustained calls/s): ${ratio}`);
+  }
+}
+
+main().catch((e) => {
+  process.stderr.write(String((e as Error).stack ?? e) + "\n");
+  process.exit(1);
+});
