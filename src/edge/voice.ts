@@ -75,6 +75,8 @@ export class VoiceEdge implements SipStackHandler, ProxyHost {
   private config: Config;
   private trunks: TrunkTable;
   private flood: FloodGuard;
+  /** Source address -> trunk, for addresses that matched a trunk (cleared on reload). */
+  private readonly trunkCache = new Map<string, Trunk>();
   private readonly now: () => number;
   private draining = false;
   private readonly calls = new Map<ServerTransaction, ProxyCall>();
@@ -156,6 +158,7 @@ export class VoiceEdge implements SipStackHandler, ProxyHost {
     if (!same(a.tls, b.tls)) out.push("sip.tls");
     if (!same(a.timers, b.timers)) out.push("sip.timers");
     this.trunks = new TrunkTable(b.trunks, this.now, this.trunks);
+    this.trunkCache.clear();
     if (!same(a.flood, b.flood)) this.flood = new FloodGuard(b.flood.per_source_pps, b.flood.max_sources, this.now);
     this.recordRoute = b.record_route;
     this.applyHeaders(config);
@@ -189,7 +192,15 @@ export class VoiceEdge implements SipStackHandler, ProxyHost {
 
   /** Trunk of a request: by packet source; through X-Forwarded-For only from a front proxy. */
   private trunkOf(req: SipMessage, src: Source): Trunk | undefined {
-    const t = this.trunks.match(src.address);
+    let t = this.trunkCache.get(src.address);
+    if (t === undefined) {
+      t = this.trunks.match(src.address);
+      // only addresses that are trunks are cached (a bounded, small set): scanners cannot grow it
+      if (t !== undefined) {
+        if (this.trunkCache.size >= 4096) this.trunkCache.clear();
+        this.trunkCache.set(src.address, t);
+      }
+    }
     if (t === undefined || !t.config.front_proxy) return t;
     const xff = req.get("x-forwarded-for");
     if (xff === undefined) return t;
