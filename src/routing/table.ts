@@ -42,12 +42,14 @@
  * Design: values are interned (identity, via a Map) into an array with refcounts; the structures
  * store int32 value indexes (>= 1; 0 means empty, and values[0] is undefined). Exact keys live in
  * pages of 100 consecutive numbers of one length (trie-pages.ts: hash of page ids -> Int32Array
- * slab); prefixes and the default live in a hash keyed by (length, digits) with a bitmask of the
- * lengths in use (trie-prefixes.ts). A lookup parses the digits once (keeping the value of every
- * leading run of digits), probes the page (exact hit), else probes the prefix lengths in use from
- * the longest down, else takes the default. Every set/delete leaves the
- * table consistent when it returns (JS is single-threaded; a reader never sees half a change).
- * Reloads build a new table and swap it in through RouteStore.
+ * slab, trie-hash.ts: the Float64Array hash); prefixes live in trie-prefixes.ts (1-3 digits in a
+ * direct array, 4-15 digits in a hash keyed by (length, digits) plus, per leading 4 digits, a mask
+ * of the prefix lengths present). A lookup parses the digits once (keeping the value of every
+ * leading run of digits), probes the page (exact hit), else probes the prefix lengths the mask
+ * names, longest first, else takes the default. build() collects exact keys into flat arrays and
+ * writes the slab grouped by page. Every set/delete leaves the table consistent when it returns
+ * (JS is single-threaded; a reader never sees half a change). Reloads build a new table and swap
+ * it in through RouteStore.
  */
 
 import { MAX_DIGITS, NO_VALUE } from "./trie.js";
