@@ -312,7 +312,9 @@ export class SipStack implements TxContext {
     this.fixVia(m, src);
     if (method === "ACK") {
       const tx = this.serverTx.get(key);
-      if (tx !== undefined && tx.isInvite) {
+      // RFC 6026 7.1: an ACK matching an INVITE transaction in the Accepted state (2xx sent)
+      // goes to the TU, like any ACK for a 2xx
+      if (tx !== undefined && tx.isInvite && tx.state !== "accepted") {
         tx.receiveAck(m);
         return;
       }
