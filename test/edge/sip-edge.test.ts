@@ -156,6 +156,54 @@ describe("SIP edge policy (UDP peers)", () => {
     expect(voice.inFlight()).toBe(0);
   });
 
+  it("an ACK for a 2xx that reuses the INVITE's branch still reaches the destination (RFC 6026 Accepted state)", async () => {
+    const inviteText = request("INVITE", `sip:+15125550100@127.0.0.1:${port}`, carrier);
+    carrier.send(port, inviteText);
+    const callId = /Call-ID: (\S+)/.exec(inviteText)![1]!;
+    const inv = await waitFor(() => dest.got.find((m) => m.method === "INVITE" && m.callId === callId));
+    const ok = [
+      "SIP/2.0 200 OK",
+      ...inv.vias.map((v) => `Via: ${v}`),
+      ...inv.recordRoutes.map((r) => `Record-Route: ${r}`),
+      `From: ${inv.get("from")}`,
+      `To: ${inv.get("to")};tag=d2`,
+      `Call-ID: ${inv.callId}`,
+      `CSeq: ${inv.get("cseq")}`,
+      `Contact: <sip:callee@127.0.0.1:${dest.port}>`,
+      "Content-Length: 0",
+      "",
+      "",
+    ].join("\r\n");
+    const s = dgram.createSocket("udp4");
+    await new Promise<void>((r) => s.bind(0, "127.0.0.1", () => r()));
+    s.send(Buffer.from(ok), port, "127.0.0.1");
+    const res = await waitFor(() => carrier.got.find((m) => m.callId === callId && m.status === 200));
+    s.close();
+    const rr = res.recordRoutes;
+    expect(rr.length).toBe(1);
+    // same branch as the INVITE (an RFC 2543-style UA)
+    const branch = /branch=([^;\r\n]+)/.exec(inviteText)![1]!;
+    const ack = [
+      `ACK sip:callee@127.0.0.1:${dest.port} SIP/2.0`,
+      `Via: SIP/2.0/UDP 127.0.0.1:${carrier.port};branch=${branch};rport`,
+      `Route: ${rr[0]}`,
+      `From: ${res.get("from")}`,
+      `To: ${res.get("to")}`,
+      `Call-ID: ${callId}`,
+      "CSeq: 1 ACK",
+      "Max-Forwards: 70",
+      "Content-Length: 0",
+      "",
+      "",
+    ].join("\n");
+    carrier.send(port, ack);
+    const got = await waitFor(() => dest.got.find((m) => m.method === "ACK" && m.callId === callId));
+    expect(got.requestUri).toBe(`sip:callee@127.0.0.1:${dest.port}`);
+    expect(got.routes.length).toBe(0);
+    expect(got.vias.length).toBe(2);
+    expect(got.maxForwards).toBe(69);
+  });
+
   it("reload applies trunks and reports what cannot change live", async () => {
     const cfg = makeConfig(
       { sip: { listen: ["udp://127.0.0.1:1"], trunks: [{ name: "carrier", sources: ["127.0.0.1", "127.0.0.2"], country_code: "1" }] }, admin: { listen: "127.0.0.1:0" } },
