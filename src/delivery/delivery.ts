@@ -170,7 +170,7 @@ export class Delivery {
 
   private async enqueue(spool: Spool, job: DeliveryJob): Promise<AcceptOutcome> {
     try {
-      const ok = await withTimeout(spool.enqueue(job), this.enqueueTimeoutMs);
+      const ok = await withTimeout(spool.enqueue(job, this.enqueueTimeoutMs), this.enqueueTimeoutMs);
       if (ok === true) return "accepted";
       if (ok === false) this.logger.warn({ msg_id: job.id }, "spool full: message declined with a temporary failure");
       else this.logger.warn({ msg_id: job.id }, "spool write timed out: message declined with a temporary failure");

@@ -15,8 +15,16 @@ import { Redis, type Cluster, type RedisOptions } from "ioredis";
 
 export type RedisClient = Redis | Cluster;
 
-/** Makes the connections the spool needs: one for commands, one for the blocking XREADGROUP. */
-export type RedisConnect = (role: "command" | "blocking") => RedisClient;
+/**
+ * Makes the connections the spool needs:
+ * - "enqueue": the writes that answer PDUs. No offline queue and no resend after a reconnect: a
+ *   write that cannot go out now fails at once (the PDU gets a temporary failure) instead of
+ *   landing later, after the SMSC was told to retry (which would deliver the message twice).
+ * - "command": the workers' state changes, the retry mover, the reclaimer (these may wait through
+ *   a reconnect).
+ * - "blocking": XREADGROUP … BLOCK.
+ */
+export type RedisConnect = (role: "enqueue" | "command" | "blocking") => RedisClient;
 
 export const GROUP = "didgate-delivery";
 
@@ -35,13 +43,14 @@ export function spoolKeys(prefix: string): SpoolKeys {
 export function connectUrl(url: string, extra: RedisOptions = {}): RedisConnect {
   return (role) =>
     new Redis(url, {
-      // Commands wait through short outages; the caller bounds every wait that answers a PDU.
-      maxRetriesPerRequest: role === "blocking" ? null : 2,
+      maxRetriesPerRequest: role === "blocking" ? null : role === "enqueue" ? 0 : 2,
       protocol: 2,
       // Commands issued in one tick (enqueues, acks) go out in one write.
-      enableAutoPipelining: role === "command",
-      enableOfflineQueue: true,
-      connectionName: role === "blocking" ? "didgate-delivery-read" : "didgate-delivery",
+      enableAutoPipelining: role !== "blocking",
+      enableOfflineQueue: role !== "enqueue",
+      // (ioredis never settles a command it does not resend: the enqueue path is bounded by its timeout.)
+      autoResendUnfulfilledCommands: role !== "enqueue",
+      connectionName: `didgate-delivery-${role}`,
       ...extra,
     });
 }

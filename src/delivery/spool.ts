@@ -78,6 +78,7 @@ export class Spool {
   readonly keys: SpoolKeys;
   private readonly o: SpoolOptions;
   private readonly cmd: RedisClient;
+  private readonly enq: RedisClient;
   private block: RedisClient | undefined;
   private readonly random: () => number;
   private running = false;
@@ -91,14 +92,17 @@ export class Spool {
   private moveAt = Infinity;
   private reclaimTimer: unknown;
   private claimCursor = "0-0";
+  private rescanOwn = false;
 
   constructor(opts: SpoolOptions) {
     this.o = opts;
     this.keys = spoolKeys(opts.prefix);
     this.cmd = opts.connect("command");
+    this.enq = opts.connect("enqueue");
     this.random = opts.random ?? Math.random;
     // Silence ioredis' unhandled 'error' events; failures surface on the commands.
     this.cmd.on("error", (err: Error) => opts.logger.debug({ err: err.message }, "spool redis error"));
+    this.enq.on("error", (err: Error) => opts.logger.debug({ err: err.message }, "spool redis (enqueue) error"));
   }
 
   /** The command connection (for the dead-letter tools and tests). */
@@ -115,22 +119,56 @@ export class Spool {
    * Store a job durably. Resolves true once Redis acknowledged the write (answer the PDU after
    * this), false when the spool is full; rejects when Redis fails.
    */
-  async enqueue(job: DeliveryJob): Promise<boolean> {
+  async enqueue(job: DeliveryJob, waitMs = 5_000): Promise<boolean> {
     const rec: SpoolRecord = { id: job.id, body: job.body, target: job.target, acceptedAt: job.acceptedAt, attempts: job.attempts, skip: 0 };
-    const r = await ENQUEUE.run(this.cmd, [this.keys.inbound, this.keys.retry], [this.o.maxDepth, JSON.stringify(rec)]);
+    if (this.enq.status !== "ready" && !(await this.enqReady(waitMs))) throw new Error("redis not connected");
+    const r = await ENQUEUE.run(this.enq, [this.keys.inbound, this.keys.retry], [this.o.maxDepth, JSON.stringify(rec)]);
     return r !== null;
   }
 
-  /** Create the group and start the worker: own pending entries first, then new ones. */
+  /** Wait up to `ms` for the enqueue connection (it has no offline queue). */
+  private enqReady(ms: number): Promise<boolean> {
+    const c = this.enq;
+    if (c.status === "end") return Promise.resolve(false);
+    return new Promise<boolean>((resolve) => {
+      const done = (ok: boolean) => {
+        clearTimeout(t);
+        c.off("ready", onReady);
+        resolve(ok);
+      };
+      const onReady = () => done(true);
+      const t = setTimeout(() => done(false), ms);
+      c.on("ready", onReady);
+    });
+  }
+
+  /**
+   * Start the worker: create the group (retrying while Redis is unreachable), read this consumer's
+   * own pending entries, then new ones. Resolves once Redis answered, or after 5 s if it does not
+   * (the worker keeps trying; accept() answers "temporary" meanwhile).
+   */
   async start(): Promise<void> {
     if (this.running) return;
-    await ensureGroup(this.cmd, this.keys.inbound);
+    let ready = false;
+    try {
+      await withDeadline(ensureGroup(this.cmd, this.keys.inbound), 5_000);
+      ready = true;
+    } catch (err) {
+      this.o.logger.warn({ err: (err as Error)?.message }, "spool: Redis not reachable yet; delivery starts when it is");
+    }
     this.running = true;
     this.stopping = false;
     const block = this.o.connect("blocking");
     block.on("error", (err: Error) => this.o.logger.debug({ err: err.message }, "spool redis (reader) error"));
+    // After a reconnect, a reply lost with the old connection may have handed us entries we never
+    // saw: read our own pending entries again.
+    let connectedOnce = block.status === "ready";
+    block.on("ready", () => {
+      if (connectedOnce) this.rescanOwn = true;
+      connectedOnce = true;
+    });
     this.block = block;
-    this.readLoopDone = this.readLoop(block);
+    this.readLoopDone = this.readLoop(block, ready);
     this.wakeMover(this.o.clock.now());
     this.reclaimTimer = this.o.clock.setTimeout(() => void this.reclaimTick(), this.o.reclaimIntervalMs);
   }
@@ -163,15 +201,7 @@ export class Spool {
   async close(): Promise<void> {
     if (this.running) await this.stop(0);
     this.block?.disconnect();
-    if (this.cmd.status !== "ready") {
-      this.cmd.disconnect();
-      return;
-    }
-    try {
-      await this.cmd.quit();
-    } catch {
-      this.cmd.disconnect();
-    }
+    await Promise.all([quit(this.cmd), quit(this.enq)]);
   }
 
   /** Depth and oldest age of the shared spool. */
@@ -201,7 +231,15 @@ export class Spool {
 
   // ------------------------------------------------------------ reading
 
-  private async readLoop(block: RedisClient): Promise<void> {
+  private async readLoop(block: RedisClient, groupReady: boolean): Promise<void> {
+    while (!groupReady && !this.stopping) {
+      try {
+        await ensureGroup(this.cmd, this.keys.inbound);
+        groupReady = true;
+      } catch {
+        await this.sleep(1000);
+      }
+    }
     let cursor = "0"; // this consumer's own pending entries (left by a previous run) first
     while (!this.stopping) {
       if (this.inFlight >= this.o.maxInFlight) {
@@ -221,6 +259,7 @@ export class Spool {
         );
       } catch (err) {
         if (this.stopping) break;
+        cursor = "0";
         if (isNoGroup(err)) {
           await ensureGroup(this.cmd, this.keys.inbound).catch(() => undefined);
         } else {
@@ -230,6 +269,12 @@ export class Spool {
         continue;
       }
       const entries = readReplyEntries(reply);
+      if (this.rescanOwn) {
+        this.rescanOwn = false;
+        cursor = "0";
+        for (let i = 0; i < entries.length; i++) this.dispatch(entries[i][0], entries[i][1]);
+        continue;
+      }
       if (cursor !== ">") {
         if (entries.length === 0) {
           cursor = ">";
@@ -247,12 +292,13 @@ export class Spool {
 
   private dispatch(entryId: string, fields: string[] | null): void {
     if (this.active.has(entryId)) return;
-    const json = field(fields, "j");
-    if (json === undefined) {
-      // Deleted while pending (or not ours): nothing to deliver.
+    if (fields === null) {
+      // Deleted while pending: nothing to deliver.
       void this.cmd.call("XACK", this.keys.inbound, GROUP, entryId).catch(() => undefined);
       return;
     }
+    // An entry without a job field is not ours: it goes to the dead-letter stream as it is.
+    const json = field(fields, "j") ?? JSON.stringify(fields);
     this.active.add(entryId);
     this.inFlight++;
     this.o.metrics.inFlight.inc({ mode: "spool" });
@@ -329,18 +375,22 @@ export class Spool {
     }
   }
 
-  /** Run a state change, retrying briefly when Redis fails; on giving up the entry stays pending (reclaimed later). */
+  /**
+   * Run a state change, retrying while Redis fails (the delivery slot stays taken meanwhile, which
+   * is the backpressure). When stopping it gives up: the entry stays pending and is reclaimed later.
+   */
   private async finish(op: () => Promise<unknown>, entryId: string): Promise<boolean> {
     for (let i = 0; ; i++) {
       try {
         await op();
         return true;
       } catch (err) {
-        if (i >= 4 || this.stopping) {
-          this.o.logger.error({ entry: entryId, err: (err as Error)?.message }, "spool state change failed; entry stays pending");
+        if (this.stopping) {
+          this.o.logger.warn({ entry: entryId, err: (err as Error)?.message }, "spool state change failed while stopping; entry stays pending");
           return false;
         }
-        await this.sleep(200 * 2 ** i);
+        if (i === 4) this.o.logger.error({ entry: entryId, err: (err as Error)?.message }, "spool state change failing; still trying");
+        await this.sleep(Math.min(5_000, 100 * 2 ** i));
       }
     }
   }
@@ -395,6 +445,28 @@ export class Spool {
     }
     if (!this.stopping) this.reclaimTimer = this.o.clock.setTimeout(() => void this.reclaimTick(), soon ? 50 : this.o.reclaimIntervalMs);
   }
+}
+
+async function quit(c: RedisClient): Promise<void> {
+  if (c.status !== "ready") {
+    c.disconnect();
+    return;
+  }
+  try {
+    await c.quit();
+  } catch {
+    c.disconnect();
+  }
+}
+
+function withDeadline<T>(p: Promise<T>, ms: number): Promise<T> {
+  let t: NodeJS.Timeout | undefined;
+  return Promise.race([
+    p,
+    new Promise<T>((_, reject) => {
+      t = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
+    }),
+  ]).finally(() => clearTimeout(t));
 }
 
 function acceptedAtOf(json: string | undefined): number | undefined {
