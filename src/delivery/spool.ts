@@ -93,6 +93,7 @@ export class Spool {
   private reclaimTimer: unknown;
   private claimCursor = "0-0";
   private rescanOwn = false;
+  private readyWaiters: Set<(ok: boolean) => void> | undefined;
 
   constructor(opts: SpoolOptions) {
     this.o = opts;
@@ -126,19 +127,29 @@ export class Spool {
     return r !== null;
   }
 
-  /** Wait up to `ms` for the enqueue connection (it has no offline queue). */
+  /** Wait up to `ms` for the enqueue connection (it has no offline queue). One listener for all waiters. */
   private enqReady(ms: number): Promise<boolean> {
     const c = this.enq;
     if (c.status === "end") return Promise.resolve(false);
+    if (this.readyWaiters === undefined) {
+      const waiters = new Set<(ok: boolean) => void>();
+      this.readyWaiters = waiters;
+      c.once("ready", () => {
+        this.readyWaiters = undefined;
+        for (const w of waiters) w(true);
+      });
+    }
+    const waiters = this.readyWaiters;
     return new Promise<boolean>((resolve) => {
+      const t = setTimeout(() => {
+        waiters.delete(done);
+        resolve(false);
+      }, ms);
       const done = (ok: boolean) => {
         clearTimeout(t);
-        c.off("ready", onReady);
         resolve(ok);
       };
-      const onReady = () => done(true);
-      const t = setTimeout(() => done(false), ms);
-      c.on("ready", onReady);
+      waiters.add(done);
     });
   }
 

@@ -278,7 +278,7 @@ describe("spool", () => {
     expect(await delivery.accept(job(2, { webhook: "http://127.0.0.1:9/x" }))).toBe("accepted");
     expect(await delivery.accept(job(3, { webhook: "http://127.0.0.1:9/x" }))).toBe("temporary");
     expect(await delivery.accept(job(4, {}))).toBe("permanent");
-    const dead = makeDelivery("redis://127.0.0.1:1", freshPrefix(), {});
+    const dead = makeDelivery("redis://127.0.0.1:1", freshPrefix(), { enqueue_timeout_ms: 300 });
     track(dead.delivery);
     expect(await dead.delivery.accept(job(5, { webhook: "http://127.0.0.1:9/x" }))).toBe("temporary");
   });
