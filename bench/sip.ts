@@ -397,6 +397,9 @@ async function main(): Promise<void> {
   const runProxy = async (name: string, start: () => Promise<{ child: ChildProcess; port: number }>): Promise<void> => {
     const { child, port } = await start();
     try {
+      // warm-up (not reported): JIT, first GCs after loading the table, sipp sockets
+      await runStep(dir, name + "-warmup", child.pid!, port, Math.min(200, rates[0] ?? 200), 2);
+      await sleep(1000);
       let best: Step | null = null;
       for (const rate of rates) {
         const st = await runStep(dir, name, child.pid!, port, rate, stepS);

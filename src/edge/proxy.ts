@@ -113,6 +113,8 @@ export class ProxyCall implements ClientTxHandler, TimerTarget {
   private inRR: string;
   finished = false;
   private cancelled = false;
+  private branchSeq = 0;
+  private sendingSeq = 0;
   finalCode = 0;
   private answeredBy: ClientTransaction | null = null;
 
@@ -177,7 +179,17 @@ export class ProxyCall implements ClientTxHandler, TimerTarget {
     }
     this.cur = r;
     this.host.health.track(r, this.curUri);
-    this.ctx = stack.request(fwd, { transport: r.transport, host: r.address, port: r.port }, this);
+    // a send error can be reported synchronously, from inside request(): it is for this branch
+    const seq = ++this.branchSeq;
+    this.sendingSeq = seq;
+    const tx = stack.request(fwd, { transport: r.transport, host: r.address, port: r.port }, this);
+    this.sendingSeq = 0;
+    if (this.branchSeq === seq && !this.finished) this.ctx = tx;
+  }
+
+  /** True when tx is the current branch (or the one being sent right now). */
+  private current(tx: ClientTransaction): boolean {
+    return tx === this.ctx || (this.sendingSeq !== 0 && this.ctx === null);
   }
 
   /** Move on after a failed branch (or give up). */
@@ -246,7 +258,7 @@ export class ProxyCall implements ClientTxHandler, TimerTarget {
   }
 
   onTimeout(tx: ClientTransaction): void {
-    if (tx !== this.ctx) return;
+    if (!this.current(tx)) return;
     this.clearRing();
     this.tried.push(this.curUri + "=timeout");
     this.host.health.suspect(this.cur!, this.curUri, "timer B");
@@ -254,7 +266,7 @@ export class ProxyCall implements ClientTxHandler, TimerTarget {
   }
 
   onTransportError(tx: ClientTransaction, err: Error): void {
-    if (tx !== this.ctx) return;
+    if (!this.current(tx)) return;
     this.clearRing();
     this.tried.push(this.curUri + "=transport_error");
     this.host.health.suspect(this.cur!, this.curUri, "transport error: " + err.message);

@@ -69,6 +69,8 @@ describe("SIP edge policy (UDP peers)", () => {
     const dir = tempDir();
     writeRoutes(dir, {
       "+15125550100": { voice: { targets: [`sip:+15125550100@127.0.0.1:${dest.port}`] } },
+      // first target unreachable at once (IPv6, no IPv6 listener): the send fails inside request()
+      "+15125550200": { voice: { targets: [{ uri: "sip:+15125550200@[::1]:5999", priority: 1 }, { uri: `sip:+15125550200@127.0.0.1:${dest.port}`, priority: 2 }] } },
     });
     const logger = createLogger("info", { write: (s: string) => void lines.push(s) });
     app = (
@@ -202,6 +204,13 @@ describe("SIP edge policy (UDP peers)", () => {
     expect(got.routes.length).toBe(0);
     expect(got.vias.length).toBe(2);
     expect(got.maxForwards).toBe(69);
+  });
+
+  it("fails over when the send to a target fails synchronously (no listener for its address family)", async () => {
+    carrier.send(port, request("INVITE", `sip:+15125550200@127.0.0.1:${port}`, carrier));
+    const inv = await waitFor(() => dest.got.find((m) => m.method === "INVITE" && m.requestUri.startsWith("sip:+15125550200@")));
+    expect(inv.requestUri).toBe(`sip:+15125550200@127.0.0.1:${dest.port}`);
+    expect(inv.vias.length).toBe(2);
   });
 
   it("reload applies trunks and reports what cannot change live", async () => {
