@@ -69,6 +69,7 @@ describe("SIP edge policy (UDP peers)", () => {
     const dir = tempDir();
     writeRoutes(dir, {
       "+15125550100": { voice: { targets: [`sip:+15125550100@127.0.0.1:${dest.port}`] } },
+      "+15125550300": { voice: { targets: [`sip:+15125550300@localhost:${dest.port}`] } },
       // first target unreachable at once (IPv6, no IPv6 listener): the send fails inside request()
       "+15125550200": { voice: { targets: [{ uri: "sip:+15125550200@[::1]:5999", priority: 1 }, { uri: `sip:+15125550200@127.0.0.1:${dest.port}`, priority: 2 }] } },
     });
@@ -210,6 +211,13 @@ describe("SIP edge policy (UDP peers)", () => {
     carrier.send(port, request("INVITE", `sip:+15125550200@127.0.0.1:${port}`, carrier));
     const inv = await waitFor(() => dest.got.find((m) => m.method === "INVITE" && m.requestUri.startsWith("sip:+15125550200@")));
     expect(inv.requestUri).toBe(`sip:+15125550200@127.0.0.1:${dest.port}`);
+    expect(inv.vias.length).toBe(2);
+  });
+
+  it("resolves a target host name (localhost) through DNS lookup", async () => {
+    carrier.send(port, request("INVITE", `sip:+15125550300@127.0.0.1:${port}`, carrier));
+    const inv = await waitFor(() => dest.got.find((m) => m.method === "INVITE" && m.requestUri.startsWith("sip:+15125550300@")));
+    expect(inv.requestUri).toBe(`sip:+15125550300@localhost:${dest.port}`);
     expect(inv.vias.length).toBe(2);
   });
 
