@@ -9,7 +9,7 @@ COPY tsconfig.json ./
 COPY src ./src
 COPY bench ./bench
 COPY test ./test
-RUN npx tsc -p tsconfig.json
+RUN npm run build
 
 FROM node:24-slim AS deps
 WORKDIR /app
@@ -28,7 +28,8 @@ RUN mkdir -p /etc/didgate /var/lib/didgate && cp config/didgate.yaml config/rout
  && chown -R node:node /var/lib/didgate
 # SIP (UDP and TCP), SIP over TLS, SMPP, admin HTTP (/metrics /healthz /readyz)
 EXPOSE 5060/udp 5060/tcp 5061/tcp 2775/tcp 9464/tcp
-ENV DIDGATE_ADMIN_LISTEN=0.0.0.0:9464
+ENV DIDGATE_ADMIN_LISTEN=0.0.0.0:9464 \
+    DIDGATE_STATE_DIR=/var/lib/didgate
 USER node
 VOLUME ["/etc/didgate", "/var/lib/didgate"]
 HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 \

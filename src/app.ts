@@ -12,7 +12,7 @@ import type { AddressInfo } from "node:net";
 import { hostname } from "node:os";
 import type { Logger } from "pino";
 import type { Registry } from "prom-client";
-import { ConfigError, loadConfig, resolvePath, type LoadedConfig } from "./config/load.js";
+import { ConfigError, loadConfig, resolvePath, snapshotPath, type LoadedConfig } from "./config/load.js";
 import { parseHostPort } from "./config/net.js";
 import type { Config } from "./config/schema.js";
 import { Delivery } from "./delivery/delivery.js";
@@ -123,13 +123,14 @@ export class Didgate {
   private async startRoutes(): Promise<void> {
     const redis = this.config.routes.redis;
     if (redis) {
+      const snapshot = snapshotPath(this.config, this.loaded.baseDir);
       this.redisSource = new RedisRouteSource({
-        redis,
+        redis: { ...redis, snapshot },
         store: this.store,
         logger: this.logger,
         registry: this.registry,
         routeMetrics: this.routeMetrics,
-        snapshotPath: redis.snapshot === "" ? "" : this.path(redis.snapshot),
+        snapshotPath: snapshot,
         now: this.now,
       });
       try {

@@ -230,3 +230,10 @@ export function loadConfig(path: string | undefined, env: NodeJS.ProcessEnv = pr
   if (errors.length > 0 || !v.ok) throw new ConfigError(errors.map((e) => `${file}: ${e}`));
   return { config: v.config, path: file, baseDir: configBaseDir(file) };
 }
+
+/** The route snapshot file of a config: routes.redis.snapshot, else routes.snapshot.json in state_dir ("" = off). */
+export function snapshotPath(config: Config, baseDir: string): string {
+  const s = config.routes.redis?.snapshot;
+  if (s === "") return "";
+  return s !== undefined ? resolvePath(baseDir, s) : resolvePath(resolvePath(baseDir, config.state_dir), "routes.snapshot.json");
+}

@@ -185,7 +185,8 @@ export const routesSchema = z
         stream_maxlen: z.number().int().positive().default(1_000_000),
         max_shrink_ratio: z.number().min(0).max(1).default(0.5),
         force_reload: z.boolean().default(false),
-        snapshot: z.string().min(1).default("var/routes.snapshot.json"),
+        /** Snapshot file; default routes.snapshot.json in state_dir. "" turns snapshots off. */
+        snapshot: z.string().optional(),
         snapshot_interval_s: z.number().positive().default(30),
       })
       .strict()
@@ -216,6 +217,8 @@ export const configSchema = z
       .object({ level: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info") })
       .strict()
       .default({ level: "info" }),
+    /** Where didgate writes state (the route snapshot); relative paths resolve like the others. */
+    state_dir: z.string().min(1).default("var"),
     /** Consumer name of this edge in the shared spool; stable across restarts (default: host name). */
     instance_id: z.string().min(1).max(128).optional(),
     drain: z

@@ -11,7 +11,7 @@ import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSyn
 import { join, resolve } from "node:path";
 import { describe, expect, it } from "vitest";
 import YAML from "yaml";
-import { applyEnv, configBaseDir, resolvePath, validateConfig } from "../../src/config/load.js";
+import { applyEnv, configBaseDir, snapshotPath, validateConfig } from "../../src/config/load.js";
 import { tempDir } from "../helpers/app.js";
 
 const ROOT = resolve(import.meta.dirname, "../..");
@@ -250,11 +250,9 @@ describe("Dockerfile", () => {
     }
   });
 
-  // Known gap (reported in issue #8): the image compiles with `npx tsc` instead of `npm run build`,
-  // so src/routing/sources/didgate.lua (copied by the build script) is missing from dist/src and
-  // `didgate routes functions` cannot find it in the image. Flip to `it` once the Dockerfile
-  // runs `npm run build` or copies the file.
-  it.fails("ships every file the build script copies into dist/src (didgate.lua)", () => {
+  // The build script copies didgate.lua into dist/src: the image must run it (or copy the file),
+  // or `didgate routes functions` cannot find the library in the image.
+  it("ships every file the build script copies into dist/src (didgate.lua)", () => {
     const stages = dockerfile();
     const script = JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")).scripts.build as string;
     const assets = [...script.matchAll(/cp (\S+) (dist\/\S+)/g)].map((m) => m[1]!);
@@ -266,12 +264,9 @@ describe("Dockerfile", () => {
     expect(runsBuild || copiesAll).toBe(true);
   });
 
-  // Known gap (reported in issue #8): with Redis routes (DIDGATE_ROUTES_REDIS_URL=…) the default
-  // snapshot path `var/routes.snapshot.json` resolves against /etc/didgate, a root-owned directory
-  // the non-root USER cannot write; only /var/lib/didgate is chowned. The edge runs, but writes no
-  // snapshot and so cannot start while Redis is down. Flip to `it` once the image's config (or an
-  // ENV) points routes.redis.snapshot into /var/lib/didgate.
-  it.fails("with Redis routes, the snapshot lands in a directory the image's USER owns", () => {
+  // With Redis routes the snapshot (state_dir) must be writable by the image's non-root USER, or
+  // an edge cannot start from it while Redis is down.
+  it("with Redis routes, the snapshot lands in a directory the image's USER owns", () => {
     const f = final();
     const user = last(f, "USER")!.args.split(":")[0]!;
     const raw = YAML.parse(readFileSync(join(ROOT, "config/didgate.yaml"), "utf8")) as Record<string, unknown>;
@@ -280,7 +275,7 @@ describe("Dockerfile", () => {
     expect(errs).toEqual([]);
     const v = validateConfig(raw);
     if (!v.ok) throw new Error(v.errors.join("\n"));
-    const snapshot = resolvePath(configBaseDir("/etc/didgate/didgate.yaml"), v.config.routes.redis!.snapshot);
+    const snapshot = snapshotPath(v.config, configBaseDir("/etc/didgate/didgate.yaml"));
     const owned = all(f, "RUN").flatMap((i) => [...i.args.matchAll(new RegExp(`chown -R ${user}(?::${user})? (\\S+)`, "g"))].map((m) => m[1]!));
     expect(owned.some((d) => snapshot.startsWith(d.replace(/\/?$/, "/"))), `${snapshot} not under ${owned.join(", ")}`).toBe(true);
   });
