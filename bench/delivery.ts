@@ -3,10 +3,12 @@
  *
  *   node dist/bench/delivery.js [--json] [--n 20k] [--concurrency 100] [--mode direct|spool|both]
  *                               [--transport fetch|http|both] [--redis redis://127.0.0.1:6379] [--aof]
- *                               [--max-in-flight 256]
+ *                               [--max-in-flight 256] [--rate MSGS_PER_S]
  *
  * The receiver runs in a child process (node:http, answers 204 at once) so it does not share the
- * sender's event loop. `concurrency` accepts run at once (2 binds × window 50 = 100, like an SMSC).
+ * sender's event loop. `concurrency` accepts run at once (2 binds × window 50 = 100, like an SMSC),
+ * as fast as they are answered (closed loop), or paced at `--rate` messages/s (open loop: latency
+ * without the backlog a closed loop builds in spool mode, where accept() is faster than delivery).
  * Without --redis a redis-server is started on a free port (--aof: appendonly, fsync everysec).
  *
  * Reported per mode: ops_per_s = messages delivered per second (first accept → last arrival),
@@ -171,7 +173,7 @@ function pct(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
 }
 
-async function runMode(mode: "direct" | "spool", transport: "fetch" | "http", n: number, concurrency: number, maxInFlight: number, rcv: ReceiverProc, redisUrl: string | undefined): Promise<Record<string, number>> {
+async function runMode(mode: "direct" | "spool", transport: "fetch" | "http", n: number, concurrency: number, maxInFlight: number, rate: number, rcv: ReceiverProc, redisUrl: string | undefined): Promise<Record<string, number>> {
   const url = `http://127.0.0.1:${rcv.port}/hook`;
   const prefix = `bench${process.pid}x${Date.now()}:`;
   const delivery = new Delivery({
@@ -195,6 +197,11 @@ async function runMode(mode: "direct" | "spool", transport: "fetch" | "http", n:
     for (;;) {
       const i = next++;
       if (i >= n) return;
+      if (rate > 0) {
+        // Paced: message i starts at t0 + i / rate (an open-loop offered load, up to `concurrency` in flight).
+        const wait = t0 + (i * 1000) / rate - wallNow();
+        if (wait > 1) await new Promise((r) => setTimeout(r, wait));
+      }
       const j = makeJob(i, url);
       const s = wallNow();
       (j.body as { smpp: { message_id: string } }).smpp.message_id = String(s);
@@ -234,6 +241,7 @@ async function main(): Promise<void> {
   const n = args.int("n", 20_000);
   const concurrency = args.int("concurrency", 100);
   const maxInFlight = args.int("max-in-flight", 256);
+  const rate = args.int("rate", 0);
   const which = args.option("mode") ?? "both";
   const tr = args.option("transport") ?? "both";
   const transports: ("fetch" | "http")[] = tr === "both" ? ["fetch", "http"] : [tr as "fetch" | "http"];
@@ -251,9 +259,10 @@ async function main(): Promise<void> {
           redisUrl = redis.url;
         }
       }
-      const r = await runMode(mode, transport, n, concurrency, maxInFlight, rcv, redisUrl);
+      const r = await runMode(mode, transport, n, concurrency, maxInFlight, rate, rcv, redisUrl);
       const res = result(`delivery/${mode}/${transport}`, n, 1e9 / r.msgs_per_s, {
         concurrency,
+        rate: rate || undefined,
         max_in_flight: maxInFlight,
         delivered: r.delivered,
         not_accepted: r.not_accepted,
