@@ -358,6 +358,15 @@ export class Didgate {
     await this.redisSource?.close();
     await this.admin?.close();
     this.logger.info("didgate stopped");
-    this.logger.flush?.();
+    await new Promise<void>((resolve) => {
+      try {
+        this.logger.flush((err?: Error) => {
+          void err;
+          resolve();
+        });
+      } catch {
+        resolve();
+      }
+    });
   }
 }

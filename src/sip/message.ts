@@ -970,9 +970,21 @@ export function canRespond(m: SipMessage | null): m is SipMessage {
   return m.topVia !== null && m.get("from") !== undefined && m.get("to") !== undefined && m.callId !== undefined && m.get("cseq") !== undefined;
 }
 
-/** Random hex token (tags, branches). */
+/**
+ * Random hex token (tags, branches). Draws from a pooled block of random bytes: one
+ * randomBytes() call per 4 KiB instead of one per token (a syscall on the hot path).
+ */
+const POOL_SIZE = 4096;
+let pool = Buffer.alloc(0);
+let poolPos = POOL_SIZE;
 export function randomToken(bytes = 8): string {
-  return randomBytes(bytes).toString("hex");
+  if (poolPos + bytes > pool.length) {
+    pool = randomBytes(POOL_SIZE);
+    poolPos = 0;
+  }
+  const s = pool.toString("hex", poolPos, poolPos + bytes);
+  poolPos += bytes;
+  return s;
 }
 
 export interface ResponseOptions {

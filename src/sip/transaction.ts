@@ -64,7 +64,11 @@ export class ServerTransaction implements TimerTarget {
   /** For an INVITE: set once a matching CANCEL arrived. */
   cancelled = false;
   /** To-tag used by reply() for every response of this transaction. */
-  readonly toTag: string;
+  private tag: string | undefined;
+  /** The To-tag of responses this transaction generates; made on first use (a proxied request never needs one). */
+  get toTag(): string {
+    return (this.tag ??= randomToken(6));
+  }
   events: ServerTxEvents = {};
   /** Last status sent (0 before any). */
   lastStatus = 0;
@@ -89,7 +93,6 @@ export class ServerTransaction implements TimerTarget {
     this.isInvite = request.method === "INVITE";
     this.state = this.isInvite ? "proceeding" : "trying";
     this.reliable = source.transport !== "udp";
-    this.toTag = randomToken(6);
     // safety net so a TU that never answers cannot pin the entry forever
     this.endTimer = ctx.timers.set(lifetimeMs, this, LIFETIME);
   }
