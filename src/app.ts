@@ -40,6 +40,9 @@ export interface DidgateOptions {
   random?: () => number;
 }
 
+/** During a drain, how long SIP must be quiet before the edge stops (after INVITEs finished). */
+const DRAIN_QUIET_MS = 1500;
+
 export class StartError extends Error {
   constructor(readonly errors: string[]) {
     super(errors.join("\n"));
@@ -347,7 +350,12 @@ export class Didgate {
     this.voice?.drain();
     this.sms?.drain();
     // SIP transactions in flight finish (or the grace period ends).
-    while (this.voice && this.voice.inFlight() > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    // Then linger while in-dialog requests (ACK, BYE of calls just set up) keep coming: there is no
+    // dialog state to wait on, so wait for SIP to be quiet for a moment.
+    const voice = this.voice;
+    const sleep = () => new Promise((r) => setTimeout(r, 50));
+    while (voice && voice.inFlight() > 0 && Date.now() < deadline) await sleep();
+    while (voice && Date.now() - voice.lastRequestAt < DRAIN_QUIET_MS && Date.now() < deadline) await sleep();
     // SMPP: answer what is in flight, unbind politely.
     await this.smpp?.drain(Math.max(0, Math.min(deadline - Date.now(), 10_000))).catch((err: unknown) => this.logger.warn({ err: (err as Error).message }, "smpp drain"));
     await this.delivery?.drain(Math.max(0, deadline - Date.now())).catch((err: unknown) => this.logger.warn({ err: (err as Error).message }, "delivery drain"));

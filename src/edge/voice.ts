@@ -172,6 +172,9 @@ export class VoiceEdge implements SipStackHandler, ProxyHost {
     this.draining = true;
   }
 
+  /** Wall time of the last request received (drain lingers while in-dialog requests still come). */
+  lastRequestAt = 0;
+
   /** Initial INVITEs (and in-dialog INVITEs) still waiting for their final response. */
   inFlight(): number {
     return this.calls.size + this.dialogInvites.size;
@@ -210,6 +213,7 @@ export class VoiceEdge implements SipStackHandler, ProxyHost {
   }
 
   onRequest(tx: ServerTransaction): void {
+    this.lastRequestAt = Date.now();
     const req = tx.request;
     const src = tx.source;
     const method = req.method;
@@ -445,6 +449,7 @@ export class VoiceEdge implements SipStackHandler, ProxyHost {
   }
 
   onAck(ack: SipMessage, source: Source): void {
+    this.lastRequestAt = Date.now();
     const trunk = this.trunkOf(ack, source);
     if (trunk === undefined && !this.flood.allow(source.address)) return;
     this.metrics.request(trunk === undefined ? UNKNOWN : trunk.name, "ACK").inc();
