@@ -10,7 +10,7 @@
  *
  *   npm run build && node dist/bench/sms-e2e.js [--json] [--messages 100k] [--only didgate|kannel]
  *       [--mode direct|spool|both] [--binds 2] [--window 50] [--warmup 2000] [--timeout-s 600]
- *       [--kannel-store] [--no-calibrate] [--keep]
+ *       [--kannel-store] [--no-calibrate] [--keep] [--profile]
  *
  * Processes (each its own process group, killed at the end even on error or Ctrl-C):
  *  - peer (this file, --role peer): a minimal SMPP server with its own PDU encoder/parser; accepts
@@ -627,6 +627,8 @@ interface Ctx {
   binds: number;
   window: number;
   logs: string[];
+  /** Run didgate with --cpu-prof (profiles in <dir>/profile-<mode>/, kept with --keep). */
+  profile: boolean;
 }
 
 function logFd(ctx: Ctx, name: string): number {
@@ -697,7 +699,8 @@ async function startDidgate(ctx: Ctx, mode: "direct" | "spool", peerPort: number
   const env = cleanEnv();
   if (redis) execFileSync(process.execPath, [cli, "routes", "import", routesFile, "--config", cfgFile], { env, stdio: ["ignore", "ignore", "inherit"], timeout: 30_000 });
   const fd = logFd(ctx, `didgate-${mode}.log`);
-  const proc = ctx.procs.track(spawn(process.execPath, [cli, "serve", "--config", cfgFile], { detached: true, env, stdio: ["ignore", fd, fd] }));
+  const nodeArgs = ctx.profile ? ["--cpu-prof", "--cpu-prof-dir", join(ctx.dir, `profile-${mode}`)] : [];
+  const proc = ctx.procs.track(spawn(process.execPath, [...nodeArgs, cli, "serve", "--config", cfgFile], { detached: true, env, stdio: ["ignore", fd, fd] }));
   closeSync(fd);
   const deadline = Date.now() + 30_000;
   while ((await httpGet(adminPort, "/readyz")) !== 200) {
@@ -709,7 +712,7 @@ async function startDidgate(ctx: Ctx, mode: "direct" | "spool", peerPort: number
     name: `didgate/${mode}`,
     pids: () => [proc.pid],
     stop: async () => {
-      await ctx.procs.stop(proc);
+      await ctx.procs.stop(proc, ctx.profile ? 20_000 : 5000);
       await ctx.procs.stop(redis?.proc, 1000);
     },
   };
@@ -863,7 +866,7 @@ async function main(): Promise<void> {
   try {
     const r = await Child.fork(procs, "receiver");
     rcv = r.child;
-    const ctx: Ctx = { procs, dir, rcvPort: r.msg.port as number, binds, window, logs: [] };
+    const ctx: Ctx = { procs, dir, rcvPort: r.msg.port as number, binds, window, logs: [], profile: args.flag("profile") };
     note(`# sms-e2e: ${n} messages, ${binds} binds × window ${window}, warm-up ${warmup}; logs in ${dir}`);
 
     const cases: { name: string; start: (peerPort: number) => Promise<Gateway> }[] = [];
@@ -877,7 +880,10 @@ async function main(): Promise<void> {
       });
     }
     if (only !== "kannel") for (const m of modes) cases.push({ name: `didgate/${m}`, start: (p) => startDidgate(ctx, m, p) });
-    if (only !== "didgate") cases.push({ name: args.flag("kannel-store") ? "kannel/store" : "kannel", start: (p) => startKannel(ctx, p, args.flag("kannel-store")) });
+    if (only !== "didgate") {
+      cases.push({ name: "kannel", start: (p) => startKannel(ctx, p, false) });
+      if (args.flag("kannel-store")) cases.push({ name: "kannel/store", start: (p) => startKannel(ctx, p, true) });
+    }
 
     for (const c of cases) {
       const pf = await Child.fork(procs, "peer");
@@ -911,12 +917,17 @@ async function main(): Promise<void> {
         await procs.stop(peer.proc, 1000);
       }
     }
-    const kannel = rows.find((x) => x.name.startsWith("kannel"));
-    if (kannel && !args.json) {
-      note("");
-      for (const x of rows) if (x.name.startsWith("didgate")) note(`# ${x.name}: ratio_to_kannel ${round(x.msgs_per_s / kannel.msgs_per_s, 2)} (msg/s), p99 ${round(x.p99_ms, 1)} ms vs ${round(kannel.p99_ms, 1)} ms`);
+    // didgate/direct is compared with Kannel as configured by default (no store: deliver_sm acked
+    // once queued in memory); didgate/spool with kannel/store when it ran (acked once in its store file).
+    const kannelFor = (x: CaseResult): CaseResult | undefined =>
+      (x.name === "didgate/spool" ? rows.find((k) => k.name === "kannel/store") : undefined) ?? rows.find((k) => k.name === "kannel");
+    if (!args.json) note("");
+    for (const x of rows) {
+      const k = x.name.startsWith("didgate") ? kannelFor(x) : undefined;
+      if (k === undefined) continue;
+      if (args.json) printRow(rep, true, x, k);
+      else note(`# ${x.name}: ratio_to_kannel ${round(x.msgs_per_s / k.msgs_per_s, 2)} (msg/s vs ${k.name}), p99 ${round(x.p99_ms, 1)} ms vs ${round(k.p99_ms, 1)} ms`);
     }
-    if (args.json && kannel) for (const x of rows) if (x.name.startsWith("didgate")) printRow(rep, true, x, kannel);
     note(`# load average at the end: ${loadavg().map((x) => x.toFixed(2)).join(" ")}`);
   } finally {
     rcv?.send({ cmd: "exit" });
@@ -944,6 +955,7 @@ function printRow(rep: Reporter, json: boolean, r: CaseResult, kannel: CaseResul
         load1: r.load1,
         statuses: r.statuses || undefined,
         ratio_to_kannel: kannel ? r.msgs_per_s / kannel.msgs_per_s : undefined,
+        kannel: kannel?.name,
         final: kannel ? true : undefined,
       }),
     );
