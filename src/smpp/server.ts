@@ -99,21 +99,25 @@ export class SmppServer implements SessionHandler {
   ) {
     for (const a of cfg.accounts ?? []) {
       if (this.accounts.has(a.system_id)) throw new Error(`smpp.accounts: duplicate system_id "${a.system_id}"`);
-      this.accounts.set(a.system_id, {
-        cfg: a,
-        digest: digest(a.password),
-        allowed: allowList(a.sources, `smpp.accounts[${a.system_id}].sources`),
-        sessions: [],
-        rr: 0,
-        ctx: { name: a.system_id, kind: "account", options: a },
-      });
-      deps.metrics.binds.labels(a.system_id).set(0);
-      deps.metrics.bindState.labels(a.system_id, "server").set(0);
+      this.addAccount(a);
     }
     this.maxFailures = cfg.lockout?.max_failures ?? 5;
     this.failureWindowMs = (cfg.lockout?.window_s ?? 60) * 1000;
     this.lockoutMs = (cfg.lockout?.duration_s ?? 300) * 1000;
     this.failures = new LRUCache<string, Failures>({ max: 10000 });
+  }
+
+  private addAccount(a: SmppAccount): void {
+    this.accounts.set(a.system_id, {
+      cfg: a,
+      digest: digest(a.password),
+      allowed: allowList(a.sources, `smpp.accounts[${a.system_id}].sources`),
+      sessions: [],
+      rr: 0,
+      ctx: { name: a.system_id, kind: "account", options: a },
+    });
+    this.deps.metrics.binds.labels(a.system_id).set(0);
+    this.deps.metrics.bindState.labels(a.system_id, "server").set(0);
   }
 
   /**
@@ -128,16 +132,7 @@ export class SmppServer implements SessionHandler {
       seen.add(a.system_id);
       const old = this.accounts.get(a.system_id);
       if (old === undefined) {
-        this.accounts.set(a.system_id, {
-          cfg: a,
-          digest: digest(a.password),
-          allowed: allowList(a.sources, `smpp.accounts[${a.system_id}].sources`),
-          sessions: [],
-          rr: 0,
-          ctx: { name: a.system_id, kind: "account", options: a },
-        });
-        this.deps.metrics.binds.labels(a.system_id).set(0);
-        this.deps.metrics.bindState.labels(a.system_id, "server").set(0);
+        this.addAccount(a);
         out.added.push(a.system_id);
       } else if (JSON.stringify(old.cfg) !== JSON.stringify(a)) {
         old.cfg = a;
