@@ -849,15 +849,15 @@ async function main(): Promise<void> {
   }
 
   const procs = new Procs();
+  const dir = mkdtempSync(join(tmpdir(), "didgate-sms-e2e-"));
   const onSignal = (): void => {
     procs.killAll();
+    if (!args.flag("keep")) rmSync(dir, { recursive: true, force: true });
     process.exit(130);
   };
   process.once("SIGINT", onSignal);
   process.once("SIGTERM", onSignal);
   process.once("exit", () => procs.killAll());
-
-  const dir = mkdtempSync(join(tmpdir(), "didgate-sms-e2e-"));
   const rep = new Reporter(args.json);
   const rows: CaseResult[] = [];
   const table = { headerDone: false };
