@@ -89,6 +89,14 @@ end
 return out
 `);
 
+/** KEYS hash. A complete buffer not swept (nor done): HGETALL, else nil. */
+const COMPLETE = new Script(`
+if redis.call('HEXISTS', KEYS[1], '#s') == 1 then return false end
+local total = tonumber(redis.call('HGET', KEYS[1], '#t'))
+if total == nil or redis.call('HLEN', KEYS[1]) - 1 < total then return false end
+return redis.call('HGETALL', KEYS[1])
+`);
+
 /** KEYS hash, due. ARGV key. */
 const DONE = new Script(`
 redis.call('DEL', KEYS[1])
@@ -142,6 +150,16 @@ export class RedisPartStore {
         return { kind: "complete", parts: parts as string[] };
       }
     }
+  }
+
+  /**
+   * The parts of `key` (in order) when its buffer holds every part and was neither swept nor done:
+   * a completed message whose delivery was declined (temporary failure) or is still in progress.
+   */
+  async completed(key: string): Promise<string[] | undefined> {
+    const r = (await COMPLETE.run(this.o.client, [this.hashPrefix + key], [])) as string[] | null;
+    if (r === null || r.length === 0) return undefined;
+    return toParts(r).parts as string[];
   }
 
   /** Forget a buffer once its message was accepted for delivery. */

@@ -12,7 +12,7 @@ import { InboundProcessor } from "./inbound.js";
 import { SmppMetrics } from "./metrics.js";
 import { SmppServer } from "./server.js";
 import type { SmppSession } from "./session.js";
-import type { InboundHandlers, OutboundSms, SendResult, SmppAccount, SmppConfig } from "./types.js";
+import type { DurablePartStore, InboundHandlers, OutboundSms, SendResult, SmppAccount, SmppConfig } from "./types.js";
 
 export interface SmppEdgeOptions extends InboundHandlers {
   config: SmppConfig;
@@ -21,6 +21,12 @@ export interface SmppEdgeOptions extends InboundHandlers {
   clock?: Clock;
   /** Random source for reconnect jitter (default Math.random). */
   random?: () => number;
+  /**
+   * Durable reassembly buffers (spool mode): parts of concatenated messages are kept there instead
+   * of in memory, so acknowledged parts survive a restart. Swept every `partSweepMs` (default 1000).
+   */
+  partStore?: DurablePartStore;
+  partSweepMs?: number;
 }
 
 export class SmppEdge {
@@ -52,6 +58,8 @@ export class SmppEdge {
         maxBuffers: cfg.reassembly?.max_buffers ?? 10000,
         maxBytes: cfg.reassembly?.max_bytes ?? 32 * 1024 * 1024,
       },
+      ...(o.partStore !== undefined ? { partStore: o.partStore } : {}),
+      ...(o.partSweepMs !== undefined ? { partSweepMs: o.partSweepMs } : {}),
     });
     const deps = { logger: o.logger, clock: this.clock, metrics: this.metrics, inbound: this.inbound, random: o.random };
     this.server = cfg.listen !== undefined ? new SmppServer(cfg, deps) : null;

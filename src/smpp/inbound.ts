@@ -21,6 +21,7 @@ import {
   receiptKind,
   resolveEncoding,
   statFromState,
+  type ConcatInfo,
   type UserData,
 } from "./message.js";
 import { Reassembler } from "./reassembly.js";
@@ -28,6 +29,8 @@ import type { SmppMetrics } from "./metrics.js";
 import type { SmppSession } from "./session.js";
 import type {
   AcceptResult,
+  DurablePartAdd,
+  DurablePartStore,
   InboundCommand,
   InboundHandlers,
   InboundSms,
@@ -43,7 +46,7 @@ export interface PeerContext {
 }
 
 /** One stored part of a concatenated message. */
-interface Part {
+export interface Part {
   seq: number;
   units: Uint8Array;
   encoding: TextEncoding;
@@ -68,6 +71,13 @@ export interface InboundOptions {
   metrics: SmppMetrics;
   handlerTimeoutMs: number;
   reassembly: { timeoutMs: number; maxBuffers: number; maxBytes: number };
+  /**
+   * Durable reassembly buffers: when given, parts of concatenated messages are kept here (and not
+   * in memory) before they are answered, so a restart loses no acknowledged part.
+   */
+  partStore?: DurablePartStore;
+  /** How often to sweep the durable store for timed-out buffers (ms, default 1000). */
+  partSweepMs?: number;
 }
 
 const TIMEOUT = Symbol("timeout");
@@ -105,9 +115,12 @@ export class InboundProcessor {
   inFlight = 0;
   private readonly reasm: Reassembler<Part>;
   private readonly sweepTimer: unknown;
+  private readonly store: DurablePartStore | undefined;
+  private sweeping = false;
   private idleWaiters: (() => void)[] = [];
 
   constructor(private readonly o: InboundOptions) {
+    this.store = o.partStore;
     this.reasm = new Reassembler<Part>({
       timeoutMs: o.reassembly.timeoutMs,
       maxBuffers: o.reassembly.maxBuffers,
@@ -115,8 +128,12 @@ export class InboundProcessor {
       clock: o.clock,
       onIncomplete: (parts, total, reason) => this.incomplete(parts, total, reason),
     });
-    const every = Math.max(50, Math.min(1000, Math.floor(o.reassembly.timeoutMs / 4)));
-    this.sweepTimer = o.clock.setInterval(() => this.reasm.sweep(), every);
+    if (this.store !== undefined) {
+      this.sweepTimer = o.clock.setInterval(() => void this.durableSweep(), o.partSweepMs ?? 1000);
+    } else {
+      const every = Math.max(50, Math.min(1000, Math.floor(o.reassembly.timeoutMs / 4)));
+      this.sweepTimer = o.clock.setInterval(() => this.reasm.sweep(), every);
+    }
   }
 
   get reassemblyBuffers(): number {
@@ -199,6 +216,10 @@ export class InboundProcessor {
       message_id,
       peer,
     };
+    if (this.store !== undefined) {
+      void this.durablePart(this.store, session, pdu, peer, c, part);
+      return;
+    }
     const key =
       peer.kind + "\u0000" + peer.name + "\u0000" + pdu.source_addr + "\u0000" + pdu.destination_addr + "\u0000" +
       c.kind + "\u0000" + c.ref + "\u0000" + c.total;
@@ -263,7 +284,7 @@ export class InboundProcessor {
     peer: PeerContext,
     msg: InboundSms,
     multi: { key: string; total: number; parts: Part[]; last: number } | null,
-  ): Promise<void> {
+  ): Promise<AcceptResult["status"]> {
     const kind = msg.partial ? "partial" : "message";
     const result = await this.callHandler(() => this.o.handlers.onMessage(msg), peer, msg.message_id);
     const res = result === TIMEOUT || result === undefined ? "temporary" : (result as AcceptResult).status;
@@ -296,6 +317,125 @@ export class InboundProcessor {
           keep.map((p) => p.units.length + 64),
         );
       }
+    }
+    return res;
+  }
+
+  /**
+   * A part of a concatenated message with a durable store: answered once the store holds it.
+   * The complete message's buffer is forgotten only once the handler took (or refused) it; after a
+   * temporary failure it stays, so the peer's retry of the final part completes it again (and if
+   * no retry comes, the sweep delivers it).
+   */
+  private async durablePart(store: DurablePartStore, session: SmppSession, pdu: Pdu, peer: PeerContext, c: ConcatInfo, part: Part): Promise<void> {
+    const m = this.o.metrics;
+    const key = durableKey(peer, pdu.source_addr, pdu.destination_addr, c);
+    let r: DurablePartAdd | typeof TIMEOUT | undefined;
+    this.enter();
+    try {
+      r = await this.bounded(store.add(key, c.total, c.seq, encodePart(part)));
+    } catch (err) {
+      this.o.logger.warn({ peer: peer.name, err: (err as Error)?.message }, "smpp: part store failed: part declined with a temporary failure");
+      r = undefined;
+    } finally {
+      this.leave();
+    }
+    if (r === undefined || r === TIMEOUT) {
+      if (r === TIMEOUT) this.o.logger.warn({ peer: peer.name }, "smpp: part store timed out: part declined with a temporary failure");
+      m.inbound.labels(peer.name, "part", "error").inc();
+      session.respond(pdu, tempStatusOf(peer.options));
+      return;
+    }
+    switch (r.kind) {
+      case "stored":
+      case "duplicate":
+        m.inbound.labels(peer.name, "part", r.kind).inc();
+        session.respond(pdu, STATUS.ESME_ROK, part.message_id);
+        return;
+      case "full":
+        m.inbound.labels(peer.name, "part", "full").inc();
+        this.o.logger.warn({ peer: peer.name }, "smpp: reassembly buffers full: part declined with a temporary failure");
+        session.respond(pdu, tempStatusOf(peer.options));
+        return;
+      case "late": {
+        // Its buffer timed out and was handed out already: this part goes on its own.
+        m.reassemblyIncomplete.labels("late").inc();
+        void this.deliver(session, pdu, peer, this.assemble([part], c.total, true), null);
+        return;
+      }
+      case "complete": {
+        const parts = decodeParts(r.parts);
+        if (parts.length === 0) parts.push(part);
+        const res = await this.deliver(session, pdu, peer, this.assemble(parts, c.total, parts.length < c.total), null);
+        if (res !== "temporary") await this.forget(store, key);
+        return;
+      }
+    }
+  }
+
+  /** One pass over the durable store's timed-out buffers (every partSweepMs). */
+  private async durableSweep(): Promise<void> {
+    const store = this.store;
+    if (store === undefined || this.sweeping || this.draining) return;
+    this.sweeping = true;
+    this.enter();
+    try {
+      const list = await store.sweep(100);
+      await Promise.all(list.map((b) => this.deliverSwept(store, b)));
+    } catch (err) {
+      this.o.logger.warn({ err: (err as Error)?.message }, "smpp: part store sweep failed");
+    } finally {
+      this.sweeping = false;
+      this.leave();
+    }
+  }
+
+  private async deliverSwept(store: DurablePartStore, b: { key: string; total: number; parts: (string | undefined)[] }): Promise<void> {
+    const parts = decodeParts(b.parts);
+    if (parts.length === 0) {
+      this.o.logger.warn({ key: b.key }, "smpp: swept reassembly buffer holds no readable part: dropped");
+      await this.forget(store, b.key);
+      return;
+    }
+    const partial = parts.length < b.total;
+    const peer = parts[0]!.peer;
+    if (partial) {
+      this.o.metrics.reassemblyIncomplete.labels("timeout").inc();
+      this.o.logger.warn({ peer: peer.name, parts: parts.length, total: b.total, reason: "timeout" }, "smpp: delivering incomplete message");
+    }
+    // (Complete when an edge stopped between completing it and forgetting it.)
+    const res = await this.deliver(null, null, peer, this.assemble(parts, b.total, partial), null);
+    // Temporary: the lease runs out and a later sweep (of any edge) tries again.
+    if (res !== "temporary") await this.forget(store, b.key);
+  }
+
+  private async forget(store: DurablePartStore, key: string): Promise<void> {
+    try {
+      await store.done(key);
+    } catch (err) {
+      // The buffer stays due: a sweep hands it out again (delivery at least once).
+      this.o.logger.warn({ key, err: (err as Error)?.message }, "smpp: part store done() failed");
+    }
+  }
+
+  /** `p`, or TIMEOUT after handlerTimeoutMs. */
+  private bounded<T>(p: Promise<T>): Promise<T | typeof TIMEOUT> {
+    let timer: unknown;
+    const timeout = new Promise<typeof TIMEOUT>((resolve) => {
+      timer = this.o.clock.setTimeout(() => resolve(TIMEOUT), this.o.handlerTimeoutMs);
+    });
+    return Promise.race([p, timeout]).finally(() => this.o.clock.clearTimeout(timer));
+  }
+
+  private enter(): void {
+    this.inFlight++;
+  }
+
+  private leave(): void {
+    if (--this.inFlight === 0 && this.idleWaiters.length > 0) {
+      const w = this.idleWaiters;
+      this.idleWaiters = [];
+      for (const f of w) f();
     }
   }
 
@@ -350,7 +490,7 @@ export class InboundProcessor {
     peer: PeerContext,
     id: string,
   ): Promise<AcceptResult | undefined | typeof TIMEOUT> {
-    this.inFlight++;
+    this.enter();
     let timer: unknown;
     try {
       const timeout = new Promise<typeof TIMEOUT>((resolve) => {
@@ -367,11 +507,7 @@ export class InboundProcessor {
       return undefined;
     } finally {
       this.o.clock.clearTimeout(timer);
-      if (--this.inFlight === 0 && this.idleWaiters.length > 0) {
-        const w = this.idleWaiters;
-        this.idleWaiters = [];
-        for (const f of w) f();
-      }
+      this.leave();
     }
   }
 
@@ -396,7 +532,7 @@ export class InboundProcessor {
     });
   }
 
-  /** Deliver buffered parts as incomplete (shutdown). */
+  /** Deliver buffered parts as incomplete (shutdown). With a durable store they stay where they are. */
   flush(): void {
     this.reasm.flush();
   }
@@ -415,4 +551,120 @@ function setBody(msg: InboundSms, encoding: TextEncoding, units: Uint8Array, cop
 /** Does the user data start with "id:" (any case)? Then a UDHI bit on a receipt is a lie. */
 function looksLikeReceiptText(b: Buffer | undefined): boolean {
   return b !== undefined && b.length >= 3 && (b[0]! | 0x20) === 0x69 && (b[1]! | 0x20) === 0x64 && b[2] === 0x3a;
+}
+
+/**
+ * The durable buffer's key: peer kind and name, addresses, concatenation kind, reference and total,
+ * each URI-encoded (readable in Redis, unambiguous).
+ */
+export function durableKey(peer: PeerContext, source: string, destination: string, c: ConcatInfo): string {
+  return `${peer.kind}:${encodeURIComponent(peer.name)}:${encodeURIComponent(source)}:${encodeURIComponent(destination)}:${c.kind}:${c.ref}:${c.total}`;
+}
+
+/** A part as stored in the durable store (JSON; binary fields base64). */
+interface StoredPart {
+  v: 1;
+  seq: number;
+  units: string;
+  encoding: TextEncoding;
+  data_coding: number;
+  esm_class: number;
+  protocol_id: number;
+  registered_delivery: number;
+  service_type: string;
+  command: InboundCommand;
+  source: SmsAddress;
+  destination: SmsAddress;
+  tlvs: [number, string][];
+  received_at: number;
+  message_id: string;
+  peer: string;
+  peer_kind: "account" | "bind";
+}
+
+function encodePart(p: Part): string {
+  const tlvs: [number, string][] = [];
+  for (const t of p.tlvs) tlvs.push([t.tag, Buffer.from(t.value).toString("base64")]);
+  const s: StoredPart = {
+    v: 1,
+    seq: p.seq,
+    units: Buffer.from(p.units.buffer, p.units.byteOffset, p.units.length).toString("base64"),
+    encoding: p.encoding,
+    data_coding: p.data_coding,
+    esm_class: p.esm_class,
+    protocol_id: p.protocol_id,
+    registered_delivery: p.registered_delivery,
+    service_type: p.service_type,
+    command: p.command,
+    source: p.source,
+    destination: p.destination,
+    tlvs,
+    received_at: p.received_at,
+    message_id: p.message_id,
+    peer: p.peer.name,
+    peer_kind: p.peer.kind,
+  };
+  return JSON.stringify(s);
+}
+
+const ENCODINGS: ReadonlySet<string> = new Set<TextEncoding>(["gsm7", "ascii", "latin1", "ucs2", "binary"]);
+const COMMANDS: ReadonlySet<string> = new Set<InboundCommand>(["deliver_sm", "submit_sm", "data_sm"]);
+
+function isInt(x: unknown): x is number {
+  return typeof x === "number" && Number.isInteger(x);
+}
+
+function isAddress(x: unknown): x is SmsAddress {
+  const a = x as SmsAddress | null;
+  return typeof a === "object" && a !== null && typeof a.addr === "string" && isInt(a.ton) && isInt(a.npi);
+}
+
+/** A stored part back, or undefined when it is not one (never throws). Its peer has default options. */
+export function decodePart(text: string): Part | undefined {
+  let s: StoredPart;
+  try {
+    s = JSON.parse(text) as StoredPart;
+  } catch {
+    return undefined;
+  }
+  if (typeof s !== "object" || s === null || s.v !== 1) return undefined;
+  if (!isInt(s.seq) || typeof s.units !== "string" || !ENCODINGS.has(s.encoding) || !COMMANDS.has(s.command)) return undefined;
+  if (!isInt(s.data_coding) || !isInt(s.esm_class) || !isInt(s.protocol_id) || !isInt(s.registered_delivery)) return undefined;
+  if (typeof s.service_type !== "string" || !isAddress(s.source) || !isAddress(s.destination)) return undefined;
+  if (typeof s.received_at !== "number" || typeof s.message_id !== "string" || typeof s.peer !== "string") return undefined;
+  if (s.peer_kind !== "account" && s.peer_kind !== "bind") return undefined;
+  if (!Array.isArray(s.tlvs)) return undefined;
+  const tlvs: Tlv[] = [];
+  for (const t of s.tlvs) {
+    if (!Array.isArray(t) || !isInt(t[0]) || typeof t[1] !== "string") return undefined;
+    tlvs.push({ tag: t[0], value: Buffer.from(t[1], "base64") });
+  }
+  return {
+    seq: s.seq,
+    units: new Uint8Array(Buffer.from(s.units, "base64")),
+    encoding: s.encoding,
+    data_coding: s.data_coding,
+    esm_class: s.esm_class,
+    protocol_id: s.protocol_id,
+    registered_delivery: s.registered_delivery,
+    service_type: s.service_type,
+    command: s.command,
+    source: { addr: s.source.addr, ton: s.source.ton, npi: s.source.npi },
+    destination: { addr: s.destination.addr, ton: s.destination.ton, npi: s.destination.npi },
+    tlvs,
+    received_at: s.received_at,
+    message_id: s.message_id,
+    peer: { name: s.peer, kind: s.peer_kind, options: {} },
+  };
+}
+
+/** The readable parts among `list` (index seq-1), in order. */
+function decodeParts(list: readonly (string | undefined)[]): Part[] {
+  const out: Part[] = [];
+  for (const t of list) {
+    if (t === undefined) continue;
+    const p = decodePart(t);
+    if (p !== undefined) out.push(p);
+  }
+  return out;
 }

@@ -175,6 +175,23 @@ export type AcceptResult =
   | { status: "permanent" }
   | { status: "invalid_destination" };
 
+/**
+ * Durable reassembly buffers (e.g. in Redis; src/delivery's RedisPartStore behind an adapter).
+ * Parts are opaque strings chosen by the SMPP layer. `add` resolves once the part is stored, before
+ * its PDU is answered. "complete" hands out every part in order (also when the part re-added is
+ * already in a complete buffer that was never done(): the retry of a final part that was answered
+ * with a temporary failure). "late": the buffer timed out and was swept already. `sweep` returns
+ * buffers past their timeout (parts index seq-1, undefined where missing), leased to the caller;
+ * the caller delivers them and calls done(key).
+ */
+export type DurablePartAdd = { kind: "stored" | "duplicate" | "full" | "late" } | { kind: "complete"; parts: string[] };
+
+export interface DurablePartStore {
+  add(key: string, total: number, seq: number, part: string): Promise<DurablePartAdd>;
+  done(key: string): Promise<void>;
+  sweep(limit?: number): Promise<{ key: string; total: number; parts: (string | undefined)[] }[]>;
+}
+
 export interface InboundHandlers {
   onMessage(msg: InboundSms): Promise<AcceptResult>;
   onReceipt(r: Receipt): Promise<void> | void;
