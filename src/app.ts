@@ -16,6 +16,9 @@ import { ConfigError, loadConfig, resolvePath, snapshotPath, type LoadedConfig }
 import { parseHostPort } from "./config/net.js";
 import type { Config } from "./config/schema.js";
 import { Delivery } from "./delivery/delivery.js";
+import { RedisPartStore } from "./delivery/parts.js";
+import { connectUrl, type RedisClient } from "./delivery/redis.js";
+import { SmppPartStore } from "./delivery/smpp-parts.js";
 import { SmppEdgeForwarder } from "./edge/sms-forward.js";
 import { SmsEdge } from "./edge/sms.js";
 import { VoiceEdge } from "./edge/voice.js";
@@ -76,6 +79,8 @@ export class Didgate {
   redisSource: RedisRouteSource | undefined;
   delivery: Delivery | undefined;
   smpp: SmppEdge | undefined;
+  /** Spool mode: the connection of the durable reassembly buffers. */
+  private partsRedis: RedisClient | undefined;
   sms: SmsEdge | undefined;
   voice: VoiceEdge | undefined;
   private admin: AdminServer | undefined;
@@ -224,12 +229,29 @@ export class Didgate {
     const plans = smppPlans(this.config.smpp, new Map());
     const sms = new SmsEdge({ store: this.store, delivery: this.delivery, logger: this.logger, registry: this.registry, plans, now: this.now });
     this.sms = sms;
+    // Spool mode: acknowledged parts of concatenated messages are kept in Redis (a restart loses none).
+    const redis = this.config.routes.redis;
+    let partStore: SmppPartStore | undefined;
+    if (this.delivery.mode === "spool" && redis) {
+      const client = connectUrl(redis.url, { connectionName: "didgate-parts" })("enqueue");
+      this.partsRedis = client;
+      client.on("error", (err: Error) => this.logger.debug({ err: err.message }, "reassembly parts redis error"));
+      if (client.status !== "ready") {
+        await new Promise<void>((resolve) => {
+          const t = setTimeout(resolve, 2000); // not ready by then: parts get a temporary failure until it is
+          client.once("ready", () => (clearTimeout(t), resolve()));
+        });
+      }
+      const r = this.config.smpp.reassembly;
+      partStore = new SmppPartStore(new RedisPartStore({ client, prefix: redis.prefix, timeoutMs: r.timeout_s * 1000, maxBuffers: r.max_buffers }));
+    }
     this.smpp = new SmppEdge({
       config: this.smppConfig(),
       logger: this.logger,
       registry: this.registry,
       onMessage: (m) => sms.onMessage(m),
       onReceipt: (r) => sms.onReceipt(r),
+      ...(partStore ? { partStore } : {}),
     });
     await this.smpp.start();
   }
@@ -361,6 +383,7 @@ export class Didgate {
     await this.delivery?.drain(Math.max(0, deadline - Date.now())).catch((err: unknown) => this.logger.warn({ err: (err as Error).message }, "delivery drain"));
     await this.voice?.close();
     await this.smpp?.close();
+    this.partsRedis?.disconnect();
     await this.delivery?.close();
     this.fileSource?.close();
     await this.redisSource?.close();
