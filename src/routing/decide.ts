@@ -127,7 +127,7 @@ export class Decider {
     }
     let targets: readonly Target[] = voice.targets;
     let rule: Rule = TARGETS_RULE;
-    const ci = caller === undefined ? -1 : matchCaller(voice.callers, caller);
+    const ci = caller === undefined || voice.callers.length === 0 ? -1 : matchCaller(voice.callers, caller);
     if (ci >= 0) {
       const r = voice.callers[ci]!;
       targets = r.targets;
