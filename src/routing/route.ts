@@ -288,15 +288,7 @@ function parseSms(v: unknown, e: Errors): SmsRoute | undefined {
   }
   const out: { webhook?: string; smpp?: string; webhookSecret?: string } = {};
   if (v.webhook !== undefined) {
-    let ok = false;
-    if (typeof v.webhook === "string") {
-      try {
-        const u = new URL(v.webhook);
-        ok = u.protocol === "http:" || u.protocol === "https:";
-      } catch {
-        ok = false;
-      }
-    }
+    const ok = typeof v.webhook === "string" && isHttpUrl(v.webhook);
     if (!ok) e.add("sms.webhook", `must be an http:// or https:// URL, got ${JSON.stringify(v.webhook)}`);
     else out.webhook = v.webhook as string;
   }
@@ -311,6 +303,31 @@ function parseSms(v: unknown, e: Errors): SmsRoute | undefined {
   for (const k of Object.keys(v)) if (!["webhook", "smpp", "webhook_secret"].includes(k)) e.add(`sms.${k}`, "unknown field (allowed: webhook, smpp, webhook_secret)");
   if (out.webhook === undefined && out.smpp === undefined && e.list.length === 0) e.add("sms", "needs webhook or smpp");
   return out;
+}
+
+/**
+ * An absolute http(s) URL with a host, no whitespace or control characters. Hand-written (no
+ * `new URL`, which costs microseconds): a million-route load validates every webhook.
+ */
+export function isHttpUrl(u: string): boolean {
+  if (u.length > 2048) return false;
+  let i: number;
+  if (u.startsWith("https://")) i = 8;
+  else if (u.startsWith("http://")) i = 7;
+  else return false;
+  const hostStart = i;
+  for (; i < u.length; i++) {
+    const c = u.charCodeAt(i);
+    if (c === 47 || c === 63 || c === 35) break; // / ? #
+    const ok = (c >= 48 && c <= 58) || (c >= 65 && c <= 91) || c === 93 || (c >= 97 && c <= 122) || c === 45 || c === 46 || c === 64 || c === 95 || c === 37 || c === 126;
+    if (!ok) return false;
+  }
+  if (i === hostStart || u.charCodeAt(hostStart) === 58 || u.charCodeAt(hostStart) === 64) return false;
+  for (; i < u.length; i++) {
+    const c = u.charCodeAt(i);
+    if (c <= 32 || c === 127 || c === 34 || c === 60 || c === 62 || c === 92) return false;
+  }
+  return true;
 }
 
 /** Validate and compile one route entry. `key` is only used in error messages. */

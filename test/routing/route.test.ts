@@ -92,3 +92,19 @@ describe("route entry validation", () => {
     if (r.ok) expect(r.route.voice!.schedule.map((w) => [w.from, w.to, w.dayMask, w.tz])).toEqual([[1320, 360, 127, "UTC"], [1080, 1440, 127, "UTC"]]);
   });
 });
+
+describe("webhook URL check", async () => {
+  const { isHttpUrl } = await import("../../src/routing/route.js");
+  it("accepts http(s) URLs with a host and rejects the rest", () => {
+    for (const u of ["https://app.example.com/sms/inbound", "http://127.0.0.1:8080/x?a=1#f", "http://[::1]:8080/", "https://user@host/p", "https://h"]) expect(isHttpUrl(u), u).toBe(true);
+    for (const u of ["ftp://x/y", "https://", "https:///path", "http://a b/", "https://h/p q", "javascript:alert(1)", "https://:80/", "http://h/\u0000", "HTTPS//x"]) expect(isHttpUrl(u), u).toBe(false);
+  });
+  it("agrees with new URL on what it accepts", async () => {
+    const fc = (await import("fast-check")).default;
+    fc.assert(
+      fc.property(fc.webUrl(), (u) => {
+        if (isHttpUrl(u)) expect(["http:", "https:"]).toContain(new URL(u).protocol);
+      }),
+    );
+  });
+});
