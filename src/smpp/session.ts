@@ -528,8 +528,18 @@ export class SmppSession {
   private writeRaw(buf: Buffer, command_id: number, status: number): void {
     if (this.state === "closed" || this.socket.destroyed) return;
     this.handler.onPdu(this, "out", command_id, status);
+    // PDUs written in one tick (a window's worth of responses) leave in one write: cork now,
+    // uncork on the next tick.
+    if (!this.corked) {
+      this.corked = true;
+      this.socket.cork();
+      process.nextTick(uncork, this);
+    }
     this.socket.write(buf);
   }
+
+  /** True while writes of this tick are being gathered (see writeRaw). */
+  corked = false;
 
   /**
    * Close the session. `graceful` ends the socket after pending writes; otherwise it is destroyed.
@@ -580,4 +590,9 @@ export class SmppSession {
 /** "::ffff:127.0.0.1" -> "127.0.0.1". */
 export function normaliseAddress(a: string): string {
   return a.startsWith("::ffff:") && a.indexOf(".") > 0 ? a.slice(7) : a;
+}
+
+function uncork(s: SmppSession): void {
+  s.corked = false;
+  if (!s.socket.destroyed) s.socket.uncork();
 }
