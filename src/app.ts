@@ -19,6 +19,7 @@ import { Delivery } from "./delivery/delivery.js";
 import { RedisPartStore } from "./delivery/parts.js";
 import { connectUrl, type RedisClient } from "./delivery/redis.js";
 import { SmppPartStore } from "./delivery/smpp-parts.js";
+import { ReceiptCorrelator } from "./edge/receipts.js";
 import { SmppEdgeForwarder } from "./edge/sms-forward.js";
 import { SmsEdge } from "./edge/sms.js";
 import { VoiceEdge } from "./edge/voice.js";
@@ -83,6 +84,7 @@ export class Didgate {
   private partsRedis: RedisClient | undefined;
   sms: SmsEdge | undefined;
   voice: VoiceEdge | undefined;
+  readonly receipts = new ReceiptCorrelator();
   private admin: AdminServer | undefined;
   adminAddress: AddressInfo | undefined;
   private routesLoaded = false;
@@ -170,7 +172,7 @@ export class Didgate {
       webhooks: { ...(wh.secret !== undefined ? { secret: wh.secret } : {}), timeout_ms: wh.timeout_ms, max_age_s: wh.max_age_s, max_in_flight: wh.max_in_flight },
       logger: this.logger,
       registry: this.registry,
-      forwarder: new SmppEdgeForwarder(() => this.smpp),
+      forwarder: new SmppEdgeForwarder(() => this.smpp, this.receipts),
       instanceId: this.config.instance_id ?? hostname(),
       // Answer the SMSC before its own timeout: a little under the handler timeout.
       direct_wait_ms: Math.max(100, this.config.smpp.handler_timeout_s * 1000 - 500),
@@ -227,7 +229,7 @@ export class Didgate {
   private async startSmpp(): Promise<void> {
     if (!this.smppWanted() || !this.delivery) return;
     const plans = smppPlans(this.config.smpp, new Map());
-    const sms = new SmsEdge({ store: this.store, delivery: this.delivery, logger: this.logger, registry: this.registry, plans, now: this.now });
+    const sms = new SmsEdge({ store: this.store, delivery: this.delivery, logger: this.logger, registry: this.registry, plans, receipts: this.receipts, now: this.now });
     this.sms = sms;
     // Spool mode: acknowledged parts of concatenated messages are kept in Redis (a restart loses none).
     const redis = this.config.routes.redis;

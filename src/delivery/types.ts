@@ -28,6 +28,8 @@ export interface MessageReceiptBody {
   received_at: string;
   /** The message id the receipt is about (as the SMSC gave it). */
   receipted_message_id: string;
+  /** didgate's id of that message, when this edge submitted it (correlated receipt). */
+  message_id?: string;
   /** Normalised state: delivered, expired, deleted, undeliverable, accepted, unknown, rejected, enroute. */
   status: string;
   error_code: string | null;

@@ -7,6 +7,7 @@ import type { SmppForwarder } from "../delivery/smpp-forward.js";
 import type { AttemptResult, DeliveryJob } from "../delivery/types.js";
 import type { SmppEdge } from "../smpp/edge.js";
 import type { OutboundSms, SmsAddress } from "../smpp/types.js";
+import type { ReceiptCorrelator } from "./receipts.js";
 
 /** E.164 → international TON/NPI; anything else (an alphanumeric sender) → TON 5. */
 export function toSmppAddress(a: string): SmsAddress {
@@ -19,7 +20,10 @@ export function toSmppAddress(a: string): SmsAddress {
 }
 
 export class SmppEdgeForwarder implements SmppForwarder {
-  constructor(private readonly edge: () => SmppEdge | undefined) {}
+  constructor(
+    private readonly edge: () => SmppEdge | undefined,
+    private readonly receipts?: ReceiptCorrelator,
+  ) {}
 
   async forward(job: DeliveryJob, signal: AbortSignal): Promise<AttemptResult> {
     const peer = job.target.smpp;
@@ -35,7 +39,14 @@ export class SmppEdgeForwarder implements SmppForwarder {
     } else msg.text = body.text ?? "";
     if (signal.aborted) return { kind: "retry", reason: "aborted" };
     const r = await edge.send(peer, msg);
-    if (r.outcome === "ok") return { kind: "delivered" };
+    if (r.outcome === "ok") {
+      // Submitted through an outbound bind: the SMSC's receipt will name its message id.
+      const smscId = r.message_ids[0];
+      if (this.receipts && smscId && edge.clients.has(peer)) {
+        this.receipts.remember(peer, smscId, { id: job.id, did: body.to });
+      }
+      return { kind: "delivered" };
+    }
     const reason = r.error ?? `command_status 0x${(r.status ?? 0).toString(16).padStart(2, "0")}`;
     if (r.outcome === "temporary") return { kind: "retry", reason };
     return { kind: "dead", reason };

@@ -17,6 +17,7 @@ import { normalizeNumber, type NumberPlan } from "../routing/number.js";
 import { isGone, type Route } from "../routing/route.js";
 import type { RouteStore } from "../routing/table.js";
 import type { AcceptResult, InboundSms, Receipt, SmsAddress } from "../smpp/types.js";
+import type { ReceiptCorrelator } from "./receipts.js";
 
 export interface MessageSink {
   accept(job: DeliveryJob): Promise<AcceptOutcome>;
@@ -29,6 +30,8 @@ export interface SmsEdgeOptions {
   registry: Registry;
   /** Number plan per peer (account system_id or bind name). */
   plans: Map<string, NumberPlan>;
+  /** Messages this edge submitted through outbound binds, for their receipts. */
+  receipts?: ReceiptCorrelator;
   now?: () => number;
 }
 
@@ -152,9 +155,46 @@ export class SmsEdge {
     return { status: outcome };
   }
 
-  /** The SMPP layer's onReceipt handler: to the webhook of the route of the original sender. */
+  private receiptBody(r: Receipt, plan: NumberPlan, tenant: string | null): MessageReceiptBody {
+    return {
+      type: "message.receipt",
+      id: `rcpt_${randomUUID()}`,
+      received_at: r.received_at.toISOString(),
+      receipted_message_id: r.message_id,
+      status: receiptStatus(r),
+      error_code: r.err ?? null,
+      from: displayAddress(r.source, plan),
+      to: displayAddress(r.destination, plan),
+      tenant,
+      smpp: { peer: r.peer },
+    };
+  }
+
+  /**
+   * The SMPP layer's onReceipt handler. A receipt for a message this edge submitted through an
+   * outbound bind goes to that message's webhook (correlated by the SMSC's message id); any other
+   * to the webhook of the route of the number that sent the original message.
+   */
   async onReceipt(r: Receipt): Promise<void> {
     const plan = this.plan(r.peer);
+    const sent = this.opts.receipts?.find(r.peer, r.message_id);
+    if (sent !== undefined) {
+      const route = this.opts.store.current.lookup(sent.did);
+      const webhook = route !== undefined && !isGone(route.state) ? route.sms?.webhook : undefined;
+      if (route === undefined || webhook === undefined) {
+        this.metrics.receipts.inc({ peer: r.peer, outcome: "no_webhook" });
+        this.opts.logger.info({ peer: r.peer, receipted_message_id: r.message_id, message_id: sent.id, did: sent.did, stat: r.stat, result: "no_webhook" }, "sms receipt");
+        return;
+      }
+      const body = this.receiptBody(r, plan, route.tenant ?? null);
+      body.message_id = sent.id;
+      const target: DeliveryTarget = { webhook };
+      if (route.sms?.webhookSecret !== undefined) target.webhookSecret = route.sms.webhookSecret;
+      const outcome = await this.opts.delivery.accept({ id: body.id, body, target, acceptedAt: this.now(), attempts: 0 }).catch(() => "temporary" as const);
+      this.metrics.receipts.inc({ peer: r.peer, outcome });
+      this.opts.logger.info({ peer: r.peer, receipted_message_id: r.message_id, message_id: sent.id, did: sent.did, stat: r.stat, result: outcome }, "sms receipt");
+      return;
+    }
     // A receipt travels back: its destination is the number that sent the original message.
     const candidates = [r.destination, r.source];
     let route: Route | undefined;
@@ -174,18 +214,7 @@ export class SmsEdge {
       this.opts.logger.info({ peer: r.peer, receipted_message_id: r.message_id, stat: r.stat, result: "no_route" }, "sms receipt");
       return;
     }
-    const body: MessageReceiptBody = {
-      type: "message.receipt",
-      id: `rcpt_${randomUUID()}`,
-      received_at: r.received_at.toISOString(),
-      receipted_message_id: r.message_id,
-      status: receiptStatus(r),
-      error_code: r.err ?? null,
-      from: displayAddress(r.source, plan),
-      to: displayAddress(r.destination, plan),
-      tenant: route.tenant ?? null,
-      smpp: { peer: r.peer },
-    };
+    const body = this.receiptBody(r, plan, route.tenant ?? null);
     const target: DeliveryTarget = { webhook: route.sms.webhook };
     if (route.sms.webhookSecret !== undefined) target.webhookSecret = route.sms.webhookSecret;
     const outcome = await this.opts.delivery.accept({ id: body.id, body, target, acceptedAt: this.now(), attempts: 0 }).catch(() => "temporary" as const);

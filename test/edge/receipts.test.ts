@@ -1,0 +1,66 @@
+/**
+ * Receipt correlation: a receipt about a message didgate submitted through an outbound bind goes
+ * to the webhook of the route of that message's DID, carrying didgate's message id (a real
+ * Delivery in direct mode and a real HTTP receiver).
+ */
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { Registry } from "prom-client";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Delivery } from "../../src/delivery/delivery.js";
+import { ReceiptCorrelator } from "../../src/edge/receipts.js";
+import { SmsEdge } from "../../src/edge/sms.js";
+import { createLogger } from "../../src/ops/logger.js";
+import { parseRoute, type Route } from "../../src/routing/route.js";
+import { RouteStore, RouteTable } from "../../src/routing/table.js";
+import type { Receipt } from "../../src/smpp/types.js";
+
+let server: Server;
+const bodies: any[] = [];
+let delivery: Delivery;
+let hook: string;
+
+beforeAll(async () => {
+  server = createServer((req, res) => {
+    let b = "";
+    req.on("data", (d: Buffer) => (b += d.toString()));
+    req.on("end", () => (bodies.push(JSON.parse(b)), res.writeHead(204).end()));
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  hook = `http://127.0.0.1:${(server.address() as AddressInfo).port}/receipts`;
+  delivery = new Delivery({ webhooks: { timeout_ms: 1000, max_age_s: 60, max_in_flight: 4 }, logger: createLogger("silent"), registry: new Registry(), instanceId: "t" });
+  await delivery.start();
+});
+afterAll(async () => {
+  await delivery.close();
+  await new Promise<void>((r) => server.close(() => r()));
+});
+
+function receipt(peer: string, id: string, from: string, to: string): Receipt {
+  const addr = (a: string) => ({ addr: a, ton: 1, npi: 1 });
+  return { peer, peer_kind: "bind", command: "deliver_sm", kind: "smsc_receipt", message_id: id, stat: "DELIVRD", final: true, delivered: true, raw: `id:${id} stat:DELIVRD`, source: addr(from), destination: addr(to), received_at: new Date(), tlvs: [] };
+}
+
+describe("receipt correlation", () => {
+  it("sends a receipt for a submitted message to its DID's webhook with didgate's id; others by number", async () => {
+    const r = parseRoute("+15125550300", { tenant: "acme", sms: { webhook: hook, smpp: "smsc-b" } });
+    if (!r.ok) throw new Error(r.errors.join());
+    const store = new RouteStore<Route>(RouteTable.build([["+15125550300", r.route]]));
+    const receipts = new ReceiptCorrelator();
+    const edge = new SmsEdge({ store, delivery, logger: createLogger("silent"), registry: new Registry(), plans: new Map(), receipts });
+    receipts.remember("smsc-b", "ABC123", { id: "msg_original", did: "+15125550300" });
+
+    // The receipt's addresses say nothing routable: only the correlation finds the route.
+    await edge.onReceipt(receipt("smsc-b", "abc123", "447700900999", "447700900888"));
+    expect(bodies).toHaveLength(1);
+    expect(bodies[0]).toMatchObject({ type: "message.receipt", receipted_message_id: "abc123", message_id: "msg_original", status: "delivered", tenant: "acme" });
+
+    // Same id from another peer: not ours; routed by number (destination = the DID).
+    await edge.onReceipt(receipt("smsc-c", "ABC123", "447700900999", "15125550300"));
+    expect(bodies).toHaveLength(2);
+    expect(bodies[1].message_id).toBeUndefined();
+    // Unknown everything: counted, not delivered.
+    await edge.onReceipt(receipt("smsc-c", "zzz", "447700900999", "447700900888"));
+    expect(bodies).toHaveLength(2);
+  });
+});
