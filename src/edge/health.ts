@@ -7,7 +7,8 @@
  * A target that times out (Timer B) or fails at the transport on a real call is marked suspect at
  * once: down until a probe (or a real call) succeeds, or for `suspectMs` when probing is off.
  *
- * Local only: sharing health between edges through Redis is not done here.
+ * With routes.redis, verdicts are shared with the other edges (health-share.ts): `onChange` reports
+ * this edge's transitions, `remote()` applies the others' (they expire on their own).
  */
 import type { Logger } from "pino";
 import { LRUCache } from "lru-cache";
@@ -35,6 +36,8 @@ export interface HealthOptions {
   now: () => number;
   /** Called with the number of targets down whenever it may have changed. */
   onDownCount?: (n: number) => void;
+  /** This edge's verdict on a target changed (down or back up): for sharing with other edges. */
+  onChange?: (key: string, down: boolean, ttlMs: number) => void;
   /** How long a suspect target stays down when probing is off (ms). Default 30000. */
   suspectMs?: number;
   max?: number;
@@ -67,6 +70,8 @@ export class TargetHealth implements TimerTarget {
   private timer: TimerHandle = null;
   private downCount = 0;
   private readonly suspectMs: number;
+  /** Targets other edges hold down: key → until (ms). */
+  private readonly remoteDown = new Map<string, number>();
 
   constructor(private readonly opts: HealthOptions) {
     this.cfg = opts.config;
@@ -104,9 +109,42 @@ export class TargetHealth implements TimerTarget {
 
   /** True when the target should be skipped while another one is up. */
   isDown(key: string): boolean {
+    return this.locallyDown(key) || this.remotelyDown(key);
+  }
+
+  private locallyDown(key: string): boolean {
     const e = this.entries.peek(key);
     if (e === undefined) return false;
     return e.down || (e.suspectUntil !== 0 && e.suspectUntil > this.opts.now());
+  }
+
+  private remotelyDown(key: string): boolean {
+    if (this.remoteDown.size === 0) return false;
+    const until = this.remoteDown.get(key);
+    if (until === undefined) return false;
+    if (until > this.opts.now()) return true;
+    this.remoteDown.delete(key);
+    return false;
+  }
+
+  /** Another edge's verdict (health-share.ts). */
+  remote(key: string, down: boolean, ttlMs: number): void {
+    if (down) {
+      if (this.remoteDown.size >= 10_000 && !this.remoteDown.has(key)) return;
+      this.remoteDown.set(key, this.opts.now() + ttlMs);
+      this.opts.logger.info({ target: key }, "sip target down (reported by another edge)");
+    } else this.remoteDown.delete(key);
+    this.recount();
+  }
+
+  /** How long another edge should hold a target down on our word. */
+  private shareTtl(): number {
+    return this.cfg.enabled ? Math.max(5000, this.cfg.interval_s * 1000 * (this.cfg.recoveries + 1)) : this.suspectMs;
+  }
+
+  private changed(key: string, wasDown: boolean): void {
+    const now = this.locallyDown(key);
+    if (now !== wasDown) this.opts.onChange?.(key, now, this.shareTtl());
   }
 
   get down(): number {
@@ -127,20 +165,26 @@ export class TargetHealth implements TimerTarget {
       this.entries.set(t.key, e);
     }
     const was = this.isDown(t.key);
+    const wasLocal = this.locallyDown(t.key);
     e.suspectUntil = this.cfg.enabled ? Infinity : this.opts.now() + this.suspectMs;
     e.oks = 0;
     if (!was) this.opts.logger.warn({ target: t.key, reason: why }, "sip target suspect");
+    this.changed(t.key, wasLocal);
     this.recount();
   }
 
   /** A real call got a response from the target: it is alive. */
   alive(key: string): void {
+    // An answer is first-hand evidence: it also overrides another edge's verdict here.
+    if (this.remoteDown.delete(key)) this.recount();
     const e = this.entries.peek(key);
     if (e === undefined || (!e.down && e.suspectUntil === 0)) return;
+    const wasLocal = this.locallyDown(key);
     e.down = false;
     e.suspectUntil = 0;
     e.fails = 0;
     this.opts.logger.info({ target: key }, "sip target up (answered a call)");
+    this.changed(key, wasLocal);
     this.recount();
   }
 
@@ -169,6 +213,7 @@ export class TargetHealth implements TimerTarget {
   probeResult(e: Entry, ok: boolean, why: string): void {
     e.probing = false;
     const wasDown = this.isDown(e.target.key);
+    const wasLocal = this.locallyDown(e.target.key);
     if (ok) {
       e.fails = 0;
       e.oks++;
@@ -185,12 +230,14 @@ export class TargetHealth implements TimerTarget {
         this.opts.logger.warn({ target: e.target.key, reason: why }, "sip target down");
       }
     }
+    this.changed(e.target.key, wasLocal);
     if (wasDown !== this.isDown(e.target.key)) this.recount();
   }
 
   private recount(): void {
     let n = 0;
     if (this.entries !== undefined) for (const k of this.entries.keys()) if (this.isDown(k)) n++;
+    if (this.remoteDown !== undefined) for (const k of this.remoteDown.keys()) if (!this.entries.has(k) && this.remotelyDown(k)) n++;
     this.downCount = n;
     this.opts.onDownCount?.(n);
   }

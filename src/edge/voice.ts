@@ -32,6 +32,8 @@ import {
   type TransportKind,
 } from "../sip/index.js";
 import { TargetHealth } from "./health.js";
+import { HealthShare } from "./health-share.js";
+import { hostname } from "node:os";
 import { FloodGuard } from "./limits.js";
 import { DialogForward, ProxyCall, routeInDialog, type CallInfo, type ProxyHost } from "./proxy.js";
 import { TargetResolver, uriTransport } from "./resolve.js";
@@ -70,6 +72,8 @@ export class VoiceEdge implements SipStackHandler, ProxyHost {
   stack!: SipStack;
   readonly metrics: VoiceMetrics;
   readonly health: TargetHealth;
+  /** Health shared with other edges through Redis (routes.redis configured). */
+  healthShare: HealthShare | undefined;
   readonly resolver: TargetResolver;
   readonly logger: Logger;
   private config: Config;
@@ -102,7 +106,18 @@ export class VoiceEdge implements SipStackHandler, ProxyHost {
       logger: this.logger,
       now: this.now,
       onDownCount: (n) => this.metrics.targetsDown.set(n),
+      onChange: (key, down, ttl) => this.healthShare?.publish(key, down, ttl),
     });
+    const redis = this.config.routes.redis;
+    if (redis) {
+      this.healthShare = new HealthShare({
+        url: redis.url,
+        prefix: redis.prefix,
+        edgeId: this.config.instance_id ?? `${hostname()}:${process.pid}`,
+        logger: this.logger,
+        onRemote: (key, down, ttl) => this.health.remote(key, down, ttl),
+      });
+    }
     this.resolver = new TargetResolver({ canSend: (t, fam) => this.canSend(t, fam) });
   }
 
@@ -145,6 +160,7 @@ export class VoiceEdge implements SipStackHandler, ProxyHost {
     );
     this.listeners = this.stack.listeners.map((l) => ({ transport: l.transport, address: l.address, port: l.port }));
     this.health.start(this.stack);
+    await this.healthShare?.start();
   }
 
   /** SIGHUP: apply trunks, limits, headers, health; returns what could not change live. */
@@ -182,6 +198,7 @@ export class VoiceEdge implements SipStackHandler, ProxyHost {
 
   async close(): Promise<void> {
     this.health.stop();
+    await this.healthShare?.close();
     if (this.stack) await this.stack.close();
     this.calls.clear();
     this.dialogInvites.clear();

@@ -1,0 +1,65 @@
+/**
+ * Target health shared between edges through a real Redis: an edge that finds a target dead tells
+ * the others at once; back up, likewise; an edge started later learns what is down; verdicts expire.
+ */
+import pino from "pino";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { HealthShare } from "../../src/edge/health-share.js";
+import { TargetHealth } from "../../src/edge/health.js";
+import { targetKey } from "../../src/edge/resolve.js";
+import { waitFor } from "../helpers/app.js";
+import { startRedis, type TestRedis } from "../helpers/redis.js";
+
+const logger = pino({ level: "silent" });
+let redis: TestRedis;
+const open: HealthShare[] = [];
+beforeAll(async () => {
+  redis = await startRedis();
+});
+afterAll(async () => {
+  for (const s of open) await s.close();
+  await redis?.stop();
+});
+
+async function edge(id: string, suspectMs = 30_000): Promise<TargetHealth> {
+  let share: HealthShare | undefined;
+  const health = new TargetHealth({
+    config: { enabled: false, interval_s: 10, failures: 3, recoveries: 2, alive_codes: [200] },
+    logger,
+    now: Date.now,
+    suspectMs,
+    onChange: (k, down, ttl) => share?.publish(k, down, ttl),
+  });
+  share = new HealthShare({ url: redis.url, prefix: "didgate:", edgeId: id, logger, onRemote: (k, down, ttl) => health.remote(k, down, ttl) });
+  open.push(share);
+  await share.start();
+  return health;
+}
+
+describe("health shared through Redis", () => {
+  it("down and up on one edge reach the others; a late edge reads what is down", async () => {
+    const a = await edge("a");
+    const b = await edge("b");
+    const t = { transport: "udp" as const, address: "127.0.0.1", port: 5999, key: targetKey("udp", "127.0.0.1", 5999) };
+    a.suspect(t, "sip:x@127.0.0.1:5999", "timer B");
+    expect(a.isDown(t.key)).toBe(true);
+    await waitFor(() => b.isDown(t.key), 3000);
+    expect(b.down).toBe(1);
+
+    const c = await edge("c");
+    expect(c.isDown(t.key)).toBe(true);
+
+    a.alive(t.key);
+    await waitFor(() => !b.isDown(t.key) && !c.isDown(t.key), 3000);
+    expect(b.down).toBe(0);
+  });
+
+  it("a remote verdict expires on its own", async () => {
+    const a = await edge("a2", 300);
+    const b = await edge("b2");
+    const t = { transport: "udp" as const, address: "127.0.0.1", port: 5998, key: targetKey("udp", "127.0.0.1", 5998) };
+    a.suspect(t, "sip:x@127.0.0.1:5998", "timer B");
+    await waitFor(() => b.isDown(t.key), 3000);
+    await waitFor(() => !b.isDown(t.key), 5000);
+  });
+});
