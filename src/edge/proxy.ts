@@ -247,7 +247,10 @@ export class ProxyCall implements ClientTxHandler, TimerTarget {
 
   private forward2xx(res: SipMessage, tx: ClientTransaction): void {
     res.popVia();
-    this.stx.respond(res);
+    // RFC 3261 16.7 step 10: a 2xx always goes upstream, even after the server transaction
+    // answered 487 to a CANCEL (the 200 crossed it): then statelessly, over the request's
+    // connection or per its Via; the caller ACKs and hangs up.
+    if (!this.stx.respond(res)) this.host.stack.sendResponseStateless(res, this.stx.source);
     if (this.answeredBy === null) {
       this.answeredBy = tx;
       this.tried.push(this.curUri + "=" + res.status);

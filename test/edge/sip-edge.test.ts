@@ -207,6 +207,45 @@ describe("SIP edge policy (UDP peers)", () => {
     expect(got.maxForwards).toBe(69);
   });
 
+  it("a 200 that crosses a CANCEL still goes upstream after the 487 (RFC 3261 16.7 step 10)", async () => {
+    const inviteText = request("INVITE", `sip:+15125550100@127.0.0.1:${port}`, carrier);
+    carrier.send(port, inviteText);
+    const callId = /Call-ID: (\S+)/.exec(inviteText)![1]!;
+    const inv = await waitFor(() => dest.got.find((m) => m.method === "INVITE" && m.callId === callId));
+    const answer = (status: string, cseq: string) =>
+      [
+        `SIP/2.0 ${status}`,
+        ...inv.vias.map((v) => `Via: ${v}`),
+        ...inv.recordRoutes.map((r) => `Record-Route: ${r}`),
+        `From: ${inv.get("from")}`,
+        `To: ${inv.get("to")};tag=d3`,
+        `Call-ID: ${inv.callId}`,
+        `CSeq: ${cseq}`,
+        `Contact: <sip:callee@127.0.0.1:${dest.port}>`,
+        "Content-Length: 0",
+        "",
+        "",
+      ].join("\r\n");
+    const s = dgram.createSocket("udp4");
+    await new Promise<void>((r) => s.bind(0, "127.0.0.1", () => r()));
+    s.send(Buffer.from(answer("180 Ringing", "1 INVITE")), port, "127.0.0.1");
+    await waitFor(() => carrier.got.find((m) => m.callId === callId && m.status === 180));
+    // The carrier gives up; didgate answers 487 and CANCELs the branch.
+    const branch = /branch=([^;\r\n]+)/.exec(inviteText)![1]!;
+    carrier.send(
+      port,
+      [`CANCEL sip:+15125550100@127.0.0.1:${port} SIP/2.0`, `Via: SIP/2.0/UDP 127.0.0.1:${carrier.port};branch=${branch};rport`, `From: ${/From: (.*)/.exec(inviteText)![1]}`, `To: <sip:+15125550100@127.0.0.1:${port}>`, `Call-ID: ${callId}`, "CSeq: 1 CANCEL", "Max-Forwards: 70", "Content-Length: 0", "", ""].join("\n"),
+    );
+    await waitFor(() => carrier.got.find((m) => m.callId === callId && m.status === 487));
+    await waitFor(() => dest.got.find((m) => m.method === "CANCEL" && m.callId === callId));
+    // ...but the callee had already answered: its 200 crosses the CANCEL.
+    s.send(Buffer.from(answer("200 OK", "1 INVITE")), port, "127.0.0.1");
+    const ok = await waitFor(() => carrier.got.find((m) => m.callId === callId && m.status === 200 && m.cseq?.method === "INVITE"));
+    s.close();
+    expect(ok.vias.length).toBe(1);
+    expect(ok.recordRoutes.length).toBe(1);
+  });
+
   it("fails over when the send to a target fails synchronously (no listener for its address family)", async () => {
     carrier.send(port, request("INVITE", `sip:+15125550200@127.0.0.1:${port}`, carrier));
     const inv = await waitFor(() => dest.got.find((m) => m.method === "INVITE" && m.requestUri.startsWith("sip:+15125550200@")));
