@@ -229,6 +229,14 @@ export class VoiceEdge implements SipStackHandler, ProxyHost {
     return this.trunks.match(real);
   }
 
+  /** The stack answers a malformed message with 400 only for trunks (or rate-limited with `reject`). */
+  mayAnswer(src: Source): boolean {
+    let t = this.trunkCache.get(src.address);
+    if (t === undefined) t = this.trunks.match(src.address);
+    if (t !== undefined) return true;
+    return this.config.sip.unknown_source === "reject" && this.flood.allow(src.address);
+  }
+
   onRequest(tx: ServerTransaction): void {
     this.lastRequestAt = Date.now();
     const req = tx.request;

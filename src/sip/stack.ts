@@ -49,6 +49,11 @@ export interface SipStackHandler {
   onStrayResponse?(res: SipMessage, source: Source): void;
   /** A message that could not be parsed (after the stack answered 400 when it could). */
   onParseError?(err: SipParseError, source: Source): void;
+  /**
+   * May the stack answer a malformed message from this source with 400? Default yes. An edge
+   * answers nothing to unknown sources (no amplification, nothing for scanners to learn).
+   */
+  mayAnswer?(source: Source): boolean;
 }
 
 export interface SipStackOptions extends Partial<TimerConfig> {
@@ -250,7 +255,7 @@ export class SipStack implements TxContext {
     if (r instanceof SipParseError) {
       this.metrics.parseErrors.inc({ transport: src.transport, reason: r.reason });
       const p = r.partial;
-      if (canRespond(p)) {
+      if (canRespond(p) && (this.handler.mayAnswer === undefined || this.handler.mayAnswer(src))) {
         this.fixVia(p, src);
         const res = createResponse(p, r.status, r.status === 400 ? "Bad Request (" + r.detail.replace(/[\r\n]/g, " ") + ")" : undefined);
         this.sendResponseTo(res, src);

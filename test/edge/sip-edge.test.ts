@@ -246,6 +246,16 @@ describe("SIP edge policy (UDP peers)", () => {
     expect(ok.recordRoutes.length).toBe(1);
   });
 
+  it("a malformed request gets 400 from a trunk and nothing from an unknown source", async () => {
+    const bad = (from: Peer) => request("INVITE", `sip:+15125550100@127.0.0.1:${port}`, from).replace("Max-Forwards: 70", "Max-Forwards: lots");
+    const before = stranger.got.length;
+    stranger.send(port, bad(stranger));
+    carrier.send(port, bad(carrier));
+    await waitFor(() => carrier.got.find((m) => m.status === 400));
+    await sleep(200);
+    expect(stranger.got.length).toBe(before);
+  });
+
   it("fails over when the send to a target fails synchronously (no listener for its address family)", async () => {
     carrier.send(port, request("INVITE", `sip:+15125550200@127.0.0.1:${port}`, carrier));
     const inv = await waitFor(() => dest.got.find((m) => m.method === "INVITE" && m.requestUri.startsWith("sip:+15125550200@")));
