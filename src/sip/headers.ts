@@ -1,7 +1,7 @@
 /**
  * Header names (ids, compact forms, canonical spelling), Via and CSeq values.
  */
-import { Param, TOKEN_CHARS, formatParams, getParam, parseParams, parseUint } from "./syntax.js";
+import { Param, TOKEN_CHARS, formatParams, getParam, parseParams, parseUint, setParamIn } from "./syntax.js";
 import { isValidHost } from "./uri.js";
 
 /** Ids of headers the stack looks at; every other header has id OTHER (0). */
@@ -245,14 +245,7 @@ export class Via {
   }
 
   setParam(name: string, value: string | null): this {
-    const n = name.toLowerCase();
-    for (const p of this.params) {
-      if (p[0] === n) {
-        p[1] = value;
-        return this;
-      }
-    }
-    this.params.push([n, value]);
+    setParamIn(this.params, name, value);
     return this;
   }
 

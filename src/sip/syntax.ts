@@ -164,6 +164,18 @@ export function getParam(params: readonly Param[], name: string): string | null 
   return undefined;
 }
 
+/** Set (or add) a parameter; names are stored lower-case. */
+export function setParamIn(params: Param[], name: string, value: string | null): void {
+  const n = name.toLowerCase();
+  for (const p of params) {
+    if (p[0] === n) {
+      p[1] = value;
+      return;
+    }
+  }
+  params.push([n, value]);
+}
+
 export function formatParams(params: readonly Param[]): string {
   let out = "";
   for (let i = 0; i < params.length; i++) {

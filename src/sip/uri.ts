@@ -16,6 +16,7 @@ import {
   quotedEnd,
   unescapePercent,
   unquote,
+  setParamIn,
 } from "./syntax.js";
 
 export class SipUri {
@@ -58,14 +59,7 @@ export class SipUri {
   }
 
   setParam(name: string, value: string | null): this {
-    const n = name.toLowerCase();
-    for (const p of this.params) {
-      if (p[0] === n) {
-        p[1] = value;
-        return this;
-      }
-    }
-    this.params.push([n, value]);
+    setParamIn(this.params, name, value);
     return this;
   }
 
@@ -261,14 +255,7 @@ export class NameAddr {
   }
 
   setParam(name: string, value: string | null): this {
-    const n = name.toLowerCase();
-    for (const p of this.params) {
-      if (p[0] === n) {
-        p[1] = value;
-        return this;
-      }
-    }
-    this.params.push([n, value]);
+    setParamIn(this.params, name, value);
     return this;
   }
 
