@@ -258,14 +258,7 @@ export function decodePdu(buf: Buffer, start: number, length: number): Pdu | Pdu
   switch (command_id) {
     case CMD.submit_sm:
     case CMD.deliver_sm: {
-      pdu.service_type = r.cstr(MAX_SERVICE_TYPE, STATUS.ESME_RINVSERTYP, "service_type");
-      pdu.source_addr_ton = r.u8(STATUS.ESME_RINVSRCTON, "source_addr_ton");
-      pdu.source_addr_npi = r.u8(STATUS.ESME_RINVSRCNPI, "source_addr_npi");
-      pdu.source_addr = r.cstr(MAX_ADDR, STATUS.ESME_RINVSRCADR, "source_addr");
-      pdu.dest_addr_ton = r.u8(STATUS.ESME_RINVDSTTON, "dest_addr_ton");
-      pdu.dest_addr_npi = r.u8(STATUS.ESME_RINVDSTNPI, "dest_addr_npi");
-      pdu.destination_addr = r.cstr(MAX_ADDR, STATUS.ESME_RINVDSTADR, "destination_addr");
-      pdu.esm_class = r.u8(STATUS.ESME_RINVESMCLASS, "esm_class");
+      readMessageHead(r, pdu);
       pdu.protocol_id = r.u8(STATUS.ESME_RINVMSGLEN, "protocol_id");
       pdu.priority_flag = r.u8(STATUS.ESME_RINVPRTFLG, "priority_flag");
       pdu.schedule_delivery_time = r.cstr(MAX_TIME, STATUS.ESME_RINVSCHED, "schedule_delivery_time");
@@ -287,14 +280,7 @@ export function decodePdu(buf: Buffer, start: number, length: number): Pdu | Pdu
       break;
     }
     case CMD.data_sm: {
-      pdu.service_type = r.cstr(MAX_SERVICE_TYPE, STATUS.ESME_RINVSERTYP, "service_type");
-      pdu.source_addr_ton = r.u8(STATUS.ESME_RINVSRCTON, "source_addr_ton");
-      pdu.source_addr_npi = r.u8(STATUS.ESME_RINVSRCNPI, "source_addr_npi");
-      pdu.source_addr = r.cstr(MAX_ADDR, STATUS.ESME_RINVSRCADR, "source_addr");
-      pdu.dest_addr_ton = r.u8(STATUS.ESME_RINVDSTTON, "dest_addr_ton");
-      pdu.dest_addr_npi = r.u8(STATUS.ESME_RINVDSTNPI, "dest_addr_npi");
-      pdu.destination_addr = r.cstr(MAX_ADDR, STATUS.ESME_RINVDSTADR, "destination_addr");
-      pdu.esm_class = r.u8(STATUS.ESME_RINVESMCLASS, "esm_class");
+      readMessageHead(r, pdu);
       pdu.registered_delivery = r.u8(STATUS.ESME_RINVREGDLVFLG, "registered_delivery");
       pdu.data_coding = r.u8(STATUS.ESME_RINVMSGLEN, "data_coding");
       pdu.tlvs = r.tlvs();
@@ -440,14 +426,7 @@ export function encodePdu(p: Pdu): Buffer {
   switch (p.command_id) {
     case CMD.submit_sm:
     case CMD.deliver_sm:
-      pos = wcstr(buf, pos, p.service_type);
-      buf[pos++] = p.source_addr_ton;
-      buf[pos++] = p.source_addr_npi;
-      pos = wcstr(buf, pos, p.source_addr);
-      buf[pos++] = p.dest_addr_ton;
-      buf[pos++] = p.dest_addr_npi;
-      pos = wcstr(buf, pos, p.destination_addr);
-      buf[pos++] = p.esm_class;
+      pos = writeMessageHead(buf, pos, p);
       buf[pos++] = p.protocol_id;
       buf[pos++] = p.priority_flag;
       pos = wcstr(buf, pos, p.schedule_delivery_time);
@@ -462,14 +441,7 @@ export function encodePdu(p: Pdu): Buffer {
       pos = wtlvs(buf, pos, p.tlvs);
       break;
     case CMD.data_sm:
-      pos = wcstr(buf, pos, p.service_type);
-      buf[pos++] = p.source_addr_ton;
-      buf[pos++] = p.source_addr_npi;
-      pos = wcstr(buf, pos, p.source_addr);
-      buf[pos++] = p.dest_addr_ton;
-      buf[pos++] = p.dest_addr_npi;
-      pos = wcstr(buf, pos, p.destination_addr);
-      buf[pos++] = p.esm_class;
+      pos = writeMessageHead(buf, pos, p);
       buf[pos++] = p.registered_delivery;
       buf[pos++] = p.data_coding;
       pos = wtlvs(buf, pos, p.tlvs);
@@ -566,4 +538,28 @@ export function tlvString(v: Buffer): string {
   const nul = v.indexOf(0);
   if (nul >= 0) end = nul;
   return v.toString("latin1", 0, end);
+}
+
+/** service_type, source and destination addresses, esm_class: the head of submit_sm, deliver_sm and data_sm. */
+function readMessageHead(r: Reader, pdu: Pdu): void {
+  pdu.service_type = r.cstr(MAX_SERVICE_TYPE, STATUS.ESME_RINVSERTYP, "service_type");
+  pdu.source_addr_ton = r.u8(STATUS.ESME_RINVSRCTON, "source_addr_ton");
+  pdu.source_addr_npi = r.u8(STATUS.ESME_RINVSRCNPI, "source_addr_npi");
+  pdu.source_addr = r.cstr(MAX_ADDR, STATUS.ESME_RINVSRCADR, "source_addr");
+  pdu.dest_addr_ton = r.u8(STATUS.ESME_RINVDSTTON, "dest_addr_ton");
+  pdu.dest_addr_npi = r.u8(STATUS.ESME_RINVDSTNPI, "dest_addr_npi");
+  pdu.destination_addr = r.cstr(MAX_ADDR, STATUS.ESME_RINVDSTADR, "destination_addr");
+  pdu.esm_class = r.u8(STATUS.ESME_RINVESMCLASS, "esm_class");
+}
+
+function writeMessageHead(buf: Buffer, pos: number, p: Pdu): number {
+  pos = wcstr(buf, pos, p.service_type);
+  buf[pos++] = p.source_addr_ton;
+  buf[pos++] = p.source_addr_npi;
+  pos = wcstr(buf, pos, p.source_addr);
+  buf[pos++] = p.dest_addr_ton;
+  buf[pos++] = p.dest_addr_npi;
+  pos = wcstr(buf, pos, p.destination_addr);
+  buf[pos++] = p.esm_class;
+  return pos;
 }
