@@ -38,6 +38,7 @@ import { connect, createServer as createNetServer, type Socket } from "node:net"
 import { loadavg, tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { CMD } from "../src/smpp/constants.js";
 import { Reporter, parseArgs, result, round } from "./lib.js";
 
 const wallNow = (): number => performance.timeOrigin + performance.now();
@@ -48,15 +49,16 @@ const repoRoot = resolve(here, "..", "..");
 
 // ====================================================================== SMPP PDU helpers
 
-const CMD_GENERIC_NACK = 0x80000000;
-const CMD_BIND_RECEIVER = 0x00000001;
-const CMD_BIND_TRANSMITTER = 0x00000002;
-const CMD_SUBMIT_SM = 0x00000004;
-const CMD_DELIVER_SM = 0x00000005;
-const CMD_DELIVER_SM_RESP = 0x80000005;
-const CMD_UNBIND = 0x00000006;
-const CMD_BIND_TRANSCEIVER = 0x00000009;
-const CMD_ENQUIRE_LINK = 0x00000015;
+// The peer writes its own PDUs (independent of didgate's codec) but shares the command ids.
+const CMD_GENERIC_NACK = CMD.generic_nack;
+const CMD_BIND_RECEIVER = CMD.bind_receiver;
+const CMD_BIND_TRANSMITTER = CMD.bind_transmitter;
+const CMD_SUBMIT_SM = CMD.submit_sm;
+const CMD_DELIVER_SM = CMD.deliver_sm;
+const CMD_DELIVER_SM_RESP = CMD.deliver_sm_resp;
+const CMD_UNBIND = CMD.unbind;
+const CMD_BIND_TRANSCEIVER = CMD.bind_transceiver;
+const CMD_ENQUIRE_LINK = CMD.enquire_link;
 
 function header(len: number, cmd: number, status: number, seq: number): Buffer {
   const b = Buffer.allocUnsafe(len);
