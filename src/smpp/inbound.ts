@@ -289,7 +289,9 @@ export class InboundProcessor {
     const result = await this.callHandler(() => this.o.handlers.onMessage(msg), peer, msg.message_id);
     const res = result === TIMEOUT || result === undefined ? "temporary" : (result as AcceptResult).status;
     this.o.metrics.inbound.labels(peer.name, kind, res).inc();
-    this.o.logger.info(
+    // The edge (src/edge/sms.ts) logs the outcome line at info with the route; this is the SMPP
+    // view, except when the handler did not answer in time (the PDU gets the temporary status).
+    this.o.logger[result === TIMEOUT ? "warn" : "debug"](
       {
         peer: peer.name,
         command: msg.command,
@@ -480,7 +482,7 @@ export class InboundProcessor {
     }, peer, r.message_id);
     const ok = result !== TIMEOUT && result !== undefined;
     this.o.metrics.inbound.labels(peer.name, "receipt", ok ? "accepted" : "temporary").inc();
-    this.o.logger.info({ peer: peer.name, message_id: r.message_id, stat: r.stat, result: ok ? "accepted" : result === TIMEOUT ? "timeout" : "error" }, "smpp: receipt");
+    this.o.logger.debug({ peer: peer.name, message_id: r.message_id, stat: r.stat, result: ok ? "accepted" : result === TIMEOUT ? "timeout" : "error" }, "smpp: receipt");
     session.respond(pdu, ok ? STATUS.ESME_ROK : tempStatusOf(peer.options));
   }
 
