@@ -56,9 +56,13 @@ describe("admin HTTP server", () => {
     expect((await fetch(`${admin}/metrics`, { method: "POST" })).status).toBe(405);
   });
 
-  it("binds to loopback by default", async () => {
-    const { app } = await start({ "*": { voice: { targets: ["sip:a@h"] } } });
-    expect(app.adminAddress!.address).toBe("127.0.0.1");
+  it("binds to loopback by default (no admin section in the config)", async () => {
+    const dir = tempDir();
+    writeRoutes(dir, { "*": { voice: { targets: ["sip:a@h"] } } });
+    // `admin: {}` replaces the helper's ephemeral-port override: the schema's default applies.
+    const r = await startApp({ routes: { file: "routes.yaml" }, admin: {} }, dir);
+    running.push(r.app);
+    expect(r.app.adminAddress).toMatchObject({ address: "127.0.0.1", port: 9464 });
   });
 });
 
