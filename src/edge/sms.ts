@@ -177,49 +177,43 @@ export class SmsEdge {
    */
   async onReceipt(r: Receipt): Promise<void> {
     const plan = this.plan(r.peer);
+    // A receipt for a message this edge submitted: the route of that message's DID.
     const sent = this.opts.receipts?.find(r.peer, r.message_id);
-    if (sent !== undefined) {
-      const route = this.opts.store.current.lookup(sent.did);
-      const webhook = route !== undefined && !isGone(route.state) ? route.sms?.webhook : undefined;
-      if (route === undefined || webhook === undefined) {
-        this.metrics.receipts.inc({ peer: r.peer, outcome: "no_webhook" });
-        this.opts.logger.info({ peer: r.peer, receipted_message_id: r.message_id, message_id: sent.id, did: sent.did, stat: r.stat, result: "no_webhook" }, "sms receipt");
-        return;
+    let did = sent?.did;
+    let route = did === undefined ? undefined : this.smsRoute(did);
+    if (sent === undefined) {
+      // Otherwise by number: a receipt travels back, its destination sent the original message.
+      for (const a of [r.destination, r.source]) {
+        const n = smppAddressToE164(a, plan);
+        if (!n.ok) continue;
+        route = this.smsRoute(n.e164);
+        if (route !== undefined) {
+          did = n.e164;
+          break;
+        }
       }
-      const body = this.receiptBody(r, plan, route.tenant ?? null);
-      body.message_id = sent.id;
-      const target: DeliveryTarget = { webhook };
-      if (route.sms?.webhookSecret !== undefined) target.webhookSecret = route.sms.webhookSecret;
-      const outcome = await this.opts.delivery.accept({ id: body.id, body, target, acceptedAt: this.now(), attempts: 0 }).catch(() => "temporary" as const);
+    }
+    const log = { peer: r.peer, receipted_message_id: r.message_id, message_id: sent?.id, did, stat: r.stat };
+    const webhook = route?.sms?.webhook;
+    if (route === undefined || webhook === undefined) {
+      const outcome = sent === undefined ? "no_route" : "no_webhook";
       this.metrics.receipts.inc({ peer: r.peer, outcome });
-      this.opts.logger.info({ peer: r.peer, receipted_message_id: r.message_id, message_id: sent.id, did: sent.did, stat: r.stat, result: outcome }, "sms receipt");
-      return;
-    }
-    // A receipt travels back: its destination is the number that sent the original message.
-    const candidates = [r.destination, r.source];
-    let route: Route | undefined;
-    let did: string | undefined;
-    for (const a of candidates) {
-      const n = smppAddressToE164(a, plan);
-      if (!n.ok) continue;
-      const v = this.opts.store.current.lookup(n.e164);
-      if (v !== undefined && !isGone(v.state) && v.sms?.webhook) {
-        route = v;
-        did = n.e164;
-        break;
-      }
-    }
-    if (route === undefined || route.sms?.webhook === undefined) {
-      this.metrics.receipts.inc({ peer: r.peer, outcome: "no_route" });
-      this.opts.logger.info({ peer: r.peer, receipted_message_id: r.message_id, stat: r.stat, result: "no_route" }, "sms receipt");
+      this.opts.logger.info({ ...log, result: outcome }, "sms receipt");
       return;
     }
     const body = this.receiptBody(r, plan, route.tenant ?? null);
-    const target: DeliveryTarget = { webhook: route.sms.webhook };
-    if (route.sms.webhookSecret !== undefined) target.webhookSecret = route.sms.webhookSecret;
+    if (sent !== undefined) body.message_id = sent.id;
+    const target: DeliveryTarget = { webhook };
+    if (route.sms?.webhookSecret !== undefined) target.webhookSecret = route.sms.webhookSecret;
     const outcome = await this.opts.delivery.accept({ id: body.id, body, target, acceptedAt: this.now(), attempts: 0 }).catch(() => "temporary" as const);
     this.metrics.receipts.inc({ peer: r.peer, outcome });
-    this.opts.logger.info({ peer: r.peer, receipted_message_id: r.message_id, stat: r.stat, did, result: outcome }, "sms receipt");
+    this.opts.logger.info({ ...log, result: outcome }, "sms receipt");
+  }
+
+  /** The route of a number if it routes SMS to a webhook (not gone). */
+  private smsRoute(e164: string): Route | undefined {
+    const v = this.opts.store.current.lookup(e164);
+    return v !== undefined && !isGone(v.state) && v.sms?.webhook !== undefined ? v : undefined;
   }
 }
 
