@@ -41,15 +41,19 @@
  *
  * Design: values are interned (identity, via a Map) into an array with refcounts; the structures
  * store int32 value indexes (>= 1; 0 means empty, and values[0] is undefined). Exact keys live in
- * pages of 100 consecutive numbers of one length (trie-pages.ts: hash of page ids -> Int32Array
- * slab, trie-hash.ts: the Float64Array hash); prefixes live in trie-prefixes.ts (1-3 digits in a
- * direct array, 4-15 digits in a hash keyed by (length, digits) plus, per leading 4 digits, a mask
- * of the prefix lengths present). A lookup parses the digits once (keeping the value of every
- * leading run of digits), probes the page (exact hit), else probes the prefix lengths the mask
- * names, longest first, else takes the default. build() collects exact keys into flat arrays and
- * writes the slab grouped by page. Every set/delete leaves the table consistent when it returns
- * (JS is single-threaded; a reader never sees half a change). Reloads build a new table and swap
- * it in through RouteStore.
+ * pages of 100 consecutive numbers of one length, grouped in blocks of 1000 (trie-pages.ts: a small
+ * Float64Array hash of block ids -> 10 page offsets -> Int32Array slab); prefixes live in
+ * trie-prefixes.ts (1-3 digits in a direct array, 4-15 digits in a hash keyed by (length, digits)
+ * plus, per leading 5 digits, a mask of the prefix lengths present). A lookup parses the digits
+ * once (keeping the value of every leading run of digits in `pre`), probes the block and page
+ * (exact hit: one memory miss, the slab line; the block directory, groups and prefix index stay in
+ * L2). A number of a known block that is not stored exactly takes the block's cached longest
+ * covering prefix (per group, valid for one prefix epoch, bypassed when a prefix ends inside the
+ * block); any other number probes the prefix lengths the mask names, longest first, then the
+ * short prefixes, then the default. build() collects exact keys into flat arrays and writes the
+ * slab grouped by page. Every set/delete leaves the table consistent when it returns (JS is
+ * single-threaded; a reader never sees half a change). Reloads build a new table and swap it in
+ * through RouteStore.
  */
 
 import { MAX_DIGITS, NO_VALUE } from "./trie.js";
@@ -72,6 +76,9 @@ export interface RouteMatch {
   /** Digits of the matched key (0 for the default or no match). */
   length: number;
 }
+
+/** cacheDepth marker: a prefix ends inside the block, match the number in full. */
+const DEEP = 255;
 
 // Internal key classes returned by scanKey (0 = invalid).
 const K_INVALID = 0;
@@ -129,8 +136,6 @@ export class RouteTable<V> {
   private refs: Int32Array = new Int32Array(16);
   private readonly index = new Map<V, number>();
   private readonly freeValues: number[] = [];
-  private lastNumber = "";
-  private lastStart = 0;
   // Scratch outputs of scanKey (avoids allocating on set/delete/get).
   private sNum = 0; // value of the key's digits
   private sLen = 0; // digit count (0 for the default)
@@ -148,7 +153,7 @@ export class RouteTable<V> {
   static build<V>(entries: Iterable<readonly [key: string, value: V]>): RouteTable<V> {
     const hint = Array.isArray(entries) ? entries.length : 0;
     const t = new RouteTable<V>({ pages: 1 });
-    t.pages.table.reserve(Math.ceil(hint / 64));
+    t.pages.reserve(hint);
     // Exact keys are collected into flat arrays and loaded grouped by page; prefixes go straight
     // into the trie. Value refcounts are taken here; bulkLoad reports overwritten duplicates.
     let cap = Math.max(1024, hint);
@@ -231,8 +236,6 @@ export class RouteTable<V> {
     const n = number.length;
     const start = n !== 0 && number.charCodeAt(0) === 43 ? 1 : 0;
     const len = n - start;
-    this.lastNumber = number;
-    this.lastStart = start;
     if (len < 1 || len > MAX_DIGITS) {
       m.kind = MATCH_NONE;
       m.length = 0;
@@ -250,39 +253,71 @@ export class RouteTable<V> {
       acc = acc * 10 + d;
       pre[l] = acc;
     }
+    // Exact: block directory -> group -> page -> slot (trie-pages.ts).
     const page = len > 2 ? pre[len - 2] : 0;
+    const block = len > 3 ? pre[len - 3] : 0;
     const pages = this.pages;
-    const base = pages.find(page * 16 + len);
-    if (base >= 0) {
-      const vi = pages.slab[base + acc - page * 100];
-      if (vi !== 0) {
-        m.kind = MATCH_EXACT;
-        m.length = len;
-        return this.values[vi];
+    const prefixes = this.prefixes;
+    let vi: number;
+    const g = pages.dir.get(block * 16 + len);
+    if (g >= 0) {
+      const b = pages.groups[g * 10 + page - block * 10];
+      if (b !== 0) {
+        vi = pages.slab[b - 1 + acc - page * 100];
+        if (vi !== 0) {
+          m.kind = MATCH_EXACT;
+          m.length = len;
+          return this.values[vi];
+        }
+      }
+      // A known block: the longest prefix covering the whole block is cached per group.
+      if (pages.cacheEpoch[g] !== prefixes.epoch) this.fillBlockCache(g, block * 16 + len, len);
+      const depth = pages.cacheDepth[g];
+      if (depth !== DEEP) {
+        vi = pages.cacheValue[g];
+        return this.matched(vi, depth);
       }
     }
-    const prefixes = this.prefixes;
-    const vi = prefixes.longestMatch(pre, len);
+    vi = prefixes.longestMatch(pre, len);
+    return this.matched(vi, prefixes.depth);
+  }
+
+  /** Sets `match` for a prefix/default match of value vi at depth digits (vi 0: no match). */
+  private matched(vi: number, depth: number): V | undefined {
+    const m = this.match;
     if (vi === 0) {
       m.kind = MATCH_NONE;
       m.length = 0;
       return undefined;
     }
-    const depth = prefixes.depth;
     m.kind = depth === 0 ? MATCH_DEFAULT : MATCH_PREFIX;
     m.length = depth;
     return this.values[vi];
   }
 
+  /** Computes group g's block cache for the number in `pre` (of len digits, block id bid). */
+  private fillBlockCache(g: number, bid: number, len: number): void {
+    const pages = this.pages;
+    const prefixes = this.prefixes;
+    if (prefixes.deep.get(bid) > 0) pages.cacheDepth[g] = DEEP;
+    else {
+      const bl = len - 3; // digits of the block: prefixes up to that long cover all of it
+      pages.cacheValue[g] = bl > 0 ? prefixes.longestMatch(this.pre, bl) : prefixes.def;
+      pages.cacheDepth[g] = bl > 0 ? prefixes.depth : 0;
+    }
+    pages.cacheEpoch[g] = prefixes.epoch;
+  }
+
   /** Key string of the last lookup's match ("" when it matched nothing). Allocates. */
   matchedKey(): string {
+    // The digits of the last number stay in `pre` (storing the string itself would cost a write
+    // barrier per lookup).
     const m = this.match;
-    const s = this.lastStart;
     switch (m.kind) {
       case MATCH_EXACT:
-        return "+" + this.lastNumber.slice(s, s + m.length);
+        return "+" + digitsOf(this.pre[m.length], m.length);
       case MATCH_PREFIX:
-        return "+" + this.lastNumber.slice(s, s + m.length) + "*";
+        return "+" + digitsOf(this.pre[m.length], m.length) + "*";
       case MATCH_DEFAULT:
         return "*";
       default:
@@ -409,6 +444,11 @@ export class RouteTable<V> {
 function grow<T extends Float64Array | Uint8Array | Int32Array>(from: T, to: T): T {
   to.set(from);
   return to;
+}
+
+/** `num` as exactly `len` digits (leading zeros kept). */
+function digitsOf(num: number, len: number): string {
+  return String(num).padStart(len, "0");
 }
 
 /** Exact key string for page id and low two digits. */

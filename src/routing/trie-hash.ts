@@ -6,11 +6,12 @@
  * nothing. Used for the page table and the prefix index of RouteTable.
  */
 
-const TWO32 = 4294967296;
+/** 2^-32: multiplying by it is exact (a power of two) and cheaper than dividing by 2^32. */
+const INV_TWO32 = 2.3283064365386963e-10;
 
 /** Hash of an integral double key (mixes both 32-bit halves, murmur3 finaliser). */
 export function hashKey(key: number): number {
-  let h = (key >>> 0) ^ Math.imul((key / TWO32) | 0, 0x9e3779b1);
+  let h = (key >>> 0) ^ Math.imul((key * INV_TWO32) | 0, 0x9e3779b1);
   h = Math.imul(h ^ (h >>> 16), 0x85ebca6b);
   h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35);
   return h ^ (h >>> 16);
