@@ -63,6 +63,10 @@ export const DEFAULT_RING_TIMEOUT_S = 60;
 
 const DAY_NAMES = ["sun", "mon", "tue", "wed", "thu", "fri", "sat"];
 
+// Shared empty lists: a million-route table must not hold two empty arrays per route.
+const NO_WINDOWS: ScheduleWindow[] = Object.freeze([]) as unknown as ScheduleWindow[];
+const NO_CALLERS: CallerRule[] = Object.freeze([]) as unknown as CallerRule[];
+
 export type RouteResult = { ok: true; route: Route } | { ok: false; errors: string[] };
 
 type Obj = Record<string, unknown>;
@@ -72,12 +76,14 @@ function isObj(v: unknown): v is Obj {
 }
 
 class Errors {
-  readonly list: string[] = [];
+  list: string[] = NO_ERRORS; // replaced by a real list on the first error (most routes have none)
   constructor(private readonly key: string) {}
   add(path: string, msg: string): void {
+    if (this.list === NO_ERRORS) this.list = [];
     this.list.push(`route ${JSON.stringify(this.key)}: ${path ? path + ": " : ""}${msg}`);
   }
 }
+const NO_ERRORS: string[] = [];
 
 const tzValid = new Map<string, boolean>();
 /** True if tz is an IANA time zone this runtime knows. */
@@ -100,8 +106,7 @@ function parseUri(v: unknown, path: string, e: Errors): string | undefined {
     e.add(path, "must be a SIP URI string (sip:… or sips:…)");
     return undefined;
   }
-  const l = v.slice(0, 5).toLowerCase();
-  if (!(l.startsWith("sip:") || l.startsWith("sips:")) || v.length > 512) {
+  if (!hasSipScheme(v) || v.length > 512) {
     e.add(path, `must be a SIP URI (sip:… or sips:…), got ${JSON.stringify(v.slice(0, 80))}`);
     return undefined;
   }
@@ -115,6 +120,27 @@ function parseUri(v: unknown, path: string, e: Errors): string | undefined {
   return v;
 }
 
+/** What parseUri accepts, without building an error path. */
+function isPlainSipUri(v: string): boolean {
+  if (v.length === 0 || v.length > 512 || !hasSipScheme(v)) return false;
+  for (let i = 0; i < v.length; i++) {
+    const c = v.charCodeAt(i);
+    if (c <= 32 || c === 127 || c === 60 || c === 62 || c === 34) return false;
+  }
+  return true;
+}
+
+/** v starts with "sip:" or "sips:", in any case (no allocation). */
+function hasSipScheme(v: string): boolean {
+  if (v.length < 4) return false;
+  const a = v.charCodeAt(0) | 32;
+  const b = v.charCodeAt(1) | 32;
+  const c = v.charCodeAt(2) | 32;
+  if (a !== 115 || b !== 105 || c !== 112) return false; // s i p
+  const d = v.charCodeAt(3);
+  return d === 58 || ((d | 32) === 115 && v.charCodeAt(4) === 58);
+}
+
 function parseTargets(v: unknown, path: string, e: Errors, required: boolean): Target[] {
   if (v === undefined) {
     if (required) e.add(path, "is required (a list of SIP URIs or {uri, priority, weight})");
@@ -125,14 +151,26 @@ function parseTargets(v: unknown, path: string, e: Errors, required: boolean): T
     return [];
   }
   if (v.length === 0 && required) e.add(path, "must have at least one target");
+  // The common case, plain URI strings: an array of exactly the right size (a pushed-to array
+  // keeps room for 17 elements, and a table holds a million of these).
+  let plain = true;
+  for (let i = 0; i < v.length && plain; i++) plain = typeof v[i] === "string";
+  if (plain) {
+    const out: Target[] = new Array<Target>(v.length);
+    let n = 0;
+    for (let i = 0; i < v.length; i++) {
+      const t = v[i] as string;
+      if (isPlainSipUri(t)) out[n++] = { uri: t, priority: 1, weight: 100 };
+      else parseUri(t, `${path}[${i}]`, e); // reports why
+    }
+    if (n < out.length) out.length = n;
+    return out;
+  }
   const out: Target[] = [];
   for (let i = 0; i < v.length; i++) {
     const t = v[i];
     const p = `${path}[${i}]`;
-    if (typeof t === "string") {
-      const uri = parseUri(t, p, e);
-      if (uri) out.push({ uri, priority: 1, weight: 100 });
-    } else if (isObj(t)) {
+    if (isObj(t)) {
       const uri = parseUri(t.uri, `${p}.uri`, e);
       let priority = 1;
       let weight = 100;
@@ -148,13 +186,16 @@ function parseTargets(v: unknown, path: string, e: Errors, required: boolean): T
       }
       for (const k of Object.keys(t)) if (k !== "uri" && k !== "priority" && k !== "weight") e.add(`${p}.${k}`, "unknown field (allowed: uri, priority, weight)");
       if (uri) out.push({ uri, priority, weight });
+    } else if (typeof t === "string") {
+      const uri = parseUri(t, p, e);
+      if (uri) out.push({ uri, priority: 1, weight: 100 });
     } else {
       e.add(p, "must be a SIP URI string or {uri, priority, weight}");
     }
   }
   // Stable sort by priority: lower first.
   out.sort((a, b) => a.priority - b.priority);
-  return out;
+  return out.slice(); // exact size
 }
 
 function parseHHMM(v: unknown, path: string, e: Errors): number {
@@ -168,7 +209,7 @@ function parseHHMM(v: unknown, path: string, e: Errors): number {
 }
 
 function parseSchedule(v: unknown, path: string, e: Errors): ScheduleWindow[] {
-  if (v === undefined) return [];
+  if (v === undefined) return NO_WINDOWS;
   if (!Array.isArray(v)) {
     e.add(path, "must be a list of {days, from, to, tz, targets}");
     return [];
@@ -211,7 +252,7 @@ function isFullDay(d: string): boolean {
 }
 
 function parseCallers(v: unknown, path: string, e: Errors): CallerRule[] {
-  if (v === undefined) return [];
+  if (v === undefined) return NO_CALLERS;
   if (!Array.isArray(v)) {
     e.add(path, "must be a list of {match, targets}");
     return [];

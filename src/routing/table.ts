@@ -150,52 +150,63 @@ export class RouteTable<V> {
    * Builds a table from (key, value) pairs in one pass. Throws RangeError naming the first invalid
    * key. A key given twice keeps its last value.
    */
-  static build<V>(entries: Iterable<readonly [key: string, value: V]>): RouteTable<V> {
-    const hint = Array.isArray(entries) ? entries.length : 0;
+  static build<V>(entries: Iterable<readonly [key: string, value: V]> | EntryColumns<V>): RouteTable<V> {
     const t = new RouteTable<V>({ pages: 1 });
-    t.pages.reserve(hint);
-    // Exact keys are collected into flat arrays and loaded grouped by page; prefixes go straight
-    // into the trie. Value refcounts are taken here; bulkLoad reports overwritten duplicates.
-    let cap = Math.max(1024, hint);
-    let pids = new Float64Array(cap);
-    let lows = new Uint8Array(cap);
-    let vis = new Int32Array(cap);
-    let n = 0;
-    let lastValue: V | undefined;
-    let lastIndex = 0;
-    for (const entry of entries) {
-      const key = entry[0];
-      const kind = t.scanKey(key);
-      if (kind === K_INVALID) throw invalidKey(key);
-      const value = entry[1];
-      let vi: number;
-      if (lastIndex !== 0 && value === lastValue) {
-        vi = lastIndex;
-        t.refs[vi]++;
-      } else {
-        vi = t.intern(value);
-        lastValue = value;
-        lastIndex = vi;
-      }
-      if (kind === K_EXACT) {
-        if (n === cap) {
-          cap *= 2;
-          pids = grow(pids, new Float64Array(cap));
-          lows = grow(lows, new Uint8Array(cap));
-          vis = grow(vis, new Int32Array(cap));
-        }
-        pids[n] = t.sPid;
-        lows[n] = t.sLow;
-        vis[n] = vi;
-        n++;
-      } else {
-        const old = t.prefixes.set(t.sNum, t.sLen, vi);
-        if (old !== NO_VALUE) t.release(old);
-      }
+    if (entries instanceof EntryColumns) {
+      const st = t.beginBuild(entries.length);
+      const keys = entries.keys;
+      const values = entries.values;
+      for (let i = 0; i < keys.length; i++) t.buildAdd(st, keys[i]!, values[i]!);
+      t.endBuild(st);
+    } else {
+      const st = t.beginBuild(Array.isArray(entries) ? entries.length : 0);
+      for (const entry of entries) t.buildAdd(st, entry[0], entry[1]);
+      t.endBuild(st);
     }
-    t.pages.bulkLoad(pids, lows, vis, n, (old) => t.release(old));
-    t.pages.trim();
     return t;
+  }
+
+  // Exact keys are collected into flat arrays and loaded grouped by page; prefixes go straight
+  // into the prefix index. Value refcounts are taken here; bulkLoad reports overwritten duplicates.
+  private beginBuild(hint: number): BuildState<V> {
+    this.pages.reserve(hint);
+    const cap = Math.max(1024, hint);
+    return { cap, pids: new Float64Array(cap), lows: new Uint8Array(cap), vis: new Int32Array(cap), n: 0, lastValue: undefined, lastIndex: 0 };
+  }
+
+  private buildAdd(st: BuildState<V>, key: string, value: V): void {
+    const kind = this.scanKey(key);
+    if (kind === K_INVALID) throw invalidKey(key);
+    let vi: number;
+    if (st.lastIndex !== 0 && value === st.lastValue) {
+      vi = st.lastIndex;
+      this.refs[vi]++;
+    } else {
+      vi = this.intern(value);
+      st.lastValue = value;
+      st.lastIndex = vi;
+    }
+    if (kind === K_EXACT) {
+      const n = st.n;
+      if (n === st.cap) {
+        st.cap *= 2;
+        st.pids = grow(st.pids, new Float64Array(st.cap));
+        st.lows = grow(st.lows, new Uint8Array(st.cap));
+        st.vis = grow(st.vis, new Int32Array(st.cap));
+      }
+      st.pids[n] = this.sPid;
+      st.lows[n] = this.sLow;
+      st.vis[n] = vi;
+      st.n = n + 1;
+    } else {
+      const old = this.prefixes.set(this.sNum, this.sLen, vi);
+      if (old !== NO_VALUE) this.release(old);
+    }
+  }
+
+  private endBuild(st: BuildState<V>): void {
+    this.pages.bulkLoad(st.pids, st.lows, st.vis, st.n, (old) => this.release(old));
+    this.pages.trim();
   }
 
   /** Inserts or replaces one key. Throws RangeError on an invalid key. */
@@ -456,6 +467,38 @@ function exactKey(pid: number, low: number): string {
   const len = pid % 16;
   const num = ((pid - len) / 16) * PAGE_SIZE + low;
   return "+" + String(num).padStart(len, "0");
+}
+
+interface BuildState<V> {
+  cap: number;
+  pids: Float64Array;
+  lows: Uint8Array;
+  vis: Int32Array;
+  n: number;
+  lastValue: V | undefined;
+  lastIndex: number;
+}
+
+/**
+ * (key, value) pairs kept as two columns: a million-entry load then holds two pointers per entry
+ * instead of a two-element array each. RouteTable.build takes it directly; iterating yields pairs.
+ */
+export class EntryColumns<V> implements Iterable<[string, V]> {
+  readonly keys: string[] = [];
+  readonly values: V[] = [];
+
+  get length(): number {
+    return this.keys.length;
+  }
+
+  push(key: string, value: V): void {
+    this.keys.push(key);
+    this.values.push(value);
+  }
+
+  *[Symbol.iterator](): IterableIterator<[string, V]> {
+    for (let i = 0; i < this.keys.length; i++) yield [this.keys[i]!, this.values[i]!];
+  }
 }
 
 /** Holds the live table; sources build a new table and swap it in whole. */

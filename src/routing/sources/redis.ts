@@ -30,7 +30,7 @@ import type { Logger } from "pino";
 import type { Registry } from "prom-client";
 import { RouteMetrics } from "../../ops/metrics.js";
 import { parseRoute, type Route } from "../route.js";
-import { parseRouteKey, RouteTable, type RouteStore } from "../table.js";
+import { EntryColumns, parseRouteKey, RouteTable, type RouteStore } from "../table.js";
 import {
   backoffDelay,
   classifyPosition,
@@ -47,7 +47,7 @@ import {
 } from "./redis-client.js";
 import { RedisSyncMetrics } from "./redis-metrics.js";
 import { loadFunctionLibrary } from "./redis-writer.js";
-import { scanInWorker } from "./redis-scan-worker.js";
+import { scanInWorker, type ScanBatch } from "./redis-scan-worker.js";
 import { loadSnapshot, readSnapshotHeader, writeSnapshot } from "./snapshot.js";
 
 /** `routes.redis` of the config (src/config/schema.ts). */
@@ -552,22 +552,23 @@ export class RedisRouteSource extends EventEmitter {
       const info = await streamInfo(cmd, this.keys.changes);
       const version = info?.lastGeneratedId ?? "0-0";
       this.skippedThisLoad = 0;
-      let entries: [string, Route][] = [];
+      let entries = new EntryColumns<Route>();
       const key = this.keys.routes;
       let scanned = false;
       if (this.o.workerScanThreshold > 0 && (await cmd.hlen(key)) >= this.o.workerScanThreshold) {
+        const byId: (Route | string[])[] = [];
         try {
           await scanInWorker({
             endpoint: this.endpoint,
             key,
             count: this.o.scanCount,
             commandTimeoutMs: this.o.commandTimeoutMs,
-            onBatch: (flat) => this.consumeBatch(flat, entries),
+            onBatch: (batch) => this.consumeWorkerBatch(batch, entries, byId),
           });
           scanned = true;
         } catch (err) {
           this.logger.warn({ err: (err as Error).message }, "HSCAN in a worker thread failed; scanning on the main thread");
-          entries = [];
+          entries = new EntryColumns<Route>();
           this.skippedThisLoad = 0;
         }
       }
@@ -623,16 +624,55 @@ export class RedisRouteSource extends EventEmitter {
   }
 
   /** Validates a flat HSCAN batch [key, json, …] into entries. */
-  private consumeBatch(flat: string[], entries: [string, Route][]): void {
+  private consumeBatch(flat: string[], entries: EntryColumns<Route>): void {
     for (let i = 0; i + 1 < flat.length; i += 2) {
       const k = flat[i]!;
       const route = this.parseEntry(k, flat[i + 1]!, "load");
-      if (route !== undefined) entries.push([k, route]);
+      if (route !== undefined) entries.push(k, route);
+    }
+  }
+
+  /**
+   * Validates a batch from the scan worker into entries: one JSON.parse for the batch's new entry
+   * texts, each compiled once (identical texts share the route), keys already checked for shape.
+   */
+  private consumeWorkerBatch(b: ScanBatch, entries: EntryColumns<Route>, byId: (Route | string[])[]): void {
+    for (const key of b.bad) {
+      const k = parseRouteKey(key);
+      this.skip("load", key, [`invalid key: ${"error" in k ? k.error : "malformed"}`]);
+    }
+    for (let i = 0; i + 1 < b.odd.length; i += 2) {
+      const route = this.parseEntry(b.odd[i]!, b.odd[i + 1]!, "load");
+      if (route !== undefined) entries.push(b.odd[i]!, route);
+    }
+    const n = b.refs.length;
+    if (n === 0) return;
+    const keys = b.keys.split("\n");
+    let fresh: unknown[] | undefined;
+    try {
+      fresh = JSON.parse(b.json) as unknown[];
+    } catch {
+      fresh = undefined; // some text is not JSON: parse them one by one
+    }
+    const refs = b.refs;
+    const first = b.firstId;
+    for (let i = 0; i < n; i++) {
+      const key = keys[i]!;
+      const id = refs[i]!;
+      let r = byId[id];
+      if (r === undefined) {
+        const j = id - first;
+        const res = fresh !== undefined ? parseRoute(key, fresh[j]) : parseRouteJsonFast(key, b.json.slice(j === 0 ? 1 : b.ends[j - 1]! + 1, b.ends[j]!));
+        r = res.ok ? res.route : res.errors;
+        byId[id] = r;
+      }
+      if (Array.isArray(r)) this.skip("load", key, r);
+      else entries.push(key, r);
     }
   }
 
   /** Keeps the last good table, upserting what Redis holds, and raises the refusal. */
-  private async refuse(entries: [string, Route][], version: string, baseline: number, reason: string): Promise<void> {
+  private async refuse(entries: EntryColumns<Route>, version: string, baseline: number, reason: string): Promise<void> {
     if (this.startBaseline > 0 && this.store.current.size < this.startBaseline) {
       // Start: the last good table is the snapshot on disk.
       try {
@@ -650,8 +690,9 @@ export class RedisRouteSource extends EventEmitter {
     }
     this.startBaseline = 0;
     const table = this.store.current;
-    for (let i = 0; i < entries.length; i++) table.set(entries[i]![0], entries[i]![1]);
-    if (this.touched) for (let i = 0; i < entries.length; i++) this.touched.set(entries[i]![0], entries[i]![1]);
+    const { keys, values } = entries;
+    for (let i = 0; i < keys.length; i++) table.set(keys[i]!, values[i]!);
+    if (this.touched) for (let i = 0; i < keys.length; i++) this.touched.set(keys[i]!, values[i]!);
     table.version = version;
     this.position = version;
     this.lastEntriesAdded = -1;
@@ -743,7 +784,7 @@ export class RedisRouteSource extends EventEmitter {
     }
   }
 
-  private scheduleSnapshot(version: string, entries: readonly (readonly [string, Route])[]): void {
+  private scheduleSnapshot(version: string, entries: readonly (readonly [string, Route])[] | EntryColumns<Route>): void {
     if (!this.snapshotPath) return;
     if (this.snapshotting) {
       // One at a time; the next periodic one catches up.
@@ -756,7 +797,7 @@ export class RedisRouteSource extends EventEmitter {
     });
   }
 
-  private async writeSnapshotOf(version: string, entries: readonly (readonly [string, Route])[]): Promise<void> {
+  private async writeSnapshotOf(version: string, entries: readonly (readonly [string, Route])[] | EntryColumns<Route>): Promise<void> {
     const started = performance.now();
     try {
       await writeSnapshot(this.snapshotPath, version, entries, this.now());

@@ -13,7 +13,7 @@ import { randomBytes } from "node:crypto";
 import { mkdir, open, readFile, rename, unlink } from "node:fs/promises";
 import { dirname } from "node:path";
 import { parseRoute, type Route } from "../route.js";
-import { parseRouteKey, RouteTable } from "../table.js";
+import { EntryColumns, parseRouteKey, RouteTable } from "../table.js";
 
 export interface SnapshotHeader {
   didgate_snapshot: 1;
@@ -35,7 +35,14 @@ const yieldToLoop = () => new Promise<void>((r) => setImmediate(r));
  * Writes entries (key, route) atomically. `entries` must not change while this runs (pass an
  * array taken from the table, not the live table).
  */
-export async function writeSnapshot(path: string, version: string, entries: readonly (readonly [string, Route])[], now: number = Date.now()): Promise<void> {
+export async function writeSnapshot(
+  path: string,
+  version: string,
+  entries: readonly (readonly [string, Route])[] | EntryColumns<Route>,
+  now: number = Date.now(),
+): Promise<void> {
+  const cols = entries instanceof EntryColumns ? entries : undefined;
+  const pairs = cols === undefined ? (entries as readonly (readonly [string, Route])[]) : undefined;
   await mkdir(dirname(path), { recursive: true });
   const tmp = `${path}.tmp-${process.pid}-${randomBytes(4).toString("hex")}`;
   const fh = await open(tmp, "w", 0o644);
@@ -44,8 +51,9 @@ export async function writeSnapshot(path: string, version: string, entries: read
     let buf = JSON.stringify(header) + "\n";
     const SLICE = 5000;
     for (let i = 0; i < entries.length; i++) {
-      const e = entries[i]!;
-      buf += "[" + JSON.stringify(e[0]) + "," + JSON.stringify(e[1].source) + "]\n";
+      const key = cols ? cols.keys[i]! : pairs![i]![0];
+      const route = cols ? cols.values[i]! : pairs![i]![1];
+      buf += "[" + JSON.stringify(key) + "," + JSON.stringify(route.source) + "]\n";
       if ((i + 1) % SLICE === 0) {
         await fh.write(buf);
         buf = "";
