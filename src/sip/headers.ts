@@ -96,31 +96,14 @@ const KNOWN_LIST: Array<[number, string, string | null]> = [
 
 /** By lower-case long or compact name. Immutable after module load. */
 const BY_NAME = new Map<string, KnownHeader>();
-/** By case-insensitive hash of the name bytes -> candidates (verified byte-wise). */
-const BY_HASH = new Map<number, KnownHeader[]>();
 /** Per id. */
 const BY_ID: KnownHeader[] = [];
 
-function hashLower(s: string): number {
-  let h = 0;
-  for (let i = 0; i < s.length; i++) h = (Math.imul(h, 31) + (s.charCodeAt(i) | 0x20)) | 0;
-  return h;
-}
-
-{
-  const add = (name: string, k: KnownHeader): void => {
-    BY_NAME.set(name, k);
-    const h = hashLower(name);
-    const list = BY_HASH.get(h);
-    if (list) list.push(k);
-    else BY_HASH.set(h, [k]);
-  };
-  for (const [id, display, compact] of KNOWN_LIST) {
-    const k: KnownHeader = { id, lname: display.toLowerCase(), display };
-    BY_ID[id] = k;
-    add(k.lname, k);
-    if (compact) add(compact, k);
-  }
+for (const [id, display, compact] of KNOWN_LIST) {
+  const k: KnownHeader = { id, lname: display.toLowerCase(), display };
+  BY_ID[id] = k;
+  BY_NAME.set(k.lname, k);
+  if (compact) BY_NAME.set(compact, k);
 }
 
 /** Known header of a lower-case (long or compact) name, else undefined. */
@@ -133,58 +116,53 @@ export function knownById(id: number): KnownHeader | undefined {
 }
 
 /**
- * Look up header-name bytes buf[s..e) case-insensitively. Returns the KnownHeader, or undefined
- * for an unknown (but syntactically valid) name, or null when a byte is not a token character.
+ * Parse-path lookup without hashing or string compares: SLOT_ID[slot(length, first byte, last byte)]
+ * is the one known long name with that length and those first and last letters (checked unique at
+ * load), NAME_BYTES[NAME_OFF[id] ..] its lower-case bytes.
  */
-export function lookupNameBytes(buf: Buffer, s: number, e: number): KnownHeader | undefined | null {
-  let h = 0;
-  for (let i = s; i < e; i++) {
-    const c = buf[i]!;
-    if (TOKEN_CHARS[c] === 0) return null;
-    h = (Math.imul(h, 31) + (c | 0x20)) | 0;
+const MAX_NAME_LEN = 32;
+const SLOT_ID = new Uint8Array(MAX_NAME_LEN * 32 * 32);
+const NAME_OFF = new Uint16Array(BY_ID.length);
+const NAME_BYTES = new Uint8Array(512);
+/** Compact form (one letter, either case) -> id; 0 when the letter is no compact form. */
+const COMPACT_ID = new Uint8Array(256);
+
+function nameSlot(n: number, first: number, last: number): number {
+  return (n * 32 + (first & 31)) * 32 + (last & 31);
+}
+
+{
+  let off = 0;
+  for (const k of BY_ID) {
+    if (k === undefined) continue;
+    const ln = k.lname;
+    const slot = nameSlot(ln.length, ln.charCodeAt(0), ln.charCodeAt(ln.length - 1));
+    if (SLOT_ID[slot] !== 0 || ln.length >= MAX_NAME_LEN) throw new Error("header name table: slot collision for " + ln);
+    SLOT_ID[slot] = k.id;
+    NAME_OFF[k.id] = off;
+    for (let i = 0; i < ln.length; i++) NAME_BYTES[off++] = ln.charCodeAt(i);
   }
-  const cands = BY_HASH.get(h);
-  if (cands === undefined) return undefined;
-  outer: for (let k = 0; k < cands.length; k++) {
-    const cand = cands[k]!;
-    const ln = cand.lname;
-    const compact = ln.length !== e - s;
-    if (compact) {
-      // compact form: single letter
-      if (e - s !== 1) continue;
-      const kh = BY_NAME.get(String.fromCharCode(buf[s]! | 0x20));
-      if (kh === cand) return cand;
-      continue;
-    }
-    for (let i = 0; i < ln.length; i++) {
-      if ((buf[s + i]! | 0x20) !== (ln.charCodeAt(i) | 0x20)) continue outer;
-    }
-    return cand;
+  for (const [id, , compact] of KNOWN_LIST) {
+    if (compact === null) continue;
+    COMPACT_ID[compact.charCodeAt(0)] = id;
+    COMPACT_ID[compact.toUpperCase().charCodeAt(0)] = id;
   }
-  return undefined;
 }
 
 /**
- * Header id for name bytes buf[s..e) whose case-insensitive hash (h = h*31 + (byte|0x20)) is `h`;
- * 0 when the name is not a known header. Verifies the bytes, so a colliding name is never confused.
+ * Header id for the name bytes buf[s..e), which must all be token characters (the parser checked
+ * them); 0 when the name is not a known header. Case-insensitive, compact forms accepted.
  */
-export function lookupNameHash(h: number, buf: Buffer, s: number, e: number): number {
-  const cands = BY_HASH.get(h);
-  if (cands === undefined) return 0;
+export function lookupName(buf: Buffer, s: number, e: number): number {
   const n = e - s;
-  outer: for (let k = 0; k < cands.length; k++) {
-    const cand = cands[k]!;
-    const ln = cand.lname;
-    if (ln.length !== n) {
-      if (n === 1 && BY_NAME.get(String.fromCharCode(buf[s]! | 0x20)) === cand) return cand.id;
-      continue;
-    }
-    for (let i = 0; i < n; i++) {
-      if ((buf[s + i]! | 0x20) !== ln.charCodeAt(i)) continue outer;
-    }
-    return cand.id;
-  }
-  return 0;
+  if (n === 1) return COMPACT_ID[buf[s]!]!;
+  if (n >= MAX_NAME_LEN || n === 0) return 0;
+  const id = SLOT_ID[nameSlot(n, buf[s]!, buf[e - 1]!)]!;
+  if (id === 0) return 0;
+  const o = NAME_OFF[id]!;
+  // token bytes: `| 0x20` lower-cases letters and maps no other token byte onto a letter or '-'
+  for (let i = 0; i < n; i++) if ((buf[s + i]! | 0x20) !== NAME_BYTES[o + i]) return 0;
+  return id;
 }
 
 /** Canonical spelling for a header name given by an API user ("call-id" -> "Call-ID", "v" -> "Via"). */

@@ -7,7 +7,7 @@
  * Record-Route, Max-Forwards, Request-URI) have dedicated cheap accessors.
  */
 import { randomBytes } from "node:crypto";
-import { CSeq, HDR, Via, canonicalName, knownById, knownHeader, lookupNameHash, parseCSeq, parseVia } from "./headers.js";
+import { CSeq, HDR, Via, canonicalName, knownById, knownHeader, lookupName, parseCSeq, parseVia } from "./headers.js";
 import { TOKEN_CHARS, indexOfTopLevelComma, isToken, parseUint, splitList } from "./syntax.js";
 import { NameAddr, SipUri, parseNameAddr, parseUri } from "./uri.js";
 
@@ -79,6 +79,44 @@ export interface ParseOptions {
   strict?: boolean;
 }
 
+/**
+ * The head (start line and header lines) of a parsed buffer, decoded once, on first use, as latin1:
+ * one character per byte, so string offsets are byte offsets and a value is a cheap substring.
+ * When the head has a byte >= 0x80, values are UTF-8 decoded from the buffer instead (as written).
+ * @internal
+ */
+export class RawText {
+  readonly buf: Buffer;
+  /** Bytes [0, limit) are decoded: every header line lies before it. */
+  limit: number;
+  private _s: string | null = null;
+  private _ascii = false;
+
+  constructor(buf: Buffer, limit: number) {
+    this.buf = buf;
+    this.limit = limit;
+  }
+
+  /** Value text of buf[a, b). */
+  text(a: number, b: number): string {
+    if (this._s === null) this.decode();
+    return this._ascii ? this._s!.slice(a, b) : this.buf.toString("utf8", a, b);
+  }
+
+  /** buf[a, b) as latin1 (for bytes known to be ASCII, like header names). */
+  latin1(a: number, b: number): string {
+    if (this._s === null) this.decode();
+    return this._s!.slice(a, b);
+  }
+
+  private decode(): void {
+    const s = this.buf.toString("latin1", 0, this.limit);
+    this._s = s;
+    // a latin1 string has as many UTF-8 bytes as characters iff every byte is ASCII
+    this._ascii = Buffer.byteLength(s, "utf8") === s.length;
+  }
+}
+
 /** One header line (maybe folded). Immutable: edits replace the field object. */
 export class HeaderField {
   /** Header id (HDR.*), 0 for headers the stack does not know. */
@@ -88,6 +126,7 @@ export class HeaderField {
   /** Raw line span [start, end), end includes the line terminator. */
   readonly start: number;
   readonly end: number;
+  private readonly src: RawText | null;
   private readonly vs: number;
   private readonly ve: number;
   private readonly nameEnd: number;
@@ -95,10 +134,12 @@ export class HeaderField {
   private _value: string | undefined;
   private _name: string | undefined;
   private _lname: string | undefined;
+  private _line: string | undefined;
+  private _lineBytes: number;
 
   constructor(
     id: number,
-    buf: Buffer | null,
+    src: RawText | null,
     start: number,
     end: number,
     vs: number,
@@ -109,7 +150,8 @@ export class HeaderField {
     value: string | undefined,
   ) {
     this.id = id;
-    this.buf = buf;
+    this.src = src;
+    this.buf = src === null ? null : src.buf;
     this.start = start;
     this.end = end;
     this.vs = vs;
@@ -119,6 +161,8 @@ export class HeaderField {
     this._name = name;
     this._value = value;
     this._lname = undefined;
+    this._line = undefined;
+    this._lineBytes = 0;
   }
 
   /** A field built by the stack (serialised as "Name: value"). */
@@ -136,7 +180,7 @@ export class HeaderField {
     let n = this._name;
     if (n === undefined) {
       const k = knownById(this.id);
-      n = this._name = k ? k.display : this.buf!.toString("latin1", this.start, this.nameEnd);
+      n = this._name = k ? k.display : this.src!.latin1(this.start, this.nameEnd);
     }
     return n;
   }
@@ -155,7 +199,7 @@ export class HeaderField {
   get value(): string {
     let v = this._value;
     if (v === undefined) {
-      v = this.buf!.toString("utf8", this.vs, this.ve);
+      v = this.src!.text(this.vs, this.ve);
       if (this.folded) v = unfold(v);
       this._value = v;
     }
@@ -163,26 +207,20 @@ export class HeaderField {
   }
 
   get isRaw(): boolean {
-    return this.buf !== null;
+    return this.src !== null;
   }
 
-  private _line: string | undefined = undefined;
-  private _lineBytes = 0;
+  /** @internal "Name: value\r\n" of a built field (cached) */
+  line(): string {
+    let l = this._line;
+    if (l === undefined) l = this._line = this.name + ": " + this.value + "\r\n";
+    return l;
+  }
 
-  /** @internal bytes of "Name: value\r\n" for a built field (cached) */
+  /** @internal UTF-8 bytes of line() (cached) */
   lineBytes(): number {
-    if (this._line === undefined) {
-      this._line = this.name + ": " + this.value + "\r\n";
-      this._lineBytes = Buffer.byteLength(this._line, "utf8");
-    }
+    if (this._lineBytes === 0) this._lineBytes = Buffer.byteLength(this.line(), "utf8");
     return this._lineBytes;
-  }
-
-  /** @internal write "Name: value\r\n" of a built field; returns bytes written */
-  writeLine(out: Buffer, off: number): number {
-    const line = this._line!;
-    // pure ASCII (byte length == UTF-16 length): the latin1 writer is the fast path
-    return out.write(line, off, this._lineBytes === line.length ? "latin1" : "utf8");
   }
 }
 
@@ -265,8 +303,6 @@ export function defaultReason(status: number): string {
   return "Global Failure";
 }
 
-const CRLF = Buffer.from("\r\n", "latin1");
-
 export class SipMessage {
   /** The buffer the message was parsed from; null for messages built by the stack. */
   raw: Buffer | null = null;
@@ -275,30 +311,38 @@ export class SipMessage {
   method: string;
   /** Response status (0 for requests). */
   status: number;
-  /** Response reason phrase ("" for requests). */
-  reason: string;
   /** Header lines in order. Treat as read-only; edit through the methods. */
   fields: HeaderField[] = [];
-  /** The body (Content-Length bytes). Replace with setBody(). */
-  body: Buffer;
 
+  /** Decoded head of the parsed buffer (null for messages built by the stack). */
+  private text: RawText | null = null;
   private slStart = -1;
   private slEnd = -1;
   private slDirty = true;
-  private _uri: string;
+  /** Request-URI (requests) or reason phrase (responses) as raw bytes [tStart, tEnd), decoded on use. */
+  private tStart = 0;
+  private tEnd = 0;
+  private _uri: string | null;
+  private _reason: string | null;
+  /** The body; null while it is still the untouched span [bodyStart, bodyEnd) of raw. */
+  private _body: Buffer | null;
+  private bodyStart = 0;
+  private bodyEnd = 0;
+  /** Offset of the blank line that ends the parsed header section. */
+  private hdrEnd = -1;
   private _ruri: SipUri | null | undefined = undefined;
   private _topVia: Via | null | undefined = undefined;
   private _cseq: CSeq | null | undefined = undefined;
   private _from: NameAddr | null | undefined = undefined;
   private _to: NameAddr | null | undefined = undefined;
 
-  private constructor(isRequest: boolean, method: string, uri: string, status: number, reason: string) {
+  private constructor(isRequest: boolean, method: string, uri: string | null, status: number, reason: string | null) {
     this.isRequest = isRequest;
     this.method = method;
     this._uri = uri;
     this.status = status;
-    this.reason = reason;
-    this.body = EMPTY;
+    this._reason = reason;
+    this._body = EMPTY;
   }
 
   /** Build a request. Headers are written in the given order; Content-Length is added. */
@@ -317,32 +361,74 @@ export class SipMessage {
     return m;
   }
 
-  /** @internal used by the parser */
-  static _parsed(raw: Buffer, isRequest: boolean, method: string, uri: string, status: number, reason: string, slStart: number, slEnd: number): SipMessage {
-    const m = new SipMessage(isRequest, method, uri, status, reason);
-    m.raw = raw;
+  /**
+   * @internal used by the parser: [tStart, tEnd) is the Request-URI of a request or the reason
+   * phrase of a response, decoded when first read.
+   */
+  static _parsed(text: RawText, isRequest: boolean, method: string, status: number, slStart: number, slEnd: number, tStart: number, tEnd: number): SipMessage {
+    const m = new SipMessage(isRequest, method, isRequest ? null : "", status, isRequest ? "" : null);
+    m.raw = text.buf;
+    m.text = text;
     m.slStart = slStart;
     m.slEnd = slEnd;
     m.slDirty = false;
+    m.tStart = tStart;
+    m.tEnd = tEnd;
     return m;
+  }
+
+  /** @internal used by the parser: the body is raw[start, end); the header section ended at hdrEnd. */
+  _setParsedBody(hdrEnd: number, start: number, end: number): void {
+    this.hdrEnd = hdrEnd;
+    this.bodyStart = start;
+    this.bodyEnd = end;
+    this._body = start === end ? EMPTY : null;
   }
 
   /** A copy that can be edited independently (shares the immutable raw buffer and body). */
   clone(): SipMessage {
-    const m = new SipMessage(this.isRequest, this.method, this._uri, this.status, this.reason);
+    const m = new SipMessage(this.isRequest, this.method, this._uri, this.status, this._reason);
     m.raw = this.raw;
+    m.text = this.text;
     m.slStart = this.slStart;
     m.slEnd = this.slEnd;
     m.slDirty = this.slDirty;
+    m.tStart = this.tStart;
+    m.tEnd = this.tEnd;
     m.fields = this.fields.slice();
-    m.body = this.body;
+    m._body = this._body;
+    m.bodyStart = this.bodyStart;
+    m.bodyEnd = this.bodyEnd;
+    m.hdrEnd = this.hdrEnd;
     return m;
+  }
+
+  /** Response reason phrase ("" for requests). */
+  get reason(): string {
+    let r = this._reason;
+    if (r === null) r = this._reason = this.text!.text(this.tStart, this.tEnd);
+    return r;
+  }
+  set reason(r: string) {
+    this._reason = r;
+  }
+
+  /** The body (Content-Length bytes). Replace with setBody(). */
+  get body(): Buffer {
+    let b = this._body;
+    if (b === null) b = this._body = this.raw!.subarray(this.bodyStart, this.bodyEnd);
+    return b;
+  }
+  set body(b: Buffer) {
+    this._body = b;
   }
 
   // ---- start line ----
 
   get requestUri(): string {
-    return this._uri;
+    let u = this._uri;
+    if (u === null) u = this._uri = this.text!.text(this.tStart, this.tEnd);
+    return u;
   }
   set requestUri(uri: string) {
     this._uri = uri;
@@ -351,7 +437,7 @@ export class SipMessage {
   }
   /** Request-URI parsed (cached); null if it does not parse. */
   get parsedRequestUri(): SipUri | null {
-    if (this._ruri === undefined) this._ruri = parseUri(this._uri);
+    if (this._ruri === undefined) this._ruri = parseUri(this.requestUri);
     return this._ruri;
   }
   setStatus(status: number, reason?: string): void {
@@ -647,9 +733,10 @@ export class SipMessage {
 
   /** Replace the body and set Content-Length (and Content-Type when given). */
   setBody(body: Buffer | string, contentType?: string): void {
-    this.body = typeof body === "string" ? Buffer.from(body, "utf8") : body;
+    const b = typeof body === "string" ? Buffer.from(body, "utf8") : body;
+    this._body = b;
     const i = this.indexOfId(HDR.CONTENT_LENGTH, "", 0);
-    const f = HeaderField.makeKnown(HDR.CONTENT_LENGTH, String(this.body.length));
+    const f = HeaderField.makeKnown(HDR.CONTENT_LENGTH, String(b.length));
     if (i < 0) this.fields.push(f);
     else this.fields[i] = f;
     if (contentType !== undefined) this.set("Content-Type", contentType);
@@ -664,42 +751,62 @@ export class SipMessage {
       if (e > this.slStart && this.raw[e - 1] === 13) e--;
       return this.raw.toString("utf8", this.slStart, e);
     }
-    return this.isRequest ? this.method + " " + this._uri + " SIP/2.0" : "SIP/2.0 " + this.status + " " + this.reason;
+    return this.isRequest ? this.method + " " + this.requestUri + " SIP/2.0" : "SIP/2.0 " + this.status + " " + this.reason;
   }
 
-  /** Serialise. Unchanged header lines are copied byte-exact from the parsed buffer. */
+  /**
+   * Serialise into one Buffer. Unchanged bytes (start line, header lines, blank line, body) are
+   * copied byte-exact from the parsed buffer, adjacent ones in one copy; adjacent built lines are
+   * written with one string write.
+   */
   toBuffer(): Buffer {
     const fields = this.fields;
     const n = fields.length;
-    let size = 0;
+    const raw = this.raw;
     let sl: string | null = null;
-    if (this.slDirty || this.raw === null) {
-      sl = this.startLine;
-      size += Buffer.byteLength(sl, "utf8") + 2;
-    } else size += this.slEnd - this.slStart;
+    // all built text (start line, built lines) in one string: one UTF-8 length check for all
+    let built = "";
+    let size = 0;
+    if (this.slDirty || raw === null) built = sl = this.startLine + "\r\n";
+    else size = this.slEnd - this.slStart;
     let hasCl = false;
     for (let i = 0; i < n; i++) {
       const f = fields[i]!;
       if (f.id === HDR.CONTENT_LENGTH) hasCl = true;
       if (f.buf !== null) size += f.end - f.start;
-      else size += f.lineBytes();
+      else built += f.line();
     }
+    const ascii = built.length === 0 || Buffer.byteLength(built, "utf8") === built.length;
+    if (ascii) size += built.length;
+    else {
+      if (sl !== null) size += Buffer.byteLength(sl, "utf8");
+      for (let i = 0; i < n; i++) {
+        const f = fields[i]!;
+        if (f.buf === null) size += f.lineBytes();
+      }
+    }
+    const enc = ascii ? "latin1" : "utf8";
+    const body = this._body; // null: still the untouched span of raw
+    const bodyLen = body === null ? this.bodyEnd - this.bodyStart : body.length;
     let clLine: string | null = null;
     if (!hasCl) {
-      clLine = "Content-Length: " + this.body.length + "\r\n";
+      clLine = "Content-Length: " + bodyLen + "\r\n";
       size += clLine.length;
     }
-    size += 2 + this.body.length;
+    size += 2 + bodyLen;
     const out = Buffer.allocUnsafe(size);
     let off = 0;
-    if (sl !== null) {
-      off += out.write(sl, off, "utf8");
-      out[off++] = 13;
-      out[off++] = 10;
-    } else off += this.raw!.copy(out, off, this.slStart, this.slEnd);
+    // pending run of raw bytes [runStart, runEnd) of runBuf, or pending built text
     let runBuf: Buffer | null = null;
     let runStart = 0;
     let runEnd = 0;
+    let pend = "";
+    if (sl !== null) pend = sl;
+    else {
+      runBuf = raw;
+      runStart = this.slStart;
+      runEnd = this.slEnd;
+    }
     for (let i = 0; i < n; i++) {
       const f = fields[i]!;
       const fb = f.buf;
@@ -709,22 +816,40 @@ export class SipMessage {
           continue;
         }
         if (runBuf !== null) off += runBuf.copy(out, off, runStart, runEnd);
+        else if (pend.length > 0) {
+          off += out.write(pend, off, enc);
+          pend = "";
+        }
         runBuf = fb;
         runStart = f.start;
         runEnd = f.end;
-        continue;
+      } else {
+        if (runBuf !== null) {
+          off += runBuf.copy(out, off, runStart, runEnd);
+          runBuf = null;
+        }
+        const l = f.line();
+        pend = pend.length === 0 ? l : pend + l;
       }
+    }
+    if (clLine !== null) {
       if (runBuf !== null) {
         off += runBuf.copy(out, off, runStart, runEnd);
         runBuf = null;
       }
-      off += f.writeLine(out, off);
+      pend += clLine;
     }
-    if (runBuf !== null) off += runBuf.copy(out, off, runStart, runEnd);
-    if (clLine !== null) off += out.write(clLine, off, "latin1");
-    out[off++] = 13;
-    out[off++] = 10;
-    off += this.body.copy(out, off);
+    const he = this.hdrEnd;
+    if (body === null && runBuf === raw && runEnd === he && this.bodyStart === he + 2 && raw![he] === 13) {
+      // the blank line and the body follow the last unchanged line in raw: one copy
+      off += raw!.copy(out, off, runStart, this.bodyEnd);
+    } else {
+      if (runBuf !== null) off += runBuf.copy(out, off, runStart, runEnd);
+      pend += "\r\n";
+      off += out.write(pend, off, enc);
+      if (body === null) off += raw!.copy(out, off, this.bodyStart, this.bodyEnd);
+      else off += body.copy(out, off);
+    }
     return off === size ? out : out.subarray(0, off);
   }
 
@@ -757,6 +882,24 @@ function isSipVersion(buf: Buffer, s: number, e: number): boolean {
   );
 }
 
+/** Methods interned by the parser (no string decoded for them). */
+const METHODS_BY_LEN: string[][] = [];
+for (const m of ["INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "REGISTER", "PRACK", "UPDATE", "INFO", "REFER", "NOTIFY", "SUBSCRIBE", "MESSAGE", "PUBLISH"]) {
+  (METHODS_BY_LEN[m.length] ??= []).push(m);
+}
+
+/** The method string when buf[s, e) spells a common method exactly (case-sensitive), else null. */
+function knownMethod(buf: Buffer, s: number, e: number): string | null {
+  const list = METHODS_BY_LEN[e - s];
+  if (list === undefined) return null;
+  outer: for (let k = 0; k < list.length; k++) {
+    const m = list[k]!;
+    for (let i = 0; i < m.length; i++) if (buf[s + i] !== m.charCodeAt(i)) continue outer;
+    return m;
+  }
+  return null;
+}
+
 function startsWithSipSlash(buf: Buffer, s: number, e: number): boolean {
   return e - s >= 4 && (buf[s]! | 0x20) === 115 && (buf[s + 1]! | 0x20) === 105 && (buf[s + 2]! | 0x20) === 112 && buf[s + 3] === 47;
 }
@@ -767,6 +910,7 @@ function startsWithSipSlash(buf: Buffer, s: number, e: number): boolean {
  */
 export function parseMessage(buf: Buffer, opts?: ParseOptions): SipMessage | SipParseError {
   const lim = opts?.limits ?? DEFAULT_LIMITS;
+  const TOKEN = TOKEN_CHARS;
   const stream = opts?.stream === true;
   const len = buf.length;
   if (len > lim.maxMessageSize) return err("too_large", "message of " + len + " bytes", null, 513);
@@ -781,12 +925,13 @@ export function parseMessage(buf: Buffer, opts?: ParseOptions): SipMessage | Sip
   let le = lf;
   if (le > pos && buf[le - 1] === 13) le--;
   if (le - pos > lim.maxHeaderLength) return err("header_too_long", "start line");
+  const text = new RawText(buf, len);
   let msg: SipMessage;
-  if (startsWithSipSlash(buf, pos, le) && buf.indexOf(32, pos) < le && buf.indexOf(32, pos) >= 0) {
+  const sp1 = buf.indexOf(32, pos);
+  if (sp1 >= 0 && sp1 < le && startsWithSipSlash(buf, pos, le)) {
     // response
-    const sp = buf.indexOf(32, pos);
-    if (!isSipVersion(buf, pos, sp)) return err("bad_version", "response version", null, 505);
-    let p = sp + 1;
+    if (!isSipVersion(buf, pos, sp1)) return err("bad_version", "response version", null, 505);
+    let p = sp1 + 1;
     if (p + 3 > le) return err("bad_start_line", "status code");
     const d0 = buf[p]! - 48;
     const d1 = buf[p + 1]! - 48;
@@ -795,22 +940,24 @@ export function parseMessage(buf: Buffer, opts?: ParseOptions): SipMessage | Sip
     const status = d0 * 100 + d1 * 10 + d2;
     p += 3;
     if (p < le && buf[p] !== 32) return err("bad_start_line", "status code");
-    const reason = p < le ? buf.toString("utf8", p + 1, le) : "";
-    msg = SipMessage._parsed(buf, false, "", "", status, reason, slStart, lf + 1);
+    // reason phrase: buf[p + 1, le), decoded when read
+    msg = SipMessage._parsed(text, false, "", status, slStart, lf + 1, p < le ? p + 1 : le, le);
   } else {
-    const sp1 = buf.indexOf(32, pos);
     if (sp1 < 0 || sp1 >= le || sp1 === pos) return err("bad_start_line", "no method");
     const sp2 = buf.lastIndexOf(32, le - 1);
     if (sp2 <= sp1 + 1) return err("bad_start_line", "no request-uri");
     if (buf.indexOf(32, sp1 + 1) !== sp2) return err("bad_request_uri", "whitespace in request-uri");
-    const method = buf.toString("latin1", pos, sp1);
-    if (!isToken(method)) return err("bad_start_line", "method is not a token");
+    let method = knownMethod(buf, pos, sp1);
+    if (method === null) {
+      method = buf.toString("latin1", pos, sp1);
+      if (!isToken(method)) return err("bad_start_line", "method is not a token");
+    }
     if (!isSipVersion(buf, sp2 + 1, le)) {
       if (startsWithSipSlash(buf, sp2 + 1, le)) return err("bad_version", "version not supported", null, 505);
       return err("bad_start_line", "bad version");
     }
-    const uri = buf.toString("utf8", sp1 + 1, sp2);
-    msg = SipMessage._parsed(buf, true, method, uri, 0, "", slStart, lf + 1);
+    // Request-URI: buf[sp1 + 1, sp2), decoded when read
+    msg = SipMessage._parsed(text, true, method, 0, slStart, lf + 1, sp1 + 1, sp2);
   }
   pos = lf + 1;
 
@@ -862,15 +1009,9 @@ export function parseMessage(buf: Buffer, opts?: ParseOptions): SipMessage | Sip
       if (firstError === null) (firstError = "bad_header"), (errDetail = "continuation line without header");
       continue;
     }
-    // header name: token characters, hashed case-insensitively in the same pass
+    // header name: token characters
     let ne = ls;
-    let h = 0;
-    while (ne < ce) {
-      const b = buf[ne]!;
-      if (TOKEN_CHARS[b] === 0) break;
-      h = (Math.imul(h, 31) + (b | 0x20)) | 0;
-      ne++;
-    }
+    while (ne < ce && TOKEN[buf[ne]!] === 1) ne++;
     let p = ne;
     while (p < ce && (buf[p] === 32 || buf[p] === 9)) p++;
     if (ne === ls || p >= ce || buf[p] !== 58) {
@@ -881,8 +1022,8 @@ export function parseMessage(buf: Buffer, opts?: ParseOptions): SipMessage | Sip
     while (p < ce && isWsByte(buf[p]!)) p++;
     let ve = ce;
     while (ve > p && isWsByte(buf[ve - 1]!)) ve--;
-    const id = lookupNameHash(h, buf, ls, ne);
-    fields.push(new HeaderField(id, buf, ls, end, p, ve, ne, folded, undefined, undefined));
+    const id = lookupName(buf, ls, ne);
+    fields.push(new HeaderField(id, text, ls, end, p, ve, ne, folded, undefined, undefined));
     switch (id) {
       case 0:
         break;
@@ -922,18 +1063,21 @@ export function parseMessage(buf: Buffer, opts?: ParseOptions): SipMessage | Sip
       }
     }
   }
+  // every header line lies before hdrEnd: decode no further when a value is read
+  text.limit = hdrEnd;
   // NUL bytes anywhere in the start line or headers
   const nul = buf.indexOf(0, slStart);
   if (nul >= 0 && nul < hdrEnd) return err("nul_byte", "NUL in headers", msg);
 
   // ---- body ----
   const bodyStart = pos > len ? len : pos;
+  let bodyEnd = len;
   if (cl >= 0) {
     if (bodyStart + cl > len) {
       if (firstError === null) (firstError = "truncated_body"), (errDetail = "Content-Length " + cl + " > " + (len - bodyStart) + " bytes");
-      msg.body = buf.subarray(bodyStart);
-    } else msg.body = buf.subarray(bodyStart, bodyStart + cl);
-  } else msg.body = stream ? EMPTY : buf.subarray(bodyStart);
+    } else bodyEnd = bodyStart + cl;
+  } else if (stream) bodyEnd = bodyStart;
+  msg._setParsedBody(hdrEnd, bodyStart, bodyEnd);
 
   if (firstError !== null) return err(firstError, errDetail, msg);
 
