@@ -1,8 +1,8 @@
 /**
  * Header names (ids, compact forms, canonical spelling), Via and CSeq values.
  */
-import { Param, TOKEN_CHARS, formatParams, getParam, parseParams, parseUint, setParamIn } from "./syntax.js";
-import { isValidHost } from "./uri.js";
+import { ByteText, Param, TOKEN_CHARS, formatParams, getParam, parseParams, parseParamsBytes, parseUint, setParamIn } from "./syntax.js";
+import { isValidHost, isValidHostBytes } from "./uri.js";
 
 /** Ids of headers the stack looks at; every other header has id OTHER (0). */
 export const HDR = {
@@ -342,4 +342,130 @@ export function parseCSeq(s: string): CSeq | null {
   const method = s.slice(ms, i);
   if (skipLws(s, i) !== s.length) return null;
   return { seq, method };
+}
+
+// ---- Via and CSeq over bytes of a parsed buffer (twins of parseVia / parseCSeq, see syntax.ts) ----
+
+function skipLwsB(buf: Buffer, i: number, e: number): number {
+  while (i < e) {
+    const c = buf[i]!;
+    if (c !== 32 && c !== 9 && c !== 13 && c !== 10) break;
+    i++;
+  }
+  return i;
+}
+
+function readTokenB(buf: Buffer, i: number, e: number): number {
+  const T = TOKEN_CHARS;
+  while (i < e && T[buf[i]!] === 1) i++;
+  return i;
+}
+
+/** True when the token bytes buf[s, e) equal the ASCII string w (exactly, or ignoring case). */
+function bytesEqual(buf: Buffer, s: number, e: number, w: string, ignoreCase: boolean): boolean {
+  if (e - s !== w.length) return false;
+  const m = ignoreCase ? 0x20 : 0;
+  for (let i = 0; i < w.length; i++) if ((buf[s + i]! | m) !== (w.charCodeAt(i) | m)) return false;
+  return true;
+}
+
+const TRANSPORTS = ["UDP", "TCP", "TLS", "SCTP", "WS", "WSS"];
+
+/** Upper-case transport of the token bytes buf[s, e). */
+function transportOf(src: ByteText, s: number, e: number): string {
+  for (let k = 0; k < TRANSPORTS.length; k++) {
+    const t = TRANSPORTS[k]!;
+    if (bytesEqual(src.buf, s, e, t, true)) return t;
+  }
+  return src.text(s, e).toUpperCase();
+}
+
+/** parseVia over the bytes buf[s, e) of one Via value (already split from a list). */
+export function parseViaBytes(src: ByteText, s: number, e: number): Via | null {
+  const buf = src.buf;
+  let i = skipLwsB(buf, s, e);
+  let t = readTokenB(buf, i, e);
+  if (t === i) return null;
+  const nameS = i;
+  const nameE = t;
+  i = skipLwsB(buf, t, e);
+  if (i >= e || buf[i] !== 47) return null;
+  i = skipLwsB(buf, i + 1, e);
+  t = readTokenB(buf, i, e);
+  if (t === i) return null;
+  const verS = i;
+  const verE = t;
+  i = skipLwsB(buf, t, e);
+  if (i >= e || buf[i] !== 47) return null;
+  i = skipLwsB(buf, i + 1, e);
+  t = readTokenB(buf, i, e);
+  if (t === i) return null;
+  const transport = transportOf(src, i, t);
+  i = t;
+  const ws = i;
+  i = skipLwsB(buf, i, e);
+  if (i === ws) return null;
+  // sent-by
+  const hs = i;
+  if (i < e && buf[i] === 91) {
+    const rb = buf.indexOf(93, i);
+    if (rb < 0 || rb >= e) return null;
+    i = rb + 1;
+  } else {
+    while (i < e) {
+      const c = buf[i]!;
+      if (c === 58 || c === 59 || c === 32 || c === 9 || c === 13 || c === 10 || c === 44) break;
+      i++;
+    }
+  }
+  if (!isValidHostBytes(buf, hs, i)) return null;
+  const host = src.text(hs, i);
+  let port: number | undefined;
+  i = skipLwsB(buf, i, e);
+  if (i < e && buf[i] === 58) {
+    i = skipLwsB(buf, i + 1, e);
+    const ps = i;
+    let p = 0;
+    while (i < e) {
+      const c = buf[i]! - 48;
+      if (c < 0 || c > 9) break;
+      p = p * 10 + c;
+      i++;
+    }
+    if (i === ps || i - ps > 10 || p > 65535) return null;
+    port = p;
+  }
+  const params = parseParamsBytes(src, i, e, []);
+  if (params === null) return null;
+  const protocol =
+    bytesEqual(buf, nameS, nameE, "SIP", false) && bytesEqual(buf, verS, verE, "2.0", false)
+      ? "SIP/2.0"
+      : src.text(nameS, nameE) + "/" + src.text(verS, verE);
+  return new Via(transport, host, port, params, protocol);
+}
+
+/**
+ * parseCSeq over the bytes buf[s, e). `method` is returned as the CSeq method (no string built)
+ * when the bytes spell it exactly.
+ */
+export function parseCSeqBytes(src: ByteText, s: number, e: number, method: string): CSeq | null {
+  const buf = src.buf;
+  let i = skipLwsB(buf, s, e);
+  const ns = i;
+  let seq = 0;
+  while (i < e) {
+    const c = buf[i]! - 48;
+    if (c < 0 || c > 9) break;
+    seq = seq * 10 + c;
+    i++;
+  }
+  if (i === ns || i - ns > 10 || seq > 0x7fffffff) return null;
+  const ws = i;
+  i = skipLwsB(buf, i, e);
+  if (i === ws) return null;
+  const ms = i;
+  i = readTokenB(buf, i, e);
+  if (i === ms) return null;
+  if (skipLwsB(buf, i, e) !== e) return null;
+  return { seq, method: method.length > 0 && bytesEqual(buf, ms, i, method, false) ? method : src.text(ms, i) };
 }

@@ -7,8 +7,8 @@
  * Record-Route, Max-Forwards, Request-URI) have dedicated cheap accessors.
  */
 import { randomBytes } from "node:crypto";
-import { CSeq, HDR, Via, canonicalName, knownById, knownHeader, lookupName, parseCSeq, parseVia } from "./headers.js";
-import { TOKEN_CHARS, indexOfTopLevelComma, isToken, parseUint, splitList } from "./syntax.js";
+import { CSeq, HDR, Via, canonicalName, knownById, knownHeader, lookupName, parseCSeq, parseCSeqBytes, parseVia, parseViaBytes } from "./headers.js";
+import { ByteText, TOKEN_CHARS, indexOfTopLevelComma, indexOfTopLevelCommaBytes, isToken, parseUint, parseUintBytes, splitList } from "./syntax.js";
 import { NameAddr, SipUri, parseNameAddr, parseUri } from "./uri.js";
 
 export interface ParseLimits {
@@ -85,7 +85,7 @@ export interface ParseOptions {
  * When the head has a byte >= 0x80, values are UTF-8 decoded from the buffer instead (as written).
  * @internal
  */
-export class RawText {
+export class RawText implements ByteText {
   readonly buf: Buffer;
   /** Bytes [0, limit) are decoded: every header line lies before it. */
   limit: number;
@@ -208,6 +208,51 @@ export class HeaderField {
 
   get isRaw(): boolean {
     return this.src !== null;
+  }
+
+  // Readers for the values a proxy looks at. On an unfolded parsed line they work on the bytes
+  // (no value string is built); otherwise on the value string. Both give the same result.
+
+  /** @internal the first value of this (list) line, parsed as a Via */
+  firstVia(): Via | null {
+    const src = this.src;
+    if (src !== null && !this.folded) {
+      const c = indexOfTopLevelCommaBytes(src.buf, this.vs, this.ve);
+      return parseViaBytes(src, this.vs, c < 0 ? this.ve : c);
+    }
+    const v = this.value;
+    const c = indexOfTopLevelComma(v, 0);
+    return parseVia(c < 0 ? v : v.slice(0, c));
+  }
+
+  /** @internal the value parsed as a CSeq; `method` is reused as its method when it matches */
+  cseq(method: string): CSeq | null {
+    const src = this.src;
+    if (src !== null && !this.folded) return parseCSeqBytes(src, this.vs, this.ve, method);
+    return parseCSeq(this.value);
+  }
+
+  /** @internal the value as a non-negative integer <= max, -1 when it is not one */
+  uint(max: number): number {
+    if (this.src !== null && !this.folded) return parseUintBytes(this.src.buf, this.vs, this.ve, max);
+    return parseUint(this.value, max);
+  }
+
+  /**
+   * @internal the value split at its first top-level comma: [first value, rest], both trimmed;
+   * rest is null when there is no comma.
+   */
+  splitFirst(): [string, string | null] {
+    const src = this.src;
+    if (src !== null && !this.folded) {
+      const c = indexOfTopLevelCommaBytes(src.buf, this.vs, this.ve);
+      if (c < 0) return [this.value.trim(), null];
+      return [src.text(this.vs, c).trim(), src.text(c + 1, this.ve).trim()];
+    }
+    const v = this.value;
+    const c = indexOfTopLevelComma(v, 0);
+    if (c < 0) return [v.trim(), null];
+    return [v.slice(0, c).trim(), v.slice(c + 1).trim()];
   }
 
   /** @internal "Name: value\r\n" of a built field (cached) */
@@ -555,17 +600,11 @@ export class SipMessage {
     const i = this.indexOfId(id, lname, 0);
     if (i < 0) return undefined;
     const f = this.fields[i]!;
-    const v = f.value;
-    const comma = indexOfTopLevelComma(v, 0);
+    const [first, rest] = f.splitFirst();
     this.invalidate(id);
-    if (comma < 0) {
-      this.fields.splice(i, 1);
-      return v.trim();
-    }
-    const rest = v.slice(comma + 1).trim();
-    if (rest.length === 0) this.fields.splice(i, 1);
+    if (rest === null || rest.length === 0) this.fields.splice(i, 1);
     else this.fields[i] = new HeaderField(f.id, null, -1, -1, 0, 0, 0, false, f.name, rest);
-    return v.slice(0, comma).trim();
+    return first;
   }
 
   /** Insert before the first line of this header; when there is none, after the Via lines. */
@@ -605,12 +644,8 @@ export class SipMessage {
   /** Top Via, parsed (cached). null when absent or unparsable. */
   get topVia(): Via | null {
     if (this._topVia === undefined) {
-      const v = this.getById(HDR.VIA);
-      if (v === undefined) this._topVia = null;
-      else {
-        const c = indexOfTopLevelComma(v, 0);
-        this._topVia = parseVia(c < 0 ? v : v.slice(0, c));
-      }
+      const i = this.indexOfId(HDR.VIA, "", 0);
+      this._topVia = i < 0 ? null : this.fields[i]!.firstVia();
     }
     return this._topVia;
   }
@@ -673,9 +708,8 @@ export class SipMessage {
 
   /** Max-Forwards as a number; undefined when absent, -1 when unparsable. */
   get maxForwards(): number | undefined {
-    const v = this.getById(HDR.MAX_FORWARDS);
-    if (v === undefined) return undefined;
-    return parseUint(v, 0x7fffffff);
+    const i = this.indexOfId(HDR.MAX_FORWARDS, "", 0);
+    return i < 0 ? undefined : this.fields[i]!.uint(0x7fffffff);
   }
   set maxForwards(n: number) {
     const i = this.indexOfId(HDR.MAX_FORWARDS, "", 0);
@@ -705,8 +739,8 @@ export class SipMessage {
   }
   get cseq(): CSeq | null {
     if (this._cseq === undefined) {
-      const v = this.getById(HDR.CSEQ);
-      this._cseq = v === undefined ? null : parseCSeq(v);
+      const i = this.indexOfId(HDR.CSEQ, "", 0);
+      this._cseq = i < 0 ? null : this.fields[i]!.cseq(this.method);
     }
     return this._cseq;
   }

@@ -214,3 +214,127 @@ export function unescapePercent(s: string): string {
 export function isHex(c: number): boolean {
   return (c >= 48 && c <= 57) || (c >= 65 && c <= 70) || (c >= 97 && c <= 102);
 }
+
+// ---- the same grammar over bytes of a parsed buffer (no string is built to look at a value) ----
+//
+// Each *Bytes function accepts exactly what its string twin accepts on the UTF-8 decoding of the
+// same bytes (every delimiter is ASCII, and bytes >= 0x80 are in no character class), and builds the
+// same strings (test/sip/props.test.ts checks this on random input).
+
+/** A parsed buffer and how a byte range of it becomes text. */
+export interface ByteText {
+  readonly buf: Buffer;
+  /** buf[a, b) as a string (UTF-8). */
+  text(a: number, b: number): string;
+}
+
+function isWsB(c: number): boolean {
+  return c === 32 || c === 9 || c === 13 || c === 10;
+}
+
+/** indexOfTopLevelComma over buf[from, end); -1 when there is none. */
+export function indexOfTopLevelCommaBytes(buf: Buffer, from: number, end: number): number {
+  let inQuote = false;
+  let angle = false;
+  for (let i = from; i < end; i++) {
+    const c = buf[i]!;
+    if (inQuote) {
+      if (c === 92) i++;
+      else if (c === 34) inQuote = false;
+    } else if (c === 34) inQuote = true;
+    else if (angle) {
+      if (c === 62) angle = false;
+    } else if (c === 60) angle = true;
+    else if (c === 44) return i;
+  }
+  return -1;
+}
+
+/** quotedEnd over buf[i, end) with buf[i] === '"'. */
+export function quotedEndBytes(buf: Buffer, i: number, end: number): number {
+  for (let j = i + 1; j < end; j++) {
+    const c = buf[j]!;
+    if (c === 92) j++;
+    else if (c === 34) return j + 1;
+  }
+  return -1;
+}
+
+/** parseUint over buf[s, e). */
+export function parseUintBytes(buf: Buffer, s: number, e: number, max: number): number {
+  if (e <= s || e - s > 10) return -1;
+  let v = 0;
+  for (let i = s; i < e; i++) {
+    const c = buf[i]! - 48;
+    if (c < 0 || c > 9) return -1;
+    v = v * 10 + c;
+  }
+  return v > max ? -1 : v;
+}
+
+/** Parameter names the stack reads, returned without building a string. */
+const PARAM_NAMES_BY_LEN: string[][] = [];
+for (const n of ["branch", "rport", "received", "maddr", "ttl", "lr", "transport", "user", "tag", "method"]) {
+  (PARAM_NAMES_BY_LEN[n.length] ??= []).push(n);
+}
+
+/** Lower-case name of the token bytes buf[s, e). */
+function paramName(src: ByteText, s: number, e: number): string {
+  const list = PARAM_NAMES_BY_LEN[e - s];
+  if (list !== undefined) {
+    const buf = src.buf;
+    outer: for (let k = 0; k < list.length; k++) {
+      const n = list[k]!;
+      // token bytes: `| 0x20` lower-cases letters and maps no other token byte onto a letter
+      for (let i = 0; i < n.length; i++) if ((buf[s + i]! | 0x20) !== n.charCodeAt(i)) continue outer;
+      return n;
+    }
+  }
+  return src.text(s, e).toLowerCase();
+}
+
+/** parseParams over buf[from, end). */
+export function parseParamsBytes(src: ByteText, from: number, end: number, out: Param[]): Param[] | null {
+  const buf = src.buf;
+  const T = TOKEN_CHARS;
+  let i = from;
+  for (;;) {
+    while (i < end && isWsB(buf[i]!)) i++;
+    if (i >= end) return out;
+    if (buf[i] !== 59) return null;
+    i++;
+    while (i < end && isWsB(buf[i]!)) i++;
+    const ns = i;
+    while (i < end && T[buf[i]!] === 1) i++;
+    if (i === ns) return null;
+    const name = paramName(src, ns, i);
+    while (i < end && isWsB(buf[i]!)) i++;
+    if (i < end && buf[i] === 61) {
+      i++;
+      while (i < end && isWsB(buf[i]!)) i++;
+      const vs = i;
+      if (i < end && buf[i] === 34) {
+        const e = quotedEndBytes(buf, i, end);
+        if (e < 0) return null;
+        i = e;
+      } else {
+        while (i < end) {
+          const c = buf[i]!;
+          if (c === 59 || isWsB(c) || c === 44) break;
+          if (c === 91) {
+            const e = buf.indexOf(93, i);
+            if (e < 0 || e >= end) return null;
+            i = e + 1;
+            continue;
+          }
+          if (c === 34 || c === 60 || c === 62) return null;
+          i++;
+        }
+        if (i === vs) return null;
+      }
+      out.push([name, src.text(vs, i)]);
+    } else {
+      out.push([name, null]);
+    }
+  }
+}

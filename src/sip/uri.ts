@@ -129,6 +129,21 @@ export function isValidHost(h: string): boolean {
   return true;
 }
 
+/** isValidHost over the bytes buf[s, e). */
+export function isValidHostBytes(buf: Buffer, s: number, e: number): boolean {
+  if (e <= s) return false;
+  if (buf[s] === 91) {
+    if (buf[e - 1] !== 93 || e - s < 4) return false;
+    for (let i = s + 1; i < e - 1; i++) {
+      const c = buf[i]!;
+      if (!(isHex(c) || c === 58 /* : */ || c === 46 /* . */)) return false;
+    }
+    return true;
+  }
+  for (let i = s; i < e; i++) if (HOST_CHARS[buf[i]!] === 0) return false;
+  return true;
+}
+
 /** Parse any URI. For sip/sips the structure is validated; other schemes are kept opaque. */
 export function parseUri(s: string): SipUri | null {
   const colon = s.indexOf(":");
