@@ -116,54 +116,49 @@ export function knownById(id: number): KnownHeader | undefined {
 }
 
 /**
- * Parse-path lookup without hashing or string compares: SLOT_ID[slot(length, first byte, last byte)]
- * is the one known long name with that length and those first and last letters (checked unique at
- * load), NAME_BYTES[NAME_OFF[id] ..] its lower-case bytes.
+ * Header names on the parse path: a trie over the known long and compact names, walked one byte at
+ * a time while the name's token characters are checked (one pass, no hashing, no compare after):
+ *
+ *   let st = NAME_ROOT;
+ *   for (; i < end; i++) { const k = NAME_CLASS[buf[i]]; if (k === 0) break; st = NAME_NEXT[st * NAME_CLASSES + k]; }
+ *   id = NAME_ACCEPT[st];   // 0: not a known name (or no name at all)
+ *
+ * NAME_CLASS: 0 for a byte that is not a token character, 1..26 for a letter (either case), 27 for
+ * '-', 28 for any other token character. State 0 is "no known name has this prefix" (it loops).
  */
-const MAX_NAME_LEN = 32;
-const SLOT_ID = new Uint8Array(MAX_NAME_LEN * 32 * 32);
-const NAME_OFF = new Uint16Array(BY_ID.length);
-const NAME_BYTES = new Uint8Array(512);
-/** Compact form (one letter, either case) -> id; 0 when the letter is no compact form. */
-const COMPACT_ID = new Uint8Array(256);
+export const NAME_CLASSES = 29;
+export const NAME_ROOT = 1;
+export const NAME_CLASS = new Uint8Array(256);
+for (let c = 0; c < 256; c++) if (TOKEN_CHARS[c] === 1) NAME_CLASS[c] = 28;
+for (let c = 0; c < 26; c++) NAME_CLASS[65 + c] = NAME_CLASS[97 + c] = 1 + c;
+NAME_CLASS[45] = 27;
 
-function nameSlot(n: number, first: number, last: number): number {
-  return (n * 32 + (first & 31)) * 32 + (last & 31);
-}
-
-{
-  let off = 0;
-  for (const k of BY_ID) {
-    if (k === undefined) continue;
-    const ln = k.lname;
-    const slot = nameSlot(ln.length, ln.charCodeAt(0), ln.charCodeAt(ln.length - 1));
-    if (SLOT_ID[slot] !== 0 || ln.length >= MAX_NAME_LEN) throw new Error("header name table: slot collision for " + ln);
-    SLOT_ID[slot] = k.id;
-    NAME_OFF[k.id] = off;
-    for (let i = 0; i < ln.length; i++) NAME_BYTES[off++] = ln.charCodeAt(i);
+function buildNameTrie(): { next: Uint16Array; accept: Uint8Array } {
+  const next: number[] = [];
+  const accept: number[] = [];
+  let states = 2; // 0: dead, 1: root
+  const add = (name: string, id: number): void => {
+    let st = NAME_ROOT;
+    for (let i = 0; i < name.length; i++) {
+      const slot = st * NAME_CLASSES + NAME_CLASS[name.charCodeAt(i)]!;
+      if (next[slot] === undefined) next[slot] = states++;
+      st = next[slot]!;
+    }
+    accept[st] = id;
+  };
+  for (const [id, display, compact] of KNOWN_LIST) {
+    add(display.toLowerCase(), id);
+    if (compact !== null) add(compact, id);
   }
-  for (const [id, , compact] of KNOWN_LIST) {
-    if (compact === null) continue;
-    COMPACT_ID[compact.charCodeAt(0)] = id;
-    COMPACT_ID[compact.toUpperCase().charCodeAt(0)] = id;
-  }
+  const n = new Uint16Array(states * NAME_CLASSES);
+  for (let i = 0; i < next.length; i++) n[i] = next[i] ?? 0;
+  const a = new Uint8Array(states);
+  for (let i = 0; i < accept.length; i++) a[i] = accept[i] ?? 0;
+  return { next: n, accept: a };
 }
-
-/**
- * Header id for the name bytes buf[s..e), which must all be token characters (the parser checked
- * them); 0 when the name is not a known header. Case-insensitive, compact forms accepted.
- */
-export function lookupName(buf: Buffer, s: number, e: number): number {
-  const n = e - s;
-  if (n === 1) return COMPACT_ID[buf[s]!]!;
-  if (n >= MAX_NAME_LEN || n === 0) return 0;
-  const id = SLOT_ID[nameSlot(n, buf[s]!, buf[e - 1]!)]!;
-  if (id === 0) return 0;
-  const o = NAME_OFF[id]!;
-  // token bytes: `| 0x20` lower-cases letters and maps no other token byte onto a letter or '-'
-  for (let i = 0; i < n; i++) if ((buf[s + i]! | 0x20) !== NAME_BYTES[o + i]) return 0;
-  return id;
-}
+const NAME_TRIE = buildNameTrie();
+export const NAME_NEXT: Uint16Array = NAME_TRIE.next;
+export const NAME_ACCEPT: Uint8Array = NAME_TRIE.accept;
 
 /** Canonical spelling for a header name given by an API user ("call-id" -> "Call-ID", "v" -> "Via"). */
 export function canonicalName(name: string): string {

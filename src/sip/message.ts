@@ -7,8 +7,8 @@
  * Record-Route, Max-Forwards, Request-URI) have dedicated cheap accessors.
  */
 import { randomBytes } from "node:crypto";
-import { CSeq, HDR, Via, canonicalName, knownById, knownHeader, lookupName, parseCSeq, parseCSeqBytes, parseVia, parseViaBytes } from "./headers.js";
-import { ByteText, TOKEN_CHARS, indexOfTopLevelComma, indexOfTopLevelCommaBytes, isToken, parseUint, parseUintBytes, splitList } from "./syntax.js";
+import { CSeq, HDR, Via, canonicalName, NAME_ACCEPT, NAME_CLASS, NAME_CLASSES, NAME_NEXT, NAME_ROOT, knownById, knownHeader, parseCSeq, parseCSeqBytes, parseVia, parseViaBytes } from "./headers.js";
+import { ByteText, indexOfTopLevelComma, indexOfTopLevelCommaBytes, isToken, parseUint, parseUintBytes, splitList } from "./syntax.js";
 import { NameAddr, SipUri, parseNameAddr, parseUri } from "./uri.js";
 
 export interface ParseLimits {
@@ -944,7 +944,9 @@ function startsWithSipSlash(buf: Buffer, s: number, e: number): boolean {
  */
 export function parseMessage(buf: Buffer, opts?: ParseOptions): SipMessage | SipParseError {
   const lim = opts?.limits ?? DEFAULT_LIMITS;
-  const TOKEN = TOKEN_CHARS;
+  const CLS = NAME_CLASS;
+  const NEXT = NAME_NEXT;
+  const ACCEPT = NAME_ACCEPT;
   const stream = opts?.stream === true;
   const len = buf.length;
   if (len > lim.maxMessageSize) return err("too_large", "message of " + len + " bytes", null, 513);
@@ -1043,9 +1045,15 @@ export function parseMessage(buf: Buffer, opts?: ParseOptions): SipMessage | Sip
       if (firstError === null) (firstError = "bad_header"), (errDetail = "continuation line without header");
       continue;
     }
-    // header name: token characters
+    // header name: token characters, walked through the known-name trie in the same pass
     let ne = ls;
-    while (ne < ce && TOKEN[buf[ne]!] === 1) ne++;
+    let st = NAME_ROOT;
+    while (ne < ce) {
+      const k = CLS[buf[ne]!]!;
+      if (k === 0) break;
+      st = NEXT[st * NAME_CLASSES + k]!;
+      ne++;
+    }
     let p = ne;
     while (p < ce && (buf[p] === 32 || buf[p] === 9)) p++;
     if (ne === ls || p >= ce || buf[p] !== 58) {
@@ -1056,7 +1064,7 @@ export function parseMessage(buf: Buffer, opts?: ParseOptions): SipMessage | Sip
     while (p < ce && isWsByte(buf[p]!)) p++;
     let ve = ce;
     while (ve > p && isWsByte(buf[ve - 1]!)) ve--;
-    const id = lookupName(buf, ls, ne);
+    const id = ACCEPT[st]!;
     fields.push(new HeaderField(id, text, ls, end, p, ve, ne, folded, undefined, undefined));
     switch (id) {
       case 0:

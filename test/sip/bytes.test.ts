@@ -6,7 +6,7 @@
  */
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { parseCSeq, parseCSeqBytes, parseVia, parseViaBytes } from "../../src/sip/headers.js";
+import { canonicalName, parseCSeq, parseCSeqBytes, parseVia, parseViaBytes } from "../../src/sip/headers.js";
 import { SipMessage, SipParseError, parseMessage } from "../../src/sip/message.js";
 import {
   type ByteText,
@@ -106,6 +106,44 @@ describe("byte readers agree with the string parsers", () => {
         expect(m.fields.map((f) => [f.name, f.value])).toEqual(built.fields.map((f) => [f.name, f.value]).filter(([n]) => n !== "Content-Length" || m.has("content-length")));
       }),
       { numRuns: 1500 },
+    );
+  });
+});
+
+describe("header names on the parse path", () => {
+  const NAMES = [
+    "Via", "v", "From", "f", "To", "t", "Call-ID", "i", "CSeq", "Contact", "m", "Content-Length", "l", "Content-Type", "c",
+    "Max-Forwards", "Route", "Record-Route", "Supported", "k", "Subject", "s", "Content-Encoding", "e", "Event", "o",
+    "Refer-To", "r", "Referred-By", "b", "Session-Expires", "x", "Allow-Events", "u", "Identity", "y", "Accept-Contact", "a",
+    "Reject-Contact", "j", "Request-Disposition", "d", "Identity-Info", "n", "Timestamp", "Retry-After", "Proxy-Require",
+    "Require", "Allow", "User-Agent", "Server", "Unsupported", "WWW-Authenticate", "Proxy-Authenticate", "Authorization",
+    "Proxy-Authorization", "Reason",
+  ];
+  // a name as written -> what the parser should call it: canonical when known, else as written
+  const nameArb = fc.oneof(
+    fc.tuple(fc.constantFrom(...NAMES), fc.array(fc.boolean(), { minLength: 20, maxLength: 20 })).map(([n, up]) =>
+      [...n].map((ch, i) => (up[i] ? ch.toUpperCase() : ch.toLowerCase())).join(""),
+    ),
+    fc.tuple(fc.constantFrom(...NAMES), fc.constantFrom("x", "-", "_", "1", "s", "a"), fc.boolean()).map(([n, ch, front]) => (front ? ch + n : n + ch)),
+    fc.constantFrom(...NAMES).map((n) => n.slice(0, -1)).filter((n) => n.length > 0),
+    fc.constantFrom("Call_ID", "Cseq", "Max.Forwards", "Rout", "Vias", "X-Via", "P-Asserted-Identity", "g", "Record-Routes"),
+  );
+
+  it("known names in any case and compact forms get their canonical name; others stay as written", () => {
+    fc.assert(
+      fc.property(nameArb, (name) => {
+        const text =
+          "OPTIONS sip:a@example.com SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bK-1\r\n" +
+          "From: <sip:a@example.com>;tag=1\r\nTo: <sip:b@example.com>\r\nCall-ID: c@x\r\nCSeq: 1 OPTIONS\r\n" +
+          name + ": 1\r\n\r\n";
+        const r = parseMessage(Buffer.from(text, "latin1"));
+        const m = r instanceof SipParseError ? r.partial : r;
+        expect(m).not.toBeNull();
+        const f = m!.fields[5]!;
+        expect(f.name).toBe(canonicalName(name));
+        expect(f.value).toBe("1");
+      }),
+      { numRuns: 2000 },
     );
   });
 });
