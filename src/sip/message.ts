@@ -828,7 +828,7 @@ export class SipMessage {
       size += clLine.length;
     }
     size += 2 + bodyLen;
-    const out = Buffer.allocUnsafe(size);
+    const out = allocOut(size);
     let off = 0;
     // pending run of raw bytes [runStart, runEnd) of runBuf, or pending built text
     let runBuf: Buffer | null = null;
@@ -893,6 +893,28 @@ export class SipMessage {
 }
 
 const EMPTY = Buffer.alloc(0);
+
+/**
+ * Output buffers for serialised messages, carved from 64 KiB slabs: a slice of a slab costs about
+ * a third of Buffer.allocUnsafe here (whose 8 KiB pool is renewed every few messages). A slab
+ * lives as long as any message cut from it (transactions keep theirs for retransmission, about
+ * 32 s at most), so the memory held stays about the bytes of live messages. Larger messages get
+ * their own buffer.
+ */
+const SLAB_SIZE = 64 * 1024;
+const SLAB_MAX_PIECE = 4096;
+let slab = Buffer.allocUnsafeSlow(0);
+let slabOff = 0;
+function allocOut(size: number): Buffer {
+  if (size > SLAB_MAX_PIECE) return Buffer.allocUnsafe(size);
+  if (slabOff + size > slab.length) {
+    slab = Buffer.allocUnsafeSlow(SLAB_SIZE);
+    slabOff = 0;
+  }
+  const b = slab.subarray(slabOff, slabOff + size);
+  slabOff = (slabOff + size + 7) & ~7;
+  return b;
+}
 
 function isWsByte(c: number): boolean {
   return c === 32 || c === 9 || c === 13 || c === 10;

@@ -135,6 +135,29 @@ describe("proxy edits", () => {
     expect(back.maxForwards).toBe(68);
   });
 
+  it("serialised messages never share bytes (small ones are cut from shared slabs, large ones are not)", () => {
+    const outs: Buffer[] = [];
+    const want: string[] = [];
+    for (let i = 0; i < 300; i++) {
+      const m = must(INVITE_BUF);
+      m.requestUri = "sip:+1512555" + String(i).padStart(4, "0") + "@10.1.2.3";
+      if (i % 50 === 7) m.setBody("x".repeat(5000 + i)); // above the slab piece size
+      const b = m.toBuffer();
+      outs.push(b);
+      want.push(b.toString("latin1"));
+    }
+    // every earlier buffer still holds its own message after all later ones were written
+    for (let i = 0; i < outs.length; i++) {
+      expect(outs[i]!.toString("latin1")).toBe(want[i]);
+      expect(want[i]!.startsWith("INVITE sip:+1512555" + String(i).padStart(4, "0") + "@10.1.2.3 SIP/2.0\r\n")).toBe(true);
+    }
+    for (let i = 1; i < outs.length; i++) {
+      const a = outs[i - 1]!;
+      const b = outs[i]!;
+      if (a.buffer === b.buffer) expect(b.byteOffset).toBeGreaterThanOrEqual(a.byteOffset + a.length);
+    }
+  });
+
   it("pops the only Route line and the top Via of a response", () => {
     const m = must(INVITE_BUF);
     expect(m.popRoute()).toBe("<sip:203.0.113.10;lr>");
