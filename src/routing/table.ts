@@ -103,6 +103,11 @@ function keyError(key: string): string {
   return "";
 }
 
+/** True for a valid route key (the check parseRouteKey makes, without allocating). */
+export function isRouteKey(key: string): boolean {
+  return keyError(key) === "";
+}
+
 /** Parses a route key; never throws. */
 export function parseRouteKey(key: string): ParsedRouteKey | { error: string } {
   const err = keyError(key);

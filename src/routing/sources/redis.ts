@@ -30,7 +30,7 @@ import type { Logger } from "pino";
 import type { Registry } from "prom-client";
 import { RouteMetrics } from "../../ops/metrics.js";
 import { parseRoute, type Route } from "../route.js";
-import { EntryColumns, parseRouteKey, RouteTable, type RouteStore } from "../table.js";
+import { EntryColumns, isRouteKey, parseRouteKey, RouteTable, type RouteStore } from "../table.js";
 import {
   backoffDelay,
   classifyPosition,
@@ -47,6 +47,7 @@ import {
 } from "./redis-client.js";
 import { RedisSyncMetrics } from "./redis-metrics.js";
 import { loadFunctionLibrary } from "./redis-writer.js";
+import { rawHscan } from "./redis-raw-scan.js";
 import { scanInWorker, type ScanBatch } from "./redis-scan-worker.js";
 import { loadSnapshot, readSnapshotHeader, writeSnapshot } from "./snapshot.js";
 
@@ -97,6 +98,12 @@ export interface RedisSourceOptions {
    * machine: it pays only when a core is free).
    */
   workerScanThreshold?: number;
+  /**
+   * Full loads from a standalone Redis run HSCAN on a connection of their own with a RESP reader
+   * made for that reply (redis-raw-scan.ts), falling back to the client library when it fails
+   * (default true).
+   */
+  rawScan?: boolean;
 }
 
 export interface RedisSourceStatus {
@@ -144,7 +151,7 @@ export class RedisRouteSource extends EventEmitter {
   private readonly logger: Logger;
   private readonly now: () => number;
   private readonly snapshotPath: string;
-  private readonly o: Required<Pick<RedisSourceOptions, "startTimeoutMs" | "blockMs" | "checkIntervalMs" | "refusedRetryMs" | "scanCount" | "readCount" | "commandTimeoutMs" | "minBackoffMs" | "maxBackoffMs" | "loadFunctions" | "workerScanThreshold">>;
+  private readonly o: Required<Pick<RedisSourceOptions, "startTimeoutMs" | "blockMs" | "checkIntervalMs" | "refusedRetryMs" | "scanCount" | "readCount" | "commandTimeoutMs" | "minBackoffMs" | "maxBackoffMs" | "loadFunctions" | "workerScanThreshold" | "rawScan">>;
   private cmd: RedisClient | undefined;
   private sub: RedisClient | undefined;
   private subId: number | undefined;
@@ -179,6 +186,9 @@ export class RedisRouteSource extends EventEmitter {
   private touched: Map<string, Route | null> | undefined;
   /** Small cache JSON text → Route so that identical entries share one value object. */
   private parseCache = new Map<string, Route>();
+  /** Hits of parseCache since it was last cleared; whether it is used (a full load may turn it off). */
+  private cacheHits = 0;
+  private cacheOn = true;
 
   constructor(opts: RedisSourceOptions) {
     super();
@@ -203,6 +213,7 @@ export class RedisRouteSource extends EventEmitter {
       maxBackoffMs: opts.maxBackoffMs ?? 5000,
       loadFunctions: opts.loadFunctions ?? true,
       workerScanThreshold: opts.workerScanThreshold ?? 0,
+      rawScan: opts.rawScan ?? true,
     };
   }
 
@@ -515,22 +526,37 @@ export class RedisRouteSource extends EventEmitter {
 
   /** Validates one entry; undefined (skipped, logged with its key, counted) when invalid. */
   private parseEntry(key: string, json: string, phase: "load" | "delta"): Route | undefined {
-    const k = parseRouteKey(key);
-    if ("error" in k) {
-      this.skip(phase, key, [`invalid key: ${k.error}`]);
+    if (!isRouteKey(key)) {
+      const k = parseRouteKey(key);
+      this.skip(phase, key, [`invalid key: ${"error" in k ? k.error : "malformed"}`]);
       return undefined;
     }
     const cache = this.parseCache;
-    let route = cache.get(json);
-    if (route !== undefined) return route;
+    const caching = this.cacheOn;
+    let route: Route | undefined;
+    if (caching) {
+      route = cache.get(json);
+      if (route !== undefined) {
+        this.cacheHits++;
+        return route;
+      }
+    }
     const r = parseRouteJsonFast(key, json);
     if (!r.ok) {
       this.skip(phase, key, r.errors);
       return undefined;
     }
     route = r.route;
-    if (cache.size >= 4096) cache.clear();
-    cache.set(json, route);
+    if (caching) {
+      if (cache.size >= PARSE_CACHE_SIZE) {
+        // A full window with (almost) no repeats: the entries are distinct, and hashing each text
+        // costs more than it saves; stop caching for the rest of this load.
+        if (phase === "load" && this.cacheHits < PARSE_CACHE_SIZE / 100) this.cacheOn = false;
+        this.cacheHits = 0;
+        cache.clear();
+      }
+      if (this.cacheOn) cache.set(json, route);
+    }
     return route;
   }
 
@@ -552,6 +578,9 @@ export class RedisRouteSource extends EventEmitter {
       const info = await streamInfo(cmd, this.keys.changes);
       const version = info?.lastGeneratedId ?? "0-0";
       this.skippedThisLoad = 0;
+      this.cacheOn = true;
+      this.cacheHits = 0;
+      this.parseCache.clear();
       let entries = new EntryColumns<Route>();
       const key = this.keys.routes;
       let scanned = false;
@@ -572,6 +601,23 @@ export class RedisRouteSource extends EventEmitter {
           this.skippedThisLoad = 0;
         }
       }
+      if (!scanned && this.o.rawScan && this.endpoint.kind === "standalone") {
+        const ep = this.endpoint;
+        try {
+          await rawHscan({
+            target: { host: ep.host, port: ep.port, tls: ep.tls, db: ep.db, ...(ep.username !== undefined ? { username: ep.username } : {}), ...(ep.password !== undefined ? { password: ep.password } : {}) },
+            key,
+            count: this.o.scanCount,
+            commandTimeoutMs: this.o.commandTimeoutMs,
+            onBatch: (flat) => this.consumeBatch(flat, entries),
+          });
+          scanned = true;
+        } catch (err) {
+          this.logger.warn({ err: (err as Error).message }, "HSCAN on a connection of its own failed; scanning through the client library");
+          entries = new EntryColumns<Route>();
+          this.skippedThisLoad = 0;
+        }
+      }
       if (!scanned) {
         const count = String(this.o.scanCount);
         let next: Promise<[string, string[]]> = cmd.hscan(key, "0", "COUNT", count);
@@ -582,6 +628,7 @@ export class RedisRouteSource extends EventEmitter {
           if (cursor === "0") break;
         }
       }
+      this.cacheOn = true; // deltas use the cache again
       if (this.skippedThisLoad > 100) this.logger.warn({ skipped: this.skippedThisLoad, logged: 100 }, "invalid route entries in Redis skipped (only the first 100 logged)");
       const table = RouteTable.build(entries);
       table.version = version;
@@ -840,6 +887,9 @@ export class RedisRouteSource extends EventEmitter {
 }
 
 /** parseRouteJson without the closure-per-call error path: JSON.parse then validate. */
+/** Entries of the JSON text → Route cache (identical entries share one Route). */
+const PARSE_CACHE_SIZE = 4096;
+
 function parseRouteJsonFast(key: string, json: string): ReturnType<typeof parseRoute> {
   let value: unknown;
   try {
