@@ -84,7 +84,8 @@ async function main(): Promise<void> {
 
     // ---- full load, rotating the three scan modes: the default (HSCAN on a connection of its own
     // with didgate's RESP reader, on the main thread), the client library's HSCAN on the main
-    // thread, and the library's HSCAN in a worker thread
+    // thread, and the library's HSCAN in a worker thread. load_ms is the median; the very first
+    // load of the process (first_ms of the default mode) also grows the heap from nothing.
     const modes: LoadMode[] = ["default", "library", "worker"];
     const loadMs: Record<LoadMode, number[]> = { default: [], library: [], worker: [] };
     let loaded: { source: RedisRouteSource; store: RouteStore<Route> } | undefined;
@@ -102,7 +103,7 @@ async function main(): Promise<void> {
     const names: Record<LoadMode, string> = { default: "redis_full_load", library: "redis_full_load_client_library", worker: "redis_full_load_worker" };
     for (const mode of modes) {
       const lm = median(loadMs[mode]);
-      rep.report(result(names[mode], N, (lm * 1e6) / N, { load_ms: round(lm, 0), min_ms: round(Math.min(...loadMs[mode]), 0), max_ms: round(Math.max(...loadMs[mode]), 0), target_ms: 5000 }));
+      rep.report(result(names[mode], N, (lm * 1e6) / N, { load_ms: round(lm, 0), min_ms: round(Math.min(...loadMs[mode]), 0), max_ms: round(Math.max(...loadMs[mode]), 0), first_ms: round(loadMs[mode][0]!, 0), target_ms: 5000 }));
     }
 
     // ---- snapshot of the loaded table (event-loop stall measured while it is written)

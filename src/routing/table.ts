@@ -141,6 +141,8 @@ export class RouteTable<V> {
   private refs: Int32Array = new Int32Array(16);
   private readonly index = new Map<V, number>();
   private readonly freeValues: number[] = [];
+  /** Live value slots not in `index` (see addUnindexed). */
+  private unindexed = 0;
   // Scratch outputs of scanKey (avoids allocating on set/delete/get).
   private sNum = 0; // value of the key's digits
   private sLen = 0; // digit count (0 for the default)
@@ -161,7 +163,10 @@ export class RouteTable<V> {
       const st = t.beginBuild(entries.length);
       const keys = entries.keys;
       const values = entries.values;
-      for (let i = 0; i < keys.length; i++) t.buildAdd(st, keys[i]!, values[i]!);
+      const u = Math.min(keys.length, entries.uniqueFrom);
+      for (let i = 0; i < u; i++) t.buildAdd(st, keys[i]!, values[i]!);
+      st.unique = true;
+      for (let i = u; i < keys.length; i++) t.buildAdd(st, keys[i]!, values[i]!);
       t.endBuild(st);
     } else {
       const st = t.beginBuild(Array.isArray(entries) ? entries.length : 0);
@@ -176,14 +181,15 @@ export class RouteTable<V> {
   private beginBuild(hint: number): BuildState<V> {
     this.pages.reserve(hint);
     const cap = Math.max(1024, hint);
-    return { cap, pids: new Float64Array(cap), lows: new Uint8Array(cap), vis: new Int32Array(cap), n: 0, lastValue: undefined, lastIndex: 0 };
+    return { cap, pids: new Float64Array(cap), lows: new Uint8Array(cap), vis: new Int32Array(cap), n: 0, lastValue: undefined, lastIndex: 0, unique: false };
   }
 
   private buildAdd(st: BuildState<V>, key: string, value: V): void {
     const kind = this.scanKey(key);
     if (kind === K_INVALID) throw invalidKey(key);
     let vi: number;
-    if (st.lastIndex !== 0 && value === st.lastValue) {
+    if (st.unique) vi = this.addUnindexed(value);
+    else if (st.lastIndex !== 0 && value === st.lastValue) {
       vi = st.lastIndex;
       this.refs[vi]++;
     } else {
@@ -349,9 +355,9 @@ export class RouteTable<V> {
     return { exact: this.pages.count, prefix: this.prefixes.count, default: this.prefixes.def !== NO_VALUE ? 1 : 0 };
   }
 
-  /** Distinct value objects currently referenced by some key. */
+  /** Value slots in use: the distinct value objects referenced by some key (a value built in as used once counts once per slot). */
   get distinctValues(): number {
-    return this.index.size;
+    return this.index.size + this.unindexed;
   }
 
   /** Bytes held in typed arrays (excludes the value objects and the interning Map). */
@@ -433,24 +439,43 @@ export class RouteTable<V> {
   private intern(value: V): number {
     let vi = this.index.get(value);
     if (vi === undefined) {
-      vi = this.freeValues.length > 0 ? (this.freeValues.pop() as number) : this.values.length;
-      if (vi === this.values.length) this.values.push(value);
-      else this.values[vi] = value;
-      if (vi >= this.refs.length) {
-        const refs = new Int32Array(this.refs.length * 2);
-        refs.set(this.refs);
-        this.refs = refs;
-      }
-      this.refs[vi] = 0;
+      vi = this.newSlot(value);
       this.index.set(value, vi);
     }
     this.refs[vi]++;
     return vi;
   }
 
+  /**
+   * A slot of its own for a value used by one key (a bulk build's EntryColumns.uniqueFrom part):
+   * not entered in the identity index, which costs most of a large build of distinct values. A
+   * later set() of the same object gets another slot; lookups are the same either way.
+   */
+  private addUnindexed(value: V): number {
+    const vi = this.newSlot(value);
+    this.refs[vi] = 1;
+    this.unindexed++;
+    return vi;
+  }
+
+  private newSlot(value: V): number {
+    const vi = this.freeValues.length > 0 ? (this.freeValues.pop() as number) : this.values.length;
+    if (vi === this.values.length) this.values.push(value);
+    else this.values[vi] = value;
+    if (vi >= this.refs.length) {
+      const refs = new Int32Array(Math.max(this.refs.length * 2, vi + 1));
+      refs.set(this.refs);
+      this.refs = refs;
+    }
+    this.refs[vi] = 0;
+    return vi;
+  }
+
   private release(vi: number): void {
     if (--this.refs[vi] === 0) {
-      this.index.delete(this.values[vi] as V);
+      const v = this.values[vi] as V;
+      if (this.index.get(v) === vi) this.index.delete(v);
+      else this.unindexed--;
       this.values[vi] = undefined;
       this.freeValues.push(vi);
     }
@@ -482,6 +507,8 @@ interface BuildState<V> {
   n: number;
   lastValue: V | undefined;
   lastIndex: number;
+  /** Values from here on are used once each (EntryColumns.uniqueFrom): no interning. */
+  unique: boolean;
 }
 
 /**
@@ -491,6 +518,11 @@ interface BuildState<V> {
 export class EntryColumns<V> implements Iterable<[string, V]> {
   readonly keys: string[] = [];
   readonly values: V[] = [];
+  /**
+   * Entries from this index on have values used by that entry alone (no other entry holds the
+   * same object): RouteTable.build gives them slots without interning. Infinity: unknown.
+   */
+  uniqueFrom = Infinity;
 
   get length(): number {
     return this.keys.length;

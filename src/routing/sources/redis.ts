@@ -675,7 +675,10 @@ export class RedisRouteSource extends EventEmitter {
     for (let i = 0; i + 1 < flat.length; i += 2) {
       const k = flat[i]!;
       const route = this.parseEntry(k, flat[i + 1]!, "load");
-      if (route !== undefined) entries.push(k, route);
+      if (route === undefined) continue;
+      // without the parse cache every route from here on is a new object used by one key
+      if (!this.cacheOn && entries.uniqueFrom === Infinity) entries.uniqueFrom = entries.length;
+      entries.push(k, route);
     }
   }
 
