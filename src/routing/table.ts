@@ -41,23 +41,23 @@
  *
  * Design: values are interned (identity, via a Map) into an array with refcounts; the structures
  * store int32 value indexes (>= 1; 0 means empty, and values[0] is undefined). Exact keys live in
- * pages of 100 consecutive numbers of one length, grouped in blocks of 1000 (trie-pages.ts: a small
- * Float64Array hash of block ids -> 10 page offsets -> Int32Array slab); prefixes live in
- * trie-prefixes.ts (1-3 digits in a direct array, 4-15 digits in a hash keyed by (length, digits)
- * plus, per leading 5 digits, a mask of the prefix lengths present). A lookup parses the digits
- * once (keeping the value of every leading run of digits in `pre`), probes the block and page
- * (exact hit: one memory miss, the slab line; the block directory, groups and prefix index stay in
- * L2). A number of a known block that is not stored exactly takes the block's cached longest
- * covering prefix (per group, valid for one prefix epoch, bypassed when a prefix ends inside the
- * block); any other number probes the prefix lengths the mask names, longest first, then the
- * short prefixes, then the default. build() collects exact keys into flat arrays and writes the
- * slab grouped by page. Every set/delete leaves the table consistent when it returns (JS is
- * single-threaded; a reader never sees half a change). Reloads build a new table and swap it in
- * through RouteStore.
+ * pages of 100 consecutive numbers of one length, grouped in blocks of 1000 (trie-pages.ts: a hash
+ * of block ids whose 64-byte line holds the block's 10 page offsets into an Int32Array slab and
+ * the cache of its covering prefix); prefixes live in trie-prefixes.ts (1-3 digits in a direct
+ * array, 4-15 digits in a hash keyed by (length, digits) plus, per leading 5 digits, a mask of the
+ * prefix lengths present). A lookup parses the digits once (keeping the value of every leading run
+ * of digits in `pre`), probes the block line and the page (exact hit: the block line and the slab
+ * line; at 1M numbers the block table and the prefix index stay in L2). A number of a known block
+ * that is not stored exactly takes the block's cached longest covering prefix (in the block's
+ * line, valid for one prefix epoch, bypassed when a prefix ends inside the block); any other
+ * number probes the prefix lengths the mask names, longest first, then the short prefixes, then
+ * the default. build() collects exact keys into flat arrays and writes the slab grouped by page.
+ * Every set/delete leaves the table consistent when it returns (JS is single-threaded; a reader
+ * never sees half a change). Reloads build a new table and swap it in through RouteStore.
  */
 
 import { MAX_DIGITS, NO_VALUE } from "./trie.js";
-import { PageMap, PAGE_SIZE, pageId } from "./trie-pages.js";
+import { B_CACHE_DEPTH, B_CACHE_EPOCH, B_CACHE_VALUE, B_PAGES, PageMap, PAGE_SIZE, pageId } from "./trie-pages.js";
 import { PrefixIndex } from "./trie-prefixes.js";
 
 export type KeyKind = "exact" | "prefix" | "default";
@@ -275,15 +275,17 @@ export class RouteTable<V> {
       acc = acc * 10 + d;
       pre[l] = acc;
     }
-    // Exact: block directory -> group -> page -> slot (trie-pages.ts).
+    // Exact: block line -> page -> slot (trie-pages.ts).
     const page = len > 2 ? pre[len - 2] : 0;
     const block = len > 3 ? pre[len - 3] : 0;
     const pages = this.pages;
     const prefixes = this.prefixes;
     let vi: number;
-    const g = pages.dir.get(block * 16 + len);
-    if (g >= 0) {
-      const b = pages.groups[g * 10 + page - block * 10];
+    const s = pages.findBlock(block * 16 + len);
+    if (s >= 0) {
+      // one 64-byte line: the block's pages and the cache of its covering prefix
+      const blocks = pages.blocks;
+      const b = blocks[s + B_PAGES + page - block * 10];
       if (b !== 0) {
         vi = pages.slab[b - 1 + acc - page * 100];
         if (vi !== 0) {
@@ -292,11 +294,11 @@ export class RouteTable<V> {
           return this.values[vi];
         }
       }
-      // A known block: the longest prefix covering the whole block is cached per group.
-      if (pages.cacheEpoch[g] !== prefixes.epoch) this.fillBlockCache(g, block * 16 + len, len);
-      const depth = pages.cacheDepth[g];
+      // A known block: the longest prefix covering the whole block is cached in its line.
+      if (blocks[s + B_CACHE_EPOCH] !== prefixes.epoch) this.fillBlockCache(s, block * 16 + len, len);
+      const depth = blocks[s + B_CACHE_DEPTH];
       if (depth !== DEEP) {
-        vi = pages.cacheValue[g];
+        vi = blocks[s + B_CACHE_VALUE];
         return this.matched(vi, depth);
       }
     }
@@ -317,17 +319,17 @@ export class RouteTable<V> {
     return this.values[vi];
   }
 
-  /** Computes group g's block cache for the number in `pre` (of len digits, block id bid). */
-  private fillBlockCache(g: number, bid: number, len: number): void {
-    const pages = this.pages;
+  /** Fills the block cache in line s for the number in `pre` (of len digits, block id bid). */
+  private fillBlockCache(s: number, bid: number, len: number): void {
+    const blocks = this.pages.blocks;
     const prefixes = this.prefixes;
-    if (prefixes.deep.get(bid) > 0) pages.cacheDepth[g] = DEEP;
+    if (prefixes.deep.get(bid) > 0) blocks[s + B_CACHE_DEPTH] = DEEP;
     else {
       const bl = len - 3; // digits of the block: prefixes up to that long cover all of it
-      pages.cacheValue[g] = bl > 0 ? prefixes.longestMatch(this.pre, bl) : prefixes.def;
-      pages.cacheDepth[g] = bl > 0 ? prefixes.depth : 0;
+      blocks[s + B_CACHE_VALUE] = bl > 0 ? prefixes.longestMatch(this.pre, bl) : prefixes.def;
+      blocks[s + B_CACHE_DEPTH] = bl > 0 ? prefixes.depth : 0;
     }
-    pages.cacheEpoch[g] = prefixes.epoch;
+    blocks[s + B_CACHE_EPOCH] = prefixes.epoch;
   }
 
   /** Key string of the last lookup's match ("" when it matched nothing). Allocates. */

@@ -4,31 +4,49 @@
  *
  * A number of L digits (1..15) reading as N splits into page = floor(N / 100) and low = N % 100;
  * the page splits into block = floor(page / 10) and k = page % 10. The block id
- * `bid = block * 16 + L` (< 1.6e13, exact in a double, never 0) is looked up in a small NumMap
- * (trie-hash.ts: open addressing over a Float64Array of [bid, group] pairs); the group is a run of
- * 10 int32 in `groups` holding each page's slab offset + 1 (0 = no such page). The slab is one
- * Int32Array of value slots, 100 per page (NO_VALUE = 0 = empty, values are >= 1, so fresh zeroed
- * memory is an empty page).
+ * `bid = block * 16 + L` (< 1.6e13, exact in a double, never 0) names a line of the block table:
+ * an open-addressing hash (linear probing, load <= 1/2) over one Int32Array whose slots are 16
+ * int32, 64 bytes, one cache line:
  *
- * Why two levels: a lookup can afford one miss past L2 (the slab line). The block directory
- * (16 bytes per block) and the groups (40 bytes per block) are ten times smaller than a hash of
- * pages and stay in L2 with the prefix index, so an exact hit costs one memory miss and a number
- * without a page costs none.
+ *   [0] bid low 32 bits  [1] bid high bits    (both 0: empty slot)
+ *   [2 .. 11] per page k of the block: its slab offset + 1 (0 = no such page)
+ *   [12] cached value, [13] its depth, [14] the prefix epoch it is valid for (see RouteTable)
+ *   [15] live pages of the block
  *
- * The page id `pid = page * 16 + L` names a page in the API (tests, bulk loads). Pages and groups
- * emptied by deletes go on free lists and are reused (an emptied page is all zeros again);
- * rebuilding a table compacts. bulkLoad() groups a batch by page (counting sort) before writing,
- * so a large build writes the slab page by page instead of at random.
+ * The slab is one Int32Array of value slots, 100 per page (NO_VALUE = 0 = empty, values are >= 1,
+ * so fresh zeroed memory is an empty page).
  *
- * Pure; find()/slab reads allocate nothing.
+ * Why one line per block: a lookup can afford one miss past L2 (the slab line). With the block's
+ * id, its pages and the cache of its covering prefix in one line, an exact hit costs that line and
+ * the slab line, and a number of a known block without its own entry costs the one line; at 10M
+ * numbers the table no longer fits in L2 and every separate array would be another miss (and, on a
+ * VM, another TLB miss).
+ *
+ * The page id `pid = page * 16 + L` names a page in the API (tests, bulk loads). Pages emptied by
+ * deletes go on a free list and are reused (an emptied page is all zeros again); a block whose last
+ * page empties leaves the table (backward-shift deletion, no tombstones); rebuilding a table
+ * compacts. bulkLoad() groups a batch by page (counting sort) before writing, so a large build
+ * writes the slab page by page instead of at random.
+ *
+ * Pure; findBlock() and slab reads allocate nothing.
  */
 
 import { NO_VALUE } from "./trie.js";
-import { NumMap } from "./trie-hash.js";
+import { hashKey } from "./trie-hash.js";
 
 export const PAGE_SIZE = 100;
-/** Pages per group (one block of 1000 numbers). */
+/** Pages per block. */
 const GROUP = 10;
+/** int32 per block-table slot (64 bytes). */
+export const LINE = 16;
+/** Offsets inside a block line. */
+export const B_PAGES = 2;
+export const B_CACHE_VALUE = 12;
+export const B_CACHE_DEPTH = 13;
+export const B_CACHE_EPOCH = 14;
+const B_FILL = 15;
+/** 2^-32 (exact scaling of a double). */
+const INV_TWO32 = 2.3283064365386963e-10;
 
 /** Page id of a number of `len` digits whose digits except the last two read as `page`. */
 export function pageId(page: number, len: number): number {
@@ -41,10 +59,12 @@ export function blockId(block: number, len: number): number {
 }
 
 export class PageMap {
-  /** bid -> group index. */
-  readonly dir: NumMap;
-  /** Per group, GROUP slots of (slab offset + 1), 0 = page absent. */
-  groups: Int32Array;
+  /** The block table: (mask + 1) lines of LINE int32 (layout at the top of this file). */
+  blocks: Int32Array;
+  /** Slots - 1 (a power of two minus one). */
+  mask: number;
+  /** Blocks in the table. */
+  blockCount = 0;
   /** Value slots, PAGE_SIZE per page. */
   slab: Int32Array;
   /** Filled slots per page (indexed by page number = offset / PAGE_SIZE). */
@@ -53,58 +73,57 @@ export class PageMap {
   count = 0;
   /** Live pages. */
   livePages = 0;
-  /**
-   * Per-group cache for numbers of the block that are not stored exactly (RouteTable fills it):
-   * the longest prefix covering the whole block (value index, 0 = none, and its length), valid
-   * while cacheEpoch[g] equals the prefix index's epoch; cacheDepth DEEP means "some prefix ends
-   * inside this block, do the full match".
-   */
-  cacheValue: Int32Array;
-  cacheDepth: Uint8Array;
-  cacheEpoch: Int32Array;
-  private groupFill: Uint8Array;
   private pagesUsed = 0; // high-water mark of page numbers
-  private groupsUsed = 0; // high-water mark of group numbers
   private freePages: number[] = [];
-  private freeGroups: number[] = [];
   // Scratch outputs of locate().
   private lBid = 0;
   private lK = 0;
 
   constructor(initialPages = 16) {
     const pages = Math.max(1, initialPages);
-    const groups = Math.max(1, Math.ceil(pages / 4));
-    this.dir = new NumMap(groups);
-    this.groups = new Int32Array(groups * GROUP);
-    this.groupFill = new Uint8Array(groups);
-    this.cacheValue = new Int32Array(groups);
-    this.cacheDepth = new Uint8Array(groups);
-    this.cacheEpoch = new Int32Array(groups);
+    let n = 16;
+    while (n < pages) n *= 2; // about one block per page or fewer
+    this.blocks = new Int32Array(n * LINE);
+    this.mask = n - 1;
     this.slab = new Int32Array(pages * PAGE_SIZE);
     this.fill = new Uint8Array(pages);
   }
 
   /** Bytes held by the typed arrays. */
   get byteLength(): number {
-    return (
-      this.dir.byteLength +
-      this.groups.byteLength +
-      this.groupFill.byteLength * 10 + // groupFill, cacheValue, cacheDepth, cacheEpoch
-      this.slab.byteLength +
-      this.fill.byteLength
-    );
+    return this.blocks.byteLength + this.slab.byteLength + this.fill.byteLength;
   }
 
-  /** Makes room in the block directory for about `numbers` numbers without rehashing. */
+  /** Makes room in the block table for about `numbers` numbers without rehashing. */
   reserve(numbers: number): void {
-    this.dir.reserve(Math.ceil(numbers / 640));
+    const blocks = Math.ceil(numbers / 640);
+    let n = this.mask + 1;
+    while (blocks * 2 > n) n *= 2;
+    if (n !== this.mask + 1) this.rehash(n);
+  }
+
+  /** Index in `blocks` of the line of block `bid`, or -1. Hot path. */
+  findBlock(bid: number): number {
+    const lo = bid | 0;
+    const hi = (bid * INV_TWO32) | 0;
+    const b = this.blocks;
+    const mask = this.mask;
+    let i = hashKey(bid) & mask;
+    for (;;) {
+      const s = i * LINE;
+      const a = b[s];
+      const c = b[s + 1];
+      if (a === lo && c === hi) return s;
+      if (a === 0 && c === 0) return -1;
+      i = (i + 1) & mask;
+    }
   }
 
   /** Slab offset of page `pid`, or -1. */
   find(pid: number): number {
     this.locate(pid);
-    const g = this.dir.get(this.lBid);
-    return g < 0 ? -1 : this.groups[g * GROUP + this.lK] - 1;
+    const s = this.findBlock(this.lBid);
+    return s < 0 ? -1 : this.blocks[s + B_PAGES + this.lK] - 1;
   }
 
   /** Value at (pid, low) or NO_VALUE. */
@@ -115,7 +134,7 @@ export class PageMap {
 
   /** Stores value (>= 1) at (pid, low); returns the replaced value or NO_VALUE. */
   set(pid: number, low: number, value: number): number {
-    const base = this.findOrAdd(pid);
+    const base = this.pageOf(pid, false) * PAGE_SIZE;
     const slab = this.slab;
     const old = slab[base + low];
     slab[base + low] = value;
@@ -129,10 +148,11 @@ export class PageMap {
   /** Removes (pid, low); returns the removed value or NO_VALUE. Frees the page when it empties. */
   delete(pid: number, low: number): number {
     this.locate(pid);
-    const g = this.dir.get(this.lBid);
-    if (g < 0) return NO_VALUE;
-    const gi = g * GROUP + this.lK;
-    const base = this.groups[gi] - 1;
+    const s = this.findBlock(this.lBid);
+    if (s < 0) return NO_VALUE;
+    const blocks = this.blocks;
+    const gi = s + B_PAGES + this.lK;
+    const base = blocks[gi] - 1;
     if (base < 0) return NO_VALUE;
     const old = this.slab[base + low];
     if (old === 0) return NO_VALUE;
@@ -140,24 +160,24 @@ export class PageMap {
     this.count--;
     const p = base / PAGE_SIZE;
     if (--this.fill[p] === 0) {
-      this.groups[gi] = 0;
+      blocks[gi] = 0;
       this.freePages.push(p); // all its slots are 0 again
       this.livePages--;
-      if (--this.groupFill[g] === 0) {
-        this.dir.delete(this.lBid);
-        this.freeGroups.push(g); // all its slots are 0 again
-      }
+      if (--blocks[s + B_FILL] === 0) this.removeBlock(s / LINE);
     }
     return old;
   }
 
-  /** Calls fn(pid, low, value) for every stored number (page order is hash order). */
+  /** Calls fn(pid, low, value) for every stored number (block order is hash order). */
   forEach(fn: (pid: number, low: number, value: number) => void): void {
-    this.dir.forEach((bid, g) => {
+    const b = this.blocks;
+    for (let s = 0; s < b.length; s += LINE) {
+      if (b[s] === 0 && b[s + 1] === 0) continue;
+      const bid = (b[s] >>> 0) + b[s + 1] * 4294967296;
       const len = bid % 16;
       const block = (bid - len) / 16;
       for (let k = 0; k < GROUP; k++) {
-        const base = this.groups[g * GROUP + k] - 1;
+        const base = b[s + B_PAGES + k] - 1;
         if (base < 0) continue;
         const pid = pageId(block * GROUP + k, len);
         for (let low = 0; low < PAGE_SIZE; low++) {
@@ -165,7 +185,7 @@ export class PageMap {
           if (v !== 0) fn(pid, low, v);
         }
       }
-    });
+    }
   }
 
   /**
@@ -227,14 +247,6 @@ export class PageMap {
       this.slab = this.slab.slice(0, need * PAGE_SIZE);
       this.fill = this.fill.slice(0, need);
     }
-    const gneed = Math.max(1, this.groupsUsed);
-    if (this.groupFill.length > gneed + (gneed >> 6) + 1) {
-      this.groups = this.groups.slice(0, gneed * GROUP);
-      this.groupFill = this.groupFill.slice(0, gneed);
-      this.cacheValue = this.cacheValue.slice(0, gneed);
-      this.cacheDepth = this.cacheDepth.slice(0, gneed);
-      this.cacheEpoch = this.cacheEpoch.slice(0, gneed);
-    }
   }
 
   /** Splits a page id into lBid / lK. */
@@ -246,30 +258,18 @@ export class PageMap {
     this.lK = page - block * GROUP;
   }
 
-  private findOrAdd(pid: number): number {
-    const p = this.pageOf(pid, false);
-    return p * PAGE_SIZE;
-  }
-
   /**
-   * Page number of `pid`, adding the page (and its group) when absent. With `deferSlab` the slab
+   * Page number of `pid`, adding the page (and its block) when absent. With `deferSlab` the slab
    * is not grown (bulkLoad grows it once, to pagesUsed).
    */
   private pageOf(pid: number, deferSlab: boolean): number {
     this.locate(pid);
     const bid = this.lBid;
-    let g = this.dir.get(bid);
-    if (g < 0) {
-      if (this.freeGroups.length > 0) g = this.freeGroups.pop() as number;
-      else {
-        g = this.groupsUsed++;
-        if (g >= this.groupFill.length) this.ensureGroups(Math.max(16, this.groupFill.length * 2));
-      }
-      this.dir.set(bid, g);
-      this.cacheEpoch[g] = 0; // no epoch is 0: the cache is invalid
-    }
-    const gi = g * GROUP + this.lK;
-    const b = this.groups[gi];
+    let s = this.findBlock(bid);
+    if (s < 0) s = this.addBlock(bid);
+    const blocks = this.blocks;
+    const gi = s + B_PAGES + this.lK;
+    const b = blocks[gi];
     if (b !== 0) return (b - 1) / PAGE_SIZE;
     let p: number;
     if (this.freePages.length > 0) p = this.freePages.pop() as number;
@@ -278,10 +278,59 @@ export class PageMap {
       if (!deferSlab && p >= this.fill.length) this.ensurePages(Math.max(16, this.fill.length * 2));
     }
     // all its slots are 0: fresh memory, or a page emptied by deletes
-    this.groups[gi] = p * PAGE_SIZE + 1;
-    this.groupFill[g]++;
+    blocks[gi] = p * PAGE_SIZE + 1;
+    blocks[s + B_FILL]++;
     this.livePages++;
     return p;
+  }
+
+  /** Adds an empty line for block `bid` (absent); returns its index in `blocks`. */
+  private addBlock(bid: number): number {
+    if ((this.blockCount + 1) * 2 > this.mask + 1) this.rehash((this.mask + 1) * 2);
+    const b = this.blocks;
+    const mask = this.mask;
+    let i = hashKey(bid) & mask;
+    while (b[i * LINE] !== 0 || b[i * LINE + 1] !== 0) i = (i + 1) & mask;
+    const s = i * LINE;
+    b[s] = bid | 0;
+    b[s + 1] = (bid * INV_TWO32) | 0;
+    // pages, cache and fill are 0: the cache epoch 0 is no epoch (the cache is invalid)
+    this.blockCount++;
+    return s;
+  }
+
+  /** Removes the line at slot i (its pages are all gone): backward-shift deletion. */
+  private removeBlock(i: number): void {
+    const b = this.blocks;
+    const mask = this.mask;
+    let j = i;
+    for (;;) {
+      j = (j + 1) & mask;
+      const sj = j * LINE;
+      if (b[sj] === 0 && b[sj + 1] === 0) break;
+      const home = hashKey((b[sj] >>> 0) + b[sj + 1] * 4294967296) & mask;
+      const stays = i <= j ? i < home && home <= j : i < home || home <= j;
+      if (stays) continue;
+      b.copyWithin(i * LINE, sj, sj + LINE);
+      i = j;
+    }
+    b.fill(0, i * LINE, i * LINE + LINE);
+    this.blockCount--;
+  }
+
+  /** Rebuilds the block table with n slots (a power of two), moving every line whole. */
+  private rehash(n: number): void {
+    const old = this.blocks;
+    const b = new Int32Array(n * LINE);
+    const mask = n - 1;
+    for (let s = 0; s < old.length; s += LINE) {
+      if (old[s] === 0 && old[s + 1] === 0) continue;
+      let i = hashKey((old[s] >>> 0) + old[s + 1] * 4294967296) & mask;
+      while (b[i * LINE] !== 0 || b[i * LINE + 1] !== 0) i = (i + 1) & mask;
+      b.set(old.subarray(s, s + LINE), i * LINE);
+    }
+    this.blocks = b;
+    this.mask = mask;
   }
 
   /** Makes room for `pages` pages in the slab (exactly that many when it grows). */
@@ -294,22 +343,4 @@ export class PageMap {
     this.slab = slab;
     this.fill = fill;
   }
-
-  private ensureGroups(groups: number): void {
-    if (groups <= this.groupFill.length) return;
-    const g = new Int32Array(groups * GROUP);
-    g.set(this.groups);
-    const f = new Uint8Array(groups);
-    f.set(this.groupFill);
-    this.groups = g;
-    this.groupFill = f;
-    this.cacheValue = growTo(this.cacheValue, new Int32Array(groups));
-    this.cacheDepth = growTo(this.cacheDepth, new Uint8Array(groups));
-    this.cacheEpoch = growTo(this.cacheEpoch, new Int32Array(groups));
-  }
-}
-
-function growTo<T extends Int32Array | Uint8Array>(from: T, to: T): T {
-  to.set(from);
-  return to;
 }

@@ -184,6 +184,41 @@ describe("PageMap", () => {
   });
 });
 
+describe("PageMap block table", () => {
+  it("matches a Map under random set/delete across many blocks and lengths (property)", () => {
+    // numbers from few pages of many blocks: long probe runs, growth, wrap-around, lines that
+    // leave the table (backward shift) and come back
+    const num = fc.tuple(fc.integer({ min: 1, max: 15 }), fc.integer({ min: 0, max: 400 }), fc.integer({ min: 0, max: 9 }), fc.integer({ min: 0, max: 99 }));
+    fc.assert(
+      fc.property(fc.array(fc.tuple(fc.boolean(), num, fc.integer({ min: 1, max: 1e6 })), { maxLength: 300 }), (ops) => {
+        const p = new PageMap(1);
+        const ref = new Map<string, number>();
+        const idOf = ([len, block, k]: [number, number, number, number]): number => pageId(Math.min(block * 10 + k, len >= 3 ? 10 ** (len - 2) - 1 : 0), len);
+        for (const [isSet, n, v] of ops) {
+          const pid = idOf(n);
+          const key = pid + ":" + n[3];
+          if (isSet) {
+            expect(p.set(pid, n[3], v)).toBe(ref.get(key) ?? NO_VALUE);
+            ref.set(key, v);
+          } else {
+            expect(p.delete(pid, n[3])).toBe(ref.get(key) ?? NO_VALUE);
+            ref.delete(key);
+          }
+        }
+        expect(p.count).toBe(ref.size);
+        for (const [key, v] of ref) {
+          const [pid, low] = key.split(":").map(Number);
+          expect(p.get(pid!, low!)).toBe(v);
+        }
+        const seen = new Map<string, number>();
+        p.forEach((pid, low, v) => seen.set(pid + ":" + low, v));
+        expect(seen).toEqual(ref);
+      }),
+      { numRuns: 300 },
+    );
+  });
+});
+
 describe("NumMap", () => {
   it("matches a Map under random set/delete with colliding keys (property)", () => {
     // keys from a small range force long probe runs and wrap-around at the table end
