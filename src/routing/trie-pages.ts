@@ -53,6 +53,11 @@ export function pageId(page: number, len: number): number {
   return page * 16 + len;
 }
 
+/** The block id held by the line at s (its two 32-bit halves). */
+function bidAt(b: Int32Array, s: number): number {
+  return (b[s]! >>> 0) + b[s + 1]! * 4294967296;
+}
+
 /** Block id of a number of `len` digits whose digits except the last three read as `block`. */
 export function blockId(block: number, len: number): number {
   return block * 16 + len;
@@ -173,7 +178,7 @@ export class PageMap {
     const b = this.blocks;
     for (let s = 0; s < b.length; s += LINE) {
       if (b[s] === 0 && b[s + 1] === 0) continue;
-      const bid = (b[s] >>> 0) + b[s + 1] * 4294967296;
+      const bid = bidAt(b, s);
       const len = bid % 16;
       const block = (bid - len) / 16;
       for (let k = 0; k < GROUP; k++) {
@@ -308,7 +313,7 @@ export class PageMap {
       j = (j + 1) & mask;
       const sj = j * LINE;
       if (b[sj] === 0 && b[sj + 1] === 0) break;
-      const home = hashKey((b[sj] >>> 0) + b[sj + 1] * 4294967296) & mask;
+      const home = hashKey(bidAt(b, sj)) & mask;
       const stays = i <= j ? i < home && home <= j : i < home || home <= j;
       if (stays) continue;
       b.copyWithin(i * LINE, sj, sj + LINE);
@@ -325,7 +330,7 @@ export class PageMap {
     const mask = n - 1;
     for (let s = 0; s < old.length; s += LINE) {
       if (old[s] === 0 && old[s + 1] === 0) continue;
-      let i = hashKey((old[s] >>> 0) + old[s + 1] * 4294967296) & mask;
+      let i = hashKey(bidAt(old, s)) & mask;
       while (b[i * LINE] !== 0 || b[i * LINE + 1] !== 0) i = (i + 1) & mask;
       b.set(old.subarray(s, s + LINE), i * LINE);
     }
