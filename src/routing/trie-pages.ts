@@ -13,8 +13,10 @@
  *   [12] cached value, [13] its depth, [14] the prefix epoch it is valid for (see RouteTable)
  *   [15] live pages of the block
  *
- * The slab is one Int32Array of value slots, 100 per page (NO_VALUE = 0 = empty, values are >= 1,
- * so fresh zeroed memory is an empty page).
+ * The slab is one typed array of value slots, 100 per page (NO_VALUE = 0 = empty, values are >= 1,
+ * so fresh zeroed memory is an empty page): a Uint16Array while every value is below 65536 (a table
+ * whose keys share at most 65535 distinct routes: half the bytes, so twice the numbers fit in the
+ * caches and the TLB's reach), widened once to an Int32Array when a larger value is stored.
  *
  * Why one line per block: a lookup can afford one miss past L2 (the slab line). With the block's
  * id, its pages and the cache of its covering prefix in one line, an exact hit costs that line and
@@ -70,8 +72,8 @@ export class PageMap {
   mask: number;
   /** Blocks in the table. */
   blockCount = 0;
-  /** Value slots, PAGE_SIZE per page. */
-  slab: Int32Array;
+  /** Value slots, PAGE_SIZE per page (Uint16Array until a value above 65535 is stored). */
+  slab: Int32Array | Uint16Array;
   /** Filled slots per page (indexed by page number = offset / PAGE_SIZE). */
   fill: Uint8Array;
   /** Stored numbers. */
@@ -90,8 +92,21 @@ export class PageMap {
     while (n < pages) n *= 2; // about one block per page or fewer
     this.blocks = new Int32Array(n * LINE);
     this.mask = n - 1;
-    this.slab = new Int32Array(pages * PAGE_SIZE);
+    this.slab = new Uint16Array(pages * PAGE_SIZE);
     this.fill = new Uint8Array(pages);
+  }
+
+  /** True once the slab holds 32-bit values. */
+  get wide(): boolean {
+    return this.slab instanceof Int32Array;
+  }
+
+  /** Makes the slab hold 32-bit values (a one-time copy). */
+  private widen(): void {
+    if (this.slab instanceof Int32Array) return;
+    const w = new Int32Array(this.slab.length);
+    w.set(this.slab);
+    this.slab = w;
   }
 
   /** Bytes held by the typed arrays. */
@@ -139,6 +154,7 @@ export class PageMap {
 
   /** Stores value (>= 1) at (pid, low); returns the replaced value or NO_VALUE. */
   set(pid: number, low: number, value: number): number {
+    if (value > 0xffff) this.widen();
     const base = this.pageOf(pid, false) * PAGE_SIZE;
     const slab = this.slab;
     const old = slab[base + low];
@@ -216,6 +232,9 @@ export class PageMap {
     }
     const used = this.pagesUsed;
     this.ensurePages(used);
+    let max = 0;
+    for (let i = 0; i < n; i++) if (values[i] > max) max = values[i];
+    if (max > 0xffff) this.widen();
     // 2. Counting sort by page (stable, so later duplicates stay later).
     const start = new Int32Array(used + 1);
     for (let i = 0; i < n; i++) start[pageOf[i] + 1]++;
@@ -341,7 +360,7 @@ export class PageMap {
   /** Makes room for `pages` pages in the slab (exactly that many when it grows). */
   private ensurePages(pages: number): void {
     if (pages <= this.fill.length) return;
-    const slab = new Int32Array(pages * PAGE_SIZE);
+    const slab = this.slab instanceof Int32Array ? new Int32Array(pages * PAGE_SIZE) : new Uint16Array(pages * PAGE_SIZE);
     slab.set(this.slab);
     const fill = new Uint8Array(pages);
     fill.set(this.fill);

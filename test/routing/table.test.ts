@@ -337,6 +337,23 @@ function checkAgainst(t: RouteTable<R>, ref: Map<string, R>, queries: string[], 
   expect(c.exact).toBe([...ref.keys()].filter((k) => k !== "*" && !k.endsWith("*")).length);
 }
 
+describe("RouteTable with more than 65535 distinct values", () => {
+  it("routes every key right when value indexes outgrow 16 bits, by set() and by build()", () => {
+    const n = 70_000;
+    const vals = Array.from({ length: n }, (_, i) => ({ name: "r" + i }));
+    const key = (i: number) => "+4420" + String(7_000_000 + i * 13).padStart(8, "0");
+    const t = new RouteTable<R>();
+    for (let i = 0; i < n; i++) t.set(key(i), vals[i]!);
+    const b = RouteTable.build<R>(vals.map((v, i) => [key(i), v] as const));
+    for (const tab of [t, b]) {
+      expect(tab.distinctValues).toBe(n);
+      for (let i = 0; i < n; i += 997) expect(tab.lookup(key(i))).toBe(vals[i]);
+      expect(tab.lookup(key(n - 1))).toBe(vals[n - 1]);
+      expect(tab.lookup(key(0))).toBe(vals[0]);
+    }
+  });
+});
+
 describe("RouteTable properties", () => {
   it("build matches the reference on random tables", () => {
     fc.assert(

@@ -184,6 +184,26 @@ describe("PageMap", () => {
   });
 });
 
+describe("PageMap slab width", () => {
+  it("holds 16-bit values until a larger one comes, then widens keeping every value", () => {
+    const p = new PageMap(1);
+    for (let i = 0; i < 3000; i++) p.set(pageId(1000 + Math.floor(i / 100), 7), i % 100, 65535 - i);
+    expect(p.wide).toBe(false);
+    p.set(pageId(5000, 7), 1, 65536);
+    expect(p.wide).toBe(true);
+    expect(p.get(pageId(5000, 7), 1)).toBe(65536);
+    for (let i = 0; i < 3000; i++) expect(p.get(pageId(1000 + Math.floor(i / 100), 7), i % 100)).toBe(65535 - i);
+    // growth after widening keeps the width
+    for (let i = 0; i < 3000; i++) p.set(pageId(9000 + Math.floor(i / 100), 8), i % 100, 100_000 + i);
+    expect(p.get(pageId(9029, 8), 99)).toBe(102_999);
+    // a bulk load with a large value widens before it writes
+    const q = new PageMap(1);
+    q.bulkLoad(Float64Array.of(pageId(1, 5), pageId(1, 5)), Uint8Array.of(1, 2), Int32Array.of(7, 1 << 20), 2, () => {});
+    expect(q.wide).toBe(true);
+    expect([q.get(pageId(1, 5), 1), q.get(pageId(1, 5), 2)]).toEqual([7, 1 << 20]);
+  });
+});
+
 describe("PageMap block table", () => {
   it("matches a Map under random set/delete across many blocks and lengths (property)", () => {
     // numbers from few pages of many blocks: long probe runs, growth, wrap-around, lines that
