@@ -6,9 +6,10 @@
  * the page splits into block = floor(page / 10) and k = page % 10. The block id
  * `bid = block * 16 + L` (< 1.6e13, exact in a double, never 0) names a line of the block table:
  * an open-addressing hash (linear probing, load <= 1/2) over one Int32Array whose slots are 16
- * int32, 64 bytes, one cache line:
+ * int32, 64 bytes, one cache line (probes run over a separate array of 32-bit tags, 4 bytes a
+ * slot, and read a line only on a tag match):
  *
- *   [0] bid low 32 bits  [1] bid high bits    (both 0: empty slot)
+ *   [0] bid low 32 bits (never 0; 0: empty slot)  [1] bid high bits
  *   [2 .. 11] per page k of the block: its slab offset + 1 (0 = no such page)
  *   [12] cached value, [13] its depth, [14] the prefix epoch it is valid for (see RouteTable)
  *   [15] live pages of the block
@@ -68,6 +69,13 @@ export function blockId(block: number, len: number): number {
 export class PageMap {
   /** The block table: (mask + 1) lines of LINE int32 (layout at the top of this file). */
   blocks: Int32Array;
+  /**
+   * Per slot, the low 32 bits of its block id (never 0 for a valid id: 2^32 is a multiple of 16
+   * and a block id's low 4 bits are its length, 1..15), 0 for an empty slot: a probe runs over this
+   * small array (16 slots a cache line) and reads a block line only where the tag matches, so a
+   * number of no known block costs no block line at all.
+   */
+  tags: Int32Array;
   /** Slots - 1 (a power of two minus one). */
   mask: number;
   /** Blocks in the table. */
@@ -91,6 +99,7 @@ export class PageMap {
     let n = 16;
     while (n < pages) n *= 2; // about one block per page or fewer
     this.blocks = new Int32Array(n * LINE);
+    this.tags = new Int32Array(n);
     this.mask = n - 1;
     this.slab = new Uint16Array(pages * PAGE_SIZE);
     this.fill = new Uint8Array(pages);
@@ -111,7 +120,7 @@ export class PageMap {
 
   /** Bytes held by the typed arrays. */
   get byteLength(): number {
-    return this.blocks.byteLength + this.slab.byteLength + this.fill.byteLength;
+    return this.blocks.byteLength + this.tags.byteLength + this.slab.byteLength + this.fill.byteLength;
   }
 
   /** Makes room in the block table for about `numbers` numbers without rehashing. */
@@ -125,16 +134,15 @@ export class PageMap {
   /** Index in `blocks` of the line of block `bid`, or -1. Hot path. */
   findBlock(bid: number): number {
     const lo = bid | 0;
-    const hi = (bid * INV_TWO32) | 0;
-    const b = this.blocks;
+    const tags = this.tags;
     const mask = this.mask;
     let i = hashKey(bid) & mask;
     for (;;) {
-      const s = i * LINE;
-      const a = b[s];
-      const c = b[s + 1];
-      if (a === lo && c === hi) return s;
-      if (a === 0 && c === 0) return -1;
+      const t = tags[i];
+      if (t === lo) {
+        const s = i * LINE;
+        if (this.blocks[s + 1] === ((bid * INV_TWO32) | 0)) return s;
+      } else if (t === 0) return -1;
       i = (i + 1) & mask;
     }
   }
@@ -193,7 +201,7 @@ export class PageMap {
   forEach(fn: (pid: number, low: number, value: number) => void): void {
     const b = this.blocks;
     for (let s = 0; s < b.length; s += LINE) {
-      if (b[s] === 0 && b[s + 1] === 0) continue;
+      if (b[s] === 0) continue; // an empty slot (a block id's low 32 bits are never 0)
       const bid = bidAt(b, s);
       const len = bid % 16;
       const block = (bid - len) / 16;
@@ -312,12 +320,14 @@ export class PageMap {
   private addBlock(bid: number): number {
     if ((this.blockCount + 1) * 2 > this.mask + 1) this.rehash((this.mask + 1) * 2);
     const b = this.blocks;
+    const tags = this.tags;
     const mask = this.mask;
     let i = hashKey(bid) & mask;
-    while (b[i * LINE] !== 0 || b[i * LINE + 1] !== 0) i = (i + 1) & mask;
+    while (tags[i] !== 0) i = (i + 1) & mask;
     const s = i * LINE;
     b[s] = bid | 0;
     b[s + 1] = (bid * INV_TWO32) | 0;
+    tags[i] = bid | 0;
     // pages, cache and fill are 0: the cache epoch 0 is no epoch (the cache is invalid)
     this.blockCount++;
     return s;
@@ -326,19 +336,22 @@ export class PageMap {
   /** Removes the line at slot i (its pages are all gone): backward-shift deletion. */
   private removeBlock(i: number): void {
     const b = this.blocks;
+    const tags = this.tags;
     const mask = this.mask;
     let j = i;
     for (;;) {
       j = (j + 1) & mask;
+      if (tags[j] === 0) break;
       const sj = j * LINE;
-      if (b[sj] === 0 && b[sj + 1] === 0) break;
       const home = hashKey(bidAt(b, sj)) & mask;
       const stays = i <= j ? i < home && home <= j : i < home || home <= j;
       if (stays) continue;
       b.copyWithin(i * LINE, sj, sj + LINE);
+      tags[i] = tags[j];
       i = j;
     }
     b.fill(0, i * LINE, i * LINE + LINE);
+    tags[i] = 0;
     this.blockCount--;
   }
 
@@ -346,14 +359,17 @@ export class PageMap {
   private rehash(n: number): void {
     const old = this.blocks;
     const b = new Int32Array(n * LINE);
+    const tags = new Int32Array(n);
     const mask = n - 1;
     for (let s = 0; s < old.length; s += LINE) {
-      if (old[s] === 0 && old[s + 1] === 0) continue;
+      if (old[s] === 0) continue;
       let i = hashKey(bidAt(old, s)) & mask;
-      while (b[i * LINE] !== 0 || b[i * LINE + 1] !== 0) i = (i + 1) & mask;
+      while (tags[i] !== 0) i = (i + 1) & mask;
       b.set(old.subarray(s, s + LINE), i * LINE);
+      tags[i] = old[s]!;
     }
     this.blocks = b;
+    this.tags = tags;
     this.mask = mask;
   }
 

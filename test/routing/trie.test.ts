@@ -137,6 +137,20 @@ describe("PageMap", () => {
     expect(p.get(pageId(top, 14), 99)).toBe(NO_VALUE);
   });
 
+  it("block ids with the same low 32 bits (tags) stay apart", () => {
+    const p = new PageMap(1);
+    // blocks k and k + 2^28 of 13-digit numbers: block ids k * 16 + 13 differ by exactly 2^32
+    const k = 1_000_000_000;
+    const a = pageId(k * 10 + 3, 13);
+    const b = pageId((k + 2 ** 28) * 10 + 3, 13);
+    p.set(a, 7, 1);
+    expect(p.get(b, 7)).toBe(NO_VALUE);
+    p.set(b, 7, 2);
+    expect([p.get(a, 7), p.get(b, 7)]).toEqual([1, 2]);
+    expect(p.delete(a, 7)).toBe(1);
+    expect([p.get(a, 7), p.get(b, 7)]).toEqual([NO_VALUE, 2]);
+  });
+
   it("frees empty pages, reuses them and survives hash growth and backward-shift deletes", () => {
     const p = new PageMap(1);
     const ref = new Map<number, number>();
