@@ -148,15 +148,56 @@ describe("full load through its own HSCAN connection (real redis-server)", () =>
     }
   });
 
-  it("times out on a server that never answers", async () => {
+  it("times out on a server that never answers, and on a TLS handshake that never ends", async () => {
     const { createServer } = await import("node:net");
-    const silent = createServer(() => {});
+    const socks: import("node:net").Socket[] = [];
+    const silent = createServer((c) => socks.push(c));
     await new Promise<void>((r) => silent.listen(0, "127.0.0.1", () => r()));
     const port = (silent.address() as { port: number }).port;
     try {
       await expect(rawHscan({ target: { host: "127.0.0.1", port, tls: false, db: 0 }, key: "k", count: 10, commandTimeoutMs: 200, onBatch: () => {} })).rejects.toThrow(/did not answer/);
+      await expect(rawHscan({ target: { host: "127.0.0.1", port, tls: true, db: 0 }, key: "k", count: 10, commandTimeoutMs: 200, onBatch: () => {} })).rejects.toThrow(/no connection to Redis within 200 ms/);
+      // an abort (the source closing) ends a scan at once
+      const ac = new AbortController();
+      const p = rawHscan({ target: { host: "127.0.0.1", port, tls: false, db: 0 }, key: "k", count: 10, commandTimeoutMs: 60_000, onBatch: () => {}, signal: ac.signal });
+      ac.abort();
+      await expect(p).rejects.toThrow(/aborted/);
     } finally {
+      for (const c of socks) c.destroy();
       silent.close();
+    }
+  });
+
+  it("close() during a full load whose own HSCAN connection hangs ends it: start() rejects, nothing is swapped in", async () => {
+    // a proxy in front of the real server: the source's two library connections pass through,
+    // the third (the full load's own HSCAN connection) is accepted and never answered
+    const { createServer, connect } = await import("node:net");
+    const held: import("node:net").Socket[] = [];
+    let n = 0;
+    const proxy = createServer((c) => {
+      held.push(c);
+      if (++n > 2) return;
+      const up = connect(redis.port, "127.0.0.1");
+      held.push(up);
+      c.pipe(up).pipe(c);
+      c.on("error", () => up.destroy());
+      up.on("error", () => c.destroy());
+    });
+    await new Promise<void>((r) => proxy.listen(0, "127.0.0.1", () => r()));
+    const port = (proxy.address() as { port: number }).port;
+    const e = makeEdge(redisConfig(`redis://loader:s3cret@127.0.0.1:${port}/3`), { startTimeoutMs: 60_000, commandTimeoutMs: 60_000, loadFunctions: false });
+    const before = e.store.current;
+    try {
+      const started = e.source.start();
+      const deadline = Date.now() + 10_000;
+      while (n < 3 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      expect(n).toBe(3); // the load is waiting on its own connection
+      await e.source.close();
+      await expect(started).rejects.toThrow();
+      expect(e.store.current).toBe(before);
+    } finally {
+      for (const c of held) c.destroy();
+      proxy.close();
     }
   });
 });

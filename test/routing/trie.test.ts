@@ -1,8 +1,8 @@
 import { describe, expect, it } from "vitest";
 import fc from "fast-check";
 import { DigitTrie, NO_VALUE } from "../../src/routing/trie.js";
-import { PageMap, pageId } from "../../src/routing/trie-pages.js";
-import { NumMap } from "../../src/routing/trie-hash.js";
+import { blockId, PageMap, pageId } from "../../src/routing/trie-pages.js";
+import { hashKey, NumMap } from "../../src/routing/trie-hash.js";
 import { POW10, PrefixIndex } from "../../src/routing/trie-prefixes.js";
 
 const whole = (s: string): [string, number, number] => [s, 0, s.length];
@@ -137,10 +137,12 @@ describe("PageMap", () => {
     expect(p.get(pageId(top, 14), 99)).toBe(NO_VALUE);
   });
 
-  it("block ids with the same low 32 bits (tags) stay apart", () => {
+  it("block ids with the same low 32 bits (tags) stay apart, also in one probe run", () => {
+    // blocks k and k + 2^28 of 13-digit numbers: block ids k * 16 + 13 differ by exactly 2^32;
+    // pick k so that both have the same home slot in the 16-slot table of a new PageMap
+    let k = 1_000_000_000;
+    while ((hashKey(blockId(k, 13)) & 15) !== (hashKey(blockId(k + 2 ** 28, 13)) & 15)) k++;
     const p = new PageMap(1);
-    // blocks k and k + 2^28 of 13-digit numbers: block ids k * 16 + 13 differ by exactly 2^32
-    const k = 1_000_000_000;
     const a = pageId(k * 10 + 3, 13);
     const b = pageId((k + 2 ** 28) * 10 + 3, 13);
     p.set(a, 7, 1);
@@ -149,6 +151,55 @@ describe("PageMap", () => {
     expect([p.get(a, 7), p.get(b, 7)]).toEqual([1, 2]);
     expect(p.delete(a, 7)).toBe(1);
     expect([p.get(a, 7), p.get(b, 7)]).toEqual([NO_VALUE, 2]);
+    p.set(a, 7, 3);
+    expect(p.delete(b, 7)).toBe(2);
+    expect([p.get(a, 7), p.get(b, 7)]).toEqual([3, NO_VALUE]);
+  });
+
+  it("removing a block pulls back the lines of its probe run, across the end of the table", () => {
+    // in a 16-slot table: A and B hash to slot 15 (B wraps to slot 0), C hashes to slot 0 (slot 1)
+    const home = (block: number) => hashKey(blockId(block, 9)) & 15;
+    const find = (h: number, from: number) => {
+      let b = from;
+      while (home(b) !== h) b++;
+      return b;
+    };
+    const A = find(15, 1000);
+    const B = find(15, A + 1);
+    const C = find(0, 1000);
+    const p = new PageMap(1);
+    const pid = (block: number) => pageId(block * 10, 9);
+    p.set(pid(A), 1, 1);
+    p.set(pid(B), 1, 2);
+    p.set(pid(C), 1, 3);
+    expect(p.delete(pid(A), 1)).toBe(1); // A's block empties and leaves the table
+    expect([p.get(pid(A), 1), p.get(pid(B), 1), p.get(pid(C), 1)]).toEqual([NO_VALUE, 2, 3]);
+    expect(p.delete(pid(B), 1)).toBe(2);
+    expect(p.get(pid(C), 1)).toBe(3);
+  });
+
+  it("blocks that empty and come back under churn (property, ids above 2^32)", () => {
+    const block = fc.oneof(fc.integer({ min: 0, max: 40 }), fc.integer({ min: 0, max: 40 }).map((b) => 2 ** 30 + b * 7919));
+    fc.assert(
+      fc.property(fc.array(fc.tuple(fc.boolean(), block, fc.integer({ min: 0, max: 1 }), fc.integer({ min: 1, max: 70_000 })), { maxLength: 200 }), (ops) => {
+        const p = new PageMap(1);
+        const ref = new Map<number, number>();
+        for (const [isSet, b, low, v] of ops) {
+          const pid = pageId(b * 10, 14); // one page per block: a delete often empties the block
+          const key = b * 2 + low;
+          if (isSet) {
+            expect(p.set(pid, low, v)).toBe(ref.get(key) ?? NO_VALUE);
+            ref.set(key, v);
+          } else {
+            expect(p.delete(pid, low)).toBe(ref.get(key) ?? NO_VALUE);
+            ref.delete(key);
+          }
+          for (const [k2, v2] of ref) expect(p.get(pageId(Math.floor(k2 / 2) * 10, 14), k2 % 2)).toBe(v2);
+        }
+        expect(p.count).toBe(ref.size);
+      }),
+      { numRuns: 300 },
+    );
   });
 
   it("frees empty pages, reuses them and survives hash growth and backward-shift deletes", () => {

@@ -29,6 +29,8 @@ export interface RawScanOptions {
   commandTimeoutMs: number;
   /** Called with each batch's flat [key, value, …] array, in order. */
   onBatch: (flat: string[]) => void;
+  /** Aborts the scan (the source is closing): the socket is destroyed and the promise rejects. */
+  signal?: AbortSignal;
 }
 
 /** A reply: bulk string, simple string or integer as a string, array, null, or an error reply. */
@@ -137,10 +139,12 @@ export function rawHscan(opts: RawScanOptions): Promise<void> {
     let timer: NodeJS.Timeout | undefined;
     const waiting: ((r: Reply) => void)[] = [];
     const socket: Socket = t.tls ? tlsConnect({ host: t.host, port: t.port, ...(isIP(t.host) === 0 ? { servername: t.host } : {}) }) : netConnect({ host: t.host, port: t.port });
+    const onAbort = (): void => finish(new Error("scan aborted"));
     const finish = (err?: Error): void => {
       if (settled) return;
       settled = true;
       if (timer !== undefined) clearTimeout(timer);
+      opts.signal?.removeEventListener("abort", onAbort);
       socket.destroy();
       if (err) reject(err);
       else resolve();
@@ -149,6 +153,10 @@ export function rawHscan(opts: RawScanOptions): Promise<void> {
       if (timer !== undefined) clearTimeout(timer);
       timer = waiting.length > 0 ? setTimeout(() => finish(new Error(`Redis did not answer within ${opts.commandTimeoutMs} ms`)), opts.commandTimeoutMs) : undefined;
     };
+    // the connection (and the TLS handshake) has the same time as a command
+    timer = setTimeout(() => finish(new Error(`no connection to Redis within ${opts.commandTimeoutMs} ms`)), opts.commandTimeoutMs);
+    if (opts.signal?.aborted) return finish(new Error("scan aborted"));
+    opts.signal?.addEventListener("abort", onAbort);
     const send = (args: string[], onReply: (r: Reply) => void): void => {
       waiting.push(onReply);
       socket.write(encodeCommand(args));
@@ -158,6 +166,7 @@ export function rawHscan(opts: RawScanOptions): Promise<void> {
       if (r instanceof RedisReplyError) finish(new Error(`${what}: ${r.message}`));
     };
     const reader = new RespReader((r) => {
+      if (settled) return;
       const cb = waiting.shift();
       arm();
       if (cb === undefined) return finish(new Error("unexpected reply from Redis"));
@@ -181,6 +190,7 @@ export function rawHscan(opts: RawScanOptions): Promise<void> {
       if (cursor === "0") finish();
     };
     socket.on(t.tls ? "secureConnect" : "connect", () => {
+      if (settled) return;
       if (t.password !== undefined) send(t.username !== undefined ? ["AUTH", t.username, t.password] : ["AUTH", t.password], expectOk("AUTH"));
       if (t.db !== 0) send(["SELECT", String(t.db)], expectOk("SELECT"));
       send(["HSCAN", opts.key, "0", "COUNT", count], onScan);

@@ -294,6 +294,7 @@ export class RedisRouteSource extends EventEmitter {
     this.wake?.();
     this.pending?.resolve({ result: "failed", error: "closed" });
     this.pending = undefined;
+    this.abortScan?.abort();
     this.sub?.disconnect();
     this.cmd?.disconnect();
     await this.loop?.catch(() => undefined);
@@ -561,7 +562,15 @@ export class RedisRouteSource extends EventEmitter {
   }
 
   private skippedThisLoad = 0;
+  /** While a raw scan runs: its invalid entries, reported when it is through (see fullLoad). */
+  private deferredSkips: [string, string[]][] | null = null;
+  /** Aborts the full load's own HSCAN connection (close()). */
+  private abortScan: AbortController | undefined;
   private skip(phase: "load" | "delta", key: string, errors: string[]): void {
+    if (phase === "load" && this.deferredSkips !== null) {
+      this.deferredSkips.push([key, errors]);
+      return;
+    }
     this.skippedInvalid++;
     this.metrics.invalid.inc({ phase });
     if (phase === "load" && ++this.skippedThisLoad > 100) return; // the load logs a summary
@@ -603,6 +612,11 @@ export class RedisRouteSource extends EventEmitter {
       }
       if (!scanned && this.o.rawScan && this.endpoint.kind === "standalone") {
         const ep = this.endpoint;
+        // invalid entries are reported once the scan is through: a scan that fails half-way is
+        // done again through the client library, which would report them a second time
+        this.deferredSkips = [];
+        const abort = new AbortController();
+        this.abortScan = abort;
         try {
           await rawHscan({
             target: { host: ep.host, port: ep.port, tls: ep.tls, db: ep.db, ...(ep.username !== undefined ? { username: ep.username } : {}), ...(ep.password !== undefined ? { password: ep.password } : {}) },
@@ -610,12 +624,23 @@ export class RedisRouteSource extends EventEmitter {
             count: this.o.scanCount,
             commandTimeoutMs: this.o.commandTimeoutMs,
             onBatch: (flat) => this.consumeBatch(flat, entries),
+            signal: abort.signal,
           });
           scanned = true;
+          const skips = this.deferredSkips;
+          this.deferredSkips = null;
+          for (const [k, errors] of skips) this.skip("load", k, errors);
         } catch (err) {
+          this.deferredSkips = null;
+          if (this.closed) throw err;
           this.logger.warn({ err: (err as Error).message }, "HSCAN on a connection of its own failed; scanning through the client library");
           entries = new EntryColumns<Route>();
           this.skippedThisLoad = 0;
+          this.cacheOn = true;
+          this.cacheHits = 0;
+          this.parseCache.clear();
+        } finally {
+          this.abortScan = undefined;
         }
       }
       if (!scanned) {
@@ -661,6 +686,8 @@ export class RedisRouteSource extends EventEmitter {
         outcome = { result: "swapped", entries: table.size, version, ms };
       }
     } catch (err) {
+      this.cacheOn = true;
+      this.deferredSkips = null;
       const msg = (err as Error).message;
       this.routeMetrics.reloads.inc({ source: "redis", result: "failed" });
       if (!this.closed) this.logger.warn({ err: msg, reason: opts.reason }, "full route load from Redis failed; keeping the table in use");
