@@ -8,7 +8,7 @@
 import { Decider } from "../src/routing/decide.js";
 import { parseRoute, type Route } from "../src/routing/route.js";
 import { RouteTable } from "../src/routing/table.js";
-import { fullGc, median, nowNs, parseArgs, Reporter, result, rng, sink, StringPack } from "./lib.js";
+import { fullGc, median, nowNs, parseArgs, quiesce, Reporter, result, rng, sink, StringPack } from "./lib.js";
 
 const args = parseArgs();
 const entries = args.int("entries", 100_000);
@@ -55,11 +55,13 @@ for (const [name, value] of Object.entries(shapes)) {
     // charges the decision for the benchmark's own data.
     let q = pack.fresh();
     fullGc(true);
+    quiesce();
     let t0 = nowNs();
     for (let i = 0; i < q.length; i++) if (table.lookup(q[i]!) !== undefined) sink.n++;
     lookupNs.push((nowNs() - t0) / q.length);
     q = pack.fresh();
     fullGc(true);
+    quiesce();
     t0 = nowNs();
     for (let i = 0; i < q.length; i++) sink.n += decider.decide(table, q[i]!, "+447700900123", at).targets.length;
     decideNs.push((nowNs() - t0) / q.length);

@@ -91,6 +91,28 @@ export function fullGc(quick = false): void {
   }
 }
 
+/**
+ * Waits (spinning) until this process runs only this thread: the CPU time of the process grows no
+ * faster than the wall clock over a 10 ms slice (at most maxMs). After a forced full GC of a large
+ * heap, V8's helper threads go on sweeping for a while; timed with the process CPU clock their work
+ * would be charged to the measured loop, and their unmapping of freed memory flushes this
+ * thread's TLB (on a VM each TLB miss is a nested page walk), which slows a loop that misses
+ * memory on every iteration several times over, whatever the clock.
+ */
+export function quiesce(maxMs = 5000): void {
+  const deadline = nowNs() + maxMs * 1e6;
+  for (;;) {
+    const w0 = nowNs();
+    const c0 = cpuNs();
+    while (nowNs() - w0 < 10e6) {
+      // spin
+    }
+    const dw = nowNs() - w0;
+    const dc = cpuNs() - c0;
+    if (dc < dw * 1.1 || nowNs() > deadline) return;
+  }
+}
+
 /** JS heap in use plus ArrayBuffer memory (typed arrays live outside the heap). */
 export function memBytes(): number {
   const m = process.memoryUsage();

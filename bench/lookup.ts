@@ -13,7 +13,10 @@
  * mix (70/15/15). ratio_to_map = table ns / Map.get ns on the same stream; Map.get only answers
  * exact keys, the table does the full longest-prefix match. Lookup passes are timed with process CPU
  * time by default (--clock wall for wall time): other work on a shared machine then inflates both
- * sides less; medians of --rounds passes after a warm-up pass. Update cases use wall time over
+ * sides less; medians of --rounds passes after a warm-up pass. Before each pass the benchmark runs
+ * a full GC and then waits until the GC's helper threads are idle (lib.ts quiesce()): their
+ * sweeping would otherwise be charged to the pass and disturb it (at 10M entries it more than
+ * doubled both sides' times). Update cases use wall time over
  * batches of 1000 operations (median batch).
  */
 
@@ -28,6 +31,7 @@ import {
   memBytes,
   nowNs,
   parseArgs,
+  quiesce,
   randInt,
   Reporter,
   result,
@@ -250,6 +254,7 @@ function runObj(t: ObjTrie<Route>, qs: string[]): number {
 function timePass(pack: StringPack, run: (qs: string[]) => number): { ns: number; alloc: number } {
   const qs = pack.fresh();
   fullGc(true);
+  quiesce();
   const h0 = process.memoryUsage().heapUsed;
   const t0 = clock();
   sink.n += run(qs);
