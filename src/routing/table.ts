@@ -42,7 +42,7 @@
  * Design: values are interned (identity, via a Map) into an array with refcounts; the structures
  * store int32 value indexes (>= 1; 0 means empty, and values[0] is undefined). Exact keys live in
  * pages of 100 consecutive numbers of one length, grouped in blocks of 1000 (trie-pages.ts: a hash
- * of block ids whose 64-byte line holds the block's 10 page offsets into an Int32Array slab and
+ * of block ids whose 64-byte line holds the block's 10 page offsets into a slab of value slots and
  * the cache of its covering prefix); prefixes live in trie-prefixes.ts (1-3 digits in a direct
  * array, 4-15 digits in a hash keyed by (length, digits) plus, per leading 5 digits, a mask of the
  * prefix lengths present). A lookup parses the digits once (keeping the value of every leading run

@@ -9,7 +9,7 @@
  * int32, 64 bytes, one cache line (probes run over a separate array of 32-bit tags, 4 bytes a
  * slot, and read a line only on a tag match):
  *
- *   [0] bid low 32 bits (never 0; 0: empty slot)  [1] bid high bits
+ *   [0] unused (the low 32 bits of the bid are the slot's tag)  [1] bid high bits
  *   [2 .. 11] per page k of the block: its slab offset + 1 (0 = no such page)
  *   [12] cached value, [13] its depth, [14] the prefix epoch it is valid for (see RouteTable)
  *   [15] live pages of the block
@@ -56,9 +56,9 @@ export function pageId(page: number, len: number): number {
   return page * 16 + len;
 }
 
-/** The block id held by the line at s (its two 32-bit halves). */
-function bidAt(b: Int32Array, s: number): number {
-  return (b[s]! >>> 0) + b[s + 1]! * 4294967296;
+/** The block id of slot i: its tag (low 32 bits) and the high bits in its line. */
+function bidAt(tags: Int32Array, b: Int32Array, i: number): number {
+  return (tags[i]! >>> 0) + b[i * LINE + 1]! * 4294967296;
 }
 
 /** Block id of a number of `len` digits whose digits except the last three read as `block`. */
@@ -201,8 +201,8 @@ export class PageMap {
   forEach(fn: (pid: number, low: number, value: number) => void): void {
     const b = this.blocks;
     for (let s = 0; s < b.length; s += LINE) {
-      if (b[s] === 0) continue; // an empty slot (a block id's low 32 bits are never 0)
-      const bid = bidAt(b, s);
+      if (this.tags[s / LINE] === 0) continue; // an empty slot
+      const bid = bidAt(this.tags, b, s / LINE);
       const len = bid % 16;
       const block = (bid - len) / 16;
       for (let k = 0; k < GROUP; k++) {
@@ -325,7 +325,6 @@ export class PageMap {
     let i = hashKey(bid) & mask;
     while (tags[i] !== 0) i = (i + 1) & mask;
     const s = i * LINE;
-    b[s] = bid | 0;
     b[s + 1] = (bid * INV_TWO32) | 0;
     tags[i] = bid | 0;
     // pages, cache and fill are 0: the cache epoch 0 is no epoch (the cache is invalid)
@@ -343,7 +342,7 @@ export class PageMap {
       j = (j + 1) & mask;
       if (tags[j] === 0) break;
       const sj = j * LINE;
-      const home = hashKey(bidAt(b, sj)) & mask;
+      const home = hashKey(bidAt(tags, b, j)) & mask;
       const stays = i <= j ? i < home && home <= j : i < home || home <= j;
       if (stays) continue;
       b.copyWithin(i * LINE, sj, sj + LINE);
@@ -358,15 +357,16 @@ export class PageMap {
   /** Rebuilds the block table with n slots (a power of two), moving every line whole. */
   private rehash(n: number): void {
     const old = this.blocks;
+    const oldTags = this.tags;
     const b = new Int32Array(n * LINE);
     const tags = new Int32Array(n);
     const mask = n - 1;
-    for (let s = 0; s < old.length; s += LINE) {
-      if (old[s] === 0) continue;
-      let i = hashKey(bidAt(old, s)) & mask;
+    for (let j = 0; j < oldTags.length; j++) {
+      if (oldTags[j] === 0) continue;
+      let i = hashKey(bidAt(oldTags, old, j)) & mask;
       while (tags[i] !== 0) i = (i + 1) & mask;
-      b.set(old.subarray(s, s + LINE), i * LINE);
-      tags[i] = old[s]!;
+      b.set(old.subarray(j * LINE, j * LINE + LINE), i * LINE);
+      tags[i] = oldTags[j]!;
     }
     this.blocks = b;
     this.tags = tags;

@@ -586,11 +586,7 @@ export class RedisRouteSource extends EventEmitter {
     try {
       const info = await streamInfo(cmd, this.keys.changes);
       const version = info?.lastGeneratedId ?? "0-0";
-      this.skippedThisLoad = 0;
-      this.cacheOn = true;
-      this.cacheHits = 0;
-      this.parseCache.clear();
-      let entries = new EntryColumns<Route>();
+      let entries = this.freshLoad();
       const key = this.keys.routes;
       let scanned = false;
       if (this.o.workerScanThreshold > 0 && (await cmd.hlen(key)) >= this.o.workerScanThreshold) {
@@ -606,8 +602,7 @@ export class RedisRouteSource extends EventEmitter {
           scanned = true;
         } catch (err) {
           this.logger.warn({ err: (err as Error).message }, "HSCAN in a worker thread failed; scanning on the main thread");
-          entries = new EntryColumns<Route>();
-          this.skippedThisLoad = 0;
+          entries = this.freshLoad();
         }
       }
       if (!scanned && this.o.rawScan && this.endpoint.kind === "standalone") {
@@ -634,11 +629,7 @@ export class RedisRouteSource extends EventEmitter {
           this.deferredSkips = null;
           if (this.closed) throw err;
           this.logger.warn({ err: (err as Error).message }, "HSCAN on a connection of its own failed; scanning through the client library");
-          entries = new EntryColumns<Route>();
-          this.skippedThisLoad = 0;
-          this.cacheOn = true;
-          this.cacheHits = 0;
-          this.parseCache.clear();
+          entries = this.freshLoad();
         } finally {
           this.abortScan = undefined;
         }
@@ -686,8 +677,7 @@ export class RedisRouteSource extends EventEmitter {
         outcome = { result: "swapped", entries: table.size, version, ms };
       }
     } catch (err) {
-      this.cacheOn = true;
-      this.deferredSkips = null;
+      this.cacheOn = true; // deltas use the cache again
       const msg = (err as Error).message;
       this.routeMetrics.reloads.inc({ source: "redis", result: "failed" });
       if (!this.closed) this.logger.warn({ err: msg, reason: opts.reason }, "full route load from Redis failed; keeping the table in use");
@@ -695,6 +685,15 @@ export class RedisRouteSource extends EventEmitter {
     }
     this.emit("load", outcome);
     return outcome;
+  }
+
+  /** Empty columns for a (re)started scan, with the skip count and the parse cache reset. */
+  private freshLoad(): EntryColumns<Route> {
+    this.skippedThisLoad = 0;
+    this.cacheOn = true;
+    this.cacheHits = 0;
+    this.parseCache.clear();
+    return new EntryColumns<Route>();
   }
 
   /** Validates a flat HSCAN batch [key, json, …] into entries. */
@@ -916,10 +915,10 @@ export class RedisRouteSource extends EventEmitter {
   }
 }
 
-/** parseRouteJson without the closure-per-call error path: JSON.parse then validate. */
 /** Entries of the JSON text → Route cache (identical entries share one Route). */
 const PARSE_CACHE_SIZE = 4096;
 
+/** parseRouteJson without the closure-per-call error path: JSON.parse then validate. */
 function parseRouteJsonFast(key: string, json: string): ReturnType<typeof parseRoute> {
   let value: unknown;
   try {
