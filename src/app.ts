@@ -192,6 +192,7 @@ export class Didgate {
         message_id_format: p.message_id_format,
         window: p.window,
         enquire_link_s: p.enquire_link_s,
+        long_messages: p.long_messages,
       });
     const cfg: SmppConfig = {
       accounts: s.accounts.map((a) => defined({ system_id: a.system_id, password: a.password, role: a.role, sources: a.sources, max_binds: a.max_binds, ...peer(a) })),
@@ -218,6 +219,10 @@ export class Didgate {
       enquire_link_s: s.enquire_link_s,
       handler_timeout_s: s.handler_timeout_s,
       bind_timeout_s: s.bind_timeout_s,
+      pdu_timeout_s: s.pdu_timeout_s,
+      max_connections: s.max_connections,
+      max_connections_per_source: s.max_connections_per_source,
+      reserved_connections: s.reserved_connections,
       lockout: { ...s.lockout },
       reassembly: { ...s.reassembly },
     };

@@ -19,6 +19,13 @@ export function toSmppAddress(a: string): SmsAddress {
   return { addr: a, ton: 0, npi: 1 };
 }
 
+/** A 16-bit concatenation reference derived from the job id (FNV-1a). */
+export function referenceOf(id: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < id.length; i++) h = Math.imul(h ^ id.charCodeAt(i), 0x01000193);
+  return (h ^ (h >>> 16)) & 0xffff;
+}
+
 export class SmppEdgeForwarder implements SmppForwarder {
   constructor(
     private readonly edge: () => SmppEdge | undefined,
@@ -32,7 +39,9 @@ export class SmppEdgeForwarder implements SmppForwarder {
     if (edge === undefined) return { kind: "dead", reason: "SMPP is not configured" };
     const body = job.body;
     if (body.type !== "message.received") return { kind: "dead", reason: "receipts are delivered to webhooks only" };
-    const msg: OutboundSms = { source: toSmppAddress(body.from), destination: toSmppAddress(body.to) };
+    // The same concatenation reference on every retry of this job (any edge): a receiver that
+    // got some parts of a failed attempt puts the retried parts with them instead of starting over.
+    const msg: OutboundSms = { source: toSmppAddress(body.from), destination: toSmppAddress(body.to), reference: referenceOf(job.id) };
     if (body.binary !== undefined) {
       msg.binary = Buffer.from(body.binary, "base64");
       if (body.smpp.data_coding !== undefined) msg.data_coding = body.smpp.data_coding;

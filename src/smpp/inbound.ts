@@ -152,6 +152,15 @@ export class InboundProcessor {
       session.respond(pdu, tempStatusOf(peer.options));
       return;
     }
+    if (pdu.short_message.length > 0 && pdu.tlv(TLV.message_payload) !== undefined) {
+      // SMPP 3.4 5.3.2.32: user data goes in short_message or in message_payload, never both
+      // (sm_length must be 0 with message_payload). Which one the peer meant is a guess, so the
+      // PDU is refused: ESME_RINVTLVVAL, the message_payload TLV is not valid in this PDU.
+      m.inbound.labels(peer.name, "message", "payload_and_short_message").inc();
+      this.o.logger.warn({ peer: peer.name, sm_length: pdu.short_message.length }, "smpp: PDU with both short_message and message_payload refused");
+      session.respond(pdu, STATUS.ESME_RINVTLVVAL);
+      return;
+    }
     if (isReceipt(pdu.esm_class)) {
       // Some SMSCs send receipts with esm_class 0x44 (UDHI set) and a plain receipt text.
       const plain = looksLikeReceiptText(pdu.short_message.length > 0 ? pdu.short_message : pdu.tlv(TLV.message_payload));
