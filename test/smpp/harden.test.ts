@@ -215,6 +215,35 @@ describe("connection caps", () => {
   }, 10_000);
 });
 
+describe("bind timeout", () => {
+  it("closes a connection that does not bind in bind_timeout_s, even while it sends enquire_link", async () => {
+    const e2 = new SmppEdge({
+      config: { listen: "127.0.0.1:0", bind_timeout_s: 0.5, accounts: [] },
+      logger,
+      registry: new Registry(),
+      onMessage: async () => ({ status: "accepted" }),
+      onReceipt: () => {},
+    });
+    await e2.start();
+    try {
+      const s = net.connect({ host: "127.0.0.1", port: e2.address()!.port });
+      let got = 0;
+      s.on("data", () => got++);
+      s.on("error", () => {});
+      await new Promise((r) => s.once("connect", r));
+      const t0 = Date.now();
+      let seq = 1;
+      const t = setInterval(() => s.write(encodeHeader(CMD.enquire_link, 0, seq++)), 100);
+      await new Promise((r) => s.once("close", r));
+      clearInterval(t);
+      expect(got).toBeGreaterThan(0); // enquire_link was answered meanwhile
+      expect(Date.now() - t0).toBeLessThan(3000);
+    } finally {
+      await e2.close();
+    }
+  });
+});
+
 describe("bind failures and lockout", () => {
   it("guesses at other accounts and unknown system_ids never lock a carrier out; all refusals look alike", async () => {
     const from = "127.0.0.2";
