@@ -21,6 +21,7 @@ import { connectUrl, type RedisClient } from "./delivery/redis.js";
 import { SmppPartStore } from "./delivery/smpp-parts.js";
 import { ReceiptCorrelator } from "./edge/receipts.js";
 import { SmppEdgeForwarder } from "./edge/sms-forward.js";
+import { ReceiptSender } from "./edge/sms-receipts.js";
 import { SmsEdge } from "./edge/sms.js";
 import { VoiceEdge } from "./edge/voice.js";
 import { AdminServer, type Readiness } from "./ops/admin.js";
@@ -173,6 +174,8 @@ export class Didgate {
       logger: this.logger,
       registry: this.registry,
       forwarder: new SmppEdgeForwarder(() => this.smpp, this.receipts),
+      // The final outcome of a message whose submitter asked for a receipt (registered_delivery).
+      onFinal: (job, outcome) => this.sms?.onFinal(job, outcome),
       instanceId: this.config.instance_id ?? hostname(),
       // Answer the SMSC before its own timeout: a little under the handler timeout.
       direct_wait_ms: Math.max(100, this.config.smpp.handler_timeout_s * 1000 - 500),
@@ -234,7 +237,18 @@ export class Didgate {
   private async startSmpp(): Promise<void> {
     if (!this.smppWanted() || !this.delivery) return;
     const plans = smppPlans(this.config.smpp, new Map());
-    const sms = new SmsEdge({ store: this.store, delivery: this.delivery, logger: this.logger, registry: this.registry, plans, receipts: this.receipts, now: this.now });
+    const sender = new ReceiptSender({
+      send: (peer, r) => this.smpp?.sendReceipt(peer, r) ?? Promise.resolve({ outcome: "temporary", message_ids: [], error: "not_bound" }),
+      logger: this.logger,
+      registry: this.registry,
+      now: this.now,
+    });
+    const receiptsOut = {
+      sender,
+      isCarrierAccount: (peer: string) => this.smpp?.accountRole(peer) === "carrier",
+      isBind: (name: string) => this.smpp?.clients.has(name) ?? false,
+    };
+    const sms = new SmsEdge({ store: this.store, delivery: this.delivery, logger: this.logger, registry: this.registry, plans, receipts: this.receipts, receiptsOut, now: this.now });
     this.sms = sms;
     // Spool mode: acknowledged parts of concatenated messages are kept in Redis (a restart loses none).
     const redis = this.config.routes.redis;

@@ -7,7 +7,7 @@ import type { SmppForwarder } from "../delivery/smpp-forward.js";
 import type { AttemptResult, DeliveryJob } from "../delivery/types.js";
 import type { SmppEdge } from "../smpp/edge.js";
 import type { OutboundSms, SmsAddress } from "../smpp/types.js";
-import type { ReceiptCorrelator } from "./receipts.js";
+import type { ReceiptCorrelator, SentMessage } from "./receipts.js";
 
 /** E.164 → international TON/NPI; anything else (an alphanumeric sender) → TON 5. */
 export function toSmppAddress(a: string): SmsAddress {
@@ -46,13 +46,17 @@ export class SmppEdgeForwarder implements SmppForwarder {
       msg.binary = Buffer.from(body.binary, "base64");
       if (body.smpp.data_coding !== undefined) msg.data_coding = body.smpp.data_coding;
     } else msg.text = body.text ?? "";
+    const toBind = edge.clients.has(peer);
+    // The submitter asked for a receipt: ask the carrier for one, to relay it.
+    if (job.receipt !== undefined && toBind) msg.registered_delivery = 1;
     if (signal.aborted) return { kind: "retry", reason: "aborted" };
     const r = await edge.send(peer, msg);
     if (r.outcome === "ok") {
-      // Submitted through an outbound bind: the SMSC's receipt will name its message id.
-      const smscId = r.message_ids[0];
-      if (this.receipts && smscId && edge.clients.has(peer)) {
-        this.receipts.remember(peer, smscId, { id: job.id, did: body.to });
+      // Submitted through an outbound bind: the SMSC's receipt will name its message id (one per part).
+      if (this.receipts && toBind) {
+        const sent: SentMessage = { id: job.id, did: body.to };
+        if (job.receipt !== undefined) sent.receipt = job.receipt;
+        for (const smscId of r.message_ids) if (smscId) this.receipts.remember(peer, smscId, sent);
       }
       return { kind: "delivered" };
     }

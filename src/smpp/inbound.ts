@@ -271,9 +271,12 @@ export class InboundProcessor {
       total_parts: total,
       partial,
       message_id: first.message_id,
+      part_ids: parts.map((p) => p.message_id),
       received_at: new Date(received),
       tlvs: first.tlvs,
     };
+    // A receipt is wanted when any part asked for one (SMSCs set it on the first part, or on all).
+    for (const p of parts) if ((msg.registered_delivery & 0x03) === 0) msg.registered_delivery = p.registered_delivery;
     let same = true;
     for (const p of parts) if (p.encoding !== first.encoding) same = false;
     if (same) {

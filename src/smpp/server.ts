@@ -8,13 +8,13 @@ import tls from "node:tls";
 import type { Logger } from "pino";
 import { LRUCache } from "lru-cache";
 import type { Clock } from "./clock.js";
-import { CMD, STATUS } from "./constants.js";
-import type { Pdu } from "./codec.js";
+import { CMD, STATUS, TLV } from "./constants.js";
+import { Pdu, tlvCString, tlvU8 } from "./codec.js";
 import type { InboundProcessor, PeerContext } from "./inbound.js";
 import type { SmppMetrics } from "./metrics.js";
 import { buildMessagePdus, sendAll } from "./outbound.js";
 import { SmppSession, normaliseAddress, type SessionHandler } from "./session.js";
-import type { OutboundSms, SendResult, SmppAccount, SmppConfig } from "./types.js";
+import type { OutboundReceipt, OutboundSms, SendResult, SmppAccount, SmppConfig } from "./types.js";
 
 export interface ServerDeps {
   logger: Logger;
@@ -408,6 +408,10 @@ export class SmppServer implements SessionHandler {
     return n;
   }
 
+  accountRole(system_id: string): "carrier" | "app" | undefined {
+    return this.accounts.get(system_id)?.cfg.role;
+  }
+
   hasAccount(system_id: string): boolean {
     return this.accounts.has(system_id);
   }
@@ -436,6 +440,28 @@ export class SmppServer implements SessionHandler {
     }
     const s = session;
     return sendAll(pdus, (p) => s.request(p), a.cfg);
+  }
+
+  /**
+   * A delivery receipt (deliver_sm, esm_class 0x04) to a bound account, on a session that can
+   * receive (a transceiver or receiver bind). "temporary" with error not_bound when there is none.
+   */
+  async sendReceipt(system_id: string, r: OutboundReceipt): Promise<SendResult> {
+    const a = this.accounts.get(system_id);
+    if (a === undefined) return { outcome: "permanent", message_ids: [], error: "unknown_account" };
+    const s = a.sessions.find((x) => x.canSendMessages);
+    if (s === undefined) return { outcome: "temporary", message_ids: [], error: "not_bound" };
+    const p = new Pdu(CMD.deliver_sm);
+    p.source_addr = r.source.addr;
+    p.source_addr_ton = r.source.ton;
+    p.source_addr_npi = r.source.npi;
+    p.destination_addr = r.destination.addr;
+    p.dest_addr_ton = r.destination.ton;
+    p.dest_addr_npi = r.destination.npi;
+    p.esm_class = 0x04;
+    p.short_message = Buffer.from(r.text.slice(0, 255), "latin1");
+    p.tlvs = [tlvCString(TLV.receipted_message_id, r.message_id), tlvU8(TLV.message_state, r.message_state)];
+    return sendAll([p], (q) => s.request(q), a.cfg);
   }
 
   /** All live sessions (for metrics and drain). */

@@ -375,7 +375,9 @@ export class SmppSession {
     if (isMessageCommand(req.command_id) && this.inflightIn > 0) this.inflightIn--;
     if (this.state === "closed") return;
     const respId = (req.command_id | RESP_BIT) >>> 0;
-    const mid = req.command_id === CMD.deliver_sm ? "" : message_id;
+    // deliver_sm_resp's message_id is unused (SMPP 3.4 4.6.2) and left empty, unless the peer
+    // asked for a receipt: then it is the id the receipt will carry.
+    const mid = req.command_id === CMD.deliver_sm && (req.registered_delivery & 0x03) === 0 ? "" : message_id;
     this.writeRaw(encodeSmResp(respId, status, req.sequence_number, mid), respId, status);
   }
 

@@ -140,6 +140,8 @@ export interface InboundSms {
   partial: boolean;
   /** didgate's id for the message (also returned in submit_sm_resp / data_sm_resp). */
   message_id: string;
+  /** The ids didgate returned for each part of a concatenated message (absent for one PDU). */
+  part_ids?: string[];
   /** The SMSC's id, when it gave one (receipted_message_id on a non-receipt PDU). */
   smsc_message_id?: string;
   /** When the first part arrived. */
@@ -245,4 +247,17 @@ export interface SendResult {
   message_ids: string[];
   /** Why there was no answer: not_bound, timeout, closed, draining, window. */
   error?: string;
+}
+
+/** A delivery receipt didgate sends to a peer bound to its server (deliver_sm, esm_class 0x04). */
+export interface OutboundReceipt {
+  /** From the original destination back to the original source. */
+  source: SmsAddress;
+  destination: SmsAddress;
+  /** The receipt text (`id:… sub:… dlvrd:… submit date:… done date:… stat:… err:… text:…`). */
+  text: string;
+  /** receipted_message_id TLV. */
+  message_id: string;
+  /** message_state TLV (SMPP 3.4 5.2.28). */
+  message_state: number;
 }
