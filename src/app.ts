@@ -22,6 +22,7 @@ import { SmppPartStore } from "./delivery/smpp-parts.js";
 import { ReceiptCorrelator } from "./edge/receipts.js";
 import { SmppEdgeForwarder } from "./edge/sms-forward.js";
 import { ReceiptSender } from "./edge/sms-receipts.js";
+import { RedisPendingReceipts } from "./edge/receipt-queue.js";
 import { SmsEdge } from "./edge/sms.js";
 import { VoiceEdge } from "./edge/voice.js";
 import { AdminServer, type Readiness } from "./ops/admin.js";
@@ -81,8 +82,9 @@ export class Didgate {
   redisSource: RedisRouteSource | undefined;
   delivery: Delivery | undefined;
   smpp: SmppEdge | undefined;
-  /** Spool mode: the connection of the durable reassembly buffers. */
+  /** Spool mode: the connection of the durable reassembly buffers (and of waiting receipts). */
   private partsRedis: RedisClient | undefined;
+  private receiptSender: ReceiptSender | undefined;
   sms: SmsEdge | undefined;
   voice: VoiceEdge | undefined;
   readonly receipts = new ReceiptCorrelator();
@@ -237,19 +239,6 @@ export class Didgate {
   private async startSmpp(): Promise<void> {
     if (!this.smppWanted() || !this.delivery) return;
     const plans = smppPlans(this.config.smpp, new Map());
-    const sender = new ReceiptSender({
-      send: (peer, r) => this.smpp?.sendReceipt(peer, r) ?? Promise.resolve({ outcome: "temporary", message_ids: [], error: "not_bound" }),
-      logger: this.logger,
-      registry: this.registry,
-      now: this.now,
-    });
-    const receiptsOut = {
-      sender,
-      isCarrierAccount: (peer: string) => this.smpp?.accountRole(peer) === "carrier",
-      isBind: (name: string) => this.smpp?.clients.has(name) ?? false,
-    };
-    const sms = new SmsEdge({ store: this.store, delivery: this.delivery, logger: this.logger, registry: this.registry, plans, receipts: this.receipts, receiptsOut, now: this.now });
-    this.sms = sms;
     // Spool mode: acknowledged parts of concatenated messages are kept in Redis (a restart loses none).
     const redis = this.config.routes.redis;
     let partStore: SmppPartStore | undefined;
@@ -266,6 +255,23 @@ export class Didgate {
       const r = this.config.smpp.reassembly;
       partStore = new SmppPartStore(new RedisPartStore({ client, prefix: redis.prefix, timeoutMs: r.timeout_s * 1000, maxBuffers: r.max_buffers }));
     }
+    const sender = new ReceiptSender({
+      send: (peer, r) => this.smpp?.sendReceipt(peer, r) ?? Promise.resolve({ outcome: "temporary", message_ids: [], error: "not_bound" }),
+      logger: this.logger,
+      registry: this.registry,
+      now: this.now,
+      readyPeers: () => this.smpp?.receivingAccounts() ?? [],
+      // Spool mode: receipts wait in Redis, so the edge the submitter is bound to sends them.
+      ...(this.partsRedis && redis ? { pending: new RedisPendingReceipts(this.partsRedis, redis.prefix) } : {}),
+    });
+    this.receiptSender = sender;
+    const receiptsOut = {
+      sender,
+      isCarrierAccount: (peer: string) => this.smpp?.accountRole(peer) === "carrier",
+      isBind: (name: string) => this.smpp?.clients.has(name) ?? false,
+    };
+    const sms = new SmsEdge({ store: this.store, delivery: this.delivery, logger: this.logger, registry: this.registry, plans, receipts: this.receipts, receiptsOut, now: this.now });
+    this.sms = sms;
     this.smpp = new SmppEdge({
       config: this.smppConfig(),
       logger: this.logger,
@@ -275,6 +281,7 @@ export class Didgate {
       ...(partStore ? { partStore } : {}),
     });
     await this.smpp.start();
+    sender.start();
   }
 
   private async startVoice(): Promise<void> {
@@ -404,6 +411,7 @@ export class Didgate {
     await this.delivery?.drain(Math.max(0, deadline - Date.now())).catch((err: unknown) => this.logger.warn({ err: (err as Error).message }, "delivery drain"));
     await this.voice?.close();
     await this.smpp?.close();
+    this.receiptSender?.stop();
     this.partsRedis?.disconnect();
     await this.delivery?.close();
     this.fileSource?.close();

@@ -100,6 +100,11 @@ export class SmppEdge {
     return this.server.sendReceipt(system_id, r);
   }
 
+  /** Server accounts with a session that can take deliver_sm now. */
+  receivingAccounts(): Iterable<string> {
+    return this.server?.receivingAccounts() ?? [];
+  }
+
   /** The role of a server account, if there is one with this system_id. */
   accountRole(system_id: string): "carrier" | "app" | undefined {
     return this.server?.accountRole(system_id);

@@ -408,6 +408,11 @@ export class SmppServer implements SessionHandler {
     return n;
   }
 
+  /** system_ids of accounts with a session here that can take deliver_sm now. */
+  *receivingAccounts(): Iterable<string> {
+    for (const [id, a] of this.accounts) if (a.sessions.some((s) => s.canSendMessages)) yield id;
+  }
+
   accountRole(system_id: string): "carrier" | "app" | undefined {
     return this.accounts.get(system_id)?.cfg.role;
   }

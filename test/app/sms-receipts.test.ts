@@ -46,6 +46,7 @@ function cstr(v: unknown): string {
 
 describe("receipts in direct mode", () => {
   let app: Didgate;
+  let admin: string;
   let carrier: TestEsme;
   let appEsme: TestEsme;
   let smsc: TestSmsc;
@@ -58,7 +59,7 @@ describe("receipts in direct mode", () => {
       "+15125550200": { sms: { smpp: "app-1" } },
       "+15125550300": { sms: { smpp: "smsc-b" } },
     });
-    ({ app } = await startApp(
+    ({ app, admin } = await startApp(
       {
         routes: { file: "routes.yaml" },
         webhooks: { timeout_ms: 1000 },
@@ -129,6 +130,25 @@ describe("receipts in direct mode", () => {
     expect(receiptsOf(carrier).length).toBe(n);
   });
 
+  it("a receipt for a submitter bound as transmitter only waits until it binds a session that can receive (a transceiver)", async () => {
+    const tx = await connectEsme(app.smpp!.address()!.port);
+    try {
+      expect((await tx.bind("bind_transmitter", "carrier", "pw-c")).command_status).toBe(0);
+      // the transceiver of beforeAll would take it: unbind it for this test
+      await carrier.close();
+      await waitFor(() => ![...app.smpp!.receivingAccounts()].includes("carrier"));
+      const r = await tx.send("submit_sm", { source_addr: "447700900123", source_addr_ton: 1, destination_addr: "15125550100", short_message: "waits", registered_delivery: 1 });
+      expect(r.command_status).toBe(0);
+      await waitFor(async () => (await (await fetch(`${admin}/metrics`)).text()).match(/didgate_sms_receipts_sent_total\{stat="DELIVRD",outcome="queued"\} 1/));
+      carrier = await connectEsme(app.smpp!.address()!.port);
+      expect((await carrier.bind("bind_transceiver", "carrier", "pw-c")).command_status).toBe(0);
+      const rc = await waitFor(() => receiptsOf(carrier).find((p) => text(p).includes(`id:${cstr(r.message_id)} `)), 5000);
+      expect(text(rc)).toContain("stat:DELIVRD");
+    } finally {
+      await tx.close();
+    }
+  });
+
   it("a message forwarded to an outbound bind asks the SMSC for a receipt and relays it with the submitter's id", async () => {
     const before = receiptsOf(carrier).length;
     const r = await submit("15125550300");
@@ -184,8 +204,53 @@ describe("receipts in spool mode", () => {
     status = 200;
     await carrier?.close();
     await app?.stop(500);
+    await appB?.stop(500);
     await redis?.stop();
   });
+
+  let appB: Didgate | undefined;
+
+  it("a receipt waits in Redis for the edge the submitter can receive on", async () => {
+    status = 200;
+    // submits on edge A as transmitter only: A delivers, and has no session to send the receipts on
+    const tx = await connectEsme(app.smpp!.address()!.port);
+    let rx: TestEsme | undefined;
+    try {
+      expect((await tx.bind("bind_transmitter", "carrier", "pw-c")).command_status).toBe(0);
+      await carrier.close();
+      await waitFor(() => ![...app.smpp!.receivingAccounts()].includes("carrier"));
+      const ids: string[] = [];
+      for (let i = 0; i < 4; i++) {
+        const r = await tx.send("submit_sm", { source_addr: "447700900123", source_addr_ton: 1, destination_addr: "15125550100", short_message: "cross " + i, registered_delivery: 1 });
+        expect(r.command_status).toBe(0);
+        ids.push(cstr(r.message_id));
+      }
+      await waitFor(async () => Number(await redis.cli("LLEN", "didgate:smpp:receipts:carrier")) === 4 || undefined, 10_000);
+      // a second edge on the same Redis, where the carrier binds a transceiver, sends them
+      ({ app: appB } = await startApp(
+        {
+          routes: { redis: { url: redis.url, snapshot: "snap.json" } },
+          webhooks: { timeout_ms: 1000 },
+          smpp: { listen: "127.0.0.1:0", accounts: [{ system_id: "carrier", password: "pw-c", role: "carrier", country_code: "1" }] },
+          instance_id: "edge-r2",
+        },
+        tempDir(),
+      ));
+      rx = await connectEsme(appB!.smpp!.address()!.port);
+      expect((await rx.bind("bind_transceiver", "carrier", "pw-c")).command_status).toBe(0);
+      for (const id of ids) {
+        const rc = await waitFor(() => receiptsOf(rx!).find((p) => text(p).includes(`id:${id} `)), 10_000);
+        expect(text(rc)).toContain("stat:DELIVRD");
+      }
+      expect(receiptsOf(rx)).toHaveLength(4);
+      expect(Number(await redis.cli("LLEN", "didgate:smpp:receipts:carrier"))).toBe(0);
+    } finally {
+      await tx.close();
+      await rx?.close();
+      carrier = await connectEsme(app.smpp!.address()!.port);
+      expect((await carrier.bind("bind_transceiver", "carrier", "pw-c")).command_status).toBe(0);
+    }
+  }, 30_000);
 
   it("DELIVRD once the spooled message reaches its webhook; UNDELIV when it is dead-lettered (410)", async () => {
     status = 200;
