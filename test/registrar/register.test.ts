@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DigestAuth, digestResponse, ncHex } from "../../src/sip/digest.js";
 import { parseOrThrow } from "../../src/sip/message.js";
 import { MemoryLocationStore, RedisLocationStore, type LocationStore } from "../../src/registrar/location.js";
-import { qGroups, Registrar } from "../../src/registrar/register.js";
+import { qGroups, Registrar, type RegisterSource } from "../../src/registrar/register.js";
 import { startRedis, type TestRedis } from "../helpers/redis.js";
 
 const DOMAIN = "sip.example.net";
@@ -47,7 +47,7 @@ function answer(challenge: string, user: string, password: string, nc = 1): stri
   return `Digest username="${user}", realm="${DOMAIN}", nonce="${nonce}", uri="${uri}", response="${r}", algorithm=${alg}, qop=auth, nc=${ncHex(nc)}, cnonce="c0ffee"`;
 }
 
-const SRC = { transport: "udp" as const, address: "203.0.113.5", port: 40123 };
+const SRC: RegisterSource = { transport: "udp", address: "203.0.113.5", port: 40123 };
 
 function registrar(store: LocationStore, now: () => number = Date.now): Registrar {
   return new Registrar({
