@@ -9,7 +9,12 @@
  *  - error responses carry an empty message_id (byte level);
  *  - short_message together with message_payload is refused.
  */
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import net from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import tls from "node:tls";
 import pino from "pino";
 import { Registry } from "prom-client";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
@@ -213,6 +218,56 @@ describe("connection caps", () => {
     expect(i).toBeLessThan(25);
     expect(pdus(c.data())).toHaveLength(0);
   }, 10_000);
+});
+
+describe("connection caps over TLS", () => {
+  it("counts TCP connections before the handshake; refused ones never crash the server; a carrier still binds", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "didgate-smpp-tls-"));
+    execFileSync("openssl", [
+      "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+      "-keyout", join(dir, "key.pem"), "-out", join(dir, "cert.pem"), "-days", "2", "-subj", "/CN=localhost",
+    ], { stdio: "ignore" });
+    const e2 = new SmppEdge({
+      config: {
+        listen: "127.0.0.1:0",
+        tls: { key: readFileSync(join(dir, "key.pem")), cert: readFileSync(join(dir, "cert.pem")) },
+        max_connections: 4,
+        max_connections_per_source: 2,
+        reserved_connections: 2,
+        accounts: [{ system_id: "carrier-a", password: "right-a", role: "carrier", sources: ["127.0.0.1"] }],
+      },
+      logger,
+      registry: new Registry(),
+      onMessage: async () => ({ status: "accepted" }),
+      onReceipt: () => {},
+    });
+    await e2.start();
+    const p2 = e2.address()!.port;
+    const held: net.Socket[] = [];
+    try {
+      // plain TCP that never starts a handshake, from one unknown address
+      for (let i = 0; i < 5; i++) {
+        const c = net.connect({ host: "127.0.0.1", port: p2, localAddress: "127.0.4.1" });
+        c.on("error", () => {});
+        held.push(c);
+      }
+      await new Promise((r) => setTimeout(r, 300));
+      expect(held.filter((c) => !c.destroyed && c.readyState === "open").length).toBe(2);
+      const t = tls.connect({ host: "127.0.0.1", port: p2, rejectUnauthorized: false });
+      await new Promise((r, j) => (t.once("secureConnect", r), t.once("error", j)));
+      const bind = new Pdu(CMD.bind_transceiver, 1);
+      bind.system_id = "carrier-a";
+      bind.password = "right-a";
+      t.write(encodePdu(bind));
+      const resp = await new Promise<Buffer>((r) => t.once("data", r));
+      expect([resp.readUInt32BE(4), resp.readUInt32BE(8)]).toEqual([0x80000009, 0]);
+      t.destroy();
+    } finally {
+      for (const c of held) c.destroy();
+      await e2.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });
 
 describe("bind timeout", () => {
