@@ -1,0 +1,158 @@
+/**
+ * Conditional route writes for the API: one Lua script reads the current entry, checks the
+ * caller's precondition (If-Match / If-None-Match on the entry's version, the tenant owning it, the
+ * tenant's number blocks), then writes the routes hash, its change-stream entry and an audit
+ * stream entry, all in one atomic step. Every edge tails the change stream, so a write here is
+ * applied everywhere exactly as a `didgate routes set` is (same keys and fields as
+ * RedisRouteWriter, whose validation and key names this reuses).
+ *
+ * An entry's version is the SHA-1 of its stored JSON text (Redis computes it with redis.sha1hex in
+ * the script; Node with crypto), sent as the strong ETag `"<40 hex>"`.
+ */
+import { createHash } from "node:crypto";
+import type { RedisClient } from "../routing/sources/redis-client.js";
+import { RedisRouteWriter } from "../routing/sources/redis-writer.js";
+
+/** KEYS: routes hash, change stream, audit stream. See the argument list in ApiRouteWriter.write. */
+const WRITE_SCRIPT = `
+local cur = redis.call('HGET', KEYS[1], ARGV[2])
+local curtag = ''
+if cur then curtag = redis.sha1hex(cur) end
+local expect = ARGV[4]
+if expect == '*' then
+  if not cur then return {'precondition', curtag} end
+elseif expect == '!' then
+  if cur then return {'precondition', curtag} end
+elseif expect ~= '' then
+  if not cur or not string.find(',' .. expect .. ',', ',' .. curtag .. ',', 1, true) then return {'precondition', curtag} end
+end
+local tenant = ARGV[5]
+if tenant ~= '' then
+  if cur then
+    local ok, v = pcall(cjson.decode, cur)
+    if not ok or type(v) ~= 'table' or v['tenant'] ~= tenant then return {'foreign', ''} end
+  elseif ARGV[6] ~= '1' then
+    return {'outside', ''}
+  end
+end
+local op = ARGV[1]
+local newtag = ''
+local id
+local result
+if op == 'set' then
+  if cur == ARGV[3] then return {'unchanged', curtag} end
+  redis.call('HSET', KEYS[1], ARGV[2], ARGV[3])
+  newtag = redis.sha1hex(ARGV[3])
+  id = redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[7], '*', 'op', 'set', 'key', ARGV[2], 'route', ARGV[3])
+  if cur then result = 'updated' else result = 'created' end
+else
+  if not cur then return {'absent', ''} end
+  redis.call('HDEL', KEYS[1], ARGV[2])
+  id = redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[7], '*', 'op', 'del', 'key', ARGV[2])
+  result = 'deleted'
+end
+redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[8], '*', 'who', ARGV[9], 'token', ARGV[10], 'op', op, 'key', ARGV[2], 'before', curtag, 'after', newtag, 'change', id)
+return {result, curtag, newtag, id}
+`;
+
+export function etagOf(json: string): string {
+  return createHash("sha1").update(json, "utf8").digest("hex");
+}
+
+export type WriteOutcome =
+  | { result: "created" | "updated" | "deleted"; before: string; after: string; changeId: string }
+  | { result: "unchanged"; before: string }
+  /** The precondition failed; `current` is the entry's version ("" when absent). */
+  | { result: "precondition"; current: string }
+  /** A tenant write to an entry of another tenant (or of none). */
+  | { result: "foreign" }
+  /** A tenant creating a key outside its number blocks. */
+  | { result: "outside" }
+  /** A delete of an absent key. */
+  | { result: "absent" };
+
+export interface WriteRequest {
+  op: "set" | "del";
+  key: string;
+  /** Canonical entry JSON (set). */
+  json?: string;
+  /** "" none; "*" must exist; "!" must not exist; else comma-separated versions (40 hex each). */
+  expect: string;
+  /** The tenant of a tenant token ("" for admin): the entry must be theirs. */
+  tenant: string;
+  /** A tenant may create this key (it lies in one of its blocks). */
+  mayCreate: boolean;
+  who: string;
+  fingerprint: string;
+}
+
+export interface ApiWriterOptions {
+  prefix: string;
+  streamMaxlen: number;
+  auditMaxlen: number;
+}
+
+type ScriptClient = { didgateApiWrite(...args: string[]): Promise<unknown> };
+type ScriptPipeline = { didgateApiWrite(...args: string[]): unknown; exec(): Promise<[Error | null, unknown][] | null> };
+
+export class ApiRouteWriter {
+  readonly routes: RedisRouteWriter;
+  readonly auditKey: string;
+
+  constructor(
+    readonly client: RedisClient,
+    private readonly opts: ApiWriterOptions,
+  ) {
+    this.routes = new RedisRouteWriter(client, { prefix: opts.prefix, streamMaxlen: opts.streamMaxlen });
+    this.auditKey = `${opts.prefix}audit`;
+    // ioredis sends EVALSHA and loads the script on NOSCRIPT (also inside pipelines and on Cluster).
+    if (!(client as unknown as Partial<ScriptClient>).didgateApiWrite) client.defineCommand("didgateApiWrite", { numberOfKeys: 3, lua: WRITE_SCRIPT });
+  }
+
+  private args(r: WriteRequest): string[] {
+    const k = this.routes.keys;
+    return [k.routes, k.changes, this.auditKey, r.op, r.key, r.json ?? "", r.expect, r.tenant, r.mayCreate ? "1" : "0", String(this.opts.streamMaxlen), String(this.opts.auditMaxlen), r.who, r.fingerprint];
+  }
+
+  async write(r: WriteRequest): Promise<WriteOutcome> {
+    const reply = await (this.client as unknown as ScriptClient).didgateApiWrite(...this.args(r));
+    return outcomeOf(reply);
+  }
+
+  /** Writes many in one pipeline (one round trip); each outcome or the error of that write. */
+  async writeMany(rs: readonly WriteRequest[]): Promise<(WriteOutcome | Error)[]> {
+    if (rs.length === 0) return [];
+    const p = this.client.pipeline() as unknown as ScriptPipeline;
+    for (const r of rs) p.didgateApiWrite(...this.args(r));
+    const res = await p.exec();
+    if (res === null) throw new Error("pipeline aborted");
+    return res.map(([err, v]) => (err ? err : outcomeOf(v)));
+  }
+
+  /** The stored JSON text of a key, or undefined. */
+  async get(key: string): Promise<string | undefined> {
+    const v = await this.client.hget(this.routes.keys.routes, key);
+    return v ?? undefined;
+  }
+}
+
+function outcomeOf(reply: unknown): WriteOutcome {
+  if (!Array.isArray(reply) || reply.length === 0) throw new Error("unexpected reply from the route write script");
+  const r = String(reply[0]);
+  switch (r) {
+    case "created":
+    case "updated":
+    case "deleted":
+      return { result: r, before: String(reply[1] ?? ""), after: String(reply[2] ?? ""), changeId: String(reply[3] ?? "") };
+    case "unchanged":
+      return { result: r, before: String(reply[1] ?? "") };
+    case "precondition":
+      return { result: r, current: String(reply[1] ?? "") };
+    case "foreign":
+    case "outside":
+    case "absent":
+      return { result: r };
+    default:
+      throw new Error(`unexpected reply ${JSON.stringify(r)} from the route write script`);
+  }
+}
