@@ -3,10 +3,11 @@
  * one is routed by the other), tenant scoping, versions, imports, listings, lookups, and the
  * listener's own answers (auth, rate limit, OpenAPI, errors).
  */
-import { writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { Writable } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Didgate } from "../../src/app.js";
+import { createLogger } from "../../src/ops/logger.js";
 import { startApp, tempDir, waitFor, writeRoutes } from "../helpers/app.js";
 import { startRedis, type TestRedis } from "../helpers/redis.js";
 
@@ -135,6 +136,16 @@ describe("GET/PUT/DELETE /v1/routes/{key}", () => {
     const delStale = await call("DELETE", "/v1/routes/%2B15125550101", { headers: { "if-match": v1 } });
     expect(delStale.status).toBe(412);
     expect((await call("GET", "/v1/routes/%2B15125550101")).json.route.voice.targets).toEqual(["sip:two@127.0.0.1"]);
+  });
+
+  it("lets exactly one of two concurrent writes with the same If-Match through", async () => {
+    const v = (await call("PUT", "/v1/routes/%2B15125550104", { body: { voice: { targets: ["sip:base@127.0.0.1"] } } })).headers.get("etag")!;
+    const results = await Promise.all(
+      ["x", "y", "z", "w"].map((n) => call("PUT", "/v1/routes/%2B15125550104", { body: { voice: { targets: [`sip:${n}@127.0.0.1`] } }, headers: { "if-match": v } })),
+    );
+    expect(results.map((r) => r.status).sort()).toEqual([200, 412, 412, 412]);
+    const winner = results.find((r) => r.status === 200)!;
+    expect((await call("GET", "/v1/routes/%2B15125550104")).headers.get("etag")).toBe(winner.headers.get("etag"));
   });
 
   it("refuses bad keys (400) and bad entries (422 naming the field)", async () => {
@@ -337,6 +348,34 @@ describe("without Redis, off, and rate limited", () => {
     }
   });
 
+  it("never logs a token, good or bad, and refuses an oversized import record (413)", async () => {
+    const dir = tempDir();
+    writeRoutes(dir, {});
+    const chunks: string[] = [];
+    const dest = new Writable({
+      write(chunk, _enc, cb) {
+        chunks.push(String(chunk));
+        cb();
+      },
+    });
+    const { app } = await startApp({ routes: { file: "routes.yaml", redis: { url: redis.url, prefix: "apilog:", snapshot: "" } }, state_dir: dir, api: { listen: "127.0.0.1:0", tokens } }, dir, { logger: createLogger("debug", dest) });
+    try {
+      const url = `http://127.0.0.1:${app.api!.address.port}`;
+      const wrong = "wrong-token-that-must-not-be-logged";
+      expect((await call("GET", "/v1/routes", { url, token: wrong })).status).toBe(401);
+      expect((await call("PUT", "/v1/routes/%2B15125550400", { url, token: ACME, body: { voice: { targets: ["sip:l@127.0.0.1"] } } })).status).toBe(201);
+      const big = await call("POST", "/v1/routes/import", { url, raw: JSON.stringify({ key: "+15125550401", route: { voice: { targets: ["sip:" + "a".repeat(1_100_000)] } } }) });
+      expect(big.status).toBe(413);
+      await new Promise((r) => setTimeout(r, 100));
+      const log = chunks.join("");
+      expect(log).toContain("route changed through the API");
+      expect(log).toContain("API request refused");
+      for (const t of [ADMIN, ACME, BETA, wrong]) expect(log).not.toContain(t);
+    } finally {
+      await app.stop(0);
+    }
+  });
+
   it("serves HTTPS with api.tls", async () => {
     const dir = tempDir();
     writeRoutes(dir, {});
@@ -357,6 +396,5 @@ describe("without Redis, off, and rate limited", () => {
     } finally {
       await app.stop(0);
     }
-    void writeFileSync;
   });
 });
