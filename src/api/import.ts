@@ -28,7 +28,15 @@ export async function* records(body: AsyncIterable<Buffer | string>, csv: boolea
   let quoted = false;
   const flush = function* (final: boolean): Generator<{ line: number; text: string }> {
     let start = 0;
-    for (let i = scanFrom; i < buf.length; i++) {
+    if (!csv) {
+      // NDJSON: no quoting across lines; indexOf runs as native code.
+      for (let i = buf.indexOf("\n", scanFrom); i >= 0; i = buf.indexOf("\n", start)) {
+        const text = buf.slice(start, i);
+        yield { line, text: text.endsWith("\r") ? text.slice(0, -1) : text };
+        line++;
+        start = i + 1;
+      }
+    } else for (let i = scanFrom; i < buf.length; i++) {
       const c = buf.charCodeAt(i);
       if (csv && c === 34) quoted = !quoted;
       else if (c === 10 && !quoted) {

@@ -19,7 +19,7 @@ import { ApiError } from "./errors.js";
 import { csvHeader, csvRecord, ndjsonRecord, records, RecordTooLong, type ImportRecord } from "./import.js";
 import { KeyIndex } from "./listing.js";
 import { ERROR_SCHEMA } from "./server.js";
-import { etagOf, type ApiRouteWriter, type WriteOutcome, type WriteRequest } from "./writer.js";
+import { etagOf, type ApiRouteWriter, type ImportItem, type WriteOutcome, type WriteRequest } from "./writer.js";
 
 export interface RoutesApiOptions {
   store: RouteStore<Route>;
@@ -35,7 +35,7 @@ export interface RoutesApiOptions {
   maxPageSize?: number;
 }
 
-const IMPORT_BATCH = 500;
+const IMPORT_BATCH = 250;
 const IMPORT_PIPELINES = 4;
 const IMPORT_MAX_RECORDS = 2_000_000;
 const IMPORT_MAX_ERRORS = 1000;
@@ -333,22 +333,21 @@ export function registerRoutesApi(app: FastifyInstance, o: RoutesApiOptions): Ke
           if (res.errors.length < IMPORT_MAX_ERRORS) res.errors.push(key !== undefined ? { line, key, message } : { line, message });
           else res.errors_truncated = true;
         };
-        let batch: WriteRequest[] = [];
+        let batch: ImportItem[] = [];
         let batchLines: ImportRecord[] = [];
-        // Several pipelines in flight: they go out on one connection in order, so Redis applies
-        // them in line order (a key given twice ends with its last line).
+        // Several calls in flight: they go out on one connection in order, so Redis applies them
+        // in line order (a key given twice ends with its last line).
         const inFlight: Promise<void>[] = [];
         const flush = async (all: boolean) => {
           if (batch.length > 0) {
             const lines = batchLines;
-            const sent = w.writeMany(batch).then((outs) => {
+            const sent = w.importMany(batch, { tenant: p.tenant ?? "", who: p.who, fingerprint: p.fingerprint }).then((outs) => {
               outs.forEach((out, i) => {
                 const rec = lines[i]!;
-                if (out instanceof Error) return fail(rec.line, rec.key, `Redis refused the write: ${out.message}`);
-                if (out.result === "created") res.created++;
-                else if (out.result === "updated") res.updated++;
-                else if (out.result === "unchanged") res.unchanged++;
-                else fail(rec.line, rec.key, refusal(p, rec.key!, out)?.message ?? out.result);
+                if (out === "created") res.created++;
+                else if (out === "updated") res.updated++;
+                else if (out === "unchanged") res.unchanged++;
+                else fail(rec.line, rec.key, refusal(p, rec.key!, { result: out })?.message ?? out);
               });
             });
             sent.catch(() => undefined); // awaited below; never an unhandled rejection meanwhile
@@ -389,7 +388,7 @@ export function registerRoutesApi(app: FastifyInstance, o: RoutesApiOptions): Ke
               fail(line, key, (err as Error).message);
               continue;
             }
-            batch.push(writeRequest(p, "set", key, "", json));
+            batch.push({ key, json, mayCreate: p.tenant === undefined || keyInBlocks(key, p.blocks) });
             batchLines.push(rec);
             if (batch.length >= IMPORT_BATCH) await flush(false);
           }

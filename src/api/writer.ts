@@ -55,6 +55,40 @@ redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[8], '*', 'who', ARGV[9], 'token'
 return {result, curtag, newtag, id}
 `;
 
+/**
+ * Imports: many sets in one call (the precondition is "none"). ARGV: tenant, stream maxlen, audit
+ * maxlen, who, token fingerprint, then key, JSON, may-create ("1"/"0") per entry. Answers one
+ * result per entry: created, updated, unchanged, foreign or outside.
+ */
+const IMPORT_SCRIPT = `
+local tenant, maxlen, amaxlen, who, fp = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local out = {}
+for i = 6, #ARGV - 2, 3 do
+  local key, json, maycreate = ARGV[i], ARGV[i + 1], ARGV[i + 2]
+  local cur = redis.call('HGET', KEYS[1], key)
+  local r
+  if tenant ~= '' and cur then
+    local ok, v = pcall(cjson.decode, cur)
+    if not ok or type(v) ~= 'table' or v['tenant'] ~= tenant then r = 'foreign' end
+  elseif tenant ~= '' and maycreate ~= '1' then
+    r = 'outside'
+  end
+  if not r then
+    if cur == json then
+      r = 'unchanged'
+    else
+      redis.call('HSET', KEYS[1], key, json)
+      local id = redis.call('XADD', KEYS[2], 'MAXLEN', '~', maxlen, '*', 'op', 'set', 'key', key, 'route', json)
+      local before = ''
+      if cur then before = redis.sha1hex(cur); r = 'updated' else r = 'created' end
+      redis.call('XADD', KEYS[3], 'MAXLEN', '~', amaxlen, '*', 'who', who, 'token', fp, 'op', 'set', 'key', key, 'before', before, 'after', redis.sha1hex(json), 'change', id)
+    end
+  end
+  out[#out + 1] = r
+end
+return out
+`;
+
 export function etagOf(json: string): string {
   return createHash("sha1").update(json, "utf8").digest("hex");
 }
@@ -92,8 +126,15 @@ export interface ApiWriterOptions {
   auditMaxlen: number;
 }
 
-type ScriptClient = { didgateApiWrite(...args: string[]): Promise<unknown> };
-type ScriptPipeline = { didgateApiWrite(...args: string[]): unknown; exec(): Promise<[Error | null, unknown][] | null> };
+type ScriptClient = { didgateApiWrite(...args: string[]): Promise<unknown>; didgateApiImport(...args: string[]): Promise<unknown> };
+
+export interface ImportItem {
+  key: string;
+  json: string;
+  mayCreate: boolean;
+}
+
+export type ImportOutcome = "created" | "updated" | "unchanged" | "foreign" | "outside";
 
 export class ApiRouteWriter {
   readonly routes: RedisRouteWriter;
@@ -107,6 +148,7 @@ export class ApiRouteWriter {
     this.auditKey = `${opts.prefix}audit`;
     // ioredis sends EVALSHA and loads the script on NOSCRIPT (also inside pipelines and on Cluster).
     if (!(client as unknown as Partial<ScriptClient>).didgateApiWrite) client.defineCommand("didgateApiWrite", { numberOfKeys: 3, lua: WRITE_SCRIPT });
+    if (!(client as unknown as Partial<ScriptClient>).didgateApiImport) client.defineCommand("didgateApiImport", { numberOfKeys: 3, lua: IMPORT_SCRIPT });
   }
 
   private args(r: WriteRequest): string[] {
@@ -119,14 +161,18 @@ export class ApiRouteWriter {
     return outcomeOf(reply);
   }
 
-  /** Writes many in one pipeline (one round trip); each outcome or the error of that write. */
-  async writeMany(rs: readonly WriteRequest[]): Promise<(WriteOutcome | Error)[]> {
-    if (rs.length === 0) return [];
-    const p = this.client.pipeline() as unknown as ScriptPipeline;
-    for (const r of rs) p.didgateApiWrite(...this.args(r));
-    const res = await p.exec();
-    if (res === null) throw new Error("pipeline aborted");
-    return res.map(([err, v]) => (err ? err : outcomeOf(v)));
+  /**
+   * Sets many entries in one atomic script call (a few hundred at a time keeps Redis free for
+   * others between calls): one outcome per item, in order; a key given twice ends with its last.
+   */
+  async importMany(items: readonly ImportItem[], who: { tenant: string; who: string; fingerprint: string }): Promise<ImportOutcome[]> {
+    if (items.length === 0) return [];
+    const k = this.routes.keys;
+    const args = [k.routes, k.changes, this.auditKey, who.tenant, String(this.opts.streamMaxlen), String(this.opts.auditMaxlen), who.who, who.fingerprint];
+    for (const it of items) args.push(it.key, it.json, it.mayCreate ? "1" : "0");
+    const reply = await (this.client as unknown as ScriptClient).didgateApiImport(...args);
+    if (!Array.isArray(reply) || reply.length !== items.length) throw new Error("unexpected reply from the route import script");
+    return reply.map((r) => String(r) as ImportOutcome);
   }
 
   /** The stored JSON text of a key, or undefined. */

@@ -269,17 +269,30 @@ describe("listing and import", () => {
   });
 
   it("imports CSV with the file loader's columns, and a tenant's import is scoped", async () => {
-    const csv = ['key,tenant,targets,failover_on,webhook', '+15125550300,acme,sip:c1@127.0.0.1|sip:c2@127.0.0.1,486 503,', '+15125550301,,"sip:c3@127.0.0.1",,https://example.com/hook', "+14155550000,,sip:out@127.0.0.1,,", "+15125550302,beta,sip:x@127.0.0.1,,"].join("\r\n");
+    const csv = ['key,tenant,targets,failover_on,webhook', '+15125550300,acme,sip:c1@127.0.0.1|sip:c2@127.0.0.1,486 503,', '+15125550301,,"sip:c3@127.0.0.1",,https://example.com/hook', "+14155550000,,sip:out@127.0.0.1,,", "+15125550302,beta,sip:x@127.0.0.1,,", "+15125550203,,sip:steal@127.0.0.1,,"].join("\r\n");
     const r = await call("POST", "/v1/routes/import", { raw: csv, type: "text/csv", token: ACME });
     expect(r.status).toBe(200);
-    expect(r.json).toMatchObject({ lines: 4, created: 2, failed: 2 });
-    expect(r.json.errors.map((e: { line: number }) => e.line)).toEqual([4, 5]);
+    expect(r.json).toMatchObject({ lines: 5, created: 2, failed: 3 });
+    expect(r.json.errors.map((e: { line: number }) => e.line)).toEqual([4, 5, 6]);
+    expect(r.json.errors[2].message).toContain("another tenant");
+    expect((await call("GET", "/v1/routes/%2B15125550203")).json.route.tenant).toBe("beta");
     const got = await call("GET", "/v1/routes/%2B15125550300", { token: ACME });
     expect(got.json.route).toEqual({ tenant: "acme", voice: { targets: ["sip:c1@127.0.0.1", "sip:c2@127.0.0.1"], failover_on: [486, 503] } });
     const badHeader = await call("POST", "/v1/routes/import", { raw: "number,targets\n+1,sip:x@h", type: "text/csv" });
     expect(badHeader.status).toBe(400);
     const wrongType = await call("POST", "/v1/routes/import", { raw: "x", type: "application/xml" });
     expect(wrongType.status).toBe(415);
+  });
+
+  it("takes the last line of a key given twice in one import", async () => {
+    const body = [
+      JSON.stringify({ key: "+15125550310", route: { voice: { targets: ["sip:first@127.0.0.1"] } } }),
+      JSON.stringify({ key: "+15125550310", route: { voice: { targets: ["sip:last@127.0.0.1"] } } }),
+    ].join("\r\n");
+    const r = await call("POST", "/v1/routes/import", { raw: body });
+    expect(r.json).toMatchObject({ lines: 2, created: 1, updated: 1, failed: 0 });
+    expect((await call("GET", "/v1/routes/%2B15125550310")).json.route.voice.targets).toEqual(["sip:last@127.0.0.1"]);
+    await waitFor(() => b.store.current.get("+15125550310")?.voice?.targets[0]?.uri === "sip:last@127.0.0.1");
   });
 
   it("answers lookups like the admin endpoint and refuses bad numbers", async () => {
