@@ -286,9 +286,9 @@ export const configSchema = z
     });
     const tokens = new Set<string>();
     c.api.tokens.forEach((t, i) => {
-      if (tokens.has(t.token)) ctx.addIssue({ code: "custom", path: ["api", "tokens", i, "token"], message: "duplicate token" });
+      if (tokens.has(t.token)) ctx.addIssue({ code: "custom", path: ["api", "tokens", i, "token"], input: "[redacted]", message: "duplicate token" });
       tokens.add(t.token);
-      if (t.blocks !== undefined && t.tenant === undefined) ctx.addIssue({ code: "custom", path: ["api", "tokens", i, "blocks"], message: "only a tenant token has number blocks (an admin token may write any key)" });
+      if (t.blocks !== undefined && t.tenant === undefined) ctx.addIssue({ code: "custom", path: ["api", "tokens", i, "blocks"], input: t.blocks, message: "only a tenant token has number blocks (an admin token may write any key)" });
     });
   });
 

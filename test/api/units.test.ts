@@ -114,3 +114,17 @@ describe("tokens and blocks", () => {
     expect(rl.take("other")).toBe(0);
   });
 });
+
+describe("api config", () => {
+  it("is off by default and validates tokens and blocks", async () => {
+    const { validateConfig } = await import("../../src/config/load.js");
+    const off = validateConfig({});
+    expect(off.ok && off.config.api.listen).toBe(null);
+    const good = validateConfig({ api: { listen: "127.0.0.1:8080", tokens: [{ token: "x".repeat(16) }, { token: "y".repeat(16), tenant: "acme", blocks: ["+1512555*"] }] } });
+    expect(good.ok).toBe(true);
+    const bad = validateConfig({ api: { listen: "nope", tokens: [{ token: "short" }, { token: "z".repeat(16), blocks: ["+1*"] }, { token: "y".repeat(16), tenant: "a", blocks: ["1512*"] }, { token: "y".repeat(16), tenant: "b" }] } });
+    expect(bad.ok).toBe(false);
+    const text = bad.ok ? "" : bad.errors.join("\n");
+    for (const path of ["api.listen", "api.tokens[0].token", "api.tokens[1].blocks", "api.tokens[2].blocks[0]", "api.tokens[3].token: got \"[redacted]\"; duplicate"]) expect(text).toContain(path);
+  });
+});
