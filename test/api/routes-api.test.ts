@@ -327,6 +327,30 @@ describe("without Redis, off, and rate limited", () => {
     }
   });
 
+  it("answers writes with 503 while Redis is down and reads from the edge's table", async () => {
+    const r2 = await startRedis();
+    const dir = tempDir();
+    writeRoutes(dir, {});
+    const { app } = await startApp({ routes: { file: "routes.yaml", redis: { url: r2.url, prefix: "down:", snapshot: "" } }, state_dir: dir, api: { listen: "127.0.0.1:0", tokens } }, dir);
+    try {
+      const url = `http://127.0.0.1:${app.api!.address.port}`;
+      expect((await call("PUT", "/v1/routes/%2B15125550500", { url, body: { voice: { targets: ["sip:up@127.0.0.1"] } } })).status).toBe(201);
+      await waitFor(() => app.store.current.get("+15125550500") !== undefined);
+      await r2.kill();
+      const put = await call("PUT", "/v1/routes/%2B15125550500", { url, body: { voice: { targets: ["sip:down@127.0.0.1"] } } });
+      expect(put.status).toBe(503);
+      expect(put.json.error.code).toBe("redis_unavailable");
+      expect(put.headers.get("retry-after")).toBe("1");
+      const get = await call("GET", "/v1/routes/%2B15125550500", { url });
+      expect(get.status).toBe(200);
+      expect(get.json.route.voice.targets).toEqual(["sip:up@127.0.0.1"]);
+      expect(get.headers.get("warning")).toContain("Redis unreachable");
+    } finally {
+      await app.stop(0);
+      await r2.stop();
+    }
+  });
+
   it("is off unless api.listen is set", async () => {
     const dir = tempDir();
     writeRoutes(dir, {});
