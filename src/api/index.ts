@@ -3,6 +3,7 @@
  * configured) the conditional writer on the connection the caller hands in.
  */
 import type { AddressInfo } from "node:net";
+import type { FastifyInstance } from "fastify";
 import type { Logger } from "pino";
 import type { Registry } from "prom-client";
 import type { ApiConfig } from "../config/schema.js";
@@ -17,6 +18,8 @@ import { ApiRouteWriter } from "./writer.js";
 
 export { ApiServer } from "./server.js";
 export { ApiRouteWriter } from "./writer.js";
+export { ApiError } from "./errors.js";
+export type { Principal } from "./auth.js";
 
 export interface ApiDeps {
   config: ApiConfig;
@@ -32,6 +35,11 @@ export interface ApiDeps {
   registry?: Registry;
   now?: () => number;
   version?: string;
+  /**
+   * More endpoints on the same listener (messages, sessions, …), added before it listens. Each
+   * handler finds the authenticated caller in `request.principal` and fails with ApiError.
+   */
+  register?: readonly ((app: FastifyInstance) => void | Promise<void>)[];
 }
 
 export interface ApiHandle {
@@ -73,6 +81,7 @@ export async function startApi(d: ApiDeps): Promise<ApiHandle> {
     importMaxBytes: c.import_max_bytes,
     importTimeoutMs: c.import_timeout_s * 1000,
   });
+  for (const r of d.register ?? []) await r(server.app);
   const address = await server.listen();
   if (c.tokens.length === 0) d.logger.warn({ api: c.listen }, "api.listen is set but api.tokens is empty: every API request is refused");
   return { server, address, index, close: () => server.close() };
