@@ -2,6 +2,7 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { fingerprint, keyInBlocks, TokenAuth } from "../../src/api/auth.js";
+import { records } from "../../src/api/import.js";
 import { KeyIndex } from "../../src/api/listing.js";
 import { RateLimiter } from "../../src/api/rate.js";
 import { parseRoute, type Route } from "../../src/routing/route.js";
@@ -126,5 +127,54 @@ describe("api config", () => {
     expect(bad.ok).toBe(false);
     const text = bad.ok ? "" : bad.errors.join("\n");
     for (const path of ["api.listen", "api.tokens[0].token", "api.tokens[1].blocks", "api.tokens[2].blocks[0]", "api.tokens[3].token: got \"[redacted]\"; duplicate"]) expect(text).toContain(path);
+  });
+});
+
+describe("import records", () => {
+  async function collect(chunks: string[], csv: boolean) {
+    const out: { line: number; text: string }[] = [];
+    async function* gen() {
+      for (const c of chunks) yield Buffer.from(c, "utf8");
+    }
+    for await (const r of records(gen(), csv)) out.push(r);
+    return out;
+  }
+
+  it("cuts the same records with their line numbers however the body is chunked (CSV quotes span lines)", async () => {
+    const text = 'key,json\r\n+1,"{""a"":\n1}"\n\n+2,x\r\n"+3","é,\r\nz"\n+4,y';
+    const whole = await collect([text], true);
+    expect(whole).toEqual([
+      { line: 1, text: "key,json" },
+      { line: 2, text: '+1,"{""a"":\n1}"' },
+      { line: 4, text: "" },
+      { line: 5, text: "+2,x" },
+      { line: 6, text: '"+3","é,\r\nz"' },
+      { line: 8, text: "+4,y" },
+    ]);
+    await fc.assert(
+      fc.asyncProperty(fc.array(fc.integer({ min: 0, max: text.length }), { maxLength: 6 }), async (cuts) => {
+        const bytes = Buffer.from(text, "utf8");
+        const at = [...new Set(cuts.map((c) => Math.min(c, bytes.length)))].sort((x, y) => x - y);
+        const chunks: Buffer[] = [];
+        let prev = 0;
+        for (const c of [...at, bytes.length]) {
+          chunks.push(bytes.subarray(prev, c));
+          prev = c;
+        }
+        const out: { line: number; text: string }[] = [];
+        async function* gen() {
+          for (const c of chunks) yield c;
+        }
+        for await (const r of records(gen(), true)) out.push(r);
+        expect(out).toEqual(whole);
+      }),
+    );
+    const nd = await collect(['{"a":1}\r\n{"b"', ':2}\n\n{"c":3}'], false);
+    expect(nd).toEqual([
+      { line: 1, text: '{"a":1}' },
+      { line: 2, text: '{"b":2}' },
+      { line: 3, text: "" },
+      { line: 4, text: '{"c":3}' },
+    ]);
   });
 });
