@@ -129,7 +129,7 @@ export function registerRoutesApi(app: FastifyInstance, o: RoutesApiOptions): Ke
       case "foreign":
         return new ApiError(403, "forbidden", `route ${key} belongs to another tenant than ${JSON.stringify(p.tenant)}`);
       case "outside":
-        return new ApiError(403, "outside_blocks", `route ${key} is outside the number blocks of tenant ${JSON.stringify(p.tenant)}${p.blocks.length ? ` (${p.blocks.join(", ")})` : " (none assigned)"}`);
+        return new ApiError(403, "outside_blocks", `route ${key} is outside the number blocks of tenant ${JSON.stringify(p.tenant)} (config: ${p.blocks.length ? p.blocks.join(", ") : "none"}; and not in the tenant's blocks in Redis)`);
       case "absent":
         return new ApiError(404, "not_found", `no route ${key}`);
       default:

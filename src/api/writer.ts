@@ -13,8 +13,37 @@ import { createHash } from "node:crypto";
 import type { RedisClient } from "../routing/sources/redis-client.js";
 import { RedisRouteWriter } from "../routing/sources/redis-writer.js";
 
-/** KEYS: routes hash, change stream, audit stream. See the argument list in ApiRouteWriter.write. */
-const WRITE_SCRIPT = `
+/**
+ * A tenant's number blocks kept in Redis: the hash <prefix>blocks, field = tenant, value = a JSON
+ * list of keys and prefixes (["+1512555*", "+15125550100"]), checked in the same atomic step as
+ * the write (in addition to the blocks from the config, which the caller checks).
+ */
+const IN_BLOCKS = `
+local function in_blocks(bkey, tenant, key)
+  if key == '*' then return false end
+  local raw = redis.call('HGET', bkey, tenant)
+  if not raw then return false end
+  local ok, list = pcall(cjson.decode, raw)
+  if not ok or type(list) ~= 'table' then return false end
+  local isprefix = string.sub(key, -1) == '*'
+  local digits
+  if isprefix then digits = string.sub(key, 2, -2) else digits = string.sub(key, 2) end
+  for _, b in ipairs(list) do
+    if type(b) == 'string' and string.sub(b, 1, 1) == '+' then
+      if string.sub(b, -1) == '*' then
+        local bd = string.sub(b, 2, -2)
+        if string.sub(digits, 1, #bd) == bd then return true end
+      elseif not isprefix and key == b then
+        return true
+      end
+    end
+  end
+  return false
+end
+`;
+
+/** KEYS: routes hash, change stream, audit stream, blocks hash. See ApiRouteWriter.write. */
+const WRITE_SCRIPT = IN_BLOCKS + `
 local cur = redis.call('HGET', KEYS[1], ARGV[2])
 local curtag = ''
 if cur then curtag = redis.sha1hex(cur) end
@@ -31,7 +60,7 @@ if tenant ~= '' then
   if cur then
     local ok, v = pcall(cjson.decode, cur)
     if not ok or type(v) ~= 'table' or v['tenant'] ~= tenant then return {'foreign', ''} end
-  elseif ARGV[6] ~= '1' then
+  elseif ARGV[6] ~= '1' and not in_blocks(KEYS[4], tenant, ARGV[2]) then
     return {'outside', ''}
   end
 end
@@ -56,11 +85,11 @@ return {result, curtag, newtag, id}
 `;
 
 /**
- * Imports: many sets in one call (the precondition is "none"). ARGV: tenant, stream maxlen, audit
+ * Imports: many sets in one call (the precondition is "none"); KEYS as for WRITE_SCRIPT. ARGV: tenant, stream maxlen, audit
  * maxlen, who, token fingerprint, then key, JSON, may-create ("1"/"0") per entry. Answers one
  * result per entry: created, updated, unchanged, foreign or outside.
  */
-const IMPORT_SCRIPT = `
+const IMPORT_SCRIPT = IN_BLOCKS + `
 local tenant, maxlen, amaxlen, who, fp = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local out = {}
 for i = 6, #ARGV - 2, 3 do
@@ -70,7 +99,7 @@ for i = 6, #ARGV - 2, 3 do
   if tenant ~= '' and cur then
     local ok, v = pcall(cjson.decode, cur)
     if not ok or type(v) ~= 'table' or v['tenant'] ~= tenant then r = 'foreign' end
-  elseif tenant ~= '' and maycreate ~= '1' then
+  elseif tenant ~= '' and maycreate ~= '1' and not in_blocks(KEYS[4], tenant, key) then
     r = 'outside'
   end
   if not r then
@@ -139,6 +168,8 @@ export type ImportOutcome = "created" | "updated" | "unchanged" | "foreign" | "o
 export class ApiRouteWriter {
   readonly routes: RedisRouteWriter;
   readonly auditKey: string;
+  /** HASH tenant → JSON list of number blocks (in addition to api.blocks in the config). */
+  readonly blocksKey: string;
 
   constructor(
     readonly client: RedisClient,
@@ -146,14 +177,15 @@ export class ApiRouteWriter {
   ) {
     this.routes = new RedisRouteWriter(client, { prefix: opts.prefix, streamMaxlen: opts.streamMaxlen });
     this.auditKey = `${opts.prefix}audit`;
+    this.blocksKey = `${opts.prefix}blocks`;
     // ioredis sends EVALSHA and loads the script on NOSCRIPT (also inside pipelines and on Cluster).
-    if (!(client as unknown as Partial<ScriptClient>).didgateApiWrite) client.defineCommand("didgateApiWrite", { numberOfKeys: 3, lua: WRITE_SCRIPT });
-    if (!(client as unknown as Partial<ScriptClient>).didgateApiImport) client.defineCommand("didgateApiImport", { numberOfKeys: 3, lua: IMPORT_SCRIPT });
+    if (!(client as unknown as Partial<ScriptClient>).didgateApiWrite) client.defineCommand("didgateApiWrite", { numberOfKeys: 4, lua: WRITE_SCRIPT });
+    if (!(client as unknown as Partial<ScriptClient>).didgateApiImport) client.defineCommand("didgateApiImport", { numberOfKeys: 4, lua: IMPORT_SCRIPT });
   }
 
   private args(r: WriteRequest): string[] {
     const k = this.routes.keys;
-    return [k.routes, k.changes, this.auditKey, r.op, r.key, r.json ?? "", r.expect, r.tenant, r.mayCreate ? "1" : "0", String(this.opts.streamMaxlen), String(this.opts.auditMaxlen), r.who, r.fingerprint];
+    return [k.routes, k.changes, this.auditKey, this.blocksKey, r.op, r.key, r.json ?? "", r.expect, r.tenant, r.mayCreate ? "1" : "0", String(this.opts.streamMaxlen), String(this.opts.auditMaxlen), r.who, r.fingerprint];
   }
 
   async write(r: WriteRequest): Promise<WriteOutcome> {
@@ -168,7 +200,7 @@ export class ApiRouteWriter {
   async importMany(items: readonly ImportItem[], who: { tenant: string; who: string; fingerprint: string }): Promise<ImportOutcome[]> {
     if (items.length === 0) return [];
     const k = this.routes.keys;
-    const args = [k.routes, k.changes, this.auditKey, who.tenant, String(this.opts.streamMaxlen), String(this.opts.auditMaxlen), who.who, who.fingerprint];
+    const args = [k.routes, k.changes, this.auditKey, this.blocksKey, who.tenant, String(this.opts.streamMaxlen), String(this.opts.auditMaxlen), who.who, who.fingerprint];
     for (const it of items) args.push(it.key, it.json, it.mayCreate ? "1" : "0");
     const reply = await (this.client as unknown as ScriptClient).didgateApiImport(...args);
     if (!Array.isArray(reply) || reply.length !== items.length) throw new Error("unexpected reply from the route import script");

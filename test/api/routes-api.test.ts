@@ -212,6 +212,17 @@ describe("tenant tokens", () => {
     expect(take.status).toBe(403);
     expect((await call("DELETE", "/v1/routes/%2B15125550203", { token: ACME })).status).toBe(404);
     expect((await call("GET", "/v1/routes/%2B15125550100", { token: ACME })).status).toBe(404); // admin's, no tenant
+    // Blocks kept in Redis count too, at once.
+    expect((await call("PUT", "/v1/routes/%2B18885550000", { token: BETA, body: { voice: { targets: ["sip:b@127.0.0.1"] } } })).status).toBe(403);
+    await redis.cli("HSET", `${PREFIX}blocks`, "beta", JSON.stringify(["+1888555*", "+19995550001"]));
+    expect((await call("PUT", "/v1/routes/%2B18885550000", { token: BETA, body: { voice: { targets: ["sip:b@127.0.0.1"] } } })).status).toBe(201);
+    expect((await call("PUT", "/v1/routes/%2B19995550001", { token: BETA, body: { voice: { targets: ["sip:b@127.0.0.1"] } } })).status).toBe(201);
+    expect((await call("PUT", "/v1/routes/%2B19995550002", { token: BETA, body: { voice: { targets: ["sip:b@127.0.0.1"] } } })).status).toBe(403);
+    expect((await call("PUT", "/v1/routes/%2B1888%2A", { token: BETA, body: { voice: { targets: ["sip:b@127.0.0.1"] } } })).status).toBe(403);
+    const imp = await call("POST", "/v1/routes/import", { token: BETA, raw: ['{"key":"+18885550001","route":{"voice":{"targets":["sip:b@h"]}}}', '{"key":"+18875550001","route":{"voice":{"targets":["sip:b@h"]}}}'].join("\n") });
+    expect(imp.json).toMatchObject({ created: 1, failed: 1 });
+    expect(imp.json.errors[0].line).toBe(2);
+    await redis.cli("HDEL", `${PREFIX}blocks`, "beta");
     // beta may change its own entry even without blocks.
     expect((await call("PUT", "/v1/routes/%2B15125550203", { token: BETA, body: { voice: { targets: ["sip:beta2@127.0.0.1"] } } })).status).toBe(200);
     // lookup: the decision of another tenant's number is refused.
