@@ -47,14 +47,7 @@ const WRITE_SCRIPT = IN_BLOCKS + `
 local cur = redis.call('HGET', KEYS[1], ARGV[2])
 local curtag = ''
 if cur then curtag = redis.sha1hex(cur) end
-local expect = ARGV[4]
-if expect == '*' then
-  if not cur then return {'precondition', curtag} end
-elseif expect == '!' then
-  if cur then return {'precondition', curtag} end
-elseif expect ~= '' then
-  if not cur or not string.find(',' .. expect .. ',', ',' .. curtag .. ',', 1, true) then return {'precondition', curtag} end
-end
+-- The tenant first: another tenant's entry reveals nothing, not even its version.
 local tenant = ARGV[5]
 if tenant ~= '' then
   if cur then
@@ -63,6 +56,14 @@ if tenant ~= '' then
   elseif ARGV[6] ~= '1' and not in_blocks(KEYS[4], tenant, ARGV[2]) then
     return {'outside', ''}
   end
+end
+local expect = ARGV[4]
+if expect == '*' then
+  if not cur then return {'precondition', curtag} end
+elseif expect == '!' then
+  if cur then return {'precondition', curtag} end
+elseif expect ~= '' then
+  if not cur or not string.find(',' .. expect .. ',', ',' .. curtag .. ',', 1, true) then return {'precondition', curtag} end
 end
 local op = ARGV[1]
 local newtag = ''

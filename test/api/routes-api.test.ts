@@ -210,6 +210,9 @@ describe("tenant tokens", () => {
     expect((await call("GET", "/v1/routes/%2B15125550203", { token: BETA })).status).toBe(200);
     const take = await call("PUT", "/v1/routes/%2B15125550203", { token: ACME, body: { voice: { targets: ["sip:acme@127.0.0.1"] } } });
     expect(take.status).toBe(403);
+    const probe = await call("PUT", "/v1/routes/%2B15125550203", { token: ACME, body: { voice: { targets: ["sip:acme@127.0.0.1"] } }, headers: { "if-match": `"${"0".repeat(40)}"` } });
+    expect(probe.status).toBe(403);
+    expect(JSON.stringify(probe.json)).not.toMatch(/[0-9a-f]{40}/);
     expect((await call("DELETE", "/v1/routes/%2B15125550203", { token: ACME })).status).toBe(404);
     expect((await call("GET", "/v1/routes/%2B15125550100", { token: ACME })).status).toBe(404); // admin's, no tenant
     // Blocks kept in Redis count too, at once.
