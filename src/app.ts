@@ -21,6 +21,8 @@ import { connectUrl, type RedisClient } from "./delivery/redis.js";
 import { SmppPartStore } from "./delivery/smpp-parts.js";
 import { ReceiptCorrelator } from "./edge/receipts.js";
 import { SmppEdgeForwarder } from "./edge/sms-forward.js";
+import { ReceiptSender } from "./edge/sms-receipts.js";
+import { RedisPendingReceipts } from "./edge/receipt-queue.js";
 import { SmsEdge } from "./edge/sms.js";
 import { VoiceEdge } from "./edge/voice.js";
 import { AdminServer, type Readiness } from "./ops/admin.js";
@@ -82,8 +84,9 @@ export class Didgate {
   redisSource: RedisRouteSource | undefined;
   delivery: Delivery | undefined;
   smpp: SmppEdge | undefined;
-  /** Spool mode: the connection of the durable reassembly buffers. */
+  /** Spool mode: the connection of the durable reassembly buffers (and of waiting receipts). */
   private partsRedis: RedisClient | undefined;
+  private receiptSender: ReceiptSender | undefined;
   sms: SmsEdge | undefined;
   voice: VoiceEdge | undefined;
   readonly receipts = new ReceiptCorrelator();
@@ -179,6 +182,8 @@ export class Didgate {
       logger: this.logger,
       registry: this.registry,
       forwarder: new SmppEdgeForwarder(() => this.smpp, this.receipts),
+      // The final outcome of a message whose submitter asked for a receipt (registered_delivery).
+      onFinal: (job, outcome) => this.sms?.onFinal(job, outcome),
       instanceId: this.config.instance_id ?? hostname(),
       // Answer the SMSC before its own timeout: a little under the handler timeout.
       direct_wait_ms: Math.max(100, this.config.smpp.handler_timeout_s * 1000 - 500),
@@ -198,6 +203,7 @@ export class Didgate {
         message_id_format: p.message_id_format,
         window: p.window,
         enquire_link_s: p.enquire_link_s,
+        long_messages: p.long_messages,
       });
     const cfg: SmppConfig = {
       accounts: s.accounts.map((a) => defined({ system_id: a.system_id, password: a.password, role: a.role, sources: a.sources, max_binds: a.max_binds, ...peer(a) })),
@@ -224,6 +230,10 @@ export class Didgate {
       enquire_link_s: s.enquire_link_s,
       handler_timeout_s: s.handler_timeout_s,
       bind_timeout_s: s.bind_timeout_s,
+      pdu_timeout_s: s.pdu_timeout_s,
+      max_connections: s.max_connections,
+      max_connections_per_source: s.max_connections_per_source,
+      reserved_connections: s.reserved_connections,
       lockout: { ...s.lockout },
       reassembly: { ...s.reassembly },
     };
@@ -235,8 +245,6 @@ export class Didgate {
   private async startSmpp(): Promise<void> {
     if (!this.smppWanted() || !this.delivery) return;
     const plans = smppPlans(this.config.smpp, new Map());
-    const sms = new SmsEdge({ store: this.store, delivery: this.delivery, logger: this.logger, registry: this.registry, plans, receipts: this.receipts, now: this.now });
-    this.sms = sms;
     // Spool mode: acknowledged parts of concatenated messages are kept in Redis (a restart loses none).
     const redis = this.config.routes.redis;
     let partStore: SmppPartStore | undefined;
@@ -253,6 +261,23 @@ export class Didgate {
       const r = this.config.smpp.reassembly;
       partStore = new SmppPartStore(new RedisPartStore({ client, prefix: redis.prefix, timeoutMs: r.timeout_s * 1000, maxBuffers: r.max_buffers }));
     }
+    const sender = new ReceiptSender({
+      send: (peer, r) => this.smpp?.sendReceipt(peer, r) ?? Promise.resolve({ outcome: "temporary", message_ids: [], error: "not_bound" }),
+      logger: this.logger,
+      registry: this.registry,
+      now: this.now,
+      readyPeers: () => this.smpp?.receivingAccounts() ?? [],
+      // Spool mode: receipts wait in Redis, so the edge the submitter is bound to sends them.
+      ...(this.partsRedis && redis ? { pending: new RedisPendingReceipts(this.partsRedis, redis.prefix) } : {}),
+    });
+    this.receiptSender = sender;
+    const receiptsOut = {
+      sender,
+      isCarrierAccount: (peer: string) => this.smpp?.accountRole(peer) === "carrier",
+      isBind: (name: string) => this.smpp?.clients.has(name) ?? false,
+    };
+    const sms = new SmsEdge({ store: this.store, delivery: this.delivery, logger: this.logger, registry: this.registry, plans, receipts: this.receipts, receiptsOut, now: this.now });
+    this.sms = sms;
     this.smpp = new SmppEdge({
       config: this.smppConfig(),
       logger: this.logger,
@@ -262,6 +287,7 @@ export class Didgate {
       ...(partStore ? { partStore } : {}),
     });
     await this.smpp.start();
+    sender.start();
   }
 
   private async startVoice(): Promise<void> {
@@ -419,6 +445,7 @@ export class Didgate {
     await this.delivery?.drain(Math.max(0, deadline - Date.now())).catch((err: unknown) => this.logger.warn({ err: (err as Error).message }, "delivery drain"));
     await this.voice?.close();
     await this.smpp?.close();
+    this.receiptSender?.stop();
     this.partsRedis?.disconnect();
     await this.delivery?.close();
     this.fileSource?.close();
