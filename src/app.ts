@@ -36,6 +36,8 @@ import { FileRouteSource } from "./routing/sources/file.js";
 import { RedisRouteSource } from "./routing/sources/redis.js";
 import { RouteStore, RouteTable } from "./routing/table.js";
 import { SmppEdge } from "./smpp/edge.js";
+import { startApi, type ApiHandle } from "./api/index.js";
+import { createRedisClient, parseRedisUrl } from "./routing/sources/redis-client.js";
 import type { SmppConfig } from "./smpp/types.js";
 
 export interface DidgateOptions {
@@ -90,6 +92,9 @@ export class Didgate {
   readonly receipts = new ReceiptCorrelator();
   private admin: AdminServer | undefined;
   adminAddress: AddressInfo | undefined;
+  /** The HTTP API (api.listen); its own Redis connection for writes. */
+  api: ApiHandle | undefined;
+  private apiRedis: RedisClient | undefined;
   private routesLoaded = false;
   private listenersUp = false;
   private stopping = false;
@@ -116,6 +121,7 @@ export class Didgate {
       await this.startSmpp();
       await this.startVoice();
       await this.startAdmin();
+      await this.startApi();
     } catch (err) {
       await this.shutdown(0).catch(() => undefined);
       throw err;
@@ -309,6 +315,32 @@ export class Didgate {
     this.adminAddress = await this.admin.listen(hp.host, hp.port);
   }
 
+  // ---- HTTP API ----------------------------------------------------------------------------------
+
+  private async startApi(): Promise<void> {
+    const api = this.config.api;
+    if (api.listen === null) return;
+    const redis = this.config.routes.redis;
+    if (redis) {
+      // Writes fail fast (503) while Redis is unreachable instead of queueing.
+      this.apiRedis = createRedisClient(parseRedisUrl(redis.url), { redis: { enableOfflineQueue: false, commandTimeout: 5000, maxRetriesPerRequest: 0, connectionName: "didgate-api" } });
+      this.apiRedis.on("error", (err: Error) => this.logger.debug({ err: err.message }, "api redis error"));
+      await this.apiRedis.connect().catch(() => undefined);
+    }
+    this.api = await startApi({
+      config: api,
+      ...(api.tls ? { tls: { cert: readFileSync(this.path(api.tls.cert)), key: readFileSync(this.path(api.tls.key)) } } : {}),
+      ...(redis && this.apiRedis ? { redis: { client: this.apiRedis, prefix: redis.prefix, streamMaxlen: redis.stream_maxlen } } : {}),
+      store: this.store,
+      lookup: (number, caller, atMs) => this.lookup(number, caller, atMs),
+      logger: this.logger,
+      registry: this.registry,
+      now: this.now,
+    });
+    const index = this.api.index;
+    this.redisSource?.on("delta", (_id: string, _op: string, key: string) => index.noteChanged(key));
+  }
+
   readiness(): Readiness {
     const t = this.store.current;
     const ready = this.routesLoaded && this.listenersUp && !this.stopping;
@@ -373,6 +405,7 @@ export class Didgate {
     if (!same(cur.routes, next.routes)) refused.push("routes: the route source needs a restart");
     if (!same(cur.admin, next.admin)) refused.push("admin.listen: needs a restart");
     if (!same(cur.webhooks, next.webhooks)) refused.push("webhooks: needs a restart");
+    if (!same(cur.api, next.api)) refused.push("api: needs a restart");
     // Keep the running values of what was refused; take the rest.
     this.config = {
       ...next,
@@ -381,6 +414,7 @@ export class Didgate {
       routes: cur.routes,
       admin: cur.admin,
       webhooks: cur.webhooks,
+      api: cur.api,
     };
     if (refused.length > 0) this.logger.warn({ refused }, "config reload: some settings need a restart and were not changed");
     this.logger.info({ applied }, "config reloaded");
@@ -417,6 +451,8 @@ export class Didgate {
     this.fileSource?.close();
     await this.redisSource?.close();
     await this.admin?.close();
+    await this.api?.close().catch(() => undefined);
+    this.apiRedis?.disconnect();
     this.logger.info("didgate stopped");
     await new Promise<void>((resolve) => {
       try {
