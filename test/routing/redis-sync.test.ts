@@ -96,31 +96,6 @@ describe("Redis route source: load and deltas", () => {
     expect(e.source.status().skippedInvalid).toBe(4);
   });
 
-  it("loads the same table when the HSCAN runs in a worker thread", async () => {
-    const w = writer("w:");
-    await w.import(Array.from({ length: 3000 }, (_, i) => [`+1777${String(i).padStart(5, "0")}`, voice(`h${i}`)] as const));
-    // invalid values (two of them would form valid JSON if the batch were parsed as one text, one
-    // looks like an object but is not JSON), a malformed key, invalid routes, and two keys with
-    // the same entry text
-    const same = JSON.stringify(voice("same"));
-    await redis.cli("HSET", "w:routes", "+33*", "not json", "+36*", "[1", "+37*", "2]", "12x", same, "+35*", '{"state":"bogus"}', "+38*", same, "+39*", same, "+40*", "{a:1}", "+41*", "[1]");
-    const e = edge("w:", {});
-    const inWorker = makeEdge(redisConfig(redis.url, { prefix: "w:" }), { workerScanThreshold: 1, scanCount: 100 });
-    cleanups.push(() => inWorker.source.close());
-    await e.source.start();
-    await inWorker.source.start();
-    expect(inWorker.store.current.size).toBe(3002);
-    expect(inWorker.lookup("+177700042")).toBe("sip:x@h42");
-    expect(inWorker.source.status().skippedInvalid).toBe(7);
-    for (const key of ["+33*", "+36*", "+37*", "12x", "+35*", "+40*", "+41*"]) {
-      expect(inWorker.log.find((l) => l.key === key && l.msg === "invalid route entry in Redis skipped")).toBeDefined();
-    }
-    expect(inWorker.store.current.get("+38*")).toBe(inWorker.store.current.get("+39*")); // one parsed route
-    expect(inWorker.log.find((l) => typeof l.msg === "string" && (l.msg as string).includes("worker thread failed"))).toBeUndefined();
-    const dump = (x: Edge) => JSON.stringify(Array.from(x.store.current.entries(), ([k, v]) => [k, v.source]).sort());
-    expect(dump(inWorker)).toBe(dump(e));
-  });
-
   it("writer validates before writing", async () => {
     const w = writer("e:");
     await expect(w.set("+1", { state: "nope" })).rejects.toThrow(/state/);

@@ -47,8 +47,6 @@ import {
 } from "./redis-client.js";
 import { RedisSyncMetrics } from "./redis-metrics.js";
 import { loadFunctionLibrary } from "./redis-writer.js";
-import { rawHscan } from "./redis-raw-scan.js";
-import { scanInWorker, type ScanBatch } from "./redis-scan-worker.js";
 import { loadSnapshot, readSnapshotHeader, writeSnapshot } from "./snapshot.js";
 
 /** `routes.redis` of the config (src/config/schema.ts). */
@@ -92,18 +90,6 @@ export interface RedisSourceOptions {
   maxBackoffMs?: number;
   /** FUNCTION LOAD the didgate library on connect (default true). */
   loadFunctions?: boolean;
-  /**
-   * Hashes with at least this many entries are scanned in a worker thread, which moves the RESP
-   * decoding off the main thread (default 0: never; measure with bench/redis-sync.ts on the target
-   * machine: it pays only when a core is free).
-   */
-  workerScanThreshold?: number;
-  /**
-   * Full loads from a standalone Redis run HSCAN on a connection of their own with a RESP reader
-   * made for that reply (redis-raw-scan.ts), falling back to the client library when it fails
-   * (default true).
-   */
-  rawScan?: boolean;
 }
 
 export interface RedisSourceStatus {
@@ -151,7 +137,7 @@ export class RedisRouteSource extends EventEmitter {
   private readonly logger: Logger;
   private readonly now: () => number;
   private readonly snapshotPath: string;
-  private readonly o: Required<Pick<RedisSourceOptions, "startTimeoutMs" | "blockMs" | "checkIntervalMs" | "refusedRetryMs" | "scanCount" | "readCount" | "commandTimeoutMs" | "minBackoffMs" | "maxBackoffMs" | "loadFunctions" | "workerScanThreshold" | "rawScan">>;
+  private readonly o: Required<Pick<RedisSourceOptions, "startTimeoutMs" | "blockMs" | "checkIntervalMs" | "refusedRetryMs" | "scanCount" | "readCount" | "commandTimeoutMs" | "minBackoffMs" | "maxBackoffMs" | "loadFunctions">>;
   private cmd: RedisClient | undefined;
   private sub: RedisClient | undefined;
   private subId: number | undefined;
@@ -212,8 +198,6 @@ export class RedisRouteSource extends EventEmitter {
       minBackoffMs: opts.minBackoffMs ?? 100,
       maxBackoffMs: opts.maxBackoffMs ?? 5000,
       loadFunctions: opts.loadFunctions ?? true,
-      workerScanThreshold: opts.workerScanThreshold ?? 0,
-      rawScan: opts.rawScan ?? true,
     };
   }
 
@@ -294,7 +278,6 @@ export class RedisRouteSource extends EventEmitter {
     this.wake?.();
     this.pending?.resolve({ result: "failed", error: "closed" });
     this.pending = undefined;
-    this.abortScan?.abort();
     this.sub?.disconnect();
     this.cmd?.disconnect();
     await this.loop?.catch(() => undefined);
@@ -562,15 +545,7 @@ export class RedisRouteSource extends EventEmitter {
   }
 
   private skippedThisLoad = 0;
-  /** While a raw scan runs: its invalid entries, reported when it is through (see fullLoad). */
-  private deferredSkips: [string, string[]][] | null = null;
-  /** Aborts the full load's own HSCAN connection (close()). */
-  private abortScan: AbortController | undefined;
   private skip(phase: "load" | "delta", key: string, errors: string[]): void {
-    if (phase === "load" && this.deferredSkips !== null) {
-      this.deferredSkips.push([key, errors]);
-      return;
-    }
     this.skippedInvalid++;
     this.metrics.invalid.inc({ phase });
     if (phase === "load" && ++this.skippedThisLoad > 100) return; // the load logs a summary
@@ -586,63 +561,16 @@ export class RedisRouteSource extends EventEmitter {
     try {
       const info = await streamInfo(cmd, this.keys.changes);
       const version = info?.lastGeneratedId ?? "0-0";
-      let entries = this.freshLoad();
+      const entries = this.freshLoad();
       const key = this.keys.routes;
-      let scanned = false;
-      if (this.o.workerScanThreshold > 0 && (await cmd.hlen(key)) >= this.o.workerScanThreshold) {
-        const byId: (Route | string[])[] = [];
-        try {
-          await scanInWorker({
-            endpoint: this.endpoint,
-            key,
-            count: this.o.scanCount,
-            commandTimeoutMs: this.o.commandTimeoutMs,
-            onBatch: (batch) => this.consumeWorkerBatch(batch, entries, byId),
-          });
-          scanned = true;
-        } catch (err) {
-          this.logger.warn({ err: (err as Error).message }, "HSCAN in a worker thread failed; scanning on the main thread");
-          entries = this.freshLoad();
-        }
-      }
-      if (!scanned && this.o.rawScan && this.endpoint.kind === "standalone") {
-        const ep = this.endpoint;
-        // invalid entries are reported once the scan is through: a scan that fails half-way is
-        // done again through the client library, which would report them a second time
-        this.deferredSkips = [];
-        const abort = new AbortController();
-        this.abortScan = abort;
-        try {
-          await rawHscan({
-            target: { host: ep.host, port: ep.port, tls: ep.tls, db: ep.db, ...(ep.username !== undefined ? { username: ep.username } : {}), ...(ep.password !== undefined ? { password: ep.password } : {}) },
-            key,
-            count: this.o.scanCount,
-            commandTimeoutMs: this.o.commandTimeoutMs,
-            onBatch: (flat) => this.consumeBatch(flat, entries),
-            signal: abort.signal,
-          });
-          scanned = true;
-          const skips = this.deferredSkips;
-          this.deferredSkips = null;
-          for (const [k, errors] of skips) this.skip("load", k, errors);
-        } catch (err) {
-          this.deferredSkips = null;
-          if (this.closed) throw err;
-          this.logger.warn({ err: (err as Error).message }, "HSCAN on a connection of its own failed; scanning through the client library");
-          entries = this.freshLoad();
-        } finally {
-          this.abortScan = undefined;
-        }
-      }
-      if (!scanned) {
-        const count = String(this.o.scanCount);
-        let next: Promise<[string, string[]]> = cmd.hscan(key, "0", "COUNT", count);
-        for (;;) {
-          const [cursor, flat] = await next;
-          if (cursor !== "0") next = cmd.hscan(key, cursor, "COUNT", count);
-          this.consumeBatch(flat, entries);
-          if (cursor === "0") break;
-        }
+      const count = String(this.o.scanCount);
+      // The next batch is requested before this one is validated: Redis and didgate work at once.
+      let next: Promise<[string, string[]]> = cmd.hscan(key, "0", "COUNT", count);
+      for (;;) {
+        const [cursor, flat] = await next;
+        if (cursor !== "0") next = cmd.hscan(key, cursor, "COUNT", count);
+        this.consumeBatch(flat, entries);
+        if (cursor === "0") break;
       }
       this.cacheOn = true; // deltas use the cache again
       if (this.skippedThisLoad > 100) this.logger.warn({ skipped: this.skippedThisLoad, logged: 100 }, "invalid route entries in Redis skipped (only the first 100 logged)");
@@ -705,45 +633,6 @@ export class RedisRouteSource extends EventEmitter {
       // without the parse cache every route from here on is a new object used by one key
       if (!this.cacheOn && entries.uniqueFrom === Infinity) entries.uniqueFrom = entries.length;
       entries.push(k, route);
-    }
-  }
-
-  /**
-   * Validates a batch from the scan worker into entries: one JSON.parse for the batch's new entry
-   * texts, each compiled once (identical texts share the route), keys already checked for shape.
-   */
-  private consumeWorkerBatch(b: ScanBatch, entries: EntryColumns<Route>, byId: (Route | string[])[]): void {
-    for (const key of b.bad) {
-      const k = parseRouteKey(key);
-      this.skip("load", key, [`invalid key: ${"error" in k ? k.error : "malformed"}`]);
-    }
-    for (let i = 0; i + 1 < b.odd.length; i += 2) {
-      const route = this.parseEntry(b.odd[i]!, b.odd[i + 1]!, "load");
-      if (route !== undefined) entries.push(b.odd[i]!, route);
-    }
-    const n = b.refs.length;
-    if (n === 0) return;
-    const keys = b.keys.split("\n");
-    let fresh: unknown[] | undefined;
-    try {
-      fresh = JSON.parse(b.json) as unknown[];
-    } catch {
-      fresh = undefined; // some text is not JSON: parse them one by one
-    }
-    const refs = b.refs;
-    const first = b.firstId;
-    for (let i = 0; i < n; i++) {
-      const key = keys[i]!;
-      const id = refs[i]!;
-      let r = byId[id];
-      if (r === undefined) {
-        const j = id - first;
-        const res = fresh !== undefined ? parseRoute(key, fresh[j]) : parseRouteJsonFast(key, b.json.slice(j === 0 ? 1 : b.ends[j - 1]! + 1, b.ends[j]!));
-        r = res.ok ? res.route : res.errors;
-        byId[id] = r;
-      }
-      if (Array.isArray(r)) this.skip("load", key, r);
-      else entries.push(key, r);
     }
   }
 
