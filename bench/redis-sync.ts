@@ -21,6 +21,8 @@ import { Registry } from "prom-client";
 import type { Route } from "../src/routing/route.js";
 import { RedisRouteSource, type RedisRoutesConfig } from "../src/routing/sources/redis.js";
 import { RedisRouteWriter } from "../src/routing/sources/redis-writer.js";
+import { RedisConnector } from "../src/redis/client.js";
+import { parseRedisUrl } from "../src/redis/endpoint.js";
 import { writeSnapshot } from "../src/routing/sources/snapshot.js";
 import { RouteStore, RouteTable } from "../src/routing/table.js";
 import { startRedis } from "../test/helpers/redis.js";
@@ -38,14 +40,15 @@ function routeFor(i: number): Record<string, unknown> {
   return { tenant: `t${i % 97}`, voice: { targets: [`sip:+1555${String(i).padStart(7, "0")}@10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}:5060`] } };
 }
 
-function cfg(url: string, snapshot = ""): RedisRoutesConfig {
-  return { url, prefix: "didgate:", stream_maxlen: Math.max(N, 10_000), max_shrink_ratio: 0.5, force_reload: false, snapshot, snapshot_interval_s: 3600 };
+function cfg(snapshot = ""): RedisRoutesConfig {
+  return { prefix: "didgate:", stream_maxlen: Math.max(N, 10_000), max_shrink_ratio: 0.5, force_reload: false, snapshot, snapshot_interval_s: 3600 };
 }
 
 function newSource(url: string): { source: RedisRouteSource; store: RouteStore<Route> } {
   const store = new RouteStore<Route>(RouteTable.build<Route>([]));
   const source = new RedisRouteSource({
-    redis: cfg(url),
+    connector: new RedisConnector(parseRedisUrl(url)),
+    redis: cfg(),
     store,
     logger,
     registry: new Registry(),

@@ -17,15 +17,17 @@ import { parseHostPort } from "./config/net.js";
 import type { Config } from "./config/schema.js";
 import { Delivery } from "./delivery/delivery.js";
 import { RedisPartStore } from "./delivery/parts.js";
-import { connectUrl, type RedisClient } from "./delivery/redis.js";
-import { SmppPartStore } from "./delivery/smpp-parts.js";
+import { spoolConnect } from "./delivery/redis.js";
+import { type RedisClient, RedisConnector } from "./redis/client.js";
+import { SmppPartStore } from "./edge/sms-parts.js";
 import { ReceiptCorrelator } from "./edge/receipts.js";
 import { SmppEdgeForwarder } from "./edge/sms-forward.js";
 import { SmsEdge } from "./edge/sms.js";
 import { VoiceEdge } from "./edge/voice.js";
 import { AdminServer, type Readiness } from "./ops/admin.js";
 import { createLogger } from "./ops/logger.js";
-import { createRegistry, RouteMetrics } from "./ops/metrics.js";
+import { createRegistry } from "./ops/metrics.js";
+import { RouteMetrics } from "./routing/metrics.js";
 import { Decider } from "./routing/decide.js";
 import { lookupJson } from "./routing/explain.js";
 import type { NumberPlan } from "./routing/number.js";
@@ -76,6 +78,8 @@ export class Didgate {
   readonly store: RouteStore<Route>;
   readonly decider: Decider;
   readonly now: () => number;
+  /** routes.redis.url parsed once; every Redis connection of this instance is made on it. */
+  readonly redis: RedisConnector | undefined;
   private fileSource: FileRouteSource | undefined;
   redisSource: RedisRouteSource | undefined;
   delivery: Delivery | undefined;
@@ -100,6 +104,8 @@ export class Didgate {
     this.store = new RouteStore<Route>(RouteTable.build<Route>([]));
     this.decider = new Decider(opts.random ? { random: opts.random } : {});
     this.now = opts.now ?? Date.now;
+    // The schema has validated the URL already.
+    this.redis = this.config.routes.redis ? RedisConnector.fromUrl(this.config.routes.redis.url) : undefined;
   }
 
   path(p: string): string {
@@ -132,10 +138,12 @@ export class Didgate {
 
   private async startRoutes(): Promise<void> {
     const redis = this.config.routes.redis;
-    if (redis) {
+    if (redis && this.redis) {
       const snapshot = snapshotPath(this.config, this.loaded.baseDir);
+      const { url: _url, ...routesRedis } = redis;
       this.redisSource = new RedisRouteSource({
-        redis: { ...redis, snapshot },
+        connector: this.redis,
+        redis: { ...routesRedis, snapshot },
         store: this.store,
         logger: this.logger,
         registry: this.registry,
@@ -168,7 +176,7 @@ export class Didgate {
     const redis = this.config.routes.redis;
     const wh = this.config.webhooks;
     this.delivery = new Delivery({
-      ...(redis ? { redis: { url: redis.url, prefix: redis.prefix } } : {}),
+      ...(redis && this.redis ? { redis: { connector: this.redis, prefix: redis.prefix } } : {}),
       webhooks: { ...(wh.secret !== undefined ? { secret: wh.secret } : {}), timeout_ms: wh.timeout_ms, max_age_s: wh.max_age_s, max_in_flight: wh.max_in_flight },
       logger: this.logger,
       registry: this.registry,
@@ -234,8 +242,8 @@ export class Didgate {
     // Spool mode: acknowledged parts of concatenated messages are kept in Redis (a restart loses none).
     const redis = this.config.routes.redis;
     let partStore: SmppPartStore | undefined;
-    if (this.delivery.mode === "spool" && redis) {
-      const client = connectUrl(redis.url, { connectionName: "didgate-parts" })("enqueue");
+    if (this.delivery.mode === "spool" && redis && this.redis) {
+      const client = spoolConnect(this.redis, "didgate-parts")("enqueue");
       this.partsRedis = client;
       client.on("error", (err: Error) => this.logger.debug({ err: err.message }, "reassembly parts redis error"));
       if (client.status !== "ready") {
@@ -268,6 +276,7 @@ export class Didgate {
       registry: this.registry,
       now: this.now,
       baseDir: this.loaded.baseDir,
+      ...(this.redis ? { redis: this.redis } : {}),
     });
     await this.voice.start();
   }

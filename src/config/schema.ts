@@ -3,7 +3,7 @@
  * an unknown key is an error naming its path. Defaults make the bundled config short.
  */
 import { z } from "zod";
-import { parseRedisUrl } from "../routing/sources/redis-client.js";
+import { parseRedisUrl } from "../redis/endpoint.js";
 import { parseCidr, parseHostPort, parseListenUrl } from "./net.js";
 
 const cidr = z.string().refine((s) => parseCidr(s) !== undefined, {

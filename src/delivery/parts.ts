@@ -18,7 +18,8 @@
  * do not sweep the same buffer; an edge that dies holding a lease lets it expire and another sweeps.
  * Delivery of a swept or completed buffer is therefore at least once.
  */
-import { Script, type RedisClient } from "./redis.js";
+import type { RedisClient } from "../redis/client.js";
+import { Script } from "../redis/script.js";
 import type { DeliveryClock } from "./clock.js";
 import { realClock } from "./clock.js";
 

@@ -27,17 +27,13 @@ import {
   GROUP,
   MOVE_DUE,
   RETRY,
-  type RedisClient,
   type RedisConnect,
   type SpoolKeys,
-  type StreamEntry,
   ensureGroup,
-  field,
-  firstScore,
-  isNoGroup,
-  readReplyEntries,
   spoolKeys,
 } from "./redis.js";
+import type { RedisClient } from "../redis/client.js";
+import { type StreamEntry, field, firstScore, isNoGroup, readReplyEntries } from "../redis/stream.js";
 import type { DeliveryJob } from "./types.js";
 
 /** A job as stored in the spool: the DeliveryJob plus the targets refused permanently. */

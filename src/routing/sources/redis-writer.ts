@@ -10,7 +10,9 @@ import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { parseRoute } from "../route.js";
 import { parseRouteKey } from "../table.js";
-import { hasHashTag, routeKeys, type RedisClient, type RouteKeys } from "./redis-client.js";
+import type { RedisClient } from "../../redis/client.js";
+import { hasHashTag } from "../../redis/endpoint.js";
+import { routeKeys, type RouteKeys } from "./redis-keys.js";
 
 export class RouteValidationError extends Error {
   constructor(readonly errors: string[]) {

@@ -28,30 +28,19 @@
 import { EventEmitter } from "node:events";
 import type { Logger } from "pino";
 import type { Registry } from "prom-client";
-import { RouteMetrics } from "../../ops/metrics.js";
+import { RouteMetrics } from "../metrics.js";
 import { parseRoute, type Route } from "../route.js";
 import { EntryColumns, isRouteKey, parseRouteKey, RouteTable, type RouteStore } from "../table.js";
-import {
-  backoffDelay,
-  classifyPosition,
-  createRedisClient,
-  describeEndpoint,
-  hasHashTag,
-  parseRedisUrl,
-  routeKeys,
-  streamIdMs,
-  streamInfo,
-  type RedisClient,
-  type RedisEndpoint,
-  type RouteKeys,
-} from "./redis-client.js";
+import { backoffDelay, type RedisClient, type RedisConnector } from "../../redis/client.js";
+import { hasHashTag, type RedisEndpoint } from "../../redis/endpoint.js";
+import { classifyPosition, streamIdMs, streamInfo } from "../../redis/stream.js";
+import { routeKeys, type RouteKeys } from "./redis-keys.js";
 import { RedisSyncMetrics } from "./redis-metrics.js";
 import { loadFunctionLibrary } from "./redis-writer.js";
 import { loadSnapshot, readSnapshotHeader, writeSnapshot } from "./snapshot.js";
 
-/** `routes.redis` of the config (src/config/schema.ts). */
+/** `routes.redis` of the config (src/config/schema.ts), without the URL (parsed by the caller). */
 export interface RedisRoutesConfig {
-  url: string;
   prefix: string;
   stream_maxlen: number;
   max_shrink_ratio: number;
@@ -61,6 +50,8 @@ export interface RedisRoutesConfig {
 }
 
 export interface RedisSourceOptions {
+  /** Where Redis is (parsed once by the caller from routes.redis.url). */
+  connector: RedisConnector;
   redis: RedisRoutesConfig;
   store: RouteStore<Route>;
   logger: Logger;
@@ -130,6 +121,7 @@ const closedError = () => new Error("route source closed");
 export class RedisRouteSource extends EventEmitter {
   readonly keys: RouteKeys;
   readonly endpoint: RedisEndpoint;
+  private readonly connector: RedisConnector;
   readonly metrics: RedisSyncMetrics;
   private readonly routeMetrics: RouteMetrics;
   private readonly cfg: RedisRoutesConfig;
@@ -186,7 +178,8 @@ export class RedisRouteSource extends EventEmitter {
     this.metrics = new RedisSyncMetrics(opts.registry);
     this.snapshotPath = opts.snapshotPath ?? opts.redis.snapshot;
     this.keys = routeKeys(opts.redis.prefix);
-    this.endpoint = parseRedisUrl(opts.redis.url);
+    this.connector = opts.connector;
+    this.endpoint = opts.connector.endpoint;
     this.o = {
       startTimeoutMs: opts.startTimeoutMs ?? 5000,
       blockMs: opts.blockMs ?? 1000,
@@ -215,8 +208,8 @@ export class RedisRouteSource extends EventEmitter {
       this.logger.error({ prefix: this.cfg.prefix }, "Redis Cluster: routes.redis.prefix has no hash tag (use \"{didgate}:\"); writers cannot update the routes hash and the change stream atomically");
     }
     const clientOpts = { minBackoffMs: this.o.minBackoffMs, maxBackoffMs: this.o.maxBackoffMs };
-    this.cmd = createRedisClient(ep, { ...clientOpts, redis: { enableOfflineQueue: false, commandTimeout: this.o.commandTimeoutMs, maxRetriesPerRequest: 0 } });
-    this.sub = createRedisClient(ep, { ...clientOpts, redis: { enableOfflineQueue: false, commandTimeout: this.o.commandTimeoutMs + this.o.blockMs, maxRetriesPerRequest: 0 } });
+    this.cmd = this.connector.client({ ...clientOpts, name: "didgate-routes", redis: { enableOfflineQueue: false, commandTimeout: this.o.commandTimeoutMs, maxRetriesPerRequest: 0 } });
+    this.sub = this.connector.client({ ...clientOpts, name: "didgate-routes-tail", redis: { enableOfflineQueue: false, commandTimeout: this.o.commandTimeoutMs + this.o.blockMs, maxRetriesPerRequest: 0 } });
     const connecting: Promise<unknown>[] = [];
     for (const [name, c] of [["cmd", this.cmd], ["sub", this.sub]] as const) {
       c.on("error", (err: Error) => this.logger.debug({ conn: name, err: err.message }, "redis route sync connection error"));
@@ -247,12 +240,12 @@ export class RedisRouteSource extends EventEmitter {
       }
     }
     this.lastError = lastErr;
-    if (!this.snapshotPath) throw new Error(`Redis route source: Redis (${describeEndpoint(ep)}) not reachable: ${lastErr}; no snapshot configured`);
+    if (!this.snapshotPath) throw new Error(`Redis route source: Redis (${this.connector.describe()}) not reachable: ${lastErr}; no snapshot configured`);
     let snap;
     try {
       snap = await loadSnapshot(this.snapshotPath);
     } catch (err) {
-      throw new Error(`Redis route source: Redis (${describeEndpoint(ep)}) not reachable (${lastErr}) and no usable snapshot (${(err as Error).message})`);
+      throw new Error(`Redis route source: Redis (${this.connector.describe()}) not reachable (${lastErr}) and no usable snapshot (${(err as Error).message})`);
     }
     this.store.swap(snap.table);
     this.position = snap.header.version || "0-0";
@@ -263,7 +256,7 @@ export class RedisRouteSource extends EventEmitter {
     if (snap.invalid.length > 0) this.metrics.invalid.inc({ phase: "snapshot" }, snap.invalid.length);
     this.routeMetrics.observeTable("redis", snap.table.version, snap.table.counts());
     this.logger.warn(
-      { redis: describeEndpoint(ep), err: lastErr, snapshot: this.snapshotPath, entries: snap.table.size, version: snap.header.version, written_at: snap.header.written_at },
+      { redis: this.connector.describe(), err: lastErr, snapshot: this.snapshotPath, entries: snap.table.size, version: snap.header.version, written_at: snap.header.written_at },
       "Redis unreachable at start: routing from the local snapshot (stale) until Redis is back",
     );
     this.loop = this.run(true);
@@ -289,7 +282,7 @@ export class RedisRouteSource extends EventEmitter {
     const t = this.store.current;
     return {
       source: "redis",
-      endpoint: describeEndpoint(this.endpoint),
+      endpoint: this.connector.describe(),
       connected: this.connected,
       stale: this.stale,
       refusing: this.refusing,

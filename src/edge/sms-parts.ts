@@ -8,7 +8,7 @@
  * (delivery of reassembled messages is at least once, see parts.ts).
  */
 import type { DurablePartAdd, DurablePartStore } from "../smpp/types.js";
-import type { RedisPartStore, SweptBuffer } from "./parts.js";
+import type { RedisPartStore, SweptBuffer } from "../delivery/parts.js";
 
 export class SmppPartStore implements DurablePartStore {
   constructor(readonly store: RedisPartStore) {}
