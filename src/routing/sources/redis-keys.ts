@@ -9,3 +9,9 @@ export interface RouteKeys {
 export function routeKeys(prefix: string): RouteKeys {
   return { routes: `${prefix}routes`, changes: `${prefix}changes` };
 }
+
+/**
+ * Longest route entry text (characters): the writer refuses a longer one and an edge skips one
+ * found in Redis unparsed (no route comes near it; a multi-megabyte value is a mistake or an attack).
+ */
+export const MAX_ENTRY_CHARS = 1_048_576;

@@ -34,8 +34,8 @@ import { EntryColumns, isRouteKey, parseRouteKey, RouteTable, type RouteStore } 
 import { backoffDelay, type RedisClient, type RedisConnector } from "../../redis/client.js";
 import { hasHashTag, type RedisEndpoint } from "../../redis/endpoint.js";
 import { classifyPosition, streamIdMs, streamInfo } from "../../redis/stream.js";
-import { routeKeys, type RouteKeys } from "./redis-keys.js";
-import { RedisSyncMetrics } from "./redis-metrics.js";
+import { MAX_ENTRY_CHARS, routeKeys, type RouteKeys } from "./redis-keys.js";
+import { RedisSyncMetrics, type SkipReason } from "./redis-metrics.js";
 import { loadFunctionLibrary } from "./redis-writer.js";
 import { loadSnapshot, readSnapshotHeader, writeSnapshot } from "./snapshot.js";
 
@@ -253,7 +253,10 @@ export class RedisRouteSource extends EventEmitter {
     this.startBaseline = 0;
     this.metrics.stale.set(1);
     this.metrics.snapshotAge.set(Date.parse(snap.header.written_at) / 1000 || 0);
-    if (snap.invalid.length > 0) this.metrics.invalid.inc({ phase: "snapshot" }, snap.invalid.length);
+    if (snap.invalid.length > 0) {
+      this.metrics.invalid.inc({ phase: "snapshot" }, snap.invalid.length);
+      this.metrics.skipped.inc({ reason: "invalid_route" }, snap.invalid.length);
+    }
     this.routeMetrics.observeTable("redis", snap.table.version, snap.table.counts());
     this.logger.warn(
       { redis: this.connector.describe(), err: lastErr, snapshot: this.snapshotPath, entries: snap.table.size, version: snap.header.version, written_at: snap.header.written_at },
@@ -483,7 +486,7 @@ export class RedisRouteSource extends EventEmitter {
         table.delete(key);
         if (this.touched) this.touched.set(key, null);
       } else {
-        this.skip("delta", key, [`change ${id}: unknown op ${JSON.stringify(op)}`]);
+        this.skip("delta", key, "unknown_op", [`change ${id}: unknown op ${JSON.stringify(clip(op, 20))}`]);
       }
       this.position = id;
       applied++;
@@ -505,7 +508,12 @@ export class RedisRouteSource extends EventEmitter {
   private parseEntry(key: string, json: string, phase: "load" | "delta"): Route | undefined {
     if (!isRouteKey(key)) {
       const k = parseRouteKey(key);
-      this.skip(phase, key, [`invalid key: ${"error" in k ? k.error : "malformed"}`]);
+      this.skip(phase, key, "invalid_key", [`invalid key: ${"error" in k ? k.error : "malformed"}`]);
+      return undefined;
+    }
+    if (json.length > MAX_ENTRY_CHARS) {
+      // Not even parsed: a multi-megabyte entry is never a route (and parsing it costs).
+      this.skip(phase, key, "oversized", [`entry of ${json.length} characters, more than ${MAX_ENTRY_CHARS}`]);
       return undefined;
     }
     const cache = this.parseCache;
@@ -520,7 +528,7 @@ export class RedisRouteSource extends EventEmitter {
     }
     const r = parseRouteJsonFast(key, json);
     if (!r.ok) {
-      this.skip(phase, key, r.errors);
+      this.skip(phase, key, "notJson" in r ? "not_json" : "invalid_route", r.errors);
       return undefined;
     }
     route = r.route;
@@ -538,11 +546,24 @@ export class RedisRouteSource extends EventEmitter {
   }
 
   private skippedThisLoad = 0;
-  private skip(phase: "load" | "delta", key: string, errors: string[]): void {
+  /** Skipped entries of the current load by reason (for its summary line). */
+  private skippedByReason = new Map<SkipReason, number>();
+  /**
+   * Counts a skipped entry and logs it at warn with its key (cut to 64 characters, with its length:
+   * an entry written straight into Redis can have a key of megabytes). A load logs its first 100
+   * skipped entries one by one and then a summary with the count by reason.
+   */
+  private skip(phase: "load" | "delta", key: string, reason: SkipReason, errors: string[]): void {
     this.skippedInvalid++;
     this.metrics.invalid.inc({ phase });
-    if (phase === "load" && ++this.skippedThisLoad > 100) return; // the load logs a summary
-    this.logger.warn({ key, errors, phase }, "invalid route entry in Redis skipped");
+    this.metrics.skipped.inc({ reason });
+    if (phase === "load") {
+      this.skippedByReason.set(reason, (this.skippedByReason.get(reason) ?? 0) + 1);
+      if (++this.skippedThisLoad > 100) return;
+    }
+    const fields: Record<string, unknown> = { key: clip(key, 64), reason, errors: errors.slice(0, 5).map((e) => clip(e, 300)), phase };
+    if (key.length > 64) fields.key_length = key.length;
+    this.logger.warn(fields, "invalid route entry in Redis skipped");
   }
 
   // ---- full load ----------------------------------------------------------------------------------
@@ -566,7 +587,9 @@ export class RedisRouteSource extends EventEmitter {
         if (cursor === "0") break;
       }
       this.cacheOn = true; // deltas use the cache again
-      if (this.skippedThisLoad > 100) this.logger.warn({ skipped: this.skippedThisLoad, logged: 100 }, "invalid route entries in Redis skipped (only the first 100 logged)");
+      if (this.skippedThisLoad > 100) {
+        this.logger.warn({ skipped: this.skippedThisLoad, logged: 100, by_reason: Object.fromEntries(this.skippedByReason) }, "invalid route entries in Redis skipped (only the first 100 logged)");
+      }
       const table = RouteTable.build(entries);
       table.version = version;
       const ms = performance.now() - started;
@@ -611,6 +634,7 @@ export class RedisRouteSource extends EventEmitter {
   /** Empty columns for a (re)started scan, with the skip count and the parse cache reset. */
   private freshLoad(): EntryColumns<Route> {
     this.skippedThisLoad = 0;
+    this.skippedByReason.clear();
     this.cacheOn = true;
     this.cacheHits = 0;
     this.parseCache.clear();
@@ -801,12 +825,16 @@ export class RedisRouteSource extends EventEmitter {
 const PARSE_CACHE_SIZE = 4096;
 
 /** parseRouteJson without the closure-per-call error path: JSON.parse then validate. */
-function parseRouteJsonFast(key: string, json: string): ReturnType<typeof parseRoute> {
+function parseRouteJsonFast(key: string, json: string): ReturnType<typeof parseRoute> | { ok: false; errors: string[]; notJson: true } {
   let value: unknown;
   try {
     value = JSON.parse(json);
   } catch (err) {
-    return { ok: false, errors: [`not valid JSON (${(err as Error).message})`] };
+    return { ok: false, errors: [`not valid JSON (${clip((err as Error).message, 200)})`], notJson: true };
   }
   return parseRoute(key, value);
+}
+
+function clip(s: string, max: number): string {
+  return s.length <= max ? s : `${s.slice(0, max)}…`;
 }
