@@ -179,7 +179,7 @@ async function runMode(mode: "direct" | "spool", transport: "fetch" | "http", n:
   const prefix = `bench${process.pid}x${Date.now()}:`;
   const delivery = new Delivery({
     redis: mode === "spool" ? { connector: RedisConnector.fromUrl(redisUrl!), prefix, max_depth: 0 } : undefined,
-    webhooks: { secret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", timeout_ms: 5000, max_age_s: 3600, max_in_flight: maxInFlight, transport },
+    webhooks: { secret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", timeout_ms: 5000, max_age_s: 3600, max_in_flight: maxInFlight, transport, allow_private: ["127.0.0.0/8"] },
     logger: pino({ level: "silent" }),
     registry: new Registry(),
     instanceId: "bench",

@@ -177,7 +177,13 @@ export class Didgate {
     const wh = this.config.webhooks;
     this.delivery = new Delivery({
       ...(redis && this.redis ? { redis: { connector: this.redis, prefix: redis.prefix } } : {}),
-      webhooks: { ...(wh.secret !== undefined ? { secret: wh.secret } : {}), timeout_ms: wh.timeout_ms, max_age_s: wh.max_age_s, max_in_flight: wh.max_in_flight },
+      webhooks: {
+        ...(wh.secret !== undefined ? { secret: wh.secret } : {}),
+        timeout_ms: wh.timeout_ms,
+        max_age_s: wh.max_age_s,
+        max_in_flight: wh.max_in_flight,
+        allow_private: wh.allow_private,
+      },
       logger: this.logger,
       registry: this.registry,
       forwarder: new SmppEdgeForwarder(() => this.smpp, this.receipts),

@@ -57,6 +57,8 @@ export interface DeliveryWebhookOptions {
   retry_min_ms?: number;
   /** "http" (node:http keep-alive Agent, default; ~4x the throughput of fetch in bench/delivery.ts) or "fetch" (Node's built-in fetch/undici). */
   transport?: "fetch" | "http";
+  /** CIDRs webhooks may reach although loopback, private, link-local or special-purpose (default none). */
+  allow_private?: readonly string[];
 }
 
 export interface DeliveryOptions {
@@ -108,6 +110,7 @@ export class Delivery {
       userAgent: opts.userAgent,
       transport: wh.transport,
       maxSockets: wh.max_in_flight,
+      allowPrivate: wh.allow_private ?? [],
     });
     this.sender = sender;
     if (!sender.signed) opts.logger.warn("webhooks.secret is not set: webhooks without a per-route secret are sent unsigned");

@@ -47,7 +47,7 @@ export function makeDelivery(redisUrl: string | undefined, prefix: string, over:
   const registry = new Registry();
   const delivery = new Delivery({
     redis: redisUrl === undefined ? undefined : { connector: RedisConnector.fromUrl(redisUrl), prefix, visibility_ms: 60_000, reclaim_interval_ms: 200, retry_poll_ms: 100, block_ms: 200, ...over.redisOver },
-    webhooks: { secret: SECRET, timeout_ms: 2000, max_age_s: 3600, max_in_flight: 16, retry_base_ms: 50, retry_max_ms: 200, retry_min_ms: 20, ...over.webhookOver },
+    webhooks: { secret: SECRET, timeout_ms: 2000, max_age_s: 3600, max_in_flight: 16, retry_base_ms: 50, retry_max_ms: 200, retry_min_ms: 20, allow_private: ["127.0.0.0/8"], ...over.webhookOver },
     logger: silent,
     registry,
     instanceId: over.instanceId ?? "edge-test",
