@@ -17,6 +17,7 @@ import { parseHostPort } from "./config/net.js";
 import type { Config } from "./config/schema.js";
 import { Delivery } from "./delivery/delivery.js";
 import { RedisPartStore } from "./delivery/parts.js";
+import { JournalPartStore } from "./delivery/parts-journal.js";
 import { spoolConnect } from "./delivery/redis.js";
 import { type RedisClient, RedisConnector } from "./redis/client.js";
 import { SmppPartStore } from "./edge/sms-parts.js";
@@ -86,6 +87,8 @@ export class Didgate {
   smpp: SmppEdge | undefined;
   /** Spool mode: the connection of the durable reassembly buffers. */
   private partsRedis: RedisClient | undefined;
+  /** Direct mode: the journal of the durable reassembly buffers. */
+  private partsJournal: JournalPartStore | undefined;
   sms: SmsEdge | undefined;
   voice: VoiceEdge | undefined;
   readonly receipts = new ReceiptCorrelator();
@@ -245,7 +248,8 @@ export class Didgate {
     const plans = smppPlans(this.config.smpp, new Map());
     const sms = new SmsEdge({ store: this.store, delivery: this.delivery, logger: this.logger, registry: this.registry, plans, receipts: this.receipts, now: this.now });
     this.sms = sms;
-    // Spool mode: acknowledged parts of concatenated messages are kept in Redis (a restart loses none).
+    // Acknowledged parts of concatenated messages are kept durably (a restart loses none): in Redis
+    // in spool mode, in a journal in state_dir in direct mode.
     const redis = this.config.routes.redis;
     let partStore: SmppPartStore | undefined;
     if (this.delivery.mode === "spool" && redis && this.redis) {
@@ -260,6 +264,20 @@ export class Didgate {
       }
       const r = this.config.smpp.reassembly;
       partStore = new SmppPartStore(new RedisPartStore({ client, prefix: redis.prefix, timeoutMs: r.timeout_s * 1000, maxBuffers: r.max_buffers }));
+    } else {
+      const r = this.config.smpp.reassembly;
+      const path = resolvePath(this.path(this.config.state_dir), "sms-parts.journal");
+      let journal: JournalPartStore;
+      try {
+        journal = new JournalPartStore({ path, timeoutMs: r.timeout_s * 1000, maxBuffers: r.max_buffers });
+        await journal.open();
+      } catch (err) {
+        throw new StartError([`state_dir: cannot use the reassembly journal ${path}: ${(err as Error).message}`]);
+      }
+      this.partsJournal = journal;
+      const held = await journal.size();
+      if (held > 0 || journal.skippedAtReplay > 0) this.logger.info({ path, buffers: held, unreadable_lines: journal.skippedAtReplay }, "reassembly journal replayed");
+      partStore = new SmppPartStore(journal);
     }
     this.smpp = new SmppEdge({
       config: this.smppConfig(),
@@ -401,6 +419,7 @@ export class Didgate {
     await this.voice?.close();
     await this.smpp?.close();
     this.partsRedis?.disconnect();
+    await this.partsJournal?.close();
     await this.delivery?.close();
     this.fileSource?.close();
     await this.redisSource?.close();

@@ -39,6 +39,15 @@ export interface SweptBuffer {
   parts: (string | undefined)[];
 }
 
+/** What the SMPP edge needs of a durable part store (RedisPartStore, JournalPartStore). */
+export interface PartStore {
+  add(key: string, total: number, seq: number, part: string): Promise<PartAddResult>;
+  completed(key: string): Promise<string[] | undefined>;
+  done(key: string): Promise<void>;
+  sweep(limit?: number): Promise<SweptBuffer[]>;
+  size(): Promise<number>;
+}
+
 export interface PartStoreOptions {
   client: RedisClient;
   prefix: string;
@@ -117,7 +126,7 @@ function toParts(flat: string[]): { total: number; parts: (string | undefined)[]
   return { total, parts };
 }
 
-export class RedisPartStore {
+export class RedisPartStore implements PartStore {
   private readonly o: PartStoreOptions;
   private readonly clock: DeliveryClock;
   private readonly hashPrefix: string;
