@@ -6,7 +6,7 @@
  * remaining parts, and a real HTTP receiver that must get all 30 messages whole.
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { existsSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
@@ -21,6 +21,8 @@ const N = 30;
 let receiver: Server;
 let hook: string;
 const hits: { id: string; body: { to: string; text: string; parts: number; partial?: boolean } }[] = [];
+/** Destinations the receiver answers 503 (down for them). */
+const failing = new Set<string>();
 const dir = tempDir();
 const children: ChildProcess[] = [];
 
@@ -29,7 +31,9 @@ beforeAll(async () => {
     let body = "";
     req.on("data", (d: Buffer) => (body += d.toString()));
     req.on("end", () => {
-      hits.push({ id: String(req.headers["webhook-id"]), body: JSON.parse(body) });
+      const b = JSON.parse(body);
+      if (failing.has(b.to)) return void res.writeHead(503).end();
+      hits.push({ id: String(req.headers["webhook-id"]), body: b });
       res.writeHead(200).end();
     });
   });
@@ -113,4 +117,41 @@ describe("reassembly journal (direct mode)", () => {
     second.child.kill("SIGTERM");
     await second.exited;
   }, 90_000);
+
+  it("a message completed but not delivered before a SIGKILL is delivered whole after the restart, with no retry from the peer", async () => {
+    const sub = join(dir, "second");
+    mkdirSync(sub);
+    writeRoutes(sub, { "+1512555*": { tenant: "t1", sms: { webhook: hook } } });
+    const smppPort = await freePort();
+    const cfg = join(sub, "didgate.yaml");
+    writeFileSync(
+      cfg,
+      YAML.stringify({
+        sip: { listen: [] },
+        smpp: { listen: `127.0.0.1:${smppPort}`, accounts: [{ system_id: "smsc-a", password: "pw", role: "carrier", country_code: "1" }], reassembly: { timeout_s: 2 } },
+        routes: { file: "routes.yaml", watch: false },
+        webhooks: { timeout_ms: 2000, allow_private: ["127.0.0.0/8"] },
+        admin: { listen: "127.0.0.1:0" },
+        state_dir: "state",
+      }),
+    );
+    failing.add("+15125550199");
+    const first = await serve(cfg);
+    const esme = await connectEsme(smppPort);
+    expect((await esme.bind("bind_transceiver", "smsc-a", "pw")).command_status).toBe(0);
+    expect(await part(esme, "5125550199", 7, 2, 1, "kept ")).toBe(0);
+    // the receiver is down: the final part is answered with a temporary failure
+    expect(await part(esme, "5125550199", 7, 2, 2, "whole.")).not.toBe(0);
+    first.child.kill("SIGKILL");
+    await first.exited;
+    await esme.close().catch(() => undefined);
+    failing.clear();
+    // the peer never retries; the restarted didgate sweeps the complete buffer and delivers it
+    const second = await serve(cfg);
+    const h = await waitFor(() => hits.find((x) => x.body.to === "+15125550199"), 20_000);
+    expect(h.body).toMatchObject({ text: "kept whole.", parts: 2 });
+    expect(h.body.partial).toBeUndefined();
+    second.child.kill("SIGTERM");
+    await second.exited;
+  }, 60_000);
 });

@@ -557,13 +557,17 @@ export class RedisRouteSource extends EventEmitter {
     this.skippedInvalid++;
     this.metrics.invalid.inc({ phase });
     this.metrics.skipped.inc({ reason });
+    let quiet = false;
     if (phase === "load") {
       this.skippedByReason.set(reason, (this.skippedByReason.get(reason) ?? 0) + 1);
-      if (++this.skippedThisLoad > 100) return;
+      quiet = ++this.skippedThisLoad > 100;
     }
+    if (quiet && !this.logger.isLevelEnabled("debug")) return;
     const fields: Record<string, unknown> = { key: clip(key, 64), reason, errors: errors.slice(0, 5).map((e) => clip(e, 300)), phase };
     if (key.length > 64) fields.key_length = key.length;
-    this.logger.warn(fields, "invalid route entry in Redis skipped");
+    // Past the first 100 of a load, at debug: a Redis full of bad entries must not flood the log.
+    if (quiet) this.logger.debug(fields, "invalid route entry in Redis skipped");
+    else this.logger.warn(fields, "invalid route entry in Redis skipped");
   }
 
   // ---- full load ----------------------------------------------------------------------------------
