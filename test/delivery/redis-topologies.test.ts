@@ -3,6 +3,10 @@
  * (real redis-servers): every Redis user is built on the one parsed endpoint, so a
  * redis-sentinel:// or redis-cluster:// URL works for each of them as it does for the route sync.
  */
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { dlqCommand } from "../../src/delivery/dlq.js";
 import { RedisPartStore } from "../../src/delivery/parts.js";
@@ -61,6 +65,15 @@ describe("Redis users on Sentinel and Cluster", () => {
     await exercise(sentinel.url, "s:", (_key, ...args) => master.cli(...args));
     // the keys are on the master the sentinel named
     expect(Number(await master.cli("EXISTS", "s:inbound"))).toBe(1);
+    // the real command line, with the sentinel URL in the config file
+    const dir = mkdtempSync(join(tmpdir(), "didgate-dlq-"));
+    cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+    const cfg = join(dir, "didgate.yaml");
+    writeFileSync(cfg, JSON.stringify({ routes: { redis: { url: sentinel.url, prefix: "s:" } } }));
+    const r = spawnSync(process.execPath, ["dist/src/cli.js", "dlq", "list", "--config", cfg], { encoding: "utf8", env: { PATH: process.env.PATH ?? "" }, timeout: 20_000 });
+    expect(r.status, r.stdout + r.stderr).toBe(0);
+    expect(r.stdout).toContain("dead_9");
+    expect(r.stdout).toContain("1 shown, 1 in s:dlq");
   });
 
   it("spool, parts store and dlq list through a redis-cluster:// URL (hash-tagged prefix)", async () => {
