@@ -269,7 +269,7 @@ export class Didgate {
       const path = resolvePath(this.path(this.config.state_dir), "sms-parts.journal");
       let journal: JournalPartStore;
       try {
-        journal = new JournalPartStore({ path, timeoutMs: r.timeout_s * 1000, maxBuffers: r.max_buffers });
+        journal = new JournalPartStore({ path, timeoutMs: r.timeout_s * 1000, maxBuffers: r.max_buffers, maxBytes: r.max_bytes });
         await journal.open();
       } catch (err) {
         throw new StartError([`state_dir: cannot use the reassembly journal ${path}: ${(err as Error).message}`]);

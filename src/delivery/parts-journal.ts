@@ -33,6 +33,8 @@ export interface JournalPartStoreOptions {
   timeoutMs: number;
   /** Most buffers held at once; beyond it add() answers "full". 0 = unbounded. */
   maxBuffers?: number;
+  /** Most part bytes (their stored text) held at once; beyond it add() answers "full". 0 = unbounded. */
+  maxBytes?: number;
   /** How long a swept buffer is reserved for its sweep (ms). Default 60 s. */
   leaseMs?: number;
   clock?: DeliveryClock;
@@ -63,6 +65,7 @@ export class JournalPartStore {
   private flushing: Promise<void> | undefined;
   private records = 0;
   private liveParts = 0;
+  private liveBytes = 0;
   private closed = false;
   /** Lines of the journal that could not be read at start (a torn last write). */
   readonly skippedAtReplay: number;
@@ -99,6 +102,8 @@ export class JournalPartStore {
       return { kind: "duplicate" };
     }
     if (b !== undefined && b.swept) return { kind: "late" };
+    const maxBytes = this.o.maxBytes ?? 0;
+    if (maxBytes > 0 && this.liveBytes + part.length > maxBytes) return { kind: "full" };
     const now = this.clock.now();
     let rec: JournalRecord;
     if (b === undefined) {
@@ -112,6 +117,7 @@ export class JournalPartStore {
     }
     b.parts.set(seq, part);
     this.liveParts++;
+    this.liveBytes += part.length;
     const complete = b.parts.size >= b.total;
     if (complete) {
       // A completed message is delivered by the edge now; if that fails and nobody retries, the
@@ -125,6 +131,7 @@ export class JournalPartStore {
       // Not on disk: undo, so the part is answered with a temporary failure and comes again.
       b.parts.delete(seq);
       this.liveParts--;
+      this.liveBytes -= part.length;
       if (b.parts.size === 0) this.buffers.delete(key);
       throw err;
     }
@@ -145,6 +152,7 @@ export class JournalPartStore {
     if (b === undefined) return;
     this.buffers.delete(key);
     this.liveParts -= b.parts.size;
+    for (const p of b.parts.values()) this.liveBytes -= p.length;
     await this.append({ o: "x", k: key });
   }
 
@@ -276,7 +284,11 @@ export class JournalPartStore {
       this.apply(r);
     }
     this.liveParts = 0;
-    for (const b of this.buffers.values()) this.liveParts += b.parts.size;
+    this.liveBytes = 0;
+    for (const b of this.buffers.values()) {
+      this.liveParts += b.parts.size;
+      for (const p of b.parts.values()) this.liveBytes += p.length;
+    }
     return bad;
   }
 

@@ -47,6 +47,14 @@ describe("JournalPartStore", () => {
     expect(await s.size()).toBe(0);
     await expect(s.add("x", 2, 3, "bad")).rejects.toThrow(RangeError);
     await s.close();
+    // a byte cap as well as a buffer cap
+    const small = await store(join(dir, `j${++n}`), c, { maxBytes: 10 });
+    expect(await small.add("a", 2, 1, "12345678")).toEqual({ kind: "stored" });
+    expect(await small.add("b", 2, 1, "123")).toEqual({ kind: "full" });
+    expect(await small.add("a", 2, 2, "12")).toEqual({ kind: "complete", parts: ["12345678", "12"] });
+    await small.done("a");
+    expect(await small.add("b", 2, 1, "123")).toEqual({ kind: "stored" });
+    await small.close();
   });
 
   it("a reopened journal holds every part answered, the sweep lease and the done buffers' absence", async () => {
