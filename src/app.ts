@@ -23,6 +23,8 @@ import { type RedisClient, RedisConnector } from "./redis/client.js";
 import { SmppPartStore } from "./edge/sms-parts.js";
 import { ReceiptCorrelator } from "./edge/receipts.js";
 import { SmppEdgeForwarder } from "./edge/sms-forward.js";
+import { ReceiptSender } from "./edge/sms-receipts.js";
+import { RedisPendingReceipts } from "./edge/receipt-queue.js";
 import { SmsEdge } from "./edge/sms.js";
 import { VoiceEdge } from "./edge/voice.js";
 import { AdminServer, type Readiness } from "./ops/admin.js";
@@ -85,10 +87,11 @@ export class Didgate {
   redisSource: RedisRouteSource | undefined;
   delivery: Delivery | undefined;
   smpp: SmppEdge | undefined;
-  /** Spool mode: the connection of the durable reassembly buffers. */
+  /** Spool mode: the connection of the durable reassembly buffers (and of waiting receipts). */
   private partsRedis: RedisClient | undefined;
   /** Direct mode: the journal of the durable reassembly buffers. */
   private partsJournal: JournalPartStore | undefined;
+  private receiptSender: ReceiptSender | undefined;
   sms: SmsEdge | undefined;
   voice: VoiceEdge | undefined;
   readonly receipts = new ReceiptCorrelator();
@@ -190,6 +193,8 @@ export class Didgate {
       logger: this.logger,
       registry: this.registry,
       forwarder: new SmppEdgeForwarder(() => this.smpp, this.receipts),
+      // The final outcome of a message whose submitter asked for a receipt (registered_delivery).
+      onFinal: (job, outcome) => this.sms?.onFinal(job, outcome),
       instanceId: this.config.instance_id ?? hostname(),
       // Answer the SMSC before its own timeout: a little under the handler timeout.
       direct_wait_ms: Math.max(100, this.config.smpp.handler_timeout_s * 1000 - 500),
@@ -209,6 +214,7 @@ export class Didgate {
         message_id_format: p.message_id_format,
         window: p.window,
         enquire_link_s: p.enquire_link_s,
+        long_messages: p.long_messages,
       });
     const cfg: SmppConfig = {
       accounts: s.accounts.map((a) => defined({ system_id: a.system_id, password: a.password, role: a.role, sources: a.sources, max_binds: a.max_binds, ...peer(a) })),
@@ -235,6 +241,10 @@ export class Didgate {
       enquire_link_s: s.enquire_link_s,
       handler_timeout_s: s.handler_timeout_s,
       bind_timeout_s: s.bind_timeout_s,
+      pdu_timeout_s: s.pdu_timeout_s,
+      max_connections: s.max_connections,
+      max_connections_per_source: s.max_connections_per_source,
+      reserved_connections: s.reserved_connections,
       lockout: { ...s.lockout },
       reassembly: { ...s.reassembly },
     };
@@ -246,8 +256,6 @@ export class Didgate {
   private async startSmpp(): Promise<void> {
     if (!this.smppWanted() || !this.delivery) return;
     const plans = smppPlans(this.config.smpp, new Map());
-    const sms = new SmsEdge({ store: this.store, delivery: this.delivery, logger: this.logger, registry: this.registry, plans, receipts: this.receipts, now: this.now });
-    this.sms = sms;
     // Acknowledged parts of concatenated messages are kept durably (a restart loses none): in Redis
     // in spool mode, in a journal in state_dir in direct mode.
     const redis = this.config.routes.redis;
@@ -279,6 +287,23 @@ export class Didgate {
       if (held > 0 || journal.skippedAtReplay > 0) this.logger.info({ path, buffers: held, unreadable_lines: journal.skippedAtReplay }, "reassembly journal replayed");
       partStore = new SmppPartStore(journal);
     }
+    const sender = new ReceiptSender({
+      send: (peer, r) => this.smpp?.sendReceipt(peer, r) ?? Promise.resolve({ outcome: "temporary", message_ids: [], error: "not_bound" }),
+      logger: this.logger,
+      registry: this.registry,
+      now: this.now,
+      readyPeers: () => this.smpp?.receivingAccounts() ?? [],
+      // Spool mode: receipts wait in Redis, so the edge the submitter is bound to sends them.
+      ...(this.partsRedis && redis ? { pending: new RedisPendingReceipts(this.partsRedis, redis.prefix) } : {}),
+    });
+    this.receiptSender = sender;
+    const receiptsOut = {
+      sender,
+      isCarrierAccount: (peer: string) => this.smpp?.accountRole(peer) === "carrier",
+      isBind: (name: string) => this.smpp?.clients.has(name) ?? false,
+    };
+    const sms = new SmsEdge({ store: this.store, delivery: this.delivery, logger: this.logger, registry: this.registry, plans, receipts: this.receipts, receiptsOut, now: this.now });
+    this.sms = sms;
     this.smpp = new SmppEdge({
       config: this.smppConfig(),
       logger: this.logger,
@@ -288,6 +313,7 @@ export class Didgate {
       ...(partStore ? { partStore } : {}),
     });
     await this.smpp.start();
+    sender.start();
   }
 
   private async startVoice(): Promise<void> {
@@ -418,6 +444,7 @@ export class Didgate {
     await this.delivery?.drain(Math.max(0, deadline - Date.now())).catch((err: unknown) => this.logger.warn({ err: (err as Error).message }, "delivery drain"));
     await this.voice?.close();
     await this.smpp?.close();
+    this.receiptSender?.stop();
     this.partsRedis?.disconnect();
     await this.partsJournal?.close();
     await this.delivery?.close();

@@ -108,6 +108,8 @@ const peerOptions = {
   message_id_format: z.enum(["as_is", "hex", "dec"]).optional(),
   window: z.number().int().positive().max(10_000).optional(),
   enquire_link_s: z.number().positive().optional(),
+  /** A text too long for one short_message: one message_payload PDU, or parts with a UDH or SAR TLVs. */
+  long_messages: z.enum(["payload", "udh", "sar"]).optional(),
 };
 
 export const smppAccountSchema = z
@@ -155,6 +157,13 @@ export const smppSchema = z
     /** Seconds delivery may take before the PDU is answered with the temporary status. */
     handler_timeout_s: z.number().positive().default(10),
     bind_timeout_s: z.number().positive().default(10),
+    /** Seconds from a PDU's first byte to its last. */
+    pdu_timeout_s: z.number().positive().default(5),
+    max_connections: z.number().int().positive().default(1000),
+    /** Per address, for addresses in no account's sources. */
+    max_connections_per_source: z.number().int().positive().default(10),
+    /** Connections only addresses in some account's sources may use. */
+    reserved_connections: z.number().int().min(0).default(100),
     reassembly: z
       .object({
         timeout_s: z.number().positive().default(60),
