@@ -3,7 +3,7 @@
  * an unknown key is an error naming its path. Defaults make the bundled config short.
  */
 import { z } from "zod";
-import { parseRedisUrl } from "../routing/sources/redis-client.js";
+import { parseRedisUrl } from "../redis/endpoint.js";
 import { parseCidr, parseHostPort, parseListenUrl } from "./net.js";
 
 const cidr = z.string().refine((s) => parseCidr(s) !== undefined, {
@@ -210,6 +210,12 @@ export const webhooksSchema = z
     timeout_ms: z.number().int().positive().default(5000),
     max_age_s: z.number().positive().default(86_400),
     max_in_flight: z.number().int().positive().default(256),
+    /**
+     * Ranges webhooks may reach although loopback, private (RFC 1918), link-local, unique-local or
+     * another special-purpose range (all refused by default), e.g. ["127.0.0.1/32"] for a receiver
+     * on the same host.
+     */
+    allow_private: z.array(cidr).default([]),
   })
   .strict();
 

@@ -34,6 +34,7 @@ import {
 import { codeLabel } from "../sip/metrics.js";
 import { TargetHealth } from "./health.js";
 import { HealthShare } from "./health-share.js";
+import type { RedisConnector } from "../redis/client.js";
 import { hostname } from "node:os";
 import { FloodGuard } from "./limits.js";
 import { DialogForward, ProxyCall, routeInDialog, type CallInfo, type ProxyHost } from "./proxy.js";
@@ -52,6 +53,8 @@ export interface VoiceEdgeOptions {
   now?: () => number;
   /** To resolve tls file paths. */
   baseDir: string;
+  /** routes.redis's endpoint: target health is shared with the other edges through it. */
+  redis?: RedisConnector;
 }
 
 const KNOWN_METHODS = new Set(["INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "UPDATE", "INFO", "PRACK", "REFER", "NOTIFY", "SUBSCRIBE", "MESSAGE", "REGISTER", "PUBLISH"]);
@@ -105,9 +108,9 @@ export class VoiceEdge implements SipStackHandler, ProxyHost {
       onChange: (key, down, ttl) => this.healthShare?.publish(key, down, ttl),
     });
     const redis = this.config.routes.redis;
-    if (redis) {
+    if (redis && this.opts.redis) {
       this.healthShare = new HealthShare({
-        url: redis.url,
+        redis: this.opts.redis,
         prefix: redis.prefix,
         edgeId: this.config.instance_id ?? `${hostname()}:${process.pid}`,
         logger: this.logger,
