@@ -40,7 +40,6 @@ import { RedisRouteSource } from "./routing/sources/redis.js";
 import { RouteStore, RouteTable } from "./routing/table.js";
 import { SmppEdge } from "./smpp/edge.js";
 import { startApi, type ApiHandle } from "./api/index.js";
-import { createRedisClient, parseRedisUrl } from "./routing/sources/redis-client.js";
 import type { SmppConfig } from "./smpp/types.js";
 
 export interface DidgateOptions {
@@ -354,9 +353,9 @@ export class Didgate {
     const api = this.config.api;
     if (api.listen === null) return;
     const redis = this.config.routes.redis;
-    if (redis) {
+    if (redis && this.redis) {
       // Writes fail fast (503) while Redis is unreachable instead of queueing.
-      this.apiRedis = createRedisClient(parseRedisUrl(redis.url), { redis: { enableOfflineQueue: false, commandTimeout: 5000, maxRetriesPerRequest: 0, connectionName: "didgate-api" } });
+      this.apiRedis = this.redis.client({ name: "didgate-api", redis: { enableOfflineQueue: false, commandTimeout: 5000, maxRetriesPerRequest: 0 } });
       this.apiRedis.on("error", (err: Error) => this.logger.debug({ err: err.message }, "api redis error"));
       await this.apiRedis.connect().catch(() => undefined);
     }
