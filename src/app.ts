@@ -12,7 +12,7 @@ import type { AddressInfo } from "node:net";
 import { hostname } from "node:os";
 import type { Logger } from "pino";
 import type { Registry } from "prom-client";
-import { ConfigError, loadConfig, resolvePath, snapshotPath, type LoadedConfig } from "./config/load.js";
+import { ConfigError, loadConfig, packageRoot, resolvePath, snapshotPath, type LoadedConfig } from "./config/load.js";
 import { parseHostPort } from "./config/net.js";
 import type { Config } from "./config/schema.js";
 import { Delivery } from "./delivery/delivery.js";
@@ -44,6 +44,7 @@ import { registerSessionsApi } from "./api/sessions.js";
 import { MaskingMetrics } from "./masking/metrics.js";
 import { MemorySessionStore, RedisSessionStore, type SessionStore } from "./masking/sessions.js";
 import { ActivityRecorder } from "./records/activity.js";
+import type { StatusReport } from "./ops/status.js";
 import { RecordWriter } from "./records/writer.js";
 import type { SmppConfig } from "./smpp/types.js";
 
@@ -57,6 +58,15 @@ export interface DidgateOptions {
 
 /** During a drain, how long SIP must be quiet before the edge stops (after INVITEs finished). */
 const DRAIN_QUIET_MS = 1500;
+
+/** The package version (package.json). */
+export function packageVersion(): string {
+  try {
+    return String((JSON.parse(readFileSync(resolvePath(packageRoot(), "package.json"), "utf8")) as { version?: string }).version ?? "0");
+  } catch {
+    return "0";
+  }
+}
 
 export class StartError extends Error {
   constructor(readonly errors: string[]) {
@@ -363,6 +373,7 @@ export class Didgate {
       logger: this.logger,
       readiness: () => this.readiness(),
       lookup: (number, caller, atMs) => this.lookup(number, caller, atMs),
+      status: () => this.status(),
     });
     this.adminAddress = await this.admin.listen(hp.host, hp.port);
   }
@@ -448,6 +459,45 @@ export class Didgate {
     }
     this.masking = store;
     this.maskingMetrics = new MaskingMetrics(this.registry, store, m.pools.map((p) => p.name));
+  }
+
+  /** The status view (admin GET /v1/status, `didgate status`). */
+  async status(): Promise<StatusReport> {
+    const ready = this.readiness();
+    const t = this.store.current;
+    const rs = this.redisSource?.status();
+    const routes: StatusReport["routes"] = { source: this.redisSource ? "redis" : "file", entries: t.size, version: String(t.version) };
+    if (rs !== undefined) {
+      const state = rs.refusing ? "refusing (shrink guard)" : rs.stale ? "stale (from snapshot)" : rs.connected ? "connected" : "disconnected";
+      routes.sync = { state, lag_ms: null, last_error: rs.lastError ?? null };
+    } else routes.last_error = this.fileSource?.lastError?.[0] ?? null;
+    const v = this.voice?.status();
+    const smpp = this.smpp;
+    let delivery: StatusReport["delivery"] = null;
+    if (this.delivery) {
+      const st = this.delivery.spool ? await this.delivery.spool.stats().catch(() => undefined) : undefined;
+      delivery = { mode: this.delivery.mode, depth: st?.depth ?? null, oldest_age_s: st ? Math.round(st.oldestAgeS) : null, retry: st?.retry ?? null, dead_letters: st?.deadLetters ?? null };
+    }
+    return {
+      instance: this.config.instance_id ?? hostname(),
+      version: packageVersion(),
+      node: process.versions.node,
+      uptime_s: Math.round(process.uptime()),
+      ready: ready.ready,
+      routes,
+      sip: this.voice
+        ? { listeners: this.voice.listeners, trunks: v!.trunks, customers: [], targets: v!.targets, calls_in_progress: v!.calls }
+        : null,
+      smpp: smpp
+        ? {
+            listen: smpp.address() ? { address: smpp.address()!.address, port: smpp.address()!.port } : null,
+            sessions: smpp.sessionCount,
+            binds: smpp.bindStates().map((b) => ({ ...b, window: b.window ?? this.config.smpp.window })),
+          }
+        : null,
+      delivery,
+      workers: 1,
+    };
   }
 
   readiness(): Readiness {
