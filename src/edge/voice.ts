@@ -46,6 +46,7 @@ import { loadDialogSecrets } from "./dialog-secret.js";
 import { AddressMatcher } from "../config/net.js";
 import { TargetHealth } from "./health.js";
 import { HealthShare } from "./health-share.js";
+import type { RedisConnector } from "../redis/client.js";
 import { hostname } from "node:os";
 import { FloodGuard } from "./limits.js";
 import { RefusalLog } from "./refusals.js";
@@ -64,6 +65,8 @@ export interface VoiceEdgeOptions {
   now?: () => number;
   /** To resolve tls file paths. */
   baseDir: string;
+  /** routes.redis's endpoint: target health is shared with the other edges through it. */
+  redis?: RedisConnector;
 }
 
 const KNOWN_METHODS = new Set(["INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "UPDATE", "INFO", "PRACK", "REFER", "NOTIFY", "SUBSCRIBE", "MESSAGE", "REGISTER", "PUBLISH"]);
@@ -125,9 +128,9 @@ export class VoiceEdge implements SipStackHandler, ProxyHost {
       onChange: (key, down, ttl) => this.healthShare?.publish(key, down, ttl),
     });
     const redis = this.config.routes.redis;
-    if (redis) {
+    if (redis && this.opts.redis) {
       this.healthShare = new HealthShare({
-        url: redis.url,
+        redis: this.opts.redis,
         prefix: redis.prefix,
         edgeId: this.config.instance_id ?? `${hostname()}:${process.pid}`,
         logger: this.logger,
