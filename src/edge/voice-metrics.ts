@@ -49,6 +49,9 @@ export class VoiceMetrics {
   readonly forged: Counter<"reason">;
   /** didgate_sip_refused_total{transport}: requests and connections from unknown sources refused. */
   readonly refused: Counter<"transport">;
+  /** Cached children of forged / refused (no label hashing per packet during a flood). */
+  readonly forgedOf: (reason: string, _: string) => Inc;
+  readonly refusedOf: (transport: string, _: string) => Inc;
   readonly inflight: Gauge;
 
   constructor(registry: Registry) {
@@ -77,6 +80,8 @@ export class VoiceMetrics {
       registers,
     });
     this.refused = new Counter({ name: "didgate_sip_refused_total", help: "Requests, packets and connections from sources that are not trunks, refused or dropped", labelNames: ["transport"], registers });
+    this.forgedOf = cache2((reason) => this.forged.labels({ reason }));
+    this.refusedOf = cache2((transport) => this.refused.labels({ transport }));
     this.inflight = new Gauge({ name: "didgate_sip_inflight_invites", help: "Initial INVITEs being routed (no final response upstream yet)", registers });
   }
 }

@@ -295,7 +295,7 @@ export class VoiceEdge implements SipStackHandler, ProxyHost {
    * missing in its sources.
    */
   private refused(transport: TransportKind, address: string, port: number, what: string): void {
-    this.metrics.refused.labels({ transport }).inc();
+    this.metrics.refusedOf(transport, "").inc();
     if (!this.refusals.first(address)) return;
     const near = this.trunks.nearest(address);
     this.logger.warn(
@@ -524,7 +524,7 @@ export class VoiceEdge implements SipStackHandler, ProxyHost {
 
   /** Refuse an in-dialog request that is not authorised: 403 to a trunk, nothing (or 403 with reject) to others. */
   private forged(tx: ServerTransaction, trunk: Trunk | undefined, reason: ForgedReason): void {
-    this.metrics.forged.labels({ reason }).inc();
+    this.metrics.forgedOf(reason, "").inc();
     if (trunk === undefined) return this.reject(tx, "in-dialog request refused: " + reason);
     this.logger.debug({ trunk: trunk.name, source: tx.source.address, method: tx.request.method, call_id: tx.request.callId, reason }, "sip in-dialog request refused");
     this.final(tx, trunk.name, 403, "Forbidden (not a dialog of this proxy)");
@@ -591,12 +591,12 @@ export class VoiceEdge implements SipStackHandler, ProxyHost {
     const fwd = ack.clone();
     const r = routeInDialog(this.stack, fwd, this.signer);
     if ("forged" in r) {
-      this.metrics.forged.labels({ reason: r.forged }).inc();
+      this.metrics.forgedOf(r.forged, "").inc();
       return;
     }
     const dest = this.nextHop(r, trunk !== undefined);
     if (typeof dest === "string") {
-      this.metrics.forged.labels({ reason: dest }).inc();
+      this.metrics.forgedOf(dest, "").inc();
       return;
     }
     if (fwd.decrementMaxForwards() < 0) return;
