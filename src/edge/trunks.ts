@@ -48,7 +48,7 @@ export class TrunkTable {
   }
 
   /**
-   * The trunk with a source closest to an address that is no trunk's (longest common prefix of
+   * The trunk with a source closest to an address that is not a trunk's (longest common prefix of
    * the address and a trunk source's network address), for a log line that helps find a carrier
    * calling from an address missing in its sources. Undefined when none shares at least /16
    * (IPv4) or /32 (IPv6).

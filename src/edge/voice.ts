@@ -300,7 +300,7 @@ export class VoiceEdge implements SipStackHandler, ProxyHost {
     const near = this.trunks.nearest(address);
     this.logger.warn(
       { source: address, port, transport, refused: what, nearest_trunk: near?.trunk, common_prefix_bits: near?.commonBits, suppressed: this.refusals.suppressed || undefined },
-      "sip: refused a source that is no trunk (first time for this address; later ones are counted in didgate_sip_refused_total)",
+      "sip: refused a source that is not a trunk (first time for this address; later ones are counted in didgate_sip_refused_total)",
     );
     this.refusals.suppressed = 0;
   }
