@@ -9,7 +9,7 @@ import type { Didgate } from "../../src/app.js";
 import type { SipMessage } from "../../src/sip/index.js";
 import { startApp, tempDir, waitFor, writeRoutes } from "../helpers/app.js";
 import { freePort } from "../helpers/sipp.js";
-import { Peer, request, response, sleep } from "./udp-peer.js";
+import { Peer, connectFrom, request, response, sleep } from "./udp-peer.js";
 
 async function metric(app: Didgate, name: string, labels: Record<string, string>): Promise<number> {
   const m = (await app.registry.getMetricsAsJSON()).find((x) => x.name === name);
@@ -31,7 +31,7 @@ describe("in-dialog requests: no relay (signed Record-Route)", () => {
   let stateDir: string;
 
   const config = () => ({
-    sip: { listen: [`udp://127.0.0.1:${port}`], timers: { t1_ms: 50 }, trunks: [{ name: "carrier", sources: ["127.0.0.1"], country_code: "1" }] },
+    sip: { listen: [`udp://127.0.0.1:${port}`, `tcp://127.0.0.1:${port}`], timers: { t1_ms: 50 }, trunks: [{ name: "carrier", sources: ["127.0.0.1"], country_code: "1" }] },
     routes: { file: "routes.yaml", watch: false },
     state_dir: stateDir,
   });
@@ -79,6 +79,18 @@ describe("in-dialog requests: no relay (signed Record-Route)", () => {
     await sleep(300);
     expect(victim.got).toEqual([]);
     expect(await metric(app, "didgate_sip_forged_requests_total", { reason: "no_token" })).toBe(before + methods.length + 1);
+  });
+
+  it("the same over TCP: 403 on the carrier's connection, nothing at the victim", async () => {
+    const s = await connectFrom("127.0.0.1", port);
+    let got = "";
+    s.on("data", (d: Buffer) => (got += d.toString("latin1")));
+    const text = request("INVITE", `sip:victim@127.0.0.6:${victim.port}`, { address: "127.0.0.1", port: s.localPort! }, { toTag: "invented", callId: "attack-tcp", extra: [`Route: <sip:127.0.0.1:${port};lr;transport=tcp>`] });
+    s.write(text.replace("SIP/2.0/UDP", "SIP/2.0/TCP"));
+    await waitFor(() => /SIP\/2\.0 403 /.test(got) || undefined);
+    s.destroy();
+    await sleep(200);
+    expect(victim.got).toEqual([]);
   });
 
   it("a Route in the old unsigned format (ftag, dgc) or with a made-up signature is refused", async () => {
