@@ -27,6 +27,7 @@ import { ReceiptSender } from "./edge/sms-receipts.js";
 import { RedisPendingReceipts } from "./edge/receipt-queue.js";
 import { SmsEdge } from "./edge/sms.js";
 import { VoiceEdge } from "./edge/voice.js";
+import { selfTargetCheck } from "./edge/self-targets.js";
 import { AdminServer, type Readiness } from "./ops/admin.js";
 import { createLogger } from "./ops/logger.js";
 import { createRegistry } from "./ops/metrics.js";
@@ -201,7 +202,8 @@ export class Didgate {
       return;
     }
     const file = this.path(this.config.routes.file);
-    this.fileSource = new FileRouteSource({ path: file, watch: this.config.routes.watch, store: this.store, logger: this.logger, metrics: this.routeMetrics });
+    const check = selfTargetCheck(this.config.sip);
+    this.fileSource = new FileRouteSource({ path: file, watch: this.config.routes.watch, store: this.store, logger: this.logger, metrics: this.routeMetrics, ...(check ? { check } : {}) });
     const r = this.fileSource.load();
     if (!r.ok) throw new StartError(r.errors);
     this.routesLoaded = true;
