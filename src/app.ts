@@ -30,6 +30,7 @@ import { Decider } from "./routing/decide.js";
 import { lookupJson } from "./routing/explain.js";
 import type { NumberPlan } from "./routing/number.js";
 import type { Route } from "./routing/route.js";
+import type { OutboundEntry } from "./routing/outbound.js";
 import { FileRouteSource } from "./routing/sources/file.js";
 import { RedisRouteSource } from "./routing/sources/redis.js";
 import { RouteStore, RouteTable } from "./routing/table.js";
@@ -74,6 +75,8 @@ export class Didgate {
   readonly registry: Registry;
   readonly routeMetrics: RouteMetrics;
   readonly store: RouteStore<Route>;
+  /** The outbound table: destination prefix to carriers (routes file `outbound:`, Redis `<prefix>outbound`). */
+  readonly outboundStore: RouteStore<OutboundEntry>;
   readonly decider: Decider;
   readonly now: () => number;
   private fileSource: FileRouteSource | undefined;
@@ -98,6 +101,7 @@ export class Didgate {
     this.registry = createRegistry();
     this.routeMetrics = new RouteMetrics(this.registry);
     this.store = new RouteStore<Route>(RouteTable.build<Route>([]));
+    this.outboundStore = new RouteStore<OutboundEntry>(RouteTable.build<OutboundEntry>([]));
     this.decider = new Decider(opts.random ? { random: opts.random } : {});
     this.now = opts.now ?? Date.now;
   }
@@ -152,7 +156,7 @@ export class Didgate {
       return;
     }
     const file = this.path(this.config.routes.file);
-    this.fileSource = new FileRouteSource({ path: file, watch: this.config.routes.watch, store: this.store, logger: this.logger, metrics: this.routeMetrics });
+    this.fileSource = new FileRouteSource({ path: file, watch: this.config.routes.watch, store: this.store, outboundStore: this.outboundStore, logger: this.logger, metrics: this.routeMetrics });
     const r = this.fileSource.load();
     if (!r.ok) throw new StartError(r.errors);
     this.routesLoaded = true;
@@ -263,6 +267,7 @@ export class Didgate {
     this.voice = new VoiceEdge({
       config: this.config,
       store: this.store,
+      outbound: this.outboundStore,
       decider: this.decider,
       logger: this.logger,
       registry: this.registry,

@@ -21,6 +21,7 @@ import { resolvePath } from "../config/load.js";
 import type { Decider } from "../routing/decide.js";
 import { normalizeNumber } from "../routing/number.js";
 import { DEFAULT_FAILOVER_ON, DEFAULT_RING_TIMEOUT_S, type Route } from "../routing/route.js";
+import type { OutboundEntry } from "../routing/outbound.js";
 import type { RouteStore } from "../routing/table.js";
 import { readFileSync } from "node:fs";
 import {
@@ -44,6 +45,8 @@ export interface VoiceEdgeOptions {
   /** The whole validated config. */
   config: Config;
   store: RouteStore<Route>;
+  /** The outbound table (carriers by destination prefix); empty when not given. */
+  outbound?: RouteStore<OutboundEntry>;
   decider: Decider;
   logger: Logger;
   registry: Registry;

@@ -7,11 +7,12 @@ import { readFileSync, statSync, watch, type FSWatcher } from "node:fs";
 import { basename, dirname } from "node:path";
 import type { Logger } from "pino";
 import type { RouteMetrics } from "../../ops/metrics.js";
+import type { OutboundEntry } from "../outbound.js";
 import type { Route } from "../route.js";
 import { RouteTable, type RouteStore } from "../table.js";
 import { formatFromPath, parseRouteDocument } from "./document.js";
 
-export type LoadResult = { ok: true; table: RouteTable<Route> } | { ok: false; errors: string[] };
+export type LoadResult = { ok: true; table: RouteTable<Route>; outbound?: RouteTable<OutboundEntry> } | { ok: false; errors: string[] };
 
 /** Read and validate a route file into a table (no swap). */
 export function loadRouteFile(path: string): LoadResult {
@@ -27,13 +28,17 @@ export function loadRouteFile(path: string): LoadResult {
   if (doc.errors.length > 0) return { ok: false, errors: doc.errors.map((e) => `${path}: ${e}`) };
   const table = RouteTable.build(doc.entries);
   table.version = String(Math.floor(mtimeMs));
-  return { ok: true, table };
+  const outbound = RouteTable.build(doc.outbound ?? []);
+  outbound.version = table.version;
+  return { ok: true, table, outbound };
 }
 
 export interface FileSourceOptions {
   path: string;
   watch: boolean;
   store: RouteStore<Route>;
+  /** Receives the file's `outbound:` table (an empty table when the file has none). */
+  outboundStore?: RouteStore<OutboundEntry>;
   logger: Logger;
   metrics: RouteMetrics;
   /** Debounce for bursts of file events (editors write in several steps). */
@@ -102,6 +107,7 @@ export class FileRouteSource {
     this.lastText = text;
     this.lastError = undefined;
     store.swap(r.table);
+    if (r.outbound !== undefined) this.opts.outboundStore?.swap(r.outbound);
     metrics.reloads.inc({ source: "file", result: "ok" });
     metrics.lastReload.set(Date.now() / 1000);
     metrics.observeTable("file", r.table.version, r.table.counts());
