@@ -100,6 +100,10 @@ export const sipSchema = z
     unknown_source: z.enum(["drop", "reject"]).default("drop"),
     gone_status: z.number().int().min(400).max(699).default(410),
     record_route: z.boolean().default(true),
+    /** Signs didgate's Record-Route (in-dialog requests): the same on every edge of a group. */
+    dialog_secret: z.string().min(16, "must be at least 16 characters (32 random bytes recommended)").optional(),
+    /** Older secrets still accepted on in-dialog requests (rotation). */
+    dialog_secret_previous: z.array(z.string().min(16)).default([]),
     tls: tlsFiles.extend({ verify: z.boolean().default(true) }).strict().optional(),
     trunks: z.array(trunkSchema).default([]),
     /** Who may originate calls (outbound). */
@@ -117,6 +121,11 @@ export const sipSchema = z
     /** A call counts against max_calls at most this long (a lost BYE does not hold a slot forever). */
     max_call_s: z.number().int().positive().default(14_400),
     max_inflight_invites: z.number().int().positive().default(2000),
+    /**
+     * Seconds a target has to send a provisional response (100 Trying included) before the call
+     * moves on to the next target; routes override it with voice.invite_timeout_s. 0: Timer B only.
+     */
+    invite_timeout_s: z.number().min(0).max(300).default(8),
     flood: z
       .object({
         per_source_pps: z.number().positive().default(20),

@@ -14,7 +14,7 @@ import type { Logger } from "pino";
 import { LRUCache } from "lru-cache";
 import type { Config } from "../config/schema.js";
 import { SipMessage, randomToken, type ClientTransaction, type ClientTxHandler, type SipStack, type TimerHandle, type TimerTarget } from "../sip/index.js";
-import type { ResolvedTarget } from "./resolve.js";
+import type { ResolvedTarget } from "../sip/resolve.js";
 
 export type HealthConfig = Config["sip"]["health"];
 

@@ -53,6 +53,8 @@ export interface VoiceRoute {
   readonly forwardCallerId: ForwardCallerId;
   readonly failoverOn: readonly number[];
   readonly ringTimeoutS: number;
+  /** Seconds without a provisional response before the next target; undefined: the sip default. */
+  readonly inviteTimeoutS: number | undefined;
   readonly schedule: readonly ScheduleWindow[];
   readonly callers: readonly CallerRule[];
 }
@@ -350,6 +352,12 @@ function parseVoice(v: unknown, e: Errors): VoiceRoute | undefined {
     if (v.forward_caller_id !== "caller" && v.forward_caller_id !== "did") e.add("voice.forward_caller_id", `must be "caller" or "did", got ${JSON.stringify(v.forward_caller_id)}`);
     else forwardCallerId = v.forward_caller_id;
   }
+  let inviteTimeoutS: number | undefined;
+  if (v.invite_timeout_s !== undefined) {
+    if (typeof v.invite_timeout_s !== "number" || !(v.invite_timeout_s >= 0.1 && v.invite_timeout_s <= 300)) {
+      e.add("voice.invite_timeout_s", "must be a number of seconds from 0.1 to 300");
+    } else inviteTimeoutS = v.invite_timeout_s;
+  }
   const schedule = parseSchedule(v.schedule, "voice.schedule", e);
   const callers = parseCallers(v.callers, "voice.callers", e);
   for (const k of Object.keys(v)) {
@@ -358,10 +366,10 @@ function parseVoice(v: unknown, e: Errors): VoiceRoute | undefined {
   if (targets.length === 0 && schedule.length === 0 && callers.length === 0) {
     e.add("voice.targets", "is required when there is no schedule or callers rule");
   }
-  return { targets, ring, forwardCallerId, failoverOn, ringTimeoutS, schedule, callers };
+  return { targets, ring, forwardCallerId, failoverOn, ringTimeoutS, inviteTimeoutS, schedule, callers };
 }
 
-const VOICE_FIELDS = ["targets", "ring", "forward_caller_id", "failover_on", "ring_timeout_s", "schedule", "callers"];
+const VOICE_FIELDS = ["targets", "ring", "forward_caller_id", "failover_on", "ring_timeout_s", "invite_timeout_s", "schedule", "callers"];
 
 function parseSms(v: unknown, e: Errors): SmsRoute | undefined {
   if (v === undefined) return undefined;

@@ -31,6 +31,8 @@ import {
   type TransportOptions,
 } from "./transport.js";
 import { SipUri, parseUri } from "./uri.js";
+import { ownAddressMatcher } from "./local.js";
+import { isLooped } from "./rr.js";
 
 /** Where to send a request: a host (IP or DNS name, A/AAAA lookup only) and port. */
 export interface Destination {
@@ -235,6 +237,22 @@ export class SipStack implements TxContext {
       if ((h === ah.toLowerCase() || h === l.address) && (p === l.advertisedPort || p === l.port)) return true;
     }
     return false;
+  }
+
+  private ownMatcher: ((t: TransportKind, address: string, port: number) => boolean) | null = null;
+
+  /**
+   * True when sending to transport/address/port would reach one of our own listeners (a wildcard
+   * listener is reached on every local address): a target that would loop back to us.
+   */
+  isOwnAddress(transport: TransportKind, address: string, port: number): boolean {
+    this.ownMatcher ??= ownAddressMatcher(this.transport.listeners);
+    return this.ownMatcher(transport, address, port);
+  }
+
+  /** RFC 3261 16.3 step 4: the request carries a Via of ours with the loop hash it has now. */
+  isLooped(req: SipMessage): boolean {
+    return isLooped((h, p) => this.isLocal(h, p), req);
   }
 
   /** True when the URI points at this stack (for loose routing: "is the top Route me?"). */
