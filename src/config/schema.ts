@@ -115,9 +115,11 @@ export const sipSchema = z
         /** Nonce HMAC key: the same on every edge so one edge accepts another's nonces. Default: random per process. */
         secret: z.string().min(16).optional(),
         nonce_ttl_s: z.number().positive().max(3600).default(300),
+        /** Challenges offered, in this order (RFC 8760: SHA-256 first; clients that read only the first challenge may need MD5 first). */
+        algorithms: z.array(z.enum(["SHA-256", "MD5"])).min(1).max(2).default(["SHA-256", "MD5"]),
       })
       .strict()
-      .default({ realm: "didgate", nonce_ttl_s: 300 }),
+      .default({ realm: "didgate", nonce_ttl_s: 300, algorithms: ["SHA-256", "MD5"] }),
     /** A call counts against max_calls at most this long (a lost BYE does not hold a slot forever). */
     max_call_s: z.number().int().positive().default(14_400),
     max_inflight_invites: z.number().int().positive().default(2000),

@@ -47,6 +47,13 @@ export interface ProxyHost {
   isOwnTarget(r: ResolvedTarget): boolean;
   /** Monotonic ms (setup time). */
   mono(): number;
+  /**
+   * May this target get the call now (a carrier's CPS and max_calls)? false: passed over at once
+   * for the next one. A target admitted is given back through targetDone.
+   */
+  admit?(call: ProxyCall, t: Target): boolean;
+  /** A target admitted by admit() is done: answered (2xx) or not (final, timeout, cancelled). */
+  targetDone?(call: ProxyCall, t: Target, code: number, answered: boolean): void;
   /** The call sent its final response upstream (or was cancelled). */
   callDone(call: ProxyCall, outcome: CallOutcome, code: number): void;
 }
@@ -74,6 +81,22 @@ export interface CallInfo {
   /** No provisional response from a target in this time: next target (0: off, Timer B only). */
   inviteMs: number;
   startedAt: number;
+  /**
+   * Outbound (to carriers): a 503 from every carrier, or every carrier over its limits, answers
+   * 503 with Retry-After (the carriers are busy) instead of 500.
+   */
+  outbound?: boolean;
+  /** The customer placing the call (outbound), for its limits and metrics. */
+  customer?: string;
+  /** simultaneous: each priority group rings at once (RFC 3261 16.7 parallel forking). */
+  ring?: "sequential" | "simultaneous";
+}
+
+/** Extra per-target data of outbound and forwarded legs (src/edge/originate.ts). */
+interface LegLike extends Target {
+  readonly set?: ReadonlyArray<readonly [string, string]>;
+  readonly add?: ReadonlyArray<readonly [string, string]>;
+  readonly carrier?: { readonly failoverOn: readonly number[] };
 }
 
 /** One initial INVITE being proxied. */
@@ -102,6 +125,12 @@ export class ProxyCall implements ClientTxHandler, TimerTarget {
   private sendingSeq = 0;
   finalCode = 0;
   private answeredBy: ClientTransaction | null = null;
+  /** The target being tried. */
+  private curT: LegLike | null = null;
+  /** curT was admitted by the host (give it back when done). */
+  private admitted = false;
+  /** Targets passed over for being at their limits. */
+  limited = 0;
 
   constructor(
     private readonly host: ProxyHost,
@@ -140,7 +169,31 @@ export class ProxyCall implements ClientTxHandler, TimerTarget {
       this.finishBest();
       return;
     }
-    const t = this.order[this.idx++]!;
+    const t = this.order[this.idx++]! as LegLike;
+    if (this.host.admit !== undefined && !this.host.admit(this, t)) {
+      // over CPS or max_calls: the next target at once, no waiting (a loop, not recursion)
+      this.tried.push(t.uri + "=over_limit");
+      this.limited++;
+      while (this.idx < this.order.length) {
+        const n = this.order[this.idx]!;
+        if (this.host.admit(this, n)) break;
+        this.tried.push(n.uri + "=over_limit");
+        this.limited++;
+        this.idx++;
+      }
+      if (this.idx >= this.order.length) {
+        this.finishBest();
+        return;
+      }
+      this.next2(this.order[this.idx++]! as LegLike, true);
+      return;
+    }
+    this.next2(t, this.host.admit !== undefined);
+  }
+
+  private next2(t: LegLike, admitted: boolean): void {
+    this.curT = t;
+    this.admitted = admitted;
     this.curUri = t.uri;
     const r = this.host.resolver.resolveSync(t.uri);
     if (r !== undefined) this.onResolved(r);
@@ -167,6 +220,12 @@ export class ProxyCall implements ClientTxHandler, TimerTarget {
     const stack = this.host.stack;
     const fwd = this.base.clone();
     fwd.requestUri = this.curUri;
+    const t = this.curT;
+    if (t !== null) {
+      if (t.set !== undefined) for (const [n, v] of t.set) fwd.set(n, v);
+      // prepended: Diversion lists the most recent diversion first (RFC 5806)
+      if (t.add !== undefined) for (let i = t.add.length - 1; i >= 0; i--) fwd.prepend(t.add[i]![0], t.add[i]![1]);
+    }
     if (this.host.recordRoute) {
       const out = stack.listenerFor(r.transport, r.address);
       const down = [hopOfAddress(r.address, r.port)];
@@ -200,14 +259,28 @@ export class ProxyCall implements ClientTxHandler, TimerTarget {
   }
 
   /** Move on after a failed branch (or give up). */
-  private failover(allowed: boolean): void {
+  private failover(allowed: boolean, code = 0): void {
     this.ctx = null;
     this.cur = null;
+    this.release(code, false);
     if (this.cancelled || this.finished) return;
     if (allowed && this.idx < this.order.length) {
       this.host.metrics.failoverOf(this.info.trunk, "").inc();
       this.next();
     } else this.finishBest();
+  }
+
+  /** Answers after which the next target is tried: the carrier's for a carrier leg. */
+  private failOn(): readonly number[] {
+    return this.curT?.carrier?.failoverOn ?? this.info.failoverOn;
+  }
+
+  /** Give the current target back to the host (limits), once. */
+  private release(code: number, answered: boolean): void {
+    const t = this.curT;
+    if (t === null || !this.admitted) return;
+    this.admitted = false;
+    this.host.targetDone?.(this, t, code, answered);
   }
 
   private clearRing(): void {
@@ -238,7 +311,8 @@ export class ProxyCall implements ClientTxHandler, TimerTarget {
       this.clearInviteTimer();
       if (this.ringTimer === null) {
         this.host.health.alive(this.cur!.key);
-        this.ringTimer = this.host.stack.timers.set(this.info.ringMs, this, RING);
+        const ts = this.curT?.timeoutS;
+        this.ringTimer = this.host.stack.timers.set(ts !== undefined ? ts * 1000 : this.info.ringMs, this, RING);
       }
       if (st === 100) return;
       if (this.finished) return;
@@ -265,10 +339,10 @@ export class ProxyCall implements ClientTxHandler, TimerTarget {
       this.bestOwn = own;
     }
     if (st >= 600) {
-      this.failover(false);
+      this.failover(false, st);
       return;
     }
-    this.failover(this.info.failoverOn.includes(st));
+    this.failover(this.failOn().includes(st), st);
   }
 
   /** After popping our Via: true (and counted) when none is left, then it must not be forwarded. */
@@ -296,6 +370,7 @@ export class ProxyCall implements ClientTxHandler, TimerTarget {
     if (this.answeredBy === null) {
       this.answeredBy = tx;
       this.tried.push(this.curUri + "=" + res.status);
+      this.release(res.status, true);
       if (tx !== this.ctx && this.ctx !== null) this.cancelBranch();
       this.ctx = null;
       this.finish("routed", res.status);
@@ -307,7 +382,7 @@ export class ProxyCall implements ClientTxHandler, TimerTarget {
     this.clearRing();
     this.tried.push(this.curUri + "=timeout");
     this.host.health.suspect(this.cur!, this.curUri, "timer B");
-    this.failover(true);
+    this.failover(true, 408);
   }
 
   onTransportError(tx: ClientTransaction, err: Error): void {
@@ -334,7 +409,7 @@ export class ProxyCall implements ClientTxHandler, TimerTarget {
       this.tried.push(this.curUri + "=invite_timeout");
       this.host.health.suspect(this.cur!, this.curUri, "invite timeout");
       this.cancelBranch();
-      this.failover(true);
+      this.failover(true, 408);
       return;
     }
     // RING: the target rang too long
@@ -342,7 +417,7 @@ export class ProxyCall implements ClientTxHandler, TimerTarget {
     if (this.ctx === null || this.finished) return;
     this.tried.push(this.curUri + "=ring_timeout");
     this.cancelBranch();
-    this.failover(this.info.failoverOn.includes(408));
+    this.failover(this.failOn().includes(408), 408);
   }
 
   /** CANCEL the current branch; it is terminated 64*T1 later if it never completes. */
@@ -362,6 +437,7 @@ export class ProxyCall implements ClientTxHandler, TimerTarget {
     this.clearRing();
     this.tried.push(this.curUri + "=cancelled");
     this.cancelBranch();
+    this.release(487, false);
     this.stx.reply(487);
     this.finish("cancelled", 487);
   }
@@ -369,6 +445,12 @@ export class ProxyCall implements ClientTxHandler, TimerTarget {
   private finishBest(): void {
     if (this.finished) return;
     const b = this.best;
+    if (this.info.outbound === true && (b === null ? this.limited > 0 : b.status === 503)) {
+      // every carrier over its limits or answering 503: busy, try again later
+      this.stx.reply(503, "Service Unavailable (all carriers busy)", { headers: [["Retry-After", "1"]] });
+      this.finish("failed", 503);
+      return;
+    }
     if (b === null) {
       if (this.sawLoop) {
         this.stx.reply(482);
