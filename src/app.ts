@@ -23,6 +23,7 @@ import { ReceiptCorrelator } from "./edge/receipts.js";
 import { SmppEdgeForwarder } from "./edge/sms-forward.js";
 import { SmsEdge } from "./edge/sms.js";
 import { VoiceEdge } from "./edge/voice.js";
+import { selfTargetCheck } from "./edge/self-targets.js";
 import { AdminServer, type Readiness } from "./ops/admin.js";
 import { createLogger } from "./ops/logger.js";
 import { createRegistry, RouteMetrics } from "./ops/metrics.js";
@@ -156,7 +157,8 @@ export class Didgate {
       return;
     }
     const file = this.path(this.config.routes.file);
-    this.fileSource = new FileRouteSource({ path: file, watch: this.config.routes.watch, store: this.store, outboundStore: this.outboundStore, logger: this.logger, metrics: this.routeMetrics });
+    const check = selfTargetCheck(this.config.sip);
+    this.fileSource = new FileRouteSource({ path: file, watch: this.config.routes.watch, store: this.store, outboundStore: this.outboundStore, logger: this.logger, metrics: this.routeMetrics, ...(check ? { check } : {}) });
     const r = this.fileSource.load();
     if (!r.ok) throw new StartError(r.errors);
     this.routesLoaded = true;

@@ -122,6 +122,8 @@ export const sipSchema = z
       .default({ realm: "didgate", nonce_ttl_s: 300, algorithms: ["SHA-256", "MD5"] }),
     /** A call counts against max_calls at most this long (a lost BYE does not hold a slot forever). */
     max_call_s: z.number().int().positive().default(14_400),
+    /** Health checkers (load balancers, monitoring) whose OPTIONS get 200 though they are not trunks. */
+    pingers: z.array(cidr).default([]),
     max_inflight_invites: z.number().int().positive().default(2000),
     /**
      * Seconds a target has to send a provisional response (100 Trying included) before the call
@@ -135,6 +137,21 @@ export const sipSchema = z
       })
       .strict()
       .default({ per_source_pps: 20, max_sources: 10_000 }),
+    /** TCP/TLS listener limits. */
+    tcp: z
+      .object({
+        max_connections: z.number().int().positive().default(10_000),
+        /** Connections from sources that are not trunks at most (the rest is kept for trunks). */
+        max_untrusted_connections: z.number().int().positive().default(2000),
+        max_connections_per_ip: z.number().int().positive().default(64),
+        /** Seconds a message may take from its first byte to its last (slow senders are cut off). */
+        message_timeout_s: z.number().positive().max(300).default(5),
+        idle_timeout_s: z.number().positive().default(120),
+        /** Idle timeout of connections from sources that are not trunks. */
+        untrusted_idle_timeout_s: z.number().positive().default(30),
+      })
+      .strict()
+      .default({ max_connections: 10_000, max_untrusted_connections: 2000, max_connections_per_ip: 64, message_timeout_s: 5, idle_timeout_s: 120, untrusted_idle_timeout_s: 30 }),
     timers: z
       .object({
         t1_ms: z.number().int().positive().default(500),

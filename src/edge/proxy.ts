@@ -499,7 +499,9 @@ export class DialogForward implements ClientTxHandler {
       // RFC 3261 16.7 step 3: meant for us, not forwarded; a final one is answered by us instead
       this.stack.metrics.dropped.inc({ reason: "response_no_via" });
       if (res.status < 200) return;
-      this.stx.reply(res.status >= 300 ? res.status : 500, res.status >= 300 ? res.reason : "Server Internal Error (response without Via)");
+      // a 2xx to a re-INVITE carries the callee's session description: it cannot be rebuilt
+      if (res.status < 300 && this.stx.isInvite) this.stx.reply(500, "Server Internal Error (response without Via)");
+      else this.stx.reply(res.status, res.reason);
     } else this.stx.respond(res);
     if (res.status >= 200 && this.done !== null) this.done(this);
   }

@@ -43,10 +43,12 @@ import {
   type TransportKind,
 } from "../sip/index.js";
 import { loadDialogSecrets } from "./dialog-secret.js";
+import { AddressMatcher } from "../config/net.js";
 import { TargetHealth } from "./health.js";
 import { HealthShare } from "./health-share.js";
 import { hostname } from "node:os";
 import { FloodGuard } from "./limits.js";
+import { RefusalLog } from "./refusals.js";
 import { DialogForward, ProxyCall, type CallInfo, type ProxyHost } from "./proxy.js";
 import { TrunkTable, type Trunk } from "./trunks.js";
 import { randomBytes } from "node:crypto";
@@ -101,6 +103,10 @@ export class VoiceEdge implements SipStackHandler, ProxyHost {
   private config: Config;
   private trunks: TrunkTable;
   private flood: FloodGuard;
+  /** First refusal per unknown source: warn once (bounded, rate-limited). */
+  private readonly refusals: RefusalLog;
+  /** sip.pingers: sources whose OPTIONS get 200. */
+  private pingers = new AddressMatcher<true>();
   /** Source address -> trunk, for addresses that matched a trunk (cleared on reload). */
   private readonly trunkCache = new Map<string, Trunk>();
   private readonly now: () => number;
@@ -152,8 +158,10 @@ export class VoiceEdge implements SipStackHandler, ProxyHost {
     });
     const fl = this.config.sip.flood;
     this.flood = new FloodGuard(fl.per_source_pps, fl.max_sources, this.now);
+    this.refusals = new RefusalLog({ now: this.now, maxSources: fl.max_sources });
     this.recordRoute = this.config.sip.record_route;
     this.applyHeaders(this.config);
+    this.applyPingers(this.config);
     this.health = new TargetHealth({
       config: this.config.sip.health,
       logger: this.logger,
@@ -183,6 +191,12 @@ export class VoiceEdge implements SipStackHandler, ProxyHost {
     if (h.route_key) names.push(h.route_key);
     for (const s of h.strip) names.push(s);
     this.stripNames = names;
+  }
+
+  private applyPingers(c: Config): void {
+    const m = new AddressMatcher<true>();
+    for (const p of c.sip.pingers) m.add(p, true);
+    this.pingers = m;
   }
 
   private canSend(t: TransportKind, fam: 4 | 6): boolean {
@@ -216,7 +230,16 @@ export class VoiceEdge implements SipStackHandler, ProxyHost {
         t2: s.timers.t2_ms,
         t4: s.timers.t4_ms,
         autoTrying: false,
-        transport: { tlsVerify: s.tls?.verify ?? true, ...(ca ? { tlsCa: ca } : {}) },
+        transport: {
+          tlsVerify: s.tls?.verify ?? true,
+          ...(ca ? { tlsCa: ca } : {}),
+          maxConnections: s.tcp.max_connections,
+          maxUntrustedConnections: Math.min(s.tcp.max_untrusted_connections, s.tcp.max_connections),
+          maxConnectionsPerIp: s.tcp.max_connections_per_ip,
+          messageTimeoutMs: s.tcp.message_timeout_s * 1000,
+          idleTimeoutMs: s.tcp.idle_timeout_s * 1000,
+          untrustedIdleTimeoutMs: s.tcp.untrusted_idle_timeout_s * 1000,
+        },
       },
       this,
     );
@@ -238,6 +261,8 @@ export class VoiceEdge implements SipStackHandler, ProxyHost {
     if (a.advertise !== b.advertise) out.push("sip.advertise");
     if (!same(a.tls, b.tls)) out.push("sip.tls");
     if (!same(a.timers, b.timers)) out.push("sip.timers");
+    if (!same(a.tcp, b.tcp)) out.push("sip.tcp");
+    if (a.dialog_secret !== b.dialog_secret || !same(a.dialog_secret_previous, b.dialog_secret_previous)) out.push("sip.dialog_secret");
     this.trunks = new TrunkTable(b.trunks, this.now, this.trunks);
     this.trunkCache.clear();
     this.customers = new CustomerTable(b.customers, this.now, this.customers);
@@ -248,6 +273,7 @@ export class VoiceEdge implements SipStackHandler, ProxyHost {
     if (!same(a.flood, b.flood)) this.flood = new FloodGuard(b.flood.per_source_pps, b.flood.max_sources, this.now);
     this.recordRoute = b.record_route;
     this.applyHeaders(config);
+    this.applyPingers(config);
     this.health.configure(b.health);
     this.config = config;
     return out;
@@ -305,11 +331,36 @@ export class VoiceEdge implements SipStackHandler, ProxyHost {
     return this.trunks.match(real);
   }
 
+  /** Connections from trunks and customers (by source) are trusted: untrusted ones share a smaller cap (sip.tcp). */
+  isTrusted(address: string): boolean {
+    return this.trunkCache.has(address) || this.trunks.match(address) !== undefined || this.customerOf(address) !== undefined;
+  }
+
+  onConnectionRefused(transport: TransportKind, address: string, port: number, reason: string): void {
+    this.refused(transport, address, port, "connection refused (" + reason + ")");
+  }
+
+  /**
+   * Count a refusal of a source that is not a trunk, and warn about the first one of each address
+   * (bounded and rate-limited), naming the nearest trunk: often a carrier sending from an address
+   * missing in its sources.
+   */
+  private refused(transport: TransportKind, address: string, port: number, what: string): void {
+    this.metrics.refused.labels({ transport }).inc();
+    if (!this.refusals.first(address)) return;
+    const near = this.trunks.nearest(address);
+    this.logger.warn(
+      { source: address, port, transport, refused: what, nearest_trunk: near?.trunk, common_prefix_bits: near?.commonBits, suppressed: this.refusals.suppressed || undefined },
+      "sip: refused a source that is no trunk (first time for this address; later ones are counted in didgate_sip_refused_total)",
+    );
+    this.refusals.suppressed = 0;
+  }
+
   /** The stack answers a malformed message with 400 only for trunks (or rate-limited with `reject`). */
   mayAnswer(src: Source): boolean {
     let t = this.trunkCache.get(src.address);
     if (t === undefined) t = this.trunks.match(src.address);
-    if (t !== undefined) return true;
+    if (t !== undefined || this.customerOf(src.address) !== undefined) return true;
     return this.config.sip.unknown_source === "reject" && this.flood.allow(src.address);
   }
 
@@ -322,6 +373,7 @@ export class VoiceEdge implements SipStackHandler, ProxyHost {
     const cust = trunk === undefined ? this.customerOf(src.address) : undefined;
     const tname = trunk !== undefined ? trunk.name : cust !== undefined ? cust.name : UNKNOWN;
     if (trunk === undefined && cust === undefined && !this.flood.allow(src.address)) {
+      this.refused(src.transport, src.address, src.port, method + " (flood guard)");
       tx.terminate();
       return;
     }
@@ -356,6 +408,12 @@ export class VoiceEdge implements SipStackHandler, ProxyHost {
       }
     }
     if (trunk === undefined) {
+      // keep-alive pings of our own targets (a PBX that pings its proxy) and of configured health
+      // checkers: a 200, or they mark didgate down
+      if (method === "OPTIONS" && (this.health.knowsAddress(src.address) || this.pingers.match(src.address) !== undefined)) {
+        this.final(tx, UNKNOWN, 200, undefined, [["Allow", ALLOW], ["Accept", "application/sdp"]]);
+        return;
+      }
       if (method === "INVITE") this.callResult(tx, UNKNOWN, "rejected_acl", 0, undefined, undefined, null, null);
       return this.reject(tx, "unknown source");
     }
@@ -374,6 +432,7 @@ export class VoiceEdge implements SipStackHandler, ProxyHost {
 
   /** Unknown source: drop (no answer, no transaction kept) or 403 (after the flood guard). */
   private reject(tx: ServerTransaction, why: string): void {
+    this.refused(tx.source.transport, tx.source.address, tx.source.port, tx.request.method + " (" + why + ")");
     if (this.config.sip.unknown_source === "reject") {
       tx.reply(403);
       this.metrics.final(UNKNOWN, "403").inc();
@@ -808,7 +867,10 @@ export class VoiceEdge implements SipStackHandler, ProxyHost {
   onAck(ack: SipMessage, source: Source): void {
     this.lastRequestAt = Date.now();
     const trunk = this.trunkOf(ack, source);
-    if (trunk === undefined && !this.flood.allow(source.address)) return;
+    if (trunk === undefined && !this.flood.allow(source.address)) {
+      this.refused(source.transport, source.address, source.port, "ACK (flood guard)");
+      return;
+    }
     this.metrics.request(trunk === undefined ? UNKNOWN : trunk.name, "ACK").inc();
     const fwd = ack.clone();
     const r = routeInDialog(this.stack, fwd, this.signer);

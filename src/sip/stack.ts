@@ -56,6 +56,14 @@ export interface SipStackHandler {
    * answers nothing to unknown sources (no amplification, nothing for scanners to learn).
    */
   mayAnswer?(source: Source): boolean;
+  /**
+   * Is an inbound TCP/TLS connection from this address from a configured peer? Untrusted
+   * connections share a smaller cap (transport.maxUntrustedConnections), so they cannot lock out
+   * the trusted ones. Default: every address is trusted.
+   */
+  isTrusted?(address: string): boolean;
+  /** An inbound TCP/TLS connection was refused by a connection limit. */
+  onConnectionRefused?(transport: TransportKind, address: string, port: number, reason: "per_ip" | "total" | "untrusted"): void;
 }
 
 export interface SipStackOptions extends Partial<TimerConfig> {
@@ -79,8 +87,8 @@ export interface SipStackOptions extends Partial<TimerConfig> {
   autoTrying?: boolean;
   /** Server transactions still unanswered after this are dropped (ms). INVITE default 300000. */
   inviteServerLifetimeMs?: number;
-  /** Transport tuning (connection caps, idle timeout, TLS client verification, ...). */
-  transport?: Omit<TransportOptions, "maxMessageSize">;
+  /** Transport tuning (connection caps, idle and message timeouts, TLS client verification, ...). */
+  transport?: Omit<TransportOptions, "maxMessageSize" | "isTrusted" | "onRefused">;
 }
 
 export interface RequestOptions {
@@ -185,7 +193,17 @@ export class SipStack implements TxContext {
     this.maxClient = opts.maxClientTransactions ?? 50_000;
     this.autoTrying = opts.autoTrying !== false;
     this.inviteLifetime = opts.inviteServerLifetimeMs ?? 300_000;
-    this.transport = new TransportLayer(this, { ...opts.transport, maxMessageSize: this.limits.maxMessageSize }, this.metrics, this.log);
+    this.transport = new TransportLayer(
+      this,
+      {
+        ...opts.transport,
+        maxMessageSize: this.limits.maxMessageSize,
+        isTrusted: (a) => this.handler.isTrusted === undefined || this.handler.isTrusted(a),
+        onRefused: (t, a, p, r) => this.handler.onConnectionRefused?.(t, a, p, r),
+      },
+      this.metrics,
+      this.log,
+    );
   }
 
   /** Create a stack and open its listeners. On a listen error every opened socket is closed. */

@@ -14,8 +14,11 @@ import { formatFromPath, parseRouteDocument } from "./document.js";
 
 export type LoadResult = { ok: true; table: RouteTable<Route>; outbound?: RouteTable<OutboundEntry> } | { ok: false; errors: string[] };
 
+/** Extra validation of a whole table (errors name the key): e.g. targets that are didgate itself. */
+export type TableCheck = (table: RouteTable<Route>) => string[];
+
 /** Read and validate a route file into a table (no swap). */
-export function loadRouteFile(path: string): LoadResult {
+export function loadRouteFile(path: string, check?: TableCheck): LoadResult {
   let text: string;
   let mtimeMs: number;
   try {
@@ -28,6 +31,8 @@ export function loadRouteFile(path: string): LoadResult {
   if (doc.errors.length > 0) return { ok: false, errors: doc.errors.map((e) => `${path}: ${e}`) };
   const table = RouteTable.build(doc.entries);
   table.version = String(Math.floor(mtimeMs));
+  const extra = check?.(table) ?? [];
+  if (extra.length > 0) return { ok: false, errors: extra.map((e) => `${path}: ${e}`) };
   const outbound = RouteTable.build(doc.outbound ?? []);
   outbound.version = table.version;
   return { ok: true, table, outbound };
@@ -43,6 +48,8 @@ export interface FileSourceOptions {
   metrics: RouteMetrics;
   /** Debounce for bursts of file events (editors write in several steps). */
   debounceMs?: number;
+  /** Extra validation of each loaded table. */
+  check?: TableCheck;
 }
 
 export class FileRouteSource {
@@ -97,7 +104,7 @@ export class FileRouteSource {
     if (reason === "watch" && text !== undefined && text === this.lastText) return { ok: true, table: store.current };
     if (reason !== "initial") this.reloads++;
     const started = performance.now();
-    const r = loadRouteFile(path);
+    const r = loadRouteFile(path, this.opts.check);
     if (!r.ok) {
       this.lastError = r.errors;
       metrics.reloads.inc({ source: "file", result: "failed" });
