@@ -351,6 +351,31 @@ describe("outbound calls end to end (sipp customer -> didgate -> sipp carriers)"
     expect(uas.received("BYE").length).toBe(1);
   });
 
+  it.concurrent("simultaneous ringing: three targets ring at once, the second answers, the others get CANCEL", async () => {
+    const a = startUas("uas_ring_cancel.xml", "udp", P.r1!, {}, 20, RING_IP);
+    const b = startUas("uas_slow_answer.xml", "udp", P.r2!, {}, 20, RING_IP);
+    const c = startUas("uas_ring_cancel.xml", "udp", P.r3!, {}, 20, RING_IP);
+    await settle();
+    const uac = await startUac("uac_call.xml", "udp", udp, { service: "+15125550400", caller: "+15125559999" });
+    await ok(uac, "carrier calling the DID");
+    await ok(a, "target 1");
+    await ok(b, "target 2");
+    await ok(c, "target 3");
+    for (const [p, user, port] of [[a, "a", P.r1], [b, "b", P.r2], [c, "c", P.r3]] as const) {
+      const inv = carrierInvite(p);
+      expect(inv.requestUri).toBe(`sip:${user}@${RING_IP}:${port}`);
+      expect(inv.get("from")).toContain("+15125559999");
+    }
+    expect(a.received("CANCEL").length).toBe(1);
+    expect(c.received("CANCEL").length).toBe(1);
+    expect(b.received("CANCEL").length).toBe(0);
+    expect(b.received("ACK").length).toBe(1);
+    expect(b.received("BYE").length).toBe(1);
+    const st = statuses(uac.receivedResponses());
+    expect(st).toContain(200);
+    expect(st).not.toContain(487);
+  });
+
   it.concurrent("forwarding loop (A -> B -> A) ends with 482", async () => {
     const uac = await startUac("uac_final.xml", "udp", udp, { service: "+15125550500", caller: "+15125559999", subst: { CODE: "482" } });
     await ok(uac, "carrier");
