@@ -142,6 +142,7 @@ export class Didgate {
       this.redisSource = new RedisRouteSource({
         redis: { ...redis, snapshot },
         store: this.store,
+        outboundStore: this.outboundStore,
         logger: this.logger,
         registry: this.registry,
         routeMetrics: this.routeMetrics,

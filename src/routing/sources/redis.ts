@@ -29,6 +29,7 @@ import { EventEmitter } from "node:events";
 import type { Logger } from "pino";
 import type { Registry } from "prom-client";
 import { RouteMetrics } from "../../ops/metrics.js";
+import { parseOutboundJson, type OutboundEntry } from "../outbound.js";
 import { parseRoute, type Route } from "../route.js";
 import { EntryColumns, isRouteKey, parseRouteKey, RouteTable, type RouteStore } from "../table.js";
 import {
@@ -65,6 +66,8 @@ export interface RedisRoutesConfig {
 export interface RedisSourceOptions {
   redis: RedisRoutesConfig;
   store: RouteStore<Route>;
+  /** Receives the outbound table (hash `<prefix>outbound`, changes op=oset/odel). */
+  outboundStore?: RouteStore<OutboundEntry>;
   logger: Logger;
   /** The instance's registry: the sync metrics are created on it. */
   registry: Registry;
@@ -151,6 +154,7 @@ export class RedisRouteSource extends EventEmitter {
   private readonly logger: Logger;
   private readonly now: () => number;
   private readonly snapshotPath: string;
+  private readonly outboundStore: RouteStore<OutboundEntry> | undefined;
   private readonly o: Required<Pick<RedisSourceOptions, "startTimeoutMs" | "blockMs" | "checkIntervalMs" | "refusedRetryMs" | "scanCount" | "readCount" | "commandTimeoutMs" | "minBackoffMs" | "maxBackoffMs" | "loadFunctions" | "workerScanThreshold" | "rawScan">>;
   private cmd: RedisClient | undefined;
   private sub: RedisClient | undefined;
@@ -194,6 +198,7 @@ export class RedisRouteSource extends EventEmitter {
     super();
     this.cfg = opts.redis;
     this.store = opts.store;
+    this.outboundStore = opts.outboundStore;
     this.logger = opts.logger;
     this.now = opts.now ?? Date.now;
     this.routeMetrics = opts.routeMetrics ?? new RouteMetrics(opts.registry);
@@ -470,6 +475,43 @@ export class RedisRouteSource extends EventEmitter {
     }
   }
 
+  /** One change of the outbound table (a small table: changed in place). */
+  private applyOutbound(op: string, key: string, json: string | undefined): void {
+    const store = this.outboundStore;
+    if (store === undefined) return;
+    const t = store.current;
+    if (op === "odel" || json === undefined) {
+      t.delete(key);
+      return;
+    }
+    const r = parseOutboundJson(key, json);
+    if (r.ok) t.set(key, r.entry);
+    else {
+      t.delete(key);
+      this.logger.warn({ key, errors: r.errors }, "invalid outbound entry in the change stream skipped");
+    }
+  }
+
+  /** Reads the outbound hash into a new table (after the stream position was taken). */
+  private async loadOutbound(cmd: RedisClient): Promise<void> {
+    const store = this.outboundStore;
+    if (store === undefined) return;
+    const entries: [string, OutboundEntry][] = [];
+    let cursor = "0";
+    let bad = 0;
+    do {
+      const [next, flat] = await cmd.hscan(this.keys.outbound, cursor, "COUNT", String(this.o.scanCount));
+      cursor = next;
+      for (let i = 0; i + 1 < flat.length; i += 2) {
+        const r = parseOutboundJson(flat[i]!, flat[i + 1]!);
+        if (r.ok) entries.push([flat[i]!, r.entry]);
+        else if (++bad <= 100) this.logger.warn({ key: flat[i], errors: r.errors }, "invalid outbound entry in Redis skipped");
+      }
+    } while (cursor !== "0");
+    const t = RouteTable.build(entries);
+    store.swap(t);
+  }
+
   /** Applies change-stream entries in order. An op=reload entry runs a full load and ends the batch. */
   private async applyBatch(entries: [string, string[]][]): Promise<void> {
     const table = this.store.current;
@@ -487,7 +529,7 @@ export class RedisRouteSource extends EventEmitter {
         const name = f[j];
         if (name === "op") op = f[j + 1]!;
         else if (name === "key") key = f[j + 1]!;
-        else if (name === "route") json = f[j + 1];
+        else if (name === "route" || name === "outbound") json = f[j + 1];
         else if (name === "force") force = f[j + 1]!;
       }
       if (op === "reload") {
@@ -497,6 +539,13 @@ export class RedisRouteSource extends EventEmitter {
         this.finishBatch(table, applied);
         await this.fullLoad({ force: force === "1", reason: force === "1" ? "routes reload --force" : "routes reload" });
         return;
+      }
+      if (op === "oset" || op === "odel") {
+        this.applyOutbound(op, key, json);
+        this.position = id;
+        applied++;
+        if (this.listenerCount("delta") > 0) this.emit("delta", id, op, key);
+        continue;
       }
       if (op === "set") {
         const route = json === undefined ? undefined : this.parseEntry(key, json, "delta");
@@ -645,6 +694,7 @@ export class RedisRouteSource extends EventEmitter {
         }
       }
       this.cacheOn = true; // deltas use the cache again
+      await this.loadOutbound(cmd);
       if (this.skippedThisLoad > 100) this.logger.warn({ skipped: this.skippedThisLoad, logged: 100 }, "invalid route entries in Redis skipped (only the first 100 logged)");
       const table = RouteTable.build(entries);
       table.version = version;
