@@ -11,7 +11,7 @@
  * record_route + t_relay; config from bench/kamailio/bench.cfg.tpl), and the ratio is printed.
  *
  *   npx tsc -p . && node dist/bench/sip.js [--json] [--dids 100k] [--step-s 5]
- *        [--rates 500,1000,...] [--only didgate|didgate-out|kamailio] [--log-level info]
+ *        [--rates 500,1000,...] [--only didgate,didgate-out,kamailio] [--log-level info]
  *
  * The outbound case ("didgate-out") runs the same calls the other way: sipp as a customer on
  * 127.0.0.2 (caller ID checked for ownership) -> didgate -> the same sipp UAS as the carrier, the
@@ -366,7 +366,8 @@ async function main(): Promise<void> {
   const nDids = args.int("dids", 100_000);
   const stepS = Number(args.option("step-s") ?? 5);
   const rates = (args.option("rates") ?? "250,500,1000,1500,2000,2500,3000,4000,5000,6000,8000").split(",").map(Number);
-  const only = args.option("only");
+  const onlyList = args.option("only")?.split(",");
+  const want = (n: string): boolean => onlyList === undefined || onlyList.includes(n);
   const logLevel = args.option("log-level") ?? "info";
   const json = args.json;
   if (!fs.existsSync(CLI)) throw new Error(`${CLI} not found: run npx tsc -p . first`);
@@ -462,9 +463,9 @@ async function main(): Promise<void> {
         }
         return { child, port };
     };
-    if (only === undefined || only === "didgate") await runProxy("didgate", startDidgate);
-    if (only === undefined || only === "didgate-out") await runProxy("didgate-out", startDidgate, "127.0.0.2", "out.csv");
-    if (only === undefined || only === "kamailio") {
+    if (want("didgate")) await runProxy("didgate", startDidgate);
+    if (want("didgate-out")) await runProxy("didgate-out", startDidgate, "127.0.0.2", "out.csv");
+    if (want("kamailio")) {
       if (!fs.existsSync(KAMAILIO)) log(`${KAMAILIO} not found: Kamailio skipped`);
       else
         await runProxy("kamailio", async () => {
