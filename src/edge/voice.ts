@@ -56,6 +56,7 @@ import { DigestAuth } from "../sip/digest.js";
 import { MATCH_DEFAULT } from "../routing/table.js";
 import type { Target } from "../routing/route.js";
 import { CallCounter } from "./calls.js";
+import { CallShare } from "./calls-share.js";
 import { CarrierTable } from "./carriers.js";
 import { CustomerTable, type Customer } from "./customers.js";
 import { divertedNumbers, Originator, type Leg } from "./originate.js";
@@ -129,6 +130,8 @@ export class VoiceEdge implements SipStackHandler, ProxyHost {
   readonly outboundMetrics: OutboundMetrics;
   private readonly originator: Originator;
   private sweepTimer: NodeJS.Timeout | undefined;
+  /** max_calls across edges (routes.redis configured). */
+  callShare: CallShare | undefined;
   private readonly unknownCarriers = new Set<string>();
 
   constructor(private readonly opts: VoiceEdgeOptions) {
@@ -142,6 +145,19 @@ export class VoiceEdge implements SipStackHandler, ProxyHost {
     this.digest = this.makeDigest(this.config);
     this.callCounter = new CallCounter(this.now);
     this.outboundMetrics = new OutboundMetrics(opts.registry, () => this.callCounter);
+    if (this.config.routes.redis) {
+      this.callShare = new CallShare({
+        url: this.config.routes.redis.url,
+        prefix: this.config.routes.redis.prefix,
+        edgeId: this.config.instance_id ?? `${hostname()}:${process.pid}`,
+        logger: this.logger,
+        counter: this.callCounter,
+        keys: () => this.limitedKeys(),
+        ttlMs: () => this.config.sip.max_call_s * 1000 + 60_000,
+        now: this.now,
+      });
+      this.callCounter.share = this.callShare;
+    }
     const outbound = opts.outbound ?? new RouteStore<OutboundEntry>();
     this.originator = new Originator({
       store: opts.store,
@@ -246,6 +262,7 @@ export class VoiceEdge implements SipStackHandler, ProxyHost {
     // calls whose BYE was lost give their max_calls slot back at their deadline
     this.sweepTimer = setInterval(() => this.callCounter.sweep(), 10_000);
     this.sweepTimer.unref();
+    await this.callShare?.start();
     this.listeners = this.stack.listeners.map((l) => ({ transport: l.transport, address: l.address, port: l.port }));
     this.health.start(this.stack);
     await this.healthShare?.start();
@@ -294,6 +311,7 @@ export class VoiceEdge implements SipStackHandler, ProxyHost {
 
   async close(): Promise<void> {
     if (this.sweepTimer) clearInterval(this.sweepTimer);
+    await this.callShare?.close();
     this.health.stop();
     await this.healthShare?.close();
     if (this.stack) await this.stack.close();
@@ -766,6 +784,14 @@ export class VoiceEdge implements SipStackHandler, ProxyHost {
     }
     this.callCounter.release("k:" + c.name, call.stx.request.callId ?? "");
     this.outboundMetrics.fail("carrier", c.name, code === 0 ? "transport" : code === 408 ? "timeout" : code === 487 ? "cancelled" : failClass(code));
+  }
+
+  /** Counter keys of the customers and carriers that have a max_calls. */
+  private limitedKeys(): string[] {
+    const out: string[] = [];
+    for (const c of this.customers.customers) if (c.maxCalls !== undefined) out.push("c:" + c.name);
+    for (const n of this.carriers.names()) if (this.carriers.get(n)!.maxCalls !== undefined) out.push("k:" + n);
+    return out;
   }
 
   /** A BYE passed: the call's max_calls slots are free. */
