@@ -8,6 +8,9 @@ import { CertCache, parsePemBundle } from "../../src/stir/certs.js";
 import { decodePassport, parseIdentity, signPassport, identityHeader } from "../../src/stir/passport.js";
 import { StirSigner } from "../../src/stir/sign.js";
 import { StirVerifier, withVerstat } from "../../src/stir/verify.js";
+import { StirPolicy } from "../../src/edge/stir.js";
+import { parseOrThrow } from "../../src/sip/message.js";
+import { Registry } from "prom-client";
 import { makePki, type TestPki } from "./pki.js";
 
 const CALLER = "+15125550100";
@@ -227,5 +230,60 @@ describe("stir verify tool", () => {
     expect(r.iat!.age_s).toBeLessThan(5);
     const bad = await inspectIdentity(h, "+15125550199", DID, { anchors: parsePemBundle(pki.rootPem), allowHttp: true });
     expect(bad.verdict).toMatchObject({ reason: "orig_mismatch", status: 438 });
+  });
+});
+
+describe("edge STIR policy", () => {
+  const invite = (extra: string[]): ReturnType<typeof parseOrThrow> =>
+    parseOrThrow(
+      [
+        "INVITE sip:+442071838750@127.0.0.1 SIP/2.0",
+        "Via: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK-1",
+        "From: <sip:+15125550100@127.0.0.1>;tag=a",
+        "To: <sip:+442071838750@127.0.0.1>",
+        "Call-ID: stir-1",
+        "CSeq: 1 INVITE",
+        ...extra,
+        "Content-Length: 0",
+        "",
+        "",
+      ].join("\r\n"),
+    );
+
+  it("marks the identity the target sees with verstat, counts results, rejects only when the route asks", async () => {
+    const { v, certs } = verifier();
+    const reg = new Registry();
+    const p = new StirPolicy({ verifier: v, certs, registry: reg, budgetMs: 1000 });
+    const good = signer(base + "/sp.pem").sign("A", CALLER, DID).header;
+    const m1 = invite([`P-Asserted-Identity: <sip:+15125550100@127.0.0.1;user=phone>`, `Identity: ${good}`]);
+    const r1 = await p.verifyInbound("carrier-a", m1, CALLER, DID, "reject");
+    expect(r1).toMatchObject({ reject: 0, result: { verstat: "TN-Validation-Passed", attest: "A" } });
+    expect(m1.get("p-asserted-identity")).toBe("<sip:+15125550100;verstat=TN-Validation-Passed@127.0.0.1;user=phone>");
+    expect(m1.get("identity")).toBe(good);
+    const m2 = invite([]);
+    expect(await p.verifyInbound("carrier-a", m2, CALLER, DID, "mark")).toMatchObject({ reject: 0, result: { verstat: "No-TN-Validation" } });
+    expect(m2.get("from")).toBe("<sip:+15125550100;verstat=No-TN-Validation@127.0.0.1>;tag=a");
+    expect(await p.verifyInbound("carrier-a", invite([]), CALLER, DID, "reject")).toMatchObject({ reject: 428, reason: "428 Use Identity Header" });
+    const wrong = signer(base + "/sp.pem").sign("A", "+15125559999", DID).header;
+    expect(await p.verifyInbound("carrier-a", invite([`Identity: ${wrong}`]), CALLER, DID, "reject")).toMatchObject({ reject: 438 });
+    const text = await reg.metrics();
+    expect(text).toMatch(/didgate_stir_verifications_total\{trunk="carrier-a",result="TN-Validation-Passed",attest="A"\} 1/);
+    expect(text).toMatch(/didgate_stir_verify_failures_total\{trunk="carrier-a",reason="orig_mismatch"\} 1/);
+    expect(text).toMatch(/didgate_stir_cert_fetches 1/);
+  });
+
+  it("signs outbound calls with the attestation given, and a div PASSporT for a forwarded signed call", () => {
+    const reg = new Registry();
+    const p = new StirPolicy({ signer: signer(base + "/sp.pem"), registry: reg });
+    const m = invite([]);
+    expect(p.signOutbound(m, "A", CALLER, DID)).toBe("A");
+    const claims = decodePassport(parseIdentity(m.get("identity")!)!.token)!.claims;
+    expect(claims).toMatchObject({ attest: "A", orig: { tn: "15125550100" }, dest: { tn: ["442071838750"] } });
+    const fwd = invite([`Identity: ${signer(base + "/sp.pem").sign("A", CALLER, "+15125550111").header}`]);
+    p.signOutbound(fwd, "C", CALLER, DID, "+15125550111");
+    const ids = fwd.getAll("identity");
+    expect(ids).toHaveLength(2);
+    expect(parseIdentity(ids[1]!)!.ppt).toBe("div");
+    expect(p.signOutbound(invite([]), "B", undefined, DID)).toBeNull();
   });
 });
