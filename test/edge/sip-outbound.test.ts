@@ -97,7 +97,7 @@ describe("outbound calls end to end (sipp customer -> didgate -> sipp carriers)"
   let quiet: SilentUdp;
 
   beforeAll(async () => {
-    for (const n of ["ok", "c503", "c200", "full", "free", "dig", "pbx", "uk", "r1", "r2", "r3"]) P[n] = await freePort(n === "pbx" ? PBX_IP : n.startsWith("r") ? RING_IP : "127.0.0.1");
+    for (const n of ["ok", "c503", "c200", "full", "free", "dig", "pbx", "uk", "de", "r1", "r2", "r3"]) P[n] = await freePort(n === "pbx" ? PBX_IP : n.startsWith("r") ? RING_IP : "127.0.0.1");
     never = await SilentUdp.start();
     quiet = await SilentUdp.start();
     const dir = tempDir();
@@ -109,6 +109,7 @@ describe("outbound calls end to end (sipp customer -> didgate -> sipp carriers)"
         "+15125550102": { tenant: "acme", state: "quarantine" },
         "+15125550200": { tenant: "other", voice: { targets: [`sip:x@127.0.0.1:${never.port}`] } },
         "+15125550300": { tenant: "acme", voice: { targets: ["tel:+442071230300"] } },
+        "+15125550301": { tenant: "acme", voice: { forward_caller_id: "did", targets: ["+4930123456"] } },
         "+15125550400": {
           tenant: "acme",
           voice: {
@@ -127,6 +128,7 @@ describe("outbound calls end to end (sipp customer -> didgate -> sipp carriers)"
         "+3316*": { voice: ["c-dig"] },
         "+3317*": { voice: ["c-quiet"] },
         "+44*": { voice: ["carrier-uk"] },
+        "+49*": { voice: ["carrier-de"] },
       },
     };
     writeFileSync(join(dir, "routes.yaml"), YAML.stringify(doc));
@@ -148,6 +150,7 @@ describe("outbound calls end to end (sipp customer -> didgate -> sipp carriers)"
             { name: "c-free", termination: term(P.free!), number_format: "national", country_code: "33", number_prefix: "0" },
             { name: "c-dig", termination: term(P.dig!) },
             { name: "c-quiet", termination: term(quiet.port) },
+            { name: "carrier-de", termination: term(P.de!), forward_header: "history-info" },
             { name: "carrier-uk", termination: [term(P.uk!)], number_format: "national", country_code: "44", number_prefix: "0" },
           ],
           customers: [
@@ -374,6 +377,21 @@ describe("outbound calls end to end (sipp customer -> didgate -> sipp carriers)"
     const st = statuses(uac.receivedResponses());
     expect(st).toContain(200);
     expect(st).not.toContain(487);
+  });
+
+  it.concurrent("forwarding with History-Info and the DID as caller ID (forward_caller_id: did)", async () => {
+    const uas = startUas("uas_answer.xml", "udp", P.de!);
+    await settle();
+    const uac = await startUac("uac_call.xml", "udp", udp, { service: "+15125550301", caller: "+15125559999" });
+    await ok(uac, "carrier calling the DID");
+    await ok(uas, "DE carrier");
+    const inv = carrierInvite(uas);
+    expect(inv.requestUri).toBe(`sip:+4930123456@127.0.0.1:${P.de}`);
+    expect(inv.get("p-asserted-identity")).toBe("<tel:+15125550301>");
+    expect(inv.get("diversion")).toBeUndefined();
+    const hi = inv.getAll("history-info").join(", ");
+    expect(hi).toMatch(new RegExp(`^<sip:\\+15125550301@127\\.0\\.0\\.1:${udp};user=phone>;index=1, <sip:\\+4930123456@127\\.0\\.0\\.1:${udp};user=phone;cause=302>;index=1\\.1;mp=1$`));
+    expect(inv.get("from")).toContain("+15125559999");
   });
 
   it.concurrent("forwarding loop (A -> B -> A) ends with 482", async () => {
