@@ -1,5 +1,5 @@
 /** The outbound table in Redis: `<prefix>outbound`, its changes in the change stream, the CLI. */
-import { writeFileSync } from "node:fs";
+import { existsSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import YAML from "yaml";
@@ -57,6 +57,38 @@ describe("outbound table in Redis", () => {
       expect(doc.outbound).toEqual({ "+44*": { voice: ["carrier-uk", "carrier-b"] } });
     } finally {
       await e.source.close();
+    }
+  });
+
+  it("an edge started while Redis is down has the outbound table from the snapshot beside the routes", async () => {
+    const r = await startRedis();
+    const snapshot = join(tmp.dir, "var", "routes.snapshot");
+    try {
+      const set = (...argv: string[]) =>
+        routesCommand(argv, { url: r.url, prefix: "didgate:", stream_maxlen: 100_000 }, () => undefined, () => undefined);
+      expect(await set("set", "+15125550100", '{"voice":{"targets":["sip:a@10.0.0.1"]}}')).toBe(0);
+      expect(await set("set", "--outbound", "+44*", '{"voice":["carrier-uk"]}')).toBe(0);
+      const store1 = new RouteStore<OutboundEntry>(RouteTable.build<OutboundEntry>([]));
+      const first = makeEdge(redisConfig(r.url, { snapshot }), { outboundStore: store1 });
+      await first.source.start();
+      expect(await set("set", "--outbound", "+49*", '{"voice":["carrier-de"]}')).toBe(0);
+      await until(() => store1.current.lookup("+4930123") !== undefined, "the +49* change");
+      await until(() => existsSync(snapshot) && first.source.status().snapshot?.writtenAt !== undefined, "route snapshot written");
+      await until(() => existsSync(snapshot + ".outbound"), "outbound snapshot written");
+      await first.source.close();
+      await r.kill();
+
+      const store2 = new RouteStore<OutboundEntry>(RouteTable.build<OutboundEntry>([]));
+      const e = makeEdge(redisConfig(r.url, { snapshot }), { outboundStore: store2, startTimeoutMs: 300 });
+      try {
+        expect(await e.source.start()).toEqual({ stale: true });
+        expect(store2.current.lookup("+442071230300")?.voice).toEqual(["carrier-uk"]);
+        expect(store2.current.lookup("+4930123")?.voice).toEqual(["carrier-de"]);
+      } finally {
+        await e.source.close();
+      }
+    } finally {
+      await r.stop();
     }
   });
 });

@@ -29,7 +29,9 @@ import { EventEmitter } from "node:events";
 import type { Logger } from "pino";
 import type { Registry } from "prom-client";
 import { RouteMetrics } from "../../ops/metrics.js";
-import { parseOutboundJson, type OutboundEntry } from "../outbound.js";
+import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
+import { dirname } from "node:path";
+import { parseOutboundJson, parseOutboundSection, type OutboundEntry } from "../outbound.js";
 import { parseRoute, type Route } from "../route.js";
 import { EntryColumns, isRouteKey, parseRouteKey, RouteTable, type RouteStore } from "../table.js";
 import {
@@ -155,6 +157,7 @@ export class RedisRouteSource extends EventEmitter {
   private readonly now: () => number;
   private readonly snapshotPath: string;
   private readonly outboundStore: RouteStore<OutboundEntry> | undefined;
+  private outboundSaving: Promise<void> = Promise.resolve();
   private readonly o: Required<Pick<RedisSourceOptions, "startTimeoutMs" | "blockMs" | "checkIntervalMs" | "refusedRetryMs" | "scanCount" | "readCount" | "commandTimeoutMs" | "minBackoffMs" | "maxBackoffMs" | "loadFunctions" | "workerScanThreshold" | "rawScan">>;
   private cmd: RedisClient | undefined;
   private sub: RedisClient | undefined;
@@ -276,6 +279,7 @@ export class RedisRouteSource extends EventEmitter {
       throw new Error(`Redis route source: Redis (${describeEndpoint(ep)}) not reachable (${lastErr}) and no usable snapshot (${(err as Error).message})`);
     }
     this.store.swap(snap.table);
+    await this.loadOutboundSnapshot();
     this.position = snap.header.version || "0-0";
     this.stale = true;
     this.startBaseline = 0;
@@ -492,6 +496,46 @@ export class RedisRouteSource extends EventEmitter {
     }
   }
 
+  /**
+   * The outbound table beside the route snapshot ("<snapshot>.outbound", one JSON object; a small
+   * table, written whole after a full load and after changes): an edge started while Redis is down
+   * can still place outbound calls.
+   */
+  private outboundSnapshotPath(): string {
+    return this.snapshotPath ? this.snapshotPath + ".outbound" : "";
+  }
+
+  private saveOutboundSnapshot(): void {
+    const path = this.outboundSnapshotPath();
+    const store = this.outboundStore;
+    if (!path || store === undefined) return;
+    const doc: Record<string, unknown> = {};
+    for (const [k, e] of store.current.entries()) doc[k] = e.source;
+    const text = JSON.stringify({ didgate_outbound_snapshot: 1, entries: doc }) + "\n";
+    const tmp = `${path}.tmp-${process.pid}`;
+    this.outboundSaving = this.outboundSaving
+      .then(async () => {
+        await mkdir(dirname(path), { recursive: true });
+        await writeFile(tmp, text);
+        await rename(tmp, path);
+      })
+      .catch((err: Error) => this.logger.warn({ err: err.message, path }, "outbound snapshot not written"));
+  }
+
+  private async loadOutboundSnapshot(): Promise<void> {
+    const path = this.outboundSnapshotPath();
+    const store = this.outboundStore;
+    if (!path || store === undefined) return;
+    try {
+      const doc = JSON.parse(await readFile(path, "utf8")) as { didgate_outbound_snapshot?: number; entries?: unknown };
+      if (doc.didgate_outbound_snapshot !== 1) return;
+      const o = parseOutboundSection(doc.entries);
+      store.swap(RouteTable.build(o.entries));
+    } catch {
+      // none yet (or unreadable): outbound calls wait for Redis
+    }
+  }
+
   /** Reads the outbound hash into a new table (after the stream position was taken). */
   private async loadOutbound(cmd: RedisClient): Promise<void> {
     const store = this.outboundStore;
@@ -510,6 +554,7 @@ export class RedisRouteSource extends EventEmitter {
     } while (cursor !== "0");
     const t = RouteTable.build(entries);
     store.swap(t);
+    this.saveOutboundSnapshot();
   }
 
   /** Applies change-stream entries in order. An op=reload entry runs a full load and ends the batch. */
@@ -517,6 +562,8 @@ export class RedisRouteSource extends EventEmitter {
     const table = this.store.current;
     const now = this.now();
     let applied = 0;
+    // the outbound snapshot is written once per batch (an import is thousands of changes)
+    let outboundChanged = false;
     for (let i = 0; i < entries.length; i++) {
       const entry = entries[i]!;
       const id = entry[0];
@@ -537,11 +584,13 @@ export class RedisRouteSource extends EventEmitter {
         this.metrics.deltas.inc({ op: "reload" });
         this.logger.info({ id, force: force === "1" }, "reload requested through the change stream");
         this.finishBatch(table, applied);
+        if (outboundChanged) this.saveOutboundSnapshot();
         await this.fullLoad({ force: force === "1", reason: force === "1" ? "routes reload --force" : "routes reload" });
         return;
       }
       if (op === "oset" || op === "odel") {
         this.applyOutbound(op, key, json);
+        outboundChanged = true;
         this.position = id;
         applied++;
         if (this.listenerCount("delta") > 0) this.emit("delta", id, op, key);
@@ -565,6 +614,7 @@ export class RedisRouteSource extends EventEmitter {
       if (this.listenerCount("delta") > 0) this.emit("delta", id, op, key);
     }
     this.finishBatch(table, applied);
+    if (outboundChanged) this.saveOutboundSnapshot();
   }
 
   private finishBatch(table: RouteTable<Route>, applied: number): void {
