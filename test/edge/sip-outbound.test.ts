@@ -97,7 +97,7 @@ describe("outbound calls end to end (sipp customer -> didgate -> sipp carriers)"
   let quiet: SilentUdp;
 
   beforeAll(async () => {
-    for (const n of ["ok", "c503", "c200", "full", "free", "dig", "pbx", "uk", "de", "r1", "r2", "r3"]) P[n] = await freePort(n === "pbx" ? PBX_IP : n.startsWith("r") ? RING_IP : "127.0.0.1");
+    for (const n of ["ok", "c503", "c200", "full", "free", "dig", "pbx", "uk", "de", "r1", "r2", "r3", "t1", "t2"]) P[n] = await freePort(n === "pbx" ? PBX_IP : n.startsWith("r") || n.startsWith("t") ? RING_IP : "127.0.0.1");
     never = await SilentUdp.start();
     quiet = await SilentUdp.start();
     const dir = tempDir();
@@ -116,6 +116,10 @@ describe("outbound calls end to end (sipp customer -> didgate -> sipp carriers)"
             ring: "simultaneous",
             targets: [`sip:a@${RING_IP}:${P.r1}`, `sip:b@${RING_IP}:${P.r2}`, `sip:c@${RING_IP}:${P.r3}`].map((uri) => ({ uri, priority: 1 })),
           },
+        },
+        "+15125550401": {
+          tenant: "acme",
+          voice: { ring_timeout_s: 60, targets: [{ uri: `sip:t1@${RING_IP}:${P.t1}`, priority: 1, timeout_s: 1 }, { uri: `sip:t2@${RING_IP}:${P.t2}`, priority: 2 }] },
         },
         "+15125550500": { tenant: "acme", voice: { targets: ["tel:+15125550501"] } },
         "+15125550501": { tenant: "acme", voice: { targets: ["+15125550500"] } },
@@ -392,6 +396,20 @@ describe("outbound calls end to end (sipp customer -> didgate -> sipp carriers)"
     const hi = inv.getAll("history-info").join(", ");
     expect(hi).toMatch(new RegExp(`^<sip:\\+15125550301@127\\.0\\.0\\.1:${udp};user=phone>;index=1, <sip:\\+4930123456@127\\.0\\.0\\.1:${udp};user=phone;cause=302>;index=1\\.1;mp=1$`));
     expect(inv.get("from")).toContain("+15125559999");
+  });
+
+  it.concurrent("sequential ringing: a target's timeout_s ends its ringing (CANCEL), the next one answers", async () => {
+    const a = startUas("uas_ring_cancel.xml", "udp", P.t1!, {}, 20, RING_IP);
+    const b = startUas("uas_answer.xml", "udp", P.t2!, {}, 20, RING_IP);
+    await settle();
+    const uac = await startUac("uac_call.xml", "udp", udp, { service: "+15125550401", caller: "+15125559999" });
+    await ok(uac, "carrier calling the DID");
+    await ok(a, "target 1");
+    await ok(b, "target 2");
+    expect(carrierInvite(a).requestUri).toBe(`sip:t1@${RING_IP}:${P.t1}`);
+    expect(a.received("CANCEL").length).toBe(1);
+    expect(carrierInvite(b).requestUri).toBe(`sip:t2@${RING_IP}:${P.t2}`);
+    expect(statuses(uac.receivedResponses())).toContain(200);
   });
 
   it.concurrent("forwarding loop (A -> B -> A) ends with 482", async () => {
