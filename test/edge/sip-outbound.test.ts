@@ -97,7 +97,7 @@ describe("outbound calls end to end (sipp customer -> didgate -> sipp carriers)"
   let quiet: SilentUdp;
 
   beforeAll(async () => {
-    for (const n of ["ok", "c503", "c200", "full", "free", "dig", "pbx", "uk", "de", "r1", "r2", "r3", "t1", "t2"]) P[n] = await freePort(n === "pbx" ? PBX_IP : n.startsWith("r") || n.startsWith("t") ? RING_IP : "127.0.0.1");
+    for (const n of ["ok", "c503", "c200", "full", "free", "dig", "pbx", "uk", "de", "r1", "r2", "r3", "t1", "t2", "tiny"]) P[n] = await freePort(n === "pbx" ? PBX_IP : n.startsWith("r") || n.startsWith("t") ? RING_IP : "127.0.0.1");
     never = await SilentUdp.start();
     quiet = await SilentUdp.start();
     const dir = tempDir();
@@ -131,6 +131,7 @@ describe("outbound calls end to end (sipp customer -> didgate -> sipp carriers)"
         "+3315*": { voice: ["c-never"] },
         "+3316*": { voice: ["c-dig"] },
         "+3317*": { voice: ["c-quiet"] },
+        "+3318*": { voice: ["c-tiny"] },
         "+44*": { voice: ["carrier-uk"] },
         "+49*": { voice: ["carrier-de"] },
       },
@@ -154,11 +155,13 @@ describe("outbound calls end to end (sipp customer -> didgate -> sipp carriers)"
             { name: "c-free", termination: term(P.free!), number_format: "national", country_code: "33", number_prefix: "0" },
             { name: "c-dig", termination: term(P.dig!) },
             { name: "c-quiet", termination: term(quiet.port) },
+            { name: "c-tiny", termination: term(P.tiny!) },
             { name: "carrier-de", termination: term(P.de!), forward_header: "history-info" },
             { name: "carrier-uk", termination: [term(P.uk!)], number_format: "national", country_code: "44", number_prefix: "0" },
           ],
           customers: [
             { name: "acme-pbx", tenant: "acme", sources: [CUSTOMER_IP], country_code: "1", cps: 1000, max_calls: 50 },
+            { name: "acme-tiny", tenant: "acme", sources: ["127.0.0.7"], country_code: "1", cps: 1000, max_calls: 1 },
             { name: "acme-soft", tenant: "acme", digest: { username: "soft", password: "s3cret" }, country_code: "1", cps: 1000 },
           ],
         },
@@ -244,6 +247,22 @@ describe("outbound calls end to end (sipp customer -> didgate -> sipp carriers)"
     expect(await metricValue(app, "didgate_outbound_limit_rejections_total", { kind: "carrier", name: "c-full" })).toBeGreaterThanOrEqual(1);
     // both calls ended with BYE: no slot left behind
     await waitFor(async () => (await metricValue(app, "didgate_outbound_calls_active", { kind: "carrier", name: "c-full" })) === 0 || undefined, 3000);
+  });
+
+  it.concurrent("customer at its max_calls: 503 with Retry-After, nothing reaches a carrier", async () => {
+    const uas = startUas("uas_answer.xml", "udp", P.tiny!);
+    await settle();
+    const held = await startUac("uac_hold.xml", "udp", udp, { service: "+33183450001", caller: "+15125550101", ip: "127.0.0.7", subst: { HOLD: "2000" } });
+    await waitFor(async () => (await metricValue(app, "didgate_outbound_calls_active", { kind: "customer", name: "acme-tiny" })) === 1 || undefined, 5000);
+    const second = await startUac("uac_final.xml", "udp", udp, { service: "+33183450002", caller: "+15125550101", ip: "127.0.0.7", subst: { CODE: "503" } });
+    await ok(second, "second call");
+    await ok(held, "held call");
+    await ok(uas, "carrier");
+    const r = second.receivedResponses().find((m) => m.status === 503)!;
+    expect(r.reason).toContain("max_calls");
+    expect(r.get("retry-after")).toBe("1");
+    expect(uas.received("INVITE").length).toBe(1);
+    expect(await metricValue(app, "didgate_outbound_limit_rejections_total", { kind: "customer", name: "acme-tiny" })).toBe(1);
   });
 
   it.concurrent("caller ID owned by another tenant: 403, nothing reaches a carrier", async () => {
