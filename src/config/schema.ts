@@ -194,6 +194,8 @@ const peerOptions = {
   message_id_format: z.enum(["as_is", "hex", "dec"]).optional(),
   window: z.number().int().positive().max(10_000).optional(),
   enquire_link_s: z.number().positive().optional(),
+  /** A text too long for one short_message: one message_payload PDU, or parts with a UDH or SAR TLVs. */
+  long_messages: z.enum(["payload", "udh", "sar"]).optional(),
 };
 
 export const smppAccountSchema = z
@@ -241,6 +243,13 @@ export const smppSchema = z
     /** Seconds delivery may take before the PDU is answered with the temporary status. */
     handler_timeout_s: z.number().positive().default(10),
     bind_timeout_s: z.number().positive().default(10),
+    /** Seconds from a PDU's first byte to its last. */
+    pdu_timeout_s: z.number().positive().default(5),
+    max_connections: z.number().int().positive().default(1000),
+    /** Per address, for addresses in no account's sources. */
+    max_connections_per_source: z.number().int().positive().default(10),
+    /** Connections only addresses in some account's sources may use. */
+    reserved_connections: z.number().int().min(0).default(100),
     reassembly: z
       .object({
         timeout_s: z.number().positive().default(60),
@@ -289,12 +298,55 @@ export const webhooksSchema = z
   })
   .strict();
 
+/** A number block a tenant token may create keys in: an exact key "+1…" or a prefix "+1512555*". */
+const numberBlock = z.string().regex(/^\+\d{1,15}\*?$/, 'must be a route key "+<digits>" or prefix "+<digits>*"');
+const tenantName = z.string().min(1).max(128);
+
+/** The HTTP API listener (docs/api.md). Off unless listen is set. */
+export const apiSchema = z
+  .object({
+    listen: hostPort.nullable().default(null),
+    /** Certificate and key files: the API speaks HTTPS. */
+    tls: tlsFiles.optional(),
+    tokens: z
+      .array(
+        z
+          .object({
+            token: z.string().min(16, "must be at least 16 characters (a random secret: openssl rand -hex 24)").max(512),
+            /** No tenant: an admin token. */
+            tenant: tenantName.optional(),
+            blocks: z.array(numberBlock).optional(),
+          })
+          .strict(),
+      )
+      .default([]),
+    /** Number blocks per tenant (added to the blocks of that tenant's tokens). */
+    blocks: z.record(tenantName, z.array(numberBlock)).default({}),
+    rate_limit: z
+      .object({
+        per_s: z.number().positive().default(50),
+        burst: z.number().int().positive().default(100),
+      })
+      .strict()
+      .default({ per_s: 50, burst: 100 }),
+    max_connections: z.number().int().positive().default(256),
+    /** Time to receive and answer an ordinary request. */
+    request_timeout_s: z.number().positive().default(10),
+    /** Time and size limits of one POST /v1/routes/import. */
+    import_timeout_s: z.number().positive().default(300),
+    import_max_bytes: z.number().int().positive().default(256 * 1024 * 1024),
+    /** Approximate length kept of the <prefix>audit stream. */
+    audit_maxlen: z.number().int().positive().default(100_000),
+  })
+  .strict();
+
 export const configSchema = z
   .object({
     sip: sipSchema.default(() => sipSchema.parse({})),
     smpp: smppSchema.default(() => smppSchema.parse({})),
     routes: routesSchema.default(() => routesSchema.parse({})),
     webhooks: webhooksSchema.default(() => webhooksSchema.parse({})),
+    api: apiSchema.default(() => apiSchema.parse({})),
     admin: z
       .object({ listen: hostPort.default("127.0.0.1:9464") })
       .strict()
@@ -344,9 +396,16 @@ export const configSchema = z
       if (ids.has(a.system_id)) ctx.addIssue({ code: "custom", path: ["smpp", "accounts", i, "system_id"], message: `duplicate system_id ${JSON.stringify(a.system_id)}` });
       ids.add(a.system_id);
     });
+    const tokens = new Set<string>();
+    c.api.tokens.forEach((t, i) => {
+      if (tokens.has(t.token)) ctx.addIssue({ code: "custom", path: ["api", "tokens", i, "token"], input: "[redacted]", message: "duplicate token" });
+      tokens.add(t.token);
+      if (t.blocks !== undefined && t.tenant === undefined) ctx.addIssue({ code: "custom", path: ["api", "tokens", i, "blocks"], input: t.blocks, message: "only a tenant token has number blocks (an admin token may write any key)" });
+    });
   });
 
 export type Config = z.infer<typeof configSchema>;
+export type ApiConfig = z.infer<typeof apiSchema>;
 export type TrunkConfig = z.infer<typeof trunkSchema>;
 export type CustomerConfig = z.infer<typeof customerSchema>;
 export type SmppAccountConfig = z.infer<typeof smppAccountSchema>;

@@ -19,7 +19,7 @@ import { DeliveryMetrics } from "./metrics.js";
 import { type RedisConnect, connectUrl } from "./redis.js";
 import type { SmppForwarder } from "./smpp-forward.js";
 import { Spool } from "./spool.js";
-import type { AcceptOutcome, DeliveryJob } from "./types.js";
+import type { AcceptOutcome, DeliveryJob, FinalOutcome } from "./types.js";
 import { WebhookSender } from "./webhook.js";
 
 export interface DeliveryRedisOptions {
@@ -78,6 +78,12 @@ export interface DeliveryOptions {
   /** Jitter source (tests). */
   random?: () => number;
   userAgent?: string;
+  /**
+   * Called once when a message that was acknowledged to its sender reaches its end: delivered, or
+   * dead-lettered (spool mode). In direct mode a failure is the PDU's answer, so only deliveries
+   * are reported. Runs on the edge that made the final attempt; must not throw.
+   */
+  onFinal?: (job: DeliveryJob, outcome: FinalOutcome) => void;
 }
 
 export class Delivery {
@@ -141,12 +147,13 @@ export class Delivery {
         maxDepth: r.max_depth ?? 1_000_000,
         dlqMaxLen: r.dlq_maxlen ?? 0,
         random: opts.random,
+        onFinal: opts.onFinal,
       });
       this.spool = spool;
       this.metrics.setSpoolSampler(() => withTimeout(spool.stats(), 1_000));
     } else {
       this.mode = "direct";
-      this.direct = new DirectDelivery({ attempter, metrics: this.metrics, logger: opts.logger, maxInFlight: wh.max_in_flight });
+      this.direct = new DirectDelivery({ attempter, metrics: this.metrics, logger: opts.logger, maxInFlight: wh.max_in_flight, onFinal: opts.onFinal });
     }
   }
 

@@ -44,6 +44,7 @@ import {
 } from "../sip/index.js";
 import { loadDialogSecrets } from "./dialog-secret.js";
 import { AddressMatcher } from "../config/net.js";
+import { codeLabel } from "../sip/metrics.js";
 import { TargetHealth } from "./health.js";
 import { HealthShare } from "./health-share.js";
 import { hostname } from "node:os";
@@ -82,11 +83,6 @@ const KNOWN_METHODS = new Set(["INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "UPD
 const ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE, INFO, PRACK, REFER, NOTIFY";
 const UNKNOWN = "unknown";
 
-const CODES: string[] = [];
-for (let i = 0; i < 700; i++) CODES.push(String(i));
-function codeLabel(c: number): string {
-  return CODES[c] ?? String(c);
-}
 
 function methodLabel(m: string): string {
   return KNOWN_METHODS.has(m) ? m : "other";
