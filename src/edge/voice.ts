@@ -15,6 +15,12 @@
  *
  * Answers: 484 bad DID, 404 no route, sip.gone_status (410) quarantine/released, 503 + Retry-After
  * over CPS or in-flight cap or draining, 483 Max-Forwards 0, 482 loop, 200 to OPTIONS from a trunk.
+ *
+ * Customers (sip.customers, by source and/or digest) place calls the other way: digest (407/403),
+ * caller-ID ownership (403), then on-net to a number's route or off-net to the carriers of the
+ * outbound table (src/edge/originate.ts); a carrier over its CPS or max_calls is passed over,
+ * every carrier busy is 503 + Retry-After. Route targets "tel:+E164" forward through the same
+ * table (Diversion / History-Info), loops end with 482.
  */
 import type { Logger } from "pino";
 import type { Registry } from "prom-client";
