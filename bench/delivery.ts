@@ -15,6 +15,7 @@
  * p50_ms/p99_ms = accept() call → arrival at the receiver, accept_p50_ms/accept_p99_ms = the
  * accept() call alone (what the SMSC waits for before its deliver_sm_resp).
  */
+import { RedisConnector } from "../src/redis/client.js";
 import { fork, type ChildProcess } from "node:child_process";
 import { createServer } from "node:http";
 import { fileURLToPath } from "node:url";
@@ -134,8 +135,8 @@ async function runMode(mode: "direct" | "spool", transport: "fetch" | "http", n:
   const url = `http://127.0.0.1:${rcv.port}/hook`;
   const prefix = `bench${process.pid}x${Date.now()}:`;
   const delivery = new Delivery({
-    redis: mode === "spool" ? { url: redisUrl!, prefix, max_depth: 0 } : undefined,
-    webhooks: { secret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", timeout_ms: 5000, max_age_s: 3600, max_in_flight: maxInFlight, transport },
+    redis: mode === "spool" ? { connector: RedisConnector.fromUrl(redisUrl!), prefix, max_depth: 0 } : undefined,
+    webhooks: { secret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", timeout_ms: 5000, max_age_s: 3600, max_in_flight: maxInFlight, transport, allow_private: ["127.0.0.0/8"] },
     logger: pino({ level: "silent" }),
     registry: new Registry(),
     instanceId: "bench",

@@ -17,8 +17,10 @@ import { parseHostPort } from "./config/net.js";
 import type { Config } from "./config/schema.js";
 import { Delivery } from "./delivery/delivery.js";
 import { RedisPartStore } from "./delivery/parts.js";
-import { connectUrl, type RedisClient } from "./delivery/redis.js";
-import { SmppPartStore } from "./delivery/smpp-parts.js";
+import { JournalPartStore } from "./delivery/parts-journal.js";
+import { spoolConnect } from "./delivery/redis.js";
+import { type RedisClient, RedisConnector } from "./redis/client.js";
+import { SmppPartStore } from "./edge/sms-parts.js";
 import { ReceiptCorrelator } from "./edge/receipts.js";
 import { SmppEdgeForwarder } from "./edge/sms-forward.js";
 import { ReceiptSender } from "./edge/sms-receipts.js";
@@ -28,7 +30,8 @@ import { VoiceEdge } from "./edge/voice.js";
 import { selfTargetCheck } from "./edge/self-targets.js";
 import { AdminServer, type Readiness } from "./ops/admin.js";
 import { createLogger } from "./ops/logger.js";
-import { createRegistry, RouteMetrics } from "./ops/metrics.js";
+import { createRegistry } from "./ops/metrics.js";
+import { RouteMetrics } from "./routing/metrics.js";
 import { Decider } from "./routing/decide.js";
 import { lookupJson } from "./routing/explain.js";
 import type { NumberPlan } from "./routing/number.js";
@@ -39,7 +42,6 @@ import { RedisRouteSource } from "./routing/sources/redis.js";
 import { RouteStore, RouteTable } from "./routing/table.js";
 import { SmppEdge } from "./smpp/edge.js";
 import { startApi, type ApiHandle } from "./api/index.js";
-import { createRedisClient, parseRedisUrl } from "./routing/sources/redis-client.js";
 import type { SmppConfig } from "./smpp/types.js";
 
 export interface DidgateOptions {
@@ -84,12 +86,16 @@ export class Didgate {
   readonly outboundStore: RouteStore<OutboundEntry>;
   readonly decider: Decider;
   readonly now: () => number;
+  /** routes.redis.url parsed once; every Redis connection of this instance is made on it. */
+  readonly redis: RedisConnector | undefined;
   private fileSource: FileRouteSource | undefined;
   redisSource: RedisRouteSource | undefined;
   delivery: Delivery | undefined;
   smpp: SmppEdge | undefined;
   /** Spool mode: the connection of the durable reassembly buffers (and of waiting receipts). */
   private partsRedis: RedisClient | undefined;
+  /** Direct mode: the journal of the durable reassembly buffers. */
+  private partsJournal: JournalPartStore | undefined;
   private receiptSender: ReceiptSender | undefined;
   sms: SmsEdge | undefined;
   voice: VoiceEdge | undefined;
@@ -113,6 +119,8 @@ export class Didgate {
     this.outboundStore = new RouteStore<OutboundEntry>(RouteTable.build<OutboundEntry>([]));
     this.decider = new Decider(opts.random ? { random: opts.random } : {});
     this.now = opts.now ?? Date.now;
+    // The schema has validated the URL already.
+    this.redis = this.config.routes.redis ? RedisConnector.fromUrl(this.config.routes.redis.url) : undefined;
   }
 
   path(p: string): string {
@@ -146,10 +154,12 @@ export class Didgate {
 
   private async startRoutes(): Promise<void> {
     const redis = this.config.routes.redis;
-    if (redis) {
+    if (redis && this.redis) {
       const snapshot = snapshotPath(this.config, this.loaded.baseDir);
+      const { url: _url, ...routesRedis } = redis;
       this.redisSource = new RedisRouteSource({
-        redis: { ...redis, snapshot },
+        connector: this.redis,
+        redis: { ...routesRedis, snapshot },
         store: this.store,
         outboundStore: this.outboundStore,
         logger: this.logger,
@@ -184,8 +194,14 @@ export class Didgate {
     const redis = this.config.routes.redis;
     const wh = this.config.webhooks;
     this.delivery = new Delivery({
-      ...(redis ? { redis: { url: redis.url, prefix: redis.prefix } } : {}),
-      webhooks: { ...(wh.secret !== undefined ? { secret: wh.secret } : {}), timeout_ms: wh.timeout_ms, max_age_s: wh.max_age_s, max_in_flight: wh.max_in_flight },
+      ...(redis && this.redis ? { redis: { connector: this.redis, prefix: redis.prefix } } : {}),
+      webhooks: {
+        ...(wh.secret !== undefined ? { secret: wh.secret } : {}),
+        timeout_ms: wh.timeout_ms,
+        max_age_s: wh.max_age_s,
+        max_in_flight: wh.max_in_flight,
+        allow_private: wh.allow_private,
+      },
       logger: this.logger,
       registry: this.registry,
       forwarder: new SmppEdgeForwarder(() => this.smpp, this.receipts),
@@ -252,11 +268,12 @@ export class Didgate {
   private async startSmpp(): Promise<void> {
     if (!this.smppWanted() || !this.delivery) return;
     const plans = smppPlans(this.config.smpp, new Map());
-    // Spool mode: acknowledged parts of concatenated messages are kept in Redis (a restart loses none).
+    // Acknowledged parts of concatenated messages are kept durably (a restart loses none): in Redis
+    // in spool mode, in a journal in state_dir in direct mode.
     const redis = this.config.routes.redis;
     let partStore: SmppPartStore | undefined;
-    if (this.delivery.mode === "spool" && redis) {
-      const client = connectUrl(redis.url, { connectionName: "didgate-parts" })("enqueue");
+    if (this.delivery.mode === "spool" && redis && this.redis) {
+      const client = spoolConnect(this.redis, "didgate-parts")("enqueue");
       this.partsRedis = client;
       client.on("error", (err: Error) => this.logger.debug({ err: err.message }, "reassembly parts redis error"));
       if (client.status !== "ready") {
@@ -267,6 +284,20 @@ export class Didgate {
       }
       const r = this.config.smpp.reassembly;
       partStore = new SmppPartStore(new RedisPartStore({ client, prefix: redis.prefix, timeoutMs: r.timeout_s * 1000, maxBuffers: r.max_buffers }));
+    } else {
+      const r = this.config.smpp.reassembly;
+      const path = resolvePath(this.path(this.config.state_dir), "sms-parts.journal");
+      let journal: JournalPartStore;
+      try {
+        journal = new JournalPartStore({ path, timeoutMs: r.timeout_s * 1000, maxBuffers: r.max_buffers, maxBytes: r.max_bytes });
+        await journal.open();
+      } catch (err) {
+        throw new StartError([`state_dir: cannot use the reassembly journal ${path}: ${(err as Error).message}`]);
+      }
+      this.partsJournal = journal;
+      const held = await journal.size();
+      if (held > 0 || journal.skippedAtReplay > 0) this.logger.info({ path, buffers: held, unreadable_lines: journal.skippedAtReplay }, "reassembly journal replayed");
+      partStore = new SmppPartStore(journal);
     }
     const sender = new ReceiptSender({
       send: (peer, r) => this.smpp?.sendReceipt(peer, r) ?? Promise.resolve({ outcome: "temporary", message_ids: [], error: "not_bound" }),
@@ -308,6 +339,7 @@ export class Didgate {
       registry: this.registry,
       now: this.now,
       baseDir: this.loaded.baseDir,
+      ...(this.redis ? { redis: this.redis } : {}),
     });
     await this.voice.start();
   }
@@ -329,9 +361,9 @@ export class Didgate {
     const api = this.config.api;
     if (api.listen === null) return;
     const redis = this.config.routes.redis;
-    if (redis) {
+    if (redis && this.redis) {
       // Writes fail fast (503) while Redis is unreachable instead of queueing.
-      this.apiRedis = createRedisClient(parseRedisUrl(redis.url), { redis: { enableOfflineQueue: false, commandTimeout: 5000, maxRetriesPerRequest: 0, connectionName: "didgate-api" } });
+      this.apiRedis = this.redis.client({ name: "didgate-api", redis: { enableOfflineQueue: false, commandTimeout: 5000, maxRetriesPerRequest: 0 } });
       this.apiRedis.on("error", (err: Error) => this.logger.debug({ err: err.message }, "api redis error"));
       await this.apiRedis.connect().catch(() => undefined);
     }
@@ -455,6 +487,7 @@ export class Didgate {
     await this.smpp?.close();
     this.receiptSender?.stop();
     this.partsRedis?.disconnect();
+    await this.partsJournal?.close();
     await this.delivery?.close();
     this.fileSource?.close();
     await this.redisSource?.close();

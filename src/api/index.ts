@@ -9,7 +9,7 @@ import type { Registry } from "prom-client";
 import type { ApiConfig } from "../config/schema.js";
 import type { LookupJson } from "../routing/explain.js";
 import type { Route } from "../routing/route.js";
-import type { RedisClient } from "../routing/sources/redis-client.js";
+import type { RedisClient } from "../redis/client.js";
 import type { RouteStore } from "../routing/table.js";
 import type { KeyIndex } from "./listing.js";
 import { registerRoutesApi } from "./routes.js";

@@ -10,7 +10,7 @@
  * the script; Node with crypto), sent as the strong ETag `"<40 hex>"`.
  */
 import { createHash } from "node:crypto";
-import type { RedisClient } from "../routing/sources/redis-client.js";
+import type { RedisClient } from "../redis/client.js";
 import { RedisRouteWriter } from "../routing/sources/redis-writer.js";
 
 /**

@@ -3,7 +3,7 @@
  * an unknown key is an error naming its path. Defaults make the bundled config short.
  */
 import { z } from "zod";
-import { parseRedisUrl } from "../routing/sources/redis-client.js";
+import { parseRedisUrl } from "../redis/endpoint.js";
 import { cidrContains, parseCidr, parseHostPort, parseListenUrl } from "./net.js";
 
 const cidr = z.string().refine((s) => parseCidr(s) !== undefined, {
@@ -295,6 +295,12 @@ export const webhooksSchema = z
     timeout_ms: z.number().int().positive().default(5000),
     max_age_s: z.number().positive().default(86_400),
     max_in_flight: z.number().int().positive().default(256),
+    /**
+     * Ranges webhooks may reach although loopback, private (RFC 1918), link-local, unique-local or
+     * another special-purpose range (all refused by default), e.g. ["127.0.0.1/32"] for a receiver
+     * on the same host.
+     */
+    allow_private: z.array(cidr).default([]),
   })
   .strict();
 
@@ -340,6 +346,73 @@ export const apiSchema = z
   })
   .strict();
 
+const e164 = z.string().regex(/^\+[1-9]\d{0,14}$/, 'must be an E.164 number like "+15125550100"');
+const httpsUrl = z.string().refine((s) => {
+  try {
+    const u = new URL(s);
+    return (u.protocol === "https:" || u.protocol === "http:") && u.username === "" && u.password === "";
+  } catch {
+    return false;
+  }
+}, { message: "must be an https:// URL without user information" });
+
+/** STIR/SHAKEN: verification of inbound Identity and signing of outbound calls. */
+export const stirSchema = z
+  .object({
+    verify: z
+      .object({
+        /** PEM bundle of the STI-CA roots. */
+        trust_anchors: z.string().min(1),
+        max_age_s: z.number().positive().max(3600).default(60),
+        /** Plain http:// x5u URLs (tests, labs); STI certificates are fetched over HTTPS otherwise. */
+        allow_http_x5u: z.boolean().default(false),
+        /** How long a call may wait for a certificate fetch; over it the call goes on as No-TN-Validation. */
+        budget_ms: z.number().int().positive().max(10_000).default(1000),
+        fetch_timeout_ms: z.number().int().positive().max(30_000).default(2000),
+        cache_entries: z.number().int().positive().max(1_000_000).default(1000),
+        /** Address ranges an x5u may resolve to although loopback/private (refused by default). */
+        allow_private: z.array(cidr).default([]),
+      })
+      .strict()
+      .optional(),
+    sign: z
+      .object({
+        /** Where verifiers fetch didgate's certificate (the PASSporT x5u). */
+        x5u: httpsUrl,
+        /** The P-256 private key (PEM) of that certificate. */
+        key: z.string().min(1),
+      })
+      .strict()
+      .optional(),
+  })
+  .strict();
+
+/** SIP capture (HEP3 to Homer or sngrep). */
+export const captureSchema = z
+  .object({
+    hep: z.string().regex(/^udp:\/\/(\[[0-9A-Fa-f:.]+\]|[^:/\s]+):\d{1,5}$/, 'must be "udp://HOST:PORT"'),
+    id: z.number().int().min(0).max(0xffffffff).default(2001),
+    auth_key: z.string().min(1).optional(),
+    /** Fraction of calls captured, by Call-ID (both legs of a call together). */
+    sample: z.number().min(0).max(1).default(1),
+    max_in_flight: z.number().int().positive().max(100_000).default(1000),
+  })
+  .strict();
+
+/** Call and message records. */
+export const recordsSchema = z
+  .object({
+    enabled: z.boolean().default(true),
+    /** XADD MAXLEN ~ of <prefix>cdr. */
+    stream_maxlen: z.number().int().positive().default(10_000_000),
+    /** A JSON-lines copy, rotated by size. */
+    jsonl: z
+      .object({ path: z.string().min(1), max_bytes: z.number().int().positive().default(100 * 1024 * 1024), keep: z.number().int().min(0).max(100).default(5) })
+      .strict()
+      .optional(),
+  })
+  .strict();
+
 export const configSchema = z
   .object({
     sip: sipSchema.default(() => sipSchema.parse({})),
@@ -363,6 +436,25 @@ export const configSchema = z
       .object({ grace_s: z.number().min(0).default(30) })
       .strict()
       .default({ grace_s: 30 }),
+    stir: stirSchema.optional(),
+    capture: captureSchema.optional(),
+    records: recordsSchema.default(() => recordsSchema.parse({})),
+    /** Number lifecycle: days a number stays in quarantine after its released_at (per tenant too). */
+    lifecycle: z
+      .object({
+        quarantine_days: z.number().int().min(0).max(3650).default(90),
+        tenants: z.record(z.string().min(1).max(128), z.number().int().min(0).max(3650)).default({}),
+      })
+      .strict()
+      .default({ quarantine_days: 90, tenants: {} }),
+    /** Number masking: pools of proxy numbers per tenant. */
+    masking: z
+      .object({
+        pools: z.array(z.object({ name: name64, tenant: z.string().min(1).max(128), numbers: z.array(e164).min(1).max(100_000) }).strict()).default([]),
+        max_ttl_s: z.number().int().positive().default(7 * 86_400),
+      })
+      .strict()
+      .default({ pools: [], max_ttl_s: 7 * 86_400 }),
   })
   .strict()
   .superRefine((c, ctx) => {
@@ -406,6 +498,8 @@ export const configSchema = z
 
 export type Config = z.infer<typeof configSchema>;
 export type ApiConfig = z.infer<typeof apiSchema>;
+export type StirConfig = z.infer<typeof stirSchema>;
+export type CaptureConfig = z.infer<typeof captureSchema>;
 export type TrunkConfig = z.infer<typeof trunkSchema>;
 export type CustomerConfig = z.infer<typeof customerSchema>;
 export type SmppAccountConfig = z.infer<typeof smppAccountSchema>;

@@ -27,17 +27,13 @@ import {
   GROUP,
   MOVE_DUE,
   RETRY,
-  type RedisClient,
   type RedisConnect,
   type SpoolKeys,
-  type StreamEntry,
   ensureGroup,
-  field,
-  firstScore,
-  isNoGroup,
-  readReplyEntries,
   spoolKeys,
 } from "./redis.js";
+import type { RedisClient } from "../redis/client.js";
+import { type StreamEntry, field, firstScore, isNoGroup, readReplyEntries } from "../redis/stream.js";
 import { notifyFinal } from "./direct.js";
 import type { DeliveryJob, FinalOutcome } from "./types.js";
 

@@ -13,11 +13,12 @@
  * set up within that interval.
  */
 import type { Logger } from "pino";
-import { createRedisClient, parseRedisUrl, type RedisClient } from "../routing/sources/redis-client.js";
+import type { RedisClient, RedisConnector } from "../redis/client.js";
 import type { CallCounter, CallShareHook } from "./calls.js";
 
 export interface CallShareOptions {
-  url: string;
+  /** routes.redis's endpoint. */
+  redis: RedisConnector;
   prefix: string;
   edgeId: string;
   logger: Logger;
@@ -40,7 +41,7 @@ export class CallShare implements CallShareHook {
 
   constructor(private readonly o: CallShareOptions) {
     this.now = o.now ?? Date.now;
-    this.redis = createRedisClient(parseRedisUrl(o.url), { redis: { maxRetriesPerRequest: 1, connectionName: "didgate-calls" } });
+    this.redis = o.redis.client({ name: "didgate-calls", redis: { maxRetriesPerRequest: 1 } });
     this.redis.on("error", (err: Error) => o.logger.debug({ err: err.message }, "call share: redis error"));
   }
 

@@ -48,11 +48,12 @@ import {
   type Source,
   type TransportKind,
 } from "../sip/index.js";
+import { codeLabel } from "../sip/metrics.js";
 import { loadDialogSecrets } from "./dialog-secret.js";
 import { AddressMatcher } from "../config/net.js";
-import { codeLabel } from "../sip/metrics.js";
 import { TargetHealth } from "./health.js";
 import { HealthShare } from "./health-share.js";
+import type { RedisConnector } from "../redis/client.js";
 import { hostname } from "node:os";
 import { FloodGuard } from "./limits.js";
 import { RefusalLog } from "./refusals.js";
@@ -83,6 +84,8 @@ export interface VoiceEdgeOptions {
   now?: () => number;
   /** To resolve tls file paths. */
   baseDir: string;
+  /** routes.redis's endpoint: target health is shared with the other edges through it. */
+  redis?: RedisConnector;
 }
 
 const KNOWN_METHODS = new Set(["INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "UPDATE", "INFO", "PRACK", "REFER", "NOTIFY", "SUBSCRIBE", "MESSAGE", "REGISTER", "PUBLISH"]);
@@ -147,9 +150,9 @@ export class VoiceEdge implements SipStackHandler, ProxyHost {
     this.digest = this.makeDigest(this.config);
     this.callCounter = new CallCounter(this.now);
     this.outboundMetrics = new OutboundMetrics(opts.registry, () => this.callCounter);
-    if (this.config.routes.redis) {
+    if (this.config.routes.redis && opts.redis) {
       this.callShare = new CallShare({
-        url: this.config.routes.redis.url,
+        redis: opts.redis,
         prefix: this.config.routes.redis.prefix,
         edgeId: this.config.instance_id ?? `${hostname()}:${process.pid}`,
         logger: this.logger,
@@ -188,9 +191,9 @@ export class VoiceEdge implements SipStackHandler, ProxyHost {
       onChange: (key, down, ttl) => this.healthShare?.publish(key, down, ttl),
     });
     const redis = this.config.routes.redis;
-    if (redis) {
+    if (redis && this.opts.redis) {
       this.healthShare = new HealthShare({
-        url: redis.url,
+        redis: this.opts.redis,
         prefix: redis.prefix,
         edgeId: this.config.instance_id ?? `${hostname()}:${process.pid}`,
         logger: this.logger,

@@ -384,7 +384,7 @@ function parseSms(v: unknown, e: Errors): SmsRoute | undefined {
   const out: { webhook?: string; smpp?: string; webhookSecret?: string } = {};
   if (v.webhook !== undefined) {
     const ok = typeof v.webhook === "string" && isHttpUrl(v.webhook);
-    if (!ok) e.add("sms.webhook", `must be an http:// or https:// URL, got ${JSON.stringify(v.webhook)}`);
+    if (!ok) e.add("sms.webhook", `must be an http:// or https:// URL without user:password@, got ${JSON.stringify(v.webhook)}`);
     else out.webhook = v.webhook as string;
   }
   if (v.smpp !== undefined) {
@@ -401,8 +401,10 @@ function parseSms(v: unknown, e: Errors): SmsRoute | undefined {
 }
 
 /**
- * An absolute http(s) URL with a host, no whitespace or control characters. Hand-written (no
- * `new URL`, which costs microseconds): a million-route load validates every webhook.
+ * An absolute http(s) URL with a host, no credentials (user:password@: they would be sent to
+ * wherever the host part points, and hide it from a reader), no whitespace or control characters.
+ * Hand-written (no `new URL`, which costs microseconds): a million-route load validates every
+ * webhook.
  */
 export function isHttpUrl(u: string): boolean {
   if (u.length > 2048) return false;
@@ -414,10 +416,10 @@ export function isHttpUrl(u: string): boolean {
   for (; i < u.length; i++) {
     const c = u.charCodeAt(i);
     if (c === 47 || c === 63 || c === 35) break; // / ? #
-    const ok = (c >= 48 && c <= 58) || (c >= 65 && c <= 91) || c === 93 || (c >= 97 && c <= 122) || c === 45 || c === 46 || c === 64 || c === 95 || c === 37 || c === 126;
+    const ok = (c >= 48 && c <= 58) || (c >= 65 && c <= 91) || c === 93 || (c >= 97 && c <= 122) || c === 45 || c === 46 || c === 95 || c === 37 || c === 126;
     if (!ok) return false;
   }
-  if (i === hostStart || u.charCodeAt(hostStart) === 58 || u.charCodeAt(hostStart) === 64) return false;
+  if (i === hostStart || u.charCodeAt(hostStart) === 58) return false;
   for (; i < u.length; i++) {
     const c = u.charCodeAt(i);
     if (c <= 32 || c === 127 || c === 34 || c === 60 || c === 62 || c === 92) return false;

@@ -24,7 +24,7 @@
  * filled in), several joined by "*". Nothing is kept per dialog: a restarted proxy with the same
  * secret routes a BYE like before.
  */
-import { createHash, createHmac, timingSafeEqual } from "node:crypto";
+import { createHmac, createSecretKey, timingSafeEqual, type KeyObject } from "node:crypto";
 import type { SipMessage } from "./message.js";
 import type { Listener, TransportKind } from "./transport.js";
 import { parseNameAddr, type SipUri } from "./uri.js";
@@ -101,14 +101,14 @@ export interface DialogBinding {
 
 /** Signs and checks dialog bindings with HMAC-SHA256; the first secret signs, all verify. */
 export class DialogSigner {
-  private readonly keys: Buffer[];
+  private readonly keys: KeyObject[];
 
   constructor(secrets: ReadonlyArray<string | Buffer>) {
     if (secrets.length === 0) throw new Error("DialogSigner needs a secret");
-    this.keys = secrets.map((s) => (typeof s === "string" ? Buffer.from(s, "utf8") : Buffer.from(s)));
+    this.keys = secrets.map((s) => createSecretKey(typeof s === "string" ? Buffer.from(s, "utf8") : Buffer.from(s)));
   }
 
-  private mac(key: Buffer, b: DialogBinding): Buffer {
+  private mac(key: KeyObject, b: DialogBinding): Buffer {
     const h = createHmac("sha256", key);
     // a separator that cannot occur in any field (Call-ID and tags are tokens or words)
     h.update("dg1\n" + b.callId + "\n" + b.ftag + "\n" + b.flow + "\n" + b.up.join("*") + "\n" + b.down.join("*"));
@@ -288,9 +288,19 @@ const LOOP_MAGIC = "z9hG4bKdg";
  * carries our own Via on top, so including it would never match.
  */
 export function loopHash(req: SipMessage): string {
-  const h = createHash("sha1");
-  h.update(req.requestUri + "\n" + (req.callId ?? "") + "\n" + (req.fromTag ?? "") + "\n" + (req.toTag ?? "") + "\n" + (req.cseq?.seq ?? 0) + "\n" + (req.get("proxy-require") ?? ""));
-  return h.digest().subarray(0, 9).toString("base64url");
+  // not a secret and not an authenticator (a forged Via can only make the sender's own request
+  // look looped): two independent 32-bit FNV-1a style hashes are enough and cost far less than
+  // a cryptographic digest on every INVITE
+  const s = req.requestUri + "\n" + (req.callId ?? "") + "\n" + (req.fromTag ?? "") + "\n" + (req.toTag ?? "") + "\n" + (req.cseq?.seq ?? 0) + "\n" + (req.get("proxy-require") ?? "");
+  let h1 = 0x811c9dc5;
+  let h2 = 0x01000193 ^ s.length;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    h1 = Math.imul(h1 ^ c, 0x01000193);
+    h2 = Math.imul(h2 ^ c, 0x5bd1e995);
+    h2 ^= h2 >>> 15;
+  }
+  return (h1 >>> 0).toString(36) + "x" + (h2 >>> 0).toString(36);
 }
 
 /** A branch for forwarding `req` that carries its loop hash plus a unique part. */

@@ -62,7 +62,7 @@ describe("receipts in direct mode", () => {
     ({ app, admin } = await startApp(
       {
         routes: { file: "routes.yaml" },
-        webhooks: { timeout_ms: 1000 },
+        webhooks: { timeout_ms: 1000, allow_private: ["127.0.0.0/8"] },
         smpp: {
           listen: "127.0.0.1:0",
           handler_timeout_s: 3,
@@ -190,7 +190,7 @@ describe("receipts in spool mode", () => {
     ({ app } = await startApp(
       {
         routes: { redis: { url: redis.url, snapshot: "snap.json" } },
-        webhooks: { timeout_ms: 1000 },
+        webhooks: { timeout_ms: 1000, allow_private: ["127.0.0.0/8"] },
         smpp: { listen: "127.0.0.1:0", accounts: [{ system_id: "carrier", password: "pw-c", role: "carrier", country_code: "1" }] },
         instance_id: "edge-r",
       },
@@ -230,7 +230,7 @@ describe("receipts in spool mode", () => {
       ({ app: appB } = await startApp(
         {
           routes: { redis: { url: redis.url, snapshot: "snap.json" } },
-          webhooks: { timeout_ms: 1000 },
+          webhooks: { timeout_ms: 1000, allow_private: ["127.0.0.0/8"] },
           smpp: { listen: "127.0.0.1:0", accounts: [{ system_id: "carrier", password: "pw-c", role: "carrier", country_code: "1" }] },
           instance_id: "edge-r2",
         },

@@ -2,6 +2,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CallCounter } from "../../src/edge/calls.js";
 import { CallShare } from "../../src/edge/calls-share.js";
+import { RedisConnector } from "../../src/redis/client.js";
 import { createLogger } from "../../src/ops/logger.js";
 import { startRedis, type TestRedis } from "../helpers/redis.js";
 
@@ -19,7 +20,7 @@ describe("CallShare", () => {
     const clock = (): number => now;
     const edge = (id: string): { counter: CallCounter; share: CallShare } => {
       const counter = new CallCounter(clock);
-      const share = new CallShare({ url: redis.url, prefix: "t:", edgeId: id, logger: createLogger("silent"), counter, keys: () => ["k:carrier"], ttlMs: () => 60_000, intervalMs: 60_000, now: clock });
+      const share = new CallShare({ redis: RedisConnector.fromUrl(redis.url), prefix: "t:", edgeId: id, logger: createLogger("silent"), counter, keys: () => ["k:carrier"], ttlMs: () => 60_000, intervalMs: 60_000, now: clock });
       counter.share = share;
       return { counter, share };
     };

@@ -72,6 +72,21 @@ describe("responses without a Via left are not forwarded", () => {
     expect(await dropped(app)).toBeGreaterThanOrEqual(before + 1);
   });
 
+  it("in a dialog: a 200 to a BYE with only our Via reaches the caller as didgate's own 200", async () => {
+    carrier.send(port, request("INVITE", `sip:+15125550100@127.0.0.1:${port}`, carrier, { callId: "novia-3", fromTag: "f3" }));
+    const inv = await waitFor(() => dest.got.find((m) => m.method === "INVITE" && m.callId === "novia-3"));
+    dest.send(port, response(inv, "200 OK", { toTag: "d3", contact: `sip:callee@127.0.0.5:${dest.port}` }));
+    const ok = await waitFor(() => carrier.got.find((m) => m.callId === "novia-3" && m.status === 200));
+    const before = await dropped(app);
+    carrier.send(port, request("BYE", `sip:callee@127.0.0.5:${dest.port}`, carrier, { callId: "novia-3", fromTag: "f3", toTag: "d3", cseq: 2, extra: [`Route: ${ok.recordRoutes[0]}`] }));
+    const bye = await waitFor(() => dest.got.find((m) => m.method === "BYE" && m.callId === "novia-3"));
+    dest.send(port, response(bye, "200 OK", { vias: [bye.vias[0]!] }));
+    const fin = await waitFor(() => carrier.got.find((m) => m.callId === "novia-3" && m.cseq?.method === "BYE"));
+    expect(fin.status).toBe(200);
+    expect(fin.vias.length).toBe(1);
+    expect(await dropped(app)).toBe(before + 1);
+  });
+
   it("a stray response with only our Via (no transaction) is dropped and counted", async () => {
     const before = await dropped(app);
     const l = (app as unknown as { voice: { stack: { listeners: Array<{ sentBy: string }> } } }).voice.stack.listeners[0]!;
