@@ -7,11 +7,12 @@ import { readFileSync, statSync, watch, type FSWatcher } from "node:fs";
 import { basename, dirname } from "node:path";
 import type { Logger } from "pino";
 import type { RouteMetrics } from "../metrics.js";
+import type { OutboundEntry } from "../outbound.js";
 import type { Route } from "../route.js";
 import { RouteTable, type RouteStore } from "../table.js";
 import { formatFromPath, parseRouteDocument } from "./document.js";
 
-export type LoadResult = { ok: true; table: RouteTable<Route> } | { ok: false; errors: string[] };
+export type LoadResult = { ok: true; table: RouteTable<Route>; outbound?: RouteTable<OutboundEntry> } | { ok: false; errors: string[] };
 
 /** Extra validation of a whole table (errors name the key): e.g. targets that are didgate itself. */
 export type TableCheck = (table: RouteTable<Route>) => string[];
@@ -32,13 +33,17 @@ export function loadRouteFile(path: string, check?: TableCheck): LoadResult {
   table.version = String(Math.floor(mtimeMs));
   const extra = check?.(table) ?? [];
   if (extra.length > 0) return { ok: false, errors: extra.map((e) => `${path}: ${e}`) };
-  return { ok: true, table };
+  const outbound = RouteTable.build(doc.outbound ?? []);
+  outbound.version = table.version;
+  return { ok: true, table, outbound };
 }
 
 export interface FileSourceOptions {
   path: string;
   watch: boolean;
   store: RouteStore<Route>;
+  /** Receives the file's `outbound:` table (an empty table when the file has none). */
+  outboundStore?: RouteStore<OutboundEntry>;
   logger: Logger;
   metrics: RouteMetrics;
   /** Debounce for bursts of file events (editors write in several steps). */
@@ -109,6 +114,7 @@ export class FileRouteSource {
     this.lastText = text;
     this.lastError = undefined;
     store.swap(r.table);
+    if (r.outbound !== undefined) this.opts.outboundStore?.swap(r.outbound);
     metrics.reloads.inc({ source: "file", result: "ok" });
     metrics.lastReload.set(Date.now() / 1000);
     metrics.observeTable("file", r.table.version, r.table.counts());

@@ -2,9 +2,9 @@
  * `didgate routes …`: read and write the Redis routing table (CONTRACT sections 1 and 3).
  *
  *   routes import FILE [--replace] [--format yaml|json|csv]
- *   routes set KEY JSON
- *   routes del KEY
- *   routes export [--format json|yaml|csv]          (to stdout; re-importable)
+ *   routes set [--outbound] KEY JSON                 (--outbound: the outbound table, carriers by destination)
+ *   routes del [--outbound] KEY
+ *   routes export [--format json|yaml|csv]          (to stdout; re-importable; yaml/json include outbound:)
  *   routes reload [--force]                          (every running edge reloads the table)
  *   routes functions                                 (FUNCTION LOAD REPLACE the didgate library)
  *
@@ -27,8 +27,8 @@ export interface RoutesCliRedisConfig {
 
 export const ROUTES_USAGE = `usage:
   didgate routes import FILE [--replace] [--format yaml|json|csv]
-  didgate routes set KEY JSON
-  didgate routes del KEY
+  didgate routes set [--outbound] KEY JSON
+  didgate routes del [--outbound] KEY
   didgate routes export [--format json|yaml|csv]
   didgate routes reload [--force]
   didgate routes functions
@@ -60,7 +60,7 @@ export async function routesCommand(argv: string[], redisCfg: RoutesCliRedisConf
         err(`--format must be one of ${FORMATS.join(", ")}\n`);
         return 2;
       }
-    } else if (a === "--replace" || a === "--force") flags.add(a);
+    } else if (a === "--replace" || a === "--force" || a === "--outbound") flags.add(a);
     else if (a.startsWith("--") && a.length > 2) {
       err(`unknown option ${a}\n${ROUTES_USAGE}`);
       return 2;
@@ -76,10 +76,10 @@ export async function routesCommand(argv: string[], redisCfg: RoutesCliRedisConf
       valid = need(1, ["--replace"]);
       break;
     case "set":
-      valid = need(2) && format === undefined;
+      valid = need(2, ["--outbound"]) && format === undefined;
       break;
     case "del":
-      valid = need(1) && format === undefined;
+      valid = need(1, ["--outbound"]) && format === undefined;
       break;
     case "export":
       valid = need(0);
@@ -104,6 +104,7 @@ export async function routesCommand(argv: string[], redisCfg: RoutesCliRedisConf
 
   // Validate the input before connecting.
   let importEntries: [string, unknown][] | undefined;
+  let importOutbound: [string, unknown][] | undefined;
   let setValue: unknown;
   if (sub === "import") {
     const file = positional[0]!;
@@ -120,6 +121,7 @@ export async function routesCommand(argv: string[], redisCfg: RoutesCliRedisConf
       return 1;
     }
     importEntries = doc.entries.map(([k, r]) => [k, r.source]);
+    if (doc.outbound !== undefined) importOutbound = doc.outbound.map(([k, e]) => [k, e.source]);
   } else if (sub === "set") {
     try {
       setValue = JSON.parse(positional[1]!);
@@ -155,22 +157,30 @@ export async function routesCommand(argv: string[], redisCfg: RoutesCliRedisConf
             (flags.has("--replace") ? `, ${r.deleted} deleted` : "") +
             ` (${Math.round(performance.now() - started)} ms)\n`,
         );
+        if (importOutbound !== undefined) {
+          const o = await writer.importOutbound(importOutbound, flags.has("--replace"));
+          out(`imported ${o.written} outbound entries` + (flags.has("--replace") ? `, ${o.deleted} deleted` : "") + "\n");
+        }
         return 0;
       }
       case "set": {
-        const id = await writer.set(positional[0]!, setValue);
+        const id = flags.has("--outbound") ? await writer.setOutbound(positional[0]!, setValue) : await writer.set(positional[0]!, setValue);
         out(`set ${positional[0]} (change ${id})\n`);
         return 0;
       }
       case "del": {
-        const r = await writer.del(positional[0]!);
+        const r = flags.has("--outbound") ? await writer.delOutbound(positional[0]!) : await writer.del(positional[0]!);
         out(r.existed ? `deleted ${positional[0]} (change ${r.id})\n` : `${positional[0]} was not in the table (change ${r.id} written anyway)\n`);
         return 0;
       }
       case "export": {
         const r = await writer.exportEntries();
         for (const e of r.errors) err(`skipped: ${e}\n`);
-        out(serializeRoutes(r.entries, (format as RouteFormat | undefined) ?? "json"));
+        const f = (format as RouteFormat | undefined) ?? "json";
+        // CSV has one row per route: no place for the outbound table
+        const o = f === "csv" ? undefined : await writer.exportOutbound();
+        for (const e of o?.errors ?? []) err(`skipped: ${e}\n`);
+        out(serializeRoutes(r.entries, f, o?.entries));
         return 0;
       }
       case "reload": {
