@@ -49,6 +49,9 @@ import { ActivityRecorder } from "./records/activity.js";
 import { createPrivateKey } from "node:crypto";
 import { AddressPolicy } from "./delivery/ssrf.js";
 import { CallRecords } from "./edge/cdr.js";
+import { callIdOf, HepSender } from "./ops/hep.js";
+import type { CaptureTap } from "./sip/transport.js";
+import { Counter } from "prom-client";
 import { StirPolicy } from "./edge/stir.js";
 import { CertCache, parsePemBundle } from "./stir/certs.js";
 import { StirSigner } from "./stir/sign.js";
@@ -135,6 +138,8 @@ export class Didgate {
   activity: ActivityRecorder | undefined;
   stir: StirPolicy | undefined;
   cdr: CallRecords | undefined;
+  /** SIP capture to a HEP collector (capture.hep). */
+  hep: HepSender | undefined;
   /** Connections of the records, activity and masking stores. */
   private extraRedis: RedisClient[] = [];
   private routesLoaded = false;
@@ -370,6 +375,7 @@ export class Didgate {
   private async startVoice(): Promise<void> {
     if (this.config.sip.listen.length === 0) return;
     this.stir = this.buildStir();
+    this.hep = this.buildCapture();
     if (this.records) this.cdr = new CallRecords({ writer: this.records, edge: this.config.instance_id ?? hostname(), now: this.now, maxCallMs: this.config.sip.max_call_s * 1000 });
     this.voice = new VoiceEdge({
       config: this.config,
@@ -383,9 +389,42 @@ export class Didgate {
       ...(this.redis ? { redis: this.redis } : {}),
       ...(this.stir ? { stir: this.stir } : {}),
       ...(this.cdr ? { cdr: this.cdr } : {}),
+      ...(this.hep ? { capture: this.captureTap(this.hep) } : {}),
       ...(this.activity ? { activity: this.activity } : {}),
     });
     await this.voice.start();
+  }
+
+  /** The HEP sender (capture.hep) and its metric. */
+  private buildCapture(): HepSender | undefined {
+    const c = this.config.capture;
+    if (c === undefined) return undefined;
+    const m = /^udp:\/\/\[?([^\]]+?)\]?:(\d+)$/.exec(c.hep)!;
+    const sender = new HepSender({ host: m[1]!, port: Number(m[2]), captureId: c.id, sample: c.sample, maxInFlight: c.max_in_flight, ...(c.auth_key ? { authKey: c.auth_key } : {}) });
+    const last = { sent: 0, dropped: 0, errors: 0, sampledOut: 0 };
+    const counter = new Counter({
+      name: "didgate_capture_packets_total",
+      help: "SIP messages mirrored as HEP3, by result",
+      labelNames: ["result"],
+      registers: [this.registry],
+      collect() {
+        const k = sender.counters;
+        const step = (key: keyof typeof last, result: string): void => {
+          if (k[key] > last[key]) this.inc({ result }, k[key] - last[key]);
+          last[key] = k[key];
+        };
+        step("sent", "sent");
+        step("dropped", "dropped");
+        step("errors", "error");
+        step("sampledOut", "sampled_out");
+      },
+    });
+    void counter;
+    return sender;
+  }
+
+  private captureTap(h: HepSender): CaptureTap {
+    return (transport, srcAddress, srcPort, dstAddress, dstPort, buf) => h.capture(transport, srcAddress, srcPort, dstAddress, dstPort, buf, callIdOf(buf));
   }
 
   /** STIR/SHAKEN from config: trust anchors and signing key read here, at the border. */
@@ -669,6 +708,7 @@ export class Didgate {
     await this.api?.close().catch(() => undefined);
     this.apiRedis?.disconnect();
     this.cdr?.close();
+    this.hep?.close();
     await this.activity?.close().catch(() => undefined);
     await this.records?.close(1000).catch(() => undefined);
     for (const c of this.extraRedis) c.disconnect();
