@@ -48,7 +48,11 @@ export interface DidgateOptions {
 const DRAIN_QUIET_MS = 1500;
 
 export class StartError extends Error {
-  constructor(readonly errors: string[]) {
+  /** `headline` says what kind of problem it is ("invalid configuration", "Redis unreachable"). */
+  constructor(
+    readonly errors: string[],
+    readonly headline = "invalid configuration",
+  ) {
     super(errors.join("\n"));
     this.name = "StartError";
   }
@@ -146,7 +150,7 @@ export class Didgate {
       try {
         await this.redisSource.start();
       } catch (err) {
-        throw new StartError([`routes.redis: ${(err as Error).message}`]);
+        throw new StartError([`routes.redis: ${(err as Error).message}`], "cannot start: Redis unreachable");
       }
       this.routesLoaded = true;
       return;

@@ -39,10 +39,14 @@ import {
   spoolKeys,
 } from "./redis.js";
 import type { DeliveryJob } from "./types.js";
+import { redactUrl } from "./webhook.js";
 
 /** A job as stored in the spool: the DeliveryJob plus the targets refused permanently. */
 export interface SpoolRecord extends DeliveryJob {
   skip?: number;
+  /** Why the last attempt failed, and when (epoch ms): `didgate messages pending` shows them. */
+  lastError?: string;
+  lastAttemptAt?: number;
 }
 
 export interface SpoolOptions {
@@ -352,7 +356,7 @@ export class Spool {
       log.info({ msg_id: rec.id, target: r.kind, attempts, result: "delivered", age_ms: this.o.clock.now() - rec.acceptedAt }, "message delivered");
       return;
     }
-    const next: SpoolRecord = { id: rec.id, body: rec.body, target: rec.target, acceptedAt: rec.acceptedAt, attempts, skip: r.skip };
+    const next: SpoolRecord = { id: rec.id, body: rec.body, target: rec.target, acceptedAt: rec.acceptedAt, attempts, skip: r.skip, lastError: r.result.reason, lastAttemptAt: this.o.clock.now() };
     if (r.result.kind === "dead") {
       await this.deadLetter(entryId, JSON.stringify(next), r.result.reason, next);
       return;
@@ -370,7 +374,10 @@ export class Spool {
     );
     if (ok) {
       this.o.metrics.retries.inc({ kind: r.kind ?? "webhook" });
-      log.debug({ msg_id: rec.id, attempts, reason: r.result.reason, retry_in_ms: d.delayMs }, "delivery retry scheduled");
+      log.warn(
+        { msg_id: rec.id, target: r.kind, webhook: r.kind === "webhook" && rec.target.webhook ? redactUrl(rec.target.webhook) : undefined, smpp: r.kind === "smpp" ? rec.target.smpp : undefined, attempts, reason: r.result.reason, retry_in_ms: d.delayMs, retry_at: new Date(d.dueAt).toISOString() },
+        "delivery failed; retry scheduled",
+      );
       this.wakeMover(d.dueAt);
     }
   }

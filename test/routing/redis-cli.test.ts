@@ -2,7 +2,7 @@
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { routesCommand } from "../../src/routing/sources/routes-cli.js";
+import { routesCommand } from "../../src/cli/routes.js";
 import { freePort, startRedis, type TestRedis } from "../helpers/redis.js";
 import { makeEdge, redisConfig, tempDir, until, voice, type Edge } from "./redis-helpers.js";
 
