@@ -1,25 +1,12 @@
 /** `didgate dlq list|replay|drop`: the dead-letter stream `<prefix>dlq`. */
 import { dlqLength, dropDlq, listDlq, replayDlq } from "../delivery/dlq.js";
 import { spoolKeys } from "../delivery/redis.js";
-import { bool, withUsage, CONFIG_OPTION, line, parseCommand, positiveInt, str, UsageError, type Io, type OptionSpec } from "./args.js";
+import { bool, line, parseCommand, positiveInt, str, UsageError, withUsage, type Io } from "./args.js";
 import { errMessage } from "./errors.js";
+import { DLQ_SUBCOMMANDS, DLQ_USAGE } from "./usage.js";
 import { connectCli, NO_REDIS, resolveSettings, type RedisSettings } from "./redis.js";
 
-const SUBS: Record<string, { usage: string; options: OptionSpec }> = {
-  list: {
-    usage: "didgate dlq list [--count N] [--from ID] [--json] [--config FILE]\n  dead letters, oldest first (--from: start at that entry id)",
-    options: { ...CONFIG_OPTION, count: { type: "string" }, from: { type: "string" }, json: { type: "boolean" } },
-  },
-  replay: { usage: "didgate dlq replay ID… | --all [--config FILE]\n  put dead letters back for delivery (fresh attempts, same webhook-id)", options: { ...CONFIG_OPTION, all: { type: "boolean" } } },
-  drop: { usage: "didgate dlq drop ID… | --all [--config FILE]\n  delete dead letters", options: { ...CONFIG_OPTION, all: { type: "boolean" } } },
-};
 
-export const DLQ_USAGE =
-  "usage:\n" +
-  Object.values(SUBS)
-    .map((s) => "  " + s.usage.replace(/\n/g, "\n  "))
-    .join("\n") +
-  "\n  -c, --config FILE   config file (the spool and its dead letters live in routes.redis)\n";
 
 function isEntryId(s: string): boolean {
   return /^\d+(-\d+)?$/.test(s);
@@ -36,7 +23,7 @@ async function runDlq(argv: string[], redis: RedisSettings, io: Io): Promise<num
     io.out(DLQ_USAGE);
     return 0;
   }
-  const sub = name !== undefined && Object.hasOwn(SUBS, name) ? SUBS[name]! : undefined;
+  const sub = name !== undefined && Object.hasOwn(DLQ_SUBCOMMANDS, name) ? DLQ_SUBCOMMANDS[name]! : undefined;
   if (!sub) throw new UsageError(name === undefined ? "dlq needs a subcommand" : `unknown dlq subcommand ${JSON.stringify(name)}`, DLQ_USAGE);
   const usage = `usage: ${sub.usage}\n  -c, --config FILE   config file\n`;
   const p = parseCommand(argv.slice(1), sub.options, usage, { min: 0, max: name === "list" ? 0 : Infinity });

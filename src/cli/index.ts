@@ -5,15 +5,10 @@
  */
 import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
-import { StartError } from "../app.js";
 import { ConfigError, loadConfig, packageRoot } from "../config/load.js";
 import { line, processIo, UsageError, type Io } from "./args.js";
-import { DLQ_USAGE, dlqCommand } from "./dlq.js";
-import { CHECK_CONFIG_USAGE, checkConfigCommand, LOOKUP_USAGE, lookupCommand } from "./lookup.js";
-import { MESSAGES_USAGE, messagesCommand } from "./messages.js";
 import type { CliRedisConfig } from "./redis.js";
-import { ROUTES_USAGE, routesCommand } from "./routes.js";
-import { SERVE_USAGE, serveCommand } from "./serve.js";
+import { CHECK_CONFIG_USAGE, DLQ_USAGE, LOOKUP_USAGE, MESSAGES_USAGE, ROUTES_USAGE, SERVE_USAGE } from "./usage.js";
 
 const redisFromConfig = (configPath: string | undefined): CliRedisConfig | undefined => loadConfig(configPath).config.routes.redis;
 
@@ -23,13 +18,14 @@ interface Command {
   run(argv: string[], io: Io): Promise<number>;
 }
 
+// Each command's code is loaded when it runs: `lookup` need not load the SIP and SMPP stacks.
 export const COMMANDS: Record<string, Command> = {
-  serve: { summary: "run the daemon", usage: SERVE_USAGE, run: serveCommand },
-  lookup: { summary: "print the routing decision for a number", usage: LOOKUP_USAGE, run: lookupCommand },
-  "check-config": { summary: "validate the config and the routes file", usage: CHECK_CONFIG_USAGE, run: checkConfigCommand },
-  routes: { summary: "read and write the Redis routing table", usage: ROUTES_USAGE, run: (a, io) => routesCommand(a, redisFromConfig, io.out, io.err) },
-  messages: { summary: "messages waiting for delivery (Redis spool)", usage: MESSAGES_USAGE, run: (a, io) => messagesCommand(a, redisFromConfig, io.out, io.err) },
-  dlq: { summary: "dead letters: list, replay, drop", usage: DLQ_USAGE, run: (a, io) => dlqCommand(a, redisFromConfig, io.out, io.err) },
+  serve: { summary: "run the daemon", usage: SERVE_USAGE, run: async (a, io) => (await import("./serve.js")).serveCommand(a, io) },
+  lookup: { summary: "print the routing decision for a number", usage: LOOKUP_USAGE, run: async (a, io) => (await import("./lookup.js")).lookupCommand(a, io) },
+  "check-config": { summary: "validate the config and the routes file", usage: CHECK_CONFIG_USAGE, run: async (a, io) => (await import("./lookup.js")).checkConfigCommand(a, io) },
+  routes: { summary: "read and write the Redis routing table", usage: ROUTES_USAGE, run: async (a, io) => (await import("./routes.js")).routesCommand(a, redisFromConfig, io.out, io.err) },
+  messages: { summary: "messages waiting for delivery (Redis spool)", usage: MESSAGES_USAGE, run: async (a, io) => (await import("./messages.js")).messagesCommand(a, redisFromConfig, io.out, io.err) },
+  dlq: { summary: "dead letters: list, replay, drop", usage: DLQ_USAGE, run: async (a, io) => (await import("./dlq.js")).dlqCommand(a, redisFromConfig, io.out, io.err) },
 };
 
 function indent(s: string): string {
@@ -64,6 +60,11 @@ export function version(): string {
   }
 }
 
+/** app.ts's StartError, recognised without loading app.ts. */
+function isStartError(err: unknown): err is Error & { errors: string[]; headline: string } {
+  return err instanceof Error && err.name === "StartError" && Array.isArray((err as { errors?: unknown }).errors);
+}
+
 /** Run one command line; returns the exit code (-1: keep running, for serve). */
 export async function main(argv: string[], io: Io = processIo): Promise<number> {
   const cmd = argv[0];
@@ -85,8 +86,8 @@ export async function main(argv: string[], io: Io = processIo): Promise<number> 
       io.err(`didgate: ${err.message}\n\n${err.usage}`);
       return 2;
     }
-    if (err instanceof ConfigError || err instanceof StartError) {
-      io.err(`didgate: ${err instanceof StartError ? err.headline : "invalid configuration"}:\n${err.errors.map((e) => `  - ${e}`).join("\n")}\n`);
+    if (err instanceof ConfigError || isStartError(err)) {
+      io.err(`didgate: ${isStartError(err) ? err.headline : "invalid configuration"}:\n${err.errors.map((e) => `  - ${e}`).join("\n")}\n`);
       return 1;
     }
     if (err instanceof Error && "syscall" in err && (err as NodeJS.ErrnoException).syscall) {

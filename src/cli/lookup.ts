@@ -6,23 +6,9 @@ import { normalizeNumber, type NumberPlan } from "../routing/number.js";
 import { countryPlan, shortNumberWarning, splitCountry } from "../routing/number-plan.js";
 import { loadRouteFile } from "../routing/sources/file.js";
 import { CONFIG_OPTION, line, parseCommand, str, UsageError, type Io } from "./args.js";
+import { CHECK_CONFIG_USAGE, LOOKUP_USAGE } from "./usage.js";
 
-export const LOOKUP_USAGE = `usage: didgate lookup NUMBER [--caller NUMBER] [--at ISO8601] [--country-code CC] [--config FILE]
 
-Print the routing decision for NUMBER as JSON (matched key, kind, state, targets in order, and why),
-from the routes file of the config.
-  --caller NUMBER        the calling number (caller rules)
-  --at ISO8601           the time of the call (schedules); default now
-  --country-code CC      how national numbers (no + or 00) become E.164, like a trunk's
-                         country_code; default the config's default_country_code
-  -c, --config FILE      config file
-`;
-
-export const CHECK_CONFIG_USAGE = `usage: didgate check-config [--config FILE]
-
-Validate the config and the routes file; exit 1 listing every error.
-  -c, --config FILE   config file
-`;
 
 const COUNTRY_CODE = /^[1-9]\d{0,2}$/;
 

@@ -5,29 +5,12 @@
  */
 import { findMessage, listPending, type PendingMessage } from "../delivery/pending.js";
 import { spoolKeys } from "../delivery/redis.js";
-import { bool, withUsage, CONFIG_OPTION, line, parseCommand, positiveInt, str, UsageError, type Io, type OptionSpec } from "./args.js";
+import { bool, line, parseCommand, positiveInt, str, UsageError, withUsage, type Io } from "./args.js";
 import { errMessage } from "./errors.js";
+import { MESSAGES_SUBCOMMANDS, MESSAGES_USAGE } from "./usage.js";
 import { connectCli, resolveSettings, type RedisSettings } from "./redis.js";
 
-const SUBS: Record<string, { usage: string; options: OptionSpec; n: number }> = {
-  pending: {
-    usage: "didgate messages pending [--count N] [--json] [--config FILE]\n  messages waiting for delivery: queued, being delivered, or waiting for a retry, with age and last error",
-    options: { ...CONFIG_OPTION, count: { type: "string" }, json: { type: "boolean" } },
-    n: 0,
-  },
-  show: {
-    usage: "didgate messages show ID [--json] [--config FILE]\n  where message ID (the webhook-id, msg_…) is: waiting, retrying or dead-lettered",
-    options: { ...CONFIG_OPTION, json: { type: "boolean" } },
-    n: 1,
-  },
-};
 
-export const MESSAGES_USAGE =
-  "usage:\n" +
-  Object.values(SUBS)
-    .map((s) => "  " + s.usage.replace(/\n/g, "\n  "))
-    .join("\n") +
-  "\n  -c, --config FILE   config file (the spool lives in routes.redis)\n";
 
 export const DIRECT_MODE_NOTE =
   "routes.redis is not configured: didgate runs in direct mode and keeps no spool. A message is answered " +
@@ -66,7 +49,7 @@ async function runMessages(argv: string[], redis: RedisSettings, io: Io): Promis
     io.out(MESSAGES_USAGE);
     return 0;
   }
-  const sub = name !== undefined && Object.hasOwn(SUBS, name) ? SUBS[name]! : undefined;
+  const sub = name !== undefined && Object.hasOwn(MESSAGES_SUBCOMMANDS, name) ? MESSAGES_SUBCOMMANDS[name]! : undefined;
   if (!sub) throw new UsageError(name === undefined ? "messages needs a subcommand" : `unknown messages subcommand ${JSON.stringify(name)}`, MESSAGES_USAGE);
   const usage = `usage: ${sub.usage}\n  -c, --config FILE   config file\n`;
   const p = parseCommand(argv.slice(1), sub.options, usage, { min: sub.n, max: sub.n });

@@ -7,44 +7,10 @@ import { readFileSync } from "node:fs";
 import { routeKeyPlanError } from "../routing/number-plan.js";
 import { formatFromPath, parseRouteDocument, serializeRoutes, type RouteFormat } from "../routing/sources/document.js";
 import { loadFunctionLibrary, RedisRouteWriter, RouteValidationError } from "../routing/sources/redis-writer.js";
-import { bool, withUsage, CONFIG_OPTION, line, parseCommand, str, UsageError, type Io, type OptionSpec } from "./args.js";
+import { bool, line, parseCommand, str, UsageError, withUsage, type Io } from "./args.js";
 import { errMessage } from "./errors.js";
+import { ROUTES_SUBCOMMANDS, ROUTES_USAGE } from "./usage.js";
 import { CliRedisError, connectCli, NO_REDIS, resolveSettings, type RedisSettings } from "./redis.js";
-
-interface Sub {
-  usage: string;
-  options: OptionSpec;
-  min: number;
-  max: number;
-}
-
-const FORMAT: OptionSpec = { format: { type: "string" } };
-
-export const ROUTES_SUBCOMMANDS: Record<string, Sub> = {
-  import: {
-    usage: "didgate routes import FILE [--replace] [--format yaml|json|csv] [--config FILE]\n  write every route of FILE; --replace also deletes keys not in FILE",
-    options: { ...CONFIG_OPTION, ...FORMAT, replace: { type: "boolean" } },
-    min: 1,
-    max: 1,
-  },
-  set: { usage: "didgate routes set KEY JSON [--config FILE]\n  write one route (KEY: +E164, a prefix like +1512*, or *)", options: CONFIG_OPTION, min: 2, max: 2 },
-  del: { usage: "didgate routes del KEY [--config FILE]\n  delete one route", options: CONFIG_OPTION, min: 1, max: 1 },
-  export: { usage: "didgate routes export [--format json|yaml|csv] [--config FILE]\n  print the table (re-importable)", options: { ...CONFIG_OPTION, ...FORMAT }, min: 0, max: 0 },
-  reload: {
-    usage: "didgate routes reload [--force] [--config FILE]\n  every running edge reloads the table; --force passes the shrink guard",
-    options: { ...CONFIG_OPTION, force: { type: "boolean" } },
-    min: 0,
-    max: 0,
-  },
-  functions: { usage: "didgate routes functions [--config FILE]\n  load the didgate Redis Function library (FCALL didgate_set/del/reload)", options: CONFIG_OPTION, min: 0, max: 0 },
-};
-
-export const ROUTES_USAGE =
-  "usage:\n" +
-  Object.values(ROUTES_SUBCOMMANDS)
-    .map((s) => "  " + s.usage.replace(/\n/g, "\n  "))
-    .join("\n") +
-  "\n  -c, --config FILE   config file (routes.redis is where the table lives)\n";
 
 const FORMATS: readonly string[] = ["yaml", "json", "csv"];
 

@@ -3,12 +3,8 @@ import { Didgate } from "../app.js";
 import { loadConfig } from "../config/load.js";
 import { errMessage } from "./errors.js";
 import { CONFIG_OPTION, parseCommand, str, type Io } from "./args.js";
+import { SERVE_USAGE } from "./usage.js";
 
-export const SERVE_USAGE = `usage: didgate serve [--config FILE]
-
-Run the daemon. SIGTERM/SIGINT drain and exit 0; SIGHUP re-reads the config.
-  -c, --config FILE   config file (default config/didgate.yaml, or DIDGATE_CONFIG)
-`;
 
 /** Returns -1: the process keeps running (the signal handlers exit it). */
 export async function serveCommand(argv: string[], io: Io): Promise<number> {
