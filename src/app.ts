@@ -289,15 +289,22 @@ export class Didgate {
 
   readiness(): Readiness {
     const t = this.store.current;
-    const ready = this.routesLoaded && this.listenersUp && !this.stopping;
+    const delivery = this.delivery?.health();
+    const reasons: string[] = [];
+    if (!this.routesLoaded) reasons.push("route table not loaded");
+    if (!this.listenersUp) reasons.push("listeners not up");
+    if (this.stopping) reasons.push("draining");
+    if (delivery && !delivery.ok) reasons.push(delivery.reason);
+    const ready = reasons.length === 0;
     return {
       ready,
+      ...(ready ? {} : { reasons }),
       checks: {
         routes: this.redisSource
           ? { loaded: this.routesLoaded, ...this.redisSource.status() }
           : { loaded: this.routesLoaded, source: "file", entries: t.size, version: t.version, stale: false, lastError: this.fileSource?.lastError },
         listeners: { up: this.listenersUp, sip: this.voice?.listeners ?? [], smpp: this.smpp?.address() ?? null },
-        delivery: this.delivery ? { mode: this.delivery.mode } : null,
+        delivery: this.delivery ? { mode: this.delivery.mode, accepting: delivery?.ok ?? false, ...(delivery && !delivery.ok ? { reason: delivery.reason } : {}) } : null,
         draining: this.stopping,
       },
     };

@@ -40,6 +40,7 @@ import {
 } from "./redis.js";
 import type { DeliveryJob } from "./types.js";
 import { redactUrl } from "./webhook.js";
+import { OutageLog } from "../util/outage-log.js";
 
 /** A job as stored in the spool: the DeliveryJob plus the targets refused permanently. */
 export interface SpoolRecord extends DeliveryJob {
@@ -98,6 +99,8 @@ export class Spool {
   private claimCursor = "0-0";
   private rescanOwn = false;
   private readyWaiters: Set<(ok: boolean) => void> | undefined;
+  /** Redis failures of the worker and of enqueue, logged as transitions (not once per retry). */
+  readonly outage: OutageLog;
 
   constructor(opts: SpoolOptions) {
     this.o = opts;
@@ -105,6 +108,15 @@ export class Spool {
     this.cmd = opts.connect("command");
     this.enq = opts.connect("enqueue");
     this.random = opts.random ?? Math.random;
+    this.outage = new OutageLog(
+      opts.logger,
+      {
+        down: "spool: Redis unreachable; new messages get a temporary failure and delivery waits until it is back",
+        still: "spool: Redis still unreachable",
+        back: "spool: Redis reachable again; delivery resumes",
+      },
+      { now: opts.clock.now },
+    );
     // Silence ioredis' unhandled 'error' events; failures surface on the commands.
     this.cmd.on("error", (err: Error) => opts.logger.debug({ err: err.message }, "spool redis error"));
     this.enq.on("error", (err: Error) => opts.logger.debug({ err: err.message }, "spool redis (enqueue) error"));
@@ -113,6 +125,17 @@ export class Spool {
   /** The command connection (for the dead-letter tools and tests). */
   get client(): RedisClient {
     return this.cmd;
+  }
+
+  /**
+   * Whether enqueue can write now (the enqueue connection has no offline queue: while it is not
+   * ready every new message gets a temporary failure). For /readyz.
+   */
+  writable(): { ok: true } | { ok: false; reason: string } {
+    const st = this.enq.status;
+    if (st === "ready") return { ok: true };
+    const err = this.outage.error;
+    return { ok: false, reason: `spool Redis not connected (${st}${err ? `: ${err}` : ""}); new messages get a temporary failure` };
   }
 
   /** Messages this edge is delivering right now. */
@@ -169,7 +192,7 @@ export class Spool {
       await withDeadline(ensureGroup(this.cmd, this.keys.inbound), 5_000);
       ready = true;
     } catch (err) {
-      this.o.logger.warn({ err: (err as Error)?.message }, "spool: Redis not reachable yet; delivery starts when it is");
+      this.outage.failure((err as Error)?.message, { op: "start" });
     }
     this.running = true;
     this.stopping = false;
@@ -199,7 +222,11 @@ export class Spool {
     this.moveAt = Infinity;
     this.block?.disconnect();
     this.slotWaiter?.();
-    await this.readLoopDone;
+    // ioredis leaves a command queued while it waits to reconnect unsettled after disconnect():
+    // with Redis down, the read loop's XREADGROUP would never return. Do not wait for it long.
+    let loopTimer: unknown;
+    await Promise.race([this.readLoopDone, new Promise<void>((r) => (loopTimer = this.o.clock.setTimeout(r, 1_000)))]);
+    this.o.clock.clearTimeout(loopTimer);
     if (this.inFlight > 0) {
       let timer: unknown;
       await Promise.race([
@@ -278,11 +305,12 @@ export class Spool {
         if (isNoGroup(err)) {
           await ensureGroup(this.cmd, this.keys.inbound).catch(() => undefined);
         } else {
-          this.o.logger.warn({ err: (err as Error)?.message }, "spool read failed");
+          this.outage.failure((err as Error)?.message, { op: "read" });
         }
         await this.sleep(1000);
         continue;
       }
+      this.outage.success();
       const entries = readReplyEntries(reply);
       if (this.rescanOwn) {
         this.rescanOwn = false;
@@ -434,7 +462,7 @@ export class Spool {
       if (r[0] >= MOVE_LIMIT) next = now;
       else if (r[1] !== null && r[1] !== undefined) next = Math.min(next, Number(r[1]));
     } catch (err) {
-      this.o.logger.warn({ err: (err as Error)?.message }, "retry schedule move failed");
+      this.outage.failure((err as Error)?.message, { op: "retry schedule" });
     }
     this.wakeMover(next);
   }
@@ -458,7 +486,7 @@ export class Spool {
         soon = r[0] !== "0-0";
       } catch (err) {
         if (isNoGroup(err)) await ensureGroup(this.cmd, this.keys.inbound).catch(() => undefined);
-        else this.o.logger.warn({ err: (err as Error)?.message }, "spool reclaim failed");
+        else this.outage.failure((err as Error)?.message, { op: "reclaim" });
       }
     }
     if (!this.stopping) this.reclaimTimer = this.o.clock.setTimeout(() => void this.reclaimTick(), soon ? 50 : this.o.reclaimIntervalMs);

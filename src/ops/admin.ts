@@ -10,6 +10,8 @@ import type { LookupJson } from "../routing/explain.js";
 
 export interface Readiness {
   ready: boolean;
+  /** Why not ready (absent when ready). */
+  reasons?: string[];
   checks: Record<string, unknown>;
 }
 
