@@ -71,9 +71,9 @@ export class OutageLog {
     }
   }
 
-  success(): void {
+  success(fields: Record<string, unknown> = {}): void {
     if (!this.down) return;
-    this.logger.info({ down_s: Math.round((this.now() - this.since) / 1000), failures: this.failures }, this.msgs.back);
+    this.logger.info({ ...fields, down_s: Math.round((this.now() - this.since) / 1000), failures: this.failures }, this.msgs.back);
     this.down = false;
     this.failures = 0;
   }
