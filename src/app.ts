@@ -16,6 +16,8 @@ import { ConfigError, loadConfig, resolvePath, snapshotPath, type LoadedConfig }
 import { parseHostPort } from "./config/net.js";
 import type { Config } from "./config/schema.js";
 import { Delivery } from "./delivery/delivery.js";
+import { dlqLength } from "./delivery/dlq.js";
+import { listPending } from "./delivery/pending.js";
 import { RedisPartStore } from "./delivery/parts.js";
 import { connectUrl, type RedisClient } from "./delivery/redis.js";
 import { SmppPartStore } from "./delivery/smpp-parts.js";
@@ -282,6 +284,7 @@ export class Didgate {
       registry: this.registry,
       logger: this.logger,
       readiness: () => this.readiness(),
+      status: () => this.status(),
       lookup: (number, caller, atMs) => this.lookup(number, caller, atMs),
     });
     this.adminAddress = await this.admin.listen(hp.host, hp.port);
@@ -308,6 +311,26 @@ export class Didgate {
         draining: this.stopping,
       },
     };
+  }
+
+  /**
+   * GET /v1/status: readiness and what waits for delivery (spool mode: the oldest queued, in
+   * delivery and retrying messages with age and last error; direct mode: only in flight).
+   */
+  async status(): Promise<Record<string, unknown>> {
+    const r = this.readiness();
+    const d = this.delivery;
+    let delivery: Record<string, unknown> | null = null;
+    if (d?.spool) {
+      const prefix = this.config.routes.redis!.prefix;
+      try {
+        const [p, dead] = await Promise.all([listPending(d.spool.client, prefix, { count: 20, now: this.now() }), dlqLength(d.spool.client, prefix)]);
+        delivery = { mode: "spool", in_flight: d.spool.inFlightCount, queued_or_delivering: p.streamLength, retrying: p.retryLength, dead_letters: dead, oldest: p.messages };
+      } catch (err) {
+        delivery = { mode: "spool", in_flight: d.spool.inFlightCount, error: `spool Redis: ${(err as Error).message}` };
+      }
+    } else if (d) delivery = { mode: "direct", in_flight: d.inFlightCount, note: "direct mode keeps no queue: a message that failed was answered with a temporary error and waits at the SMSC" };
+    return { ready: r.ready, ...(r.reasons ? { reasons: r.reasons } : {}), instance_id: this.config.instance_id ?? hostname(), routes: r.checks.routes, delivery };
   }
 
   lookup(number: string, caller: string | undefined, atMs: number = this.now()) {

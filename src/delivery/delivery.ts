@@ -183,6 +183,11 @@ export class Delivery {
     }
   }
 
+  /** Deliveries in progress in this process. */
+  get inFlightCount(): number {
+    return this.spool !== undefined ? this.spool.inFlightCount : this.direct!.inFlightCount;
+  }
+
   /** Whether a new message can be accepted now (spool mode: the spool's Redis is writable). */
   health(): { ok: true } | { ok: false; reason: string } {
     if (this.closed) return { ok: false, reason: "delivery closed" };

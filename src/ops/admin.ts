@@ -1,5 +1,5 @@
 /**
- * The admin HTTP server (contract section 7): /metrics, /healthz, /readyz, /v1/lookup.
+ * The admin HTTP server: /metrics, /healthz, /readyz, /v1/status, /v1/lookup.
  * Binds to loopback unless configured otherwise.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
@@ -19,6 +19,8 @@ export interface AdminHandlers {
   registry: Registry;
   logger: Logger;
   readiness(): Readiness;
+  /** GET /v1/status: readiness plus what waits for delivery. */
+  status?(): Promise<Record<string, unknown>>;
   lookup(number: string, caller: string | undefined, atMs: number): { ok: true; json: LookupJson } | { ok: false; error: string };
 }
 
@@ -75,6 +77,11 @@ export class AdminServer {
         send(res, r.ready ? 200 : 503, JSON.stringify({ status: r.ready ? "ready" : "not ready", ...r }));
         return;
       }
+      case "/v1/status": {
+        if (!this.h.status) break;
+        send(res, 200, JSON.stringify(await this.h.status()));
+        return;
+      }
       case "/v1/lookup": {
         const number = url.searchParams.get("number");
         if (!number) {
@@ -95,9 +102,8 @@ export class AdminServer {
         else send(res, 200, JSON.stringify(r.json));
         return;
       }
-      default:
-        send(res, 404, JSON.stringify({ error: "not found", endpoints: ["/metrics", "/healthz", "/readyz", "/v1/lookup?number="] }));
     }
+    send(res, 404, JSON.stringify({ error: "not found", endpoints: ["/metrics", "/healthz", "/readyz", "/v1/status", "/v1/lookup?number="] }));
   }
 
   async close(): Promise<void> {

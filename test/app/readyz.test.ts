@@ -60,6 +60,8 @@ describe("/readyz", () => {
     running.push(app);
     await waitFor(async () => (await readyz(admin)).status === 200, 10_000);
     expect((await readyz(admin)).body.checks.delivery).toMatchObject({ mode: "spool", accepting: true });
+    const status = (await (await fetch(`${admin}/v1/status`)).json()) as Record<string, any>;
+    expect(status).toMatchObject({ ready: true, delivery: { mode: "spool", in_flight: 0, queued_or_delivering: 0, retrying: 0, dead_letters: 0, oldest: [] } });
 
     await redis.kill();
     const down = await waitFor(async () => {
@@ -69,6 +71,9 @@ describe("/readyz", () => {
     expect(down.body.status).toBe("not ready");
     expect(down.body.reasons.join(" ")).toContain("spool Redis not connected");
     expect(down.body.checks.delivery).toMatchObject({ mode: "spool", accepting: false });
+    const downStatus = await fetch(`${admin}/v1/status`);
+    expect(downStatus.status).toBe(200);
+    expect(((await downStatus.json()) as Record<string, any>).ready).toBe(false);
 
     await redis.restart();
     await waitFor(async () => (await readyz(admin)).status === 200, 20_000);
