@@ -31,7 +31,7 @@ export const COMMANDS: Record<string, Command> = {
 function indent(s: string): string {
   // Group usages list their subcommands indented under "usage:"; single ones start "usage: didgate …".
   const group = s.startsWith("usage:\n");
-  const body = group ? s.slice(7) : s.slice(7);
+  const body = s.slice("usage: ".length);
   return body
     .trimEnd()
     .split("\n")
