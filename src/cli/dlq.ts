@@ -44,7 +44,7 @@ async function runDlq(argv: string[], redis: RedisSettings, io: Io): Promise<num
   }
   let client;
   try {
-    client = await connectCli(cfg.url);
+    client = await connectCli(cfg.url, "didgate-dlq");
   } catch (e) {
     io.err(line(errMessage(e)));
     return 1;

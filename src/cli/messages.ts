@@ -66,7 +66,7 @@ async function runMessages(argv: string[], redis: RedisSettings, io: Io): Promis
   }
   let client;
   try {
-    client = await connectCli(cfg.url);
+    client = await connectCli(cfg.url, "didgate-messages");
   } catch (e) {
     io.err(line(errMessage(e)));
     return 1;

@@ -1,5 +1,5 @@
 /** One short-lived Redis connection for a CLI command (standalone, Sentinel or Cluster URL). */
-import { createRedisClient, describeEndpoint, parseRedisUrl, type RedisClient } from "../routing/sources/redis-client.js";
+import { RedisConnector, type RedisClient } from "../redis/client.js";
 import { errMessage } from "./errors.js";
 
 export type { RedisClient };
@@ -22,20 +22,20 @@ export function resolveSettings(s: RedisSettings, configPath: string | undefined
 export class CliRedisError extends Error {}
 
 /** Connect or throw CliRedisError with a message that names the endpoint. */
-export async function connectCli(url: string): Promise<RedisClient> {
-  let endpoint;
+export async function connectCli(url: string, name = "didgate-cli"): Promise<RedisClient> {
+  let connector: RedisConnector;
   try {
-    endpoint = parseRedisUrl(url);
+    connector = RedisConnector.fromUrl(url);
   } catch (e) {
     throw new CliRedisError(`routes.redis.url: ${errMessage(e)}`);
   }
-  const client = createRedisClient(endpoint, { redis: { retryStrategy: () => null, maxRetriesPerRequest: 1, connectTimeout: 5000 } });
+  const client = connector.client({ name, redis: { retryStrategy: () => null, maxRetriesPerRequest: 1, connectTimeout: 5000 } });
   client.on("error", () => undefined);
   try {
     await client.connect();
   } catch (e) {
     client.disconnect();
-    throw new CliRedisError(`cannot connect to Redis at ${describeEndpoint(endpoint)}: ${errMessage(e)}`);
+    throw new CliRedisError(`cannot connect to Redis at ${connector.describe()}: ${errMessage(e)}`);
   }
   return client;
 }

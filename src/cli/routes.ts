@@ -90,7 +90,7 @@ async function runRoutes(argv: string[], redis: RedisSettings, io: Io): Promise<
   }
   let client;
   try {
-    client = await connectCli(cfg.url);
+    client = await connectCli(cfg.url, "didgate-routes-cli");
   } catch (e) {
     io.err(line(errMessage(e)));
     return 1;

@@ -7,7 +7,9 @@
  * window from the replay, targets refused earlier tried again, same webhook-id) and removes it from
  * the dead-letter stream in one atomic step, so two operators replaying at once cannot duplicate it.
  */
-import { REPLAY, type RedisClient, field, spoolKeys } from "./redis.js";
+import type { RedisClient } from "../redis/client.js";
+import { field } from "../redis/stream.js";
+import { REPLAY, spoolKeys } from "./redis.js";
 import type { SpoolRecord } from "./spool.js";
 import { redactUrl } from "./webhook.js";
 

@@ -3,7 +3,9 @@
  * inbound stream (queued, or being delivered by an edge: the consumer group's pending list) and
  * the retry schedule, with their age, attempts and last error. Read-only; never the secret.
  */
-import { GROUP, type RedisClient, field, spoolKeys } from "./redis.js";
+import type { RedisClient } from "../redis/client.js";
+import { field } from "../redis/stream.js";
+import { GROUP, spoolKeys } from "./redis.js";
 import { listDlq } from "./dlq.js";
 import type { SpoolRecord } from "./spool.js";
 import { redactUrl } from "./webhook.js";

@@ -10,6 +10,7 @@ import pino from "pino";
 import { Registry } from "prom-client";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { Delivery } from "../../src/delivery/delivery.js";
+import { RedisConnector } from "../../src/redis/client.js";
 import { tempDir } from "../helpers/app.js";
 import { startRedis, type TestRedis } from "../helpers/redis.js";
 import { startReceiver, type Receiver } from "./receiver.js";
@@ -45,8 +46,8 @@ function infoLogger() {
 
 function delivery(prefix: string | undefined, logger: pino.Logger, retryMs: number): Delivery {
   const d = new Delivery({
-    ...(prefix !== undefined ? { redis: { url: redis.url, prefix, visibility_ms: 60_000, reclaim_interval_ms: 200, retry_poll_ms: 100, block_ms: 200 } } : {}),
-    webhooks: { secret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", timeout_ms: 2000, max_age_s: 3600, max_in_flight: 4, retry_base_ms: retryMs, retry_max_ms: retryMs, retry_min_ms: retryMs },
+    ...(prefix !== undefined ? { redis: { connector: RedisConnector.fromUrl(redis.url), prefix, visibility_ms: 60_000, reclaim_interval_ms: 200, retry_poll_ms: 100, block_ms: 200 } } : {}),
+    webhooks: { secret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", timeout_ms: 2000, max_age_s: 3600, max_in_flight: 4, retry_base_ms: retryMs, retry_max_ms: retryMs, retry_min_ms: retryMs, allow_private: ["127.0.0.0/8"] },
     logger,
     registry: new Registry(),
     instanceId: "edge-test",

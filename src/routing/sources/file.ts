@@ -6,7 +6,7 @@
 import { readFileSync, statSync, watch, type FSWatcher } from "node:fs";
 import { basename, dirname } from "node:path";
 import type { Logger } from "pino";
-import type { RouteMetrics } from "../../ops/metrics.js";
+import type { RouteMetrics } from "../metrics.js";
 import type { Route } from "../route.js";
 import { RouteTable, type RouteStore } from "../table.js";
 import { formatFromPath, parseRouteDocument } from "./document.js";
