@@ -369,7 +369,7 @@ export class Didgate {
       logger: this.logger,
       readiness: () => this.readiness(),
       status: () => this.status(),
-      lookup: (number, caller, atMs) => this.lookup(number, caller, atMs),
+      lookup: (number, caller, atMs, countryCode) => this.lookup(number, caller, atMs, countryCode),
     });
     this.adminAddress = await this.admin.listen(hp.host, hp.port);
   }
@@ -500,8 +500,10 @@ export class Didgate {
     return { ready: r.ready, ...(r.reasons ? { reasons: r.reasons } : {}), instance_id: this.config.instance_id ?? hostname(), routes: r.checks.routes, delivery };
   }
 
-  lookup(number: string, caller: string | undefined, atMs: number = this.now()) {
-    const r = lookupJson(this.store.current, this.decider, caller === undefined ? { number, atMs } : { number, caller, atMs });
+  /** National numbers are read with `countryCode`, else the config's default_country_code (as a trunk without its own reads them). */
+  lookup(number: string, caller: string | undefined, atMs: number = this.now(), countryCode: string | undefined = this.config.default_country_code) {
+    const plan = countryCode !== undefined ? { countryCode } : {};
+    const r = lookupJson(this.store.current, this.decider, caller === undefined ? { number, atMs, plan } : { number, caller, atMs, plan });
     this.routeMetrics.lookups.inc({ outcome: r.ok ? String(r.json.outcome) : "invalid" });
     return r;
   }

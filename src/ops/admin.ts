@@ -21,7 +21,8 @@ export interface AdminHandlers {
   readiness(): Readiness;
   /** GET /v1/status: readiness plus what waits for delivery. */
   status?(): Promise<Record<string, unknown>>;
-  lookup(number: string, caller: string | undefined, atMs: number): { ok: true; json: LookupJson } | { ok: false; error: string };
+  /** `countryCode` undefined: the configured default. */
+  lookup(number: string, caller: string | undefined, atMs: number, countryCode?: string): { ok: true; json: LookupJson } | { ok: false; error: string };
 }
 
 function send(res: ServerResponse, status: number, body: string, type = "application/json"): void {
@@ -97,7 +98,12 @@ export class AdminServer {
             return;
           }
         }
-        const r = this.h.lookup(number, url.searchParams.get("caller") ?? undefined, atMs);
+        const cc = url.searchParams.get("country_code") ?? undefined;
+        if (cc !== undefined && !/^[1-9]\d{0,2}$/.test(cc)) {
+          send(res, 400, JSON.stringify({ error: `country_code ${JSON.stringify(cc)} must be 1 to 3 digits like 1 or 44` }));
+          return;
+        }
+        const r = this.h.lookup(number, url.searchParams.get("caller") ?? undefined, atMs, cc);
         if (!r.ok) send(res, 400, JSON.stringify({ error: r.error }));
         else send(res, 200, JSON.stringify(r.json));
         return;

@@ -52,9 +52,23 @@ describe("admin HTTP server", () => {
     expect(bad.status).toBe(400);
     expect(bad.body.error).toContain("invalid character");
     expect((await getJson(`${admin}/v1/lookup`)).status).toBe(400);
+    // National numbers: without a country code they are international (+51 Peru here) ...
+    expect((await getJson(`${admin}/v1/lookup?number=5125550100`)).body.number).toBe("+5125550100");
+    // ... with country_code as a trunk with that code reads them.
+    expect((await getJson(`${admin}/v1/lookup?number=5125550100&country_code=1`)).body).toMatchObject({ number: "+15125550100", key: "+15125550100" });
+    expect((await getJson(`${admin}/v1/lookup?number=5125550100&country_code=x1`)).status).toBe(400);
     expect((await getJson(`${admin}/v1/lookup?number=%2B1&at=yesterday`)).status).toBe(400);
     expect((await getJson(`${admin}/nope`)).status).toBe(404);
     expect((await fetch(`${admin}/metrics`, { method: "POST" })).status).toBe(405);
+  });
+
+  it("/v1/lookup reads national numbers with default_country_code", async () => {
+    const dir = tempDir();
+    writeRoutes(dir, { "+15125550100": { voice: { targets: ["sip:a@h"] } } });
+    const r = await startApp({ routes: { file: "routes.yaml" }, default_country_code: "1" }, dir);
+    running.push(r.app);
+    expect((await getJson(`${r.admin}/v1/lookup?number=5125550100`)).body).toMatchObject({ number: "+15125550100", key: "+15125550100" });
+    expect((await getJson(`${r.admin}/v1/lookup?number=02079460000&country_code=44`)).body.number).toBe("+442079460000");
   });
 
   it("binds to loopback by default (no admin section in the config)", async () => {
