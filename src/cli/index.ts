@@ -8,7 +8,7 @@ import { resolve } from "node:path";
 import { ConfigError, loadConfig, packageRoot } from "../config/load.js";
 import { line, processIo, UsageError, type Io } from "./args.js";
 import type { CliRedisConfig } from "./redis.js";
-import { CHECK_CONFIG_USAGE, DLQ_USAGE, LOOKUP_USAGE, MESSAGES_USAGE, ROUTES_USAGE, SERVE_USAGE } from "./usage.js";
+import { CHECK_CONFIG_USAGE, DLQ_USAGE, LOOKUP_USAGE, MESSAGES_USAGE, ROUTES_USAGE, SERVE_USAGE, STATUS_USAGE } from "./usage.js";
 
 const redisFromConfig = (configPath: string | undefined): CliRedisConfig | undefined => loadConfig(configPath).config.routes.redis;
 
@@ -23,6 +23,7 @@ export const COMMANDS: Record<string, Command> = {
   serve: { summary: "run the daemon", usage: SERVE_USAGE, run: async (a, io) => (await import("./serve.js")).serveCommand(a, io) },
   lookup: { summary: "print the routing decision for a number", usage: LOOKUP_USAGE, run: async (a, io) => (await import("./lookup.js")).lookupCommand(a, io) },
   "check-config": { summary: "validate the config and the routes file", usage: CHECK_CONFIG_USAGE, run: async (a, io) => (await import("./lookup.js")).checkConfigCommand(a, io) },
+  status: { summary: "the running daemon's status (ready, routes, what waits for delivery)", usage: STATUS_USAGE, run: async (a, io) => (await import("./status.js")).statusCommand(a, io) },
   routes: { summary: "read and write the Redis routing table", usage: ROUTES_USAGE, run: async (a, io) => (await import("./routes.js")).routesCommand(a, redisFromConfig, io.out, io.err) },
   messages: { summary: "messages waiting for delivery (Redis spool)", usage: MESSAGES_USAGE, run: async (a, io) => (await import("./messages.js")).messagesCommand(a, redisFromConfig, io.out, io.err) },
   dlq: { summary: "dead letters: list, replay, drop", usage: DLQ_USAGE, run: async (a, io) => (await import("./dlq.js")).dlqCommand(a, redisFromConfig, io.out, io.err) },

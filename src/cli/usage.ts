@@ -95,3 +95,11 @@ export const MESSAGES_USAGE =
     .map((s) => "  " + s.usage.replace(/\n/g, "\n  "))
     .join("\n") +
   "\n  -c, --config FILE   config file (the spool lives in routes.redis)\n";
+
+export const STATUS_USAGE = `usage: didgate status [--json] [--config FILE]
+
+Ask the running daemon (its admin listener, admin.listen) for GET /v1/status: ready or why not,
+the route source, and what waits for delivery. Exit 0 when ready, 1 when not ready or unreachable.
+  --json              the answer as JSON
+  -c, --config FILE   config file
+`;

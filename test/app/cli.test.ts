@@ -68,6 +68,7 @@ describe("didgate CLI", () => {
     ["serve"],
     ["lookup", "+15125550100"],
     ["check-config"],
+    ["status"],
     ["routes", "import", "routes.yaml"],
     ["routes", "set", "+15125550100", "{}"],
     ["routes", "del", "+15125550100"],
@@ -166,6 +167,10 @@ describe("didgate CLI", () => {
       }, 15_000);
       const res = await fetch(`http://127.0.0.1:${port}/healthz`);
       expect(res.status).toBe(200);
+      // didgate status asks the running daemon (the same config: admin.listen on that port).
+      const st = spawnSync(process.execPath, [CLI, "status"], { encoding: "utf8", env: { PATH: process.env.PATH ?? "", DIDGATE_ADMIN_LISTEN: `127.0.0.1:${port}` }, timeout: 20_000 });
+      expect(st.stdout).toMatch(/^ready\nroutes: file, \d+ entries/);
+      expect(st.status).toBe(0);
       const code = new Promise<number | null>((resolve) => child.on("exit", (c) => resolve(c)));
       child.kill("SIGTERM");
       expect(await code).toBe(0);
