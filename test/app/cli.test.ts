@@ -6,9 +6,9 @@ import { tempDir, waitFor } from "../helpers/app.js";
 
 const CLI = "dist/src/cli.js";
 const run = (args: string[], env: Record<string, string> = {}) =>
-  spawnSync(process.execPath, [CLI, ...args], { encoding: "utf8", env: { PATH: process.env.PATH ?? "", ...env }, timeout: 20_000 });
+  spawnSync(process.execPath, [CLI, ...args], { encoding: "utf8", env: { PATH: process.env.PATH ?? "", ...env }, timeout: 60_000 });
 
-describe("didgate CLI", () => {
+describe("didgate CLI", { timeout: 120_000 }, () => {
   it("lookup prints the decision as JSON from the bundled routes", () => {
     const r = run(["lookup", "+15125550101", "--caller", "+447700900123", "--at", "2026-03-09T15:00:00Z"]);
     expect(r.status).toBe(0);
@@ -128,7 +128,7 @@ describe("didgate CLI", () => {
     const v = run(["--version"]);
     expect(v.status).toBe(0);
     expect(v.stdout.trim()).toBe(`didgate ${(JSON.parse(readFileSync("package.json", "utf8")) as { version: string }).version}`);
-  }, 60_000);
+  }, 120_000);
 
   it("lookup reads national numbers with --country-code or default_country_code, and warns about short ones", () => {
     const dir = tempDir();
@@ -149,7 +149,7 @@ describe("didgate CLI", () => {
     const short = run(["lookup", "+1512555010", "--config", join(dir, "us.yaml")]);
     expect(short.status).toBe(0);
     expect(short.stderr).toContain("one digit short");
-  }, 60_000);
+  }, 120_000);
 
   it("serve starts on the bundled config, answers /healthz and exits 0 on SIGTERM", async () => {
     const child = spawn(process.execPath, [CLI, "serve"], {
@@ -164,7 +164,7 @@ describe("didgate CLI", () => {
           if (line.includes('"didgate started"')) return JSON.parse(line).admin.port as number;
         }
         return undefined;
-      }, 15_000);
+      }, 60_000);
       const res = await fetch(`http://127.0.0.1:${port}/healthz`);
       expect(res.status).toBe(200);
       // didgate status asks the running daemon (the same config: admin.listen on that port).
@@ -178,5 +178,5 @@ describe("didgate CLI", () => {
     } finally {
       child.kill("SIGKILL");
     }
-  });
+  }, 120_000);
 });
