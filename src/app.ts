@@ -12,12 +12,10 @@ import type { AddressInfo } from "node:net";
 import { hostname } from "node:os";
 import type { Logger } from "pino";
 import type { Registry } from "prom-client";
-import { ConfigError, loadConfig, resolvePath, snapshotPath, type LoadedConfig } from "./config/load.js";
+import { ConfigError, loadConfig, packageRoot, resolvePath, snapshotPath, type LoadedConfig } from "./config/load.js";
 import { parseHostPort } from "./config/net.js";
 import type { Config } from "./config/schema.js";
 import { Delivery } from "./delivery/delivery.js";
-import { dlqLength } from "./delivery/dlq.js";
-import { listPending } from "./delivery/pending.js";
 import { RedisPartStore } from "./delivery/parts.js";
 import { JournalPartStore } from "./delivery/parts-journal.js";
 import { spoolConnect } from "./delivery/redis.js";
@@ -29,6 +27,7 @@ import { ReceiptSender } from "./edge/sms-receipts.js";
 import { RedisPendingReceipts } from "./edge/receipt-queue.js";
 import { SmsEdge } from "./edge/sms.js";
 import { VoiceEdge } from "./edge/voice.js";
+import { selfTargetCheck } from "./edge/self-targets.js";
 import { AdminServer, type Readiness } from "./ops/admin.js";
 import { createLogger } from "./ops/logger.js";
 import { createRegistry } from "./ops/metrics.js";
@@ -37,6 +36,7 @@ import { Decider } from "./routing/decide.js";
 import { lookupJson } from "./routing/explain.js";
 import type { NumberPlan } from "./routing/number.js";
 import type { Route } from "./routing/route.js";
+import type { OutboundEntry } from "./routing/outbound.js";
 import { FileRouteSource } from "./routing/sources/file.js";
 import { RedisRouteSource } from "./routing/sources/redis.js";
 import { RouteStore, RouteTable } from "./routing/table.js";
@@ -46,6 +46,7 @@ import { registerSessionsApi } from "./api/sessions.js";
 import { MaskingMetrics } from "./masking/metrics.js";
 import { MemorySessionStore, RedisSessionStore, type SessionStore } from "./masking/sessions.js";
 import { ActivityRecorder } from "./records/activity.js";
+import type { StatusReport } from "./ops/status.js";
 import { RecordWriter } from "./records/writer.js";
 import type { SmppConfig } from "./smpp/types.js";
 
@@ -59,6 +60,15 @@ export interface DidgateOptions {
 
 /** During a drain, how long SIP must be quiet before the edge stops (after INVITEs finished). */
 const DRAIN_QUIET_MS = 1500;
+
+/** The package version (package.json). */
+export function packageVersion(): string {
+  try {
+    return String((JSON.parse(readFileSync(resolvePath(packageRoot(), "package.json"), "utf8")) as { version?: string }).version ?? "0");
+  } catch {
+    return "0";
+  }
+}
 
 export class StartError extends Error {
   /** `headline` says what kind of problem it is ("invalid configuration", "Redis unreachable"). */
@@ -91,6 +101,8 @@ export class Didgate {
   readonly registry: Registry;
   readonly routeMetrics: RouteMetrics;
   readonly store: RouteStore<Route>;
+  /** The outbound table: destination prefix to carriers (routes file `outbound:`, Redis `<prefix>outbound`). */
+  readonly outboundStore: RouteStore<OutboundEntry>;
   readonly decider: Decider;
   readonly now: () => number;
   /** routes.redis.url parsed once; every Redis connection of this instance is made on it. */
@@ -131,6 +143,7 @@ export class Didgate {
     this.registry = createRegistry();
     this.routeMetrics = new RouteMetrics(this.registry);
     this.store = new RouteStore<Route>(RouteTable.build<Route>([]));
+    this.outboundStore = new RouteStore<OutboundEntry>(RouteTable.build<OutboundEntry>([]));
     const life = this.config.lifecycle;
     this.decider = new Decider({
       ...(opts.random ? { random: opts.random } : {}),
@@ -182,6 +195,7 @@ export class Didgate {
         connector: this.redis,
         redis: { ...routesRedis, snapshot },
         store: this.store,
+        outboundStore: this.outboundStore,
         logger: this.logger,
         registry: this.registry,
         routeMetrics: this.routeMetrics,
@@ -197,7 +211,8 @@ export class Didgate {
       return;
     }
     const file = this.path(this.config.routes.file);
-    this.fileSource = new FileRouteSource({ path: file, watch: this.config.routes.watch, store: this.store, logger: this.logger, metrics: this.routeMetrics });
+    const check = selfTargetCheck(this.config.sip);
+    this.fileSource = new FileRouteSource({ path: file, watch: this.config.routes.watch, store: this.store, outboundStore: this.outboundStore, logger: this.logger, metrics: this.routeMetrics, ...(check ? { check } : {}) });
     const r = this.fileSource.load();
     if (!r.ok) throw new StartError(r.errors);
     this.routesLoaded = true;
@@ -333,7 +348,7 @@ export class Didgate {
       isCarrierAccount: (peer: string) => this.smpp?.accountRole(peer) === "carrier",
       isBind: (name: string) => this.smpp?.clients.has(name) ?? false,
     };
-    const sms = new SmsEdge({ store: this.store, delivery: this.delivery, logger: this.logger, registry: this.registry, plans, receipts: this.receipts, receiptsOut, now: this.now });
+    const sms = new SmsEdge({ store: this.store, delivery: this.delivery, logger: this.logger, registry: this.registry, plans, receipts: this.receipts, receiptsOut, now: this.now, ...(this.records ? { records: this.records } : {}), ...(this.activity ? { activity: this.activity } : {}) });
     this.sms = sms;
     this.smpp = new SmppEdge({
       config: this.smppConfig(),
@@ -352,6 +367,7 @@ export class Didgate {
     this.voice = new VoiceEdge({
       config: this.config,
       store: this.store,
+      outbound: this.outboundStore,
       decider: this.decider,
       logger: this.logger,
       registry: this.registry,
@@ -457,6 +473,45 @@ export class Didgate {
     this.maskingMetrics = new MaskingMetrics(this.registry, store, m.pools.map((p) => p.name));
   }
 
+  /** The status view (admin GET /v1/status, `didgate status`). */
+  async status(): Promise<StatusReport> {
+    const ready = this.readiness();
+    const t = this.store.current;
+    const rs = this.redisSource?.status();
+    const routes: StatusReport["routes"] = { source: this.redisSource ? "redis" : "file", entries: t.size, version: String(t.version) };
+    if (rs !== undefined) {
+      const state = rs.refusing ? "refusing (shrink guard)" : rs.stale ? "stale (from snapshot)" : rs.connected ? "connected" : "disconnected";
+      routes.sync = { state, lag_ms: null, last_error: rs.lastError ?? null };
+    } else routes.last_error = this.fileSource?.lastError?.[0] ?? null;
+    const v = this.voice?.status();
+    const smpp = this.smpp;
+    let delivery: StatusReport["delivery"] = null;
+    if (this.delivery) {
+      const st = this.delivery.spool ? await this.delivery.spool.stats().catch(() => undefined) : undefined;
+      delivery = { mode: this.delivery.mode, depth: st?.depth ?? null, oldest_age_s: st ? Math.round(st.oldestAgeS) : null, retry: st?.retry ?? null, dead_letters: st?.deadLetters ?? null };
+    }
+    return {
+      instance: this.config.instance_id ?? hostname(),
+      version: packageVersion(),
+      node: process.versions.node,
+      uptime_s: Math.round(process.uptime()),
+      ready: ready.ready,
+      routes,
+      sip: this.voice
+        ? { listeners: this.voice.listeners, trunks: v!.trunks, customers: [], targets: v!.targets, calls_in_progress: v!.calls }
+        : null,
+      smpp: smpp
+        ? {
+            listen: smpp.address() ? { address: smpp.address()!.address, port: smpp.address()!.port } : null,
+            sessions: smpp.sessionCount,
+            binds: smpp.bindStates().map((b) => ({ ...b, window: b.window ?? this.config.smpp.window })),
+          }
+        : null,
+      delivery,
+      workers: 1,
+    };
+  }
+
   readiness(): Readiness {
     const t = this.store.current;
     const delivery = this.delivery?.health();
@@ -478,26 +533,6 @@ export class Didgate {
         draining: this.stopping,
       },
     };
-  }
-
-  /**
-   * GET /v1/status: readiness and what waits for delivery (spool mode: the oldest queued, in
-   * delivery and retrying messages with age and last error; direct mode: only in flight).
-   */
-  async status(): Promise<Record<string, unknown>> {
-    const r = this.readiness();
-    const d = this.delivery;
-    let delivery: Record<string, unknown> | null = null;
-    if (d?.spool) {
-      const prefix = this.config.routes.redis!.prefix;
-      try {
-        const [p, dead] = await Promise.all([listPending(d.spool.client, prefix, { count: 20, now: this.now() }), dlqLength(d.spool.client, prefix)]);
-        delivery = { mode: "spool", in_flight: d.spool.inFlightCount, queued_or_delivering: p.streamLength, retrying: p.retryLength, dead_letters: dead, oldest: p.messages };
-      } catch (err) {
-        delivery = { mode: "spool", in_flight: d.spool.inFlightCount, error: `spool Redis: ${(err as Error).message}` };
-      }
-    } else if (d) delivery = { mode: "direct", in_flight: d.inFlightCount, note: "direct mode keeps no queue: a message that failed was answered with a temporary error and waits at the SMSC" };
-    return { ready: r.ready, ...(r.reasons ? { reasons: r.reasons } : {}), instance_id: this.config.instance_id ?? hostname(), routes: r.checks.routes, delivery };
   }
 
   /** National numbers are read with `countryCode`, else the config's default_country_code (as a trunk without its own reads them). */

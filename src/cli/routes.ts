@@ -48,6 +48,7 @@ async function runRoutes(argv: string[], redis: RedisSettings, io: Io): Promise<
 
   // Validate the input before connecting.
   let importEntries: [string, unknown][] | undefined;
+  let importOutbound: [string, unknown][] | undefined;
   let setValue: unknown;
   if (name === "import") {
     const file = a0!;
@@ -69,8 +70,10 @@ async function runRoutes(argv: string[], redis: RedisSettings, io: Io): Promise<
       return 1;
     }
     importEntries = doc.entries.map(([k, r]) => [k, r.source]);
+    if (doc.outbound !== undefined) importOutbound = doc.outbound.map(([k, e]) => [k, e.source]);
   } else if (name === "set") {
-    const e = routeKeyPlanError(a0!);
+    // Outbound keys are destination prefixes, not DIDs: no number-plan check.
+    const e = bool(p, "outbound") ? undefined : routeKeyPlanError(a0!);
     if (e) {
       io.err(`route ${JSON.stringify(a0)}: ${e}\n`);
       return 1;
@@ -107,22 +110,30 @@ async function runRoutes(argv: string[], redis: RedisSettings, io: Io): Promise<
             (replace ? `, ${r.deleted} deleted` : "") +
             ` (${Math.round(performance.now() - started)} ms)\n`,
         );
+        if (importOutbound !== undefined) {
+          const o = await writer.importOutbound(importOutbound, replace);
+          io.out(`imported ${o.written} outbound entries` + (replace ? `, ${o.deleted} deleted` : "") + "\n");
+        }
         return 0;
       }
       case "set": {
-        const id = await writer.set(a0!, setValue);
+        const id = bool(p, "outbound") ? await writer.setOutbound(a0!, setValue) : await writer.set(a0!, setValue);
         io.out(`set ${a0} (change ${id})\n`);
         return 0;
       }
       case "del": {
-        const r = await writer.del(a0!);
+        const r = bool(p, "outbound") ? await writer.delOutbound(a0!) : await writer.del(a0!);
         io.out(r.existed ? `deleted ${a0} (change ${r.id})\n` : `${a0} was not in the table (change ${r.id} written anyway)\n`);
         return 0;
       }
       case "export": {
         const r = await writer.exportEntries();
         for (const e of r.errors) io.err(`skipped: ${e}\n`);
-        io.out(serializeRoutes(r.entries, (format as RouteFormat | undefined) ?? "json"));
+        const f = (format as RouteFormat | undefined) ?? "json";
+        // CSV has one row per route: no place for the outbound table.
+        const o = f === "csv" ? undefined : await writer.exportOutbound();
+        for (const e of o?.errors ?? []) io.err(`skipped: ${e}\n`);
+        io.out(serializeRoutes(r.entries, f, o?.entries));
         return 0;
       }
       case "reload": {

@@ -2,6 +2,7 @@
 import { loadConfig } from "../config/load.js";
 import { parseHostPort } from "../config/net.js";
 import { bool, CONFIG_OPTION, line, parseCommand, str, type Io } from "./args.js";
+import { renderStatus, type StatusReport } from "../ops/status.js";
 import { errMessage } from "./errors.js";
 import { STATUS_USAGE } from "./usage.js";
 
@@ -25,17 +26,6 @@ export async function statusCommand(argv: string[], io: Io): Promise<number> {
     return 1;
   }
   if (bool(p, "json")) io.out(JSON.stringify(body, null, 2) + "\n");
-  else {
-    io.out(line(body.ready ? "ready" : `not ready: ${(body.reasons as string[] | undefined)?.join("; ") ?? "unknown"}`));
-    const r = body.routes as Record<string, unknown> | undefined;
-    if (r) io.out(line(`routes: ${r.source ?? "?"}, ${r.entries ?? "?"} entries, version ${r.version ?? "?"}${r.stale ? ", stale" : ""}${r.lastError ? `, last error: ${JSON.stringify(r.lastError)}` : ""}`));
-    const d = body.delivery as Record<string, any> | null | undefined;
-    if (d?.mode === "spool") {
-      io.out(line(`delivery: spool, ${d.in_flight ?? 0} in flight here, ${d.queued_or_delivering ?? "?"} queued or being delivered, ${d.retrying ?? "?"} waiting for a retry, ${d.dead_letters ?? "?"} dead letters${d.error ? ` (${d.error})` : ""}`));
-      for (const m of (d.oldest as Record<string, any>[] | undefined) ?? []) {
-        io.out(line(`  ${m.id}  ${m.state}  age=${m.ageS ?? "-"}s  attempts=${m.attempts}${m.lastError ? `  last error: ${m.lastError}` : ""}`));
-      }
-    } else if (d) io.out(line(`delivery: direct, ${d.in_flight ?? 0} in flight`));
-  }
+  else io.out(line(renderStatus(body as StatusReport)));
   return body.ready ? 0 : 1;
 }

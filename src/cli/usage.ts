@@ -36,14 +36,19 @@ Validate the config and the routes file; exit 1 listing every error.
 
 export const ROUTES_SUBCOMMANDS: Record<string, Sub> = {
   import: {
-    usage: "didgate routes import FILE [--replace] [--format yaml|json|csv] [--config FILE]\n  write every route of FILE; --replace also deletes keys not in FILE",
+    usage: "didgate routes import FILE [--replace] [--format yaml|json|csv] [--config FILE]\n  write every route (and the outbound: table) of FILE; --replace also deletes keys not in FILE",
     options: { ...CONFIG_OPTION, ...FORMAT, replace: { type: "boolean" } },
     min: 1,
     max: 1,
   },
-  set: { usage: "didgate routes set KEY JSON [--config FILE]\n  write one route (KEY: +E164, a prefix like +1512*, or *)", options: CONFIG_OPTION, min: 2, max: 2 },
-  del: { usage: "didgate routes del KEY [--config FILE]\n  delete one route", options: CONFIG_OPTION, min: 1, max: 1 },
-  export: { usage: "didgate routes export [--format json|yaml|csv] [--config FILE]\n  print the table (re-importable)", options: { ...CONFIG_OPTION, ...FORMAT }, min: 0, max: 0 },
+  set: {
+    usage: "didgate routes set [--outbound] KEY JSON [--config FILE]\n  write one route (KEY: +E164, a prefix like +1512*, or *); --outbound: an outbound table entry (carriers by destination)",
+    options: { ...CONFIG_OPTION, outbound: { type: "boolean" } },
+    min: 2,
+    max: 2,
+  },
+  del: { usage: "didgate routes del [--outbound] KEY [--config FILE]\n  delete one route (--outbound: one outbound entry)", options: { ...CONFIG_OPTION, outbound: { type: "boolean" } }, min: 1, max: 1 },
+  export: { usage: "didgate routes export [--format json|yaml|csv] [--config FILE]\n  print the table (re-importable; yaml/json include outbound:)", options: { ...CONFIG_OPTION, ...FORMAT }, min: 0, max: 0 },
   reload: {
     usage: "didgate routes reload [--force] [--config FILE]\n  every running edge reloads the table; --force passes the shrink guard",
     options: { ...CONFIG_OPTION, force: { type: "boolean" } },
@@ -98,8 +103,9 @@ export const MESSAGES_USAGE =
 
 export const STATUS_USAGE = `usage: didgate status [--json] [--config FILE]
 
-Ask the running daemon (its admin listener, admin.listen) for GET /v1/status: ready or why not,
-the route source, and what waits for delivery. Exit 0 when ready, 1 when not ready or unreachable.
+Ask the running daemon (its admin listener, admin.listen) for GET /v1/status: ready, routes and
+sync state, trunks, targets, SMPP binds, the spool. Exit 0 when ready, 1 when not ready or
+unreachable. The messages waiting for delivery one by one: didgate messages pending.
   --json              the answer as JSON
   -c, --config FILE   config file
 `;

@@ -79,6 +79,14 @@ export function parseCidr(text: string): Cidr | undefined {
   return { family: ip.family, base: ip.value & mask, bits, text };
 }
 
+/** Whether `ip` is inside `c` (config checks: overlapping sources). */
+export function cidrContains(c: Cidr, ip: { family: 4 | 6; value: bigint }): boolean {
+  if (c.family !== ip.family) return false;
+  const max = c.family === 4 ? 32 : 128;
+  const shift = BigInt(max - c.bits);
+  return ip.value >> shift === c.base >> shift;
+}
+
 /**
  * A set of CIDRs that answers "which entry owns this address": the most specific entry first
  * (an exact address before any CIDR), entries of equal specificity in the order they were added.

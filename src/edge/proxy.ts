@@ -1,38 +1,37 @@
 /**
- * Stateful proxying for the SIP edge (RFC 3261 section 16).
+ * Forking policy of the SIP edge (RFC 3261 section 16): which target gets the call next, and when.
  *
  * ProxyCall: one initial INVITE, sent to the route's targets one after the other (sequential
- * forking). Per branch: Request-URI = target URI, our Via (by the stack), Record-Route(s); the
- * branch ends with a final response, Timer B, a transport error or the ring timeout (CANCEL).
- * It fails over on the route's failover_on codes, on Timer B, transport errors and DNS failures;
- * never after a 6xx or an upstream CANCEL. When every target failed, the best response per 16.7
- * goes upstream (408 when none answered).
+ * forking), or a priority group at once (simultaneous ringing: parallel forking, the first 2xx
+ * wins and the others get CANCEL). Per branch: Request-URI = target URI, our Via (by the stack, with a loop-detection
+ * branch), Record-Route(s) signed for the dialog (src/sip/rr.ts); the branch ends with a final
+ * response, Timer B, the INVITE timeout (no provisional response in time), a transport error or the
+ * ring timeout (CANCEL). It fails over on the route's failover_on codes, on Timer B, the INVITE
+ * timeout, transport errors and DNS failures; never after a 6xx or an upstream CANCEL. A target
+ * that is didgate itself is skipped (482 when no other target is left). When every target failed,
+ * the best response per 16.7 goes upstream (408 when none answered).
  *
- * Record-Route: "<sip:HOST:PORT;lr[;transport=tcp];ftag=FROMTAG;dgc=T~ADDR~PORT>". ftag tells the
- * direction of a later in-dialog request (From tag equal: caller to callee); dgc is the carrier's
- * flow (transport, source address, port) so a request towards the carrier reuses its TCP/TLS
- * connection. When the trunk and target sides use different listeners (transport or interface)
- * two Record-Route values are added (RFC 5658 double record-routing). Nothing is kept per dialog:
+ * When the trunk and target sides use different listeners (transport or interface) two
+ * Record-Route values are added (RFC 5658 double record-routing). Responses that set up the dialog
+ * get our values rewritten with the callee's next hop (16.7 step 9). Nothing is kept per dialog:
  * an edge restarted mid-call still routes BYE.
  */
 import type { Logger } from "pino";
 import {
-  parseNameAddr,
   type ClientTransaction,
   type ClientTxHandler,
-  type Listener,
   type ServerTransaction,
   type SipMessage,
   type SipStack,
-  type SipUri,
   type TimerHandle,
   type TimerTarget,
-  type TransportKind,
 } from "../sip/index.js";
+import { parseUri } from "../sip/uri.js";
+import { hopOfAddress, hopOfUri, inviteBinding, loopBranch, loopHash, recordRouteFor, rewriteRecordRoute, type DialogBinding, type DialogSigner } from "../sip/rr.js";
 import type { Target } from "../routing/route.js";
 import type { TargetHealth } from "./health.js";
-import type { ResolvedTarget, ResolveResult, TargetResolver } from "./resolve.js";
-import { targetKey } from "./resolve.js";
+import type { ResolvedTarget, ResolveResult, TargetResolver } from "../sip/resolve.js";
+import { targetKey } from "../sip/resolve.js";
 import type { VoiceMetrics, CallOutcome } from "./voice-metrics.js";
 
 /** What a call needs from the edge. */
@@ -43,14 +42,26 @@ export interface ProxyHost {
   readonly metrics: VoiceMetrics;
   readonly logger: Logger;
   readonly recordRoute: boolean;
+  /** Signs the Record-Route of each dialog. */
+  readonly signer: DialogSigner;
+  /** True when the target is one of our own listeners (a route pointing at didgate itself). */
+  isOwnTarget(r: ResolvedTarget): boolean;
   /** Monotonic ms (setup time). */
   mono(): number;
+  /**
+   * May this target get the call now (a carrier's CPS and max_calls)? false: passed over at once
+   * for the next one. A target admitted is given back through targetDone.
+   */
+  admit?(call: ProxyCall, t: Target): boolean;
+  /** A target admitted by admit() is done: answered (2xx) or not (final, timeout, cancelled). */
+  targetDone?(call: ProxyCall, t: Target, code: number, answered: boolean): void;
   /** The call sent its final response upstream (or was cancelled). */
   callDone(call: ProxyCall, outcome: CallOutcome, code: number): void;
 }
 
 const RING = 1;
 const CLEANUP = 2;
+const INVITE_TIMEOUT = 3;
 
 /** Response class rank for 16.7 best-response selection (lower is better). */
 function rank(status: number): number {
@@ -58,32 +69,6 @@ function rank(status: number): number {
   if (status >= 300 && status < 400) return 1;
   if (status >= 400 && status < 500) return 2;
   return 3; // 5xx
-}
-
-/** The carrier-facing flow token for the dgc Record-Route parameter. */
-export function flowToken(transport: TransportKind, address: string, port: number): string {
-  return transport + "~" + (address.indexOf(":") >= 0 ? "[" + address + "]" : address) + "~" + port;
-}
-
-export function parseFlowToken(s: string): { transport: TransportKind; address: string; port: number } | null {
-  const a = s.indexOf("~");
-  const b = s.lastIndexOf("~");
-  if (a <= 0 || b <= a) return null;
-  const t = s.slice(0, a);
-  if (t !== "udp" && t !== "tcp" && t !== "tls") return null;
-  let address = s.slice(a + 1, b);
-  if (address.startsWith("[") && address.endsWith("]")) address = address.slice(1, -1);
-  const port = Number(s.slice(b + 1));
-  if (!Number.isInteger(port) || port <= 0 || port > 65535 || address.length === 0) return null;
-  return { transport: t, address, port };
-}
-
-/** Record-Route value for a listener. */
-export function recordRouteFor(l: Listener, ftag: string, flow: string): string {
-  return (
-    "<sip:" + l.sentBy + ";lr" + (l.transport === "udp" ? "" : ";transport=" + l.transport) +
-    (ftag.length > 0 ? ";ftag=" + ftag : "") + (flow.length > 0 ? ";dgc=" + flow : "") + ">"
-  );
 }
 
 export interface CallInfo {
@@ -94,29 +79,92 @@ export interface CallInfo {
   targets: readonly Target[];
   failoverOn: readonly number[];
   ringMs: number;
+  /** No provisional response from a target in this time: next target (0: off, Timer B only). */
+  inviteMs: number;
   startedAt: number;
+  /**
+   * Outbound (to carriers): a 503 from every carrier, or every carrier over its limits, answers
+   * 503 with Retry-After (the carriers are busy) instead of 500.
+   */
+  outbound?: boolean;
+  /** The customer placing the call (outbound), for its limits and metrics. */
+  customer?: string;
+  /** simultaneous: each priority group rings at once (RFC 3261 16.7 parallel forking). */
+  ring?: "sequential" | "simultaneous";
 }
 
-/** One initial INVITE being proxied. */
-export class ProxyCall implements ClientTxHandler, TimerTarget {
+/** Extra per-target data of outbound and forwarded legs (src/edge/originate.ts). */
+interface LegLike extends Target {
+  readonly set?: ReadonlyArray<readonly [string, string]>;
+  readonly add?: ReadonlyArray<readonly [string, string]>;
+  readonly carrier?: { readonly failoverOn: readonly number[] };
+}
+
+/** One attempt at one target: its client transaction and timers. */
+class Branch implements ClientTxHandler, TimerTarget {
+  ctx: ClientTransaction | null = null;
+  res: ResolvedTarget | null = null;
+  ringTimer: TimerHandle = null;
+  inviteTimer: TimerHandle = null;
+  /** Given by the host's admit(): to be given back once. */
+  admitted: boolean;
+  /** Over: failed, answered, or cancelled by us; only a late 2xx still matters. */
+  done = false;
+  /** A provisional response came (the ring timer runs). */
+  ringing = false;
+
+  constructor(
+    private readonly call: ProxyCall,
+    readonly t: LegLike,
+    admitted: boolean,
+  ) {
+    this.admitted = admitted;
+  }
+
+  onResponse(res: SipMessage, tx: ClientTransaction): void {
+    this.call.onBranchResponse(this, res, tx);
+  }
+  onTimeout(): void {
+    this.call.onBranchTimeout(this);
+  }
+  onTransportError(_tx: ClientTransaction, err: Error): void {
+    this.call.onBranchTransportError(this, err);
+  }
+  onTimer(kind: number): void {
+    this.call.onBranchTimer(this, kind);
+  }
+}
+
+/**
+ * One initial INVITE being proxied. Targets are tried in groups: one target at a time
+ * (sequential), or every target of one priority at once (simultaneous, RFC 3261 16.7 parallel
+ * forking: the first 2xx wins and the other branches get CANCEL). A group that fails moves on to
+ * the next group when a failure allows it (failover_on, timeouts, transport errors); a 6xx ends
+ * the call (16.7 step 5: pending branches cancelled).
+ */
+export class ProxyCall implements TimerTarget {
   /** Targets tried, for the call log: "uri=code". */
   readonly tried: string[] = [];
   private idx = 0;
-  private ctx: ClientTransaction | null = null;
-  private cur: ResolvedTarget | null = null;
-  private curUri = "";
+  private readonly active: Branch[] = [];
+  /** A failure of the current group allows the next group. */
+  private groupFailover = false;
   private best: SipMessage | null = null;
-  private ringTimer: TimerHandle = null;
+  /** best arrived without a Via below ours: answer with its status, do not forward it */
+  private bestOwn = false;
+  /** A target was didgate itself (answer 482 when nothing else answered). */
+  private sawLoop = false;
+  private readonly loopHash: string;
+  private readonly up: DialogBinding;
   private cleanupTimer: TimerHandle = null;
   private zombies: ClientTransaction[] | null = null;
   private order: readonly Target[];
-  private inRR: string;
   finished = false;
   private cancelled = false;
-  private branchSeq = 0;
-  private sendingSeq = 0;
   finalCode = 0;
-  private answeredBy: ClientTransaction | null = null;
+  private answered = false;
+  /** Targets passed over for being at their limits. */
+  limited = 0;
 
   constructor(
     private readonly host: ProxyHost,
@@ -127,13 +175,14 @@ export class ProxyCall implements ClientTxHandler, TimerTarget {
   ) {
     this.order = info.targets;
     const src = stx.source;
-    this.inRR = host.recordRoute ? recordRouteFor(src.listener, stx.request.fromTag ?? "", flowToken(src.transport, src.address, src.port)) : "";
+    this.loopHash = loopHash(stx.request);
+    this.up = inviteBinding(stx.request, { transport: src.transport, address: src.address, port: src.port }, []);
   }
 
   start(): void {
     const h = this.host.health;
     if (h.down > 0) this.order = this.healthyOrder();
-    this.next();
+    this.nextGroup();
   }
 
   /** Targets not marked down, in decision order; all of them when none is up. */
@@ -147,168 +196,295 @@ export class ProxyCall implements ClientTxHandler, TimerTarget {
     return up.length > 0 ? up : this.info.targets;
   }
 
-  /** Try the next target, or give up with the best response. */
-  private next(): void {
-    if (this.finished) return;
-    if (this.idx >= this.order.length) {
-      this.finishBest();
-      return;
+  /**
+   * Start the next group: the next target (sequential) or every target of the next priority
+   * (simultaneous). Targets over their limits are passed over at once; when none is left, the
+   * best response goes upstream.
+   */
+  private nextGroup(): void {
+    while (!this.finished) {
+      if (this.idx >= this.order.length) {
+        this.finishBest();
+        return;
+      }
+      this.groupFailover = false;
+      const first = this.order[this.idx]!;
+      let end = this.idx + 1;
+      if (this.info.ring === "simultaneous") while (end < this.order.length && this.order[end]!.priority === first.priority) end++;
+      const group: Branch[] = [];
+      for (; this.idx < end; this.idx++) {
+        const t = this.order[this.idx]! as LegLike;
+        const admit = this.host.admit;
+        if (admit !== undefined && !admit.call(this.host, this, t)) {
+          // over CPS or max_calls: passed over, no waiting
+          this.tried.push(t.uri + "=over_limit");
+          this.limited++;
+          continue;
+        }
+        group.push(new Branch(this, t, admit !== undefined));
+      }
+      if (group.length === 0) continue;
+      for (const b of group) this.active.push(b);
+      for (const b of group) if (!b.done && !this.finished) this.startBranch(b);
+      // every branch of the group may have failed synchronously (DNS error, own target)
+      if (this.active.length > 0 || this.finished) return;
+      if (!this.groupFailover || this.cancelled) {
+        this.finishBest();
+        return;
+      }
     }
-    const t = this.order[this.idx++]!;
-    this.curUri = t.uri;
-    const r = this.host.resolver.resolveSync(t.uri);
-    if (r !== undefined) this.onResolved(r);
-    else void this.host.resolver.resolve(t.uri).then((x) => this.onResolved(x));
   }
 
-  private onResolved(r: ResolveResult): void {
-    if (this.finished) return;
+  private startBranch(b: Branch): void {
+    const r = this.host.resolver.resolveSync(b.t.uri);
+    if (r !== undefined) this.onResolved(b, r);
+    else void this.host.resolver.resolve(b.t.uri).then((x) => this.onResolved(b, x));
+  }
+
+  private onResolved(b: Branch, r: ResolveResult): void {
+    if (this.finished || b.done) return;
+    const uri = b.t.uri;
     if ("error" in r) {
-      this.tried.push(this.curUri + "=dns");
-      this.host.logger.debug({ uri: this.curUri, err: r.error }, "sip target unresolvable");
-      this.failover(true);
+      this.host.logger.debug({ uri, err: r.error }, "sip target unresolvable");
+      this.branchFailed(b, "dns", 0, true);
+      return;
+    }
+    if (this.host.isOwnTarget(r)) {
+      // RFC 3261 16.3 step 4 / 16.6: a route pointing at ourselves would loop until Max-Forwards
+      // or a rate limit ends it
+      this.sawLoop = true;
+      this.host.logger.warn({ uri, did: this.info.did, route_key: this.info.routeKey }, "sip target is didgate itself (loop); skipped");
+      this.branchFailed(b, "loop", 0, true);
       return;
     }
     const stack = this.host.stack;
     const fwd = this.base.clone();
-    fwd.requestUri = this.curUri;
+    fwd.requestUri = uri;
+    const t = b.t;
+    if (t.set !== undefined) for (const [n, v] of t.set) fwd.set(n, v);
+    // prepended: Diversion lists the most recent diversion first (RFC 5806)
+    if (t.add !== undefined) for (let i = t.add.length - 1; i >= 0; i--) fwd.prepend(t.add[i]![0], t.add[i]![1]);
     if (this.host.recordRoute) {
       const out = stack.listenerFor(r.transport, r.address);
-      fwd.pushRecordRoute(this.inRR);
-      if (out !== undefined && out !== this.stx.source.listener) fwd.pushRecordRoute(recordRouteFor(out, this.stx.request.fromTag ?? "", ""));
+      const down = [hopOfAddress(r.address, r.port)];
+      const u = parseUri(uri);
+      if (u !== null && u.isSip) {
+        const h = hopOfUri(u);
+        if (h !== down[0]) down.unshift(h);
+      }
+      const bind: DialogBinding = { ...this.up, down };
+      const signer = this.host.signer;
+      fwd.pushRecordRoute(recordRouteFor(this.stx.source.listener, bind, signer));
+      if (out !== undefined && out !== this.stx.source.listener) fwd.pushRecordRoute(recordRouteFor(out, bind, signer));
     }
-    this.cur = r;
-    this.host.health.track(r, this.curUri);
-    // a send error can be reported synchronously, from inside request(): it is for this branch
-    const seq = ++this.branchSeq;
-    this.sendingSeq = seq;
-    const tx = stack.request(fwd, { transport: r.transport, host: r.address, port: r.port }, this);
-    this.sendingSeq = 0;
-    if (this.branchSeq === seq && !this.finished) this.ctx = tx;
+    b.res = r;
+    this.host.health.track(r, uri);
+    const branch = loopBranch(this.loopHash, stack.newBranch().slice(7));
+    // a send error can be reported synchronously, from inside request(): b.done is set then
+    const tx = stack.request(fwd, { transport: r.transport, host: r.address, port: r.port }, b, { branch });
+    if (b.done) return;
+    b.ctx = tx;
+    if (this.info.inviteMs > 0 && !tx.terminated) b.inviteTimer = stack.timers.set(this.info.inviteMs, b, INVITE_TIMEOUT);
   }
 
-  /** True when tx is the current branch (or the one being sent right now). */
-  private current(tx: ClientTransaction): boolean {
-    return tx === this.ctx || (this.sendingSeq !== 0 && this.ctx === null);
+  /** Answers after which the next target is tried: the carrier's for a carrier leg. */
+  private failOn(b: Branch): readonly number[] {
+    return b.t.carrier?.failoverOn ?? this.info.failoverOn;
   }
 
-  /** Move on after a failed branch (or give up). */
-  private failover(allowed: boolean): void {
-    this.ctx = null;
-    this.cur = null;
-    if (this.cancelled || this.finished) return;
-    if (allowed && this.idx < this.order.length) {
+  private clearTimers(b: Branch): void {
+    const timers = this.host.stack.timers;
+    if (b.ringTimer !== null) {
+      timers.clear(b.ringTimer);
+      b.ringTimer = null;
+    }
+    if (b.inviteTimer !== null) {
+      timers.clear(b.inviteTimer);
+      b.inviteTimer = null;
+    }
+  }
+
+  /** Give a branch's target back to the host (limits), once. */
+  private release(b: Branch, code: number, answered: boolean): void {
+    if (!b.admitted) return;
+    b.admitted = false;
+    this.host.targetDone?.(this, b.t, code, answered);
+  }
+
+  private remove(b: Branch): void {
+    const i = this.active.indexOf(b);
+    if (i >= 0) this.active.splice(i, 1);
+  }
+
+  /**
+   * A branch failed (what: the log word, code: its answer or 408/0). When it was the last one of
+   * its group, the next group is tried if a failure of the group allows it.
+   */
+  private branchFailed(b: Branch, what: string, code: number, allowed: boolean): void {
+    if (b.done) return;
+    b.done = true;
+    this.clearTimers(b);
+    this.remove(b);
+    this.tried.push(b.t.uri + "=" + what);
+    this.release(b, code, false);
+    if (allowed) this.groupFailover = true;
+    if (this.finished || this.cancelled || this.active.length > 0) return;
+    if (this.groupFailover && this.idx < this.order.length) {
       this.host.metrics.failoverOf(this.info.trunk, "").inc();
-      this.next();
+      this.nextGroup();
     } else this.finishBest();
   }
 
-  private clearRing(): void {
-    if (this.ringTimer !== null) {
-      this.host.stack.timers.clear(this.ringTimer);
-      this.ringTimer = null;
-    }
-  }
-
-  // ---- ClientTxHandler
-
-  onResponse(res: SipMessage, tx: ClientTransaction): void {
-    const st = res.status;
-    if (tx !== this.ctx) {
-      // an older branch (cancelled on ring timeout): only a 2xx matters, and it must go upstream
-      if (st >= 200 && st < 300) this.forward2xx(res, tx);
-      return;
-    }
-    if (st < 200) {
-      if (this.ringTimer === null) {
-        this.host.health.alive(this.cur!.key);
-        this.ringTimer = this.host.stack.timers.set(this.info.ringMs, this, RING);
-      }
-      if (st === 100) return;
-      if (this.finished) return;
-      res.popVia();
-      this.stx.respond(res);
-      return;
-    }
-    this.clearRing();
-    if (st < 300) {
-      this.forward2xx(res, tx);
-      return;
-    }
-    this.host.health.alive(this.cur!.key);
-    this.tried.push(this.curUri + "=" + st);
-    if (this.best === null || rank(st) < rank(this.best.status)) this.best = res;
-    if (st >= 600) {
-      this.failover(false);
-      return;
-    }
-    this.failover(this.info.failoverOn.includes(st));
-  }
-
-  private forward2xx(res: SipMessage, tx: ClientTransaction): void {
-    res.popVia();
-    // RFC 3261 16.7 step 10: a 2xx always goes upstream, even after the server transaction
-    // answered 487 to a CANCEL (the 200 crossed it): then statelessly, over the request's
-    // connection or per its Via; the caller ACKs and hangs up.
-    if (!this.stx.respond(res)) this.host.stack.sendResponseStateless(res, this.stx.source);
-    if (this.answeredBy === null) {
-      this.answeredBy = tx;
-      this.tried.push(this.curUri + "=" + res.status);
-      if (tx !== this.ctx && this.ctx !== null) this.cancelBranch();
-      this.ctx = null;
-      this.finish("routed", res.status);
-    }
-  }
-
-  onTimeout(tx: ClientTransaction): void {
-    if (!this.current(tx)) return;
-    this.clearRing();
-    this.tried.push(this.curUri + "=timeout");
-    this.host.health.suspect(this.cur!, this.curUri, "timer B");
-    this.failover(true);
-  }
-
-  onTransportError(tx: ClientTransaction, err: Error): void {
-    if (!this.current(tx)) return;
-    this.clearRing();
-    this.tried.push(this.curUri + "=transport_error");
-    this.host.health.suspect(this.cur!, this.curUri, "transport error: " + err.message);
-    this.failover(true);
-  }
-
-  onTimer(kind: number): void {
-    if (kind === CLEANUP) {
-      this.cleanupTimer = null;
-      const z = this.zombies;
-      this.zombies = null;
-      if (z !== null) for (const t of z) t.terminate();
-      return;
-    }
-    // RING: the target rang too long
-    this.ringTimer = null;
-    if (this.ctx === null || this.finished) return;
-    this.tried.push(this.curUri + "=ring_timeout");
-    this.cancelBranch();
-    this.failover(this.info.failoverOn.includes(408));
-  }
-
-  /** CANCEL the current branch; it is terminated 64*T1 later if it never completes. */
-  private cancelBranch(): void {
-    const c = this.ctx;
+  /** CANCEL a branch; its transaction is terminated 64*T1 later if it never completes. */
+  private cancelBranch(b: Branch): void {
+    const c = b.ctx;
+    b.ctx = null;
     if (c === null) return;
-    this.ctx = null;
     c.cancel();
     (this.zombies ??= []).push(c);
     if (this.cleanupTimer === null) this.cleanupTimer = this.host.stack.timers.set(64 * this.host.stack.timerConfig.t1, this, CLEANUP);
   }
 
-  /** Upstream CANCEL: cancel the pending branch, answer 487. */
+  /** CANCEL every pending branch but `keep` (a 2xx arrived, a 6xx, or the caller cancelled). */
+  private cancelOthers(keep: Branch | null, code: number, what: string): void {
+    for (const b of this.active.slice()) {
+      if (b === keep) continue;
+      b.done = true;
+      this.clearTimers(b);
+      this.remove(b);
+      this.tried.push(b.t.uri + "=" + what);
+      this.cancelBranch(b);
+      this.release(b, code, false);
+    }
+  }
+
+  // ---- branch events
+
+  onBranchResponse(b: Branch, res: SipMessage, tx: ClientTransaction): void {
+    const st = res.status;
+    if (b.done || this.finished) {
+      // a branch we gave up (cancelled) or a call already answered: only a 2xx matters, and it
+      // must go upstream (16.7 step 10)
+      if (st >= 200 && st < 300) this.forward2xx(b, res, tx);
+      return;
+    }
+    if (st < 200) {
+      if (b.inviteTimer !== null) {
+        this.host.stack.timers.clear(b.inviteTimer);
+        b.inviteTimer = null;
+      }
+      if (!b.ringing) {
+        b.ringing = true;
+        this.host.health.alive(b.res!.key);
+        const ts = b.t.timeoutS;
+        b.ringTimer = this.host.stack.timers.set(ts !== undefined ? ts * 1000 : this.info.ringMs, b, RING);
+      }
+      if (st === 100) return;
+      res.popVia();
+      if (this.noViaLeft(res)) return;
+      // a provisional response with a To tag sets up an early dialog (reliable 1xx, PRACK, UPDATE)
+      if (this.host.recordRoute && res.toTag !== undefined) rewriteRecordRoute(this.host.stack, res, this.host.signer);
+      this.stx.respond(res);
+      return;
+    }
+    this.clearTimers(b);
+    if (st < 300) {
+      this.forward2xx(b, res, tx);
+      return;
+    }
+    this.host.health.alive(b.res!.key);
+    // only our Via: the response may not be forwarded (RFC 3261 16.7 step 3); if it is the best
+    // one, didgate answers with its status itself
+    const own = res.vias.length < 2;
+    if (own) this.host.stack.metrics.dropped.inc({ reason: "response_no_via" });
+    if (this.best === null || rank(st) < rank(this.best.status)) {
+      this.best = res;
+      this.bestOwn = own;
+    }
+    if (st >= 600) {
+      // 16.7 step 5: a 6xx ends the search; pending branches are cancelled
+      this.cancelOthers(b, 487, "cancelled");
+      this.groupFailover = false;
+      this.idx = this.order.length;
+      this.branchFailed(b, String(st), st, false);
+      return;
+    }
+    this.branchFailed(b, String(st), st, this.failOn(b).includes(st));
+  }
+
+  /** After popping our Via: true (and counted) when none is left, then it must not be forwarded. */
+  private noViaLeft(res: SipMessage): boolean {
+    if (res.vias.length > 0) return false;
+    this.host.stack.metrics.dropped.inc({ reason: "response_no_via" });
+    return true;
+  }
+
+  private forward2xx(b: Branch, res: SipMessage, tx: ClientTransaction): void {
+    res.popVia();
+    if (this.noViaLeft(res)) {
+      // a 2xx that cannot go upstream: the callee answered a call the caller never hears of; move on
+      if (!this.answered && !b.done) this.branchFailed(b, "no_via", 0, true);
+      return;
+    }
+    if (this.host.recordRoute) rewriteRecordRoute(this.host.stack, res, this.host.signer);
+    // RFC 3261 16.7 step 10: a 2xx always goes upstream, even after the server transaction
+    // answered 487 to a CANCEL (the 200 crossed it), or after another branch answered: then
+    // statelessly, over the request's connection or per its Via; the caller ACKs (and hangs up).
+    if (!this.stx.respond(res)) this.host.stack.sendResponseStateless(res, this.stx.source);
+    if (this.answered) return;
+    this.answered = true;
+    void tx;
+    b.done = true;
+    this.remove(b);
+    this.tried.push(b.t.uri + "=" + res.status);
+    this.release(b, res.status, true);
+    this.cancelOthers(b, 487, "cancelled");
+    this.finish("routed", res.status);
+  }
+
+  onBranchTimeout(b: Branch): void {
+    if (b.done || this.finished) return;
+    if (b.res !== null) this.host.health.suspect(b.res, b.t.uri, "timer B");
+    this.branchFailed(b, "timeout", 408, true);
+  }
+
+  onBranchTransportError(b: Branch, err: Error): void {
+    if (b.done || this.finished) return;
+    if (b.res !== null) this.host.health.suspect(b.res, b.t.uri, "transport error: " + err.message);
+    this.branchFailed(b, "transport_error", 0, true);
+  }
+
+  onBranchTimer(b: Branch, kind: number): void {
+    if (kind === INVITE_TIMEOUT) {
+      // no provisional response in time: the target is not there (or too slow to be useful);
+      // CANCEL goes out if a provisional response still arrives (RFC 3261 9.1)
+      b.inviteTimer = null;
+      if (b.done || this.finished) return;
+      if (b.res !== null) this.host.health.suspect(b.res, b.t.uri, "invite timeout");
+      this.cancelBranch(b);
+      this.branchFailed(b, "invite_timeout", 408, true);
+      return;
+    }
+    // RING: the target rang too long
+    b.ringTimer = null;
+    if (b.done || this.finished) return;
+    this.cancelBranch(b);
+    this.branchFailed(b, "ring_timeout", 408, this.failOn(b).includes(408));
+  }
+
+  onTimer(kind: number): void {
+    if (kind !== CLEANUP) return;
+    this.cleanupTimer = null;
+    const z = this.zombies;
+    this.zombies = null;
+    if (z !== null) for (const t of z) t.terminate();
+  }
+
+  /** Upstream CANCEL: cancel the pending branches, answer 487. */
   cancel(): void {
     if (this.finished) return;
     this.cancelled = true;
-    this.clearRing();
-    this.tried.push(this.curUri + "=cancelled");
-    this.cancelBranch();
+    this.cancelOthers(null, 487, "cancelled");
     this.stx.reply(487);
     this.finish("cancelled", 487);
   }
@@ -316,7 +492,18 @@ export class ProxyCall implements ClientTxHandler, TimerTarget {
   private finishBest(): void {
     if (this.finished) return;
     const b = this.best;
+    if (this.info.outbound === true && (b === null ? this.limited > 0 : b.status === 503)) {
+      // every carrier over its limits or answering 503: busy, try again later
+      this.stx.reply(503, "Service Unavailable (all carriers busy)", { headers: [["Retry-After", "1"]] });
+      this.finish("failed", 503);
+      return;
+    }
     if (b === null) {
+      if (this.sawLoop) {
+        this.stx.reply(482);
+        this.finish("loop", 482);
+        return;
+      }
       this.stx.reply(408);
       this.finish("failed", 408);
       return;
@@ -327,8 +514,11 @@ export class ProxyCall implements ClientTxHandler, TimerTarget {
       this.finish("failed", 500);
       return;
     }
-    b.popVia();
-    this.stx.respond(b);
+    if (this.bestOwn) this.stx.reply(b.status, b.reason);
+    else {
+      b.popVia();
+      this.stx.respond(b);
+    }
     this.finish("failed", b.status);
   }
 
@@ -336,7 +526,6 @@ export class ProxyCall implements ClientTxHandler, TimerTarget {
     if (this.finished) return;
     this.finished = true;
     this.finalCode = code;
-    this.clearRing();
     this.host.callDone(this, outcome, code);
   }
 }
@@ -346,12 +535,20 @@ export class DialogForward implements ClientTxHandler {
   ctx: ClientTransaction | null = null;
   constructor(
     private readonly stx: ServerTransaction,
+    private readonly stack: SipStack,
     private readonly done: ((f: DialogForward) => void) | null,
   ) {}
   onResponse(res: SipMessage): void {
     if (res.status === 100) return;
     res.popVia();
-    this.stx.respond(res);
+    if (res.vias.length === 0) {
+      // RFC 3261 16.7 step 3: meant for us, not forwarded; a final one is answered by us instead
+      this.stack.metrics.dropped.inc({ reason: "response_no_via" });
+      if (res.status < 200) return;
+      // a 2xx to a re-INVITE carries the callee's session description: it cannot be rebuilt
+      if (res.status < 300 && this.stx.isInvite) this.stx.reply(500, "Server Internal Error (response without Via)");
+      else this.stx.reply(res.status, res.reason);
+    } else this.stx.respond(res);
     if (res.status >= 200 && this.done !== null) this.done(this);
   }
   onTimeout(): void {
@@ -365,42 +562,6 @@ export class DialogForward implements ClientTxHandler {
   cancel(): void {
     this.ctx?.cancel();
   }
-}
-
-/** Result of loose-routing an in-dialog request. */
-export interface DialogRoute {
-  /** Towards the carrier (true) or the target (false). */
-  upstream: boolean;
-  /** Carrier flow recorded in our Record-Route, if any. */
-  flow: { transport: TransportKind; address: string; port: number } | null;
-  /** The next hop URI: the first remaining Route or the Request-URI. */
-  next: SipUri;
-}
-
-/**
- * Loose routing (16.4, 16.6 step 6-7): pops every Route that is ours (double Record-Route puts two),
- * then tells the direction from the ftag of the last one popped. Returns null when the request
- * carries no Route of ours (we did not record-route this dialog, or it is not a dialog of ours).
- */
-export function routeInDialog(stack: SipStack, req: SipMessage): DialogRoute | null {
-  let ours: SipUri | null = null;
-  for (;;) {
-    const top = req.topRoute;
-    if (top === undefined) break;
-    const u = parseNameAddr(top)?.parsedUri;
-    if (u === null || u === undefined || !stack.isLocalUri(u)) break;
-    ours = u;
-    req.popRoute();
-  }
-  if (ours === null) return null;
-  const ftag = ours.param("ftag");
-  const upstream = typeof ftag === "string" ? req.fromTag !== ftag : false;
-  const f = ours.param("dgc");
-  const flow = typeof f === "string" ? parseFlowToken(f) : null;
-  const top = req.topRoute;
-  const next = top !== undefined ? parseNameAddr(top)?.parsedUri ?? null : req.parsedRequestUri;
-  if (next === null || !next.isSip) return null;
-  return { upstream, flow, next };
 }
 
 export { targetKey };

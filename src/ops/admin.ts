@@ -7,6 +7,7 @@ import type { AddressInfo } from "node:net";
 import type { Logger } from "pino";
 import type { Registry } from "prom-client";
 import type { LookupJson } from "../routing/explain.js";
+import { renderStatus, type StatusReport } from "./status.js";
 
 export interface Readiness {
   ready: boolean;
@@ -19,10 +20,10 @@ export interface AdminHandlers {
   registry: Registry;
   logger: Logger;
   readiness(): Readiness;
-  /** GET /v1/status: readiness plus what waits for delivery. */
-  status?(): Promise<Record<string, unknown>>;
   /** `countryCode` undefined: the configured default. */
   lookup(number: string, caller: string | undefined, atMs: number, countryCode?: string): { ok: true; json: LookupJson } | { ok: false; error: string };
+  /** The status view (GET /v1/status). */
+  status?(): Promise<StatusReport>;
 }
 
 function send(res: ServerResponse, status: number, body: string, type = "application/json"): void {
@@ -30,13 +31,31 @@ function send(res: ServerResponse, status: number, body: string, type = "applica
   res.end(body);
 }
 
+/** Bounds of the admin listener: nobody holds it with slow or idle connections. */
+export interface AdminLimits {
+  /** Complete request headers within this time of connecting (ms). Default 5000. */
+  headersTimeoutMs?: number;
+  /** Complete request within this time (ms). Default 10000. */
+  requestTimeoutMs?: number;
+  /** Open connections at most (beyond: closed at once). Default 256. */
+  maxConnections?: number;
+  /** Idle (no bytes either way) sockets are closed after this (ms). Default 30000. */
+  idleTimeoutMs?: number;
+}
+
 export class AdminServer {
   private server: Server | undefined;
 
-  constructor(private readonly h: AdminHandlers) {}
+  constructor(
+    private readonly h: AdminHandlers,
+    private readonly limits: AdminLimits = {},
+  ) {}
 
   async listen(host: string, port: number): Promise<AddressInfo> {
-    const server = createServer((req, res) => {
+    const l = this.limits;
+    const headersTimeout = l.headersTimeoutMs ?? 5000;
+    // timeouts are enforced by a periodic check: check often enough for them to mean something
+    const server = createServer({ connectionsCheckingInterval: Math.max(100, Math.min(1000, Math.floor(headersTimeout / 4))) }, (req, res) => {
       this.handle(req, res).catch((err: unknown) => {
         this.h.logger.error({ err: (err as Error).message, url: req.url }, "admin request failed");
         if (!res.headersSent) send(res, 500, JSON.stringify({ error: "internal error" }));
@@ -44,8 +63,10 @@ export class AdminServer {
       });
     });
     server.keepAliveTimeout = 5000;
-    server.headersTimeout = 10_000;
-    server.requestTimeout = 10_000;
+    server.headersTimeout = headersTimeout;
+    server.requestTimeout = Math.max(headersTimeout, l.requestTimeoutMs ?? 10_000);
+    server.maxConnections = l.maxConnections ?? 256;
+    server.setTimeout(l.idleTimeoutMs ?? 30_000, (sock) => sock.destroy());
     this.server = server;
     await new Promise<void>((resolve, reject) => {
       server.once("error", reject);
@@ -79,8 +100,13 @@ export class AdminServer {
         return;
       }
       case "/v1/status": {
-        if (!this.h.status) break;
-        send(res, 200, JSON.stringify(await this.h.status()));
+        if (this.h.status === undefined) {
+          send(res, 404, JSON.stringify({ error: "not found" }));
+          return;
+        }
+        const r = await this.h.status();
+        if (url.searchParams.get("format") === "text") send(res, 200, renderStatus(r), "text/plain; charset=utf-8");
+        else send(res, 200, JSON.stringify(r));
         return;
       }
       case "/v1/lookup": {
@@ -108,8 +134,9 @@ export class AdminServer {
         else send(res, 200, JSON.stringify(r.json));
         return;
       }
+      default:
+        send(res, 404, JSON.stringify({ error: "not found", endpoints: ["/metrics", "/healthz", "/readyz", "/v1/lookup?number=", "/v1/status"] }));
     }
-    send(res, 404, JSON.stringify({ error: "not found", endpoints: ["/metrics", "/healthz", "/readyz", "/v1/status", "/v1/lookup?number="] }));
   }
 
   async close(): Promise<void> {

@@ -9,6 +9,7 @@
  * by spaces or "|"), ring_timeout_s, webhook, smpp.
  */
 import YAML from "yaml";
+import { parseOutboundSection, type OutboundEntry } from "../outbound.js";
 import { parseRoute, type Route } from "../route.js";
 import { parseRouteKey } from "../table.js";
 
@@ -17,6 +18,8 @@ export type RouteFormat = "yaml" | "json" | "csv";
 export interface ParsedDocument {
   entries: [string, Route][];
   errors: string[];
+  /** The `outbound:` table (destination prefix to carriers), when the document has one. */
+  outbound?: [string, OutboundEntry][];
 }
 
 export function formatFromPath(path: string): RouteFormat {
@@ -57,6 +60,14 @@ export function parseRouteDocument(text: string, format: RouteFormat): ParsedDoc
     return out;
   }
   let map = doc as Record<string, unknown>;
+  if ("outbound" in map) {
+    // "outbound" is never a route key: the section sits beside the routes
+    const o = parseOutboundSection(map.outbound);
+    out.outbound = o.entries;
+    out.errors.push(...o.errors);
+    map = { ...map };
+    delete map.outbound;
+  }
   if ("routes" in map && Object.keys(map).length === 1) {
     const inner = map.routes;
     if (inner === null || inner === undefined) return out;
@@ -184,7 +195,11 @@ function csvField(s: string): string {
 }
 
 /** Serialise entries (key → entry source JSON) to a re-importable document. */
-export function serializeRoutes(entries: Iterable<readonly [string, Readonly<Record<string, unknown>>]>, format: RouteFormat): string {
+export function serializeRoutes(
+  entries: Iterable<readonly [string, Readonly<Record<string, unknown>>]>,
+  format: RouteFormat,
+  outbound?: Iterable<readonly [string, Readonly<Record<string, unknown>>]>,
+): string {
   if (format === "csv") {
     const lines = ["key,json"];
     for (const [k, v] of entries) lines.push(`${csvField(k)},${csvField(JSON.stringify(v))}`);
@@ -192,6 +207,12 @@ export function serializeRoutes(entries: Iterable<readonly [string, Readonly<Rec
   }
   const obj: Record<string, unknown> = {};
   for (const [k, v] of entries) obj[k] = v;
-  if (format === "json") return JSON.stringify({ routes: obj }, null, 2) + "\n";
-  return YAML.stringify({ routes: obj });
+  const doc: Record<string, unknown> = { routes: obj };
+  if (outbound !== undefined) {
+    const o: Record<string, unknown> = {};
+    for (const [k, v] of outbound) o[k] = v;
+    if (Object.keys(o).length > 0) doc.outbound = o;
+  }
+  if (format === "json") return JSON.stringify(doc, null, 2) + "\n";
+  return YAML.stringify(doc);
 }

@@ -7,14 +7,18 @@ import { readFileSync, statSync, watch, type FSWatcher } from "node:fs";
 import { basename, dirname } from "node:path";
 import type { Logger } from "pino";
 import type { RouteMetrics } from "../metrics.js";
+import type { OutboundEntry } from "../outbound.js";
 import type { Route } from "../route.js";
 import { RouteTable, type RouteStore } from "../table.js";
 import { formatFromPath, parseRouteDocument } from "./document.js";
 
-export type LoadResult = { ok: true; table: RouteTable<Route> } | { ok: false; errors: string[] };
+export type LoadResult = { ok: true; table: RouteTable<Route>; outbound?: RouteTable<OutboundEntry> } | { ok: false; errors: string[] };
+
+/** Extra validation of a whole table (errors name the key): e.g. targets that are didgate itself. */
+export type TableCheck = (table: RouteTable<Route>) => string[];
 
 /** Read and validate a route file into a table (no swap). */
-export function loadRouteFile(path: string): LoadResult {
+export function loadRouteFile(path: string, check?: TableCheck): LoadResult {
   let text: string;
   let mtimeMs: number;
   try {
@@ -27,17 +31,25 @@ export function loadRouteFile(path: string): LoadResult {
   if (doc.errors.length > 0) return { ok: false, errors: doc.errors.map((e) => `${path}: ${e}`) };
   const table = RouteTable.build(doc.entries);
   table.version = String(Math.floor(mtimeMs));
-  return { ok: true, table };
+  const extra = check?.(table) ?? [];
+  if (extra.length > 0) return { ok: false, errors: extra.map((e) => `${path}: ${e}`) };
+  const outbound = RouteTable.build(doc.outbound ?? []);
+  outbound.version = table.version;
+  return { ok: true, table, outbound };
 }
 
 export interface FileSourceOptions {
   path: string;
   watch: boolean;
   store: RouteStore<Route>;
+  /** Receives the file's `outbound:` table (an empty table when the file has none). */
+  outboundStore?: RouteStore<OutboundEntry>;
   logger: Logger;
   metrics: RouteMetrics;
   /** Debounce for bursts of file events (editors write in several steps). */
   debounceMs?: number;
+  /** Extra validation of each loaded table. */
+  check?: TableCheck;
 }
 
 export class FileRouteSource {
@@ -99,7 +111,7 @@ export class FileRouteSource {
     }
     if (reason !== "initial") this.reloads++;
     const started = performance.now();
-    const r = loadRouteFile(path);
+    const r = loadRouteFile(path, this.opts.check);
     if (!r.ok) {
       this.lastError = r.errors;
       metrics.reloads.inc({ source: "file", result: "failed" });
@@ -109,6 +121,7 @@ export class FileRouteSource {
     this.lastText = text;
     this.lastError = undefined;
     store.swap(r.table);
+    if (r.outbound !== undefined) this.opts.outboundStore?.swap(r.outbound);
     metrics.reloads.inc({ source: "file", result: "ok" });
     metrics.lastReload.set(Date.now() / 1000);
     metrics.observeTable("file", r.table.version, r.table.counts());
