@@ -119,12 +119,12 @@ describe("didgate CLI", { timeout: 120_000 }, () => {
     const h = run(["--help"]);
     expect(h.status).toBe(0);
     for (const cmd of EVERY) expect(h.stdout).toContain(`didgate ${cmd.slice(0, cmd[0] === "routes" || cmd[0] === "dlq" || cmd[0] === "messages" ? 2 : 1).join(" ")}`);
-    for (const flag of ["--config", "--caller", "--at", "--country-code", "--replace", "--format", "--force", "--count", "--from", "--json", "--all"]) expect(h.stdout).toContain(flag);
+    for (const flag of ["--outbound", "--config", "--caller", "--at", "--country-code", "--replace", "--format", "--force", "--count", "--from", "--json", "--all"]) expect(h.stdout).toContain(flag);
     const l = run(["lookup", "--help"]);
     expect(l.status).toBe(0);
     expect(l.stdout).toContain("--country-code");
     expect(run(["routes", "--help"]).stdout).toContain("routes import FILE");
-    expect(run(["routes", "set", "--help"]).stdout).toContain("routes set KEY JSON");
+    expect(run(["routes", "set", "--help"]).stdout).toContain("routes set [--outbound] KEY JSON");
     const v = run(["--version"]);
     expect(v.status).toBe(0);
     expect(v.stdout.trim()).toBe(`didgate ${(JSON.parse(readFileSync("package.json", "utf8")) as { version: string }).version}`);
@@ -169,7 +169,8 @@ describe("didgate CLI", { timeout: 120_000 }, () => {
       expect(res.status).toBe(200);
       // didgate status asks the running daemon (the same config: admin.listen on that port).
       const st = spawnSync(process.execPath, [CLI, "status"], { encoding: "utf8", env: { PATH: process.env.PATH ?? "", DIDGATE_ADMIN_LISTEN: `127.0.0.1:${port}` }, timeout: 20_000 });
-      expect(st.stdout).toMatch(/^ready\nroutes: file, \d+ entries/);
+      expect(st.stdout).toMatch(/^didgate .*, ready,/);
+      expect(st.stdout).toMatch(/routes: \d+ entries from file/);
       expect(st.status).toBe(0);
       const code = new Promise<number | null>((resolve) => child.on("exit", (c) => resolve(c)));
       child.kill("SIGTERM");
