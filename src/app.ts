@@ -81,7 +81,11 @@ export function packageVersion(): string {
 }
 
 export class StartError extends Error {
-  constructor(readonly errors: string[]) {
+  /** `headline` says what kind of problem it is ("invalid configuration", "Redis unreachable"). */
+  constructor(
+    readonly errors: string[],
+    readonly headline = "invalid configuration",
+  ) {
     super(errors.join("\n"));
     this.name = "StartError";
   }
@@ -215,7 +219,7 @@ export class Didgate {
       try {
         await this.redisSource.start();
       } catch (err) {
-        throw new StartError([`routes.redis: ${(err as Error).message}`]);
+        throw new StartError([`routes.redis: ${(err as Error).message}`], "cannot start: Redis unreachable");
       }
       this.routesLoaded = true;
       return;
@@ -466,8 +470,8 @@ export class Didgate {
       registry: this.registry,
       logger: this.logger,
       readiness: () => this.readiness(),
-      lookup: (number, caller, atMs) => this.lookup(number, caller, atMs),
       status: () => this.status(),
+      lookup: (number, caller, atMs, countryCode) => this.lookup(number, caller, atMs, countryCode),
     });
     this.adminAddress = await this.admin.listen(hp.host, hp.port);
   }
@@ -596,22 +600,31 @@ export class Didgate {
 
   readiness(): Readiness {
     const t = this.store.current;
-    const ready = this.routesLoaded && this.listenersUp && !this.stopping;
+    const delivery = this.delivery?.health();
+    const reasons: string[] = [];
+    if (!this.routesLoaded) reasons.push("route table not loaded");
+    if (!this.listenersUp) reasons.push("listeners not up");
+    if (this.stopping) reasons.push("draining");
+    if (delivery && !delivery.ok) reasons.push(delivery.reason);
+    const ready = reasons.length === 0;
     return {
       ready,
+      ...(ready ? {} : { reasons }),
       checks: {
         routes: this.redisSource
           ? { loaded: this.routesLoaded, ...this.redisSource.status() }
           : { loaded: this.routesLoaded, source: "file", entries: t.size, version: t.version, stale: false, lastError: this.fileSource?.lastError },
         listeners: { up: this.listenersUp, sip: this.voice?.listeners ?? [], smpp: this.smpp?.address() ?? null },
-        delivery: this.delivery ? { mode: this.delivery.mode } : null,
+        delivery: this.delivery ? { mode: this.delivery.mode, accepting: delivery?.ok ?? false, ...(delivery && !delivery.ok ? { reason: delivery.reason } : {}) } : null,
         draining: this.stopping,
       },
     };
   }
 
-  lookup(number: string, caller: string | undefined, atMs: number = this.now()) {
-    const r = lookupJson(this.store.current, this.decider, caller === undefined ? { number, atMs } : { number, caller, atMs });
+  /** National numbers are read with `countryCode`, else the config's default_country_code (as a trunk without its own reads them). */
+  lookup(number: string, caller: string | undefined, atMs: number = this.now(), countryCode: string | undefined = this.config.default_country_code) {
+    const plan = countryCode !== undefined ? { countryCode } : {};
+    const r = lookupJson(this.store.current, this.decider, caller === undefined ? { number, atMs, plan } : { number, caller, atMs, plan });
     this.routeMetrics.lookups.inc({ outcome: r.ok ? String(r.json.outcome) : "invalid" });
     return r;
   }

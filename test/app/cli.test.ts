@@ -1,14 +1,14 @@
 import { spawn, spawnSync } from "node:child_process";
-import { writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { tempDir, waitFor } from "../helpers/app.js";
 
 const CLI = "dist/src/cli.js";
 const run = (args: string[], env: Record<string, string> = {}) =>
-  spawnSync(process.execPath, [CLI, ...args], { encoding: "utf8", env: { PATH: process.env.PATH ?? "", ...env }, timeout: 20_000 });
+  spawnSync(process.execPath, [CLI, ...args], { encoding: "utf8", env: { PATH: process.env.PATH ?? "", ...env }, timeout: 60_000 });
 
-describe("didgate CLI", () => {
+describe("didgate CLI", { timeout: 120_000 }, () => {
   it("lookup prints the decision as JSON from the bundled routes", () => {
     const r = run(["lookup", "+15125550101", "--caller", "+447700900123", "--at", "2026-03-09T15:00:00Z"]);
     expect(r.status).toBe(0);
@@ -56,11 +56,100 @@ describe("didgate CLI", () => {
     expect(r.stderr).toContain("admin.listen");
   });
 
-  it("unknown commands print usage and exit 1", () => {
+  it("unknown commands print usage and exit 2", () => {
     const r = run(["frobnicate"]);
-    expect(r.status).toBe(1);
+    expect(r.status).toBe(2);
     expect(r.stderr).toContain("usage:");
+    expect(run([]).status).toBe(2);
   });
+
+  // Every command with its required arguments; strict parsing must refuse what follows.
+  const EVERY: string[][] = [
+    ["serve"],
+    ["lookup", "+15125550100"],
+    ["check-config"],
+    ["status"],
+    ["routes", "import", "routes.yaml"],
+    ["routes", "set", "+15125550100", "{}"],
+    ["routes", "del", "+15125550100"],
+    ["routes", "export"],
+    ["routes", "reload"],
+    ["routes", "functions"],
+    ["messages", "pending"],
+    ["messages", "show", "msg_1"],
+    ["dlq", "list"],
+    ["dlq", "replay", "1-0"],
+    ["dlq", "drop", "1-0"],
+  ];
+
+  it("an unknown flag exits 2 with the command's usage, for every command", () => {
+    for (const cmd of EVERY) {
+      const r = run([...cmd, "--bogus"]);
+      expect(r.status, cmd.join(" ")).toBe(2);
+      expect(r.stderr, cmd.join(" ")).toContain("'--bogus'");
+      expect(r.stderr, cmd.join(" ")).toContain(`usage: didgate ${cmd.slice(0, cmd[0] === "routes" || cmd[0] === "dlq" || cmd[0] === "messages" ? 2 : 1).join(" ")}`);
+      expect(r.stdout, cmd.join(" ")).toBe("");
+    }
+  }, 180_000);
+
+  it("a flag without its value and an extra argument exit 2", () => {
+    for (const cmd of EVERY) {
+      const missing = run([...cmd, "--config"]);
+      expect(missing.status, cmd.join(" ")).toBe(2);
+      expect(missing.stderr, cmd.join(" ")).toContain("usage:");
+    }
+    for (const cmd of [["serve", "x"], ["lookup", "+1", "+2"], ["check-config", "x"], ["routes", "del", "a", "b"], ["routes", "export", "x"], ["messages", "pending", "x"], ["dlq", "list", "1-0"]]) {
+      const r = run(cmd);
+      expect(r.status, cmd.join(" ")).toBe(2);
+      expect(r.stderr, cmd.join(" ")).toContain("unexpected argument");
+    }
+    expect(run(["lookup"]).status).toBe(2);
+    expect(run(["routes", "set", "+1"]).status).toBe(2);
+    expect(run(["routes", "nope"]).status).toBe(2);
+    expect(run(["lookup", "+15125550100", "--country-code", "abc"]).status).toBe(2);
+  }, 180_000);
+
+  it("a mistyped flag on serve does not start the daemon", () => {
+    const r = run(["serve", "--confg", "x.yaml"], { DIDGATE_ADMIN_LISTEN: "127.0.0.1:0", DIDGATE_SIP_LISTEN: "[]", DIDGATE_SMPP_LISTEN: "null" });
+    expect(r.status).toBe(2);
+    expect(r.stdout).not.toContain("didgate started");
+  });
+
+  it("--help lists every command and flag; COMMAND --help one command; --version the package version", () => {
+    const h = run(["--help"]);
+    expect(h.status).toBe(0);
+    for (const cmd of EVERY) expect(h.stdout).toContain(`didgate ${cmd.slice(0, cmd[0] === "routes" || cmd[0] === "dlq" || cmd[0] === "messages" ? 2 : 1).join(" ")}`);
+    for (const flag of ["--outbound", "--config", "--caller", "--at", "--country-code", "--replace", "--format", "--force", "--count", "--from", "--json", "--all"]) expect(h.stdout).toContain(flag);
+    const l = run(["lookup", "--help"]);
+    expect(l.status).toBe(0);
+    expect(l.stdout).toContain("--country-code");
+    expect(run(["routes", "--help"]).stdout).toContain("routes import FILE");
+    expect(run(["routes", "set", "--help"]).stdout).toContain("routes set [--outbound] KEY JSON");
+    const v = run(["--version"]);
+    expect(v.status).toBe(0);
+    expect(v.stdout.trim()).toBe(`didgate ${(JSON.parse(readFileSync("package.json", "utf8")) as { version: string }).version}`);
+  }, 120_000);
+
+  it("lookup reads national numbers with --country-code or default_country_code, and warns about short ones", () => {
+    const dir = tempDir();
+    writeFileSync(join(dir, "routes.yaml"), 'routes:\n  "+15125550100": { voice: { targets: ["sip:us@h"] } }\n  "+4420*": { voice: { targets: ["sip:uk@h"] } }\n');
+    writeFileSync(join(dir, "plain.yaml"), "routes:\n  file: routes.yaml\n");
+    writeFileSync(join(dir, "us.yaml"), 'default_country_code: "1"\nroutes:\n  file: routes.yaml\n');
+    // No country code anywhere: the digits are read as international, and the CLI says so.
+    const intl = run(["lookup", "5125550100", "--config", join(dir, "plain.yaml")]);
+    expect(intl.status).toBe(0);
+    expect(JSON.parse(intl.stdout).number).toBe("+5125550100");
+    expect(intl.stderr).toContain("Peru");
+    expect(intl.stderr).toContain("--country-code");
+    const us = run(["lookup", "5125550100", "--config", join(dir, "us.yaml")]);
+    expect(JSON.parse(us.stdout)).toMatchObject({ number: "+15125550100", key: "+15125550100" });
+    expect(us.stderr).toBe("");
+    const uk = run(["lookup", "02079460000", "--country-code", "44", "--config", join(dir, "us.yaml")]);
+    expect(JSON.parse(uk.stdout)).toMatchObject({ number: "+442079460000", key: "+4420*" });
+    const short = run(["lookup", "+1512555010", "--config", join(dir, "us.yaml")]);
+    expect(short.status).toBe(0);
+    expect(short.stderr).toContain("one digit short");
+  }, 120_000);
 
   it("serve starts on the bundled config, answers /healthz and exits 0 on SIGTERM", async () => {
     const child = spawn(process.execPath, [CLI, "serve"], {
@@ -75,9 +164,14 @@ describe("didgate CLI", () => {
           if (line.includes('"didgate started"')) return JSON.parse(line).admin.port as number;
         }
         return undefined;
-      }, 15_000);
+      }, 60_000);
       const res = await fetch(`http://127.0.0.1:${port}/healthz`);
       expect(res.status).toBe(200);
+      // didgate status asks the running daemon (the same config: admin.listen on that port).
+      const st = spawnSync(process.execPath, [CLI, "status"], { encoding: "utf8", env: { PATH: process.env.PATH ?? "", DIDGATE_ADMIN_LISTEN: `127.0.0.1:${port}` }, timeout: 20_000 });
+      expect(st.stdout).toMatch(/^didgate .*, ready,/);
+      expect(st.stdout).toMatch(/routes: \d+ entries from file/);
+      expect(st.status).toBe(0);
       const code = new Promise<number | null>((resolve) => child.on("exit", (c) => resolve(c)));
       child.kill("SIGTERM");
       expect(await code).toBe(0);
@@ -85,5 +179,5 @@ describe("didgate CLI", () => {
     } finally {
       child.kill("SIGKILL");
     }
-  });
+  }, 120_000);
 });

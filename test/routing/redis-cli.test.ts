@@ -2,7 +2,7 @@
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { routesCommand } from "../../src/routing/sources/routes-cli.js";
+import { routesCommand } from "../../src/cli/routes.js";
 import { freePort, startRedis, type TestRedis } from "../helpers/redis.js";
 import { makeEdge, redisConfig, tempDir, until, voice, type Edge } from "./redis-helpers.js";
 
@@ -97,20 +97,33 @@ describe("didgate routes (CLI)", () => {
     expect((await run("del", "+4930*")).out).toMatch(/^deleted \+4930\*/);
     expect((await run("del", "+4930*")).out).toMatch(/was not in the table/);
 
-    const badJson = await run("set", "+1", "{nope");
+    const badJson = await run("set", "+15125550100", "{nope");
     expect(badJson.code).toBe(1);
     expect(badJson.err).toMatch(/JSON is not valid/);
-    const badRoute = await run("set", "+1", '{"state":"gone"}');
+    const badRoute = await run("set", "+15125550100", '{"state":"gone"}');
     expect(badRoute.code).toBe(1);
     expect(badRoute.err).toMatch(/state/);
     const badKey = await run("set", "1*", JSON.stringify(voice("x")));
     expect(badKey.code).toBe(1);
     expect(badKey.err).toMatch(/invalid key/);
+    // Keys no number of their country plan can have: exact keys of the wrong length, prefixes longer than a number.
+    const short = await run("set", "+1512555010", JSON.stringify(voice("x")));
+    expect(short.code).toBe(1);
+    expect(short.err).toContain("cannot be a +1 NANP");
+    expect(short.err).toContain("this one has 9");
+    const longPrefix = await run("set", "+3361234567890*", JSON.stringify(voice("x")));
+    expect(longPrefix.code).toBe(1);
+    expect(longPrefix.err).toContain("can never match");
+    expect((await run("set", "+33612345678", JSON.stringify(voice("fr")))).code).toBe(0);
+    expect((await run("set", "+336*", JSON.stringify(voice("fr")))).code).toBe(0);
+    expect((await run("set", "+8613800138000", JSON.stringify(voice("cn")))).code).toBe(0); // country not listed: not checked
+    for (const k of ["+33612345678", "+336*", "+8613800138000"]) expect((await run("del", k)).code).toBe(0);
     const badFile = join(tmp.dir, "bad.json");
     writeFileSync(badFile, JSON.stringify({ "+1": voice("a"), "+2": { voice: { targets: ["http://x"] } }, "x": voice("b") }));
     const bi = await run("import", badFile);
     expect(bi.code).toBe(1);
     expect(bi.err).toMatch(/"\+2"/);
+    expect(bi.err).toMatch(/"\+1": \+1 cannot be a \+1 NANP/);
     expect(bi.err).toMatch(/"x"/);
     expect(bi.err).toMatch(/nothing imported/);
     expect(await redis.cli("HLEN", "didgate:routes")).toBe("0\n");

@@ -101,7 +101,14 @@ export class FileRouteSource {
     } catch {
       text = undefined;
     }
-    if (reason === "watch" && text !== undefined && text === this.lastText) return { ok: true, table: store.current };
+    if (reason === "watch" && text !== undefined && text === this.lastText) {
+      // The last good file is back after a broken one: the table in use is its table already.
+      if (this.lastError !== undefined) {
+        this.lastError = undefined;
+        logger.info({ path }, "route file restored to the table in use");
+      }
+      return { ok: true, table: store.current };
+    }
     if (reason !== "initial") this.reloads++;
     const started = performance.now();
     const r = loadRouteFile(path, this.opts.check);
