@@ -109,3 +109,30 @@ unreachable. The messages waiting for delivery one by one: didgate messages pend
   --json              the answer as JSON
   -c, --config FILE   config file
 `;
+
+export const STIR_USAGE = `usage: didgate stir verify IDENTITY --from NUMBER --to NUMBER [--anchors FILE] [--max-age S] [--allow-http] [--json] [--config FILE]
+
+Decode a SIP Identity header (a SHAKEN PASSporT) and verify it as didgate would for an inbound
+call from NUMBER to NUMBER: the certificate is fetched from its x5u and checked against the trust
+anchors (--anchors, else stir.verify.trust_anchors of the config). Exit 0 when it passes.
+  --from NUMBER       the calling number (orig.tn must match)
+  --to NUMBER         the called number (dest.tn must match)
+  --anchors FILE      PEM bundle of trusted STI-CA roots
+  --max-age S         how old iat may be (default stir.verify.max_age_s, else 60)
+  --allow-http        fetch an http:// x5u (labs, tests)
+  --json              the decoded PASSporT and the verdict as JSON
+  -c, --config FILE   config file
+`;
+
+export const NUMBERS_USAGE = `usage: didgate numbers report [--inactive-days N] [--soon-days N] [--at ISO8601] [--json] [--config FILE]
+
+Numbers (exact route keys) by lifecycle state at a time, with released_at, port_date and the
+quarantine days applied; numbers whose quarantine ends within --soon-days (default 14); numbers
+available for recycling; active numbers without a call or message for --inactive-days (default
+30). Reads the route source and the activity of the config (Redis, else the file and state_dir).
+  --inactive-days N   days without traffic that make an active number inactive
+  --soon-days N       horizon of "quarantine ending soon"
+  --at ISO8601        the time to report at (default now)
+  --json              the report as JSON
+  -c, --config FILE   config file
+`;

@@ -80,6 +80,8 @@ describe("didgate CLI", { timeout: 120_000 }, () => {
     ["dlq", "list"],
     ["dlq", "replay", "1-0"],
     ["dlq", "drop", "1-0"],
+    ["numbers", "report"],
+    ["stir", "verify", "token"],
   ];
 
   it("an unknown flag exits 2 with the command's usage, for every command", () => {
@@ -180,4 +182,64 @@ describe("didgate CLI", { timeout: 120_000 }, () => {
       child.kill("SIGKILL");
     }
   }, 120_000);
+});
+
+describe("didgate numbers and stir", { timeout: 60_000 }, () => {
+  it("numbers report lists states, a quarantine ending, a recyclable number and an inactive one", () => {
+    const dir = tempDir();
+    const day = 86_400_000;
+    const at = Date.parse("2026-12-04T00:00:00Z");
+    writeFileSync(
+      join(dir, "routes.yaml"),
+      [
+        "routes:",
+        '  "+15125550100": { tenant: acme, voice: { targets: ["sip:a@h"] } }',
+        `  "+15125550101": { tenant: acme, released_at: "${new Date(at - 10 * day).toISOString()}" }`,
+        `  "+15125550102": { tenant: acme, released_at: "${new Date(at - 100 * day).toISOString()}" }`,
+        `  "+15125550103": { tenant: acme, released_at: "${new Date(at - 85 * day).toISOString()}" }`,
+        "",
+      ].join("\n"),
+    );
+    writeFileSync(join(dir, "didgate.yaml"), "routes:\n  file: routes.yaml\nstate_dir: var\n");
+    const r = run(["numbers", "report", "--config", join(dir, "didgate.yaml"), "--at", new Date(at).toISOString(), "--json"]);
+    expect(r.status, r.stderr).toBe(0);
+    const j = JSON.parse(r.stdout);
+    expect(j.by_state).toMatchObject({ active: 1, quarantine: 2, released: 1 });
+    expect(j.available.map((x: { number: string }) => x.number)).toEqual(["+15125550102"]);
+    expect(j.quarantine_ending.map((x: { number: string }) => x.number)).toEqual(["+15125550103"]);
+    expect(j.inactive.map((x: { number: string }) => x.number)).toEqual(["+15125550100"]);
+    const text = run(["numbers", "report", "--config", join(dir, "didgate.yaml"), "--at", new Date(at).toISOString()]);
+    expect(text.stdout).toContain("available for recycling (1)");
+  });
+
+  it("stir verify decodes a PASSporT and gives the verdict", async () => {
+    const { makePki } = await import("../stir/pki.js");
+    const { createPrivateKey } = await import("node:crypto");
+    const { StirSigner } = await import("../../src/stir/sign.js");
+    const http = await import("node:http");
+    const pki = makePki();
+    const server = http.createServer((_q, s) => s.end(pki.chainPem));
+    await new Promise<void>((res) => server.listen(0, "127.0.0.1", res));
+    const x5u = `http://127.0.0.1:${(server.address() as { port: number }).port}/sp.pem`;
+    const dir = tempDir();
+    writeFileSync(join(dir, "roots.pem"), pki.rootPem);
+    const h = new StirSigner({ key: createPrivateKey(pki.spKeyPem), x5u }).sign("A", "+15125550100", "+15125550199").header;
+    // the CLI runs in a child process: the server must keep answering while spawnSync blocks this one
+    const { spawn } = await import("node:child_process");
+    const out = await new Promise<{ code: number | null; stdout: string }>((res) => {
+      const c = spawn(process.execPath, [CLI, "stir", "verify", h, "--from", "+15125550100", "--to", "+15125550199", "--anchors", join(dir, "roots.pem"), "--allow-http", "--json"], { env: { PATH: process.env.PATH ?? "" } });
+      let so = "";
+      c.stdout.on("data", (d: Buffer) => (so += d.toString()));
+      c.on("close", (code) => res({ code, stdout: so }));
+    });
+    expect(out.code).toBe(0);
+    const j = JSON.parse(out.stdout);
+    expect(j.claims).toMatchObject({ attest: "A", orig: { tn: "15125550100" } });
+    expect(j.verdict).toMatchObject({ verstat: "TN-Validation-Passed", reason: "passed" });
+    const bad = run(["stir", "verify", h, "--from", "+15125550111", "--to", "+15125550199", "--anchors", join(dir, "roots.pem")]);
+    expect(bad.status).toBe(1);
+    expect(bad.stdout).toMatch(/verdict: +TN-Validation-Failed \(orig_mismatch\)/);
+    server.close();
+    pki.cleanup();
+  });
 });
