@@ -10,19 +10,14 @@ import type { Didgate } from "../../src/app.js";
 import { RedisRouteWriter } from "../../src/routing/sources/redis-writer.js";
 import { startApp, tempDir, waitFor } from "../helpers/app.js";
 import { startRedis, type TestRedis } from "../helpers/redis.js";
-import { describeResult, freePort, killAllSipp } from "../helpers/sipp.js";
-import { startUac, startUas, type Party } from "./sip-util.js";
+import { freePort, killAllSipp } from "../helpers/sipp.js";
+import { startUac, startUas, ok } from "./sip-util.js";
 
 let redis: TestRedis;
 let client: Redis;
 let app: Didgate;
 let udp = 0;
 const P: Record<string, number> = {};
-
-async function ok(p: Party, what: string): Promise<void> {
-  const r = await p.done;
-  expect(r.code, `${what}: ${describeResult(r, p.proc)}`).toBe(0);
-}
 
 async function cdrOf(callId: string): Promise<Record<string, any>> {
   return waitFor(async () => {
