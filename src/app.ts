@@ -153,7 +153,7 @@ export class Didgate {
     }
     const file = this.path(this.config.routes.file);
     this.fileSource = new FileRouteSource({ path: file, watch: this.config.routes.watch, store: this.store, logger: this.logger, metrics: this.routeMetrics });
-    const r = this.fileSource.load();
+    const r = await this.fileSource.load();
     if (!r.ok) throw new StartError(r.errors);
     this.routesLoaded = true;
   }

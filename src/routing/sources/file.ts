@@ -1,19 +1,28 @@
 /**
  * The file route source: config/routes.yaml (or .json/.csv) loaded at start and watched. A change
  * is parsed and validated aside, then swapped in at once. A broken file keeps the last good table,
- * logs every error and counts the failure.
+ * logs every error (with its line and column) and counts the failure.
+ *
+ * The daemon loads in a worker thread (file-worker.ts): reading, parsing, validating and building
+ * the table's structure happen there; the main thread turns the distinct entries it receives into
+ * route objects in slices of a few milliseconds (SIP and SMPP go on between them) and swaps the
+ * table in. The command line (lookup, check-config) loads on its own thread: loadRouteFile().
  */
-import { readFileSync, statSync, watch, type FSWatcher } from "node:fs";
+import { createHash } from "node:crypto";
+import { existsSync, readFileSync, statSync, watch, type FSWatcher } from "node:fs";
 import { basename, dirname } from "node:path";
+import { fileURLToPath } from "node:url";
+import { Worker } from "node:worker_threads";
 import type { Logger } from "pino";
 import type { RouteMetrics } from "../../ops/metrics.js";
-import type { Route } from "../route.js";
-import { RouteTable, type RouteStore } from "../table.js";
-import { formatFromPath, parseRouteDocument } from "./document.js";
+import { parseRoute, type Route } from "../route.js";
+import { EntryColumns, RouteTable, type RouteStore } from "../table.js";
+import { formatDocError, formatFromPath, scanRouteDocument, validateEntry } from "./document.js";
+import type { FileWorkerData, FileWorkerMessage } from "./file-worker.js";
 
 export type LoadResult = { ok: true; table: RouteTable<Route> } | { ok: false; errors: string[] };
 
-/** Read and validate a route file into a table (no swap). */
+/** Read and validate a route file into a table (no swap), on this thread. */
 export function loadRouteFile(path: string): LoadResult {
   let text: string;
   let mtimeMs: number;
@@ -23,11 +32,39 @@ export function loadRouteFile(path: string): LoadResult {
   } catch (err) {
     return { ok: false, errors: [`${path}: cannot read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`] };
   }
-  const doc = parseRouteDocument(text, formatFromPath(path));
-  if (doc.errors.length > 0) return { ok: false, errors: doc.errors.map((e) => `${path}: ${e}`) };
-  const table = RouteTable.build(doc.entries);
+  let cols = new EntryColumns<Route>();
+  const errors: string[] = [];
+  const onError = (e: Parameters<Parameters<typeof validateEntry>[4]>[0]) => void errors.push(formatDocError(e, path));
+  const stop = scanRouteDocument(text, formatFromPath(path), {
+    entry(key, value, line, col) {
+      const route = validateEntry(key, value, line, col, onError);
+      if (route !== undefined && errors.length === 0) cols.push(key, route);
+    },
+    reset() {
+      cols = new EntryColumns<Route>();
+      errors.length = 0;
+    },
+  });
+  for (const e of stop) errors.push(formatDocError(e, path));
+  if (errors.length > 0) return { ok: false, errors };
+  cols.uniqueFrom = 0; // every entry was parsed into an object of its own
+  const table = RouteTable.build(cols);
   table.version = String(Math.floor(mtimeMs));
   return { ok: true, table };
+}
+
+/**
+ * The compiled worker script. Under the test runner this module runs from the TypeScript sources,
+ * whose imports name .js files that only exist in the compiled tree: use the compiled worker.
+ */
+export function fileWorkerPath(): string | undefined {
+  const here = import.meta.url;
+  const candidates = here.endsWith(".ts") ? [new URL("../../../dist/src/routing/sources/file-worker.js", here)] : [new URL("./file-worker.js", here)];
+  for (const u of candidates) {
+    const p = fileURLToPath(u);
+    if (existsSync(p)) return p;
+  }
+  return undefined;
 }
 
 export interface FileSourceOptions {
@@ -38,21 +75,51 @@ export interface FileSourceOptions {
   metrics: RouteMetrics;
   /** Debounce for bursts of file events (editors write in several steps). */
   debounceMs?: number;
+  /** Load in a worker thread (default true; false: on the main thread, in one go). */
+  worker?: boolean;
+  /** Longest stretch of main-thread work per slice while a worker load is turned into routes. */
+  sliceMs?: number;
+}
+
+/** How a load went, for the log and for tests. */
+export interface LoadStats {
+  worker: boolean;
+  entries: number;
+  distinct: number;
+  /** Longest main-thread slice spent on this load (wall clock). */
+  maxSliceMs: number;
+  /** The same slice's CPU time on the main thread (0 where the runtime cannot tell). */
+  maxSliceCpuMs: number;
+  ms: number;
+}
+
+/** CPU time of this thread in ms (process.threadCpuUsage exists from Node 23.9; 0 before). */
+function threadCpuMs(): number {
+  const f = (process as unknown as { threadCpuUsage?: () => { user: number; system: number } }).threadCpuUsage;
+  if (typeof f !== "function") return 0;
+  const u = f.call(process);
+  return (u.user + u.system) / 1000;
 }
 
 export class FileRouteSource {
   private watcher: FSWatcher | undefined;
   private timer: NodeJS.Timeout | undefined;
-  private lastText: string | undefined;
+  private lastHash = "";
+  private running: Promise<LoadResult> | undefined;
+  private again: string | undefined;
+  private worker: Worker | undefined;
+  private closed = false;
   /** Number of reloads attempted after the first load (for tests and /readyz detail). */
   reloads = 0;
   lastError: string[] | undefined;
+  /** Details of the last successful load. */
+  lastStats: LoadStats | undefined;
 
   constructor(private readonly opts: FileSourceOptions) {}
 
   /** First load. Returns the errors when the file is broken (the caller decides to exit). */
-  load(): LoadResult {
-    const r = this.reloadNow("initial");
+  async load(): Promise<LoadResult> {
+    const r = await this.reload("initial");
     if (r.ok && this.opts.watch) this.startWatching();
     return r;
   }
@@ -75,43 +142,201 @@ export class FileRouteSource {
     if (this.timer) clearTimeout(this.timer);
     this.timer = setTimeout(() => {
       this.timer = undefined;
-      this.reloadNow("watch");
+      void this.reload("watch");
     }, this.opts.debounceMs ?? 100);
     this.timer.unref();
   }
 
-  /** Load the file and swap it in if it is valid. */
-  reloadNow(reason: string): LoadResult {
-    const { path, store, logger, metrics } = this.opts;
-    let text: string | undefined;
-    try {
-      text = readFileSync(path, "utf8");
-    } catch {
-      text = undefined;
+  /**
+   * Loads the file and swaps it in if it is valid. One load runs at a time: a request while one
+   * runs makes one more load after it (whose result the promise gives).
+   */
+  reload(reason: string): Promise<LoadResult> {
+    if (this.running) {
+      this.again = reason;
+      return this.running.then(() => this.running ?? this.reload(reason));
     }
-    if (reason === "watch" && text !== undefined && text === this.lastText) return { ok: true, table: store.current };
-    if (reason !== "initial") this.reloads++;
+    const p = this.loadOnce(reason).finally(() => {
+      this.running = undefined;
+      const again = this.again;
+      this.again = undefined;
+      if (again !== undefined && !this.closed) this.running = this.reload(again);
+    });
+    this.running = p;
+    return p;
+  }
+
+  /** Back-compat name of reload(). */
+  reloadNow(reason: string): Promise<LoadResult> {
+    return this.reload(reason);
+  }
+
+  private async loadOnce(reason: string): Promise<LoadResult> {
+    const { path, store, logger, metrics } = this.opts;
     const started = performance.now();
-    const r = loadRouteFile(path);
+    const workerPath = this.opts.worker === false ? undefined : fileWorkerPath();
+    let r: LoadResult | "unchanged";
+    let stats: LoadStats;
+    if (workerPath !== undefined) {
+      const w = await this.loadInWorker(workerPath, reason);
+      r = w.result;
+      stats = w.stats;
+    } else {
+      const t0 = performance.now();
+      let text: string | undefined;
+      try {
+        text = readFileSync(path, "utf8");
+      } catch {
+        text = undefined;
+      }
+      const hash = text === undefined ? "" : createHash("sha256").update(text).digest("hex");
+      if (reason !== "initial" && text !== undefined && hash === this.lastHash) r = "unchanged";
+      else {
+        r = loadRouteFile(path);
+        if (r.ok) this.lastHash = hash;
+      }
+      const ms = performance.now() - t0;
+      stats = { worker: false, entries: r !== "unchanged" && r.ok ? r.table.size : 0, distinct: r !== "unchanged" && r.ok ? r.table.distinctValues : 0, maxSliceMs: ms, maxSliceCpuMs: ms, ms };
+    }
+    if (r === "unchanged") return { ok: true, table: store.current };
+    if (reason !== "initial") this.reloads++;
     if (!r.ok) {
       this.lastError = r.errors;
       metrics.reloads.inc({ source: "file", result: "failed" });
       logger.error({ path, errors: r.errors.slice(0, 50), error_count: r.errors.length, reason }, "route file rejected; keeping the last good table");
       return r;
     }
-    this.lastText = text;
     this.lastError = undefined;
     store.swap(r.table);
+    stats.ms = performance.now() - started;
+    this.lastStats = stats;
     metrics.reloads.inc({ source: "file", result: "ok" });
     metrics.lastReload.set(Date.now() / 1000);
     metrics.observeTable("file", r.table.version, r.table.counts());
-    logger.info({ path, entries: r.table.size, reason, ms: Math.round(performance.now() - started) }, "route table loaded from file");
+    logger.info(
+      { path, entries: r.table.size, distinct: stats.distinct, reason, ms: Math.round(stats.ms), worker: stats.worker, max_slice_ms: Math.round(stats.maxSliceMs * 10) / 10, max_slice_cpu_ms: Math.round(stats.maxSliceCpuMs * 10) / 10 },
+      "route table loaded from file",
+    );
     return r;
   }
 
+  /** One load through the worker; the main thread parses the entry batches in slices. */
+  private loadInWorker(workerPath: string, reason: string): Promise<{ result: LoadResult | "unchanged"; stats: LoadStats }> {
+    const { path } = this.opts;
+    const sliceMs = this.opts.sliceMs ?? 5;
+    const stats: LoadStats = { worker: true, entries: 0, distinct: 0, maxSliceMs: 0, maxSliceCpuMs: 0, ms: 0 };
+    return new Promise((resolve) => {
+      const data: FileWorkerData = { kind: "didgate-route-file", path, format: formatFromPath(path), lastHash: reason === "initial" ? "" : this.lastHash, maxErrors: 1000, batch: 2000 };
+      let worker: Worker;
+      try {
+        worker = new Worker(workerPath, { workerData: data });
+      } catch (err) {
+        resolve({ result: { ok: false, errors: [`${path}: cannot start the loader thread (${(err as Error).message})`] }, stats });
+        return;
+      }
+      this.worker = worker;
+      let routes: Route[] = [];
+      const queue: { firstId: number; json: string; values?: unknown[]; at: number }[] = [];
+      let table: Extract<FileWorkerMessage, { type: "table" }> | undefined;
+      let done = false;
+      let pumping = false;
+      const finish = (result: LoadResult | "unchanged") => {
+        if (done) return;
+        done = true;
+        this.worker = undefined;
+        void worker.terminate();
+        resolve({ result, stats });
+      };
+      // Turns queued batches into routes, a few milliseconds at a time.
+      const pump = () => {
+        pumping = false;
+        if (done) return;
+        const t0 = performance.now();
+        const c0 = threadCpuMs();
+        try {
+          while (queue.length > 0) {
+            const b = queue[0]!;
+            if (b.values === undefined) b.values = JSON.parse(b.json) as unknown[];
+            const vals = b.values;
+            for (; b.at < vals.length; b.at++) {
+              const r = parseRoute("", vals[b.at]);
+              // Validated in the worker; a difference here would be a bug, not a bad file.
+              if (!r.ok) throw new Error(`entry ${b.firstId + b.at} did not validate again: ${r.errors[0]}`);
+              routes[b.firstId + b.at] = r.route;
+              if ((b.at & 127) === 127 && performance.now() - t0 >= sliceMs) {
+                b.at++;
+                break;
+              }
+            }
+            if (b.at >= vals.length) queue.shift();
+            if (performance.now() - t0 >= sliceMs) break;
+          }
+          if (queue.length === 0 && table !== undefined) {
+            const t = table;
+            const built = RouteTable.fromState<Route>(t.state, (id) => routes[id]!);
+            built.version = String(Math.floor(t.mtimeMs));
+            this.lastHash = t.hash;
+            stats.entries = t.entries;
+            stats.distinct = t.distinct;
+            routes = [];
+            finish({ ok: true, table: built });
+          }
+        } catch (err) {
+          finish({ ok: false, errors: [`${path}: ${(err as Error).message}`] });
+        }
+        const slice = performance.now() - t0;
+        if (slice > stats.maxSliceMs) stats.maxSliceMs = slice;
+        const cpu = threadCpuMs() - c0;
+        if (cpu > stats.maxSliceCpuMs) stats.maxSliceCpuMs = cpu;
+        if (!done && queue.length > 0) schedulePump();
+      };
+      const schedulePump = () => {
+        if (pumping) return;
+        pumping = true;
+        setImmediate(pump);
+      };
+      worker.on("message", (m: FileWorkerMessage) => {
+        if (done) return;
+        switch (m.type) {
+          case "unchanged":
+            finish("unchanged");
+            return;
+          case "routes":
+            queue.push({ firstId: m.firstId, json: m.json, at: 0 });
+            schedulePump();
+            return;
+          case "reset":
+            queue.length = 0;
+            routes = [];
+            return;
+          case "errors": {
+            const errors = m.errors.map((e) => formatDocError(e, path));
+            if (m.count > m.errors.length) errors.push(`${path}: … and ${m.count - m.errors.length} more errors`);
+            finish({ ok: false, errors });
+            return;
+          }
+          case "table":
+            table = m;
+            schedulePump();
+            return;
+          case "failed":
+            finish({ ok: false, errors: [`${path}: ${m.message}`] });
+            return;
+        }
+      });
+      worker.on("error", (err) => finish({ ok: false, errors: [`${path}: loader thread failed (${err.message})`] }));
+      worker.on("exit", (code) => {
+        // After its last message the worker exits; that message may still be in the queue.
+        if (!done && table === undefined) finish({ ok: false, errors: [`${path}: loader thread exited (${code}) before the table was ready`] });
+      });
+    });
+  }
+
   close(): void {
+    this.closed = true;
     if (this.timer) clearTimeout(this.timer);
     this.watcher?.close();
     this.watcher = undefined;
+    void this.worker?.terminate();
   }
 }
