@@ -17,7 +17,7 @@ usage:
   didgate serve [--config FILE]
   didgate lookup NUMBER [--caller NUMBER] [--at ISO8601] [--config FILE]
   didgate check-config [--config FILE]
-  didgate routes import FILE [--replace] | set KEY JSON | del KEY | export [--format yaml|json|csv] | reload [--force] | functions
+  didgate routes import FILE [--replace] [--atomic] | set KEY JSON | del KEY | export [--format yaml|json|csv] | reload [--force] | functions
   didgate dlq list | replay ID…|--all | drop ID…|--all
 
 Settings can be overridden with DIDGATE_<PATH> environment variables (DIDGATE_ROUTES_REDIS_URL=…).

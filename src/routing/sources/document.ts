@@ -8,7 +8,6 @@
  * columns state, tenant, targets (URIs separated by spaces or "|"), failover_on (codes separated
  * by spaces or "|"), ring_timeout_s, webhook, smpp.
  */
-import YAML from "yaml";
 import { parseRoute, type Route } from "../route.js";
 import { parseRouteKey } from "../table.js";
 import { parseYamlWhole, scanYamlEntries, type ScanResult } from "./yaml-fast.js";
@@ -448,21 +447,4 @@ function scanCsvRoutes(text: string, sink: DocumentSink): DocError[] {
 /** The value given for a CSV row whose json column is not JSON (validation reports it). */
 export class CsvJsonError {
   constructor(readonly message: string) {}
-}
-
-function csvField(s: string): string {
-  return /[",\r\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
-}
-
-/** Serialise entries (key → entry source JSON) to a re-importable document. */
-export function serializeRoutes(entries: Iterable<readonly [string, Readonly<Record<string, unknown>>]>, format: RouteFormat): string {
-  if (format === "csv") {
-    const lines = ["key,json"];
-    for (const [k, v] of entries) lines.push(`${csvField(k)},${csvField(JSON.stringify(v))}`);
-    return lines.join("\n") + "\n";
-  }
-  const obj: Record<string, unknown> = {};
-  for (const [k, v] of entries) obj[k] = v;
-  if (format === "json") return JSON.stringify({ routes: obj }, null, 2) + "\n";
-  return YAML.stringify({ routes: obj });
 }

@@ -1,7 +1,7 @@
 /**
  * `didgate routes …`: read and write the Redis routing table (CONTRACT sections 1 and 3).
  *
- *   routes import FILE [--replace] [--format yaml|json|csv]
+ *   routes import FILE [--replace] [--atomic] [--format yaml|json|csv]
  *   routes set KEY JSON
  *   routes del KEY
  *   routes export [--format json|yaml|csv]          (to stdout; re-importable)
@@ -9,11 +9,17 @@
  *   routes functions                                 (FUNCTION LOAD REPLACE the didgate library)
  *
  * Exit codes: 0 done, 1 invalid input or Redis error (every error listed), 2 usage.
+ *
+ * An import reads the file entry by entry and reports every bad entry with its line and column;
+ * the good ones are imported (exit 1 all the same, so that scripts notice), or with --atomic
+ * nothing is. On a terminal it shows its progress (entries, rate, time left) on stderr. An export
+ * writes the routes in key order batch by batch, never the whole table as one string.
  */
 import { readFileSync } from "node:fs";
-import { formatFromPath, parseRouteDocument, serializeRoutes, type RouteFormat } from "./document.js";
+import { formatDocError, formatFromPath, scanRouteDocument, validateEntry, type RouteFormat } from "./document.js";
 import { createRedisClient, describeEndpoint, parseRedisUrl, type RedisClient } from "./redis-client.js";
 import { loadFunctionLibrary, RedisRouteWriter, RouteValidationError } from "./redis-writer.js";
+import { resolvePlain } from "./yaml-fast.js";
 
 /** The part of `routes.redis` the CLI needs. */
 export interface RoutesCliRedisConfig {
@@ -23,7 +29,7 @@ export interface RoutesCliRedisConfig {
 }
 
 export const ROUTES_USAGE = `usage:
-  didgate routes import FILE [--replace] [--format yaml|json|csv]
+  didgate routes import FILE [--replace] [--atomic] [--format yaml|json|csv]
   didgate routes set KEY JSON
   didgate routes del KEY
   didgate routes export [--format json|yaml|csv]
@@ -37,7 +43,15 @@ const FORMATS: readonly string[] = ["yaml", "json", "csv"];
  * Runs one `routes` subcommand. `argv` is what follows `routes` (a leading "routes" is ignored).
  * `out` and `err` receive text verbatim (newlines included). Returns the exit code.
  */
-export async function routesCommand(argv: string[], redisCfg: RoutesCliRedisConfig | undefined, out: (s: string) => void, err: (s: string) => void = out): Promise<number> {
+export async function routesCommand(
+  argv: string[],
+  redisCfg: RoutesCliRedisConfig | undefined,
+  out: (s: string) => unknown,
+  err: (s: string) => void = out,
+  opts: { tty?: boolean; now?: () => number } = {},
+): Promise<number> {
+  const tty = opts.tty ?? process.stderr.isTTY === true;
+  const now = opts.now ?? (() => performance.now());
   const args = argv[0] === "routes" ? argv.slice(1) : argv.slice();
   const sub = args.shift();
   const flags = new Set<string>();
@@ -57,7 +71,7 @@ export async function routesCommand(argv: string[], redisCfg: RoutesCliRedisConf
         err(`--format must be one of ${FORMATS.join(", ")}\n`);
         return 2;
       }
-    } else if (a === "--replace" || a === "--force") flags.add(a);
+    } else if (a === "--replace" || a === "--force" || a === "--atomic") flags.add(a);
     else if (a.startsWith("--") && a.length > 2) {
       err(`unknown option ${a}\n${ROUTES_USAGE}`);
       return 2;
@@ -70,7 +84,7 @@ export async function routesCommand(argv: string[], redisCfg: RoutesCliRedisConf
   let valid: boolean;
   switch (sub) {
     case "import":
-      valid = need(1, ["--replace"]);
+      valid = need(1, ["--replace", "--atomic"]);
       break;
     case "set":
       valid = need(2) && format === undefined;
@@ -101,6 +115,7 @@ export async function routesCommand(argv: string[], redisCfg: RoutesCliRedisConf
 
   // Validate the input before connecting.
   let importEntries: [string, unknown][] | undefined;
+  let badEntries = 0;
   let setValue: unknown;
   if (sub === "import") {
     const file = positional[0]!;
@@ -111,12 +126,32 @@ export async function routesCommand(argv: string[], redisCfg: RoutesCliRedisConf
       err(`${file}: cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})\n`);
       return 1;
     }
-    const doc = parseRouteDocument(text, (format as RouteFormat | undefined) ?? formatFromPath(file));
-    if (doc.errors.length > 0) {
-      err(doc.errors.map((e) => `${file}: ${e}\n`).join("") + `${doc.errors.length} error(s); nothing imported\n`);
+    const entries: [string, unknown][] = [];
+    const bad = new Set<string>();
+    const stop = scanRouteDocument(text, (format as RouteFormat | undefined) ?? formatFromPath(file), {
+      entry(key, value, line, col) {
+        const route = validateEntry(key, value, line, col, (e) => err(formatDocError(e, file) + "\n"));
+        if (route === undefined) {
+          bad.add(`${line}:${col}:${key}`);
+          return;
+        }
+        entries.push([key, route.source]);
+      },
+      reset() {
+        entries.length = 0;
+        bad.clear();
+      },
+    });
+    if (stop.length > 0) {
+      err(stop.map((e) => formatDocError(e, file) + "\n").join("") + "the file cannot be read past this; nothing imported\n");
       return 1;
     }
-    importEntries = doc.entries.map(([k, r]) => [k, r.source]);
+    badEntries = bad.size;
+    if (badEntries > 0 && flags.has("--atomic")) {
+      err(`${badEntries} bad ${badEntries === 1 ? "entry" : "entries"}; nothing imported (--atomic)\n`);
+      return 1;
+    }
+    importEntries = entries;
   } else if (sub === "set") {
     try {
       setValue = JSON.parse(positional[1]!);
@@ -145,14 +180,27 @@ export async function routesCommand(argv: string[], redisCfg: RoutesCliRedisConf
     const writer = new RedisRouteWriter(client, { prefix: redisCfg.prefix, streamMaxlen: redisCfg.stream_maxlen });
     switch (sub) {
       case "import": {
-        const started = performance.now();
-        const r = await writer.import(importEntries!, { replace: flags.has("--replace") });
+        const started = now();
+        const total = importEntries!.length;
+        let lastShown = -Infinity;
+        const show = (done: number) => {
+          const t = now();
+          if (done < total && t - lastShown < 200) return;
+          lastShown = t;
+          const rate = done / Math.max(0.001, (t - started) / 1000);
+          const eta = rate > 0 ? Math.ceil((total - done) / rate) : 0;
+          err(`\r${done}/${total} entries (${Math.round(rate)}/s, ${done < total ? `about ${eta} s left` : "done"})\x1b[K`);
+        };
+        if (tty && total > 0) err(`importing ${total} entries…`);
+        const r = await writer.import(importEntries!, { replace: flags.has("--replace"), ...(tty ? { onProgress: show } : {}) });
+        if (tty && total > 0) err("\n");
         out(
-          `imported ${importEntries!.length} routes: ${r.written} written, ${r.unchanged} unchanged` +
+          `imported ${total} routes: ${r.written} written, ${r.unchanged} unchanged` +
             (flags.has("--replace") ? `, ${r.deleted} deleted` : "") +
-            ` (${Math.round(performance.now() - started)} ms)\n`,
+            (badEntries > 0 ? `; ${badEntries} bad ${badEntries === 1 ? "entry" : "entries"} skipped (listed above)` : "") +
+            ` (${Math.round(now() - started)} ms)\n`,
         );
-        return 0;
+        return badEntries > 0 ? 1 : 0;
       }
       case "set": {
         const id = await writer.set(positional[0]!, setValue);
@@ -165,9 +213,7 @@ export async function routesCommand(argv: string[], redisCfg: RoutesCliRedisConf
         return 0;
       }
       case "export": {
-        const r = await writer.exportEntries();
-        for (const e of r.errors) err(`skipped: ${e}\n`);
-        out(serializeRoutes(r.entries, (format as RouteFormat | undefined) ?? "json"));
+        await exportRoutes(writer, (format as RouteFormat | undefined) ?? "json", out, err);
         return 0;
       }
       case "reload": {
@@ -197,4 +243,103 @@ export async function routesCommand(argv: string[], redisCfg: RoutesCliRedisConf
   } finally {
     client.disconnect();
   }
+}
+
+/**
+ * Writes the routes hash in key order without holding it whole: the keys are read (HSCAN) and
+ * sorted, the entries fetched and written a batch at a time. Entries that do not validate are
+ * left out and listed on err.
+ */
+export async function exportRoutes(writer: RedisRouteWriter, format: RouteFormat, outFn: (s: string) => unknown, err: (s: string) => void, batch = 1000): Promise<number> {
+  // `out` is process.stdout.write on the command line: false means its buffer is full, so wait
+  // for it to drain rather than buffer the whole table.
+  const out = async (s: string) => {
+    if ((await outFn(s)) === false) await new Promise<void>((r) => process.stdout.once("drain", () => r()));
+  };
+  const keys: string[] = [];
+  for await (const b of writer.scanKeys()) for (const k of b) keys.push(k);
+  keys.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+  let first = true;
+  let written = 0;
+  await out(format === "csv" ? "key,json\n" : format === "json" ? '{\n  "routes": {' : "routes:\n");
+  for (let i = 0; i < keys.length; i += batch) {
+    const ks = keys.slice(i, i + batch);
+    const jsons = await writer.client.hmget(writer.keys.routes, ...ks);
+    let chunk = "";
+    for (let j = 0; j < ks.length; j++) {
+      const key = ks[j]!;
+      const json = jsons[j];
+      if (json === null || json === undefined) continue; // deleted meanwhile
+      let value: unknown;
+      try {
+        value = JSON.parse(json);
+      } catch (e) {
+        err(`skipped: route ${JSON.stringify(key)}: not valid JSON (${(e as Error).message})\n`);
+        continue;
+      }
+      if (validateEntry(key, value, 0, 0, (e) => err(`skipped: ${e.message}\n`)) === undefined) continue;
+      if (format === "csv") chunk += `${csvField(key)},${csvField(JSON.stringify(value))}\n`;
+      else if (format === "json") chunk += `${first ? "" : ","}\n    ${JSON.stringify(key)}: ${JSON.stringify(value)}`;
+      else chunk += yamlEntry(key, value, "  ");
+      first = false;
+      written++;
+    }
+    if (chunk) await out(chunk);
+  }
+  if (format === "json") await out(first ? "}\n}\n" : "\n  }\n}\n");
+  return written;
+}
+
+function csvField(s: string): string {
+  return /[",\r\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
+}
+
+/** A mapping key: plain when it reads back as the same string, double-quoted otherwise. */
+function yamlKey(k: string): string {
+  return /^[A-Za-z_][A-Za-z0-9_]*$/.test(k) && resolvePlain(k) === k ? k : JSON.stringify(k);
+}
+
+function yamlScalar(v: unknown): string {
+  // JSON's string escapes are YAML double-quoted escapes; numbers, booleans and null read back alike.
+  return JSON.stringify(v) ?? "null";
+}
+
+function isScalar(v: unknown): boolean {
+  return v === null || typeof v !== "object";
+}
+
+/** One `key: value` in block style at the given indentation (lists of scalars in flow style). */
+function yamlEntry(key: string, value: unknown, indent: string): string {
+  return `${indent}${yamlKey(key)}:${yamlValue(value, indent)}`;
+}
+
+/** The text after "key:" (a space and an inline value, or a newline and a nested block). */
+function yamlValue(v: unknown, indent: string): string {
+  if (isScalar(v)) return ` ${yamlScalar(v)}\n`;
+  if (Array.isArray(v)) {
+    if (v.length === 0 || v.every(isScalar)) return ` [${v.map(yamlScalar).join(", ")}]\n`;
+    let s = "\n";
+    for (const item of v) s += yamlItem(item, indent + "  ");
+    return s;
+  }
+  const entries = Object.entries(v as Record<string, unknown>);
+  if (entries.length === 0) return " {}\n";
+  let s = "\n";
+  for (const [k, x] of entries) s += yamlEntry(k, x, indent + "  ");
+  return s;
+}
+
+/** One "- item" of a block sequence. */
+function yamlItem(v: unknown, indent: string): string {
+  if (isScalar(v) || Array.isArray(v) || Object.keys(v as object).length === 0) {
+    const inline = yamlValue(v, indent);
+    if (inline.startsWith(" ")) return `${indent}-${inline}`;
+    return `${indent}-${inline.replace(/^\n/, "\n")}`;
+  }
+  const entries = Object.entries(v as Record<string, unknown>);
+  let s = "";
+  entries.forEach(([k, x], i) => {
+    s += i === 0 ? `${indent}- ${yamlKey(k)}:${yamlValue(x, indent + "  ")}` : yamlEntry(k, x, indent + "  ");
+  });
+  return s;
 }

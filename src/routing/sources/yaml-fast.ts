@@ -48,7 +48,6 @@ export function scanYamlEntries(text: string, sink: YamlEntrySink): ScanResult {
   let sawDocStart = false;
   // Find the first content line.
   let entryIndent = 0;
-  let routesWrapped = false;
   for (;;) {
     if (pos >= n) return { ok: true }; // empty document
     const eol = lineEnd(text, pos);
@@ -68,12 +67,11 @@ export function scanYamlEntries(text: string, sink: YamlEntrySink): ScanResult {
     }
     if (ind !== 0) return { ok: false, whole: true };
     const ch = text.charCodeAt(c);
-    if (ch === 37 /* % */ || ch === 123 /* { */ || ch === 91 /* [ */ || ch === 45 /* - */ || ch === 46 /* . */) return { ok: false, whole: true };
+    if (ch === 37 /* % */ || ch === 123 /* { */ || ch === 91 /* [ */ || ch === 45 /* - */ || ch === 46 /* . */ || ch === 63 /* ? */ || ch === 58 /* : */) return { ok: false, whole: true };
     // `routes:` alone on its line wraps the entries.
     const rk = routesKeyEnd(text, pos, eol);
     if (rk >= 0) {
       if (!restIsBlank(text, rk, eol)) return { ok: false, whole: true }; // `routes: {...}` and the like
-      routesWrapped = true;
       pos = next(text, eol);
       line++;
       // The entries' indentation: that of the next content line.
@@ -93,7 +91,6 @@ export function scanYamlEntries(text: string, sink: YamlEntrySink): ScanResult {
         entryIndent = i;
         break;
       }
-      void l;
     }
     break;
   }
@@ -123,7 +120,8 @@ export function scanYamlEntries(text: string, sink: YamlEntrySink): ScanResult {
       if (ind < entryIndent) return { ok: false, whole: true };
       if (ind === entryIndent) {
         const ch = text.charCodeAt(c);
-        if (ch === 45 /* - */ || ch === 46 /* . */ || ch === 37 /* % */) return { ok: false, whole: true }; // sequence, `---`, `...`, directive
+        // A sequence, `---`, `...`, a directive, or a complex key (`? k` / `: v` lines).
+        if (ch === 45 /* - */ || ch === 46 /* . */ || ch === 37 /* % */ || ch === 63 /* ? */ || ch === 58 /* : */) return { ok: false, whole: true };
         const r = flush(pos);
         if (r) return r;
         start = pos;
@@ -135,7 +133,6 @@ export function scanYamlEntries(text: string, sink: YamlEntrySink): ScanResult {
   }
   const r = flush(n);
   if (r) return r;
-  void routesWrapped;
   return { ok: true };
 }
 
