@@ -66,6 +66,8 @@ interface ChildResult {
   ok: boolean;
   entries: number;
   load_ms: number;
+  /** CPU time of the process (main and loader thread) during the load. */
+  cpu_ms: number;
   peak_rss_mb: number;
   rss_after_mb: number;
   max_slice_ms: number;
@@ -105,14 +107,17 @@ async function child(file: string, mode: string): Promise<void> {
   }, 1);
   h.enable();
   const t0 = performance.now();
+  const cpu0 = process.cpuUsage();
   const r = await source.load();
   const ms = performance.now() - t0;
+  const cpu = process.cpuUsage(cpu0);
   clearInterval(tick);
   h.disable();
   const res: ChildResult = {
     ok: r.ok,
     entries: r.ok ? r.table.size : 0,
     load_ms: Math.round(ms),
+    cpu_ms: Math.round((cpu.user + cpu.system) / 1000),
     peak_rss_mb: Math.round(process.resourceUsage().maxRSS / 1024),
     rss_after_mb: Math.round(process.memoryUsage().rss / 1048576),
     max_slice_ms: Math.round((source.lastStats?.maxSliceMs ?? 0) * 10) / 10,
@@ -155,6 +160,7 @@ async function main(): Promise<void> {
             build_ms: c.load_ms,
             file_mb: Math.round(mb),
             load_s: c.load_ms / 1000,
+            cpu_s: c.cpu_ms / 1000,
             peak_rss_mb: c.peak_rss_mb,
             rss_after_mb: c.rss_after_mb,
             max_slice_ms: c.max_slice_ms,
@@ -163,7 +169,7 @@ async function main(): Promise<void> {
             max_stall_cpu_ms: c.max_stall_cpu_ms,
           }),
         );
-        if (!args.json) rep.note(`  ${f} ${n}: ${(c.load_ms / 1000).toFixed(2)} s, peak RSS ${c.peak_rss_mb} MB (after ${c.rss_after_mb} MB), longest main-thread slice ${c.max_slice_ms} ms (CPU ${c.max_slice_cpu_ms} ms), longest stall ${c.max_stall_ms} ms (CPU ${c.max_stall_cpu_ms} ms), file ${Math.round(mb)} MB`);
+        if (!args.json) rep.note(`  ${f} ${n}: ${(c.load_ms / 1000).toFixed(2)} s (CPU ${(c.cpu_ms / 1000).toFixed(2)} s), peak RSS ${c.peak_rss_mb} MB (after ${c.rss_after_mb} MB), longest main-thread slice ${c.max_slice_ms} ms (CPU ${c.max_slice_cpu_ms} ms), longest stall ${c.max_stall_ms} ms (CPU ${c.max_stall_cpu_ms} ms), file ${Math.round(mb)} MB`);
         rmSync(file, { force: true });
       }
     }
