@@ -30,6 +30,13 @@ export interface FileWorkerData {
   maxErrors: number;
   /** Entry texts per "routes" message. */
   batch: number;
+  /**
+   * Flow control: [0] counts the "routes" messages the parent has turned into routes. The worker
+   * waits while `inFlight` of its messages are not, so that a slower main thread does not pile up
+   * the whole file's texts in its queue.
+   */
+  consumed: SharedArrayBuffer;
+  inFlight: number;
 }
 
 export type FileWorkerMessage =
@@ -75,8 +82,16 @@ function run(d: FileWorkerData): void {
     errorCount++;
     if (errors.length < d.maxErrors) errors.push(e);
   };
+  const consumed = new Int32Array(d.consumed);
+  let posted = 0;
   const flush = () => {
     if (batch.length === 0) return;
+    for (;;) {
+      const c = Atomics.load(consumed, 0);
+      if (posted - c < d.inFlight) break;
+      Atomics.wait(consumed, 0, c, 1000);
+    }
+    posted++;
     post({ type: "routes", firstId: batchFirst, json: "[" + batch.join(",") + "]" });
     batch = [];
     batchFirst = nextId;
@@ -112,6 +127,7 @@ function run(d: FileWorkerData): void {
       nextId = 0;
       batch = [];
       batchFirst = 0;
+      posted = Atomics.load(consumed, 0);
       errors.length = 0;
       errorCount = 0;
       post({ type: "reset" });

@@ -226,7 +226,22 @@ export class FileRouteSource {
     const sliceMs = this.opts.sliceMs ?? 5;
     const stats: LoadStats = { worker: true, entries: 0, distinct: 0, maxSliceMs: 0, maxSliceCpuMs: 0, ms: 0 };
     return new Promise((resolve) => {
-      const data: FileWorkerData = { kind: "didgate-route-file", path, format: formatFromPath(path), lastHash: reason === "initial" ? "" : this.lastHash, maxErrors: 1000, batch: 2000 };
+      const consumedBuf = new SharedArrayBuffer(4);
+      const consumed = new Int32Array(consumedBuf);
+      const data: FileWorkerData = {
+        kind: "didgate-route-file",
+        path,
+        format: formatFromPath(path),
+        lastHash: reason === "initial" ? "" : this.lastHash,
+        maxErrors: 1000,
+        batch: 2000,
+        consumed: consumedBuf,
+        inFlight: 8,
+      };
+      const consumedOne = (n = 1) => {
+        Atomics.add(consumed, 0, n);
+        Atomics.notify(consumed, 0);
+      };
       let worker: Worker;
       try {
         worker = new Worker(workerPath, { workerData: data });
@@ -268,7 +283,10 @@ export class FileRouteSource {
                 break;
               }
             }
-            if (b.at >= vals.length) queue.shift();
+            if (b.at >= vals.length) {
+              queue.shift();
+              consumedOne();
+            }
             if (performance.now() - t0 >= sliceMs) break;
           }
           if (queue.length === 0 && table !== undefined) {
@@ -306,6 +324,7 @@ export class FileRouteSource {
             schedulePump();
             return;
           case "reset":
+            // The worker counts from what was consumed when it reset: drop the rest uncounted.
             queue.length = 0;
             routes = [];
             return;
