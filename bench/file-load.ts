@@ -72,6 +72,7 @@ interface ChildResult {
   rss_after_mb: number;
   max_slice_ms: number;
   max_slice_cpu_ms: number;
+  assemble_ms: number;
   max_stall_ms: number;
   max_stall_cpu_ms: number;
   error?: string;
@@ -122,6 +123,7 @@ async function child(file: string, mode: string): Promise<void> {
     rss_after_mb: Math.round(process.memoryUsage().rss / 1048576),
     max_slice_ms: Math.round((source.lastStats?.maxSliceMs ?? 0) * 10) / 10,
     max_slice_cpu_ms: Math.round((source.lastStats?.maxSliceCpuMs ?? 0) * 10) / 10,
+    assemble_ms: Math.round((source.lastStats?.assembleMs ?? 0) * 10) / 10,
     max_stall_ms: Math.round(Math.max(maxGap, h.max / 1e6) * 10) / 10,
     max_stall_cpu_ms: Math.round(maxGapCpu * 10) / 10,
   };

@@ -203,14 +203,15 @@ export class RouteTable<V> {
     w.pages = PageMap.fromState(s.pages);
     w.prefixes = PrefixIndex.fromState(s.prefixes);
     w.refs = s.refs;
-    const values = new Array<V | undefined>(s.ids.length);
+    // Pushed, not `new Array(n)`: V8 gives an array made that way with more than 100k elements
+    // dictionary elements, and lookup() reads this array on every call.
+    const values: (V | undefined)[] = [undefined];
     let live = 0;
-    values[0] = undefined;
     for (let i = 1; i < s.ids.length; i++) {
       const id = s.ids[i]!;
-      if (id < 0) values[i] = undefined;
+      if (id < 0) values.push(undefined);
       else {
-        values[i] = valueOf(id);
+        values.push(valueOf(id));
         live++;
       }
     }

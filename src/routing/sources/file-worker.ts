@@ -5,8 +5,10 @@
  *
  * Messages to the parent, in order:
  *   { type: "unchanged" }                      the file's hash equals workerData.lastHash; done
- *   { type: "routes", firstId, json }          "[e0,e1,…]": the entry texts with ids firstId,
- *                                               firstId + 1, … (identical texts share one id)
+ *   { type: "routes", firstId, json, ends }    the entry texts with ids firstId, firstId + 1, …
+ *                                               (identical texts share one id) joined in one
+ *                                               string; entry i ends at ends[i] (starts at
+ *                                               ends[i - 1], or 0)
  *   { type: "reset" }                          forget the routes sent so far (the document is
  *                                               read again by the reference parser)
  *   { type: "errors", errors, count, hash }    the file is broken: the first errors, how many
@@ -41,7 +43,7 @@ export interface FileWorkerData {
 
 export type FileWorkerMessage =
   | { type: "unchanged" }
-  | { type: "routes"; firstId: number; json: string }
+  | { type: "routes"; firstId: number; json: string; ends: Int32Array }
   | { type: "reset" }
   | { type: "errors"; errors: DocError[]; count: number; hash: string }
   | { type: "table"; state: ReturnType<RouteTable<number>["exportState"]>; hash: string; mtimeMs: number; entries: number; distinct: number }
@@ -92,7 +94,10 @@ function run(d: FileWorkerData): void {
       Atomics.wait(consumed, 0, c, 1000);
     }
     posted++;
-    post({ type: "routes", firstId: batchFirst, json: "[" + batch.join(",") + "]" });
+    const ends = new Int32Array(batch.length);
+    let at = 0;
+    for (let i = 0; i < batch.length; i++) ends[i] = at += batch[i]!.length;
+    post({ type: "routes", firstId: batchFirst, json: batch.join(""), ends }, [ends.buffer]);
     batch = [];
     batchFirst = nextId;
   };

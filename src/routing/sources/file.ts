@@ -15,7 +15,7 @@ import { fileURLToPath } from "node:url";
 import { Worker } from "node:worker_threads";
 import type { Logger } from "pino";
 import type { RouteMetrics } from "../../ops/metrics.js";
-import { parseRoute, type Route } from "../route.js";
+import { LazyRoute, type Route } from "../route.js";
 import { EntryColumns, RouteTable, type RouteStore } from "../table.js";
 import { formatDocError, formatFromPath, scanRouteDocument, validateEntry } from "./document.js";
 import type { FileWorkerData, FileWorkerMessage } from "./file-worker.js";
@@ -90,6 +90,8 @@ export interface LoadStats {
   maxSliceMs: number;
   /** The same slice's CPU time on the main thread (0 where the runtime cannot tell). */
   maxSliceCpuMs: number;
+  /** Time to put the table together from the transferred arrays (part of one slice). */
+  assembleMs?: number;
   ms: number;
 }
 
@@ -214,7 +216,7 @@ export class FileRouteSource {
     metrics.lastReload.set(Date.now() / 1000);
     metrics.observeTable("file", r.table.version, r.table.counts());
     logger.info(
-      { path, entries: r.table.size, distinct: stats.distinct, reason, ms: Math.round(stats.ms), worker: stats.worker, max_slice_ms: Math.round(stats.maxSliceMs * 10) / 10, max_slice_cpu_ms: Math.round(stats.maxSliceCpuMs * 10) / 10 },
+      { path, entries: r.table.size, distinct: stats.distinct, reason, ms: Math.round(stats.ms), worker: stats.worker, max_slice_ms: Math.round(stats.maxSliceMs * 10) / 10, max_slice_cpu_ms: Math.round(stats.maxSliceCpuMs * 10) / 10, assemble_ms: Math.round((stats.assembleMs ?? 0) * 10) / 10 },
       "route table loaded from file",
     );
     return r;
@@ -251,7 +253,7 @@ export class FileRouteSource {
       }
       this.worker = worker;
       let routes: Route[] = [];
-      const queue: { firstId: number; json: string; values?: unknown[]; at: number }[] = [];
+      const queue: { firstId: number; json: string; ends: Int32Array; at: number }[] = [];
       let table: Extract<FileWorkerMessage, { type: "table" }> | undefined;
       let done = false;
       let pumping = false;
@@ -262,7 +264,8 @@ export class FileRouteSource {
         void worker.terminate();
         resolve({ result, stats });
       };
-      // Turns queued batches into routes, a few milliseconds at a time.
+      // Turns queued batches into routes, a few milliseconds at a time. The entries were validated
+      // in the worker: each becomes a LazyRoute over its text, compiled when first used.
       const pump = () => {
         pumping = false;
         if (done) return;
@@ -271,27 +274,26 @@ export class FileRouteSource {
         try {
           while (queue.length > 0) {
             const b = queue[0]!;
-            if (b.values === undefined) b.values = JSON.parse(b.json) as unknown[];
-            const vals = b.values;
-            for (; b.at < vals.length; b.at++) {
-              const r = parseRoute("", vals[b.at]);
-              // Validated in the worker; a difference here would be a bug, not a bad file.
-              if (!r.ok) throw new Error(`entry ${b.firstId + b.at} did not validate again: ${r.errors[0]}`);
-              routes[b.firstId + b.at] = r.route;
-              if ((b.at & 127) === 127 && performance.now() - t0 >= sliceMs) {
+            const ends = b.ends;
+            for (; b.at < ends.length; b.at++) {
+              routes[b.firstId + b.at] = new LazyRoute(b, b.at);
+              if ((b.at & 1023) === 1023 && performance.now() - t0 >= sliceMs) {
                 b.at++;
                 break;
               }
             }
-            if (b.at >= vals.length) {
+            if (b.at >= ends.length) {
               queue.shift();
               consumedOne();
             }
             if (performance.now() - t0 >= sliceMs) break;
           }
-          if (queue.length === 0 && table !== undefined) {
+          // The table in a slice of its own.
+          if (queue.length === 0 && table !== undefined && performance.now() - t0 < 1) {
             const t = table;
+            const a0 = performance.now();
             const built = RouteTable.fromState<Route>(t.state, (id) => routes[id]!);
+            stats.assembleMs = performance.now() - a0;
             built.version = String(Math.floor(t.mtimeMs));
             this.lastHash = t.hash;
             stats.entries = t.entries;
@@ -306,7 +308,7 @@ export class FileRouteSource {
         if (slice > stats.maxSliceMs) stats.maxSliceMs = slice;
         const cpu = threadCpuMs() - c0;
         if (cpu > stats.maxSliceCpuMs) stats.maxSliceCpuMs = cpu;
-        if (!done && queue.length > 0) schedulePump();
+        if (!done && (queue.length > 0 || table !== undefined)) schedulePump();
       };
       const schedulePump = () => {
         if (pumping) return;
@@ -320,7 +322,7 @@ export class FileRouteSource {
             finish("unchanged");
             return;
           case "routes":
-            queue.push({ firstId: m.firstId, json: m.json, at: 0 });
+            queue.push({ firstId: m.firstId, json: m.json, ends: m.ends, at: 0 });
             schedulePump();
             return;
           case "reset":
