@@ -198,23 +198,28 @@ export class RouteTable<V> {
    * its own.
    */
   static fromState<V>(s: RouteTableState, valueOf: (id: number) => V): RouteTable<V> {
+    // Pushed, not `new Array(n)`: V8 gives an array made that way with more than 100k elements
+    // dictionary elements, and lookup() reads this array on every call.
+    const values: (V | undefined)[] = [undefined];
+    for (let i = 1; i < s.ids.length; i++) {
+      const id = s.ids[i]!;
+      values.push(id < 0 ? undefined : valueOf(id));
+    }
+    return RouteTable.fromStateValues(s, values);
+  }
+
+  /**
+   * fromState() with the values given by slot: `values[i]` is the value of the id in `s.ids[i]`
+   * (index 0 unused). The array is taken as it is (no copy): build it by pushing.
+   */
+  static fromStateValues<V>(s: RouteTableState, values: (V | undefined)[]): RouteTable<V> {
     const t = new RouteTable<V>({ pages: 1 });
     const w = t as unknown as { pages: PageMap; prefixes: PrefixIndex; refs: Int32Array; values: (V | undefined)[]; freeValues: number[]; unindexed: number };
     w.pages = PageMap.fromState(s.pages);
     w.prefixes = PrefixIndex.fromState(s.prefixes);
     w.refs = s.refs;
-    // Pushed, not `new Array(n)`: V8 gives an array made that way with more than 100k elements
-    // dictionary elements, and lookup() reads this array on every call.
-    const values: (V | undefined)[] = [undefined];
     let live = 0;
-    for (let i = 1; i < s.ids.length; i++) {
-      const id = s.ids[i]!;
-      if (id < 0) values.push(undefined);
-      else {
-        values.push(valueOf(id));
-        live++;
-      }
-    }
+    for (let i = 1; i < s.ids.length; i++) if (s.ids[i]! >= 0) live++;
     w.values = values;
     w.freeValues = s.freeValues.slice();
     w.unindexed = live;

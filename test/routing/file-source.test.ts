@@ -119,6 +119,26 @@ describe("route file formats (10k entries)", () => {
     }, 180_000);
   }
 
+  it("a key given twice keeps its last entry (JSON), also through the worker's table", async () => {
+    const dir = tempDir();
+    const file = join(dir, "routes.json");
+    const parts: string[] = [];
+    for (let i = 0; i < 3000; i++) parts.push(`"+1512${i}": {"voice": {"targets": ["sip:first${i}@h"]}}`);
+    for (let i = 0; i < 3000; i += 7) parts.push(`"+1512${i}": {"voice": {"targets": ["sip:second${i}@h"]}}`);
+    parts.push(`"+44*": {"state": "released"}`);
+    writeFileSync(file, `{${parts.join(",\n")}}`);
+    const { store } = await loadWithWorker(file);
+    const sync = loadRouteFile(file);
+    if (!sync.ok) throw new Error(sync.errors.join("\n"));
+    expect(store.current.size).toBe(3001);
+    for (const i of [0, 1, 7, 8, 2996, 2999]) {
+      const want = i % 7 === 0 ? `sip:second${i}@h` : `sip:first${i}@h`;
+      expect(store.current.lookup(`+1512${i}`)?.voice?.targets[0]?.uri).toBe(want);
+      expect(sync.table.lookup(`+1512${i}`)?.voice?.targets[0]?.uri).toBe(want);
+    }
+    expect(sourcesOf(store.current)).toEqual(sourcesOf(sync.table));
+  });
+
   it("CSV flat columns", async () => {
     const dir = tempDir();
     const file = join(dir, "routes.csv");

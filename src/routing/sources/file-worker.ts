@@ -12,8 +12,10 @@
  *   { type: "reset" }                          forget the routes sent so far (the document is
  *                                               read again by the reference parser)
  *   { type: "errors", errors, count, hash }    the file is broken: the first errors, how many
- *   { type: "table", state, hash, mtimeMs, entries, distinct }
- *                                               the table's structure, values as entry ids
+ *   { type: "table", state, hash, mtimeMs, entries, distinct, identity }
+ *                                               the table's structure, values as entry ids;
+ *                                               identity: value slot i holds id i - 1 for every
+ *                                               slot (no slot freed by a duplicate key)
  *   { type: "failed", message }                could not read the file
  */
 import { createHash } from "node:crypto";
@@ -46,7 +48,7 @@ export type FileWorkerMessage =
   | { type: "routes"; firstId: number; json: string; ends: Int32Array }
   | { type: "reset" }
   | { type: "errors"; errors: DocError[]; count: number; hash: string }
-  | { type: "table"; state: ReturnType<RouteTable<number>["exportState"]>; hash: string; mtimeMs: number; entries: number; distinct: number }
+  | { type: "table"; state: ReturnType<RouteTable<number>["exportState"]>; hash: string; mtimeMs: number; entries: number; distinct: number; identity: boolean }
   | { type: "failed"; message: string };
 
 /** Identical entry texts are shared; the lookup turns itself off when texts do not repeat. */
@@ -149,7 +151,9 @@ function run(d: FileWorkerData): void {
   const entries = cols.length;
   cols = new EntryColumns<number>();
   const state = table.exportState((id) => id);
-  post({ type: "table", state, hash, mtimeMs, entries, distinct: nextId }, tableTransferList(state));
+  let identity = state.ids.length === nextId + 1;
+  for (let i = 1; identity && i < state.ids.length; i++) identity = state.ids[i] === i - 1;
+  post({ type: "table", state, hash, mtimeMs, entries, distinct: nextId, identity }, tableTransferList(state));
 }
 
 if (!isMainThread && parentPort && (workerData as FileWorkerData | undefined)?.kind === "didgate-route-file") {

@@ -252,7 +252,9 @@ export class FileRouteSource {
         return;
       }
       this.worker = worker;
-      let routes: Route[] = [];
+      // routes[id + 1]: the route of entry id (slot 0 unused, as in the table's values, so that the
+      // array becomes the table's when the worker's value slots are the ids in order).
+      let routes: (Route | undefined)[] = [undefined];
       const queue: { firstId: number; json: string; ends: Int32Array; at: number }[] = [];
       let table: Extract<FileWorkerMessage, { type: "table" }> | undefined;
       let done = false;
@@ -276,7 +278,7 @@ export class FileRouteSource {
             const b = queue[0]!;
             const ends = b.ends;
             for (; b.at < ends.length; b.at++) {
-              routes[b.firstId + b.at] = new LazyRoute(b, b.at);
+              routes[b.firstId + b.at + 1] = new LazyRoute(b, b.at);
               if ((b.at & 1023) === 1023 && performance.now() - t0 >= sliceMs) {
                 b.at++;
                 break;
@@ -292,13 +294,13 @@ export class FileRouteSource {
           if (queue.length === 0 && table !== undefined && performance.now() - t0 < 1) {
             const t = table;
             const a0 = performance.now();
-            const built = RouteTable.fromState<Route>(t.state, (id) => routes[id]!);
+            const built = t.identity ? RouteTable.fromStateValues<Route>(t.state, routes) : RouteTable.fromState<Route>(t.state, (id) => routes[id + 1]!);
             stats.assembleMs = performance.now() - a0;
             built.version = String(Math.floor(t.mtimeMs));
             this.lastHash = t.hash;
             stats.entries = t.entries;
             stats.distinct = t.distinct;
-            routes = [];
+            routes = [undefined];
             finish({ ok: true, table: built });
           }
         } catch (err) {
@@ -328,7 +330,7 @@ export class FileRouteSource {
           case "reset":
             // The worker counts from what was consumed when it reset: drop the rest uncounted.
             queue.length = 0;
-            routes = [];
+            routes = [undefined];
             return;
           case "errors": {
             const errors = m.errors.map((e) => formatDocError(e, path));
