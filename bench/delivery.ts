@@ -15,16 +15,14 @@
  * p50_ms/p99_ms = accept() call → arrival at the receiver, accept_p50_ms/accept_p99_ms = the
  * accept() call alone (what the SMSC waits for before its deliver_sm_resp).
  */
-import { fork, spawn, type ChildProcess } from "node:child_process";
-import { createServer as createNetServer } from "node:net";
+import { RedisConnector } from "../src/redis/client.js";
+import { fork, type ChildProcess } from "node:child_process";
 import { createServer } from "node:http";
 import { fileURLToPath } from "node:url";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { pino } from "pino";
 import { Registry } from "prom-client";
 import { Redis } from "ioredis";
+import { startRedis } from "./servers.js";
 import { Delivery } from "../src/delivery/delivery.js";
 import type { DeliveryJob } from "../src/delivery/types.js";
 import { Reporter, parseArgs, result, round } from "./lib.js";
@@ -111,46 +109,6 @@ class ReceiverProc {
   }
 }
 
-// ---------------------------------------------------------------- redis
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createNetServer();
-    s.once("error", reject);
-    s.listen(0, "127.0.0.1", () => {
-      const a = s.address();
-      s.close(() => resolve(typeof a === "object" && a ? a.port : 0));
-    });
-  });
-}
-
-async function startRedis(aof: boolean): Promise<{ url: string; stop(): void }> {
-  const port = await freePort();
-  const dir = mkdtempSync(join(tmpdir(), "didgate-bench-redis-"));
-  const child = spawn("redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--dir", dir, "--save", "", ...(aof ? ["--appendonly", "yes", "--appendfsync", "everysec"] : ["--appendonly", "no"])], { stdio: "ignore" });
-  const url = `redis://127.0.0.1:${port}`;
-  for (let i = 0; i < 100; i++) {
-    const c = new Redis(url, { lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0 });
-    c.on("error", () => undefined);
-    try {
-      await c.connect();
-      await c.ping();
-      c.disconnect();
-      break;
-    } catch {
-      c.disconnect();
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  }
-  return {
-    url,
-    stop: () => {
-      child.kill("SIGKILL");
-      rmSync(dir, { recursive: true, force: true });
-    },
-  };
-}
-
 // ---------------------------------------------------------------- the run
 
 function makeJob(i: number, url: string): DeliveryJob {
@@ -177,8 +135,8 @@ async function runMode(mode: "direct" | "spool", transport: "fetch" | "http", n:
   const url = `http://127.0.0.1:${rcv.port}/hook`;
   const prefix = `bench${process.pid}x${Date.now()}:`;
   const delivery = new Delivery({
-    redis: mode === "spool" ? { url: redisUrl!, prefix, max_depth: 0 } : undefined,
-    webhooks: { secret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", timeout_ms: 5000, max_age_s: 3600, max_in_flight: maxInFlight, transport },
+    redis: mode === "spool" ? { connector: RedisConnector.fromUrl(redisUrl!), prefix, max_depth: 0 } : undefined,
+    webhooks: { secret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", timeout_ms: 5000, max_age_s: 3600, max_in_flight: maxInFlight, transport, allow_private: ["127.0.0.0/8"] },
     logger: pino({ level: "silent" }),
     registry: new Registry(),
     instanceId: "bench",

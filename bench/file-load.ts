@@ -21,7 +21,7 @@ import { fileURLToPath } from "node:url";
 import { monitorEventLoopDelay } from "node:perf_hooks";
 import { pino } from "pino";
 import { Registry } from "prom-client";
-import { RouteMetrics } from "../src/ops/metrics.js";
+import { RouteMetrics } from "../src/routing/metrics.js";
 import type { Route } from "../src/routing/route.js";
 import { FileRouteSource } from "../src/routing/sources/file.js";
 import { RouteStore, RouteTable } from "../src/routing/table.js";

@@ -1,9 +1,8 @@
 /**
  * The Redis route sync against a local redis-server started on a free port (never 6379):
  *   - import of N routes through the writer (pipelined MULTI batches), target: well under a minute
- *   - full load of N routes (XINFO, pipelined HSCAN, validation, table build, swap), target <= 5 s
- *     for 1M: the default path (HSCAN on a connection of its own, read by didgate's RESP reader),
- *     and for comparison the client library's HSCAN on the main thread and in a worker thread
+ *   - full load of N routes (XINFO, pipelined HSCAN through ioredis, validation, table build,
+ *     swap), target <= 5 s for 1M
  *   - snapshot write of the loaded table, and the longest event-loop stall while it runs
  *   - delta propagation write → applied over W writes (each write waits for its application),
  *     p50/p99, target p99 <= 50 ms on loopback
@@ -22,6 +21,8 @@ import { Registry } from "prom-client";
 import type { Route } from "../src/routing/route.js";
 import { RedisRouteSource, type RedisRoutesConfig } from "../src/routing/sources/redis.js";
 import { RedisRouteWriter } from "../src/routing/sources/redis-writer.js";
+import { RedisConnector } from "../src/redis/client.js";
+import { parseRedisUrl } from "../src/redis/endpoint.js";
 import { writeSnapshot } from "../src/routing/sources/snapshot.js";
 import { RouteStore, RouteTable } from "../src/routing/table.js";
 import { startRedis } from "../test/helpers/redis.js";
@@ -39,16 +40,15 @@ function routeFor(i: number): Record<string, unknown> {
   return { tenant: `t${i % 97}`, voice: { targets: [`sip:+1555${String(i).padStart(7, "0")}@10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}:5060`] } };
 }
 
-function cfg(url: string, snapshot = ""): RedisRoutesConfig {
-  return { url, prefix: "didgate:", stream_maxlen: Math.max(N, 10_000), max_shrink_ratio: 0.5, force_reload: false, snapshot, snapshot_interval_s: 3600 };
+function cfg(snapshot = ""): RedisRoutesConfig {
+  return { prefix: "didgate:", stream_maxlen: Math.max(N, 10_000), max_shrink_ratio: 0.5, force_reload: false, snapshot, snapshot_interval_s: 3600 };
 }
 
-type LoadMode = "default" | "library" | "worker";
-
-function newSource(url: string, mode: LoadMode): { source: RedisRouteSource; store: RouteStore<Route> } {
+function newSource(url: string): { source: RedisRouteSource; store: RouteStore<Route> } {
   const store = new RouteStore<Route>(RouteTable.build<Route>([]));
   const source = new RedisRouteSource({
-    redis: cfg(url),
+    connector: new RedisConnector(parseRedisUrl(url)),
+    redis: cfg(),
     store,
     logger,
     registry: new Registry(),
@@ -56,8 +56,6 @@ function newSource(url: string, mode: LoadMode): { source: RedisRouteSource; sto
     loadFunctions: false,
     startTimeoutMs: 30_000,
     commandTimeoutMs: 60_000,
-    workerScanThreshold: mode === "worker" ? 1 : 0,
-    rawScan: mode === "default",
   });
   return { source, store };
 }
@@ -82,29 +80,22 @@ async function main(): Promise<void> {
     rep.report(result("redis_import", N, (importMs * 1e6) / N, { total_ms: round(importMs, 0) }));
     entries.length = 0;
 
-    // ---- full load, rotating the three scan modes: the default (HSCAN on a connection of its own
-    // with didgate's RESP reader, on the main thread), the client library's HSCAN on the main
-    // thread, and the library's HSCAN in a worker thread. load_ms is the median; the very first
-    // load of the process (first_ms of the default mode) also grows the heap from nothing.
-    const modes: LoadMode[] = ["default", "library", "worker"];
-    const loadMs: Record<LoadMode, number[]> = { default: [], library: [], worker: [] };
+    // ---- full load, LOADS times; load_ms is the median. The very first load of the process
+    // (first_ms) also grows the heap from nothing.
+    const loadMs: number[] = [];
     let loaded: { source: RedisRouteSource; store: RouteStore<Route> } | undefined;
-    for (let i = 0; i < modes.length * LOADS; i++) {
-      const mode = modes[i % modes.length]!;
-      const s = newSource(redis.url, mode);
+    for (let i = 0; i < LOADS; i++) {
+      const s = newSource(redis.url);
       t0 = performance.now();
       await s.source.start();
-      loadMs[mode].push(performance.now() - t0);
+      loadMs.push(performance.now() - t0);
       if (s.store.current.size !== N) throw new Error(`loaded ${s.store.current.size} of ${N}`);
       if (loaded) await s.source.close();
       else loaded = s;
       (globalThis as { gc?: () => void }).gc?.();
     }
-    const names: Record<LoadMode, string> = { default: "redis_full_load", library: "redis_full_load_client_library", worker: "redis_full_load_worker" };
-    for (const mode of modes) {
-      const lm = median(loadMs[mode]);
-      rep.report(result(names[mode], N, (lm * 1e6) / N, { load_ms: round(lm, 0), min_ms: round(Math.min(...loadMs[mode]), 0), max_ms: round(Math.max(...loadMs[mode]), 0), first_ms: round(loadMs[mode][0]!, 0), target_ms: 5000 }));
-    }
+    const lm = median(loadMs);
+    rep.report(result("redis_full_load", N, (lm * 1e6) / N, { load_ms: round(lm, 0), min_ms: round(Math.min(...loadMs), 0), max_ms: round(Math.max(...loadMs), 0), first_ms: round(loadMs[0]!, 0), target_ms: 5000 }));
 
     // ---- snapshot of the loaded table (event-loop stall measured while it is written)
     const { source, store } = loaded!;

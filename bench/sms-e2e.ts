@@ -689,7 +689,7 @@ async function startDidgate(ctx: Ctx, mode: "direct" | "spool", peerPort: number
     sip: { listen: [] },
     smpp: { listen: null, binds },
     routes: redis ? { file: routesFile, watch: false, redis: { url: redis.url, prefix: "didgate:" } } : { file: routesFile, watch: false },
-    webhooks: { secret: WEBHOOK_SECRET, timeout_ms: 5000, max_age_s: 3600 },
+    webhooks: { secret: WEBHOOK_SECRET, timeout_ms: 5000, max_age_s: 3600, allow_private: ["127.0.0.0/8"] },
     admin: { listen: `127.0.0.1:${adminPort}` },
     log: { level: "warn" },
     state_dir: dir,

@@ -17,15 +17,20 @@ import { parseHostPort } from "./config/net.js";
 import type { Config } from "./config/schema.js";
 import { Delivery } from "./delivery/delivery.js";
 import { RedisPartStore } from "./delivery/parts.js";
-import { connectUrl, type RedisClient } from "./delivery/redis.js";
-import { SmppPartStore } from "./delivery/smpp-parts.js";
+import { JournalPartStore } from "./delivery/parts-journal.js";
+import { spoolConnect } from "./delivery/redis.js";
+import { type RedisClient, RedisConnector } from "./redis/client.js";
+import { SmppPartStore } from "./edge/sms-parts.js";
 import { ReceiptCorrelator } from "./edge/receipts.js";
 import { SmppEdgeForwarder } from "./edge/sms-forward.js";
+import { ReceiptSender } from "./edge/sms-receipts.js";
+import { RedisPendingReceipts } from "./edge/receipt-queue.js";
 import { SmsEdge } from "./edge/sms.js";
 import { VoiceEdge } from "./edge/voice.js";
 import { AdminServer, type Readiness } from "./ops/admin.js";
 import { createLogger } from "./ops/logger.js";
-import { createRegistry, RouteMetrics } from "./ops/metrics.js";
+import { createRegistry } from "./ops/metrics.js";
+import { RouteMetrics } from "./routing/metrics.js";
 import { Decider } from "./routing/decide.js";
 import { lookupJson } from "./routing/explain.js";
 import type { NumberPlan } from "./routing/number.js";
@@ -34,6 +39,7 @@ import { FileRouteSource } from "./routing/sources/file.js";
 import { RedisRouteSource } from "./routing/sources/redis.js";
 import { RouteStore, RouteTable } from "./routing/table.js";
 import { SmppEdge } from "./smpp/edge.js";
+import { startApi, type ApiHandle } from "./api/index.js";
 import type { SmppConfig } from "./smpp/types.js";
 
 export interface DidgateOptions {
@@ -76,17 +82,25 @@ export class Didgate {
   readonly store: RouteStore<Route>;
   readonly decider: Decider;
   readonly now: () => number;
+  /** routes.redis.url parsed once; every Redis connection of this instance is made on it. */
+  readonly redis: RedisConnector | undefined;
   private fileSource: FileRouteSource | undefined;
   redisSource: RedisRouteSource | undefined;
   delivery: Delivery | undefined;
   smpp: SmppEdge | undefined;
-  /** Spool mode: the connection of the durable reassembly buffers. */
+  /** Spool mode: the connection of the durable reassembly buffers (and of waiting receipts). */
   private partsRedis: RedisClient | undefined;
+  /** Direct mode: the journal of the durable reassembly buffers. */
+  private partsJournal: JournalPartStore | undefined;
+  private receiptSender: ReceiptSender | undefined;
   sms: SmsEdge | undefined;
   voice: VoiceEdge | undefined;
   readonly receipts = new ReceiptCorrelator();
   private admin: AdminServer | undefined;
   adminAddress: AddressInfo | undefined;
+  /** The HTTP API (api.listen); its own Redis connection for writes. */
+  api: ApiHandle | undefined;
+  private apiRedis: RedisClient | undefined;
   private routesLoaded = false;
   private listenersUp = false;
   private stopping = false;
@@ -100,6 +114,8 @@ export class Didgate {
     this.store = new RouteStore<Route>(RouteTable.build<Route>([]));
     this.decider = new Decider(opts.random ? { random: opts.random } : {});
     this.now = opts.now ?? Date.now;
+    // The schema has validated the URL already.
+    this.redis = this.config.routes.redis ? RedisConnector.fromUrl(this.config.routes.redis.url) : undefined;
   }
 
   path(p: string): string {
@@ -113,6 +129,7 @@ export class Didgate {
       await this.startSmpp();
       await this.startVoice();
       await this.startAdmin();
+      await this.startApi();
     } catch (err) {
       await this.shutdown(0).catch(() => undefined);
       throw err;
@@ -132,10 +149,12 @@ export class Didgate {
 
   private async startRoutes(): Promise<void> {
     const redis = this.config.routes.redis;
-    if (redis) {
+    if (redis && this.redis) {
       const snapshot = snapshotPath(this.config, this.loaded.baseDir);
+      const { url: _url, ...routesRedis } = redis;
       this.redisSource = new RedisRouteSource({
-        redis: { ...redis, snapshot },
+        connector: this.redis,
+        redis: { ...routesRedis, snapshot },
         store: this.store,
         logger: this.logger,
         registry: this.registry,
@@ -168,11 +187,19 @@ export class Didgate {
     const redis = this.config.routes.redis;
     const wh = this.config.webhooks;
     this.delivery = new Delivery({
-      ...(redis ? { redis: { url: redis.url, prefix: redis.prefix } } : {}),
-      webhooks: { ...(wh.secret !== undefined ? { secret: wh.secret } : {}), timeout_ms: wh.timeout_ms, max_age_s: wh.max_age_s, max_in_flight: wh.max_in_flight },
+      ...(redis && this.redis ? { redis: { connector: this.redis, prefix: redis.prefix } } : {}),
+      webhooks: {
+        ...(wh.secret !== undefined ? { secret: wh.secret } : {}),
+        timeout_ms: wh.timeout_ms,
+        max_age_s: wh.max_age_s,
+        max_in_flight: wh.max_in_flight,
+        allow_private: wh.allow_private,
+      },
       logger: this.logger,
       registry: this.registry,
       forwarder: new SmppEdgeForwarder(() => this.smpp, this.receipts),
+      // The final outcome of a message whose submitter asked for a receipt (registered_delivery).
+      onFinal: (job, outcome) => this.sms?.onFinal(job, outcome),
       instanceId: this.config.instance_id ?? hostname(),
       // Answer the SMSC before its own timeout: a little under the handler timeout.
       direct_wait_ms: Math.max(100, this.config.smpp.handler_timeout_s * 1000 - 500),
@@ -192,6 +219,7 @@ export class Didgate {
         message_id_format: p.message_id_format,
         window: p.window,
         enquire_link_s: p.enquire_link_s,
+        long_messages: p.long_messages,
       });
     const cfg: SmppConfig = {
       accounts: s.accounts.map((a) => defined({ system_id: a.system_id, password: a.password, role: a.role, sources: a.sources, max_binds: a.max_binds, ...peer(a) })),
@@ -218,6 +246,10 @@ export class Didgate {
       enquire_link_s: s.enquire_link_s,
       handler_timeout_s: s.handler_timeout_s,
       bind_timeout_s: s.bind_timeout_s,
+      pdu_timeout_s: s.pdu_timeout_s,
+      max_connections: s.max_connections,
+      max_connections_per_source: s.max_connections_per_source,
+      reserved_connections: s.reserved_connections,
       lockout: { ...s.lockout },
       reassembly: { ...s.reassembly },
     };
@@ -229,13 +261,12 @@ export class Didgate {
   private async startSmpp(): Promise<void> {
     if (!this.smppWanted() || !this.delivery) return;
     const plans = smppPlans(this.config.smpp, new Map());
-    const sms = new SmsEdge({ store: this.store, delivery: this.delivery, logger: this.logger, registry: this.registry, plans, receipts: this.receipts, now: this.now });
-    this.sms = sms;
-    // Spool mode: acknowledged parts of concatenated messages are kept in Redis (a restart loses none).
+    // Acknowledged parts of concatenated messages are kept durably (a restart loses none): in Redis
+    // in spool mode, in a journal in state_dir in direct mode.
     const redis = this.config.routes.redis;
     let partStore: SmppPartStore | undefined;
-    if (this.delivery.mode === "spool" && redis) {
-      const client = connectUrl(redis.url, { connectionName: "didgate-parts" })("enqueue");
+    if (this.delivery.mode === "spool" && redis && this.redis) {
+      const client = spoolConnect(this.redis, "didgate-parts")("enqueue");
       this.partsRedis = client;
       client.on("error", (err: Error) => this.logger.debug({ err: err.message }, "reassembly parts redis error"));
       if (client.status !== "ready") {
@@ -246,7 +277,38 @@ export class Didgate {
       }
       const r = this.config.smpp.reassembly;
       partStore = new SmppPartStore(new RedisPartStore({ client, prefix: redis.prefix, timeoutMs: r.timeout_s * 1000, maxBuffers: r.max_buffers }));
+    } else {
+      const r = this.config.smpp.reassembly;
+      const path = resolvePath(this.path(this.config.state_dir), "sms-parts.journal");
+      let journal: JournalPartStore;
+      try {
+        journal = new JournalPartStore({ path, timeoutMs: r.timeout_s * 1000, maxBuffers: r.max_buffers, maxBytes: r.max_bytes });
+        await journal.open();
+      } catch (err) {
+        throw new StartError([`state_dir: cannot use the reassembly journal ${path}: ${(err as Error).message}`]);
+      }
+      this.partsJournal = journal;
+      const held = await journal.size();
+      if (held > 0 || journal.skippedAtReplay > 0) this.logger.info({ path, buffers: held, unreadable_lines: journal.skippedAtReplay }, "reassembly journal replayed");
+      partStore = new SmppPartStore(journal);
     }
+    const sender = new ReceiptSender({
+      send: (peer, r) => this.smpp?.sendReceipt(peer, r) ?? Promise.resolve({ outcome: "temporary", message_ids: [], error: "not_bound" }),
+      logger: this.logger,
+      registry: this.registry,
+      now: this.now,
+      readyPeers: () => this.smpp?.receivingAccounts() ?? [],
+      // Spool mode: receipts wait in Redis, so the edge the submitter is bound to sends them.
+      ...(this.partsRedis && redis ? { pending: new RedisPendingReceipts(this.partsRedis, redis.prefix) } : {}),
+    });
+    this.receiptSender = sender;
+    const receiptsOut = {
+      sender,
+      isCarrierAccount: (peer: string) => this.smpp?.accountRole(peer) === "carrier",
+      isBind: (name: string) => this.smpp?.clients.has(name) ?? false,
+    };
+    const sms = new SmsEdge({ store: this.store, delivery: this.delivery, logger: this.logger, registry: this.registry, plans, receipts: this.receipts, receiptsOut, now: this.now });
+    this.sms = sms;
     this.smpp = new SmppEdge({
       config: this.smppConfig(),
       logger: this.logger,
@@ -256,6 +318,7 @@ export class Didgate {
       ...(partStore ? { partStore } : {}),
     });
     await this.smpp.start();
+    sender.start();
   }
 
   private async startVoice(): Promise<void> {
@@ -268,6 +331,7 @@ export class Didgate {
       registry: this.registry,
       now: this.now,
       baseDir: this.loaded.baseDir,
+      ...(this.redis ? { redis: this.redis } : {}),
     });
     await this.voice.start();
   }
@@ -281,6 +345,32 @@ export class Didgate {
       lookup: (number, caller, atMs) => this.lookup(number, caller, atMs),
     });
     this.adminAddress = await this.admin.listen(hp.host, hp.port);
+  }
+
+  // ---- HTTP API ----------------------------------------------------------------------------------
+
+  private async startApi(): Promise<void> {
+    const api = this.config.api;
+    if (api.listen === null) return;
+    const redis = this.config.routes.redis;
+    if (redis && this.redis) {
+      // Writes fail fast (503) while Redis is unreachable instead of queueing.
+      this.apiRedis = this.redis.client({ name: "didgate-api", redis: { enableOfflineQueue: false, commandTimeout: 5000, maxRetriesPerRequest: 0 } });
+      this.apiRedis.on("error", (err: Error) => this.logger.debug({ err: err.message }, "api redis error"));
+      await this.apiRedis.connect().catch(() => undefined);
+    }
+    this.api = await startApi({
+      config: api,
+      ...(api.tls ? { tls: { cert: readFileSync(this.path(api.tls.cert)), key: readFileSync(this.path(api.tls.key)) } } : {}),
+      ...(redis && this.apiRedis ? { redis: { client: this.apiRedis, prefix: redis.prefix, streamMaxlen: redis.stream_maxlen } } : {}),
+      store: this.store,
+      lookup: (number, caller, atMs) => this.lookup(number, caller, atMs),
+      logger: this.logger,
+      registry: this.registry,
+      now: this.now,
+    });
+    const index = this.api.index;
+    this.redisSource?.on("delta", (_id: string, _op: string, key: string) => index.noteChanged(key));
   }
 
   readiness(): Readiness {
@@ -347,6 +437,7 @@ export class Didgate {
     if (!same(cur.routes, next.routes)) refused.push("routes: the route source needs a restart");
     if (!same(cur.admin, next.admin)) refused.push("admin.listen: needs a restart");
     if (!same(cur.webhooks, next.webhooks)) refused.push("webhooks: needs a restart");
+    if (!same(cur.api, next.api)) refused.push("api: needs a restart");
     // Keep the running values of what was refused; take the rest.
     this.config = {
       ...next,
@@ -355,6 +446,7 @@ export class Didgate {
       routes: cur.routes,
       admin: cur.admin,
       webhooks: cur.webhooks,
+      api: cur.api,
     };
     if (refused.length > 0) this.logger.warn({ refused }, "config reload: some settings need a restart and were not changed");
     this.logger.info({ applied }, "config reloaded");
@@ -385,11 +477,15 @@ export class Didgate {
     await this.delivery?.drain(Math.max(0, deadline - Date.now())).catch((err: unknown) => this.logger.warn({ err: (err as Error).message }, "delivery drain"));
     await this.voice?.close();
     await this.smpp?.close();
+    this.receiptSender?.stop();
     this.partsRedis?.disconnect();
+    await this.partsJournal?.close();
     await this.delivery?.close();
     this.fileSource?.close();
     await this.redisSource?.close();
     await this.admin?.close();
+    await this.api?.close().catch(() => undefined);
+    this.apiRedis?.disconnect();
     this.logger.info("didgate stopped");
     await new Promise<void>((resolve) => {
       try {

@@ -10,9 +10,26 @@ import type { z } from "zod";
 import { configSchema, type Config } from "./schema.js";
 
 /** A user error: printed as its message, no stack trace, exit 1. */
+/** Longest message line shown; a longer one keeps its start and its end (the rule it broke). */
+const MAX_MESSAGE = 400;
+
+/**
+ * A message cut to about `max` characters: its start and its last 100 characters, with how much
+ * was cut. A config or route file can hold megabytes in one value; a message must stay readable.
+ */
+export function clipMessage(s: string, max = MAX_MESSAGE): string {
+  if (s.length <= max) return s;
+  const tail = 100;
+  const head = max - tail - 30;
+  return `${s.slice(0, head)}… (${s.length - head - tail} characters cut) …${s.slice(s.length - tail)}`;
+}
+
 export class ConfigError extends Error {
-  constructor(readonly errors: string[]) {
-    super(errors.join("\n"));
+  readonly errors: string[];
+  constructor(errors: string[]) {
+    const clipped = errors.map((e) => clipMessage(e));
+    super(clipped.join("\n"));
+    this.errors = clipped;
     this.name = "ConfigError";
   }
 }
@@ -68,7 +85,7 @@ function formatPath(path: readonly PropertyKey[]): string {
   let out = "";
   for (const p of path) {
     if (typeof p === "number") out += `[${p}]`;
-    else out += (out ? "." : "") + String(p);
+    else out += (out ? "." : "") + formatKey(String(p));
   }
   return out || "(top level)";
 }
@@ -80,7 +97,7 @@ export function formatIssues(issues: readonly z.core.$ZodIssue[], prefix = ""): 
     const path = formatPath([...(prefix ? [prefix] : []), ...i.path]);
     const input = (i as { input?: unknown }).input;
     if (i.code === "unrecognized_keys") {
-      for (const k of i.keys) out.push(`${path === "(top level)" ? k : `${path}.${k}`}: unknown key`);
+      for (const k of i.keys) out.push(`${path === "(top level)" ? formatKey(k) : `${path}.${formatKey(k)}`}: unknown key`);
       continue;
     }
     const got = i.code === "invalid_type" && input === undefined ? "missing" : `got ${formatValue(input)}`;
@@ -89,9 +106,13 @@ export function formatIssues(issues: readonly z.core.$ZodIssue[], prefix = ""): 
     else if (i.code === "invalid_type") msg = `must be ${i.expected}${input === undefined ? " (required)" : ""}`;
     else if (i.code === "too_small") msg = `must be at least ${String(i.minimum)}${i.origin === "array" ? " item(s)" : i.origin === "string" ? " character(s)" : ""}`;
     else if (i.code === "too_big") msg = `must be at most ${String(i.maximum)}${i.origin === "array" ? " item(s)" : i.origin === "string" ? " character(s)" : ""}`;
-    out.push(`${path}: ${got}; ${msg}`);
+    out.push(clipMessage(`${path}: ${got}; ${msg}`));
   }
   return out;
+}
+
+function formatKey(k: string): string {
+  return k.length > 80 ? `${k.slice(0, 77)}...` : k;
 }
 
 // ---- environment overrides -------------------------------------------------------------------

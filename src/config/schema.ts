@@ -3,7 +3,7 @@
  * an unknown key is an error naming its path. Defaults make the bundled config short.
  */
 import { z } from "zod";
-import { parseRedisUrl } from "../routing/sources/redis-client.js";
+import { parseRedisUrl } from "../redis/endpoint.js";
 import { parseCidr, parseHostPort, parseListenUrl } from "./net.js";
 
 const cidr = z.string().refine((s) => parseCidr(s) !== undefined, {
@@ -35,6 +35,7 @@ const tlsFiles = z
   })
   .strict();
 
+const name64 = z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, "must be 1-64 letters, digits, '_', '.', '-'");
 export const trunkSchema = z
   .object({
     name: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, "must be 1-64 letters, digits, '_', '.', '-'"),
@@ -108,6 +109,8 @@ const peerOptions = {
   message_id_format: z.enum(["as_is", "hex", "dec"]).optional(),
   window: z.number().int().positive().max(10_000).optional(),
   enquire_link_s: z.number().positive().optional(),
+  /** A text too long for one short_message: one message_payload PDU, or parts with a UDH or SAR TLVs. */
+  long_messages: z.enum(["payload", "udh", "sar"]).optional(),
 };
 
 export const smppAccountSchema = z
@@ -155,6 +158,13 @@ export const smppSchema = z
     /** Seconds delivery may take before the PDU is answered with the temporary status. */
     handler_timeout_s: z.number().positive().default(10),
     bind_timeout_s: z.number().positive().default(10),
+    /** Seconds from a PDU's first byte to its last. */
+    pdu_timeout_s: z.number().positive().default(5),
+    max_connections: z.number().int().positive().default(1000),
+    /** Per address, for addresses in no account's sources. */
+    max_connections_per_source: z.number().int().positive().default(10),
+    /** Connections only addresses in some account's sources may use. */
+    reserved_connections: z.number().int().min(0).default(100),
     reassembly: z
       .object({
         timeout_s: z.number().positive().default(60),
@@ -200,6 +210,121 @@ export const webhooksSchema = z
     timeout_ms: z.number().int().positive().default(5000),
     max_age_s: z.number().positive().default(86_400),
     max_in_flight: z.number().int().positive().default(256),
+    /**
+     * Ranges webhooks may reach although loopback, private (RFC 1918), link-local, unique-local or
+     * another special-purpose range (all refused by default), e.g. ["127.0.0.1/32"] for a receiver
+     * on the same host.
+     */
+    allow_private: z.array(cidr).default([]),
+  })
+  .strict();
+
+/** A number block a tenant token may create keys in: an exact key "+1…" or a prefix "+1512555*". */
+const numberBlock = z.string().regex(/^\+\d{1,15}\*?$/, 'must be a route key "+<digits>" or prefix "+<digits>*"');
+const tenantName = z.string().min(1).max(128);
+
+/** The HTTP API listener (docs/api.md). Off unless listen is set. */
+export const apiSchema = z
+  .object({
+    listen: hostPort.nullable().default(null),
+    /** Certificate and key files: the API speaks HTTPS. */
+    tls: tlsFiles.optional(),
+    tokens: z
+      .array(
+        z
+          .object({
+            token: z.string().min(16, "must be at least 16 characters (a random secret: openssl rand -hex 24)").max(512),
+            /** No tenant: an admin token. */
+            tenant: tenantName.optional(),
+            blocks: z.array(numberBlock).optional(),
+          })
+          .strict(),
+      )
+      .default([]),
+    /** Number blocks per tenant (added to the blocks of that tenant's tokens). */
+    blocks: z.record(tenantName, z.array(numberBlock)).default({}),
+    rate_limit: z
+      .object({
+        per_s: z.number().positive().default(50),
+        burst: z.number().int().positive().default(100),
+      })
+      .strict()
+      .default({ per_s: 50, burst: 100 }),
+    max_connections: z.number().int().positive().default(256),
+    /** Time to receive and answer an ordinary request. */
+    request_timeout_s: z.number().positive().default(10),
+    /** Time and size limits of one POST /v1/routes/import. */
+    import_timeout_s: z.number().positive().default(300),
+    import_max_bytes: z.number().int().positive().default(256 * 1024 * 1024),
+    /** Approximate length kept of the <prefix>audit stream. */
+    audit_maxlen: z.number().int().positive().default(100_000),
+  })
+  .strict();
+
+const e164 = z.string().regex(/^\+[1-9]\d{0,14}$/, 'must be an E.164 number like "+15125550100"');
+const httpsUrl = z.string().refine((s) => {
+  try {
+    const u = new URL(s);
+    return (u.protocol === "https:" || u.protocol === "http:") && u.username === "" && u.password === "";
+  } catch {
+    return false;
+  }
+}, { message: "must be an https:// URL without user information" });
+
+/** STIR/SHAKEN: verification of inbound Identity and signing of outbound calls. */
+export const stirSchema = z
+  .object({
+    verify: z
+      .object({
+        /** PEM bundle of the STI-CA roots. */
+        trust_anchors: z.string().min(1),
+        max_age_s: z.number().positive().max(3600).default(60),
+        /** Plain http:// x5u URLs (tests, labs); STI certificates are fetched over HTTPS otherwise. */
+        allow_http_x5u: z.boolean().default(false),
+        /** How long a call may wait for a certificate fetch; over it the call goes on as No-TN-Validation. */
+        budget_ms: z.number().int().positive().max(10_000).default(1000),
+        fetch_timeout_ms: z.number().int().positive().max(30_000).default(2000),
+        cache_entries: z.number().int().positive().max(1_000_000).default(1000),
+        /** Address ranges an x5u may resolve to although loopback/private (refused by default). */
+        allow_private: z.array(cidr).default([]),
+      })
+      .strict()
+      .optional(),
+    sign: z
+      .object({
+        /** Where verifiers fetch didgate's certificate (the PASSporT x5u). */
+        x5u: httpsUrl,
+        /** The P-256 private key (PEM) of that certificate. */
+        key: z.string().min(1),
+      })
+      .strict()
+      .optional(),
+  })
+  .strict();
+
+/** SIP capture (HEP3 to Homer or sngrep). */
+export const captureSchema = z
+  .object({
+    hep: z.string().regex(/^udp:\/\/(\[[0-9A-Fa-f:.]+\]|[^:/\s]+):\d{1,5}$/, 'must be "udp://HOST:PORT"'),
+    id: z.number().int().min(0).max(0xffffffff).default(2001),
+    auth_key: z.string().min(1).optional(),
+    /** Fraction of calls captured, by Call-ID (both legs of a call together). */
+    sample: z.number().min(0).max(1).default(1),
+    max_in_flight: z.number().int().positive().max(100_000).default(1000),
+  })
+  .strict();
+
+/** Call and message records. */
+export const recordsSchema = z
+  .object({
+    enabled: z.boolean().default(true),
+    /** XADD MAXLEN ~ of <prefix>cdr. */
+    stream_maxlen: z.number().int().positive().default(10_000_000),
+    /** A JSON-lines copy, rotated by size. */
+    jsonl: z
+      .object({ path: z.string().min(1), max_bytes: z.number().int().positive().default(100 * 1024 * 1024), keep: z.number().int().min(0).max(100).default(5) })
+      .strict()
+      .optional(),
   })
   .strict();
 
@@ -209,6 +334,7 @@ export const configSchema = z
     smpp: smppSchema.default(() => smppSchema.parse({})),
     routes: routesSchema.default(() => routesSchema.parse({})),
     webhooks: webhooksSchema.default(() => webhooksSchema.parse({})),
+    api: apiSchema.default(() => apiSchema.parse({})),
     admin: z
       .object({ listen: hostPort.default("127.0.0.1:9464") })
       .strict()
@@ -225,6 +351,25 @@ export const configSchema = z
       .object({ grace_s: z.number().min(0).default(30) })
       .strict()
       .default({ grace_s: 30 }),
+    stir: stirSchema.optional(),
+    capture: captureSchema.optional(),
+    records: recordsSchema.default(() => recordsSchema.parse({})),
+    /** Number lifecycle: days a number stays in quarantine after its released_at (per tenant too). */
+    lifecycle: z
+      .object({
+        quarantine_days: z.number().int().min(0).max(3650).default(90),
+        tenants: z.record(z.string().min(1).max(128), z.number().int().min(0).max(3650)).default({}),
+      })
+      .strict()
+      .default({ quarantine_days: 90, tenants: {} }),
+    /** Number masking: pools of proxy numbers per tenant. */
+    masking: z
+      .object({
+        pools: z.array(z.object({ name: name64, tenant: z.string().min(1).max(128), numbers: z.array(e164).min(1).max(100_000) }).strict()).default([]),
+        max_ttl_s: z.number().int().positive().default(7 * 86_400),
+      })
+      .strict()
+      .default({ pools: [], max_ttl_s: 7 * 86_400 }),
   })
   .strict()
   .superRefine((c, ctx) => {
@@ -241,9 +386,18 @@ export const configSchema = z
       if (ids.has(a.system_id)) ctx.addIssue({ code: "custom", path: ["smpp", "accounts", i, "system_id"], message: `duplicate system_id ${JSON.stringify(a.system_id)}` });
       ids.add(a.system_id);
     });
+    const tokens = new Set<string>();
+    c.api.tokens.forEach((t, i) => {
+      if (tokens.has(t.token)) ctx.addIssue({ code: "custom", path: ["api", "tokens", i, "token"], input: "[redacted]", message: "duplicate token" });
+      tokens.add(t.token);
+      if (t.blocks !== undefined && t.tenant === undefined) ctx.addIssue({ code: "custom", path: ["api", "tokens", i, "blocks"], input: t.blocks, message: "only a tenant token has number blocks (an admin token may write any key)" });
+    });
   });
 
 export type Config = z.infer<typeof configSchema>;
+export type ApiConfig = z.infer<typeof apiSchema>;
+export type StirConfig = z.infer<typeof stirSchema>;
+export type CaptureConfig = z.infer<typeof captureSchema>;
 export type TrunkConfig = z.infer<typeof trunkSchema>;
 export type SmppAccountConfig = z.infer<typeof smppAccountSchema>;
 export type SmppBindConfig = z.infer<typeof smppBindSchema>;

@@ -16,18 +16,19 @@ import { type BackoffOptions, DEFAULT_BACKOFF } from "./backoff.js";
 import { type DeliveryClock, realClock } from "./clock.js";
 import { DirectDelivery } from "./direct.js";
 import { DeliveryMetrics } from "./metrics.js";
-import { type RedisConnect, connectUrl } from "./redis.js";
+import type { RedisConnector } from "../redis/client.js";
+import { type RedisConnect, spoolConnect } from "./redis.js";
 import type { SmppForwarder } from "./smpp-forward.js";
 import { Spool } from "./spool.js";
-import type { AcceptOutcome, DeliveryJob } from "./types.js";
+import type { AcceptOutcome, DeliveryJob, FinalOutcome } from "./types.js";
 import { WebhookSender } from "./webhook.js";
 
 export interface DeliveryRedisOptions {
-  /** redis:// or rediss:// URL (ignored when `connect` is given). */
-  url: string;
-  /** Key prefix, e.g. "didgate:" (contract section 3). */
+  /** Where Redis is (any deployment kind); the spool's connections are made on it. */
+  connector: RedisConnector;
+  /** Key prefix, e.g. "didgate:" (docs/redis.md). For Redis Cluster it must hold a hash tag. */
   prefix: string;
-  /** Connection factory (e.g. for Sentinel/Cluster); default: a plain ioredis client on `url`. */
+  /** Connection factory override (tests); default: spoolConnect(connector). */
   connect?: RedisConnect;
   /** Most messages in the spool; beyond it accept() answers "temporary". Default 1,000,000; 0 = unbounded. */
   max_depth?: number;
@@ -56,6 +57,8 @@ export interface DeliveryWebhookOptions {
   retry_min_ms?: number;
   /** "http" (node:http keep-alive Agent, default; ~4x the throughput of fetch in bench/delivery.ts) or "fetch" (Node's built-in fetch/undici). */
   transport?: "fetch" | "http";
+  /** CIDRs webhooks may reach although loopback, private, link-local or special-purpose (default none). */
+  allow_private?: readonly string[];
 }
 
 export interface DeliveryOptions {
@@ -78,6 +81,12 @@ export interface DeliveryOptions {
   /** Jitter source (tests). */
   random?: () => number;
   userAgent?: string;
+  /**
+   * Called once when a message that was acknowledged to its sender reaches its end: delivered, or
+   * dead-lettered (spool mode). In direct mode a failure is the PDU's answer, so only deliveries
+   * are reported. Runs on the edge that made the final attempt; must not throw.
+   */
+  onFinal?: (job: DeliveryJob, outcome: FinalOutcome) => void;
 }
 
 export class Delivery {
@@ -107,6 +116,7 @@ export class Delivery {
       userAgent: opts.userAgent,
       transport: wh.transport,
       maxSockets: wh.max_in_flight,
+      allowPrivate: wh.allow_private ?? [],
     });
     this.sender = sender;
     if (!sender.signed) opts.logger.warn("webhooks.secret is not set: webhooks without a per-route secret are sent unsigned");
@@ -125,7 +135,7 @@ export class Delivery {
       this.mode = "spool";
       const visibilityMs = r.visibility_ms ?? Math.max(60_000, 3 * wh.timeout_ms + smppTimeoutMs);
       const spool = new Spool({
-        connect: r.connect ?? connectUrl(r.url),
+        connect: r.connect ?? spoolConnect(r.connector),
         prefix: r.prefix,
         instanceId: opts.instanceId,
         attempter,
@@ -141,12 +151,13 @@ export class Delivery {
         maxDepth: r.max_depth ?? 1_000_000,
         dlqMaxLen: r.dlq_maxlen ?? 0,
         random: opts.random,
+        onFinal: opts.onFinal,
       });
       this.spool = spool;
       this.metrics.setSpoolSampler(() => withTimeout(spool.stats(), 1_000));
     } else {
       this.mode = "direct";
-      this.direct = new DirectDelivery({ attempter, metrics: this.metrics, logger: opts.logger, maxInFlight: wh.max_in_flight });
+      this.direct = new DirectDelivery({ attempter, metrics: this.metrics, logger: opts.logger, maxInFlight: wh.max_in_flight, onFinal: opts.onFinal });
     }
   }
 

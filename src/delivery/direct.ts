@@ -12,7 +12,7 @@
 import type { Logger } from "pino";
 import type { Attempter } from "./attempt.js";
 import type { DeliveryMetrics } from "./metrics.js";
-import type { AcceptOutcome, DeliveryJob } from "./types.js";
+import type { AcceptOutcome, DeliveryJob, FinalOutcome } from "./types.js";
 
 export interface DirectOptions {
   attempter: Attempter;
@@ -20,6 +20,8 @@ export interface DirectOptions {
   logger: Logger;
   /** Deliveries at once; beyond it the answer is "temporary" at once. */
   maxInFlight: number;
+  /** Told of each delivery (see DeliveryOptions.onFinal). */
+  onFinal?: (job: DeliveryJob, outcome: FinalOutcome) => void;
 }
 
 /** Failures on a pooled keep-alive socket the server had just closed: worth one immediate retry. */
@@ -56,7 +58,10 @@ export class DirectDelivery {
         if (left > 50) r = await this.o.attempter.round(job, r.skip, left);
       }
       const k = r.result.kind;
-      if (k === "delivered") return "accepted";
+      if (k === "delivered") {
+        notifyFinal(this.o.onFinal, job, { delivered: true, target: r.kind ?? "webhook" }, this.o.logger);
+        return "accepted";
+      }
       if (k === "dead") {
         this.o.logger.info({ msg_id: job.id, reason: r.result.reason, result: "permanent" }, "direct delivery refused");
         return "permanent";
@@ -85,5 +90,15 @@ export class DirectDelivery {
       }),
     ]);
     clearTimeout(t);
+  }
+}
+
+/** Call an onFinal hook; a throw is logged, never propagated. */
+export function notifyFinal(hook: ((job: DeliveryJob, o: FinalOutcome) => void) | undefined, job: DeliveryJob, o: FinalOutcome, logger: Logger): void {
+  if (hook === undefined) return;
+  try {
+    hook(job, o);
+  } catch (err) {
+    logger.error({ err: (err as Error)?.message, msg_id: job.id }, "onFinal hook failed");
   }
 }

@@ -5,8 +5,10 @@
  * window from the replay, targets refused earlier tried again, same webhook-id) and removes it from
  * the dead-letter stream in one atomic step, so two operators replaying at once cannot duplicate it.
  */
-import { Redis } from "ioredis";
-import { REPLAY, type RedisClient, field, spoolKeys } from "./redis.js";
+import { type RedisClient, RedisConnector } from "../redis/client.js";
+import { parseRedisUrl } from "../redis/endpoint.js";
+import { field } from "../redis/stream.js";
+import { REPLAY, spoolKeys } from "./redis.js";
 import type { SpoolRecord } from "./spool.js";
 import { redactUrl } from "./webhook.js";
 
@@ -147,7 +149,7 @@ function isEntryId(s: string): boolean {
  * `didgate dlq …` (argv after "dlq"). Prints to `out`; returns the exit code: 0 done, 1 failed
  * (Redis error, or some IDs not found), 2 usage error.
  */
-export async function dlqCommand(argv: string[], redisUrl: string, prefix: string, out: (s: string) => void): Promise<number> {
+export async function dlqCommand(argv: string[], redis: RedisConnector | string, prefix: string, out: (s: string) => void): Promise<number> {
   const sub = argv[0];
   const rest = argv.slice(1);
   if (sub !== "list" && sub !== "replay" && sub !== "drop") {
@@ -186,13 +188,17 @@ export async function dlqCommand(argv: string[], redisUrl: string, prefix: strin
     out(`dlq ${sub} takes entry ids or --all (not both)\n${USAGE}`);
     return 2;
   }
-  const client = new Redis(redisUrl, {
-    maxRetriesPerRequest: 1,
-    protocol: 2,
-    connectTimeout: 5_000,
-    retryStrategy: (n: number) => (n > 3 ? null : 200),
-    lazyConnect: true,
-  });
+  let client: RedisClient;
+  try {
+    const connector = typeof redis === "string" ? new RedisConnector(parseRedisUrl(redis)) : redis;
+    client = connector.client({
+      name: "didgate-dlq",
+      redis: { maxRetriesPerRequest: 1, protocol: 2, connectTimeout: 5_000, retryStrategy: (n: number) => (n > 3 ? null : 200) },
+    });
+  } catch (err) {
+    out(`routes.redis.url: ${(err as Error).message}`);
+    return 2;
+  }
   client.on("error", () => undefined);
   try {
     await client.connect();

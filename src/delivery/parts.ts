@@ -18,7 +18,8 @@
  * do not sweep the same buffer; an edge that dies holding a lease lets it expire and another sweeps.
  * Delivery of a swept or completed buffer is therefore at least once.
  */
-import { Script, type RedisClient } from "./redis.js";
+import type { RedisClient } from "../redis/client.js";
+import { Script } from "../redis/script.js";
 import type { DeliveryClock } from "./clock.js";
 import { realClock } from "./clock.js";
 
@@ -36,6 +37,15 @@ export interface SweptBuffer {
   total: number;
   /** Index seq-1; undefined where the part never came. */
   parts: (string | undefined)[];
+}
+
+/** What the SMPP edge needs of a durable part store (RedisPartStore, JournalPartStore). */
+export interface PartStore {
+  add(key: string, total: number, seq: number, part: string): Promise<PartAddResult>;
+  completed(key: string): Promise<string[] | undefined>;
+  done(key: string): Promise<void>;
+  sweep(limit?: number): Promise<SweptBuffer[]>;
+  size(): Promise<number>;
 }
 
 export interface PartStoreOptions {
@@ -116,7 +126,7 @@ function toParts(flat: string[]): { total: number; parts: (string | undefined)[]
   return { total, parts };
 }
 
-export class RedisPartStore {
+export class RedisPartStore implements PartStore {
   private readonly o: PartStoreOptions;
   private readonly clock: DeliveryClock;
   private readonly hashPrefix: string;

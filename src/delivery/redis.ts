@@ -1,6 +1,6 @@
 /**
  * Redis plumbing of the spool and the dead-letter stream: key names, the consumer group, the Lua
- * scripts (each state change of a message is one atomic script), and stream reply parsing.
+ * scripts (each state change of a message is one atomic script).
  *
  * Keys (all under the configured prefix; for Redis Cluster the prefix must hold a hash tag such as
  * `{didgate}:` so the scripts' keys share a slot):
@@ -9,11 +9,9 @@
  *   <prefix>retry:age   ZSET    the same members scored by their acceptance time (for the oldest age)
  *   <prefix>dlq         STREAM  dead letters: `j` job JSON, `reason`, `at` (ms), `by` (instance)
  */
-import { Buffer } from "node:buffer";
-import { createHash } from "node:crypto";
-import { Redis, type Cluster, type RedisOptions } from "ioredis";
-
-export type RedisClient = Redis | Cluster;
+import type { RedisOptions } from "ioredis";
+import type { RedisClient, RedisConnector } from "../redis/client.js";
+import { Script } from "../redis/script.js";
 
 /**
  * Makes the connections the spool needs:
@@ -39,37 +37,28 @@ export function spoolKeys(prefix: string): SpoolKeys {
   return { inbound: `${prefix}inbound`, retry: `${prefix}retry`, retryAge: `${prefix}retry:age`, dlq: `${prefix}dlq` };
 }
 
-/** Plain `redis://` / `rediss://` URL connections (the lead may pass a connect built on the route source's client factory for Sentinel/Cluster). */
-export function connectUrl(url: string, extra: RedisOptions = {}): RedisConnect {
+/**
+ * The spool's connections on any kind of deployment (standalone, Sentinel, Cluster), connecting at
+ * once. `name` prefixes the connection names (CLIENT SETNAME).
+ */
+export function spoolConnect(redis: RedisConnector, name = "didgate-delivery", extra: Partial<RedisOptions> = {}): RedisConnect {
   return (role) =>
-    new Redis(url, {
-      maxRetriesPerRequest: role === "blocking" ? null : role === "enqueue" ? 0 : 2,
-      protocol: 2,
-      // Commands issued in one tick (enqueues, acks) go out in one write.
-      enableAutoPipelining: role !== "blocking",
-      enableOfflineQueue: role !== "enqueue",
-      // (ioredis never settles a command it does not resend: the enqueue path is bounded by its timeout.)
-      autoResendUnfulfilledCommands: role !== "enqueue",
-      connectionName: `didgate-delivery-${role}`,
-      ...extra,
+    redis.client({
+      lazy: false,
+      name: `${name}-${role}`,
+      redis: {
+        maxRetriesPerRequest: role === "blocking" ? null : role === "enqueue" ? 0 : 2,
+        protocol: 2,
+        // Commands issued in one tick (enqueues, acks) go out in one write.
+        enableAutoPipelining: role !== "blocking",
+        enableOfflineQueue: role !== "enqueue",
+        // (ioredis never settles a command it does not resend: the enqueue path is bounded by its timeout.)
+        autoResendUnfulfilledCommands: role !== "enqueue",
+        ...extra,
+      },
     });
 }
 
-export class Script {
-  readonly sha: string;
-  constructor(readonly source: string) {
-    this.sha = createHash("sha1").update(source).digest("hex");
-  }
-
-  async run(client: RedisClient, keys: string[], args: (string | number)[]): Promise<unknown> {
-    try {
-      return await client.evalsha(this.sha, keys.length, ...keys, ...args);
-    } catch (err) {
-      if (!String((err as Error)?.message).startsWith("NOSCRIPT")) throw err;
-      return await client.eval(this.source, keys.length, ...keys, ...args);
-    }
-  }
-}
 
 /**
  * Enqueue unless the spool is full. KEYS inbound, retry. ARGV maxDepth (0 = unbounded), job JSON.
@@ -148,44 +137,4 @@ export async function ensureGroup(client: RedisClient, inbound: string): Promise
   } catch (err) {
     if (!String((err as Error)?.message).startsWith("BUSYGROUP")) throw err;
   }
-}
-
-export type StreamEntry = [id: string, fields: string[] | null];
-
-/**
- * Entries of an XREADGROUP reply on one stream ([] for a nil reply). RESP2 gives
- * [[key, entries]]; RESP3 (ioredis 6's default, "legacy" mapping) gives the map flat: [key, entries].
- */
-export function readReplyEntries(reply: unknown): StreamEntry[] {
-  if (!Array.isArray(reply) || reply.length < 1) return [];
-  const first = reply[0] as unknown;
-  if (typeof first === "string" || Buffer.isBuffer(first)) return Array.isArray(reply[1]) ? (reply[1] as StreamEntry[]) : [];
-  if (!Array.isArray(first) || first.length < 2 || !Array.isArray(first[1])) return [];
-  return first[1] as StreamEntry[];
-}
-
-/** Score of the first member of a ZRANGE … WITHSCORES reply: [m, s] (RESP2) or [[m, s]] (RESP3). */
-export function firstScore(reply: unknown): number | undefined {
-  if (!Array.isArray(reply) || reply.length === 0) return undefined;
-  const a = reply[0] as unknown;
-  const s = Array.isArray(a) ? a[1] : reply[1];
-  const n = Number(s);
-  return s === undefined || s === null || Number.isNaN(n) ? undefined : n;
-}
-
-/** Value of a field in a flat [k, v, k, v…] list. */
-export function field(fields: string[] | null, name: string): string | undefined {
-  if (fields === null) return undefined;
-  for (let i = 0; i + 1 < fields.length; i += 2) if (fields[i] === name) return fields[i + 1];
-  return undefined;
-}
-
-export function isNoGroup(err: unknown): boolean {
-  return String((err as Error)?.message).startsWith("NOGROUP");
-}
-
-/** Epoch ms of a stream entry id ("1732262400000-3"). */
-export function entryTimeMs(id: string): number {
-  const dash = id.indexOf("-");
-  return Number(dash < 0 ? id : id.slice(0, dash));
 }

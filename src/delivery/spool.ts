@@ -27,18 +27,15 @@ import {
   GROUP,
   MOVE_DUE,
   RETRY,
-  type RedisClient,
   type RedisConnect,
   type SpoolKeys,
-  type StreamEntry,
   ensureGroup,
-  field,
-  firstScore,
-  isNoGroup,
-  readReplyEntries,
   spoolKeys,
 } from "./redis.js";
-import type { DeliveryJob } from "./types.js";
+import type { RedisClient } from "../redis/client.js";
+import { type StreamEntry, field, firstScore, isNoGroup, readReplyEntries } from "../redis/stream.js";
+import { notifyFinal } from "./direct.js";
+import type { DeliveryJob, FinalOutcome } from "./types.js";
 
 /** A job as stored in the spool: the DeliveryJob plus the targets refused permanently. */
 export interface SpoolRecord extends DeliveryJob {
@@ -70,6 +67,8 @@ export interface SpoolOptions {
   /** Dead-letter stream MAXLEN ~ (0 = never trimmed). */
   dlqMaxLen: number;
   random?: () => number;
+  /** Told of each delivery and dead letter (see DeliveryOptions.onFinal). */
+  onFinal?: (job: DeliveryJob, outcome: FinalOutcome) => void;
 }
 
 const MOVE_LIMIT = 500;
@@ -122,6 +121,7 @@ export class Spool {
    */
   async enqueue(job: DeliveryJob, waitMs = 5_000): Promise<boolean> {
     const rec: SpoolRecord = { id: job.id, body: job.body, target: job.target, acceptedAt: job.acceptedAt, attempts: job.attempts, skip: 0 };
+    if (job.receipt !== undefined) rec.receipt = job.receipt;
     if (this.enq.status !== "ready" && !(await this.enqReady(waitMs))) throw new Error("redis not connected");
     const r = await ENQUEUE.run(this.enq, [this.keys.inbound, this.keys.retry], [this.o.maxDepth, JSON.stringify(rec)]);
     return r !== null;
@@ -350,9 +350,11 @@ export class Spool {
     if (r.result.kind === "delivered") {
       await this.finish(() => ACK.run(this.cmd, [this.keys.inbound], [GROUP, entryId]), entryId);
       log.info({ msg_id: rec.id, target: r.kind, attempts, result: "delivered", age_ms: this.o.clock.now() - rec.acceptedAt }, "message delivered");
+      notifyFinal(this.o.onFinal, rec, { delivered: true, target: r.kind ?? "webhook" }, log);
       return;
     }
     const next: SpoolRecord = { id: rec.id, body: rec.body, target: rec.target, acceptedAt: rec.acceptedAt, attempts, skip: r.skip };
+    if (rec.receipt !== undefined) next.receipt = rec.receipt;
     if (r.result.kind === "dead") {
       await this.deadLetter(entryId, JSON.stringify(next), r.result.reason, next);
       return;
@@ -383,6 +385,7 @@ export class Spool {
     if (ok) {
       this.o.metrics.deadLetters.inc({ reason: deadReasonLabel(reason) });
       this.o.logger.warn({ msg_id: rec?.id, attempts: rec?.attempts, result: "dead", reason }, "message dead-lettered");
+      if (rec !== undefined) notifyFinal(this.o.onFinal, rec, { delivered: false, reason }, this.o.logger);
     }
   }
 

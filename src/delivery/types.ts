@@ -50,6 +50,29 @@ export interface DeliveryTarget {
   smpp?: string;
 }
 
+/**
+ * A delivery receipt the submitter asked for (registered_delivery): who gets it and what it says.
+ * Kept in the job (and so in the spool) until the message's final outcome.
+ */
+export interface ReceiptRequest {
+  /** system_id of the account that submitted the message (bound to didgate's server). */
+  peer: string;
+  /** didgate's message ids the submitter got (one per PDU: each part of a long message has one). */
+  ids: string[];
+  /** registered_delivery bits 0-1: 1 any final outcome, 2 failure only, 3 success only. */
+  when: number;
+  /** The original source and destination (the receipt travels back: from destination to source). */
+  source: { addr: string; ton: number; npi: number };
+  destination: { addr: string; ton: number; npi: number };
+  /** Epoch ms the message was submitted. */
+  submitted_at: number;
+  /** The start of the text, for the receipt's `text:` field. */
+  text: string;
+}
+
+/** How a message accepted for delivery ended (the delivery layer's onFinal hook). */
+export type FinalOutcome = { delivered: true; target: "webhook" | "smpp" } | { delivered: false; reason: string };
+
 export interface DeliveryJob {
   /** Stable id: the webhook-id on every retry. */
   id: string;
@@ -59,6 +82,8 @@ export interface DeliveryJob {
   acceptedAt: number;
   /** Delivery attempts so far. */
   attempts: number;
+  /** A delivery receipt to send to the submitter at the final outcome. */
+  receipt?: ReceiptRequest;
 }
 
 /** How an attempt ended. */

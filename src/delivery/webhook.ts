@@ -2,7 +2,9 @@
  * Webhook delivery (contract section 6): a signed POST per the Standard Webhooks scheme, through
  * Node's built-in fetch (undici inside: keep-alive connection pooling per origin by default) or
  * node:http with a keep-alive Agent, with a timeout, redirects not followed (neither transport
- * follows them), and the answer classified into an AttemptResult.
+ * follows them), and the answer classified into an AttemptResult. Only to allowed addresses
+ * (ssrf.ts): internal ones are refused unless webhooks.allow_private lists them; URLs with
+ * credentials (user:password@) are refused.
  *
  * Signing: `webhook-signature: v1,<base64 HMAC-SHA256(key, "<id>.<timestamp>.<body>")>`.
  * The key is the base64-decoded part of a `whsec_…` secret; a secret without that prefix is used as
@@ -12,6 +14,9 @@ import { Buffer } from "node:buffer";
 import { createHmac, timingSafeEqual } from "node:crypto";
 import { Agent as HttpAgent, request as httpRequest } from "node:http";
 import { Agent as HttpsAgent, request as httpsRequest } from "node:https";
+import { lookup as dnsLookup } from "node:dns/promises";
+import { isIP } from "node:net";
+import { AddressPolicy } from "./ssrf.js";
 import type { AttemptResult } from "./types.js";
 
 // ---------------------------------------------------------------- signing
@@ -135,6 +140,8 @@ export interface WebhookSenderOptions {
   transport?: "fetch" | "http";
   /** Most sockets per origin for the "http" transport (default 256). */
   maxSockets?: number;
+  /** Ranges allowed although loopback, private, link-local or special-purpose (webhooks.allow_private). */
+  allowPrivate?: readonly string[];
 }
 
 export interface WebhookAttempt {
@@ -165,6 +172,8 @@ export function redactUrl(url: string): string {
 }
 
 const INVALID_URL: AttemptResult = Object.freeze({ kind: "dead", reason: "invalid webhook url" }) as AttemptResult;
+const DENIED_ADDRESS: AttemptResult = Object.freeze({ kind: "dead", reason: "webhook address not allowed" }) as AttemptResult;
+const DENIED_CODE = "EDIDGATE_ADDRESS_DENIED";
 
 interface HttpAnswer {
   status: number;
@@ -184,8 +193,10 @@ export class WebhookSender {
   private readonly transport: "fetch" | "http";
   private readonly httpAgent: HttpAgent | undefined;
   private readonly httpsAgent: HttpsAgent | undefined;
+  readonly policy: AddressPolicy;
 
   constructor(opts: WebhookSenderOptions) {
+    this.policy = new AddressPolicy(opts.allowPrivate ?? []);
     this.timeoutMs = opts.timeoutMs;
     this.defaultKey = opts.secret ? secretKey(opts.secret) : undefined;
     this.userAgent = opts.userAgent ?? "didgate";
@@ -244,6 +255,9 @@ export class WebhookSender {
     const started = performance.now();
     const u = this.parsedUrl(url);
     if (u === null) return { result: INVALID_URL, status: 0, durationS: 0 };
+    // An IP literal is connected to without a lookup: check it here.
+    const literal = u.hostname.startsWith("[") ? u.hostname.slice(1, -1) : u.hostname;
+    if (isIP(literal) !== 0 && !this.policy.allows(literal)) return { result: DENIED_ADDRESS, status: 0, durationS: 0 };
     const ts = Math.floor(this.now() / 1000);
     const headers: Record<string, string> = {
       "content-type": "application/json",
@@ -259,10 +273,17 @@ export class WebhookSender {
     if (this.transport === "http") {
       const a = await this.postHttp(u, headers, body, limit);
       status = a.status;
-      result = a.error !== undefined ? { kind: "retry", reason: a.error } : classifyStatus(status, a.retryAfter, this.now());
+      result = a.error === DENIED_CODE ? DENIED_ADDRESS : a.error !== undefined ? { kind: "retry", reason: a.error } : classifyStatus(status, a.retryAfter, this.now());
     } else {
       const signal = AbortSignal.timeout(limit);
       try {
+        // fetch offers no lookup hook without undici's own Agent: check the name's addresses
+        // first (a name whose answer changes in between is not caught; the http transport is
+        // the default and checks the address it connects to).
+        if (isIP(literal) === 0) {
+          const addrs = await dnsLookup(literal, { all: true });
+          if (!addrs.some((x) => this.policy.allows(x.address))) return { result: DENIED_ADDRESS, status: 0, durationS: (performance.now() - started) / 1000 };
+        }
         const res = await fetch(url, { method: "POST", headers, body, redirect: "manual", signal });
         status = res.status;
         result = classifyStatus(status, res.headers.get("retry-after"), this.now());
@@ -315,6 +336,8 @@ export class WebhookSender {
           method: "POST",
           headers,
           agent: https ? this.httpsAgent : this.httpAgent,
+          // The socket connects only to addresses the policy allows (checked after resolution).
+          lookup: this.policy.lookup as never,
         },
         (res) => {
           const status = res.statusCode ?? 0;
@@ -337,7 +360,9 @@ export class WebhookSender {
         finish({ status: 0, retryAfter: undefined, error: "timeout" });
         req.destroy();
       }, timeoutMs);
-      req.on("error", (err: NodeJS.ErrnoException) => finish({ status: 0, retryAfter: undefined, error: "connect " + (err.code ?? err.message) }));
+      req.on("error", (err: NodeJS.ErrnoException) =>
+        finish({ status: 0, retryAfter: undefined, error: err.code === DENIED_CODE ? DENIED_CODE : "connect " + (err.code ?? err.message) }),
+      );
       req.end(buf);
     });
   }

@@ -11,10 +11,10 @@
  * clear a local "down".
  */
 import type { Logger } from "pino";
-import { createRedisClient, parseRedisUrl, type RedisClient } from "../routing/sources/redis-client.js";
+import type { RedisClient, RedisConnector } from "../redis/client.js";
 
 export interface HealthShareOptions {
-  url: string;
+  redis: RedisConnector;
   prefix: string;
   edgeId: string;
   logger: Logger;
@@ -29,10 +29,9 @@ export class HealthShare {
   private closed = false;
 
   constructor(private readonly o: HealthShareOptions) {
-    const ep = parseRedisUrl(o.url);
-    const quiet = { redis: { maxRetriesPerRequest: 1, connectionName: "didgate-health" } };
-    this.pub = createRedisClient(ep, quiet);
-    this.sub = createRedisClient(ep, quiet);
+    const quiet = { name: "didgate-health", redis: { maxRetriesPerRequest: 1 } };
+    this.pub = o.redis.client(quiet);
+    this.sub = o.redis.client(quiet);
     this.channel = o.prefix + "health";
     for (const c of [this.pub, this.sub]) c.on("error", (err: Error) => o.logger.debug({ err: err.message }, "health share: redis error"));
   }

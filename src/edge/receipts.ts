@@ -8,12 +8,17 @@
  * number.
  */
 import { LRUCache } from "lru-cache";
+import type { ReceiptRequest } from "../delivery/types.js";
 
 export interface SentMessage {
   /** didgate's id of the message (the webhook-id of its message.received). */
   id: string;
   /** The DID the message was for: its route's webhook gets the receipt. */
   did: string;
+  /** The original submitter asked for a receipt: the carrier's final receipt is relayed to it. */
+  receipt?: ReceiptRequest;
+  /** Set once that receipt was relayed (a long message has one SMSC id per part). */
+  relayed?: boolean;
 }
 
 export class ReceiptCorrelator {

@@ -7,7 +7,7 @@ import type { SmppForwarder } from "../delivery/smpp-forward.js";
 import type { AttemptResult, DeliveryJob } from "../delivery/types.js";
 import type { SmppEdge } from "../smpp/edge.js";
 import type { OutboundSms, SmsAddress } from "../smpp/types.js";
-import type { ReceiptCorrelator } from "./receipts.js";
+import type { ReceiptCorrelator, SentMessage } from "./receipts.js";
 
 /** E.164 → international TON/NPI; anything else (an alphanumeric sender) → TON 5. */
 export function toSmppAddress(a: string): SmsAddress {
@@ -17,6 +17,13 @@ export function toSmppAddress(a: string): SmsAddress {
     if (c < 48 || c > 57) return { addr: a, ton: 5, npi: 0 };
   }
   return { addr: a, ton: 0, npi: 1 };
+}
+
+/** A 16-bit concatenation reference derived from the job id (FNV-1a). */
+export function referenceOf(id: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < id.length; i++) h = Math.imul(h ^ id.charCodeAt(i), 0x01000193);
+  return (h ^ (h >>> 16)) & 0xffff;
 }
 
 export class SmppEdgeForwarder implements SmppForwarder {
@@ -32,18 +39,24 @@ export class SmppEdgeForwarder implements SmppForwarder {
     if (edge === undefined) return { kind: "dead", reason: "SMPP is not configured" };
     const body = job.body;
     if (body.type !== "message.received") return { kind: "dead", reason: "receipts are delivered to webhooks only" };
-    const msg: OutboundSms = { source: toSmppAddress(body.from), destination: toSmppAddress(body.to) };
+    // The same concatenation reference on every retry of this job (any edge): a receiver that
+    // got some parts of a failed attempt puts the retried parts with them instead of starting over.
+    const msg: OutboundSms = { source: toSmppAddress(body.from), destination: toSmppAddress(body.to), reference: referenceOf(job.id) };
     if (body.binary !== undefined) {
       msg.binary = Buffer.from(body.binary, "base64");
       if (body.smpp.data_coding !== undefined) msg.data_coding = body.smpp.data_coding;
     } else msg.text = body.text ?? "";
+    const toBind = edge.clients.has(peer);
+    // The submitter asked for a receipt: ask the carrier for one, to relay it.
+    if (job.receipt !== undefined && toBind) msg.registered_delivery = 1;
     if (signal.aborted) return { kind: "retry", reason: "aborted" };
     const r = await edge.send(peer, msg);
     if (r.outcome === "ok") {
-      // Submitted through an outbound bind: the SMSC's receipt will name its message id.
-      const smscId = r.message_ids[0];
-      if (this.receipts && smscId && edge.clients.has(peer)) {
-        this.receipts.remember(peer, smscId, { id: job.id, did: body.to });
+      // Submitted through an outbound bind: the SMSC's receipt will name its message id (one per part).
+      if (this.receipts && toBind) {
+        const sent: SentMessage = { id: job.id, did: body.to };
+        if (job.receipt !== undefined) sent.receipt = job.receipt;
+        for (const smscId of r.message_ids) if (smscId) this.receipts.remember(peer, smscId, sent);
       }
       return { kind: "delivered" };
     }

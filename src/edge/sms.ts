@@ -12,12 +12,13 @@
 import { randomUUID } from "node:crypto";
 import type { Logger } from "pino";
 import { Counter, type Registry } from "prom-client";
-import type { AcceptOutcome, DeliveryJob, DeliveryTarget, MessageReceiptBody, MessageReceivedBody } from "../delivery/types.js";
+import type { AcceptOutcome, DeliveryJob, DeliveryTarget, FinalOutcome, MessageReceiptBody, MessageReceivedBody } from "../delivery/types.js";
 import { normalizeNumber, type NumberPlan } from "../routing/number.js";
 import { isGone, type Route } from "../routing/route.js";
 import type { RouteStore } from "../routing/table.js";
 import type { AcceptResult, InboundSms, Receipt, SmsAddress } from "../smpp/types.js";
 import type { ReceiptCorrelator } from "./receipts.js";
+import { normaliseStat, type ReceiptSender } from "./sms-receipts.js";
 
 export interface MessageSink {
   accept(job: DeliveryJob): Promise<AcceptOutcome>;
@@ -32,6 +33,14 @@ export interface SmsEdgeOptions {
   plans: Map<string, NumberPlan>;
   /** Messages this edge submitted through outbound binds, for their receipts. */
   receipts?: ReceiptCorrelator;
+  /** Receipts back to submitters that asked for them (registered_delivery). */
+  receiptsOut?: {
+    sender: ReceiptSender;
+    /** Is this peer a carrier account bound to didgate's server (the only kind that gets receipts)? */
+    isCarrierAccount(peer: string): boolean;
+    /** Is this name an outbound bind (a carrier's receipt will come back from it)? */
+    isBind(name: string): boolean;
+  };
   now?: () => number;
 }
 
@@ -144,6 +153,18 @@ export class SmsEdge {
     if (sms.webhookSecret !== undefined) target.webhookSecret = sms.webhookSecret;
     if (sms.smpp !== undefined) target.smpp = sms.smpp;
     const job: DeliveryJob = { id: body.id, body, target, acceptedAt: this.now(), attempts: 0 };
+    const ro = this.opts.receiptsOut;
+    if ((msg.registered_delivery & 0x03) !== 0 && msg.peer_kind === "account" && ro?.isCarrierAccount(msg.peer)) {
+      job.receipt = {
+        peer: msg.peer,
+        ids: msg.part_ids ?? [msg.message_id],
+        when: msg.registered_delivery & 0x03,
+        source: msg.source,
+        destination: msg.destination,
+        submitted_at: msg.received_at.getTime(),
+        text: (msg.text ?? "").slice(0, 20),
+      };
+    }
     let outcome: AcceptOutcome;
     try {
       outcome = await this.opts.delivery.accept(job);
@@ -153,6 +174,19 @@ export class SmsEdge {
     }
     this.finish(msg, outcome, { did: to.e164, route_key: key, tenant: route.tenant, id: body.id });
     return { status: outcome };
+  }
+
+  /**
+   * Delivery's onFinal hook: the submitter's receipt, when it asked for one. A message handed to an
+   * outbound bind is not final there: the carrier's own receipt is relayed (onReceipt).
+   */
+  onFinal(job: DeliveryJob, outcome: FinalOutcome): void {
+    const req = job.receipt;
+    const ro = this.opts.receiptsOut;
+    if (req === undefined || ro === undefined) return;
+    if (outcome.delivered && outcome.target === "smpp" && job.target.smpp !== undefined && ro.isBind(job.target.smpp)) return;
+    const stat = outcome.delivered ? "DELIVRD" : outcome.reason.startsWith("max_age") ? "EXPIRED" : "UNDELIV";
+    void ro.sender.send(req, stat, outcome.delivered ? "000" : "001");
   }
 
   private receiptBody(r: Receipt, plan: NumberPlan, tenant: string | null): MessageReceiptBody {
@@ -194,9 +228,17 @@ export class SmsEdge {
       }
     }
     const log = { peer: r.peer, receipted_message_id: r.message_id, message_id: sent?.id, did, stat: r.stat };
+    // The original submitter asked for a receipt: relay the carrier's final one, with its own ids.
+    let relayed = false;
+    const ro = this.opts.receiptsOut;
+    if (sent?.receipt !== undefined && r.final && !sent.relayed && ro !== undefined) {
+      sent.relayed = true;
+      relayed = true;
+      void ro.sender.send(sent.receipt, normaliseStat(r.stat), r.err ?? (r.delivered ? "000" : "001"));
+    }
     const webhook = route?.sms?.webhook;
     if (route === undefined || webhook === undefined) {
-      const outcome = sent === undefined ? "no_route" : "no_webhook";
+      const outcome = relayed ? "relayed" : sent === undefined ? "no_route" : "no_webhook";
       this.metrics.receipts.inc({ peer: r.peer, outcome });
       this.opts.logger.info({ ...log, result: outcome }, "sms receipt");
       return;

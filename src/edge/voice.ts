@@ -31,8 +31,10 @@ import {
   type Source,
   type TransportKind,
 } from "../sip/index.js";
+import { codeLabel } from "../sip/metrics.js";
 import { TargetHealth } from "./health.js";
 import { HealthShare } from "./health-share.js";
+import type { RedisConnector } from "../redis/client.js";
 import { hostname } from "node:os";
 import { FloodGuard } from "./limits.js";
 import { DialogForward, ProxyCall, routeInDialog, type CallInfo, type ProxyHost } from "./proxy.js";
@@ -51,17 +53,14 @@ export interface VoiceEdgeOptions {
   now?: () => number;
   /** To resolve tls file paths. */
   baseDir: string;
+  /** routes.redis's endpoint: target health is shared with the other edges through it. */
+  redis?: RedisConnector;
 }
 
 const KNOWN_METHODS = new Set(["INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "UPDATE", "INFO", "PRACK", "REFER", "NOTIFY", "SUBSCRIBE", "MESSAGE", "REGISTER", "PUBLISH"]);
 const ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE, INFO, PRACK, REFER, NOTIFY";
 const UNKNOWN = "unknown";
 
-const CODES: string[] = [];
-for (let i = 0; i < 700; i++) CODES.push(String(i));
-function codeLabel(c: number): string {
-  return CODES[c] ?? String(c);
-}
 
 function methodLabel(m: string): string {
   return KNOWN_METHODS.has(m) ? m : "other";
@@ -109,9 +108,9 @@ export class VoiceEdge implements SipStackHandler, ProxyHost {
       onChange: (key, down, ttl) => this.healthShare?.publish(key, down, ttl),
     });
     const redis = this.config.routes.redis;
-    if (redis) {
+    if (redis && this.opts.redis) {
       this.healthShare = new HealthShare({
-        url: redis.url,
+        redis: this.opts.redis,
         prefix: redis.prefix,
         edgeId: this.config.instance_id ?? `${hostname()}:${process.pid}`,
         logger: this.logger,

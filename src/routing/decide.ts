@@ -7,7 +7,7 @@
  * Pure: no I/O, no timers. Randomness comes in through `random`, time through the `at` argument.
  */
 import type { CallerRule, Route, RouteState, ScheduleWindow, Target } from "./route.js";
-import { isGone } from "./route.js";
+import { isGone, stateAt } from "./route.js";
 import type { KeyKind, RouteTable } from "./table.js";
 
 export type Outcome = "routed" | "not_found" | "gone" | "no_targets";
@@ -46,6 +46,10 @@ interface TzState {
 export interface DeciderOptions {
   /** Uniform random in [0, 1); injectable for tests. */
   random?: () => number;
+  /** Days a number stays in quarantine after its released_at (default 90). */
+  quarantineDays?: number;
+  /** Per-tenant quarantine days, overriding quarantineDays. */
+  tenantQuarantineDays?: ReadonlyMap<string, number>;
 }
 
 /**
@@ -57,8 +61,21 @@ export class Decider {
   private readonly random: () => number;
   private readonly tz = new Map<string, TzState>();
 
+  private readonly quarantineDays: number;
+  private readonly tenantQuarantine: ReadonlyMap<string, number> | undefined;
+
   constructor(opts: DeciderOptions = {}) {
     this.random = opts.random ?? Math.random;
+    this.quarantineDays = opts.quarantineDays ?? 90;
+    this.tenantQuarantine = opts.tenantQuarantineDays;
+  }
+
+  /** The state of a route at a time (released_at, quarantine days, port_date applied). */
+  stateOf(route: Route, atMs: number): RouteState {
+    if (route.releasedAt === undefined && route.portDate === undefined) return route.state;
+    const t = route.tenant;
+    const q = t !== undefined ? this.tenantQuarantine?.get(t) : undefined;
+    return stateAt(route, atMs, q ?? this.quarantineDays);
   }
 
   /** Local weekday (0 = Sunday) and minute of day of `atMs` in `tz`. */
@@ -118,8 +135,9 @@ export class Decider {
     const kind = KINDS[table.match.kind] ?? null;
     // An exact match of a canonical number is the number itself: no string built per call.
     const key = kind === "exact" && number.charCodeAt(0) === 43 ? number : table.matchedKey();
-    if (isGone(route.state)) {
-      return { outcome: "gone", number, key, kind, state: route.state, route, targets: NO_TARGETS, rule: null };
+    const state = this.stateOf(route, atMs);
+    if (isGone(state)) {
+      return { outcome: "gone", number, key, kind, state, route, targets: NO_TARGETS, rule: null };
     }
     const voice = route.voice;
     if (voice === undefined) {

@@ -54,6 +54,10 @@ export interface Route {
   readonly tenant: string | undefined;
   readonly voice: VoiceRoute | undefined;
   readonly sms: SmsRoute | undefined;
+  /** `released_at` (epoch ms): from then the number answers as quarantine, after the quarantine as released. */
+  readonly releasedAt: number | undefined;
+  /** `port_date` (epoch ms) of a porting_out number: from then it answers as released. */
+  readonly portDate: number | undefined;
   /** The entry as given (JSON-compatible), for export and snapshots. */
   readonly source: Readonly<Record<string, unknown>>;
 }
@@ -329,7 +333,7 @@ function parseSms(v: unknown, e: Errors): SmsRoute | undefined {
   const out: { webhook?: string; smpp?: string; webhookSecret?: string } = {};
   if (v.webhook !== undefined) {
     const ok = typeof v.webhook === "string" && isHttpUrl(v.webhook);
-    if (!ok) e.add("sms.webhook", `must be an http:// or https:// URL, got ${JSON.stringify(v.webhook)}`);
+    if (!ok) e.add("sms.webhook", `must be an http:// or https:// URL without user:password@, got ${JSON.stringify(v.webhook)}`);
     else out.webhook = v.webhook as string;
   }
   if (v.smpp !== undefined) {
@@ -346,8 +350,10 @@ function parseSms(v: unknown, e: Errors): SmsRoute | undefined {
 }
 
 /**
- * An absolute http(s) URL with a host, no whitespace or control characters. Hand-written (no
- * `new URL`, which costs microseconds): a million-route load validates every webhook.
+ * An absolute http(s) URL with a host, no credentials (user:password@: they would be sent to
+ * wherever the host part points, and hide it from a reader), no whitespace or control characters.
+ * Hand-written (no `new URL`, which costs microseconds): a million-route load validates every
+ * webhook.
  */
 export function isHttpUrl(u: string): boolean {
   if (u.length > 2048) return false;
@@ -359,10 +365,10 @@ export function isHttpUrl(u: string): boolean {
   for (; i < u.length; i++) {
     const c = u.charCodeAt(i);
     if (c === 47 || c === 63 || c === 35) break; // / ? #
-    const ok = (c >= 48 && c <= 58) || (c >= 65 && c <= 91) || c === 93 || (c >= 97 && c <= 122) || c === 45 || c === 46 || c === 64 || c === 95 || c === 37 || c === 126;
+    const ok = (c >= 48 && c <= 58) || (c >= 65 && c <= 91) || c === 93 || (c >= 97 && c <= 122) || c === 45 || c === 46 || c === 95 || c === 37 || c === 126;
     if (!ok) return false;
   }
-  if (i === hostStart || u.charCodeAt(hostStart) === 58 || u.charCodeAt(hostStart) === 64) return false;
+  if (i === hostStart || u.charCodeAt(hostStart) === 58) return false;
   for (; i < u.length; i++) {
     const c = u.charCodeAt(i);
     if (c <= 32 || c === 127 || c === 34 || c === 60 || c === 62 || c === 92) return false;
@@ -390,10 +396,13 @@ export function parseRoute(key: string, value: unknown): RouteResult {
   }
   const voice = parseVoice(value.voice, e);
   const sms = parseSms(value.sms, e);
-  for (const k of Object.keys(value)) if (!["state", "tenant", "voice", "sms"].includes(k)) e.add(k, "unknown field (allowed: state, tenant, voice, sms)");
+  const releasedAt = parseInstant(value.released_at, "released_at", e);
+  const portDate = parseInstant(value.port_date, "port_date", e);
+  if (portDate !== undefined && state !== "porting_out") e.add("port_date", "applies only to state porting_out");
+  for (const k of Object.keys(value)) if (!ROUTE_FIELDS.includes(k)) e.add(k, `unknown field (allowed: ${ROUTE_FIELDS.join(", ")})`);
   if (e.list.length > 0) return { ok: false, errors: e.list };
   // Every route has the same shape (one hidden class): the decision reads these on the hot path.
-  const route: Route = { state, tenant, voice, sms, source: value };
+  const route: Route = { state, tenant, voice, sms, releasedAt, portDate, source: value };
   return { ok: true, route };
 }
 
@@ -406,6 +415,35 @@ export function parseRouteJson(key: string, json: string): RouteResult {
     return { ok: false, errors: [`route ${JSON.stringify(key)}: not valid JSON (${(err as Error).message})`] };
   }
   return parseRoute(key, value);
+}
+
+const ROUTE_FIELDS = ["state", "tenant", "voice", "sms", "released_at", "port_date"];
+
+/** An ISO 8601 date ("2026-12-01") or date-time with a zone ("2026-12-01T10:00:00Z"), as epoch ms. */
+function parseInstant(v: unknown, field: string, e: Errors): number | undefined {
+  if (v === undefined) return undefined;
+  const ok = typeof v === "string" && /^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:\d{2}))?$/.test(v);
+  const t = ok ? Date.parse(v as string) : NaN;
+  if (!Number.isFinite(t)) {
+    e.add(field, `must be an ISO 8601 date or date-time with a zone (2026-12-01, 2026-12-01T10:00:00Z), got ${JSON.stringify(v).slice(0, 80)}`);
+    return undefined;
+  }
+  return t;
+}
+
+const DAY_MS = 86_400_000;
+
+/**
+ * The state a number answers with at `atMs` (the lifecycle runs by time alone, so every edge
+ * agrees without anyone rewriting entries): from `released_at` it is in quarantine, and
+ * `quarantineDays` later released; a porting_out number is released from its `port_date`.
+ */
+export function stateAt(route: Route, atMs: number, quarantineDays: number): RouteState {
+  const r = route.releasedAt;
+  if (r !== undefined && atMs >= r) return atMs < r + quarantineDays * DAY_MS ? "quarantine" : "released";
+  const p = route.portDate;
+  if (p !== undefined && route.state === "porting_out" && atMs >= p) return "released";
+  return route.state;
 }
 
 /** True for states that never route (a recycled number must not reach its previous holder). */
@@ -444,7 +482,7 @@ export class LazyRoute implements Route {
       const t = this.texts!;
       const res = parseRouteJson("", t.json.slice(this.index === 0 ? 0 : t.ends[this.index - 1]!, t.ends[this.index]!));
       // Validated before; should it not validate here, the route never routes rather than throw.
-      r = res.ok ? res.route : { state: "quarantine", tenant: undefined, voice: undefined, sms: undefined, source: {} };
+      r = res.ok ? res.route : { state: "quarantine", tenant: undefined, voice: undefined, sms: undefined, releasedAt: undefined, portDate: undefined, source: {} };
       this.compiled = r;
       this.texts = undefined;
     }
@@ -462,6 +500,12 @@ export class LazyRoute implements Route {
   }
   get sms(): SmsRoute | undefined {
     return this.route.sms;
+  }
+  get releasedAt(): number | undefined {
+    return this.route.releasedAt;
+  }
+  get portDate(): number | undefined {
+    return this.route.portDate;
   }
   get source(): Readonly<Record<string, unknown>> {
     return this.route.source;

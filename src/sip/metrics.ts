@@ -11,6 +11,22 @@ export function methodLabel(m: string): string {
   return METHODS.has(m) ? m : "other";
 }
 
+/** Response codes registered with IANA (RFC 3261 21 and later RFCs). */
+const CODES = new Set([
+  100, 180, 181, 182, 183, 199, 200, 202, 204, 300, 301, 302, 305, 380, 400, 401, 402, 403, 404, 405,
+  406, 407, 408, 410, 412, 413, 414, 415, 416, 417, 420, 421, 422, 423, 424, 425, 428, 429, 430, 433,
+  436, 437, 438, 439, 440, 469, 470, 480, 481, 482, 483, 484, 485, 486, 487, 488, 489, 491, 493, 494,
+  500, 501, 502, 503, 504, 505, 513, 555, 580, 600, 603, 604, 606, 607, 608,
+]);
+
+/**
+ * Status code label with bounded cardinality: a response relayed from a target may carry any
+ * three digits, so only registered codes are their own label; the rest count as "other".
+ */
+export function codeLabel(code: number): string {
+  return CODES.has(code) ? String(code) : "other";
+}
+
 function counter<T extends string>(reg: Registry, name: string, help: string, labelNames: T[]): Counter<T> {
   const existing = reg.getSingleMetric(name);
   if (existing) return existing as Counter<T>;
@@ -53,7 +69,7 @@ export class SipMetrics {
       transport,
       kind: isRequest ? "request" : "response",
       method: methodLabel(method),
-      code: isRequest ? "" : String(code),
+      code: isRequest ? "" : codeLabel(code),
     });
   }
 }

@@ -240,8 +240,17 @@ export function gsm7Unpack(
 // ---------------------------------------------------------------------------------------------
 // Other alphabets
 
-/** UCS2 / UTF-16BE to string, with surrogate pairs; an odd trailing octet is dropped; lone surrogates become U+FFFD. */
+/**
+ * UCS2 / UTF-16BE to string, with surrogate pairs; lone surrogates become U+FFFD, and so does an
+ * odd trailing octet (half a code unit): the text shows that something was lost instead of being
+ * cut short without a trace.
+ */
 export function ucs2Decode(buf: Uint8Array, start = 0, end = buf.length): string {
+  const s = ucs2DecodeEven(buf, start, end);
+  return ((end - start) & 1) === 1 && end > start ? s + "\ufffd" : s;
+}
+
+function ucs2DecodeEven(buf: Uint8Array, start: number, end: number): string {
   const n = (end - start) >> 1;
   if (n <= 0) return "";
   // Native path: swap to UTF-16LE and let V8 build the string; then check for lone surrogates.

@@ -375,9 +375,9 @@ function bodyLength(p: Pdu): number {
     case CMD.submit_sm_resp:
     case CMD.data_sm_resp:
     case CMD.deliver_sm_resp:
-      // submit_sm_resp with an error status carries no body; deliver_sm_resp always a NUL message_id.
-      if (p.command_status !== 0 && p.command_id !== CMD.deliver_sm_resp) return 0;
-      return cstrLen(p.message_id) + tlvsLen(p.tlvs);
+      // Always a message_id C-string, empty (one NUL) in an error response: SMPP 3.4 4.4.2 lets an
+      // error submit_sm_resp omit the body, but peers such as Kannel expect the field and warn.
+      return cstrLen(p.command_status !== 0 ? "" : p.message_id) + tlvsLen(p.tlvs);
     case CMD.bind_receiver:
     case CMD.bind_transmitter:
     case CMD.bind_transceiver:
@@ -449,10 +449,8 @@ export function encodePdu(p: Pdu): Buffer {
     case CMD.submit_sm_resp:
     case CMD.data_sm_resp:
     case CMD.deliver_sm_resp:
-      if (len > HEADER_LENGTH) {
-        pos = wcstr(buf, pos, p.message_id);
-        pos = wtlvs(buf, pos, p.tlvs);
-      }
+      pos = wcstr(buf, pos, p.command_status !== 0 ? "" : p.message_id);
+      pos = wtlvs(buf, pos, p.tlvs);
       break;
     case CMD.bind_receiver:
     case CMD.bind_transmitter:
@@ -504,9 +502,12 @@ export function encodeHeader(command_id: number, status: number, seq: number): B
   return buf;
 }
 
-/** submit_sm_resp / deliver_sm_resp / data_sm_resp without building a Pdu (the hot answer path). */
+/**
+ * submit_sm_resp / deliver_sm_resp / data_sm_resp without building a Pdu (the hot answer path).
+ * An error response carries an empty message_id (one NUL octet), never a bare header: see bodyLength.
+ */
 export function encodeSmResp(command_id: number, status: number, seq: number, message_id: string): Buffer {
-  if (status !== 0 && command_id !== CMD.deliver_sm_resp) return encodeHeader(command_id, status, seq);
+  if (status !== 0) message_id = "";
   const len = HEADER_LENGTH + message_id.length + 1;
   const buf = Buffer.allocUnsafe(len);
   buf.writeUInt32BE(len, 0);

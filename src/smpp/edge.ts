@@ -12,7 +12,7 @@ import { InboundProcessor } from "./inbound.js";
 import { SmppMetrics } from "./metrics.js";
 import { SmppServer } from "./server.js";
 import type { SmppSession } from "./session.js";
-import type { DurablePartStore, InboundHandlers, OutboundSms, SendResult, SmppAccount, SmppConfig } from "./types.js";
+import type { DurablePartStore, InboundHandlers, OutboundReceipt, OutboundSms, SendResult, SmppAccount, SmppConfig } from "./types.js";
 
 export interface SmppEdgeOptions extends InboundHandlers {
   config: SmppConfig;
@@ -92,6 +92,22 @@ export class SmppEdge {
   deliverToApp(system_id: string, msg: OutboundSms): Promise<SendResult> {
     if (this.server === null) return Promise.resolve({ outcome: "permanent", message_ids: [], error: "no_server" });
     return this.server.deliver(system_id, msg);
+  }
+
+  /** A delivery receipt to an account bound to didgate's server. */
+  sendReceipt(system_id: string, r: OutboundReceipt): Promise<SendResult> {
+    if (this.server === null) return Promise.resolve({ outcome: "permanent", message_ids: [], error: "no_server" });
+    return this.server.sendReceipt(system_id, r);
+  }
+
+  /** Server accounts with a session that can take deliver_sm now. */
+  receivingAccounts(): Iterable<string> {
+    return this.server?.receivingAccounts() ?? [];
+  }
+
+  /** The role of a server account, if there is one with this system_id. */
+  accountRole(system_id: string): "carrier" | "app" | undefined {
+    return this.server?.accountRole(system_id);
   }
 
   /** submit_sm through an outbound bind. */

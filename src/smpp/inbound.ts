@@ -152,6 +152,15 @@ export class InboundProcessor {
       session.respond(pdu, tempStatusOf(peer.options));
       return;
     }
+    if (pdu.short_message.length > 0 && pdu.tlv(TLV.message_payload) !== undefined) {
+      // SMPP 3.4 5.3.2.32: user data goes in short_message or in message_payload, never both
+      // (sm_length must be 0 with message_payload). Which one the peer meant is a guess, so the
+      // PDU is refused: ESME_RINVTLVVAL, the message_payload TLV is not valid in this PDU.
+      m.inbound.labels(peer.name, "message", "payload_and_short_message").inc();
+      this.o.logger.warn({ peer: peer.name, sm_length: pdu.short_message.length }, "smpp: PDU with both short_message and message_payload refused");
+      session.respond(pdu, STATUS.ESME_RINVTLVVAL);
+      return;
+    }
     if (isReceipt(pdu.esm_class)) {
       // Some SMSCs send receipts with esm_class 0x44 (UDHI set) and a plain receipt text.
       const plain = looksLikeReceiptText(pdu.short_message.length > 0 ? pdu.short_message : pdu.tlv(TLV.message_payload));
@@ -262,9 +271,12 @@ export class InboundProcessor {
       total_parts: total,
       partial,
       message_id: first.message_id,
+      part_ids: parts.map((p) => p.message_id),
       received_at: new Date(received),
       tlvs: first.tlvs,
     };
+    // A receipt is wanted when any part asked for one (SMSCs set it on the first part, or on all).
+    for (const p of parts) if ((msg.registered_delivery & 0x03) === 0) msg.registered_delivery = p.registered_delivery;
     let same = true;
     for (const p of parts) if (p.encoding !== first.encoding) same = false;
     if (same) {

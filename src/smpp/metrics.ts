@@ -1,6 +1,6 @@
 /** prom-client metrics of the SMPP layer, created on the Registry passed in. */
 import { Counter, Gauge, type Registry } from "prom-client";
-import { commandName } from "./constants.js";
+import { CMD, STATUS, commandName } from "./constants.js";
 
 export interface WindowSource {
   /** [peer, direction, in flight] for every live session. */
@@ -9,8 +9,37 @@ export interface WindowSource {
   reassemblyBytes(): number;
 }
 
-function statusLabel(s: number): string {
-  return "0x" + (s >>> 0).toString(16).padStart(2, "0");
+/**
+ * Label values are a closed set: command_id and command_status come from the network (before a
+ * bind too), so an unknown value is counted as "other" instead of becoming a new series. Each
+ * known value has a small index, so the child cache is bounded by the same closed set.
+ */
+const COMMAND_LABELS: string[] = [];
+const COMMAND_INDEX = new Map<number, number>();
+for (const id of Object.values(CMD)) {
+  COMMAND_INDEX.set(id >>> 0, COMMAND_LABELS.length);
+  COMMAND_LABELS.push(commandName(id >>> 0));
+}
+const OTHER_COMMAND = COMMAND_LABELS.length;
+COMMAND_LABELS.push("other");
+
+const STATUS_LABELS: string[] = [];
+const STATUS_INDEX = new Map<number, number>();
+for (const st of Object.values(STATUS)) {
+  STATUS_INDEX.set(st >>> 0, STATUS_LABELS.length);
+  STATUS_LABELS.push("0x" + (st >>> 0).toString(16).padStart(2, "0"));
+}
+const OTHER_STATUS = STATUS_LABELS.length;
+STATUS_LABELS.push("other");
+
+/** The command label of a command_id: its name, or "other". */
+export function commandLabel(id: number): string {
+  return COMMAND_LABELS[COMMAND_INDEX.get(id >>> 0) ?? OTHER_COMMAND]!;
+}
+
+/** The status label of a command_status: "0x0b" for a status SMPP defines, else "other". */
+export function statusLabel(s: number): string {
+  return STATUS_LABELS[STATUS_INDEX.get(s >>> 0) ?? OTHER_STATUS]!;
 }
 
 export class SmppMetrics {
@@ -25,7 +54,9 @@ export class SmppMetrics {
   readonly bindFailures: Counter<"reason">;
   readonly responseTimeouts: Counter<"peer">;
   readonly reconnects: Counter<"peer">;
-  /** Cache of counter children: peer -> (direction<<63 | command<<8 | status) key -> child. */
+  readonly connections: Gauge<"source">;
+  readonly connectionsRefused: Counter<"reason">;
+  /** Cache of counter children: peer -> (direction, command index, status index) key -> child. */
   private readonly pduChildren = new Map<string, Map<number, ReturnType<Counter<"peer" | "direction" | "command" | "status">["labels"]>>>();
 
   constructor(registry: Registry, source: WindowSource) {
@@ -106,6 +137,18 @@ export class SmppMetrics {
       labelNames: ["peer"],
       registers,
     });
+    this.connections = new Gauge({
+      name: "didgate_smpp_connections",
+      help: "Open connections to the SMPP server by source: account (in some account's sources) or unknown",
+      labelNames: ["source"],
+      registers,
+    });
+    this.connectionsRefused = new Counter({
+      name: "didgate_smpp_connections_refused_total",
+      help: "Connections to the SMPP server refused at once: limit (global, or the share of unknown sources), source_limit (per address)",
+      labelNames: ["reason"],
+      registers,
+    });
     this.reconnects = new Counter({
       name: "didgate_smpp_reconnects_total",
       help: "Outbound bind reconnection attempts",
@@ -120,11 +163,13 @@ export class SmppMetrics {
       m = new Map();
       this.pduChildren.set(peer, m);
     }
-    // command ids fit in 32 bits, statuses in practice in 16: one safe-integer key.
-    const key = (direction === "in" ? 0 : 1) * 2 ** 52 + (command_id >>> 0) * 2 ** 16 + (status & 0xffff);
+    // Indexes of closed sets: the cache holds at most 2 x commands x statuses children per peer.
+    const ci = COMMAND_INDEX.get(command_id >>> 0) ?? OTHER_COMMAND;
+    const si = STATUS_INDEX.get(status >>> 0) ?? OTHER_STATUS;
+    const key = (direction === "in" ? 0 : 1) * 65536 + ci * 256 + si;
     let c = m.get(key);
     if (c === undefined) {
-      c = this.pdus.labels(peer, direction, commandName(command_id >>> 0), statusLabel(status));
+      c = this.pdus.labels(peer, direction, COMMAND_LABELS[ci]!, STATUS_LABELS[si]!);
       m.set(key, c);
     }
     c.inc();

@@ -1,6 +1,6 @@
 /** Building message PDUs for sending, and classifying the answers. */
 import { CMD, DEFAULT_TEMPORARY_STATUSES, ESM_UDHI, STATUS, TLV } from "./constants.js";
-import { Pdu } from "./codec.js";
+import { Pdu, tlvU16, tlvU8 } from "./codec.js";
 import { encodeText, splitSegments, type EncodedText } from "./charset.js";
 import type { OutboundSms, PeerOptions, SendResult } from "./types.js";
 
@@ -13,8 +13,13 @@ const MAX_SINGLE_OCTETS = 140;
 const MAX_PART_GSM7 = 153;
 const MAX_PART_OCTETS = 134;
 
-/** Build the PDUs (one, or concatenated parts) that carry `msg` as `command_id`. */
-export function buildMessagePdus(command_id: number, msg: OutboundSms, reference: number): Pdu[] {
+/**
+ * Build the PDUs (one, or concatenated parts) that carry `msg` as `command_id`. A text too long for
+ * one short_message goes as `long` says (else `peerDefault`, else "payload"): "udh" parts carry the
+ * 3GPP TS 23.040 9.2.3.24.1 IE (8-bit reference, `reference & 0xff`), "sar" parts carry
+ * sar_msg_ref_num (`reference & 0xffff`), sar_total_segments and sar_segment_seqnum.
+ */
+export function buildMessagePdus(command_id: number, msg: OutboundSms, reference: number, peerDefault?: "payload" | "udh" | "sar"): Pdu[] {
   let enc: EncodedText;
   if (msg.binary !== undefined) {
     enc = { data_coding: msg.data_coding ?? 0x04, encoding: "binary", bytes: msg.binary };
@@ -44,7 +49,8 @@ export function buildMessagePdus(command_id: number, msg: OutboundSms, reference
     if (msg.tlvs !== undefined) p.tlvs = msg.tlvs;
     return [p];
   }
-  if ((msg.long ?? "payload") === "payload") {
+  const long = msg.long ?? peerDefault ?? "payload";
+  if (long === "payload") {
     const p = base();
     p.tlvs = [...(msg.tlvs ?? []), { tag: TLV.message_payload, value: enc.bytes }];
     return [p];
@@ -54,10 +60,20 @@ export function buildMessagePdus(command_id: number, msg: OutboundSms, reference
   const out: Pdu[] = [];
   for (let i = 0; i < segs.length; i++) {
     const p = base();
-    p.esm_class |= ESM_UDHI;
-    const udh = Buffer.from([0x05, 0x00, 0x03, reference & 0xff, segs.length, i + 1]);
-    p.short_message = Buffer.concat([udh, segs[i]!]);
-    if (msg.tlvs !== undefined) p.tlvs = msg.tlvs;
+    if (long === "sar") {
+      p.short_message = segs[i]!;
+      p.tlvs = [
+        ...(msg.tlvs ?? []),
+        tlvU16(TLV.sar_msg_ref_num, reference & 0xffff),
+        tlvU8(TLV.sar_total_segments, segs.length),
+        tlvU8(TLV.sar_segment_seqnum, i + 1),
+      ];
+    } else {
+      p.esm_class |= ESM_UDHI;
+      const udh = Buffer.from([0x05, 0x00, 0x03, reference & 0xff, segs.length, i + 1]);
+      p.short_message = Buffer.concat([udh, segs[i]!]);
+      if (msg.tlvs !== undefined) p.tlvs = msg.tlvs;
+    }
     out.push(p);
   }
   return out;

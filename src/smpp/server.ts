@@ -8,13 +8,13 @@ import tls from "node:tls";
 import type { Logger } from "pino";
 import { LRUCache } from "lru-cache";
 import type { Clock } from "./clock.js";
-import { CMD, STATUS } from "./constants.js";
-import type { Pdu } from "./codec.js";
+import { CMD, STATUS, TLV } from "./constants.js";
+import { Pdu, tlvCString, tlvU8 } from "./codec.js";
 import type { InboundProcessor, PeerContext } from "./inbound.js";
 import type { SmppMetrics } from "./metrics.js";
 import { buildMessagePdus, sendAll } from "./outbound.js";
-import { SmppSession, type SessionHandler } from "./session.js";
-import type { OutboundSms, SendResult, SmppAccount, SmppConfig } from "./types.js";
+import { SmppSession, normaliseAddress, type SessionHandler } from "./session.js";
+import type { OutboundReceipt, OutboundSms, SendResult, SmppAccount, SmppConfig } from "./types.js";
 
 export interface ServerDeps {
   logger: Logger;
@@ -80,6 +80,10 @@ export function addressAllowed(bl: BlockList | null, addr: string): boolean {
   return bl.check(addr, fam === 4 ? "ipv4" : "ipv6");
 }
 
+function failureKey(ip: string, system_id: string | undefined): string {
+  return system_id === undefined ? ip + "\u0000?" : ip + "\u0000=" + system_id;
+}
+
 const DUMMY_DIGEST = digest("\u0000didgate-no-such-account\u0000");
 
 export class SmppServer implements SessionHandler {
@@ -92,6 +96,13 @@ export class SmppServer implements SessionHandler {
   private readonly maxFailures: number;
   private readonly failureWindowMs: number;
   private readonly lockoutMs: number;
+  private readonly maxConnections: number;
+  private readonly maxPerSource: number;
+  private readonly reservedConnections: number;
+  private connTotal = 0;
+  private connUnknown = 0;
+  private readonly perSource = new Map<string, number>();
+  private readonly refusalLog = new LRUCache<string, number>({ max: 1000 });
 
   constructor(
     private readonly cfg: SmppConfig,
@@ -105,6 +116,9 @@ export class SmppServer implements SessionHandler {
     this.failureWindowMs = (cfg.lockout?.window_s ?? 60) * 1000;
     this.lockoutMs = (cfg.lockout?.duration_s ?? 300) * 1000;
     this.failures = new LRUCache<string, Failures>({ max: 10000 });
+    this.maxConnections = cfg.max_connections ?? 1000;
+    this.maxPerSource = cfg.max_connections_per_source ?? 10;
+    this.reservedConnections = Math.min(cfg.reserved_connections ?? 100, this.maxConnections);
   }
 
   private addAccount(a: SmppAccount): void {
@@ -154,8 +168,19 @@ export class SmppServer implements SessionHandler {
   /** Start listening; resolves with the bound address. */
   listen(): Promise<AddressInfo> {
     const { host, port } = parseListen(this.cfg.listen ?? "0.0.0.0:2775");
-    const onConn = (s: Socket) => this.accept(s);
-    const srv = this.cfg.tls ? tls.createServer({ cert: this.cfg.tls.cert, key: this.cfg.tls.key }, onConn) : net.createServer(onConn);
+    let srv: net.Server;
+    if (this.cfg.tls) {
+      // The TCP connection is admitted (or refused) before the handshake, which must end in time.
+      const t = tls.createServer({ cert: this.cfg.tls.cert, key: this.cfg.tls.key, handshakeTimeout: (this.cfg.bind_timeout_s ?? 10) * 1000 });
+      t.on("connection", (raw: Socket) => void this.admit(raw));
+      t.on("secureConnection", (s: tls.TLSSocket) => this.accept(s));
+      t.on("tlsClientError", (e: Error) => this.deps.logger.debug({ err: e.message }, "smpp: TLS handshake failed"));
+      srv = t;
+    } else {
+      srv = net.createServer((s: Socket) => {
+        if (this.admit(s)) this.accept(s);
+      });
+    }
     this.server = srv;
     srv.on("error", (e) => this.deps.logger.error({ err: e }, "smpp: server error"));
     return new Promise((resolve, reject) => {
@@ -174,6 +199,60 @@ export class SmppServer implements SessionHandler {
     return a && typeof a === "object" ? a : null;
   }
 
+  /** Is this address in the `sources` of some account (a configured peer)? */
+  private knownSource(ip: string): boolean {
+    for (const a of this.accounts.values()) if (a.allowed !== null && addressAllowed(a.allowed, ip)) return true;
+    return false;
+  }
+
+  /**
+   * Admit a new TCP connection, or destroy it. A global cap bounds every connection; unknown
+   * sources (in no account's `sources`) have a per-address cap and may not use the capacity
+   * reserved for configured peers, so a flood from elsewhere never locks a carrier out.
+   */
+  private admit(raw: Socket): boolean {
+    const ip = normaliseAddress(raw.remoteAddress ?? "");
+    const known = this.knownSource(ip);
+    const max = this.maxConnections;
+    let refuse: "limit" | "source_limit" | null = null;
+    if (this.connTotal >= max) refuse = "limit";
+    else if (!known) {
+      if (this.connUnknown >= Math.max(0, max - this.reservedConnections)) refuse = "limit";
+      else if ((this.perSource.get(ip) ?? 0) >= this.maxPerSource) refuse = "source_limit";
+    }
+    if (refuse !== null) {
+      this.deps.metrics.connectionsRefused.labels(refuse).inc();
+      this.logRefusal(ip, refuse, known);
+      raw.destroy();
+      return false;
+    }
+    this.connTotal++;
+    if (!known) {
+      this.connUnknown++;
+      this.perSource.set(ip, (this.perSource.get(ip) ?? 0) + 1);
+    }
+    this.deps.metrics.connections.labels(known ? "account" : "unknown").inc();
+    raw.once("close", () => {
+      this.connTotal--;
+      this.deps.metrics.connections.labels(known ? "account" : "unknown").dec();
+      if (known) return;
+      this.connUnknown--;
+      const n = (this.perSource.get(ip) ?? 1) - 1;
+      if (n <= 0) this.perSource.delete(ip);
+      else this.perSource.set(ip, n);
+    });
+    return true;
+  }
+
+  /** The first refusal per address at warn, then at most one a minute per address (bounded table). */
+  private logRefusal(ip: string, reason: string, known: boolean): void {
+    const now = this.deps.clock.now();
+    const last = this.refusalLog.get(ip);
+    if (last !== undefined && now - last < 60_000) return;
+    this.refusalLog.set(ip, now);
+    this.deps.logger.warn({ remote: ip, reason, known_source: known, connections: this.connTotal }, "smpp: connection refused");
+  }
+
   private accept(socket: Socket): void {
     const c = this.cfg;
     const session = new SmppSession(
@@ -186,6 +265,7 @@ export class SmppServer implements SessionHandler {
         responseTimeoutMs: (c.response_timeout_s ?? 30) * 1000,
         enquireLinkMs: (c.enquire_link_s ?? 30) * 1000,
         bindTimeoutMs: (c.bind_timeout_s ?? 10) * 1000,
+        pduTimeoutMs: (c.pdu_timeout_s ?? 5) * 1000,
         clock: this.deps.clock,
         logger: this.deps.logger,
       },
@@ -237,35 +317,33 @@ export class SmppServer implements SessionHandler {
   private bind(session: SmppSession, pdu: Pdu): void {
     const ip = session.remoteAddress;
     const now = this.deps.clock.now();
-    const f = this.failures.get(ip);
     const log = this.deps.logger;
+    const acct = this.accounts.get(pdu.system_id);
+    // Failures count per (address, account): guesses at one account never lock another one (a
+    // carrier's real bind from the same address keeps working). Every unknown system_id from an
+    // address shares one bucket, so scanning names fills one entry, not one per name.
+    const fkey = failureKey(ip, acct?.cfg.system_id);
+    const f = this.failures.get(fkey);
     if (f !== undefined && f.lockedUntil > now) {
       this.deps.metrics.bindFailures.labels("locked_out").inc();
-      log.warn({ remote: ip, system_id: pdu.system_id }, "smpp: bind refused, address locked out");
+      log.warn({ remote: ip, system_id: pdu.system_id }, "smpp: bind refused, locked out");
       session.respondBind(pdu, STATUS.ESME_RBINDFAIL, "");
       return;
     }
-    const acct = this.accounts.get(pdu.system_id);
     // Always one constant-time comparison, whether the account exists or not.
     const given = digest(pdu.password);
     const pwOk = timingSafeEqual(given, acct !== undefined ? acct.digest : DUMMY_DIGEST) && acct !== undefined;
-    let status = 0;
     let reason = "";
-    if (acct === undefined) {
-      status = STATUS.ESME_RINVSYSID;
-      reason = "unknown_system_id";
-    } else if (!addressAllowed(acct.allowed, ip)) {
-      status = STATUS.ESME_RBINDFAIL;
-      reason = "source_not_allowed";
-    } else if (!pwOk) {
-      status = STATUS.ESME_RINVPASWD;
-      reason = "bad_password";
-    }
-    if (status !== 0) {
-      this.countFailure(ip, now);
+    if (acct === undefined) reason = "unknown_system_id";
+    else if (!addressAllowed(acct.allowed, ip)) reason = "source_not_allowed";
+    else if (!pwOk) reason = "bad_password";
+    if (reason !== "") {
+      this.countFailure(fkey, ip, now);
       this.deps.metrics.bindFailures.labels(reason).inc();
       log.warn({ remote: ip, system_id: pdu.system_id, reason }, "smpp: bind refused");
-      session.respondBind(pdu, status, "");
+      // One answer for every refusal (unknown system_id, wrong password, source not allowed,
+      // locked out): the peer cannot tell which accounts exist.
+      session.respondBind(pdu, STATUS.ESME_RBINDFAIL, "");
       return;
     }
     const a = acct!;
@@ -289,7 +367,7 @@ export class SmppServer implements SessionHandler {
       session.respondBind(pdu, STATUS.ESME_RBINDFAIL, "");
       return;
     }
-    this.failures.delete(ip);
+    this.failures.delete(fkey);
     session.peer = a.cfg.system_id;
     session.context = a;
     a.sessions.push(session);
@@ -301,17 +379,22 @@ export class SmppServer implements SessionHandler {
     log.info({ session: session.id, peer: a.cfg.system_id, remote: ip, state: session.state }, "smpp: bound");
   }
 
-  private countFailure(ip: string, now: number): void {
-    let f = this.failures.get(ip);
+  private countFailure(key: string, ip: string, now: number): void {
+    let f = this.failures.get(key);
     if (f === undefined || now - f.windowStart > this.failureWindowMs) {
       f = { count: 0, windowStart: now, lockedUntil: 0 };
-      this.failures.set(ip, f);
+      this.failures.set(key, f);
     }
     f.count++;
     if (f.count >= this.maxFailures) {
       f.lockedUntil = now + this.lockoutMs;
-      this.deps.logger.warn({ remote: ip, failures: f.count, lockout_ms: this.lockoutMs }, "smpp: address locked out");
+      this.deps.logger.warn({ remote: ip, failures: f.count, lockout_ms: this.lockoutMs }, "smpp: address locked out for this system_id");
     }
+  }
+
+  /** Entries in the failure table (bounded: an LRU of at most 10,000). */
+  get lockoutEntries(): number {
+    return this.failures.size;
   }
 
   // Sending to apps ---------------------------------------------------------------------------
@@ -323,6 +406,15 @@ export class SmppServer implements SessionHandler {
     let n = 0;
     for (const s of a.sessions) if (s.canSendMessages) n++;
     return n;
+  }
+
+  /** system_ids of accounts with a session here that can take deliver_sm now. */
+  *receivingAccounts(): Iterable<string> {
+    for (const [id, a] of this.accounts) if (a.sessions.some((s) => s.canSendMessages)) yield id;
+  }
+
+  accountRole(system_id: string): "carrier" | "app" | undefined {
+    return this.accounts.get(system_id)?.cfg.role;
   }
 
   hasAccount(system_id: string): boolean {
@@ -347,12 +439,34 @@ export class SmppServer implements SessionHandler {
     if (session === null) return { outcome: "temporary", message_ids: [], error: "not_bound" };
     let pdus: Pdu[];
     try {
-      pdus = buildMessagePdus(CMD.deliver_sm, msg, msg.reference ?? this.refCounter++ & 0xff);
+      pdus = buildMessagePdus(CMD.deliver_sm, msg, msg.reference ?? this.refCounter++ & 0xffff, a.cfg.long_messages);
     } catch (e) {
       return { outcome: "permanent", message_ids: [], error: (e as Error).message };
     }
     const s = session;
     return sendAll(pdus, (p) => s.request(p), a.cfg);
+  }
+
+  /**
+   * A delivery receipt (deliver_sm, esm_class 0x04) to a bound account, on a session that can
+   * receive (a transceiver or receiver bind). "temporary" with error not_bound when there is none.
+   */
+  async sendReceipt(system_id: string, r: OutboundReceipt): Promise<SendResult> {
+    const a = this.accounts.get(system_id);
+    if (a === undefined) return { outcome: "permanent", message_ids: [], error: "unknown_account" };
+    const s = a.sessions.find((x) => x.canSendMessages);
+    if (s === undefined) return { outcome: "temporary", message_ids: [], error: "not_bound" };
+    const p = new Pdu(CMD.deliver_sm);
+    p.source_addr = r.source.addr;
+    p.source_addr_ton = r.source.ton;
+    p.source_addr_npi = r.source.npi;
+    p.destination_addr = r.destination.addr;
+    p.dest_addr_ton = r.destination.ton;
+    p.dest_addr_npi = r.destination.npi;
+    p.esm_class = 0x04;
+    p.short_message = Buffer.from(r.text.slice(0, 255), "latin1");
+    p.tlvs = [tlvCString(TLV.receipted_message_id, r.message_id), tlvU8(TLV.message_state, r.message_state)];
+    return sendAll([p], (q) => s.request(q), a.cfg);
   }
 
   /** All live sessions (for metrics and drain). */

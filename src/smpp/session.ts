@@ -33,6 +33,11 @@ export interface SessionOptions {
   bindTimeoutMs?: number;
   /** Most requests queued behind a full window (default 10000). */
   maxQueue?: number;
+  /**
+   * Close when a PDU's bytes started arriving this long ago and it is still not complete (not an
+   * idle timer: bytes trickling in do not extend it). 0 or absent disables.
+   */
+  pduTimeoutMs?: number;
   clock: Clock;
   logger: Logger;
 }
@@ -108,6 +113,9 @@ export class SmppSession {
   private readonly maxQueue: number;
   private windowOut: number;
   private windowIn: number;
+  private badPdus = 0;
+  /** When the first byte of the PDU now being received arrived (0: none pending). */
+  private partialSince = 0;
 
   constructor(
     readonly socket: Socket,
@@ -198,6 +206,7 @@ export class SmppSession {
       this.buffered = 0;
     }
     let pos = 0;
+    let framed = false;
     const max = this.opts.maxPduLength;
     while (!this.isClosed) {
       const avail = buf.length - pos;
@@ -215,8 +224,11 @@ export class SmppSession {
         break;
       }
       this.frame(buf, pos, len);
+      framed = true;
       pos += len;
     }
+    if (pos >= buf.length) this.partialSince = 0;
+    else if (framed || this.partialSince === 0) this.partialSince = this.lastReceived;
     if (!this.isClosed && pos < buf.length) {
       // Copy a small remainder so one tiny tail does not pin a large socket chunk.
       const rest = buf.length - pos < 4096 ? Buffer.from(buf.subarray(pos)) : buf.subarray(pos);
@@ -257,7 +269,8 @@ export class SmppSession {
 
   private onBadPdu(err: PduError, buf: Buffer, pos: number): void {
     this.handler.onPdu(this, "in", err.command_id, buf.readUInt32BE(pos + 8));
-    this.opts.logger.warn(
+    // A flood of junk must not become a flood of log lines: the first few per session at warn.
+    this.opts.logger[this.badPdus++ < 5 ? "warn" : "debug"](
       { session: this.id, peer: this.peer, command: commandName(err.command_id), seq: err.sequence_number, status: err.status, reason: err.reason },
       "smpp: malformed or unknown PDU",
     );
@@ -362,7 +375,9 @@ export class SmppSession {
     if (isMessageCommand(req.command_id) && this.inflightIn > 0) this.inflightIn--;
     if (this.state === "closed") return;
     const respId = (req.command_id | RESP_BIT) >>> 0;
-    const mid = req.command_id === CMD.deliver_sm ? "" : message_id;
+    // deliver_sm_resp's message_id is unused (SMPP 3.4 4.6.2) and left empty, unless the peer
+    // asked for a receipt: then it is the id the receipt will carry.
+    const mid = req.command_id === CMD.deliver_sm && (req.registered_delivery & 0x03) === 0 ? "" : message_id;
     this.writeRaw(encodeSmResp(respId, status, req.sequence_number, mid), respId, status);
   }
 
@@ -495,6 +510,12 @@ export class SmppSession {
       const bindTimeout = this.opts.bindTimeoutMs ?? 0;
       if ((this.state === "open" || this.state === "binding") && bindTimeout > 0 && now - this.openedAt >= bindTimeout && this.side === "smsc") {
         this.close("no bind within " + bindTimeout + " ms", false);
+        return;
+      }
+      const pduTimeout = this.opts.pduTimeoutMs ?? 0;
+      if (pduTimeout > 0 && this.partialSince > 0 && now - this.partialSince >= pduTimeout) {
+        this.opts.logger.warn({ session: this.id, peer: this.peer, remote: this.remoteAddress, buffered: this.buffered }, "smpp: PDU not complete in time, closing");
+        this.close("PDU not complete within " + pduTimeout + " ms", false);
         return;
       }
       if (this.inactivityMs > 0 && now - this.lastReceived >= this.inactivityMs) {

@@ -37,6 +37,12 @@ export interface PeerOptions {
   window_in?: number;
   /** enquire_link interval in seconds (default from the SMPP config, 30). */
   enquire_link_s?: number;
+  /**
+   * How a text too long for one short_message goes to this peer: "payload" (default) one PDU with
+   * message_payload; "udh" concatenated parts with an 8-bit reference UDH; "sar" parts with the
+   * sar_* TLVs.
+   */
+  long_messages?: "payload" | "udh" | "sar";
 }
 
 export interface SmppAccount extends PeerOptions {
@@ -92,6 +98,14 @@ export interface SmppConfig {
   handler_timeout_s?: number;
   /** Seconds a new connection has to bind (default 10). */
   bind_timeout_s?: number;
+  /** Seconds from a PDU's first byte to its last before the session is closed (default 5). */
+  pdu_timeout_s?: number;
+  /** Connections to the server at once (default 1000). */
+  max_connections?: number;
+  /** Connections at once from one address that is in no account's `sources` (default 10). */
+  max_connections_per_source?: number;
+  /** Of max_connections, how many only addresses in some account's `sources` may use (default 100). */
+  reserved_connections?: number;
   /** Failed binds from one address before it is locked out (default 5 within 60 s, for 300 s). */
   lockout?: { max_failures?: number; window_s?: number; duration_s?: number };
   reassembly?: { timeout_s?: number; max_buffers?: number; max_bytes?: number };
@@ -126,6 +140,8 @@ export interface InboundSms {
   partial: boolean;
   /** didgate's id for the message (also returned in submit_sm_resp / data_sm_resp). */
   message_id: string;
+  /** The ids didgate returned for each part of a concatenated message (absent for one PDU). */
+  part_ids?: string[];
   /** The SMSC's id, when it gave one (receipted_message_id on a non-receipt PDU). */
   smsc_message_id?: string;
   /** When the first part arrived. */
@@ -213,11 +229,12 @@ export interface OutboundSms {
   protocol_id?: number;
   tlvs?: Tlv[];
   /**
-   * Too long for one short_message: "payload" sends one PDU with message_payload (default),
-   * "udh" sends concatenated parts with an 8-bit reference.
+   * Too long for one short_message: "payload" sends one PDU with message_payload, "udh" sends
+   * concatenated parts with an 8-bit reference, "sar" parts with sar_* TLVs (16-bit reference).
+   * Default: the peer's long_messages, else "payload".
    */
-  long?: "payload" | "udh";
-  /** Concatenation reference (8-bit) for "udh"; keep it across retries so the receiver dedupes. */
+  long?: "payload" | "udh" | "sar";
+  /** Concatenation reference (8-bit for "udh", 16-bit for "sar"); keep it across retries so the receiver dedupes. */
   reference?: number;
 }
 
@@ -230,4 +247,17 @@ export interface SendResult {
   message_ids: string[];
   /** Why there was no answer: not_bound, timeout, closed, draining, window. */
   error?: string;
+}
+
+/** A delivery receipt didgate sends to a peer bound to its server (deliver_sm, esm_class 0x04). */
+export interface OutboundReceipt {
+  /** From the original destination back to the original source. */
+  source: SmsAddress;
+  destination: SmsAddress;
+  /** The receipt text (`id:… sub:… dlvrd:… submit date:… done date:… stat:… err:… text:…`). */
+  text: string;
+  /** receipted_message_id TLV. */
+  message_id: string;
+  /** message_state TLV (SMPP 3.4 5.2.28). */
+  message_state: number;
 }

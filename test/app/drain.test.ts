@@ -47,6 +47,7 @@ describe("drain on SIGTERM", () => {
         routes: { file: "routes.yaml" },
         admin: { listen: "127.0.0.1:0" },
         drain: { grace_s: 10 },
+        webhooks: { allow_private: ["127.0.0.0/8"] },
       }),
     );
     const child = spawn(process.execPath, ["dist/src/cli.js", "serve", "--config", cfg], { stdio: ["ignore", "pipe", "pipe"], env: { PATH: process.env.PATH ?? "" } });

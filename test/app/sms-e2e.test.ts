@@ -49,7 +49,7 @@ beforeAll(async () => {
   ({ app, admin } = await startApp(
     {
       routes: { file: "routes.yaml" },
-      webhooks: { secret: SECRET, timeout_ms: 1000 },
+      webhooks: { secret: SECRET, timeout_ms: 1000, allow_private: ["127.0.0.0/8"] },
       smpp: {
         listen: "127.0.0.1:0",
         handler_timeout_s: 2,

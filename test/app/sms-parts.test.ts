@@ -61,7 +61,7 @@ async function edge(reassembly: Record<string, unknown> = {}): Promise<{ app: Di
   const { app } = await startApp(
     {
       routes: { redis: { url: redis.url, snapshot: "snap.json" } },
-      webhooks: { secret: SECRET, timeout_ms: 1000 },
+      webhooks: { secret: SECRET, timeout_ms: 1000, allow_private: ["127.0.0.0/8"] },
       smpp: { listen: "127.0.0.1:0", accounts: [{ system_id: "smsc-a", password: "pw", role: "carrier", country_code: "1" }], reassembly },
       instance_id: "edge-parts",
     },

@@ -44,7 +44,7 @@ beforeAll(async () => {
   ({ app } = await startApp(
     {
       routes: { redis: { url: redis.url, snapshot: "snap.json" } },
-      webhooks: { secret: SECRET, timeout_ms: 1000 },
+      webhooks: { secret: SECRET, timeout_ms: 1000, allow_private: ["127.0.0.0/8"] },
       smpp: { listen: "127.0.0.1:0", accounts: [{ system_id: "smsc-a", password: "pw", role: "carrier", country_code: "1" }] },
       instance_id: "edge-test",
     },

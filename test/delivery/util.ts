@@ -1,4 +1,5 @@
 /** Shared bits of the delivery tests: jobs, a silent logger, fast Delivery settings, metric reads. */
+import { RedisConnector } from "../../src/redis/client.js";
 import { pino } from "pino";
 import { Registry } from "prom-client";
 import { Delivery, type DeliveryOptions } from "../../src/delivery/delivery.js";
@@ -45,8 +46,8 @@ export interface Made {
 export function makeDelivery(redisUrl: string | undefined, prefix: string, over: Partial<DeliveryOptions> & { instanceId?: string; redisOver?: Partial<NonNullable<DeliveryOptions["redis"]>>; webhookOver?: Partial<DeliveryOptions["webhooks"]> } = {}): Made {
   const registry = new Registry();
   const delivery = new Delivery({
-    redis: redisUrl === undefined ? undefined : { url: redisUrl, prefix, visibility_ms: 60_000, reclaim_interval_ms: 200, retry_poll_ms: 100, block_ms: 200, ...over.redisOver },
-    webhooks: { secret: SECRET, timeout_ms: 2000, max_age_s: 3600, max_in_flight: 16, retry_base_ms: 50, retry_max_ms: 200, retry_min_ms: 20, ...over.webhookOver },
+    redis: redisUrl === undefined ? undefined : { connector: RedisConnector.fromUrl(redisUrl), prefix, visibility_ms: 60_000, reclaim_interval_ms: 200, retry_poll_ms: 100, block_ms: 200, ...over.redisOver },
+    webhooks: { secret: SECRET, timeout_ms: 2000, max_age_s: 3600, max_in_flight: 16, retry_base_ms: 50, retry_max_ms: 200, retry_min_ms: 20, allow_private: ["127.0.0.0/8"], ...over.webhookOver },
     logger: silent,
     registry,
     instanceId: over.instanceId ?? "edge-test",

@@ -128,7 +128,7 @@ describe.each(["fetch", "http"] as const)("WebhookSender (%s) against a real HTT
 
   it("POSTs signed JSON and reuses the connection", async () => {
     rx = await startReceiver();
-    const s = new WebhookSender({ timeoutMs: 2000, secret: SPEC_SECRET, userAgent: "didgate-test", transport });
+    const s = new WebhookSender({ timeoutMs: 2000, secret: SPEC_SECRET, userAgent: "didgate-test", transport, allowPrivate: ["127.0.0.0/8"] });
     senders.push(s);
     const body = JSON.stringify({ type: "message.received", id: "m1", text: "héllo" });
     const a = await s.send(rx.url, "m1", body);
@@ -152,7 +152,7 @@ describe.each(["fetch", "http"] as const)("WebhookSender (%s) against a real HTT
 
   it("signs with the per-route secret when given", async () => {
     rx = await startReceiver();
-    const s = new WebhookSender({ timeoutMs: 2000, secret: SPEC_SECRET, transport });
+    const s = new WebhookSender({ timeoutMs: 2000, secret: SPEC_SECRET, transport, allowPrivate: ["127.0.0.0/8"] });
     senders.push(s);
     await s.send(rx.url, "m1", "{}", "route-secret");
     expect(verifyWebhook("route-secret", rx.received[0].headers, "{}")).toBe(true);
@@ -161,7 +161,7 @@ describe.each(["fetch", "http"] as const)("WebhookSender (%s) against a real HTT
 
   it("classifies 410, 429 with Retry-After, 5xx, redirects (not followed), timeouts, refused connections, bad URLs", async () => {
     rx = await startReceiver();
-    const s = new WebhookSender({ timeoutMs: 300, secret: SPEC_SECRET, transport });
+    const s = new WebhookSender({ timeoutMs: 300, secret: SPEC_SECRET, transport, allowPrivate: ["127.0.0.0/8"] });
     senders.push(s);
     rx.respond = () => ({ status: 410 });
     expect((await s.send(rx.url, "a", "{}")).result).toEqual({ kind: "dead", reason: "http 410" });

@@ -28,7 +28,7 @@ beforeAll(async () => {
   });
   await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
   hook = `http://127.0.0.1:${(server.address() as AddressInfo).port}/receipts`;
-  delivery = new Delivery({ webhooks: { timeout_ms: 1000, max_age_s: 60, max_in_flight: 4 }, logger: createLogger("silent"), registry: new Registry(), instanceId: "t" });
+  delivery = new Delivery({ webhooks: { timeout_ms: 1000, max_age_s: 60, max_in_flight: 4, allow_private: ["127.0.0.0/8"] }, logger: createLogger("silent"), registry: new Registry(), instanceId: "t" });
   await delivery.start();
 });
 afterAll(async () => {

@@ -2,6 +2,8 @@
  * Target health shared between edges through a real Redis: an edge that finds a target dead tells
  * the others at once; back up, likewise; an edge started later learns what is down; verdicts expire.
  */
+import { RedisConnector } from "../../src/redis/client.js";
+import { parseRedisUrl } from "../../src/redis/endpoint.js";
 import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { HealthShare } from "../../src/edge/health-share.js";
@@ -30,7 +32,7 @@ async function edge(id: string, suspectMs = 30_000): Promise<TargetHealth> {
     suspectMs,
     onChange: (k, down, ttl) => share?.publish(k, down, ttl),
   });
-  share = new HealthShare({ url: redis.url, prefix: "didgate:", edgeId: id, logger, onRemote: (k, down, ttl) => health.remote(k, down, ttl) });
+  share = new HealthShare({ redis: new RedisConnector(parseRedisUrl(redis.url)), prefix: "didgate:", edgeId: id, logger, onRemote: (k, down, ttl) => health.remote(k, down, ttl) });
   open.push(share);
   await share.start();
   return health;

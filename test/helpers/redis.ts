@@ -214,3 +214,29 @@ export async function startSentinel(master: TestRedis, name = "mymaster"): Promi
     }
   }
 }
+
+/**
+ * A 3-master Redis Cluster of real redis-servers; resolves once every node reports
+ * cluster_state:ok. stop() kills them all.
+ */
+export async function startCluster(): Promise<{ nodes: TestRedis[]; url: string; stop(): Promise<void> }> {
+  const nodes: TestRedis[] = [];
+  const stop = async () => {
+    for (const n of nodes) await n.stop();
+  };
+  try {
+    for (let i = 0; i < 3; i++) nodes.push(await startRedis({ args: ["--cluster-enabled", "yes", "--cluster-node-timeout", "5000"] }));
+    await nodes[0]!.cli("--cluster", "create", ...nodes.map((n) => `127.0.0.1:${n.port}`), "--cluster-yes");
+    const deadline = Date.now() + 20_000;
+    for (;;) {
+      const infos = await Promise.all(nodes.map((n) => n.cli("CLUSTER", "INFO")));
+      if (infos.every((i) => i.includes("cluster_state:ok"))) break;
+      if (Date.now() > deadline) throw new Error("timed out waiting for cluster_state:ok");
+      await sleep(50);
+    }
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  return { nodes, url: `redis-cluster://${nodes.map((n) => `127.0.0.1:${n.port}`).join(",")}`, stop };
+}

@@ -375,7 +375,7 @@ describe("live: Prometheus scrapes a running didgate", () => {
       {
         instance_id: "ops-test",
         routes: { redis: { url: redis.url, snapshot: "routes.snapshot.json" } },
-        webhooks: { secret: SECRET, timeout_ms: 1000 },
+        webhooks: { secret: SECRET, timeout_ms: 1000, allow_private: ["127.0.0.0/8"] },
         sip: {
           listen: [`udp://127.0.0.1:${sipPort}`, `tcp://127.0.0.1:${sipPort}`],
           trunks: [{ name: "carrier", sources: ["127.0.0.1"], country_code: "1", cps: 1000 }],

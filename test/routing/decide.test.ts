@@ -169,3 +169,40 @@ describe("local time cache", () => {
     );
   });
 });
+
+describe("lifecycle by date", () => {
+  const DAY = 86_400_000;
+  const now = Date.parse("2026-12-04T12:00:00Z");
+  const iso = (ms: number): string => new Date(ms).toISOString();
+  const t = table({
+    "+15125550300": { tenant: "acme", released_at: iso(now - 10 * DAY), voice: { targets: ["sip:old@h"] } },
+    "+15125550301": { tenant: "acme", released_at: iso(now - 100 * DAY), voice: { targets: ["sip:old@h"] } },
+    "+15125550302": { tenant: "acme", released_at: iso(now + DAY), voice: { targets: ["sip:current@h"] } },
+    "+15125550303": { state: "porting_out", port_date: "2026-12-01", voice: { targets: ["sip:porting@h"] } },
+    "+15125550304": { state: "porting_out", port_date: "2026-12-31", voice: { targets: ["sip:porting@h"] } },
+    "+15125550305": { tenant: "short", released_at: iso(now - 10 * DAY), voice: { targets: ["sip:old@h"] } },
+  });
+
+  it("answers as quarantine from released_at and as released after the quarantine, by time alone", () => {
+    const d = new Decider({ quarantineDays: 90, tenantQuarantineDays: new Map([["short", 7]]) });
+    expect(d.decide(t, "+15125550300", undefined, now)).toMatchObject({ outcome: "gone", state: "quarantine" });
+    expect(d.decide(t, "+15125550301", undefined, now)).toMatchObject({ outcome: "gone", state: "released" });
+    expect(d.decide(t, "+15125550302", undefined, now)).toMatchObject({ outcome: "routed", state: "active", targets: [{ uri: "sip:current@h" }] });
+    expect(d.decide(t, "+15125550302", undefined, now + 2 * DAY)).toMatchObject({ outcome: "gone", state: "quarantine" });
+    expect(d.decide(t, "+15125550305", undefined, now)).toMatchObject({ outcome: "gone", state: "released" });
+    expect(d.decide(t, "+15125550300", undefined, now + 80 * DAY)).toMatchObject({ state: "released" });
+  });
+
+  it("releases a porting_out number from its port_date", () => {
+    const d = new Decider();
+    expect(d.decide(t, "+15125550303", undefined, now)).toMatchObject({ outcome: "gone", state: "released" });
+    expect(d.decide(t, "+15125550304", undefined, now)).toMatchObject({ outcome: "routed", state: "porting_out" });
+  });
+
+  it("validates the dates and where port_date may appear", () => {
+    expect(parseRoute("k", { released_at: "yesterday" })).toMatchObject({ ok: false, errors: [expect.stringContaining("released_at")] });
+    expect(parseRoute("k", { released_at: "2026-13-45" })).toMatchObject({ ok: false });
+    expect(parseRoute("k", { state: "active", port_date: "2026-12-01", voice: { targets: ["sip:a@h"] } })).toMatchObject({ ok: false, errors: [expect.stringContaining("porting_out")] });
+    expect(parseRoute("k", { released_at: "2026-12-01T10:00:00+01:00", voice: { targets: ["sip:a@h"] } }).ok).toBe(true);
+  });
+});

@@ -10,7 +10,7 @@ import { pino } from "pino";
 import { Registry } from "prom-client";
 import YAML from "yaml";
 import { afterEach, describe, expect, it } from "vitest";
-import { RouteMetrics } from "../../src/ops/metrics.js";
+import { RouteMetrics } from "../../src/routing/metrics.js";
 import type { Route } from "../../src/routing/route.js";
 import { parseRouteDocument } from "../../src/routing/sources/document.js";
 import { FileRouteSource, fileWorkerPath, loadRouteFile } from "../../src/routing/sources/file.js";

@@ -1,7 +1,7 @@
 /** The Redis route source and the CLI against a real 3-master Redis Cluster (hash-tagged prefix). */
 import { afterEach, describe, expect, it } from "vitest";
 import { routesCommand } from "../../src/routing/sources/routes-cli.js";
-import { startRedis, type TestRedis } from "../helpers/redis.js";
+import { startCluster, type TestRedis } from "../helpers/redis.js";
 import { makeEdge, redisConfig, until, voice } from "./redis-helpers.js";
 
 const cleanups: (() => Promise<unknown> | unknown)[] = [];
@@ -9,24 +9,15 @@ afterEach(async () => {
   while (cleanups.length > 0) await cleanups.pop()!();
 });
 
-async function startCluster(): Promise<TestRedis[]> {
-  const nodes: TestRedis[] = [];
-  for (let i = 0; i < 3; i++) {
-    const n = await startRedis({ args: ["--cluster-enabled", "yes", "--cluster-node-timeout", "5000"] });
-    cleanups.push(() => n.stop());
-    nodes.push(n);
-  }
-  await nodes[0]!.cli("--cluster", "create", ...nodes.map((n) => `127.0.0.1:${n.port}`), "--cluster-yes");
-  await until(async () => {
-    const infos = await Promise.all(nodes.map((n) => n.cli("CLUSTER", "INFO")));
-    return infos.every((i) => i.includes("cluster_state:ok"));
-  }, "cluster_state:ok", 20_000);
-  return nodes;
+async function startTestCluster(): Promise<TestRedis[]> {
+  const c = await startCluster();
+  cleanups.push(() => c.stop());
+  return c.nodes;
 }
 
 describe("Redis Cluster", () => {
   it("writes and syncs with a hash-tagged prefix; the writer refuses a prefix without one", async () => {
-    const nodes = await startCluster();
+    const nodes = await startTestCluster();
     const url = `redis-cluster://${nodes.map((n) => `127.0.0.1:${n.port}`).join(",")}`;
     const cfg = { url, prefix: "{didgate}:", stream_maxlen: 1000 };
     let err = "";

@@ -9,6 +9,8 @@ import { Registry } from "prom-client";
 import type { Route } from "../../src/routing/route.js";
 import { RedisRouteSource, type RedisRoutesConfig, type RedisSourceOptions } from "../../src/routing/sources/redis.js";
 import { RedisRouteWriter } from "../../src/routing/sources/redis-writer.js";
+import { RedisConnector } from "../../src/redis/client.js";
+import { parseRedisUrl } from "../../src/redis/endpoint.js";
 import { RouteStore, RouteTable } from "../../src/routing/table.js";
 
 export interface CapturedLog {
@@ -29,7 +31,10 @@ export function captureLogger(): CapturedLog {
   return { logger, lines, find: (p) => lines.find(p) };
 }
 
-export function redisConfig(url: string, over: Partial<RedisRoutesConfig> = {}): RedisRoutesConfig {
+/** routes.redis as the config gives it (the URL included). */
+export type TestRoutesConfig = RedisRoutesConfig & { url: string };
+
+export function redisConfig(url: string, over: Partial<TestRoutesConfig> = {}): TestRoutesConfig {
   return { url, prefix: "didgate:", stream_maxlen: 1_000_000, max_shrink_ratio: 0.5, force_reload: false, snapshot: "", snapshot_interval_s: 30, ...over };
 }
 
@@ -50,11 +55,12 @@ export interface Edge {
   lookup(n: string): string | undefined;
 }
 
-export function makeEdge(cfg: RedisRoutesConfig, extra: Partial<RedisSourceOptions> = {}): Edge {
+export function makeEdge(cfg: TestRoutesConfig, extra: Partial<RedisSourceOptions> = {}): Edge {
   const store = new RouteStore<Route>(RouteTable.build<Route>([]));
   const registry = new Registry();
   const log = captureLogger();
   const source = new RedisRouteSource({
+    connector: new RedisConnector(parseRedisUrl(cfg.url)),
     redis: cfg,
     store,
     logger: log.logger,

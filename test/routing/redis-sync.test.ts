@@ -96,29 +96,45 @@ describe("Redis route source: load and deltas", () => {
     expect(e.source.status().skippedInvalid).toBe(4);
   });
 
-  it("loads the same table when the HSCAN runs in a worker thread", async () => {
-    const w = writer("w:");
-    await w.import(Array.from({ length: 3000 }, (_, i) => [`+1777${String(i).padStart(5, "0")}`, voice(`h${i}`)] as const));
-    // invalid values (two of them would form valid JSON if the batch were parsed as one text, one
-    // looks like an object but is not JSON), a malformed key, invalid routes, and two keys with
-    // the same entry text
-    const same = JSON.stringify(voice("same"));
-    await redis.cli("HSET", "w:routes", "+33*", "not json", "+36*", "[1", "+37*", "2]", "12x", same, "+35*", '{"state":"bogus"}', "+38*", same, "+39*", same, "+40*", "{a:1}", "+41*", "[1]");
-    const e = edge("w:", {});
-    const inWorker = makeEdge(redisConfig(redis.url, { prefix: "w:" }), { workerScanThreshold: 1, scanCount: 100 });
-    cleanups.push(() => inWorker.source.close());
+  it("oversized entries written straight into Redis are skipped, logged with a cut key and counted by reason, at load, reload and delta", async () => {
+    const w = writer("o:");
+    await w.import([["+44*", voice("ok")]]);
+    const { client } = writerFor(redis.url, "o:");
+    cleanups.push(() => client.quit());
+    const bigKey = "+1888" + "9".repeat(3_000_000);
+    await client.hset("o:routes", "+1666", JSON.stringify({ tenant: "t", voice: { targets: ["sip:x@" + "a".repeat(5_000_000)] } }));
+    await client.hset("o:routes", "+1777", JSON.stringify({ tenant: "t".repeat(20_000_000), voice: { targets: ["sip:x@h"] } }));
+    await client.hset("o:routes", bigKey, JSON.stringify(voice("k")));
+    await client.hset("o:routes", "+1999", "{not json");
+    const e = edge("o:");
     await e.source.start();
-    await inWorker.source.start();
-    expect(inWorker.store.current.size).toBe(3002);
-    expect(inWorker.lookup("+177700042")).toBe("sip:x@h42");
-    expect(inWorker.source.status().skippedInvalid).toBe(7);
-    for (const key of ["+33*", "+36*", "+37*", "12x", "+35*", "+40*", "+41*"]) {
-      expect(inWorker.log.find((l) => l.key === key && l.msg === "invalid route entry in Redis skipped")).toBeDefined();
-    }
-    expect(inWorker.store.current.get("+38*")).toBe(inWorker.store.current.get("+39*")); // one parsed route
-    expect(inWorker.log.find((l) => typeof l.msg === "string" && (l.msg as string).includes("worker thread failed"))).toBeUndefined();
-    const dump = (x: Edge) => JSON.stringify(Array.from(x.store.current.entries(), ([k, v]) => [k, v.source]).sort());
-    expect(dump(inWorker)).toBe(dump(e));
+    expect(e.store.current.size).toBe(1);
+    const skipped = () => e.log.lines.filter((l) => l.msg === "invalid route entry in Redis skipped");
+    expect(skipped().map((l) => l.key).sort()).toEqual(["+1666", "+1777", "+1888" + "9".repeat(59) + "…", "+1999"].sort());
+    expect(skipped().find((l) => l.key === "+1666")).toMatchObject({ reason: "oversized", phase: "load" });
+    expect(skipped().find((l) => l.key === "+1777")).toMatchObject({ reason: "oversized" });
+    expect(skipped().find((l) => l.key === "+1999")).toMatchObject({ reason: "not_json" });
+    expect(skipped().find((l) => String(l.key).startsWith("+18889"))).toMatchObject({ key_length: bigKey.length });
+    const count = (reason: string) => metricValue(e.registry, "didgate_route_entries_skipped_total", { reason });
+    expect(await count("oversized")).toBe(2);
+    expect(await count("not_json")).toBe(1);
+    expect((await count("invalid_key"))! + (await count("invalid_route"))!).toBe(1);
+    expect(await count("unknown_op")).toBe(0);
+    // reload: the same entries are skipped again, each logged and counted again
+    await client.hset("o:routes", "+1555", JSON.stringify({ tenant: "t", voice: { targets: ["sip:x@" + "b".repeat(2_000_000)] } }));
+    expect(await e.source.reload()).toMatchObject({ result: "swapped", entries: 1 });
+    expect(skipped().filter((l) => l.key === "+1555")).toHaveLength(1);
+    expect(await count("oversized")).toBe(5);
+    // a delta written straight into the stream
+    await client.xadd("o:changes", "*", "op", "set", "key", "+1556", "route", JSON.stringify({ tenant: "t".repeat(3_000_000), voice: { targets: ["sip:x@h"] } }));
+    await until(async () => (await count("oversized")) === 6, "oversized delta counted");
+    expect(skipped().find((l) => l.key === "+1556")).toMatchObject({ reason: "oversized", phase: "delta" });
+    // no log line carries a megabyte value
+    for (const l of e.log.lines) expect(JSON.stringify(l).length).toBeLessThan(4000);
+    expect(e.lookup("+4420")).toBe("sip:x@ok");
+    // the writer refuses what the edges would skip
+    const many = Array.from({ length: 3000 }, (_, i) => `sip:${i}@${"c".repeat(400)}`);
+    await expect(w.set("+1557", { tenant: "t", voice: { targets: many } })).rejects.toThrow(/characters, more than/);
   });
 
   it("writer validates before writing", async () => {

@@ -96,7 +96,9 @@ describe("route entry validation", () => {
 describe("webhook URL check", async () => {
   const { isHttpUrl } = await import("../../src/routing/route.js");
   it("accepts http(s) URLs with a host and rejects the rest", () => {
-    for (const u of ["https://app.example.com/sms/inbound", "http://127.0.0.1:8080/x?a=1#f", "http://[::1]:8080/", "https://user@host/p", "https://h"]) expect(isHttpUrl(u), u).toBe(true);
+    for (const u of ["https://app.example.com/sms/inbound", "http://127.0.0.1:8080/x?a=1#f", "http://[::1]:8080/", "https://h"]) expect(isHttpUrl(u), u).toBe(true);
+    // credentials in a webhook URL are refused: they hide where the request goes
+    for (const u of ["https://user@host/p", "http://user:pw@127.0.0.1/", "http://a@b@c/"]) expect(isHttpUrl(u), u).toBe(false);
     for (const u of ["ftp://x/y", "https://", "https:///path", "http://a b/", "https://h/p q", "javascript:alert(1)", "https://:80/", "http://h/\u0000", "HTTPS//x"]) expect(isHttpUrl(u), u).toBe(false);
   });
   it("agrees with new URL on what it accepts", async () => {

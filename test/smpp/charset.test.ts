@@ -89,9 +89,23 @@ describe("UCS2", () => {
     expect(ucs2Decode(b)).toBe(text);
   });
 
-  it("replaces lone surrogates and ignores an odd trailing octet", () => {
-    expect(ucs2Decode(Buffer.from([0xd8, 0x3d, 0x00, 0x41, 0x00]))).toBe("\ufffdA");
+  it("replaces lone surrogates and an odd trailing octet with U+FFFD", () => {
+    expect(ucs2Decode(Buffer.from([0xd8, 0x3d, 0x00, 0x41, 0x00]))).toBe("\ufffdA\ufffd");
     expect(ucs2Decode(Buffer.from([0xdc, 0x00]))).toBe("\ufffd");
+  });
+
+  it("never drops an odd trailing octet silently (property)", () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 300 }), (b) => {
+        const out = ucs2Decode(b);
+        if (b.length % 2 === 1) {
+          // the even prefix decodes as before, and the half code unit shows as U+FFFD
+          expect(out).toBe(ucs2Decode(b.subarray(0, b.length - 1)) + "\ufffd");
+        } else {
+          expect(out.length).toBe(b.length / 2);
+        }
+      }),
+    );
   });
 
   it("round-trips any well-formed string (property)", () => {

@@ -50,9 +50,14 @@ describe("codec", () => {
     expect([d.system_id, d.password, d.interface_version]).toEqual(["smsc-a", "secret", 0x34]);
     const resp = decodeAll(encodeSmResp(CMD.submit_sm_resp, 0, 9, "abc123")) as Pdu;
     expect([resp.command_id, resp.sequence_number, resp.message_id]).toEqual([CMD.submit_sm_resp, 9, "abc123"]);
-    // submit_sm_resp with an error has no body; deliver_sm_resp always a NUL message_id
-    expect(encodeSmResp(CMD.submit_sm_resp, 0x64, 1, "x").length).toBe(16);
-    expect(encodeSmResp(CMD.deliver_sm_resp, 0x64, 1, "").length).toBe(17);
+    // every error response carries an empty message_id: exactly one NUL octet of body
+    for (const id of [CMD.submit_sm_resp, CMD.deliver_sm_resp, CMD.data_sm_resp]) {
+      const b = encodeSmResp(id, 0x64, 1, "x");
+      expect([b.length, b.readUInt32BE(0), b[16]]).toEqual([17, 17, 0]);
+      const viaPdu = new Pdu(id, 1, 0x0b);
+      viaPdu.message_id = "ignored";
+      expect(encodePdu(viaPdu)).toEqual(Buffer.from([0, 0, 0, 17, ...b.subarray(4, 8), 0, 0, 0, 0x0b, 0, 0, 0, 1, 0]));
+    }
     const el = decodeAll(encodeHeader(CMD.enquire_link, 0, 5)) as Pdu;
     expect(el.command_id).toBe(CMD.enquire_link);
     const ds = new Pdu(CMD.data_sm, 3);

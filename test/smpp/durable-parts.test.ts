@@ -10,8 +10,9 @@ import { Registry } from "prom-client";
 import { Redis } from "ioredis";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { RedisPartStore } from "../../src/delivery/parts.js";
-import { connectUrl } from "../../src/delivery/redis.js";
-import { SmppPartStore } from "../../src/delivery/smpp-parts.js";
+import { spoolConnect } from "../../src/delivery/redis.js";
+import { RedisConnector } from "../../src/redis/client.js";
+import { SmppPartStore } from "../../src/edge/sms-parts.js";
 import { gsm7Encode } from "../../src/smpp/charset.js";
 import { SmppEdge } from "../../src/smpp/edge.js";
 import { decodePart } from "../../src/smpp/inbound.js";
@@ -106,7 +107,7 @@ describe("durable reassembly through the edge", () => {
     await waitFor(() => messages.length === 1, 2000, "message");
     expect(messages[0]!.text).toBe("ac");
 
-    const dead = connectUrl(`redis://127.0.0.1:${await freePort()}`, { retryStrategy: () => null })("enqueue") as Redis;
+    const dead = spoolConnect(RedisConnector.fromUrl(`redis://127.0.0.1:${await freePort()}`), "didgate-parts", { retryStrategy: () => null })("enqueue") as Redis;
     dead.on("error", () => undefined);
     cleanup.push(() => dead.disconnect());
     const down = await setup({ redisClient: dead });

@@ -68,6 +68,6 @@ describe("Perl Net::SMPP carrier", () => {
 
   it("is refused with a wrong password", async () => {
     const out = await runPeer(edge.address()!.port, "perl", "nope");
-    expect(out).toEqual(["bind status=14"]);
+    expect(out).toEqual(["bind status=13"]);
   });
 });

@@ -196,13 +196,13 @@ describe("carrier ESME sending messages", () => {
 });
 
 describe("binds", () => {
-  it("refuses a wrong password and closes", async () => {
+  it("refuses a wrong password and an unknown system_id with the same status, and closes", async () => {
     const e = await esme({ localAddress: "127.0.0.5" });
     const r = await e.bind("bind_transceiver", "smsc-a", "wrong");
-    expect(r.command_status).toBe(STATUS.ESME_RINVPASWD);
+    expect(r.command_status).toBe(STATUS.ESME_RBINDFAIL);
     await e.closed;
     const u = await esme({ localAddress: "127.0.0.5" });
-    expect((await u.bind("bind_transceiver", "nobody", "x")).command_status).toBe(STATUS.ESME_RINVSYSID);
+    expect((await u.bind("bind_transceiver", "nobody", "x")).command_status).toBe(STATUS.ESME_RBINDFAIL);
   });
 
   it("refuses a disallowed source address and accepts the allowed one", async () => {
@@ -215,7 +215,7 @@ describe("binds", () => {
   it("locks an address out after repeated failures", async () => {
     for (let i = 0; i < 3; i++) {
       const e = await esme({ localAddress: "127.0.0.3" });
-      expect((await e.bind("bind_transceiver", "lockme", "bad" + i)).command_status).toBe(STATUS.ESME_RINVPASWD);
+      expect((await e.bind("bind_transceiver", "lockme", "bad" + i)).command_status).toBe(STATUS.ESME_RBINDFAIL);
     }
     const e = await esme({ localAddress: "127.0.0.3" });
     expect((await e.bind("bind_transceiver", "lockme", "right")).command_status).toBe(STATUS.ESME_RBINDFAIL);

@@ -14,7 +14,7 @@ import { basename, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Worker } from "node:worker_threads";
 import type { Logger } from "pino";
-import type { RouteMetrics } from "../../ops/metrics.js";
+import type { RouteMetrics } from "../metrics.js";
 import { LazyRoute, type Route } from "../route.js";
 import { EntryColumns, RouteTable, type RouteStore } from "../table.js";
 import { formatDocError, formatFromPath, scanRouteDocument, validateEntry } from "./document.js";

@@ -5,6 +5,10 @@
  */
 import { Counter, Gauge, Histogram, type Registry } from "prom-client";
 
+/** Why a route entry in Redis was skipped (the label values of didgate_route_entries_skipped_total). */
+export type SkipReason = "invalid_key" | "oversized" | "not_json" | "invalid_route" | "unknown_op";
+export const SKIP_REASONS: readonly SkipReason[] = ["invalid_key", "oversized", "not_json", "invalid_route", "unknown_op"];
+
 export class RedisSyncMetrics {
   readonly connected: Gauge;
   readonly stale: Gauge;
@@ -13,6 +17,7 @@ export class RedisSyncMetrics {
   readonly deltaLag: Histogram;
   readonly deltas: Counter<"op">;
   readonly invalid: Counter<"phase">;
+  readonly skipped: Counter<"reason">;
   readonly resyncs: Counter<"mode">;
   readonly snapshots: Counter<"result">;
   readonly snapshotAge: Gauge;
@@ -31,6 +36,13 @@ export class RedisSyncMetrics {
     });
     this.deltas = new Counter({ name: "didgate_route_sync_deltas_total", help: "Change-stream entries applied, by op (set, del, reload)", labelNames: ["op"], registers });
     this.invalid = new Counter({ name: "didgate_route_sync_invalid_entries_total", help: "Route entries skipped because they failed validation, by phase (load, delta, snapshot)", labelNames: ["phase"], registers });
+    this.skipped = new Counter({
+      name: "didgate_route_entries_skipped_total",
+      help: "Route entries in Redis skipped, by reason (invalid_key, oversized, not_json, invalid_route, unknown_op)",
+      labelNames: ["reason"],
+      registers,
+    });
+    for (const reason of SKIP_REASONS) this.skipped.inc({ reason }, 0);
     this.resyncs = new Counter({ name: "didgate_route_sync_resyncs_total", help: "Resyncs after a reconnect or a detected gap, by mode (tail, full)", labelNames: ["mode"], registers });
     this.snapshots = new Counter({ name: "didgate_route_sync_snapshot_writes_total", help: "Local snapshot writes by result", labelNames: ["result"], registers });
     this.snapshotAge = new Gauge({ name: "didgate_route_sync_snapshot_timestamp_seconds", help: "Unix time the last local snapshot was written (or, when stale, of the snapshot in use)", registers });

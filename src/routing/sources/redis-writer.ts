@@ -10,7 +10,9 @@ import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { parseRoute } from "../route.js";
 import { parseRouteKey } from "../table.js";
-import { hasHashTag, routeKeys, type RedisClient, type RouteKeys } from "./redis-client.js";
+import type { RedisClient } from "../../redis/client.js";
+import { hasHashTag } from "../../redis/endpoint.js";
+import { MAX_ENTRY_CHARS, routeKeys, type RouteKeys } from "./redis-keys.js";
 
 export class RouteValidationError extends Error {
   constructor(readonly errors: string[]) {
@@ -48,7 +50,9 @@ export interface ImportResult {
 export function validateEntry(key: string, value: unknown): string {
   const errs = entryErrors(key, value);
   if (errs.length > 0) throw new RouteValidationError(errs);
-  return JSON.stringify(value);
+  const json = JSON.stringify(value);
+  if (json.length > MAX_ENTRY_CHARS) throw new RouteValidationError([`route ${JSON.stringify(key)}: entry of ${json.length} characters, more than ${MAX_ENTRY_CHARS}`]);
+  return json;
 }
 
 function entryErrors(key: string, value: unknown): string[] {
@@ -158,6 +162,10 @@ export class RedisRouteWriter {
         continue;
       }
       const json = JSON.stringify(value);
+      if (json.length > MAX_ENTRY_CHARS) {
+        errors.push(`route ${JSON.stringify(key)}: entry of ${json.length} characters, more than ${MAX_ENTRY_CHARS}`);
+        continue;
+      }
       const at = seen.get(key);
       if (at !== undefined) {
         jsons[at] = json; // later duplicates win

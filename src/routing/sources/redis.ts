@@ -28,32 +28,19 @@
 import { EventEmitter } from "node:events";
 import type { Logger } from "pino";
 import type { Registry } from "prom-client";
-import { RouteMetrics } from "../../ops/metrics.js";
+import { RouteMetrics } from "../metrics.js";
 import { parseRoute, type Route } from "../route.js";
 import { EntryColumns, isRouteKey, parseRouteKey, RouteTable, type RouteStore } from "../table.js";
-import {
-  backoffDelay,
-  classifyPosition,
-  createRedisClient,
-  describeEndpoint,
-  hasHashTag,
-  parseRedisUrl,
-  routeKeys,
-  streamIdMs,
-  streamInfo,
-  type RedisClient,
-  type RedisEndpoint,
-  type RouteKeys,
-} from "./redis-client.js";
-import { RedisSyncMetrics } from "./redis-metrics.js";
+import { backoffDelay, type RedisClient, type RedisConnector } from "../../redis/client.js";
+import { hasHashTag, type RedisEndpoint } from "../../redis/endpoint.js";
+import { classifyPosition, streamIdMs, streamInfo } from "../../redis/stream.js";
+import { MAX_ENTRY_CHARS, routeKeys, type RouteKeys } from "./redis-keys.js";
+import { RedisSyncMetrics, type SkipReason } from "./redis-metrics.js";
 import { loadFunctionLibrary } from "./redis-writer.js";
-import { rawHscan } from "./redis-raw-scan.js";
-import { scanInWorker, type ScanBatch } from "./redis-scan-worker.js";
 import { loadSnapshot, readSnapshotHeader, writeSnapshot } from "./snapshot.js";
 
-/** `routes.redis` of the config (src/config/schema.ts). */
+/** `routes.redis` of the config (src/config/schema.ts), without the URL (parsed by the caller). */
 export interface RedisRoutesConfig {
-  url: string;
   prefix: string;
   stream_maxlen: number;
   max_shrink_ratio: number;
@@ -63,6 +50,8 @@ export interface RedisRoutesConfig {
 }
 
 export interface RedisSourceOptions {
+  /** Where Redis is (parsed once by the caller from routes.redis.url). */
+  connector: RedisConnector;
   redis: RedisRoutesConfig;
   store: RouteStore<Route>;
   logger: Logger;
@@ -92,18 +81,6 @@ export interface RedisSourceOptions {
   maxBackoffMs?: number;
   /** FUNCTION LOAD the didgate library on connect (default true). */
   loadFunctions?: boolean;
-  /**
-   * Hashes with at least this many entries are scanned in a worker thread, which moves the RESP
-   * decoding off the main thread (default 0: never; measure with bench/redis-sync.ts on the target
-   * machine: it pays only when a core is free).
-   */
-  workerScanThreshold?: number;
-  /**
-   * Full loads from a standalone Redis run HSCAN on a connection of their own with a RESP reader
-   * made for that reply (redis-raw-scan.ts), falling back to the client library when it fails
-   * (default true).
-   */
-  rawScan?: boolean;
 }
 
 export interface RedisSourceStatus {
@@ -144,6 +121,7 @@ const closedError = () => new Error("route source closed");
 export class RedisRouteSource extends EventEmitter {
   readonly keys: RouteKeys;
   readonly endpoint: RedisEndpoint;
+  private readonly connector: RedisConnector;
   readonly metrics: RedisSyncMetrics;
   private readonly routeMetrics: RouteMetrics;
   private readonly cfg: RedisRoutesConfig;
@@ -151,7 +129,7 @@ export class RedisRouteSource extends EventEmitter {
   private readonly logger: Logger;
   private readonly now: () => number;
   private readonly snapshotPath: string;
-  private readonly o: Required<Pick<RedisSourceOptions, "startTimeoutMs" | "blockMs" | "checkIntervalMs" | "refusedRetryMs" | "scanCount" | "readCount" | "commandTimeoutMs" | "minBackoffMs" | "maxBackoffMs" | "loadFunctions" | "workerScanThreshold" | "rawScan">>;
+  private readonly o: Required<Pick<RedisSourceOptions, "startTimeoutMs" | "blockMs" | "checkIntervalMs" | "refusedRetryMs" | "scanCount" | "readCount" | "commandTimeoutMs" | "minBackoffMs" | "maxBackoffMs" | "loadFunctions">>;
   private cmd: RedisClient | undefined;
   private sub: RedisClient | undefined;
   private subId: number | undefined;
@@ -200,7 +178,8 @@ export class RedisRouteSource extends EventEmitter {
     this.metrics = new RedisSyncMetrics(opts.registry);
     this.snapshotPath = opts.snapshotPath ?? opts.redis.snapshot;
     this.keys = routeKeys(opts.redis.prefix);
-    this.endpoint = parseRedisUrl(opts.redis.url);
+    this.connector = opts.connector;
+    this.endpoint = opts.connector.endpoint;
     this.o = {
       startTimeoutMs: opts.startTimeoutMs ?? 5000,
       blockMs: opts.blockMs ?? 1000,
@@ -212,8 +191,6 @@ export class RedisRouteSource extends EventEmitter {
       minBackoffMs: opts.minBackoffMs ?? 100,
       maxBackoffMs: opts.maxBackoffMs ?? 5000,
       loadFunctions: opts.loadFunctions ?? true,
-      workerScanThreshold: opts.workerScanThreshold ?? 0,
-      rawScan: opts.rawScan ?? true,
     };
   }
 
@@ -231,8 +208,8 @@ export class RedisRouteSource extends EventEmitter {
       this.logger.error({ prefix: this.cfg.prefix }, "Redis Cluster: routes.redis.prefix has no hash tag (use \"{didgate}:\"); writers cannot update the routes hash and the change stream atomically");
     }
     const clientOpts = { minBackoffMs: this.o.minBackoffMs, maxBackoffMs: this.o.maxBackoffMs };
-    this.cmd = createRedisClient(ep, { ...clientOpts, redis: { enableOfflineQueue: false, commandTimeout: this.o.commandTimeoutMs, maxRetriesPerRequest: 0 } });
-    this.sub = createRedisClient(ep, { ...clientOpts, redis: { enableOfflineQueue: false, commandTimeout: this.o.commandTimeoutMs + this.o.blockMs, maxRetriesPerRequest: 0 } });
+    this.cmd = this.connector.client({ ...clientOpts, name: "didgate-routes", redis: { enableOfflineQueue: false, commandTimeout: this.o.commandTimeoutMs, maxRetriesPerRequest: 0 } });
+    this.sub = this.connector.client({ ...clientOpts, name: "didgate-routes-tail", redis: { enableOfflineQueue: false, commandTimeout: this.o.commandTimeoutMs + this.o.blockMs, maxRetriesPerRequest: 0 } });
     const connecting: Promise<unknown>[] = [];
     for (const [name, c] of [["cmd", this.cmd], ["sub", this.sub]] as const) {
       c.on("error", (err: Error) => this.logger.debug({ conn: name, err: err.message }, "redis route sync connection error"));
@@ -263,12 +240,12 @@ export class RedisRouteSource extends EventEmitter {
       }
     }
     this.lastError = lastErr;
-    if (!this.snapshotPath) throw new Error(`Redis route source: Redis (${describeEndpoint(ep)}) not reachable: ${lastErr}; no snapshot configured`);
+    if (!this.snapshotPath) throw new Error(`Redis route source: Redis (${this.connector.describe()}) not reachable: ${lastErr}; no snapshot configured`);
     let snap;
     try {
       snap = await loadSnapshot(this.snapshotPath);
     } catch (err) {
-      throw new Error(`Redis route source: Redis (${describeEndpoint(ep)}) not reachable (${lastErr}) and no usable snapshot (${(err as Error).message})`);
+      throw new Error(`Redis route source: Redis (${this.connector.describe()}) not reachable (${lastErr}) and no usable snapshot (${(err as Error).message})`);
     }
     this.store.swap(snap.table);
     this.position = snap.header.version || "0-0";
@@ -276,10 +253,13 @@ export class RedisRouteSource extends EventEmitter {
     this.startBaseline = 0;
     this.metrics.stale.set(1);
     this.metrics.snapshotAge.set(Date.parse(snap.header.written_at) / 1000 || 0);
-    if (snap.invalid.length > 0) this.metrics.invalid.inc({ phase: "snapshot" }, snap.invalid.length);
+    if (snap.invalid.length > 0) {
+      this.metrics.invalid.inc({ phase: "snapshot" }, snap.invalid.length);
+      this.metrics.skipped.inc({ reason: "invalid_route" }, snap.invalid.length);
+    }
     this.routeMetrics.observeTable("redis", snap.table.version, snap.table.counts());
     this.logger.warn(
-      { redis: describeEndpoint(ep), err: lastErr, snapshot: this.snapshotPath, entries: snap.table.size, version: snap.header.version, written_at: snap.header.written_at },
+      { redis: this.connector.describe(), err: lastErr, snapshot: this.snapshotPath, entries: snap.table.size, version: snap.header.version, written_at: snap.header.written_at },
       "Redis unreachable at start: routing from the local snapshot (stale) until Redis is back",
     );
     this.loop = this.run(true);
@@ -294,7 +274,6 @@ export class RedisRouteSource extends EventEmitter {
     this.wake?.();
     this.pending?.resolve({ result: "failed", error: "closed" });
     this.pending = undefined;
-    this.abortScan?.abort();
     this.sub?.disconnect();
     this.cmd?.disconnect();
     await this.loop?.catch(() => undefined);
@@ -306,7 +285,7 @@ export class RedisRouteSource extends EventEmitter {
     const t = this.store.current;
     return {
       source: "redis",
-      endpoint: describeEndpoint(this.endpoint),
+      endpoint: this.connector.describe(),
       connected: this.connected,
       stale: this.stale,
       refusing: this.refusing,
@@ -507,7 +486,7 @@ export class RedisRouteSource extends EventEmitter {
         table.delete(key);
         if (this.touched) this.touched.set(key, null);
       } else {
-        this.skip("delta", key, [`change ${id}: unknown op ${JSON.stringify(op)}`]);
+        this.skip("delta", key, "unknown_op", [`change ${id}: unknown op ${JSON.stringify(clip(op, 20))}`]);
       }
       this.position = id;
       applied++;
@@ -529,7 +508,12 @@ export class RedisRouteSource extends EventEmitter {
   private parseEntry(key: string, json: string, phase: "load" | "delta"): Route | undefined {
     if (!isRouteKey(key)) {
       const k = parseRouteKey(key);
-      this.skip(phase, key, [`invalid key: ${"error" in k ? k.error : "malformed"}`]);
+      this.skip(phase, key, "invalid_key", [`invalid key: ${"error" in k ? k.error : "malformed"}`]);
+      return undefined;
+    }
+    if (json.length > MAX_ENTRY_CHARS) {
+      // Not even parsed: a multi-megabyte entry is never a route (and parsing it costs).
+      this.skip(phase, key, "oversized", [`entry of ${json.length} characters, more than ${MAX_ENTRY_CHARS}`]);
       return undefined;
     }
     const cache = this.parseCache;
@@ -544,7 +528,7 @@ export class RedisRouteSource extends EventEmitter {
     }
     const r = parseRouteJsonFast(key, json);
     if (!r.ok) {
-      this.skip(phase, key, r.errors);
+      this.skip(phase, key, "notJson" in r ? "not_json" : "invalid_route", r.errors);
       return undefined;
     }
     route = r.route;
@@ -562,19 +546,28 @@ export class RedisRouteSource extends EventEmitter {
   }
 
   private skippedThisLoad = 0;
-  /** While a raw scan runs: its invalid entries, reported when it is through (see fullLoad). */
-  private deferredSkips: [string, string[]][] | null = null;
-  /** Aborts the full load's own HSCAN connection (close()). */
-  private abortScan: AbortController | undefined;
-  private skip(phase: "load" | "delta", key: string, errors: string[]): void {
-    if (phase === "load" && this.deferredSkips !== null) {
-      this.deferredSkips.push([key, errors]);
-      return;
-    }
+  /** Skipped entries of the current load by reason (for its summary line). */
+  private skippedByReason = new Map<SkipReason, number>();
+  /**
+   * Counts a skipped entry and logs it at warn with its key (cut to 64 characters, with its length:
+   * an entry written straight into Redis can have a key of megabytes). A load logs its first 100
+   * skipped entries one by one and then a summary with the count by reason.
+   */
+  private skip(phase: "load" | "delta", key: string, reason: SkipReason, errors: string[]): void {
     this.skippedInvalid++;
     this.metrics.invalid.inc({ phase });
-    if (phase === "load" && ++this.skippedThisLoad > 100) return; // the load logs a summary
-    this.logger.warn({ key, errors, phase }, "invalid route entry in Redis skipped");
+    this.metrics.skipped.inc({ reason });
+    let quiet = false;
+    if (phase === "load") {
+      this.skippedByReason.set(reason, (this.skippedByReason.get(reason) ?? 0) + 1);
+      quiet = ++this.skippedThisLoad > 100;
+    }
+    if (quiet && !this.logger.isLevelEnabled("debug")) return;
+    const fields: Record<string, unknown> = { key: clip(key, 64), reason, errors: errors.slice(0, 5).map((e) => clip(e, 300)), phase };
+    if (key.length > 64) fields.key_length = key.length;
+    // Past the first 100 of a load, at debug: a Redis full of bad entries must not flood the log.
+    if (quiet) this.logger.debug(fields, "invalid route entry in Redis skipped");
+    else this.logger.warn(fields, "invalid route entry in Redis skipped");
   }
 
   // ---- full load ----------------------------------------------------------------------------------
@@ -586,66 +579,21 @@ export class RedisRouteSource extends EventEmitter {
     try {
       const info = await streamInfo(cmd, this.keys.changes);
       const version = info?.lastGeneratedId ?? "0-0";
-      let entries = this.freshLoad();
+      const entries = this.freshLoad();
       const key = this.keys.routes;
-      let scanned = false;
-      if (this.o.workerScanThreshold > 0 && (await cmd.hlen(key)) >= this.o.workerScanThreshold) {
-        const byId: (Route | string[])[] = [];
-        try {
-          await scanInWorker({
-            endpoint: this.endpoint,
-            key,
-            count: this.o.scanCount,
-            commandTimeoutMs: this.o.commandTimeoutMs,
-            onBatch: (batch) => this.consumeWorkerBatch(batch, entries, byId),
-          });
-          scanned = true;
-        } catch (err) {
-          this.logger.warn({ err: (err as Error).message }, "HSCAN in a worker thread failed; scanning on the main thread");
-          entries = this.freshLoad();
-        }
-      }
-      if (!scanned && this.o.rawScan && this.endpoint.kind === "standalone") {
-        const ep = this.endpoint;
-        // invalid entries are reported once the scan is through: a scan that fails half-way is
-        // done again through the client library, which would report them a second time
-        this.deferredSkips = [];
-        const abort = new AbortController();
-        this.abortScan = abort;
-        try {
-          await rawHscan({
-            target: { host: ep.host, port: ep.port, tls: ep.tls, db: ep.db, ...(ep.username !== undefined ? { username: ep.username } : {}), ...(ep.password !== undefined ? { password: ep.password } : {}) },
-            key,
-            count: this.o.scanCount,
-            commandTimeoutMs: this.o.commandTimeoutMs,
-            onBatch: (flat) => this.consumeBatch(flat, entries),
-            signal: abort.signal,
-          });
-          scanned = true;
-          const skips = this.deferredSkips;
-          this.deferredSkips = null;
-          for (const [k, errors] of skips) this.skip("load", k, errors);
-        } catch (err) {
-          this.deferredSkips = null;
-          if (this.closed) throw err;
-          this.logger.warn({ err: (err as Error).message }, "HSCAN on a connection of its own failed; scanning through the client library");
-          entries = this.freshLoad();
-        } finally {
-          this.abortScan = undefined;
-        }
-      }
-      if (!scanned) {
-        const count = String(this.o.scanCount);
-        let next: Promise<[string, string[]]> = cmd.hscan(key, "0", "COUNT", count);
-        for (;;) {
-          const [cursor, flat] = await next;
-          if (cursor !== "0") next = cmd.hscan(key, cursor, "COUNT", count);
-          this.consumeBatch(flat, entries);
-          if (cursor === "0") break;
-        }
+      const count = String(this.o.scanCount);
+      // The next batch is requested before this one is validated: Redis and didgate work at once.
+      let next: Promise<[string, string[]]> = cmd.hscan(key, "0", "COUNT", count);
+      for (;;) {
+        const [cursor, flat] = await next;
+        if (cursor !== "0") next = cmd.hscan(key, cursor, "COUNT", count);
+        this.consumeBatch(flat, entries);
+        if (cursor === "0") break;
       }
       this.cacheOn = true; // deltas use the cache again
-      if (this.skippedThisLoad > 100) this.logger.warn({ skipped: this.skippedThisLoad, logged: 100 }, "invalid route entries in Redis skipped (only the first 100 logged)");
+      if (this.skippedThisLoad > 100) {
+        this.logger.warn({ skipped: this.skippedThisLoad, logged: 100, by_reason: Object.fromEntries(this.skippedByReason) }, "invalid route entries in Redis skipped (only the first 100 logged)");
+      }
       const table = RouteTable.build(entries);
       table.version = version;
       const ms = performance.now() - started;
@@ -690,6 +638,7 @@ export class RedisRouteSource extends EventEmitter {
   /** Empty columns for a (re)started scan, with the skip count and the parse cache reset. */
   private freshLoad(): EntryColumns<Route> {
     this.skippedThisLoad = 0;
+    this.skippedByReason.clear();
     this.cacheOn = true;
     this.cacheHits = 0;
     this.parseCache.clear();
@@ -705,45 +654,6 @@ export class RedisRouteSource extends EventEmitter {
       // without the parse cache every route from here on is a new object used by one key
       if (!this.cacheOn && entries.uniqueFrom === Infinity) entries.uniqueFrom = entries.length;
       entries.push(k, route);
-    }
-  }
-
-  /**
-   * Validates a batch from the scan worker into entries: one JSON.parse for the batch's new entry
-   * texts, each compiled once (identical texts share the route), keys already checked for shape.
-   */
-  private consumeWorkerBatch(b: ScanBatch, entries: EntryColumns<Route>, byId: (Route | string[])[]): void {
-    for (const key of b.bad) {
-      const k = parseRouteKey(key);
-      this.skip("load", key, [`invalid key: ${"error" in k ? k.error : "malformed"}`]);
-    }
-    for (let i = 0; i + 1 < b.odd.length; i += 2) {
-      const route = this.parseEntry(b.odd[i]!, b.odd[i + 1]!, "load");
-      if (route !== undefined) entries.push(b.odd[i]!, route);
-    }
-    const n = b.refs.length;
-    if (n === 0) return;
-    const keys = b.keys.split("\n");
-    let fresh: unknown[] | undefined;
-    try {
-      fresh = JSON.parse(b.json) as unknown[];
-    } catch {
-      fresh = undefined; // some text is not JSON: parse them one by one
-    }
-    const refs = b.refs;
-    const first = b.firstId;
-    for (let i = 0; i < n; i++) {
-      const key = keys[i]!;
-      const id = refs[i]!;
-      let r = byId[id];
-      if (r === undefined) {
-        const j = id - first;
-        const res = fresh !== undefined ? parseRoute(key, fresh[j]) : parseRouteJsonFast(key, b.json.slice(j === 0 ? 1 : b.ends[j - 1]! + 1, b.ends[j]!));
-        r = res.ok ? res.route : res.errors;
-        byId[id] = r;
-      }
-      if (Array.isArray(r)) this.skip("load", key, r);
-      else entries.push(key, r);
     }
   }
 
@@ -919,12 +829,16 @@ export class RedisRouteSource extends EventEmitter {
 const PARSE_CACHE_SIZE = 4096;
 
 /** parseRouteJson without the closure-per-call error path: JSON.parse then validate. */
-function parseRouteJsonFast(key: string, json: string): ReturnType<typeof parseRoute> {
+function parseRouteJsonFast(key: string, json: string): ReturnType<typeof parseRoute> | { ok: false; errors: string[]; notJson: true } {
   let value: unknown;
   try {
     value = JSON.parse(json);
   } catch (err) {
-    return { ok: false, errors: [`not valid JSON (${(err as Error).message})`] };
+    return { ok: false, errors: [`not valid JSON (${clip((err as Error).message, 200)})`], notJson: true };
   }
   return parseRoute(key, value);
+}
+
+function clip(s: string, max: number): string {
+  return s.length <= max ? s : `${s.slice(0, max)}…`;
 }

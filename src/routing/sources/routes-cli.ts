@@ -17,13 +17,16 @@
  */
 import { readFileSync } from "node:fs";
 import { formatDocError, formatFromPath, scanRouteDocument, validateEntry, type RouteFormat } from "./document.js";
-import { createRedisClient, describeEndpoint, parseRedisUrl, type RedisClient } from "./redis-client.js";
+import { type RedisClient, RedisConnector } from "../../redis/client.js";
+import { parseRedisUrl } from "../../redis/endpoint.js";
 import { loadFunctionLibrary, RedisRouteWriter, RouteValidationError } from "./redis-writer.js";
 import { resolvePlain } from "./yaml-fast.js";
 
 /** The part of `routes.redis` the CLI needs. */
 export interface RoutesCliRedisConfig {
   url: string;
+  /** The endpoint already parsed (the daemon's); else `url` is parsed here. */
+  connector?: RedisConnector;
   prefix: string;
   stream_maxlen: number;
 }
@@ -161,20 +164,20 @@ export async function routesCommand(
     }
   }
 
-  let endpoint;
+  let redis: RedisConnector;
   try {
-    endpoint = parseRedisUrl(redisCfg.url);
+    redis = redisCfg.connector ?? new RedisConnector(parseRedisUrl(redisCfg.url));
   } catch (e) {
     err(`routes.redis.url: ${(e as Error).message}\n`);
     return 1;
   }
-  const client: RedisClient = createRedisClient(endpoint, { redis: { retryStrategy: () => null, maxRetriesPerRequest: 1, connectTimeout: 5000 } });
+  const client: RedisClient = redis.client({ name: "didgate-routes-cli", redis: { retryStrategy: () => null, maxRetriesPerRequest: 1, connectTimeout: 5000 } });
   client.on("error", () => undefined);
   try {
     try {
       await client.connect();
     } catch (e) {
-      err(`cannot connect to Redis at ${describeEndpoint(endpoint)}: ${(e as Error).message}\n`);
+      err(`cannot connect to Redis at ${redis.describe()}: ${(e as Error).message}\n`);
       return 1;
     }
     const writer = new RedisRouteWriter(client, { prefix: redisCfg.prefix, streamMaxlen: redisCfg.stream_maxlen });

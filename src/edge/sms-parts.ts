@@ -1,5 +1,6 @@
 /**
- * RedisPartStore as the SMPP layer's DurablePartStore (src/smpp/types.ts). One difference in what
+ * A durable part store (RedisPartStore in spool mode, JournalPartStore in direct mode) as the SMPP
+ * layer's DurablePartStore (src/smpp/types.ts). One difference in what
  * add() answers: a part re-added to a buffer that is complete but not done (its message was
  * answered with a temporary failure, so the peer retries the final part) is "complete" again, with
  * every part, instead of "duplicate": the retry completes the message again, as with the in-memory
@@ -8,10 +9,10 @@
  * (delivery of reassembled messages is at least once, see parts.ts).
  */
 import type { DurablePartAdd, DurablePartStore } from "../smpp/types.js";
-import type { RedisPartStore, SweptBuffer } from "./parts.js";
+import type { PartStore, SweptBuffer } from "../delivery/parts.js";
 
 export class SmppPartStore implements DurablePartStore {
-  constructor(readonly store: RedisPartStore) {}
+  constructor(readonly store: PartStore) {}
 
   async add(key: string, total: number, seq: number, part: string): Promise<DurablePartAdd> {
     const r = await this.store.add(key, total, seq, part);

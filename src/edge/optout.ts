@@ -1,0 +1,85 @@
+/**
+ * SMS opt-out: the standard keywords and who opted out of which number.
+ *
+ * A message whose whole text (trimmed, any case, trailing punctuation ignored) is a stop word
+ * records its sender as opted out of the number it was sent to; a start word removes that; a help
+ * word asks for the configured help text. Sending from a number to a recipient that opted out of
+ * it is refused (the SMPP and HTTP answers are the caller's). The words are the CTIA / carrier
+ * set: STOP, STOPALL, UNSUBSCRIBE, CANCEL, END, QUIT; START, UNSTOP, YES; HELP, INFO.
+ *
+ * Storage: with Redis a SET per number, `<prefix>optout:<number>` holding the opted-out senders,
+ * shared by every edge; without Redis a bounded in-memory map (one edge).
+ */
+import type { Cluster, Redis } from "ioredis";
+
+export type OptKeyword = "stop" | "start" | "help";
+
+const WORDS: ReadonlyMap<string, OptKeyword> = new Map([
+  ["STOP", "stop"],
+  ["STOPALL", "stop"],
+  ["UNSUBSCRIBE", "stop"],
+  ["CANCEL", "stop"],
+  ["END", "stop"],
+  ["QUIT", "stop"],
+  ["START", "start"],
+  ["UNSTOP", "start"],
+  ["YES", "start"],
+  ["HELP", "help"],
+  ["INFO", "help"],
+]);
+
+/** The opt-out keyword a message text is, if any. */
+export function optKeyword(text: string): OptKeyword | null {
+  if (text.length > 32) return null;
+  const t = text.trim().replace(/[.!?]+$/, "").toUpperCase();
+  return WORDS.get(t) ?? null;
+}
+
+/** The first word of a text, upper-cased (for route keywords such as JOIN). */
+export function firstWord(text: string): string {
+  const t = text.trimStart();
+  let e = 0;
+  while (e < t.length && e < 64 && !/\s/.test(t[e]!)) e++;
+  return t.slice(0, e).replace(/[.!?,;:]+$/, "").toUpperCase();
+}
+
+export interface OptOutStore {
+  optOut(number: string, sender: string): Promise<void>;
+  optIn(number: string, sender: string): Promise<void>;
+  isOptedOut(number: string, recipient: string): Promise<boolean>;
+}
+
+export class RedisOptOutStore implements OptOutStore {
+  constructor(
+    private readonly redis: Redis | Cluster,
+    private readonly prefix: string,
+  ) {}
+  async optOut(number: string, sender: string): Promise<void> {
+    await this.redis.sadd(`${this.prefix}optout:${number}`, sender);
+  }
+  async optIn(number: string, sender: string): Promise<void> {
+    await this.redis.srem(`${this.prefix}optout:${number}`, sender);
+  }
+  async isOptedOut(number: string, recipient: string): Promise<boolean> {
+    return (await this.redis.sismember(`${this.prefix}optout:${number}`, recipient)) === 1;
+  }
+}
+
+export class MemoryOptOutStore implements OptOutStore {
+  private readonly set = new Set<string>();
+  constructor(private readonly max = 1_000_000) {}
+  async optOut(number: string, sender: string): Promise<void> {
+    // bounded: at the cap the oldest opt-out is forgotten (logged by the caller's metrics)
+    if (this.set.size >= this.max) {
+      const first = this.set.values().next().value;
+      if (first !== undefined) this.set.delete(first);
+    }
+    this.set.add(number + " " + sender);
+  }
+  async optIn(number: string, sender: string): Promise<void> {
+    this.set.delete(number + " " + sender);
+  }
+  async isOptedOut(number: string, recipient: string): Promise<boolean> {
+    return this.set.has(number + " " + recipient);
+  }
+}

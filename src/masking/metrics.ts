@@ -1,0 +1,24 @@
+/** Metrics of number masking; pool names come from config (a closed set). */
+import { Counter, Gauge, type Registry } from "prom-client";
+import type { SessionStore } from "./sessions.js";
+
+export class MaskingMetrics {
+  readonly allocations: Counter<"pool" | "result">;
+  readonly routed: Counter<"kind">;
+
+  constructor(registry: Registry, store: SessionStore, pools: readonly string[]) {
+    this.allocations = new Counter({ name: "didgate_masking_allocations_total", help: "Masking session allocations by pool and result (created, pool_exhausted)", labelNames: ["pool", "result"], registers: [registry] });
+    this.routed = new Counter({ name: "didgate_masking_routed_total", help: "Calls and messages routed through a masking session", labelNames: ["kind"], registers: [registry] });
+    const known = new Set(pools);
+    new Gauge({
+      name: "didgate_masking_sessions",
+      help: "Masking sessions alive per pool",
+      labelNames: ["pool"],
+      registers: [registry],
+      async collect() {
+        const m = await store.activeByPool().catch(() => new Map<string, number>());
+        for (const [pool, n] of m) if (known.has(pool)) this.set({ pool }, n);
+      },
+    });
+  }
+}
