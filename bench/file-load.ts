@@ -75,6 +75,8 @@ interface ChildResult {
   assemble_ms: number;
   max_stall_ms: number;
   max_stall_cpu_ms: number;
+  /** Heap in use after the load and a full GC (with --expose-gc). */
+  heap_after_mb?: number;
   error?: string;
 }
 
@@ -128,6 +130,12 @@ async function child(file: string, mode: string): Promise<void> {
     max_stall_cpu_ms: Math.round(maxGapCpu * 10) / 10,
   };
   if (!r.ok) res.error = r.errors.slice(0, 3).join("; ");
+  const gc = (globalThis as { gc?: () => void }).gc;
+  if (gc) {
+    gc();
+    gc();
+    res.heap_after_mb = Math.round(process.memoryUsage().heapUsed / 1048576);
+  }
   process.stdout.write(JSON.stringify(res) + "\n");
 }
 
@@ -169,9 +177,10 @@ async function main(): Promise<void> {
             max_slice_cpu_ms: c.max_slice_cpu_ms,
             max_stall_ms: c.max_stall_ms,
             max_stall_cpu_ms: c.max_stall_cpu_ms,
+            heap_after_mb: c.heap_after_mb,
           }),
         );
-        if (!args.json) rep.note(`  ${f} ${n}: ${(c.load_ms / 1000).toFixed(2)} s (CPU ${(c.cpu_ms / 1000).toFixed(2)} s), peak RSS ${c.peak_rss_mb} MB (after ${c.rss_after_mb} MB), longest main-thread slice ${c.max_slice_ms} ms (CPU ${c.max_slice_cpu_ms} ms), longest stall ${c.max_stall_ms} ms (CPU ${c.max_stall_cpu_ms} ms), file ${Math.round(mb)} MB`);
+        if (!args.json) rep.note(`  ${f} ${n}: ${(c.load_ms / 1000).toFixed(2)} s (CPU ${(c.cpu_ms / 1000).toFixed(2)} s), peak RSS ${c.peak_rss_mb} MB (after ${c.rss_after_mb} MB, heap after GC ${c.heap_after_mb ?? "?"} MB), longest main-thread slice ${c.max_slice_ms} ms (CPU ${c.max_slice_cpu_ms} ms), longest stall ${c.max_stall_ms} ms (CPU ${c.max_stall_cpu_ms} ms), file ${Math.round(mb)} MB`);
         rmSync(file, { force: true });
       }
     }

@@ -7,7 +7,7 @@ import { Didgate, StartError } from "./app.js";
 import { ConfigError, loadConfig, resolvePath, type LoadedConfig } from "./config/load.js";
 import { Decider } from "./routing/decide.js";
 import { lookupJson } from "./routing/explain.js";
-import { loadRouteFile } from "./routing/sources/file.js";
+import { loadRouteFileInWorker } from "./routing/sources/file.js";
 import { routesCommand } from "./routing/sources/routes-cli.js";
 import { dlqCommand } from "./delivery/dlq.js";
 
@@ -109,7 +109,7 @@ async function lookup(args: ParsedArgs): Promise<number> {
     if (!Number.isFinite(atMs)) throw new UsageError(`--at ${JSON.stringify(at)} is not an ISO 8601 time`);
   }
   const file = resolvePath(loaded.baseDir, loaded.config.routes.file);
-  const r = loadRouteFile(file);
+  const r = await loadRouteFileInWorker(file);
   if (!r.ok) throw new ConfigError(r.errors);
   const caller = str(args.flags, "caller");
   const res = lookupJson(r.table, new Decider(), caller === undefined ? { number, atMs } : { number, caller, atMs });
@@ -123,7 +123,7 @@ async function checkConfig(args: ParsedArgs): Promise<number> {
   const errors: string[] = [];
   let entries = 0;
   if (!loaded.config.routes.redis) {
-    const r = loadRouteFile(resolvePath(loaded.baseDir, loaded.config.routes.file));
+    const r = await loadRouteFileInWorker(resolvePath(loaded.baseDir, loaded.config.routes.file));
     if (r.ok) entries = r.table.size;
     else errors.push(...r.errors);
   }

@@ -13,10 +13,11 @@ import { existsSync, readFileSync, statSync, watch, type FSWatcher } from "node:
 import { basename, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Worker } from "node:worker_threads";
-import type { Logger } from "pino";
-import type { RouteMetrics } from "../metrics.js";
+import { pino, type Logger } from "pino";
+import { Registry } from "prom-client";
+import { RouteMetrics } from "../metrics.js";
 import { LazyRoute, type Route } from "../route.js";
-import { EntryColumns, RouteTable, type RouteStore } from "../table.js";
+import { EntryColumns, RouteStore, RouteTable } from "../table.js";
 import { formatDocError, formatFromPath, scanRouteDocument, validateEntry } from "./document.js";
 import type { FileWorkerData, FileWorkerMessage } from "./file-worker.js";
 
@@ -54,6 +55,21 @@ export function loadRouteFile(path: string): LoadResult {
 }
 
 /**
+ * Loads a route file through the loader thread (as the daemon does) into a table of its own, for
+ * the command line (lookup, check-config): parsing runs on a second core and routes are compiled
+ * on first use. Every error is listed. Falls back to loadRouteFile() where there is no worker.
+ */
+export async function loadRouteFileInWorker(path: string): Promise<LoadResult> {
+  const store = new RouteStore<Route>(RouteTable.build<Route>([]));
+  const source = new FileRouteSource({ path, watch: false, store, logger: pino({ level: "silent" }), metrics: new RouteMetrics(new Registry()), maxErrors: Infinity });
+  try {
+    return await source.load();
+  } finally {
+    source.close();
+  }
+}
+
+/**
  * The compiled worker script. Under the test runner this module runs from the TypeScript sources,
  * whose imports name .js files that only exist in the compiled tree: use the compiled worker.
  */
@@ -79,6 +95,8 @@ export interface FileSourceOptions {
   worker?: boolean;
   /** Longest stretch of main-thread work per slice while a worker load is turned into routes. */
   sliceMs?: number;
+  /** Errors kept from a broken file (all are counted; default 1000). */
+  maxErrors?: number;
 }
 
 /** How a load went, for the log and for tests. */
@@ -235,7 +253,7 @@ export class FileRouteSource {
         path,
         format: formatFromPath(path),
         lastHash: reason === "initial" ? "" : this.lastHash,
-        maxErrors: 1000,
+        maxErrors: this.opts.maxErrors ?? 1000,
         batch: 2000,
         consumed: consumedBuf,
         inFlight: 8,
