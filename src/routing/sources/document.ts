@@ -1,7 +1,8 @@
 /**
  * Route documents: the YAML, JSON and CSV forms of a route table (config/routes.yaml, imports,
- * exports). Parsing validates every entry and reports every error with its key; valid entries are
- * returned even when others are broken, so a caller can choose to skip or to refuse.
+ * exports). Reading is linear in the document's size and passes the entries one at a time, each
+ * with its line and column; validation reports every error with the entry's key and place; valid
+ * entries are returned even when others are broken, so a caller can choose to skip or to refuse.
  *
  * YAML/JSON: a mapping of key → entry, optionally under a top-level `routes:` mapping.
  * CSV: a header row; `key` is required; either a `json` column with the whole entry, or the flat

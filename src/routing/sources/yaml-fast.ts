@@ -38,8 +38,8 @@ export type ScanResult = { ok: true } | { ok: false; error: YamlError } | { ok: 
 
 /**
  * Reads the entries of a route document. Returns `whole` when the document must be parsed whole
- * by the reference parser (nothing was passed to the sink then), or the first syntax error.
- * Duplicate top-level keys are reported like the reference does.
+ * by the reference parser (entries may have been passed to the sink already: the caller starts
+ * over), or the first syntax error. Duplicate top-level keys are reported like the reference does.
  */
 export function scanYamlEntries(text: string, sink: YamlEntrySink): ScanResult {
   const n = text.length;
