@@ -12,7 +12,7 @@ import type { AddressInfo } from "node:net";
 import { hostname } from "node:os";
 import type { Logger } from "pino";
 import type { Registry } from "prom-client";
-import { ConfigError, loadConfig, resolvePath, snapshotPath, type LoadedConfig } from "./config/load.js";
+import { ConfigError, loadConfig, packageRoot, resolvePath, snapshotPath, type LoadedConfig } from "./config/load.js";
 import { parseHostPort } from "./config/net.js";
 import type { Config } from "./config/schema.js";
 import { Delivery } from "./delivery/delivery.js";
@@ -40,6 +40,12 @@ import { RedisRouteSource } from "./routing/sources/redis.js";
 import { RouteStore, RouteTable } from "./routing/table.js";
 import { SmppEdge } from "./smpp/edge.js";
 import { startApi, type ApiHandle } from "./api/index.js";
+import { registerSessionsApi } from "./api/sessions.js";
+import { MaskingMetrics } from "./masking/metrics.js";
+import { MemorySessionStore, RedisSessionStore, type SessionStore } from "./masking/sessions.js";
+import { ActivityRecorder } from "./records/activity.js";
+import type { StatusReport } from "./ops/status.js";
+import { RecordWriter } from "./records/writer.js";
 import type { SmppConfig } from "./smpp/types.js";
 
 export interface DidgateOptions {
@@ -52,6 +58,15 @@ export interface DidgateOptions {
 
 /** During a drain, how long SIP must be quiet before the edge stops (after INVITEs finished). */
 const DRAIN_QUIET_MS = 1500;
+
+/** The package version (package.json). */
+export function packageVersion(): string {
+  try {
+    return String((JSON.parse(readFileSync(resolvePath(packageRoot(), "package.json"), "utf8")) as { version?: string }).version ?? "0");
+  } catch {
+    return "0";
+  }
+}
 
 export class StartError extends Error {
   constructor(readonly errors: string[]) {
@@ -101,6 +116,14 @@ export class Didgate {
   /** The HTTP API (api.listen); its own Redis connection for writes. */
   api: ApiHandle | undefined;
   private apiRedis: RedisClient | undefined;
+  /** Masking sessions (masking.pools); in Redis when it is configured. */
+  masking: SessionStore | undefined;
+  private maskingMetrics: MaskingMetrics | undefined;
+  /** Call and message records (records.enabled), and number activity. */
+  records: RecordWriter | undefined;
+  activity: ActivityRecorder | undefined;
+  /** Connections of the records, activity and masking stores. */
+  private extraRedis: RedisClient[] = [];
   private routesLoaded = false;
   private listenersUp = false;
   private stopping = false;
@@ -112,7 +135,12 @@ export class Didgate {
     this.registry = createRegistry();
     this.routeMetrics = new RouteMetrics(this.registry);
     this.store = new RouteStore<Route>(RouteTable.build<Route>([]));
-    this.decider = new Decider(opts.random ? { random: opts.random } : {});
+    const life = this.config.lifecycle;
+    this.decider = new Decider({
+      ...(opts.random ? { random: opts.random } : {}),
+      quarantineDays: life.quarantine_days,
+      tenantQuarantineDays: new Map(Object.entries(life.tenants)),
+    });
     this.now = opts.now ?? Date.now;
     // The schema has validated the URL already.
     this.redis = this.config.routes.redis ? RedisConnector.fromUrl(this.config.routes.redis.url) : undefined;
@@ -125,6 +153,8 @@ export class Didgate {
   async start(): Promise<void> {
     try {
       await this.startRoutes();
+      this.startRecords();
+      await this.startMasking();
       await this.startDelivery();
       await this.startSmpp();
       await this.startVoice();
@@ -343,6 +373,7 @@ export class Didgate {
       logger: this.logger,
       readiness: () => this.readiness(),
       lookup: (number, caller, atMs) => this.lookup(number, caller, atMs),
+      status: () => this.status(),
     });
     this.adminAddress = await this.admin.listen(hp.host, hp.port);
   }
@@ -368,9 +399,105 @@ export class Didgate {
       logger: this.logger,
       registry: this.registry,
       now: this.now,
+      register: [
+        (app) => {
+          const store = this.masking;
+          if (store === undefined) return;
+          const pools = new Map(this.config.masking.pools.map((p) => [p.name, p.tenant]));
+          registerSessionsApi(app, { store, poolTenant: (n) => pools.get(n), maxTtlS: this.config.masking.max_ttl_s, ...(this.maskingMetrics ? { metrics: this.maskingMetrics } : {}) });
+        },
+      ],
     });
     const index = this.api.index;
     this.redisSource?.on("delta", (_id: string, _op: string, key: string) => index.noteChanged(key));
+  }
+
+  /** A Redis connection of its own for a store (null when Redis is not configured). */
+  private ownRedis(name: string): RedisClient | undefined {
+    if (this.redis === undefined) return undefined;
+    const c = this.redis.client({ name, redis: { maxRetriesPerRequest: 1, enableOfflineQueue: true } });
+    c.on("error", (err: Error) => this.logger.debug({ err: err.message, connection: name }, "redis error"));
+    void c.connect().catch(() => undefined);
+    this.extraRedis.push(c);
+    return c;
+  }
+
+  // ---- records, activity, masking ----------------------------------------------------------------
+
+  private startRecords(): void {
+    const r = this.config.records;
+    const prefix = this.config.routes.redis?.prefix ?? "didgate:";
+    const stateDir = this.path(this.config.state_dir);
+    if (r.enabled) {
+      const redis = this.ownRedis("didgate-records");
+      this.records = new RecordWriter({
+        stateDir,
+        ...(redis ? { redis } : {}),
+        stream: `${prefix}cdr`,
+        maxlen: r.stream_maxlen,
+        ...(r.jsonl ? { jsonl: { path: this.path(r.jsonl.path), maxBytes: r.jsonl.max_bytes, keep: r.jsonl.keep } } : {}),
+        logger: this.logger,
+        registry: this.registry,
+      });
+    }
+    const redis = this.ownRedis("didgate-activity");
+    this.activity = new ActivityRecorder({ ...(redis ? { redis, prefix } : { file: resolvePath(stateDir, "activity.json") }), logger: this.logger, now: this.now });
+  }
+
+  private async startMasking(): Promise<void> {
+    const m = this.config.masking;
+    if (m.pools.length === 0) return;
+    const redis = this.ownRedis("didgate-masking");
+    const prefix = this.config.routes.redis?.prefix ?? "didgate:";
+    const store: SessionStore = redis ? new RedisSessionStore(redis, prefix, this.now) : new MemorySessionStore(this.now);
+    for (const p of m.pools) {
+      try {
+        await store.setPool(p.name, p.tenant, p.numbers);
+      } catch (err) {
+        throw new StartError([`masking.pools ${p.name}: cannot store the pool in Redis: ${(err as Error).message}`]);
+      }
+    }
+    this.masking = store;
+    this.maskingMetrics = new MaskingMetrics(this.registry, store, m.pools.map((p) => p.name));
+  }
+
+  /** The status view (admin GET /v1/status, `didgate status`). */
+  async status(): Promise<StatusReport> {
+    const ready = this.readiness();
+    const t = this.store.current;
+    const rs = this.redisSource?.status();
+    const routes: StatusReport["routes"] = { source: this.redisSource ? "redis" : "file", entries: t.size, version: String(t.version) };
+    if (rs !== undefined) {
+      const state = rs.refusing ? "refusing (shrink guard)" : rs.stale ? "stale (from snapshot)" : rs.connected ? "connected" : "disconnected";
+      routes.sync = { state, lag_ms: null, last_error: rs.lastError ?? null };
+    } else routes.last_error = this.fileSource?.lastError?.[0] ?? null;
+    const v = this.voice?.status();
+    const smpp = this.smpp;
+    let delivery: StatusReport["delivery"] = null;
+    if (this.delivery) {
+      const st = this.delivery.spool ? await this.delivery.spool.stats().catch(() => undefined) : undefined;
+      delivery = { mode: this.delivery.mode, depth: st?.depth ?? null, oldest_age_s: st ? Math.round(st.oldestAgeS) : null, retry: st?.retry ?? null, dead_letters: st?.deadLetters ?? null };
+    }
+    return {
+      instance: this.config.instance_id ?? hostname(),
+      version: packageVersion(),
+      node: process.versions.node,
+      uptime_s: Math.round(process.uptime()),
+      ready: ready.ready,
+      routes,
+      sip: this.voice
+        ? { listeners: this.voice.listeners, trunks: v!.trunks, customers: [], targets: v!.targets, calls_in_progress: v!.calls }
+        : null,
+      smpp: smpp
+        ? {
+            listen: smpp.address() ? { address: smpp.address()!.address, port: smpp.address()!.port } : null,
+            sessions: smpp.sessionCount,
+            binds: smpp.bindStates().map((b) => ({ ...b, window: b.window ?? this.config.smpp.window })),
+          }
+        : null,
+      delivery,
+      workers: 1,
+    };
   }
 
   readiness(): Readiness {
@@ -486,6 +613,9 @@ export class Didgate {
     await this.admin?.close();
     await this.api?.close().catch(() => undefined);
     this.apiRedis?.disconnect();
+    await this.activity?.close().catch(() => undefined);
+    await this.records?.close(1000).catch(() => undefined);
+    for (const c of this.extraRedis) c.disconnect();
     this.logger.info("didgate stopped");
     await new Promise<void>((resolve) => {
       try {

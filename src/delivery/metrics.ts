@@ -15,6 +15,10 @@ export interface SpoolStats {
   depth: number;
   /** Age (s) of the oldest message in the spool, from its acceptance; 0 when empty. */
   oldestAgeS: number;
+  /** Of depth, the messages waiting for a retry. */
+  retry?: number;
+  /** Entries in the dead-letter stream. */
+  deadLetters?: number;
 }
 
 export class DeliveryMetrics {

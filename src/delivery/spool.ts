@@ -224,6 +224,7 @@ export class Spool {
       .zcard(k.retry)
       .xrange(k.inbound, "-", "+", "COUNT", "1")
       .zrange(k.retryAge, "0", "0", "WITHSCORES")
+      .xlen(k.dlq)
       .exec();
     if (res === null) return { depth: 0, oldestAgeS: 0 };
     for (const [err] of res) if (err) throw err;
@@ -237,7 +238,7 @@ export class Spool {
     const z = firstScore(res[3][1]);
     if (z !== undefined) oldest = Math.min(oldest, z);
     const now = this.o.clock.now();
-    return { depth, oldestAgeS: oldest === Infinity ? 0 : Math.max(0, (now - oldest) / 1000) };
+    return { depth, oldestAgeS: oldest === Infinity ? 0 : Math.max(0, (now - oldest) / 1000), retry: Number(res[1][1]), deadLetters: Number(res[4][1]) };
   }
 
   // ------------------------------------------------------------ reading

@@ -107,6 +107,17 @@ export class TargetHealth implements TimerTarget {
     this.stack = null;
   }
 
+  /** Every tracked target and whether it is down (status view). */
+  list(): Array<{ target: string; state: "up" | "down"; reason: string | null }> {
+    const out: Array<{ target: string; state: "up" | "down"; reason: string | null }> = [];
+    for (const [key, e] of this.entries.entries()) {
+      const local = this.locallyDown(key);
+      const remote = this.remotelyDown(key);
+      out.push({ target: e.uri, state: local || remote ? "down" : "up", reason: e.down ? "probes failed" : local ? "suspect after a failed call" : remote ? "down on another edge" : null });
+    }
+    return out;
+  }
+
   /** True when the target should be skipped while another one is up. */
   isDown(key: string): boolean {
     return this.locallyDown(key) || this.remotelyDown(key);

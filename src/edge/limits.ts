@@ -10,6 +10,10 @@ export type Now = () => number;
 export class TokenBucket {
   private tokens: number;
   private last: number;
+  /** Tokens taken in the current and the previous whole second (for the status view). */
+  private second = 0;
+  private takenNow = 0;
+  private takenPrev = 0;
 
   /** rate: tokens per second; burst: bucket size (at least 1). */
   constructor(
@@ -43,9 +47,28 @@ export class TokenBucket {
     this.refill();
     if (this.tokens >= 1) {
       this.tokens -= 1;
+      const sec = Math.floor(this.last / 1000);
+      if (sec !== this.second) {
+        this.takenPrev = sec === this.second + 1 ? this.takenNow : 0;
+        this.takenNow = 0;
+        this.second = sec;
+      }
+      this.takenNow++;
       return 0;
     }
     return Math.max(1, Math.ceil((1 - this.tokens) / this.rate));
+  }
+
+  /** Tokens taken in the last whole second (calls per second in use). */
+  inUse(): number {
+    const sec = Math.floor(this.now() / 1000);
+    if (sec === this.second) return this.takenPrev;
+    if (sec === this.second + 1) return this.takenNow;
+    return 0;
+  }
+
+  get limit(): number {
+    return this.rate;
   }
 }
 

@@ -505,6 +505,16 @@ export class VoiceEdge implements SipStackHandler, ProxyHost {
     res.popVia();
     this.stack.sendResponseStateless(res);
   }
+
+  /** Trunks with their CPS in use, and the targets being tracked (status view). */
+  status(): { trunks: Array<{ name: string; cps: number; cps_in_use: number; calls: number | null; max_calls: number | null }>; targets: Array<{ target: string; state: "up" | "down"; reason: string | null }>; calls: number } {
+    return {
+      trunks: this.trunks.trunks.map((t) => ({ name: t.name, cps: t.cps.limit, cps_in_use: t.cps.inUse(), calls: null, max_calls: null })),
+      targets: this.health.list(),
+      calls: this.calls.size,
+    };
+  }
+
 }
 
 type NextFlow = { transport: TransportKind; address: string; port: number };

@@ -7,6 +7,7 @@ import type { AddressInfo } from "node:net";
 import type { Logger } from "pino";
 import type { Registry } from "prom-client";
 import type { LookupJson } from "../routing/explain.js";
+import { renderStatus, type StatusReport } from "./status.js";
 
 export interface Readiness {
   ready: boolean;
@@ -18,6 +19,8 @@ export interface AdminHandlers {
   logger: Logger;
   readiness(): Readiness;
   lookup(number: string, caller: string | undefined, atMs: number): { ok: true; json: LookupJson } | { ok: false; error: string };
+  /** The status view (GET /v1/status). */
+  status?(): Promise<StatusReport>;
 }
 
 function send(res: ServerResponse, status: number, body: string, type = "application/json"): void {
@@ -73,6 +76,16 @@ export class AdminServer {
         send(res, r.ready ? 200 : 503, JSON.stringify({ status: r.ready ? "ready" : "not ready", ...r }));
         return;
       }
+      case "/v1/status": {
+        if (this.h.status === undefined) {
+          send(res, 404, JSON.stringify({ error: "not found" }));
+          return;
+        }
+        const r = await this.h.status();
+        if (url.searchParams.get("format") === "text") send(res, 200, renderStatus(r), "text/plain; charset=utf-8");
+        else send(res, 200, JSON.stringify(r));
+        return;
+      }
       case "/v1/lookup": {
         const number = url.searchParams.get("number");
         if (!number) {
@@ -94,7 +107,7 @@ export class AdminServer {
         return;
       }
       default:
-        send(res, 404, JSON.stringify({ error: "not found", endpoints: ["/metrics", "/healthz", "/readyz", "/v1/lookup?number="] }));
+        send(res, 404, JSON.stringify({ error: "not found", endpoints: ["/metrics", "/healthz", "/readyz", "/v1/lookup?number=", "/v1/status"] }));
     }
   }
 

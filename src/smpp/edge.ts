@@ -165,6 +165,23 @@ export class SmppEdge {
     this.inbound.close();
   }
 
+  /** Outbound binds: state and window use (status view). */
+  bindStates(): Array<{ name: string; state: string; window: number | null; in_flight: number | null }> {
+    const out: Array<{ name: string; state: string; window: number | null; in_flight: number | null }> = [];
+    for (const c of this.clients.values()) {
+      const s = c.current;
+      out.push({ name: c.name, state: c.state, window: c.cfg.window ?? null, in_flight: s !== null ? s.inFlightOut : null });
+    }
+    return out;
+  }
+
+  /** Sessions bound to the server. */
+  get sessionCount(): number {
+    let n = 0;
+    if (this.server !== null) for (const _ of this.server.allSessions()) n++;
+    return n;
+  }
+
   private *windows(): Iterable<[string, "in" | "out", number]> {
     const sessions: SmppSession[] = [];
     if (this.server !== null) for (const s of this.server.allSessions()) sessions.push(s);
