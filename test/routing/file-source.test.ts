@@ -139,6 +139,19 @@ describe("route file formats (10k entries)", () => {
     expect(sourcesOf(store.current)).toEqual(sourcesOf(sync.table));
   });
 
+  it("small batches with one in flight: the loader thread waits for the main thread and the table is whole", async () => {
+    const dir = tempDir();
+    const file = join(dir, "routes.json");
+    writeFileSync(file, JSON.stringify({ routes }));
+    const store = new RouteStore<Route>(RouteTable.build<Route>([]));
+    const source = new FileRouteSource({ path: file, watch: false, store, logger: pino({ level: "silent" }), metrics: new RouteMetrics(new Registry()), batchSize: 97, inFlight: 1, sliceMs: 1 });
+    sources.push(source);
+    const r = await source.load();
+    expect(r.ok).toBe(true);
+    expect(source.lastStats).toMatchObject({ worker: true, entries: N + 1 });
+    expect(sourcesOf(store.current)).toEqual(routes);
+  });
+
   it("CSV flat columns", async () => {
     const dir = tempDir();
     const file = join(dir, "routes.csv");

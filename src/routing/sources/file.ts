@@ -97,6 +97,10 @@ export interface FileSourceOptions {
   sliceMs?: number;
   /** Errors kept from a broken file (all are counted; default 1000). */
   maxErrors?: number;
+  /** Entries per batch sent by the loader thread (default 2000). */
+  batchSize?: number;
+  /** Batches the loader thread may have waiting on the main thread (default 8). */
+  inFlight?: number;
 }
 
 /** How a load went, for the log and for tests. */
@@ -254,9 +258,9 @@ export class FileRouteSource {
         format: formatFromPath(path),
         lastHash: reason === "initial" ? "" : this.lastHash,
         maxErrors: this.opts.maxErrors ?? 1000,
-        batch: 2000,
+        batch: this.opts.batchSize ?? 2000,
         consumed: consumedBuf,
-        inFlight: 8,
+        inFlight: this.opts.inFlight ?? 8,
       };
       const consumedOne = (n = 1) => {
         Atomics.add(consumed, 0, n);
