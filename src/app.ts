@@ -27,6 +27,7 @@ import { ReceiptSender } from "./edge/sms-receipts.js";
 import { RedisPendingReceipts } from "./edge/receipt-queue.js";
 import { SmsEdge } from "./edge/sms.js";
 import { VoiceEdge } from "./edge/voice.js";
+import { selfTargetCheck } from "./edge/self-targets.js";
 import { AdminServer, type Readiness } from "./ops/admin.js";
 import { createLogger } from "./ops/logger.js";
 import { createRegistry } from "./ops/metrics.js";
@@ -201,7 +202,15 @@ export class Didgate {
       return;
     }
     const file = this.path(this.config.routes.file);
-    this.fileSource = new FileRouteSource({ path: file, watch: this.config.routes.watch, store: this.store, logger: this.logger, metrics: this.routeMetrics });
+    const check = selfTargetCheck(this.config.sip);
+    this.fileSource = new FileRouteSource({
+      path: file,
+      watch: this.config.routes.watch,
+      store: this.store,
+      logger: this.logger,
+      metrics: this.routeMetrics,
+      ...(check ? { check, selfTargets: this.config.sip } : {}),
+    });
     const r = await this.fileSource.load();
     if (!r.ok) throw new StartError(r.errors);
     this.routesLoaded = true;
@@ -337,7 +346,7 @@ export class Didgate {
       isCarrierAccount: (peer: string) => this.smpp?.accountRole(peer) === "carrier",
       isBind: (name: string) => this.smpp?.clients.has(name) ?? false,
     };
-    const sms = new SmsEdge({ store: this.store, delivery: this.delivery, logger: this.logger, registry: this.registry, plans, receipts: this.receipts, receiptsOut, now: this.now });
+    const sms = new SmsEdge({ store: this.store, delivery: this.delivery, logger: this.logger, registry: this.registry, plans, receipts: this.receipts, receiptsOut, now: this.now, ...(this.records ? { records: this.records } : {}), ...(this.activity ? { activity: this.activity } : {}) });
     this.sms = sms;
     this.smpp = new SmppEdge({
       config: this.smppConfig(),

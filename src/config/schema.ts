@@ -57,9 +57,20 @@ export const sipSchema = z
     unknown_source: z.enum(["drop", "reject"]).default("drop"),
     gone_status: z.number().int().min(400).max(699).default(410),
     record_route: z.boolean().default(true),
+    /** Signs didgate's Record-Route (in-dialog requests): the same on every edge of a group. */
+    dialog_secret: z.string().min(16, "must be at least 16 characters (32 random bytes recommended)").optional(),
+    /** Older secrets still accepted on in-dialog requests (rotation). */
+    dialog_secret_previous: z.array(z.string().min(16)).default([]),
     tls: tlsFiles.extend({ verify: z.boolean().default(true) }).strict().optional(),
     trunks: z.array(trunkSchema).default([]),
+    /** Health checkers (load balancers, monitoring) whose OPTIONS get 200 though they are not trunks. */
+    pingers: z.array(cidr).default([]),
     max_inflight_invites: z.number().int().positive().default(2000),
+    /**
+     * Seconds a target has to send a provisional response (100 Trying included) before the call
+     * moves on to the next target; routes override it with voice.invite_timeout_s. 0: Timer B only.
+     */
+    invite_timeout_s: z.number().min(0).max(300).default(8),
     flood: z
       .object({
         per_source_pps: z.number().positive().default(20),
@@ -67,6 +78,21 @@ export const sipSchema = z
       })
       .strict()
       .default({ per_source_pps: 20, max_sources: 10_000 }),
+    /** TCP/TLS listener limits. */
+    tcp: z
+      .object({
+        max_connections: z.number().int().positive().default(10_000),
+        /** Connections from sources that are not trunks at most (the rest is kept for trunks). */
+        max_untrusted_connections: z.number().int().positive().default(2000),
+        max_connections_per_ip: z.number().int().positive().default(64),
+        /** Seconds a message may take from its first byte to its last (slow senders are cut off). */
+        message_timeout_s: z.number().positive().max(300).default(5),
+        idle_timeout_s: z.number().positive().default(120),
+        /** Idle timeout of connections from sources that are not trunks. */
+        untrusted_idle_timeout_s: z.number().positive().default(30),
+      })
+      .strict()
+      .default({ max_connections: 10_000, max_untrusted_connections: 2000, max_connections_per_ip: 64, message_timeout_s: 5, idle_timeout_s: 120, untrusted_idle_timeout_s: 30 }),
     timers: z
       .object({
         t1_ms: z.number().int().positive().default(500),

@@ -14,7 +14,7 @@ import type { Logger } from "pino";
 import { LRUCache } from "lru-cache";
 import type { Config } from "../config/schema.js";
 import { SipMessage, randomToken, type ClientTransaction, type ClientTxHandler, type SipStack, type TimerHandle, type TimerTarget } from "../sip/index.js";
-import type { ResolvedTarget } from "./resolve.js";
+import type { ResolvedTarget } from "../sip/resolve.js";
 
 export type HealthConfig = Config["sip"]["health"];
 
@@ -70,6 +70,8 @@ export class TargetHealth implements TimerTarget {
   private timer: TimerHandle = null;
   private downCount = 0;
   private readonly suspectMs: number;
+  /** Addresses of the tracked targets, with how many tracked targets have each. */
+  private readonly addresses = new Map<string, number>();
   /** Targets other edges hold down: key → until (ms). */
   private readonly remoteDown = new Map<string, number>();
 
@@ -77,7 +79,13 @@ export class TargetHealth implements TimerTarget {
     this.cfg = opts.config;
     this.aliveCodes = new Set(opts.config.alive_codes);
     this.suspectMs = opts.suspectMs ?? 30_000;
-    this.entries = new LRUCache({ max: opts.max ?? 1000, dispose: () => this.recount() });
+    this.entries = new LRUCache({
+      max: opts.max ?? 1000,
+      dispose: (e) => {
+        this.forgetAddress(e.target.address);
+        this.recount();
+      },
+    });
   }
 
   /** Start probing (when enabled) through this stack. */
@@ -165,7 +173,23 @@ export class TargetHealth implements TimerTarget {
   /** A call is being sent to this target: track it for probing. */
   track(t: ResolvedTarget, uri: string): void {
     const e = this.entries.get(t.key);
-    if (e === undefined) this.entries.set(t.key, { target: t, uri, down: false, suspectUntil: 0, fails: 0, oks: 0, probing: false });
+    if (e === undefined) this.add(t, { target: t, uri, down: false, suspectUntil: 0, fails: 0, oks: 0, probing: false });
+  }
+
+  private add(t: ResolvedTarget, e: Entry): void {
+    this.entries.set(t.key, e);
+    this.addresses.set(t.address, (this.addresses.get(t.address) ?? 0) + 1);
+  }
+
+  private forgetAddress(a: string): void {
+    const n = (this.addresses.get(a) ?? 1) - 1;
+    if (n <= 0) this.addresses.delete(a);
+    else this.addresses.set(a, n);
+  }
+
+  /** True when a target a call was sent to (still tracked) has this address (its OPTIONS pings get 200). */
+  knowsAddress(address: string): boolean {
+    return this.addresses.has(address);
   }
 
   /** A real call timed out or failed at the transport: down at once. */
@@ -173,7 +197,7 @@ export class TargetHealth implements TimerTarget {
     let e = this.entries.get(t.key);
     if (e === undefined) {
       e = { target: t, uri, down: false, suspectUntil: 0, fails: 0, oks: 0, probing: false };
-      this.entries.set(t.key, e);
+      this.add(t, e);
     }
     const was = this.isDown(t.key);
     const wasLocal = this.locallyDown(t.key);

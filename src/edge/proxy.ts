@@ -1,38 +1,36 @@
 /**
- * Stateful proxying for the SIP edge (RFC 3261 section 16).
+ * Forking policy of the SIP edge (RFC 3261 section 16): which target gets the call next, and when.
  *
  * ProxyCall: one initial INVITE, sent to the route's targets one after the other (sequential
- * forking). Per branch: Request-URI = target URI, our Via (by the stack), Record-Route(s); the
- * branch ends with a final response, Timer B, a transport error or the ring timeout (CANCEL).
- * It fails over on the route's failover_on codes, on Timer B, transport errors and DNS failures;
- * never after a 6xx or an upstream CANCEL. When every target failed, the best response per 16.7
- * goes upstream (408 when none answered).
+ * forking). Per branch: Request-URI = target URI, our Via (by the stack, with a loop-detection
+ * branch), Record-Route(s) signed for the dialog (src/sip/rr.ts); the branch ends with a final
+ * response, Timer B, the INVITE timeout (no provisional response in time), a transport error or the
+ * ring timeout (CANCEL). It fails over on the route's failover_on codes, on Timer B, the INVITE
+ * timeout, transport errors and DNS failures; never after a 6xx or an upstream CANCEL. A target
+ * that is didgate itself is skipped (482 when no other target is left). When every target failed,
+ * the best response per 16.7 goes upstream (408 when none answered).
  *
- * Record-Route: "<sip:HOST:PORT;lr[;transport=tcp];ftag=FROMTAG;dgc=T~ADDR~PORT>". ftag tells the
- * direction of a later in-dialog request (From tag equal: caller to callee); dgc is the carrier's
- * flow (transport, source address, port) so a request towards the carrier reuses its TCP/TLS
- * connection. When the trunk and target sides use different listeners (transport or interface)
- * two Record-Route values are added (RFC 5658 double record-routing). Nothing is kept per dialog:
+ * When the trunk and target sides use different listeners (transport or interface) two
+ * Record-Route values are added (RFC 5658 double record-routing). Responses that set up the dialog
+ * get our values rewritten with the callee's next hop (16.7 step 9). Nothing is kept per dialog:
  * an edge restarted mid-call still routes BYE.
  */
 import type { Logger } from "pino";
 import {
-  parseNameAddr,
   type ClientTransaction,
   type ClientTxHandler,
-  type Listener,
   type ServerTransaction,
   type SipMessage,
   type SipStack,
-  type SipUri,
   type TimerHandle,
   type TimerTarget,
-  type TransportKind,
 } from "../sip/index.js";
+import { parseUri } from "../sip/uri.js";
+import { hopOfAddress, hopOfUri, inviteBinding, loopBranch, loopHash, recordRouteFor, rewriteRecordRoute, type DialogBinding, type DialogSigner } from "../sip/rr.js";
 import type { Target } from "../routing/route.js";
 import type { TargetHealth } from "./health.js";
-import type { ResolvedTarget, ResolveResult, TargetResolver } from "./resolve.js";
-import { targetKey } from "./resolve.js";
+import type { ResolvedTarget, ResolveResult, TargetResolver } from "../sip/resolve.js";
+import { targetKey } from "../sip/resolve.js";
 import type { VoiceMetrics, CallOutcome } from "./voice-metrics.js";
 
 /** What a call needs from the edge. */
@@ -43,6 +41,10 @@ export interface ProxyHost {
   readonly metrics: VoiceMetrics;
   readonly logger: Logger;
   readonly recordRoute: boolean;
+  /** Signs the Record-Route of each dialog. */
+  readonly signer: DialogSigner;
+  /** True when the target is one of our own listeners (a route pointing at didgate itself). */
+  isOwnTarget(r: ResolvedTarget): boolean;
   /** Monotonic ms (setup time). */
   mono(): number;
   /** The call sent its final response upstream (or was cancelled). */
@@ -51,6 +53,7 @@ export interface ProxyHost {
 
 const RING = 1;
 const CLEANUP = 2;
+const INVITE_TIMEOUT = 3;
 
 /** Response class rank for 16.7 best-response selection (lower is better). */
 function rank(status: number): number {
@@ -58,32 +61,6 @@ function rank(status: number): number {
   if (status >= 300 && status < 400) return 1;
   if (status >= 400 && status < 500) return 2;
   return 3; // 5xx
-}
-
-/** The carrier-facing flow token for the dgc Record-Route parameter. */
-export function flowToken(transport: TransportKind, address: string, port: number): string {
-  return transport + "~" + (address.indexOf(":") >= 0 ? "[" + address + "]" : address) + "~" + port;
-}
-
-export function parseFlowToken(s: string): { transport: TransportKind; address: string; port: number } | null {
-  const a = s.indexOf("~");
-  const b = s.lastIndexOf("~");
-  if (a <= 0 || b <= a) return null;
-  const t = s.slice(0, a);
-  if (t !== "udp" && t !== "tcp" && t !== "tls") return null;
-  let address = s.slice(a + 1, b);
-  if (address.startsWith("[") && address.endsWith("]")) address = address.slice(1, -1);
-  const port = Number(s.slice(b + 1));
-  if (!Number.isInteger(port) || port <= 0 || port > 65535 || address.length === 0) return null;
-  return { transport: t, address, port };
-}
-
-/** Record-Route value for a listener. */
-export function recordRouteFor(l: Listener, ftag: string, flow: string): string {
-  return (
-    "<sip:" + l.sentBy + ";lr" + (l.transport === "udp" ? "" : ";transport=" + l.transport) +
-    (ftag.length > 0 ? ";ftag=" + ftag : "") + (flow.length > 0 ? ";dgc=" + flow : "") + ">"
-  );
 }
 
 export interface CallInfo {
@@ -94,6 +71,8 @@ export interface CallInfo {
   targets: readonly Target[];
   failoverOn: readonly number[];
   ringMs: number;
+  /** No provisional response from a target in this time: next target (0: off, Timer B only). */
+  inviteMs: number;
   startedAt: number;
 }
 
@@ -106,11 +85,17 @@ export class ProxyCall implements ClientTxHandler, TimerTarget {
   private cur: ResolvedTarget | null = null;
   private curUri = "";
   private best: SipMessage | null = null;
+  /** best arrived without a Via below ours: answer with its status, do not forward it */
+  private bestOwn = false;
   private ringTimer: TimerHandle = null;
+  private inviteTimer: TimerHandle = null;
+  /** A target was didgate itself (answer 482 when nothing else answered). */
+  private sawLoop = false;
+  private readonly loopHash: string;
+  private readonly up: DialogBinding;
   private cleanupTimer: TimerHandle = null;
   private zombies: ClientTransaction[] | null = null;
   private order: readonly Target[];
-  private inRR: string;
   finished = false;
   private cancelled = false;
   private branchSeq = 0;
@@ -127,7 +112,8 @@ export class ProxyCall implements ClientTxHandler, TimerTarget {
   ) {
     this.order = info.targets;
     const src = stx.source;
-    this.inRR = host.recordRoute ? recordRouteFor(src.listener, stx.request.fromTag ?? "", flowToken(src.transport, src.address, src.port)) : "";
+    this.loopHash = loopHash(stx.request);
+    this.up = inviteBinding(stx.request, { transport: src.transport, address: src.address, port: src.port }, []);
   }
 
   start(): void {
@@ -169,22 +155,43 @@ export class ProxyCall implements ClientTxHandler, TimerTarget {
       this.failover(true);
       return;
     }
+    if (this.host.isOwnTarget(r)) {
+      // RFC 3261 16.3 step 4 / 16.6: a route pointing at ourselves would loop until Max-Forwards
+      // or a rate limit ends it
+      this.tried.push(this.curUri + "=loop");
+      this.sawLoop = true;
+      this.host.logger.warn({ uri: this.curUri, did: this.info.did, route_key: this.info.routeKey }, "sip target is didgate itself (loop); skipped");
+      this.failover(true);
+      return;
+    }
     const stack = this.host.stack;
     const fwd = this.base.clone();
     fwd.requestUri = this.curUri;
     if (this.host.recordRoute) {
       const out = stack.listenerFor(r.transport, r.address);
-      fwd.pushRecordRoute(this.inRR);
-      if (out !== undefined && out !== this.stx.source.listener) fwd.pushRecordRoute(recordRouteFor(out, this.stx.request.fromTag ?? "", ""));
+      const down = [hopOfAddress(r.address, r.port)];
+      const u = parseUri(this.curUri);
+      if (u !== null && u.isSip) {
+        const h = hopOfUri(u);
+        if (h !== down[0]) down.unshift(h);
+      }
+      const b: DialogBinding = { ...this.up, down };
+      const signer = this.host.signer;
+      fwd.pushRecordRoute(recordRouteFor(this.stx.source.listener, b, signer));
+      if (out !== undefined && out !== this.stx.source.listener) fwd.pushRecordRoute(recordRouteFor(out, b, signer));
     }
     this.cur = r;
     this.host.health.track(r, this.curUri);
     // a send error can be reported synchronously, from inside request(): it is for this branch
     const seq = ++this.branchSeq;
     this.sendingSeq = seq;
-    const tx = stack.request(fwd, { transport: r.transport, host: r.address, port: r.port }, this);
+    const branch = loopBranch(this.loopHash, stack.newBranch().slice(7));
+    const tx = stack.request(fwd, { transport: r.transport, host: r.address, port: r.port }, this, { branch });
     this.sendingSeq = 0;
-    if (this.branchSeq === seq && !this.finished) this.ctx = tx;
+    if (this.branchSeq === seq && !this.finished) {
+      this.ctx = tx;
+      if (this.info.inviteMs > 0 && !tx.terminated) this.inviteTimer = stack.timers.set(this.info.inviteMs, this, INVITE_TIMEOUT);
+    }
   }
 
   /** True when tx is the current branch (or the one being sent right now). */
@@ -208,6 +215,14 @@ export class ProxyCall implements ClientTxHandler, TimerTarget {
       this.host.stack.timers.clear(this.ringTimer);
       this.ringTimer = null;
     }
+    this.clearInviteTimer();
+  }
+
+  private clearInviteTimer(): void {
+    if (this.inviteTimer !== null) {
+      this.host.stack.timers.clear(this.inviteTimer);
+      this.inviteTimer = null;
+    }
   }
 
   // ---- ClientTxHandler
@@ -220,6 +235,7 @@ export class ProxyCall implements ClientTxHandler, TimerTarget {
       return;
     }
     if (st < 200) {
+      this.clearInviteTimer();
       if (this.ringTimer === null) {
         this.host.health.alive(this.cur!.key);
         this.ringTimer = this.host.stack.timers.set(this.info.ringMs, this, RING);
@@ -227,6 +243,9 @@ export class ProxyCall implements ClientTxHandler, TimerTarget {
       if (st === 100) return;
       if (this.finished) return;
       res.popVia();
+      if (this.noViaLeft(res)) return;
+      // a provisional response with a To tag sets up an early dialog (reliable 1xx, PRACK, UPDATE)
+      if (this.host.recordRoute && res.toTag !== undefined) rewriteRecordRoute(this.host.stack, res, this.host.signer);
       this.stx.respond(res);
       return;
     }
@@ -237,7 +256,14 @@ export class ProxyCall implements ClientTxHandler, TimerTarget {
     }
     this.host.health.alive(this.cur!.key);
     this.tried.push(this.curUri + "=" + st);
-    if (this.best === null || rank(st) < rank(this.best.status)) this.best = res;
+    // only our Via: the response may not be forwarded (RFC 3261 16.7 step 3); if it is the best
+    // one, didgate answers with its status itself
+    const own = res.vias.length < 2;
+    if (own) this.host.stack.metrics.dropped.inc({ reason: "response_no_via" });
+    if (this.best === null || rank(st) < rank(this.best.status)) {
+      this.best = res;
+      this.bestOwn = own;
+    }
     if (st >= 600) {
       this.failover(false);
       return;
@@ -245,8 +271,24 @@ export class ProxyCall implements ClientTxHandler, TimerTarget {
     this.failover(this.info.failoverOn.includes(st));
   }
 
+  /** After popping our Via: true (and counted) when none is left, then it must not be forwarded. */
+  private noViaLeft(res: SipMessage): boolean {
+    if (res.vias.length > 0) return false;
+    this.host.stack.metrics.dropped.inc({ reason: "response_no_via" });
+    return true;
+  }
+
   private forward2xx(res: SipMessage, tx: ClientTransaction): void {
     res.popVia();
+    if (this.noViaLeft(res)) {
+      // a 2xx that cannot go upstream: the callee answered a call the caller never hears of; move on
+      if (this.answeredBy === null && tx === this.ctx) {
+        this.tried.push(this.curUri + "=no_via");
+        this.failover(true);
+      }
+      return;
+    }
+    if (this.host.recordRoute) rewriteRecordRoute(this.host.stack, res, this.host.signer);
     // RFC 3261 16.7 step 10: a 2xx always goes upstream, even after the server transaction
     // answered 487 to a CANCEL (the 200 crossed it): then statelessly, over the request's
     // connection or per its Via; the caller ACKs and hangs up.
@@ -284,6 +326,17 @@ export class ProxyCall implements ClientTxHandler, TimerTarget {
       if (z !== null) for (const t of z) t.terminate();
       return;
     }
+    if (kind === INVITE_TIMEOUT) {
+      // no provisional response in time: the target is not there (or too slow to be useful);
+      // CANCEL goes out if a provisional response still arrives (RFC 3261 9.1)
+      this.inviteTimer = null;
+      if (this.ctx === null || this.finished) return;
+      this.tried.push(this.curUri + "=invite_timeout");
+      this.host.health.suspect(this.cur!, this.curUri, "invite timeout");
+      this.cancelBranch();
+      this.failover(true);
+      return;
+    }
     // RING: the target rang too long
     this.ringTimer = null;
     if (this.ctx === null || this.finished) return;
@@ -317,6 +370,11 @@ export class ProxyCall implements ClientTxHandler, TimerTarget {
     if (this.finished) return;
     const b = this.best;
     if (b === null) {
+      if (this.sawLoop) {
+        this.stx.reply(482);
+        this.finish("loop", 482);
+        return;
+      }
       this.stx.reply(408);
       this.finish("failed", 408);
       return;
@@ -327,8 +385,11 @@ export class ProxyCall implements ClientTxHandler, TimerTarget {
       this.finish("failed", 500);
       return;
     }
-    b.popVia();
-    this.stx.respond(b);
+    if (this.bestOwn) this.stx.reply(b.status, b.reason);
+    else {
+      b.popVia();
+      this.stx.respond(b);
+    }
     this.finish("failed", b.status);
   }
 
@@ -346,12 +407,20 @@ export class DialogForward implements ClientTxHandler {
   ctx: ClientTransaction | null = null;
   constructor(
     private readonly stx: ServerTransaction,
+    private readonly stack: SipStack,
     private readonly done: ((f: DialogForward) => void) | null,
   ) {}
   onResponse(res: SipMessage): void {
     if (res.status === 100) return;
     res.popVia();
-    this.stx.respond(res);
+    if (res.vias.length === 0) {
+      // RFC 3261 16.7 step 3: meant for us, not forwarded; a final one is answered by us instead
+      this.stack.metrics.dropped.inc({ reason: "response_no_via" });
+      if (res.status < 200) return;
+      // a 2xx to a re-INVITE carries the callee's session description: it cannot be rebuilt
+      if (res.status < 300 && this.stx.isInvite) this.stx.reply(500, "Server Internal Error (response without Via)");
+      else this.stx.reply(res.status, res.reason);
+    } else this.stx.respond(res);
     if (res.status >= 200 && this.done !== null) this.done(this);
   }
   onTimeout(): void {
@@ -365,42 +434,6 @@ export class DialogForward implements ClientTxHandler {
   cancel(): void {
     this.ctx?.cancel();
   }
-}
-
-/** Result of loose-routing an in-dialog request. */
-export interface DialogRoute {
-  /** Towards the carrier (true) or the target (false). */
-  upstream: boolean;
-  /** Carrier flow recorded in our Record-Route, if any. */
-  flow: { transport: TransportKind; address: string; port: number } | null;
-  /** The next hop URI: the first remaining Route or the Request-URI. */
-  next: SipUri;
-}
-
-/**
- * Loose routing (16.4, 16.6 step 6-7): pops every Route that is ours (double Record-Route puts two),
- * then tells the direction from the ftag of the last one popped. Returns null when the request
- * carries no Route of ours (we did not record-route this dialog, or it is not a dialog of ours).
- */
-export function routeInDialog(stack: SipStack, req: SipMessage): DialogRoute | null {
-  let ours: SipUri | null = null;
-  for (;;) {
-    const top = req.topRoute;
-    if (top === undefined) break;
-    const u = parseNameAddr(top)?.parsedUri;
-    if (u === null || u === undefined || !stack.isLocalUri(u)) break;
-    ours = u;
-    req.popRoute();
-  }
-  if (ours === null) return null;
-  const ftag = ours.param("ftag");
-  const upstream = typeof ftag === "string" ? req.fromTag !== ftag : false;
-  const f = ours.param("dgc");
-  const flow = typeof f === "string" ? parseFlowToken(f) : null;
-  const top = req.topRoute;
-  const next = top !== undefined ? parseNameAddr(top)?.parsedUri ?? null : req.parsedRequestUri;
-  if (next === null || !next.isSip) return null;
-  return { upstream, flow, next };
 }
 
 export { targetKey };

@@ -11,6 +11,8 @@
  */
 import { randomUUID } from "node:crypto";
 import type { Logger } from "pino";
+import type { ActivityRecorder } from "../records/activity.js";
+import type { RecordWriter } from "../records/writer.js";
 import { Counter, type Registry } from "prom-client";
 import type { AcceptOutcome, DeliveryJob, DeliveryTarget, FinalOutcome, MessageReceiptBody, MessageReceivedBody } from "../delivery/types.js";
 import { normalizeNumber, type NumberPlan } from "../routing/number.js";
@@ -41,6 +43,9 @@ export interface SmsEdgeOptions {
     /** Is this name an outbound bind (a carrier's receipt will come back from it)? */
     isBind(name: string): boolean;
   };
+  /** Message records (one per message, at its final outcome) and number activity. */
+  records?: RecordWriter;
+  activity?: ActivityRecorder;
   now?: () => number;
 }
 
@@ -99,6 +104,24 @@ export class SmsEdge {
 
   private finish(msg: InboundSms, outcome: SmsOutcome, fields: Record<string, unknown>): void {
     this.metrics.inbound.inc({ peer: msg.peer, outcome });
+    // a refused message's record is written now; an accepted one's at its final outcome (onFinal);
+    // a temporary failure is not final (the peer sends it again)
+    if (outcome !== "accepted" && outcome !== "temporary" && outcome !== "draining") {
+      this.opts.records?.write("message", {
+        id: `msg_${randomUUID()}`,
+        direction: "inbound",
+        peer: msg.peer,
+        from: msg.source.addr,
+        to: typeof fields.did === "string" ? fields.did : msg.destination.addr,
+        tenant: null,
+        parts: msg.parts,
+        status: outcome === "permanent" ? "failed" : "rejected",
+        reason: outcome,
+        accepted_at: null,
+        final_at: new Date(this.now()).toISOString(),
+        smpp_message_id: msg.message_id ?? null,
+      });
+    }
     const level = outcome === "accepted" ? "info" : outcome === "temporary" || outcome === "permanent" ? "warn" : "info";
     this.opts.logger[level](
       { peer: msg.peer, command: msg.command, from: msg.source.addr, to: msg.destination.addr, parts: msg.parts, message_id: msg.message_id, result: outcome, ...fields },
@@ -172,6 +195,7 @@ export class SmsEdge {
       this.opts.logger.error({ err: (err as Error).message, message_id: msg.message_id }, "delivery accept failed");
       outcome = "temporary";
     }
+    if (outcome === "accepted") this.opts.activity?.touch(to.e164, "in");
     this.finish(msg, outcome, { did: to.e164, route_key: key, tenant: route.tenant, id: body.id });
     return { status: outcome };
   }
@@ -181,6 +205,26 @@ export class SmsEdge {
    * outbound bind is not final there: the carrier's own receipt is relayed (onReceipt).
    */
   onFinal(job: DeliveryJob, outcome: FinalOutcome): void {
+    const b = job.body;
+    if (b.type === "message.received") {
+      this.opts.records?.write("message", {
+        id: job.id,
+        direction: "inbound",
+        peer: b.smpp.peer,
+        from: b.from,
+        to: b.to,
+        tenant: b.tenant,
+        parts: b.parts,
+        encoding: b.encoding,
+        target: outcome.delivered ? outcome.target : job.target.webhook !== undefined ? "webhook" : "smpp",
+        status: outcome.delivered ? "delivered" : "failed",
+        reason: outcome.delivered ? null : outcome.reason,
+        accepted_at: new Date(job.acceptedAt).toISOString(),
+        final_at: new Date(this.now()).toISOString(),
+        attempts: job.attempts,
+        smpp_message_id: b.smpp.message_id,
+      });
+    }
     const req = job.receipt;
     const ro = this.opts.receiptsOut;
     if (req === undefined || ro === undefined) return;

@@ -3,7 +3,7 @@
  * most specific first), and each trunk's number plan and CPS bucket. Addresses come from the
  * packet, never from headers.
  */
-import { AddressMatcher } from "../config/net.js";
+import { AddressMatcher, parseCidr, parseIp } from "../config/net.js";
 import type { TrunkConfig } from "../config/schema.js";
 import type { NumberPlan } from "../routing/number.js";
 import { TokenBucket, type Now } from "./limits.js";
@@ -45,5 +45,32 @@ export class TrunkTable {
   /** The trunk owning a source address, or undefined. */
   match(address: string): Trunk | undefined {
     return this.matcher.match(address);
+  }
+
+  /**
+   * The trunk with a source closest to an address that is not a trunk's (longest common prefix of
+   * the address and a trunk source's network address), for a log line that helps find a carrier
+   * calling from an address missing in its sources. Undefined when none shares at least /16
+   * (IPv4) or /32 (IPv6).
+   */
+  nearest(address: string): { trunk: string; commonBits: number } | undefined {
+    const ip = parseIp(address);
+    if (ip === undefined) return undefined;
+    const width = ip.family === 4 ? 32 : 128;
+    let best: { trunk: string; commonBits: number } | undefined;
+    for (const t of this.trunks) {
+      for (const src of t.config.sources) {
+        const c = parseCidr(src);
+        if (c === undefined || c.family !== ip.family) continue;
+        let x = c.base ^ ip.value;
+        let bits = width;
+        while (x > 0n) {
+          x >>= 1n;
+          bits--;
+        }
+        if (best === undefined || bits > best.commonBits) best = { trunk: t.name, commonBits: bits };
+      }
+    }
+    return best !== undefined && best.commonBits >= (ip.family === 4 ? 16 : 32) ? best : undefined;
   }
 }

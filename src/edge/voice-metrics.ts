@@ -13,7 +13,8 @@ export type CallOutcome =
   | "invalid_number"
   | "too_many_hops"
   | "cancelled"
-  | "draining";
+  | "draining"
+  | "loop";
 
 type Inc = { inc(v?: number): void };
 type Obs = { observe(v: number): void };
@@ -44,6 +45,13 @@ export class VoiceMetrics {
   readonly setup: Histogram<"trunk">;
   readonly failovers: Counter<"trunk">;
   readonly targetsDown: Gauge;
+  /** didgate_sip_forged_requests_total{reason}: in-dialog requests refused (reason: ForgedReason). */
+  readonly forged: Counter<"reason">;
+  /** didgate_sip_refused_total{transport}: requests and connections from unknown sources refused. */
+  readonly refused: Counter<"transport">;
+  /** Cached children of forged / refused (no label hashing per packet during a flood). */
+  readonly forgedOf: (reason: string, _: string) => Inc;
+  readonly refusedOf: (transport: string, _: string) => Inc;
   readonly inflight: Gauge;
 
   constructor(registry: Registry) {
@@ -65,6 +73,15 @@ export class VoiceMetrics {
     this.call = cache2((trunk, outcome) => this.calls.labels({ trunk, outcome }));
     this.setupOf = cache2((trunk) => this.setup.labels({ trunk }));
     this.failoverOf = cache2((trunk) => this.failovers.labels({ trunk }));
+    this.forged = new Counter({
+      name: "didgate_sip_forged_requests_total",
+      help: "In-dialog requests refused: no Route of ours, no or a bad dialog token, tags or next hop not of the dialog, wrong direction",
+      labelNames: ["reason"],
+      registers,
+    });
+    this.refused = new Counter({ name: "didgate_sip_refused_total", help: "Requests, packets and connections from sources that are not trunks, refused or dropped", labelNames: ["transport"], registers });
+    this.forgedOf = cache2((reason) => this.forged.labels({ reason }));
+    this.refusedOf = cache2((transport) => this.refused.labels({ transport }));
     this.inflight = new Gauge({ name: "didgate_sip_inflight_invites", help: "Initial INVITEs being routed (no final response upstream yet)", registers });
   }
 }

@@ -9,10 +9,12 @@
  *
  * Packets from addresses that are not trunks are dropped silently (or 403 with
  * sip.unknown_source: reject), after a bounded per-source flood guard; the only requests they may
- * send are in-dialog requests carrying our Record-Route back towards a trunk (BYE from the callee).
+ * send are in-dialog requests carrying our signed Record-Route back towards the caller (BYE from
+ * the callee). In-dialog requests go only where the dialog's token allows (src/sip/rr.ts):
+ * anything else gets 403 (ACK: dropped) and counts in didgate_sip_forged_requests_total.
  *
  * Answers: 484 bad DID, 404 no route, sip.gone_status (410) quarantine/released, 503 + Retry-After
- * over CPS or in-flight cap or draining, 483 Max-Forwards 0, 200 to OPTIONS from a trunk.
+ * over CPS or in-flight cap or draining, 483 Max-Forwards 0, 482 loop, 200 to OPTIONS from a trunk.
  */
 import type { Logger } from "pino";
 import type { Registry } from "prom-client";
@@ -24,7 +26,15 @@ import { DEFAULT_FAILOVER_ON, DEFAULT_RING_TIMEOUT_S, type Route } from "../rout
 import type { RouteStore } from "../routing/table.js";
 import { readFileSync } from "node:fs";
 import {
+  DialogSigner,
   SipStack,
+  rewriteRecordRoute,
+  routeInDialog,
+  uriTransport,
+  TargetResolver,
+  type DialogRoute,
+  type ForgedReason,
+  type ResolvedTarget,
   type ServerTransaction,
   type SipMessage,
   type SipStackHandler,
@@ -32,13 +42,15 @@ import {
   type TransportKind,
 } from "../sip/index.js";
 import { codeLabel } from "../sip/metrics.js";
+import { loadDialogSecrets } from "./dialog-secret.js";
+import { AddressMatcher } from "../config/net.js";
 import { TargetHealth } from "./health.js";
 import { HealthShare } from "./health-share.js";
 import type { RedisConnector } from "../redis/client.js";
 import { hostname } from "node:os";
 import { FloodGuard } from "./limits.js";
-import { DialogForward, ProxyCall, routeInDialog, type CallInfo, type ProxyHost } from "./proxy.js";
-import { TargetResolver, uriTransport } from "./resolve.js";
+import { RefusalLog } from "./refusals.js";
+import { DialogForward, ProxyCall, type CallInfo, type ProxyHost } from "./proxy.js";
 import { TrunkTable, type Trunk } from "./trunks.js";
 import { VoiceMetrics, type CallOutcome } from "./voice-metrics.js";
 
@@ -78,6 +90,10 @@ export class VoiceEdge implements SipStackHandler, ProxyHost {
   private config: Config;
   private trunks: TrunkTable;
   private flood: FloodGuard;
+  /** First refusal per unknown source: warn once (bounded, rate-limited). */
+  private readonly refusals: RefusalLog;
+  /** sip.pingers: sources whose OPTIONS get 200. */
+  private pingers = new AddressMatcher<true>();
   /** Source address -> trunk, for addresses that matched a trunk (cleared on reload). */
   private readonly trunkCache = new Map<string, Trunk>();
   private readonly now: () => number;
@@ -89,6 +105,8 @@ export class VoiceEdge implements SipStackHandler, ProxyHost {
   private trunkHeader: string | undefined;
   private keyHeader: string | undefined;
   recordRoute: boolean;
+  /** Signs and checks our Record-Route values (set in start()). */
+  signer!: DialogSigner;
 
   constructor(private readonly opts: VoiceEdgeOptions) {
     this.config = opts.config;
@@ -98,8 +116,10 @@ export class VoiceEdge implements SipStackHandler, ProxyHost {
     this.trunks = new TrunkTable(this.config.sip.trunks, this.now);
     const fl = this.config.sip.flood;
     this.flood = new FloodGuard(fl.per_source_pps, fl.max_sources, this.now);
+    this.refusals = new RefusalLog({ now: this.now, maxSources: fl.max_sources });
     this.recordRoute = this.config.sip.record_route;
     this.applyHeaders(this.config);
+    this.applyPingers(this.config);
     this.health = new TargetHealth({
       config: this.config.sip.health,
       logger: this.logger,
@@ -131,6 +151,12 @@ export class VoiceEdge implements SipStackHandler, ProxyHost {
     this.stripNames = names;
   }
 
+  private applyPingers(c: Config): void {
+    const m = new AddressMatcher<true>();
+    for (const p of c.sip.pingers) m.add(p, true);
+    this.pingers = m;
+  }
+
   private canSend(t: TransportKind, fam: 4 | 6): boolean {
     for (const l of this.stack?.listeners ?? []) if (l.family === fam && (t === "udp" ? l.transport === "udp" : true)) return true;
     return false;
@@ -140,6 +166,15 @@ export class VoiceEdge implements SipStackHandler, ProxyHost {
   async start(): Promise<void> {
     const s = this.config.sip;
     if (s.listen.length === 0) return;
+    this.signer = new DialogSigner(
+      loadDialogSecrets({
+        secret: s.dialog_secret,
+        previous: s.dialog_secret_previous,
+        stateDir: resolvePath(this.opts.baseDir, this.config.state_dir),
+        logger: this.logger,
+        shared: this.config.routes.redis !== undefined,
+      }),
+    );
     const tls = s.tls ? { cert: readFileSync(resolvePath(this.opts.baseDir, s.tls.cert)), key: readFileSync(resolvePath(this.opts.baseDir, s.tls.key)) } : undefined;
     const ca = s.tls?.ca ? readFileSync(resolvePath(this.opts.baseDir, s.tls.ca)) : undefined;
     const listen = s.listen.map((url) => (s.advertise ? { url, advertise: s.advertise } : url));
@@ -153,7 +188,16 @@ export class VoiceEdge implements SipStackHandler, ProxyHost {
         t2: s.timers.t2_ms,
         t4: s.timers.t4_ms,
         autoTrying: false,
-        transport: { tlsVerify: s.tls?.verify ?? true, ...(ca ? { tlsCa: ca } : {}) },
+        transport: {
+          tlsVerify: s.tls?.verify ?? true,
+          ...(ca ? { tlsCa: ca } : {}),
+          maxConnections: s.tcp.max_connections,
+          maxUntrustedConnections: Math.min(s.tcp.max_untrusted_connections, s.tcp.max_connections),
+          maxConnectionsPerIp: s.tcp.max_connections_per_ip,
+          messageTimeoutMs: s.tcp.message_timeout_s * 1000,
+          idleTimeoutMs: s.tcp.idle_timeout_s * 1000,
+          untrustedIdleTimeoutMs: s.tcp.untrusted_idle_timeout_s * 1000,
+        },
       },
       this,
     );
@@ -172,11 +216,14 @@ export class VoiceEdge implements SipStackHandler, ProxyHost {
     if (a.advertise !== b.advertise) out.push("sip.advertise");
     if (!same(a.tls, b.tls)) out.push("sip.tls");
     if (!same(a.timers, b.timers)) out.push("sip.timers");
+    if (!same(a.tcp, b.tcp)) out.push("sip.tcp");
+    if (a.dialog_secret !== b.dialog_secret || !same(a.dialog_secret_previous, b.dialog_secret_previous)) out.push("sip.dialog_secret");
     this.trunks = new TrunkTable(b.trunks, this.now, this.trunks);
     this.trunkCache.clear();
     if (!same(a.flood, b.flood)) this.flood = new FloodGuard(b.flood.per_source_pps, b.flood.max_sources, this.now);
     this.recordRoute = b.record_route;
     this.applyHeaders(config);
+    this.applyPingers(config);
     this.health.configure(b.health);
     this.config = config;
     return out;
@@ -207,6 +254,11 @@ export class VoiceEdge implements SipStackHandler, ProxyHost {
     return performance.now();
   }
 
+  /** @internal ProxyHost */
+  isOwnTarget(r: ResolvedTarget): boolean {
+    return this.stack.isOwnAddress(r.transport, r.address, r.port);
+  }
+
   // ------------------------------------------------------------------ SipStackHandler
 
   /** Trunk of a request: by packet source; through X-Forwarded-For only from a front proxy. */
@@ -228,6 +280,31 @@ export class VoiceEdge implements SipStackHandler, ProxyHost {
     return this.trunks.match(real);
   }
 
+  /** Connections from trunks are trusted: untrusted ones share a smaller cap (sip.tcp). */
+  isTrusted(address: string): boolean {
+    return this.trunkCache.has(address) || this.trunks.match(address) !== undefined;
+  }
+
+  onConnectionRefused(transport: TransportKind, address: string, port: number, reason: string): void {
+    this.refused(transport, address, port, "connection refused (" + reason + ")");
+  }
+
+  /**
+   * Count a refusal of a source that is not a trunk, and warn about the first one of each address
+   * (bounded and rate-limited), naming the nearest trunk: often a carrier sending from an address
+   * missing in its sources.
+   */
+  private refused(transport: TransportKind, address: string, port: number, what: string): void {
+    this.metrics.refusedOf(transport, "").inc();
+    if (!this.refusals.first(address)) return;
+    const near = this.trunks.nearest(address);
+    this.logger.warn(
+      { source: address, port, transport, refused: what, nearest_trunk: near?.trunk, common_prefix_bits: near?.commonBits, suppressed: this.refusals.suppressed || undefined },
+      "sip: refused a source that is not a trunk (first time for this address; later ones are counted in didgate_sip_refused_total)",
+    );
+    this.refusals.suppressed = 0;
+  }
+
   /** The stack answers a malformed message with 400 only for trunks (or rate-limited with `reject`). */
   mayAnswer(src: Source): boolean {
     let t = this.trunkCache.get(src.address);
@@ -244,6 +321,7 @@ export class VoiceEdge implements SipStackHandler, ProxyHost {
     const trunk = this.trunkOf(req, src);
     const tname = trunk === undefined ? UNKNOWN : trunk.name;
     if (trunk === undefined && !this.flood.allow(src.address)) {
+      this.refused(src.transport, src.address, src.port, method + " (flood guard)");
       tx.terminate();
       return;
     }
@@ -269,6 +347,12 @@ export class VoiceEdge implements SipStackHandler, ProxyHost {
       return;
     }
     if (trunk === undefined) {
+      // keep-alive pings of our own targets (a PBX that pings its proxy) and of configured health
+      // checkers: a 200, or they mark didgate down
+      if (method === "OPTIONS" && (this.health.knowsAddress(src.address) || this.pingers.match(src.address) !== undefined)) {
+        this.final(tx, UNKNOWN, 200, undefined, [["Allow", ALLOW], ["Accept", "application/sdp"]]);
+        return;
+      }
       if (method === "INVITE") this.callResult(tx, UNKNOWN, "rejected_acl", 0, undefined, undefined, null, null);
       return this.reject(tx, "unknown source");
     }
@@ -287,6 +371,7 @@ export class VoiceEdge implements SipStackHandler, ProxyHost {
 
   /** Unknown source: drop (no answer, no transaction kept) or 403 (after the flood guard). */
   private reject(tx: ServerTransaction, why: string): void {
+    this.refused(tx.source.transport, tx.source.address, tx.source.port, tx.request.method + " (" + why + ")");
     if (this.config.sip.unknown_source === "reject") {
       tx.reply(403);
       this.metrics.final(UNKNOWN, "403").inc();
@@ -314,6 +399,10 @@ export class VoiceEdge implements SipStackHandler, ProxyHost {
     const mf = req.maxForwards;
     if (mf === 0) return this.refuse(tx, tname, 483, "too_many_hops", t0);
     if (mf === -1) return this.refuse(tx, tname, 400, "invalid_number", t0, undefined, "Bad Request (Max-Forwards)");
+    if (this.stack.isLooped(req)) {
+      this.logger.warn({ trunk: tname, call_id: req.callId, ruri: req.requestUri }, "sip INVITE came back to didgate (loop)");
+      return this.refuse(tx, tname, 482, "loop", t0);
+    }
     const wait = trunk.cps.take();
     if (wait > 0) return this.refuse(tx, tname, 503, "rate_limited", t0, [["Retry-After", String(wait)]]);
     if (this.calls.size >= this.config.sip.max_inflight_invites) return this.refuse(tx, tname, 503, "rate_limited", t0, [["Retry-After", "1"]]);
@@ -341,6 +430,7 @@ export class VoiceEdge implements SipStackHandler, ProxyHost {
       targets: d.targets,
       failoverOn: voice?.failoverOn ?? DEFAULT_FAILOVER_ON,
       ringMs: (voice?.ringTimeoutS ?? DEFAULT_RING_TIMEOUT_S) * 1000,
+      inviteMs: (voice?.inviteTimeoutS ?? this.config.sip.invite_timeout_s) * 1000,
       startedAt: t0,
     };
     const base = req.clone();
@@ -406,31 +496,38 @@ export class VoiceEdge implements SipStackHandler, ProxyHost {
   // ------------------------------------------------------------------ in-dialog requests
 
   /**
-   * Requests with a To tag: loose-route by our Record-Route. From a trunk they go towards the
-   * target; from anywhere else only back towards a trunk (no open relay).
+   * Requests with a To tag: loose-route by our signed Record-Route (src/sip/rr.ts), only for
+   * dialogs we set up and only to that dialog's next hops. Towards the callee only from a trunk;
+   * towards the caller from anywhere (the callee is not a trunk).
    */
   private inDialog(tx: ServerTransaction, trunk: Trunk | undefined): void {
     const req = tx.request;
     const tname = trunk === undefined ? UNKNOWN : trunk.name;
     const fwd = req.clone();
-    const r = routeInDialog(this.stack, fwd);
-    if (r === null) {
-      if (trunk === undefined) return this.reject(tx, "in-dialog request without our route");
-      return this.final(tx, tname, req.parsedRequestUri !== null && this.stack.isLocalUri(req.parsedRequestUri) ? 481 : 403);
+    const r = routeInDialog(this.stack, fwd, this.signer);
+    if ("forged" in r) {
+      // a request for a dialog that is not (or no longer) ours, addressed to us: 481
+      if (r.forged === "no_route" && trunk !== undefined && req.parsedRequestUri !== null && this.stack.isLocalUri(req.parsedRequestUri)) return this.final(tx, tname, 481);
+      return this.forged(tx, trunk, r.forged);
     }
     const dest = this.nextHop(r, trunk !== undefined);
-    if (dest === null) {
-      if (trunk === undefined) return this.reject(tx, "in-dialog request not towards a trunk");
-      return this.final(tx, tname, 403, "Forbidden (no relay)");
-    }
+    if (typeof dest === "string") return this.forged(tx, trunk, dest);
     if (fwd.decrementMaxForwards() < 0) return this.final(tx, tname, 483);
     if (!r.upstream) this.stripInternal(fwd);
     if (req.method === "INVITE") {
-      const f = new DialogForward(tx, this.dialogDone);
+      const f = new DialogForward(tx, this.stack, this.dialogDone);
       this.dialogInvites.set(tx, f);
       tx.reply(100);
       this.send(fwd, dest, f);
-    } else this.send(fwd, dest, new DialogForward(tx, null));
+    } else this.send(fwd, dest, new DialogForward(tx, this.stack, null));
+  }
+
+  /** Refuse an in-dialog request that is not authorised: 403 to a trunk, nothing (or 403 with reject) to others. */
+  private forged(tx: ServerTransaction, trunk: Trunk | undefined, reason: ForgedReason): void {
+    this.metrics.forgedOf(reason, "").inc();
+    if (trunk === undefined) return this.reject(tx, "in-dialog request refused: " + reason);
+    this.logger.debug({ trunk: trunk.name, source: tx.source.address, method: tx.request.method, call_id: tx.request.callId, reason }, "sip in-dialog request refused");
+    this.final(tx, trunk.name, 403, "Forbidden (not a dialog of this proxy)");
   }
 
   private send(fwd: SipMessage, dest: { uri: string; dflt: TransportKind; flow: NextFlow | null }, f: DialogForward): void {
@@ -455,33 +552,53 @@ export class VoiceEdge implements SipStackHandler, ProxyHost {
   }
 
   /**
-   * Where an in-dialog request goes. Towards a trunk: the next hop when it is an address of a
-   * trunk, else the carrier flow we recorded (which must still belong to a trunk); a TCP/TLS flow
-   * still open is reused. Towards the target: only for requests from a trunk.
+   * Where an in-dialog request goes, or why it may not. Towards the callee: only from a trunk, and
+   * only to a next hop the token allows (the target, the callee's Contact or its proxy). Towards
+   * the caller: to a next hop the token allows (the caller's Contact or proxy, the flow's address)
+   * or to an address of the flow's trunk (a target refresh within the carrier); it is sent over the
+   * recorded flow (a TCP/TLS connection still open is reused) unless the next hop resolves to an
+   * address of a trunk.
    */
-  private nextHop(r: ReturnType<typeof routeInDialog> & object, fromTrunk: boolean): { uri: string; dflt: TransportKind; flow: NextFlow | null } | null {
+  private nextHop(r: DialogRoute, fromTrunk: boolean): { uri: string; dflt: TransportKind; flow: NextFlow | null } | ForgedReason {
     const uri = r.next.toString();
-    if (!r.upstream) return fromTrunk ? { uri, dflt: "udp", flow: null } : null;
+    if (!r.upstream) {
+      if (!fromTrunk) return "direction";
+      if (!r.hopAllowed) return "next_hop";
+      return { uri, dflt: "udp", flow: null };
+    }
     const flow = r.flow;
-    if (flow === null) return null;
-    if (this.trunks.match(flow.address) === undefined) return null;
+    const res = this.resolver.resolveSync(uri, flow?.transport ?? "udp");
+    const resolved = res !== undefined && !("error" in res) ? res : null;
+    if (!r.hopAllowed) {
+      const ft = flow === null ? undefined : this.trunks.match(flow.address);
+      if (ft === undefined || resolved === null || this.trunks.match(resolved.address) !== ft) return "next_hop";
+    }
+    if (flow === null) return { uri, dflt: "udp", flow: null };
     if (flow.transport !== "udp" && this.stack.transport.getConnection(flow.transport, flow.address, flow.port) !== undefined) return { uri, dflt: flow.transport, flow };
     const t = uriTransport(r.next, flow.transport);
-    const res = this.resolver.resolveSync(uri, flow.transport);
-    if (t !== null && res !== undefined && !("error" in res) && this.trunks.match(res.address) !== undefined) return { uri, dflt: flow.transport, flow: null };
+    if (t !== null && resolved !== null && this.trunks.match(resolved.address) !== undefined) return { uri, dflt: flow.transport, flow: null };
     return { uri, dflt: flow.transport, flow };
   }
 
   onAck(ack: SipMessage, source: Source): void {
     this.lastRequestAt = Date.now();
     const trunk = this.trunkOf(ack, source);
-    if (trunk === undefined && !this.flood.allow(source.address)) return;
+    if (trunk === undefined && !this.flood.allow(source.address)) {
+      this.refused(source.transport, source.address, source.port, "ACK (flood guard)");
+      return;
+    }
     this.metrics.request(trunk === undefined ? UNKNOWN : trunk.name, "ACK").inc();
     const fwd = ack.clone();
-    const r = routeInDialog(this.stack, fwd);
-    if (r === null) return;
+    const r = routeInDialog(this.stack, fwd, this.signer);
+    if ("forged" in r) {
+      this.metrics.forgedOf(r.forged, "").inc();
+      return;
+    }
     const dest = this.nextHop(r, trunk !== undefined);
-    if (dest === null) return;
+    if (typeof dest === "string") {
+      this.metrics.forgedOf(dest, "").inc();
+      return;
+    }
     if (fwd.decrementMaxForwards() < 0) return;
     if (!r.upstream) this.stripInternal(fwd);
     if (dest.flow !== null) {
@@ -501,8 +618,14 @@ export class VoiceEdge implements SipStackHandler, ProxyHost {
   /** A response no client transaction wants (late 2xx retransmission): relay it by its Via. */
   onStrayResponse(res: SipMessage): void {
     const v = res.topVia;
-    if (v === null || res.vias.length < 2 || !this.stack.isLocal(v.hostname, v.port)) return;
+    if (v === null || !this.stack.isLocal(v.hostname, v.port)) return;
+    if (res.vias.length < 2) {
+      // RFC 3261 16.7 step 3: no Via left after ours: the response was meant for us
+      this.stack.metrics.dropped.inc({ reason: "response_no_via" });
+      return;
+    }
     res.popVia();
+    if (this.recordRoute && res.status >= 200 && res.status < 300 && res.cseq?.method === "INVITE") rewriteRecordRoute(this.stack, res, this.signer);
     this.stack.sendResponseStateless(res);
   }
 

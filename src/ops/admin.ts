@@ -28,13 +28,31 @@ function send(res: ServerResponse, status: number, body: string, type = "applica
   res.end(body);
 }
 
+/** Bounds of the admin listener: nobody holds it with slow or idle connections. */
+export interface AdminLimits {
+  /** Complete request headers within this time of connecting (ms). Default 5000. */
+  headersTimeoutMs?: number;
+  /** Complete request within this time (ms). Default 10000. */
+  requestTimeoutMs?: number;
+  /** Open connections at most (beyond: closed at once). Default 256. */
+  maxConnections?: number;
+  /** Idle (no bytes either way) sockets are closed after this (ms). Default 30000. */
+  idleTimeoutMs?: number;
+}
+
 export class AdminServer {
   private server: Server | undefined;
 
-  constructor(private readonly h: AdminHandlers) {}
+  constructor(
+    private readonly h: AdminHandlers,
+    private readonly limits: AdminLimits = {},
+  ) {}
 
   async listen(host: string, port: number): Promise<AddressInfo> {
-    const server = createServer((req, res) => {
+    const l = this.limits;
+    const headersTimeout = l.headersTimeoutMs ?? 5000;
+    // timeouts are enforced by a periodic check: check often enough for them to mean something
+    const server = createServer({ connectionsCheckingInterval: Math.max(100, Math.min(1000, Math.floor(headersTimeout / 4))) }, (req, res) => {
       this.handle(req, res).catch((err: unknown) => {
         this.h.logger.error({ err: (err as Error).message, url: req.url }, "admin request failed");
         if (!res.headersSent) send(res, 500, JSON.stringify({ error: "internal error" }));
@@ -42,8 +60,10 @@ export class AdminServer {
       });
     });
     server.keepAliveTimeout = 5000;
-    server.headersTimeout = 10_000;
-    server.requestTimeout = 10_000;
+    server.headersTimeout = headersTimeout;
+    server.requestTimeout = Math.max(headersTimeout, l.requestTimeoutMs ?? 10_000);
+    server.maxConnections = l.maxConnections ?? 256;
+    server.setTimeout(l.idleTimeoutMs ?? 30_000, (sock) => sock.destroy());
     this.server = server;
     await new Promise<void>((resolve, reject) => {
       server.once("error", reject);

@@ -38,6 +38,8 @@ export interface VoiceRoute {
   readonly targets: readonly Target[];
   readonly failoverOn: readonly number[];
   readonly ringTimeoutS: number;
+  /** Seconds without a provisional response before the next target; undefined: the sip default. */
+  readonly inviteTimeoutS: number | undefined;
   readonly schedule: readonly ScheduleWindow[];
   readonly callers: readonly CallerRule[];
 }
@@ -311,17 +313,23 @@ function parseVoice(v: unknown, e: Errors): VoiceRoute | undefined {
       e.add("voice.ring_timeout_s", "must be a number of seconds from 1 to 3600");
     } else ringTimeoutS = v.ring_timeout_s;
   }
+  let inviteTimeoutS: number | undefined;
+  if (v.invite_timeout_s !== undefined) {
+    if (typeof v.invite_timeout_s !== "number" || !(v.invite_timeout_s >= 0.1 && v.invite_timeout_s <= 300)) {
+      e.add("voice.invite_timeout_s", "must be a number of seconds from 0.1 to 300");
+    } else inviteTimeoutS = v.invite_timeout_s;
+  }
   const schedule = parseSchedule(v.schedule, "voice.schedule", e);
   const callers = parseCallers(v.callers, "voice.callers", e);
   for (const k of Object.keys(v)) {
-    if (!["targets", "failover_on", "ring_timeout_s", "schedule", "callers"].includes(k)) {
-      e.add(`voice.${k}`, "unknown field (allowed: targets, failover_on, ring_timeout_s, schedule, callers)");
+    if (!["targets", "failover_on", "ring_timeout_s", "invite_timeout_s", "schedule", "callers"].includes(k)) {
+      e.add(`voice.${k}`, "unknown field (allowed: targets, failover_on, ring_timeout_s, invite_timeout_s, schedule, callers)");
     }
   }
   if (targets.length === 0 && schedule.length === 0 && callers.length === 0) {
     e.add("voice.targets", "is required when there is no schedule or callers rule");
   }
-  return { targets, failoverOn, ringTimeoutS, schedule, callers };
+  return { targets, failoverOn, ringTimeoutS, inviteTimeoutS, schedule, callers };
 }
 
 function parseSms(v: unknown, e: Errors): SmsRoute | undefined {

@@ -21,6 +21,8 @@ export class StreamFramer {
   /** total length of the current message once its headers are known, else -1 */
   private need = -1;
   private failed = false;
+  /** Messages framed so far. */
+  frames = 0;
 
   constructor(
     private readonly sink: FrameSink,
@@ -85,6 +87,7 @@ export class StreamFramer {
       this.buf = b.length === this.need ? EMPTY : b.subarray(this.need);
       this.need = -1;
       this.scanFrom = 0;
+      this.frames++;
       this.sink.onFrame(msg);
     }
   }

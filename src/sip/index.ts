@@ -8,6 +8,9 @@
  *   transport.ts    UDP / TCP / TLS listeners and connections (framing, CRLF keep-alive, reuse, caps).
  *   transaction.ts  RFC 3261 section 17 client/server transactions (+ RFC 6026 Accepted), timers A-M.
  *   stack.ts        SipStack: owns transports + transaction tables; the API below.
+ *   rr.ts           record-routing without dialog state (signed Record-Route, loose routing of
+ *                   in-dialog requests, rewriting in responses) and loop detection.
+ *   resolve.ts      RFC 3263 target resolution (SRV, A/AAAA; no NAPTR), cached.
  *
  * Creating a stack
  *   const stack = await SipStack.create({
@@ -119,3 +122,24 @@ export {
   type SipStackHandler,
   type SipStackOptions,
 } from "./stack.js";
+export {
+  DialogSigner,
+  FORGED_REASONS,
+  flowToken,
+  hopOfAddress,
+  hopOfNameAddr,
+  hopOfUri,
+  inviteBinding,
+  isLooped,
+  loopBranch,
+  loopHash,
+  parseFlowToken,
+  recordRouteFor,
+  rewriteRecordRoute,
+  routeInDialog,
+  type DialogBinding,
+  type DialogRoute,
+  type Flow,
+  type ForgedReason,
+} from "./rr.js";
+export { TargetResolver, targetKey, uriTransport, type ResolveResult, type ResolvedTarget, type ResolverOptions } from "./resolve.js";

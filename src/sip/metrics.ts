@@ -48,6 +48,7 @@ export class SipMetrics {
   readonly transportErrors: Counter<"transport" | "reason">;
   readonly connections: Gauge<"transport">;
   readonly dropped: Counter<"reason">;
+  readonly keepalives: Counter<"transport">;
 
   constructor(registry?: Registry) {
     const reg = (this.registry = registry ?? new Registry());
@@ -61,6 +62,7 @@ export class SipMetrics {
     this.transportErrors = counter(reg, "didgate_sip_transport_errors_total", "SIP transport errors (connect, send, TLS)", ["transport", "reason"]);
     this.connections = gauge(reg, "didgate_sip_connections", "Open SIP TCP/TLS connections", ["transport"]);
     this.dropped = counter(reg, "didgate_sip_dropped_total", "SIP messages dropped without an answer", ["reason"]);
+    this.keepalives = counter(reg, "didgate_sip_keepalives_total", "CRLF keep-alive pings received (RFC 5626; answered with CRLF on TCP/TLS)", ["transport"]);
   }
 
   message(direction: "in" | "out", transport: string, isRequest: boolean, method: string, code: number): void {

@@ -31,6 +31,8 @@ import {
   type TransportOptions,
 } from "./transport.js";
 import { SipUri, parseUri } from "./uri.js";
+import { ownAddressMatcher } from "./local.js";
+import { isLooped } from "./rr.js";
 
 /** Where to send a request: a host (IP or DNS name, A/AAAA lookup only) and port. */
 export interface Destination {
@@ -54,6 +56,14 @@ export interface SipStackHandler {
    * answers nothing to unknown sources (no amplification, nothing for scanners to learn).
    */
   mayAnswer?(source: Source): boolean;
+  /**
+   * Is an inbound TCP/TLS connection from this address from a configured peer? Untrusted
+   * connections share a smaller cap (transport.maxUntrustedConnections), so they cannot lock out
+   * the trusted ones. Default: every address is trusted.
+   */
+  isTrusted?(address: string): boolean;
+  /** An inbound TCP/TLS connection was refused by a connection limit. */
+  onConnectionRefused?(transport: TransportKind, address: string, port: number, reason: "per_ip" | "total" | "untrusted"): void;
 }
 
 export interface SipStackOptions extends Partial<TimerConfig> {
@@ -77,8 +87,8 @@ export interface SipStackOptions extends Partial<TimerConfig> {
   autoTrying?: boolean;
   /** Server transactions still unanswered after this are dropped (ms). INVITE default 300000. */
   inviteServerLifetimeMs?: number;
-  /** Transport tuning (connection caps, idle timeout, TLS client verification, ...). */
-  transport?: Omit<TransportOptions, "maxMessageSize">;
+  /** Transport tuning (connection caps, idle and message timeouts, TLS client verification, ...). */
+  transport?: Omit<TransportOptions, "maxMessageSize" | "isTrusted" | "onRefused">;
 }
 
 export interface RequestOptions {
@@ -183,7 +193,17 @@ export class SipStack implements TxContext {
     this.maxClient = opts.maxClientTransactions ?? 50_000;
     this.autoTrying = opts.autoTrying !== false;
     this.inviteLifetime = opts.inviteServerLifetimeMs ?? 300_000;
-    this.transport = new TransportLayer(this, { ...opts.transport, maxMessageSize: this.limits.maxMessageSize }, this.metrics, this.log);
+    this.transport = new TransportLayer(
+      this,
+      {
+        ...opts.transport,
+        maxMessageSize: this.limits.maxMessageSize,
+        isTrusted: (a) => this.handler.isTrusted === undefined || this.handler.isTrusted(a),
+        onRefused: (t, a, p, r) => this.handler.onConnectionRefused?.(t, a, p, r),
+      },
+      this.metrics,
+      this.log,
+    );
   }
 
   /** Create a stack and open its listeners. On a listen error every opened socket is closed. */
@@ -235,6 +255,22 @@ export class SipStack implements TxContext {
       if ((h === ah.toLowerCase() || h === l.address) && (p === l.advertisedPort || p === l.port)) return true;
     }
     return false;
+  }
+
+  private ownMatcher: ((t: TransportKind, address: string, port: number) => boolean) | null = null;
+
+  /**
+   * True when sending to transport/address/port would reach one of our own listeners (a wildcard
+   * listener is reached on every local address): a target that would loop back to us.
+   */
+  isOwnAddress(transport: TransportKind, address: string, port: number): boolean {
+    this.ownMatcher ??= ownAddressMatcher(this.transport.listeners);
+    return this.ownMatcher(transport, address, port);
+  }
+
+  /** RFC 3261 16.3 step 4: the request carries a Via of ours with the loop hash it has now. */
+  isLooped(req: SipMessage): boolean {
+    return isLooped((h, p) => this.isLocal(h, p), req);
   }
 
   /** True when the URI points at this stack (for loose routing: "is the top Route me?"). */

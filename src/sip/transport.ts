@@ -150,6 +150,24 @@ export interface TransportOptions {
   maxConnections?: number;
   /** Disconnect a peer whose unread output exceeds this many bytes. Default 4 MiB. */
   maxWriteBuffer?: number;
+  /**
+   * A TCP/TLS message must be complete within this many ms of its first byte (headers and body),
+   * else the connection is closed: a peer trickling bytes cannot hold a connection. Default 5000.
+   */
+  messageTimeoutMs?: number;
+  /**
+   * Inbound connections from untrusted sources (isTrusted false) at most: the rest of
+   * maxConnections stays for trusted ones. Default maxConnections / 5.
+   */
+  maxUntrustedConnections?: number;
+  /** Idle timeout of inbound connections from untrusted sources (ms). Default min(idleTimeoutMs, 30000). */
+  untrustedIdleTimeoutMs?: number;
+  /** Whether an inbound connection's source is trusted (a configured peer). Default: every source. */
+  isTrusted?: (address: string) => boolean;
+  /** An inbound connection was refused by a limit. */
+  onRefused?: (transport: TransportKind, address: string, port: number, reason: "per_ip" | "total" | "untrusted") => void;
+  /** Monotonic clock (ms) for message deadlines. Default performance.now. */
+  now?: () => number;
   /** Connect timeout for outbound TCP/TLS, ms. Default 10000. */
   connectTimeoutMs?: number;
   /** TLS client: verify server certificates (default true). */
@@ -184,6 +202,8 @@ export class Connection implements FrameSink {
   /** @internal */ socket: net.Socket;
   /** @internal */ pending: Buffer[] = [];
   /** @internal */ pendingErr: Array<SendErrorCallback | undefined> = [];
+  /** @internal When the first byte of the message being received arrived (monotonic ms), 0 when none. */
+  partialSince = 0;
   private framer: StreamFramer;
 
   constructor(
@@ -212,6 +232,7 @@ export class Connection implements FrameSink {
   }
   /** @internal FrameSink */
   onPing(): void {
+    this.layer.metrics.keepalives.inc({ transport: this.transport });
     this.write(CRLF, undefined);
   }
   /** @internal FrameSink */
@@ -222,7 +243,11 @@ export class Connection implements FrameSink {
   /** @internal */
   onData(chunk: Buffer): void {
     try {
+      const before = this.framer.frames;
       this.framer.push(chunk);
+      // the deadline runs from the first byte of each message, not from the last byte received
+      if (this.framer.buffered === 0) this.partialSince = 0;
+      else if (this.partialSince === 0 || this.framer.frames !== before) this.partialSince = this.layer.now();
     } catch (e) {
       // defensive: the framer and handlers are written not to throw
       this.layer.internalError(e);
@@ -285,6 +310,15 @@ function safeCall(cb: SendErrorCallback, err: Error): void {
 
 const CRLF = Buffer.from("\r\n");
 
+function onlyCrlf(b: Buffer): boolean {
+  if (b.length === 0) return false;
+  for (let i = 0; i < b.length; i++) if (b[i] !== 13 && b[i] !== 10) return false;
+  return true;
+}
+
+const ADMITTED = Symbol("didgate.admitted");
+type AdmittedSocket = net.Socket & { [ADMITTED]?: { trusted: boolean; done(): void } };
+
 function connKey(t: TransportKind, addr: string, port: number): string {
   return t + "|" + addr + "|" + port;
 }
@@ -300,10 +334,18 @@ export class TransportLayer {
   /** @internal */ readonly maxWriteBuffer: number;
   private readonly conns = new Map<string, Connection>();
   private readonly perIp = new Map<string, number>();
+  /** TLS connections admitted and still in their handshake. */
+  private handshaking = 0;
   private readonly idleMs: number;
   private readonly maxPerIp: number;
   private readonly maxConns: number;
   private readonly connectTimeoutMs: number;
+  private readonly messageTimeoutMs: number;
+  private readonly maxUntrusted: number;
+  private readonly untrustedIdleMs: number;
+  private untrusted = 0;
+  private sweeper: NodeJS.Timeout | null = null;
+  /** @internal */ readonly now: () => number;
   private closing = false;
 
   constructor(
@@ -318,6 +360,29 @@ export class TransportLayer {
     this.maxConns = opts.maxConnections ?? 10_000;
     this.maxWriteBuffer = opts.maxWriteBuffer ?? 4 * 1024 * 1024;
     this.connectTimeoutMs = opts.connectTimeoutMs ?? 10_000;
+    this.messageTimeoutMs = opts.messageTimeoutMs ?? 5000;
+    this.maxUntrusted = opts.maxUntrustedConnections ?? Math.max(1, Math.floor(this.maxConns / 5));
+    this.untrustedIdleMs = opts.untrustedIdleTimeoutMs ?? Math.min(this.idleMs, 30_000);
+    this.now = opts.now ?? (() => performance.now());
+  }
+
+  /** Inbound connections from untrusted sources right now. */
+  get untrustedCount(): number {
+    return this.untrusted;
+  }
+
+  /** Close connections whose current message is not complete within messageTimeoutMs. */
+  private sweep(): void {
+    const now = this.now();
+    const limit = this.messageTimeoutMs;
+    for (const c of this.conns.values()) {
+      if (c.partialSince !== 0 && now - c.partialSince > limit) {
+        c.partialSince = 0;
+        this.metrics.transportErrors.inc({ transport: c.transport, reason: "message_timeout" });
+        this.log?.debug({ peer: c.remoteAddress + ":" + c.remotePort }, "sip: incomplete message timed out, connection closed");
+        c.close();
+      }
+    }
   }
 
   get connectionCount(): number {
@@ -345,6 +410,12 @@ export class TransportLayer {
       l.udp = sock;
       sock.on("error", (e) => this.log?.warn({ err: e, listener: l.id }, "sip udp socket error"));
       sock.on("message", (msg, rinfo) => {
+        // RFC 5626 section 3.5.1 style "\r\n\r\n" keep-alives (sent by many UAs over UDP too):
+        // not a message, not an error, no answer (UDP keep-alive answers are STUN, section 4.4.1)
+        if (msg.length <= 8 && onlyCrlf(msg)) {
+          this.metrics.keepalives.inc({ transport: "udp" });
+          return;
+        }
         try {
           this.handler.onMessage(msg, { transport: "udp", address: normAddr(rinfo.address), port: rinfo.port, listener: l, connection: null });
         } catch (e) {
@@ -372,44 +443,101 @@ export class TransportLayer {
     l.server = server;
     server.on("error", (e) => this.log?.warn({ err: e, listener: l.id }, "sip listener error"));
     if (u.transport === "tls") {
+      // admission on the raw connection, before the handshake: handshakes count against the limits
+      server.on("connection", (raw: net.Socket) => void this.admit(l, raw));
       server.on("secureConnection", (s: tls.TLSSocket) => this.accept(l, s));
       server.on("tlsClientError", (e) => {
         this.metrics.transportErrors.inc({ transport: "tls", reason: "handshake" });
         this.log?.debug({ err: e }, "sip tls handshake failed");
       });
-    } else server.on("connection", (s: net.Socket) => this.accept(l, s));
+    } else
+      server.on("connection", (s: net.Socket) => {
+        if (this.admit(l, s)) this.accept(l, s);
+      });
     this.listeners.push(l);
+    if (this.sweeper === null) {
+      this.sweeper = setInterval(() => this.sweep(), Math.max(100, Math.min(1000, Math.floor(this.messageTimeoutMs / 4))));
+      this.sweeper.unref();
+    }
     return l;
+  }
+
+  /**
+   * Inbound connection limits, checked on the raw socket: per source IP, in total, and for
+   * untrusted sources a share of the total, so a flood of connections from unknown addresses
+   * cannot use up the capacity of configured peers. Counts are released when the socket closes.
+   */
+  private admit(l: Listener, s: net.Socket): boolean {
+    s.on("error", () => {});
+    const ip = normAddr(s.remoteAddress);
+    if (this.closing || !ip) {
+      s.destroy();
+      return false;
+    }
+    const trusted = this.opts.isTrusted === undefined || this.opts.isTrusted(ip);
+    const n = this.perIp.get(ip) ?? 0;
+    const reason = n >= this.maxPerIp ? "per_ip" : this.conns.size + this.handshaking >= this.maxConns ? "total" : !trusted && this.untrusted >= this.maxUntrusted ? "untrusted" : null;
+    if (reason !== null) {
+      this.metrics.transportErrors.inc({ transport: l.transport, reason: "connection_limit" });
+      if (this.opts.onRefused) {
+        try {
+          this.opts.onRefused(l.transport, ip, s.remotePort ?? 0, reason);
+        } catch (e) {
+          this.internalError(e);
+        }
+      }
+      s.destroy();
+      return false;
+    }
+    this.perIp.set(ip, n + 1);
+    if (!trusted) this.untrusted++;
+    const tlsPending = l.transport === "tls";
+    if (tlsPending) this.handshaking++;
+    let handshook = false;
+    (s as AdmittedSocket)[ADMITTED] = { trusted, done: () => {
+      if (tlsPending && !handshook) {
+        handshook = true;
+        this.handshaking--;
+      }
+    } };
+    s.once("close", () => {
+      if (tlsPending && !handshook) {
+        handshook = true;
+        this.handshaking--;
+      }
+      if (!trusted) this.untrusted--;
+      const k = (this.perIp.get(ip) ?? 1) - 1;
+      if (k <= 0) this.perIp.delete(ip);
+      else this.perIp.set(ip, k);
+    });
+    return true;
   }
 
   private accept(l: Listener, s: net.Socket): void {
     s.on("error", () => {});
     const ip = normAddr(s.remoteAddress);
     const port = s.remotePort ?? 0;
-    if (this.closing || !ip) {
+    // a TLS socket wraps the admitted raw socket (its _parent / the socket it was created on)
+    const raw = (s as unknown as { _parent?: net.Socket })._parent ?? s;
+    const adm = (raw as AdmittedSocket)[ADMITTED] ?? (s as AdmittedSocket)[ADMITTED];
+    adm?.done();
+    if (this.closing || !ip || adm === undefined) {
       s.destroy();
       return;
     }
-    const n = this.perIp.get(ip) ?? 0;
-    if (n >= this.maxPerIp || this.conns.size >= this.maxConns) {
-      this.metrics.transportErrors.inc({ transport: l.transport, reason: "connection_limit" });
-      s.destroy();
-      return;
-    }
-    this.perIp.set(ip, n + 1);
     const c = new Connection(this, l.transport, s, ip, port, l, false, this.opts.maxMessageSize);
     c.ready = true;
-    this.register(c, ip);
+    this.register(c, adm.trusted ? this.idleMs : this.untrustedIdleMs);
   }
 
-  private register(c: Connection, inboundIp: string | null): void {
+  private register(c: Connection, idleMs: number): void {
     const s = c.socket;
     const old = this.conns.get(c.key);
     this.conns.set(c.key, c);
     if (old && old !== c) old.close();
     this.metrics.connections.inc({ transport: c.transport });
     s.setNoDelay(true);
-    s.setTimeout(this.idleMs);
+    s.setTimeout(idleMs);
     s.on("timeout", () => s.destroy());
     s.on("data", (d: Buffer) => c.onData(d));
     s.on("drain", () => s.resume());
@@ -418,11 +546,6 @@ export class TransportLayer {
       c.ready = false;
       if (this.conns.get(c.key) === c) this.conns.delete(c.key);
       this.metrics.connections.dec({ transport: c.transport });
-      if (inboundIp !== null) {
-        const k = (this.perIp.get(inboundIp) ?? 1) - 1;
-        if (k <= 0) this.perIp.delete(inboundIp);
-        else this.perIp.set(inboundIp, k);
-      }
       c.failPending(new Error("connection closed"));
       if (this.handler.onConnectionClosed) {
         try {
@@ -543,12 +666,16 @@ export class TransportLayer {
       }
     });
     s.once("close", () => clearTimeout(timer));
-    this.register(c, null);
+    this.register(c, this.idleMs);
     return c;
   }
 
   async close(): Promise<void> {
     this.closing = true;
+    if (this.sweeper !== null) {
+      clearInterval(this.sweeper);
+      this.sweeper = null;
+    }
     const waits: Promise<void>[] = [];
     for (const l of this.listeners) {
       if (l.udp) {

@@ -6,7 +6,7 @@
 import dgram from "node:dgram";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Didgate } from "../../src/app.js";
-import { parseFlowToken, flowToken } from "../../src/edge/proxy.js";
+import { parseFlowToken, flowToken } from "../../src/sip/rr.js";
 import type { VoiceEdge } from "../../src/edge/voice.js";
 import { createLogger } from "../../src/ops/logger.js";
 import { parseMessage, SipMessage } from "../../src/sip/index.js";

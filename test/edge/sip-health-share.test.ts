@@ -8,7 +8,7 @@ import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { HealthShare } from "../../src/edge/health-share.js";
 import { TargetHealth } from "../../src/edge/health.js";
-import { targetKey } from "../../src/edge/resolve.js";
+import { targetKey } from "../../src/sip/resolve.js";
 import { waitFor } from "../helpers/app.js";
 import { startRedis, type TestRedis } from "../helpers/redis.js";
 

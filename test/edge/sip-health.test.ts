@@ -6,7 +6,7 @@ import dgram from "node:dgram";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import pino from "pino";
 import { TargetHealth } from "../../src/edge/health.js";
-import { targetKey } from "../../src/edge/resolve.js";
+import { targetKey } from "../../src/sip/resolve.js";
 import { SipStack, createResponse, parseMessage, SipMessage } from "../../src/sip/index.js";
 import { waitFor } from "../helpers/app.js";
 

@@ -31,6 +31,9 @@ describe("route entry validation", () => {
     expect(r.route.voice!.targets.map((t) => [t.priority, t.weight])).toEqual([[1, 100], [1, 100]]);
     expect(r.route.voice!.failoverOn).toEqual([408, 480, 500, 502, 503, 504]);
     expect(r.route.voice!.ringTimeoutS).toBe(60);
+    expect(r.route.voice!.inviteTimeoutS).toBeUndefined();
+    const t = parseRoute("*", { voice: { targets: ["sip:a@h"], invite_timeout_s: 2.5 } });
+    expect(t.ok && t.route.voice!.inviteTimeoutS).toBe(2.5);
   });
 
   it("sorts targets by priority, stable within a priority", () => {
@@ -45,6 +48,7 @@ describe("route entry validation", () => {
         targets: ["http://x", { uri: "sip:a@h", priority: -1, weight: "9" }],
         failover_on: [200],
         ring_timeout_s: 0,
+        invite_timeout_s: 0,
         schedule: [{ days: ["funday"], from: "25:00", to: "17:00", tz: "Mars/Olympus", targets: [] }],
         callers: [{ match: "44*", targets: ["sip:x@h"] }],
       },
@@ -61,6 +65,7 @@ describe("route entry validation", () => {
       "voice.targets[1].weight",
       "voice.failover_on",
       "voice.ring_timeout_s",
+      "voice.invite_timeout_s: must be a number of seconds from 0.1 to 300",
       "voice.schedule[0].days: unknown day",
       "voice.schedule[0].from",
       "voice.schedule[0].tz",

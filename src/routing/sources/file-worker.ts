@@ -21,6 +21,8 @@
 import { createHash } from "node:crypto";
 import { readFileSync, statSync } from "node:fs";
 import { isMainThread, parentPort, workerData } from "node:worker_threads";
+import type { Config } from "../../config/schema.js";
+import { selfTargetEntryCheck } from "../../edge/self-targets.js";
 import { EntryColumns, RouteTable, tableTransferList } from "../table.js";
 import { scanRouteDocument, validateEntry, type DocError, type RouteFormat } from "./document.js";
 
@@ -41,6 +43,8 @@ export interface FileWorkerData {
    */
   consumed: SharedArrayBuffer;
   inFlight: number;
+  /** The sip section of the config: routes whose targets are didgate itself are errors. */
+  selfTargets?: Config["sip"];
 }
 
 export type FileWorkerMessage =
@@ -103,9 +107,17 @@ function run(d: FileWorkerData): void {
     batch = [];
     batchFirst = nextId;
   };
+  const selfCheck = d.selfTargets ? selfTargetEntryCheck(d.selfTargets) : undefined;
   const stop = scanRouteDocument(text, d.format, {
     entry(key, value, line, col, entryText) {
       const route = validateEntry(key, value, line, col, onError);
+      if (route !== undefined && selfCheck) {
+        const errs = selfCheck(key, route);
+        if (errs.length > 0) {
+          for (const message of errs) onError({ line, col, message });
+          return;
+        }
+      }
       if (route === undefined || errorCount > 0) return; // once broken, only the errors matter
       const t = entryText ?? JSON.stringify(value);
       let id: number | undefined;

@@ -15,6 +15,8 @@ import { fileURLToPath } from "node:url";
 import { Worker } from "node:worker_threads";
 import { pino, type Logger } from "pino";
 import { Registry } from "prom-client";
+import type { Config } from "../../config/schema.js";
+import { selfTargetCheck } from "../../edge/self-targets.js";
 import { RouteMetrics } from "../metrics.js";
 import { LazyRoute, type Route } from "../route.js";
 import { EntryColumns, RouteStore, RouteTable } from "../table.js";
@@ -23,8 +25,11 @@ import type { FileWorkerData, FileWorkerMessage } from "./file-worker.js";
 
 export type LoadResult = { ok: true; table: RouteTable<Route> } | { ok: false; errors: string[] };
 
+/** Extra validation of a whole table (errors name the key): e.g. targets that are didgate itself. */
+export type TableCheck = (table: RouteTable<Route>) => string[];
+
 /** Read and validate a route file into a table (no swap), on this thread. */
-export function loadRouteFile(path: string): LoadResult {
+export function loadRouteFile(path: string, check?: TableCheck): LoadResult {
   let text: string;
   let mtimeMs: number;
   try {
@@ -51,6 +56,8 @@ export function loadRouteFile(path: string): LoadResult {
   cols.uniqueFrom = 0; // every entry was parsed into an object of its own
   const table = RouteTable.build(cols);
   table.version = String(Math.floor(mtimeMs));
+  const extra = check?.(table) ?? [];
+  if (extra.length > 0) return { ok: false, errors: extra.map((e) => `${path}: ${e}`) };
   return { ok: true, table };
 }
 
@@ -59,9 +66,17 @@ export function loadRouteFile(path: string): LoadResult {
  * the command line (lookup, check-config): parsing runs on a second core and routes are compiled
  * on first use. Every error is listed. Falls back to loadRouteFile() where there is no worker.
  */
-export async function loadRouteFileInWorker(path: string): Promise<LoadResult> {
+export async function loadRouteFileInWorker(path: string, selfTargets?: Config["sip"]): Promise<LoadResult> {
   const store = new RouteStore<Route>(RouteTable.build<Route>([]));
-  const source = new FileRouteSource({ path, watch: false, store, logger: pino({ level: "silent" }), metrics: new RouteMetrics(new Registry()), maxErrors: Infinity });
+  const source = new FileRouteSource({
+    path,
+    watch: false,
+    store,
+    logger: pino({ level: "silent" }),
+    metrics: new RouteMetrics(new Registry()),
+    maxErrors: Infinity,
+    ...(selfTargets ? { selfTargets, check: selfTargetCheck(selfTargets) } : {}),
+  });
   try {
     return await source.load();
   } finally {
@@ -101,6 +116,14 @@ export interface FileSourceOptions {
   batchSize?: number;
   /** Batches the loader thread may have waiting on the main thread (default 8). */
   inFlight?: number;
+  /**
+   * The sip section of the config: a route whose targets are didgate itself is an error. Checked
+   * entry by entry in the loader thread (with the entry's place); `check` is used instead when the
+   * file is loaded on the main thread.
+   */
+  selfTargets?: Config["sip"];
+  /** Extra validation of each table loaded on the main thread (see selfTargets). */
+  check?: TableCheck;
 }
 
 /** How a load went, for the log and for tests. */
@@ -216,7 +239,7 @@ export class FileRouteSource {
       const hash = text === undefined ? "" : createHash("sha256").update(text).digest("hex");
       if (reason !== "initial" && text !== undefined && hash === this.lastHash) r = "unchanged";
       else {
-        r = loadRouteFile(path);
+        r = loadRouteFile(path, this.opts.check);
         if (r.ok) this.lastHash = hash;
       }
       const ms = performance.now() - t0;
@@ -261,6 +284,7 @@ export class FileRouteSource {
         batch: this.opts.batchSize ?? 2000,
         consumed: consumedBuf,
         inFlight: this.opts.inFlight ?? 8,
+        ...(this.opts.selfTargets ? { selfTargets: this.opts.selfTargets } : {}),
       };
       const consumedOne = (n = 1) => {
         Atomics.add(consumed, 0, n);

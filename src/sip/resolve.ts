@@ -10,7 +10,8 @@
 import dns from "node:dns";
 import net from "node:net";
 import { LRUCache } from "lru-cache";
-import { parseUri, type SipUri, type TransportKind } from "../sip/index.js";
+import { parseUri, type SipUri } from "./uri.js";
+import type { TransportKind } from "./transport.js";
 
 export interface ResolvedTarget {
   readonly transport: TransportKind;

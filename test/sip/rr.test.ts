@@ -1,0 +1,116 @@
+/** Unit tests of the record-routing helpers (src/sip/rr.ts): tokens, hops, rewriting, loop hash. */
+import { describe, expect, it } from "vitest";
+import { parseOrThrow, parseUri, type SipUri } from "../../src/sip/index.js";
+import {
+  DialogSigner,
+  hopOfUri,
+  inviteBinding,
+  isLooped,
+  loopBranch,
+  loopHash,
+  rewriteRecordRoute,
+  routeInDialog,
+  type DialogBinding,
+} from "../../src/sip/rr.js";
+
+const local = { isLocalUri: (u: SipUri) => u.hostname === "10.0.0.1" && (u.port ?? 5060) === 5060 };
+const b: DialogBinding = { callId: "c1@x", ftag: "F", flow: "udp~192.0.2.1~5060", up: ["192.0.2.1~5060"], down: ["198.51.100.5~5070"] };
+
+function req(lines: string[]): ReturnType<typeof parseOrThrow> {
+  return parseOrThrow([...lines, "Content-Length: 0", "", ""].join("\r\n"));
+}
+
+describe("dialog tokens", () => {
+  it("verify with the signing secret and with a previous one, not with another; any field change breaks it", () => {
+    const s = new DialogSigner(["new-secret-0123456789"]);
+    const sig = s.sign(b);
+    expect(sig).toMatch(/^[A-Za-z0-9_-]{22}$/);
+    expect(s.verify(b, sig)).toBe(true);
+    expect(new DialogSigner(["newer-one-0123456789", "new-secret-0123456789"]).verify(b, sig)).toBe(true);
+    expect(new DialogSigner(["other-secret-0123456789"]).verify(b, sig)).toBe(false);
+    for (const changed of [{ ...b, callId: "c2@x" }, { ...b, ftag: "G" }, { ...b, flow: "udp~192.0.2.2~5060" }, { ...b, up: [] }, { ...b, down: ["203.0.113.9~5060", ...b.down] }]) {
+      expect(s.verify(changed, sig)).toBe(false);
+    }
+    expect(s.verify(b, "short")).toBe(false);
+  });
+
+  it("hops: lower-case host, IPv6 in brackets, default port by transport, maddr wins", () => {
+    const h = (u: string) => hopOfUri(parseUri(u)!);
+    expect(h("sip:a@Host.Example.NET")).toBe("host.example.net~5060");
+    expect(h("sips:a@host")).toBe("host~5061");
+    expect(h("sip:a@host;transport=TLS")).toBe("host~5061");
+    expect(h("sip:[2001:DB8::1]:5080")).toBe("[2001:db8::1]~5080");
+    expect(h("sip:a@host;maddr=10.9.9.9")).toBe("10.9.9.9~5060");
+  });
+
+  it("the INVITE binding: first Record-Route (else Contact) and the flow towards the caller", () => {
+    const inv = req([
+      "INVITE sip:+1@10.0.0.1 SIP/2.0",
+      "Via: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bK1",
+      "Record-Route: <sip:sbc.carrier.example;lr>",
+      "From: <sip:a@x>;tag=F",
+      "To: <sip:b@y>",
+      "Call-ID: c1@x",
+      "CSeq: 1 INVITE",
+      "Contact: <sip:a@192.0.2.50>",
+    ]);
+    const x = inviteBinding(inv, { transport: "udp", address: "192.0.2.1", port: 5060 }, ["t~1"]);
+    expect(x).toEqual({ callId: "c1@x", ftag: "F", flow: "udp~192.0.2.1~5060", up: ["sbc.carrier.example~5060", "192.0.2.1~5060"], down: ["t~1"] });
+  });
+
+  it("rewriting in a 2xx adds the hop above ours (a callee-side proxy) and keeps other values", () => {
+    const s = new DialogSigner(["k".repeat(32)]);
+    const ours = `<sip:10.0.0.1:5060;lr;ftag=F;dgc=udp~192.0.2.1~5060;dgu=192.0.2.1~5060;dgd=198.51.100.5~5070;dgs=${s.sign(b)}>`;
+    const ok = req([
+      "SIP/2.0 200 OK",
+      "Via: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bK1",
+      `Record-Route: <sip:pbx-proxy.example:5090;lr>, ${ours}`,
+      "Record-Route: <sip:sbc.carrier.example;lr>",
+      "From: <sip:a@x>;tag=F",
+      "To: <sip:b@y>;tag=T",
+      "Call-ID: c1@x",
+      "CSeq: 1 INVITE",
+      "Contact: <sip:callee@198.51.100.77>",
+    ]);
+    expect(rewriteRecordRoute(local, ok, s)).toBe(true);
+    const rr = ok.recordRoutes;
+    expect(rr[0]).toBe("<sip:pbx-proxy.example:5090;lr>");
+    expect(rr[1]).toContain("dgd=pbx-proxy.example~5090*198.51.100.5~5070");
+    expect(rr[2]).toBe("<sip:sbc.carrier.example;lr>");
+    // the caller's BYE through that route set verifies and may go to the proxy
+    const bye = req([
+      "BYE sip:callee@198.51.100.77 SIP/2.0",
+      "Via: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bK2",
+      `Route: ${rr[1]}, <sip:pbx-proxy.example:5090;lr>`,
+      "From: <sip:a@x>;tag=F",
+      "To: <sip:b@y>;tag=T",
+      "Call-ID: c1@x",
+      "CSeq: 2 BYE",
+    ]);
+    const r = routeInDialog(local, bye, s);
+    expect("forged" in r).toBe(false);
+    if ("forged" in r) return;
+    expect(r.upstream).toBe(false);
+    expect(r.nextHop).toBe("pbx-proxy.example~5090");
+    expect(r.hopAllowed).toBe(true);
+    // a forged value of ours is left alone (and the caller's requests will fail)
+    const bad = req(["SIP/2.0 200 OK", "Via: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bK1", `Record-Route: ${ours.replace("dgs=", "dgs=x")}`, "From: <sip:a@x>;tag=F", "To: <sip:b@y>;tag=T", "Call-ID: c1@x", "CSeq: 1 INVITE"]);
+    expect(rewriteRecordRoute(local, bad, s)).toBe(false);
+  });
+});
+
+describe("loop hash", () => {
+  const inv = (ruri: string, vias: string[]) =>
+    req([`INVITE ${ruri} SIP/2.0`, ...vias.map((v) => `Via: ${v}`), "From: <sip:a@x>;tag=F", "To: <sip:b@y>", "Call-ID: c9@x", "CSeq: 7 INVITE", "Max-Forwards: 60"]);
+  const isLocal = (h: string, p: number | undefined) => h === "10.0.0.1" && (p ?? 5060) === 5060;
+
+  it("our Via with the hash of the same request is a loop; another Request-URI is a spiral; another host's Via is not ours", () => {
+    const first = inv("sip:+1@10.0.0.1", ["SIP/2.0/UDP 192.0.2.1;branch=z9hG4bK1"]);
+    const ourVia = `SIP/2.0/UDP 10.0.0.1:5060;branch=${loopBranch(loopHash(first), "abc-1")};rport`;
+    expect(isLooped(isLocal, inv("sip:+1@10.0.0.1", ["SIP/2.0/UDP 10.0.0.7;branch=z9hG4bKx", ourVia, "SIP/2.0/UDP 192.0.2.1;branch=z9hG4bK1"]))).toBe(true);
+    expect(isLooped(isLocal, inv("sip:+2@10.0.0.1", [ourVia, "SIP/2.0/UDP 192.0.2.1;branch=z9hG4bK1"]))).toBe(false);
+    const theirs = ourVia.replace("10.0.0.1:5060", "10.0.0.2:5060");
+    expect(isLooped(isLocal, inv("sip:+1@10.0.0.1", [theirs, "SIP/2.0/UDP 192.0.2.1;branch=z9hG4bK1"]))).toBe(false);
+    expect(isLooped(isLocal, first)).toBe(false);
+  });
+});
