@@ -11,7 +11,11 @@
  * record_route + t_relay; config from bench/kamailio/bench.cfg.tpl), and the ratio is printed.
  *
  *   npx tsc -p . && node dist/bench/sip.js [--json] [--dids 100k] [--step-s 5]
- *        [--rates 500,1000,...] [--only didgate|kamailio] [--log-level info]
+ *        [--rates 500,1000,...] [--only didgate,didgate-out,kamailio] [--log-level info]
+ *
+ * The outbound case ("didgate-out") runs the same calls the other way: sipp as a customer on
+ * 127.0.0.2 (caller ID checked for ownership) -> didgate -> the same sipp UAS as the carrier, the
+ * destination picked from a 100k-entry outbound table (one prefix per destination block).
  *
  * When `didgate serve` does not answer SIP (the app does not wire the voice edge), the bench runs
  * the same config through `node dist/bench/sip.js --serve CONFIG` (Didgate + VoiceEdge in-process).
@@ -291,12 +295,12 @@ function statValue(stdout: string, label: string): number {
   return last;
 }
 
-async function runStep(dir: string, proxyName: string, proxyPid: number, proxyPort: number, rate: number, stepS: number): Promise<Step> {
+async function runStep(dir: string, proxyName: string, proxyPid: number, proxyPort: number, rate: number, stepS: number, uacIp = "127.0.0.1", csvName = "dids.csv"): Promise<Step> {
   const calls = Math.max(1, Math.round(rate * stepS));
   const cwd = fs.mkdtempSync(path.join(dir, `uac-${proxyName}-${rate}-`));
   const uacPort = await freePort();
   const args = [
-    `127.0.0.1:${proxyPort}`, "-sf", path.join(dir, "uac.xml"), "-inf", path.join(dir, "dids.csv"), "-i", "127.0.0.1", "-p", String(uacPort),
+    `127.0.0.1:${proxyPort}`, "-sf", path.join(dir, "uac.xml"), "-inf", path.join(dir, csvName), "-i", uacIp, "-p", String(uacPort),
     "-r", String(rate), "-m", String(calls), "-l", String(Math.max(100, rate * 4)), "-trace_rtt", "-rtt_freq", "50",
     "-timeout", `${stepS + 20}s`, "-recv_timeout", "8000", "-nostdin", "-max_socket", "1000",
   ];
@@ -362,7 +366,8 @@ async function main(): Promise<void> {
   const nDids = args.int("dids", 100_000);
   const stepS = Number(args.option("step-s") ?? 5);
   const rates = (args.option("rates") ?? "250,500,1000,1500,2000,2500,3000,4000,5000,6000,8000").split(",").map(Number);
-  const only = args.option("only");
+  const onlyList = args.option("only")?.split(",");
+  const want = (n: string): boolean => onlyList === undefined || onlyList.includes(n);
   const logLevel = args.option("log-level") ?? "info";
   const json = args.json;
   if (!fs.existsSync(CLI)) throw new Error(`${CLI} not found: run npx tsc -p . first`);
@@ -378,7 +383,17 @@ async function main(): Promise<void> {
     dbRows.push(`${i + 1}:${did}:127.0.0.1\\:${uasPort}`);
     csv.push(did + ";");
   }
-  fs.writeFileSync(path.join(dir, "routes.json"), JSON.stringify({ routes }));
+  // outbound: the caller's own number, and one outbound prefix per destination block
+  routes["+15125559999"] = { tenant: "bench", voice: { targets: [`sip:owner@127.0.0.1:${uasPort}`] } };
+  const outbound: Record<string, unknown> = {};
+  const outCsv: string[] = ["RANDOM"];
+  for (let i = 0; i < nDids; i++) {
+    const prefix = "+44" + String(2000000 + i);
+    outbound[prefix + "*"] = { voice: ["carrier"] };
+    outCsv.push(prefix + "123;");
+  }
+  fs.writeFileSync(path.join(dir, "routes.json"), JSON.stringify({ routes, outbound }));
+  fs.writeFileSync(path.join(dir, "out.csv"), outCsv.join("\n") + "\n");
   fs.mkdirSync(path.join(dir, "db"));
   fs.writeFileSync(path.join(dir, "db", "mtree"), dbRows.join("\n") + "\n");
   fs.writeFileSync(path.join(dir, "dids.csv"), csv.join("\n") + "\n");
@@ -394,18 +409,18 @@ async function main(): Promise<void> {
     if (!json) process.stdout.write(s + "\n");
   };
 
-  const runProxy = async (name: string, start: () => Promise<{ child: ChildProcess; port: number }>): Promise<void> => {
+  const runProxy = async (name: string, start: () => Promise<{ child: ChildProcess; port: number }>, uacIp = "127.0.0.1", csvName = "dids.csv"): Promise<void> => {
     const { child, port } = await start();
     try {
       // warm-up (not reported): JIT, first GCs after loading the table, sipp sockets
-      await runStep(dir, name + "-warmup", child.pid!, port, Math.min(200, rates[0] ?? 200), 2);
+      await runStep(dir, name + "-warmup", child.pid!, port, Math.min(200, rates[0] ?? 200), 2, uacIp, csvName);
       await sleep(1000);
       let best: Step | null = null;
       for (const rate of rates) {
-        const st = await runStep(dir, name, child.pid!, port, rate, stepS);
+        const st = await runStep(dir, name, child.pid!, port, rate, stepS, uacIp, csvName);
         results.push(st);
         if (json) process.stdout.write(JSON.stringify({ name: `sip_calls_${name}`, entries: nDids, ...st }) + "\n");
-        else log(`${name.padEnd(9)} rate ${String(rate).padStart(5)}/s  ok ${String(st.ok).padStart(6)}  failed ${String(st.failed).padStart(5)}  achieved ${String(st.achieved_cps).padStart(5)}/s  setup p50 ${st.setup_p50_ms} ms p99 ${st.setup_p99_ms} ms  cpu ${st.cpu_us_per_call} us/call${st.clean ? "" : "  (not sustained)"}`);
+        else log(`${name.padEnd(11)} rate ${String(rate).padStart(5)}/s  ok ${String(st.ok).padStart(6)}  failed ${String(st.failed).padStart(5)}  achieved ${String(st.achieved_cps).padStart(5)}/s  setup p50 ${st.setup_p50_ms} ms p99 ${st.setup_p99_ms} ms  cpu ${st.cpu_us_per_call} us/call${st.clean ? "" : "  (not sustained)"}`);
         if (!st.clean) break;
         best = st;
         await sleep(1500); // let transactions drain between steps
@@ -417,8 +432,7 @@ async function main(): Promise<void> {
   };
 
   try {
-    if (only === undefined || only === "didgate") {
-      await runProxy("didgate", async () => {
+    const startDidgate = async (): Promise<{ child: ChildProcess; port: number }> => {
         const port = await freePort();
         const cfg = path.join(dir, "didgate.yaml");
         fs.writeFileSync(
@@ -430,6 +444,9 @@ async function main(): Promise<void> {
             "  flood: { per_source_pps: 100000, max_sources: 1000 }",
             "  trunks:",
             '    - { name: bench, sources: ["127.0.0.1"], country_code: "1", cps: 100000 }',
+            `    - { name: carrier, termination: "sip:127.0.0.1:${uasPort}" }`,
+            "  customers:",
+            '    - { name: bench-pbx, tenant: bench, sources: ["127.0.0.2"], country_code: "1", cps: 100000 }',
             "smpp: { listen: null }",
             "routes: { file: routes.json, watch: false }",
             'admin: { listen: "127.0.0.1:0" }',
@@ -445,9 +462,10 @@ async function main(): Promise<void> {
           if (!(await sipAlive(port, 15_000))) throw new Error("didgate does not answer SIP");
         }
         return { child, port };
-      });
-    }
-    if (only === undefined || only === "kamailio") {
+    };
+    if (want("didgate")) await runProxy("didgate", startDidgate);
+    if (want("didgate-out")) await runProxy("didgate-out", startDidgate, "127.0.0.2", "out.csv");
+    if (want("kamailio")) {
       if (!fs.existsSync(KAMAILIO)) log(`${KAMAILIO} not found: Kamailio skipped`);
       else
         await runProxy("kamailio", async () => {
@@ -476,8 +494,8 @@ async function main(): Promise<void> {
   if (json) process.stdout.write(JSON.stringify({ name: "sip_summary", entries: nDids, didgate: d, kamailio: k, ratio_to_kamailio: ratio }) + "\n");
   else {
     log("");
-    log("proxy      sustained calls/s   setup p50 ms   setup p99 ms   cpu us/call");
-    for (const [n, s] of Object.entries(summary)) log(`${n.padEnd(10)} ${String(s.sustained_cps).padStart(17)}   ${String(s.p50).padStart(12)}   ${String(s.p99).padStart(12)}   ${String(s.cpu).padStart(11)}`);
+    log("proxy        sustained calls/s   setup p50 ms   setup p99 ms   cpu us/call");
+    for (const [n, s] of Object.entries(summary)) log(`${n.padEnd(12)} ${String(s.sustained_cps).padStart(17)}   ${String(s.p50).padStart(12)}   ${String(s.p99).padStart(12)}   ${String(s.cpu).padStart(11)}`);
     if (ratio !== null) log(`didgate / kamailio (sustained calls/s): ${ratio}`);
   }
 }

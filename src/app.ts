@@ -36,6 +36,7 @@ import { Decider } from "./routing/decide.js";
 import { lookupJson } from "./routing/explain.js";
 import type { NumberPlan } from "./routing/number.js";
 import type { Route } from "./routing/route.js";
+import type { OutboundEntry } from "./routing/outbound.js";
 import { FileRouteSource } from "./routing/sources/file.js";
 import { RedisRouteSource } from "./routing/sources/redis.js";
 import { RouteStore, RouteTable } from "./routing/table.js";
@@ -96,6 +97,8 @@ export class Didgate {
   readonly registry: Registry;
   readonly routeMetrics: RouteMetrics;
   readonly store: RouteStore<Route>;
+  /** The outbound table: destination prefix to carriers (routes file `outbound:`, Redis `<prefix>outbound`). */
+  readonly outboundStore: RouteStore<OutboundEntry>;
   readonly decider: Decider;
   readonly now: () => number;
   /** routes.redis.url parsed once; every Redis connection of this instance is made on it. */
@@ -136,6 +139,7 @@ export class Didgate {
     this.registry = createRegistry();
     this.routeMetrics = new RouteMetrics(this.registry);
     this.store = new RouteStore<Route>(RouteTable.build<Route>([]));
+    this.outboundStore = new RouteStore<OutboundEntry>(RouteTable.build<OutboundEntry>([]));
     const life = this.config.lifecycle;
     this.decider = new Decider({
       ...(opts.random ? { random: opts.random } : {}),
@@ -187,6 +191,7 @@ export class Didgate {
         connector: this.redis,
         redis: { ...routesRedis, snapshot },
         store: this.store,
+        outboundStore: this.outboundStore,
         logger: this.logger,
         registry: this.registry,
         routeMetrics: this.routeMetrics,
@@ -207,6 +212,7 @@ export class Didgate {
       path: file,
       watch: this.config.routes.watch,
       store: this.store,
+      outboundStore: this.outboundStore,
       logger: this.logger,
       metrics: this.routeMetrics,
       ...(check ? { check, selfTargets: this.config.sip } : {}),
@@ -365,6 +371,7 @@ export class Didgate {
     this.voice = new VoiceEdge({
       config: this.config,
       store: this.store,
+      outbound: this.outboundStore,
       decider: this.decider,
       logger: this.logger,
       registry: this.registry,

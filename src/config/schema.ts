@@ -4,7 +4,7 @@
  */
 import { z } from "zod";
 import { parseRedisUrl } from "../redis/endpoint.js";
-import { parseCidr, parseHostPort, parseListenUrl } from "./net.js";
+import { cidrContains, parseCidr, parseHostPort, parseListenUrl } from "./net.js";
 
 const cidr = z.string().refine((s) => parseCidr(s) !== undefined, {
   message: 'must be an IP address or CIDR like "203.0.113.0/24" or "2001:db8::/32"',
@@ -36,18 +36,61 @@ const tlsFiles = z
   .strict();
 
 const name64 = z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, "must be 1-64 letters, digits, '_', '.', '-'");
+const sipUri = z.string().regex(/^sips?:[^\s<>"]+$/i, 'must be a SIP URI like "sip:203.0.113.10:5060" or "sip:carrier.example.net;transport=tcp"');
+/** Header names a carrier may have added to outbound calls (never the ones that make the dialog). */
+const FORBIDDEN_ADD = new Set(["via", "v", "from", "f", "to", "t", "call-id", "i", "cseq", "route", "record-route", "contact", "m", "max-forwards", "content-length", "l", "content-type", "c"]);
+const headerName = z.string().regex(/^[A-Za-z0-9!%*_+`'~.-]{1,64}$/, "must be a SIP header name").refine((h) => !FORBIDDEN_ADD.has(h.toLowerCase()), {
+  message: "cannot be a header that makes the dialog (Via, From, To, Call-ID, CSeq, Route, Record-Route, Contact, Max-Forwards, Content-*)",
+});
+
 export const trunkSchema = z
   .object({
-    name: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, "must be 1-64 letters, digits, '_', '.', '-'"),
-    sources: z.array(cidr).min(1),
+    name: name64,
+    /** Where the carrier's calls come from (inbound). A termination-only carrier may have none. */
+    sources: z.array(cidr).default([]),
     did_from: z.enum(["ruri", "to"]).default("ruri"),
     country_code: countryCode.optional(),
     national_prefix: z.string().regex(/^\d{0,3}$/).optional(),
     cps: z.number().positive().max(100_000).default(100),
     /** Packets from these addresses may carry the real source in `X-Forwarded-For`-like headers. */
     front_proxy: z.boolean().default(false),
+    /** Where outbound calls to this carrier go: one SIP URI, or several tried in order. */
+    termination: z.union([sipUri, z.array(sipUri).min(1).max(16)]).optional(),
+    /** Outbound calls per second to this carrier; over it, the next carrier is tried at once. */
+    termination_cps: z.number().positive().max(100_000).optional(),
+    /** Concurrent outbound calls to this carrier (setup and answered). */
+    max_calls: z.number().int().positive().optional(),
+    /** How the called number is sent: "+E164", or national (country code removed, number_prefix before it). */
+    number_format: z.enum(["e164", "national"]).default("e164"),
+    number_prefix: z.string().regex(/^[0-9#*]{0,8}$/).default(""),
+    /** Headers added to every outbound call to this carrier. */
+    headers: z.record(headerName, z.string().max(512).regex(/^[^\r\n]*$/, "must be one line")).default({}),
+    /** Answers from this carrier after which the next carrier is tried. */
+    failover_on: z.array(z.number().int().min(300).max(699)).default([408, 480, 500, 502, 503, 504]),
+    /** How a forwarded call names the number it was forwarded from (RFC 5806 or RFC 7044). */
+    forward_header: z.enum(["diversion", "history-info"]).default("diversion"),
   })
-  .strict();
+  .strict()
+  .refine((t) => t.sources.length > 0 || t.termination !== undefined, { message: "a trunk needs sources (inbound), termination (outbound), or both" });
+
+export const customerSchema = z
+  .object({
+    name: name64,
+    /** Caller IDs must be numbers of this tenant (caller_id: owned). */
+    tenant: z.string().min(1).max(128),
+    /** Source addresses of the customer's calls; with digest too, both must match. */
+    sources: z.array(cidr).default([]),
+    country_code: countryCode.optional(),
+    national_prefix: z.string().regex(/^\d{0,3}$/).optional(),
+    /** owned: the calling number must be an active number of the tenant; any: not checked. */
+    caller_id: z.enum(["owned", "any"]).default("owned"),
+    digest: z.object({ username: z.string().min(1).max(128).regex(/^[^"\\\s]+$/, "must have no quotes, backslashes or spaces"), password: z.string().min(1).max(256) }).strict().optional(),
+    cps: z.number().positive().max(100_000).default(10),
+    /** Concurrent calls (setup and answered). */
+    max_calls: z.number().int().positive().optional(),
+  })
+  .strict()
+  .refine((c) => c.sources.length > 0 || c.digest !== undefined, { message: "a customer needs sources, digest credentials, or both" });
 
 export const sipSchema = z
   .object({
@@ -63,6 +106,22 @@ export const sipSchema = z
     dialog_secret_previous: z.array(z.string().min(16)).default([]),
     tls: tlsFiles.extend({ verify: z.boolean().default(true) }).strict().optional(),
     trunks: z.array(trunkSchema).default([]),
+    /** Who may originate calls (outbound). */
+    customers: z.array(customerSchema).default([]),
+    /** Digest authentication of customers (RFC 3261 22, RFC 8760). */
+    auth: z
+      .object({
+        realm: z.string().min(1).max(128).regex(/^[^"\\]+$/).default("didgate"),
+        /** Nonce HMAC key: the same on every edge so one edge accepts another's nonces. Default: random per process. */
+        secret: z.string().min(16).optional(),
+        nonce_ttl_s: z.number().positive().max(3600).default(300),
+        /** Challenges offered, in this order (RFC 8760: SHA-256 first; clients that read only the first challenge may need MD5 first). */
+        algorithms: z.array(z.enum(["SHA-256", "MD5"])).min(1).max(2).default(["SHA-256", "MD5"]),
+      })
+      .strict()
+      .default({ realm: "didgate", nonce_ttl_s: 300, algorithms: ["SHA-256", "MD5"] }),
+    /** A call counts against max_calls at most this long (a lost BYE does not hold a slot forever). */
+    max_call_s: z.number().int().positive().default(14_400),
     /** Health checkers (load balancers, monitoring) whose OPTIONS get 200 though they are not trunks. */
     pingers: z.array(cidr).default([]),
     max_inflight_invites: z.number().int().positive().default(2000),
@@ -404,6 +463,23 @@ export const configSchema = z
       if (names.has(t.name)) ctx.addIssue({ code: "custom", path: ["sip", "trunks", i, "name"], message: `duplicate trunk name ${JSON.stringify(t.name)}` });
       names.add(t.name);
     });
+    const cnames = new Set<string>();
+    const users = new Set<string>();
+    const trunkCidrs = c.sip.trunks.flatMap((t) => t.sources.map((s) => ({ trunk: t.name, cidr: parseCidr(s)! })));
+    c.sip.customers.forEach((cu, i) => {
+      if (cnames.has(cu.name)) ctx.addIssue({ code: "custom", path: ["sip", "customers", i, "name"], message: `duplicate customer name ${JSON.stringify(cu.name)}` });
+      cnames.add(cu.name);
+      if (cu.digest) {
+        if (users.has(cu.digest.username)) ctx.addIssue({ code: "custom", path: ["sip", "customers", i, "digest", "username"], message: `duplicate digest username ${JSON.stringify(cu.digest.username)}` });
+        users.add(cu.digest.username);
+      }
+      cu.sources.forEach((s, j) => {
+        const a = parseCidr(s)!;
+        // two CIDRs overlap when one contains the other's base address
+        const hit = trunkCidrs.find((t) => cidrContains(t.cidr, { family: a.family, value: a.base }) || cidrContains(a, { family: t.cidr.family, value: t.cidr.base }));
+        if (hit) ctx.addIssue({ code: "custom", path: ["sip", "customers", i, "sources", j], message: `${s} overlaps the sources of trunk ${JSON.stringify(hit.trunk)} (${hit.cidr.text}): a source is either a carrier or a customer` });
+      });
+    });
     if (c.sip.listen.some((l) => l.startsWith("tls://")) && !c.sip.tls) {
       ctx.addIssue({ code: "custom", path: ["sip", "tls"], message: "is required (cert and key files) when sip.listen has a tls:// address" });
     }
@@ -425,5 +501,6 @@ export type ApiConfig = z.infer<typeof apiSchema>;
 export type StirConfig = z.infer<typeof stirSchema>;
 export type CaptureConfig = z.infer<typeof captureSchema>;
 export type TrunkConfig = z.infer<typeof trunkSchema>;
+export type CustomerConfig = z.infer<typeof customerSchema>;
 export type SmppAccountConfig = z.infer<typeof smppAccountSchema>;
 export type SmppBindConfig = z.infer<typeof smppBindSchema>;

@@ -2,7 +2,8 @@
  * Forking policy of the SIP edge (RFC 3261 section 16): which target gets the call next, and when.
  *
  * ProxyCall: one initial INVITE, sent to the route's targets one after the other (sequential
- * forking). Per branch: Request-URI = target URI, our Via (by the stack, with a loop-detection
+ * forking), or a priority group at once (simultaneous ringing: parallel forking, the first 2xx
+ * wins and the others get CANCEL). Per branch: Request-URI = target URI, our Via (by the stack, with a loop-detection
  * branch), Record-Route(s) signed for the dialog (src/sip/rr.ts); the branch ends with a final
  * response, Timer B, the INVITE timeout (no provisional response in time), a transport error or the
  * ring timeout (CANCEL). It fails over on the route's failover_on codes, on Timer B, the INVITE
@@ -47,6 +48,13 @@ export interface ProxyHost {
   isOwnTarget(r: ResolvedTarget): boolean;
   /** Monotonic ms (setup time). */
   mono(): number;
+  /**
+   * May this target get the call now (a carrier's CPS and max_calls)? false: passed over at once
+   * for the next one. A target admitted is given back through targetDone.
+   */
+  admit?(call: ProxyCall, t: Target): boolean;
+  /** A target admitted by admit() is done: answered (2xx) or not (final, timeout, cancelled). */
+  targetDone?(call: ProxyCall, t: Target, code: number, answered: boolean): void;
   /** The call sent its final response upstream (or was cancelled). */
   callDone(call: ProxyCall, outcome: CallOutcome, code: number): void;
 }
@@ -74,21 +82,76 @@ export interface CallInfo {
   /** No provisional response from a target in this time: next target (0: off, Timer B only). */
   inviteMs: number;
   startedAt: number;
+  /**
+   * Outbound (to carriers): a 503 from every carrier, or every carrier over its limits, answers
+   * 503 with Retry-After (the carriers are busy) instead of 500.
+   */
+  outbound?: boolean;
+  /** The customer placing the call (outbound), for its limits and metrics. */
+  customer?: string;
+  /** simultaneous: each priority group rings at once (RFC 3261 16.7 parallel forking). */
+  ring?: "sequential" | "simultaneous";
 }
 
-/** One initial INVITE being proxied. */
-export class ProxyCall implements ClientTxHandler, TimerTarget {
+/** Extra per-target data of outbound and forwarded legs (src/edge/originate.ts). */
+interface LegLike extends Target {
+  readonly set?: ReadonlyArray<readonly [string, string]>;
+  readonly add?: ReadonlyArray<readonly [string, string]>;
+  readonly carrier?: { readonly failoverOn: readonly number[] };
+}
+
+/** One attempt at one target: its client transaction and timers. */
+class Branch implements ClientTxHandler, TimerTarget {
+  ctx: ClientTransaction | null = null;
+  res: ResolvedTarget | null = null;
+  ringTimer: TimerHandle = null;
+  inviteTimer: TimerHandle = null;
+  /** Given by the host's admit(): to be given back once. */
+  admitted: boolean;
+  /** Over: failed, answered, or cancelled by us; only a late 2xx still matters. */
+  done = false;
+  /** A provisional response came (the ring timer runs). */
+  ringing = false;
+
+  constructor(
+    private readonly call: ProxyCall,
+    readonly t: LegLike,
+    admitted: boolean,
+  ) {
+    this.admitted = admitted;
+  }
+
+  onResponse(res: SipMessage, tx: ClientTransaction): void {
+    this.call.onBranchResponse(this, res, tx);
+  }
+  onTimeout(): void {
+    this.call.onBranchTimeout(this);
+  }
+  onTransportError(_tx: ClientTransaction, err: Error): void {
+    this.call.onBranchTransportError(this, err);
+  }
+  onTimer(kind: number): void {
+    this.call.onBranchTimer(this, kind);
+  }
+}
+
+/**
+ * One initial INVITE being proxied. Targets are tried in groups: one target at a time
+ * (sequential), or every target of one priority at once (simultaneous, RFC 3261 16.7 parallel
+ * forking: the first 2xx wins and the other branches get CANCEL). A group that fails moves on to
+ * the next group when a failure allows it (failover_on, timeouts, transport errors); a 6xx ends
+ * the call (16.7 step 5: pending branches cancelled).
+ */
+export class ProxyCall implements TimerTarget {
   /** Targets tried, for the call log: "uri=code". */
   readonly tried: string[] = [];
   private idx = 0;
-  private ctx: ClientTransaction | null = null;
-  private cur: ResolvedTarget | null = null;
-  private curUri = "";
+  private readonly active: Branch[] = [];
+  /** A failure of the current group allows the next group. */
+  private groupFailover = false;
   private best: SipMessage | null = null;
   /** best arrived without a Via below ours: answer with its status, do not forward it */
   private bestOwn = false;
-  private ringTimer: TimerHandle = null;
-  private inviteTimer: TimerHandle = null;
   /** A target was didgate itself (answer 482 when nothing else answered). */
   private sawLoop = false;
   private readonly loopHash: string;
@@ -98,10 +161,10 @@ export class ProxyCall implements ClientTxHandler, TimerTarget {
   private order: readonly Target[];
   finished = false;
   private cancelled = false;
-  private branchSeq = 0;
-  private sendingSeq = 0;
   finalCode = 0;
-  private answeredBy: ClientTransaction | null = null;
+  private answered = false;
+  /** Targets passed over for being at their limits. */
+  limited = 0;
 
   constructor(
     private readonly host: ProxyHost,
@@ -119,7 +182,7 @@ export class ProxyCall implements ClientTxHandler, TimerTarget {
   start(): void {
     const h = this.host.health;
     if (h.down > 0) this.order = this.healthyOrder();
-    this.next();
+    this.nextGroup();
   }
 
   /** Targets not marked down, in decision order; all of them when none is up. */
@@ -133,115 +196,190 @@ export class ProxyCall implements ClientTxHandler, TimerTarget {
     return up.length > 0 ? up : this.info.targets;
   }
 
-  /** Try the next target, or give up with the best response. */
-  private next(): void {
-    if (this.finished) return;
-    if (this.idx >= this.order.length) {
-      this.finishBest();
-      return;
+  /**
+   * Start the next group: the next target (sequential) or every target of the next priority
+   * (simultaneous). Targets over their limits are passed over at once; when none is left, the
+   * best response goes upstream.
+   */
+  private nextGroup(): void {
+    while (!this.finished) {
+      if (this.idx >= this.order.length) {
+        this.finishBest();
+        return;
+      }
+      this.groupFailover = false;
+      const first = this.order[this.idx]!;
+      let end = this.idx + 1;
+      if (this.info.ring === "simultaneous") while (end < this.order.length && this.order[end]!.priority === first.priority) end++;
+      const group: Branch[] = [];
+      for (; this.idx < end; this.idx++) {
+        const t = this.order[this.idx]! as LegLike;
+        const admit = this.host.admit;
+        if (admit !== undefined && !admit.call(this.host, this, t)) {
+          // over CPS or max_calls: passed over, no waiting
+          this.tried.push(t.uri + "=over_limit");
+          this.limited++;
+          continue;
+        }
+        group.push(new Branch(this, t, admit !== undefined));
+      }
+      if (group.length === 0) continue;
+      for (const b of group) this.active.push(b);
+      for (const b of group) if (!b.done && !this.finished) this.startBranch(b);
+      // every branch of the group may have failed synchronously (DNS error, own target)
+      if (this.active.length > 0 || this.finished) return;
+      if (!this.groupFailover || this.cancelled) {
+        this.finishBest();
+        return;
+      }
     }
-    const t = this.order[this.idx++]!;
-    this.curUri = t.uri;
-    const r = this.host.resolver.resolveSync(t.uri);
-    if (r !== undefined) this.onResolved(r);
-    else void this.host.resolver.resolve(t.uri).then((x) => this.onResolved(x));
   }
 
-  private onResolved(r: ResolveResult): void {
-    if (this.finished) return;
+  private startBranch(b: Branch): void {
+    const r = this.host.resolver.resolveSync(b.t.uri);
+    if (r !== undefined) this.onResolved(b, r);
+    else void this.host.resolver.resolve(b.t.uri).then((x) => this.onResolved(b, x));
+  }
+
+  private onResolved(b: Branch, r: ResolveResult): void {
+    if (this.finished || b.done) return;
+    const uri = b.t.uri;
     if ("error" in r) {
-      this.tried.push(this.curUri + "=dns");
-      this.host.logger.debug({ uri: this.curUri, err: r.error }, "sip target unresolvable");
-      this.failover(true);
+      this.host.logger.debug({ uri, err: r.error }, "sip target unresolvable");
+      this.branchFailed(b, "dns", 0, true);
       return;
     }
     if (this.host.isOwnTarget(r)) {
       // RFC 3261 16.3 step 4 / 16.6: a route pointing at ourselves would loop until Max-Forwards
       // or a rate limit ends it
-      this.tried.push(this.curUri + "=loop");
       this.sawLoop = true;
-      this.host.logger.warn({ uri: this.curUri, did: this.info.did, route_key: this.info.routeKey }, "sip target is didgate itself (loop); skipped");
-      this.failover(true);
+      this.host.logger.warn({ uri, did: this.info.did, route_key: this.info.routeKey }, "sip target is didgate itself (loop); skipped");
+      this.branchFailed(b, "loop", 0, true);
       return;
     }
     const stack = this.host.stack;
     const fwd = this.base.clone();
-    fwd.requestUri = this.curUri;
+    fwd.requestUri = uri;
+    const t = b.t;
+    if (t.set !== undefined) for (const [n, v] of t.set) fwd.set(n, v);
+    // prepended: Diversion lists the most recent diversion first (RFC 5806)
+    if (t.add !== undefined) for (let i = t.add.length - 1; i >= 0; i--) fwd.prepend(t.add[i]![0], t.add[i]![1]);
     if (this.host.recordRoute) {
       const out = stack.listenerFor(r.transport, r.address);
       const down = [hopOfAddress(r.address, r.port)];
-      const u = parseUri(this.curUri);
+      const u = parseUri(uri);
       if (u !== null && u.isSip) {
         const h = hopOfUri(u);
         if (h !== down[0]) down.unshift(h);
       }
-      const b: DialogBinding = { ...this.up, down };
+      const bind: DialogBinding = { ...this.up, down };
       const signer = this.host.signer;
-      fwd.pushRecordRoute(recordRouteFor(this.stx.source.listener, b, signer));
-      if (out !== undefined && out !== this.stx.source.listener) fwd.pushRecordRoute(recordRouteFor(out, b, signer));
+      fwd.pushRecordRoute(recordRouteFor(this.stx.source.listener, bind, signer));
+      if (out !== undefined && out !== this.stx.source.listener) fwd.pushRecordRoute(recordRouteFor(out, bind, signer));
     }
-    this.cur = r;
-    this.host.health.track(r, this.curUri);
-    // a send error can be reported synchronously, from inside request(): it is for this branch
-    const seq = ++this.branchSeq;
-    this.sendingSeq = seq;
+    b.res = r;
+    this.host.health.track(r, uri);
     const branch = loopBranch(this.loopHash, stack.newBranch().slice(7));
-    const tx = stack.request(fwd, { transport: r.transport, host: r.address, port: r.port }, this, { branch });
-    this.sendingSeq = 0;
-    if (this.branchSeq === seq && !this.finished) {
-      this.ctx = tx;
-      if (this.info.inviteMs > 0 && !tx.terminated) this.inviteTimer = stack.timers.set(this.info.inviteMs, this, INVITE_TIMEOUT);
+    // a send error can be reported synchronously, from inside request(): b.done is set then
+    const tx = stack.request(fwd, { transport: r.transport, host: r.address, port: r.port }, b, { branch });
+    if (b.done) return;
+    b.ctx = tx;
+    if (this.info.inviteMs > 0 && !tx.terminated) b.inviteTimer = stack.timers.set(this.info.inviteMs, b, INVITE_TIMEOUT);
+  }
+
+  /** Answers after which the next target is tried: the carrier's for a carrier leg. */
+  private failOn(b: Branch): readonly number[] {
+    return b.t.carrier?.failoverOn ?? this.info.failoverOn;
+  }
+
+  private clearTimers(b: Branch): void {
+    const timers = this.host.stack.timers;
+    if (b.ringTimer !== null) {
+      timers.clear(b.ringTimer);
+      b.ringTimer = null;
+    }
+    if (b.inviteTimer !== null) {
+      timers.clear(b.inviteTimer);
+      b.inviteTimer = null;
     }
   }
 
-  /** True when tx is the current branch (or the one being sent right now). */
-  private current(tx: ClientTransaction): boolean {
-    return tx === this.ctx || (this.sendingSeq !== 0 && this.ctx === null);
+  /** Give a branch's target back to the host (limits), once. */
+  private release(b: Branch, code: number, answered: boolean): void {
+    if (!b.admitted) return;
+    b.admitted = false;
+    this.host.targetDone?.(this, b.t, code, answered);
   }
 
-  /** Move on after a failed branch (or give up). */
-  private failover(allowed: boolean): void {
-    this.ctx = null;
-    this.cur = null;
-    if (this.cancelled || this.finished) return;
-    if (allowed && this.idx < this.order.length) {
+  private remove(b: Branch): void {
+    const i = this.active.indexOf(b);
+    if (i >= 0) this.active.splice(i, 1);
+  }
+
+  /**
+   * A branch failed (what: the log word, code: its answer or 408/0). When it was the last one of
+   * its group, the next group is tried if a failure of the group allows it.
+   */
+  private branchFailed(b: Branch, what: string, code: number, allowed: boolean): void {
+    if (b.done) return;
+    b.done = true;
+    this.clearTimers(b);
+    this.remove(b);
+    this.tried.push(b.t.uri + "=" + what);
+    this.release(b, code, false);
+    if (allowed) this.groupFailover = true;
+    if (this.finished || this.cancelled || this.active.length > 0) return;
+    if (this.groupFailover && this.idx < this.order.length) {
       this.host.metrics.failoverOf(this.info.trunk, "").inc();
-      this.next();
+      this.nextGroup();
     } else this.finishBest();
   }
 
-  private clearRing(): void {
-    if (this.ringTimer !== null) {
-      this.host.stack.timers.clear(this.ringTimer);
-      this.ringTimer = null;
-    }
-    this.clearInviteTimer();
+  /** CANCEL a branch; its transaction is terminated 64*T1 later if it never completes. */
+  private cancelBranch(b: Branch): void {
+    const c = b.ctx;
+    b.ctx = null;
+    if (c === null) return;
+    c.cancel();
+    (this.zombies ??= []).push(c);
+    if (this.cleanupTimer === null) this.cleanupTimer = this.host.stack.timers.set(64 * this.host.stack.timerConfig.t1, this, CLEANUP);
   }
 
-  private clearInviteTimer(): void {
-    if (this.inviteTimer !== null) {
-      this.host.stack.timers.clear(this.inviteTimer);
-      this.inviteTimer = null;
+  /** CANCEL every pending branch but `keep` (a 2xx arrived, a 6xx, or the caller cancelled). */
+  private cancelOthers(keep: Branch | null, code: number, what: string): void {
+    for (const b of this.active.slice()) {
+      if (b === keep) continue;
+      b.done = true;
+      this.clearTimers(b);
+      this.remove(b);
+      this.tried.push(b.t.uri + "=" + what);
+      this.cancelBranch(b);
+      this.release(b, code, false);
     }
   }
 
-  // ---- ClientTxHandler
+  // ---- branch events
 
-  onResponse(res: SipMessage, tx: ClientTransaction): void {
+  onBranchResponse(b: Branch, res: SipMessage, tx: ClientTransaction): void {
     const st = res.status;
-    if (tx !== this.ctx) {
-      // an older branch (cancelled on ring timeout): only a 2xx matters, and it must go upstream
-      if (st >= 200 && st < 300) this.forward2xx(res, tx);
+    if (b.done || this.finished) {
+      // a branch we gave up (cancelled) or a call already answered: only a 2xx matters, and it
+      // must go upstream (16.7 step 10)
+      if (st >= 200 && st < 300) this.forward2xx(b, res, tx);
       return;
     }
     if (st < 200) {
-      this.clearInviteTimer();
-      if (this.ringTimer === null) {
-        this.host.health.alive(this.cur!.key);
-        this.ringTimer = this.host.stack.timers.set(this.info.ringMs, this, RING);
+      if (b.inviteTimer !== null) {
+        this.host.stack.timers.clear(b.inviteTimer);
+        b.inviteTimer = null;
+      }
+      if (!b.ringing) {
+        b.ringing = true;
+        this.host.health.alive(b.res!.key);
+        const ts = b.t.timeoutS;
+        b.ringTimer = this.host.stack.timers.set(ts !== undefined ? ts * 1000 : this.info.ringMs, b, RING);
       }
       if (st === 100) return;
-      if (this.finished) return;
       res.popVia();
       if (this.noViaLeft(res)) return;
       // a provisional response with a To tag sets up an early dialog (reliable 1xx, PRACK, UPDATE)
@@ -249,13 +387,12 @@ export class ProxyCall implements ClientTxHandler, TimerTarget {
       this.stx.respond(res);
       return;
     }
-    this.clearRing();
+    this.clearTimers(b);
     if (st < 300) {
-      this.forward2xx(res, tx);
+      this.forward2xx(b, res, tx);
       return;
     }
-    this.host.health.alive(this.cur!.key);
-    this.tried.push(this.curUri + "=" + st);
+    this.host.health.alive(b.res!.key);
     // only our Via: the response may not be forwarded (RFC 3261 16.7 step 3); if it is the best
     // one, didgate answers with its status itself
     const own = res.vias.length < 2;
@@ -265,10 +402,14 @@ export class ProxyCall implements ClientTxHandler, TimerTarget {
       this.bestOwn = own;
     }
     if (st >= 600) {
-      this.failover(false);
+      // 16.7 step 5: a 6xx ends the search; pending branches are cancelled
+      this.cancelOthers(b, 487, "cancelled");
+      this.groupFailover = false;
+      this.idx = this.order.length;
+      this.branchFailed(b, String(st), st, false);
       return;
     }
-    this.failover(this.info.failoverOn.includes(st));
+    this.branchFailed(b, String(st), st, this.failOn(b).includes(st));
   }
 
   /** After popping our Via: true (and counted) when none is left, then it must not be forwarded. */
@@ -278,90 +419,72 @@ export class ProxyCall implements ClientTxHandler, TimerTarget {
     return true;
   }
 
-  private forward2xx(res: SipMessage, tx: ClientTransaction): void {
+  private forward2xx(b: Branch, res: SipMessage, tx: ClientTransaction): void {
     res.popVia();
     if (this.noViaLeft(res)) {
       // a 2xx that cannot go upstream: the callee answered a call the caller never hears of; move on
-      if (this.answeredBy === null && tx === this.ctx) {
-        this.tried.push(this.curUri + "=no_via");
-        this.failover(true);
-      }
+      if (!this.answered && !b.done) this.branchFailed(b, "no_via", 0, true);
       return;
     }
     if (this.host.recordRoute) rewriteRecordRoute(this.host.stack, res, this.host.signer);
     // RFC 3261 16.7 step 10: a 2xx always goes upstream, even after the server transaction
-    // answered 487 to a CANCEL (the 200 crossed it): then statelessly, over the request's
-    // connection or per its Via; the caller ACKs and hangs up.
+    // answered 487 to a CANCEL (the 200 crossed it), or after another branch answered: then
+    // statelessly, over the request's connection or per its Via; the caller ACKs (and hangs up).
     if (!this.stx.respond(res)) this.host.stack.sendResponseStateless(res, this.stx.source);
-    if (this.answeredBy === null) {
-      this.answeredBy = tx;
-      this.tried.push(this.curUri + "=" + res.status);
-      if (tx !== this.ctx && this.ctx !== null) this.cancelBranch();
-      this.ctx = null;
-      this.finish("routed", res.status);
-    }
+    if (this.answered) return;
+    this.answered = true;
+    void tx;
+    b.done = true;
+    this.remove(b);
+    this.tried.push(b.t.uri + "=" + res.status);
+    this.release(b, res.status, true);
+    this.cancelOthers(b, 487, "cancelled");
+    this.finish("routed", res.status);
   }
 
-  onTimeout(tx: ClientTransaction): void {
-    if (!this.current(tx)) return;
-    this.clearRing();
-    this.tried.push(this.curUri + "=timeout");
-    this.host.health.suspect(this.cur!, this.curUri, "timer B");
-    this.failover(true);
+  onBranchTimeout(b: Branch): void {
+    if (b.done || this.finished) return;
+    if (b.res !== null) this.host.health.suspect(b.res, b.t.uri, "timer B");
+    this.branchFailed(b, "timeout", 408, true);
   }
 
-  onTransportError(tx: ClientTransaction, err: Error): void {
-    if (!this.current(tx)) return;
-    this.clearRing();
-    this.tried.push(this.curUri + "=transport_error");
-    this.host.health.suspect(this.cur!, this.curUri, "transport error: " + err.message);
-    this.failover(true);
+  onBranchTransportError(b: Branch, err: Error): void {
+    if (b.done || this.finished) return;
+    if (b.res !== null) this.host.health.suspect(b.res, b.t.uri, "transport error: " + err.message);
+    this.branchFailed(b, "transport_error", 0, true);
   }
 
-  onTimer(kind: number): void {
-    if (kind === CLEANUP) {
-      this.cleanupTimer = null;
-      const z = this.zombies;
-      this.zombies = null;
-      if (z !== null) for (const t of z) t.terminate();
-      return;
-    }
+  onBranchTimer(b: Branch, kind: number): void {
     if (kind === INVITE_TIMEOUT) {
       // no provisional response in time: the target is not there (or too slow to be useful);
       // CANCEL goes out if a provisional response still arrives (RFC 3261 9.1)
-      this.inviteTimer = null;
-      if (this.ctx === null || this.finished) return;
-      this.tried.push(this.curUri + "=invite_timeout");
-      this.host.health.suspect(this.cur!, this.curUri, "invite timeout");
-      this.cancelBranch();
-      this.failover(true);
+      b.inviteTimer = null;
+      if (b.done || this.finished) return;
+      if (b.res !== null) this.host.health.suspect(b.res, b.t.uri, "invite timeout");
+      this.cancelBranch(b);
+      this.branchFailed(b, "invite_timeout", 408, true);
       return;
     }
     // RING: the target rang too long
-    this.ringTimer = null;
-    if (this.ctx === null || this.finished) return;
-    this.tried.push(this.curUri + "=ring_timeout");
-    this.cancelBranch();
-    this.failover(this.info.failoverOn.includes(408));
+    b.ringTimer = null;
+    if (b.done || this.finished) return;
+    this.cancelBranch(b);
+    this.branchFailed(b, "ring_timeout", 408, this.failOn(b).includes(408));
   }
 
-  /** CANCEL the current branch; it is terminated 64*T1 later if it never completes. */
-  private cancelBranch(): void {
-    const c = this.ctx;
-    if (c === null) return;
-    this.ctx = null;
-    c.cancel();
-    (this.zombies ??= []).push(c);
-    if (this.cleanupTimer === null) this.cleanupTimer = this.host.stack.timers.set(64 * this.host.stack.timerConfig.t1, this, CLEANUP);
+  onTimer(kind: number): void {
+    if (kind !== CLEANUP) return;
+    this.cleanupTimer = null;
+    const z = this.zombies;
+    this.zombies = null;
+    if (z !== null) for (const t of z) t.terminate();
   }
 
-  /** Upstream CANCEL: cancel the pending branch, answer 487. */
+  /** Upstream CANCEL: cancel the pending branches, answer 487. */
   cancel(): void {
     if (this.finished) return;
     this.cancelled = true;
-    this.clearRing();
-    this.tried.push(this.curUri + "=cancelled");
-    this.cancelBranch();
+    this.cancelOthers(null, 487, "cancelled");
     this.stx.reply(487);
     this.finish("cancelled", 487);
   }
@@ -369,6 +492,12 @@ export class ProxyCall implements ClientTxHandler, TimerTarget {
   private finishBest(): void {
     if (this.finished) return;
     const b = this.best;
+    if (this.info.outbound === true && (b === null ? this.limited > 0 : b.status === 503)) {
+      // every carrier over its limits or answering 503: busy, try again later
+      this.stx.reply(503, "Service Unavailable (all carriers busy)", { headers: [["Retry-After", "1"]] });
+      this.finish("failed", 503);
+      return;
+    }
     if (b === null) {
       if (this.sawLoop) {
         this.stx.reply(482);
@@ -397,7 +526,6 @@ export class ProxyCall implements ClientTxHandler, TimerTarget {
     if (this.finished) return;
     this.finished = true;
     this.finalCode = code;
-    this.clearRing();
     this.host.callDone(this, outcome, code);
   }
 }

@@ -14,7 +14,11 @@ export type CallOutcome =
   | "too_many_hops"
   | "cancelled"
   | "draining"
-  | "loop";
+  | "loop"
+  | "challenged"
+  | "auth_failed"
+  | "caller_id_refused"
+  | "no_route";
 
 type Inc = { inc(v?: number): void };
 type Obs = { observe(v: number): void };

@@ -15,6 +15,12 @@
  *
  * Answers: 484 bad DID, 404 no route, sip.gone_status (410) quarantine/released, 503 + Retry-After
  * over CPS or in-flight cap or draining, 483 Max-Forwards 0, 482 loop, 200 to OPTIONS from a trunk.
+ *
+ * Customers (sip.customers, by source and/or digest) place calls the other way: digest (407/403),
+ * caller-ID ownership (403), then on-net to a number's route or off-net to the carriers of the
+ * outbound table (src/edge/originate.ts); a carrier over its CPS or max_calls is passed over,
+ * every carrier busy is 503 + Retry-After. Route targets "tel:+E164" forward through the same
+ * table (Diversion / History-Info), loops end with 482.
  */
 import type { Logger } from "pino";
 import type { Registry } from "prom-client";
@@ -23,7 +29,8 @@ import { resolvePath } from "../config/load.js";
 import type { Decider } from "../routing/decide.js";
 import { normalizeNumber } from "../routing/number.js";
 import { DEFAULT_FAILOVER_ON, DEFAULT_RING_TIMEOUT_S, type Route } from "../routing/route.js";
-import type { RouteStore } from "../routing/table.js";
+import type { OutboundEntry } from "../routing/outbound.js";
+import { RouteStore } from "../routing/table.js";
 import { readFileSync } from "node:fs";
 import {
   DialogSigner,
@@ -52,12 +59,24 @@ import { FloodGuard } from "./limits.js";
 import { RefusalLog } from "./refusals.js";
 import { DialogForward, ProxyCall, type CallInfo, type ProxyHost } from "./proxy.js";
 import { TrunkTable, type Trunk } from "./trunks.js";
+import { randomBytes } from "node:crypto";
+import { DigestAuth } from "../sip/digest.js";
+import { MATCH_DEFAULT } from "../routing/table.js";
+import type { Target } from "../routing/route.js";
+import { CallCounter } from "./calls.js";
+import { CallShare } from "./calls-share.js";
+import { CarrierTable } from "./carriers.js";
+import { CustomerTable, type Customer } from "./customers.js";
+import { divertedNumbers, Originator, type Leg } from "./originate.js";
+import { failClass, OutboundMetrics } from "./outbound-metrics.js";
 import { VoiceMetrics, type CallOutcome } from "./voice-metrics.js";
 
 export interface VoiceEdgeOptions {
   /** The whole validated config. */
   config: Config;
   store: RouteStore<Route>;
+  /** The outbound table (carriers by destination prefix); empty when not given. */
+  outbound?: RouteStore<OutboundEntry>;
   decider: Decider;
   logger: Logger;
   registry: Registry;
@@ -107,6 +126,18 @@ export class VoiceEdge implements SipStackHandler, ProxyHost {
   recordRoute: boolean;
   /** Signs and checks our Record-Route values (set in start()). */
   signer!: DialogSigner;
+  private customers: CustomerTable;
+  private carriers: CarrierTable;
+  /** Source address -> customer, for addresses that matched a customer (cleared on reload). */
+  private readonly customerCache = new Map<string, Customer>();
+  private digest: DigestAuth;
+  readonly callCounter: CallCounter;
+  readonly outboundMetrics: OutboundMetrics;
+  private readonly originator: Originator;
+  private sweepTimer: NodeJS.Timeout | undefined;
+  /** max_calls across edges (routes.redis configured). */
+  callShare: CallShare | undefined;
+  private readonly unknownCarriers = new Set<string>();
 
   constructor(private readonly opts: VoiceEdgeOptions) {
     this.config = opts.config;
@@ -114,6 +145,38 @@ export class VoiceEdge implements SipStackHandler, ProxyHost {
     this.now = opts.now ?? Date.now;
     this.metrics = new VoiceMetrics(opts.registry);
     this.trunks = new TrunkTable(this.config.sip.trunks, this.now);
+    this.customers = new CustomerTable(this.config.sip.customers, this.now);
+    this.carriers = new CarrierTable(this.config.sip.trunks, this.now);
+    this.digest = this.makeDigest(this.config);
+    this.callCounter = new CallCounter(this.now);
+    this.outboundMetrics = new OutboundMetrics(opts.registry, () => this.callCounter);
+    if (this.config.routes.redis && opts.redis) {
+      this.callShare = new CallShare({
+        redis: opts.redis,
+        prefix: this.config.routes.redis.prefix,
+        edgeId: this.config.instance_id ?? `${hostname()}:${process.pid}`,
+        logger: this.logger,
+        counter: this.callCounter,
+        keys: () => this.limitedKeys(),
+        ttlMs: () => this.config.sip.max_call_s * 1000 + 60_000,
+        now: this.now,
+      });
+      this.callCounter.share = this.callShare;
+    }
+    const outbound = opts.outbound ?? new RouteStore<OutboundEntry>();
+    this.originator = new Originator({
+      store: opts.store,
+      outbound,
+      decider: opts.decider,
+      carriers: () => this.carriers,
+      host: () => this.stack?.listeners[0]?.sentBy ?? "didgate.invalid",
+      onUnknownCarrier: (n) => {
+        if (this.unknownCarriers.size < 1000 && !this.unknownCarriers.has(n)) {
+          this.unknownCarriers.add(n);
+          this.logger.warn({ carrier: n }, "outbound table names a carrier that is not configured (sip.trunks[].termination); skipped");
+        }
+      },
+    });
     const fl = this.config.sip.flood;
     this.flood = new FloodGuard(fl.per_source_pps, fl.max_sources, this.now);
     this.refusals = new RefusalLog({ now: this.now, maxSources: fl.max_sources });
@@ -201,6 +264,10 @@ export class VoiceEdge implements SipStackHandler, ProxyHost {
       },
       this,
     );
+    // calls whose BYE was lost give their max_calls slot back at their deadline
+    this.sweepTimer = setInterval(() => this.callCounter.sweep(), 10_000);
+    this.sweepTimer.unref();
+    await this.callShare?.start();
     this.listeners = this.stack.listeners.map((l) => ({ transport: l.transport, address: l.address, port: l.port }));
     this.health.start(this.stack);
     await this.healthShare?.start();
@@ -220,6 +287,11 @@ export class VoiceEdge implements SipStackHandler, ProxyHost {
     if (a.dialog_secret !== b.dialog_secret || !same(a.dialog_secret_previous, b.dialog_secret_previous)) out.push("sip.dialog_secret");
     this.trunks = new TrunkTable(b.trunks, this.now, this.trunks);
     this.trunkCache.clear();
+    this.customers = new CustomerTable(b.customers, this.now, this.customers);
+    this.customerCache.clear();
+    this.carriers = new CarrierTable(b.trunks, this.now, this.carriers);
+    this.unknownCarriers.clear();
+    if (!same(a.auth, b.auth)) this.digest = this.makeDigest(config);
     if (!same(a.flood, b.flood)) this.flood = new FloodGuard(b.flood.per_source_pps, b.flood.max_sources, this.now);
     this.recordRoute = b.record_route;
     this.applyHeaders(config);
@@ -243,6 +315,8 @@ export class VoiceEdge implements SipStackHandler, ProxyHost {
   }
 
   async close(): Promise<void> {
+    if (this.sweepTimer) clearInterval(this.sweepTimer);
+    await this.callShare?.close();
     this.health.stop();
     await this.healthShare?.close();
     if (this.stack) await this.stack.close();
@@ -280,9 +354,9 @@ export class VoiceEdge implements SipStackHandler, ProxyHost {
     return this.trunks.match(real);
   }
 
-  /** Connections from trunks are trusted: untrusted ones share a smaller cap (sip.tcp). */
+  /** Connections from trunks and customers (by source) are trusted: untrusted ones share a smaller cap (sip.tcp). */
   isTrusted(address: string): boolean {
-    return this.trunkCache.has(address) || this.trunks.match(address) !== undefined;
+    return this.trunkCache.has(address) || this.trunks.match(address) !== undefined || this.customerOf(address) !== undefined;
   }
 
   onConnectionRefused(transport: TransportKind, address: string, port: number, reason: string): void {
@@ -309,7 +383,7 @@ export class VoiceEdge implements SipStackHandler, ProxyHost {
   mayAnswer(src: Source): boolean {
     let t = this.trunkCache.get(src.address);
     if (t === undefined) t = this.trunks.match(src.address);
-    if (t !== undefined) return true;
+    if (t !== undefined || this.customerOf(src.address) !== undefined) return true;
     return this.config.sip.unknown_source === "reject" && this.flood.allow(src.address);
   }
 
@@ -319,8 +393,9 @@ export class VoiceEdge implements SipStackHandler, ProxyHost {
     const src = tx.source;
     const method = req.method;
     const trunk = this.trunkOf(req, src);
-    const tname = trunk === undefined ? UNKNOWN : trunk.name;
-    if (trunk === undefined && !this.flood.allow(src.address)) {
+    const cust = trunk === undefined ? this.customerOf(src.address) : undefined;
+    const tname = trunk !== undefined ? trunk.name : cust !== undefined ? cust.name : UNKNOWN;
+    if (trunk === undefined && cust === undefined && !this.flood.allow(src.address)) {
       this.refused(src.transport, src.address, src.port, method + " (flood guard)");
       tx.terminate();
       return;
@@ -343,8 +418,17 @@ export class VoiceEdge implements SipStackHandler, ProxyHost {
 
     const inDialog = req.toTag !== undefined;
     if (inDialog) {
-      this.inDialog(tx, trunk);
+      this.inDialog(tx, trunk, cust);
       return;
+    }
+    if (trunk === undefined && (cust !== undefined || this.customers.anySource)) {
+      // a customer (by source), or maybe one that authenticates by digest from anywhere
+      if (method === "INVITE") return this.customerInvite(tx, cust);
+      if (method === "OPTIONS" && cust !== undefined) return this.final(tx, tname, 200, undefined, [["Allow", ALLOW], ["Accept", "application/sdp"]]);
+      if (cust !== undefined) {
+        if (method === "BYE" || method === "UPDATE" || method === "INFO" || method === "PRACK") return this.final(tx, tname, 481);
+        return this.final(tx, tname, 405, undefined, [["Allow", ALLOW]]);
+      }
     }
     if (trunk === undefined) {
       // keep-alive pings of our own targets (a PBX that pings its proxy) and of configured health
@@ -422,12 +506,26 @@ export class VoiceEdge implements SipStackHandler, ProxyHost {
       return this.refuse(tx, tname, 404, "not_found", t0, undefined, d.outcome === "no_targets" ? "Not Found (no voice targets)" : undefined, did.e164, caller, d.key);
     }
     const voice = d.route?.voice;
+    let targets: readonly Target[] = d.targets;
+    let outbound = false;
+    if (voice !== undefined && hasForward(targets)) {
+      // forwarding to phone numbers: on-net numbers followed, others through the outbound table
+      const x = this.originator.expand(targets, did.e164, caller, voice.forwardCallerId, this.now(), divertedNumbers(req.getAll("diversion"), req.getAll("history-info")));
+      if (x.legs.length === 0) {
+        if (x.loop) return this.refuse(tx, tname, 482, "loop", t0, undefined, "Loop Detected (forwarding)", did.e164, caller, d.key);
+        return this.refuse(tx, tname, 404, "no_route", t0, undefined, "Not Found (no outbound route)", did.e164, caller, d.key);
+      }
+      targets = x.legs;
+      outbound = x.legs.some((l) => l.carrier !== undefined);
+    }
     const info: CallInfo = {
       trunk: tname,
       did: did.e164,
       caller,
       routeKey: d.key,
-      targets: d.targets,
+      targets,
+      outbound,
+      ring: voice?.ring ?? "sequential",
       failoverOn: voice?.failoverOn ?? DEFAULT_FAILOVER_ON,
       ringMs: (voice?.ringTimeoutS ?? DEFAULT_RING_TIMEOUT_S) * 1000,
       inviteMs: (voice?.inviteTimeoutS ?? this.config.sip.invite_timeout_s) * 1000,
@@ -465,6 +563,14 @@ export class VoiceEdge implements SipStackHandler, ProxyHost {
   /** @internal ProxyHost */
   callDone(call: ProxyCall, outcome: CallOutcome, code: number): void {
     this.calls.delete(call.stx);
+    const cu = call.info.customer;
+    if (cu !== undefined) {
+      if (outcome === "routed") this.outboundMetrics.answer("customer", cu);
+      else {
+        this.callCounter.release("c:" + cu, call.stx.request.callId ?? "");
+        this.outboundMetrics.fail("customer", cu, code === 408 ? "timeout" : code === 487 ? "cancelled" : failClass(code));
+      }
+    }
     this.metrics.inflight.set(this.calls.size);
     this.metrics.final(call.info.trunk, codeLabel(code)).inc();
     const i = call.info;
@@ -493,6 +599,212 @@ export class VoiceEdge implements SipStackHandler, ProxyHost {
     );
   }
 
+  // ------------------------------------------------------------------ outbound calls (customers)
+
+  private makeDigest(c: Config): DigestAuth {
+    const a = c.sip.auth;
+    // without a configured secret, nonces are good on this process only (one edge, or a restart
+    // makes clients authenticate again: they get a fresh challenge)
+    return new DigestAuth({ realm: a.realm, secret: a.secret !== undefined ? Buffer.from(a.secret, "utf8") : randomBytes(32), nonceTtlMs: a.nonce_ttl_s * 1000, algorithms: a.algorithms, now: this.now });
+  }
+
+  /** Customer owning a source address (only addresses that matched are cached: a bounded set). */
+  private customerOf(address: string): Customer | undefined {
+    if (this.customers.size === 0) return undefined;
+    let c = this.customerCache.get(address);
+    if (c === undefined) {
+      c = this.customers.match(address);
+      if (c !== undefined) {
+        if (this.customerCache.size >= 4096) this.customerCache.clear();
+        this.customerCache.set(address, c);
+      }
+    }
+    return c;
+  }
+
+  /**
+   * An INVITE from a customer (by source), or from an unknown source when some customer
+   * authenticates by digest alone. Order: Max-Forwards, loop, digest (407 challenge, 403 wrong
+   * credentials or a replayed nonce), CPS, destination (484), caller ID ownership (403), max_calls,
+   * then on-net (an active number of ours: its route) or off-net (the outbound table's carriers;
+   * 404 without a route).
+   */
+  private customerInvite(tx: ServerTransaction, bySource: Customer | undefined): void {
+    const req = tx.request;
+    const t0 = this.mono();
+    let cu = bySource;
+    const label = cu?.name ?? UNKNOWN;
+    if (this.draining) return this.refuse(tx, label, 503, "draining", t0, [["Retry-After", "5"]]);
+    const mf = req.maxForwards;
+    if (mf === 0) return this.refuse(tx, label, 483, "too_many_hops", t0);
+    if (mf === -1) return this.refuse(tx, label, 400, "invalid_number", t0, undefined, "Bad Request (Max-Forwards)");
+    if (this.stack.isLooped(req)) return this.refuse(tx, label, 482, "loop", t0);
+    if (cu === undefined || cu.digest !== undefined) {
+      const known = cu;
+      const r = this.digest.verify("INVITE", req.getAll("proxy-authorization"), (user) => {
+        if (known !== undefined) return known.digest!.username === user ? known.digest!.password : undefined;
+        const c = this.customers.byUser(user);
+        // a customer with sources authenticates only from them
+        return c !== undefined && !c.bySource ? c.digest!.password : undefined;
+      });
+      if (!r.ok) {
+        if (r.reason === "bad_credentials" || r.reason === "replay") {
+          this.logger.info({ customer: known?.name, source: tx.source.address, reason: r.reason, call_id: req.callId }, "customer authentication failed");
+          return this.refuse(tx, label, 403, "auth_failed", t0, undefined, r.reason === "replay" ? "Forbidden (nonce reused)" : "Forbidden (bad credentials)");
+        }
+        const ch = this.digest.challenge(r.reason === "stale");
+        return this.refuse(tx, label, 407, "challenged", t0, ch.map((v) => ["Proxy-Authenticate", v] as [string, string]));
+      }
+      cu ??= this.customers.byUser(r.username)!;
+    }
+    const name = cu.name;
+    this.outboundMetrics.attempt("customer", name);
+    const wait = cu.cps.take();
+    if (wait > 0) {
+      this.outboundMetrics.cps("customer", name);
+      return this.refuse(tx, name, 503, "rate_limited", t0, [["Retry-After", String(wait)]]);
+    }
+    if (this.calls.size >= this.config.sip.max_inflight_invites) return this.refuse(tx, name, 503, "rate_limited", t0, [["Retry-After", "1"]]);
+    const dest = normalizeNumber(req.requestUri, cu.plan);
+    if (!dest.ok) return this.refuse(tx, name, 484, "invalid_number", t0);
+    const callerIn = req.get("p-asserted-identity") ?? req.get("from");
+    const c = callerIn === undefined ? undefined : normalizeNumber(callerIn, cu.plan);
+    const caller = c !== undefined && c.ok ? c.e164 : undefined;
+    if (cu.callerId === "owned") {
+      const why = caller === undefined ? "no caller ID" : this.notOwned(caller, cu.tenant);
+      if (why !== null) return this.refuse(tx, name, 403, "caller_id_refused", t0, undefined, "Forbidden (" + why + ")", dest.e164, caller);
+    }
+    const callId = req.callId ?? "";
+    const ttl = this.config.sip.max_call_s * 1000;
+    if (!this.callCounter.acquire("c:" + name, callId, cu.maxCalls, ttl)) {
+      this.outboundMetrics.limit("customer", name);
+      return this.refuse(tx, name, 503, "rate_limited", t0, [["Retry-After", "1"]], "Service Unavailable (max_calls)", dest.e164, caller);
+    }
+    const now = this.now();
+    let targets: readonly Target[];
+    let key: string | null;
+    let outbound: boolean;
+    let failoverOn = DEFAULT_FAILOVER_ON;
+    let ringS = DEFAULT_RING_TIMEOUT_S;
+    let inviteS: number | undefined;
+    let ring: "sequential" | "simultaneous" = "sequential";
+    const own = this.originator.onNet(dest.e164);
+    if (own !== undefined) {
+      // on-net: the number's route, as for a call from a carrier
+      const d = this.opts.decider.decide(this.opts.store.current, dest.e164, caller, now);
+      if (d.outcome !== "routed") {
+        this.callCounter.release("c:" + name, callId);
+        return this.refuse(tx, name, 404, "not_found", t0, undefined, "Not Found (no voice targets)", dest.e164, caller, d.key);
+      }
+      const v = d.route!.voice!;
+      const x = this.originator.expand(d.targets, dest.e164, caller, v.forwardCallerId, now, divertedNumbers(req.getAll("diversion"), req.getAll("history-info")));
+      if (x.legs.length === 0) {
+        this.callCounter.release("c:" + name, callId);
+        return x.loop ? this.refuse(tx, name, 482, "loop", t0, undefined, "Loop Detected (forwarding)", dest.e164, caller, d.key) : this.refuse(tx, name, 404, "no_route", t0, undefined, "Not Found (no outbound route)", dest.e164, caller, d.key);
+      }
+      targets = x.legs;
+      key = d.key;
+      outbound = x.legs.some((l) => l.carrier !== undefined);
+      failoverOn = v.failoverOn;
+      ringS = v.ringTimeoutS;
+      inviteS = v.inviteTimeoutS;
+      ring = v.ring;
+    } else {
+      const legs = this.originator.carrierLegs(dest.e164, 1, [], []);
+      if (legs.length === 0) {
+        this.callCounter.release("c:" + name, callId);
+        return this.refuse(tx, name, 404, "no_route", t0, undefined, "Not Found (no outbound route)", dest.e164, caller);
+      }
+      targets = legs;
+      key = null;
+      outbound = true;
+    }
+    const info: CallInfo = {
+      trunk: name,
+      did: dest.e164,
+      caller,
+      routeKey: key,
+      targets,
+      failoverOn,
+      ringMs: ringS * 1000,
+      inviteMs: (inviteS ?? this.config.sip.invite_timeout_s) * 1000,
+      startedAt: t0,
+      outbound,
+      customer: name,
+      ring,
+    };
+    const base = req.clone();
+    base.decrementMaxForwards();
+    base.remove("route");
+    // credentials for our realm are consumed here (RFC 3261 22.3)
+    base.remove("proxy-authorization");
+    this.stripInternal(base);
+    // the caller ID checked above, as the identity the carrier may trust (RFC 3325)
+    if (caller !== undefined) base.set("P-Asserted-Identity", "<tel:" + caller + ">");
+    if (this.keyHeader && key !== null) base.append(this.keyHeader, key);
+    tx.reply(100);
+    const call = new ProxyCall(this, tx, base, info);
+    this.calls.set(tx, call);
+    this.metrics.inflight.set(this.calls.size);
+    call.start();
+  }
+
+  /** Why the tenant may not use this caller ID, or null when it owns it (active or porting out). */
+  private notOwned(caller: string, tenant: string): string | null {
+    const t = this.opts.store.current;
+    const r = t.lookup(caller);
+    if (r === undefined || t.match.kind === MATCH_DEFAULT) return "caller ID not a number of ours";
+    if (r.tenant !== tenant) return "caller ID owned by another tenant";
+    if (r.state !== "active" && r.state !== "porting_out") return "caller ID not active";
+    return null;
+  }
+
+  /** @internal ProxyHost: a carrier leg gets the call only under its max_calls and CPS. */
+  admit(call: ProxyCall, t: Target): boolean {
+    const c = (t as Leg).carrier;
+    if (c === undefined) return true;
+    const id = call.stx.request.callId ?? "";
+    const key = "k:" + c.name;
+    const had = this.callCounter.count(key);
+    if (!this.callCounter.acquire(key, id, c.maxCalls, this.config.sip.max_call_s * 1000)) {
+      this.outboundMetrics.limit("carrier", c.name);
+      return false;
+    }
+    if (c.cps !== undefined && c.cps.take() > 0) {
+      if (this.callCounter.count(key) > had) this.callCounter.release(key, id);
+      this.outboundMetrics.cps("carrier", c.name);
+      return false;
+    }
+    this.outboundMetrics.attempt("carrier", c.name);
+    return true;
+  }
+
+  /** @internal ProxyHost */
+  targetDone(call: ProxyCall, t: Target, code: number, answered: boolean): void {
+    const c = (t as Leg).carrier;
+    if (c === undefined) return;
+    if (answered) {
+      this.outboundMetrics.answer("carrier", c.name);
+      return;
+    }
+    this.callCounter.release("k:" + c.name, call.stx.request.callId ?? "");
+    this.outboundMetrics.fail("carrier", c.name, code === 0 ? "transport" : code === 408 ? "timeout" : code === 487 ? "cancelled" : failClass(code));
+  }
+
+  /** Counter keys of the customers and carriers that have a max_calls. */
+  private limitedKeys(): string[] {
+    const out: string[] = [];
+    for (const c of this.customers.customers) if (c.maxCalls !== undefined) out.push("c:" + c.name);
+    for (const n of this.carriers.names()) if (this.carriers.get(n)!.maxCalls !== undefined) out.push("k:" + n);
+    return out;
+  }
+
+  /** A BYE passed: the call's max_calls slots are free. */
+  private endCall(callId: string | undefined): void {
+    if (callId === undefined) return;
+    for (const k of this.callCounter.keys()) this.callCounter.release(k, callId);
+  }
+
   // ------------------------------------------------------------------ in-dialog requests
 
   /**
@@ -500,9 +812,9 @@ export class VoiceEdge implements SipStackHandler, ProxyHost {
    * dialogs we set up and only to that dialog's next hops. Towards the callee only from a trunk;
    * towards the caller from anywhere (the callee is not a trunk).
    */
-  private inDialog(tx: ServerTransaction, trunk: Trunk | undefined): void {
+  private inDialog(tx: ServerTransaction, trunk: Trunk | undefined, cust?: Customer): void {
     const req = tx.request;
-    const tname = trunk === undefined ? UNKNOWN : trunk.name;
+    const tname = trunk !== undefined ? trunk.name : cust !== undefined ? cust.name : UNKNOWN;
     const fwd = req.clone();
     const r = routeInDialog(this.stack, fwd, this.signer);
     if ("forged" in r) {
@@ -510,9 +822,12 @@ export class VoiceEdge implements SipStackHandler, ProxyHost {
       if (r.forged === "no_route" && trunk !== undefined && req.parsedRequestUri !== null && this.stack.isLocalUri(req.parsedRequestUri)) return this.final(tx, tname, 481);
       return this.forged(tx, trunk, r.forged);
     }
-    const dest = this.nextHop(r, trunk !== undefined);
+    const dest = this.nextHop(r, trunk !== undefined || cust !== undefined || fromCaller(r, tx.source));
     if (typeof dest === "string") return this.forged(tx, trunk, dest);
     if (fwd.decrementMaxForwards() < 0) return this.final(tx, tname, 483);
+    // the call ends: its max_calls slots are free (a BYE that does not get through changes nothing
+    // for the count: the call is over for the party that sent it)
+    if (req.method === "BYE") this.endCall(req.callId);
     if (!r.upstream) this.stripInternal(fwd);
     if (req.method === "INVITE") {
       const f = new DialogForward(tx, this.stack, this.dialogDone);
@@ -594,7 +909,7 @@ export class VoiceEdge implements SipStackHandler, ProxyHost {
       this.metrics.forgedOf(r.forged, "").inc();
       return;
     }
-    const dest = this.nextHop(r, trunk !== undefined);
+    const dest = this.nextHop(r, trunk !== undefined || fromCaller(r, source) || this.customerOf(source.address) !== undefined);
     if (typeof dest === "string") {
       this.metrics.forgedOf(dest, "").inc();
       return;
@@ -641,3 +956,16 @@ export class VoiceEdge implements SipStackHandler, ProxyHost {
 }
 
 type NextFlow = { transport: TransportKind; address: string; port: number };
+
+/**
+ * A request towards the callee from the address the dialog's INVITE came from (the caller's flow
+ * in the signed token): a customer that authenticates by digest, not by source.
+ */
+function hasForward(targets: readonly Target[]): boolean {
+  for (let i = 0; i < targets.length; i++) if (targets[i]!.uri.charCodeAt(0) === 116 /* t */) return true;
+  return false;
+}
+
+function fromCaller(r: DialogRoute, src: Source): boolean {
+  return !r.upstream && r.flow !== null && r.flow.address === src.address;
+}

@@ -11,9 +11,17 @@ export const ROUTE_STATES = ["active", "porting_out", "quarantine", "released"] 
 export type RouteState = (typeof ROUTE_STATES)[number];
 
 export interface Target {
+  /** A SIP URI, or "tel:+E164": forwarding to a phone number through the outbound table. */
   readonly uri: string;
   readonly priority: number;
   readonly weight: number;
+  /** Seconds this target may ring in sequential mode (only on targets given as objects). */
+  readonly timeoutS?: number;
+}
+
+/** The E.164 number of a forwarding target ("tel:+E164"), or undefined for a SIP target. */
+export function telNumber(uri: string): string | undefined {
+  return uri.charCodeAt(0) === 116 && uri.startsWith("tel:") ? uri.slice(4) : undefined;
 }
 
 export interface CallerRule {
@@ -34,8 +42,15 @@ export interface ScheduleWindow {
   readonly targets: readonly Target[];
 }
 
+export type RingMode = "sequential" | "simultaneous";
+export type ForwardCallerId = "caller" | "did";
+
 export interface VoiceRoute {
   readonly targets: readonly Target[];
+  /** sequential: one target at a time in priority order; simultaneous: a priority group at once. */
+  readonly ring: RingMode;
+  /** Caller ID presented when a call is forwarded to a phone number. */
+  readonly forwardCallerId: ForwardCallerId;
   readonly failoverOn: readonly number[];
   readonly ringTimeoutS: number;
   /** Seconds without a provisional response before the next target; undefined: the sip default. */
@@ -107,13 +122,26 @@ export function isValidTimeZone(tz: string): boolean {
   return ok;
 }
 
+/** "tel:+E164" or "+E164" as the canonical "tel:+E164", else undefined. */
+function telTarget(v: string): string | undefined {
+  const n = v.charCodeAt(0) === 43 ? v : v.length > 4 && v.slice(0, 4).toLowerCase() === "tel:" ? v.slice(4) : undefined;
+  if (n === undefined || n.length < 2 || n.length > 16 || n.charCodeAt(0) !== 43 || n.charCodeAt(1) === 48) return undefined;
+  for (let i = 1; i < n.length; i++) {
+    const c = n.charCodeAt(i);
+    if (c < 48 || c > 57) return undefined;
+  }
+  return "tel:" + n;
+}
+
 function parseUri(v: unknown, path: string, e: Errors): string | undefined {
   if (typeof v !== "string" || v.length === 0) {
     e.add(path, "must be a SIP URI string (sip:… or sips:…)");
     return undefined;
   }
+  const tel = telTarget(v);
+  if (tel !== undefined) return tel;
   if (!hasSipScheme(v) || v.length > 512) {
-    e.add(path, `must be a SIP URI (sip:… or sips:…), got ${JSON.stringify(v.slice(0, 80))}`);
+    e.add(path, `must be a SIP URI (sip:… or sips:…) or a phone number (tel:+E164), got ${JSON.stringify(v.slice(0, 80))}`);
     return undefined;
   }
   for (let i = 0; i < v.length; i++) {
@@ -189,8 +217,13 @@ function parseTargets(v: unknown, path: string, e: Errors, required: boolean): T
           e.add(`${p}.weight`, "must be an integer from 0 to 65535");
         } else weight = t.weight as number;
       }
-      for (const k of Object.keys(t)) if (k !== "uri" && k !== "priority" && k !== "weight") e.add(`${p}.${k}`, "unknown field (allowed: uri, priority, weight)");
-      if (uri) out.push({ uri, priority, weight });
+      let timeoutS: number | undefined;
+      if (t.timeout_s !== undefined) {
+        if (typeof t.timeout_s !== "number" || !(t.timeout_s > 0 && t.timeout_s <= 3600)) e.add(`${p}.timeout_s`, "must be a number of seconds from 1 to 3600");
+        else timeoutS = t.timeout_s;
+      }
+      for (const k of Object.keys(t)) if (k !== "uri" && k !== "priority" && k !== "weight" && k !== "timeout_s") e.add(`${p}.${k}`, "unknown field (allowed: uri, priority, weight, timeout_s)");
+      if (uri) out.push(timeoutS === undefined ? { uri, priority, weight } : { uri, priority, weight, timeoutS });
     } else if (typeof t === "string") {
       const uri = parseUri(t, p, e);
       if (uri) out.push({ uri, priority: 1, weight: 100 });
@@ -313,6 +346,16 @@ function parseVoice(v: unknown, e: Errors): VoiceRoute | undefined {
       e.add("voice.ring_timeout_s", "must be a number of seconds from 1 to 3600");
     } else ringTimeoutS = v.ring_timeout_s;
   }
+  let ring: RingMode = "sequential";
+  if (v.ring !== undefined) {
+    if (v.ring !== "sequential" && v.ring !== "simultaneous") e.add("voice.ring", `must be "sequential" or "simultaneous", got ${JSON.stringify(v.ring)}`);
+    else ring = v.ring;
+  }
+  let forwardCallerId: ForwardCallerId = "caller";
+  if (v.forward_caller_id !== undefined) {
+    if (v.forward_caller_id !== "caller" && v.forward_caller_id !== "did") e.add("voice.forward_caller_id", `must be "caller" or "did", got ${JSON.stringify(v.forward_caller_id)}`);
+    else forwardCallerId = v.forward_caller_id;
+  }
   let inviteTimeoutS: number | undefined;
   if (v.invite_timeout_s !== undefined) {
     if (typeof v.invite_timeout_s !== "number" || !(v.invite_timeout_s >= 0.1 && v.invite_timeout_s <= 300)) {
@@ -322,15 +365,15 @@ function parseVoice(v: unknown, e: Errors): VoiceRoute | undefined {
   const schedule = parseSchedule(v.schedule, "voice.schedule", e);
   const callers = parseCallers(v.callers, "voice.callers", e);
   for (const k of Object.keys(v)) {
-    if (!["targets", "failover_on", "ring_timeout_s", "invite_timeout_s", "schedule", "callers"].includes(k)) {
-      e.add(`voice.${k}`, "unknown field (allowed: targets, failover_on, ring_timeout_s, invite_timeout_s, schedule, callers)");
-    }
+    if (!VOICE_FIELDS.includes(k)) e.add(`voice.${k}`, `unknown field (allowed: ${VOICE_FIELDS.join(", ")})`);
   }
   if (targets.length === 0 && schedule.length === 0 && callers.length === 0) {
     e.add("voice.targets", "is required when there is no schedule or callers rule");
   }
-  return { targets, failoverOn, ringTimeoutS, inviteTimeoutS, schedule, callers };
+  return { targets, ring, forwardCallerId, failoverOn, ringTimeoutS, inviteTimeoutS, schedule, callers };
 }
+
+const VOICE_FIELDS = ["targets", "ring", "forward_caller_id", "failover_on", "ring_timeout_s", "invite_timeout_s", "schedule", "callers"];
 
 function parseSms(v: unknown, e: Errors): SmsRoute | undefined {
   if (v === undefined) return undefined;

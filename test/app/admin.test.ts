@@ -143,5 +143,7 @@ describe("file route source", () => {
     expect(all.some((v) => v.sms?.webhook && v.sms?.smpp)).toBe(true);
     expect(r.table.counts()).toMatchObject({ default: 1 });
     expect(r.table.counts().prefix).toBeGreaterThan(0);
+    expect(all.some((v) => v.voice?.ring === "simultaneous" && v.voice.targets.some((t) => t.uri.startsWith("tel:")))).toBe(true);
+    expect(r.outbound?.lookup("+447700900123")?.voice).toEqual(["local-test"]);
   });
 });

@@ -72,9 +72,9 @@ function party(proc: SippProcess): Party {
   };
 }
 
-/** sipp as a destination on 127.0.0.1:port. */
-export function startUas(scenario: string, transport: Tp, port: number, subst: Record<string, string> = {}, timeoutS = 20): Party {
-  const args = ["-sf", scenarioFile(scenario, subst), "-i", "127.0.0.1", "-p", String(port), "-t", transport === "udp" ? "u1" : "t1", "-m", "1", "-trace_msg", "-trace_err", "-timeout", `${timeoutS}s`, "-timeout_error"];
+/** sipp as a destination on ip:port (default 127.0.0.1). */
+export function startUas(scenario: string, transport: Tp, port: number, subst: Record<string, string> = {}, timeoutS = 20, ip = "127.0.0.1"): Party {
+  const args = ["-sf", scenarioFile(scenario, subst), "-i", ip, "-p", String(port), "-t", transport === "udp" ? "u1" : "t1", "-m", "1", "-trace_msg", "-trace_err", "-timeout", `${timeoutS}s`, "-timeout_error"];
   return party(startSipp({ args, timeoutMs: (timeoutS + 5) * 1000 }));
 }
 

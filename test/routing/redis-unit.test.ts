@@ -60,9 +60,9 @@ describe("parseRedisUrl", () => {
 });
 
 describe("keys and hash tags", () => {
-  it("names the hash and the stream under the prefix", () => {
-    expect(routeKeys("didgate:")).toEqual({ routes: "didgate:routes", changes: "didgate:changes" });
-    expect(routeKeys("{didgate}:")).toEqual({ routes: "{didgate}:routes", changes: "{didgate}:changes" });
+  it("names the hashes and the stream under the prefix", () => {
+    expect(routeKeys("didgate:")).toEqual({ routes: "didgate:routes", changes: "didgate:changes", outbound: "didgate:outbound" });
+    expect(routeKeys("{didgate}:")).toEqual({ routes: "{didgate}:routes", changes: "{didgate}:changes", outbound: "{didgate}:outbound" });
   });
   it("recognises a hash tag", () => {
     expect(hasHashTag("{didgate}:")).toBe(true);

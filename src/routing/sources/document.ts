@@ -9,6 +9,8 @@
  * columns state, tenant, targets (URIs separated by spaces or "|"), failover_on (codes separated
  * by spaces or "|"), ring_timeout_s, webhook, smpp.
  */
+import YAML from "yaml";
+import { parseOutboundSection, type OutboundEntry } from "../outbound.js";
 import { parseRoute, type Route } from "../route.js";
 import { parseRouteKey } from "../table.js";
 import { parseYamlWhole, scanYamlEntries, type ScanResult } from "./yaml-fast.js";
@@ -40,11 +42,15 @@ export interface DocumentSink {
    * parser, for a shape the entry readers do not take).
    */
   reset(): void;
+  /** The `outbound:` section beside the routes (the destination prefix table), as given. */
+  outbound?(value: unknown, line: number, col: number): void;
 }
 
 export interface ParsedDocument {
   entries: [string, Route][];
   errors: string[];
+  /** The `outbound:` table (destination prefix to carriers), when the document has one. */
+  outbound?: [string, OutboundEntry][];
 }
 
 export function formatFromPath(path: string): RouteFormat {
@@ -87,7 +93,7 @@ export function addEntry(out: ParsedDocument, key: string, value: unknown, line 
  */
 export function scanRouteDocument(text: string, format: RouteFormat, sink: DocumentSink): DocError[] {
   if (format === "csv") return scanCsvRoutes(text, sink);
-  const r: ScanResult = format === "json" ? scanJsonEntries(text, sink) : scanYamlEntries(text, sink);
+  const r: ScanResult = format === "json" ? scanJsonEntries(text, sink) : scanYamlEntries(text, { entry: (k, v, l, c) => sink.entry(k, v, l, c), outbound: (v, l, c) => sink.outbound?.(v, l, c) });
   if (r.ok) return [];
   if (!("whole" in r)) return [{ ...r.error, message: `not valid YAML: ${r.error.message}` }];
   // The reference parsers on the whole document (shapes the entry readers do not take).
@@ -107,6 +113,12 @@ export function scanRouteDocument(text: string, format: RouteFormat, sink: Docum
   if (doc === null || doc === undefined) return [];
   if (typeof doc !== "object" || Array.isArray(doc)) return [{ line: 0, col: 0, message: "a route file is a mapping of route key to entry (optionally under `routes:`)" }];
   let map = doc as Record<string, unknown>;
+  if ("outbound" in map) {
+    // "outbound" is never a route key: the section sits beside the routes
+    sink.outbound?.(map.outbound, 0, 0);
+    map = { ...map };
+    delete map.outbound;
+  }
   if ("routes" in map && Object.keys(map).length === 1) {
     const inner = map.routes;
     if (inner === null || inner === undefined) return [];
@@ -124,6 +136,12 @@ export function parseRouteDocument(text: string, format: RouteFormat): ParsedDoc
     reset: () => {
       out.entries.length = 0;
       out.errors.length = 0;
+      delete out.outbound;
+    },
+    outbound: (value, line, col) => {
+      const o = parseOutboundSection(value);
+      out.outbound = o.entries;
+      for (const message of o.errors) out.errors.push(formatDocError({ line, col, message }));
     },
   });
   if (stop.length > 0) return { entries: [], errors: stop.map((e) => formatDocError(e)) };
@@ -274,7 +292,9 @@ function scanJsonEntries(text: string, sink: DocumentSink): ScanResult {
       } catch {
         return WHOLE;
       }
-      sink.entry(key, value, line, col, vtext);
+      // Beside the routes (flat document): the outbound table, never a route key.
+      if (!wrapped && key === "outbound") sink.outbound?.(value, line, col);
+      else sink.entry(key, value, line, col, vtext);
       i = ws(ve);
       const c = text.charCodeAt(i);
       if (c === 44) {
@@ -290,6 +310,26 @@ function scanJsonEntries(text: string, sink: DocumentSink): ScanResult {
   }
   if (wrapped) {
     i = ws(i);
+    if (text.charCodeAt(i) === 44) {
+      // `"outbound": {…}` after the routes; anything else: the reference decides
+      const k = ws(i + 1);
+      if (!text.startsWith('"outbound"', k)) return WHOLE;
+      const line = lines.lineAt(k);
+      const col = k - lines.lineStart + 1;
+      let j = ws(k + 10);
+      if (text.charCodeAt(j) !== 58) return WHOLE;
+      j = ws(j + 1);
+      const ve = valueEnd(j);
+      if (ve < 0) return WHOLE;
+      let value: unknown;
+      try {
+        value = JSON.parse(text.slice(j, ve));
+      } catch {
+        return WHOLE;
+      }
+      sink.outbound?.(value, line, col);
+      i = ws(ve);
+    }
     if (text.charCodeAt(i) !== 125) return WHOLE; // more members beside `routes`
     i++;
   }
@@ -448,4 +488,34 @@ function scanCsvRoutes(text: string, sink: DocumentSink): DocError[] {
 /** The value given for a CSV row whose json column is not JSON (validation reports it). */
 export class CsvJsonError {
   constructor(readonly message: string) {}
+}
+
+function csvField(s: string): string {
+  return /[",\r\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
+}
+
+/**
+ * Serialise entries (key → entry source JSON) to a re-importable document, in one string (small
+ * tables; `didgate routes export` streams instead).
+ */
+export function serializeRoutes(
+  entries: Iterable<readonly [string, Readonly<Record<string, unknown>>]>,
+  format: RouteFormat,
+  outbound?: Iterable<readonly [string, Readonly<Record<string, unknown>>]>,
+): string {
+  if (format === "csv") {
+    const lines = ["key,json"];
+    for (const [k, v] of entries) lines.push(`${csvField(k)},${csvField(JSON.stringify(v))}`);
+    return lines.join("\n") + "\n";
+  }
+  const obj: Record<string, unknown> = {};
+  for (const [k, v] of entries) obj[k] = v;
+  const doc: Record<string, unknown> = { routes: obj };
+  if (outbound !== undefined) {
+    const o: Record<string, unknown> = {};
+    for (const [k, v] of outbound) o[k] = v;
+    if (Object.keys(o).length > 0) doc.outbound = o;
+  }
+  if (format === "json") return JSON.stringify(doc, null, 2) + "\n";
+  return YAML.stringify(doc);
 }

@@ -15,7 +15,8 @@
  *   { type: "table", state, hash, mtimeMs, entries, distinct, identity }
  *                                               the table's structure, values as entry ids;
  *                                               identity: value slot i holds id i - 1 for every
- *                                               slot (no slot freed by a duplicate key)
+ *                                               slot (no slot freed by a duplicate key);
+ *                                               outbound: the `outbound:` section as JSON text
  *   { type: "failed", message }                could not read the file
  */
 import { createHash } from "node:crypto";
@@ -23,6 +24,7 @@ import { readFileSync, statSync } from "node:fs";
 import { isMainThread, parentPort, workerData } from "node:worker_threads";
 import type { Config } from "../../config/schema.js";
 import { selfTargetEntryCheck } from "../../edge/self-targets.js";
+import { parseOutboundSection } from "../outbound.js";
 import { EntryColumns, RouteTable, tableTransferList } from "../table.js";
 import { scanRouteDocument, validateEntry, type DocError, type RouteFormat } from "./document.js";
 
@@ -52,7 +54,7 @@ export type FileWorkerMessage =
   | { type: "routes"; firstId: number; json: string; ends: Int32Array }
   | { type: "reset" }
   | { type: "errors"; errors: DocError[]; count: number; hash: string }
-  | { type: "table"; state: ReturnType<RouteTable<number>["exportState"]>; hash: string; mtimeMs: number; entries: number; distinct: number; identity: boolean }
+  | { type: "table"; state: ReturnType<RouteTable<number>["exportState"]>; hash: string; mtimeMs: number; entries: number; distinct: number; identity: boolean; outbound?: string }
   | { type: "failed"; message: string };
 
 /** Identical entry texts are shared; the lookup turns itself off when texts do not repeat. */
@@ -108,6 +110,7 @@ function run(d: FileWorkerData): void {
     batchFirst = nextId;
   };
   const selfCheck = d.selfTargets ? selfTargetEntryCheck(d.selfTargets) : undefined;
+  let outbound: string | undefined;
   const stop = scanRouteDocument(text, d.format, {
     entry(key, value, line, col, entryText) {
       const route = validateEntry(key, value, line, col, onError);
@@ -149,7 +152,12 @@ function run(d: FileWorkerData): void {
       posted = Atomics.load(consumed, 0);
       errors.length = 0;
       errorCount = 0;
+      outbound = undefined;
       post({ type: "reset" });
+    },
+    outbound(value, line, col) {
+      for (const message of parseOutboundSection(value).errors) onError({ line, col, message });
+      outbound = value === undefined ? undefined : JSON.stringify(value);
     },
   });
   for (const e of stop) onError(e);
@@ -165,7 +173,7 @@ function run(d: FileWorkerData): void {
   const state = table.exportState((id) => id);
   let identity = state.ids.length === nextId + 1;
   for (let i = 1; identity && i < state.ids.length; i++) identity = state.ids[i] === i - 1;
-  post({ type: "table", state, hash, mtimeMs, entries, distinct: nextId, identity }, tableTransferList(state));
+  post({ type: "table", state, hash, mtimeMs, entries, distinct: nextId, identity, ...(outbound !== undefined ? { outbound } : {}) }, tableTransferList(state));
 }
 
 if (!isMainThread && parentPort && (workerData as FileWorkerData | undefined)?.kind === "didgate-route-file") {

@@ -18,12 +18,13 @@ import { Registry } from "prom-client";
 import type { Config } from "../../config/schema.js";
 import { selfTargetCheck } from "../../edge/self-targets.js";
 import { RouteMetrics } from "../metrics.js";
+import { parseOutboundSection, type OutboundEntry } from "../outbound.js";
 import { LazyRoute, type Route } from "../route.js";
 import { EntryColumns, RouteStore, RouteTable } from "../table.js";
 import { formatDocError, formatFromPath, scanRouteDocument, validateEntry } from "./document.js";
 import type { FileWorkerData, FileWorkerMessage } from "./file-worker.js";
 
-export type LoadResult = { ok: true; table: RouteTable<Route> } | { ok: false; errors: string[] };
+export type LoadResult = { ok: true; table: RouteTable<Route>; outbound?: RouteTable<OutboundEntry> } | { ok: false; errors: string[] };
 
 /** Extra validation of a whole table (errors name the key): e.g. targets that are didgate itself. */
 export type TableCheck = (table: RouteTable<Route>) => string[];
@@ -40,6 +41,7 @@ export function loadRouteFile(path: string, check?: TableCheck): LoadResult {
   }
   let cols = new EntryColumns<Route>();
   const errors: string[] = [];
+  let outboundEntries: [string, OutboundEntry][] = [];
   const onError = (e: Parameters<Parameters<typeof validateEntry>[4]>[0]) => void errors.push(formatDocError(e, path));
   const stop = scanRouteDocument(text, formatFromPath(path), {
     entry(key, value, line, col) {
@@ -49,6 +51,12 @@ export function loadRouteFile(path: string, check?: TableCheck): LoadResult {
     reset() {
       cols = new EntryColumns<Route>();
       errors.length = 0;
+      outboundEntries = [];
+    },
+    outbound(value, line, col) {
+      const o = parseOutboundSection(value);
+      outboundEntries = o.entries;
+      for (const message of o.errors) onError({ line, col, message });
     },
   });
   for (const e of stop) errors.push(formatDocError(e, path));
@@ -58,7 +66,9 @@ export function loadRouteFile(path: string, check?: TableCheck): LoadResult {
   table.version = String(Math.floor(mtimeMs));
   const extra = check?.(table) ?? [];
   if (extra.length > 0) return { ok: false, errors: extra.map((e) => `${path}: ${e}`) };
-  return { ok: true, table };
+  const outbound = RouteTable.build(outboundEntries);
+  outbound.version = table.version;
+  return { ok: true, table, outbound };
 }
 
 /**
@@ -102,6 +112,8 @@ export interface FileSourceOptions {
   path: string;
   watch: boolean;
   store: RouteStore<Route>;
+  /** Receives the file's `outbound:` table (an empty table when the file has none). */
+  outboundStore?: RouteStore<OutboundEntry>;
   logger: Logger;
   metrics: RouteMetrics;
   /** Debounce for bursts of file events (editors write in several steps). */
@@ -255,6 +267,7 @@ export class FileRouteSource {
     }
     this.lastError = undefined;
     store.swap(r.table);
+    if (r.outbound !== undefined) this.opts.outboundStore?.swap(r.outbound);
     stats.ms = performance.now() - started;
     this.lastStats = stats;
     metrics.reloads.inc({ source: "file", result: "ok" });
@@ -341,13 +354,16 @@ export class FileRouteSource {
             const t = table;
             const a0 = performance.now();
             const built = t.identity ? RouteTable.fromStateValues<Route>(t.state, routes) : RouteTable.fromState<Route>(t.state, (id) => routes[id + 1]!);
+            // The outbound section (validated in the worker; a few entries): built here.
+            const outbound = RouteTable.build(t.outbound === undefined ? [] : parseOutboundSection(JSON.parse(t.outbound)).entries);
             stats.assembleMs = performance.now() - a0;
             built.version = String(Math.floor(t.mtimeMs));
             this.lastHash = t.hash;
             stats.entries = t.entries;
             stats.distinct = t.distinct;
             routes = [undefined];
-            finish({ ok: true, table: built });
+            outbound.version = built.version;
+            finish({ ok: true, table: built, outbound });
           }
         } catch (err) {
           finish({ ok: false, errors: [`${path}: ${(err as Error).message}`] });

@@ -2,12 +2,14 @@
 export interface RouteKeys {
   /** HASH route key → route JSON. */
   routes: string;
-  /** STREAM of changes (op, key, route). */
+  /** STREAM of changes (op, key, route; op=oset/odel for the outbound table). */
   changes: string;
+  /** HASH destination prefix → outbound entry JSON (carriers by destination). */
+  outbound: string;
 }
 
 export function routeKeys(prefix: string): RouteKeys {
-  return { routes: `${prefix}routes`, changes: `${prefix}changes` };
+  return { routes: `${prefix}routes`, changes: `${prefix}changes`, outbound: `${prefix}outbound` };
 }
 
 /**

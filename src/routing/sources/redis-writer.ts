@@ -6,6 +6,7 @@
  * Imports are batched (one MULTI per batch: one HSET of the batch, one XADD per route) and
  * pipelined (several batches in flight on the connection).
  */
+import { parseOutbound, parseOutboundJson } from "../outbound.js";
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { parseRoute } from "../route.js";
@@ -135,6 +136,72 @@ export class RedisRouteWriter {
       .exec();
     const existed = Number(execResult(res, 0)) > 0;
     return { id: execResult(res, 1) as string, existed };
+  }
+
+  /** Validates and writes one outbound entry (destination prefix to carriers). */
+  async setOutbound(key: string, value: unknown): Promise<string> {
+    const r = parseOutbound(key, value);
+    if (!r.ok) throw new RouteValidationError(r.errors);
+    const json = JSON.stringify(value);
+    const res = await this.client
+      .multi()
+      .hset(this.keys.outbound, key, json)
+      .xadd(this.keys.changes, "MAXLEN", "~", this.maxlen, "*", "op", "oset", "key", key, "outbound", json)
+      .exec();
+    return execResult(res, 1) as string;
+  }
+
+  /** Deletes one outbound entry. */
+  async delOutbound(key: string): Promise<{ id: string; existed: boolean }> {
+    const k = parseRouteKey(key);
+    if ("error" in k) throw new RouteValidationError([`outbound ${JSON.stringify(key)}: invalid key: ${k.error}`]);
+    const res = await this.client
+      .multi()
+      .hdel(this.keys.outbound, key)
+      .xadd(this.keys.changes, "MAXLEN", "~", this.maxlen, "*", "op", "odel", "key", key)
+      .exec();
+    return { id: execResult(res, 1) as string, existed: Number(execResult(res, 0)) > 0 };
+  }
+
+  /**
+   * Writes a whole outbound table (validated first; one MULTI: the table is small). With
+   * `replace`, entries not in `entries` are deleted.
+   */
+  async importOutbound(entries: readonly (readonly [string, unknown])[], replace: boolean): Promise<{ written: number; deleted: number }> {
+    const errors: string[] = [];
+    for (const [k, v] of entries) {
+      const r = parseOutbound(k, v);
+      if (!r.ok) errors.push(...r.errors);
+    }
+    if (errors.length > 0) throw new RouteValidationError(errors);
+    const keep = new Set(entries.map(([k]) => k));
+    const old = replace ? (await this.exportOutbound()).entries.map(([k]) => k).filter((k) => !keep.has(k)) : [];
+    const m = this.client.multi();
+    for (const [k, v] of entries) {
+      const json = JSON.stringify(v);
+      m.hset(this.keys.outbound, k, json).xadd(this.keys.changes, "MAXLEN", "~", this.maxlen, "*", "op", "oset", "key", k, "outbound", json);
+    }
+    for (const k of old) m.hdel(this.keys.outbound, k).xadd(this.keys.changes, "MAXLEN", "~", this.maxlen, "*", "op", "odel", "key", k);
+    if (entries.length + old.length > 0) execResult(await m.exec(), 0);
+    return { written: entries.length, deleted: old.length };
+  }
+
+  /** Every valid outbound entry, sorted by key, and the errors of the others. */
+  async exportOutbound(): Promise<{ entries: [string, Record<string, unknown>][]; errors: string[] }> {
+    const entries: [string, Record<string, unknown>][] = [];
+    const errors: string[] = [];
+    let cursor = "0";
+    do {
+      const [next, flat] = await this.client.hscan(this.keys.outbound, cursor, "COUNT", 10_000);
+      cursor = next;
+      for (let i = 0; i + 1 < flat.length; i += 2) {
+        const r = parseOutboundJson(flat[i]!, flat[i + 1]!);
+        if (r.ok) entries.push([flat[i]!, r.entry.source as Record<string, unknown>]);
+        else errors.push(...r.errors);
+      }
+    } while (cursor !== "0");
+    entries.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+    return { entries, errors };
   }
 
   /** Asks every running edge to reload the whole table (force: past the shrink guard). */

@@ -29,6 +29,9 @@ import { EventEmitter } from "node:events";
 import type { Logger } from "pino";
 import type { Registry } from "prom-client";
 import { RouteMetrics } from "../metrics.js";
+import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
+import { dirname } from "node:path";
+import { parseOutboundJson, parseOutboundSection, type OutboundEntry } from "../outbound.js";
 import { parseRoute, type Route } from "../route.js";
 import { EntryColumns, isRouteKey, parseRouteKey, RouteTable, type RouteStore } from "../table.js";
 import { backoffDelay, type RedisClient, type RedisConnector } from "../../redis/client.js";
@@ -54,6 +57,8 @@ export interface RedisSourceOptions {
   connector: RedisConnector;
   redis: RedisRoutesConfig;
   store: RouteStore<Route>;
+  /** Receives the outbound table (hash `<prefix>outbound`, changes op=oset/odel). */
+  outboundStore?: RouteStore<OutboundEntry>;
   logger: Logger;
   /** The instance's registry: the sync metrics are created on it. */
   registry: Registry;
@@ -129,6 +134,8 @@ export class RedisRouteSource extends EventEmitter {
   private readonly logger: Logger;
   private readonly now: () => number;
   private readonly snapshotPath: string;
+  private readonly outboundStore: RouteStore<OutboundEntry> | undefined;
+  private outboundSaving: Promise<void> = Promise.resolve();
   private readonly o: Required<Pick<RedisSourceOptions, "startTimeoutMs" | "blockMs" | "checkIntervalMs" | "refusedRetryMs" | "scanCount" | "readCount" | "commandTimeoutMs" | "minBackoffMs" | "maxBackoffMs" | "loadFunctions">>;
   private cmd: RedisClient | undefined;
   private sub: RedisClient | undefined;
@@ -172,6 +179,7 @@ export class RedisRouteSource extends EventEmitter {
     super();
     this.cfg = opts.redis;
     this.store = opts.store;
+    this.outboundStore = opts.outboundStore;
     this.logger = opts.logger;
     this.now = opts.now ?? Date.now;
     this.routeMetrics = opts.routeMetrics ?? new RouteMetrics(opts.registry);
@@ -248,6 +256,7 @@ export class RedisRouteSource extends EventEmitter {
       throw new Error(`Redis route source: Redis (${this.connector.describe()}) not reachable (${lastErr}) and no usable snapshot (${(err as Error).message})`);
     }
     this.store.swap(snap.table);
+    await this.loadOutboundSnapshot();
     this.position = snap.header.version || "0-0";
     this.stale = true;
     this.startBaseline = 0;
@@ -449,11 +458,91 @@ export class RedisRouteSource extends EventEmitter {
     }
   }
 
+  /** One change of the outbound table (a small table: changed in place). */
+  private applyOutbound(op: string, key: string, json: string | undefined): void {
+    const store = this.outboundStore;
+    if (store === undefined) return;
+    const t = store.current;
+    if (op === "odel" || json === undefined) {
+      t.delete(key);
+      return;
+    }
+    const r = parseOutboundJson(key, json);
+    if (r.ok) t.set(key, r.entry);
+    else {
+      t.delete(key);
+      this.logger.warn({ key, errors: r.errors }, "invalid outbound entry in the change stream skipped");
+    }
+  }
+
+  /**
+   * The outbound table beside the route snapshot ("<snapshot>.outbound", one JSON object; a small
+   * table, written whole after a full load and after changes): an edge started while Redis is down
+   * can still place outbound calls.
+   */
+  private outboundSnapshotPath(): string {
+    return this.snapshotPath ? this.snapshotPath + ".outbound" : "";
+  }
+
+  private saveOutboundSnapshot(): void {
+    const path = this.outboundSnapshotPath();
+    const store = this.outboundStore;
+    if (!path || store === undefined) return;
+    const doc: Record<string, unknown> = {};
+    for (const [k, e] of store.current.entries()) doc[k] = e.source;
+    const text = JSON.stringify({ didgate_outbound_snapshot: 1, entries: doc }) + "\n";
+    const tmp = `${path}.tmp-${process.pid}`;
+    this.outboundSaving = this.outboundSaving
+      .then(async () => {
+        await mkdir(dirname(path), { recursive: true });
+        await writeFile(tmp, text);
+        await rename(tmp, path);
+      })
+      .catch((err: Error) => this.logger.warn({ err: err.message, path }, "outbound snapshot not written"));
+  }
+
+  private async loadOutboundSnapshot(): Promise<void> {
+    const path = this.outboundSnapshotPath();
+    const store = this.outboundStore;
+    if (!path || store === undefined) return;
+    try {
+      const doc = JSON.parse(await readFile(path, "utf8")) as { didgate_outbound_snapshot?: number; entries?: unknown };
+      if (doc.didgate_outbound_snapshot !== 1) return;
+      const o = parseOutboundSection(doc.entries);
+      store.swap(RouteTable.build(o.entries));
+    } catch {
+      // none yet (or unreadable): outbound calls wait for Redis
+    }
+  }
+
+  /** Reads the outbound hash into a new table (after the stream position was taken). */
+  private async loadOutbound(cmd: RedisClient): Promise<void> {
+    const store = this.outboundStore;
+    if (store === undefined) return;
+    const entries: [string, OutboundEntry][] = [];
+    let cursor = "0";
+    let bad = 0;
+    do {
+      const [next, flat] = await cmd.hscan(this.keys.outbound, cursor, "COUNT", String(this.o.scanCount));
+      cursor = next;
+      for (let i = 0; i + 1 < flat.length; i += 2) {
+        const r = parseOutboundJson(flat[i]!, flat[i + 1]!);
+        if (r.ok) entries.push([flat[i]!, r.entry]);
+        else if (++bad <= 100) this.logger.warn({ key: flat[i], errors: r.errors }, "invalid outbound entry in Redis skipped");
+      }
+    } while (cursor !== "0");
+    const t = RouteTable.build(entries);
+    store.swap(t);
+    this.saveOutboundSnapshot();
+  }
+
   /** Applies change-stream entries in order. An op=reload entry runs a full load and ends the batch. */
   private async applyBatch(entries: [string, string[]][]): Promise<void> {
     const table = this.store.current;
     const now = this.now();
     let applied = 0;
+    // the outbound snapshot is written once per batch (an import is thousands of changes)
+    let outboundChanged = false;
     for (let i = 0; i < entries.length; i++) {
       const entry = entries[i]!;
       const id = entry[0];
@@ -466,7 +555,7 @@ export class RedisRouteSource extends EventEmitter {
         const name = f[j];
         if (name === "op") op = f[j + 1]!;
         else if (name === "key") key = f[j + 1]!;
-        else if (name === "route") json = f[j + 1];
+        else if (name === "route" || name === "outbound") json = f[j + 1];
         else if (name === "force") force = f[j + 1]!;
       }
       if (op === "reload") {
@@ -474,8 +563,17 @@ export class RedisRouteSource extends EventEmitter {
         this.metrics.deltas.inc({ op: "reload" });
         this.logger.info({ id, force: force === "1" }, "reload requested through the change stream");
         this.finishBatch(table, applied);
+        if (outboundChanged) this.saveOutboundSnapshot();
         await this.fullLoad({ force: force === "1", reason: force === "1" ? "routes reload --force" : "routes reload" });
         return;
+      }
+      if (op === "oset" || op === "odel") {
+        this.applyOutbound(op, key, json);
+        outboundChanged = true;
+        this.position = id;
+        applied++;
+        if (this.listenerCount("delta") > 0) this.emit("delta", id, op, key);
+        continue;
       }
       if (op === "set") {
         const route = json === undefined ? undefined : this.parseEntry(key, json, "delta");
@@ -495,6 +593,7 @@ export class RedisRouteSource extends EventEmitter {
       if (this.listenerCount("delta") > 0) this.emit("delta", id, op, key);
     }
     this.finishBatch(table, applied);
+    if (outboundChanged) this.saveOutboundSnapshot();
   }
 
   private finishBatch(table: RouteTable<Route>, applied: number): void {
@@ -591,6 +690,7 @@ export class RedisRouteSource extends EventEmitter {
         if (cursor === "0") break;
       }
       this.cacheOn = true; // deltas use the cache again
+      await this.loadOutbound(cmd);
       if (this.skippedThisLoad > 100) {
         this.logger.warn({ skipped: this.skippedThisLoad, logged: 100, by_reason: Object.fromEntries(this.skippedByReason) }, "invalid route entries in Redis skipped (only the first 100 logged)");
       }

@@ -2,9 +2,9 @@
  * `didgate routes …`: read and write the Redis routing table (CONTRACT sections 1 and 3).
  *
  *   routes import FILE [--replace] [--atomic] [--format yaml|json|csv]
- *   routes set KEY JSON
- *   routes del KEY
- *   routes export [--format json|yaml|csv]          (to stdout; re-importable)
+ *   routes set [--outbound] KEY JSON                 (--outbound: the outbound table, carriers by destination)
+ *   routes del [--outbound] KEY
+ *   routes export [--format json|yaml|csv]          (to stdout; re-importable; yaml/json include outbound:)
  *   routes reload [--force]                          (every running edge reloads the table)
  *   routes functions                                 (FUNCTION LOAD REPLACE the didgate library)
  *
@@ -21,6 +21,7 @@ import { type RedisClient, RedisConnector } from "../../redis/client.js";
 import { parseRedisUrl } from "../../redis/endpoint.js";
 import { loadFunctionLibrary, RedisRouteWriter, RouteValidationError } from "./redis-writer.js";
 import { resolvePlain } from "./yaml-fast.js";
+import { parseOutboundSection } from "../outbound.js";
 
 /** The part of `routes.redis` the CLI needs. */
 export interface RoutesCliRedisConfig {
@@ -33,8 +34,8 @@ export interface RoutesCliRedisConfig {
 
 export const ROUTES_USAGE = `usage:
   didgate routes import FILE [--replace] [--atomic] [--format yaml|json|csv]
-  didgate routes set KEY JSON
-  didgate routes del KEY
+  didgate routes set [--outbound] KEY JSON
+  didgate routes del [--outbound] KEY
   didgate routes export [--format json|yaml|csv]
   didgate routes reload [--force]
   didgate routes functions
@@ -74,7 +75,7 @@ export async function routesCommand(
         err(`--format must be one of ${FORMATS.join(", ")}\n`);
         return 2;
       }
-    } else if (a === "--replace" || a === "--force" || a === "--atomic") flags.add(a);
+    } else if (a === "--replace" || a === "--force" || a === "--atomic" || a === "--outbound") flags.add(a);
     else if (a.startsWith("--") && a.length > 2) {
       err(`unknown option ${a}\n${ROUTES_USAGE}`);
       return 2;
@@ -90,10 +91,10 @@ export async function routesCommand(
       valid = need(1, ["--replace", "--atomic"]);
       break;
     case "set":
-      valid = need(2) && format === undefined;
+      valid = need(2, ["--outbound"]) && format === undefined;
       break;
     case "del":
-      valid = need(1) && format === undefined;
+      valid = need(1, ["--outbound"]) && format === undefined;
       break;
     case "export":
       valid = need(0);
@@ -118,6 +119,7 @@ export async function routesCommand(
 
   // Validate the input before connecting.
   let importEntries: [string, unknown][] | undefined;
+  let importOutbound: [string, unknown][] | undefined;
   let badEntries = 0;
   let setValue: unknown;
   if (sub === "import") {
@@ -143,6 +145,15 @@ export async function routesCommand(
       reset() {
         entries.length = 0;
         bad.clear();
+        importOutbound = undefined;
+      },
+      outbound(value, line, col) {
+        const o = parseOutboundSection(value);
+        for (const message of o.errors) {
+          err(formatDocError({ line, col, message }, file) + "\n");
+          bad.add(`${line}:${col}:outbound:${message}`);
+        }
+        importOutbound = o.entries.map(([k, e]) => [k, e.source]);
       },
     });
     if (stop.length > 0) {
@@ -203,15 +214,19 @@ export async function routesCommand(
             (badEntries > 0 ? `; ${badEntries} bad ${badEntries === 1 ? "entry" : "entries"} skipped (listed above)` : "") +
             ` (${Math.round(now() - started)} ms)\n`,
         );
+        if (importOutbound !== undefined) {
+          const o = await writer.importOutbound(importOutbound, flags.has("--replace"));
+          out(`imported ${o.written} outbound entries` + (flags.has("--replace") ? `, ${o.deleted} deleted` : "") + "\n");
+        }
         return badEntries > 0 ? 1 : 0;
       }
       case "set": {
-        const id = await writer.set(positional[0]!, setValue);
+        const id = flags.has("--outbound") ? await writer.setOutbound(positional[0]!, setValue) : await writer.set(positional[0]!, setValue);
         out(`set ${positional[0]} (change ${id})\n`);
         return 0;
       }
       case "del": {
-        const r = await writer.del(positional[0]!);
+        const r = flags.has("--outbound") ? await writer.delOutbound(positional[0]!) : await writer.del(positional[0]!);
         out(r.existed ? `deleted ${positional[0]} (change ${r.id})\n` : `${positional[0]} was not in the table (change ${r.id} written anyway)\n`);
         return 0;
       }
@@ -289,7 +304,17 @@ export async function exportRoutes(writer: RedisRouteWriter, format: RouteFormat
     }
     if (chunk) await out(chunk);
   }
-  if (format === "json") await out(first ? "}\n}\n" : "\n  }\n}\n");
+  // CSV has one row per route: no place for the outbound table.
+  const o = format === "csv" ? undefined : await writer.exportOutbound();
+  for (const e of o?.errors ?? []) err(`skipped: ${e}\n`);
+  const outbound = o?.entries ?? [];
+  if (format === "json") {
+    let tail = first ? "}" : "\n  }";
+    if (outbound.length > 0) tail += ',\n  "outbound": {' + outbound.map(([k, v]) => `\n    ${JSON.stringify(k)}: ${JSON.stringify(v)}`).join(",") + "\n  }";
+    await out(tail + "\n}\n");
+  } else if (format === "yaml" && outbound.length > 0) {
+    await out("outbound:\n" + outbound.map(([k, v]) => yamlEntry(k, v, "  ")).join(""));
+  }
   return written;
 }
 

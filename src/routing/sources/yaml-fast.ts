@@ -29,6 +29,8 @@ export interface YamlError {
 export interface YamlEntrySink {
   /** One top-level entry (of the document or of its `routes:` mapping), in document order. */
   entry(key: string, value: unknown, line: number, col: number): void;
+  /** The `outbound:` section beside the routes. */
+  outbound?(value: unknown, line: number, col: number): void;
 }
 
 /** Options the reference parser is called with (aliases bounded: no billion laughs). */
@@ -107,7 +109,9 @@ export function scanYamlEntries(text: string, sink: YamlEntrySink): ScanResult {
     if ("error" in r) return { ok: false, error: r.error };
     if (keys.has(r.key)) return { ok: false, error: { line: startLine, col: entryIndent + 1, message: "Map keys must be unique" } };
     keys.add(r.key);
-    sink.entry(r.key, r.value, startLine, entryIndent + 1);
+    // A flat document's `outbound:` is the outbound table, never a route key.
+    if (entryIndent === 0 && r.key === "outbound") sink.outbound?.(r.value, startLine, 1);
+    else sink.entry(r.key, r.value, startLine, entryIndent + 1);
     return undefined;
   };
   while (pos < n) {
@@ -117,7 +121,21 @@ export function scanYamlEntries(text: string, sink: YamlEntrySink): ScanResult {
     const c = pos + ind;
     const blank = c >= eol || text.charCodeAt(c) === 35;
     if (!blank) {
-      if (ind < entryIndent) return { ok: false, whole: true };
+      if (ind < entryIndent) {
+        // `outbound:` after the `routes:` block: the rest of the document is that section.
+        if (ind !== 0 || !text.startsWith("outbound:", pos)) return { ok: false, whole: true };
+        const r = flush(pos);
+        if (r) return r;
+        let doc: unknown;
+        try {
+          doc = YAML.parse(text.slice(pos), REF_OPTIONS);
+        } catch (err) {
+          return { ok: false, error: yamlError(err, line - 1) };
+        }
+        if (doc === null || typeof doc !== "object" || Object.keys(doc).length !== 1) return { ok: false, whole: true };
+        sink.outbound?.((doc as { outbound: unknown }).outbound, line, 1);
+        return { ok: true };
+      }
       if (ind === entryIndent) {
         const ch = text.charCodeAt(c);
         // A sequence, `---`, `...`, a directive, or a complex key (`? k` / `: v` lines).
