@@ -11,6 +11,7 @@ import { Registry } from "prom-client";
 import YAML from "yaml";
 import { afterEach, describe, expect, it } from "vitest";
 import { RouteMetrics } from "../../src/routing/metrics.js";
+import type { OutboundEntry } from "../../src/routing/outbound.js";
 import type { Route } from "../../src/routing/route.js";
 import { parseRouteDocument } from "../../src/routing/sources/document.js";
 import { FileRouteSource, fileWorkerPath, loadRouteFile } from "../../src/routing/sources/file.js";
@@ -151,6 +152,29 @@ describe("route file formats (10k entries)", () => {
     expect(source.lastStats).toMatchObject({ worker: true, entries: N + 1 });
     expect(sourcesOf(store.current)).toEqual(routes);
   });
+
+  for (const [name, text] of [
+    ["routes.yaml", 'routes:\n  "+15125550100":\n    voice: { targets: ["sip:a@h"] }\noutbound:\n  "+44*": { voice: [carrier-uk] }\n  "*": { voice: [carrier-a] }\n'],
+    ["routes.json", JSON.stringify({ routes: { "+15125550100": { voice: { targets: ["sip:a@h"] } } }, outbound: { "+44*": { voice: ["carrier-uk"] }, "*": { voice: ["carrier-a"] } } })],
+    ["flat.json", JSON.stringify({ "+15125550100": { voice: { targets: ["sip:a@h"] } }, outbound: { "+44*": { voice: ["carrier-uk"] }, "*": { voice: ["carrier-a"] } } })],
+  ] as const) {
+    it(`${name}: the outbound: section beside the routes reaches the outbound store through the worker`, async () => {
+      const dir = tempDir();
+      const file = join(dir, name);
+      writeFileSync(file, text);
+      const store = new RouteStore<Route>(RouteTable.build<Route>([]));
+      const outboundStore = new RouteStore<OutboundEntry>(RouteTable.build<OutboundEntry>([]));
+      const source = new FileRouteSource({ path: file, watch: false, store, outboundStore, logger: pino({ level: "silent" }), metrics: new RouteMetrics(new Registry()) });
+      sources.push(source);
+      expect((await source.load()).ok).toBe(true);
+      expect(source.lastStats?.worker).toBe(true);
+      expect(store.current.size).toBe(1);
+      expect(outboundStore.current.lookup("+447700900123")?.voice).toEqual(["carrier-uk"]);
+      expect(outboundStore.current.lookup("+15125550100")?.voice).toEqual(["carrier-a"]);
+      const sync = loadRouteFile(file);
+      expect(sync.ok && sync.outbound?.lookup("+447700900123")?.voice).toEqual(["carrier-uk"]);
+    });
+  }
 
   it("CSV flat columns", async () => {
     const dir = tempDir();
