@@ -46,6 +46,13 @@ import { registerSessionsApi } from "./api/sessions.js";
 import { MaskingMetrics } from "./masking/metrics.js";
 import { MemorySessionStore, RedisSessionStore, type SessionStore } from "./masking/sessions.js";
 import { ActivityRecorder } from "./records/activity.js";
+import { createPrivateKey } from "node:crypto";
+import { AddressPolicy } from "./delivery/ssrf.js";
+import { CallRecords } from "./edge/cdr.js";
+import { StirPolicy } from "./edge/stir.js";
+import { CertCache, parsePemBundle } from "./stir/certs.js";
+import { StirSigner } from "./stir/sign.js";
+import { StirVerifier } from "./stir/verify.js";
 import type { StatusReport } from "./ops/status.js";
 import { RecordWriter } from "./records/writer.js";
 import type { SmppConfig } from "./smpp/types.js";
@@ -126,6 +133,8 @@ export class Didgate {
   /** Call and message records (records.enabled), and number activity. */
   records: RecordWriter | undefined;
   activity: ActivityRecorder | undefined;
+  stir: StirPolicy | undefined;
+  cdr: CallRecords | undefined;
   /** Connections of the records, activity and masking stores. */
   private extraRedis: RedisClient[] = [];
   private routesLoaded = false;
@@ -368,6 +377,8 @@ export class Didgate {
 
   private async startVoice(): Promise<void> {
     if (this.config.sip.listen.length === 0) return;
+    this.stir = this.buildStir();
+    if (this.records) this.cdr = new CallRecords({ writer: this.records, edge: this.config.instance_id ?? hostname(), now: this.now, maxCallMs: this.config.sip.max_call_s * 1000 });
     this.voice = new VoiceEdge({
       config: this.config,
       store: this.store,
@@ -378,8 +389,44 @@ export class Didgate {
       now: this.now,
       baseDir: this.loaded.baseDir,
       ...(this.redis ? { redis: this.redis } : {}),
+      ...(this.stir ? { stir: this.stir } : {}),
+      ...(this.cdr ? { cdr: this.cdr } : {}),
+      ...(this.activity ? { activity: this.activity } : {}),
     });
     await this.voice.start();
+  }
+
+  /** STIR/SHAKEN from config: trust anchors and signing key read here, at the border. */
+  private buildStir(): StirPolicy | undefined {
+    const s = this.config.stir;
+    if (s === undefined || (s.verify === undefined && s.sign === undefined)) return undefined;
+    let verifier: StirVerifier | undefined;
+    let certs: CertCache | undefined;
+    let signer: StirSigner | undefined;
+    if (s.verify) {
+      const v = s.verify;
+      let anchors;
+      try {
+        anchors = parsePemBundle(readFileSync(this.path(v.trust_anchors)));
+      } catch (err) {
+        throw new StartError([`stir.verify.trust_anchors: cannot read ${this.path(v.trust_anchors)}: ${(err as Error).message}`]);
+      }
+      if (anchors.length === 0) throw new StartError([`stir.verify.trust_anchors: no certificate in ${this.path(v.trust_anchors)}`]);
+      const policy = new AddressPolicy(v.allow_private);
+      certs = new CertCache({ anchors, allowHttp: v.allow_http_x5u, timeoutMs: v.fetch_timeout_ms, maxEntries: v.cache_entries, allowAddress: (ip) => policy.allows(ip), now: this.now });
+      verifier = new StirVerifier({ certs, maxAgeS: v.max_age_s, now: this.now });
+    }
+    if (s.sign) {
+      let key;
+      try {
+        key = createPrivateKey(readFileSync(this.path(s.sign.key)));
+      } catch (err) {
+        throw new StartError([`stir.sign.key: cannot read a private key from ${this.path(s.sign.key)}: ${(err as Error).message}`]);
+      }
+      if (key.asymmetricKeyType !== "ec") throw new StartError([`stir.sign.key: must be an EC P-256 key (ES256), got ${key.asymmetricKeyType}`]);
+      signer = new StirSigner({ key, x5u: s.sign.x5u, now: this.now });
+    }
+    return new StirPolicy({ ...(verifier ? { verifier } : {}), ...(certs ? { certs } : {}), ...(signer ? { signer } : {}), ...(s.verify ? { budgetMs: s.verify.budget_ms } : {}), registry: this.registry });
   }
 
   private async startAdmin(): Promise<void> {
@@ -629,6 +676,7 @@ export class Didgate {
     await this.admin?.close();
     await this.api?.close().catch(() => undefined);
     this.apiRedis?.disconnect();
+    this.cdr?.close();
     await this.activity?.close().catch(() => undefined);
     await this.records?.close(1000).catch(() => undefined);
     for (const c of this.extraRedis) c.disconnect();

@@ -32,6 +32,9 @@ export interface Leg extends Target {
   readonly set: ReadonlyArray<readonly [string, string]>;
   /** Headers added on this leg. */
   readonly add: ReadonlyArray<readonly [string, string]>;
+  /** Off-net legs: the destination number (E.164), and the DID it was forwarded from, if any. */
+  readonly dest?: string;
+  readonly forwardedFrom?: string;
 }
 
 export interface Expansion {
@@ -88,7 +91,7 @@ export class Originator {
       const user = dialString(c, dest);
       const extra = c.headers.length === 0 ? add : add.length === 0 ? c.headers : [...add, ...c.headers];
       for (const u of c.uris) {
-        const leg: Leg = { uri: withUser(u, user), priority, weight: 100, carrier: c, set, add: extra };
+        const leg: Leg = { uri: withUser(u, user), priority, weight: 100, carrier: c, set, add: extra, dest };
         legs.push(timeoutS === undefined ? leg : { ...leg, timeoutS });
       }
     }
@@ -155,7 +158,7 @@ export class Originator {
       }
       for (const l of legs) {
         const hdr: [string, string] = l.carrier!.forwardHeader === "history-info" ? ["History-Info", this.historyInfo(did, n)] : ["Diversion", "<tel:" + did + ">;reason=unconditional;counter=1"];
-        x.legs.push({ ...l, add: [hdr, ...l.add] });
+        x.legs.push({ ...l, add: [hdr, ...l.add], forwardedFrom: did });
       }
     }
   }

@@ -91,6 +91,9 @@ export interface CallInfo {
   customer?: string;
   /** simultaneous: each priority group rings at once (RFC 3261 16.7 parallel forking). */
   ring?: "sequential" | "simultaneous";
+  /** STIR/SHAKEN: the inbound verification result and attestation, for the call's log and record. */
+  verstat?: string;
+  attest?: string;
 }
 
 /** Extra per-target data of outbound and forwarded legs (src/edge/originate.ts). */
@@ -162,6 +165,11 @@ export class ProxyCall implements TimerTarget {
   finished = false;
   private cancelled = false;
   finalCode = 0;
+  /** Monotonic ms of the first provisional response forwarded upstream, and of the 2xx (0: none). */
+  provisionalAt = 0;
+  answeredAt = 0;
+  /** The target that answered (its carrier, for records). */
+  answeredTarget: Target | undefined;
   private answered = false;
   /** Targets passed over for being at their limits. */
   limited = 0;
@@ -384,6 +392,7 @@ export class ProxyCall implements TimerTarget {
       if (this.noViaLeft(res)) return;
       // a provisional response with a To tag sets up an early dialog (reliable 1xx, PRACK, UPDATE)
       if (this.host.recordRoute && res.toTag !== undefined) rewriteRecordRoute(this.host.stack, res, this.host.signer);
+      if (this.provisionalAt === 0) this.provisionalAt = this.host.mono();
       this.stx.respond(res);
       return;
     }
@@ -433,6 +442,8 @@ export class ProxyCall implements TimerTarget {
     if (!this.stx.respond(res)) this.host.stack.sendResponseStateless(res, this.stx.source);
     if (this.answered) return;
     this.answered = true;
+    this.answeredAt = this.host.mono();
+    this.answeredTarget = b.t;
     void tx;
     b.done = true;
     this.remove(b);

@@ -107,6 +107,38 @@ export class StirPolicy {
   }
 
   /**
+   * Identity headers for the off-net legs of one call: each carrier leg gets the PASSporT of its
+   * destination (one signature per destination, shared by that destination's legs). A forwarded
+   * leg whose call arrived signed gets a div PASSporT naming the DID instead (RFC 8946); one that
+   * arrived unsigned gets `C`. Legs to SIP targets are returned as they are.
+   */
+  signLegs<L extends { readonly carrier?: unknown; readonly dest?: string; readonly forwardedFrom?: string; readonly add: ReadonlyArray<readonly [string, string]> }>(
+    legs: readonly L[],
+    attest: Attestation,
+    orig: string | undefined,
+    arrivedSigned: boolean,
+  ): L[] {
+    const s = this.o.signer;
+    if (s === undefined || orig === undefined) return legs as L[];
+    const done = new Map<string, [string, string]>();
+    return legs.map((l) => {
+      if (l.carrier === undefined || l.dest === undefined) return l;
+      const k = l.dest + " " + (l.forwardedFrom ?? "");
+      let h = done.get(k);
+      if (h === undefined) {
+        if (l.forwardedFrom !== undefined && arrivedSigned) h = ["Identity", s.signDiversion(orig, l.forwardedFrom, l.dest)];
+        else {
+          const a: Attestation = l.forwardedFrom !== undefined ? "C" : attest;
+          h = ["Identity", s.sign(a, orig, l.dest).header];
+          this.signatures.inc({ attest: a });
+        }
+        done.set(k, h);
+      }
+      return { ...l, add: [...l.add, h] };
+    });
+  }
+
+  /**
    * Signs an outbound call: adds the Identity header (and, for a forwarded call that arrived
    * signed, a div PASSporT naming the diverting number). Returns the attestation, or null when
    * signing is off or a number is missing.

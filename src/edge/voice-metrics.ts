@@ -18,7 +18,8 @@ export type CallOutcome =
   | "challenged"
   | "auth_failed"
   | "caller_id_refused"
-  | "no_route";
+  | "no_route"
+  | "stir_failed";
 
 type Inc = { inc(v?: number): void };
 type Obs = { observe(v: number): void };

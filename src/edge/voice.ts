@@ -70,8 +70,16 @@ import { CustomerTable, type Customer } from "./customers.js";
 import { divertedNumbers, Originator, type Leg } from "./originate.js";
 import { failClass, OutboundMetrics } from "./outbound-metrics.js";
 import { VoiceMetrics, type CallOutcome } from "./voice-metrics.js";
+import type { InboundVerdict, StirPolicy } from "./stir.js";
+import type { CallRecords } from "./cdr.js";
+import type { ActivityRecorder } from "../records/activity.js";
 
 export interface VoiceEdgeOptions {
+  /** STIR/SHAKEN verification and signing (stir configured). */
+  stir?: StirPolicy;
+  /** Call detail records and number activity. */
+  cdr?: CallRecords;
+  activity?: ActivityRecorder;
   /** The whole validated config. */
   config: Config;
   store: RouteStore<Route>;
@@ -119,6 +127,8 @@ export class VoiceEdge implements SipStackHandler, ProxyHost {
   private draining = false;
   private readonly calls = new Map<ServerTransaction, ProxyCall>();
   private readonly dialogInvites = new Map<ServerTransaction, DialogForward>();
+  /** INVITEs waiting for a STIR certificate fetch (bounded by max_inflight_invites via calls.size). */
+  private readonly verifying = new Map<ServerTransaction, { cancelled: boolean }>();
   private readonly dialogDone = (f: DialogForward): void => this.forwardDone(f);
   private stripNames: string[] = [];
   private trunkHeader: string | undefined;
@@ -410,6 +420,13 @@ export class VoiceEdge implements SipStackHandler, ProxyHost {
         return;
       }
       tx.reply(200);
+      const pending = this.verifying.get(inv);
+      if (pending !== undefined) {
+        pending.cancelled = true;
+        this.verifying.delete(inv);
+        inv.reply(487);
+        return;
+      }
       const call = this.calls.get(inv);
       if (call !== undefined) call.cancel();
       else this.dialogInvites.get(inv)?.cancel();
@@ -515,7 +532,7 @@ export class VoiceEdge implements SipStackHandler, ProxyHost {
         if (x.loop) return this.refuse(tx, tname, 482, "loop", t0, undefined, "Loop Detected (forwarding)", did.e164, caller, d.key);
         return this.refuse(tx, tname, 404, "no_route", t0, undefined, "Not Found (no outbound route)", did.e164, caller, d.key);
       }
-      targets = x.legs;
+      targets = this.opts.stir?.signing ? this.opts.stir.signLegs(x.legs, "C", caller, req.getAll("identity").length > 0) : x.legs;
       outbound = x.legs.some((l) => l.carrier !== undefined);
     }
     const info: CallInfo = {
@@ -537,7 +554,41 @@ export class VoiceEdge implements SipStackHandler, ProxyHost {
     this.stripInternal(base);
     if (this.trunkHeader) base.append(this.trunkHeader, tname);
     if (this.keyHeader && d.key !== null) base.append(this.keyHeader, d.key);
+    const stir = this.opts.stir;
+    if (stir !== undefined && stir.verifying) {
+      // STIR/SHAKEN (src/edge/stir.ts): verstat on the identity the target sees, or a refusal
+      const v = stir.verifyInbound(tname, base, caller, did.e164, voice?.stirOnFail ?? "mark");
+      if (v instanceof Promise) {
+        // a certificate fetch (bounded by stir.verify.budget_ms): the carrier hears 100 meanwhile
+        tx.reply(100);
+        const pending = { cancelled: false };
+        this.verifying.set(tx, pending);
+        void v.then((r) => {
+          this.verifying.delete(tx);
+          if (pending.cancelled || this.draining) return;
+          this.afterVerify(tx, base, info, r);
+        });
+        return;
+      }
+      if (v !== null) return this.afterVerify(tx, base, info, v);
+    }
     tx.reply(100);
+    this.startCall(tx, base, info);
+  }
+
+  /** Inbound calls whose Identity was checked: refused (on_fail: reject), or routed marked. */
+  private afterVerify(tx: ServerTransaction, base: SipMessage, info: CallInfo, v: InboundVerdict): void {
+    info.verstat = v.result.verstat;
+    if (v.result.attest !== null) info.attest = v.result.attest;
+    if (v.reject !== 0) {
+      this.logger.info({ trunk: info.trunk, did: info.did, caller: info.caller, reason: v.result.reason, detail: v.result.detail }, "sip call refused: STIR verification failed");
+      return this.refuse(tx, info.trunk, v.reject, "stir_failed", info.startedAt, undefined, v.reason, info.did, info.caller, info.routeKey ?? undefined);
+    }
+    tx.reply(100);
+    this.startCall(tx, base, info);
+  }
+
+  private startCall(tx: ServerTransaction, base: SipMessage, info: CallInfo): void {
     const call = new ProxyCall(this, tx, base, info);
     this.calls.set(tx, call);
     this.metrics.inflight.set(this.calls.size);
@@ -574,7 +625,7 @@ export class VoiceEdge implements SipStackHandler, ProxyHost {
     this.metrics.inflight.set(this.calls.size);
     this.metrics.final(call.info.trunk, codeLabel(code)).inc();
     const i = call.info;
-    this.callResult(call.stx, i.trunk, outcome, code, i.did, i.caller, i.routeKey, call.tried, i.startedAt);
+    this.callResult(call.stx, i.trunk, outcome, code, i.did, i.caller, i.routeKey, call.tried, i.startedAt, call);
   }
 
   /** Metrics and the one log line of a call. */
@@ -588,14 +639,56 @@ export class VoiceEdge implements SipStackHandler, ProxyHost {
     key: string | null,
     tried: readonly string[] | null,
     t0?: number,
+    call?: ProxyCall,
   ): void {
     this.metrics.call(trunk, outcome).inc();
     const ms = t0 === undefined ? undefined : this.mono() - t0;
     if (ms !== undefined) this.metrics.setupOf(trunk, "").observe(ms / 1000);
     if (outcome === "rejected_acl") return; // scanners: no log line per packet (debug in reject())
+    const i = call?.info;
     this.logger.info(
-      { trunk, did, caller, route_key: key, targets: tried ?? [], code, outcome, setup_ms: ms === undefined ? undefined : Math.round(ms * 100) / 100, call_id: tx.request.callId },
+      {
+        trunk, did, caller, route_key: key, targets: tried ?? [], code, outcome, setup_ms: ms === undefined ? undefined : Math.round(ms * 100) / 100, call_id: tx.request.callId,
+        ...(i?.verstat !== undefined ? { verstat: i.verstat, attest: i.attest ?? null } : {}),
+      },
       "call",
+    );
+    if (outcome === "challenged") return; // the call is not attempted yet: its authenticated INVITE follows
+    const cust = this.customers.byName(i?.customer ?? trunk);
+    const customer = i?.customer !== undefined || (cust !== undefined && this.trunks.byName(trunk) === undefined) ? cust : undefined;
+    if (outcome === "routed") {
+      if (customer !== undefined && caller !== undefined) this.opts.activity?.touch(caller, "out");
+      else if (customer === undefined && did !== undefined) this.opts.activity?.touch(did, "in");
+    }
+    const cdr = this.opts.cdr;
+    if (cdr === undefined) return;
+    const nowE = this.now();
+    const nowM = this.mono();
+    const epoch = (m: number): number => nowE - (nowM - m);
+    const route = key !== null ? this.opts.store.current.get(key) : undefined;
+    const leg = call?.answeredTarget as Leg | undefined;
+    cdr.finished(
+      {
+        callId: tx.request.callId ?? "",
+        direction: customer !== undefined ? (i?.outbound ? "outbound" : "onnet") : i?.outbound ? "forwarded" : "inbound",
+        ...(customer === undefined ? { trunk } : { customer: customer.name }),
+        ...((customer?.tenant ?? route?.tenant) !== undefined ? { tenant: customer?.tenant ?? route?.tenant } : {}),
+        ...(did !== undefined ? { did, callee: did } : {}),
+        ...(caller !== undefined ? { caller } : {}),
+        routeKey: key,
+        inviteAt: epoch(t0 ?? nowM),
+        ...(i?.attest !== undefined ? { attest: i.attest } : {}),
+        ...(i?.verstat !== undefined ? { verstat: i.verstat } : {}),
+      },
+      {
+        targets: tried ?? [],
+        code,
+        outcome,
+        ...(call !== undefined && call.provisionalAt > 0 ? { provisionalAt: epoch(call.provisionalAt) } : {}),
+        ...(call !== undefined && call.answeredAt > 0 ? { answerAt: epoch(call.answeredAt) } : {}),
+        finalAt: nowE,
+        ...(leg?.carrier !== undefined ? { carrier: leg.carrier.name } : {}),
+      },
     );
   }
 
@@ -719,6 +812,11 @@ export class VoiceEdge implements SipStackHandler, ProxyHost {
       key = null;
       outbound = true;
     }
+    const stir = this.opts.stir;
+    if (stir?.signing && outbound) {
+      // A: an authenticated customer that owns the calling number; B: known, number not checked
+      targets = stir.signLegs(targets as readonly Leg[], cu.callerId === "owned" ? "A" : "B", caller, false);
+    }
     const info: CallInfo = {
       trunk: name,
       did: dest.e164,
@@ -732,6 +830,7 @@ export class VoiceEdge implements SipStackHandler, ProxyHost {
       outbound,
       customer: name,
       ring,
+      ...(stir?.signing && outbound && caller !== undefined ? { attest: cu.callerId === "owned" ? "A" : "B" } : {}),
     };
     const base = req.clone();
     base.decrementMaxForwards();
@@ -827,7 +926,11 @@ export class VoiceEdge implements SipStackHandler, ProxyHost {
     if (fwd.decrementMaxForwards() < 0) return this.final(tx, tname, 483);
     // the call ends: its max_calls slots are free (a BYE that does not get through changes nothing
     // for the count: the call is over for the party that sent it)
-    if (req.method === "BYE") this.endCall(req.callId);
+    if (req.method === "BYE") {
+      this.endCall(req.callId);
+      // towards the caller (upstream) means the callee hung up
+      this.opts.cdr?.bye(req.callId, r.upstream);
+    }
     if (!r.upstream) this.stripInternal(fwd);
     if (req.method === "INVITE") {
       const f = new DialogForward(tx, this.stack, this.dialogDone);

@@ -57,6 +57,8 @@ export interface VoiceRoute {
   readonly inviteTimeoutS: number | undefined;
   readonly schedule: readonly ScheduleWindow[];
   readonly callers: readonly CallerRule[];
+  /** STIR/SHAKEN: refuse calls whose Identity fails (reject), or only mark them (mark, the default). */
+  readonly stirOnFail: "mark" | "reject";
 }
 
 export interface SmsRoute {
@@ -362,6 +364,13 @@ function parseVoice(v: unknown, e: Errors): VoiceRoute | undefined {
       e.add("voice.invite_timeout_s", "must be a number of seconds from 0.1 to 300");
     } else inviteTimeoutS = v.invite_timeout_s;
   }
+  let stirOnFail: "mark" | "reject" = "mark";
+  if (v.stir !== undefined) {
+    const st = v.stir;
+    if (!isObj(st) || Object.keys(st).some((k) => k !== "on_fail") || (st.on_fail !== undefined && st.on_fail !== "mark" && st.on_fail !== "reject")) {
+      e.add("voice.stir", 'must be { on_fail: "mark" | "reject" }');
+    } else if (st.on_fail === "reject") stirOnFail = "reject";
+  }
   const schedule = parseSchedule(v.schedule, "voice.schedule", e);
   const callers = parseCallers(v.callers, "voice.callers", e);
   for (const k of Object.keys(v)) {
@@ -370,10 +379,10 @@ function parseVoice(v: unknown, e: Errors): VoiceRoute | undefined {
   if (targets.length === 0 && schedule.length === 0 && callers.length === 0) {
     e.add("voice.targets", "is required when there is no schedule or callers rule");
   }
-  return { targets, ring, forwardCallerId, failoverOn, ringTimeoutS, inviteTimeoutS, schedule, callers };
+  return { targets, ring, forwardCallerId, failoverOn, ringTimeoutS, inviteTimeoutS, schedule, callers, stirOnFail };
 }
 
-const VOICE_FIELDS = ["targets", "ring", "forward_caller_id", "failover_on", "ring_timeout_s", "invite_timeout_s", "schedule", "callers"];
+const VOICE_FIELDS = ["targets", "ring", "forward_caller_id", "failover_on", "ring_timeout_s", "invite_timeout_s", "schedule", "callers", "stir"];
 
 function parseSms(v: unknown, e: Errors): SmsRoute | undefined {
   if (v === undefined) return undefined;
