@@ -1,6 +1,8 @@
 /**
  * SMPP hot paths:
  *  - codec: deliver_sm decode (GSM 160 chars with TLVs; UCS2 70 chars), decode + text, resp encode;
+ *    the same PDUs through the npm `smpp` package (its PDU parser decodes the text by data_coding,
+ *    so compare it with the decode + text rows) as the baseline;
  *  - end to end over loopback TCP: an ESME (didgate's own session code, so the peer is not the
  *    bottleneck) sends deliver_sm to SmppEdge's server with a window of 10 and of 100 into an
  *    onMessage that resolves at once; messages/s counts answered deliver_sm.
@@ -18,6 +20,8 @@ import { SmppEdge } from "../src/smpp/edge.js";
 import { SmppSession, type SessionHandler } from "../src/smpp/session.js";
 import { systemClock } from "../src/smpp/clock.js";
 import { median, nowNs, parseArgs, Reporter, result, sink } from "./lib.js";
+// Baseline only (a devDependency): the npm `smpp` package's PDU codec.
+import smppPkg from "smpp";
 
 const args = parseArgs();
 const rep = new Reporter(args.json);
@@ -81,6 +85,20 @@ timeLoop("deliver_sm_decode_text_gsm160", N / 2, () => decodeText(gsm));
 timeLoop("deliver_sm_decode_text_ucs2_70", N / 2, () => decodeText(ucs));
 timeLoop("deliver_sm_resp_encode", N, () => {
   sink.n += encodeSmResp(CMD.deliver_sm_resp, 0, 7, "").length;
+});
+
+// Baseline: the npm `smpp` package (node-smpp) on the same bytes.
+const SmppPdu = (smppPkg as { PDU: new (cmdOrBuf: string | Buffer, opts?: Record<string, unknown>) => { short_message?: { message?: unknown }; toBuffer(): Buffer } }).PDU;
+timeLoop("smpp_pkg_deliver_sm_decode_text_gsm160", N / 2, () => {
+  const p = new SmppPdu(gsm);
+  sink.n += String(p.short_message?.message ?? "").length;
+});
+timeLoop("smpp_pkg_deliver_sm_decode_text_ucs2_70", N / 2, () => {
+  const p = new SmppPdu(ucs);
+  sink.n += String(p.short_message?.message ?? "").length;
+});
+timeLoop("smpp_pkg_deliver_sm_resp_encode", N / 2, () => {
+  sink.n += new SmppPdu("deliver_sm_resp", { sequence_number: 7, message_id: "" }).toBuffer().length;
 });
 
 // ------------------------------------------------------------------------- end to end

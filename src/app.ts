@@ -49,6 +49,9 @@ import { ActivityRecorder } from "./records/activity.js";
 import { createPrivateKey } from "node:crypto";
 import { AddressPolicy } from "./delivery/ssrf.js";
 import { CallRecords } from "./edge/cdr.js";
+import { callIdOf, HepSender } from "./ops/hep.js";
+import type { CaptureTap } from "./sip/transport.js";
+import { Counter } from "prom-client";
 import { StirPolicy } from "./edge/stir.js";
 import { CertCache, parsePemBundle } from "./stir/certs.js";
 import { StirSigner } from "./stir/sign.js";
@@ -78,7 +81,11 @@ export function packageVersion(): string {
 }
 
 export class StartError extends Error {
-  constructor(readonly errors: string[]) {
+  /** `headline` says what kind of problem it is ("invalid configuration", "Redis unreachable"). */
+  constructor(
+    readonly errors: string[],
+    readonly headline = "invalid configuration",
+  ) {
     super(errors.join("\n"));
     this.name = "StartError";
   }
@@ -135,6 +142,8 @@ export class Didgate {
   activity: ActivityRecorder | undefined;
   stir: StirPolicy | undefined;
   cdr: CallRecords | undefined;
+  /** SIP capture to a HEP collector (capture.hep). */
+  hep: HepSender | undefined;
   /** Connections of the records, activity and masking stores. */
   private extraRedis: RedisClient[] = [];
   private routesLoaded = false;
@@ -210,7 +219,7 @@ export class Didgate {
       try {
         await this.redisSource.start();
       } catch (err) {
-        throw new StartError([`routes.redis: ${(err as Error).message}`]);
+        throw new StartError([`routes.redis: ${(err as Error).message}`], "cannot start: Redis unreachable");
       }
       this.routesLoaded = true;
       return;
@@ -378,6 +387,7 @@ export class Didgate {
   private async startVoice(): Promise<void> {
     if (this.config.sip.listen.length === 0) return;
     this.stir = this.buildStir();
+    this.hep = this.buildCapture();
     if (this.records) this.cdr = new CallRecords({ writer: this.records, edge: this.config.instance_id ?? hostname(), now: this.now, maxCallMs: this.config.sip.max_call_s * 1000 });
     this.voice = new VoiceEdge({
       config: this.config,
@@ -391,9 +401,42 @@ export class Didgate {
       ...(this.redis ? { redis: this.redis } : {}),
       ...(this.stir ? { stir: this.stir } : {}),
       ...(this.cdr ? { cdr: this.cdr } : {}),
+      ...(this.hep ? { capture: this.captureTap(this.hep) } : {}),
       ...(this.activity ? { activity: this.activity } : {}),
     });
     await this.voice.start();
+  }
+
+  /** The HEP sender (capture.hep) and its metric. */
+  private buildCapture(): HepSender | undefined {
+    const c = this.config.capture;
+    if (c === undefined) return undefined;
+    const m = /^udp:\/\/\[?([^\]]+?)\]?:(\d+)$/.exec(c.hep)!;
+    const sender = new HepSender({ host: m[1]!, port: Number(m[2]), captureId: c.id, sample: c.sample, maxInFlight: c.max_in_flight, ...(c.auth_key ? { authKey: c.auth_key } : {}) });
+    const last = { sent: 0, dropped: 0, errors: 0, sampledOut: 0 };
+    const counter = new Counter({
+      name: "didgate_capture_packets_total",
+      help: "SIP messages mirrored as HEP3, by result",
+      labelNames: ["result"],
+      registers: [this.registry],
+      collect() {
+        const k = sender.counters;
+        const step = (key: keyof typeof last, result: string): void => {
+          if (k[key] > last[key]) this.inc({ result }, k[key] - last[key]);
+          last[key] = k[key];
+        };
+        step("sent", "sent");
+        step("dropped", "dropped");
+        step("errors", "error");
+        step("sampledOut", "sampled_out");
+      },
+    });
+    void counter;
+    return sender;
+  }
+
+  private captureTap(h: HepSender): CaptureTap {
+    return (transport, srcAddress, srcPort, dstAddress, dstPort, buf) => h.capture(transport, srcAddress, srcPort, dstAddress, dstPort, buf, callIdOf(buf));
   }
 
   /** STIR/SHAKEN from config: trust anchors and signing key read here, at the border. */
@@ -435,8 +478,8 @@ export class Didgate {
       registry: this.registry,
       logger: this.logger,
       readiness: () => this.readiness(),
-      lookup: (number, caller, atMs) => this.lookup(number, caller, atMs),
       status: () => this.status(),
+      lookup: (number, caller, atMs, countryCode) => this.lookup(number, caller, atMs, countryCode),
     });
     this.adminAddress = await this.admin.listen(hp.host, hp.port);
   }
@@ -565,22 +608,31 @@ export class Didgate {
 
   readiness(): Readiness {
     const t = this.store.current;
-    const ready = this.routesLoaded && this.listenersUp && !this.stopping;
+    const delivery = this.delivery?.health();
+    const reasons: string[] = [];
+    if (!this.routesLoaded) reasons.push("route table not loaded");
+    if (!this.listenersUp) reasons.push("listeners not up");
+    if (this.stopping) reasons.push("draining");
+    if (delivery && !delivery.ok) reasons.push(delivery.reason);
+    const ready = reasons.length === 0;
     return {
       ready,
+      ...(ready ? {} : { reasons }),
       checks: {
         routes: this.redisSource
           ? { loaded: this.routesLoaded, ...this.redisSource.status() }
           : { loaded: this.routesLoaded, source: "file", entries: t.size, version: t.version, stale: false, lastError: this.fileSource?.lastError },
         listeners: { up: this.listenersUp, sip: this.voice?.listeners ?? [], smpp: this.smpp?.address() ?? null },
-        delivery: this.delivery ? { mode: this.delivery.mode } : null,
+        delivery: this.delivery ? { mode: this.delivery.mode, accepting: delivery?.ok ?? false, ...(delivery && !delivery.ok ? { reason: delivery.reason } : {}) } : null,
         draining: this.stopping,
       },
     };
   }
 
-  lookup(number: string, caller: string | undefined, atMs: number = this.now()) {
-    const r = lookupJson(this.store.current, this.decider, caller === undefined ? { number, atMs } : { number, caller, atMs });
+  /** National numbers are read with `countryCode`, else the config's default_country_code (as a trunk without its own reads them). */
+  lookup(number: string, caller: string | undefined, atMs: number = this.now(), countryCode: string | undefined = this.config.default_country_code) {
+    const plan = countryCode !== undefined ? { countryCode } : {};
+    const r = lookupJson(this.store.current, this.decider, caller === undefined ? { number, atMs, plan } : { number, caller, atMs, plan });
     this.routeMetrics.lookups.inc({ outcome: r.ok ? String(r.json.outcome) : "invalid" });
     return r;
   }
@@ -677,6 +729,7 @@ export class Didgate {
     await this.api?.close().catch(() => undefined);
     this.apiRedis?.disconnect();
     this.cdr?.close();
+    this.hep?.close();
     await this.activity?.close().catch(() => undefined);
     await this.records?.close(1000).catch(() => undefined);
     for (const c of this.extraRedis) c.disconnect();

@@ -222,10 +222,23 @@ export function applyEnv(raw: Record<string, unknown>, env: NodeJS.ProcessEnv): 
   return errors;
 }
 
+/**
+ * Trunks, SMPP accounts and binds without their own `country_code` take `default_country_code`,
+ * so every component that reads a peer's country code sees the effective one.
+ */
+function withDefaultCountryCode(c: Config): Config {
+  const cc = c.default_country_code;
+  if (cc === undefined) return c;
+  for (const t of c.sip.trunks) t.country_code ??= cc;
+  for (const a of c.smpp.accounts) a.country_code ??= cc;
+  for (const b of c.smpp.binds) b.country_code ??= cc;
+  return c;
+}
+
 /** Validate a raw config object (after env overrides). */
 export function validateConfig(raw: unknown): { ok: true; config: Config } | { ok: false; errors: string[] } {
   const r = configSchema.safeParse(raw ?? {}, { reportInput: true });
-  if (r.success) return { ok: true, config: r.data };
+  if (r.success) return { ok: true, config: withDefaultCountryCode(r.data) };
   return { ok: false, errors: formatIssues(r.error.issues) };
 }
 

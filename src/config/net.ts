@@ -2,7 +2,7 @@
  * Address helpers shared by config validation, SIP trunk ACLs and SMPP account ACLs:
  * IPv4/IPv6 parsing, CIDR matching, listen addresses.
  */
-import { isIP } from "node:net";
+import { BlockList, isIP } from "node:net";
 
 export interface Cidr {
   readonly family: 4 | 6;
@@ -79,6 +79,7 @@ export function parseCidr(text: string): Cidr | undefined {
   return { family: ip.family, base: ip.value & mask, bits, text };
 }
 
+/** Whether `ip` is inside `c` (config checks: overlapping sources). */
 export function cidrContains(c: Cidr, ip: { family: 4 | 6; value: bigint }): boolean {
   if (c.family !== ip.family) return false;
   const max = c.family === 4 ? 32 : 128;
@@ -87,39 +88,58 @@ export function cidrContains(c: Cidr, ip: { family: 4 | 6; value: bigint }): boo
 }
 
 /**
- * A set of CIDRs that answers "which entry owns this address": exact addresses first, then the
- * most specific CIDR. Entries carry a value (a trunk, an account).
+ * A set of CIDRs that answers "which entry owns this address": the most specific entry first
+ * (an exact address before any CIDR), entries of equal specificity in the order they were added.
+ * Entries carry a value (a trunk, an account). Matching is node:net BlockList (which also
+ * matches IPv4-mapped IPv6 sources against IPv4 entries); one BlockList per value and prefix length.
  */
 export class AddressMatcher<V> {
-  private readonly exact = new Map<string, V>();
-  private readonly cidrs: { cidr: Cidr; value: V }[] = [];
+  /** Most specific first: `spec` is the prefix length in the IPv6 space (IPv4 /n = 96 + n). */
+  private readonly rules: { spec: number; list: BlockList; value: V }[] = [];
+  private count = 0;
 
   add(cidrText: string, value: V): boolean {
     const c = parseCidr(cidrText);
     if (!c) return false;
-    const max = c.family === 4 ? 32 : 128;
-    if (c.bits === max) {
-      const key = `${c.family}:${c.base}`;
-      if (!this.exact.has(key)) this.exact.set(key, value);
-    } else {
-      this.cidrs.push({ cidr: c, value });
-      this.cidrs.sort((a, b) => b.cidr.bits - a.cidr.bits);
+    const spec = c.family === 4 ? 96 + c.bits : c.bits;
+    let rule = this.rules.find((r) => r.spec === spec && r.value === value);
+    if (!rule) {
+      rule = { spec, list: new BlockList(), value };
+      let i = this.rules.length;
+      while (i > 0 && this.rules[i - 1]!.spec < spec) i--;
+      this.rules.splice(i, 0, rule);
     }
+    if (c.family === 4) rule.list.addSubnet(ipv4Text(c.base), c.bits, "ipv4");
+    else rule.list.addSubnet(ipv6Text(c.base), c.bits, "ipv6");
+    this.count++;
     return true;
   }
 
   match(address: string): V | undefined {
-    const ip = parseIp(address);
-    if (!ip) return undefined;
-    const v = this.exact.get(`${ip.family}:${ip.value}`);
-    if (v !== undefined) return v;
-    for (const e of this.cidrs) if (cidrContains(e.cidr, ip)) return e.value;
+    let a = address;
+    if (a.startsWith("[") && a.endsWith("]")) a = a.slice(1, -1);
+    const pct = a.indexOf("%");
+    if (pct >= 0) a = a.slice(0, pct);
+    const fam = isIP(a);
+    if (fam === 0) return undefined;
+    const type = fam === 4 ? "ipv4" : "ipv6";
+    for (const r of this.rules) if (r.list.check(a, type)) return r.value;
     return undefined;
   }
 
   get size(): number {
-    return this.exact.size + this.cidrs.length;
+    return this.count;
   }
+}
+
+function ipv4Text(v: bigint): string {
+  return [24n, 16n, 8n, 0n].map((s) => String((v >> s) & 0xffn)).join(".");
+}
+
+function ipv6Text(v: bigint): string {
+  const g: string[] = [];
+  for (let s = 112n; s >= 0n; s -= 16n) g.push(((v >> s) & 0xffffn).toString(16));
+  return g.join(":");
 }
 
 export interface HostPort {

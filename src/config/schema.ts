@@ -415,6 +415,11 @@ export const recordsSchema = z
 
 export const configSchema = z
   .object({
+    /**
+     * Country calling code for national numbers where a trunk or SMPP peer does not set its own
+     * (`country_code`), and for `didgate lookup` without --country-code.
+     */
+    default_country_code: countryCode.optional(),
     sip: sipSchema.default(() => sipSchema.parse({})),
     smpp: smppSchema.default(() => smppSchema.parse({})),
     routes: routesSchema.default(() => routesSchema.parse({})),

@@ -187,9 +187,22 @@ export class Delivery {
       else this.logger.warn({ msg_id: job.id }, "spool write timed out: message declined with a temporary failure");
       return "temporary";
     } catch (err) {
-      this.logger.warn({ msg_id: job.id, err: (err as Error)?.message }, "spool write failed: message declined with a temporary failure");
+      // Per message at debug; the outage itself is logged once (and reminded) by the spool.
+      spool.outage.failure((err as Error)?.message, { op: "enqueue" });
+      this.logger.debug({ msg_id: job.id, err: (err as Error)?.message }, "spool write failed: message declined with a temporary failure");
       return "temporary";
     }
+  }
+
+  /** Deliveries in progress in this process. */
+  get inFlightCount(): number {
+    return this.spool !== undefined ? this.spool.inFlightCount : this.direct!.inFlightCount;
+  }
+
+  /** Whether a new message can be accepted now (spool mode: the spool's Redis is writable). */
+  health(): { ok: true } | { ok: false; reason: string } {
+    if (this.closed) return { ok: false, reason: "delivery closed" };
+    return this.spool !== undefined ? this.spool.writable() : { ok: true };
   }
 
   /** Start the spool's delivery worker (spool mode); no-op in direct mode. */

@@ -66,7 +66,7 @@ export class DirectDelivery {
         this.o.logger.info({ msg_id: job.id, reason: r.result.reason, result: "permanent" }, "direct delivery refused");
         return "permanent";
       }
-      this.o.logger.debug({ msg_id: job.id, reason: r.result.reason, result: "temporary" }, "direct delivery failed; the peer will retry");
+      this.o.logger.warn({ msg_id: job.id, reason: r.result.reason, result: "temporary" }, "direct delivery failed; answered with a temporary error, the peer will retry");
       return "temporary";
     } finally {
       this.inFlight--;

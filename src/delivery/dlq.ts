@@ -1,12 +1,13 @@
 /**
- * The dead-letter stream `<prefix>dlq` and `didgate dlq list|replay|drop [ID…|--all]`.
+ * The dead-letter stream `<prefix>dlq`: list, replay, drop.
+ *
+ * The command line is src/cli/dlq.ts.
  *
  * Replay puts a dead letter back into the inbound stream as a fresh job (attempts 0, a new max-age
  * window from the replay, targets refused earlier tried again, same webhook-id) and removes it from
  * the dead-letter stream in one atomic step, so two operators replaying at once cannot duplicate it.
  */
-import { type RedisClient, RedisConnector } from "../redis/client.js";
-import { parseRedisUrl } from "../redis/endpoint.js";
+import type { RedisClient } from "../redis/client.js";
 import { field } from "../redis/stream.js";
 import { REPLAY, spoolKeys } from "./redis.js";
 import type { SpoolRecord } from "./spool.js";
@@ -126,109 +127,4 @@ export async function dropDlq(client: RedisClient, prefix: string, ids: string[]
   }
   if (ids.length === 0) return 0;
   return Number(await client.call("XDEL", k.dlq, ...ids));
-}
-
-const USAGE = `usage:
-  didgate dlq list [--count N] [--from ID] [--json]
-  didgate dlq replay ID… | --all
-  didgate dlq drop ID… | --all`;
-
-function isEntryId(s: string): boolean {
-  const dash = s.indexOf("-");
-  const a = dash < 0 ? s : s.slice(0, dash);
-  const b = dash < 0 ? "0" : s.slice(dash + 1);
-  if (a.length === 0 || b.length === 0) return false;
-  for (const part of [a, b]) for (let i = 0; i < part.length; i++) {
-    const c = part.charCodeAt(i);
-    if (c < 48 || c > 57) return false;
-  }
-  return true;
-}
-
-/**
- * `didgate dlq …` (argv after "dlq"). Prints to `out`; returns the exit code: 0 done, 1 failed
- * (Redis error, or some IDs not found), 2 usage error.
- */
-export async function dlqCommand(argv: string[], redis: RedisConnector | string, prefix: string, out: (s: string) => void): Promise<number> {
-  const sub = argv[0];
-  const rest = argv.slice(1);
-  if (sub !== "list" && sub !== "replay" && sub !== "drop") {
-    out(USAGE);
-    return 2;
-  }
-  let json = false;
-  let count = 100;
-  let from: string | undefined;
-  let all = false;
-  const ids: string[] = [];
-  for (let i = 0; i < rest.length; i++) {
-    const a = rest[i];
-    if (a === "--json") json = true;
-    else if (a === "--all") all = true;
-    else if (a === "--count" || a === "--from") {
-      const v = rest[++i];
-      if (v === undefined) {
-        out(`${a} needs a value\n${USAGE}`);
-        return 2;
-      }
-      if (a === "--count") {
-        count = Number(v);
-        if (!Number.isInteger(count) || count < 1) {
-          out(`--count must be a positive integer, got ${JSON.stringify(v)}`);
-          return 2;
-        }
-      } else from = v;
-    } else if (isEntryId(a)) ids.push(a);
-    else {
-      out(`not a dead-letter entry id or option: ${JSON.stringify(a)} (ids look like 1732262400000-0)\n${USAGE}`);
-      return 2;
-    }
-  }
-  if (sub !== "list" && (all ? ids.length > 0 : ids.length === 0)) {
-    out(`dlq ${sub} takes entry ids or --all (not both)\n${USAGE}`);
-    return 2;
-  }
-  let client: RedisClient;
-  try {
-    const connector = typeof redis === "string" ? new RedisConnector(parseRedisUrl(redis)) : redis;
-    client = connector.client({
-      name: "didgate-dlq",
-      redis: { maxRetriesPerRequest: 1, protocol: 2, connectTimeout: 5_000, retryStrategy: (n: number) => (n > 3 ? null : 200) },
-    });
-  } catch (err) {
-    out(`routes.redis.url: ${(err as Error).message}`);
-    return 2;
-  }
-  client.on("error", () => undefined);
-  try {
-    await client.connect();
-    if (sub === "list") {
-      const entries = await listDlq(client, prefix, { count, start: from });
-      const total = await dlqLength(client, prefix);
-      if (json) for (const e of entries) out(JSON.stringify(e));
-      else {
-        for (const e of entries) {
-          const when = e.at ? new Date(e.at).toISOString() : "-";
-          out(`${e.entryId}  ${when}  ${e.id ?? "-"}  ${e.type ?? "-"}  ${e.to ?? "-"}  ${e.webhook ?? e.smpp ?? "-"}  attempts=${e.attempts ?? "-"}  ${e.reason}`);
-        }
-        out(`${entries.length} shown, ${total} in ${spoolKeys(prefix).dlq}`);
-      }
-      return 0;
-    }
-    if (sub === "replay") {
-      const r = await replayDlq(client, prefix, all ? "all" : ids);
-      out(`replayed ${r.replayed.length}`);
-      if (r.missing.length > 0) out(`not found: ${r.missing.join(" ")}`);
-      if (r.corrupt.length > 0) out(`unreadable (kept; drop them): ${r.corrupt.join(" ")}`);
-      return r.missing.length > 0 || r.corrupt.length > 0 ? 1 : 0;
-    }
-    const n = await dropDlq(client, prefix, all ? "all" : ids);
-    out(`dropped ${n}`);
-    return !all && n < ids.length ? 1 : 0;
-  } catch (err) {
-    out(`dlq ${sub}: ${(err as Error)?.message ?? String(err)}`);
-    return 1;
-  } finally {
-    client.disconnect();
-  }
 }

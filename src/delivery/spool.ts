@@ -34,12 +34,17 @@ import {
 } from "./redis.js";
 import type { RedisClient } from "../redis/client.js";
 import { type StreamEntry, field, firstScore, isNoGroup, readReplyEntries } from "../redis/stream.js";
+import { OutageLog } from "../util/outage-log.js";
 import { notifyFinal } from "./direct.js";
 import type { DeliveryJob, FinalOutcome } from "./types.js";
+import { redactUrl } from "./webhook.js";
 
 /** A job as stored in the spool: the DeliveryJob plus the targets refused permanently. */
 export interface SpoolRecord extends DeliveryJob {
   skip?: number;
+  /** Why the last attempt failed, and when (epoch ms): `didgate messages pending` shows them. */
+  lastError?: string;
+  lastAttemptAt?: number;
 }
 
 export interface SpoolOptions {
@@ -93,6 +98,8 @@ export class Spool {
   private claimCursor = "0-0";
   private rescanOwn = false;
   private readyWaiters: Set<(ok: boolean) => void> | undefined;
+  /** Redis failures of the worker and of enqueue, logged as transitions (not once per retry). */
+  readonly outage: OutageLog;
 
   constructor(opts: SpoolOptions) {
     this.o = opts;
@@ -100,6 +107,15 @@ export class Spool {
     this.cmd = opts.connect("command");
     this.enq = opts.connect("enqueue");
     this.random = opts.random ?? Math.random;
+    this.outage = new OutageLog(
+      opts.logger,
+      {
+        down: "spool: Redis unreachable; new messages get a temporary failure and delivery waits until it is back",
+        still: "spool: Redis still unreachable",
+        back: "spool: Redis reachable again; delivery resumes",
+      },
+      { now: opts.clock.now },
+    );
     // Silence ioredis' unhandled 'error' events; failures surface on the commands.
     this.cmd.on("error", (err: Error) => opts.logger.debug({ err: err.message }, "spool redis error"));
     this.enq.on("error", (err: Error) => opts.logger.debug({ err: err.message }, "spool redis (enqueue) error"));
@@ -108,6 +124,17 @@ export class Spool {
   /** The command connection (for the dead-letter tools and tests). */
   get client(): RedisClient {
     return this.cmd;
+  }
+
+  /**
+   * Whether enqueue can write now (the enqueue connection has no offline queue: while it is not
+   * ready every new message gets a temporary failure). For /readyz.
+   */
+  writable(): { ok: true } | { ok: false; reason: string } {
+    const st = this.enq.status;
+    if (st === "ready") return { ok: true };
+    const err = this.outage.error;
+    return { ok: false, reason: `spool Redis not connected (${st}${err ? `: ${err}` : ""}); new messages get a temporary failure` };
   }
 
   /** Messages this edge is delivering right now. */
@@ -165,7 +192,7 @@ export class Spool {
       await withDeadline(ensureGroup(this.cmd, this.keys.inbound), 5_000);
       ready = true;
     } catch (err) {
-      this.o.logger.warn({ err: (err as Error)?.message }, "spool: Redis not reachable yet; delivery starts when it is");
+      this.outage.failure((err as Error)?.message, { op: "start" });
     }
     this.running = true;
     this.stopping = false;
@@ -195,7 +222,11 @@ export class Spool {
     this.moveAt = Infinity;
     this.block?.disconnect();
     this.slotWaiter?.();
-    await this.readLoopDone;
+    // ioredis leaves a command queued while it waits to reconnect unsettled after disconnect():
+    // with Redis down, the read loop's XREADGROUP would never return. Do not wait for it long.
+    let loopTimer: unknown;
+    await Promise.race([this.readLoopDone, new Promise<void>((r) => (loopTimer = this.o.clock.setTimeout(r, 1_000)))]);
+    this.o.clock.clearTimeout(loopTimer);
     if (this.inFlight > 0) {
       let timer: unknown;
       await Promise.race([
@@ -275,11 +306,12 @@ export class Spool {
         if (isNoGroup(err)) {
           await ensureGroup(this.cmd, this.keys.inbound).catch(() => undefined);
         } else {
-          this.o.logger.warn({ err: (err as Error)?.message }, "spool read failed");
+          this.outage.failure((err as Error)?.message, { op: "read" });
         }
         await this.sleep(1000);
         continue;
       }
+      this.outage.success();
       const entries = readReplyEntries(reply);
       if (this.rescanOwn) {
         this.rescanOwn = false;
@@ -354,7 +386,7 @@ export class Spool {
       notifyFinal(this.o.onFinal, rec, { delivered: true, target: r.kind ?? "webhook" }, log);
       return;
     }
-    const next: SpoolRecord = { id: rec.id, body: rec.body, target: rec.target, acceptedAt: rec.acceptedAt, attempts, skip: r.skip };
+    const next: SpoolRecord = { id: rec.id, body: rec.body, target: rec.target, acceptedAt: rec.acceptedAt, attempts, skip: r.skip, lastError: r.result.reason, lastAttemptAt: this.o.clock.now() };
     if (rec.receipt !== undefined) next.receipt = rec.receipt;
     if (r.result.kind === "dead") {
       await this.deadLetter(entryId, JSON.stringify(next), r.result.reason, next);
@@ -373,7 +405,10 @@ export class Spool {
     );
     if (ok) {
       this.o.metrics.retries.inc({ kind: r.kind ?? "webhook" });
-      log.debug({ msg_id: rec.id, attempts, reason: r.result.reason, retry_in_ms: d.delayMs }, "delivery retry scheduled");
+      log.warn(
+        { msg_id: rec.id, target: r.kind, webhook: r.kind === "webhook" && rec.target.webhook ? redactUrl(rec.target.webhook) : undefined, smpp: r.kind === "smpp" ? rec.target.smpp : undefined, attempts, reason: r.result.reason, retry_in_ms: d.delayMs, retry_at: new Date(d.dueAt).toISOString() },
+        "delivery failed; retry scheduled",
+      );
       this.wakeMover(d.dueAt);
     }
   }
@@ -431,7 +466,7 @@ export class Spool {
       if (r[0] >= MOVE_LIMIT) next = now;
       else if (r[1] !== null && r[1] !== undefined) next = Math.min(next, Number(r[1]));
     } catch (err) {
-      this.o.logger.warn({ err: (err as Error)?.message }, "retry schedule move failed");
+      this.outage.failure((err as Error)?.message, { op: "retry schedule" });
     }
     this.wakeMover(next);
   }
@@ -455,7 +490,7 @@ export class Spool {
         soon = r[0] !== "0-0";
       } catch (err) {
         if (isNoGroup(err)) await ensureGroup(this.cmd, this.keys.inbound).catch(() => undefined);
-        else this.o.logger.warn({ err: (err as Error)?.message }, "spool reclaim failed");
+        else this.outage.failure((err as Error)?.message, { op: "reclaim" });
       }
     }
     if (!this.stopping) this.reclaimTimer = this.o.clock.setTimeout(() => void this.reclaimTick(), soon ? 50 : this.o.reclaimIntervalMs);

@@ -72,9 +72,12 @@ import { failClass, OutboundMetrics } from "./outbound-metrics.js";
 import { VoiceMetrics, type CallOutcome } from "./voice-metrics.js";
 import type { InboundVerdict, StirPolicy } from "./stir.js";
 import type { CallRecords } from "./cdr.js";
+import type { CaptureTap } from "../sip/transport.js";
 import type { ActivityRecorder } from "../records/activity.js";
 
 export interface VoiceEdgeOptions {
+  /** SIP capture: every message received and sent (capture.hep configured). */
+  capture?: CaptureTap;
   /** STIR/SHAKEN verification and signing (stir configured). */
   stir?: StirPolicy;
   /** Call detail records and number activity. */
@@ -262,6 +265,7 @@ export class VoiceEdge implements SipStackHandler, ProxyHost {
         t4: s.timers.t4_ms,
         autoTrying: false,
         transport: {
+          ...(this.opts.capture ? { capture: this.opts.capture } : {}),
           tlsVerify: s.tls?.verify ?? true,
           ...(ca ? { tlsCa: ca } : {}),
           maxConnections: s.tcp.max_connections,

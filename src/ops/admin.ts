@@ -1,5 +1,5 @@
 /**
- * The admin HTTP server (contract section 7): /metrics, /healthz, /readyz, /v1/lookup.
+ * The admin HTTP server: /metrics, /healthz, /readyz, /v1/status, /v1/lookup.
  * Binds to loopback unless configured otherwise.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
@@ -11,6 +11,8 @@ import { renderStatus, type StatusReport } from "./status.js";
 
 export interface Readiness {
   ready: boolean;
+  /** Why not ready (absent when ready). */
+  reasons?: string[];
   checks: Record<string, unknown>;
 }
 
@@ -18,7 +20,8 @@ export interface AdminHandlers {
   registry: Registry;
   logger: Logger;
   readiness(): Readiness;
-  lookup(number: string, caller: string | undefined, atMs: number): { ok: true; json: LookupJson } | { ok: false; error: string };
+  /** `countryCode` undefined: the configured default. */
+  lookup(number: string, caller: string | undefined, atMs: number, countryCode?: string): { ok: true; json: LookupJson } | { ok: false; error: string };
   /** The status view (GET /v1/status). */
   status?(): Promise<StatusReport>;
 }
@@ -121,7 +124,12 @@ export class AdminServer {
             return;
           }
         }
-        const r = this.h.lookup(number, url.searchParams.get("caller") ?? undefined, atMs);
+        const cc = url.searchParams.get("country_code") ?? undefined;
+        if (cc !== undefined && !/^[1-9]\d{0,2}$/.test(cc)) {
+          send(res, 400, JSON.stringify({ error: `country_code ${JSON.stringify(cc)} must be 1 to 3 digits like 1 or 44` }));
+          return;
+        }
+        const r = this.h.lookup(number, url.searchParams.get("caller") ?? undefined, atMs, cc);
         if (!r.ok) send(res, 400, JSON.stringify({ error: r.error }));
         else send(res, 200, JSON.stringify(r.json));
         return;

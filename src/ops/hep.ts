@@ -216,6 +216,13 @@ export interface HepCounters {
   sampledOut: number;
 }
 
+/** The Call-ID of a SIP message (full or compact header name), or undefined; reads the head only. */
+export function callIdOf(buf: Buffer): string | undefined {
+  const head = buf.toString("latin1", 0, Math.min(buf.length, 8192));
+  const m = /\r\n(?:call-id|i)[ \t]*:[ \t]*([^\r\n]+)/i.exec(head);
+  return m === null ? undefined : m[1]!.trim();
+}
+
 /** FNV-1a over a string: cheap, stable sampling of a call by its Call-ID. */
 function hash32(s: string): number {
   let h = 0x811c9dc5;

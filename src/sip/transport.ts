@@ -139,7 +139,12 @@ export interface Target {
   port: number;
 }
 
+/** A copy of every SIP message received and sent (capture): transport, source, destination, bytes. */
+export type CaptureTap = (transport: TransportKind, srcAddress: string, srcPort: number, dstAddress: string, dstPort: number, buf: Buffer) => void;
+
 export interface TransportOptions {
+  /** Mirror every message received and sent (SIP capture); undefined costs nothing. */
+  capture?: CaptureTap;
   /** Largest message (framing limit on streams, datagram limit on UDP). */
   maxMessageSize: number;
   /** Close TCP/TLS connections idle this long (ms). Default 120000. */
@@ -417,6 +422,8 @@ export class TransportLayer {
           return;
         }
         try {
+          const tap = this.opts.capture;
+          if (tap !== undefined) tap("udp", normAddr(rinfo.address), rinfo.port, l.address, l.port, msg);
           this.handler.onMessage(msg, { transport: "udp", address: normAddr(rinfo.address), port: rinfo.port, listener: l, connection: null });
         } catch (e) {
           this.internalError(e);
@@ -560,6 +567,8 @@ export class TransportLayer {
   /** @internal */
   deliver(buf: Buffer, src: Source): void {
     try {
+      const tap = this.opts.capture;
+      if (tap !== undefined) tap(src.transport, src.address, src.port, src.listener.address, src.listener.port, buf);
       this.handler.onMessage(buf, src);
     } catch (e) {
       this.internalError(e);
@@ -614,12 +623,16 @@ export class TransportLayer {
         if (onError) safeCall(onError, new Error("message too large for UDP"));
         return;
       }
+      const tap = this.opts.capture;
+      if (tap !== undefined) tap("udp", l.address, l.port, target.address, target.port, buf);
       l.udp.send(buf, target.port, target.address, onError ? (err) => { if (err) { this.metrics.transportErrors.inc({ transport: "udp", reason: "send" }); safeCall(onError, err); } } : undefined);
       return;
     }
     let c = via !== null && !via.closed ? via : this.conns.get(connKey(target.transport, target.address, target.port));
     if (c === undefined || c.closed) c = this.connect(target, onError);
     if (c === undefined) return;
+    const tap = this.opts.capture;
+    if (tap !== undefined) tap(target.transport, normAddr(c.socket.localAddress ?? ""), c.socket.localPort ?? 0, target.address, target.port, buf);
     c.write(buf, onError);
   }
 

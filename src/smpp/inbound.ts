@@ -388,6 +388,8 @@ export class InboundProcessor {
   }
 
   /** One pass over the durable store's timed-out buffers (every partSweepMs). */
+  private sweepFailing = false;
+
   private async durableSweep(): Promise<void> {
     const store = this.store;
     if (store === undefined || this.sweeping || this.draining) return;
@@ -395,9 +397,15 @@ export class InboundProcessor {
     this.enter();
     try {
       const list = await store.sweep(100);
+      if (this.sweepFailing) {
+        this.sweepFailing = false;
+        this.o.logger.info("smpp: part store sweep works again");
+      }
       await Promise.all(list.map((b) => this.deliverSwept(store, b)));
     } catch (err) {
-      this.o.logger.warn({ err: (err as Error)?.message }, "smpp: part store sweep failed");
+      // The sweep runs every second: log the failure once (its store is down), not every pass.
+      this.o.logger[this.sweepFailing ? "debug" : "warn"]({ err: (err as Error)?.message }, "smpp: part store sweep failed");
+      this.sweepFailing = true;
     } finally {
       this.sweeping = false;
       this.leave();

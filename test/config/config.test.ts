@@ -146,5 +146,17 @@ describe("addresses", () => {
     expect(m.match("11.0.0.1")).toBeUndefined();
     expect(m.match("2001:db8:1::5")).toBe("v6");
     expect(m.match("2001:db9::5")).toBeUndefined();
+    expect(m.match("[2001:db8::7]")).toBe("v6");
+    expect(m.match("fe80::1%eth0")).toBeUndefined();
+    expect(m.match("not an address")).toBeUndefined();
+    // Equal specificity: the entry added first wins; an IPv6 exact address beats its /64.
+    m.add("192.0.2.0/24", "first");
+    m.add("192.0.2.0/24", "second");
+    expect(m.match("192.0.2.9")).toBe("first");
+    m.add("2001:db8:0:1::/64", "v6-64");
+    m.add("2001:db8:0:1::99", "v6-exact");
+    expect(m.match("2001:db8:0:1::99")).toBe("v6-exact");
+    expect(m.match("2001:db8:0:1::98")).toBe("v6-64");
+    expect(m.size).toBe(8);
   });
 });

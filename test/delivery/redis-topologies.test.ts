@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { dlqCommand } from "../../src/delivery/dlq.js";
+import { dlqCommand } from "../../src/cli/dlq.js";
 import { RedisPartStore } from "../../src/delivery/parts.js";
 import { spoolConnect } from "../../src/delivery/redis.js";
 import { RedisConnector } from "../../src/redis/client.js";
@@ -50,7 +50,7 @@ async function exercise(url: string, prefix: string, keyCli: (key: string, ...ar
   // dlq: list what is in the dead-letter stream
   const id = (await keyCli(`${prefix}dlq`, "XADD", `${prefix}dlq`, "*", "j", JSON.stringify({ ...job(9, { webhook: rx.url }, "dead"), attempts: 3 }), "reason", "http 410", "at", String(Date.now()), "by", "t")).trim();
   const out: string[] = [];
-  expect(await dlqCommand(["list"], url, prefix, (s) => out.push(s))).toBe(0);
+  expect(await dlqCommand(["list"], { url, prefix }, (s) => out.push(s))).toBe(0);
   expect(out.join("\n")).toContain(id);
   expect(out.join("\n")).toContain("dead_9");
   expect(out.join("\n")).toContain("1 shown, 1 in");

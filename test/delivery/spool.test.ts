@@ -5,7 +5,8 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { Redis } from "ioredis";
 import type { Delivery } from "../../src/delivery/delivery.js";
 import type { SmppForwarder } from "../../src/delivery/smpp-forward.js";
-import { dlqCommand, listDlq } from "../../src/delivery/dlq.js";
+import { listDlq } from "../../src/delivery/dlq.js";
+import { dlqCommand } from "../../src/cli/dlq.js";
 import { verifyWebhook } from "../../src/delivery/webhook.js";
 import { startRedis, type TestRedis } from "../helpers/redis.js";
 import { startReceiver, type Receiver } from "./receiver.js";
@@ -102,20 +103,20 @@ describe("spool", () => {
     expect(dl[0].by).toBe("edge-test");
 
     const lines: string[] = [];
-    const out = (s: string) => lines.push(s);
-    expect(await dlqCommand(["list"], redis.url, prefix, out)).toBe(0);
+    const out = (s: string) => lines.push(...s.replace(/\n$/, "").split("\n"));
+    expect(await dlqCommand(["list"], { url: redis.url, prefix }, out)).toBe(0);
     expect(lines.join("\n")).toContain("msg_1");
     expect(lines.join("\n")).not.toContain("route-secret");
     expect(lines.at(-1)).toBe(`3 shown, 3 in ${prefix}dlq`);
     lines.length = 0;
-    expect(await dlqCommand(["list", "--json", "--count", "1"], redis.url, prefix, out)).toBe(0);
+    expect(await dlqCommand(["list", "--json", "--count", "1"], { url: redis.url, prefix }, out)).toBe(0);
     expect(lines).toHaveLength(1);
     expect(JSON.parse(lines[0]).entryId).toBe(dl[0].entryId);
 
     // Replay one: the receiver takes it now; same webhook-id, signed with the route's secret.
     rx.respond = () => ({ status: 200 });
     lines.length = 0;
-    expect(await dlqCommand(["replay", dl[0].entryId], redis.url, prefix, out)).toBe(0);
+    expect(await dlqCommand(["replay", dl[0].entryId], { url: redis.url, prefix }, out)).toBe(0);
     expect(lines[0]).toBe("replayed 1");
     await rx.until(() => rx!.delivered.length === 1);
     expect(rx.delivered[0]).toBe(dl[0].id);
@@ -123,21 +124,21 @@ describe("spool", () => {
     expect(verifyWebhook("route-secret", last.headers, last.body)).toBe(true);
     // Replaying it again: not found.
     lines.length = 0;
-    expect(await dlqCommand(["replay", dl[0].entryId], redis.url, prefix, out)).toBe(1);
+    expect(await dlqCommand(["replay", dl[0].entryId], { url: redis.url, prefix }, out)).toBe(1);
     expect(lines.join("\n")).toContain("not found");
     // Drop one by id, replay the rest with --all.
     lines.length = 0;
-    expect(await dlqCommand(["drop", dl[1].entryId], redis.url, prefix, out)).toBe(0);
+    expect(await dlqCommand(["drop", dl[1].entryId], { url: redis.url, prefix }, out)).toBe(0);
     expect(lines[0]).toBe("dropped 1");
-    expect(await dlqCommand(["replay", "--all"], redis.url, prefix, out)).toBe(0);
+    expect(await dlqCommand(["replay", "--all"], { url: redis.url, prefix }, out)).toBe(0);
     await rx.until(() => rx!.delivered.length === 2);
     expect(rx.delivered[1]).toBe(dl[2].id);
     expect(await c.xlen(`${prefix}dlq`)).toBe(0);
     // drop --all on an empty stream, and usage errors
-    expect(await dlqCommand(["drop", "--all"], redis.url, prefix, out)).toBe(0);
-    expect(await dlqCommand(["explode"], redis.url, prefix, out)).toBe(2);
-    expect(await dlqCommand(["replay"], redis.url, prefix, out)).toBe(2);
-    expect(await dlqCommand(["drop", "nonsense"], redis.url, prefix, out)).toBe(2);
+    expect(await dlqCommand(["drop", "--all"], { url: redis.url, prefix }, out)).toBe(0);
+    expect(await dlqCommand(["explode"], { url: redis.url, prefix }, out)).toBe(2);
+    expect(await dlqCommand(["replay"], { url: redis.url, prefix }, out)).toBe(2);
+    expect(await dlqCommand(["drop", "nonsense"], { url: redis.url, prefix }, out)).toBe(2);
   });
 
   it("honours 429 Retry-After and retries after a timeout", async () => {
@@ -251,7 +252,7 @@ describe("spool", () => {
     expect(dl.map((e) => e.reason)).toEqual(["corrupt spool entry", "corrupt spool entry", "corrupt spool entry"]);
     expect(dl[0].id).toBeNull();
     const lines: string[] = [];
-    expect(await dlqCommand(["replay", "--all"], redis.url, prefix, (l) => lines.push(l))).toBe(1);
+    expect(await dlqCommand(["replay", "--all"], { url: redis.url, prefix }, (l: string) => lines.push(...l.replace(/\n$/, "").split("\n")))).toBe(1);
     expect(lines.join("\n")).toContain("unreadable");
     await until(async () => (await c.xlen(`${prefix}inbound`)) === 0, 5_000, "inbound empty");
   });

@@ -22,7 +22,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { collectDefaultMetrics, Registry } from "prom-client";
 import YAML from "yaml";
 import type { Didgate } from "../../src/app.js";
-import { routesCommand } from "../../src/routing/sources/routes-cli.js";
+import { routesCommand } from "../../src/cli/routes.js";
 import { startApp, tempDir, waitFor, writeRoutes } from "../helpers/app.js";
 import { startRedis, type TestRedis } from "../helpers/redis.js";
 import { connectEsme, type TestEsme } from "../helpers/smsc.js";

@@ -2,7 +2,7 @@
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { routesCommand } from "../../src/routing/sources/routes-cli.js";
+import { routesCommand } from "../../src/cli/routes.js";
 import { freePort, startRedis, type TestRedis } from "../helpers/redis.js";
 import { makeEdge, redisConfig, tempDir, until, voice, type Edge } from "./redis-helpers.js";
 
@@ -95,7 +95,7 @@ describe("didgate routes (CLI)", () => {
   it("export writes in key order, batch by batch, and re-imports unchanged", async () => {
     const file = join(tmp.dir, "big.json");
     const routes: Record<string, unknown> = {};
-    for (let i = 2500; i-- > 0; ) routes[`+1513${String(i).padStart(6, "0")}`] = { tenant: `t${i % 3}`, voice: { targets: [{ uri: `sip:${i}@h`, priority: 1 + (i % 2) }, "sip:b@h"] } };
+    for (let i = 2500; i-- > 0; ) routes[`+1513${String(i).padStart(7, "0")}`] = { tenant: `t${i % 3}`, voice: { targets: [{ uri: `sip:${i}@h`, priority: 1 + (i % 2) }, "sip:b@h"] } };
     writeFileSync(file, JSON.stringify(routes));
     expect((await run("import", file)).code).toBe(0);
     for (const format of ["json", "yaml", "csv"] as const) {
@@ -163,22 +163,35 @@ describe("didgate routes (CLI)", () => {
     expect((await run("del", "+4930*")).out).toMatch(/^deleted \+4930\*/);
     expect((await run("del", "+4930*")).out).toMatch(/was not in the table/);
 
-    const badJson = await run("set", "+1", "{nope");
+    const badJson = await run("set", "+15125550100", "{nope");
     expect(badJson.code).toBe(1);
     expect(badJson.err).toMatch(/JSON is not valid/);
-    const badRoute = await run("set", "+1", '{"state":"gone"}');
+    const badRoute = await run("set", "+15125550100", '{"state":"gone"}');
     expect(badRoute.code).toBe(1);
     expect(badRoute.err).toMatch(/state/);
     const badKey = await run("set", "1*", JSON.stringify(voice("x")));
     expect(badKey.code).toBe(1);
     expect(badKey.err).toMatch(/invalid key/);
+    // Keys no number of their country plan can have: exact keys of the wrong length, prefixes longer than a number.
+    const short = await run("set", "+1512555010", JSON.stringify(voice("x")));
+    expect(short.code).toBe(1);
+    expect(short.err).toContain("cannot be a +1 NANP");
+    expect(short.err).toContain("this one has 9");
+    const longPrefix = await run("set", "+3361234567890*", JSON.stringify(voice("x")));
+    expect(longPrefix.code).toBe(1);
+    expect(longPrefix.err).toContain("can never match");
+    expect((await run("set", "+33612345678", JSON.stringify(voice("fr")))).code).toBe(0);
+    expect((await run("set", "+336*", JSON.stringify(voice("fr")))).code).toBe(0);
+    expect((await run("set", "+8613800138000", JSON.stringify(voice("cn")))).code).toBe(0); // country not listed: not checked
+    for (const k of ["+33612345678", "+336*", "+8613800138000"]) expect((await run("del", k)).code).toBe(0);
     const badFile = join(tmp.dir, "bad.json");
     writeFileSync(badFile, JSON.stringify({ "+1": voice("a"), "+2": { voice: { targets: ["http://x"] } }, "x": voice("b") }));
     const atomic = await run("import", badFile, "--atomic");
     expect(atomic.code).toBe(1);
     expect(atomic.err).toMatch(/"\+2"/);
     expect(atomic.err).toMatch(/"x"/);
-    expect(atomic.err).toMatch(/2 bad entries; nothing imported \(--atomic\)/);
+    expect(atomic.err).toMatch(/"\+1": \+1 cannot be a \+1 NANP/);
+    expect(atomic.err).toMatch(/3 bad entries; nothing imported \(--atomic\)/);
     expect(await redis.cli("HLEN", "didgate:routes")).toBe("0\n");
     // A file that cannot be read past a syntax error imports nothing either.
     const broken = join(tmp.dir, "broken.yaml");

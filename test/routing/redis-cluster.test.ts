@@ -1,6 +1,6 @@
 /** The Redis route source and the CLI against a real 3-master Redis Cluster (hash-tagged prefix). */
 import { afterEach, describe, expect, it } from "vitest";
-import { routesCommand } from "../../src/routing/sources/routes-cli.js";
+import { routesCommand } from "../../src/cli/routes.js";
 import { startCluster, type TestRedis } from "../helpers/redis.js";
 import { makeEdge, redisConfig, until, voice } from "./redis-helpers.js";
 

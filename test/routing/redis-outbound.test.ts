@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import YAML from "yaml";
 import type { OutboundEntry } from "../../src/routing/outbound.js";
-import { routesCommand } from "../../src/routing/sources/routes-cli.js";
+import { routesCommand } from "../../src/cli/routes.js";
 import { RouteStore, RouteTable } from "../../src/routing/table.js";
 import { startRedis, type TestRedis } from "../helpers/redis.js";
 import { makeEdge, redisConfig, tempDir, until } from "./redis-helpers.js";

@@ -1,6 +1,6 @@
 /** The Redis route source and the CLI through Redis Sentinel (redis-sentinel:// URL). */
 import { afterEach, describe, expect, it } from "vitest";
-import { routesCommand } from "../../src/routing/sources/routes-cli.js";
+import { routesCommand } from "../../src/cli/routes.js";
 import { startRedis, startSentinel } from "../helpers/redis.js";
 import { makeEdge, redisConfig, until, voice } from "./redis-helpers.js";
 

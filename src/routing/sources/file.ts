@@ -257,7 +257,14 @@ export class FileRouteSource {
       const ms = performance.now() - t0;
       stats = { worker: false, entries: r !== "unchanged" && r.ok ? r.table.size : 0, distinct: r !== "unchanged" && r.ok ? r.table.distinctValues : 0, maxSliceMs: ms, maxSliceCpuMs: ms, ms };
     }
-    if (r === "unchanged") return { ok: true, table: store.current };
+    if (r === "unchanged") {
+      // The last good file is back after a broken one: the table in use is its table already.
+      if (this.lastError !== undefined) {
+        this.lastError = undefined;
+        logger.info({ path }, "route file restored to the table in use");
+      }
+      return { ok: true, table: store.current };
+    }
     if (reason !== "initial") this.reloads++;
     if (!r.ok) {
       this.lastError = r.errors;

@@ -41,6 +41,7 @@ import { MAX_ENTRY_CHARS, routeKeys, type RouteKeys } from "./redis-keys.js";
 import { RedisSyncMetrics, type SkipReason } from "./redis-metrics.js";
 import { loadFunctionLibrary } from "./redis-writer.js";
 import { loadSnapshot, readSnapshotHeader, writeSnapshot } from "./snapshot.js";
+import { OutageLog } from "../../util/outage-log.js";
 
 /** `routes.redis` of the config (src/config/schema.ts), without the URL (parsed by the caller). */
 export interface RedisRoutesConfig {
@@ -133,6 +134,7 @@ export class RedisRouteSource extends EventEmitter {
   private readonly store: RouteStore<Route>;
   private readonly logger: Logger;
   private readonly now: () => number;
+  private readonly outageLog: OutageLog;
   private readonly snapshotPath: string;
   private readonly outboundStore: RouteStore<OutboundEntry> | undefined;
   private outboundSaving: Promise<void> = Promise.resolve();
@@ -182,6 +184,16 @@ export class RedisRouteSource extends EventEmitter {
     this.outboundStore = opts.outboundStore;
     this.logger = opts.logger;
     this.now = opts.now ?? Date.now;
+    // Logged when the sync breaks, as reminders with a growing interval, and when it is back.
+    this.outageLog = new OutageLog(
+      this.logger,
+      {
+        down: "Redis route sync interrupted; routing from the last good table, reconnecting",
+        still: "Redis route sync: Redis still unreachable; routing from the last good table",
+        back: "Redis route sync reconnected",
+      },
+      { now: this.now },
+    );
     this.routeMetrics = opts.routeMetrics ?? new RouteMetrics(opts.registry);
     this.metrics = new RedisSyncMetrics(opts.registry);
     this.snapshotPath = opts.snapshotPath ?? opts.redis.snapshot;
@@ -354,7 +366,7 @@ export class RedisRouteSource extends EventEmitter {
           } else {
             await this.resync();
           }
-          if (outage) this.logger.info({ version: this.position, entries: this.store.current.size }, "Redis route sync reconnected");
+          if (outage) this.outageLog.success({ version: this.position, entries: this.store.current.size });
           needFull = false;
           resume = false;
           outage = false;
@@ -367,7 +379,7 @@ export class RedisRouteSource extends EventEmitter {
         const msg = (err as Error).message;
         this.lastError = msg;
         this.setConnected(false);
-        if (!outage) this.logger.warn({ err: msg, version: this.position }, "Redis route sync interrupted; routing from the last good table, reconnecting");
+        this.outageLog.failure(msg, { version: this.position });
         outage = true;
         if (!needFull) resume = true;
         const p = this.pending;

@@ -1,0 +1,41 @@
+/** `didgate serve`: run the daemon until SIGTERM/SIGINT; SIGHUP re-reads the config. */
+import { Didgate } from "../app.js";
+import { loadConfig } from "../config/load.js";
+import { errMessage } from "./errors.js";
+import { CONFIG_OPTION, parseCommand, str, type Io } from "./args.js";
+import { SERVE_USAGE } from "./usage.js";
+
+
+/** Returns -1: the process keeps running (the signal handlers exit it). */
+export async function serveCommand(argv: string[], io: Io): Promise<number> {
+  const p = parseCommand(argv, CONFIG_OPTION, SERVE_USAGE);
+  if (p === "help") {
+    io.out(SERVE_USAGE);
+    return 0;
+  }
+  const app = new Didgate(loadConfig(str(p, "config")));
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    app.logger.info({ signal }, "signal received, draining");
+    app.stop().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        app.logger.error({ err: errMessage(err) }, "error while stopping");
+        process.exit(1);
+      },
+    );
+  };
+  process.on("SIGTERM", () => stop("SIGTERM"));
+  process.on("SIGINT", () => stop("SIGINT"));
+  process.on("SIGHUP", () => {
+    try {
+      app.reload();
+    } catch (err) {
+      app.logger.error({ err: errMessage(err) }, "config reload failed");
+    }
+  });
+  await app.start();
+  return -1;
+}
