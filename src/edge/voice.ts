@@ -668,7 +668,7 @@ export class VoiceEdge implements SipStackHandler, ProxyHost {
     if (cdr === undefined) return;
     const nowE = this.now();
     const nowM = this.mono();
-    const epoch = (m: number): number => nowE - (nowM - m);
+    const epoch = (m: number): number => Math.round(nowE - (nowM - m));
     const route = key !== null ? this.opts.store.current.get(key) : undefined;
     const leg = call?.answeredTarget as Leg | undefined;
     cdr.finished(

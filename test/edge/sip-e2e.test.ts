@@ -11,8 +11,8 @@ import type { Didgate } from "../../src/app.js";
 import { VoiceEdge } from "../../src/edge/voice.js";
 import type { SipMessage } from "../../src/sip/index.js";
 import { startApp, tempDir, writeRoutes } from "../helpers/app.js";
-import { describeResult, freePort, killAllSipp } from "../helpers/sipp.js";
-import { SilentUdp, startUac, startUas, statuses, type Party, type Tp } from "./sip-util.js";
+import { freePort, killAllSipp } from "../helpers/sipp.js";
+import { SilentUdp, startUac, startUas, statuses, type Tp, ok } from "./sip-util.js";
 
 // 2024-05-15 (a Wednesday) 10:30 UTC, moving with real time
 const T0 = Date.UTC(2024, 4, 15, 10, 30);
@@ -59,11 +59,6 @@ async function metricValue(app: Didgate, name: string, labels: Record<string, st
     if (Object.entries(labels).every(([k, val]) => String(v.labels[k]) === val)) sum += v.value;
   }
   return sum;
-}
-
-async function ok(p: Party, what: string): Promise<void> {
-  const r = await p.done;
-  expect(r.code, `${what}: ${describeResult(r, p.proc)}`).toBe(0);
 }
 
 /** What every forwarded initial INVITE must look like at the destination. */

@@ -11,8 +11,8 @@ import type { Didgate } from "../../src/app.js";
 import { digestResponse } from "../../src/sip/digest.js";
 import { parseMessage, SipMessage } from "../../src/sip/index.js";
 import { startApp, tempDir, waitFor } from "../helpers/app.js";
-import { describeResult, freePort, killAllSipp } from "../helpers/sipp.js";
-import { SilentUdp, startUac, startUas, statuses, type Party } from "./sip-util.js";
+import { freePort, killAllSipp } from "../helpers/sipp.js";
+import { SilentUdp, startUac, startUas, statuses, type Party, ok } from "./sip-util.js";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import YAML from "yaml";
@@ -30,11 +30,6 @@ async function metricValue(app: Didgate, name: string, labels: Record<string, st
     if (Object.entries(labels).every(([k, val]) => String(v.labels[k]) === val)) sum += v.value;
   }
   return sum;
-}
-
-async function ok(p: Party, what: string): Promise<void> {
-  const r = await p.done;
-  expect(r.code, `${what}: ${describeResult(r, p.proc)}`).toBe(0);
 }
 
 const ACK_BYE = `<send>

@@ -8,7 +8,8 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { parseMessage, SipMessage } from "../../src/sip/index.js";
-import { freePort, startSipp, type SippProcess, type SippResult } from "../helpers/sipp.js";
+import { expect } from "vitest";
+import { describeResult, freePort, startSipp, type SippProcess, type SippResult } from "../helpers/sipp.js";
 
 export const SCENARIOS = path.resolve(path.dirname(new URL(import.meta.url).pathname), "scenarios");
 
@@ -124,4 +125,10 @@ export class SilentUdp {
 
 export function statuses(msgs: SipMessage[]): number[] {
   return msgs.map((m) => m.status);
+}
+
+/** A sipp party ended its scenario cleanly (exit 0); else the failure names it with sipp's own account. */
+export async function ok(p: Party, what: string): Promise<void> {
+  const r = await p.done;
+  expect(r.code, `${what}: ${describeResult(r, p.proc)}`).toBe(0);
 }

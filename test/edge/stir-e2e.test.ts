@@ -12,9 +12,9 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Didgate } from "../../src/app.js";
 import { StirSigner } from "../../src/stir/sign.js";
 import { startApp, tempDir, writeRoutes } from "../helpers/app.js";
-import { describeResult, freePort, killAllSipp } from "../helpers/sipp.js";
+import { freePort, killAllSipp } from "../helpers/sipp.js";
 import { makePki, type TestPki } from "../stir/pki.js";
-import { startUac, startUas, type Party } from "./sip-util.js";
+import { startUac, startUas, ok } from "./sip-util.js";
 
 const CALLER = "+15125559999";
 let pki: TestPki;
@@ -24,11 +24,6 @@ let app: Didgate;
 let udp = 0;
 const P: Record<string, number> = {};
 let fetches = 0;
-
-async function ok(p: Party, what: string): Promise<void> {
-  const r = await p.done;
-  expect(r.code, `${what}: ${describeResult(r, p.proc)}`).toBe(0);
-}
 
 beforeAll(async () => {
   pki = makePki();

@@ -13,19 +13,14 @@ import type { Didgate } from "../../src/app.js";
 import type { SipMessage } from "../../src/sip/index.js";
 import { decodePassport, parseIdentity, verifySignature } from "../../src/stir/passport.js";
 import { startApp, tempDir } from "../helpers/app.js";
-import { describeResult, freePort, killAllSipp } from "../helpers/sipp.js";
+import { freePort, killAllSipp } from "../helpers/sipp.js";
 import { makePki, type TestPki } from "../stir/pki.js";
-import { startUac, startUas, type Party } from "./sip-util.js";
+import { startUac, startUas, ok } from "./sip-util.js";
 
 let pki: TestPki;
 let app: Didgate;
 let udp = 0;
 const P: Record<string, number> = {};
-
-async function ok(p: Party, what: string): Promise<void> {
-  const r = await p.done;
-  expect(r.code, `${what}: ${describeResult(r, p.proc)}`).toBe(0);
-}
 
 function passport(inv: SipMessage | undefined): { claims: Record<string, unknown>; valid: boolean; ppt: string | null } {
   expect(inv, "carrier got no INVITE").toBeDefined();
