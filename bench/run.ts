@@ -2,14 +2,14 @@
  * `npm run bench`: the in-process benchmark suite, one child process per benchmark (so one cannot
  * warm or pollute the heap of the next). Arguments (e.g. --json) are passed to each.
  * The benchmarks that drive external peers (sip.js with sipp and Kamailio, sms-e2e.js with Kannel,
- * redis-sync.js, delivery.js) run on their own: see README "Benchmarks".
+ * redis-sync.js, delivery.js, file-reload.js with sipp) run on their own: see README "Benchmarks".
  */
 import { spawnSync } from "node:child_process";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
 const here = dirname(fileURLToPath(import.meta.url));
-const suite = ["lookup.js", "decide.js", "sip-parse.js", "smpp.js"];
+const suite = ["lookup.js", "decide.js", "sip-parse.js", "smpp.js", "file-load.js"];
 const args = process.argv.slice(2);
 let failed = 0;
 for (const b of suite) {

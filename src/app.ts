@@ -226,8 +226,16 @@ export class Didgate {
     }
     const file = this.path(this.config.routes.file);
     const check = selfTargetCheck(this.config.sip);
-    this.fileSource = new FileRouteSource({ path: file, watch: this.config.routes.watch, store: this.store, outboundStore: this.outboundStore, logger: this.logger, metrics: this.routeMetrics, ...(check ? { check } : {}) });
-    const r = this.fileSource.load();
+    this.fileSource = new FileRouteSource({
+      path: file,
+      watch: this.config.routes.watch,
+      store: this.store,
+      outboundStore: this.outboundStore,
+      logger: this.logger,
+      metrics: this.routeMetrics,
+      ...(check ? { check, selfTargets: this.config.sip } : {}),
+    });
+    const r = await this.fileSource.load();
     if (!r.ok) throw new StartError(r.errors);
     this.routesLoaded = true;
   }

@@ -4,7 +4,7 @@ import { Decider } from "../routing/decide.js";
 import { lookupJson } from "../routing/explain.js";
 import { normalizeNumber, type NumberPlan } from "../routing/number.js";
 import { countryPlan, shortNumberWarning, splitCountry } from "../routing/number-plan.js";
-import { loadRouteFile } from "../routing/sources/file.js";
+import { loadRouteFileInWorker } from "../routing/sources/file.js";
 import { CONFIG_OPTION, line, parseCommand, str, UsageError, type Io } from "./args.js";
 import { CHECK_CONFIG_USAGE, LOOKUP_USAGE } from "./usage.js";
 
@@ -33,7 +33,7 @@ export async function lookupCommand(argv: string[], io: Io): Promise<number> {
   const loaded = loadConfig(str(p, "config"));
   cc ??= loaded.config.default_country_code;
   const plan: NumberPlan = cc !== undefined ? { countryCode: cc } : {};
-  const r = loadRouteFile(resolvePath(loaded.baseDir, loaded.config.routes.file));
+  const r = await loadRouteFileInWorker(resolvePath(loaded.baseDir, loaded.config.routes.file));
   if (!r.ok) throw new ConfigError(r.errors);
   const caller = str(p, "caller");
   const res = lookupJson(r.table, new Decider(), { number, atMs, plan, ...(caller !== undefined ? { caller } : {}) });
@@ -77,7 +77,7 @@ export async function checkConfigCommand(argv: string[], io: Io): Promise<number
   const errors: string[] = [];
   let entries = 0;
   if (!loaded.config.routes.redis) {
-    const r = loadRouteFile(resolvePath(loaded.baseDir, loaded.config.routes.file));
+    const r = await loadRouteFileInWorker(resolvePath(loaded.baseDir, loaded.config.routes.file));
     if (r.ok) entries = r.table.size;
     else errors.push(...r.errors);
   }

@@ -5,7 +5,8 @@
  */
 import { readFileSync } from "node:fs";
 import { routeKeyPlanError } from "../routing/number-plan.js";
-import { formatFromPath, parseRouteDocument, serializeRoutes, type RouteFormat } from "../routing/sources/document.js";
+import type { RouteFormat } from "../routing/sources/document.js";
+import { exportRoutes, importProgress, readImportFile } from "../routing/sources/routes-io.js";
 import { loadFunctionLibrary, RedisRouteWriter, RouteValidationError } from "../routing/sources/redis-writer.js";
 import { bool, line, parseCommand, str, UsageError, withUsage, type Io } from "./args.js";
 import { errMessage } from "./errors.js";
@@ -23,11 +24,17 @@ function subUsage(name: string): string {
  * settings (or a function of the --config path that loads them). Returns the exit code; usage
  * errors are thrown as UsageError.
  */
-export async function routesCommand(argv: string[], redis: RedisSettings, out: (s: string) => void, err: (s: string) => void = out): Promise<number> {
-  return withUsage(() => runRoutes(argv, redis, { out, err }), err);
+export async function routesCommand(
+  argv: string[],
+  redis: RedisSettings,
+  out: (s: string) => void,
+  err: (s: string) => void = out,
+  opts: { tty?: boolean; now?: () => number } = {},
+): Promise<number> {
+  return withUsage(() => runRoutes(argv, redis, { out, err }, opts), err);
 }
 
-async function runRoutes(argv: string[], redis: RedisSettings, io: Io): Promise<number> {
+async function runRoutes(argv: string[], redis: RedisSettings, io: Io, opts: { tty?: boolean; now?: () => number }): Promise<number> {
   const name = argv[0];
   if (name === undefined || name === "--help" || name === "-h" || name === "help") {
     if (name === undefined) throw new UsageError("routes needs a subcommand", ROUTES_USAGE);
@@ -49,6 +56,7 @@ async function runRoutes(argv: string[], redis: RedisSettings, io: Io): Promise<
   // Validate the input before connecting.
   let importEntries: [string, unknown][] | undefined;
   let importOutbound: [string, unknown][] | undefined;
+  let badEntries = 0;
   let setValue: unknown;
   if (name === "import") {
     const file = a0!;
@@ -59,18 +67,15 @@ async function runRoutes(argv: string[], redis: RedisSettings, io: Io): Promise<
       io.err(`${file}: cannot read (${(e as NodeJS.ErrnoException).code ?? errMessage(e)})\n`);
       return 1;
     }
-    const doc = parseRouteDocument(text, (format as RouteFormat | undefined) ?? formatFromPath(file));
-    const errors = [...doc.errors];
-    for (const [k] of doc.entries) {
-      const e = routeKeyPlanError(k);
-      if (e) errors.push(`route ${JSON.stringify(k)}: ${e}`);
-    }
-    if (errors.length > 0) {
-      io.err(errors.map((e) => `${file}: ${e}\n`).join("") + `${errors.length} error(s); nothing imported\n`);
+    const doc = readImportFile(file, text, format as RouteFormat | undefined, io.err, routeKeyPlanError);
+    if (doc.stopped) return 1;
+    badEntries = doc.bad;
+    if (badEntries > 0 && bool(p, "atomic")) {
+      io.err(`${badEntries} bad ${badEntries === 1 ? "entry" : "entries"}; nothing imported (--atomic)\n`);
       return 1;
     }
-    importEntries = doc.entries.map(([k, r]) => [k, r.source]);
-    if (doc.outbound !== undefined) importOutbound = doc.outbound.map(([k, e]) => [k, e.source]);
+    importEntries = doc.entries;
+    importOutbound = doc.outbound;
   } else if (name === "set") {
     // Outbound keys are destination prefixes, not DIDs: no number-plan check.
     const e = bool(p, "outbound") ? undefined : routeKeyPlanError(a0!);
@@ -102,19 +107,27 @@ async function runRoutes(argv: string[], redis: RedisSettings, io: Io): Promise<
     const writer = new RedisRouteWriter(client, { prefix: cfg.prefix, streamMaxlen: cfg.stream_maxlen ?? 1_000_000 });
     switch (name) {
       case "import": {
-        const started = performance.now();
+        const now = opts.now ?? (() => performance.now());
+        const started = now();
         const replace = bool(p, "replace");
-        const r = await writer.import(importEntries!, { replace });
+        const total = importEntries!.length;
+        // Progress on a terminal (stderr); otherwise the summary line only.
+        const tty = opts.tty ?? process.stderr.isTTY === true;
+        const progress = tty ? importProgress(total, io.err, now) : undefined;
+        progress?.start();
+        const r = await writer.import(importEntries!, { replace, ...(progress ? { onProgress: progress.update } : {}) });
+        progress?.end();
         io.out(
-          `imported ${importEntries!.length} routes: ${r.written} written, ${r.unchanged} unchanged` +
+          `imported ${total} routes: ${r.written} written, ${r.unchanged} unchanged` +
             (replace ? `, ${r.deleted} deleted` : "") +
-            ` (${Math.round(performance.now() - started)} ms)\n`,
+            (badEntries > 0 ? `; ${badEntries} bad ${badEntries === 1 ? "entry" : "entries"} skipped (listed above)` : "") +
+            ` (${Math.round(now() - started)} ms)\n`,
         );
         if (importOutbound !== undefined) {
           const o = await writer.importOutbound(importOutbound, replace);
           io.out(`imported ${o.written} outbound entries` + (replace ? `, ${o.deleted} deleted` : "") + "\n");
         }
-        return 0;
+        return badEntries > 0 ? 1 : 0;
       }
       case "set": {
         const id = bool(p, "outbound") ? await writer.setOutbound(a0!, setValue) : await writer.set(a0!, setValue);
@@ -127,13 +140,8 @@ async function runRoutes(argv: string[], redis: RedisSettings, io: Io): Promise<
         return 0;
       }
       case "export": {
-        const r = await writer.exportEntries();
-        for (const e of r.errors) io.err(`skipped: ${e}\n`);
-        const f = (format as RouteFormat | undefined) ?? "json";
-        // CSV has one row per route: no place for the outbound table.
-        const o = f === "csv" ? undefined : await writer.exportOutbound();
-        for (const e of o?.errors ?? []) io.err(`skipped: ${e}\n`);
-        io.out(serializeRoutes(r.entries, f, o?.entries));
+        // Streamed in key order, a batch at a time (with the outbound: table for yaml/json).
+        await exportRoutes(writer, (format as RouteFormat | undefined) ?? "json", io.out, io.err);
         return 0;
       }
       case "reload": {

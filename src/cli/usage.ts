@@ -36,8 +36,9 @@ Validate the config and the routes file; exit 1 listing every error.
 
 export const ROUTES_SUBCOMMANDS: Record<string, Sub> = {
   import: {
-    usage: "didgate routes import FILE [--replace] [--format yaml|json|csv] [--config FILE]\n  write every route (and the outbound: table) of FILE; --replace also deletes keys not in FILE",
-    options: { ...CONFIG_OPTION, ...FORMAT, replace: { type: "boolean" } },
+    usage:
+      "didgate routes import FILE [--replace] [--atomic] [--format yaml|json|csv] [--config FILE]\n  write every route (and the outbound: table) of FILE; every bad entry is listed as FILE:LINE:COLUMN and the others are imported (exit 1);\n  --atomic imports nothing unless every entry is good; --replace also deletes keys not in FILE; progress on a terminal",
+    options: { ...CONFIG_OPTION, ...FORMAT, replace: { type: "boolean" }, atomic: { type: "boolean" } },
     min: 1,
     max: 1,
   },

@@ -40,8 +40,12 @@ export function configuredEndpoints(sip: Config["sip"]): LocalEndpoint[] {
   return out;
 }
 
-/** A table check listing every route whose targets include didgate itself; undefined when there is nothing to check. */
-export function selfTargetCheck(sip: Config["sip"]): ((table: RouteTable<Route>) => string[]) | undefined {
+/**
+ * A per-entry check: the errors of one route whose targets include didgate itself (empty when
+ * none do); undefined when there is nothing to check. The route file's loader thread runs it on
+ * each entry as it validates them.
+ */
+export function selfTargetEntryCheck(sip: Config["sip"]): ((key: string, r: Route) => string[]) | undefined {
   const eps = configuredEndpoints(sip);
   if (eps.length === 0) return undefined;
   const own = ownAddressMatcher(eps);
@@ -56,25 +60,40 @@ export function selfTargetCheck(sip: Config["sip"]): ((table: RouteTable<Route>)
     if (host === "localhost") return own(t, "127.0.0.1", port) || own(t, "::1", port);
     return net.isIP(host) !== 0 && own(t, host, port);
   };
-  return (table) => {
-    const errors: string[] = [];
-    const seen = new Map<string, boolean>();
-    const check = (key: string, targets: readonly Target[]): void => {
+  const seen = new Map<string, boolean>();
+  const NONE: string[] = [];
+  return (key, r) => {
+    const v = r.voice;
+    if (v === undefined) return NONE;
+    let errors = NONE;
+    const check = (targets: readonly Target[]): void => {
       for (const x of targets) {
-        let v = seen.get(x.uri);
-        if (v === undefined) {
-          v = isSelf(x.uri);
-          if (seen.size < 100_000) seen.set(x.uri, v);
+        let self = seen.get(x.uri);
+        if (self === undefined) {
+          self = isSelf(x.uri);
+          if (seen.size < 100_000) seen.set(x.uri, self);
         }
-        if (v && errors.length < 100) errors.push(`${key}: voice target ${x.uri} is didgate itself (sip.listen): calls to it would loop`);
+        if (self) {
+          if (errors === NONE) errors = [];
+          errors.push(`${key}: voice target ${x.uri} is didgate itself (sip.listen): calls to it would loop`);
+        }
       }
     };
+    check(v.targets);
+    for (const w of v.schedule) check(w.targets);
+    for (const c of v.callers) check(c.targets);
+    return errors;
+  };
+}
+
+/** A table check listing every route whose targets include didgate itself; undefined when there is nothing to check. */
+export function selfTargetCheck(sip: Config["sip"]): ((table: RouteTable<Route>) => string[]) | undefined {
+  const entry = selfTargetEntryCheck(sip);
+  if (entry === undefined) return undefined;
+  return (table) => {
+    const errors: string[] = [];
     for (const [key, r] of table.entries()) {
-      const v = r.voice;
-      if (v === undefined) continue;
-      check(key, v.targets);
-      for (const w of v.schedule) check(key, w.targets);
-      for (const c of v.callers) check(key, c.targets);
+      for (const e of entry(key, r)) if (errors.length < 100) errors.push(e);
     }
     return errors;
   };

@@ -57,8 +57,8 @@
  */
 
 import { MAX_DIGITS, NO_VALUE } from "./trie.js";
-import { B_CACHE_DEPTH, B_CACHE_EPOCH, B_CACHE_VALUE, B_PAGES, PageMap, PAGE_SIZE, pageId } from "./trie-pages.js";
-import { PrefixIndex } from "./trie-prefixes.js";
+import { B_CACHE_DEPTH, B_CACHE_EPOCH, B_CACHE_VALUE, B_PAGES, PageMap, PAGE_SIZE, pageId, type PageMapState } from "./trie-pages.js";
+import { PrefixIndex, type PrefixIndexState } from "./trie-prefixes.js";
 
 export type KeyKind = "exact" | "prefix" | "default";
 
@@ -133,7 +133,7 @@ export class RouteTable<V> {
   /** Result details of the last lookup(); the object is reused. */
   readonly match: RouteMatch = { kind: 0, length: 0 };
 
-  private readonly prefixes = new PrefixIndex();
+  private readonly prefixes: PrefixIndex = new PrefixIndex();
   private readonly pages: PageMap;
   /** pre[l] = value of the first l digits of the number being looked up. */
   private readonly pre = new Float64Array(MAX_DIGITS + 1);
@@ -173,6 +173,57 @@ export class RouteTable<V> {
       for (const entry of entries) t.buildAdd(st, entry[0], entry[1]);
       t.endBuild(st);
     }
+    return t;
+  }
+
+  /**
+   * The table's structure as plain data and typed arrays, for another thread to rebuild it with
+   * fromState() (post it with tableTransferList(state) to move the arrays instead of copying them;
+   * this table must not be used afterwards). Each value is exported as the number `idOf(value)`
+   * gives; the receiver maps the numbers back to values.
+   */
+  exportState(idOf: (value: V) => number): RouteTableState {
+    const ids = new Int32Array(this.values.length).fill(-1);
+    for (let i = 1; i < this.values.length; i++) {
+      const v = this.values[i];
+      if (v !== undefined) ids[i] = idOf(v);
+    }
+    return { pages: this.pages.exportState(), prefixes: this.prefixes.exportState(), refs: this.refs, ids, freeValues: this.freeValues.slice(), version: this.version };
+  }
+
+  /**
+   * A table over an exported structure (arrays taken, not copied); `valueOf(id)` gives the value
+   * for each exported id. The values are not entered in the identity index (like a bulk build's
+   * used-once values): lookups are the same, a later set() of one of these objects takes a slot of
+   * its own.
+   */
+  static fromState<V>(s: RouteTableState, valueOf: (id: number) => V): RouteTable<V> {
+    // Pushed, not `new Array(n)`: V8 gives an array made that way with more than 100k elements
+    // dictionary elements, and lookup() reads this array on every call.
+    const values: (V | undefined)[] = [undefined];
+    for (let i = 1; i < s.ids.length; i++) {
+      const id = s.ids[i]!;
+      values.push(id < 0 ? undefined : valueOf(id));
+    }
+    return RouteTable.fromStateValues(s, values);
+  }
+
+  /**
+   * fromState() with the values given by slot: `values[i]` is the value of the id in `s.ids[i]`
+   * (index 0 unused). The array is taken as it is (no copy): build it by pushing.
+   */
+  static fromStateValues<V>(s: RouteTableState, values: (V | undefined)[]): RouteTable<V> {
+    const t = new RouteTable<V>({ pages: 1 });
+    const w = t as unknown as { pages: PageMap; prefixes: PrefixIndex; refs: Int32Array; values: (V | undefined)[]; freeValues: number[]; unindexed: number };
+    w.pages = PageMap.fromState(s.pages);
+    w.prefixes = PrefixIndex.fromState(s.prefixes);
+    w.refs = s.refs;
+    let live = 0;
+    for (let i = 1; i < s.ids.length; i++) if (s.ids[i]! >= 0) live++;
+    w.values = values;
+    w.freeValues = s.freeValues.slice();
+    w.unindexed = live;
+    t.version = s.version;
     return t;
   }
 
@@ -499,6 +550,35 @@ function exactKey(pid: number, low: number): string {
   const len = pid % 16;
   const num = ((pid - len) / 16) * PAGE_SIZE + low;
   return "+" + String(num).padStart(len, "0");
+}
+
+/** A RouteTable's structure (RouteTable.exportState). */
+export interface RouteTableState {
+  pages: PageMapState;
+  prefixes: PrefixIndexState;
+  refs: Int32Array;
+  /** Per value slot, the exported id of its value (-1: free slot; slot 0 is never used). */
+  ids: Int32Array;
+  freeValues: number[];
+  version: string;
+}
+
+/** The distinct ArrayBuffers of an exported table, to transfer with postMessage. */
+export function tableTransferList(s: RouteTableState): ArrayBuffer[] {
+  const arrays = [
+    s.pages.blocks,
+    s.pages.tags,
+    s.pages.slab,
+    s.pages.fill,
+    s.prefixes.map.slots,
+    s.prefixes.deep.slots,
+    s.prefixes.headCount.slots,
+    s.prefixes.short,
+    s.prefixes.heads,
+    s.refs,
+    s.ids,
+  ];
+  return [...new Set(arrays.map((a) => a.buffer as ArrayBuffer))];
 }
 
 interface BuildState<V> {

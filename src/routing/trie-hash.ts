@@ -17,6 +17,12 @@ export function hashKey(key: number): number {
   return h ^ (h >>> 16);
 }
 
+export interface NumMapState {
+  slots: Float64Array;
+  size: number;
+  mask: number;
+}
+
 export class NumMap {
   /** [key, value] pairs; key 0 = empty. */
   slots: Float64Array;
@@ -32,6 +38,20 @@ export class NumMap {
 
   get byteLength(): number {
     return this.slots.byteLength;
+  }
+
+  /** The map's state as transferable parts (see RouteTable.exportState). */
+  exportState(): NumMapState {
+    return { slots: this.slots, size: this.size, mask: this.mask };
+  }
+
+  /** A map over the given state (the arrays are taken, not copied). */
+  static fromState(s: NumMapState): NumMap {
+    const m = new NumMap(0);
+    m.slots = s.slots;
+    m.size = s.size;
+    m.mask = s.mask;
+    return m;
   }
 
   /** Value for key, or -1. Hot path. */

@@ -66,6 +66,19 @@ export function blockId(block: number, len: number): number {
   return block * 16 + len;
 }
 
+export interface PageMapState {
+  blocks: Int32Array;
+  tags: Int32Array;
+  mask: number;
+  blockCount: number;
+  slab: Int32Array | Uint16Array;
+  fill: Uint8Array;
+  count: number;
+  livePages: number;
+  pagesUsed: number;
+  freePages: number[];
+}
+
 export class PageMap {
   /** The block table: (mask + 1) lines of LINE int32 (layout at the top of this file). */
   blocks: Int32Array;
@@ -103,6 +116,38 @@ export class PageMap {
     this.mask = n - 1;
     this.slab = new Uint16Array(pages * PAGE_SIZE);
     this.fill = new Uint8Array(pages);
+  }
+
+  /** The map's state as transferable parts (see RouteTable.exportState). */
+  exportState(): PageMapState {
+    return {
+      blocks: this.blocks,
+      tags: this.tags,
+      mask: this.mask,
+      blockCount: this.blockCount,
+      slab: this.slab,
+      fill: this.fill,
+      count: this.count,
+      livePages: this.livePages,
+      pagesUsed: this.pagesUsed,
+      freePages: this.freePages.slice(),
+    };
+  }
+
+  /** A map over the given state (the arrays are taken, not copied). */
+  static fromState(s: PageMapState): PageMap {
+    const m = new PageMap(1);
+    m.blocks = s.blocks;
+    m.tags = s.tags;
+    m.mask = s.mask;
+    m.blockCount = s.blockCount;
+    m.slab = s.slab;
+    m.fill = s.fill;
+    m.count = s.count;
+    m.livePages = s.livePages;
+    m.pagesUsed = s.pagesUsed;
+    m.freePages = s.freePages.slice();
+    return m;
   }
 
   /** True once the slab holds 32-bit values. */

@@ -19,7 +19,7 @@
  * Values are int32 >= 1 (0 = none). Pure; longestMatch() allocates nothing.
  */
 
-import { NumMap } from "./trie-hash.js";
+import { NumMap, type NumMapState } from "./trie-hash.js";
 import { MAX_DIGITS, NO_VALUE } from "./trie.js";
 
 /** 10^0 .. 10^16 */
@@ -32,8 +32,19 @@ const HEAD = 5; // digits of the head mask index
 const HEADS = 100_000;
 const LONG = 4; // prefixes of LONG digits and more live in the hash
 
+export interface PrefixIndexState {
+  map: NumMapState;
+  deep: NumMapState;
+  headCount: NumMapState;
+  short: Int32Array;
+  heads: Uint16Array;
+  def: number;
+  count: number;
+  epoch: number;
+}
+
 export class PrefixIndex {
-  readonly map = new NumMap();
+  readonly map: NumMap = new NumMap();
   /** Value of the default route (length 0), NO_VALUE if none. */
   def = NO_VALUE;
   /** Prefixes stored (the default not included). */
@@ -43,12 +54,32 @@ export class PrefixIndex {
   /** Changes with every set/delete that changed something; never 0. */
   epoch = 1;
   /** Block id -> number of prefixes ending inside that block. */
-  readonly deep = new NumMap();
-  private readonly short = new Int32Array(1110);
+  readonly deep: NumMap = new NumMap();
+  private readonly short: Int32Array = new Int32Array(1110);
   /** Per leading 5 digits: bit l set when some prefix of l >= 4 digits starts like that. */
-  private readonly heads = new Uint16Array(HEADS);
+  private readonly heads: Uint16Array = new Uint16Array(HEADS);
   /** head * 16 + len -> prefixes of that length behind the bit. */
-  private readonly headCount = new NumMap();
+  private readonly headCount: NumMap = new NumMap();
+
+  /** The index's state as transferable parts (see RouteTable.exportState). */
+  exportState(): PrefixIndexState {
+    return { map: this.map.exportState(), deep: this.deep.exportState(), headCount: this.headCount.exportState(), short: this.short, heads: this.heads, def: this.def, count: this.count, epoch: this.epoch };
+  }
+
+  /** An index over the given state (the arrays are taken, not copied). */
+  static fromState(s: PrefixIndexState): PrefixIndex {
+    const p = new PrefixIndex();
+    const w = p as unknown as { map: NumMap; deep: NumMap; headCount: NumMap; short: Int32Array; heads: Uint16Array };
+    w.map = NumMap.fromState(s.map);
+    w.deep = NumMap.fromState(s.deep);
+    w.headCount = NumMap.fromState(s.headCount);
+    w.short = s.short;
+    w.heads = s.heads;
+    p.def = s.def;
+    p.count = s.count;
+    p.epoch = s.epoch;
+    return p;
+  }
 
   get byteLength(): number {
     return this.map.byteLength + this.deep.byteLength + this.short.byteLength + this.heads.byteLength + this.headCount.byteLength;

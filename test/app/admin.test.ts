@@ -108,6 +108,41 @@ describe("file route source", () => {
     await waitFor(async () => (await target()) === "sip:third@h");
   });
 
+  it("reloads a large file in the loader thread while requests are answered from the old table", async () => {
+    const dir = tempDir();
+    const file = `${dir}/routes.json`;
+    const write = (target: string) => {
+      const routes: Record<string, unknown> = { "+15125550100": { voice: { targets: [target] } } };
+      for (let i = 0; i < 20_000; i++) routes[`+1737${String(i).padStart(7, "0")}`] = { tenant: `t${i % 9}`, voice: { targets: [`sip:${i}@10.0.${(i >> 8) & 255}.${i & 255}`] } };
+      writeFileSync(file, JSON.stringify({ routes }));
+    };
+    write("sip:old@h");
+    const { app, admin } = await startApp({ routes: { file: "routes.json", watch: false } }, dir);
+    running.push(app);
+    const source = (app as unknown as { fileSource: import("../../src/routing/sources/file.js").FileRouteSource }).fileSource;
+    expect(source.lastStats?.worker).toBe(true);
+    const target = async () => (await getJson(`${admin}/v1/lookup?number=%2B15125550100`)).body.targets?.[0]?.uri as string;
+    expect(await target()).toBe("sip:old@h");
+
+    write("sip:new@h");
+    let reloaded = false;
+    const p = source.reload("test").then((r) => {
+      reloaded = true;
+      return r;
+    });
+    // Lookups go on while the file is loaded; the ones answered before the swap see the old table.
+    const during: string[] = [];
+    while (!reloaded) {
+      const t = await target();
+      if (!reloaded) during.push(t);
+    }
+    expect((await p).ok).toBe(true);
+    expect(during.length).toBeGreaterThan(0);
+    expect(new Set(during)).toEqual(new Set(["sip:old@h"]));
+    expect(await target()).toBe("sip:new@h");
+    expect(source.lastStats).toMatchObject({ worker: true, entries: 20_001, distinct: 20_001 });
+  });
+
   it("refuses to start on a broken routes file", async () => {
     const dir = tempDir();
     writeRoutes(dir, { "+1x": { voice: { targets: ["sip:a@h"] } } });

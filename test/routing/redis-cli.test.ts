@@ -51,6 +51,72 @@ const YAML_FILE = `routes:
 `;
 
 describe("didgate routes (CLI)", () => {
+  it("import reports every bad entry with its line and imports the others; --atomic imports nothing", async () => {
+    const file = join(tmp.dir, "mixed.yaml");
+    const lines = ["routes:"];
+    for (let i = 0; i < 200; i++) {
+      const target = i % 50 === 13 ? "http://not-sip" : `sip:+1512555${String(i).padStart(4, "0")}@10.0.0.1`;
+      lines.push(`  "+1512555${String(i).padStart(4, "0")}":`, `    voice: { targets: ["${target}"] }`);
+    }
+    lines.push('  "+1x":', "    state: active");
+    writeFileSync(file, lines.join("\n") + "\n");
+    const atomic = await run("import", file, "--atomic");
+    expect(atomic.code).toBe(1);
+    expect(atomic.err).toMatch(/5 bad entries; nothing imported \(--atomic\)/);
+    expect(await redis.cli("HLEN", "didgate:routes")).toBe("0\n");
+
+    const r = await run("import", file);
+    expect(r.code).toBe(1);
+    // Entry i starts on line 2 + 2i.
+    for (const i of [13, 63, 113, 163]) expect(r.err).toContain(`${file}:${2 + 2 * i}:3: route "+1512555${String(i).padStart(4, "0")}": voice.targets[0]`);
+    expect(r.err).toContain(`${file}:402:3: route "+1x": invalid key`);
+    expect(r.out).toMatch(/imported 196 routes: 196 written, 0 unchanged; 5 bad entries skipped/);
+    expect(await redis.cli("HLEN", "didgate:routes")).toBe("196\n");
+    expect(await redis.cli("HEXISTS", "didgate:routes", "+15125550012")).toBe("1\n");
+    expect(await redis.cli("HEXISTS", "didgate:routes", "+15125550013")).toBe("0\n");
+  });
+
+  it("import shows its progress on a terminal", async () => {
+    const file = join(tmp.dir, "many.csv");
+    const rows = ["key,targets"];
+    for (let i = 0; i < 5000; i++) rows.push(`+1512666${String(i).padStart(4, "0")},sip:x${i}@h`);
+    writeFileSync(file, rows.join("\n") + "\n");
+    let out = "";
+    let err = "";
+    let t = 0;
+    const code = await routesCommand(["import", file], cfg(), (s) => (out += s), (s) => (err += s), { tty: true, now: () => (t += 50) });
+    expect(code).toBe(0);
+    expect(err).toMatch(/^importing 5000 entries…/);
+    expect(err).toMatch(/\r\d+\/5000 entries \(\d+\/s, about \d+ s left\)/);
+    expect(err).toMatch(/\r5000\/5000 entries \(\d+\/s, done\)\x1b\[K\n$/);
+    expect(out).toMatch(/imported 5000 routes: 5000 written/);
+  });
+
+  it("export writes in key order, batch by batch, and re-imports unchanged", async () => {
+    const file = join(tmp.dir, "big.json");
+    const routes: Record<string, unknown> = {};
+    for (let i = 2500; i-- > 0; ) routes[`+1513${String(i).padStart(7, "0")}`] = { tenant: `t${i % 3}`, voice: { targets: [{ uri: `sip:${i}@h`, priority: 1 + (i % 2) }, "sip:b@h"] } };
+    writeFileSync(file, JSON.stringify(routes));
+    expect((await run("import", file)).code).toBe(0);
+    for (const format of ["json", "yaml", "csv"] as const) {
+      const chunks: string[] = [];
+      const code = await routesCommand(["export", "--format", format], cfg(), (s) => void chunks.push(s), () => undefined);
+      expect(code).toBe(0);
+      expect(chunks.length).toBeGreaterThan(2); // header, batches of 1000, end
+      const text = chunks.join("");
+      const back = join(tmp.dir, `big-export.${format}`);
+      writeFileSync(back, text);
+      const again = await run("import", back);
+      expect(again.code, again.err).toBe(0);
+      expect(again.out).toMatch(/imported 2500 routes: 0 written, 2500 unchanged/);
+      if (format === "json") {
+        const keys = Object.keys((JSON.parse(text) as { routes: Record<string, unknown> }).routes);
+        expect(keys).toEqual([...keys].sort());
+        expect(keys.length).toBe(2500);
+      }
+    }
+  });
+
   it("import, export and re-import round-trip; an edge sees the routes", async () => {
     const file = join(tmp.dir, "routes.yaml");
     writeFileSync(file, YAML_FILE);
@@ -120,12 +186,20 @@ describe("didgate routes (CLI)", () => {
     for (const k of ["+33612345678", "+336*", "+8613800138000"]) expect((await run("del", k)).code).toBe(0);
     const badFile = join(tmp.dir, "bad.json");
     writeFileSync(badFile, JSON.stringify({ "+1": voice("a"), "+2": { voice: { targets: ["http://x"] } }, "x": voice("b") }));
-    const bi = await run("import", badFile);
-    expect(bi.code).toBe(1);
-    expect(bi.err).toMatch(/"\+2"/);
-    expect(bi.err).toMatch(/"\+1": \+1 cannot be a \+1 NANP/);
-    expect(bi.err).toMatch(/"x"/);
-    expect(bi.err).toMatch(/nothing imported/);
+    const atomic = await run("import", badFile, "--atomic");
+    expect(atomic.code).toBe(1);
+    expect(atomic.err).toMatch(/"\+2"/);
+    expect(atomic.err).toMatch(/"x"/);
+    expect(atomic.err).toMatch(/"\+1": \+1 cannot be a \+1 NANP/);
+    expect(atomic.err).toMatch(/3 bad entries; nothing imported \(--atomic\)/);
+    expect(await redis.cli("HLEN", "didgate:routes")).toBe("0\n");
+    // A file that cannot be read past a syntax error imports nothing either.
+    const broken = join(tmp.dir, "broken.yaml");
+    writeFileSync(broken, 'routes:\n  "+1":\n    voice: x: y\n');
+    const bb = await run("import", broken);
+    expect(bb.code).toBe(1);
+    expect(bb.err).toMatch(/broken\.yaml:3:\d+: not valid YAML/);
+    expect(bb.err).toMatch(/nothing imported/);
     expect(await redis.cli("HLEN", "didgate:routes")).toBe("0\n");
 
     expect((await run("frobnicate")).code).toBe(2);

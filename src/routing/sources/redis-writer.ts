@@ -37,6 +37,8 @@ export interface ImportOptions {
   inFlight?: number;
   /** Skip entries whose stored JSON is already identical (default true): no stream noise. */
   skipUnchanged?: boolean;
+  /** Called after each batch with the entries done (written or unchanged) and the total. */
+  onProgress?: (done: number, total: number) => void;
 }
 
 export interface ImportResult {
@@ -268,7 +270,14 @@ export class RedisRouteWriter {
       execResult(await m.exec(), 0);
       result.written += hsetArgs.length / 2;
     };
-    await runBatches(keys.length, batchSize, inFlight, writeBatch);
+    const progress = opts.onProgress;
+    const batchAndReport = progress
+      ? async (from: number, to: number) => {
+          await writeBatch(from, to);
+          progress(result.written + result.unchanged, keys.length);
+        }
+      : writeBatch;
+    await runBatches(keys.length, batchSize, inFlight, batchAndReport);
 
     if (opts.replace) {
       const stale: string[] = [];
