@@ -11,22 +11,31 @@
  * record_route + t_relay; config from bench/kamailio/bench.cfg.tpl), and the ratio is printed.
  *
  *   npx tsc -p . && node dist/bench/sip.js [--json] [--dids 100k] [--step-s 5]
- *        [--rates 500,1000,...] [--only didgate,didgate-out,kamailio] [--log-level info]
+ *        [--rates 500,1000,...] [--only didgate,didgate-verify,didgate-out,didgate-sign,kamailio] [--log-level info]
  *
  * The outbound case ("didgate-out") runs the same calls the other way: sipp as a customer on
  * 127.0.0.2 (caller ID checked for ownership) -> didgate -> the same sipp UAS as the carrier, the
  * destination picked from a 100k-entry outbound table (one prefix per destination block).
  *
+ * The STIR/SHAKEN cases: "didgate-verify" is the inbound case with stir.verify on, every INVITE
+ * carrying a valid Identity (PASSporTs signed at the start for the first 5,000 DIDs; the
+ * certificate cached after the first call); "didgate-sign" is the outbound case with stir.sign on.
+ *
  * When `didgate serve` does not answer SIP (the app does not wire the voice edge), the bench runs
  * the same config through `node dist/bench/sip.js --serve CONFIG` (Didgate + VoiceEdge in-process).
  */
-import { spawn, type ChildProcess } from "node:child_process";
+import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import dgram from "node:dgram";
 import fs from "node:fs";
 import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { createPrivateKey } from "node:crypto";
+import http from "node:http";
+import type { AddressInfo } from "node:net";
+import { parseIdentity } from "../src/stir/passport.js";
+import { StirSigner } from "../src/stir/sign.js";
 import { parseArgs } from "./lib.js";
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
@@ -295,12 +304,12 @@ function statValue(stdout: string, label: string): number {
   return last;
 }
 
-async function runStep(dir: string, proxyName: string, proxyPid: number, proxyPort: number, rate: number, stepS: number, uacIp = "127.0.0.1", csvName = "dids.csv"): Promise<Step> {
+async function runStep(dir: string, proxyName: string, proxyPid: number, proxyPort: number, rate: number, stepS: number, uacIp = "127.0.0.1", csvName = "dids.csv", scenario = "uac.xml"): Promise<Step> {
   const calls = Math.max(1, Math.round(rate * stepS));
   const cwd = fs.mkdtempSync(path.join(dir, `uac-${proxyName}-${rate}-`));
   const uacPort = await freePort();
   const args = [
-    `127.0.0.1:${proxyPort}`, "-sf", path.join(dir, "uac.xml"), "-inf", path.join(dir, csvName), "-i", uacIp, "-p", String(uacPort),
+    `127.0.0.1:${proxyPort}`, "-sf", path.join(dir, scenario), "-inf", path.join(dir, csvName), "-i", uacIp, "-p", String(uacPort),
     "-r", String(rate), "-m", String(calls), "-l", String(Math.max(100, rate * 4)), "-trace_rtt", "-rtt_freq", "50",
     "-timeout", `${stepS + 20}s`, "-recv_timeout", "8000", "-nostdin", "-max_socket", "1000",
   ];
@@ -409,15 +418,15 @@ async function main(): Promise<void> {
     if (!json) process.stdout.write(s + "\n");
   };
 
-  const runProxy = async (name: string, start: () => Promise<{ child: ChildProcess; port: number }>, uacIp = "127.0.0.1", csvName = "dids.csv"): Promise<void> => {
+  const runProxy = async (name: string, start: () => Promise<{ child: ChildProcess; port: number }>, uacIp = "127.0.0.1", csvName = "dids.csv", scenario = "uac.xml"): Promise<void> => {
     const { child, port } = await start();
     try {
       // warm-up (not reported): JIT, first GCs after loading the table, sipp sockets
-      await runStep(dir, name + "-warmup", child.pid!, port, Math.min(200, rates[0] ?? 200), 2, uacIp, csvName);
+      await runStep(dir, name + "-warmup", child.pid!, port, Math.min(200, rates[0] ?? 200), 2, uacIp, csvName, scenario);
       await sleep(1000);
       let best: Step | null = null;
       for (const rate of rates) {
-        const st = await runStep(dir, name, child.pid!, port, rate, stepS, uacIp, csvName);
+        const st = await runStep(dir, name, child.pid!, port, rate, stepS, uacIp, csvName, scenario);
         results.push(st);
         if (json) process.stdout.write(JSON.stringify({ name: `sip_calls_${name}`, entries: nDids, ...st }) + "\n");
         else log(`${name.padEnd(11)} rate ${String(rate).padStart(5)}/s  ok ${String(st.ok).padStart(6)}  failed ${String(st.failed).padStart(5)}  achieved ${String(st.achieved_cps).padStart(5)}/s  setup p50 ${st.setup_p50_ms} ms p99 ${st.setup_p99_ms} ms  cpu ${st.cpu_us_per_call} us/call${st.clean ? "" : "  (not sustained)"}`);
@@ -432,7 +441,7 @@ async function main(): Promise<void> {
   };
 
   try {
-    const startDidgate = async (): Promise<{ child: ChildProcess; port: number }> => {
+    const startDidgate = async (extra: string[] = []): Promise<{ child: ChildProcess; port: number }> => {
         const port = await freePort();
         const cfg = path.join(dir, "didgate.yaml");
         fs.writeFileSync(
@@ -451,6 +460,7 @@ async function main(): Promise<void> {
             "routes: { file: routes.json, watch: false }",
             'admin: { listen: "127.0.0.1:0" }',
             `log: { level: ${logLevel} }`,
+            ...extra,
             "",
           ].join("\n"),
         );
@@ -463,8 +473,37 @@ async function main(): Promise<void> {
         }
         return { child, port };
     };
-    if (want("didgate")) await runProxy("didgate", startDidgate);
-    if (want("didgate-out")) await runProxy("didgate-out", startDidgate, "127.0.0.2", "out.csv");
+    if (want("didgate")) await runProxy("didgate", () => startDidgate());
+    if (want("didgate-verify") || want("didgate-sign")) {
+      // STIR/SHAKEN: a P-256 certificate (its own trust anchor) served from loopback; one
+      // PASSporT per DID of the verify case, signed now (max_age_s covers the run)
+      execFileSync("openssl", ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", "sp.key", "-out", "sp.pem", "-days", "2", "-subj", "/CN=bench SP"], { cwd: dir, stdio: "ignore" });
+      const pem = fs.readFileSync(path.join(dir, "sp.pem"));
+      const certServer = http.createServer((_q, res) => res.end(pem));
+      await new Promise<void>((r) => certServer.listen(0, "127.0.0.1", r));
+      const x5u = `http://127.0.0.1:${(certServer.address() as AddressInfo).port}/sp.pem`;
+      try {
+        const signer = new StirSigner({ key: createPrivateKey(fs.readFileSync(path.join(dir, "sp.key"))), x5u });
+        const ids = ["SEQUENTIAL"];
+        for (let i = 0; i < Math.min(nDids, 5000); i++) {
+          const did = "+1512" + String(6000000 + i);
+          ids.push(did + ";" + parseIdentity(signer.sign("A", "+15125559999", did).header)!.token + ";");
+        }
+        fs.writeFileSync(path.join(dir, "ids.csv"), ids.join("\n") + "\n");
+        fs.writeFileSync(path.join(dir, "uac-id.xml"), UAC.replace("      CSeq: 1 INVITE\n", `      CSeq: 1 INVITE\n      Identity: [field1];info=<${x5u}>;alg=ES256;ppt=shaken\n`));
+        if (want("didgate-verify")) {
+          const verify = [`stir: { verify: { trust_anchors: sp.pem, max_age_s: 3600, allow_http_x5u: true, allow_private: ["127.0.0.0/8"] } }`];
+          await runProxy("didgate-verify", () => startDidgate(verify), "127.0.0.1", "ids.csv", "uac-id.xml");
+        }
+        if (want("didgate-sign")) {
+          const sign = [`stir: { sign: { x5u: "https://certs.example.com/sp.pem", key: sp.key } }`];
+          await runProxy("didgate-sign", () => startDidgate(sign), "127.0.0.2", "out.csv");
+        }
+      } finally {
+        certServer.close();
+      }
+    }
+    if (want("didgate-out")) await runProxy("didgate-out", () => startDidgate(), "127.0.0.2", "out.csv");
     if (want("kamailio")) {
       if (!fs.existsSync(KAMAILIO)) log(`${KAMAILIO} not found: Kamailio skipped`);
       else
