@@ -465,11 +465,11 @@ async function main(): Promise<void> {
           ].join("\n"),
         );
         let child = spawn(process.execPath, [CLI, "serve", "--config", cfg], { cwd: dir, stdio: ["ignore", "ignore", "inherit"] });
-        if (!(await sipAlive(port, 15_000))) {
+        if (!(await sipAlive(port, 90_000))) {
           await kill(child);
           log("didgate serve does not answer SIP (voice edge not wired in app.ts?): using the in-process --serve mode");
           child = spawn(process.execPath, [fileURLToPath(import.meta.url), "--serve", cfg], { cwd: dir, stdio: ["ignore", "ignore", "inherit"] });
-          if (!(await sipAlive(port, 15_000))) throw new Error("didgate does not answer SIP");
+          if (!(await sipAlive(port, 90_000))) throw new Error("didgate does not answer SIP");
         }
         return { child, port };
     };
