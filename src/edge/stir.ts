@@ -4,8 +4,9 @@
  * an outbound call to a carrier carries (an Identity header with the earned attestation).
  *
  * What the target sees (ATIS-1000074 5.3.2): `verstat=<result>` on the P-Asserted-Identity URI, or
- * on the From URI when there is no P-Asserted-Identity. Identity headers are passed on unchanged,
- * so a downstream verifier can check them again.
+ * on the From URI when there is no P-Asserted-Identity, and for a verified call its attestation
+ * level in `Attestation-Info: A|B|C`. Identity headers are passed on unchanged, so a downstream
+ * verifier can check them again.
  *
  * Attestation for calls didgate signs (RFC 8588, ATIS-1000074 5.2.3): A when the customer is
  * authenticated and owns the calling number (caller_id: owned passed), B when the customer is
@@ -97,6 +98,8 @@ export class StirPolicy {
     if (onFail === "reject" && r.status !== 0) {
       return { result: r, reject: r.status, reason: r.status + " " + (STATUS_REASON[r.status] ?? "") };
     }
+    // the attestation level of a verified PASSporT, for PBXs that show or act on it
+    if (r.reason === "passed" && r.attest !== null) req.set("Attestation-Info", r.attest);
     const pai = req.get("p-asserted-identity");
     if (pai !== undefined) req.set("P-Asserted-Identity", withVerstat(pai, r.verstat));
     else {

@@ -75,6 +75,7 @@ describe("STIR/SHAKEN verification end to end", () => {
     await ok(uas, "pbx");
     const inv = uas.received("INVITE")[0]!;
     expect(inv.get("from")).toContain(";verstat=TN-Validation-Passed@");
+    expect(inv.get("attestation-info")).toBe("A");
     expect(inv.get("identity")).toBeDefined();
   });
 
@@ -84,6 +85,7 @@ describe("STIR/SHAKEN verification end to end", () => {
     await ok(u1, "carrier (bad)");
     await ok(bad, "pbx (bad)");
     expect(bad.received("INVITE")[0]!.get("from")).toContain(";verstat=TN-Validation-Failed@");
+    expect(bad.received("INVITE")[0]!.get("attestation-info")).toBeUndefined();
     const none = startUas("uas_answer.xml", "udp", P.none!);
     const u2 = await startUac("uac_call.xml", "udp", udp, { service: "+15125550103", caller: CALLER });
     await ok(u2, "carrier (none)");
