@@ -25,6 +25,8 @@ export class CustomerTable {
   private readonly matcher = new AddressMatcher<Customer>();
   private readonly users = new Map<string, Customer>();
   readonly customers: Customer[] = [];
+  /** The same, by name. */
+  private readonly names = new Map<string, Customer>();
   /** Some customer may call from any address (digest only): unknown sources get a challenge. */
   readonly anySource: boolean;
 
@@ -52,6 +54,7 @@ export class CustomerTable {
         bySource: c.sources.length > 0,
       };
       this.customers.push(cu);
+      this.names.set(cu.name, cu);
       for (const s of c.sources) this.matcher.add(s, cu);
       if (c.digest) this.users.set(c.digest.username, cu);
       if (c.sources.length === 0) any = true;
@@ -60,7 +63,7 @@ export class CustomerTable {
   }
 
   byName(name: string): Customer | undefined {
-    return this.customers.find((c) => c.name === name);
+    return this.names.get(name);
   }
 
   /** The customer owning a source address, or undefined. */

@@ -19,6 +19,8 @@ export interface Trunk {
 export class TrunkTable {
   private readonly matcher = new AddressMatcher<Trunk>();
   readonly trunks: Trunk[] = [];
+  /** The same, by name. */
+  private readonly names = new Map<string, Trunk>();
 
   constructor(configs: readonly TrunkConfig[], now: Now, previous?: TrunkTable) {
     for (const c of configs) {
@@ -34,12 +36,13 @@ export class TrunkTable {
       if (c.national_prefix !== undefined) plan.nationalPrefix = c.national_prefix;
       const t: Trunk = { name: c.name, didFrom: c.did_from, plan, cps, config: c };
       this.trunks.push(t);
+      this.names.set(t.name, t);
       for (const s of c.sources) this.matcher.add(s, t);
     }
   }
 
   byName(name: string): Trunk | undefined {
-    return this.trunks.find((t) => t.name === name);
+    return this.names.get(name);
   }
 
   /** The trunk owning a source address, or undefined. */
