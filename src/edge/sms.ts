@@ -16,7 +16,7 @@ import type { RecordWriter } from "../records/writer.js";
 import { Counter, type Registry } from "prom-client";
 import type { AcceptOutcome, DeliveryJob, DeliveryTarget, FinalOutcome, MessageReceiptBody, MessageReceivedBody } from "../delivery/types.js";
 import { normalizeNumber, type NumberPlan } from "../routing/number.js";
-import { isGone, type Route } from "../routing/route.js";
+import { isGone, type Route, type RouteState } from "../routing/route.js";
 import type { RouteStore } from "../routing/table.js";
 import type { AcceptResult, InboundSms, Receipt, SmsAddress } from "../smpp/types.js";
 import type { ReceiptCorrelator } from "./receipts.js";
@@ -43,6 +43,8 @@ export interface SmsEdgeOptions {
     /** Is this name an outbound bind (a carrier's receipt will come back from it)? */
     isBind(name: string): boolean;
   };
+  /** State of a route at a time (Decider.stateOf: released_at, port_date); default its state field. */
+  stateOf?: (route: Route, atMs: number) => RouteState;
   /** Message records (one per message, at its final outcome) and number activity. */
   records?: RecordWriter;
   activity?: ActivityRecorder;
@@ -148,8 +150,9 @@ export class SmsEdge {
       return { status: "invalid_destination" };
     }
     const key = table.matchedKey();
-    if (isGone(route.state)) {
-      this.finish(msg, "gone", { did: to.e164, route_key: key, state: route.state });
+    const state = this.stateOf(route);
+    if (isGone(state)) {
+      this.finish(msg, "gone", { did: to.e164, route_key: key, state });
       return { status: "invalid_destination" };
     }
     const sms = route.sms;
@@ -299,7 +302,12 @@ export class SmsEdge {
   /** The route of a number if it routes SMS to a webhook (not gone). */
   private smsRoute(e164: string): Route | undefined {
     const v = this.opts.store.current.lookup(e164);
-    return v !== undefined && !isGone(v.state) && v.sms?.webhook !== undefined ? v : undefined;
+    return v !== undefined && !isGone(this.stateOf(v)) && v.sms?.webhook !== undefined ? v : undefined;
+  }
+
+  /** A route's state now, with its lifecycle dates applied (the same rule as calls). */
+  private stateOf(route: Route): RouteState {
+    return this.opts.stateOf !== undefined ? this.opts.stateOf(route, this.now()) : route.state;
   }
 }
 

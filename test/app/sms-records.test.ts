@@ -28,7 +28,10 @@ beforeAll(async () => {
   });
   await new Promise<void>((r) => receiver.listen(0, "127.0.0.1", r));
   const hook = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/in`;
-  await new RedisRouteWriter(client, { prefix: "rec:", streamMaxlen: 10_000 }).set("+15125550100", { tenant: "acme", sms: { webhook: hook } });
+  const w = new RedisRouteWriter(client, { prefix: "rec:", streamMaxlen: 10_000 });
+  await w.set("+15125550100", { tenant: "acme", sms: { webhook: hook } });
+  // released 10 days ago: in quarantine by date alone (its state field still says active)
+  await w.set("+15125550150", { tenant: "acme", released_at: new Date(Date.now() - 10 * 86_400_000).toISOString(), sms: { webhook: hook } });
   const dir = tempDir();
   ({ app } = await startApp(
     {
@@ -67,5 +70,12 @@ describe("message records", () => {
     expect(refused).toMatchObject({ direction: "inbound", reason: "no_route", to: "+15125550999" });
     await app.activity!.flush();
     expect(Number(await client.hget("rec:activity:in", "+15125550100"))).toBeGreaterThan(Date.now() - 60_000);
+  });
+});
+
+describe("number lifecycle for messages", () => {
+  it("a number whose released_at has passed gets ESME_RINVDSTADR, as a call gets 410", async () => {
+    const r = await carrier.send("deliver_sm", { source_addr: "447700900123", source_addr_ton: 1, destination_addr: "5125550150", short_message: "to the old holder" });
+    expect(r.command_status).toBe(0x0b);
   });
 });
