@@ -28,7 +28,6 @@ export interface IdentityCarrier {
   get(name: string): string | undefined;
   getAll(name: string): string[];
   set(name: string, value: string): void;
-  append(name: string, value: string): void;
 }
 
 export interface StirPolicyOptions {
@@ -141,18 +140,4 @@ export class StirPolicy {
     });
   }
 
-  /**
-   * Signs an outbound call: adds the Identity header (and, for a forwarded call that arrived
-   * signed, a div PASSporT naming the diverting number). Returns the attestation, or null when
-   * signing is off or a number is missing.
-   */
-  signOutbound(req: IdentityCarrier, attest: Attestation, orig: string | undefined, dest: string, divertedFrom?: string): Attestation | null {
-    const s = this.o.signer;
-    if (s === undefined || orig === undefined) return null;
-    const hadIdentity = req.getAll("identity").length > 0;
-    if (divertedFrom !== undefined && hadIdentity) req.append("Identity", s.signDiversion(orig, divertedFrom, dest));
-    else req.append("Identity", s.sign(attest, orig, dest).header);
-    this.signatures.inc({ attest });
-    return attest;
-  }
 }

@@ -108,6 +108,7 @@ describe("STIR/SHAKEN verification end to end", () => {
     const uac = await startUac("uac_call_identity.xml", "udp", udp, { service: "+15125550104", caller: CALLER, subst: { IDENTITY: identity(CALLER, "+15125550104") } });
     await ok(uac, "carrier");
     await ok(uas, "pbx");
+    expect(uas.received("INVITE")[0]!.get("from")).toContain(";verstat=TN-Validation-Passed@");
     expect(fetches - before).toBe(0); // warm from the earlier calls
   });
 });

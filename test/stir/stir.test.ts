@@ -272,18 +272,25 @@ describe("edge STIR policy", () => {
     expect(text).toMatch(/didgate_stir_cert_fetches 1/);
   });
 
-  it("signs outbound calls with the attestation given, and a div PASSporT for a forwarded signed call", () => {
+  it("signs the off-net legs of a call: one PASSporT per destination, C for forwards, div for a forward that arrived signed", () => {
     const reg = new Registry();
     const p = new StirPolicy({ signer: signer(base + "/sp.pem"), registry: reg });
-    const m = invite([]);
-    expect(p.signOutbound(m, "A", CALLER, DID)).toBe("A");
-    const claims = decodePassport(parseIdentity(m.get("identity")!)!.token)!.claims;
-    expect(claims).toMatchObject({ attest: "A", orig: { tn: "15125550100" }, dest: { tn: ["442071838750"] } });
-    const fwd = invite([`Identity: ${signer(base + "/sp.pem").sign("A", CALLER, "+15125550111").header}`]);
-    p.signOutbound(fwd, "C", CALLER, DID, "+15125550111");
-    const ids = fwd.getAll("identity");
-    expect(ids).toHaveLength(2);
-    expect(parseIdentity(ids[1]!)!.ppt).toBe("div");
-    expect(p.signOutbound(invite([]), "B", undefined, DID)).toBeNull();
+    const carrier = { name: "c" };
+    const legs = [
+      { uri: "sip:a@1.2.3.4", carrier, dest: DID, add: [] as Array<readonly [string, string]> },
+      { uri: "sip:a@1.2.3.5", carrier, dest: DID, add: [] as Array<readonly [string, string]> },
+      { uri: "sip:pbx@10.0.0.1", add: [] as Array<readonly [string, string]> },
+    ];
+    const out = p.signLegs(legs, "A", CALLER, false);
+    expect(out[2]).toBe(legs[2]);
+    const h0 = out[0]!.add.find(([n]) => n === "Identity")![1];
+    expect(out[1]!.add.find(([n]) => n === "Identity")![1]).toBe(h0);
+    expect(decodePassport(parseIdentity(h0)!.token)!.claims).toMatchObject({ attest: "A", orig: { tn: "15125550100" }, dest: { tn: ["442071838750"] } });
+    const fwd = [{ uri: "sip:x@1.2.3.4", carrier, dest: DID, forwardedFrom: "+15125550111", add: [] as Array<readonly [string, string]> }];
+    expect(decodePassport(parseIdentity(p.signLegs(fwd, "A", CALLER, false)[0]!.add[0]![1])!.token)!.claims).toMatchObject({ attest: "C" });
+    const div = parseIdentity(p.signLegs(fwd, "A", CALLER, true)[0]!.add[0]![1])!;
+    expect(div.ppt).toBe("div");
+    expect(decodePassport(div.token)!.claims).toMatchObject({ div: { tn: "15125550111" } });
+    expect(p.signLegs(legs, "B", undefined, false)).toBe(legs);
   });
 });
