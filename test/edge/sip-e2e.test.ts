@@ -11,7 +11,7 @@ import type { Didgate } from "../../src/app.js";
 import { VoiceEdge } from "../../src/edge/voice.js";
 import type { SipMessage } from "../../src/sip/index.js";
 import { startApp, tempDir, writeRoutes } from "../helpers/app.js";
-import { freePort, killAllSipp } from "../helpers/sipp.js";
+import { freePort, killAllSipp, sippReady } from "../helpers/sipp.js";
 import { SilentUdp, startUac, startUas, statuses, type Tp, ok } from "./sip-util.js";
 
 // 2024-05-15 (a Wednesday) 10:30 UTC, moving with real time
@@ -157,7 +157,10 @@ describe("SIP edge end to end (sipp carrier -> didgate -> sipp destination)", ()
     for (const s of silent) await s.close();
   });
 
-  const settle = (): Promise<void> => new Promise((r) => setTimeout(r, 250));
+  const settle = async (): Promise<void> => {
+    await sippReady();
+    await new Promise((r) => setTimeout(r, 20));
+  };
 
   it.concurrent("UDP: full call, BYE from the carrier", async () => {
     const e = main!;

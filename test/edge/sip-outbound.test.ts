@@ -11,7 +11,7 @@ import type { Didgate } from "../../src/app.js";
 import { digestResponse } from "../../src/sip/digest.js";
 import { parseMessage, SipMessage } from "../../src/sip/index.js";
 import { startApp, tempDir, waitFor } from "../helpers/app.js";
-import { freePort, killAllSipp } from "../helpers/sipp.js";
+import { freePort, killAllSipp, sippReady } from "../helpers/sipp.js";
 import { SilentUdp, startUac, startUas, statuses, type Party, ok } from "./sip-util.js";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -175,7 +175,10 @@ describe("outbound calls end to end (sipp customer -> didgate -> sipp carriers)"
     await quiet?.close();
   });
 
-  const settle = (): Promise<void> => new Promise((r) => setTimeout(r, 250));
+  const settle = async (): Promise<void> => {
+    await sippReady();
+    await new Promise((r) => setTimeout(r, 20));
+  };
   const carrierInvite = (p: Party): SipMessage => {
     const m = p.received("INVITE")[0];
     expect(m, "carrier got no INVITE").toBeDefined();

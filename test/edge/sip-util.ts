@@ -9,7 +9,7 @@ import os from "node:os";
 import path from "node:path";
 import { parseMessage, SipMessage } from "../../src/sip/index.js";
 import { expect } from "vitest";
-import { describeResult, freePort, startSipp, type SippProcess, type SippResult } from "../helpers/sipp.js";
+import { describeResult, freePort, sippReady, startSipp, type SippProcess, type SippResult } from "../helpers/sipp.js";
 
 export const SCENARIOS = path.resolve(path.dirname(new URL(import.meta.url).pathname), "scenarios");
 
@@ -93,6 +93,7 @@ export interface UacOptions {
 /** sipp as a carrier sending to the edge at 127.0.0.1:edgePort. */
 export async function startUac(scenario: string, transport: Tp, edgePort: number, o: UacOptions): Promise<Party> {
   const t = o.timeoutS ?? 15;
+  await sippReady(); // every destination started so far is listening before the call leaves
   const port = await freePort(o.ip ?? "127.0.0.1");
   const args = [
     "-sf", scenarioFile(scenario, o.subst), `127.0.0.1:${edgePort}`, "-s", o.service,

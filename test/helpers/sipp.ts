@@ -49,6 +49,35 @@ export interface SippProcess {
   files(): string[];
   /** Read a file from the working directory whose name contains `part` (e.g. "_errors.log"). */
   readFile(part: string): string | undefined;
+  /** Resolves once the port given with `-p` is bound (at once when there is none, or it exited). */
+  readonly ready: Promise<void>;
+}
+
+/** Is a local port bound (any address, UDP or TCP), per the kernel's socket tables? */
+function portBound(port: number): boolean {
+  const hex = ":" + port.toString(16).toUpperCase().padStart(4, "0") + " ";
+  for (const t of ["udp", "udp6", "tcp", "tcp6"]) {
+    let text = "";
+    try {
+      text = fs.readFileSync(`/proc/net/${t}`, "latin1");
+    } catch {
+      continue;
+    }
+    // local_address is the second column: "  sl  local_address rem_address ..."
+    for (const line of text.split("\n")) {
+      const local = line.trim().split(/\s+/)[1];
+      if (local !== undefined && (local + " ").endsWith(hex)) return true;
+    }
+  }
+  return false;
+}
+
+async function waitBound(port: number, child: ChildProcess, timeoutMs = 10_000): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  while (Date.now() < until && child.exitCode === null && child.signalCode === null) {
+    if (portBound(port)) return;
+    await new Promise((r) => setTimeout(r, 10));
+  }
 }
 
 const running = new Set<SippProcess>();
@@ -115,9 +144,18 @@ export function startSipp(opts: SippOptions): SippProcess {
       const f = listFiles(cwd).find((n) => n.includes(part));
       return f === undefined ? undefined : fs.readFileSync(path.join(cwd, f), "latin1");
     },
+    ready: Promise.resolve(),
   };
+  const pi = args.indexOf("-p");
+  const port = pi >= 0 ? Number(args[pi + 1]) : NaN;
+  if (Number.isInteger(port) && port > 0) (proc as { ready: Promise<void> }).ready = waitBound(port, child);
   running.add(proc);
   return proc;
+}
+
+/** Wait until every sipp still running has bound its `-p` port (a UAS is ready for calls). */
+export async function sippReady(): Promise<void> {
+  await Promise.all([...running].map((p) => p.ready));
 }
 
 /** Run sipp to completion (or timeout) and return its exit status and output. */

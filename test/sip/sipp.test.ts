@@ -47,8 +47,7 @@ async function call(o: CallOpts): Promise<{ uac: SippProcess; uas: SippProcess; 
     args: ["-sf", scenario(o.uasScenario), "-i", "127.0.0.1", "-p", String(uasPort), "-t", t, "-m", "1", "-timeout", "15s", "-trace_err"],
     timeoutMs: 20_000,
   });
-  // give the UAS a moment to bind
-  await new Promise((r) => setTimeout(r, 300));
+  await uas.ready;
   const uac = startSipp({
     args: [
       "-sn", "uac", `127.0.0.1:${proxy.port}`, "-s", "service", "-i", "127.0.0.1", "-p", String(uacPort), "-t", t,
