@@ -57,7 +57,8 @@ import { CertCache, parsePemBundle } from "./stir/certs.js";
 import { StirSigner } from "./stir/sign.js";
 import { StirVerifier } from "./stir/verify.js";
 import type { StatusReport } from "./ops/status.js";
-import { RecordWriter } from "./records/writer.js";
+import { RecordWriter, type RecordWebhook } from "./records/writer.js";
+import { WebhookSender } from "./delivery/webhook.js";
 import type { SmppConfig } from "./smpp/types.js";
 
 export interface DidgateOptions {
@@ -139,6 +140,7 @@ export class Didgate {
   private maskingMetrics: MaskingMetrics | undefined;
   /** Call and message records (records.enabled), and number activity. */
   records: RecordWriter | undefined;
+  private recordSender: WebhookSender | undefined;
   activity: ActivityRecorder | undefined;
   stir: StirPolicy | undefined;
   cdr: CallRecords | undefined;
@@ -542,12 +544,19 @@ export class Didgate {
         stream: `${prefix}cdr`,
         maxlen: r.stream_maxlen,
         ...(r.jsonl ? { jsonl: { path: this.path(r.jsonl.path), maxBytes: r.jsonl.max_bytes, keep: r.jsonl.keep } } : {}),
+        ...(r.webhook ? { webhook: this.recordWebhook(r.webhook) } : {}),
         logger: this.logger,
         registry: this.registry,
       });
     }
     const redis = this.ownRedis("didgate-activity");
     this.activity = new ActivityRecorder({ ...(redis ? { redis, prefix } : { file: resolvePath(stateDir, "activity.json") }), logger: this.logger, now: this.now });
+  }
+
+  private recordWebhook(w: NonNullable<Config["records"]["webhook"]>): RecordWebhook {
+    const wh = this.config.webhooks;
+    this.recordSender = new WebhookSender({ timeoutMs: wh.timeout_ms, ...(wh.secret ? { secret: wh.secret } : {}), now: this.now, allowPrivate: wh.allow_private, maxSockets: 16 });
+    return { sender: this.recordSender, url: w.url, ...(w.secret ? { secret: w.secret } : {}), types: w.types, maxAgeMs: w.max_age_s * 1000, now: this.now };
   }
 
   private async startMasking(): Promise<void> {
@@ -732,6 +741,7 @@ export class Didgate {
     this.hep?.close();
     await this.activity?.close().catch(() => undefined);
     await this.records?.close(1000).catch(() => undefined);
+    this.recordSender?.close();
     for (const c of this.extraRedis) c.disconnect();
     this.logger.info("didgate stopped");
     await new Promise<void>((resolve) => {

@@ -410,6 +410,20 @@ export const recordsSchema = z
       .object({ path: z.string().min(1), max_bytes: z.number().int().positive().default(100 * 1024 * 1024), keep: z.number().int().min(0).max(100).default(5) })
       .strict()
       .optional(),
+    /**
+     * A signed `call.completed` webhook per call record (and `message.completed` per message record
+     * when `types` lists message), signed with `secret` or else webhooks.secret, through the same
+     * address policy as other webhooks (webhooks.allow_private).
+     */
+    webhook: z
+      .object({
+        url: z.string().url().regex(/^https?:\/\//, "must be an http(s) URL"),
+        secret: z.string().min(1).optional(),
+        types: z.array(z.enum(["call", "message"])).min(1).default(["call"]),
+        max_age_s: z.number().positive().default(86_400),
+      })
+      .strict()
+      .optional(),
   })
   .strict();
 

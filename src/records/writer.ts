@@ -12,12 +12,26 @@
  * `id` for the consumer to deduplicate. The log is truncated once everything in it was sent.
  * Data is written with write(2) at once (it survives the process being killed) and fsync'd every
  * `fsyncMs` (power loss costs at most that much).
+ *
+ * Webhook: with `webhook` set, a second cursor over the same log (`records.webhook.offset`) posts
+ * each call record as a signed `call.completed` (and, when asked, each message record as
+ * `message.completed`) in log order, at least once, with the record id as `webhook-id`. A receiver
+ * that is down or answers 5xx/429 is retried with backoff from the same record (the log keeps it);
+ * a permanent refusal (4xx, a refused address) or a record older than `maxAgeMs` is skipped and
+ * counted. The log is truncated only once both the stream and the webhook are past its end.
+ *
+ * Tenant usage: every record counts into `didgate_tenant_calls_total`,
+ * `didgate_tenant_call_seconds_total`, `didgate_tenant_messages_total` and
+ * `didgate_tenant_message_parts_total` by tenant and direction, for per-tenant panels. Tenants come
+ * from route entries (operator data, not the network); past `maxTenants` distinct values the rest
+ * count as "other", so the series stay bounded.
  */
 import { closeSync, existsSync, fstatSync, fsyncSync, mkdirSync, openSync, readSync, renameSync, statSync, writeFileSync, writeSync, readFileSync, ftruncateSync } from "node:fs";
 import { dirname, join } from "node:path";
 import type { Cluster, Redis } from "ioredis";
 import type { Logger } from "pino";
 import { Counter, Gauge, type Registry } from "prom-client";
+import { redactUrl, type WebhookSender } from "../delivery/webhook.js";
 
 export type RecordType = "call" | "message";
 
@@ -31,8 +45,12 @@ export interface RecordWriterOptions {
   maxlen?: number;
   /** Optional JSON-lines copy, rotated by size. */
   jsonl?: { path: string; maxBytes: number; keep: number };
-  /** Called with every record (e.g. a signed call.completed webhook); must not throw or block. */
+  /** Called with every record; must not throw or block. */
   onRecord?: (type: RecordType, rec: Record<string, unknown>) => void;
+  /** Signed call.completed (and message.completed) webhook fed from the log. */
+  webhook?: RecordWebhook;
+  /** Distinct tenant label values before the rest count as "other" (default 1000). */
+  maxTenants?: number;
   logger: Logger;
   registry?: Registry;
   fsyncMs?: number;
@@ -40,6 +58,22 @@ export interface RecordWriterOptions {
 }
 
 const CHUNK = 256 * 1024;
+
+export interface RecordWebhook {
+  sender: WebhookSender;
+  url: string;
+  secret?: string;
+  /** Record types posted (default: call only). */
+  types: readonly RecordType[];
+  /** Records older than this when their turn comes are skipped (ms). */
+  maxAgeMs: number;
+  /** Requests in flight at once (default 16). */
+  concurrency?: number;
+  /** Wall clock (ms). */
+  now: () => number;
+}
+
+const DIRECTIONS = new Set(["inbound", "outbound", "forwarded", "masked", "onnet"]);
 
 export class RecordWriter {
   private readonly logPath: string;
@@ -59,6 +93,18 @@ export class RecordWriter {
   private readonly written: Counter<"type"> | undefined;
   private readonly sent: Counter | undefined;
   private readonly pendingBytes: Gauge | undefined;
+  private readonly hookOffsetPath: string;
+  private hookOffset: number;
+  private hookBusy = false;
+  private hookBackoffMs = 0;
+  private hookTimer: NodeJS.Timeout | null = null;
+  private hookDown = false;
+  private readonly hookSent: Counter<"outcome"> | undefined;
+  private readonly tenantCalls: Counter<"tenant" | "direction"> | undefined;
+  private readonly tenantSeconds: Counter<"tenant" | "direction"> | undefined;
+  private readonly tenantMessages: Counter<"tenant" | "direction"> | undefined;
+  private readonly tenantParts: Counter<"tenant" | "direction"> | undefined;
+  private readonly tenants = new Set<string>();
 
   constructor(private readonly o: RecordWriterOptions) {
     mkdirSync(o.stateDir, { recursive: true });
@@ -72,21 +118,62 @@ export class RecordWriter {
       if (Number.isInteger(n) && n >= 0 && n <= this.size) off = n;
     }
     this.offset = o.redis === undefined ? this.size : off;
+    this.hookOffsetPath = join(o.stateDir, "records.webhook.offset");
+    this.hookOffset = this.size;
+    if (o.webhook !== undefined && existsSync(this.hookOffsetPath)) {
+      const n = Number(readFileSync(this.hookOffsetPath, "utf8").trim());
+      if (Number.isInteger(n) && n >= 0 && n <= this.size) this.hookOffset = n;
+    }
     if (o.jsonl) this.openJsonl();
     if (o.registry) {
       this.written = new Counter({ name: "didgate_records_total", help: "Call and message records written", labelNames: ["type"], registers: [o.registry] });
       this.sent = new Counter({ name: "didgate_records_sent_total", help: "Records sent to the Redis stream", registers: [o.registry] });
       this.pendingBytes = new Gauge({ name: "didgate_records_pending_bytes", help: "Bytes of records on disk not yet in Redis", registers: [o.registry], collect: () => this.pendingBytes?.set(this.size - this.offset) });
+      const registers = [o.registry];
+      if (o.webhook !== undefined) this.hookSent = new Counter({ name: "didgate_records_webhook_total", help: "Record webhooks (call.completed, message.completed) by outcome", labelNames: ["outcome"], registers });
+      const td = ["tenant", "direction"] as const;
+      this.tenantCalls = new Counter({ name: "didgate_tenant_calls_total", help: "Call records by tenant and direction", labelNames: td, registers });
+      this.tenantSeconds = new Counter({ name: "didgate_tenant_call_seconds_total", help: "Billable call seconds (answer to hangup) by tenant and direction", labelNames: td, registers });
+      this.tenantMessages = new Counter({ name: "didgate_tenant_messages_total", help: "Message records by tenant and direction", labelNames: td, registers });
+      this.tenantParts = new Counter({ name: "didgate_tenant_message_parts_total", help: "Message parts (segments) by tenant and direction", labelNames: td, registers });
     }
     const fsyncMs = o.fsyncMs ?? 1000;
     this.syncTimer = setInterval(() => this.sync(), fsyncMs);
     this.syncTimer.unref();
     if (this.offset < this.size) this.schedule(0);
+    if (this.hookOffset < this.size) this.scheduleHook(0);
   }
 
-  /** Bytes on disk not yet sent. */
+  /** Bytes on disk not yet sent to the stream. */
   get pending(): number {
     return this.size - this.offset;
+  }
+
+  /** Bytes on disk not yet posted to the webhook. */
+  get webhookPending(): number {
+    return this.size - this.hookOffset;
+  }
+
+  private tenantLabel(t: unknown): string {
+    if (typeof t !== "string" || t === "") return "none";
+    if (this.tenants.has(t)) return t;
+    if (this.tenants.size >= (this.o.maxTenants ?? 1000)) return "other";
+    this.tenants.add(t);
+    return t;
+  }
+
+  private countUsage(type: RecordType, rec: Record<string, unknown>): void {
+    if (this.tenantCalls === undefined) return;
+    const labels = { tenant: this.tenantLabel(rec.tenant), direction: DIRECTIONS.has(rec.direction as string) ? (rec.direction as string) : "other" };
+    if (type === "call") {
+      this.tenantCalls.inc(labels);
+      const ms = typeof rec.billable_ms === "number" ? rec.billable_ms : 0;
+      if (ms > 0) this.tenantSeconds!.inc(labels, ms / 1000);
+    } else {
+      this.tenantMessages!.inc(labels);
+      const parts = typeof rec.parts === "number" && rec.parts > 0 ? rec.parts : 1;
+      this.tenantParts!.inc(labels, parts);
+    }
   }
 
   write(type: RecordType, rec: Record<string, unknown>): void {
@@ -97,16 +184,114 @@ export class RecordWriter {
     this.size += b.length;
     this.dirty = true;
     this.written?.inc({ type });
+    this.countUsage(type, rec);
     if (this.o.jsonl) this.writeJsonl(b);
     try {
       this.o.onRecord?.(type, rec);
     } catch (err) {
       this.o.logger.warn({ err: err instanceof Error ? err.message : String(err) }, "record hook failed");
     }
+    if (this.o.webhook === undefined) this.hookOffset = this.size;
+    else if (!this.hookBusy && this.hookTimer === null) this.scheduleHook(0);
     if (this.o.redis === undefined) {
       this.offset = this.size;
       this.compact();
     } else if (!this.pumping && this.timer === null) this.schedule(0);
+  }
+
+  private scheduleHook(ms: number): void {
+    if (this.closed || this.hookTimer !== null || this.o.webhook === undefined) return;
+    this.hookTimer = setTimeout(() => {
+      this.hookTimer = null;
+      void this.pumpHook();
+    }, ms);
+    this.hookTimer.unref();
+  }
+
+  /** Posts records from the webhook cursor in order, a batch at a time, until caught up or refused. */
+  private async pumpHook(): Promise<void> {
+    const h = this.o.webhook;
+    if (h === undefined || this.hookBusy || this.closed) return;
+    this.hookBusy = true;
+    let stalled = false;
+    try {
+      const conc = h.concurrency ?? 16;
+      while (!this.closed && this.hookOffset < this.size && !stalled) {
+        const { lines, bytes } = this.readLines(this.hookOffset);
+        if (bytes === 0) break;
+        for (let i = 0; i < lines.length && !stalled; i += conc) {
+          const batch = lines.slice(i, i + conc);
+          const results = await Promise.all(batch.map((l) => this.postOne(h, l)));
+          for (let k = 0; k < batch.length; k++) {
+            if (!results[k]) {
+              stalled = true;
+              break;
+            }
+            this.hookOffset += Buffer.byteLength(batch[k]!, "utf8") + 1;
+          }
+          this.saveHookOffset();
+          if (this.closed) break;
+        }
+      }
+    } finally {
+      this.hookBusy = false;
+    }
+    if (stalled) {
+      this.hookBackoffMs = Math.min(30_000, Math.max(500, this.hookBackoffMs * 2));
+      if (!this.hookDown) {
+        this.hookDown = true;
+        this.o.logger.warn({ url: redactUrl(h.url), pending_bytes: this.webhookPending }, "records: webhook receiver not taking records, retrying");
+      }
+    } else {
+      this.hookBackoffMs = 0;
+      if (this.hookDown) {
+        this.hookDown = false;
+        this.o.logger.info({ url: redactUrl(h.url) }, "records: webhook receiver takes records again");
+      }
+      this.compact();
+    }
+    if (this.hookOffset < this.size) this.scheduleHook(this.hookBackoffMs);
+  }
+
+  /** One record to the webhook: true when done with it (delivered, or skipped for good). */
+  private async postOne(h: RecordWebhook, line: string): Promise<boolean> {
+    let rec: Record<string, unknown>;
+    try {
+      rec = JSON.parse(line) as Record<string, unknown>;
+    } catch {
+      return true;
+    }
+    const type: RecordType = rec.type === "message" ? "message" : "call";
+    if (!h.types.includes(type)) return true;
+    const at = Date.parse(String(rec.end_at ?? rec.final_at ?? rec.at ?? ""));
+    if (Number.isFinite(at) && h.now() - at > h.maxAgeMs) {
+      this.hookSent?.inc({ outcome: "expired" });
+      return true;
+    }
+    const id = typeof rec.id === "string" ? rec.id : "";
+    const { type: _t, ...data } = rec;
+    const body = JSON.stringify({ type: type === "call" ? "call.completed" : "message.completed", timestamp: new Date(h.now()).toISOString(), data });
+    const a = await h.sender.send(h.url, id, body, h.secret);
+    if (a.result.kind === "delivered") {
+      this.hookSent?.inc({ outcome: "delivered" });
+      return true;
+    }
+    // In-order delivery: a record the receiver rejects as such (4xx other than 408/429) would
+    // otherwise hold every later record back until max_age; it is skipped like a 410.
+    const rejected = a.status >= 400 && a.status < 500 && a.status !== 408 && a.status !== 429;
+    if (a.result.kind === "dead" || rejected) {
+      this.hookSent?.inc({ outcome: "refused" });
+      this.o.logger.warn({ url: redactUrl(h.url), status: a.status, record: id }, "records: webhook refused a record for good; skipped");
+      return true;
+    }
+    this.hookSent?.inc({ outcome: "retry" });
+    return false;
+  }
+
+  private saveHookOffset(): void {
+    const tmp = this.hookOffsetPath + ".tmp";
+    writeFileSync(tmp, String(this.hookOffset));
+    renameSync(tmp, this.hookOffsetPath);
   }
 
   private schedule(ms: number): void {
@@ -209,13 +394,15 @@ export class RecordWriter {
     renameSync(tmp, this.offsetPath);
   }
 
-  /** Everything sent: start the log again from zero. */
+  /** Everything sent (stream and webhook): start the log again from zero. */
   private compact(): void {
-    if (this.offset !== this.size || this.size < 1024 * 1024) return;
+    if (this.offset !== this.size || this.hookOffset !== this.size || this.size < 1024 * 1024) return;
     ftruncateSync(this.fd, 0);
     this.size = 0;
     this.offset = 0;
+    this.hookOffset = 0;
     if (this.o.redis !== undefined) this.saveOffset();
+    if (this.o.webhook !== undefined) this.saveHookOffset();
   }
 
   private openJsonl(): void {
@@ -251,8 +438,15 @@ export class RecordWriter {
         if (this.down) break;
       }
     }
+    if (this.o.webhook !== undefined) {
+      while (this.hookOffset < this.size && !this.hookDown && Date.now() < end) {
+        if (!this.hookBusy) await this.pumpHook();
+        else await new Promise((r) => setTimeout(r, 10));
+      }
+    }
     this.closed = true;
     if (this.timer !== null) clearTimeout(this.timer);
+    if (this.hookTimer !== null) clearTimeout(this.hookTimer);
     if (this.syncTimer !== null) clearInterval(this.syncTimer);
     this.dirty = true;
     this.sync();
@@ -260,3 +454,4 @@ export class RecordWriter {
     if (this.jsonlFd >= 0) closeSync(this.jsonlFd);
   }
 }
+

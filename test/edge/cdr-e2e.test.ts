@@ -4,7 +4,9 @@
  * hung up, a failed call, a cancelled call, and calls made while Redis is down (their records
  * appear once it is back).
  */
+import { createServer, type Server } from "node:http";
 import { Redis } from "ioredis";
+import { Webhook } from "standardwebhooks";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Didgate } from "../../src/app.js";
 import { RedisRouteWriter } from "../../src/routing/sources/redis-writer.js";
@@ -18,6 +20,9 @@ let client: Redis;
 let app: Didgate;
 let udp = 0;
 const P: Record<string, number> = {};
+const HOOK_SECRET = "whsec_" + Buffer.from("billing receiver secret").toString("base64");
+let hookServer: Server;
+const hooks: { headers: Record<string, string>; body: string }[] = [];
 
 async function cdrOf(callId: string): Promise<Record<string, any>> {
   return waitFor(async () => {
@@ -43,12 +48,24 @@ beforeAll(async () => {
   await w.set("+15125550104", t(P.down!));
   const dir = tempDir();
   udp = await freePort();
+  hookServer = createServer((req, res) => {
+    let body = "";
+    req.on("data", (d: Buffer) => (body += d.toString()));
+    req.on("end", () => {
+      hooks.push({ headers: req.headers as Record<string, string>, body });
+      res.writeHead(204).end();
+    });
+  });
+  await new Promise<void>((r) => hookServer.listen(0, "127.0.0.1", r));
+  const hookUrl = `http://127.0.0.1:${(hookServer.address() as { port: number }).port}/calls`;
   ({ app } = await startApp(
     {
       sip: { listen: [`udp://127.0.0.1:${udp}`], trunks: [{ name: "carrier-a", sources: ["127.0.0.1"], country_code: "1" }], timers: { t1_ms: 50 } },
       routes: { redis: { url: redis.url, prefix: "cdr:", snapshot: "" } },
       state_dir: dir,
       instance_id: "edge-cdr",
+      records: { webhook: { url: hookUrl, secret: HOOK_SECRET } },
+      webhooks: { allow_private: ["127.0.0.1/32"] },
     },
     dir,
   ));
@@ -59,6 +76,7 @@ afterAll(async () => {
   killAllSipp();
   client?.disconnect();
   await redis?.stop();
+  hookServer?.close();
 });
 
 describe("call detail records", () => {
@@ -76,6 +94,14 @@ describe("call detail records", () => {
     expect(r.setup_ms).toBeGreaterThanOrEqual(0);
     expect(Date.parse(r.end_at) - Date.parse(r.answer_at)).toBe(r.billable_ms);
     expect(r.targets).toEqual([{ uri: `sip:pbx@127.0.0.1:${P.ans}`, result: "200" }]);
+    // the same record as a signed call.completed webhook, and in the tenant's minutes
+    const hook = await waitFor(() => hooks.find((h) => h.body.includes(callId)), 10_000);
+    const body = new Webhook(HOOK_SECRET).verify(hook.body, hook.headers) as { type: string; data: Record<string, unknown> };
+    expect(body.type).toBe("call.completed");
+    expect(body.data).toMatchObject({ id: r.id, call_id: callId, tenant: "acme", billable_ms: r.billable_ms });
+    const metrics = await app.registry.metrics();
+    const secs = Number(/didgate_tenant_call_seconds_total\{tenant="acme",direction="inbound"\} ([\d.]+)/.exec(metrics)?.[1]);
+    expect(secs).toBeGreaterThanOrEqual(r.billable_ms / 1000);
     const entries = (await client.xrange("cdr:cdr", "-", "+")) as [string, string[]][];
     expect(entries.filter(([, f]) => JSON.parse(f[f.indexOf("json") + 1]!).call_id === callId)).toHaveLength(1);
   });
