@@ -3,7 +3,7 @@
  * numbers, fresh (un-hashed) strings, and result output (one JSON object per line with --json, a
  * readable table otherwise). Run benchmarks with `node --expose-gc` so memory numbers are exact.
  *
- * Result fields (CONTRACT section 8): every case has name, entries, ns_per_op, ops_per_s; cases
+ * Result fields (docs/benchmarks.md): every case has name, entries, ns_per_op, ops_per_s; cases
  * with a Map baseline add ratio_to_map; table builds add build_ms and bytes_per_entry.
  */
 

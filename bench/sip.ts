@@ -11,7 +11,7 @@
  * record_route + t_relay; config from bench/kamailio/bench.cfg.tpl), and the ratio is printed.
  *
  *   npx tsc -p . && node dist/bench/sip.js [--json] [--dids 100k] [--step-s 5]
- *        [--rates 500,1000,...] [--only didgate,didgate-verify,didgate-out,didgate-sign,kamailio] [--log-level info]
+ *        [--rates 500,1000,...] [--only didgate,didgate-bare,didgate-cdr-hep,didgate-verify,didgate-out,didgate-sign,kamailio] [--log-level info]
  *
  * The outbound case ("didgate-out") runs the same calls the other way: sipp as a customer on
  * 127.0.0.2 (caller ID checked for ownership) -> didgate -> the same sipp UAS as the carrier, the
@@ -20,6 +20,11 @@
  * The STIR/SHAKEN cases: "didgate-verify" is the inbound case with stir.verify on, every INVITE
  * carrying a valid Identity (PASSporTs signed at the start for the first 5,000 DIDs; the
  * certificate cached after the first call); "didgate-sign" is the outbound case with stir.sign on.
+ *
+ * Records and capture: the plain "didgate" case runs with the defaults (call records on, written to
+ * state_dir/records.log; no capture). "didgate-bare" turns records off; "didgate-cdr-hep" adds a
+ * rotated JSON-lines copy of every record and HEP3 capture of every SIP message to a UDP receiver
+ * in this process (its packet count is printed, so a capture that sent nothing shows).
  *
  * When `didgate serve` does not answer SIP (the app does not wire the voice edge), the bench runs
  * the same config through `node dist/bench/sip.js --serve CONFIG` (Didgate + VoiceEdge in-process).
@@ -474,6 +479,20 @@ async function main(): Promise<void> {
         return { child, port };
     };
     if (want("didgate")) await runProxy("didgate", () => startDidgate());
+    if (want("didgate-bare")) await runProxy("didgate-bare", () => startDidgate(["records: { enabled: false }"]));
+    if (want("didgate-cdr-hep")) {
+      const sink = dgram.createSocket("udp4");
+      let hep = 0;
+      sink.on("message", () => hep++);
+      await new Promise<void>((r) => sink.bind(0, "127.0.0.1", () => r()));
+      try {
+        const on = [`records: { jsonl: { path: cdr.jsonl } }`, `capture: { hep: "udp://127.0.0.1:${sink.address().port}", id: 2001 }`];
+        await runProxy("didgate-cdr-hep", () => startDidgate(on));
+        log(`didgate-cdr-hep: ${hep} HEP packets received`);
+      } finally {
+        sink.close();
+      }
+    }
     if (want("didgate-verify") || want("didgate-sign")) {
       // STIR/SHAKEN: a P-256 certificate (its own trust anchor) served from loopback; one
       // PASSporT per DID of the verify case, signed now (max_age_s covers the run)

@@ -1,5 +1,5 @@
 /**
- * The configuration schema (contract section 1), validated once at start. Every object is strict:
+ * The configuration schema (README.md "Configuration"), validated once at start. Every object is strict:
  * an unknown key is an error naming its path. Defaults make the bundled config short.
  */
 import { z } from "zod";

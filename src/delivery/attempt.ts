@@ -1,7 +1,7 @@
 /**
  * One delivery round of a job over its targets, shared by the spool and the direct mode.
  *
- * Target order and failover (contract section 2: "both may be given: webhook first"):
+ * Target order and failover (README.md "Routes": both may be given, webhook first):
  * - A round tries the webhook first, then the SMPP peer, and stops at the first that accepts.
  * - A target that refuses permanently (webhook 410, invalid URL; SMPP permanent error) is skipped
  *   in later rounds of that message (the `skip` mask travels with the job in the spool).

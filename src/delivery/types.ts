@@ -4,7 +4,7 @@
  * its destination (webhook, SMPP peer) or to the dead-letter stream.
  */
 
-/** The webhook body of an inbound message (contract section 6). */
+/** The webhook body of an inbound message (docs/delivery.md). */
 export interface MessageReceivedBody {
   type: "message.received";
   id: string;

@@ -1,5 +1,5 @@
 /**
- * Webhook delivery (contract section 6): a signed POST per the Standard Webhooks scheme, through
+ * Webhook delivery (docs/delivery.md): a signed POST per the Standard Webhooks scheme, through
  * Node's built-in fetch (undici inside: keep-alive connection pooling per origin by default) or
  * node:http with a keep-alive Agent, with a timeout, redirects not followed (neither transport
  * follows them), and the answer classified into an AttemptResult. Only to allowed addresses

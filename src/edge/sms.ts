@@ -1,7 +1,7 @@
 /**
  * The SMS edge policy: an inbound message from the SMPP layer is routed by its destination
  * (normalised to E.164, TON/NPI aware, with the peer's number plan) and handed to delivery; the
- * PDU's answer is what that resolves to (contract section 5):
+ * PDU's answer is what that resolves to (README.md "SMPP answers"):
  *   no route, no sms destination, quarantine or released → invalid_destination (ESME_RINVDSTADR)
  *   delivered or durably spooled → accepted (ESME_ROK)
  *   delivery failed, temporary → temporary (the peer's configured status, default 0x64)

@@ -1,5 +1,5 @@
 /**
- * The routing decision (contract section 2): key lookup, then
+ * The routing decision (README.md "Routes"): key lookup, then
  *   state (quarantine/released never route) → callers (first match on the caller's E.164)
  *   → schedule (first window containing the call's time in its tz) → targets,
  * with targets ordered by priority and a weighted random order within one priority.

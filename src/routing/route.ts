@@ -1,5 +1,5 @@
 /**
- * The route entry model (contract section 2): validation with errors that name the key and the
+ * The route entry model (README.md "Routes"): validation with errors that name the key and the
  * field, and compilation into the shape the decision uses (targets sorted by priority, schedule
  * windows as minutes and day masks, caller rules as digit prefixes).
  *

@@ -1,7 +1,7 @@
 /**
  * The route table: longest-prefix-match of E.164 numbers against route keys.
  *
- * Keys (CONTRACT section 2):
+ * Keys (README.md "Routes"):
  *   "+15125550100"  exact number, 1..15 digits after "+"
  *   "+1512555*"     prefix, 1..15 digits; the longest matching prefix wins
  *   "*"             the default route

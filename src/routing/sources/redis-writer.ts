@@ -1,5 +1,5 @@
 /**
- * Writes the Redis route table (CONTRACT section 3). Every write validates the entry first, then
+ * Writes the Redis route table (docs/redis.md). Every write validates the entry first, then
  * writes the hash field and its change-stream entry in one MULTI/EXEC, so a reader that loads the
  * hash and then tails the stream from the id it read before loading misses nothing.
  *

@@ -1,5 +1,5 @@
 /**
- * The Redis route source (CONTRACT section 3): the whole table lives in the hash `<prefix>routes`,
+ * The Redis route source (docs/redis.md): the whole table lives in the hash `<prefix>routes`,
  * every change is also appended to the stream `<prefix>changes` in the same MULTI/EXEC.
  *
  * Initial load: read the stream's last id L, HSCAN the hash (pipelined: the next HSCAN is on the
