@@ -175,15 +175,22 @@ class LineCounter {
   private line = 1;
   /** Offset where the line of the last lineAt() starts. */
   lineStart = 0;
+  /**
+   * The first newline at or after `pos` (-1: none left), -2 when not looked up yet. Kept so that a
+   * document on one long line (JSON.stringify output) is searched once, not once per entry.
+   */
+  private nextNl = -2;
   constructor(private readonly text: string) {}
   lineAt(p: number): number {
     const t = this.text;
     for (;;) {
-      const nl = t.indexOf("\n", this.pos);
+      if (this.nextNl === -2) this.nextNl = t.indexOf("\n", this.pos);
+      const nl = this.nextNl;
       if (nl < 0 || nl >= p) break;
       this.line++;
       this.pos = nl + 1;
       this.lineStart = this.pos;
+      this.nextNl = -2;
     }
     return this.line;
   }

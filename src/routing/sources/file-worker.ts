@@ -24,7 +24,7 @@ import { readFileSync, statSync } from "node:fs";
 import { isMainThread, parentPort, workerData } from "node:worker_threads";
 import type { Config } from "../../config/schema.js";
 import { selfTargetEntryCheck } from "../../edge/self-targets.js";
-import { parseOutboundSection } from "../outbound.js";
+import { parseOutboundSection, type OutboundEntry } from "../outbound.js";
 import { EntryColumns, RouteTable, tableTransferList } from "../table.js";
 import { scanRouteDocument, validateEntry, type DocError, type RouteFormat } from "./document.js";
 
@@ -54,7 +54,7 @@ export type FileWorkerMessage =
   | { type: "routes"; firstId: number; json: string; ends: Int32Array }
   | { type: "reset" }
   | { type: "errors"; errors: DocError[]; count: number; hash: string }
-  | { type: "table"; state: ReturnType<RouteTable<number>["exportState"]>; hash: string; mtimeMs: number; entries: number; distinct: number; identity: boolean; outbound?: string }
+  | { type: "table"; state: ReturnType<RouteTable<number>["exportState"]>; hash: string; mtimeMs: number; entries: number; distinct: number; identity: boolean; outbound?: OutboundTransfer }
   | { type: "failed"; message: string };
 
 /** Identical entry texts are shared; the lookup turns itself off when texts do not repeat. */
@@ -110,7 +110,7 @@ function run(d: FileWorkerData): void {
     batchFirst = nextId;
   };
   const selfCheck = d.selfTargets ? selfTargetEntryCheck(d.selfTargets) : undefined;
-  let outbound: string | undefined;
+  let outbound: OutboundTransfer | undefined;
   const stop = scanRouteDocument(text, d.format, {
     entry(key, value, line, col, entryText) {
       const route = validateEntry(key, value, line, col, onError);
@@ -156,8 +156,9 @@ function run(d: FileWorkerData): void {
       post({ type: "reset" });
     },
     outbound(value, line, col) {
-      for (const message of parseOutboundSection(value).errors) onError({ line, col, message });
-      outbound = value === undefined ? undefined : JSON.stringify(value);
+      const o = parseOutboundSection(value);
+      for (const message of o.errors) onError({ line, col, message });
+      outbound = o.errors.length > 0 || value === undefined ? undefined : outboundTransfer(o.entries);
     },
   });
   for (const e of stop) onError(e);
@@ -173,7 +174,36 @@ function run(d: FileWorkerData): void {
   const state = table.exportState((id) => id);
   let identity = state.ids.length === nextId + 1;
   for (let i = 1; identity && i < state.ids.length; i++) identity = state.ids[i] === i - 1;
-  post({ type: "table", state, hash, mtimeMs, entries, distinct: nextId, identity, ...(outbound !== undefined ? { outbound } : {}) }, tableTransferList(state));
+  const transfer = tableTransferList(state);
+  if (outbound !== undefined) transfer.push(...tableTransferList(outbound.state));
+  post({ type: "table", state, hash, mtimeMs, entries, distinct: nextId, identity, ...(outbound !== undefined ? { outbound } : {}) }, transfer);
+}
+
+/**
+ * The outbound section, built here: its table with one id per distinct entry, and those entries as
+ * JSON `[key, entry][]` (a few distinct carrier lists for many prefixes), so the main thread only
+ * turns the distinct entries into objects and adopts the table.
+ */
+export interface OutboundTransfer {
+  state: ReturnType<RouteTable<number>["exportState"]>;
+  values: string;
+}
+
+function outboundTransfer(entries: [string, OutboundEntry][]): OutboundTransfer {
+  const ids = new Map<string, number>();
+  const values: [string, unknown][] = [];
+  const cols = new EntryColumns<number>();
+  for (const [key, e] of entries) {
+    const t = JSON.stringify(e.source);
+    let id = ids.get(t);
+    if (id === undefined) {
+      id = values.length;
+      ids.set(t, id);
+      values.push([key, e.source]);
+    }
+    cols.push(key, id);
+  }
+  return { state: RouteTable.build(cols).exportState((id) => id), values: JSON.stringify(values) };
 }
 
 if (!isMainThread && parentPort && (workerData as FileWorkerData | undefined)?.kind === "didgate-route-file") {

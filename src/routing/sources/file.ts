@@ -18,11 +18,11 @@ import { Registry } from "prom-client";
 import type { Config } from "../../config/schema.js";
 import { selfTargetCheck } from "../../edge/self-targets.js";
 import { RouteMetrics } from "../metrics.js";
-import { parseOutboundSection, type OutboundEntry } from "../outbound.js";
+import { parseOutbound, parseOutboundSection, type OutboundEntry } from "../outbound.js";
 import { LazyRoute, type Route } from "../route.js";
 import { EntryColumns, RouteStore, RouteTable } from "../table.js";
 import { formatDocError, formatFromPath, scanRouteDocument, validateEntry } from "./document.js";
-import type { FileWorkerData, FileWorkerMessage } from "./file-worker.js";
+import type { FileWorkerData, FileWorkerMessage, OutboundTransfer } from "./file-worker.js";
 
 export type LoadResult = { ok: true; table: RouteTable<Route>; outbound?: RouteTable<OutboundEntry> } | { ok: false; errors: string[] };
 
@@ -361,8 +361,8 @@ export class FileRouteSource {
             const t = table;
             const a0 = performance.now();
             const built = t.identity ? RouteTable.fromStateValues<Route>(t.state, routes) : RouteTable.fromState<Route>(t.state, (id) => routes[id + 1]!);
-            // The outbound section (validated in the worker; a few entries): built here.
-            const outbound = RouteTable.build(t.outbound === undefined ? [] : parseOutboundSection(JSON.parse(t.outbound)).entries);
+            // The outbound section: built and validated in the worker; its distinct entries here.
+            const outbound = t.outbound === undefined ? RouteTable.build<OutboundEntry>([]) : adoptOutbound(t.outbound);
             stats.assembleMs = performance.now() - a0;
             built.version = String(Math.floor(t.mtimeMs));
             this.lastHash = t.hash;
@@ -431,4 +431,14 @@ export class FileRouteSource {
     this.watcher = undefined;
     void this.worker?.terminate();
   }
+}
+
+/** The outbound table the worker built: its distinct entries (validated there) made objects here. */
+function adoptOutbound(o: OutboundTransfer): RouteTable<OutboundEntry> {
+  const entries = (JSON.parse(o.values) as [string, unknown][]).map(([key, v]) => {
+    const r = parseOutbound(key, v);
+    if (!r.ok) throw new Error(r.errors.join("; "));
+    return r.entry;
+  });
+  return RouteTable.fromState<OutboundEntry>(o.state, (id) => entries[id]!);
 }
