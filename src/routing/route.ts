@@ -90,7 +90,8 @@ const DAY_NAMES = ["sun", "mon", "tue", "wed", "thu", "fri", "sat"];
 const NO_WINDOWS: ScheduleWindow[] = Object.freeze([]) as unknown as ScheduleWindow[];
 const NO_CALLERS: CallerRule[] = Object.freeze([]) as unknown as CallerRule[];
 
-export type RouteResult = { ok: true; route: Route } | { ok: false; errors: string[] };
+/** `notJson`: the text was not JSON at all (parseRouteJson), as opposed to a JSON value that is not a route. */
+export type RouteResult = { ok: true; route: Route } | { ok: false; errors: string[]; notJson?: true };
 
 type Obj = Record<string, unknown>;
 
@@ -472,9 +473,13 @@ export function parseRouteJson(key: string, json: string): RouteResult {
   try {
     value = JSON.parse(json);
   } catch (err) {
-    return { ok: false, errors: [`route ${JSON.stringify(key)}: not valid JSON (${(err as Error).message})`] };
+    return { ok: false, errors: [`route ${JSON.stringify(key)}: not valid JSON (${clip((err as Error).message, 200)})`], notJson: true };
   }
   return parseRoute(key, value);
+}
+
+function clip(s: string, max: number): string {
+  return s.length <= max ? s : `${s.slice(0, max)}…`;
 }
 
 const ROUTE_FIELDS = ["state", "tenant", "voice", "sms", "released_at", "port_date"];

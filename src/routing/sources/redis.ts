@@ -32,7 +32,7 @@ import { RouteMetrics } from "../metrics.js";
 import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
 import { dirname } from "node:path";
 import { parseOutboundJson, parseOutboundSection, type OutboundEntry } from "../outbound.js";
-import { parseRoute, type Route } from "../route.js";
+import { parseRouteJson, type Route } from "../route.js";
 import { EntryColumns, isRouteKey, parseRouteKey, RouteTable, type RouteStore } from "../table.js";
 import { backoffDelay, type RedisClient, type RedisConnector } from "../../redis/client.js";
 import { hasHashTag, type RedisEndpoint } from "../../redis/endpoint.js";
@@ -637,9 +637,9 @@ export class RedisRouteSource extends EventEmitter {
         return route;
       }
     }
-    const r = parseRouteJsonFast(key, json);
+    const r = parseRouteJson(key, json);
     if (!r.ok) {
-      this.skip(phase, key, "notJson" in r ? "not_json" : "invalid_route", r.errors);
+      this.skip(phase, key, r.notJson ? "not_json" : "invalid_route", r.errors);
       return undefined;
     }
     route = r.route;
@@ -939,17 +939,6 @@ export class RedisRouteSource extends EventEmitter {
 
 /** Entries of the JSON text → Route cache (identical entries share one Route). */
 const PARSE_CACHE_SIZE = 4096;
-
-/** parseRouteJson without the closure-per-call error path: JSON.parse then validate. */
-function parseRouteJsonFast(key: string, json: string): ReturnType<typeof parseRoute> | { ok: false; errors: string[]; notJson: true } {
-  let value: unknown;
-  try {
-    value = JSON.parse(json);
-  } catch (err) {
-    return { ok: false, errors: [`not valid JSON (${clip((err as Error).message, 200)})`], notJson: true };
-  }
-  return parseRoute(key, value);
-}
 
 function clip(s: string, max: number): string {
   return s.length <= max ? s : `${s.slice(0, max)}…`;
