@@ -6,6 +6,7 @@
  * Validation is hand-written rather than a schema library: the Redis source validates every entry
  * of a million-route table at load, so it must cost well under a microsecond per plain entry.
  */
+import { errMessage } from "../util/errors.js";
 
 export const ROUTE_STATES = ["active", "porting_out", "quarantine", "released"] as const;
 export type RouteState = (typeof ROUTE_STATES)[number];
@@ -473,7 +474,7 @@ export function parseRouteJson(key: string, json: string): RouteResult {
   try {
     value = JSON.parse(json);
   } catch (err) {
-    return { ok: false, errors: [`route ${JSON.stringify(key)}: not valid JSON (${clip((err as Error).message, 200)})`], notJson: true };
+    return { ok: false, errors: [`route ${JSON.stringify(key)}: not valid JSON (${clip(errMessage(err), 200)})`], notJson: true };
   }
   return parseRoute(key, value);
 }

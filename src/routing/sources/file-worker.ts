@@ -28,6 +28,7 @@ import { selfTargetEntryCheck } from "../../edge/self-targets.js";
 import { parseOutboundSection, type OutboundEntry } from "../outbound.js";
 import { EntryColumns, RouteTable, tableTransferList } from "../table.js";
 import { scanRouteDocument, validateEntry, type DocError, type RouteFormat } from "./document.js";
+import { errMessage } from "../../util/errors.js";
 
 export interface FileWorkerData {
   kind: "didgate-route-file";
@@ -71,7 +72,7 @@ function run(d: FileWorkerData): void {
     buf = readFileSync(d.path);
     mtimeMs = statSync(d.path).mtimeMs;
   } catch (err) {
-    post({ type: "failed", message: `cannot read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})` });
+    post({ type: "failed", message: `cannot read (${(err as NodeJS.ErrnoException).code ?? errMessage(err)})` });
     return;
   }
   const hash = createHash("sha256").update(buf).digest("hex");
@@ -218,6 +219,6 @@ if (!isMainThread && parentPort && (workerData as FileWorkerData | undefined)?.k
   try {
     run(workerData as FileWorkerData);
   } catch (err) {
-    parentPort.postMessage({ type: "failed", message: (err as Error).message } satisfies FileWorkerMessage);
+    parentPort.postMessage({ type: "failed", message: errMessage(err) } satisfies FileWorkerMessage);
   }
 }

@@ -23,6 +23,7 @@ import { parseRouteJson, type Route } from "../route.js";
 import { EntryColumns, RouteStore, RouteTable } from "../table.js";
 import { formatDocError, formatFromPath, scanRouteDocument, validateEntry } from "./document.js";
 import type { FileWorkerData, FileWorkerMessage, OutboundTransfer } from "./file-worker.js";
+import { errMessage } from "../../util/errors.js";
 
 export type LoadResult = { ok: true; table: RouteTable<Route>; outbound?: RouteTable<OutboundEntry> } | { ok: false; errors: string[] };
 
@@ -37,7 +38,7 @@ export function loadRouteFile(path: string, check?: TableCheck): LoadResult {
     text = readFileSync(path, "utf8");
     mtimeMs = statSync(path).mtimeMs;
   } catch (err) {
-    return { ok: false, errors: [`${path}: cannot read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`] };
+    return { ok: false, errors: [`${path}: cannot read (${(err as NodeJS.ErrnoException).code ?? errMessage(err)})`] };
   }
   let cols = new EntryColumns<Route>();
   const errors: string[] = [];
@@ -191,7 +192,7 @@ export class FileRouteSource {
       });
       this.watcher.on("error", (err) => this.opts.logger.warn({ err: err.message, path: this.opts.path }, "route file watch error"));
     } catch (err) {
-      this.opts.logger.warn({ err: (err as Error).message, path: this.opts.path }, "cannot watch route file; changes need a restart");
+      this.opts.logger.warn({ err: errMessage(err), path: this.opts.path }, "cannot watch route file; changes need a restart");
     }
   }
 
@@ -311,7 +312,7 @@ export class FileRouteSource {
       try {
         worker = new Worker(workerPath, { workerData: data });
       } catch (err) {
-        resolve({ result: { ok: false, errors: [`${path}: cannot start the loader thread (${(err as Error).message})`] }, stats });
+        resolve({ result: { ok: false, errors: [`${path}: cannot start the loader thread (${errMessage(err)})`] }, stats });
         return;
       }
       this.worker = worker;
@@ -354,7 +355,7 @@ export class FileRouteSource {
           outbound.version = built.version;
           finish({ ok: true, table: built, outbound });
         } catch (err) {
-          finish({ ok: false, errors: [`${path}: ${(err as Error).message}`] });
+          finish({ ok: false, errors: [`${path}: ${errMessage(err)}`] });
         }
       };
       worker.on("message", (m: FileWorkerMessage) => {

@@ -42,6 +42,7 @@ import { RedisSyncMetrics, type SkipReason } from "./redis-metrics.js";
 import { loadFunctionLibrary } from "./redis-writer.js";
 import { loadSnapshot, readSnapshotHeader, writeSnapshot } from "./snapshot.js";
 import { OutageLog } from "../../util/outage-log.js";
+import { errMessage } from "../../util/errors.js";
 
 /** `routes.redis` of the config (src/config/schema.ts), without the URL (parsed by the caller). */
 export interface RedisRoutesConfig {
@@ -254,7 +255,7 @@ export class RedisRouteSource extends EventEmitter {
         return { stale: false };
       } catch (err) {
         if (this.closed) throw closedError();
-        lastErr = (err as Error).message;
+        lastErr = errMessage(err);
         if (this.now() >= deadline) break;
         await this.sleep(Math.min(backoffDelay(attempt++, this.o.minBackoffMs, this.o.maxBackoffMs), Math.max(10, deadline - this.now())));
       }
@@ -265,7 +266,7 @@ export class RedisRouteSource extends EventEmitter {
     try {
       snap = await loadSnapshot(this.snapshotPath);
     } catch (err) {
-      throw new Error(`Redis route source: Redis (${this.connector.describe()}) not reachable (${lastErr}) and no usable snapshot (${(err as Error).message})`);
+      throw new Error(`Redis route source: Redis (${this.connector.describe()}) not reachable (${lastErr}) and no usable snapshot (${errMessage(err)})`);
     }
     this.store.swap(snap.table);
     await this.loadOutboundSnapshot();
@@ -376,7 +377,7 @@ export class RedisRouteSource extends EventEmitter {
         await this.tail();
       } catch (err) {
         if (this.closed) break;
-        const msg = (err as Error).message;
+        const msg = errMessage(err);
         this.lastError = msg;
         this.setConnected(false);
         this.outageLog.failure(msg, { version: this.position });
@@ -738,7 +739,7 @@ export class RedisRouteSource extends EventEmitter {
       }
     } catch (err) {
       this.cacheOn = true; // deltas use the cache again
-      const msg = (err as Error).message;
+      const msg = errMessage(err);
       this.routeMetrics.reloads.inc({ source: "redis", result: "failed" });
       if (!this.closed) this.logger.warn({ err: msg, reason: opts.reason }, "full route load from Redis failed; keeping the table in use");
       outcome = { result: "failed", error: msg };
@@ -777,7 +778,7 @@ export class RedisRouteSource extends EventEmitter {
         const snap = await loadSnapshot(this.snapshotPath);
         this.store.swap(snap.table);
       } catch (err) {
-        this.logger.error({ err: (err as Error).message, snapshot: this.snapshotPath }, "snapshot unreadable; accepting the smaller Redis table");
+        this.logger.error({ err: errMessage(err), snapshot: this.snapshotPath }, "snapshot unreadable; accepting the smaller Redis table");
         const t = RouteTable.build(entries);
         t.version = version;
         this.store.swap(t);
@@ -905,7 +906,7 @@ export class RedisRouteSource extends EventEmitter {
       this.logger.debug({ path: this.snapshotPath, entries: entries.length, version, ms: Math.round(performance.now() - started) }, "route snapshot written");
     } catch (err) {
       this.metrics.snapshots.inc({ result: "failed" });
-      this.logger.error({ path: this.snapshotPath, err: (err as Error).message }, "cannot write the route snapshot");
+      this.logger.error({ path: this.snapshotPath, err: errMessage(err) }, "cannot write the route snapshot");
     }
   }
 
