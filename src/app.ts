@@ -265,6 +265,8 @@ export class Didgate {
       forwarder: new SmppEdgeForwarder(() => this.smpp, this.receipts),
       // The final outcome of a message whose submitter asked for a receipt (registered_delivery).
       onFinal: (job, outcome) => this.sms?.onFinal(job, outcome),
+      // Spooled jobs name the number whose route signs them; its secret is looked up at delivery.
+      secrets: (number) => this.store.current.lookup(number)?.sms?.webhookSecret,
       instanceId: this.config.instance_id ?? hostname(),
       // Answer the SMSC before its own timeout: a little under the handler timeout.
       direct_wait_ms: Math.max(100, this.config.smpp.handler_timeout_s * 1000 - 500),
