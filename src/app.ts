@@ -60,6 +60,7 @@ import type { StatusReport } from "./ops/status.js";
 import { RecordWriter, type RecordWebhook } from "./records/writer.js";
 import { WebhookSender } from "./delivery/webhook.js";
 import type { SmppConfig } from "./smpp/types.js";
+import { NATIONAL_LANGUAGES } from "./smpp/national.js";
 
 export interface DidgateOptions {
   logger?: Logger;
@@ -287,6 +288,7 @@ export class Didgate {
         window: p.window,
         enquire_link_s: p.enquire_link_s,
         long_messages: p.long_messages,
+        national_language: p.national_language?.map((l) => NATIONAL_LANGUAGES[l]!),
       });
     const cfg: SmppConfig = {
       accounts: s.accounts.map((a) => defined({ system_id: a.system_id, password: a.password, role: a.role, sources: a.sources, max_binds: a.max_binds, ...peer(a) })),
