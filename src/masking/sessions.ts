@@ -47,6 +47,8 @@ export interface SessionStore {
   route(proxy: string, party: string): Promise<MaskRoute | null>;
   /** Numbers of a pool (routing needs to know which called numbers may be proxies). */
   isPoolNumber(number: string): boolean;
+  /** The tenant of the pool a number belongs to (records). */
+  tenantOf(number: string): string | undefined;
   /** Sessions alive per pool (metrics). */
   activeByPool(): Promise<Map<string, number>>;
 }
@@ -103,7 +105,8 @@ return 1
 /** Sessions in Redis: every edge sees a session the moment it is created. */
 export class RedisSessionStore implements SessionStore {
   private readonly pools = new Map<string, { tenant: string; numbers: Set<string> }>();
-  private readonly poolNumbers = new Set<string>();
+  /** Pool number -> its pool's tenant. */
+  private readonly poolNumbers = new Map<string, string>();
 
   constructor(
     private readonly redis: Redis | Cluster,
@@ -134,7 +137,7 @@ export class RedisSessionStore implements SessionStore {
   private remember(name: string, tenant: string, numbers: readonly string[]): void {
     this.pools.set(name, { tenant, numbers: new Set(numbers) });
     this.poolNumbers.clear();
-    for (const p of this.pools.values()) for (const n of p.numbers) this.poolNumbers.add(n);
+    for (const p of this.pools.values()) for (const n of p.numbers) this.poolNumbers.set(n, p.tenant);
   }
 
   async create(pool: string, a: string, b: string, ttlMs: number): Promise<CreateResult> {
@@ -187,6 +190,10 @@ export class RedisSessionStore implements SessionStore {
     return this.poolNumbers.has(number);
   }
 
+  tenantOf(number: string): string | undefined {
+    return this.poolNumbers.get(number);
+  }
+
   async activeByPool(): Promise<Map<string, number>> {
     const out = new Map<string, number>();
     const now = this.now();
@@ -198,7 +205,8 @@ export class RedisSessionStore implements SessionStore {
 /** Sessions in memory: one edge without Redis (same rules, same answers). */
 export class MemorySessionStore implements SessionStore {
   private readonly pools = new Map<string, { tenant: string; numbers: string[] }>();
-  private readonly poolNumbers = new Set<string>();
+  /** Pool number -> its pool's tenant. */
+  private readonly poolNumbers = new Map<string, string>();
   private readonly sessions = new Map<string, MaskSession>();
   /** "<proxy> <party>" -> session id */
   private readonly byParty = new Map<string, string>();
@@ -213,7 +221,7 @@ export class MemorySessionStore implements SessionStore {
   async setPool(name: string, tenant: string, numbers: readonly string[]): Promise<void> {
     this.pools.set(name, { tenant, numbers: [...numbers].sort() });
     this.poolNumbers.clear();
-    for (const p of this.pools.values()) for (const n of p.numbers) this.poolNumbers.add(n);
+    for (const p of this.pools.values()) for (const n of p.numbers) this.poolNumbers.set(n, p.tenant);
   }
 
   private live(id: string | undefined): MaskSession | null {
@@ -279,6 +287,10 @@ export class MemorySessionStore implements SessionStore {
 
   isPoolNumber(number: string): boolean {
     return this.poolNumbers.has(number);
+  }
+
+  tenantOf(number: string): string | undefined {
+    return this.poolNumbers.get(number);
   }
 
   async activeByPool(): Promise<Map<string, number>> {
