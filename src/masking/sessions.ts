@@ -51,6 +51,8 @@ export interface SessionStore {
   tenantOf(number: string): string | undefined;
   /** Sessions alive per pool (metrics). */
   activeByPool(): Promise<Map<string, number>>;
+  /** Sessions alive in a pool, soonest expiry first, at most `limit`. */
+  list(pool: string, limit: number): Promise<MaskSession[]>;
 }
 
 function newId(): string {
@@ -200,6 +202,17 @@ export class RedisSessionStore implements SessionStore {
     for (const name of this.pools.keys()) out.set(name, await this.redis.zcount(`${this.prefix}mask:active:${name}`, `(${now}`, "+inf"));
     return out;
   }
+
+  async list(pool: string, limit: number): Promise<MaskSession[]> {
+    const ids = await this.redis.zrangebyscore(`${this.prefix}mask:active:${pool}`, `(${this.now()}`, "+inf", "LIMIT", 0, limit);
+    const out: MaskSession[] = [];
+    // one at a time: with Redis Cluster the session hashes may live on different nodes
+    for (const id of ids) {
+      const s = await this.get(id);
+      if (s !== null) out.push(s);
+    }
+    return out;
+  }
 }
 
 /** Sessions in memory: one edge without Redis (same rules, same answers). */
@@ -299,5 +312,13 @@ export class MemorySessionStore implements SessionStore {
     for (const name of this.pools.keys()) out.set(name, 0);
     for (const s of this.sessions.values()) out.set(s.pool, (out.get(s.pool) ?? 0) + 1);
     return out;
+  }
+
+  async list(pool: string, limit: number): Promise<MaskSession[]> {
+    this.sweep();
+    const out: MaskSession[] = [];
+    for (const s of this.sessions.values()) if (s.pool === pool) out.push({ ...s });
+    out.sort((x, y) => x.expiresAt - y.expiresAt);
+    return out.slice(0, limit);
   }
 }
