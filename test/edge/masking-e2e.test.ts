@@ -351,6 +351,20 @@ describe("calls through masking sessions (sipp carriers of A and B, real Redis)"
     expect(receivedText(uac)).not.toContain(digits(B));
   });
 
+  it("A cancels while B rings: B's CANCEL and the 487 name neither party", async () => {
+    const uas = startUas("uas_ring_cancel.xml", "udp", PB, {}, 20, B_IP);
+    await sippReady();
+    const uac = await startUac("uac_cancel.xml", "udp", udp, { service: PROXY, caller: A, ip: A_IP });
+    await ok(uac, "A");
+    await ok(uas, "B");
+    const cancel = uas.received("CANCEL")[0]!;
+    expect(cancel, "B got the CANCEL").toBeDefined();
+    expect(cancel.get("from")).toContain(PROXY);
+    expect(receivedText(uas)).not.toContain(digits(A));
+    expect(statuses(uac.receivedResponses())).toContain(487);
+    expect(receivedText(uac)).not.toContain(digits(B));
+  });
+
   it("a caller without a session on the proxy number: 404 with a reason, nothing reaches B", async () => {
     const before = await metricValue(app, "didgate_masking_routed_total", { kind: "call", result: "no_session" });
     const toB = await carrierAttempts("carrier-b");
@@ -438,5 +452,16 @@ describe("calls through masking sessions (sipp carriers of A and B, real Redis)"
     } finally {
       sock.close();
     }
+  });
+
+  // last: it stops Redis
+  it("the session store down: 503 with Retry-After, the carrier may try elsewhere", async () => {
+    await redis.kill();
+    const uac = await startUac("uac_final.xml", "udp", udp, { service: PROXY, caller: A, ip: A_IP, subst: { CODE: "503" } });
+    await ok(uac, "A");
+    const r = uac.receivedResponses().find((m) => m.status === 503)!;
+    expect(r.reason).toBe("Service Unavailable (masking sessions)");
+    expect(r.get("retry-after")).toBe("1");
+    expect(await metricValue(app, "didgate_masking_routed_total", { kind: "call", result: "store_error" })).toBe(1);
   });
 });
