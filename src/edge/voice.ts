@@ -646,6 +646,11 @@ export class VoiceEdge implements SipStackHandler, ProxyHost {
       this.stripInternal(base);
       maskRequest(base, did, this.maskHost(), true);
       this.startCall(tx, base, info);
+    }).catch((err: unknown) => {
+      // a bug must not take the edge down: this call fails, the others go on
+      this.verifying.delete(tx);
+      this.logger.error({ trunk: tname, did, err: err instanceof Error ? err.message : String(err) }, "masked call failed");
+      if (!this.calls.has(tx)) this.refuse(tx, tname, 500, "failed", t0);
     });
   }
 
