@@ -191,6 +191,11 @@ export class ProxyCall implements TimerTarget {
     this.up = info.mask !== undefined ? { ...up, mask: info.mask.proxy } : up;
   }
 
+  /** Record-Route on this call: as configured, and always on a masked call (its in-dialog requests must pass here to stay masked). */
+  private get recordRoute(): boolean {
+    return this.host.recordRoute || this.info.mask !== undefined;
+  }
+
   start(): void {
     const h = this.host.health;
     if (h.down > 0) this.order = this.healthyOrder();
@@ -276,7 +281,7 @@ export class ProxyCall implements TimerTarget {
     if (t.set !== undefined) for (const [n, v] of t.set) fwd.set(n, v);
     // prepended: Diversion lists the most recent diversion first (RFC 5806)
     if (t.add !== undefined) for (let i = t.add.length - 1; i >= 0; i--) fwd.prepend(t.add[i]![0], t.add[i]![1]);
-    if (this.host.recordRoute) {
+    if (this.recordRoute) {
       const out = stack.listenerFor(r.transport, r.address);
       const down = [hopOfAddress(r.address, r.port)];
       const u = parseUri(uri);
@@ -395,7 +400,7 @@ export class ProxyCall implements TimerTarget {
       res.popVia();
       if (this.noViaLeft(res)) return;
       // a provisional response with a To tag sets up an early dialog (reliable 1xx, PRACK, UPDATE)
-      if (this.host.recordRoute && res.toTag !== undefined) rewriteRecordRoute(this.host.stack, res, this.host.signer);
+      if (this.recordRoute && res.toTag !== undefined) rewriteRecordRoute(this.host.stack, res, this.host.signer);
       if (this.provisionalAt === 0) this.provisionalAt = this.host.mono();
       if (this.info.mask !== undefined) unmaskResponse(res, this.stx.request);
       this.stx.respond(res);
@@ -440,7 +445,7 @@ export class ProxyCall implements TimerTarget {
       if (!this.answered && !b.done) this.branchFailed(b, "no_via", 0, true);
       return;
     }
-    if (this.host.recordRoute) rewriteRecordRoute(this.host.stack, res, this.host.signer);
+    if (this.recordRoute) rewriteRecordRoute(this.host.stack, res, this.host.signer);
     if (this.info.mask !== undefined) unmaskResponse(res, this.stx.request);
     // RFC 3261 16.7 step 10: a 2xx always goes upstream, even after the server transaction
     // answered 487 to a CANCEL (the 200 crossed it), or after another branch answered: then

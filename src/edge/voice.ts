@@ -1136,9 +1136,10 @@ export class VoiceEdge implements SipStackHandler, ProxyHost {
       return;
     }
     res.popVia();
-    if (this.recordRoute && res.status >= 200 && res.status < 300 && res.cseq?.method === "INVITE") rewriteRecordRoute(this.stack, res, this.signer);
     // a masked call's 2xx retransmission: no identity of the callee (src/edge/masking.ts)
-    if (res.recordRoutes.some((v) => v.includes(";dgm="))) stripIdentity(res);
+    const masked = res.recordRoutes.some((v) => v.includes(";dgm="));
+    if ((this.recordRoute || masked) && res.status >= 200 && res.status < 300 && res.cseq?.method === "INVITE") rewriteRecordRoute(this.stack, res, this.signer);
+    if (masked) stripIdentity(res);
     this.stack.sendResponseStateless(res);
   }
 

@@ -7,9 +7,10 @@
  * pass both ways, and the refusals.
  */
 import dgram from "node:dgram";
-import { readFileSync, existsSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import YAML from "yaml";
 import type { Didgate } from "../../src/app.js";
 import { routesCommand } from "../../src/cli/routes.js";
 import { parseMessage, SipMessage } from "../../src/sip/index.js";
@@ -463,5 +464,61 @@ describe("calls through masking sessions (sipp carriers of A and B, real Redis)"
     expect(r.reason).toBe("Service Unavailable (masking sessions)");
     expect(r.get("retry-after")).toBe("1");
     expect(await metricValue(app, "didgate_masking_routed_total", { kind: "call", result: "store_error" })).toBe(1);
+  });
+});
+
+describe("masked calls are record-routed even with sip.record_route: false (sessions in memory, no Redis)", () => {
+  let app: Didgate;
+  let udp = 0;
+  let PB = 0;
+
+  beforeAll(async () => {
+    PB = await freePort(B_IP);
+    const dir = tempDir();
+    writeFileSync(join(dir, "routes.yaml"), YAML.stringify({ routes: {}, outbound: { [B]: { voice: ["carrier-b"] } } }));
+    const port = await freePort();
+    app = (
+      await startApp(
+        {
+          sip: {
+            listen: [`udp://127.0.0.1:${port}`],
+            timers: { t1_ms: 30 },
+            record_route: false,
+            trunks: [
+              { name: "carrier-a", sources: [A_IP], country_code: "1", cps: 1000 },
+              { name: "carrier-b", sources: [B_IP], country_code: "1", cps: 1000, termination: `sip:${B_IP}:${PB}` },
+            ],
+          },
+          routes: { file: "routes.yaml", watch: false },
+          masking: { pools: [{ name: "ride", tenant: "acme", numbers: [PROXY] }] },
+          state_dir: dir,
+        },
+        dir,
+      )
+    ).app;
+    udp = app.voice!.listeners.find((l) => l.transport === "udp")!.port;
+    const r = await app.masking!.create("ride", A, B, 600_000);
+    if (!r.ok) throw new Error(r.code);
+  }, 30_000);
+
+  afterAll(async () => {
+    await killAllSipp();
+    await app?.stop(0);
+  });
+
+  it("A's ACK and BYE pass through didgate and reach B from the proxy number", async () => {
+    const uas = startUas("uas_mask.xml", "udp", PB, { SELF: B, END: uasWaitBye(B) }, 20, B_IP);
+    await sippReady();
+    const uac = await startUac("uac_mask.xml", "udp", udp, { service: PROXY, caller: A, ip: A_IP, subst: { END: UAC_BYE } });
+    await ok(uas, "B");
+    await ok(uac, "A");
+    const inv = uas.received("INVITE")[0]!;
+    expect(inv.recordRoutes.length).toBe(1);
+    expect(inv.recordRoutes[0]).toContain(`;dgm=${PROXY}`);
+    const bye = uas.received("BYE")[0]!;
+    expect(bye.vias.length, "the BYE came through didgate").toBe(2);
+    expect(bye.get("from")).toContain(PROXY);
+    expect(receivedText(uas)).not.toContain(digits(A));
+    expect(receivedText(uac)).not.toContain(digits(B));
   });
 });
