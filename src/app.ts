@@ -409,6 +409,7 @@ export class Didgate {
       ...(this.cdr ? { cdr: this.cdr } : {}),
       ...(this.hep ? { capture: this.captureTap(this.hep) } : {}),
       ...(this.activity ? { activity: this.activity } : {}),
+      ...(this.masking ? { masking: { store: this.masking, ...(this.maskingMetrics ? { metrics: this.maskingMetrics } : {}) } } : {}),
     });
     await this.voice.start();
   }
