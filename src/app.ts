@@ -61,6 +61,7 @@ import { RecordWriter, type RecordWebhook } from "./records/writer.js";
 import { WebhookSender } from "./delivery/webhook.js";
 import type { SmppConfig } from "./smpp/types.js";
 import { NATIONAL_LANGUAGES } from "./smpp/national.js";
+import { registerPoolsApi } from "./api/pools.js";
 
 export interface DidgateOptions {
   logger?: Logger;
@@ -136,6 +137,8 @@ export class Didgate {
   /** The HTTP API (api.listen); its own Redis connection for writes. */
   api: ApiHandle | undefined;
   private apiRedis: RedisClient | undefined;
+  /** Polls the pools other edges changed (masking with Redis). */
+  private maskingTimer: NodeJS.Timeout | undefined;
   /** Masking sessions (masking.pools); in Redis when it is configured. */
   masking: SessionStore | undefined;
   private maskingMetrics: MaskingMetrics | undefined;
@@ -516,8 +519,8 @@ export class Didgate {
         (app) => {
           const store = this.masking;
           if (store === undefined) return;
-          const pools = new Map(this.config.masking.pools.map((p) => [p.name, p.tenant]));
-          registerSessionsApi(app, { store, poolTenant: (n) => pools.get(n), maxTtlS: this.config.masking.max_ttl_s, ...(this.maskingMetrics ? { metrics: this.maskingMetrics } : {}) });
+          registerSessionsApi(app, { store, poolTenant: (n) => store.poolInfo(n)?.tenant, maxTtlS: this.config.masking.max_ttl_s, ...(this.maskingMetrics ? { metrics: this.maskingMetrics } : {}) });
+          registerPoolsApi(app, { store, configPools: new Set(this.config.masking.pools.map((p) => p.name)), maxPools: this.config.masking.max_pools, maxNumbers: 100_000 });
         },
       ],
     });
@@ -566,7 +569,8 @@ export class Didgate {
 
   private async startMasking(): Promise<void> {
     const m = this.config.masking;
-    if (m.pools.length === 0) return;
+    // On with pools in the config, or with the API (pools can be created there).
+    if (m.pools.length === 0 && this.config.api.listen === null) return;
     const redis = this.ownRedis("didgate-masking");
     const prefix = this.config.routes.redis?.prefix ?? "didgate:";
     const store: SessionStore = redis ? new RedisSessionStore(redis, prefix, this.now) : new MemorySessionStore(this.now);
@@ -577,8 +581,14 @@ export class Didgate {
         throw new StartError([`masking.pools ${p.name}: cannot store the pool in Redis: ${(err as Error).message}`]);
       }
     }
+    if (redis) {
+      // Pools created or changed through the API on any edge: one GET every 2 s when none changed.
+      await store.refreshPools().catch(() => undefined);
+      this.maskingTimer = setInterval(() => void store.refreshPools().catch(() => undefined), 2000);
+      this.maskingTimer.unref();
+    }
     this.masking = store;
-    this.maskingMetrics = new MaskingMetrics(this.registry, store, m.pools.map((p) => p.name));
+    this.maskingMetrics = new MaskingMetrics(this.registry, store);
   }
 
   /** The status view (admin GET /v1/status, `didgate status`). */
@@ -747,6 +757,7 @@ export class Didgate {
     await this.activity?.close().catch(() => undefined);
     await this.records?.close(1000).catch(() => undefined);
     this.recordSender?.close();
+    if (this.maskingTimer) clearInterval(this.maskingTimer);
     for (const c of this.extraRedis) c.disconnect();
     this.logger.info("didgate stopped");
     await new Promise<void>((resolve) => {

@@ -473,9 +473,11 @@ export const configSchema = z
       .object({
         pools: z.array(z.object({ name: name64, tenant: z.string().min(1).max(128), numbers: z.array(e164).min(1).max(100_000) }).strict()).default([]),
         max_ttl_s: z.number().int().positive().default(7 * 86_400),
+        /** Most pools in all, config and API (bounds the per-pool metric series). */
+        max_pools: z.number().int().positive().max(100_000).default(1000),
       })
       .strict()
-      .default({ pools: [], max_ttl_s: 7 * 86_400 }),
+      .default({ pools: [], max_ttl_s: 7 * 86_400, max_pools: 1000 }),
   })
   .strict()
   .superRefine((c, ctx) => {

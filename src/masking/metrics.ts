@@ -1,4 +1,4 @@
-/** Metrics of number masking; pool names come from config (a closed set). */
+/** Metrics of number masking; pool names come from config and the pools API (bounded by masking.max_pools). */
 import { Counter, Gauge, type Registry } from "prom-client";
 import type { SessionStore } from "./sessions.js";
 
@@ -7,10 +7,9 @@ export class MaskingMetrics {
   /** result: routed, own_route, no_session, no_outbound, store_error (src/edge/masking.ts). */
   readonly routed: Counter<"kind" | "result">;
 
-  constructor(registry: Registry, store: SessionStore, pools: readonly string[]) {
+  constructor(registry: Registry, store: SessionStore) {
     this.allocations = new Counter({ name: "didgate_masking_allocations_total", help: "Masking session allocations by pool and result (created, pool_exhausted)", labelNames: ["pool", "result"], registers: [registry] });
     this.routed = new Counter({ name: "didgate_masking_routed_total", help: "Calls and messages to pool numbers by kind (call, message) and result (routed through a session, own_route, no_session, no_outbound, store_error)", labelNames: ["kind", "result"], registers: [registry] });
-    const known = new Set(pools);
     new Gauge({
       name: "didgate_masking_sessions",
       help: "Masking sessions alive per pool",
@@ -18,7 +17,8 @@ export class MaskingMetrics {
       registers: [registry],
       async collect() {
         const m = await store.activeByPool().catch(() => new Map<string, number>());
-        for (const [pool, n] of m) if (known.has(pool)) this.set({ pool }, n);
+        this.reset();
+        for (const [pool, n] of m) if (store.poolInfo(pool) !== undefined) this.set({ pool }, n);
       },
     });
   }

@@ -10,6 +10,10 @@
  * Redis keys (under the configured prefix; with Redis Cluster the prefix must carry a hash tag
  * such as "{didgate}:" since the script touches keys it derives):
  *   <prefix>mask:pool:<name>          SET   the pool's numbers
+ *   <prefix>mask:pooltenant:<name>    STRING the pool's tenant
+ *   <prefix>mask:pools                SET   the pool names (config and API)
+ *   <prefix>mask:pools:v              STRING incremented on every pool change: edges poll it and
+ *                                     reload the pools when it moved (refreshPools)
  *   <prefix>mask:s:<id>               HASH  id, a, b, proxy, pool, tenant, expires_at (ms)
  *   <prefix>mask:p:<proxy>:<party>    STRING "<id> <other party>"
  * Every session key expires at the session's expiry (PEXPIREAT), so an expired session stops
@@ -37,9 +41,23 @@ export interface MaskRoute {
   other: string;
 }
 
+/** A pool as the store knows it. */
+export interface PoolInfo {
+  name: string;
+  tenant: string;
+  numbers: readonly string[];
+}
+
 export interface SessionStore {
   /** Pool name -> numbers, replacing what the store had for those pools. */
   setPool(name: string, tenant: string, numbers: readonly string[]): Promise<void>;
+  /** The pools known here (after the last refreshPools with Redis). */
+  poolList(): PoolInfo[];
+  poolInfo(name: string): PoolInfo | undefined;
+  /** Removes a pool; "in_use" while sessions of it are alive. */
+  deletePool(name: string): Promise<"deleted" | "unknown" | "in_use">;
+  /** Learns the pool changes other edges made (Redis: one GET when nothing changed). */
+  refreshPools(): Promise<void>;
   create(pool: string, a: string, b: string, ttlMs: number): Promise<CreateResult>;
   get(id: string): Promise<MaskSession | null>;
   delete(id: string): Promise<boolean>;
@@ -126,8 +144,45 @@ export class RedisSessionStore implements SessionStore {
     m.del(key);
     if (numbers.length > 0) m.sadd(key, ...numbers);
     m.set(`${this.prefix}mask:pooltenant:${name}`, tenant);
+    m.sadd(`${this.prefix}mask:pools`, name);
+    m.incr(`${this.prefix}mask:pools:v`);
     await m.exec();
     this.remember(name, tenant, numbers);
+  }
+
+  poolList(): PoolInfo[] {
+    return [...this.pools].map(([name, p]) => ({ name, tenant: p.tenant, numbers: [...p.numbers] }));
+  }
+
+  poolInfo(name: string): PoolInfo | undefined {
+    const p = this.pools.get(name);
+    return p === undefined ? undefined : { name, tenant: p.tenant, numbers: [...p.numbers] };
+  }
+
+  async deletePool(name: string): Promise<"deleted" | "unknown" | "in_use"> {
+    const exists = await this.redis.sismember(`${this.prefix}mask:pools`, name);
+    if (exists !== 1 && !this.pools.has(name)) return "unknown";
+    if ((await this.redis.zcount(`${this.prefix}mask:active:${name}`, `(${this.now()}`, "+inf")) > 0) return "in_use";
+    const m = this.redis.multi();
+    m.del(`${this.prefix}mask:pool:${name}`, `${this.prefix}mask:pooltenant:${name}`, `${this.prefix}mask:active:${name}`);
+    m.srem(`${this.prefix}mask:pools`, name);
+    m.incr(`${this.prefix}mask:pools:v`);
+    await m.exec();
+    this.pools.delete(name);
+    this.reindex();
+    return "deleted";
+  }
+
+  private poolsVersion: string | null = null;
+
+  async refreshPools(): Promise<void> {
+    const v = await this.redis.get(`${this.prefix}mask:pools:v`);
+    if (v === this.poolsVersion) return;
+    const names = new Set(await this.redis.smembers(`${this.prefix}mask:pools`));
+    for (const name of names) await this.loadPool(name);
+    for (const name of [...this.pools.keys()]) if (!names.has(name)) this.pools.delete(name);
+    this.reindex();
+    this.poolsVersion = v;
   }
 
   /** Learns a pool kept in Redis (changed by the API on another edge). */
@@ -138,6 +193,10 @@ export class RedisSessionStore implements SessionStore {
 
   private remember(name: string, tenant: string, numbers: readonly string[]): void {
     this.pools.set(name, { tenant, numbers: new Set(numbers) });
+    this.reindex();
+  }
+
+  private reindex(): void {
     this.poolNumbers.clear();
     for (const p of this.pools.values()) for (const n of p.numbers) this.poolNumbers.set(n, p.tenant);
   }
@@ -233,9 +292,33 @@ export class MemorySessionStore implements SessionStore {
 
   async setPool(name: string, tenant: string, numbers: readonly string[]): Promise<void> {
     this.pools.set(name, { tenant, numbers: [...numbers].sort() });
+    this.reindex();
+  }
+
+  private reindex(): void {
     this.poolNumbers.clear();
     for (const p of this.pools.values()) for (const n of p.numbers) this.poolNumbers.set(n, p.tenant);
   }
+
+  poolList(): PoolInfo[] {
+    return [...this.pools].map(([name, p]) => ({ name, tenant: p.tenant, numbers: [...p.numbers] }));
+  }
+
+  poolInfo(name: string): PoolInfo | undefined {
+    const p = this.pools.get(name);
+    return p === undefined ? undefined : { name, tenant: p.tenant, numbers: [...p.numbers] };
+  }
+
+  async deletePool(name: string): Promise<"deleted" | "unknown" | "in_use"> {
+    if (!this.pools.has(name)) return "unknown";
+    this.sweep();
+    for (const s of this.sessions.values()) if (s.pool === name) return "in_use";
+    this.pools.delete(name);
+    this.reindex();
+    return "deleted";
+  }
+
+  async refreshPools(): Promise<void> {}
 
   private live(id: string | undefined): MaskSession | null {
     if (id === undefined) return null;
