@@ -19,6 +19,8 @@ export interface SentMessage {
   receipt?: ReceiptRequest;
   /** Set once that receipt was relayed (a long message has one SMSC id per part). */
   relayed?: boolean;
+  /** An app's outbound message (src/edge/sms-outbound.ts): its receipt goes back to the app, not to a webhook. */
+  outbound?: boolean;
 }
 
 export class ReceiptCorrelator {

@@ -40,6 +40,10 @@ export interface SmscOptions {
   password?: string;
   /** Answer submit_sm with this status (default 0) and message ids "m1", "m2", … */
   submitStatus?: number;
+  /** Answer each submit_sm with the status this returns (overrides submitStatus). */
+  submitStatusOf?: (pdu: SmppPdu) => number;
+  /** Prefix of the message ids (default "m"). */
+  idPrefix?: string;
   /** Do not answer enquire_link (to simulate a dead peer). */
   ignoreEnquireLink?: boolean;
   tls?: { key: string | Buffer; cert: string | Buffer };
@@ -78,6 +82,7 @@ export async function startSmsc(o: SmscOptions = {}): Promise<TestSmsc> {
       if (i >= 0) binds.splice(i, 1);
     });
     session.on("pdu", (pdu: SmppPdu) => {
+      pdu._at = Date.now(); // when it arrived (rate checks read it)
       received.push(pdu);
       switch (pdu.command) {
         case "bind_transceiver":
@@ -97,7 +102,7 @@ export async function startSmsc(o: SmscOptions = {}): Promise<TestSmsc> {
           session.close();
           break;
         case "submit_sm":
-          session.send(pdu.response({ command_status: o.submitStatus ?? 0, message_id: "m" + ++ids }));
+          session.send(pdu.response({ command_status: o.submitStatusOf?.(pdu) ?? o.submitStatus ?? 0, message_id: (o.idPrefix ?? "m") + ++ids }));
           break;
       }
     });

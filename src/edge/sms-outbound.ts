@@ -1,0 +1,510 @@
+/**
+ * Outbound SMS: an app account bound to didgate submits a message (submit_sm / data_sm) from one of
+ * its tenant's numbers or from one of its listed senders; didgate routes it by destination through
+ * the outbound table's `sms` names (outbound binds, in order), paces each bind to its `tps`, fails
+ * over to the next bind when one is down or answers a temporary status, relays the carrier's
+ * receipt to the app with the app's own message id, and writes one message record (README.md
+ * "Sending messages", docs/sms.md).
+ *
+ * The answer to the app's PDU:
+ *   source not a number of the account's tenant (active or porting out), nor a listed sender
+ *                                          → invalid_source       (ESME_RINVSRCADR 0x0A)
+ *   recipient opted out of that sender     → permanent            (ESME_RX_R_APPN 0x66)
+ *   destination not a number / no sms route in the outbound table, or none of its names is a bind
+ *                                          → invalid_destination  (ESME_RINVDSTADR 0x0B)
+ *   durably queued (spool) or accepted by the carrier (direct mode) → accepted (ESME_ROK)
+ *   otherwise                              → temporary (the account's temp_fail_status, default 0x64)
+ *
+ * Sending is one delivery attempt per call of forward() (delivery owns retries, backoff and the
+ * max age): each name of the route in order, skipping binds that are down or cooling down after a
+ * throttling answer, waiting for the bind's pacing slot; the first ESME_ROK ends it. A permanent
+ * refusal ends the message as failed; temporary ones everywhere make delivery retry it later.
+ */
+import type { Logger } from "pino";
+import { Counter, Histogram, type Registry } from "prom-client";
+import type { AcceptOutcome, AttemptResult, DeliveryJob, FinalOutcome, MessageOutboundBody, ReceiptRequest } from "../delivery/types.js";
+import type { RecordWriter } from "../records/writer.js";
+import type { NumberPlan } from "../routing/number.js";
+import type { OutboundEntry } from "../routing/outbound.js";
+import { isGone, type Route, type RouteState } from "../routing/route.js";
+import { MATCH_DEFAULT, type RouteStore } from "../routing/table.js";
+import { CMD, STATUS } from "../smpp/constants.js";
+import type { SmppEdge } from "../smpp/edge.js";
+import { buildMessagePdus } from "../smpp/outbound.js";
+import type { AcceptResult, InboundSms, OutboundSms, Receipt } from "../smpp/types.js";
+import type { OptOutStore } from "./optout.js";
+import type { ReceiptCorrelator, SentMessage } from "./receipts.js";
+import { smppAddressToE164, type MessageSink } from "./sms.js";
+import { referenceOf, toSmppAddress } from "./sms-forward.js";
+import { normaliseStat, type ReceiptSender } from "./sms-receipts.js";
+
+/** What an app account may send from (config smpp.accounts: tenant, senders). */
+export interface SenderRights {
+  tenant?: string;
+  senders: ReadonlySet<string>;
+}
+
+/**
+ * Pacing of one bind: a token bucket of size one (no bursts), `tps` slots per second; every part
+ * of a message takes a slot. reserve() books the next free slots and says how long to wait for
+ * them, or refuses (-1 and no booking) when that wait is over `maxWaitMs`.
+ */
+export class Pacer {
+  private next = 0;
+  constructor(
+    readonly tps: number,
+    private readonly now: () => number = () => performance.now(),
+  ) {}
+
+  /** Milliseconds until `n` slots are free if booked now, without booking. */
+  waitFor(): number {
+    return Math.max(0, this.next - this.now());
+  }
+
+  reserve(n: number, maxWaitMs: number): number {
+    const t = this.now();
+    const start = Math.max(t, this.next);
+    const wait = start - t;
+    if (wait > maxWaitMs) return -1;
+    this.next = start + (n * 1000) / this.tps;
+    return wait;
+  }
+}
+
+/** Outcomes of an app's submit (metric label values: a closed set). */
+export type SubmitOutcome = "accepted" | "temporary" | "permanent" | "invalid_source" | "opted_out" | "no_route" | "invalid_number" | "draining";
+/** Outcomes of one try on one bind. */
+type BindOutcome = "ok" | "temporary" | "throttled" | "permanent" | "down";
+
+/** Final status of an outbound message in its record (and its metric label). */
+const FINAL: Record<string, string> = {
+  DELIVRD: "delivered",
+  EXPIRED: "expired",
+  DELETED: "deleted",
+  UNDELIV: "undeliverable",
+  ACCEPTD: "accepted",
+  REJECTD: "rejected",
+  UNKNOWN: "unknown",
+};
+
+export class SmsOutboundMetrics {
+  readonly submits: Counter<"account" | "outcome">;
+  readonly binds: Counter<"bind" | "outcome">;
+  readonly parts: Counter<"bind">;
+  readonly finals: Counter<"status">;
+  readonly latency: Histogram<"bind">;
+  constructor(registry: Registry) {
+    this.submits = new Counter({ name: "didgate_sms_outbound_total", help: "Outbound messages submitted by apps, by account and outcome", labelNames: ["account", "outcome"], registers: [registry] });
+    this.binds = new Counter({ name: "didgate_sms_outbound_binds_total", help: "Outbound message tries per bind and outcome (ok, temporary, throttled, permanent, down)", labelNames: ["bind", "outcome"], registers: [registry] });
+    this.parts = new Counter({ name: "didgate_sms_outbound_parts_total", help: "Outbound message parts (segments) accepted by each bind", labelNames: ["bind"], registers: [registry] });
+    this.finals = new Counter({ name: "didgate_sms_outbound_final_total", help: "Outbound messages by final status (delivered, undeliverable, expired, rejected, failed, sent: no receipt in time, …)", labelNames: ["status"], registers: [registry] });
+    this.latency = new Histogram({ name: "didgate_sms_outbound_submit_seconds", help: "From the app's submit to the carrier's submit_sm_resp, per bind", labelNames: ["bind"], buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60], registers: [registry] });
+  }
+}
+
+export interface SmsOutboundOptions {
+  store: RouteStore<Route>;
+  outbound: RouteStore<OutboundEntry>;
+  /** The SMPP edge (set once it runs). */
+  smpp: () => SmppEdge | undefined;
+  delivery: MessageSink;
+  optouts?: OptOutStore;
+  /** What each app account may send from, by system_id (the app refills it on a config reload). */
+  rights: Map<string, SenderRights>;
+  /** Number plan per peer (account system_id or bind name). */
+  plans: Map<string, NumberPlan>;
+  /** Pacing per bind name (tps); the app refills it on a config reload. */
+  tps: Map<string, number>;
+  receipts: ReceiptCorrelator;
+  receiptSender?: ReceiptSender;
+  records?: RecordWriter;
+  logger: Logger;
+  registry: Registry;
+  stateOf?: (route: Route, atMs: number) => RouteState;
+  now?: () => number;
+  /** Longest wait for a bind's pacing slot in one attempt (ms, default 10000); longer: the next bind, or later. */
+  maxPaceWaitMs?: number;
+  /** How long a bind that answered throttled (0x58) or queue full (0x14) is passed over (ms, default 1000). */
+  cooldownMs?: number;
+  /** How long a message accepted by a carrier waits for its final receipt before its record is written as "sent" (ms, default 1 h). */
+  receiptWaitMs?: number;
+  /** Messages waiting for their receipt at once (default 200,000); beyond it the oldest is written as "sent". */
+  maxWaiting?: number;
+}
+
+/** A message accepted by a carrier, waiting for its final receipt (for its record). */
+interface Waiting {
+  body: MessageOutboundBody;
+  bind: string;
+  smscIds: string[];
+  acceptedAt: number;
+  sentAt: number;
+  attempts: number;
+  at: number;
+}
+
+export class SmsOutbound {
+  readonly metrics: SmsOutboundMetrics;
+  private readonly now: () => number;
+  private readonly pacers = new Map<string, Pacer>();
+  private readonly cooldown = new Map<string, number>();
+  private readonly waiting = new Map<string, Waiting>();
+  /** What each app account may send from; refilled on a config reload. */
+  readonly rights: Map<string, SenderRights>;
+  private timer: NodeJS.Timeout | undefined;
+  private draining = false;
+
+  constructor(private readonly o: SmsOutboundOptions) {
+    this.metrics = new SmsOutboundMetrics(o.registry);
+    this.rights = o.rights;
+    this.now = o.now ?? Date.now;
+  }
+
+  /** Start writing the records of messages whose receipt did not come in time. */
+  start(): void {
+    if (this.timer !== undefined) return;
+    this.timer = setInterval(() => this.sweep(false), Math.min(60_000, Math.max(100, (this.o.receiptWaitMs ?? 3_600_000) / 4)));
+    this.timer.unref();
+  }
+
+  /** Stop; messages still waiting for their receipt get their record now (status sent). */
+  stop(): void {
+    clearInterval(this.timer);
+    this.timer = undefined;
+    this.sweep(true);
+  }
+
+  drain(): void {
+    this.draining = true;
+  }
+
+  /** The SMPP layer's onMessage for app accounts: an outbound message. */
+  async onSubmit(msg: InboundSms): Promise<AcceptResult> {
+    const account = msg.peer;
+    const plan = this.o.plans.get(account) ?? {};
+    const d = smppAddressToE164(msg.destination, plan);
+    const done = (outcome: SubmitOutcome, fields: Record<string, unknown>, result: AcceptResult): AcceptResult => {
+      this.metrics.submits.inc({ account, outcome });
+      const level = outcome === "accepted" ? "info" : "warn";
+      this.o.logger[level]({ account, from: msg.source.addr, to: msg.destination.addr, parts: msg.parts, message_id: msg.message_id, result: outcome, ...fields }, "sms outbound");
+      if (outcome !== "accepted" && outcome !== "temporary" && outcome !== "draining") {
+        this.record({ id: `msg_${msg.message_id}`, account, from: String(fields.from ?? msg.source.addr), to: d.ok ? d.e164 : msg.destination.addr, tenant: this.rights.get(account)?.tenant ?? null, parts: msg.parts, encoding: msg.encoding, status: "rejected", reason: outcome, bind: null, smsc_message_ids: [], accepted_at: null, sent_at: null, receipt: null, attempts: 0, smpp_message_id: msg.message_id });
+      }
+      return result;
+    };
+    if (this.draining) return done("draining", {}, { status: "temporary" });
+    const rights = this.rights.get(account);
+    // The sender: a listed alphanumeric sender or short code as written, else a number of the tenant.
+    let from: string;
+    if (rights !== undefined && rights.senders.has(msg.source.addr)) from = msg.source.addr;
+    else {
+      const n = smppAddressToE164(msg.source, plan);
+      if (!n.ok) return done("invalid_source", { why: "not a listed sender" }, { status: "invalid_source" });
+      const why = rights?.tenant === undefined ? "account has no tenant" : this.notOwned(n.e164, rights.tenant);
+      if (why !== null) return done("invalid_source", { from: n.e164, why }, { status: "invalid_source" });
+      from = n.e164;
+    }
+    if (!d.ok) return done("invalid_number", { from, error: d.error }, { status: "invalid_destination" });
+    const to = d.e164;
+    if (this.o.optouts !== undefined) {
+      let out: boolean;
+      try {
+        out = await this.o.optouts.isOptedOut(from, to);
+      } catch (err) {
+        this.o.logger.warn({ err: (err as Error)?.message }, "opt-out lookup failed: message declined with a temporary failure");
+        return done("temporary", { from, to, why: "opt-out lookup failed" }, { status: "temporary" });
+      }
+      if (out) return done("opted_out", { from, to }, { status: "permanent" });
+    }
+    const route = this.routeOf(to);
+    if (route.length === 0) return done("no_route", { from, to }, { status: "invalid_destination" });
+    const body: MessageOutboundBody = {
+      type: "message.outbound",
+      id: `msg_${msg.message_id}`,
+      submitted_at: msg.received_at.toISOString(),
+      from,
+      to,
+      text: msg.text ?? null,
+      encoding: "gsm7",
+      parts: 1,
+      tenant: rights?.tenant ?? null,
+      account,
+      route,
+      smpp: { message_id: msg.message_id, source: msg.source, destination: msg.destination },
+    };
+    if (msg.binary !== undefined) {
+      body.binary = msg.binary.toString("base64");
+      body.data_coding = msg.data_coding;
+    }
+    // Encoding and parts as the carrier will get them (concatenated parts, each counts).
+    try {
+      const pdus = buildMessagePdus(CMD.submit_sm, this.smsOf(body), 0, "udh");
+      body.parts = pdus.length;
+      const dc = pdus[0]!.data_coding;
+      body.encoding = msg.binary !== undefined ? "binary" : dc === 0x08 ? "ucs2" : dc === 0x03 ? "latin1" : "gsm7";
+    } catch {
+      return done("permanent", { from, to, why: "too long" }, { status: "permanent" });
+    }
+    const job: DeliveryJob = { id: body.id, body, target: { smpp: route[0]! }, acceptedAt: this.now(), attempts: 0 };
+    if ((msg.registered_delivery & 0x03) !== 0) {
+      const req: ReceiptRequest = {
+        peer: account,
+        ids: msg.part_ids ?? [msg.message_id],
+        when: msg.registered_delivery & 0x03,
+        source: msg.source,
+        destination: msg.destination,
+        submitted_at: msg.received_at.getTime(),
+        text: (msg.text ?? "").slice(0, 20),
+      };
+      job.receipt = req;
+    }
+    let outcome: AcceptOutcome;
+    try {
+      outcome = await this.o.delivery.accept(job);
+    } catch (err) {
+      this.o.logger.error({ err: (err as Error).message, message_id: msg.message_id }, "delivery accept failed");
+      outcome = "temporary";
+    }
+    return done(outcome, { from, to, id: body.id, tenant: body.tenant, route, parts_out: body.parts }, { status: outcome });
+  }
+
+  /** Bind names of the outbound table's sms entry for a destination that exist here. */
+  routeOf(to: string): string[] {
+    const entry = this.o.outbound.current.lookup(to);
+    if (entry === undefined) return [];
+    const clients = this.o.smpp()?.clients;
+    const out: string[] = [];
+    for (const n of entry.sms) {
+      if (clients?.has(n)) out.push(n);
+      else this.o.logger.debug({ name: n }, "outbound sms route names no outbound bind: skipped");
+    }
+    return out;
+  }
+
+  /** null when the tenant may send from the number (the same rule as a customer's caller ID). */
+  private notOwned(e164: string, tenant: string): string | null {
+    const t = this.o.store.current;
+    const r = t.lookup(e164);
+    if (r === undefined || t.match.kind === MATCH_DEFAULT) return "not a number of ours";
+    if (r.tenant !== tenant) return "owned by another tenant";
+    const state = this.o.stateOf !== undefined ? this.o.stateOf(r, this.now()) : r.state;
+    if (isGone(state) || (state !== "active" && state !== "porting_out")) return "number not active";
+    return null;
+  }
+
+  private smsOf(body: MessageOutboundBody): OutboundSms {
+    const m: OutboundSms = { source: toSmppAddress(body.from), destination: toSmppAddress(body.to), reference: referenceOf(body.id) };
+    if (body.binary !== undefined) {
+      m.binary = Buffer.from(body.binary, "base64");
+      if (body.data_coding !== undefined) m.data_coding = body.data_coding;
+    } else m.text = body.text ?? "";
+    return m;
+  }
+
+  private pacer(bind: string): Pacer | undefined {
+    const tps = this.o.tps.get(bind);
+    if (tps === undefined) return undefined;
+    let p = this.pacers.get(bind);
+    if (p === undefined || p.tps !== tps) {
+      p = new Pacer(tps);
+      this.pacers.set(bind, p);
+    }
+    return p;
+  }
+
+  /** One delivery attempt of an outbound message (delivery's SMPP forwarder for message.outbound). */
+  async forward(job: DeliveryJob, signal: AbortSignal): Promise<AttemptResult> {
+    const body = job.body;
+    if (body.type !== "message.outbound") return { kind: "dead", reason: "not an outbound message" };
+    const edge = this.o.smpp();
+    if (edge === undefined) return { kind: "retry", reason: "SMPP is not running" };
+    const msg = this.smsOf(body);
+    // Always ask the carrier for a receipt: it gives the message its final status (record) and
+    // is relayed to the app when it asked for one.
+    msg.registered_delivery = 1;
+    let lastReason = "no bind in the route";
+    let retryAfterMs: number | undefined;
+    const maxWait = this.o.maxPaceWaitMs ?? 10_000;
+    for (const name of body.route) {
+      if (signal.aborted) return { kind: "retry", reason: "aborted" };
+      const client = edge.clients.get(name);
+      if (client === undefined) continue;
+      const cool = this.cooldown.get(name);
+      if (!client.isBound || (cool !== undefined && cool > performance.now())) {
+        this.metrics.binds.inc({ bind: name, outcome: "down" });
+        lastReason = client.isBound ? `${name} throttled` : `${name} not bound`;
+        continue;
+      }
+      const pacer = this.pacer(name);
+      if (pacer !== undefined) {
+        const w = pacer.reserve(body.parts, maxWait);
+        if (w < 0) {
+          const left = pacer.waitFor();
+          retryAfterMs = retryAfterMs === undefined ? left : Math.min(retryAfterMs, left);
+          lastReason = `${name} over tps`;
+          continue;
+        }
+        if (w > 0 && !(await sleep(w, signal))) return { kind: "retry", reason: "aborted" };
+      }
+      const t0 = performance.now();
+      const r = await edge.submit(name, msg);
+      const status = r.status ?? 0;
+      if (r.outcome === "ok") {
+        this.metrics.binds.inc({ bind: name, outcome: "ok" });
+        this.metrics.parts.inc({ bind: name }, body.parts);
+        this.metrics.latency.observe({ bind: name }, (Date.now() - Date.parse(body.submitted_at)) / 1000);
+        this.sent(job, body, name, r.message_ids);
+        this.o.logger.debug({ id: body.id, bind: name, ms: Math.round(performance.now() - t0), smsc_ids: r.message_ids }, "sms outbound: accepted by carrier");
+        return { kind: "delivered" };
+      }
+      const reason = r.error ?? `${name}: command_status 0x${status.toString(16).padStart(2, "0")}`;
+      if (r.outcome === "permanent") {
+        this.metrics.binds.inc({ bind: name, outcome: "permanent" });
+        return { kind: "dead", reason };
+      }
+      const throttled = status === STATUS.ESME_RTHROTTLED || status === STATUS.ESME_RMSGQFUL;
+      if (throttled) this.cooldown.set(name, performance.now() + (this.o.cooldownMs ?? 1000));
+      this.metrics.binds.inc({ bind: name, outcome: throttled ? "throttled" : "temporary" });
+      lastReason = reason;
+    }
+    return retryAfterMs !== undefined ? { kind: "retry", reason: lastReason, retryAfterMs: Math.max(50, retryAfterMs) } : { kind: "retry", reason: lastReason };
+  }
+
+  /** The carrier accepted: remember its ids for the receipt, and wait for that receipt. */
+  private sent(job: DeliveryJob, body: MessageOutboundBody, bind: string, smscIds: string[]): void {
+    const s: SentMessage = { id: body.id, did: body.from, outbound: true };
+    if (job.receipt !== undefined) s.receipt = job.receipt;
+    for (const id of smscIds) if (id) this.o.receipts.remember(bind, id, s);
+    const max = this.o.maxWaiting ?? 200_000;
+    if (this.waiting.size >= max) {
+      const first = this.waiting.keys().next().value;
+      if (first !== undefined) this.finishWaiting(first, "sent", null);
+    }
+    this.waiting.delete(body.id);
+    this.waiting.set(body.id, { body, bind, smscIds, acceptedAt: job.acceptedAt, sentAt: this.now(), attempts: job.attempts + 1, at: this.now() });
+  }
+
+  /**
+   * A carrier's receipt for a message sent here (the SMS edge found it in the correlator): relay it
+   * to the app that asked for one, and write the message's record at a final state.
+   */
+  onReceipt(sent: SentMessage, r: Receipt): "relayed" | "recorded" | "intermediate" {
+    const stat = normaliseStat(r.stat);
+    let relayed = false;
+    if (sent.receipt !== undefined && r.final && !sent.relayed && this.o.receiptSender !== undefined) {
+      sent.relayed = true;
+      relayed = true;
+      void this.o.receiptSender.send(sent.receipt, stat, r.err ?? (r.delivered ? "000" : "001"));
+    }
+    if (!r.final) return "intermediate";
+    this.finishWaiting(sent.id, FINAL[stat] ?? "unknown", { stat, err: r.err ?? null, smsc_message_id: r.message_id, received_at: r.received_at.toISOString(), bind: r.peer });
+    return relayed ? "relayed" : "recorded";
+  }
+
+  /** Delivery's onFinal for outbound messages: a failed one gets its record now. */
+  onFinal(job: DeliveryJob, outcome: FinalOutcome): void {
+    const b = job.body;
+    if (b.type !== "message.outbound" || outcome.delivered) return;
+    this.metrics.finals.inc({ status: "failed" });
+    this.record({ id: b.id, account: b.account, from: b.from, to: b.to, tenant: b.tenant, parts: b.parts, encoding: b.encoding, status: "failed", reason: outcome.reason, bind: null, smsc_message_ids: [], accepted_at: new Date(job.acceptedAt).toISOString(), sent_at: null, receipt: null, attempts: job.attempts, smpp_message_id: b.smpp?.message_id ?? null });
+    if (job.receipt !== undefined && this.o.receiptSender !== undefined) {
+      void this.o.receiptSender.send(job.receipt, outcome.reason.startsWith("max_age") ? "EXPIRED" : "UNDELIV", "001");
+    }
+  }
+
+  private finishWaiting(id: string, status: string, receipt: Record<string, unknown> | null): void {
+    const w = this.waiting.get(id);
+    if (w === undefined) return;
+    this.waiting.delete(id);
+    const b = w.body;
+    this.metrics.finals.inc({ status });
+    this.record({ id: b.id, account: b.account, from: b.from, to: b.to, tenant: b.tenant, parts: b.parts, encoding: b.encoding, status, reason: null, bind: w.bind, smsc_message_ids: w.smscIds, accepted_at: new Date(w.acceptedAt).toISOString(), sent_at: new Date(w.sentAt).toISOString(), receipt, attempts: w.attempts, smpp_message_id: b.smpp?.message_id ?? null });
+  }
+
+  /** Messages past the receipt wait (or all, at stop) get their record with status sent. */
+  private sweep(all: boolean): void {
+    const limit = this.now() - (this.o.receiptWaitMs ?? 3_600_000);
+    for (const [id, w] of this.waiting) {
+      if (!all && w.at > limit) break; // insertion order is age order
+      this.finishWaiting(id, "sent", null);
+    }
+  }
+
+  private record(r: {
+    id: string;
+    account: string;
+    from: string;
+    to: string;
+    tenant: string | null;
+    parts: number;
+    encoding: string;
+    status: string;
+    reason: string | null;
+    bind: string | null;
+    smsc_message_ids: string[];
+    accepted_at: string | null;
+    sent_at: string | null;
+    receipt: Record<string, unknown> | null;
+    attempts: number;
+    smpp_message_id: string | null;
+  }): void {
+    this.o.records?.write("message", {
+      id: r.id,
+      direction: "outbound",
+      peer: r.account,
+      from: r.from,
+      to: r.to,
+      tenant: r.tenant,
+      parts: r.parts,
+      encoding: r.encoding,
+      target: r.bind,
+      status: r.status,
+      reason: r.reason,
+      accepted_at: r.accepted_at,
+      sent_at: r.sent_at,
+      final_at: new Date(this.now()).toISOString(),
+      attempts: r.attempts,
+      smpp_message_id: r.smpp_message_id,
+      carrier_message_ids: r.smsc_message_ids,
+      receipt: r.receipt,
+    });
+  }
+}
+
+/** Wait `ms`; false when aborted first. */
+function sleep(ms: number, signal: AbortSignal): Promise<boolean> {
+  if (signal.aborted) return Promise.resolve(false);
+  return new Promise((resolve) => {
+    const t = setTimeout(() => {
+      signal.removeEventListener("abort", onAbort);
+      resolve(true);
+    }, ms);
+    const onAbort = (): void => {
+      clearTimeout(t);
+      resolve(false);
+    };
+    signal.addEventListener("abort", onAbort, { once: true });
+  });
+}
+
+/** What each app account may send from, filled into `into` (config smpp.accounts). */
+export function senderRights(
+  accounts: readonly { system_id: string; role: string; tenant?: string | undefined; senders?: readonly string[] | undefined }[],
+  into: Map<string, SenderRights>,
+): Map<string, SenderRights> {
+  into.clear();
+  for (const a of accounts) {
+    if (a.role !== "app" || (a.tenant === undefined && (a.senders?.length ?? 0) === 0)) continue;
+    const r: SenderRights = { senders: new Set(a.senders ?? []) };
+    if (a.tenant !== undefined) r.tenant = a.tenant;
+    into.set(a.system_id, r);
+  }
+  return into;
+}
+
+/** Pacing per outbound bind (config smpp.binds[].tps). */
+export function bindTps(binds: readonly { name: string; tps?: number | undefined }[]): Map<string, number> {
+  const m = new Map<string, number>();
+  for (const b of binds) if (b.tps !== undefined) m.set(b.name, b.tps);
+  return m;
+}
