@@ -347,13 +347,19 @@ export class SmsOutbound {
         if (w > 0 && !(await sleep(w, signal))) return { kind: "retry", reason: "aborted" };
       }
       const t0 = performance.now();
-      const r = await edge.submit(name, msg);
+      this.o.receipts.submitStart(name);
+      let r: Awaited<ReturnType<SmppEdge["submit"]>>;
+      try {
+        r = await edge.submit(name, msg);
+        if (r.outcome === "ok") this.sent(job, body, name, r.message_ids);
+      } finally {
+        this.o.receipts.submitEnd(name);
+      }
       const status = r.status ?? 0;
       if (r.outcome === "ok") {
         this.metrics.binds.inc({ bind: name, outcome: "ok" });
         this.metrics.parts.inc({ bind: name }, body.parts);
         this.metrics.latency.observe({ bind: name }, (Date.now() - Date.parse(body.submitted_at)) / 1000);
-        this.sent(job, body, name, r.message_ids);
         this.o.logger.debug({ id: body.id, bind: name, ms: Math.round(performance.now() - t0), smsc_ids: r.message_ids }, "sms outbound: accepted by carrier");
         return { kind: "delivered" };
       }

@@ -262,7 +262,8 @@ export class SmsEdge {
   async onReceipt(r: Receipt): Promise<void> {
     const plan = this.plan(r.peer);
     // A receipt for a message this edge submitted: the route of that message's DID.
-    const sent = this.opts.receipts?.find(r.peer, r.message_id);
+    // A receipt from a bind may overtake the submit_sm_resp of its message: wait a moment for it.
+    const sent = r.peer_kind === "bind" ? await this.opts.receipts?.findOrWait(r.peer, r.message_id, 2000) : this.opts.receipts?.find(r.peer, r.message_id);
     if (sent?.outbound === true && this.opts.onOutboundReceipt !== undefined) {
       const outcome = this.opts.onOutboundReceipt(sent, r);
       this.metrics.receipts.inc({ peer: r.peer, outcome });

@@ -20,6 +20,7 @@ let esme: TestEsme;
 let smscA: TestSmsc;
 let smscB: TestSmsc;
 let smscT: TestSmsc;
+let smscR: TestSmsc;
 let dir: string;
 
 const cstr = (v: unknown): string => String(v ?? "").replace(/\0+$/, "");
@@ -40,6 +41,7 @@ beforeAll(async () => {
   smscA = await startSmsc({ idPrefix: "a", submitStatusOf: (p) => (String(p.destination_addr).startsWith("45") ? 0x58 : 0) });
   smscB = await startSmsc({ idPrefix: "b" });
   smscT = await startSmsc({ idPrefix: "t" });
+  smscR = await startSmsc({ idPrefix: "r", receiptFirst: 300 });
   dir = tempDir();
   const doc = {
     routes: {
@@ -52,6 +54,7 @@ beforeAll(async () => {
       "+45*": { sms: ["smsc-a", "smsc-b"] },
       "+33*": { sms: ["smsc-t"] },
       "+34*": { voice: ["nobody"] },
+      "+36*": { sms: ["smsc-r"] },
     },
   };
   writeFileSync(join(dir, "routes.yaml"), YAML.stringify(doc));
@@ -65,13 +68,13 @@ beforeAll(async () => {
         listen: "127.0.0.1:0",
         handler_timeout_s: 10,
         accounts: [{ system_id: "app-1", password: "pw-a", role: "app", tenant: "acme", senders: ["ACME"], country_code: "1" }],
-        binds: [bind("smsc-a", smscA.port), bind("smsc-b", smscB.port), bind("smsc-t", smscT.port, { tps: 10 })],
+        binds: [bind("smsc-a", smscA.port), bind("smsc-b", smscB.port), bind("smsc-t", smscT.port, { tps: 10 }), bind("smsc-r", smscR.port)],
       },
     },
     dir,
   ));
-  await Promise.all([smscA.waitBound(), smscB.waitBound(), smscT.waitBound()]);
-  await waitFor(() => ["smsc-a", "smsc-b", "smsc-t"].every((n) => app.smpp!.clients.get(n)!.isBound));
+  await Promise.all([smscA.waitBound(), smscB.waitBound(), smscT.waitBound(), smscR.waitBound()]);
+  await waitFor(() => ["smsc-a", "smsc-b", "smsc-t", "smsc-r"].every((n) => app.smpp!.clients.get(n)!.isBound));
   esme = await connectEsme(app.smpp!.address()!.port);
   expect((await esme.bind("bind_transceiver", "app-1", "pw-a")).command_status).toBe(0);
 }, 60_000);
@@ -79,7 +82,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await esme?.close();
   await app?.stop(1000);
-  await Promise.all([smscA?.close(), smscB?.close(), smscT?.close()]);
+  await Promise.all([smscA?.close(), smscB?.close(), smscT?.close(), smscR?.close()]);
 });
 
 const from = { source_addr: "15125550100", source_addr_ton: 1, source_addr_npi: 1 };
@@ -168,6 +171,19 @@ describe("an app sends from its own number", () => {
     const rec = await waitFor(() => records().find((x) => x.smpp_message_id === appId));
     expect(rec).toMatchObject({ direction: "outbound", tenant: "acme", peer: "app-1", from: "+15125550100", to: "+447700900005", parts: 1, encoding: "gsm7", target: "smsc-a", status: "delivered", carrier_message_ids: [smscId] });
     expect(rec.receipt).toMatchObject({ stat: "DELIVRD", err: "000", smsc_message_id: smscId, bind: "smsc-a" });
+  });
+});
+
+describe("a receipt that overtakes its submit_sm_resp", () => {
+  it("is still relayed with the app's id", async () => {
+    const before = receiptsOf(esme).length;
+    const r = await submit("3620000001", { short_message: "fast receipt", registered_delivery: 1 });
+    expect(r.command_status).toBe(0);
+    const appId = cstr(r.message_id);
+    const rc = await waitFor(() => receiptsOf(esme).slice(before).find((p) => cstr(p.receipted_message_id) === appId));
+    expect(String((rc.short_message as { message: string }).message)).toMatch(new RegExp(`^id:${appId} .*stat:DELIVRD`));
+    const rec = await waitFor(() => records().find((x) => x.smpp_message_id === appId));
+    expect(rec).toMatchObject({ status: "delivered", target: "smsc-r", carrier_message_ids: ["r1"] });
   });
 });
 
