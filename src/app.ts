@@ -45,6 +45,8 @@ import { RouteStore, RouteTable } from "./routing/table.js";
 import { SmppEdge } from "./smpp/edge.js";
 import { startApi, type ApiHandle } from "./api/index.js";
 import { registerSessionsApi } from "./api/sessions.js";
+import { registerMessagesApi } from "./api/messages.js";
+import { MemoryMessageStatusStore, RedisMessageStatusStore, type MessageStatusStore } from "./edge/sms-status.js";
 import { MaskingMetrics } from "./masking/metrics.js";
 import { MemorySessionStore, RedisSessionStore, type SessionStore } from "./masking/sessions.js";
 import { ActivityRecorder } from "./records/activity.js";
@@ -134,6 +136,8 @@ export class Didgate {
   smsOut: SmsOutbound | undefined;
   /** Who opted out of which number (Redis when configured). */
   optouts: OptOutStore | undefined;
+  /** Status histories of API messages (Redis when configured). */
+  private messageStatuses: MessageStatusStore | undefined;
   voice: VoiceEdge | undefined;
   readonly receipts = new ReceiptCorrelator();
   private admin: AdminServer | undefined;
@@ -380,7 +384,8 @@ export class Didgate {
       isBind: (name: string) => this.smpp?.clients.has(name) ?? false,
     };
     this.optouts = this.partsRedis && redis ? new RedisOptOutStore(this.partsRedis, redis.prefix) : new MemoryOptOutStore();
-    const out = new SmsOutbound({ store: this.store, outbound: this.outboundStore, smpp: () => this.smpp, delivery: this.delivery, optouts: this.optouts, rights: senderRights(this.config.smpp.accounts, new Map()), plans, tps: bindTps(this.config.smpp.binds), receipts: this.receipts, receiptSender: sender, logger: this.logger, registry: this.registry, now: this.now, stateOf: (r, t) => this.decider.stateOf(r, t), ...(this.records ? { records: this.records } : {}) });
+    this.messageStatuses = this.partsRedis && redis ? new RedisMessageStatusStore(this.partsRedis, redis.prefix) : new MemoryMessageStatusStore();
+    const out = new SmsOutbound({ store: this.store, outbound: this.outboundStore, smpp: () => this.smpp, delivery: this.delivery, optouts: this.optouts, rights: senderRights(this.config.smpp.accounts, new Map()), plans, tps: bindTps(this.config.smpp.binds), receipts: this.receipts, receiptSender: sender, statuses: this.messageStatuses, logger: this.logger, registry: this.registry, now: this.now, stateOf: (r, t) => this.decider.stateOf(r, t), ...(this.records ? { records: this.records } : {}) });
     this.smsOut = out;
     const sms = new SmsEdge({ store: this.store, delivery: this.delivery, logger: this.logger, registry: this.registry, plans, receipts: this.receipts, receiptsOut, onOutboundReceipt: (s, r) => out.onReceipt(s, r), now: this.now, stateOf: (r, t) => this.decider.stateOf(r, t), ...(this.records ? { records: this.records } : {}), ...(this.activity ? { activity: this.activity } : {}) });
     this.sms = sms;
@@ -526,6 +531,12 @@ export class Didgate {
           if (store === undefined) return;
           const pools = new Map(this.config.masking.pools.map((p) => [p.name, p.tenant]));
           registerSessionsApi(app, { store, poolTenant: (n) => pools.get(n), maxTtlS: this.config.masking.max_ttl_s, ...(this.maskingMetrics ? { metrics: this.maskingMetrics } : {}) });
+        },
+        (app) => {
+          const out = this.smsOut;
+          const statuses = this.messageStatuses;
+          if (out === undefined || statuses === undefined) return;
+          registerMessagesApi(app, { submit: (r) => out.submitHttp(r), statuses, mode: () => this.delivery?.mode ?? "direct" });
         },
       ],
     });

@@ -63,6 +63,10 @@ export interface MessageOutboundBody {
   account: string;
   /** Outbound bind names to try, in order (the outbound table's sms entry when accepted). */
   route: string[];
+  /** Sent through the HTTP API: its status history is kept (GET /v1/messages/{id}). */
+  track?: boolean;
+  /** The API client's own reference, echoed in the status. */
+  client_ref?: string;
   /** The app's PDU: didgate's id for it, and its addresses as given. */
   smpp?: { message_id: string; source: { addr: string; ton: number; npi: number }; destination: { addr: string; ton: number; npi: number } };
 }

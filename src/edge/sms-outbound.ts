@@ -33,6 +33,7 @@ import type { SmppEdge } from "../smpp/edge.js";
 import { buildMessagePdus } from "../smpp/outbound.js";
 import type { AcceptResult, InboundSms, OutboundSms, Receipt } from "../smpp/types.js";
 import type { OptOutStore } from "./optout.js";
+import type { MessageStatusStore } from "./sms-status.js";
 import type { ReceiptCorrelator, SentMessage } from "./receipts.js";
 import { smppAddressToE164, type MessageSink } from "./sms.js";
 import { referenceOf, toSmppAddress } from "./sms-forward.js";
@@ -117,6 +118,8 @@ export interface SmsOutboundOptions {
   tps: Map<string, number>;
   receipts: ReceiptCorrelator;
   receiptSender?: ReceiptSender;
+  /** Status histories of API messages (GET /v1/messages/{id}). */
+  statuses?: MessageStatusStore;
   records?: RecordWriter;
   logger: Logger;
   registry: Registry;
@@ -130,6 +133,27 @@ export interface SmsOutboundOptions {
   receiptWaitMs?: number;
   /** Messages waiting for their receipt at once (default 200,000); beyond it the oldest is written as "sent". */
   maxWaiting?: number;
+}
+
+/** One submit on its way through queue(). */
+interface QueueInput {
+  id: string;
+  account: string;
+  from: string;
+  to: string;
+  tenant: string | null;
+  text: string | null;
+  binary?: Buffer;
+  data_coding?: number;
+  submittedAt: Date;
+  smpp?: MessageOutboundBody["smpp"];
+  receipt?: ReceiptRequest;
+  /** Keep a status history (API messages). */
+  track?: boolean;
+  client_ref?: string;
+  /** For refusals' records: parts and encoding as known. */
+  partsIn?: number;
+  encodingIn?: string;
 }
 
 /** A message accepted by a carrier, waiting for its final receipt (for its record). */
@@ -183,71 +207,35 @@ export class SmsOutbound {
     const account = msg.peer;
     const plan = this.o.plans.get(account) ?? {};
     const d = smppAddressToE164(msg.destination, plan);
-    const done = (outcome: SubmitOutcome, fields: Record<string, unknown>, result: AcceptResult): AcceptResult => {
-      this.metrics.submits.inc({ account, outcome });
-      const level = outcome === "accepted" ? "info" : "warn";
-      this.o.logger[level]({ account, from: msg.source.addr, to: msg.destination.addr, parts: msg.parts, message_id: msg.message_id, result: outcome, ...fields }, "sms outbound");
-      if (outcome !== "accepted" && outcome !== "temporary" && outcome !== "draining") {
-        this.record({ id: `msg_${msg.message_id}`, account, from: String(fields.from ?? msg.source.addr), to: d.ok ? d.e164 : msg.destination.addr, tenant: this.rights.get(account)?.tenant ?? null, parts: msg.parts, encoding: msg.encoding, status: "rejected", reason: outcome, bind: null, smsc_message_ids: [], accepted_at: null, sent_at: null, receipt: null, attempts: 0, smpp_message_id: msg.message_id });
-      }
-      return result;
-    };
-    if (this.draining) return done("draining", {}, { status: "temporary" });
     const rights = this.rights.get(account);
-    // The sender: a listed alphanumeric sender or short code as written, else a number of the tenant.
-    let from: string;
-    if (rights !== undefined && rights.senders.has(msg.source.addr)) from = msg.source.addr;
-    else {
-      const n = smppAddressToE164(msg.source, plan);
-      if (!n.ok) return done("invalid_source", { why: "not a listed sender" }, { status: "invalid_source" });
-      const why = rights?.tenant === undefined ? "account has no tenant" : this.notOwned(n.e164, rights.tenant);
-      if (why !== null) return done("invalid_source", { from: n.e164, why }, { status: "invalid_source" });
-      from = n.e164;
-    }
-    if (!d.ok) return done("invalid_number", { from, error: d.error }, { status: "invalid_destination" });
-    const to = d.e164;
-    if (this.o.optouts !== undefined) {
-      let out: boolean;
-      try {
-        out = await this.o.optouts.isOptedOut(from, to);
-      } catch (err) {
-        this.o.logger.warn({ err: (err as Error)?.message }, "opt-out lookup failed: message declined with a temporary failure");
-        return done("temporary", { from, to, why: "opt-out lookup failed" }, { status: "temporary" });
-      }
-      if (out) return done("opted_out", { from, to }, { status: "permanent" });
-    }
-    const route = this.routeOf(to);
-    if (route.length === 0) return done("no_route", { from, to }, { status: "invalid_destination" });
-    const body: MessageOutboundBody = {
-      type: "message.outbound",
+    const c: QueueInput = {
       id: `msg_${msg.message_id}`,
-      submitted_at: msg.received_at.toISOString(),
-      from,
-      to,
-      text: msg.text ?? null,
-      encoding: "gsm7",
-      parts: 1,
-      tenant: rights?.tenant ?? null,
       account,
-      route,
+      from: msg.source.addr,
+      to: d.ok ? d.e164 : msg.destination.addr,
+      tenant: rights?.tenant ?? null,
+      text: msg.text ?? null,
+      submittedAt: msg.received_at,
       smpp: { message_id: msg.message_id, source: msg.source, destination: msg.destination },
+      partsIn: msg.parts,
+      encodingIn: msg.encoding,
     };
     if (msg.binary !== undefined) {
-      body.binary = msg.binary.toString("base64");
-      body.data_coding = msg.data_coding;
+      c.binary = msg.binary;
+      c.data_coding = msg.data_coding;
     }
-    // Encoding and parts as the carrier will get them (concatenated parts, each counts).
-    try {
-      const pdus = buildMessagePdus(CMD.submit_sm, this.smsOf(body), 0, "udh");
-      body.parts = pdus.length;
-      const dc = pdus[0]!.data_coding;
-      body.encoding = msg.binary !== undefined ? "binary" : dc === 0x08 ? "ucs2" : dc === 0x03 ? "latin1" : "gsm7";
-    } catch {
-      return done("permanent", { from, to, why: "too long" }, { status: "permanent" });
+    if (this.draining) return this.result(this.finish(c, "draining", {}));
+    // The sender: a listed alphanumeric sender or short code as written, else a number of the tenant.
+    if (rights === undefined || !rights.senders.has(msg.source.addr)) {
+      const n = smppAddressToE164(msg.source, plan);
+      if (!n.ok) return this.result(this.finish(c, "invalid_source", { why: "not a listed sender" }));
+      c.from = n.e164;
+      const why = rights?.tenant === undefined ? "account has no tenant" : this.notOwned(n.e164, rights.tenant);
+      if (why !== null) return this.result(this.finish(c, "invalid_source", { why }));
     }
-    const job: DeliveryJob = { id: body.id, body, target: { smpp: route[0]! }, acceptedAt: this.now(), attempts: 0 };
+    if (!d.ok) return this.result(this.finish(c, "invalid_number", { error: d.error }));
     if ((msg.registered_delivery & 0x03) !== 0) {
-      const req: ReceiptRequest = {
+      c.receipt = {
         peer: account,
         ids: msg.part_ids ?? [msg.message_id],
         when: msg.registered_delivery & 0x03,
@@ -256,16 +244,127 @@ export class SmsOutbound {
         submitted_at: msg.received_at.getTime(),
         text: (msg.text ?? "").slice(0, 20),
       };
-      job.receipt = req;
     }
+    return this.result((await this.queue(c)).outcome);
+  }
+
+  /**
+   * An outbound message from the HTTP API: `from` must be an active number of the token's tenant
+   * (an admin token: any active number of ours). The outcome, and the message's id and parts when
+   * it was accepted.
+   */
+  async submitHttp(req: { tenant: string | undefined; from: string; to: string; text: string; client_ref?: string; id: string }): Promise<{ outcome: SubmitOutcome; parts?: number }> {
+    const c: QueueInput = { id: req.id, account: "api", from: req.from, to: req.to, tenant: req.tenant ?? null, text: req.text, submittedAt: new Date(this.now()), track: true };
+    if (req.client_ref !== undefined) c.client_ref = req.client_ref;
+    if (this.draining) return { outcome: this.finish(c, "draining", {}) };
+    const t = this.o.store.current;
+    const r = t.lookup(req.from);
+    const tenant = req.tenant ?? (r !== undefined && t.match.kind !== MATCH_DEFAULT ? r.tenant : undefined);
+    const why = tenant === undefined ? "not a number of ours" : this.notOwned(req.from, tenant);
+    if (why !== null) return { outcome: this.finish(c, "invalid_source", { why }) };
+    c.tenant = tenant ?? null;
+    const q = await this.queue(c);
+    return q.body !== undefined ? { outcome: q.outcome, parts: q.body.parts } : { outcome: q.outcome };
+  }
+
+  private result(outcome: SubmitOutcome): AcceptResult {
+    switch (outcome) {
+      case "accepted":
+        return { status: "accepted" };
+      case "invalid_source":
+        return { status: "invalid_source" };
+      case "opted_out":
+      case "permanent":
+        return { status: "permanent" };
+      case "no_route":
+      case "invalid_number":
+        return { status: "invalid_destination" };
+      default:
+        return { status: "temporary" };
+    }
+  }
+
+  /** Metrics, the log line, and (for a refusal) the record of a submit. */
+  private finish(c: QueueInput, outcome: SubmitOutcome, fields: Record<string, unknown>): SubmitOutcome {
+    this.metrics.submits.inc({ account: c.account, outcome });
+    this.o.logger[outcome === "accepted" ? "info" : "warn"]({ account: c.account, id: c.id, from: c.from, to: c.to, tenant: c.tenant, result: outcome, ...fields }, "sms outbound");
+    if (outcome !== "accepted" && outcome !== "temporary" && outcome !== "draining") {
+      this.record({ id: c.id, account: c.account, from: c.from, to: c.to, tenant: c.tenant, parts: c.partsIn ?? 1, encoding: c.encodingIn ?? "gsm7", status: "rejected", reason: outcome, bind: null, smsc_message_ids: [], accepted_at: null, sent_at: null, receipt: null, attempts: 0, smpp_message_id: c.smpp?.message_id ?? null });
+    }
+    return outcome;
+  }
+
+  /** Opt-out, route, encoding, then delivery: the common part of every submit. */
+  private async queue(c: QueueInput): Promise<{ outcome: SubmitOutcome; body?: MessageOutboundBody }> {
+    const { from, to } = c;
+    if (this.o.optouts !== undefined) {
+      let out: boolean;
+      try {
+        out = await this.o.optouts.isOptedOut(from, to);
+      } catch (err) {
+        this.o.logger.warn({ err: (err as Error)?.message }, "opt-out lookup failed: message declined with a temporary failure");
+        return { outcome: this.finish(c, "temporary", { why: "opt-out lookup failed" }) };
+      }
+      if (out) return { outcome: this.finish(c, "opted_out", {}) };
+    }
+    const route = this.routeOf(to);
+    if (route.length === 0) return { outcome: this.finish(c, "no_route", {}) };
+    const body: MessageOutboundBody = {
+      type: "message.outbound",
+      id: c.id,
+      submitted_at: c.submittedAt.toISOString(),
+      from,
+      to,
+      text: c.text,
+      encoding: "gsm7",
+      parts: 1,
+      tenant: c.tenant,
+      account: c.account,
+      route,
+    };
+    if (c.smpp !== undefined) body.smpp = c.smpp;
+    if (c.track === true) body.track = true;
+    if (c.client_ref !== undefined) body.client_ref = c.client_ref;
+    if (c.binary !== undefined) {
+      body.binary = c.binary.toString("base64");
+      if (c.data_coding !== undefined) body.data_coding = c.data_coding;
+    }
+    // Encoding and parts as the carrier will get them (concatenated parts, each counts).
+    try {
+      const pdus = buildMessagePdus(CMD.submit_sm, this.smsOf(body), 0, "udh");
+      body.parts = pdus.length;
+      const dc = pdus[0]!.data_coding;
+      body.encoding = c.binary !== undefined ? "binary" : dc === 0x08 ? "ucs2" : dc === 0x03 ? "latin1" : "gsm7";
+    } catch {
+      return { outcome: this.finish(c, "permanent", { why: "too long" }) };
+    }
+    c.partsIn = body.parts;
+    c.encodingIn = body.encoding;
+    const job: DeliveryJob = { id: body.id, body, target: { smpp: route[0]! }, acceptedAt: this.now(), attempts: 0 };
+    if (c.receipt !== undefined) job.receipt = c.receipt;
+    if (c.track === true) await this.track(body, "queued", null, true);
     let outcome: AcceptOutcome;
     try {
       outcome = await this.o.delivery.accept(job);
     } catch (err) {
-      this.o.logger.error({ err: (err as Error).message, message_id: msg.message_id }, "delivery accept failed");
+      this.o.logger.error({ err: (err as Error).message, id: c.id }, "delivery accept failed");
       outcome = "temporary";
     }
-    return done(outcome, { from, to, id: body.id, tenant: body.tenant, route, parts_out: body.parts }, { status: outcome });
+    if (outcome !== "accepted" && c.track === true) await this.o.statuses?.forget(body.id).catch(() => undefined);
+    return { outcome: this.finish(c, outcome, { route, parts: body.parts }), body };
+  }
+
+  /** Status history of a message sent through the API (GET /v1/messages/{id}). Never throws. */
+  private async track(body: MessageOutboundBody, status: string, detail: Record<string, unknown> | null, create = false): Promise<void> {
+    const st = this.o.statuses;
+    if (st === undefined || body.track !== true) return;
+    try {
+      if (create) {
+        await st.create({ id: body.id, tenant: body.tenant, from: body.from, to: body.to, parts: body.parts, encoding: body.encoding, created_at: body.submitted_at, ...(body.client_ref !== undefined ? { client_ref: body.client_ref } : {}) }, { status, at: new Date(this.now()).toISOString() });
+      } else await st.update(body.id, { status, at: new Date(this.now()).toISOString(), ...(detail ?? {}) });
+    } catch (err) {
+      this.o.logger.warn({ id: body.id, err: (err as Error)?.message }, "message status not stored");
+    }
   }
 
   /** Bind names of the outbound table's sms entry for a destination that exist here. */
@@ -360,6 +459,7 @@ export class SmsOutbound {
         this.metrics.binds.inc({ bind: name, outcome: "ok" });
         this.metrics.parts.inc({ bind: name }, body.parts);
         this.metrics.latency.observe({ bind: name }, (Date.now() - Date.parse(body.submitted_at)) / 1000);
+        if (body.track === true) await this.track(body, "sent", { bind: name });
         this.o.logger.debug({ id: body.id, bind: name, ms: Math.round(performance.now() - t0), smsc_ids: r.message_ids }, "sms outbound: accepted by carrier");
         return { kind: "delivered" };
       }
@@ -412,6 +512,7 @@ export class SmsOutbound {
     const b = job.body;
     if (b.type !== "message.outbound" || outcome.delivered) return;
     this.metrics.finals.inc({ status: "failed" });
+    void this.track(b, "failed", { reason: outcome.reason });
     this.record({ id: b.id, account: b.account, from: b.from, to: b.to, tenant: b.tenant, parts: b.parts, encoding: b.encoding, status: "failed", reason: outcome.reason, bind: null, smsc_message_ids: [], accepted_at: new Date(job.acceptedAt).toISOString(), sent_at: null, receipt: null, attempts: job.attempts, smpp_message_id: b.smpp?.message_id ?? null });
     if (job.receipt !== undefined && this.o.receiptSender !== undefined) {
       void this.o.receiptSender.send(job.receipt, outcome.reason.startsWith("max_age") ? "EXPIRED" : "UNDELIV", "001");
@@ -424,6 +525,7 @@ export class SmsOutbound {
     this.waiting.delete(id);
     const b = w.body;
     this.metrics.finals.inc({ status });
+    if (status !== "sent") void this.track(b, status, receipt === null ? null : { error_code: receipt.err ?? null });
     this.record({ id: b.id, account: b.account, from: b.from, to: b.to, tenant: b.tenant, parts: b.parts, encoding: b.encoding, status, reason: null, bind: w.bind, smsc_message_ids: w.smscIds, accepted_at: new Date(w.acceptedAt).toISOString(), sent_at: new Date(w.sentAt).toISOString(), receipt, attempts: w.attempts, smpp_message_id: b.smpp?.message_id ?? null });
   }
 

@@ -24,6 +24,8 @@ let redis: TestRedis;
 let client: Redis;
 let smsc: TestSmsc;
 let smppPort: number;
+let apiPort: number;
+const ACME = "acme-token-0123456789abcdef";
 let cfgPath: string;
 let child: ChildProcess | undefined;
 let esme: TestEsme | undefined;
@@ -67,6 +69,7 @@ beforeAll(async () => {
   await w.setOutbound("+44*", { sms: ["smsc-b"] });
   smsc = await startSmsc({ idPrefix: "s" });
   smppPort = await freePort();
+  apiPort = await freePort();
   const dir = tempDir();
   cfgPath = join(dir, "didgate.yaml");
   writeFileSync(
@@ -78,6 +81,7 @@ beforeAll(async () => {
       admin: { listen: "127.0.0.1:0" },
       sip: { listen: [] },
       routes: { redis: { url: redis.url, snapshot: "" } },
+      api: { listen: `127.0.0.1:${apiPort}`, tokens: [{ token: ACME, tenant: "acme" }] },
       smpp: {
         listen: `127.0.0.1:${smppPort}`,
         accounts: [{ system_id: "app-1", password: "pw-a", role: "app", tenant: "acme", country_code: "1" }],
@@ -133,5 +137,24 @@ describe("outbound messages in the Redis spool", () => {
     expect((await esme.send("submit_sm", { source_addr: "15125550100", source_addr_ton: 1, destination_addr: "447700900999", dest_addr_ton: 1, short_message: "x" })).command_status).toBe(0x66);
     await client.srem("didgate:optout:+15125550100", "+447700900999");
     expect((await esme.send("submit_sm", { source_addr: "15125550100", source_addr_ton: 1, destination_addr: "447700900999", dest_addr_ton: 1, short_message: "x" })).command_status).toBe(0);
+  }, 60_000);
+
+  it("HTTP: 202 queued once in the spool; the status history (in Redis) shows it sent", async () => {
+    const post = await fetch(`http://127.0.0.1:${apiPort}/v1/messages`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${ACME}`, "content-type": "application/json" },
+      body: JSON.stringify({ from: "+15125550100", to: "+447700900300", text: "queued over http" }),
+    });
+    expect(post.status).toBe(202);
+    const b = (await post.json()) as { id: string; status: string; parts: number };
+    expect(b).toMatchObject({ status: "queued", parts: 1 });
+    await waitFor(() => texts(smsc).includes("queued over http"), 20_000);
+    const st = await waitFor(async () => {
+      const g = await fetch(`http://127.0.0.1:${apiPort}/v1/messages/${b.id}`, { headers: { authorization: `Bearer ${ACME}` } });
+      const j = (await g.json()) as { status: string; history: { status: string }[] };
+      return j.status === "sent" ? j : undefined;
+    }, 10_000);
+    expect(st.history.map((h) => h.status)).toEqual(["queued", "sent"]);
+    expect(await client.exists(`didgate:msg:${b.id}`)).toBe(1);
   }, 60_000);
 });

@@ -22,6 +22,17 @@ let smscB: TestSmsc;
 let smscT: TestSmsc;
 let smscR: TestSmsc;
 let dir: string;
+const ADMIN = "admin-token-0123456789abcdef";
+const ACME = "acme-token-0123456789abcdef";
+
+async function api(method: string, path: string, token: string | null, body?: unknown): Promise<{ status: number; body: any; headers: Headers }> {
+  const headers: Record<string, string> = {};
+  if (token !== null) headers.authorization = `Bearer ${token}`;
+  if (body !== undefined) headers["content-type"] = "application/json";
+  const res = await fetch(`http://127.0.0.1:${app.api!.address.port}${path}`, { method, headers, ...(body !== undefined ? { body: JSON.stringify(body) } : {}) });
+  const text = await res.text();
+  return { status: res.status, body: text ? JSON.parse(text) : null, headers: res.headers };
+}
 
 const cstr = (v: unknown): string => String(v ?? "").replace(/\0+$/, "");
 const submits = (s: TestSmsc, to?: string) => s.received.filter((p) => p.command === "submit_sm" && (to === undefined || p.destination_addr === to));
@@ -64,6 +75,7 @@ beforeAll(async () => {
       routes: { file: "routes.yaml" },
       state_dir: dir,
       records: { jsonl: { path: "records.jsonl" } },
+      api: { listen: "127.0.0.1:0", tokens: [{ token: ADMIN }, { token: ACME, tenant: "acme" }] },
       smpp: {
         listen: "127.0.0.1:0",
         handler_timeout_s: 10,
@@ -209,6 +221,58 @@ describe("refusals", () => {
     expect((await submit("447700900011", { short_message: "x" })).command_status).toBe(0);
     expect((await submit("34600000001", { short_message: "x" })).command_status).toBe(0x0b);
     expect((await submit("81300000001", { short_message: "x" })).command_status).toBe(0x0b);
+  });
+});
+
+describe("HTTP: POST /v1/messages, GET /v1/messages/{id}", () => {
+  it("a tenant token sends from its number: 202 once the carrier accepted (direct mode); the status history follows the receipt", async () => {
+    const r = await api("POST", "/v1/messages", ACME, { from: "+15125550100", to: "+447700900200", text: "hello over http", client_ref: "order-42" });
+    expect(r.status).toBe(202);
+    expect(r.body).toMatchObject({ status: "sent", parts: 1 });
+    expect(r.body.id).toMatch(/^msg_/);
+    const [p] = submits(smscA, "447700900200");
+    expect([p!.source_addr, textOf(p!)]).toEqual(["15125550100", "hello over http"]);
+    const g = await api("GET", `/v1/messages/${r.body.id}`, ACME);
+    expect(g.status).toBe(200);
+    expect(g.body).toMatchObject({ id: r.body.id, status: "sent", tenant: "acme", from: "+15125550100", to: "+447700900200", parts: 1, encoding: "gsm7", client_ref: "order-42" });
+    expect(g.body.history.map((h: { status: string }) => h.status)).toEqual(["queued", "sent"]);
+    const smscId = `a${submits(smscA).indexOf(p!) + 1}`;
+    await smscA.send("deliver_sm", { source_addr: "447700900200", destination_addr: "15125550100", esm_class: 4, short_message: `id:${smscId} sub:001 dlvrd:001 submit date:2612050800 done date:2612050801 stat:DELIVRD err:000 text:`, receipted_message_id: smscId, message_state: 2 });
+    const done = await waitFor(async () => {
+      const x = await api("GET", `/v1/messages/${r.body.id}`, ACME);
+      return x.body.status === "delivered" ? x.body : undefined;
+    });
+    expect(done.history.map((h: { status: string }) => h.status)).toEqual(["queued", "sent", "delivered"]);
+    // another tenant's token does not see it; an admin token does
+    expect((await api("GET", `/v1/messages/${r.body.id}`, ADMIN)).status).toBe(200);
+    expect((await api("GET", "/v1/messages/msg_nope", ACME)).status).toBe(404);
+  });
+
+  it("a 400-character UCS-2 text counts its parts", async () => {
+    const r = await api("POST", "/v1/messages", ACME, { from: "+15125550100", to: "+447700900201", text: "ü👋".repeat(100) });
+    expect(r.status).toBe(202);
+    // 300 UTF-16 units, 67 per part
+    expect(r.body.parts).toBe(5);
+    expect(submits(smscA, "447700900201").length).toBe(5);
+  });
+
+  it("wrong token 401, another tenant's number 403, opted out 409, no route 404, bad body 400", async () => {
+    const before = submits(smscA).length + submits(smscB).length;
+    expect((await api("POST", "/v1/messages", "wrong-token-0123456789abcdef", { from: "+15125550100", to: "+447700900202", text: "x" })).status).toBe(401);
+    expect((await api("POST", "/v1/messages", null, { from: "+15125550100", to: "+447700900202", text: "x" })).status).toBe(401);
+    const forbidden = await api("POST", "/v1/messages", ACME, { from: "+15125550200", to: "+447700900202", text: "x" });
+    expect([forbidden.status, forbidden.body.error.code]).toEqual([403, "sender_not_owned"]);
+    await app.optouts!.optOut("+15125550100", "+447700900202");
+    const opted = await api("POST", "/v1/messages", ACME, { from: "+15125550100", to: "+447700900202", text: "x" });
+    expect([opted.status, opted.body.error.code]).toEqual([409, "recipient_opted_out"]);
+    await app.optouts!.optIn("+15125550100", "+447700900202");
+    const noRoute = await api("POST", "/v1/messages", ACME, { from: "+15125550100", to: "+34600000002", text: "x" });
+    expect([noRoute.status, noRoute.body.error.code]).toEqual([404, "no_route"]);
+    expect((await api("POST", "/v1/messages", ACME, { from: "+15125550100", to: "447700900202", text: "x" })).status).toBe(400);
+    expect((await api("POST", "/v1/messages", ACME, { from: "+15125550100", to: "+447700900202", text: "x", extra: 1 })).status).toBe(400);
+    expect(submits(smscA).length + submits(smscB).length).toBe(before);
+    // an admin token may send from any active number of ours
+    expect((await api("POST", "/v1/messages", ADMIN, { from: "+15125550200", to: "+447700900203", text: "admin" })).status).toBe(202);
   });
 });
 
