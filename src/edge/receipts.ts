@@ -21,6 +21,8 @@ export interface SentMessage {
   relayed?: boolean;
   /** An app's outbound message (src/edge/sms-outbound.ts): its receipt goes back to the app, not to a webhook. */
   outbound?: boolean;
+  /** The sender's own data about the message (sms-outbound: what its record needs). */
+  data?: unknown;
 }
 
 export class ReceiptCorrelator {

@@ -20,6 +20,7 @@
  * throttling answer, waiting for the bind's pacing slot; the first ESME_ROK ends it. A permanent
  * refusal ends the message as failed; temporary ones everywhere make delivery retry it later.
  */
+import type { Cluster, Redis } from "ioredis";
 import type { Logger } from "pino";
 import { Counter, Histogram, type Registry } from "prom-client";
 import type { AcceptOutcome, AttemptResult, DeliveryJob, FinalOutcome, MessageOutboundBody, ReceiptRequest } from "../delivery/types.js";
@@ -120,6 +121,13 @@ export interface SmsOutboundOptions {
   receiptSender?: ReceiptSender;
   /** Status histories of API messages (GET /v1/messages/{id}). */
   statuses?: MessageStatusStore;
+  /**
+   * Redis: the bind's message ids of sent messages (`<prefix>smsout:<bind>:<id>`, 72 h), so a
+   * receipt that reaches another edge, or this one after a restart, still finds its message; and a
+   * once-only marker per message (`<prefix>smsout:done:<id>`) so its receipt is relayed and
+   * recorded once.
+   */
+  shared?: { redis: Redis | Cluster; prefix: string; ttlS?: number };
   records?: RecordWriter;
   logger: Logger;
   registry: Registry;
@@ -191,7 +199,10 @@ export class SmsOutbound {
     this.timer.unref();
   }
 
-  /** Stop; messages still waiting for their receipt get their record now (status sent). */
+  /**
+   * Stop; messages still waiting for their receipt get their record now (status sent), except with
+   * Redis, where the edge that gets the receipt later writes it.
+   */
   stop(): void {
     clearInterval(this.timer);
     this.timer = undefined;
@@ -424,6 +435,7 @@ export class SmsOutbound {
     let lastReason = "no bind in the route";
     let retryAfterMs: number | undefined;
     const maxWait = this.o.maxPaceWaitMs ?? 10_000;
+    let tried = false;
     for (const name of body.route) {
       if (signal.aborted) return { kind: "retry", reason: "aborted" };
       const client = edge.clients.get(name);
@@ -446,11 +458,12 @@ export class SmsOutbound {
         if (w > 0 && !(await sleep(w, signal))) return { kind: "retry", reason: "aborted" };
       }
       const t0 = performance.now();
+      tried = true;
       this.o.receipts.submitStart(name);
       let r: Awaited<ReturnType<SmppEdge["submit"]>>;
       try {
         r = await edge.submit(name, msg);
-        if (r.outcome === "ok") this.sent(job, body, name, r.message_ids);
+        if (r.outcome === "ok") await this.sent(job, body, name, r.message_ids);
       } finally {
         this.o.receipts.submitEnd(name);
       }
@@ -473,12 +486,19 @@ export class SmsOutbound {
       this.metrics.binds.inc({ bind: name, outcome: throttled ? "throttled" : "temporary" });
       lastReason = reason;
     }
+    if (retryAfterMs === undefined && !tried) {
+      // no bind could take it (all down or cooling down): look again soon, not at the slow end of
+      // the delivery backoff, so a queue drains within seconds of a bind coming back
+      const ceiling = Math.min(10_000, 500 * 2 ** Math.min(job.attempts, 5));
+      retryAfterMs = Math.round(ceiling / 2 + Math.random() * (ceiling / 2));
+    }
     return retryAfterMs !== undefined ? { kind: "retry", reason: lastReason, retryAfterMs: Math.max(50, retryAfterMs) } : { kind: "retry", reason: lastReason };
   }
 
   /** The carrier accepted: remember its ids for the receipt, and wait for that receipt. */
-  private sent(job: DeliveryJob, body: MessageOutboundBody, bind: string, smscIds: string[]): void {
-    const s: SentMessage = { id: body.id, did: body.from, outbound: true };
+  private async sent(job: DeliveryJob, body: MessageOutboundBody, bind: string, smscIds: string[]): Promise<void> {
+    const w: Waiting = { body, bind, smscIds, acceptedAt: job.acceptedAt, sentAt: this.now(), attempts: job.attempts + 1, at: this.now() };
+    const s: SentMessage = { id: body.id, did: body.from, outbound: true, data: w };
     if (job.receipt !== undefined) s.receipt = job.receipt;
     for (const id of smscIds) if (id) this.o.receipts.remember(bind, id, s);
     const max = this.o.maxWaiting ?? 200_000;
@@ -487,22 +507,74 @@ export class SmsOutbound {
       if (first !== undefined) this.finishWaiting(first, "sent", null);
     }
     this.waiting.delete(body.id);
-    this.waiting.set(body.id, { body, bind, smscIds, acceptedAt: job.acceptedAt, sentAt: this.now(), attempts: job.attempts + 1, at: this.now() });
+    this.waiting.set(body.id, w);
+    const sh = this.o.shared;
+    if (sh === undefined) return;
+    // The text stays out of Redis: the record does not carry it.
+    const { text: _t, binary: _b, ...meta } = body;
+    const json = JSON.stringify({ w: { ...w, body: { ...meta, text: null } }, receipt: job.receipt ?? null });
+    try {
+      const m = sh.redis.multi();
+      for (const id of smscIds) if (id) m.set(`${sh.prefix}smsout:${bind}:${id.toLowerCase()}`, json, "EX", sh.ttlS ?? 72 * 3600);
+      await m.exec();
+    } catch (err) {
+      this.o.logger.warn({ id: body.id, err: (err as Error)?.message }, "sms outbound: carrier id not stored in Redis (its receipt is matched on this edge only)");
+    }
+  }
+
+  /** A message sent by any edge (or by this one before a restart), by the bind's message id. */
+  async findShared(bind: string, smscId: string): Promise<SentMessage | undefined> {
+    const sh = this.o.shared;
+    if (sh === undefined || smscId === "") return undefined;
+    let v: string | null;
+    try {
+      v = await sh.redis.get(`${sh.prefix}smsout:${bind}:${smscId.toLowerCase()}`);
+    } catch {
+      return undefined;
+    }
+    if (v === null) return undefined;
+    try {
+      const j = JSON.parse(v) as { w: Waiting; receipt: ReceiptRequest | null };
+      if (typeof j.w?.body?.id !== "string") return undefined;
+      const s: SentMessage = { id: j.w.body.id, did: j.w.body.from, outbound: true, data: j.w };
+      if (j.receipt !== null) s.receipt = j.receipt;
+      return s;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** true the first time for a message (any edge); also true when Redis cannot tell. */
+  private async once(id: string): Promise<boolean> {
+    const sh = this.o.shared;
+    if (sh === undefined) return true;
+    try {
+      return (await sh.redis.set(`${sh.prefix}smsout:done:${id}`, "1", "EX", sh.ttlS ?? 72 * 3600, "NX")) === "OK";
+    } catch {
+      return true;
+    }
   }
 
   /**
    * A carrier's receipt for a message sent here (the SMS edge found it in the correlator): relay it
    * to the app that asked for one, and write the message's record at a final state.
    */
-  onReceipt(sent: SentMessage, r: Receipt): "relayed" | "recorded" | "intermediate" {
+  async onReceipt(sent: SentMessage, r: Receipt): Promise<"relayed" | "recorded" | "intermediate" | "duplicate"> {
     const stat = normaliseStat(r.stat);
-    let relayed = false;
-    if (sent.receipt !== undefined && r.final && !sent.relayed && this.o.receiptSender !== undefined) {
+    if (!r.final) return "intermediate";
+    if (sent.relayed === true || !(await this.once(sent.id))) {
       sent.relayed = true;
+      return "duplicate";
+    }
+    // found in Redis (sent by another edge or before a restart): its record is written here
+    const w = sent.data as Waiting | undefined;
+    if (!this.waiting.has(sent.id) && w !== undefined && typeof w.body === "object") this.waiting.set(sent.id, w);
+    let relayed = false;
+    sent.relayed = true;
+    if (sent.receipt !== undefined && this.o.receiptSender !== undefined) {
       relayed = true;
       void this.o.receiptSender.send(sent.receipt, stat, r.err ?? (r.delivered ? "000" : "001"));
     }
-    if (!r.final) return "intermediate";
     this.finishWaiting(sent.id, FINAL[stat] ?? "unknown", { stat, err: r.err ?? null, smsc_message_id: r.message_id, received_at: r.received_at.toISOString(), bind: r.peer });
     return relayed ? "relayed" : "recorded";
   }
@@ -532,10 +604,25 @@ export class SmsOutbound {
   /** Messages past the receipt wait (or all, at stop) get their record with status sent. */
   private sweep(all: boolean): void {
     const limit = this.now() - (this.o.receiptWaitMs ?? 3_600_000);
+    const due: string[] = [];
     for (const [id, w] of this.waiting) {
       if (!all && w.at > limit) break; // insertion order is age order
-      this.finishWaiting(id, "sent", null);
+      due.push(id);
     }
+    if (this.o.shared === undefined) {
+      for (const id of due) this.finishWaiting(id, "sent", null);
+      return;
+    }
+    if (all) {
+      // stopping: the carrier ids are in Redis, the edge that gets the receipt writes the record
+      this.waiting.clear();
+      return;
+    }
+    // another edge may have handled the receipt (and written the record): only if not, "sent"
+    void (async () => {
+      for (const id of due) if (this.waiting.has(id) && (await this.once(id))) this.finishWaiting(id, "sent", null);
+      for (const id of due) this.waiting.delete(id);
+    })();
   }
 
   private record(r: {

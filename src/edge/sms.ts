@@ -44,7 +44,9 @@ export interface SmsEdgeOptions {
     isBind(name: string): boolean;
   };
   /** Receipts of an app's outbound messages (src/edge/sms-outbound.ts): relayed and recorded there. */
-  onOutboundReceipt?: (sent: SentMessage, r: Receipt) => string;
+  onOutboundReceipt?: (sent: SentMessage, r: Receipt) => Promise<string>;
+  /** An outbound message another edge (or this one before a restart) sent, by the bind's message id (Redis). */
+  findOutbound?: (bind: string, smscId: string) => Promise<SentMessage | undefined>;
   /** State of a route at a time (Decider.stateOf: released_at, port_date); default its state field. */
   stateOf?: (route: Route, atMs: number) => RouteState;
   /** Message records (one per message, at its final outcome) and number activity. */
@@ -263,9 +265,10 @@ export class SmsEdge {
     const plan = this.plan(r.peer);
     // A receipt for a message this edge submitted: the route of that message's DID.
     // A receipt from a bind may overtake the submit_sm_resp of its message: wait a moment for it.
-    const sent = r.peer_kind === "bind" ? await this.opts.receipts?.findOrWait(r.peer, r.message_id, 2000) : this.opts.receipts?.find(r.peer, r.message_id);
+    let sent = r.peer_kind === "bind" ? await this.opts.receipts?.findOrWait(r.peer, r.message_id, 2000) : this.opts.receipts?.find(r.peer, r.message_id);
+    if (sent === undefined && r.peer_kind === "bind" && this.opts.findOutbound !== undefined) sent = await this.opts.findOutbound(r.peer, r.message_id);
     if (sent?.outbound === true && this.opts.onOutboundReceipt !== undefined) {
-      const outcome = this.opts.onOutboundReceipt(sent, r);
+      const outcome = await this.opts.onOutboundReceipt(sent, r);
       this.metrics.receipts.inc({ peer: r.peer, outcome });
       this.opts.logger.info({ peer: r.peer, receipted_message_id: r.message_id, message_id: sent.id, stat: r.stat, result: outcome }, "sms receipt");
       return;

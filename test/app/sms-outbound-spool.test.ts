@@ -6,8 +6,8 @@
  * process from dist/ (npm run build first). Opt-outs are read from Redis (shared by edges).
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { openSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
 import { Redis } from "ioredis";
 import YAML from "yaml";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -31,7 +31,8 @@ let child: ChildProcess | undefined;
 let esme: TestEsme | undefined;
 
 function startDidgate(): ChildProcess {
-  const c = spawn(NODE, [CLI, "serve", "--config", cfgPath], { stdio: ["ignore", "ignore", "pipe"] });
+  // its log (JSON lines) goes to didgate.log beside the config, to read when a case fails
+  const c = spawn(NODE, [CLI, "serve", "--config", cfgPath], { stdio: ["ignore", openSync(join(dirname(cfgPath), "didgate.log"), "a"), "pipe"] });
   c.stderr!.on("data", (d: Buffer) => process.stderr.write(d));
   return c;
 }
@@ -132,6 +133,7 @@ describe("outbound messages in the Redis spool", () => {
   }, 120_000);
 
   it("an opt-out recorded in Redis refuses the recipient (ESME_RX_R_APPN)", async () => {
+    child ??= startDidgate();
     esme = await bindApp();
     await client.sadd("didgate:optout:+15125550100", "+447700900999");
     expect((await esme.send("submit_sm", { source_addr: "15125550100", source_addr_ton: 1, destination_addr: "447700900999", dest_addr_ton: 1, short_message: "x" })).command_status).toBe(0x66);
@@ -157,4 +159,36 @@ describe("outbound messages in the Redis spool", () => {
     expect(st.history.map((h) => h.status)).toEqual(["queued", "sent"]);
     expect(await client.exists(`didgate:msg:${b.id}`)).toBe(1);
   }, 60_000);
+
+  it("a carrier receipt that comes after a SIGKILL and restart still reaches the app with its id, and the record says delivered", async () => {
+    child ??= startDidgate();
+    esme ??= await bindApp();
+    const r = await esme.send("submit_sm", { source_addr: "15125550100", source_addr_ton: 1, destination_addr: "447700900400", dest_addr_ton: 1, short_message: "receipt later", registered_delivery: 1 });
+    expect(r.command_status).toBe(0);
+    const appId = String(r.message_id).replace(/\0+$/, "");
+    const p = await waitFor(() => smsc.received.find((x) => x.command === "submit_sm" && x.destination_addr === "447700900400"), 20_000);
+    const smscId = `s${smsc.received.filter((x) => x.command === "submit_sm").indexOf(p) + 1}`;
+    // didgate has taken the carrier's answer (its id is in Redis): a kill before that would send it
+    // again after the restart (at least once) and this receipt would be for the first copy
+    await waitFor(async () => (await client.exists(`didgate:smsout:smsc-b:${smscId}`)) === 1, 20_000);
+    const old = smsc.binds.at(-1)!.session;
+    await kill9(child!);
+    await esme.close();
+    child = startDidgate();
+    const b = await waitFor(() => (smsc.binds.length > 0 && smsc.binds.at(-1)!.session !== old ? smsc.binds.at(-1) : undefined), 20_000);
+    esme = await bindApp();
+    const dr = await smsc.send(
+      "deliver_sm",
+      { source_addr: "447700900400", destination_addr: "15125550100", esm_class: 4, short_message: `id:${smscId} sub:001 dlvrd:001 submit date:2612050800 done date:2612050801 stat:DELIVRD err:000 text:`, receipted_message_id: smscId, message_state: 2 },
+      b,
+    );
+    expect(dr.command_status).toBe(0);
+    const rc = await waitFor(() => esme!.received.find((x) => x.command === "deliver_sm" && String(x.receipted_message_id).replace(/\0+$/, "") === appId), 20_000);
+    expect(String((rc.short_message as { message: string }).message)).toMatch(new RegExp(`^id:${appId} .*stat:DELIVRD`));
+    const rec = await waitFor(async () => {
+      const e = (await client.xrange("didgate:cdr", "-", "+")) as [string, string[]][];
+      return e.map(([, f]) => JSON.parse(f[f.indexOf("json") + 1]!)).find((x) => x.smpp_message_id === appId);
+    }, 20_000);
+    expect(rec).toMatchObject({ direction: "outbound", status: "delivered", tenant: "acme", target: "smsc-b", carrier_message_ids: [smscId] });
+  }, 90_000);
 });
