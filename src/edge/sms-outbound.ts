@@ -22,7 +22,7 @@
  */
 import type { Cluster, Redis } from "ioredis";
 import type { Logger } from "pino";
-import { Counter, Histogram, type Registry } from "prom-client";
+import { Counter, Gauge, Histogram, type Registry } from "prom-client";
 import type { AcceptOutcome, AttemptResult, DeliveryJob, FinalOutcome, MessageOutboundBody, ReceiptRequest } from "../delivery/types.js";
 import type { RecordWriter } from "../records/writer.js";
 import type { NumberPlan } from "../routing/number.js";
@@ -95,7 +95,9 @@ export class SmsOutboundMetrics {
   readonly parts: Counter<"bind">;
   readonly finals: Counter<"status">;
   readonly latency: Histogram<"bind">;
+  readonly pacing: Gauge<"bind">;
   constructor(registry: Registry) {
+    this.pacing = new Gauge({ name: "didgate_sms_outbound_pacing", help: "Outbound messages waiting for their tps slot on a bind (this process)", labelNames: ["bind"], registers: [registry] });
     this.submits = new Counter({ name: "didgate_sms_outbound_total", help: "Outbound messages submitted by apps, by account and outcome", labelNames: ["account", "outcome"], registers: [registry] });
     this.binds = new Counter({ name: "didgate_sms_outbound_binds_total", help: "Outbound message tries per bind and outcome (ok, temporary, throttled, permanent, down)", labelNames: ["bind", "outcome"], registers: [registry] });
     this.parts = new Counter({ name: "didgate_sms_outbound_parts_total", help: "Outbound message parts (segments) accepted by each bind", labelNames: ["bind"], registers: [registry] });
@@ -455,7 +457,12 @@ export class SmsOutbound {
           lastReason = `${name} over tps`;
           continue;
         }
-        if (w > 0 && !(await sleep(w, signal))) return { kind: "retry", reason: "aborted" };
+        if (w > 0) {
+          this.metrics.pacing.inc({ bind: name });
+          const slept = await sleep(w, signal);
+          this.metrics.pacing.dec({ bind: name });
+          if (!slept) return { kind: "retry", reason: "aborted" };
+        }
       }
       const t0 = performance.now();
       tried = true;

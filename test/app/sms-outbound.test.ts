@@ -289,6 +289,9 @@ describe("throughput and failover", () => {
     expect(span).toBeGreaterThanOrEqual((n - 1) * 100 * 0.9);
     // never more than 2 in any 100 ms window (no bursts)
     for (let i = 2; i < n; i++) expect(times[i]! - times[i - 2]!).toBeGreaterThanOrEqual(150);
+    const metrics = await app.registry.metrics();
+    expect(metrics).toContain('didgate_sms_outbound_parts_total{bind="smsc-t"} 40');
+    expect(metrics).toContain('didgate_sms_outbound_pacing{bind="smsc-t"} 0');
   }, 30_000);
 
   it("the first bind throttling (0x58) fails over to the second", async () => {
