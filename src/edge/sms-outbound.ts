@@ -430,6 +430,19 @@ export class SmsOutbound {
     if (body.type !== "message.outbound") return { kind: "dead", reason: "not an outbound message" };
     const edge = this.o.smpp();
     if (edge === undefined) return { kind: "retry", reason: "SMPP is not running" };
+    const sh = this.o.shared;
+    if (sh !== undefined) {
+      let bind: string | null = null;
+      try {
+        bind = await sh.redis.get(`${sh.prefix}smsout:job:${body.id}`);
+      } catch {
+        // Redis cannot tell: send (at least once)
+      }
+      if (bind !== null) {
+        this.o.logger.info({ id: body.id, bind }, "sms outbound: already accepted by a carrier before a restart, not sent again");
+        return { kind: "delivered" };
+      }
+    }
     const msg = this.smsOf(body);
     // Always ask the carrier for a receipt: it gives the message its final status (record) and
     // is relayed to the app when it asked for one.
@@ -523,6 +536,8 @@ export class SmsOutbound {
     try {
       const m = sh.redis.multi();
       for (const id of smscIds) if (id) m.set(`${sh.prefix}smsout:${bind}:${id.toLowerCase()}`, json, "EX", sh.ttlS ?? 72 * 3600);
+      // sent: an edge that re-reads this spool entry after a crash (before it was acknowledged) does not send it again
+      m.set(`${sh.prefix}smsout:job:${body.id}`, bind, "EX", sh.ttlS ?? 72 * 3600);
       await m.exec();
     } catch (err) {
       this.o.logger.warn({ id: body.id, err: (err as Error)?.message }, "sms outbound: carrier id not stored in Redis (its receipt is matched on this edge only)");
