@@ -238,6 +238,8 @@ export class SmsOutbound {
       c.data_coding = msg.data_coding;
     }
     if (this.draining) return this.result(this.finish(c, "draining", {}));
+    // Parts of a long message that never all came (reassembly timed out): not sent cut short.
+    if (msg.partial) return this.result(this.finish(c, "permanent", { why: "incomplete long message", parts: msg.parts, total_parts: msg.total_parts }));
     // The sender: a listed alphanumeric sender or short code as written, else a number of the tenant.
     if (rights === undefined || !rights.senders.has(msg.source.addr)) {
       const n = smppAddressToE164(msg.source, plan);

@@ -79,6 +79,7 @@ beforeAll(async () => {
       smpp: {
         listen: "127.0.0.1:0",
         handler_timeout_s: 10,
+        reassembly: { timeout_s: 1 },
         accounts: [{ system_id: "app-1", password: "pw-a", role: "app", tenant: "acme", senders: ["ACME"], country_code: "1" }],
         binds: [bind("smsc-a", smscA.port), bind("smsc-b", smscB.port), bind("smsc-t", smscT.port, { tps: 10 }), bind("smsc-r", smscR.port)],
       },
@@ -200,6 +201,15 @@ describe("a receipt that overtakes its submit_sm_resp", () => {
 });
 
 describe("refusals", () => {
+  it("a long message whose second part never comes is not sent cut short", async () => {
+    const udh = Buffer.from([0x05, 0x00, 0x03, 0x42, 0x02, 0x01]);
+    const r = await submit("447700900020", { esm_class: 0x40, short_message: { udh, message: "first half only" } });
+    expect(r.command_status).toBe(0); // a part is acknowledged when stored
+    const rec = await waitFor(() => records().find((x) => x.to === "+447700900020"), 10_000);
+    expect(rec).toMatchObject({ status: "rejected", reason: "permanent" });
+    expect(submits(smscA, "447700900020").length + submits(smscB, "447700900020").length).toBe(0);
+  });
+
   it("a number of another tenant, a number not active, an unlisted name: ESME_RINVSRCADR, nothing sent", async () => {
     const before = submits(smscA).length + submits(smscB).length;
     expect((await esme.send("submit_sm", { source_addr: "15125550200", source_addr_ton: 1, destination_addr: "447700900010", dest_addr_ton: 1, short_message: "x" })).command_status).toBe(0x0a);
