@@ -152,6 +152,13 @@ describe("an app sends from its own number", () => {
     expect(text).toBe(long);
   });
 
+  it("data_sm is an outbound message too", async () => {
+    const r = await esme.send("data_sm", { ...from, destination_addr: "447700900006", dest_addr_ton: 1, data_coding: 0, message_payload: "via data_sm" });
+    expect(r.command_status).toBe(0);
+    const [p] = submits(smscA, "447700900006");
+    expect(textOf(p!)).toBe("via data_sm");
+  });
+
   it("an alphanumeric sender listed for the account is allowed", async () => {
     const r = await esme.send("submit_sm", { source_addr: "ACME", source_addr_ton: 5, destination_addr: "447700900004", dest_addr_ton: 1, short_message: "from a name" });
     expect(r.command_status).toBe(0);
