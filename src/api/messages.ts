@@ -12,7 +12,7 @@ import { ApiError } from "./errors.js";
 import { ERROR_SCHEMA } from "./server.js";
 
 export interface MessagesApiOptions {
-  submit(req: { tenant: string | undefined; from: string; to: string; text: string; client_ref?: string; id: string }): Promise<{ outcome: SubmitOutcome; parts?: number }>;
+  submit(req: { tenant: string | undefined; from: string; to: string; text: string; client_ref?: string; status_webhook?: string; id: string }): Promise<{ outcome: SubmitOutcome; parts?: number }>;
   statuses: MessageStatusStore;
   /** spool: 202 means queued in Redis; direct: the carrier accepted it already. */
   mode(): "spool" | "direct";
@@ -41,7 +41,7 @@ const statusSchema = {
 } as const;
 
 export function registerMessagesApi(app: FastifyInstance, o: MessagesApiOptions): void {
-  app.post<{ Body: { from: string; to: string; text: string; client_ref?: string } }>(
+  app.post<{ Body: { from: string; to: string; text: string; client_ref?: string; status_webhook?: string } }>(
     "/v1/messages",
     {
       schema: {
@@ -56,6 +56,7 @@ export function registerMessagesApi(app: FastifyInstance, o: MessagesApiOptions)
             to: { type: "string", pattern: E164, description: "E.164 recipient" },
             text: { type: "string", minLength: 1, maxLength: 1600, description: "GSM 03.38 when it fits, else UCS-2; long text in parts" },
             client_ref: { type: "string", maxLength: 64, description: "Your reference, echoed in GET /v1/messages/{id}" },
+            status_webhook: { type: "string", maxLength: 2048, pattern: "^https?://", description: "Each status change is posted here as a signed message.status (webhooks.secret)" },
           },
         },
         response: {
@@ -67,7 +68,16 @@ export function registerMessagesApi(app: FastifyInstance, o: MessagesApiOptions)
     async (req, reply) => {
       const b = req.body;
       const id = `msg_${randomUUID()}`;
-      const r = await o.submit({ tenant: req.principal.tenant, from: b.from, to: b.to, text: b.text, id, ...(b.client_ref !== undefined ? { client_ref: b.client_ref } : {}) });
+      if (b.status_webhook !== undefined) {
+        let u: URL;
+        try {
+          u = new URL(b.status_webhook);
+        } catch {
+          throw new ApiError(422, "invalid_webhook", "status_webhook is not a URL");
+        }
+        if (u.username !== "" || u.password !== "") throw new ApiError(422, "invalid_webhook", "status_webhook must not carry user information");
+      }
+      const r = await o.submit({ tenant: req.principal.tenant, from: b.from, to: b.to, text: b.text, id, ...(b.client_ref !== undefined ? { client_ref: b.client_ref } : {}), ...(b.status_webhook !== undefined ? { status_webhook: b.status_webhook } : {}) });
       switch (r.outcome) {
         case "accepted":
           void reply.code(202);

@@ -67,11 +67,27 @@ export interface MessageOutboundBody {
   track?: boolean;
   /** The API client's own reference, echoed in the status. */
   client_ref?: string;
+  /** Where each status change is posted (signed `message.status`). */
+  status_webhook?: string;
   /** The app's PDU: didgate's id for it, and its addresses as given. */
   smpp?: { message_id: string; source: { addr: string; ton: number; npi: number }; destination: { addr: string; ton: number; npi: number } };
 }
 
-export type WebhookBody = MessageReceivedBody | MessageReceiptBody | MessageOutboundBody;
+/** The webhook body of a status change of a message sent through the API (its status_webhook). */
+export interface MessageStatusBody {
+  type: "message.status";
+  /** The message's id (msg_…); the webhook-id is the id of this status change. */
+  id: string;
+  status: string;
+  at: string;
+  error_code: string | null;
+  from: string;
+  to: string;
+  tenant: string | null;
+  client_ref: string | null;
+}
+
+export type WebhookBody = MessageReceivedBody | MessageReceiptBody | MessageOutboundBody | MessageStatusBody;
 
 /** Where a message goes. Both may be set: webhook first, then SMPP. */
 export interface DeliveryTarget {

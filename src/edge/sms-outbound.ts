@@ -23,7 +23,8 @@
 import type { Cluster, Redis } from "ioredis";
 import type { Logger } from "pino";
 import { Counter, Gauge, Histogram, type Registry } from "prom-client";
-import type { AcceptOutcome, AttemptResult, DeliveryJob, FinalOutcome, MessageOutboundBody, ReceiptRequest } from "../delivery/types.js";
+import { randomUUID } from "node:crypto";
+import type { AcceptOutcome, AttemptResult, DeliveryJob, FinalOutcome, MessageOutboundBody, MessageStatusBody, ReceiptRequest } from "../delivery/types.js";
 import type { RecordWriter } from "../records/writer.js";
 import type { NumberPlan } from "../routing/number.js";
 import type { OutboundEntry } from "../routing/outbound.js";
@@ -161,6 +162,7 @@ interface QueueInput {
   /** Keep a status history (API messages). */
   track?: boolean;
   client_ref?: string;
+  status_webhook?: string;
   /** For refusals' records: parts and encoding as known. */
   partsIn?: number;
   encodingIn?: string;
@@ -268,9 +270,10 @@ export class SmsOutbound {
    * (an admin token: any active number of ours). The outcome, and the message's id and parts when
    * it was accepted.
    */
-  async submitHttp(req: { tenant: string | undefined; from: string; to: string; text: string; client_ref?: string; id: string }): Promise<{ outcome: SubmitOutcome; parts?: number }> {
+  async submitHttp(req: { tenant: string | undefined; from: string; to: string; text: string; client_ref?: string; status_webhook?: string; id: string }): Promise<{ outcome: SubmitOutcome; parts?: number }> {
     const c: QueueInput = { id: req.id, account: "api", from: req.from, to: req.to, tenant: req.tenant ?? null, text: req.text, submittedAt: new Date(this.now()), track: true };
     if (req.client_ref !== undefined) c.client_ref = req.client_ref;
+    if (req.status_webhook !== undefined) c.status_webhook = req.status_webhook;
     if (this.draining) return { outcome: this.finish(c, "draining", {}) };
     const t = this.o.store.current;
     const r = t.lookup(req.from);
@@ -340,6 +343,7 @@ export class SmsOutbound {
     if (c.smpp !== undefined) body.smpp = c.smpp;
     if (c.track === true) body.track = true;
     if (c.client_ref !== undefined) body.client_ref = c.client_ref;
+    if (c.status_webhook !== undefined) body.status_webhook = c.status_webhook;
     if (c.binary !== undefined) {
       body.binary = c.binary.toString("base64");
       if (c.data_coding !== undefined) body.data_coding = c.data_coding;
@@ -371,6 +375,7 @@ export class SmsOutbound {
 
   /** Status history of a message sent through the API (GET /v1/messages/{id}). Never throws. */
   private async track(body: MessageOutboundBody, status: string, detail: Record<string, unknown> | null, create = false): Promise<void> {
+    if (!create && body.status_webhook !== undefined) this.statusWebhook(body, status, detail);
     const st = this.o.statuses;
     if (st === undefined || body.track !== true) return;
     try {
@@ -380,6 +385,31 @@ export class SmsOutbound {
     } catch (err) {
       this.o.logger.warn({ id: body.id, err: (err as Error)?.message }, "message status not stored");
     }
+  }
+
+  /** A signed message.status to the message's status_webhook, through delivery (retried, spooled with Redis). */
+  private statusWebhook(body: MessageOutboundBody, status: string, detail: Record<string, unknown> | null): void {
+    const url = body.status_webhook;
+    if (url === undefined) return;
+    const err = detail?.error_code;
+    const sb: MessageStatusBody = {
+      type: "message.status",
+      id: body.id,
+      status,
+      at: new Date(this.now()).toISOString(),
+      error_code: typeof err === "string" ? err : null,
+      from: body.from,
+      to: body.to,
+      tenant: body.tenant,
+      client_ref: body.client_ref ?? null,
+    };
+    const job: DeliveryJob = { id: `st_${randomUUID()}`, body: sb, target: { webhook: url }, acceptedAt: this.now(), attempts: 0 };
+    void this.o.delivery.accept(job).then(
+      (o) => {
+        if (o !== "accepted") this.o.logger.warn({ id: body.id, status, result: o }, "message.status webhook not delivered");
+      },
+      () => undefined,
+    );
   }
 
   /** Bind names of the outbound table's sms entry for a destination that exist here. */

@@ -7,6 +7,9 @@
  * (0x0B), and writes one outbound message record per message.
  */
 import { readFileSync, existsSync, writeFileSync } from "node:fs";
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { verifyWebhook } from "../../src/delivery/webhook.js";
 import { join } from "node:path";
 import YAML from "yaml";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -23,6 +26,10 @@ let smscT: TestSmsc;
 let smscR: TestSmsc;
 let dir: string;
 const ADMIN = "admin-token-0123456789abcdef";
+const SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+let receiver: Server;
+let hookUrl: string;
+const hooks: { id: string; ok: boolean; body: any }[] = [];
 const ACME = "acme-token-0123456789abcdef";
 
 async function api(method: string, path: string, token: string | null, body?: unknown): Promise<{ status: number; body: any; headers: Headers }> {
@@ -49,6 +56,16 @@ function textOf(p: SmppPdu): string {
 }
 
 beforeAll(async () => {
+  receiver = createServer((req, res) => {
+    let body = "";
+    req.on("data", (d: Buffer) => (body += d.toString()));
+    req.on("end", () => {
+      hooks.push({ id: String(req.headers["webhook-id"]), ok: verifyWebhook(SECRET, req.headers as Record<string, string>, body), body: JSON.parse(body) });
+      res.writeHead(200).end();
+    });
+  });
+  await new Promise<void>((r) => receiver.listen(0, "127.0.0.1", r));
+  hookUrl = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/status`;
   smscA = await startSmsc({ idPrefix: "a", submitStatusOf: (p) => (String(p.destination_addr).startsWith("45") ? 0x58 : 0) });
   smscB = await startSmsc({ idPrefix: "b" });
   smscT = await startSmsc({ idPrefix: "t" });
@@ -76,6 +93,7 @@ beforeAll(async () => {
       state_dir: dir,
       records: { jsonl: { path: "records.jsonl" } },
       api: { listen: "127.0.0.1:0", tokens: [{ token: ADMIN }, { token: ACME, tenant: "acme" }] },
+      webhooks: { secret: SECRET, timeout_ms: 1000, allow_private: ["127.0.0.0/8"] },
       smpp: {
         listen: "127.0.0.1:0",
         handler_timeout_s: 10,
@@ -96,6 +114,7 @@ afterAll(async () => {
   await esme?.close();
   await app?.stop(1000);
   await Promise.all([smscA?.close(), smscB?.close(), smscT?.close(), smscR?.close()]);
+  await new Promise<void>((r) => receiver.close(() => r()));
 });
 
 const from = { source_addr: "15125550100", source_addr_ton: 1, source_addr_npi: 1 };
@@ -243,7 +262,7 @@ describe("refusals", () => {
 
 describe("HTTP: POST /v1/messages, GET /v1/messages/{id}", () => {
   it("a tenant token sends from its number: 202 once the carrier accepted (direct mode); the status history follows the receipt", async () => {
-    const r = await api("POST", "/v1/messages", ACME, { from: "+15125550100", to: "+447700900200", text: "hello over http", client_ref: "order-42" });
+    const r = await api("POST", "/v1/messages", ACME, { from: "+15125550100", to: "+447700900200", text: "hello over http", client_ref: "order-42", status_webhook: hookUrl });
     expect(r.status).toBe(202);
     expect(r.body).toMatchObject({ status: "sent", parts: 1 });
     expect(r.body.id).toMatch(/^msg_/);
@@ -260,6 +279,15 @@ describe("HTTP: POST /v1/messages, GET /v1/messages/{id}", () => {
       return x.body.status === "delivered" ? x.body : undefined;
     });
     expect(done.history.map((h: { status: string }) => h.status)).toEqual(["queued", "sent", "delivered"]);
+    // and each change went to the status_webhook, signed
+    const mine = await waitFor(() => {
+      const h = hooks.filter((x) => x.body.id === r.body.id);
+      return h.length >= 2 ? h : undefined;
+    });
+    expect(mine.every((h) => h.ok)).toBe(true);
+    expect(mine.map((h) => h.body.status).sort()).toEqual(["delivered", "sent"]);
+    expect(mine.find((h) => h.body.status === "delivered")!.body).toMatchObject({ type: "message.status", error_code: "000", client_ref: "order-42", from: "+15125550100", to: "+447700900200", tenant: "acme" });
+    expect(new Set(mine.map((h) => h.id)).size).toBe(2);
     // another tenant's token does not see it; an admin token does
     expect((await api("GET", `/v1/messages/${r.body.id}`, ADMIN)).status).toBe(200);
     expect((await api("GET", "/v1/messages/msg_nope", ACME)).status).toBe(404);
@@ -287,6 +315,8 @@ describe("HTTP: POST /v1/messages, GET /v1/messages/{id}", () => {
     expect([noRoute.status, noRoute.body.error.code]).toEqual([404, "no_route"]);
     expect((await api("POST", "/v1/messages", ACME, { from: "+15125550100", to: "447700900202", text: "x" })).status).toBe(400);
     expect((await api("POST", "/v1/messages", ACME, { from: "+15125550100", to: "+447700900202", text: "x", extra: 1 })).status).toBe(400);
+    expect((await api("POST", "/v1/messages", ACME, { from: "+15125550100", to: "+447700900202", text: "x", status_webhook: "ftp://example.com/x" })).status).toBe(400);
+    expect((await api("POST", "/v1/messages", ACME, { from: "+15125550100", to: "+447700900202", text: "x", status_webhook: "https://u:p@example.com/x" })).status).toBe(422);
     expect(submits(smscA).length + submits(smscB).length).toBe(before);
     // an admin token may send from any active number of ours
     expect((await api("POST", "/v1/messages", ADMIN, { from: "+15125550200", to: "+447700900203", text: "admin" })).status).toBe(202);
