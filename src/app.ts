@@ -64,6 +64,7 @@ import type { StatusReport } from "./ops/status.js";
 import { RecordWriter, type RecordWebhook } from "./records/writer.js";
 import { WebhookSender } from "./delivery/webhook.js";
 import type { SmppConfig } from "./smpp/types.js";
+import { NATIONAL_LANGUAGES } from "./smpp/national.js";
 
 export interface DidgateOptions {
   logger?: Logger;
@@ -275,6 +276,8 @@ export class Didgate {
       forwarder: new SmppEdgeForwarder(() => this.smpp, this.receipts, () => this.smsOut),
       // The final outcome of a message whose submitter asked for a receipt (registered_delivery).
       onFinal: (job, outcome) => (job.body.type === "message.outbound" ? this.smsOut?.onFinal(job, outcome) : this.sms?.onFinal(job, outcome)),
+      // Spooled jobs name the number whose route signs them; its secret is looked up at delivery.
+      secrets: (number) => this.store.current.lookup(number)?.sms?.webhookSecret,
       instanceId: this.config.instance_id ?? hostname(),
       // Answer the SMSC before its own timeout: a little under the handler timeout.
       direct_wait_ms: Math.max(100, this.config.smpp.handler_timeout_s * 1000 - 500),
@@ -295,6 +298,7 @@ export class Didgate {
         window: p.window,
         enquire_link_s: p.enquire_link_s,
         long_messages: p.long_messages,
+        national_language: p.national_language?.map((l) => NATIONAL_LANGUAGES[l]!),
       });
     const cfg: SmppConfig = {
       accounts: s.accounts.map((a) => defined({ system_id: a.system_id, password: a.password, role: a.role, sources: a.sources, max_binds: a.max_binds, may_submit: a.role === "app" && (a.tenant !== undefined || (a.senders?.length ?? 0) > 0) ? true : undefined, ...peer(a) })),
@@ -423,6 +427,7 @@ export class Didgate {
       ...(this.cdr ? { cdr: this.cdr } : {}),
       ...(this.hep ? { capture: this.captureTap(this.hep) } : {}),
       ...(this.activity ? { activity: this.activity } : {}),
+      ...(this.masking ? { masking: { store: this.masking, ...(this.maskingMetrics ? { metrics: this.maskingMetrics } : {}) } } : {}),
     });
     await this.voice.start();
   }

@@ -7,6 +7,7 @@
  * body size.
  */
 import { parseCsv } from "../routing/sources/document.js";
+import { errMessage } from "../util/errors.js";
 
 export const MAX_RECORD_BYTES = 1024 * 1024;
 
@@ -82,7 +83,7 @@ export function ndjsonRecord(line: number, text: string): ImportRecord | undefin
   try {
     v = JSON.parse(text);
   } catch (err) {
-    return { line, error: `not valid JSON (${(err as Error).message})` };
+    return { line, error: `not valid JSON (${errMessage(err)})` };
   }
   if (typeof v !== "object" || v === null || Array.isArray(v)) return { line, error: 'must be an object {"key": "+1…", "route": {…}}' };
   const o = v as Record<string, unknown>;
@@ -122,7 +123,7 @@ export function csvRecord(line: number, text: string, cols: Map<string, number>)
     try {
       return { line, key, value: JSON.parse(json) };
     } catch (err) {
-      return { line, key, error: `json column is not valid JSON (${(err as Error).message})` };
+      return { line, key, error: `json column is not valid JSON (${errMessage(err)})` };
     }
   }
   const entry: Record<string, unknown> = {};

@@ -20,6 +20,7 @@ import { csvHeader, csvRecord, ndjsonRecord, records, RecordTooLong, type Import
 import { KeyIndex } from "./listing.js";
 import { ERROR_SCHEMA } from "./server.js";
 import { etagOf, type ApiRouteWriter, type ImportItem, type WriteOutcome, type WriteRequest } from "./writer.js";
+import { errMessage } from "../util/errors.js";
 
 export interface RoutesApiOptions {
   store: RouteStore<Route>;
@@ -90,7 +91,7 @@ export function registerRoutesApi(app: FastifyInstance, o: RoutesApiOptions): Ke
   };
   const redisDown = (err: unknown): never => {
     if (err instanceof ApiError) throw err;
-    throw new ApiError(503, "redis_unavailable", `Redis did not take the write: ${(err as Error).message}`, { retryAfterS: 1 });
+    throw new ApiError(503, "redis_unavailable", `Redis did not take the write: ${errMessage(err)}`, { retryAfterS: 1 });
   };
   const audit = (p: Principal, op: string, key: string, out: WriteOutcome) => {
     if (out.result !== "created" && out.result !== "updated" && out.result !== "deleted") return;
@@ -385,7 +386,7 @@ export function registerRoutesApi(app: FastifyInstance, o: RoutesApiOptions): Ke
             try {
               json = entryFor(p, key, rec.value).json;
             } catch (err) {
-              fail(line, key, (err as Error).message);
+              fail(line, key, errMessage(err));
               continue;
             }
             batch.push({ key, json, mayCreate: p.tenant === undefined || keyInBlocks(key, p.blocks) });

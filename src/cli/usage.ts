@@ -137,3 +137,37 @@ available for recycling; active numbers without a call or message for --inactive
   --json              the report as JSON
   -c, --config FILE   config file
 `;
+
+export const SESSIONS_SUBCOMMANDS: Record<string, { usage: string; options: OptionSpec; min: number; max: number }> = {
+  list: {
+    usage: "didgate sessions list [--pool NAME] [--count N] [--json] [--config FILE]\n  sessions alive, per pool of masking.pools (or one pool), soonest expiry first",
+    options: { ...CONFIG_OPTION, pool: { type: "string" }, count: { type: "string" }, json: { type: "boolean" } },
+    min: 0,
+    max: 0,
+  },
+  show: {
+    usage: "didgate sessions show ID [--json] [--config FILE]\n  one session: parties, proxy number, pool, tenant, expiry",
+    options: { ...CONFIG_OPTION, json: { type: "boolean" } },
+    min: 1,
+    max: 1,
+  },
+  create: {
+    usage: "didgate sessions create --pool NAME A B [--ttl-s N] [--json] [--config FILE]\n  a session between the E.164 numbers A and B on a proxy number of the pool (default ttl 3600 s)",
+    options: { ...CONFIG_OPTION, pool: { type: "string" }, "ttl-s": { type: "string" }, json: { type: "boolean" } },
+    min: 2,
+    max: 2,
+  },
+  delete: {
+    usage: "didgate sessions delete ID [--config FILE]\n  end a session now: calls and messages to the proxy number stop going through it",
+    options: { ...CONFIG_OPTION },
+    min: 1,
+    max: 1,
+  },
+};
+
+export const SESSIONS_USAGE =
+  "usage:\n" +
+  Object.values(SESSIONS_SUBCOMMANDS)
+    .map((s) => "  " + s.usage.replace(/\n/g, "\n  "))
+    .join("\n") +
+  "\n  -c, --config FILE   config file (masking.pools; the sessions live in routes.redis)\n";

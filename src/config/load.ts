@@ -8,6 +8,7 @@ import { fileURLToPath } from "node:url";
 import YAML from "yaml";
 import type { z } from "zod";
 import { configSchema, type Config } from "./schema.js";
+import { errMessage } from "../util/errors.js";
 
 /** A user error: printed as its message, no stack trace, exit 1. */
 /** Longest message line shown; a longer one keeps its start and its end (the rule it broke). */
@@ -249,13 +250,13 @@ export function loadConfig(path: string | undefined, env: NodeJS.ProcessEnv = pr
   try {
     text = readFileSync(file, "utf8");
   } catch (err) {
-    throw new ConfigError([`${file}: cannot read config (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`]);
+    throw new ConfigError([`${file}: cannot read config (${(err as NodeJS.ErrnoException).code ?? errMessage(err)})`]);
   }
   let raw: unknown;
   try {
     raw = YAML.parse(text) ?? {};
   } catch (err) {
-    throw new ConfigError([`${file}: not valid YAML: ${(err as Error).message.split("\n")[0]}`]);
+    throw new ConfigError([`${file}: not valid YAML: ${errMessage(err).split("\n")[0]}`]);
   }
   if (typeof raw !== "object" || raw === null || Array.isArray(raw)) throw new ConfigError([`${file}: the config must be a YAML mapping`]);
   const errors = applyEnv(raw as Record<string, unknown>, env);

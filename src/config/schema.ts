@@ -196,6 +196,8 @@ const peerOptions = {
   enquire_link_s: z.number().positive().optional(),
   /** A text too long for one short_message: one message_payload PDU, or parts with a UDH or SAR TLVs. */
   long_messages: z.enum(["payload", "udh", "sar"]).optional(),
+  /** National language shift tables this peer accepts (3GPP TS 23.038): texts go in 7 bits through them when that saves parts. */
+  national_language: z.array(z.enum(["tr", "es", "pt", "bn", "gu", "hi", "kn", "ml", "or", "pa", "ta", "te", "ur"])).optional(),
 };
 
 export const smppAccountSchema = z

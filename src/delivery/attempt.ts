@@ -14,6 +14,7 @@ import type { DeliveryMetrics, TargetKind } from "./metrics.js";
 import type { SmppForwarder } from "./smpp-forward.js";
 import type { AttemptResult, DeliveryJob } from "./types.js";
 import { statusClass, type WebhookSender, redactUrl } from "./webhook.js";
+import { resolveSecret, type SecretLookup } from "./secret-ref.js";
 
 export const SKIP_WEBHOOK = 1;
 export const SKIP_SMPP = 2;
@@ -33,6 +34,8 @@ export interface AttempterOptions {
   logger: Logger;
   /** Upper bound on one SMPP forward attempt (ms). */
   smppTimeoutMs: number;
+  /** The current webhook secret of a number's route, for jobs read back from the spool. */
+  secrets?: SecretLookup;
 }
 
 type RetryResult = Extract<AttemptResult, { kind: "retry" }>;
@@ -45,6 +48,7 @@ export class Attempter {
   private readonly metrics: DeliveryMetrics;
   private readonly logger: Logger;
   private readonly smppTimeoutMs: number;
+  private readonly secrets: SecretLookup | undefined;
 
   constructor(opts: AttempterOptions) {
     this.sender = opts.sender;
@@ -52,6 +56,7 @@ export class Attempter {
     this.metrics = opts.metrics;
     this.logger = opts.logger;
     this.smppTimeoutMs = opts.smppTimeoutMs;
+    this.secrets = opts.secrets;
   }
 
   /**
@@ -67,7 +72,9 @@ export class Attempter {
     if (t.webhook && (skip & SKIP_WEBHOOK) === 0) {
       kind = "webhook";
       const left = deadline - performance.now();
-      const a = await this.sender.send(t.webhook, job.id, JSON.stringify(job.body), t.webhookSecret, left === Infinity ? undefined : Math.max(1, Math.floor(left)));
+      const s = resolveSecret(t, this.secrets);
+      if (s.rotated) this.logger.info({ msg_id: job.id, number: t.secretRef?.number }, s.secret === undefined ? "webhook secret of the route is gone: signing with webhooks.secret" : "webhook secret of the route changed since the message was accepted: signing with the current one");
+      const a = await this.sender.send(t.webhook, job.id, JSON.stringify(job.body), s.secret, left === Infinity ? undefined : Math.max(1, Math.floor(left)));
       this.metrics.webhookDuration.observe({ class: statusClass(a) }, a.durationS);
       this.metrics.deliveries.inc({ kind: "webhook", outcome: a.result.kind });
       if (a.result.kind === "delivered") return { result: a.result, kind, skip };

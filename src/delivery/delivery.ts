@@ -22,6 +22,7 @@ import type { SmppForwarder } from "./smpp-forward.js";
 import { Spool } from "./spool.js";
 import type { AcceptOutcome, DeliveryJob, FinalOutcome } from "./types.js";
 import { WebhookSender } from "./webhook.js";
+import type { SecretLookup } from "./secret-ref.js";
 
 export interface DeliveryRedisOptions {
   /** Where Redis is (any deployment kind); the spool's connections are made on it. */
@@ -38,6 +39,8 @@ export interface DeliveryRedisOptions {
   visibility_ms?: number;
   /** How often to look for such messages (ms). Default min(visibility / 2, 15 s). */
   reclaim_interval_ms?: number;
+  /** A consumer of the group with nothing pending and idle this long (ms) is an edge that left: removed from the group. Default max(1 h, 10 × visibility). */
+  consumer_idle_ms?: number;
   /** Longest wait between two looks at the shared retry schedule (ms). Default 1000. */
   retry_poll_ms?: number;
   /** XREADGROUP BLOCK (ms). Default 5000. */
@@ -87,6 +90,8 @@ export interface DeliveryOptions {
    * are reported. Runs on the edge that made the final attempt; must not throw.
    */
   onFinal?: (job: DeliveryJob, outcome: FinalOutcome) => void;
+  /** The current webhook secret of a number's route: spooled jobs hold a reference, not the secret. */
+  secrets?: SecretLookup;
 }
 
 export class Delivery {
@@ -121,7 +126,7 @@ export class Delivery {
     this.sender = sender;
     if (!sender.signed) opts.logger.warn("webhooks.secret is not set: webhooks without a per-route secret are sent unsigned");
     const smppTimeoutMs = opts.smpp_timeout_ms ?? 30_000;
-    const attempter = new Attempter({ sender, forwarder: opts.forwarder, metrics: this.metrics, logger: opts.logger, smppTimeoutMs });
+    const attempter = new Attempter({ sender, forwarder: opts.forwarder, metrics: this.metrics, logger: opts.logger, smppTimeoutMs, ...(opts.secrets ? { secrets: opts.secrets } : {}) });
     this.directWaitMs = opts.direct_wait_ms ?? 8_000;
     this.enqueueTimeoutMs = opts.enqueue_timeout_ms ?? 5_000;
     const backoff: BackoffOptions = {
@@ -146,6 +151,7 @@ export class Delivery {
         maxInFlight: wh.max_in_flight,
         visibilityMs,
         reclaimIntervalMs: r.reclaim_interval_ms ?? Math.min(Math.floor(visibilityMs / 2), 15_000),
+        consumerIdleMs: r.consumer_idle_ms ?? Math.max(3_600_000, 10 * visibilityMs),
         blockMs: r.block_ms ?? 5_000,
         retryPollMs: r.retry_poll_ms ?? 1_000,
         maxDepth: r.max_depth ?? 1_000_000,

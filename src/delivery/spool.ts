@@ -38,6 +38,7 @@ import { OutageLog } from "../util/outage-log.js";
 import { notifyFinal } from "./direct.js";
 import type { DeliveryJob, FinalOutcome } from "./types.js";
 import { redactUrl } from "./webhook.js";
+import { targetAtRest } from "./secret-ref.js";
 
 /** A job as stored in the spool: the DeliveryJob plus the targets refused permanently. */
 export interface SpoolRecord extends DeliveryJob {
@@ -63,6 +64,12 @@ export interface SpoolOptions {
   visibilityMs: number;
   /** How often to look for such entries (ms). */
   reclaimIntervalMs: number;
+  /**
+   * A consumer with nothing pending and idle this long (ms) is an edge that left (its entries were
+   * reclaimed): it is removed from the group, so the group does not collect every instance id
+   * that ever ran. An edge that comes back is added again by its next read.
+   */
+  consumerIdleMs?: number;
   /** XREADGROUP BLOCK (ms). */
   blockMs: number;
   /** Longest wait between two looks at the retry schedule (ms); retries this edge scheduled are moved on time. */
@@ -95,6 +102,7 @@ export class Spool {
   private moveTimer: unknown;
   private moveAt = Infinity;
   private reclaimTimer: unknown;
+  private lastConsumerSweep = 0;
   private claimCursor = "0-0";
   private rescanOwn = false;
   private readyWaiters: Set<(ok: boolean) => void> | undefined;
@@ -147,7 +155,7 @@ export class Spool {
    * this), false when the spool is full; rejects when Redis fails.
    */
   async enqueue(job: DeliveryJob, waitMs = 5_000): Promise<boolean> {
-    const rec: SpoolRecord = { id: job.id, body: job.body, target: job.target, acceptedAt: job.acceptedAt, attempts: job.attempts, skip: 0 };
+    const rec: SpoolRecord = { id: job.id, body: job.body, target: targetAtRest(job.target), acceptedAt: job.acceptedAt, attempts: job.attempts, skip: 0 };
     if (job.receipt !== undefined) rec.receipt = job.receipt;
     if (this.enq.status !== "ready" && !(await this.enqReady(waitMs))) throw new Error("redis not connected");
     const r = await ENQUEUE.run(this.enq, [this.keys.inbound, this.keys.retry], [this.o.maxDepth, JSON.stringify(rec)]);
@@ -473,6 +481,27 @@ export class Spool {
 
   // ------------------------------------------------------------ reclaiming
 
+  /** Removes consumers that left: nothing pending, idle past consumerIdleMs (at most once per sweep interval). */
+  private async sweepConsumers(): Promise<void> {
+    const idleMs = this.o.consumerIdleMs;
+    if (idleMs === undefined) return;
+    const now = this.o.clock.now();
+    if (now - this.lastConsumerSweep < Math.min(idleMs, 60_000)) return;
+    this.lastConsumerSweep = now;
+    const rows = (await this.cmd.call("XINFO", "CONSUMERS", this.keys.inbound, GROUP)) as unknown[][];
+    for (const row of rows) {
+      const f = new Map<string, unknown>();
+      for (let i = 0; i + 1 < row.length; i += 2) f.set(String(row[i]), row[i + 1]);
+      const name = String(f.get("name"));
+      if (name === this.o.instanceId || Number(f.get("pending")) !== 0 || !(Number(f.get("idle")) >= idleMs)) continue;
+      // DELCONSUMER drops the consumer's pending entries too: checked and done in one script, so an
+      // edge that read an entry in between keeps it.
+      const r = await this.cmd.call("EVAL", DEL_IDLE_CONSUMER, 1, this.keys.inbound, GROUP, name);
+      if (r === -1) continue;
+      this.o.logger.info({ consumer: name, idle_ms: Number(f.get("idle")) }, "removed a spool consumer that left (nothing pending)");
+    }
+  }
+
   private async reclaimTick(): Promise<void> {
     this.reclaimTimer = undefined;
     if (this.stopping) return;
@@ -493,9 +522,17 @@ export class Spool {
         else this.outage.failure((err as Error)?.message, { op: "reclaim" });
       }
     }
+    if (!soon && !this.stopping) await this.sweepConsumers().catch(() => undefined);
     if (!this.stopping) this.reclaimTimer = this.o.clock.setTimeout(() => void this.reclaimTick(), soon ? 50 : this.o.reclaimIntervalMs);
   }
 }
+
+/** KEYS stream; ARGV group, consumer: remove the consumer only when nothing is pending for it (else -1). */
+const DEL_IDLE_CONSUMER = `
+local p = redis.call('XPENDING', KEYS[1], ARGV[1], '-', '+', 1, ARGV[2])
+if #p == 0 then return redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], ARGV[2]) end
+return -1
+`;
 
 async function quit(c: RedisClient): Promise<void> {
   if (c.status !== "ready") {

@@ -92,10 +92,23 @@ export type WebhookBody = MessageReceivedBody | MessageReceiptBody | MessageOutb
 /** Where a message goes. Both may be set: webhook first, then SMPP. */
 export interface DeliveryTarget {
   webhook?: string;
-  /** Per-route webhook secret (whsec_…), else webhooks.secret. */
+  /**
+   * Per-route webhook secret (whsec_…), else webhooks.secret. Held in memory only: a job written to
+   * the spool keeps `secretRef` instead, and the secret is looked up again when it is delivered.
+   */
   webhookSecret?: string;
+  /** Where the secret comes from: the number whose route holds it, and a digest of the secret then. */
+  secretRef?: SecretRef;
   /** system_id of an app ESME bound to didgate, or the name of an outbound bind. */
   smpp?: string;
+}
+
+/** A reference to a route's webhook secret (never the secret itself). */
+export interface SecretRef {
+  /** The number (E.164) whose route entry held the secret. */
+  number: string;
+  /** The first 16 hex digits of the secret's SHA-256: a different value means it was changed since. */
+  version: string;
 }
 
 /**

@@ -30,6 +30,8 @@ export interface CallStart {
   inviteAt: number;
   attest?: string;
   verstat?: string;
+  /** A masked call: the masking session's id. */
+  session?: string;
 }
 
 export interface CallFinal {
@@ -145,6 +147,7 @@ export class CallRecords {
       call_id: s.callId,
       attest: s.attest ?? null,
       verstat: s.verstat ?? null,
+      session_id: s.session ?? null,
       edge: this.o.edge,
     });
   }

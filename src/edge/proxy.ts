@@ -33,6 +33,7 @@ import type { TargetHealth } from "./health.js";
 import type { ResolvedTarget, ResolveResult, TargetResolver } from "../sip/resolve.js";
 import { targetKey } from "../sip/resolve.js";
 import type { VoiceMetrics, CallOutcome } from "./voice-metrics.js";
+import { unmaskResponse, type MaskedCall } from "./masking.js";
 
 /** What a call needs from the edge. */
 export interface ProxyHost {
@@ -94,6 +95,8 @@ export interface CallInfo {
   /** STIR/SHAKEN: the inbound verification result and attestation, for the call's log and record. */
   verstat?: string;
   attest?: string;
+  /** A call through a masking session (src/edge/masking.ts): the dialog is marked masked. */
+  mask?: MaskedCall;
 }
 
 /** Extra per-target data of outbound and forwarded legs (src/edge/originate.ts). */
@@ -184,7 +187,13 @@ export class ProxyCall implements TimerTarget {
     this.order = info.targets;
     const src = stx.source;
     this.loopHash = loopHash(stx.request);
-    this.up = inviteBinding(stx.request, { transport: src.transport, address: src.address, port: src.port }, []);
+    const up = inviteBinding(stx.request, { transport: src.transport, address: src.address, port: src.port }, []);
+    this.up = info.mask !== undefined ? { ...up, mask: info.mask.proxy } : up;
+  }
+
+  /** Record-Route on this call: as configured, and always on a masked call (its in-dialog requests must pass here to stay masked). */
+  private get recordRoute(): boolean {
+    return this.host.recordRoute || this.info.mask !== undefined;
   }
 
   start(): void {
@@ -272,7 +281,7 @@ export class ProxyCall implements TimerTarget {
     if (t.set !== undefined) for (const [n, v] of t.set) fwd.set(n, v);
     // prepended: Diversion lists the most recent diversion first (RFC 5806)
     if (t.add !== undefined) for (let i = t.add.length - 1; i >= 0; i--) fwd.prepend(t.add[i]![0], t.add[i]![1]);
-    if (this.host.recordRoute) {
+    if (this.recordRoute) {
       const out = stack.listenerFor(r.transport, r.address);
       const down = [hopOfAddress(r.address, r.port)];
       const u = parseUri(uri);
@@ -391,8 +400,9 @@ export class ProxyCall implements TimerTarget {
       res.popVia();
       if (this.noViaLeft(res)) return;
       // a provisional response with a To tag sets up an early dialog (reliable 1xx, PRACK, UPDATE)
-      if (this.host.recordRoute && res.toTag !== undefined) rewriteRecordRoute(this.host.stack, res, this.host.signer);
+      if (this.recordRoute && res.toTag !== undefined) rewriteRecordRoute(this.host.stack, res, this.host.signer);
       if (this.provisionalAt === 0) this.provisionalAt = this.host.mono();
+      if (this.info.mask !== undefined) unmaskResponse(res, this.stx.request);
       this.stx.respond(res);
       return;
     }
@@ -435,7 +445,8 @@ export class ProxyCall implements TimerTarget {
       if (!this.answered && !b.done) this.branchFailed(b, "no_via", 0, true);
       return;
     }
-    if (this.host.recordRoute) rewriteRecordRoute(this.host.stack, res, this.host.signer);
+    if (this.recordRoute) rewriteRecordRoute(this.host.stack, res, this.host.signer);
+    if (this.info.mask !== undefined) unmaskResponse(res, this.stx.request);
     // RFC 3261 16.7 step 10: a 2xx always goes upstream, even after the server transaction
     // answered 487 to a CANCEL (the 200 crossed it), or after another branch answered: then
     // statelessly, over the request's connection or per its Via; the caller ACKs (and hangs up).
@@ -528,6 +539,7 @@ export class ProxyCall implements TimerTarget {
     if (this.bestOwn) this.stx.reply(b.status, b.reason);
     else {
       b.popVia();
+      if (this.info.mask !== undefined) unmaskResponse(b, this.stx.request);
       this.stx.respond(b);
     }
     this.finish("failed", b.status);
@@ -548,6 +560,8 @@ export class DialogForward implements ClientTxHandler {
     private readonly stx: ServerTransaction,
     private readonly stack: SipStack,
     private readonly done: ((f: DialogForward) => void) | null,
+    /** A request of a masked dialog (src/edge/masking.ts): its responses are unmasked. */
+    private readonly masked = false,
   ) {}
   onResponse(res: SipMessage): void {
     if (res.status === 100) return;
@@ -559,7 +573,10 @@ export class DialogForward implements ClientTxHandler {
       // a 2xx to a re-INVITE carries the callee's session description: it cannot be rebuilt
       if (res.status < 300 && this.stx.isInvite) this.stx.reply(500, "Server Internal Error (response without Via)");
       else this.stx.reply(res.status, res.reason);
-    } else this.stx.respond(res);
+    } else {
+      if (this.masked) unmaskResponse(res, this.stx.request);
+      this.stx.respond(res);
+    }
     if (res.status >= 200 && this.done !== null) this.done(this);
   }
   onTimeout(): void {

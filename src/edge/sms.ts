@@ -21,6 +21,7 @@ import type { RouteStore } from "../routing/table.js";
 import type { AcceptResult, InboundSms, Receipt, SmsAddress } from "../smpp/types.js";
 import type { ReceiptCorrelator, SentMessage } from "./receipts.js";
 import { normaliseStat, type ReceiptSender } from "./sms-receipts.js";
+import { withSecret } from "../delivery/secret-ref.js";
 
 export interface MessageSink {
   accept(job: DeliveryJob): Promise<AcceptOutcome>;
@@ -180,7 +181,7 @@ export class SmsEdge {
     if (msg.partial) body.partial = true;
     const target: DeliveryTarget = {};
     if (sms.webhook !== undefined) target.webhook = sms.webhook;
-    if (sms.webhookSecret !== undefined) target.webhookSecret = sms.webhookSecret;
+    withSecret(target, to.e164, sms.webhookSecret);
     if (sms.smpp !== undefined) target.smpp = sms.smpp;
     const job: DeliveryJob = { id: body.id, body, target, acceptedAt: this.now(), attempts: 0 };
     const ro = this.opts.receiptsOut;
@@ -306,7 +307,7 @@ export class SmsEdge {
     const body = this.receiptBody(r, plan, route.tenant ?? null);
     if (sent !== undefined) body.message_id = sent.id;
     const target: DeliveryTarget = { webhook };
-    if (route.sms?.webhookSecret !== undefined) target.webhookSecret = route.sms.webhookSecret;
+    if (did !== undefined) withSecret(target, did, route.sms?.webhookSecret);
     const outcome = await this.opts.delivery.accept({ id: body.id, body, target, acceptedAt: this.now(), attempts: 0 }).catch(() => "temporary" as const);
     this.metrics.receipts.inc({ peer: r.peer, outcome });
     this.opts.logger.info({ ...log, result: outcome }, "sms receipt");

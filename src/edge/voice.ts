@@ -21,6 +21,10 @@
  * outbound table (src/edge/originate.ts); a carrier over its CPS or max_calls is passed over,
  * every carrier busy is 503 + Retry-After. Route targets "tel:+E164" forward through the same
  * table (Diversion / History-Info), loops end with 482.
+ *
+ * A call to a pool number goes through the caller's masking session to the other party,
+ * presenting the proxy number (src/edge/masking.ts, docs/masking.md); a caller without a session
+ * gets the number's own route, else 404 "no masking session for this caller".
  */
 import type { Logger } from "pino";
 import type { Registry } from "prom-client";
@@ -74,6 +78,9 @@ import type { InboundVerdict, StirPolicy } from "./stir.js";
 import type { CallRecords } from "./cdr.js";
 import type { CaptureTap } from "../sip/transport.js";
 import type { ActivityRecorder } from "../records/activity.js";
+import type { SessionStore } from "../masking/sessions.js";
+import type { MaskingMetrics } from "../masking/metrics.js";
+import { decideMasked, maskRequest, stripIdentity, type MaskResult } from "./masking.js";
 
 export interface VoiceEdgeOptions {
   /** SIP capture: every message received and sent (capture.hep configured). */
@@ -97,6 +104,8 @@ export interface VoiceEdgeOptions {
   baseDir: string;
   /** routes.redis's endpoint: target health is shared with the other edges through it. */
   redis?: RedisConnector;
+  /** Masking sessions (masking.pools configured): calls to a pool number go through them. */
+  masking?: { store: SessionStore; metrics?: MaskingMetrics };
 }
 
 const KNOWN_METHODS = new Set(["INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "UPDATE", "INFO", "PRACK", "REFER", "NOTIFY", "SUBSCRIBE", "MESSAGE", "REGISTER", "PUBLISH"]);
@@ -521,6 +530,15 @@ export class VoiceEdge implements SipStackHandler, ProxyHost {
       const c = normalizeNumber(callerIn, trunk.plan);
       if (c.ok) caller = c.e164;
     }
+    if (this.opts.masking?.store.isPoolNumber(did.e164) === true) return this.maskedInvite(tx, trunk, did.e164, caller, t0);
+    this.routeInvite(tx, trunk, did.e164, caller, t0);
+  }
+
+  /** An inbound INVITE to a DID by its route (after the checks of invite()). */
+  private routeInvite(tx: ServerTransaction, trunk: Trunk, didE164: string, caller: string | undefined, t0: number): void {
+    const req = tx.request;
+    const tname = trunk.name;
+    const did = { e164: didE164 };
     const d = this.opts.decider.decide(this.opts.store.current, did.e164, caller, this.now());
     if (d.outcome !== "routed") {
       if (d.outcome === "gone") return this.refuse(tx, tname, this.config.sip.gone_status, "gone", t0, undefined, undefined, did.e164, caller, d.key);
@@ -578,6 +596,73 @@ export class VoiceEdge implements SipStackHandler, ProxyHost {
     }
     tx.reply(100);
     this.startCall(tx, base, info);
+  }
+
+  /**
+   * An INVITE to a pool number (docs/masking.md): the caller's session sends it to the other
+   * party presenting the proxy number; a caller without a session gets the number's own route,
+   * or 404 "no masking session for this caller". The session lookup is one Redis GET: the carrier
+   * hears 100 meanwhile, and a CANCEL then ends it with 487.
+   */
+  private maskedInvite(tx: ServerTransaction, trunk: Trunk, did: string, caller: string | undefined, t0: number): void {
+    const m = this.opts.masking!;
+    const tname = trunk.name;
+    tx.reply(100);
+    const pending = { cancelled: false };
+    this.verifying.set(tx, pending);
+    const count = (result: MaskResult): void => m.metrics?.routed.inc({ kind: "call", result });
+    void decideMasked(m.store, this.originator, did, caller, m.store.tenantOf(did)).then((x) => {
+      this.verifying.delete(tx);
+      if (pending.cancelled) return;
+      count(x.result);
+      switch (x.result) {
+        case "own_route":
+          return this.routeInvite(tx, trunk, did, caller, t0);
+        case "no_session":
+          return this.refuse(tx, tname, 404, "not_found", t0, undefined, "Not Found (no masking session for this caller)", did, caller);
+        case "no_outbound":
+          return this.refuse(tx, tname, 404, "no_route", t0, undefined, "Not Found (no outbound route)", did, caller);
+        case "store_error":
+          this.logger.warn({ trunk: tname, did, err: x.error }, "masking session store did not answer; call refused with 503");
+          return this.refuse(tx, tname, 503, "failed", t0, [["Retry-After", "1"]], "Service Unavailable (masking sessions)", did, caller);
+      }
+      const info: CallInfo = {
+        trunk: tname,
+        did,
+        caller,
+        routeKey: null,
+        targets: x.legs,
+        outbound: true,
+        ring: "sequential",
+        failoverOn: DEFAULT_FAILOVER_ON,
+        ringMs: DEFAULT_RING_TIMEOUT_S * 1000,
+        inviteMs: this.config.sip.invite_timeout_s * 1000,
+        startedAt: t0,
+        mask: x.call,
+      };
+      const base = tx.request.clone();
+      base.decrementMaxForwards();
+      base.remove("route");
+      this.stripInternal(base);
+      maskRequest(base, did, this.maskHost(), true);
+      this.startCall(tx, base, info);
+    }).catch((err: unknown) => {
+      // a bug must not take the edge down: this call fails, the others go on
+      this.verifying.delete(tx);
+      this.logger.error({ trunk: tname, did, err: err instanceof Error ? err.message : String(err) }, "masked call failed");
+      if (!this.calls.has(tx)) this.refuse(tx, tname, 500, "failed", t0);
+    });
+  }
+
+  /** Host of the From of masked requests: our advertised address. */
+  private maskHost(): string {
+    return this.stack.listeners[0]?.advertisedHost ?? "didgate.invalid";
+  }
+
+  /** An in-dialog request (or ACK) of a masked call: the proxy number towards the callee, no identities either way. */
+  private maskInDialog(fwd: SipMessage, upstream: boolean, proxy: string): void {
+    if (upstream) stripIdentity(fwd);
+    else maskRequest(fwd, proxy, this.maskHost(), false);
   }
 
   /** Inbound calls whose Identity was checked: refused (on_fail: reject), or routed marked. */
@@ -674,10 +759,11 @@ export class VoiceEdge implements SipStackHandler, ProxyHost {
     cdr.finished(
       {
         callId: tx.request.callId ?? "",
-        direction: customer !== undefined ? (i?.outbound ? "outbound" : "onnet") : i?.outbound ? "forwarded" : "inbound",
+        direction: i?.mask !== undefined ? "masked" : customer !== undefined ? (i?.outbound ? "outbound" : "onnet") : i?.outbound ? "forwarded" : "inbound",
+        ...(i?.mask !== undefined ? { session: i.mask.session } : {}),
         ...(customer === undefined ? { trunk } : { customer: customer.name }),
-        ...((customer?.tenant ?? route?.tenant) !== undefined ? { tenant: customer?.tenant ?? route?.tenant } : {}),
-        ...(did !== undefined ? { did, callee: did } : {}),
+        ...((customer?.tenant ?? route?.tenant ?? i?.mask?.tenant) !== undefined ? { tenant: customer?.tenant ?? route?.tenant ?? i?.mask?.tenant } : {}),
+        ...(did !== undefined ? { did, callee: i?.mask?.other ?? did } : {}),
         ...(caller !== undefined ? { caller } : {}),
         routeKey: key,
         inviteAt: epoch(t0 ?? nowM),
@@ -936,12 +1022,14 @@ export class VoiceEdge implements SipStackHandler, ProxyHost {
       this.opts.cdr?.bye(req.callId, r.upstream);
     }
     if (!r.upstream) this.stripInternal(fwd);
+    const mask = r.binding.mask;
+    if (mask !== undefined) this.maskInDialog(fwd, r.upstream, mask);
     if (req.method === "INVITE") {
-      const f = new DialogForward(tx, this.stack, this.dialogDone);
+      const f = new DialogForward(tx, this.stack, this.dialogDone, mask !== undefined);
       this.dialogInvites.set(tx, f);
       tx.reply(100);
       this.send(fwd, dest, f);
-    } else this.send(fwd, dest, new DialogForward(tx, this.stack, null));
+    } else this.send(fwd, dest, new DialogForward(tx, this.stack, null, mask !== undefined));
   }
 
   /** Refuse an in-dialog request that is not authorised: 403 to a trunk, nothing (or 403 with reject) to others. */
@@ -1023,6 +1111,7 @@ export class VoiceEdge implements SipStackHandler, ProxyHost {
     }
     if (fwd.decrementMaxForwards() < 0) return;
     if (!r.upstream) this.stripInternal(fwd);
+    if (r.binding.mask !== undefined) this.maskInDialog(fwd, r.upstream, r.binding.mask);
     if (dest.flow !== null) {
       this.stack.sendStateless(fwd, { transport: dest.flow.transport, host: dest.flow.address, port: dest.flow.port });
       return;
@@ -1047,7 +1136,10 @@ export class VoiceEdge implements SipStackHandler, ProxyHost {
       return;
     }
     res.popVia();
-    if (this.recordRoute && res.status >= 200 && res.status < 300 && res.cseq?.method === "INVITE") rewriteRecordRoute(this.stack, res, this.signer);
+    // a masked call's 2xx retransmission: no identity of the callee (src/edge/masking.ts)
+    const masked = res.recordRoutes.some((v) => v.includes(";dgm="));
+    if ((this.recordRoute || masked) && res.status >= 200 && res.status < 300 && res.cseq?.method === "INVITE") rewriteRecordRoute(this.stack, res, this.signer);
+    if (masked) stripIdentity(res);
     this.stack.sendResponseStateless(res);
   }
 

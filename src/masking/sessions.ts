@@ -47,8 +47,12 @@ export interface SessionStore {
   route(proxy: string, party: string): Promise<MaskRoute | null>;
   /** Numbers of a pool (routing needs to know which called numbers may be proxies). */
   isPoolNumber(number: string): boolean;
+  /** The tenant of the pool a number belongs to (records). */
+  tenantOf(number: string): string | undefined;
   /** Sessions alive per pool (metrics). */
   activeByPool(): Promise<Map<string, number>>;
+  /** Sessions alive in a pool, soonest expiry first, at most `limit`. */
+  list(pool: string, limit: number): Promise<MaskSession[]>;
 }
 
 function newId(): string {
@@ -103,7 +107,8 @@ return 1
 /** Sessions in Redis: every edge sees a session the moment it is created. */
 export class RedisSessionStore implements SessionStore {
   private readonly pools = new Map<string, { tenant: string; numbers: Set<string> }>();
-  private readonly poolNumbers = new Set<string>();
+  /** Pool number -> its pool's tenant. */
+  private readonly poolNumbers = new Map<string, string>();
 
   constructor(
     private readonly redis: Redis | Cluster,
@@ -134,7 +139,7 @@ export class RedisSessionStore implements SessionStore {
   private remember(name: string, tenant: string, numbers: readonly string[]): void {
     this.pools.set(name, { tenant, numbers: new Set(numbers) });
     this.poolNumbers.clear();
-    for (const p of this.pools.values()) for (const n of p.numbers) this.poolNumbers.add(n);
+    for (const p of this.pools.values()) for (const n of p.numbers) this.poolNumbers.set(n, p.tenant);
   }
 
   async create(pool: string, a: string, b: string, ttlMs: number): Promise<CreateResult> {
@@ -187,10 +192,25 @@ export class RedisSessionStore implements SessionStore {
     return this.poolNumbers.has(number);
   }
 
+  tenantOf(number: string): string | undefined {
+    return this.poolNumbers.get(number);
+  }
+
   async activeByPool(): Promise<Map<string, number>> {
     const out = new Map<string, number>();
     const now = this.now();
     for (const name of this.pools.keys()) out.set(name, await this.redis.zcount(`${this.prefix}mask:active:${name}`, `(${now}`, "+inf"));
+    return out;
+  }
+
+  async list(pool: string, limit: number): Promise<MaskSession[]> {
+    const ids = await this.redis.zrangebyscore(`${this.prefix}mask:active:${pool}`, `(${this.now()}`, "+inf", "LIMIT", 0, limit);
+    const out: MaskSession[] = [];
+    // one at a time: with Redis Cluster the session hashes may live on different nodes
+    for (const id of ids) {
+      const s = await this.get(id);
+      if (s !== null) out.push(s);
+    }
     return out;
   }
 }
@@ -198,7 +218,8 @@ export class RedisSessionStore implements SessionStore {
 /** Sessions in memory: one edge without Redis (same rules, same answers). */
 export class MemorySessionStore implements SessionStore {
   private readonly pools = new Map<string, { tenant: string; numbers: string[] }>();
-  private readonly poolNumbers = new Set<string>();
+  /** Pool number -> its pool's tenant. */
+  private readonly poolNumbers = new Map<string, string>();
   private readonly sessions = new Map<string, MaskSession>();
   /** "<proxy> <party>" -> session id */
   private readonly byParty = new Map<string, string>();
@@ -213,7 +234,7 @@ export class MemorySessionStore implements SessionStore {
   async setPool(name: string, tenant: string, numbers: readonly string[]): Promise<void> {
     this.pools.set(name, { tenant, numbers: [...numbers].sort() });
     this.poolNumbers.clear();
-    for (const p of this.pools.values()) for (const n of p.numbers) this.poolNumbers.add(n);
+    for (const p of this.pools.values()) for (const n of p.numbers) this.poolNumbers.set(n, p.tenant);
   }
 
   private live(id: string | undefined): MaskSession | null {
@@ -281,11 +302,23 @@ export class MemorySessionStore implements SessionStore {
     return this.poolNumbers.has(number);
   }
 
+  tenantOf(number: string): string | undefined {
+    return this.poolNumbers.get(number);
+  }
+
   async activeByPool(): Promise<Map<string, number>> {
     this.sweep();
     const out = new Map<string, number>();
     for (const name of this.pools.keys()) out.set(name, 0);
     for (const s of this.sessions.values()) out.set(s.pool, (out.get(s.pool) ?? 0) + 1);
     return out;
+  }
+
+  async list(pool: string, limit: number): Promise<MaskSession[]> {
+    this.sweep();
+    const out: MaskSession[] = [];
+    for (const s of this.sessions.values()) if (s.pool === pool) out.push({ ...s });
+    out.sort((x, y) => x.expiresAt - y.expiresAt);
+    return out.slice(0, limit);
   }
 }

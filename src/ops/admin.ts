@@ -8,6 +8,7 @@ import type { Logger } from "pino";
 import type { Registry } from "prom-client";
 import type { LookupJson } from "../routing/explain.js";
 import { renderStatus, type StatusReport } from "./status.js";
+import { errMessage } from "../util/errors.js";
 
 export interface Readiness {
   ready: boolean;
@@ -57,7 +58,7 @@ export class AdminServer {
     // timeouts are enforced by a periodic check: check often enough for them to mean something
     const server = createServer({ connectionsCheckingInterval: Math.max(100, Math.min(1000, Math.floor(headersTimeout / 4))) }, (req, res) => {
       this.handle(req, res).catch((err: unknown) => {
-        this.h.logger.error({ err: (err as Error).message, url: req.url }, "admin request failed");
+        this.h.logger.error({ err: errMessage(err), url: req.url }, "admin request failed");
         if (!res.headersSent) send(res, 500, JSON.stringify({ error: "internal error" }));
         else res.destroy();
       });

@@ -10,6 +10,7 @@ import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "
 import { dirname } from "node:path";
 import type { Cluster, Redis } from "ioredis";
 import type { Logger } from "pino";
+import { errMessage } from "../util/errors.js";
 
 export type Direction = "in" | "out";
 
@@ -48,7 +49,7 @@ export class ActivityRecorder {
         const j = JSON.parse(readFileSync(o.file, "utf8")) as { in?: Record<string, number>; out?: Record<string, number> };
         for (const d of ["in", "out"] as const) for (const [k, v] of Object.entries(j[d] ?? {})) if (typeof v === "number") this.local[d].set(k, v);
       } catch (err) {
-        o.logger.warn({ file: o.file, err: err instanceof Error ? err.message : String(err) }, "activity file unreadable: starting empty");
+        o.logger.warn({ file: o.file, err: errMessage(err) }, "activity file unreadable: starting empty");
       }
     }
     this.timer = setInterval(() => void this.flush(), o.flushMs ?? 10_000);
@@ -84,7 +85,7 @@ export class ActivityRecorder {
       } catch (err) {
         // put the batch back (newer touches win) and try on the next flush
         for (const d of ["in", "out"] as const) for (const [k, v] of batch[d]) if ((this.pending[d].get(k) ?? 0) < v) this.pending[d].set(k, v);
-        this.o.logger.warn({ err: err instanceof Error ? err.message : String(err) }, "activity flush to Redis failed; will retry");
+        this.o.logger.warn({ err: errMessage(err) }, "activity flush to Redis failed; will retry");
       }
       return;
     }

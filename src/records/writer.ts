@@ -32,6 +32,7 @@ import type { Cluster, Redis } from "ioredis";
 import type { Logger } from "pino";
 import { Counter, Gauge, type Registry } from "prom-client";
 import { redactUrl, type WebhookSender } from "../delivery/webhook.js";
+import { errMessage } from "../util/errors.js";
 
 export type RecordType = "call" | "message";
 
@@ -189,7 +190,7 @@ export class RecordWriter {
     try {
       this.o.onRecord?.(type, rec);
     } catch (err) {
-      this.o.logger.warn({ err: err instanceof Error ? err.message : String(err) }, "record hook failed");
+      this.o.logger.warn({ err: errMessage(err) }, "record hook failed");
     }
     if (this.o.webhook === undefined) this.hookOffset = this.size;
     else if (!this.hookBusy && this.hookTimer === null) this.scheduleHook(0);
@@ -379,7 +380,7 @@ export class RecordWriter {
     } catch (err) {
       if (!this.down) {
         this.down = true;
-        this.o.logger.warn({ err: err instanceof Error ? err.message : String(err), pending_bytes: this.pending }, "records: Redis unreachable, keeping records on disk");
+        this.o.logger.warn({ err: errMessage(err), pending_bytes: this.pending }, "records: Redis unreachable, keeping records on disk");
       }
       this.backoffMs = Math.min(30_000, Math.max(250, this.backoffMs * 2));
     } finally {

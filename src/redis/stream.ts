@@ -4,6 +4,7 @@
  */
 import { Buffer } from "node:buffer";
 import type { RedisClient } from "./client.js";
+import { errMessage } from "../util/errors.js";
 
 /** Compares two stream ids "ms-seq" (or "ms"); negative, zero or positive. */
 export function compareStreamIds(a: string, b: string): number {
@@ -44,7 +45,7 @@ export async function streamInfo(client: RedisClient, key: string): Promise<Stre
   try {
     reply = await client.call("XINFO", "STREAM", key);
   } catch (err) {
-    if (/no such key/i.test((err as Error).message)) return undefined;
+    if (/no such key/i.test(errMessage(err))) return undefined;
     throw err;
   }
   if (!Array.isArray(reply)) throw new Error("unexpected XINFO STREAM reply");

@@ -12,6 +12,7 @@
  * a routes file does not depend on the config file's contents.
  */
 import { parseRouteKey } from "./table.js";
+import { errMessage } from "../util/errors.js";
 
 export interface OutboundEntry {
   /** Carrier trunk names for calls, in the order to try them. */
@@ -73,7 +74,7 @@ export function parseOutboundJson(key: string, json: string): OutboundResult {
   try {
     v = JSON.parse(json);
   } catch (e) {
-    return { ok: false, errors: [`outbound ${JSON.stringify(key)}: not valid JSON (${(e as Error).message})`] };
+    return { ok: false, errors: [`outbound ${JSON.stringify(key)}: not valid JSON (${errMessage(e)})`] };
   }
   return parseOutbound(key, v);
 }

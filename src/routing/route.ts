@@ -6,6 +6,7 @@
  * Validation is hand-written rather than a schema library: the Redis source validates every entry
  * of a million-route table at load, so it must cost well under a microsecond per plain entry.
  */
+import { errMessage } from "../util/errors.js";
 
 export const ROUTE_STATES = ["active", "porting_out", "quarantine", "released"] as const;
 export type RouteState = (typeof ROUTE_STATES)[number];
@@ -90,7 +91,8 @@ const DAY_NAMES = ["sun", "mon", "tue", "wed", "thu", "fri", "sat"];
 const NO_WINDOWS: ScheduleWindow[] = Object.freeze([]) as unknown as ScheduleWindow[];
 const NO_CALLERS: CallerRule[] = Object.freeze([]) as unknown as CallerRule[];
 
-export type RouteResult = { ok: true; route: Route } | { ok: false; errors: string[] };
+/** `notJson`: the text was not JSON at all (parseRouteJson), as opposed to a JSON value that is not a route. */
+export type RouteResult = { ok: true; route: Route } | { ok: false; errors: string[]; notJson?: true };
 
 type Obj = Record<string, unknown>;
 
@@ -472,9 +474,13 @@ export function parseRouteJson(key: string, json: string): RouteResult {
   try {
     value = JSON.parse(json);
   } catch (err) {
-    return { ok: false, errors: [`route ${JSON.stringify(key)}: not valid JSON (${(err as Error).message})`] };
+    return { ok: false, errors: [`route ${JSON.stringify(key)}: not valid JSON (${clip(errMessage(err), 200)})`], notJson: true };
   }
   return parseRoute(key, value);
+}
+
+function clip(s: string, max: number): string {
+  return s.length <= max ? s : `${s.slice(0, max)}…`;
 }
 
 const ROUTE_FIELDS = ["state", "tenant", "voice", "sms", "released_at", "port_date"];
@@ -509,70 +515,4 @@ export function stateAt(route: Route, atMs: number, quarantineDays: number): Rou
 /** True for states that never route (a recycled number must not reach its previous holder). */
 export function isGone(state: RouteState): boolean {
   return state === "quarantine" || state === "released";
-}
-
-/** Entry texts joined in one string; entry i ends at ends[i]. */
-export interface EntryTexts {
-  readonly json: string;
-  readonly ends: Int32Array;
-}
-
-/**
- * A route compiled on first use from its entry's JSON text, for a table loaded in another thread
- * where the entry was already validated: the thread that holds the table then keeps one small
- * object and the text per entry (instead of about ten objects), and creating a million of them is
- * a few milliseconds of work instead of seconds (and of garbage-collector pauses). The fields read
- * the same as a Route's; the first read compiles.
- */
-export class LazyRoute implements Route {
-  private compiled: Route | undefined;
-
-  /**
-   * The entry is `texts.json` from `texts.ends[index - 1]` (0 for index 0) to `texts.ends[index]`:
-   * the entries of one batch share one string (no string object per entry until compiled).
-   */
-  constructor(
-    private texts: EntryTexts | undefined,
-    private readonly index: number,
-  ) {}
-
-  private get route(): Route {
-    let r = this.compiled;
-    if (r === undefined) {
-      const t = this.texts!;
-      const res = parseRouteJson("", t.json.slice(this.index === 0 ? 0 : t.ends[this.index - 1]!, t.ends[this.index]!));
-      // Validated before; should it not validate here, the route never routes rather than throw.
-      r = res.ok ? res.route : { state: "quarantine", tenant: undefined, voice: undefined, sms: undefined, releasedAt: undefined, portDate: undefined, source: {} };
-      this.compiled = r;
-      this.texts = undefined;
-    }
-    return r;
-  }
-
-  get state(): RouteState {
-    return this.route.state;
-  }
-  get tenant(): string | undefined {
-    return this.route.tenant;
-  }
-  get voice(): VoiceRoute | undefined {
-    return this.route.voice;
-  }
-  get sms(): SmsRoute | undefined {
-    return this.route.sms;
-  }
-  get releasedAt(): number | undefined {
-    return this.route.releasedAt;
-  }
-  get portDate(): number | undefined {
-    return this.route.portDate;
-  }
-  get source(): Readonly<Record<string, unknown>> {
-    return this.route.source;
-  }
-
-  /** A plain view of the compiled route (for logs and for code that copies properties). */
-  toJSON(): Route {
-    return this.route;
-  }
 }

@@ -138,6 +138,8 @@ export class RouteTable<V> {
   /** pre[l] = value of the first l digits of the number being looked up. */
   private readonly pre = new Float64Array(MAX_DIGITS + 1);
   private values: (V | undefined)[] = [undefined]; // index 0 = no value
+  /** fromStateLazy(): makes the value of a slot not made yet (undefined in `values`). */
+  private fill: ((vi: number) => V | undefined) | undefined;
   private refs: Int32Array = new Int32Array(16);
   private readonly index = new Map<V, number>();
   private readonly freeValues: number[] = [];
@@ -185,7 +187,7 @@ export class RouteTable<V> {
   exportState(idOf: (value: V) => number): RouteTableState {
     const ids = new Int32Array(this.values.length).fill(-1);
     for (let i = 1; i < this.values.length; i++) {
-      const v = this.values[i];
+      const v = this.valueAt(i);
       if (v !== undefined) ids[i] = idOf(v);
     }
     return { pages: this.pages.exportState(), prefixes: this.prefixes.exportState(), refs: this.refs, ids, freeValues: this.freeValues.slice(), version: this.version };
@@ -206,6 +208,27 @@ export class RouteTable<V> {
       values.push(id < 0 ? undefined : valueOf(id));
     }
     return RouteTable.fromStateValues(s, values);
+  }
+
+  /**
+   * fromState() with values made when first needed: `valueOf(id)` is called on the first lookup
+   * that reaches a slot, and its answer kept. Taking a large table in then allocates no object per
+   * value (a million route objects made at once on the main thread cost it long garbage
+   * collection pauses); `valueOf` must not throw. `values`: an array of undefined to take as the
+   * value slots (built by pushing; grown or cut to the state's length).
+   */
+  static fromStateLazy<V>(s: RouteTableState, valueOf: (id: number) => V, values: (V | undefined)[] = [undefined]): RouteTable<V> {
+    // `values` may come grown already (a loader pushes an undefined per entry as the entries
+    // arrive: a million pushes at once are a long pause where fresh memory is slow to map).
+    if (values.length > s.ids.length) values.length = s.ids.length;
+    for (let i = values.length; i < s.ids.length; i++) values.push(undefined);
+    const t = RouteTable.fromStateValues<V>(s, values);
+    const ids = s.ids;
+    t.fill = (vi) => {
+      const id = ids[vi]!;
+      return id < 0 ? undefined : valueOf(id);
+    };
+    return t;
   }
 
   /**
@@ -292,7 +315,7 @@ export class RouteTable<V> {
 
   /** The value stored under exactly this key (no longest-prefix match). */
   get(key: string): V | undefined {
-    return this.values[this.indexOfKey(key)];
+    return this.valueAt(this.indexOfKey(key));
   }
 
   has(key: string): boolean {
@@ -342,7 +365,7 @@ export class RouteTable<V> {
         if (vi !== 0) {
           m.kind = MATCH_EXACT;
           m.length = len;
-          return this.values[vi];
+          return this.values[vi] ?? this.valueAt(vi);
         }
       }
       // A known block: the longest prefix covering the whole block is cached in its line.
@@ -367,7 +390,7 @@ export class RouteTable<V> {
     }
     m.kind = depth === 0 ? MATCH_DEFAULT : MATCH_PREFIX;
     m.length = depth;
-    return this.values[vi];
+    return this.values[vi] ?? this.valueAt(vi);
   }
 
   /** Fills the block cache in line s for the number in `pre` (of len digits, block id bid). */
@@ -421,13 +444,13 @@ export class RouteTable<V> {
   /** Every (key, value); order: the default, prefixes, then exact keys (unspecified order). */
   *entries(): IterableIterator<[string, V]> {
     const def = this.prefixes.def;
-    if (def !== NO_VALUE) yield ["*", this.values[def] as V];
+    if (def !== NO_VALUE) yield ["*", this.valueAt(def) as V];
     const out: [string, number][] = [];
     this.prefixes.forEach((digits, vi) => out.push(["+" + digits + "*", vi]));
-    for (const [k, vi] of out) yield [k, this.values[vi] as V];
+    for (const [k, vi] of out) yield [k, this.valueAt(vi) as V];
     const exact: [number, number, number][] = [];
     this.pages.forEach((pid, low, vi) => exact.push([pid, low, vi]));
-    for (const [pid, low, vi] of exact) yield [exactKey(pid, low), this.values[vi] as V];
+    for (const [pid, low, vi] of exact) yield [exactKey(pid, low), this.valueAt(vi) as V];
   }
 
   *keys(): IterableIterator<string> {
@@ -509,6 +532,15 @@ export class RouteTable<V> {
     this.refs[vi] = 1;
     this.unindexed++;
     return vi;
+  }
+
+  /** The value in slot vi, made now if the table is lazy and it was not made yet. */
+  private valueAt(vi: number): V | undefined {
+    const v = this.values[vi];
+    if (v !== undefined || this.fill === undefined || vi === 0 || vi >= this.values.length || this.refs[vi] === 0) return v;
+    const made = this.fill(vi);
+    this.values[vi] = made;
+    return made;
   }
 
   private newSlot(value: V): number {

@@ -12,6 +12,7 @@ import net from "node:net";
 import { LRUCache } from "lru-cache";
 import { parseUri, type SipUri } from "./uri.js";
 import type { TransportKind } from "./transport.js";
+import { errMessage } from "../util/errors.js";
 
 export interface ResolvedTarget {
   readonly transport: TransportKind;
@@ -106,7 +107,7 @@ export class TargetResolver {
       this.nameCache.set(dflt === "udp" ? uri : dflt + " " + uri, r);
       return r;
     } catch (e) {
-      return { error: (e as Error).message };
+      return { error: errMessage(e) };
     }
   }
 

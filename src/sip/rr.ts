@@ -5,7 +5,7 @@
  * The proxy's Record-Route URI carries what an in-dialog request needs, signed so that nobody
  * can invent it:
  *
- *   <sip:HOST:PORT;lr[;transport=tcp];ftag=FROMTAG;dgc=T~ADDR~PORT;dgu=HOPS;dgd=HOPS;dgs=MAC>
+ *   <sip:HOST:PORT;lr[;transport=tcp];ftag=FROMTAG;dgc=T~ADDR~PORT;dgu=HOPS;dgd=HOPS[;dgm=+E164];dgs=MAC>
  *
  *   ftag  the caller's From tag: a request whose From tag equals it goes towards the callee
  *         ("downstream"), one whose To tag equals it towards the caller ("upstream").
@@ -15,6 +15,7 @@
  *         (else its Contact) and the flow's address.
  *   dgd   next hops allowed towards the callee: the target the INVITE was sent to and, once a
  *         response carries them, the Record-Route above ours (else its Contact).
+ *   dgm   a masked call's proxy number (docs/masking.md): requests towards the callee present it.
  *   dgs   HMAC-SHA256 (truncated to 128 bits) over the Call-ID and every value above, with a
  *         secret shared by the proxies of one edge group.
  *
@@ -97,6 +98,11 @@ export interface DialogBinding {
   readonly up: readonly string[];
   /** Allowed next hops towards the callee. */
   readonly down: readonly string[];
+  /**
+   * dgm: a masked dialog (docs/masking.md) and the proxy number it presents; in-dialog requests
+   * towards the callee get it as their From. Absent for other dialogs.
+   */
+  readonly mask?: string;
 }
 
 /** Signs and checks dialog bindings with HMAC-SHA256; the first secret signs, all verify. */
@@ -112,6 +118,7 @@ export class DialogSigner {
     const h = createHmac("sha256", key);
     // a separator that cannot occur in any field (Call-ID and tags are tokens or words)
     h.update("dg1\n" + b.callId + "\n" + b.ftag + "\n" + b.flow + "\n" + b.up.join("*") + "\n" + b.down.join("*"));
+    if (b.mask !== undefined) h.update("\nm" + b.mask);
     return h.digest().subarray(0, 16);
   }
 
@@ -138,7 +145,7 @@ function recordRouteValue(hostPort: string, transport: TransportKind | string | 
     "<sip:" + hostPort + ";lr" + (transport === null || transport === "udp" ? "" : ";transport=" + transport) +
     (b.ftag.length > 0 ? ";ftag=" + b.ftag : "") + (b.flow.length > 0 ? ";dgc=" + b.flow : "") +
     (b.up.length > 0 ? ";dgu=" + b.up.join("*") : "") + (b.down.length > 0 ? ";dgd=" + b.down.join("*") : "") +
-    ";dgs=" + sig + ">"
+    (b.mask !== undefined ? ";dgm=" + b.mask : "") + ";dgs=" + sig + ">"
   );
 }
 
@@ -177,8 +184,12 @@ function bindingOf(u: SipUri, callId: string): { b: DialogBinding; sig: string }
   if (typeof sig !== "string") return null;
   const ftag = u.param("ftag");
   const flow = u.param("dgc");
+  const mask = u.param("dgm");
   return {
-    b: { callId, ftag: typeof ftag === "string" ? ftag : "", flow: typeof flow === "string" ? flow : "", up: split(u.param("dgu")), down: split(u.param("dgd")) },
+    b: {
+      callId, ftag: typeof ftag === "string" ? ftag : "", flow: typeof flow === "string" ? flow : "", up: split(u.param("dgu")), down: split(u.param("dgd")),
+      ...(typeof mask === "string" ? { mask } : {}),
+    },
     sig,
   };
 }

@@ -224,7 +224,10 @@ export class SmppClient implements SessionHandler {
     if (this.deps.inbound.draining) return { outcome: "temporary", message_ids: [], error: "draining" };
     let pdus: Pdu[];
     try {
-      pdus = buildMessagePdus(CMD.submit_sm, msg, msg.reference ?? this.refCounter++ & 0xffff, this.cfg.long_messages);
+      pdus = buildMessagePdus(CMD.submit_sm, msg, msg.reference ?? this.refCounter++ & 0xffff, this.cfg.long_messages, {
+        languages: this.cfg.national_language,
+        saved: (n) => this.deps.metrics.nationalPartsSaved.labels(this.cfg.name).inc(n),
+      });
     } catch (e) {
       return { outcome: "permanent", message_ids: [], error: (e as Error).message };
     }

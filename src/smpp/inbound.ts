@@ -50,6 +50,8 @@ export interface Part {
   seq: number;
   units: Uint8Array;
   encoding: TextEncoding;
+  /** National shift tables of the part's UDH (UserData.national; 0: none). */
+  national?: number;
   data_coding: number;
   esm_class: number;
   protocol_id: number;
@@ -179,7 +181,10 @@ export class InboundProcessor {
       return;
     }
     const dcs = parseDataCoding(pdu.data_coding);
-    const encoding = resolveEncoding(dcs, peer.options);
+    let encoding = resolveEncoding(dcs, peer.options);
+    // National shift IEs only have a meaning for the GSM alphabet: some peers (the npm smpp
+    // package) send such text with data_coding 1, their name for GSM 03.38.
+    if (ud.national !== 0 && encoding === "ascii") encoding = "gsm7";
     const units = partUnits(encoding, ud, peer.options);
     const message_id = randomUUID();
     if (ud.concat === null) {
@@ -203,7 +208,7 @@ export class InboundProcessor {
         received_at: new Date(this.o.clock.now()),
         tlvs: copyTlvs(pdu.tlvs),
       };
-      setBody(msg, encoding, units, true);
+      setBody(msg, encoding, units, true, ud.national);
       const smscId = pdu.tlv(TLV.receipted_message_id);
       if (smscId !== undefined) msg.smsc_message_id = tlvString(smscId);
       void this.deliver(session, pdu, peer, msg, null);
@@ -214,6 +219,7 @@ export class InboundProcessor {
       seq: c.seq,
       units: Uint8Array.from(units),
       encoding,
+      ...(ud.national !== 0 ? { national: ud.national } : {}),
       data_coding: pdu.data_coding,
       esm_class: pdu.esm_class,
       protocol_id: pdu.protocol_id,
@@ -282,11 +288,11 @@ export class InboundProcessor {
     let same = true;
     for (const p of parts) if (p.encoding !== first.encoding) same = false;
     if (same) {
-      setBody(msg, first.encoding, concatUnits(parts.map((p) => p.units)), true);
+      setBody(msg, first.encoding, concatUnits(parts.map((p) => p.units)), true, first.national ?? 0);
     } else {
       // Parts disagree on data_coding: decode each on its own.
       let text = "";
-      for (const p of parts) text += decodeUnits(p.encoding, p.units) ?? Buffer.from(p.units).toString("latin1");
+      for (const p of parts) text += decodeUnits(p.encoding, p.units, p.national ?? 0) ?? Buffer.from(p.units).toString("latin1");
       msg.text = text;
     }
     return msg;
@@ -566,8 +572,8 @@ export class InboundProcessor {
   }
 }
 
-function setBody(msg: InboundSms, encoding: TextEncoding, units: Uint8Array, copy: boolean): void {
-  const text = decodeUnits(encoding, units);
+function setBody(msg: InboundSms, encoding: TextEncoding, units: Uint8Array, copy: boolean, national = 0): void {
+  const text = decodeUnits(encoding, units, national);
   if (text !== undefined) msg.text = text;
   else msg.binary = copy ? Buffer.from(units) : Buffer.from(units.buffer, units.byteOffset, units.length);
 }
@@ -591,6 +597,7 @@ interface StoredPart {
   seq: number;
   units: string;
   encoding: TextEncoding;
+  national?: number;
   data_coding: number;
   esm_class: number;
   protocol_id: number;
@@ -614,6 +621,7 @@ function encodePart(p: Part): string {
     seq: p.seq,
     units: Buffer.from(p.units.buffer, p.units.byteOffset, p.units.length).toString("base64"),
     encoding: p.encoding,
+    ...(p.national !== undefined ? { national: p.national } : {}),
     data_coding: p.data_coding,
     esm_class: p.esm_class,
     protocol_id: p.protocol_id,
@@ -657,6 +665,7 @@ export function decodePart(text: string): Part | undefined {
   if (typeof s.service_type !== "string" || !isAddress(s.source) || !isAddress(s.destination)) return undefined;
   if (typeof s.received_at !== "number" || typeof s.message_id !== "string" || typeof s.peer !== "string") return undefined;
   if (s.peer_kind !== "account" && s.peer_kind !== "bind") return undefined;
+  if (s.national !== undefined && !isInt(s.national)) return undefined;
   if (!Array.isArray(s.tlvs)) return undefined;
   const tlvs: Tlv[] = [];
   for (const t of s.tlvs) {
@@ -667,6 +676,7 @@ export function decodePart(text: string): Part | undefined {
     seq: s.seq,
     units: new Uint8Array(Buffer.from(s.units, "base64")),
     encoding: s.encoding,
+    ...(s.national !== undefined ? { national: s.national } : {}),
     data_coding: s.data_coding,
     esm_class: s.esm_class,
     protocol_id: s.protocol_id,

@@ -16,6 +16,7 @@ import {
   type TextEncoding,
 } from "./charset.js";
 import type { PeerOptions, ReceiptKind } from "./types.js";
+import { gsm7DecodeNational, isNationalCode } from "./national.js";
 
 export interface ConcatInfo {
   ref: number;
@@ -33,6 +34,11 @@ export interface UserData {
   concat: ConcatInfo | null;
   /** Fill bits before the first septet when GSM 7-bit data is packed after a UDH. */
   fillBits: number;
+  /**
+   * National language shift tables named in the UDH (IEs 0x25 locking, 0x24 single shift) as
+   * `locking * 256 + single`, 0 for none: GSM 7-bit text decodes through them.
+   */
+  national: number;
 }
 
 /** The user data of a message PDU, or a command_status when its UDH is malformed. */
@@ -46,6 +52,7 @@ export function extractUserData(pdu: Pdu, ignoreUdhi = false): UserData | number
   let concat: ConcatInfo | null = null;
   let payload = ud;
   let fillBits = 0;
+  let national = 0;
   if ((pdu.esm_class & ESM_UDHI) !== 0 && !ignoreUdhi) {
     if (ud.length === 0) return STATUS.ESME_RINVESMCLASS;
     const udhl = ud[0]!;
@@ -64,6 +71,8 @@ export function extractUserData(pdu: Pdu, ignoreUdhi = false): UserData | number
         concat = { ref: ud[v]!, total: ud[v + 1]!, seq: ud[v + 2]!, kind: "udh8" };
       } else if (iei === 0x08 && len === 4) {
         concat = { ref: (ud[v]! << 8) | ud[v + 1]!, total: ud[v + 2]!, seq: ud[v + 3]!, kind: "udh16" };
+      } else if ((iei === 0x24 || iei === 0x25) && len === 1 && isNationalCode(ud[v]!)) {
+        national = iei === 0x25 ? (ud[v]! << 8) | (national & 0xff) : (national & 0xff00) | ud[v]!;
       }
       pos = v + len;
     }
@@ -78,7 +87,7 @@ export function extractUserData(pdu: Pdu, ignoreUdhi = false): UserData | number
   }
   // Invalid numbering: deliver the part as a message of its own rather than lose it.
   if (concat !== null && (concat.total < 2 || concat.seq < 1 || concat.seq > concat.total)) concat = null;
-  return { payload, udh, concat, fillBits };
+  return { payload, udh, concat, fillBits, national };
 }
 
 /** Resolve data_coding 0 and the TS 23.038 groups to the encoding didgate reports. */
@@ -113,11 +122,11 @@ export function partUnits(encoding: TextEncoding, ud: UserData, peer: PeerOption
   return gsm7Unpack(ud.payload, 0, ud.payload.length, ud.udh !== null ? ud.fillBits : 0);
 }
 
-/** Decode joined units (see partUnits) to text; binary encodings return undefined. */
-export function decodeUnits(encoding: TextEncoding, units: Uint8Array): string | undefined {
+/** Decode joined units (see partUnits) to text; binary encodings return undefined. `national`: see UserData. */
+export function decodeUnits(encoding: TextEncoding, units: Uint8Array, national = 0): string | undefined {
   switch (encoding) {
     case "gsm7":
-      return gsm7Decode(units);
+      return national === 0 ? gsm7Decode(units) : gsm7DecodeNational(units, national >> 8, national & 0xff);
     case "ucs2":
       return ucs2Decode(units);
     case "latin1":

@@ -54,6 +54,7 @@ export class SmppMetrics {
   readonly bindFailures: Counter<"reason">;
   readonly responseTimeouts: Counter<"peer">;
   readonly reconnects: Counter<"peer">;
+  readonly nationalPartsSaved: Counter<"peer">;
   readonly connections: Gauge<"source">;
   readonly connectionsRefused: Counter<"reason">;
   /** Cache of counter children: peer -> (direction, command index, status index) key -> child. */
@@ -152,6 +153,12 @@ export class SmppMetrics {
     this.reconnects = new Counter({
       name: "didgate_smpp_reconnects_total",
       help: "Outbound bind reconnection attempts",
+      labelNames: ["peer"],
+      registers,
+    });
+    this.nationalPartsSaved = new Counter({
+      name: "didgate_smpp_national_parts_saved_total",
+      help: "Message parts saved by sending a text through national language shift tables instead of UCS-2 (peers with national_language set)",
       labelNames: ["peer"],
       registers,
     });

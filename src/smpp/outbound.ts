@@ -3,6 +3,7 @@ import { CMD, DEFAULT_TEMPORARY_STATUSES, ESM_UDHI, STATUS, TLV } from "./consta
 import { Pdu, tlvU16, tlvU8 } from "./codec.js";
 import { encodeText, splitSegments, type EncodedText } from "./charset.js";
 import type { OutboundSms, PeerOptions, SendResult } from "./types.js";
+import { chooseNational, ucs2Parts, type NationalChoice } from "./national.js";
 
 interface SessionErrorLike {
   code?: unknown;
@@ -19,13 +20,29 @@ const MAX_PART_OCTETS = 134;
  * 3GPP TS 23.040 9.2.3.24.1 IE (8-bit reference, `reference & 0xff`), "sar" parts carry
  * sar_msg_ref_num (`reference & 0xffff`), sar_total_segments and sar_segment_seqnum.
  */
-export function buildMessagePdus(command_id: number, msg: OutboundSms, reference: number, peerDefault?: "payload" | "udh" | "sar"): Pdu[] {
+export function buildMessagePdus(
+  command_id: number,
+  msg: OutboundSms,
+  reference: number,
+  peerDefault?: "payload" | "udh" | "sar",
+  national?: { languages: readonly number[] | undefined; saved?: (parts: number) => void },
+): Pdu[] {
   let enc: EncodedText;
   if (msg.binary !== undefined) {
     enc = { data_coding: msg.data_coding ?? 0x04, encoding: "binary", bytes: msg.binary };
   } else {
     enc = encodeText(msg.text ?? "", msg.encoding);
     if (msg.data_coding !== undefined) enc.data_coding = msg.data_coding;
+  }
+  const langs = national?.languages;
+  if (enc.encoding === "ucs2" && msg.encoding === undefined && msg.data_coding === undefined && langs !== undefined && langs.length > 0) {
+    const choice = chooseNational(msg.text ?? "", langs);
+    if (choice !== null) {
+      let units = 0;
+      for (const ch of msg.text ?? "") units += ch.length;
+      national?.saved?.(ucs2Parts(units) - choice.parts);
+      return nationalPdus(command_id, msg, reference, choice);
+    }
   }
   const single = enc.encoding === "gsm7" ? MAX_SINGLE_GSM7 : MAX_SINGLE_OCTETS;
   const base = (): Pdu => {
@@ -77,6 +94,50 @@ export function buildMessagePdus(command_id: number, msg: OutboundSms, reference
     out.push(p);
   }
   return out;
+}
+
+/**
+ * A text in GSM 7-bit through national shift tables: every part carries the IEs (0x25 locking,
+ * 0x24 single shift) in its UDH, after the concatenation IE when there are several parts; the
+ * septets go unpacked (one per octet) with data_coding 0, and an escape is never split from the
+ * character it announces.
+ */
+function nationalPdus(command_id: number, msg: OutboundSms, reference: number, c: NationalChoice): Pdu[] {
+  const ies: number[] = [];
+  if (c.locking !== 0) ies.push(0x25, 0x01, c.locking);
+  if (c.single !== 0) ies.push(0x24, 0x01, c.single);
+  const chunks: Uint8Array[] = [];
+  if (c.parts === 1) chunks.push(c.septets);
+  else {
+    const per = 160 - Math.ceil(((1 + 5 + ies.length) * 8) / 7);
+    let at = 0;
+    while (at < c.septets.length) {
+      let end = Math.min(at + per, c.septets.length);
+      if (end < c.septets.length && c.septets[end - 1] === 0x1b) end--;
+      chunks.push(c.septets.subarray(at, end));
+      at = end;
+    }
+  }
+  if (chunks.length > 255) throw new RangeError("message needs more than 255 parts");
+  return chunks.map((chunk, i) => {
+    const p = new Pdu(command_id);
+    p.service_type = msg.service_type ?? "";
+    p.source_addr = msg.source.addr;
+    p.source_addr_ton = msg.source.ton;
+    p.source_addr_npi = msg.source.npi;
+    p.destination_addr = msg.destination.addr;
+    p.dest_addr_ton = msg.destination.ton;
+    p.dest_addr_npi = msg.destination.npi;
+    p.esm_class = (msg.esm_class ?? 0) | ESM_UDHI;
+    p.protocol_id = msg.protocol_id ?? 0;
+    p.registered_delivery = msg.registered_delivery ?? 0;
+    p.data_coding = 0x00;
+    const concat = chunks.length > 1 ? [0x00, 0x03, reference & 0xff, chunks.length, i + 1] : [];
+    const udh = [concat.length + ies.length, ...concat, ...ies];
+    p.short_message = Buffer.concat([Buffer.from(udh), chunk]);
+    if (msg.tlvs !== undefined) p.tlvs = msg.tlvs;
+    return p;
+  });
 }
 
 export function classify(status: number, peer: PeerOptions): "ok" | "temporary" | "permanent" {

@@ -440,7 +440,10 @@ export class SmppServer implements SessionHandler {
     if (session === null) return { outcome: "temporary", message_ids: [], error: "not_bound" };
     let pdus: Pdu[];
     try {
-      pdus = buildMessagePdus(CMD.deliver_sm, msg, msg.reference ?? this.refCounter++ & 0xffff, a.cfg.long_messages);
+      pdus = buildMessagePdus(CMD.deliver_sm, msg, msg.reference ?? this.refCounter++ & 0xffff, a.cfg.long_messages, {
+        languages: a.cfg.national_language,
+        saved: (n) => this.deps.metrics.nationalPartsSaved.labels(a.cfg.system_id).inc(n),
+      });
     } catch (e) {
       return { outcome: "permanent", message_ids: [], error: (e as Error).message };
     }

@@ -43,6 +43,12 @@ export interface PeerOptions {
    * sar_* TLVs.
    */
   long_messages?: "payload" | "udh" | "sar";
+  /**
+   * National language shift tables (3GPP TS 23.038 6.2.1.2.4) this peer accepts, by language code
+   * (1 Turkish, 2 Spanish, 3 Portuguese, …): a text that would need UCS-2 goes as GSM 7-bit through
+   * them when that takes fewer parts. Off (empty) by default: not every carrier supports them.
+   */
+  national_language?: number[];
 }
 
 export interface SmppAccount extends PeerOptions {

@@ -19,6 +19,7 @@ import http from "node:http";
 import https from "node:https";
 import { isIP } from "node:net";
 import { LRUCache } from "lru-cache";
+import { errMessage } from "../util/errors.js";
 
 export type CertFailure = "fetch" | "untrusted" | "expired" | "parse" | "refused";
 
@@ -169,7 +170,7 @@ export class CertCache {
         r = { ok: true, key: chain[0]!.publicKey, notBefore: nb, notAfter: na, subject: chain[0]!.subject };
       }
     } catch (err) {
-      r = { ok: false, reason: "parse", detail: err instanceof Error ? err.message : String(err) };
+      r = { ok: false, reason: "parse", detail: errMessage(err) };
     }
     let ttl = got.maxAge ?? this.o.defaultTtlMs;
     ttl = Math.min(this.o.maxTtlMs, Math.max(this.o.minTtlMs, ttl));

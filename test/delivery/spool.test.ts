@@ -11,6 +11,7 @@ import { verifyWebhook } from "../../src/delivery/webhook.js";
 import { startRedis, type TestRedis } from "../helpers/redis.js";
 import { startReceiver, type Receiver } from "./receiver.js";
 import { SECRET, freshPrefix, job, makeDelivery, metric, sleep, until } from "./util.js";
+import { withSecret } from "../../src/delivery/secret-ref.js";
 
 let redis: TestRedis;
 let rx: Receiver | undefined;
@@ -87,10 +88,11 @@ describe("spool", () => {
   it("dead-letters a 410 at once; dlq list, replay and drop", async () => {
     rx = await startReceiver(() => ({ status: 410 }));
     const prefix = freshPrefix();
-    const { delivery, registry } = makeDelivery(redis.url, prefix);
+    // The route's secret is looked up by number at delivery (the spool keeps only a reference).
+    const { delivery, registry } = makeDelivery(redis.url, prefix, { secrets: (n) => (n === "+15125550100" ? "route-secret" : undefined) });
     track(delivery);
     await delivery.start();
-    const jobs = [0, 1, 2].map((i) => job(i, { webhook: rx!.url, webhookSecret: "route-secret" }));
+    const jobs = [0, 1, 2].map((i) => job(i, withSecret({ webhook: rx!.url }, "+15125550100", "route-secret")));
     for (const j of jobs) expect(await delivery.accept(j)).toBe("accepted");
     await until(async () => (await metric(registry, "didgate_dead_letters_total", { reason: "gone" })) === 3, 10_000, "dead letters");
     expect(rx.received.length).toBe(3); // one attempt each
@@ -107,6 +109,7 @@ describe("spool", () => {
     expect(await dlqCommand(["list"], { url: redis.url, prefix }, out)).toBe(0);
     expect(lines.join("\n")).toContain("msg_1");
     expect(lines.join("\n")).not.toContain("route-secret");
+    expect(JSON.stringify(await c.xrange(`${prefix}dlq`, "-", "+"))).not.toContain("route-secret");
     expect(lines.at(-1)).toBe(`3 shown, 3 in ${prefix}dlq`);
     lines.length = 0;
     expect(await dlqCommand(["list", "--json", "--count", "1"], { url: redis.url, prefix }, out)).toBe(0);
@@ -165,6 +168,29 @@ describe("spool", () => {
     const slow = rx.received.filter((x) => x.id === "slow_1");
     expect(slow.length).toBeGreaterThanOrEqual(2);
     expect(await metric(registry, "didgate_delivery_total", { outcome: "retry" })).toBeGreaterThanOrEqual(2);
+  });
+
+  it("consumers that left are removed from the group once nothing is pending for them", async () => {
+    const prefix = freshPrefix();
+    const c = client();
+    const stream = `${prefix}inbound`;
+    const group = "didgate-delivery";
+    // Before any edge runs: an edge that left with nothing pending, and one that left holding a message.
+    await c.call("XGROUP", "CREATE", stream, group, "0", "MKSTREAM");
+    await c.call("XGROUP", "CREATECONSUMER", stream, group, "gone-idle");
+    await c.xadd(stream, "*", "j", JSON.stringify({ ...job(7, { webhook: "http://127.0.0.1:9/x" }), skip: 0 }));
+    expect(await c.call("XREADGROUP", "GROUP", group, "gone-busy", "COUNT", "1", "STREAMS", stream, ">")).not.toBeNull();
+    const consumers = async () => ((await c.call("XINFO", "CONSUMERS", stream, group)) as unknown[][]).map((row) => ({ name: String(row[1]), pending: Number(row[3]) }));
+    // A visibility timeout longer than the test: gone-busy's message is not reclaimed meanwhile.
+    const { delivery } = makeDelivery(redis.url, prefix, { instanceId: "edge-a", redisOver: { visibility_ms: 600_000, reclaim_interval_ms: 50, consumer_idle_ms: 200 } });
+    track(delivery);
+    await delivery.start();
+    await until(async () => !(await consumers()).some((x) => x.name === "gone-idle"), 10_000, "idle consumer removed");
+    await sleep(300); // several more sweeps
+    const left = await consumers();
+    // Removing gone-busy would drop its pending message: it stays until the message is reclaimed.
+    expect(left.find((x) => x.name === "gone-busy")?.pending).toBe(1);
+    expect(left.some((x) => x.name === "gone-idle")).toBe(false);
   });
 
   it("two edges sharing the spool deliver every message exactly once", async () => {

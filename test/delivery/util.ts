@@ -55,6 +55,7 @@ export function makeDelivery(redisUrl: string | undefined, prefix: string, over:
     direct_wait_ms: over.direct_wait_ms,
     enqueue_timeout_ms: over.enqueue_timeout_ms,
     random: over.random,
+    secrets: over.secrets,
   });
   return { delivery, registry };
 }

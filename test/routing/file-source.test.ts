@@ -145,7 +145,7 @@ describe("route file formats (10k entries)", () => {
     const file = join(dir, "routes.json");
     writeFileSync(file, JSON.stringify({ routes }));
     const store = new RouteStore<Route>(RouteTable.build<Route>([]));
-    const source = new FileRouteSource({ path: file, watch: false, store, logger: pino({ level: "silent" }), metrics: new RouteMetrics(new Registry()), batchSize: 97, inFlight: 1, sliceMs: 1 });
+    const source = new FileRouteSource({ path: file, watch: false, store, logger: pino({ level: "silent" }), metrics: new RouteMetrics(new Registry()), batchSize: 97, inFlight: 1 });
     sources.push(source);
     const r = await source.load();
     expect(r.ok).toBe(true);

@@ -282,6 +282,42 @@ describe("RouteTable values", () => {
   });
 });
 
+describe("RouteTable.fromStateLazy", () => {
+  it("makes each value once, on the first lookup that reaches it, and then behaves like any table", () => {
+    const cols = new EntryColumns<number>();
+    cols.push("+15125550100", 0);
+    cols.push("+15125550101", 1);
+    cols.push("+1512*", 2);
+    cols.push("+1512555*", 2);
+    cols.push("*", 3);
+    cols.push("+15125550100", 4); // a duplicate key frees the first value's slot
+    const state = RouteTable.build(cols).exportState((id) => id);
+    const made: number[] = [];
+    const t = RouteTable.fromStateLazy<R>(state, (id) => {
+      made.push(id);
+      return r(`v${id}`);
+    });
+    expect(made).toEqual([]);
+    expect(t.size).toBe(5);
+    expect(t.lookup("+15125550100")?.name).toBe("v4");
+    expect(t.lookup("+15125550199")?.name).toBe("v2");
+    expect(t.lookup("+15129990000")?.name).toBe("v2");
+    expect(t.lookup("+15125550100")?.name).toBe("v4");
+    expect(made).toEqual([4, 2]);
+    expect(t.lookup("+15125550100")).toBe(t.get("+15125550100"));
+    expect(t.get("+15125550101")?.name).toBe("v1");
+    expect(t.lookup("+4930")?.name).toBe("v3");
+    expect(made).toEqual([4, 2, 1, 3]);
+    expect(new Map(t.entries()).get("+1512555*")?.name).toBe("v2");
+    t.set("+15125550101", r("new"));
+    t.delete("+1512555*");
+    expect(t.lookup("+15125550101")?.name).toBe("new");
+    expect(t.lookup("+15125550177")?.name).toBe("v2");
+    expect(t.distinctValues).toBe(4);
+    expect(made).toEqual([4, 2, 1, 3]);
+  });
+});
+
 describe("RouteStore", () => {
   it("swaps whole tables and returns the old one", () => {
     const a = RouteTable.build<R>([["*", r("a")]]);

@@ -97,6 +97,27 @@ describe("dialog tokens", () => {
     const bad = req(["SIP/2.0 200 OK", "Via: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bK1", `Record-Route: ${ours.replace("dgs=", "dgs=x")}`, "From: <sip:a@x>;tag=F", "To: <sip:b@y>;tag=T", "Call-ID: c1@x", "CSeq: 1 INVITE"]);
     expect(rewriteRecordRoute(local, bad, s)).toBe(false);
   });
+
+  it("a masked dialog's proxy number (dgm) is signed: changed, added or dropped it breaks the token; unmasked tokens are unchanged", () => {
+    const s = new DialogSigner(["k".repeat(32)]);
+    const m: DialogBinding = { ...b, mask: "+15125550200" };
+    const sig = s.sign(m);
+    expect(s.verify(m, sig)).toBe(true);
+    expect(s.verify({ ...m, mask: "+15125550201" }, sig)).toBe(false);
+    expect(s.verify(b, sig)).toBe(false);
+    expect(s.verify(m, s.sign(b))).toBe(false);
+    // the dialog token of an unmasked call did not change (tokens of calls set up before still verify)
+    expect(s.sign(b)).toBe(new DialogSigner(["k".repeat(32)]).sign({ callId: b.callId, ftag: b.ftag, flow: b.flow, up: b.up, down: b.down }));
+    // carried through a 2xx rewrite and back in the caller's BYE
+    const ours = `<sip:10.0.0.1:5060;lr;ftag=F;dgc=udp~192.0.2.1~5060;dgu=192.0.2.1~5060;dgd=198.51.100.5~5070;dgm=+15125550200;dgs=${sig}>`;
+    const ok = req(["SIP/2.0 200 OK", "Via: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bK1", `Record-Route: ${ours}`, "From: <sip:a@x>;tag=F", "To: <sip:b@y>;tag=T", "Call-ID: c1@x", "CSeq: 1 INVITE", "Contact: <sip:callee@198.51.100.77>"]);
+    expect(rewriteRecordRoute(local, ok, s)).toBe(true);
+    expect(ok.recordRoutes[0]).toContain(";dgm=+15125550200;");
+    const bye = req(["BYE sip:callee@198.51.100.77 SIP/2.0", "Via: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bK2", `Route: ${ok.recordRoutes[0]}`, "From: <sip:a@x>;tag=F", "To: <sip:b@y>;tag=T", "Call-ID: c1@x", "CSeq: 2 BYE"]);
+    const r = routeInDialog(local, bye, s);
+    if ("forged" in r) throw new Error(r.forged);
+    expect(r.binding.mask).toBe("+15125550200");
+  });
 });
 
 describe("loop hash", () => {

@@ -14,6 +14,7 @@ import { parseOutboundSection, type OutboundEntry } from "../outbound.js";
 import { parseRoute, type Route } from "../route.js";
 import { parseRouteKey } from "../table.js";
 import { parseYamlWhole, scanYamlEntries, type ScanResult } from "./yaml-fast.js";
+import { errMessage } from "../../util/errors.js";
 
 export type RouteFormat = "yaml" | "json" | "csv";
 
@@ -459,7 +460,7 @@ function scanCsvRoutes(text: string, sink: DocumentSink): DocError[] {
         value = JSON.parse(json);
       } catch (err) {
         // An entry that does not parse is an entry error: the other rows go on.
-        sink.entry(key, new CsvJsonError((err as Error).message), line, 1);
+        sink.entry(key, new CsvJsonError(errMessage(err)), line, 1);
         return;
       }
       sink.entry(key, value, line, 1, json);

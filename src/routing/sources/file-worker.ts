@@ -5,10 +5,11 @@
  *
  * Messages to the parent, in order:
  *   { type: "unchanged" }                      the file's hash equals workerData.lastHash; done
- *   { type: "routes", firstId, json, ends }    the entry texts with ids firstId, firstId + 1, …
- *                                               (identical texts share one id) joined in one
- *                                               string; entry i ends at ends[i] (starts at
- *                                               ends[i - 1], or 0)
+ *   { type: "routes", firstId, bytes, ends }   the entry texts with ids firstId, firstId + 1, …
+ *                                               (identical texts share one id) joined, as UTF-8
+ *                                               bytes (moved, not copied: they stay out of the
+ *                                               receiver's JS heap); entry i ends at byte ends[i]
+ *                                               (starts at ends[i - 1], or 0)
  *   { type: "reset" }                          forget the routes sent so far (the document is
  *                                               read again by the reference parser)
  *   { type: "errors", errors, count, hash }    the file is broken: the first errors, how many
@@ -27,6 +28,7 @@ import { selfTargetEntryCheck } from "../../edge/self-targets.js";
 import { parseOutboundSection, type OutboundEntry } from "../outbound.js";
 import { EntryColumns, RouteTable, tableTransferList } from "../table.js";
 import { scanRouteDocument, validateEntry, type DocError, type RouteFormat } from "./document.js";
+import { errMessage } from "../../util/errors.js";
 
 export interface FileWorkerData {
   kind: "didgate-route-file";
@@ -51,11 +53,13 @@ export interface FileWorkerData {
 
 export type FileWorkerMessage =
   | { type: "unchanged" }
-  | { type: "routes"; firstId: number; json: string; ends: Int32Array }
+  | { type: "routes"; firstId: number; bytes: Uint8Array; ends: Int32Array }
   | { type: "reset" }
   | { type: "errors"; errors: DocError[]; count: number; hash: string }
   | { type: "table"; state: ReturnType<RouteTable<number>["exportState"]>; hash: string; mtimeMs: number; entries: number; distinct: number; identity: boolean; outbound?: OutboundTransfer }
   | { type: "failed"; message: string };
+
+const utf8 = new TextEncoder();
 
 /** Identical entry texts are shared; the lookup turns itself off when texts do not repeat. */
 const DEDUP_WINDOW = 4096;
@@ -68,7 +72,7 @@ function run(d: FileWorkerData): void {
     buf = readFileSync(d.path);
     mtimeMs = statSync(d.path).mtimeMs;
   } catch (err) {
-    post({ type: "failed", message: `cannot read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})` });
+    post({ type: "failed", message: `cannot read (${(err as NodeJS.ErrnoException).code ?? errMessage(err)})` });
     return;
   }
   const hash = createHash("sha256").update(buf).digest("hex");
@@ -103,9 +107,14 @@ function run(d: FileWorkerData): void {
     }
     posted++;
     const ends = new Int32Array(batch.length);
+    const bytes = utf8.encode(batch.join(""));
     let at = 0;
-    for (let i = 0; i < batch.length; i++) ends[i] = at += batch[i]!.length;
-    post({ type: "routes", firstId: batchFirst, json: batch.join(""), ends }, [ends.buffer]);
+    if (bytes.length === at + batch.reduce((n, t) => n + t.length, 0)) {
+      for (let i = 0; i < batch.length; i++) ends[i] = at += batch[i]!.length; // ASCII: one byte per unit
+    } else {
+      for (let i = 0; i < batch.length; i++) ends[i] = at += Buffer.byteLength(batch[i]!, "utf8");
+    }
+    post({ type: "routes", firstId: batchFirst, bytes, ends }, [bytes.buffer, ends.buffer]);
     batch = [];
     batchFirst = nextId;
   };
@@ -210,6 +219,6 @@ if (!isMainThread && parentPort && (workerData as FileWorkerData | undefined)?.k
   try {
     run(workerData as FileWorkerData);
   } catch (err) {
-    parentPort.postMessage({ type: "failed", message: (err as Error).message } satisfies FileWorkerMessage);
+    parentPort.postMessage({ type: "failed", message: errMessage(err) } satisfies FileWorkerMessage);
   }
 }

@@ -4,9 +4,9 @@
  * logs every error (with its line and column) and counts the failure.
  *
  * The daemon loads in a worker thread (file-worker.ts): reading, parsing, validating and building
- * the table's structure happen there; the main thread turns the distinct entries it receives into
- * route objects in slices of a few milliseconds (SIP and SMPP go on between them) and swaps the
- * table in. The command line (lookup, check-config) loads on its own thread: loadRouteFile().
+ * the table's structure happen there; the main thread keeps the distinct entries' texts it
+ * receives (UTF-8 bytes outside the JS heap, one buffer per batch, no object per entry), takes the table's arrays over and swaps it
+ * in. An entry becomes a route object when a lookup first reaches it. The command line (lookup, check-config) loads on its own thread: loadRouteFile().
  */
 import { createHash } from "node:crypto";
 import { existsSync, readFileSync, statSync, watch, type FSWatcher } from "node:fs";
@@ -19,10 +19,11 @@ import type { Config } from "../../config/schema.js";
 import { selfTargetCheck } from "../../edge/self-targets.js";
 import { RouteMetrics } from "../metrics.js";
 import { parseOutbound, parseOutboundSection, type OutboundEntry } from "../outbound.js";
-import { LazyRoute, type Route } from "../route.js";
+import { parseRouteJson, type Route } from "../route.js";
 import { EntryColumns, RouteStore, RouteTable } from "../table.js";
 import { formatDocError, formatFromPath, scanRouteDocument, validateEntry } from "./document.js";
 import type { FileWorkerData, FileWorkerMessage, OutboundTransfer } from "./file-worker.js";
+import { errMessage } from "../../util/errors.js";
 
 export type LoadResult = { ok: true; table: RouteTable<Route>; outbound?: RouteTable<OutboundEntry> } | { ok: false; errors: string[] };
 
@@ -37,7 +38,7 @@ export function loadRouteFile(path: string, check?: TableCheck): LoadResult {
     text = readFileSync(path, "utf8");
     mtimeMs = statSync(path).mtimeMs;
   } catch (err) {
-    return { ok: false, errors: [`${path}: cannot read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`] };
+    return { ok: false, errors: [`${path}: cannot read (${(err as NodeJS.ErrnoException).code ?? errMessage(err)})`] };
   }
   let cols = new EntryColumns<Route>();
   const errors: string[] = [];
@@ -120,8 +121,6 @@ export interface FileSourceOptions {
   debounceMs?: number;
   /** Load in a worker thread (default true; false: on the main thread, in one go). */
   worker?: boolean;
-  /** Longest stretch of main-thread work per slice while a worker load is turned into routes. */
-  sliceMs?: number;
   /** Errors kept from a broken file (all are counted; default 1000). */
   maxErrors?: number;
   /** Entries per batch sent by the loader thread (default 2000). */
@@ -143,7 +142,7 @@ export interface LoadStats {
   worker: boolean;
   entries: number;
   distinct: number;
-  /** Longest main-thread slice spent on this load (wall clock). */
+  /** Longest main-thread step spent on this load (wall clock): taking the table over. */
   maxSliceMs: number;
   /** The same slice's CPU time on the main thread (0 where the runtime cannot tell). */
   maxSliceCpuMs: number;
@@ -193,7 +192,7 @@ export class FileRouteSource {
       });
       this.watcher.on("error", (err) => this.opts.logger.warn({ err: err.message, path: this.opts.path }, "route file watch error"));
     } catch (err) {
-      this.opts.logger.warn({ err: (err as Error).message, path: this.opts.path }, "cannot watch route file; changes need a restart");
+      this.opts.logger.warn({ err: errMessage(err), path: this.opts.path }, "cannot watch route file; changes need a restart");
     }
   }
 
@@ -287,10 +286,9 @@ export class FileRouteSource {
     return r;
   }
 
-  /** One load through the worker; the main thread parses the entry batches in slices. */
+  /** One load through the worker; the main thread keeps the entry texts and adopts the table. */
   private loadInWorker(workerPath: string, reason: string): Promise<{ result: LoadResult | "unchanged"; stats: LoadStats }> {
     const { path } = this.opts;
-    const sliceMs = this.opts.sliceMs ?? 5;
     const stats: LoadStats = { worker: true, entries: 0, distinct: 0, maxSliceMs: 0, maxSliceCpuMs: 0, ms: 0 };
     return new Promise((resolve) => {
       const consumedBuf = new SharedArrayBuffer(4);
@@ -314,17 +312,17 @@ export class FileRouteSource {
       try {
         worker = new Worker(workerPath, { workerData: data });
       } catch (err) {
-        resolve({ result: { ok: false, errors: [`${path}: cannot start the loader thread (${(err as Error).message})`] }, stats });
+        resolve({ result: { ok: false, errors: [`${path}: cannot start the loader thread (${errMessage(err)})`] }, stats });
         return;
       }
       this.worker = worker;
-      // routes[id + 1]: the route of entry id (slot 0 unused, as in the table's values, so that the
-      // array becomes the table's when the worker's value slots are the ids in order).
-      let routes: (Route | undefined)[] = [undefined];
-      const queue: { firstId: number; json: string; ends: Int32Array; at: number }[] = [];
-      let table: Extract<FileWorkerMessage, { type: "table" }> | undefined;
+      // The entry texts as the worker sent them, in batches of consecutive ids; an entry becomes a
+      // route when a lookup first reaches it (RouteTable.fromStateLazy), so taking a large table in
+      // makes no object per entry here.
+      let batches: EntryBatch[] = [];
+      // The table's value slots, one per entry, grown as the entries arrive (slot 0 unused).
+      let slots: (Route | undefined)[] = [undefined];
       let done = false;
-      let pumping = false;
       const finish = (result: LoadResult | "unchanged") => {
         if (done) return;
         done = true;
@@ -332,59 +330,33 @@ export class FileRouteSource {
         void worker.terminate();
         resolve({ result, stats });
       };
-      // Turns queued batches into routes, a few milliseconds at a time. The entries were validated
-      // in the worker: each becomes a LazyRoute over its text, compiled when first used.
-      const pump = () => {
-        pumping = false;
-        if (done) return;
+      const timed = (work: () => void) => {
         const t0 = performance.now();
         const c0 = threadCpuMs();
-        try {
-          while (queue.length > 0) {
-            const b = queue[0]!;
-            const ends = b.ends;
-            for (; b.at < ends.length; b.at++) {
-              routes[b.firstId + b.at + 1] = new LazyRoute(b, b.at);
-              if ((b.at & 1023) === 1023 && performance.now() - t0 >= sliceMs) {
-                b.at++;
-                break;
-              }
-            }
-            if (b.at >= ends.length) {
-              queue.shift();
-              consumedOne();
-            }
-            if (performance.now() - t0 >= sliceMs) break;
-          }
-          // The table in a slice of its own.
-          if (queue.length === 0 && table !== undefined && performance.now() - t0 < 1) {
-            const t = table;
-            const a0 = performance.now();
-            const built = t.identity ? RouteTable.fromStateValues<Route>(t.state, routes) : RouteTable.fromState<Route>(t.state, (id) => routes[id + 1]!);
-            // The outbound section: built and validated in the worker; its distinct entries here.
-            const outbound = t.outbound === undefined ? RouteTable.build<OutboundEntry>([]) : adoptOutbound(t.outbound);
-            stats.assembleMs = performance.now() - a0;
-            built.version = String(Math.floor(t.mtimeMs));
-            this.lastHash = t.hash;
-            stats.entries = t.entries;
-            stats.distinct = t.distinct;
-            routes = [undefined];
-            outbound.version = built.version;
-            finish({ ok: true, table: built, outbound });
-          }
-        } catch (err) {
-          finish({ ok: false, errors: [`${path}: ${(err as Error).message}`] });
-        }
+        work();
         const slice = performance.now() - t0;
         if (slice > stats.maxSliceMs) stats.maxSliceMs = slice;
         const cpu = threadCpuMs() - c0;
         if (cpu > stats.maxSliceCpuMs) stats.maxSliceCpuMs = cpu;
-        if (!done && (queue.length > 0 || table !== undefined)) schedulePump();
       };
-      const schedulePump = () => {
-        if (pumping) return;
-        pumping = true;
-        setImmediate(pump);
+      const adopt = (t: Extract<FileWorkerMessage, { type: "table" }>) => {
+        try {
+          const a0 = performance.now();
+          const built = RouteTable.fromStateLazy<Route>(t.state, routeMaker(batches), slots);
+          // The outbound section: built and validated in the worker; its distinct entries here.
+          const outbound = t.outbound === undefined ? RouteTable.build<OutboundEntry>([]) : adoptOutbound(t.outbound);
+          stats.assembleMs = performance.now() - a0;
+          built.version = String(Math.floor(t.mtimeMs));
+          this.lastHash = t.hash;
+          stats.entries = t.entries;
+          stats.distinct = t.distinct;
+          batches = [];
+          slots = [undefined];
+          outbound.version = built.version;
+          finish({ ok: true, table: built, outbound });
+        } catch (err) {
+          finish({ ok: false, errors: [`${path}: ${errMessage(err)}`] });
+        }
       };
       worker.on("message", (m: FileWorkerMessage) => {
         if (done) return;
@@ -393,13 +365,13 @@ export class FileRouteSource {
             finish("unchanged");
             return;
           case "routes":
-            queue.push({ firstId: m.firstId, json: m.json, ends: m.ends, at: 0 });
-            schedulePump();
+            batches.push({ firstId: m.firstId, bytes: m.bytes, ends: m.ends });
+            for (let i = 0; i < m.ends.length; i++) slots.push(undefined);
+            consumedOne();
             return;
           case "reset":
-            // The worker counts from what was consumed when it reset: drop the rest uncounted.
-            queue.length = 0;
-            routes = [undefined];
+            batches = [];
+            slots = [undefined];
             return;
           case "errors": {
             const errors = m.errors.map((e) => formatDocError(e, path));
@@ -408,8 +380,7 @@ export class FileRouteSource {
             return;
           }
           case "table":
-            table = m;
-            schedulePump();
+            timed(() => adopt(m));
             return;
           case "failed":
             finish({ ok: false, errors: [`${path}: ${m.message}`] });
@@ -419,7 +390,7 @@ export class FileRouteSource {
       worker.on("error", (err) => finish({ ok: false, errors: [`${path}: loader thread failed (${err.message})`] }));
       worker.on("exit", (code) => {
         // After its last message the worker exits; that message may still be in the queue.
-        if (!done && table === undefined) finish({ ok: false, errors: [`${path}: loader thread exited (${code}) before the table was ready`] });
+        if (!done) finish({ ok: false, errors: [`${path}: loader thread exited (${code}) before the table was ready`] });
       });
     });
   }
@@ -432,6 +403,35 @@ export class FileRouteSource {
     void this.worker?.terminate();
   }
 }
+
+/** Texts of the entries with ids firstId, firstId + 1, … as UTF-8: entry i ends at byte ends[i] (starts at ends[i - 1], or 0). */
+interface EntryBatch {
+  firstId: number;
+  bytes: Uint8Array;
+  ends: Int32Array;
+}
+
+const utf8 = new TextDecoder();
+
+/** The route of entry `id`, compiled from its text in the batch that holds it. */
+function routeMaker(batches: EntryBatch[]): (id: number) => Route {
+  return (id) => {
+    let lo = 0;
+    let hi = batches.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1;
+      if (batches[mid]!.firstId <= id) lo = mid;
+      else hi = mid - 1;
+    }
+    const b = batches[lo];
+    const i = b === undefined ? -1 : id - b.firstId;
+    const res = b !== undefined && i >= 0 && i < b.ends.length ? parseRouteJson("", utf8.decode(b.bytes.subarray(i === 0 ? 0 : b.ends[i - 1]!, b.ends[i]!))) : undefined;
+    // Validated in the worker; should it not validate here, the route never routes rather than throw.
+    return res?.ok ? res.route : UNROUTABLE;
+  };
+}
+
+const UNROUTABLE: Route = { state: "quarantine", tenant: undefined, voice: undefined, sms: undefined, releasedAt: undefined, portDate: undefined, source: {} };
 
 /** The outbound table the worker built: its distinct entries (validated there) made objects here. */
 function adoptOutbound(o: OutboundTransfer): RouteTable<OutboundEntry> {

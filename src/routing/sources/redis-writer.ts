@@ -14,6 +14,7 @@ import { parseRouteKey } from "../table.js";
 import type { RedisClient } from "../../redis/client.js";
 import { hasHashTag } from "../../redis/endpoint.js";
 import { MAX_ENTRY_CHARS, routeKeys, type RouteKeys } from "./redis-keys.js";
+import { errMessage } from "../../util/errors.js";
 
 export class RouteValidationError extends Error {
   constructor(readonly errors: string[]) {
@@ -95,7 +96,7 @@ export async function loadFunctionLibrary(client: RedisClient): Promise<string> 
     }
     return "";
   } catch (err) {
-    return (err as Error).message;
+    return errMessage(err);
   }
 }
 
@@ -324,7 +325,7 @@ export class RedisRouteWriter {
         try {
           value = JSON.parse(json);
         } catch (err) {
-          errors.push(`route ${JSON.stringify(key)}: not valid JSON (${(err as Error).message})`);
+          errors.push(`route ${JSON.stringify(key)}: not valid JSON (${errMessage(err)})`);
           continue;
         }
         const errs = entryErrors(key, value);

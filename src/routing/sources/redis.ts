@@ -32,16 +32,18 @@ import { RouteMetrics } from "../metrics.js";
 import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
 import { dirname } from "node:path";
 import { parseOutboundJson, parseOutboundSection, type OutboundEntry } from "../outbound.js";
-import { parseRoute, type Route } from "../route.js";
-import { EntryColumns, isRouteKey, parseRouteKey, RouteTable, type RouteStore } from "../table.js";
+import type { Route } from "../route.js";
+import { EntryColumns, RouteTable, type RouteStore } from "../table.js";
 import { backoffDelay, type RedisClient, type RedisConnector } from "../../redis/client.js";
 import { hasHashTag, type RedisEndpoint } from "../../redis/endpoint.js";
 import { classifyPosition, streamIdMs, streamInfo } from "../../redis/stream.js";
-import { MAX_ENTRY_CHARS, routeKeys, type RouteKeys } from "./redis-keys.js";
-import { RedisSyncMetrics, type SkipReason } from "./redis-metrics.js";
+import { routeKeys, type RouteKeys } from "./redis-keys.js";
+import { clip, RedisEntryParser } from "./redis-entries.js";
+import { RedisSyncMetrics } from "./redis-metrics.js";
 import { loadFunctionLibrary } from "./redis-writer.js";
 import { loadSnapshot, readSnapshotHeader, writeSnapshot } from "./snapshot.js";
 import { OutageLog } from "../../util/outage-log.js";
+import { errMessage } from "../../util/errors.js";
 
 /** `routes.redis` of the config (src/config/schema.ts), without the URL (parsed by the caller). */
 export interface RedisRoutesConfig {
@@ -159,7 +161,6 @@ export class RedisRouteSource extends EventEmitter {
   private lastLoadMs: number | undefined;
   private lastLoadAt: number | undefined;
   private lastError: string | undefined;
-  private skippedInvalid = 0;
   private refusedReloads = 0;
   /** Shrink-guard baseline at start: the entry count of the snapshot on disk. */
   private startBaseline = 0;
@@ -171,11 +172,8 @@ export class RedisRouteSource extends EventEmitter {
   private functionsLoaded = false;
   /** While a snapshot collects the live table: the changes applied meanwhile (null: deleted). */
   private touched: Map<string, Route | null> | undefined;
-  /** Small cache JSON text → Route so that identical entries share one value object. */
-  private parseCache = new Map<string, Route>();
-  /** Hits of parseCache since it was last cleared; whether it is used (a full load may turn it off). */
-  private cacheHits = 0;
-  private cacheOn = true;
+  /** Validates entries; counts and logs the skipped ones. */
+  private readonly entries: RedisEntryParser;
 
   constructor(opts: RedisSourceOptions) {
     super();
@@ -196,6 +194,7 @@ export class RedisRouteSource extends EventEmitter {
     );
     this.routeMetrics = opts.routeMetrics ?? new RouteMetrics(opts.registry);
     this.metrics = new RedisSyncMetrics(opts.registry);
+    this.entries = new RedisEntryParser(this.metrics, this.logger);
     this.snapshotPath = opts.snapshotPath ?? opts.redis.snapshot;
     this.keys = routeKeys(opts.redis.prefix);
     this.connector = opts.connector;
@@ -254,7 +253,7 @@ export class RedisRouteSource extends EventEmitter {
         return { stale: false };
       } catch (err) {
         if (this.closed) throw closedError();
-        lastErr = (err as Error).message;
+        lastErr = errMessage(err);
         if (this.now() >= deadline) break;
         await this.sleep(Math.min(backoffDelay(attempt++, this.o.minBackoffMs, this.o.maxBackoffMs), Math.max(10, deadline - this.now())));
       }
@@ -265,7 +264,7 @@ export class RedisRouteSource extends EventEmitter {
     try {
       snap = await loadSnapshot(this.snapshotPath);
     } catch (err) {
-      throw new Error(`Redis route source: Redis (${this.connector.describe()}) not reachable (${lastErr}) and no usable snapshot (${(err as Error).message})`);
+      throw new Error(`Redis route source: Redis (${this.connector.describe()}) not reachable (${lastErr}) and no usable snapshot (${errMessage(err)})`);
     }
     this.store.swap(snap.table);
     await this.loadOutboundSnapshot();
@@ -315,7 +314,7 @@ export class RedisRouteSource extends EventEmitter {
       lastLoadMs: this.lastLoadMs,
       lastLoadAt: this.lastLoadAt === undefined ? undefined : new Date(this.lastLoadAt).toISOString(),
       lastError: this.lastError,
-      skippedInvalid: this.skippedInvalid,
+      skippedInvalid: this.entries.skippedInvalid,
       refusedReloads: this.refusedReloads,
       snapshot: this.snapshotPath ? { path: this.snapshotPath, writtenAt: this.snapshotWrittenAt === undefined ? undefined : new Date(this.snapshotWrittenAt).toISOString() } : undefined,
     };
@@ -376,7 +375,7 @@ export class RedisRouteSource extends EventEmitter {
         await this.tail();
       } catch (err) {
         if (this.closed) break;
-        const msg = (err as Error).message;
+        const msg = errMessage(err);
         this.lastError = msg;
         this.setConnected(false);
         this.outageLog.failure(msg, { version: this.position });
@@ -588,7 +587,7 @@ export class RedisRouteSource extends EventEmitter {
         continue;
       }
       if (op === "set") {
-        const route = json === undefined ? undefined : this.parseEntry(key, json, "delta");
+        const route = json === undefined ? undefined : this.entries.parse(key, json, "delta");
         if (route !== undefined) table.set(key, route);
         else table.delete(key); // converge with a fresh load, which skips it
         if (this.touched) this.touched.set(key, route ?? null);
@@ -596,7 +595,7 @@ export class RedisRouteSource extends EventEmitter {
         table.delete(key);
         if (this.touched) this.touched.set(key, null);
       } else {
-        this.skip("delta", key, "unknown_op", [`change ${id}: unknown op ${JSON.stringify(clip(op, 20))}`]);
+        this.entries.skip("delta", key, "unknown_op", [`change ${id}: unknown op ${JSON.stringify(clip(op, 20))}`]);
       }
       this.position = id;
       applied++;
@@ -613,72 +612,6 @@ export class RedisRouteSource extends EventEmitter {
     if (applied === 0) return;
     this.dirty = true;
     this.routeMetrics.observeTable("redis", table.version, table.counts());
-  }
-
-  /** Validates one entry; undefined (skipped, logged with its key, counted) when invalid. */
-  private parseEntry(key: string, json: string, phase: "load" | "delta"): Route | undefined {
-    if (!isRouteKey(key)) {
-      const k = parseRouteKey(key);
-      this.skip(phase, key, "invalid_key", [`invalid key: ${"error" in k ? k.error : "malformed"}`]);
-      return undefined;
-    }
-    if (json.length > MAX_ENTRY_CHARS) {
-      // Not even parsed: a multi-megabyte entry is never a route (and parsing it costs).
-      this.skip(phase, key, "oversized", [`entry of ${json.length} characters, more than ${MAX_ENTRY_CHARS}`]);
-      return undefined;
-    }
-    const cache = this.parseCache;
-    const caching = this.cacheOn;
-    let route: Route | undefined;
-    if (caching) {
-      route = cache.get(json);
-      if (route !== undefined) {
-        this.cacheHits++;
-        return route;
-      }
-    }
-    const r = parseRouteJsonFast(key, json);
-    if (!r.ok) {
-      this.skip(phase, key, "notJson" in r ? "not_json" : "invalid_route", r.errors);
-      return undefined;
-    }
-    route = r.route;
-    if (caching) {
-      if (cache.size >= PARSE_CACHE_SIZE) {
-        // A full window with (almost) no repeats: the entries are distinct, and hashing each text
-        // costs more than it saves; stop caching for the rest of this load.
-        if (phase === "load" && this.cacheHits < PARSE_CACHE_SIZE / 100) this.cacheOn = false;
-        this.cacheHits = 0;
-        cache.clear();
-      }
-      if (this.cacheOn) cache.set(json, route);
-    }
-    return route;
-  }
-
-  private skippedThisLoad = 0;
-  /** Skipped entries of the current load by reason (for its summary line). */
-  private skippedByReason = new Map<SkipReason, number>();
-  /**
-   * Counts a skipped entry and logs it at warn with its key (cut to 64 characters, with its length:
-   * an entry written straight into Redis can have a key of megabytes). A load logs its first 100
-   * skipped entries one by one and then a summary with the count by reason.
-   */
-  private skip(phase: "load" | "delta", key: string, reason: SkipReason, errors: string[]): void {
-    this.skippedInvalid++;
-    this.metrics.invalid.inc({ phase });
-    this.metrics.skipped.inc({ reason });
-    let quiet = false;
-    if (phase === "load") {
-      this.skippedByReason.set(reason, (this.skippedByReason.get(reason) ?? 0) + 1);
-      quiet = ++this.skippedThisLoad > 100;
-    }
-    if (quiet && !this.logger.isLevelEnabled("debug")) return;
-    const fields: Record<string, unknown> = { key: clip(key, 64), reason, errors: errors.slice(0, 5).map((e) => clip(e, 300)), phase };
-    if (key.length > 64) fields.key_length = key.length;
-    // Past the first 100 of a load, at debug: a Redis full of bad entries must not flood the log.
-    if (quiet) this.logger.debug(fields, "invalid route entry in Redis skipped");
-    else this.logger.warn(fields, "invalid route entry in Redis skipped");
   }
 
   // ---- full load ----------------------------------------------------------------------------------
@@ -701,11 +634,8 @@ export class RedisRouteSource extends EventEmitter {
         this.consumeBatch(flat, entries);
         if (cursor === "0") break;
       }
-      this.cacheOn = true; // deltas use the cache again
+      this.entries.endLoad();
       await this.loadOutbound(cmd);
-      if (this.skippedThisLoad > 100) {
-        this.logger.warn({ skipped: this.skippedThisLoad, logged: 100, by_reason: Object.fromEntries(this.skippedByReason) }, "invalid route entries in Redis skipped (only the first 100 logged)");
-      }
       const table = RouteTable.build(entries);
       table.version = version;
       const ms = performance.now() - started;
@@ -731,14 +661,14 @@ export class RedisRouteSource extends EventEmitter {
         this.routeMetrics.reloads.inc({ source: "redis", result: "ok" });
         this.routeMetrics.lastReload.set(this.now() / 1000);
         this.routeMetrics.observeTable("redis", version, table.counts());
-        this.logger.info({ entries: table.size, version, ms: Math.round(ms), skipped: this.skippedThisLoad, reason: opts.reason, forced: opts.force }, "route table loaded from Redis");
+        this.logger.info({ entries: table.size, version, ms: Math.round(ms), skipped: this.entries.skippedThisLoad, reason: opts.reason, forced: opts.force }, "route table loaded from Redis");
         this.dirty = false;
         this.scheduleSnapshot(version, entries);
         outcome = { result: "swapped", entries: table.size, version, ms };
       }
     } catch (err) {
-      this.cacheOn = true; // deltas use the cache again
-      const msg = (err as Error).message;
+      this.entries.endLoad(true);
+      const msg = errMessage(err);
       this.routeMetrics.reloads.inc({ source: "redis", result: "failed" });
       if (!this.closed) this.logger.warn({ err: msg, reason: opts.reason }, "full route load from Redis failed; keeping the table in use");
       outcome = { result: "failed", error: msg };
@@ -749,11 +679,7 @@ export class RedisRouteSource extends EventEmitter {
 
   /** Empty columns for a (re)started scan, with the skip count and the parse cache reset. */
   private freshLoad(): EntryColumns<Route> {
-    this.skippedThisLoad = 0;
-    this.skippedByReason.clear();
-    this.cacheOn = true;
-    this.cacheHits = 0;
-    this.parseCache.clear();
+    this.entries.beginLoad();
     return new EntryColumns<Route>();
   }
 
@@ -761,10 +687,10 @@ export class RedisRouteSource extends EventEmitter {
   private consumeBatch(flat: string[], entries: EntryColumns<Route>): void {
     for (let i = 0; i + 1 < flat.length; i += 2) {
       const k = flat[i]!;
-      const route = this.parseEntry(k, flat[i + 1]!, "load");
+      const route = this.entries.parse(k, flat[i + 1]!, "load");
       if (route === undefined) continue;
       // without the parse cache every route from here on is a new object used by one key
-      if (!this.cacheOn && entries.uniqueFrom === Infinity) entries.uniqueFrom = entries.length;
+      if (!this.entries.caching && entries.uniqueFrom === Infinity) entries.uniqueFrom = entries.length;
       entries.push(k, route);
     }
   }
@@ -777,7 +703,7 @@ export class RedisRouteSource extends EventEmitter {
         const snap = await loadSnapshot(this.snapshotPath);
         this.store.swap(snap.table);
       } catch (err) {
-        this.logger.error({ err: (err as Error).message, snapshot: this.snapshotPath }, "snapshot unreadable; accepting the smaller Redis table");
+        this.logger.error({ err: errMessage(err), snapshot: this.snapshotPath }, "snapshot unreadable; accepting the smaller Redis table");
         const t = RouteTable.build(entries);
         t.version = version;
         this.store.swap(t);
@@ -905,7 +831,7 @@ export class RedisRouteSource extends EventEmitter {
       this.logger.debug({ path: this.snapshotPath, entries: entries.length, version, ms: Math.round(performance.now() - started) }, "route snapshot written");
     } catch (err) {
       this.metrics.snapshots.inc({ result: "failed" });
-      this.logger.error({ path: this.snapshotPath, err: (err as Error).message }, "cannot write the route snapshot");
+      this.logger.error({ path: this.snapshotPath, err: errMessage(err) }, "cannot write the route snapshot");
     }
   }
 
@@ -935,22 +861,4 @@ export class RedisRouteSource extends EventEmitter {
       }, ms);
     });
   }
-}
-
-/** Entries of the JSON text → Route cache (identical entries share one Route). */
-const PARSE_CACHE_SIZE = 4096;
-
-/** parseRouteJson without the closure-per-call error path: JSON.parse then validate. */
-function parseRouteJsonFast(key: string, json: string): ReturnType<typeof parseRoute> | { ok: false; errors: string[]; notJson: true } {
-  let value: unknown;
-  try {
-    value = JSON.parse(json);
-  } catch (err) {
-    return { ok: false, errors: [`not valid JSON (${clip((err as Error).message, 200)})`], notJson: true };
-  }
-  return parseRoute(key, value);
-}
-
-function clip(s: string, max: number): string {
-  return s.length <= max ? s : `${s.slice(0, max)}…`;
 }

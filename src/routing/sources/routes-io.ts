@@ -8,6 +8,7 @@ import { parseOutboundSection } from "../outbound.js";
 import { formatDocError, formatFromPath, scanRouteDocument, validateEntry, type RouteFormat } from "./document.js";
 import type { RedisRouteWriter } from "./redis-writer.js";
 import { resolvePlain } from "./yaml-fast.js";
+import { errMessage } from "../../util/errors.js";
 
 export interface ImportFile {
   entries: [string, unknown][];
@@ -115,7 +116,7 @@ export async function exportRoutes(writer: RedisRouteWriter, format: RouteFormat
       try {
         value = JSON.parse(json);
       } catch (e) {
-        err(`skipped: route ${JSON.stringify(key)}: not valid JSON (${(e as Error).message})\n`);
+        err(`skipped: route ${JSON.stringify(key)}: not valid JSON (${errMessage(e)})\n`);
         continue;
       }
       if (validateEntry(key, value, 0, 0, (e) => err(`skipped: ${e.message}\n`)) === undefined) continue;

@@ -14,6 +14,7 @@ import { mkdir, open, readFile, rename, unlink } from "node:fs/promises";
 import { dirname } from "node:path";
 import { parseRoute, type Route } from "../route.js";
 import { EntryColumns, parseRouteKey, RouteTable } from "../table.js";
+import { errMessage } from "../../util/errors.js";
 
 export interface SnapshotHeader {
   didgate_snapshot: 1;
@@ -147,7 +148,7 @@ export async function loadSnapshot(path: string): Promise<LoadedSnapshot> {
   try {
     table = RouteTable.build(entries);
   } catch (err) {
-    throw new Error(`${path}: ${(err as Error).message}`);
+    throw new Error(`${path}: ${errMessage(err)}`);
   }
   table.version = header.version;
   return { table, header, invalid };

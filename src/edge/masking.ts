@@ -1,0 +1,99 @@
+/**
+ * Calls through a masking session (docs/masking.md): what changes on the messages of a masked call
+ * so that neither party learns the other's number.
+ *
+ *   - The INVITE towards the other party presents the proxy number: From becomes
+ *     <sip:PROXY@HOST;user=phone> (the caller's tag kept), P-Asserted-Identity <tel:PROXY>; every
+ *     header that may name the caller (MASK_STRIPPED) is removed.
+ *   - In-dialog requests towards the callee get the same From (the proxy number travels in our
+ *     signed Record-Route, src/sip/rr.ts), and lose the same headers; requests towards the caller
+ *     lose them too (the callee's network may add its own identity).
+ *   - Responses going back to the party that sent the request get that request's own From again
+ *     (its UA keeps the number it sent) and lose the identity headers of the other side (a
+ *     connected-party P-Asserted-Identity, RFC 4916, names the callee).
+ *
+ * Contact and Via name addresses, not numbers, and are passed as they are; carriers that put the
+ * subscriber's number in Contact need topology hiding in front (see docs/masking.md).
+ */
+import type { SipMessage } from "../sip/index.js";
+import type { SessionStore } from "../masking/sessions.js";
+import type { Leg, Originator } from "./originate.js";
+
+/** Headers that may carry a party's number or identity; removed on every masked message. */
+export const MASK_STRIPPED: readonly string[] = [
+  "p-asserted-identity",
+  "p-preferred-identity",
+  "remote-party-id",
+  "history-info",
+  "diversion",
+  "identity",
+  "identity-info",
+  "p-charge-info",
+  "referred-by",
+];
+
+/** What a call through a session looks like on its first leg (routing, metrics, records). */
+export interface MaskedCall {
+  /** The session's id (records). */
+  session: string;
+  /** The proxy number presented to the callee. */
+  proxy: string;
+  /** The party called (records) and the pool's tenant. */
+  other: string;
+  tenant: string | undefined;
+}
+
+/** Why an INVITE to a pool number was not routed through a session (closed set: metric labels). */
+export type MaskResult = "routed" | "own_route" | "no_session" | "no_outbound" | "store_error";
+export const MASK_RESULTS: readonly MaskResult[] = ["routed", "own_route", "no_session", "no_outbound", "store_error"];
+
+export function stripIdentity(m: SipMessage): void {
+  for (let i = 0; i < MASK_STRIPPED.length; i++) m.remove(MASK_STRIPPED[i]!);
+}
+
+/** The From a masked request carries: the proxy number at our host, with the sender's tag. */
+export function maskedFrom(proxy: string, host: string, tag: string | undefined): string {
+  return "<sip:" + proxy + "@" + host + ";user=phone>" + (tag !== undefined && tag.length > 0 ? ";tag=" + tag : "");
+}
+
+/** A request towards the callee of a masked call: the proxy number as caller, no identity of the caller. */
+export function maskRequest(m: SipMessage, proxy: string, host: string, initial: boolean): void {
+  const tag = m.fromTag;
+  stripIdentity(m);
+  m.set("From", maskedFrom(proxy, host, tag));
+  if (initial) m.set("P-Asserted-Identity", "<tel:" + proxy + ">");
+}
+
+/**
+ * A response going back to the party whose request was masked: that request's From again (the
+ * tags are the same), no identity header of the other side.
+ */
+export function unmaskResponse(res: SipMessage, req: SipMessage): void {
+  stripIdentity(res);
+  const from = req.get("from");
+  if (from !== undefined) res.set("From", from);
+}
+
+/** What a call to a pool number does. */
+export type MaskDecision =
+  | { result: "routed"; call: MaskedCall; legs: Leg[] }
+  | { result: "own_route" | "no_session" | "no_outbound" }
+  | { result: "store_error"; error: string };
+
+/**
+ * A call from `caller` to the pool number `proxy`: through the caller's session to the other
+ * party (off-net, through the outbound table), else the number's own route when it has one, else
+ * no_session. A caller without a number (anonymous) has no session.
+ */
+export async function decideMasked(store: SessionStore, originator: Originator, proxy: string, caller: string | undefined, tenant: string | undefined): Promise<MaskDecision> {
+  let r;
+  try {
+    r = caller === undefined ? null : await store.route(proxy, caller);
+  } catch (err) {
+    return { result: "store_error", error: (err as Error).message };
+  }
+  if (r === null) return { result: originator.onNet(proxy) !== undefined ? "own_route" : "no_session" };
+  const legs = originator.carrierLegs(r.other, 1, [], []);
+  if (legs.length === 0) return { result: "no_outbound" };
+  return { result: "routed", call: { session: r.id, proxy, other: r.other, tenant }, legs };
+}
