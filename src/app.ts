@@ -26,6 +26,8 @@ import { SmppEdgeForwarder } from "./edge/sms-forward.js";
 import { ReceiptSender } from "./edge/sms-receipts.js";
 import { RedisPendingReceipts } from "./edge/receipt-queue.js";
 import { SmsEdge } from "./edge/sms.js";
+import { bindTps, senderRights, SmsOutbound } from "./edge/sms-outbound.js";
+import { MemoryOptOutStore, RedisOptOutStore, type OptOutStore } from "./edge/optout.js";
 import { VoiceEdge } from "./edge/voice.js";
 import { selfTargetCheck } from "./edge/self-targets.js";
 import { AdminServer, type Readiness } from "./ops/admin.js";
@@ -43,6 +45,8 @@ import { RouteStore, RouteTable } from "./routing/table.js";
 import { SmppEdge } from "./smpp/edge.js";
 import { startApi, type ApiHandle } from "./api/index.js";
 import { registerSessionsApi } from "./api/sessions.js";
+import { registerMessagesApi } from "./api/messages.js";
+import { MemoryMessageStatusStore, RedisMessageStatusStore, type MessageStatusStore } from "./edge/sms-status.js";
 import { MaskingMetrics } from "./masking/metrics.js";
 import { MemorySessionStore, RedisSessionStore, type SessionStore } from "./masking/sessions.js";
 import { ActivityRecorder } from "./records/activity.js";
@@ -130,6 +134,12 @@ export class Didgate {
   private partsJournal: JournalPartStore | undefined;
   private receiptSender: ReceiptSender | undefined;
   sms: SmsEdge | undefined;
+  /** Outbound messages from app accounts (README.md "Sending messages"). */
+  smsOut: SmsOutbound | undefined;
+  /** Who opted out of which number (Redis when configured). */
+  optouts: OptOutStore | undefined;
+  /** Status histories of API messages (Redis when configured). */
+  private messageStatuses: MessageStatusStore | undefined;
   voice: VoiceEdge | undefined;
   readonly receipts = new ReceiptCorrelator();
   private admin: AdminServer | undefined;
@@ -266,9 +276,9 @@ export class Didgate {
       },
       logger: this.logger,
       registry: this.registry,
-      forwarder: new SmppEdgeForwarder(() => this.smpp, this.receipts),
+      forwarder: new SmppEdgeForwarder(() => this.smpp, this.receipts, () => this.smsOut),
       // The final outcome of a message whose submitter asked for a receipt (registered_delivery).
-      onFinal: (job, outcome) => this.sms?.onFinal(job, outcome),
+      onFinal: (job, outcome) => (job.body.type === "message.outbound" ? this.smsOut?.onFinal(job, outcome) : this.sms?.onFinal(job, outcome)),
       // Spooled jobs name the number whose route signs them; its secret is looked up at delivery.
       secrets: (number) => this.store.current.lookup(number)?.sms?.webhookSecret,
       instanceId: this.config.instance_id ?? hostname(),
@@ -294,7 +304,7 @@ export class Didgate {
         national_language: p.national_language?.map((l) => NATIONAL_LANGUAGES[l]!),
       });
     const cfg: SmppConfig = {
-      accounts: s.accounts.map((a) => defined({ system_id: a.system_id, password: a.password, role: a.role, sources: a.sources, max_binds: a.max_binds, ...peer(a) })),
+      accounts: s.accounts.map((a) => defined({ system_id: a.system_id, password: a.password, role: a.role, sources: a.sources, max_binds: a.max_binds, may_submit: a.role === "app" && (a.tenant !== undefined || (a.senders?.length ?? 0) > 0) ? true : undefined, ...peer(a) })),
       binds: s.binds.map((b) =>
         defined({
           name: b.name,
@@ -309,6 +319,7 @@ export class Didgate {
           tls_ca: b.tls_ca ? readFileSync(this.path(b.tls_ca)) : undefined,
           reconnect_min_s: b.reconnect_min_s,
           reconnect_max_s: b.reconnect_max_s,
+          tps: b.tps,
           ...peer(b),
         }),
       ),
@@ -379,18 +390,25 @@ export class Didgate {
       isCarrierAccount: (peer: string) => this.smpp?.accountRole(peer) === "carrier",
       isBind: (name: string) => this.smpp?.clients.has(name) ?? false,
     };
-    const sms = new SmsEdge({ store: this.store, delivery: this.delivery, logger: this.logger, registry: this.registry, plans, receipts: this.receipts, receiptsOut, now: this.now, stateOf: (r, t) => this.decider.stateOf(r, t), ...(this.records ? { records: this.records } : {}), ...(this.activity ? { activity: this.activity } : {}) });
+    this.optouts = this.partsRedis && redis ? new RedisOptOutStore(this.partsRedis, redis.prefix) : new MemoryOptOutStore();
+    this.messageStatuses = this.partsRedis && redis ? new RedisMessageStatusStore(this.partsRedis, redis.prefix) : new MemoryMessageStatusStore();
+    const out = new SmsOutbound({ store: this.store, outbound: this.outboundStore, smpp: () => this.smpp, delivery: this.delivery, optouts: this.optouts, rights: senderRights(this.config.smpp.accounts, new Map()), plans, tps: bindTps(this.config.smpp.binds), receipts: this.receipts, receiptSender: sender, statuses: this.messageStatuses, ...(this.partsRedis && redis ? { shared: { redis: this.partsRedis, prefix: redis.prefix } } : {}), logger: this.logger, registry: this.registry, now: this.now, stateOf: (r, t) => this.decider.stateOf(r, t), ...(this.records ? { records: this.records } : {}) });
+    this.smsOut = out;
+    const sms = new SmsEdge({ store: this.store, delivery: this.delivery, logger: this.logger, registry: this.registry, plans, receipts: this.receipts, receiptsOut, onOutboundReceipt: (s, r) => out.onReceipt(s, r), findOutbound: (b, id) => out.findShared(b, id), now: this.now, stateOf: (r, t) => this.decider.stateOf(r, t), ...(this.records ? { records: this.records } : {}), ...(this.activity ? { activity: this.activity } : {}) });
     this.sms = sms;
+    const isApp = (m: { peer: string; peer_kind: string }) => m.peer_kind === "account" && this.smpp?.accountRole(m.peer) === "app";
     this.smpp = new SmppEdge({
       config: this.smppConfig(),
       logger: this.logger,
       registry: this.registry,
-      onMessage: (m) => sms.onMessage(m),
-      onReceipt: (r) => sms.onReceipt(r),
+      // An app account's submit_sm is an outbound message; a receipt from an app is not ours to route.
+      onMessage: (m) => (isApp(m) ? out.onSubmit(m) : sms.onMessage(m)),
+      onReceipt: (r) => (isApp(r) ? undefined : sms.onReceipt(r)),
       ...(partStore ? { partStore } : {}),
     });
     await this.smpp.start();
     sender.start();
+    out.start();
   }
 
   private async startVoice(): Promise<void> {
@@ -521,6 +539,12 @@ export class Didgate {
           if (store === undefined) return;
           registerSessionsApi(app, { store, poolTenant: (n) => store.poolInfo(n)?.tenant, maxTtlS: this.config.masking.max_ttl_s, ...(this.maskingMetrics ? { metrics: this.maskingMetrics } : {}) });
           registerPoolsApi(app, { store, configPools: new Set(this.config.masking.pools.map((p) => p.name)), maxPools: this.config.masking.max_pools, maxNumbers: 100_000 });
+        },
+        (app) => {
+          const out = this.smsOut;
+          const statuses = this.messageStatuses;
+          if (out === undefined || statuses === undefined) return;
+          registerMessagesApi(app, { submit: (r) => out.submitHttp(r), statuses, mode: () => this.delivery?.mode ?? "direct" });
         },
       ],
     });
@@ -694,6 +718,7 @@ export class Didgate {
       if (this.smpp) {
         const r = this.smpp.updateAccounts(this.smppConfig(next.smpp).accounts ?? []);
         if (this.sms) smppPlans({ ...next.smpp, binds: cur.smpp.binds }, this.sms.plans);
+        if (this.smsOut) senderRights(next.smpp.accounts, this.smsOut.rights);
         applied.push(`smpp.accounts (added ${r.added.length}, changed ${r.changed.length}, removed ${r.removed.length})`);
       } else refused.push("smpp.accounts: SMPP is not running");
     }
@@ -731,6 +756,7 @@ export class Didgate {
     const deadline = Date.now() + graceMs;
     this.voice?.drain();
     this.sms?.drain();
+    this.smsOut?.drain();
     // SIP transactions in flight finish (or the grace period ends).
     // Then linger while in-dialog requests (ACK, BYE of calls just set up) keep coming: there is no
     // dialog state to wait on, so wait for SIP to be quiet for a moment.
@@ -744,6 +770,7 @@ export class Didgate {
     await this.voice?.close();
     await this.smpp?.close();
     this.receiptSender?.stop();
+    this.smsOut?.stop();
     this.partsRedis?.disconnect();
     await this.partsJournal?.close();
     await this.delivery?.close();

@@ -207,9 +207,14 @@ export const smppAccountSchema = z
     role: z.enum(["carrier", "app"]),
     sources: z.array(cidr).optional(),
     max_binds: z.number().int().positive().default(8),
+    /** app accounts: the tenant whose numbers its submit_sm may send from (docs/sms.md "Sending"). */
+    tenant: z.string().min(1).max(64).optional(),
+    /** app accounts: alphanumeric senders and short codes it may send from, as written in source_addr. */
+    senders: z.array(z.string().min(1).max(20)).max(1000).optional(),
     ...peerOptions,
   })
-  .strict();
+  .strict()
+  .refine((a) => a.role === "app" || (a.tenant === undefined && a.senders === undefined), { message: "tenant and senders are for app accounts only" });
 
 export const smppBindSchema = z
   .object({
@@ -226,6 +231,8 @@ export const smppBindSchema = z
     tls_ca: z.string().min(1).optional(),
     reconnect_min_s: z.number().positive().optional(),
     reconnect_max_s: z.number().positive().optional(),
+    /** Outbound messages per second through this bind (each part counts); absent: no limit. */
+    tps: z.number().positive().max(100_000).optional(),
     ...peerOptions,
   })
   .strict();

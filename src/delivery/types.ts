@@ -39,7 +39,55 @@ export interface MessageReceiptBody {
   smpp: { peer: string };
 }
 
-export type WebhookBody = MessageReceivedBody | MessageReceiptBody;
+/**
+ * An outbound message an app submitted (src/edge/sms-outbound.ts): sent by SMPP through the binds
+ * of `route`, in order. Never posted to a webhook.
+ */
+export interface MessageOutboundBody {
+  type: "message.outbound";
+  id: string;
+  submitted_at: string;
+  /** E.164 number of the tenant, or a listed alphanumeric sender / short code. */
+  from: string;
+  to: string;
+  text: string | null;
+  /** base64 of the payload when the message is binary. */
+  binary?: string;
+  data_coding?: number;
+  /** As the carrier gets it: gsm7, ucs2, latin1 or binary. */
+  encoding: string;
+  /** Parts (segments) as concatenated SMS. */
+  parts: number;
+  tenant: string | null;
+  /** The submitting app account (system_id). */
+  account: string;
+  /** Outbound bind names to try, in order (the outbound table's sms entry when accepted). */
+  route: string[];
+  /** Sent through the HTTP API: its status history is kept (GET /v1/messages/{id}). */
+  track?: boolean;
+  /** The API client's own reference, echoed in the status. */
+  client_ref?: string;
+  /** Where each status change is posted (signed `message.status`). */
+  status_webhook?: string;
+  /** The app's PDU: didgate's id for it, and its addresses as given. */
+  smpp?: { message_id: string; source: { addr: string; ton: number; npi: number }; destination: { addr: string; ton: number; npi: number } };
+}
+
+/** The webhook body of a status change of a message sent through the API (its status_webhook). */
+export interface MessageStatusBody {
+  type: "message.status";
+  /** The message's id (msg_…); the webhook-id is the id of this status change. */
+  id: string;
+  status: string;
+  at: string;
+  error_code: string | null;
+  from: string;
+  to: string;
+  tenant: string | null;
+  client_ref: string | null;
+}
+
+export type WebhookBody = MessageReceivedBody | MessageReceiptBody | MessageOutboundBody | MessageStatusBody;
 
 /** Where a message goes. Both may be set: webhook first, then SMPP. */
 export interface DeliveryTarget {

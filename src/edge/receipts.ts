@@ -19,10 +19,19 @@ export interface SentMessage {
   receipt?: ReceiptRequest;
   /** Set once that receipt was relayed (a long message has one SMSC id per part). */
   relayed?: boolean;
+  /** An app's outbound message (src/edge/sms-outbound.ts): its receipt goes back to the app, not to a webhook. */
+  outbound?: boolean;
+  /** The sender's own data about the message (sms-outbound: what its record needs). */
+  data?: unknown;
 }
 
 export class ReceiptCorrelator {
   private readonly sent: LRUCache<string, SentMessage>;
+  /** Receipts that came before their submit_sm_resp, waiting for remember() (bounded). */
+  private readonly waiters = new Map<string, ((m: SentMessage | undefined) => void)[]>();
+  private waiting = 0;
+  /** submit_sm in flight per bind (only then can a receipt come before its submit_sm_resp). */
+  private readonly submitting = new Map<string, number>();
 
   constructor(max = 200_000, ttlMs = 72 * 3600_000) {
     this.sent = new LRUCache({ max, ttl: ttlMs });
@@ -33,7 +42,56 @@ export class ReceiptCorrelator {
   }
 
   remember(peer: string, smscId: string, m: SentMessage): void {
-    if (smscId !== "") this.sent.set(ReceiptCorrelator.key(peer, smscId), m);
+    if (smscId === "") return;
+    const k = ReceiptCorrelator.key(peer, smscId);
+    this.sent.set(k, m);
+    const w = this.waiters.get(k);
+    if (w !== undefined) {
+      this.waiters.delete(k);
+      this.waiting -= w.length;
+      for (const f of w) f(m);
+    }
+  }
+
+  /** A submit through `peer` starts / ends (see find's early receipts). */
+  submitStart(peer: string): void {
+    this.submitting.set(peer, (this.submitting.get(peer) ?? 0) + 1);
+  }
+
+  submitEnd(peer: string): void {
+    const n = (this.submitting.get(peer) ?? 1) - 1;
+    if (n <= 0) this.submitting.delete(peer);
+    else this.submitting.set(peer, n);
+  }
+
+  /**
+   * The message a receipt is for; when it is not known yet but a submit through that peer is in
+   * flight, the receipt may have overtaken its submit_sm_resp: wait up to `ms` for it.
+   */
+  async findOrWait(peer: string, smscId: string, ms: number, max = 10_000): Promise<SentMessage | undefined> {
+    const m = this.find(peer, smscId);
+    if (m !== undefined || smscId === "" || (this.submitting.get(peer) ?? 0) === 0 || this.waiting >= max) return m;
+    const k = ReceiptCorrelator.key(peer, smscId);
+    return new Promise((resolve) => {
+      let list = this.waiters.get(k);
+      if (list === undefined) this.waiters.set(k, (list = []));
+      this.waiting++;
+      const done = (v: SentMessage | undefined): void => {
+        clearTimeout(t);
+        resolve(v);
+      };
+      const t = setTimeout(() => {
+        const l = this.waiters.get(k);
+        const i = l?.indexOf(done) ?? -1;
+        if (l !== undefined && i >= 0) {
+          l.splice(i, 1);
+          this.waiting--;
+          if (l.length === 0) this.waiters.delete(k);
+        }
+        resolve(undefined);
+      }, ms);
+      list.push(done);
+    });
   }
 
   /** The message a receipt from `peer` about `smscId` is for, if this edge sent it. */

@@ -30,14 +30,21 @@ export class SmppEdgeForwarder implements SmppForwarder {
   constructor(
     private readonly edge: () => SmppEdge | undefined,
     private readonly receipts?: ReceiptCorrelator,
+    /** Sends an app's outbound messages (src/edge/sms-outbound.ts). */
+    private readonly outbound?: () => { forward(job: DeliveryJob, signal: AbortSignal): Promise<AttemptResult> } | undefined,
   ) {}
 
   async forward(job: DeliveryJob, signal: AbortSignal): Promise<AttemptResult> {
     const peer = job.target.smpp;
     const edge = this.edge();
     if (peer === undefined) return { kind: "dead", reason: "no smpp target" };
-    if (edge === undefined) return { kind: "dead", reason: "SMPP is not configured" };
     const body = job.body;
+    if (body.type === "message.outbound") {
+      const o = this.outbound?.();
+      return o === undefined ? { kind: "retry", reason: "outbound SMS is not running" } : o.forward(job, signal);
+    }
+    // Delivery starts before SMPP: a spooled message re-read at start waits for it.
+    if (edge === undefined) return { kind: "retry", reason: "SMPP is not running yet" };
     if (body.type !== "message.received") return { kind: "dead", reason: "receipts are delivered to webhooks only" };
     // The same concatenation reference on every retry of this job (any edge): a receiver that
     // got some parts of a failed attempt puts the retried parts with them instead of starting over.

@@ -19,7 +19,7 @@ import { normalizeNumber, type NumberPlan } from "../routing/number.js";
 import { isGone, type Route, type RouteState } from "../routing/route.js";
 import type { RouteStore } from "../routing/table.js";
 import type { AcceptResult, InboundSms, Receipt, SmsAddress } from "../smpp/types.js";
-import type { ReceiptCorrelator } from "./receipts.js";
+import type { ReceiptCorrelator, SentMessage } from "./receipts.js";
 import { normaliseStat, type ReceiptSender } from "./sms-receipts.js";
 import { withSecret } from "../delivery/secret-ref.js";
 
@@ -44,6 +44,10 @@ export interface SmsEdgeOptions {
     /** Is this name an outbound bind (a carrier's receipt will come back from it)? */
     isBind(name: string): boolean;
   };
+  /** Receipts of an app's outbound messages (src/edge/sms-outbound.ts): relayed and recorded there. */
+  onOutboundReceipt?: (sent: SentMessage, r: Receipt) => Promise<string>;
+  /** An outbound message another edge (or this one before a restart) sent, by the bind's message id (Redis). */
+  findOutbound?: (bind: string, smscId: string) => Promise<SentMessage | undefined>;
   /** State of a route at a time (Decider.stateOf: released_at, port_date); default its state field. */
   stateOf?: (route: Route, atMs: number) => RouteState;
   /** Message records (one per message, at its final outcome) and number activity. */
@@ -210,6 +214,7 @@ export class SmsEdge {
    */
   onFinal(job: DeliveryJob, outcome: FinalOutcome): void {
     const b = job.body;
+    if (b.type === "message.outbound") return; // src/edge/sms-outbound.ts
     if (b.type === "message.received") {
       this.opts.records?.write("message", {
         id: job.id,
@@ -260,7 +265,15 @@ export class SmsEdge {
   async onReceipt(r: Receipt): Promise<void> {
     const plan = this.plan(r.peer);
     // A receipt for a message this edge submitted: the route of that message's DID.
-    const sent = this.opts.receipts?.find(r.peer, r.message_id);
+    // A receipt from a bind may overtake the submit_sm_resp of its message: wait a moment for it.
+    let sent = r.peer_kind === "bind" ? await this.opts.receipts?.findOrWait(r.peer, r.message_id, 2000) : this.opts.receipts?.find(r.peer, r.message_id);
+    if (sent === undefined && r.peer_kind === "bind" && this.opts.findOutbound !== undefined) sent = await this.opts.findOutbound(r.peer, r.message_id);
+    if (sent?.outbound === true && this.opts.onOutboundReceipt !== undefined) {
+      const outcome = await this.opts.onOutboundReceipt(sent, r);
+      this.metrics.receipts.inc({ peer: r.peer, outcome });
+      this.opts.logger.info({ peer: r.peer, receipted_message_id: r.message_id, message_id: sent.id, stat: r.stat, result: outcome }, "sms receipt");
+      return;
+    }
     let did = sent?.did;
     let route = did === undefined ? undefined : this.smsRoute(did);
     if (sent === undefined) {

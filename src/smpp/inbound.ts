@@ -104,6 +104,8 @@ export function statusFor(result: AcceptResult | undefined, peer: PeerOptions): 
       return STATUS.ESME_ROK;
     case "invalid_destination":
       return STATUS.ESME_RINVDSTADR;
+    case "invalid_source":
+      return STATUS.ESME_RINVSRCADR;
     case "permanent":
       return STATUS.ESME_RX_R_APPN;
     default:

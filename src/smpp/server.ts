@@ -288,8 +288,9 @@ export class SmppServer implements SessionHandler {
       session.respond(pdu, STATUS.ESME_RINVBNDSTS);
       return;
     }
-    if (acct.cfg.role !== "carrier") {
-      // An app account receives messages from didgate; it does not send them.
+    if (acct.cfg.role !== "carrier" && !(acct.cfg.may_submit === true && (pdu.command_id === CMD.submit_sm || pdu.command_id === CMD.data_sm))) {
+      // An app account receives messages from didgate; it sends only when it may submit (a tenant
+      // or senders: README.md "Sending messages").
       session.respond(pdu, STATUS.ESME_RX_R_APPN);
       return;
     }

@@ -60,6 +60,8 @@ export interface SmppAccount extends PeerOptions {
   sources?: string[];
   /** Most simultaneous binds for this account (default 8). */
   max_binds?: number;
+  /** app accounts: its submit_sm/data_sm go to onMessage (outbound messages) instead of being refused. */
+  may_submit?: boolean;
 }
 
 export interface SmppBindConfig extends PeerOptions {
@@ -81,6 +83,8 @@ export interface SmppBindConfig extends PeerOptions {
   /** Reconnect backoff bounds in seconds (default 1 and 60). */
   reconnect_min_s?: number;
   reconnect_max_s?: number;
+  /** Outbound messages per second (each part counts); the SMPP layer does not enforce it (src/edge does). */
+  tps?: number;
 }
 
 export interface SmppConfig {
@@ -195,7 +199,9 @@ export type AcceptResult =
   | { status: "accepted" }
   | { status: "temporary" }
   | { status: "permanent" }
-  | { status: "invalid_destination" };
+  | { status: "invalid_destination" }
+  /** The source address is not one the peer may send from (ESME_RINVSRCADR). */
+  | { status: "invalid_source" };
 
 /**
  * Durable reassembly buffers (e.g. in Redis; src/delivery's RedisPartStore behind an adapter).

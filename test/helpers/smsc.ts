@@ -40,6 +40,15 @@ export interface SmscOptions {
   password?: string;
   /** Answer submit_sm with this status (default 0) and message ids "m1", "m2", … */
   submitStatus?: number;
+  /** Answer each submit_sm with the status this returns (overrides submitStatus). */
+  submitStatusOf?: (pdu: SmppPdu) => number;
+  /** Prefix of the message ids (default "m"). */
+  idPrefix?: string;
+  /**
+   * For a submit_sm with registered_delivery, send a DELIVRD receipt on the same session first and
+   * the submit_sm_resp `receiptFirst` ms later (a receipt overtaking its response).
+   */
+  receiptFirst?: number;
   /** Do not answer enquire_link (to simulate a dead peer). */
   ignoreEnquireLink?: boolean;
   tls?: { key: string | Buffer; cert: string | Buffer };
@@ -78,6 +87,7 @@ export async function startSmsc(o: SmscOptions = {}): Promise<TestSmsc> {
       if (i >= 0) binds.splice(i, 1);
     });
     session.on("pdu", (pdu: SmppPdu) => {
+      pdu._at = Date.now(); // when it arrived (rate checks read it)
       received.push(pdu);
       switch (pdu.command) {
         case "bind_transceiver":
@@ -96,9 +106,22 @@ export async function startSmsc(o: SmscOptions = {}): Promise<TestSmsc> {
           session.send(pdu.response());
           session.close();
           break;
-        case "submit_sm":
-          session.send(pdu.response({ command_status: o.submitStatus ?? 0, message_id: "m" + ++ids }));
+        case "submit_sm": {
+          const id = (o.idPrefix ?? "m") + ++ids;
+          const resp = pdu.response({ command_status: o.submitStatusOf?.(pdu) ?? o.submitStatus ?? 0, message_id: id });
+          if (o.receiptFirst !== undefined && ((pdu.registered_delivery as number) & 3) !== 0) {
+            session.deliver_sm({
+              source_addr: pdu.destination_addr,
+              destination_addr: pdu.source_addr,
+              esm_class: 4,
+              short_message: `id:${id} sub:001 dlvrd:001 submit date:2612050800 done date:2612050801 stat:DELIVRD err:000 text:`,
+              receipted_message_id: id,
+              message_state: 2,
+            });
+            setTimeout(() => session.send(resp), o.receiptFirst);
+          } else session.send(resp);
           break;
+        }
       }
     });
   });

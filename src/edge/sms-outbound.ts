@@ -1,0 +1,759 @@
+/**
+ * Outbound SMS: an app account bound to didgate submits a message (submit_sm / data_sm) from one of
+ * its tenant's numbers or from one of its listed senders; didgate routes it by destination through
+ * the outbound table's `sms` names (outbound binds, in order), paces each bind to its `tps`, fails
+ * over to the next bind when one is down or answers a temporary status, relays the carrier's
+ * receipt to the app with the app's own message id, and writes one message record (README.md
+ * "Sending messages", docs/sms.md).
+ *
+ * The answer to the app's PDU:
+ *   source not a number of the account's tenant (active or porting out), nor a listed sender
+ *                                          → invalid_source       (ESME_RINVSRCADR 0x0A)
+ *   recipient opted out of that sender     → permanent            (ESME_RX_R_APPN 0x66)
+ *   destination not a number / no sms route in the outbound table, or none of its names is a bind
+ *                                          → invalid_destination  (ESME_RINVDSTADR 0x0B)
+ *   durably queued (spool) or accepted by the carrier (direct mode) → accepted (ESME_ROK)
+ *   otherwise                              → temporary (the account's temp_fail_status, default 0x64)
+ *
+ * Sending is one delivery attempt per call of forward() (delivery owns retries, backoff and the
+ * max age): each name of the route in order, skipping binds that are down or cooling down after a
+ * throttling answer, waiting for the bind's pacing slot; the first ESME_ROK ends it. A permanent
+ * refusal ends the message as failed; temporary ones everywhere make delivery retry it later.
+ */
+import type { Cluster, Redis } from "ioredis";
+import type { Logger } from "pino";
+import { Counter, Gauge, Histogram, type Registry } from "prom-client";
+import { randomUUID } from "node:crypto";
+import type { AcceptOutcome, AttemptResult, DeliveryJob, FinalOutcome, MessageOutboundBody, MessageStatusBody, ReceiptRequest } from "../delivery/types.js";
+import type { RecordWriter } from "../records/writer.js";
+import type { NumberPlan } from "../routing/number.js";
+import type { OutboundEntry } from "../routing/outbound.js";
+import { isGone, type Route, type RouteState } from "../routing/route.js";
+import { MATCH_DEFAULT, type RouteStore } from "../routing/table.js";
+import { CMD, STATUS } from "../smpp/constants.js";
+import type { SmppEdge } from "../smpp/edge.js";
+import { buildMessagePdus } from "../smpp/outbound.js";
+import type { AcceptResult, InboundSms, OutboundSms, Receipt } from "../smpp/types.js";
+import type { OptOutStore } from "./optout.js";
+import type { MessageStatusStore } from "./sms-status.js";
+import type { ReceiptCorrelator, SentMessage } from "./receipts.js";
+import { smppAddressToE164, type MessageSink } from "./sms.js";
+import { referenceOf, toSmppAddress } from "./sms-forward.js";
+import { normaliseStat, type ReceiptSender } from "./sms-receipts.js";
+
+/** What an app account may send from (config smpp.accounts: tenant, senders). */
+export interface SenderRights {
+  tenant?: string;
+  senders: ReadonlySet<string>;
+}
+
+/**
+ * Pacing of one bind: a token bucket of size one (no bursts), `tps` slots per second; every part
+ * of a message takes a slot. reserve() books the next free slots and says how long to wait for
+ * them, or refuses (-1 and no booking) when that wait is over `maxWaitMs`.
+ */
+export class Pacer {
+  private next = 0;
+  constructor(
+    readonly tps: number,
+    private readonly now: () => number = () => performance.now(),
+  ) {}
+
+  /** Milliseconds until `n` slots are free if booked now, without booking. */
+  waitFor(): number {
+    return Math.max(0, this.next - this.now());
+  }
+
+  reserve(n: number, maxWaitMs: number): number {
+    const t = this.now();
+    const start = Math.max(t, this.next);
+    const wait = start - t;
+    if (wait > maxWaitMs) return -1;
+    this.next = start + (n * 1000) / this.tps;
+    return wait;
+  }
+}
+
+/** Outcomes of an app's submit (metric label values: a closed set). */
+export type SubmitOutcome = "accepted" | "temporary" | "permanent" | "invalid_source" | "opted_out" | "no_route" | "invalid_number" | "draining";
+/** Outcomes of one try on one bind. */
+type BindOutcome = "ok" | "temporary" | "throttled" | "permanent" | "down";
+
+/** Final status of an outbound message in its record (and its metric label). */
+const FINAL: Record<string, string> = {
+  DELIVRD: "delivered",
+  EXPIRED: "expired",
+  DELETED: "deleted",
+  UNDELIV: "undeliverable",
+  ACCEPTD: "accepted",
+  REJECTD: "rejected",
+  UNKNOWN: "unknown",
+};
+
+export class SmsOutboundMetrics {
+  readonly submits: Counter<"account" | "outcome">;
+  readonly binds: Counter<"bind" | "outcome">;
+  readonly parts: Counter<"bind">;
+  readonly finals: Counter<"status">;
+  readonly latency: Histogram<"bind">;
+  readonly pacing: Gauge<"bind">;
+  constructor(registry: Registry) {
+    this.pacing = new Gauge({ name: "didgate_sms_outbound_pacing", help: "Outbound messages waiting for their tps slot on a bind (this process)", labelNames: ["bind"], registers: [registry] });
+    this.submits = new Counter({ name: "didgate_sms_outbound_total", help: "Outbound messages submitted by apps, by account and outcome", labelNames: ["account", "outcome"], registers: [registry] });
+    this.binds = new Counter({ name: "didgate_sms_outbound_binds_total", help: "Outbound message tries per bind and outcome (ok, temporary, throttled, permanent, down)", labelNames: ["bind", "outcome"], registers: [registry] });
+    this.parts = new Counter({ name: "didgate_sms_outbound_parts_total", help: "Outbound message parts (segments) accepted by each bind", labelNames: ["bind"], registers: [registry] });
+    this.finals = new Counter({ name: "didgate_sms_outbound_final_total", help: "Outbound messages by final status (delivered, undeliverable, expired, rejected, failed, sent: no receipt in time, …)", labelNames: ["status"], registers: [registry] });
+    this.latency = new Histogram({ name: "didgate_sms_outbound_submit_seconds", help: "From the app's submit to the carrier's submit_sm_resp, per bind", labelNames: ["bind"], buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60], registers: [registry] });
+  }
+}
+
+export interface SmsOutboundOptions {
+  store: RouteStore<Route>;
+  outbound: RouteStore<OutboundEntry>;
+  /** The SMPP edge (set once it runs). */
+  smpp: () => SmppEdge | undefined;
+  delivery: MessageSink;
+  optouts?: OptOutStore;
+  /** What each app account may send from, by system_id (the app refills it on a config reload). */
+  rights: Map<string, SenderRights>;
+  /** Number plan per peer (account system_id or bind name). */
+  plans: Map<string, NumberPlan>;
+  /** Pacing per bind name (tps); the app refills it on a config reload. */
+  tps: Map<string, number>;
+  receipts: ReceiptCorrelator;
+  receiptSender?: ReceiptSender;
+  /** Status histories of API messages (GET /v1/messages/{id}). */
+  statuses?: MessageStatusStore;
+  /**
+   * Redis: the bind's message ids of sent messages (`<prefix>smsout:<bind>:<id>`, 72 h), so a
+   * receipt that reaches another edge, or this one after a restart, still finds its message; and a
+   * once-only marker per message (`<prefix>smsout:done:<id>`) so its receipt is relayed and
+   * recorded once.
+   */
+  shared?: { redis: Redis | Cluster; prefix: string; ttlS?: number };
+  records?: RecordWriter;
+  logger: Logger;
+  registry: Registry;
+  stateOf?: (route: Route, atMs: number) => RouteState;
+  now?: () => number;
+  /** Longest wait for a bind's pacing slot in one attempt (ms, default 10000); longer: the next bind, or later. */
+  maxPaceWaitMs?: number;
+  /** How long a bind that answered throttled (0x58) or queue full (0x14) is passed over (ms, default 1000). */
+  cooldownMs?: number;
+  /** How long a message accepted by a carrier waits for its final receipt before its record is written as "sent" (ms, default 1 h). */
+  receiptWaitMs?: number;
+  /** Messages waiting for their receipt at once (default 200,000); beyond it the oldest is written as "sent". */
+  maxWaiting?: number;
+}
+
+/** One submit on its way through queue(). */
+interface QueueInput {
+  id: string;
+  account: string;
+  from: string;
+  to: string;
+  tenant: string | null;
+  text: string | null;
+  binary?: Buffer;
+  data_coding?: number;
+  submittedAt: Date;
+  smpp?: MessageOutboundBody["smpp"];
+  receipt?: ReceiptRequest;
+  /** Keep a status history (API messages). */
+  track?: boolean;
+  client_ref?: string;
+  status_webhook?: string;
+  /** For refusals' records: parts and encoding as known. */
+  partsIn?: number;
+  encodingIn?: string;
+}
+
+/** A message accepted by a carrier, waiting for its final receipt (for its record). */
+interface Waiting {
+  body: MessageOutboundBody;
+  bind: string;
+  smscIds: string[];
+  acceptedAt: number;
+  sentAt: number;
+  attempts: number;
+  at: number;
+}
+
+export class SmsOutbound {
+  readonly metrics: SmsOutboundMetrics;
+  private readonly now: () => number;
+  private readonly pacers = new Map<string, Pacer>();
+  private readonly cooldown = new Map<string, number>();
+  private readonly waiting = new Map<string, Waiting>();
+  /** What each app account may send from; refilled on a config reload. */
+  readonly rights: Map<string, SenderRights>;
+  private timer: NodeJS.Timeout | undefined;
+  private draining = false;
+
+  constructor(private readonly o: SmsOutboundOptions) {
+    this.metrics = new SmsOutboundMetrics(o.registry);
+    this.rights = o.rights;
+    this.now = o.now ?? Date.now;
+  }
+
+  /** Start writing the records of messages whose receipt did not come in time. */
+  start(): void {
+    if (this.timer !== undefined) return;
+    this.timer = setInterval(() => this.sweep(false), Math.min(60_000, Math.max(100, (this.o.receiptWaitMs ?? 3_600_000) / 4)));
+    this.timer.unref();
+  }
+
+  /**
+   * Stop; messages still waiting for their receipt get their record now (status sent), except with
+   * Redis, where the edge that gets the receipt later writes it.
+   */
+  stop(): void {
+    clearInterval(this.timer);
+    this.timer = undefined;
+    this.sweep(true);
+  }
+
+  drain(): void {
+    this.draining = true;
+  }
+
+  /** The SMPP layer's onMessage for app accounts: an outbound message. */
+  async onSubmit(msg: InboundSms): Promise<AcceptResult> {
+    const account = msg.peer;
+    const plan = this.o.plans.get(account) ?? {};
+    const d = smppAddressToE164(msg.destination, plan);
+    const rights = this.rights.get(account);
+    const c: QueueInput = {
+      id: `msg_${msg.message_id}`,
+      account,
+      from: msg.source.addr,
+      to: d.ok ? d.e164 : msg.destination.addr,
+      tenant: rights?.tenant ?? null,
+      text: msg.text ?? null,
+      submittedAt: msg.received_at,
+      smpp: { message_id: msg.message_id, source: msg.source, destination: msg.destination },
+      partsIn: msg.parts,
+      encodingIn: msg.encoding,
+    };
+    if (msg.binary !== undefined) {
+      c.binary = msg.binary;
+      c.data_coding = msg.data_coding;
+    }
+    if (this.draining) return this.result(this.finish(c, "draining", {}));
+    // Parts of a long message that never all came (reassembly timed out): not sent cut short.
+    if (msg.partial) return this.result(this.finish(c, "permanent", { why: "incomplete long message", parts: msg.parts, total_parts: msg.total_parts }));
+    // The sender: a listed alphanumeric sender or short code as written, else a number of the tenant.
+    if (rights === undefined || !rights.senders.has(msg.source.addr)) {
+      const n = smppAddressToE164(msg.source, plan);
+      if (!n.ok) return this.result(this.finish(c, "invalid_source", { why: "not a listed sender" }));
+      c.from = n.e164;
+      const why = rights?.tenant === undefined ? "account has no tenant" : this.notOwned(n.e164, rights.tenant);
+      if (why !== null) return this.result(this.finish(c, "invalid_source", { why }));
+    }
+    if (!d.ok) return this.result(this.finish(c, "invalid_number", { error: d.error }));
+    if ((msg.registered_delivery & 0x03) !== 0) {
+      c.receipt = {
+        peer: account,
+        ids: msg.part_ids ?? [msg.message_id],
+        when: msg.registered_delivery & 0x03,
+        source: msg.source,
+        destination: msg.destination,
+        submitted_at: msg.received_at.getTime(),
+        text: (msg.text ?? "").slice(0, 20),
+      };
+    }
+    return this.result((await this.queue(c)).outcome);
+  }
+
+  /**
+   * An outbound message from the HTTP API: `from` must be an active number of the token's tenant
+   * (an admin token: any active number of ours). The outcome, and the message's id and parts when
+   * it was accepted.
+   */
+  async submitHttp(req: { tenant: string | undefined; from: string; to: string; text: string; client_ref?: string; status_webhook?: string; id: string }): Promise<{ outcome: SubmitOutcome; parts?: number }> {
+    const c: QueueInput = { id: req.id, account: "api", from: req.from, to: req.to, tenant: req.tenant ?? null, text: req.text, submittedAt: new Date(this.now()), track: true };
+    if (req.client_ref !== undefined) c.client_ref = req.client_ref;
+    if (req.status_webhook !== undefined) c.status_webhook = req.status_webhook;
+    if (this.draining) return { outcome: this.finish(c, "draining", {}) };
+    const t = this.o.store.current;
+    const r = t.lookup(req.from);
+    const tenant = req.tenant ?? (r !== undefined && t.match.kind !== MATCH_DEFAULT ? r.tenant : undefined);
+    const why = tenant === undefined ? "not a number of ours" : this.notOwned(req.from, tenant);
+    if (why !== null) return { outcome: this.finish(c, "invalid_source", { why }) };
+    c.tenant = tenant ?? null;
+    const q = await this.queue(c);
+    return q.body !== undefined ? { outcome: q.outcome, parts: q.body.parts } : { outcome: q.outcome };
+  }
+
+  private result(outcome: SubmitOutcome): AcceptResult {
+    switch (outcome) {
+      case "accepted":
+        return { status: "accepted" };
+      case "invalid_source":
+        return { status: "invalid_source" };
+      case "opted_out":
+      case "permanent":
+        return { status: "permanent" };
+      case "no_route":
+      case "invalid_number":
+        return { status: "invalid_destination" };
+      default:
+        return { status: "temporary" };
+    }
+  }
+
+  /** Metrics, the log line, and (for a refusal) the record of a submit. */
+  private finish(c: QueueInput, outcome: SubmitOutcome, fields: Record<string, unknown>): SubmitOutcome {
+    this.metrics.submits.inc({ account: c.account, outcome });
+    this.o.logger[outcome === "accepted" ? "info" : "warn"]({ account: c.account, id: c.id, from: c.from, to: c.to, tenant: c.tenant, result: outcome, ...fields }, "sms outbound");
+    if (outcome !== "accepted" && outcome !== "temporary" && outcome !== "draining") {
+      this.record({ id: c.id, account: c.account, from: c.from, to: c.to, tenant: c.tenant, parts: c.partsIn ?? 1, encoding: c.encodingIn ?? "gsm7", status: "rejected", reason: outcome, bind: null, smsc_message_ids: [], accepted_at: null, sent_at: null, receipt: null, attempts: 0, smpp_message_id: c.smpp?.message_id ?? null });
+    }
+    return outcome;
+  }
+
+  /** Opt-out, route, encoding, then delivery: the common part of every submit. */
+  private async queue(c: QueueInput): Promise<{ outcome: SubmitOutcome; body?: MessageOutboundBody }> {
+    const { from, to } = c;
+    if (this.o.optouts !== undefined) {
+      let out: boolean;
+      try {
+        out = await this.o.optouts.isOptedOut(from, to);
+      } catch (err) {
+        this.o.logger.warn({ err: (err as Error)?.message }, "opt-out lookup failed: message declined with a temporary failure");
+        return { outcome: this.finish(c, "temporary", { why: "opt-out lookup failed" }) };
+      }
+      if (out) return { outcome: this.finish(c, "opted_out", {}) };
+    }
+    const route = this.routeOf(to);
+    if (route.length === 0) return { outcome: this.finish(c, "no_route", {}) };
+    const body: MessageOutboundBody = {
+      type: "message.outbound",
+      id: c.id,
+      submitted_at: c.submittedAt.toISOString(),
+      from,
+      to,
+      text: c.text,
+      encoding: "gsm7",
+      parts: 1,
+      tenant: c.tenant,
+      account: c.account,
+      route,
+    };
+    if (c.smpp !== undefined) body.smpp = c.smpp;
+    if (c.track === true) body.track = true;
+    if (c.client_ref !== undefined) body.client_ref = c.client_ref;
+    if (c.status_webhook !== undefined) body.status_webhook = c.status_webhook;
+    if (c.binary !== undefined) {
+      body.binary = c.binary.toString("base64");
+      if (c.data_coding !== undefined) body.data_coding = c.data_coding;
+    }
+    // Encoding and parts as the carrier will get them (concatenated parts, each counts).
+    try {
+      const pdus = buildMessagePdus(CMD.submit_sm, this.smsOf(body), 0, "udh");
+      body.parts = pdus.length;
+      const dc = pdus[0]!.data_coding;
+      body.encoding = c.binary !== undefined ? "binary" : dc === 0x08 ? "ucs2" : dc === 0x03 ? "latin1" : "gsm7";
+    } catch {
+      return { outcome: this.finish(c, "permanent", { why: "too long" }) };
+    }
+    c.partsIn = body.parts;
+    c.encodingIn = body.encoding;
+    const job: DeliveryJob = { id: body.id, body, target: { smpp: route[0]! }, acceptedAt: this.now(), attempts: 0 };
+    if (c.receipt !== undefined) job.receipt = c.receipt;
+    if (c.track === true) await this.track(body, "queued", null, true);
+    let outcome: AcceptOutcome;
+    try {
+      outcome = await this.o.delivery.accept(job);
+    } catch (err) {
+      this.o.logger.error({ err: (err as Error).message, id: c.id }, "delivery accept failed");
+      outcome = "temporary";
+    }
+    if (outcome !== "accepted" && c.track === true) await this.o.statuses?.forget(body.id).catch(() => undefined);
+    return { outcome: this.finish(c, outcome, { route, parts: body.parts }), body };
+  }
+
+  /** Status history of a message sent through the API (GET /v1/messages/{id}). Never throws. */
+  private async track(body: MessageOutboundBody, status: string, detail: Record<string, unknown> | null, create = false): Promise<void> {
+    if (!create && body.status_webhook !== undefined) this.statusWebhook(body, status, detail);
+    const st = this.o.statuses;
+    if (st === undefined || body.track !== true) return;
+    try {
+      if (create) {
+        await st.create({ id: body.id, tenant: body.tenant, from: body.from, to: body.to, parts: body.parts, encoding: body.encoding, created_at: body.submitted_at, ...(body.client_ref !== undefined ? { client_ref: body.client_ref } : {}) }, { status, at: new Date(this.now()).toISOString() });
+      } else await st.update(body.id, { status, at: new Date(this.now()).toISOString(), ...(detail ?? {}) });
+    } catch (err) {
+      this.o.logger.warn({ id: body.id, err: (err as Error)?.message }, "message status not stored");
+    }
+  }
+
+  /** A signed message.status to the message's status_webhook, through delivery (retried, spooled with Redis). */
+  private statusWebhook(body: MessageOutboundBody, status: string, detail: Record<string, unknown> | null): void {
+    const url = body.status_webhook;
+    if (url === undefined) return;
+    const err = detail?.error_code;
+    const sb: MessageStatusBody = {
+      type: "message.status",
+      id: body.id,
+      status,
+      at: new Date(this.now()).toISOString(),
+      error_code: typeof err === "string" ? err : null,
+      from: body.from,
+      to: body.to,
+      tenant: body.tenant,
+      client_ref: body.client_ref ?? null,
+    };
+    const job: DeliveryJob = { id: `st_${randomUUID()}`, body: sb, target: { webhook: url }, acceptedAt: this.now(), attempts: 0 };
+    void this.o.delivery.accept(job).then(
+      (o) => {
+        if (o !== "accepted") this.o.logger.warn({ id: body.id, status, result: o }, "message.status webhook not delivered");
+      },
+      () => undefined,
+    );
+  }
+
+  /** Bind names of the outbound table's sms entry for a destination that exist here. */
+  routeOf(to: string): string[] {
+    const entry = this.o.outbound.current.lookup(to);
+    if (entry === undefined) return [];
+    const clients = this.o.smpp()?.clients;
+    const out: string[] = [];
+    for (const n of entry.sms) {
+      if (clients?.has(n)) out.push(n);
+      else this.o.logger.debug({ name: n }, "outbound sms route names no outbound bind: skipped");
+    }
+    return out;
+  }
+
+  /** null when the tenant may send from the number (the same rule as a customer's caller ID). */
+  private notOwned(e164: string, tenant: string): string | null {
+    const t = this.o.store.current;
+    const r = t.lookup(e164);
+    if (r === undefined || t.match.kind === MATCH_DEFAULT) return "not a number of ours";
+    if (r.tenant !== tenant) return "owned by another tenant";
+    const state = this.o.stateOf !== undefined ? this.o.stateOf(r, this.now()) : r.state;
+    if (isGone(state) || (state !== "active" && state !== "porting_out")) return "number not active";
+    return null;
+  }
+
+  private smsOf(body: MessageOutboundBody): OutboundSms {
+    const m: OutboundSms = { source: toSmppAddress(body.from), destination: toSmppAddress(body.to), reference: referenceOf(body.id) };
+    if (body.binary !== undefined) {
+      m.binary = Buffer.from(body.binary, "base64");
+      if (body.data_coding !== undefined) m.data_coding = body.data_coding;
+    } else m.text = body.text ?? "";
+    return m;
+  }
+
+  private pacer(bind: string): Pacer | undefined {
+    const tps = this.o.tps.get(bind);
+    if (tps === undefined) return undefined;
+    let p = this.pacers.get(bind);
+    if (p === undefined || p.tps !== tps) {
+      p = new Pacer(tps);
+      this.pacers.set(bind, p);
+    }
+    return p;
+  }
+
+  /** One delivery attempt of an outbound message (delivery's SMPP forwarder for message.outbound). */
+  async forward(job: DeliveryJob, signal: AbortSignal): Promise<AttemptResult> {
+    const body = job.body;
+    if (body.type !== "message.outbound") return { kind: "dead", reason: "not an outbound message" };
+    const edge = this.o.smpp();
+    if (edge === undefined) return { kind: "retry", reason: "SMPP is not running" };
+    const sh = this.o.shared;
+    if (sh !== undefined) {
+      let bind: string | null = null;
+      try {
+        bind = await sh.redis.get(`${sh.prefix}smsout:job:${body.id}`);
+      } catch {
+        // Redis cannot tell: send (at least once)
+      }
+      if (bind !== null) {
+        this.o.logger.info({ id: body.id, bind }, "sms outbound: already accepted by a carrier before a restart, not sent again");
+        return { kind: "delivered" };
+      }
+    }
+    const msg = this.smsOf(body);
+    // Always ask the carrier for a receipt: it gives the message its final status (record) and
+    // is relayed to the app when it asked for one.
+    msg.registered_delivery = 1;
+    let lastReason = "no bind in the route";
+    let retryAfterMs: number | undefined;
+    const maxWait = this.o.maxPaceWaitMs ?? 10_000;
+    let tried = false;
+    for (const name of body.route) {
+      if (signal.aborted) return { kind: "retry", reason: "aborted" };
+      const client = edge.clients.get(name);
+      if (client === undefined) continue;
+      const cool = this.cooldown.get(name);
+      if (!client.isBound || (cool !== undefined && cool > performance.now())) {
+        this.metrics.binds.inc({ bind: name, outcome: "down" });
+        lastReason = client.isBound ? `${name} throttled` : `${name} not bound`;
+        continue;
+      }
+      const pacer = this.pacer(name);
+      if (pacer !== undefined) {
+        const w = pacer.reserve(body.parts, maxWait);
+        if (w < 0) {
+          const left = pacer.waitFor();
+          retryAfterMs = retryAfterMs === undefined ? left : Math.min(retryAfterMs, left);
+          lastReason = `${name} over tps`;
+          continue;
+        }
+        if (w > 0) {
+          this.metrics.pacing.inc({ bind: name });
+          const slept = await sleep(w, signal);
+          this.metrics.pacing.dec({ bind: name });
+          if (!slept) return { kind: "retry", reason: "aborted" };
+        }
+      }
+      const t0 = performance.now();
+      tried = true;
+      this.o.receipts.submitStart(name);
+      let r: Awaited<ReturnType<SmppEdge["submit"]>>;
+      try {
+        r = await edge.submit(name, msg);
+        if (r.outcome === "ok") await this.sent(job, body, name, r.message_ids);
+      } finally {
+        this.o.receipts.submitEnd(name);
+      }
+      const status = r.status ?? 0;
+      if (r.outcome === "ok") {
+        this.metrics.binds.inc({ bind: name, outcome: "ok" });
+        this.metrics.parts.inc({ bind: name }, body.parts);
+        this.metrics.latency.observe({ bind: name }, (Date.now() - Date.parse(body.submitted_at)) / 1000);
+        if (body.track === true) await this.track(body, "sent", { bind: name });
+        this.o.logger.debug({ id: body.id, bind: name, ms: Math.round(performance.now() - t0), smsc_ids: r.message_ids }, "sms outbound: accepted by carrier");
+        return { kind: "delivered" };
+      }
+      const reason = r.error ?? `${name}: command_status 0x${status.toString(16).padStart(2, "0")}`;
+      if (r.outcome === "permanent") {
+        this.metrics.binds.inc({ bind: name, outcome: "permanent" });
+        return { kind: "dead", reason };
+      }
+      const throttled = status === STATUS.ESME_RTHROTTLED || status === STATUS.ESME_RMSGQFUL;
+      if (throttled) this.cooldown.set(name, performance.now() + (this.o.cooldownMs ?? 1000));
+      this.metrics.binds.inc({ bind: name, outcome: throttled ? "throttled" : "temporary" });
+      lastReason = reason;
+    }
+    if (retryAfterMs === undefined && !tried) {
+      // no bind could take it (all down or cooling down): look again soon, not at the slow end of
+      // the delivery backoff, so a queue drains within seconds of a bind coming back
+      const ceiling = Math.min(10_000, 500 * 2 ** Math.min(job.attempts, 5));
+      retryAfterMs = Math.round(ceiling / 2 + Math.random() * (ceiling / 2));
+    }
+    return retryAfterMs !== undefined ? { kind: "retry", reason: lastReason, retryAfterMs: Math.max(50, retryAfterMs) } : { kind: "retry", reason: lastReason };
+  }
+
+  /** The carrier accepted: remember its ids for the receipt, and wait for that receipt. */
+  private async sent(job: DeliveryJob, body: MessageOutboundBody, bind: string, smscIds: string[]): Promise<void> {
+    const w: Waiting = { body, bind, smscIds, acceptedAt: job.acceptedAt, sentAt: this.now(), attempts: job.attempts + 1, at: this.now() };
+    const s: SentMessage = { id: body.id, did: body.from, outbound: true, data: w };
+    if (job.receipt !== undefined) s.receipt = job.receipt;
+    for (const id of smscIds) if (id) this.o.receipts.remember(bind, id, s);
+    const max = this.o.maxWaiting ?? 200_000;
+    if (this.waiting.size >= max) {
+      const first = this.waiting.keys().next().value;
+      if (first !== undefined) this.finishWaiting(first, "sent", null);
+    }
+    this.waiting.delete(body.id);
+    this.waiting.set(body.id, w);
+    const sh = this.o.shared;
+    if (sh === undefined) return;
+    // The text stays out of Redis: the record does not carry it.
+    const { text: _t, binary: _b, ...meta } = body;
+    const json = JSON.stringify({ w: { ...w, body: { ...meta, text: null } }, receipt: job.receipt ?? null });
+    try {
+      const m = sh.redis.multi();
+      for (const id of smscIds) if (id) m.set(`${sh.prefix}smsout:${bind}:${id.toLowerCase()}`, json, "EX", sh.ttlS ?? 72 * 3600);
+      // sent: an edge that re-reads this spool entry after a crash (before it was acknowledged) does not send it again
+      m.set(`${sh.prefix}smsout:job:${body.id}`, bind, "EX", sh.ttlS ?? 72 * 3600);
+      await m.exec();
+    } catch (err) {
+      this.o.logger.warn({ id: body.id, err: (err as Error)?.message }, "sms outbound: carrier id not stored in Redis (its receipt is matched on this edge only)");
+    }
+  }
+
+  /** A message sent by any edge (or by this one before a restart), by the bind's message id. */
+  async findShared(bind: string, smscId: string): Promise<SentMessage | undefined> {
+    const sh = this.o.shared;
+    if (sh === undefined || smscId === "") return undefined;
+    let v: string | null;
+    try {
+      v = await sh.redis.get(`${sh.prefix}smsout:${bind}:${smscId.toLowerCase()}`);
+    } catch {
+      return undefined;
+    }
+    if (v === null) return undefined;
+    try {
+      const j = JSON.parse(v) as { w: Waiting; receipt: ReceiptRequest | null };
+      if (typeof j.w?.body?.id !== "string") return undefined;
+      const s: SentMessage = { id: j.w.body.id, did: j.w.body.from, outbound: true, data: j.w };
+      if (j.receipt !== null) s.receipt = j.receipt;
+      return s;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** true the first time for a message (any edge); also true when Redis cannot tell. */
+  private async once(id: string): Promise<boolean> {
+    const sh = this.o.shared;
+    if (sh === undefined) return true;
+    try {
+      return (await sh.redis.set(`${sh.prefix}smsout:done:${id}`, "1", "EX", sh.ttlS ?? 72 * 3600, "NX")) === "OK";
+    } catch {
+      return true;
+    }
+  }
+
+  /**
+   * A carrier's receipt for a message sent here (the SMS edge found it in the correlator): relay it
+   * to the app that asked for one, and write the message's record at a final state.
+   */
+  async onReceipt(sent: SentMessage, r: Receipt): Promise<"relayed" | "recorded" | "intermediate" | "duplicate"> {
+    const stat = normaliseStat(r.stat);
+    if (!r.final) return "intermediate";
+    if (sent.relayed === true || !(await this.once(sent.id))) {
+      sent.relayed = true;
+      return "duplicate";
+    }
+    // found in Redis (sent by another edge or before a restart): its record is written here
+    const w = sent.data as Waiting | undefined;
+    if (!this.waiting.has(sent.id) && w !== undefined && typeof w.body === "object") this.waiting.set(sent.id, w);
+    let relayed = false;
+    sent.relayed = true;
+    if (sent.receipt !== undefined && this.o.receiptSender !== undefined) {
+      relayed = true;
+      void this.o.receiptSender.send(sent.receipt, stat, r.err ?? (r.delivered ? "000" : "001"));
+    }
+    this.finishWaiting(sent.id, FINAL[stat] ?? "unknown", { stat, err: r.err ?? null, smsc_message_id: r.message_id, received_at: r.received_at.toISOString(), bind: r.peer });
+    return relayed ? "relayed" : "recorded";
+  }
+
+  /** Delivery's onFinal for outbound messages: a failed one gets its record now. */
+  onFinal(job: DeliveryJob, outcome: FinalOutcome): void {
+    const b = job.body;
+    if (b.type !== "message.outbound" || outcome.delivered) return;
+    this.metrics.finals.inc({ status: "failed" });
+    void this.track(b, "failed", { reason: outcome.reason });
+    this.record({ id: b.id, account: b.account, from: b.from, to: b.to, tenant: b.tenant, parts: b.parts, encoding: b.encoding, status: "failed", reason: outcome.reason, bind: null, smsc_message_ids: [], accepted_at: new Date(job.acceptedAt).toISOString(), sent_at: null, receipt: null, attempts: job.attempts, smpp_message_id: b.smpp?.message_id ?? null });
+    if (job.receipt !== undefined && this.o.receiptSender !== undefined) {
+      void this.o.receiptSender.send(job.receipt, outcome.reason.startsWith("max_age") ? "EXPIRED" : "UNDELIV", "001");
+    }
+  }
+
+  private finishWaiting(id: string, status: string, receipt: Record<string, unknown> | null): void {
+    const w = this.waiting.get(id);
+    if (w === undefined) return;
+    this.waiting.delete(id);
+    const b = w.body;
+    this.metrics.finals.inc({ status });
+    if (status !== "sent") void this.track(b, status, receipt === null ? null : { error_code: receipt.err ?? null });
+    this.record({ id: b.id, account: b.account, from: b.from, to: b.to, tenant: b.tenant, parts: b.parts, encoding: b.encoding, status, reason: null, bind: w.bind, smsc_message_ids: w.smscIds, accepted_at: new Date(w.acceptedAt).toISOString(), sent_at: new Date(w.sentAt).toISOString(), receipt, attempts: w.attempts, smpp_message_id: b.smpp?.message_id ?? null });
+  }
+
+  /** Messages past the receipt wait (or all, at stop) get their record with status sent. */
+  private sweep(all: boolean): void {
+    const limit = this.now() - (this.o.receiptWaitMs ?? 3_600_000);
+    const due: string[] = [];
+    for (const [id, w] of this.waiting) {
+      if (!all && w.at > limit) break; // insertion order is age order
+      due.push(id);
+    }
+    if (this.o.shared === undefined) {
+      for (const id of due) this.finishWaiting(id, "sent", null);
+      return;
+    }
+    if (all) {
+      // stopping: the carrier ids are in Redis, the edge that gets the receipt writes the record
+      this.waiting.clear();
+      return;
+    }
+    // another edge may have handled the receipt (and written the record): only if not, "sent"
+    void (async () => {
+      for (const id of due) if (this.waiting.has(id) && (await this.once(id))) this.finishWaiting(id, "sent", null);
+      for (const id of due) this.waiting.delete(id);
+    })();
+  }
+
+  private record(r: {
+    id: string;
+    account: string;
+    from: string;
+    to: string;
+    tenant: string | null;
+    parts: number;
+    encoding: string;
+    status: string;
+    reason: string | null;
+    bind: string | null;
+    smsc_message_ids: string[];
+    accepted_at: string | null;
+    sent_at: string | null;
+    receipt: Record<string, unknown> | null;
+    attempts: number;
+    smpp_message_id: string | null;
+  }): void {
+    this.o.records?.write("message", {
+      id: r.id,
+      direction: "outbound",
+      peer: r.account,
+      from: r.from,
+      to: r.to,
+      tenant: r.tenant,
+      parts: r.parts,
+      encoding: r.encoding,
+      target: r.bind,
+      status: r.status,
+      reason: r.reason,
+      accepted_at: r.accepted_at,
+      sent_at: r.sent_at,
+      final_at: new Date(this.now()).toISOString(),
+      attempts: r.attempts,
+      smpp_message_id: r.smpp_message_id,
+      carrier_message_ids: r.smsc_message_ids,
+      receipt: r.receipt,
+    });
+  }
+}
+
+/** Wait `ms`; false when aborted first. */
+function sleep(ms: number, signal: AbortSignal): Promise<boolean> {
+  if (signal.aborted) return Promise.resolve(false);
+  return new Promise((resolve) => {
+    const t = setTimeout(() => {
+      signal.removeEventListener("abort", onAbort);
+      resolve(true);
+    }, ms);
+    const onAbort = (): void => {
+      clearTimeout(t);
+      resolve(false);
+    };
+    signal.addEventListener("abort", onAbort, { once: true });
+  });
+}
+
+/** What each app account may send from, filled into `into` (config smpp.accounts). */
+export function senderRights(
+  accounts: readonly { system_id: string; role: string; tenant?: string | undefined; senders?: readonly string[] | undefined }[],
+  into: Map<string, SenderRights>,
+): Map<string, SenderRights> {
+  into.clear();
+  for (const a of accounts) {
+    if (a.role !== "app" || (a.tenant === undefined && (a.senders?.length ?? 0) === 0)) continue;
+    const r: SenderRights = { senders: new Set(a.senders ?? []) };
+    if (a.tenant !== undefined) r.tenant = a.tenant;
+    into.set(a.system_id, r);
+  }
+  return into;
+}
+
+/** Pacing per outbound bind (config smpp.binds[].tps). */
+export function bindTps(binds: readonly { name: string; tps?: number | undefined }[]): Map<string, number> {
+  const m = new Map<string, number>();
+  for (const b of binds) if (b.tps !== undefined) m.set(b.name, b.tps);
+  return m;
+}
