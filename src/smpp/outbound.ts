@@ -45,21 +45,7 @@ export function buildMessagePdus(
     }
   }
   const single = enc.encoding === "gsm7" ? MAX_SINGLE_GSM7 : MAX_SINGLE_OCTETS;
-  const base = (): Pdu => {
-    const p = new Pdu(command_id);
-    p.service_type = msg.service_type ?? "";
-    p.source_addr = msg.source.addr;
-    p.source_addr_ton = msg.source.ton;
-    p.source_addr_npi = msg.source.npi;
-    p.destination_addr = msg.destination.addr;
-    p.dest_addr_ton = msg.destination.ton;
-    p.dest_addr_npi = msg.destination.npi;
-    p.esm_class = msg.esm_class ?? 0;
-    p.protocol_id = msg.protocol_id ?? 0;
-    p.registered_delivery = msg.registered_delivery ?? 0;
-    p.data_coding = enc.data_coding;
-    return p;
-  };
+  const base = (): Pdu => messagePdu(command_id, msg, enc.data_coding);
   if (enc.bytes.length <= single) {
     const p = base();
     p.short_message = enc.bytes;
@@ -96,6 +82,23 @@ export function buildMessagePdus(
   return out;
 }
 
+/** A message PDU with msg's addresses, service type, esm_class, protocol_id and registered_delivery. */
+function messagePdu(command_id: number, msg: OutboundSms, data_coding: number): Pdu {
+  const p = new Pdu(command_id);
+  p.service_type = msg.service_type ?? "";
+  p.source_addr = msg.source.addr;
+  p.source_addr_ton = msg.source.ton;
+  p.source_addr_npi = msg.source.npi;
+  p.destination_addr = msg.destination.addr;
+  p.dest_addr_ton = msg.destination.ton;
+  p.dest_addr_npi = msg.destination.npi;
+  p.esm_class = msg.esm_class ?? 0;
+  p.protocol_id = msg.protocol_id ?? 0;
+  p.registered_delivery = msg.registered_delivery ?? 0;
+  p.data_coding = data_coding;
+  return p;
+}
+
 /**
  * A text in GSM 7-bit through national shift tables: every part carries the IEs (0x25 locking,
  * 0x24 single shift) in its UDH, after the concatenation IE when there are several parts; the
@@ -120,18 +123,8 @@ function nationalPdus(command_id: number, msg: OutboundSms, reference: number, c
   }
   if (chunks.length > 255) throw new RangeError("message needs more than 255 parts");
   return chunks.map((chunk, i) => {
-    const p = new Pdu(command_id);
-    p.service_type = msg.service_type ?? "";
-    p.source_addr = msg.source.addr;
-    p.source_addr_ton = msg.source.ton;
-    p.source_addr_npi = msg.source.npi;
-    p.destination_addr = msg.destination.addr;
-    p.dest_addr_ton = msg.destination.ton;
-    p.dest_addr_npi = msg.destination.npi;
-    p.esm_class = (msg.esm_class ?? 0) | ESM_UDHI;
-    p.protocol_id = msg.protocol_id ?? 0;
-    p.registered_delivery = msg.registered_delivery ?? 0;
-    p.data_coding = 0x00;
+    const p = messagePdu(command_id, msg, 0x00);
+    p.esm_class |= ESM_UDHI;
     const concat = chunks.length > 1 ? [0x00, 0x03, reference & 0xff, chunks.length, i + 1] : [];
     const udh = [concat.length + ies.length, ...concat, ...ies];
     p.short_message = Buffer.concat([Buffer.from(udh), chunk]);
