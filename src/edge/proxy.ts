@@ -57,6 +57,11 @@ export interface ProxyHost {
   targetDone?(call: ProxyCall, t: Target, code: number, answered: boolean): void;
   /** The call sent its final response upstream (or was cancelled). */
   callDone(call: ProxyCall, outcome: CallOutcome, code: number): void;
+  /**
+   * Targets that must be looked up first (registered users, docs/registrar.md): the targets to
+   * ring instead and how, or null when there is nothing to look up.
+   */
+  expand?(targets: readonly Target[], ring: "sequential" | "simultaneous"): Promise<{ targets: Target[]; ring: "sequential" | "simultaneous" }> | null;
 }
 
 const RING = 1;
@@ -101,6 +106,8 @@ interface LegLike extends Target {
   readonly set?: ReadonlyArray<readonly [string, string]>;
   readonly add?: ReadonlyArray<readonly [string, string]>;
   readonly carrier?: { readonly failoverOn: readonly number[] };
+  /** Where to send instead of resolving the URI (a registered contact's flow). */
+  readonly dest?: ResolvedTarget;
 }
 
 /** One attempt at one target: its client transaction and timers. */
@@ -188,6 +195,21 @@ export class ProxyCall implements TimerTarget {
   }
 
   start(): void {
+    const x = this.host.expand?.(this.info.targets, this.info.ring ?? "sequential");
+    if (x !== undefined && x !== null) {
+      void x.then((r) => {
+        if (this.finished) return;
+        if (r.targets.length === 0) {
+          this.stx.reply(480, "Temporarily Unavailable (not registered)");
+          this.finish("failed", 480);
+          return;
+        }
+        this.order = r.targets;
+        this.info.ring = r.ring;
+        this.nextGroup();
+      });
+      return;
+    }
     const h = this.host.health;
     if (h.down > 0) this.order = this.healthyOrder();
     this.nextGroup();
@@ -244,6 +266,7 @@ export class ProxyCall implements TimerTarget {
   }
 
   private startBranch(b: Branch): void {
+    if (b.t.dest !== undefined) return this.onResolved(b, b.t.dest);
     const r = this.host.resolver.resolveSync(b.t.uri);
     if (r !== undefined) this.onResolved(b, r);
     else void this.host.resolver.resolve(b.t.uri).then((x) => this.onResolved(b, x));

@@ -74,6 +74,7 @@ import type { InboundVerdict, StirPolicy } from "./stir.js";
 import type { CallRecords } from "./cdr.js";
 import type { CaptureTap } from "../sip/transport.js";
 import type { ActivityRecorder } from "../records/activity.js";
+import { buildRegistrar, type RegistrarEdge } from "./registrar.js";
 
 export interface VoiceEdgeOptions {
   /** SIP capture: every message received and sent (capture.hep configured). */
@@ -151,6 +152,8 @@ export class VoiceEdge implements SipStackHandler, ProxyHost {
   /** max_calls across edges (routes.redis configured). */
   callShare: CallShare | undefined;
   private readonly unknownCarriers = new Set<string>();
+  /** REGISTER and calls to registered users (sip.registrar configured). */
+  readonly registrar: RegistrarEdge | undefined;
 
   constructor(private readonly opts: VoiceEdgeOptions) {
     this.config = opts.config;
@@ -214,6 +217,7 @@ export class VoiceEdge implements SipStackHandler, ProxyHost {
       });
     }
     this.resolver = new TargetResolver({ canSend: (t, fam) => this.canSend(t, fam) });
+    this.registrar = buildRegistrar(this.config, { ...opts, now: this.now, stack: () => this.stack });
   }
 
   private applyHeaders(c: Config): void {
@@ -285,6 +289,7 @@ export class VoiceEdge implements SipStackHandler, ProxyHost {
     this.listeners = this.stack.listeners.map((l) => ({ transport: l.transport, address: l.address, port: l.port }));
     this.health.start(this.stack);
     await this.healthShare?.start();
+    await this.registrar?.start();
   }
 
   /** SIGHUP: apply trunks, limits, headers, health; returns what could not change live. */
@@ -311,6 +316,8 @@ export class VoiceEdge implements SipStackHandler, ProxyHost {
     this.applyHeaders(config);
     this.applyPingers(config);
     this.health.configure(b.health);
+    if (b.registrar !== undefined) this.registrar?.reloadUsers(b.registrar);
+    if (!same(a.registrar && { ...a.registrar, users: [] }, b.registrar && { ...b.registrar, users: [] })) out.push("sip.registrar (all but users)");
     this.config = config;
     return out;
   }
@@ -334,6 +341,7 @@ export class VoiceEdge implements SipStackHandler, ProxyHost {
     this.health.stop();
     await this.healthShare?.close();
     if (this.stack) await this.stack.close();
+    await this.registrar?.close();
     this.calls.clear();
     this.dialogInvites.clear();
   }
@@ -437,6 +445,10 @@ export class VoiceEdge implements SipStackHandler, ProxyHost {
       return;
     }
 
+    if (method === "REGISTER" && this.registrar !== undefined) {
+      void this.registrar.onRegister(tx);
+      return;
+    }
     const inDialog = req.toTag !== undefined;
     if (inDialog) {
       this.inDialog(tx, trunk, cust);
@@ -860,6 +872,12 @@ export class VoiceEdge implements SipStackHandler, ProxyHost {
     if (r.tenant !== tenant) return "caller ID owned by another tenant";
     if (r.state !== "active" && r.state !== "porting_out") return "caller ID not active";
     return null;
+  }
+
+  /** @internal ProxyHost: registered users among the targets are looked up (src/edge/registrar.ts). */
+  expand(targets: readonly Target[], ring: "sequential" | "simultaneous"): Promise<{ targets: Target[]; ring: "sequential" | "simultaneous" }> | null {
+    const r = this.registrar;
+    return r !== undefined && r.hasUsers(targets) ? r.expand(targets, ring) : null;
   }
 
   /** @internal ProxyHost: a carrier leg gets the call only under its max_calls and CPS. */
