@@ -30,9 +30,9 @@ async function metricValue(app: Didgate, name: string, labels: Record<string, st
 }
 
 /** sipp as a phone on PHONE_IP:port registering (phone_register.xml); resolves when sipp exits. */
-function register(edgePort: number, port: number, o: { user: string; pass: string; expires: number; final: number; transport?: "udp" | "tcp" }): Party {
+function register(edgePort: number, port: number, o: { user: string; pass: string; expires: number; final: number; transport?: "udp" | "tcp"; contact?: string }): Party {
   let text = fs.readFileSync(path.join(SCENARIOS, "phone_register.xml"), "latin1");
-  const subst: Record<string, string> = { USER: o.user, PASS: o.pass, DOMAIN, EXPIRES: String(o.expires), FINAL: String(o.final) };
+  const subst: Record<string, string> = { USER: o.user, PASS: o.pass, DOMAIN, EXPIRES: String(o.expires), FINAL: String(o.final), CONTACT: o.contact ?? "[local_ip]:[local_port]" };
   for (const [k, v] of Object.entries(subst)) text = text.split(`@${k}@`).join(v);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "didgate-scn-"));
   const f = path.join(dir, "phone_register.xml");
@@ -117,6 +117,20 @@ describe("registrar end to end (sipp phone registers, sipp carrier calls its DID
     const gone = await startUac("uac_final.xml", "udp", udp, { service: "+15125550700", subst: { CODE: "480" } });
     await ok(gone, "carrier after unregister");
     expect(statuses(gone.receivedResponses())).toContain(480);
+  }, 60_000);
+
+  it("behind NAT: the Contact names a private address, the call goes to the address and port the REGISTER came from", async () => {
+    const phone = await freePort(PHONE_IP);
+    await ok(register(udp, phone, { user: "bob", pass: "the-builder", expires: 120, final: 200, contact: "192.168.1.20:5062" }), "REGISTER");
+    const bs = await app.voice!.registrar!.bindings("bob");
+    expect(bs.map((b) => [b.contact, b.address, b.port])).toEqual([["sip:bob@192.168.1.20:5062;transport=UDP", PHONE_IP, phone]]);
+    const uas = startUas("uas_answer.xml", "udp", phone, {}, 20, PHONE_IP);
+    const uac = await startUac("uac_call.xml", "udp", udp, { service: "+15125550701" });
+    await ok(uac, "carrier");
+    await ok(uas, "phone");
+    expect(uas.received("INVITE")[0]!.requestUri).toBe("sip:bob@192.168.1.20:5062;transport=UDP");
+    await ok(register(udp, phone, { user: "bob", pass: "the-builder", expires: 0, final: 200, contact: "192.168.1.20:5062" }), "unREGISTER");
+    expect(await app.voice!.registrar!.bindings("bob")).toEqual([]);
   }, 60_000);
 
   it("a user never registered: 480", async () => {
