@@ -14,7 +14,10 @@ import { freePort, killAllSipp, startSipp } from "../helpers/sipp.js";
 import { SCENARIOS, ok, startUac, startUas, statuses, type Party } from "./sip-util.js";
 import fs from "node:fs";
 import os from "node:os";
+import net from "node:net";
 import path from "node:path";
+import { digestResponse } from "../../src/sip/digest.js";
+import { parseOrThrow, type SipMessage } from "../../src/sip/message.js";
 
 const PHONE_IP = "127.0.0.8";
 const DOMAIN = "sip.example.net";
@@ -48,9 +51,88 @@ function register(edgePort: number, port: number, o: { user: string; pass: strin
   };
 }
 
+/** A phone over TCP (a plain socket: it must get its call over the connection it registered on). */
+class TcpPhone {
+  private buf = Buffer.alloc(0);
+  private waiters: Array<() => void> = [];
+  readonly got: SipMessage[] = [];
+  closed = false;
+  private constructor(readonly sock: net.Socket) {
+    sock.on("data", (d: Buffer) => {
+      this.buf = Buffer.concat([this.buf, d]);
+      for (;;) {
+        const end = this.buf.indexOf("\r\n\r\n");
+        if (end < 0) break;
+        const len = Number(/\r\ncontent-length:\s*(\d+)/i.exec(this.buf.subarray(0, end).toString("latin1"))?.[1] ?? "0");
+        if (this.buf.length < end + 4 + len) break;
+        this.got.push(parseOrThrow(this.buf.subarray(0, end + 4 + len)));
+        this.buf = this.buf.subarray(end + 4 + len);
+      }
+      for (const w of this.waiters.splice(0)) w();
+    });
+    sock.on("close", () => {
+      this.closed = true;
+      for (const w of this.waiters.splice(0)) w();
+    });
+    sock.on("error", () => undefined);
+  }
+  static connect(port: number): Promise<TcpPhone> {
+    return new Promise((resolve, reject) => {
+      const s = net.connect({ host: "127.0.0.1", port, localAddress: PHONE_IP }, () => resolve(new TcpPhone(s)));
+      s.once("error", reject);
+    });
+  }
+  get local(): string {
+    return `${PHONE_IP}:${this.sock.localPort}`;
+  }
+  send(lines: string[]): void {
+    this.sock.write(lines.join("\r\n") + "\r\n\r\n");
+  }
+  /** The next message that matches, waiting up to 10 s. */
+  async next(pred: (m: SipMessage) => boolean): Promise<SipMessage> {
+    const until = Date.now() + 10_000;
+    for (;;) {
+      const i = this.got.findIndex(pred);
+      if (i >= 0) return this.got.splice(i, 1)[0]!;
+      if (this.closed || Date.now() > until) throw new Error("tcp phone: no such message" + (this.closed ? " (connection closed)" : ""));
+      await new Promise<void>((r) => {
+        this.waiters.push(r);
+        setTimeout(r, 200);
+      });
+    }
+  }
+  register(user: string, cseq: number, contact: string, auth?: string): void {
+    this.send([
+      `REGISTER sip:${DOMAIN} SIP/2.0`,
+      `Via: SIP/2.0/TCP ${this.local};branch=z9hG4bK-reg${cseq};rport`,
+      `From: <sip:${user}@${DOMAIN}>;tag=tcpphone`,
+      `To: <sip:${user}@${DOMAIN}>`,
+      `Call-ID: tcp-phone-${user}`,
+      `CSeq: ${cseq} REGISTER`,
+      `Contact: <${contact}>`,
+      "Expires: 300",
+      ...(auth !== undefined ? [`Authorization: ${auth}`] : []),
+      "Content-Length: 0",
+    ]);
+  }
+  close(): void {
+    this.sock.destroy();
+  }
+}
+
+function digestAnswer(challenge: string, user: string, password: string): string {
+  const nonce = /nonce="([^"]+)"/.exec(challenge)![1]!;
+  const alg = /algorithm=([A-Z0-9-]+)/.exec(challenge)![1] as "MD5" | "SHA-256";
+  const realm = /realm="([^"]+)"/.exec(challenge)![1]!;
+  const uri = `sip:${DOMAIN}`;
+  const r = digestResponse(alg, user, realm, password, "REGISTER", uri, nonce, "auth", 1, "0a4f113b");
+  return `Digest username="${user}", realm="${realm}", nonce="${nonce}", uri="${uri}", response="${r}", algorithm=${alg}, qop=auth, nc=00000001, cnonce="0a4f113b"`;
+}
+
 describe("registrar end to end (sipp phone registers, sipp carrier calls its DID)", () => {
   let app: Didgate;
   let udp = 0;
+  let tcp = 0;
 
   beforeAll(async () => {
     const dir = tempDir();
@@ -58,6 +140,7 @@ describe("registrar end to end (sipp phone registers, sipp carrier calls its DID
       routes: {
         "+15125550700": { tenant: "acme", voice: { targets: [`sip:alice@${DOMAIN}`] } },
         "+15125550701": { tenant: "acme", voice: { targets: [`sip:bob@${DOMAIN}`] } },
+        "+15125550702": { tenant: "acme", voice: { targets: [`sip:carol@${DOMAIN}`] } },
       },
     };
     writeFileSync(join(dir, "routes.yaml"), YAML.stringify(routes));
@@ -67,6 +150,8 @@ describe("registrar end to end (sipp phone registers, sipp carrier calls its DID
         sip: {
           listen: [`udp://127.0.0.1:${port}`, `tcp://127.0.0.1:${port}`],
           timers: { t1_ms: 30 },
+          // connections from sources that are not trunks (phones) are closed after 1 s idle...
+          tcp: { untrusted_idle_timeout_s: 1 },
           // sipp 3.6 answers only the first challenge, and only MD5
           auth: { algorithms: ["MD5", "SHA-256"] },
           trunks: [{ name: "carrier", sources: ["127.0.0.1"], country_code: "1", cps: 1000 }],
@@ -75,6 +160,7 @@ describe("registrar end to end (sipp phone registers, sipp carrier calls its DID
             users: [
               { user: "alice", tenant: "acme", password: "wonderland" },
               { user: "bob", tenant: "acme", password: "the-builder" },
+              { user: "carol", tenant: "acme", password: "carol-pass" },
             ],
             min_expires: 60,
           },
@@ -85,6 +171,7 @@ describe("registrar end to end (sipp phone registers, sipp carrier calls its DID
     );
     app = started.app;
     udp = app.voice!.listeners.find((l) => l.transport === "udp")!.port;
+    tcp = app.voice!.listeners.find((l) => l.transport === "tcp")!.port;
   }, 30_000);
 
   afterAll(async () => {
@@ -131,6 +218,44 @@ describe("registrar end to end (sipp phone registers, sipp carrier calls its DID
     expect(uas.received("INVITE")[0]!.requestUri).toBe("sip:bob@192.168.1.20:5062;transport=UDP");
     await ok(register(udp, phone, { user: "bob", pass: "the-builder", expires: 0, final: 200, contact: "192.168.1.20:5062" }), "unREGISTER");
     expect(await app.voice!.registrar!.bindings("bob")).toEqual([]);
+  }, 60_000);
+
+  it("over TCP: the connection the phone registered on stays open past the idle timeout and carries its call", async () => {
+    const phone = await TcpPhone.connect(tcp);
+    try {
+      // a Contact nobody listens on: only the registered connection reaches the phone
+      const contact = "sip:carol@127.0.0.99:9;transport=tcp";
+      phone.register("carol", 1, contact);
+      const ch = await phone.next((m) => !m.isRequest && m.status === 401);
+      phone.register("carol", 2, contact, digestAnswer(ch.getAll("www-authenticate")[0]!, "carol", "carol-pass"));
+      const okReg = await phone.next((m) => !m.isRequest && m.cseq?.seq === 2);
+      expect(okReg.status).toBe(200);
+      expect(okReg.getAll("contact").join(",")).toContain("127.0.0.99:9");
+      const bs = await app.voice!.registrar!.bindings("carol");
+      expect(bs.map((b) => [b.transport, b.address, b.port])).toEqual([["tcp", PHONE_IP, phone.sock.localPort]]);
+      // ...but not this one while its binding lives (idle timeout 1 s: wait 2.5 s)
+      await new Promise((r) => setTimeout(r, 2500));
+      expect(phone.closed).toBe(false);
+      const uac = await startUac("uac_final.xml", "udp", udp, { service: "+15125550702", subst: { CODE: "486" } });
+      const inv = await phone.next((m) => m.isRequest && m.method === "INVITE");
+      expect(inv.requestUri).toBe(contact);
+      const lines = (status: string, cseq: string): string[] => [
+        `SIP/2.0 ${status}`,
+        ...inv.getAll("via").map((v) => `Via: ${v}`),
+        `From: ${inv.get("from")}`,
+        `To: ${inv.get("to")};tag=busyphone`,
+        `Call-ID: ${inv.callId}`,
+        `CSeq: ${cseq}`,
+        "Content-Length: 0",
+      ];
+      phone.send(lines("486 Busy Here", `${inv.cseq!.seq} INVITE`));
+      // didgate acknowledges the final answer hop by hop, over the same connection
+      await phone.next((m) => m.isRequest && m.method === "ACK");
+      await ok(uac, "carrier");
+      expect(statuses(uac.receivedResponses())).toContain(486);
+    } finally {
+      phone.close();
+    }
   }, 60_000);
 
   it("a user never registered: 480", async () => {
