@@ -10,17 +10,13 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import YAML from "yaml";
 import type { Didgate } from "../../src/app.js";
 import { startApp, tempDir } from "../helpers/app.js";
-import { freePort, killAllSipp, startSipp } from "../helpers/sipp.js";
-import { SCENARIOS, ok, startUac, startUas, statuses, type Party } from "./sip-util.js";
-import fs from "node:fs";
-import os from "node:os";
+import { freePort, killAllSipp } from "../helpers/sipp.js";
+import { DOMAIN, PHONE_IP, register } from "./registrar-util.js";
+import { ok, startUac, startUas, statuses } from "./sip-util.js";
 import net from "node:net";
-import path from "node:path";
 import { digestResponse } from "../../src/sip/digest.js";
 import { parseOrThrow, type SipMessage } from "../../src/sip/message.js";
 
-const PHONE_IP = "127.0.0.8";
-const DOMAIN = "sip.example.net";
 
 async function metricValue(app: Didgate, name: string, labels: Record<string, string>): Promise<number> {
   const m = (await app.registry.getMetricsAsJSON()).find((x) => x.name === name);
@@ -30,25 +26,6 @@ async function metricValue(app: Didgate, name: string, labels: Record<string, st
     if (Object.entries(labels).every(([k, val]) => String(v.labels[k]) === val)) sum += v.value;
   }
   return sum;
-}
-
-/** sipp as a phone on PHONE_IP:port registering (phone_register.xml); resolves when sipp exits. */
-function register(edgePort: number, port: number, o: { user: string; pass: string; expires: number; final: number; transport?: "udp" | "tcp"; contact?: string }): Party {
-  let text = fs.readFileSync(path.join(SCENARIOS, "phone_register.xml"), "latin1");
-  const subst: Record<string, string> = { USER: o.user, PASS: o.pass, DOMAIN, EXPIRES: String(o.expires), FINAL: String(o.final), CONTACT: o.contact ?? "[local_ip]:[local_port]" };
-  for (const [k, v] of Object.entries(subst)) text = text.split(`@${k}@`).join(v);
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "didgate-scn-"));
-  const f = path.join(dir, "phone_register.xml");
-  fs.writeFileSync(f, text, "latin1");
-  const args = ["-sf", f, `127.0.0.1:${edgePort}`, "-i", PHONE_IP, "-p", String(port), "-t", o.transport === "tcp" ? "t1" : "u1", "-m", "1", "-trace_msg", "-trace_err", "-timeout", "10s", "-timeout_error"];
-  const proc = startSipp({ args, timeoutMs: 15_000 });
-  return {
-    proc,
-    done: proc.done,
-    trace: () => [],
-    received: () => [],
-    receivedResponses: () => [],
-  };
 }
 
 /** A phone over TCP (a plain socket: it must get its call over the connection it registered on). */
