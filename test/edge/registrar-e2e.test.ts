@@ -118,6 +118,7 @@ describe("registrar end to end (sipp phone registers, sipp carrier calls its DID
         "+15125550700": { tenant: "acme", voice: { targets: [`sip:alice@${DOMAIN}`] } },
         "+15125550701": { tenant: "acme", voice: { targets: [`sip:bob@${DOMAIN}`] } },
         "+15125550702": { tenant: "acme", voice: { targets: [`sip:carol@${DOMAIN}`] } },
+        "+15125550703": { tenant: "acme", voice: { targets: [`sip:erin@${DOMAIN}`] } },
       },
     };
     writeFileSync(join(dir, "routes.yaml"), YAML.stringify(routes));
@@ -138,6 +139,7 @@ describe("registrar end to end (sipp phone registers, sipp carrier calls its DID
               { user: "alice", tenant: "acme", password: "wonderland" },
               { user: "bob", tenant: "acme", password: "the-builder" },
               { user: "carol", tenant: "acme", password: "carol-pass" },
+              { user: "erin", tenant: "acme", password: "erin-pass" },
             ],
             min_expires: 60,
           },
@@ -185,7 +187,7 @@ describe("registrar end to end (sipp phone registers, sipp carrier calls its DID
 
   it("behind NAT: the Contact names a private address, the call goes to the address and port the REGISTER came from", async () => {
     const phone = await freePort(PHONE_IP);
-    await ok(register(udp, phone, { user: "bob", pass: "the-builder", expires: 120, final: 200, contact: "192.168.1.20:5062" }), "REGISTER");
+    await ok(register(udp, phone, { user: "bob", pass: "the-builder", expires: 120, final: 200, contact: "<sip:bob@192.168.1.20:5062;transport=UDP>" }), "REGISTER");
     const bs = await app.voice!.registrar!.bindings("bob");
     expect(bs.map((b) => [b.contact, b.address, b.port])).toEqual([["sip:bob@192.168.1.20:5062;transport=UDP", PHONE_IP, phone]]);
     const uas = startUas("uas_answer.xml", "udp", phone, {}, 20, PHONE_IP);
@@ -193,7 +195,7 @@ describe("registrar end to end (sipp phone registers, sipp carrier calls its DID
     await ok(uac, "carrier");
     await ok(uas, "phone");
     expect(uas.received("INVITE")[0]!.requestUri).toBe("sip:bob@192.168.1.20:5062;transport=UDP");
-    await ok(register(udp, phone, { user: "bob", pass: "the-builder", expires: 0, final: 200, contact: "192.168.1.20:5062" }), "unREGISTER");
+    await ok(register(udp, phone, { user: "bob", pass: "the-builder", expires: 0, final: 200, contact: "<sip:bob@192.168.1.20:5062;transport=UDP>" }), "unREGISTER");
     expect(await app.voice!.registrar!.bindings("bob")).toEqual([]);
   }, 60_000);
 
@@ -233,6 +235,25 @@ describe("registrar end to end (sipp phone registers, sipp carrier calls its DID
     } finally {
       phone.close();
     }
+  }, 60_000);
+
+  it("two registered devices both ring, the second answers and the first is cancelled; * unregisters both", async () => {
+    const d1 = await freePort(PHONE_IP);
+    const d2 = await freePort(PHONE_IP);
+    await ok(register(udp, d1, { user: "erin", pass: "erin-pass", expires: 300, final: 200 }), "REGISTER device 1");
+    await ok(register(udp, d2, { user: "erin", pass: "erin-pass", expires: 300, final: 200 }), "REGISTER device 2");
+    expect((await app.voice!.registrar!.bindings("erin")).map((b) => b.port).sort()).toEqual([d1, d2].sort());
+    const ringing = startUas("uas_ring_cancel.xml", "udp", d1, {}, 20, PHONE_IP);
+    const answering = startUas("uas_slow_answer.xml", "udp", d2, {}, 20, PHONE_IP);
+    const uac = await startUac("uac_call.xml", "udp", udp, { service: "+15125550703" });
+    await ok(uac, "carrier");
+    await ok(answering, "device 2");
+    await ok(ringing, "device 1 (rang, then CANCEL)");
+    expect(ringing.received("INVITE").length).toBe(1);
+    expect(ringing.received("CANCEL").length).toBe(1);
+    expect(answering.received("BYE").length).toBe(1);
+    await ok(register(udp, d1, { user: "erin", pass: "erin-pass", expires: 0, final: 200, contact: "*" }), "unREGISTER *");
+    expect(await app.voice!.registrar!.bindings("erin")).toEqual([]);
   }, 60_000);
 
   it("a user never registered: 480", async () => {

@@ -10,9 +10,9 @@ export const PHONE_IP = "127.0.0.8";
 export const DOMAIN = "sip.example.net";
 
 /** sipp as a phone on PHONE_IP:port registering (phone_register.xml); resolves when sipp exits. */
-export function register(edgePort: number, port: number, o: { user: string; pass: string; expires: number; final: number; transport?: "udp" | "tcp"; contact?: string }): Party {
+export function register(edgePort: number, port: number, o: { user: string; pass: string; expires: number; final: number; transport?: "udp" | "tcp"; /** The whole Contact header value (default: the phone's own address). */ contact?: string }): Party {
   let text = fs.readFileSync(path.join(SCENARIOS, "phone_register.xml"), "latin1");
-  const subst: Record<string, string> = { USER: o.user, PASS: o.pass, DOMAIN, EXPIRES: String(o.expires), FINAL: String(o.final), CONTACT: o.contact ?? "[local_ip]:[local_port]" };
+  const subst: Record<string, string> = { USER: o.user, PASS: o.pass, DOMAIN, EXPIRES: String(o.expires), FINAL: String(o.final), CONTACT: o.contact ?? `<sip:${o.user}@[local_ip]:[local_port];transport=[transport]>` };
   for (const [k, v] of Object.entries(subst)) text = text.split(`@${k}@`).join(v);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "didgate-scn-"));
   const f = path.join(dir, "phone_register.xml");
