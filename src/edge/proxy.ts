@@ -26,7 +26,7 @@ import {
   type TimerHandle,
   type TimerTarget,
 } from "../sip/index.js";
-import { parseUri } from "../sip/uri.js";
+import { parseNameAddr, parseUri } from "../sip/uri.js";
 import { hopOfAddress, hopOfUri, inviteBinding, loopBranch, loopHash, recordRouteFor, rewriteRecordRoute, type DialogBinding, type DialogSigner } from "../sip/rr.js";
 import type { Target } from "../routing/route.js";
 import type { TargetHealth } from "./health.js";
@@ -413,6 +413,7 @@ export class ProxyCall implements TimerTarget {
       if (st === 100) return;
       res.popVia();
       if (this.noViaLeft(res)) return;
+      if (b.t.dest !== undefined && res.toTag !== undefined) flowContact(res, b.t.dest);
       // a provisional response with a To tag sets up an early dialog (reliable 1xx, PRACK, UPDATE)
       if (this.host.recordRoute && res.toTag !== undefined) rewriteRecordRoute(this.host.stack, res, this.host.signer);
       if (this.provisionalAt === 0) this.provisionalAt = this.host.mono();
@@ -458,6 +459,7 @@ export class ProxyCall implements TimerTarget {
       if (!this.answered && !b.done) this.branchFailed(b, "no_via", 0, true);
       return;
     }
+    if (b.t.dest !== undefined) flowContact(res, b.t.dest);
     if (this.host.recordRoute) rewriteRecordRoute(this.host.stack, res, this.host.signer);
     // RFC 3261 16.7 step 10: a 2xx always goes upstream, even after the server transaction
     // answered 487 to a CANCEL (the 200 crossed it), or after another branch answered: then
@@ -562,6 +564,25 @@ export class ProxyCall implements TimerTarget {
     this.finalCode = code;
     this.host.callDone(this, outcome, code);
   }
+}
+
+/**
+ * The answer of a registered contact (sent to its flow): its Contact is made to name the flow's
+ * address, port and transport, so in-dialog requests reach a phone behind NAT (the Contact it
+ * gives names its private address) and over its TCP/TLS connection (as Kamailio's
+ * fix_nated_contact does). The SDP is left alone.
+ */
+function flowContact(res: SipMessage, d: ResolvedTarget): void {
+  const v = res.get("contact");
+  if (v === undefined) return;
+  const na = parseNameAddr(v);
+  const u = na?.parsedUri;
+  if (na === null || na === undefined || u === null || u === undefined || !u.isSip) return;
+  u.host = d.address.indexOf(":") >= 0 ? "[" + d.address + "]" : d.address;
+  u.port = d.port;
+  u.setParam("transport", d.transport);
+  na.uri = u.toString();
+  res.set("contact", na.toString());
 }
 
 /** Forwards one in-dialog request (or a re-INVITE) and relays its responses. */

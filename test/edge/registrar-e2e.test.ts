@@ -190,11 +190,17 @@ describe("registrar end to end (sipp phone registers, sipp carrier calls its DID
     await ok(register(udp, phone, { user: "bob", pass: "the-builder", expires: 120, final: 200, contact: "<sip:bob@192.168.1.20:5062;transport=UDP>" }), "REGISTER");
     const bs = await app.voice!.registrar!.bindings("bob");
     expect(bs.map((b) => [b.contact, b.address, b.port])).toEqual([["sip:bob@192.168.1.20:5062;transport=UDP", PHONE_IP, phone]]);
-    const uas = startUas("uas_answer.xml", "udp", phone, {}, 20, PHONE_IP);
+    // the phone answers with a private Contact too: the carrier's ACK and BYE reach it only
+    // because didgate names the phone's public address and port in the Contact of its answer
+    const uas = startUas("phone_answer_nat.xml", "udp", phone, {}, 20, PHONE_IP);
     const uac = await startUac("uac_call.xml", "udp", udp, { service: "+15125550701" });
     await ok(uac, "carrier");
     await ok(uas, "phone");
     expect(uas.received("INVITE")[0]!.requestUri).toBe("sip:bob@192.168.1.20:5062;transport=UDP");
+    expect(uas.received("ACK").length).toBe(1);
+    expect(uas.received("BYE").length).toBe(1);
+    const answer = uac.receivedResponses().find((m) => m.status === 200 && m.cseq?.method === "INVITE")!;
+    expect(answer.get("contact")).toBe(`<sip:phone@${PHONE_IP}:${phone};transport=udp>`);
     await ok(register(udp, phone, { user: "bob", pass: "the-builder", expires: 0, final: 200, contact: "<sip:bob@192.168.1.20:5062;transport=UDP>" }), "unREGISTER");
     expect(await app.voice!.registrar!.bindings("bob")).toEqual([]);
   }, 60_000);
@@ -215,23 +221,28 @@ describe("registrar end to end (sipp phone registers, sipp carrier calls its DID
       // ...but not this one while its binding lives (idle timeout 1 s: wait 2.5 s)
       await new Promise((r) => setTimeout(r, 2500));
       expect(phone.closed).toBe(false);
-      const uac = await startUac("uac_final.xml", "udp", udp, { service: "+15125550702", subst: { CODE: "486" } });
+      const uac = await startUac("uac_call.xml", "udp", udp, { service: "+15125550702" });
       const inv = await phone.next((m) => m.isRequest && m.method === "INVITE");
       expect(inv.requestUri).toBe(contact);
-      const lines = (status: string, cseq: string): string[] => [
+      const answer = (req: SipMessage, status: string, extra: string[] = []): string[] => [
         `SIP/2.0 ${status}`,
-        ...inv.getAll("via").map((v) => `Via: ${v}`),
-        `From: ${inv.get("from")}`,
-        `To: ${inv.get("to")};tag=busyphone`,
-        `Call-ID: ${inv.callId}`,
-        `CSeq: ${cseq}`,
+        ...req.getAll("via").map((v) => `Via: ${v}`),
+        ...req.getAll("record-route").map((v) => `Record-Route: ${v}`),
+        `From: ${req.get("from")}`,
+        `To: ${req.get("to")}${req.toTag === undefined ? ";tag=tcpphone-callee" : ""}`,
+        `Call-ID: ${req.callId}`,
+        `CSeq: ${req.cseq!.seq} ${req.cseq!.method}`,
+        ...extra,
         "Content-Length: 0",
       ];
-      phone.send(lines("486 Busy Here", `${inv.cseq!.seq} INVITE`));
-      // didgate acknowledges the final answer hop by hop, over the same connection
+      // answered with the unreachable Contact: the carrier's ACK and BYE come back over this connection
+      phone.send(answer(inv, "200 OK", [`Contact: <${contact}>`]));
       await phone.next((m) => m.isRequest && m.method === "ACK");
+      const bye = await phone.next((m) => m.isRequest && m.method === "BYE");
+      phone.send(answer(bye, "200 OK"));
       await ok(uac, "carrier");
-      expect(statuses(uac.receivedResponses())).toContain(486);
+      const ok200 = uac.receivedResponses().find((m) => m.status === 200 && m.cseq?.method === "INVITE")!;
+      expect(ok200.get("contact")).toBe(`<sip:carol@${PHONE_IP}:${phone.sock.localPort};transport=tcp>`);
     } finally {
       phone.close();
     }
