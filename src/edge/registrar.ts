@@ -43,6 +43,14 @@ export interface ContactLeg extends Target {
   readonly user: string;
 }
 
+/** GET /v1/users/USER on the admin listener, `didgate users show USER`. */
+export interface UserReport {
+  user: string;
+  tenant: string;
+  aor: string;
+  bindings: Array<{ contact: string; source: string; transport: string; expires_in_s: number; expires_at: string; registered_at: string; edge: string; q: number; instance?: string; reg_id?: number }>;
+}
+
 export const LOOKUP_RESULTS = ["found", "none", "error"] as const;
 export type LookupResult = (typeof LOOKUP_RESULTS)[number];
 
@@ -202,6 +210,31 @@ export class RegistrarEdge {
   /** A user's live bindings (`didgate users show`, tests). */
   bindings(user: string): Promise<Binding[]> {
     return this.o.store.lookup(`sip:${user}@${this.o.config.domain}`);
+  }
+
+  /** `didgate users show`: a configured user and its live bindings, or undefined. */
+  async show(name: string): Promise<UserReport | undefined> {
+    const u = this.users.get(name);
+    if (u === undefined) return undefined;
+    const now = this.o.now();
+    const bs = (await this.bindings(name)).sort((a, b) => b.q - a.q || b.registeredAt - a.registeredAt);
+    return {
+      user: u.user,
+      tenant: u.tenant,
+      aor: `sip:${u.user}@${this.o.config.domain}`,
+      bindings: bs.map((b) => ({
+        contact: b.contact,
+        source: b.address.indexOf(":") >= 0 ? `[${b.address}]:${b.port}` : `${b.address}:${b.port}`,
+        transport: b.transport,
+        expires_in_s: Math.max(0, Math.round((b.expiresAt - now) / 1000)),
+        expires_at: new Date(b.expiresAt).toISOString(),
+        registered_at: new Date(b.registeredAt).toISOString(),
+        edge: b.edge,
+        q: b.q,
+        ...(b.instance !== undefined ? { instance: b.instance } : {}),
+        ...(b.regId !== undefined ? { reg_id: b.regId } : {}),
+      })),
+    };
   }
 
   /** The user named by a target URI "sip:USER@<our domain>", else undefined. */

@@ -13,6 +13,8 @@ import { startApp, tempDir } from "../helpers/app.js";
 import { freePort, killAllSipp } from "../helpers/sipp.js";
 import { DOMAIN, PHONE_IP, register } from "./registrar-util.js";
 import { ok, startUac, startUas, statuses } from "./sip-util.js";
+import { execFile } from "node:child_process";
+import { promisify } from "node:util";
 import net from "node:net";
 import { digestResponse } from "../../src/sip/digest.js";
 import { parseOrThrow, type SipMessage } from "../../src/sip/message.js";
@@ -27,6 +29,8 @@ async function metricValue(app: Didgate, name: string, labels: Record<string, st
   }
   return sum;
 }
+
+const CLI = new URL("../../dist/src/cli.js", import.meta.url).pathname;
 
 /** A phone over TCP (a plain socket: it must get its call over the connection it registered on). */
 class TcpPhone {
@@ -110,6 +114,7 @@ describe("registrar end to end (sipp phone registers, sipp carrier calls its DID
   let app: Didgate;
   let udp = 0;
   let tcp = 0;
+  let admin = "";
 
   beforeAll(async () => {
     const dir = tempDir();
@@ -149,6 +154,7 @@ describe("registrar end to end (sipp phone registers, sipp carrier calls its DID
       dir,
     );
     app = started.app;
+    admin = started.admin;
     udp = app.voice!.listeners.find((l) => l.transport === "udp")!.port;
     tcp = app.voice!.listeners.find((l) => l.transport === "tcp")!.port;
   }, 30_000);
@@ -165,6 +171,16 @@ describe("registrar end to end (sipp phone registers, sipp carrier calls its DID
     expect(await metricValue(app, "didgate_registrar_registrations_total", { outcome: "registered" })).toBe(1);
     const bs = await app.voice!.registrar!.bindings("alice");
     expect(bs.map((b) => [b.address, b.port, b.transport])).toEqual([[PHONE_IP, phone, "udp"]]);
+
+    // didgate users show USER: the binding with its source, transport, expiry and edge
+    const shown = (await (await fetch(`${admin}/v1/users/alice`)).json()) as { tenant: string; bindings: Array<Record<string, unknown>> };
+    expect(shown.tenant).toBe("acme");
+    expect(shown.bindings).toMatchObject([{ source: `${PHONE_IP}:${phone}`, transport: "udp", contact: `sip:alice@${PHONE_IP}:${phone};transport=UDP` }]);
+    expect(shown.bindings[0]!.expires_in_s).toBeGreaterThan(250);
+    expect((await fetch(`${admin}/v1/users/nobody`)).status).toBe(404);
+    // (the daemon runs in this process: the CLI must not block it)
+    const cli = await promisify(execFile)(process.execPath, [CLI, "users", "show", "alice"], { encoding: "utf8", env: { PATH: process.env.PATH ?? "", DIDGATE_ADMIN_LISTEN: admin.slice("http://".length) }, timeout: 20_000 });
+    expect(cli.stdout).toContain(`source udp ${PHONE_IP}:${phone}, edge `);
 
     // the phone now answers on the port it registered from
     const uas = startUas("uas_answer.xml", "udp", phone, {}, 20, PHONE_IP);
