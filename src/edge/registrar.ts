@@ -83,7 +83,10 @@ export function buildRegistrar(
   const c = config.sip.registrar;
   if (c === undefined) return undefined;
   const rr = config.routes.redis;
-  const client = rr !== undefined && o.redis !== undefined ? o.redis.client({ name: "didgate-registrar" }) : undefined;
+  // a Redis that is down fails REGISTERs (500) and lookups (the call's next target) at once
+  // instead of queueing them while the phone and the caller wait
+  const client = rr !== undefined && o.redis !== undefined ? o.redis.client({ name: "didgate-registrar", redis: { maxRetriesPerRequest: 1, enableOfflineQueue: false } }) : undefined;
+  client?.on("error", (err: Error) => o.logger.debug({ err: err.message }, "sip registrar: redis error"));
   const store = client !== undefined ? new RedisLocationStore(client, rr!.prefix, o.now) : new MemoryLocationStore(o.now, 1_000_000);
   const a = config.sip.auth;
   return new RegistrarEdge({

@@ -79,4 +79,20 @@ describe("registrar with two edges on one Redis", () => {
     await ok(gone, "carrier on edge 1");
     expect(statuses(gone.receivedResponses())).toContain(480);
   }, 60_000);
+
+  it("Redis down: REGISTER answers 500 and a call to the user 480 at once (nothing waits for Redis)", async () => {
+    const [e1] = edges as [(typeof edges)[0]];
+    await redis.kill();
+    try {
+      const t0 = Date.now();
+      // 401 needs no store; with credentials the REGISTER needs the store: 500
+      await ok(register(e1.udp, await freePort(PHONE_IP), { user: "dave", pass: "dave-secret", expires: 120, final: 500 }), "REGISTER with Redis down");
+      const call = await startUac("uac_final.xml", "udp", e1.udp, { service: "+15125550800", subst: { CODE: "480" } });
+      await ok(call, "carrier with Redis down");
+      expect(Date.now() - t0).toBeLessThan(8000);
+      expect(await e1.app.registry.getSingleMetricAsString("didgate_registrar_lookups_total")).toMatch(/result="error"} [1-9]/);
+    } finally {
+      await redis.restart();
+    }
+  }, 60_000);
 });
