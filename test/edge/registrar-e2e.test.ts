@@ -147,6 +147,7 @@ describe("registrar end to end (sipp phone registers, sipp carrier calls its DID
               { user: "erin", tenant: "acme", password: "erin-pass" },
             ],
             min_expires: 60,
+            lockout: { max_failures: 3, window_s: 60, duration_s: 300 },
           },
         },
         routes: { file: "routes.yaml", watch: false },
@@ -288,6 +289,19 @@ describe("registrar end to end (sipp phone registers, sipp carrier calls its DID
     await ok(uac, "carrier");
     expect(await metricValue(app, "didgate_registrar_lookups_total", { result: "none" })).toBeGreaterThanOrEqual(1);
   }, 30_000);
+
+  it("repeated wrong passwords from one source lock that source out for that user (403 without a challenge); other sources still register", async () => {
+    const GUESSER = "127.0.0.9";
+    const before = await metricValue(app, "didgate_registrar_auth_failures_total", { reason: "locked_out" });
+    for (let i = 0; i < 3; i++) await ok(register(udp, await freePort(GUESSER), { user: "erin", pass: `guess-${i}-xx`, expires: 300, final: 403, ip: GUESSER }), `guess ${i}`);
+    // locked out: 403 at once, not even a challenge
+    await ok(register(udp, await freePort(GUESSER), { user: "erin", pass: "erin-pass", expires: 300, final: 403, ip: GUESSER, once: true }), "locked out");
+    expect(await metricValue(app, "didgate_registrar_auth_failures_total", { reason: "locked_out" })).toBe(before + 1);
+    expect(await app.voice!.registrar!.bindings("erin")).toEqual([]);
+    const phone = await freePort(PHONE_IP);
+    await ok(register(udp, phone, { user: "erin", pass: "erin-pass", expires: 300, final: 200 }), "the real phone");
+    await ok(register(udp, phone, { user: "erin", pass: "erin-pass", expires: 0, final: 200 }), "unREGISTER");
+  }, 60_000);
 
   it("wrong password and unknown user get the same 403; an expiry under min_expires gets 423", async () => {
     const before = await metricValue(app, "didgate_registrar_auth_failures_total", { reason: "auth_failed" });
