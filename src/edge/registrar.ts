@@ -243,6 +243,9 @@ export class RegistrarEdge {
   /** The user named by a target URI "sip:USER@<our domain>", else undefined. */
   userOf(uri: string): string | undefined {
     if (!uri.startsWith("sip:") && !uri.startsWith("sips:")) return undefined;
+    // most targets are not users: a look at the host before parsing
+    const at = uri.indexOf("@");
+    if (at < 0 || uri.slice(at + 1, at + 1 + this.domain.length).toLowerCase() !== this.domain) return undefined;
     const u = parseUri(uri);
     if (u === null || !u.isSip || u.hostname.toLowerCase() !== this.domain || u.port !== undefined) return undefined;
     const name = u.userUnescaped;
