@@ -69,6 +69,11 @@ export interface RegistrarEdgeOptions {
   stack: () => SipStack | undefined;
   /** The Redis client of a Redis store (connected in start(), closed in close()). */
   client?: RedisClient;
+  /**
+   * sip.unknown_source is reject: a REGISTER for another domain gets its 404; otherwise (drop) it
+   * gets nothing, like any other request of a scanner.
+   */
+  answerStrangers?: () => boolean;
 }
 
 /**
@@ -78,7 +83,7 @@ export interface RegistrarEdgeOptions {
  */
 export function buildRegistrar(
   config: Config,
-  o: { registry: Registry; logger: Logger; now: () => number; stack: () => SipStack | undefined; redis?: RedisConnector },
+  o: { registry: Registry; logger: Logger; now: () => number; stack: () => SipStack | undefined; redis?: RedisConnector; answerStrangers?: () => boolean },
 ): RegistrarEdge | undefined {
   const c = config.sip.registrar;
   if (c === undefined) return undefined;
@@ -102,6 +107,7 @@ export function buildRegistrar(
     logger: o.logger,
     now: o.now,
     stack: o.stack,
+    answerStrangers: () => o.answerStrangers?.() ?? false,
     ...(client !== undefined ? { client } : {}),
   });
 }
@@ -196,7 +202,8 @@ export class RegistrarEdge {
         for (const b of r.bindings) if (b.edge === this.o.edgeId && b.transport === src.transport && b.address === src.address && b.port === src.port) until = Math.max(until, b.expiresAt);
         if (until > 0) src.connection.socket.setTimeout(Math.max(1000, until - this.o.now() + FLOW_GRACE_S * 1000));
       }
-      tx.reply(r.status, r.reason, { headers: r.headers });
+      if (r.outcome === "not_found" && this.o.answerStrangers?.() !== true) tx.terminate();
+      else tx.reply(r.status, r.reason, { headers: r.headers });
       if (r.outcome === "registered" || r.outcome === "unregistered") {
         this.o.logger.info({ user: r.user, tenant: r.tenant, source: src.address, port: src.port, transport: src.transport, contacts: r.bindings?.length ?? 0, outcome: r.outcome }, "sip registration");
       } else if (r.outcome === "auth_failed" || r.outcome === "locked_out") {

@@ -217,7 +217,7 @@ export class VoiceEdge implements SipStackHandler, ProxyHost {
       });
     }
     this.resolver = new TargetResolver({ canSend: (t, fam) => this.canSend(t, fam) });
-    this.registrar = buildRegistrar(this.config, { ...opts, now: this.now, stack: () => this.stack });
+    this.registrar = buildRegistrar(this.config, { ...opts, now: this.now, stack: () => this.stack, answerStrangers: () => this.config.sip.unknown_source === "reject" });
   }
 
   private applyHeaders(c: Config): void {
