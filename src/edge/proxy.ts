@@ -107,7 +107,7 @@ interface LegLike extends Target {
   readonly add?: ReadonlyArray<readonly [string, string]>;
   readonly carrier?: { readonly failoverOn: readonly number[] };
   /** Where to send instead of resolving the URI (a registered contact's flow). */
-  readonly dest?: ResolvedTarget;
+  readonly sendTo?: ResolvedTarget;
 }
 
 /** One attempt at one target: its client transaction and timers. */
@@ -266,7 +266,7 @@ export class ProxyCall implements TimerTarget {
   }
 
   private startBranch(b: Branch): void {
-    if (b.t.dest !== undefined) return this.onResolved(b, b.t.dest);
+    if (b.t.sendTo !== undefined) return this.onResolved(b, b.t.sendTo);
     const r = this.host.resolver.resolveSync(b.t.uri);
     if (r !== undefined) this.onResolved(b, r);
     else void this.host.resolver.resolve(b.t.uri).then((x) => this.onResolved(b, x));
@@ -413,7 +413,7 @@ export class ProxyCall implements TimerTarget {
       if (st === 100) return;
       res.popVia();
       if (this.noViaLeft(res)) return;
-      if (b.t.dest !== undefined && res.toTag !== undefined) flowContact(res, b.t.dest);
+      if (b.t.sendTo !== undefined && res.toTag !== undefined) flowContact(res, b.t.sendTo);
       // a provisional response with a To tag sets up an early dialog (reliable 1xx, PRACK, UPDATE)
       if (this.host.recordRoute && res.toTag !== undefined) rewriteRecordRoute(this.host.stack, res, this.host.signer);
       if (this.provisionalAt === 0) this.provisionalAt = this.host.mono();
@@ -459,7 +459,7 @@ export class ProxyCall implements TimerTarget {
       if (!this.answered && !b.done) this.branchFailed(b, "no_via", 0, true);
       return;
     }
-    if (b.t.dest !== undefined) flowContact(res, b.t.dest);
+    if (b.t.sendTo !== undefined) flowContact(res, b.t.sendTo);
     if (this.host.recordRoute) rewriteRecordRoute(this.host.stack, res, this.host.signer);
     // RFC 3261 16.7 step 10: a 2xx always goes upstream, even after the server transaction
     // answered 487 to a CANCEL (the 200 crossed it), or after another branch answered: then

@@ -39,7 +39,7 @@ export interface ContactDest {
 
 /** A target that is one registered contact of a user. */
 export interface ContactLeg extends Target {
-  readonly dest?: ContactDest;
+  readonly sendTo?: ContactDest;
   readonly user: string;
 }
 
@@ -309,6 +309,6 @@ export class RegistrarEdge {
       const open = b.edge === this.o.edgeId ? this.o.stack()?.transport.getConnection(b.transport, b.address, b.port) : undefined;
       if (open === undefined || open.closed) return base;
     }
-    return { ...base, dest: { transport: b.transport, address: b.address, port: b.port, key: targetKey(b.transport, b.address, b.port) } };
+    return { ...base, sendTo: { transport: b.transport, address: b.address, port: b.port, key: targetKey(b.transport, b.address, b.port) } };
   }
 }

@@ -284,6 +284,21 @@ describe("registrar end to end (sipp phone registers, sipp carrier calls its DID
     expect(await app.voice!.registrar!.bindings("erin")).toEqual([]);
   }, 60_000);
 
+  it("SIGHUP: users and passwords change live; the domain needs a restart", async () => {
+    const cfg = app.config;
+    const reg = cfg.sip.registrar!;
+    const voice = app.voice!;
+    expect(await voice.registrar!.show("frank")).toBeUndefined();
+    const refused = voice.reload({ ...cfg, sip: { ...cfg.sip, registrar: { ...reg, users: [...reg.users, { user: "frank", tenant: "acme", password: "frank-pass" }] } } });
+    expect(refused).toEqual([]);
+    expect(await voice.registrar!.show("frank")).toMatchObject({ user: "frank", bindings: [] });
+    const phone = await freePort(PHONE_IP);
+    await ok(register(udp, phone, { user: "frank", pass: "frank-pass", expires: 120, final: 200 }), "REGISTER of a user added live");
+    await ok(register(udp, phone, { user: "frank", pass: "frank-pass", expires: 0, final: 200 }), "unREGISTER");
+    expect(voice.reload({ ...cfg, sip: { ...cfg.sip, registrar: { ...reg, domain: "other.example" } } })).toContain("sip.registrar (all but users)");
+    voice.reload(cfg);
+  }, 60_000);
+
   it("a user never registered: 480", async () => {
     const uac = await startUac("uac_final.xml", "udp", udp, { service: "+15125550701", subst: { CODE: "480" } });
     await ok(uac, "carrier");

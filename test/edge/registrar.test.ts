@@ -63,7 +63,7 @@ describe("registrar targets", () => {
       ["sip:voicemail@192.0.2.2", 4],
     ]);
     // sent to where the REGISTER came from, the Contact as Request-URI
-    expect((x.targets[1] as ContactLeg).dest).toEqual({ transport: "udp", address: "203.0.113.9", port: b.port, key: `udp:203.0.113.9:${b.port}` });
+    expect((x.targets[1] as ContactLeg).sendTo).toEqual({ transport: "udp", address: "203.0.113.9", port: b.port, key: `udp:203.0.113.9:${b.port}` });
   });
 
   it("simultaneous route: every contact joins its target's group", async () => {
@@ -86,7 +86,7 @@ describe("registrar targets", () => {
     await store.update(`sip:alice@${DOMAIN}`, { upsert: [b] });
     const x = await e.expand([t(`sip:alice@${DOMAIN}`)], "sequential");
     expect(x.targets).toHaveLength(1);
-    expect((x.targets[0] as ContactLeg).dest).toBeUndefined();
+    expect((x.targets[0] as ContactLeg).sendTo).toBeUndefined();
     expect(x.targets[0]!.uri).toBe(b.contact);
   });
 
