@@ -208,7 +208,10 @@ export class RegistrarEdge {
         this.o.logger.info({ user: r.user, tenant: r.tenant, source: src.address, port: src.port, transport: src.transport, contacts: r.bindings?.length ?? 0, outcome: r.outcome }, "sip registration");
       } else if (r.outcome === "auth_failed" || r.outcome === "locked_out") {
         this.metrics.authFailures.labels({ reason: r.outcome }).inc();
-        this.o.logger.info({ source: src.address, port: src.port, transport: src.transport, outcome: r.outcome }, "sip registration refused");
+        // locked out: already said once (the failures that led there), counted from then on
+        const line = { source: src.address, port: src.port, transport: src.transport, outcome: r.outcome };
+        if (r.outcome === "auth_failed") this.o.logger.info(line, "sip registration refused");
+        else this.o.logger.debug(line, "sip registration refused");
       }
     } catch (err) {
       this.o.logger.warn({ err, source: src.address }, "sip registration failed: location store error");
