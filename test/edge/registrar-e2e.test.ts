@@ -145,6 +145,7 @@ describe("registrar end to end (sipp phone registers, sipp carrier calls its DID
               { user: "bob", tenant: "acme", password: "the-builder" },
               { user: "carol", tenant: "acme", password: "carol-pass" },
               { user: "erin", tenant: "acme", password: "erin-pass" },
+              { user: "gina", tenant: "acme", password: "gina-pass" },
             ],
             min_expires: 60,
             lockout: { max_failures: 3, window_s: 60, duration_s: 300 },
@@ -267,7 +268,8 @@ describe("registrar end to end (sipp phone registers, sipp carrier calls its DID
 
   it("two registered devices both ring, the second answers and the first is cancelled; * unregisters both", async () => {
     const d1 = await freePort(PHONE_IP);
-    const d2 = await freePort(PHONE_IP);
+    let d2 = await freePort(PHONE_IP);
+    while (d2 === d1) d2 = await freePort(PHONE_IP);
     await ok(register(udp, d1, { user: "erin", pass: "erin-pass", expires: 300, final: 200 }), "REGISTER device 1");
     await ok(register(udp, d2, { user: "erin", pass: "erin-pass", expires: 300, final: 200 }), "REGISTER device 2");
     expect((await app.voice!.registrar!.bindings("erin")).map((b) => b.port).sort()).toEqual([d1, d2].sort());
@@ -308,14 +310,14 @@ describe("registrar end to end (sipp phone registers, sipp carrier calls its DID
   it("repeated wrong passwords from one source lock that source out for that user (403 without a challenge); other sources still register", async () => {
     const GUESSER = "127.0.0.9";
     const before = await metricValue(app, "didgate_registrar_auth_failures_total", { reason: "locked_out" });
-    for (let i = 0; i < 3; i++) await ok(register(udp, await freePort(GUESSER), { user: "erin", pass: `guess-${i}-xx`, expires: 300, final: 403, ip: GUESSER }), `guess ${i}`);
+    for (let i = 0; i < 3; i++) await ok(register(udp, await freePort(GUESSER), { user: "gina", pass: `guess-${i}-xx`, expires: 300, final: 403, ip: GUESSER }), `guess ${i}`);
     // locked out: 403 at once, not even a challenge
-    await ok(register(udp, await freePort(GUESSER), { user: "erin", pass: "erin-pass", expires: 300, final: 403, ip: GUESSER, once: true }), "locked out");
+    await ok(register(udp, await freePort(GUESSER), { user: "gina", pass: "gina-pass", expires: 300, final: 403, ip: GUESSER, once: true }), "locked out");
     expect(await metricValue(app, "didgate_registrar_auth_failures_total", { reason: "locked_out" })).toBe(before + 1);
-    expect(await app.voice!.registrar!.bindings("erin")).toEqual([]);
+    expect(await app.voice!.registrar!.bindings("gina")).toEqual([]);
     const phone = await freePort(PHONE_IP);
-    await ok(register(udp, phone, { user: "erin", pass: "erin-pass", expires: 300, final: 200 }), "the real phone");
-    await ok(register(udp, phone, { user: "erin", pass: "erin-pass", expires: 0, final: 200 }), "unREGISTER");
+    await ok(register(udp, phone, { user: "gina", pass: "gina-pass", expires: 300, final: 200 }), "the real phone");
+    await ok(register(udp, phone, { user: "gina", pass: "gina-pass", expires: 0, final: 200 }), "unREGISTER");
   }, 60_000);
 
   it("wrong password and unknown user get the same 403; an expiry under min_expires gets 423", async () => {
