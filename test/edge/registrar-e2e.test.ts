@@ -37,11 +37,17 @@ class TcpPhone {
   private buf = Buffer.alloc(0);
   private waiters: Array<() => void> = [];
   readonly got: SipMessage[] = [];
+  /** "\r\n" keep-alive answers received. */
+  pongs = 0;
   closed = false;
   private constructor(readonly sock: net.Socket) {
     sock.on("data", (d: Buffer) => {
       this.buf = Buffer.concat([this.buf, d]);
       for (;;) {
+        while (this.buf.length >= 2 && this.buf[0] === 13 && this.buf[1] === 10) {
+          this.pongs++;
+          this.buf = this.buf.subarray(2);
+        }
         const end = this.buf.indexOf("\r\n\r\n");
         if (end < 0) break;
         const len = Number(/\r\ncontent-length:\s*(\d+)/i.exec(this.buf.subarray(0, end).toString("latin1"))?.[1] ?? "0");
@@ -239,6 +245,11 @@ describe("registrar end to end (sipp phone registers, sipp carrier calls its DID
       // ...but not this one while its binding lives (idle timeout 1 s: wait 2.5 s)
       await new Promise((r) => setTimeout(r, 2500));
       expect(phone.closed).toBe(false);
+      // RFC 5626 keep-alive: a double CRLF is answered with one CRLF
+      phone.sock.write("\r\n\r\n");
+      const until = Date.now() + 5000;
+      while (phone.pongs === 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
+      expect(phone.pongs).toBe(1);
       const uac = await startUac("uac_call.xml", "udp", udp, { service: "+15125550702" });
       const inv = await phone.next((m) => m.isRequest && m.method === "INVITE");
       expect(inv.requestUri).toBe(contact);
