@@ -6,7 +6,7 @@ import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Didgate } from "../../src/app.js";
 import { RedisRouteWriter } from "../../src/routing/sources/redis-writer.js";
-import { startApp, tempDir } from "../helpers/app.js";
+import { startApp, tempDir, waitFor } from "../helpers/app.js";
 import { startRedis, type TestRedis } from "../helpers/redis.js";
 import { freePort, killAllSipp } from "../helpers/sipp.js";
 import { DOMAIN, PHONE_IP, register } from "./registrar-util.js";
@@ -34,7 +34,7 @@ beforeAll(async () => {
           auth: { algorithms: ["MD5"], secret: "nonce secret shared by both edges" },
           dialog_secret: "dialog secret shared by both edges",
           trunks: [{ name: "carrier", sources: ["127.0.0.1"], country_code: "1", cps: 1000 }],
-          registrar: { domain: DOMAIN, users: [{ user: "dave", tenant: "acme", password: "dave-secret" }] },
+          registrar: { domain: DOMAIN, users: [{ user: "dave", tenant: "acme", password: "dave-secret" }], min_expires: 1 },
         },
         routes: { redis: { url: redis.url, prefix: PREFIX, snapshot: "" } },
         state_dir: dir,
@@ -78,6 +78,16 @@ describe("registrar with two edges on one Redis", () => {
     const gone = await startUac("uac_final.xml", "udp", e1.udp, { service: "+15125550800", subst: { CODE: "480" } });
     await ok(gone, "carrier on edge 1");
     expect(statuses(gone.receivedResponses())).toContain(480);
+  }, 60_000);
+
+  it("expiry removes a binding: registered for 3 s, then the DID answers 480 and the Redis keys are gone", async () => {
+    const [e1, e2] = edges as [(typeof edges)[0], (typeof edges)[0]];
+    await ok(register(e1.udp, await freePort(PHONE_IP), { user: "dave", pass: "dave-secret", expires: 3, final: 200 }), "REGISTER for 3 s");
+    expect(await e2.app.voice!.registrar!.bindings("dave")).toHaveLength(1);
+    await waitFor(async () => ((await e2.app.voice!.registrar!.bindings("dave")).length === 0 ? true : undefined), 10_000, 100);
+    await waitFor(async () => ((await client.exists(`${PREFIX}loc:sip:dave@${DOMAIN}`)) === 0 ? true : undefined), 10_000, 100);
+    const gone = await startUac("uac_final.xml", "udp", e2.udp, { service: "+15125550800", subst: { CODE: "480" } });
+    await ok(gone, "carrier after expiry");
   }, 60_000);
 
   it("Redis down: REGISTER answers 500 and a call to the user 480 at once (nothing waits for Redis)", async () => {
