@@ -507,6 +507,7 @@ export class Didgate {
       logger: this.logger,
       readiness: () => this.readiness(),
       status: () => this.status(),
+      user: async (name) => this.voice?.registrar?.show(name),
       lookup: (number, caller, atMs, countryCode) => this.lookup(number, caller, atMs, countryCode),
     });
     this.adminAddress = await this.admin.listen(hp.host, hp.port);

@@ -111,6 +111,16 @@ unreachable. The messages waiting for delivery one by one: didgate messages pend
   -c, --config FILE   config file
 `;
 
+export const USERS_USAGE = `usage: didgate users show USER [--json] [--config FILE]
+
+A registrar user (sip.registrar.users) and its registered contacts, asked of the running daemon's
+admin listener (admin.listen): each contact with the source address, port and transport its
+REGISTER came from, the edge holding it, its expiry, q, +sip.instance and reg-id. With routes.redis
+every edge sees every edge's bindings. Exit 1 for an unknown user or no answer.
+  --json              the answer as JSON
+  -c, --config FILE   config file
+`;
+
 export const STIR_USAGE = `usage: didgate stir verify IDENTITY --from NUMBER --to NUMBER [--anchors FILE] [--max-age S] [--allow-http] [--json] [--config FILE]
 
 Decode a SIP Identity header (a SHAKEN PASSporT) and verify it as didgate would for an inbound

@@ -5,6 +5,7 @@
 import { z } from "zod";
 import { parseRedisUrl } from "../redis/endpoint.js";
 import { cidrContains, parseCidr, parseHostPort, parseListenUrl } from "./net.js";
+import { registrarSchema } from "./registrar.js";
 
 const cidr = z.string().refine((s) => parseCidr(s) !== undefined, {
   message: 'must be an IP address or CIDR like "203.0.113.0/24" or "2001:db8::/32"',
@@ -108,6 +109,8 @@ export const sipSchema = z
     trunks: z.array(trunkSchema).default([]),
     /** Who may originate calls (outbound). */
     customers: z.array(customerSchema).default([]),
+    /** Phones that REGISTER (docs/registrar.md). */
+    registrar: registrarSchema.optional(),
     /** Digest authentication of customers (RFC 3261 22, RFC 8760). */
     auth: z
       .object({

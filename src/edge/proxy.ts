@@ -26,7 +26,7 @@ import {
   type TimerHandle,
   type TimerTarget,
 } from "../sip/index.js";
-import { parseUri } from "../sip/uri.js";
+import { parseNameAddr, parseUri } from "../sip/uri.js";
 import { hopOfAddress, hopOfUri, inviteBinding, loopBranch, loopHash, recordRouteFor, rewriteRecordRoute, type DialogBinding, type DialogSigner } from "../sip/rr.js";
 import type { Target } from "../routing/route.js";
 import type { TargetHealth } from "./health.js";
@@ -58,6 +58,11 @@ export interface ProxyHost {
   targetDone?(call: ProxyCall, t: Target, code: number, answered: boolean): void;
   /** The call sent its final response upstream (or was cancelled). */
   callDone(call: ProxyCall, outcome: CallOutcome, code: number): void;
+  /**
+   * Targets that must be looked up first (registered users, docs/registrar.md): the targets to
+   * ring instead and how, or null when there is nothing to look up.
+   */
+  expand?(targets: readonly Target[], ring: "sequential" | "simultaneous"): Promise<{ targets: Target[]; ring: "sequential" | "simultaneous" }> | null;
 }
 
 const RING = 1;
@@ -104,6 +109,8 @@ interface LegLike extends Target {
   readonly set?: ReadonlyArray<readonly [string, string]>;
   readonly add?: ReadonlyArray<readonly [string, string]>;
   readonly carrier?: { readonly failoverOn: readonly number[] };
+  /** Where to send instead of resolving the URI (a registered contact's flow). */
+  readonly sendTo?: ResolvedTarget;
 }
 
 /** One attempt at one target: its client transaction and timers. */
@@ -197,6 +204,21 @@ export class ProxyCall implements TimerTarget {
   }
 
   start(): void {
+    const x = this.host.expand?.(this.info.targets, this.info.ring ?? "sequential");
+    if (x !== undefined && x !== null) {
+      void x.then((r) => {
+        if (this.finished) return;
+        if (r.targets.length === 0) {
+          this.stx.reply(480, "Temporarily Unavailable (not registered)");
+          this.finish("failed", 480);
+          return;
+        }
+        this.order = r.targets;
+        this.info.ring = r.ring;
+        this.nextGroup();
+      });
+      return;
+    }
     const h = this.host.health;
     if (h.down > 0) this.order = this.healthyOrder();
     this.nextGroup();
@@ -253,6 +275,7 @@ export class ProxyCall implements TimerTarget {
   }
 
   private startBranch(b: Branch): void {
+    if (b.t.sendTo !== undefined) return this.onResolved(b, b.t.sendTo);
     const r = this.host.resolver.resolveSync(b.t.uri);
     if (r !== undefined) this.onResolved(b, r);
     else void this.host.resolver.resolve(b.t.uri).then((x) => this.onResolved(b, x));
@@ -399,6 +422,7 @@ export class ProxyCall implements TimerTarget {
       if (st === 100) return;
       res.popVia();
       if (this.noViaLeft(res)) return;
+      if (b.t.sendTo !== undefined && res.toTag !== undefined) flowContact(res, b.t.sendTo);
       // a provisional response with a To tag sets up an early dialog (reliable 1xx, PRACK, UPDATE)
       if (this.recordRoute && res.toTag !== undefined) rewriteRecordRoute(this.host.stack, res, this.host.signer);
       if (this.provisionalAt === 0) this.provisionalAt = this.host.mono();
@@ -445,6 +469,7 @@ export class ProxyCall implements TimerTarget {
       if (!this.answered && !b.done) this.branchFailed(b, "no_via", 0, true);
       return;
     }
+    if (b.t.sendTo !== undefined) flowContact(res, b.t.sendTo);
     if (this.recordRoute) rewriteRecordRoute(this.host.stack, res, this.host.signer);
     if (this.info.mask !== undefined) unmaskResponse(res, this.stx.request);
     // RFC 3261 16.7 step 10: a 2xx always goes upstream, even after the server transaction
@@ -551,6 +576,25 @@ export class ProxyCall implements TimerTarget {
     this.finalCode = code;
     this.host.callDone(this, outcome, code);
   }
+}
+
+/**
+ * The answer of a registered contact (sent to its flow): its Contact is made to name the flow's
+ * address, port and transport, so in-dialog requests reach a phone behind NAT (the Contact it
+ * gives names its private address) and over its TCP/TLS connection (as Kamailio's
+ * fix_nated_contact does). The SDP is left alone.
+ */
+function flowContact(res: SipMessage, d: ResolvedTarget): void {
+  const v = res.get("contact");
+  if (v === undefined) return;
+  const na = parseNameAddr(v);
+  const u = na?.parsedUri;
+  if (na === null || na === undefined || u === null || u === undefined || !u.isSip) return;
+  u.host = d.address.indexOf(":") >= 0 ? "[" + d.address + "]" : d.address;
+  u.port = d.port;
+  u.setParam("transport", d.transport);
+  na.uri = u.toString();
+  res.set("contact", na.toString());
 }
 
 /** Forwards one in-dialog request (or a re-INVITE) and relays its responses. */

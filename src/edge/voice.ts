@@ -81,6 +81,7 @@ import type { ActivityRecorder } from "../records/activity.js";
 import type { SessionStore } from "../masking/sessions.js";
 import type { MaskingMetrics } from "../masking/metrics.js";
 import { decideMasked, maskRequest, stripIdentity, type MaskResult } from "./masking.js";
+import { buildRegistrar, type RegistrarEdge } from "./registrar.js";
 
 export interface VoiceEdgeOptions {
   /** SIP capture: every message received and sent (capture.hep configured). */
@@ -160,6 +161,8 @@ export class VoiceEdge implements SipStackHandler, ProxyHost {
   /** max_calls across edges (routes.redis configured). */
   callShare: CallShare | undefined;
   private readonly unknownCarriers = new Set<string>();
+  /** REGISTER and calls to registered users (sip.registrar configured). */
+  readonly registrar: RegistrarEdge | undefined;
 
   constructor(private readonly opts: VoiceEdgeOptions) {
     this.config = opts.config;
@@ -223,6 +226,7 @@ export class VoiceEdge implements SipStackHandler, ProxyHost {
       });
     }
     this.resolver = new TargetResolver({ canSend: (t, fam) => this.canSend(t, fam) });
+    this.registrar = buildRegistrar(this.config, { ...opts, now: this.now, stack: () => this.stack, answerStrangers: () => this.config.sip.unknown_source === "reject" });
   }
 
   private applyHeaders(c: Config): void {
@@ -294,6 +298,7 @@ export class VoiceEdge implements SipStackHandler, ProxyHost {
     this.listeners = this.stack.listeners.map((l) => ({ transport: l.transport, address: l.address, port: l.port }));
     this.health.start(this.stack);
     await this.healthShare?.start();
+    await this.registrar?.start();
   }
 
   /** SIGHUP: apply trunks, limits, headers, health; returns what could not change live. */
@@ -320,6 +325,8 @@ export class VoiceEdge implements SipStackHandler, ProxyHost {
     this.applyHeaders(config);
     this.applyPingers(config);
     this.health.configure(b.health);
+    if (b.registrar !== undefined) this.registrar?.reloadUsers(b.registrar);
+    if (!same(a.registrar && { ...a.registrar, users: [] }, b.registrar && { ...b.registrar, users: [] })) out.push("sip.registrar (all but users)");
     this.config = config;
     return out;
   }
@@ -343,6 +350,7 @@ export class VoiceEdge implements SipStackHandler, ProxyHost {
     this.health.stop();
     await this.healthShare?.close();
     if (this.stack) await this.stack.close();
+    await this.registrar?.close();
     this.calls.clear();
     this.dialogInvites.clear();
   }
@@ -446,6 +454,10 @@ export class VoiceEdge implements SipStackHandler, ProxyHost {
       return;
     }
 
+    if (method === "REGISTER" && this.registrar !== undefined) {
+      void this.registrar.onRegister(tx);
+      return;
+    }
     const inDialog = req.toTag !== undefined;
     if (inDialog) {
       this.inDialog(tx, trunk, cust);
@@ -946,6 +958,12 @@ export class VoiceEdge implements SipStackHandler, ProxyHost {
     if (r.tenant !== tenant) return "caller ID owned by another tenant";
     if (r.state !== "active" && r.state !== "porting_out") return "caller ID not active";
     return null;
+  }
+
+  /** @internal ProxyHost: registered users among the targets are looked up (src/edge/registrar.ts). */
+  expand(targets: readonly Target[], ring: "sequential" | "simultaneous"): Promise<{ targets: Target[]; ring: "sequential" | "simultaneous" }> | null {
+    const r = this.registrar;
+    return r !== undefined && r.hasUsers(targets) ? r.expand(targets, ring) : null;
   }
 
   /** @internal ProxyHost: a carrier leg gets the call only under its max_calls and CPS. */

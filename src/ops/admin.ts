@@ -1,5 +1,5 @@
 /**
- * The admin HTTP server: /metrics, /healthz, /readyz, /v1/status, /v1/lookup.
+ * The admin HTTP server: /metrics, /healthz, /readyz, /v1/status, /v1/lookup, /v1/users/USER.
  * Binds to loopback unless configured otherwise.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
@@ -25,6 +25,8 @@ export interface AdminHandlers {
   lookup(number: string, caller: string | undefined, atMs: number, countryCode?: string): { ok: true; json: LookupJson } | { ok: false; error: string };
   /** The status view (GET /v1/status). */
   status?(): Promise<StatusReport>;
+  /** A registrar user and its bindings (GET /v1/users/USER); undefined: no such user. */
+  user?(name: string): Promise<object | undefined>;
 }
 
 function send(res: ServerResponse, status: number, body: string, type = "application/json"): void {
@@ -84,6 +86,18 @@ export class AdminServer {
     if (req.method !== "GET" && req.method !== "HEAD") {
       res.setHeader("allow", "GET, HEAD");
       send(res, 405, JSON.stringify({ error: "method not allowed" }));
+      return;
+    }
+    if (url.pathname.startsWith("/v1/users/") && this.h.user !== undefined) {
+      let name: string;
+      try {
+        name = decodeURIComponent(url.pathname.slice("/v1/users/".length));
+      } catch {
+        name = "";
+      }
+      const u = name.length > 0 && name.length <= 128 ? await this.h.user(name) : undefined;
+      if (u === undefined) send(res, 404, JSON.stringify({ error: "no such registrar user (sip.registrar.users)" }));
+      else send(res, 200, JSON.stringify(u));
       return;
     }
     switch (url.pathname) {

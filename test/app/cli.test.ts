@@ -82,6 +82,7 @@ describe("didgate CLI", { timeout: 120_000 }, () => {
     ["dlq", "drop", "1-0"],
     ["numbers", "report"],
     ["stir", "verify", "token"],
+    ["users", "show", "alice"],
   ];
 
   it("an unknown flag exits 2 with the command's usage, for every command", () => {

@@ -1,0 +1,61 @@
+/**
+ * sip.registrar: phones and PBXs that REGISTER as USER@domain (docs/registrar.md). Route targets
+ * "sip:USER@<domain>" ring the user's registered contacts.
+ */
+import { z } from "zod";
+
+const hostName = z
+  .string()
+  .min(1)
+  .max(253)
+  .regex(/^[A-Za-z0-9]([A-Za-z0-9-]{0,62})?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,62})?)*$/, 'must be a domain name like "sip.example.net"');
+
+export const registrarUserSchema = z
+  .object({
+    /** The user part of the address of record (sip:USER@domain) and the digest username. */
+    user: z.string().min(1).max(64).regex(/^[A-Za-z0-9_.!~*'()&=+$,;?\/-]+$/, "must be a SIP user name: letters, digits and _.!~*'()&=+$,;?/- only"),
+    tenant: z.string().min(1).max(128),
+    /** Checked for length in the refinement below, which never echoes it. */
+    password: z.string(),
+  })
+  .strict();
+
+export const registrarSchema = z
+  .object({
+    domain: hostName,
+    users: z.array(registrarUserSchema).default([]),
+    /** A non-zero expiry below this gets 423 Interval Too Brief with Min-Expires. */
+    min_expires: z.number().int().min(1).max(86_400).default(60),
+    /** Longer expiries are shortened to this. */
+    max_expires: z.number().int().min(1).max(86_400).default(3600),
+    /** Expiry of a contact that names none (no expires parameter, no Expires header). */
+    default_expires: z.number().int().min(1).max(86_400).default(3600),
+    /** Digest realm of the challenges; default: the domain. */
+    realm: z.string().min(1).max(128).regex(/^[^"\\]+$/, "must have no quotes or backslashes").optional(),
+    /** Contacts one user may have registered at once. */
+    max_contacts: z.number().int().min(1).max(100).default(10),
+    /** Wrong passwords from one source for one user (and 4x that over all users) lock it out for duration_s. */
+    lockout: z
+      .object({
+        max_failures: z.number().int().positive().default(5),
+        window_s: z.number().positive().default(60),
+        duration_s: z.number().positive().default(300),
+      })
+      .strict()
+      .default({ max_failures: 5, window_s: 60, duration_s: 300 }),
+  })
+  .strict()
+  .superRefine((r, ctx) => {
+    if (r.min_expires > r.max_expires) ctx.addIssue({ code: "custom", path: ["min_expires"], message: `must not be above max_expires (${r.max_expires})` });
+    if (r.default_expires < r.min_expires || r.default_expires > r.max_expires) {
+      ctx.addIssue({ code: "custom", path: ["default_expires"], message: `must be between min_expires (${r.min_expires}) and max_expires (${r.max_expires})` });
+    }
+    const seen = new Set<string>();
+    r.users.forEach((u, i) => {
+      if (u.password.length < 8 || u.password.length > 256) ctx.addIssue({ code: "custom", path: ["users", i, "password"], input: "[redacted]", message: "must be 8 to 256 characters" });
+      if (seen.has(u.user)) ctx.addIssue({ code: "custom", path: ["users", i, "user"], message: `duplicate user ${JSON.stringify(u.user)}` });
+      seen.add(u.user);
+    });
+  });
+
+export type RegistrarConfig = z.infer<typeof registrarSchema>;

@@ -1,0 +1,317 @@
+/**
+ * The registrar at the SIP edge (docs/registrar.md): REGISTER from phones and PBXs, and the route
+ * targets "sip:USER@<registrar domain>" that ring a user's registered contacts.
+ *
+ * REGISTER is processed by src/registrar/register.ts (digest, contacts, expiries, lockout); here it
+ * is answered, counted and logged, and a TCP/TLS connection a phone registered over is kept open
+ * while its binding lives (the phone is called over it: RFC 5626 flow reuse, the only way through
+ * most NATs).
+ *
+ * A call to a user rings every live contact: contacts of equal q together, higher q first
+ * (RFC 3261 16.6 q grouping, on the simultaneous ringing of src/edge/proxy.ts). Each contact is
+ * sent to the address and port its REGISTER came from (RFC 3581 received/rport: the NAT's public
+ * side), over the registered connection when it is still open on this edge; the Request-URI is the
+ * registered Contact.
+ */
+import { randomBytes } from "node:crypto";
+import { hostname } from "node:os";
+import type { Logger } from "pino";
+import type { Config } from "../config/schema.js";
+import type { RedisClient, RedisConnector } from "../redis/client.js";
+import { MemoryLocationStore, RedisLocationStore } from "../registrar/location.js";
+import { Counter, Gauge, type Registry } from "prom-client";
+import type { RegistrarConfig } from "../config/registrar.js";
+import type { Binding, LocationStore } from "../registrar/location.js";
+import { qGroups, Registrar, REGISTER_OUTCOMES, type RegisterOutcome, type RegistrarUser } from "../registrar/register.js";
+import type { Target } from "../routing/route.js";
+import { DigestAuth, type DigestAlgorithm } from "../sip/digest.js";
+import type { ServerTransaction, SipStack, TransportKind } from "../sip/index.js";
+import { targetKey } from "../sip/resolve.js";
+import { parseUri } from "../sip/uri.js";
+
+/** Where a leg to a registered contact is sent (its REGISTER's source). */
+export interface ContactDest {
+  readonly transport: TransportKind;
+  readonly address: string;
+  readonly port: number;
+  readonly key: string;
+}
+
+/** A target that is one registered contact of a user. */
+export interface ContactLeg extends Target {
+  readonly sendTo?: ContactDest;
+  readonly user: string;
+}
+
+/** GET /v1/users/USER on the admin listener, `didgate users show USER`. */
+export interface UserReport {
+  user: string;
+  tenant: string;
+  aor: string;
+  bindings: Array<{ contact: string; source: string; transport: string; expires_in_s: number; expires_at: string; registered_at: string; edge: string; q: number; instance?: string; reg_id?: number }>;
+}
+
+export const LOOKUP_RESULTS = ["found", "none", "error"] as const;
+export type LookupResult = (typeof LOOKUP_RESULTS)[number];
+
+export interface RegistrarEdgeOptions {
+  config: RegistrarConfig;
+  /** Nonce key (sip.auth.secret when set, so every edge accepts another's nonces). */
+  secret: Buffer;
+  nonceTtlMs: number;
+  algorithms: readonly DigestAlgorithm[];
+  store: LocationStore;
+  edgeId: string;
+  registry: Registry;
+  logger: Logger;
+  now: () => number;
+  /** The stack, once started (connection lookups). */
+  stack: () => SipStack | undefined;
+  /** The Redis client of a Redis store (connected in start(), closed in close()). */
+  client?: RedisClient;
+  /**
+   * sip.unknown_source is reject: a REGISTER for another domain gets its 404; otherwise (drop) it
+   * gets nothing, like any other request of a scanner.
+   */
+  answerStrangers?: () => boolean;
+}
+
+/**
+ * The registrar of a config, or undefined without sip.registrar. Bindings live in Redis (under
+ * routes.redis.prefix, expiring with their last binding) when routes.redis is configured, so every
+ * edge finds every phone; else in memory.
+ */
+export function buildRegistrar(
+  config: Config,
+  o: { registry: Registry; logger: Logger; now: () => number; stack: () => SipStack | undefined; redis?: RedisConnector; answerStrangers?: () => boolean },
+): RegistrarEdge | undefined {
+  const c = config.sip.registrar;
+  if (c === undefined) return undefined;
+  const rr = config.routes.redis;
+  // a Redis that is down fails REGISTERs (500) and lookups (the call's next target) at once
+  // instead of queueing them while the phone and the caller wait
+  const client = rr !== undefined && o.redis !== undefined ? o.redis.client({ name: "didgate-registrar", redis: { maxRetriesPerRequest: 1, enableOfflineQueue: false } }) : undefined;
+  client?.on("error", (err: Error) => o.logger.debug({ err: err.message }, "sip registrar: redis error"));
+  const store = client !== undefined ? new RedisLocationStore(client, rr!.prefix, o.now) : new MemoryLocationStore(o.now, 1_000_000);
+  const a = config.sip.auth;
+  return new RegistrarEdge({
+    config: c,
+    // without sip.auth.secret nonces are good on this process only (a phone that moves to another
+    // edge is challenged again)
+    secret: a.secret !== undefined ? Buffer.from(a.secret, "utf8") : randomBytes(32),
+    nonceTtlMs: a.nonce_ttl_s * 1000,
+    algorithms: a.algorithms,
+    store,
+    edgeId: config.instance_id ?? `${hostname()}:${process.pid}`,
+    registry: o.registry,
+    logger: o.logger,
+    now: o.now,
+    stack: o.stack,
+    answerStrangers: () => o.answerStrangers?.() ?? false,
+    ...(client !== undefined ? { client } : {}),
+  });
+}
+
+/** Seconds a registered connection stays open after its last binding expired (a late re-REGISTER). */
+const FLOW_GRACE_S = 30;
+
+export class RegistrarMetrics {
+  readonly registrations: Counter<"outcome">;
+  readonly authFailures: Counter<"reason">;
+  readonly lookups: Counter<"result">;
+  readonly bindings: Gauge;
+  constructor(registry: Registry, store: LocationStore) {
+    const registers = [registry];
+    this.registrations = new Counter({ name: "didgate_registrar_registrations_total", help: "REGISTER requests by outcome (registered, unregistered, fetched, challenged, auth_failed, locked_out, not_found, bad_request, interval_too_brief, too_many_contacts, error)", labelNames: ["outcome"], registers });
+    this.authFailures = new Counter({ name: "didgate_registrar_auth_failures_total", help: "REGISTER refused with 403: wrong password or unknown user (auth_failed), or a source and user locked out after repeated failures (locked_out)", labelNames: ["reason"], registers });
+    this.lookups = new Counter({ name: "didgate_registrar_lookups_total", help: "Location lookups for calls to registered users: found (some contact), none (480 unless another target answers), error (store unreachable)", labelNames: ["result"], registers });
+    this.bindings = new Gauge({
+      name: "didgate_registrar_users_registered",
+      help: "Users (addresses of record) with at least one registered contact",
+      registers,
+      async collect() {
+        try {
+          this.set(await store.count());
+        } catch {
+          // the store is unreachable: keep the last value
+        }
+      },
+    });
+    for (const o of REGISTER_OUTCOMES) this.registrations.labels({ outcome: o });
+    for (const r of ["auth_failed", "locked_out"]) this.authFailures.labels({ reason: r });
+    for (const r of LOOKUP_RESULTS) this.lookups.labels({ result: r });
+  }
+}
+
+export class RegistrarEdge {
+  readonly registrar: Registrar;
+  readonly metrics: RegistrarMetrics;
+  private users: Map<string, RegistrarUser>;
+  private readonly domain: string;
+
+  constructor(private readonly o: RegistrarEdgeOptions) {
+    const c = o.config;
+    this.domain = c.domain.toLowerCase();
+    this.users = new Map(c.users.map((u) => [u.user, u]));
+    this.metrics = new RegistrarMetrics(o.registry, o.store);
+    this.registrar = new Registrar({
+      domain: c.domain,
+      user: (name) => this.users.get(name),
+      auth: new DigestAuth({ realm: c.realm ?? c.domain, secret: o.secret, nonceTtlMs: o.nonceTtlMs, algorithms: o.algorithms, now: o.now }),
+      store: o.store,
+      edgeId: o.edgeId,
+      minExpires: c.min_expires,
+      maxExpires: c.max_expires,
+      defaultExpires: c.default_expires,
+      maxContacts: c.max_contacts,
+      lockout: { maxFailures: c.lockout.max_failures, windowMs: c.lockout.window_s * 1000, durationMs: c.lockout.duration_s * 1000 },
+      now: o.now,
+    });
+  }
+
+  async start(): Promise<void> {
+    const c = this.o.client;
+    if (c === undefined) return;
+    try {
+      await c.connect();
+    } catch (err) {
+      // ioredis keeps reconnecting; REGISTERs answer 500 until it is back
+      this.o.logger.warn({ err }, "sip registrar: Redis unreachable (location store); retrying");
+    }
+  }
+
+  async close(): Promise<void> {
+    this.o.client?.disconnect();
+  }
+
+  /** SIGHUP: new users and passwords (domain, realm and expiries need a restart). */
+  reloadUsers(c: RegistrarConfig): void {
+    this.users = new Map(c.users.map((u) => [u.user, u]));
+  }
+
+  /** Answers one REGISTER (never throws). */
+  async onRegister(tx: ServerTransaction): Promise<void> {
+    const src = tx.source;
+    let outcome: RegisterOutcome = "error";
+    try {
+      const r = await this.registrar.handle(tx.request, { transport: src.transport, address: src.address, port: src.port });
+      outcome = r.outcome;
+      if (r.status === 200 && src.connection !== null && r.bindings !== undefined) {
+        // keep the phone's connection open while a binding over it lives
+        let until = 0;
+        for (const b of r.bindings) if (b.edge === this.o.edgeId && b.transport === src.transport && b.address === src.address && b.port === src.port) until = Math.max(until, b.expiresAt);
+        if (until > 0) src.connection.socket.setTimeout(Math.max(1000, until - this.o.now() + FLOW_GRACE_S * 1000));
+      }
+      if (r.outcome === "not_found" && this.o.answerStrangers?.() !== true) tx.terminate();
+      else tx.reply(r.status, r.reason, { headers: r.headers });
+      if (r.outcome === "registered" || r.outcome === "unregistered") {
+        this.o.logger.info({ user: r.user, tenant: r.tenant, source: src.address, port: src.port, transport: src.transport, contacts: r.bindings?.length ?? 0, outcome: r.outcome }, "sip registration");
+      } else if (r.outcome === "auth_failed" || r.outcome === "locked_out") {
+        this.metrics.authFailures.labels({ reason: r.outcome }).inc();
+        // locked out: already said once (the failures that led there), counted from then on
+        const line = { source: src.address, port: src.port, transport: src.transport, outcome: r.outcome };
+        if (r.outcome === "auth_failed") this.o.logger.info(line, "sip registration refused");
+        else this.o.logger.debug(line, "sip registration refused");
+      }
+    } catch (err) {
+      this.o.logger.warn({ err, source: src.address }, "sip registration failed: location store error");
+      tx.reply(500, "Server Internal Error (location store)", { headers: [["Retry-After", "5"]] });
+    }
+    this.metrics.registrations.labels({ outcome }).inc();
+  }
+
+  /** A user's live bindings (`didgate users show`, tests). */
+  bindings(user: string): Promise<Binding[]> {
+    return this.o.store.lookup(`sip:${user}@${this.o.config.domain}`);
+  }
+
+  /** `didgate users show`: a configured user and its live bindings, or undefined. */
+  async show(name: string): Promise<UserReport | undefined> {
+    const u = this.users.get(name);
+    if (u === undefined) return undefined;
+    const now = this.o.now();
+    const bs = (await this.bindings(name)).sort((a, b) => b.q - a.q || b.registeredAt - a.registeredAt);
+    return {
+      user: u.user,
+      tenant: u.tenant,
+      aor: `sip:${u.user}@${this.o.config.domain}`,
+      bindings: bs.map((b) => ({
+        contact: b.contact,
+        source: b.address.indexOf(":") >= 0 ? `[${b.address}]:${b.port}` : `${b.address}:${b.port}`,
+        transport: b.transport,
+        expires_in_s: Math.max(0, Math.round((b.expiresAt - now) / 1000)),
+        expires_at: new Date(b.expiresAt).toISOString(),
+        registered_at: new Date(b.registeredAt).toISOString(),
+        edge: b.edge,
+        q: b.q,
+        ...(b.instance !== undefined ? { instance: b.instance } : {}),
+        ...(b.regId !== undefined ? { reg_id: b.regId } : {}),
+      })),
+    };
+  }
+
+  /** The user named by a target URI "sip:USER@<our domain>", else undefined. */
+  userOf(uri: string): string | undefined {
+    if (!uri.startsWith("sip:") && !uri.startsWith("sips:")) return undefined;
+    // most targets are not users: a look at the host before parsing
+    const at = uri.indexOf("@");
+    if (at < 0 || uri.slice(at + 1, at + 1 + this.domain.length).toLowerCase() !== this.domain) return undefined;
+    const u = parseUri(uri);
+    if (u === null || !u.isSip || u.hostname.toLowerCase() !== this.domain || u.port !== undefined) return undefined;
+    const name = u.userUnescaped;
+    return name !== undefined && name.length > 0 ? name : undefined;
+  }
+
+  /** Does any target name a registered user (the call must look up the location first)? */
+  hasUsers(targets: readonly Target[]): boolean {
+    for (const t of targets) if (t.uri.charCodeAt(0) === 115 /* s */ && this.userOf(t.uri) !== undefined) return true;
+    return false;
+  }
+
+  /**
+   * The targets with each user replaced by its contacts. Contacts of one q ring together, higher q
+   * first; so the result rings in priority groups (simultaneous): in a sequential route every
+   * other target keeps a group of its own, in a simultaneous one contacts join their target's group.
+   */
+  async expand(targets: readonly Target[], ring: "sequential" | "simultaneous"): Promise<{ targets: Target[]; ring: "sequential" | "simultaneous" }> {
+    const out: Target[] = [];
+    let prio = 0;
+    let lastPrio: number | undefined;
+    for (const t of targets) {
+      const user = this.userOf(t.uri);
+      const seq = ring === "sequential";
+      if (!seq && t.priority !== lastPrio) prio++;
+      lastPrio = t.priority;
+      if (user === undefined) {
+        if (seq) prio++;
+        out.push({ ...t, priority: prio });
+        continue;
+      }
+      let bs: Binding[];
+      try {
+        bs = await this.bindings(user);
+      } catch (err) {
+        this.metrics.lookups.labels({ result: "error" }).inc();
+        this.o.logger.warn({ err, user }, "sip call: location lookup failed");
+        continue;
+      }
+      this.metrics.lookups.labels({ result: bs.length > 0 ? "found" : "none" }).inc();
+      for (const g of qGroups(bs)) {
+        if (seq) prio++;
+        for (const b of g) out.push(this.leg(t, b, user, prio));
+      }
+    }
+    return { targets: out, ring: "simultaneous" };
+  }
+
+  private leg(t: Target, b: Binding, user: string, priority: number): ContactLeg {
+    const base = { uri: b.contact, priority, weight: t.weight, user, ...(t.timeoutS !== undefined ? { timeoutS: t.timeoutS } : {}) };
+    if (b.transport !== "udp") {
+      // over the registered connection while it is open here; else to the Contact (a phone that
+      // listens, or the edge that holds the flow: docs/registrar.md)
+      const open = b.edge === this.o.edgeId ? this.o.stack()?.transport.getConnection(b.transport, b.address, b.port) : undefined;
+      if (open === undefined || open.closed) return base;
+    }
+    return { ...base, sendTo: { transport: b.transport, address: b.address, port: b.port, key: targetKey(b.transport, b.address, b.port) } };
+  }
+}

@@ -1,0 +1,38 @@
+import { describe, expect, it } from "vitest";
+import { validateConfig } from "../../src/config/load.js";
+
+function errors(registrar: unknown): string[] {
+  const r = validateConfig({ sip: { registrar } });
+  return r.ok ? [] : r.errors;
+}
+
+describe("sip.registrar config", () => {
+  it("takes the documented keys with defaults", () => {
+    const r = validateConfig({ sip: { registrar: { domain: "sip.example.net", users: [{ user: "alice", tenant: "acme", password: "wonderland" }] } } });
+    expect(r.ok).toBe(true);
+    if (!r.ok) return;
+    expect(r.config.sip.registrar).toMatchObject({ domain: "sip.example.net", min_expires: 60, max_expires: 3600, default_expires: 3600, max_contacts: 10 });
+    expect(r.config.sip.registrar!.realm).toBeUndefined();
+    const none = validateConfig({});
+    expect(none.ok && none.config.sip.registrar).toBeUndefined();
+  });
+
+  it("names the key of each error", () => {
+    expect(errors({ users: [] }).join("\n")).toMatch(/sip\.registrar\.domain: missing/);
+    expect(errors({ domain: "bad domain" }).join("\n")).toMatch(/sip\.registrar\.domain: .*domain name/);
+    expect(errors({ domain: "d.example", min_expires: 600, max_expires: 60 }).join("\n")).toMatch(/sip\.registrar\.min_expires: .*max_expires/);
+    expect(errors({ domain: "d.example", default_expires: 10 }).join("\n")).toMatch(/sip\.registrar\.default_expires: /);
+    expect(errors({ domain: "d.example", max_contacts: 0 }).join("\n")).toMatch(/sip\.registrar\.max_contacts: /);
+    expect(errors({ domain: "d.example", nope: 1 }).join("\n")).toMatch(/sip\.registrar\.nope: unknown key/);
+    const dup = errors({ domain: "d.example", users: [{ user: "a", tenant: "t", password: "12345678" }, { user: "a", tenant: "t", password: "12345678" }] });
+    expect(dup.join("\n")).toMatch(/sip\.registrar\.users\[1\]\.user: .*duplicate user "a"/);
+    expect(errors({ domain: "d.example", users: [{ user: "a b", tenant: "t", password: "12345678" }] }).join("\n")).toMatch(/sip\.registrar\.users\[0\]\.user: /);
+    expect(errors({ domain: "d.example", users: [{ user: "a", password: "12345678" }] }).join("\n")).toMatch(/sip\.registrar\.users\[0\]\.tenant: missing/);
+  });
+
+  it("never echoes a password", () => {
+    const e = errors({ domain: "d.example", users: [{ user: "a", tenant: "t", password: "short" }] });
+    expect(e.join("\n")).toMatch(/sip\.registrar\.users\[0\]\.password: .*8 to 256/);
+    expect(e.join("\n")).not.toContain("short");
+  });
+});
