@@ -10,6 +10,7 @@ import type { SubmitOutcome } from "../edge/sms-outbound.js";
 import type { MessageStatus, MessageStatusStore } from "../edge/sms-status.js";
 import { ApiError } from "./errors.js";
 import { ERROR_SCHEMA } from "./server.js";
+import { errMessage } from "../util/errors.js";
 
 export interface MessagesApiOptions {
   submit(req: { tenant: string | undefined; from: string; to: string; text: string; client_ref?: string; status_webhook?: string; id: string }): Promise<{ outcome: SubmitOutcome; parts?: number }>;
@@ -115,7 +116,7 @@ export function registerMessagesApi(app: FastifyInstance, o: MessagesApiOptions)
       try {
         s = await o.statuses.get(id);
       } catch (err) {
-        throw new ApiError(503, "redis_unavailable", `the status store did not answer: ${(err as Error).message}`, { retryAfterS: 1 });
+        throw new ApiError(503, "redis_unavailable", `the status store did not answer: ${errMessage(err)}`, { retryAfterS: 1 });
       }
       const t = req.principal.tenant;
       if (s === null || (t !== undefined && s.tenant !== t)) throw new ApiError(404, "not_found", "no such message");

@@ -7,6 +7,7 @@ import type { MaskingMetrics } from "../masking/metrics.js";
 import type { MaskSession, SessionStore } from "../masking/sessions.js";
 import { ApiError } from "./errors.js";
 import { ERROR_SCHEMA } from "./server.js";
+import { errMessage } from "../util/errors.js";
 
 export interface SessionsApiOptions {
   store: SessionStore;
@@ -70,7 +71,7 @@ export function registerSessionsApi(app: FastifyInstance, o: SessionsApiOptions)
       try {
         r = await o.store.create(pool, a, b, ttl * 1000);
       } catch (err) {
-        throw new ApiError(503, "redis_unavailable", `the session store did not answer: ${(err as Error).message}`, { retryAfterS: 1 });
+        throw new ApiError(503, "redis_unavailable", `the session store did not answer: ${errMessage(err)}`, { retryAfterS: 1 });
       }
       if (!r.ok) {
         o.metrics?.allocations.inc({ pool, result: r.code });
@@ -90,7 +91,7 @@ export function registerSessionsApi(app: FastifyInstance, o: SessionsApiOptions)
     try {
       s = await o.store.get(id);
     } catch (err) {
-      throw new ApiError(503, "redis_unavailable", `the session store did not answer: ${(err as Error).message}`, { retryAfterS: 1 });
+      throw new ApiError(503, "redis_unavailable", `the session store did not answer: ${errMessage(err)}`, { retryAfterS: 1 });
     }
     if (s === null || (tenant !== undefined && s.tenant !== tenant)) throw new ApiError(404, "not_found", "no such session");
     return s;

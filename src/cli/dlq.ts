@@ -2,7 +2,7 @@
 import { dlqLength, dropDlq, listDlq, replayDlq } from "../delivery/dlq.js";
 import { spoolKeys } from "../delivery/redis.js";
 import { bool, line, parseCommand, positiveInt, str, UsageError, withUsage, type Io } from "./args.js";
-import { errMessage } from "./errors.js";
+import { errMessage } from "../util/errors.js";
 import { DLQ_SUBCOMMANDS, DLQ_USAGE } from "./usage.js";
 import { connectCli, NO_REDIS, resolveSettings, type RedisSettings } from "./redis.js";
 

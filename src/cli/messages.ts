@@ -6,7 +6,7 @@
 import { findMessage, listPending, type PendingMessage } from "../delivery/pending.js";
 import { spoolKeys } from "../delivery/redis.js";
 import { bool, line, parseCommand, positiveInt, str, UsageError, withUsage, type Io } from "./args.js";
-import { errMessage } from "./errors.js";
+import { errMessage } from "../util/errors.js";
 import { MESSAGES_SUBCOMMANDS, MESSAGES_USAGE } from "./usage.js";
 import { connectCli, resolveSettings, type RedisSettings } from "./redis.js";
 

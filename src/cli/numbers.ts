@@ -6,7 +6,7 @@ import { Decider } from "../routing/decide.js";
 import { parseRouteJson, type Route } from "../routing/route.js";
 import { loadRouteFile } from "../routing/sources/file.js";
 import { bool, CONFIG_OPTION, line, parseCommand, positiveInt, str, UsageError, type Io } from "./args.js";
-import { errMessage } from "./errors.js";
+import { errMessage } from "../util/errors.js";
 import { connectCli } from "./redis.js";
 import { NUMBERS_USAGE } from "./usage.js";
 

@@ -1,6 +1,6 @@
 /** One short-lived Redis connection for a CLI command (standalone, Sentinel or Cluster URL). */
 import { RedisConnector, type RedisClient } from "../redis/client.js";
-import { errMessage } from "./errors.js";
+import { errMessage } from "../util/errors.js";
 
 export type { RedisClient };
 

@@ -9,7 +9,7 @@ import type { RouteFormat } from "../routing/sources/document.js";
 import { exportRoutes, importProgress, readImportFile } from "../routing/sources/routes-io.js";
 import { loadFunctionLibrary, RedisRouteWriter, RouteValidationError } from "../routing/sources/redis-writer.js";
 import { bool, line, parseCommand, str, UsageError, withUsage, type Io } from "./args.js";
-import { errMessage } from "./errors.js";
+import { errMessage } from "../util/errors.js";
 import { ROUTES_SUBCOMMANDS, ROUTES_USAGE } from "./usage.js";
 import { CliRedisError, connectCli, NO_REDIS, resolveSettings, type RedisSettings } from "./redis.js";
 

@@ -1,7 +1,7 @@
 /** `didgate serve`: run the daemon until SIGTERM/SIGINT; SIGHUP re-reads the config. */
 import { Didgate } from "../app.js";
 import { loadConfig } from "../config/load.js";
-import { errMessage } from "./errors.js";
+import { errMessage } from "../util/errors.js";
 import { CONFIG_OPTION, parseCommand, str, type Io } from "./args.js";
 import { SERVE_USAGE } from "./usage.js";
 

@@ -9,7 +9,7 @@
 import { loadConfig } from "../config/load.js";
 import { RedisSessionStore, type MaskSession } from "../masking/sessions.js";
 import { bool, line, parseCommand, positiveInt, str, UsageError, withUsage, type Io } from "./args.js";
-import { errMessage } from "./errors.js";
+import { errMessage } from "../util/errors.js";
 import { connectCli, NO_REDIS } from "./redis.js";
 import { SESSIONS_SUBCOMMANDS, SESSIONS_USAGE } from "./usage.js";
 

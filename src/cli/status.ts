@@ -3,7 +3,7 @@ import { loadConfig } from "../config/load.js";
 import { parseHostPort } from "../config/net.js";
 import { bool, CONFIG_OPTION, line, parseCommand, str, type Io } from "./args.js";
 import { renderStatus, type StatusReport } from "../ops/status.js";
-import { errMessage } from "./errors.js";
+import { errMessage } from "../util/errors.js";
 import { STATUS_USAGE } from "./usage.js";
 
 export async function statusCommand(argv: string[], io: Io): Promise<number> {

@@ -6,7 +6,7 @@ import { parsePemBundle } from "../stir/certs.js";
 import { inspectIdentity } from "../stir/inspect.js";
 import { normalizeNumber } from "../routing/number.js";
 import { bool, line, parseCommand, str, UsageError, type Io } from "./args.js";
-import { errMessage } from "./errors.js";
+import { errMessage } from "../util/errors.js";
 import { STIR_USAGE } from "./usage.js";
 
 export async function stirCommand(argv: string[], io: Io): Promise<number> {

@@ -3,7 +3,7 @@ import { loadConfig } from "../config/load.js";
 import { parseHostPort } from "../config/net.js";
 import type { UserReport } from "../edge/registrar.js";
 import { bool, CONFIG_OPTION, line, parseCommand, str, UsageError, type Io } from "./args.js";
-import { errMessage } from "./errors.js";
+import { errMessage } from "../util/errors.js";
 import { USERS_USAGE } from "./usage.js";
 
 export function renderUser(u: UserReport): string {

@@ -15,6 +15,7 @@ import type { SmppForwarder } from "./smpp-forward.js";
 import type { AttemptResult, DeliveryJob } from "./types.js";
 import { statusClass, type WebhookSender, redactUrl } from "./webhook.js";
 import { resolveSecret, type SecretLookup } from "./secret-ref.js";
+import { errMessage } from "../util/errors.js";
 
 export const SKIP_WEBHOOK = 1;
 export const SKIP_SMPP = 2;
@@ -116,7 +117,7 @@ export class Attempter {
     try {
       return await Promise.race([fw.forward(job, ac.signal), timeout]);
     } catch (err) {
-      return { kind: "retry", reason: "smpp error " + ((err as Error)?.message ?? String(err)) };
+      return { kind: "retry", reason: "smpp error " + (errMessage(err) ?? String(err)) };
     } finally {
       clearTimeout(timer);
     }

@@ -23,6 +23,7 @@ import { Spool } from "./spool.js";
 import type { AcceptOutcome, DeliveryJob, FinalOutcome } from "./types.js";
 import { WebhookSender } from "./webhook.js";
 import type { SecretLookup } from "./secret-ref.js";
+import { errMessage } from "../util/errors.js";
 
 export interface DeliveryRedisOptions {
   /** Where Redis is (any deployment kind); the spool's connections are made on it. */
@@ -194,8 +195,8 @@ export class Delivery {
       return "temporary";
     } catch (err) {
       // Per message at debug; the outage itself is logged once (and reminded) by the spool.
-      spool.outage.failure((err as Error)?.message, { op: "enqueue" });
-      this.logger.debug({ msg_id: job.id, err: (err as Error)?.message }, "spool write failed: message declined with a temporary failure");
+      spool.outage.failure(errMessage(err), { op: "enqueue" });
+      this.logger.debug({ msg_id: job.id, err: errMessage(err) }, "spool write failed: message declined with a temporary failure");
       return "temporary";
     }
   }

@@ -13,6 +13,7 @@ import type { Logger } from "pino";
 import type { Attempter } from "./attempt.js";
 import type { DeliveryMetrics } from "./metrics.js";
 import type { AcceptOutcome, DeliveryJob, FinalOutcome } from "./types.js";
+import { errMessage } from "../util/errors.js";
 
 export interface DirectOptions {
   attempter: Attempter;
@@ -99,6 +100,6 @@ export function notifyFinal(hook: ((job: DeliveryJob, o: FinalOutcome) => void) 
   try {
     hook(job, o);
   } catch (err) {
-    logger.error({ err: (err as Error)?.message, msg_id: job.id }, "onFinal hook failed");
+    logger.error({ err: errMessage(err), msg_id: job.id }, "onFinal hook failed");
   }
 }

@@ -9,6 +9,7 @@ import { GROUP, spoolKeys } from "./redis.js";
 import { listDlq } from "./dlq.js";
 import type { SpoolRecord } from "./spool.js";
 import { redactUrl } from "./webhook.js";
+import { errMessage } from "../util/errors.js";
 
 export type PendingState = "queued" | "delivering" | "retry" | "dead";
 
@@ -78,7 +79,7 @@ async function pendingInfo(client: RedisClient, inbound: string, count: number):
     const rows = (await client.call("XPENDING", inbound, GROUP, "-", "+", count)) as [string, string, number, number][];
     for (const r of rows) out.set(String(r[0]), { consumer: String(r[1]), idleMs: Number(r[2]) });
   } catch (err) {
-    if (!String((err as Error)?.message).startsWith("NOGROUP")) throw err;
+    if (!String(errMessage(err)).startsWith("NOGROUP")) throw err;
   }
   return out;
 }

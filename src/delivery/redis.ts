@@ -12,6 +12,7 @@
 import type { RedisOptions } from "ioredis";
 import type { RedisClient, RedisConnector } from "../redis/client.js";
 import { Script } from "../redis/script.js";
+import { errMessage } from "../util/errors.js";
 
 /**
  * Makes the connections the spool needs:
@@ -135,6 +136,6 @@ export async function ensureGroup(client: RedisClient, inbound: string): Promise
   try {
     await client.call("XGROUP", "CREATE", inbound, GROUP, "0", "MKSTREAM");
   } catch (err) {
-    if (!String((err as Error)?.message).startsWith("BUSYGROUP")) throw err;
+    if (!String(errMessage(err)).startsWith("BUSYGROUP")) throw err;
   }
 }

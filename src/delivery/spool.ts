@@ -39,6 +39,7 @@ import { notifyFinal } from "./direct.js";
 import type { DeliveryJob, FinalOutcome } from "./types.js";
 import { redactUrl } from "./webhook.js";
 import { targetAtRest } from "./secret-ref.js";
+import { errMessage } from "../util/errors.js";
 
 /** A job as stored in the spool: the DeliveryJob plus the targets refused permanently. */
 export interface SpoolRecord extends DeliveryJob {
@@ -200,7 +201,7 @@ export class Spool {
       await withDeadline(ensureGroup(this.cmd, this.keys.inbound), 5_000);
       ready = true;
     } catch (err) {
-      this.outage.failure((err as Error)?.message, { op: "start" });
+      this.outage.failure(errMessage(err), { op: "start" });
     }
     this.running = true;
     this.stopping = false;
@@ -314,7 +315,7 @@ export class Spool {
         if (isNoGroup(err)) {
           await ensureGroup(this.cmd, this.keys.inbound).catch(() => undefined);
         } else {
-          this.outage.failure((err as Error)?.message, { op: "read" });
+          this.outage.failure(errMessage(err), { op: "read" });
         }
         await this.sleep(1000);
         continue;
@@ -444,10 +445,10 @@ export class Spool {
         return true;
       } catch (err) {
         if (this.stopping) {
-          this.o.logger.warn({ entry: entryId, err: (err as Error)?.message }, "spool state change failed while stopping; entry stays pending");
+          this.o.logger.warn({ entry: entryId, err: errMessage(err) }, "spool state change failed while stopping; entry stays pending");
           return false;
         }
-        if (i === 4) this.o.logger.error({ entry: entryId, err: (err as Error)?.message }, "spool state change failing; still trying");
+        if (i === 4) this.o.logger.error({ entry: entryId, err: errMessage(err) }, "spool state change failing; still trying");
         await this.sleep(Math.min(5_000, 100 * 2 ** i));
       }
     }
@@ -474,7 +475,7 @@ export class Spool {
       if (r[0] >= MOVE_LIMIT) next = now;
       else if (r[1] !== null && r[1] !== undefined) next = Math.min(next, Number(r[1]));
     } catch (err) {
-      this.outage.failure((err as Error)?.message, { op: "retry schedule" });
+      this.outage.failure(errMessage(err), { op: "retry schedule" });
     }
     this.wakeMover(next);
   }
@@ -519,7 +520,7 @@ export class Spool {
         soon = r[0] !== "0-0";
       } catch (err) {
         if (isNoGroup(err)) await ensureGroup(this.cmd, this.keys.inbound).catch(() => undefined);
-        else this.outage.failure((err as Error)?.message, { op: "reclaim" });
+        else this.outage.failure(errMessage(err), { op: "reclaim" });
       }
     }
     if (!soon && !this.stopping) await this.sweepConsumers().catch(() => undefined);

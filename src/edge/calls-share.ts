@@ -15,6 +15,7 @@
 import type { Logger } from "pino";
 import type { RedisClient, RedisConnector } from "../redis/client.js";
 import type { CallCounter, CallShareHook } from "./calls.js";
+import { errMessage } from "../util/errors.js";
 
 export interface CallShareOptions {
   /** routes.redis's endpoint. */
@@ -58,7 +59,7 @@ export class CallShare implements CallShareHook {
       await this.redis.connect();
       await this.refresh();
     } catch (err) {
-      this.o.logger.warn({ err: (err as Error).message }, "call share: Redis not reachable; max_calls counted per edge");
+      this.o.logger.warn({ err: errMessage(err) }, "call share: Redis not reachable; max_calls counted per edge");
     }
     this.timer = setInterval(() => void this.refresh(), this.o.intervalMs ?? 500);
     this.timer.unref();
@@ -103,7 +104,7 @@ export class CallShare implements CallShareHook {
         this.others.set(k, Math.max(0, Number(card) - this.o.counter.count(k)));
       });
     } catch (err) {
-      this.o.logger.debug({ err: (err as Error).message }, "call share: refresh failed");
+      this.o.logger.debug({ err: errMessage(err) }, "call share: refresh failed");
     } finally {
       this.refreshing = false;
     }

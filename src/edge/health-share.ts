@@ -12,6 +12,7 @@
  */
 import type { Logger } from "pino";
 import type { RedisClient, RedisConnector } from "../redis/client.js";
+import { errMessage } from "../util/errors.js";
 
 export interface HealthShareOptions {
   redis: RedisConnector;
@@ -57,7 +58,7 @@ export class HealthShare {
       } while (cursor !== "0" && ++rounds < 100);
     } catch (err) {
       // Health sharing is best effort: the edge routes on local health without it.
-      this.o.logger.warn({ err: (err as Error).message }, "health share: Redis not reachable; target health stays local");
+      this.o.logger.warn({ err: errMessage(err) }, "health share: Redis not reachable; target health stays local");
     }
   }
 

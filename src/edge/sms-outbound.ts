@@ -40,6 +40,7 @@ import type { ReceiptCorrelator, SentMessage } from "./receipts.js";
 import { smppAddressToE164, type MessageSink } from "./sms.js";
 import { referenceOf, toSmppAddress } from "./sms-forward.js";
 import { normaliseStat, type ReceiptSender } from "./sms-receipts.js";
+import { errMessage } from "../util/errors.js";
 
 /** What an app account may send from (config smpp.accounts: tenant, senders). */
 export interface SenderRights {
@@ -320,7 +321,7 @@ export class SmsOutbound {
       try {
         out = await this.o.optouts.isOptedOut(from, to);
       } catch (err) {
-        this.o.logger.warn({ err: (err as Error)?.message }, "opt-out lookup failed: message declined with a temporary failure");
+        this.o.logger.warn({ err: errMessage(err) }, "opt-out lookup failed: message declined with a temporary failure");
         return { outcome: this.finish(c, "temporary", { why: "opt-out lookup failed" }) };
       }
       if (out) return { outcome: this.finish(c, "opted_out", {}) };
@@ -366,7 +367,7 @@ export class SmsOutbound {
     try {
       outcome = await this.o.delivery.accept(job);
     } catch (err) {
-      this.o.logger.error({ err: (err as Error).message, id: c.id }, "delivery accept failed");
+      this.o.logger.error({ err: errMessage(err), id: c.id }, "delivery accept failed");
       outcome = "temporary";
     }
     if (outcome !== "accepted" && c.track === true) await this.o.statuses?.forget(body.id).catch(() => undefined);
@@ -383,7 +384,7 @@ export class SmsOutbound {
         await st.create({ id: body.id, tenant: body.tenant, from: body.from, to: body.to, parts: body.parts, encoding: body.encoding, created_at: body.submitted_at, ...(body.client_ref !== undefined ? { client_ref: body.client_ref } : {}) }, { status, at: new Date(this.now()).toISOString() });
       } else await st.update(body.id, { status, at: new Date(this.now()).toISOString(), ...(detail ?? {}) });
     } catch (err) {
-      this.o.logger.warn({ id: body.id, err: (err as Error)?.message }, "message status not stored");
+      this.o.logger.warn({ id: body.id, err: errMessage(err) }, "message status not stored");
     }
   }
 
@@ -572,7 +573,7 @@ export class SmsOutbound {
       m.set(`${sh.prefix}smsout:job:${body.id}`, bind, "EX", sh.ttlS ?? 72 * 3600);
       await m.exec();
     } catch (err) {
-      this.o.logger.warn({ id: body.id, err: (err as Error)?.message }, "sms outbound: carrier id not stored in Redis (its receipt is matched on this edge only)");
+      this.o.logger.warn({ id: body.id, err: errMessage(err) }, "sms outbound: carrier id not stored in Redis (its receipt is matched on this edge only)");
     }
   }
 

@@ -4,6 +4,7 @@
  */
 import { createHash } from "node:crypto";
 import type { RedisClient } from "./client.js";
+import { errMessage } from "../util/errors.js";
 
 export class Script {
   readonly sha: string;
@@ -15,7 +16,7 @@ export class Script {
     try {
       return await client.evalsha(this.sha, keys.length, ...keys, ...args);
     } catch (err) {
-      if (!String((err as Error)?.message).startsWith("NOSCRIPT")) throw err;
+      if (!String(errMessage(err)).startsWith("NOSCRIPT")) throw err;
       return await client.eval(this.source, keys.length, ...keys, ...args);
     }
   }

@@ -120,7 +120,7 @@ export function field(fields: string[] | null, name: string): string | undefined
 }
 
 export function isNoGroup(err: unknown): boolean {
-  return String((err as Error)?.message).startsWith("NOGROUP");
+  return String(errMessage(err)).startsWith("NOGROUP");
 }
 
 /** Epoch ms of a stream entry id ("1732262400000-3"). */
