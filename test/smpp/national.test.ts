@@ -3,6 +3,9 @@ import { describe, expect, it } from "vitest";
 import { gsm7Decode, gsm7Encode } from "../../src/smpp/charset.js";
 import { chooseNational, gsm7DecodeNational, gsm7EncodeNational, gsm7Parts, nationalIes, NATIONAL_LANGUAGES, ucs2Parts } from "../../src/smpp/national.js";
 import { LOCKING_TABLES, SINGLE_SHIFT_TABLES } from "../../src/smpp/national-tables.js";
+import { CMD } from "../../src/smpp/constants.js";
+import { extractUserData } from "../../src/smpp/message.js";
+import { buildMessagePdus } from "../../src/smpp/outbound.js";
 
 describe("national language shift tables", () => {
   it("has 128 code units in every table, and table 0 is the default alphabet and its extension", () => {
@@ -65,5 +68,34 @@ describe("national language shift tables", () => {
     expect(nationalIes(Uint8Array.from([0x00, 0x03, 0x01, 0x02, 0x01, 0x25, 0x01, 0x01, 0x24, 0x01, 0x03]))).toEqual({ locking: 1, single: 3 });
     expect(nationalIes(Uint8Array.from([0x25, 0x01, 0x63]))).toEqual({ locking: 0, single: 0 });
     expect(nationalIes(Uint8Array.from([0x25, 0x05, 0x01]))).toEqual({ locking: 0, single: 0 });
+  });
+
+  it("parts built through the tables: concatenation and national IEs in every UDH, an escape never split, the text whole again", () => {
+    const addr = { addr: "15125550100", ton: 1, npi: 1 };
+    fc.assert(
+      fc.property(fc.array(fc.constantFrom(..."Şişli çok güzel ığĞİ {}[]€ 0123 abc"), { minLength: 150, maxLength: 700 }), (chars) => {
+        const text = chars.join("");
+        let saved = -1;
+        const pdus = buildMessagePdus(CMD.submit_sm, { source: addr, destination: addr, text }, 0x42, "payload", { languages: [1], saved: (n) => (saved = n) });
+        const choice = chooseNational(text, [1]);
+        if (choice === null) return; // UCS-2 as good: plain path
+        expect(pdus).toHaveLength(choice.parts);
+        expect(saved).toBe(ucs2Parts(text.length) - choice.parts);
+        const septets: number[] = [];
+        pdus.forEach((p, i) => {
+          expect(p.data_coding).toBe(0);
+          const ud = extractUserData(p);
+          if (typeof ud === "number") throw new Error(`bad UDH ${ud}`);
+          expect(ud.national).toBe((choice.locking << 8) | choice.single);
+          if (pdus.length > 1) expect(ud.concat).toMatchObject({ ref: 0x42, total: pdus.length, seq: i + 1 });
+          expect(ud.payload[ud.payload.length - 1]).not.toBe(0x1b);
+          const room = 160 - Math.ceil((ud.udh!.length * 8) / 7);
+          expect(ud.payload.length).toBeLessThanOrEqual(room);
+          septets.push(...ud.payload);
+        });
+        expect(gsm7DecodeNational(Uint8Array.from(septets), choice.locking, choice.single)).toBe(text);
+      }),
+      { numRuns: 200 },
+    );
   });
 });
