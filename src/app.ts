@@ -376,7 +376,7 @@ export class Didgate {
       isCarrierAccount: (peer: string) => this.smpp?.accountRole(peer) === "carrier",
       isBind: (name: string) => this.smpp?.clients.has(name) ?? false,
     };
-    const sms = new SmsEdge({ store: this.store, delivery: this.delivery, logger: this.logger, registry: this.registry, plans, receipts: this.receipts, receiptsOut, now: this.now, stateOf: (r, t) => this.decider.stateOf(r, t), ...(this.records ? { records: this.records } : {}), ...(this.activity ? { activity: this.activity } : {}) });
+    const sms = new SmsEdge({ store: this.store, delivery: this.delivery, logger: this.logger, registry: this.registry, plans, receipts: this.receipts, receiptsOut, now: this.now, dedup: { windowMs: this.config.smpp.dedup_window_s * 1000, max: this.config.smpp.dedup_max_entries }, stateOf: (r, t) => this.decider.stateOf(r, t), ...(this.records ? { records: this.records } : {}), ...(this.activity ? { activity: this.activity } : {}) });
     this.sms = sms;
     this.smpp = new SmppEdge({
       config: this.smppConfig(),

@@ -252,6 +252,10 @@ export const smppSchema = z
     max_connections_per_source: z.number().int().positive().default(10),
     /** Connections only addresses in some account's sources may use. */
     reserved_connections: z.number().int().min(0).default(100),
+    /** An SMSC's retry seen within this many seconds of the previous copy keeps the message's id (0: off). */
+    dedup_window_s: z.number().int().min(0).max(86_400).default(300),
+    /** Messages remembered for that (an LRU). */
+    dedup_max_entries: z.number().int().positive().max(10_000_000).default(100_000),
     reassembly: z
       .object({
         timeout_s: z.number().positive().default(60),
