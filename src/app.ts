@@ -295,8 +295,8 @@ export class Didgate {
       binds: s.binds.map((b) =>
         defined({
           name: b.name,
-          host: b.host,
-          port: b.port,
+          host: b.host ?? "",
+          port: b.port ?? 0,
           system_id: b.system_id,
           password: b.password,
           mode: b.mode,
@@ -306,6 +306,8 @@ export class Didgate {
           tls_ca: b.tls_ca ? readFileSync(this.path(b.tls_ca)) : undefined,
           reconnect_min_s: b.reconnect_min_s,
           reconnect_max_s: b.reconnect_max_s,
+          outbind: b.outbind || undefined,
+          outbind_sources: b.outbind_sources,
           ...peer(b),
         }),
       ),

@@ -214,8 +214,9 @@ export const smppAccountSchema = z
 export const smppBindSchema = z
   .object({
     name: z.string().min(1).max(64),
-    host: z.string().min(1),
-    port,
+    /** Where didgate connects; not used (and optional) with outbind. */
+    host: z.string().min(1).optional(),
+    port: port.optional(),
     system_id: z.string().min(1).max(15),
     password: z.string().min(1).max(8, "SMPP 3.4 passwords are at most 8 characters"),
     system_type: z.string().max(12).optional(),
@@ -226,6 +227,10 @@ export const smppBindSchema = z
     tls_ca: z.string().min(1).optional(),
     reconnect_min_s: z.number().positive().optional(),
     reconnect_max_s: z.number().positive().optional(),
+    /** The SMSC sets the link up: it connects to smpp.listen and sends outbind with this system_id and password (docs/delivery.md "Outbind"). */
+    outbind: z.boolean().default(false),
+    /** Addresses an outbind for this bind may come from (default any). */
+    outbind_sources: z.array(cidr).optional(),
     ...peerOptions,
   })
   .strict();
@@ -512,6 +517,12 @@ export const configSchema = z
     c.smpp.accounts.forEach((a, i) => {
       if (ids.has(a.system_id)) ctx.addIssue({ code: "custom", path: ["smpp", "accounts", i, "system_id"], message: `duplicate system_id ${JSON.stringify(a.system_id)}` });
       ids.add(a.system_id);
+    });
+    c.smpp.binds.forEach((b, i) => {
+      if (!b.outbind && (b.host === undefined || b.port === undefined)) ctx.addIssue({ code: "custom", path: ["smpp", "binds", i, "host"], message: "host and port are required (unless outbind: true)" });
+      if (b.outbind && c.smpp.listen === null) ctx.addIssue({ code: "custom", path: ["smpp", "binds", i, "outbind"], message: "needs smpp.listen: the SMSC connects there" });
+      if (!b.outbind && b.outbind_sources !== undefined) ctx.addIssue({ code: "custom", path: ["smpp", "binds", i, "outbind_sources"], message: "only with outbind: true" });
+      if (b.outbind && b.tls) ctx.addIssue({ code: "custom", path: ["smpp", "binds", i, "tls"], message: "does not apply to outbind (the SMSC connects to smpp.listen; set smpp.tls there)" });
     });
     const tokens = new Set<string>();
     c.api.tokens.forEach((t, i) => {
