@@ -441,6 +441,7 @@ export class SmppServer implements SessionHandler {
     const f = this.failures.get(fkey);
     let reason: OutbindOutcome = match !== undefined ? "accepted" : !known ? "unknown_system_id" : !sourceOk ? "source_not_allowed" : "bad_password";
     if (f !== undefined && f.lockedUntil > now) reason = "locked_out";
+    else if (reason === "accepted" && this.deps.inbound.draining) reason = "stopped";
     if (reason === "accepted" && match !== undefined) {
       this.failures.delete(fkey);
       const socket = session.detach("outbind");
@@ -450,7 +451,7 @@ export class SmppServer implements SessionHandler {
       }
       socket.destroy();
       reason = "stopped";
-    } else if (reason !== "locked_out") {
+    } else if (reason !== "locked_out" && reason !== "stopped") {
       this.countFailure(fkey, ip, now);
     }
     this.deps.metrics.outbinds.labels(reason).inc();

@@ -150,4 +150,14 @@ describe("outbind", () => {
     expect(count(m, "source_not_allowed") - count(before, "source_not_allowed")).toBe(1);
     expect(count(m, "accepted")).toBe(count(before, "accepted"));
   });
+
+  it("repeated wrong passwords lock the address out: then even the right one is closed", async () => {
+    // smpp.lockout default: 5 failures within 60 s (one already counted above).
+    for (let i = 0; i < 4; i++) await (await outbind("didgate1", "nope")).closed;
+    const right = await outbind("didgate1", "pw1");
+    await right.closed;
+    expect(right.received).toEqual([]);
+    expect(count(await metrics(), "locked_out")).toBe(1);
+    expect(app.smpp!.isBound("smsc-o")).toBe(false);
+  });
 });
