@@ -308,8 +308,8 @@ export class Didgate {
       binds: s.binds.map((b) =>
         defined({
           name: b.name,
-          host: b.host,
-          port: b.port,
+          host: b.host ?? "",
+          port: b.port ?? 0,
           system_id: b.system_id,
           password: b.password,
           mode: b.mode,
@@ -320,6 +320,8 @@ export class Didgate {
           reconnect_min_s: b.reconnect_min_s,
           reconnect_max_s: b.reconnect_max_s,
           tps: b.tps,
+          outbind: b.outbind || undefined,
+          outbind_sources: b.outbind_sources,
           ...peer(b),
         }),
       ),
@@ -394,7 +396,7 @@ export class Didgate {
     this.messageStatuses = this.partsRedis && redis ? new RedisMessageStatusStore(this.partsRedis, redis.prefix) : new MemoryMessageStatusStore();
     const out = new SmsOutbound({ store: this.store, outbound: this.outboundStore, smpp: () => this.smpp, delivery: this.delivery, optouts: this.optouts, rights: senderRights(this.config.smpp.accounts, new Map()), plans, tps: bindTps(this.config.smpp.binds), receipts: this.receipts, receiptSender: sender, statuses: this.messageStatuses, ...(this.partsRedis && redis ? { shared: { redis: this.partsRedis, prefix: redis.prefix } } : {}), logger: this.logger, registry: this.registry, now: this.now, stateOf: (r, t) => this.decider.stateOf(r, t), ...(this.records ? { records: this.records } : {}) });
     this.smsOut = out;
-    const sms = new SmsEdge({ store: this.store, delivery: this.delivery, logger: this.logger, registry: this.registry, plans, receipts: this.receipts, receiptsOut, onOutboundReceipt: (s, r) => out.onReceipt(s, r), findOutbound: (b, id) => out.findShared(b, id), now: this.now, stateOf: (r, t) => this.decider.stateOf(r, t), ...(this.records ? { records: this.records } : {}), ...(this.activity ? { activity: this.activity } : {}) });
+    const sms = new SmsEdge({ store: this.store, delivery: this.delivery, logger: this.logger, registry: this.registry, plans, receipts: this.receipts, receiptsOut, onOutboundReceipt: (s, r) => out.onReceipt(s, r), findOutbound: (b, id) => out.findShared(b, id), now: this.now, dedup: { windowMs: this.config.smpp.dedup_window_s * 1000, max: this.config.smpp.dedup_max_entries }, stateOf: (r, t) => this.decider.stateOf(r, t), ...(this.records ? { records: this.records } : {}), ...(this.activity ? { activity: this.activity } : {}) });
     this.sms = sms;
     const isApp = (m: { peer: string; peer_kind: string }) => m.peer_kind === "account" && this.smpp?.accountRole(m.peer) === "app";
     this.smpp = new SmppEdge({

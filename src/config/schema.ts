@@ -222,8 +222,9 @@ export const smppAccountSchema = z
 export const smppBindSchema = z
   .object({
     name: z.string().min(1).max(64),
-    host: z.string().min(1),
-    port,
+    /** Where didgate connects; not used (and optional) with outbind. */
+    host: z.string().min(1).optional(),
+    port: port.optional(),
     system_id: z.string().min(1).max(15),
     password: z.string().min(1).max(8, "SMPP 3.4 passwords are at most 8 characters"),
     system_type: z.string().max(12).optional(),
@@ -236,6 +237,10 @@ export const smppBindSchema = z
     reconnect_max_s: z.number().positive().optional(),
     /** Outbound messages per second through this bind (each part counts); absent: no limit. */
     tps: z.number().positive().max(100_000).optional(),
+    /** The SMSC sets the link up: it connects to smpp.listen and sends outbind with this system_id and password (docs/delivery.md "Outbind"). */
+    outbind: z.boolean().default(false),
+    /** Addresses an outbind for this bind may come from (default any). */
+    outbind_sources: z.array(cidr).optional(),
     ...peerOptions,
   })
   .strict();
@@ -262,6 +267,10 @@ export const smppSchema = z
     max_connections_per_source: z.number().int().positive().default(10),
     /** Connections only addresses in some account's sources may use. */
     reserved_connections: z.number().int().min(0).default(100),
+    /** An SMSC's retry seen within this many seconds of the previous copy keeps the message's id (0: off). */
+    dedup_window_s: z.number().int().min(0).max(86_400).default(300),
+    /** Messages remembered for that (an LRU). */
+    dedup_max_entries: z.number().int().positive().max(10_000_000).default(100_000),
     reassembly: z
       .object({
         timeout_s: z.number().positive().default(60),
@@ -520,6 +529,12 @@ export const configSchema = z
     c.smpp.accounts.forEach((a, i) => {
       if (ids.has(a.system_id)) ctx.addIssue({ code: "custom", path: ["smpp", "accounts", i, "system_id"], message: `duplicate system_id ${JSON.stringify(a.system_id)}` });
       ids.add(a.system_id);
+    });
+    c.smpp.binds.forEach((b, i) => {
+      if (!b.outbind && (b.host === undefined || b.port === undefined)) ctx.addIssue({ code: "custom", path: ["smpp", "binds", i, "host"], message: "host and port are required (unless outbind: true)" });
+      if (b.outbind && c.smpp.listen === null) ctx.addIssue({ code: "custom", path: ["smpp", "binds", i, "outbind"], message: "needs smpp.listen: the SMSC connects there" });
+      if (!b.outbind && b.outbind_sources !== undefined) ctx.addIssue({ code: "custom", path: ["smpp", "binds", i, "outbind_sources"], message: "only with outbind: true" });
+      if (b.outbind && b.tls) ctx.addIssue({ code: "custom", path: ["smpp", "binds", i, "tls"], message: "does not apply to outbind (the SMSC connects to smpp.listen; set smpp.tls there)" });
     });
     const tokens = new Set<string>();
     c.api.tokens.forEach((t, i) => {

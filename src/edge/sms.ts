@@ -22,6 +22,7 @@ import type { AcceptResult, InboundSms, Receipt, SmsAddress } from "../smpp/type
 import type { ReceiptCorrelator, SentMessage } from "./receipts.js";
 import { normaliseStat, type ReceiptSender } from "./sms-receipts.js";
 import { withSecret } from "../delivery/secret-ref.js";
+import { MessageIds } from "./sms-dedup.js";
 
 export interface MessageSink {
   accept(job: DeliveryJob): Promise<AcceptOutcome>;
@@ -54,14 +55,23 @@ export interface SmsEdgeOptions {
   records?: RecordWriter;
   activity?: ActivityRecorder;
   now?: () => number;
+  /** Stable ids across an SMSC's retries (see sms-dedup.ts): window in ms (0 off, default 300 s) and table size. */
+  dedup?: { windowMs: number; max: number };
 }
 
-export type SmsOutcome = "accepted" | "temporary" | "permanent" | "no_route" | "gone" | "no_sms_route" | "invalid_number" | "draining";
+export type SmsOutcome = "accepted" | "duplicate" | "temporary" | "permanent" | "no_route" | "gone" | "no_sms_route" | "invalid_number" | "draining";
 
 export class SmsMetrics {
   readonly inbound: Counter<"peer" | "outcome">;
   readonly receipts: Counter<"peer" | "outcome">;
+  readonly duplicates: Counter<"peer" | "action">;
   constructor(registry: Registry) {
+    this.duplicates = new Counter({
+      name: "didgate_sms_duplicates_total",
+      help: "Inbound SMS seen again within the dedup window (an SMSC retry): redelivered with the same id, or suppressed because an earlier copy was accepted",
+      labelNames: ["peer", "action"],
+      registers: [registry],
+    });
     this.inbound = new Counter({ name: "didgate_sms_inbound_total", help: "Inbound SMS by peer and outcome", labelNames: ["peer", "outcome"], registers: [registry] });
     this.receipts = new Counter({ name: "didgate_sms_receipts_total", help: "Delivery receipts by peer and outcome", labelNames: ["peer", "outcome"], registers: [registry] });
   }
@@ -93,11 +103,13 @@ export class SmsEdge {
   private readonly now: () => number;
   /** Number plan per peer; the app refills it on a config reload. */
   readonly plans: Map<string, NumberPlan>;
+  private readonly ids: MessageIds;
 
   constructor(private readonly opts: SmsEdgeOptions) {
     this.plans = opts.plans;
     this.metrics = new SmsMetrics(opts.registry);
     this.now = opts.now ?? Date.now;
+    this.ids = new MessageIds({ windowMs: opts.dedup?.windowMs ?? 300_000, max: opts.dedup?.max ?? 100_000, now: this.now });
   }
 
   /** After drain() new messages get a temporary failure (the peer retries elsewhere or later). */
@@ -113,7 +125,7 @@ export class SmsEdge {
     this.metrics.inbound.inc({ peer: msg.peer, outcome });
     // a refused message's record is written now; an accepted one's at its final outcome (onFinal);
     // a temporary failure is not final (the peer sends it again)
-    if (outcome !== "accepted" && outcome !== "temporary" && outcome !== "draining") {
+    if (outcome !== "accepted" && outcome !== "temporary" && outcome !== "draining" && outcome !== "duplicate") {
       this.opts.records?.write("message", {
         id: `msg_${randomUUID()}`,
         direction: "inbound",
@@ -165,9 +177,19 @@ export class SmsEdge {
       this.finish(msg, "no_sms_route", { did: to.e164, route_key: key });
       return { status: "invalid_destination" };
     }
+    // An SMSC's retry of a message seen within the dedup window keeps the first copy's id; once a
+    // copy was accepted, a retry (its answer was lost or late) is answered without delivering again.
+    const seen = this.ids.idFor(msg);
+    if (seen.duplicate) {
+      this.metrics.duplicates.inc({ peer: msg.peer, action: seen.accepted ? "suppressed" : "redelivered" });
+      if (seen.accepted) {
+        this.finish(msg, "duplicate", { did: to.e164, route_key: key, tenant: route.tenant, id: seen.id });
+        return { status: "accepted" };
+      }
+    }
     const body: MessageReceivedBody = {
       type: "message.received",
-      id: `msg_${msg.message_id}`,
+      id: seen.id,
       received_at: msg.received_at.toISOString(),
       from: displayAddress(msg.source, plan),
       to: to.e164,
@@ -203,6 +225,7 @@ export class SmsEdge {
       this.opts.logger.error({ err: (err as Error).message, message_id: msg.message_id }, "delivery accept failed");
       outcome = "temporary";
     }
+    seen.settle(outcome === "accepted");
     if (outcome === "accepted") this.opts.activity?.touch(to.e164, "in");
     this.finish(msg, outcome, { did: to.e164, route_key: key, tenant: route.tenant, id: body.id });
     return { status: outcome };

@@ -64,10 +64,33 @@ export class SmppClient implements SessionHandler {
     return this.session;
   }
 
+  /** Set up by an SMSC's outbind to didgate's server instead of connecting out. */
+  get byOutbind(): boolean {
+    return this.cfg.outbind === true;
+  }
+
   start(): void {
     if (!this.stopped) return;
     this.stopped = false;
-    this.connect();
+    if (this.byOutbind) this.setState("waiting");
+    else this.connect();
+  }
+
+  /**
+   * An SMSC outbound to didgate's server with this bind's credentials: answer on that connection
+   * with bind_receiver (SMPP 3.4 2.2.1) and serve it as this bind's session. A session still open
+   * (the SMSC outbinds again after losing the link) is replaced. Returns false when stopped.
+   */
+  adoptOutbind(socket: net.Socket, remote: string): boolean {
+    if (this.stopped) return false;
+    const old = this.session;
+    if (old !== null) {
+      this.session = null;
+      old.close("replaced by a new outbind", false);
+    }
+    this.log.info({ remote }, "smpp: outbind, binding back as receiver");
+    this.open(socket, "receiver");
+    return true;
   }
 
   /** Resolves once bound (or after timeoutMs, false). */
@@ -120,6 +143,12 @@ export class SmppClient implements SessionHandler {
       this.scheduleReconnect();
       return;
     }
+    this.open(socket, c.mode);
+  }
+
+  /** A session on a connected socket (dialled out, or an SMSC's outbind), then the bind. */
+  private open(socket: net.Socket, mode: SmppBindConfig["mode"]): void {
+    const c = this.cfg;
     const d = this.defaults;
     const session = new SmppSession(
       socket,
@@ -140,14 +169,14 @@ export class SmppClient implements SessionHandler {
     session.context = this;
     this.session = session;
     this.setState("binding");
-    void this.bind(session);
+    void this.bind(session, mode);
   }
 
-  private async bind(session: SmppSession): Promise<void> {
+  private async bind(session: SmppSession, mode: SmppBindConfig["mode"]): Promise<void> {
     const c = this.cfg;
     let resp: Pdu;
     try {
-      resp = await session.bind(c.mode, {
+      resp = await session.bind(mode, {
         system_id: c.system_id,
         password: c.password,
         system_type: c.system_type,
@@ -165,7 +194,7 @@ export class SmppClient implements SessionHandler {
       this.attempt = 0;
       this.lastError = "";
       this.setState("bound");
-      this.log.info({ host: c.host, port: c.port, mode: c.mode, smsc: resp.system_id }, "smpp: bound to SMSC");
+      this.log.info({ host: c.host, port: c.port, remote: session.remoteAddress, mode, outbind: this.byOutbind, smsc: resp.system_id }, "smpp: bound to SMSC");
       return;
     }
     this.lastError = "bind refused with status 0x" + resp.command_status.toString(16);
@@ -175,6 +204,11 @@ export class SmppClient implements SessionHandler {
 
   private scheduleReconnect(): void {
     if (this.stopped || this.retryTimer !== null) return;
+    if (this.byOutbind) {
+      // The SMSC sets the link up again (its next outbind); nothing to dial.
+      this.setState("waiting");
+      return;
+    }
     const min = (this.cfg.reconnect_min_s ?? 1) * 1000;
     const max = (this.cfg.reconnect_max_s ?? 60) * 1000;
     const base = Math.min(max, min * 2 ** Math.min(this.attempt, 30));
@@ -219,7 +253,7 @@ export class SmppClient implements SessionHandler {
   async submit(msg: OutboundSms): Promise<SendResult> {
     const s = this.session;
     if (s === null || !s.canSendMessages) {
-      return { outcome: "temporary", message_ids: [], error: this.cfg.mode === "receiver" ? "receiver_bind" : "not_bound" };
+      return { outcome: "temporary", message_ids: [], error: this.cfg.mode === "receiver" || s?.state === "bound_rx" ? "receiver_bind" : "not_bound" };
     }
     if (this.deps.inbound.draining) return { outcome: "temporary", message_ids: [], error: "draining" };
     let pdus: Pdu[];

@@ -68,6 +68,11 @@ export class SmppEdge {
       if (this.server?.hasAccount(b.name)) throw new Error(`smpp.binds: name "${b.name}" is also an account system_id`);
       this.clients.set(b.name, new SmppClient(b, cfg, deps));
     }
+    const outbinds = [...this.clients.values()].filter((c) => c.byOutbind);
+    if (outbinds.length > 0) {
+      if (this.server === null) throw new Error("smpp.binds: outbind needs smpp.listen (the SMSC connects to it)");
+      this.server.addOutbinds(outbinds);
+    }
   }
 
   /** Listen (if configured) and start every outbound bind. */

@@ -52,6 +52,8 @@ export class SmppMetrics {
   readonly window: Gauge<"peer" | "direction">;
   readonly inbound: Counter<"peer" | "kind" | "result">;
   readonly bindFailures: Counter<"reason">;
+  /** outcome: accepted, unknown_system_id, source_not_allowed, bad_password, locked_out, stopped. */
+  readonly outbinds: Counter<"outcome">;
   readonly responseTimeouts: Counter<"peer">;
   readonly reconnects: Counter<"peer">;
   readonly nationalPartsSaved: Counter<"peer">;
@@ -130,6 +132,12 @@ export class SmppMetrics {
       name: "didgate_smpp_bind_failures_total",
       help: "Refused binds to didgate's server by reason",
       labelNames: ["reason"],
+      registers,
+    });
+    this.outbinds = new Counter({
+      name: "didgate_smpp_outbinds_total",
+      help: "Outbinds from SMSCs to didgate's server by outcome (accepted: bound back as the configured bind)",
+      labelNames: ["outcome"],
       registers,
     });
     this.responseTimeouts = new Counter({

@@ -14,7 +14,7 @@ import type { InboundProcessor, PeerContext } from "./inbound.js";
 import type { SmppMetrics } from "./metrics.js";
 import { buildMessagePdus, sendAll } from "./outbound.js";
 import { SmppSession, normaliseAddress, type SessionHandler } from "./session.js";
-import type { OutboundReceipt, OutboundSms, SendResult, SmppAccount, SmppConfig } from "./types.js";
+import type { OutboundReceipt, OutboundSms, SendResult, SmppAccount, SmppBindConfig, SmppConfig } from "./types.js";
 
 export interface ServerDeps {
   logger: Logger;
@@ -31,6 +31,21 @@ interface Account {
   rr: number;
   ctx: PeerContext;
 }
+
+/** An outbound bind the SMSC sets up with outbind (see SmppClient.adoptOutbind). */
+export interface OutbindTarget {
+  readonly cfg: SmppBindConfig;
+  readonly isBound: boolean;
+  adoptOutbind(socket: Socket, remote: string): boolean;
+}
+
+interface Outbind {
+  target: OutbindTarget;
+  digest: Buffer;
+  allowed: BlockList | null;
+}
+
+export type OutbindOutcome = "accepted" | "unknown_system_id" | "source_not_allowed" | "bad_password" | "locked_out" | "stopped";
 
 interface Failures {
   count: number;
@@ -103,6 +118,7 @@ export class SmppServer implements SessionHandler {
   private connUnknown = 0;
   private readonly perSource = new Map<string, number>();
   private readonly refusalLog = new LRUCache<string, number>({ max: 1000 });
+  private readonly outbinds: Outbind[] = [];
 
   constructor(
     private readonly cfg: SmppConfig,
@@ -165,6 +181,13 @@ export class SmppServer implements SessionHandler {
     return out;
   }
 
+  /** Outbound binds an SMSC may set up with outbind on this server. */
+  addOutbinds(targets: Iterable<OutbindTarget>): void {
+    for (const t of targets) {
+      this.outbinds.push({ target: t, digest: digest(t.cfg.password), allowed: allowList(t.cfg.outbind_sources, `smpp.binds[${t.cfg.name}].outbind_sources`) });
+    }
+  }
+
   /** Start listening; resolves with the bound address. */
   listen(): Promise<AddressInfo> {
     const { host, port } = parseListen(this.cfg.listen ?? "0.0.0.0:2775");
@@ -202,6 +225,7 @@ export class SmppServer implements SessionHandler {
   /** Is this address in the `sources` of some account (a configured peer)? */
   private knownSource(ip: string): boolean {
     for (const a of this.accounts.values()) if (a.allowed !== null && addressAllowed(a.allowed, ip)) return true;
+    for (const o of this.outbinds) if (o.allowed !== null && addressAllowed(o.allowed, ip)) return true;
     return false;
   }
 
@@ -246,11 +270,17 @@ export class SmppServer implements SessionHandler {
 
   /** The first refusal per address at warn, then at most one a minute per address (bounded table). */
   private logRefusal(ip: string, reason: string, known: boolean): void {
-    const now = this.deps.clock.now();
-    const last = this.refusalLog.get(ip);
-    if (last !== undefined && now - last < 60_000) return;
-    this.refusalLog.set(ip, now);
+    if (!this.firstInMinute(ip)) return;
     this.deps.logger.warn({ remote: ip, reason, known_source: known, connections: this.connTotal }, "smpp: connection refused");
+  }
+
+  /** True at most once a minute per key (a bounded table): for warn lines a peer can provoke. */
+  private firstInMinute(key: string): boolean {
+    const now = this.deps.clock.now();
+    const last = this.refusalLog.get(key);
+    if (last !== undefined && now - last < 60_000) return false;
+    this.refusalLog.set(key, now);
+    return true;
   }
 
   private accept(socket: Socket): void {
@@ -279,6 +309,10 @@ export class SmppServer implements SessionHandler {
   // SessionHandler ----------------------------------------------------------------------------
 
   onRequest(session: SmppSession, pdu: Pdu): void {
+    if (pdu.command_id === CMD.outbind) {
+      this.outbind(session, pdu);
+      return;
+    }
     if (pdu.command_id === CMD.bind_receiver || pdu.command_id === CMD.bind_transmitter || pdu.command_id === CMD.bind_transceiver) {
       this.bind(session, pdu);
       return;
@@ -378,6 +412,55 @@ export class SmppServer implements SessionHandler {
     this.deps.metrics.binds.labels(a.cfg.system_id).set(a.sessions.length);
     this.deps.metrics.bindState.labels(a.cfg.system_id, "server").set(1);
     log.info({ session: session.id, peer: a.cfg.system_id, remote: ip, state: session.state }, "smpp: bound");
+  }
+
+  /**
+   * An SMSC's outbind: when its system_id and password are an outbind bind's, from an allowed
+   * address, the connection becomes that bind's session (didgate binds back as receiver). Anything
+   * else closes the connection, with no answer (outbind has none): the peer cannot tell an unknown
+   * system_id from a wrong password. Failures count towards the same lockout as binds.
+   */
+  private outbind(session: SmppSession, pdu: Pdu): void {
+    const ip = session.remoteAddress;
+    const now = this.deps.clock.now();
+    const given = digest(pdu.password);
+    let match: Outbind | undefined;
+    let known = false;
+    let sourceOk = false;
+    for (const o of this.outbinds) {
+      if (o.target.cfg.system_id !== pdu.system_id) continue;
+      known = true;
+      if (!addressAllowed(o.allowed, ip)) continue;
+      sourceOk = true;
+      // One constant-time comparison per candidate; a free one first, else the first (its link is replaced).
+      if (!timingSafeEqual(given, o.digest)) continue;
+      if (match === undefined || (match.target.isBound && !o.target.isBound)) match = o;
+    }
+    // As many comparisons for an unknown system_id as for a known one with one candidate.
+    if (!known) timingSafeEqual(given, DUMMY_DIGEST);
+    const fkey = failureKey(ip, known ? "\u0001outbind=" + pdu.system_id : undefined);
+    const f = this.failures.get(fkey);
+    let reason: OutbindOutcome = match !== undefined ? "accepted" : !known ? "unknown_system_id" : !sourceOk ? "source_not_allowed" : "bad_password";
+    if (f !== undefined && f.lockedUntil > now) reason = "locked_out";
+    else if (reason === "accepted" && this.deps.inbound.draining) reason = "stopped";
+    if (reason === "accepted" && match !== undefined) {
+      this.failures.delete(fkey);
+      const socket = session.detach("outbind");
+      if (match.target.adoptOutbind(socket, ip)) {
+        this.deps.metrics.outbinds.labels("accepted").inc();
+        return;
+      }
+      socket.destroy();
+      reason = "stopped";
+    } else if (reason !== "locked_out" && reason !== "stopped") {
+      this.countFailure(fkey, ip, now);
+    }
+    this.deps.metrics.outbinds.labels(reason).inc();
+    if (this.firstInMinute("outbind\u0000" + ip)) {
+      this.deps.logger.warn({ remote: ip, system_id: pdu.system_id, reason }, "smpp: outbind refused, connection closed (more from this address: at most one line a minute)");
+    }
+    // No answer: outbind has none, and the peer learns nothing about which part was wrong.
+    session.close("outbind refused", false);
   }
 
   private countFailure(key: string, ip: string, now: number): void {

@@ -116,6 +116,14 @@ export class SmppSession {
   private badPdus = 0;
   /** When the first byte of the PDU now being received arrived (0: none pending). */
   private partialSince = 0;
+  private readonly listeners = {
+    data: (c: Buffer): void => this.onData(c),
+    error: (e: Error): void => this.onSocketError(e),
+    close: (): void => this.onSocketClose(),
+    end: (): void => {
+      if (this.state !== "closed") this.socket.end();
+    },
+  };
 
   constructor(
     readonly socket: Socket,
@@ -137,12 +145,10 @@ export class SmppSession {
     this.windowOut = Math.max(1, opts.windowOut);
     this.windowIn = Math.max(1, opts.windowIn);
     socket.setNoDelay(true);
-    socket.on("data", (c: Buffer) => this.onData(c));
-    socket.on("error", (e: Error) => this.onSocketError(e));
-    socket.on("close", () => this.onSocketClose());
-    socket.on("end", () => {
-      if (this.state !== "closed") socket.end();
-    });
+    socket.on("data", this.listeners.data);
+    socket.on("error", this.listeners.error);
+    socket.on("close", this.listeners.close);
+    socket.on("end", this.listeners.end);
     let tick = Math.min(1000, Math.floor(opts.responseTimeoutMs / 4));
     if (opts.enquireLinkMs > 0) tick = Math.min(tick, Math.floor(opts.enquireLinkMs / 2));
     tick = Math.max(20, tick);
@@ -300,8 +306,15 @@ export class SmppSession {
         this.close("peer unbound", true);
         return;
       case CMD.alert_notification:
+        // No response is defined for alert_notification.
+        return;
       case CMD.outbind:
-        // No response is defined for alert_notification; outbind only matters before a bind.
+        // An SMSC asks the ESME to bind back on this connection (SMPP 3.4 2.2.1); it has no
+        // response. Only on a fresh connection to our server; ignored anywhere else.
+        if (this.side === "smsc" && this.state === "open") {
+          this.state = "binding";
+          this.hand(p);
+        }
         return;
     }
     if (isBindCommand(id)) {
@@ -592,6 +605,40 @@ export class SmppSession {
     } catch (e) {
       this.opts.logger.error({ err: e, session: this.id }, "smpp: close handler threw");
     }
+  }
+
+  /**
+   * Stop being this socket's session without closing the socket: listeners and timers go, pending
+   * requests are rejected, onClose runs with `reason`. The caller takes the socket over (an outbind
+   * becomes an outbound bind's session). Bytes already buffered after the last whole PDU are dropped
+   * (after an outbind the SMSC sends nothing until it gets the bind).
+   */
+  detach(reason: string): Socket {
+    const s = this.socket;
+    s.off("data", this.listeners.data);
+    s.off("error", this.listeners.error);
+    s.off("close", this.listeners.close);
+    s.off("end", this.listeners.end);
+    if (this.state !== "closed") {
+      this.state = "closed";
+      this.closeReason = reason;
+      this.opts.clock.clearInterval(this.timer);
+      const err = new SessionError("closed", "session detached: " + reason);
+      for (const p of this.pending.values()) p.reject(err);
+      this.pending.clear();
+      for (let i = this.queueHead; i < this.queue.length; i++) this.queue[i]!.reject(err);
+      this.queue.length = 0;
+      this.queueHead = 0;
+      this.chunks = [];
+      this.buffered = 0;
+      try {
+        this.handler.onClose(this, reason);
+      } catch (e) {
+        this.opts.logger.error({ err: e, session: this.id }, "smpp: close handler threw");
+      }
+    }
+    // A write corked in this tick is uncorked on the next one (writeRaw), for the new owner too.
+    return s;
   }
 
   get reason(): string {

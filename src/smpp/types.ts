@@ -80,6 +80,14 @@ export interface SmppBindConfig extends PeerOptions {
   tls_verify?: boolean;
   /** Extra CA certificate(s), PEM, for tls_verify. */
   tls_ca?: string | Buffer;
+  /**
+   * The SMSC sets this bind up: it connects to didgate's server and sends outbind with this bind's
+   * system_id and password; didgate answers with bind_receiver on that connection. didgate does not
+   * connect out (host and port are unused).
+   */
+  outbind?: boolean;
+  /** Addresses (IPs or CIDRs) an outbind for this bind may come from. Absent or empty: any. */
+  outbind_sources?: string[];
   /** Reconnect backoff bounds in seconds (default 1 and 60). */
   reconnect_min_s?: number;
   reconnect_max_s?: number;
