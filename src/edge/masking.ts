@@ -16,6 +16,8 @@
  * subscriber's number in Contact need topology hiding in front (see docs/masking.md).
  */
 import type { SipMessage } from "../sip/index.js";
+import { rewriteRecordRoute, type DialogSigner, type LocalCheck } from "../sip/rr.js";
+import { parseNameAddr } from "../sip/uri.js";
 import type { SessionStore } from "../masking/sessions.js";
 import type { Leg, Originator } from "./originate.js";
 
@@ -31,6 +33,17 @@ export const MASK_STRIPPED: readonly string[] = [
   "p-charge-info",
   "referred-by",
 ];
+
+/**
+ * The only in-dialog requests a masked dialog passes (its Allow when refusing others with 405):
+ * what a call needs. REFER and NOTIFY (a sipfrag names the parties), SUBSCRIBE, PUBLISH, MESSAGE
+ * and anything else are answered by didgate and never reach the other side.
+ */
+export const MASKED_DIALOG_METHODS: readonly string[] = ["INVITE", "ACK", "BYE", "CANCEL", "PRACK", "UPDATE", "INFO", "OPTIONS"];
+
+export function maskedDialogAllows(method: string): boolean {
+  return MASKED_DIALOG_METHODS.includes(method);
+}
 
 /** What a call through a session looks like on its first leg (routing, metrics, records). */
 export interface MaskedCall {
@@ -72,6 +85,34 @@ export function unmaskResponse(res: SipMessage, req: SipMessage): void {
   stripIdentity(res);
   const from = req.get("from");
   if (from !== undefined) res.set("From", from);
+}
+
+/**
+ * Record-Route of a response of a masked call going back to the caller (a 2xx, or a 1xx with a To
+ * tag: the caller's route set is built from it): the values above our first one (the callee's
+ * proxies) as they are, then `ours` (our signed values as sent in the INVITE, so a missing,
+ * altered or forged value of ours is replaced), then exactly `callerSide` (the caller's own
+ * Record-Route of its INVITE); anything the callee's side put below ours is dropped. Our values
+ * then get the callee's next hop (rewriteRecordRoute). Without a value of ours in the response
+ * every value it has counts as the callee's. So every in-dialog request of the caller reaches
+ * didgate before anything of the callee's side.
+ */
+export function rebuildMaskedRecordRoute(local: LocalCheck, res: SipMessage, ours: readonly string[], callerSide: readonly string[], signer: DialogSigner): boolean {
+  const list = res.recordRoutes;
+  let first = list.length;
+  for (let i = 0; i < list.length; i++) {
+    const u = parseNameAddr(list[i]!)?.parsedUri;
+    if (u !== null && u !== undefined && u.isSip && local.isLocalUri(u)) {
+      first = i;
+      break;
+    }
+  }
+  const out = list.slice(0, first);
+  for (const v of ours) out.push(v);
+  for (const v of callerSide) out.push(v);
+  if (out.length === 0) res.remove("Record-Route");
+  else res.set("Record-Route", out.join(", "));
+  return rewriteRecordRoute(local, res, signer);
 }
 
 /** What a call to a pool number does. */

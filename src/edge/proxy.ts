@@ -33,7 +33,7 @@ import type { TargetHealth } from "./health.js";
 import type { ResolvedTarget, ResolveResult, TargetResolver } from "../sip/resolve.js";
 import { targetKey } from "../sip/resolve.js";
 import type { VoiceMetrics, CallOutcome } from "./voice-metrics.js";
-import { unmaskResponse, type MaskedCall } from "./masking.js";
+import { rebuildMaskedRecordRoute, unmaskResponse, type MaskedCall } from "./masking.js";
 
 /** What a call needs from the edge. */
 export interface ProxyHost {
@@ -118,6 +118,8 @@ class Branch implements ClientTxHandler, TimerTarget {
   done = false;
   /** A provisional response came (the ring timer runs). */
   ringing = false;
+  /** Our signed Record-Route values as sent on this branch (top first). */
+  rr: readonly string[] = [];
 
   constructor(
     private readonly call: ProxyCall,
@@ -160,6 +162,8 @@ export class ProxyCall implements TimerTarget {
   private bestOwn = false;
   /** A target was didgate itself (answer 482 when nothing else answered). */
   private sawLoop = false;
+  /** A masked call's branch answered a 3xx or 485, not relayed (answer 480 when nothing else answered). */
+  private maskRedirected = false;
   private readonly loopHash: string;
   private readonly up: DialogBinding;
   private cleanupTimer: TimerHandle = null;
@@ -293,6 +297,7 @@ export class ProxyCall implements TimerTarget {
       const signer = this.host.signer;
       fwd.pushRecordRoute(recordRouteFor(this.stx.source.listener, bind, signer));
       if (out !== undefined && out !== this.stx.source.listener) fwd.pushRecordRoute(recordRouteFor(out, bind, signer));
+      if (this.info.mask !== undefined) b.rr = fwd.recordRoutes.slice(0, out !== undefined && out !== this.stx.source.listener ? 2 : 1);
     }
     b.res = r;
     this.host.health.track(r, uri);
@@ -400,9 +405,11 @@ export class ProxyCall implements TimerTarget {
       res.popVia();
       if (this.noViaLeft(res)) return;
       // a provisional response with a To tag sets up an early dialog (reliable 1xx, PRACK, UPDATE)
-      if (this.recordRoute && res.toTag !== undefined) rewriteRecordRoute(this.host.stack, res, this.host.signer);
+      if (this.info.mask !== undefined) {
+        if (res.toTag !== undefined) this.maskedRecordRoute(b, res);
+        unmaskResponse(res, this.stx.request);
+      } else if (this.recordRoute && res.toTag !== undefined) rewriteRecordRoute(this.host.stack, res, this.host.signer);
       if (this.provisionalAt === 0) this.provisionalAt = this.host.mono();
-      if (this.info.mask !== undefined) unmaskResponse(res, this.stx.request);
       this.stx.respond(res);
       return;
     }
@@ -412,6 +419,14 @@ export class ProxyCall implements TimerTarget {
       return;
     }
     this.host.health.alive(b.res!.key);
+    if (this.info.mask !== undefined && ((st >= 300 && st < 400) || st === 485)) {
+      // a redirect, or a 485 with its alternatives, names a target the callee's side chose (its
+      // own number, or one that would get the caller's number): never relayed on a masked call,
+      // the branch failed (the next carrier, else 480 from didgate)
+      this.maskRedirected = true;
+      this.branchFailed(b, String(st), st, true);
+      return;
+    }
     // only our Via: the response may not be forwarded (RFC 3261 16.7 step 3); if it is the best
     // one, didgate answers with its status itself
     const own = res.vias.length < 2;
@@ -438,6 +453,16 @@ export class ProxyCall implements TimerTarget {
     return true;
   }
 
+  /**
+   * The Record-Route a masked call's caller gets (its route set): the values above our first one
+   * (the callee's proxies), our signed values as this branch sent them, then exactly the caller's
+   * own Record-Route of its INVITE. Whatever the callee's side put below ours, or a list without
+   * ours, could take the caller's in-dialog requests (and the caller's number) off didgate's path.
+   */
+  private maskedRecordRoute(b: Branch, res: SipMessage): void {
+    rebuildMaskedRecordRoute(this.host.stack, res, b.rr, this.stx.request.recordRoutes, this.host.signer);
+  }
+
   private forward2xx(b: Branch, res: SipMessage, tx: ClientTransaction): void {
     res.popVia();
     if (this.noViaLeft(res)) {
@@ -445,8 +470,10 @@ export class ProxyCall implements TimerTarget {
       if (!this.answered && !b.done) this.branchFailed(b, "no_via", 0, true);
       return;
     }
-    if (this.recordRoute) rewriteRecordRoute(this.host.stack, res, this.host.signer);
-    if (this.info.mask !== undefined) unmaskResponse(res, this.stx.request);
+    if (this.info.mask !== undefined) {
+      this.maskedRecordRoute(b, res);
+      unmaskResponse(res, this.stx.request);
+    } else if (this.recordRoute) rewriteRecordRoute(this.host.stack, res, this.host.signer);
     // RFC 3261 16.7 step 10: a 2xx always goes upstream, even after the server transaction
     // answered 487 to a CANCEL (the 200 crossed it), or after another branch answered: then
     // statelessly, over the request's connection or per its Via; the caller ACKs (and hangs up).
@@ -514,6 +541,11 @@ export class ProxyCall implements TimerTarget {
   private finishBest(): void {
     if (this.finished) return;
     const b = this.best;
+    if (b === null && this.maskRedirected) {
+      this.stx.reply(480, "Temporarily Unavailable");
+      this.finish("failed", 480);
+      return;
+    }
     if (this.info.outbound === true && (b === null ? this.limited > 0 : b.status === 503)) {
       // every carrier over its limits or answering 503: busy, try again later
       this.stx.reply(503, "Service Unavailable (all carriers busy)", { headers: [["Retry-After", "1"]] });

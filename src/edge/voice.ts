@@ -80,7 +80,7 @@ import type { CaptureTap } from "../sip/transport.js";
 import type { ActivityRecorder } from "../records/activity.js";
 import type { SessionStore } from "../masking/sessions.js";
 import type { MaskingMetrics } from "../masking/metrics.js";
-import { decideMasked, maskRequest, stripIdentity, type MaskResult } from "./masking.js";
+import { decideMasked, maskedDialogAllows, maskRequest, MASKED_DIALOG_METHODS, stripIdentity, type MaskResult } from "./masking.js";
 
 export interface VoiceEdgeOptions {
   /** SIP capture: every message received and sent (capture.hep configured). */
@@ -1011,6 +1011,8 @@ export class VoiceEdge implements SipStackHandler, ProxyHost {
       if (r.forged === "no_route" && trunk !== undefined && req.parsedRequestUri !== null && this.stack.isLocalUri(req.parsedRequestUri)) return this.final(tx, tname, 481);
       return this.forged(tx, trunk, r.forged);
     }
+    // a masked dialog passes only what a call needs (REFER, NOTIFY, MESSAGE… may name a party)
+    if (r.binding.mask !== undefined && !maskedDialogAllows(req.method)) return this.final(tx, tname, 405, "Method Not Allowed (masked call)", [["Allow", MASKED_DIALOG_METHODS.join(", ")]]);
     const dest = this.nextHop(r, trunk !== undefined || cust !== undefined || fromCaller(r, tx.source));
     if (typeof dest === "string") return this.forged(tx, trunk, dest);
     if (fwd.decrementMaxForwards() < 0) return this.final(tx, tname, 483);
