@@ -115,6 +115,23 @@ export function rebuildMaskedRecordRoute(local: LocalCheck, res: SipMessage, our
   return rewriteRecordRoute(local, res, signer);
 }
 
+/**
+ * Longest wait for the session of a call (one Redis GET): a store that stalls (Redis stopped, a
+ * network partition with the connection still open) answers store_error after this, so the carrier
+ * gets 503 with Retry-After instead of a 100 Trying that lasts as long as the stall.
+ */
+export const MASK_LOOKUP_TIMEOUT_MS = 1000;
+
+function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
+  let t: NodeJS.Timeout | undefined;
+  const timer = new Promise<never>((_, reject) => {
+    t = setTimeout(() => reject(new Error(`no answer in ${ms} ms`)), ms);
+  });
+  // the late answer (or error) of a lookup given up is dropped
+  p.catch(() => undefined);
+  return Promise.race([p, timer]).finally(() => clearTimeout(t));
+}
+
 /** What a call to a pool number does. */
 export type MaskDecision =
   | { result: "routed"; call: MaskedCall; legs: Leg[] }
@@ -126,10 +143,10 @@ export type MaskDecision =
  * party (off-net, through the outbound table), else the number's own route when it has one, else
  * no_session. A caller without a number (anonymous) has no session.
  */
-export async function decideMasked(store: SessionStore, originator: Originator, proxy: string, caller: string | undefined, tenant: string | undefined): Promise<MaskDecision> {
+export async function decideMasked(store: SessionStore, originator: Originator, proxy: string, caller: string | undefined, tenant: string | undefined, timeoutMs = MASK_LOOKUP_TIMEOUT_MS): Promise<MaskDecision> {
   let r;
   try {
-    r = caller === undefined ? null : await store.route(proxy, caller);
+    r = caller === undefined ? null : await withTimeout(store.route(proxy, caller), timeoutMs);
   } catch (err) {
     return { result: "store_error", error: (err as Error).message };
   }

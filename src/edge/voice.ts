@@ -519,7 +519,8 @@ export class VoiceEdge implements SipStackHandler, ProxyHost {
     }
     const wait = trunk.cps.take();
     if (wait > 0) return this.refuse(tx, tname, 503, "rate_limited", t0, [["Retry-After", String(wait)]]);
-    if (this.calls.size >= this.config.sip.max_inflight_invites) return this.refuse(tx, tname, 503, "rate_limited", t0, [["Retry-After", "1"]]);
+    // INVITEs waiting for a session lookup or a STIR certificate count as in flight too
+    if (this.calls.size + this.verifying.size >= this.config.sip.max_inflight_invites) return this.refuse(tx, tname, 503, "rate_limited", t0, [["Retry-After", "1"]]);
 
     const didIn = trunk.didFrom === "ruri" ? req.requestUri : req.get("to") ?? "";
     const did = normalizeNumber(didIn, trunk.plan);

@@ -52,6 +52,7 @@ describe("masked calls: what the other side may try (raw UDP carriers, real Redi
           sip: {
             listen: [`udp://127.0.0.1:${port}`],
             timers: { t1_ms: 30 },
+            max_inflight_invites: 4,
             trunks: [
               { name: "carrier-a", sources: [A_IP], country_code: "1", cps: 1000, termination: `sip:${A_IP}:${pa.port}` },
               { name: "carrier-b", sources: [B_IP], country_code: "1", cps: 1000, termination: `sip:${B_IP}:${pb.port}` },
@@ -265,5 +266,53 @@ describe("masked calls: what the other side may try (raw UDP carriers, real Redi
     expect(info.get("from")).toContain("tag=tb4");
     for (const [method] of cases) expect(pa.got.some((m) => m.callId === callId && m.method === method), method).toBe(false);
     expect(pb.got.some((m) => m.callId === callId && m.method === "MESSAGE")).toBe(false);
+  });
+
+  // last: it stops Redis for a while
+  it("the session store stalls (Redis stopped): 503 with Retry-After within about a second, pending lookups count as in flight, nothing goes out late", async () => {
+    const sent = (id: string): void =>
+      pa.send(
+        udp,
+        [
+          `INVITE sip:${PROXY}@127.0.0.1:${udp} SIP/2.0`,
+          `Via: SIP/2.0/UDP ${A_IP}:${pa.port};branch=z9hG4bK-${id};rport`,
+          `From: <sip:${A}@${A_IP}>;tag=f${id}`,
+          `To: <sip:${PROXY}@127.0.0.1>`,
+          `Call-ID: ${id}@stall`,
+          "CSeq: 1 INVITE",
+          `Contact: <sip:a@${A_IP}:${pa.port}>`,
+          "Max-Forwards: 70",
+          "Content-Length: 0",
+          "",
+          "",
+        ].join("\r\n"),
+      );
+    const final = (id: string): Promise<SipMessage> => waitFor(() => pa.got.find((m) => m.callId === `${id}@stall` && m.status >= 200), 8000);
+    const ids = [1, 2, 3, 4, 5].map((i) => `st${i}-${Date.now()}`);
+    redis.pause();
+    try {
+      const t0 = Date.now();
+      for (const id of ids.slice(0, 4)) sent(id);
+      // four lookups pending: the fifth INVITE is over max_inflight_invites at once
+      await waitFor(() => ids.slice(0, 4).every((id) => pa.got.some((m) => m.callId === `${id}@stall` && m.status === 100)), 5000);
+      sent(ids[4]!);
+      const over = await final(ids[4]!);
+      expect(over.status).toBe(503);
+      expect(over.get("retry-after")).toBe("1");
+      for (const id of ids.slice(0, 4)) {
+        const r = await final(id);
+        expect(r.status).toBe(503);
+        expect(r.reason).toBe("Service Unavailable (masking sessions)");
+        expect(r.get("retry-after")).toBe("1");
+      }
+      // answered while Redis is still stopped (it stays so until the finally below)
+      expect(Date.now() - t0).toBeLessThan(6000);
+    } finally {
+      redis.resume();
+    }
+    // Redis answers again: a new call reaches B, and none of the refused ones went out late
+    const { callId } = await inviteFromA();
+    expect(pb.got.some((m) => m.callId === callId)).toBe(true);
+    expect(pb.got.some((m) => m.callId?.endsWith("@stall"))).toBe(false);
   });
 });
