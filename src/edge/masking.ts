@@ -15,24 +15,36 @@
  * Contact and Via name addresses, not numbers, and are passed as they are; carriers that put the
  * subscriber's number in Contact need topology hiding in front (see docs/masking.md).
  */
-import type { SipMessage } from "../sip/index.js";
+import { defaultReason, type SipMessage } from "../sip/index.js";
 import { rewriteRecordRoute, type DialogSigner, type LocalCheck } from "../sip/rr.js";
 import { parseNameAddr } from "../sip/uri.js";
 import type { SessionStore } from "../masking/sessions.js";
 import type { Leg, Originator } from "./originate.js";
 
-/** Headers that may carry a party's number or identity; removed on every masked message. */
-export const MASK_STRIPPED: readonly string[] = [
-  "p-asserted-identity",
-  "p-preferred-identity",
-  "remote-party-id",
-  "history-info",
-  "diversion",
-  "identity",
-  "identity-info",
-  "p-charge-info",
-  "referred-by",
-];
+/**
+ * The only headers a masked message keeps on its way to the other side (lower-case long names;
+ * compact forms count as their long name): what SIP needs to route, match, negotiate and describe
+ * the body. Everything else is removed: identities (P-Asserted-Identity, Remote-Party-ID,
+ * History-Info, Diversion, Identity…), and anything a carrier may fill with a number or a name
+ * (P-Served-User, P-Charging-Vector, P-Called-Party-ID, P-Associated-URI, Reply-To, Call-Info,
+ * Subject, Organization, User-Agent, Server, Warning, Alert-Info, User-to-User, X- headers,
+ * credentials and challenges…). Reason keeps its protocol and cause only, Retry-After its seconds.
+ */
+export const MASK_KEPT: ReadonlySet<string> = new Set([
+  "via", "route", "record-route", "max-forwards", "call-id", "cseq", "from", "to", "contact",
+  "content-type", "content-length", "content-encoding", "content-disposition", "content-language", "mime-version",
+  "allow", "allow-events", "supported", "require", "proxy-require", "unsupported",
+  "session-expires", "min-se", "rseq", "rack", "event", "subscription-state",
+  "accept", "accept-encoding", "accept-language", "expires", "min-expires", "retry-after", "timestamp",
+  "privacy", "reason", "p-early-media", "recv-info", "info-package", "priority", "max-breadth",
+]);
+
+/** One Reason value with its protocol and cause only (its text may name a party), or null. */
+function reasonCause(v: string): string | null {
+  const m = /^\s*([A-Za-z][A-Za-z0-9.\-]*)\s*(?:;(?:[^;]*;)*?\s*cause\s*=\s*(\d{1,5}))?/.exec(v);
+  if (m === null) return null;
+  return m[1]! + (m[2] !== undefined ? ";cause=" + m[2] : "");
+}
 
 /**
  * The only in-dialog requests a masked dialog passes (its Allow when refusing others with 405):
@@ -60,8 +72,25 @@ export interface MaskedCall {
 export type MaskResult = "routed" | "own_route" | "no_session" | "no_outbound" | "store_error";
 export const MASK_RESULTS: readonly MaskResult[] = ["routed", "own_route", "no_session", "no_outbound", "store_error"];
 
+/** Keep only MASK_KEPT headers; Reason without its text, Retry-After without its comment. */
 export function stripIdentity(m: SipMessage): void {
-  for (let i = 0; i < MASK_STRIPPED.length; i++) m.remove(MASK_STRIPPED[i]!);
+  m.retainHeaders((n) => MASK_KEPT.has(n));
+  const reasons = m.getList("reason");
+  if (reasons.length > 0) {
+    const out: string[] = [];
+    for (const r of reasons) {
+      const c = reasonCause(r);
+      if (c !== null) out.push(c);
+    }
+    if (out.length > 0) m.set("Reason", out.join(", "));
+    else m.remove("Reason");
+  }
+  const ra = m.get("retry-after");
+  if (ra !== undefined) {
+    const d = /^\s*(\d{1,10})/.exec(ra);
+    if (d !== null) m.set("Retry-After", d[1]!);
+    else m.remove("Retry-After");
+  }
 }
 
 /** The From a masked request carries: the proxy number at our host, with the sender's tag. */
@@ -78,13 +107,43 @@ export function maskRequest(m: SipMessage, proxy: string, host: string, initial:
 }
 
 /**
- * A response going back to the party whose request was masked: that request's From again (the
- * tags are the same), no identity header of the other side.
+ * An in-dialog request towards the caller of a masked call: its From (the callee's side) and To
+ * become the proxy number too, with their tags (a callee's network may write its subscriber's
+ * number there), and only MASK_KEPT headers pass.
+ */
+export function maskTowardsCaller(m: SipMessage, proxy: string, host: string): void {
+  const from = m.fromTag;
+  const to = m.toTag;
+  stripIdentity(m);
+  m.set("From", maskedFrom(proxy, host, from));
+  m.set("To", maskedFrom(proxy, host, to));
+}
+
+/**
+ * A response going back to the party whose request was masked: that request's From and To again
+ * (with the response's To tag: the other side may write its own number in To), only MASK_KEPT
+ * headers, and the standard reason phrase of its status (a phrase can carry anything).
  */
 export function unmaskResponse(res: SipMessage, req: SipMessage): void {
+  const tag = res.toTag;
   stripIdentity(res);
   const from = req.get("from");
   if (from !== undefined) res.set("From", from);
+  const to = req.get("to");
+  if (to !== undefined) res.set("To", req.toTag === undefined && tag !== undefined ? to + ";tag=" + tag : to);
+  res.setStatus(res.status, defaultReason(res.status));
+}
+
+/**
+ * A 2xx retransmission of a masked call relayed without its transaction (the request is not at
+ * hand): only MASK_KEPT headers, the standard reason phrase, and its To the proxy number with the
+ * callee's tag.
+ */
+export function maskStrayResponse(res: SipMessage, proxy: string, host: string): void {
+  const tag = res.toTag;
+  stripIdentity(res);
+  res.set("To", maskedFrom(proxy, host, tag));
+  res.setStatus(res.status, defaultReason(res.status));
 }
 
 /**

@@ -568,7 +568,7 @@ export class ProxyCall implements TimerTarget {
       this.finish("failed", 500);
       return;
     }
-    if (this.bestOwn) this.stx.reply(b.status, b.reason);
+    if (this.bestOwn) this.stx.reply(b.status, this.info.mask !== undefined ? undefined : b.reason);
     else {
       b.popVia();
       if (this.info.mask !== undefined) unmaskResponse(b, this.stx.request);
@@ -604,7 +604,7 @@ export class DialogForward implements ClientTxHandler {
       if (res.status < 200) return;
       // a 2xx to a re-INVITE carries the callee's session description: it cannot be rebuilt
       if (res.status < 300 && this.stx.isInvite) this.stx.reply(500, "Server Internal Error (response without Via)");
-      else this.stx.reply(res.status, res.reason);
+      else this.stx.reply(res.status, this.masked ? undefined : res.reason);
     } else {
       if (this.masked) unmaskResponse(res, this.stx.request);
       this.stx.respond(res);

@@ -80,7 +80,7 @@ import type { CaptureTap } from "../sip/transport.js";
 import type { ActivityRecorder } from "../records/activity.js";
 import type { SessionStore } from "../masking/sessions.js";
 import type { MaskingMetrics } from "../masking/metrics.js";
-import { decideMasked, maskedDialogAllows, maskRequest, MASKED_DIALOG_METHODS, stripIdentity, type MaskResult } from "./masking.js";
+import { decideMasked, maskedDialogAllows, maskRequest, MASKED_DIALOG_METHODS, maskStrayResponse, maskTowardsCaller, type MaskResult } from "./masking.js";
 
 export interface VoiceEdgeOptions {
   /** SIP capture: every message received and sent (capture.hep configured). */
@@ -662,7 +662,7 @@ export class VoiceEdge implements SipStackHandler, ProxyHost {
 
   /** An in-dialog request (or ACK) of a masked call: the proxy number towards the callee, no identities either way. */
   private maskInDialog(fwd: SipMessage, upstream: boolean, proxy: string): void {
-    if (upstream) stripIdentity(fwd);
+    if (upstream) maskTowardsCaller(fwd, proxy, this.maskHost());
     else maskRequest(fwd, proxy, this.maskHost(), false);
   }
 
@@ -1140,9 +1140,9 @@ export class VoiceEdge implements SipStackHandler, ProxyHost {
     }
     res.popVia();
     // a masked call's 2xx retransmission: no identity of the callee (src/edge/masking.ts)
-    const masked = res.recordRoutes.some((v) => v.includes(";dgm="));
-    if ((this.recordRoute || masked) && res.status >= 200 && res.status < 300 && res.cseq?.method === "INVITE") rewriteRecordRoute(this.stack, res, this.signer);
-    if (masked) stripIdentity(res);
+    const masked = /;dgm=([^;>,]+)/.exec(res.recordRoutes.join(","));
+    if ((this.recordRoute || masked !== null) && res.status >= 200 && res.status < 300 && res.cseq?.method === "INVITE") rewriteRecordRoute(this.stack, res, this.signer);
+    if (masked !== null) maskStrayResponse(res, masked[1]!, this.maskHost());
     this.stack.sendResponseStateless(res);
   }
 

@@ -268,6 +268,102 @@ describe("masked calls: what the other side may try (raw UDP carriers, real Redi
     expect(pb.got.some((m) => m.callId === callId && m.method === "MESSAGE")).toBe(false);
   });
 
+  it("headers, reason phrases and Reason texts naming a party never cross a masked call (INVITE, 1xx/2xx, in-dialog requests both ways and their responses)", async () => {
+    const aIds = [
+      `P-Served-User: <sip:${A}@ims.example>;sescase=orig;regstate=reg`,
+      `P-Called-Party-ID: <sip:${PROXY}@ims.example>`,
+      `P-Charging-Vector: icid-value=${digits(A)}-1;orig-ioi=carrier-a`,
+      `Reply-To: <sip:${A}@carrier-a.example>`,
+      `Call-Info: <sip:${A}@carrier-a.example>;purpose=info`,
+      `X-Orig-Caller: ${A}`,
+      `User-to-User: 0031${Buffer.from(A).toString("hex")};encoding=hex`,
+      `Organization: Alice ${A}`,
+      `Subject: call from ${A}`,
+      `User-Agent: phone of ${A}`,
+      "Supported: 100rel, timer",
+      "Session-Expires: 1800;refresher=uac",
+      "Privacy: none",
+    ];
+    const { callId, ftag, inv } = await inviteFromA(aIds);
+    expect(seen(pb, callId)).not.toContain(digits(A));
+    // what SIP needs is kept
+    expect(inv.get("supported")).toBe("100rel, timer");
+    expect(inv.get("session-expires")).toBe("1800;refresher=uac");
+    expect(inv.get("privacy")).toBe("none");
+    expect(inv.get("p-asserted-identity")).toBe(`<tel:${PROXY}>`);
+    const bIds = [
+      `P-Asserted-Identity: <tel:${B}>`,
+      `P-Called-Party-ID: <sip:${B}@ims-b.example>`,
+      `P-Associated-URI: <sip:${B}@ims-b.example>`,
+      `P-Charging-Vector: icid-value=${digits(B)}-9;term-ioi=carrier-b`,
+      `Reply-To: <sip:${B}@carrier-b.example>`,
+      `Server: carrier-b SBC for ${B}`,
+      `Warning: 399 sbc-b.example "subscriber ${B} on LTE"`,
+      `Reason: Q.850;cause=16;text="${B} answered"`,
+      "Allow: INVITE, ACK, BYE, CANCEL, UPDATE, PRACK",
+    ];
+    const toB = `To: "Bob" <sip:${B}@carrier-b.example>;tag=tb5`;
+    const withTo = (t: string): string => t.replace(/^To: .*$/m, toB);
+    pb.send(udp, withTo(answer(inv, `180 Ringing ${B}`, { toTag: "tb5", rr: inv.recordRoutes, contact: `sip:b@${B_IP}:${pb.port}`, extra: bIds })));
+    pb.send(udp, withTo(answer(inv, `200 OK ${B}`, { toTag: "tb5", rr: inv.recordRoutes, contact: `sip:b@${B_IP}:${pb.port}`, extra: bIds })));
+    const ring = await waitFor(() => pa.got.find((m) => m.callId === callId && m.status === 180), 5000);
+    const ok = await waitFor(() => pa.got.find((m) => m.callId === callId && m.status === 200), 5000);
+    expect(ring.reason).toBe("Ringing");
+    expect(ok.reason).toBe("OK");
+    expect(ok.get("reason")).toBe("Q.850;cause=16");
+    expect(ok.get("allow")).toBe("INVITE, ACK, BYE, CANCEL, UPDATE, PRACK");
+    expect(ok.toTag).toBe("tb5");
+    // B's network writes B's number in From of its in-dialog request; A's UA answers with its own number in To
+    pb.send(
+      udp,
+      [
+        `INFO sip:a@${A_IP}:${pa.port} SIP/2.0`,
+        `Via: SIP/2.0/UDP ${B_IP}:${pb.port};branch=z9hG4bK-info-${callId}`,
+        ...inv.recordRoutes.map((r) => `Route: ${r}`),
+        `From: "Bob" <sip:${B}@carrier-b.example;user=phone>;tag=tb5`,
+        `To: ${inv.get("from")}`,
+        `Call-ID: ${callId}`,
+        "CSeq: 20 INFO",
+        "Max-Forwards: 70",
+        `Reason: SIP;cause=200;text="${B} says hi"`,
+        "Content-Length: 0",
+        "",
+        "",
+      ].join("\r\n"),
+    );
+    const info = await waitFor(() => pa.got.find((m) => m.callId === callId && m.method === "INFO"), 5000);
+    expect(info.fromTag).toBe("tb5");
+    expect(info.toTag).toBe(ftag);
+    expect(info.get("reason")).toBe("SIP;cause=200");
+    pa.send(udp, answer(info, `200 OK ${A}`).replace(/^To: .*$/m, `To: "Alice" <sip:${A}@carrier-a.example>;tag=${ftag}`).replace(/^From: .*$/m, `From: <sip:${A}@x>;tag=tb5`));
+    const infoOk = await waitFor(() => pb.got.find((m) => m.callId === callId && m.status === 200 && m.cseq?.method === "INFO"), 5000);
+    expect(infoOk.reason).toBe("OK");
+    // A's INFO towards B; B answers with its number in To and in the reason phrase
+    pa.send(
+      udp,
+      [
+        `INFO sip:b@${B_IP}:${pb.port} SIP/2.0`,
+        `Via: SIP/2.0/UDP ${A_IP}:${pa.port};branch=z9hG4bK-info2-${callId}`,
+        ...ok.recordRoutes.slice(0, -1).reverse().map((r) => `Route: ${r}`),
+        `From: <sip:${A}@${A_IP}>;tag=${ftag}`,
+        `To: ${ok.get("to")}`,
+        `Call-ID: ${callId}`,
+        "CSeq: 3 INFO",
+        "Max-Forwards: 70",
+        "Content-Length: 0",
+        "",
+        "",
+      ].join("\r\n"),
+    );
+    const info2 = await waitFor(() => pb.got.find((m) => m.callId === callId && m.method === "INFO"), 5000);
+    pb.send(udp, withTo(answer(info2, `486 Busy ${B}`, { extra: [`Server: ${B}`] })));
+    const busy = await waitFor(() => pa.got.find((m) => m.callId === callId && m.cseq?.method === "INFO" && m.status >= 200), 5000);
+    expect(busy.status).toBe(486);
+    expect(busy.reason).toBe("Busy Here");
+    expect(seen(pb, callId)).not.toContain(digits(A));
+    expect(seen(pa, callId)).not.toContain(digits(B));
+  });
+
   // last: it stops Redis for a while
   it("the session store stalls (Redis stopped): 503 with Retry-After within about a second, pending lookups count as in flight, nothing goes out late", async () => {
     const sent = (id: string): void =>
