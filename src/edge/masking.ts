@@ -191,6 +191,26 @@ function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
   return Promise.race([p, timer]).finally(() => clearTimeout(t));
 }
 
+/**
+ * Record-Route of a masked call's 2xx relayed without its transaction (a retransmission, or a
+ * late 2xx of another To tag once the INVITE transaction is gone): our values must be there and
+ * valid (else false: not relayed), and everything below them is removed, so the route set the
+ * caller may build from it starts at didgate.
+ */
+export function cutMaskedRecordRoute(local: LocalCheck, res: SipMessage, signer: DialogSigner): boolean {
+  if (!rewriteRecordRoute(local, res, signer)) return false;
+  const list = res.recordRoutes;
+  let end = -1;
+  for (let i = 0; i < list.length; i++) {
+    const u = parseNameAddr(list[i]!)?.parsedUri;
+    const mine = u !== null && u !== undefined && u.isSip && local.isLocalUri(u);
+    if (mine) end = i;
+    else if (end >= 0) break;
+  }
+  if (end < list.length - 1) res.set("Record-Route", list.slice(0, end + 1).join(", "));
+  return true;
+}
+
 /** What a call to a pool number does. */
 export type MaskDecision =
   | { result: "routed"; call: MaskedCall; legs: Leg[] }

@@ -80,7 +80,7 @@ import type { CaptureTap } from "../sip/transport.js";
 import type { ActivityRecorder } from "../records/activity.js";
 import type { SessionStore } from "../masking/sessions.js";
 import type { MaskingMetrics } from "../masking/metrics.js";
-import { decideMasked, maskedDialogAllows, maskRequest, MASKED_DIALOG_METHODS, maskStrayResponse, maskTowardsCaller, type MaskResult } from "./masking.js";
+import { cutMaskedRecordRoute, decideMasked, maskedDialogAllows, maskRequest, MASKED_DIALOG_METHODS, maskStrayResponse, maskTowardsCaller, type MaskResult } from "./masking.js";
 
 export interface VoiceEdgeOptions {
   /** SIP capture: every message received and sent (capture.hep configured). */
@@ -1141,7 +1141,11 @@ export class VoiceEdge implements SipStackHandler, ProxyHost {
     res.popVia();
     // a masked call's 2xx retransmission: no identity of the callee (src/edge/masking.ts)
     const masked = /;dgm=([^;>,]+)/.exec(res.recordRoutes.join(","));
-    if ((this.recordRoute || masked !== null) && res.status >= 200 && res.status < 300 && res.cseq?.method === "INVITE") rewriteRecordRoute(this.stack, res, this.signer);
+    const dialog2xx = res.status >= 200 && res.status < 300 && res.cseq?.method === "INVITE";
+    if (masked !== null && dialog2xx) {
+      // the route set must start at didgate (src/edge/masking.ts)
+      if (!cutMaskedRecordRoute(this.stack, res, this.signer)) return;
+    } else if (this.recordRoute && dialog2xx) rewriteRecordRoute(this.stack, res, this.signer);
     if (masked !== null) maskStrayResponse(res, masked[1]!, this.maskHost());
     this.stack.sendResponseStateless(res);
   }

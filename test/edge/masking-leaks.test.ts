@@ -364,6 +364,26 @@ describe("masked calls: what the other side may try (raw UDP carriers, real Redi
     expect(seen(pa, callId)).not.toContain(digits(B));
   });
 
+  it("a late 2xx after the INVITE transaction is gone (another To tag): what is below didgate's Record-Route is cut, a forged didgate value is not relayed", async () => {
+    const { callId, inv } = await inviteFromA();
+    const ours = inv.recordRoutes[0]!;
+    const contact = `sip:b@${B_IP}:${pb.port}`;
+    pb.send(udp, answer(inv, "200 OK", { toTag: "tb6", rr: inv.recordRoutes, contact }));
+    await waitFor(() => pa.got.find((m) => m.callId === callId && m.status === 200 && m.toTag === "tb6"), 5000);
+    // the client transaction ends 64*T1 (about 2 s here) after the 2xx: later 2xx are relayed without it
+    await new Promise((r) => setTimeout(r, 64 * 30 + 600));
+    pb.send(udp, answer(inv, "200 OK", { toTag: "tb7", rr: [ours, `<sip:evil@${B_IP}:9;lr>`], contact }));
+    const late = await waitFor(() => pa.got.find((m) => m.callId === callId && m.status === 200 && m.toTag === "tb7"), 5000);
+    expect(late.recordRoutes.join(",")).not.toContain("evil");
+    expect(late.recordRoutes[late.recordRoutes.length - 1]).toContain(";dgm=");
+    const forged = ours.replace(/;dgs=[^;>]*/, ";dgs=AAAAAAAAAAAAAAAAAAAAAA");
+    pb.send(udp, answer(inv, "200 OK", { toTag: "tb8", rr: [forged, `<sip:evil@${B_IP}:9;lr>`], contact }));
+    pb.send(udp, answer(inv, "200 OK", { toTag: "tb9", rr: [ours], contact }));
+    await waitFor(() => pa.got.find((m) => m.callId === callId && m.status === 200 && m.toTag === "tb9"), 5000);
+    expect(pa.got.some((m) => m.callId === callId && m.toTag === "tb8")).toBe(false);
+    expect(seen(pa, callId)).not.toContain("evil");
+  });
+
   // last: it stops Redis for a while
   it("the session store stalls (Redis stopped): 503 with Retry-After within about a second, pending lookups count as in flight, nothing goes out late", async () => {
     const sent = (id: string): void =>
