@@ -72,6 +72,21 @@ export interface MaskedCall {
 export type MaskResult = "routed" | "own_route" | "no_session" | "no_outbound" | "store_error";
 export const MASK_RESULTS: readonly MaskResult[] = ["routed", "own_route", "no_session", "no_outbound", "store_error"];
 
+/**
+ * An SDP body (application/sdp) without the sender's names: the o= username and the s= session
+ * name become "-" (both free text a UA may fill with its number; RFC 4566 allows "-" for both).
+ * The rest (addresses, ports, session id and version) is what the media needs and stays.
+ */
+export function maskSdp(m: SipMessage): void {
+  const ct = m.get("content-type");
+  if (ct === undefined || !/^\s*application\/sdp\s*(;|$)/i.test(ct)) return;
+  const body = m.body;
+  if (body.length === 0) return;
+  const text = body.toString("utf8");
+  const out = text.replace(/^o=[^ \r\n]+ /gm, "o=- ").replace(/^s=[^\r\n]*/gm, "s=-");
+  if (out !== text) m.setBody(out);
+}
+
 /** Keep only MASK_KEPT headers; Reason without its text, Retry-After without its comment. */
 export function stripIdentity(m: SipMessage): void {
   m.retainHeaders((n) => MASK_KEPT.has(n));
@@ -85,6 +100,7 @@ export function stripIdentity(m: SipMessage): void {
     if (out.length > 0) m.set("Reason", out.join(", "));
     else m.remove("Reason");
   }
+  maskSdp(m);
   const ra = m.get("retry-after");
   if (ra !== undefined) {
     const d = /^\s*(\d{1,10})/.exec(ra);

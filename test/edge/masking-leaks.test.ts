@@ -24,6 +24,10 @@ const digits = (n: string): string => n.slice(2);
 
 let seq = 0;
 
+/** An SDP offer or answer that names its party in o= and s= (as some UAs do). */
+const sdp = (num: string, ip: string): string =>
+  `v=0\r\no=${num} 1 1 IN IP4 ${ip}\r\ns=${num}\r\nc=IN IP4 ${ip}\r\nt=0 0\r\nm=audio 40000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n`;
+
 describe("masked calls: what the other side may try (raw UDP carriers, real Redis)", () => {
   let redis: TestRedis;
   let app: Didgate;
@@ -85,7 +89,7 @@ describe("masked calls: what the other side may try (raw UDP carriers, real Redi
       .join("\n");
 
   /** A's carrier sends an INVITE to the proxy number (with a Record-Route of its own); B's carrier's copy. */
-  async function inviteFromA(extra: string[] = []): Promise<{ callId: string; ftag: string; inv: SipMessage }> {
+  async function inviteFromA(extra: string[] = [], body = ""): Promise<{ callId: string; ftag: string; inv: SipMessage }> {
     const id = `m${++seq}-${Date.now()}`;
     const callId = `${id}@a`;
     const ftag = `fa${id}`;
@@ -103,9 +107,10 @@ describe("masked calls: what the other side may try (raw UDP carriers, real Redi
         `P-Asserted-Identity: <sip:${A}@${A_IP};user=phone>`,
         "Max-Forwards: 70",
         ...extra,
-        "Content-Length: 0",
+        ...(body.length > 0 ? ["Content-Type: application/sdp"] : []),
+        `Content-Length: ${Buffer.byteLength(body)}`,
         "",
-        "",
+        body,
       ].join("\r\n"),
     );
     const inv = await waitFor(() => pb.got.find((m) => m.method === "INVITE" && m.callId === callId), 5000);
@@ -113,7 +118,7 @@ describe("masked calls: what the other side may try (raw UDP carriers, real Redi
   }
 
   /** A response of B's carrier to a request it got, with the Record-Route given (none: no header). */
-  function answer(req: SipMessage, status: string, o: { toTag?: string; rr?: string[]; contact?: string; extra?: string[] } = {}): string {
+  function answer(req: SipMessage, status: string, o: { toTag?: string; rr?: string[]; contact?: string; extra?: string[]; body?: string } = {}): string {
     const to = req.get("to")!;
     return [
       `SIP/2.0 ${status}`,
@@ -125,9 +130,10 @@ describe("masked calls: what the other side may try (raw UDP carriers, real Redi
       `CSeq: ${req.get("cseq")}`,
       ...(o.contact !== undefined ? [`Contact: <${o.contact}>`] : []),
       ...(o.extra ?? []),
-      "Content-Length: 0",
+      ...(o.body !== undefined ? ["Content-Type: application/sdp"] : []),
+      `Content-Length: ${Buffer.byteLength(o.body ?? "")}`,
       "",
-      "",
+      o.body ?? "",
     ].join("\r\n");
   }
 
@@ -284,8 +290,10 @@ describe("masked calls: what the other side may try (raw UDP carriers, real Redi
       "Session-Expires: 1800;refresher=uac",
       "Privacy: none",
     ];
-    const { callId, ftag, inv } = await inviteFromA(aIds);
+    const { callId, ftag, inv } = await inviteFromA(aIds, sdp(A, A_IP));
     expect(seen(pb, callId)).not.toContain(digits(A));
+    expect(inv.body.toString()).toContain(`c=IN IP4 ${A_IP}`);
+    expect(inv.body.toString()).toMatch(/^o=- 1 1 IN IP4 /m);
     // what SIP needs is kept
     expect(inv.get("supported")).toBe("100rel, timer");
     expect(inv.get("session-expires")).toBe("1800;refresher=uac");
@@ -305,7 +313,7 @@ describe("masked calls: what the other side may try (raw UDP carriers, real Redi
     const toB = `To: "Bob" <sip:${B}@carrier-b.example>;tag=tb5`;
     const withTo = (t: string): string => t.replace(/^To: .*$/m, toB);
     pb.send(udp, withTo(answer(inv, `180 Ringing ${B}`, { toTag: "tb5", rr: inv.recordRoutes, contact: `sip:b@${B_IP}:${pb.port}`, extra: bIds })));
-    pb.send(udp, withTo(answer(inv, `200 OK ${B}`, { toTag: "tb5", rr: inv.recordRoutes, contact: `sip:b@${B_IP}:${pb.port}`, extra: bIds })));
+    pb.send(udp, withTo(answer(inv, `200 OK ${B}`, { toTag: "tb5", rr: inv.recordRoutes, contact: `sip:b@${B_IP}:${pb.port}`, extra: bIds, body: sdp(B, B_IP) })));
     const ring = await waitFor(() => pa.got.find((m) => m.callId === callId && m.status === 180), 5000);
     const ok = await waitFor(() => pa.got.find((m) => m.callId === callId && m.status === 200), 5000);
     expect(ring.reason).toBe("Ringing");
@@ -313,6 +321,8 @@ describe("masked calls: what the other side may try (raw UDP carriers, real Redi
     expect(ok.get("reason")).toBe("Q.850;cause=16");
     expect(ok.get("allow")).toBe("INVITE, ACK, BYE, CANCEL, UPDATE, PRACK");
     expect(ok.toTag).toBe("tb5");
+    expect(ok.body.toString()).toContain(`c=IN IP4 ${B_IP}`);
+    expect(ok.get("content-length")).toBe(String(ok.body.length));
     // B's network writes B's number in From of its in-dialog request; A's UA answers with its own number in To
     pb.send(
       udp,
