@@ -33,7 +33,7 @@ import type { TargetHealth } from "./health.js";
 import type { ResolvedTarget, ResolveResult, TargetResolver } from "../sip/resolve.js";
 import { targetKey } from "../sip/resolve.js";
 import type { VoiceMetrics, CallOutcome } from "./voice-metrics.js";
-import { unmaskResponse, type MaskedCall } from "./masking.js";
+import { rebuildMaskedRecordRoute, unmaskResponse, type MaskedCall } from "./masking.js";
 
 /** What a call needs from the edge. */
 export interface ProxyHost {
@@ -125,6 +125,8 @@ class Branch implements ClientTxHandler, TimerTarget {
   done = false;
   /** A provisional response came (the ring timer runs). */
   ringing = false;
+  /** Our signed Record-Route values as sent on this branch (top first). */
+  rr: readonly string[] = [];
 
   constructor(
     private readonly call: ProxyCall,
@@ -167,6 +169,8 @@ export class ProxyCall implements TimerTarget {
   private bestOwn = false;
   /** A target was didgate itself (answer 482 when nothing else answered). */
   private sawLoop = false;
+  /** A masked call's branch answered a 3xx or 485, not relayed (answer 480 when nothing else answered). */
+  private maskRedirected = false;
   private readonly loopHash: string;
   private readonly up: DialogBinding;
   private cleanupTimer: TimerHandle = null;
@@ -316,6 +320,7 @@ export class ProxyCall implements TimerTarget {
       const signer = this.host.signer;
       fwd.pushRecordRoute(recordRouteFor(this.stx.source.listener, bind, signer));
       if (out !== undefined && out !== this.stx.source.listener) fwd.pushRecordRoute(recordRouteFor(out, bind, signer));
+      if (this.info.mask !== undefined) b.rr = fwd.recordRoutes.slice(0, out !== undefined && out !== this.stx.source.listener ? 2 : 1);
     }
     b.res = r;
     this.host.health.track(r, uri);
@@ -424,9 +429,11 @@ export class ProxyCall implements TimerTarget {
       if (this.noViaLeft(res)) return;
       if (b.t.sendTo !== undefined && res.toTag !== undefined) flowContact(res, b.t.sendTo);
       // a provisional response with a To tag sets up an early dialog (reliable 1xx, PRACK, UPDATE)
-      if (this.recordRoute && res.toTag !== undefined) rewriteRecordRoute(this.host.stack, res, this.host.signer);
+      if (this.info.mask !== undefined) {
+        if (res.toTag !== undefined) this.maskedRecordRoute(b, res);
+        unmaskResponse(res, this.stx.request);
+      } else if (this.recordRoute && res.toTag !== undefined) rewriteRecordRoute(this.host.stack, res, this.host.signer);
       if (this.provisionalAt === 0) this.provisionalAt = this.host.mono();
-      if (this.info.mask !== undefined) unmaskResponse(res, this.stx.request);
       this.stx.respond(res);
       return;
     }
@@ -436,6 +443,14 @@ export class ProxyCall implements TimerTarget {
       return;
     }
     this.host.health.alive(b.res!.key);
+    if (this.info.mask !== undefined && ((st >= 300 && st < 400) || st === 485)) {
+      // a redirect, or a 485 with its alternatives, names a target the callee's side chose (its
+      // own number, or one that would get the caller's number): never relayed on a masked call,
+      // the branch failed (the next carrier, else 480 from didgate)
+      this.maskRedirected = true;
+      this.branchFailed(b, String(st), st, true);
+      return;
+    }
     // only our Via: the response may not be forwarded (RFC 3261 16.7 step 3); if it is the best
     // one, didgate answers with its status itself
     const own = res.vias.length < 2;
@@ -462,6 +477,16 @@ export class ProxyCall implements TimerTarget {
     return true;
   }
 
+  /**
+   * The Record-Route a masked call's caller gets (its route set): the values above our first one
+   * (the callee's proxies), our signed values as this branch sent them, then exactly the caller's
+   * own Record-Route of its INVITE. Whatever the callee's side put below ours, or a list without
+   * ours, could take the caller's in-dialog requests (and the caller's number) off didgate's path.
+   */
+  private maskedRecordRoute(b: Branch, res: SipMessage): void {
+    rebuildMaskedRecordRoute(this.host.stack, res, b.rr, this.stx.request.recordRoutes, this.host.signer);
+  }
+
   private forward2xx(b: Branch, res: SipMessage, tx: ClientTransaction): void {
     res.popVia();
     if (this.noViaLeft(res)) {
@@ -470,8 +495,10 @@ export class ProxyCall implements TimerTarget {
       return;
     }
     if (b.t.sendTo !== undefined) flowContact(res, b.t.sendTo);
-    if (this.recordRoute) rewriteRecordRoute(this.host.stack, res, this.host.signer);
-    if (this.info.mask !== undefined) unmaskResponse(res, this.stx.request);
+    if (this.info.mask !== undefined) {
+      this.maskedRecordRoute(b, res);
+      unmaskResponse(res, this.stx.request);
+    } else if (this.recordRoute) rewriteRecordRoute(this.host.stack, res, this.host.signer);
     // RFC 3261 16.7 step 10: a 2xx always goes upstream, even after the server transaction
     // answered 487 to a CANCEL (the 200 crossed it), or after another branch answered: then
     // statelessly, over the request's connection or per its Via; the caller ACKs (and hangs up).
@@ -539,6 +566,11 @@ export class ProxyCall implements TimerTarget {
   private finishBest(): void {
     if (this.finished) return;
     const b = this.best;
+    if (b === null && this.maskRedirected) {
+      this.stx.reply(480, "Temporarily Unavailable");
+      this.finish("failed", 480);
+      return;
+    }
     if (this.info.outbound === true && (b === null ? this.limited > 0 : b.status === 503)) {
       // every carrier over its limits or answering 503: busy, try again later
       this.stx.reply(503, "Service Unavailable (all carriers busy)", { headers: [["Retry-After", "1"]] });
@@ -561,7 +593,7 @@ export class ProxyCall implements TimerTarget {
       this.finish("failed", 500);
       return;
     }
-    if (this.bestOwn) this.stx.reply(b.status, b.reason);
+    if (this.bestOwn) this.stx.reply(b.status, this.info.mask !== undefined ? undefined : b.reason);
     else {
       b.popVia();
       if (this.info.mask !== undefined) unmaskResponse(b, this.stx.request);
@@ -616,7 +648,7 @@ export class DialogForward implements ClientTxHandler {
       if (res.status < 200) return;
       // a 2xx to a re-INVITE carries the callee's session description: it cannot be rebuilt
       if (res.status < 300 && this.stx.isInvite) this.stx.reply(500, "Server Internal Error (response without Via)");
-      else this.stx.reply(res.status, res.reason);
+      else this.stx.reply(res.status, this.masked ? undefined : res.reason);
     } else {
       if (this.masked) unmaskResponse(res, this.stx.request);
       this.stx.respond(res);

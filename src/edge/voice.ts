@@ -80,7 +80,7 @@ import type { CaptureTap } from "../sip/transport.js";
 import type { ActivityRecorder } from "../records/activity.js";
 import type { SessionStore } from "../masking/sessions.js";
 import type { MaskingMetrics } from "../masking/metrics.js";
-import { decideMasked, maskRequest, stripIdentity, type MaskResult } from "./masking.js";
+import { cutMaskedRecordRoute, decideMasked, maskedDialogAllows, maskRequest, MASKED_DIALOG_METHODS, maskStrayResponse, maskTowardsCaller, type MaskResult } from "./masking.js";
 import { buildRegistrar, type RegistrarEdge } from "./registrar.js";
 
 export interface VoiceEdgeOptions {
@@ -531,7 +531,8 @@ export class VoiceEdge implements SipStackHandler, ProxyHost {
     }
     const wait = trunk.cps.take();
     if (wait > 0) return this.refuse(tx, tname, 503, "rate_limited", t0, [["Retry-After", String(wait)]]);
-    if (this.calls.size >= this.config.sip.max_inflight_invites) return this.refuse(tx, tname, 503, "rate_limited", t0, [["Retry-After", "1"]]);
+    // INVITEs waiting for a session lookup or a STIR certificate count as in flight too
+    if (this.calls.size + this.verifying.size >= this.config.sip.max_inflight_invites) return this.refuse(tx, tname, 503, "rate_limited", t0, [["Retry-After", "1"]]);
 
     const didIn = trunk.didFrom === "ruri" ? req.requestUri : req.get("to") ?? "";
     const did = normalizeNumber(didIn, trunk.plan);
@@ -673,7 +674,7 @@ export class VoiceEdge implements SipStackHandler, ProxyHost {
 
   /** An in-dialog request (or ACK) of a masked call: the proxy number towards the callee, no identities either way. */
   private maskInDialog(fwd: SipMessage, upstream: boolean, proxy: string): void {
-    if (upstream) stripIdentity(fwd);
+    if (upstream) maskTowardsCaller(fwd, proxy, this.maskHost());
     else maskRequest(fwd, proxy, this.maskHost(), false);
   }
 
@@ -1029,6 +1030,8 @@ export class VoiceEdge implements SipStackHandler, ProxyHost {
       if (r.forged === "no_route" && trunk !== undefined && req.parsedRequestUri !== null && this.stack.isLocalUri(req.parsedRequestUri)) return this.final(tx, tname, 481);
       return this.forged(tx, trunk, r.forged);
     }
+    // a masked dialog passes only what a call needs (REFER, NOTIFY, MESSAGE… may name a party)
+    if (r.binding.mask !== undefined && !maskedDialogAllows(req.method)) return this.final(tx, tname, 405, "Method Not Allowed (masked call)", [["Allow", MASKED_DIALOG_METHODS.join(", ")]]);
     const dest = this.nextHop(r, trunk !== undefined || cust !== undefined || fromCaller(r, tx.source));
     if (typeof dest === "string") return this.forged(tx, trunk, dest);
     if (fwd.decrementMaxForwards() < 0) return this.final(tx, tname, 483);
@@ -1155,9 +1158,13 @@ export class VoiceEdge implements SipStackHandler, ProxyHost {
     }
     res.popVia();
     // a masked call's 2xx retransmission: no identity of the callee (src/edge/masking.ts)
-    const masked = res.recordRoutes.some((v) => v.includes(";dgm="));
-    if ((this.recordRoute || masked) && res.status >= 200 && res.status < 300 && res.cseq?.method === "INVITE") rewriteRecordRoute(this.stack, res, this.signer);
-    if (masked) stripIdentity(res);
+    const masked = /;dgm=([^;>,]+)/.exec(res.recordRoutes.join(","));
+    const dialog2xx = res.status >= 200 && res.status < 300 && res.cseq?.method === "INVITE";
+    if (masked !== null && dialog2xx) {
+      // the route set must start at didgate (src/edge/masking.ts)
+      if (!cutMaskedRecordRoute(this.stack, res, this.signer)) return;
+    } else if (this.recordRoute && dialog2xx) rewriteRecordRoute(this.stack, res, this.signer);
+    if (masked !== null) maskStrayResponse(res, masked[1]!, this.maskHost());
     this.stack.sendResponseStateless(res);
   }
 

@@ -587,6 +587,19 @@ export class SipMessage {
     return n;
   }
 
+  /** Keep only the header lines whose lower-case long name passes `keep`; returns how many were removed. */
+  retainHeaders(keep: (lname: string) => boolean): number {
+    let n = 0;
+    for (let i = this.fields.length - 1; i >= 0; i--) {
+      const f = this.fields[i]!;
+      if (keep(f.lname)) continue;
+      this.fields.splice(i, 1);
+      this.invalidate(f.id);
+      n++;
+    }
+    return n;
+  }
+
   /**
    * Remove the first value of a list header (the first comma-separated element of its first line)
    * and return it. A line left empty is removed.

@@ -32,6 +32,9 @@ export interface TestRedis {
   kill(): Promise<void>;
   /** Starts the server again on the same port and dir; resolves when it answers PING. */
   restart(): Promise<void>;
+  /** SIGSTOP / SIGCONT the server: a store that stalls (connections stay open, nothing answers). */
+  pause(): void;
+  resume(): void;
   /** Kills the server and removes its directory. */
   stop(): Promise<void>;
 }
@@ -143,6 +146,8 @@ export async function startRedis(opts: RedisServerOptions = {}): Promise<TestRed
     cli: (...a: string[]) => runCli(a),
     cliScript: (script: string) => runCli([], script),
     kill: killChild,
+    pause: () => void child?.kill("SIGSTOP"),
+    resume: () => void child?.kill("SIGCONT"),
     restart: async () => {
       await killChild();
       for (let i = 0; i < 50; i++) {
