@@ -28,6 +28,7 @@ import { DigestAuth, type DigestAlgorithm } from "../sip/digest.js";
 import type { ServerTransaction, SipStack, TransportKind } from "../sip/index.js";
 import { targetKey } from "../sip/resolve.js";
 import { parseUri } from "../sip/uri.js";
+import { UserCalls, type CallingUser } from "./registrar-calls.js";
 
 /** Where a leg to a registered contact is sent (its REGISTER's source). */
 export interface ContactDest {
@@ -146,18 +147,21 @@ export class RegistrarMetrics {
 export class RegistrarEdge {
   readonly registrar: Registrar;
   readonly metrics: RegistrarMetrics;
-  private users: Map<string, RegistrarUser>;
+  private users: Map<string, CallingUser>;
   private readonly domain: string;
+  /** Outbound calls of registered users (sip.registrar.calls configured). */
+  readonly calls: UserCalls | undefined;
 
   constructor(private readonly o: RegistrarEdgeOptions) {
     const c = o.config;
     this.domain = c.domain.toLowerCase();
     this.users = new Map(c.users.map((u) => [u.user, u]));
     this.metrics = new RegistrarMetrics(o.registry, o.store);
+    const auth = new DigestAuth({ realm: c.realm ?? c.domain, secret: o.secret, nonceTtlMs: o.nonceTtlMs, algorithms: o.algorithms, now: o.now });
     this.registrar = new Registrar({
       domain: c.domain,
       user: (name) => this.users.get(name),
-      auth: new DigestAuth({ realm: c.realm ?? c.domain, secret: o.secret, nonceTtlMs: o.nonceTtlMs, algorithms: o.algorithms, now: o.now }),
+      auth,
       store: o.store,
       edgeId: o.edgeId,
       minExpires: c.min_expires,
@@ -167,6 +171,10 @@ export class RegistrarEdge {
       lockout: { maxFailures: c.lockout.max_failures, windowMs: c.lockout.window_s * 1000, durationMs: c.lockout.duration_s * 1000 },
       now: o.now,
     });
+    if (c.calls !== undefined) {
+      const r = this.registrar;
+      this.calls = new UserCalls({ domain: c.domain, config: c.calls, auth, user: (name) => this.users.get(name), perUser: r.perUser, perSource: r.perSource, registry: o.registry, logger: o.logger, now: o.now });
+    }
   }
 
   async start(): Promise<void> {
@@ -187,6 +195,7 @@ export class RegistrarEdge {
   /** SIGHUP: new users and passwords (domain, realm and expiries need a restart). */
   reloadUsers(c: RegistrarConfig): void {
     this.users = new Map(c.users.map((u) => [u.user, u]));
+    if (c.calls !== undefined) this.calls?.reload(c.calls);
   }
 
   /** Answers one REGISTER (never throws). */
