@@ -17,7 +17,7 @@
 import type { Logger } from "pino";
 import { Counter, type Registry } from "prom-client";
 import type { RegistrarConfig } from "../config/registrar.js";
-import type { Lockout, RegistrarUser } from "../registrar/register.js";
+import { userSecret, type Lockout, type RegistrarUser } from "../registrar/register.js";
 import type { NumberPlan } from "../routing/number.js";
 import { parseDigestCredentials, type DigestAuth } from "../sip/digest.js";
 import type { SipMessage } from "../sip/message.js";
@@ -112,7 +112,7 @@ export class UserCalls {
     if (this.o.perSource.locked(source) || (claimed !== undefined && this.o.perUser.locked(source + " " + claimed))) {
       return this.fail("locked_out", source, req);
     }
-    const v = this.o.auth.verify("INVITE", creds.length > 0 ? creds : undefined, (name) => this.o.user(name)?.password);
+    const v = this.o.auth.verify("INVITE", creds.length > 0 ? creds : undefined, (name) => userSecret(this.o.user(name)));
     if (!v.ok) {
       if (v.reason === "missing" || v.reason === "stale" || v.reason === "bad_nonce" || v.reason === "malformed") {
         this.outcomes.labels({ outcome: "challenged" }).inc();
