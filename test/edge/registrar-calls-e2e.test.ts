@@ -119,6 +119,7 @@ describe("calls from registered users (sipp phone -> didgate -> sipp carrier)", 
               { user: "alice", tenant: "acme", password: "wonderland", caller_id: "+15125550700" },
               { user: "bob", tenant: "acme", password: "the-builder" },
               { user: "dave", tenant: "acme", password: "dave-pass", caller_id: "+15125550700" },
+              { user: "erin", tenant: "acme", password: "erin-pass", caller_id: "+15125550700" },
             ],
             lockout: { max_failures: 3, window_s: 60, duration_s: 300 },
             calls: { country_code: "1", cps: 100, max_calls: 2 },
@@ -198,6 +199,19 @@ describe("calls from registered users (sipp phone -> didgate -> sipp carrier)", 
     await ok(nobody, "phone, unknown user");
     expect(nobody.receivedResponses().find((m) => m.status === 403)!.reason).toBe(r.reason);
     expect(await metricValue(app, "didgate_registrar_call_auth_total", { outcome: "auth_failed" })).toBe(before + 2);
+  }, 60_000);
+
+  it("failed INVITEs count towards the REGISTER lockout: after max_failures the right password gets 403 too, REGISTER included", async () => {
+    for (let i = 0; i < 3; i++) await ok(await call({ user: "erin", pass: `guess-${i}`, service: "+33163450004", final: 403 }), `phone, guess ${i}`);
+    const locked = await metricValue(app, "didgate_registrar_call_auth_total", { outcome: "locked_out" });
+    const right = await call({ user: "erin", pass: "erin-pass", service: "+33163450004", final: 403 });
+    await ok(right, "phone, right password while locked out");
+    expect(await metricValue(app, "didgate_registrar_call_auth_total", { outcome: "locked_out" })).toBe(locked + 1);
+    const phone = await freePort(PHONE_IP);
+    // locked out: 403 at once, without a challenge
+    await ok(register(udp, phone, { user: "erin", pass: "erin-pass", expires: 300, final: 403, once: true }), "REGISTER while locked out");
+    // another user from the same source is not locked
+    expect(app.voice!.registrar!.registrar.perUser.locked(`${PHONE_IP} dave`)).toBe(false);
   }, 60_000);
 
   it("a caller ID the tenant does not own: 403 with the reason; a user with no caller ID at all: 403", async () => {
