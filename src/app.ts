@@ -550,7 +550,7 @@ export class Didgate {
         },
         (app) => {
           const r = this.voice?.registrar;
-          if (r !== undefined) registerUsersApi(app, r);
+          if (r !== undefined) registerUsersApi(app, r, this.logger);
         },
       ],
     });

@@ -5,6 +5,7 @@
  * sees and changes its tenant's users only (another tenant's user is "not found").
  */
 import type { FastifyInstance } from "fastify";
+import type { Logger } from "pino";
 import { ApiError } from "./errors.js";
 import { ERROR_SCHEMA } from "./server.js";
 
@@ -38,7 +39,7 @@ function storeDown(err: unknown): ApiError {
   return new ApiError(503, "redis_unavailable", `the user store did not answer: ${(err as Error).message}`, { retryAfterS: 1 });
 }
 
-export function registerUsersApi(app: FastifyInstance, r: UsersApiRegistrar): void {
+export function registerUsersApi(app: FastifyInstance, r: UsersApiRegistrar, logger?: Logger): void {
   const visible = (tenant: string | undefined, name: string): UserView => {
     const u = r.userView(name);
     if (u === undefined || (tenant !== undefined && u.tenant !== tenant)) throw new ApiError(404, "not_found", `no registrar user ${JSON.stringify(name.slice(0, 64))}`);
@@ -94,6 +95,7 @@ export function registerUsersApi(app: FastifyInstance, r: UsersApiRegistrar): vo
       } catch (err) {
         throw storeDown(err);
       }
+      logger?.info({ user: name, tenant, by: p.who, token: p.fingerprint, result: old === undefined ? "created" : "replaced" }, "registrar user changed through the API");
       return r.userView(name)!;
     },
   );
@@ -113,6 +115,7 @@ export function registerUsersApi(app: FastifyInstance, r: UsersApiRegistrar): vo
         throw storeDown(err);
       }
       if (!had) throw new ApiError(404, "not_found", `no registrar user ${JSON.stringify(u.user)}`);
+      logger?.info({ user: u.user, tenant: u.tenant, by: req.principal.who, token: req.principal.fingerprint, result: "deleted" }, "registrar user changed through the API");
       void reply.code(204);
       return null;
     },

@@ -116,6 +116,8 @@ describe("registrar users through the API, kept in Redis", () => {
     expect((await api("PUT", "/v1/users/gus", TOKENS[0]!.token, { password: "gus-secret" })).status).toBe(422);
     expect((await api("PUT", "/v1/users/gus%20x", TOKENS[1]!.token, { password: "gus-secret" })).status).toBe(422);
     expect((await api("GET", "/v1/users/frank", "no-such-token-0123456789")).status).toBe(401);
+    const doc = await api("GET", "/v1/openapi.json", TOKENS[1]!.token);
+    expect(Object.keys((doc.json!.paths as Record<string, object>)["/v1/users/{user}"]!)).toEqual(expect.arrayContaining(["get", "put", "delete"]));
   }, 30_000);
 
   it("DELETE removes the user and its bindings; the phone is refused on both edges", async () => {
