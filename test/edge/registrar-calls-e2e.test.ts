@@ -13,8 +13,8 @@ import type { Didgate } from "../../src/app.js";
 import type { SipMessage } from "../../src/sip/index.js";
 import { startApp, tempDir } from "../helpers/app.js";
 import { freePort, killAllSipp, sippReady } from "../helpers/sipp.js";
-import { DOMAIN, PHONE_IP, register } from "./registrar-util.js";
-import { ok, startUac, startUas, type Party } from "./sip-util.js";
+import { DOMAIN, PHONE_IP, phoneCall, register } from "./registrar-util.js";
+import { ok, startUas, type Party } from "./sip-util.js";
 
 const PBX_IP = "127.0.0.3";
 
@@ -27,61 +27,6 @@ async function metricValue(app: Didgate, name: string, labels: Record<string, st
   }
   return sum;
 }
-
-const FROM = `"Alice Phone" <sip:@FROMUSER@@${DOMAIN}>;tag=[pid]SIPpTag00[call_number]`;
-
-/** The phone's ACK of the 200 and its BYE (through didgate's Record-Route). */
-const ACK_BYE = `<send>
-    <![CDATA[
-
-      ACK [next_url] SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch];rport
-      [routes]
-      From: ${FROM}
-      [last_To:]
-      Call-ID: [call_id]
-      CSeq: 2 ACK
-      Contact: <sip:phone@[local_ip]:[local_port];transport=[transport]>
-      Max-Forwards: 70
-      Content-Length: 0
-
-    ]]>
-  </send>
-  <pause milliseconds="200"/>
-  <send retrans="500">
-    <![CDATA[
-
-      BYE [next_url] SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch];rport
-      [routes]
-      From: ${FROM}
-      [last_To:]
-      Call-ID: [call_id]
-      CSeq: 3 BYE
-      Contact: <sip:phone@[local_ip]:[local_port];transport=[transport]>
-      Max-Forwards: 70
-      Content-Length: 0
-
-    ]]>
-  </send>
-  <recv response="200" crlf="true"/>`;
-
-/** The ACK of a non-2xx final answer: hop by hop, the second INVITE's branch (message 4). */
-const ACK_FAIL = `<send>
-    <![CDATA[
-
-      ACK sip:[service]@[remote_ip]:[remote_port] SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch-4];rport
-      From: ${FROM}
-      [last_To:]
-      Call-ID: [call_id]
-      CSeq: 2 ACK
-      Max-Forwards: 70
-      Content-Length: 0
-
-    ]]>
-  </send>
-  <timewait milliseconds="200"/>`;
 
 describe("calls from registered users (sipp phone -> didgate -> sipp carrier)", () => {
   let app: Didgate;
@@ -138,12 +83,7 @@ describe("calls from registered users (sipp phone -> didgate -> sipp carrier)", 
     await app?.stop();
   });
 
-  const call = (o: { user: string; pass: string; from?: string; service: string; final: number; headers?: string }): Promise<Party> =>
-    startUac("phone_call.xml", "udp", udp, {
-      service: o.service,
-      ip: PHONE_IP,
-      subst: { USER: o.user, PASS: o.pass, FROMUSER: o.from ?? o.user, DOMAIN, HEADERS: o.headers ?? "User-Agent: sipp-phone", FINAL: String(o.final), REST: o.final === 200 ? ACK_BYE : ACK_FAIL },
-    });
+  const call = (o: { user: string; pass: string; from?: string; service: string; final: number; headers?: string }): Promise<Party> => phoneCall(udp, o);
   const firstInvite = (p: Party): SipMessage => {
     const m = p.received("INVITE")[0];
     expect(m, "no INVITE arrived").toBeDefined();

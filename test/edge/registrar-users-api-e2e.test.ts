@@ -1,8 +1,8 @@
 /**
  * Registrar users kept in Redis and changed through the API: two didgate edges on one real
  * redis-server, the API on edge 1. A user created with PUT /v1/users/{user} registers (sipp phone,
- * digest 401 then 200) on edge 2; Redis holds its HA1s, never the password, and no answer shows
- * either; tenant tokens see their own users only; config users are read-only; DELETE removes the
+ * digest 401 then 200) and calls out (407, then a sipp carrier) on edge 2; Redis holds its HA1s,
+ * never the password, and no answer shows either; tenant tokens see their own users only; config users are read-only; DELETE removes the
  * user and its bindings, and the phone is refused on both edges.
  */
 import { createHash } from "node:crypto";
@@ -12,8 +12,9 @@ import type { Didgate } from "../../src/app.js";
 import { startApp, tempDir, waitFor } from "../helpers/app.js";
 import { startRedis, type TestRedis } from "../helpers/redis.js";
 import { freePort, killAllSipp } from "../helpers/sipp.js";
-import { DOMAIN, PHONE_IP, register } from "./registrar-util.js";
-import { ok } from "./sip-util.js";
+import { RedisRouteWriter } from "../../src/routing/sources/redis-writer.js";
+import { DOMAIN, PHONE_IP, phoneCall, register } from "./registrar-util.js";
+import { ok, startUas } from "./sip-util.js";
 
 const PREFIX = "ru:";
 const TOKENS = [
@@ -24,6 +25,7 @@ const TOKENS = [
 let redis: TestRedis;
 let client: Redis;
 const edges: Array<{ app: Didgate; udp: number }> = [];
+let carrierPort = 0;
 
 async function api(method: string, path: string, token: string, body?: unknown): Promise<{ status: number; json: Record<string, unknown> | null; text: string }> {
   const headers: Record<string, string> = { authorization: `Bearer ${token}` };
@@ -37,6 +39,10 @@ beforeAll(async () => {
   redis = await startRedis();
   client = new Redis(redis.url, { maxRetriesPerRequest: 1 });
   client.on("error", () => undefined);
+  const w = new RedisRouteWriter(client, { prefix: PREFIX, streamMaxlen: 1000 });
+  await w.set("+15125550900", { tenant: "acme", voice: { targets: [`sip:frank@${DOMAIN}`] } });
+  await w.setOutbound("+33*", { voice: ["carrier-fr"] });
+  carrierPort = await freePort();
   for (const id of ["edge-1", "edge-2"]) {
     const dir = tempDir();
     const udp = await freePort();
@@ -46,8 +52,11 @@ beforeAll(async () => {
           listen: [`udp://127.0.0.1:${udp}`],
           timers: { t1_ms: 30 },
           auth: { algorithms: ["MD5", "SHA-256"], secret: "nonce secret shared by both edges" },
-          trunks: [{ name: "carrier", sources: ["127.0.0.1"], country_code: "1", cps: 1000 }],
-          registrar: { domain: DOMAIN, users: [{ user: "alice", tenant: "acme", password: "wonderland" }], min_expires: 1 },
+          trunks: [
+            { name: "carrier", sources: ["127.0.0.1"], country_code: "1", cps: 1000 },
+            { name: "carrier-fr", termination: `sip:127.0.0.1:${carrierPort}` },
+          ],
+          registrar: { domain: DOMAIN, users: [{ user: "alice", tenant: "acme", password: "wonderland" }], min_expires: 1, calls: { country_code: "1" } },
         },
         routes: { redis: { url: redis.url, prefix: PREFIX, snapshot: "" } },
         ...(id === "edge-1" ? { api: { listen: "127.0.0.1:0", tokens: TOKENS } } : {}),
@@ -89,6 +98,14 @@ describe("registrar users through the API, kept in Redis", () => {
     await ok(register(e2.udp, phone, { user: "frank", pass: "frank-secret", expires: 120, final: 200 }), "REGISTER on edge 2");
     expect((await e2.app.voice!.registrar!.bindings("frank")).map((b) => b.port)).toEqual([phone]);
     await ok(register(e2.udp, phone, { user: "frank", pass: "not-franks", expires: 120, final: 403 }), "REGISTER, wrong password");
+
+    // and calls out through edge 2 with the same password (checked against the HA1)
+    const uas = startUas("uas_answer.xml", "udp", carrierPort);
+    await ok(await phoneCall(e2.udp, { user: "frank", pass: "frank-secret", service: "+33163450009", final: 200 }), "phone calls out");
+    await ok(uas, "carrier");
+    const inv = uas.received("INVITE")[0]!;
+    expect(inv.get("p-asserted-identity")).toBe("<tel:+15125550900>");
+    expect(inv.get("from")).toContain(`<sip:+15125550900@${DOMAIN}>`);
 
     const got = await api("GET", "/v1/users/frank", TOKENS[1]!.token);
     expect(got.status).toBe(200);
