@@ -113,7 +113,10 @@ describe("calls from registered users (sipp phone -> didgate -> sipp carrier)", 
     expect(uas.received("BYE").length).toBe(1);
     expect(await metricValue(app, "didgate_registrar_call_auth_total", { outcome: "challenged" })).toBeGreaterThanOrEqual(1);
     expect(await metricValue(app, "didgate_registrar_call_auth_total", { outcome: "authenticated" })).toBeGreaterThanOrEqual(1);
-    expect(await metricValue(app, "didgate_outbound_answered_total", { kind: "customer", name: `alice@${DOMAIN}` })).toBe(1);
+    // every registered user's calls under one label value (no series per user)
+    expect(await metricValue(app, "didgate_outbound_answered_total", { kind: "customer", name: "registrar" })).toBe(1);
+    expect(await metricValue(app, "didgate_calls_total", { trunk: `alice@${DOMAIN}` })).toBe(0);
+    expect(await metricValue(app, "didgate_calls_total", { trunk: "registrar" })).toBeGreaterThanOrEqual(1);
   }, 60_000);
 
   it("a national number of the tenant dialled without +: on-net, routed like an inbound call, the asserted caller ID checked", async () => {
