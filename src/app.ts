@@ -66,6 +66,7 @@ import { WebhookSender } from "./delivery/webhook.js";
 import type { SmppConfig } from "./smpp/types.js";
 import { NATIONAL_LANGUAGES } from "./smpp/national.js";
 import { registerPoolsApi } from "./api/pools.js";
+import { registerUsersApi } from "./api/users.js";
 
 export interface DidgateOptions {
   logger?: Logger;
@@ -548,6 +549,10 @@ export class Didgate {
           const statuses = this.messageStatuses;
           if (out === undefined || statuses === undefined) return;
           registerMessagesApi(app, { submit: (r) => out.submitHttp(r), statuses, mode: () => this.delivery?.mode ?? "direct" });
+        },
+        (app) => {
+          const r = this.voice?.registrar;
+          if (r !== undefined) registerUsersApi(app, r, this.logger);
         },
       ],
     });

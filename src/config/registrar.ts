@@ -17,6 +17,8 @@ export const registrarUserSchema = z
     tenant: z.string().min(1).max(128),
     /** Checked for length in the refinement below, which never echoes it. */
     password: z.string(),
+    /** The number shown on the user's outbound calls when the phone asserts none (must be the tenant's). */
+    caller_id: z.string().regex(/^\+[1-9]\d{0,14}$/, 'must be an E.164 number like "+15125550100"').optional(),
   })
   .strict();
 
@@ -43,6 +45,22 @@ export const registrarSchema = z
       })
       .strict()
       .default({ max_failures: 5, window_s: 60, duration_s: 300 }),
+    /**
+     * Users place outbound calls as customers of their tenant (docs/registrar.md, "Calls from
+     * registered users"); absent: INVITEs from users are refused like any unknown source.
+     */
+    calls: z
+      .object({
+        /** How dialled numbers without "+" are read (as sip.customers[].country_code / national_prefix). */
+        country_code: z.string().regex(/^[1-9]\d{0,2}$/, 'must be a country calling code of 1 to 3 digits, like "1" or "44"').optional(),
+        national_prefix: z.string().regex(/^\d{0,3}$/).optional(),
+        /** New calls per second per user (burst: max(1, cps)). */
+        cps: z.number().positive().max(1000).default(1),
+        /** Calls at once per user (across edges when routes.redis is configured). */
+        max_calls: z.number().int().positive().max(10_000).default(4),
+      })
+      .strict()
+      .optional(),
   })
   .strict()
   .superRefine((r, ctx) => {

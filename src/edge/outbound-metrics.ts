@@ -19,6 +19,15 @@ export function failClass(code: number): FailClass {
 
 type Inc = { inc(v?: number): void };
 
+/**
+ * The label of a customer or trunk name: configured names as they are, every registered user
+ * calling out ("USER@DOMAIN", a name no config entry can have) as "registrar", so that users
+ * created through the API add no series.
+ */
+export function partyLabel(name: string): string {
+  return name.indexOf("@") >= 0 ? "registrar" : name;
+}
+
 export class OutboundMetrics {
   readonly attempts: Counter<"kind" | "name">;
   readonly answered: Counter<"kind" | "name">;
@@ -44,12 +53,13 @@ export class OutboundMetrics {
       collect() {
         this.reset();
         const c = counter();
-        for (const key of c.keys()) this.labels({ kind: key.startsWith("c:") ? "customer" : "carrier", name: key.slice(2) }).set(c.count(key));
+        for (const key of c.keys()) this.labels({ kind: key.startsWith("c:") ? "customer" : "carrier", name: partyLabel(key.slice(2)) }).inc(c.count(key));
       },
     });
   }
 
-  private child(which: "attempts" | "answered" | "cps" | "limit", kind: PartyKind, name: string): Inc {
+  private child(which: "attempts" | "answered" | "cps" | "limit", kind: PartyKind, name0: string): Inc {
+    const name = partyLabel(name0);
     const k = which + "\0" + kind + "\0" + name;
     let c = this.cache.get(k);
     if (c === undefined) {
@@ -72,6 +82,6 @@ export class OutboundMetrics {
     this.child("limit", kind, name).inc();
   }
   fail(kind: PartyKind, name: string, cls: FailClass): void {
-    this.failed.labels({ kind, name, class: cls }).inc();
+    this.failed.labels({ kind, name: partyLabel(name), class: cls }).inc();
   }
 }

@@ -28,6 +28,8 @@ import { DigestAuth, type DigestAlgorithm } from "../sip/digest.js";
 import type { ServerTransaction, SipStack, TransportKind } from "../sip/index.js";
 import { targetKey } from "../sip/resolve.js";
 import { parseUri } from "../sip/uri.js";
+import { UserCalls, type CallingUser } from "./registrar-calls.js";
+import { MAX_STORED_USERS, RedisUserStore, type StoredUser } from "../registrar/users.js";
 
 /** Where a leg to a registered contact is sent (its REGISTER's source). */
 export interface ContactDest {
@@ -69,6 +71,8 @@ export interface RegistrarEdgeOptions {
   stack: () => SipStack | undefined;
   /** The Redis client of a Redis store (connected in start(), closed in close()). */
   client?: RedisClient;
+  /** Key prefix of the users kept in Redis (with client). */
+  prefix?: string;
   /**
    * sip.unknown_source is reject: a REGISTER for another domain gets its 404; otherwise (drop) it
    * gets nothing, like any other request of a scanner.
@@ -108,9 +112,12 @@ export function buildRegistrar(
     now: o.now,
     stack: o.stack,
     answerStrangers: () => o.answerStrangers?.() ?? false,
-    ...(client !== undefined ? { client } : {}),
+    ...(client !== undefined ? { client, prefix: rr!.prefix } : {}),
   });
 }
+
+/** How often an edge checks whether the users kept in Redis changed. */
+const USER_POLL_MS = 2000;
 
 /** Seconds a registered connection stays open after its last binding expired (a late re-REGISTER). */
 const FLOW_GRACE_S = 30;
@@ -146,18 +153,27 @@ export class RegistrarMetrics {
 export class RegistrarEdge {
   readonly registrar: Registrar;
   readonly metrics: RegistrarMetrics;
-  private users: Map<string, RegistrarUser>;
+  private users: Map<string, CallingUser>;
   private readonly domain: string;
+  /** Outbound calls of registered users (sip.registrar.calls configured). */
+  readonly calls: UserCalls | undefined;
+  /** Users kept in Redis (routes.redis configured), changed through the API. */
+  readonly userStore: RedisUserStore | undefined;
+  private stored = new Map<string, StoredUser>();
+  private storedVersion: string | undefined;
+  private userPoll: NodeJS.Timeout | undefined;
 
   constructor(private readonly o: RegistrarEdgeOptions) {
     const c = o.config;
     this.domain = c.domain.toLowerCase();
     this.users = new Map(c.users.map((u) => [u.user, u]));
     this.metrics = new RegistrarMetrics(o.registry, o.store);
+    if (o.client !== undefined && o.prefix !== undefined) this.userStore = new RedisUserStore(o.client, o.prefix, c.realm ?? c.domain);
+    const auth = new DigestAuth({ realm: c.realm ?? c.domain, secret: o.secret, nonceTtlMs: o.nonceTtlMs, algorithms: o.algorithms, now: o.now });
     this.registrar = new Registrar({
       domain: c.domain,
-      user: (name) => this.users.get(name),
-      auth: new DigestAuth({ realm: c.realm ?? c.domain, secret: o.secret, nonceTtlMs: o.nonceTtlMs, algorithms: o.algorithms, now: o.now }),
+      user: (name) => this.user(name),
+      auth,
       store: o.store,
       edgeId: o.edgeId,
       minExpires: c.min_expires,
@@ -167,6 +183,10 @@ export class RegistrarEdge {
       lockout: { maxFailures: c.lockout.max_failures, windowMs: c.lockout.window_s * 1000, durationMs: c.lockout.duration_s * 1000 },
       now: o.now,
     });
+    if (c.calls !== undefined) {
+      const r = this.registrar;
+      this.calls = new UserCalls({ domain: c.domain, config: c.calls, auth, user: (name) => this.user(name), perUser: r.perUser, perSource: r.perSource, registry: o.registry, logger: o.logger, now: o.now });
+    }
   }
 
   async start(): Promise<void> {
@@ -178,15 +198,72 @@ export class RegistrarEdge {
       // ioredis keeps reconnecting; REGISTERs answer 500 until it is back
       this.o.logger.warn({ err }, "sip registrar: Redis unreachable (location store); retrying");
     }
+    await this.syncUsers();
+    this.userPoll = setInterval(() => void this.syncUsers(), USER_POLL_MS);
+    this.userPoll.unref();
   }
 
   async close(): Promise<void> {
+    if (this.userPoll !== undefined) clearInterval(this.userPoll);
     this.o.client?.disconnect();
+  }
+
+  /** A user of the config file, else one kept in Redis. */
+  user(name: string): CallingUser | undefined {
+    return this.users.get(name) ?? this.stored.get(name);
+  }
+
+  /** Reloads the users kept in Redis when another edge (or the API) changed them. */
+  async syncUsers(): Promise<void> {
+    const s = this.userStore;
+    if (s === undefined) return;
+    try {
+      const v = await s.version();
+      if (v === this.storedVersion) return;
+      const all = await s.load();
+      if (all.size > MAX_STORED_USERS) this.o.logger.warn({ users: all.size, max: MAX_STORED_USERS }, "sip registrar: more users in Redis than one edge keeps; the rest are ignored");
+      this.stored = all.size > MAX_STORED_USERS ? new Map([...all].slice(0, MAX_STORED_USERS)) : all;
+      this.storedVersion = v;
+    } catch (err) {
+      // keep the users loaded last; the next poll tries again
+      this.o.logger.debug({ err: (err as Error).message }, "sip registrar: users not reloaded from Redis");
+    }
+  }
+
+  /** Where a user is defined: the config file (read-only), Redis (the API) or nowhere. */
+  userSource(name: string): "config" | "api" | undefined {
+    return this.users.has(name) ? "config" : this.stored.has(name) ? "api" : undefined;
+  }
+
+  /** A user as the API shows it (never a password or hash). */
+  userView(name: string): { user: string; tenant: string; caller_id?: string; source: "config" | "api"; updated_at?: string } | undefined {
+    const u = this.user(name);
+    const source = this.userSource(name);
+    if (u === undefined || source === undefined) return undefined;
+    const st = source === "api" ? this.stored.get(name) : undefined;
+    return { user: u.user, tenant: u.tenant, ...(u.caller_id !== undefined ? { caller_id: u.caller_id } : {}), source, ...(st !== undefined && st.updated_at !== "" ? { updated_at: st.updated_at } : {}) };
+  }
+
+  /** Creates or replaces a user in Redis (the caller checked it is not a config user); seen by this edge at once. */
+  async putUser(u: { user: string; tenant: string; password: string; caller_id?: string | undefined }): Promise<void> {
+    const st = await this.userStore!.put(u, this.o.now());
+    this.stored.set(u.user, st);
+    this.storedVersion = undefined;
+  }
+
+  /** Deletes a user kept in Redis and its bindings; false when there was none. */
+  async deleteUser(name: string): Promise<boolean> {
+    const had = await this.userStore!.delete(name);
+    this.stored.delete(name);
+    this.storedVersion = undefined;
+    if (had) await this.o.store.update(`sip:${name}@${this.o.config.domain}`, { removeAll: true });
+    return had;
   }
 
   /** SIGHUP: new users and passwords (domain, realm and expiries need a restart). */
   reloadUsers(c: RegistrarConfig): void {
     this.users = new Map(c.users.map((u) => [u.user, u]));
+    if (c.calls !== undefined) this.calls?.reload(c.calls);
   }
 
   /** Answers one REGISTER (never throws). */
@@ -227,7 +304,7 @@ export class RegistrarEdge {
 
   /** `didgate users show`: a configured user and its live bindings, or undefined. */
   async show(name: string): Promise<UserReport | undefined> {
-    const u = this.users.get(name);
+    const u = this.user(name);
     if (u === undefined) return undefined;
     const now = this.o.now();
     const bs = (await this.bindings(name)).sort((a, b) => b.q - a.q || b.registeredAt - a.registeredAt);

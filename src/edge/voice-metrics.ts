@@ -2,6 +2,7 @@
  * Metrics of the SIP edge (issue #5), created on the Registry the app passes in.
  */
 import { Counter, Gauge, Histogram, type Registry } from "prom-client";
+import { partyLabel } from "./outbound-metrics.js";
 
 export type CallOutcome =
   | "routed"
@@ -27,7 +28,8 @@ type Obs = { observe(v: number): void };
 /** Labelled children cached in nested maps: no label hashing per call. */
 function cache2<T>(make: (a: string, b: string) => T): (a: string, b: string) => T {
   const m = new Map<string, Map<string, T>>();
-  return (a, b) => {
+  return (a0, b) => {
+    const a = partyLabel(a0);
     let inner = m.get(a);
     if (inner === undefined) m.set(a, (inner = new Map()));
     let c = inner.get(b);

@@ -463,6 +463,8 @@ export class VoiceEdge implements SipStackHandler, ProxyHost {
       this.inDialog(tx, trunk, cust);
       return;
     }
+    // a phone of a registered user calling out (src/edge/registrar-calls.ts)
+    if (method === "INVITE" && trunk === undefined && cust === undefined && this.registrar?.calls?.isUserCall(req) === true) return this.customerInvite(tx, undefined, true);
     if (trunk === undefined && (cust !== undefined || this.customers.anySource)) {
       // a customer (by source), or maybe one that authenticates by digest from anywhere
       if (method === "INVITE") return this.customerInvite(tx, cust);
@@ -756,7 +758,7 @@ export class VoiceEdge implements SipStackHandler, ProxyHost {
       "call",
     );
     if (outcome === "challenged") return; // the call is not attempted yet: its authenticated INVITE follows
-    const cust = this.customers.byName(i?.customer ?? trunk);
+    const cust = this.customers.byName(i?.customer ?? trunk) ?? this.registrar?.calls?.byName(i?.customer ?? trunk);
     const customer = i?.customer !== undefined || (cust !== undefined && this.trunks.byName(trunk) === undefined) ? cust : undefined;
     if (outcome === "routed") {
       if (customer !== undefined && caller !== undefined) this.opts.activity?.touch(caller, "out");
@@ -825,7 +827,7 @@ export class VoiceEdge implements SipStackHandler, ProxyHost {
    * then on-net (an active number of ours: its route) or off-net (the outbound table's carriers;
    * 404 without a route).
    */
-  private customerInvite(tx: ServerTransaction, bySource: Customer | undefined): void {
+  private customerInvite(tx: ServerTransaction, bySource: Customer | undefined, user = false): void {
     const req = tx.request;
     const t0 = this.mono();
     let cu = bySource;
@@ -835,7 +837,13 @@ export class VoiceEdge implements SipStackHandler, ProxyHost {
     if (mf === 0) return this.refuse(tx, label, 483, "too_many_hops", t0);
     if (mf === -1) return this.refuse(tx, label, 400, "invalid_number", t0, undefined, "Bad Request (Max-Forwards)");
     if (this.stack.isLooped(req)) return this.refuse(tx, label, 482, "loop", t0);
-    if (cu === undefined || cu.digest !== undefined) {
+    let userCaller: string | undefined;
+    if (user) {
+      const a = this.registrar!.calls!.authorize(req, tx.source.address);
+      if (!a.ok) return this.refuse(tx, label, a.status, a.outcome, t0, a.headers, a.reason);
+      cu = a.customer;
+      userCaller = a.callerIn;
+    } else if (cu === undefined || cu.digest !== undefined) {
       const known = cu;
       const r = this.digest.verify("INVITE", req.getAll("proxy-authorization"), (user) => {
         if (known !== undefined) return known.digest!.username === user ? known.digest!.password : undefined;
@@ -863,7 +871,7 @@ export class VoiceEdge implements SipStackHandler, ProxyHost {
     if (this.calls.size >= this.config.sip.max_inflight_invites) return this.refuse(tx, name, 503, "rate_limited", t0, [["Retry-After", "1"]]);
     const dest = normalizeNumber(req.requestUri, cu.plan);
     if (!dest.ok) return this.refuse(tx, name, 484, "invalid_number", t0);
-    const callerIn = req.get("p-asserted-identity") ?? req.get("from");
+    const callerIn = user ? userCaller : req.get("p-asserted-identity") ?? req.get("from");
     const c = callerIn === undefined ? undefined : normalizeNumber(callerIn, cu.plan);
     const caller = c !== undefined && c.ok ? c.e164 : undefined;
     if (cu.callerId === "owned") {
@@ -943,6 +951,7 @@ export class VoiceEdge implements SipStackHandler, ProxyHost {
     this.stripInternal(base);
     // the caller ID checked above, as the identity the carrier may trust (RFC 3325)
     if (caller !== undefined) base.set("P-Asserted-Identity", "<tel:" + caller + ">");
+    if (user && caller !== undefined) this.registrar!.calls!.rewrite(base, caller);
     if (this.keyHeader && key !== null) base.append(this.keyHeader, key);
     tx.reply(100);
     const call = new ProxyCall(this, tx, base, info);
@@ -1004,6 +1013,7 @@ export class VoiceEdge implements SipStackHandler, ProxyHost {
     const out: string[] = [];
     for (const c of this.customers.customers) if (c.maxCalls !== undefined) out.push("c:" + c.name);
     for (const n of this.carriers.names()) if (this.carriers.get(n)!.maxCalls !== undefined) out.push("k:" + n);
+    for (const k of this.registrar?.calls?.keys() ?? []) out.push(k);
     return out;
   }
 

@@ -11,7 +11,7 @@
  * gets 423 with Min-Expires. A REGISTER older than the last one seen for a binding (same Call-ID,
  * lower or equal CSeq) does not change it. The 200 lists every live binding of the AOR.
  */
-import type { DigestAuth } from "../sip/digest.js";
+import type { DigestAlgorithm, DigestAuth, DigestSecret } from "../sip/digest.js";
 import { parseNameAddr } from "../sip/uri.js";
 import type { SipMessage } from "../sip/message.js";
 import { bindingKey, type Binding, type LocationStore } from "./location.js";
@@ -34,7 +34,16 @@ export type RegisterOutcome = (typeof REGISTER_OUTCOMES)[number];
 export interface RegistrarUser {
   user: string;
   tenant: string;
-  password: string;
+  /** A user of the config file has its password; one kept in Redis its HA1s of the realm. */
+  password?: string | undefined;
+  ha1?: Partial<Record<DigestAlgorithm, string>> | undefined;
+}
+
+/** What digest checks a user's credentials against. */
+export function userSecret(u: RegistrarUser | undefined): DigestSecret | undefined {
+  if (u === undefined) return undefined;
+  if (u.password !== undefined) return u.password;
+  return u.ha1 !== undefined ? { ha1: u.ha1 } : undefined;
 }
 
 export interface RegisterSource {
@@ -156,7 +165,7 @@ export class Registrar {
     const lockKey = src.address + " " + name;
     if (this.perUser.locked(lockKey) || this.perSource.locked(src.address)) return { status: 403, headers: [], outcome: "locked_out" };
     const creds = req.getAll("authorization");
-    const v = this.o.auth.verify("REGISTER", creds.length > 0 ? creds : undefined, (u) => (u === name ? this.o.user(u)?.password : undefined));
+    const v = this.o.auth.verify("REGISTER", creds.length > 0 ? creds : undefined, (u) => (u === name ? userSecret(this.o.user(u)) : undefined));
     if (!v.ok) {
       if (v.reason === "missing" || v.reason === "stale" || v.reason === "bad_nonce") {
         return { status: 401, headers: this.o.auth.challenge(v.reason === "stale").map((c) => ["WWW-Authenticate", c] as [string, string]), outcome: "challenged" };

@@ -61,6 +61,17 @@ export type DigestFailure =
   /** Unknown user or wrong password (deliberately one outcome). */
   | "bad_credentials";
 
+/**
+ * What a user's credentials are checked against: the password, or its HA1 per algorithm
+ * (H(username:realm:password), RFC 7616 3.4.2) so that no password needs to be stored.
+ */
+export type DigestSecret = string | { readonly ha1: Partial<Record<DigestAlgorithm, string>> };
+
+/** H(username:realm:password) in lower-case hex, what a stored user keeps instead of its password. */
+export function digestHa1(alg: DigestAlgorithm, username: string, realm: string, password: string): string {
+  return hashHex(alg, username + ":" + realm + ":" + password);
+}
+
 export type DigestResult = { ok: true; username: string } | { ok: false; reason: DigestFailure };
 
 const NONCE_BYTES = 32;
@@ -83,7 +94,11 @@ export function digestResponse(
   nc: number,
   cnonce: string,
 ): string {
-  const ha1 = hashHex(alg, username + ":" + realm + ":" + password);
+  return digestResponseHa1(alg, hashHex(alg, username + ":" + realm + ":" + password), method, uri, nonce, qop, nc, cnonce);
+}
+
+/** The expected `response` from a stored HA1. */
+export function digestResponseHa1(alg: DigestAlgorithm, ha1: string, method: string, uri: string, nonce: string, qop: "auth" | null, nc: number, cnonce: string): string {
   const ha2 = hashHex(alg, method + ":" + uri);
   if (qop === null) return hashHex(alg, ha1 + ":" + nonce + ":" + ha2);
   return hashHex(alg, ha1 + ":" + nonce + ":" + ncHex(nc) + ":" + cnonce + ":" + qop + ":" + ha2);
@@ -213,9 +228,9 @@ export class DigestAuth {
   /**
    * Checks credentials for a request. `header` is every Authorization (or Proxy-Authorization)
    * value the request carries; the one for our realm is used. `password(username)` gives the
-   * user's password, or undefined for an unknown user.
+   * user's password (or its HA1s, which must be of this realm), or undefined for an unknown user.
    */
-  verify(method: string, header: readonly string[] | string | undefined, password: (username: string) => string | undefined): DigestResult {
+  verify(method: string, header: readonly string[] | string | undefined, password: (username: string) => DigestSecret | undefined): DigestResult {
     if (header === undefined) return { ok: false, reason: "missing" };
     const values = typeof header === "string" ? [header] : header;
     let cred: DigestCredentials | null = null;
@@ -237,8 +252,13 @@ export class DigestAuth {
     if (issued < 0) return { ok: false, reason: "bad_nonce" };
     const age = this.now() - issued;
     if (age > this.ttl || age < -60_000) return { ok: false, reason: "stale" };
-    const pw = password(cred.username);
-    const expect = digestResponse(cred.algorithm, cred.username, this.realm, pw ?? DUMMY_PASSWORD, method, cred.uri, cred.nonce, cred.qop, cred.nc, cred.cnonce);
+    let pw = password(cred.username);
+    let expect: string;
+    if (typeof pw === "object") {
+      const h = pw.ha1[cred.algorithm];
+      if (h === undefined || !/^[0-9a-f]+$/.test(h)) pw = undefined;
+      expect = digestResponseHa1(cred.algorithm, h ?? "0", method, cred.uri, cred.nonce, cred.qop, cred.nc, cred.cnonce);
+    } else expect = digestResponse(cred.algorithm, cred.username, this.realm, pw ?? DUMMY_PASSWORD, method, cred.uri, cred.nonce, cred.qop, cred.nc, cred.cnonce);
     const given = Buffer.from(cred.response, "latin1");
     const want = Buffer.from(expect, "latin1");
     const match = given.length === want.length && timingSafeEqual(given, want);

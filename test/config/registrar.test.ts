@@ -30,6 +30,19 @@ describe("sip.registrar config", () => {
     expect(errors({ domain: "d.example", users: [{ user: "a", password: "12345678" }] }).join("\n")).toMatch(/sip\.registrar\.users\[0\]\.tenant: missing/);
   });
 
+  it("takes calls (outbound calls of users) and a user's caller_id", () => {
+    const r = validateConfig({ sip: { registrar: { domain: "d.example", users: [{ user: "a", tenant: "t", password: "12345678", caller_id: "+15125550100" }], calls: { country_code: "1" } } } });
+    expect(r.ok).toBe(true);
+    if (!r.ok) return;
+    expect(r.config.sip.registrar!.calls).toEqual({ country_code: "1", cps: 1, max_calls: 4 });
+    expect(r.config.sip.registrar!.users[0]!.caller_id).toBe("+15125550100");
+    const off = validateConfig({ sip: { registrar: { domain: "d.example" } } });
+    expect(off.ok && off.config.sip.registrar!.calls).toBeUndefined();
+    expect(errors({ domain: "d.example", users: [{ user: "a", tenant: "t", password: "12345678", caller_id: "5125550100" }] }).join("\n")).toMatch(/sip\.registrar\.users\[0\]\.caller_id: .*E\.164/);
+    expect(errors({ domain: "d.example", calls: { max_calls: 0 } }).join("\n")).toMatch(/sip\.registrar\.calls\.max_calls: /);
+    expect(errors({ domain: "d.example", calls: { cps: 1, nope: 1 } }).join("\n")).toMatch(/sip\.registrar\.calls\.nope: unknown key/);
+  });
+
   it("never echoes a password", () => {
     const e = errors({ domain: "d.example", users: [{ user: "a", tenant: "t", password: "short" }] });
     expect(e.join("\n")).toMatch(/sip\.registrar\.users\[0\]\.password: .*8 to 256/);

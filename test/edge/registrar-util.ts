@@ -3,7 +3,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { startSipp } from "../helpers/sipp.js";
-import { SCENARIOS, type Party } from "./sip-util.js";
+import { SCENARIOS, startUac, type Party } from "./sip-util.js";
 
 /** The phones' address: not a trunk. */
 export const PHONE_IP = "127.0.0.8";
@@ -29,3 +29,71 @@ export function register(edgePort: number, port: number, o: { user: string; pass
   };
 }
 
+
+const PHONE_FROM = `"Alice Phone" <sip:@FROMUSER@@${DOMAIN}>;tag=[pid]SIPpTag00[call_number]`;
+
+/** The phone's ACK of the 200 and its BYE (through didgate's Record-Route). */
+const ACK_BYE = `<send>
+    <![CDATA[
+
+      ACK [next_url] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch];rport
+      [routes]
+      From: ${PHONE_FROM}
+      [last_To:]
+      Call-ID: [call_id]
+      CSeq: 2 ACK
+      Contact: <sip:phone@[local_ip]:[local_port];transport=[transport]>
+      Max-Forwards: 70
+      Content-Length: 0
+
+    ]]>
+  </send>
+  <pause milliseconds="200"/>
+  <send retrans="500">
+    <![CDATA[
+
+      BYE [next_url] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch];rport
+      [routes]
+      From: ${PHONE_FROM}
+      [last_To:]
+      Call-ID: [call_id]
+      CSeq: 3 BYE
+      Contact: <sip:phone@[local_ip]:[local_port];transport=[transport]>
+      Max-Forwards: 70
+      Content-Length: 0
+
+    ]]>
+  </send>
+  <recv response="200" crlf="true"/>`;
+
+/** The ACK of a non-2xx final answer: hop by hop, the second INVITE's branch (message 4). */
+const ACK_FAIL = `<send>
+    <![CDATA[
+
+      ACK sip:[service]@[remote_ip]:[remote_port] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch-4];rport
+      From: ${PHONE_FROM}
+      [last_To:]
+      Call-ID: [call_id]
+      CSeq: 2 ACK
+      Max-Forwards: 70
+      Content-Length: 0
+
+    ]]>
+  </send>
+  <timewait milliseconds="200"/>`;
+
+/**
+ * sipp as a registered user's phone on PHONE_IP calling out through the edge (phone_call.xml):
+ * From `from` (default the user) at DOMAIN, 407 answered with user/pass, then `final`; after a 200
+ * the phone ACKs and hangs up.
+ */
+export function phoneCall(edgePort: number, o: { user: string; pass: string; from?: string; service: string; final: number; headers?: string }): Promise<Party> {
+  return startUac("phone_call.xml", "udp", edgePort, {
+    service: o.service,
+    ip: PHONE_IP,
+    subst: { USER: o.user, PASS: o.pass, FROMUSER: o.from ?? o.user, DOMAIN, HEADERS: o.headers ?? "User-Agent: sipp-phone", FINAL: String(o.final), REST: o.final === 200 ? ACK_BYE : ACK_FAIL },
+  });
+}

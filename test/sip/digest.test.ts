@@ -1,6 +1,6 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { DigestAuth, digestResponse, ncHex, parseDigestCredentials } from "../../src/sip/digest.js";
+import { DigestAuth, digestHa1, digestResponse, ncHex, parseDigestCredentials } from "../../src/sip/digest.js";
 
 const SECRET = Buffer.from("0123456789abcdef0123456789abcdef");
 
@@ -41,6 +41,21 @@ describe("digest authentication", () => {
       const n = nonceOf(a.challenge()[0]!);
       expect(a.verify("INVITE", answer(a, alg, "acme", "s3cret", "INVITE", "sip:+441@x", n), pw)).toEqual({ ok: true, username: "acme" });
     }
+  });
+
+  it("checks credentials against a stored HA1 per algorithm (no password kept)", () => {
+    const a = new DigestAuth({ realm: "didgate", secret: SECRET });
+    const stored = { ha1: { MD5: digestHa1("MD5", "acme", "didgate", "s3cret"), "SHA-256": digestHa1("SHA-256", "acme", "didgate", "s3cret") } };
+    expect(stored.ha1.MD5).toMatch(/^[0-9a-f]{32}$/);
+    for (const alg of ["SHA-256", "MD5"] as const) {
+      const n = nonceOf(a.challenge()[0]!);
+      expect(a.verify("REGISTER", answer(a, alg, "acme", "s3cret", "REGISTER", "sip:d", n), () => stored)).toEqual({ ok: true, username: "acme" });
+      const m = nonceOf(a.challenge()[0]!);
+      expect(a.verify("REGISTER", answer(a, alg, "acme", "guess", "REGISTER", "sip:d", m), () => stored)).toEqual({ ok: false, reason: "bad_credentials" });
+    }
+    // an algorithm the user has no HA1 for: the same outcome as a wrong password
+    const n = nonceOf(a.challenge()[0]!);
+    expect(a.verify("REGISTER", answer(a, "MD5", "acme", "s3cret", "REGISTER", "sip:d", n), () => ({ ha1: { "SHA-256": stored.ha1["SHA-256"] } }))).toEqual({ ok: false, reason: "bad_credentials" });
   });
 
   it("refuses a wrong password and an unknown user with the same outcome", () => {

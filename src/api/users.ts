@@ -1,0 +1,123 @@
+/**
+ * Registrar users on the API listener: GET, PUT and DELETE /v1/users/{user} (docs/registrar.md,
+ * "Users in Redis"). Users of the config file are shown but read-only; the others live in Redis
+ * (routes.redis) as digest HA1s, never as passwords, and no answer carries either. A tenant token
+ * sees and changes its tenant's users only (another tenant's user is "not found").
+ */
+import type { FastifyInstance } from "fastify";
+import type { Logger } from "pino";
+import { ApiError } from "./errors.js";
+import { ERROR_SCHEMA } from "./server.js";
+
+export interface UserView {
+  user: string;
+  tenant: string;
+  caller_id?: string;
+  source: "config" | "api";
+  updated_at?: string;
+}
+
+/** What the API needs of the registrar (src/edge/registrar.ts). */
+export interface UsersApiRegistrar {
+  readonly userStore: unknown;
+  userView(name: string): UserView | undefined;
+  putUser(u: { user: string; tenant: string; password: string; caller_id?: string | undefined }): Promise<void>;
+  deleteUser(name: string): Promise<boolean>;
+  syncUsers(): Promise<void>;
+}
+
+const USER = /^[A-Za-z0-9_.!~*'()&=+$,;?/-]{1,64}$/;
+const E164 = /^\+[1-9]\d{1,14}$/;
+const errors = (...codes: number[]) => Object.fromEntries(codes.map((c) => [c, ERROR_SCHEMA]));
+const userSchema = {
+  type: "object",
+  properties: { user: { type: "string" }, tenant: { type: "string" }, caller_id: { type: "string" }, source: { type: "string", enum: ["config", "api"] }, updated_at: { type: "string" } },
+} as const;
+const params = { type: "object", required: ["user"], properties: { user: { type: "string", minLength: 1, maxLength: 64 } } } as const;
+
+function storeDown(err: unknown): ApiError {
+  return new ApiError(503, "redis_unavailable", `the user store did not answer: ${(err as Error).message}`, { retryAfterS: 1 });
+}
+
+export function registerUsersApi(app: FastifyInstance, r: UsersApiRegistrar, logger?: Logger): void {
+  const visible = (tenant: string | undefined, name: string): UserView => {
+    const u = r.userView(name);
+    if (u === undefined || (tenant !== undefined && u.tenant !== tenant)) throw new ApiError(404, "not_found", `no registrar user ${JSON.stringify(name.slice(0, 64))}`);
+    return u;
+  };
+  const writable = (): void => {
+    if (r.userStore === undefined) throw new ApiError(409, "read_only", "registrar users can be changed through the API only with a Redis route source (routes.redis): change sip.registrar.users in the config file");
+  };
+
+  app.get<{ Params: { user: string } }>(
+    "/v1/users/:user",
+    { schema: { summary: "A registrar user (no password or hash)", tags: ["registrar"], params, response: { 200: userSchema, ...errors(401, 404, 429) } } },
+    async (req) => visible(req.principal.tenant, req.params.user),
+  );
+
+  app.put<{ Params: { user: string }; Body: { tenant?: string; password: string; caller_id?: string } }>(
+    "/v1/users/:user",
+    {
+      schema: {
+        summary: "Create or replace a registrar user kept in Redis (not one of the config file)",
+        tags: ["registrar"],
+        params,
+        body: {
+          type: "object",
+          required: ["password"],
+          additionalProperties: false,
+          properties: {
+            tenant: { type: "string", minLength: 1, maxLength: 128, description: "The user's tenant (an admin token must give it; a tenant token may only give its own)" },
+            password: { type: "string", minLength: 8, maxLength: 256, description: "Digest password (stored only as HA1 for MD5 and SHA-256 of the registrar realm)" },
+            caller_id: { type: "string", description: "E.164 number shown on the user's calls when the phone asserts none" },
+          },
+        },
+        response: { 200: userSchema, ...errors(400, 401, 403, 404, 409, 422, 429, 503) },
+      },
+    },
+    async (req) => {
+      const name = req.params.user;
+      const p = req.principal;
+      if (!USER.test(name)) throw new ApiError(422, "invalid_user", "a user name is 1-64 letters, digits and _.!~*'()&=+$,;?/- (a SIP user part)");
+      writable();
+      const tenant = p.tenant ?? req.body.tenant;
+      if (tenant === undefined) throw new ApiError(422, "missing_tenant", "tenant: an admin token must say whose user this is");
+      if (p.tenant !== undefined && req.body.tenant !== undefined && req.body.tenant !== p.tenant) throw new ApiError(403, "forbidden", `a token of tenant ${JSON.stringify(p.tenant)} creates users of that tenant only`);
+      const cid = req.body.caller_id;
+      if (cid !== undefined && !E164.test(cid)) throw new ApiError(422, "invalid_number", `caller_id: ${JSON.stringify(cid.slice(0, 32))} is not an E.164 number like "+15125550100"`);
+      await r.syncUsers();
+      const old = r.userView(name);
+      if (old?.source === "config") throw new ApiError(409, "user_in_config", `user ${name} is defined in the config file (sip.registrar.users): change it there`);
+      // a name is one user of one tenant: another tenant's user keeps its name (and is not shown)
+      if (old !== undefined && old.tenant !== tenant) throw new ApiError(409, "name_taken", p.tenant === undefined ? `user ${name} belongs to tenant ${JSON.stringify(old.tenant)}` : `user name ${name} is taken`);
+      try {
+        await r.putUser({ user: name, tenant, password: req.body.password, caller_id: cid });
+      } catch (err) {
+        throw storeDown(err);
+      }
+      logger?.info({ user: name, tenant, by: p.who, token: p.fingerprint, result: old === undefined ? "created" : "replaced" }, "registrar user changed through the API");
+      return r.userView(name)!;
+    },
+  );
+
+  app.delete<{ Params: { user: string } }>(
+    "/v1/users/:user",
+    { schema: { summary: "Delete a registrar user kept in Redis, and its registrations", tags: ["registrar"], params, response: { 204: { type: "null" }, ...errors(401, 404, 409, 429, 503) } } },
+    async (req, reply) => {
+      await r.syncUsers();
+      const u = visible(req.principal.tenant, req.params.user);
+      if (u.source === "config") throw new ApiError(409, "user_in_config", `user ${u.user} is defined in the config file (sip.registrar.users): remove it there`);
+      writable();
+      let had;
+      try {
+        had = await r.deleteUser(u.user);
+      } catch (err) {
+        throw storeDown(err);
+      }
+      if (!had) throw new ApiError(404, "not_found", `no registrar user ${JSON.stringify(u.user)}`);
+      logger?.info({ user: u.user, tenant: u.tenant, by: req.principal.who, token: req.principal.fingerprint, result: "deleted" }, "registrar user changed through the API");
+      void reply.code(204);
+      return null;
+    },
+  );
+}
