@@ -157,6 +157,23 @@ describe("query_sm", () => {
   }, 60_000);
 });
 
+describe("bad requests", () => {
+  it("a query_sm with no NUL after its message_id is answered ESME_RINVMSGLEN; the session carries on", async () => {
+    const body = Buffer.from("no-terminator", "latin1");
+    const pdu = Buffer.alloc(16 + body.length);
+    pdu.writeUInt32BE(pdu.length, 0);
+    pdu.writeUInt32BE(0x00000003, 4);
+    pdu.writeUInt32BE(0, 8);
+    pdu.writeUInt32BE(0x7ff0, 12);
+    body.copy(pdu, 16);
+    app1.raw(pdu);
+    const resp = await waitFor(() => app1.received.find((p) => p.sequence_number === 0x7ff0), 5_000);
+    expect([resp.command, resp.command_status]).toEqual(["query_sm_resp", 0x01]);
+    const id = await submit(app1, "447700900003", "still fine");
+    expect((await query(app1, id)).command_status).toBe(0);
+  });
+});
+
 describe("cancel_sm and replace_sm", () => {
   it("a sent message cannot be cancelled (ESME_RCANCELFAIL) nor replaced (ESME_RREPLACEFAIL)", async () => {
     const id = await submit(app1, "447700900002", "already gone");
