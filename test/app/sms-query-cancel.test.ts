@@ -89,6 +89,7 @@ beforeAll(async () => {
         accounts: [
           { system_id: "app-1", password: "pw-a", role: "app", tenant: "acme", country_code: "1" },
           { system_id: "app-2", password: "pw-b", role: "app", tenant: "acme", country_code: "1" },
+          { system_id: "carrier-1", password: "pw-c", role: "carrier", country_code: "1" },
         ],
         binds: [
           { name: "smsc-b", host: "127.0.0.1", port: smsc.port, system_id: "didgate", password: "pw", tps: 100, reconnect_min_s: 0.2, reconnect_max_s: 1 },
@@ -171,6 +172,18 @@ describe("bad requests", () => {
     expect([resp.command, resp.command_status]).toEqual(["query_sm_resp", 0x01]);
     const id = await submit(app1, "447700900003", "still fine");
     expect((await query(app1, id)).command_status).toBe(0);
+  });
+
+  it("a carrier account's query_sm, cancel_sm and replace_sm get ESME_RINVCMDID, as before", async () => {
+    const id = await submit(app1, "447700900004", "not yours");
+    const carrier = await bindApp("carrier-1", "pw-c");
+    try {
+      expect((await query(carrier, id)).command_status).toBe(0x03);
+      expect((await cancel(carrier, id)).command_status).toBe(0x03);
+      expect((await replace(carrier, id, "x")).command_status).toBe(0x03);
+    } finally {
+      await carrier.close();
+    }
   });
 });
 
