@@ -39,11 +39,10 @@ function rpKey(sh: SharedRedis, id: string): string {
  */
 export async function claimSend(sh: SharedRedis, id: string): Promise<{ kind: "send" | "cancelled"; text?: string }> {
   try {
-    const k = stKey(sh, id);
-    const ok = await sh.redis.set(k, "sending", "EX", sh.ttlS ?? TTL_S, "NX");
-    if (ok !== "OK" && (await sh.redis.get(k)) === "cancelled") return { kind: "cancelled" };
-    const rp = await sh.redis.get(rpKey(sh, id));
-    if (rp !== null) {
+    const r = (await sh.redis.eval(CLAIM, 2, stKey(sh, id), rpKey(sh, id), String(sh.ttlS ?? TTL_S))) as [number, string | null | undefined];
+    if (r[0] === 0) return { kind: "cancelled" };
+    const rp = r[1];
+    if (typeof rp === "string") {
       const j = JSON.parse(rp) as { text?: unknown };
       if (typeof j.text === "string") return { kind: "send", text: j.text };
     }
@@ -62,6 +61,8 @@ export async function releaseSend(sh: SharedRedis, id: string): Promise<void> {
   }
 }
 
+// one round trip per attempt: claim (unless cancelled), and the replacement text if any
+const CLAIM = `if not redis.call('SET', KEYS[1], 'sending', 'EX', ARGV[1], 'NX') and redis.call('GET', KEYS[1]) == 'cancelled' then return {0} end return {1, redis.call('GET', KEYS[2])}`;
 const RELEASE = `if redis.call('GET', KEYS[1]) == 'sending' then redis.call('DEL', KEYS[1]) end return 1`;
 const REPLACE = `if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end redis.call('SET', KEYS[2], ARGV[1], 'EX', ARGV[2]) return 1`;
 
