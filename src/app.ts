@@ -407,6 +407,7 @@ export class Didgate {
       // An app account's submit_sm is an outbound message; a receipt from an app is not ours to route.
       onMessage: (m) => (isApp(m) ? out.onSubmit(m) : sms.onMessage(m)),
       onReceipt: (r) => (isApp(r) ? undefined : sms.onReceipt(r)),
+      ops: () => this.smsOut?.ops,
       ...(partStore ? { partStore } : {}),
     });
     await this.smpp.start();

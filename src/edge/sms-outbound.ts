@@ -41,6 +41,7 @@ import { smppAddressToE164, type MessageSink } from "./sms.js";
 import { referenceOf, toSmppAddress } from "./sms-forward.js";
 import { normaliseStat, type ReceiptSender } from "./sms-receipts.js";
 import { errMessage } from "../util/errors.js";
+import { SmsMessageOps, claimSend, releaseSend } from "./sms-ops.js";
 
 /** What an app account may send from (config smpp.accounts: tenant, senders). */
 export interface SenderRights {
@@ -191,10 +192,25 @@ export class SmsOutbound {
   private timer: NodeJS.Timeout | undefined;
   private draining = false;
 
+  /** query_sm / cancel_sm / replace_sm of app accounts (with a status store). */
+  readonly ops: SmsMessageOps | undefined;
+
   constructor(private readonly o: SmsOutboundOptions) {
     this.metrics = new SmsOutboundMetrics(o.registry);
     this.rights = o.rights;
     this.now = o.now ?? Date.now;
+    if (o.statuses !== undefined) {
+      this.ops = new SmsMessageOps({
+        statuses: o.statuses,
+        ...(o.shared !== undefined ? { shared: o.shared } : {}),
+        logger: o.logger,
+        now: this.now,
+        onCancelled: (m) => {
+          this.metrics.finals.inc({ status: "deleted" });
+          this.record({ id: m.id, account: m.account ?? "", from: m.from, to: m.to, tenant: m.tenant, parts: m.parts, encoding: m.encoding, status: "deleted", reason: "cancelled", bind: null, smsc_message_ids: [], accepted_at: m.created_at, sent_at: null, receipt: null, attempts: 0, smpp_message_id: m.id.replace(/^msg_/, "") });
+        },
+      });
+    }
   }
 
   /** Start writing the records of messages whose receipt did not come in time. */
@@ -235,6 +251,8 @@ export class SmsOutbound {
       smpp: { message_id: msg.message_id, source: msg.source, destination: msg.destination },
       partsIn: msg.parts,
       encodingIn: msg.encoding,
+      // a status history, for query_sm / cancel_sm / replace_sm (src/edge/sms-ops.ts)
+      track: true,
     };
     if (msg.binary !== undefined) {
       c.binary = msg.binary;
@@ -381,7 +399,7 @@ export class SmsOutbound {
     if (st === undefined || body.track !== true) return;
     try {
       if (create) {
-        await st.create({ id: body.id, tenant: body.tenant, from: body.from, to: body.to, parts: body.parts, encoding: body.encoding, created_at: body.submitted_at, ...(body.client_ref !== undefined ? { client_ref: body.client_ref } : {}) }, { status, at: new Date(this.now()).toISOString() });
+        await st.create({ id: body.id, tenant: body.tenant, from: body.from, to: body.to, parts: body.parts, encoding: body.encoding, created_at: body.submitted_at, ...(body.client_ref !== undefined ? { client_ref: body.client_ref } : {}), ...(body.smpp !== undefined ? { account: body.account } : {}) }, { status, at: new Date(this.now()).toISOString() });
       } else await st.update(body.id, { status, at: new Date(this.now()).toISOString(), ...(detail ?? {}) });
     } catch (err) {
       this.o.logger.warn({ id: body.id, err: errMessage(err) }, "message status not stored");
@@ -476,6 +494,27 @@ export class SmsOutbound {
         return { kind: "delivered" };
       }
     }
+    if (sh !== undefined && body.smpp !== undefined) {
+      const c = await claimSend(sh, body.id);
+      if (c.kind === "cancelled") {
+        this.o.logger.info({ id: body.id }, "sms outbound: cancelled by the app before it was sent");
+        return { kind: "delivered" };
+      }
+      if (c.text !== undefined) {
+        body.text = c.text;
+        try {
+          body.parts = buildMessagePdus(CMD.submit_sm, this.smsOf(body), 0, "udh").length;
+        } catch {
+          return { kind: "dead", reason: "replaced text too long" };
+        }
+      }
+    }
+    const r0 = await this.forwardClaimed(job, body, edge, signal);
+    if (r0.kind === "retry" && sh !== undefined && body.smpp !== undefined) await releaseSend(sh, body.id);
+    return r0;
+  }
+
+  private async forwardClaimed(job: DeliveryJob, body: MessageOutboundBody, edge: SmppEdge, signal: AbortSignal): Promise<AttemptResult> {
     const msg = this.smsOf(body);
     // Always ask the carrier for a receipt: it gives the message its final status (record) and
     // is relayed to the app when it asked for one.

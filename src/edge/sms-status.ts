@@ -16,6 +16,8 @@ export interface MessageInfo {
   encoding: string;
   created_at: string;
   client_ref?: string;
+  /** The SMPP app account that submitted it (query_sm / cancel_sm / replace_sm answer only it). */
+  account?: string;
 }
 
 export interface StatusEntry {

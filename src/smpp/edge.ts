@@ -11,6 +11,7 @@ import { SmppClient } from "./client.js";
 import { InboundProcessor } from "./inbound.js";
 import { SmppMetrics } from "./metrics.js";
 import { SmppServer } from "./server.js";
+import type { MessageOps } from "./ops.js";
 import type { SmppSession } from "./session.js";
 import type { DurablePartStore, InboundHandlers, OutboundReceipt, OutboundSms, SendResult, SmppAccount, SmppConfig } from "./types.js";
 
@@ -27,6 +28,8 @@ export interface SmppEdgeOptions extends InboundHandlers {
    */
   partStore?: DurablePartStore;
   partSweepMs?: number;
+  /** Answers app accounts' query_sm / cancel_sm / replace_sm (src/smpp/ops.ts). */
+  ops?: () => MessageOps | undefined;
 }
 
 export class SmppEdge {
@@ -61,7 +64,7 @@ export class SmppEdge {
       ...(o.partStore !== undefined ? { partStore: o.partStore } : {}),
       ...(o.partSweepMs !== undefined ? { partSweepMs: o.partSweepMs } : {}),
     });
-    const deps = { logger: o.logger, clock: this.clock, metrics: this.metrics, inbound: this.inbound, random: o.random };
+    const deps = { logger: o.logger, clock: this.clock, metrics: this.metrics, inbound: this.inbound, random: o.random, ...(o.ops !== undefined ? { ops: o.ops } : {}) };
     this.server = cfg.listen !== undefined ? new SmppServer(cfg, deps) : null;
     for (const b of cfg.binds ?? []) {
       if (this.clients.has(b.name)) throw new Error(`smpp.binds: duplicate name "${b.name}"`);

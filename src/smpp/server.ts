@@ -13,6 +13,7 @@ import { Pdu, tlvCString, tlvU8 } from "./codec.js";
 import type { InboundProcessor, PeerContext } from "./inbound.js";
 import type { SmppMetrics } from "./metrics.js";
 import { buildMessagePdus, sendAll } from "./outbound.js";
+import { encodeQueryResp, isOpCommand, parseOp, type MessageOps } from "./ops.js";
 import { SmppSession, normaliseAddress, type SessionHandler } from "./session.js";
 import type { OutboundReceipt, OutboundSms, SendResult, SmppAccount, SmppBindConfig, SmppConfig } from "./types.js";
 
@@ -21,6 +22,8 @@ export interface ServerDeps {
   clock: Clock;
   metrics: SmppMetrics;
   inbound: InboundProcessor;
+  /** Answers query_sm / cancel_sm / replace_sm of app accounts (absent: ESME_RINVCMDID). */
+  ops?: () => MessageOps | undefined;
 }
 
 interface Account {
@@ -322,6 +325,10 @@ export class SmppServer implements SessionHandler {
       session.respond(pdu, STATUS.ESME_RINVBNDSTS);
       return;
     }
+    if (isOpCommand(pdu.command_id)) {
+      this.op(session, pdu, acct);
+      return;
+    }
     if (acct.cfg.role !== "carrier" && !(acct.cfg.may_submit === true && (pdu.command_id === CMD.submit_sm || pdu.command_id === CMD.data_sm))) {
       // An app account receives messages from didgate; it sends only when it may submit (a tenant
       // or senders: README.md "Sending messages").
@@ -329,6 +336,36 @@ export class SmppServer implements SessionHandler {
       return;
     }
     this.deps.inbound.handle(session, pdu, acct.ctx);
+  }
+
+  /** query_sm / cancel_sm / replace_sm: only an app account that may submit, about its own messages. */
+  private op(session: SmppSession, pdu: Pdu, acct: Account): void {
+    const ops = this.deps.ops?.();
+    if (ops === undefined || acct.cfg.role === "carrier" || acct.cfg.may_submit !== true) {
+      session.respondOp(pdu, STATUS.ESME_RINVCMDID);
+      return;
+    }
+    const req = parseOp(pdu.command_id, pdu.body);
+    if (req === null) {
+      session.respondOp(pdu, STATUS.ESME_RINVMSGLEN);
+      return;
+    }
+    const account = acct.cfg.system_id;
+    const fail = pdu.command_id === CMD.query_sm ? STATUS.ESME_RQUERYFAIL : pdu.command_id === CMD.cancel_sm ? STATUS.ESME_RCANCELFAIL : STATUS.ESME_RREPLACEFAIL;
+    const run = async (): Promise<void> => {
+      if (pdu.command_id === CMD.query_sm) {
+        const a = await ops.query(account, req.message_id);
+        session.respondOp(pdu, a.status, encodeQueryResp(pdu.sequence_number, req.message_id, a));
+      } else if (pdu.command_id === CMD.cancel_sm) {
+        session.respondOp(pdu, await ops.cancel(account, req.message_id));
+      } else {
+        session.respondOp(pdu, await ops.replace(account, req.message_id, req.short_message ?? Buffer.alloc(0)));
+      }
+    };
+    run().catch((err: unknown) => {
+      this.deps.logger.warn({ peer: account, err: err instanceof Error ? err.message : String(err) }, "smpp: query/cancel/replace failed");
+      session.respondOp(pdu, fail);
+    });
   }
 
   onClose(session: SmppSession, reason: string): void {

@@ -14,6 +14,7 @@ import type { Logger } from "pino";
 import type { Clock } from "./clock.js";
 import { CMD, RESP_BIT, STATUS, commandName } from "./constants.js";
 import { HEADER_LENGTH, Pdu, PduError, decodePdu, encodeHeader, encodePdu, encodeSmResp } from "./codec.js";
+import { isOpCommand } from "./ops.js";
 
 export type SessionSide = "esme" | "smsc";
 export type SessionState = "open" | "binding" | "bound_rx" | "bound_tx" | "bound_trx" | "unbinding" | "closed";
@@ -99,6 +100,8 @@ export class SmppSession {
   private queueHead = 0;
   private seq = 0;
   private inflightIn = 0;
+  /** Of inflightIn: query/cancel/replace requests not yet answered. */
+  private opsIn = 0;
   private chunks: Buffer[] = [];
   private buffered = 0;
   private needed = 4;
@@ -332,7 +335,14 @@ export class SmppSession {
       this.inflightIn++;
       return this.hand(p);
     }
-    // Known but not supported here (query_sm, cancel_sm, replace_sm, submit_multi, broadcast_*).
+    if (isOpCommand(id) && this.side === "smsc" && (this.state === "bound_tx" || this.state === "bound_trx")) {
+      // query_sm / cancel_sm / replace_sm: the owner answers (respondOp), within the same window.
+      if (this.inflightIn >= this.windowIn) return this.reject(p, STATUS.ESME_RTHROTTLED);
+      this.inflightIn++;
+      this.opsIn++;
+      return this.hand(p);
+    }
+    // Known but not supported here (submit_multi, broadcast_*; query/cancel/replace elsewhere).
     this.reject(p, this.isBound ? STATUS.ESME_RINVCMDID : STATUS.ESME_RINVBNDSTS);
   }
 
@@ -392,6 +402,16 @@ export class SmppSession {
     // asked for a receipt: then it is the id the receipt will carry.
     const mid = req.command_id === CMD.deliver_sm && (req.registered_delivery & 0x03) === 0 ? "" : message_id;
     this.writeRaw(encodeSmResp(respId, status, req.sequence_number, mid), respId, status);
+  }
+
+  /** Answer a query_sm / cancel_sm / replace_sm handed to the owner, once (`buf`: the whole response). */
+  respondOp(req: Pdu, status: number, buf?: Buffer): void {
+    if (this.opsIn > 0) {
+      this.opsIn--;
+      if (this.inflightIn > 0) this.inflightIn--;
+    }
+    const respId = (req.command_id | RESP_BIT) >>> 0;
+    this.writeRaw(buf ?? encodeHeader(respId, status, req.sequence_number), respId, status);
   }
 
   /** Answer a bind (side smsc). On ESME_ROK the session becomes bound; otherwise it is closed. */

@@ -193,6 +193,12 @@ describe("an app sends from its own number", () => {
       const i = smscA.received.findIndex((p) => p.command === "submit_sm" && p.destination_addr === "447700900005");
       return i >= 0 ? `a${submits(smscA).indexOf(smscA.received[i]!) + 1}` : undefined;
     });
+    // direct mode: sent before the app's ESME_ROK, so query says ENROUTE and there is nothing to
+    // cancel or replace (memory status store)
+    const q0 = await esme.send("query_sm", { message_id: appId, source_addr_ton: 1, source_addr: "15125550100" });
+    expect([q0.command_status, q0.message_state]).toEqual([0, 1]);
+    expect((await esme.send("cancel_sm", { message_id: appId, source_addr_ton: 1, source_addr: "15125550100" })).command_status).toBe(0x11);
+    expect((await esme.send("replace_sm", { message_id: appId, source_addr_ton: 1, source_addr: "15125550100", short_message: Buffer.from("x") })).command_status).toBe(0x13);
     const before = receiptsOf(esme).length;
     const dr = await smscA.send("deliver_sm", {
       source_addr: "447700900005",
@@ -210,6 +216,12 @@ describe("an app sends from its own number", () => {
     const rec = await waitFor(() => records().find((x) => x.smpp_message_id === appId));
     expect(rec).toMatchObject({ direction: "outbound", tenant: "acme", peer: "app-1", from: "+15125550100", to: "+447700900005", parts: 1, encoding: "gsm7", target: "smsc-a", status: "delivered", carrier_message_ids: [smscId] });
     expect(rec.receipt).toMatchObject({ stat: "DELIVRD", err: "000", smsc_message_id: smscId, bind: "smsc-a" });
+    const q1 = await waitFor(async () => {
+      const q = await esme.send("query_sm", { message_id: appId, source_addr_ton: 1, source_addr: "15125550100" });
+      return q.message_state === 2 ? q : undefined;
+    });
+    expect([q1.command_status, q1.error_code]).toEqual([0, 0]);
+    expect(q1.final_date).toBeInstanceOf(Date);
   });
 });
 

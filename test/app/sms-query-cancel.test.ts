@@ -1,0 +1,227 @@
+/**
+ * query_sm, cancel_sm and replace_sm from an app (npm smpp ESME) about messages it submitted, in
+ * spool mode (real redis-server): query follows the message from ENROUTE to DELIVERED after the
+ * SMSC's receipt; a message queued for a bind that is down is cancelled (it never reaches the SMSC
+ * once that bind comes up) or has its text replaced (the SMSC gets the new text); once sent, cancel
+ * answers ESME_RCANCELFAIL and replace ESME_RREPLACEFAIL; another account's message id gets the
+ * fail status. didgate runs as a child process from dist/ (npm run build first).
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { openSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { Redis } from "ioredis";
+import YAML from "yaml";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { RedisRouteWriter } from "../../src/routing/sources/redis-writer.js";
+import { tempDir, waitFor } from "../helpers/app.js";
+import { freePort, startRedis, type TestRedis } from "../helpers/redis.js";
+import { connectEsme, startSmsc, type SmppPdu, type TestEsme, type TestSmsc } from "../helpers/smsc.js";
+
+const ROOT = join(import.meta.dirname, "..", "..");
+const CLI = join(ROOT, "dist/src/cli.js");
+const NODE = join(ROOT, "node_modules/.bin/node");
+
+let redis: TestRedis;
+let client: Redis;
+let smsc: TestSmsc;
+let late: TestSmsc | undefined;
+let latePort: number;
+let smppPort: number;
+let cfgPath: string;
+let child: ChildProcess | undefined;
+let app1: TestEsme;
+let app2: TestEsme;
+
+const cstr = (v: unknown): string => String(v ?? "").replace(/\0+$/, "");
+const texts = (s: TestSmsc | undefined): string[] =>
+  (s?.received ?? []).filter((p) => p.command === "submit_sm").map((p: SmppPdu) => String((p.short_message as { message: string | Buffer }).message));
+
+async function bindApp(system_id: string, password: string): Promise<TestEsme> {
+  return waitFor(async () => {
+    let e: TestEsme;
+    try {
+      e = await connectEsme(smppPort);
+    } catch {
+      return undefined;
+    }
+    const r = await e.bind("bind_transceiver", system_id, password);
+    if (r.command_status === 0) return e;
+    await e.close();
+    return undefined;
+  }, 20_000, 200);
+}
+
+async function submit(e: TestEsme, to: string, text: string, extra: Record<string, unknown> = {}): Promise<string> {
+  const r = await e.send("submit_sm", { source_addr: "15125550100", source_addr_ton: 1, destination_addr: to, dest_addr_ton: 1, short_message: text, ...extra });
+  expect(r.command_status).toBe(0);
+  return cstr(r.message_id);
+}
+
+const query = (e: TestEsme, id: string): Promise<SmppPdu> => e.send("query_sm", { message_id: id, source_addr_ton: 1, source_addr: "15125550100" });
+const cancel = (e: TestEsme, id: string): Promise<SmppPdu> => e.send("cancel_sm", { message_id: id, source_addr_ton: 1, source_addr: "15125550100" });
+const replace = (e: TestEsme, id: string, text: string): Promise<SmppPdu> =>
+  e.send("replace_sm", { message_id: id, source_addr_ton: 1, source_addr: "15125550100", short_message: Buffer.from(text, "latin1") });
+
+beforeAll(async () => {
+  redis = await startRedis();
+  client = new Redis(redis.url);
+  const w = new RedisRouteWriter(client, { prefix: "didgate:", streamMaxlen: 10_000 });
+  await w.set("+15125550100", { tenant: "acme", sms: { webhook: "http://127.0.0.1:9/in" } });
+  await w.setOutbound("+44*", { sms: ["smsc-b"] });
+  // +33: a bind whose SMSC is not up yet (messages stay queued)
+  await w.setOutbound("+33*", { sms: ["smsc-late"] });
+  smsc = await startSmsc({ idPrefix: "s" });
+  latePort = await freePort();
+  smppPort = await freePort();
+  const dir = tempDir();
+  cfgPath = join(dir, "didgate.yaml");
+  writeFileSync(
+    cfgPath,
+    YAML.stringify({
+      instance_id: "edge-qcr-1",
+      state_dir: dir,
+      log: { level: "warn" },
+      admin: { listen: "127.0.0.1:0" },
+      sip: { listen: [] },
+      routes: { redis: { url: redis.url, snapshot: "" } },
+      smpp: {
+        listen: `127.0.0.1:${smppPort}`,
+        accounts: [
+          { system_id: "app-1", password: "pw-a", role: "app", tenant: "acme", country_code: "1" },
+          { system_id: "app-2", password: "pw-b", role: "app", tenant: "acme", country_code: "1" },
+          { system_id: "carrier-1", password: "pw-c", role: "carrier", country_code: "1" },
+        ],
+        binds: [
+          { name: "smsc-b", host: "127.0.0.1", port: smsc.port, system_id: "didgate", password: "pw", tps: 100, reconnect_min_s: 0.2, reconnect_max_s: 1 },
+          { name: "smsc-late", host: "127.0.0.1", port: latePort, system_id: "didgate", password: "pw", tps: 100, reconnect_min_s: 0.2, reconnect_max_s: 0.5 },
+        ],
+      },
+    }),
+  );
+  child = spawn(NODE, [CLI, "serve", "--config", cfgPath], { stdio: ["ignore", openSync(join(dirname(cfgPath), "didgate.log"), "a"), "pipe"] });
+  child.stderr!.on("data", (d: Buffer) => process.stderr.write(d));
+  app1 = await bindApp("app-1", "pw-a");
+  app2 = await bindApp("app-2", "pw-b");
+}, 60_000);
+
+afterAll(async () => {
+  await app1?.close();
+  await app2?.close();
+  if (child && child.exitCode === null && child.signalCode === null) {
+    const exited = new Promise<void>((r) => child!.once("exit", () => r()));
+    child.kill("SIGKILL");
+    await exited;
+  }
+  await smsc?.close();
+  await late?.close();
+  client?.disconnect();
+  await redis?.stop();
+});
+
+describe("query_sm", () => {
+  it("ENROUTE once sent, DELIVERED with its final date after the SMSC's receipt; another account's id: ESME_RQUERYFAIL", async () => {
+    const id = await submit(app1, "447700900001", "query me", { registered_delivery: 1 });
+    const q0 = await query(app1, id);
+    expect(q0.command_status).toBe(0);
+    expect(cstr(q0.message_id)).toBe(id);
+    expect(q0.message_state).toBe(1); // ENROUTE (queued or sent, no receipt yet)
+    expect(q0.final_date || "").toBe("");
+    // another app account of the same tenant cannot query it
+    expect((await query(app2, id)).command_status).toBe(0x67);
+    // an id nobody submitted
+    expect((await query(app1, "00000000-0000-0000-0000-000000000000")).command_status).toBe(0x67);
+    // the SMSC has it: its receipt
+    const smscId = await waitFor(() => {
+      const i = texts(smsc).indexOf("query me");
+      return i >= 0 ? `s${i + 1}` : undefined;
+    }, 15_000);
+    // sent (the status history says so) before the receipt: still ENROUTE
+    await waitFor(async () => (await client.hget(`didgate:msg:msg_${id}`, "status")) === "sent", 10_000);
+    const t0 = Date.now();
+    const dr = await smsc.send("deliver_sm", {
+      source_addr: "447700900001",
+      destination_addr: "15125550100",
+      esm_class: 4,
+      short_message: `id:${smscId} sub:001 dlvrd:001 submit date:2612050800 done date:2612050801 stat:DELIVRD err:000 text:query me`,
+      receipted_message_id: smscId,
+      message_state: 2,
+    });
+    expect(dr.command_status).toBe(0);
+    const q1 = await waitFor(async () => {
+      const q = await query(app1, id);
+      return q.message_state === 2 ? q : undefined;
+    }, 10_000);
+    expect(q1.command_status).toBe(0);
+    expect(q1.error_code).toBe(0);
+    expect(q1.final_date).toBeInstanceOf(Date);
+    expect(Math.abs((q1.final_date as Date).getTime() - t0)).toBeLessThan(30_000);
+  }, 60_000);
+});
+
+describe("bad requests", () => {
+  it("a query_sm with no NUL after its message_id is answered ESME_RINVMSGLEN; the session carries on", async () => {
+    const body = Buffer.from("no-terminator", "latin1");
+    const pdu = Buffer.alloc(16 + body.length);
+    pdu.writeUInt32BE(pdu.length, 0);
+    pdu.writeUInt32BE(0x00000003, 4);
+    pdu.writeUInt32BE(0, 8);
+    pdu.writeUInt32BE(0x7ff0, 12);
+    body.copy(pdu, 16);
+    app1.raw(pdu);
+    const resp = await waitFor(() => app1.received.find((p) => p.sequence_number === 0x7ff0), 5_000);
+    expect([resp.command, resp.command_status]).toEqual(["query_sm_resp", 0x01]);
+    const id = await submit(app1, "447700900003", "still fine");
+    expect((await query(app1, id)).command_status).toBe(0);
+  });
+
+  it("a carrier account's query_sm, cancel_sm and replace_sm get ESME_RINVCMDID, as before", async () => {
+    const id = await submit(app1, "447700900004", "not yours");
+    const carrier = await bindApp("carrier-1", "pw-c");
+    try {
+      expect((await query(carrier, id)).command_status).toBe(0x03);
+      expect((await cancel(carrier, id)).command_status).toBe(0x03);
+      expect((await replace(carrier, id, "x")).command_status).toBe(0x03);
+    } finally {
+      await carrier.close();
+    }
+  });
+});
+
+describe("cancel_sm and replace_sm", () => {
+  it("a sent message cannot be cancelled (ESME_RCANCELFAIL) nor replaced (ESME_RREPLACEFAIL)", async () => {
+    const id = await submit(app1, "447700900002", "already gone");
+    await waitFor(() => texts(smsc).includes("already gone"), 15_000);
+    await waitFor(async () => (await client.hget(`didgate:msg:msg_${id}`, "status")) === "sent", 10_000);
+    expect((await cancel(app1, id)).command_status).toBe(0x11);
+    expect((await replace(app1, id, "too late")).command_status).toBe(0x13);
+    expect((await query(app1, id)).message_state).toBe(1);
+  }, 30_000);
+
+  it("queued messages: one cancelled never reaches the SMSC (DELETED), one replaced arrives with its new text, another account's id fails", async () => {
+    const gone = await submit(app1, "33612345601", "cancel me");
+    const swap = await submit(app1, "33612345602", "old text");
+    const keep = await submit(app1, "33612345603", "keep me");
+    // not this account's message
+    expect((await cancel(app2, gone)).command_status).toBe(0x11);
+    expect((await replace(app2, swap, "hijack")).command_status).toBe(0x13);
+    expect((await cancel(app1, gone)).command_status).toBe(0);
+    expect((await replace(app1, swap, "new text")).command_status).toBe(0);
+    const q = await query(app1, gone);
+    expect(q.message_state).toBe(4); // DELETED
+    expect(q.final_date).toBeInstanceOf(Date);
+    // a second cancel: nothing left to cancel
+    expect((await cancel(app1, gone)).command_status).toBe(0x11);
+    // the SMSC comes up: the queue drains
+    late = await startSmsc({ idPrefix: "l", port: latePort });
+    await waitFor(() => texts(late).includes("keep me") && texts(late).includes("new text"), 40_000);
+    // give a cancelled message every chance to show up: wait until the spool has nothing left
+    // (no entry in the stream, none waiting for a retry, none dead)
+    await waitFor(async () => (await client.hget(`didgate:msg:msg_${keep}`, "status")) === "sent", 10_000);
+    await waitFor(async () => (await client.xlen("didgate:inbound")) + (await client.zcard("didgate:retry")) === 0 || undefined, 20_000);
+    expect(await client.xlen("didgate:dlq")).toBe(0);
+    expect(texts(late)).not.toContain("cancel me");
+    expect(texts(late)).not.toContain("old text");
+    expect((await query(app1, swap)).message_state).toBe(1);
+    expect((await query(app1, gone)).message_state).toBe(4);
+  }, 90_000);
+});

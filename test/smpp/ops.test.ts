@@ -1,0 +1,48 @@
+/**
+ * query_sm / cancel_sm / replace_sm bodies taken apart (truncated or overlong fields refused) and
+ * query_sm_resp as the npm smpp package reads it.
+ */
+import smpp from "smpp";
+import { describe, expect, it } from "vitest";
+import { CMD } from "../../src/smpp/constants.js";
+import { encodeQueryResp, parseOp, smppTime } from "../../src/smpp/ops.js";
+
+const z = (s: string): Buffer => Buffer.from(s + "\0", "latin1");
+const b = (...n: number[]): Buffer => Buffer.from(n);
+
+describe("parseOp", () => {
+  it("reads the message id of query_sm and cancel_sm, the id and new text of replace_sm", () => {
+    expect(parseOp(CMD.query_sm, Buffer.concat([z("abc"), b(1, 1), z("15125550100")]))).toEqual({ message_id: "abc" });
+    expect(parseOp(CMD.cancel_sm, Buffer.concat([z(""), z("abc"), b(1, 1), z("15125550100"), b(1, 1), z("447700900001")]))).toEqual({ message_id: "abc" });
+    const r = parseOp(CMD.replace_sm, Buffer.concat([z("abc"), b(1, 1), z("1512"), z(""), z(""), b(0, 0, 3), Buffer.from("new")]));
+    expect(r).toEqual({ message_id: "abc", short_message: Buffer.from("new") });
+  });
+
+  it("refuses truncated bodies, missing NULs and overlong ids (null, never a throw)", () => {
+    const full = Buffer.concat([z("abc"), b(1, 1), z("1512"), z(""), z(""), b(0, 0, 3), Buffer.from("new")]);
+    for (let n = 0; n < full.length; n++) expect(parseOp(CMD.replace_sm, full.subarray(0, n))).toBeNull();
+    expect(parseOp(CMD.query_sm, Buffer.from("abc"))).toBeNull();
+    expect(parseOp(CMD.query_sm, Buffer.concat([z("x".repeat(65)), b(1, 1), z("1")]))).toBeNull();
+    expect(parseOp(CMD.replace_sm, Buffer.concat([z("abc"), b(1, 1), z("1512"), z(""), z(""), b(0, 0, 200), Buffer.from("short")]))).toBeNull();
+  });
+});
+
+describe("query_sm_resp", () => {
+  it("SMPP absolute time in UTC", () => {
+    expect(smppTime(new Date("2026-12-05T08:45:07.350Z"))).toBe("261205084507300+");
+  });
+
+  it("the npm smpp package reads message_id, final_date, message_state, error_code", () => {
+    const buf = encodeQueryResp(7, "id-1", { status: 0, message_state: 2, final_date: new Date("2026-12-05T08:45:07Z"), error_code: 3 });
+    const p = smpp.PDU.fromBuffer(buf) as Record<string, unknown>;
+    expect(p.command).toBe("query_sm_resp");
+    expect(p.sequence_number).toBe(7);
+    expect(p.message_id).toBe("id-1");
+    expect(p.message_state).toBe(2);
+    expect(p.error_code).toBe(3);
+    expect((p.final_date as Date).toISOString()).toBe("2026-12-05T08:45:07.000Z");
+    const err = encodeQueryResp(8, "id-1", { status: 0x67 });
+    expect(err.length).toBe(16);
+    expect((smpp.PDU.fromBuffer(err) as Record<string, unknown>).command_status).toBe(0x67);
+  });
+});
