@@ -121,6 +121,26 @@ export function gsm7Parts(n: number, ieOctets: number): number {
   return Math.ceil(n / per);
 }
 
+/**
+ * The septets cut into parts of a concatenated message with `ieOctets` of national IEs in every
+ * UDH: as many septets per part as fit, but an escape (0x1B) never ends a part (it moves to the
+ * next with the character it announces). One part when the whole fits a single message.
+ */
+export function splitNationalSeptets(septets: Uint8Array, ieOctets: number): Uint8Array[] {
+  const single = ieOctets === 0 ? 160 : 160 - Math.ceil(((1 + ieOctets) * 8) / 7);
+  if (septets.length <= single) return [septets];
+  const per = 160 - Math.ceil(((1 + 5 + ieOctets) * 8) / 7);
+  const chunks: Uint8Array[] = [];
+  let at = 0;
+  while (at < septets.length) {
+    let end = Math.min(at + per, septets.length);
+    if (end < septets.length && septets[end - 1] === ESC) end--;
+    chunks.push(septets.subarray(at, end));
+    at = end;
+  }
+  return chunks;
+}
+
 /** Parts of a UCS-2 text of `units` code units. */
 export function ucs2Parts(units: number): number {
   return units <= 70 ? 1 : Math.ceil(units / 67);
@@ -141,7 +161,7 @@ export function chooseNational(text: string, allowed: readonly number[]): Nation
       const septets = gsm7EncodeNational(text, lk, sg);
       if (septets === null) continue;
       const ie = (lk !== 0 ? 3 : 0) + (sg !== 0 ? 3 : 0);
-      const parts = gsm7Parts(septets.length, ie);
+      const parts = splitNationalSeptets(septets, ie).length;
       if (best === null || parts < best.parts || (parts === best.parts && ie < best.ieOctets)) best = { locking: lk, single: sg, septets, parts, ieOctets: ie };
     }
   }

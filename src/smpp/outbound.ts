@@ -3,7 +3,7 @@ import { CMD, DEFAULT_TEMPORARY_STATUSES, ESM_UDHI, STATUS, TLV } from "./consta
 import { Pdu, tlvU16, tlvU8 } from "./codec.js";
 import { encodeText, splitSegments, type EncodedText } from "./charset.js";
 import type { OutboundSms, PeerOptions, SendResult } from "./types.js";
-import { chooseNational, ucs2Parts, type NationalChoice } from "./national.js";
+import { chooseNational, splitNationalSeptets, ucs2Parts, type NationalChoice } from "./national.js";
 
 interface SessionErrorLike {
   code?: unknown;
@@ -109,18 +109,7 @@ function nationalPdus(command_id: number, msg: OutboundSms, reference: number, c
   const ies: number[] = [];
   if (c.locking !== 0) ies.push(0x25, 0x01, c.locking);
   if (c.single !== 0) ies.push(0x24, 0x01, c.single);
-  const chunks: Uint8Array[] = [];
-  if (c.parts === 1) chunks.push(c.septets);
-  else {
-    const per = 160 - Math.ceil(((1 + 5 + ies.length) * 8) / 7);
-    let at = 0;
-    while (at < c.septets.length) {
-      let end = Math.min(at + per, c.septets.length);
-      if (end < c.septets.length && c.septets[end - 1] === 0x1b) end--;
-      chunks.push(c.septets.subarray(at, end));
-      at = end;
-    }
-  }
+  const chunks = splitNationalSeptets(c.septets, ies.length);
   if (chunks.length > 255) throw new RangeError("message needs more than 255 parts");
   return chunks.map((chunk, i) => {
     const p = messagePdu(command_id, msg, 0x00);
