@@ -8,7 +8,7 @@
  * ns_per_op is the fastest of 7 runs (median_ns_per_op also printed); ratio_to_buffer_copy
  * compares with copying the same 1 KB buffer, which makes numbers from a busy machine comparable.
  */
-import { parseMessage, SipMessage, SipParseError } from "../src/sip/message.js";
+import { parseMessage, SipMessage, SipParseError } from "../src/sip/index.js";
 
 export const CARRIER_INVITE =
   "INVITE sip:+15125550100@203.0.113.10:5060;user=phone SIP/2.0\r\n" +

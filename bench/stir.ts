@@ -16,7 +16,7 @@ import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { parseMessage, SipMessage } from "../src/sip/message.js";
+import { parseMessage, SipMessage } from "../src/sip/index.js";
 import { CertCache, parsePemBundle } from "../src/stir/certs.js";
 import { StirSigner } from "../src/stir/sign.js";
 import { StirVerifier } from "../src/stir/verify.js";

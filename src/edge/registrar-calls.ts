@@ -20,7 +20,7 @@ import type { RegistrarConfig } from "../config/registrar.js";
 import { userSecret, type Lockout, type RegistrarUser } from "../registrar/register.js";
 import type { NumberPlan } from "../routing/number.js";
 import { parseDigestCredentials, type DigestAuth } from "../sip/digest.js";
-import type { SipMessage } from "../sip/message.js";
+import type { SipMessage } from "../sip/index.js";
 import type { Customer } from "./customers.js";
 import { TokenBucket, type Now } from "./limits.js";
 

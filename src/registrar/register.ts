@@ -13,7 +13,7 @@
  */
 import type { DigestAlgorithm, DigestAuth, DigestSecret } from "../sip/digest.js";
 import { parseNameAddr } from "../sip/uri.js";
-import type { SipMessage } from "../sip/message.js";
+import type { SipMessage } from "../sip/index.js";
 import { bindingKey, type Binding, type LocationStore } from "./location.js";
 
 export const REGISTER_OUTCOMES = [

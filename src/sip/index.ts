@@ -2,9 +2,11 @@
  * didgate SIP stack (knows nothing of DIDs).
  *
  * Layers
- *   message.ts      parseMessage(buf, {limits, stream, strict}) -> SipMessage | SipParseError (never throws)
- *                   SipMessage: raw Buffer + header offsets, values decoded lazily; toBuffer() copies
- *                   unchanged header lines byte-exact and writes only edited ones.
+ *   parse.ts        parseMessage(buf, {limits, stream, strict}) -> SipMessage | SipParseError (never throws)
+ *   message.ts      SipMessage: raw Buffer + header offsets, values decoded lazily; toBuffer() copies
+ *                   unchanged header lines byte-exact and writes only edited ones (into slabs from
+ *                   out-buffer.ts).
+ *   response.ts     createResponse (RFC 3261 8.2.6), random tags and branches.
  *   transport.ts    UDP / TCP / TLS listeners and connections (framing, CRLF keep-alive, reuse, caps).
  *   transaction.ts  RFC 3261 section 17 client/server transactions (+ RFC 6026 Accepted), timers A-M.
  *   stack.ts        SipStack: owns transports + transaction tables; the API below.
@@ -70,22 +72,17 @@
  *   didgate_sip_transactions{side,type}, didgate_sip_transport_errors_total{transport,reason},
  *   didgate_sip_connections{transport}, didgate_sip_dropped_total{reason}.
  */
+export { HeaderField, SipMessage, defaultReason } from "./message.js";
 export {
   DEFAULT_LIMITS,
-  HeaderField,
-  SipMessage,
   SipParseError,
-  canRespond,
-  createResponse,
-  defaultReason,
   parseMessage,
   parseOrThrow,
-  randomToken,
   type ParseErrorReason,
   type ParseLimits,
   type ParseOptions,
-  type ResponseOptions,
-} from "./message.js";
+} from "./parse.js";
+export { canRespond, createResponse, randomToken, type ResponseOptions } from "./response.js";
 export { HDR, Via, canonicalName, parseCSeq, parseVia, type CSeq } from "./headers.js";
 export { NameAddr, SipUri, parseNameAddr, parseUri } from "./uri.js";
 export { splitList, type Param } from "./syntax.js";

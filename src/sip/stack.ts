@@ -6,16 +6,9 @@ import net from "node:net";
 import type { Logger } from "pino";
 import type { Registry } from "prom-client";
 import type { Via } from "./headers.js";
-import {
-  DEFAULT_LIMITS,
-  SipMessage,
-  SipParseError,
-  canRespond,
-  createResponse,
-  parseMessage,
-  randomToken,
-  type ParseLimits,
-} from "./message.js";
+import { SipMessage } from "./message.js";
+import { DEFAULT_LIMITS, SipParseError, parseMessage, type ParseLimits } from "./parse.js";
+import { canRespond, createResponse, randomToken } from "./response.js";
 import { SipMetrics } from "./metrics.js";
 import { ClientTransaction, ServerTransaction, type ClientTxHandler, type TimerConfig, type TxContext } from "./transaction.js";
 import { realTimers, type Timers } from "./timers.js";

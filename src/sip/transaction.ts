@@ -7,7 +7,8 @@
  * are zero. Timeouts (B, F, H) apply on every transport.
  */
 import { HDR } from "./headers.js";
-import { SipMessage, createResponse, randomToken, type ResponseOptions } from "./message.js";
+import { SipMessage } from "./message.js";
+import { createResponse, randomToken, type ResponseOptions } from "./response.js";
 import type { SipMetrics } from "./metrics.js";
 import type { TimerHandle, TimerTarget, Timers } from "./timers.js";
 import type { Connection, Source, Target, TransportLayer } from "./transport.js";

@@ -17,7 +17,7 @@ import { execFile } from "node:child_process";
 import { promisify } from "node:util";
 import net from "node:net";
 import { digestResponse } from "../../src/sip/digest.js";
-import { parseOrThrow, type SipMessage } from "../../src/sip/message.js";
+import { parseOrThrow, type SipMessage } from "../../src/sip/index.js";
 
 
 async function metricValue(app: Didgate, name: string, labels: Record<string, string>): Promise<number> {

@@ -1,7 +1,7 @@
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DigestAuth, digestResponse, ncHex } from "../../src/sip/digest.js";
-import { parseOrThrow } from "../../src/sip/message.js";
+import { parseOrThrow } from "../../src/sip/index.js";
 import { MemoryLocationStore, RedisLocationStore, type LocationStore } from "../../src/registrar/location.js";
 import { qGroups, Registrar, type RegisterSource } from "../../src/registrar/register.js";
 import { startRedis, type TestRedis } from "../helpers/redis.js";

@@ -7,7 +7,7 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { canonicalName, parseCSeq, parseCSeqBytes, parseVia, parseViaBytes } from "../../src/sip/headers.js";
-import { SipMessage, SipParseError, parseMessage } from "../../src/sip/message.js";
+import { SipMessage, SipParseError, parseMessage } from "../../src/sip/index.js";
 import {
   type ByteText,
   indexOfTopLevelComma,

@@ -6,7 +6,7 @@ import {
   createResponse,
   parseMessage,
   parseOrThrow,
-} from "../../src/sip/message.js";
+} from "../../src/sip/index.js";
 import { parseVia, parseCSeq } from "../../src/sip/headers.js";
 import { parseNameAddr, parseUri } from "../../src/sip/uri.js";
 import { splitList } from "../../src/sip/syntax.js";

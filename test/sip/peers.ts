@@ -2,7 +2,7 @@
 import dgram from "node:dgram";
 import net from "node:net";
 import { StreamFramer } from "../../src/sip/framer.js";
-import { SipMessage, SipParseError, parseMessage } from "../../src/sip/message.js";
+import { SipMessage, SipParseError, parseMessage } from "../../src/sip/index.js";
 
 abstract class Collector {
   readonly msgs: SipMessage[] = [];

@@ -5,7 +5,7 @@
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { StreamFramer } from "../../src/sip/framer.js";
-import { SipMessage, SipParseError, parseMessage } from "../../src/sip/message.js";
+import { SipMessage, SipParseError, parseMessage } from "../../src/sip/index.js";
 import { SipStack } from "../../src/sip/stack.js";
 import { INVITE_BUF, RESPONSE_200 } from "../../bench/sip-parse.js";
 import { INVALID, VALID } from "./corpus.js";

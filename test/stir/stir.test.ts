@@ -9,7 +9,7 @@ import { decodePassport, parseIdentity, signPassport, identityHeader } from "../
 import { StirSigner } from "../../src/stir/sign.js";
 import { StirVerifier, withVerstat } from "../../src/stir/verify.js";
 import { StirPolicy } from "../../src/edge/stir.js";
-import { parseOrThrow } from "../../src/sip/message.js";
+import { parseOrThrow } from "../../src/sip/index.js";
 import { Registry } from "prom-client";
 import { makePki, type TestPki } from "./pki.js";
 
