@@ -22,6 +22,7 @@
  */
 import { createHash } from "node:crypto";
 import { readFileSync, statSync } from "node:fs";
+import { setPriority } from "node:os";
 import { isMainThread, parentPort, workerData } from "node:worker_threads";
 import type { Config } from "../../config/schema.js";
 import { selfTargetEntryCheck } from "../../edge/self-targets.js";
@@ -216,6 +217,14 @@ function outboundTransfer(entries: [string, OutboundEntry][]): OutboundTransfer 
 }
 
 if (!isMainThread && parentPort && (workerData as FileWorkerData | undefined)?.kind === "didgate-route-file") {
+  // A load is background work: on Linux the nice value is per thread and pid 0 names the calling
+  // thread, so this lowers the loader alone and SIP/SMPP on the main thread win the CPU when both
+  // want it (two cores, a 1M-entry parse of seconds). Not permitted or not Linux: no change.
+  try {
+    setPriority(0, 10);
+  } catch {
+    /* keep the default priority */
+  }
   try {
     run(workerData as FileWorkerData);
   } catch (err) {
