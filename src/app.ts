@@ -67,6 +67,7 @@ import type { SmppConfig } from "./smpp/types.js";
 import { NATIONAL_LANGUAGES } from "./smpp/national.js";
 import { registerPoolsApi } from "./api/pools.js";
 import { registerUsersApi } from "./api/users.js";
+import { errMessage } from "./util/errors.js";
 
 export interface DidgateOptions {
   logger?: Logger;
@@ -236,7 +237,7 @@ export class Didgate {
       try {
         await this.redisSource.start();
       } catch (err) {
-        throw new StartError([`routes.redis: ${(err as Error).message}`], "cannot start: Redis unreachable");
+        throw new StartError([`routes.redis: ${errMessage(err)}`], "cannot start: Redis unreachable");
       }
       this.routesLoaded = true;
       return;
@@ -371,7 +372,7 @@ export class Didgate {
         journal = new JournalPartStore({ path, timeoutMs: r.timeout_s * 1000, maxBuffers: r.max_buffers, maxBytes: r.max_bytes });
         await journal.open();
       } catch (err) {
-        throw new StartError([`state_dir: cannot use the reassembly journal ${path}: ${(err as Error).message}`]);
+        throw new StartError([`state_dir: cannot use the reassembly journal ${path}: ${errMessage(err)}`]);
       }
       this.partsJournal = journal;
       const held = await journal.size();
@@ -484,7 +485,7 @@ export class Didgate {
       try {
         anchors = parsePemBundle(readFileSync(this.path(v.trust_anchors)));
       } catch (err) {
-        throw new StartError([`stir.verify.trust_anchors: cannot read ${this.path(v.trust_anchors)}: ${(err as Error).message}`]);
+        throw new StartError([`stir.verify.trust_anchors: cannot read ${this.path(v.trust_anchors)}: ${errMessage(err)}`]);
       }
       if (anchors.length === 0) throw new StartError([`stir.verify.trust_anchors: no certificate in ${this.path(v.trust_anchors)}`]);
       const policy = new AddressPolicy(v.allow_private);
@@ -496,7 +497,7 @@ export class Didgate {
       try {
         key = createPrivateKey(readFileSync(this.path(s.sign.key)));
       } catch (err) {
-        throw new StartError([`stir.sign.key: cannot read a private key from ${this.path(s.sign.key)}: ${(err as Error).message}`]);
+        throw new StartError([`stir.sign.key: cannot read a private key from ${this.path(s.sign.key)}: ${errMessage(err)}`]);
       }
       if (key.asymmetricKeyType !== "ec") throw new StartError([`stir.sign.key: must be an EC P-256 key (ES256), got ${key.asymmetricKeyType}`]);
       signer = new StirSigner({ key, x5u: s.sign.x5u, now: this.now });
@@ -611,7 +612,7 @@ export class Didgate {
       try {
         await store.setPool(p.name, p.tenant, p.numbers);
       } catch (err) {
-        throw new StartError([`masking.pools ${p.name}: cannot store the pool in Redis: ${(err as Error).message}`]);
+        throw new StartError([`masking.pools ${p.name}: cannot store the pool in Redis: ${errMessage(err)}`]);
       }
     }
     if (redis) {
@@ -707,7 +708,7 @@ export class Didgate {
     try {
       next = loadConfig(this.loaded.path).config;
     } catch (err) {
-      const errors = err instanceof ConfigError ? err.errors : [(err as Error).message];
+      const errors = err instanceof ConfigError ? err.errors : [errMessage(err)];
       this.logger.error({ errors }, "config reload refused: invalid config; keeping the running one");
       return { applied, refused: errors };
     }
@@ -774,8 +775,8 @@ export class Didgate {
     while (voice && voice.inFlight() > 0 && Date.now() < deadline) await sleep();
     while (voice && Date.now() - voice.lastRequestAt < DRAIN_QUIET_MS && Date.now() < deadline) await sleep();
     // SMPP: answer what is in flight, unbind politely.
-    await this.smpp?.drain(Math.max(0, Math.min(deadline - Date.now(), 10_000))).catch((err: unknown) => this.logger.warn({ err: (err as Error).message }, "smpp drain"));
-    await this.delivery?.drain(Math.max(0, deadline - Date.now())).catch((err: unknown) => this.logger.warn({ err: (err as Error).message }, "delivery drain"));
+    await this.smpp?.drain(Math.max(0, Math.min(deadline - Date.now(), 10_000))).catch((err: unknown) => this.logger.warn({ err: errMessage(err) }, "smpp drain"));
+    await this.delivery?.drain(Math.max(0, deadline - Date.now())).catch((err: unknown) => this.logger.warn({ err: errMessage(err) }, "delivery drain"));
     await this.voice?.close();
     await this.smpp?.close();
     this.receiptSender?.stop();

@@ -8,6 +8,7 @@ import type { FastifyInstance } from "fastify";
 import type { Logger } from "pino";
 import { ApiError } from "./errors.js";
 import { ERROR_SCHEMA } from "./server.js";
+import { errMessage } from "../util/errors.js";
 
 export interface UserView {
   user: string;
@@ -36,7 +37,7 @@ const userSchema = {
 const params = { type: "object", required: ["user"], properties: { user: { type: "string", minLength: 1, maxLength: 64 } } } as const;
 
 function storeDown(err: unknown): ApiError {
-  return new ApiError(503, "redis_unavailable", `the user store did not answer: ${(err as Error).message}`, { retryAfterS: 1 });
+  return new ApiError(503, "redis_unavailable", `the user store did not answer: ${errMessage(err)}`, { retryAfterS: 1 });
 }
 
 export function registerUsersApi(app: FastifyInstance, r: UsersApiRegistrar, logger?: Logger): void {

@@ -20,6 +20,7 @@ import { rewriteRecordRoute, type DialogSigner, type LocalCheck } from "../sip/r
 import { parseNameAddr } from "../sip/uri.js";
 import type { SessionStore } from "../masking/sessions.js";
 import type { Leg, Originator } from "./originate.js";
+import { errMessage } from "../util/errors.js";
 
 /**
  * The only headers a masked message keeps on its way to the other side (lower-case long names;
@@ -243,7 +244,7 @@ export async function decideMasked(store: SessionStore, originator: Originator, 
   try {
     r = caller === undefined ? null : await withTimeout(store.route(proxy, caller), timeoutMs);
   } catch (err) {
-    return { result: "store_error", error: (err as Error).message };
+    return { result: "store_error", error: errMessage(err) };
   }
   if (r === null) return { result: originator.onNet(proxy) !== undefined ? "own_route" : "no_session" };
   const legs = originator.carrierLegs(r.other, 1, [], []);

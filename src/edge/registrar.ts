@@ -30,6 +30,7 @@ import { targetKey } from "../sip/resolve.js";
 import { parseUri } from "../sip/uri.js";
 import { UserCalls, type CallingUser } from "./registrar-calls.js";
 import { MAX_STORED_USERS, RedisUserStore, type StoredUser } from "../registrar/users.js";
+import { errMessage } from "../util/errors.js";
 
 /** Where a leg to a registered contact is sent (its REGISTER's source). */
 export interface ContactDest {
@@ -226,7 +227,7 @@ export class RegistrarEdge {
       this.storedVersion = v;
     } catch (err) {
       // keep the users loaded last; the next poll tries again
-      this.o.logger.debug({ err: (err as Error).message }, "sip registrar: users not reloaded from Redis");
+      this.o.logger.debug({ err: errMessage(err) }, "sip registrar: users not reloaded from Redis");
     }
   }
 

@@ -23,6 +23,7 @@ import type { ReceiptCorrelator, SentMessage } from "./receipts.js";
 import { normaliseStat, type ReceiptSender } from "./sms-receipts.js";
 import { withSecret } from "../delivery/secret-ref.js";
 import { MessageIds } from "./sms-dedup.js";
+import { errMessage } from "../util/errors.js";
 
 export interface MessageSink {
   accept(job: DeliveryJob): Promise<AcceptOutcome>;
@@ -222,7 +223,7 @@ export class SmsEdge {
     try {
       outcome = await this.opts.delivery.accept(job);
     } catch (err) {
-      this.opts.logger.error({ err: (err as Error).message, message_id: msg.message_id }, "delivery accept failed");
+      this.opts.logger.error({ err: errMessage(err), message_id: msg.message_id }, "delivery accept failed");
       outcome = "temporary";
     }
     seen.settle(outcome === "accepted");
