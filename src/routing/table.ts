@@ -41,9 +41,9 @@
  *
  * Design: values are interned (identity, via a Map) into an array with refcounts; the structures
  * store int32 value indexes (>= 1; 0 means empty, and values[0] is undefined). Exact keys live in
- * pages of 100 consecutive numbers of one length, grouped in blocks of 1000 (trie-pages.ts: a hash
+ * pages of 100 consecutive numbers of one length, grouped in blocks of 1000 (page-map.ts: a hash
  * of block ids whose 64-byte line holds the block's 10 page offsets into a slab of value slots and
- * the cache of its covering prefix); prefixes live in trie-prefixes.ts (1-3 digits in a direct
+ * the cache of its covering prefix); prefixes live in prefix-index.ts (1-3 digits in a direct
  * array, 4-15 digits in a hash keyed by (length, digits) plus, per leading 5 digits, a mask of the
  * prefix lengths present). A lookup parses the digits once (keeping the value of every leading run
  * of digits in `pre`), probes the block line and the page (exact hit: the block line and the slab
@@ -57,8 +57,8 @@
  */
 
 import { MAX_DIGITS, NO_VALUE } from "./trie.js";
-import { B_CACHE_DEPTH, B_CACHE_EPOCH, B_CACHE_VALUE, B_PAGES, PageMap, PAGE_SIZE, pageId, type PageMapState } from "./trie-pages.js";
-import { PrefixIndex, type PrefixIndexState } from "./trie-prefixes.js";
+import { B_CACHE_DEPTH, B_CACHE_EPOCH, B_CACHE_VALUE, B_PAGES, PageMap, PAGE_SIZE, pageId, type PageMapState } from "./page-map.js";
+import { PrefixIndex, type PrefixIndexState } from "./prefix-index.js";
 
 export type KeyKind = "exact" | "prefix" | "default";
 
@@ -349,7 +349,7 @@ export class RouteTable<V> {
       acc = acc * 10 + d;
       pre[l] = acc;
     }
-    // Exact: block line -> page -> slot (trie-pages.ts).
+    // Exact: block line -> page -> slot (page-map.ts).
     const page = len > 2 ? pre[len - 2] : 0;
     const block = len > 3 ? pre[len - 3] : 0;
     const pages = this.pages;

@@ -2,7 +2,7 @@
  * Flat decimal digit trie over an Int32Array, storing one int32 value (>= 1) per node.
  *
  * A general longest-prefix-match structure for small pattern sets (for example caller patterns like
- * "+44*"); RouteTable itself uses pages and a prefix hash (trie-pages.ts, trie-prefixes.ts), which
+ * "+44*"); RouteTable itself uses pages and a prefix hash (page-map.ts, prefix-index.ts), which
  * are smaller and faster for its sizes. This module also holds the shared constants.
  * Layout: a node is NODE_STRIDE consecutive int32 slots, 10 child offsets (0 = no child; the
  * root lives at offset 0 and is never anybody's child) and one value slot (NO_VALUE = 0 = none;

@@ -1,9 +1,9 @@
 import { describe, expect, it } from "vitest";
 import fc from "fast-check";
 import { DigitTrie, NO_VALUE } from "../../src/routing/trie.js";
-import { blockId, PageMap, pageId } from "../../src/routing/trie-pages.js";
-import { hashKey, NumMap } from "../../src/routing/trie-hash.js";
-import { POW10, PrefixIndex } from "../../src/routing/trie-prefixes.js";
+import { blockId, PageMap, pageId } from "../../src/routing/page-map.js";
+import { hashKey, NumMap } from "../../src/routing/num-map.js";
+import { POW10, PrefixIndex } from "../../src/routing/prefix-index.js";
 
 const whole = (s: string): [string, number, number] => [s, 0, s.length];
 

@@ -35,7 +35,7 @@
  */
 
 import { NO_VALUE } from "./trie.js";
-import { hashKey } from "./trie-hash.js";
+import { hashKey } from "./num-map.js";
 
 export const PAGE_SIZE = 100;
 /** Pages per block. */

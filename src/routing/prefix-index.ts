@@ -10,7 +10,7 @@
  * - The default route is the prefix of length 0.
  * - `epoch` changes on every change (RouteTable caches per number block the longest prefix
  *   covering the whole block, valid for one epoch), and `deep` counts, per block id
- *   (trie-pages.ts blockId), the prefixes that end inside that block (cover only part of it).
+ *   (page-map.ts blockId), the prefixes that end inside that block (cover only part of it).
  *
  * Longest-prefix match reads the head mask (200 KB, stays in L2), probes only the lengths it
  * names, longest first (usually 0-2 probes), then the short prefixes, then the default. A digit
@@ -19,7 +19,7 @@
  * Values are int32 >= 1 (0 = none). Pure; longestMatch() allocates nothing.
  */
 
-import { NumMap, type NumMapState } from "./trie-hash.js";
+import { NumMap, type NumMapState } from "./num-map.js";
 import { MAX_DIGITS, NO_VALUE } from "./trie.js";
 
 /** 10^0 .. 10^16 */
