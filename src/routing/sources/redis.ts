@@ -23,15 +23,13 @@
  *   shown by didgate_route_sync_refusing and status().
  * - Snapshot: after each full load and every snapshot_interval_s after changes, the table is
  *   written to a local file (atomic rename). A start with Redis down routes from it (stale) and
- *   syncs when Redis comes back.
+ *   syncs when Redis comes back (redis-snapshots.ts).
  */
 import { EventEmitter } from "node:events";
 import type { Logger } from "pino";
 import type { Registry } from "prom-client";
 import { RouteMetrics } from "../metrics.js";
-import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
-import { dirname } from "node:path";
-import { parseOutboundJson, parseOutboundSection, type OutboundEntry } from "../outbound.js";
+import { parseOutboundJson, type OutboundEntry } from "../outbound.js";
 import type { Route } from "../route.js";
 import { EntryColumns, RouteTable, type RouteStore } from "../table.js";
 import { backoffDelay, type RedisClient, type RedisConnector } from "../../redis/client.js";
@@ -41,7 +39,8 @@ import { routeKeys, type RouteKeys } from "./redis-keys.js";
 import { clip, RedisEntryParser } from "./redis-entries.js";
 import { RedisSyncMetrics } from "./redis-metrics.js";
 import { loadFunctionLibrary } from "./redis-writer.js";
-import { loadSnapshot, readSnapshotHeader, writeSnapshot } from "./snapshot.js";
+import { loadSnapshot, readSnapshotHeader } from "./snapshot.js";
+import { RouteSnapshots } from "./redis-snapshots.js";
 import { OutageLog } from "../../util/outage-log.js";
 import { errMessage } from "../../util/errors.js";
 
@@ -139,7 +138,6 @@ export class RedisRouteSource extends EventEmitter {
   private readonly outageLog: OutageLog;
   private readonly snapshotPath: string;
   private readonly outboundStore: RouteStore<OutboundEntry> | undefined;
-  private outboundSaving: Promise<void> = Promise.resolve();
   private readonly o: Required<Pick<RedisSourceOptions, "startTimeoutMs" | "blockMs" | "checkIntervalMs" | "refusedRetryMs" | "scanCount" | "readCount" | "commandTimeoutMs" | "minBackoffMs" | "maxBackoffMs" | "loadFunctions">>;
   private cmd: RedisClient | undefined;
   private sub: RedisClient | undefined;
@@ -164,14 +162,8 @@ export class RedisRouteSource extends EventEmitter {
   private refusedReloads = 0;
   /** Shrink-guard baseline at start: the entry count of the snapshot on disk. */
   private startBaseline = 0;
-  // Snapshots
-  private dirty = false;
-  private lastSnapshotAt = 0;
-  private snapshotWrittenAt: number | undefined;
-  private snapshotting: Promise<void> | undefined;
+  private readonly snapshots: RouteSnapshots;
   private functionsLoaded = false;
-  /** While a snapshot collects the live table: the changes applied meanwhile (null: deleted). */
-  private touched: Map<string, Route | null> | undefined;
   /** Validates entries; counts and logs the skipped ones. */
   private readonly entries: RedisEntryParser;
 
@@ -196,6 +188,16 @@ export class RedisRouteSource extends EventEmitter {
     this.metrics = new RedisSyncMetrics(opts.registry);
     this.entries = new RedisEntryParser(this.metrics, this.logger);
     this.snapshotPath = opts.snapshotPath ?? opts.redis.snapshot;
+    this.snapshots = new RouteSnapshots({
+      path: this.snapshotPath,
+      intervalMs: opts.redis.snapshot_interval_s * 1000,
+      store: this.store,
+      outboundStore: this.outboundStore,
+      metrics: this.metrics,
+      logger: this.logger,
+      now: this.now,
+      closed: () => this.closed,
+    });
     this.keys = routeKeys(opts.redis.prefix);
     this.connector = opts.connector;
     this.endpoint = opts.connector.endpoint;
@@ -267,7 +269,7 @@ export class RedisRouteSource extends EventEmitter {
       throw new Error(`Redis route source: Redis (${this.connector.describe()}) not reachable (${lastErr}) and no usable snapshot (${errMessage(err)})`);
     }
     this.store.swap(snap.table);
-    await this.loadOutboundSnapshot();
+    await this.snapshots.loadOutbound();
     this.position = snap.header.version || "0-0";
     this.stale = true;
     this.startBaseline = 0;
@@ -297,12 +299,13 @@ export class RedisRouteSource extends EventEmitter {
     this.sub?.disconnect();
     this.cmd?.disconnect();
     await this.loop?.catch(() => undefined);
-    await this.snapshotting?.catch(() => undefined);
+    await this.snapshots.settle();
     this.setConnected(false);
   }
 
   status(): RedisSourceStatus {
     const t = this.store.current;
+    const snapshotAt = this.snapshots.lastWrittenAt;
     return {
       source: "redis",
       endpoint: this.connector.describe(),
@@ -316,7 +319,7 @@ export class RedisRouteSource extends EventEmitter {
       lastError: this.lastError,
       skippedInvalid: this.entries.skippedInvalid,
       refusedReloads: this.refusedReloads,
-      snapshot: this.snapshotPath ? { path: this.snapshotPath, writtenAt: this.snapshotWrittenAt === undefined ? undefined : new Date(this.snapshotWrittenAt).toISOString() } : undefined,
+      snapshot: this.snapshotPath ? { path: this.snapshotPath, writtenAt: snapshotAt === undefined ? undefined : new Date(snapshotAt).toISOString() } : undefined,
     };
   }
 
@@ -342,10 +345,8 @@ export class RedisRouteSource extends EventEmitter {
   }
 
   /** Writes the snapshot now (tests, shutdown hooks). */
-  async snapshotNow(): Promise<void> {
-    await this.snapshotting?.catch(() => undefined);
-    if (!this.snapshotPath) return;
-    await this.snapshotOfLiveTable();
+  snapshotNow(): Promise<void> {
+    return this.snapshots.now();
   }
 
   // ---- the sync loop ------------------------------------------------------------------------------
@@ -465,7 +466,7 @@ export class RedisRouteSource extends EventEmitter {
       }
       const res = (await sub.xread("COUNT", count, "BLOCK", block, "STREAMS", this.keys.changes, this.position)) as [string, [string, string[]][]][] | null;
       if (res !== null && res.length > 0) await this.applyBatch(res[0]![1]);
-      this.maybeSnapshot();
+      this.snapshots.periodic();
     }
   }
 
@@ -483,46 +484,6 @@ export class RedisRouteSource extends EventEmitter {
     else {
       t.delete(key);
       this.logger.warn({ key, errors: r.errors }, "invalid outbound entry in the change stream skipped");
-    }
-  }
-
-  /**
-   * The outbound table beside the route snapshot ("<snapshot>.outbound", one JSON object; a small
-   * table, written whole after a full load and after changes): an edge started while Redis is down
-   * can still place outbound calls.
-   */
-  private outboundSnapshotPath(): string {
-    return this.snapshotPath ? this.snapshotPath + ".outbound" : "";
-  }
-
-  private saveOutboundSnapshot(): void {
-    const path = this.outboundSnapshotPath();
-    const store = this.outboundStore;
-    if (!path || store === undefined) return;
-    const doc: Record<string, unknown> = {};
-    for (const [k, e] of store.current.entries()) doc[k] = e.source;
-    const text = JSON.stringify({ didgate_outbound_snapshot: 1, entries: doc }) + "\n";
-    const tmp = `${path}.tmp-${process.pid}`;
-    this.outboundSaving = this.outboundSaving
-      .then(async () => {
-        await mkdir(dirname(path), { recursive: true });
-        await writeFile(tmp, text);
-        await rename(tmp, path);
-      })
-      .catch((err: Error) => this.logger.warn({ err: err.message, path }, "outbound snapshot not written"));
-  }
-
-  private async loadOutboundSnapshot(): Promise<void> {
-    const path = this.outboundSnapshotPath();
-    const store = this.outboundStore;
-    if (!path || store === undefined) return;
-    try {
-      const doc = JSON.parse(await readFile(path, "utf8")) as { didgate_outbound_snapshot?: number; entries?: unknown };
-      if (doc.didgate_outbound_snapshot !== 1) return;
-      const o = parseOutboundSection(doc.entries);
-      store.swap(RouteTable.build(o.entries));
-    } catch {
-      // none yet (or unreadable): outbound calls wait for Redis
     }
   }
 
@@ -544,7 +505,7 @@ export class RedisRouteSource extends EventEmitter {
     } while (cursor !== "0");
     const t = RouteTable.build(entries);
     store.swap(t);
-    this.saveOutboundSnapshot();
+    this.snapshots.saveOutbound();
   }
 
   /** Applies change-stream entries in order. An op=reload entry runs a full load and ends the batch. */
@@ -574,7 +535,7 @@ export class RedisRouteSource extends EventEmitter {
         this.metrics.deltas.inc({ op: "reload" });
         this.logger.info({ id, force: force === "1" }, "reload requested through the change stream");
         this.finishBatch(table, applied);
-        if (outboundChanged) this.saveOutboundSnapshot();
+        if (outboundChanged) this.snapshots.saveOutbound();
         await this.fullLoad({ force: force === "1", reason: force === "1" ? "routes reload --force" : "routes reload" });
         return;
       }
@@ -590,10 +551,10 @@ export class RedisRouteSource extends EventEmitter {
         const route = json === undefined ? undefined : this.entries.parse(key, json, "delta");
         if (route !== undefined) table.set(key, route);
         else table.delete(key); // converge with a fresh load, which skips it
-        if (this.touched) this.touched.set(key, route ?? null);
+        this.snapshots.noteChange(key, route ?? null);
       } else if (op === "del") {
         table.delete(key);
-        if (this.touched) this.touched.set(key, null);
+        this.snapshots.noteChange(key, null);
       } else {
         this.entries.skip("delta", key, "unknown_op", [`change ${id}: unknown op ${JSON.stringify(clip(op, 20))}`]);
       }
@@ -604,13 +565,13 @@ export class RedisRouteSource extends EventEmitter {
       if (this.listenerCount("delta") > 0) this.emit("delta", id, op, key);
     }
     this.finishBatch(table, applied);
-    if (outboundChanged) this.saveOutboundSnapshot();
+    if (outboundChanged) this.snapshots.saveOutbound();
   }
 
   private finishBatch(table: RouteTable<Route>, applied: number): void {
     table.version = this.position;
     if (applied === 0) return;
-    this.dirty = true;
+    this.snapshots.markDirty();
     this.routeMetrics.observeTable("redis", table.version, table.counts());
   }
 
@@ -662,8 +623,7 @@ export class RedisRouteSource extends EventEmitter {
         this.routeMetrics.lastReload.set(this.now() / 1000);
         this.routeMetrics.observeTable("redis", version, table.counts());
         this.logger.info({ entries: table.size, version, ms: Math.round(ms), skipped: this.entries.skippedThisLoad, reason: opts.reason, forced: opts.force }, "route table loaded from Redis");
-        this.dirty = false;
-        this.scheduleSnapshot(version, entries);
+        this.snapshots.afterFullLoad(version, entries);
         outcome = { result: "swapped", entries: table.size, version, ms };
       }
     } catch (err) {
@@ -716,7 +676,7 @@ export class RedisRouteSource extends EventEmitter {
     const table = this.store.current;
     const { keys, values } = entries;
     for (let i = 0; i < keys.length; i++) table.set(keys[i]!, values[i]!);
-    if (this.touched) for (let i = 0; i < keys.length; i++) this.touched.set(keys[i]!, values[i]!);
+    this.snapshots.noteSet(keys, values);
     table.version = version;
     this.position = version;
     this.lastEntriesAdded = -1;
@@ -728,7 +688,7 @@ export class RedisRouteSource extends EventEmitter {
     this.metrics.refusing.set(1);
     this.stale = false;
     this.metrics.stale.set(0);
-    this.dirty = true;
+    this.snapshots.markDirty();
     const fields = { redis_entries: entries.length, table_entries: baseline, max_shrink_ratio: this.cfg.max_shrink_ratio, reason };
     if (!this.refusing) {
       this.logger.error(fields, "REFUSED route table from Redis: it would shrink the table past routes.redis.max_shrink_ratio (Redis flushed or restarted empty?). Keeping the last good table (plus the entries Redis holds). Run `didgate routes reload --force` (or set routes.redis.force_reload) to accept it");
@@ -736,103 +696,6 @@ export class RedisRouteSource extends EventEmitter {
       this.logger.warn(fields, "route table from Redis still refused");
     }
     this.refusing = true;
-  }
-
-  // ---- snapshots ----------------------------------------------------------------------------------
-
-  private maybeSnapshot(): void {
-    if (!this.dirty || !this.snapshotPath || this.snapshotting) return;
-    if (this.now() - this.lastSnapshotAt < this.cfg.snapshot_interval_s * 1000) return;
-    this.dirty = false;
-    this.lastSnapshotAt = this.now();
-    this.snapshotting = this.snapshotOfLiveTable().finally(() => {
-      this.snapshotting = undefined;
-    });
-  }
-
-  private async snapshotOfLiveTable(): Promise<void> {
-    const table = this.store.current;
-    const entries = await this.collectEntries(table);
-    if (entries === undefined) {
-      this.dirty = true; // table replaced meanwhile (its full load writes its own snapshot) or closing
-      return;
-    }
-    await this.writeSnapshotOf(table.version, entries);
-  }
-
-  /**
-   * The live table's entries, collected in slices with the event loop turning in between (so a
-   * large table never stalls routing). Changes applied meanwhile are recorded in `touched` and
-   * patched in at the end; keys left untouched keep their (still referenced) values. Undefined
-   * when the table was replaced meanwhile.
-   */
-  private async collectEntries(table: RouteTable<Route>): Promise<[string, Route][] | undefined> {
-    if (this.touched) return undefined;
-    const touched = new Map<string, Route | null>();
-    this.touched = touched;
-    try {
-      const out: [string, Route][] = [];
-      const it = table.entries();
-      for (;;) {
-        let done = false;
-        for (let i = 0; i < 5000; i++) {
-          const r = it.next();
-          if (r.done) {
-            done = true;
-            break;
-          }
-          out.push(r.value);
-        }
-        if (done) break;
-        await new Promise<void>((r) => setImmediate(r));
-        if (this.store.current !== table || this.closed) return undefined;
-      }
-      if (touched.size > 0) {
-        const seen = new Set<string>();
-        let w = 0;
-        for (let i = 0; i < out.length; i++) {
-          const e = out[i]!;
-          const t = touched.get(e[0]);
-          if (t === undefined) out[w++] = e;
-          else {
-            seen.add(e[0]);
-            if (t !== null) out[w++] = [e[0], t];
-          }
-        }
-        out.length = w;
-        for (const [k, v] of touched) if (v !== null && !seen.has(k)) out.push([k, v]);
-      }
-      return out;
-    } finally {
-      this.touched = undefined;
-    }
-  }
-
-  private scheduleSnapshot(version: string, entries: readonly (readonly [string, Route])[] | EntryColumns<Route>): void {
-    if (!this.snapshotPath) return;
-    if (this.snapshotting) {
-      // One at a time; the next periodic one catches up.
-      this.dirty = true;
-      return;
-    }
-    this.lastSnapshotAt = this.now();
-    this.snapshotting = this.writeSnapshotOf(version, entries).finally(() => {
-      this.snapshotting = undefined;
-    });
-  }
-
-  private async writeSnapshotOf(version: string, entries: readonly (readonly [string, Route])[] | EntryColumns<Route>): Promise<void> {
-    const started = performance.now();
-    try {
-      await writeSnapshot(this.snapshotPath, version, entries, this.now());
-      this.snapshotWrittenAt = this.now();
-      this.metrics.snapshots.inc({ result: "ok" });
-      this.metrics.snapshotAge.set(this.snapshotWrittenAt / 1000);
-      this.logger.debug({ path: this.snapshotPath, entries: entries.length, version, ms: Math.round(performance.now() - started) }, "route snapshot written");
-    } catch (err) {
-      this.metrics.snapshots.inc({ result: "failed" });
-      this.logger.error({ path: this.snapshotPath, err: errMessage(err) }, "cannot write the route snapshot");
-    }
   }
 
   // ---- helpers ------------------------------------------------------------------------------------
