@@ -17,6 +17,8 @@ export interface MessageReceivedBody {
   encoding: string;
   parts: number;
   partial?: boolean;
+  /** What didgate took the text for: an opt-out word (stop), opt-in (start), help, a route keyword. */
+  keyword?: "stop" | "start" | "help" | "keyword";
   tenant: string | null;
   smpp: { peer: string; message_id: string; data_coding?: number };
 }

@@ -214,6 +214,7 @@ export class SmsEdge {
     };
     if (msg.binary !== undefined) body.binary = msg.binary.toString("base64");
     if (msg.partial) body.partial = true;
+    if (auto !== undefined && auto.kind !== undefined) body.keyword = auto.kind;
     const target: DeliveryTarget = {};
     if (webhook !== undefined) target.webhook = webhook;
     withSecret(target, to.e164, sms.webhookSecret);

@@ -194,7 +194,7 @@ describe("opt-out", () => {
     // an opt-out is of one number: another of the tenant's numbers may still send
     expect((await appSubmit("15125550100", who)).command_status).toBe(0);
     // the message itself still reaches the route's webhook (the app learns of the opt-out)
-    expect(hitsFor(`+${who}`).map((h) => h.body.text)).toEqual(["STOP"]);
+    expect(hitsFor(`+${who}`).map((h) => [h.body.text, h.body.keyword])).toEqual([["STOP", "stop"]]);
     expect((await deliver(who, "15125550120", "start")).command_status).toBe(0);
     const all = await waitFor(() => (sent(who).filter(([s]) => s === "15125550120").length >= 3 ? sent(who).filter(([s]) => s === "15125550120") : undefined));
     expect(all[2]).toEqual(["15125550120", DEFAULT_OPTOUT_TEXTS.start]);
