@@ -170,7 +170,7 @@ export class SmsKeywords {
         this.sendReply(why, { from: m.did, to: m.from, text: reply, tenant, ...(kind === "stop" ? { ignoreOptOut: true } : {}) }, m.id);
       } else this.o.logger.info({ id: m.id, did: m.did, kind }, "keyword answer not sent: the sender is not a phone number or is a number of ours");
     }
-    if (forward === undefined || forward.length === 0 || m.text === undefined) return;
+    if (forward === undefined || forward.length === 0 || m.text === undefined || m.partial) return;
     if (ours) {
       this.o.logger.info({ id: m.id, did: m.did }, "not forwarded: the sender is a number of ours (a forward of a forward)");
       return;

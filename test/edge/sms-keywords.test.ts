@@ -161,9 +161,15 @@ describe("SmsKeywords", () => {
   });
 
   it("a binary or partial message is no keyword; a route without forward or keyword leaves a plain message unhandled", async () => {
-    const { inbound } = setup(routes);
-    expect((await inbound("+15125550100", "+447700900004", undefined)).kind).toBeUndefined();
-    expect((await inbound("+15125550100", "+447700900004", "STOP", true)).kind).toBeUndefined();
+    const { inbound, sent } = setup(routes);
+    const bin = await inbound("+15125550100", "+447700900004", undefined);
+    const part = await inbound("+15125550100", "+447700900004", "STOP", true);
+    expect([bin.kind, part.kind]).toEqual([undefined, undefined]);
+    // nor forwarded (the route forwards every text message)
+    bin.commit();
+    part.commit();
+    await flush();
+    expect(sent).toEqual([]);
     const p = await inbound("+15125550200", "+447700900004", "hello");
     expect([p.handled, p.kind, p.webhook]).toEqual([false, undefined, "https://h/other"]);
   });
