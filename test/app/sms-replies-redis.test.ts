@@ -12,11 +12,10 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Didgate } from "../../src/app.js";
 import { DEFAULT_OPTOUT_TEXTS } from "../../src/edge/sms-keywords.js";
 import { RedisRouteWriter } from "../../src/routing/sources/redis-writer.js";
-import { gsm7Decode } from "../../src/smpp/charset.js";
 import { STATUS } from "../../src/smpp/constants.js";
 import { startApp, tempDir, waitFor } from "../helpers/app.js";
 import { startRedis, type TestRedis } from "../helpers/redis.js";
-import { connectEsme, startSmsc, type SmppPdu, type TestEsme, type TestSmsc } from "../helpers/smsc.js";
+import { connectEsme, startSmsc, submittedTo, type TestEsme, type TestSmsc } from "../helpers/smsc.js";
 
 const SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 let redis: TestRedis;
@@ -28,11 +27,7 @@ let edgeB: Didgate;
 let carrier: TestEsme;
 let appEsme: TestEsme;
 
-function textOf(p: SmppPdu): string {
-  const m = (p.short_message as { message: Buffer | string }).message;
-  return typeof m === "string" ? m : gsm7Decode(m);
-}
-const sent = (to: string): [string, string][] => smsc.received.filter((p) => p.command === "submit_sm" && p.destination_addr === to).map((p) => [String(p.source_addr), textOf(p)]);
+const sent = (to: string) => submittedTo(smsc, to);
 const waitSent = (to: string, n: number) => waitFor(() => (sent(to).length >= n ? sent(to) : undefined), 10_000);
 
 async function startEdge(id: string): Promise<Didgate> {

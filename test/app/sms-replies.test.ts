@@ -10,11 +10,10 @@ import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Didgate } from "../../src/app.js";
-import { gsm7Decode, ucs2Decode } from "../../src/smpp/charset.js";
 import { STATUS } from "../../src/smpp/constants.js";
 import { DEFAULT_OPTOUT_TEXTS } from "../../src/edge/sms-keywords.js";
 import { startApp, tempDir, waitFor, writeRoutes } from "../helpers/app.js";
-import { connectEsme, startSmsc, type SmppPdu, type TestEsme, type TestSmsc } from "../helpers/smsc.js";
+import { connectEsme, startSmsc, submittedTo, type TestEsme, type TestSmsc } from "../helpers/smsc.js";
 
 const SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 const ACME = "acme-token-0123456789abcdef";
@@ -25,12 +24,8 @@ let smsc: TestSmsc;
 let carrier: TestEsme;
 let appEsme: TestEsme;
 
-function textOf(p: SmppPdu): string {
-  const m = (p.short_message as { message: Buffer | string }).message;
-  return typeof m === "string" ? m : p.data_coding === 8 ? ucs2Decode(m) : gsm7Decode(m);
-}
 /** What reached the SMSC for one destination: [source, text]. */
-const sent = (to: string): [string, string][] => smsc.received.filter((p) => p.command === "submit_sm" && p.destination_addr === to).map((p) => [String(p.source_addr), textOf(p)]);
+const sent = (to: string) => submittedTo(smsc, to);
 const waitSent = (to: string, n = 1) => waitFor(() => (sent(to).length >= n ? sent(to) : undefined), 5000);
 const hitsFor = (from: string) => hits.filter((h) => h.body.from === from);
 
