@@ -63,6 +63,8 @@ export interface SmsKeywordsOptions {
   optouts: OptOutStore;
   /** Sends a message from one of our numbers (SmsOutbound.sendAuto). */
   send: (m: { from: string; to: string; text: string; tenant: string | null; ignoreOptOut?: boolean }) => Promise<SubmitOutcome>;
+  /** Answers to the opt-out words where the route sets none (config smpp.optout; read per message, so a reload applies). */
+  texts?: () => { stop_reply?: string | undefined; start_reply?: string | undefined; help_reply?: string | undefined };
   logger: Logger;
   registry: Registry;
 }
@@ -123,7 +125,7 @@ export class SmsKeywords {
             return "temporary";
           }
         }
-        reply = ok === "stop" ? (texts?.stopReply ?? DEFAULT_OPTOUT_TEXTS.stop) : (texts?.startReply ?? DEFAULT_OPTOUT_TEXTS.start);
+        reply = ok === "stop" ? (texts?.stopReply ?? this.o.texts?.().stop_reply ?? DEFAULT_OPTOUT_TEXTS.stop) : (texts?.startReply ?? this.o.texts?.().start_reply ?? DEFAULT_OPTOUT_TEXTS.start);
       } else if ((kw = sms?.keywords?.get(firstWord(m.text))) !== undefined) {
         kind = "keyword";
         if (kw.webhook !== undefined) {
@@ -134,7 +136,7 @@ export class SmsKeywords {
         reply = kw.reply;
       } else if (ok === "help") {
         kind = "help";
-        reply = texts?.helpReply ?? DEFAULT_OPTOUT_TEXTS.help;
+        reply = texts?.helpReply ?? this.o.texts?.().help_reply ?? DEFAULT_OPTOUT_TEXTS.help;
       }
     }
     const handled = kind !== undefined || (forward !== undefined && forward.length > 0);

@@ -59,6 +59,7 @@ beforeAll(async () => {
         optout: { stop_reply: "Acme: unsubscribed", help_reply: "Acme help: call 555" },
       },
     },
+    "+15125550150": { tenant: "acme", sms: { webhook: `${hook}/plain` } },
     "+15125550130": { tenant: "acme", sms: { forward: "+15125550140" } },
     "+15125550140": { tenant: "acme", sms: { forward: "+15125550130" } },
   });
@@ -76,6 +77,7 @@ beforeAll(async () => {
       smpp: {
         listen: "127.0.0.1:0",
         handler_timeout_s: 5,
+        optout: { help_reply: "Global help text" },
         accounts: [
           { system_id: "carrier-1", password: "pw-c", role: "carrier", sources: ["127.0.0.1"], country_code: "1" },
           { system_id: "app-1", password: "pw-a", role: "app", tenant: "acme", country_code: "1" },
@@ -173,6 +175,12 @@ describe("route keywords", () => {
       ["15125550120", "Acme help: call 555"],
     ]);
     expect(hitsFor("+447700900006").map((h) => h.path)).toEqual(["/plain", "/plain"]);
+  });
+
+  it("a route without sms.optout answers HELP with smpp.optout's text", async () => {
+    expect((await deliver("447700900009", "15125550150", "help")).command_status).toBe(0);
+    expect(await waitSent("447700900009")).toEqual([["15125550150", "Global help text"]]);
+    expect(hitsFor("+447700900009").map((h) => h.body.keyword)).toEqual(["help"]);
   });
 });
 
