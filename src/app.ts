@@ -28,6 +28,7 @@ import { RedisPendingReceipts } from "./edge/receipt-queue.js";
 import { SmsEdge } from "./edge/sms.js";
 import { bindTps, senderRights, SmsOutbound } from "./edge/sms-outbound.js";
 import { MemoryOptOutStore, RedisOptOutStore, type OptOutStore } from "./edge/optout.js";
+import { SmsKeywords } from "./edge/sms-keywords.js";
 import { VoiceEdge } from "./edge/voice.js";
 import { selfTargetCheck } from "./edge/self-targets.js";
 import { AdminServer, type Readiness } from "./ops/admin.js";
@@ -398,7 +399,8 @@ export class Didgate {
     this.messageStatuses = this.partsRedis && redis ? new RedisMessageStatusStore(this.partsRedis, redis.prefix) : new MemoryMessageStatusStore();
     const out = new SmsOutbound({ store: this.store, outbound: this.outboundStore, smpp: () => this.smpp, delivery: this.delivery, optouts: this.optouts, rights: senderRights(this.config.smpp.accounts, new Map()), plans, tps: bindTps(this.config.smpp.binds), receipts: this.receipts, receiptSender: sender, statuses: this.messageStatuses, ...(this.partsRedis && redis ? { shared: { redis: this.partsRedis, prefix: redis.prefix } } : {}), logger: this.logger, registry: this.registry, now: this.now, stateOf: (r, t) => this.decider.stateOf(r, t), ...(this.records ? { records: this.records } : {}) });
     this.smsOut = out;
-    const sms = new SmsEdge({ store: this.store, delivery: this.delivery, logger: this.logger, registry: this.registry, plans, receipts: this.receipts, receiptsOut, onOutboundReceipt: (s, r) => out.onReceipt(s, r), findOutbound: (b, id) => out.findShared(b, id), now: this.now, dedup: { windowMs: this.config.smpp.dedup_window_s * 1000, max: this.config.smpp.dedup_max_entries }, stateOf: (r, t) => this.decider.stateOf(r, t), ...(this.records ? { records: this.records } : {}), ...(this.activity ? { activity: this.activity } : {}) });
+    const keywords = new SmsKeywords({ store: this.store, optouts: this.optouts, send: (m) => out.sendAuto(m), texts: () => this.config.smpp.optout, logger: this.logger, registry: this.registry });
+    const sms = new SmsEdge({ keywords, store: this.store, delivery: this.delivery, logger: this.logger, registry: this.registry, plans, receipts: this.receipts, receiptsOut, onOutboundReceipt: (s, r) => out.onReceipt(s, r), findOutbound: (b, id) => out.findShared(b, id), now: this.now, dedup: { windowMs: this.config.smpp.dedup_window_s * 1000, max: this.config.smpp.dedup_max_entries }, stateOf: (r, t) => this.decider.stateOf(r, t), ...(this.records ? { records: this.records } : {}), ...(this.activity ? { activity: this.activity } : {}) });
     this.sms = sms;
     const isApp = (m: { peer: string; peer_kind: string }) => m.peer_kind === "account" && this.smpp?.accountRole(m.peer) === "app";
     this.smpp = new SmppEdge({
@@ -732,6 +734,7 @@ export class Didgate {
         applied.push(`smpp.accounts (added ${r.added.length}, changed ${r.changed.length}, removed ${r.removed.length})`);
       } else refused.push("smpp.accounts: SMPP is not running");
     }
+    if (!same(cur.smpp.optout, next.smpp.optout)) applied.push("smpp.optout");
     for (const key of ["listen", "tls", "binds", "max_pdu_bytes"] as const) {
       if (!same(cur.smpp[key], next.smpp[key])) refused.push(`smpp.${key}: needs a restart`);
     }
@@ -743,7 +746,7 @@ export class Didgate {
     this.config = {
       ...next,
       sip: this.voice ? next.sip : cur.sip,
-      smpp: { ...cur.smpp, accounts: next.smpp.accounts },
+      smpp: { ...cur.smpp, accounts: next.smpp.accounts, optout: next.smpp.optout },
       routes: cur.routes,
       admin: cur.admin,
       webhooks: cur.webhooks,

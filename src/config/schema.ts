@@ -271,6 +271,15 @@ export const smppSchema = z
     dedup_window_s: z.number().int().min(0).max(86_400).default(300),
     /** Messages remembered for that (an LRU). */
     dedup_max_entries: z.number().int().positive().max(10_000_000).default(100_000),
+    /** Answers to STOP / START / HELP where a route's sms.optout does not set one ("" sends none; docs/sms.md). */
+    optout: z
+      .object({
+        stop_reply: z.string().max(1600).optional(),
+        start_reply: z.string().max(1600).optional(),
+        help_reply: z.string().max(1600).optional(),
+      })
+      .strict()
+      .default({}),
     reassembly: z
       .object({
         timeout_s: z.number().positive().default(60),

@@ -13,7 +13,7 @@ import type { Logger } from "pino";
 import type { DeliveryMetrics, TargetKind } from "./metrics.js";
 import type { SmppForwarder } from "./smpp-forward.js";
 import type { AttemptResult, DeliveryJob } from "./types.js";
-import { statusClass, type WebhookSender, redactUrl } from "./webhook.js";
+import { parseReply, statusClass, type WebhookSender, redactUrl } from "./webhook.js";
 import { resolveSecret, type SecretLookup } from "./secret-ref.js";
 import { errMessage } from "../util/errors.js";
 
@@ -41,6 +41,7 @@ export interface AttempterOptions {
 
 type RetryResult = Extract<AttemptResult, { kind: "retry" }>;
 
+const DELIVERED: AttemptResult = Object.freeze({ kind: "delivered" }) as AttemptResult;
 const NO_TARGET: AttemptResult = Object.freeze({ kind: "dead", reason: "no target" }) as AttemptResult;
 
 export class Attempter {
@@ -78,7 +79,7 @@ export class Attempter {
       const a = await this.sender.send(t.webhook, job.id, JSON.stringify(job.body), s.secret, left === Infinity ? undefined : Math.max(1, Math.floor(left)));
       this.metrics.webhookDuration.observe({ class: statusClass(a) }, a.durationS);
       this.metrics.deliveries.inc({ kind: "webhook", outcome: a.result.kind });
-      if (a.result.kind === "delivered") return { result: a.result, kind, skip };
+      if (a.result.kind === "delivered") return { result: this.withReply(job, a.body), kind, skip };
       this.logger.debug({ msg_id: job.id, url: redactUrl(t.webhook), status: a.status, reason: a.result.reason, attempts: job.attempts + 1 }, "webhook attempt failed");
       if (a.result.kind === "dead") {
         skip |= SKIP_WEBHOOK;
@@ -101,6 +102,14 @@ export class Attempter {
     }
     if (retry !== undefined) return { result: retry, kind, skip };
     return { result: dead ?? NO_TARGET, kind, skip };
+  }
+
+  /** Delivered; for a message (not a receipt or status), with the reply its webhook answered with. */
+  private withReply(job: DeliveryJob, body: string | undefined): AttemptResult {
+    if (body === undefined || job.body.type !== "message.received") return DELIVERED;
+    const r = parseReply(body);
+    if (r.error !== undefined) this.logger.info({ msg_id: job.id, why: r.error }, "webhook answer carries no usable reply");
+    return r.reply !== undefined ? { kind: "delivered", reply: r.reply } : DELIVERED;
   }
 
   private async forward(job: DeliveryJob, timeoutMs: number): Promise<AttemptResult> {

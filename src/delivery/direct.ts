@@ -12,7 +12,7 @@
 import type { Logger } from "pino";
 import type { Attempter } from "./attempt.js";
 import type { DeliveryMetrics } from "./metrics.js";
-import type { AcceptOutcome, DeliveryJob, FinalOutcome } from "./types.js";
+import type { AcceptOutcome, AttemptResult, DeliveryJob, FinalOutcome } from "./types.js";
 import { errMessage } from "../util/errors.js";
 
 export interface DirectOptions {
@@ -60,7 +60,7 @@ export class DirectDelivery {
       }
       const k = r.result.kind;
       if (k === "delivered") {
-        notifyFinal(this.o.onFinal, job, { delivered: true, target: r.kind ?? "webhook" }, this.o.logger);
+        notifyFinal(this.o.onFinal, job, delivered(r.kind, r.result), this.o.logger);
         return "accepted";
       }
       if (k === "dead") {
@@ -92,6 +92,12 @@ export class DirectDelivery {
     ]);
     clearTimeout(t);
   }
+}
+
+/** The final outcome of a delivered job, with the webhook's reply when it gave one. */
+export function delivered(kind: "webhook" | "smpp" | undefined, r: AttemptResult): FinalOutcome {
+  const target = kind ?? "webhook";
+  return r.kind === "delivered" && r.reply !== undefined ? { delivered: true, target, reply: r.reply } : { delivered: true, target };
 }
 
 /** Call an onFinal hook; a throw is logged, never propagated. */

@@ -35,7 +35,7 @@ import {
 import type { RedisClient } from "../redis/client.js";
 import { type StreamEntry, field, firstScore, isNoGroup, readReplyEntries } from "../redis/stream.js";
 import { OutageLog } from "../util/outage-log.js";
-import { notifyFinal } from "./direct.js";
+import { delivered, notifyFinal } from "./direct.js";
 import type { DeliveryJob, FinalOutcome } from "./types.js";
 import { redactUrl } from "./webhook.js";
 import { targetAtRest } from "./secret-ref.js";
@@ -392,7 +392,7 @@ export class Spool {
     if (r.result.kind === "delivered") {
       await this.finish(() => ACK.run(this.cmd, [this.keys.inbound], [GROUP, entryId]), entryId);
       log.info({ msg_id: rec.id, target: r.kind, attempts, result: "delivered", age_ms: this.o.clock.now() - rec.acceptedAt }, "message delivered");
-      notifyFinal(this.o.onFinal, rec, { delivered: true, target: r.kind ?? "webhook" }, log);
+      notifyFinal(this.o.onFinal, rec, delivered(r.kind, r.result), log);
       return;
     }
     const next: SpoolRecord = { id: rec.id, body: rec.body, target: rec.target, acceptedAt: rec.acceptedAt, attempts, skip: r.skip, lastError: r.result.reason, lastAttemptAt: this.o.clock.now() };

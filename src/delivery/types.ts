@@ -17,6 +17,8 @@ export interface MessageReceivedBody {
   encoding: string;
   parts: number;
   partial?: boolean;
+  /** What didgate took the text for: an opt-out word (stop), opt-in (start), help, a route keyword. */
+  keyword?: "stop" | "start" | "help" | "keyword";
   tenant: string | null;
   smpp: { peer: string; message_id: string; data_coding?: number };
 }
@@ -132,7 +134,7 @@ export interface ReceiptRequest {
 }
 
 /** How a message accepted for delivery ended (the delivery layer's onFinal hook). */
-export type FinalOutcome = { delivered: true; target: "webhook" | "smpp" } | { delivered: false; reason: string };
+export type FinalOutcome = { delivered: true; target: "webhook" | "smpp"; reply?: string } | { delivered: false; reason: string };
 
 export interface DeliveryJob {
   /** Stable id: the webhook-id on every retry. */
@@ -149,7 +151,8 @@ export interface DeliveryJob {
 
 /** How an attempt ended. */
 export type AttemptResult =
-  | { kind: "delivered" }
+  /** reply: the text a webhook answered with for a message.received (`200 {"reply": "…"}`). */
+  | { kind: "delivered"; reply?: string }
   | { kind: "retry"; reason: string; retryAfterMs?: number }
   | { kind: "dead"; reason: string };
 

@@ -146,6 +146,8 @@ export interface WebhookSenderOptions {
 
 export interface WebhookAttempt {
   result: AttemptResult;
+  /** The response body of a `200` with a JSON content type, when at most REPLY_MAX_BYTES long. */
+  body?: string;
   /** HTTP status, 0 when no response came (timeout, connection error, bad URL). */
   status: number;
   /** Wall time of the attempt (s). */
@@ -179,6 +181,36 @@ interface HttpAnswer {
   status: number;
   retryAfter: string | undefined;
   error: string | undefined;
+  body?: string;
+}
+
+/** Most bytes of a webhook's JSON answer kept (to read a synchronous reply); a longer one is ignored. */
+export const REPLY_MAX_BYTES = 4096;
+/** Longest synchronous reply sent (characters). */
+export const REPLY_MAX_CHARS = 1600;
+
+/** A 200 answer whose body may carry a reply: JSON by its content type. */
+function keepsBody(status: number, contentType: string | null | undefined): boolean {
+  return status === 200 && typeof contentType === "string" && /^application\/(?:[\w.+-]*\+)?json\b/i.test(contentType.trim());
+}
+
+/**
+ * The synchronous reply in a webhook's answer body (`{"reply": "text"}`): its text, or why it is
+ * not one (not JSON, no reply, too long). An empty reply or none is `{}`.
+ */
+export function parseReply(body: string): { reply?: string; error?: string } {
+  let j: unknown;
+  try {
+    j = JSON.parse(body);
+  } catch {
+    return { error: "answer is not JSON" };
+  }
+  if (typeof j !== "object" || j === null || Array.isArray(j)) return {};
+  const r = (j as Record<string, unknown>).reply;
+  if (r === undefined || r === null || r === "") return {};
+  if (typeof r !== "string") return { error: "reply is not a string" };
+  if (r.length > REPLY_MAX_CHARS) return { error: `reply over ${REPLY_MAX_CHARS} characters` };
+  return { reply: r };
 }
 
 export class WebhookSender {
@@ -248,10 +280,10 @@ export class WebhookSender {
   }
 
   /**
-   * POST `body` (JSON text) to `url`, signed with `secret` (or the global secret), as message `id`.
+   * POST `bodyText` (JSON) to `url`, signed with `secret` (or the global secret), as message `id`.
    * Never throws: every failure is an AttemptResult. `timeoutMs` overrides the default timeout.
    */
-  async send(url: string, id: string, body: string, secret?: string, timeoutMs?: number): Promise<WebhookAttempt> {
+  async send(url: string, id: string, bodyText: string, secret?: string, timeoutMs?: number): Promise<WebhookAttempt> {
     const started = performance.now();
     const u = this.parsedUrl(url);
     if (u === null) return { result: INVALID_URL, status: 0, durationS: 0 };
@@ -266,14 +298,16 @@ export class WebhookSender {
       "webhook-timestamp": String(ts),
     };
     const key = this.keyFor(secret);
-    if (key !== undefined) headers["webhook-signature"] = signWebhook(key, id, ts, body);
+    if (key !== undefined) headers["webhook-signature"] = signWebhook(key, id, ts, bodyText);
     const limit = timeoutMs ?? this.timeoutMs;
     let status = 0;
     let result: AttemptResult;
+    let body: string | undefined;
     if (this.transport === "http") {
-      const a = await this.postHttp(u, headers, body, limit);
+      const a = await this.postHttp(u, headers, bodyText, limit);
       status = a.status;
       result = a.error === DENIED_CODE ? DENIED_ADDRESS : a.error !== undefined ? { kind: "retry", reason: a.error } : classifyStatus(status, a.retryAfter, this.now());
+      if (a.body !== undefined) body = a.body;
     } else {
       const signal = AbortSignal.timeout(limit);
       try {
@@ -284,31 +318,38 @@ export class WebhookSender {
           const addrs = await dnsLookup(literal, { all: true });
           if (!addrs.some((x) => this.policy.allows(x.address))) return { result: DENIED_ADDRESS, status: 0, durationS: (performance.now() - started) / 1000 };
         }
-        const res = await fetch(url, { method: "POST", headers, body, redirect: "manual", signal });
+        const res = await fetch(url, { method: "POST", headers, body: bodyText, redirect: "manual", signal });
         status = res.status;
         result = classifyStatus(status, res.headers.get("retry-after"), this.now());
         // A failure while reading the rest of the body does not change what the status said.
-        await this.discard(res).catch(() => undefined);
+        body = await this.discard(res, keepsBody(status, res.headers.get("content-type"))).catch(() => undefined);
       } catch (err) {
         result = { kind: "retry", reason: fetchErrorReason(err, signal) };
       }
     }
-    return { result, status, durationS: (performance.now() - started) / 1000 };
+    const out: WebhookAttempt = { result, status, durationS: (performance.now() - started) / 1000 };
+    if (body !== undefined) out.body = body;
+    return out;
   }
 
-  /** Read and drop the response body (bounded) so undici can put the connection back in the pool. */
-  private async discard(res: Response): Promise<void> {
+  /**
+   * Read and drop the response body (bounded) so undici can put the connection back in the pool;
+   * with `keep`, its text when it is at most REPLY_MAX_BYTES.
+   */
+  private async discard(res: Response, keep: boolean): Promise<string | undefined> {
     const b = res.body;
-    if (b === null) return;
+    if (b === null) return undefined;
     const reader = b.getReader();
     let n = 0;
+    const kept: Uint8Array[] = [];
     for (;;) {
       const r = await reader.read();
-      if (r.done) return;
+      if (r.done) return keep && n <= REPLY_MAX_BYTES ? Buffer.concat(kept).toString("utf8") : undefined;
       n += r.value.byteLength;
+      if (keep && n <= REPLY_MAX_BYTES) kept.push(r.value);
       if (n > this.maxResponseBytes) {
         await reader.cancel().catch(() => undefined);
-        return;
+        return undefined;
       }
     }
   }
@@ -343,15 +384,19 @@ export class WebhookSender {
           const status = res.statusCode ?? 0;
           const ra = res.headers["retry-after"];
           let n = 0;
+          // the answer to a message may carry a synchronous reply: keep a short JSON body
+          const keep = keepsBody(status, res.headers["content-type"]);
+          const kept: Buffer[] = [];
           res.on("data", (c: Buffer) => {
             n += c.length;
+            if (keep && n <= REPLY_MAX_BYTES) kept.push(c);
             if (n > maxBytes) {
               // Too much to read: the status decides; drop the connection.
               finish({ status, retryAfter: ra, error: undefined });
               res.destroy();
             }
           });
-          res.on("end", () => finish({ status, retryAfter: ra, error: undefined }));
+          res.on("end", () => finish(keep && n <= REPLY_MAX_BYTES ? { status, retryAfter: ra, error: undefined, body: Buffer.concat(kept).toString("utf8") } : { status, retryAfter: ra, error: undefined }));
           res.on("error", () => finish({ status, retryAfter: ra, error: undefined }));
           res.on("aborted", () => finish({ status, retryAfter: ra, error: undefined }));
         },

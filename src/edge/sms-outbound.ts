@@ -76,6 +76,9 @@ export class Pacer {
   }
 }
 
+/** The account of messages didgate sends itself (replies, forwards, confirmations) in records and metrics. */
+export const AUTO_ACCOUNT = "didgate";
+
 /** Outcomes of an app's submit (metric label values: a closed set). */
 export type SubmitOutcome = "accepted" | "temporary" | "permanent" | "invalid_source" | "opted_out" | "no_route" | "invalid_number" | "draining";
 /** Outcomes of one try on one bind. */
@@ -165,6 +168,8 @@ interface QueueInput {
   track?: boolean;
   client_ref?: string;
   status_webhook?: string;
+  /** A confirmation of an opt-out: sent although the recipient just opted out. */
+  ignoreOptOut?: boolean;
   /** For refusals' records: parts and encoding as known. */
   partsIn?: number;
   encodingIn?: string;
@@ -304,6 +309,18 @@ export class SmsOutbound {
     return q.body !== undefined ? { outcome: q.outcome, parts: q.body.parts } : { outcome: q.outcome };
   }
 
+  /**
+   * A message didgate itself sends from one of its numbers (src/edge/sms-keywords.ts: a reply, a
+   * forward, an opt-out confirmation), as account AUTO_ACCOUNT: the same opt-out check (unless
+   * `ignoreOptOut`), outbound table, spool and binds as an app's message.
+   */
+  async sendAuto(m: { from: string; to: string; text: string; tenant: string | null; ignoreOptOut?: boolean }): Promise<SubmitOutcome> {
+    const c: QueueInput = { id: `msg_${randomUUID()}`, account: AUTO_ACCOUNT, from: m.from, to: m.to, tenant: m.tenant, text: m.text, submittedAt: new Date(this.now()) };
+    if (m.ignoreOptOut === true) c.ignoreOptOut = true;
+    if (this.draining) return this.finish(c, "draining", {});
+    return (await this.queue(c)).outcome;
+  }
+
   private result(outcome: SubmitOutcome): AcceptResult {
     switch (outcome) {
       case "accepted":
@@ -334,7 +351,7 @@ export class SmsOutbound {
   /** Opt-out, route, encoding, then delivery: the common part of every submit. */
   private async queue(c: QueueInput): Promise<{ outcome: SubmitOutcome; body?: MessageOutboundBody }> {
     const { from, to } = c;
-    if (this.o.optouts !== undefined) {
+    if (this.o.optouts !== undefined && c.ignoreOptOut !== true) {
       let out: boolean;
       try {
         out = await this.o.optouts.isOptedOut(from, to);

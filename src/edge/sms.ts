@@ -24,6 +24,7 @@ import { normaliseStat, type ReceiptSender } from "./sms-receipts.js";
 import { withSecret } from "../delivery/secret-ref.js";
 import { MessageIds } from "./sms-dedup.js";
 import { errMessage } from "../util/errors.js";
+import type { SmsKeywords } from "./sms-keywords.js";
 
 export interface MessageSink {
   accept(job: DeliveryJob): Promise<AcceptOutcome>;
@@ -56,6 +57,8 @@ export interface SmsEdgeOptions {
   records?: RecordWriter;
   activity?: ActivityRecorder;
   now?: () => number;
+  /** Opt-out words, route keywords, forwards and webhook replies (src/edge/sms-keywords.ts). */
+  keywords?: SmsKeywords;
   /** Stable ids across an SMSC's retries (see sms-dedup.ts): window in ms (0 off, default 300 s) and table size. */
   dedup?: { windowMs: number; max: number };
 }
@@ -174,7 +177,16 @@ export class SmsEdge {
       return { status: "invalid_destination" };
     }
     const sms = route.sms;
-    if (sms === undefined || (sms.webhook === undefined && sms.smpp === undefined)) {
+    const from = displayAddress(msg.source, plan);
+    // Opt-out words, keywords and forwards may change where the message goes (sms-keywords.ts).
+    const auto = sms === undefined || this.opts.keywords === undefined ? undefined : await this.opts.keywords.inbound({ did: to.e164, route, from, text: msg.text, partial: msg.partial === true, id: msg.message_id });
+    if (auto === "temporary") {
+      this.finish(msg, "temporary", { did: to.e164, route_key: key, why: "opt-out store" });
+      return { status: "temporary" };
+    }
+    const webhook = auto !== undefined ? auto.webhook : sms?.webhook;
+    const smppTarget = auto !== undefined ? auto.smpp : sms?.smpp;
+    if (sms === undefined || (webhook === undefined && smppTarget === undefined && auto?.handled !== true)) {
       this.finish(msg, "no_sms_route", { did: to.e164, route_key: key });
       return { status: "invalid_destination" };
     }
@@ -192,7 +204,7 @@ export class SmsEdge {
       type: "message.received",
       id: seen.id,
       received_at: msg.received_at.toISOString(),
-      from: displayAddress(msg.source, plan),
+      from,
       to: to.e164,
       text: msg.text ?? null,
       encoding: msg.encoding,
@@ -202,10 +214,11 @@ export class SmsEdge {
     };
     if (msg.binary !== undefined) body.binary = msg.binary.toString("base64");
     if (msg.partial) body.partial = true;
+    if (auto !== undefined && auto.kind !== undefined) body.keyword = auto.kind;
     const target: DeliveryTarget = {};
-    if (sms.webhook !== undefined) target.webhook = sms.webhook;
+    if (webhook !== undefined) target.webhook = webhook;
     withSecret(target, to.e164, sms.webhookSecret);
-    if (sms.smpp !== undefined) target.smpp = sms.smpp;
+    if (smppTarget !== undefined) target.smpp = smppTarget;
     const job: DeliveryJob = { id: body.id, body, target, acceptedAt: this.now(), attempts: 0 };
     const ro = this.opts.receiptsOut;
     if ((msg.registered_delivery & 0x03) !== 0 && msg.peer_kind === "account" && ro?.isCarrierAccount(msg.peer)) {
@@ -221,12 +234,17 @@ export class SmsEdge {
     }
     let outcome: AcceptOutcome;
     try {
-      outcome = await this.opts.delivery.accept(job);
+      // a message only for didgate itself (an opt-out word, a forward) is done once accepted
+      outcome = webhook === undefined && smppTarget === undefined ? "accepted" : await this.opts.delivery.accept(job);
     } catch (err) {
       this.opts.logger.error({ err: errMessage(err), message_id: msg.message_id }, "delivery accept failed");
       outcome = "temporary";
     }
     seen.settle(outcome === "accepted");
+    if (outcome === "accepted" && auto !== undefined) {
+      auto.commit();
+      if (webhook === undefined && smppTarget === undefined) this.onFinal(job, { delivered: true, target: "webhook" });
+    }
     if (outcome === "accepted") this.opts.activity?.touch(to.e164, "in");
     this.finish(msg, outcome, { did: to.e164, route_key: key, tenant: route.tenant, id: body.id });
     return { status: outcome };
@@ -240,6 +258,7 @@ export class SmsEdge {
     const b = job.body;
     if (b.type === "message.outbound") return; // src/edge/sms-outbound.ts
     if (b.type === "message.received") {
+      if (outcome.delivered && outcome.reply !== undefined) this.opts.keywords?.reply(b, outcome.reply);
       this.opts.records?.write("message", {
         id: job.id,
         direction: "inbound",
@@ -249,7 +268,7 @@ export class SmsEdge {
         tenant: b.tenant,
         parts: b.parts,
         encoding: b.encoding,
-        target: outcome.delivered ? outcome.target : job.target.webhook !== undefined ? "webhook" : "smpp",
+        target: job.target.webhook === undefined && job.target.smpp === undefined ? "didgate" : outcome.delivered ? outcome.target : job.target.webhook !== undefined ? "webhook" : "smpp",
         status: outcome.delivered ? "delivered" : "failed",
         reason: outcome.delivered ? null : outcome.reason,
         accepted_at: new Date(job.acceptedAt).toISOString(),

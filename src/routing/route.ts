@@ -67,7 +67,33 @@ export interface SmsRoute {
   readonly smpp?: string;
   /** Per-route webhook secret (whsec_…), overriding webhooks.secret. */
   readonly webhookSecret?: string;
+  /** E.164 numbers every inbound message is sent on to, from the DID (src/edge/sms-keywords.ts). */
+  readonly forward?: readonly string[];
+  /** Text of a forwarded message: {from}, {to} and {text} are replaced. */
+  readonly forwardTemplate?: string;
+  /** First word (upper case) → what a message starting with it gets instead of the route's own. */
+  readonly keywords?: ReadonlyMap<string, SmsKeyword>;
+  /** Answers to the opt-out words; a missing one is the built-in text, "" sends none. */
+  readonly optout?: SmsOptOutTexts;
 }
+
+export interface SmsKeyword {
+  readonly webhook?: string;
+  readonly forward?: readonly string[];
+  /** Sent back to the sender, from the DID. */
+  readonly reply?: string;
+}
+
+export interface SmsOptOutTexts {
+  readonly stopReply?: string;
+  readonly startReply?: string;
+  readonly helpReply?: string;
+}
+
+/** Words a route keyword may not be: the opt-out and opt-in words always mean that (src/edge/optout.ts). */
+export const RESERVED_SMS_KEYWORDS: readonly string[] = ["STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "START", "UNSTOP", "YES"];
+/** Longest text of a configured reply, confirmation or forward template (characters). */
+export const MAX_SMS_REPLY_CHARS = 1600;
 
 export interface Route {
   readonly state: RouteState;
@@ -389,15 +415,12 @@ const VOICE_FIELDS = ["targets", "ring", "forward_caller_id", "failover_on", "ri
 function parseSms(v: unknown, e: Errors): SmsRoute | undefined {
   if (v === undefined) return undefined;
   if (!isObj(v)) {
-    e.add("sms", "must be an object {webhook?, smpp?}");
+    e.add("sms", "must be an object {webhook?, smpp?, forward?, keywords?}");
     return undefined;
   }
-  const out: { webhook?: string; smpp?: string; webhookSecret?: string } = {};
-  if (v.webhook !== undefined) {
-    const ok = typeof v.webhook === "string" && isHttpUrl(v.webhook);
-    if (!ok) e.add("sms.webhook", `must be an http:// or https:// URL without user:password@, got ${JSON.stringify(v.webhook)}`);
-    else out.webhook = v.webhook as string;
-  }
+  const out: { -readonly [K in keyof SmsRoute]: SmsRoute[K] } = {};
+  const webhook = parseWebhook(v.webhook, "sms.webhook", e);
+  if (webhook !== undefined) out.webhook = webhook;
   if (v.smpp !== undefined) {
     if (typeof v.smpp !== "string" || v.smpp.length === 0 || v.smpp.length > 64) e.add("sms.smpp", "must be an SMPP system_id or bind name (1-64 characters)");
     else out.smpp = v.smpp;
@@ -406,8 +429,103 @@ function parseSms(v: unknown, e: Errors): SmsRoute | undefined {
     if (typeof v.webhook_secret !== "string" || v.webhook_secret.length < 8) e.add("sms.webhook_secret", "must be a secret string (whsec_… or at least 8 characters)");
     else out.webhookSecret = v.webhook_secret;
   }
-  for (const k of Object.keys(v)) if (!["webhook", "smpp", "webhook_secret"].includes(k)) e.add(`sms.${k}`, "unknown field (allowed: webhook, smpp, webhook_secret)");
-  if (out.webhook === undefined && out.smpp === undefined && e.list.length === 0) e.add("sms", "needs webhook or smpp");
+  const forward = parseForward(v.forward, "sms.forward", e);
+  if (forward !== undefined) out.forward = forward;
+  const tpl = parseText(v.forward_template, "sms.forward_template", e);
+  if (tpl !== undefined) out.forwardTemplate = tpl;
+  if (v.keywords !== undefined) out.keywords = parseKeywords(v.keywords, e);
+  if (v.optout !== undefined) {
+    const o = v.optout;
+    if (!isObj(o)) e.add("sms.optout", "must be an object {stop_reply?, start_reply?, help_reply?}");
+    else {
+      const t: { -readonly [K in keyof SmsOptOutTexts]: SmsOptOutTexts[K] } = {};
+      const stop = parseText(o.stop_reply, "sms.optout.stop_reply", e, true);
+      const start = parseText(o.start_reply, "sms.optout.start_reply", e, true);
+      const help = parseText(o.help_reply, "sms.optout.help_reply", e, true);
+      if (stop !== undefined) t.stopReply = stop;
+      if (start !== undefined) t.startReply = start;
+      if (help !== undefined) t.helpReply = help;
+      for (const k of Object.keys(o)) if (!OPTOUT_FIELDS.includes(k)) e.add(`sms.optout.${k}`, `unknown field (allowed: ${OPTOUT_FIELDS.join(", ")})`);
+      out.optout = t;
+    }
+  }
+  for (const k of Object.keys(v)) if (!SMS_FIELDS.includes(k)) e.add(`sms.${k}`, `unknown field (allowed: ${SMS_FIELDS.join(", ")})`);
+  if (out.webhook === undefined && out.smpp === undefined && out.forward === undefined && out.keywords === undefined && e.list.length === 0) e.add("sms", "needs webhook, smpp, forward or keywords");
+  return out;
+}
+
+const SMS_FIELDS = ["webhook", "smpp", "webhook_secret", "forward", "forward_template", "keywords", "optout"];
+const OPTOUT_FIELDS = ["stop_reply", "start_reply", "help_reply"];
+const KEYWORD_FIELDS = ["webhook", "forward", "reply"];
+
+function parseWebhook(v: unknown, path: string, e: Errors): string | undefined {
+  if (v === undefined) return undefined;
+  if (typeof v === "string" && isHttpUrl(v)) return v;
+  e.add(path, `must be an http:// or https:// URL without user:password@, got ${JSON.stringify(v)}`);
+  return undefined;
+}
+
+/** "+E164" (a leading "+", 2-15 digits, not starting with 0). */
+export function isE164(v: string): boolean {
+  return /^\+[1-9][0-9]{1,14}$/.test(v);
+}
+
+/** A number or a list of numbers (at most 10: every inbound message becomes that many outbound). */
+function parseForward(v: unknown, path: string, e: Errors): string[] | undefined {
+  if (v === undefined) return undefined;
+  const list = typeof v === "string" ? [v] : v;
+  if (!Array.isArray(list) || list.length === 0 || list.length > 10 || !list.every((n) => typeof n === "string" && isE164(n))) {
+    e.add(path, `must be an E.164 number "+15125550100" or a list of 1 to 10 of them, got ${JSON.stringify(v).slice(0, 80)}`);
+    return undefined;
+  }
+  return [...new Set(list as string[])];
+}
+
+function parseText(v: unknown, path: string, e: Errors, emptyOk = false): string | undefined {
+  if (v === undefined) return undefined;
+  if (typeof v !== "string" || v.length > MAX_SMS_REPLY_CHARS || (!emptyOk && v.length === 0)) {
+    e.add(path, `must be a text of ${emptyOk ? 0 : 1} to ${MAX_SMS_REPLY_CHARS} characters`);
+    return undefined;
+  }
+  return v;
+}
+
+function parseKeywords(v: unknown, e: Errors): Map<string, SmsKeyword> {
+  const out = new Map<string, SmsKeyword>();
+  if (!isObj(v)) {
+    e.add("sms.keywords", "must be an object mapping a first word to {webhook?, forward?, reply?}");
+    return out;
+  }
+  for (const [word, kv] of Object.entries(v)) {
+    const p = `sms.keywords.${word}`;
+    const w = word.toUpperCase();
+    if (!/^[A-Z0-9]{1,20}$/.test(w)) {
+      e.add(p, "a keyword must be one word of 1 to 20 letters or digits");
+      continue;
+    }
+    if (RESERVED_SMS_KEYWORDS.includes(w)) {
+      e.add(p, "is an opt-out or opt-in word: it always records an opt-out or opt-in (sms.optout sets its answer)");
+      continue;
+    }
+    if (out.has(w)) {
+      e.add(p, `is given twice (keywords match in any case)`);
+      continue;
+    }
+    if (!isObj(kv)) {
+      e.add(p, "must be an object {webhook?, forward?, reply?}");
+      continue;
+    }
+    const k: { -readonly [K in keyof SmsKeyword]: SmsKeyword[K] } = {};
+    const webhook = parseWebhook(kv.webhook, `${p}.webhook`, e);
+    if (webhook !== undefined) k.webhook = webhook;
+    const forward = parseForward(kv.forward, `${p}.forward`, e);
+    if (forward !== undefined) k.forward = forward;
+    const reply = parseText(kv.reply, `${p}.reply`, e);
+    if (reply !== undefined) k.reply = reply;
+    for (const f of Object.keys(kv)) if (!KEYWORD_FIELDS.includes(f)) e.add(`${p}.${f}`, `unknown field (allowed: ${KEYWORD_FIELDS.join(", ")})`);
+    if (k.webhook === undefined && k.forward === undefined && k.reply === undefined && kv.webhook === undefined && kv.forward === undefined && kv.reply === undefined) e.add(p, "needs webhook, forward or reply");
+    out.set(w, k);
+  }
   return out;
 }
 

@@ -6,6 +6,7 @@
  */
 import type { AddressInfo } from "node:net";
 import smpp from "smpp";
+import { gsm7Decode, ucs2Decode } from "../../src/smpp/charset.js";
 
 export type SmppPdu = Record<string, unknown> & {
   command: string;
@@ -194,4 +195,15 @@ export function connectEsme(port: number, o: { localAddress?: string; deliverSta
       });
     });
   });
+}
+
+/** The text of a submit_sm or deliver_sm as the npm smpp package decoded it (GSM 7 or UCS-2 bytes, or a string). */
+export function pduText(p: SmppPdu): string {
+  const m = (p.short_message as { message: Buffer | string }).message;
+  return typeof m === "string" ? m : p.data_coding === 8 ? ucs2Decode(m) : gsm7Decode(m);
+}
+
+/** What reached an SMSC for one destination address, in order: [source_addr, text]. */
+export function submittedTo(s: TestSmsc, to: string): [string, string][] {
+  return s.received.filter((p) => p.command === "submit_sm" && p.destination_addr === to).map((p) => [String(p.source_addr), pduText(p)]);
 }

@@ -1,0 +1,220 @@
+/**
+ * What didgate does by itself with an inbound message (docs/sms.md "Replies, forwards, keywords"):
+ *
+ * - Opt-out words (the whole text: STOP, STOPALL, UNSUBSCRIBE, CANCEL, END, QUIT) record the sender
+ *   as opted out of the number (OptOutStore: Redis when configured, shared by every edge) and
+ *   send the route's stop confirmation; START, UNSTOP, YES remove the opt-out and confirm. Sending
+ *   from that number to an opted-out recipient is refused by src/edge/sms-outbound.ts.
+ * - A route keyword (the first word, any case, `sms.keywords`) replaces the route's webhook and
+ *   forward for that message and may send a fixed reply; HELP and INFO, unless a route keyword,
+ *   answer the route's help text.
+ * - `sms.forward` sends every message on to those numbers, from the number it was sent to, as the
+ *   forward template says.
+ * - A webhook that answered a message with `200 {"reply": "…"}` has that text sent back (reply()).
+ *
+ * Everything sent is an outbound message from the number the message was sent to, to the sender
+ * (or the forward numbers), through SmsOutbound.sendAuto: the outbound table, the spool in Redis
+ * mode, opt-outs respected (except the stop confirmation itself). Nothing is sent to a sender that
+ * is not a phone number (alphanumeric), and nothing is sent or forwarded for a message whose sender
+ * is one of didgate's own numbers: that is how a forward chain between two numbers that forward to
+ * each other ends after one step.
+ *
+ * The SMS edge calls inbound() once per message before handing it to delivery (an opt-out is
+ * recorded first: when that fails the message gets a temporary failure and the SMSC retries), and
+ * the plan's commit() once the message was accepted, so an SMSC's retry sends nothing twice.
+ */
+import type { Logger } from "pino";
+import { Counter, type Registry } from "prom-client";
+import type { MessageReceivedBody } from "../delivery/types.js";
+import { isE164, type Route, type SmsKeyword } from "../routing/route.js";
+import { MATCH_DEFAULT, type RouteStore } from "../routing/table.js";
+import { errMessage } from "../util/errors.js";
+import { firstWord, optKeyword, type OptOutStore } from "./optout.js";
+import type { SubmitOutcome } from "./sms-outbound.js";
+
+/** What a message was, for the metric (a closed set). */
+export type KeywordKind = "stop" | "start" | "help" | "keyword";
+/** Why something is sent (metric label, a closed set). */
+type ReplyKind = "sync" | "keyword" | "stop" | "start" | "help";
+
+export const DEFAULT_OPTOUT_TEXTS = {
+  stop: "You are unsubscribed and will receive no more messages from this number. Reply START to resubscribe.",
+  start: "You are subscribed again. Reply STOP to unsubscribe, HELP for help.",
+  help: "Reply STOP to unsubscribe, START to resubscribe. Msg & data rates may apply.",
+} as const;
+
+export const DEFAULT_FORWARD_TEMPLATE = "From {from}: {text}";
+/** Longest text of a forwarded message (characters); the rest of a longer one is cut. */
+const MAX_FORWARD_CHARS = 1600;
+
+export class SmsKeywordMetrics {
+  readonly keywords: Counter<"kind">;
+  readonly replies: Counter<"kind" | "outcome">;
+  readonly forwards: Counter<"outcome">;
+  constructor(registry: Registry) {
+    this.keywords = new Counter({ name: "didgate_sms_keywords_total", help: "Inbound messages that were an opt-out word (stop), an opt-in word (start), a help word (help) or a route keyword (keyword)", labelNames: ["kind"], registers: [registry] });
+    this.replies = new Counter({ name: "didgate_sms_replies_total", help: "Replies sent back to the sender of an inbound message, by why (sync: the webhook's answer; keyword; stop, start, help: opt-out answers) and outbound outcome", labelNames: ["kind", "outcome"], registers: [registry] });
+    this.forwards = new Counter({ name: "didgate_sms_forwards_total", help: "Inbound messages sent on to a route's forward numbers, by outbound outcome (one per number)", labelNames: ["outcome"], registers: [registry] });
+  }
+}
+
+export interface SmsKeywordsOptions {
+  store: RouteStore<Route>;
+  optouts: OptOutStore;
+  /** Sends a message from one of our numbers (SmsOutbound.sendAuto). */
+  send: (m: { from: string; to: string; text: string; tenant: string | null; ignoreOptOut?: boolean }) => Promise<SubmitOutcome>;
+  /** Answers to the opt-out words where the route sets none (config smpp.optout; read per message, so a reload applies). */
+  texts?: () => { stop_reply?: string | undefined; start_reply?: string | undefined; help_reply?: string | undefined };
+  logger: Logger;
+  registry: Registry;
+}
+
+/** One inbound message, as the SMS edge routed it. */
+export interface InboundMessage {
+  /** The number it was sent to (E.164) and its route. */
+  did: string;
+  route: Route;
+  /** The sender: E.164 when it is a number, else as given (alphanumeric). */
+  from: string;
+  /** Its text (undefined for binary messages). */
+  text: string | undefined;
+  /** Parts of a long message that never all came. */
+  partial: boolean;
+  id: string;
+}
+
+/** Where the message goes, and what is sent once it was accepted. */
+export interface InboundPlan {
+  webhook: string | undefined;
+  smpp: string | undefined;
+  /** Something is done with it here (a keyword, an opt-out word, a forward): accepted even without a webhook or SMPP target. */
+  handled: boolean;
+  kind: KeywordKind | undefined;
+  /** Send the replies and forwards (once, after the message was accepted). */
+  commit(): void;
+}
+
+export class SmsKeywords {
+  readonly metrics: SmsKeywordMetrics;
+
+  constructor(private readonly o: SmsKeywordsOptions) {
+    this.metrics = new SmsKeywordMetrics(o.registry);
+  }
+
+  /** Decide what happens to an inbound message; an opt-out or opt-in is recorded now. "temporary" when it could not be. */
+  async inbound(m: InboundMessage): Promise<InboundPlan | "temporary"> {
+    const sms = m.route.sms;
+    let webhook = sms?.webhook;
+    let smpp = sms?.smpp;
+    let forward = sms?.forward;
+    let kind: KeywordKind | undefined;
+    let reply: string | undefined;
+    const texts = sms?.optout;
+    const number = isE164(m.from);
+    if (m.text !== undefined && !m.partial) {
+      const ok = optKeyword(m.text);
+      let kw: SmsKeyword | undefined;
+      if (ok === "stop" || ok === "start") {
+        kind = ok;
+        if (number) {
+          try {
+            if (ok === "stop") await this.o.optouts.optOut(m.did, m.from);
+            else await this.o.optouts.optIn(m.did, m.from);
+          } catch (err) {
+            this.o.logger.warn({ id: m.id, did: m.did, kind, err: errMessage(err) }, "opt-out not recorded: message declined with a temporary failure");
+            return "temporary";
+          }
+        }
+        reply = ok === "stop" ? (texts?.stopReply ?? this.o.texts?.().stop_reply ?? DEFAULT_OPTOUT_TEXTS.stop) : (texts?.startReply ?? this.o.texts?.().start_reply ?? DEFAULT_OPTOUT_TEXTS.start);
+      } else if ((kw = sms?.keywords?.get(firstWord(m.text))) !== undefined) {
+        kind = "keyword";
+        if (kw.webhook !== undefined) {
+          webhook = kw.webhook;
+          smpp = undefined;
+        }
+        if (kw.forward !== undefined) forward = kw.forward;
+        reply = kw.reply;
+      } else if (ok === "help") {
+        kind = "help";
+        reply = texts?.helpReply ?? this.o.texts?.().help_reply ?? DEFAULT_OPTOUT_TEXTS.help;
+      }
+    }
+    const handled = kind !== undefined || (forward !== undefined && forward.length > 0);
+    return {
+      webhook,
+      smpp,
+      handled,
+      kind,
+      commit: () => this.commit(m, kind, reply, forward),
+    };
+  }
+
+  /** A webhook answered message `body` with a reply: send it to the sender. */
+  reply(body: MessageReceivedBody, text: string): void {
+    if (!this.mayAnswer(body.from)) {
+      this.o.logger.info({ id: body.id, did: body.to }, "webhook reply not sent: the sender is not a phone number or is a number of ours");
+      return;
+    }
+    this.sendReply("sync", { from: body.to, to: body.from, text, tenant: body.tenant }, body.id);
+  }
+
+  private commit(m: InboundMessage, kind: KeywordKind | undefined, reply: string | undefined, forward: readonly string[] | undefined): void {
+    if (kind !== undefined) {
+      this.metrics.keywords.inc({ kind });
+      this.o.logger.info({ id: m.id, did: m.did, kind }, "sms keyword");
+    }
+    const ours = this.isOurs(m.from);
+    const tenant = m.route.tenant ?? null;
+    if (reply !== undefined && reply !== "" && kind !== undefined) {
+      if (isE164(m.from) && !ours) {
+        const why: ReplyKind = kind === "keyword" ? "keyword" : kind;
+        // the stop confirmation goes to a recipient who has just opted out: carriers expect that one
+        this.sendReply(why, { from: m.did, to: m.from, text: reply, tenant, ...(kind === "stop" ? { ignoreOptOut: true } : {}) }, m.id);
+      } else this.o.logger.info({ id: m.id, did: m.did, kind }, "keyword answer not sent: the sender is not a phone number or is a number of ours");
+    }
+    if (forward === undefined || forward.length === 0 || m.text === undefined || m.partial) return;
+    if (ours) {
+      this.o.logger.info({ id: m.id, did: m.did }, "not forwarded: the sender is a number of ours (a forward of a forward)");
+      return;
+    }
+    const text = forwardText(m.route.sms?.forwardTemplate ?? DEFAULT_FORWARD_TEMPLATE, m.from, m.did, m.text);
+    for (const to of forward) {
+      if (to === m.did || to === m.from) continue;
+      void this.o.send({ from: m.did, to, text, tenant }).then(
+        (outcome) => {
+          this.metrics.forwards.inc({ outcome });
+          this.o.logger.info({ id: m.id, did: m.did, to, result: outcome }, "sms forwarded");
+        },
+        (err: unknown) => this.o.logger.warn({ id: m.id, did: m.did, err: errMessage(err) }, "sms forward failed"),
+      );
+    }
+  }
+
+  private sendReply(kind: ReplyKind, msg: { from: string; to: string; text: string; tenant: string | null; ignoreOptOut?: boolean }, id: string): void {
+    void this.o.send(msg).then(
+      (outcome) => {
+        this.metrics.replies.inc({ kind, outcome });
+        this.o.logger.info({ id, did: msg.from, kind, result: outcome }, "sms reply");
+      },
+      (err: unknown) => this.o.logger.warn({ id, did: msg.from, kind, err: errMessage(err) }, "sms reply failed"),
+    );
+  }
+
+  /** A sender a reply may go to: a phone number that is not one of ours. */
+  private mayAnswer(from: string): boolean {
+    return isE164(from) && !this.isOurs(from);
+  }
+
+  /** A number with a route of its own (not the default route): one of didgate's numbers. */
+  private isOurs(n: string): boolean {
+    if (!isE164(n)) return false;
+    const t = this.o.store.current;
+    return t.lookup(n) !== undefined && t.match.kind !== MATCH_DEFAULT;
+  }
+}
+
+/** The text of a forwarded message: the template with {from}, {to} and {text} replaced. */
+export function forwardText(template: string, from: string, to: string, text: string): string {
+  const out = template.replace(/\{(from|to|text)\}/g, (_, k: string) => (k === "from" ? from : k === "to" ? to : text));
+  return out.length <= MAX_FORWARD_CHARS ? out : out.slice(0, MAX_FORWARD_CHARS);
+}

@@ -1,0 +1,184 @@
+/**
+ * The route entry's sms.forward / forward_template / keywords / optout (validation with field-named
+ * errors) and the keyword module's decisions: which word is what, where the message goes, what is
+ * sent (recorded through a send function standing in for SmsOutbound.sendAuto, with a real
+ * in-memory opt-out store) and to whom nothing is sent.
+ */
+import pino from "pino";
+import { Registry } from "prom-client";
+import { describe, expect, it } from "vitest";
+import { MemoryOptOutStore, type OptOutStore } from "../../src/edge/optout.js";
+import { DEFAULT_OPTOUT_TEXTS, forwardText, SmsKeywords, type InboundPlan } from "../../src/edge/sms-keywords.js";
+import { parseRoute, type Route } from "../../src/routing/route.js";
+import { RouteStore, RouteTable } from "../../src/routing/table.js";
+
+function route(v: unknown): Route {
+  const r = parseRoute("+15125550100", v);
+  if (!r.ok) throw new Error(r.errors.join("; "));
+  return r.route;
+}
+const errors = (v: unknown): string[] => {
+  const r = parseRoute("+15125550100", v);
+  return r.ok ? [] : r.errors;
+};
+
+describe("route entry: sms.forward, forward_template, keywords, optout", () => {
+  it("accepts a number or a list, a template, keywords in any case (stored upper case), opt-out texts", () => {
+    const r = route({
+      sms: {
+        forward: "+447700900500",
+        forward_template: "{from}: {text}",
+        keywords: { join: { webhook: "https://h/join", reply: "Welcome" }, Info: { forward: ["+447700900501", "+447700900501"] } },
+        optout: { stop_reply: "", help_reply: "Call 555" },
+      },
+    });
+    expect(r.sms!.forward).toEqual(["+447700900500"]);
+    expect(r.sms!.forwardTemplate).toBe("{from}: {text}");
+    expect([...r.sms!.keywords!.keys()]).toEqual(["JOIN", "INFO"]);
+    expect(r.sms!.keywords!.get("INFO")).toEqual({ forward: ["+447700900501"] });
+    expect(r.sms!.optout).toEqual({ stopReply: "", helpReply: "Call 555" });
+    // forward or keywords alone make an sms route
+    expect(route({ sms: { forward: ["+447700900500"] } }).sms!.forward).toHaveLength(1);
+    expect(route({ sms: { keywords: { JOIN: { reply: "hi" } } } }).sms!.keywords!.size).toBe(1);
+  });
+
+  it("names the field of each mistake", () => {
+    expect(errors({ sms: { forward: "447700900500" } })[0]).toMatch(/sms\.forward: must be an E\.164 number/);
+    expect(errors({ sms: { forward: [] } })[0]).toMatch(/sms\.forward:/);
+    expect(errors({ sms: { forward: Array.from({ length: 11 }, (_, i) => `+4477009005${String(i).padStart(2, "0")}`) } })[0]).toMatch(/1 to 10/);
+    expect(errors({ sms: { webhook: "https://h", forward_template: "" } })[0]).toMatch(/sms\.forward_template: must be a text of 1 to 1600/);
+    expect(errors({ sms: { keywords: { STOP: { reply: "x" } } } })[0]).toMatch(/sms\.keywords\.STOP: is an opt-out or opt-in word/);
+    expect(errors({ sms: { keywords: { yes: { reply: "x" } } } })[0]).toMatch(/sms\.keywords\.yes: is an opt-out or opt-in word/);
+    expect(errors({ sms: { keywords: { "two words": { reply: "x" } } } })[0]).toMatch(/sms\.keywords\.two words: a keyword must be one word/);
+    expect(errors({ sms: { keywords: { join: { reply: "a" }, JOIN: { reply: "b" } } } })[0]).toMatch(/sms\.keywords\.JOIN: is given twice/);
+    expect(errors({ sms: { keywords: { JOIN: {} } } })[0]).toMatch(/sms\.keywords\.JOIN: needs webhook, forward or reply/);
+    expect(errors({ sms: { keywords: { JOIN: { reply: "x", url: "y" } } } })[0]).toMatch(/sms\.keywords\.JOIN\.url: unknown field/);
+    expect(errors({ sms: { keywords: { JOIN: { webhook: "ftp://x" } } } })[0]).toMatch(/sms\.keywords\.JOIN\.webhook: must be an http/);
+    expect(errors({ sms: { keywords: [] } })[0]).toMatch(/sms\.keywords: must be an object/);
+    expect(errors({ sms: { webhook: "https://h", optout: { stop: "x" } } })[0]).toMatch(/sms\.optout\.stop: unknown field/);
+    expect(errors({ sms: { webhook: "https://h", optout: { help_reply: "x".repeat(1601) } } })[0]).toMatch(/sms\.optout\.help_reply:/);
+    expect(errors({ sms: {} })[0]).toMatch(/sms: needs webhook, smpp, forward or keywords/);
+  });
+});
+
+describe("forwardText", () => {
+  it("replaces {from}, {to}, {text} (each occurrence), leaves other braces, cuts at 1600 characters", () => {
+    expect(forwardText("From {from}: {text}", "+4477", "+1512", "hi {to}")).toBe("From +4477: hi {to}");
+    expect(forwardText("{to}<-{from} {text}{text} {x}", "a", "b", "t")).toBe("b<-a tt {x}");
+    expect(forwardText("{text}", "a", "b", "z".repeat(2000))).toHaveLength(1600);
+  });
+});
+
+interface Sent {
+  from: string;
+  to: string;
+  text: string;
+  ignoreOptOut?: boolean;
+}
+
+function setup(routes: Record<string, unknown>, optouts: OptOutStore = new MemoryOptOutStore()) {
+  const t = new RouteTable<Route>();
+  for (const [k, v] of Object.entries(routes)) t.set(k, route(v));
+  const sent: Sent[] = [];
+  const kw = new SmsKeywords({
+    store: new RouteStore(t),
+    optouts,
+    send: async (m) => {
+      sent.push(m.ignoreOptOut ? { from: m.from, to: m.to, text: m.text, ignoreOptOut: true } : { from: m.from, to: m.to, text: m.text });
+      return "accepted";
+    },
+    logger: pino({ level: "silent" }),
+    registry: new Registry(),
+  });
+  const inbound = async (did: string, from: string, text: string | undefined, partial = false): Promise<InboundPlan> => {
+    const p = await kw.inbound({ did, route: t.lookup(did)!, from, text, partial, id: "m" });
+    if (p === "temporary") throw new Error("temporary");
+    return p;
+  };
+  return { kw, sent, inbound, optouts };
+}
+
+const flush = () => new Promise((r) => setImmediate(r));
+
+describe("SmsKeywords", () => {
+  const routes = {
+    "+15125550100": { tenant: "acme", sms: { webhook: "https://h/in", smpp: "app-1", forward: "+447700900500", keywords: { JOIN: { webhook: "https://h/join", reply: "Welcome" }, PRICE: { reply: "1 USD" } }, optout: { help_reply: "Call 555" } } },
+    "+15125550200": { tenant: "acme", sms: { webhook: "https://h/other" } },
+  };
+
+  it("STOP (whole text, any case) records the opt-out and confirms, sent although opted out; START removes it", async () => {
+    const { sent, inbound, optouts } = setup(routes);
+    const p = await inbound("+15125550100", "+447700900001", " stop! ");
+    expect([p.kind, p.handled, p.webhook, p.smpp]).toEqual(["stop", true, "https://h/in", "app-1"]);
+    expect(await optouts.isOptedOut("+15125550100", "+447700900001")).toBe(true);
+    expect(sent).toEqual([]); // nothing before commit (the message may still be declined)
+    p.commit();
+    await flush();
+    expect(sent[0]).toEqual({ from: "+15125550100", to: "+447700900001", text: DEFAULT_OPTOUT_TEXTS.stop, ignoreOptOut: true });
+    const s = await inbound("+15125550100", "+447700900001", "UNSTOP");
+    expect(s.kind).toBe("start");
+    expect(await optouts.isOptedOut("+15125550100", "+447700900001")).toBe(false);
+    s.commit();
+    await flush();
+    expect(sent.filter((m) => m.to === "+447700900001").map((m) => m.text)).toEqual([DEFAULT_OPTOUT_TEXTS.stop, DEFAULT_OPTOUT_TEXTS.start]);
+  });
+
+  it("'stop that' is no opt-out word; a route keyword is the first word; HELP answers the route's help text", async () => {
+    const { sent, inbound, optouts } = setup(routes);
+    const a = await inbound("+15125550100", "+447700900002", "stop that");
+    expect(a.kind).toBeUndefined();
+    expect(await optouts.isOptedOut("+15125550100", "+447700900002")).toBe(false);
+    const j = await inbound("+15125550100", "+447700900002", "Join, now");
+    expect([j.kind, j.webhook, j.smpp]).toEqual(["keyword", "https://h/join", undefined]);
+    const pr = await inbound("+15125550100", "+447700900002", "price?");
+    expect([pr.kind, pr.webhook, pr.smpp]).toEqual(["keyword", "https://h/in", "app-1"]);
+    const h = await inbound("+15125550100", "+447700900002", "HELP");
+    expect(h.kind).toBe("help");
+    for (const p of [j, pr, h]) p.commit();
+    await flush();
+    const replies = sent.filter((m) => m.to === "+447700900002").map((m) => m.text);
+    expect(replies).toEqual(["Welcome", "1 USD", "Call 555"]);
+    // every one of them was forwarded as well (the route's forward)
+    expect(sent.filter((m) => m.to === "+447700900500").map((m) => m.text)).toEqual(["From +447700900002: Join, now", "From +447700900002: price?", "From +447700900002: HELP"]);
+  });
+
+  it("nothing is sent to an alphanumeric sender or one of our numbers, and a message from one of ours is not forwarded", async () => {
+    const { kw, sent, inbound, optouts } = setup(routes);
+    const a = await inbound("+15125550100", "ACME", "STOP");
+    expect(a.kind).toBe("stop");
+    expect(await optouts.isOptedOut("+15125550100", "ACME")).toBe(false);
+    a.commit();
+    const b = await inbound("+15125550100", "+15125550200", "JOIN");
+    b.commit();
+    kw.reply({ type: "message.received", id: "x", received_at: "", from: "+15125550200", to: "+15125550100", text: "", encoding: "gsm7", parts: 1, tenant: "acme", smpp: { peer: "c", message_id: "1" } }, "hello");
+    kw.reply({ type: "message.received", id: "y", received_at: "", from: "+447700900003", to: "+15125550100", text: "", encoding: "gsm7", parts: 1, tenant: "acme", smpp: { peer: "c", message_id: "2" } }, "hello");
+    await flush();
+    // only the reply to the outside number, and the forward of ACME's message
+    expect(sent).toEqual([
+      { from: "+15125550100", to: "+447700900500", text: "From ACME: STOP" },
+      { from: "+15125550100", to: "+447700900003", text: "hello" },
+    ]);
+  });
+
+  it("a binary or partial message is no keyword; a route without forward or keyword leaves a plain message unhandled", async () => {
+    const { inbound, sent } = setup(routes);
+    const bin = await inbound("+15125550100", "+447700900004", undefined);
+    const part = await inbound("+15125550100", "+447700900004", "STOP", true);
+    expect([bin.kind, part.kind]).toEqual([undefined, undefined]);
+    // nor forwarded (the route forwards every text message)
+    bin.commit();
+    part.commit();
+    await flush();
+    expect(sent).toEqual([]);
+    const p = await inbound("+15125550200", "+447700900004", "hello");
+    expect([p.handled, p.kind, p.webhook]).toEqual([false, undefined, "https://h/other"]);
+  });
+
+  it("an opt-out store that fails: the message gets a temporary failure", async () => {
+    const broken: OptOutStore = { optOut: () => Promise.reject(new Error("down")), optIn: () => Promise.reject(new Error("down")), isOptedOut: async () => false };
+    const { kw } = setup(routes, broken);
+    const t = new RouteTable<Route>();
+    t.set("+15125550100", route(routes["+15125550100"]));
+    expect(await kw.inbound({ did: "+15125550100", route: t.lookup("+15125550100")!, from: "+447700900005", text: "STOP", partial: false, id: "m" })).toBe("temporary");
+  });
+});
