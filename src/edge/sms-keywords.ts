@@ -23,6 +23,7 @@
  * recorded first: when that fails the message gets a temporary failure and the SMSC retries), and
  * the plan's commit() once the message was accepted, so an SMSC's retry sends nothing twice.
  */
+import { LRUCache } from "lru-cache";
 import type { Logger } from "pino";
 import { Counter, type Registry } from "prom-client";
 import type { MessageReceivedBody } from "../delivery/types.js";
@@ -46,6 +47,18 @@ export const DEFAULT_OPTOUT_TEXTS = {
 export const DEFAULT_FORWARD_TEMPLATE = "From {from}: {text}";
 /** Longest text of a forwarded message (characters); the rest of a longer one is cut. */
 const MAX_FORWARD_CHARS = 1600;
+
+/**
+ * Automatic answers (webhook replies, keyword, STOP/START/HELP answers) from one DID to one
+ * recipient: at most ANSWERS_PER_WINDOW per ANSWER_WINDOW_MS. Each answer is an outbound message
+ * the number's owner pays for, and the sender address of an inbound message is whatever the
+ * carrier or a spoofer put there: without a bound, a stream of HELP texts "from" a premium number
+ * turns didgate into a paid message pump. The table of counters is bounded (least recently used
+ * pairs are forgotten first).
+ */
+const ANSWERS_PER_WINDOW = 5;
+const ANSWER_WINDOW_MS = 60_000;
+const ANSWER_PAIRS_MAX = 100_000;
 
 export class SmsKeywordMetrics {
   readonly keywords: Counter<"kind">;
@@ -96,6 +109,8 @@ export interface InboundPlan {
 
 export class SmsKeywords {
   readonly metrics: SmsKeywordMetrics;
+  /** "did recipient" -> answers sent in the current window (the entry expires with its window). */
+  private readonly answered = new LRUCache<string, { n: number }>({ max: ANSWER_PAIRS_MAX, ttl: ANSWER_WINDOW_MS, ttlAutopurge: false });
 
   constructor(private readonly o: SmsKeywordsOptions) {
     this.metrics = new SmsKeywordMetrics(o.registry);
@@ -191,6 +206,15 @@ export class SmsKeywords {
   }
 
   private sendReply(kind: ReplyKind, msg: { from: string; to: string; text: string; tenant: string | null; ignoreOptOut?: boolean }, id: string): void {
+    const pair = msg.from + " " + msg.to;
+    const seen = this.answered.get(pair, { updateAgeOnGet: false });
+    if (seen !== undefined && seen.n >= ANSWERS_PER_WINDOW) {
+      this.metrics.replies.inc({ kind, outcome: "rate_limited" });
+      this.o.logger.info({ id, did: msg.from, kind }, "sms reply not sent: too many automatic answers to this recipient from this number");
+      return;
+    }
+    if (seen === undefined) this.answered.set(pair, { n: 1 });
+    else seen.n++;
     void this.o.send(msg).then(
       (outcome) => {
         this.metrics.replies.inc({ kind, outcome });

@@ -177,6 +177,19 @@ describe("route keywords", () => {
     expect(hitsFor("+447700900006").map((h) => h.path)).toEqual(["/plain", "/plain"]);
   });
 
+  it("automatic answers to one recipient are bounded: 7 HELPs within a minute get 5 answers, all 7 reach the webhook", async () => {
+    const before = await metric("didgate_sms_replies_total", 'kind="help",outcome="rate_limited"');
+    // seven different spellings: the same text again would be taken for an SMSC retry (stable ids)
+    for (const t of ["help", "Help", "HELP", "help!", "HELP.", "Help?", "hElp"]) expect((await deliver("447700900012", "15125550150", t)).command_status).toBe(0);
+    await waitFor(() => (hitsFor("+447700900012").length >= 7 ? true : undefined), 5000);
+    await waitFor(async () => ((await metric("didgate_sms_replies_total", 'kind="help",outcome="rate_limited"')) - before >= 2 ? true : undefined), 5000);
+    expect(await waitSent("447700900012", 5)).toHaveLength(5);
+    // another recipient is answered as before
+    expect((await deliver("447700900013", "15125550150", "help")).command_status).toBe(0);
+    expect(await waitSent("447700900013")).toEqual([["15125550150", "Global help text"]]);
+    expect(sent("447700900012")).toHaveLength(5);
+  });
+
   it("a route without sms.optout answers HELP with smpp.optout's text", async () => {
     expect((await deliver("447700900009", "15125550150", "help")).command_status).toBe(0);
     expect(await waitSent("447700900009")).toEqual([["15125550150", "Global help text"]]);
