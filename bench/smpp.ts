@@ -18,7 +18,7 @@ import { gsm7Encode, ucs2Encode, parseDataCoding } from "../src/smpp/charset.js"
 import { extractUserData, partUnits, decodeUnits, resolveEncoding } from "../src/smpp/message.js";
 import { SmppEdge } from "../src/smpp/edge.js";
 import { SmppSession, type SessionHandler } from "../src/smpp/session.js";
-import { systemClock } from "../src/smpp/clock.js";
+import { systemClock } from "../src/util/clock.js";
 import { median, nowNs, parseArgs, Reporter, result, sink } from "./lib.js";
 // Baseline only (a devDependency): the npm `smpp` package's PDU codec.
 import smppPkg from "smpp";

@@ -13,7 +13,7 @@ import type { Logger } from "pino";
 import type { Registry } from "prom-client";
 import { Attempter } from "./attempt.js";
 import { type BackoffOptions, DEFAULT_BACKOFF } from "./backoff.js";
-import { type DeliveryClock, realClock } from "./clock.js";
+import { type TimeoutClock, systemClock } from "../util/clock.js";
 import { DirectDelivery } from "./direct.js";
 import { DeliveryMetrics } from "./metrics.js";
 import type { RedisConnector } from "../redis/client.js";
@@ -75,7 +75,7 @@ export interface DeliveryOptions {
   instanceId: string;
   /** Wall clock override (ms); timers keep the real clock unless `clock` is given. */
   now?: () => number;
-  clock?: DeliveryClock;
+  clock?: TimeoutClock;
   /** Direct mode: how long accept() waits for the receiver before answering "temporary" (ms). Default 8000 (keep it below the SMSC's response timeout). */
   direct_wait_ms?: number;
   /** Spool mode: how long accept() waits for Redis before answering "temporary" (ms). Default 5000. */
@@ -103,13 +103,13 @@ export class Delivery {
   private readonly direct: DirectDelivery | undefined;
   private readonly logger: Logger;
   private readonly sender: WebhookSender;
-  private readonly clock: DeliveryClock;
+  private readonly clock: TimeoutClock;
   private readonly directWaitMs: number;
   private readonly enqueueTimeoutMs: number;
   private closed = false;
 
   constructor(opts: DeliveryOptions) {
-    const base = opts.clock ?? realClock;
+    const base = opts.clock ?? systemClock;
     const nowFn = opts.now;
     this.clock = nowFn ? { now: nowFn, setTimeout: base.setTimeout, clearTimeout: base.clearTimeout } : base;
     this.logger = opts.logger;

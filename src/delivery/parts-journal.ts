@@ -23,7 +23,7 @@
 import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from "node:fs";
 import { open, type FileHandle } from "node:fs/promises";
 import { dirname } from "node:path";
-import { type DeliveryClock, realClock } from "./clock.js";
+import { type TimeoutClock, systemClock } from "../util/clock.js";
 import type { PartAddResult, SweptBuffer } from "./parts.js";
 
 export interface JournalPartStoreOptions {
@@ -37,7 +37,7 @@ export interface JournalPartStoreOptions {
   maxBytes?: number;
   /** How long a swept buffer is reserved for its sweep (ms). Default 60 s. */
   leaseMs?: number;
-  clock?: DeliveryClock;
+  clock?: TimeoutClock;
   /** Rewrite the journal when it holds this many records more than the live parts (default 10000). */
   compactAfter?: number;
 }
@@ -58,7 +58,7 @@ type JournalRecord =
 
 export class JournalPartStore {
   private readonly o: JournalPartStoreOptions;
-  private readonly clock: DeliveryClock;
+  private readonly clock: TimeoutClock;
   private readonly buffers = new Map<string, Buffer_>();
   private fh: FileHandle | undefined;
   private pending: { line: string; resolve: () => void; reject: (e: Error) => void }[] = [];
@@ -73,7 +73,7 @@ export class JournalPartStore {
   /** Opens (creating) the journal and replays it; synchronous so the store is ready at once. */
   constructor(opts: JournalPartStoreOptions) {
     this.o = opts;
-    this.clock = opts.clock ?? realClock;
+    this.clock = opts.clock ?? systemClock;
     mkdirSync(dirname(opts.path), { recursive: true });
     this.skippedAtReplay = this.replay();
     this.compactSync();

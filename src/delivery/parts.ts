@@ -20,8 +20,7 @@
  */
 import type { RedisClient } from "../redis/client.js";
 import { Script } from "../redis/script.js";
-import type { DeliveryClock } from "./clock.js";
-import { realClock } from "./clock.js";
+import { systemClock, type TimeoutClock } from "../util/clock.js";
 
 export type PartAddResult =
   | { kind: "stored" }
@@ -57,7 +56,7 @@ export interface PartStoreOptions {
   maxBuffers?: number;
   /** How long a swept buffer is reserved for the sweeping edge (ms). Default 60 s. */
   leaseMs?: number;
-  clock?: DeliveryClock;
+  clock?: TimeoutClock;
 }
 
 /** KEYS hash, due. ARGV seq, part, total, deadline, key, maxBuffers, guard ttl ms. */
@@ -128,13 +127,13 @@ function toParts(flat: string[]): { total: number; parts: (string | undefined)[]
 
 export class RedisPartStore implements PartStore {
   private readonly o: PartStoreOptions;
-  private readonly clock: DeliveryClock;
+  private readonly clock: TimeoutClock;
   private readonly hashPrefix: string;
   private readonly due: string;
 
   constructor(opts: PartStoreOptions) {
     this.o = opts;
-    this.clock = opts.clock ?? realClock;
+    this.clock = opts.clock ?? systemClock;
     this.hashPrefix = `${opts.prefix}parts:`;
     this.due = `${opts.prefix}parts:due`;
   }

@@ -18,7 +18,7 @@
 import type { Logger } from "pino";
 import { type Attempter } from "./attempt.js";
 import { type BackoffOptions, nextAttempt } from "./backoff.js";
-import type { DeliveryClock } from "./clock.js";
+import type { TimeoutClock } from "../util/clock.js";
 import { type DeliveryMetrics, type SpoolStats, deadReasonLabel } from "./metrics.js";
 import {
   ACK,
@@ -58,7 +58,7 @@ export interface SpoolOptions {
   metrics: DeliveryMetrics;
   logger: Logger;
   backoff: BackoffOptions;
-  clock: DeliveryClock;
+  clock: TimeoutClock;
   /** Deliveries in progress at once in this edge. */
   maxInFlight: number;
   /** An entry pending this long (ms) belongs to a dead edge and is reclaimed. Must exceed the longest attempt. */

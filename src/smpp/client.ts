@@ -6,7 +6,7 @@
 import net from "node:net";
 import tls from "node:tls";
 import type { Logger } from "pino";
-import type { Clock } from "./clock.js";
+import type { Clock } from "../util/clock.js";
 import { CMD, STATUS } from "./constants.js";
 import type { Pdu } from "./codec.js";
 import type { InboundProcessor, PeerContext } from "./inbound.js";

@@ -6,7 +6,7 @@
 import type { AddressInfo } from "node:net";
 import type { Logger } from "pino";
 import type { Registry } from "prom-client";
-import { systemClock, type Clock } from "./clock.js";
+import { systemClock, type Clock } from "../util/clock.js";
 import { SmppClient } from "./client.js";
 import { InboundProcessor } from "./inbound.js";
 import { SmppMetrics } from "./metrics.js";

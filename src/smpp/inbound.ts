@@ -5,7 +5,7 @@
  * promise settles (or its time runs out: temporary failure).
  */
 import type { Logger } from "pino";
-import type { Clock } from "./clock.js";
+import type { Clock } from "../util/clock.js";
 import { STATUS } from "./constants.js";
 import { type Pdu, type Tlv } from "./codec.js";
 import { parseDataCoding, type DataCoding, type TextEncoding } from "./charset.js";

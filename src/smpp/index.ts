@@ -17,5 +17,5 @@ export {
 } from "./charset.js";
 export { parseReceiptText } from "./message.js";
 export { Reassembler } from "./reassembly.js";
-export { systemClock, type Clock } from "./clock.js";
+export { systemClock, type Clock } from "../util/clock.js";
 export type * from "./types.js";

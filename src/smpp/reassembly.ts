@@ -5,7 +5,7 @@
  * evicted to make room, its parts go to `onIncomplete` to be delivered as they are (marked partial).
  */
 import { LRUCache } from "lru-cache";
-import type { Clock } from "./clock.js";
+import type { Clock } from "../util/clock.js";
 
 export interface ReassemblyOptions<P> {
   /** How long the first part waits for the others (ms). */

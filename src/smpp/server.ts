@@ -7,7 +7,7 @@ import net, { BlockList, type AddressInfo, type Socket } from "node:net";
 import tls from "node:tls";
 import type { Logger } from "pino";
 import { LRUCache } from "lru-cache";
-import type { Clock } from "./clock.js";
+import type { Clock } from "../util/clock.js";
 import { CMD, STATUS, TLV } from "./constants.js";
 import { Pdu, tlvCString, tlvU8 } from "./codec.js";
 import type { InboundProcessor, PeerContext } from "./inbound.js";

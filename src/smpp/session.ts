@@ -11,7 +11,7 @@
  */
 import type { Socket } from "node:net";
 import type { Logger } from "pino";
-import type { Clock } from "./clock.js";
+import type { Clock } from "../util/clock.js";
 import { CMD, RESP_BIT, STATUS, commandName } from "./constants.js";
 import { HEADER_LENGTH, Pdu, PduError, decodePdu, encodeHeader, encodePdu, encodeSmResp } from "./codec.js";
 import { isOpCommand } from "./ops.js";

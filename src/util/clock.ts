@@ -7,6 +7,9 @@ export interface Clock {
   clearInterval(handle: unknown): void;
 }
 
+/** The part of a clock that one-shot schedules need (delivery retries, journals): fakes in tests implement only this. */
+export type TimeoutClock = Pick<Clock, "now" | "setTimeout" | "clearTimeout">;
+
 /** The real clock. Timers are unref'd: they never keep the process alive on their own. */
 export const systemClock: Clock = Object.freeze({
   now: () => Date.now(),

@@ -8,18 +8,18 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { JournalPartStore } from "../../src/delivery/parts-journal.js";
-import type { DeliveryClock } from "../../src/delivery/clock.js";
+import type { TimeoutClock } from "../../src/util/clock.js";
 
 const dir = mkdtempSync(join(tmpdir(), "didgate-journal-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 let n = 0;
-function clock(start = 1_000_000): DeliveryClock & { t: number } {
+function clock(start = 1_000_000): TimeoutClock & { t: number } {
   const c = { t: start, now: () => c.t, setTimeout: (f: () => void, ms: number) => setTimeout(f, ms), clearTimeout: (h: unknown) => clearTimeout(h as NodeJS.Timeout) };
-  return c as DeliveryClock & { t: number };
+  return c as TimeoutClock & { t: number };
 }
 
-async function store(path: string, c: DeliveryClock, over: Partial<ConstructorParameters<typeof JournalPartStore>[0]> = {}): Promise<JournalPartStore> {
+async function store(path: string, c: TimeoutClock, over: Partial<ConstructorParameters<typeof JournalPartStore>[0]> = {}): Promise<JournalPartStore> {
   const s = new JournalPartStore({ path, timeoutMs: 1000, clock: c, ...over });
   await s.open();
   return s;

@@ -1,4 +1,4 @@
-import type { Clock } from "../../src/smpp/clock.js";
+import type { Clock } from "../../src/util/clock.js";
 
 /** A manual clock for tests: time moves only when advance() is called. */
 export class FakeClock implements Clock {
