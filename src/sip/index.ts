@@ -18,7 +18,7 @@
  *   const stack = await SipStack.create({
  *     listen: ["udp://0.0.0.0:5060", "tcp://[::1]:5060", { url: "tls://0.0.0.0:5061", tls: { cert, key } }],
  *     logger, registry,            // pino Logger, prom-client Registry (optional)
- *     t1: 500, t2: 4000, t4: 5000, // timer config (ms); timers: ManualTimers for deterministic tests
+ *     t1: 500, t2: 4000, t4: 5000, // timer config (ms); timers: a manual Timers for deterministic tests
  *     limits: { maxMessageSize, maxHeaders, maxHeaderLength },
  *     transport: { idleTimeoutMs, maxConnectionsPerIp, maxConnections, tlsVerify, tlsCa },
  *   }, handler);
@@ -86,7 +86,7 @@ export { canRespond, createResponse, randomToken, type ResponseOptions } from ".
 export { HDR, Via, canonicalName, parseCSeq, parseVia, type CSeq } from "./headers.js";
 export { NameAddr, SipUri, parseNameAddr, parseUri } from "./uri.js";
 export { splitList, type Param } from "./syntax.js";
-export { ManualTimers, realTimers, type TimerHandle, type TimerTarget, type Timers } from "./timers.js";
+export { realTimers, type TimerHandle, type TimerTarget, type Timers } from "./timers.js";
 export { StreamFramer, type FrameSink } from "./framer.js";
 export { SipMetrics } from "./metrics.js";
 export {

@@ -3,7 +3,6 @@ import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { Registry } from "prom-client";
 import {
-  ManualTimers,
   SipMessage,
   SipStack,
   createResponse,
@@ -16,6 +15,7 @@ import {
   type SipStackOptions,
 } from "../../src/sip/index.js";
 import { TcpPeer, UdpPeer, request } from "./peers.js";
+import { ManualTimers } from "./manual-timers.js";
 
 const FIX = path.join(path.dirname(new URL(import.meta.url).pathname), "fixtures");
 const CERT = fs.readFileSync(path.join(FIX, "cert.pem"));
