@@ -246,6 +246,7 @@ export class Didgate {
     const file = this.path(this.config.routes.file);
     const check = selfTargetCheck(this.config.sip);
     this.fileSource = new FileRouteSource({
+      now: this.now,
       path: file,
       watch: this.config.routes.watch,
       store: this.store,
@@ -766,7 +767,7 @@ export class Didgate {
   private async shutdown(graceMs: number): Promise<void> {
     this.stopping = true;
     this.logger.info({ grace_ms: graceMs }, "didgate draining");
-    const deadline = Date.now() + graceMs;
+    const deadline = this.now() + graceMs;
     this.voice?.drain();
     this.sms?.drain();
     this.smsOut?.drain();
@@ -775,11 +776,11 @@ export class Didgate {
     // dialog state to wait on, so wait for SIP to be quiet for a moment.
     const voice = this.voice;
     const sleep = () => new Promise((r) => setTimeout(r, 50));
-    while (voice && voice.inFlight() > 0 && Date.now() < deadline) await sleep();
-    while (voice && Date.now() - voice.lastRequestAt < DRAIN_QUIET_MS && Date.now() < deadline) await sleep();
+    while (voice && voice.inFlight() > 0 && this.now() < deadline) await sleep();
+    while (voice && this.now() - voice.lastRequestAt < DRAIN_QUIET_MS && this.now() < deadline) await sleep();
     // SMPP: answer what is in flight, unbind politely.
-    await this.smpp?.drain(Math.max(0, Math.min(deadline - Date.now(), 10_000))).catch((err: unknown) => this.logger.warn({ err: errMessage(err) }, "smpp drain"));
-    await this.delivery?.drain(Math.max(0, deadline - Date.now())).catch((err: unknown) => this.logger.warn({ err: errMessage(err) }, "delivery drain"));
+    await this.smpp?.drain(Math.max(0, Math.min(deadline - this.now(), 10_000))).catch((err: unknown) => this.logger.warn({ err: errMessage(err) }, "smpp drain"));
+    await this.delivery?.drain(Math.max(0, deadline - this.now())).catch((err: unknown) => this.logger.warn({ err: errMessage(err) }, "delivery drain"));
     await this.voice?.close();
     await this.smpp?.close();
     this.receiptSender?.stop();

@@ -580,7 +580,7 @@ export class SmsOutbound {
       if (r.outcome === "ok") {
         this.metrics.binds.inc({ bind: name, outcome: "ok" });
         this.metrics.parts.inc({ bind: name }, body.parts);
-        this.metrics.latency.observe({ bind: name }, (Date.now() - Date.parse(body.submitted_at)) / 1000);
+        this.metrics.latency.observe({ bind: name }, (this.now() - Date.parse(body.submitted_at)) / 1000);
         if (body.track === true) await this.track(body, "sent", { bind: name });
         this.o.logger.debug({ id: body.id, bind: name, ms: Math.round(performance.now() - t0), smsc_ids: r.message_ids }, "sms outbound: accepted by carrier");
         return { kind: "delivered" };

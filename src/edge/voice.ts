@@ -419,7 +419,7 @@ export class VoiceEdge implements SipStackHandler, ProxyHost {
   }
 
   onRequest(tx: ServerTransaction): void {
-    this.lastRequestAt = Date.now();
+    this.lastRequestAt = this.now();
     const req = tx.request;
     const src = tx.source;
     const method = req.method;
@@ -1122,7 +1122,7 @@ export class VoiceEdge implements SipStackHandler, ProxyHost {
   }
 
   onAck(ack: SipMessage, source: Source): void {
-    this.lastRequestAt = Date.now();
+    this.lastRequestAt = this.now();
     const trunk = this.trunkOf(ack, source);
     if (trunk === undefined && !this.flood.allow(source.address)) {
       this.refused(source.transport, source.address, source.port, "ACK (flood guard)");

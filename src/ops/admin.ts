@@ -22,7 +22,8 @@ export interface AdminHandlers {
   logger: Logger;
   readiness(): Readiness;
   /** `countryCode` undefined: the configured default. */
-  lookup(number: string, caller: string | undefined, atMs: number, countryCode?: string): { ok: true; json: LookupJson } | { ok: false; error: string };
+  /** `atMs` undefined: now, by the handler's clock. */
+  lookup(number: string, caller: string | undefined, atMs: number | undefined, countryCode?: string): { ok: true; json: LookupJson } | { ok: false; error: string };
   /** The status view (GET /v1/status). */
   status?(): Promise<StatusReport>;
   /** A registrar user and its bindings (GET /v1/users/USER); undefined: no such user. */
@@ -130,7 +131,7 @@ export class AdminServer {
           send(res, 400, JSON.stringify({ error: "query parameter number is required" }));
           return;
         }
-        let atMs = Date.now();
+        let atMs: number | undefined;
         const at = url.searchParams.get("at");
         if (at) {
           atMs = Date.parse(at);

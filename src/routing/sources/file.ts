@@ -117,6 +117,8 @@ export interface FileSourceOptions {
   outboundStore?: RouteStore<OutboundEntry>;
   logger: Logger;
   metrics: RouteMetrics;
+  /** Wall clock, epoch ms (default Date.now): the time of the last reload in the metrics. */
+  now?: () => number;
   /** Debounce for bursts of file events (editors write in several steps). */
   debounceMs?: number;
   /** Load in a worker thread (default true; false: on the main thread, in one go). */
@@ -277,7 +279,7 @@ export class FileRouteSource {
     stats.ms = performance.now() - started;
     this.lastStats = stats;
     metrics.reloads.inc({ source: "file", result: "ok" });
-    metrics.lastReload.set(Date.now() / 1000);
+    metrics.lastReload.set((this.opts.now ?? Date.now)() / 1000);
     metrics.observeTable("file", r.table.version, r.table.counts());
     logger.info(
       { path, entries: r.table.size, distinct: stats.distinct, reason, ms: Math.round(stats.ms), worker: stats.worker, max_slice_ms: Math.round(stats.maxSliceMs * 10) / 10, max_slice_cpu_ms: Math.round(stats.maxSliceCpuMs * 10) / 10, assemble_ms: Math.round((stats.assembleMs ?? 0) * 10) / 10 },
