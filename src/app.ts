@@ -13,7 +13,7 @@ import { hostname } from "node:os";
 import type { Logger } from "pino";
 import type { Registry } from "prom-client";
 import { ConfigError, loadConfig, packageRoot, resolvePath, snapshotPath, type LoadedConfig } from "./config/load.js";
-import { parseHostPort } from "./config/net.js";
+import { parseHostPort } from "./util/net.js";
 import type { Config } from "./config/schema.js";
 import { Delivery } from "./delivery/delivery.js";
 import { RedisPartStore } from "./delivery/parts.js";

@@ -1,6 +1,6 @@
 /** `didgate status`: the running daemon's GET /v1/status, from its admin listener. */
 import { loadConfig } from "../config/load.js";
-import { parseHostPort } from "../config/net.js";
+import { parseHostPort } from "../util/net.js";
 import { bool, CONFIG_OPTION, line, parseCommand, str, type Io } from "./args.js";
 import { renderStatus, type StatusReport } from "../ops/status.js";
 import { errMessage } from "../util/errors.js";

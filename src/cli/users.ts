@@ -1,6 +1,6 @@
 /** `didgate users show USER`: a registrar user's bindings, from the running daemon's admin listener. */
 import { loadConfig } from "../config/load.js";
-import { parseHostPort } from "../config/net.js";
+import { parseHostPort } from "../util/net.js";
 import type { UserReport } from "../edge/registrar.js";
 import { bool, CONFIG_OPTION, line, parseCommand, str, UsageError, type Io } from "./args.js";
 import { errMessage } from "../util/errors.js";

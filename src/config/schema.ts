@@ -4,7 +4,7 @@
  */
 import { z } from "zod";
 import { parseRedisUrl } from "../redis/endpoint.js";
-import { cidrContains, parseCidr, parseHostPort, parseListenUrl } from "./net.js";
+import { cidrContains, parseCidr, parseHostPort, parseListenUrl } from "../util/net.js";
 import { registrarSchema } from "./registrar.js";
 
 const cidr = z.string().refine((s) => parseCidr(s) !== undefined, {

@@ -4,7 +4,6 @@
  * the number format it wants in the Request-URI, headers to add, the answers that move a call on to
  * the next carrier, and how a forwarded call names the number it was forwarded from.
  */
-import type { TrunkConfig } from "../config/schema.js";
 import { TokenBucket, type Now } from "./limits.js";
 
 export interface Carrier {
@@ -20,10 +19,24 @@ export interface Carrier {
   readonly forwardHeader: "diversion" | "history-info";
 }
 
+/** The termination side of a trunk as configured (`sip.trunks[]`, the fields read here). */
+export interface TerminationSpec {
+  name: string;
+  termination?: string | readonly string[] | undefined;
+  termination_cps?: number | undefined;
+  max_calls?: number | undefined;
+  number_format: "e164" | "national";
+  number_prefix: string;
+  country_code?: string | undefined;
+  headers: Readonly<Record<string, string>>;
+  failover_on: readonly number[];
+  forward_header: "diversion" | "history-info";
+}
+
 export class CarrierTable {
   private readonly byName = new Map<string, Carrier>();
 
-  constructor(trunks: readonly TrunkConfig[], now: Now, previous?: CarrierTable) {
+  constructor(trunks: readonly TerminationSpec[], now: Now, previous?: CarrierTable) {
     for (const t of trunks) {
       if (t.termination === undefined) continue;
       const old = previous?.get(t.name);

@@ -3,7 +3,7 @@
  * the packet's source address (exact IPs first, then the most specific CIDR) and/or by SIP digest
  * credentials; one with both needs both. Each has its own CPS bucket and concurrent-call limit.
  */
-import { AddressMatcher } from "../config/net.js";
+import { AddressMatcher } from "../util/net.js";
 import type { CustomerConfig } from "../config/schema.js";
 import type { NumberPlan } from "../routing/number.js";
 import { TokenBucket, type Now } from "./limits.js";

@@ -12,11 +12,20 @@
  */
 import type { Logger } from "pino";
 import { LRUCache } from "lru-cache";
-import type { Config } from "../config/schema.js";
 import { SipMessage, randomToken, type ClientTransaction, type ClientTxHandler, type SipStack, type TimerHandle, type TimerTarget } from "../sip/index.js";
 import type { ResolvedTarget } from "../sip/resolve.js";
 
-export type HealthConfig = Config["sip"]["health"];
+/** `sip.health` of the config: the probing of targets with OPTIONS. */
+export interface HealthConfig {
+  enabled: boolean;
+  interval_s: number;
+  /** Unanswered or failed probes in a row that mark a target down. */
+  failures: number;
+  /** Good probes in a row that mark it up again. */
+  recoveries: number;
+  /** Response codes that mean alive. */
+  alive_codes: readonly number[];
+}
 
 interface Entry {
   readonly target: ResolvedTarget;

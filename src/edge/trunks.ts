@@ -3,17 +3,30 @@
  * most specific first), and each trunk's number plan and CPS bucket. Addresses come from the
  * packet, never from headers.
  */
-import { AddressMatcher, parseCidr, parseIp } from "../config/net.js";
-import type { TrunkConfig } from "../config/schema.js";
+import { AddressMatcher, parseCidr, parseIp } from "../util/net.js";
 import type { NumberPlan } from "../routing/number.js";
 import { TokenBucket, type Now } from "./limits.js";
+
+/** The inbound side of a trunk as configured (`sip.trunks[]`, the fields read here). */
+export interface TrunkSpec {
+  name: string;
+  /** Source addresses and CIDRs the carrier sends from. */
+  sources: readonly string[];
+  cps: number;
+  did_from: "ruri" | "to";
+  country_code?: string | undefined;
+  national_prefix?: string | undefined;
+  /** The carrier's front proxy: the first X-Forwarded-For address is the real source. */
+  front_proxy: boolean;
+}
 
 export interface Trunk {
   readonly name: string;
   readonly didFrom: "ruri" | "to";
   readonly plan: NumberPlan;
   readonly cps: TokenBucket;
-  readonly config: TrunkConfig;
+  readonly sources: readonly string[];
+  readonly frontProxy: boolean;
 }
 
 export class TrunkTable {
@@ -22,7 +35,7 @@ export class TrunkTable {
   /** The same, by name. */
   private readonly names = new Map<string, Trunk>();
 
-  constructor(configs: readonly TrunkConfig[], now: Now, previous?: TrunkTable) {
+  constructor(configs: readonly TrunkSpec[], now: Now, previous?: TrunkTable) {
     for (const c of configs) {
       const old = previous?.byName(c.name);
       const burst = Math.max(1, c.cps);
@@ -34,7 +47,7 @@ export class TrunkTable {
       const plan: NumberPlan = {};
       if (c.country_code !== undefined) plan.countryCode = c.country_code;
       if (c.national_prefix !== undefined) plan.nationalPrefix = c.national_prefix;
-      const t: Trunk = { name: c.name, didFrom: c.did_from, plan, cps, config: c };
+      const t: Trunk = { name: c.name, didFrom: c.did_from, plan, cps, sources: c.sources, frontProxy: c.front_proxy };
       this.trunks.push(t);
       this.names.set(t.name, t);
       for (const s of c.sources) this.matcher.add(s, t);
@@ -62,7 +75,7 @@ export class TrunkTable {
     const width = ip.family === 4 ? 32 : 128;
     let best: { trunk: string; commonBits: number } | undefined;
     for (const t of this.trunks) {
-      for (const src of t.config.sources) {
+      for (const src of t.sources) {
         const c = parseCidr(src);
         if (c === undefined || c.family !== ip.family) continue;
         let x = c.base ^ ip.value;

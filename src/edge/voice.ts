@@ -54,7 +54,7 @@ import {
 } from "../sip/index.js";
 import { codeLabel } from "../sip/metrics.js";
 import { loadDialogSecrets } from "./dialog-secret.js";
-import { AddressMatcher } from "../config/net.js";
+import { AddressMatcher } from "../util/net.js";
 import { TargetHealth } from "./health.js";
 import { HealthShare } from "./health-share.js";
 import type { RedisConnector } from "../redis/client.js";
@@ -377,7 +377,7 @@ export class VoiceEdge implements SipStackHandler, ProxyHost {
         this.trunkCache.set(src.address, t);
       }
     }
-    if (t === undefined || !t.config.front_proxy) return t;
+    if (t === undefined || !t.frontProxy) return t;
     const xff = req.get("x-forwarded-for");
     if (xff === undefined) return t;
     const c = xff.indexOf(",");

@@ -2,7 +2,7 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { AddressMatcher, parseCidr, parseListenUrl } from "../../src/config/net.js";
+import { AddressMatcher, parseCidr, parseListenUrl } from "../../src/util/net.js";
 import { ConfigError, envPath, loadConfig } from "../../src/config/load.js";
 
 function write(text: string): string {

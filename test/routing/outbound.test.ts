@@ -110,7 +110,7 @@ describe("customers and carriers in the config", () => {
   it("number formats and termination users", () => {
     const t = new CarrierTable(
       [
-        { name: "uk", sources: [], termination: "sip:gw@203.0.113.10:5060", number_format: "national", country_code: "44", number_prefix: "0", headers: {}, failover_on: [503], forward_header: "diversion", did_from: "ruri", cps: 1, front_proxy: false },
+        { name: "uk", termination: "sip:gw@203.0.113.10:5060", number_format: "national", country_code: "44", number_prefix: "0", headers: {}, failover_on: [503], forward_header: "diversion" },
       ],
       Date.now,
     );
