@@ -5,6 +5,7 @@
  */
 import { CMD, RESP_BIT, STATUS } from "./constants.js";
 import { HEADER_LENGTH } from "./codec.js";
+import { formatSmppTime } from "./time.js";
 
 /** message_state values (SMPP 3.4 5.2.28). */
 export const STATE = { ENROUTE: 1, DELIVERED: 2, EXPIRED: 3, DELETED: 4, UNDELIVERABLE: 5, ACCEPTED: 6, UNKNOWN: 7, REJECTED: 8 } as const;
@@ -55,10 +56,7 @@ export function parseOp(command_id: number, body: Buffer): OpRequest | null {
 }
 
 /** SMPP absolute time "YYMMDDhhmmsstnnp" in UTC (SMPP 3.4 7.1.1). */
-export function smppTime(d: Date): string {
-  const p = (n: number): string => String(n).padStart(2, "0");
-  return `${p(d.getUTCFullYear() % 100)}${p(d.getUTCMonth() + 1)}${p(d.getUTCDate())}${p(d.getUTCHours())}${p(d.getUTCMinutes())}${p(d.getUTCSeconds())}${Math.floor(d.getUTCMilliseconds() / 100)}00+`;
-}
+export const smppTime = formatSmppTime;
 
 /** query_sm_resp: header only on an error, else message_id, final_date, message_state, error_code. */
 export function encodeQueryResp(seq: number, messageId: string, a: QueryAnswer): Buffer {
