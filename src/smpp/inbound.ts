@@ -64,6 +64,8 @@ export interface Part {
   received_at: number;
   message_id: string;
   peer: PeerContext;
+  schedule_delivery_time?: string;
+  validity_period?: string;
 }
 
 export interface InboundOptions {
@@ -106,6 +108,10 @@ export function statusFor(result: AcceptResult | undefined, peer: PeerOptions): 
       return STATUS.ESME_RINVDSTADR;
     case "invalid_source":
       return STATUS.ESME_RINVSRCADR;
+    case "invalid_schedule":
+      return STATUS.ESME_RINVSCHED;
+    case "invalid_expiry":
+      return STATUS.ESME_RINVEXPIRY;
     case "permanent":
       return STATUS.ESME_RX_R_APPN;
     default:
@@ -209,6 +215,7 @@ export class InboundProcessor {
         tlvs: copyTlvs(pdu.tlvs),
       };
       setBody(msg, encoding, units, true, ud.national);
+      setTimes(msg, pdu);
       const smscId = pdu.tlv(TLV.receipted_message_id);
       if (smscId !== undefined) msg.smsc_message_id = tlvString(smscId);
       void this.deliver(session, pdu, peer, msg, null);
@@ -233,6 +240,7 @@ export class InboundProcessor {
       message_id,
       peer,
     };
+    setTimes(part, pdu);
     if (this.store !== undefined) {
       void this.durablePart(this.store, session, pdu, peer, c, part);
       return;
@@ -283,6 +291,7 @@ export class InboundProcessor {
       received_at: new Date(received),
       tlvs: first.tlvs,
     };
+    setTimes(msg, first);
     // A receipt is wanted when any part asked for one (SMSCs set it on the first part, or on all).
     for (const p of parts) if ((msg.registered_delivery & 0x03) === 0) msg.registered_delivery = p.registered_delivery;
     let same = true;
@@ -611,6 +620,8 @@ interface StoredPart {
   message_id: string;
   peer: string;
   peer_kind: "account" | "bind";
+  schedule_delivery_time?: string;
+  validity_period?: string;
 }
 
 function encodePart(p: Part): string {
@@ -636,6 +647,7 @@ function encodePart(p: Part): string {
     peer: p.peer.name,
     peer_kind: p.peer.kind,
   };
+  setTimes(s, p);
   return JSON.stringify(s);
 }
 
@@ -666,13 +678,14 @@ export function decodePart(text: string): Part | undefined {
   if (typeof s.received_at !== "number" || typeof s.message_id !== "string" || typeof s.peer !== "string") return undefined;
   if (s.peer_kind !== "account" && s.peer_kind !== "bind") return undefined;
   if (s.national !== undefined && !isInt(s.national)) return undefined;
+  if ((s.schedule_delivery_time !== undefined && typeof s.schedule_delivery_time !== "string") || (s.validity_period !== undefined && typeof s.validity_period !== "string")) return undefined;
   if (!Array.isArray(s.tlvs)) return undefined;
   const tlvs: Tlv[] = [];
   for (const t of s.tlvs) {
     if (!Array.isArray(t) || !isInt(t[0]) || typeof t[1] !== "string") return undefined;
     tlvs.push({ tag: t[0], value: Buffer.from(t[1], "base64") });
   }
-  return {
+  const part: Part = {
     seq: s.seq,
     units: new Uint8Array(Buffer.from(s.units, "base64")),
     encoding: s.encoding,
@@ -690,6 +703,14 @@ export function decodePart(text: string): Part | undefined {
     message_id: s.message_id,
     peer: { name: s.peer, kind: s.peer_kind, options: {} },
   };
+  setTimes(part, s);
+  return part;
+}
+
+/** Copy the non-empty time fields (schedule_delivery_time, validity_period) from `from` to `to`. */
+function setTimes(to: { schedule_delivery_time?: string; validity_period?: string }, from: { schedule_delivery_time?: string; validity_period?: string }): void {
+  if (from.schedule_delivery_time) to.schedule_delivery_time = from.schedule_delivery_time;
+  if (from.validity_period) to.validity_period = from.validity_period;
 }
 
 /** The readable parts among `list` (index seq-1), in order. */

@@ -270,6 +270,15 @@ describe("refusals", () => {
     expect((await submit("34600000001", { short_message: "x" })).command_status).toBe(0x0b);
     expect((await submit("81300000001", { short_message: "x" })).command_status).toBe(0x0b);
   });
+
+  it("without Redis nothing can wait: a schedule_delivery_time in the future is ESME_RINVSCHED; a past one and a validity_period go now", async () => {
+    const r = await submit("447700900013", { short_message: "later please", schedule_delivery_time: "000000010000000R" });
+    expect(r.command_status).toBe(0x61);
+    expect(submits(smscA, "447700900013")).toHaveLength(0);
+    expect((await submit("447700900013", { short_message: "now please", schedule_delivery_time: "200101000000000+", validity_period: "000001000000000R" })).command_status).toBe(0);
+    expect(submits(smscA, "447700900013").map(textOf)).toEqual(["now please"]);
+    expect((await submit("447700900013", { short_message: "x", validity_period: "000000000000000R" })).command_status).toBe(0x62);
+  });
 });
 
 describe("HTTP: POST /v1/messages, GET /v1/messages/{id}", () => {
