@@ -10,7 +10,7 @@
  * EXPIRED (query_sm, the app's receipt) and never reaches an SMSC. didgate runs as a child process
  * from dist/ (npm run build first).
  */
-import { spawn, type ChildProcess } from "node:child_process";
+import { execFile, spawn, type ChildProcess } from "node:child_process";
 import { openSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { Redis } from "ioredis";
@@ -338,5 +338,32 @@ describe("schedule_delivery_time and validity_period", () => {
     const r = await waitFor(() => receiptsOf(app1).slice(before).find((p) => String((p.short_message as { message: string }).message).includes(`id:${id}`)), 10_000);
     expect(String((r.short_message as { message: string }).message)).toContain("stat:EXPIRED");
     expect(String((r.short_message as { message: string }).message)).toContain("text:replaced");
+  }, 60_000);
+});
+
+describe("Net::SMPP as the app", () => {
+  it("submits, cancels by address, queries, replaces with a new validity; an invalid schedule gets ESME_RINVSCHED", async () => {
+    const script = join(ROOT, "test/smpp/net-smpp-app.pl");
+    const out = await new Promise<string[]>((resolve, reject) => {
+      execFile("perl", [script, "127.0.0.1", String(smppPort), "app-1", "pw-a", "15125550100", "35600000200", "35600000201"], { timeout: 20_000 }, (err, stdout, stderr) => {
+        if (err && !stdout) reject(new Error(`perl app failed: ${err.message} ${stderr}`));
+        else resolve(stdout.trim().split("\n"));
+      });
+    });
+    const ids = out.filter((l) => l.startsWith("submit ")).map((l) => /status=0 id=(\S+)$/.exec(l)?.[1]);
+    expect(ids).toHaveLength(3);
+    expect(ids.every((id) => id !== undefined && id.length > 0)).toBe(true);
+    expect(out.filter((l) => !l.startsWith("submit "))).toEqual([
+      "bind status=0",
+      "cancel status=0",
+      "query 0 status=0 state=4", // DELETED
+      "query 1 status=0 state=4",
+      "query 2 status=0 state=1", // ENROUTE: another destination
+      "replace status=0",
+      "bad_schedule status=97", // ESME_RINVSCHED
+      "unbind status=0",
+    ]);
+    // the replaced validity ends while the bind is down: expired, never sent
+    await waitFor(async () => (await client.hget(`didgate:msg:msg_${ids[2]}`, "status")) === "expired" || undefined, 30_000);
   }, 60_000);
 });
