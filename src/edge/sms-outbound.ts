@@ -43,6 +43,7 @@ import { normaliseStat, type ReceiptSender } from "./sms-receipts.js";
 import { errMessage } from "../util/errors.js";
 import { SmsMessageOps, claimSend, indexQueued, releaseSend, unindexQueued, type Replacement } from "./sms-ops.js";
 import { checkTimes, dueNow, type MessageTimes } from "./sms-schedule.js";
+import { formatSmppTime } from "../smpp/time.js";
 
 /** What an app account may send from (config smpp.accounts: tenant, senders). */
 export interface SenderRights {
@@ -573,6 +574,8 @@ export class SmsOutbound {
     // Always ask the carrier for a receipt: it gives the message its final status (record) and
     // is relayed to the app when it asked for one.
     msg.registered_delivery = 1;
+    // the app's validity goes on to the carrier, which then expires the message itself
+    if (body.expires_at !== undefined) msg.validity_period = formatSmppTime(new Date(body.expires_at));
     let lastReason = "no bind in the route";
     let retryAfterMs: number | undefined;
     const maxWait = this.o.maxPaceWaitMs ?? 10_000;

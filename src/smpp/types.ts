@@ -254,6 +254,8 @@ export interface OutboundSms {
   registered_delivery?: number;
   service_type?: string;
   protocol_id?: number;
+  /** submit_sm only: validity_period (an SMPP time, src/smpp/time.ts). */
+  validity_period?: string;
   tlvs?: Tlv[];
   /**
    * Too long for one short_message: "payload" sends one PDU with message_payload, "udh" sends

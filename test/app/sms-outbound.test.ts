@@ -296,8 +296,16 @@ describe("refusals", () => {
     const r = await submit("447700900013", { short_message: "later please", schedule_delivery_time: "000000010000000R" });
     expect(r.command_status).toBe(0x61);
     expect(submits(smscA, "447700900013")).toHaveLength(0);
+    const t0 = Date.now();
     expect((await submit("447700900013", { short_message: "now please", schedule_delivery_time: "200101000000000+", validity_period: "000001000000000R" })).command_status).toBe(0);
+    const t1 = Date.now();
     expect(submits(smscA, "447700900013").map(textOf)).toEqual(["now please"]);
+    // the carrier gets the validity as an absolute time (a day after didgate received the PDU), no schedule
+    const p = submits(smscA, "447700900013")[0]!;
+    expect(p.validity_period).toBeInstanceOf(Date);
+    expect((p.validity_period as Date).getTime()).toBeGreaterThanOrEqual(t0 + 86_400_000 - 100);
+    expect((p.validity_period as Date).getTime()).toBeLessThanOrEqual(t1 + 86_400_000);
+    expect(p.schedule_delivery_time || "").toBe("");
     expect((await submit("447700900013", { short_message: "x", validity_period: "000000000000000R" })).command_status).toBe(0x62);
   });
 });
