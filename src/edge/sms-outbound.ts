@@ -397,10 +397,10 @@ export class SmsOutbound {
     c.encodingIn = body.encoding;
     const job: DeliveryJob = { id: body.id, body, target: { smpp: route[0]! }, acceptedAt: this.now(), attempts: 0 };
     if (c.receipt !== undefined) job.receipt = c.receipt;
-    if (c.track === true) await this.track(body, "queued", null, true);
     const sh = this.o.shared;
     const queued = { id: body.id, account: body.account, ...(body.smpp !== undefined ? { smpp: body.smpp } : {}), ...(c.service_type ? { service_type: c.service_type } : {}) };
-    if (sh !== undefined) await indexQueued(sh, queued);
+    // both before the app's answer (so it can query and cancel at once), at the same time
+    await Promise.all([c.track === true ? this.track(body, "queued", null, true) : undefined, sh !== undefined ? indexQueued(sh, queued) : undefined]);
     let outcome: AcceptOutcome;
     try {
       outcome = await this.o.delivery.accept(job);
@@ -519,25 +519,27 @@ export class SmsOutbound {
       const c = await claimSend(sh, body.id);
       if (c.kind === "cancelled") {
         this.o.logger.info({ id: body.id }, "sms outbound: cancelled by the app before it was sent");
-        await unindexQueued(sh, body);
+        void unindexQueued(sh, body);
         return { kind: "delivered" };
       }
       if (c.replaced !== undefined && !this.applyReplacement(job, body, c.replaced)) {
-        await unindexQueued(sh, body);
+        void unindexQueued(sh, body);
         return { kind: "dead", reason: "replaced text too long" };
       }
     }
     const due = dueNow(body, this.now());
     if (due.kind === "expired") {
       this.expire(job, body);
-      if (sh !== undefined) await unindexQueued(sh, body);
+      if (sh !== undefined) void unindexQueued(sh, body);
       return { kind: "delivered" };
     }
     let r0: AttemptResult;
     if (due.kind === "wait") r0 = { kind: "retry", reason: "scheduled", retryAfterMs: due.ms };
     else r0 = await this.forwardClaimed(job, body, edge, signal);
     if (r0.kind === "retry" && sh !== undefined && body.smpp !== undefined) await releaseSend(sh, body.id);
-    else if (sh !== undefined) await unindexQueued(sh, body);
+    // not awaited: the attempt's slot is not held for it (it never throws; an entry left behind is
+    // skipped and removed by the next cancel by address, or expires with the index)
+    else if (sh !== undefined) void unindexQueued(sh, body);
     return r0;
   }
 
