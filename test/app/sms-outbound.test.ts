@@ -185,8 +185,8 @@ describe("an app sends from its own number", () => {
     expect(ud(p!).udh!.map((ie) => [...ie])).toContainEqual([0x25, 0x01, 0x01]);
     // the npm smpp SMSC decodes the text through the table the IE names
     expect(String(ud(p!).message)).toBe(tr);
-    expect((await submit("447700900020", { data_coding: 8, message_payload: tr })).command_status).toBe(0);
-    const ucs2 = submits(smscA, "447700900020");
+    expect((await submit("447700900030", { data_coding: 8, message_payload: tr })).command_status).toBe(0);
+    const ucs2 = submits(smscA, "447700900030");
     expect(ucs2.map((x) => x.data_coding)).toEqual([8, 8, 8]);
     expect(ucs2.map(textOf).join("")).toBe(tr);
     expect(await app.registry.getSingleMetricAsString("didgate_smpp_national_parts_saved_total")).toMatch(/peer="smsc-n"\} 2/);
