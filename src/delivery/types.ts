@@ -71,6 +71,9 @@ export interface MessageOutboundBody {
   client_ref?: string;
   /** Where each status change is posted (signed `message.status`). */
   status_webhook?: string;
+  /** Not sent before (ISO 8601; schedule_delivery_time), or not at or after (validity_period): src/edge/sms-schedule.ts. */
+  not_before?: string;
+  expires_at?: string;
   /** The app's PDU: didgate's id for it, and its addresses as given. */
   smpp?: { message_id: string; source: { addr: string; ton: number; npi: number }; destination: { addr: string; ton: number; npi: number } };
 }

@@ -10,12 +10,21 @@
  * absent (one Lua script), and the worker reads it right after its claim. A temporary failure
  * releases the claim (the message waits again). Without Redis a message is sent before its
  * submit_sm_resp, so there is nothing left to cancel or replace.
+ *
+ * replace_sm may also give new times (schedule_delivery_time, validity_period; empty keeps the
+ * current ones) and a new registered_delivery: stored with the text, read at the claim.
+ *
+ * cancel_sm with an empty message_id cancels every queued message of the account from source_addr
+ * to destination_addr (and of that service_type if given): each queued message is indexed in
+ * `<prefix>smsout:q:<account>:<source>:<destination>` (a hash of id -> service_type, 72 h), from
+ * before its submit_sm_resp until it leaves the spool.
  */
 import type { Cluster, Redis } from "ioredis";
 import type { Logger } from "pino";
 import { STATUS } from "../smpp/constants.js";
-import { STATE, type MessageOps, type QueryAnswer } from "../smpp/ops.js";
+import { STATE, type MessageOps, type OpRequest, type QueryAnswer } from "../smpp/ops.js";
 import type { MessageStatus, MessageStatusStore } from "./sms-status.js";
+import { checkTimes, type MessageTimes } from "./sms-schedule.js";
 import { errMessage } from "../util/errors.js";
 
 export interface SharedRedis {
@@ -32,24 +41,71 @@ function stKey(sh: SharedRedis, id: string): string {
 function rpKey(sh: SharedRedis, id: string): string {
   return `${sh.prefix}smsout:rp:{${id}}`;
 }
+/** The queued messages of an account from one address to another (cancel by address). */
+function queueKey(sh: SharedRedis, account: string, source: string, destination: string): string {
+  return `${sh.prefix}smsout:q:${encodeURIComponent(account)}:${encodeURIComponent(source)}:${encodeURIComponent(destination)}`;
+}
+
+/** What replace_sm changed: the text, the times, registered_delivery. */
+export interface Replacement extends MessageTimes {
+  text?: string;
+  registered_delivery?: number;
+}
+
+/** The message as submitted, for the cancel-by-address index. */
+export interface Queued {
+  id: string;
+  account: string;
+  smpp?: { source: { addr: string }; destination: { addr: string } };
+  service_type?: string;
+}
 
 /**
  * Claim a spooled message for a send attempt: "cancelled" when the app cancelled it (do not send),
- * else "send" with the replacement text if the app replaced it. Redis errors: send (at least once).
+ * else "send" with what the app replaced, if anything. Redis errors: send (at least once).
  */
-export async function claimSend(sh: SharedRedis, id: string): Promise<{ kind: "send" | "cancelled"; text?: string }> {
+export async function claimSend(sh: SharedRedis, id: string): Promise<{ kind: "send" | "cancelled"; replaced?: Replacement }> {
   try {
     const r = (await sh.redis.eval(CLAIM, 2, stKey(sh, id), rpKey(sh, id), String(sh.ttlS ?? TTL_S))) as [number, string | null | undefined];
     if (r[0] === 0) return { kind: "cancelled" };
     const rp = r[1];
-    if (typeof rp === "string") {
-      const j = JSON.parse(rp) as { text?: unknown };
-      if (typeof j.text === "string") return { kind: "send", text: j.text };
-    }
+    if (typeof rp === "string") return { kind: "send", replaced: readReplacement(rp) };
   } catch {
     // Redis cannot tell: send
   }
   return { kind: "send" };
+}
+
+/** The stored replacement, keeping only fields of the right type. */
+function readReplacement(json: string): Replacement {
+  const j = JSON.parse(json) as Record<string, unknown>;
+  const r: Replacement = {};
+  if (typeof j.text === "string") r.text = j.text;
+  if (typeof j.not_before === "string") r.not_before = j.not_before;
+  if (typeof j.expires_at === "string") r.expires_at = j.expires_at;
+  if (typeof j.registered_delivery === "number") r.registered_delivery = j.registered_delivery;
+  return r;
+}
+
+/** Index a message about to be queued (before the app gets its answer), for cancel by address. */
+export async function indexQueued(sh: SharedRedis, m: Queued): Promise<void> {
+  if (m.smpp === undefined) return;
+  const k = queueKey(sh, m.account, m.smpp.source.addr, m.smpp.destination.addr);
+  try {
+    await sh.redis.multi().hset(k, m.id, m.service_type ?? "").expire(k, sh.ttlS ?? TTL_S).exec();
+  } catch {
+    // not cancellable by address; by id it still is
+  }
+}
+
+/** The message left the spool (sent, refused, expired, cancelled, or never queued). */
+export async function unindexQueued(sh: SharedRedis, m: Queued): Promise<void> {
+  if (m.smpp === undefined) return;
+  try {
+    await sh.redis.hdel(queueKey(sh, m.account, m.smpp.source.addr, m.smpp.destination.addr), m.id);
+  } catch {
+    // the entry expires with the index, and cancel skips messages that are no longer queued
+  }
 }
 
 /** The attempt did not reach a carrier: the message waits again (cancel and replace possible). */
@@ -64,7 +120,15 @@ export async function releaseSend(sh: SharedRedis, id: string): Promise<void> {
 // one round trip per attempt: claim (unless cancelled), and the replacement text if any
 const CLAIM = `if not redis.call('SET', KEYS[1], 'sending', 'EX', ARGV[1], 'NX') and redis.call('GET', KEYS[1]) == 'cancelled' then return {0} end return {1, redis.call('GET', KEYS[2])}`;
 const RELEASE = `if redis.call('GET', KEYS[1]) == 'sending' then redis.call('DEL', KEYS[1]) end return 1`;
-const REPLACE = `if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end redis.call('SET', KEYS[2], ARGV[1], 'EX', ARGV[2]) return 1`;
+// a field the new replacement leaves out keeps the value of an earlier replacement (empty times keep theirs)
+const REPLACE = `if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+local n = cjson.decode(ARGV[1])
+local old = redis.call('GET', KEYS[2])
+if old then for k, v in pairs(cjson.decode(old)) do if n[k] == nil then n[k] = v end end end
+redis.call('SET', KEYS[2], cjson.encode(n), 'EX', ARGV[2]) return 1`;
+
+/** Most messages one cancel_sm by address cancels (bounded work per PDU; the app sends it again for more). */
+const MAX_CANCEL = 10_000;
 
 /** message_state of a status history's current status (SMPP 3.4 5.2.28). */
 export function stateOf(status: string): { state: number; final: boolean } {
@@ -98,6 +162,8 @@ export interface SmsMessageOpsOptions {
   /** A message was cancelled (metrics, record). */
   onCancelled?: (s: MessageStatus) => void;
   now?: () => number;
+  /** The spool's maximum age (ms, webhooks.max_age_s): no schedule beyond it. Default 24 h. */
+  maxAgeMs?: number;
 }
 
 export class SmsMessageOps implements MessageOps {
@@ -125,31 +191,72 @@ export class SmsMessageOps implements MessageOps {
     };
   }
 
-  async cancel(account: string, messageId: string): Promise<number> {
+  async cancel(account: string, req: OpRequest): Promise<number> {
     const sh = this.o.shared;
-    const s = await this.own(account, messageId);
-    if (s === null || sh === undefined || s.status !== "queued") return STATUS.ESME_RCANCELFAIL;
+    if (sh === undefined) return STATUS.ESME_RCANCELFAIL;
+    if (req.message_id !== "") return (await this.cancelOne(sh, account, await this.own(account, req.message_id))) ? STATUS.ESME_ROK : STATUS.ESME_RCANCELFAIL;
+    // SMPP 3.4 4.9: no message_id, every queued message from source_addr to destination_addr
+    if (req.destination_addr === undefined || req.destination_addr === "" || req.source_addr === undefined) return STATUS.ESME_RCANCELFAIL;
+    const k = queueKey(sh, account, req.source_addr, req.destination_addr);
+    let cancelled = 0;
+    let seen = 0;
+    let cursor = "0";
+    do {
+      const [next, flat] = await sh.redis.hscan(k, cursor, "COUNT", 500);
+      cursor = next;
+      for (let i = 0; i + 1 < flat.length && seen < MAX_CANCEL; i += 2) {
+        const id = flat[i]!;
+        if (req.service_type && flat[i + 1] !== req.service_type) continue;
+        seen++;
+        const s = await this.own(account, id.replace(/^msg_/, ""));
+        const done = await this.cancelOne(sh, account, s);
+        if (done) cancelled++;
+        // cancelled now, or no longer queued: out of the index (a message cancelled by id leaves it when the worker sees it)
+        if (done || s === null || s.status !== "queued") await sh.redis.hdel(k, id);
+      }
+    } while (cursor !== "0" && seen < MAX_CANCEL);
+    this.o.logger.info({ account, cancelled, source: req.source_addr, destination: req.destination_addr }, "sms outbound: cancel by address");
+    return cancelled > 0 ? STATUS.ESME_ROK : STATUS.ESME_RCANCELFAIL;
+  }
+
+  /** Cancel one message of the account if it is still queued; true when it was. */
+  private async cancelOne(sh: SharedRedis, account: string, s: MessageStatus | null): Promise<boolean> {
+    if (s === null || s.status !== "queued") return false;
     const ok = await sh.redis.set(stKey(sh, s.id), "cancelled", "EX", sh.ttlS ?? TTL_S, "NX");
-    if (ok !== "OK") return STATUS.ESME_RCANCELFAIL;
+    if (ok !== "OK") return false;
     try {
-      await this.o.statuses.update(s.id, { status: "deleted", at: new Date((this.o.now ?? Date.now)()).toISOString(), reason: "cancelled by the app" });
+      await this.o.statuses.update(s.id, { status: "deleted", at: new Date(this.now()).toISOString(), reason: "cancelled by the app" });
     } catch (err) {
       this.o.logger.warn({ id: s.id, err: errMessage(err) }, "message status not stored");
     }
     this.o.logger.info({ id: s.id, account }, "sms outbound: cancelled by the app");
     this.o.onCancelled?.({ ...s, status: "deleted" });
-    return STATUS.ESME_ROK;
+    return true;
   }
 
-  async replace(account: string, messageId: string, shortMessage: Buffer): Promise<number> {
+  private now(): number {
+    return (this.o.now ?? Date.now)();
+  }
+
+  async replace(account: string, req: OpRequest): Promise<number> {
     const sh = this.o.shared;
-    const s = await this.own(account, messageId);
+    const s = await this.own(account, req.message_id);
     if (s === null || sh === undefined || s.status !== "queued" || s.encoding === "binary") return STATUS.ESME_RREPLACEFAIL;
+    // no predefined messages here: only sm_default_msg_id 0 (none) is valid
+    if ((req.sm_default_msg_id ?? 0) !== 0) return STATUS.ESME_RINVDFTMSGID;
+    const now = this.now();
+    const times = checkTimes(req.schedule_delivery_time, req.validity_period, { baseMs: now, nowMs: now, canWait: true, deadlineMs: Date.parse(s.created_at) + (this.o.maxAgeMs ?? 86_400_000) });
+    if (!times.ok) {
+      this.o.logger.info({ id: s.id, account, why: times.why }, "sms outbound: replace refused");
+      return times.outcome === "invalid_schedule" ? STATUS.ESME_RINVSCHED : STATUS.ESME_RINVEXPIRY;
+    }
     // replace_sm has no data_coding: the octets are in the original's (UCS-2, else one octet a character)
-    const text = s.encoding === "ucs2" ? decodeUcs2(shortMessage) : shortMessage.toString("latin1");
-    const r = await sh.redis.eval(REPLACE, 2, stKey(sh, s.id), rpKey(sh, s.id), JSON.stringify({ text }), String(sh.ttlS ?? TTL_S));
+    const sm = req.short_message ?? Buffer.alloc(0);
+    const rp: Replacement = { text: s.encoding === "ucs2" ? decodeUcs2(sm) : sm.toString("latin1"), ...times.times };
+    if (req.registered_delivery !== undefined) rp.registered_delivery = req.registered_delivery;
+    const r = await sh.redis.eval(REPLACE, 2, stKey(sh, s.id), rpKey(sh, s.id), JSON.stringify(rp), String(sh.ttlS ?? TTL_S));
     if (r !== 1) return STATUS.ESME_RREPLACEFAIL;
-    this.o.logger.info({ id: s.id, account }, "sms outbound: text replaced by the app");
+    this.o.logger.info({ id: s.id, account, ...times.times }, "sms outbound: replaced by the app");
     return STATUS.ESME_ROK;
   }
 }

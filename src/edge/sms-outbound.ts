@@ -41,7 +41,9 @@ import { smppAddressToE164, type MessageSink } from "./sms.js";
 import { referenceOf, toSmppAddress } from "./sms-forward.js";
 import { normaliseStat, type ReceiptSender } from "./sms-receipts.js";
 import { errMessage } from "../util/errors.js";
-import { SmsMessageOps, claimSend, releaseSend } from "./sms-ops.js";
+import { SmsMessageOps, claimSend, indexQueued, releaseSend, unindexQueued, type Replacement } from "./sms-ops.js";
+import { checkTimes, dueNow, type MessageTimes } from "./sms-schedule.js";
+import { formatSmppTime } from "../smpp/time.js";
 
 /** What an app account may send from (config smpp.accounts: tenant, senders). */
 export interface SenderRights {
@@ -80,7 +82,7 @@ export class Pacer {
 export const AUTO_ACCOUNT = "didgate";
 
 /** Outcomes of an app's submit (metric label values: a closed set). */
-export type SubmitOutcome = "accepted" | "temporary" | "permanent" | "invalid_source" | "opted_out" | "no_route" | "invalid_number" | "draining";
+export type SubmitOutcome = "accepted" | "temporary" | "permanent" | "invalid_source" | "opted_out" | "no_route" | "invalid_number" | "draining" | "invalid_schedule" | "invalid_expiry";
 /** Outcomes of one try on one bind. */
 type BindOutcome = "ok" | "temporary" | "throttled" | "permanent" | "down";
 
@@ -149,6 +151,8 @@ export interface SmsOutboundOptions {
   receiptWaitMs?: number;
   /** Messages waiting for their receipt at once (default 200,000); beyond it the oldest is written as "sent". */
   maxWaiting?: number;
+  /** The spool's maximum age (ms, webhooks.max_age_s): no schedule_delivery_time beyond it. Default 24 h. */
+  maxAgeMs?: number;
 }
 
 /** One submit on its way through queue(). */
@@ -173,6 +177,9 @@ interface QueueInput {
   /** For refusals' records: parts and encoding as known. */
   partsIn?: number;
   encodingIn?: string;
+  /** schedule_delivery_time / validity_period of the app's PDU. */
+  times?: MessageTimes;
+  service_type?: string;
 }
 
 /** A message accepted by a carrier, waiting for its final receipt (for its record). */
@@ -210,6 +217,7 @@ export class SmsOutbound {
         ...(o.shared !== undefined ? { shared: o.shared } : {}),
         logger: o.logger,
         now: this.now,
+        ...(o.maxAgeMs !== undefined ? { maxAgeMs: o.maxAgeMs } : {}),
         onCancelled: (m) => {
           this.metrics.finals.inc({ status: "deleted" });
           this.record({ id: m.id, account: m.account ?? "", from: m.from, to: m.to, tenant: m.tenant, parts: m.parts, encoding: m.encoding, status: "deleted", reason: "cancelled", bind: null, smsc_message_ids: [], accepted_at: m.created_at, sent_at: null, receipt: null, attempts: 0, smpp_message_id: m.id.replace(/^msg_/, "") });
@@ -275,6 +283,11 @@ export class SmsOutbound {
       if (why !== null) return this.result(this.finish(c, "invalid_source", { why }));
     }
     if (!d.ok) return this.result(this.finish(c, "invalid_number", { error: d.error }));
+    const now = this.now();
+    const times = checkTimes(msg.schedule_delivery_time, msg.validity_period, { baseMs: msg.received_at.getTime(), nowMs: now, canWait: this.o.shared !== undefined, deadlineMs: now + (this.o.maxAgeMs ?? 86_400_000) });
+    if (!times.ok) return this.result(this.finish(c, times.outcome, { why: times.why }));
+    c.times = times.times;
+    c.service_type = msg.service_type;
     if ((msg.registered_delivery & 0x03) !== 0) {
       c.receipt = {
         peer: account,
@@ -326,7 +339,9 @@ export class SmsOutbound {
       case "accepted":
         return { status: "accepted" };
       case "invalid_source":
-        return { status: "invalid_source" };
+      case "invalid_schedule":
+      case "invalid_expiry":
+        return { status: outcome };
       case "opted_out":
       case "permanent":
         return { status: "permanent" };
@@ -377,6 +392,8 @@ export class SmsOutbound {
       route,
     };
     if (c.smpp !== undefined) body.smpp = c.smpp;
+    if (c.times?.not_before !== undefined) body.not_before = c.times.not_before;
+    if (c.times?.expires_at !== undefined) body.expires_at = c.times.expires_at;
     if (c.track === true) body.track = true;
     if (c.client_ref !== undefined) body.client_ref = c.client_ref;
     if (c.status_webhook !== undefined) body.status_webhook = c.status_webhook;
@@ -397,7 +414,10 @@ export class SmsOutbound {
     c.encodingIn = body.encoding;
     const job: DeliveryJob = { id: body.id, body, target: { smpp: route[0]! }, acceptedAt: this.now(), attempts: 0 };
     if (c.receipt !== undefined) job.receipt = c.receipt;
-    if (c.track === true) await this.track(body, "queued", null, true);
+    const sh = this.o.shared;
+    const queued = { id: body.id, account: body.account, ...(body.smpp !== undefined ? { smpp: body.smpp } : {}), ...(c.service_type ? { service_type: c.service_type } : {}) };
+    // both before the app's answer (so it can query and cancel at once), at the same time
+    await Promise.all([c.track === true ? this.track(body, "queued", null, true) : undefined, sh !== undefined ? indexQueued(sh, queued) : undefined]);
     let outcome: AcceptOutcome;
     try {
       outcome = await this.o.delivery.accept(job);
@@ -406,6 +426,7 @@ export class SmsOutbound {
       outcome = "temporary";
     }
     if (outcome !== "accepted" && c.track === true) await this.o.statuses?.forget(body.id).catch(() => undefined);
+    if (outcome !== "accepted" && sh !== undefined) await unindexQueued(sh, queued);
     return { outcome: this.finish(c, outcome, { route, parts: body.parts }), body };
   }
 
@@ -515,20 +536,56 @@ export class SmsOutbound {
       const c = await claimSend(sh, body.id);
       if (c.kind === "cancelled") {
         this.o.logger.info({ id: body.id }, "sms outbound: cancelled by the app before it was sent");
+        void unindexQueued(sh, body);
         return { kind: "delivered" };
       }
-      if (c.text !== undefined) {
-        body.text = c.text;
-        try {
-          body.parts = buildMessagePdus(CMD.submit_sm, this.smsOf(body), 0, "udh").length;
-        } catch {
-          return { kind: "dead", reason: "replaced text too long" };
-        }
+      if (c.replaced !== undefined && !this.applyReplacement(job, body, c.replaced)) {
+        void unindexQueued(sh, body);
+        return { kind: "dead", reason: "replaced text too long" };
       }
     }
-    const r0 = await this.forwardClaimed(job, body, edge, signal);
+    const due = dueNow(body, this.now());
+    if (due.kind === "expired") {
+      this.expire(job, body);
+      if (sh !== undefined) void unindexQueued(sh, body);
+      return { kind: "delivered" };
+    }
+    let r0: AttemptResult;
+    if (due.kind === "wait") r0 = { kind: "retry", reason: "scheduled", retryAfterMs: due.ms };
+    else r0 = await this.forwardClaimed(job, body, edge, signal);
     if (r0.kind === "retry" && sh !== undefined && body.smpp !== undefined) await releaseSend(sh, body.id);
+    // not awaited: the attempt's slot is not held for it (it never throws; an entry left behind is
+    // skipped and removed by the next cancel by address, or expires with the index)
+    else if (sh !== undefined) void unindexQueued(sh, body);
     return r0;
+  }
+
+  /** What the app's replace_sm changed, applied to the message before this attempt; false when the text no longer fits. */
+  private applyReplacement(job: DeliveryJob, body: MessageOutboundBody, rp: Replacement): boolean {
+    if (rp.not_before !== undefined) body.not_before = rp.not_before;
+    if (rp.expires_at !== undefined) body.expires_at = rp.expires_at;
+    if (rp.registered_delivery !== undefined && body.smpp !== undefined) {
+      const when = rp.registered_delivery & 0x03;
+      if (when === 0) delete job.receipt;
+      else job.receipt = { peer: body.account, ids: [body.smpp.message_id], source: body.smpp.source, destination: body.smpp.destination, submitted_at: Date.parse(body.submitted_at), text: (rp.text ?? body.text ?? "").slice(0, 20), ...job.receipt, when };
+    }
+    if (rp.text === undefined) return true;
+    body.text = rp.text;
+    try {
+      body.parts = buildMessagePdus(CMD.submit_sm, this.smsOf(body), 0, "udh").length;
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  /** Its validity_period ended before a carrier took it: the message ends expired (record, status, the app's receipt). */
+  private expire(job: DeliveryJob, body: MessageOutboundBody): void {
+    this.o.logger.info({ id: body.id, expires_at: body.expires_at }, "sms outbound: expired before it was sent");
+    this.metrics.finals.inc({ status: "expired" });
+    void this.track(body, "expired", { reason: "validity_period" });
+    this.record({ id: body.id, account: body.account, from: body.from, to: body.to, tenant: body.tenant, parts: body.parts, encoding: body.encoding, status: "expired", reason: "validity_period", bind: null, smsc_message_ids: [], accepted_at: new Date(job.acceptedAt).toISOString(), sent_at: null, receipt: null, attempts: job.attempts, smpp_message_id: body.smpp?.message_id ?? null });
+    if (job.receipt !== undefined && this.o.receiptSender !== undefined) void this.o.receiptSender.send(job.receipt, "EXPIRED", "000");
   }
 
   private async forwardClaimed(job: DeliveryJob, body: MessageOutboundBody, edge: SmppEdge, signal: AbortSignal): Promise<AttemptResult> {
@@ -536,6 +593,8 @@ export class SmsOutbound {
     // Always ask the carrier for a receipt: it gives the message its final status (record) and
     // is relayed to the app when it asked for one.
     msg.registered_delivery = 1;
+    // the app's validity goes on to the carrier, which then expires the message itself
+    if (body.expires_at !== undefined) msg.validity_period = formatSmppTime(new Date(body.expires_at));
     let lastReason = "no bind in the route";
     let retryAfterMs: number | undefined;
     const maxWait = this.o.maxPaceWaitMs ?? 10_000;

@@ -48,6 +48,8 @@ export interface Part {
   received_at: number;
   message_id: string;
   peer: PeerContext;
+  schedule_delivery_time?: string;
+  validity_period?: string;
 }
 
 /** What one inbound message PDU is. `reason` is a metric label (a closed set). */
@@ -103,6 +105,7 @@ export function decodeMessagePdu(pdu: Pdu, peer: PeerContext, nowMs: number): De
       tlvs: copyTlvs(pdu.tlvs),
     };
     setBody(msg, encoding, units, true, ud.national);
+    setTimes(msg, pdu);
     const smscId = pdu.tlv(TLV.receipted_message_id);
     if (smscId !== undefined) msg.smsc_message_id = tlvString(smscId);
     return { kind: "single", msg };
@@ -126,6 +129,7 @@ export function decodeMessagePdu(pdu: Pdu, peer: PeerContext, nowMs: number): De
     message_id,
     peer,
   };
+  setTimes(part, pdu);
   return { kind: "part", part, concat: c };
 }
 
@@ -188,4 +192,10 @@ function decodeReceipt(pdu: Pdu, peer: PeerContext, ud: UserData, nowMs: number)
   const nec = pdu.tlv(TLV.network_error_code);
   if (nec !== undefined && nec.length === 3) r.network_error = { type: nec[0]!, code: (nec[1]! << 8) | nec[2]! };
   return r;
+}
+
+/** Copy the non-empty time fields (schedule_delivery_time, validity_period) from `from` to `to`. */
+export function setTimes(to: { schedule_delivery_time?: string; validity_period?: string }, from: { schedule_delivery_time?: string; validity_period?: string }): void {
+  if (from.schedule_delivery_time) to.schedule_delivery_time = from.schedule_delivery_time;
+  if (from.validity_period) to.validity_period = from.validity_period;
 }

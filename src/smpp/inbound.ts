@@ -11,7 +11,7 @@ import { type Pdu, type Tlv } from "./codec.js";
 import { parseDataCoding, type DataCoding, type TextEncoding } from "./charset.js";
 import { concatUnits, decodeUnits, type ConcatInfo } from "./message.js";
 import { Reassembler } from "./reassembly.js";
-import { decodeMessagePdu, setBody, type Part, type PeerContext } from "./decode.js";
+import { decodeMessagePdu, setBody, setTimes, type Part, type PeerContext } from "./decode.js";
 import type { SmppMetrics } from "./metrics.js";
 import type { SmppSession } from "./session.js";
 export type { Part, PeerContext } from "./decode.js";
@@ -47,6 +47,10 @@ export function statusFor(result: AcceptResult | undefined, peer: PeerOptions): 
       return STATUS.ESME_RINVDSTADR;
     case "invalid_source":
       return STATUS.ESME_RINVSRCADR;
+    case "invalid_schedule":
+      return STATUS.ESME_RINVSCHED;
+    case "invalid_expiry":
+      return STATUS.ESME_RINVEXPIRY;
     case "permanent":
       return STATUS.ESME_RX_R_APPN;
     default:
@@ -167,6 +171,7 @@ export class InboundProcessor {
       received_at: new Date(received),
       tlvs: first.tlvs,
     };
+    setTimes(msg, first);
     // A receipt is wanted when any part asked for one (SMSCs set it on the first part, or on all).
     for (const p of parts) if ((msg.registered_delivery & 0x03) === 0) msg.registered_delivery = p.registered_delivery;
     let same = true;
@@ -450,6 +455,8 @@ interface StoredPart {
   message_id: string;
   peer: string;
   peer_kind: "account" | "bind";
+  schedule_delivery_time?: string;
+  validity_period?: string;
 }
 
 function encodePart(p: Part): string {
@@ -475,6 +482,7 @@ function encodePart(p: Part): string {
     peer: p.peer.name,
     peer_kind: p.peer.kind,
   };
+  setTimes(s, p);
   return JSON.stringify(s);
 }
 
@@ -505,13 +513,14 @@ export function decodePart(text: string): Part | undefined {
   if (typeof s.received_at !== "number" || typeof s.message_id !== "string" || typeof s.peer !== "string") return undefined;
   if (s.peer_kind !== "account" && s.peer_kind !== "bind") return undefined;
   if (s.national !== undefined && !isInt(s.national)) return undefined;
+  if ((s.schedule_delivery_time !== undefined && typeof s.schedule_delivery_time !== "string") || (s.validity_period !== undefined && typeof s.validity_period !== "string")) return undefined;
   if (!Array.isArray(s.tlvs)) return undefined;
   const tlvs: Tlv[] = [];
   for (const t of s.tlvs) {
     if (!Array.isArray(t) || !isInt(t[0]) || typeof t[1] !== "string") return undefined;
     tlvs.push({ tag: t[0], value: Buffer.from(t[1], "base64") });
   }
-  return {
+  const part: Part = {
     seq: s.seq,
     units: new Uint8Array(Buffer.from(s.units, "base64")),
     encoding: s.encoding,
@@ -529,6 +538,8 @@ export function decodePart(text: string): Part | undefined {
     message_id: s.message_id,
     peer: { name: s.peer, kind: s.peer_kind, options: {} },
   };
+  setTimes(part, s);
+  return part;
 }
 
 /** The readable parts among `list` (index seq-1), in order. */

@@ -5,6 +5,7 @@
  */
 import { CMD, RESP_BIT, STATUS } from "./constants.js";
 import { HEADER_LENGTH } from "./codec.js";
+import { formatSmppTime } from "./time.js";
 
 /** message_state values (SMPP 3.4 5.2.28). */
 export const STATE = { ENROUTE: 1, DELIVERED: 2, EXPIRED: 3, DELETED: 4, UNDELIVERABLE: 5, ACCEPTED: 6, UNKNOWN: 7, REJECTED: 8 } as const;
@@ -20,14 +21,24 @@ export interface QueryAnswer {
 /** What the SMPP server asks about an app's messages; answers are command_status values. */
 export interface MessageOps {
   query(account: string, messageId: string): Promise<QueryAnswer>;
-  cancel(account: string, messageId: string): Promise<number>;
-  replace(account: string, messageId: string, shortMessage: Buffer): Promise<number>;
+  /** By message_id, or (empty message_id) every queued message from source_addr to destination_addr. */
+  cancel(account: string, req: OpRequest): Promise<number>;
+  replace(account: string, req: OpRequest): Promise<number>;
 }
 
 export interface OpRequest {
   message_id: string;
+  /** cancel_sm: service_type, source_addr and destination_addr as given (cancel by address). */
+  service_type?: string;
+  source_addr?: string;
+  destination_addr?: string;
   /** replace_sm: the new short_message (raw octets, the data_coding of the original). */
   short_message?: Buffer;
+  /** replace_sm: the new times (empty: keep the message's), registered_delivery, sm_default_msg_id. */
+  schedule_delivery_time?: string;
+  validity_period?: string;
+  registered_delivery?: number;
+  sm_default_msg_id?: number;
 }
 
 /** The fields of a query_sm / cancel_sm / replace_sm body this gateway uses; null when malformed. */
@@ -41,24 +52,34 @@ export function parseOp(command_id: number, body: Buffer): OpRequest | null {
     return s;
   };
   const u8 = (): number | null => (pos < body.length ? body[pos++]! : null);
-  if (command_id === CMD.cancel_sm && cstr(6) === null) return null; // service_type
+  const service_type = command_id === CMD.cancel_sm ? cstr(6) : "";
+  if (service_type === null) return null;
   const message_id = cstr(65);
   if (message_id === null) return null;
   // source_addr_ton, source_addr_npi, source_addr
-  if (u8() === null || u8() === null || cstr(65) === null) return null;
-  if (command_id !== CMD.replace_sm) return { message_id };
-  // schedule_delivery_time, validity_period, registered_delivery, sm_default_msg_id, sm_length
-  if (cstr(17) === null || cstr(17) === null || u8() === null || u8() === null) return null;
+  if (u8() === null || u8() === null) return null;
+  const source_addr = cstr(65);
+  if (source_addr === null) return null;
+  if (command_id === CMD.query_sm) return { message_id };
+  if (command_id === CMD.cancel_sm) {
+    // dest_addr_ton, dest_addr_npi, destination_addr: only needed to cancel by address
+    if (u8() === null || u8() === null) return message_id === "" ? null : { message_id };
+    const destination_addr = cstr(65);
+    if (destination_addr === null) return message_id === "" ? null : { message_id };
+    return { message_id, service_type, source_addr, destination_addr };
+  }
+  const schedule_delivery_time = cstr(17);
+  const validity_period = cstr(17);
+  const registered_delivery = u8();
+  const sm_default_msg_id = u8();
+  if (schedule_delivery_time === null || validity_period === null || registered_delivery === null || sm_default_msg_id === null) return null;
   const len = u8();
   if (len === null || pos + len > body.length) return null;
-  return { message_id, short_message: Buffer.from(body.subarray(pos, pos + len)) };
+  return { message_id, short_message: Buffer.from(body.subarray(pos, pos + len)), schedule_delivery_time, validity_period, registered_delivery, sm_default_msg_id };
 }
 
 /** SMPP absolute time "YYMMDDhhmmsstnnp" in UTC (SMPP 3.4 7.1.1). */
-export function smppTime(d: Date): string {
-  const p = (n: number): string => String(n).padStart(2, "0");
-  return `${p(d.getUTCFullYear() % 100)}${p(d.getUTCMonth() + 1)}${p(d.getUTCDate())}${p(d.getUTCHours())}${p(d.getUTCMinutes())}${p(d.getUTCSeconds())}${Math.floor(d.getUTCMilliseconds() / 100)}00+`;
-}
+export const smppTime = formatSmppTime;
 
 /** query_sm_resp: header only on an error, else message_id, final_date, message_state, error_code. */
 export function encodeQueryResp(seq: number, messageId: string, a: QueryAnswer): Buffer {

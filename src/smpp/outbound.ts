@@ -82,7 +82,7 @@ export function buildMessagePdus(
   return out;
 }
 
-/** A message PDU with msg's addresses, service type, esm_class, protocol_id and registered_delivery. */
+/** A message PDU with msg's addresses, service type, esm_class, protocol_id, registered_delivery (and validity on submit_sm). */
 function messagePdu(command_id: number, msg: OutboundSms, data_coding: number): Pdu {
   const p = new Pdu(command_id);
   p.service_type = msg.service_type ?? "";
@@ -95,6 +95,8 @@ function messagePdu(command_id: number, msg: OutboundSms, data_coding: number): 
   p.esm_class = msg.esm_class ?? 0;
   p.protocol_id = msg.protocol_id ?? 0;
   p.registered_delivery = msg.registered_delivery ?? 0;
+  // deliver_sm's validity_period must be empty (SMPP 3.4 4.6.1); data_sm has none
+  if (command_id === CMD.submit_sm && msg.validity_period !== undefined) p.validity_period = msg.validity_period;
   p.data_coding = data_coding;
   return p;
 }

@@ -357,9 +357,9 @@ export class SmppServer implements SessionHandler {
         const a = await ops.query(account, req.message_id);
         session.respondOp(pdu, a.status, encodeQueryResp(pdu.sequence_number, req.message_id, a));
       } else if (pdu.command_id === CMD.cancel_sm) {
-        session.respondOp(pdu, await ops.cancel(account, req.message_id));
+        session.respondOp(pdu, await ops.cancel(account, req));
       } else {
-        session.respondOp(pdu, await ops.replace(account, req.message_id, req.short_message ?? Buffer.alloc(0)));
+        session.respondOp(pdu, await ops.replace(account, req));
       }
     };
     run().catch((err: unknown) => {

@@ -162,6 +162,9 @@ export interface InboundSms {
   part_ids?: string[];
   /** The SMSC's id, when it gave one (receipted_message_id on a non-receipt PDU). */
   smsc_message_id?: string;
+  /** schedule_delivery_time and validity_period as the (first) PDU gave them, when not empty (src/smpp/time.ts reads them). */
+  schedule_delivery_time?: string;
+  validity_period?: string;
   /** When the first part arrived. */
   received_at: Date;
   /** TLVs of the first part (unknown ones included). */
@@ -209,7 +212,11 @@ export type AcceptResult =
   | { status: "permanent" }
   | { status: "invalid_destination" }
   /** The source address is not one the peer may send from (ESME_RINVSRCADR). */
-  | { status: "invalid_source" };
+  | { status: "invalid_source" }
+  /** schedule_delivery_time not a time, or one didgate cannot hold the message until (ESME_RINVSCHED). */
+  | { status: "invalid_schedule" }
+  /** validity_period not a time, or already past (ESME_RINVEXPIRY). */
+  | { status: "invalid_expiry" };
 
 /**
  * Durable reassembly buffers (e.g. in Redis; src/delivery's RedisPartStore behind an adapter).
@@ -247,6 +254,8 @@ export interface OutboundSms {
   registered_delivery?: number;
   service_type?: string;
   protocol_id?: number;
+  /** submit_sm only: validity_period (an SMPP time, src/smpp/time.ts). */
+  validity_period?: string;
   tlvs?: Tlv[];
   /**
    * Too long for one short_message: "payload" sends one PDU with message_payload, "udh" sends

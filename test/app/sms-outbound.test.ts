@@ -4,7 +4,8 @@
  * table's sms names, answers ESME_ROK only once the carrier accepted, relays the carrier's receipt
  * with the app's own id, paces a bind to its tps, fails over when a bind throttles, refuses senders
  * the account does not own (0x0A), opted-out recipients (0x66) and destinations without a route
- * (0x0B), and writes one outbound message record per message.
+ * (0x0B), and writes one outbound message record per message. A bind with `national_language: [tr]`
+ * gets a Turkish text in 7 bits through the Turkish tables, in fewer parts than UCS-2.
  */
 import { readFileSync, existsSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
@@ -24,6 +25,7 @@ let smscA: TestSmsc;
 let smscB: TestSmsc;
 let smscT: TestSmsc;
 let smscR: TestSmsc;
+let smscN: TestSmsc;
 let dir: string;
 const ADMIN = "admin-token-0123456789abcdef";
 const SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
@@ -70,6 +72,7 @@ beforeAll(async () => {
   smscB = await startSmsc({ idPrefix: "b" });
   smscT = await startSmsc({ idPrefix: "t" });
   smscR = await startSmsc({ idPrefix: "r", receiptFirst: 300 });
+  smscN = await startSmsc({ idPrefix: "n" });
   dir = tempDir();
   const doc = {
     routes: {
@@ -83,6 +86,7 @@ beforeAll(async () => {
       "+33*": { sms: ["smsc-t"] },
       "+34*": { voice: ["nobody"] },
       "+36*": { sms: ["smsc-r"] },
+      "+90*": { sms: ["smsc-n"] },
     },
   };
   writeFileSync(join(dir, "routes.yaml"), YAML.stringify(doc));
@@ -99,13 +103,13 @@ beforeAll(async () => {
         handler_timeout_s: 10,
         reassembly: { timeout_s: 1 },
         accounts: [{ system_id: "app-1", password: "pw-a", role: "app", tenant: "acme", senders: ["ACME"], country_code: "1" }],
-        binds: [bind("smsc-a", smscA.port), bind("smsc-b", smscB.port), bind("smsc-t", smscT.port, { tps: 10 }), bind("smsc-r", smscR.port)],
+        binds: [bind("smsc-a", smscA.port), bind("smsc-b", smscB.port), bind("smsc-t", smscT.port, { tps: 10 }), bind("smsc-r", smscR.port), bind("smsc-n", smscN.port, { national_language: ["tr"] })],
       },
     },
     dir,
   ));
-  await Promise.all([smscA.waitBound(), smscB.waitBound(), smscT.waitBound(), smscR.waitBound()]);
-  await waitFor(() => ["smsc-a", "smsc-b", "smsc-t", "smsc-r"].every((n) => app.smpp!.clients.get(n)!.isBound));
+  await Promise.all([smscA.waitBound(), smscB.waitBound(), smscT.waitBound(), smscR.waitBound(), smscN.waitBound()]);
+  await waitFor(() => ["smsc-a", "smsc-b", "smsc-t", "smsc-r", "smsc-n"].every((n) => app.smpp!.clients.get(n)!.isBound));
   esme = await connectEsme(app.smpp!.address()!.port);
   expect((await esme.bind("bind_transceiver", "app-1", "pw-a")).command_status).toBe(0);
 }, 60_000);
@@ -113,7 +117,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await esme?.close();
   await app?.stop(1000);
-  await Promise.all([smscA?.close(), smscB?.close(), smscT?.close(), smscR?.close()]);
+  await Promise.all([smscA?.close(), smscB?.close(), smscT?.close(), smscR?.close(), smscN?.close()]);
   await new Promise<void>((r) => receiver.close(() => r()));
 });
 
@@ -169,6 +173,23 @@ describe("an app sends from its own number", () => {
     });
     expect(refs.size).toBe(1);
     expect(text).toBe(long);
+  });
+
+  it("a Turkish text goes to a bind with national_language [tr] as one 7-bit part with the locking shift IE; to a bind without, as three UCS-2 parts", async () => {
+    // 140 characters, all in the Turkish locking shift table, several not in the default alphabet
+    const tr = "Şişli'de buluşalım mı? Ağaç İstanbul'da çok güzel. ".repeat(3).slice(0, 140);
+    expect((await submit("905321234567", { data_coding: 8, message_payload: tr })).command_status).toBe(0);
+    const [p] = submits(smscN, "905321234567");
+    expect(submits(smscN, "905321234567")).toHaveLength(1);
+    expect(p!.data_coding === 0 || p!.data_coding === 1).toBe(true);
+    expect(ud(p!).udh!.map((ie) => [...ie])).toContainEqual([0x25, 0x01, 0x01]);
+    // the npm smpp SMSC decodes the text through the table the IE names
+    expect(String(ud(p!).message)).toBe(tr);
+    expect((await submit("447700900030", { data_coding: 8, message_payload: tr })).command_status).toBe(0);
+    const ucs2 = submits(smscA, "447700900030");
+    expect(ucs2.map((x) => x.data_coding)).toEqual([8, 8, 8]);
+    expect(ucs2.map(textOf).join("")).toBe(tr);
+    expect(await app.registry.getSingleMetricAsString("didgate_smpp_national_parts_saved_total")).toMatch(/peer="smsc-n"\} 2/);
   });
 
   it("data_sm is an outbound message too", async () => {
@@ -269,6 +290,23 @@ describe("refusals", () => {
     expect((await submit("447700900011", { short_message: "x" })).command_status).toBe(0);
     expect((await submit("34600000001", { short_message: "x" })).command_status).toBe(0x0b);
     expect((await submit("81300000001", { short_message: "x" })).command_status).toBe(0x0b);
+  });
+
+  it("without Redis nothing can wait: a schedule_delivery_time in the future is ESME_RINVSCHED; a past one and a validity_period go now", async () => {
+    const r = await submit("447700900013", { short_message: "later please", schedule_delivery_time: "000000010000000R" });
+    expect(r.command_status).toBe(0x61);
+    expect(submits(smscA, "447700900013")).toHaveLength(0);
+    const t0 = Date.now();
+    expect((await submit("447700900013", { short_message: "now please", schedule_delivery_time: "200101000000000+", validity_period: "000001000000000R" })).command_status).toBe(0);
+    const t1 = Date.now();
+    expect(submits(smscA, "447700900013").map(textOf)).toEqual(["now please"]);
+    // the carrier gets the validity as an absolute time (a day after didgate received the PDU), no schedule
+    const p = submits(smscA, "447700900013")[0]!;
+    expect(p.validity_period).toBeInstanceOf(Date);
+    expect((p.validity_period as Date).getTime()).toBeGreaterThanOrEqual(t0 + 86_400_000 - 100);
+    expect((p.validity_period as Date).getTime()).toBeLessThanOrEqual(t1 + 86_400_000);
+    expect(p.schedule_delivery_time || "").toBe("");
+    expect((await submit("447700900013", { short_message: "x", validity_period: "000000000000000R" })).command_status).toBe(0x62);
   });
 });
 

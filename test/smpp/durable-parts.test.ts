@@ -117,6 +117,23 @@ describe("durable reassembly through the edge", () => {
 });
 
 describe("stored part decoding", () => {
+  it("the first part's schedule_delivery_time and validity_period come with the assembled message", async () => {
+    const { esme, messages } = await setup();
+    const send = (seq: number, text: string) =>
+      esme.send("submit_sm", {
+        source_addr: "447700900123",
+        destination_addr: "15125550100",
+        esm_class: 0x40,
+        schedule_delivery_time: seq === 1 ? "000000010000000R" : "",
+        validity_period: seq === 1 ? "261231235959000+" : "",
+        short_message: Buffer.concat([Buffer.from([5, 0, 3, 0x42, 2, seq]), Buffer.from(gsm7Encode(text)!)]),
+      });
+    expect((await send(2, "world")).command_status).toBe(0);
+    expect((await send(1, "hello ")).command_status).toBe(0);
+    const m = await waitFor(() => messages.find((x) => x.text === "hello world"));
+    expect([m.schedule_delivery_time, m.validity_period]).toEqual(["000000010000000R", "261231235959000+"]);
+  });
+
   it("never throws and rejects what is not a stored part", () => {
     fc.assert(
       fc.property(fc.oneof(fc.string(), fc.json(), fc.jsonValue().map((v) => JSON.stringify({ v: 1, seq: 1, units: "", ...(typeof v === "object" && v !== null ? v : { x: v }) }))), (s) => {

@@ -13,9 +13,26 @@ const b = (...n: number[]): Buffer => Buffer.from(n);
 describe("parseOp", () => {
   it("reads the message id of query_sm and cancel_sm, the id and new text of replace_sm", () => {
     expect(parseOp(CMD.query_sm, Buffer.concat([z("abc"), b(1, 1), z("15125550100")]))).toEqual({ message_id: "abc" });
-    expect(parseOp(CMD.cancel_sm, Buffer.concat([z(""), z("abc"), b(1, 1), z("15125550100"), b(1, 1), z("447700900001")]))).toEqual({ message_id: "abc" });
-    const r = parseOp(CMD.replace_sm, Buffer.concat([z("abc"), b(1, 1), z("1512"), z(""), z(""), b(0, 0, 3), Buffer.from("new")]));
-    expect(r).toEqual({ message_id: "abc", short_message: Buffer.from("new") });
+    expect(parseOp(CMD.cancel_sm, Buffer.concat([z(""), z("abc"), b(1, 1), z("15125550100"), b(1, 1), z("447700900001")]))).toEqual({
+      message_id: "abc",
+      service_type: "",
+      source_addr: "15125550100",
+      destination_addr: "447700900001",
+    });
+    const r = parseOp(CMD.replace_sm, Buffer.concat([z("abc"), b(1, 1), z("1512"), z("000000010000000R"), z(""), b(1, 0, 3), Buffer.from("new")]));
+    expect(r).toEqual({ message_id: "abc", short_message: Buffer.from("new"), schedule_delivery_time: "000000010000000R", validity_period: "", registered_delivery: 1, sm_default_msg_id: 0 });
+  });
+
+  it("cancel_sm by address (empty message_id) needs the destination; by id it does not", () => {
+    expect(parseOp(CMD.cancel_sm, Buffer.concat([z("CMT"), z(""), b(1, 1), z("ACME"), b(1, 1), z("447700900001")]))).toEqual({
+      message_id: "",
+      service_type: "CMT",
+      source_addr: "ACME",
+      destination_addr: "447700900001",
+    });
+    expect(parseOp(CMD.cancel_sm, Buffer.concat([z(""), z(""), b(1, 1), z("ACME"), b(1)]))).toBeNull();
+    expect(parseOp(CMD.cancel_sm, Buffer.concat([z(""), z("abc"), b(1, 1), z("ACME")]))).toEqual({ message_id: "abc" });
+    expect(parseOp(CMD.cancel_sm, Buffer.concat([z("x".repeat(6)), z(""), b(1, 1), z("ACME"), b(1, 1), z("1")]))).toBeNull();
   });
 
   it("refuses truncated bodies, missing NULs and overlong ids (null, never a throw)", () => {
