@@ -77,7 +77,7 @@ export class DeliveryMetrics {
     });
     this.deadLetters = new Counter({
       name: "didgate_dead_letters_total",
-      help: "Messages dead-lettered, by reason (gone, max_age, refused, no_target)",
+      help: "Messages dead-lettered, by reason (gone, max_age, expired: an outbound message's own validity, refused, no_target)",
       labelNames: ["reason"],
       registers,
     });
@@ -124,6 +124,7 @@ export class DeliveryMetrics {
 /** Dead-letter reason → a small label set. */
 export function deadReasonLabel(reason: string): string {
   if (reason.startsWith("max_age")) return "max_age";
+  if (reason.startsWith("expired")) return "expired";
   if (reason.startsWith("http 410")) return "gone";
   if (reason.startsWith("no ")) return "no_target";
   return "refused";

@@ -42,6 +42,11 @@ import { referenceOf, toSmppAddress } from "./sms-forward.js";
 import { normaliseStat, type ReceiptSender } from "./sms-receipts.js";
 import { errMessage } from "../util/errors.js";
 import { SmsMessageOps, claimSend, releaseSend } from "./sms-ops.js";
+import { parseSmppTime } from "../smpp/ops.js";
+import { backoffDelay, DEFAULT_BACKOFF } from "../delivery/backoff.js";
+
+/** The dead-letter reason of a message whose validity ended (its final status: expired). */
+const EXPIRED_REASON = "expired (validity)";
 
 /** What an app account may send from (config smpp.accounts: tenant, senders). */
 export interface SenderRights {
@@ -77,7 +82,20 @@ export class Pacer {
 }
 
 /** Outcomes of an app's submit (metric label values: a closed set). */
-export type SubmitOutcome = "accepted" | "temporary" | "permanent" | "invalid_source" | "opted_out" | "no_route" | "invalid_number" | "draining";
+export type SubmitOutcome = "accepted" | "temporary" | "permanent" | "invalid_source" | "opted_out" | "no_route" | "invalid_number" | "invalid_expiry" | "draining";
+/** A message from the HTTP API (POST /v1/messages). */
+export interface HttpSubmit {
+  tenant: string | undefined;
+  from: string;
+  to: string;
+  text: string;
+  client_ref?: string;
+  status_webhook?: string;
+  /** Seconds the message may wait and be retried; then it ends expired. */
+  validity_s?: number;
+  id: string;
+}
+
 /** Outcomes of one try on one bind. */
 type BindOutcome = "ok" | "temporary" | "throttled" | "permanent" | "down";
 
@@ -165,6 +183,8 @@ interface QueueInput {
   track?: boolean;
   client_ref?: string;
   status_webhook?: string;
+  /** Epoch ms after which the message is not sent (expired). */
+  expiresAt?: number;
   /** For refusals' records: parts and encoding as known. */
   partsIn?: number;
   encodingIn?: string;
@@ -270,6 +290,11 @@ export class SmsOutbound {
       if (why !== null) return this.result(this.finish(c, "invalid_source", { why }));
     }
     if (!d.ok) return this.result(this.finish(c, "invalid_number", { error: d.error }));
+    if (msg.validity_period !== undefined) {
+      const at = parseSmppTime(msg.validity_period, msg.received_at.getTime());
+      if (at === undefined || at <= this.now()) return this.result(this.finish(c, "invalid_expiry", { validity_period: msg.validity_period }));
+      c.expiresAt = at;
+    }
     if ((msg.registered_delivery & 0x03) !== 0) {
       c.receipt = {
         peer: account,
@@ -289,8 +314,9 @@ export class SmsOutbound {
    * (an admin token: any active number of ours). The outcome, and the message's id and parts when
    * it was accepted.
    */
-  async submitHttp(req: { tenant: string | undefined; from: string; to: string; text: string; client_ref?: string; status_webhook?: string; id: string }): Promise<{ outcome: SubmitOutcome; parts?: number }> {
+  async submitHttp(req: HttpSubmit): Promise<{ outcome: SubmitOutcome; parts?: number }> {
     const c: QueueInput = { id: req.id, account: "api", from: req.from, to: req.to, tenant: req.tenant ?? null, text: req.text, submittedAt: new Date(this.now()), track: true };
+    if (req.validity_s !== undefined) c.expiresAt = this.now() + req.validity_s * 1000;
     if (req.client_ref !== undefined) c.client_ref = req.client_ref;
     if (req.status_webhook !== undefined) c.status_webhook = req.status_webhook;
     if (this.draining) return { outcome: this.finish(c, "draining", {}) };
@@ -316,6 +342,8 @@ export class SmsOutbound {
       case "no_route":
       case "invalid_number":
         return { status: "invalid_destination" };
+      case "invalid_expiry":
+        return { status: "invalid_expiry" };
       default:
         return { status: "temporary" };
     }
@@ -363,6 +391,7 @@ export class SmsOutbound {
     if (c.track === true) body.track = true;
     if (c.client_ref !== undefined) body.client_ref = c.client_ref;
     if (c.status_webhook !== undefined) body.status_webhook = c.status_webhook;
+    if (c.expiresAt !== undefined) body.expires_at = new Date(c.expiresAt).toISOString();
     if (c.binary !== undefined) {
       body.binary = c.binary.toString("base64");
       if (c.data_coding !== undefined) body.data_coding = c.data_coding;
@@ -479,6 +508,17 @@ export class SmsOutbound {
   async forward(job: DeliveryJob, signal: AbortSignal): Promise<AttemptResult> {
     const body = job.body;
     if (body.type !== "message.outbound") return { kind: "dead", reason: "not an outbound message" };
+    const expiresAt = body.expires_at === undefined ? undefined : Date.parse(body.expires_at);
+    if (expiresAt !== undefined && this.now() >= expiresAt) return { kind: "dead", reason: EXPIRED_REASON };
+    const r = await this.forwardOnce(job, body, signal);
+    if (r.kind !== "retry" || expiresAt === undefined) return r;
+    // the next try comes no later than the end of the validity, where the message expires
+    const left = Math.max(0, expiresAt - this.now());
+    const wait = r.retryAfterMs ?? backoffDelay(job.attempts + 1, DEFAULT_BACKOFF);
+    return { ...r, retryAfterMs: Math.min(wait, left) };
+  }
+
+  private async forwardOnce(job: DeliveryJob, body: MessageOutboundBody, signal: AbortSignal): Promise<AttemptResult> {
     const edge = this.o.smpp();
     if (edge === undefined) return { kind: "retry", reason: "SMPP is not running" };
     const sh = this.o.shared;
@@ -677,11 +717,13 @@ export class SmsOutbound {
   onFinal(job: DeliveryJob, outcome: FinalOutcome): void {
     const b = job.body;
     if (b.type !== "message.outbound" || outcome.delivered) return;
-    this.metrics.finals.inc({ status: "failed" });
-    void this.track(b, "failed", { reason: outcome.reason });
-    this.record({ id: b.id, account: b.account, from: b.from, to: b.to, tenant: b.tenant, parts: b.parts, encoding: b.encoding, status: "failed", reason: outcome.reason, bind: null, smsc_message_ids: [], accepted_at: new Date(job.acceptedAt).toISOString(), sent_at: null, receipt: null, attempts: job.attempts, smpp_message_id: b.smpp?.message_id ?? null });
+    // out of its own validity: expired, like an SMSC's EXPIRED receipt; otherwise failed
+    const status = outcome.reason === EXPIRED_REASON ? "expired" : "failed";
+    this.metrics.finals.inc({ status });
+    void this.track(b, status, { reason: outcome.reason });
+    this.record({ id: b.id, account: b.account, from: b.from, to: b.to, tenant: b.tenant, parts: b.parts, encoding: b.encoding, status, reason: outcome.reason, bind: null, smsc_message_ids: [], accepted_at: new Date(job.acceptedAt).toISOString(), sent_at: null, receipt: null, attempts: job.attempts, smpp_message_id: b.smpp?.message_id ?? null });
     if (job.receipt !== undefined && this.o.receiptSender !== undefined) {
-      void this.o.receiptSender.send(job.receipt, outcome.reason.startsWith("max_age") ? "EXPIRED" : "UNDELIV", "001");
+      void this.o.receiptSender.send(job.receipt, status === "expired" || outcome.reason.startsWith("max_age") ? "EXPIRED" : "UNDELIV", "001");
     }
   }
 

@@ -64,6 +64,7 @@ export interface Part {
   received_at: number;
   message_id: string;
   peer: PeerContext;
+  validity_period?: string;
 }
 
 export interface InboundOptions {
@@ -106,6 +107,8 @@ export function statusFor(result: AcceptResult | undefined, peer: PeerOptions): 
       return STATUS.ESME_RINVDSTADR;
     case "invalid_source":
       return STATUS.ESME_RINVSRCADR;
+    case "invalid_expiry":
+      return STATUS.ESME_RINVEXPIRY;
     case "permanent":
       return STATUS.ESME_RX_R_APPN;
     default:
@@ -208,6 +211,7 @@ export class InboundProcessor {
         received_at: new Date(this.o.clock.now()),
         tlvs: copyTlvs(pdu.tlvs),
       };
+      if (pdu.validity_period !== "") msg.validity_period = pdu.validity_period;
       setBody(msg, encoding, units, true, ud.national);
       const smscId = pdu.tlv(TLV.receipted_message_id);
       if (smscId !== undefined) msg.smsc_message_id = tlvString(smscId);
@@ -232,6 +236,7 @@ export class InboundProcessor {
       received_at: this.o.clock.now(),
       message_id,
       peer,
+      ...(pdu.validity_period !== "" ? { validity_period: pdu.validity_period } : {}),
     };
     if (this.store !== undefined) {
       void this.durablePart(this.store, session, pdu, peer, c, part);
@@ -282,6 +287,7 @@ export class InboundProcessor {
       part_ids: parts.map((p) => p.message_id),
       received_at: new Date(received),
       tlvs: first.tlvs,
+      ...(first.validity_period !== undefined ? { validity_period: first.validity_period } : {}),
     };
     // A receipt is wanted when any part asked for one (SMSCs set it on the first part, or on all).
     for (const p of parts) if ((msg.registered_delivery & 0x03) === 0) msg.registered_delivery = p.registered_delivery;
@@ -611,6 +617,7 @@ interface StoredPart {
   message_id: string;
   peer: string;
   peer_kind: "account" | "bind";
+  validity_period?: string;
 }
 
 function encodePart(p: Part): string {
@@ -635,6 +642,7 @@ function encodePart(p: Part): string {
     message_id: p.message_id,
     peer: p.peer.name,
     peer_kind: p.peer.kind,
+    ...(p.validity_period !== undefined ? { validity_period: p.validity_period } : {}),
   };
   return JSON.stringify(s);
 }
@@ -666,6 +674,7 @@ export function decodePart(text: string): Part | undefined {
   if (typeof s.received_at !== "number" || typeof s.message_id !== "string" || typeof s.peer !== "string") return undefined;
   if (s.peer_kind !== "account" && s.peer_kind !== "bind") return undefined;
   if (s.national !== undefined && !isInt(s.national)) return undefined;
+  if (s.validity_period !== undefined && typeof s.validity_period !== "string") return undefined;
   if (!Array.isArray(s.tlvs)) return undefined;
   const tlvs: Tlv[] = [];
   for (const t of s.tlvs) {
@@ -689,6 +698,7 @@ export function decodePart(text: string): Part | undefined {
     received_at: s.received_at,
     message_id: s.message_id,
     peer: { name: s.peer, kind: s.peer_kind, options: {} },
+    ...(s.validity_period !== undefined ? { validity_period: s.validity_period } : {}),
   };
 }
 

@@ -60,6 +60,26 @@ export function smppTime(d: Date): string {
   return `${p(d.getUTCFullYear() % 100)}${p(d.getUTCMonth() + 1)}${p(d.getUTCDate())}${p(d.getUTCHours())}${p(d.getUTCMinutes())}${p(d.getUTCSeconds())}${Math.floor(d.getUTCMilliseconds() / 100)}00+`;
 }
 
+/**
+ * An SMPP time (SMPP 3.4 7.1.1) as epoch ms: absolute "YYMMDDhhmmsstnnp" (p "+" or "-": nn quarter
+ * hours ahead of or behind UTC) or relative "YYMMDDhhmmss000R" (added to `nowMs`); undefined when
+ * the text is neither.
+ */
+export function parseSmppTime(s: string, nowMs: number): number | undefined {
+  const m = /^(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})(\d)(\d{2})([+\-R])$/.exec(s);
+  if (m === null) return undefined;
+  const [yy, mo, dd, hh, mi, ss, t, nn] = m.slice(1, 9).map(Number) as [number, number, number, number, number, number, number, number];
+  if (m[9] === "R") {
+    const d = new Date(nowMs);
+    d.setUTCFullYear(d.getUTCFullYear() + yy, d.getUTCMonth() + mo, d.getUTCDate() + dd);
+    return d.getTime() + ((hh * 60 + mi) * 60 + ss) * 1000;
+  }
+  if (mo < 1 || mo > 12 || dd < 1 || dd > 31 || hh > 23 || mi > 59 || ss > 59 || nn > 48) return undefined;
+  const local = Date.UTC(2000 + yy, mo - 1, dd, hh, mi, ss, t * 100);
+  const offsetMs = nn * 15 * 60_000;
+  return m[9] === "+" ? local - offsetMs : local + offsetMs;
+}
+
 /** query_sm_resp: header only on an error, else message_id, final_date, message_state, error_code. */
 export function encodeQueryResp(seq: number, messageId: string, a: QueryAnswer): Buffer {
   const id = (CMD.query_sm | RESP_BIT) >>> 0;

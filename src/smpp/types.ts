@@ -166,6 +166,8 @@ export interface InboundSms {
   received_at: Date;
   /** TLVs of the first part (unknown ones included). */
   tlvs: Tlv[];
+  /** validity_period of the (first) submit_sm as given, when not empty (SMPP 3.4 7.1: absolute or relative). */
+  validity_period?: string;
 }
 
 export type ReceiptKind = "smsc_receipt" | "sme_ack" | "intermediate";
@@ -209,7 +211,9 @@ export type AcceptResult =
   | { status: "permanent" }
   | { status: "invalid_destination" }
   /** The source address is not one the peer may send from (ESME_RINVSRCADR). */
-  | { status: "invalid_source" };
+  | { status: "invalid_source" }
+  /** The validity_period is not an SMPP time, or lies in the past (ESME_RINVEXPIRY). */
+  | { status: "invalid_expiry" };
 
 /**
  * Durable reassembly buffers (e.g. in Redis; src/delivery's RedisPartStore behind an adapter).

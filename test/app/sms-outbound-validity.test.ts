@@ -1,0 +1,159 @@
+/**
+ * The validity of an outbound message, in spool mode (real redis-server): an SMSC (npm smpp server)
+ * that answers every submit_sm with ESME_RTHROTTLED (0x58) forever keeps the message waiting and
+ * retried until its validity ends; then it ends `expired`: over HTTP (`validity_s`) its status
+ * history and its signed message.status webhook (a real HTTP receiver) say expired; over SMPP
+ * (validity_period, relative and absolute) the app that asked for a receipt gets a deliver_sm with
+ * stat:EXPIRED and its record says expired. A validity_period that is no SMPP time, or lies in the
+ * past, is refused with ESME_RINVEXPIRY.
+ */
+import { existsSync, readFileSync } from "node:fs";
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { join } from "node:path";
+import { Redis } from "ioredis";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { Didgate } from "../../src/app.js";
+import { verifyWebhook } from "../../src/delivery/webhook.js";
+import { RedisRouteWriter } from "../../src/routing/sources/redis-writer.js";
+import { smppTime } from "../../src/smpp/ops.js";
+import { startApp, tempDir, waitFor } from "../helpers/app.js";
+import { startRedis, type TestRedis } from "../helpers/redis.js";
+import { connectEsme, startSmsc, type TestEsme, type TestSmsc } from "../helpers/smsc.js";
+
+const SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+const ACME = "acme-token-0123456789abcdef";
+let redis: TestRedis;
+let app: Didgate;
+let esme: TestEsme;
+let smsc: TestSmsc;
+let dir: string;
+let receiver: Server;
+let hookUrl: string;
+const hooks: { ok: boolean; body: any }[] = [];
+
+const cstr = (v: unknown): string => String(v ?? "").replace(/\0+$/, "");
+const submitsTo = (to: string) => smsc.received.filter((p) => p.command === "submit_sm" && p.destination_addr === to);
+const receiptsOf = (e: TestEsme) => e.received.filter((p) => p.command === "deliver_sm" && ((p.esm_class as number) & 0x3c) === 0x04);
+
+async function api(method: string, path: string, body?: unknown): Promise<{ status: number; body: any }> {
+  const headers: Record<string, string> = { authorization: `Bearer ${ACME}` };
+  if (body !== undefined) headers["content-type"] = "application/json";
+  const res = await fetch(`http://127.0.0.1:${app.api!.address.port}${path}`, { method, headers, ...(body !== undefined ? { body: JSON.stringify(body) } : {}) });
+  const text = await res.text();
+  return { status: res.status, body: text ? JSON.parse(text) : null };
+}
+
+function records(): Record<string, any>[] {
+  const p = join(dir, "records.jsonl");
+  if (!existsSync(p)) return [];
+  return readFileSync(p, "utf8")
+    .split("\n")
+    .filter((l) => l.trim() !== "")
+    .map((l) => JSON.parse(l))
+    .filter((r) => r.type === "message" && r.direction === "outbound");
+}
+
+beforeAll(async () => {
+  receiver = createServer((req, res) => {
+    let body = "";
+    req.on("data", (d: Buffer) => (body += d.toString()));
+    req.on("end", () => {
+      hooks.push({ ok: verifyWebhook(SECRET, req.headers as Record<string, string>, body), body: JSON.parse(body) });
+      res.writeHead(200).end();
+    });
+  });
+  await new Promise<void>((r) => receiver.listen(0, "127.0.0.1", r));
+  hookUrl = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/status`;
+  redis = await startRedis();
+  const c = new Redis(redis.url);
+  const w = new RedisRouteWriter(c, { prefix: "didgate:", streamMaxlen: 10_000 });
+  await w.set("+15125550100", { tenant: "acme", sms: { webhook: "http://127.0.0.1:9/in" } });
+  await w.setOutbound("+44*", { sms: ["smsc-t"] });
+  c.disconnect();
+  // throttles every submit, for ever
+  smsc = await startSmsc({ idPrefix: "t", submitStatus: 0x58 });
+  dir = tempDir();
+  ({ app } = await startApp(
+    {
+      routes: { redis: { url: redis.url, snapshot: "" } },
+      state_dir: dir,
+      records: { jsonl: { path: "records.jsonl" } },
+      api: { listen: "127.0.0.1:0", tokens: [{ token: ACME, tenant: "acme" }] },
+      webhooks: { secret: SECRET, timeout_ms: 1000, allow_private: ["127.0.0.0/8"] },
+      smpp: {
+        listen: "127.0.0.1:0",
+        accounts: [{ system_id: "app-1", password: "pw-a", role: "app", tenant: "acme", country_code: "1" }],
+        binds: [{ name: "smsc-t", host: "127.0.0.1", port: smsc.port, system_id: "didgate", password: "pw", mode: "transceiver" }],
+      },
+    },
+    dir,
+  ));
+  await smsc.waitBound(10_000);
+  await waitFor(() => app.smpp!.clients.get("smsc-t")!.isBound, 10_000);
+  esme = await connectEsme(app.smpp!.address()!.port);
+  expect((await esme.bind("bind_transceiver", "app-1", "pw-a")).command_status).toBe(0);
+}, 60_000);
+
+afterAll(async () => {
+  await esme?.close();
+  await app?.stop(1000);
+  await smsc?.close();
+  await redis?.stop();
+  await new Promise<void>((r) => receiver.close(() => r()));
+});
+
+const submit = (to: string, fields: Record<string, unknown>) =>
+  esme.send("submit_sm", { source_addr: "15125550100", source_addr_ton: 1, destination_addr: to, dest_addr_ton: 1, short_message: "code 1234", ...fields });
+
+describe("validity: a message throttled for ever ends expired", () => {
+  it("HTTP validity_s: retried while valid, then status expired in its history and in a signed message.status", async () => {
+    const r = await api("POST", "/v1/messages", { from: "+15125550100", to: "+447700900301", text: "code 1234", validity_s: 4, status_webhook: hookUrl });
+    expect([r.status, r.body.status]).toEqual([202, "queued"]);
+    const done = await waitFor(async () => {
+      const g = await api("GET", `/v1/messages/${r.body.id}`);
+      return g.body.status === "expired" ? g.body : undefined;
+    }, 20_000, 100);
+    expect(done.history.map((h: { status: string }) => h.status)).toEqual(["queued", "expired"]);
+    // it was offered to the SMSC (throttled) more than once before it expired
+    expect(submitsTo("447700900301").length).toBeGreaterThanOrEqual(2);
+    const hook = await waitFor(() => hooks.find((h) => h.body.id === r.body.id && h.body.status === "expired"), 10_000);
+    expect(hook.ok).toBe(true);
+    expect(hook.body).toMatchObject({ type: "message.status", status: "expired", from: "+15125550100", to: "+447700900301", tenant: "acme" });
+    const rec = await waitFor(() => records().find((x) => x.id === r.body.id), 10_000);
+    expect(rec).toMatchObject({ status: "expired", peer: "api" });
+    // no try after the expiry
+    const tries = submitsTo("447700900301").length;
+    await new Promise((res) => setTimeout(res, 1500));
+    expect(submitsTo("447700900301").length).toBe(tries);
+  }, 30_000);
+
+  it("SMPP relative validity_period: the app gets a deliver_sm receipt stat:EXPIRED with its id, the record says expired", async () => {
+    const r = await submit("447700900302", { registered_delivery: 1, validity_period: "000000000003000R" });
+    expect(r.command_status).toBe(0);
+    const appId = cstr(r.message_id);
+    const rc = await waitFor(() => receiptsOf(esme).find((p) => String((p.short_message as { message: string }).message).startsWith(`id:${appId} `)), 20_000, 100);
+    expect(String((rc.short_message as { message: string }).message)).toMatch(/stat:EXPIRED/);
+    expect(submitsTo("447700900302").length).toBeGreaterThanOrEqual(1);
+    const rec = await waitFor(() => records().find((x) => x.smpp_message_id === appId), 10_000);
+    expect(rec).toMatchObject({ status: "expired", peer: "app-1", to: "+447700900302" });
+  }, 30_000);
+
+  it("SMPP absolute validity_period (UTC and with a zone offset) is honoured the same way", async () => {
+    // 3 s from now, written in UTC+01:00 (04 quarter hours ahead): the same instant
+    const at = new Date(Date.now() + 3000 + 3_600_000);
+    const local = smppTime(at).slice(0, 13) + "04+";
+    const r = await submit("447700900303", { registered_delivery: 1, validity_period: local });
+    expect(r.command_status).toBe(0);
+    const appId = cstr(r.message_id);
+    const rc = await waitFor(() => receiptsOf(esme).find((p) => String((p.short_message as { message: string }).message).startsWith(`id:${appId} `)), 20_000, 100);
+    expect(String((rc.short_message as { message: string }).message)).toMatch(/stat:EXPIRED/);
+  }, 30_000);
+
+  it("a validity_period that is no SMPP time, or already past, is refused with ESME_RINVEXPIRY (0x62)", async () => {
+    expect((await submit("447700900304", { validity_period: "tomorrow" })).command_status).toBe(0x62);
+    expect((await submit("447700900304", { validity_period: smppTime(new Date(Date.now() - 60_000)) })).command_status).toBe(0x62);
+    expect((await api("POST", "/v1/messages", { from: "+15125550100", to: "+447700900304", text: "x", validity_s: 0 })).status).toBe(400);
+    expect(submitsTo("447700900304").length).toBe(0);
+  });
+});
