@@ -21,6 +21,8 @@ export interface MessagesApiOptions {
 
 const errors = (...codes: number[]) => Object.fromEntries(codes.map((c) => [c, ERROR_SCHEMA]));
 const E164 = "^\\+[1-9][0-9]{1,14}$";
+/** An E.164 number, or a sender name / short code as listed in smpp.accounts[].senders. */
+const SENDER = "^(\\+[1-9][0-9]{1,14}|[A-Za-z0-9][A-Za-z0-9 ._&'-]{0,19})$";
 
 const statusSchema = {
   type: "object",
@@ -53,7 +55,11 @@ export function registerMessagesApi(app: FastifyInstance, o: MessagesApiOptions)
           required: ["from", "to", "text"],
           additionalProperties: false,
           properties: {
-            from: { type: "string", pattern: E164, description: "E.164 number of the token's tenant, active or porting out" },
+            from: {
+              type: "string",
+              pattern: SENDER,
+              description: "E.164 number of the token's tenant, active or porting out; or an alphanumeric sender or short code listed in the senders of an SMPP app account of the tenant",
+            },
             to: { type: "string", pattern: E164, description: "E.164 recipient" },
             text: { type: "string", minLength: 1, maxLength: 1600, description: "GSM 03.38 when it fits, else UCS-2; long text in parts" },
             client_ref: { type: "string", maxLength: 64, description: "Your reference, echoed in GET /v1/messages/{id}" },
@@ -85,6 +91,7 @@ export function registerMessagesApi(app: FastifyInstance, o: MessagesApiOptions)
           void reply.code(202);
           return { id, status: o.mode() === "spool" ? "queued" : "sent", parts: r.parts ?? 1 };
         case "invalid_source":
+          if (!b.from.startsWith("+")) throw new ApiError(403, "sender_not_owned", `${b.from} is not a sender listed for ${req.principal.tenant === undefined ? "any app account" : "tenant " + req.principal.tenant}`);
           throw new ApiError(403, "sender_not_owned", `${b.from} is not an active number of ${req.principal.tenant === undefined ? "ours" : "tenant " + req.principal.tenant}`);
         case "opted_out":
           throw new ApiError(409, "recipient_opted_out", `${b.to} opted out of messages from ${b.from}`);

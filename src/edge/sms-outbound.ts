@@ -320,12 +320,19 @@ export class SmsOutbound {
     if (req.client_ref !== undefined) c.client_ref = req.client_ref;
     if (req.status_webhook !== undefined) c.status_webhook = req.status_webhook;
     if (this.draining) return { outcome: this.finish(c, "draining", {}) };
-    const t = this.o.store.current;
-    const r = t.lookup(req.from);
-    const tenant = req.tenant ?? (r !== undefined && t.match.kind !== MATCH_DEFAULT ? r.tenant : undefined);
-    const why = tenant === undefined ? "not a number of ours" : this.notOwned(req.from, tenant);
-    if (why !== null) return { outcome: this.finish(c, "invalid_source", { why }) };
-    c.tenant = tenant ?? null;
+    if (!req.from.startsWith("+")) {
+      // an alphanumeric sender or short code: listed on an app account of the token's tenant
+      const owner = this.senderOwner(req.from, req.tenant);
+      if (owner === undefined) return { outcome: this.finish(c, "invalid_source", { why: "not a listed sender" }) };
+      c.tenant = owner;
+    } else {
+      const t = this.o.store.current;
+      const r = t.lookup(req.from);
+      const tenant = req.tenant ?? (r !== undefined && t.match.kind !== MATCH_DEFAULT ? r.tenant : undefined);
+      const why = tenant === undefined ? "not a number of ours" : this.notOwned(req.from, tenant);
+      if (why !== null) return { outcome: this.finish(c, "invalid_source", { why }) };
+      c.tenant = tenant ?? null;
+    }
     const q = await this.queue(c);
     return q.body !== undefined ? { outcome: q.outcome, parts: q.body.parts } : { outcome: q.outcome };
   }
@@ -471,6 +478,20 @@ export class SmsOutbound {
       else this.o.logger.debug({ name: n }, "outbound sms route names no outbound bind: skipped");
     }
     return out;
+  }
+
+  /**
+   * The tenant an HTTP message from a listed sender is sent for: the token's tenant when one of its
+   * app accounts (smpp.accounts[].senders) lists the sender; for an admin token (tenant undefined)
+   * the tenant of an account that lists it (null: an account without tenant). undefined: not listed.
+   */
+  private senderOwner(sender: string, tenant: string | undefined): string | null | undefined {
+    for (const r of this.rights.values()) {
+      if (!r.senders.has(sender)) continue;
+      if (tenant === undefined) return r.tenant ?? null;
+      if (r.tenant === tenant) return tenant;
+    }
+    return undefined;
   }
 
   /** null when the tenant may send from the number (the same rule as a customer's caller ID). */

@@ -31,6 +31,7 @@ let receiver: Server;
 let hookUrl: string;
 const hooks: { id: string; ok: boolean; body: any }[] = [];
 const ACME = "acme-token-0123456789abcdef";
+const OTHER = "other-token-0123456789abcdef";
 
 async function api(method: string, path: string, token: string | null, body?: unknown): Promise<{ status: number; body: any; headers: Headers }> {
   const headers: Record<string, string> = {};
@@ -92,13 +93,17 @@ beforeAll(async () => {
       routes: { file: "routes.yaml" },
       state_dir: dir,
       records: { jsonl: { path: "records.jsonl" } },
-      api: { listen: "127.0.0.1:0", tokens: [{ token: ADMIN }, { token: ACME, tenant: "acme" }] },
+      api: { listen: "127.0.0.1:0", tokens: [{ token: ADMIN }, { token: ACME, tenant: "acme" }, { token: OTHER, tenant: "other" }] },
       webhooks: { secret: SECRET, timeout_ms: 1000, allow_private: ["127.0.0.0/8"] },
       smpp: {
         listen: "127.0.0.1:0",
         handler_timeout_s: 10,
         reassembly: { timeout_s: 1 },
-        accounts: [{ system_id: "app-1", password: "pw-a", role: "app", tenant: "acme", senders: ["ACME"], country_code: "1" }],
+        accounts: [
+          { system_id: "app-1", password: "pw-a", role: "app", tenant: "acme", senders: ["ACME"], country_code: "1" },
+          // only its senders matter here: the HTTP API reads a tenant's senders from its app accounts
+          { system_id: "app-2", password: "pw-b", role: "app", tenant: "acme", senders: ["72345"], country_code: "1" },
+        ],
         binds: [bind("smsc-a", smscA.port), bind("smsc-b", smscB.port), bind("smsc-t", smscT.port, { tps: 10 }), bind("smsc-r", smscR.port)],
       },
     },
@@ -335,6 +340,37 @@ describe("HTTP: POST /v1/messages, GET /v1/messages/{id}", () => {
   });
 });
 
+describe("HTTP: alphanumeric senders and short codes", () => {
+  it("a sender listed on an app account of the token's tenant: 202, the SMSC gets it as written (TON 5 for a name)", async () => {
+    const r = await api("POST", "/v1/messages", ACME, { from: "ACME", to: "+447700900210", text: "from a name over http" });
+    expect([r.status, r.body.status]).toEqual([202, "sent"]);
+    const [p] = submits(smscA, "447700900210");
+    expect([p!.source_addr, p!.source_addr_ton, textOf(p!)]).toEqual(["ACME", 5, "from a name over http"]);
+    expect((await api("GET", `/v1/messages/${r.body.id}`, ACME)).body).toMatchObject({ from: "ACME", tenant: "acme" });
+    // a short code listed on the tenant's other account
+    expect((await api("POST", "/v1/messages", ACME, { from: "72345", to: "+447700900211", text: "short code" })).status).toBe(202);
+    const [q] = submits(smscA, "447700900211");
+    expect(q!.source_addr).toBe("72345");
+    // an admin token may use any listed sender; the message is the listing account's tenant's
+    const a = await api("POST", "/v1/messages", ADMIN, { from: "ACME", to: "+447700900212", text: "admin" });
+    expect(a.status).toBe(202);
+    expect((await api("GET", `/v1/messages/${a.body.id}`, ADMIN)).body.tenant).toBe("acme");
+  });
+
+  it("a sender not listed for the tenant: 403 sender_not_owned, nothing sent; not a sender at all: 400", async () => {
+    const before = submits(smscA).length + submits(smscB).length;
+    const unlisted = await api("POST", "/v1/messages", ACME, { from: "OTHERCO", to: "+447700900213", text: "x" });
+    expect([unlisted.status, unlisted.body.error.code]).toEqual([403, "sender_not_owned"]);
+    // listed, but for another tenant's account
+    const foreign = await api("POST", "/v1/messages", OTHER, { from: "ACME", to: "+447700900213", text: "x" });
+    expect([foreign.status, foreign.body.error.code]).toEqual([403, "sender_not_owned"]);
+    expect((await api("POST", "/v1/messages", ADMIN, { from: "NOBODY", to: "+447700900213", text: "x" })).status).toBe(403);
+    expect((await api("POST", "/v1/messages", ACME, { from: "A!B", to: "+447700900213", text: "x" })).status).toBe(400);
+    expect((await api("POST", "/v1/messages", ACME, { from: "X".repeat(21), to: "+447700900213", text: "x" })).status).toBe(400);
+    expect(submits(smscA).length + submits(smscB).length).toBe(before);
+  });
+});
+
 describe("throughput and failover", () => {
   it("a bind limited to 10 tps spaces 40 messages over about 4 s (SMSC receive times)", async () => {
     const n = 40;
@@ -346,8 +382,9 @@ describe("throughput and failover", () => {
     const span = times[n - 1]! - times[0]!;
     // (n - 1) intervals of 100 ms; a little slack for timer granularity
     expect(span).toBeGreaterThanOrEqual((n - 1) * 100 * 0.9);
-    // never more than 2 in any 100 ms window (no bursts)
-    for (let i = 2; i < n; i++) expect(times[i]! - times[i - 2]!).toBeGreaterThanOrEqual(150);
+    // no bursts: any 11 consecutive arrivals span about a second (10 slots of 100 ms; one late
+    // submit may arrive close to the next, on time, one, so pairs are not compared)
+    for (let i = 10; i < n; i++) expect(times[i]! - times[i - 10]!).toBeGreaterThanOrEqual(900);
     const metrics = await app.registry.metrics();
     expect(metrics).toContain('didgate_sms_outbound_parts_total{bind="smsc-t"} 40');
     expect(metrics).toContain('didgate_sms_outbound_pacing{bind="smsc-t"} 0');
