@@ -42,7 +42,7 @@ import { referenceOf, toSmppAddress } from "./sms-forward.js";
 import { normaliseStat, type ReceiptSender } from "./sms-receipts.js";
 import { errMessage } from "../util/errors.js";
 import { SmsMessageOps, claimSend, releaseSend } from "./sms-ops.js";
-import { parseSmppTime } from "../smpp/ops.js";
+import { parseSmppTime, smppTime } from "../smpp/ops.js";
 import { backoffDelay, DEFAULT_BACKOFF } from "../delivery/backoff.js";
 
 /** The dead-letter reason of a message whose validity ended (its final status: expired). */
@@ -507,6 +507,8 @@ export class SmsOutbound {
 
   private smsOf(body: MessageOutboundBody): OutboundSms {
     const m: OutboundSms = { source: toSmppAddress(body.from), destination: toSmppAddress(body.to), reference: referenceOf(body.id) };
+    // the carrier keeps trying no longer than the message is valid here
+    if (body.expires_at !== undefined) m.validity_period = smppTime(new Date(body.expires_at));
     if (body.binary !== undefined) {
       m.binary = Buffer.from(body.binary, "base64");
       if (body.data_coding !== undefined) m.data_coding = body.data_coding;

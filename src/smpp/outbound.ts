@@ -95,6 +95,7 @@ function messagePdu(command_id: number, msg: OutboundSms, data_coding: number): 
   p.esm_class = msg.esm_class ?? 0;
   p.protocol_id = msg.protocol_id ?? 0;
   p.registered_delivery = msg.registered_delivery ?? 0;
+  if (command_id !== CMD.deliver_sm) p.validity_period = msg.validity_period ?? "";
   p.data_coding = data_coding;
   return p;
 }

@@ -249,6 +249,8 @@ export interface OutboundSms {
   data_coding?: number;
   esm_class?: number;
   registered_delivery?: number;
+  /** validity_period as written in the PDU (SMPP time; empty: the SMSC's default). */
+  validity_period?: string;
   service_type?: string;
   protocol_id?: number;
   tlvs?: Tlv[];

@@ -4,7 +4,8 @@
  * retried until its validity ends; then it ends `expired`: over HTTP (`validity_s`) its status
  * history and its signed message.status webhook (a real HTTP receiver) say expired; over SMPP
  * (validity_period, relative and absolute) the app that asked for a receipt gets a deliver_sm with
- * stat:EXPIRED and its record says expired. A validity_period that is no SMPP time, or lies in the
+ * stat:EXPIRED and its record says expired. The carrier gets the end of the validity as its
+ * validity_period. A validity_period that is no SMPP time, or lies in the
  * past, is refused with ESME_RINVEXPIRY.
  */
 import { existsSync, readFileSync } from "node:fs";
@@ -115,8 +116,11 @@ describe("validity: a message throttled for ever ends expired", () => {
       return g.body.status === "expired" ? g.body : undefined;
     }, 20_000, 100);
     expect(done.history.map((h: { status: string }) => h.status)).toEqual(["queued", "expired"]);
-    // it was offered to the SMSC (throttled) more than once before it expired
+    // it was offered to the SMSC (throttled) more than once before it expired, each time with
+    // the end of its validity as validity_period (absolute, UTC; the npm smpp package reads it as a Date)
     expect(submitsTo("447700900301").length).toBeGreaterThanOrEqual(2);
+    const vp = submitsTo("447700900301")[0]!.validity_period as Date;
+    expect(Math.abs(vp.getTime() - (Date.parse(done.created_at) + 4000))).toBeLessThan(1000);
     const hook = await waitFor(() => hooks.find((h) => h.body.id === r.body.id && h.body.status === "expired"), 10_000);
     expect(hook.ok).toBe(true);
     expect(hook.body).toMatchObject({ type: "message.status", status: "expired", from: "+15125550100", to: "+447700900301", tenant: "acme" });
