@@ -217,6 +217,8 @@ describe("alert rules and dashboard files", () => {
           { series: `didgate_spool_oldest_age_seconds{${j},${B}}`, values: "0+60x30" },
           { series: `didgate_dead_letters_total{${j},${A},reason="gone"}`, values: "0 0 0 0 0 0 0 0 0 0 0 0 0 0 1x30" },
           { series: `didgate_dead_letters_total{${j},${A},reason="max_age"}`, values: "0x30" },
+          // an outbound message past its own validity: the outcome the app asked for, no alert
+          { series: `didgate_dead_letters_total{${j},${A},reason="expired"}`, values: "0 0 0 0 0 0 0 0 0 0 0 0 0 0 1x30" },
         ],
         alert_rule_test: [
           { eval_time: "16m", alertname: "DidgateDown", exp_alerts: [sev("critical", { instance: "a:9464" })] },
