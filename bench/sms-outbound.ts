@@ -51,6 +51,25 @@ function pct(sorted: number[], p: number): number {
   return sorted.length === 0 ? NaN : sorted[Math.min(sorted.length - 1, Math.floor((sorted.length * p) / 100))]!;
 }
 
+/** Commands Redis has run since it started, by command (INFO commandstats; commands run by scripts count too). */
+async function redisCalls(url: string): Promise<Map<string, number>> {
+  const c = new Redis(url);
+  try {
+    const info = await c.info("commandstats");
+    const m = new Map<string, number>();
+    for (const x of info.matchAll(/^cmdstat_([\w|]+):calls=(\d+)/gm)) if (x[1] !== "info") m.set(x[1]!, Number(x[2]));
+    return m;
+  } finally {
+    c.disconnect();
+  }
+}
+
+/** Commands per message between two INFO commandstats: the total and the busiest commands. */
+function perMessage(a: Map<string, number>, b: Map<string, number>, n: number): { total: number; top: string } {
+  const d = [...b].map(([k, v]) => [k, (v - (a.get(k) ?? 0)) / n] as const).filter(([, v]) => v > 0).sort((x, y) => y[1] - x[1]);
+  return { total: +d.reduce((s, [, v]) => s + v, 0).toFixed(1), top: d.slice(0, 8).map(([k, v]) => `${k}:${v.toFixed(1)}`).join(" ") };
+}
+
 /** Sends message i; calls done(accepted) when the gateway answered. */
 type Submit = (i: number, text: string, done: (accepted: boolean) => void) => void;
 
@@ -64,6 +83,9 @@ interface Row {
   p99_ms: number;
   lost: number;
   duplicates: number;
+  /** Redis commands per message (spool cases: INFO commandstats before and after the run), and the busiest. */
+  redis_cmds_per_msg?: number;
+  redis_top?: string;
   load1: string;
 }
 
@@ -157,10 +179,17 @@ function httpSubmitter(port: number, agent: Agent, req: (text: string) => { meth
 interface Case {
   name: string;
   /** Starts the gateway against the SMSC; returns its submitters and a stop function. */
-  start(ctx: BenchCtx, smsc: TestSmsc): Promise<{ submit: Submit; stop(): Promise<void> }>;
+  start(ctx: BenchCtx, smsc: TestSmsc): Promise<Started>;
 }
 
-async function startDidgate(ctx: BenchCtx, smsc: TestSmsc, mode: "direct" | "spool", via: "smpp" | "http"): Promise<{ submit: Submit; stop(): Promise<void> }> {
+interface Started {
+  submit: Submit;
+  stop(): Promise<void>;
+  /** The Redis the gateway uses (spool mode). */
+  redisUrl?: string;
+}
+
+async function startDidgate(ctx: BenchCtx, smsc: TestSmsc, mode: "direct" | "spool", via: "smpp" | "http"): Promise<Started> {
   const dir = mkdtempSync(join(ctx.dir, `didgate-${mode}-${via}-`));
   const port = await freePort();
   const apiPort = await freePort();
@@ -225,19 +254,19 @@ async function startDidgate(ctx: BenchCtx, smsc: TestSmsc, mode: "direct" | "spo
         headers: { authorization: `Bearer ${TOKEN}`, "content-type": "application/json" },
         body: JSON.stringify({ from: "+" + FROM, to: "+" + TO, text }),
       }));
-      return { submit, stop };
+      return { submit, stop, ...(redis ? { redisUrl: redis.url } : {}) };
     }
     const submit: Submit = (_i, text, done) => {
       app!.session.submit_sm({ source_addr: FROM, source_addr_ton: 1, destination_addr: TO, dest_addr_ton: 1, short_message: text }, (r: { command_status: number }) => done(r.command_status === 0));
     };
-    return { submit, stop };
+    return { submit, stop, ...(redis ? { redisUrl: redis.url } : {}) };
   } catch (err) {
     await stopAll();
     throw err;
   }
 }
 
-async function startKannelCase(ctx: BenchCtx, smsc: TestSmsc, store: boolean): Promise<{ submit: Submit; stop(): Promise<void> }> {
+async function startKannelCase(ctx: BenchCtx, smsc: TestSmsc, store: boolean): Promise<Started> {
   const k = await startKannel(ctx, { peerPort: smsc.port, binds: 1, store, maxPendingSubmits: WINDOW });
   try {
     await waitFor(() => smsc.binds.length > 0, 20_000, "kannel bound to the SMSC");
@@ -285,7 +314,13 @@ try {
         const g = await c.start(ctx, smsc);
         try {
           await drive(c.name, smsc, g.submit, WARMUP, `w${run}`);
+          const calls0 = g.redisUrl !== undefined ? await redisCalls(g.redisUrl) : undefined;
           const row = await drive(c.name, smsc, g.submit, N, `r${run}`);
+          if (g.redisUrl !== undefined && calls0 !== undefined) {
+            const pm = perMessage(calls0, await redisCalls(g.redisUrl), N);
+            row.redis_cmds_per_msg = pm.total;
+            row.redis_top = pm.top;
+          }
           rows.push(row);
           console.log(JSON.stringify(row));
         } finally {
