@@ -8,17 +8,15 @@
  * validity_period. A validity_period that is no SMPP time, or lies in the
  * past, is refused with ESME_RINVEXPIRY.
  */
-import { existsSync, readFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import { join } from "node:path";
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Didgate } from "../../src/app.js";
 import { verifyWebhook } from "../../src/delivery/webhook.js";
 import { RedisRouteWriter } from "../../src/routing/sources/redis-writer.js";
 import { smppTime } from "../../src/smpp/ops.js";
-import { startApp, tempDir, waitFor } from "../helpers/app.js";
+import { apiCall, outboundRecords, startApp, tempDir, waitFor } from "../helpers/app.js";
 import { startRedis, type TestRedis } from "../helpers/redis.js";
 import { connectEsme, startSmsc, type TestEsme, type TestSmsc } from "../helpers/smsc.js";
 
@@ -35,25 +33,11 @@ const hooks: { ok: boolean; body: any }[] = [];
 
 const cstr = (v: unknown): string => String(v ?? "").replace(/\0+$/, "");
 const submitsTo = (to: string) => smsc.received.filter((p) => p.command === "submit_sm" && p.destination_addr === to);
+const api = (method: string, path: string, body?: unknown) => apiCall(app.api!.address.port, method, path, ACME, body);
+const records = () => outboundRecords(dir);
 const receiptsOf = (e: TestEsme) => e.received.filter((p) => p.command === "deliver_sm" && ((p.esm_class as number) & 0x3c) === 0x04);
 
-async function api(method: string, path: string, body?: unknown): Promise<{ status: number; body: any }> {
-  const headers: Record<string, string> = { authorization: `Bearer ${ACME}` };
-  if (body !== undefined) headers["content-type"] = "application/json";
-  const res = await fetch(`http://127.0.0.1:${app.api!.address.port}${path}`, { method, headers, ...(body !== undefined ? { body: JSON.stringify(body) } : {}) });
-  const text = await res.text();
-  return { status: res.status, body: text ? JSON.parse(text) : null };
-}
 
-function records(): Record<string, any>[] {
-  const p = join(dir, "records.jsonl");
-  if (!existsSync(p)) return [];
-  return readFileSync(p, "utf8")
-    .split("\n")
-    .filter((l) => l.trim() !== "")
-    .map((l) => JSON.parse(l))
-    .filter((r) => r.type === "message" && r.direction === "outbound");
-}
 
 beforeAll(async () => {
   receiver = createServer((req, res) => {

@@ -6,7 +6,7 @@
  * the account does not own (0x0A), opted-out recipients (0x66) and destinations without a route
  * (0x0B), and writes one outbound message record per message.
  */
-import { readFileSync, existsSync, writeFileSync } from "node:fs";
+import { writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { verifyWebhook } from "../../src/delivery/webhook.js";
@@ -15,7 +15,7 @@ import YAML from "yaml";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Didgate } from "../../src/app.js";
 import { gsm7Decode, ucs2Decode } from "../../src/smpp/charset.js";
-import { startApp, tempDir, waitFor } from "../helpers/app.js";
+import { apiCall, outboundRecords, startApp, tempDir, waitFor } from "../helpers/app.js";
 import { connectEsme, startSmsc, type SmppPdu, type TestEsme, type TestSmsc } from "../helpers/smsc.js";
 
 let app: Didgate;
@@ -33,17 +33,11 @@ const hooks: { id: string; ok: boolean; body: any }[] = [];
 const ACME = "acme-token-0123456789abcdef";
 const OTHER = "other-token-0123456789abcdef";
 
-async function api(method: string, path: string, token: string | null, body?: unknown): Promise<{ status: number; body: any; headers: Headers }> {
-  const headers: Record<string, string> = {};
-  if (token !== null) headers.authorization = `Bearer ${token}`;
-  if (body !== undefined) headers["content-type"] = "application/json";
-  const res = await fetch(`http://127.0.0.1:${app.api!.address.port}${path}`, { method, headers, ...(body !== undefined ? { body: JSON.stringify(body) } : {}) });
-  const text = await res.text();
-  return { status: res.status, body: text ? JSON.parse(text) : null, headers: res.headers };
-}
 
 const cstr = (v: unknown): string => String(v ?? "").replace(/\0+$/, "");
 const submits = (s: TestSmsc, to?: string) => s.received.filter((p) => p.command === "submit_sm" && (to === undefined || p.destination_addr === to));
+const api = (method: string, path: string, token: string | null, body?: unknown) => apiCall(app.api!.address.port, method, path, token, body);
+const records = () => outboundRecords(dir);
 const receiptsOf = (e: TestEsme) => e.received.filter((p) => p.command === "deliver_sm" && ((p.esm_class as number) & 0x3c) === 0x04);
 
 /** The raw user data of a submit_sm as the npm smpp package decoded it. */
@@ -125,15 +119,6 @@ afterAll(async () => {
 const from = { source_addr: "15125550100", source_addr_ton: 1, source_addr_npi: 1 };
 const submit = (to: string, fields: Record<string, unknown>) => esme.send("submit_sm", { ...from, destination_addr: to, dest_addr_ton: 1, dest_addr_npi: 1, ...fields });
 
-function records(): Record<string, any>[] {
-  const p = join(dir, "records.jsonl");
-  if (!existsSync(p)) return [];
-  return readFileSync(p, "utf8")
-    .split("\n")
-    .filter((l) => l.trim() !== "")
-    .map((l) => JSON.parse(l))
-    .filter((r) => r.type === "message" && r.direction === "outbound");
-}
 
 describe("an app sends from its own number", () => {
   it("GSM 7 text reaches the carrier with the right source, destination and text; ESME_ROK carries an id", async () => {
