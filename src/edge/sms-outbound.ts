@@ -584,7 +584,9 @@ export class SmsOutbound {
     msg.registered_delivery = 1;
     let lastReason = "no bind in the route";
     let retryAfterMs: number | undefined;
-    const maxWait = this.o.maxPaceWaitMs ?? 10_000;
+    // a message does not wait for a pacing slot past the end of its validity
+    const left = body.expires_at === undefined ? Infinity : Date.parse(body.expires_at) - this.now();
+    const maxWait = Math.min(this.o.maxPaceWaitMs ?? 10_000, Math.max(0, left));
     let tried = false;
     for (const name of body.route) {
       if (signal.aborted) return { kind: "retry", reason: "aborted" };

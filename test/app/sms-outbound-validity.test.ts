@@ -6,7 +6,7 @@
  * (validity_period, relative and absolute) the app that asked for a receipt gets a deliver_sm with
  * stat:EXPIRED and its record says expired. The carrier gets the end of the validity as its
  * validity_period. A validity_period that is no SMPP time, or lies in the
- * past, is refused with ESME_RINVEXPIRY.
+ * past, is refused with ESME_RINVEXPIRY. A message does not wait for a pacing slot past its validity.
  */
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -26,6 +26,7 @@ let redis: TestRedis;
 let app: Didgate;
 let esme: TestEsme;
 let smsc: TestSmsc;
+let slow: TestSmsc;
 let dir: string;
 let receiver: Server;
 let hookUrl: string;
@@ -55,9 +56,12 @@ beforeAll(async () => {
   const w = new RedisRouteWriter(c, { prefix: "didgate:", streamMaxlen: 10_000 });
   await w.set("+15125550100", { tenant: "acme", sms: { webhook: "http://127.0.0.1:9/in" } });
   await w.setOutbound("+44*", { sms: ["smsc-t"] });
+  await w.setOutbound("+33*", { sms: ["smsc-slow"] });
   c.disconnect();
   // throttles every submit, for ever
   smsc = await startSmsc({ idPrefix: "t", submitStatus: 0x58 });
+  // accepts everything, paced by didgate to one submit every 5 s
+  slow = await startSmsc({ idPrefix: "p" });
   dir = tempDir();
   ({ app } = await startApp(
     {
@@ -69,13 +73,16 @@ beforeAll(async () => {
       smpp: {
         listen: "127.0.0.1:0",
         accounts: [{ system_id: "app-1", password: "pw-a", role: "app", tenant: "acme", country_code: "1" }],
-        binds: [{ name: "smsc-t", host: "127.0.0.1", port: smsc.port, system_id: "didgate", password: "pw", mode: "transceiver" }],
+        binds: [
+          { name: "smsc-t", host: "127.0.0.1", port: smsc.port, system_id: "didgate", password: "pw", mode: "transceiver" },
+          { name: "smsc-slow", host: "127.0.0.1", port: slow.port, system_id: "didgate", password: "pw", mode: "transceiver", tps: 0.2 },
+        ],
       },
     },
     dir,
   ));
-  await smsc.waitBound(10_000);
-  await waitFor(() => app.smpp!.clients.get("smsc-t")!.isBound, 10_000);
+  await Promise.all([smsc.waitBound(10_000), slow.waitBound(10_000)]);
+  await waitFor(() => app.smpp!.clients.get("smsc-t")!.isBound && app.smpp!.clients.get("smsc-slow")!.isBound, 10_000);
   esme = await connectEsme(app.smpp!.address()!.port);
   expect((await esme.bind("bind_transceiver", "app-1", "pw-a")).command_status).toBe(0);
 }, 60_000);
@@ -84,6 +91,7 @@ afterAll(async () => {
   await esme?.close();
   await app?.stop(1000);
   await smsc?.close();
+  await slow?.close();
   await redis?.stop();
   await new Promise<void>((r) => receiver.close(() => r()));
 });
@@ -144,4 +152,17 @@ describe("validity: a message throttled for ever ends expired", () => {
     expect((await api("POST", "/v1/messages", { from: "+15125550100", to: "+447700900304", text: "x", validity_s: 0 })).status).toBe(400);
     expect(submitsTo("447700900304").length).toBe(0);
   });
+
+  it("a message does not wait for its bind's pacing slot past its validity: it expires unsent", async () => {
+    // the first takes the bind's slot; the next slot is 5 s away, the second is valid 2 s
+    const first = await api("POST", "/v1/messages", { from: "+15125550100", to: "+33612000001", text: "takes the slot" });
+    expect(first.status).toBe(202);
+    await waitFor(() => slow.received.some((p) => p.command === "submit_sm" && p.destination_addr === "33612000001"), 10_000);
+    const r = await api("POST", "/v1/messages", { from: "+15125550100", to: "+33612000002", text: "short lived", validity_s: 2 });
+    expect(r.status).toBe(202);
+    await waitFor(async () => ((await api("GET", `/v1/messages/${r.body.id}`)).body.status === "expired" ? true : undefined), 20_000, 100);
+    // past the next slot: it was never sent
+    await new Promise((res) => setTimeout(res, 4000));
+    expect(slow.received.filter((p) => p.command === "submit_sm" && p.destination_addr === "33612000002")).toEqual([]);
+  }, 40_000);
 });
