@@ -32,14 +32,16 @@
  * over kannel's. Load average of the machine is printed with every row (the machine is shared).
  */
 import { execFileSync, fork, spawn, type ChildProcess } from "node:child_process";
-import { existsSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync, closeSync } from "node:fs";
-import { createServer as createHttpServer, request as httpRequest } from "node:http";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync, closeSync } from "node:fs";
+import { createServer as createHttpServer } from "node:http";
 import { connect, createServer as createNetServer, type Socket } from "node:net";
 import { loadavg, tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { CMD } from "../src/smpp/constants.js";
 import { Reporter, parseArgs, result, round } from "./lib.js";
+import { Procs, httpStatus, logFd, startKannel, type BenchCtx, type Gateway } from "./kannel.js";
+import { freePort } from "./servers.js";
 
 const wallNow = (): number => performance.timeOrigin + performance.now();
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -493,60 +495,6 @@ function pct(sorted: number[], p: number): number {
 
 // ====================================================================== orchestration
 
-/** Every process started by the bench, each the leader of its own process group. */
-class Procs {
-  private readonly all = new Set<ChildProcess>();
-
-  track(c: ChildProcess): ChildProcess {
-    this.all.add(c);
-    c.once("exit", () => this.all.delete(c));
-    return c;
-  }
-
-  /** SIGTERM to the group, SIGKILL after graceMs. */
-  async stop(c: ChildProcess | undefined, graceMs = 5000): Promise<void> {
-    if (!c || c.pid === undefined) return;
-    if (c.exitCode !== null || c.signalCode !== null) {
-      killGroup(c.pid, "SIGKILL"); // leftovers of the group
-      return;
-    }
-    const exited = new Promise<void>((r) => c.once("exit", () => r()));
-    killGroup(c.pid, "SIGTERM");
-    const t = setTimeout(() => killGroup(c.pid!, "SIGKILL"), graceMs);
-    await exited;
-    clearTimeout(t);
-    killGroup(c.pid, "SIGKILL");
-  }
-
-  /** Synchronous last resort (process exit, signals). */
-  killAll(): void {
-    for (const c of this.all) if (c.pid !== undefined) killGroup(c.pid, "SIGKILL");
-  }
-}
-
-function killGroup(pid: number, sig: NodeJS.Signals): void {
-  try {
-    process.kill(-pid, sig);
-  } catch {
-    try {
-      process.kill(pid, sig);
-    } catch {
-      /* gone */
-    }
-  }
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolvePort, reject) => {
-    const s = createNetServer();
-    s.once("error", reject);
-    s.listen(0, "127.0.0.1", () => {
-      const a = s.address();
-      s.close(() => resolvePort(typeof a === "object" && a ? a.port : 0));
-    });
-  });
-}
-
 /** A forked role of this file, talking over IPC. */
 class Child {
   private readonly waiters: { ev: string; resolve: (m: any) => void }[] = [];
@@ -603,40 +551,12 @@ function cpuMsOf(pid: number | undefined, tickHz: number): number {
   }
 }
 
-function httpGet(port: number, path: string, timeoutMs = 1000): Promise<number> {
-  return new Promise((res) => {
-    const r = httpRequest({ host: "127.0.0.1", port, path, timeout: timeoutMs }, (resp) => {
-      resp.resume();
-      res(resp.statusCode ?? 0);
-    });
-    r.on("timeout", () => r.destroy());
-    r.on("error", () => res(0));
-    r.end();
-  });
-}
-
-interface Gateway {
-  name: string;
-  /** Processes whose CPU time is counted. */
-  pids(): (number | undefined)[];
-  stop(): Promise<void>;
-}
-
-interface Ctx {
-  procs: Procs;
-  dir: string;
+interface Ctx extends BenchCtx {
   rcvPort: number;
   binds: number;
   window: number;
-  logs: string[];
   /** Run didgate with --cpu-prof (profiles in <dir>/profile-<mode>/, kept with --keep). */
   profile: boolean;
-}
-
-function logFd(ctx: Ctx, name: string): number {
-  const p = join(ctx.dir, name);
-  ctx.logs.push(p);
-  return openSync(p, "a");
 }
 
 const WEBHOOK_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
@@ -705,7 +625,7 @@ async function startDidgate(ctx: Ctx, mode: "direct" | "spool", peerPort: number
   const proc = ctx.procs.track(spawn(process.execPath, [...nodeArgs, cli, "serve", "--config", cfgFile], { detached: true, env, stdio: ["ignore", fd, fd] }));
   closeSync(fd);
   const deadline = Date.now() + 30_000;
-  while ((await httpGet(adminPort, "/readyz")) !== 200) {
+  while ((await httpStatus(adminPort, "/readyz")) !== 200) {
     if (proc.exitCode !== null) throw new Error(`didgate exited with ${proc.exitCode}; see ${ctx.logs[ctx.logs.length - 1]}`);
     if (Date.now() > deadline) throw new Error("didgate not ready after 30 s");
     await sleep(50);
@@ -716,48 +636,6 @@ async function startDidgate(ctx: Ctx, mode: "direct" | "spool", peerPort: number
     stop: async () => {
       await ctx.procs.stop(proc, ctx.profile ? 20_000 : 5000);
       await ctx.procs.stop(redis?.proc, 1000);
-    },
-  };
-}
-
-function fill(tmpl: string, vars: Record<string, string | number>): string {
-  return tmpl.replace(/\$\{([A-Z_]+)\}/g, (m, k: string) => (k in vars ? String(vars[k]) : m));
-}
-
-async function startKannel(ctx: Ctx, peerPort: number, store: boolean): Promise<Gateway> {
-  for (const b of ["/usr/sbin/bearerbox", "/usr/sbin/smsbox"]) if (!existsSync(b)) throw new Error(`${b} not found (Debian package kannel)`);
-  const tdir = join(repoRoot, "bench", "kannel");
-  const dir = mkdtempSync(join(ctx.dir, "kannel-"));
-  const smscT = readFileSync(join(tdir, "smsc.conf.tmpl"), "utf8");
-  const smsc = Array.from({ length: ctx.binds }, (_, k) => fill(smscT, { ID: k + 1, PEER_PORT: peerPort })).join("\n");
-  const conf = fill(readFileSync(join(tdir, "kannel.conf.tmpl"), "utf8"), {
-    ADMIN_PORT: await freePort(),
-    SMSBOX_PORT: await freePort(),
-    SENDSMS_PORT: await freePort(),
-    RECEIVER_PORT: ctx.rcvPort,
-    DIR: dir,
-    LOG_LEVEL: 2,
-    MAX_PENDING: 512,
-    SMSC_GROUPS: smsc,
-    STORE: store ? `store-type = file\nstore-location = "${join(dir, "kannel.store")}"` : "",
-  });
-  const cfg = join(dir, "kannel.conf");
-  writeFileSync(cfg, conf);
-  const fdB = logFd(ctx, "bearerbox.out");
-  const bb = ctx.procs.track(spawn("/usr/sbin/bearerbox", ["-v", "2", cfg], { detached: true, stdio: ["ignore", fdB, fdB] }));
-  closeSync(fdB);
-  await sleep(300);
-  const fdS = logFd(ctx, "smsbox.out");
-  const sb = ctx.procs.track(spawn("/usr/sbin/smsbox", ["-v", "2", cfg], { detached: true, stdio: ["ignore", fdS, fdS] }));
-  closeSync(fdS);
-  await sleep(300);
-  if (bb.exitCode !== null || sb.exitCode !== null) throw new Error(`kannel exited; see ${dir}`);
-  return {
-    name: store ? "kannel/store" : "kannel",
-    pids: () => [bb.pid, sb.pid],
-    stop: async () => {
-      await ctx.procs.stop(sb, 3000);
-      await ctx.procs.stop(bb, 3000);
     },
   };
 }
@@ -883,8 +761,8 @@ async function main(): Promise<void> {
     }
     if (only !== "kannel") for (const m of modes) cases.push({ name: `didgate/${m}`, start: (p) => startDidgate(ctx, m, p) });
     if (only !== "didgate") {
-      cases.push({ name: "kannel", start: (p) => startKannel(ctx, p, false) });
-      if (args.flag("kannel-store")) cases.push({ name: "kannel/store", start: (p) => startKannel(ctx, p, true) });
+      cases.push({ name: "kannel", start: (p) => startKannel(ctx, { peerPort: p, binds, store: false, receiverPort: ctx.rcvPort }) });
+      if (args.flag("kannel-store")) cases.push({ name: "kannel/store", start: (p) => startKannel(ctx, { peerPort: p, binds, store: true, receiverPort: ctx.rcvPort }) });
     }
 
     for (const c of cases) {

@@ -1,50 +1,205 @@
 /**
- * Outbound SMS load: an app (npm smpp ESME, transceiver, `--window` submits outstanding) submits
- * single-part messages from its number through didgate (a child process from dist/) to a local
- * SMSC (npm smpp server); reports messages/s (first submit → last arrival at the SMSC), the
- * submit → SMSC arrival latency (p50/p99, one process clock), ESME_ROK answers, lost and duplicates.
- * Modes: direct (no Redis: ESME_ROK after the carrier accepted) and spool (a redis-server started
- * here: ESME_ROK once spooled). No bind tps limit.
+ * Outbound SMS load: messages submitted to a gateway leave for one local SMSC (npm smpp server, one
+ * bind, 100 submit_sm outstanding); reports messages/s (first submit → last arrival at the SMSC),
+ * the submit → SMSC arrival latency (p50/p99), answers refused, lost and duplicates. Cases, each
+ * with a fresh SMSC, in one run:
  *
- *   npm run build && node dist/bench/sms-outbound.js [--messages 20000] [--window 100] [--mode direct|spool|both]
+ *   didgate/direct smpp|http   no Redis: ESME_ROK / 202 after the carrier accepted the message
+ *   didgate/spool  smpp|http   a redis-server started here: ESME_ROK / 202 once in the Redis spool
+ *   kannel         sendsms     Debian kannel: smsbox's sendsms HTTP → bearerbox → SMPP bind to the
+ *                              same SMSC; 202 once bearerbox has the message in memory
+ *   kannel/store   sendsms     the same with bearerbox's file store: 202 once written to its store
+ *
+ * SMPP: an app (npm smpp ESME, transceiver) with `--window` submits outstanding; HTTP (didgate's
+ * POST /v1/messages and Kannel's GET /cgi-bin/sendsms): `--window` requests outstanding on
+ * keep-alive connections. No tps limit. Each case first sends a warm-up of 1,000 messages.
+ * With --runs R every case runs R times (interleaved) and the summary gives the median of each.
+ *
+ *   npm run build && node dist/bench/sms-outbound.js [--messages 20000] [--window 100] [--runs 1]
+ *       [--mode direct|spool|both] [--only didgate|kannel] [--no-http] [--no-smpp] [--keep]
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { writeFileSync } from "node:fs";
-import { loadavg } from "node:os";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { Agent, request as httpRequest } from "node:http";
+import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import YAML from "yaml";
-import { RedisRouteWriter } from "../src/routing/sources/redis-writer.js";
 import { Redis } from "ioredis";
-import { freePort, startRedis } from "../test/helpers/redis.js";
-import { connectEsme, startSmsc, waitFor } from "../test/helpers/smsc.js";
-import { tempDir } from "../test/helpers/app.js";
+import { RedisRouteWriter } from "../src/routing/sources/redis-writer.js";
+import { startRedis } from "../test/helpers/redis.js";
+import { connectEsme, startSmsc, waitFor, type TestSmsc } from "../test/helpers/smsc.js";
+import { parseArgs } from "./lib.js";
+import { KANNEL_SENDSMS_USER, Procs, startKannel, type BenchCtx } from "./kannel.js";
+import { freePort } from "./servers.js";
 
 const ROOT = join(import.meta.dirname, "..", "..");
-const args = process.argv.slice(2);
-const arg = (name: string, def: string): string => {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 && args[i + 1] !== undefined ? args[i + 1]! : def;
-};
-const N = Number(arg("messages", "20000"));
+const args = parseArgs();
+const N = args.int("messages", 20_000);
 // at most 100: didgate takes 100 message PDUs in flight per session from a peer
-const WINDOW = Math.min(100, Number(arg("window", "100")));
-const MODE = arg("mode", "both");
+const WINDOW = Math.min(100, args.int("window", 100));
+const RUNS = Math.max(1, args.int("runs", 1));
+const MODE = args.option("mode") ?? "both";
+const ONLY = args.option("only");
+const WARMUP = Math.min(1000, N);
+const TOKEN = "bench-token-0123456789abcdef";
+const FROM = "15125550100";
+const TO = "447700900100";
+
+const wallNow = (): number => performance.timeOrigin + performance.now();
 
 function pct(sorted: number[], p: number): number {
   return sorted.length === 0 ? NaN : sorted[Math.min(sorted.length - 1, Math.floor((sorted.length * p) / 100))]!;
 }
 
-async function run(mode: "direct" | "spool"): Promise<Record<string, unknown>> {
-  const smsc = await startSmsc({ idPrefix: "b" });
-  const dir = tempDir("didgate-bench-");
+/** Commands Redis has run since it started, by command (INFO commandstats; commands run by scripts count too). */
+async function redisCalls(url: string): Promise<Map<string, number>> {
+  const c = new Redis(url);
+  try {
+    const info = await c.info("commandstats");
+    const m = new Map<string, number>();
+    for (const x of info.matchAll(/^cmdstat_([\w|]+):calls=(\d+)/gm)) if (x[1] !== "info") m.set(x[1]!, Number(x[2]));
+    return m;
+  } finally {
+    c.disconnect();
+  }
+}
+
+/** Commands per message between two INFO commandstats: the total and the busiest commands. */
+function perMessage(a: Map<string, number>, b: Map<string, number>, n: number): { total: number; top: string } {
+  const d = [...b].map(([k, v]) => [k, (v - (a.get(k) ?? 0)) / n] as const).filter(([, v]) => v > 0).sort((x, y) => y[1] - x[1]);
+  return { total: +d.reduce((s, [, v]) => s + v, 0).toFixed(1), top: d.slice(0, 8).map(([k, v]) => `${k}:${v.toFixed(1)}`).join(" ") };
+}
+
+/** Sends message i; calls done(accepted) when the gateway answered. */
+type Submit = (i: number, text: string, done: (accepted: boolean) => void) => void;
+
+interface Row {
+  case: string;
+  messages: number;
+  accepted: number;
+  refused: number;
+  msgs_per_s: number;
+  p50_ms: number;
+  p99_ms: number;
+  lost: number;
+  duplicates: number;
+  /** Redis commands per message (spool cases: INFO commandstats before and after the run), and the busiest. */
+  redis_cmds_per_msg?: number;
+  redis_top?: string;
+  load1: string;
+}
+
+/**
+ * Sends n messages tagged `tag` with `window` outstanding and waits for them at the SMSC; the
+ * SMSC stamps each submit_sm with its arrival time (Date.now(), the wall clock of this process).
+ */
+async function drive(name: string, smsc: TestSmsc, submit: Submit, n: number, tag: string): Promise<Row> {
+  const sentAt = new Float64Array(n);
+  let accepted = 0;
+  let refused = 0;
+  const load1 = loadavg()[0]!.toFixed(2);
+  const from = smsc.received.length;
+  await new Promise<void>((resolve) => {
+    let next = 0;
+    let inFlight = 0;
+    const pump = (): void => {
+      while (inFlight < WINDOW && next < n) {
+        const i = next++;
+        inFlight++;
+        sentAt[i] = wallNow();
+        submit(i, `${tag} ${i}`, (ok) => {
+          inFlight--;
+          if (ok) accepted++;
+          else refused++;
+          if (next >= n && inFlight === 0) resolve();
+          else pump();
+        });
+      }
+    };
+    pump();
+  });
+  const arrived = new Float64Array(n);
+  let arrivals = 0;
+  let duplicates = 0;
+  let scanned = from;
+  const scan = (): number => {
+    for (; scanned < smsc.received.length; scanned++) {
+      const p = smsc.received[scanned]!;
+      if (p.command !== "submit_sm") continue;
+      const text = String((p.short_message as { message?: unknown }).message ?? "");
+      const sp = text.indexOf(" ");
+      if (text.slice(0, sp) !== tag) continue;
+      const i = Number(text.slice(sp + 1));
+      if (!(i >= 0 && i < n)) continue;
+      if (arrived[i] !== 0) duplicates++;
+      else {
+        arrived[i] = p._at as number;
+        arrivals++;
+      }
+    }
+    return arrivals;
+  };
+  // every accepted message must arrive; give up after 30 s without progress
+  let last = -1;
+  let still = Date.now();
+  while (scan() < accepted) {
+    if (arrivals !== last) [last, still] = [arrivals, Date.now()];
+    else if (Date.now() - still > 30_000) break;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  await new Promise((r) => setTimeout(r, 300)); // late duplicates
+  scan();
+  let first = Infinity;
+  let end = 0;
+  const lat: number[] = [];
+  for (let i = 0; i < n; i++) {
+    first = Math.min(first, sentAt[i]!);
+    if (arrived[i]! > 0) {
+      end = Math.max(end, arrived[i]!);
+      lat.push(arrived[i]! - sentAt[i]!);
+    }
+  }
+  lat.sort((a, b) => a - b);
+  return { case: name, messages: n, accepted, refused, msgs_per_s: Math.round((arrivals / (end - first)) * 1000), p50_ms: +pct(lat, 50).toFixed(1), p99_ms: +pct(lat, 99).toFixed(1), lost: accepted - arrivals, duplicates, load1 };
+}
+
+/** HTTP requests with `window` outstanding on keep-alive connections; ok = a 2xx answer. */
+function httpSubmitter(port: number, agent: Agent, req: (text: string) => { method: string; path: string; headers?: Record<string, string>; body?: string }): Submit {
+  return (_i, text, done) => {
+    const r = req(text);
+    const q = httpRequest({ host: "127.0.0.1", port, agent, method: r.method, path: r.path, headers: r.headers ?? {} }, (res) => {
+      res.resume();
+      res.on("end", () => done((res.statusCode ?? 0) >= 200 && (res.statusCode ?? 0) < 300));
+    });
+    q.on("error", () => done(false));
+    q.end(r.body);
+  };
+}
+
+interface Case {
+  name: string;
+  /** Starts the gateway against the SMSC; returns its submitters and a stop function. */
+  start(ctx: BenchCtx, smsc: TestSmsc): Promise<Started>;
+}
+
+interface Started {
+  submit: Submit;
+  stop(): Promise<void>;
+  /** The Redis the gateway uses (spool mode). */
+  redisUrl?: string;
+}
+
+async function startDidgate(ctx: BenchCtx, smsc: TestSmsc, mode: "direct" | "spool", via: "smpp" | "http"): Promise<Started> {
+  const dir = mkdtempSync(join(ctx.dir, `didgate-${mode}-${via}-`));
   const port = await freePort();
+  const apiPort = await freePort();
   const redis = mode === "spool" ? await startRedis() : undefined;
-  const routes = { "+15125550100": { tenant: "acme", sms: { webhook: "http://127.0.0.1:9/in" } } };
+  const routes = { ["+" + FROM]: { tenant: "acme", sms: { webhook: "http://127.0.0.1:9/in" } } };
   const outbound = { "+44*": { sms: ["smsc-b"] } };
   if (redis) {
     const c = new Redis(redis.url);
     const w = new RedisRouteWriter(c, { prefix: "didgate:", streamMaxlen: 10_000 });
-    await w.set("+15125550100", routes["+15125550100"]);
+    await w.set("+" + FROM, routes["+" + FROM]!);
     await w.setOutbound("+44*", outbound["+44*"]);
     c.disconnect();
   } else writeFileSync(join(dir, "routes.yaml"), YAML.stringify({ routes, outbound }));
@@ -58,6 +213,7 @@ async function run(mode: "direct" | "spool"): Promise<Record<string, unknown>> {
       sip: { listen: [] },
       routes: redis ? { redis: { url: redis.url, snapshot: "" } } : { file: "routes.yaml" },
       records: { enabled: false },
+      api: { listen: `127.0.0.1:${apiPort}`, tokens: [{ token: TOKEN, tenant: "acme" }], rate_limit: { per_s: 1_000_000, burst: 1_000_000 } },
       smpp: {
         listen: `127.0.0.1:${port}`,
         window: WINDOW,
@@ -66,7 +222,11 @@ async function run(mode: "direct" | "spool"): Promise<Record<string, unknown>> {
       },
     }),
   );
-  const child: ChildProcess = spawn(join(ROOT, "node_modules/.bin/node"), [join(ROOT, "dist/src/cli.js"), "serve", "--config", cfg], { stdio: ["ignore", "ignore", "inherit"] });
+  const child: ChildProcess = ctx.procs.track(spawn(join(ROOT, "node_modules/.bin/node"), [join(ROOT, "dist/src/cli.js"), "serve", "--config", cfg], { detached: true, stdio: ["ignore", "ignore", "inherit"] }));
+  const stopAll = async (): Promise<void> => {
+    await ctx.procs.stop(child, 3000);
+    await redis?.stop();
+  };
   try {
     let app: Awaited<ReturnType<typeof connectEsme>> | undefined;
     const t0 = Date.now();
@@ -81,61 +241,118 @@ async function run(mode: "direct" | "spool"): Promise<Record<string, unknown>> {
     }
     if (app === undefined) throw new Error("could not bind to didgate");
     await waitFor(() => smsc.binds.length > 0, 20_000, "didgate bound to the SMSC");
-    const sentAt = new Float64Array(N);
-    const arrived = new Float64Array(N);
-    let arrivals = 0;
-    let duplicates = 0;
-    let ok = 0;
-    let refused = 0;
-    // count arrivals as the SMSC gets them
-    const seen = smsc.received;
-    let scanned = 0;
-    const scan = (): void => {
-      for (; scanned < seen.length; scanned++) {
-        const p = seen[scanned]!;
-        if (p.command !== "submit_sm") continue;
-        const i = Number(String((p.short_message as { message: string }).message).slice(2));
-        if (arrived[i] !== 0) duplicates++;
-        else {
-          arrived[i] = performance.now();
-          arrivals++;
-        }
-      }
+    const stop = async (): Promise<void> => {
+      await app!.close();
+      agent.destroy();
+      await stopAll();
     };
-    const timer = setInterval(scan, 5);
-    const start = performance.now();
-    let next = 0;
-    await new Promise<void>((resolve) => {
-      let inFlight = 0;
-      const pump = (): void => {
-        while (inFlight < WINDOW && next < N) {
-          const i = next++;
-          inFlight++;
-          sentAt[i] = performance.now();
-          app!.session.submit_sm({ source_addr: "15125550100", source_addr_ton: 1, destination_addr: "447700900100", dest_addr_ton: 1, short_message: `m ${i}` }, (r: { command_status: number }) => {
-            inFlight--;
-            if (r.command_status === 0) ok++;
-            else refused++;
-            if (next >= N && inFlight === 0) resolve();
-            else pump();
-          });
-        }
-      };
-      pump();
-    });
-    await waitFor(() => (scan(), arrivals >= ok), 120_000, "arrivals");
-    clearInterval(timer);
-    const end = Math.max(...Array.from(arrived).filter((x) => x > 0));
-    const lat = Array.from({ length: N }, (_, i) => (arrived[i]! > 0 ? arrived[i]! - sentAt[i]! : NaN)).filter((x) => !Number.isNaN(x)).sort((a, b) => a - b);
-    await app.close();
-    return { mode, messages: N, window: WINDOW, ok, refused, ops_per_s: Math.round((arrivals / (end - start)) * 1000), p50_ms: +pct(lat, 50).toFixed(1), p99_ms: +pct(lat, 99).toFixed(1), lost: ok - arrivals, duplicates, load: loadavg()[0]!.toFixed(2) };
-  } finally {
-    child.kill("SIGKILL");
-    await smsc.close();
-    await redis?.stop();
+    const agent = new Agent({ keepAlive: true, maxSockets: WINDOW });
+    if (via === "http") {
+      const submit = httpSubmitter(apiPort, agent, (text) => ({
+        method: "POST",
+        path: "/v1/messages",
+        headers: { authorization: `Bearer ${TOKEN}`, "content-type": "application/json" },
+        body: JSON.stringify({ from: "+" + FROM, to: "+" + TO, text }),
+      }));
+      return { submit, stop, ...(redis ? { redisUrl: redis.url } : {}) };
+    }
+    const submit: Submit = (_i, text, done) => {
+      app!.session.submit_sm({ source_addr: FROM, source_addr_ton: 1, destination_addr: TO, dest_addr_ton: 1, short_message: text }, (r: { command_status: number }) => done(r.command_status === 0));
+    };
+    return { submit, stop, ...(redis ? { redisUrl: redis.url } : {}) };
+  } catch (err) {
+    await stopAll();
+    throw err;
   }
 }
 
-const modes: ("direct" | "spool")[] = MODE === "both" ? ["direct", "spool"] : [MODE as "direct" | "spool"];
-for (const m of modes) console.log(JSON.stringify(await run(m)));
+async function startKannelCase(ctx: BenchCtx, smsc: TestSmsc, store: boolean): Promise<Started> {
+  const k = await startKannel(ctx, { peerPort: smsc.port, binds: 1, store, maxPendingSubmits: WINDOW });
+  try {
+    await waitFor(() => smsc.binds.length > 0, 20_000, "kannel bound to the SMSC");
+  } catch (err) {
+    await k.stop();
+    throw err;
+  }
+  const agent = new Agent({ keepAlive: true, maxSockets: WINDOW });
+  const { username, password } = KANNEL_SENDSMS_USER;
+  const submit = httpSubmitter(k.sendsmsPort, agent, (text) => ({
+    method: "GET",
+    path: `/cgi-bin/sendsms?${new URLSearchParams({ username, password, from: FROM, to: TO, text }).toString()}`,
+  }));
+  return {
+    submit,
+    stop: async () => {
+      agent.destroy();
+      await k.stop();
+    },
+  };
+}
+
+const cases: Case[] = [];
+const modes = (MODE === "both" ? ["direct", "spool"] : [MODE]) as ("direct" | "spool")[];
+if (ONLY !== "kannel")
+  for (const m of modes)
+    for (const via of ["smpp", "http"] as const) {
+      if (args.flag(`no-${via}`)) continue;
+      cases.push({ name: `didgate/${m} ${via}`, start: (ctx, smsc) => startDidgate(ctx, smsc, m, via) });
+    }
+if (ONLY !== "didgate") {
+  cases.push({ name: "kannel sendsms", start: (ctx, smsc) => startKannelCase(ctx, smsc, false) });
+  cases.push({ name: "kannel/store sendsms", start: (ctx, smsc) => startKannelCase(ctx, smsc, true) });
+}
+
+const ctx: BenchCtx = { procs: new Procs(), dir: mkdtempSync(join(tmpdir(), "didgate-sms-out-")), logs: [] };
+process.once("exit", () => ctx.procs.killAll());
+const rows: Row[] = [];
+console.log(`# sms-outbound: ${N} messages per case, window ${WINDOW}, ${RUNS} run(s); logs in ${ctx.dir}`);
+try {
+  for (let run = 0; run < RUNS; run++)
+    for (const c of cases) {
+      const smsc = await startSmsc({ idPrefix: "b" });
+      try {
+        const g = await c.start(ctx, smsc);
+        try {
+          await drive(c.name, smsc, g.submit, WARMUP, `w${run}`);
+          const calls0 = g.redisUrl !== undefined ? await redisCalls(g.redisUrl) : undefined;
+          const row = await drive(c.name, smsc, g.submit, N, `r${run}`);
+          if (g.redisUrl !== undefined && calls0 !== undefined) {
+            const pm = perMessage(calls0, await redisCalls(g.redisUrl), N);
+            row.redis_cmds_per_msg = pm.total;
+            row.redis_top = pm.top;
+          }
+          rows.push(row);
+          console.log(JSON.stringify(row));
+        } finally {
+          await g.stop();
+        }
+      } finally {
+        await smsc.close();
+      }
+    }
+} finally {
+  ctx.procs.killAll();
+  if (!args.flag("keep")) rmSync(ctx.dir, { recursive: true, force: true });
+}
+
+const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 === 1 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+};
+const summary = new Map<string, { msgs_per_s: number; p99_ms: number }>();
+for (const c of cases) {
+  const rs = rows.filter((r) => r.case === c.name);
+  if (rs.length > 0) summary.set(c.name, { msgs_per_s: median(rs.map((r) => r.msgs_per_s)), p99_ms: median(rs.map((r) => r.p99_ms)) });
+}
+console.log(`# medians of ${RUNS} run(s):`);
+for (const [name, s] of summary) console.log(`#   ${name.padEnd(22)} ${String(s.msgs_per_s).padStart(7)} msg/s  p99 ${s.p99_ms} ms`);
+// Equal guarantees: the spool (acknowledged once in Redis, outside the didgate process) is compared
+// with Kannel's file store (acknowledged once in bearerbox's store file); didgate's direct mode
+// (acknowledged after the carrier accepted) with Kannel without store (acknowledged once in
+// bearerbox's memory), a weaker promise than didgate's.
+for (const [name, s] of summary) {
+  if (!name.startsWith("didgate")) continue;
+  const k = summary.get(name.startsWith("didgate/spool") ? "kannel/store sendsms" : "kannel sendsms");
+  if (k !== undefined) console.log(`# ${name}: ratio_to_kannel ${(s.msgs_per_s / k.msgs_per_s).toFixed(2)} (vs ${name.startsWith("didgate/spool") ? "kannel/store" : "kannel"}), p99 ${s.p99_ms} ms vs ${k.p99_ms} ms`);
+}
 process.exit(0);

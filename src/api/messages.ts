@@ -6,14 +6,14 @@
  */
 import { randomUUID } from "node:crypto";
 import type { FastifyInstance } from "fastify";
-import type { SubmitOutcome } from "../edge/sms-outbound.js";
+import type { HttpSubmit, SubmitOutcome } from "../edge/sms-outbound.js";
 import type { MessageStatus, MessageStatusStore } from "../edge/sms-status.js";
 import { ApiError } from "./errors.js";
 import { ERROR_SCHEMA } from "./server.js";
 import { errMessage } from "../util/errors.js";
 
 export interface MessagesApiOptions {
-  submit(req: { tenant: string | undefined; from: string; to: string; text: string; client_ref?: string; status_webhook?: string; id: string }): Promise<{ outcome: SubmitOutcome; parts?: number }>;
+  submit(req: HttpSubmit): Promise<{ outcome: SubmitOutcome; parts?: number }>;
   statuses: MessageStatusStore;
   /** spool: 202 means queued in Redis; direct: the carrier accepted it already. */
   mode(): "spool" | "direct";
@@ -21,6 +21,8 @@ export interface MessagesApiOptions {
 
 const errors = (...codes: number[]) => Object.fromEntries(codes.map((c) => [c, ERROR_SCHEMA]));
 const E164 = "^\\+[1-9][0-9]{1,14}$";
+/** An E.164 number, or a sender name / short code as listed in smpp.accounts[].senders. */
+const SENDER = "^(\\+[1-9][0-9]{1,14}|[A-Za-z0-9][A-Za-z0-9 ._&'-]{0,19})$";
 
 const statusSchema = {
   type: "object",
@@ -42,7 +44,7 @@ const statusSchema = {
 } as const;
 
 export function registerMessagesApi(app: FastifyInstance, o: MessagesApiOptions): void {
-  app.post<{ Body: { from: string; to: string; text: string; client_ref?: string; status_webhook?: string } }>(
+  app.post<{ Body: { from: string; to: string; text: string; client_ref?: string; status_webhook?: string; validity_s?: number } }>(
     "/v1/messages",
     {
       schema: {
@@ -53,11 +55,16 @@ export function registerMessagesApi(app: FastifyInstance, o: MessagesApiOptions)
           required: ["from", "to", "text"],
           additionalProperties: false,
           properties: {
-            from: { type: "string", pattern: E164, description: "E.164 number of the token's tenant, active or porting out" },
+            from: {
+              type: "string",
+              pattern: SENDER,
+              description: "E.164 number of the token's tenant, active or porting out; or an alphanumeric sender or short code listed in the senders of an SMPP app account of the tenant",
+            },
             to: { type: "string", pattern: E164, description: "E.164 recipient" },
             text: { type: "string", minLength: 1, maxLength: 1600, description: "GSM 03.38 when it fits, else UCS-2; long text in parts" },
             client_ref: { type: "string", maxLength: 64, description: "Your reference, echoed in GET /v1/messages/{id}" },
             status_webhook: { type: "string", maxLength: 2048, pattern: "^https?://", description: "Each status change is posted here as a signed message.status (webhooks.secret)" },
+            validity_s: { type: "integer", minimum: 1, maximum: 604800, description: "Seconds the message may wait and be retried (bounded by webhooks.max_age_s); then it ends expired" },
           },
         },
         response: {
@@ -78,12 +85,13 @@ export function registerMessagesApi(app: FastifyInstance, o: MessagesApiOptions)
         }
         if (u.username !== "" || u.password !== "") throw new ApiError(422, "invalid_webhook", "status_webhook must not carry user information");
       }
-      const r = await o.submit({ tenant: req.principal.tenant, from: b.from, to: b.to, text: b.text, id, ...(b.client_ref !== undefined ? { client_ref: b.client_ref } : {}), ...(b.status_webhook !== undefined ? { status_webhook: b.status_webhook } : {}) });
+      const r = await o.submit({ tenant: req.principal.tenant, from: b.from, to: b.to, text: b.text, id, ...(b.client_ref !== undefined ? { client_ref: b.client_ref } : {}), ...(b.status_webhook !== undefined ? { status_webhook: b.status_webhook } : {}), ...(b.validity_s !== undefined ? { validity_s: b.validity_s } : {}) });
       switch (r.outcome) {
         case "accepted":
           void reply.code(202);
           return { id, status: o.mode() === "spool" ? "queued" : "sent", parts: r.parts ?? 1 };
         case "invalid_source":
+          if (!b.from.startsWith("+")) throw new ApiError(403, "sender_not_owned", `${b.from} is not a sender listed for ${req.principal.tenant === undefined ? "any app account" : "tenant " + req.principal.tenant}`);
           throw new ApiError(403, "sender_not_owned", `${b.from} is not an active number of ${req.principal.tenant === undefined ? "ours" : "tenant " + req.principal.tenant}`);
         case "opted_out":
           throw new ApiError(409, "recipient_opted_out", `${b.to} opted out of messages from ${b.from}`);

@@ -71,8 +71,12 @@ export interface MessageOutboundBody {
   client_ref?: string;
   /** Where each status change is posted (signed `message.status`). */
   status_webhook?: string;
-  /** Not sent before (ISO 8601; schedule_delivery_time), or not at or after (validity_period): src/edge/sms-schedule.ts. */
+  /** Not sent before (ISO 8601; schedule_delivery_time): src/edge/sms-schedule.ts. */
   not_before?: string;
+  /**
+   * End of the message's validity (ISO 8601; the API's validity_s, the app's validity_period): no
+   * send attempt after it, the message ends expired.
+   */
   expires_at?: string;
   /** The app's PDU: didgate's id for it, and its addresses as given. */
   smpp?: { message_id: string; source: { addr: string; ton: number; npi: number }; destination: { addr: string; ton: number; npi: number } };

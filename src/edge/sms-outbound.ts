@@ -44,6 +44,7 @@ import { errMessage } from "../util/errors.js";
 import { SmsMessageOps, claimSend, indexQueued, releaseSend, unindexQueued, type Replacement } from "./sms-ops.js";
 import { checkTimes, dueNow, type MessageTimes } from "./sms-schedule.js";
 import { formatSmppTime } from "../smpp/time.js";
+import { backoffDelay, DEFAULT_BACKOFF } from "../delivery/backoff.js";
 
 /** What an app account may send from (config smpp.accounts: tenant, senders). */
 export interface SenderRights {
@@ -83,6 +84,19 @@ export const AUTO_ACCOUNT = "didgate";
 
 /** Outcomes of an app's submit (metric label values: a closed set). */
 export type SubmitOutcome = "accepted" | "temporary" | "permanent" | "invalid_source" | "opted_out" | "no_route" | "invalid_number" | "draining" | "invalid_schedule" | "invalid_expiry";
+/** A message from the HTTP API (POST /v1/messages). */
+export interface HttpSubmit {
+  tenant: string | undefined;
+  from: string;
+  to: string;
+  text: string;
+  client_ref?: string;
+  status_webhook?: string;
+  /** Seconds the message may wait and be retried; then it ends expired. */
+  validity_s?: number;
+  id: string;
+}
+
 /** Outcomes of one try on one bind. */
 type BindOutcome = "ok" | "temporary" | "throttled" | "permanent" | "down";
 
@@ -174,6 +188,8 @@ interface QueueInput {
   status_webhook?: string;
   /** A confirmation of an opt-out: sent although the recipient just opted out. */
   ignoreOptOut?: boolean;
+  /** Epoch ms after which the message is not sent (expired): the API's validity_s. */
+  expiresAt?: number;
   /** For refusals' records: parts and encoding as known. */
   partsIn?: number;
   encodingIn?: string;
@@ -307,17 +323,25 @@ export class SmsOutbound {
    * (an admin token: any active number of ours). The outcome, and the message's id and parts when
    * it was accepted.
    */
-  async submitHttp(req: { tenant: string | undefined; from: string; to: string; text: string; client_ref?: string; status_webhook?: string; id: string }): Promise<{ outcome: SubmitOutcome; parts?: number }> {
+  async submitHttp(req: HttpSubmit): Promise<{ outcome: SubmitOutcome; parts?: number }> {
     const c: QueueInput = { id: req.id, account: "api", from: req.from, to: req.to, tenant: req.tenant ?? null, text: req.text, submittedAt: new Date(this.now()), track: true };
+    if (req.validity_s !== undefined) c.expiresAt = this.now() + req.validity_s * 1000;
     if (req.client_ref !== undefined) c.client_ref = req.client_ref;
     if (req.status_webhook !== undefined) c.status_webhook = req.status_webhook;
     if (this.draining) return { outcome: this.finish(c, "draining", {}) };
-    const t = this.o.store.current;
-    const r = t.lookup(req.from);
-    const tenant = req.tenant ?? (r !== undefined && t.match.kind !== MATCH_DEFAULT ? r.tenant : undefined);
-    const why = tenant === undefined ? "not a number of ours" : this.notOwned(req.from, tenant);
-    if (why !== null) return { outcome: this.finish(c, "invalid_source", { why }) };
-    c.tenant = tenant ?? null;
+    if (!req.from.startsWith("+")) {
+      // an alphanumeric sender or short code: listed on an app account of the token's tenant
+      const owner = this.senderOwner(req.from, req.tenant);
+      if (owner === undefined) return { outcome: this.finish(c, "invalid_source", { why: "not a listed sender" }) };
+      c.tenant = owner;
+    } else {
+      const t = this.o.store.current;
+      const r = t.lookup(req.from);
+      const tenant = req.tenant ?? (r !== undefined && t.match.kind !== MATCH_DEFAULT ? r.tenant : undefined);
+      const why = tenant === undefined ? "not a number of ours" : this.notOwned(req.from, tenant);
+      if (why !== null) return { outcome: this.finish(c, "invalid_source", { why }) };
+      c.tenant = tenant ?? null;
+    }
     const q = await this.queue(c);
     return q.body !== undefined ? { outcome: q.outcome, parts: q.body.parts } : { outcome: q.outcome };
   }
@@ -397,6 +421,7 @@ export class SmsOutbound {
     if (c.track === true) body.track = true;
     if (c.client_ref !== undefined) body.client_ref = c.client_ref;
     if (c.status_webhook !== undefined) body.status_webhook = c.status_webhook;
+    if (c.expiresAt !== undefined) body.expires_at = new Date(c.expiresAt).toISOString();
     if (c.binary !== undefined) {
       body.binary = c.binary.toString("base64");
       if (c.data_coding !== undefined) body.data_coding = c.data_coding;
@@ -482,6 +507,20 @@ export class SmsOutbound {
     return out;
   }
 
+  /**
+   * The tenant an HTTP message from a listed sender is sent for: the token's tenant when one of its
+   * app accounts (smpp.accounts[].senders) lists the sender; for an admin token (tenant undefined)
+   * the tenant of an account that lists it (null: an account without tenant). undefined: not listed.
+   */
+  private senderOwner(sender: string, tenant: string | undefined): string | null | undefined {
+    for (const r of this.rights.values()) {
+      if (!r.senders.has(sender)) continue;
+      if (tenant === undefined) return r.tenant ?? null;
+      if (r.tenant === tenant) return tenant;
+    }
+    return undefined;
+  }
+
   /** null when the tenant may send from the number (the same rule as a customer's caller ID). */
   private notOwned(e164: string, tenant: string): string | null {
     const t = this.o.store.current;
@@ -495,6 +534,8 @@ export class SmsOutbound {
 
   private smsOf(body: MessageOutboundBody): OutboundSms {
     const m: OutboundSms = { source: toSmppAddress(body.from), destination: toSmppAddress(body.to), reference: referenceOf(body.id) };
+    // the carrier keeps trying no longer than the message is valid here
+    if (body.expires_at !== undefined) m.validity_period = formatSmppTime(new Date(body.expires_at));
     if (body.binary !== undefined) {
       m.binary = Buffer.from(body.binary, "base64");
       if (body.data_coding !== undefined) m.data_coding = body.data_coding;
@@ -517,6 +558,17 @@ export class SmsOutbound {
   async forward(job: DeliveryJob, signal: AbortSignal): Promise<AttemptResult> {
     const body = job.body;
     if (body.type !== "message.outbound") return { kind: "dead", reason: "not an outbound message" };
+    const r = await this.forwardOnce(job, body, signal);
+    // (a message past its validity ends expired in forwardOnce, before any send)
+    const expiresAt = body.expires_at === undefined ? undefined : Date.parse(body.expires_at);
+    if (r.kind !== "retry" || expiresAt === undefined) return r;
+    // the next try comes no later than the end of the validity, where the message expires
+    const left = Math.max(0, expiresAt - this.now());
+    const wait = r.retryAfterMs ?? backoffDelay(job.attempts + 1, DEFAULT_BACKOFF);
+    return { ...r, retryAfterMs: Math.min(wait, left) };
+  }
+
+  private async forwardOnce(job: DeliveryJob, body: MessageOutboundBody, signal: AbortSignal): Promise<AttemptResult> {
     const edge = this.o.smpp();
     if (edge === undefined) return { kind: "retry", reason: "SMPP is not running" };
     const sh = this.o.shared;
@@ -593,11 +645,11 @@ export class SmsOutbound {
     // Always ask the carrier for a receipt: it gives the message its final status (record) and
     // is relayed to the app when it asked for one.
     msg.registered_delivery = 1;
-    // the app's validity goes on to the carrier, which then expires the message itself
-    if (body.expires_at !== undefined) msg.validity_period = formatSmppTime(new Date(body.expires_at));
     let lastReason = "no bind in the route";
     let retryAfterMs: number | undefined;
-    const maxWait = this.o.maxPaceWaitMs ?? 10_000;
+    // a message does not wait for a pacing slot past the end of its validity
+    const left = body.expires_at === undefined ? Infinity : Date.parse(body.expires_at) - this.now();
+    const maxWait = Math.min(this.o.maxPaceWaitMs ?? 10_000, Math.max(0, left));
     let tried = false;
     for (const name of body.route) {
       if (signal.aborted) return { kind: "retry", reason: "aborted" };
@@ -753,9 +805,11 @@ export class SmsOutbound {
   onFinal(job: DeliveryJob, outcome: FinalOutcome): void {
     const b = job.body;
     if (b.type !== "message.outbound" || outcome.delivered) return;
-    this.metrics.finals.inc({ status: "failed" });
-    void this.track(b, "failed", { reason: outcome.reason });
-    this.record({ id: b.id, account: b.account, from: b.from, to: b.to, tenant: b.tenant, parts: b.parts, encoding: b.encoding, status: "failed", reason: outcome.reason, bind: null, smsc_message_ids: [], accepted_at: new Date(job.acceptedAt).toISOString(), sent_at: null, receipt: null, attempts: job.attempts, smpp_message_id: b.smpp?.message_id ?? null });
+    // (a message out of its own validity ends expired before this: expire())
+    const status = "failed";
+    this.metrics.finals.inc({ status });
+    void this.track(b, status, { reason: outcome.reason });
+    this.record({ id: b.id, account: b.account, from: b.from, to: b.to, tenant: b.tenant, parts: b.parts, encoding: b.encoding, status, reason: outcome.reason, bind: null, smsc_message_ids: [], accepted_at: new Date(job.acceptedAt).toISOString(), sent_at: null, receipt: null, attempts: job.attempts, smpp_message_id: b.smpp?.message_id ?? null });
     if (job.receipt !== undefined && this.o.receiptSender !== undefined) {
       void this.o.receiptSender.send(job.receipt, outcome.reason.startsWith("max_age") ? "EXPIRED" : "UNDELIV", "001");
     }

@@ -23,6 +23,7 @@ const NODE = join(ROOT, "node_modules/.bin/node");
 let redis: TestRedis;
 let client: Redis;
 let smsc: TestSmsc;
+let slow: TestSmsc;
 let smppPort: number;
 let apiPort: number;
 const ACME = "acme-token-0123456789abcdef";
@@ -68,7 +69,9 @@ beforeAll(async () => {
   const w = new RedisRouteWriter(client, { prefix: "didgate:", streamMaxlen: 10_000 });
   await w.set("+15125550100", { tenant: "acme", sms: { webhook: "http://127.0.0.1:9/in" } });
   await w.setOutbound("+44*", { sms: ["smsc-b"] });
+  await w.setOutbound("+33*", { sms: ["smsc-slow"] });
   smsc = await startSmsc({ idPrefix: "s" });
+  slow = await startSmsc({ idPrefix: "p" });
   smppPort = await freePort();
   apiPort = await freePort();
   const dir = tempDir();
@@ -86,7 +89,10 @@ beforeAll(async () => {
       smpp: {
         listen: `127.0.0.1:${smppPort}`,
         accounts: [{ system_id: "app-1", password: "pw-a", role: "app", tenant: "acme", country_code: "1" }],
-        binds: [{ name: "smsc-b", host: "127.0.0.1", port: smsc.port, system_id: "didgate", password: "pw", tps: 100, reconnect_min_s: 0.2, reconnect_max_s: 1 }],
+        binds: [
+          { name: "smsc-b", host: "127.0.0.1", port: smsc.port, system_id: "didgate", password: "pw", tps: 100, reconnect_min_s: 0.2, reconnect_max_s: 1 },
+          { name: "smsc-slow", host: "127.0.0.1", port: slow.port, system_id: "didgate", password: "pw", tps: 10, reconnect_min_s: 0.2, reconnect_max_s: 1 },
+        ],
       },
     }),
   );
@@ -96,15 +102,16 @@ afterAll(async () => {
   await esme?.close();
   if (child) await kill9(child);
   await smsc?.close();
+  await slow?.close();
   client?.disconnect();
   await redis?.stop();
 });
 
 describe("outbound messages in the Redis spool", () => {
-  it("SIGKILL while 400 acknowledged messages drain at 100 tps: after a restart all 400 reach the SMSC", async () => {
+  it("SIGKILL while 1,000 acknowledged messages drain at 100 tps: after a restart all 1,000 reach the SMSC", async () => {
     child = startDidgate();
     esme = await bindApp();
-    const n = 400;
+    const n = 1000;
     // batches within the account's inbound window
     for (let b = 0; b < n; b += 50) {
       const rs = await Promise.all(
@@ -114,7 +121,7 @@ describe("outbound messages in the Redis spool", () => {
       );
       expect(rs.map((r) => r.command_status)).toEqual(rs.map(() => 0));
     }
-    // some arrived, most still queued (100 tps: 4 s for all): kill now
+    // some arrived, most still queued (100 tps: 10 s for all): kill now
     await waitFor(() => texts(smsc).length >= 20, 20_000);
     await kill9(child);
     await esme.close();
@@ -132,6 +139,25 @@ describe("outbound messages in the Redis spool", () => {
     // stored that it was sent) is sent again
     expect(duplicates).toBeLessThanOrEqual(2);
   }, 120_000);
+
+  it("a bind limited to 10 tps takes 100 queued messages at that rate (the SMSC's receive times)", async () => {
+    child ??= startDidgate();
+    esme ??= await bindApp();
+    const n = 100;
+    for (let b = 0; b < n; b += 50) {
+      const rs = await Promise.all(
+        Array.from({ length: 50 }, (_, k) => esme!.send("submit_sm", { source_addr: "15125550100", source_addr_ton: 1, destination_addr: `3361000${String(b + k).padStart(4, "0")}`, dest_addr_ton: 1, short_message: `paced ${b + k}` })),
+      );
+      expect(rs.map((r) => r.command_status)).toEqual(rs.map(() => 0));
+    }
+    await waitFor(() => texts(slow).length >= n, 60_000, 100);
+    expect(new Set(texts(slow)).size).toBe(n);
+    const times = slow.received.filter((p) => p.command === "submit_sm").map((p) => p._at as number).sort((a, b) => a - b);
+    // 99 intervals of 100 ms: about 10 s from the first to the last (timer granularity aside)
+    expect(times[n - 1]! - times[0]!).toBeGreaterThanOrEqual(99 * 100 * 0.9);
+    // no bursts: any 11 consecutive arrivals span about a second
+    for (let i = 10; i < n; i++) expect(times[i]! - times[i - 10]!).toBeGreaterThanOrEqual(900);
+  }, 90_000);
 
   it("an opt-out recorded in Redis refuses the recipient (ESME_RX_R_APPN)", async () => {
     child ??= startDidgate();

@@ -1,5 +1,5 @@
 /** Helpers to run a didgate instance in-process (tests) with a config built from an object. */
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import YAML from "yaml";
@@ -45,4 +45,25 @@ export async function waitFor<T>(fn: () => Promise<T | undefined> | T | undefine
     if (Date.now() > end) throw new Error(`waitFor timed out${last ? `: ${(last as Error).message}` : ""}`);
     await new Promise((r) => setTimeout(r, stepMs));
   }
+}
+
+/** The outbound message records a test's didgate wrote to `<dir>/records.jsonl` (records.jsonl.path). */
+export function outboundRecords(dir: string): Record<string, any>[] {
+  const p = join(dir, "records.jsonl");
+  if (!existsSync(p)) return [];
+  return readFileSync(p, "utf8")
+    .split("\n")
+    .filter((l) => l.trim() !== "")
+    .map((l) => JSON.parse(l))
+    .filter((r) => r.type === "message" && r.direction === "outbound");
+}
+
+/** A JSON request to didgate's API listener with a bearer token (null: none); the body parsed. */
+export async function apiCall(port: number, method: string, path: string, token: string | null, body?: unknown): Promise<{ status: number; body: any; headers: Headers }> {
+  const headers: Record<string, string> = {};
+  if (token !== null) headers.authorization = `Bearer ${token}`;
+  if (body !== undefined) headers["content-type"] = "application/json";
+  const res = await fetch(`http://127.0.0.1:${port}${path}`, { method, headers, ...(body !== undefined ? { body: JSON.stringify(body) } : {}) });
+  const text = await res.text();
+  return { status: res.status, body: text ? JSON.parse(text) : null, headers: res.headers };
 }

@@ -6,6 +6,7 @@ import smpp from "smpp";
 import { describe, expect, it } from "vitest";
 import { CMD } from "../../src/smpp/constants.js";
 import { encodeQueryResp, parseOp, smppTime } from "../../src/smpp/ops.js";
+import { parseSmppTime as parseTime } from "../../src/smpp/time.js";
 
 const z = (s: string): Buffer => Buffer.from(s + "\0", "latin1");
 const b = (...n: number[]): Buffer => Buffer.from(n);
@@ -61,5 +62,33 @@ describe("query_sm_resp", () => {
     const err = encodeQueryResp(8, "id-1", { status: 0x67 });
     expect(err.length).toBe(16);
     expect((smpp.PDU.fromBuffer(err) as Record<string, unknown>).command_status).toBe(0x67);
+  });
+});
+
+describe("SMPP times as the outbound path reads them", () => {
+  const now = Date.parse("2026-12-05T08:00:00.000Z");
+  // epoch ms, or undefined when the text is not an SMPP time
+  const parseSmppTime = (s: string, nowMs: number): number | null | undefined => {
+    const r = parseTime(s, nowMs);
+    return r.ok ? r.at : undefined;
+  };
+  it("reads absolute times in UTC and with a zone offset (quarter hours ahead or behind)", () => {
+    expect(parseSmppTime("261205084507300+", now)).toBe(Date.parse("2026-12-05T08:45:07.300Z"));
+    expect(parseSmppTime(smppTime(new Date("2027-01-31T23:59:59.900Z")), now)).toBe(Date.parse("2027-01-31T23:59:59.900Z"));
+    // 09:45 local, one hour ahead of UTC (04 quarter hours): 08:45 UTC
+    expect(parseSmppTime("261205094500004+", now)).toBe(Date.parse("2026-12-05T08:45:00.000Z"));
+    // 03:15 local, five hours and a half behind UTC (22 quarter hours): 08:45 UTC
+    expect(parseSmppTime("261205031500022-", now)).toBe(Date.parse("2026-12-05T08:45:00.000Z"));
+  });
+
+  it("adds relative times to now", () => {
+    expect(parseSmppTime("000000000030000R", now)).toBe(now + 30_000);
+    expect(parseSmppTime("000001020304000R", now)).toBe(now + (((24 + 2) * 60 + 3) * 60 + 4) * 1000);
+    expect(parseSmppTime("000100000000000R", now)).toBe(Date.parse("2027-01-05T08:00:00.000Z"));
+  });
+
+  it("refuses what is not an SMPP time", () => {
+    expect(parseSmppTime("", now)).toBeNull(); // empty: none given
+    for (const s of ["tomorrow", "26120508450730+", "2612050845073000", "261305084507300+", "261205254507300+", "261205084507349+", "261205084507300R0"]) expect(parseSmppTime(s, now)).toBeUndefined();
   });
 });
