@@ -23,6 +23,7 @@ import type { ReceiptCorrelator, SentMessage } from "./receipts.js";
 import { normaliseStat, type ReceiptSender } from "./sms-receipts.js";
 import { withSecret } from "../delivery/secret-ref.js";
 import { MessageIds } from "./sms-dedup.js";
+import type { SmsMasking } from "./sms-masking.js";
 
 export interface MessageSink {
   accept(job: DeliveryJob): Promise<AcceptOutcome>;
@@ -57,6 +58,8 @@ export interface SmsEdgeOptions {
   now?: () => number;
   /** Stable ids across an SMSC's retries (see sms-dedup.ts): window in ms (0 off, default 300 s) and table size. */
   dedup?: { windowMs: number; max: number };
+  /** Messages to pool numbers go through masking sessions (src/edge/sms-masking.ts). */
+  masking?: Pick<SmsMasking, "onMessage">;
 }
 
 export type SmsOutcome = "accepted" | "duplicate" | "temporary" | "permanent" | "no_route" | "gone" | "no_sms_route" | "invalid_number" | "draining";
@@ -159,6 +162,11 @@ export class SmsEdge {
     if (!to.ok) {
       this.finish(msg, "invalid_number", { error: to.error });
       return { status: "invalid_destination" };
+    }
+    const masked = await this.opts.masking?.onMessage(msg, to.e164, plan, this.ids);
+    if (masked != null) {
+      this.metrics.inbound.inc({ peer: msg.peer, outcome: masked.outcome });
+      return { status: masked.status };
     }
     const table = this.opts.store.current;
     const route = table.lookup(to.e164);
