@@ -98,8 +98,8 @@ const textOf = (p: SmppPdu): string => String((p.short_message as { message: str
 /** The next submit_sm at the SMSC whose text is `text`. */
 const arrived = (text: string) => waitFor(() => submits().find((p) => textOf(p) === text), 10_000);
 
-async function session(pool: string, ttlMs: number): Promise<{ id: string; proxy: string }> {
-  const r = await app.masking!.create(pool, A, B, ttlMs);
+async function session(pool: string, ttlMs: number, a = A, b = B): Promise<{ id: string; proxy: string }> {
+  const r = await app.masking!.create(pool, a, b, ttlMs);
   if (!r.ok) throw new Error(r.code);
   return { id: r.session.id, proxy: r.session.proxy };
 }
@@ -196,6 +196,21 @@ describe("SMS through a masking session", () => {
     expect(recs).toHaveLength(1);
     expect(recs[0]).toMatchObject({ type: "message", direction: "masked", peer: "smsc-a", from: A, to: B, did: RIDE, session_id: rideSession.id, tenant: "acme", target: "smsc-b", status: "expired" });
     expect(await metric("didgate_masking_routed_total", 'kind="message",result="routed"')).toBe(4);
+  });
+
+  it("an SMSC's retry of a relayed message is answered ESME_ROK and not sent again", async () => {
+    expect((await deliver(B, RIDE, "said once")).command_status).toBe(0);
+    expect((await deliver(B, RIDE, "said once")).command_status).toBe(0);
+    expect((await deliver(B, RIDE, "after the retry")).command_status).toBe(0);
+    await arrived("after the retry");
+    expect(submits().filter((p) => textOf(p) === "said once")).toHaveLength(1);
+    expect(await metric("didgate_sms_inbound_total", 'peer="smsc-a",outcome="duplicate"')).toBe(1);
+  });
+
+  it("no outbound sms route to the other party: ESME_RINVDSTADR", async () => {
+    await session("deliv", 60_000, "+15125551005", "+447700900555");
+    expect((await deliver("+15125551005", DELIV, "to nowhere")).command_status).toBe(0x0b);
+    expect(await metric("didgate_masking_routed_total", 'kind="message",result="no_outbound"')).toBe(1);
   });
 
   it("a session store that stalls gets the carrier a temporary failure, not the number's own route", async () => {
