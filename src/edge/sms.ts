@@ -20,7 +20,7 @@ import { isGone, type Route, type RouteState } from "../routing/route.js";
 import type { RouteStore } from "../routing/table.js";
 import type { AcceptResult, InboundSms, Receipt, SmsAddress } from "../smpp/types.js";
 import type { ReceiptCorrelator, SentMessage } from "./receipts.js";
-import { normaliseStat, type ReceiptSender } from "./sms-receipts.js";
+import { normaliseStat, receiptRequestOf, type ReceiptSender } from "./sms-receipts.js";
 import { withSecret } from "../delivery/secret-ref.js";
 import { MessageIds } from "./sms-dedup.js";
 import type { SmsMasking } from "./sms-masking.js";
@@ -215,17 +215,7 @@ export class SmsEdge {
     if (sms.smpp !== undefined) target.smpp = sms.smpp;
     const job: DeliveryJob = { id: body.id, body, target, acceptedAt: this.now(), attempts: 0 };
     const ro = this.opts.receiptsOut;
-    if ((msg.registered_delivery & 0x03) !== 0 && msg.peer_kind === "account" && ro?.isCarrierAccount(msg.peer)) {
-      job.receipt = {
-        peer: msg.peer,
-        ids: msg.part_ids ?? [msg.message_id],
-        when: msg.registered_delivery & 0x03,
-        source: msg.source,
-        destination: msg.destination,
-        submitted_at: msg.received_at.getTime(),
-        text: (msg.text ?? "").slice(0, 20),
-      };
-    }
+    if ((msg.registered_delivery & 0x03) !== 0 && msg.peer_kind === "account" && ro?.isCarrierAccount(msg.peer)) job.receipt = receiptRequestOf(msg);
     let outcome: AcceptOutcome;
     try {
       outcome = await this.opts.delivery.accept(job);

@@ -7,15 +7,14 @@
  * number's own route, or 404 on a pool number without one (not the outbound table); refused
  * calls give back their max_calls slot.
  */
-import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Didgate } from "../../src/app.js";
-import { routesCommand } from "../../src/cli/routes.js";
 import { startApp, tempDir, waitFor, writeRoutes } from "../helpers/app.js";
+import { jsonlRecords, receivedText, redisRoutes } from "./masking-util.js";
 import { startRedis, type TestRedis } from "../helpers/redis.js";
 import { freePort, killAllSipp, sippReady } from "../helpers/sipp.js";
-import { ok, startUac, startUas, type Party } from "./sip-util.js";
+import { ok, startUac, startUas } from "./sip-util.js";
 
 const PBX_IP = "127.0.0.5";
 const B_IP = "127.0.0.3";
@@ -28,13 +27,6 @@ const PROXY = "+15125550200";
 /** A pool number without a route of its own, inside the outbound table's reach. */
 const BARE = "+15125550300";
 
-function receivedText(p: Party): string {
-  return p
-    .trace()
-    .filter((t) => t.dir === "received")
-    .map((t) => t.msg.toString())
-    .join("\n");
-}
 
 describe("customer calls to pool numbers (sipp PBX, real Redis)", () => {
   let redis: TestRedis;
@@ -51,12 +43,7 @@ describe("customer calls to pool numbers (sipp PBX, real Redis)", () => {
     PIVR = await freePort(IVR_IP);
     dir = tempDir();
     writeRoutes(dir, {});
-    const settings = { url: redis.url, prefix: "didgate:", stream_maxlen: 100_000 };
-    const set = async (...argv: string[]): Promise<void> => {
-      let err = "";
-      const code = await routesCommand(argv, settings, () => undefined, (s) => (err += s));
-      if (code !== 0) throw new Error(`routes ${argv.join(" ")}: ${err}`);
-    };
+    const set = redisRoutes(redis.url);
     // every +1512555… number off-net through carrier-b: a pool number must not go there
     await set("set", "--outbound", "+1512555*", '{"voice":["carrier-b"]}');
     for (const n of [A, OTHER]) await set("set", n, JSON.stringify({ tenant: "acme", voice: { targets: ["sip:desk@127.0.0.9:9"] } }));
@@ -97,14 +84,7 @@ describe("customer calls to pool numbers (sipp PBX, real Redis)", () => {
     await redis?.stop();
   });
 
-  const records = (): Array<Record<string, unknown>> => {
-    const f = join(dir, "cdr.jsonl");
-    if (!existsSync(f)) return [];
-    return readFileSync(f, "utf8")
-      .split("\n")
-      .filter((l) => l.length > 0)
-      .map((l) => JSON.parse(l) as Record<string, unknown>);
-  };
+  const records = (): Array<Record<string, unknown>> => jsonlRecords(join(dir, "cdr.jsonl"));
 
   it("a PBX caller without a session on a pool number without a route: 404 (twice), not the outbound table", async () => {
     for (let i = 0; i < 2; i++) {
