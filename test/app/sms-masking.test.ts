@@ -207,6 +207,18 @@ describe("SMS through a masking session", () => {
     expect(await metric("didgate_sms_inbound_total", 'peer="smsc-a",outcome="duplicate"')).toBe(1);
   });
 
+  it("the other party opted out of messages from the proxy number: ESME_RX_R_APPN, nothing sent", async () => {
+    await client.sadd(`msk:optout:${RIDE}`, B);
+    try {
+      const before = submits().length;
+      expect((await deliver(A, RIDE, "please answer")).command_status).toBe(0x66);
+      expect(submits()).toHaveLength(before);
+      expect(await metric("didgate_masking_routed_total", 'kind="message",result="refused"')).toBe(1);
+    } finally {
+      await client.srem(`msk:optout:${RIDE}`, B);
+    }
+  });
+
   it("no outbound sms route to the other party: ESME_RINVDSTADR", async () => {
     await session("deliv", 60_000, "+15125551005", "+447700900555");
     expect((await deliver("+15125551005", DELIV, "to nowhere")).command_status).toBe(0x0b);
