@@ -27,6 +27,7 @@ import { ReceiptSender } from "./edge/sms-receipts.js";
 import { RedisPendingReceipts } from "./edge/receipt-queue.js";
 import { SmsEdge } from "./edge/sms.js";
 import { bindTps, senderRights, SmsOutbound } from "./edge/sms-outbound.js";
+import { SmsMasking } from "./edge/sms-masking.js";
 import { MemoryOptOutStore, RedisOptOutStore, type OptOutStore } from "./edge/optout.js";
 import { SmsKeywords } from "./edge/sms-keywords.js";
 import { VoiceEdge } from "./edge/voice.js";
@@ -401,7 +402,7 @@ export class Didgate {
     const out = new SmsOutbound({ store: this.store, outbound: this.outboundStore, smpp: () => this.smpp, delivery: this.delivery, optouts: this.optouts, rights: senderRights(this.config.smpp.accounts, new Map()), plans, tps: bindTps(this.config.smpp.binds), receipts: this.receipts, receiptSender: sender, statuses: this.messageStatuses, ...(this.partsRedis && redis ? { shared: { redis: this.partsRedis, prefix: redis.prefix } } : {}), logger: this.logger, registry: this.registry, now: this.now, maxAgeMs: this.config.webhooks.max_age_s * 1000, stateOf: (r, t) => this.decider.stateOf(r, t), ...(this.records ? { records: this.records } : {}) });
     this.smsOut = out;
     const keywords = new SmsKeywords({ store: this.store, optouts: this.optouts, send: (m) => out.sendAuto(m), texts: () => this.config.smpp.optout, logger: this.logger, registry: this.registry });
-    const sms = new SmsEdge({ keywords, store: this.store, delivery: this.delivery, logger: this.logger, registry: this.registry, plans, receipts: this.receipts, receiptsOut, onOutboundReceipt: (s, r) => out.onReceipt(s, r), findOutbound: (b, id) => out.findShared(b, id), now: this.now, dedup: { windowMs: this.config.smpp.dedup_window_s * 1000, max: this.config.smpp.dedup_max_entries }, stateOf: (r, t) => this.decider.stateOf(r, t), ...(this.records ? { records: this.records } : {}), ...(this.activity ? { activity: this.activity } : {}) });
+    const sms = new SmsEdge({ keywords, store: this.store, delivery: this.delivery, logger: this.logger, registry: this.registry, plans, receipts: this.receipts, receiptsOut, onOutboundReceipt: (s, r) => out.onReceipt(s, r), findOutbound: (b, id) => out.findShared(b, id), now: this.now, dedup: { windowMs: this.config.smpp.dedup_window_s * 1000, max: this.config.smpp.dedup_max_entries }, stateOf: (r, t) => this.decider.stateOf(r, t), ...(this.records ? { records: this.records } : {}), ...(this.activity ? { activity: this.activity } : {}), ...(this.masking ? { masking: this.smsMasking(this.masking, out, receiptsOut.isCarrierAccount) } : {}) });
     this.sms = sms;
     const isApp = (m: { peer: string; peer_kind: string }) => m.peer_kind === "account" && this.smpp?.accountRole(m.peer) === "app";
     this.smpp = new SmppEdge({
@@ -417,6 +418,11 @@ export class Didgate {
     await this.smpp.start();
     sender.start();
     out.start();
+  }
+
+  /** Messages to pool numbers through masking sessions, queued on the outbound path. */
+  private smsMasking(store: SessionStore, out: SmsOutbound, isCarrierAccount: (peer: string) => boolean): SmsMasking {
+    return new SmsMasking({ store, routes: this.store, outbound: out, isCarrierAccount, logger: this.logger, now: this.now, ...(this.maskingMetrics ? { metrics: this.maskingMetrics } : {}), ...(this.records ? { records: this.records } : {}), ...(this.activity ? { activity: this.activity } : {}) });
   }
 
   private async startVoice(): Promise<void> {

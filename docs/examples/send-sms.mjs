@@ -1,12 +1,13 @@
 // Send one SMS to didgate as a carrier would: bind to didgate's SMPP server and send a deliver_sm.
-// Usage: node docs/examples/send-sms.mjs [TO] [TEXT] [HOST:PORT]   (default 127.0.0.1:2775)
+// Usage: node docs/examples/send-sms.mjs [TO] [TEXT] [HOST:PORT] [FROM]   (default 127.0.0.1:2775,
+// from 447700900123; FROM is an international number without "+")
 // Uses didgate's own SMPP session code from dist/ (run `npm run build` first); no extra package.
 // The bundled config has the carrier account smsc-local / changeme, allowed from 127.0.0.1.
 import net from "node:net";
 import pino from "pino";
 import { CMD, Pdu, SmppSession, encodeText, systemClock } from "../../dist/src/smpp/index.js";
 
-const [to = "5125550100", text = "Hello from the README", hostPort = "127.0.0.1:2775"] = process.argv.slice(2);
+const [to = "5125550100", text = "Hello from the README", hostPort = "127.0.0.1:2775", from = "447700900123"] = process.argv.slice(2);
 const colon = hostPort.lastIndexOf(":");
 const host = hostPort.slice(0, colon) || "127.0.0.1";
 const port = Number(hostPort.slice(colon + 1));
@@ -36,7 +37,7 @@ if (bind.command_status !== 0) {
 const p = new Pdu(CMD.deliver_sm, 0);
 p.source_addr_ton = 1;
 p.source_addr_npi = 1;
-p.source_addr = "447700900123";
+p.source_addr = from;
 p.destination_addr = to;
 // GSM 03.38 when the text fits it, else UCS2.
 const enc = encodeText(text);

@@ -80,6 +80,12 @@ export interface MessageOutboundBody {
   expires_at?: string;
   /** The app's PDU: didgate's id for it, and its addresses as given. */
   smpp?: { message_id: string; source: { addr: string; ton: number; npi: number }; destination: { addr: string; ton: number; npi: number } };
+  /**
+   * A message relayed through a masking session (src/edge/sms-masking.ts): `from` is the proxy
+   * number, `to` the other party; the session, the party that sent it and the carrier account it
+   * came from (for its record only, never sent on).
+   */
+  mask?: { session: string; sender: string; peer: string };
 }
 
 /** The webhook body of a status change of a message sent through the API (its status_webhook). */

@@ -18,9 +18,9 @@
 import { defaultReason, type SipMessage } from "../sip/index.js";
 import { rewriteRecordRoute, type DialogSigner, type LocalCheck } from "../sip/rr.js";
 import { parseNameAddr } from "../sip/uri.js";
-import type { SessionStore } from "../masking/sessions.js";
-import type { Leg, Originator } from "./originate.js";
+import type { MaskRoute, SessionStore } from "../masking/sessions.js";
 import { errMessage } from "../util/errors.js";
+import type { Leg, Originator } from "./originate.js";
 
 /**
  * The only headers a masked message keeps on its way to the other side (lower-case long names;
@@ -209,6 +209,15 @@ function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
 }
 
 /**
+ * The session of `party` on the proxy number, or null; throws when the store fails or does not
+ * answer within `timeoutMs` (calls and messages alike: a stalled store is an error, not "no session",
+ * so the sender retries instead of reaching the number's own route).
+ */
+export function lookupSession(store: SessionStore, proxy: string, party: string, timeoutMs = MASK_LOOKUP_TIMEOUT_MS): Promise<MaskRoute | null> {
+  return withTimeout(store.route(proxy, party), timeoutMs);
+}
+
+/**
  * Record-Route of a masked call's 2xx relayed without its transaction (a retransmission, or a
  * late 2xx of another To tag once the INVITE transaction is gone): our values must be there and
  * valid (else false: not relayed), and everything below them is removed, so the route set the
@@ -242,7 +251,7 @@ export type MaskDecision =
 export async function decideMasked(store: SessionStore, originator: Originator, proxy: string, caller: string | undefined, tenant: string | undefined, timeoutMs = MASK_LOOKUP_TIMEOUT_MS): Promise<MaskDecision> {
   let r;
   try {
-    r = caller === undefined ? null : await withTimeout(store.route(proxy, caller), timeoutMs);
+    r = caller === undefined ? null : await lookupSession(store, proxy, caller, timeoutMs);
   } catch (err) {
     return { result: "store_error", error: errMessage(err) };
   }

@@ -39,7 +39,7 @@ import type { MessageStatusStore } from "./sms-status.js";
 import type { ReceiptCorrelator, SentMessage } from "./receipts.js";
 import { smppAddressToE164, type MessageSink } from "./sms.js";
 import { referenceOf, toSmppAddress } from "./sms-forward.js";
-import { normaliseStat, type ReceiptSender } from "./sms-receipts.js";
+import { normaliseStat, receiptRequestOf, type ReceiptSender } from "./sms-receipts.js";
 import { errMessage } from "../util/errors.js";
 import { SmsMessageOps, claimSend, indexQueued, releaseSend, unindexQueued, type Replacement } from "./sms-ops.js";
 import { checkTimes, dueNow, type MessageTimes } from "./sms-schedule.js";
@@ -190,6 +190,8 @@ interface QueueInput {
   ignoreOptOut?: boolean;
   /** Epoch ms after which the message is not sent (expired): the API's validity_s. */
   expiresAt?: number;
+  /** Relayed through a masking session (src/edge/sms-masking.ts). */
+  mask?: MessageOutboundBody["mask"];
   /** For refusals' records: parts and encoding as known. */
   partsIn?: number;
   encodingIn?: string;
@@ -236,7 +238,7 @@ export class SmsOutbound {
         ...(o.maxAgeMs !== undefined ? { maxAgeMs: o.maxAgeMs } : {}),
         onCancelled: (m) => {
           this.metrics.finals.inc({ status: "deleted" });
-          this.record({ id: m.id, account: m.account ?? "", from: m.from, to: m.to, tenant: m.tenant, parts: m.parts, encoding: m.encoding, status: "deleted", reason: "cancelled", bind: null, smsc_message_ids: [], accepted_at: m.created_at, sent_at: null, receipt: null, attempts: 0, smpp_message_id: m.id.replace(/^msg_/, "") });
+          this.record({ id: m.id, account: m.account ?? "", from: m.from, to: m.to, tenant: m.tenant, parts: m.parts, encoding: m.encoding, status: "deleted", reason: "cancelled", bind: null, smsc_message_ids: [], accepted_at: m.created_at, sent_at: null, receipt: null, attempts: 0, smpp_message_id: m.id.replace(/^msg_/, ""), mask: undefined });
         },
       });
     }
@@ -305,15 +307,7 @@ export class SmsOutbound {
     c.times = times.times;
     c.service_type = msg.service_type;
     if ((msg.registered_delivery & 0x03) !== 0) {
-      c.receipt = {
-        peer: account,
-        ids: msg.part_ids ?? [msg.message_id],
-        when: msg.registered_delivery & 0x03,
-        source: msg.source,
-        destination: msg.destination,
-        submitted_at: msg.received_at.getTime(),
-        text: (msg.text ?? "").slice(0, 20),
-      };
+      c.receipt = receiptRequestOf(msg);
     }
     return this.result((await this.queue(c)).outcome);
   }
@@ -358,6 +352,35 @@ export class SmsOutbound {
     return (await this.queue(c)).outcome;
   }
 
+  /**
+   * A message through a masking session (src/edge/sms-masking.ts): from the proxy number to the
+   * other party, queued like an app's message (opt-out, outbound table, spool), so it counts as
+   * accepted only once it is durably queued. The sender's ownership is the session's, not checked
+   * here.
+   */
+  async queueMasked(m: { id: string; proxy: string; to: string; tenant: string | null; msg: InboundSms; session: string; sender: string; receipt?: ReceiptRequest }): Promise<SubmitOutcome> {
+    const msg = m.msg;
+    const c: QueueInput = {
+      id: m.id,
+      account: MASKING_ACCOUNT,
+      from: m.proxy,
+      to: m.to,
+      tenant: m.tenant,
+      text: msg.text ?? null,
+      submittedAt: msg.received_at,
+      partsIn: msg.parts,
+      encodingIn: msg.encoding,
+      mask: { session: m.session, sender: m.sender, peer: msg.peer },
+    };
+    if (msg.binary !== undefined) {
+      c.binary = msg.binary;
+      c.data_coding = msg.data_coding;
+    }
+    if (m.receipt !== undefined) c.receipt = m.receipt;
+    if (this.draining) return this.finish(c, "draining", {});
+    return (await this.queue(c)).outcome;
+  }
+
   private result(outcome: SubmitOutcome): AcceptResult {
     switch (outcome) {
       case "accepted":
@@ -382,7 +405,7 @@ export class SmsOutbound {
     this.metrics.submits.inc({ account: c.account, outcome });
     this.o.logger[outcome === "accepted" ? "info" : "warn"]({ account: c.account, id: c.id, from: c.from, to: c.to, tenant: c.tenant, result: outcome, ...fields }, "sms outbound");
     if (outcome !== "accepted" && outcome !== "temporary" && outcome !== "draining") {
-      this.record({ id: c.id, account: c.account, from: c.from, to: c.to, tenant: c.tenant, parts: c.partsIn ?? 1, encoding: c.encodingIn ?? "gsm7", status: "rejected", reason: outcome, bind: null, smsc_message_ids: [], accepted_at: null, sent_at: null, receipt: null, attempts: 0, smpp_message_id: c.smpp?.message_id ?? null });
+      this.record({ id: c.id, account: c.account, from: c.from, to: c.to, tenant: c.tenant, parts: c.partsIn ?? 1, encoding: c.encodingIn ?? "gsm7", status: "rejected", reason: outcome, bind: null, smsc_message_ids: [], accepted_at: null, sent_at: null, receipt: null, attempts: 0, smpp_message_id: c.smpp?.message_id ?? null, mask: c.mask });
     }
     return outcome;
   }
@@ -418,6 +441,7 @@ export class SmsOutbound {
     if (c.smpp !== undefined) body.smpp = c.smpp;
     if (c.times?.not_before !== undefined) body.not_before = c.times.not_before;
     if (c.times?.expires_at !== undefined) body.expires_at = c.times.expires_at;
+    if (c.mask !== undefined) body.mask = c.mask;
     if (c.track === true) body.track = true;
     if (c.client_ref !== undefined) body.client_ref = c.client_ref;
     if (c.status_webhook !== undefined) body.status_webhook = c.status_webhook;
@@ -636,7 +660,7 @@ export class SmsOutbound {
     this.o.logger.info({ id: body.id, expires_at: body.expires_at }, "sms outbound: expired before it was sent");
     this.metrics.finals.inc({ status: "expired" });
     void this.track(body, "expired", { reason: "validity_period" });
-    this.record({ id: body.id, account: body.account, from: body.from, to: body.to, tenant: body.tenant, parts: body.parts, encoding: body.encoding, status: "expired", reason: "validity_period", bind: null, smsc_message_ids: [], accepted_at: new Date(job.acceptedAt).toISOString(), sent_at: null, receipt: null, attempts: job.attempts, smpp_message_id: body.smpp?.message_id ?? null });
+    this.record({ id: body.id, account: body.account, from: body.from, to: body.to, tenant: body.tenant, parts: body.parts, encoding: body.encoding, status: "expired", reason: "validity_period", bind: null, smsc_message_ids: [], accepted_at: new Date(job.acceptedAt).toISOString(), sent_at: null, receipt: null, attempts: job.attempts, smpp_message_id: body.smpp?.message_id ?? null, mask: body.mask });
     if (job.receipt !== undefined && this.o.receiptSender !== undefined) void this.o.receiptSender.send(job.receipt, "EXPIRED", "000");
   }
 
@@ -805,11 +829,9 @@ export class SmsOutbound {
   onFinal(job: DeliveryJob, outcome: FinalOutcome): void {
     const b = job.body;
     if (b.type !== "message.outbound" || outcome.delivered) return;
-    // (a message out of its own validity ends expired before this: expire())
-    const status = "failed";
-    this.metrics.finals.inc({ status });
-    void this.track(b, status, { reason: outcome.reason });
-    this.record({ id: b.id, account: b.account, from: b.from, to: b.to, tenant: b.tenant, parts: b.parts, encoding: b.encoding, status, reason: outcome.reason, bind: null, smsc_message_ids: [], accepted_at: new Date(job.acceptedAt).toISOString(), sent_at: null, receipt: null, attempts: job.attempts, smpp_message_id: b.smpp?.message_id ?? null });
+    this.metrics.finals.inc({ status: "failed" });
+    void this.track(b, "failed", { reason: outcome.reason });
+    this.record({ id: b.id, account: b.account, from: b.from, to: b.to, tenant: b.tenant, parts: b.parts, encoding: b.encoding, status: "failed", reason: outcome.reason, bind: null, smsc_message_ids: [], accepted_at: new Date(job.acceptedAt).toISOString(), sent_at: null, receipt: null, attempts: job.attempts, smpp_message_id: b.smpp?.message_id ?? null, mask: b.mask });
     if (job.receipt !== undefined && this.o.receiptSender !== undefined) {
       void this.o.receiptSender.send(job.receipt, outcome.reason.startsWith("max_age") ? "EXPIRED" : "UNDELIV", "001");
     }
@@ -822,7 +844,7 @@ export class SmsOutbound {
     const b = w.body;
     this.metrics.finals.inc({ status });
     if (status !== "sent") void this.track(b, status, receipt === null ? null : { error_code: receipt.err ?? null });
-    this.record({ id: b.id, account: b.account, from: b.from, to: b.to, tenant: b.tenant, parts: b.parts, encoding: b.encoding, status, reason: null, bind: w.bind, smsc_message_ids: w.smscIds, accepted_at: new Date(w.acceptedAt).toISOString(), sent_at: new Date(w.sentAt).toISOString(), receipt, attempts: w.attempts, smpp_message_id: b.smpp?.message_id ?? null });
+    this.record({ id: b.id, account: b.account, from: b.from, to: b.to, tenant: b.tenant, parts: b.parts, encoding: b.encoding, status, reason: null, bind: w.bind, smsc_message_ids: w.smscIds, accepted_at: new Date(w.acceptedAt).toISOString(), sent_at: new Date(w.sentAt).toISOString(), receipt, attempts: w.attempts, smpp_message_id: b.smpp?.message_id ?? null, mask: b.mask });
   }
 
   /** Messages past the receipt wait (or all, at stop) get their record with status sent. */
@@ -866,13 +888,18 @@ export class SmsOutbound {
     receipt: Record<string, unknown> | null;
     attempts: number;
     smpp_message_id: string | null;
+    mask: MessageOutboundBody["mask"];
   }): void {
+    // A masked message's record reads like a masked call's: the sending party, the other party,
+    // the proxy number as `did`, the session, and the carrier account it came from as `peer`.
+    const m = r.mask;
     this.o.records?.write("message", {
       id: r.id,
-      direction: "outbound",
-      peer: r.account,
-      from: r.from,
+      direction: m !== undefined ? "masked" : "outbound",
+      peer: m !== undefined ? m.peer : r.account,
+      from: m !== undefined ? m.sender : r.from,
       to: r.to,
+      ...(m !== undefined ? { did: r.from, session_id: m.session } : {}),
       tenant: r.tenant,
       parts: r.parts,
       encoding: r.encoding,
@@ -889,6 +916,9 @@ export class SmsOutbound {
     });
   }
 }
+
+/** The `account` of masked messages (src/edge/sms-masking.ts) in metrics and logs. */
+export const MASKING_ACCOUNT = "masking";
 
 /** Wait `ms`; false when aborted first. */
 function sleep(ms: number, signal: AbortSignal): Promise<boolean> {

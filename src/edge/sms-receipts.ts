@@ -8,7 +8,7 @@
 import type { Logger } from "pino";
 import { Counter, type Registry } from "prom-client";
 import type { ReceiptRequest } from "../delivery/types.js";
-import type { OutboundReceipt, SendResult } from "../smpp/types.js";
+import type { InboundSms, OutboundReceipt, SendResult } from "../smpp/types.js";
 import { MemoryPendingReceipts, type PendingReceipts } from "./receipt-queue.js";
 
 /** message_state (SMPP 3.4 5.2.28) of a receipt stat. */
@@ -41,6 +41,19 @@ function ascii(s: string, max: number): string {
     out += c >= 0x20 && c < 0x7f ? ch : "?";
   }
   return out;
+}
+
+/** What a submitter that asked for a receipt (registered_delivery) gets it for: the message as it sent it. */
+export function receiptRequestOf(msg: InboundSms): ReceiptRequest {
+  return {
+    peer: msg.peer,
+    ids: msg.part_ids ?? [msg.message_id],
+    when: msg.registered_delivery & 0x03,
+    source: msg.source,
+    destination: msg.destination,
+    submitted_at: msg.received_at.getTime(),
+    text: (msg.text ?? "").slice(0, 20),
+  };
 }
 
 /** Does registered_delivery (bits 0-1) ask for a receipt of this outcome? */

@@ -20,11 +20,12 @@ import { isGone, type Route, type RouteState } from "../routing/route.js";
 import type { RouteStore } from "../routing/table.js";
 import type { AcceptResult, InboundSms, Receipt, SmsAddress } from "../smpp/types.js";
 import type { ReceiptCorrelator, SentMessage } from "./receipts.js";
-import { normaliseStat, type ReceiptSender } from "./sms-receipts.js";
+import { normaliseStat, receiptRequestOf, type ReceiptSender } from "./sms-receipts.js";
 import { withSecret } from "../delivery/secret-ref.js";
 import { MessageIds } from "./sms-dedup.js";
 import { errMessage } from "../util/errors.js";
 import type { SmsKeywords } from "./sms-keywords.js";
+import type { SmsMasking } from "./sms-masking.js";
 
 export interface MessageSink {
   accept(job: DeliveryJob): Promise<AcceptOutcome>;
@@ -61,6 +62,8 @@ export interface SmsEdgeOptions {
   keywords?: SmsKeywords;
   /** Stable ids across an SMSC's retries (see sms-dedup.ts): window in ms (0 off, default 300 s) and table size. */
   dedup?: { windowMs: number; max: number };
+  /** Messages to pool numbers go through masking sessions (src/edge/sms-masking.ts). */
+  masking?: Pick<SmsMasking, "onMessage">;
 }
 
 export type SmsOutcome = "accepted" | "duplicate" | "temporary" | "permanent" | "no_route" | "gone" | "no_sms_route" | "invalid_number" | "draining";
@@ -164,6 +167,11 @@ export class SmsEdge {
       this.finish(msg, "invalid_number", { error: to.error });
       return { status: "invalid_destination" };
     }
+    const masked = await this.opts.masking?.onMessage(msg, to.e164, plan, this.ids);
+    if (masked != null) {
+      this.metrics.inbound.inc({ peer: msg.peer, outcome: masked.outcome });
+      return { status: masked.status };
+    }
     const table = this.opts.store.current;
     const route = table.lookup(to.e164);
     if (route === undefined) {
@@ -221,17 +229,7 @@ export class SmsEdge {
     if (smppTarget !== undefined) target.smpp = smppTarget;
     const job: DeliveryJob = { id: body.id, body, target, acceptedAt: this.now(), attempts: 0 };
     const ro = this.opts.receiptsOut;
-    if ((msg.registered_delivery & 0x03) !== 0 && msg.peer_kind === "account" && ro?.isCarrierAccount(msg.peer)) {
-      job.receipt = {
-        peer: msg.peer,
-        ids: msg.part_ids ?? [msg.message_id],
-        when: msg.registered_delivery & 0x03,
-        source: msg.source,
-        destination: msg.destination,
-        submitted_at: msg.received_at.getTime(),
-        text: (msg.text ?? "").slice(0, 20),
-      };
-    }
+    if ((msg.registered_delivery & 0x03) !== 0 && msg.peer_kind === "account" && ro?.isCarrierAccount(msg.peer)) job.receipt = receiptRequestOf(msg);
     let outcome: AcceptOutcome;
     try {
       // a message only for didgate itself (an opt-out word, a forward) is done once accepted

@@ -80,6 +80,7 @@ import type { CaptureTap } from "../sip/transport.js";
 import type { ActivityRecorder } from "../records/activity.js";
 import type { SessionStore } from "../masking/sessions.js";
 import type { MaskingMetrics } from "../masking/metrics.js";
+import { errMessage } from "../util/errors.js";
 import { cutMaskedRecordRoute, decideMasked, maskedDialogAllows, maskRequest, MASKED_DIALOG_METHODS, maskStrayResponse, maskTowardsCaller, type MaskResult } from "./masking.js";
 import { buildRegistrar, type RegistrarEdge } from "./registrar.js";
 
@@ -545,7 +546,7 @@ export class VoiceEdge implements SipStackHandler, ProxyHost {
       const c = normalizeNumber(callerIn, trunk.plan);
       if (c.ok) caller = c.e164;
     }
-    if (this.opts.masking?.store.isPoolNumber(did.e164) === true) return this.maskedInvite(tx, trunk, did.e164, caller, t0);
+    if (this.opts.masking?.store.isPoolNumber(did.e164) === true) return this.maskedInvite(tx, trunk.name, did.e164, caller, t0, () => this.routeInvite(tx, trunk, did.e164, caller, t0));
     this.routeInvite(tx, trunk, did.e164, caller, t0);
   }
 
@@ -617,22 +618,27 @@ export class VoiceEdge implements SipStackHandler, ProxyHost {
    * An INVITE to a pool number (docs/masking.md): the caller's session sends it to the other
    * party presenting the proxy number; a caller without a session gets the number's own route,
    * or 404 "no masking session for this caller". The session lookup is one Redis GET: the carrier
-   * hears 100 meanwhile, and a CANCEL then ends it with 487.
+   * hears 100 meanwhile, and a CANCEL then ends it with 487. From a trunk or a customer (`tname`
+   * its name): `ownRoute` goes on as an unmasked call of that source would; a customer's call
+   * holds one of its max_calls slots, freed here when the call does not start.
    */
-  private maskedInvite(tx: ServerTransaction, trunk: Trunk, did: string, caller: string | undefined, t0: number): void {
+  private maskedInvite(tx: ServerTransaction, tname: string, did: string, caller: string | undefined, t0: number, ownRoute: () => void, customer?: { name: string; callId: string }): void {
     const m = this.opts.masking!;
-    const tname = trunk.name;
     tx.reply(100);
     const pending = { cancelled: false };
     this.verifying.set(tx, pending);
     const count = (result: MaskResult): void => m.metrics?.routed.inc({ kind: "call", result });
+    const release = (): void => {
+      if (customer !== undefined) this.callCounter.release("c:" + customer.name, customer.callId);
+    };
     void decideMasked(m.store, this.originator, did, caller, m.store.tenantOf(did)).then((x) => {
       this.verifying.delete(tx);
-      if (pending.cancelled) return;
+      if (pending.cancelled) return release();
       count(x.result);
+      if (x.result !== "routed" && x.result !== "own_route") release();
       switch (x.result) {
         case "own_route":
-          return this.routeInvite(tx, trunk, did, caller, t0);
+          return ownRoute();
         case "no_session":
           return this.refuse(tx, tname, 404, "not_found", t0, undefined, "Not Found (no masking session for this caller)", did, caller);
         case "no_outbound":
@@ -654,6 +660,7 @@ export class VoiceEdge implements SipStackHandler, ProxyHost {
         inviteMs: this.config.sip.invite_timeout_s * 1000,
         startedAt: t0,
         mask: x.call,
+        ...(customer !== undefined ? { customer: customer.name } : {}),
       };
       const base = tx.request.clone();
       base.decrementMaxForwards();
@@ -664,8 +671,11 @@ export class VoiceEdge implements SipStackHandler, ProxyHost {
     }).catch((err: unknown) => {
       // a bug must not take the edge down: this call fails, the others go on
       this.verifying.delete(tx);
-      this.logger.error({ trunk: tname, did, err: err instanceof Error ? err.message : String(err) }, "masked call failed");
-      if (!this.calls.has(tx)) this.refuse(tx, tname, 500, "failed", t0);
+      this.logger.error({ trunk: tname, did, err: errMessage(err) }, "masked call failed");
+      if (!this.calls.has(tx)) {
+        release();
+        this.refuse(tx, tname, 500, "failed", t0);
+      }
     });
   }
 
@@ -868,7 +878,8 @@ export class VoiceEdge implements SipStackHandler, ProxyHost {
       this.outboundMetrics.cps("customer", name);
       return this.refuse(tx, name, 503, "rate_limited", t0, [["Retry-After", String(wait)]]);
     }
-    if (this.calls.size >= this.config.sip.max_inflight_invites) return this.refuse(tx, name, 503, "rate_limited", t0, [["Retry-After", "1"]]);
+    // INVITEs waiting for a masking session lookup count as in flight too
+    if (this.calls.size + this.verifying.size >= this.config.sip.max_inflight_invites) return this.refuse(tx, name, 503, "rate_limited", t0, [["Retry-After", "1"]]);
     const dest = normalizeNumber(req.requestUri, cu.plan);
     if (!dest.ok) return this.refuse(tx, name, 484, "invalid_number", t0);
     const callerIn = user ? userCaller : req.get("p-asserted-identity") ?? req.get("from");
@@ -884,6 +895,16 @@ export class VoiceEdge implements SipStackHandler, ProxyHost {
       this.outboundMetrics.limit("customer", name);
       return this.refuse(tx, name, 503, "rate_limited", t0, [["Retry-After", "1"]], "Service Unavailable (max_calls)", dest.e164, caller);
     }
+    // a pool number: the caller's masking session, as for a carrier's call (docs/masking.md)
+    if (this.opts.masking?.store.isPoolNumber(dest.e164) === true) return this.maskedInvite(tx, name, dest.e164, caller, t0, () => this.customerRoute(tx, cu, dest.e164, caller, callId, t0, user), { name, callId });
+    this.customerRoute(tx, cu, dest.e164, caller, callId, t0, user);
+  }
+
+  /** A customer's INVITE, checked and counted (customerInvite): on-net by the number's route, else off-net. */
+  private customerRoute(tx: ServerTransaction, cu: Customer, destE164: string, caller: string | undefined, callId: string, t0: number, user: boolean): void {
+    const req = tx.request;
+    const name = cu.name;
+    const dest = { e164: destE164 };
     const now = this.now();
     let targets: readonly Target[];
     let key: string | null;

@@ -7,14 +7,14 @@
  * pass both ways, and the refusals.
  */
 import dgram from "node:dgram";
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import YAML from "yaml";
 import type { Didgate } from "../../src/app.js";
-import { routesCommand } from "../../src/cli/routes.js";
 import { parseMessage, SipMessage } from "../../src/sip/index.js";
 import { startApp, tempDir, waitFor, writeRoutes } from "../helpers/app.js";
+import { jsonlRecords, receivedText, redisRoutes } from "./masking-util.js";
 import { startRedis, type TestRedis } from "../helpers/redis.js";
 import { freePort, killAllSipp, sippReady } from "../helpers/sipp.js";
 import { startUac, startUas, statuses, ok, type Party } from "./sip-util.js";
@@ -199,14 +199,6 @@ async function metricValue(app: Didgate, name: string, labels: Record<string, st
   return sum;
 }
 
-/** Everything a party received, as text (requests and responses). */
-function receivedText(p: Party): string {
-  return p
-    .trace()
-    .filter((t) => t.dir === "received")
-    .map((t) => t.msg.toString())
-    .join("\n");
-}
 
 describe("calls through masking sessions (sipp carriers of A and B, real Redis)", () => {
   let redis: TestRedis;
@@ -225,12 +217,7 @@ describe("calls through masking sessions (sipp carriers of A and B, real Redis)"
     PIVR = await freePort(IVR_IP);
     dir = tempDir();
     writeRoutes(dir, {});
-    const settings = { url: redis.url, prefix: "didgate:", stream_maxlen: 100_000 };
-    const set = async (...argv: string[]): Promise<void> => {
-      let err = "";
-      const code = await routesCommand(argv, settings, () => undefined, (s) => (err += s));
-      if (code !== 0) throw new Error(`routes ${argv.join(" ")}: ${err}`);
-    };
+    const set = redisRoutes(redis.url);
     await set("set", "--outbound", A, '{"voice":["carrier-a"]}');
     await set("set", "--outbound", B, '{"voice":["carrier-b"]}');
     await set("set", DESK, JSON.stringify({ tenant: "acme", voice: { targets: [`sip:ivr@${IVR_IP}:${PIVR}`] } }));
@@ -275,14 +262,7 @@ describe("calls through masking sessions (sipp carriers of A and B, real Redis)"
 
   const carrierAttempts = (name: string): Promise<number> => metricValue(app, "didgate_outbound_attempts_total", { kind: "carrier", name });
 
-  const records = (): Array<Record<string, unknown>> => {
-    const f = join(dir, "cdr.jsonl");
-    if (!existsSync(f)) return [];
-    return readFileSync(f, "utf8")
-      .split("\n")
-      .filter((l) => l.length > 0)
-      .map((l) => JSON.parse(l) as Record<string, unknown>);
-  };
+  const records = (): Array<Record<string, unknown>> => jsonlRecords(join(dir, "cdr.jsonl"));
 
   it("A calls the proxy: B's carrier gets the call from the proxy number, nothing names A; BYE from A reaches B", async () => {
     const uas = startUas("uas_mask.xml", "udp", PB, { SELF: B, END: uasWaitBye(B) }, 20, B_IP);
