@@ -58,6 +58,11 @@ export const registrarSchema = z
         cps: z.number().positive().max(1000).default(1),
         /** Calls at once per user (across edges when routes.redis is configured). */
         max_calls: z.number().int().positive().max(10_000).default(4),
+        /**
+         * Calls at once by all registered users together (across edges when routes.redis is
+         * configured); absent: no limit over all users, only max_calls per user.
+         */
+        max_calls_total: z.number().int().positive().max(1_000_000).optional(),
       })
       .strict()
       .optional(),

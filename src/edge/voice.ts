@@ -82,6 +82,7 @@ import type { SessionStore } from "../masking/sessions.js";
 import type { MaskingMetrics } from "../masking/metrics.js";
 import { cutMaskedRecordRoute, decideMasked, maskedDialogAllows, maskRequest, MASKED_DIALOG_METHODS, maskStrayResponse, maskTowardsCaller, type MaskResult } from "./masking.js";
 import { buildRegistrar, type RegistrarEdge } from "./registrar.js";
+import { ALL_USERS_KEY } from "./registrar-calls.js";
 
 export interface VoiceEdgeOptions {
   /** SIP capture: every message received and sent (capture.hep configured). */
@@ -723,6 +724,7 @@ export class VoiceEdge implements SipStackHandler, ProxyHost {
       if (outcome === "routed") this.outboundMetrics.answer("customer", cu);
       else {
         this.callCounter.release("c:" + cu, call.stx.request.callId ?? "");
+        this.callCounter.release(ALL_USERS_KEY, call.stx.request.callId ?? "");
         this.outboundMetrics.fail("customer", cu, code === 408 ? "timeout" : code === 487 ? "cancelled" : failClass(code));
       }
     }
@@ -882,6 +884,7 @@ export class VoiceEdge implements SipStackHandler, ProxyHost {
     const ttl = this.config.sip.max_call_s * 1000;
     if (!this.callCounter.acquire("c:" + name, callId, cu.maxCalls, ttl)) {
       this.outboundMetrics.limit("customer", name);
+      if (user) this.registrar!.calls!.overLimit.labels({ limit: "max_calls" }).inc();
       return this.refuse(tx, name, 503, "rate_limited", t0, [["Retry-After", "1"]], "Service Unavailable (max_calls)", dest.e164, caller);
     }
     const now = this.now();
@@ -943,6 +946,16 @@ export class VoiceEdge implements SipStackHandler, ProxyHost {
       ring,
       ...(stir?.signing && outbound && caller !== undefined ? { attest: cu.callerId === "owned" ? "A" : "B" } : {}),
     };
+    const uc = user ? this.registrar!.calls! : undefined;
+    if (uc?.maxTotal !== undefined) {
+      // all registered users together, taken last: a call refused for another reason holds no slot
+      if (!this.callCounter.acquire(ALL_USERS_KEY, callId, uc.maxTotal, ttl)) {
+        this.callCounter.release("c:" + name, callId);
+        this.outboundMetrics.limit("customer", name);
+        uc.overLimit.labels({ limit: "max_calls_total" }).inc();
+        return this.refuse(tx, name, 503, "rate_limited", t0, [["Retry-After", "1"]], "Service Unavailable (max_calls_total)", dest.e164, caller, key);
+      }
+    }
     const base = req.clone();
     base.decrementMaxForwards();
     base.remove("route");

@@ -32,8 +32,8 @@ export function register(edgePort: number, port: number, o: { user: string; pass
 
 const PHONE_FROM = `"Alice Phone" <sip:@FROMUSER@@${DOMAIN}>;tag=[pid]SIPpTag00[call_number]`;
 
-/** The phone's ACK of the 200 and its BYE (through didgate's Record-Route). */
-const ACK_BYE = `<send>
+/** The phone's ACK of the 200 and, `holdMs` later, its BYE (through didgate's Record-Route). */
+const ackBye = (holdMs: number): string => `<send>
     <![CDATA[
 
       ACK [next_url] SIP/2.0
@@ -49,7 +49,7 @@ const ACK_BYE = `<send>
 
     ]]>
   </send>
-  <pause milliseconds="200"/>
+  <pause milliseconds="${holdMs}"/>
   <send retrans="500">
     <![CDATA[
 
@@ -88,12 +88,12 @@ const ACK_FAIL = `<send>
 /**
  * sipp as a registered user's phone on PHONE_IP calling out through the edge (phone_call.xml):
  * From `from` (default the user) at DOMAIN, 407 answered with user/pass, then `final`; after a 200
- * the phone ACKs and hangs up.
+ * the phone ACKs and hangs up (`holdMs` later).
  */
-export function phoneCall(edgePort: number, o: { user: string; pass: string; from?: string; service: string; final: number; headers?: string }): Promise<Party> {
+export function phoneCall(edgePort: number, o: { user: string; pass: string; from?: string; service: string; final: number; headers?: string; /** ms between the ACK and the BYE of an answered call */ holdMs?: number }): Promise<Party> {
   return startUac("phone_call.xml", "udp", edgePort, {
     service: o.service,
     ip: PHONE_IP,
-    subst: { USER: o.user, PASS: o.pass, FROMUSER: o.from ?? o.user, DOMAIN, HEADERS: o.headers ?? "User-Agent: sipp-phone", FINAL: String(o.final), REST: o.final === 200 ? ACK_BYE : ACK_FAIL },
+    subst: { USER: o.user, PASS: o.pass, FROMUSER: o.from ?? o.user, DOMAIN, HEADERS: o.headers ?? "User-Agent: sipp-phone", FINAL: String(o.final), REST: o.final === 200 ? ackBye(o.holdMs ?? 200) : ACK_FAIL },
   });
 }
