@@ -34,6 +34,15 @@ export const registrarSchema = z
     default_expires: z.number().int().min(1).max(86_400).default(3600),
     /** Digest realm of the challenges; default: the domain. */
     realm: z.string().min(1).max(128).regex(/^[^"\\]+$/, "must have no quotes or backslashes").optional(),
+    /**
+     * Where the other edges reach this one ("sip:IP:PORT;transport=udp|tcp|tls", an address of one
+     * of its listeners): a call to a phone registered here that arrives at another edge is sent
+     * here and goes out over the phone's flow. Default: the listener the REGISTER came in on.
+     */
+    edge_uri: z
+      .string()
+      .regex(/^sip:(\d{1,3}(\.\d{1,3}){3}|\[[0-9A-Fa-f:.]+\]):\d{1,5}(;transport=(udp|tcp|tls))?$/, 'must be like "sip:10.0.0.1:5060;transport=udp" (an IP address and port of one of this edge\'s listeners)')
+      .optional(),
     /** Contacts one user may have registered at once. */
     max_contacts: z.number().int().min(1).max(100).default(10),
     /** Wrong passwords from one source for one user (and 4x that over all users) lock it out for duration_s. */

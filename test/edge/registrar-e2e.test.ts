@@ -11,13 +11,10 @@ import YAML from "yaml";
 import type { Didgate } from "../../src/app.js";
 import { startApp, tempDir } from "../helpers/app.js";
 import { freePort, killAllSipp } from "../helpers/sipp.js";
-import { DOMAIN, PHONE_IP, register } from "./registrar-util.js";
+import { answerTo, DOMAIN, PHONE_IP, register, TcpPhone } from "./registrar-util.js";
 import { ok, startUac, startUas, statuses } from "./sip-util.js";
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
-import net from "node:net";
-import { digestResponse } from "../../src/sip/digest.js";
-import { parseOrThrow, type SipMessage } from "../../src/sip/message.js";
 
 
 async function metricValue(app: Didgate, name: string, labels: Record<string, string>): Promise<number> {
@@ -31,90 +28,6 @@ async function metricValue(app: Didgate, name: string, labels: Record<string, st
 }
 
 const CLI = new URL("../../dist/src/cli.js", import.meta.url).pathname;
-
-/** A phone over TCP (a plain socket: it must get its call over the connection it registered on). */
-class TcpPhone {
-  private buf = Buffer.alloc(0);
-  private waiters: Array<() => void> = [];
-  readonly got: SipMessage[] = [];
-  /** "\r\n" keep-alive answers received. */
-  pongs = 0;
-  closed = false;
-  private constructor(readonly sock: net.Socket) {
-    sock.on("data", (d: Buffer) => {
-      this.buf = Buffer.concat([this.buf, d]);
-      for (;;) {
-        while (this.buf.length >= 2 && this.buf[0] === 13 && this.buf[1] === 10) {
-          this.pongs++;
-          this.buf = this.buf.subarray(2);
-        }
-        const end = this.buf.indexOf("\r\n\r\n");
-        if (end < 0) break;
-        const len = Number(/\r\ncontent-length:\s*(\d+)/i.exec(this.buf.subarray(0, end).toString("latin1"))?.[1] ?? "0");
-        if (this.buf.length < end + 4 + len) break;
-        this.got.push(parseOrThrow(this.buf.subarray(0, end + 4 + len)));
-        this.buf = this.buf.subarray(end + 4 + len);
-      }
-      for (const w of this.waiters.splice(0)) w();
-    });
-    sock.on("close", () => {
-      this.closed = true;
-      for (const w of this.waiters.splice(0)) w();
-    });
-    sock.on("error", () => undefined);
-  }
-  static connect(port: number): Promise<TcpPhone> {
-    return new Promise((resolve, reject) => {
-      const s = net.connect({ host: "127.0.0.1", port, localAddress: PHONE_IP }, () => resolve(new TcpPhone(s)));
-      s.once("error", reject);
-    });
-  }
-  get local(): string {
-    return `${PHONE_IP}:${this.sock.localPort}`;
-  }
-  send(lines: string[]): void {
-    this.sock.write(lines.join("\r\n") + "\r\n\r\n");
-  }
-  /** The next message that matches, waiting up to 10 s. */
-  async next(pred: (m: SipMessage) => boolean): Promise<SipMessage> {
-    const until = Date.now() + 10_000;
-    for (;;) {
-      const i = this.got.findIndex(pred);
-      if (i >= 0) return this.got.splice(i, 1)[0]!;
-      if (this.closed || Date.now() > until) throw new Error("tcp phone: no such message" + (this.closed ? " (connection closed)" : ""));
-      await new Promise<void>((r) => {
-        this.waiters.push(r);
-        setTimeout(r, 200);
-      });
-    }
-  }
-  register(user: string, cseq: number, contact: string, auth?: string): void {
-    this.send([
-      `REGISTER sip:${DOMAIN} SIP/2.0`,
-      `Via: SIP/2.0/TCP ${this.local};branch=z9hG4bK-reg${cseq};rport`,
-      `From: <sip:${user}@${DOMAIN}>;tag=tcpphone`,
-      `To: <sip:${user}@${DOMAIN}>`,
-      `Call-ID: tcp-phone-${user}`,
-      `CSeq: ${cseq} REGISTER`,
-      `Contact: <${contact}>`,
-      "Expires: 300",
-      ...(auth !== undefined ? [`Authorization: ${auth}`] : []),
-      "Content-Length: 0",
-    ]);
-  }
-  close(): void {
-    this.sock.destroy();
-  }
-}
-
-function digestAnswer(challenge: string, user: string, password: string): string {
-  const nonce = /nonce="([^"]+)"/.exec(challenge)![1]!;
-  const alg = /algorithm=([A-Z0-9-]+)/.exec(challenge)![1] as "MD5" | "SHA-256";
-  const realm = /realm="([^"]+)"/.exec(challenge)![1]!;
-  const uri = `sip:${DOMAIN}`;
-  const r = digestResponse(alg, user, realm, password, "REGISTER", uri, nonce, "auth", 1, "0a4f113b");
-  return `Digest username="${user}", realm="${realm}", nonce="${nonce}", uri="${uri}", response="${r}", algorithm=${alg}, qop=auth, nc=00000001, cnonce="0a4f113b"`;
-}
 
 describe("registrar end to end (sipp phone registers, sipp carrier calls its DID)", () => {
   let app: Didgate;
@@ -234,10 +147,7 @@ describe("registrar end to end (sipp phone registers, sipp carrier calls its DID
     try {
       // a Contact nobody listens on: only the registered connection reaches the phone
       const contact = "sip:carol@127.0.0.99:9;transport=tcp";
-      phone.register("carol", 1, contact);
-      const ch = await phone.next((m) => !m.isRequest && m.status === 401);
-      phone.register("carol", 2, contact, digestAnswer(ch.getAll("www-authenticate")[0]!, "carol", "carol-pass"));
-      const okReg = await phone.next((m) => !m.isRequest && m.cseq?.seq === 2);
+      const okReg = await phone.registerWithDigest("carol", "carol-pass", contact);
       expect(okReg.status).toBe(200);
       expect(okReg.getAll("contact").join(",")).toContain("127.0.0.99:9");
       const bs = await app.voice!.registrar!.bindings("carol");
@@ -253,22 +163,11 @@ describe("registrar end to end (sipp phone registers, sipp carrier calls its DID
       const uac = await startUac("uac_call.xml", "udp", udp, { service: "+15125550702" });
       const inv = await phone.next((m) => m.isRequest && m.method === "INVITE");
       expect(inv.requestUri).toBe(contact);
-      const answer = (req: SipMessage, status: string, extra: string[] = []): string[] => [
-        `SIP/2.0 ${status}`,
-        ...req.getAll("via").map((v) => `Via: ${v}`),
-        ...req.getAll("record-route").map((v) => `Record-Route: ${v}`),
-        `From: ${req.get("from")}`,
-        `To: ${req.get("to")}${req.toTag === undefined ? ";tag=tcpphone-callee" : ""}`,
-        `Call-ID: ${req.callId}`,
-        `CSeq: ${req.cseq!.seq} ${req.cseq!.method}`,
-        ...extra,
-        "Content-Length: 0",
-      ];
       // answered with the unreachable Contact: the carrier's ACK and BYE come back over this connection
-      phone.send(answer(inv, "200 OK", [`Contact: <${contact}>`]));
+      phone.send(answerTo(inv, "200 OK", [`Contact: <${contact}>`]));
       await phone.next((m) => m.isRequest && m.method === "ACK");
       const bye = await phone.next((m) => m.isRequest && m.method === "BYE");
-      phone.send(answer(bye, "200 OK"));
+      phone.send(answerTo(bye, "200 OK"));
       await ok(uac, "carrier");
       const ok200 = uac.receivedResponses().find((m) => m.status === 200 && m.cseq?.method === "INVITE")!;
       expect(ok200.get("contact")).toBe(`<sip:carol@${PHONE_IP}:${phone.sock.localPort};transport=tcp>`);

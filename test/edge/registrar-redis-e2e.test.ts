@@ -1,6 +1,6 @@
 /**
  * Two didgate edges sharing one Redis (routes.redis): a phone registered on edge 1 is called
- * through edge 2. Bindings are kept under the configured prefix and expire with the binding.
+ * through edge 2 (which sends the call to edge 1, the edge that holds the phone's NAT binding). Bindings are kept under the configured prefix and expire with the binding.
  */
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -70,8 +70,10 @@ describe("registrar with two edges on one Redis", () => {
     const uac = await startUac("uac_call.xml", "udp", e2.udp, { service: "+15125550800" });
     await ok(uac, "carrier on edge 2");
     await ok(uas, "phone");
-    const inv = uas.received("INVITE")[0]!;
-    expect(inv.get("via")).toContain(`127.0.0.1:${e2.udp}`);
+    // through edge 2, then edge 1, which holds the phone's NAT binding (its top Via)
+    const vias = uas.received("INVITE")[0]!.getAll("via");
+    expect(vias[0]).toContain(`127.0.0.1:${e1.udp}`);
+    expect(vias[1]).toContain(`127.0.0.1:${e2.udp}`);
 
     await ok(register(e2.udp, phone, { user: "dave", pass: "dave-secret", expires: 0, final: 200 }), "unREGISTER on edge 2");
     expect(await client.exists(aor)).toBe(0);
