@@ -8,6 +8,7 @@ import type { FastifyInstance } from "fastify";
 import type { Logger } from "pino";
 import { ApiError } from "./errors.js";
 import { ERROR_SCHEMA } from "./server.js";
+import { USER_NAME as USER } from "../registrar/users.js";
 
 export interface UserView {
   user: string;
@@ -26,7 +27,6 @@ export interface UsersApiRegistrar {
   syncUsers(): Promise<void>;
 }
 
-const USER = /^[A-Za-z0-9_.!~*'()&=+$,;?/-]{1,64}$/;
 const E164 = /^\+[1-9]\d{1,14}$/;
 const errors = (...codes: number[]) => Object.fromEntries(codes.map((c) => [c, ERROR_SCHEMA]));
 const userSchema = {
