@@ -9,7 +9,8 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import YAML from "yaml";
 import type { Didgate } from "../../src/app.js";
-import { startApp, tempDir } from "../helpers/app.js";
+import { startApp, tempDir, waitFor } from "../helpers/app.js";
+import { Peer, request } from "./udp-peer.js";
 import { freePort, killAllSipp } from "../helpers/sipp.js";
 import { answerTo, DOMAIN, PHONE_IP, register, TcpPhone } from "./registrar-util.js";
 import { ok, startUac, startUas, statuses } from "./sip-util.js";
@@ -34,15 +35,19 @@ describe("registrar end to end (sipp phone registers, sipp carrier calls its DID
   let udp = 0;
   let tcp = 0;
   let admin = "";
+  let vm = 0;
 
   beforeAll(async () => {
     const dir = tempDir();
+    vm = await freePort();
     const routes = {
       routes: {
         "+15125550700": { tenant: "acme", voice: { targets: [`sip:alice@${DOMAIN}`] } },
         "+15125550701": { tenant: "acme", voice: { targets: [`sip:bob@${DOMAIN}`] } },
         "+15125550702": { tenant: "acme", voice: { targets: [`sip:carol@${DOMAIN}`] } },
         "+15125550703": { tenant: "acme", voice: { targets: [`sip:erin@${DOMAIN}`] } },
+        // hal never registers: his voicemail (a static target of the next priority) takes the call
+        "+15125550704": { tenant: "acme", voice: { targets: [{ uri: `sip:hal@${DOMAIN}`, priority: 1 }, { uri: `sip:voicemail@127.0.0.1:${vm}`, priority: 2 }] } },
       },
     };
     writeFileSync(join(dir, "routes.yaml"), YAML.stringify(routes));
@@ -65,6 +70,7 @@ describe("registrar end to end (sipp phone registers, sipp carrier calls its DID
               { user: "carol", tenant: "acme", password: "carol-pass" },
               { user: "erin", tenant: "acme", password: "erin-pass" },
               { user: "gina", tenant: "acme", password: "gina-pass" },
+              { user: "hal", tenant: "acme", password: "hal-pass-1" },
             ],
             min_expires: 60,
             lockout: { max_failures: 3, window_s: 60, duration_s: 300 },
@@ -215,6 +221,36 @@ describe("registrar end to end (sipp phone registers, sipp carrier calls its DID
     const uac = await startUac("uac_final.xml", "udp", udp, { service: "+15125550701", subst: { CODE: "480" } });
     await ok(uac, "carrier");
     expect(await metricValue(app, "didgate_registrar_lookups_total", { result: "none" })).toBeGreaterThanOrEqual(1);
+  }, 30_000);
+
+  it("a user with nothing registered: the route's next priority (voicemail) gets the call", async () => {
+    const before = await metricValue(app, "didgate_registrar_lookups_total", { result: "none" });
+    const uas = startUas("uas_answer.xml", "udp", vm);
+    const uac = await startUac("uac_call.xml", "udp", udp, { service: "+15125550704" });
+    await ok(uac, "carrier");
+    await ok(uas, "voicemail");
+    expect(uas.received("INVITE")[0]!.requestUri).toBe(`sip:voicemail@127.0.0.1:${vm}`);
+    expect(await metricValue(app, "didgate_registrar_lookups_total", { result: "none" })).toBe(before + 1);
+  }, 30_000);
+
+  it("a REGISTER flood from one source passes the per-source flood guard: what is over sip.flood is dropped and counted", async () => {
+    const FLOODER = "127.0.0.10";
+    const peer = await Peer.start(FLOODER);
+    try {
+      const refused = (): Promise<number> => metricValue(app, "didgate_sip_refused_total", {});
+      const before = await refused();
+      const N = 100;
+      for (let i = 0; i < N; i++) {
+        peer.send(udp, request("REGISTER", `sip:${DOMAIN}`, { address: FLOODER, port: peer.port }, { extra: [`Contact: <sip:hal@${FLOODER}:${peer.port}>`, "Expires: 300"] }).replace(/^To: .*$/m, `To: <sip:hal@${DOMAIN}>`));
+      }
+      // every REGISTER is either answered (401, no credentials) or dropped by the guard and counted
+      await waitFor(async () => (peer.got.length + (await refused()) - before === N ? true : undefined), 10_000, 50);
+      expect(peer.got.every((m) => m.status === 401)).toBe(true);
+      expect(peer.got.length).toBeGreaterThan(0);
+      expect(peer.got.length).toBeLessThan(N);
+    } finally {
+      await peer.close();
+    }
   }, 30_000);
 
   it("repeated wrong passwords from one source lock that source out for that user (403 without a challenge); other sources still register", async () => {
