@@ -273,6 +273,12 @@ export class RegistrarEdge {
     return this.users.has(name) ? "config" : this.stored.has(name) ? "api" : undefined;
   }
 
+  /** Every user name: the config file's, then Redis' (a name may come twice). */
+  *userNames(): Iterable<string> {
+    yield* this.users.keys();
+    yield* this.stored.keys();
+  }
+
   /** A user as the API shows it (never a password or hash). */
   userView(name: string): { user: string; tenant: string; caller_id?: string; source: "config" | "api"; updated_at?: string } | undefined {
     const u = this.user(name);

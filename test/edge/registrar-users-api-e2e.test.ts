@@ -137,6 +137,31 @@ describe("registrar users through the API, kept in Redis", () => {
     expect(Object.keys((doc.json!.paths as Record<string, object>)["/v1/users/{user}"]!)).toEqual(expect.arrayContaining(["get", "put", "delete"]));
   }, 30_000);
 
+  it("GET /v1/users lists users by name, in pages; a tenant token sees its own tenant's only; no secrets", async () => {
+    for (const [name, tenant] of [["hugo", "other"], ["bert", "acme"]] as const) {
+      expect((await api("PUT", `/v1/users/${name}`, TOKENS[0]!.token, { tenant, password: `${name}-password` })).status).toBe(200);
+    }
+    const all = await api("GET", "/v1/users", TOKENS[0]!.token);
+    expect(all.status).toBe(200);
+    expect((all.json!.users as Array<{ user: string; source: string }>).map((u) => [u.user, u.source])).toEqual([["alice", "config"], ["bert", "api"], ["frank", "api"], ["hugo", "api"]]);
+    expect(all.json!.next).toBeUndefined();
+    expect(all.text).not.toMatch(/password|ha1/i);
+    const acme = await api("GET", "/v1/users", TOKENS[1]!.token);
+    expect((acme.json!.users as Array<{ user: string }>).map((u) => u.user)).toEqual(["alice", "bert", "frank"]);
+    // a tenant token naming another tenant sees nothing of it
+    expect((await api("GET", "/v1/users?tenant=other", TOKENS[1]!.token)).json!.users).toEqual([]);
+    expect((await api("GET", "/v1/users?tenant=other", TOKENS[0]!.token)).json!.users).toEqual([expect.objectContaining({ user: "hugo", tenant: "other" })]);
+    const p1 = await api("GET", "/v1/users?limit=2", TOKENS[0]!.token);
+    expect((p1.json!.users as Array<{ user: string }>).map((u) => u.user)).toEqual(["alice", "bert"]);
+    expect(p1.json!.next).toBe("bert");
+    const p2 = await api("GET", "/v1/users?limit=2&after=bert", TOKENS[0]!.token);
+    expect((p2.json!.users as Array<{ user: string }>).map((u) => u.user)).toEqual(["frank", "hugo"]);
+    expect(p2.json!.next).toBeUndefined();
+    expect((await api("GET", "/v1/users?limit=0", TOKENS[0]!.token)).status).toBe(400);
+    expect((await api("GET", "/v1/users?limit=5000", TOKENS[0]!.token)).status).toBe(400);
+    for (const name of ["hugo", "bert"]) expect((await api("DELETE", `/v1/users/${name}`, TOKENS[0]!.token)).status).toBe(204);
+  }, 30_000);
+
   it("DELETE removes the user and its bindings; the phone is refused on both edges", async () => {
     const [e1, e2] = edges as [(typeof edges)[0], (typeof edges)[0]];
     expect((await api("DELETE", "/v1/users/frank", TOKENS[1]!.token)).status).toBe(204);
