@@ -13,20 +13,11 @@ import type { Didgate } from "../../src/app.js";
 import type { SipMessage } from "../../src/sip/index.js";
 import { startApp, tempDir } from "../helpers/app.js";
 import { freePort, killAllSipp, sippReady } from "../helpers/sipp.js";
-import { DOMAIN, PHONE_IP, phoneCall, register } from "./registrar-util.js";
+import { DOMAIN, PHONE_IP, phoneCall, register, metricValue } from "./registrar-util.js";
 import { ok, startUas, type Party } from "./sip-util.js";
 
 const PBX_IP = "127.0.0.3";
 
-async function metricValue(app: Didgate, name: string, labels: Record<string, string>): Promise<number> {
-  const m = (await app.registry.getMetricsAsJSON()).find((x) => x.name === name);
-  if (!m) return 0;
-  let sum = 0;
-  for (const v of m.values as Array<{ value: number; labels: Record<string, string | number> }>) {
-    if (Object.entries(labels).every(([k, val]) => String(v.labels[k]) === val)) sum += v.value;
-  }
-  return sum;
-}
 
 describe("calls from registered users (sipp phone -> didgate -> sipp carrier)", () => {
   let app: Didgate;

@@ -12,21 +12,12 @@ import type { Didgate } from "../../src/app.js";
 import { startApp, tempDir, waitFor } from "../helpers/app.js";
 import { Peer, request } from "./udp-peer.js";
 import { freePort, killAllSipp } from "../helpers/sipp.js";
-import { answerTo, DOMAIN, PHONE_IP, register, TcpPhone } from "./registrar-util.js";
+import { answerTo, DOMAIN, PHONE_IP, register, TcpPhone, metricValue } from "./registrar-util.js";
 import { ok, startUac, startUas, statuses } from "./sip-util.js";
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
 
 
-async function metricValue(app: Didgate, name: string, labels: Record<string, string>): Promise<number> {
-  const m = (await app.registry.getMetricsAsJSON()).find((x) => x.name === name);
-  if (!m) return 0;
-  let sum = 0;
-  for (const v of m.values as Array<{ value: number; labels: Record<string, string | number> }>) {
-    if (Object.entries(labels).every(([k, val]) => String(v.labels[k]) === val)) sum += v.value;
-  }
-  return sum;
-}
 
 const CLI = new URL("../../dist/src/cli.js", import.meta.url).pathname;
 

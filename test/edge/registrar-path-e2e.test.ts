@@ -15,7 +15,7 @@ import type { SipMessage } from "../../src/sip/message.js";
 import { startApp, tempDir, waitFor } from "../helpers/app.js";
 import { startRedis, type TestRedis } from "../helpers/redis.js";
 import { freePort, killAllSipp } from "../helpers/sipp.js";
-import { answerTo, DOMAIN, PHONE_IP, TcpPhone } from "./registrar-util.js";
+import { answerTo, DOMAIN, PHONE_IP, TcpPhone, metricValue } from "./registrar-util.js";
 import { ok, startUac } from "./sip-util.js";
 import { Peer, request } from "./udp-peer.js";
 
@@ -27,14 +27,6 @@ let redis: TestRedis;
 let client: Redis;
 const edges: Array<{ app: Didgate; udp: number; tcp: number }> = [];
 
-async function metricValue(app: Didgate, name: string, labels: Record<string, string>): Promise<number> {
-  const m = (await app.registry.getMetricsAsJSON()).find((x) => x.name === name);
-  let sum = 0;
-  for (const v of (m?.values ?? []) as Array<{ value: number; labels: Record<string, string | number> }>) {
-    if (Object.entries(labels).every(([k, val]) => String(v.labels[k]) === val)) sum += v.value;
-  }
-  return sum;
-}
 
 beforeAll(async () => {
   redis = await startRedis();

@@ -4,6 +4,7 @@ import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { startSipp } from "../helpers/sipp.js";
+import type { Didgate } from "../../src/app.js";
 import { SCENARIOS, startUac, type Party } from "./sip-util.js";
 import { digestResponse } from "../../src/sip/digest.js";
 import { parseOrThrow, type SipMessage } from "../../src/sip/message.js";
@@ -205,4 +206,14 @@ export function answerTo(req: SipMessage, status: string, extra: string[] = []):
     ...extra,
     "Content-Length: 0",
   ];
+}
+
+/** The sum of a metric's values whose labels include `labels` (0 when it has none). */
+export async function metricValue(app: Didgate, name: string, labels: Record<string, string>): Promise<number> {
+  const m = (await app.registry.getMetricsAsJSON()).find((x) => x.name === name);
+  let sum = 0;
+  for (const v of (m?.values ?? []) as Array<{ value: number; labels: Record<string, string | number> }>) {
+    if (Object.entries(labels).every(([k, val]) => String(v.labels[k]) === val)) sum += v.value;
+  }
+  return sum;
 }
