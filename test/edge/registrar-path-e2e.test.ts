@@ -133,6 +133,20 @@ describe("a TCP phone registered on edge 1, called through edge 2", () => {
     await ok(uac, "carrier waiting for the BYE");
   }, 60_000);
 
+  it("the carrier cancels while the phone rings: the CANCEL passes both edges down the phone's connection, 487 comes back", async () => {
+    const [, e2] = edges as [(typeof edges)[0], (typeof edges)[0]];
+    const uac = await startUac("uac_cancel.xml", "udp", e2.udp, { service: "+15125550900" });
+    const inv = await phone.next((m) => m.isRequest && m.method === "INVITE");
+    phone.send(answerTo(inv, "180 Ringing"));
+    const cancel = await phone.next((m) => m.isRequest && m.method === "CANCEL");
+    expect(cancel.callId).toBe(inv.callId);
+    phone.send(answerTo(cancel, "200 OK"));
+    phone.send(answerTo(inv, "487 Request Terminated"));
+    const ack = await phone.next((m) => m.isRequest && m.method === "ACK");
+    expect(ack.callId).toBe(inv.callId);
+    await ok(uac, "carrier cancelling on edge 2");
+  }, 60_000);
+
   describe("forged requests naming the phone's flow on edge 1 (from a source that is neither edge nor trunk)", () => {
     let peer: Peer;
     beforeAll(async () => {
