@@ -6,16 +6,15 @@
  * requests naming the phone's flow (no token, a token of another call, an expired one, one signed
  * with another secret) get 403 and never reach the phone.
  */
-import { Redis } from "ioredis";
+import type { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Didgate } from "../../src/app.js";
-import { RedisRouteWriter } from "../../src/routing/sources/redis-writer.js";
 import { DialogSigner, flowToken } from "../../src/sip/rr.js";
 import type { SipMessage } from "../../src/sip/message.js";
 import { startApp, tempDir, waitFor } from "../helpers/app.js";
-import { startRedis, type TestRedis } from "../helpers/redis.js";
-import { freePort, killAllSipp } from "../helpers/sipp.js";
-import { answerTo, DOMAIN, PHONE_IP, TcpPhone, metricValue } from "./registrar-util.js";
+import type { TestRedis } from "../helpers/redis.js";
+import { freePort } from "../helpers/sipp.js";
+import { answerTo, DOMAIN, PHONE_IP, TcpPhone, metricValue, sharedRedis, stopShared } from "./registrar-util.js";
 import { ok, startUac } from "./sip-util.js";
 import { Peer, request } from "./udp-peer.js";
 
@@ -23,16 +22,16 @@ const PREFIX = "path:";
 const DIALOG_SECRET = "dialog secret shared by both edges";
 /** Not a trunk, not an edge: where forged requests come from. */
 const STRANGER_IP = "127.0.0.9";
+let shared: Awaited<ReturnType<typeof sharedRedis>> | undefined;
 let redis: TestRedis;
 let client: Redis;
 const edges: Array<{ app: Didgate; udp: number; tcp: number }> = [];
 
 
 beforeAll(async () => {
-  redis = await startRedis();
-  client = new Redis(redis.url, { maxRetriesPerRequest: 1 });
-  client.on("error", () => undefined);
-  const w = new RedisRouteWriter(client, { prefix: PREFIX, streamMaxlen: 1000 });
+  shared = await sharedRedis(PREFIX);
+  ({ redis, client } = shared);
+  const w = shared.writer;
   await w.set("+15125550900", { tenant: "acme", voice: { targets: [`sip:hank@${DOMAIN}`] } });
   for (const id of ["edge-1", "edge-2"]) {
     const dir = tempDir();
@@ -58,12 +57,7 @@ beforeAll(async () => {
   }
 }, 30_000);
 
-afterAll(async () => {
-  await killAllSipp();
-  for (const e of edges) await e.app.stop(0);
-  client?.disconnect();
-  await redis?.stop();
-});
+afterAll(() => stopShared(edges, shared));
 
 describe("a TCP phone registered on edge 1, called through edge 2", () => {
   let phone: TcpPhone;

@@ -6,14 +6,13 @@
  * user and its bindings, and the phone is refused on both edges.
  */
 import { createHash } from "node:crypto";
-import { Redis } from "ioredis";
+import type { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Didgate } from "../../src/app.js";
 import { startApp, tempDir, waitFor } from "../helpers/app.js";
-import { startRedis, type TestRedis } from "../helpers/redis.js";
-import { freePort, killAllSipp } from "../helpers/sipp.js";
-import { RedisRouteWriter } from "../../src/routing/sources/redis-writer.js";
-import { DOMAIN, PHONE_IP, phoneCall, register } from "./registrar-util.js";
+import type { TestRedis } from "../helpers/redis.js";
+import { freePort } from "../helpers/sipp.js";
+import { DOMAIN, PHONE_IP, phoneCall, register, sharedRedis, stopShared } from "./registrar-util.js";
 import { ok, startUas } from "./sip-util.js";
 
 const PREFIX = "ru:";
@@ -22,6 +21,7 @@ const TOKENS = [
   { token: "acme-token-0123456789", tenant: "acme" },
   { token: "other-token-0123456789", tenant: "other" },
 ];
+let shared: Awaited<ReturnType<typeof sharedRedis>> | undefined;
 let redis: TestRedis;
 let client: Redis;
 const edges: Array<{ app: Didgate; udp: number }> = [];
@@ -36,10 +36,9 @@ async function api(method: string, path: string, token: string, body?: unknown):
 }
 
 beforeAll(async () => {
-  redis = await startRedis();
-  client = new Redis(redis.url, { maxRetriesPerRequest: 1 });
-  client.on("error", () => undefined);
-  const w = new RedisRouteWriter(client, { prefix: PREFIX, streamMaxlen: 1000 });
+  shared = await sharedRedis(PREFIX);
+  ({ redis, client } = shared);
+  const w = shared.writer;
   await w.set("+15125550900", { tenant: "acme", voice: { targets: [`sip:frank@${DOMAIN}`] } });
   await w.setOutbound("+33*", { voice: ["carrier-fr"] });
   carrierPort = await freePort();
@@ -69,12 +68,7 @@ beforeAll(async () => {
   }
 }, 30_000);
 
-afterAll(async () => {
-  await killAllSipp();
-  for (const e of edges) await e.app.stop(0);
-  client?.disconnect();
-  await redis?.stop();
-});
+afterAll(() => stopShared(edges, shared));
 
 describe("registrar users through the API, kept in Redis", () => {
   it("PUT creates a user that registers on another edge; Redis keeps HA1s, no answer shows a password or hash", async () => {

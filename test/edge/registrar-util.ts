@@ -3,7 +3,10 @@ import fs from "node:fs";
 import net from "node:net";
 import os from "node:os";
 import path from "node:path";
-import { startSipp } from "../helpers/sipp.js";
+import { killAllSipp, startSipp } from "../helpers/sipp.js";
+import { Redis } from "ioredis";
+import { RedisRouteWriter } from "../../src/routing/sources/redis-writer.js";
+import { startRedis, type TestRedis } from "../helpers/redis.js";
 import type { Didgate } from "../../src/app.js";
 import { SCENARIOS, startUac, type Party } from "./sip-util.js";
 import { digestResponse } from "../../src/sip/digest.js";
@@ -216,4 +219,20 @@ export async function metricValue(app: Didgate, name: string, labels: Record<str
     if (Object.entries(labels).every(([k, val]) => String(v.labels[k]) === val)) sum += v.value;
   }
   return sum;
+}
+
+/** A real redis-server for edges that share it (routes.redis), a client, and a writer of routes under `prefix`. */
+export async function sharedRedis(prefix: string): Promise<{ redis: TestRedis; client: Redis; writer: RedisRouteWriter }> {
+  const redis = await startRedis();
+  const client = new Redis(redis.url, { maxRetriesPerRequest: 1 });
+  client.on("error", () => undefined);
+  return { redis, client, writer: new RedisRouteWriter(client, { prefix, streamMaxlen: 1000 }) };
+}
+
+/** Ends what a test of edges on one Redis started: sipp, the edges, the client, the redis-server. */
+export async function stopShared(edges: ReadonlyArray<{ app: Didgate }>, shared: { redis: TestRedis; client: Redis } | undefined): Promise<void> {
+  await killAllSipp();
+  for (const e of edges) await e.app.stop(0);
+  shared?.client.disconnect();
+  await shared?.redis.stop();
 }
