@@ -12,7 +12,12 @@
  *    target is a registered user (memory and Redis store, 10k users registered), beside the static
  *    case (a route of SIP URIs: only the check that no target is a user).
  *
- *   npm run build && node dist/bench/registrar.js [--rates 500,1000,2000] [--step-s 5] [--only register,lookup]
+ * 3. The cost of a call through the edge holding a phone's flow (docs/registrar.md, "Several
+ *    edges"): the routing edge's expansion of a binding of another edge (a flow token signed per
+ *    leg) beside one of its own, and the holding edge's check of that token (relayFlow) per INVITE.
+ *    The extra proxy hop itself costs what any proxied call does (docs/sip.md).
+ *
+ *   npm run build && node dist/bench/registrar.js [--rates 500,1000,2000] [--step-s 5] [--only register,lookup,flow]
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import fs from "node:fs";
@@ -26,6 +31,8 @@ import { registrarSchema } from "../src/config/registrar.js";
 import { RegistrarEdge } from "../src/edge/registrar.js";
 import { MemoryLocationStore, RedisLocationStore, type Binding, type LocationStore } from "../src/registrar/location.js";
 import type { Target } from "../src/routing/route.js";
+import { parseOrThrow } from "../src/sip/index.js";
+import { DialogSigner } from "../src/sip/rr.js";
 import { startRedis } from "../test/helpers/redis.js";
 import { freePort } from "../test/helpers/sipp.js";
 
@@ -201,8 +208,52 @@ async function lookupBench(): Promise<void> {
   }
 }
 
+/** Calls through the edge that holds the flow: token signing per leg, and its check per INVITE. */
+async function flowBench(): Promise<void> {
+  const config = registrarSchema.parse({ domain: DOMAIN, users: [] });
+  const signer = new DialogSigner(["bench dialog secret shared by the edges"]);
+  const now = Date.now();
+  const EDGE_URI = "sip:192.0.2.9:5060;transport=udp";
+  const N = 100_000;
+  const perCall: string[] = [];
+  for (const [label, edge] of [["own edge", "bench"], ["another edge", "edge-2"]] as const) {
+    const store = new MemoryLocationStore();
+    const reg = new RegistrarEdge({ config, secret: Buffer.alloc(32), nonceTtlMs: 300_000, algorithms: ["MD5"], store, edgeId: "bench", registry: new Registry(), logger: pino({ level: "silent" }), now: Date.now, stack: () => undefined, signer: () => signer });
+    const b: Binding = { contact: "sip:u0@198.51.100.7:5060", expiresAt: now + 3_600_000, q: 1, callId: "c", cseq: 1, transport: "udp", address: "198.51.100.7", port: 40000, edge, edgeUri: EDGE_URI, registeredAt: now };
+    await store.update(`sip:u0@${DOMAIN}`, { upsert: [b] });
+    const t: Target[] = [{ uri: `sip:u0@${DOMAIN}`, priority: 1, weight: 1 }];
+    let legs = 0;
+    const t0 = performance.now();
+    for (let i = 0; i < N; i++) legs += (await reg.expand(t, "sequential", `call-${i}@bench`)).targets.length;
+    perCall.push(`${label} ${(((performance.now() - t0) * 1000) / N).toFixed(2)} us`);
+    if (legs !== N) throw new Error(`expected ${N} legs, got ${legs}`);
+  }
+  // the edge holding the flow: parse the Route of each INVITE and check its token
+  const holder = new RegistrarEdge({ config, secret: Buffer.alloc(32), nonceTtlMs: 300_000, algorithms: ["MD5"], store: new MemoryLocationStore(), edgeId: "edge-1", registry: new Registry(), logger: pino({ level: "silent" }), now: Date.now, stack: () => undefined, signer: () => signer, edgeUri: EDGE_URI });
+  const flow = "udp~198.51.100.7~40000";
+  const exp = Math.floor(now / 1000) + 120;
+  const M = 20_000;
+  const reqs = Array.from({ length: M }, (_, i) => {
+    const id = `call-${i}@bench`;
+    return parseOrThrow(
+      Buffer.from(
+        `INVITE sip:u0@198.51.100.7:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.8:5060;branch=z9hG4bK${i}\r\nRoute: <${EDGE_URI};lr;dgf=${flow};dgx=${exp};dgp=${signer.signFlow(id, flow, exp)}>\r\nFrom: <sip:+15125551111@192.0.2.8>;tag=a${i}\r\nTo: <sip:u0@${DOMAIN}>\r\nCall-ID: ${id}\r\nCSeq: 1 INVITE\r\nMax-Forwards: 69\r\nContent-Length: 0\r\n\r\n`,
+      ),
+    );
+  });
+  let ok = 0;
+  const t1 = performance.now();
+  for (const r of reqs) {
+    const x = holder.relayFlow(r);
+    if (x !== undefined && "flow" in x) ok++;
+  }
+  const checkUs = ((performance.now() - t1) * 1000) / M;
+  if (ok !== M) throw new Error(`expected ${M} tokens accepted, got ${ok}`);
+  console.log(`flow: expansion per call (memory store) ${perCall.join(", ")}; token check on the holding edge ${checkUs.toFixed(2)} us per INVITE (${M} checked)`);
+}
+
 async function main(): Promise<void> {
-  const only = arg("only", "register,lookup").split(",");
+  const only = arg("only", "register,lookup,flow").split(",");
   const rates = arg("rates", "500,1000,2000,4000").split(",").map(Number);
   const stepS = Number(arg("step-s", "5"));
   console.log(`node ${process.version}, ${os.cpus().length} CPUs, load average ${os.loadavg().map((x) => x.toFixed(1)).join(" ")}`);
@@ -216,6 +267,7 @@ async function main(): Promise<void> {
     }
   }
   if (only.includes("lookup")) await lookupBench();
+  if (only.includes("flow")) await flowBench();
 }
 
 main().then(

@@ -9,6 +9,7 @@ import type { Logger } from "pino";
 import { ApiError } from "./errors.js";
 import { ERROR_SCHEMA } from "./server.js";
 import { errMessage } from "../util/errors.js";
+import { USER_NAME as USER } from "../registrar/users.js";
 
 export interface UserView {
   user: string;
@@ -22,12 +23,13 @@ export interface UserView {
 export interface UsersApiRegistrar {
   readonly userStore: unknown;
   userView(name: string): UserView | undefined;
+  /** Every user name (config and Redis), each once. */
+  userNames(): Iterable<string>;
   putUser(u: { user: string; tenant: string; password: string; caller_id?: string | undefined }): Promise<void>;
   deleteUser(name: string): Promise<boolean>;
   syncUsers(): Promise<void>;
 }
 
-const USER = /^[A-Za-z0-9_.!~*'()&=+$,;?/-]{1,64}$/;
 const E164 = /^\+[1-9]\d{1,14}$/;
 const errors = (...codes: number[]) => Object.fromEntries(codes.map((c) => [c, ERROR_SCHEMA]));
 const userSchema = {
@@ -49,6 +51,43 @@ export function registerUsersApi(app: FastifyInstance, r: UsersApiRegistrar, log
   const writable = (): void => {
     if (r.userStore === undefined) throw new ApiError(409, "read_only", "registrar users can be changed through the API only with a Redis route source (routes.redis): change sip.registrar.users in the config file");
   };
+
+  app.get<{ Querystring: { tenant?: string; after?: string; limit?: string } }>(
+    "/v1/users",
+    {
+      schema: {
+        summary: "Registrar users by name (no passwords or hashes); a tenant token sees its own",
+        tags: ["registrar"],
+        querystring: {
+          type: "object",
+          additionalProperties: false,
+          properties: {
+            tenant: { type: "string", minLength: 1, maxLength: 128, description: "Only this tenant's users (an admin token); a tenant token sees its own only" },
+            after: { type: "string", maxLength: 64, description: "Users whose name sorts after this one (the previous page's next)" },
+            limit: { type: "string", pattern: "^[0-9]{1,4}$", description: "Users per page, 1-1000 (default 100)" },
+          },
+        },
+        response: { 200: { type: "object", properties: { users: { type: "array", items: userSchema }, next: { type: "string" } } }, ...errors(400, 401, 429) },
+      },
+    },
+    async (req) => {
+      const own = req.principal.tenant;
+      const q = req.query;
+      if (own !== undefined && q.tenant !== undefined && q.tenant !== own) return { users: [] };
+      const tenant = own ?? q.tenant;
+      const after = q.after ?? "";
+      const limit = q.limit === undefined ? 100 : Number(q.limit);
+      if (limit < 1 || limit > 1000) throw new ApiError(400, "bad_request", "limit must be 1 to 1000");
+      const names = [...new Set(r.userNames())].filter((n) => n > after).sort();
+      const users: UserView[] = [];
+      let i = 0;
+      for (; i < names.length && users.length < limit; i++) {
+        const u = r.userView(names[i]!);
+        if (u !== undefined && (tenant === undefined || u.tenant === tenant)) users.push(u);
+      }
+      return i < names.length ? { users, next: users[users.length - 1]?.user ?? names[i - 1]! } : { users };
+    },
+  );
 
   app.get<{ Params: { user: string } }>(
     "/v1/users/:user",

@@ -29,7 +29,7 @@ export const COMMANDS: Record<string, Command> = {
   dlq: { summary: "dead letters: list, replay, drop", usage: DLQ_USAGE, run: async (a, io) => (await import("./dlq.js")).dlqCommand(a, redisFromConfig, io.out, io.err) },
   numbers: { summary: "number lifecycle report: states, quarantines ending, recyclable and inactive numbers", usage: NUMBERS_USAGE, run: async (a, io) => (await import("./numbers.js")).numbersCommand(a, io) },
   sessions: { summary: "masking sessions: list, show, create, delete", usage: SESSIONS_USAGE, run: async (a, io) => (await import("./sessions.js")).sessionsCommand(a, io) },
-  users: { summary: "a registrar user's registered contacts (users show USER)", usage: USERS_USAGE, run: async (a, io) => (await import("./users.js")).usersCommand(a, io) },
+  users: { summary: "registrar users: show USER (its registered contacts), list, set, delete", usage: USERS_USAGE, run: async (a, io) => (await import("./users.js")).usersCommand(a, io) },
   stir: { summary: "decode and verify a STIR/SHAKEN Identity header", usage: STIR_USAGE, run: async (a, io) => (await import("./stir.js")).stirCommand(a, io) },
 };
 

@@ -111,15 +111,41 @@ unreachable. The messages waiting for delivery one by one: didgate messages pend
   -c, --config FILE   config file
 `;
 
-export const USERS_USAGE = `usage: didgate users show USER [--json] [--config FILE]
+export const USERS_SUBCOMMANDS: Record<string, { usage: string; options: OptionSpec; min: number; max: number }> = {
+  show: {
+    usage:
+      "didgate users show USER [--json] [--config FILE]\n  a registrar user and its registered contacts, asked of the running daemon's admin listener (admin.listen):\n  each contact with the source address, port and transport of its REGISTER, the edge holding it, its expiry,\n  q, +sip.instance and reg-id (with routes.redis every edge sees every edge's bindings)",
+    options: { ...CONFIG_OPTION, json: { type: "boolean" } },
+    min: 1,
+    max: 1,
+  },
+  list: {
+    usage: "didgate users list [--tenant T] [--json] [--config FILE]\n  the users of sip.registrar.users (source config) and those kept in routes.redis (source api): user, tenant, caller_id",
+    options: { ...CONFIG_OPTION, tenant: { type: "string" }, json: { type: "boolean" } },
+    min: 0,
+    max: 0,
+  },
+  set: {
+    usage:
+      "didgate users set USER --tenant T --password-file FILE [--caller-id +E164] [--config FILE]\n  create or replace a user kept in routes.redis (as PUT /v1/users/USER): the password (8-256 characters, the\n  file's first line) is stored only as digest HA1s of the registrar realm; every edge sees it within 2 s",
+    options: { ...CONFIG_OPTION, tenant: { type: "string" }, "password-file": { type: "string" }, "caller-id": { type: "string" } },
+    min: 1,
+    max: 1,
+  },
+  delete: {
+    usage: "didgate users delete USER [--config FILE]\n  delete a user kept in routes.redis and its registrations (as DELETE /v1/users/USER)",
+    options: { ...CONFIG_OPTION },
+    min: 1,
+    max: 1,
+  },
+};
 
-A registrar user (sip.registrar.users) and its registered contacts, asked of the running daemon's
-admin listener (admin.listen): each contact with the source address, port and transport its
-REGISTER came from, the edge holding it, its expiry, q, +sip.instance and reg-id. With routes.redis
-every edge sees every edge's bindings. Exit 1 for an unknown user or no answer.
-  --json              the answer as JSON
-  -c, --config FILE   config file
-`;
+export const USERS_USAGE =
+  "usage:\n" +
+  Object.values(USERS_SUBCOMMANDS)
+    .map((s) => "  " + s.usage.replace(/\n/g, "\n  "))
+    .join("\n") +
+  "\n  -c, --config FILE   config file (sip.registrar; users kept in routes.redis)\nExit 1 for an unknown user, a user of the config file (set, delete), no answer or a Redis error; 2 for usage.\n";
 
 export const STIR_USAGE = `usage: didgate stir verify IDENTITY --from NUMBER --to NUMBER [--anchors FILE] [--max-age S] [--allow-http] [--json] [--config FILE]
 

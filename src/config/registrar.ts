@@ -34,6 +34,15 @@ export const registrarSchema = z
     default_expires: z.number().int().min(1).max(86_400).default(3600),
     /** Digest realm of the challenges; default: the domain. */
     realm: z.string().min(1).max(128).regex(/^[^"\\]+$/, "must have no quotes or backslashes").optional(),
+    /**
+     * Where the other edges reach this one ("sip:IP:PORT;transport=udp|tcp|tls", an address of one
+     * of its listeners): a call to a phone registered here that arrives at another edge is sent
+     * here and goes out over the phone's flow. Default: the listener the REGISTER came in on.
+     */
+    edge_uri: z
+      .string()
+      .regex(/^sip:(\d{1,3}(\.\d{1,3}){3}|\[[0-9A-Fa-f:.]+\]):\d{1,5}(;transport=(udp|tcp|tls))?$/, 'must be like "sip:10.0.0.1:5060;transport=udp" (an IP address and port of one of this edge\'s listeners)')
+      .optional(),
     /** Contacts one user may have registered at once. */
     max_contacts: z.number().int().min(1).max(100).default(10),
     /** Wrong passwords from one source for one user (and 4x that over all users) lock it out for duration_s. */
@@ -58,6 +67,11 @@ export const registrarSchema = z
         cps: z.number().positive().max(1000).default(1),
         /** Calls at once per user (across edges when routes.redis is configured). */
         max_calls: z.number().int().positive().max(10_000).default(4),
+        /**
+         * Calls at once by all registered users together (across edges when routes.redis is
+         * configured); absent: no limit over all users, only max_calls per user.
+         */
+        max_calls_total: z.number().int().positive().max(1_000_000).optional(),
       })
       .strict()
       .optional(),

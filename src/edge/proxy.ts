@@ -62,7 +62,7 @@ export interface ProxyHost {
    * Targets that must be looked up first (registered users, docs/registrar.md): the targets to
    * ring instead and how, or null when there is nothing to look up.
    */
-  expand?(targets: readonly Target[], ring: "sequential" | "simultaneous"): Promise<{ targets: Target[]; ring: "sequential" | "simultaneous" }> | null;
+  expand?(targets: readonly Target[], ring: "sequential" | "simultaneous", callId: string): Promise<{ targets: Target[]; ring: "sequential" | "simultaneous" }> | null;
 }
 
 const RING = 1;
@@ -102,6 +102,12 @@ export interface CallInfo {
   attest?: string;
   /** A call through a masking session (src/edge/masking.ts): the dialog is marked masked. */
   mask?: MaskedCall;
+  /**
+   * Another edge's call to a phone whose flow this edge holds (docs/registrar.md, "Several
+   * edges"): always Record-Routed (the dialog's requests must keep using the flow), no record of
+   * its own (the other edge keeps the call's).
+   */
+  relay?: boolean;
 }
 
 /** Extra per-target data of outbound and forwarded legs (src/edge/originate.ts). */
@@ -111,6 +117,8 @@ interface LegLike extends Target {
   readonly carrier?: { readonly failoverOn: readonly number[] };
   /** Where to send instead of resolving the URI (a registered contact's flow). */
   readonly sendTo?: ResolvedTarget;
+  /** sendTo is the edge that holds the contact's flow, not the contact: answers pass as they are. */
+  readonly throughEdge?: boolean;
 }
 
 /** One attempt at one target: its client transaction and timers. */
@@ -204,11 +212,11 @@ export class ProxyCall implements TimerTarget {
 
   /** Record-Route on this call: as configured, and always on a masked call (its in-dialog requests must pass here to stay masked). */
   private get recordRoute(): boolean {
-    return this.host.recordRoute || this.info.mask !== undefined;
+    return this.host.recordRoute || this.info.mask !== undefined || this.info.relay === true;
   }
 
   start(): void {
-    const x = this.host.expand?.(this.info.targets, this.info.ring ?? "sequential");
+    const x = this.info.relay === true ? null : this.host.expand?.(this.info.targets, this.info.ring ?? "sequential", this.stx.request.callId ?? "");
     if (x !== undefined && x !== null) {
       void x.then((r) => {
         if (this.finished) return;
@@ -427,7 +435,7 @@ export class ProxyCall implements TimerTarget {
       if (st === 100) return;
       res.popVia();
       if (this.noViaLeft(res)) return;
-      if (b.t.sendTo !== undefined && res.toTag !== undefined) flowContact(res, b.t.sendTo);
+      if (b.t.sendTo !== undefined && b.t.throughEdge !== true && res.toTag !== undefined) flowContact(res, b.t.sendTo);
       // a provisional response with a To tag sets up an early dialog (reliable 1xx, PRACK, UPDATE)
       if (this.info.mask !== undefined) {
         if (res.toTag !== undefined) this.maskedRecordRoute(b, res);
@@ -443,6 +451,12 @@ export class ProxyCall implements TimerTarget {
       return;
     }
     this.host.health.alive(b.res!.key);
+    if (st === 430 && b.t.throughEdge === true) {
+      // RFC 5626 5.3: Flow Failed is meant for the proxy that chose the flow; upstream the phone
+      // is simply not reachable now
+      res.setStatus(480, "Temporarily Unavailable (flow failed)");
+      return this.onBranchResponse(b, res, tx);
+    }
     if (this.info.mask !== undefined && ((st >= 300 && st < 400) || st === 485)) {
       // a redirect, or a 485 with its alternatives, names a target the callee's side chose (its
       // own number, or one that would get the caller's number): never relayed on a masked call,
@@ -494,7 +508,7 @@ export class ProxyCall implements TimerTarget {
       if (!this.answered && !b.done) this.branchFailed(b, "no_via", 0, true);
       return;
     }
-    if (b.t.sendTo !== undefined) flowContact(res, b.t.sendTo);
+    if (b.t.sendTo !== undefined && b.t.throughEdge !== true) flowContact(res, b.t.sendTo);
     if (this.info.mask !== undefined) {
       this.maskedRecordRoute(b, res);
       unmaskResponse(res, this.stx.request);

@@ -34,6 +34,12 @@ export interface CallingUser extends RegistrarUser {
   caller_id?: string | undefined;
 }
 
+/** The max_calls counter key of all users' calls together (max_calls_total). */
+export const ALL_USERS_KEY = "r:all";
+
+export const CALL_LIMITS = ["max_calls", "max_calls_total"] as const;
+export type CallLimit = (typeof CALL_LIMITS)[number];
+
 export type CallAuth =
   | { ok: true; customer: Customer; user: string; callerIn: string | undefined }
   | { ok: false; status: number; outcome: "challenged" | "auth_failed"; reason?: string; headers?: Array<[string, string]> };
@@ -57,6 +63,7 @@ export class UserCalls {
   private config: CallsConfig;
   private plan: NumberPlan;
   readonly outcomes: Counter<"outcome">;
+  readonly overLimit: Counter<"limit">;
 
   constructor(private readonly o: UserCallsOptions) {
     this.domain = o.domain.toLowerCase();
@@ -69,6 +76,13 @@ export class UserCalls {
       registers: [o.registry],
     });
     for (const x of CALL_AUTH_OUTCOMES) this.outcomes.labels({ outcome: x });
+    this.overLimit = new Counter({
+      name: "didgate_registrar_calls_over_limit_total",
+      help: "Calls from registered users refused with 503 for a limit on calls at once: the user's (max_calls) or all users' together (max_calls_total)",
+      labelNames: ["limit"],
+      registers: [o.registry],
+    });
+    for (const x of CALL_LIMITS) this.overLimit.labels({ limit: x });
   }
 
   /** Is this out-of-dialog INVITE a registered user's (its From names the registrar domain)? */
@@ -93,9 +107,16 @@ export class UserCalls {
     return this.customers.get(name);
   }
 
+  /** Calls at once by all users together, or undefined (no such limit). */
+  get maxTotal(): number | undefined {
+    return this.config.max_calls_total;
+  }
+
   /** max_calls counter keys (shared across edges with routes.redis). */
   keys(): string[] {
-    return [...this.customers.keys()].map((n) => "c:" + n);
+    const out = [...this.customers.keys()].map((n) => "c:" + n);
+    if (this.config.max_calls_total !== undefined) out.push(ALL_USERS_KEY);
+    return out;
   }
 
   /** Digest (407, 403), lockout, then the user as a customer of its tenant. */

@@ -14,6 +14,7 @@
  * registered Contact.
  */
 import { randomBytes } from "node:crypto";
+import { isIP } from "node:net";
 import { hostname } from "node:os";
 import type { Logger } from "pino";
 import type { Config } from "../config/schema.js";
@@ -25,9 +26,11 @@ import type { Binding, LocationStore } from "../registrar/location.js";
 import { qGroups, Registrar, REGISTER_OUTCOMES, type RegisterOutcome, type RegistrarUser } from "../registrar/register.js";
 import type { Target } from "../routing/route.js";
 import { DigestAuth, type DigestAlgorithm } from "../sip/digest.js";
-import type { ServerTransaction, SipStack, TransportKind } from "../sip/index.js";
+import type { ServerTransaction, SipMessage, SipStack, TransportKind } from "../sip/index.js";
 import { targetKey } from "../sip/resolve.js";
-import { parseUri } from "../sip/uri.js";
+import { flowToken, hopOfUri, parseFlowToken, type DialogSigner, type Flow } from "../sip/rr.js";
+import type { Source } from "../sip/transport.js";
+import { parseNameAddr, parseUri } from "../sip/uri.js";
 import { UserCalls, type CallingUser } from "./registrar-calls.js";
 import { MAX_STORED_USERS, RedisUserStore, type StoredUser } from "../registrar/users.js";
 import { errMessage } from "../util/errors.js";
@@ -44,7 +47,18 @@ export interface ContactDest {
 export interface ContactLeg extends Target {
   readonly sendTo?: ContactDest;
   readonly user: string;
+  /** Sent through the edge that holds the phone's flow: the Route naming the flow (signed). */
+  readonly add?: ReadonlyArray<readonly [string, string]>;
+  /** sendTo is that other edge, not the phone: its answers are relayed as they are. */
+  readonly throughEdge?: boolean;
 }
+
+/** What became of INVITEs from other edges for a flow of this one (metric label values). */
+export const RELAY_RESULTS = ["relayed", "refused", "flow_failed"] as const;
+export type RelayResult = (typeof RELAY_RESULTS)[number];
+
+/** Why an INVITE naming a flow of this edge was refused (log lines). */
+export type RelayRefusal = "malformed" | "bad_token" | "expired";
 
 /** GET /v1/users/USER on the admin listener, `didgate users show USER`. */
 export interface UserReport {
@@ -74,6 +88,10 @@ export interface RegistrarEdgeOptions {
   client?: RedisClient;
   /** Key prefix of the users kept in Redis (with client). */
   prefix?: string;
+  /** sip.registrar.edge_uri: where other edges reach this one (default: the REGISTER's listener). */
+  edgeUri?: string | undefined;
+  /** Signs and checks the flow tokens of calls between edges (sip.dialog_secret; set once started). */
+  signer?: () => DialogSigner | undefined;
   /**
    * sip.unknown_source is reject: a REGISTER for another domain gets its 404; otherwise (drop) it
    * gets nothing, like any other request of a scanner.
@@ -88,7 +106,7 @@ export interface RegistrarEdgeOptions {
  */
 export function buildRegistrar(
   config: Config,
-  o: { registry: Registry; logger: Logger; now: () => number; stack: () => SipStack | undefined; redis?: RedisConnector; answerStrangers?: () => boolean },
+  o: { registry: Registry; logger: Logger; now: () => number; stack: () => SipStack | undefined; redis?: RedisConnector; answerStrangers?: () => boolean; signer?: () => DialogSigner | undefined },
 ): RegistrarEdge | undefined {
   const c = config.sip.registrar;
   if (c === undefined) return undefined;
@@ -113,6 +131,8 @@ export function buildRegistrar(
     now: o.now,
     stack: o.stack,
     answerStrangers: () => o.answerStrangers?.() ?? false,
+    edgeUri: c.edge_uri,
+    signer: o.signer,
     ...(client !== undefined ? { client, prefix: rr!.prefix } : {}),
   });
 }
@@ -123,11 +143,18 @@ const USER_POLL_MS = 2000;
 /** Seconds a registered connection stays open after its last binding expired (a late re-REGISTER). */
 const FLOW_GRACE_S = 30;
 
+/**
+ * Seconds a flow token of a call sent through another edge is good for: the INVITE and its
+ * retransmissions (clocks of the edges may differ by some seconds).
+ */
+const FLOW_TOKEN_S = 120;
+
 export class RegistrarMetrics {
   readonly registrations: Counter<"outcome">;
   readonly authFailures: Counter<"reason">;
   readonly lookups: Counter<"result">;
   readonly bindings: Gauge;
+  readonly relays: Counter<"result">;
   constructor(registry: Registry, store: LocationStore) {
     const registers = [registry];
     this.registrations = new Counter({ name: "didgate_registrar_registrations_total", help: "REGISTER requests by outcome (registered, unregistered, fetched, challenged, auth_failed, locked_out, not_found, bad_request, interval_too_brief, too_many_contacts, error)", labelNames: ["outcome"], registers });
@@ -148,6 +175,13 @@ export class RegistrarMetrics {
     for (const o of REGISTER_OUTCOMES) this.registrations.labels({ outcome: o });
     for (const r of ["auth_failed", "locked_out"]) this.authFailures.labels({ reason: r });
     for (const r of LOOKUP_RESULTS) this.lookups.labels({ result: r });
+    this.relays = new Counter({
+      name: "didgate_registrar_edge_relays_total",
+      help: "INVITEs from other edges for a phone whose flow this edge holds: relayed over the flow, refused (bad, expired or missing token: 403), flow_failed (the connection is gone: 430)",
+      labelNames: ["result"],
+      registers,
+    });
+    for (const r of RELAY_RESULTS) this.relays.labels({ result: r });
   }
 }
 
@@ -163,12 +197,16 @@ export class RegistrarEdge {
   private stored = new Map<string, StoredUser>();
   private storedVersion: string | undefined;
   private userPoll: NodeJS.Timeout | undefined;
+  /** hop of sip.registrar.edge_uri, when configured. */
+  private readonly edgeHop: string | undefined;
 
   constructor(private readonly o: RegistrarEdgeOptions) {
     const c = o.config;
     this.domain = c.domain.toLowerCase();
     this.users = new Map(c.users.map((u) => [u.user, u]));
     this.metrics = new RegistrarMetrics(o.registry, o.store);
+    const eu = o.edgeUri !== undefined ? parseUri(o.edgeUri) : null;
+    this.edgeHop = eu !== null && eu.isSip ? hopOfUri(eu) : undefined;
     if (o.client !== undefined && o.prefix !== undefined) this.userStore = new RedisUserStore(o.client, o.prefix, c.realm ?? c.domain);
     const auth = new DigestAuth({ realm: c.realm ?? c.domain, secret: o.secret, nonceTtlMs: o.nonceTtlMs, algorithms: o.algorithms, now: o.now });
     this.registrar = new Registrar({
@@ -236,6 +274,12 @@ export class RegistrarEdge {
     return this.users.has(name) ? "config" : this.stored.has(name) ? "api" : undefined;
   }
 
+  /** Every user name: the config file's, then Redis' (a name may come twice). */
+  *userNames(): Iterable<string> {
+    yield* this.users.keys();
+    yield* this.stored.keys();
+  }
+
   /** A user as the API shows it (never a password or hash). */
   userView(name: string): { user: string; tenant: string; caller_id?: string; source: "config" | "api"; updated_at?: string } | undefined {
     const u = this.user(name);
@@ -272,7 +316,7 @@ export class RegistrarEdge {
     const src = tx.source;
     let outcome: RegisterOutcome = "error";
     try {
-      const r = await this.registrar.handle(tx.request, { transport: src.transport, address: src.address, port: src.port });
+      const r = await this.registrar.handle(tx.request, { transport: src.transport, address: src.address, port: src.port, edgeUri: this.edgeUriOf(src) });
       outcome = r.outcome;
       if (r.status === 200 && src.connection !== null && r.bindings !== undefined) {
         // keep the phone's connection open while a binding over it lives
@@ -296,6 +340,40 @@ export class RegistrarEdge {
       tx.reply(500, "Server Internal Error (location store)", { headers: [["Retry-After", "5"]] });
     }
     this.metrics.registrations.labels({ outcome }).inc();
+  }
+
+  /** Where other edges reach this one for a phone that registered through `src`. */
+  private edgeUriOf(src: Source): string | undefined {
+    if (this.o.edgeUri !== undefined) return this.o.edgeUri;
+    const l = src.listener;
+    const h = l.advertisedHost;
+    // an advertised name is left out: the other edges would have to resolve it per call
+    if (isIP(h.startsWith("[") ? h.slice(1, -1) : h) === 0) return undefined;
+    return "sip:" + l.sentBy + ";transport=" + l.transport;
+  }
+
+  /**
+   * The flow of this edge that an INVITE from another edge asks to be sent over (its top Route is
+   * this edge, carrying a flow token), undefined when it asks for none, or why it is refused: the
+   * token must be signed with the dialog secret for this Call-ID and not expired, so nobody who
+   * reaches this edge can send requests down a phone's connection.
+   */
+  relayFlow(req: SipMessage): { flow: Flow } | { refused: RelayRefusal } | undefined {
+    const top = req.topRoute;
+    if (top === undefined || top.indexOf("dgp=") < 0) return undefined;
+    const u = parseNameAddr(top)?.parsedUri;
+    if (u === null || u === undefined || !u.isSip) return { refused: "malformed" };
+    if (this.o.stack()?.isLocalUri(u) !== true && (this.edgeHop === undefined || hopOfUri(u) !== this.edgeHop)) return undefined;
+    const flow = u.param("dgf");
+    const expText = u.param("dgx");
+    const sig = u.param("dgp");
+    const exp = typeof expText === "string" && /^\d{1,12}$/.test(expText) ? Number(expText) : NaN;
+    if (typeof flow !== "string" || typeof sig !== "string" || !Number.isInteger(exp)) return { refused: "malformed" };
+    const signer = this.o.signer?.();
+    if (signer === undefined || !signer.verifyFlow(req.callId ?? "", flow, exp, sig)) return { refused: "bad_token" };
+    if (exp * 1000 < this.o.now()) return { refused: "expired" };
+    const f = parseFlowToken(flow);
+    return f === null ? { refused: "malformed" } : { flow: f };
   }
 
   /** A user's live bindings (`didgate users show`, tests). */
@@ -351,7 +429,7 @@ export class RegistrarEdge {
    * first; so the result rings in priority groups (simultaneous): in a sequential route every
    * other target keeps a group of its own, in a simultaneous one contacts join their target's group.
    */
-  async expand(targets: readonly Target[], ring: "sequential" | "simultaneous"): Promise<{ targets: Target[]; ring: "sequential" | "simultaneous" }> {
+  async expand(targets: readonly Target[], ring: "sequential" | "simultaneous", callId = ""): Promise<{ targets: Target[]; ring: "sequential" | "simultaneous" }> {
     const out: Target[] = [];
     let prio = 0;
     let lastPrio: number | undefined;
@@ -376,14 +454,19 @@ export class RegistrarEdge {
       this.metrics.lookups.labels({ result: bs.length > 0 ? "found" : "none" }).inc();
       for (const g of qGroups(bs)) {
         if (seq) prio++;
-        for (const b of g) out.push(this.leg(t, b, user, prio));
+        for (const b of g) out.push(this.leg(t, b, user, prio, callId));
       }
     }
     return { targets: out, ring: "simultaneous" };
   }
 
-  private leg(t: Target, b: Binding, user: string, priority: number): ContactLeg {
+  private leg(t: Target, b: Binding, user: string, priority: number, callId: string): ContactLeg {
     const base = { uri: b.contact, priority, weight: t.weight, user, ...(t.timeoutS !== undefined ? { timeoutS: t.timeoutS } : {}) };
+    if (b.edge !== this.o.edgeId && b.edgeUri !== undefined) {
+      // the edge that holds the phone's connection or NAT binding sends it the call
+      const via = this.throughEdge(b, callId);
+      if (via !== undefined) return { ...base, ...via };
+    }
     if (b.transport !== "udp") {
       // over the registered connection while it is open here; else to the Contact (a phone that
       // listens, or the edge that holds the flow: docs/registrar.md)
@@ -391,5 +474,23 @@ export class RegistrarEdge {
       if (open === undefined || open.closed) return base;
     }
     return { ...base, sendTo: { transport: b.transport, address: b.address, port: b.port, key: targetKey(b.transport, b.address, b.port) } };
+  }
+
+  /**
+   * The leg to a binding of another edge: sent to that edge with a Route naming it, the phone's
+   * flow there and a token over this call's Call-ID (RFC 3327 Path and RFC 5626 flow tokens, as
+   * Kamailio's outbound module does), so that edge sends it over the phone's flow.
+   */
+  private throughEdge(b: Binding, callId: string): Pick<ContactLeg, "sendTo" | "add" | "throughEdge"> | undefined {
+    const signer = this.o.signer?.();
+    const u = parseUri(b.edgeUri!);
+    if (signer === undefined || u === null || !u.isSip || isIP(u.hostname) === 0) return undefined;
+    const tp = u.param("transport");
+    const transport: TransportKind = tp === "tcp" || tp === "tls" ? tp : "udp";
+    const port = u.port ?? (transport === "tls" ? 5061 : 5060);
+    const flow = flowToken(b.transport, b.address, b.port);
+    const exp = Math.floor(this.o.now() / 1000) + FLOW_TOKEN_S;
+    const route = "<" + b.edgeUri + ";lr;dgf=" + flow + ";dgx=" + exp + ";dgp=" + signer.signFlow(callId, flow, exp) + ">";
+    return { sendTo: { transport, address: u.hostname, port, key: targetKey(transport, u.hostname, port) }, add: [["Route", route]], throughEdge: true };
   }
 }

@@ -41,9 +41,11 @@ import {
   SipStack,
   rewriteRecordRoute,
   routeInDialog,
+  targetKey,
   uriTransport,
   TargetResolver,
   type DialogRoute,
+  type Flow,
   type ForgedReason,
   type ResolvedTarget,
   type ServerTransaction,
@@ -82,7 +84,8 @@ import type { SessionStore } from "../masking/sessions.js";
 import type { MaskingMetrics } from "../masking/metrics.js";
 import { errMessage } from "../util/errors.js";
 import { cutMaskedRecordRoute, decideMasked, maskedDialogAllows, maskRequest, MASKED_DIALOG_METHODS, maskStrayResponse, maskTowardsCaller, type MaskResult } from "./masking.js";
-import { buildRegistrar, type RegistrarEdge } from "./registrar.js";
+import { buildRegistrar, type ContactLeg, type RegistrarEdge } from "./registrar.js";
+import { ALL_USERS_KEY } from "./registrar-calls.js";
 
 export interface VoiceEdgeOptions {
   /** SIP capture: every message received and sent (capture.hep configured). */
@@ -227,7 +230,7 @@ export class VoiceEdge implements SipStackHandler, ProxyHost {
       });
     }
     this.resolver = new TargetResolver({ canSend: (t, fam) => this.canSend(t, fam) });
-    this.registrar = buildRegistrar(this.config, { ...opts, now: this.now, stack: () => this.stack, answerStrangers: () => this.config.sip.unknown_source === "reject" });
+    this.registrar = buildRegistrar(this.config, { ...opts, now: this.now, stack: () => this.stack, answerStrangers: () => this.config.sip.unknown_source === "reject", signer: () => this.signer });
   }
 
   private applyHeaders(c: Config): void {
@@ -427,6 +430,22 @@ export class VoiceEdge implements SipStackHandler, ProxyHost {
     const trunk = this.trunkOf(req, src);
     const cust = trunk === undefined ? this.customerOf(src.address) : undefined;
     const tname = trunk !== undefined ? trunk.name : cust !== undefined ? cust.name : UNKNOWN;
+    // another edge's call for a phone whose flow this edge holds: authorised by its signed token,
+    // not by its source (edges are not trunks of each other)
+    if (method === "INVITE" && this.registrar !== undefined && req.toTag === undefined) {
+      const relay = this.registrar.relayFlow(req);
+      if (relay !== undefined && "flow" in relay) return this.relayInvite(tx, relay.flow);
+      if (relay !== undefined) {
+        this.registrar.metrics.relays.labels({ result: "refused" }).inc();
+        if (!this.flood.allow(src.address)) {
+          this.refused(src.transport, src.address, src.port, method + " (flood guard)");
+          tx.terminate();
+          return;
+        }
+        this.logger.info({ source: src.address, port: src.port, transport: src.transport, reason: relay.refused, call_id: req.callId }, "sip call from another edge refused (flow token)");
+        return this.final(tx, RELAY_LABEL, 403, "Forbidden (flow token)");
+      }
+    }
     if (trunk === undefined && cust === undefined && !this.flood.allow(src.address)) {
       this.refused(src.transport, src.address, src.port, method + " (flood guard)");
       tx.terminate();
@@ -548,6 +567,56 @@ export class VoiceEdge implements SipStackHandler, ProxyHost {
     }
     if (this.opts.masking?.store.isPoolNumber(did.e164) === true) return this.maskedInvite(tx, trunk.name, did.e164, caller, t0, () => this.routeInvite(tx, trunk, did.e164, caller, t0));
     this.routeInvite(tx, trunk, did.e164, caller, t0);
+  }
+
+  /**
+   * Another edge's INVITE for a phone registered here (docs/registrar.md, "Several edges"), its
+   * flow token checked: sent over the phone's flow as it is (the other edge routed it and keeps
+   * its record), Record-Routed so the dialog's requests pass here too. A TCP/TLS connection that
+   * is gone answers 430 Flow Failed (RFC 5626): the other edge moves on to its next target.
+   */
+  private relayInvite(tx: ServerTransaction, flow: Flow): void {
+    const req = tx.request;
+    const relays = this.registrar!.metrics.relays;
+    if (this.draining) return this.relayRefused(tx, 503, "draining", [["Retry-After", "5"]]);
+    const mf = req.maxForwards;
+    if (mf === 0) return this.relayRefused(tx, 483, "too_many_hops");
+    if (mf === -1) return this.relayRefused(tx, 400, "invalid_number", undefined, "Bad Request (Max-Forwards)");
+    if (this.stack.isLooped(req)) return this.relayRefused(tx, 482, "loop");
+    if (this.calls.size + this.verifying.size >= this.config.sip.max_inflight_invites) return this.relayRefused(tx, 503, "rate_limited", [["Retry-After", "1"]]);
+    if (flow.transport !== "udp") {
+      const c = this.stack.transport.getConnection(flow.transport, flow.address, flow.port);
+      if (c === undefined || c.closed) {
+        relays.labels({ result: "flow_failed" }).inc();
+        return this.relayRefused(tx, 430, "failed");
+      }
+    }
+    relays.labels({ result: "relayed" }).inc();
+    const leg: ContactLeg = { uri: req.requestUri, priority: 1, weight: 1, user: "", sendTo: { ...flow, key: targetKey(flow.transport, flow.address, flow.port) } };
+    const info: CallInfo = {
+      trunk: RELAY_LABEL,
+      did: "",
+      caller: undefined,
+      routeKey: null,
+      targets: [leg],
+      failoverOn: [],
+      // the edge that routed the call times its ringing and cancels
+      ringMs: RELAY_RING_MS,
+      inviteMs: this.config.sip.invite_timeout_s * 1000,
+      startedAt: this.mono(),
+      relay: true,
+    };
+    const base = req.clone();
+    base.decrementMaxForwards();
+    base.popRoute();
+    tx.reply(100);
+    this.startCall(tx, base, info);
+  }
+
+  /** A relayed call refused here: counted and answered; the edge that routed it keeps the record. */
+  private relayRefused(tx: ServerTransaction, status: number, outcome: CallOutcome, headers?: Array<[string, string]>, reason?: string): void {
+    this.final(tx, RELAY_LABEL, status, reason, headers);
+    this.metrics.call(RELAY_LABEL, outcome).inc();
   }
 
   /** An inbound INVITE to a DID by its route (after the checks of invite()). */
@@ -733,6 +802,7 @@ export class VoiceEdge implements SipStackHandler, ProxyHost {
       if (outcome === "routed") this.outboundMetrics.answer("customer", cu);
       else {
         this.callCounter.release("c:" + cu, call.stx.request.callId ?? "");
+        this.callCounter.release(ALL_USERS_KEY, call.stx.request.callId ?? "");
         this.outboundMetrics.fail("customer", cu, code === 408 ? "timeout" : code === 487 ? "cancelled" : failClass(code));
       }
     }
@@ -768,6 +838,7 @@ export class VoiceEdge implements SipStackHandler, ProxyHost {
       "call",
     );
     if (outcome === "challenged") return; // the call is not attempted yet: its authenticated INVITE follows
+    if (i?.relay === true) return; // the edge that routed the call keeps its record
     const cust = this.customers.byName(i?.customer ?? trunk) ?? this.registrar?.calls?.byName(i?.customer ?? trunk);
     const customer = i?.customer !== undefined || (cust !== undefined && this.trunks.byName(trunk) === undefined) ? cust : undefined;
     if (outcome === "routed") {
@@ -893,6 +964,7 @@ export class VoiceEdge implements SipStackHandler, ProxyHost {
     const ttl = this.config.sip.max_call_s * 1000;
     if (!this.callCounter.acquire("c:" + name, callId, cu.maxCalls, ttl)) {
       this.outboundMetrics.limit("customer", name);
+      if (user) this.registrar!.calls!.overLimit.labels({ limit: "max_calls" }).inc();
       return this.refuse(tx, name, 503, "rate_limited", t0, [["Retry-After", "1"]], "Service Unavailable (max_calls)", dest.e164, caller);
     }
     // a pool number: the caller's masking session, as for a carrier's call (docs/masking.md)
@@ -964,6 +1036,16 @@ export class VoiceEdge implements SipStackHandler, ProxyHost {
       ring,
       ...(stir?.signing && outbound && caller !== undefined ? { attest: cu.callerId === "owned" ? "A" : "B" } : {}),
     };
+    const uc = user ? this.registrar!.calls! : undefined;
+    if (uc?.maxTotal !== undefined) {
+      // all registered users together, taken last: a call refused for another reason holds no slot
+      if (!this.callCounter.acquire(ALL_USERS_KEY, callId, uc.maxTotal, this.config.sip.max_call_s * 1000)) {
+        this.callCounter.release("c:" + name, callId);
+        this.outboundMetrics.limit("customer", name);
+        uc.overLimit.labels({ limit: "max_calls_total" }).inc();
+        return this.refuse(tx, name, 503, "rate_limited", t0, [["Retry-After", "1"]], "Service Unavailable (max_calls_total)", dest.e164, caller, key);
+      }
+    }
     const base = req.clone();
     base.decrementMaxForwards();
     base.remove("route");
@@ -992,9 +1074,9 @@ export class VoiceEdge implements SipStackHandler, ProxyHost {
   }
 
   /** @internal ProxyHost: registered users among the targets are looked up (src/edge/registrar.ts). */
-  expand(targets: readonly Target[], ring: "sequential" | "simultaneous"): Promise<{ targets: Target[]; ring: "sequential" | "simultaneous" }> | null {
+  expand(targets: readonly Target[], ring: "sequential" | "simultaneous", callId: string): Promise<{ targets: Target[]; ring: "sequential" | "simultaneous" }> | null {
     const r = this.registrar;
-    return r !== undefined && r.hasUsers(targets) ? r.expand(targets, ring) : null;
+    return r !== undefined && r.hasUsers(targets) ? r.expand(targets, ring, callId) : null;
   }
 
   /** @internal ProxyHost: a carrier leg gets the call only under its max_calls and CPS. */
@@ -1211,6 +1293,12 @@ export class VoiceEdge implements SipStackHandler, ProxyHost {
 }
 
 type NextFlow = { transport: TransportKind; address: string; port: number };
+
+/** The trunk label of calls from other edges to phones registered here (a fixed word: metrics). */
+const RELAY_LABEL = "edge";
+
+/** Ring time of a relayed call: Timer C (RFC 3261 16.6), the routing edge cancels before. */
+const RELAY_RING_MS = 180_000;
 
 /**
  * A request towards the callee from the address the dialog's INVITE came from (the caller's flow

@@ -30,6 +30,12 @@ export interface Binding {
   port: number;
   /** The edge that received it (holds the TCP/TLS connection or NAT pinhole). */
   edge: string;
+  /**
+   * Where other edges reach `edge` ("sip:HOST:PORT;transport=T"): a call arriving at another edge
+   * goes there, with a signed flow token, and that edge sends it over the phone's flow (RFC 3327
+   * Path in effect, docs/registrar.md "Several edges").
+   */
+  edgeUri?: string;
   /** Path header values the REGISTER carried (RFC 3327), outermost first. */
   path?: string[];
   /** Epoch ms of registration (for `users show`). */

@@ -50,6 +50,8 @@ export interface RegisterSource {
   transport: "udp" | "tcp" | "tls";
   address: string;
   port: number;
+  /** Where other edges reach the edge that received the REGISTER (recorded with the binding). */
+  edgeUri?: string | undefined;
 }
 
 export interface RegistrarOptions {
@@ -225,6 +227,7 @@ export class Registrar {
       if (instance !== undefined && instance.length > 0 && instance.length <= 256) b.instance = instance;
       if (regIdText !== null && regIdText !== undefined && /^\d{1,9}$/.test(regIdText)) b.regId = Number(regIdText);
       if (pathValues.length > 0) b.path = pathValues;
+      if (src.edgeUri !== undefined) b.edgeUri = src.edgeUri;
       const key = bindingKey(b);
       const old = byKey.get(key);
       if (old !== undefined && old.callId === callId && old.cseq >= cseq) continue; // an older or repeated REGISTER

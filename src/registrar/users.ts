@@ -17,6 +17,9 @@ export interface StoredUser extends RegistrarUser {
   updated_at: string;
 }
 
+/** A user name the API and the command line accept: a SIP user part of 1-64 characters. */
+export const USER_NAME = /^[A-Za-z0-9_.!~*'()&=+$,;?/-]{1,64}$/;
+
 /** The most users one edge loads (a bound on memory; more are refused by put()). */
 export const MAX_STORED_USERS = 1_000_000;
 

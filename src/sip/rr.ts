@@ -126,6 +126,28 @@ export class DialogSigner {
     return this.mac(this.keys[0]!, b).toString("base64url");
   }
 
+  /**
+   * A flow token for a request one edge sends through another (docs/registrar.md, "Several
+   * edges"): the MAC binds the Call-ID, the flow and an expiry (epoch seconds), so a token seen on
+   * the wire reaches the phone only with that call's INVITE, and not after it expires.
+   */
+  signFlow(callId: string, flow: string, exp: number): string {
+    return this.flowMac(this.keys[0]!, callId, flow, exp).toString("base64url");
+  }
+
+  verifyFlow(callId: string, flow: string, exp: number, sig: string): boolean {
+    if (sig.length !== 22) return false;
+    const got = Buffer.from(sig, "base64url");
+    if (got.length !== 16) return false;
+    for (const k of this.keys) if (timingSafeEqual(this.flowMac(k, callId, flow, exp), got)) return true;
+    return false;
+  }
+
+  private flowMac(key: KeyObject, callId: string, flow: string, exp: number): Buffer {
+    // "dgf1": never equal to the start of a dialog binding's input ("dg1"): one never verifies as the other
+    return createHmac("sha256", key).update("dgf1\n" + callId + "\n" + flow + "\n" + exp).digest().subarray(0, 16);
+  }
+
   verify(b: DialogBinding, sig: string): boolean {
     if (sig.length !== 22) return false;
     const got = Buffer.from(sig, "base64url");

@@ -28,6 +28,18 @@ describe("sip.registrar config", () => {
     expect(dup.join("\n")).toMatch(/sip\.registrar\.users\[1\]\.user: .*duplicate user "a"/);
     expect(errors({ domain: "d.example", users: [{ user: "a b", tenant: "t", password: "12345678" }] }).join("\n")).toMatch(/sip\.registrar\.users\[0\]\.user: /);
     expect(errors({ domain: "d.example", users: [{ user: "a", password: "12345678" }] }).join("\n")).toMatch(/sip\.registrar\.users\[0\]\.tenant: missing/);
+    expect(errors({ domain: "d.example", edge_uri: "sip:edge1.example:5060" }).join("\n")).toMatch(/sip\.registrar\.edge_uri: .*IP address/);
+    expect(errors({ domain: "d.example", edge_uri: "sip:10.0.0.1:5060;transport=sctp" }).join("\n")).toMatch(/sip\.registrar\.edge_uri: /);
+    expect(errors({ domain: "d.example", calls: { max_calls_total: 0 } }).join("\n")).toMatch(/sip\.registrar\.calls\.max_calls_total: /);
+  });
+
+  it("takes edge_uri (where other edges reach this one) and calls.max_calls_total", () => {
+    const r = validateConfig({ sip: { registrar: { domain: "d.example", edge_uri: "sip:10.0.0.1:5070;transport=tcp", calls: { max_calls_total: 50 } } } });
+    expect(r.ok).toBe(true);
+    if (!r.ok) return;
+    expect(r.config.sip.registrar!.edge_uri).toBe("sip:10.0.0.1:5070;transport=tcp");
+    expect(r.config.sip.registrar!.calls!.max_calls_total).toBe(50);
+    expect(validateConfig({ sip: { registrar: { domain: "d.example", edge_uri: "sip:[2001:db8::1]:5060" } } }).ok).toBe(true);
   });
 
   it("takes calls (outbound calls of users) and a user's caller_id", () => {

@@ -13,20 +13,11 @@ import type { Didgate } from "../../src/app.js";
 import type { SipMessage } from "../../src/sip/index.js";
 import { startApp, tempDir } from "../helpers/app.js";
 import { freePort, killAllSipp, sippReady } from "../helpers/sipp.js";
-import { DOMAIN, PHONE_IP, phoneCall, register } from "./registrar-util.js";
+import { DOMAIN, PHONE_IP, phoneCall, register, metricValue } from "./registrar-util.js";
 import { ok, startUas, type Party } from "./sip-util.js";
 
 const PBX_IP = "127.0.0.3";
 
-async function metricValue(app: Didgate, name: string, labels: Record<string, string>): Promise<number> {
-  const m = (await app.registry.getMetricsAsJSON()).find((x) => x.name === name);
-  if (!m) return 0;
-  let sum = 0;
-  for (const v of m.values as Array<{ value: number; labels: Record<string, string | number> }>) {
-    if (Object.entries(labels).every(([k, val]) => String(v.labels[k]) === val)) sum += v.value;
-  }
-  return sum;
-}
 
 describe("calls from registered users (sipp phone -> didgate -> sipp carrier)", () => {
   let app: Didgate;
@@ -67,7 +58,7 @@ describe("calls from registered users (sipp phone -> didgate -> sipp carrier)", 
               { user: "erin", tenant: "acme", password: "erin-pass", caller_id: "+15125550700" },
             ],
             lockout: { max_failures: 3, window_s: 60, duration_s: 300 },
-            calls: { country_code: "1", cps: 100, max_calls: 2 },
+            calls: { country_code: "1", cps: 100, max_calls: 2, max_calls_total: 1 },
           },
         },
         routes: { file: "routes.yaml", watch: false },
@@ -83,7 +74,7 @@ describe("calls from registered users (sipp phone -> didgate -> sipp carrier)", 
     await app?.stop();
   });
 
-  const call = (o: { user: string; pass: string; from?: string; service: string; final: number; headers?: string }): Promise<Party> => phoneCall(udp, o);
+  const call = (o: { user: string; pass: string; from?: string; service: string; final: number; headers?: string; holdMs?: number }): Promise<Party> => phoneCall(udp, o);
   const firstInvite = (p: Party): SipMessage => {
     const m = p.received("INVITE")[0];
     expect(m, "no INVITE arrived").toBeDefined();
@@ -169,5 +160,32 @@ describe("calls from registered users (sipp phone -> didgate -> sipp carrier)", 
     await ok(none, "phone, no caller ID");
     expect(none.receivedResponses().find((m) => m.status === 403)!.reason).toBe("Forbidden (no caller ID)");
     expect(await metricValue(app, "didgate_outbound_attempts_total", { kind: "carrier", name: "carrier-fr" })).toBe(1);
+  }, 60_000);
+
+  it("max_calls_total: while one user's call is up, another user's call gets 503 with Retry-After, counted; the slot is free again after the BYE", async () => {
+    const over = await metricValue(app, "didgate_registrar_calls_over_limit_total", { limit: "max_calls_total" });
+    const uas = startUas("uas_answer.xml", "udp", P.carrier!);
+    await sippReady();
+    // alice's call stays up for 4 s after its answer: the one slot of all users is taken
+    const first = await call({ user: "alice", pass: "wonderland", service: "+33163450005", final: 200, holdMs: 4000 });
+    const counter = app.voice!.callCounter;
+    for (let i = 0; i < 200 && counter.count("r:all") === 0; i++) await new Promise((r) => setTimeout(r, 25));
+    expect(counter.count("r:all"), "alice's call holds the slot of all users").toBe(1);
+    // dave is under his own max_calls (2) but over all users' max_calls_total (1)
+    const second = await call({ user: "dave", pass: "dave-pass", service: "+33163450006", final: 503 });
+    await ok(second, "second phone");
+    const r = second.receivedResponses().find((m) => m.status === 503)!;
+    expect(r.reason).toBe("Service Unavailable (max_calls_total)");
+    expect(r.get("retry-after")).toBe("1");
+    await ok(first, "first phone");
+    await ok(uas, "carrier");
+    expect(uas.received("INVITE").length).toBe(1);
+    expect(await metricValue(app, "didgate_registrar_calls_over_limit_total", { limit: "max_calls_total" })).toBe(over + 1);
+    // the BYE gave the slot back: the next call goes through
+    expect(counter.count("r:all")).toBe(0);
+    const uas2 = startUas("uas_answer.xml", "udp", P.carrier!);
+    await sippReady();
+    await ok(await call({ user: "dave", pass: "dave-pass", service: "+33163450006", final: 200 }), "phone after the BYE");
+    await ok(uas2, "carrier after the BYE");
   }, 60_000);
 });

@@ -9,127 +9,36 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import YAML from "yaml";
 import type { Didgate } from "../../src/app.js";
-import { startApp, tempDir } from "../helpers/app.js";
+import { startApp, tempDir, waitFor } from "../helpers/app.js";
+import { Peer, request } from "./udp-peer.js";
 import { freePort, killAllSipp } from "../helpers/sipp.js";
-import { DOMAIN, PHONE_IP, register } from "./registrar-util.js";
+import { answerTo, DOMAIN, PHONE_IP, register, TcpPhone, metricValue } from "./registrar-util.js";
 import { ok, startUac, startUas, statuses } from "./sip-util.js";
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
-import net from "node:net";
-import { digestResponse } from "../../src/sip/digest.js";
-import { parseOrThrow, type SipMessage } from "../../src/sip/index.js";
 
 
-async function metricValue(app: Didgate, name: string, labels: Record<string, string>): Promise<number> {
-  const m = (await app.registry.getMetricsAsJSON()).find((x) => x.name === name);
-  if (!m) return 0;
-  let sum = 0;
-  for (const v of m.values as Array<{ value: number; labels: Record<string, string | number> }>) {
-    if (Object.entries(labels).every(([k, val]) => String(v.labels[k]) === val)) sum += v.value;
-  }
-  return sum;
-}
 
 const CLI = new URL("../../dist/src/cli.js", import.meta.url).pathname;
-
-/** A phone over TCP (a plain socket: it must get its call over the connection it registered on). */
-class TcpPhone {
-  private buf = Buffer.alloc(0);
-  private waiters: Array<() => void> = [];
-  readonly got: SipMessage[] = [];
-  /** "\r\n" keep-alive answers received. */
-  pongs = 0;
-  closed = false;
-  private constructor(readonly sock: net.Socket) {
-    sock.on("data", (d: Buffer) => {
-      this.buf = Buffer.concat([this.buf, d]);
-      for (;;) {
-        while (this.buf.length >= 2 && this.buf[0] === 13 && this.buf[1] === 10) {
-          this.pongs++;
-          this.buf = this.buf.subarray(2);
-        }
-        const end = this.buf.indexOf("\r\n\r\n");
-        if (end < 0) break;
-        const len = Number(/\r\ncontent-length:\s*(\d+)/i.exec(this.buf.subarray(0, end).toString("latin1"))?.[1] ?? "0");
-        if (this.buf.length < end + 4 + len) break;
-        this.got.push(parseOrThrow(this.buf.subarray(0, end + 4 + len)));
-        this.buf = this.buf.subarray(end + 4 + len);
-      }
-      for (const w of this.waiters.splice(0)) w();
-    });
-    sock.on("close", () => {
-      this.closed = true;
-      for (const w of this.waiters.splice(0)) w();
-    });
-    sock.on("error", () => undefined);
-  }
-  static connect(port: number): Promise<TcpPhone> {
-    return new Promise((resolve, reject) => {
-      const s = net.connect({ host: "127.0.0.1", port, localAddress: PHONE_IP }, () => resolve(new TcpPhone(s)));
-      s.once("error", reject);
-    });
-  }
-  get local(): string {
-    return `${PHONE_IP}:${this.sock.localPort}`;
-  }
-  send(lines: string[]): void {
-    this.sock.write(lines.join("\r\n") + "\r\n\r\n");
-  }
-  /** The next message that matches, waiting up to 10 s. */
-  async next(pred: (m: SipMessage) => boolean): Promise<SipMessage> {
-    const until = Date.now() + 10_000;
-    for (;;) {
-      const i = this.got.findIndex(pred);
-      if (i >= 0) return this.got.splice(i, 1)[0]!;
-      if (this.closed || Date.now() > until) throw new Error("tcp phone: no such message" + (this.closed ? " (connection closed)" : ""));
-      await new Promise<void>((r) => {
-        this.waiters.push(r);
-        setTimeout(r, 200);
-      });
-    }
-  }
-  register(user: string, cseq: number, contact: string, auth?: string): void {
-    this.send([
-      `REGISTER sip:${DOMAIN} SIP/2.0`,
-      `Via: SIP/2.0/TCP ${this.local};branch=z9hG4bK-reg${cseq};rport`,
-      `From: <sip:${user}@${DOMAIN}>;tag=tcpphone`,
-      `To: <sip:${user}@${DOMAIN}>`,
-      `Call-ID: tcp-phone-${user}`,
-      `CSeq: ${cseq} REGISTER`,
-      `Contact: <${contact}>`,
-      "Expires: 300",
-      ...(auth !== undefined ? [`Authorization: ${auth}`] : []),
-      "Content-Length: 0",
-    ]);
-  }
-  close(): void {
-    this.sock.destroy();
-  }
-}
-
-function digestAnswer(challenge: string, user: string, password: string): string {
-  const nonce = /nonce="([^"]+)"/.exec(challenge)![1]!;
-  const alg = /algorithm=([A-Z0-9-]+)/.exec(challenge)![1] as "MD5" | "SHA-256";
-  const realm = /realm="([^"]+)"/.exec(challenge)![1]!;
-  const uri = `sip:${DOMAIN}`;
-  const r = digestResponse(alg, user, realm, password, "REGISTER", uri, nonce, "auth", 1, "0a4f113b");
-  return `Digest username="${user}", realm="${realm}", nonce="${nonce}", uri="${uri}", response="${r}", algorithm=${alg}, qop=auth, nc=00000001, cnonce="0a4f113b"`;
-}
 
 describe("registrar end to end (sipp phone registers, sipp carrier calls its DID)", () => {
   let app: Didgate;
   let udp = 0;
   let tcp = 0;
   let admin = "";
+  let vm = 0;
 
   beforeAll(async () => {
     const dir = tempDir();
+    vm = await freePort();
     const routes = {
       routes: {
         "+15125550700": { tenant: "acme", voice: { targets: [`sip:alice@${DOMAIN}`] } },
         "+15125550701": { tenant: "acme", voice: { targets: [`sip:bob@${DOMAIN}`] } },
         "+15125550702": { tenant: "acme", voice: { targets: [`sip:carol@${DOMAIN}`] } },
         "+15125550703": { tenant: "acme", voice: { targets: [`sip:erin@${DOMAIN}`] } },
+        // hal never registers: his voicemail (a static target of the next priority) takes the call
+        "+15125550704": { tenant: "acme", voice: { targets: [{ uri: `sip:hal@${DOMAIN}`, priority: 1 }, { uri: `sip:voicemail@127.0.0.1:${vm}`, priority: 2 }] } },
       },
     };
     writeFileSync(join(dir, "routes.yaml"), YAML.stringify(routes));
@@ -152,6 +61,7 @@ describe("registrar end to end (sipp phone registers, sipp carrier calls its DID
               { user: "carol", tenant: "acme", password: "carol-pass" },
               { user: "erin", tenant: "acme", password: "erin-pass" },
               { user: "gina", tenant: "acme", password: "gina-pass" },
+              { user: "hal", tenant: "acme", password: "hal-pass-1" },
             ],
             min_expires: 60,
             lockout: { max_failures: 3, window_s: 60, duration_s: 300 },
@@ -234,10 +144,7 @@ describe("registrar end to end (sipp phone registers, sipp carrier calls its DID
     try {
       // a Contact nobody listens on: only the registered connection reaches the phone
       const contact = "sip:carol@127.0.0.99:9;transport=tcp";
-      phone.register("carol", 1, contact);
-      const ch = await phone.next((m) => !m.isRequest && m.status === 401);
-      phone.register("carol", 2, contact, digestAnswer(ch.getAll("www-authenticate")[0]!, "carol", "carol-pass"));
-      const okReg = await phone.next((m) => !m.isRequest && m.cseq?.seq === 2);
+      const okReg = await phone.registerWithDigest("carol", "carol-pass", contact);
       expect(okReg.status).toBe(200);
       expect(okReg.getAll("contact").join(",")).toContain("127.0.0.99:9");
       const bs = await app.voice!.registrar!.bindings("carol");
@@ -253,22 +160,11 @@ describe("registrar end to end (sipp phone registers, sipp carrier calls its DID
       const uac = await startUac("uac_call.xml", "udp", udp, { service: "+15125550702" });
       const inv = await phone.next((m) => m.isRequest && m.method === "INVITE");
       expect(inv.requestUri).toBe(contact);
-      const answer = (req: SipMessage, status: string, extra: string[] = []): string[] => [
-        `SIP/2.0 ${status}`,
-        ...req.getAll("via").map((v) => `Via: ${v}`),
-        ...req.getAll("record-route").map((v) => `Record-Route: ${v}`),
-        `From: ${req.get("from")}`,
-        `To: ${req.get("to")}${req.toTag === undefined ? ";tag=tcpphone-callee" : ""}`,
-        `Call-ID: ${req.callId}`,
-        `CSeq: ${req.cseq!.seq} ${req.cseq!.method}`,
-        ...extra,
-        "Content-Length: 0",
-      ];
       // answered with the unreachable Contact: the carrier's ACK and BYE come back over this connection
-      phone.send(answer(inv, "200 OK", [`Contact: <${contact}>`]));
+      phone.send(answerTo(inv, "200 OK", [`Contact: <${contact}>`]));
       await phone.next((m) => m.isRequest && m.method === "ACK");
       const bye = await phone.next((m) => m.isRequest && m.method === "BYE");
-      phone.send(answer(bye, "200 OK"));
+      phone.send(answerTo(bye, "200 OK"));
       await ok(uac, "carrier");
       const ok200 = uac.receivedResponses().find((m) => m.status === 200 && m.cseq?.method === "INVITE")!;
       expect(ok200.get("contact")).toBe(`<sip:carol@${PHONE_IP}:${phone.sock.localPort};transport=tcp>`);
@@ -316,6 +212,36 @@ describe("registrar end to end (sipp phone registers, sipp carrier calls its DID
     const uac = await startUac("uac_final.xml", "udp", udp, { service: "+15125550701", subst: { CODE: "480" } });
     await ok(uac, "carrier");
     expect(await metricValue(app, "didgate_registrar_lookups_total", { result: "none" })).toBeGreaterThanOrEqual(1);
+  }, 30_000);
+
+  it("a user with nothing registered: the route's next priority (voicemail) gets the call", async () => {
+    const before = await metricValue(app, "didgate_registrar_lookups_total", { result: "none" });
+    const uas = startUas("uas_answer.xml", "udp", vm);
+    const uac = await startUac("uac_call.xml", "udp", udp, { service: "+15125550704" });
+    await ok(uac, "carrier");
+    await ok(uas, "voicemail");
+    expect(uas.received("INVITE")[0]!.requestUri).toBe(`sip:voicemail@127.0.0.1:${vm}`);
+    expect(await metricValue(app, "didgate_registrar_lookups_total", { result: "none" })).toBe(before + 1);
+  }, 30_000);
+
+  it("a REGISTER flood from one source passes the per-source flood guard: what is over sip.flood is dropped and counted", async () => {
+    const FLOODER = "127.0.0.10";
+    const peer = await Peer.start(FLOODER);
+    try {
+      const refused = (): Promise<number> => metricValue(app, "didgate_sip_refused_total", {});
+      const before = await refused();
+      const N = 100;
+      for (let i = 0; i < N; i++) {
+        peer.send(udp, request("REGISTER", `sip:${DOMAIN}`, { address: FLOODER, port: peer.port }, { extra: [`Contact: <sip:hal@${FLOODER}:${peer.port}>`, "Expires: 300"] }).replace(/^To: .*$/m, `To: <sip:hal@${DOMAIN}>`));
+      }
+      // every REGISTER is either answered (401, no credentials) or dropped by the guard and counted
+      await waitFor(async () => (peer.got.length + (await refused()) - before === N ? true : undefined), 10_000, 50);
+      expect(peer.got.every((m) => m.status === 401)).toBe(true);
+      expect(peer.got.length).toBeGreaterThan(0);
+      expect(peer.got.length).toBeLessThan(N);
+    } finally {
+      await peer.close();
+    }
   }, 30_000);
 
   it("repeated wrong passwords from one source lock that source out for that user (403 without a challenge); other sources still register", async () => {

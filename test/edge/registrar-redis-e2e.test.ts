@@ -1,27 +1,26 @@
 /**
  * Two didgate edges sharing one Redis (routes.redis): a phone registered on edge 1 is called
- * through edge 2. Bindings are kept under the configured prefix and expire with the binding.
+ * through edge 2 (which sends the call to edge 1, the edge that holds the phone's NAT binding). Bindings are kept under the configured prefix and expire with the binding.
  */
-import { Redis } from "ioredis";
+import type { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Didgate } from "../../src/app.js";
-import { RedisRouteWriter } from "../../src/routing/sources/redis-writer.js";
 import { startApp, tempDir, waitFor } from "../helpers/app.js";
-import { startRedis, type TestRedis } from "../helpers/redis.js";
-import { freePort, killAllSipp } from "../helpers/sipp.js";
-import { DOMAIN, PHONE_IP, register } from "./registrar-util.js";
+import type { TestRedis } from "../helpers/redis.js";
+import { freePort } from "../helpers/sipp.js";
+import { DOMAIN, PHONE_IP, register, sharedRedis, stopShared } from "./registrar-util.js";
 import { ok, startUac, startUas, statuses } from "./sip-util.js";
 
 const PREFIX = "reg:";
+let shared: Awaited<ReturnType<typeof sharedRedis>> | undefined;
 let redis: TestRedis;
 let client: Redis;
 const edges: Array<{ app: Didgate; udp: number }> = [];
 
 beforeAll(async () => {
-  redis = await startRedis();
-  client = new Redis(redis.url, { maxRetriesPerRequest: 1 });
-  client.on("error", () => undefined);
-  const w = new RedisRouteWriter(client, { prefix: PREFIX, streamMaxlen: 1000 });
+  shared = await sharedRedis(PREFIX);
+  ({ redis, client } = shared);
+  const w = shared.writer;
   await w.set("+15125550800", { tenant: "acme", voice: { targets: [`sip:dave@${DOMAIN}`] } });
   for (const id of ["edge-1", "edge-2"]) {
     const dir = tempDir();
@@ -46,12 +45,7 @@ beforeAll(async () => {
   }
 }, 30_000);
 
-afterAll(async () => {
-  await killAllSipp();
-  for (const e of edges) await e.app.stop(0);
-  client?.disconnect();
-  await redis?.stop();
-});
+afterAll(() => stopShared(edges, shared));
 
 describe("registrar with two edges on one Redis", () => {
   it("a phone registered on edge 1 is called through edge 2; unregistered on edge 2, edge 1 answers 480", async () => {
@@ -70,8 +64,10 @@ describe("registrar with two edges on one Redis", () => {
     const uac = await startUac("uac_call.xml", "udp", e2.udp, { service: "+15125550800" });
     await ok(uac, "carrier on edge 2");
     await ok(uas, "phone");
-    const inv = uas.received("INVITE")[0]!;
-    expect(inv.get("via")).toContain(`127.0.0.1:${e2.udp}`);
+    // through edge 2, then edge 1, which holds the phone's NAT binding (its top Via)
+    const vias = uas.received("INVITE")[0]!.getAll("via");
+    expect(vias[0]).toContain(`127.0.0.1:${e1.udp}`);
+    expect(vias[1]).toContain(`127.0.0.1:${e2.udp}`);
 
     await ok(register(e2.udp, phone, { user: "dave", pass: "dave-secret", expires: 0, final: 200 }), "unREGISTER on edge 2");
     expect(await client.exists(aor)).toBe(0);

@@ -6,14 +6,13 @@
  * user and its bindings, and the phone is refused on both edges.
  */
 import { createHash } from "node:crypto";
-import { Redis } from "ioredis";
+import type { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Didgate } from "../../src/app.js";
 import { startApp, tempDir, waitFor } from "../helpers/app.js";
-import { startRedis, type TestRedis } from "../helpers/redis.js";
-import { freePort, killAllSipp } from "../helpers/sipp.js";
-import { RedisRouteWriter } from "../../src/routing/sources/redis-writer.js";
-import { DOMAIN, PHONE_IP, phoneCall, register } from "./registrar-util.js";
+import type { TestRedis } from "../helpers/redis.js";
+import { freePort } from "../helpers/sipp.js";
+import { DOMAIN, PHONE_IP, phoneCall, register, sharedRedis, stopShared } from "./registrar-util.js";
 import { ok, startUas } from "./sip-util.js";
 
 const PREFIX = "ru:";
@@ -22,6 +21,7 @@ const TOKENS = [
   { token: "acme-token-0123456789", tenant: "acme" },
   { token: "other-token-0123456789", tenant: "other" },
 ];
+let shared: Awaited<ReturnType<typeof sharedRedis>> | undefined;
 let redis: TestRedis;
 let client: Redis;
 const edges: Array<{ app: Didgate; udp: number }> = [];
@@ -36,10 +36,9 @@ async function api(method: string, path: string, token: string, body?: unknown):
 }
 
 beforeAll(async () => {
-  redis = await startRedis();
-  client = new Redis(redis.url, { maxRetriesPerRequest: 1 });
-  client.on("error", () => undefined);
-  const w = new RedisRouteWriter(client, { prefix: PREFIX, streamMaxlen: 1000 });
+  shared = await sharedRedis(PREFIX);
+  ({ redis, client } = shared);
+  const w = shared.writer;
   await w.set("+15125550900", { tenant: "acme", voice: { targets: [`sip:frank@${DOMAIN}`] } });
   await w.setOutbound("+33*", { voice: ["carrier-fr"] });
   carrierPort = await freePort();
@@ -69,12 +68,7 @@ beforeAll(async () => {
   }
 }, 30_000);
 
-afterAll(async () => {
-  await killAllSipp();
-  for (const e of edges) await e.app.stop(0);
-  client?.disconnect();
-  await redis?.stop();
-});
+afterAll(() => stopShared(edges, shared));
 
 describe("registrar users through the API, kept in Redis", () => {
   it("PUT creates a user that registers on another edge; Redis keeps HA1s, no answer shows a password or hash", async () => {
@@ -135,6 +129,31 @@ describe("registrar users through the API, kept in Redis", () => {
     expect((await api("GET", "/v1/users/frank", "no-such-token-0123456789")).status).toBe(401);
     const doc = await api("GET", "/v1/openapi.json", TOKENS[1]!.token);
     expect(Object.keys((doc.json!.paths as Record<string, object>)["/v1/users/{user}"]!)).toEqual(expect.arrayContaining(["get", "put", "delete"]));
+  }, 30_000);
+
+  it("GET /v1/users lists users by name, in pages; a tenant token sees its own tenant's only; no secrets", async () => {
+    for (const [name, tenant] of [["hugo", "other"], ["bert", "acme"]] as const) {
+      expect((await api("PUT", `/v1/users/${name}`, TOKENS[0]!.token, { tenant, password: `${name}-password` })).status).toBe(200);
+    }
+    const all = await api("GET", "/v1/users", TOKENS[0]!.token);
+    expect(all.status).toBe(200);
+    expect((all.json!.users as Array<{ user: string; source: string }>).map((u) => [u.user, u.source])).toEqual([["alice", "config"], ["bert", "api"], ["frank", "api"], ["hugo", "api"]]);
+    expect(all.json!.next).toBeUndefined();
+    expect(all.text).not.toMatch(/password|ha1/i);
+    const acme = await api("GET", "/v1/users", TOKENS[1]!.token);
+    expect((acme.json!.users as Array<{ user: string }>).map((u) => u.user)).toEqual(["alice", "bert", "frank"]);
+    // a tenant token naming another tenant sees nothing of it
+    expect((await api("GET", "/v1/users?tenant=other", TOKENS[1]!.token)).json!.users).toEqual([]);
+    expect((await api("GET", "/v1/users?tenant=other", TOKENS[0]!.token)).json!.users).toEqual([expect.objectContaining({ user: "hugo", tenant: "other" })]);
+    const p1 = await api("GET", "/v1/users?limit=2", TOKENS[0]!.token);
+    expect((p1.json!.users as Array<{ user: string }>).map((u) => u.user)).toEqual(["alice", "bert"]);
+    expect(p1.json!.next).toBe("bert");
+    const p2 = await api("GET", "/v1/users?limit=2&after=bert", TOKENS[0]!.token);
+    expect((p2.json!.users as Array<{ user: string }>).map((u) => u.user)).toEqual(["frank", "hugo"]);
+    expect(p2.json!.next).toBeUndefined();
+    expect((await api("GET", "/v1/users?limit=0", TOKENS[0]!.token)).status).toBe(400);
+    expect((await api("GET", "/v1/users?limit=5000", TOKENS[0]!.token)).status).toBe(400);
+    for (const name of ["hugo", "bert"]) expect((await api("DELETE", `/v1/users/${name}`, TOKENS[0]!.token)).status).toBe(204);
   }, 30_000);
 
   it("DELETE removes the user and its bindings; the phone is refused on both edges", async () => {

@@ -120,6 +120,26 @@ describe("dialog tokens", () => {
   });
 });
 
+describe("flow tokens (calls between edges)", () => {
+  it("bind the Call-ID, the flow and the expiry; a previous secret verifies, another does not; a dialog token is no flow token", () => {
+    const s = new DialogSigner(["new secret", "old secret"]);
+    const old = new DialogSigner(["old secret"]);
+    const flow = "tcp~198.51.100.7~40000";
+    const sig = s.signFlow("call-1", flow, 1000);
+    expect(sig).toHaveLength(22);
+    expect(s.verifyFlow("call-1", flow, 1000, sig)).toBe(true);
+    expect(s.verifyFlow("call-1", flow, 1000, old.signFlow("call-1", flow, 1000))).toBe(true);
+    expect(s.verifyFlow("call-2", flow, 1000, sig)).toBe(false);
+    expect(s.verifyFlow("call-1", "tcp~198.51.100.7~40001", 1000, sig)).toBe(false);
+    expect(s.verifyFlow("call-1", flow, 1001, sig)).toBe(false);
+    expect(s.verifyFlow("call-1", flow, 1000, new DialogSigner(["another"]).signFlow("call-1", flow, 1000))).toBe(false);
+    expect(s.verifyFlow("call-1", flow, 1000, "short")).toBe(false);
+    // the same fields signed as a dialog binding do not make a flow token
+    const dialog = s.sign({ callId: "call-1", ftag: "", flow, up: [], down: [] });
+    expect(s.verifyFlow("call-1", flow, 1000, dialog)).toBe(false);
+  });
+});
+
 describe("loop hash", () => {
   const inv = (ruri: string, vias: string[]) =>
     req([`INVITE ${ruri} SIP/2.0`, ...vias.map((v) => `Via: ${v}`), "From: <sip:a@x>;tag=F", "To: <sip:b@y>", "Call-ID: c9@x", "CSeq: 7 INVITE", "Max-Forwards: 60"]);
