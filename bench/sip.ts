@@ -56,18 +56,14 @@ const TICK_US = 1e6 / 100; // USER_HZ
 async function serve(configPath: string): Promise<void> {
   const { loadConfig } = await import("../src/config/load.js");
   const { Didgate } = await import("../src/app.js");
-  const { VoiceEdge } = await import("../src/edge/voice.js");
   const loaded = loadConfig(configPath);
   const app = new Didgate(loaded);
   await app.start();
-  let voice = (app as unknown as { voice?: InstanceType<typeof VoiceEdge> }).voice;
-  if (voice === undefined) {
-    voice = new VoiceEdge({ config: app.config, store: app.store, decider: app.decider, logger: app.logger, registry: app.registry, now: app.now, baseDir: loaded.baseDir });
-    await voice.start();
-  }
+  const voice = (app as unknown as { voice?: import("../src/edge/voice.js").VoiceEdge }).voice;
+  if (voice === undefined) throw new Error("the config runs no SIP edge (sip.listen is empty)");
   const stop = async (): Promise<void> => {
-    voice!.drain();
-    await voice!.close();
+    voice.drain();
+    await voice.close();
     await app.stop();
     process.exit(0);
   };

@@ -57,6 +57,8 @@ import { AddressPolicy } from "./delivery/ssrf.js";
 import { CallRecords } from "./edge/cdr.js";
 import { callIdOf, HepSender } from "./ops/hep.js";
 import type { CaptureTap } from "./sip/transport.js";
+import { DialogSigner, SipStack, type SipStackOptions } from "./sip/index.js";
+import { loadDialogSecrets } from "./edge/dialog-secret.js";
 import { Counter } from "prom-client";
 import { StirPolicy } from "./edge/stir.js";
 import { CertCache, parsePemBundle } from "./stir/certs.js";
@@ -430,7 +432,11 @@ export class Didgate {
     this.stir = this.buildStir();
     this.hep = this.buildCapture();
     if (this.records) this.cdr = new CallRecords({ writer: this.records, edge: this.config.instance_id ?? hostname(), now: this.now, maxCallMs: this.config.sip.max_call_s * 1000 });
+    const signer = this.dialogSigner();
+    const stackOptions = this.sipStackOptions(this.hep ? this.captureTap(this.hep) : undefined);
     this.voice = new VoiceEdge({
+      createStack: (handler) => SipStack.create(stackOptions, handler),
+      signer,
       config: this.config,
       store: this.store,
       outbound: this.outboundStore,
@@ -438,15 +444,59 @@ export class Didgate {
       logger: this.logger,
       registry: this.registry,
       now: this.now,
-      baseDir: this.loaded.baseDir,
       ...(this.redis ? { redis: this.redis } : {}),
       ...(this.stir ? { stir: this.stir } : {}),
       ...(this.cdr ? { cdr: this.cdr } : {}),
-      ...(this.hep ? { capture: this.captureTap(this.hep) } : {}),
       ...(this.activity ? { activity: this.activity } : {}),
       ...(this.masking ? { masking: { store: this.masking, ...(this.maskingMetrics ? { metrics: this.maskingMetrics } : {}) } } : {}),
     });
     await this.voice.start();
+  }
+
+  /**
+   * The Record-Route signer of sip.dialog_secret (and _previous); without one, a secret kept in
+   * the state directory (src/edge/dialog-secret.ts).
+   */
+  private dialogSigner(): DialogSigner {
+    const s = this.config.sip;
+    return new DialogSigner(
+      loadDialogSecrets({
+        secret: s.dialog_secret,
+        previous: s.dialog_secret_previous,
+        stateDir: this.path(this.config.state_dir),
+        logger: this.logger,
+        shared: this.config.routes.redis !== undefined,
+      }),
+    );
+  }
+
+  /** config.sip as the SIP stack's options, its TLS files read (relative to the config file). */
+  private sipStackOptions(capture: CaptureTap | undefined): SipStackOptions {
+    const s = this.config.sip;
+    const tls = s.tls ? { cert: readFileSync(this.path(s.tls.cert)), key: readFileSync(this.path(s.tls.key)) } : undefined;
+    const ca = s.tls?.ca ? readFileSync(this.path(s.tls.ca)) : undefined;
+    const listen = s.listen.map((url) => (s.advertise ? { url, advertise: s.advertise } : url));
+    return {
+      listen,
+      ...(tls ? { tls } : {}),
+      logger: this.logger,
+      registry: this.registry,
+      t1: s.timers.t1_ms,
+      t2: s.timers.t2_ms,
+      t4: s.timers.t4_ms,
+      autoTrying: false,
+      transport: {
+        ...(capture ? { capture } : {}),
+        tlsVerify: s.tls?.verify ?? true,
+        ...(ca ? { tlsCa: ca } : {}),
+        maxConnections: s.tcp.max_connections,
+        maxUntrustedConnections: Math.min(s.tcp.max_untrusted_connections, s.tcp.max_connections),
+        maxConnectionsPerIp: s.tcp.max_connections_per_ip,
+        messageTimeoutMs: s.tcp.message_timeout_s * 1000,
+        idleTimeoutMs: s.tcp.idle_timeout_s * 1000,
+        untrustedIdleTimeoutMs: s.tcp.untrusted_idle_timeout_s * 1000,
+      },
+    };
   }
 
   /** The HEP sender (capture.hep) and its metric. */

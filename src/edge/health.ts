@@ -12,8 +12,9 @@
  */
 import type { Logger } from "pino";
 import { LRUCache } from "lru-cache";
-import { SipMessage, randomToken, type ClientTransaction, type ClientTxHandler, type SipStack, type TimerHandle, type TimerTarget } from "../sip/index.js";
+import { SipMessage, randomToken, type ClientTransaction, type ClientTxHandler, type TimerHandle, type TimerTarget } from "../sip/index.js";
 import type { ResolvedTarget } from "../sip/resolve.js";
+import type { EdgeStack } from "./stack.js";
 
 /** `sip.health` of the config: the probing of targets with OPTIONS. */
 export interface HealthConfig {
@@ -71,11 +72,14 @@ class Probe implements ClientTxHandler {
   }
 }
 
+/** What probing needs of the stack: its timers, a listener for the From host, requests. */
+export type ProbeStack = Pick<EdgeStack, "timers" | "listenerFor" | "request">;
+
 export class TargetHealth implements TimerTarget {
   private readonly entries: LRUCache<string, Entry>;
   private cfg: HealthConfig;
   aliveCodes: Set<number>;
-  private stack: SipStack | null = null;
+  private stack: ProbeStack | null = null;
   private timer: TimerHandle = null;
   private downCount = 0;
   private readonly suspectMs: number;
@@ -98,7 +102,7 @@ export class TargetHealth implements TimerTarget {
   }
 
   /** Start probing (when enabled) through this stack. */
-  start(stack: SipStack): void {
+  start(stack: ProbeStack): void {
     this.stack = stack;
     this.schedule();
   }

@@ -22,7 +22,6 @@ import {
   type ClientTxHandler,
   type ServerTransaction,
   type SipMessage,
-  type SipStack,
   type TimerHandle,
   type TimerTarget,
 } from "../sip/index.js";
@@ -33,11 +32,12 @@ import type { TargetHealth } from "./health.js";
 import type { ResolvedTarget, ResolveResult, TargetResolver } from "../sip/resolve.js";
 import { targetKey } from "../sip/resolve.js";
 import type { VoiceMetrics, CallOutcome } from "./voice-metrics.js";
+import type { EdgeClientTx, EdgeStack } from "./stack.js";
 import { rebuildMaskedRecordRoute, unmaskResponse, type MaskedCall } from "./masking.js";
 
 /** What a call needs from the edge. */
 export interface ProxyHost {
-  readonly stack: SipStack;
+  readonly stack: EdgeStack;
   readonly resolver: TargetResolver;
   readonly health: TargetHealth;
   readonly metrics: VoiceMetrics;
@@ -123,7 +123,7 @@ interface LegLike extends Target {
 
 /** One attempt at one target: its client transaction and timers. */
 class Branch implements ClientTxHandler, TimerTarget {
-  ctx: ClientTransaction | null = null;
+  ctx: EdgeClientTx | null = null;
   res: ResolvedTarget | null = null;
   ringTimer: TimerHandle = null;
   inviteTimer: TimerHandle = null;
@@ -182,7 +182,7 @@ export class ProxyCall implements TimerTarget {
   private readonly loopHash: string;
   private readonly up: DialogBinding;
   private cleanupTimer: TimerHandle = null;
-  private zombies: ClientTransaction[] | null = null;
+  private zombies: EdgeClientTx[] | null = null;
   private order: readonly Target[];
   finished = false;
   private cancelled = false;
@@ -645,10 +645,10 @@ function flowContact(res: SipMessage, d: ResolvedTarget): void {
 
 /** Forwards one in-dialog request (or a re-INVITE) and relays its responses. */
 export class DialogForward implements ClientTxHandler {
-  ctx: ClientTransaction | null = null;
+  ctx: EdgeClientTx | null = null;
   constructor(
     private readonly stx: ServerTransaction,
-    private readonly stack: SipStack,
+    private readonly stack: EdgeStack,
     private readonly done: ((f: DialogForward) => void) | null,
     /** A request of a masked dialog (src/edge/masking.ts): its responses are unmasked. */
     private readonly masked = false,

@@ -26,7 +26,8 @@ import type { Binding, LocationStore } from "../registrar/location.js";
 import { qGroups, Registrar, REGISTER_OUTCOMES, type RegisterOutcome, type RegistrarUser } from "../registrar/register.js";
 import type { Target } from "../routing/route.js";
 import { DigestAuth, type DigestAlgorithm } from "../sip/digest.js";
-import type { ServerTransaction, SipMessage, SipStack, TransportKind } from "../sip/index.js";
+import type { ServerTransaction, SipMessage, TransportKind } from "../sip/index.js";
+import type { EdgeStack } from "./stack.js";
 import { targetKey } from "../sip/resolve.js";
 import { flowToken, hopOfUri, parseFlowToken, type DialogSigner, type Flow } from "../sip/rr.js";
 import type { Source } from "../sip/transport.js";
@@ -83,7 +84,7 @@ export interface RegistrarEdgeOptions {
   logger: Logger;
   now: () => number;
   /** The stack, once started (connection lookups). */
-  stack: () => SipStack | undefined;
+  stack: () => EdgeStack | undefined;
   /** The Redis client of a Redis store (connected in start(), closed in close()). */
   client?: RedisClient;
   /** Key prefix of the users kept in Redis (with client). */
@@ -106,7 +107,7 @@ export interface RegistrarEdgeOptions {
  */
 export function buildRegistrar(
   config: Config,
-  o: { registry: Registry; logger: Logger; now: () => number; stack: () => SipStack | undefined; redis?: RedisConnector; answerStrangers?: () => boolean; signer?: () => DialogSigner | undefined },
+  o: { registry: Registry; logger: Logger; now: () => number; stack: () => EdgeStack | undefined; redis?: RedisConnector; answerStrangers?: () => boolean; signer?: () => DialogSigner | undefined },
 ): RegistrarEdge | undefined {
   const c = config.sip.registrar;
   if (c === undefined) return undefined;

@@ -29,22 +29,19 @@
 import type { Logger } from "pino";
 import type { Registry } from "prom-client";
 import type { Config } from "../config/schema.js";
-import { resolvePath } from "../config/load.js";
 import type { Decider } from "../routing/decide.js";
 import { normalizeNumber } from "../routing/number.js";
 import { DEFAULT_FAILOVER_ON, DEFAULT_RING_TIMEOUT_S, type Route } from "../routing/route.js";
 import type { OutboundEntry } from "../routing/outbound.js";
 import { RouteStore } from "../routing/table.js";
-import { readFileSync } from "node:fs";
 import {
-  DialogSigner,
-  SipStack,
   rewriteRecordRoute,
   routeInDialog,
   targetKey,
   uriTransport,
   TargetResolver,
   type DialogRoute,
+  type DialogSigner,
   type Flow,
   type ForgedReason,
   type ResolvedTarget,
@@ -55,7 +52,6 @@ import {
   type TransportKind,
 } from "../sip/index.js";
 import { codeLabel } from "../sip/metrics.js";
-import { loadDialogSecrets } from "./dialog-secret.js";
 import { AddressMatcher } from "../util/net.js";
 import { TargetHealth } from "./health.js";
 import { HealthShare } from "./health-share.js";
@@ -78,7 +74,7 @@ import { failClass, OutboundMetrics } from "./outbound-metrics.js";
 import { VoiceMetrics, type CallOutcome } from "./voice-metrics.js";
 import type { InboundVerdict, StirPolicy } from "./stir.js";
 import type { CallRecords } from "./cdr.js";
-import type { CaptureTap } from "../sip/transport.js";
+import type { EdgeStack, EdgeStackFactory } from "./stack.js";
 import type { ActivityRecorder } from "../records/activity.js";
 import type { SessionStore } from "../masking/sessions.js";
 import type { MaskingMetrics } from "../masking/metrics.js";
@@ -88,8 +84,13 @@ import { buildRegistrar, type ContactLeg, type RegistrarEdge } from "./registrar
 import { ALL_USERS_KEY } from "./registrar-calls.js";
 
 export interface VoiceEdgeOptions {
-  /** SIP capture: every message received and sent (capture.hep configured). */
-  capture?: CaptureTap;
+  /**
+   * Builds the SIP stack with this edge as its handler (start() calls it once). app.ts builds it
+   * from config.sip: listeners, TLS files, timers, transport limits, capture.
+   */
+  createStack: EdgeStackFactory;
+  /** Signs and checks our Record-Route values (its secrets from the config or the state directory). */
+  signer: DialogSigner;
   /** STIR/SHAKEN verification and signing (stir configured). */
   stir?: StirPolicy;
   /** Call detail records and number activity. */
@@ -105,8 +106,6 @@ export interface VoiceEdgeOptions {
   registry: Registry;
   /** Epoch ms (schedules, rate limits). */
   now?: () => number;
-  /** To resolve tls file paths. */
-  baseDir: string;
   /** routes.redis's endpoint: target health is shared with the other edges through it. */
   redis?: RedisConnector;
   /** Masking sessions (masking.pools configured): calls to a pool number go through them. */
@@ -124,7 +123,7 @@ function methodLabel(m: string): string {
 
 export class VoiceEdge implements SipStackHandler, ProxyHost {
   listeners: { transport: string; address: string; port: number }[] = [];
-  stack!: SipStack;
+  stack!: EdgeStack;
   readonly metrics: VoiceMetrics;
   readonly health: TargetHealth;
   /** Health shared with other edges through Redis (routes.redis configured). */
@@ -151,8 +150,8 @@ export class VoiceEdge implements SipStackHandler, ProxyHost {
   private trunkHeader: string | undefined;
   private keyHeader: string | undefined;
   recordRoute: boolean;
-  /** Signs and checks our Record-Route values (set in start()). */
-  signer!: DialogSigner;
+  /** Signs and checks our Record-Route values. */
+  readonly signer: DialogSigner;
   private customers: CustomerTable;
   private carriers: CarrierTable;
   /** Source address -> customer, for addresses that matched a customer (cleared on reload). */
@@ -170,6 +169,7 @@ export class VoiceEdge implements SipStackHandler, ProxyHost {
 
   constructor(private readonly opts: VoiceEdgeOptions) {
     this.config = opts.config;
+    this.signer = opts.signer;
     this.logger = opts.logger;
     this.now = opts.now ?? Date.now;
     this.metrics = new VoiceMetrics(opts.registry);
@@ -255,46 +255,10 @@ export class VoiceEdge implements SipStackHandler, ProxyHost {
     return false;
   }
 
-  /** Creates the SipStack on config.sip.listen (empty list: no SIP). */
+  /** Creates the SIP stack (createStack) when config.sip.listen has listeners. */
   async start(): Promise<void> {
-    const s = this.config.sip;
-    if (s.listen.length === 0) return;
-    this.signer = new DialogSigner(
-      loadDialogSecrets({
-        secret: s.dialog_secret,
-        previous: s.dialog_secret_previous,
-        stateDir: resolvePath(this.opts.baseDir, this.config.state_dir),
-        logger: this.logger,
-        shared: this.config.routes.redis !== undefined,
-      }),
-    );
-    const tls = s.tls ? { cert: readFileSync(resolvePath(this.opts.baseDir, s.tls.cert)), key: readFileSync(resolvePath(this.opts.baseDir, s.tls.key)) } : undefined;
-    const ca = s.tls?.ca ? readFileSync(resolvePath(this.opts.baseDir, s.tls.ca)) : undefined;
-    const listen = s.listen.map((url) => (s.advertise ? { url, advertise: s.advertise } : url));
-    this.stack = await SipStack.create(
-      {
-        listen,
-        ...(tls ? { tls } : {}),
-        logger: this.logger,
-        registry: this.opts.registry,
-        t1: s.timers.t1_ms,
-        t2: s.timers.t2_ms,
-        t4: s.timers.t4_ms,
-        autoTrying: false,
-        transport: {
-          ...(this.opts.capture ? { capture: this.opts.capture } : {}),
-          tlsVerify: s.tls?.verify ?? true,
-          ...(ca ? { tlsCa: ca } : {}),
-          maxConnections: s.tcp.max_connections,
-          maxUntrustedConnections: Math.min(s.tcp.max_untrusted_connections, s.tcp.max_connections),
-          maxConnectionsPerIp: s.tcp.max_connections_per_ip,
-          messageTimeoutMs: s.tcp.message_timeout_s * 1000,
-          idleTimeoutMs: s.tcp.idle_timeout_s * 1000,
-          untrustedIdleTimeoutMs: s.tcp.untrusted_idle_timeout_s * 1000,
-        },
-      },
-      this,
-    );
+    if (this.config.sip.listen.length === 0) return;
+    this.stack = await this.opts.createStack(this);
     // calls whose BYE was lost give their max_calls slot back at their deadline
     this.sweepTimer = setInterval(() => this.callCounter.sweep(), 10_000);
     this.sweepTimer.unref();

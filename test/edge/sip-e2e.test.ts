@@ -8,7 +8,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Didgate } from "../../src/app.js";
-import { VoiceEdge } from "../../src/edge/voice.js";
+import type { VoiceEdge } from "../../src/edge/voice.js";
 import type { SipMessage } from "../../src/sip/index.js";
 import { startApp, tempDir, writeRoutes } from "../helpers/app.js";
 import { freePort, killAllSipp, sippReady } from "../helpers/sipp.js";
@@ -27,26 +27,19 @@ interface Edge {
   voice: VoiceEdge;
   udp: number;
   tcp: number;
-  own: boolean;
 }
 
-/** The app's VoiceEdge; started here when app.ts does not wire one (yet). */
+/** The app's VoiceEdge (app.ts builds one when sip.listen has listeners). */
 async function edgeOf(app: Didgate): Promise<Edge> {
-  let voice = (app as unknown as { voice?: VoiceEdge }).voice;
-  let own = false;
-  if (voice === undefined) {
-    voice = new VoiceEdge({ config: app.config, store: app.store, decider: app.decider, logger: app.logger, registry: app.registry, now: app.now, baseDir: app.loaded.baseDir });
-    await voice.start();
-    own = true;
-  }
+  const voice = (app as unknown as { voice?: VoiceEdge }).voice;
+  if (voice === undefined) throw new Error("the app runs no SIP edge (sip.listen is empty)");
   const udp = voice.listeners.find((l) => l.transport === "udp")!.port;
   const tcp = voice.listeners.find((l) => l.transport === "tcp")!.port;
-  return { app, voice, udp, tcp, own };
+  return { app, voice, udp, tcp };
 }
 
 async function closeEdge(e: Edge | undefined): Promise<void> {
   if (!e) return;
-  if (e.own) await e.voice.close();
   await e.app.stop();
 }
 
