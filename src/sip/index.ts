@@ -109,6 +109,7 @@ export {
   type ServerTxEvents,
   type ServerTxState,
   type TimerConfig,
+  type TxContext,
 } from "./transaction.js";
 export {
   SipStack,

@@ -27,7 +27,7 @@ export interface TxContext {
   readonly timers: Timers;
   readonly timerConfig: TimerConfig;
   readonly metrics: SipMetrics;
-  readonly transport: TransportLayer;
+  readonly transport: Pick<TransportLayer, "send" | "getConnection" | "internalError">;
   /** @internal */ serverTerminated(tx: ServerTransaction): void;
   /** @internal */ clientTerminated(tx: ClientTransaction): void;
   /** @internal */ responseTarget(tx: ServerTransaction): Target | null;

@@ -1,0 +1,210 @@
+/**
+ * The voice policy (VoiceEdge) over a stack without sockets (fake-stack.ts): requests are parsed
+ * by the real parser and handed to the edge as server transactions; what the edge answers and
+ * what it sends downstream is recorded. Routes come from an in-memory table. Covers who may call
+ * (trunks, customers, unknown sources), what a DID's route and state make of a call, and the
+ * proxy's sequential failover on a ring timeout with the stack's manual timers.
+ */
+import pino from "pino";
+import { Registry } from "prom-client";
+import { afterEach, describe, expect, it } from "vitest";
+import { validateConfig } from "../../src/config/load.js";
+import { VoiceEdge } from "../../src/edge/voice.js";
+import { Decider } from "../../src/routing/decide.js";
+import { parseRoute, type Route } from "../../src/routing/route.js";
+import { RouteStore, RouteTable } from "../../src/routing/table.js";
+import { DialogSigner } from "../../src/sip/index.js";
+import { FakeStack, STACK_ADDRESS, STACK_PORT } from "./fake-stack.js";
+
+const TRUNK_IP = "198.51.100.10";
+const STRANGER_IP = "203.0.113.99";
+const PBX = "192.0.2.50";
+const NOW = Date.parse("2026-03-02T10:00:00Z");
+
+function route(key: string, v: unknown): Route {
+  const r = parseRoute(key, v);
+  if (!r.ok) throw new Error(r.errors.join("; "));
+  return r.route;
+}
+
+const edges: VoiceEdge[] = [];
+afterEach(async () => {
+  for (const e of edges.splice(0)) await e.close();
+});
+
+async function setup(routes: Record<string, unknown>, sip: Record<string, unknown> = {}) {
+  const v = validateConfig({
+    sip: {
+      listen: [`udp://${STACK_ADDRESS}:${STACK_PORT}`],
+      trunks: [{ name: "carrier", sources: [TRUNK_IP], country_code: "1" }],
+      customers: [{ name: "acme", tenant: "acme", digest: { username: "acme", password: "secret-password" } }],
+      ...sip,
+    },
+    smpp: { listen: null },
+    log: { level: "silent" },
+  });
+  if (!v.ok) throw new Error(v.errors.join("\n"));
+  const table = new RouteTable<Route>();
+  for (const [k, r] of Object.entries(routes)) table.set(k, route(k, r));
+  const stack = new FakeStack();
+  const edge = new VoiceEdge({
+    createStack: stack.create,
+    signer: new DialogSigner(["a test secret of at least 32 characters"]),
+    config: v.config,
+    store: new RouteStore(table),
+    decider: new Decider({ random: () => 0 }),
+    logger: pino({ level: "silent" }),
+    registry: new Registry(),
+    now: () => NOW,
+  });
+  edges.push(edge);
+  await edge.start();
+  return { edge, stack };
+}
+
+let calls = 0;
+function invite(did: string, fromIp: string, extra: string[] = []): string {
+  calls++;
+  return [
+    `INVITE sip:${did}@${STACK_ADDRESS}:${STACK_PORT} SIP/2.0`,
+    `Via: SIP/2.0/UDP ${fromIp}:5060;branch=z9hG4bKcall${calls}`,
+    "Max-Forwards: 70",
+    `From: <sip:+447700900001@${fromIp}>;tag=f${calls}`,
+    `To: <sip:${did}@${STACK_ADDRESS}>`,
+    `Call-ID: call-${calls}@${fromIp}`,
+    "CSeq: 1 INVITE",
+    `Contact: <sip:+447700900001@${fromIp}:5060>`,
+    ...extra,
+    "Content-Length: 0",
+    "",
+    "",
+  ].join("\n");
+}
+
+describe("VoiceEdge policy over a fake stack", () => {
+  it("an INVITE from a trunk to a DID with a static target is forwarded to that target, nothing answered yet", async () => {
+    const { stack } = await setup({ "+15125550100": { voice: { targets: [`sip:+15125550100@${PBX}:5080`] } } });
+    stack.receive(invite("+15125550100", TRUNK_IP), TRUNK_IP);
+    expect(stack.requests).toHaveLength(1);
+    const out = stack.requests[0]!;
+    expect(out.dest).toEqual({ transport: "udp", host: PBX, port: 5080 });
+    expect(out.request.method).toBe("INVITE");
+    expect(out.request.requestUri).toBe(`sip:+15125550100@${PBX}:5080`);
+    expect(out.request.maxForwards).toBe(69);
+    // Record-Route of ours, signed; our Via above the caller's
+    expect(out.request.recordRoutes[0]).toContain(`sip:${STACK_ADDRESS}:${STACK_PORT}`);
+    expect(out.request.vias).toHaveLength(2);
+    // the caller hears 100 Trying at once; nothing final yet
+    expect(stack.statuses()).toEqual([100]);
+  });
+
+  it("the target's answer goes back to the caller", async () => {
+    const { stack } = await setup({ "+15125550100": { voice: { targets: [`sip:+15125550100@${PBX}:5080`] } } });
+    stack.receive(invite("+15125550100", TRUNK_IP), TRUNK_IP);
+    stack.respond(0, 180, "pbx1");
+    stack.respond(0, 486, "pbx1");
+    expect(stack.statuses()).toEqual([100, 180, 486]);
+    expect(stack.responses[2]!.to).toEqual({ transport: "udp", address: TRUNK_IP, port: 5060 });
+    expect(stack.responses[2]!.res.vias).toHaveLength(1);
+  });
+
+  it("an INVITE from an unknown source is dropped without an answer (sip.unknown_source: drop) or 403 (reject); nothing forwarded", async () => {
+    const routes = { "+15125550100": { voice: { targets: [`sip:+15125550100@${PBX}:5080`] } } };
+    // no customer that authenticates from anywhere (that would challenge the stranger instead)
+    const drop = await setup(routes, { customers: [] });
+    const tx = drop.stack.receive(invite("+15125550100", STRANGER_IP), STRANGER_IP);
+    expect(drop.stack.statuses()).toEqual([]);
+    expect(tx.terminated).toBe(true);
+    const reject = await setup(routes, { customers: [], unknown_source: "reject" });
+    reject.stack.receive(invite("+15125550100", STRANGER_IP), STRANGER_IP);
+    expect(reject.stack.statuses()).toEqual([403]);
+    expect([...drop.stack.requests, ...reject.stack.requests]).toEqual([]);
+  });
+
+  it("a DID without a route is 404; a released or quarantined one is sip.gone_status (410); a bad number 484", async () => {
+    const t = { targets: [`sip:pbx@${PBX}:5080`] };
+    const { stack } = await setup({ "+15125550101": { state: "released", voice: t }, "+15125550102": { state: "quarantine", voice: t } });
+    stack.receive(invite("+15125550199", TRUNK_IP), TRUNK_IP);
+    stack.receive(invite("+15125550101", TRUNK_IP), TRUNK_IP);
+    stack.receive(invite("+15125550102", TRUNK_IP), TRUNK_IP);
+    stack.receive(invite("abc", TRUNK_IP), TRUNK_IP);
+    expect(stack.statuses()).toEqual([404, 410, 410, 484]);
+    expect(stack.requests).toEqual([]);
+  });
+
+  it("Max-Forwards 0 is 483; an OPTIONS from the trunk is 200 with Allow", async () => {
+    const { stack } = await setup({});
+    stack.receive(invite("+15125550100", TRUNK_IP).replace("Max-Forwards: 70", "Max-Forwards: 0"), TRUNK_IP);
+    stack.receive(
+      [`OPTIONS sip:${STACK_ADDRESS}:${STACK_PORT} SIP/2.0`, `Via: SIP/2.0/UDP ${TRUNK_IP}:5060;branch=z9hG4bKopt1`, "Max-Forwards: 70", `From: <sip:ping@${TRUNK_IP}>;tag=o1`, `To: <sip:${STACK_ADDRESS}>`, "Call-ID: opt-1", "CSeq: 1 OPTIONS", "Content-Length: 0", "", ""].join("\n"),
+      TRUNK_IP,
+    );
+    expect(stack.statuses()).toEqual([483, 200]);
+    expect(stack.responses[1]!.res.get("allow")).toContain("INVITE");
+  });
+
+  it("a customer's INVITE without credentials gets a 407 digest challenge; nothing is sent on", async () => {
+    const { stack } = await setup({ "+15125550100": { tenant: "acme", voice: { targets: [`sip:+15125550100@${PBX}:5080`] } } });
+    stack.receive(invite("+447700900123", STRANGER_IP), STRANGER_IP);
+    expect(stack.statuses()).toEqual([407]);
+    expect(stack.responses[0]!.res.getAll("proxy-authenticate").join(" ")).toMatch(/Digest realm="didgate"/);
+    expect(stack.requests).toEqual([]);
+  });
+
+  it("after drain() an INVITE from a trunk is 503 with Retry-After", async () => {
+    const { edge, stack } = await setup({ "+15125550100": { voice: { targets: [`sip:+15125550100@${PBX}:5080`] } } });
+    edge.drain();
+    stack.receive(invite("+15125550100", TRUNK_IP), TRUNK_IP);
+    expect(stack.statuses()).toEqual([503]);
+    expect(stack.responses[0]!.res.get("retry-after")).toBe("5");
+  });
+});
+
+describe("ProxyCall with the stack's manual timers", () => {
+  it("sequential ringing: a target that rings past its ring timeout is cancelled and the next target gets the INVITE", async () => {
+    const { stack } = await setup({
+      "+15125550100": {
+        voice: {
+          ring: "sequential",
+          ring_timeout_s: 20,
+          targets: [
+            { uri: `sip:first@${PBX}:5080`, priority: 1 },
+            { uri: `sip:second@${PBX}:5081`, priority: 2 },
+          ],
+        },
+      },
+    });
+    stack.receive(invite("+15125550100", TRUNK_IP), TRUNK_IP);
+    expect(stack.requests.map((r) => r.dest.port)).toEqual([5080]);
+    stack.respond(0, 180, "first");
+    stack.timers.advance(19_999);
+    expect(stack.requests[0]!.cancelled).toBe(false);
+    expect(stack.requests).toHaveLength(1);
+    stack.timers.advance(1);
+    expect(stack.requests[0]!.cancelled).toBe(true);
+    expect(stack.requests.map((r) => r.dest.port)).toEqual([5080, 5081]);
+    // the second answers: its 200 goes to the caller
+    stack.respond(1, 200, "second");
+    expect(stack.statuses()).toEqual([100, 180, 200]);
+  });
+
+  it("a target's own timeout_s ends its ringing before the route's ring timeout", async () => {
+    const { stack } = await setup({
+      "+15125550100": {
+        voice: {
+          ring: "sequential",
+          ring_timeout_s: 30,
+          targets: [
+            { uri: `sip:first@${PBX}:5080`, priority: 1, timeout_s: 5 },
+            { uri: `sip:second@${PBX}:5081`, priority: 2 },
+          ],
+        },
+      },
+    });
+    stack.receive(invite("+15125550100", TRUNK_IP), TRUNK_IP);
+    stack.respond(0, 180, "first");
+    stack.timers.advance(5_000);
+    expect(stack.requests[0]!.cancelled).toBe(true);
+    expect(stack.requests).toHaveLength(2);
+  });
+});
