@@ -3,7 +3,8 @@
  * by the real parser and handed to the edge as server transactions; what the edge answers and
  * what it sends downstream is recorded. Routes come from an in-memory table. Covers who may call
  * (trunks, customers, unknown sources), what a DID's route and state make of a call, and the
- * proxy's sequential failover on a ring timeout with the stack's manual timers.
+ * proxy's forking and failover (ring and invite timeouts, failover_on, 6xx, parallel 2xx) with
+ * the stack's manual timers.
  */
 import pino from "pino";
 import { Registry } from "prom-client";
@@ -206,5 +207,106 @@ describe("ProxyCall with the stack's manual timers", () => {
     stack.timers.advance(5_000);
     expect(stack.requests[0]!.cancelled).toBe(true);
     expect(stack.requests).toHaveLength(2);
+  });
+
+  it("a target with no provisional answer within invite_timeout_s is cancelled and the next target tried", async () => {
+    const { stack } = await setup({
+      "+15125550100": {
+        voice: {
+          invite_timeout_s: 3,
+          targets: [
+            { uri: `sip:first@${PBX}:5080`, priority: 1 },
+            { uri: `sip:second@${PBX}:5081`, priority: 2 },
+          ],
+        },
+      },
+    });
+    stack.receive(invite("+15125550100", TRUNK_IP), TRUNK_IP);
+    stack.timers.advance(2_999);
+    expect(stack.requests).toHaveLength(1);
+    stack.timers.advance(1);
+    expect(stack.requests[0]!.cancelled).toBe(true);
+    expect(stack.requests.map((r) => r.dest.port)).toEqual([5080, 5081]);
+  });
+
+  it("a 100 Trying stops the invite timer: the target then rings for its ring timeout", async () => {
+    const { stack } = await setup({
+      "+15125550100": {
+        voice: {
+          invite_timeout_s: 3,
+          ring_timeout_s: 20,
+          targets: [
+            { uri: `sip:first@${PBX}:5080`, priority: 1 },
+            { uri: `sip:second@${PBX}:5081`, priority: 2 },
+          ],
+        },
+      },
+    });
+    stack.receive(invite("+15125550100", TRUNK_IP), TRUNK_IP);
+    stack.respond(0, 100);
+    stack.timers.advance(19_999);
+    expect(stack.requests).toHaveLength(1);
+    stack.timers.advance(1);
+    expect(stack.requests).toHaveLength(2);
+  });
+
+  it("a failure in failover_on moves to the next target; one not in it is the caller's answer", async () => {
+    const targets = [
+      { uri: `sip:first@${PBX}:5080`, priority: 1 },
+      { uri: `sip:second@${PBX}:5081`, priority: 2 },
+    ];
+    const { stack } = await setup({ "+15125550100": { voice: { failover_on: [503], targets } }, "+15125550200": { voice: { failover_on: [503], targets } } });
+    stack.receive(invite("+15125550100", TRUNK_IP), TRUNK_IP);
+    stack.respond(0, 503, "a");
+    expect(stack.requests.map((r) => r.dest.port)).toEqual([5080, 5081]);
+    stack.respond(1, 200, "b");
+    stack.receive(invite("+15125550200", TRUNK_IP), TRUNK_IP);
+    stack.respond(2, 486, "c");
+    expect(stack.requests).toHaveLength(3);
+    expect(stack.statuses()).toEqual([100, 200, 100, 486]);
+  });
+
+  it("simultaneous ringing: a priority group gets the INVITE at once; the first 2xx wins and the others are cancelled", async () => {
+    const { stack } = await setup({
+      "+15125550100": {
+        voice: {
+          ring: "simultaneous",
+          targets: [
+            { uri: `sip:a@${PBX}:5080`, priority: 1 },
+            { uri: `sip:b@${PBX}:5081`, priority: 1 },
+            { uri: `sip:c@${PBX}:5082`, priority: 2 },
+          ],
+        },
+      },
+    });
+    stack.receive(invite("+15125550100", TRUNK_IP), TRUNK_IP);
+    expect(stack.requests.map((r) => r.dest.port).sort()).toEqual([5080, 5081]);
+    const b = stack.requests.findIndex((r) => r.dest.port === 5081);
+    const a = 1 - b;
+    stack.respond(b, 200, "b");
+    expect(stack.requests[a]!.cancelled).toBe(true);
+    expect(stack.requests[b]!.cancelled).toBe(false);
+    expect(stack.requests).toHaveLength(2);
+    expect(stack.statuses()).toEqual([100, 200]);
+  });
+
+  it("a 6xx ends the call: the other branches are cancelled and no further group is tried", async () => {
+    const { stack } = await setup({
+      "+15125550100": {
+        voice: {
+          ring: "simultaneous",
+          targets: [
+            { uri: `sip:a@${PBX}:5080`, priority: 1 },
+            { uri: `sip:b@${PBX}:5081`, priority: 1 },
+            { uri: `sip:c@${PBX}:5082`, priority: 2 },
+          ],
+        },
+      },
+    });
+    stack.receive(invite("+15125550100", TRUNK_IP), TRUNK_IP);
+    stack.respond(0, 603, "a");
+    expect(stack.requests[1]!.cancelled).toBe(true);
+    expect(stack.requests).toHaveLength(2);
+    expect(stack.statuses()).toEqual([100, 603]);
   });
 });
