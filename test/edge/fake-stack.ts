@@ -91,6 +91,8 @@ export class FakeStack implements EdgeStack, TxContext {
   respond(i: number, status: number, toTag?: string): void {
     const c = this.requests[i]!;
     const res = createResponse(c.request, status, undefined, toTag !== undefined ? { toTag } : {});
+    // ClientTxHandler names the stack's own class; the edge's handlers use no more of it than
+    // EdgeClientTx has
     c.handler.onResponse(res, c as unknown as ClientTransaction);
   }
 
