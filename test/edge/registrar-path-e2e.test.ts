@@ -153,7 +153,8 @@ describe("a TCP phone registered on edge 1, called through edge 2", () => {
       const e1 = edges[0]!;
       const n = peer.got.length;
       peer.send(e1.udp, request("INVITE", contact, { address: STRANGER_IP, port: peer.port }, { callId, extra: [`Route: ${route}`] }));
-      return waitFor(() => peer.got.slice(n).find((m) => !m.isRequest && m.status >= 200), 5000, 20).catch(() => {
+      // matched by Call-ID: the 403s are not ACKed here, so edge 1 resends them over UDP meanwhile
+      return waitFor(() => peer.got.slice(n).find((m) => !m.isRequest && m.status >= 200 && m.callId === callId), 5000, 20).catch(() => {
         throw new Error(`${what}: no final answer from edge 1`);
       });
     };
@@ -187,7 +188,7 @@ describe("a TCP phone registered on edge 1, called through edge 2", () => {
       expect(inv.callId).toBe(callId);
       expect(phone.got.filter((m) => m.isRequest && m.method === "INVITE" && m.callId?.startsWith("forged-"))).toEqual([]);
       phone.send(answerTo(inv, "486 Busy Here"));
-      const busy = await waitFor(() => peer.got.slice(n).find((m) => !m.isRequest && m.status >= 200), 5000, 20);
+      const busy = await waitFor(() => peer.got.slice(n).find((m) => !m.isRequest && m.status >= 200 && m.callId === callId), 5000, 20);
       expect(busy?.status).toBe(486);
     }, 60_000);
   });
