@@ -154,7 +154,9 @@ export class SmsKeywords {
         reply = texts?.helpReply ?? this.o.texts?.().help_reply ?? DEFAULT_OPTOUT_TEXTS.help;
       }
     }
-    const handled = kind !== undefined || (forward !== undefined && forward.length > 0);
+    // A forward handles only what is forwarded: a binary or incomplete message to a route that
+    // only forwards would otherwise be accepted and reach no one.
+    const handled = kind !== undefined || (forward !== undefined && forward.length > 0 && m.text !== undefined && !m.partial);
     return {
       webhook,
       smpp,

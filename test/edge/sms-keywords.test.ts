@@ -174,6 +174,19 @@ describe("SmsKeywords", () => {
     expect([p.handled, p.kind, p.webhook]).toEqual([false, undefined, "https://h/other"]);
   });
 
+  it("a route that only forwards does not take a binary or incomplete message (it would reach no one)", async () => {
+    const { inbound, sent } = setup({ "+15125550300": { sms: { forward: "+447700900500" } } });
+    const bin = await inbound("+15125550300", "+447700900004", undefined);
+    const part = await inbound("+15125550300", "+447700900004", "hello, this is the first half", true);
+    expect([bin.handled, bin.webhook, bin.smpp]).toEqual([false, undefined, undefined]);
+    expect([part.handled, part.webhook, part.smpp]).toEqual([false, undefined, undefined]);
+    const text = await inbound("+15125550300", "+447700900004", "hello");
+    expect(text.handled).toBe(true);
+    text.commit();
+    await flush();
+    expect(sent).toEqual([{ from: "+15125550300", to: "+447700900500", text: "From +447700900004: hello" }]);
+  });
+
   it("an opt-out store that fails: the message gets a temporary failure", async () => {
     const broken: OptOutStore = { optOut: () => Promise.reject(new Error("down")), optIn: () => Promise.reject(new Error("down")), isOptedOut: async () => false };
     const { kw } = setup(routes, broken);
