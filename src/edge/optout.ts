@@ -69,12 +69,16 @@ export class MemoryOptOutStore implements OptOutStore {
   private readonly set = new Set<string>();
   constructor(private readonly max = 1_000_000) {}
   async optOut(number: string, sender: string): Promise<void> {
-    // bounded: at the cap the oldest opt-out is forgotten (logged by the caller's metrics)
+    const key = number + " " + sender;
+    // a repeated STOP (an SMSC's retry) is already recorded: at the cap it must not cost another
+    // recipient's opt-out
+    if (this.set.has(key)) return;
+    // bounded: at the cap the oldest opt-out is forgotten
     if (this.set.size >= this.max) {
       const first = this.set.values().next().value;
       if (first !== undefined) this.set.delete(first);
     }
-    this.set.add(number + " " + sender);
+    this.set.add(key);
   }
   async optIn(number: string, sender: string): Promise<void> {
     this.set.delete(number + " " + sender);

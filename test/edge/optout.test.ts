@@ -49,4 +49,11 @@ describe("memory opt-out store bound", () => {
     expect(await s.isOptedOut("+1", "+249")).toBe(true);
     expect(await s.isOptedOut("+1", "+20")).toBe(false);
   });
+  it("at the cap, a repeated opt-out forgets no one", async () => {
+    const s = new MemoryOptOutStore(2);
+    await s.optOut("+1", "+21");
+    await s.optOut("+1", "+22");
+    await s.optOut("+1", "+22");
+    expect([await s.isOptedOut("+1", "+21"), await s.isOptedOut("+1", "+22")]).toEqual([true, true]);
+  });
 });
