@@ -239,8 +239,22 @@ export class SmsKeywords {
   }
 }
 
-/** The text of a forwarded message: the template with {from}, {to} and {text} replaced. */
+/**
+ * The text of a forwarded message: the template with {from}, {to} and {text} replaced, cut at
+ * MAX_FORWARD_CHARS. Built piece by piece and stopped at the cut: a template of many {text} would
+ * otherwise build hundreds of thousands of characters per message only to drop them. The cut never
+ * splits a surrogate pair (half an emoji is not a character any handset can show).
+ */
 export function forwardText(template: string, from: string, to: string, text: string): string {
-  const out = template.replace(/\{(from|to|text)\}/g, (_, k: string) => (k === "from" ? from : k === "to" ? to : text));
-  return out.length <= MAX_FORWARD_CHARS ? out : out.slice(0, MAX_FORWARD_CHARS);
+  let out = "";
+  let last = 0;
+  for (const m of template.matchAll(/\{(from|to|text)\}/g)) {
+    out += template.slice(last, m.index) + (m[1] === "from" ? from : m[1] === "to" ? to : text);
+    last = m.index + m[0].length;
+    if (out.length > MAX_FORWARD_CHARS) break;
+  }
+  if (out.length <= MAX_FORWARD_CHARS) out += template.slice(last);
+  if (out.length <= MAX_FORWARD_CHARS) return out;
+  const high = out.charCodeAt(MAX_FORWARD_CHARS - 1);
+  return out.slice(0, high >= 0xd800 && high <= 0xdbff ? MAX_FORWARD_CHARS - 1 : MAX_FORWARD_CHARS);
 }

@@ -66,6 +66,14 @@ describe("forwardText", () => {
     expect(forwardText("From {from}: {text}", "+4477", "+1512", "hi {to}")).toBe("From +4477: hi {to}");
     expect(forwardText("{to}<-{from} {text}{text} {x}", "a", "b", "t")).toBe("b<-a tt {x}");
     expect(forwardText("{text}", "a", "b", "z".repeat(2000))).toHaveLength(1600);
+    expect(forwardText("{text}".repeat(266), "a", "b", "z".repeat(1600))).toBe("z".repeat(1600));
+    expect(forwardText("{text} {from}", "$&{text}", "b", "t")).toBe("t $&{text}");
+  });
+
+  it("does not split an emoji at the cut", () => {
+    const out = forwardText("{text}", "a", "b", "a" + "\u{1F600}".repeat(1000));
+    expect(out).toHaveLength(1599);
+    expect(out.endsWith("\u{1F600}")).toBe(true);
   });
 });
 
