@@ -60,6 +60,18 @@ const ANSWERS_PER_WINDOW = 5;
 const ANSWER_WINDOW_MS = 60_000;
 const ANSWER_PAIRS_MAX = 100_000;
 
+/**
+ * Forwards of one sender's messages to one DID: at most FORWARDS_PER_WINDOW per ANSWER_WINDOW_MS.
+ * A forward goes to a number outside didgate, which may itself forward (another provider's
+ * number, a phone's auto-reply) back to the DID, directly or through others: didgate cannot see
+ * such a chain, and without a bound one message would circle in it for ever, each turn a paid
+ * message of up to 1600 characters to every forward number. A spoofed sender flooding a
+ * forwarding DID is bounded by the same count. Over it, a message that also goes to a webhook or
+ * SMPP target is not forwarded (counted as rate_limited); one for a route that only forwards is
+ * declined with a temporary failure, so the SMSC sends it again later and nothing is lost.
+ */
+const FORWARDS_PER_WINDOW = 10;
+
 export class SmsKeywordMetrics {
   readonly keywords: Counter<"kind">;
   readonly replies: Counter<"kind" | "outcome">;
@@ -111,13 +123,19 @@ export class SmsKeywords {
   readonly metrics: SmsKeywordMetrics;
   /** "did recipient" -> answers sent in the current window (the entry expires with its window). */
   private readonly answered = new LRUCache<string, { n: number }>({ max: ANSWER_PAIRS_MAX, ttl: ANSWER_WINDOW_MS, ttlAutopurge: false });
+  /** "did sender" -> messages forwarded in the current window (bounded like `answered`). */
+  private readonly forwarded = new LRUCache<string, { n: number }>({ max: ANSWER_PAIRS_MAX, ttl: ANSWER_WINDOW_MS, ttlAutopurge: false });
 
   constructor(private readonly o: SmsKeywordsOptions) {
     this.metrics = new SmsKeywordMetrics(o.registry);
   }
 
-  /** Decide what happens to an inbound message; an opt-out or opt-in is recorded now. "temporary" when it could not be. */
-  async inbound(m: InboundMessage): Promise<InboundPlan | "temporary"> {
+  /**
+   * Decide what happens to an inbound message; an opt-out or opt-in is recorded now. "temporary"
+   * when it could not be; "rate_limited" when the route only forwards and this sender's messages
+   * to the DID were forwarded FORWARDS_PER_WINDOW times in the window.
+   */
+  async inbound(m: InboundMessage): Promise<InboundPlan | "temporary" | "rate_limited"> {
     const sms = m.route.sms;
     let webhook = sms?.webhook;
     let smpp = sms?.smpp;
@@ -156,13 +174,23 @@ export class SmsKeywords {
     }
     // A forward handles only what is forwarded: a binary or incomplete message to a route that
     // only forwards would otherwise be accepted and reach no one.
-    const handled = kind !== undefined || (forward !== undefined && forward.length > 0 && m.text !== undefined && !m.partial);
+    const forwards = forward !== undefined && forward.length > 0 && m.text !== undefined && !m.partial;
+    let limited = false;
+    if (forwards && !this.isOurs(m.from) && (this.forwarded.get(m.did + " " + m.from, { updateAgeOnGet: false })?.n ?? 0) >= FORWARDS_PER_WINDOW) {
+      if (webhook === undefined && smpp === undefined) {
+        this.metrics.forwards.inc({ outcome: "rate_limited" });
+        this.o.logger.info({ id: m.id, did: m.did }, "not forwarded now: too many messages from this sender to this number (declined with a temporary failure)");
+        return "rate_limited";
+      }
+      limited = true;
+    }
+    const handled = kind !== undefined || forwards;
     return {
       webhook,
       smpp,
       handled,
       kind,
-      commit: () => this.commit(m, kind, reply, forward),
+      commit: () => this.commit(m, kind, reply, limited ? "limited" : forward),
     };
   }
 
@@ -175,7 +203,7 @@ export class SmsKeywords {
     this.sendReply("sync", { from: body.to, to: body.from, text, tenant: body.tenant }, body.id);
   }
 
-  private commit(m: InboundMessage, kind: KeywordKind | undefined, reply: string | undefined, forward: readonly string[] | undefined): void {
+  private commit(m: InboundMessage, kind: KeywordKind | undefined, reply: string | undefined, forward: readonly string[] | "limited" | undefined): void {
     if (kind !== undefined) {
       this.metrics.keywords.inc({ kind });
       this.o.logger.info({ id: m.id, did: m.did, kind }, "sms keyword");
@@ -194,6 +222,15 @@ export class SmsKeywords {
       this.o.logger.info({ id: m.id, did: m.did }, "not forwarded: the sender is a number of ours (a forward of a forward)");
       return;
     }
+    if (forward === "limited") {
+      this.metrics.forwards.inc({ outcome: "rate_limited" });
+      this.o.logger.info({ id: m.id, did: m.did }, "not forwarded: too many messages from this sender to this number");
+      return;
+    }
+    const key = m.did + " " + m.from;
+    const seen = this.forwarded.get(key, { updateAgeOnGet: false });
+    if (seen === undefined) this.forwarded.set(key, { n: 1 });
+    else seen.n++;
     const text = forwardText(m.route.sms?.forwardTemplate ?? DEFAULT_FORWARD_TEMPLATE, m.from, m.did, m.text);
     for (const to of forward) {
       if (to === m.did || to === m.from) continue;

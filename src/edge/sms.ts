@@ -180,8 +180,8 @@ export class SmsEdge {
     const from = displayAddress(msg.source, plan);
     // Opt-out words, keywords and forwards may change where the message goes (sms-keywords.ts).
     const auto = sms === undefined || this.opts.keywords === undefined ? undefined : await this.opts.keywords.inbound({ did: to.e164, route, from, text: msg.text, partial: msg.partial === true, id: msg.message_id });
-    if (auto === "temporary") {
-      this.finish(msg, "temporary", { did: to.e164, route_key: key, why: "opt-out store" });
+    if (auto === "temporary" || auto === "rate_limited") {
+      this.finish(msg, "temporary", { did: to.e164, route_key: key, why: auto === "temporary" ? "opt-out store" : "forward limit" });
       return { status: "temporary" };
     }
     const webhook = auto !== undefined ? auto.webhook : sms?.webhook;

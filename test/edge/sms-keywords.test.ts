@@ -100,10 +100,10 @@ function setup(routes: Record<string, unknown>, optouts: OptOutStore = new Memor
   });
   const inbound = async (did: string, from: string, text: string | undefined, partial = false): Promise<InboundPlan> => {
     const p = await kw.inbound({ did, route: t.lookup(did)!, from, text, partial, id: "m" });
-    if (p === "temporary") throw new Error("temporary");
+    if (p === "temporary" || p === "rate_limited") throw new Error(p);
     return p;
   };
-  return { kw, sent, inbound, optouts };
+  return { kw, sent, inbound, optouts, t };
 }
 
 const flush = () => new Promise((r) => setImmediate(r));
@@ -193,6 +193,26 @@ describe("SmsKeywords", () => {
     text.commit();
     await flush();
     expect(sent).toEqual([{ from: "+15125550300", to: "+447700900500", text: "From +447700900004: hello" }]);
+  });
+
+  it("forwards at most 10 messages a minute from one sender to one DID (a chain of outside forwards back to the DID is bounded)", async () => {
+    const { kw, sent, inbound, t } = setup({ "+15125550300": { sms: { forward: "+447700900500" } }, "+15125550400": { sms: { webhook: "https://h/in", forward: "+447700900500" } } });
+    for (let i = 0; i < 10; i++) (await inbound("+15125550300", "+447700900006", `m${i}`)).commit();
+    for (let i = 0; i < 10; i++) (await inbound("+15125550400", "+447700900006", `m${i}`)).commit();
+    await flush();
+    expect(sent).toHaveLength(20);
+    // a route that only forwards declines the 11th with a temporary failure (the SMSC sends it again later)
+    expect(await kw.inbound({ did: "+15125550300", route: t.lookup("+15125550300")!, from: "+447700900006", text: "again", partial: false, id: "m" })).toBe("rate_limited");
+    // a route with a webhook still takes it, without the forward
+    const w = await inbound("+15125550400", "+447700900006", "again");
+    expect([w.handled, w.webhook]).toEqual([true, "https://h/in"]);
+    w.commit();
+    // another sender is not held back
+    (await inbound("+15125550300", "+447700900007", "hi")).commit();
+    await flush();
+    expect(sent.slice(20)).toEqual([{ from: "+15125550300", to: "+447700900500", text: "From +447700900007: hi" }]);
+    const limited = (await kw.metrics.forwards.get()).values.find((v) => v.labels.outcome === "rate_limited");
+    expect(limited?.value).toBe(2);
   });
 
   it("an opt-out store that fails: the message gets a temporary failure", async () => {
