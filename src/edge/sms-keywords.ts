@@ -106,6 +106,12 @@ export interface InboundMessage {
   /** Parts of a long message that never all came. */
   partial: boolean;
   id: string;
+  /**
+   * A copy of a message accepted before (an SMSC's retry within the dedup window): a stop word is
+   * recorded again (harmless, and the safe side when it is in fact a new STOP), a start word is
+   * not (a late retry of START would undo a STOP sent since).
+   */
+  repeat?: boolean;
 }
 
 /** Where the message goes, and what is sent once it was accepted. */
@@ -149,7 +155,9 @@ export class SmsKeywords {
       let kw: SmsKeyword | undefined;
       if (ok === "stop" || ok === "start") {
         kind = ok;
-        if (number) {
+        if (number && ok === "start" && m.repeat === true) {
+          this.o.logger.info({ id: m.id, did: m.did }, "opt-in not applied again: a repeated copy of an accepted START");
+        } else if (number) {
           try {
             if (ok === "stop") await this.o.optouts.optOut(m.did, m.from);
             else await this.o.optouts.optIn(m.did, m.from);

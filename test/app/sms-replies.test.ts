@@ -234,4 +234,19 @@ describe("opt-out", () => {
       ["15125550130", DEFAULT_OPTOUT_TEXTS.stop],
     ]);
   });
+
+  it("an SMSC's late retry of an accepted START (same PDU, within the dedup window) does not undo a STOP sent since", async () => {
+    const who = "447700900009";
+    expect((await deliver(who, "15125550150", "START")).command_status).toBe(0);
+    expect((await deliver(who, "15125550150", "STOP")).command_status).toBe(0);
+    expect(await app.optouts!.isOptedOut("+15125550150", `+${who}`)).toBe(true);
+    // the retry is answered as the first copy was, and changes nothing
+    expect((await deliver(who, "15125550150", "START")).command_status).toBe(0);
+    expect(await app.optouts!.isOptedOut("+15125550150", `+${who}`)).toBe(true);
+    expect((await appSubmit("15125550150", who)).command_status).toBe(STATUS.ESME_RX_R_APPN);
+    // a retry of the STOP still records the opt-out (a STOP is never ignored)
+    await app.optouts!.optIn("+15125550150", `+${who}`);
+    expect((await deliver(who, "15125550150", "STOP")).command_status).toBe(0);
+    expect(await app.optouts!.isOptedOut("+15125550150", `+${who}`)).toBe(true);
+  });
 });
