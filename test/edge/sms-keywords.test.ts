@@ -215,6 +215,16 @@ describe("SmsKeywords", () => {
     expect(limited?.value).toBe(2);
   });
 
+  it("a webhook reply is not sent from a number that is no longer the tenant's (released, or moved to another)", async () => {
+    const { kw, sent } = setup(routes);
+    const body = (to: string, tenant: string | null) => ({ type: "message.received" as const, id: "z", received_at: "", from: "+447700900008", to, text: "", encoding: "gsm7", parts: 1, tenant, smpp: { peer: "c", message_id: "3" } });
+    kw.reply(body("+15125550999", "acme"), "gone");
+    kw.reply(body("+15125550100", "other"), "moved");
+    kw.reply(body("+15125550100", "acme"), "still ours");
+    await flush();
+    expect(sent).toEqual([{ from: "+15125550100", to: "+447700900008", text: "still ours" }]);
+  });
+
   it("an opt-out store that fails: the message gets a temporary failure", async () => {
     const broken: OptOutStore = { optOut: () => Promise.reject(new Error("down")), optIn: () => Promise.reject(new Error("down")), isOptedOut: async () => false };
     const { kw } = setup(routes, broken);
