@@ -28,18 +28,25 @@ const WORDS: ReadonlyMap<string, OptKeyword> = new Map([
   ["INFO", "help"],
 ]);
 
+/**
+ * Whitespace, control characters (a C string's NUL terminator that some SMSCs leave in
+ * short_message, CR/LF) and zero-width characters at either end: not part of the word. A STOP
+ * followed by a NUL is still a STOP; missing it would leave the sender subscribed.
+ */
+const EDGE_JUNK = /^[\s\u0000-\u001f\u007f\u200b-\u200d\u2060\ufeff]+|[\s\u0000-\u001f\u007f\u200b-\u200d\u2060\ufeff]+$/g;
+
 /** The opt-out keyword a message text is, if any. */
 export function optKeyword(text: string): OptKeyword | null {
   if (text.length > 32) return null;
-  const t = text.trim().replace(/[.!?]+$/, "").toUpperCase();
+  const t = text.replace(EDGE_JUNK, "").replace(/[.!?]+$/, "").toUpperCase();
   return WORDS.get(t) ?? null;
 }
 
 /** The first word of a text, upper-cased (for route keywords such as JOIN). */
 export function firstWord(text: string): string {
-  const t = text.trimStart();
+  const t = text.slice(0, 256).replace(EDGE_JUNK, "");
   let e = 0;
-  while (e < t.length && e < 64 && !/\s/.test(t[e]!)) e++;
+  while (e < t.length && e < 64 && !/[\s\u0000-\u001f\u007f\u200b-\u200d\u2060\ufeff]/.test(t[e]!)) e++;
   return t.slice(0, e).replace(/[.!?,;:]+$/, "").toUpperCase();
 }
 

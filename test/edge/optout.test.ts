@@ -21,6 +21,13 @@ describe("opt-out keywords", () => {
     for (const w of ["HELP", "info?"]) expect(optKeyword(w)).toBe("help");
     for (const w of ["please stop", "STOPPED", "", "stop it now", "x".repeat(100)]) expect(optKeyword(w)).toBeNull();
   });
+  it("ignores a NUL terminator, control and zero-width characters around the word", () => {
+    for (const w of ["STOP\u0000", "\u0000stop\u0000\u0000", "Stop\r\n", "\ufeffSTOP", "STOP\u200b", "stop!\u0000"]) expect(optKeyword(w)).toBe("stop");
+    expect(optKeyword("START\u0000")).toBe("start");
+    expect(optKeyword("S\u0000TOP")).toBeNull();
+    expect(firstWord("join\u0000")).toBe("JOIN");
+    expect(firstWord("\u200bjoin\u0000now")).toBe("JOIN");
+  });
   it("takes the first word for route keywords", () => {
     expect(firstWord("  join the club")).toBe("JOIN");
     expect(firstWord("Info, please")).toBe("INFO");
