@@ -184,7 +184,8 @@ export class SmsKeywords {
     // only forwards would otherwise be accepted and reach no one.
     const forwards = forward !== undefined && forward.length > 0 && m.text !== undefined && !m.partial;
     let limited = false;
-    if (forwards && !this.isOurs(m.from) && (this.forwarded.get(m.did + " " + m.from, { updateAgeOnGet: false })?.n ?? 0) >= FORWARDS_PER_WINDOW) {
+    // (a repeat of an accepted message is answered as accepted without being forwarded again)
+    if (forwards && m.repeat !== true && !this.isOurs(m.from) && (this.forwarded.get(m.did + " " + m.from, { updateAgeOnGet: false })?.n ?? 0) >= FORWARDS_PER_WINDOW) {
       if (webhook === undefined && smpp === undefined) {
         this.metrics.forwards.inc({ outcome: "rate_limited" });
         this.o.logger.info({ id: m.id, did: m.did }, "not forwarded now: too many messages from this sender to this number (declined with a temporary failure)");

@@ -203,6 +203,8 @@ describe("SmsKeywords", () => {
     expect(sent).toHaveLength(20);
     // a route that only forwards declines the 11th with a temporary failure (the SMSC sends it again later)
     expect(await kw.inbound({ did: "+15125550300", route: t.lookup("+15125550300")!, from: "+447700900006", text: "again", partial: false, id: "m" })).toBe("rate_limited");
+    // an SMSC's retry of one that was accepted is not declined (it is answered as accepted and not forwarded again)
+    expect(await kw.inbound({ did: "+15125550300", route: t.lookup("+15125550300")!, from: "+447700900006", text: "m9", partial: false, id: "m", repeat: true })).not.toBe("rate_limited");
     // a route with a webhook still takes it, without the forward
     const w = await inbound("+15125550400", "+447700900006", "again");
     expect([w.handled, w.webhook]).toEqual([true, "https://h/in"]);
