@@ -23,6 +23,8 @@ let app: Didgate;
 let smsc: TestSmsc;
 let carrier: TestEsme;
 let appEsme: TestEsme;
+/** An app account whose listed senders include a number written as digits. */
+let senderEsme: TestEsme;
 
 /** What reached the SMSC for one destination: [source, text]. */
 const sent = (to: string) => submittedTo(smsc, to);
@@ -81,6 +83,7 @@ beforeAll(async () => {
         accounts: [
           { system_id: "carrier-1", password: "pw-c", role: "carrier", sources: ["127.0.0.1"], country_code: "1" },
           { system_id: "app-1", password: "pw-a", role: "app", tenant: "acme", country_code: "1" },
+          { system_id: "app-2", password: "pw-b", role: "app", senders: ["15125550150"], country_code: "1" },
         ],
         binds: [{ name: "smsc-r", host: "127.0.0.1", port: smsc.port, system_id: "didgate", password: "pw", mode: "transceiver" }],
       },
@@ -94,11 +97,14 @@ beforeAll(async () => {
   expect((await carrier.bind("bind_transceiver", "carrier-1", "pw-c")).command_status).toBe(0);
   appEsme = await connectEsme(port);
   expect((await appEsme.bind("bind_transceiver", "app-1", "pw-a")).command_status).toBe(0);
+  senderEsme = await connectEsme(port);
+  expect((await senderEsme.bind("bind_transceiver", "app-2", "pw-b")).command_status).toBe(0);
 }, 30_000);
 
 afterAll(async () => {
   await carrier?.close();
   await appEsme?.close();
+  await senderEsme?.close();
   await app?.stop(1000);
   await smsc?.close();
   await new Promise<void>((r) => receiver.close(() => r()));
@@ -248,5 +254,13 @@ describe("opt-out", () => {
     await app.optouts!.optIn("+15125550150", `+${who}`);
     expect((await deliver(who, "15125550150", "STOP")).command_status).toBe(0);
     expect(await app.optouts!.isOptedOut("+15125550150", `+${who}`)).toBe(true);
+  });
+
+  it("an app sending from a listed sender written as digits is refused after a STOP to that number", async () => {
+    const who = "447700900010";
+    const fromListed = () => senderEsme.send("submit_sm", { source_addr: "15125550150", source_addr_ton: 1, source_addr_npi: 1, destination_addr: who, dest_addr_ton: 1, dest_addr_npi: 1, short_message: "promo" });
+    expect((await fromListed()).command_status).toBe(0);
+    expect((await deliver(who, "15125550150", "STOP")).command_status).toBe(0);
+    expect((await fromListed()).command_status).toBe(STATUS.ESME_RX_R_APPN);
   });
 });
