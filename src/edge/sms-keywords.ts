@@ -212,9 +212,8 @@ export class SmsKeywords {
     // The webhook may answer long after the message came (spool retries, a replay from the dead
     // letter queue): the number may have been released or moved to another tenant since, and a
     // reply from it would then be sent from someone else's number.
-    const t = this.o.store.current;
-    const r = t.lookup(body.to);
-    if (r === undefined || t.match.kind === MATCH_DEFAULT || (r.tenant ?? null) !== body.tenant) {
+    const r = this.o.store.current.lookup(body.to);
+    if (r === undefined || (r.tenant ?? null) !== body.tenant) {
       this.o.logger.info({ id: body.id, did: body.to }, "webhook reply not sent: the number is no longer this tenant's");
       return;
     }

@@ -225,6 +225,12 @@ describe("SmsKeywords", () => {
     kw.reply(body("+15125550100", "acme"), "still ours");
     await flush();
     expect(sent).toEqual([{ from: "+15125550100", to: "+447700900008", text: "still ours" }]);
+    // released to a default route of no tenant: not the tenant's any more; a default route's own message is answered
+    const d = setup({ ...routes, "*": { sms: { webhook: "https://h/default" } } });
+    d.kw.reply(body("+15125550999", "acme"), "gone");
+    d.kw.reply(body("+15125550999", null), "default");
+    await flush();
+    expect(d.sent).toEqual([{ from: "+15125550999", to: "+447700900008", text: "default" }]);
   });
 
   it("an opt-out store that fails: the message gets a temporary failure", async () => {
