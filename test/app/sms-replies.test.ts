@@ -256,6 +256,12 @@ describe("opt-out", () => {
     expect(await app.optouts!.isOptedOut("+15125550150", `+${who}`)).toBe(true);
   });
 
+  it("a STOP whose short_message ends in a NUL terminator is an opt-out", async () => {
+    const who = "447700900011";
+    expect((await deliver(who, "15125550150", "STOP\u0000")).command_status).toBe(0);
+    expect(await app.optouts!.isOptedOut("+15125550150", `+${who}`)).toBe(true);
+  });
+
   it("an app sending from a listed sender written as digits is refused after a STOP to that number", async () => {
     const who = "447700900010";
     const fromListed = () => senderEsme.send("submit_sm", { source_addr: "15125550150", source_addr_ton: 1, source_addr_npi: 1, destination_addr: who, dest_addr_ton: 1, dest_addr_npi: 1, short_message: "promo" });
