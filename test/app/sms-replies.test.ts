@@ -162,6 +162,11 @@ describe("forwarding", () => {
     expect((await deliver("447700900004", "15125550130", "once")).command_status).toBe(0);
     expect(await waitSent("15125550140")).toEqual([["15125550130", "From +447700900004: once"]]);
   });
+
+  it("a route with only a forward refuses a binary message (it cannot be forwarded, and would reach no one)", async () => {
+    const r = await carrier.send("deliver_sm", { source_addr: "447700900012", source_addr_ton: 1, source_addr_npi: 1, destination_addr: "15125550130", dest_addr_ton: 1, dest_addr_npi: 1, data_coding: 4, short_message: Buffer.from([0xde, 0xad, 0xbe, 0xef]) });
+    expect(r.command_status).toBe(STATUS.ESME_RINVDSTADR);
+  });
 });
 
 describe("route keywords", () => {
