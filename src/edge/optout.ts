@@ -51,7 +51,8 @@ export function firstWord(text: string): string {
 }
 
 export interface OptOutStore {
-  optOut(number: string, sender: string): Promise<void>;
+  /** Record an opt-out; true when the sender was not opted out of the number before. */
+  optOut(number: string, sender: string): Promise<boolean>;
   optIn(number: string, sender: string): Promise<void>;
   isOptedOut(number: string, recipient: string): Promise<boolean>;
 }
@@ -61,8 +62,8 @@ export class RedisOptOutStore implements OptOutStore {
     private readonly redis: Redis | Cluster,
     private readonly prefix: string,
   ) {}
-  async optOut(number: string, sender: string): Promise<void> {
-    await this.redis.sadd(`${this.prefix}optout:${number}`, sender);
+  async optOut(number: string, sender: string): Promise<boolean> {
+    return (await this.redis.sadd(`${this.prefix}optout:${number}`, sender)) === 1;
   }
   async optIn(number: string, sender: string): Promise<void> {
     await this.redis.srem(`${this.prefix}optout:${number}`, sender);
@@ -75,17 +76,18 @@ export class RedisOptOutStore implements OptOutStore {
 export class MemoryOptOutStore implements OptOutStore {
   private readonly set = new Set<string>();
   constructor(private readonly max = 1_000_000) {}
-  async optOut(number: string, sender: string): Promise<void> {
+  async optOut(number: string, sender: string): Promise<boolean> {
     const key = number + " " + sender;
     // a repeated STOP (an SMSC's retry) is already recorded: at the cap it must not cost another
     // recipient's opt-out
-    if (this.set.has(key)) return;
+    if (this.set.has(key)) return false;
     // bounded: at the cap the oldest opt-out is forgotten
     if (this.set.size >= this.max) {
       const first = this.set.values().next().value;
       if (first !== undefined) this.set.delete(first);
     }
     this.set.add(key);
+    return true;
   }
   async optIn(number: string, sender: string): Promise<void> {
     this.set.delete(number + " " + sender);

@@ -128,7 +128,7 @@ export interface InboundPlan {
 export class SmsKeywords {
   readonly metrics: SmsKeywordMetrics;
   /** "did recipient" -> answers sent in the current window (the entry expires with its window). */
-  private readonly answered = new LRUCache<string, { n: number }>({ max: ANSWER_PAIRS_MAX, ttl: ANSWER_WINDOW_MS, ttlAutopurge: false });
+  private readonly answered = new LRUCache<string, { n: number; stop?: true }>({ max: ANSWER_PAIRS_MAX, ttl: ANSWER_WINDOW_MS, ttlAutopurge: false });
   /** "did sender" -> messages forwarded in the current window (bounded like `answered`). */
   private readonly forwarded = new LRUCache<string, { n: number }>({ max: ANSWER_PAIRS_MAX, ttl: ANSWER_WINDOW_MS, ttlAutopurge: false });
 
@@ -148,6 +148,8 @@ export class SmsKeywords {
     let forward = sms?.forward;
     let kind: KeywordKind | undefined;
     let reply: string | undefined;
+    /** A STOP that opted its sender out now (not one already opted out). */
+    let fresh = false;
     const texts = sms?.optout;
     const number = isE164(m.from);
     if (m.text !== undefined && !m.partial) {
@@ -159,7 +161,7 @@ export class SmsKeywords {
           this.o.logger.info({ id: m.id, did: m.did }, "opt-in not applied again: a repeated copy of an accepted START");
         } else if (number) {
           try {
-            if (ok === "stop") await this.o.optouts.optOut(m.did, m.from);
+            if (ok === "stop") fresh = await this.o.optouts.optOut(m.did, m.from);
             else await this.o.optouts.optIn(m.did, m.from);
           } catch (err) {
             this.o.logger.warn({ id: m.id, did: m.did, kind, err: errMessage(err) }, "opt-out not recorded: message declined with a temporary failure");
@@ -199,7 +201,7 @@ export class SmsKeywords {
       smpp,
       handled,
       kind,
-      commit: () => this.commit(m, kind, reply, limited ? "limited" : forward),
+      commit: () => this.commit(m, kind, reply, limited ? "limited" : forward, fresh),
     };
   }
 
@@ -220,7 +222,7 @@ export class SmsKeywords {
     this.sendReply("sync", { from: body.to, to: body.from, text, tenant: body.tenant }, body.id);
   }
 
-  private commit(m: InboundMessage, kind: KeywordKind | undefined, reply: string | undefined, forward: readonly string[] | "limited" | undefined): void {
+  private commit(m: InboundMessage, kind: KeywordKind | undefined, reply: string | undefined, forward: readonly string[] | "limited" | undefined, fresh: boolean): void {
     if (kind !== undefined) {
       this.metrics.keywords.inc({ kind });
       this.o.logger.info({ id: m.id, did: m.did, kind }, "sms keyword");
@@ -231,7 +233,7 @@ export class SmsKeywords {
       if (isE164(m.from) && !ours) {
         const why: ReplyKind = kind === "keyword" ? "keyword" : kind;
         // the stop confirmation goes to a recipient who has just opted out: carriers expect that one
-        this.sendReply(why, { from: m.did, to: m.from, text: reply, tenant, ...(kind === "stop" ? { ignoreOptOut: true } : {}) }, m.id);
+        this.sendReply(why, { from: m.did, to: m.from, text: reply, tenant, ...(kind === "stop" ? { ignoreOptOut: true } : {}) }, m.id, kind === "stop" && fresh);
       } else this.o.logger.info({ id: m.id, did: m.did, kind }, "keyword answer not sent: the sender is not a phone number or is a number of ours");
     }
     if (forward === undefined || forward.length === 0 || m.text === undefined || m.partial) return;
@@ -261,10 +263,17 @@ export class SmsKeywords {
     }
   }
 
-  private sendReply(kind: ReplyKind, msg: { from: string; to: string; text: string; tenant: string | null; ignoreOptOut?: boolean }, id: string): void {
+  /**
+   * Send an automatic answer within the pair's budget. `newStop`: the confirmation of a STOP that
+   * opted the recipient out just now; it goes even when the budget is spent (a chatty exchange
+   * must not swallow it), once per window, so STOP/START cycles from a spoofed sender stay bounded.
+   */
+  private sendReply(kind: ReplyKind, msg: { from: string; to: string; text: string; tenant: string | null; ignoreOptOut?: boolean }, id: string, newStop = false): void {
     const pair = msg.from + " " + msg.to;
     const seen = this.answered.get(pair, { updateAgeOnGet: false });
-    if (seen !== undefined && seen.n >= ANSWERS_PER_WINDOW) {
+    if (seen !== undefined && seen.n >= ANSWERS_PER_WINDOW && newStop && seen.stop === undefined) {
+      seen.stop = true;
+    } else if (seen !== undefined && seen.n >= ANSWERS_PER_WINDOW) {
       this.metrics.replies.inc({ kind, outcome: "rate_limited" });
       this.o.logger.info({ id, did: msg.from, kind }, "sms reply not sent: too many automatic answers to this recipient from this number");
       return;

@@ -40,7 +40,8 @@ for (const kind of ["redis", "memory"] as const) {
     it("records, checks and removes an opt-out per number", async () => {
       const s: OptOutStore = kind === "redis" ? new RedisOptOutStore(client, "t:") : new MemoryOptOutStore();
       expect(await s.isOptedOut("+15125550100", "+447700900123")).toBe(false);
-      await s.optOut("+15125550100", "+447700900123");
+      expect(await s.optOut("+15125550100", "+447700900123")).toBe(true);
+      expect(await s.optOut("+15125550100", "+447700900123")).toBe(false);
       expect(await s.isOptedOut("+15125550100", "+447700900123")).toBe(true);
       expect(await s.isOptedOut("+15125550101", "+447700900123")).toBe(false);
       await s.optIn("+15125550100", "+447700900123");
@@ -59,8 +60,8 @@ describe("memory opt-out store bound", () => {
   it("at the cap, a repeated opt-out forgets no one", async () => {
     const s = new MemoryOptOutStore(2);
     await s.optOut("+1", "+21");
-    await s.optOut("+1", "+22");
-    await s.optOut("+1", "+22");
+    expect(await s.optOut("+1", "+22")).toBe(true);
+    expect(await s.optOut("+1", "+22")).toBe(false);
     expect([await s.isOptedOut("+1", "+21"), await s.isOptedOut("+1", "+22")]).toEqual([true, true]);
   });
 });

@@ -233,6 +233,20 @@ describe("SmsKeywords", () => {
     expect(d.sent).toEqual([{ from: "+15125550999", to: "+447700900008", text: "default" }]);
   });
 
+  it("the confirmation of a new opt-out is sent even after 5 answers in the minute; once per window", async () => {
+    const { sent, inbound } = setup(routes);
+    const who = "+447700900013";
+    for (let i = 0; i < 5; i++) (await inbound("+15125550100", who, "HELP")).commit();
+    (await inbound("+15125550100", who, "STOP")).commit();
+    // neither a repeated STOP (already opted out), nor a START, nor a second new STOP in the window
+    (await inbound("+15125550100", who, "STOP")).commit();
+    (await inbound("+15125550100", who, "START")).commit();
+    (await inbound("+15125550100", who, "STOP")).commit();
+    await flush();
+    const answers = sent.filter((m) => m.to === who).map((m) => m.text);
+    expect(answers).toEqual([...Array(5).fill("Call 555"), DEFAULT_OPTOUT_TEXTS.stop]);
+  });
+
   it("an opt-out store that fails: the message gets a temporary failure", async () => {
     const broken: OptOutStore = { optOut: () => Promise.reject(new Error("down")), optIn: () => Promise.reject(new Error("down")), isOptedOut: async () => false };
     const { kw } = setup(routes, broken);
