@@ -28,23 +28,31 @@ const WORDS: ReadonlyMap<string, OptKeyword> = new Map([
   ["INFO", "help"],
 ]);
 
+/**
+ * Whitespace, control characters (a C string's NUL terminator that some SMSCs leave in
+ * short_message, CR/LF) and zero-width characters at either end: not part of the word. A STOP
+ * followed by a NUL is still a STOP; missing it would leave the sender subscribed.
+ */
+const EDGE_JUNK = /^[\s\u0000-\u001f\u007f\u200b-\u200d\u2060\ufeff]+|[\s\u0000-\u001f\u007f\u200b-\u200d\u2060\ufeff]+$/g;
+
 /** The opt-out keyword a message text is, if any. */
 export function optKeyword(text: string): OptKeyword | null {
   if (text.length > 32) return null;
-  const t = text.trim().replace(/[.!?]+$/, "").toUpperCase();
+  const t = text.replace(EDGE_JUNK, "").replace(/[.!?]+$/, "").toUpperCase();
   return WORDS.get(t) ?? null;
 }
 
 /** The first word of a text, upper-cased (for route keywords such as JOIN). */
 export function firstWord(text: string): string {
-  const t = text.trimStart();
+  const t = text.slice(0, 256).replace(EDGE_JUNK, "");
   let e = 0;
-  while (e < t.length && e < 64 && !/\s/.test(t[e]!)) e++;
+  while (e < t.length && e < 64 && !/[\s\u0000-\u001f\u007f\u200b-\u200d\u2060\ufeff]/.test(t[e]!)) e++;
   return t.slice(0, e).replace(/[.!?,;:]+$/, "").toUpperCase();
 }
 
 export interface OptOutStore {
-  optOut(number: string, sender: string): Promise<void>;
+  /** Record an opt-out; true when the sender was not opted out of the number before. */
+  optOut(number: string, sender: string): Promise<boolean>;
   optIn(number: string, sender: string): Promise<void>;
   isOptedOut(number: string, recipient: string): Promise<boolean>;
 }
@@ -54,8 +62,8 @@ export class RedisOptOutStore implements OptOutStore {
     private readonly redis: Redis | Cluster,
     private readonly prefix: string,
   ) {}
-  async optOut(number: string, sender: string): Promise<void> {
-    await this.redis.sadd(`${this.prefix}optout:${number}`, sender);
+  async optOut(number: string, sender: string): Promise<boolean> {
+    return (await this.redis.sadd(`${this.prefix}optout:${number}`, sender)) === 1;
   }
   async optIn(number: string, sender: string): Promise<void> {
     await this.redis.srem(`${this.prefix}optout:${number}`, sender);
@@ -68,13 +76,18 @@ export class RedisOptOutStore implements OptOutStore {
 export class MemoryOptOutStore implements OptOutStore {
   private readonly set = new Set<string>();
   constructor(private readonly max = 1_000_000) {}
-  async optOut(number: string, sender: string): Promise<void> {
-    // bounded: at the cap the oldest opt-out is forgotten (logged by the caller's metrics)
+  async optOut(number: string, sender: string): Promise<boolean> {
+    const key = number + " " + sender;
+    // a repeated STOP (an SMSC's retry) is already recorded: at the cap it must not cost another
+    // recipient's opt-out
+    if (this.set.has(key)) return false;
+    // bounded: at the cap the oldest opt-out is forgotten
     if (this.set.size >= this.max) {
       const first = this.set.values().next().value;
       if (first !== undefined) this.set.delete(first);
     }
-    this.set.add(number + " " + sender);
+    this.set.add(key);
+    return true;
   }
   async optIn(number: string, sender: string): Promise<void> {
     this.set.delete(number + " " + sender);

@@ -60,6 +60,18 @@ const ANSWERS_PER_WINDOW = 5;
 const ANSWER_WINDOW_MS = 60_000;
 const ANSWER_PAIRS_MAX = 100_000;
 
+/**
+ * Forwards of one sender's messages to one DID: at most FORWARDS_PER_WINDOW per ANSWER_WINDOW_MS.
+ * A forward goes to a number outside didgate, which may itself forward (another provider's
+ * number, a phone's auto-reply) back to the DID, directly or through others: didgate cannot see
+ * such a chain, and without a bound one message would circle in it for ever, each turn a paid
+ * message of up to 1600 characters to every forward number. A spoofed sender flooding a
+ * forwarding DID is bounded by the same count. Over it, a message that also goes to a webhook or
+ * SMPP target is not forwarded (counted as rate_limited); one for a route that only forwards is
+ * declined with a temporary failure, so the SMSC sends it again later and nothing is lost.
+ */
+const FORWARDS_PER_WINDOW = 10;
+
 export class SmsKeywordMetrics {
   readonly keywords: Counter<"kind">;
   readonly replies: Counter<"kind" | "outcome">;
@@ -94,6 +106,12 @@ export interface InboundMessage {
   /** Parts of a long message that never all came. */
   partial: boolean;
   id: string;
+  /**
+   * A copy of a message accepted before (an SMSC's retry within the dedup window): a stop word is
+   * recorded again (harmless, and the safe side when it is in fact a new STOP), a start word is
+   * not (a late retry of START would undo a STOP sent since).
+   */
+  repeat?: boolean;
 }
 
 /** Where the message goes, and what is sent once it was accepted. */
@@ -110,20 +128,28 @@ export interface InboundPlan {
 export class SmsKeywords {
   readonly metrics: SmsKeywordMetrics;
   /** "did recipient" -> answers sent in the current window (the entry expires with its window). */
-  private readonly answered = new LRUCache<string, { n: number }>({ max: ANSWER_PAIRS_MAX, ttl: ANSWER_WINDOW_MS, ttlAutopurge: false });
+  private readonly answered = new LRUCache<string, { n: number; stop?: true }>({ max: ANSWER_PAIRS_MAX, ttl: ANSWER_WINDOW_MS, ttlAutopurge: false });
+  /** "did sender" -> messages forwarded in the current window (bounded like `answered`). */
+  private readonly forwarded = new LRUCache<string, { n: number }>({ max: ANSWER_PAIRS_MAX, ttl: ANSWER_WINDOW_MS, ttlAutopurge: false });
 
   constructor(private readonly o: SmsKeywordsOptions) {
     this.metrics = new SmsKeywordMetrics(o.registry);
   }
 
-  /** Decide what happens to an inbound message; an opt-out or opt-in is recorded now. "temporary" when it could not be. */
-  async inbound(m: InboundMessage): Promise<InboundPlan | "temporary"> {
+  /**
+   * Decide what happens to an inbound message; an opt-out or opt-in is recorded now. "temporary"
+   * when it could not be; "rate_limited" when the route only forwards and this sender's messages
+   * to the DID were forwarded FORWARDS_PER_WINDOW times in the window.
+   */
+  async inbound(m: InboundMessage): Promise<InboundPlan | "temporary" | "rate_limited"> {
     const sms = m.route.sms;
     let webhook = sms?.webhook;
     let smpp = sms?.smpp;
     let forward = sms?.forward;
     let kind: KeywordKind | undefined;
     let reply: string | undefined;
+    /** A STOP that opted its sender out now (not one already opted out). */
+    let fresh = false;
     const texts = sms?.optout;
     const number = isE164(m.from);
     if (m.text !== undefined && !m.partial) {
@@ -131,9 +157,11 @@ export class SmsKeywords {
       let kw: SmsKeyword | undefined;
       if (ok === "stop" || ok === "start") {
         kind = ok;
-        if (number) {
+        if (number && ok === "start" && m.repeat === true) {
+          this.o.logger.info({ id: m.id, did: m.did }, "opt-in not applied again: a repeated copy of an accepted START");
+        } else if (number) {
           try {
-            if (ok === "stop") await this.o.optouts.optOut(m.did, m.from);
+            if (ok === "stop") fresh = await this.o.optouts.optOut(m.did, m.from);
             else await this.o.optouts.optIn(m.did, m.from);
           } catch (err) {
             this.o.logger.warn({ id: m.id, did: m.did, kind, err: errMessage(err) }, "opt-out not recorded: message declined with a temporary failure");
@@ -154,13 +182,26 @@ export class SmsKeywords {
         reply = texts?.helpReply ?? this.o.texts?.().help_reply ?? DEFAULT_OPTOUT_TEXTS.help;
       }
     }
-    const handled = kind !== undefined || (forward !== undefined && forward.length > 0);
+    // A forward handles only what is forwarded: a binary or incomplete message to a route that
+    // only forwards would otherwise be accepted and reach no one.
+    const forwards = forward !== undefined && forward.length > 0 && m.text !== undefined && !m.partial;
+    let limited = false;
+    // (a repeat of an accepted message is answered as accepted without being forwarded again)
+    if (forwards && m.repeat !== true && !this.isOurs(m.from) && (this.forwarded.get(m.did + " " + m.from, { updateAgeOnGet: false })?.n ?? 0) >= FORWARDS_PER_WINDOW) {
+      if (webhook === undefined && smpp === undefined) {
+        this.metrics.forwards.inc({ outcome: "rate_limited" });
+        this.o.logger.info({ id: m.id, did: m.did }, "not forwarded now: too many messages from this sender to this number (declined with a temporary failure)");
+        return "rate_limited";
+      }
+      limited = true;
+    }
+    const handled = kind !== undefined || forwards;
     return {
       webhook,
       smpp,
       handled,
       kind,
-      commit: () => this.commit(m, kind, reply, forward),
+      commit: () => this.commit(m, kind, reply, limited ? "limited" : forward, fresh),
     };
   }
 
@@ -170,10 +211,18 @@ export class SmsKeywords {
       this.o.logger.info({ id: body.id, did: body.to }, "webhook reply not sent: the sender is not a phone number or is a number of ours");
       return;
     }
+    // The webhook may answer long after the message came (spool retries, a replay from the dead
+    // letter queue): the number may have been released or moved to another tenant since, and a
+    // reply from it would then be sent from someone else's number.
+    const r = this.o.store.current.lookup(body.to);
+    if (r === undefined || (r.tenant ?? null) !== body.tenant) {
+      this.o.logger.info({ id: body.id, did: body.to }, "webhook reply not sent: the number is no longer this tenant's");
+      return;
+    }
     this.sendReply("sync", { from: body.to, to: body.from, text, tenant: body.tenant }, body.id);
   }
 
-  private commit(m: InboundMessage, kind: KeywordKind | undefined, reply: string | undefined, forward: readonly string[] | undefined): void {
+  private commit(m: InboundMessage, kind: KeywordKind | undefined, reply: string | undefined, forward: readonly string[] | "limited" | undefined, fresh: boolean): void {
     if (kind !== undefined) {
       this.metrics.keywords.inc({ kind });
       this.o.logger.info({ id: m.id, did: m.did, kind }, "sms keyword");
@@ -184,7 +233,7 @@ export class SmsKeywords {
       if (isE164(m.from) && !ours) {
         const why: ReplyKind = kind === "keyword" ? "keyword" : kind;
         // the stop confirmation goes to a recipient who has just opted out: carriers expect that one
-        this.sendReply(why, { from: m.did, to: m.from, text: reply, tenant, ...(kind === "stop" ? { ignoreOptOut: true } : {}) }, m.id);
+        this.sendReply(why, { from: m.did, to: m.from, text: reply, tenant, ...(kind === "stop" ? { ignoreOptOut: true } : {}) }, m.id, kind === "stop" && fresh);
       } else this.o.logger.info({ id: m.id, did: m.did, kind }, "keyword answer not sent: the sender is not a phone number or is a number of ours");
     }
     if (forward === undefined || forward.length === 0 || m.text === undefined || m.partial) return;
@@ -192,6 +241,15 @@ export class SmsKeywords {
       this.o.logger.info({ id: m.id, did: m.did }, "not forwarded: the sender is a number of ours (a forward of a forward)");
       return;
     }
+    if (forward === "limited") {
+      this.metrics.forwards.inc({ outcome: "rate_limited" });
+      this.o.logger.info({ id: m.id, did: m.did }, "not forwarded: too many messages from this sender to this number");
+      return;
+    }
+    const key = m.did + " " + m.from;
+    const seen = this.forwarded.get(key, { updateAgeOnGet: false });
+    if (seen === undefined) this.forwarded.set(key, { n: 1 });
+    else seen.n++;
     const text = forwardText(m.route.sms?.forwardTemplate ?? DEFAULT_FORWARD_TEMPLATE, m.from, m.did, m.text);
     for (const to of forward) {
       if (to === m.did || to === m.from) continue;
@@ -205,10 +263,17 @@ export class SmsKeywords {
     }
   }
 
-  private sendReply(kind: ReplyKind, msg: { from: string; to: string; text: string; tenant: string | null; ignoreOptOut?: boolean }, id: string): void {
+  /**
+   * Send an automatic answer within the pair's budget. `newStop`: the confirmation of a STOP that
+   * opted the recipient out just now; it goes even when the budget is spent (a chatty exchange
+   * must not swallow it), once per window, so STOP/START cycles from a spoofed sender stay bounded.
+   */
+  private sendReply(kind: ReplyKind, msg: { from: string; to: string; text: string; tenant: string | null; ignoreOptOut?: boolean }, id: string, newStop = false): void {
     const pair = msg.from + " " + msg.to;
     const seen = this.answered.get(pair, { updateAgeOnGet: false });
-    if (seen !== undefined && seen.n >= ANSWERS_PER_WINDOW) {
+    if (seen !== undefined && seen.n >= ANSWERS_PER_WINDOW && newStop && seen.stop === undefined) {
+      seen.stop = true;
+    } else if (seen !== undefined && seen.n >= ANSWERS_PER_WINDOW) {
       this.metrics.replies.inc({ kind, outcome: "rate_limited" });
       this.o.logger.info({ id, did: msg.from, kind }, "sms reply not sent: too many automatic answers to this recipient from this number");
       return;
@@ -237,8 +302,22 @@ export class SmsKeywords {
   }
 }
 
-/** The text of a forwarded message: the template with {from}, {to} and {text} replaced. */
+/**
+ * The text of a forwarded message: the template with {from}, {to} and {text} replaced, cut at
+ * MAX_FORWARD_CHARS. Built piece by piece and stopped at the cut: a template of many {text} would
+ * otherwise build hundreds of thousands of characters per message only to drop them. The cut never
+ * splits a surrogate pair (half an emoji is not a character any handset can show).
+ */
 export function forwardText(template: string, from: string, to: string, text: string): string {
-  const out = template.replace(/\{(from|to|text)\}/g, (_, k: string) => (k === "from" ? from : k === "to" ? to : text));
-  return out.length <= MAX_FORWARD_CHARS ? out : out.slice(0, MAX_FORWARD_CHARS);
+  let out = "";
+  let last = 0;
+  for (const m of template.matchAll(/\{(from|to|text)\}/g)) {
+    out += template.slice(last, m.index) + (m[1] === "from" ? from : m[1] === "to" ? to : text);
+    last = m.index + m[0].length;
+    if (out.length > MAX_FORWARD_CHARS) break;
+  }
+  if (out.length <= MAX_FORWARD_CHARS) out += template.slice(last);
+  if (out.length <= MAX_FORWARD_CHARS) return out;
+  const high = out.charCodeAt(MAX_FORWARD_CHARS - 1);
+  return out.slice(0, high >= 0xd800 && high <= 0xdbff ? MAX_FORWARD_CHARS - 1 : MAX_FORWARD_CHARS);
 }

@@ -192,6 +192,8 @@ interface QueueInput {
   expiresAt?: number;
   /** Relayed through a masking session (src/edge/sms-masking.ts). */
   mask?: MessageOutboundBody["mask"];
+  /** The number whose opt-outs apply when `from` is a listed sender written as digits (E.164). */
+  optoutFrom?: string;
   /** For refusals' records: parts and encoding as known. */
   partsIn?: number;
   encodingIn?: string;
@@ -293,7 +295,12 @@ export class SmsOutbound {
     // Parts of a long message that never all came (reassembly timed out): not sent cut short.
     if (msg.partial) return this.result(this.finish(c, "permanent", { why: "incomplete long message", parts: msg.parts, total_parts: msg.total_parts }));
     // The sender: a listed alphanumeric sender or short code as written, else a number of the tenant.
-    if (rights === undefined || !rights.senders.has(msg.source.addr)) {
+    if (rights !== undefined && rights.senders.has(msg.source.addr)) {
+      // A listed sender written as a number ("15125550100") reaches the recipient as that number:
+      // a STOP to it (recorded under its E.164 form) must refuse it too.
+      const n = msg.source.ton === 5 ? undefined : smppAddressToE164(msg.source, plan);
+      if (n?.ok === true) c.optoutFrom = n.e164;
+    } else {
       const n = smppAddressToE164(msg.source, plan);
       if (!n.ok) return this.result(this.finish(c, "invalid_source", { why: "not a listed sender" }));
       c.from = n.e164;
@@ -416,7 +423,7 @@ export class SmsOutbound {
     if (this.o.optouts !== undefined && c.ignoreOptOut !== true) {
       let out: boolean;
       try {
-        out = await this.o.optouts.isOptedOut(from, to);
+        out = await this.o.optouts.isOptedOut(c.optoutFrom ?? from, to);
       } catch (err) {
         this.o.logger.warn({ err: errMessage(err) }, "opt-out lookup failed: message declined with a temporary failure");
         return { outcome: this.finish(c, "temporary", { why: "opt-out lookup failed" }) };

@@ -186,10 +186,14 @@ export class SmsEdge {
     }
     const sms = route.sms;
     const from = displayAddress(msg.source, plan);
+    // An SMSC's retry of a message seen within the dedup window keeps the first copy's id; once a
+    // copy was accepted, a retry (its answer was lost or late) is answered without delivering again.
+    // Known before the keywords: a late retry of an accepted START must not undo a STOP sent since.
+    const seen = this.ids.idFor(msg);
     // Opt-out words, keywords and forwards may change where the message goes (sms-keywords.ts).
-    const auto = sms === undefined || this.opts.keywords === undefined ? undefined : await this.opts.keywords.inbound({ did: to.e164, route, from, text: msg.text, partial: msg.partial === true, id: msg.message_id });
-    if (auto === "temporary") {
-      this.finish(msg, "temporary", { did: to.e164, route_key: key, why: "opt-out store" });
+    const auto = sms === undefined || this.opts.keywords === undefined ? undefined : await this.opts.keywords.inbound({ did: to.e164, route, from, text: msg.text, partial: msg.partial === true, id: msg.message_id, repeat: seen.duplicate && seen.accepted });
+    if (auto === "temporary" || auto === "rate_limited") {
+      this.finish(msg, "temporary", { did: to.e164, route_key: key, why: auto === "temporary" ? "opt-out store" : "forward limit" });
       return { status: "temporary" };
     }
     const webhook = auto !== undefined ? auto.webhook : sms?.webhook;
@@ -198,9 +202,6 @@ export class SmsEdge {
       this.finish(msg, "no_sms_route", { did: to.e164, route_key: key });
       return { status: "invalid_destination" };
     }
-    // An SMSC's retry of a message seen within the dedup window keeps the first copy's id; once a
-    // copy was accepted, a retry (its answer was lost or late) is answered without delivering again.
-    const seen = this.ids.idFor(msg);
     if (seen.duplicate) {
       this.metrics.duplicates.inc({ peer: msg.peer, action: seen.accepted ? "suppressed" : "redelivered" });
       if (seen.accepted) {

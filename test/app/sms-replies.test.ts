@@ -23,6 +23,8 @@ let app: Didgate;
 let smsc: TestSmsc;
 let carrier: TestEsme;
 let appEsme: TestEsme;
+/** An app account whose listed senders include a number written as digits. */
+let senderEsme: TestEsme;
 
 /** What reached the SMSC for one destination: [source, text]. */
 const sent = (to: string) => submittedTo(smsc, to);
@@ -81,6 +83,7 @@ beforeAll(async () => {
         accounts: [
           { system_id: "carrier-1", password: "pw-c", role: "carrier", sources: ["127.0.0.1"], country_code: "1" },
           { system_id: "app-1", password: "pw-a", role: "app", tenant: "acme", country_code: "1" },
+          { system_id: "app-2", password: "pw-b", role: "app", senders: ["15125550150"], country_code: "1" },
         ],
         binds: [{ name: "smsc-r", host: "127.0.0.1", port: smsc.port, system_id: "didgate", password: "pw", mode: "transceiver" }],
       },
@@ -94,11 +97,14 @@ beforeAll(async () => {
   expect((await carrier.bind("bind_transceiver", "carrier-1", "pw-c")).command_status).toBe(0);
   appEsme = await connectEsme(port);
   expect((await appEsme.bind("bind_transceiver", "app-1", "pw-a")).command_status).toBe(0);
+  senderEsme = await connectEsme(port);
+  expect((await senderEsme.bind("bind_transceiver", "app-2", "pw-b")).command_status).toBe(0);
 }, 30_000);
 
 afterAll(async () => {
   await carrier?.close();
   await appEsme?.close();
+  await senderEsme?.close();
   await app?.stop(1000);
   await smsc?.close();
   await new Promise<void>((r) => receiver.close(() => r()));
@@ -155,6 +161,11 @@ describe("forwarding", () => {
     expect((await deliver("15125550140", "15125550130", "looping?")).command_status).toBe(0);
     expect((await deliver("447700900004", "15125550130", "once")).command_status).toBe(0);
     expect(await waitSent("15125550140")).toEqual([["15125550130", "From +447700900004: once"]]);
+  });
+
+  it("a route with only a forward refuses a binary message (it cannot be forwarded, and would reach no one)", async () => {
+    const r = await carrier.send("deliver_sm", { source_addr: "447700900012", source_addr_ton: 1, source_addr_npi: 1, destination_addr: "15125550130", dest_addr_ton: 1, dest_addr_npi: 1, data_coding: 4, short_message: Buffer.from([0xde, 0xad, 0xbe, 0xef]) });
+    expect(r.command_status).toBe(STATUS.ESME_RINVDSTADR);
   });
 });
 
@@ -233,5 +244,34 @@ describe("opt-out", () => {
       ["15125550100", DEFAULT_OPTOUT_TEXTS.stop],
       ["15125550130", DEFAULT_OPTOUT_TEXTS.stop],
     ]);
+  });
+
+  it("an SMSC's late retry of an accepted START (same PDU, within the dedup window) does not undo a STOP sent since", async () => {
+    const who = "447700900009";
+    expect((await deliver(who, "15125550150", "START")).command_status).toBe(0);
+    expect((await deliver(who, "15125550150", "STOP")).command_status).toBe(0);
+    expect(await app.optouts!.isOptedOut("+15125550150", `+${who}`)).toBe(true);
+    // the retry is answered as the first copy was, and changes nothing
+    expect((await deliver(who, "15125550150", "START")).command_status).toBe(0);
+    expect(await app.optouts!.isOptedOut("+15125550150", `+${who}`)).toBe(true);
+    expect((await appSubmit("15125550150", who)).command_status).toBe(STATUS.ESME_RX_R_APPN);
+    // a retry of the STOP still records the opt-out (a STOP is never ignored)
+    await app.optouts!.optIn("+15125550150", `+${who}`);
+    expect((await deliver(who, "15125550150", "STOP")).command_status).toBe(0);
+    expect(await app.optouts!.isOptedOut("+15125550150", `+${who}`)).toBe(true);
+  });
+
+  it("a STOP whose short_message ends in a NUL terminator is an opt-out", async () => {
+    const who = "447700900011";
+    expect((await deliver(who, "15125550150", "STOP\u0000")).command_status).toBe(0);
+    expect(await app.optouts!.isOptedOut("+15125550150", `+${who}`)).toBe(true);
+  });
+
+  it("an app sending from a listed sender written as digits is refused after a STOP to that number", async () => {
+    const who = "447700900010";
+    const fromListed = () => senderEsme.send("submit_sm", { source_addr: "15125550150", source_addr_ton: 1, source_addr_npi: 1, destination_addr: who, dest_addr_ton: 1, dest_addr_npi: 1, short_message: "promo" });
+    expect((await fromListed()).command_status).toBe(0);
+    expect((await deliver(who, "15125550150", "STOP")).command_status).toBe(0);
+    expect((await fromListed()).command_status).toBe(STATUS.ESME_RX_R_APPN);
   });
 });

@@ -66,6 +66,14 @@ describe("forwardText", () => {
     expect(forwardText("From {from}: {text}", "+4477", "+1512", "hi {to}")).toBe("From +4477: hi {to}");
     expect(forwardText("{to}<-{from} {text}{text} {x}", "a", "b", "t")).toBe("b<-a tt {x}");
     expect(forwardText("{text}", "a", "b", "z".repeat(2000))).toHaveLength(1600);
+    expect(forwardText("{text}".repeat(266), "a", "b", "z".repeat(1600))).toBe("z".repeat(1600));
+    expect(forwardText("{text} {from}", "$&{text}", "b", "t")).toBe("t $&{text}");
+  });
+
+  it("does not split an emoji at the cut", () => {
+    const out = forwardText("{text}", "a", "b", "a" + "\u{1F600}".repeat(1000));
+    expect(out).toHaveLength(1599);
+    expect(out.endsWith("\u{1F600}")).toBe(true);
   });
 });
 
@@ -92,10 +100,10 @@ function setup(routes: Record<string, unknown>, optouts: OptOutStore = new Memor
   });
   const inbound = async (did: string, from: string, text: string | undefined, partial = false): Promise<InboundPlan> => {
     const p = await kw.inbound({ did, route: t.lookup(did)!, from, text, partial, id: "m" });
-    if (p === "temporary") throw new Error("temporary");
+    if (p === "temporary" || p === "rate_limited") throw new Error(p);
     return p;
   };
-  return { kw, sent, inbound, optouts };
+  return { kw, sent, inbound, optouts, t };
 }
 
 const flush = () => new Promise((r) => setImmediate(r));
@@ -172,6 +180,71 @@ describe("SmsKeywords", () => {
     expect(sent).toEqual([]);
     const p = await inbound("+15125550200", "+447700900004", "hello");
     expect([p.handled, p.kind, p.webhook]).toEqual([false, undefined, "https://h/other"]);
+  });
+
+  it("a route that only forwards does not take a binary or incomplete message (it would reach no one)", async () => {
+    const { inbound, sent } = setup({ "+15125550300": { sms: { forward: "+447700900500" } } });
+    const bin = await inbound("+15125550300", "+447700900004", undefined);
+    const part = await inbound("+15125550300", "+447700900004", "hello, this is the first half", true);
+    expect([bin.handled, bin.webhook, bin.smpp]).toEqual([false, undefined, undefined]);
+    expect([part.handled, part.webhook, part.smpp]).toEqual([false, undefined, undefined]);
+    const text = await inbound("+15125550300", "+447700900004", "hello");
+    expect(text.handled).toBe(true);
+    text.commit();
+    await flush();
+    expect(sent).toEqual([{ from: "+15125550300", to: "+447700900500", text: "From +447700900004: hello" }]);
+  });
+
+  it("forwards at most 10 messages a minute from one sender to one DID (a chain of outside forwards back to the DID is bounded)", async () => {
+    const { kw, sent, inbound, t } = setup({ "+15125550300": { sms: { forward: "+447700900500" } }, "+15125550400": { sms: { webhook: "https://h/in", forward: "+447700900500" } } });
+    for (let i = 0; i < 10; i++) (await inbound("+15125550300", "+447700900006", `m${i}`)).commit();
+    for (let i = 0; i < 10; i++) (await inbound("+15125550400", "+447700900006", `m${i}`)).commit();
+    await flush();
+    expect(sent).toHaveLength(20);
+    // a route that only forwards declines the 11th with a temporary failure (the SMSC sends it again later)
+    expect(await kw.inbound({ did: "+15125550300", route: t.lookup("+15125550300")!, from: "+447700900006", text: "again", partial: false, id: "m" })).toBe("rate_limited");
+    // an SMSC's retry of one that was accepted is not declined (it is answered as accepted and not forwarded again)
+    expect(await kw.inbound({ did: "+15125550300", route: t.lookup("+15125550300")!, from: "+447700900006", text: "m9", partial: false, id: "m", repeat: true })).not.toBe("rate_limited");
+    // a route with a webhook still takes it, without the forward
+    const w = await inbound("+15125550400", "+447700900006", "again");
+    expect([w.handled, w.webhook]).toEqual([true, "https://h/in"]);
+    w.commit();
+    // another sender is not held back
+    (await inbound("+15125550300", "+447700900007", "hi")).commit();
+    await flush();
+    expect(sent.slice(20)).toEqual([{ from: "+15125550300", to: "+447700900500", text: "From +447700900007: hi" }]);
+    const limited = (await kw.metrics.forwards.get()).values.find((v) => v.labels.outcome === "rate_limited");
+    expect(limited?.value).toBe(2);
+  });
+
+  it("a webhook reply is not sent from a number that is no longer the tenant's (released, or moved to another)", async () => {
+    const { kw, sent } = setup(routes);
+    const body = (to: string, tenant: string | null) => ({ type: "message.received" as const, id: "z", received_at: "", from: "+447700900008", to, text: "", encoding: "gsm7", parts: 1, tenant, smpp: { peer: "c", message_id: "3" } });
+    kw.reply(body("+15125550999", "acme"), "gone");
+    kw.reply(body("+15125550100", "other"), "moved");
+    kw.reply(body("+15125550100", "acme"), "still ours");
+    await flush();
+    expect(sent).toEqual([{ from: "+15125550100", to: "+447700900008", text: "still ours" }]);
+    // released to a default route of no tenant: not the tenant's any more; a default route's own message is answered
+    const d = setup({ ...routes, "*": { sms: { webhook: "https://h/default" } } });
+    d.kw.reply(body("+15125550999", "acme"), "gone");
+    d.kw.reply(body("+15125550999", null), "default");
+    await flush();
+    expect(d.sent).toEqual([{ from: "+15125550999", to: "+447700900008", text: "default" }]);
+  });
+
+  it("the confirmation of a new opt-out is sent even after 5 answers in the minute; once per window", async () => {
+    const { sent, inbound } = setup(routes);
+    const who = "+447700900013";
+    for (let i = 0; i < 5; i++) (await inbound("+15125550100", who, "HELP")).commit();
+    (await inbound("+15125550100", who, "STOP")).commit();
+    // neither a repeated STOP (already opted out), nor a START, nor a second new STOP in the window
+    (await inbound("+15125550100", who, "STOP")).commit();
+    (await inbound("+15125550100", who, "START")).commit();
+    (await inbound("+15125550100", who, "STOP")).commit();
+    await flush();
+    const answers = sent.filter((m) => m.to === who).map((m) => m.text);
+    expect(answers).toEqual([...Array(5).fill("Call 555"), DEFAULT_OPTOUT_TEXTS.stop]);
   });
 
   it("an opt-out store that fails: the message gets a temporary failure", async () => {
