@@ -232,8 +232,10 @@ export class SmsKeywords {
     if (reply !== undefined && reply !== "" && kind !== undefined) {
       if (isE164(m.from) && !ours) {
         const why: ReplyKind = kind === "keyword" ? "keyword" : kind;
-        // the stop confirmation goes to a recipient who has just opted out: carriers expect that one
-        this.sendReply(why, { from: m.did, to: m.from, text: reply, tenant, ...(kind === "stop" ? { ignoreOptOut: true } : {}) }, m.id, kind === "stop" && fresh);
+        // the stop confirmation goes to a recipient who has just opted out (carriers expect that
+        // one), and a HELP is answered whether or not its sender opted out (the program's help
+        // text, how to opt back in, is what an opted-out user asking HELP needs)
+        this.sendReply(why, { from: m.did, to: m.from, text: reply, tenant, ...(kind === "stop" || kind === "help" ? { ignoreOptOut: true } : {}) }, m.id, kind === "stop" && fresh);
       } else this.o.logger.info({ id: m.id, did: m.did, kind }, "keyword answer not sent: the sender is not a phone number or is a number of ours");
     }
     if (forward === undefined || forward.length === 0 || m.text === undefined || m.partial) return;

@@ -222,9 +222,14 @@ describe("opt-out", () => {
     expect((await appSubmit("15125550100", who)).command_status).toBe(0);
     // the message itself still reaches the route's webhook (the app learns of the opt-out)
     expect(hitsFor(`+${who}`).map((h) => [h.body.text, h.body.keyword])).toEqual([["STOP", "stop"]]);
+    // HELP while opted out is still answered (how to come back); the opt-out stays
+    expect((await deliver(who, "15125550120", "HELP")).command_status).toBe(0);
+    const helped = await waitFor(() => (sent(who).filter(([s]) => s === "15125550120").length >= 3 ? sent(who).filter(([s]) => s === "15125550120") : undefined));
+    expect(helped[2]![0]).toBe("15125550120");
+    expect((await appSubmit("15125550120", who)).command_status).toBe(STATUS.ESME_RX_R_APPN);
     expect((await deliver(who, "15125550120", "start")).command_status).toBe(0);
-    const all = await waitFor(() => (sent(who).filter(([s]) => s === "15125550120").length >= 3 ? sent(who).filter(([s]) => s === "15125550120") : undefined));
-    expect(all[2]).toEqual(["15125550120", DEFAULT_OPTOUT_TEXTS.start]);
+    const all = await waitFor(() => (sent(who).filter(([s]) => s === "15125550120").length >= 4 ? sent(who).filter(([s]) => s === "15125550120") : undefined));
+    expect(all[3]).toEqual(["15125550120", DEFAULT_OPTOUT_TEXTS.start]);
     expect((await appSubmit("15125550120", who)).command_status).toBe(0);
     expect(await metric("didgate_sms_keywords_total", 'kind="stop"')).toBeGreaterThanOrEqual(1);
     expect(await metric("didgate_sms_keywords_total", 'kind="start"')).toBeGreaterThanOrEqual(1);
