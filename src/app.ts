@@ -68,6 +68,7 @@ import { WebhookSender } from "./delivery/webhook.js";
 import type { SmppConfig } from "./smpp/types.js";
 import { NATIONAL_LANGUAGES } from "./smpp/national.js";
 import { registerPoolsApi } from "./api/pools.js";
+import { MAX_POOL_NUMBERS } from "./masking/pools.js";
 import { registerUsersApi } from "./api/users.js";
 import { errMessage } from "./util/errors.js";
 
@@ -553,7 +554,7 @@ export class Didgate {
           const store = this.masking;
           if (store === undefined) return;
           registerSessionsApi(app, { store, poolTenant: (n) => store.poolInfo(n)?.tenant, maxTtlS: this.config.masking.max_ttl_s, ...(this.maskingMetrics ? { metrics: this.maskingMetrics } : {}) });
-          registerPoolsApi(app, { store, configPools: new Set(this.config.masking.pools.map((p) => p.name)), maxPools: this.config.masking.max_pools, maxNumbers: 100_000 });
+          registerPoolsApi(app, { store, configPools: new Set(this.config.masking.pools.map((p) => p.name)), maxPools: this.config.masking.max_pools, maxNumbers: MAX_POOL_NUMBERS });
         },
         (app) => {
           const out = this.smsOut;
