@@ -69,6 +69,7 @@ import type { SmppConfig } from "./smpp/types.js";
 import { NATIONAL_LANGUAGES } from "./smpp/national.js";
 import { registerPoolsApi } from "./api/pools.js";
 import { MAX_POOL_NUMBERS } from "./masking/pools.js";
+import { NumberStates } from "./records/number-states.js";
 import { registerUsersApi } from "./api/users.js";
 import { errMessage } from "./util/errors.js";
 
@@ -122,6 +123,8 @@ export class Didgate {
   readonly logger: Logger;
   readonly registry: Registry;
   readonly routeMetrics: RouteMetrics;
+  /** didgate_numbers{state}: numbers by the state they answer with now. */
+  readonly numberStates: NumberStates;
   readonly store: RouteStore<Route>;
   /** The outbound table: destination prefix to carriers (routes file `outbound:`, Redis `<prefix>outbound`). */
   readonly outboundStore: RouteStore<OutboundEntry>;
@@ -186,6 +189,7 @@ export class Didgate {
       tenantQuarantineDays: new Map(Object.entries(life.tenants)),
     });
     this.now = opts.now ?? Date.now;
+    this.numberStates = new NumberStates({ registry: this.registry, store: this.store, stateOf: (r, t) => this.decider.stateOf(r, t), now: this.now });
     // The schema has validated the URL already.
     this.redis = this.config.routes.redis ? RedisConnector.fromUrl(this.config.routes.redis.url) : undefined;
   }
@@ -197,6 +201,8 @@ export class Didgate {
   async start(): Promise<void> {
     try {
       await this.startRoutes();
+      // Counted in slices after start: a large table must not hold the listeners back.
+      void this.numberStates.start();
       this.startRecords();
       await this.startMasking();
       await this.startDelivery();
@@ -806,6 +812,7 @@ export class Didgate {
     await this.records?.close(1000).catch(() => undefined);
     this.recordSender?.close();
     if (this.maskingTimer) clearInterval(this.maskingTimer);
+    this.numberStates.stop();
     for (const c of this.extraRedis) c.disconnect();
     this.logger.info("didgate stopped");
     await new Promise<void>((resolve) => {
