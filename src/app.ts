@@ -189,7 +189,7 @@ export class Didgate {
       tenantQuarantineDays: new Map(Object.entries(life.tenants)),
     });
     this.now = opts.now ?? Date.now;
-    this.numberStates = new NumberStates({ registry: this.registry, store: this.store, stateOf: (r, t) => this.decider.stateOf(r, t), now: this.now });
+    this.numberStates = new NumberStates({ registry: this.registry, store: this.store, stateOf: (r, t) => this.decider.stateOf(r, t), now: this.now, onError: (err) => this.logger.warn({ err: errMessage(err) }, "counting numbers by state failed") });
     // The schema has validated the URL already.
     this.redis = this.config.routes.redis ? RedisConnector.fromUrl(this.config.routes.redis.url) : undefined;
   }

@@ -29,6 +29,8 @@ export interface NumberStatesOptions {
    * walk, longest pause about 20 ms; 20 000 a slice paused for over 300 ms).
    */
   slice?: number;
+  /** A walk that failed (the last counts stay published). */
+  onError?: (err: unknown) => void;
 }
 
 type Counts = Record<RouteState, number>;
@@ -76,7 +78,11 @@ export class NumberStates {
   /** A full walk of the table in use (after the one under way, if any). */
   async refresh(): Promise<void> {
     while (this.running) await this.running;
-    this.running = this.walk().finally(() => (this.running = undefined));
+    // A failed walk must not become an unhandled rejection of the timer's call: it is reported and
+    // the next change or interval walks again.
+    this.running = this.walk()
+      .catch((err: unknown) => this.o.onError?.(err))
+      .finally(() => (this.running = undefined));
     return this.running;
   }
 
@@ -137,6 +143,14 @@ export class NumberStates {
 
   private publish(): void {
     this.lastPublish = this.now();
-    for (const [s, n] of Object.entries(this.counts())) this.gauge.set({ state: s }, n);
+    let c: Counts;
+    try {
+      c = this.counts();
+    } catch (err) {
+      // check() runs on a timer: a throw there would take the process down
+      this.o.onError?.(err);
+      return;
+    }
+    for (const [s, n] of Object.entries(c)) this.gauge.set({ state: s }, n);
   }
 }

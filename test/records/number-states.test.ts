@@ -89,6 +89,27 @@ describe("didgate_numbers", () => {
     expect((await gauge(n)).porting_out).toBe(31);
   });
 
+  it("a failed walk is reported, not thrown, and the last counts stay", async () => {
+    const clock = { now: T0 };
+    const store = new RouteStore(table());
+    let fail = false;
+    const errors: unknown[] = [];
+    const n = new NumberStates({ registry: new Registry(), store, stateOf: (r, t) => {
+      if (fail) throw new Error("boom");
+      return decider.stateOf(r, t);
+    }, now: () => clock.now, onError: (e) => errors.push(e) });
+    await n.refresh();
+    fail = true;
+    await n.refresh();
+    expect(errors.map((e) => (e as Error).message)).toEqual(["boom"]);
+    expect(await gauge(n)).toEqual({ active: 100, porting_out: 30, quarantine: 20, released: 5 });
+    // the timer's path (dated routes re-evaluated) reports too, rather than throwing
+    clock.now += 60_000;
+    expect(() => n.check()).not.toThrow();
+    expect(errors.length).toBe(2);
+    expect(await gauge(n)).toEqual({ active: 100, porting_out: 30, quarantine: 20, released: 5 });
+  });
+
   it("a walk over a lazily built table makes each value for the count only", async () => {
     const clock = { now: T0 };
     const src = table();
