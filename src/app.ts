@@ -70,6 +70,8 @@ import { WebhookSender } from "./delivery/webhook.js";
 import type { SmppConfig } from "./smpp/types.js";
 import { NATIONAL_LANGUAGES } from "./smpp/national.js";
 import { registerPoolsApi } from "./api/pools.js";
+import { MAX_POOL_NUMBERS } from "./masking/pools.js";
+import { NumberStates } from "./records/number-states.js";
 import { registerUsersApi } from "./api/users.js";
 import { errMessage } from "./util/errors.js";
 
@@ -123,6 +125,8 @@ export class Didgate {
   readonly logger: Logger;
   readonly registry: Registry;
   readonly routeMetrics: RouteMetrics;
+  /** didgate_numbers{state}: numbers by the state they answer with now. */
+  readonly numberStates: NumberStates;
   readonly store: RouteStore<Route>;
   /** The outbound table: destination prefix to carriers (routes file `outbound:`, Redis `<prefix>outbound`). */
   readonly outboundStore: RouteStore<OutboundEntry>;
@@ -187,6 +191,7 @@ export class Didgate {
       tenantQuarantineDays: new Map(Object.entries(life.tenants)),
     });
     this.now = opts.now ?? Date.now;
+    this.numberStates = new NumberStates({ registry: this.registry, store: this.store, stateOf: (r, t) => this.decider.stateOf(r, t), now: this.now, onError: (err) => this.logger.warn({ err: errMessage(err) }, "counting numbers by state failed") });
     // The schema has validated the URL already.
     this.redis = this.config.routes.redis ? RedisConnector.fromUrl(this.config.routes.redis.url) : undefined;
   }
@@ -198,6 +203,8 @@ export class Didgate {
   async start(): Promise<void> {
     try {
       await this.startRoutes();
+      // Counted in slices after start: a large table must not hold the listeners back.
+      void this.numberStates.start();
       this.startRecords();
       await this.startMasking();
       await this.startDelivery();
@@ -603,7 +610,7 @@ export class Didgate {
           const store = this.masking;
           if (store === undefined) return;
           registerSessionsApi(app, { store, poolTenant: (n) => store.poolInfo(n)?.tenant, maxTtlS: this.config.masking.max_ttl_s, ...(this.maskingMetrics ? { metrics: this.maskingMetrics } : {}) });
-          registerPoolsApi(app, { store, configPools: new Set(this.config.masking.pools.map((p) => p.name)), maxPools: this.config.masking.max_pools, maxNumbers: 100_000 });
+          registerPoolsApi(app, { store, configPools: new Set(this.config.masking.pools.map((p) => p.name)), maxPools: this.config.masking.max_pools, maxNumbers: MAX_POOL_NUMBERS });
         },
         (app) => {
           const out = this.smsOut;
@@ -855,6 +862,7 @@ export class Didgate {
     await this.records?.close(1000).catch(() => undefined);
     this.recordSender?.close();
     if (this.maskingTimer) clearInterval(this.maskingTimer);
+    this.numberStates.stop();
     for (const c of this.extraRedis) c.disconnect();
     this.logger.info("didgate stopped");
     await new Promise<void>((resolve) => {

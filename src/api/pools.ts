@@ -7,6 +7,7 @@
 import type { FastifyInstance } from "fastify";
 import type { SessionStore } from "../masking/sessions.js";
 import { errMessage } from "../util/errors.js";
+import { checkPoolAgainst, checkPoolInput, POOL_NAME, type PoolRefusal } from "../masking/pools.js";
 import { keyInBlocks } from "./auth.js";
 import { ApiError } from "./errors.js";
 import { ERROR_SCHEMA } from "./server.js";
@@ -21,8 +22,6 @@ export interface PoolsApiOptions {
   maxNumbers: number;
 }
 
-const E164 = /^\+[1-9]\d{1,14}$/;
-const NAME = /^[A-Za-z0-9_.-]{1,64}$/;
 const errors = (...codes: number[]) => Object.fromEntries(codes.map((c) => [c, ERROR_SCHEMA]));
 const nameParams = { type: "object", properties: { name: { type: "string" } }, required: ["name"] } as const;
 const poolSchema = {
@@ -47,7 +46,7 @@ export function registerPoolsApi(app: FastifyInstance, o: PoolsApiOptions): void
     }
   };
   const find = (name: string, tenant: string | undefined) => {
-    const p = NAME.test(name) ? o.store.poolInfo(name) : undefined;
+    const p = POOL_NAME.test(name) ? o.store.poolInfo(name) : undefined;
     if (p === undefined || !visible(tenant, p.tenant)) throw new ApiError(404, "not_found", `no masking pool ${JSON.stringify(name.slice(0, 64))}`);
     return p;
   };
@@ -101,31 +100,20 @@ export function registerPoolsApi(app: FastifyInstance, o: PoolsApiOptions): void
     async (req) => {
       const { name } = req.params;
       const p = req.principal;
-      if (!NAME.test(name)) throw new ApiError(422, "invalid_name", "a pool name is 1-64 letters, digits, '_', '.', '-'");
-      if (o.configPools.has(name)) throw new ApiError(409, "pool_in_config", `pool ${name} is defined in the config file (masking.pools): change it there`);
+      const numbers = [...new Set(req.body.numbers)];
+      const refuse = (r: PoolRefusal | undefined) => {
+        if (r !== undefined) throw new ApiError(r.status, r.code, r.message);
+      };
+      refuse(checkPoolInput({ name, numbers, configPools: o.configPools, maxNumbers: o.maxNumbers }));
       const tenant = p.tenant ?? req.body.tenant;
       if (tenant === undefined) throw new ApiError(422, "missing_tenant", "tenant: an admin token must say whose pool this is");
       if (p.tenant !== undefined && req.body.tenant !== undefined && req.body.tenant !== p.tenant) throw new ApiError(403, "forbidden", `a token of tenant ${JSON.stringify(p.tenant)} creates pools of that tenant only`);
-      const numbers = [...new Set(req.body.numbers)];
-      if (numbers.length > o.maxNumbers) throw new ApiError(422, "too_many_numbers", `a pool has at most ${o.maxNumbers} numbers`);
-      const bad = numbers.find((n) => !E164.test(n));
-      if (bad !== undefined) throw new ApiError(422, "invalid_number", `numbers: ${JSON.stringify(bad.slice(0, 32))} is not an E.164 number like "+15125550100"`);
       if (p.tenant !== undefined) {
         const outside = numbers.find((n) => !keyInBlocks(n, p.blocks));
         if (outside !== undefined) throw new ApiError(403, "outside_blocks", `${outside} is outside the number blocks of tenant ${JSON.stringify(p.tenant)}`);
       }
       await fresh();
-      const old = o.store.poolInfo(name);
-      if (old !== undefined && !visible(p.tenant, old.tenant)) throw new ApiError(409, "name_taken", `pool name ${name} is taken`);
-      if (old !== undefined && old.tenant !== tenant) throw new ApiError(409, "name_taken", `pool ${name} belongs to tenant ${JSON.stringify(old.tenant)}`);
-      if (old === undefined && o.store.poolList().length >= o.maxPools) throw new ApiError(409, "too_many_pools", `at most ${o.maxPools} pools (masking.max_pools)`);
-      // A number serves one pool: "who is calling the proxy" must name one tenant.
-      for (const other of o.store.poolList()) {
-        if (other.name === name) continue;
-        const set = new Set(other.numbers);
-        const clash = numbers.find((n) => set.has(n));
-        if (clash !== undefined) throw new ApiError(409, "number_in_other_pool", `${clash} is already a number of ${visible(p.tenant, other.tenant) ? `pool ${other.name}` : "another pool"}`);
-      }
+      refuse(checkPoolAgainst({ name, tenant, numbers, pools: o.store.poolList(), configPools: o.configPools, maxPools: o.maxPools, maxNumbers: o.maxNumbers, visible: (t) => visible(p.tenant, t) }));
       try {
         await o.store.setPool(name, tenant, numbers);
       } catch (err) {

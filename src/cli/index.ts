@@ -8,7 +8,7 @@ import { resolve } from "node:path";
 import { ConfigError, loadConfig, packageRoot } from "../config/load.js";
 import { line, processIo, UsageError, type Io } from "./args.js";
 import type { CliRedisConfig } from "./redis.js";
-import { CHECK_CONFIG_USAGE, DLQ_USAGE, LOOKUP_USAGE, MESSAGES_USAGE, NUMBERS_USAGE, ROUTES_USAGE, SERVE_USAGE, SESSIONS_USAGE, STATUS_USAGE, STIR_USAGE, USERS_USAGE } from "./usage.js";
+import { CHECK_CONFIG_USAGE, DLQ_USAGE, LOOKUP_USAGE, MESSAGES_USAGE, NUMBERS_USAGE, POOLS_USAGE, ROUTES_USAGE, SERVE_USAGE, SESSIONS_USAGE, STATUS_USAGE, STIR_USAGE, USERS_USAGE } from "./usage.js";
 
 const redisFromConfig = (configPath: string | undefined): CliRedisConfig | undefined => loadConfig(configPath).config.routes.redis;
 
@@ -29,6 +29,7 @@ export const COMMANDS: Record<string, Command> = {
   dlq: { summary: "dead letters: list, replay, drop", usage: DLQ_USAGE, run: async (a, io) => (await import("./dlq.js")).dlqCommand(a, redisFromConfig, io.out, io.err) },
   numbers: { summary: "number lifecycle report: states, quarantines ending, recyclable and inactive numbers", usage: NUMBERS_USAGE, run: async (a, io) => (await import("./numbers.js")).numbersCommand(a, io) },
   sessions: { summary: "masking sessions: list, show, create, delete", usage: SESSIONS_USAGE, run: async (a, io) => (await import("./sessions.js")).sessionsCommand(a, io) },
+  pools: { summary: "masking pools: list, show, set, delete (those of the config file are read-only)", usage: POOLS_USAGE, run: async (a, io) => (await import("./pools.js")).poolsCommand(a, io) },
   users: { summary: "registrar users: show USER (its registered contacts), list, set, delete", usage: USERS_USAGE, run: async (a, io) => (await import("./users.js")).usersCommand(a, io) },
   stir: { summary: "decode and verify a STIR/SHAKEN Identity header", usage: STIR_USAGE, run: async (a, io) => (await import("./stir.js")).stirCommand(a, io) },
 };

@@ -1,8 +1,8 @@
 /**
  * `didgate sessions list|show|create|delete`: masking sessions in Redis, the same store the edges
  * route calls by and the API writes (docs/masking.md). The pools come from the config
- * (masking.pools); an edge without Redis keeps its sessions in its own memory, out of reach of
- * the command line (use the API there).
+ * (masking.pools) and from Redis (the pools API, `didgate pools set`); an edge without Redis
+ * keeps its sessions in its own memory, out of reach of the command line (use the API there).
  *
  * Exit codes: 0 done, 1 not found / pool exhausted / Redis error, 2 usage.
  */
@@ -59,10 +59,6 @@ async function runSessions(argv: string[], io: Io, now: () => number): Promise<n
   const config = loadConfig(str(p, "config")).config;
   const pools = config.masking.pools;
   const poolName = str(p, "pool");
-  if (poolName !== undefined && !pools.some((q) => q.name === poolName)) {
-    io.err(line(`no masking pool ${JSON.stringify(poolName)} in masking.pools (${pools.map((q) => q.name).join(", ") || "none configured"})`));
-    return 1;
-  }
   if (name === "create" && ttlS > config.masking.max_ttl_s) {
     io.err(line(`--ttl-s must be at most ${config.masking.max_ttl_s} (masking.max_ttl_s)`));
     return 1;
@@ -81,10 +77,17 @@ async function runSessions(argv: string[], io: Io, now: () => number): Promise<n
   }
   try {
     const store = new RedisSessionStore(client, redis.prefix, now);
+    // The pools: those of the config and those kept in Redis (the API, `didgate pools set`).
+    await store.refreshPools();
+    const names = [...new Set([...pools.map((q) => q.name), ...store.poolList().map((q) => q.name)])].sort();
+    if (poolName !== undefined && !names.includes(poolName)) {
+      io.err(line(`no masking pool ${JSON.stringify(poolName)} in masking.pools or in Redis (${names.join(", ") || "none"})`));
+      return 1;
+    }
     switch (name) {
       case "list": {
         const rows: MaskSession[] = [];
-        for (const q of pools) if (poolName === undefined || q.name === poolName) rows.push(...(await store.list(q.name, count - rows.length > 0 ? count - rows.length : 0)));
+        for (const q of names) if (poolName === undefined || q === poolName) rows.push(...(await store.list(q, count - rows.length > 0 ? count - rows.length : 0)));
         io.out(json ? JSON.stringify(rows.map(view), null, 2) + "\n" : rows.length === 0 ? "no sessions\n" : table(rows));
         return 0;
       }
@@ -98,13 +101,12 @@ async function runSessions(argv: string[], io: Io, now: () => number): Promise<n
         return 0;
       }
       case "create": {
-        const q = pools.find((c) => c.name === poolName)!;
-        // the pool as the edges keep it (they store masking.pools in Redis when they start)
-        await store.loadPool(q.name);
-        if (!store.isPoolNumber(q.numbers[0]!)) await store.setPool(q.name, q.tenant, q.numbers);
-        const r = await store.create(q.name, x!, y!, ttlS * 1000);
+        const q = pools.find((c) => c.name === poolName);
+        // a config pool as the edges keep it (they store masking.pools in Redis when they start)
+        if (q !== undefined && !store.isPoolNumber(q.numbers[0]!)) await store.setPool(q.name, q.tenant, q.numbers);
+        const r = await store.create(poolName!, x!, y!, ttlS * 1000);
         if (!r.ok) {
-          io.err(line(r.code === "pool_exhausted" ? `pool ${q.name} is exhausted: every number already has a session with ${x} or ${y}` : r.code === "same_party" ? "a and b are the same number" : `no masking pool ${q.name} in Redis`));
+          io.err(line(r.code === "pool_exhausted" ? `pool ${poolName} is exhausted: every number already has a session with ${x} or ${y}` : r.code === "same_party" ? "a and b are the same number" : `no masking pool ${poolName} in Redis`));
           return 1;
         }
         io.out(json ? JSON.stringify(view(r.session), null, 2) + "\n" : `${r.session.id} ${r.session.proxy} ${new Date(r.session.expiresAt).toISOString()}\n`);

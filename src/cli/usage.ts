@@ -176,7 +176,7 @@ available for recycling; active numbers without a call or message for --inactive
 
 export const SESSIONS_SUBCOMMANDS: Record<string, { usage: string; options: OptionSpec; min: number; max: number }> = {
   list: {
-    usage: "didgate sessions list [--pool NAME] [--count N] [--json] [--config FILE]\n  sessions alive, per pool of masking.pools (or one pool), soonest expiry first",
+    usage: "didgate sessions list [--pool NAME] [--count N] [--json] [--config FILE]\n  sessions alive, per pool (config and Redis, or one pool), soonest expiry first",
     options: { ...CONFIG_OPTION, pool: { type: "string" }, count: { type: "string" }, json: { type: "boolean" } },
     min: 0,
     max: 0,
@@ -206,4 +206,38 @@ export const SESSIONS_USAGE =
   Object.values(SESSIONS_SUBCOMMANDS)
     .map((s) => "  " + s.usage.replace(/\n/g, "\n  "))
     .join("\n") +
-  "\n  -c, --config FILE   config file (masking.pools; the sessions live in routes.redis)\n";
+  "\n  -c, --config FILE   config file (masking.pools; other pools and the sessions live in routes.redis)\n";
+
+export const POOLS_SUBCOMMANDS: Record<string, Sub> = {
+  list: {
+    usage: "didgate pools list [--json] [--config FILE]\n  masking pools: name, tenant, how many numbers, source (config or api), sessions alive",
+    options: { ...CONFIG_OPTION, json: { type: "boolean" } },
+    min: 0,
+    max: 0,
+  },
+  show: {
+    usage: "didgate pools show NAME [--json] [--config FILE]\n  one pool and its numbers",
+    options: { ...CONFIG_OPTION, json: { type: "boolean" } },
+    min: 1,
+    max: 1,
+  },
+  set: {
+    usage: "didgate pools set NAME --tenant T NUMBER... [--json] [--config FILE]\n  create or replace a pool kept in Redis (not one of masking.pools); every edge uses it within seconds",
+    options: { ...CONFIG_OPTION, tenant: { type: "string" }, json: { type: "boolean" } },
+    min: 2,
+    max: 100_000,
+  },
+  delete: {
+    usage: "didgate pools delete NAME [--config FILE]\n  remove a pool kept in Redis that has no live session",
+    options: { ...CONFIG_OPTION },
+    min: 1,
+    max: 1,
+  },
+};
+
+export const POOLS_USAGE =
+  "usage:\n" +
+  Object.values(POOLS_SUBCOMMANDS)
+    .map((s) => "  " + s.usage.replace(/\n/g, "\n  "))
+    .join("\n") +
+  "\n  -c, --config FILE   config file (masking.pools are read-only here; the others live in routes.redis)\n";

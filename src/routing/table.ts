@@ -431,6 +431,34 @@ export class RouteTable<V> {
     return { exact: this.pages.count, prefix: this.prefixes.count, default: this.prefixes.def !== NO_VALUE ? 1 : 0 };
   }
 
+  /** One past the highest value slot (walk [1, valueSlotEnd) in slices with forEachValueSlot). */
+  get valueSlotEnd(): number {
+    return this.values.length;
+  }
+
+  /**
+   * Calls fn(value, keys, slot) for each live value slot in [from, to): its value and how many
+   * keys (of every kind) hold it. A value not made yet (fromStateLazy) is made for the call and
+   * not kept, so a walk over a large lazily built table leaves it as lazy as it was.
+   */
+  forEachValueSlot(from: number, to: number, fn: (value: V, keys: number, slot: number) => void): void {
+    const end = Math.min(to, this.values.length, this.refs.length);
+    for (let vi = Math.max(1, from); vi < end; vi++) {
+      const n = this.refs[vi]!;
+      if (n <= 0) continue;
+      const v = this.values[vi] ?? this.fill?.(vi);
+      if (v !== undefined) fn(v, n, vi);
+    }
+  }
+
+  /** The value slot of the default and of every prefix, once per key (to tell them from exact keys). */
+  prefixSlots(): number[] {
+    const out: number[] = [];
+    if (this.prefixes.def !== NO_VALUE) out.push(this.prefixes.def);
+    this.prefixes.forEach((_d, vi) => out.push(vi));
+    return out;
+  }
+
   /** Value slots in use: the distinct value objects referenced by some key (a value built in as used once counts once per slot). */
   get distinctValues(): number {
     return this.index.size + this.unindexed;

@@ -25,6 +25,9 @@ const IVR_IP = "127.0.0.4";
 const A = "+15125551001";
 const B = "+15125551002";
 const C = "+15125551003";
+/** The parties of a second session on the same proxy number. */
+const A2 = "+15125551011";
+const B2 = "+15125551012";
 const PROXY = "+15125550200";
 const DESK = "+15125550201";
 const SHORT = "+15125550202";
@@ -220,6 +223,8 @@ describe("calls through masking sessions (sipp carriers of A and B, real Redis)"
     const set = redisRoutes(redis.url);
     await set("set", "--outbound", A, '{"voice":["carrier-a"]}');
     await set("set", "--outbound", B, '{"voice":["carrier-b"]}');
+    await set("set", "--outbound", A2, '{"voice":["carrier-a"]}');
+    await set("set", "--outbound", B2, '{"voice":["carrier-b"]}');
     await set("set", DESK, JSON.stringify({ tenant: "acme", voice: { targets: [`sip:ivr@${IVR_IP}:${PIVR}`] } }));
     const port = await freePort();
     app = (
@@ -330,6 +335,31 @@ describe("calls through masking sessions (sipp carriers of A and B, real Redis)"
     expect(invites[1]!.get("p-asserted-identity")).toBeUndefined();
     expect(receivedText(uas)).not.toContain(digits(A));
     expect(receivedText(uac)).not.toContain(digits(B));
+  });
+
+  it("two sessions share the proxy number with different participants: A2 reaches B2, B2 reaches A2, and A still reaches B", async () => {
+    const r = await app.masking!.create("ride", A2, B2, 600_000);
+    if (!r.ok) throw new Error(r.code);
+    expect(r.session.proxy, "the pool's one number serves both sessions").toBe(PROXY);
+    try {
+      const call = async (from: string, to: string, fromIp: string, toIp: string, toPort: number): Promise<void> => {
+        const uas = startUas("uas_mask.xml", "udp", toPort, { SELF: to, END: uasWaitBye(to) }, 20, toIp);
+        await sippReady();
+        const uac = await startUac("uac_mask.xml", "udp", udp, { service: PROXY, caller: from, ip: fromIp, subst: { END: UAC_BYE } });
+        await ok(uas, to);
+        await ok(uac, from);
+        const inv = uas.received("INVITE")[0]!;
+        expect(inv.requestUri, `${from} -> proxy`).toBe(`sip:${to}@${toIp}:${toPort}`);
+        expect(inv.get("from")).toContain(`<sip:${PROXY}@`);
+        expect(uas.received("BYE").length, `${to} got the BYE`).toBe(1);
+        for (const n of [A, B, A2, B2].filter((x) => x !== to)) expect(receivedText(uas), `${to} sees nothing of ${n}`).not.toContain(digits(n));
+      };
+      await call(A2, B2, A_IP, B_IP, PB);
+      await call(B2, A2, B_IP, A_IP, PA);
+      await call(A, B, A_IP, B_IP, PB);
+    } finally {
+      await app.masking!.delete(r.session.id);
+    }
   });
 
   it("A cancels while B rings: B's CANCEL and the 487 name neither party", async () => {
