@@ -9,9 +9,10 @@
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { createServer, connect } from "node:net";
+import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { freePort as sippFreePort } from "./sipp.js";
 
 export interface RedisServerOptions {
   /** Append-only file with fsync on every write, so data survives kill -9 and restart(). */
@@ -39,16 +40,9 @@ export interface TestRedis {
   stop(): Promise<void>;
 }
 
+/** A free loopback port below the ephemeral range (see freePort in sipp.ts, which this is). */
 export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once("error", reject);
-    srv.listen(0, "127.0.0.1", () => {
-      const addr = srv.address();
-      const port = typeof addr === "object" && addr ? addr.port : 0;
-      srv.close(() => resolve(port));
-    });
-  });
+  return sippFreePort();
 }
 
 function ping(port: number, timeoutMs: number): Promise<boolean> {

@@ -177,17 +177,28 @@ export async function cleanupSipp(): Promise<void> {
   tempDirs.clear();
 }
 
-/** A port that is free for both UDP and TCP on `host` right now (bind 0, then release). */
+/**
+ * Ports handed out by freePort() in this process, never handed out twice. They come from below
+ * Linux's ephemeral range (32768-60999): the kernel gives ports from that range to outgoing
+ * connections (Redis clients, SMPP binds, HTTP) of every test running at once, and one of those
+ * can take a port between a test's pick and its listen, or while a daemon the test killed is
+ * restarting on the same port (EADDRINUSE).
+ */
+const handedOut = new Set<number>();
+const LOW = 20000;
+const HIGH = 32767;
+
+/** A port that is free for both UDP and TCP on `host` right now (bound, then released). */
 export async function freePort(host = "127.0.0.1"): Promise<number> {
-  for (let i = 0; i < 50; i++) {
-    const port = await new Promise<number>((resolve, reject) => {
+  for (let i = 0; i < 200; i++) {
+    const port = LOW + Math.floor(Math.random() * (HIGH - LOW + 1));
+    if (handedOut.has(port)) continue;
+    const tcpOk = await new Promise<boolean>((resolve) => {
       const s = net.createServer();
-      s.once("error", reject);
-      s.listen(0, host, () => {
-        const p = (s.address() as net.AddressInfo).port;
-        s.close(() => resolve(p));
-      });
+      s.once("error", () => resolve(false));
+      s.listen(port, host, () => s.close(() => resolve(true)));
     });
+    if (!tcpOk) continue;
     const udpOk = await new Promise<boolean>((resolve) => {
       const u = dgram.createSocket(net.isIPv6(host) ? "udp6" : "udp4");
       u.once("error", () => {
@@ -196,7 +207,9 @@ export async function freePort(host = "127.0.0.1"): Promise<number> {
       });
       u.bind(port, host, () => u.close(() => resolve(true)));
     });
-    if (udpOk) return port;
+    if (!udpOk) continue;
+    handedOut.add(port);
+    return port;
   }
   throw new Error("no free port");
 }
