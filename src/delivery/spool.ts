@@ -24,12 +24,15 @@ import {
   ACK,
   DEAD,
   ENQUEUE,
+  ENQUEUE_WITH,
   GROUP,
   MOVE_DUE,
   RETRY,
   type RedisConnect,
   type SpoolKeys,
+  type SpoolWrites,
   ensureGroup,
+  enqueueWithArgs,
   spoolKeys,
 } from "./redis.js";
 import type { RedisClient } from "../redis/client.js";
@@ -153,14 +156,22 @@ export class Spool {
 
   /**
    * Store a job durably. Resolves true once Redis acknowledged the write (answer the PDU after
-   * this), false when the spool is full; rejects when Redis fails.
+   * this), false when the spool is full (then `writes` are not made either); rejects when Redis
+   * fails. `writes` are made in the same script, before the job is added.
    */
-  async enqueue(job: DeliveryJob, waitMs = 5_000): Promise<boolean> {
+  async enqueue(job: DeliveryJob, waitMs = 5_000, writes?: SpoolWrites): Promise<boolean> {
     const rec: SpoolRecord = { id: job.id, body: job.body, target: targetAtRest(job.target), acceptedAt: job.acceptedAt, attempts: job.attempts, skip: 0 };
     if (job.receipt !== undefined) rec.receipt = job.receipt;
     if (this.enq.status !== "ready" && !(await this.enqReady(waitMs))) throw new Error("redis not connected");
-    const r = await ENQUEUE.run(this.enq, [this.keys.inbound, this.keys.retry], [this.o.maxDepth, JSON.stringify(rec)]);
-    return r !== null;
+    if (writes === undefined || writes.calls.length === 0) {
+      const r = await ENQUEUE.run(this.enq, [this.keys.inbound, this.keys.retry], [this.o.maxDepth, JSON.stringify(rec)]);
+      return r !== null;
+    }
+    const a = enqueueWithArgs(this.keys, this.o.maxDepth, JSON.stringify(rec), writes);
+    const r = (await ENQUEUE_WITH.run(this.enq, a.keys, a.args)) as [string, string | null] | null;
+    if (r === null) return false;
+    if (typeof r[1] === "string") this.o.logger.warn({ msg_id: job.id, err: r[1] }, "spool: a write made with the message failed (the message is queued)");
+    return true;
   }
 
   /** Wait up to `ms` for the enqueue connection (it has no offline queue). One listener for all waiters. */

@@ -35,13 +35,15 @@ import type { SmppEdge } from "../smpp/edge.js";
 import { buildMessagePdus } from "../smpp/outbound.js";
 import type { AcceptResult, InboundSms, OutboundSms, Receipt } from "../smpp/types.js";
 import type { OptOutStore } from "./optout.js";
-import type { MessageStatusStore } from "./sms-status.js";
+import { MAX_HISTORY, type MessageInfo, type MessageStatusStore } from "./sms-status.js";
 import type { ReceiptCorrelator, SentMessage } from "./receipts.js";
 import { smppAddressToE164, type MessageSink } from "./sms.js";
 import { referenceOf, toSmppAddress } from "./sms-forward.js";
 import { normaliseStat, receiptRequestOf, type ReceiptSender } from "./sms-receipts.js";
 import { errMessage } from "../util/errors.js";
-import { SmsMessageOps, claimSend, indexQueued, releaseSend, unindexQueued, type Replacement } from "./sms-ops.js";
+import { SmsMessageOps, checkSend, indexCalls, indexQueued, jobKey, oneSlot, queueKey, releaseSend, unindexQueued, type Replacement } from "./sms-ops.js";
+import type { SpoolWrites } from "../delivery/redis.js";
+import { Script } from "../redis/script.js";
 import { checkTimes, dueNow, type MessageTimes } from "./sms-schedule.js";
 import { formatSmppTime } from "../smpp/time.js";
 import { backoffDelay, DEFAULT_BACKOFF } from "../delivery/backoff.js";
@@ -465,11 +467,15 @@ export class SmsOutbound {
     if (c.receipt !== undefined) job.receipt = c.receipt;
     const sh = this.o.shared;
     const queued = { id: body.id, account: body.account, ...(body.smpp !== undefined ? { smpp: body.smpp } : {}), ...(c.service_type ? { service_type: c.service_type } : {}) };
-    // both before the app's answer (so it can query and cancel at once), at the same time
-    await Promise.all([c.track === true ? this.track(body, "queued", null, true) : undefined, sh !== undefined ? indexQueued(sh, queued) : undefined]);
+    // The status history and the cancel index exist before the app's answer (so it can query and
+    // cancel at once). With the Redis spool they are written by the enqueue script itself: one
+    // round trip, and nothing is written when the spool refuses the message.
+    const writes = this.queuedWrites(body, queued, c.track === true);
+    const spooled = writes !== undefined ? this.o.delivery.acceptWith?.(job, writes) : undefined;
+    if (spooled === undefined) await Promise.all([c.track === true ? this.track(body, "queued", null, true) : undefined, sh !== undefined ? indexQueued(sh, queued) : undefined]);
     let outcome: AcceptOutcome;
     try {
-      outcome = await this.o.delivery.accept(job);
+      outcome = await (spooled ?? this.o.delivery.accept(job));
     } catch (err) {
       this.o.logger.error({ err: errMessage(err), id: c.id }, "delivery accept failed");
       outcome = "temporary";
@@ -479,6 +485,28 @@ export class SmsOutbound {
     return { outcome: this.finish(c, outcome, { route, parts: body.parts }), body };
   }
 
+  /**
+   * The Redis writes of a message being queued (its status history, its cancel index entry) for
+   * the spool's enqueue script; undefined when they cannot go there (no Redis, a status store
+   * outside Redis, a Cluster prefix without hash tag): then they are made on their own.
+   */
+  private queuedWrites(body: MessageOutboundBody, queued: Parameters<typeof indexCalls>[1], track: boolean): SpoolWrites | undefined {
+    const sh = this.o.shared;
+    if (sh === undefined || !oneSlot(sh)) return undefined;
+    const calls: (string | number)[][] = [];
+    if (track && this.o.statuses !== undefined && body.track === true) {
+      const st = this.o.statuses;
+      if (st.createCalls === undefined) return undefined;
+      calls.push(...st.createCalls(this.statusInfo(body), { status: "queued", at: new Date(this.now()).toISOString() }));
+    }
+    calls.push(...indexCalls(sh, queued));
+    return calls.length > 0 ? { calls } : undefined;
+  }
+
+  private statusInfo(body: MessageOutboundBody): MessageInfo {
+    return { id: body.id, tenant: body.tenant, from: body.from, to: body.to, parts: body.parts, encoding: body.encoding, created_at: body.submitted_at, ...(body.client_ref !== undefined ? { client_ref: body.client_ref } : {}), ...(body.smpp !== undefined ? { account: body.account } : {}) };
+  }
+
   /** Status history of a message sent through the API (GET /v1/messages/{id}). Never throws. */
   private async track(body: MessageOutboundBody, status: string, detail: Record<string, unknown> | null, create = false): Promise<void> {
     if (!create && body.status_webhook !== undefined) this.statusWebhook(body, status, detail);
@@ -486,7 +514,7 @@ export class SmsOutbound {
     if (st === undefined || body.track !== true) return;
     try {
       if (create) {
-        await st.create({ id: body.id, tenant: body.tenant, from: body.from, to: body.to, parts: body.parts, encoding: body.encoding, created_at: body.submitted_at, ...(body.client_ref !== undefined ? { client_ref: body.client_ref } : {}), ...(body.smpp !== undefined ? { account: body.account } : {}) }, { status, at: new Date(this.now()).toISOString() });
+        await st.create(this.statusInfo(body), { status, at: new Date(this.now()).toISOString() });
       } else await st.update(body.id, { status, at: new Date(this.now()).toISOString(), ...(detail ?? {}) });
     } catch (err) {
       this.o.logger.warn({ id: body.id, err: errMessage(err) }, "message status not stored");
@@ -597,19 +625,12 @@ export class SmsOutbound {
     if (edge === undefined) return { kind: "retry", reason: "SMPP is not running" };
     const sh = this.o.shared;
     if (sh !== undefined) {
-      let bind: string | null = null;
-      try {
-        bind = await sh.redis.get(`${sh.prefix}smsout:job:${body.id}`);
-      } catch {
-        // Redis cannot tell: send (at least once)
-      }
-      if (bind !== null) {
-        this.o.logger.info({ id: body.id, bind }, "sms outbound: already accepted by a carrier before a restart, not sent again");
+      // an app's message (body.smpp) is claimed too: a cancel_sm or replace_sm acts only before this
+      const c = await checkSend(sh, body.id, body.smpp !== undefined);
+      if (c.kind === "sent") {
+        this.o.logger.info({ id: body.id, bind: c.bind }, "sms outbound: already accepted by a carrier before a restart, not sent again");
         return { kind: "delivered" };
       }
-    }
-    if (sh !== undefined && body.smpp !== undefined) {
-      const c = await claimSend(sh, body.id);
       if (c.kind === "cancelled") {
         this.o.logger.info({ id: body.id }, "sms outbound: cancelled by the app before it was sent");
         void unindexQueued(sh, body);
@@ -631,8 +652,9 @@ export class SmsOutbound {
     else r0 = await this.forwardClaimed(job, body, edge, signal);
     if (r0.kind === "retry" && sh !== undefined && body.smpp !== undefined) await releaseSend(sh, body.id);
     // not awaited: the attempt's slot is not held for it (it never throws; an entry left behind is
-    // skipped and removed by the next cancel by address, or expires with the index)
-    else if (sh !== undefined) void unindexQueued(sh, body);
+    // skipped and removed by the next cancel by address, or expires with the index). A message a
+    // carrier accepted left the index in sent()'s script already.
+    else if (sh !== undefined && !(r0.kind === "delivered" && oneSlot(sh))) void unindexQueued(sh, body);
     return r0;
   }
 
@@ -705,9 +727,10 @@ export class SmsOutbound {
       tried = true;
       this.o.receipts.submitStart(name);
       let r: Awaited<ReturnType<SmppEdge["submit"]>>;
+      let tracked = false;
       try {
         r = await edge.submit(name, msg);
-        if (r.outcome === "ok") await this.sent(job, body, name, r.message_ids);
+        if (r.outcome === "ok") tracked = await this.sent(job, body, name, r.message_ids);
       } finally {
         this.o.receipts.submitEnd(name);
       }
@@ -716,7 +739,10 @@ export class SmsOutbound {
         this.metrics.binds.inc({ bind: name, outcome: "ok" });
         this.metrics.parts.inc({ bind: name }, body.parts);
         this.metrics.latency.observe({ bind: name }, (this.now() - Date.parse(body.submitted_at)) / 1000);
-        if (body.track === true) await this.track(body, "sent", { bind: name });
+        if (body.track === true) {
+          if (tracked) this.statusWebhook(body, "sent", { bind: name });
+          else await this.track(body, "sent", { bind: name });
+        }
         this.o.logger.debug({ id: body.id, bind: name, ms: Math.round(performance.now() - t0), smsc_ids: r.message_ids }, "sms outbound: accepted by carrier");
         return { kind: "delivered" };
       }
@@ -739,8 +765,12 @@ export class SmsOutbound {
     return retryAfterMs !== undefined ? { kind: "retry", reason: lastReason, retryAfterMs: Math.max(50, retryAfterMs) } : { kind: "retry", reason: lastReason };
   }
 
-  /** The carrier accepted: remember its ids for the receipt, and wait for that receipt. */
-  private async sent(job: DeliveryJob, body: MessageOutboundBody, bind: string, smscIds: string[]): Promise<void> {
+  /**
+   * The carrier accepted: remember its ids for the receipt, and wait for that receipt. With Redis
+   * (one slot) the same script also writes status `sent` to the history and takes the message out
+   * of the cancel index: true when it wrote the status.
+   */
+  private async sent(job: DeliveryJob, body: MessageOutboundBody, bind: string, smscIds: string[]): Promise<boolean> {
     const w: Waiting = { body, bind, smscIds, acceptedAt: job.acceptedAt, sentAt: this.now(), attempts: job.attempts + 1, at: this.now() };
     const s: SentMessage = { id: body.id, did: body.from, outbound: true, data: w };
     if (job.receipt !== undefined) s.receipt = job.receipt;
@@ -753,19 +783,47 @@ export class SmsOutbound {
     this.waiting.delete(body.id);
     this.waiting.set(body.id, w);
     const sh = this.o.shared;
-    if (sh === undefined) return;
+    if (sh === undefined) return false;
     // The text stays out of Redis: the record does not carry it.
     const { text: _t, binary: _b, ...meta } = body;
     const json = JSON.stringify({ w: { ...w, body: { ...meta, text: null } }, receipt: job.receipt ?? null });
+    if (oneSlot(sh)) return this.sentScript(sh, body, bind, smscIds, json);
     try {
       const m = sh.redis.multi();
       for (const id of smscIds) if (id) m.set(`${sh.prefix}smsout:${bind}:${id.toLowerCase()}`, json, "EX", sh.ttlS ?? 72 * 3600);
       // sent: an edge that re-reads this spool entry after a crash (before it was acknowledged) does not send it again
-      m.set(`${sh.prefix}smsout:job:${body.id}`, bind, "EX", sh.ttlS ?? 72 * 3600);
+      m.set(jobKey(sh, body.id), bind, "EX", sh.ttlS ?? 72 * 3600);
       await m.exec();
     } catch (err) {
       this.o.logger.warn({ id: body.id, err: errMessage(err) }, "sms outbound: carrier id not stored in Redis (its receipt is matched on this edge only)");
     }
+    return false;
+  }
+
+  /** sent()'s writes in one script (SENT); true when it wrote status `sent` to the history. */
+  private async sentScript(sh: NonNullable<SmsOutboundOptions["shared"]>, body: MessageOutboundBody, bind: string, smscIds: string[], json: string): Promise<boolean> {
+    const ttl = sh.ttlS ?? 72 * 3600;
+    const keys = [jobKey(sh, body.id)];
+    for (const id of smscIds) if (id) keys.push(`${sh.prefix}smsout:${bind}:${id.toLowerCase()}`);
+    const n = keys.length - 1;
+    const st = body.track === true ? this.o.statuses?.redisKeys?.(body.id) : undefined;
+    let entry = "";
+    if (st !== undefined) {
+      keys.push(st.hash, st.list);
+      entry = JSON.stringify({ status: "sent", at: new Date(this.now()).toISOString(), bind });
+    }
+    let unindex = "";
+    if (body.smpp !== undefined) {
+      keys.push(queueKey(sh, body.account, body.smpp.source.addr, body.smpp.destination.addr));
+      unindex = body.id;
+    }
+    try {
+      await SENT.run(sh.redis, keys, [json, ttl, n, bind, entry, "sent", MAX_HISTORY, st?.ttlS ?? ttl, unindex]);
+    } catch (err) {
+      this.o.logger.warn({ id: body.id, err: errMessage(err) }, "sms outbound: carrier id not stored in Redis (its receipt is matched on this edge only)");
+      if (st !== undefined) this.o.logger.warn({ id: body.id, err: errMessage(err) }, "message status not stored");
+    }
+    return st !== undefined;
   }
 
   /** A message sent by any edge (or by this one before a restart), by the bind's message id. */
@@ -916,6 +974,32 @@ export class SmsOutbound {
     });
   }
 }
+
+/**
+ * After a carrier accepted a message, in one script: its carrier ids (for receipts on any edge),
+ * the sent note (jobKey), status `sent` in its history (only if the history exists, as
+ * MessageStatusStore.update), and out of the cancel index.
+ * KEYS jobKey, n carrier-id keys, [history hash, history list], [cancel index].
+ * ARGV carrier JSON, TTL s, n, bind, status entry JSON or "" (no history), status, history length,
+ * history TTL s, id to take out of the index or "".
+ */
+const SENT = new Script(`
+local n = tonumber(ARGV[3])
+for i = 2, n + 1 do redis.call('SET', KEYS[i], ARGV[1], 'EX', ARGV[2]) end
+redis.call('SET', KEYS[1], ARGV[4], 'EX', ARGV[2])
+local k = n + 2
+if ARGV[5] ~= '' then
+  if redis.call('EXISTS', KEYS[k]) == 1 then
+    redis.call('HSET', KEYS[k], 'status', ARGV[6])
+    redis.call('RPUSH', KEYS[k + 1], ARGV[5])
+    redis.call('LTRIM', KEYS[k + 1], -tonumber(ARGV[7]), -1)
+    redis.call('EXPIRE', KEYS[k + 1], ARGV[8])
+  end
+  k = k + 2
+end
+if ARGV[9] ~= '' then redis.call('HDEL', KEYS[k], ARGV[9]) end
+return 1
+`);
 
 /** The `account` of masked messages (src/edge/sms-masking.ts) in metrics and logs. */
 export const MASKING_ACCOUNT = "masking";
