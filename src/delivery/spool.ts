@@ -398,10 +398,12 @@ export class Spool {
       await this.deadLetter(entryId, JSON.stringify(rec), "max_age", rec);
       return;
     }
+    Object.defineProperty(rec, "spoolEntry", { value: { stream: this.keys.inbound, group: GROUP, id: entryId }, enumerable: false });
     const r = await this.o.attempter.round(rec, rec.skip ?? 0);
     const attempts = rec.attempts + 1;
     if (r.result.kind === "delivered") {
-      await this.finish(() => ACK.run(this.cmd, [this.keys.inbound], [GROUP, entryId]), entryId);
+      // (acked: the forwarder's own script acknowledged the entry with what it wrote)
+      if (r.result.acked !== true) await this.finish(() => ACK.run(this.cmd, [this.keys.inbound], [GROUP, entryId]), entryId);
       log.info({ msg_id: rec.id, target: r.kind, attempts, result: "delivered", age_ms: this.o.clock.now() - rec.acceptedAt }, "message delivered");
       notifyFinal(this.o.onFinal, rec, delivered(r.kind, r.result), log);
       return;

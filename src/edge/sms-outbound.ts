@@ -727,10 +727,10 @@ export class SmsOutbound {
       tried = true;
       this.o.receipts.submitStart(name);
       let r: Awaited<ReturnType<SmppEdge["submit"]>>;
-      let tracked = false;
+      let done = { tracked: false, acked: false };
       try {
         r = await edge.submit(name, msg);
-        if (r.outcome === "ok") tracked = await this.sent(job, body, name, r.message_ids);
+        if (r.outcome === "ok") done = await this.sent(job, body, name, r.message_ids);
       } finally {
         this.o.receipts.submitEnd(name);
       }
@@ -740,11 +740,11 @@ export class SmsOutbound {
         this.metrics.parts.inc({ bind: name }, body.parts);
         this.metrics.latency.observe({ bind: name }, (this.now() - Date.parse(body.submitted_at)) / 1000);
         if (body.track === true) {
-          if (tracked) this.statusWebhook(body, "sent", { bind: name });
+          if (done.tracked) this.statusWebhook(body, "sent", { bind: name });
           else await this.track(body, "sent", { bind: name });
         }
         this.o.logger.debug({ id: body.id, bind: name, ms: Math.round(performance.now() - t0), smsc_ids: r.message_ids }, "sms outbound: accepted by carrier");
-        return { kind: "delivered" };
+        return done.acked ? { kind: "delivered", acked: true } : { kind: "delivered" };
       }
       const reason = r.error ?? `${name}: command_status 0x${status.toString(16).padStart(2, "0")}`;
       if (r.outcome === "permanent") {
@@ -767,10 +767,10 @@ export class SmsOutbound {
 
   /**
    * The carrier accepted: remember its ids for the receipt, and wait for that receipt. With Redis
-   * (one slot) the same script also writes status `sent` to the history and takes the message out
-   * of the cancel index: true when it wrote the status.
+   * (one slot) the same script also writes status `sent` to the history, takes the message out of
+   * the cancel index and acknowledges its spool entry: whether it wrote the status, and acknowledged.
    */
-  private async sent(job: DeliveryJob, body: MessageOutboundBody, bind: string, smscIds: string[]): Promise<boolean> {
+  private async sent(job: DeliveryJob, body: MessageOutboundBody, bind: string, smscIds: string[]): Promise<{ tracked: boolean; acked: boolean }> {
     const w: Waiting = { body, bind, smscIds, acceptedAt: job.acceptedAt, sentAt: this.now(), attempts: job.attempts + 1, at: this.now() };
     const s: SentMessage = { id: body.id, did: body.from, outbound: true, data: w };
     if (job.receipt !== undefined) s.receipt = job.receipt;
@@ -783,11 +783,11 @@ export class SmsOutbound {
     this.waiting.delete(body.id);
     this.waiting.set(body.id, w);
     const sh = this.o.shared;
-    if (sh === undefined) return false;
+    if (sh === undefined) return { tracked: false, acked: false };
     // The text stays out of Redis: the record does not carry it.
     const { text: _t, binary: _b, ...meta } = body;
     const json = JSON.stringify({ w: { ...w, body: { ...meta, text: null } }, receipt: job.receipt ?? null });
-    if (oneSlot(sh)) return this.sentScript(sh, body, bind, smscIds, json);
+    if (oneSlot(sh)) return this.sentScript(sh, job, body, bind, smscIds, json);
     try {
       const m = sh.redis.multi();
       for (const id of smscIds) if (id) m.set(`${sh.prefix}smsout:${bind}:${id.toLowerCase()}`, json, "EX", sh.ttlS ?? 72 * 3600);
@@ -797,11 +797,11 @@ export class SmsOutbound {
     } catch (err) {
       this.o.logger.warn({ id: body.id, err: errMessage(err) }, "sms outbound: carrier id not stored in Redis (its receipt is matched on this edge only)");
     }
-    return false;
+    return { tracked: false, acked: false };
   }
 
-  /** sent()'s writes in one script (SENT); true when it wrote status `sent` to the history. */
-  private async sentScript(sh: NonNullable<SmsOutboundOptions["shared"]>, body: MessageOutboundBody, bind: string, smscIds: string[], json: string): Promise<boolean> {
+  /** sent()'s writes in one script (SENT). */
+  private async sentScript(sh: NonNullable<SmsOutboundOptions["shared"]>, job: DeliveryJob, body: MessageOutboundBody, bind: string, smscIds: string[], json: string): Promise<{ tracked: boolean; acked: boolean }> {
     const ttl = sh.ttlS ?? 72 * 3600;
     const keys = [jobKey(sh, body.id)];
     for (const id of smscIds) if (id) keys.push(`${sh.prefix}smsout:${bind}:${id.toLowerCase()}`);
@@ -817,13 +817,18 @@ export class SmsOutbound {
       keys.push(queueKey(sh, body.account, body.smpp.source.addr, body.smpp.destination.addr));
       unindex = body.id;
     }
+    // the spool entry, when it lives in the same slot (its stream under the same prefix)
+    const se = job.spoolEntry;
+    const ack = se !== undefined && se.stream.startsWith(sh.prefix) ? se : undefined;
+    if (ack !== undefined) keys.push(ack.stream);
     try {
-      await SENT.run(sh.redis, keys, [json, ttl, n, bind, entry, "sent", MAX_HISTORY, st?.ttlS ?? ttl, unindex]);
+      await SENT.run(sh.redis, keys, [json, ttl, n, bind, entry, "sent", MAX_HISTORY, st?.ttlS ?? ttl, unindex, ack?.group ?? "", ack?.id ?? ""]);
     } catch (err) {
       this.o.logger.warn({ id: body.id, err: errMessage(err) }, "sms outbound: carrier id not stored in Redis (its receipt is matched on this edge only)");
       if (st !== undefined) this.o.logger.warn({ id: body.id, err: errMessage(err) }, "message status not stored");
+      return { tracked: st !== undefined, acked: false };
     }
-    return st !== undefined;
+    return { tracked: st !== undefined, acked: ack !== undefined };
   }
 
   /** A message sent by any edge (or by this one before a restart), by the bind's message id. */
@@ -978,10 +983,11 @@ export class SmsOutbound {
 /**
  * After a carrier accepted a message, in one script: its carrier ids (for receipts on any edge),
  * the sent note (jobKey), status `sent` in its history (only if the history exists, as
- * MessageStatusStore.update), and out of the cancel index.
- * KEYS jobKey, n carrier-id keys, [history hash, history list], [cancel index].
+ * MessageStatusStore.update), out of the cancel index, and its spool entry acknowledged (XACK +
+ * XDEL, as the spool's ACK: the note and the acknowledgement cannot be separated by a crash).
+ * KEYS jobKey, n carrier-id keys, [history hash, history list], [cancel index], [spool stream].
  * ARGV carrier JSON, TTL s, n, bind, status entry JSON or "" (no history), status, history length,
- * history TTL s, id to take out of the index or "".
+ * history TTL s, id to take out of the index or "", spool group, spool entry id or "".
  */
 const SENT = new Script(`
 local n = tonumber(ARGV[3])
@@ -997,7 +1003,14 @@ if ARGV[5] ~= '' then
   end
   k = k + 2
 end
-if ARGV[9] ~= '' then redis.call('HDEL', KEYS[k], ARGV[9]) end
+if ARGV[9] ~= '' then
+  redis.call('HDEL', KEYS[k], ARGV[9])
+  k = k + 1
+end
+if ARGV[11] ~= '' then
+  redis.call('XACK', KEYS[k], ARGV[10], ARGV[11])
+  redis.call('XDEL', KEYS[k], ARGV[11])
+end
 return 1
 `);
 
