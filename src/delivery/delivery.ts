@@ -188,21 +188,25 @@ export class Delivery {
 
   /**
    * Spool mode: accept() with `writes` made in the same Redis script as the enqueue (atomically, and
-   * only when the message is queued). undefined in direct mode: the caller makes its writes itself.
+   * only when the message is queued); "refused" (not counted as an accept) when the `unless` member
+   * of `writes` is in its set. undefined in direct mode: the caller makes its checks and writes itself.
    */
-  acceptWith(job: DeliveryJob, writes: SpoolWrites): Promise<AcceptOutcome> | undefined {
+  acceptWith(job: DeliveryJob, writes: SpoolWrites): Promise<AcceptOutcome | "refused"> | undefined {
     const spool = this.spool;
     if (spool === undefined || this.closed || (!job.target.webhook && !job.target.smpp)) return undefined;
     return this.enqueue(spool, job, writes).then((outcome) => {
-      this.metrics.accepts.inc({ mode: this.mode, outcome });
+      if (outcome !== "refused") this.metrics.accepts.inc({ mode: this.mode, outcome });
       return outcome;
     });
   }
 
-  private async enqueue(spool: Spool, job: DeliveryJob, writes?: SpoolWrites): Promise<AcceptOutcome> {
+  private async enqueue(spool: Spool, job: DeliveryJob): Promise<AcceptOutcome>;
+  private async enqueue(spool: Spool, job: DeliveryJob, writes: SpoolWrites): Promise<AcceptOutcome | "refused">;
+  private async enqueue(spool: Spool, job: DeliveryJob, writes?: SpoolWrites): Promise<AcceptOutcome | "refused"> {
     try {
       const ok = await withTimeout(spool.enqueue(job, this.enqueueTimeoutMs, writes), this.enqueueTimeoutMs);
       if (ok === true) return "accepted";
+      if (ok === "refused") return "refused";
       if (ok === false) this.logger.warn({ msg_id: job.id }, "spool full: message declined with a temporary failure");
       else this.logger.warn({ msg_id: job.id }, "spool write timed out: message declined with a temporary failure");
       return "temporary";

@@ -157,19 +157,21 @@ export class Spool {
   /**
    * Store a job durably. Resolves true once Redis acknowledged the write (answer the PDU after
    * this), false when the spool is full (then `writes` are not made either); rejects when Redis
-   * fails. `writes` are made in the same script, before the job is added.
+   * fails. `writes` are made in the same script, before the job is added; "refused" (nothing
+   * written) when their `unless` member is in its set.
    */
-  async enqueue(job: DeliveryJob, waitMs = 5_000, writes?: SpoolWrites): Promise<boolean> {
+  async enqueue(job: DeliveryJob, waitMs = 5_000, writes?: SpoolWrites): Promise<boolean | "refused"> {
     const rec: SpoolRecord = { id: job.id, body: job.body, target: targetAtRest(job.target), acceptedAt: job.acceptedAt, attempts: job.attempts, skip: 0 };
     if (job.receipt !== undefined) rec.receipt = job.receipt;
     if (this.enq.status !== "ready" && !(await this.enqReady(waitMs))) throw new Error("redis not connected");
-    if (writes === undefined || writes.calls.length === 0) {
+    if (writes === undefined || (writes.calls.length === 0 && writes.unless === undefined)) {
       const r = await ENQUEUE.run(this.enq, [this.keys.inbound, this.keys.retry], [this.o.maxDepth, JSON.stringify(rec)]);
       return r !== null;
     }
     const a = enqueueWithArgs(this.keys, this.o.maxDepth, JSON.stringify(rec), writes);
-    const r = (await ENQUEUE_WITH.run(this.enq, a.keys, a.args)) as [string, string | null] | null;
+    const r = (await ENQUEUE_WITH.run(this.enq, a.keys, a.args)) as [string, string | null] | 0 | null;
     if (r === null) return false;
+    if (r === 0) return "refused";
     if (typeof r[1] === "string") this.o.logger.warn({ msg_id: job.id, err: r[1] }, "spool: a write made with the message failed (the message is queued)");
     return true;
   }

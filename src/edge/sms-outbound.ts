@@ -412,21 +412,40 @@ export class SmsOutbound {
     return outcome;
   }
 
+  /** The refusal when the recipient opted out of the sender (or the lookup failed); undefined: go on. */
+  private async optedOut(c: QueueInput): Promise<SubmitOutcome | undefined> {
+    if (this.o.optouts === undefined || c.ignoreOptOut === true) return undefined;
+    let out: boolean;
+    try {
+      out = await this.o.optouts.isOptedOut(c.from, c.to);
+    } catch (err) {
+      this.o.logger.warn({ err: errMessage(err) }, "opt-out lookup failed: message declined with a temporary failure");
+      return this.finish(c, "temporary", { why: "opt-out lookup failed" });
+    }
+    return out ? this.finish(c, "opted_out", {}) : undefined;
+  }
+
+  /** The opt-out set the spool's enqueue script can check for this message (Redis, one slot), if any. */
+  private optOutInScript(c: QueueInput): { key: string; member: string } | undefined {
+    const sh = this.o.shared;
+    if (sh === undefined || c.ignoreOptOut === true || this.o.delivery.acceptWith === undefined || !oneSlot(sh)) return undefined;
+    const key = this.o.optouts?.redisKey?.(c.from);
+    return key !== undefined && key.startsWith(sh.prefix) ? { key, member: c.to } : undefined;
+  }
+
   /** Opt-out, route, encoding, then delivery: the common part of every submit. */
   private async queue(c: QueueInput): Promise<{ outcome: SubmitOutcome; body?: MessageOutboundBody }> {
     const { from, to } = c;
-    if (this.o.optouts !== undefined && c.ignoreOptOut !== true) {
-      let out: boolean;
-      try {
-        out = await this.o.optouts.isOptedOut(from, to);
-      } catch (err) {
-        this.o.logger.warn({ err: errMessage(err) }, "opt-out lookup failed: message declined with a temporary failure");
-        return { outcome: this.finish(c, "temporary", { why: "opt-out lookup failed" }) };
-      }
-      if (out) return { outcome: this.finish(c, "opted_out", {}) };
+    // With the Redis spool the opt-out is checked in the enqueue script (no round trip of its
+    // own); a message refused before it gets there is checked here first, as the opt-out comes
+    // first: the same outcome either way.
+    const unless = this.optOutInScript(c);
+    if (unless === undefined) {
+      const o = await this.optedOut(c);
+      if (o !== undefined) return { outcome: o };
     }
     const route = this.routeOf(to);
-    if (route.length === 0) return { outcome: this.finish(c, "no_route", {}) };
+    if (route.length === 0) return { outcome: (unless !== undefined ? await this.optedOut(c) : undefined) ?? this.finish(c, "no_route", {}) };
     const body: MessageOutboundBody = {
       type: "message.outbound",
       id: c.id,
@@ -459,8 +478,10 @@ export class SmsOutbound {
       const dc = pdus[0]!.data_coding;
       body.encoding = c.binary !== undefined ? "binary" : dc === 0x08 ? "ucs2" : dc === 0x03 ? "latin1" : "gsm7";
     } catch {
-      return { outcome: this.finish(c, "permanent", { why: "too long" }) };
+      return { outcome: (unless !== undefined ? await this.optedOut(c) : undefined) ?? this.finish(c, "permanent", { why: "too long" }) };
     }
+    // (a refusal's record keeps what was known before the encoding: the opt-out came first)
+    const known = { partsIn: c.partsIn, encodingIn: c.encodingIn };
     c.partsIn = body.parts;
     c.encodingIn = body.encoding;
     const job: DeliveryJob = { id: body.id, body, target: { smpp: route[0]! }, acceptedAt: this.now(), attempts: 0 };
@@ -470,12 +491,25 @@ export class SmsOutbound {
     // The status history and the cancel index exist before the app's answer (so it can query and
     // cancel at once). With the Redis spool they are written by the enqueue script itself: one
     // round trip, and nothing is written when the spool refuses the message.
-    const writes = this.queuedWrites(body, queued, c.track === true);
+    const writes = this.queuedWrites(body, queued, c.track === true, unless);
     const spooled = writes !== undefined ? this.o.delivery.acceptWith?.(job, writes) : undefined;
-    if (spooled === undefined) await Promise.all([c.track === true ? this.track(body, "queued", null, true) : undefined, sh !== undefined ? indexQueued(sh, queued) : undefined]);
+    if (spooled === undefined) {
+      if (unless !== undefined) {
+        const o = await this.optedOut(c);
+        if (o !== undefined) return { outcome: o };
+      }
+      await Promise.all([c.track === true ? this.track(body, "queued", null, true) : undefined, sh !== undefined ? indexQueued(sh, queued) : undefined]);
+    }
     let outcome: AcceptOutcome;
     try {
-      outcome = await (spooled ?? this.o.delivery.accept(job));
+      const r = await (spooled ?? this.o.delivery.accept(job));
+      if (r === "refused") {
+        // opted out (nothing was written)
+        c.partsIn = known.partsIn;
+        c.encodingIn = known.encodingIn;
+        return { outcome: this.finish(c, "opted_out", {}) };
+      }
+      outcome = r;
     } catch (err) {
       this.o.logger.error({ err: errMessage(err), id: c.id }, "delivery accept failed");
       outcome = "temporary";
@@ -490,7 +524,7 @@ export class SmsOutbound {
    * the spool's enqueue script; undefined when they cannot go there (no Redis, a status store
    * outside Redis, a Cluster prefix without hash tag): then they are made on their own.
    */
-  private queuedWrites(body: MessageOutboundBody, queued: Parameters<typeof indexCalls>[1], track: boolean): SpoolWrites | undefined {
+  private queuedWrites(body: MessageOutboundBody, queued: Parameters<typeof indexCalls>[1], track: boolean, unless: SpoolWrites["unless"]): SpoolWrites | undefined {
     const sh = this.o.shared;
     if (sh === undefined || !oneSlot(sh)) return undefined;
     const calls: (string | number)[][] = [];
@@ -500,6 +534,7 @@ export class SmsOutbound {
       calls.push(...st.createCalls(this.statusInfo(body), { status: "queued", at: new Date(this.now()).toISOString() }));
     }
     calls.push(...indexCalls(sh, queued));
+    if (unless !== undefined) return { calls, unless };
     return calls.length > 0 ? { calls } : undefined;
   }
 

@@ -32,9 +32,10 @@ export interface MessageSink {
   accept(job: DeliveryJob): Promise<AcceptOutcome>;
   /**
    * accept() with Redis writes made in the spool's enqueue script (src/delivery/redis.ts
-   * ENQUEUE_WITH); undefined when the sink has no Redis spool (the caller writes them itself).
+   * ENQUEUE_WITH); "refused" when the `unless` member of `writes` is in its set; undefined when the
+   * sink has no Redis spool (the caller checks and writes itself).
    */
-  acceptWith?(job: DeliveryJob, writes: SpoolWrites): Promise<AcceptOutcome> | undefined;
+  acceptWith?(job: DeliveryJob, writes: SpoolWrites): Promise<AcceptOutcome | "refused"> | undefined;
 }
 
 export interface SmsEdgeOptions {
