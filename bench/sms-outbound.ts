@@ -51,7 +51,7 @@ function pct(sorted: number[], p: number): number {
   return sorted.length === 0 ? NaN : sorted[Math.min(sorted.length - 1, Math.floor((sorted.length * p) / 100))]!;
 }
 
-/** Commands Redis has run since it started, by command (INFO commandstats; commands run by scripts count too). */
+/** Commands Redis has run since it started, by command (INFO commandstats; commands run by scripts count too), and its CPU (INFO cpu) under CPU_US. */
 async function redisCalls(url: string): Promise<Map<string, number>> {
   const c = new Redis(url);
   try {
