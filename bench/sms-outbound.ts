@@ -51,23 +51,33 @@ function pct(sorted: number[], p: number): number {
   return sorted.length === 0 ? NaN : sorted[Math.min(sorted.length - 1, Math.floor((sorted.length * p) / 100))]!;
 }
 
-/** Commands Redis has run since it started, by command (INFO commandstats; commands run by scripts count too). */
+/** Commands Redis has run since it started, by command (INFO commandstats; commands run by scripts count too), and its CPU (INFO cpu) under CPU_US. */
 async function redisCalls(url: string): Promise<Map<string, number>> {
   const c = new Redis(url);
   try {
     const info = await c.info("commandstats");
     const m = new Map<string, number>();
     for (const x of info.matchAll(/^cmdstat_([\w|]+):calls=(\d+)/gm)) if (x[1] !== "info") m.set(x[1]!, Number(x[2]));
+    // the server's own CPU (user + system, µs), carried under a name no command has
+    const cpu = await c.info("cpu");
+    const u = /used_cpu_user:([\d.]+)/.exec(cpu)?.[1];
+    const s = /used_cpu_sys:([\d.]+)/.exec(cpu)?.[1];
+    if (u !== undefined && s !== undefined) m.set(CPU_US, Math.round((Number(u) + Number(s)) * 1e6));
     return m;
   } finally {
     c.disconnect();
   }
 }
 
-/** Commands per message between two INFO commandstats: the total and the busiest commands. */
-function perMessage(a: Map<string, number>, b: Map<string, number>, n: number): { total: number; top: string } {
+const CPU_US = " cpu_us";
+
+/** Commands per message between two INFO commandstats: the total and the busiest commands; Redis CPU µs per message. */
+function perMessage(a: Map<string, number>, b: Map<string, number>, n: number): { total: number; top: string; cpuUs: number } {
+  const cpuUs = Math.round(((b.get(CPU_US) ?? 0) - (a.get(CPU_US) ?? 0)) / n);
+  a.delete(CPU_US);
+  b.delete(CPU_US);
   const d = [...b].map(([k, v]) => [k, (v - (a.get(k) ?? 0)) / n] as const).filter(([, v]) => v > 0).sort((x, y) => y[1] - x[1]);
-  return { total: +d.reduce((s, [, v]) => s + v, 0).toFixed(1), top: d.slice(0, 8).map(([k, v]) => `${k}:${v.toFixed(1)}`).join(" ") };
+  return { cpuUs, total: +d.reduce((s, [, v]) => s + v, 0).toFixed(1), top: d.slice(0, 8).map(([k, v]) => `${k}:${v.toFixed(1)}`).join(" ") };
 }
 
 /** Sends message i; calls done(accepted) when the gateway answered. */
@@ -85,6 +95,8 @@ interface Row {
   duplicates: number;
   /** Redis commands per message (spool cases: INFO commandstats before and after the run), and the busiest. */
   redis_cmds_per_msg?: number;
+  /** Redis server CPU (user + system) per message, µs (INFO cpu). */
+  redis_cpu_us_per_msg?: number;
   redis_top?: string;
   load1: string;
 }
@@ -319,6 +331,7 @@ try {
           if (g.redisUrl !== undefined && calls0 !== undefined) {
             const pm = perMessage(calls0, await redisCalls(g.redisUrl), N);
             row.redis_cmds_per_msg = pm.total;
+            row.redis_cpu_us_per_msg = pm.cpuUs;
             row.redis_top = pm.top;
           }
           rows.push(row);

@@ -17,7 +17,7 @@ import { type TimeoutClock, systemClock } from "../util/clock.js";
 import { DirectDelivery } from "./direct.js";
 import { DeliveryMetrics } from "./metrics.js";
 import type { RedisConnector } from "../redis/client.js";
-import { type RedisConnect, spoolConnect } from "./redis.js";
+import { type RedisConnect, type SpoolWrites, spoolConnect } from "./redis.js";
 import type { SmppForwarder } from "./smpp-forward.js";
 import { Spool } from "./spool.js";
 import type { AcceptOutcome, DeliveryJob, FinalOutcome } from "./types.js";
@@ -186,10 +186,27 @@ export class Delivery {
     return outcome;
   }
 
-  private async enqueue(spool: Spool, job: DeliveryJob): Promise<AcceptOutcome> {
+  /**
+   * Spool mode: accept() with `writes` made in the same Redis script as the enqueue (atomically, and
+   * only when the message is queued); "refused" (not counted as an accept) when the `unless` member
+   * of `writes` is in its set. undefined in direct mode: the caller makes its checks and writes itself.
+   */
+  acceptWith(job: DeliveryJob, writes: SpoolWrites): Promise<AcceptOutcome | "refused"> | undefined {
+    const spool = this.spool;
+    if (spool === undefined || this.closed || (!job.target.webhook && !job.target.smpp)) return undefined;
+    return this.enqueue(spool, job, writes).then((outcome) => {
+      if (outcome !== "refused") this.metrics.accepts.inc({ mode: this.mode, outcome });
+      return outcome;
+    });
+  }
+
+  private async enqueue(spool: Spool, job: DeliveryJob): Promise<AcceptOutcome>;
+  private async enqueue(spool: Spool, job: DeliveryJob, writes: SpoolWrites): Promise<AcceptOutcome | "refused">;
+  private async enqueue(spool: Spool, job: DeliveryJob, writes?: SpoolWrites): Promise<AcceptOutcome | "refused"> {
     try {
-      const ok = await withTimeout(spool.enqueue(job, this.enqueueTimeoutMs), this.enqueueTimeoutMs);
+      const ok = await withTimeout(spool.enqueue(job, this.enqueueTimeoutMs, writes), this.enqueueTimeoutMs);
       if (ok === true) return "accepted";
+      if (ok === "refused") return "refused";
       if (ok === false) this.logger.warn({ msg_id: job.id }, "spool full: message declined with a temporary failure");
       else this.logger.warn({ msg_id: job.id }, "spool write timed out: message declined with a temporary failure");
       return "temporary";

@@ -72,6 +72,51 @@ if max > 0 and redis.call('XLEN', KEYS[1]) + redis.call('ZCARD', KEYS[2]) >= max
 return redis.call('XADD', KEYS[1], '*', 'j', ARGV[2])
 `);
 
+/**
+ * Writes made by the enqueue script just before its XADD, so that what a message needs from the
+ * moment it is acknowledged (its status history, an index) costs no round trip of its own. Each
+ * call is [command, key, ...args]; every key must live in the spool's slot (Cluster: the prefix's
+ * hash tag).
+ */
+export interface SpoolWrites {
+  calls: (string | number)[][];
+  /** Refuse the message (nothing written) when `member` is in the set `key` (an opt-out). */
+  unless?: { key: string; member: string };
+}
+
+/**
+ * ENQUEUE with writes. KEYS inbound, retry, the `unless` set (or the retry key again), then the
+ * keys of the calls. ARGV maxDepth, job JSON, the `unless` member or "", then per call its length
+ * and the call. Returns { entry id, the first call's error or false }, 0 when the member is in the
+ * set, or nil when full (nothing written either way). A call that fails does not keep the message
+ * out of the spool (the writes are side records; the message is what was acknowledged).
+ */
+export const ENQUEUE_WITH = new Script(`
+if ARGV[3] ~= '' and redis.call('SISMEMBER', KEYS[3], ARGV[3]) == 1 then return 0 end
+local max = tonumber(ARGV[1])
+if max > 0 and redis.call('XLEN', KEYS[1]) + redis.call('ZCARD', KEYS[2]) >= max then return false end
+local err = false
+local i = 4
+while i <= #ARGV do
+  local n = tonumber(ARGV[i])
+  local r = redis.pcall(unpack(ARGV, i + 1, i + n))
+  if type(r) == 'table' and r.err and not err then err = r.err end
+  i = i + n + 1
+end
+return { redis.call('XADD', KEYS[1], '*', 'j', ARGV[2]), err }
+`);
+
+/** KEYS and ARGV of ENQUEUE_WITH. */
+export function enqueueWithArgs(keys: SpoolKeys, maxDepth: number, json: string, w: SpoolWrites): { keys: string[]; args: (string | number)[] } {
+  const k = [keys.inbound, keys.retry, w.unless?.key ?? keys.retry];
+  const a: (string | number)[] = [maxDepth, json, w.unless?.member ?? ""];
+  for (const c of w.calls) {
+    k.push(String(c[1]));
+    a.push(c.length, ...c);
+  }
+  return { keys: k, args: a };
+}
+
 /** Delivered. KEYS inbound. ARGV group, entry id. */
 export const ACK = new Script(`
 local n = redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])

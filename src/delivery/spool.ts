@@ -24,12 +24,15 @@ import {
   ACK,
   DEAD,
   ENQUEUE,
+  ENQUEUE_WITH,
   GROUP,
   MOVE_DUE,
   RETRY,
   type RedisConnect,
   type SpoolKeys,
+  type SpoolWrites,
   ensureGroup,
+  enqueueWithArgs,
   spoolKeys,
 } from "./redis.js";
 import type { RedisClient } from "../redis/client.js";
@@ -153,14 +156,24 @@ export class Spool {
 
   /**
    * Store a job durably. Resolves true once Redis acknowledged the write (answer the PDU after
-   * this), false when the spool is full; rejects when Redis fails.
+   * this), false when the spool is full (then `writes` are not made either); rejects when Redis
+   * fails. `writes` are made in the same script, before the job is added; "refused" (nothing
+   * written) when their `unless` member is in its set.
    */
-  async enqueue(job: DeliveryJob, waitMs = 5_000): Promise<boolean> {
+  async enqueue(job: DeliveryJob, waitMs = 5_000, writes?: SpoolWrites): Promise<boolean | "refused"> {
     const rec: SpoolRecord = { id: job.id, body: job.body, target: targetAtRest(job.target), acceptedAt: job.acceptedAt, attempts: job.attempts, skip: 0 };
     if (job.receipt !== undefined) rec.receipt = job.receipt;
     if (this.enq.status !== "ready" && !(await this.enqReady(waitMs))) throw new Error("redis not connected");
-    const r = await ENQUEUE.run(this.enq, [this.keys.inbound, this.keys.retry], [this.o.maxDepth, JSON.stringify(rec)]);
-    return r !== null;
+    if (writes === undefined || (writes.calls.length === 0 && writes.unless === undefined)) {
+      const r = await ENQUEUE.run(this.enq, [this.keys.inbound, this.keys.retry], [this.o.maxDepth, JSON.stringify(rec)]);
+      return r !== null;
+    }
+    const a = enqueueWithArgs(this.keys, this.o.maxDepth, JSON.stringify(rec), writes);
+    const r = (await ENQUEUE_WITH.run(this.enq, a.keys, a.args)) as [string, string | null] | 0 | null;
+    if (r === null) return false;
+    if (r === 0) return "refused";
+    if (typeof r[1] === "string") this.o.logger.warn({ msg_id: job.id, err: r[1] }, "spool: a write made with the message failed (the message is queued)");
+    return true;
   }
 
   /** Wait up to `ms` for the enqueue connection (it has no offline queue). One listener for all waiters. */
@@ -387,10 +400,12 @@ export class Spool {
       await this.deadLetter(entryId, JSON.stringify(rec), "max_age", rec);
       return;
     }
+    Object.defineProperty(rec, "spoolEntry", { value: { stream: this.keys.inbound, group: GROUP, id: entryId }, enumerable: false });
     const r = await this.o.attempter.round(rec, rec.skip ?? 0);
     const attempts = rec.attempts + 1;
     if (r.result.kind === "delivered") {
-      await this.finish(() => ACK.run(this.cmd, [this.keys.inbound], [GROUP, entryId]), entryId);
+      // (acked: the forwarder's own script acknowledged the entry with what it wrote)
+      if (r.result.acked !== true) await this.finish(() => ACK.run(this.cmd, [this.keys.inbound], [GROUP, entryId]), entryId);
       log.info({ msg_id: rec.id, target: r.kind, attempts, result: "delivered", age_ms: this.o.clock.now() - rec.acceptedAt }, "message delivered");
       notifyFinal(this.o.onFinal, rec, delivered(r.kind, r.result), log);
       return;

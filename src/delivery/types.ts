@@ -160,12 +160,25 @@ export interface DeliveryJob {
   attempts: number;
   /** A delivery receipt to send to the submitter at the final outcome. */
   receipt?: ReceiptRequest;
+  /** Set (not enumerable: never stored) by the spool on a job it read; see SpoolEntry. */
+  spoolEntry?: SpoolEntry;
+}
+
+/**
+ * The spool entry a job was read from. A forwarder that writes to the same Redis slot when the
+ * carrier accepted may acknowledge the entry in that same script (XACK + XDEL, as the spool's ACK)
+ * and answer `{ kind: "delivered", acked: true }`: the spool then does not acknowledge it again.
+ */
+export interface SpoolEntry {
+  stream: string;
+  group: string;
+  id: string;
 }
 
 /** How an attempt ended. */
 export type AttemptResult =
   /** reply: the text a webhook answered with for a message.received (`200 {"reply": "…"}`). */
-  | { kind: "delivered"; reply?: string }
+  | { kind: "delivered"; reply?: string; acked?: boolean }
   | { kind: "retry"; reason: string; retryAfterMs?: number }
   | { kind: "dead"; reason: string };
 

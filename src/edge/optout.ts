@@ -55,6 +55,8 @@ export interface OptOutStore {
   optOut(number: string, sender: string): Promise<boolean>;
   optIn(number: string, sender: string): Promise<void>;
   isOptedOut(number: string, recipient: string): Promise<boolean>;
+  /** Redis stores: the set isOptedOut() looks `recipient` up in (for a script that checks it with other writes). */
+  redisKey?(number: string): string;
 }
 
 export class RedisOptOutStore implements OptOutStore {
@@ -69,7 +71,10 @@ export class RedisOptOutStore implements OptOutStore {
     await this.redis.srem(`${this.prefix}optout:${number}`, sender);
   }
   async isOptedOut(number: string, recipient: string): Promise<boolean> {
-    return (await this.redis.sismember(`${this.prefix}optout:${number}`, recipient)) === 1;
+    return (await this.redis.sismember(this.redisKey(number), recipient)) === 1;
+  }
+  redisKey(number: string): string {
+    return `${this.prefix}optout:${number}`;
   }
 }
 

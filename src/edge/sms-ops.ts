@@ -19,7 +19,9 @@
  * `<prefix>smsout:q:<account>:<source>:<destination>` (a hash of id -> service_type, 72 h), from
  * before its submit_sm_resp until it leaves the spool.
  */
-import type { Cluster, Redis } from "ioredis";
+import { Cluster, type Redis } from "ioredis";
+import { hasHashTag } from "../redis/endpoint.js";
+import { Script } from "../redis/script.js";
 import type { Logger } from "pino";
 import { STATUS } from "../smpp/constants.js";
 import { STATE, type MessageOps, type OpRequest, type QueryAnswer } from "../smpp/ops.js";
@@ -41,8 +43,22 @@ function stKey(sh: SharedRedis, id: string): string {
 function rpKey(sh: SharedRedis, id: string): string {
   return `${sh.prefix}smsout:rp:{${id}}`;
 }
+/** Set once a carrier accepted the message (its bind): an edge that re-reads the entry after a crash does not send it again. */
+export function jobKey(sh: SharedRedis, id: string): string {
+  return `${sh.prefix}smsout:job:${id}`;
+}
+
+/**
+ * Whether keys under the prefix can be written by one script: always on one server; on a Cluster
+ * only when the prefix holds a hash tag (then every key under it is in one slot). Otherwise each
+ * write goes on its own, as its key's slot allows.
+ */
+export function oneSlot(sh: SharedRedis): boolean {
+  return !(sh.redis instanceof Cluster) || hasHashTag(sh.prefix);
+}
+
 /** The queued messages of an account from one address to another (cancel by address). */
-function queueKey(sh: SharedRedis, account: string, source: string, destination: string): string {
+export function queueKey(sh: SharedRedis, account: string, source: string, destination: string): string {
   return `${sh.prefix}smsout:q:${encodeURIComponent(account)}:${encodeURIComponent(source)}:${encodeURIComponent(destination)}`;
 }
 
@@ -87,6 +103,44 @@ function readReplacement(json: string): Replacement {
   return r;
 }
 
+/** What indexQueued() writes, as calls for a script that makes them with other writes (the spool's enqueue). */
+export function indexCalls(sh: SharedRedis, m: Queued): (string | number)[][] {
+  if (m.smpp === undefined) return [];
+  const k = queueKey(sh, m.account, m.smpp.source.addr, m.smpp.destination.addr);
+  return [
+    ["HSET", k, m.id, m.service_type ?? ""],
+    ["EXPIRE", k, sh.ttlS ?? TTL_S],
+  ];
+}
+
+/**
+ * Before a send attempt, in one round trip: "sent" when a carrier already accepted the message
+ * (jobKey: sent before a crash or by an edge that reclaimed it), else, with `claim` (an app's
+ * message, which may be cancelled or replaced), claimSend(). Redis errors: send (at least once).
+ */
+export async function checkSend(sh: SharedRedis, id: string, claim: boolean): Promise<{ kind: "sent"; bind: string } | { kind: "send" | "cancelled"; replaced?: Replacement }> {
+  if (!oneSlot(sh)) {
+    let bind: string | null = null;
+    try {
+      bind = await sh.redis.get(jobKey(sh, id));
+    } catch {
+      // Redis cannot tell: send
+    }
+    if (bind !== null) return { kind: "sent", bind };
+    return claim ? claimSend(sh, id) : { kind: "send" };
+  }
+  try {
+    const r = (await CHECK_CLAIM.run(sh.redis, [jobKey(sh, id), stKey(sh, id), rpKey(sh, id)], [sh.ttlS ?? TTL_S, claim ? 1 : 0])) as [number, string | null | undefined];
+    if (r[0] === 2) return { kind: "sent", bind: String(r[1]) };
+    if (r[0] === 0) return { kind: "cancelled" };
+    const rp = r[1];
+    if (typeof rp === "string") return { kind: "send", replaced: readReplacement(rp) };
+  } catch {
+    // Redis cannot tell: send
+  }
+  return { kind: "send" };
+}
+
 /** Index a message about to be queued (before the app gets its answer), for cancel by address. */
 export async function indexQueued(sh: SharedRedis, m: Queued): Promise<void> {
   if (m.smpp === undefined) return;
@@ -119,6 +173,11 @@ export async function releaseSend(sh: SharedRedis, id: string): Promise<void> {
 
 // one round trip per attempt: claim (unless cancelled), and the replacement text if any
 const CLAIM = `if not redis.call('SET', KEYS[1], 'sending', 'EX', ARGV[1], 'NX') and redis.call('GET', KEYS[1]) == 'cancelled' then return {0} end return {1, redis.call('GET', KEYS[2])}`;
+// the jobKey check, then CLAIM when ARGV[2] is 1: {2, bind} sent already, {0} cancelled, {1, replacement}
+const CHECK_CLAIM = new Script(`local b = redis.call('GET', KEYS[1]) if b then return {2, b} end
+if ARGV[2] ~= '1' then return {1} end
+if not redis.call('SET', KEYS[2], 'sending', 'EX', ARGV[1], 'NX') and redis.call('GET', KEYS[2]) == 'cancelled' then return {0} end
+return {1, redis.call('GET', KEYS[3])}`);
 const RELEASE = `if redis.call('GET', KEYS[1]) == 'sending' then redis.call('DEL', KEYS[1]) end return 1`;
 // a field the new replacement leaves out keeps the value of an earlier replacement (empty times keep theirs)
 const REPLACE = `if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end

@@ -35,13 +35,15 @@ import type { SmppEdge } from "../smpp/edge.js";
 import { buildMessagePdus } from "../smpp/outbound.js";
 import type { AcceptResult, InboundSms, OutboundSms, Receipt } from "../smpp/types.js";
 import type { OptOutStore } from "./optout.js";
-import type { MessageStatusStore } from "./sms-status.js";
+import { MAX_HISTORY, type MessageInfo, type MessageStatusStore } from "./sms-status.js";
 import type { ReceiptCorrelator, SentMessage } from "./receipts.js";
 import { smppAddressToE164, type MessageSink } from "./sms.js";
 import { referenceOf, toSmppAddress } from "./sms-forward.js";
 import { normaliseStat, receiptRequestOf, type ReceiptSender } from "./sms-receipts.js";
 import { errMessage } from "../util/errors.js";
-import { SmsMessageOps, claimSend, indexQueued, releaseSend, unindexQueued, type Replacement } from "./sms-ops.js";
+import { SmsMessageOps, checkSend, indexCalls, indexQueued, jobKey, oneSlot, queueKey, releaseSend, unindexQueued, type Replacement } from "./sms-ops.js";
+import type { SpoolWrites } from "../delivery/redis.js";
+import { Script } from "../redis/script.js";
 import { checkTimes, dueNow, type MessageTimes } from "./sms-schedule.js";
 import { formatSmppTime } from "../smpp/time.js";
 import { backoffDelay, DEFAULT_BACKOFF } from "../delivery/backoff.js";
@@ -417,21 +419,40 @@ export class SmsOutbound {
     return outcome;
   }
 
+  /** The refusal when the recipient opted out of the sender (or the lookup failed); undefined: go on. */
+  private async optedOut(c: QueueInput): Promise<SubmitOutcome | undefined> {
+    if (this.o.optouts === undefined || c.ignoreOptOut === true) return undefined;
+    let out: boolean;
+    try {
+      out = await this.o.optouts.isOptedOut(c.optoutFrom ?? c.from, c.to);
+    } catch (err) {
+      this.o.logger.warn({ err: errMessage(err) }, "opt-out lookup failed: message declined with a temporary failure");
+      return this.finish(c, "temporary", { why: "opt-out lookup failed" });
+    }
+    return out ? this.finish(c, "opted_out", {}) : undefined;
+  }
+
+  /** The opt-out set the spool's enqueue script can check for this message (Redis, one slot), if any. */
+  private optOutInScript(c: QueueInput): { key: string; member: string } | undefined {
+    const sh = this.o.shared;
+    if (sh === undefined || c.ignoreOptOut === true || this.o.delivery.acceptWith === undefined || !oneSlot(sh)) return undefined;
+    const key = this.o.optouts?.redisKey?.(c.optoutFrom ?? c.from);
+    return key !== undefined && key.startsWith(sh.prefix) ? { key, member: c.to } : undefined;
+  }
+
   /** Opt-out, route, encoding, then delivery: the common part of every submit. */
   private async queue(c: QueueInput): Promise<{ outcome: SubmitOutcome; body?: MessageOutboundBody }> {
     const { from, to } = c;
-    if (this.o.optouts !== undefined && c.ignoreOptOut !== true) {
-      let out: boolean;
-      try {
-        out = await this.o.optouts.isOptedOut(c.optoutFrom ?? from, to);
-      } catch (err) {
-        this.o.logger.warn({ err: errMessage(err) }, "opt-out lookup failed: message declined with a temporary failure");
-        return { outcome: this.finish(c, "temporary", { why: "opt-out lookup failed" }) };
-      }
-      if (out) return { outcome: this.finish(c, "opted_out", {}) };
+    // With the Redis spool the opt-out is checked in the enqueue script (no round trip of its
+    // own); a message refused before it gets there is checked here first, as the opt-out comes
+    // first: the same outcome either way.
+    const unless = this.optOutInScript(c);
+    if (unless === undefined) {
+      const o = await this.optedOut(c);
+      if (o !== undefined) return { outcome: o };
     }
     const route = this.routeOf(to);
-    if (route.length === 0) return { outcome: this.finish(c, "no_route", {}) };
+    if (route.length === 0) return { outcome: (unless !== undefined ? await this.optedOut(c) : undefined) ?? this.finish(c, "no_route", {}) };
     const body: MessageOutboundBody = {
       type: "message.outbound",
       id: c.id,
@@ -464,19 +485,38 @@ export class SmsOutbound {
       const dc = pdus[0]!.data_coding;
       body.encoding = c.binary !== undefined ? "binary" : dc === 0x08 ? "ucs2" : dc === 0x03 ? "latin1" : "gsm7";
     } catch {
-      return { outcome: this.finish(c, "permanent", { why: "too long" }) };
+      return { outcome: (unless !== undefined ? await this.optedOut(c) : undefined) ?? this.finish(c, "permanent", { why: "too long" }) };
     }
+    // (a refusal's record keeps what was known before the encoding: the opt-out came first)
+    const known = { partsIn: c.partsIn, encodingIn: c.encodingIn };
     c.partsIn = body.parts;
     c.encodingIn = body.encoding;
     const job: DeliveryJob = { id: body.id, body, target: { smpp: route[0]! }, acceptedAt: this.now(), attempts: 0 };
     if (c.receipt !== undefined) job.receipt = c.receipt;
     const sh = this.o.shared;
     const queued = { id: body.id, account: body.account, ...(body.smpp !== undefined ? { smpp: body.smpp } : {}), ...(c.service_type ? { service_type: c.service_type } : {}) };
-    // both before the app's answer (so it can query and cancel at once), at the same time
-    await Promise.all([c.track === true ? this.track(body, "queued", null, true) : undefined, sh !== undefined ? indexQueued(sh, queued) : undefined]);
+    // The status history and the cancel index exist before the app's answer (so it can query and
+    // cancel at once). With the Redis spool they are written by the enqueue script itself: one
+    // round trip, and nothing is written when the spool refuses the message.
+    const writes = this.queuedWrites(body, queued, c.track === true, unless);
+    const spooled = writes !== undefined ? this.o.delivery.acceptWith?.(job, writes) : undefined;
+    if (spooled === undefined) {
+      if (unless !== undefined) {
+        const o = await this.optedOut(c);
+        if (o !== undefined) return { outcome: o };
+      }
+      await Promise.all([c.track === true ? this.track(body, "queued", null, true) : undefined, sh !== undefined ? indexQueued(sh, queued) : undefined]);
+    }
     let outcome: AcceptOutcome;
     try {
-      outcome = await this.o.delivery.accept(job);
+      const r = await (spooled ?? this.o.delivery.accept(job));
+      if (r === "refused") {
+        // opted out (nothing was written)
+        c.partsIn = known.partsIn;
+        c.encodingIn = known.encodingIn;
+        return { outcome: this.finish(c, "opted_out", {}) };
+      }
+      outcome = r;
     } catch (err) {
       this.o.logger.error({ err: errMessage(err), id: c.id }, "delivery accept failed");
       outcome = "temporary";
@@ -486,6 +526,29 @@ export class SmsOutbound {
     return { outcome: this.finish(c, outcome, { route, parts: body.parts }), body };
   }
 
+  /**
+   * The Redis writes of a message being queued (its status history, its cancel index entry) for
+   * the spool's enqueue script; undefined when they cannot go there (no Redis, a status store
+   * outside Redis, a Cluster prefix without hash tag): then they are made on their own.
+   */
+  private queuedWrites(body: MessageOutboundBody, queued: Parameters<typeof indexCalls>[1], track: boolean, unless: SpoolWrites["unless"]): SpoolWrites | undefined {
+    const sh = this.o.shared;
+    if (sh === undefined || !oneSlot(sh)) return undefined;
+    const calls: (string | number)[][] = [];
+    if (track && this.o.statuses !== undefined && body.track === true) {
+      const st = this.o.statuses;
+      if (st.createCalls === undefined) return undefined;
+      calls.push(...st.createCalls(this.statusInfo(body), { status: "queued", at: new Date(this.now()).toISOString() }));
+    }
+    calls.push(...indexCalls(sh, queued));
+    if (unless !== undefined) return { calls, unless };
+    return calls.length > 0 ? { calls } : undefined;
+  }
+
+  private statusInfo(body: MessageOutboundBody): MessageInfo {
+    return { id: body.id, tenant: body.tenant, from: body.from, to: body.to, parts: body.parts, encoding: body.encoding, created_at: body.submitted_at, ...(body.client_ref !== undefined ? { client_ref: body.client_ref } : {}), ...(body.smpp !== undefined ? { account: body.account } : {}) };
+  }
+
   /** Status history of a message sent through the API (GET /v1/messages/{id}). Never throws. */
   private async track(body: MessageOutboundBody, status: string, detail: Record<string, unknown> | null, create = false): Promise<void> {
     if (!create && body.status_webhook !== undefined) this.statusWebhook(body, status, detail);
@@ -493,7 +556,7 @@ export class SmsOutbound {
     if (st === undefined || body.track !== true) return;
     try {
       if (create) {
-        await st.create({ id: body.id, tenant: body.tenant, from: body.from, to: body.to, parts: body.parts, encoding: body.encoding, created_at: body.submitted_at, ...(body.client_ref !== undefined ? { client_ref: body.client_ref } : {}), ...(body.smpp !== undefined ? { account: body.account } : {}) }, { status, at: new Date(this.now()).toISOString() });
+        await st.create(this.statusInfo(body), { status, at: new Date(this.now()).toISOString() });
       } else await st.update(body.id, { status, at: new Date(this.now()).toISOString(), ...(detail ?? {}) });
     } catch (err) {
       this.o.logger.warn({ id: body.id, err: errMessage(err) }, "message status not stored");
@@ -604,19 +667,12 @@ export class SmsOutbound {
     if (edge === undefined) return { kind: "retry", reason: "SMPP is not running" };
     const sh = this.o.shared;
     if (sh !== undefined) {
-      let bind: string | null = null;
-      try {
-        bind = await sh.redis.get(`${sh.prefix}smsout:job:${body.id}`);
-      } catch {
-        // Redis cannot tell: send (at least once)
-      }
-      if (bind !== null) {
-        this.o.logger.info({ id: body.id, bind }, "sms outbound: already accepted by a carrier before a restart, not sent again");
+      // an app's message (body.smpp) is claimed too: a cancel_sm or replace_sm acts only before this
+      const c = await checkSend(sh, body.id, body.smpp !== undefined);
+      if (c.kind === "sent") {
+        this.o.logger.info({ id: body.id, bind: c.bind }, "sms outbound: already accepted by a carrier before a restart, not sent again");
         return { kind: "delivered" };
       }
-    }
-    if (sh !== undefined && body.smpp !== undefined) {
-      const c = await claimSend(sh, body.id);
       if (c.kind === "cancelled") {
         this.o.logger.info({ id: body.id }, "sms outbound: cancelled by the app before it was sent");
         void unindexQueued(sh, body);
@@ -638,8 +694,9 @@ export class SmsOutbound {
     else r0 = await this.forwardClaimed(job, body, edge, signal);
     if (r0.kind === "retry" && sh !== undefined && body.smpp !== undefined) await releaseSend(sh, body.id);
     // not awaited: the attempt's slot is not held for it (it never throws; an entry left behind is
-    // skipped and removed by the next cancel by address, or expires with the index)
-    else if (sh !== undefined) void unindexQueued(sh, body);
+    // skipped and removed by the next cancel by address, or expires with the index). A message a
+    // carrier accepted left the index in sent()'s script already.
+    else if (sh !== undefined && !(r0.kind === "delivered" && oneSlot(sh))) void unindexQueued(sh, body);
     return r0;
   }
 
@@ -712,9 +769,10 @@ export class SmsOutbound {
       tried = true;
       this.o.receipts.submitStart(name);
       let r: Awaited<ReturnType<SmppEdge["submit"]>>;
+      let done = { tracked: false, acked: false };
       try {
         r = await edge.submit(name, msg);
-        if (r.outcome === "ok") await this.sent(job, body, name, r.message_ids);
+        if (r.outcome === "ok") done = await this.sent(job, body, name, r.message_ids);
       } finally {
         this.o.receipts.submitEnd(name);
       }
@@ -723,9 +781,12 @@ export class SmsOutbound {
         this.metrics.binds.inc({ bind: name, outcome: "ok" });
         this.metrics.parts.inc({ bind: name }, body.parts);
         this.metrics.latency.observe({ bind: name }, (this.now() - Date.parse(body.submitted_at)) / 1000);
-        if (body.track === true) await this.track(body, "sent", { bind: name });
+        if (body.track === true) {
+          if (done.tracked) this.statusWebhook(body, "sent", { bind: name });
+          else await this.track(body, "sent", { bind: name });
+        }
         this.o.logger.debug({ id: body.id, bind: name, ms: Math.round(performance.now() - t0), smsc_ids: r.message_ids }, "sms outbound: accepted by carrier");
-        return { kind: "delivered" };
+        return done.acked ? { kind: "delivered", acked: true } : { kind: "delivered" };
       }
       const reason = r.error ?? `${name}: command_status 0x${status.toString(16).padStart(2, "0")}`;
       if (r.outcome === "permanent") {
@@ -746,8 +807,12 @@ export class SmsOutbound {
     return retryAfterMs !== undefined ? { kind: "retry", reason: lastReason, retryAfterMs: Math.max(50, retryAfterMs) } : { kind: "retry", reason: lastReason };
   }
 
-  /** The carrier accepted: remember its ids for the receipt, and wait for that receipt. */
-  private async sent(job: DeliveryJob, body: MessageOutboundBody, bind: string, smscIds: string[]): Promise<void> {
+  /**
+   * The carrier accepted: remember its ids for the receipt, and wait for that receipt. With Redis
+   * (one slot) the same script also writes status `sent` to the history, takes the message out of
+   * the cancel index and acknowledges its spool entry: whether it wrote the status, and acknowledged.
+   */
+  private async sent(job: DeliveryJob, body: MessageOutboundBody, bind: string, smscIds: string[]): Promise<{ tracked: boolean; acked: boolean }> {
     const w: Waiting = { body, bind, smscIds, acceptedAt: job.acceptedAt, sentAt: this.now(), attempts: job.attempts + 1, at: this.now() };
     const s: SentMessage = { id: body.id, did: body.from, outbound: true, data: w };
     if (job.receipt !== undefined) s.receipt = job.receipt;
@@ -760,19 +825,52 @@ export class SmsOutbound {
     this.waiting.delete(body.id);
     this.waiting.set(body.id, w);
     const sh = this.o.shared;
-    if (sh === undefined) return;
+    if (sh === undefined) return { tracked: false, acked: false };
     // The text stays out of Redis: the record does not carry it.
     const { text: _t, binary: _b, ...meta } = body;
     const json = JSON.stringify({ w: { ...w, body: { ...meta, text: null } }, receipt: job.receipt ?? null });
+    if (oneSlot(sh)) return this.sentScript(sh, job, body, bind, smscIds, json);
     try {
       const m = sh.redis.multi();
       for (const id of smscIds) if (id) m.set(`${sh.prefix}smsout:${bind}:${id.toLowerCase()}`, json, "EX", sh.ttlS ?? 72 * 3600);
       // sent: an edge that re-reads this spool entry after a crash (before it was acknowledged) does not send it again
-      m.set(`${sh.prefix}smsout:job:${body.id}`, bind, "EX", sh.ttlS ?? 72 * 3600);
+      m.set(jobKey(sh, body.id), bind, "EX", sh.ttlS ?? 72 * 3600);
       await m.exec();
     } catch (err) {
       this.o.logger.warn({ id: body.id, err: errMessage(err) }, "sms outbound: carrier id not stored in Redis (its receipt is matched on this edge only)");
     }
+    return { tracked: false, acked: false };
+  }
+
+  /** sent()'s writes in one script (SENT). */
+  private async sentScript(sh: NonNullable<SmsOutboundOptions["shared"]>, job: DeliveryJob, body: MessageOutboundBody, bind: string, smscIds: string[], json: string): Promise<{ tracked: boolean; acked: boolean }> {
+    const ttl = sh.ttlS ?? 72 * 3600;
+    const keys = [jobKey(sh, body.id)];
+    for (const id of smscIds) if (id) keys.push(`${sh.prefix}smsout:${bind}:${id.toLowerCase()}`);
+    const n = keys.length - 1;
+    const st = body.track === true ? this.o.statuses?.redisKeys?.(body.id) : undefined;
+    let entry = "";
+    if (st !== undefined) {
+      keys.push(st.hash, st.list);
+      entry = JSON.stringify({ status: "sent", at: new Date(this.now()).toISOString(), bind });
+    }
+    let unindex = "";
+    if (body.smpp !== undefined) {
+      keys.push(queueKey(sh, body.account, body.smpp.source.addr, body.smpp.destination.addr));
+      unindex = body.id;
+    }
+    // the spool entry, when it lives in the same slot (its stream under the same prefix)
+    const se = job.spoolEntry;
+    const ack = se !== undefined && se.stream.startsWith(sh.prefix) ? se : undefined;
+    if (ack !== undefined) keys.push(ack.stream);
+    try {
+      await SENT.run(sh.redis, keys, [json, ttl, n, bind, entry, "sent", MAX_HISTORY, st?.ttlS ?? ttl, unindex, ack?.group ?? "", ack?.id ?? ""]);
+    } catch (err) {
+      this.o.logger.warn({ id: body.id, err: errMessage(err) }, "sms outbound: carrier id not stored in Redis (its receipt is matched on this edge only)");
+      if (st !== undefined) this.o.logger.warn({ id: body.id, err: errMessage(err) }, "message status not stored");
+      return { tracked: st !== undefined, acked: false };
+    }
+    return { tracked: st !== undefined, acked: ack !== undefined };
   }
 
   /** A message sent by any edge (or by this one before a restart), by the bind's message id. */
@@ -923,6 +1021,40 @@ export class SmsOutbound {
     });
   }
 }
+
+/**
+ * After a carrier accepted a message, in one script: its carrier ids (for receipts on any edge),
+ * the sent note (jobKey), status `sent` in its history (only if the history exists, as
+ * MessageStatusStore.update), out of the cancel index, and its spool entry acknowledged (XACK +
+ * XDEL, as the spool's ACK: the note and the acknowledgement cannot be separated by a crash).
+ * KEYS jobKey, n carrier-id keys, [history hash, history list], [cancel index], [spool stream].
+ * ARGV carrier JSON, TTL s, n, bind, status entry JSON or "" (no history), status, history length,
+ * history TTL s, id to take out of the index or "", spool group, spool entry id or "".
+ */
+const SENT = new Script(`
+local n = tonumber(ARGV[3])
+for i = 2, n + 1 do redis.call('SET', KEYS[i], ARGV[1], 'EX', ARGV[2]) end
+redis.call('SET', KEYS[1], ARGV[4], 'EX', ARGV[2])
+local k = n + 2
+if ARGV[5] ~= '' then
+  if redis.call('EXISTS', KEYS[k]) == 1 then
+    redis.call('HSET', KEYS[k], 'status', ARGV[6])
+    redis.call('RPUSH', KEYS[k + 1], ARGV[5])
+    redis.call('LTRIM', KEYS[k + 1], -tonumber(ARGV[7]), -1)
+    redis.call('EXPIRE', KEYS[k + 1], ARGV[8])
+  end
+  k = k + 2
+end
+if ARGV[9] ~= '' then
+  redis.call('HDEL', KEYS[k], ARGV[9])
+  k = k + 1
+end
+if ARGV[11] ~= '' then
+  redis.call('XACK', KEYS[k], ARGV[10], ARGV[11])
+  redis.call('XDEL', KEYS[k], ARGV[11])
+end
+return 1
+`);
 
 /** The `account` of masked messages (src/edge/sms-masking.ts) in metrics and logs. */
 export const MASKING_ACCOUNT = "masking";

@@ -36,9 +36,17 @@ export interface MessageStatusStore {
   update(id: string, e: StatusEntry): Promise<void>;
   get(id: string): Promise<MessageStatus | null>;
   forget(id: string): Promise<void>;
+  /**
+   * Redis stores: what create() writes, as calls ([command, key, ...args]) for a script that makes
+   * them together with other writes (the spool's enqueue).
+   */
+  createCalls?(info: MessageInfo, first: StatusEntry): (string | number)[][];
+  /** Redis stores: the keys and TTL of a message's history (for a script that updates it with other writes). */
+  redisKeys?(id: string): { hash: string; list: string; ttlS: number };
 }
 
-const MAX_HISTORY = 20;
+/** Entries a history keeps (the oldest go first). */
+export const MAX_HISTORY = 20;
 
 export class RedisMessageStatusStore implements MessageStatusStore {
   constructor(
@@ -49,6 +57,21 @@ export class RedisMessageStatusStore implements MessageStatusStore {
 
   private key(id: string): string {
     return `${this.prefix}msg:${id}`;
+  }
+
+  createCalls(info: MessageInfo, first: StatusEntry): (string | number)[][] {
+    const k = this.key(info.id);
+    return [
+      ["HSET", k, "info", JSON.stringify(info), "status", first.status],
+      ["EXPIRE", k, this.ttlS],
+      ["RPUSH", k + ":h", JSON.stringify(first)],
+      ["EXPIRE", k + ":h", this.ttlS],
+    ];
+  }
+
+  redisKeys(id: string): { hash: string; list: string; ttlS: number } {
+    const k = this.key(id);
+    return { hash: k, list: k + ":h", ttlS: this.ttlS };
   }
 
   async create(info: MessageInfo, first: StatusEntry): Promise<void> {

@@ -15,6 +15,7 @@ import type { ActivityRecorder } from "../records/activity.js";
 import type { RecordWriter } from "../records/writer.js";
 import { Counter, type Registry } from "prom-client";
 import type { AcceptOutcome, DeliveryJob, DeliveryTarget, FinalOutcome, MessageReceiptBody, MessageReceivedBody } from "../delivery/types.js";
+import type { SpoolWrites } from "../delivery/redis.js";
 import { normalizeNumber, type NumberPlan } from "../routing/number.js";
 import { isGone, type Route, type RouteState } from "../routing/route.js";
 import type { RouteStore } from "../routing/table.js";
@@ -29,6 +30,12 @@ import type { SmsMasking } from "./sms-masking.js";
 
 export interface MessageSink {
   accept(job: DeliveryJob): Promise<AcceptOutcome>;
+  /**
+   * accept() with Redis writes made in the spool's enqueue script (src/delivery/redis.ts
+   * ENQUEUE_WITH); "refused" when the `unless` member of `writes` is in its set; undefined when the
+   * sink has no Redis spool (the caller checks and writes itself).
+   */
+  acceptWith?(job: DeliveryJob, writes: SpoolWrites): Promise<AcceptOutcome | "refused"> | undefined;
 }
 
 export interface SmsEdgeOptions {
