@@ -4,7 +4,7 @@
  *    the same PDUs through the npm `smpp` package (its PDU parser decodes the text by data_coding,
  *    so compare it with the decode + text rows) as the baseline;
  *  - end to end over loopback TCP: an ESME (didgate's own session code, so the peer is not the
- *    bottleneck) sends deliver_sm to SmppEdge's server with a window of 10 and of 100 into an
+ *    bottleneck) sends deliver_sm to SmppService's server with a window of 10 and of 100 into an
  *    onMessage that resolves at once; messages/s counts answered deliver_sm.
  *
  *   npx tsc -p . && node dist/bench/smpp.js [--json] [--messages N]
@@ -16,7 +16,7 @@ import { CMD } from "../src/smpp/constants.js";
 import { Pdu, decodePdu, encodePdu, encodeSmResp, type Tlv } from "../src/smpp/codec.js";
 import { gsm7Encode, ucs2Encode, parseDataCoding } from "../src/smpp/charset.js";
 import { extractUserData, partUnits, decodeUnits, resolveEncoding } from "../src/smpp/message.js";
-import { SmppEdge } from "../src/smpp/edge.js";
+import { SmppService } from "../src/smpp/service.js";
 import { SmppSession, type SessionHandler } from "../src/smpp/session.js";
 import { systemClock } from "../src/util/clock.js";
 import { median, nowNs, parseArgs, Reporter, result, sink } from "./lib.js";
@@ -113,7 +113,7 @@ class Quiet implements SessionHandler {
 
 async function endToEnd(window: number, messages: number): Promise<void> {
   let received = 0;
-  const edge = new SmppEdge({
+  const edge = new SmppService({
     config: { listen: "127.0.0.1:0", window_in: Math.max(100, window), accounts: [{ system_id: "bench", password: "pw", role: "carrier" }] },
     logger,
     registry: new Registry(),

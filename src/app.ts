@@ -1,6 +1,6 @@
 /**
  * The one place that wires didgate together: config → logger, metrics, route source (file or
- * Redis), delivery (direct or spooled), the SMPP edge and the SIP edge, and the admin HTTP server.
+ * Redis), delivery (direct or spooled), the SMPP service and the SIP edge, and the admin HTTP server.
  * No global state: several instances can run in one process on different ports.
  *
  * Lifecycle: start() loads routes, starts delivery, then the listeners, then the admin server.
@@ -22,7 +22,7 @@ import { spoolConnect } from "./delivery/redis.js";
 import { type RedisClient, RedisConnector } from "./redis/client.js";
 import { SmppPartStore } from "./edge/sms-parts.js";
 import { ReceiptCorrelator } from "./edge/receipts.js";
-import { SmppEdgeForwarder } from "./edge/sms-forward.js";
+import { SmppServiceForwarder } from "./edge/sms-forward.js";
 import { ReceiptSender } from "./edge/sms-receipts.js";
 import { RedisPendingReceipts } from "./edge/receipt-queue.js";
 import { SmsEdge } from "./edge/sms.js";
@@ -44,7 +44,7 @@ import type { OutboundEntry } from "./routing/outbound.js";
 import { FileRouteSource } from "./routing/sources/file.js";
 import { RedisRouteSource } from "./routing/sources/redis.js";
 import { RouteStore, RouteTable } from "./routing/table.js";
-import { SmppEdge } from "./smpp/edge.js";
+import { SmppService } from "./smpp/service.js";
 import { startApi, type ApiHandle } from "./api/index.js";
 import { registerSessionsApi } from "./api/sessions.js";
 import { registerMessagesApi } from "./api/messages.js";
@@ -137,7 +137,7 @@ export class Didgate {
   private fileSource: FileRouteSource | undefined;
   redisSource: RedisRouteSource | undefined;
   delivery: Delivery | undefined;
-  smpp: SmppEdge | undefined;
+  smpp: SmppService | undefined;
   /** Spool mode: the connection of the durable reassembly buffers (and of waiting receipts). */
   private partsRedis: RedisClient | undefined;
   /** Direct mode: the journal of the durable reassembly buffers. */
@@ -290,7 +290,7 @@ export class Didgate {
       },
       logger: this.logger,
       registry: this.registry,
-      forwarder: new SmppEdgeForwarder(() => this.smpp, this.receipts, () => this.smsOut),
+      forwarder: new SmppServiceForwarder(() => this.smpp, this.receipts, () => this.smsOut),
       // The final outcome of a message whose submitter asked for a receipt (registered_delivery).
       onFinal: (job, outcome) => (job.body.type === "message.outbound" ? this.smsOut?.onFinal(job, outcome) : this.sms?.onFinal(job, outcome)),
       // Spooled jobs name the number whose route signs them; its secret is looked up at delivery.
@@ -414,7 +414,7 @@ export class Didgate {
     const sms = new SmsEdge({ keywords, store: this.store, delivery: this.delivery, logger: this.logger, registry: this.registry, plans, receipts: this.receipts, receiptsOut, onOutboundReceipt: (s, r) => out.onReceipt(s, r), findOutbound: (b, id) => out.findShared(b, id), now: this.now, dedup: { windowMs: this.config.smpp.dedup_window_s * 1000, max: this.config.smpp.dedup_max_entries }, stateOf: (r, t) => this.decider.stateOf(r, t), ...(this.records ? { records: this.records } : {}), ...(this.activity ? { activity: this.activity } : {}), ...(this.masking ? { masking: this.smsMasking(this.masking, out, receiptsOut.isCarrierAccount) } : {}) });
     this.sms = sms;
     const isApp = (m: { peer: string; peer_kind: string }) => m.peer_kind === "account" && this.smpp?.accountRole(m.peer) === "app";
-    this.smpp = new SmppEdge({
+    this.smpp = new SmppService({
       config: this.smppConfig(),
       logger: this.logger,
       registry: this.registry,

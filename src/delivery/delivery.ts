@@ -1,5 +1,5 @@
 /**
- * The delivery facade the SMPP edge talks to. One per didgate instance (no globals).
+ * The delivery facade the SMPP service talks to. One per didgate instance (no globals).
  *
  *   const delivery = new Delivery({ redis, webhooks, logger, registry, instanceId, forwarder });
  *   await delivery.start();

@@ -38,7 +38,7 @@ export interface SweptBuffer {
   parts: (string | undefined)[];
 }
 
-/** What the SMPP edge needs of a durable part store (RedisPartStore, JournalPartStore). */
+/** What the SMPP service needs of a durable part store (RedisPartStore, JournalPartStore). */
 export interface PartStore {
   add(key: string, total: number, seq: number, part: string): Promise<PartAddResult>;
   completed(key: string): Promise<string[] | undefined>;

@@ -182,5 +182,5 @@ export type AttemptResult =
   | { kind: "retry"; reason: string; retryAfterMs?: number }
   | { kind: "dead"; reason: string };
 
-/** What the SMPP edge gets back from accept(): it decides the PDU's answer. */
+/** What the SMPP service gets back from accept(): it decides the PDU's answer. */
 export type AcceptOutcome = "accepted" | "temporary" | "permanent";

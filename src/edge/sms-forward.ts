@@ -1,11 +1,11 @@
 /**
- * SMPP forward: delivery's SmppForwarder on top of the SMPP edge. A route's `sms.smpp` names an app
+ * SMPP forward: delivery's SmppForwarder on top of the SMPP service. A route's `sms.smpp` names an app
  * ESME bound to didgate (deliver_sm, round robin across its binds) or an outbound bind (submit_sm).
  * One attempt per call; delivery owns retries and the max age.
  */
 import type { SmppForwarder } from "../delivery/smpp-forward.js";
 import type { AttemptResult, DeliveryJob } from "../delivery/types.js";
-import type { SmppEdge } from "../smpp/edge.js";
+import type { SmppService } from "../smpp/service.js";
 import type { OutboundSms, SmsAddress } from "../smpp/types.js";
 import type { ReceiptCorrelator, SentMessage } from "./receipts.js";
 
@@ -26,9 +26,9 @@ export function referenceOf(id: string): number {
   return (h ^ (h >>> 16)) & 0xffff;
 }
 
-export class SmppEdgeForwarder implements SmppForwarder {
+export class SmppServiceForwarder implements SmppForwarder {
   constructor(
-    private readonly edge: () => SmppEdge | undefined,
+    private readonly smpp: () => SmppService | undefined,
     private readonly receipts?: ReceiptCorrelator,
     /** Sends an app's outbound messages (src/edge/sms-outbound.ts). */
     private readonly outbound?: () => { forward(job: DeliveryJob, signal: AbortSignal): Promise<AttemptResult> } | undefined,
@@ -36,7 +36,7 @@ export class SmppEdgeForwarder implements SmppForwarder {
 
   async forward(job: DeliveryJob, signal: AbortSignal): Promise<AttemptResult> {
     const peer = job.target.smpp;
-    const edge = this.edge();
+    const smpp = this.smpp();
     if (peer === undefined) return { kind: "dead", reason: "no smpp target" };
     const body = job.body;
     if (body.type === "message.outbound") {
@@ -44,7 +44,7 @@ export class SmppEdgeForwarder implements SmppForwarder {
       return o === undefined ? { kind: "retry", reason: "outbound SMS is not running" } : o.forward(job, signal);
     }
     // Delivery starts before SMPP: a spooled message re-read at start waits for it.
-    if (edge === undefined) return { kind: "retry", reason: "SMPP is not running yet" };
+    if (smpp === undefined) return { kind: "retry", reason: "SMPP is not running yet" };
     if (body.type !== "message.received") return { kind: "dead", reason: "receipts are delivered to webhooks only" };
     // The same concatenation reference on every retry of this job (any edge): a receiver that
     // got some parts of a failed attempt puts the retried parts with them instead of starting over.
@@ -53,11 +53,11 @@ export class SmppEdgeForwarder implements SmppForwarder {
       msg.binary = Buffer.from(body.binary, "base64");
       if (body.smpp.data_coding !== undefined) msg.data_coding = body.smpp.data_coding;
     } else msg.text = body.text ?? "";
-    const toBind = edge.clients.has(peer);
+    const toBind = smpp.clients.has(peer);
     // The submitter asked for a receipt: ask the carrier for one, to relay it.
     if (job.receipt !== undefined && toBind) msg.registered_delivery = 1;
     if (signal.aborted) return { kind: "retry", reason: "aborted" };
-    const r = await edge.send(peer, msg);
+    const r = await smpp.send(peer, msg);
     if (r.outcome === "ok") {
       // Submitted through an outbound bind: the SMSC's receipt will name its message id (one per part).
       if (this.receipts && toBind) {

@@ -31,7 +31,7 @@ import type { OutboundEntry } from "../routing/outbound.js";
 import { isGone, type Route, type RouteState } from "../routing/route.js";
 import { MATCH_DEFAULT, type RouteStore } from "../routing/table.js";
 import { CMD, STATUS } from "../smpp/constants.js";
-import type { SmppEdge } from "../smpp/edge.js";
+import type { SmppService } from "../smpp/service.js";
 import { buildMessagePdus } from "../smpp/outbound.js";
 import type { AcceptResult, InboundSms, OutboundSms, Receipt } from "../smpp/types.js";
 import type { OptOutStore } from "./optout.js";
@@ -133,8 +133,8 @@ export class SmsOutboundMetrics {
 export interface SmsOutboundOptions {
   store: RouteStore<Route>;
   outbound: RouteStore<OutboundEntry>;
-  /** The SMPP edge (set once it runs). */
-  smpp: () => SmppEdge | undefined;
+  /** The SMPP service (set once it runs). */
+  smpp: () => SmppService | undefined;
   delivery: MessageSink;
   optouts?: OptOutStore;
   /** What each app account may send from, by system_id (the app refills it on a config reload). */
@@ -663,8 +663,8 @@ export class SmsOutbound {
   }
 
   private async forwardOnce(job: DeliveryJob, body: MessageOutboundBody, signal: AbortSignal): Promise<AttemptResult> {
-    const edge = this.o.smpp();
-    if (edge === undefined) return { kind: "retry", reason: "SMPP is not running" };
+    const smpp = this.o.smpp();
+    if (smpp === undefined) return { kind: "retry", reason: "SMPP is not running" };
     const sh = this.o.shared;
     if (sh !== undefined) {
       // an app's message (body.smpp) is claimed too: a cancel_sm or replace_sm acts only before this
@@ -691,7 +691,7 @@ export class SmsOutbound {
     }
     let r0: AttemptResult;
     if (due.kind === "wait") r0 = { kind: "retry", reason: "scheduled", retryAfterMs: due.ms };
-    else r0 = await this.forwardClaimed(job, body, edge, signal);
+    else r0 = await this.forwardClaimed(job, body, smpp, signal);
     if (r0.kind === "retry" && sh !== undefined && body.smpp !== undefined) await releaseSend(sh, body.id);
     // not awaited: the attempt's slot is not held for it (it never throws; an entry left behind is
     // skipped and removed by the next cancel by address, or expires with the index). A message a
@@ -728,7 +728,7 @@ export class SmsOutbound {
     if (job.receipt !== undefined && this.o.receiptSender !== undefined) void this.o.receiptSender.send(job.receipt, "EXPIRED", "000");
   }
 
-  private async forwardClaimed(job: DeliveryJob, body: MessageOutboundBody, edge: SmppEdge, signal: AbortSignal): Promise<AttemptResult> {
+  private async forwardClaimed(job: DeliveryJob, body: MessageOutboundBody, smpp: SmppService, signal: AbortSignal): Promise<AttemptResult> {
     const msg = this.smsOf(body);
     // Always ask the carrier for a receipt: it gives the message its final status (record) and
     // is relayed to the app when it asked for one.
@@ -741,7 +741,7 @@ export class SmsOutbound {
     let tried = false;
     for (const name of body.route) {
       if (signal.aborted) return { kind: "retry", reason: "aborted" };
-      const client = edge.clients.get(name);
+      const client = smpp.clients.get(name);
       if (client === undefined) continue;
       const cool = this.cooldown.get(name);
       if (!client.isBound || (cool !== undefined && cool > performance.now())) {
@@ -768,10 +768,10 @@ export class SmsOutbound {
       const t0 = performance.now();
       tried = true;
       this.o.receipts.submitStart(name);
-      let r: Awaited<ReturnType<SmppEdge["submit"]>>;
+      let r: Awaited<ReturnType<SmppService["submit"]>>;
       let done = { tracked: false, acked: false };
       try {
-        r = await edge.submit(name, msg);
+        r = await smpp.submit(name, msg);
         if (r.outcome === "ok") done = await this.sent(job, body, name, r.message_ids);
       } finally {
         this.o.receipts.submitEnd(name);

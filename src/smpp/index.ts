@@ -1,5 +1,5 @@
-/** The SMPP layer of didgate. src/app.ts constructs an SmppEdge; the rest is for tests and tools. */
-export { SmppEdge, type SmppEdgeOptions } from "./edge.js";
+/** The SMPP layer of didgate. src/app.ts constructs an SmppService; the rest is for tests and tools. */
+export { SmppService, type SmppServiceOptions } from "./service.js";
 export { SmppServer } from "./server.js";
 export { SmppClient, type ClientState } from "./client.js";
 export { SmppSession, SessionError, type SessionOptions, type SessionHandler, type SessionState } from "./session.js";

@@ -96,7 +96,7 @@ export interface SmppBindConfig extends PeerOptions {
 }
 
 export interface SmppConfig {
-  /** "host:port" for the server; absent: no server. Port 0 picks a free port (see SmppEdge.address()). */
+  /** "host:port" for the server; absent: no server. Port 0 picks a free port (see SmppService.address()). */
   listen?: string;
   /** TLS for the server (PEM contents, not paths). */
   tls?: { cert: string | Buffer; key: string | Buffer };

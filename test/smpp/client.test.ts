@@ -8,7 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pino from "pino";
 import { Registry } from "prom-client";
-import { SmppEdge } from "../../src/smpp/edge.js";
+import { SmppService } from "../../src/smpp/service.js";
 import { gsm7Encode } from "../../src/smpp/charset.js";
 import type { AcceptResult, InboundSms, Receipt, SmppBindConfig, SmppConfig } from "../../src/smpp/types.js";
 import { startSmsc, waitFor, type TestSmsc } from "../helpers/smsc.js";
@@ -31,7 +31,7 @@ function edgeFor(bind: Partial<SmppBindConfig> & { port: number }, extra: Partia
   const receipts: Receipt[] = [];
   const registry = new Registry();
   let answer: (m: InboundSms) => Promise<AcceptResult> = async () => ({ status: "accepted" });
-  const edge = new SmppEdge({
+  const edge = new SmppService({
     config: {
       binds: [
         {
@@ -236,7 +236,7 @@ describe("TLS", () => {
   });
 
   it("serves TLS to ESMEs", async () => {
-    const server = new SmppEdge({
+    const server = new SmppService({
       config: { listen: "127.0.0.1:0", tls: { key, cert }, accounts: [{ system_id: "c", password: "p", role: "carrier" }] },
       logger,
       registry: new Registry(),

@@ -1,5 +1,5 @@
 /**
- * SmppEdge with a durable part store (RedisPartStore behind SmppPartStore, real redis-server, real
+ * SmppService with a durable part store (RedisPartStore behind SmppPartStore, real redis-server, real
  * ESME): answers after the store, temporary failure on a full store or an unreachable Redis, retry
  * of a final part after a temporary answer, sweep of a complete buffer nobody retried; stored part
  * decoding never throws on bad input.
@@ -14,7 +14,7 @@ import { spoolConnect } from "../../src/delivery/redis.js";
 import { RedisConnector } from "../../src/redis/client.js";
 import { SmppPartStore } from "../../src/edge/sms-parts.js";
 import { gsm7Encode } from "../../src/smpp/charset.js";
-import { SmppEdge } from "../../src/smpp/edge.js";
+import { SmppService } from "../../src/smpp/service.js";
 import { decodePart } from "../../src/smpp/inbound.js";
 import type { AcceptResult, InboundSms } from "../../src/smpp/types.js";
 import { waitFor as waitUntil } from "../helpers/app.js";
@@ -43,7 +43,7 @@ async function setup(o: { timeoutMs?: number; maxBuffers?: number; redisClient?:
   const store = new RedisPartStore({ client: o.redisClient ?? client, prefix, timeoutMs: o.timeoutMs ?? 60_000, maxBuffers: o.maxBuffers ?? 0 });
   const messages: InboundSms[] = [];
   const ctl = { answer: (async () => ({ status: "accepted" })) as (m: InboundSms) => Promise<AcceptResult> };
-  const edge = new SmppEdge({
+  const edge = new SmppService({
     config: { listen: "127.0.0.1:0", accounts: [{ system_id: "c", password: "p", role: "carrier" }], handler_timeout_s: 2 },
     logger: pino({ level: "silent" }),
     registry: new Registry(),

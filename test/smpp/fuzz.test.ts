@@ -7,7 +7,7 @@ import fc from "fast-check";
 import net from "node:net";
 import pino from "pino";
 import { Registry } from "prom-client";
-import { SmppEdge } from "../../src/smpp/edge.js";
+import { SmppService } from "../../src/smpp/service.js";
 import { CMD } from "../../src/smpp/constants.js";
 import { Pdu, encodeHeader, encodePdu } from "../../src/smpp/codec.js";
 
@@ -65,7 +65,7 @@ class RawPeer {
   }
 }
 
-let edge: SmppEdge;
+let edge: SmppService;
 let port: number;
 let peer: RawPeer;
 let seq = 1_000_000;
@@ -139,7 +139,7 @@ const mutatedFrame = fc.tuple(validSm, fc.array(fc.tuple(fc.nat(), u8), { minLen
 });
 
 beforeAll(async () => {
-  edge = new SmppEdge({
+  edge = new SmppService({
     config: { listen: "127.0.0.1:0", handler_timeout_s: 1, accounts: [{ system_id: "fuzz", password: "pw", role: "carrier" }] },
     logger: pino({ level: "silent" }),
     registry: new Registry(),

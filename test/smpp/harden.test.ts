@@ -20,13 +20,13 @@ import { Registry } from "prom-client";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { CMD, STATUS } from "../../src/smpp/constants.js";
 import { encodeHeader, encodePdu, Pdu } from "../../src/smpp/codec.js";
-import { SmppEdge } from "../../src/smpp/edge.js";
+import { SmppService } from "../../src/smpp/service.js";
 import type { AcceptResult, InboundSms } from "../../src/smpp/types.js";
 import { connectEsme, waitFor, type TestEsme } from "../helpers/smsc.js";
 
 const logger = pino({ level: "silent" });
 
-let edge: SmppEdge;
+let edge: SmppService;
 let registry: Registry;
 let port: number;
 const messages: InboundSms[] = [];
@@ -40,7 +40,7 @@ const PER_SOURCE = 5;
 
 beforeAll(async () => {
   registry = new Registry();
-  edge = new SmppEdge({
+  edge = new SmppService({
     config: {
       listen: "127.0.0.1:0",
       handler_timeout_s: 0.5,
@@ -227,7 +227,7 @@ describe("connection caps over TLS", () => {
       "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
       "-keyout", join(dir, "key.pem"), "-out", join(dir, "cert.pem"), "-days", "2", "-subj", "/CN=localhost",
     ], { stdio: "ignore" });
-    const e2 = new SmppEdge({
+    const e2 = new SmppService({
       config: {
         listen: "127.0.0.1:0",
         tls: { key: readFileSync(join(dir, "key.pem")), cert: readFileSync(join(dir, "cert.pem")) },
@@ -272,7 +272,7 @@ describe("connection caps over TLS", () => {
 
 describe("bind timeout", () => {
   it("closes a connection that does not bind in bind_timeout_s, even while it sends enquire_link", async () => {
-    const e2 = new SmppEdge({
+    const e2 = new SmppService({
       config: { listen: "127.0.0.1:0", bind_timeout_s: 0.5, accounts: [] },
       logger,
       registry: new Registry(),

@@ -7,7 +7,7 @@ import { execFile } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import pino from "pino";
 import { Registry } from "prom-client";
-import { SmppEdge } from "../../src/smpp/edge.js";
+import { SmppService } from "../../src/smpp/service.js";
 import type { InboundSms, Receipt } from "../../src/smpp/types.js";
 
 const script = fileURLToPath(new URL("./net-smpp-peer.pl", import.meta.url).href.replace("/dist/", "/"));
@@ -22,11 +22,11 @@ function runPeer(port: number, sid: string, pw: string): Promise<string[]> {
 }
 
 describe("Perl Net::SMPP carrier", () => {
-  let edge: SmppEdge;
+  let edge: SmppService;
   const messages: InboundSms[] = [];
   const receipts: Receipt[] = [];
   beforeAll(async () => {
-    edge = new SmppEdge({
+    edge = new SmppService({
       config: { listen: "127.0.0.1:0", accounts: [{ system_id: "perl", password: "pl", role: "carrier", sources: ["127.0.0.1"] }] },
       logger: pino({ level: "silent" }),
       registry: new Registry(),

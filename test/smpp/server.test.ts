@@ -4,7 +4,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import pino from "pino";
 import { Registry } from "prom-client";
-import { SmppEdge } from "../../src/smpp/edge.js";
+import { SmppService } from "../../src/smpp/service.js";
 import { CMD, STATUS } from "../../src/smpp/constants.js";
 import { encodeHeader, encodePdu, Pdu } from "../../src/smpp/codec.js";
 import { gsm7Encode, ucs2Encode } from "../../src/smpp/charset.js";
@@ -13,7 +13,7 @@ import { connectEsme, waitFor, type TestEsme } from "../helpers/smsc.js";
 
 const logger = pino({ level: "silent" });
 
-let edge: SmppEdge;
+let edge: SmppService;
 let registry: Registry;
 let port: number;
 const messages: InboundSms[] = [];
@@ -36,7 +36,7 @@ async function carrier(): Promise<TestEsme> {
 
 beforeAll(async () => {
   registry = new Registry();
-  edge = new SmppEdge({
+  edge = new SmppService({
     config: {
       listen: "127.0.0.1:0",
       handler_timeout_s: 0.5,

@@ -1,5 +1,5 @@
 /**
- * SmppEdge: the SMPP side of didgate as one object. It runs the server (if `listen` is set) and
+ * SmppService: the SMPP side of didgate as one object. It runs the server (if `listen` is set) and
  * the outbound binds, decodes and reassembles what arrives, and hands messages and receipts to
  * the handlers. It knows nothing of DIDs or routes.
  */
@@ -15,7 +15,7 @@ import type { MessageOps } from "./ops.js";
 import type { SmppSession } from "./session.js";
 import type { DurablePartStore, InboundHandlers, OutboundReceipt, OutboundSms, SendResult, SmppAccount, SmppConfig } from "./types.js";
 
-export interface SmppEdgeOptions extends InboundHandlers {
+export interface SmppServiceOptions extends InboundHandlers {
   config: SmppConfig;
   logger: Logger;
   registry: Registry;
@@ -32,7 +32,7 @@ export interface SmppEdgeOptions extends InboundHandlers {
   ops?: () => MessageOps | undefined;
 }
 
-export class SmppEdge {
+export class SmppService {
   readonly server: SmppServer | null;
   readonly clients = new Map<string, SmppClient>();
   readonly metrics: SmppMetrics;
@@ -41,7 +41,7 @@ export class SmppEdge {
   private readonly logger: Logger;
   private started = false;
 
-  constructor(o: SmppEdgeOptions) {
+  constructor(o: SmppServiceOptions) {
     const cfg = o.config;
     this.clock = o.clock ?? systemClock;
     this.logger = o.logger;

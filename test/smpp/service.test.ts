@@ -1,12 +1,12 @@
 /**
- * SmppEdge behaviour that needs time control (injected clock) or whole-edge lifecycle: incomplete
+ * SmppService behaviour that needs time control (injected clock) or whole-service lifecycle: incomplete
  * reassembly delivered after the timeout, bounded buffers under a flood of first parts, retry of a
  * final part after a temporary failure, server drain.
  */
 import { afterEach, describe, expect, it } from "vitest";
 import pino from "pino";
 import { Registry } from "prom-client";
-import { SmppEdge } from "../../src/smpp/edge.js";
+import { SmppService } from "../../src/smpp/service.js";
 import { gsm7Encode } from "../../src/smpp/charset.js";
 import type { AcceptResult, InboundSms, SmppConfig } from "../../src/smpp/types.js";
 import { connectEsme, waitFor, type TestEsme } from "../helpers/smsc.js";
@@ -21,7 +21,7 @@ async function setup(extra: Partial<SmppConfig> = {}, clock?: FakeClock) {
   const messages: InboundSms[] = [];
   const registry = new Registry();
   const ctl = { answer: (async () => ({ status: "accepted" })) as (m: InboundSms) => Promise<AcceptResult> };
-  const edge = new SmppEdge({
+  const edge = new SmppService({
     config: { listen: "127.0.0.1:0", accounts: [{ system_id: "c", password: "p", role: "carrier" }, { system_id: "app", password: "p", role: "app" }], ...extra },
     logger: pino({ level: "silent" }),
     registry,
@@ -45,7 +45,7 @@ function part(e: TestEsme, ref: number, total: number, seq: number, text: string
   return e.send("deliver_sm", { ...addr, esm_class: 0x40, short_message: Buffer.concat([Buffer.from([5, 0, 3, ref, total, seq]), Buffer.from(gsm7Encode(text)!)]) });
 }
 
-describe("reassembly through the edge", () => {
+describe("reassembly through the service", () => {
   it("delivers incomplete parts marked partial after the timeout (injected clock)", async () => {
     const clock = new FakeClock();
     const { esme, messages, registry } = await setup({ reassembly: { timeout_s: 60 } }, clock);
