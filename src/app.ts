@@ -31,6 +31,7 @@ import { SmsMasking } from "./edge/sms-masking.js";
 import { MemoryOptOutStore, RedisOptOutStore, type OptOutStore } from "./edge/optout.js";
 import { SmsKeywords } from "./edge/sms-keywords.js";
 import { VoiceEdge } from "./edge/voice.js";
+import { reloadVoice, voiceSettings } from "./config/wire.js";
 import { selfTargetCheck } from "./edge/self-targets.js";
 import { AdminServer, type Readiness } from "./ops/admin.js";
 import { createLogger } from "./ops/logger.js";
@@ -444,7 +445,7 @@ export class Didgate {
     this.voice = new VoiceEdge({
       createStack: (handler) => SipStack.create(stackOptions, handler),
       signer,
-      config: this.config,
+      settings: voiceSettings(this.config),
       store: this.store,
       outbound: this.outboundStore,
       decider: this.decider,
@@ -784,12 +785,9 @@ export class Didgate {
       this.logger.level = next.log.level;
       applied.push("log.level");
     }
-    if (this.voice) {
-      const before = JSON.stringify(cur.sip);
-      const r = this.voice.reload(next);
-      refused.push(...r);
-      if (before !== JSON.stringify(next.sip)) applied.push("sip (trunks, limits)");
-    } else if (!same(cur.sip, next.sip)) refused.push("sip: SIP is not running (sip.listen was empty at start)");
+    const sip = reloadVoice(this.voice, cur, next);
+    refused.push(...sip.refused);
+    applied.push(...sip.applied);
     if (!same(cur.smpp.accounts, next.smpp.accounts)) {
       if (this.smpp) {
         const r = this.smpp.updateAccounts(this.smppConfig(next.smpp).accounts ?? []);

@@ -4,9 +4,22 @@
  * credentials; one with both needs both. Each has its own CPS bucket and concurrent-call limit.
  */
 import { AddressMatcher } from "../util/net.js";
-import type { CustomerConfig } from "../config/schema.js";
 import type { NumberPlan } from "../routing/number.js";
 import { TokenBucket, type Now } from "./limits.js";
+
+/** A customer as configured (`sip.customers[]`, the fields read here). */
+export interface CustomerSpec {
+  name: string;
+  tenant: string;
+  /** Source addresses and CIDRs; empty: recognised by digest alone. */
+  sources: readonly string[];
+  digest?: { readonly username: string; readonly password: string } | undefined;
+  caller_id: "owned" | "any";
+  cps: number;
+  max_calls?: number | undefined;
+  country_code?: string | undefined;
+  national_prefix?: string | undefined;
+}
 
 export interface Customer {
   readonly name: string;
@@ -30,7 +43,7 @@ export class CustomerTable {
   /** Some customer may call from any address (digest only): unknown sources get a challenge. */
   readonly anySource: boolean;
 
-  constructor(configs: readonly CustomerConfig[], now: Now, previous?: CustomerTable) {
+  constructor(configs: readonly CustomerSpec[], now: Now, previous?: CustomerTable) {
     let any = false;
     for (const c of configs) {
       const old = previous?.byName(c.name);

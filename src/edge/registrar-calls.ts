@@ -16,7 +16,6 @@
  */
 import type { Logger } from "pino";
 import { Counter, type Registry } from "prom-client";
-import type { RegistrarConfig } from "../config/registrar.js";
 import { userSecret, type Lockout, type RegistrarUser } from "../registrar/register.js";
 import type { NumberPlan } from "../routing/number.js";
 import { parseDigestCredentials, type DigestAuth } from "../sip/digest.js";
@@ -24,7 +23,14 @@ import type { SipMessage } from "../sip/index.js";
 import type { Customer } from "./customers.js";
 import { TokenBucket, type Now } from "./limits.js";
 
-export type CallsConfig = NonNullable<RegistrarConfig["calls"]>;
+/** `sip.registrar.calls` as configured (the fields read here). */
+export interface CallsConfig {
+  country_code?: string | undefined;
+  national_prefix?: string | undefined;
+  cps: number;
+  max_calls: number;
+  max_calls_total?: number | undefined;
+}
 
 export const CALL_AUTH_OUTCOMES = ["challenged", "authenticated", "auth_failed", "locked_out"] as const;
 export type CallAuthOutcome = (typeof CALL_AUTH_OUTCOMES)[number];

@@ -15,13 +15,10 @@
  */
 import { randomBytes } from "node:crypto";
 import { isIP } from "node:net";
-import { hostname } from "node:os";
 import type { Logger } from "pino";
-import type { Config } from "../config/schema.js";
 import type { RedisClient, RedisConnector } from "../redis/client.js";
 import { MemoryLocationStore, RedisLocationStore } from "../registrar/location.js";
 import { Counter, Gauge, type Registry } from "prom-client";
-import type { RegistrarConfig } from "../config/registrar.js";
 import type { Binding, LocationStore } from "../registrar/location.js";
 import { qGroups, Registrar, REGISTER_OUTCOMES, type RegisterOutcome, type RegistrarUser } from "../registrar/register.js";
 import type { Target } from "../routing/route.js";
@@ -32,7 +29,7 @@ import { targetKey } from "../sip/resolve.js";
 import { flowToken, hopOfUri, parseFlowToken, type DialogSigner, type Flow } from "../sip/rr.js";
 import type { Source } from "../sip/transport.js";
 import { parseNameAddr, parseUri } from "../sip/uri.js";
-import { UserCalls, type CallingUser } from "./registrar-calls.js";
+import { UserCalls, type CallingUser, type CallsConfig } from "./registrar-calls.js";
 import { MAX_STORED_USERS, RedisUserStore, type StoredUser } from "../registrar/users.js";
 import { errMessage } from "../util/errors.js";
 
@@ -72,8 +69,41 @@ export interface UserReport {
 export const LOOKUP_RESULTS = ["found", "none", "error"] as const;
 export type LookupResult = (typeof LOOKUP_RESULTS)[number];
 
+/** `sip.registrar` as configured (the fields read here). */
+export interface RegistrarSpec {
+  domain: string;
+  users: readonly CallingUser[];
+  min_expires: number;
+  max_expires: number;
+  default_expires: number;
+  realm?: string | undefined;
+  edge_uri?: string | undefined;
+  max_contacts: number;
+  lockout: { max_failures: number; window_s: number; duration_s: number };
+  calls?: CallsConfig | undefined;
+}
+
+/** What buildRegistrar needs besides the registrar's own settings. */
+export interface RegistrarSettings {
+  registrar?: RegistrarSpec | undefined;
+  /** `sip.auth`: the nonce key and lifetime and the challenges offered (shared with customers). */
+  auth: DigestSettings;
+  /** routes.redis's key prefix: bindings and users are kept in Redis under it. */
+  redisPrefix?: string | undefined;
+  /** This edge's name in bindings (instance_id, else host:pid). */
+  edgeId: string;
+}
+
+/** `sip.auth` as configured. */
+export interface DigestSettings {
+  realm: string;
+  secret?: string | undefined;
+  nonce_ttl_s: number;
+  algorithms: readonly DigestAlgorithm[];
+}
+
 export interface RegistrarEdgeOptions {
-  config: RegistrarConfig;
+  config: RegistrarSpec;
   /** Nonce key (sip.auth.secret when set, so every edge accepts another's nonces). */
   secret: Buffer;
   nonceTtlMs: number;
@@ -106,18 +136,18 @@ export interface RegistrarEdgeOptions {
  * edge finds every phone; else in memory.
  */
 export function buildRegistrar(
-  config: Config,
+  settings: RegistrarSettings,
   o: { registry: Registry; logger: Logger; now: () => number; stack: () => EdgeStack | undefined; redis?: RedisConnector; answerStrangers?: () => boolean; signer?: () => DialogSigner | undefined },
 ): RegistrarEdge | undefined {
-  const c = config.sip.registrar;
+  const c = settings.registrar;
   if (c === undefined) return undefined;
-  const rr = config.routes.redis;
+  const prefix = settings.redisPrefix;
   // a Redis that is down fails REGISTERs (500) and lookups (the call's next target) at once
   // instead of queueing them while the phone and the caller wait
-  const client = rr !== undefined && o.redis !== undefined ? o.redis.client({ name: "didgate-registrar", redis: { maxRetriesPerRequest: 1, enableOfflineQueue: false } }) : undefined;
+  const client = prefix !== undefined && o.redis !== undefined ? o.redis.client({ name: "didgate-registrar", redis: { maxRetriesPerRequest: 1, enableOfflineQueue: false } }) : undefined;
   client?.on("error", (err: Error) => o.logger.debug({ err: err.message }, "sip registrar: redis error"));
-  const store = client !== undefined ? new RedisLocationStore(client, rr!.prefix, o.now) : new MemoryLocationStore(o.now, 1_000_000);
-  const a = config.sip.auth;
+  const store = client !== undefined ? new RedisLocationStore(client, prefix!, o.now) : new MemoryLocationStore(o.now, 1_000_000);
+  const a = settings.auth;
   return new RegistrarEdge({
     config: c,
     // without sip.auth.secret nonces are good on this process only (a phone that moves to another
@@ -126,7 +156,7 @@ export function buildRegistrar(
     nonceTtlMs: a.nonce_ttl_s * 1000,
     algorithms: a.algorithms,
     store,
-    edgeId: config.instance_id ?? `${hostname()}:${process.pid}`,
+    edgeId: settings.edgeId,
     registry: o.registry,
     logger: o.logger,
     now: o.now,
@@ -134,7 +164,7 @@ export function buildRegistrar(
     answerStrangers: () => o.answerStrangers?.() ?? false,
     edgeUri: c.edge_uri,
     signer: o.signer,
-    ...(client !== undefined ? { client, prefix: rr!.prefix } : {}),
+    ...(client !== undefined ? { client, prefix: prefix! } : {}),
   });
 }
 
@@ -307,7 +337,7 @@ export class RegistrarEdge {
   }
 
   /** SIGHUP: new users and passwords (domain, realm and expiries need a restart). */
-  reloadUsers(c: RegistrarConfig): void {
+  reloadUsers(c: RegistrarSpec): void {
     this.users = new Map(c.users.map((u) => [u.user, u]));
     if (c.calls !== undefined) this.calls?.reload(c.calls);
   }

@@ -28,7 +28,6 @@
  */
 import type { Logger } from "pino";
 import type { Registry } from "prom-client";
-import type { Config } from "../config/schema.js";
 import type { Decider } from "../routing/decide.js";
 import { normalizeNumber } from "../routing/number.js";
 import { DEFAULT_FAILOVER_ON, DEFAULT_RING_TIMEOUT_S, type Route } from "../routing/route.js";
@@ -56,7 +55,6 @@ import { AddressMatcher } from "../util/net.js";
 import { TargetHealth } from "./health.js";
 import { HealthShare } from "./health-share.js";
 import type { RedisConnector } from "../redis/client.js";
-import { hostname } from "node:os";
 import { FloodGuard } from "./limits.js";
 import { RefusalLog } from "./refusals.js";
 import { DialogForward, ProxyCall, type CallInfo, type ProxyHost } from "./proxy.js";
@@ -80,7 +78,8 @@ import type { SessionStore } from "../masking/sessions.js";
 import type { MaskingMetrics } from "../masking/metrics.js";
 import { errMessage } from "../util/errors.js";
 import { cutMaskedRecordRoute, decideMasked, maskedDialogAllows, maskRequest, MASKED_DIALOG_METHODS, maskStrayResponse, maskTowardsCaller, type MaskResult } from "./masking.js";
-import { buildRegistrar, type ContactLeg, type RegistrarEdge } from "./registrar.js";
+import { buildRegistrar, type ContactLeg, type DigestSettings, type RegistrarEdge } from "./registrar.js";
+import type { VoiceSettings } from "./voice-options.js";
 import { ALL_USERS_KEY } from "./registrar-calls.js";
 
 export interface VoiceEdgeOptions {
@@ -96,8 +95,8 @@ export interface VoiceEdgeOptions {
   /** Call detail records and number activity. */
   cdr?: CallRecords;
   activity?: ActivityRecorder;
-  /** The whole validated config. */
-  config: Config;
+  /** What the edge reads of the config (src/config/wire.ts maps it). */
+  settings: VoiceSettings;
   store: RouteStore<Route>;
   /** The outbound table (carriers by destination prefix); empty when not given. */
   outbound?: RouteStore<OutboundEntry>;
@@ -130,7 +129,7 @@ export class VoiceEdge implements SipStackHandler, ProxyHost {
   healthShare: HealthShare | undefined;
   readonly resolver: TargetResolver;
   readonly logger: Logger;
-  private config: Config;
+  private settings: VoiceSettings;
   private trunks: TrunkTable;
   private flood: FloodGuard;
   /** First refusal per unknown source: warn once (bounded, rate-limited). */
@@ -168,26 +167,26 @@ export class VoiceEdge implements SipStackHandler, ProxyHost {
   readonly registrar: RegistrarEdge | undefined;
 
   constructor(private readonly opts: VoiceEdgeOptions) {
-    this.config = opts.config;
+    this.settings = opts.settings;
     this.signer = opts.signer;
     this.logger = opts.logger;
     this.now = opts.now ?? Date.now;
     this.metrics = new VoiceMetrics(opts.registry);
-    this.trunks = new TrunkTable(this.config.sip.trunks, this.now);
-    this.customers = new CustomerTable(this.config.sip.customers, this.now);
-    this.carriers = new CarrierTable(this.config.sip.trunks, this.now);
-    this.digest = this.makeDigest(this.config);
+    this.trunks = new TrunkTable(this.settings.trunks, this.now);
+    this.customers = new CustomerTable(this.settings.customers, this.now);
+    this.carriers = new CarrierTable(this.settings.trunks, this.now);
+    this.digest = this.makeDigest(this.settings.auth);
     this.callCounter = new CallCounter(this.now);
     this.outboundMetrics = new OutboundMetrics(opts.registry, () => this.callCounter);
-    if (this.config.routes.redis && opts.redis) {
+    if (this.settings.redisPrefix !== undefined && opts.redis) {
       this.callShare = new CallShare({
         redis: opts.redis,
-        prefix: this.config.routes.redis.prefix,
-        edgeId: this.config.instance_id ?? `${hostname()}:${process.pid}`,
+        prefix: this.settings.redisPrefix,
+        edgeId: this.settings.edgeId,
         logger: this.logger,
         counter: this.callCounter,
         keys: () => this.limitedKeys(),
-        ttlMs: () => this.config.sip.max_call_s * 1000 + 60_000,
+        ttlMs: () => this.settings.max_call_s * 1000 + 60_000,
         now: this.now,
       });
       this.callCounter.share = this.callShare;
@@ -206,35 +205,35 @@ export class VoiceEdge implements SipStackHandler, ProxyHost {
         }
       },
     });
-    const fl = this.config.sip.flood;
+    const fl = this.settings.flood;
     this.flood = new FloodGuard(fl.per_source_pps, fl.max_sources, this.now);
     this.refusals = new RefusalLog({ now: this.now, maxSources: fl.max_sources });
-    this.recordRoute = this.config.sip.record_route;
-    this.applyHeaders(this.config);
-    this.applyPingers(this.config);
+    this.recordRoute = this.settings.record_route;
+    this.applyHeaders(this.settings);
+    this.applyPingers(this.settings);
     this.health = new TargetHealth({
-      config: this.config.sip.health,
+      config: this.settings.health,
       logger: this.logger,
       now: this.now,
       onDownCount: (n) => this.metrics.targetsDown.set(n),
       onChange: (key, down, ttl) => this.healthShare?.publish(key, down, ttl),
     });
-    const redis = this.config.routes.redis;
-    if (redis && this.opts.redis) {
+    const prefix = this.settings.redisPrefix;
+    if (prefix !== undefined && this.opts.redis) {
       this.healthShare = new HealthShare({
         redis: this.opts.redis,
-        prefix: redis.prefix,
-        edgeId: this.config.instance_id ?? `${hostname()}:${process.pid}`,
+        prefix,
+        edgeId: this.settings.edgeId,
         logger: this.logger,
         onRemote: (key, down, ttl) => this.health.remote(key, down, ttl),
       });
     }
     this.resolver = new TargetResolver({ canSend: (t, fam) => this.canSend(t, fam) });
-    this.registrar = buildRegistrar(this.config, { ...opts, now: this.now, stack: () => this.stack, answerStrangers: () => this.config.sip.unknown_source === "reject", signer: () => this.signer });
+    this.registrar = buildRegistrar(this.settings, { ...opts, now: this.now, stack: () => this.stack, answerStrangers: () => this.settings.unknown_source === "reject", signer: () => this.signer });
   }
 
-  private applyHeaders(c: Config): void {
-    const h = c.sip.headers;
+  private applyHeaders(c: VoiceSettings): void {
+    const h = c.headers;
     this.trunkHeader = h.trunk;
     this.keyHeader = h.route_key;
     const names: string[] = [];
@@ -244,9 +243,9 @@ export class VoiceEdge implements SipStackHandler, ProxyHost {
     this.stripNames = names;
   }
 
-  private applyPingers(c: Config): void {
+  private applyPingers(c: VoiceSettings): void {
     const m = new AddressMatcher<true>();
-    for (const p of c.sip.pingers) m.add(p, true);
+    for (const p of c.pingers) m.add(p, true);
     this.pingers = m;
   }
 
@@ -255,9 +254,9 @@ export class VoiceEdge implements SipStackHandler, ProxyHost {
     return false;
   }
 
-  /** Creates the SIP stack (createStack) when config.sip.listen has listeners. */
+  /** Creates the SIP stack (createStack) when sip.listen has listeners. */
   async start(): Promise<void> {
-    if (this.config.sip.listen.length === 0) return;
+    if (this.settings.listen.length === 0) return;
     this.stack = await this.opts.createStack(this);
     // calls whose BYE was lost give their max_calls slot back at their deadline
     this.sweepTimer = setInterval(() => this.callCounter.sweep(), 10_000);
@@ -269,34 +268,28 @@ export class VoiceEdge implements SipStackHandler, ProxyHost {
     await this.registrar?.start();
   }
 
-  /** SIGHUP: apply trunks, limits, headers, health; returns what could not change live. */
-  reload(config: Config): string[] {
-    const out: string[] = [];
-    const a = this.config.sip;
-    const b = config.sip;
+  /**
+   * SIGHUP: apply trunks, customers, limits, headers, pingers, health and registrar users. What
+   * needs a restart (listeners, the stack's timers, the registrar's other settings) is reported by
+   * reloadVoice (src/config/wire.ts); the rest of the new settings is taken as it is.
+   */
+  reload(b: VoiceSettings): void {
+    const a = this.settings;
     const same = (x: unknown, y: unknown): boolean => JSON.stringify(x) === JSON.stringify(y);
-    if (!same(a.listen, b.listen)) out.push("sip.listen");
-    if (a.advertise !== b.advertise) out.push("sip.advertise");
-    if (!same(a.tls, b.tls)) out.push("sip.tls");
-    if (!same(a.timers, b.timers)) out.push("sip.timers");
-    if (!same(a.tcp, b.tcp)) out.push("sip.tcp");
-    if (a.dialog_secret !== b.dialog_secret || !same(a.dialog_secret_previous, b.dialog_secret_previous)) out.push("sip.dialog_secret");
     this.trunks = new TrunkTable(b.trunks, this.now, this.trunks);
     this.trunkCache.clear();
     this.customers = new CustomerTable(b.customers, this.now, this.customers);
     this.customerCache.clear();
     this.carriers = new CarrierTable(b.trunks, this.now, this.carriers);
     this.unknownCarriers.clear();
-    if (!same(a.auth, b.auth)) this.digest = this.makeDigest(config);
+    if (!same(a.auth, b.auth)) this.digest = this.makeDigest(b.auth);
     if (!same(a.flood, b.flood)) this.flood = new FloodGuard(b.flood.per_source_pps, b.flood.max_sources, this.now);
     this.recordRoute = b.record_route;
-    this.applyHeaders(config);
-    this.applyPingers(config);
+    this.applyHeaders(b);
+    this.applyPingers(b);
     this.health.configure(b.health);
     if (b.registrar !== undefined) this.registrar?.reloadUsers(b.registrar);
-    if (!same(a.registrar && { ...a.registrar, users: [] }, b.registrar && { ...b.registrar, users: [] })) out.push("sip.registrar (all but users)");
-    this.config = config;
-    return out;
+    this.settings = b;
   }
 
   /** New INVITEs get 503; in-flight transactions continue. */
@@ -383,7 +376,7 @@ export class VoiceEdge implements SipStackHandler, ProxyHost {
     let t = this.trunkCache.get(src.address);
     if (t === undefined) t = this.trunks.match(src.address);
     if (t !== undefined || this.customerOf(src.address) !== undefined) return true;
-    return this.config.sip.unknown_source === "reject" && this.flood.allow(src.address);
+    return this.settings.unknown_source === "reject" && this.flood.allow(src.address);
   }
 
   onRequest(tx: ServerTransaction): void {
@@ -484,7 +477,7 @@ export class VoiceEdge implements SipStackHandler, ProxyHost {
   /** Unknown source: drop (no answer, no transaction kept) or 403 (after the flood guard). */
   private reject(tx: ServerTransaction, why: string): void {
     this.refused(tx.source.transport, tx.source.address, tx.source.port, tx.request.method + " (" + why + ")");
-    if (this.config.sip.unknown_source === "reject") {
+    if (this.settings.unknown_source === "reject") {
       tx.reply(403);
       this.metrics.final(UNKNOWN, "403").inc();
     } else tx.terminate();
@@ -518,7 +511,7 @@ export class VoiceEdge implements SipStackHandler, ProxyHost {
     const wait = trunk.cps.take();
     if (wait > 0) return this.refuse(tx, tname, 503, "rate_limited", t0, [["Retry-After", String(wait)]]);
     // INVITEs waiting for a session lookup or a STIR certificate count as in flight too
-    if (this.calls.size + this.verifying.size >= this.config.sip.max_inflight_invites) return this.refuse(tx, tname, 503, "rate_limited", t0, [["Retry-After", "1"]]);
+    if (this.calls.size + this.verifying.size >= this.settings.max_inflight_invites) return this.refuse(tx, tname, 503, "rate_limited", t0, [["Retry-After", "1"]]);
 
     const didIn = trunk.didFrom === "ruri" ? req.requestUri : req.get("to") ?? "";
     const did = normalizeNumber(didIn, trunk.plan);
@@ -547,7 +540,7 @@ export class VoiceEdge implements SipStackHandler, ProxyHost {
     if (mf === 0) return this.relayRefused(tx, 483, "too_many_hops");
     if (mf === -1) return this.relayRefused(tx, 400, "invalid_number", undefined, "Bad Request (Max-Forwards)");
     if (this.stack.isLooped(req)) return this.relayRefused(tx, 482, "loop");
-    if (this.calls.size + this.verifying.size >= this.config.sip.max_inflight_invites) return this.relayRefused(tx, 503, "rate_limited", [["Retry-After", "1"]]);
+    if (this.calls.size + this.verifying.size >= this.settings.max_inflight_invites) return this.relayRefused(tx, 503, "rate_limited", [["Retry-After", "1"]]);
     if (flow.transport !== "udp") {
       const c = this.stack.transport.getConnection(flow.transport, flow.address, flow.port);
       if (c === undefined || c.closed) {
@@ -566,7 +559,7 @@ export class VoiceEdge implements SipStackHandler, ProxyHost {
       failoverOn: [],
       // the edge that routed the call times its ringing and cancels
       ringMs: RELAY_RING_MS,
-      inviteMs: this.config.sip.invite_timeout_s * 1000,
+      inviteMs: this.settings.invite_timeout_s * 1000,
       startedAt: this.mono(),
       relay: true,
     };
@@ -590,7 +583,7 @@ export class VoiceEdge implements SipStackHandler, ProxyHost {
     const did = { e164: didE164 };
     const d = this.opts.decider.decide(this.opts.store.current, did.e164, caller, this.now());
     if (d.outcome !== "routed") {
-      if (d.outcome === "gone") return this.refuse(tx, tname, this.config.sip.gone_status, "gone", t0, undefined, undefined, did.e164, caller, d.key);
+      if (d.outcome === "gone") return this.refuse(tx, tname, this.settings.gone_status, "gone", t0, undefined, undefined, did.e164, caller, d.key);
       return this.refuse(tx, tname, 404, "not_found", t0, undefined, d.outcome === "no_targets" ? "Not Found (no voice targets)" : undefined, did.e164, caller, d.key);
     }
     const voice = d.route?.voice;
@@ -616,7 +609,7 @@ export class VoiceEdge implements SipStackHandler, ProxyHost {
       ring: voice?.ring ?? "sequential",
       failoverOn: voice?.failoverOn ?? DEFAULT_FAILOVER_ON,
       ringMs: (voice?.ringTimeoutS ?? DEFAULT_RING_TIMEOUT_S) * 1000,
-      inviteMs: (voice?.inviteTimeoutS ?? this.config.sip.invite_timeout_s) * 1000,
+      inviteMs: (voice?.inviteTimeoutS ?? this.settings.invite_timeout_s) * 1000,
       startedAt: t0,
     };
     const base = req.clone();
@@ -690,7 +683,7 @@ export class VoiceEdge implements SipStackHandler, ProxyHost {
         ring: "sequential",
         failoverOn: DEFAULT_FAILOVER_ON,
         ringMs: DEFAULT_RING_TIMEOUT_S * 1000,
-        inviteMs: this.config.sip.invite_timeout_s * 1000,
+        inviteMs: this.settings.invite_timeout_s * 1000,
         startedAt: t0,
         mask: x.call,
         ...(customer !== undefined ? { customer: customer.name } : {}),
@@ -844,8 +837,7 @@ export class VoiceEdge implements SipStackHandler, ProxyHost {
 
   // ------------------------------------------------------------------ outbound calls (customers)
 
-  private makeDigest(c: Config): DigestAuth {
-    const a = c.sip.auth;
+  private makeDigest(a: DigestSettings): DigestAuth {
     // without a configured secret, nonces are good on this process only (one edge, or a restart
     // makes clients authenticate again: they get a fresh challenge)
     return new DigestAuth({ realm: a.realm, secret: a.secret !== undefined ? Buffer.from(a.secret, "utf8") : randomBytes(32), nonceTtlMs: a.nonce_ttl_s * 1000, algorithms: a.algorithms, now: this.now });
@@ -914,7 +906,7 @@ export class VoiceEdge implements SipStackHandler, ProxyHost {
       return this.refuse(tx, name, 503, "rate_limited", t0, [["Retry-After", String(wait)]]);
     }
     // INVITEs waiting for a masking session lookup count as in flight too
-    if (this.calls.size + this.verifying.size >= this.config.sip.max_inflight_invites) return this.refuse(tx, name, 503, "rate_limited", t0, [["Retry-After", "1"]]);
+    if (this.calls.size + this.verifying.size >= this.settings.max_inflight_invites) return this.refuse(tx, name, 503, "rate_limited", t0, [["Retry-After", "1"]]);
     const dest = normalizeNumber(req.requestUri, cu.plan);
     if (!dest.ok) return this.refuse(tx, name, 484, "invalid_number", t0);
     const callerIn = user ? userCaller : req.get("p-asserted-identity") ?? req.get("from");
@@ -925,7 +917,7 @@ export class VoiceEdge implements SipStackHandler, ProxyHost {
       if (why !== null) return this.refuse(tx, name, 403, "caller_id_refused", t0, undefined, "Forbidden (" + why + ")", dest.e164, caller);
     }
     const callId = req.callId ?? "";
-    const ttl = this.config.sip.max_call_s * 1000;
+    const ttl = this.settings.max_call_s * 1000;
     if (!this.callCounter.acquire("c:" + name, callId, cu.maxCalls, ttl)) {
       this.outboundMetrics.limit("customer", name);
       if (user) this.registrar!.calls!.overLimit.labels({ limit: "max_calls" }).inc();
@@ -993,7 +985,7 @@ export class VoiceEdge implements SipStackHandler, ProxyHost {
       targets,
       failoverOn,
       ringMs: ringS * 1000,
-      inviteMs: (inviteS ?? this.config.sip.invite_timeout_s) * 1000,
+      inviteMs: (inviteS ?? this.settings.invite_timeout_s) * 1000,
       startedAt: t0,
       outbound,
       customer: name,
@@ -1003,7 +995,7 @@ export class VoiceEdge implements SipStackHandler, ProxyHost {
     const uc = user ? this.registrar!.calls! : undefined;
     if (uc?.maxTotal !== undefined) {
       // all registered users together, taken last: a call refused for another reason holds no slot
-      if (!this.callCounter.acquire(ALL_USERS_KEY, callId, uc.maxTotal, this.config.sip.max_call_s * 1000)) {
+      if (!this.callCounter.acquire(ALL_USERS_KEY, callId, uc.maxTotal, this.settings.max_call_s * 1000)) {
         this.callCounter.release("c:" + name, callId);
         this.outboundMetrics.limit("customer", name);
         uc.overLimit.labels({ limit: "max_calls_total" }).inc();
@@ -1050,7 +1042,7 @@ export class VoiceEdge implements SipStackHandler, ProxyHost {
     const id = call.stx.request.callId ?? "";
     const key = "k:" + c.name;
     const had = this.callCounter.count(key);
-    if (!this.callCounter.acquire(key, id, c.maxCalls, this.config.sip.max_call_s * 1000)) {
+    if (!this.callCounter.acquire(key, id, c.maxCalls, this.settings.max_call_s * 1000)) {
       this.outboundMetrics.limit("carrier", c.name);
       return false;
     }

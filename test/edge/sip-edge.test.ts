@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Didgate } from "../../src/app.js";
 import { parseFlowToken, flowToken } from "../../src/sip/rr.js";
 import type { VoiceEdge } from "../../src/edge/voice.js";
+import { reloadVoice } from "../../src/config/wire.js";
 import { createLogger } from "../../src/ops/logger.js";
 import { parseMessage, SipMessage } from "../../src/sip/index.js";
 import { startApp, tempDir, waitFor, writeRoutes, makeConfig } from "../helpers/app.js";
@@ -275,7 +276,7 @@ describe("SIP edge policy (UDP peers)", () => {
       { sip: { listen: ["udp://127.0.0.1:1"], trunks: [{ name: "carrier", sources: ["127.0.0.1", "127.0.0.2"], country_code: "1" }] }, admin: { listen: "127.0.0.1:0" } },
       "/",
     ).config;
-    const refused = voice.reload({ ...cfg, sip: { ...cfg.sip, timers: app.config.sip.timers } });
+    const { refused } = reloadVoice(voice, app.config, { ...cfg, sip: { ...cfg.sip, timers: app.config.sip.timers } });
     expect(refused).toEqual(["sip.listen"]);
     // 127.0.0.2 is now a trunk: its OPTIONS gets 200
     stranger.send(port, request("OPTIONS", `sip:127.0.0.1:${port}`, stranger));

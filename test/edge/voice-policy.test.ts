@@ -10,6 +10,7 @@ import pino from "pino";
 import { Registry } from "prom-client";
 import { afterEach, describe, expect, it } from "vitest";
 import { validateConfig } from "../../src/config/load.js";
+import { voiceSettings } from "../../src/config/wire.js";
 import { VoiceEdge } from "../../src/edge/voice.js";
 import { Decider } from "../../src/routing/decide.js";
 import { parseRoute, type Route } from "../../src/routing/route.js";
@@ -51,7 +52,7 @@ async function setup(routes: Record<string, unknown>, sip: Record<string, unknow
   const edge = new VoiceEdge({
     createStack: stack.create,
     signer: new DialogSigner(["a test secret of at least 32 characters"]),
-    config: v.config,
+    settings: voiceSettings(v.config),
     store: new RouteStore(table),
     decider: new Decider({ random: () => 0 }),
     logger: pino({ level: "silent" }),
