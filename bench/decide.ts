@@ -1,6 +1,6 @@
 /**
  * The route decision (state → callers → schedule → weighted targets) measured apart from the key
- * lookup: the same query stream through table.lookup() alone and through Decider.decide(), on
+ * lookup: the same query stream through table.lookup() alone and through Decider.decideVoice(), on
  * routes of each shape. Target: a plain route adds no more than 100 ns over the lookup.
  *
  *   node --expose-gc dist/bench/decide.js [--json] [--entries N]
@@ -63,7 +63,7 @@ for (const [name, value] of Object.entries(shapes)) {
     fullGc(true);
     quiesce();
     t0 = nowNs();
-    for (let i = 0; i < q.length; i++) sink.n += decider.decide(table, q[i]!, "+447700900123", at).targets.length;
+    for (let i = 0; i < q.length; i++) sink.n += decider.decideVoice(table, q[i]!, "+447700900123", at).targets.length;
     decideNs.push((nowNs() - t0) / q.length);
   }
   const l = median(lookupNs);

@@ -17,11 +17,11 @@
  * request's own Diversion / History-Info (the call already left through that forward once and
  * came back), is not forwarded again. When nothing but loops is left the caller gets 482.
  */
-import type { Decider } from "../routing/decide.js";
+import { entryOf, match, stateField, type Decider } from "../routing/decide.js";
 import { numberUserPart } from "../routing/number.js";
 import type { OutboundEntry } from "../routing/outbound.js";
-import { isGone, telNumber, type ForwardCallerId, type Route, type Target } from "../routing/route.js";
-import { MATCH_EXACT, type RouteStore } from "../routing/table.js";
+import { telNumber, type ForwardCallerId, type Route, type Target } from "../routing/route.js";
+import type { RouteStore } from "../routing/table.js";
 import { dialString, withUser, type Carrier, type CarrierTable } from "./carriers.js";
 
 /** One target of a call with what its INVITE needs beyond the common request. */
@@ -64,19 +64,18 @@ export class Originator {
 
   /** The active route of an on-net number (an exact key), or undefined. */
   onNet(e164: string): Route | undefined {
-    const t = this.o.store.current;
-    const r = t.lookup(e164);
-    if (r === undefined || t.match.kind !== MATCH_EXACT || isGone(r.state)) return undefined;
-    return r;
+    // by its state field: the lifecycle dates are not applied here (the time is not read)
+    const m = match(this.o.store.current, e164, 0, stateField);
+    return m.outcome === "routed" && m.kind === "exact" ? m.route! : undefined;
   }
 
   /** The carriers of a destination, by the longest matching outbound prefix. */
   carriersFor(dest: string): Carrier[] {
-    const e = this.o.outbound.current.lookup(dest);
+    const e = entryOf(this.o.outbound.current, dest);
     if (e === undefined) return [];
     const table = this.o.carriers();
     const out: Carrier[] = [];
-    for (const n of e.voice) {
+    for (const n of e.value.voice) {
       const c = table.get(n);
       if (c !== undefined) out.push(c);
       else this.o.onUnknownCarrier?.(n);
@@ -142,7 +141,7 @@ export class Originator {
       const on = this.onNet(n);
       if (on !== undefined) {
         // on-net forward: follow the number's own route (its schedule and caller rules apply)
-        const d = this.o.decider.decide(this.o.store.current, n, caller, atMs);
+        const d = this.o.decider.decideVoice(this.o.store.current, n, caller, atMs);
         if (d.outcome !== "routed") continue;
         seen.add(n);
         this.walk(d.targets, n, caller, on.voice?.forwardCallerId ?? "caller", atMs, diverted, seen, depth + 1, x, prio);

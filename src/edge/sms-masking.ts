@@ -27,8 +27,9 @@ import type { MaskingMetrics } from "../masking/metrics.js";
 import type { ActivityRecorder } from "../records/activity.js";
 import type { RecordWriter } from "../records/writer.js";
 import type { NumberPlan } from "../routing/number.js";
-import { isGone, type Route } from "../routing/route.js";
-import { MATCH_EXACT, type RouteStore } from "../routing/table.js";
+import { match, stateField } from "../routing/decide.js";
+import type { Route } from "../routing/route.js";
+import type { RouteStore } from "../routing/table.js";
 import type { AcceptResult, InboundSms } from "../smpp/types.js";
 import { errMessage } from "../util/errors.js";
 import { lookupSession, MASK_LOOKUP_TIMEOUT_MS } from "./masking.js";
@@ -132,9 +133,9 @@ export class SmsMasking {
 
   /** The number's own route (an exact entry, not gone) for those outside its sessions. */
   private ownRoute(n: string): boolean {
-    const t = this.o.routes.current;
-    const v = t.lookup(n);
-    return v !== undefined && t.match.kind === MATCH_EXACT && !isGone(v.state);
+    // by its state field: the lifecycle dates are not applied here (the time is not read)
+    const m = match(this.o.routes.current, n, 0, stateField);
+    return m.outcome === "routed" && m.kind === "exact";
   }
 
   private count(result: SmsMaskResult): void {

@@ -28,8 +28,9 @@ import type { AcceptOutcome, AttemptResult, DeliveryJob, FinalOutcome, MessageOu
 import type { RecordWriter } from "../records/writer.js";
 import type { NumberPlan } from "../routing/number.js";
 import type { OutboundEntry } from "../routing/outbound.js";
-import { isGone, type Route, type RouteState } from "../routing/route.js";
-import { MATCH_DEFAULT, type RouteStore } from "../routing/table.js";
+import { entryOf, match, type StateOf } from "../routing/decide.js";
+import type { Route } from "../routing/route.js";
+import type { RouteStore } from "../routing/table.js";
 import { CMD, STATUS } from "../smpp/constants.js";
 import type { SmppService } from "../smpp/service.js";
 import { buildMessagePdus } from "../smpp/outbound.js";
@@ -157,7 +158,7 @@ export interface SmsOutboundOptions {
   records?: RecordWriter;
   logger: Logger;
   registry: Registry;
-  stateOf?: (route: Route, atMs: number) => RouteState;
+  stateOf?: StateOf;
   now?: () => number;
   /** Longest wait for a bind's pacing slot in one attempt (ms, default 10000); longer: the next bind, or later. */
   maxPaceWaitMs?: number;
@@ -338,9 +339,8 @@ export class SmsOutbound {
       if (owner === undefined) return { outcome: this.finish(c, "invalid_source", { why: "not a listed sender" }) };
       c.tenant = owner;
     } else {
-      const t = this.o.store.current;
-      const r = t.lookup(req.from);
-      const tenant = req.tenant ?? (r !== undefined && t.match.kind !== MATCH_DEFAULT ? r.tenant : undefined);
+      const e = entryOf(this.o.store.current, req.from);
+      const tenant = req.tenant ?? (e !== undefined && e.kind !== "default" ? e.value.tenant : undefined);
       const why = tenant === undefined ? "not a number of ours" : this.notOwned(req.from, tenant);
       if (why !== null) return { outcome: this.finish(c, "invalid_source", { why }) };
       c.tenant = tenant ?? null;
@@ -590,11 +590,11 @@ export class SmsOutbound {
 
   /** Bind names of the outbound table's sms entry for a destination that exist here. */
   routeOf(to: string): string[] {
-    const entry = this.o.outbound.current.lookup(to);
+    const entry = entryOf(this.o.outbound.current, to);
     if (entry === undefined) return [];
     const clients = this.o.smpp()?.clients;
     const out: string[] = [];
-    for (const n of entry.sms) {
+    for (const n of entry.value.sms) {
       if (clients?.has(n)) out.push(n);
       else this.o.logger.debug({ name: n }, "outbound sms route names no outbound bind: skipped");
     }
@@ -617,12 +617,10 @@ export class SmsOutbound {
 
   /** null when the tenant may send from the number (the same rule as a customer's caller ID). */
   private notOwned(e164: string, tenant: string): string | null {
-    const t = this.o.store.current;
-    const r = t.lookup(e164);
-    if (r === undefined || t.match.kind === MATCH_DEFAULT) return "not a number of ours";
-    if (r.tenant !== tenant) return "owned by another tenant";
-    const state = this.o.stateOf !== undefined ? this.o.stateOf(r, this.now()) : r.state;
-    if (isGone(state) || (state !== "active" && state !== "porting_out")) return "number not active";
+    const m = match(this.o.store.current, e164, this.now(), this.o.stateOf);
+    if (m.route === null || m.kind === "default") return "not a number of ours";
+    if (m.route.tenant !== tenant) return "owned by another tenant";
+    if (m.state !== "active" && m.state !== "porting_out") return "number not active";
     return null;
   }
 

@@ -17,7 +17,8 @@ import { Counter, type Registry } from "prom-client";
 import type { AcceptOutcome, DeliveryJob, DeliveryTarget, FinalOutcome, MessageReceiptBody, MessageReceivedBody } from "../delivery/types.js";
 import type { SpoolWrites } from "../delivery/redis.js";
 import { normalizeNumber, type NumberPlan } from "../routing/number.js";
-import { isGone, type Route, type RouteState } from "../routing/route.js";
+import { decideSms, type StateOf } from "../routing/decide.js";
+import type { Route } from "../routing/route.js";
 import type { RouteStore } from "../routing/table.js";
 import type { AcceptResult, InboundSms, Receipt, SmsAddress } from "../smpp/types.js";
 import type { ReceiptCorrelator, SentMessage } from "./receipts.js";
@@ -60,7 +61,7 @@ export interface SmsEdgeOptions {
   /** An outbound message another edge (or this one before a restart) sent, by the bind's message id (Redis). */
   findOutbound?: (bind: string, smscId: string) => Promise<SentMessage | undefined>;
   /** State of a route at a time (Decider.stateOf: released_at, port_date); default its state field. */
-  stateOf?: (route: Route, atMs: number) => RouteState;
+  stateOf?: StateOf;
   /** Message records (one per message, at its final outcome) and number activity. */
   records?: RecordWriter;
   activity?: ActivityRecorder;
@@ -179,19 +180,21 @@ export class SmsEdge {
       this.metrics.inbound.inc({ peer: msg.peer, outcome: masked.outcome });
       return { status: masked.status };
     }
-    const table = this.opts.store.current;
-    const route = table.lookup(to.e164);
-    if (route === undefined) {
+    const d = decideSms(this.opts.store.current, to.e164, this.now(), this.opts.stateOf);
+    // the outcome's label in metrics and logs: not_found is no_route; no_targets (no sms section)
+    // is no_sms_route below, after the dedup window has seen the message, like a route whose sms
+    // section sends nowhere
+    if (d.outcome === "not_found") {
       this.finish(msg, "no_route", { did: to.e164 });
       return { status: "invalid_destination" };
     }
-    const key = table.matchedKey();
-    const state = this.stateOf(route);
-    if (isGone(state)) {
-      this.finish(msg, "gone", { did: to.e164, route_key: key, state });
+    if (d.outcome === "gone") {
+      this.finish(msg, "gone", { did: to.e164, route_key: d.key, state: d.state });
       return { status: "invalid_destination" };
     }
-    const sms = route.sms;
+    const route = d.route!;
+    const key = d.key!;
+    const sms = d.sms ?? undefined;
     const from = displayAddress(msg.source, plan);
     // An SMSC's retry of a message seen within the dedup window keeps the first copy's id; once a
     // copy was accepted, a retry (its answer was lost or late) is answered without delivering again.
@@ -364,13 +367,8 @@ export class SmsEdge {
 
   /** The route of a number if it routes SMS to a webhook (not gone). */
   private smsRoute(e164: string): Route | undefined {
-    const v = this.opts.store.current.lookup(e164);
-    return v !== undefined && !isGone(this.stateOf(v)) && v.sms?.webhook !== undefined ? v : undefined;
-  }
-
-  /** A route's state now, with its lifecycle dates applied (the same rule as calls). */
-  private stateOf(route: Route): RouteState {
-    return this.opts.stateOf !== undefined ? this.opts.stateOf(route, this.now()) : route.state;
+    const d = decideSms(this.opts.store.current, e164, this.now(), this.opts.stateOf);
+    return d.sms?.webhook !== undefined ? d.route! : undefined;
   }
 }
 

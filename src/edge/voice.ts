@@ -581,7 +581,7 @@ export class VoiceEdge implements SipStackHandler, ProxyHost {
     const req = tx.request;
     const tname = trunk.name;
     const did = { e164: didE164 };
-    const d = this.opts.decider.decide(this.opts.store.current, did.e164, caller, this.now());
+    const d = this.opts.decider.decideVoice(this.opts.store.current, did.e164, caller, this.now());
     if (d.outcome !== "routed") {
       if (d.outcome === "gone") return this.refuse(tx, tname, this.settings.gone_status, "gone", t0, undefined, undefined, did.e164, caller, d.key);
       return this.refuse(tx, tname, 404, "not_found", t0, undefined, d.outcome === "no_targets" ? "Not Found (no voice targets)" : undefined, did.e164, caller, d.key);
@@ -944,7 +944,7 @@ export class VoiceEdge implements SipStackHandler, ProxyHost {
     const own = this.originator.onNet(dest.e164);
     if (own !== undefined) {
       // on-net: the number's route, as for a call from a carrier
-      const d = this.opts.decider.decide(this.opts.store.current, dest.e164, caller, now);
+      const d = this.opts.decider.decideVoice(this.opts.store.current, dest.e164, caller, now);
       if (d.outcome !== "routed") {
         this.callCounter.release("c:" + name, callId);
         return this.refuse(tx, name, 404, "not_found", t0, undefined, "Not Found (no voice targets)", dest.e164, caller, d.key);

@@ -1,16 +1,82 @@
 /**
- * The routing decision (README.md "Routes"): key lookup, then
- *   state (quarantine/released never route) → callers (first match on the caller's E.164)
- *   → schedule (first window containing the call's time in its tz) → targets,
- * with targets ordered by priority and a weighted random order within one priority.
+ * The routing decision (README.md "Routes"). One entry for calls and messages, match(): key
+ * lookup, matched key and kind, and the number's lifecycle state at the time (quarantine and
+ * released never route). Then, for a call (decideVoice):
+ *   callers (first match on the caller's E.164) → schedule (first window containing the call's
+ *   time in its tz) → targets,
+ * with targets ordered by priority and a weighted random order within one priority; for a message
+ * (decideSms): the route's sms section. Both answer with the same outcomes: routed, not_found,
+ * gone, no_targets (the edges map them to their own metric labels).
  *
  * Pure: no I/O, no timers. Randomness comes in through `random`, time through the `at` argument.
  */
-import type { CallerRule, Route, RouteState, ScheduleWindow, Target } from "./route.js";
+import type { CallerRule, Route, RouteState, ScheduleWindow, SmsRoute, Target } from "./route.js";
 import { isGone, stateAt } from "./route.js";
 import type { KeyKind, RouteTable } from "./table.js";
 
 export type Outcome = "routed" | "not_found" | "gone" | "no_targets";
+
+const KINDS: readonly (KeyKind | null)[] = [null, "exact", "prefix", "default"];
+
+/** A table's value for a number: the longest matching key's, and that key and its kind. */
+export interface Entry<V> {
+  readonly value: V;
+  readonly key: string;
+  readonly kind: KeyKind;
+}
+
+/**
+ * The entry of `number` ("+E164" or digits) in any table (routes, the outbound table), or
+ * undefined when no key matches.
+ */
+export function entryOf<V>(table: RouteTable<V>, number: string): Entry<V> | undefined {
+  const value = table.lookup(number);
+  if (value === undefined) return undefined;
+  const kind = KINDS[table.match.kind]!;
+  // An exact match of a canonical number is the number itself: no string built per call.
+  return { value, key: kind === "exact" && number.charCodeAt(0) === 43 ? number : table.matchedKey(), kind };
+}
+
+/** The state of a route at a time (Decider.stateOf: released_at, port_date, quarantine days). */
+export type StateOf = (route: Route, atMs: number) => RouteState;
+
+/** The state field as it is (no lifecycle dates applied). */
+export const stateField: StateOf = (route) => route.state;
+
+/**
+ * A number's route at a time: not_found (no key matches), gone (its state then is quarantine or
+ * released: it never routes) or routed (a route that may route; what it routes to is the
+ * decision's). `state` is the state at `atMs`.
+ */
+export interface Match {
+  readonly outcome: "routed" | "not_found" | "gone";
+  readonly number: string;
+  readonly key: string | null;
+  readonly kind: KeyKind | null;
+  readonly state: RouteState | null;
+  readonly route: Route | null;
+}
+
+/** The one routing entry of calls and messages: lookup, matched key, lifecycle state. */
+export function match(table: RouteTable<Route>, number: string, atMs: number, stateOf: StateOf = stateField): Match {
+  const e = entryOf(table, number);
+  if (e === undefined) return { outcome: "not_found", number, key: null, kind: null, state: null, route: null };
+  const state = stateOf(e.value, atMs);
+  return { outcome: isGone(state) ? "gone" : "routed", number, key: e.key, kind: e.kind, state, route: e.value };
+}
+
+/** Where a message to a number goes: its route's sms section (no_targets: the route has none). */
+export interface SmsDecision extends Omit<Match, "outcome"> {
+  readonly outcome: Outcome;
+  readonly sms: SmsRoute | null;
+}
+
+/** The decision for a message to `number` (E.164) at `atMs`. */
+export function decideSms(table: RouteTable<Route>, number: string, atMs: number, stateOf: StateOf = stateField): SmsDecision {
+  const m = match(table, number, atMs, stateOf);
+  const sms = m.outcome === "routed" ? (m.route!.sms ?? null) : null;
+  return { ...m, outcome: m.outcome === "routed" && sms === null ? "no_targets" : m.outcome, sms };
+}
 
 export type Rule =
   | { readonly type: "callers"; readonly index: number; readonly match: string }
@@ -29,7 +95,6 @@ export interface Decision {
   readonly rule: Rule | null;
 }
 
-const KINDS: readonly (KeyKind | null)[] = [null, "exact", "prefix", "default"];
 const NO_TARGETS: readonly Target[] = Object.freeze([]) as readonly Target[];
 const TARGETS_RULE: Rule = Object.freeze({ type: "targets" });
 
@@ -64,10 +129,23 @@ export class Decider {
   private readonly quarantineDays: number;
   private readonly tenantQuarantine: ReadonlyMap<string, number> | undefined;
 
+  /** stateOf as a function (match() takes it). */
+  readonly stateAt: StateOf = (route, atMs) => this.stateOf(route, atMs);
+
   constructor(opts: DeciderOptions = {}) {
     this.random = opts.random ?? Math.random;
     this.quarantineDays = opts.quarantineDays ?? 90;
     this.tenantQuarantine = opts.tenantQuarantineDays;
+  }
+
+  /** match() with this decider's lifecycle rules. */
+  match(table: RouteTable<Route>, number: string, atMs: number): Match {
+    return match(table, number, atMs, this.stateAt);
+  }
+
+  /** decideSms() with this decider's lifecycle rules. */
+  decideSms(table: RouteTable<Route>, number: string, atMs: number): SmsDecision {
+    return decideSms(table, number, atMs, this.stateAt);
   }
 
   /** The state of a route at a time (released_at, quarantine days, port_date applied). */
@@ -129,16 +207,11 @@ export class Decider {
    * Decide where a call to `number` (E.164) goes. `caller` is the caller's E.164 or undefined;
    * `atMs` the call's time (epoch ms).
    */
-  decide(table: RouteTable<Route>, number: string, caller: string | undefined, atMs: number): Decision {
-    const route = table.lookup(number);
-    if (route === undefined) return notFound(number);
-    const kind = KINDS[table.match.kind] ?? null;
-    // An exact match of a canonical number is the number itself: no string built per call.
-    const key = kind === "exact" && number.charCodeAt(0) === 43 ? number : table.matchedKey();
-    const state = this.stateOf(route, atMs);
-    if (isGone(state)) {
-      return { outcome: "gone", number, key, kind, state, route, targets: NO_TARGETS, rule: null };
-    }
+  decideVoice(table: RouteTable<Route>, number: string, caller: string | undefined, atMs: number): Decision {
+    const m = this.match(table, number, atMs);
+    if (m.outcome !== "routed") return { ...m, targets: NO_TARGETS, rule: null };
+    const route = m.route!;
+    const { key, kind } = m;
     const voice = route.voice;
     if (voice === undefined) {
       return { outcome: "no_targets", number, key, kind, state: route.state, route, targets: NO_TARGETS, rule: null };
@@ -216,10 +289,6 @@ function hhmm(minute: number): string {
   const h = Math.floor(minute / 60);
   const m = minute % 60;
   return `${h < 10 ? "0" : ""}${h}:${m < 10 ? "0" : ""}${m}`;
-}
-
-function notFound(number: string): Decision {
-  return { outcome: "not_found", number, key: null, kind: null, state: null, route: null, targets: NO_TARGETS, rule: null };
 }
 
 /** Index of the first caller rule matching the caller's E.164 ("+…"), or -1. */

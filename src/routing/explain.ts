@@ -55,6 +55,6 @@ export function lookupJson(table: RouteTable<Route>, decider: Decider, req: Look
     if (!c.ok) return { ok: false, error: `caller ${JSON.stringify(req.caller)}: ${c.error}` };
     caller = c.e164;
   }
-  const d = decider.decide(table, n.e164, caller, req.atMs);
+  const d = decider.decideVoice(table, n.e164, caller, req.atMs);
   return { ok: true, json: explainDecision(d, req.atMs, caller) };
 }

@@ -1,6 +1,6 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { Decider } from "../../src/routing/decide.js";
+import { Decider, decideSms, entryOf, match } from "../../src/routing/decide.js";
 import { parseRoute, type Route } from "../../src/routing/route.js";
 import { RouteTable } from "../../src/routing/table.js";
 
@@ -30,30 +30,30 @@ describe("decision: key kinds and states", () => {
   });
   const d = new Decider();
   it("exact beats prefix", () => {
-    const r = d.decide(t, "+15125550100", undefined, T);
+    const r = d.decideVoice(t, "+15125550100", undefined, T);
     expect(r).toMatchObject({ outcome: "routed", key: "+15125550100", kind: "exact", state: "active" });
     expect(uris(r)).toEqual(["sip:exact@h"]);
   });
   it("longest prefix wins", () => {
-    expect(d.decide(t, "+15125550101", undefined, T)).toMatchObject({ outcome: "routed", key: "+1512555*", kind: "prefix" });
-    expect(d.decide(t, "+15124440101", undefined, T)).toMatchObject({ outcome: "routed", key: "+1512*", kind: "prefix" });
+    expect(d.decideVoice(t, "+15125550101", undefined, T)).toMatchObject({ outcome: "routed", key: "+1512555*", kind: "prefix" });
+    expect(d.decideVoice(t, "+15124440101", undefined, T)).toMatchObject({ outcome: "routed", key: "+1512*", kind: "prefix" });
   });
   it("the default catches the rest", () => {
-    expect(d.decide(t, "+4930123456", undefined, T)).toMatchObject({ outcome: "routed", key: "*", kind: "default" });
+    expect(d.decideVoice(t, "+4930123456", undefined, T)).toMatchObject({ outcome: "routed", key: "*", kind: "default" });
   });
   it("quarantine and released never route, even with targets", () => {
-    expect(d.decide(t, "+15125550150", undefined, T)).toMatchObject({ outcome: "gone", state: "quarantine", targets: [] });
-    expect(d.decide(t, "+15125550151", undefined, T)).toMatchObject({ outcome: "gone", state: "released", targets: [] });
+    expect(d.decideVoice(t, "+15125550150", undefined, T)).toMatchObject({ outcome: "gone", state: "quarantine", targets: [] });
+    expect(d.decideVoice(t, "+15125550151", undefined, T)).toMatchObject({ outcome: "gone", state: "released", targets: [] });
   });
   it("porting_out still routes", () => {
-    expect(uris(d.decide(t, "+15125550199", undefined, T))).toEqual(["sip:porting@h"]);
+    expect(uris(d.decideVoice(t, "+15125550199", undefined, T))).toEqual(["sip:porting@h"]);
   });
   it("an sms-only route has no voice targets", () => {
-    expect(d.decide(t, "+15125550177", undefined, T)).toMatchObject({ outcome: "no_targets", key: "+15125550177" });
+    expect(d.decideVoice(t, "+15125550177", undefined, T)).toMatchObject({ outcome: "no_targets", key: "+15125550177" });
   });
   it("no default: not found", () => {
     const t2 = table({ "+1512*": { voice: { targets: ["sip:a@h"] } } });
-    expect(d.decide(t2, "+4420", undefined, T)).toMatchObject({ outcome: "not_found", key: null });
+    expect(d.decideVoice(t2, "+4420", undefined, T)).toMatchObject({ outcome: "not_found", key: null });
   });
 });
 
@@ -74,7 +74,7 @@ describe("decision: callers, then schedule, then targets", () => {
     },
   });
   const d = new Decider();
-  const at = (iso: string, caller?: string) => d.decide(t, "+15125550101", caller, Date.parse(iso));
+  const at = (iso: string, caller?: string) => d.decideVoice(t, "+15125550101", caller, Date.parse(iso));
 
   it("a caller rule beats the schedule (first match wins)", () => {
     const r = at("2026-03-09T15:00:00Z", "+447700900123");
@@ -126,23 +126,23 @@ describe("decision: priority and weight", () => {
     const seq = [0.5, 0.0];
     const d = new Decider({ random: () => seq.shift() ?? 0 });
     // total 100, r=50 → a (0..70); then total 30, r=0 → b
-    expect(uris(d.decide(t, "+15125550100", undefined, T))).toEqual(["sip:a@h", "sip:b@h", "sip:never-first@h", "sip:backup@h"]);
+    expect(uris(d.decideVoice(t, "+15125550100", undefined, T))).toEqual(["sip:a@h", "sip:b@h", "sip:never-first@h", "sip:backup@h"]);
     const seq2 = [0.8, 0.0];
     const d2 = new Decider({ random: () => seq2.shift() ?? 0 });
-    expect(uris(d2.decide(t, "+15125550100", undefined, T))).toEqual(["sip:b@h", "sip:a@h", "sip:never-first@h", "sip:backup@h"]);
+    expect(uris(d2.decideVoice(t, "+15125550100", undefined, T))).toEqual(["sip:b@h", "sip:a@h", "sip:never-first@h", "sip:backup@h"]);
   });
   it("the weights hold over many draws", () => {
     const d = new Decider();
     let a = 0;
-    for (let i = 0; i < 10_000; i++) if (d.decide(t, "+15125550100", undefined, T).targets[0]!.uri === "sip:a@h") a++;
+    for (let i = 0; i < 10_000; i++) if (d.decideVoice(t, "+15125550100", undefined, T).targets[0]!.uri === "sip:a@h") a++;
     expect(a).toBeGreaterThan(6500);
     expect(a).toBeLessThan(7500);
   });
   it("a single target per priority returns the compiled array (no allocation)", () => {
     const t2 = table({ "+1*": { voice: { targets: [{ uri: "sip:x@h", priority: 1 }, { uri: "sip:y@h", priority: 2 }] } } });
     const d = new Decider();
-    const r1 = d.decide(t2, "+15125550100", undefined, T);
-    const r2 = d.decide(t2, "+15125550100", undefined, T);
+    const r1 = d.decideVoice(t2, "+15125550100", undefined, T);
+    const r2 = d.decideVoice(t2, "+15125550100", undefined, T);
     expect(r1.targets).toBe(r2.targets);
   });
 });
@@ -185,18 +185,18 @@ describe("lifecycle by date", () => {
 
   it("answers as quarantine from released_at and as released after the quarantine, by time alone", () => {
     const d = new Decider({ quarantineDays: 90, tenantQuarantineDays: new Map([["short", 7]]) });
-    expect(d.decide(t, "+15125550300", undefined, now)).toMatchObject({ outcome: "gone", state: "quarantine" });
-    expect(d.decide(t, "+15125550301", undefined, now)).toMatchObject({ outcome: "gone", state: "released" });
-    expect(d.decide(t, "+15125550302", undefined, now)).toMatchObject({ outcome: "routed", state: "active", targets: [{ uri: "sip:current@h" }] });
-    expect(d.decide(t, "+15125550302", undefined, now + 2 * DAY)).toMatchObject({ outcome: "gone", state: "quarantine" });
-    expect(d.decide(t, "+15125550305", undefined, now)).toMatchObject({ outcome: "gone", state: "released" });
-    expect(d.decide(t, "+15125550300", undefined, now + 80 * DAY)).toMatchObject({ state: "released" });
+    expect(d.decideVoice(t, "+15125550300", undefined, now)).toMatchObject({ outcome: "gone", state: "quarantine" });
+    expect(d.decideVoice(t, "+15125550301", undefined, now)).toMatchObject({ outcome: "gone", state: "released" });
+    expect(d.decideVoice(t, "+15125550302", undefined, now)).toMatchObject({ outcome: "routed", state: "active", targets: [{ uri: "sip:current@h" }] });
+    expect(d.decideVoice(t, "+15125550302", undefined, now + 2 * DAY)).toMatchObject({ outcome: "gone", state: "quarantine" });
+    expect(d.decideVoice(t, "+15125550305", undefined, now)).toMatchObject({ outcome: "gone", state: "released" });
+    expect(d.decideVoice(t, "+15125550300", undefined, now + 80 * DAY)).toMatchObject({ state: "released" });
   });
 
   it("releases a porting_out number from its port_date", () => {
     const d = new Decider();
-    expect(d.decide(t, "+15125550303", undefined, now)).toMatchObject({ outcome: "gone", state: "released" });
-    expect(d.decide(t, "+15125550304", undefined, now)).toMatchObject({ outcome: "routed", state: "porting_out" });
+    expect(d.decideVoice(t, "+15125550303", undefined, now)).toMatchObject({ outcome: "gone", state: "released" });
+    expect(d.decideVoice(t, "+15125550304", undefined, now)).toMatchObject({ outcome: "routed", state: "porting_out" });
   });
 
   it("validates the dates and where port_date may appear", () => {
@@ -204,5 +204,86 @@ describe("lifecycle by date", () => {
     expect(parseRoute("k", { released_at: "2026-13-45" })).toMatchObject({ ok: false });
     expect(parseRoute("k", { state: "active", port_date: "2026-12-01", voice: { targets: ["sip:a@h"] } })).toMatchObject({ ok: false, errors: [expect.stringContaining("porting_out")] });
     expect(parseRoute("k", { released_at: "2026-12-01T10:00:00+01:00", voice: { targets: ["sip:a@h"] } }).ok).toBe(true);
+  });
+});
+
+describe("one entry for calls and messages: match, decideVoice, decideSms", () => {
+  const DAY = 86_400_000;
+  const now = Date.parse("2026-12-04T12:00:00Z");
+  const iso = (ms: number): string => new Date(ms).toISOString();
+  const both = { voice: { targets: ["sip:pbx@h"] }, sms: { webhook: "https://app.example/sms" } };
+  const t = table({
+    "+15125550400": { state: "active", ...both },
+    "+15125550401": { state: "porting_out", ...both },
+    "+15125550402": { state: "quarantine", ...both },
+    "+15125550403": { state: "released", ...both },
+    "+15125550404": { released_at: iso(now - 10 * DAY), ...both },
+    "+15125550405": { released_at: iso(now - 100 * DAY), ...both },
+    "+15125550406": { released_at: iso(now + DAY), ...both },
+    "+15125550407": { state: "porting_out", port_date: "2026-12-01", ...both },
+    "+15125550408": { state: "porting_out", port_date: "2026-12-31", ...both },
+    "+15125550409": { voice: { targets: ["sip:pbx@h"] } },
+    "+15125550410": { sms: { webhook: "https://app.example/sms" } },
+    "+1512556*": both,
+  });
+  const d = new Decider({ quarantineDays: 90 });
+  // number → [outcome, state] of both decisions at `now`
+  const lifecycle: [string, "routed" | "gone", string][] = [
+    ["+15125550400", "routed", "active"],
+    ["+15125550401", "routed", "porting_out"],
+    ["+15125550402", "gone", "quarantine"],
+    ["+15125550403", "gone", "released"],
+    ["+15125550404", "gone", "quarantine"],
+    ["+15125550405", "gone", "released"],
+    ["+15125550406", "routed", "active"],
+    ["+15125550407", "gone", "released"],
+    ["+15125550408", "routed", "porting_out"],
+  ];
+
+  it("calls and messages answer alike for every lifecycle state (state, released_at, port_date)", () => {
+    for (const [n, outcome, state] of lifecycle) {
+      const m = d.match(t, n, now);
+      expect(m, n).toMatchObject({ outcome, state, key: n, kind: "exact" });
+      expect(d.decideVoice(t, n, undefined, now), n).toMatchObject({ outcome, state, key: n, kind: "exact" });
+      expect(d.decideSms(t, n, now), n).toMatchObject({ outcome, state, key: n, kind: "exact" });
+      expect(d.decideVoice(t, n, undefined, now).targets.length > 0, n).toBe(outcome === "routed");
+      expect(d.decideSms(t, n, now).sms !== null, n).toBe(outcome === "routed");
+    }
+  });
+
+  it("a gone number keeps its route and key (logs name them); a number no key matches has neither", () => {
+    expect(d.decideSms(t, "+15125550402", now)).toMatchObject({ outcome: "gone", key: "+15125550402", sms: null });
+    expect(d.decideSms(t, "+15125550402", now).route).not.toBeNull();
+    expect(d.decideSms(t, "+4420123", now)).toEqual({ outcome: "not_found", number: "+4420123", key: null, kind: null, state: null, route: null, sms: null });
+    expect(d.decideVoice(t, "+4420123", undefined, now)).toMatchObject({ outcome: "not_found", key: null, kind: null, state: null, route: null, targets: [] });
+  });
+
+  it("no_targets: a call to an sms-only route, a message to a voice-only route", () => {
+    expect(d.decideVoice(t, "+15125550410", undefined, now)).toMatchObject({ outcome: "no_targets", key: "+15125550410" });
+    expect(d.decideSms(t, "+15125550410", now)).toMatchObject({ outcome: "routed", sms: { webhook: "https://app.example/sms" } });
+    expect(d.decideSms(t, "+15125550409", now)).toMatchObject({ outcome: "no_targets", key: "+15125550409", state: "active", sms: null });
+    expect(d.decideVoice(t, "+15125550409", undefined, now).outcome).toBe("routed");
+  });
+
+  it("a prefix match names its key and kind", () => {
+    expect(d.decideSms(t, "+15125560000", now)).toMatchObject({ outcome: "routed", key: "+1512556*", kind: "prefix" });
+    expect(entryOf(t, "+15125560000")).toMatchObject({ key: "+1512556*", kind: "prefix" });
+    expect(entryOf(t, "+4420123")).toBeUndefined();
+  });
+
+  it("without a state function the state field is taken as it is (dates not applied)", () => {
+    expect(match(t, "+15125550404", now)).toMatchObject({ outcome: "routed", state: "active" });
+    expect(decideSms(t, "+15125550407", now)).toMatchObject({ outcome: "routed", state: "porting_out" });
+    expect(decideSms(t, "+15125550403", now)).toMatchObject({ outcome: "gone", state: "released" });
+    expect(match(t, "+15125550404", now, d.stateAt)).toMatchObject({ outcome: "gone", state: "quarantine" });
+  });
+
+  it("entryOf reads any table: the outbound table's entries too", () => {
+    const out = RouteTable.build<{ voice: string[] }>([
+      ["+44*", { voice: ["uk"] }],
+      ["*", { voice: ["world"] }],
+    ]);
+    expect(entryOf(out, "+442071234567")).toEqual({ value: { voice: ["uk"] }, key: "+44*", kind: "prefix" });
+    expect(entryOf(out, "+15125550100")).toEqual({ value: { voice: ["world"] }, key: "*", kind: "default" });
   });
 });
