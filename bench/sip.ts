@@ -62,7 +62,7 @@ async function serve(configPath: string): Promise<void> {
   const voice = (app as unknown as { voice?: import("../src/edge/voice.js").VoiceEdge }).voice;
   if (voice === undefined) throw new Error("the config runs no SIP edge (sip.listen is empty)");
   const stop = async (): Promise<void> => {
-    voice.drain();
+    await voice.drain(0); // a deadline already passed: new INVITEs refused, nothing waited for
     await voice.close();
     await app.stop();
     process.exit(0);

@@ -75,6 +75,7 @@ import { MAX_POOL_NUMBERS } from "./masking/pools.js";
 import { NumberStates } from "./records/number-states.js";
 import { registerUsersApi } from "./api/users.js";
 import { errMessage } from "./util/errors.js";
+import { stopComponents, type Component } from "./util/lifecycle.js";
 
 export interface DidgateOptions {
   logger?: Logger;
@@ -83,9 +84,6 @@ export interface DidgateOptions {
   /** Uniform random in [0,1). */
   random?: () => number;
 }
-
-/** During a drain, how long SIP must be quiet before the edge stops (after INVITEs finished). */
-const DRAIN_QUIET_MS = 1500;
 
 /** The package version (package.json). */
 export function packageVersion(): string {
@@ -819,6 +817,44 @@ export class Didgate {
     return { applied, refused };
   }
 
+  /**
+   * What stop() drains and closes, in order (src/util/lifecycle.ts: every drain first, then every
+   * close). New SMS get the temporary status at once; SIP transactions in flight finish, and the
+   * edge lingers while in-dialog requests still come (VoiceEdge.drain); SMPP answers what is in
+   * flight and unbinds (at most 10 s); delivery finishes what it is sending. Then the listeners,
+   * stores and connections close.
+   */
+  private components(): Component[] {
+    const { voice, sms, smsOut, smpp, delivery } = this;
+    const remaining = (deadline: number) => Math.max(0, deadline - this.now());
+    const closing = (name: string, close: (() => unknown) | undefined): Component[] => (close === undefined ? [] : [{ name, close: async () => void (await close()) }]);
+    return [
+      { name: "sms", drain: async () => (sms?.drain(), smsOut?.drain()) },
+      ...(voice ? [{ name: "sip", drain: (d: number) => voice.drain(d), close: () => voice.close() }] : []),
+      ...(smpp ? [{ name: "smpp", drain: (d: number) => smpp.drain(Math.min(remaining(d), 10_000)), close: () => smpp.close() }] : []),
+      ...closing("receipts", this.receiptSender && (() => this.receiptSender!.stop())),
+      ...closing("sms-outbound", smsOut && (() => smsOut.stop())),
+      ...closing("parts-redis", this.partsRedis && (() => this.partsRedis!.disconnect())),
+      ...closing("parts-journal", this.partsJournal && (() => this.partsJournal!.close())),
+      ...(delivery ? [{ name: "delivery", drain: (d: number) => delivery.drain(remaining(d)), close: () => delivery.close() }] : []),
+      ...closing("routes-file", this.fileSource && (() => this.fileSource!.close())),
+      ...closing("routes-redis", this.redisSource && (() => this.redisSource!.close())),
+      ...closing("admin", this.admin && (() => this.admin!.close())),
+      ...closing("api", this.api && (() => this.api!.close())),
+      ...closing("api-redis", this.apiRedis && (() => this.apiRedis!.disconnect())),
+      ...closing("cdr", this.cdr && (() => this.cdr!.close())),
+      ...closing("hep", this.hep && (() => this.hep!.close())),
+      ...closing("activity", this.activity && (() => this.activity!.close())),
+      ...closing("records", this.records && (() => this.records!.close(1000))),
+      ...closing("records-webhook", this.recordSender && (() => this.recordSender!.close())),
+      ...closing("masking-pools", this.maskingTimer && (() => clearInterval(this.maskingTimer))),
+      ...closing("number-states", () => this.numberStates.stop()),
+      ...closing("redis", () => {
+        for (const c of this.extraRedis) c.disconnect();
+      }),
+    ];
+  }
+
   /** Drain and stop (SIGTERM). Idempotent. */
   stop(graceMs: number = this.config.drain.grace_s * 1000): Promise<void> {
     this.stopped ??= this.shutdown(graceMs);
@@ -828,40 +864,7 @@ export class Didgate {
   private async shutdown(graceMs: number): Promise<void> {
     this.stopping = true;
     this.logger.info({ grace_ms: graceMs }, "didgate draining");
-    const deadline = this.now() + graceMs;
-    this.voice?.drain();
-    this.sms?.drain();
-    this.smsOut?.drain();
-    // SIP transactions in flight finish (or the grace period ends).
-    // Then linger while in-dialog requests (ACK, BYE of calls just set up) keep coming: there is no
-    // dialog state to wait on, so wait for SIP to be quiet for a moment.
-    const voice = this.voice;
-    const sleep = () => new Promise((r) => setTimeout(r, 50));
-    while (voice && voice.inFlight() > 0 && this.now() < deadline) await sleep();
-    while (voice && this.now() - voice.lastRequestAt < DRAIN_QUIET_MS && this.now() < deadline) await sleep();
-    // SMPP: answer what is in flight, unbind politely.
-    await this.smpp?.drain(Math.max(0, Math.min(deadline - this.now(), 10_000))).catch((err: unknown) => this.logger.warn({ err: errMessage(err) }, "smpp drain"));
-    await this.delivery?.drain(Math.max(0, deadline - this.now())).catch((err: unknown) => this.logger.warn({ err: errMessage(err) }, "delivery drain"));
-    await this.voice?.close();
-    await this.smpp?.close();
-    this.receiptSender?.stop();
-    this.smsOut?.stop();
-    this.partsRedis?.disconnect();
-    await this.partsJournal?.close();
-    await this.delivery?.close();
-    this.fileSource?.close();
-    await this.redisSource?.close();
-    await this.admin?.close();
-    await this.api?.close().catch(() => undefined);
-    this.apiRedis?.disconnect();
-    this.cdr?.close();
-    this.hep?.close();
-    await this.activity?.close().catch(() => undefined);
-    await this.records?.close(1000).catch(() => undefined);
-    this.recordSender?.close();
-    if (this.maskingTimer) clearInterval(this.maskingTimer);
-    this.numberStates.stop();
-    for (const c of this.extraRedis) c.disconnect();
+    await stopComponents(this.components(), this.now() + graceMs, this.logger);
     this.logger.info("didgate stopped");
     await new Promise<void>((resolve) => {
       try {

@@ -111,6 +111,11 @@ export interface VoiceEdgeOptions {
   masking?: { store: SessionStore; metrics?: MaskingMetrics };
 }
 
+/** During a drain, how long SIP must be quiet before the edge stops (after INVITEs finished). */
+export const DRAIN_QUIET_MS = 1500;
+/** How often a drain looks again. */
+const DRAIN_POLL_MS = 50;
+
 const KNOWN_METHODS = new Set(["INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "UPDATE", "INFO", "PRACK", "REFER", "NOTIFY", "SUBSCRIBE", "MESSAGE", "REGISTER", "PUBLISH"]);
 const ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE, INFO, PRACK, REFER, NOTIFY";
 const UNKNOWN = "unknown";
@@ -292,9 +297,18 @@ export class VoiceEdge implements SipStackHandler, ProxyHost {
     this.settings = b;
   }
 
-  /** New INVITEs get 503; in-flight transactions continue. */
-  drain(): void {
+  /**
+   * New INVITEs get 503 from now on. Resolves when the INVITEs in flight have their final
+   * responses and then SIP has been quiet for a moment (in-dialog requests, the ACK and BYE of calls
+   * just set up, have no dialog state to wait on), or at `deadlineMs` (epoch ms of `now`).
+   */
+  async drain(deadlineMs: number): Promise<void> {
     this.draining = true;
+    const stack = this.stack as EdgeStack | undefined;
+    if (stack === undefined) return;
+    const pause = () => new Promise<void>((resolve) => stack.timers.set(DRAIN_POLL_MS, { onTimer: () => resolve() }, 0));
+    while (this.inFlight() > 0 && this.now() < deadlineMs) await pause();
+    while (this.now() - this.lastRequestAt < DRAIN_QUIET_MS && this.now() < deadlineMs) await pause();
   }
 
   /** Wall time of the last request received (drain lingers while in-dialog requests still come). */

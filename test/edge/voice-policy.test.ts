@@ -11,7 +11,7 @@ import { Registry } from "prom-client";
 import { afterEach, describe, expect, it } from "vitest";
 import { validateConfig } from "../../src/config/load.js";
 import { voiceSettings } from "../../src/config/wire.js";
-import { VoiceEdge } from "../../src/edge/voice.js";
+import { DRAIN_QUIET_MS, VoiceEdge } from "../../src/edge/voice.js";
 import { Decider } from "../../src/routing/decide.js";
 import { parseRoute, type Route } from "../../src/routing/route.js";
 import { RouteStore, RouteTable } from "../../src/routing/table.js";
@@ -34,7 +34,11 @@ afterEach(async () => {
   for (const e of edges.splice(0)) await e.close();
 });
 
-async function setup(routes: Record<string, unknown>, sip: Record<string, unknown> = {}) {
+/**
+ * `stackClock`: the edge's wall clock moves with the stack's manual timers (NOW + their time), so
+ * what waits on the clock (a drain) moves when the test advances them.
+ */
+async function setup(routes: Record<string, unknown>, sip: Record<string, unknown> = {}, o: { stackClock?: boolean } = {}) {
   const v = validateConfig({
     sip: {
       listen: [`udp://${STACK_ADDRESS}:${STACK_PORT}`],
@@ -57,7 +61,7 @@ async function setup(routes: Record<string, unknown>, sip: Record<string, unknow
     decider: new Decider({ random: () => 0 }),
     logger: pino({ level: "silent" }),
     registry: new Registry(),
-    now: () => NOW,
+    now: o.stackClock === true ? () => NOW + stack.timers.now() : () => NOW,
   });
   edges.push(edge);
   await edge.start();
@@ -155,10 +159,99 @@ describe("VoiceEdge policy over a fake stack", () => {
 
   it("after drain() an INVITE from a trunk is 503 with Retry-After", async () => {
     const { edge, stack } = await setup({ "+15125550100": { voice: { targets: [`sip:+15125550100@${PBX}:5080`] } } });
-    edge.drain();
+    await edge.drain(0);
     stack.receive(invite("+15125550100", TRUNK_IP), TRUNK_IP);
     expect(stack.statuses()).toEqual([503]);
     expect(stack.responses[0]!.res.get("retry-after")).toBe("5");
+  });
+});
+
+function options(fromIp: string): string {
+  calls++;
+  return [
+    `OPTIONS sip:${STACK_ADDRESS}:${STACK_PORT} SIP/2.0`,
+    `Via: SIP/2.0/UDP ${fromIp}:5060;branch=z9hG4bKping${calls}`,
+    "Max-Forwards: 70",
+    `From: <sip:ping@${fromIp}>;tag=p${calls}`,
+    `To: <sip:${STACK_ADDRESS}>`,
+    `Call-ID: ping-${calls}@${fromIp}`,
+    "CSeq: 1 OPTIONS",
+    "Content-Length: 0",
+    "",
+    "",
+  ].join("\n");
+}
+
+/** Moves the manual timers on by `ms` in drain-poll steps, letting the drain's loop run between. */
+async function advance(stack: FakeStack, ms: number): Promise<void> {
+  for (let done = 0; done < ms; done += 50) {
+    stack.timers.advance(Math.min(50, ms - done));
+    await new Promise((r) => setImmediate(r));
+  }
+}
+
+describe("VoiceEdge.drain with the stack's manual timers", () => {
+  const route = { "+15125550100": { voice: { targets: [`sip:+15125550100@${PBX}:5080`] } } };
+
+  it("nothing in flight and SIP quiet: the drain ends at once, later INVITEs get 503", async () => {
+    const { edge, stack } = await setup(route, {}, { stackClock: true });
+    await edge.drain(NOW + 10_000);
+    stack.receive(invite("+15125550100", TRUNK_IP), TRUNK_IP);
+    expect(stack.statuses()).toEqual([503]);
+    expect(stack.requests).toEqual([]);
+  });
+
+  it("waits for the INVITE in flight, then lingers until SIP has been quiet for DRAIN_QUIET_MS", async () => {
+    const { edge, stack } = await setup(route, {}, { stackClock: true });
+    stack.receive(invite("+15125550100", TRUNK_IP), TRUNK_IP);
+    expect(edge.inFlight()).toBe(1);
+    let ended = false;
+    const drained = edge.drain(NOW + 10_000).then(() => (ended = true));
+    // a new call during the drain is refused; the one in flight goes on
+    stack.receive(invite("+15125550100", TRUNK_IP), TRUNK_IP);
+    expect(stack.statuses()).toEqual([100, 503]);
+    // the last request came at t=0: SIP is quiet from t=DRAIN_QUIET_MS, but the call is not done
+    await advance(stack, DRAIN_QUIET_MS - 500);
+    expect(ended).toBe(false);
+    await advance(stack, 1000);
+    expect(ended).toBe(false);
+    stack.respond(0, 486, "pbx1");
+    expect(edge.inFlight()).toBe(0);
+    await advance(stack, 50);
+    expect(ended).toBe(true);
+    await drained;
+    // (the final answers are resent over UDP until ACKed: each status once here)
+    expect([...new Set(stack.statuses())]).toEqual([100, 503, 486]);
+  });
+
+  it("after the calls in flight ended, lingers while requests still come (no dialog state to wait on)", async () => {
+    const { edge, stack } = await setup(route, {}, { stackClock: true });
+    stack.receive(invite("+15125550100", TRUNK_IP), TRUNK_IP);
+    let ended = false;
+    const drained = edge.drain(NOW + 10_000).then(() => (ended = true));
+    await advance(stack, 1000);
+    stack.respond(0, 486, "pbx1");
+    // a request at t=1200 (a keep-alive of the trunk): quiet only from t=1200+DRAIN_QUIET_MS
+    await advance(stack, 200);
+    stack.receive(options(TRUNK_IP), TRUNK_IP);
+    await advance(stack, DRAIN_QUIET_MS - 100);
+    expect(ended).toBe(false);
+    await advance(stack, 150);
+    expect(ended).toBe(true);
+    await drained;
+    expect([...new Set(stack.statuses())]).toEqual([100, 486, 200]);
+  });
+
+  it("ends at its deadline though a call is still in flight", async () => {
+    const { edge, stack } = await setup(route, {}, { stackClock: true });
+    stack.receive(invite("+15125550100", TRUNK_IP), TRUNK_IP);
+    let ended = false;
+    void edge.drain(NOW + 500).then(() => (ended = true));
+    await advance(stack, 450);
+    expect(ended).toBe(false);
+    await advance(stack, 100);
+    expect(ended).toBe(true);
+    expect(edge.inFlight()).toBe(1);
   });
 });
 
