@@ -15,7 +15,7 @@ import { Decider } from "../../src/routing/decide.js";
 import type { Route } from "../../src/routing/route.js";
 import { RouteStore, RouteTable } from "../../src/routing/table.js";
 import { DialogSigner } from "../../src/sip/index.js";
-import { FakeStack, STACK_ADDRESS, STACK_PORT } from "../edge/fake-stack.js";
+import { FakeStack, optionsRequest, STACK_ADDRESS, STACK_PORT } from "../edge/fake-stack.js";
 
 const TRUNK_IP = "198.51.100.10";
 const NEW_TRUNK_IP = "198.51.100.20";
@@ -58,23 +58,6 @@ async function edgeOf(cfg: Config) {
   return { edge, stack };
 }
 
-let n = 0;
-function options(fromIp: string): string {
-  n++;
-  return [
-    `OPTIONS sip:${STACK_ADDRESS}:${STACK_PORT} SIP/2.0`,
-    `Via: SIP/2.0/UDP ${fromIp}:5060;branch=z9hG4bKopt${n}`,
-    "Max-Forwards: 70",
-    `From: <sip:ping@${fromIp}>;tag=o${n}`,
-    `To: <sip:${STACK_ADDRESS}>`,
-    `Call-ID: opt-${n}@${fromIp}`,
-    "CSeq: 1 OPTIONS",
-    "Content-Length: 0",
-    "",
-    "",
-  ].join("\n");
-}
-
 describe("voiceSettings", () => {
   it("holds the sip keys the edge reads, the Redis prefix and the edge id; not the stack's listeners' TLS, timers or secrets", () => {
     const cfg = config({ instance_id: "edge-7", routes: { redis: { url: "redis://127.0.0.1:1", prefix: "dg:" } } }, { invite_timeout_s: 3, gone_status: 404, dialog_secret: "a dialog secret of 16+ chars" });
@@ -109,11 +92,11 @@ describe("reloadVoice", () => {
   it("a new trunk is taken live: its OPTIONS get 200 after the reload, none before", async () => {
     const cfg = config();
     const { edge, stack } = await edgeOf(cfg);
-    stack.receive(options(NEW_TRUNK_IP), NEW_TRUNK_IP);
+    stack.receive(optionsRequest(NEW_TRUNK_IP), NEW_TRUNK_IP);
     expect(stack.statuses()).toEqual([]);
     const next = config({}, { trunks: [{ name: "carrier", sources: [TRUNK_IP, NEW_TRUNK_IP], country_code: "1" }] });
     expect(reloadVoice(edge, cfg, next)).toEqual({ applied: ["sip (trunks, limits)"], refused: [] });
-    stack.receive(options(NEW_TRUNK_IP), NEW_TRUNK_IP);
+    stack.receive(optionsRequest(NEW_TRUNK_IP), NEW_TRUNK_IP);
     expect(stack.statuses()).toEqual([200]);
     expect(edge.status().trunks.map((t) => t.name)).toEqual(["carrier"]);
   });

@@ -96,6 +96,17 @@ export class FakeStack implements EdgeStack, TxContext {
     c.handler.onResponse(res, c as unknown as ClientTransaction);
   }
 
+  /**
+   * Moves the manual timers on by `ms` in steps of 50 ms, letting promise continuations run between
+   * steps (a loop that awaits a timer sets its next one there).
+   */
+  async advance(ms: number): Promise<void> {
+    for (let done = 0; done < ms; done += 50) {
+      this.timers.advance(Math.min(50, ms - done));
+      await new Promise((r) => setImmediate(r));
+    }
+  }
+
   /** Status codes answered on server transactions so far. */
   statuses(): number[] {
     return this.responses.map((r) => r.res.status);
@@ -147,4 +158,22 @@ export class FakeStack implements EdgeStack, TxContext {
     return { transport: tx.source.transport, address: tx.source.address, port: tx.source.port };
   }
   sendCancel(): void {}
+}
+
+let pings = 0;
+/** An OPTIONS to the stack from `fromIp` (a keep-alive or a monitor's ping). */
+export function optionsRequest(fromIp: string): string {
+  pings++;
+  return [
+    `OPTIONS sip:${STACK_ADDRESS}:${STACK_PORT} SIP/2.0`,
+    `Via: SIP/2.0/UDP ${fromIp}:5060;branch=z9hG4bKping${pings}`,
+    "Max-Forwards: 70",
+    `From: <sip:ping@${fromIp}>;tag=p${pings}`,
+    `To: <sip:${STACK_ADDRESS}>`,
+    `Call-ID: ping-${pings}@${fromIp}`,
+    "CSeq: 1 OPTIONS",
+    "Content-Length: 0",
+    "",
+    "",
+  ].join("\n");
 }

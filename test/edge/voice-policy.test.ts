@@ -16,7 +16,7 @@ import { Decider } from "../../src/routing/decide.js";
 import { parseRoute, type Route } from "../../src/routing/route.js";
 import { RouteStore, RouteTable } from "../../src/routing/table.js";
 import { DialogSigner } from "../../src/sip/index.js";
-import { FakeStack, STACK_ADDRESS, STACK_PORT } from "./fake-stack.js";
+import { FakeStack, optionsRequest, STACK_ADDRESS, STACK_PORT } from "./fake-stack.js";
 
 const TRUNK_IP = "198.51.100.10";
 const STRANGER_IP = "203.0.113.99";
@@ -166,32 +166,18 @@ describe("VoiceEdge policy over a fake stack", () => {
   });
 });
 
-function options(fromIp: string): string {
-  calls++;
-  return [
-    `OPTIONS sip:${STACK_ADDRESS}:${STACK_PORT} SIP/2.0`,
-    `Via: SIP/2.0/UDP ${fromIp}:5060;branch=z9hG4bKping${calls}`,
-    "Max-Forwards: 70",
-    `From: <sip:ping@${fromIp}>;tag=p${calls}`,
-    `To: <sip:${STACK_ADDRESS}>`,
-    `Call-ID: ping-${calls}@${fromIp}`,
-    "CSeq: 1 OPTIONS",
-    "Content-Length: 0",
-    "",
-    "",
-  ].join("\n");
-}
-
-/** Moves the manual timers on by `ms` in drain-poll steps, letting the drain's loop run between. */
-async function advance(stack: FakeStack, ms: number): Promise<void> {
-  for (let done = 0; done < ms; done += 50) {
-    stack.timers.advance(Math.min(50, ms - done));
-    await new Promise((r) => setImmediate(r));
-  }
-}
-
 describe("VoiceEdge.drain with the stack's manual timers", () => {
   const route = { "+15125550100": { voice: { targets: [`sip:+15125550100@${PBX}:5080`] } } };
+
+  /** A call from the trunk in flight (no answer yet), then the drain started. */
+  async function drainDuringCall(deadline: number) {
+    const { edge, stack } = await setup(route, {}, { stackClock: true });
+    stack.receive(invite("+15125550100", TRUNK_IP), TRUNK_IP);
+    expect(edge.inFlight()).toBe(1);
+    const state = { ended: false };
+    const drained = edge.drain(deadline).then(() => void (state.ended = true));
+    return { edge, stack, state, drained };
+  }
 
   it("nothing in flight and SIP quiet: the drain ends at once, later INVITEs get 503", async () => {
     const { edge, stack } = await setup(route, {}, { stackClock: true });
@@ -202,55 +188,45 @@ describe("VoiceEdge.drain with the stack's manual timers", () => {
   });
 
   it("waits for the INVITE in flight, then lingers until SIP has been quiet for DRAIN_QUIET_MS", async () => {
-    const { edge, stack } = await setup(route, {}, { stackClock: true });
-    stack.receive(invite("+15125550100", TRUNK_IP), TRUNK_IP);
-    expect(edge.inFlight()).toBe(1);
-    let ended = false;
-    const drained = edge.drain(NOW + 10_000).then(() => (ended = true));
+    const { edge, stack, state, drained } = await drainDuringCall(NOW + 10_000);
     // a new call during the drain is refused; the one in flight goes on
     stack.receive(invite("+15125550100", TRUNK_IP), TRUNK_IP);
     expect(stack.statuses()).toEqual([100, 503]);
     // the last request came at t=0: SIP is quiet from t=DRAIN_QUIET_MS, but the call is not done
-    await advance(stack, DRAIN_QUIET_MS - 500);
-    expect(ended).toBe(false);
-    await advance(stack, 1000);
-    expect(ended).toBe(false);
+    await stack.advance(DRAIN_QUIET_MS - 500);
+    expect(state.ended).toBe(false);
+    await stack.advance(1000);
+    expect(state.ended).toBe(false);
     stack.respond(0, 486, "pbx1");
     expect(edge.inFlight()).toBe(0);
-    await advance(stack, 50);
-    expect(ended).toBe(true);
+    await stack.advance(50);
+    expect(state.ended).toBe(true);
     await drained;
     // (the final answers are resent over UDP until ACKed: each status once here)
     expect([...new Set(stack.statuses())]).toEqual([100, 503, 486]);
   });
 
   it("after the calls in flight ended, lingers while requests still come (no dialog state to wait on)", async () => {
-    const { edge, stack } = await setup(route, {}, { stackClock: true });
-    stack.receive(invite("+15125550100", TRUNK_IP), TRUNK_IP);
-    let ended = false;
-    const drained = edge.drain(NOW + 10_000).then(() => (ended = true));
-    await advance(stack, 1000);
+    const { stack, state, drained } = await drainDuringCall(NOW + 10_000);
+    await stack.advance(1000);
     stack.respond(0, 486, "pbx1");
     // a request at t=1200 (a keep-alive of the trunk): quiet only from t=1200+DRAIN_QUIET_MS
-    await advance(stack, 200);
-    stack.receive(options(TRUNK_IP), TRUNK_IP);
-    await advance(stack, DRAIN_QUIET_MS - 100);
-    expect(ended).toBe(false);
-    await advance(stack, 150);
-    expect(ended).toBe(true);
+    await stack.advance(200);
+    stack.receive(optionsRequest(TRUNK_IP), TRUNK_IP);
+    await stack.advance(DRAIN_QUIET_MS - 100);
+    expect(state.ended).toBe(false);
+    await stack.advance(150);
+    expect(state.ended).toBe(true);
     await drained;
     expect([...new Set(stack.statuses())]).toEqual([100, 486, 200]);
   });
 
   it("ends at its deadline though a call is still in flight", async () => {
-    const { edge, stack } = await setup(route, {}, { stackClock: true });
-    stack.receive(invite("+15125550100", TRUNK_IP), TRUNK_IP);
-    let ended = false;
-    void edge.drain(NOW + 500).then(() => (ended = true));
-    await advance(stack, 450);
-    expect(ended).toBe(false);
-    await advance(stack, 100);
-    expect(ended).toBe(true);
+    const { edge, stack, state } = await drainDuringCall(NOW + 500);
+    await stack.advance(450);
+    expect(state.ended).toBe(false);
+    await stack.advance(100);
+    expect(state.ended).toBe(true);
     expect(edge.inFlight()).toBe(1);
   });
 });
