@@ -825,29 +825,35 @@ export class Didgate {
    * stores and connections close.
    */
   private components(): Component[] {
-    const { voice, sms, smsOut, smpp, delivery } = this;
+    const { voice, sms, smsOut, smpp, delivery, receiptSender, partsRedis, partsJournal, fileSource, redisSource, admin, api, apiRedis, cdr, hep, activity, records, recordSender, maskingTimer } = this;
     const remaining = (deadline: number) => Math.max(0, deadline - this.now());
-    const closing = (name: string, close: (() => unknown) | undefined): Component[] => (close === undefined ? [] : [{ name, close: async () => void (await close()) }]);
+    const closing = (name: string, close: (() => unknown) | false | undefined): Component[] => (close ? [{ name, close: async () => void (await close()) }] : []);
     return [
-      { name: "sms", drain: async () => (sms?.drain(), smsOut?.drain()) },
+      {
+        name: "sms",
+        drain: async () => {
+          sms?.drain();
+          smsOut?.drain();
+        },
+      },
       ...(voice ? [{ name: "sip", drain: (d: number) => voice.drain(d), close: () => voice.close() }] : []),
       ...(smpp ? [{ name: "smpp", drain: (d: number) => smpp.drain(Math.min(remaining(d), 10_000)), close: () => smpp.close() }] : []),
-      ...closing("receipts", this.receiptSender && (() => this.receiptSender!.stop())),
+      ...closing("receipts", receiptSender && (() => receiptSender.stop())),
       ...closing("sms-outbound", smsOut && (() => smsOut.stop())),
-      ...closing("parts-redis", this.partsRedis && (() => this.partsRedis!.disconnect())),
-      ...closing("parts-journal", this.partsJournal && (() => this.partsJournal!.close())),
+      ...closing("parts-redis", partsRedis && (() => partsRedis.disconnect())),
+      ...closing("parts-journal", partsJournal && (() => partsJournal.close())),
       ...(delivery ? [{ name: "delivery", drain: (d: number) => delivery.drain(remaining(d)), close: () => delivery.close() }] : []),
-      ...closing("routes-file", this.fileSource && (() => this.fileSource!.close())),
-      ...closing("routes-redis", this.redisSource && (() => this.redisSource!.close())),
-      ...closing("admin", this.admin && (() => this.admin!.close())),
-      ...closing("api", this.api && (() => this.api!.close())),
-      ...closing("api-redis", this.apiRedis && (() => this.apiRedis!.disconnect())),
-      ...closing("cdr", this.cdr && (() => this.cdr!.close())),
-      ...closing("hep", this.hep && (() => this.hep!.close())),
-      ...closing("activity", this.activity && (() => this.activity!.close())),
-      ...closing("records", this.records && (() => this.records!.close(1000))),
-      ...closing("records-webhook", this.recordSender && (() => this.recordSender!.close())),
-      ...closing("masking-pools", this.maskingTimer && (() => clearInterval(this.maskingTimer))),
+      ...closing("routes-file", fileSource && (() => fileSource.close())),
+      ...closing("routes-redis", redisSource && (() => redisSource.close())),
+      ...closing("admin", admin && (() => admin.close())),
+      ...closing("api", api && (() => api.close())),
+      ...closing("api-redis", apiRedis && (() => apiRedis.disconnect())),
+      ...closing("cdr", cdr && (() => cdr.close())),
+      ...closing("hep", hep && (() => hep.close())),
+      ...closing("activity", activity && (() => activity.close())),
+      ...closing("records", records && (() => records.close(1000))),
+      ...closing("records-webhook", recordSender && (() => recordSender.close())),
+      ...closing("masking-pools", maskingTimer && (() => clearInterval(maskingTimer))),
       ...closing("number-states", () => this.numberStates.stop()),
       ...closing("redis", () => {
         for (const c of this.extraRedis) c.disconnect();
