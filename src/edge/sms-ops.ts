@@ -62,6 +62,11 @@ export function queueKey(sh: SharedRedis, account: string, source: string, desti
   return `${sh.prefix}smsout:q:${encodeURIComponent(account)}:${encodeURIComponent(source)}:${encodeURIComponent(destination)}`;
 }
 
+/** The messages queued for a bind (the first of their route), scored by enqueue time (epoch ms): the queue gauges. */
+export function bindQueueKey(sh: SharedRedis, bind: string): string {
+  return `${sh.prefix}smsout:bq:${encodeURIComponent(bind)}`;
+}
+
 /** What replace_sm changed: the text, the times, registered_delivery. */
 export interface Replacement extends MessageTimes {
   text?: string;
@@ -131,8 +136,8 @@ export interface CheckOptions {
 export type CheckResult =
   | { kind: "sent"; bind: string }
   | { kind: "cancelled" | "opted_out" }
-  /** Its submit went out before a crash (at, epoch ms; on the route's bind number `bind`, from 1) and its answer was never stored: held. */
-  | { kind: "in_doubt"; bind: number; at: number }
+  /** Its submit went out before a crash (at, epoch ms; on the route's bind number `bind`, from 1) and its answer was never stored: held since `heldSince`. */
+  | { kind: "in_doubt"; bind: number; at: number; heldSince: number }
   /** `possibleDuplicate`: it was in doubt, the hold ended without a receipt: route index and time of that submit. */
   | { kind: "send"; replaced?: Replacement; possibleDuplicate?: { bind: number; at: number } };
 
@@ -168,7 +173,7 @@ export async function checkSend(sh: SharedRedis, id: string, claim: boolean, o: 
     if (r[0] === 2) return { kind: "sent", bind: String(r[1]) };
     if (r[0] === 0) return { kind: "cancelled" };
     if (r[0] === 3) return { kind: "opted_out" };
-    if (r[0] === 4) return { kind: "in_doubt", bind: Number(r[1]), at: Number(r[2]) };
+    if (r[0] === 4) return { kind: "in_doubt", bind: Number(r[1]), at: Number(r[2]), heldSince: Number((r as unknown[])[3]) };
     const out: CheckResult & { kind: "send" } = { kind: "send" };
     if (typeof r[1] === "string") out.replaced = readReplacement(r[1]);
     if (typeof r[2] === "string") {
@@ -193,11 +198,14 @@ export async function indexQueued(sh: SharedRedis, m: Queued): Promise<void> {
   }
 }
 
-/** The message left the spool (sent, refused, expired, cancelled, or never queued). */
-export async function unindexQueued(sh: SharedRedis, m: Queued): Promise<void> {
-  if (m.smpp === undefined) return;
+/** The message left the spool (sent, refused, expired, cancelled, or never queued); with `bind`, its bind's queue too. */
+export async function unindexQueued(sh: SharedRedis, m: Queued, bind?: string): Promise<void> {
+  if (m.smpp === undefined && bind === undefined) return;
   try {
-    await sh.redis.hdel(queueKey(sh, m.account, m.smpp.source.addr, m.smpp.destination.addr), m.id);
+    if (bind === undefined) await sh.redis.hdel(queueKey(sh, m.account, m.smpp!.source.addr, m.smpp!.destination.addr), m.id);
+    else if (m.smpp === undefined) await sh.redis.zrem(bindQueueKey(sh, bind), m.id);
+    // two commands, not a MULTI: on a Cluster without hash tag the keys are in different slots
+    else await Promise.all([sh.redis.hdel(queueKey(sh, m.account, m.smpp.source.addr, m.smpp.destination.addr), m.id), sh.redis.zrem(bindQueueKey(sh, bind), m.id)]);
   } catch {
     // the entry expires with the index, and cancel skips messages that are no longer queued
   }
@@ -216,16 +224,22 @@ export async function releaseSend(sh: SharedRedis, id: string): Promise<void> {
 const CLAIM = `if not redis.call('SET', KEYS[1], 'sending', 'EX', ARGV[1], 'NX') and redis.call('GET', KEYS[1]) == 'cancelled' then return {0} end return {1, redis.call('GET', KEYS[2])}`;
 // KEYS jobKey, stKey, rpKey, opt-out set (or stKey), in-flight marker hashes of the route's binds.
 // ARGV TTL s, claim (1/0), opt-out member or "", id, now ms, hold ms, opted out as known elsewhere (1/0).
-// {2, bind} sent already (or a receipt matched its marker: "!bind"), {4, route index, at} in doubt
-// and held, {0} cancelled, {3} opted out, {1, replacement, "index:at" when its hold ended}.
+// {2, bind} sent already (or a receipt matched its marker: "!bind"), {4, route index, at, held
+// since} in doubt and held (the hold counts from the first look after the crash, noted in the marker), {0} cancelled, {3} opted out, {1, replacement, "index:at" when its hold ended}.
 const CHECK_CLAIM = new Script(`local b = redis.call('GET', KEYS[1]) if b then return {2, b} end
 local dup = false
 for i = 5, #KEYS do
   local m = redis.call('HGET', KEYS[i], ARGV[4])
   if m then
     if string.sub(m, 1, 1) == '!' then return {2, string.sub(m, 2)} end
-    local at = tonumber(cjson.decode(m).at) or 0
-    if at + tonumber(ARGV[6]) > tonumber(ARGV[5]) then return {4, i - 4, at} end
+    local j = cjson.decode(m)
+    local at = tonumber(j.at) or 0
+    local held = tonumber(j.h)
+    if not held then
+      held = tonumber(ARGV[5])
+      redis.call('HSET', KEYS[i], ARGV[4], '{"h":' .. ARGV[5] .. ',' .. string.sub(m, 2))
+    end
+    if held + tonumber(ARGV[6]) > tonumber(ARGV[5]) then return {4, i - 4, string.format('%d', at), string.format('%d', held)} end
     redis.call('HDEL', KEYS[i], ARGV[4])
     dup = (i - 4) .. ':' .. string.format('%d', at)
   end

@@ -2,15 +2,20 @@
  * Outbound SMS in spool mode (real redis-server): an app's submit_sm is answered ESME_ROK once it
  * is in the Redis spool, and no acknowledged message is lost when didgate is killed with SIGKILL
  * while the queue drains at the bind's tps: after a restart (same instance_id: it re-reads its own
- * pending entries) every message reaches the SMSC (npm smpp server). didgate runs as a child
- * process from dist/ (npm run build first). Opt-outs are read from Redis (shared by edges).
+ * pending entries) every message reaches the SMSC (npm smpp server) exactly once: the SMSC answers
+ * late and sends receipts, so the kill leaves messages in doubt (submit_sm sent, answer never
+ * stored), which the restarted edge holds (smpp.in_doubt_hold_s) until their receipts mark them
+ * sent; without a receipt one is sent again once, after the hold, flagged possible_duplicate. A
+ * scheduled message whose recipient sends STOP before its time is never sent (UNDELIV err:102).
+ * didgate runs as a child process from dist/ (npm run build first). Opt-outs are read from Redis
+ * (shared by edges).
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { openSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { Redis } from "ioredis";
 import YAML from "yaml";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from "vitest";
 import { RedisRouteWriter } from "../../src/routing/sources/redis-writer.js";
 import { tempDir, waitFor } from "../helpers/app.js";
 import { freePort, startRedis, type TestRedis } from "../helpers/redis.js";
@@ -132,6 +137,10 @@ describe("outbound messages in the Redis spool", () => {
     // was never seen (in doubt); their receipts (0.5 s later, on the bind after the restart) mark them sent
     smsc.options.respondAfterMs = 100;
     smsc.options.receiptAfterMs = 500;
+    onTestFinished(() => {
+      smsc.options.respondAfterMs = undefined;
+      smsc.options.receiptAfterMs = undefined;
+    });
     child = startDidgate();
     esme = await bindApp();
     const n = 1000;
@@ -162,9 +171,8 @@ describe("outbound messages in the Redis spool", () => {
     const duplicates = final.length - new Set(final).size;
     const m = await metrics();
     console.log(`outbound spool SIGKILL: ${n} acknowledged, ${beforeRestart} at the SMSC before the kill, ${unique.size} unique after restart, ${duplicates} duplicates, in doubt: ${metricValue(m, 'didgate_sms_outbound_in_doubt_total{outcome="matched"}')} matched, ${metricValue(m, 'didgate_sms_outbound_in_doubt_total{outcome="resent"}')} resent`);
-    expect(duplicates).toBe(0);
-    smsc.options.respondAfterMs = undefined;
-    smsc.options.receiptAfterMs = undefined;
+    const seen = new Set<string>();
+    expect(final.filter((t) => (seen.has(t) ? true : (seen.add(t), false)))).toEqual([]);
   }, 150_000);
 
   it("a bind limited to 10 tps takes 100 queued messages at that rate (the SMSC's receive times)", async () => {
@@ -271,21 +279,22 @@ describe("outbound messages in the Redis spool", () => {
   it("in doubt without a receipt: the message is sent again exactly once, after the hold, flagged possible_duplicate", async () => {
     child ??= startDidgate();
     esme ??= await bindApp();
-    // the answer comes after the kill: the submit went out, didgate never saw it accepted
+    // the answer comes after the kill: the submit went out, didgate never saw it accepted; no receipt
     smsc.options.respondAfterMs = 5000;
+    smsc.options.receiptAfterMs = undefined;
     const r = await esme.send("submit_sm", { source_addr: "15125550100", source_addr_ton: 1, destination_addr: "447700900600", dest_addr_ton: 1, short_message: "in doubt no receipt" });
     expect(r.command_status).toBe(0);
     const id = `msg_${String(r.message_id).replace(/\0+$/, "")}`;
     await waitFor(() => texts(smsc).includes("in doubt no receipt"), 20_000);
-    const firstAt = Date.now();
     await kill9(child!);
     await esme.close();
     esme = undefined;
     smsc.options.respondAfterMs = undefined;
+    const restartAt = Date.now();
     child = startDidgate();
     await waitFor(() => texts(smsc).filter((t) => t === "in doubt no receipt").length >= 2, (HOLD_S + 30) * 1000, 100);
-    // held for the hold (counted from the first submit), not sent at once after the restart
-    expect(Date.now() - firstAt).toBeGreaterThanOrEqual(HOLD_S * 1000 * 0.9);
+    // held for the hold (counted from the restart's first look at it), not sent at once
+    expect(Date.now() - restartAt).toBeGreaterThanOrEqual(HOLD_S * 1000 * 0.9);
     const h = await waitFor(async () => {
       const l = (await client.lrange(`didgate:msg:${id}:h`, 0, -1)).map((x) => JSON.parse(x) as { status: string; possible_duplicate?: boolean });
       return l.some((e) => e.status === "sent") ? l : undefined;

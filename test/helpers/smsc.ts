@@ -97,11 +97,31 @@ export async function startSmsc(o: SmscOptions = {}): Promise<TestSmsc> {
     }, ms);
     timers.add(t);
   };
-  // a receipt waits for a bound session (didgate restarting)
+  // a receipt waits for a bound session (didgate restarting), and is sent again (on the newest
+  // session) when its session closes before the deliver_sm_resp or the answer is not ESME_ROK, as
+  // an SMSC keeps a receipt until it is acknowledged
   const sendReceipt = (fields: Record<string, unknown>): void => {
     const b = binds[binds.length - 1];
-    if (b === undefined) later(50, () => sendReceipt(fields));
-    else b.session.deliver_sm(fields);
+    if (b === undefined) {
+      later(50, () => sendReceipt(fields));
+      return;
+    }
+    let answered = false;
+    const onClose = (): void => {
+      if (!answered) later(50, () => sendReceipt(fields));
+    };
+    b.session.once("close", onClose);
+    const written = b.session.deliver_sm(fields, (resp: SmppPdu) => {
+      answered = true;
+      b.session.removeListener("close", onClose);
+      // refused (e.g. a temporary status while didgate starts): sent again later
+      if (resp.command_status !== 0) later(200, () => sendReceipt(fields));
+    });
+    if (written === false) {
+      // the session is closing: the next one gets it
+      b.session.removeListener("close", onClose);
+      later(50, () => sendReceipt(fields));
+    }
   };
   const server = smpp.createServer(o.tls ? { key: o.tls.key, cert: o.tls.cert } : {}, (session: any) => {
     sessions.add(session);
