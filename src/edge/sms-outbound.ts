@@ -41,7 +41,7 @@ import { smppAddressToE164, type MessageSink } from "./sms.js";
 import { referenceOf, toSmppAddress } from "./sms-forward.js";
 import { normaliseStat, receiptRequestOf, type ReceiptSender } from "./sms-receipts.js";
 import { errMessage } from "../util/errors.js";
-import { SmsMessageOps, checkSend, inFlightKey, indexCalls, indexQueued, jobKey, oneSlot, queueKey, releaseSend, unindexQueued, type CheckOptions, type Replacement } from "./sms-ops.js";
+import { SmsMessageOps, bindQueueKey, checkSend, inFlightKey, indexCalls, indexQueued, jobKey, oneSlot, queueKey, releaseSend, unindexQueued, type CheckOptions, type Replacement } from "./sms-ops.js";
 import type { SpoolWrites } from "../delivery/redis.js";
 import { Script } from "../redis/script.js";
 import { checkTimes, dueNow, type MessageTimes } from "./sms-schedule.js";
@@ -234,9 +234,54 @@ export class SmsOutbound {
 
   /** query_sm / cancel_sm / replace_sm of app accounts (with a status store). */
   readonly ops: SmsMessageOps | undefined;
+  /** Without Redis: the messages being sent, by the first bind of their route (id -> accepted at, epoch ms). */
+  private readonly localQueue = new Map<string, Map<string, number>>();
+  /** Parts submitted per bind in the last seconds: [second, count] newest last. */
+  private readonly submitted = new Map<string, [number, number][]>();
+  /** The last queue figures read (kept when Redis does not answer a scrape in time). */
+  private lastStats = new Map<string, { depth: number; oldestAgeS: number }>();
+  private statsRead: { at: number; p: Promise<Map<string, { depth: number; oldestAgeS: number }>> } | undefined;
 
   constructor(private readonly o: SmsOutboundOptions) {
     this.metrics = new SmsOutboundMetrics(o.registry);
+    const stats = (): Promise<Map<string, { depth: number; oldestAgeS: number }>> => {
+      const t = performance.now();
+      if (this.statsRead === undefined || t - this.statsRead.at > 500) this.statsRead = { at: t, p: this.queueStats() };
+      return this.statsRead.p;
+    };
+    new Gauge({
+      name: "didgate_sms_outbound_queue_depth",
+      help: "Outbound messages queued for a bind (the first of their route), not yet sent or ended: the Redis spool (shared by edges), else this process",
+      labelNames: ["bind"],
+      registers: [o.registry],
+      async collect() {
+        const m = await stats();
+        this.reset();
+        for (const [bind, v] of m) this.set({ bind }, v.depth);
+      },
+    });
+    new Gauge({
+      name: "didgate_sms_outbound_queue_oldest_age_seconds",
+      help: "Age of the oldest outbound message queued for a bind (0 when none)",
+      labelNames: ["bind"],
+      registers: [o.registry],
+      async collect() {
+        const m = await stats();
+        this.reset();
+        for (const [bind, v] of m) this.set({ bind }, v.oldestAgeS);
+      },
+    });
+    const self = this;
+    new Gauge({
+      name: "didgate_sms_outbound_bind_tps",
+      help: "Message parts submitted per second on a bind over the last 5 s (this process)",
+      labelNames: ["bind"],
+      registers: [o.registry],
+      collect() {
+        this.reset();
+        for (const bind of self.bindNames()) this.set({ bind }, self.tpsOf(bind));
+      },
+    });
     this.rights = o.rights;
     this.now = o.now ?? Date.now;
     if (o.statuses !== undefined) {
@@ -252,6 +297,80 @@ export class SmsOutbound {
         },
       });
     }
+  }
+
+  /** The configured outbound binds (the label values of the per-bind gauges: a closed set). */
+  private bindNames(): string[] {
+    return [...(this.o.smpp()?.clients.keys() ?? [])];
+  }
+
+  /** Parts submitted on a bind, for its tps gauge. */
+  private countSubmit(bind: string, parts: number): void {
+    const sec = Math.floor(performance.now() / 1000);
+    let a = this.submitted.get(bind);
+    if (a === undefined) this.submitted.set(bind, (a = []));
+    const last = a[a.length - 1];
+    if (last !== undefined && last[0] === sec) last[1] += parts;
+    else {
+      a.push([sec, parts]);
+      while (a.length > 0 && a[0]![0] <= sec - TPS_WINDOW_S) a.shift();
+    }
+  }
+
+  private tpsOf(bind: string): number {
+    const sec = Math.floor(performance.now() / 1000);
+    let n = 0;
+    for (const [s, c] of this.submitted.get(bind) ?? []) if (s > sec - TPS_WINDOW_S) n += c;
+    return n / TPS_WINDOW_S;
+  }
+
+  /**
+   * Depth and oldest age per bind: from the bind queues in Redis (ZCARD and the lowest score, in
+   * one script that also drops entries older than the spool's maximum age and an hour, left by a
+   * crash between a message's end and its removal), else from this process. A read that takes more
+   * than 2 s keeps the last figures: a scrape never hangs on Redis.
+   */
+  private async queueStats(): Promise<Map<string, { depth: number; oldestAgeS: number }>> {
+    const binds = this.bindNames();
+    const now = this.now();
+    const out = new Map<string, { depth: number; oldestAgeS: number }>();
+    const sh = this.o.shared;
+    if (sh === undefined) {
+      for (const b of binds) {
+        const q = this.localQueue.get(b);
+        let oldest = Infinity;
+        for (const at of q?.values() ?? []) oldest = Math.min(oldest, at);
+        out.set(b, { depth: q?.size ?? 0, oldestAgeS: q === undefined || q.size === 0 ? 0 : Math.max(0, (now - oldest) / 1000) });
+      }
+      return out;
+    }
+    const trim = now - (this.o.maxAgeMs ?? 86_400_000) - 3_600_000;
+    const keys = binds.map((b) => bindQueueKey(sh, b));
+    const read: Promise<unknown[]> = oneSlot(sh)
+      ? (QSTATS.run(sh.redis, keys, [trim]) as Promise<unknown[]>)
+      : Promise.all(keys.map(async (k) => ((await QSTATS.run(sh.redis, [k], [trim])) as unknown[])[0]));
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<undefined>((r) => {
+      timer = setTimeout(() => r(undefined), 2000);
+      timer.unref();
+    });
+    let r: unknown[] | undefined;
+    try {
+      r = await Promise.race([read, timeout]);
+    } catch (err) {
+      this.o.logger.debug({ err: errMessage(err) }, "outbound queue gauges not read from Redis: last values kept");
+    } finally {
+      clearTimeout(timer);
+    }
+    read.catch(() => undefined);
+    if (r === undefined) return this.lastStats;
+    binds.forEach((b, i) => {
+      const [depth, score] = (r![i] as [number, string | null]) ?? [0, null];
+      const oldest = score === null || score === "" ? NaN : Number(score);
+      out.set(b, { depth: Number(depth), oldestAgeS: Number(depth) > 0 && Number.isFinite(oldest) ? Math.max(0, (now - oldest) / 1000) : 0 });
+    });
+    this.lastStats = out;
+    return out;
   }
 
   /** Start writing the records of messages whose receipt did not come in time. */
@@ -513,7 +632,7 @@ export class SmsOutbound {
         const o = await this.optedOut(c);
         if (o !== undefined) return { outcome: o };
       }
-      await Promise.all([c.track === true ? this.track(body, "queued", null, true) : undefined, sh !== undefined ? indexQueued(sh, queued) : undefined]);
+      await Promise.all([c.track === true ? this.track(body, "queued", null, true) : undefined, sh !== undefined ? indexQueued(sh, queued) : undefined, sh !== undefined ? this.bindQueued(sh, body) : undefined]);
     }
     let outcome: AcceptOutcome;
     try {
@@ -530,7 +649,7 @@ export class SmsOutbound {
       outcome = "temporary";
     }
     if (outcome !== "accepted" && c.track === true) await this.o.statuses?.forget(body.id).catch(() => undefined);
-    if (outcome !== "accepted" && sh !== undefined) await unindexQueued(sh, queued);
+    if (outcome !== "accepted" && sh !== undefined) await unindexQueued(sh, queued, route[0]);
     return { outcome: this.finish(c, outcome, { route, parts: body.parts }), body };
   }
 
@@ -549,8 +668,19 @@ export class SmsOutbound {
       calls.push(...st.createCalls(this.statusInfo(body), { status: "queued", at: new Date(this.now()).toISOString() }));
     }
     calls.push(...indexCalls(sh, queued));
+    // the queue gauges of its first bind
+    calls.push(["ZADD", bindQueueKey(sh, body.route[0]!), this.now(), body.id]);
     if (unless !== undefined) return { calls, unless };
-    return calls.length > 0 ? { calls } : undefined;
+    return { calls };
+  }
+
+  /** The message in its first bind's queue (the queue gauges), when the enqueue script cannot write it. Never throws. */
+  private async bindQueued(sh: NonNullable<SmsOutboundOptions["shared"]>, body: MessageOutboundBody): Promise<void> {
+    try {
+      await sh.redis.zadd(bindQueueKey(sh, body.route[0]!), this.now(), body.id);
+    } catch {
+      // the gauges miss it
+    }
   }
 
   private statusInfo(body: MessageOutboundBody): MessageInfo {
@@ -660,7 +790,20 @@ export class SmsOutbound {
   async forward(job: DeliveryJob, signal: AbortSignal): Promise<AttemptResult> {
     const body = job.body;
     if (body.type !== "message.outbound") return { kind: "dead", reason: "not an outbound message" };
-    const r = await this.forwardOnce(job, body, signal);
+    // without Redis the queue gauges count the messages being sent here
+    const first = this.o.shared === undefined ? body.route[0] : undefined;
+    let q: Map<string, number> | undefined;
+    if (first !== undefined) {
+      q = this.localQueue.get(first);
+      if (q === undefined) this.localQueue.set(first, (q = new Map()));
+      if (!q.has(body.id)) q.set(body.id, job.acceptedAt);
+    }
+    let r: AttemptResult;
+    try {
+      r = await this.forwardOnce(job, body, signal);
+    } finally {
+      q?.delete(body.id);
+    }
     // (a message past its validity ends expired in forwardOnce, before any send)
     const expiresAt = body.expires_at === undefined ? undefined : Date.parse(body.expires_at);
     if (r.kind !== "retry" || expiresAt === undefined) return r;
@@ -679,11 +822,11 @@ export class SmsOutbound {
       const c = await checkSend(sh, body.id, body.smpp !== undefined, await this.checkOptions(sh, body));
       if (c.kind === "opted_out") {
         this.optedOutAtSend(job, body);
-        void unindexQueued(sh, body);
+        void unindexQueued(sh, body, body.route[0]);
         return { kind: "delivered" };
       }
       if (c.kind === "in_doubt") {
-        const left = c.at + (this.o.inDoubtHoldMs ?? 120_000) - this.now();
+        const left = c.heldSince + (this.o.inDoubtHoldMs ?? 120_000) - this.now();
         this.o.logger.info({ id: body.id, bind: body.route[c.bind - 1] ?? null, submitted_at: new Date(c.at).toISOString(), hold_left_ms: Math.max(0, left) }, "sms outbound: in doubt after a crash (submit sent, answer not seen): held for a carrier receipt");
         // looked at again within 5 s, so a message a receipt marked sent leaves the spool soon
         return { kind: "retry", reason: "in_doubt", retryAfterMs: Math.max(50, Math.min(left, 5000)) };
@@ -695,22 +838,23 @@ export class SmsOutbound {
       }
       if (c.kind === "sent") {
         this.o.logger.info({ id: body.id, bind: c.bind }, "sms outbound: already accepted by a carrier before a restart, not sent again");
+        void unindexQueued(sh, body, body.route[0]);
         return { kind: "delivered" };
       }
       if (c.kind === "cancelled") {
         this.o.logger.info({ id: body.id }, "sms outbound: cancelled by the app before it was sent");
-        void unindexQueued(sh, body);
+        void unindexQueued(sh, body, body.route[0]);
         return { kind: "delivered" };
       }
       if (c.kind === "send" && c.replaced !== undefined && !this.applyReplacement(job, body, c.replaced)) {
-        void unindexQueued(sh, body);
+        void unindexQueued(sh, body, body.route[0]);
         return { kind: "dead", reason: "replaced text too long" };
       }
     }
     const due = dueNow(body, this.now());
     if (due.kind === "expired") {
       this.expire(job, body);
-      if (sh !== undefined) void unindexQueued(sh, body);
+      if (sh !== undefined) void unindexQueued(sh, body, body.route[0]);
       return { kind: "delivered" };
     }
     let r0: AttemptResult;
@@ -720,7 +864,7 @@ export class SmsOutbound {
     // not awaited: the attempt's slot is not held for it (it never throws; an entry left behind is
     // skipped and removed by the next cancel by address, or expires with the index). A message a
     // carrier accepted left the index in sent()'s script already.
-    else if (sh !== undefined && !(r0.kind === "delivered" && oneSlot(sh))) void unindexQueued(sh, body);
+    else if (sh !== undefined && !(r0.kind === "delivered" && oneSlot(sh))) void unindexQueued(sh, body, body.route[0]);
     return r0;
   }
 
@@ -795,6 +939,7 @@ export class SmsOutbound {
       let r: Awaited<ReturnType<SmppEdge["submit"]>>;
       let done = { tracked: false, acked: false };
       const marker = await this.markInFlight(job, body, name);
+      this.countSubmit(name, body.parts);
       try {
         r = await edge.submit(name, msg);
         if (r.outcome === "ok") done = await this.sent(job, body, name, r.message_ids, marker);
@@ -862,6 +1007,7 @@ export class SmsOutbound {
       // sent: an edge that re-reads this spool entry after a crash (before it was acknowledged) does not send it again
       m.set(jobKey(sh, body.id), bind, "EX", sh.ttlS ?? 72 * 3600);
       await m.exec();
+      if (body.route[0] !== undefined) await sh.redis.zrem(bindQueueKey(sh, body.route[0]), body.id);
     } catch (err) {
       this.o.logger.warn({ id: body.id, err: errMessage(err) }, "sms outbound: carrier id not stored in Redis (its receipt is matched on this edge only)");
     }
@@ -886,12 +1032,14 @@ export class SmsOutbound {
       unindex = body.id;
     }
     if (marker !== undefined) keys.push(marker);
+    const first = body.route[0];
+    if (first !== undefined) keys.push(bindQueueKey(sh, first));
     // the spool entry, when it lives in the same slot (its stream under the same prefix)
     const se = job.spoolEntry;
     const ack = se !== undefined && se.stream.startsWith(sh.prefix) ? se : undefined;
     if (ack !== undefined) keys.push(ack.stream);
     try {
-      await SENT.run(sh.redis, keys, [json, ttl, n, bind, entry, "sent", MAX_HISTORY, st?.ttlS ?? ttl, unindex, ack?.group ?? "", ack?.id ?? "", marker !== undefined ? body.id : ""]);
+      await SENT.run(sh.redis, keys, [json, ttl, n, bind, entry, "sent", MAX_HISTORY, st?.ttlS ?? ttl, unindex, ack?.group ?? "", ack?.id ?? "", marker !== undefined ? body.id : "", first !== undefined ? body.id : ""]);
     } catch (err) {
       this.o.logger.warn({ id: body.id, err: errMessage(err) }, "sms outbound: carrier id not stored in Redis (its receipt is matched on this edge only)");
       if (st !== undefined) this.o.logger.warn({ id: body.id, err: errMessage(err) }, "message status not stored");
@@ -1061,6 +1209,8 @@ export class SmsOutbound {
   onFinal(job: DeliveryJob, outcome: FinalOutcome): void {
     const b = job.body;
     if (b.type !== "message.outbound" || outcome.delivered) return;
+    const sh = this.o.shared;
+    if (sh !== undefined && b.route[0] !== undefined) void sh.redis.zrem(bindQueueKey(sh, b.route[0]), b.id).catch(() => undefined);
     this.metrics.finals.inc({ status: "failed" });
     void this.track(b, "failed", { reason: outcome.reason });
     this.record({ id: b.id, account: b.account, from: b.from, to: b.to, tenant: b.tenant, parts: b.parts, encoding: b.encoding, status: "failed", reason: outcome.reason, bind: null, smsc_message_ids: [], accepted_at: new Date(job.acceptedAt).toISOString(), sent_at: null, receipt: null, attempts: job.attempts, smpp_message_id: b.smpp?.message_id ?? null, mask: b.mask });
@@ -1154,12 +1304,12 @@ export class SmsOutbound {
  * the sent note (jobKey), status `sent` in its history (only if the history exists, as
  * MessageStatusStore.update), out of the cancel index, and its spool entry acknowledged (XACK +
  * XDEL, as the spool's ACK: the note and the acknowledgement cannot be separated by a crash).
- * The message's in-flight marker goes too (the carrier's answer was seen).
+ * The message's in-flight marker goes too (the carrier's answer was seen), and it leaves its bind's queue.
  * KEYS jobKey, n carrier-id keys, [history hash, history list], [cancel index], [in-flight marker
- * hash], [spool stream].
+ * hash], [its first bind's queue], [spool stream].
  * ARGV carrier JSON, TTL s, n, bind, status entry JSON or "" (no history), status, history length,
  * history TTL s, id to take out of the index or "", spool group, spool entry id or "", id whose
- * in-flight marker to remove or "".
+ * in-flight marker to remove or "", id to take out of the bind's queue or "".
  */
 const SENT = new Script(`
 local n = tonumber(ARGV[3])
@@ -1183,12 +1333,31 @@ if ARGV[12] ~= '' then
   redis.call('HDEL', KEYS[k], ARGV[12])
   k = k + 1
 end
+if ARGV[13] ~= '' then
+  redis.call('ZREM', KEYS[k], ARGV[13])
+  k = k + 1
+end
 if ARGV[11] ~= '' then
   redis.call('XACK', KEYS[k], ARGV[10], ARGV[11])
   redis.call('XDEL', KEYS[k], ARGV[11])
 end
 return 1
 `);
+
+/** The window of didgate_sms_outbound_bind_tps (seconds). */
+const TPS_WINDOW_S = 5;
+
+/**
+ * The queue gauges: per bind queue (KEYS), entries scored before ARGV[1] dropped, then {ZCARD,
+ * lowest score or ""}.
+ */
+const QSTATS = new Script(`local out = {}
+for i = 1, #KEYS do
+  redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', '(' .. ARGV[1])
+  local first = redis.call('ZRANGE', KEYS[i], 0, 0, 'WITHSCORES')
+  out[i] = {redis.call('ZCARD', KEYS[i]), first[2] or ''}
+end
+return out`);
 
 /** KEYS in-flight marker hash. ARGV id, marker JSON, TTL s. */
 const MARK = new Script(`redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) redis.call('EXPIRE', KEYS[1], ARGV[3]) return 1`);
