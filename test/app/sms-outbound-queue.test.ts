@@ -4,10 +4,14 @@
  * Redis spool, and /metrics shows didgate_sms_outbound_queue_depth{bind} and
  * didgate_sms_outbound_queue_oldest_age_seconds{bind} rise; once the SMSC takes them (at the
  * bind's tps) didgate_sms_outbound_bind_tps{bind} shows the rate, and all three fall back to 0.
- * A bind without traffic reports 0 (its label comes from the config).
+ * A bind without traffic reports 0 (its label comes from the config). And an HTTP message waiting
+ * behind the throttled bind whose recipient opts out meanwhile is never sent: its status_webhook
+ * gets `failed` with error 102 (the opt-out is checked again before each send).
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { openSync, writeFileSync } from "node:fs";
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
 import { dirname, join } from "node:path";
 import { Redis } from "ioredis";
 import YAML from "yaml";
@@ -29,6 +33,11 @@ let child: ChildProcess | undefined;
 let esme: TestEsme | undefined;
 let adminPort: number;
 let throttle = true;
+let apiPort: number;
+let receiver: Server;
+let hookUrl: string;
+const hooks: { status: string; error_code: string | null; id: string }[] = [];
+const TOKEN = "acme-token-0123456789abcdef";
 
 async function metrics(): Promise<string> {
   return (await fetch(`http://127.0.0.1:${adminPort}/metrics`)).text();
@@ -51,6 +60,17 @@ beforeAll(async () => {
   // throttled (0x58) while `throttle` is set
   smsc = await startSmsc({ idPrefix: "q", submitStatusOf: () => (throttle ? 0x58 : 0) });
   idle = await startSmsc({ idPrefix: "i" });
+  receiver = createServer((req, res) => {
+    let b = "";
+    req.on("data", (d: Buffer) => (b += d.toString()));
+    req.on("end", () => {
+      hooks.push(JSON.parse(b) as (typeof hooks)[number]);
+      res.writeHead(204).end();
+    });
+  });
+  await new Promise<void>((r) => receiver.listen(0, "127.0.0.1", r));
+  hookUrl = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/status`;
+  apiPort = await freePort();
   const smppPort = await freePort();
   adminPort = await freePort();
   const dir = tempDir();
@@ -64,6 +84,8 @@ beforeAll(async () => {
       admin: { listen: `127.0.0.1:${adminPort}` },
       sip: { listen: [] },
       routes: { redis: { url: redis.url, snapshot: "" } },
+      webhooks: { allow_private: ["127.0.0.0/8"] },
+      api: { listen: `127.0.0.1:${apiPort}`, tokens: [{ token: TOKEN, tenant: "acme" }] },
       smpp: {
         listen: `127.0.0.1:${smppPort}`,
         accounts: [{ system_id: "app-1", password: "pw-a", role: "app", tenant: "acme", country_code: "1" }],
@@ -100,6 +122,7 @@ afterAll(async () => {
   await idle?.close();
   client?.disconnect();
   await redis?.stop();
+  await new Promise<void>((r) => receiver.close(() => r()));
 });
 
 describe("outbound queue gauges per bind", () => {
@@ -142,4 +165,31 @@ describe("outbound queue gauges per bind", () => {
     await waitFor(async () => tps(await metrics(), "smsc-q") === 0, 15_000, 250);
     expect(tps(await metrics(), "smsc-idle")).toBe(0);
   }, 120_000);
+
+  it("a queued HTTP message whose recipient opts out before it is sent: never sent, status_webhook failed with error 102", async () => {
+    throttle = true;
+    const before = value(await metrics(), "didgate_sms_outbound_opted_out_total") ?? 0;
+    const post = await fetch(`http://127.0.0.1:${apiPort}/v1/messages`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${TOKEN}`, "content-type": "application/json" },
+      body: JSON.stringify({ from: "+15125550100", to: "+447700900888", text: "waiting promo", status_webhook: hookUrl }),
+    });
+    expect(post.status).toBe(202);
+    const { id } = (await post.json()) as { id: string };
+    // tried at the throttled bind at least once, so it is past the enqueue check
+    await waitFor(() => smsc.received.some((p) => p.command === "submit_sm" && p.destination_addr === "447700900888"), 20_000);
+    await client.sadd("didgate:optout:+15125550100", "+447700900888");
+    // (a try that passed its check just before the opt-out is still answered throttled)
+    await new Promise((r) => setTimeout(r, 200));
+    const openAt = Date.now();
+    throttle = false;
+    const h = await waitFor(() => hooks.find((x) => x.id === id && x.status === "failed"), 30_000);
+    expect(h.error_code).toBe("102");
+    const st = (await (await fetch(`http://127.0.0.1:${apiPort}/v1/messages/${id}`, { headers: { authorization: `Bearer ${TOKEN}` } })).json()) as { status: string };
+    expect(st.status).toBe("failed");
+    expect(value(await metrics(), "didgate_sms_outbound_opted_out_total")).toBe(before + 1);
+    // nothing reached the SMSC once it accepted again (the earlier tries were refused as throttled)
+    expect(smsc.received.filter((p) => p.command === "submit_sm" && p.destination_addr === "447700900888" && (p._at as number) >= openAt)).toEqual([]);
+    await waitFor(async () => depth(await metrics(), "smsc-q") === 0, 10_000, 200);
+  }, 60_000);
 });
