@@ -269,6 +269,12 @@ export const smppSchema = z
     reserved_connections: z.number().int().min(0).default(100),
     /** An SMSC's retry seen within this many seconds of the previous copy keeps the message's id (0: off). */
     dedup_window_s: z.number().int().min(0).max(86_400).default(300),
+    /**
+     * An outbound message whose submit_sm went out before a crash, its answer never seen, is held
+     * this many seconds before it is sent again (flagged possible_duplicate): a carrier receipt
+     * that comes meanwhile marks it sent (docs/sms.md "In doubt after a crash").
+     */
+    in_doubt_hold_s: z.number().min(0).max(86_400).default(120),
     /** Messages remembered for that (an LRU). */
     dedup_max_entries: z.number().int().positive().max(10_000_000).default(100_000),
     /** Answers to STOP / START / HELP where a route's sms.optout does not set one ("" sends none; docs/sms.md). */

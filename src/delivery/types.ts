@@ -86,6 +86,12 @@ export interface MessageOutboundBody {
    * came from (for its record only, never sent on).
    */
   mask?: { session: string; sender: string; peer: string };
+  /** The number whose opt-outs apply when `from` is a listed sender written as digits (E.164). */
+  optout_from?: string;
+  /** Sent although the recipient opted out (the confirmation of that opt-out): not checked again before the send. */
+  optout_exempt?: boolean;
+  /** Sent again after a crash left it in doubt and no receipt came during the hold (docs/sms.md "In doubt after a crash"). */
+  possible_duplicate?: boolean;
 }
 
 /** The webhook body of a status change of a message sent through the API (its status_webhook). */

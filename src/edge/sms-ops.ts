@@ -62,6 +62,11 @@ export function queueKey(sh: SharedRedis, account: string, source: string, desti
   return `${sh.prefix}smsout:q:${encodeURIComponent(account)}:${encodeURIComponent(source)}:${encodeURIComponent(destination)}`;
 }
 
+/** The messages queued for a bind (the first of their route), scored by enqueue time (epoch ms): the queue gauges. */
+export function bindQueueKey(sh: SharedRedis, bind: string): string {
+  return `${sh.prefix}smsout:bq:${encodeURIComponent(bind)}`;
+}
+
 /** What replace_sm changed: the text, the times, registered_delivery. */
 export interface Replacement extends MessageTimes {
   text?: string;
@@ -113,12 +118,37 @@ export function indexCalls(sh: SharedRedis, m: Queued): (string | number)[][] {
   ];
 }
 
+/** The in-flight markers of messages sent on one bind from one address to another (`<prefix>smsout:if:<bind>:<from>:<to>`, a hash of id -> marker). */
+export function inFlightKey(sh: SharedRedis, bind: string, from: string, to: string): string {
+  return `${sh.prefix}smsout:if:${encodeURIComponent(bind)}:${encodeURIComponent(from)}:${encodeURIComponent(to)}`;
+}
+
+/** What checkSend() looks at besides the claim. */
+export interface CheckOptions {
+  /** The opt-out set of the sender and the recipient: a member ends the message opted out. */
+  optout?: { key: string; member: string };
+  /** Opted out as known from elsewhere (opt-outs kept in this process). */
+  optedOut?: boolean;
+  /** The in-flight marker hashes of the message's route (inFlightKey per bind, in route order), the time now and the hold (ms). */
+  doubt?: { keys: string[]; nowMs: number; holdMs: number };
+}
+
+export type CheckResult =
+  | { kind: "sent"; bind: string }
+  | { kind: "cancelled" | "opted_out" }
+  /** Its submit went out before a crash (at, epoch ms; on the route's bind number `bind`, from 1) and its answer was never stored: held since `heldSince`. */
+  | { kind: "in_doubt"; bind: number; at: number; heldSince: number }
+  /** `possibleDuplicate`: it was in doubt, the hold ended without a receipt: route index and time of that submit. */
+  | { kind: "send"; replaced?: Replacement; possibleDuplicate?: { bind: number; at: number } };
+
 /**
  * Before a send attempt, in one round trip: "sent" when a carrier already accepted the message
- * (jobKey: sent before a crash or by an edge that reclaimed it), else, with `claim` (an app's
- * message, which may be cancelled or replaced), claimSend(). Redis errors: send (at least once).
+ * (jobKey: sent before a crash or by an edge that reclaimed it, or a receipt matched its in-flight
+ * marker), "in_doubt" while the hold of an in-flight marker left by a crash lasts, else, with
+ * `claim` (an app's message, which may be cancelled or replaced), claimSend(); "opted_out" when
+ * the recipient is in the opt-out set. Redis errors: send (at least once).
  */
-export async function checkSend(sh: SharedRedis, id: string, claim: boolean): Promise<{ kind: "sent"; bind: string } | { kind: "send" | "cancelled"; replaced?: Replacement }> {
+export async function checkSend(sh: SharedRedis, id: string, claim: boolean, o: CheckOptions = {}): Promise<CheckResult> {
   if (!oneSlot(sh)) {
     let bind: string | null = null;
     try {
@@ -127,14 +157,30 @@ export async function checkSend(sh: SharedRedis, id: string, claim: boolean): Pr
       // Redis cannot tell: send
     }
     if (bind !== null) return { kind: "sent", bind };
+    if (o.optedOut === true) return { kind: "opted_out" };
+    if (o.optout !== undefined) {
+      try {
+        if ((await sh.redis.sismember(o.optout.key, o.optout.member)) === 1) return { kind: "opted_out" };
+      } catch {
+        // Redis cannot tell: send (the opt-out was checked when it was queued)
+      }
+    }
     return claim ? claimSend(sh, id) : { kind: "send" };
   }
   try {
-    const r = (await CHECK_CLAIM.run(sh.redis, [jobKey(sh, id), stKey(sh, id), rpKey(sh, id)], [sh.ttlS ?? TTL_S, claim ? 1 : 0])) as [number, string | null | undefined];
+    const keys = [jobKey(sh, id), stKey(sh, id), rpKey(sh, id), o.optout?.key ?? stKey(sh, id), ...(o.doubt?.keys ?? [])];
+    const r = (await CHECK_CLAIM.run(sh.redis, keys, [sh.ttlS ?? TTL_S, claim ? 1 : 0, o.optout?.member ?? "", id, o.doubt?.nowMs ?? 0, o.doubt?.holdMs ?? 0, o.optedOut === true ? 1 : 0])) as [number, unknown, unknown];
     if (r[0] === 2) return { kind: "sent", bind: String(r[1]) };
     if (r[0] === 0) return { kind: "cancelled" };
-    const rp = r[1];
-    if (typeof rp === "string") return { kind: "send", replaced: readReplacement(rp) };
+    if (r[0] === 3) return { kind: "opted_out" };
+    if (r[0] === 4) return { kind: "in_doubt", bind: Number(r[1]), at: Number(r[2]), heldSince: Number((r as unknown[])[3]) };
+    const out: CheckResult & { kind: "send" } = { kind: "send" };
+    if (typeof r[1] === "string") out.replaced = readReplacement(r[1]);
+    if (typeof r[2] === "string") {
+      const [b, at] = r[2].split(":");
+      out.possibleDuplicate = { bind: Number(b), at: Number(at) };
+    }
+    return out;
   } catch {
     // Redis cannot tell: send
   }
@@ -152,11 +198,14 @@ export async function indexQueued(sh: SharedRedis, m: Queued): Promise<void> {
   }
 }
 
-/** The message left the spool (sent, refused, expired, cancelled, or never queued). */
-export async function unindexQueued(sh: SharedRedis, m: Queued): Promise<void> {
-  if (m.smpp === undefined) return;
+/** The message left the spool (sent, refused, expired, cancelled, or never queued); with `bind`, its bind's queue too. */
+export async function unindexQueued(sh: SharedRedis, m: Queued, bind?: string): Promise<void> {
+  if (m.smpp === undefined && bind === undefined) return;
   try {
-    await sh.redis.hdel(queueKey(sh, m.account, m.smpp.source.addr, m.smpp.destination.addr), m.id);
+    if (bind === undefined) await sh.redis.hdel(queueKey(sh, m.account, m.smpp!.source.addr, m.smpp!.destination.addr), m.id);
+    else if (m.smpp === undefined) await sh.redis.zrem(bindQueueKey(sh, bind), m.id);
+    // two commands, not a MULTI: on a Cluster without hash tag the keys are in different slots
+    else await Promise.all([sh.redis.hdel(queueKey(sh, m.account, m.smpp.source.addr, m.smpp.destination.addr), m.id), sh.redis.zrem(bindQueueKey(sh, bind), m.id)]);
   } catch {
     // the entry expires with the index, and cancel skips messages that are no longer queued
   }
@@ -173,11 +222,33 @@ export async function releaseSend(sh: SharedRedis, id: string): Promise<void> {
 
 // one round trip per attempt: claim (unless cancelled), and the replacement text if any
 const CLAIM = `if not redis.call('SET', KEYS[1], 'sending', 'EX', ARGV[1], 'NX') and redis.call('GET', KEYS[1]) == 'cancelled' then return {0} end return {1, redis.call('GET', KEYS[2])}`;
-// the jobKey check, then CLAIM when ARGV[2] is 1: {2, bind} sent already, {0} cancelled, {1, replacement}
+// KEYS jobKey, stKey, rpKey, opt-out set (or stKey), in-flight marker hashes of the route's binds.
+// ARGV TTL s, claim (1/0), opt-out member or "", id, now ms, hold ms, opted out as known elsewhere (1/0).
+// {2, bind} sent already (or a receipt matched its marker: "!bind"), {4, route index, at, held
+// since} in doubt and held (the hold counts from the first look after the crash, noted in the marker), {0} cancelled, {3} opted out, {1, replacement, "index:at" when its hold ended}.
 const CHECK_CLAIM = new Script(`local b = redis.call('GET', KEYS[1]) if b then return {2, b} end
-if ARGV[2] ~= '1' then return {1} end
-if not redis.call('SET', KEYS[2], 'sending', 'EX', ARGV[1], 'NX') and redis.call('GET', KEYS[2]) == 'cancelled' then return {0} end
-return {1, redis.call('GET', KEYS[3])}`);
+local dup = false
+for i = 5, #KEYS do
+  local m = redis.call('HGET', KEYS[i], ARGV[4])
+  if m then
+    if string.sub(m, 1, 1) == '!' then return {2, string.sub(m, 2)} end
+    local j = cjson.decode(m)
+    local at = tonumber(j.at) or 0
+    local held = tonumber(j.h)
+    if not held then
+      held = tonumber(ARGV[5])
+      redis.call('HSET', KEYS[i], ARGV[4], '{"h":' .. ARGV[5] .. ',' .. string.sub(m, 2))
+    end
+    if held + tonumber(ARGV[6]) > tonumber(ARGV[5]) then return {4, i - 4, string.format('%d', at), string.format('%d', held)} end
+    redis.call('HDEL', KEYS[i], ARGV[4])
+    dup = (i - 4) .. ':' .. string.format('%d', at)
+  end
+end
+if ARGV[2] == '1' and not redis.call('SET', KEYS[2], 'sending', 'EX', ARGV[1], 'NX') and redis.call('GET', KEYS[2]) == 'cancelled' then return {0} end
+if ARGV[7] == '1' or (ARGV[3] ~= '' and redis.call('SISMEMBER', KEYS[4], ARGV[3]) == 1) then return {3} end
+local rp = false
+if ARGV[2] == '1' then rp = redis.call('GET', KEYS[3]) end
+return {1, rp, dup}`);
 const RELEASE = `if redis.call('GET', KEYS[1]) == 'sending' then redis.call('DEL', KEYS[1]) end return 1`;
 // a field the new replacement leaves out keeps the value of an earlier replacement (empty times keep theirs)
 const REPLACE = `if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end

@@ -42,7 +42,7 @@ import { smppAddressToE164, type MessageSink } from "./sms.js";
 import { referenceOf, toSmppAddress } from "./sms-forward.js";
 import { normaliseStat, receiptRequestOf, type ReceiptSender } from "./sms-receipts.js";
 import { errMessage } from "../util/errors.js";
-import { SmsMessageOps, checkSend, indexCalls, indexQueued, jobKey, oneSlot, queueKey, releaseSend, unindexQueued, type Replacement } from "./sms-ops.js";
+import { SmsMessageOps, bindQueueKey, checkSend, inFlightKey, indexCalls, indexQueued, jobKey, oneSlot, queueKey, releaseSend, unindexQueued, type CheckOptions, type Replacement } from "./sms-ops.js";
 import type { SpoolWrites } from "../delivery/redis.js";
 import { Script } from "../redis/script.js";
 import { checkTimes, dueNow, type MessageTimes } from "./sms-schedule.js";
@@ -121,7 +121,11 @@ export class SmsOutboundMetrics {
   readonly finals: Counter<"status">;
   readonly latency: Histogram<"bind">;
   readonly pacing: Gauge<"bind">;
+  readonly optedOut: Counter;
+  readonly inDoubt: Counter<"outcome">;
   constructor(registry: Registry) {
+    this.optedOut = new Counter({ name: "didgate_sms_outbound_opted_out_total", help: "Queued outbound messages not sent because the recipient opted out before the send (failed, error 102)", registers: [registry] });
+    this.inDoubt = new Counter({ name: "didgate_sms_outbound_in_doubt_total", help: "Outbound messages left in doubt by a crash (submit_sm sent, answer not seen), by outcome: matched (a receipt marked it sent), resent (the hold ended)", labelNames: ["outcome"], registers: [registry] });
     this.pacing = new Gauge({ name: "didgate_sms_outbound_pacing", help: "Outbound messages waiting for their tps slot on a bind (this process)", labelNames: ["bind"], registers: [registry] });
     this.submits = new Counter({ name: "didgate_sms_outbound_total", help: "Outbound messages submitted by apps, by account and outcome", labelNames: ["account", "outcome"], registers: [registry] });
     this.binds = new Counter({ name: "didgate_sms_outbound_binds_total", help: "Outbound message tries per bind and outcome (ok, temporary, throttled, permanent, down)", labelNames: ["bind", "outcome"], registers: [registry] });
@@ -170,6 +174,8 @@ export interface SmsOutboundOptions {
   maxWaiting?: number;
   /** The spool's maximum age (ms, webhooks.max_age_s): no schedule_delivery_time beyond it. Default 24 h. */
   maxAgeMs?: number;
+  /** How long a message left in doubt by a crash is held before it is sent again (ms, smpp.in_doubt_hold_s; default 120 s). */
+  inDoubtHoldMs?: number;
 }
 
 /** One submit on its way through queue(). */
@@ -229,9 +235,54 @@ export class SmsOutbound {
 
   /** query_sm / cancel_sm / replace_sm of app accounts (with a status store). */
   readonly ops: SmsMessageOps | undefined;
+  /** Without Redis: the messages being sent, by the first bind of their route (id -> accepted at, epoch ms). */
+  private readonly localQueue = new Map<string, Map<string, number>>();
+  /** Parts submitted per bind in the last seconds: [second, count] newest last. */
+  private readonly submitted = new Map<string, [number, number][]>();
+  /** The last queue figures read (kept when Redis does not answer a scrape in time). */
+  private lastStats = new Map<string, { depth: number; oldestAgeS: number }>();
+  private statsRead: { at: number; p: Promise<Map<string, { depth: number; oldestAgeS: number }>> } | undefined;
 
   constructor(private readonly o: SmsOutboundOptions) {
     this.metrics = new SmsOutboundMetrics(o.registry);
+    const stats = (): Promise<Map<string, { depth: number; oldestAgeS: number }>> => {
+      const t = performance.now();
+      if (this.statsRead === undefined || t - this.statsRead.at > 500) this.statsRead = { at: t, p: this.queueStats() };
+      return this.statsRead.p;
+    };
+    new Gauge({
+      name: "didgate_sms_outbound_queue_depth",
+      help: "Outbound messages queued for a bind (the first of their route), not yet sent or ended: the Redis spool (shared by edges), else this process",
+      labelNames: ["bind"],
+      registers: [o.registry],
+      async collect() {
+        const m = await stats();
+        this.reset();
+        for (const [bind, v] of m) this.set({ bind }, v.depth);
+      },
+    });
+    new Gauge({
+      name: "didgate_sms_outbound_queue_oldest_age_seconds",
+      help: "Age of the oldest outbound message queued for a bind (0 when none)",
+      labelNames: ["bind"],
+      registers: [o.registry],
+      async collect() {
+        const m = await stats();
+        this.reset();
+        for (const [bind, v] of m) this.set({ bind }, v.oldestAgeS);
+      },
+    });
+    const self = this;
+    new Gauge({
+      name: "didgate_sms_outbound_bind_tps",
+      help: "Message parts submitted per second on a bind over the last 5 s (this process)",
+      labelNames: ["bind"],
+      registers: [o.registry],
+      collect() {
+        this.reset();
+        for (const bind of self.bindNames()) this.set({ bind }, self.tpsOf(bind));
+      },
+    });
     this.rights = o.rights;
     this.now = o.now ?? Date.now;
     if (o.statuses !== undefined) {
@@ -247,6 +298,80 @@ export class SmsOutbound {
         },
       });
     }
+  }
+
+  /** The configured outbound binds (the label values of the per-bind gauges: a closed set). */
+  private bindNames(): string[] {
+    return [...(this.o.smpp()?.clients.keys() ?? [])];
+  }
+
+  /** Parts submitted on a bind, for its tps gauge. */
+  private countSubmit(bind: string, parts: number): void {
+    const sec = Math.floor(performance.now() / 1000);
+    let a = this.submitted.get(bind);
+    if (a === undefined) this.submitted.set(bind, (a = []));
+    const last = a[a.length - 1];
+    if (last !== undefined && last[0] === sec) last[1] += parts;
+    else {
+      a.push([sec, parts]);
+      while (a.length > 0 && a[0]![0] <= sec - TPS_WINDOW_S) a.shift();
+    }
+  }
+
+  private tpsOf(bind: string): number {
+    const sec = Math.floor(performance.now() / 1000);
+    let n = 0;
+    for (const [s, c] of this.submitted.get(bind) ?? []) if (s > sec - TPS_WINDOW_S) n += c;
+    return n / TPS_WINDOW_S;
+  }
+
+  /**
+   * Depth and oldest age per bind: from the bind queues in Redis (ZCARD and the lowest score, in
+   * one script that also drops entries older than the spool's maximum age and an hour, left by a
+   * crash between a message's end and its removal), else from this process. A read that takes more
+   * than 2 s keeps the last figures: a scrape never hangs on Redis.
+   */
+  private async queueStats(): Promise<Map<string, { depth: number; oldestAgeS: number }>> {
+    const binds = this.bindNames();
+    const now = this.now();
+    const out = new Map<string, { depth: number; oldestAgeS: number }>();
+    const sh = this.o.shared;
+    if (sh === undefined) {
+      for (const b of binds) {
+        const q = this.localQueue.get(b);
+        let oldest = Infinity;
+        for (const at of q?.values() ?? []) oldest = Math.min(oldest, at);
+        out.set(b, { depth: q?.size ?? 0, oldestAgeS: q === undefined || q.size === 0 ? 0 : Math.max(0, (now - oldest) / 1000) });
+      }
+      return out;
+    }
+    const trim = now - (this.o.maxAgeMs ?? 86_400_000) - 3_600_000;
+    const keys = binds.map((b) => bindQueueKey(sh, b));
+    const read: Promise<unknown[]> = oneSlot(sh)
+      ? (QSTATS.run(sh.redis, keys, [trim]) as Promise<unknown[]>)
+      : Promise.all(keys.map(async (k) => ((await QSTATS.run(sh.redis, [k], [trim])) as unknown[])[0]));
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<undefined>((r) => {
+      timer = setTimeout(() => r(undefined), 2000);
+      timer.unref();
+    });
+    let r: unknown[] | undefined;
+    try {
+      r = await Promise.race([read, timeout]);
+    } catch (err) {
+      this.o.logger.debug({ err: errMessage(err) }, "outbound queue gauges not read from Redis: last values kept");
+    } finally {
+      clearTimeout(timer);
+    }
+    read.catch(() => undefined);
+    if (r === undefined) return this.lastStats;
+    binds.forEach((b, i) => {
+      const [depth, score] = (r![i] as [number, string | null]) ?? [0, null];
+      const oldest = score === null || score === "" ? NaN : Number(score);
+      out.set(b, { depth: Number(depth), oldestAgeS: Number(depth) > 0 && Number.isFinite(oldest) ? Math.max(0, (now - oldest) / 1000) : 0 });
+    });
+    this.lastStats = out;
+    return out;
   }
 
   /** Start writing the records of messages whose receipt did not come in time. */
@@ -470,6 +595,8 @@ export class SmsOutbound {
     if (c.times?.not_before !== undefined) body.not_before = c.times.not_before;
     if (c.times?.expires_at !== undefined) body.expires_at = c.times.expires_at;
     if (c.mask !== undefined) body.mask = c.mask;
+    if (c.optoutFrom !== undefined) body.optout_from = c.optoutFrom;
+    if (c.ignoreOptOut === true) body.optout_exempt = true;
     if (c.track === true) body.track = true;
     if (c.client_ref !== undefined) body.client_ref = c.client_ref;
     if (c.status_webhook !== undefined) body.status_webhook = c.status_webhook;
@@ -505,7 +632,7 @@ export class SmsOutbound {
         const o = await this.optedOut(c);
         if (o !== undefined) return { outcome: o };
       }
-      await Promise.all([c.track === true ? this.track(body, "queued", null, true) : undefined, sh !== undefined ? indexQueued(sh, queued) : undefined]);
+      await Promise.all([c.track === true ? this.track(body, "queued", null, true) : undefined, sh !== undefined ? indexQueued(sh, queued) : undefined, sh !== undefined ? this.bindQueued(sh, body) : undefined]);
     }
     let outcome: AcceptOutcome;
     try {
@@ -522,7 +649,7 @@ export class SmsOutbound {
       outcome = "temporary";
     }
     if (outcome !== "accepted" && c.track === true) await this.o.statuses?.forget(body.id).catch(() => undefined);
-    if (outcome !== "accepted" && sh !== undefined) await unindexQueued(sh, queued);
+    if (outcome !== "accepted" && sh !== undefined) await unindexQueued(sh, queued, route[0]);
     return { outcome: this.finish(c, outcome, { route, parts: body.parts }), body };
   }
 
@@ -541,8 +668,19 @@ export class SmsOutbound {
       calls.push(...st.createCalls(this.statusInfo(body), { status: "queued", at: new Date(this.now()).toISOString() }));
     }
     calls.push(...indexCalls(sh, queued));
+    // the queue gauges of its first bind
+    calls.push(["ZADD", bindQueueKey(sh, body.route[0]!), this.now(), body.id]);
     if (unless !== undefined) return { calls, unless };
-    return calls.length > 0 ? { calls } : undefined;
+    return { calls };
+  }
+
+  /** The message in its first bind's queue (the queue gauges), when the enqueue script cannot write it. Never throws. */
+  private async bindQueued(sh: NonNullable<SmsOutboundOptions["shared"]>, body: MessageOutboundBody): Promise<void> {
+    try {
+      await sh.redis.zadd(bindQueueKey(sh, body.route[0]!), this.now(), body.id);
+    } catch {
+      // the gauges miss it
+    }
   }
 
   private statusInfo(body: MessageOutboundBody): MessageInfo {
@@ -650,7 +788,20 @@ export class SmsOutbound {
   async forward(job: DeliveryJob, signal: AbortSignal): Promise<AttemptResult> {
     const body = job.body;
     if (body.type !== "message.outbound") return { kind: "dead", reason: "not an outbound message" };
-    const r = await this.forwardOnce(job, body, signal);
+    // without Redis the queue gauges count the messages being sent here
+    const first = this.o.shared === undefined ? body.route[0] : undefined;
+    let q: Map<string, number> | undefined;
+    if (first !== undefined) {
+      q = this.localQueue.get(first);
+      if (q === undefined) this.localQueue.set(first, (q = new Map()));
+      if (!q.has(body.id)) q.set(body.id, job.acceptedAt);
+    }
+    let r: AttemptResult;
+    try {
+      r = await this.forwardOnce(job, body, signal);
+    } finally {
+      q?.delete(body.id);
+    }
     // (a message past its validity ends expired in forwardOnce, before any send)
     const expiresAt = body.expires_at === undefined ? undefined : Date.parse(body.expires_at);
     if (r.kind !== "retry" || expiresAt === undefined) return r;
@@ -666,25 +817,42 @@ export class SmsOutbound {
     const sh = this.o.shared;
     if (sh !== undefined) {
       // an app's message (body.smpp) is claimed too: a cancel_sm or replace_sm acts only before this
-      const c = await checkSend(sh, body.id, body.smpp !== undefined);
+      const c = await checkSend(sh, body.id, body.smpp !== undefined, await this.checkOptions(sh, body));
+      if (c.kind === "opted_out") {
+        this.optedOutAtSend(job, body);
+        void unindexQueued(sh, body, body.route[0]);
+        return { kind: "delivered" };
+      }
+      if (c.kind === "in_doubt") {
+        const left = c.heldSince + (this.o.inDoubtHoldMs ?? 120_000) - this.now();
+        this.o.logger.info({ id: body.id, bind: body.route[c.bind - 1] ?? null, submitted_at: new Date(c.at).toISOString(), hold_left_ms: Math.max(0, left) }, "sms outbound: in doubt after a crash (submit sent, answer not seen): held for a carrier receipt");
+        // looked at again within 5 s, so a message a receipt marked sent leaves the spool soon
+        return { kind: "retry", reason: "in_doubt", retryAfterMs: Math.max(50, Math.min(left, 5000)) };
+      }
+      if (c.kind === "send" && c.possibleDuplicate !== undefined) {
+        this.metrics.inDoubt.inc({ outcome: "resent" });
+        body.possible_duplicate = true;
+        this.o.logger.warn({ id: body.id, bind: body.route[c.possibleDuplicate.bind - 1] ?? null, submitted_at: new Date(c.possibleDuplicate.at).toISOString() }, "sms outbound: in doubt after a crash and no receipt during the hold: sent again, flagged possible_duplicate");
+      }
       if (c.kind === "sent") {
         this.o.logger.info({ id: body.id, bind: c.bind }, "sms outbound: already accepted by a carrier before a restart, not sent again");
+        void unindexQueued(sh, body, body.route[0]);
         return { kind: "delivered" };
       }
       if (c.kind === "cancelled") {
         this.o.logger.info({ id: body.id }, "sms outbound: cancelled by the app before it was sent");
-        void unindexQueued(sh, body);
+        void unindexQueued(sh, body, body.route[0]);
         return { kind: "delivered" };
       }
-      if (c.replaced !== undefined && !this.applyReplacement(job, body, c.replaced)) {
-        void unindexQueued(sh, body);
+      if (c.kind === "send" && c.replaced !== undefined && !this.applyReplacement(job, body, c.replaced)) {
+        void unindexQueued(sh, body, body.route[0]);
         return { kind: "dead", reason: "replaced text too long" };
       }
     }
     const due = dueNow(body, this.now());
     if (due.kind === "expired") {
       this.expire(job, body);
-      if (sh !== undefined) void unindexQueued(sh, body);
+      if (sh !== undefined) void unindexQueued(sh, body, body.route[0]);
       return { kind: "delivered" };
     }
     let r0: AttemptResult;
@@ -694,7 +862,7 @@ export class SmsOutbound {
     // not awaited: the attempt's slot is not held for it (it never throws; an entry left behind is
     // skipped and removed by the next cancel by address, or expires with the index). A message a
     // carrier accepted left the index in sent()'s script already.
-    else if (sh !== undefined && !(r0.kind === "delivered" && oneSlot(sh))) void unindexQueued(sh, body);
+    else if (sh !== undefined && !(r0.kind === "delivered" && oneSlot(sh))) void unindexQueued(sh, body, body.route[0]);
     return r0;
   }
 
@@ -768,9 +936,12 @@ export class SmsOutbound {
       this.o.receipts.submitStart(name);
       let r: Awaited<ReturnType<SmppService["submit"]>>;
       let done = { tracked: false, acked: false };
+      const marker = await this.markInFlight(job, body, name);
+      this.countSubmit(name, body.parts);
       try {
         r = await smpp.submit(name, msg);
-        if (r.outcome === "ok") done = await this.sent(job, body, name, r.message_ids);
+        if (r.outcome === "ok") done = await this.sent(job, body, name, r.message_ids, marker);
+        else if (marker !== undefined) void this.clearInFlight(marker, body.id);
       } finally {
         this.o.receipts.submitEnd(name);
       }
@@ -810,7 +981,7 @@ export class SmsOutbound {
    * (one slot) the same script also writes status `sent` to the history, takes the message out of
    * the cancel index and acknowledges its spool entry: whether it wrote the status, and acknowledged.
    */
-  private async sent(job: DeliveryJob, body: MessageOutboundBody, bind: string, smscIds: string[]): Promise<{ tracked: boolean; acked: boolean }> {
+  private async sent(job: DeliveryJob, body: MessageOutboundBody, bind: string, smscIds: string[], marker?: string): Promise<{ tracked: boolean; acked: boolean }> {
     const w: Waiting = { body, bind, smscIds, acceptedAt: job.acceptedAt, sentAt: this.now(), attempts: job.attempts + 1, at: this.now() };
     const s: SentMessage = { id: body.id, did: body.from, outbound: true, data: w };
     if (job.receipt !== undefined) s.receipt = job.receipt;
@@ -827,13 +998,14 @@ export class SmsOutbound {
     // The text stays out of Redis: the record does not carry it.
     const { text: _t, binary: _b, ...meta } = body;
     const json = JSON.stringify({ w: { ...w, body: { ...meta, text: null } }, receipt: job.receipt ?? null });
-    if (oneSlot(sh)) return this.sentScript(sh, job, body, bind, smscIds, json);
+    if (oneSlot(sh)) return this.sentScript(sh, job, body, bind, smscIds, json, marker);
     try {
       const m = sh.redis.multi();
       for (const id of smscIds) if (id) m.set(`${sh.prefix}smsout:${bind}:${id.toLowerCase()}`, json, "EX", sh.ttlS ?? 72 * 3600);
       // sent: an edge that re-reads this spool entry after a crash (before it was acknowledged) does not send it again
       m.set(jobKey(sh, body.id), bind, "EX", sh.ttlS ?? 72 * 3600);
       await m.exec();
+      if (body.route[0] !== undefined) await sh.redis.zrem(bindQueueKey(sh, body.route[0]), body.id);
     } catch (err) {
       this.o.logger.warn({ id: body.id, err: errMessage(err) }, "sms outbound: carrier id not stored in Redis (its receipt is matched on this edge only)");
     }
@@ -841,7 +1013,7 @@ export class SmsOutbound {
   }
 
   /** sent()'s writes in one script (SENT). */
-  private async sentScript(sh: NonNullable<SmsOutboundOptions["shared"]>, job: DeliveryJob, body: MessageOutboundBody, bind: string, smscIds: string[], json: string): Promise<{ tracked: boolean; acked: boolean }> {
+  private async sentScript(sh: NonNullable<SmsOutboundOptions["shared"]>, job: DeliveryJob, body: MessageOutboundBody, bind: string, smscIds: string[], json: string, marker: string | undefined): Promise<{ tracked: boolean; acked: boolean }> {
     const ttl = sh.ttlS ?? 72 * 3600;
     const keys = [jobKey(sh, body.id)];
     for (const id of smscIds) if (id) keys.push(`${sh.prefix}smsout:${bind}:${id.toLowerCase()}`);
@@ -850,25 +1022,128 @@ export class SmsOutbound {
     let entry = "";
     if (st !== undefined) {
       keys.push(st.hash, st.list);
-      entry = JSON.stringify({ status: "sent", at: new Date(this.now()).toISOString(), bind });
+      entry = JSON.stringify({ status: "sent", at: new Date(this.now()).toISOString(), bind, ...(body.possible_duplicate === true ? { possible_duplicate: true } : {}) });
     }
     let unindex = "";
     if (body.smpp !== undefined) {
       keys.push(queueKey(sh, body.account, body.smpp.source.addr, body.smpp.destination.addr));
       unindex = body.id;
     }
+    if (marker !== undefined) keys.push(marker);
+    const first = body.route[0];
+    if (first !== undefined) keys.push(bindQueueKey(sh, first));
     // the spool entry, when it lives in the same slot (its stream under the same prefix)
     const se = job.spoolEntry;
     const ack = se !== undefined && se.stream.startsWith(sh.prefix) ? se : undefined;
     if (ack !== undefined) keys.push(ack.stream);
     try {
-      await SENT.run(sh.redis, keys, [json, ttl, n, bind, entry, "sent", MAX_HISTORY, st?.ttlS ?? ttl, unindex, ack?.group ?? "", ack?.id ?? ""]);
+      await SENT.run(sh.redis, keys, [json, ttl, n, bind, entry, "sent", MAX_HISTORY, st?.ttlS ?? ttl, unindex, ack?.group ?? "", ack?.id ?? "", marker !== undefined ? body.id : "", first !== undefined ? body.id : ""]);
     } catch (err) {
       this.o.logger.warn({ id: body.id, err: errMessage(err) }, "sms outbound: carrier id not stored in Redis (its receipt is matched on this edge only)");
       if (st !== undefined) this.o.logger.warn({ id: body.id, err: errMessage(err) }, "message status not stored");
       return { tracked: st !== undefined, acked: false };
     }
     return { tracked: st !== undefined, acked: ack !== undefined };
+  }
+
+  /** The opt-out set and the in-flight markers checkSend() looks at for this message. */
+  private async checkOptions(sh: NonNullable<SmsOutboundOptions["shared"]>, body: MessageOutboundBody): Promise<CheckOptions> {
+    const o: CheckOptions = {};
+    if (oneSlot(sh)) o.doubt = { keys: body.route.map((b) => inFlightKey(sh, b, body.from, body.to)), nowMs: this.now(), holdMs: this.o.inDoubtHoldMs ?? 120_000 };
+    const opt = this.o.optouts;
+    if (opt === undefined || body.optout_exempt === true) return o;
+    const number = body.optout_from ?? body.from;
+    const key = opt.redisKey?.(number);
+    if (key !== undefined && (!oneSlot(sh) || key.startsWith(sh.prefix))) o.optout = { key, member: body.to };
+    else {
+      // opt-outs kept elsewhere (this process's memory): asked on their own
+      try {
+        if (await opt.isOptedOut(number, body.to)) o.optedOut = true;
+      } catch {
+        // cannot tell: it was checked when it was queued
+      }
+    }
+    return o;
+  }
+
+  /**
+   * The recipient opted out after the message was queued (a scheduled message, or one waiting for
+   * its bind): it ends failed, reason opted_out, error 102 (ESME_RX_R_APPN), and is not sent.
+   */
+  private optedOutAtSend(job: DeliveryJob, body: MessageOutboundBody): void {
+    this.o.logger.info({ id: body.id, account: body.account }, "sms outbound: recipient opted out after the message was queued: not sent");
+    this.metrics.optedOut.inc();
+    this.metrics.finals.inc({ status: "failed" });
+    void this.track(body, "failed", { reason: "opted_out", error_code: "102" });
+    this.record({ id: body.id, account: body.account, from: body.from, to: body.to, tenant: body.tenant, parts: body.parts, encoding: body.encoding, status: "failed", reason: "opted_out", bind: null, smsc_message_ids: [], accepted_at: new Date(job.acceptedAt).toISOString(), sent_at: null, receipt: null, attempts: job.attempts, smpp_message_id: body.smpp?.message_id ?? null, mask: body.mask });
+    if (job.receipt !== undefined && this.o.receiptSender !== undefined) void this.o.receiptSender.send(job.receipt, "UNDELIV", "102");
+  }
+
+  /**
+   * Before a submit_sm goes out (Redis, one slot): the message's in-flight marker (when, the start
+   * of its text, what its record needs), so that after a crash before the carrier's answer was
+   * stored the message is held, not sent again at once. The marker hash key, or undefined.
+   */
+  private async markInFlight(job: DeliveryJob, body: MessageOutboundBody, bind: string): Promise<string | undefined> {
+    const sh = this.o.shared;
+    if (sh === undefined || !oneSlot(sh)) return undefined;
+    const key = inFlightKey(sh, bind, body.from, body.to);
+    const now = this.now();
+    const { text: _t, binary: _b, ...meta } = body;
+    const w: Waiting = { body: { ...meta, text: null }, bind, smscIds: [], acceptedAt: job.acceptedAt, sentAt: now, attempts: job.attempts + 1, at: now };
+    const json = JSON.stringify({ at: now, t: (body.text ?? "").slice(0, 20), w, receipt: job.receipt ?? null });
+    try {
+      await MARK.run(sh.redis, [key], [body.id, json, sh.ttlS ?? 72 * 3600]);
+      return key;
+    } catch (err) {
+      this.o.logger.warn({ id: body.id, err: errMessage(err) }, "sms outbound: in-flight marker not stored (a crash before the answer would send it again at once)");
+      return undefined;
+    }
+  }
+
+  private async clearInFlight(key: string, id: string): Promise<void> {
+    try {
+      await this.o.shared?.redis.hdel(key, id);
+    } catch {
+      // it expires; the next attempt holds the message a while for nothing
+    }
+  }
+
+  /**
+   * A carrier receipt that matches no carrier id: a message left in doubt by a crash (its submit
+   * went out, the answer was never stored) on the same bind, from the receipt's destination to its
+   * source, whose text starts as the receipt's `text:` says, is marked sent (so the held message is
+   * not sent again) and the receipt is its own.
+   */
+  async matchInDoubt(r: Receipt): Promise<SentMessage | undefined> {
+    const sh = this.o.shared;
+    if (sh === undefined || !oneSlot(sh) || r.peer_kind !== "bind") return undefined;
+    const plan = this.o.plans.get(r.peer) ?? {};
+    const addr = (a: Receipt["source"]): string => {
+      const n = smppAddressToE164(a, plan);
+      return n.ok ? n.e164 : a.addr;
+    };
+    const key = inFlightKey(sh, r.peer, addr(r.destination), addr(r.source));
+    let m: [string, string] | null;
+    try {
+      m = (await MATCH.run(sh.redis, [key], [r.text ?? "", r.peer])) as [string, string] | null;
+      if (m === null) return undefined;
+      await sh.redis.set(jobKey(sh, m[0]), r.peer, "EX", sh.ttlS ?? 72 * 3600);
+    } catch (err) {
+      this.o.logger.warn({ err: errMessage(err) }, "sms outbound: in-doubt markers not readable");
+      return undefined;
+    }
+    try {
+      const j = JSON.parse(m[1]) as { w: Waiting; receipt: ReceiptRequest | null };
+      this.metrics.inDoubt.inc({ outcome: "matched" });
+      this.o.logger.info({ id: m[0], bind: r.peer, receipted_message_id: r.message_id }, "sms outbound: a carrier receipt matched a message in doubt after a crash: marked sent, not sent again");
+      j.w.smscIds = [r.message_id];
+      const s: SentMessage = { id: m[0], did: j.w.body.from, outbound: true, data: j.w };
+      if (j.receipt !== null) s.receipt = j.receipt;
+      return s;
+    } catch {
+      return undefined;
+    }
   }
 
   /** A message sent by any edge (or by this one before a restart), by the bind's message id. */
@@ -932,6 +1207,8 @@ export class SmsOutbound {
   onFinal(job: DeliveryJob, outcome: FinalOutcome): void {
     const b = job.body;
     if (b.type !== "message.outbound" || outcome.delivered) return;
+    const sh = this.o.shared;
+    if (sh !== undefined && b.route[0] !== undefined) void sh.redis.zrem(bindQueueKey(sh, b.route[0]), b.id).catch(() => undefined);
     this.metrics.finals.inc({ status: "failed" });
     void this.track(b, "failed", { reason: outcome.reason });
     this.record({ id: b.id, account: b.account, from: b.from, to: b.to, tenant: b.tenant, parts: b.parts, encoding: b.encoding, status: "failed", reason: outcome.reason, bind: null, smsc_message_ids: [], accepted_at: new Date(job.acceptedAt).toISOString(), sent_at: null, receipt: null, attempts: job.attempts, smpp_message_id: b.smpp?.message_id ?? null, mask: b.mask });
@@ -1025,9 +1302,12 @@ export class SmsOutbound {
  * the sent note (jobKey), status `sent` in its history (only if the history exists, as
  * MessageStatusStore.update), out of the cancel index, and its spool entry acknowledged (XACK +
  * XDEL, as the spool's ACK: the note and the acknowledgement cannot be separated by a crash).
- * KEYS jobKey, n carrier-id keys, [history hash, history list], [cancel index], [spool stream].
+ * The message's in-flight marker goes too (the carrier's answer was seen), and it leaves its bind's queue.
+ * KEYS jobKey, n carrier-id keys, [history hash, history list], [cancel index], [in-flight marker
+ * hash], [its first bind's queue], [spool stream].
  * ARGV carrier JSON, TTL s, n, bind, status entry JSON or "" (no history), status, history length,
- * history TTL s, id to take out of the index or "", spool group, spool entry id or "".
+ * history TTL s, id to take out of the index or "", spool group, spool entry id or "", id whose
+ * in-flight marker to remove or "", id to take out of the bind's queue or "".
  */
 const SENT = new Script(`
 local n = tonumber(ARGV[3])
@@ -1047,12 +1327,64 @@ if ARGV[9] ~= '' then
   redis.call('HDEL', KEYS[k], ARGV[9])
   k = k + 1
 end
+if ARGV[12] ~= '' then
+  redis.call('HDEL', KEYS[k], ARGV[12])
+  k = k + 1
+end
+if ARGV[13] ~= '' then
+  redis.call('ZREM', KEYS[k], ARGV[13])
+  k = k + 1
+end
 if ARGV[11] ~= '' then
   redis.call('XACK', KEYS[k], ARGV[10], ARGV[11])
   redis.call('XDEL', KEYS[k], ARGV[11])
 end
 return 1
 `);
+
+/** The window of didgate_sms_outbound_bind_tps (seconds). */
+const TPS_WINDOW_S = 5;
+
+/**
+ * The queue gauges: per bind queue (KEYS), entries scored before ARGV[1] dropped, then {ZCARD,
+ * lowest score or ""}.
+ */
+const QSTATS = new Script(`local out = {}
+for i = 1, #KEYS do
+  redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', '(' .. ARGV[1])
+  local first = redis.call('ZRANGE', KEYS[i], 0, 0, 'WITHSCORES')
+  out[i] = {redis.call('ZCARD', KEYS[i]), first[2] or ''}
+end
+return out`);
+
+/** KEYS in-flight marker hash. ARGV id, marker JSON, TTL s. */
+const MARK = new Script(`redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) redis.call('EXPIRE', KEYS[1], ARGV[3]) return 1`);
+
+/**
+ * A receipt against the in-flight markers of one bind, sender and recipient: the marker whose text
+ * equals the receipt's text, else the oldest whose text starts with it (an empty receipt text
+ * matches only a lone marker), is set to "!<bind>" (sent: checkSend() then ends the held message).
+ * KEYS marker hash. ARGV receipt text, bind. {id, marker JSON} or nil.
+ */
+const MATCH = new Script(`local all = redis.call('HGETALL', KEYS[1])
+local best, bestAt, bestV, exact, n = nil, nil, nil, false, 0
+local rt = ARGV[1]
+for i = 1, #all, 2 do
+  local v = all[i + 1]
+  if string.sub(v, 1, 1) ~= '!' then
+    n = n + 1
+    local m = cjson.decode(v)
+    local t = m.t or ''
+    local ex = t == rt
+    local ok = ex or (rt ~= '' and string.sub(t, 1, #rt) == rt)
+    if ok and ((ex and not exact) or (ex == exact and (bestAt == nil or m.at < bestAt))) then
+      best = all[i] bestAt = m.at bestV = v exact = ex
+    end
+  end
+end
+if best == nil or (rt == '' and n > 1) then return nil end
+redis.call('HSET', KEYS[1], best, '!' .. ARGV[2])
+return {best, bestV}`);
 
 /** The `account` of masked messages (src/edge/sms-masking.ts) in metrics and logs. */
 export const MASKING_ACCOUNT = "masking";

@@ -2,15 +2,20 @@
  * Outbound SMS in spool mode (real redis-server): an app's submit_sm is answered ESME_ROK once it
  * is in the Redis spool, and no acknowledged message is lost when didgate is killed with SIGKILL
  * while the queue drains at the bind's tps: after a restart (same instance_id: it re-reads its own
- * pending entries) every message reaches the SMSC (npm smpp server). didgate runs as a child
- * process from dist/ (npm run build first). Opt-outs are read from Redis (shared by edges).
+ * pending entries) every message reaches the SMSC (npm smpp server) exactly once: the SMSC answers
+ * late and sends receipts, so the kill leaves messages in doubt (submit_sm sent, answer never
+ * stored), which the restarted edge holds (smpp.in_doubt_hold_s) until their receipts mark them
+ * sent; without a receipt one is sent again once, after the hold, flagged possible_duplicate. A
+ * scheduled message whose recipient sends STOP before its time is never sent (UNDELIV err:102).
+ * didgate runs as a child process from dist/ (npm run build first). Opt-outs are read from Redis
+ * (shared by edges).
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { openSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { Redis } from "ioredis";
 import YAML from "yaml";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from "vitest";
 import { RedisRouteWriter } from "../../src/routing/sources/redis-writer.js";
 import { tempDir, waitFor } from "../helpers/app.js";
 import { freePort, startRedis, type TestRedis } from "../helpers/redis.js";
@@ -26,6 +31,10 @@ let smsc: TestSmsc;
 let slow: TestSmsc;
 let smppPort: number;
 let apiPort: number;
+let adminPort: number;
+let carrier: TestEsme | undefined;
+/** smpp.in_doubt_hold_s of this config. */
+const HOLD_S = 8;
 const ACME = "acme-token-0123456789abcdef";
 let cfgPath: string;
 let child: ChildProcess | undefined;
@@ -60,6 +69,15 @@ async function bindApp(): Promise<TestEsme> {
   }, 20_000, 200);
 }
 
+async function metrics(): Promise<string> {
+  return (await fetch(`http://127.0.0.1:${adminPort}/metrics`)).text();
+}
+/** A sample's value in a /metrics text (0 when absent). */
+function metricValue(text: string, sample: string): number {
+  const line = text.split("\n").find((l) => l.startsWith(sample + " "));
+  return line === undefined ? 0 : Number(line.slice(sample.length + 1));
+}
+
 const texts = (s: TestSmsc): string[] =>
   s.received.filter((p) => p.command === "submit_sm").map((p: SmppPdu) => String((p.short_message as { message: string }).message));
 
@@ -74,6 +92,7 @@ beforeAll(async () => {
   slow = await startSmsc({ idPrefix: "p" });
   smppPort = await freePort();
   apiPort = await freePort();
+  adminPort = await freePort();
   const dir = tempDir();
   cfgPath = join(dir, "didgate.yaml");
   writeFileSync(
@@ -82,13 +101,17 @@ beforeAll(async () => {
       instance_id: "edge-out-1",
       state_dir: dir,
       log: { level: "warn" },
-      admin: { listen: "127.0.0.1:0" },
+      admin: { listen: `127.0.0.1:${adminPort}` },
       sip: { listen: [] },
       routes: { redis: { url: redis.url, snapshot: "" } },
       api: { listen: `127.0.0.1:${apiPort}`, tokens: [{ token: ACME, tenant: "acme" }] },
       smpp: {
         listen: `127.0.0.1:${smppPort}`,
-        accounts: [{ system_id: "app-1", password: "pw-a", role: "app", tenant: "acme", country_code: "1" }],
+        accounts: [
+          { system_id: "app-1", password: "pw-a", role: "app", tenant: "acme", country_code: "1" },
+          { system_id: "carrier-1", password: "pw-c", role: "carrier", country_code: "1" },
+        ],
+        in_doubt_hold_s: HOLD_S,
         binds: [
           { name: "smsc-b", host: "127.0.0.1", port: smsc.port, system_id: "didgate", password: "pw", tps: 100, reconnect_min_s: 0.2, reconnect_max_s: 1 },
           { name: "smsc-slow", host: "127.0.0.1", port: slow.port, system_id: "didgate", password: "pw", tps: 10, reconnect_min_s: 0.2, reconnect_max_s: 1 },
@@ -100,6 +123,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await esme?.close();
+  await carrier?.close();
   if (child) await kill9(child);
   await smsc?.close();
   await slow?.close();
@@ -108,7 +132,15 @@ afterAll(async () => {
 });
 
 describe("outbound messages in the Redis spool", () => {
-  it("SIGKILL while 1,000 acknowledged messages drain at 100 tps: after a restart all 1,000 reach the SMSC", async () => {
+  it("SIGKILL while 1,000 acknowledged messages drain at 100 tps to an SMSC that answers late and sends receipts: after a restart all 1,000 reach the SMSC once", async () => {
+    // submit_sm_resp 100 ms late: the kill leaves messages whose submit went out but whose answer
+    // was never seen (in doubt); their receipts (0.5 s later, on the bind after the restart) mark them sent
+    smsc.options.respondAfterMs = 100;
+    smsc.options.receiptAfterMs = 500;
+    onTestFinished(() => {
+      smsc.options.respondAfterMs = undefined;
+      smsc.options.receiptAfterMs = undefined;
+    });
     child = startDidgate();
     esme = await bindApp();
     const n = 1000;
@@ -133,12 +165,15 @@ describe("outbound messages in the Redis spool", () => {
     const all = texts(smsc);
     const unique = new Set(all);
     for (let i = 0; i < n; i++) expect(unique.has(`dur ${i}`)).toBe(true);
-    const duplicates = all.length - unique.size;
-    console.log(`outbound spool SIGKILL: ${n} acknowledged, ${beforeRestart} at the SMSC before the kill, ${unique.size} unique after restart, ${duplicates} duplicates`);
-    // at least once: only the message the SMSC took in the instant before the kill (before didgate
-    // stored that it was sent) is sent again
-    expect(duplicates).toBeLessThanOrEqual(2);
-  }, 120_000);
+    // past the hold: a message in doubt whose receipt did not match would be sent again by now
+    await new Promise((r) => setTimeout(r, (HOLD_S + 3) * 1000));
+    const final = texts(smsc);
+    const duplicates = final.length - new Set(final).size;
+    const m = await metrics();
+    console.log(`outbound spool SIGKILL: ${n} acknowledged, ${beforeRestart} at the SMSC before the kill, ${unique.size} unique after restart, ${duplicates} duplicates, in doubt: ${metricValue(m, 'didgate_sms_outbound_in_doubt_total{outcome="matched"}')} matched, ${metricValue(m, 'didgate_sms_outbound_in_doubt_total{outcome="resent"}')} resent`);
+    const seen = new Set<string>();
+    expect(final.filter((t) => (seen.has(t) ? true : (seen.add(t), false)))).toEqual([]);
+  }, 150_000);
 
   it("a bind limited to 10 tps takes 100 queued messages at that rate (the SMSC's receive times)", async () => {
     child ??= startDidgate();
@@ -239,5 +274,63 @@ describe("outbound messages in the Redis spool", () => {
     await waitFor(() => texts(smsc).includes("not sent before the crash"), 30_000);
     await waitFor(async () => (await client.xlen("didgate:inbound")) === 0, 30_000);
     expect(texts(smsc)).not.toContain("noted before the crash");
+  }, 60_000);
+
+  it("in doubt without a receipt: the message is sent again exactly once, after the hold, flagged possible_duplicate", async () => {
+    child ??= startDidgate();
+    esme ??= await bindApp();
+    // the answer comes after the kill: the submit went out, didgate never saw it accepted; no receipt
+    smsc.options.respondAfterMs = 5000;
+    smsc.options.receiptAfterMs = undefined;
+    const r = await esme.send("submit_sm", { source_addr: "15125550100", source_addr_ton: 1, destination_addr: "447700900600", dest_addr_ton: 1, short_message: "in doubt no receipt" });
+    expect(r.command_status).toBe(0);
+    const id = `msg_${String(r.message_id).replace(/\0+$/, "")}`;
+    await waitFor(() => texts(smsc).includes("in doubt no receipt"), 20_000);
+    await kill9(child!);
+    await esme.close();
+    esme = undefined;
+    smsc.options.respondAfterMs = undefined;
+    const restartAt = Date.now();
+    child = startDidgate();
+    await waitFor(() => texts(smsc).filter((t) => t === "in doubt no receipt").length >= 2, (HOLD_S + 30) * 1000, 100);
+    // held for the hold (counted from the restart's first look at it), not sent at once
+    expect(Date.now() - restartAt).toBeGreaterThanOrEqual(HOLD_S * 1000 * 0.9);
+    const h = await waitFor(async () => {
+      const l = (await client.lrange(`didgate:msg:${id}:h`, 0, -1)).map((x) => JSON.parse(x) as { status: string; possible_duplicate?: boolean });
+      return l.some((e) => e.status === "sent") ? l : undefined;
+    }, 10_000);
+    expect(h.find((e) => e.status === "sent")).toMatchObject({ possible_duplicate: true });
+    expect(metricValue(await metrics(), 'didgate_sms_outbound_in_doubt_total{outcome="resent"}')).toBeGreaterThanOrEqual(1);
+    // exactly once: no third copy
+    await new Promise((res) => setTimeout(res, 2000));
+    expect(texts(smsc).filter((t) => t === "in doubt no receipt")).toHaveLength(2);
+  }, 90_000);
+
+  it("a scheduled message whose recipient sends STOP before its time is never sent: UNDELIV err:102 receipt, query_sm UNDELIVERABLE", async () => {
+    child ??= startDidgate();
+    esme ??= await bindApp();
+    const before = metricValue(await metrics(), "didgate_sms_outbound_opted_out_total");
+    // in 4 s (relative to the submit)
+    const r = await esme.send("submit_sm", { source_addr: "15125550100", source_addr_ton: 1, destination_addr: "447700900777", dest_addr_ton: 1, short_message: "scheduled promo", schedule_delivery_time: "000000000004000R", registered_delivery: 1 });
+    expect(r.command_status).toBe(0);
+    const appId = String(r.message_id).replace(/\0+$/, "");
+    // the recipient's STOP comes in from a carrier while the message waits for its time
+    carrier = await waitFor(async () => {
+      const c = await connectEsme(smppPort);
+      if ((await c.bind("bind_transceiver", "carrier-1", "pw-c")).command_status === 0) return c;
+      await c.close();
+      return undefined;
+    }, 20_000, 200);
+    expect((await carrier.send("deliver_sm", { source_addr: "447700900777", source_addr_ton: 1, source_addr_npi: 1, destination_addr: "15125550100", dest_addr_ton: 1, dest_addr_npi: 1, short_message: "STOP" })).command_status).toBe(0);
+    expect(await client.sismember("didgate:optout:+15125550100", "+447700900777")).toBe(1);
+    const rc = await waitFor(() => esme!.received.find((x) => x.command === "deliver_sm" && String(x.receipted_message_id).replace(/\0+$/, "") === appId), 20_000);
+    expect(String((rc.short_message as { message: string }).message)).toMatch(new RegExp(`^id:${appId} .*stat:UNDELIV err:102`));
+    const q = await esme.send("query_sm", { message_id: appId, source_addr_ton: 1, source_addr: "15125550100" });
+    expect(q.message_state).toBe(5); // UNDELIVERABLE
+    expect(metricValue(await metrics(), "didgate_sms_outbound_opted_out_total")).toBe(before + 1);
+    // well past its time: never at the SMSC (only the STOP confirmation went to that number)
+    await new Promise((res) => setTimeout(res, 1500));
+    expect(texts(smsc)).not.toContain("scheduled promo");
+    await client.srem("didgate:optout:+15125550100", "+447700900777");
   }, 60_000);
 });

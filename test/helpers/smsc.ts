@@ -31,6 +31,8 @@ export interface TestSmsc {
   waitBound(timeoutMs?: number): Promise<SmscBind>;
   /** Send a PDU on the newest bound session; resolves with the response PDU. */
   send(command: string, fields: Record<string, unknown>, bind?: SmscBind): Promise<SmppPdu>;
+  /** The options given (respondAfterMs and receiptAfterMs may be changed between cases). */
+  options: SmscOptions;
   /** Close listener and every session. */
   close(): Promise<void>;
 }
@@ -50,6 +52,14 @@ export interface SmscOptions {
    * the submit_sm_resp `receiptFirst` ms later (a receipt overtaking its response).
    */
   receiptFirst?: number;
+  /** Answer each submit_sm this many ms late (a kill of didgate in between leaves the message in doubt). Read at each submit: may be changed on `options`. */
+  respondAfterMs?: number;
+  /**
+   * For a submit_sm with registered_delivery, a DELIVRD receipt (the text's first 20 characters in
+   * `text:`) this many ms after the submit, on the newest bound session (it waits for one).
+   * Read at each submit: may be changed on `options`.
+   */
+  receiptAfterMs?: number;
   /** Do not answer enquire_link (to simulate a dead peer). */
   ignoreEnquireLink?: boolean;
   tls?: { key: string | Buffer; cert: string | Buffer };
@@ -79,6 +89,40 @@ export async function startSmsc(o: SmscOptions = {}): Promise<TestSmsc> {
   const received: SmppPdu[] = [];
   const sessions = new Set<any>();
   let ids = 0;
+  const timers = new Set<NodeJS.Timeout>();
+  const later = (ms: number, fn: () => void): void => {
+    const t = setTimeout(() => {
+      timers.delete(t);
+      fn();
+    }, ms);
+    timers.add(t);
+  };
+  // a receipt waits for a bound session (didgate restarting), and is sent again (on the newest
+  // session) when its session closes before the deliver_sm_resp or the answer is not ESME_ROK, as
+  // an SMSC keeps a receipt until it is acknowledged
+  const sendReceipt = (fields: Record<string, unknown>): void => {
+    const b = binds[binds.length - 1];
+    if (b === undefined) {
+      later(50, () => sendReceipt(fields));
+      return;
+    }
+    let answered = false;
+    const onClose = (): void => {
+      if (!answered) later(50, () => sendReceipt(fields));
+    };
+    b.session.once("close", onClose);
+    const written = b.session.deliver_sm(fields, (resp: SmppPdu) => {
+      answered = true;
+      b.session.removeListener("close", onClose);
+      // refused (e.g. a temporary status while didgate starts): sent again later
+      if (resp.command_status !== 0) later(200, () => sendReceipt(fields));
+    });
+    if (written === false) {
+      // the session is closing: the next one gets it
+      b.session.removeListener("close", onClose);
+      later(50, () => sendReceipt(fields));
+    }
+  };
   const server = smpp.createServer(o.tls ? { key: o.tls.key, cert: o.tls.cert } : {}, (session: any) => {
     sessions.add(session);
     session.on("error", () => {});
@@ -120,7 +164,22 @@ export async function startSmsc(o: SmscOptions = {}): Promise<TestSmsc> {
               message_state: 2,
             });
             setTimeout(() => session.send(resp), o.receiptFirst);
-          } else session.send(resp);
+          } else if (o.respondAfterMs !== undefined && o.respondAfterMs > 0) later(o.respondAfterMs, () => session.send(resp));
+          else session.send(resp);
+          if (o.receiptAfterMs !== undefined && ((pdu.registered_delivery as number) & 3) !== 0) {
+            const text = pduText(pdu).slice(0, 20);
+            const fields = {
+              source_addr: pdu.destination_addr,
+              source_addr_ton: pdu.dest_addr_ton,
+              destination_addr: pdu.source_addr,
+              dest_addr_ton: pdu.source_addr_ton,
+              esm_class: 4,
+              short_message: `id:${id} sub:001 dlvrd:001 submit date:2612050800 done date:2612050801 stat:DELIVRD err:000 text:${text}`,
+              receipted_message_id: id,
+              message_state: 2,
+            };
+            later(o.receiptAfterMs, () => sendReceipt(fields));
+          }
           break;
         }
       }
@@ -132,6 +191,7 @@ export async function startSmsc(o: SmscOptions = {}): Promise<TestSmsc> {
     port,
     binds,
     received,
+    options: o,
     waitBound: (timeoutMs = 5000) => waitFor(() => binds[binds.length - 1], timeoutMs, "bind at SMSC"),
     send(command, fields, bind) {
       const b = bind ?? binds[binds.length - 1];
@@ -142,6 +202,7 @@ export async function startSmsc(o: SmscOptions = {}): Promise<TestSmsc> {
       });
     },
     close() {
+      for (const t of timers) clearTimeout(t);
       for (const s of sessions) s.destroy();
       return new Promise<void>((r) => server.close(() => r()));
     },

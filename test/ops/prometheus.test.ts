@@ -217,6 +217,10 @@ describe("alert rules and dashboard files", () => {
           { series: `didgate_spool_oldest_age_seconds{${j},${B}}`, values: "0+60x30" },
           { series: `didgate_dead_letters_total{${j},${A},reason="gone"}`, values: "0 0 0 0 0 0 0 0 0 0 0 0 0 0 1x30" },
           { series: `didgate_dead_letters_total{${j},${A},reason="max_age"}`, values: "0x30" },
+          // the bind queues are in the shared spool: both edges report the same age, one alert per bind
+          { series: `didgate_sms_outbound_queue_oldest_age_seconds{${j},${A},bind="smsc-b"}`, values: "0+60x30" },
+          { series: `didgate_sms_outbound_queue_oldest_age_seconds{${j},${B},bind="smsc-b"}`, values: "0+60x30" },
+          { series: `didgate_sms_outbound_queue_oldest_age_seconds{${j},${A},bind="smsc-c"}`, values: "0 3 0 1 0x26" },
         ],
         alert_rule_test: [
           { eval_time: "16m", alertname: "DidgateDown", exp_alerts: [sev("critical", { instance: "a:9464" })] },
@@ -237,10 +241,12 @@ describe("alert rules and dashboard files", () => {
           { eval_time: "16m", alertname: "DidgateSpoolBacklog", exp_alerts: [sev("warning", {})] },
           { eval_time: "16m", alertname: "DidgateSpoolBacklogCritical", exp_alerts: [] },
           { eval_time: "16m", alertname: "DidgateDeadLetters", exp_alerts: [sev("warning", { reason: "gone" })] },
+          { eval_time: "16m", alertname: "DidgateSmsBindBacklog", exp_alerts: [sev("warning", { bind: "smsc-b" })] },
           // before the `for` durations have passed: nothing fires yet
           { eval_time: "1m", alertname: "DidgateDown", exp_alerts: [] },
           { eval_time: "2m", alertname: "DidgateSmppBindDown", exp_alerts: [] },
           { eval_time: "12m", alertname: "DidgateSpoolBacklog", exp_alerts: [] },
+          { eval_time: "12m", alertname: "DidgateSmsBindBacklog", exp_alerts: [] },
           // a dead letter stops alerting once it is 15 minutes old
           { eval_time: "30m", alertname: "DidgateDeadLetters", exp_alerts: [] },
         ],
@@ -271,6 +277,7 @@ describe("alert rules and dashboard files", () => {
           { series: `didgate_delivery_total{${j},${A},kind="webhook",outcome="retry"}`, values: "0+2x30" },
           { series: `didgate_spool_oldest_age_seconds{${j},${A}}`, values: "0 2 0 1 0 3 0 0 1 0 2 0 0 1 0 0 0 1 0 0 0 2 0 0 0 1 0 0 0 0" },
           { series: `didgate_dead_letters_total{${j},${A},reason="gone"}`, values: "0x30" },
+          { series: `didgate_sms_outbound_queue_oldest_age_seconds{${j},${A},bind="smsc-b"}`, values: "0 2 0 1 0 3 0 0 1 0 2 0 0 1 0 0 0 1 0 0 0 2 0 0 0 1 0 0 0 0" },
         ],
         alert_rule_test: alerts().map((a) => ({ eval_time: "25m", alertname: a.alert, exp_alerts: [] })),
       };
