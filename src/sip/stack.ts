@@ -159,6 +159,7 @@ export class SipStack implements TxContext {
   readonly limits: Readonly<ParseLimits>;
   private handler: SipStackHandler;
   private readonly log: Logger | undefined;
+  private readonly statelessSendFailed = (e: Error): void => this.log?.debug({ err: e }, "sip: stateless send failed");
   private readonly serverTx = new Map<string, ServerTransaction>();
   private readonly clientTx = new Map<string, ClientTransaction>();
   private readonly maxServer: number;
@@ -529,9 +530,8 @@ export class SipStack implements TxContext {
     const port = dest.port ?? (dest.transport === "tls" ? 5061 : 5060);
     const go = (address: string): void => {
       this.metrics.message("out", dest.transport, true, req.method, 0);
-      this.transport.send(buf, { transport: dest.transport, address, port }, null, (e) =>
-        this.log?.debug({ err: e }, "sip: stateless send failed"),
-      );
+      // the error callback only when it would log something
+      this.transport.send(buf, { transport: dest.transport, address, port }, null, this.log?.isLevelEnabled("debug") ? this.statelessSendFailed : undefined);
     };
     if (net.isIP(dest.host) !== 0) go(dest.host);
     else dns.lookup(dest.host, (err, a) => (err ? this.log?.debug({ err }, "sip: dns lookup failed") : go(a)));
