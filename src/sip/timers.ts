@@ -45,6 +45,8 @@ class TimerList {
   /** When `timer` fires (monotonic ms). */
   armedAt = 0;
   private firing = false;
+  /** `timer` is ref'd (keeps the process alive): entries are pending. */
+  private held = false;
   private readonly run = (): void => this.expire();
 
   constructor(
@@ -60,8 +62,13 @@ class TimerList {
       e.prev = t;
     }
     this.tail = e;
-    // while expiring, the list re-arms itself for its head once done
-    if (this.timer === null && !this.firing) this.arm(e.at, e.at - this.owner.now());
+    if (this.timer !== null) {
+      // armed for an entry set earlier (it fires no later than this one is due)
+      if (!this.held) {
+        this.timer.ref();
+        this.held = true;
+      }
+    } else if (!this.firing) this.arm(e.at, e.at - this.owner.now()); // while expiring, the list re-arms itself once done
   }
 
   remove(e: Entry): void {
@@ -73,20 +80,22 @@ class TimerList {
     else n.prev = p;
     e.prev = e.next = null;
     e.list = null;
-    if (this.head === null) this.idle();
+    // nothing pending: the Node timer stays (the next set of this duration most likely comes
+    // before it fires) but no longer keeps the process alive
+    if (this.head === null && this.timer !== null && this.held) {
+      this.timer.unref();
+      this.held = false;
+    }
   }
 
   private arm(at: number, delay: number): void {
     this.armedAt = at;
     this.timer = setTimeout(this.run, delay > 1 ? Math.ceil(delay) : 1);
+    this.held = true;
   }
 
-  /** Nothing pending: no Node timer keeps the process alive, and the owner forgets the list. */
+  /** Nothing pending when the Node timer fired: the owner forgets the list. */
   private idle(): void {
-    if (this.timer !== null) {
-      clearTimeout(this.timer);
-      this.timer = null;
-    }
     this.owner.drop(this);
   }
 

@@ -1,3 +1,5 @@
+import { spawn } from "node:child_process";
+import { resolve as resolve_ } from "node:path";
 import { describe, expect, it } from "vitest";
 import { TimerLists, type TimerTarget } from "../../src/sip/timers.js";
 
@@ -51,12 +53,20 @@ describe("TimerLists", () => {
     expect(t.listCount).toBe(0);
   });
 
-  it("an entry cleared while the list waits for it does not hold the process: the list's Node timer goes too", async () => {
-    const t = new TimerLists();
-    const h = t.set(60_000, { onTimer: () => { throw new Error("must not fire"); } }, 0);
-    expect(t.listCount).toBe(1);
-    t.clear(h);
-    expect(t.listCount).toBe(0);
-    await sleep(5);
+  it("a cleared timer does not keep the process alive, a pending one does", async () => {
+    const run = (body: string): Promise<number> =>
+      new Promise((resolve) => {
+        const src = `import { TimerLists } from ${JSON.stringify(resolve_("dist/src/sip/timers.js"))};\nconst t = new TimerLists();\n${body}`;
+        const t0 = Date.now();
+        const child = spawn(process.execPath, ["--input-type=module", "-e", src], { stdio: "ignore" });
+        child.on("exit", () => resolve(Date.now() - t0));
+      });
+    // one of three still pending: it holds the process (ended here after 5 s by an unref'd timer)
+    expect(await run(`const h = t.set(60_000, { onTimer() {} }, 0); t.set(60_000, { onTimer() {} }, 0); t.clear(h); t.clear(t.set(60_000, { onTimer() {} }, 0)); setTimeout(() => process.exit(3), 5000).unref();`)).toBeGreaterThan(4000);
+    // all cleared: the process ends at once, not after the 60 s of the list's Node timer
+    expect(await run(`const a = t.set(60_000, { onTimer() {} }, 0); const b = t.set(60_000, { onTimer() {} }, 0); t.clear(a); t.clear(b);`)).toBeLessThan(4000);
+    // pending: it fires, then the process ends
+    const ms = await run(`t.set(1500, { onTimer() { console.log("fired"); } }, 0);`);
+    expect(ms).toBeGreaterThanOrEqual(1500);
   });
 });
