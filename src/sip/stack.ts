@@ -145,6 +145,11 @@ export function destinationFromUri(uri: SipUri | string, defaultTransport: Trans
   return { transport, host: host.startsWith("[") ? host.slice(1, -1) : host, port: u.port ?? (transport === "tls" ? 5061 : 5060) };
 }
 
+/** net.isIPv6 without its regular expression for the common case (no colon: not IPv6). */
+function isV6(host: string): boolean {
+  return host.indexOf(":") >= 0 && net.isIPv6(host);
+}
+
 const NOOP_CLIENT_HANDLER: ClientTxHandler = {
   onResponse() {},
   onTimeout() {},
@@ -274,7 +279,7 @@ export class SipStack implements TxContext {
 
   /** Listener to use for sending to a destination (for building Record-Route / Contact). */
   listenerFor(transport: TransportKind, host: string): Listener | undefined {
-    return this.transport.pickListener(transport, net.isIPv6(host) ? 6 : 4);
+    return this.transport.pickListener(transport, isV6(host) ? 6 : 4);
   }
 
   // ---------------------------------------------------------------- receive
@@ -515,7 +520,7 @@ export class SipStack implements TxContext {
 
   /** The Via value this stack puts on requests it sends to `host` over `transport`. */
   viaValue(transport: TransportKind, host: string, branch: string): string {
-    const l = this.transport.pickListener(transport, net.isIPv6(host) ? 6 : 4);
+    const l = this.transport.pickListener(transport, isV6(host) ? 6 : 4);
     const sentBy = l ? l.sentBy : "127.0.0.1";
     return "SIP/2.0/" + viaTransport(transport) + " " + sentBy + ";branch=" + branch + ";rport";
   }

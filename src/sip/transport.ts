@@ -338,7 +338,7 @@ type LookupCallback = (err: NodeJS.ErrnoException | null, address: string, famil
  * else still goes to dns.lookup.
  */
 function ipLookup(address: string, family: unknown, cb: LookupCallback): void {
-  const fam = net.isIPv4(address) ? 4 : address.indexOf(":") >= 0 && net.isIPv6(address) ? 6 : 0;
+  const fam = address.indexOf(":") >= 0 ? (net.isIPv6(address) ? 6 : 0) : net.isIPv4(address) ? 4 : 0;
   if (fam !== 0) cb(null, address, fam);
   else dns.lookup(address, family as number, cb);
 }
