@@ -12,6 +12,11 @@
  *
  *   npx tsc -p . && node dist/bench/sip.js [--json] [--dids 100k] [--step-s 5]
  *        [--rates 500,1000,...] [--only didgate,didgate-bare,didgate-cdr-hep,didgate-verify,didgate-out,didgate-sign,kamailio] [--log-level info]
+ *        [--cpu-prof DIR]
+ *
+ * --cpu-prof DIR runs each didgate server under `node --cpu-prof` and writes its .cpuprofile into
+ * DIR when it stops (warm-up and every step included); summarise one with
+ * `node dist/bench/cpuprofile.js FILE` (self time per function and per file).
  *
  * The outbound case ("didgate-out") runs the same calls the other way: sipp as a customer on
  * 127.0.0.2 (caller ID checked for ownership) -> didgate -> the same sipp UAS as the carrier, the
@@ -356,10 +361,10 @@ async function runStep(dir: string, proxyName: string, proxyPid: number, proxyPo
   };
 }
 
-function kill(child: ChildProcess | null): Promise<void> {
+function kill(child: ChildProcess | null, graceMs = 5000): Promise<void> {
   if (child === null || child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
   return new Promise((resolve) => {
-    const t = setTimeout(() => child.kill("SIGKILL"), 5000);
+    const t = setTimeout(() => child.kill("SIGKILL"), graceMs);
     child.once("close", () => {
       clearTimeout(t);
       resolve();
@@ -379,6 +384,12 @@ async function main(): Promise<void> {
   const onlyList = args.option("only")?.split(",");
   const want = (n: string): boolean => onlyList === undefined || onlyList.includes(n);
   const logLevel = args.option("log-level") ?? "info";
+  const cpuProfDir = args.option("cpu-prof");
+  const nodeFlags: string[] = [];
+  if (cpuProfDir !== undefined) {
+    fs.mkdirSync(cpuProfDir, { recursive: true });
+    nodeFlags.push("--cpu-prof", "--cpu-prof-dir", path.resolve(cpuProfDir));
+  }
   const json = args.json;
   if (!fs.existsSync(CLI)) throw new Error(`${CLI} not found: run npx tsc -p . first`);
 
@@ -437,7 +448,8 @@ async function main(): Promise<void> {
       }
       summary[name] = best ? { sustained_cps: best.rate, p50: best.setup_p50_ms, p99: best.setup_p99_ms, cpu: best.cpu_us_per_call } : { sustained_cps: 0, p50: NaN, p99: NaN, cpu: NaN };
     } finally {
-      await kill(child);
+      // a server under --cpu-prof writes its profile on exit: give it time
+      await kill(child, cpuProfDir !== undefined ? 60_000 : 5000);
     }
   };
 
@@ -465,11 +477,11 @@ async function main(): Promise<void> {
             "",
           ].join("\n"),
         );
-        let child = spawn(process.execPath, [CLI, "serve", "--config", cfg], { cwd: dir, stdio: ["ignore", "ignore", "inherit"] });
+        let child = spawn(process.execPath, [...nodeFlags, CLI, "serve", "--config", cfg], { cwd: dir, stdio: ["ignore", "ignore", "inherit"] });
         if (!(await sipAlive(port, 90_000))) {
           await kill(child);
           log("didgate serve does not answer SIP (voice edge not wired in app.ts?): using the in-process --serve mode");
-          child = spawn(process.execPath, [fileURLToPath(import.meta.url), "--serve", cfg], { cwd: dir, stdio: ["ignore", "ignore", "inherit"] });
+          child = spawn(process.execPath, [...nodeFlags, fileURLToPath(import.meta.url), "--serve", cfg], { cwd: dir, stdio: ["ignore", "ignore", "inherit"] });
           if (!(await sipAlive(port, 90_000))) throw new Error("didgate does not answer SIP");
         }
         return { child, port };

@@ -3,6 +3,7 @@
  */
 import { Counter, Gauge, Histogram, type Registry } from "prom-client";
 import { partyLabel } from "./outbound-metrics.js";
+import { localChild } from "../util/local-counter.js";
 
 export type CallOutcome =
   | "routed"
@@ -75,9 +76,9 @@ export class VoiceMetrics {
     });
     this.failovers = new Counter({ name: "didgate_call_failovers_total", help: "Calls moved on to a next target", labelNames: ["trunk"], registers });
     this.targetsDown = new Gauge({ name: "didgate_sip_targets_down", help: "SIP targets currently marked down (probing or suspect after a timeout)", registers });
-    this.request = cache2((trunk, method) => this.requests.labels({ trunk, method }));
-    this.final = cache2((trunk, code) => this.finals.labels({ trunk, code }));
-    this.call = cache2((trunk, outcome) => this.calls.labels({ trunk, outcome }));
+    this.request = cache2((trunk, method) => localChild(this.requests, { trunk, method }));
+    this.final = cache2((trunk, code) => localChild(this.finals, { trunk, code }));
+    this.call = cache2((trunk, outcome) => localChild(this.calls, { trunk, outcome }));
     this.setupOf = cache2((trunk) => this.setup.labels({ trunk }));
     this.failoverOf = cache2((trunk) => this.failovers.labels({ trunk }));
     this.forged = new Counter({

@@ -77,6 +77,7 @@ import type { ActivityRecorder } from "../records/activity.js";
 import type { SessionStore } from "../masking/sessions.js";
 import type { MaskingMetrics } from "../masking/metrics.js";
 import { errMessage } from "../util/errors.js";
+import { unredacted } from "../ops/logger.js";
 import { cutMaskedRecordRoute, decideMasked, maskedDialogAllows, maskRequest, MASKED_DIALOG_METHODS, maskStrayResponse, maskTowardsCaller, type MaskResult } from "./masking.js";
 import { buildRegistrar, type ContactLeg, type DigestSettings, type RegistrarEdge } from "./registrar.js";
 import type { VoiceSettings } from "./voice-options.js";
@@ -801,7 +802,8 @@ export class VoiceEdge implements SipStackHandler, ProxyHost {
     if (ms !== undefined) this.metrics.setupOf(trunk, "").observe(ms / 1000);
     if (outcome === "rejected_acl") return; // scanners: no log line per packet (debug in reject())
     const i = call?.info;
-    this.logger.info(
+    // fixed fields, no secret among them: logged without the redaction pass
+    unredacted(this.logger).info(
       {
         trunk, did, caller, route_key: key, targets: tried ?? [], code, outcome, setup_ms: ms === undefined ? undefined : Math.round(ms * 100) / 100, call_id: tx.request.callId,
         ...(i?.verstat !== undefined ? { verstat: i.verstat, attest: i.attest ?? null } : {}),

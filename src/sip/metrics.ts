@@ -1,5 +1,6 @@
 /** prom-client metrics of the SIP stack, created on the Registry passed in (or a private one). */
 import { Counter, Gauge, Registry } from "prom-client";
+import { localChild, type LocalCount } from "../util/local-counter.js";
 
 const METHODS = new Set([
   "INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "REGISTER", "PRACK", "UPDATE", "INFO", "SUBSCRIBE",
@@ -65,13 +66,31 @@ export class SipMetrics {
     this.keepalives = counter(reg, "didgate_sip_keepalives_total", "CRLF keep-alive pings received (RFC 5626; answered with CRLF on TCP/TLS)", ["transport"]);
   }
 
+  /** Local children of messages by direction, transport, kind, method label and code label. */
+  private readonly messageCounts = new Map<string, LocalCount<"direction" | "transport" | "kind" | "method" | "code">>();
+  private readonly retransCounts = new Map<string, LocalCount<"direction" | "kind">>();
+
   message(direction: "in" | "out", transport: string, isRequest: boolean, method: string, code: number): void {
-    this.messages.inc({
-      direction,
-      transport,
-      kind: isRequest ? "request" : "response",
-      method: methodLabel(method),
-      code: isRequest ? "" : codeLabel(code),
-    });
+    const m = methodLabel(method);
+    const c = isRequest ? -1 : CODES.has(code) ? code : 0;
+    // every part of the key is from a closed set: the map stays small
+    const key = direction + transport + m + c;
+    let child = this.messageCounts.get(key);
+    if (child === undefined) {
+      child = localChild(this.messages, { direction, transport, kind: isRequest ? "request" : "response", method: m, code: isRequest ? "" : codeLabel(code) });
+      this.messageCounts.set(key, child);
+    }
+    child.inc();
+  }
+
+  /** retransmissions.inc({ direction, kind }) without label hashing. */
+  retransmission(direction: "in" | "out", kind: "request" | "response"): void {
+    const key = direction + kind;
+    let child = this.retransCounts.get(key);
+    if (child === undefined) {
+      child = localChild(this.retransmissions, { direction, kind });
+      this.retransCounts.set(key, child);
+    }
+    child.inc();
   }
 }

@@ -105,25 +105,55 @@ export interface DialogBinding {
   readonly mask?: string;
 }
 
-/** Signs and checks dialog bindings with HMAC-SHA256; the first secret signs, all verify. */
+/** What a DialogSigner remembers (entries each): MACs it computed, tokens it verified. */
+export const DIALOG_MAC_CACHE = 16384;
+
+/**
+ * Signs and checks dialog bindings with HMAC-SHA256; the first secret signs, all verify.
+ *
+ * One dialog's token is signed for the INVITE, checked and re-signed on each response that sets
+ * up the dialog, and checked on every in-dialog request: the same binding again and again. So the
+ * signer remembers, each in a bounded map (oldest entry out first), the MACs it computed (binding
+ * -> token) and the tokens it verified (the whole MAC input and token as one string: a hit is the
+ * exact pair verified before). Only MACs computed here ever enter either map.
+ */
 export class DialogSigner {
   private readonly keys: KeyObject[];
+  private readonly signed = new Map<string, string>();
+  private readonly verified = new Set<string>();
 
-  constructor(secrets: ReadonlyArray<string | Buffer>) {
+  constructor(secrets: ReadonlyArray<string | Buffer>, private readonly cacheSize = DIALOG_MAC_CACHE) {
     if (secrets.length === 0) throw new Error("DialogSigner needs a secret");
     this.keys = secrets.map((s) => createSecretKey(typeof s === "string" ? Buffer.from(s, "utf8") : Buffer.from(s)));
   }
 
-  private mac(key: KeyObject, b: DialogBinding): Buffer {
-    const h = createHmac("sha256", key);
+  private static input(b: DialogBinding): string {
     // a separator that cannot occur in any field (Call-ID and tags are tokens or words)
-    h.update("dg1\n" + b.callId + "\n" + b.ftag + "\n" + b.flow + "\n" + b.up.join("*") + "\n" + b.down.join("*"));
-    if (b.mask !== undefined) h.update("\nm" + b.mask);
-    return h.digest().subarray(0, 16);
+    const s = "dg1\n" + b.callId + "\n" + b.ftag + "\n" + b.flow + "\n" + b.up.join("*") + "\n" + b.down.join("*");
+    return b.mask !== undefined ? s + "\nm" + b.mask : s;
+  }
+
+  private mac(key: KeyObject, input: string): Buffer {
+    return createHmac("sha256", key).update(input).digest().subarray(0, 16);
+  }
+
+  private remember(input: string, sig: string): void {
+    const v = this.verified;
+    v.add(input + "\n" + sig);
+    if (v.size > this.cacheSize) v.delete(v.values().next().value!);
   }
 
   sign(b: DialogBinding): string {
-    return this.mac(this.keys[0]!, b).toString("base64url");
+    const input = DialogSigner.input(b);
+    let sig = this.signed.get(input);
+    if (sig === undefined) {
+      sig = this.mac(this.keys[0]!, input).toString("base64url");
+      const m = this.signed;
+      m.set(input, sig);
+      if (m.size > this.cacheSize) m.delete(m.keys().next().value!);
+      this.remember(input, sig);
+    }
+    return sig;
   }
 
   /**
@@ -150,9 +180,16 @@ export class DialogSigner {
 
   verify(b: DialogBinding, sig: string): boolean {
     if (sig.length !== 22) return false;
+    const input = DialogSigner.input(b);
+    if (this.verified.has(input + "\n" + sig)) return true;
     const got = Buffer.from(sig, "base64url");
     if (got.length !== 16) return false;
-    for (const k of this.keys) if (timingSafeEqual(this.mac(k, b), got)) return true;
+    for (const k of this.keys) {
+      if (timingSafeEqual(this.mac(k, input), got)) {
+        this.remember(input, sig);
+        return true;
+      }
+    }
     return false;
   }
 }

@@ -145,6 +145,11 @@ export function destinationFromUri(uri: SipUri | string, defaultTransport: Trans
   return { transport, host: host.startsWith("[") ? host.slice(1, -1) : host, port: u.port ?? (transport === "tls" ? 5061 : 5060) };
 }
 
+/** net.isIPv6 without its regular expression for the common case (no colon: not IPv6). */
+function isV6(host: string): boolean {
+  return host.indexOf(":") >= 0 && net.isIPv6(host);
+}
+
 const NOOP_CLIENT_HANDLER: ClientTxHandler = {
   onResponse() {},
   onTimeout() {},
@@ -159,6 +164,7 @@ export class SipStack implements TxContext {
   readonly limits: Readonly<ParseLimits>;
   private handler: SipStackHandler;
   private readonly log: Logger | undefined;
+  private readonly statelessSendFailed = (e: Error): void => this.log?.debug({ err: e }, "sip: stateless send failed");
   private readonly serverTx = new Map<string, ServerTransaction>();
   private readonly clientTx = new Map<string, ClientTransaction>();
   private readonly maxServer: number;
@@ -273,7 +279,7 @@ export class SipStack implements TxContext {
 
   /** Listener to use for sending to a destination (for building Record-Route / Contact). */
   listenerFor(transport: TransportKind, host: string): Listener | undefined {
-    return this.transport.pickListener(transport, net.isIPv6(host) ? 6 : 4);
+    return this.transport.pickListener(transport, isV6(host) ? 6 : 4);
   }
 
   // ---------------------------------------------------------------- receive
@@ -514,7 +520,7 @@ export class SipStack implements TxContext {
 
   /** The Via value this stack puts on requests it sends to `host` over `transport`. */
   viaValue(transport: TransportKind, host: string, branch: string): string {
-    const l = this.transport.pickListener(transport, net.isIPv6(host) ? 6 : 4);
+    const l = this.transport.pickListener(transport, isV6(host) ? 6 : 4);
     const sentBy = l ? l.sentBy : "127.0.0.1";
     return "SIP/2.0/" + viaTransport(transport) + " " + sentBy + ";branch=" + branch + ";rport";
   }
@@ -529,9 +535,8 @@ export class SipStack implements TxContext {
     const port = dest.port ?? (dest.transport === "tls" ? 5061 : 5060);
     const go = (address: string): void => {
       this.metrics.message("out", dest.transport, true, req.method, 0);
-      this.transport.send(buf, { transport: dest.transport, address, port }, null, (e) =>
-        this.log?.debug({ err: e }, "sip: stateless send failed"),
-      );
+      // the error callback only when it would log something
+      this.transport.send(buf, { transport: dest.transport, address, port }, null, this.log?.isLevelEnabled("debug") ? this.statelessSendFailed : undefined);
     };
     if (net.isIP(dest.host) !== 0) go(dest.host);
     else dns.lookup(dest.host, (err, a) => (err ? this.log?.debug({ err }, "sip: dns lookup failed") : go(a)));

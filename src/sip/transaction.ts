@@ -171,9 +171,9 @@ export class ServerTransaction implements TimerTarget {
 
   /** @internal a retransmission of the request arrived */
   receiveRetransmission(): void {
-    this.ctx.metrics.retransmissions.inc({ direction: "in", kind: "request" });
+    this.ctx.metrics.retransmission("in", "request");
     if ((this.state === "proceeding" || this.state === "completed") && this.lastResponse !== null) {
-      this.ctx.metrics.retransmissions.inc({ direction: "out", kind: "response" });
+      this.ctx.metrics.retransmission("out", "response");
       this.send(this.lastResponse, this.lastStatus, null as unknown as SipMessage);
     }
   }
@@ -186,7 +186,7 @@ export class ServerTransaction implements TimerTarget {
       this.endTimer = this.ctx.timers.set(this.reliable ? 0 : this.ctx.timerConfig.t4, this, I);
       this.events.onAck?.(this, ack);
     } else {
-      this.ctx.metrics.retransmissions.inc({ direction: "in", kind: "request" });
+      this.ctx.metrics.retransmission("in", "request");
     }
   }
 
@@ -201,7 +201,7 @@ export class ServerTransaction implements TimerTarget {
     switch (kind) {
       case G:
         if (this.state !== "completed" || this.lastResponse === null) return;
-        this.ctx.metrics.retransmissions.inc({ direction: "out", kind: "response" });
+        this.ctx.metrics.retransmission("out", "response");
         this.send(this.lastResponse, this.lastStatus, null as unknown as SipMessage);
         this.interval = Math.min(this.interval * 2, this.ctx.timerConfig.t2);
         this.retransTimer = this.ctx.timers.set(this.interval, this, G);
@@ -303,7 +303,7 @@ export class ClientTransaction implements TimerTarget {
 
   private transmit(retrans: boolean): void {
     const m = this.ctx.metrics;
-    if (retrans) m.retransmissions.inc({ direction: "out", kind: "request" });
+    if (retrans) m.retransmission("out", "request");
     else m.message("out", this.target.transport, true, this.method, 0);
     this.ctx.transport.send(this.buf, this.target, null, this.onErr);
     if (this.connection === null && this.target.transport !== "udp")
@@ -342,14 +342,14 @@ export class ClientTransaction implements TimerTarget {
     if (s === "terminated") return;
     if (s === "completed") {
       // retransmitted final response: re-send the ACK (INVITE), absorb
-      this.ctx.metrics.retransmissions.inc({ direction: "in", kind: "response" });
+      this.ctx.metrics.retransmission("in", "response");
       if (this.ackBuf !== null && st >= 300) this.ctx.transport.send(this.ackBuf, this.target, this.connection, undefined);
       return;
     }
     if (s === "accepted") {
       // RFC 6026: 2xx retransmissions go to the TU, others are absorbed
       if (st >= 200 && st < 300) this.deliver(res);
-      else this.ctx.metrics.retransmissions.inc({ direction: "in", kind: "response" });
+      else this.ctx.metrics.retransmission("in", "response");
       return;
     }
     if (st < 200) {

@@ -11,6 +11,7 @@
  * Nothing thrown by a handler escapes a socket callback.
  */
 import dgram from "node:dgram";
+import dns from "node:dns";
 import net from "node:net";
 import os from "node:os";
 import tls from "node:tls";
@@ -328,6 +329,20 @@ function connKey(t: TransportKind, addr: string, port: number): string {
   return t + "|" + addr + "|" + port;
 }
 
+type LookupCallback = (err: NodeJS.ErrnoException | null, address: string, family: number) => void;
+
+/**
+ * The UDP sockets' address lookup. Targets are IP addresses already (names are resolved before a
+ * send), and dgram's default lookup goes through dns.lookup, which answers an IP literal on the
+ * next tick: a closure and a tick per datagram. An IP literal is answered at once here; anything
+ * else still goes to dns.lookup.
+ */
+function ipLookup(address: string, family: unknown, cb: LookupCallback): void {
+  const fam = address.indexOf(":") >= 0 ? (net.isIPv6(address) ? 6 : 0) : net.isIPv4(address) ? 4 : 0;
+  if (fam !== 0) cb(null, address, fam);
+  else dns.lookup(address, family as number, cb);
+}
+
 function normAddr(a: string | undefined): string {
   if (!a) return "";
   return a.startsWith("::ffff:") && a.indexOf(".") > 0 ? a.slice(7) : a;
@@ -335,6 +350,9 @@ function normAddr(a: string | undefined): string {
 
 export class TransportLayer {
   readonly listeners: Listener[] = [];
+  /** The first UDP listener of each address family (the one UDP sends go out of). */
+  private udp4: Listener | undefined;
+  private udp6: Listener | undefined;
   /** @internal */ readonly metrics: SipMetrics;
   /** @internal */ readonly maxWriteBuffer: number;
   private readonly conns = new Map<string, Connection>();
@@ -403,7 +421,7 @@ export class TransportLayer {
     const u = parseListenUrl(spec.url);
     const host = u.host === "*" ? "0.0.0.0" : u.host;
     if (u.transport === "udp") {
-      const sock = dgram.createSocket({ type: net.isIPv6(host) ? "udp6" : "udp4", reuseAddr: false });
+      const sock = dgram.createSocket({ type: net.isIPv6(host) ? "udp6" : "udp4", reuseAddr: false, lookup: ipLookup });
       await new Promise<void>((resolve, reject) => {
         sock.once("error", reject);
         sock.bind(u.port, host, () => {
@@ -430,6 +448,8 @@ export class TransportLayer {
         }
       });
       this.listeners.push(l);
+      if (l.family === 4) this.udp4 ??= l;
+      else this.udp6 ??= l;
       return l;
     }
     let server: net.Server;
@@ -611,10 +631,10 @@ export class TransportLayer {
       return;
     }
     if (target.transport === "udp") {
-      const fam: 4 | 6 = net.isIPv6(target.address) ? 6 : 4;
-      let l: Listener | undefined;
-      for (const x of this.listeners) if (x.transport === "udp" && x.family === fam) { l = x; break; }
-      if (!l || !l.udp) {
+      // an IP address: only IPv6 has a colon
+      const fam: 4 | 6 = target.address.indexOf(":") >= 0 ? 6 : 4;
+      const l = fam === 4 ? this.udp4 : this.udp6;
+      if (l === undefined || l.udp === null) {
         this.metrics.transportErrors.inc({ transport: "udp", reason: "no_listener" });
         if (onError) safeCall(onError, new Error("no UDP listener for IPv" + fam));
         return;
@@ -625,7 +645,9 @@ export class TransportLayer {
       }
       const tap = this.opts.capture;
       if (tap !== undefined) tap("udp", l.address, l.port, target.address, target.port, buf);
-      l.udp.send(buf, target.port, target.address, onError ? (err) => { if (err) { this.metrics.transportErrors.inc({ transport: "udp", reason: "send" }); safeCall(onError, err); } } : undefined);
+      // fire and forget unless the caller wants send errors (a callback costs a tick per datagram)
+      if (onError === undefined) l.udp.send(buf, target.port, target.address);
+      else l.udp.send(buf, target.port, target.address, (err) => { if (err) { this.metrics.transportErrors.inc({ transport: "udp", reason: "send" }); safeCall(onError, err); } });
       return;
     }
     let c = via !== null && !via.closed ? via : this.conns.get(connKey(target.transport, target.address, target.port));

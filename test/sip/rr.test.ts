@@ -34,6 +34,35 @@ describe("dialog tokens", () => {
     expect(s.verify(b, "short")).toBe(false);
   });
 
+  it("remembers MACs and verified tokens in bounded maps: a remembered token still binds every field, and one forgotten verifies again", () => {
+    const s = new DialogSigner(["k".repeat(32)], 4);
+    const fresh = new DialogSigner(["k".repeat(32)]);
+    const sig = s.sign(b);
+    expect(sig).toBe(fresh.sign(b));
+    // verified from memory, and the same answers as a signer without memory for every change
+    for (let i = 0; i < 2; i++) {
+      expect(s.verify(b, sig)).toBe(true);
+      for (const changed of [{ ...b, callId: "c2@x" }, { ...b, ftag: "G" }, { ...b, up: [] }, { ...b, mask: "+15125550100" }]) expect(s.verify(changed, sig)).toBe(false);
+      const flipped = sig.slice(0, 21) + (sig[21] === "A" ? "Q" : "A");
+      expect(s.verify(b, flipped)).toBe(false);
+    }
+    // a token signed with the previous secret verifies, and is then remembered too
+    const old = new DialogSigner(["o".repeat(32)]).sign(b);
+    const rotated = new DialogSigner(["k".repeat(32), "o".repeat(32)], 4);
+    expect(rotated.verify(b, old)).toBe(true);
+    expect(rotated.verify(b, old)).toBe(true);
+    expect(rotated.sign(b)).toBe(sig);
+    // bounded: many dialogs later the maps hold at most 4 entries each, and the first still verifies
+    const bindings = Array.from({ length: 50 }, (_, i) => ({ ...b, callId: "call-" + i }));
+    const sigs = bindings.map((x) => s.sign(x));
+    bindings.forEach((x, i) => expect(s.verify(x, sigs[i]!)).toBe(true));
+    const inner = s as unknown as { signed: Map<string, string>; verified: Set<string> };
+    expect(inner.signed.size).toBeLessThanOrEqual(4);
+    expect(inner.verified.size).toBeLessThanOrEqual(4);
+    expect(s.verify(b, sig)).toBe(true);
+    expect(s.verify({ ...b, callId: "call-0" }, sig)).toBe(false);
+  });
+
   it("hops: lower-case host, IPv6 in brackets, default port by transport, maddr wins", () => {
     const h = (u: string) => hopOfUri(parseUri(u)!);
     expect(h("sip:a@Host.Example.NET")).toBe("host.example.net~5060");
