@@ -23,7 +23,8 @@ import { errMessage } from "../util/errors.js";
 import { Handoff } from "./handoff.js";
 import { methodLabel, ownerOf, scanMessage } from "./steer.js";
 
-const INDEX_ENV = "DIDGATE_WORKER_INDEX";
+// not DIDGATE_*: those are config overrides (src/config/load.ts)
+const INDEX_ENV = "DGW_WORKER_INDEX";
 
 type Msg =
   | { type: "didgate:handoff"; index: number; port: number }
