@@ -207,9 +207,10 @@ describe("sip.workers: 2 (file routes)", () => {
         const fwd = dest.got.filter((m) => m.method === "INVITE" && m.callId?.startsWith("cps-")).length;
         return f.length + fwd >= 40 ? { refused: f.length, admitted: fwd } : undefined;
       }, 10_000);
-      // each worker has 5 CPS (burst 5): together 10, plus what refills while the 40 arrive
+      // each worker has 5 CPS (burst 5): together 10, plus what refills while the 40 are handled
+      // (a busy machine stretches that); unsplit, two workers would admit 20 or more
       expect(finals.admitted).toBeGreaterThanOrEqual(8);
-      expect(finals.admitted).toBeLessThanOrEqual(13);
+      expect(finals.admitted).toBeLessThanOrEqual(15);
       expect(finals.refused).toBe(40 - finals.admitted);
     } finally {
       await lim.close();
