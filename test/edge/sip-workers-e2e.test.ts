@@ -216,6 +216,16 @@ describe("sip.workers: 2 (file routes)", () => {
       await lim.close();
     }
   });
+
+  it("SIGHUP to the primary reloads every worker", async () => {
+    const before = d.out().split("\n").filter((l) => l.includes('"config reloaded"')).length;
+    d.child.kill("SIGHUP");
+    const lines = await waitFor(() => {
+      const l = d.out().split("\n").filter((x) => x.includes('"config reloaded"'));
+      return l.length >= before + 2 ? l.slice(before) : undefined;
+    }, 10_000);
+    expect(new Set(lines.map((l) => (JSON.parse(l) as { worker: number }).worker))).toEqual(new Set([0, 1]));
+  });
 });
 
 describe("sip.workers: 2 with Redis routes", () => {
