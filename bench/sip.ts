@@ -9,9 +9,11 @@
  * The same load runs against didgate (`node dist/src/cli.js serve --config <generated>`) and
  * Kamailio (/usr/sbin/kamailio, one UDP worker, the DIDs in an mtree loaded from db_text,
  * record_route + t_relay; config from bench/kamailio/bench.cfg.tpl), and the ratio is printed.
+ * "didgate-w2" is the plain case with sip.workers: 2 (docs/sip.md "Workers"), "kamailio-w2"
+ * Kamailio with children=2: the CPU of every process of the proxy is counted.
  *
  *   npx tsc -p . && node dist/bench/sip.js [--json] [--dids 100k] [--step-s 5]
- *        [--rates 500,1000,...] [--only didgate,didgate-bare,didgate-cdr-hep,didgate-verify,didgate-out,didgate-sign,kamailio] [--log-level info]
+ *        [--rates 500,1000,...] [--only didgate,didgate-w2,didgate-bare,didgate-cdr-hep,didgate-verify,didgate-out,didgate-sign,kamailio,kamailio-w2] [--log-level info]
  *        [--cpu-prof DIR]
  *
  * --cpu-prof DIR runs each didgate server under `node --cpu-prof` and writes its .cpuprofile into
@@ -454,7 +456,7 @@ async function main(): Promise<void> {
   };
 
   try {
-    const startDidgate = async (extra: string[] = []): Promise<{ child: ChildProcess; port: number }> => {
+    const startDidgate = async (extra: string[] = [], sipExtra: string[] = []): Promise<{ child: ChildProcess; port: number }> => {
         const port = await freePort();
         const cfg = path.join(dir, "didgate.yaml");
         fs.writeFileSync(
@@ -463,6 +465,7 @@ async function main(): Promise<void> {
             "sip:",
             `  listen: ["udp://127.0.0.1:${port}"]`,
             "  max_inflight_invites: 100000",
+            ...sipExtra.map((l) => "  " + l),
             "  flood: { per_source_pps: 100000, max_sources: 1000 }",
             "  trunks:",
             '    - { name: bench, sources: ["127.0.0.1"], country_code: "1", cps: 100000 }',
@@ -487,6 +490,7 @@ async function main(): Promise<void> {
         return { child, port };
     };
     if (want("didgate")) await runProxy("didgate", () => startDidgate());
+    if (want("didgate-w2")) await runProxy("didgate-w2", () => startDidgate([], ["workers: 2"]));
     if (want("didgate-bare")) await runProxy("didgate-bare", () => startDidgate(["records: { enabled: false }"]));
     if (want("didgate-cdr-hep")) {
       const sink = dgram.createSocket("udp4");
@@ -531,14 +535,15 @@ async function main(): Promise<void> {
       }
     }
     if (want("didgate-out")) await runProxy("didgate-out", () => startDidgate(), "127.0.0.2", "out.csv");
-    if (want("kamailio")) {
+    for (const [kname, children] of [["kamailio", 1], ["kamailio-w2", 2]] as const) {
+      if (!want(kname)) continue;
       if (!fs.existsSync(KAMAILIO)) log(`${KAMAILIO} not found: Kamailio skipped`);
       else
-        await runProxy("kamailio", async () => {
+        await runProxy(kname, async () => {
           const port = await freePort();
           const tpl = fs.readFileSync(path.join(ROOT, "bench", "kamailio", "bench.cfg.tpl"), "utf8");
           const cfg = path.join(dir, "kamailio.cfg");
-          fs.writeFileSync(cfg, tpl.replace(/@PORT@/g, String(port)).replace(/@MPATH@/g, KAM_MODULES).replace(/@DBDIR@/g, path.join(dir, "db")));
+          fs.writeFileSync(cfg, tpl.replace(/^children=1$/m, `children=${children}`).replace(/@PORT@/g, String(port)).replace(/@MPATH@/g, KAM_MODULES).replace(/@DBDIR@/g, path.join(dir, "db")));
           const child = spawn(KAMAILIO, ["-f", cfg, "-DD", "-E", "-Y", dir, "-P", path.join(dir, "kamailio.pid"), "-m", "256", "-M", "16"], { cwd: dir, stdio: ["ignore", "ignore", "pipe"] });
           let err = "";
           child.stderr!.on("data", (d: Buffer) => (err = (err + d.toString()).slice(-4000)));

@@ -57,7 +57,9 @@ import { createPrivateKey } from "node:crypto";
 import { AddressPolicy } from "./delivery/ssrf.js";
 import { CallRecords } from "./edge/cdr.js";
 import { callIdOf, HepSender } from "./ops/hep.js";
-import type { CaptureTap } from "./sip/transport.js";
+import type { CaptureTap, UdpSteer } from "./sip/transport.js";
+import { branchTag } from "./workers/steer.js";
+import { workerConfig } from "./workers/config.js";
 import { DialogSigner, SipStack, type SipStackOptions } from "./sip/index.js";
 import { loadDialogSecrets } from "./edge/dialog-secret.js";
 import { Counter } from "prom-client";
@@ -77,8 +79,20 @@ import { registerUsersApi } from "./api/users.js";
 import { errMessage } from "./util/errors.js";
 import { stopComponents, type Component } from "./util/lifecycle.js";
 
+/** This instance is one of several SIP worker processes (sip.workers > 1, src/workers/). */
+export interface WorkerRole {
+  index: number;
+  count: number;
+  /** Sees every datagram of the shared UDP socket first; true: passed to its owner. */
+  steer: UdpSteer;
+  /** Worker 0: the /metrics text of every worker, summed (asked of the primary). */
+  clusterMetrics?: () => Promise<string>;
+}
+
 export interface DidgateOptions {
   logger?: Logger;
+  /** A SIP worker process (sip.workers > 1); undefined: the one process does everything. */
+  worker?: WorkerRole;
   /** Epoch ms; injectable for tests. */
   now?: () => number;
   /** Uniform random in [0,1). */
@@ -176,8 +190,11 @@ export class Didgate {
   private stopping = false;
   private stopped: Promise<void> | undefined;
 
+  /** The SIP stack of the voice edge (once started). */
+  sipStack: SipStack | undefined;
+
   constructor(readonly loaded: LoadedConfig, private readonly opts: DidgateOptions = {}) {
-    this.config = loaded.config;
+    this.config = this.forWorker(loaded.config);
     this.logger = opts.logger ?? createLogger(this.config.log.level);
     this.registry = createRegistry();
     this.routeMetrics = new RouteMetrics(this.registry);
@@ -199,6 +216,24 @@ export class Didgate {
     return resolvePath(this.loaded.baseDir, p);
   }
 
+  /** A worker's share of the config (src/workers/config.ts); the config itself in one process. */
+  private forWorker(c: Config): Config {
+    const w = this.opts.worker;
+    return w === undefined ? c : workerConfig(c, w.index, w.count, hostname());
+  }
+
+  /** Worker 0 (or the one process) runs SMPP, delivery, the HTTP API and the admin listener. */
+  private get leader(): boolean {
+    return this.opts.worker === undefined || this.opts.worker.index === 0;
+  }
+
+  /** The state directory of this process (workers other than 0: a subdirectory of their own). */
+  private stateDir(): string {
+    const d = this.path(this.config.state_dir);
+    const w = this.opts.worker;
+    return w === undefined || w.index === 0 ? d : resolvePath(d, `worker-${w.index}`);
+  }
+
   async start(): Promise<void> {
     try {
       await this.startRoutes();
@@ -206,11 +241,15 @@ export class Didgate {
       void this.numberStates.start();
       this.startRecords();
       await this.startMasking();
-      await this.startDelivery();
-      await this.startSmpp();
+      if (this.leader) {
+        await this.startDelivery();
+        await this.startSmpp();
+      }
       await this.startVoice();
-      await this.startAdmin();
-      await this.startApi();
+      if (this.leader) {
+        await this.startAdmin();
+        await this.startApi();
+      }
     } catch (err) {
       await this.shutdown(0).catch(() => undefined);
       throw err;
@@ -441,7 +480,7 @@ export class Didgate {
     const signer = this.dialogSigner();
     const stackOptions = this.sipStackOptions(this.hep ? this.captureTap(this.hep) : undefined);
     this.voice = new VoiceEdge({
-      createStack: (handler) => SipStack.create(stackOptions, handler),
+      createStack: async (handler) => (this.sipStack = await SipStack.create(stackOptions, handler)),
       signer,
       settings: voiceSettings(this.config),
       store: this.store,
@@ -482,8 +521,10 @@ export class Didgate {
     const tls = s.tls ? { cert: readFileSync(this.path(s.tls.cert)), key: readFileSync(this.path(s.tls.key)) } : undefined;
     const ca = s.tls?.ca ? readFileSync(this.path(s.tls.ca)) : undefined;
     const listen = s.listen.map((url) => (s.advertise ? { url, advertise: s.advertise } : url));
+    const w = this.opts.worker;
     return {
       listen,
+      ...(w ? { branchTag: branchTag(w.index) } : {}),
       ...(tls ? { tls } : {}),
       logger: this.logger,
       registry: this.registry,
@@ -493,6 +534,7 @@ export class Didgate {
       autoTrying: false,
       transport: {
         ...(capture ? { capture } : {}),
+        ...(w ? { steer: w.steer, sharedListen: true } : {}),
         tlsVerify: s.tls?.verify ?? true,
         ...(ca ? { tlsCa: ca } : {}),
         maxConnections: s.tcp.max_connections,
@@ -572,8 +614,10 @@ export class Didgate {
 
   private async startAdmin(): Promise<void> {
     const hp = parseHostPort(this.config.admin.listen)!;
+    const cm = this.opts.worker?.clusterMetrics;
     this.admin = new AdminServer({
       registry: this.registry,
+      ...(cm ? { metrics: cm } : {}),
       logger: this.logger,
       readiness: () => this.readiness(),
       status: () => this.status(),
@@ -642,7 +686,7 @@ export class Didgate {
   private startRecords(): void {
     const r = this.config.records;
     const prefix = this.config.routes.redis?.prefix ?? "didgate:";
-    const stateDir = this.path(this.config.state_dir);
+    const stateDir = this.stateDir();
     if (r.enabled) {
       const redis = this.ownRedis("didgate-records");
       this.records = new RecordWriter({
@@ -771,7 +815,7 @@ export class Didgate {
     if (!this.loaded.path) return { applied, refused: ["no config file to reload"] };
     let next: Config;
     try {
-      next = loadConfig(this.loaded.path).config;
+      next = this.forWorker(loadConfig(this.loaded.path).config);
     } catch (err) {
       const errors = err instanceof ConfigError ? err.errors : [errMessage(err)];
       this.logger.error({ errors }, "config reload refused: invalid config; keeping the running one");

@@ -1,5 +1,8 @@
 /** `didgate serve`: run the daemon until SIGTERM/SIGINT; SIGHUP re-reads the config. */
+import cluster from "node:cluster";
 import { Didgate } from "../app.js";
+import { workerCount } from "../workers/config.js";
+import { runPrimary, runWorker } from "../workers/cluster.js";
 import { loadConfig } from "../config/load.js";
 import { errMessage } from "../util/errors.js";
 import { CONFIG_OPTION, parseCommand, str, type Io } from "./args.js";
@@ -13,7 +16,14 @@ export async function serveCommand(argv: string[], io: Io): Promise<number> {
     io.out(SERVE_USAGE);
     return 0;
   }
-  const app = new Didgate(loadConfig(str(p, "config")));
+  const loaded = loadConfig(str(p, "config"));
+  const workers = workerCount(loaded.config);
+  if (workers > 1) {
+    if (cluster.isPrimary) await runPrimary(loaded, workers);
+    else await runWorker(loaded, workers);
+    return -1;
+  }
+  const app = new Didgate(loaded);
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) return;

@@ -96,6 +96,8 @@ export const customerSchema = z
 export const sipSchema = z
   .object({
     listen: z.array(listenUrl).default(["udp://0.0.0.0:5060", "tcp://0.0.0.0:5060"]),
+    /** SIP worker processes (docs/sip.md "Workers"): 1 (one process), N, or "auto" (one per core). */
+    workers: z.union([z.number().int().min(1).max(64), z.literal("auto")]).default(1),
     /** Address put in Via/Record-Route when listening on a wildcard address. */
     advertise: z.string().min(1).optional(),
     unknown_source: z.enum(["drop", "reject"]).default("drop"),
@@ -539,6 +541,11 @@ export const configSchema = z
     });
     if (c.sip.listen.some((l) => l.startsWith("tls://")) && !c.sip.tls) {
       ctx.addIssue({ code: "custom", path: ["sip", "tls"], message: "is required (cert and key files) when sip.listen has a tls:// address" });
+    }
+    if (c.sip.workers !== 1 && c.routes.redis === undefined) {
+      const perProcess = [c.sip.registrar !== undefined ? "sip.registrar" : "", c.masking.pools.length > 0 ? "masking.pools" : "", c.api.listen !== null ? "api.listen" : ""].filter((x) => x !== "");
+      if (perProcess.length > 0)
+        ctx.addIssue({ code: "custom", path: ["sip", "workers"], message: `more than one worker needs routes.redis when ${perProcess.join(", ")} ${perProcess.length > 1 ? "are" : "is"} on: without Redis their state lives in one process and the other workers would not see it (set sip.workers: 1, or configure routes.redis)` });
     }
     const ids = new Set<string>();
     c.smpp.accounts.forEach((a, i) => {

@@ -19,6 +19,8 @@ export interface Readiness {
 
 export interface AdminHandlers {
   registry: Registry;
+  /** The /metrics text when it is not this registry's alone (SIP workers: all of them, summed). */
+  metrics?: () => Promise<string>;
   logger: Logger;
   readiness(): Readiness;
   /** `countryCode` undefined: the configured default. */
@@ -103,7 +105,7 @@ export class AdminServer {
     }
     switch (url.pathname) {
       case "/metrics": {
-        const body = await this.h.registry.metrics();
+        const body = this.h.metrics !== undefined ? await this.h.metrics() : await this.h.registry.metrics();
         send(res, 200, body, this.h.registry.contentType);
         return;
       }

@@ -80,6 +80,11 @@ export interface SipStackOptions extends Partial<TimerConfig> {
   autoTrying?: boolean;
   /** Server transactions still unanswered after this are dropped (ms). INVITE default 300000. */
   inviteServerLifetimeMs?: number;
+  /**
+   * Put in every branch this stack generates, after its random part ("-w3": worker 3 of
+   * sip.workers, so a response finds its way back to the worker that sent the request).
+   */
+  branchTag?: string;
   /** Transport tuning (connection caps, idle and message timeouts, TLS client verification, ...). */
   transport?: Omit<TransportOptions, "maxMessageSize" | "isTrusted" | "onRefused">;
 }
@@ -172,7 +177,7 @@ export class SipStack implements TxContext {
   private readonly autoTrying: boolean;
   private readonly strict: boolean;
   private readonly inviteLifetime: number;
-  private readonly branchPrefix = "z9hG4bK" + randomToken(5) + "-";
+  private readonly branchPrefix: string;
   private seq = 0;
   private closed = false;
   private readonly parseOpts: { limits: Readonly<ParseLimits>; stream: boolean; strict: boolean };
@@ -180,6 +185,7 @@ export class SipStack implements TxContext {
 
   private constructor(private readonly opts: SipStackOptions, handler: SipStackHandler) {
     this.handler = handler;
+    this.branchPrefix = "z9hG4bK" + randomToken(5) + (opts.branchTag ?? "") + "-";
     this.log = opts.logger;
     this.timers = opts.timers ?? realTimers;
     this.timerConfig = { t1: opts.t1 ?? 500, t2: opts.t2 ?? 4000, t4: opts.t4 ?? 5000 };

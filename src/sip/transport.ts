@@ -182,7 +182,17 @@ export interface TransportOptions {
   tlsCa?: string | Buffer | Array<string | Buffer>;
   /** TLS client certificate (mutual TLS), optional. */
   tlsClientCert?: { cert: string | Buffer; key: string | Buffer };
+  /**
+   * Workers (sip.workers > 1): sees every UDP datagram first and returns true when it passed it
+   * to the worker that owns it (src/workers/steer.ts). Undefined: the listener has no such step.
+   */
+  steer?: UdpSteer;
+  /** Workers: TCP/TLS listeners share their port with the other workers (cluster). */
+  sharedListen?: boolean;
 }
+
+/** See TransportOptions.steer. */
+export type UdpSteer = (buf: Buffer, address: string, port: number) => boolean;
 
 export interface TransportHandler {
   onMessage(buf: Buffer, source: Source): void;
@@ -432,7 +442,24 @@ export class TransportLayer {
       const l = new Listener("udp", host, sock.address().port, spec.advertise);
       l.udp = sock;
       sock.on("error", (e) => this.log?.warn({ err: e, listener: l.id }, "sip udp socket error"));
-      sock.on("message", (msg, rinfo) => {
+      const steer = this.opts.steer;
+      if (steer !== undefined)
+        sock.on("message", (msg, rinfo) => {
+          if (msg.length <= 8 && onlyCrlf(msg)) {
+            this.metrics.keepalives.inc({ transport: "udp" });
+            return;
+          }
+          try {
+            const a = normAddr(rinfo.address);
+            if (steer(msg, a, rinfo.port)) return;
+            const tap = this.opts.capture;
+            if (tap !== undefined) tap("udp", a, rinfo.port, l.address, l.port, msg);
+            this.handler.onMessage(msg, { transport: "udp", address: a, port: rinfo.port, listener: l, connection: null });
+          } catch (e) {
+            this.internalError(e);
+          }
+        });
+      else sock.on("message", (msg, rinfo) => {
         // RFC 5626 section 3.5.1 style "\r\n\r\n" keep-alives (sent by many UAs over UDP too):
         // not a message, not an error, no answer (UDP keep-alive answers are STUN, section 4.4.1)
         if (msg.length <= 8 && onlyCrlf(msg)) {
@@ -460,7 +487,7 @@ export class TransportLayer {
     server.maxConnections = this.maxConns;
     await new Promise<void>((resolve, reject) => {
       server.once("error", reject);
-      server.listen({ port: u.port, host, exclusive: true }, () => {
+      server.listen({ port: u.port, host, exclusive: this.opts.sharedListen !== true }, () => {
         server.off("error", reject);
         resolve();
       });
@@ -582,6 +609,19 @@ export class TransportLayer {
         }
       }
     });
+  }
+
+  /**
+   * Workers: a datagram another worker received on the shared UDP socket from address:port,
+   * handled as if it had arrived here (on the UDP listener of its address family).
+   */
+  receiveHandedOff(buf: Buffer, address: string, port: number): void {
+    if (this.closing) return;
+    const fam: 4 | 6 = net.isIPv6(address) ? 6 : 4;
+    let l: Listener | undefined;
+    for (const x of this.listeners) if (x.transport === "udp" && x.family === fam) { l = x; break; }
+    if (l === undefined) return;
+    this.deliver(buf, { transport: "udp", address, port, listener: l, connection: null });
   }
 
   /** @internal */

@@ -1,0 +1,103 @@
+import { describe, expect, it } from "vitest";
+import { branchTag, branchWorker, callIdWorker, methodLabel, ownerOf, scanMessage } from "../../src/workers/steer.js";
+import { decodeFrame, encodeFrame } from "../../src/workers/handoff.js";
+
+const crlf = (lines: string[]): Buffer => Buffer.from(lines.join("\r\n") + "\r\n\r\n", "latin1");
+
+describe("steer: branch tags", () => {
+  it("reads the worker index a stack put in its branches, plain and with a loop hash", () => {
+    // the stack's prefix is "z9hG4bK" + random hex + tag + "-", then its counter in base 36
+    expect(branchWorker("z9hG4bK0a1b2c3d4e" + branchTag(3) + "-1w", 4)).toBe(3);
+    expect(branchWorker("z9hG4bKdg1k2jx9zz.0a1b2c3d4e" + branchTag(0) + "-a", 2)).toBe(0);
+    expect(branchWorker("z9hG4bK0a1b2c3d4e-w12-5", 16)).toBe(12);
+  });
+  it("no tag, a tag not below N, or a look-alike: -1", () => {
+    expect(branchWorker("z9hG4bK0a1b2c3d4e-5", 2)).toBe(-1);
+    expect(branchWorker("z9hG4bK0a1b2c3d4e-w2-5", 2)).toBe(-1);
+    expect(branchWorker("z9hG4bK-w-5", 2)).toBe(-1);
+    expect(branchWorker("z9hG4bK-w1", 2)).toBe(-1);
+    expect(branchWorker("z9hG4bK-w12345-1", 2)).toBe(-1);
+    expect(branchWorker("", 2)).toBe(-1);
+  });
+});
+
+describe("steer: Call-ID hash", () => {
+  it("is stable, within range and spreads Call-IDs over the workers", () => {
+    const counts = [0, 0, 0, 0];
+    for (let i = 0; i < 4000; i++) {
+      const w = callIdWorker(`call-${i}@10.0.0.1`, 4);
+      expect(w).toBe(callIdWorker(`call-${i}@10.0.0.1`, 4));
+      counts[w]!++;
+    }
+    for (const c of counts) expect(c).toBeGreaterThan(800);
+    expect(callIdWorker("x", 1)).toBe(0);
+  });
+});
+
+describe("steer: scanning a datagram", () => {
+  const invite = crlf([
+    "INVITE sip:+15125550100@10.0.0.2 SIP/2.0",
+    "Via: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bK-abc;rport, SIP/2.0/UDP 10.0.0.9;branch=z9hG4bK-w1-9",
+    "Via: SIP/2.0/UDP 10.0.0.8;branch=z9hG4bK-w0-1",
+    "Call-ID: abc@10.0.0.1",
+    "CSeq: 1 INVITE",
+    "Content-Length: 0",
+  ]);
+  it("a request: method, the top Via's branch, Call-ID; owned by the Call-ID's worker", () => {
+    const i = scanMessage(invite)!;
+    expect(i).toEqual({ response: false, method: "INVITE", branch: "z9hG4bK-abc", callId: "abc@10.0.0.1" });
+    expect(ownerOf(i, 2)).toBe(callIdWorker("abc@10.0.0.1", 2));
+  });
+  it("every request of a dialog (ACK, BYE, CANCEL, re-INVITE) has the INVITE's owner, whatever its branch", () => {
+    for (let k = 0; k < 50; k++) {
+      const cid = `dlg-${k}@host`;
+      const owner = ownerOf(scanMessage(crlf(["INVITE sip:a@b SIP/2.0", "Via: SIP/2.0/UDP h;branch=z9hG4bK-1", `Call-ID: ${cid}`, "CSeq: 1 INVITE"]))!, 3);
+      for (const m of ["ACK", "BYE", "CANCEL", "INVITE", "INFO"]) {
+        const b = scanMessage(crlf([`${m} sip:a@b SIP/2.0`, `Via: SIP/2.0/UDP h;branch=z9hG4bK-w2-${m}`, `i: ${cid}`, "CSeq: 2 " + m]))!;
+        expect(ownerOf(b, 3), m).toBe(owner);
+      }
+    }
+  });
+  it("a response: the worker of its top Via's tag (not the Call-ID's), the CSeq method", () => {
+    const res = crlf(["SIP/2.0 200 OK", "v: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKdg1x2.0a0b0c0d0e-w1-3;rport=5060", "Via: SIP/2.0/UDP 10.0.0.1;branch=z9hG4bK-w0-x", "Call-ID: zz", "CSeq: 7 INVITE"]);
+    const i = scanMessage(res)!;
+    expect(i.response).toBe(true);
+    expect(i.method).toBe("INVITE");
+    expect(ownerOf(i, 2)).toBe(1);
+    // a response without our tag (not ours, or a 2543 peer) goes by Call-ID
+    const other = scanMessage(crlf(["SIP/2.0 180 Ringing", "Via: SIP/2.0/UDP 10.0.0.1;branch=z9hG4bK77", "Call-ID: zz", "CSeq: 1 INVITE"]))!;
+    expect(ownerOf(other, 2)).toBe(callIdWorker("zz", 2));
+  });
+  it("header names in any case, LF line ends, a body that is not scanned", () => {
+    const b = Buffer.from("BYE sip:a@b SIP/2.0\nVIA: SIP/2.0/UDP h;BRANCH=z9hG4bK-1\nCALL-ID: q\n\nCall-ID: not-this\r\n", "latin1");
+    expect(scanMessage(b)).toMatchObject({ method: "BYE", callId: "q", branch: "z9hG4bK-1" });
+  });
+  it("not SIP, or no Call-ID: no owner (the worker that got it handles it)", () => {
+    expect(scanMessage(Buffer.from("\x00\x01garbage"))).toBeNull();
+    expect(scanMessage(Buffer.from("GET / HTTP/1.1\r\n\r\n"))).toBeNull();
+    expect(scanMessage(Buffer.alloc(0))).toBeNull();
+    const noCid = scanMessage(crlf(["OPTIONS sip:a@b SIP/2.0", "Via: SIP/2.0/UDP h;branch=z9hG4bK-1"]))!;
+    expect(ownerOf(noCid, 2)).toBe(-1);
+  });
+  it("method labels are a closed set", () => {
+    expect(methodLabel("BYE")).toBe("BYE");
+    expect(methodLabel("X-EVIL-" + "A".repeat(100))).toBe("other");
+  });
+});
+
+describe("handoff frames", () => {
+  it("carry the datagram and its real source unchanged", () => {
+    const d = Buffer.from("SIP/2.0 200 OK\r\n\r\n");
+    for (const [a, p] of [["127.0.0.1", 5060], ["2001:db8::1", 65535], ["10.1.2.3", 1]] as const) {
+      const f = decodeFrame(encodeFrame(d, a, p))!;
+      expect(f.address).toBe(a);
+      expect(f.port).toBe(p);
+      expect(f.buf.equals(d)).toBe(true);
+    }
+  });
+  it("refuses what is not a frame", () => {
+    expect(decodeFrame(Buffer.from([2, 1, 65, 0, 1]))).toBeNull();
+    expect(decodeFrame(Buffer.from([1, 9, 65]))).toBeNull();
+    expect(decodeFrame(Buffer.from([1, 0, 0, 0]))).toBeNull();
+  });
+});
