@@ -144,6 +144,24 @@ describe("SmsEdge.onMessage: routing policy", () => {
     expect(await outcomes(edge)).toEqual({ gone: 3 });
   });
 
+  it("the log line of a refusal names the number, and the matched key and state where a route matched", async () => {
+    const lines: Record<string, unknown>[] = [];
+    const logger = pino({ level: "info" }, { write: (l: string) => void lines.push(JSON.parse(l) as Record<string, unknown>) });
+    const { edge } = setup(
+      { "+1512555*": { voice: { targets: ["sip:pbx@192.0.2.10"] } }, "+15125550101": { state: "quarantine", sms: { webhook: "https://app.example/in" } } },
+      { logger },
+    );
+    await edge.onMessage(sms("+447700900999"));
+    await edge.onMessage(sms("+15125550101"));
+    await edge.onMessage(sms("+15125550177"));
+    const refusals = lines.filter((l) => l.msg === "sms").map(({ result, did, route_key, state }) => ({ result, did, route_key, state }));
+    expect(refusals).toEqual([
+      { result: "no_route", did: "+447700900999", route_key: undefined, state: undefined },
+      { result: "gone", did: "+15125550101", route_key: "+15125550101", state: "quarantine" },
+      { result: "no_sms_route", did: "+15125550177", route_key: "+1512555*", state: undefined },
+    ]);
+  });
+
   it("the sink's answer is the peer's: temporary, permanent; a sink that throws is temporary", async () => {
     const { edge, sink } = setup({ [DID]: { sms: { webhook: "https://app.example/in" } } });
     sink.next = "temporary";
