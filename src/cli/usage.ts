@@ -13,7 +13,8 @@ const FORMAT: OptionSpec = { format: { type: "string" } };
 
 export const SERVE_USAGE = `usage: didgate serve [--config FILE]
 
-Run the daemon. SIGTERM/SIGINT drain and exit 0; SIGHUP re-reads the config.
+Run the daemon. SIGTERM/SIGINT drain and exit 0; SIGHUP re-reads the config. With sip.workers > 1
+this process is the primary of N SIP workers and passes the signals on to them.
   -c, --config FILE   config file (default config/didgate.yaml, or DIDGATE_CONFIG)
 `;
 

@@ -79,6 +79,17 @@ describe("steer: scanning a datagram", () => {
     const noCid = scanMessage(crlf(["OPTIONS sip:a@b SIP/2.0", "Via: SIP/2.0/UDP h;branch=z9hG4bK-1"]))!;
     expect(ownerOf(noCid, 2)).toBe(-1);
   });
+  it("random and truncated bytes never throw; an owner is always -1 or a worker", () => {
+    let seed = 7;
+    const rnd = () => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32);
+    const base = crlf(["BYE sip:a@b SIP/2.0", "Via: SIP/2.0/UDP h;branch=z9hG4bK-w1-2", "Call-ID: c@h", "CSeq: 2 BYE"]);
+    for (let i = 0; i < 3000; i++) {
+      const b = i % 2 === 0 ? Buffer.from(Array.from({ length: Math.floor(rnd() * 300) }, () => Math.floor(rnd() * 256))) : Buffer.from(base.subarray(0, Math.floor(rnd() * base.length)));
+      if (i % 3 === 0 && b.length > 0) b[Math.floor(rnd() * b.length)] = Math.floor(rnd() * 256);
+      const info = scanMessage(b);
+      if (info !== null) expect([-1, 0, 1, 2]).toContain(ownerOf(info, 3));
+    }
+  });
   it("method labels are a closed set", () => {
     expect(methodLabel("BYE")).toBe("BYE");
     expect(methodLabel("X-EVIL-" + "A".repeat(100))).toBe("other");
