@@ -6,7 +6,9 @@
  * bind's tps) didgate_sms_outbound_bind_tps{bind} shows the rate, and all three fall back to 0.
  * A bind without traffic reports 0 (its label comes from the config). And an HTTP message waiting
  * behind the throttled bind whose recipient opts out meanwhile is never sent: its status_webhook
- * gets `failed` with error 102 (the opt-out is checked again before each send).
+ * gets `failed` with error 102 (the opt-out is checked again before each send). Without Redis
+ * (direct mode, didgate in-process) the gauges count the messages being sent: one waiting for a
+ * carrier that answers late.
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { openSync, writeFileSync } from "node:fs";
@@ -17,7 +19,8 @@ import { Redis } from "ioredis";
 import YAML from "yaml";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { RedisRouteWriter } from "../../src/routing/sources/redis-writer.js";
-import { tempDir, waitFor } from "../helpers/app.js";
+import type { Didgate } from "../../src/app.js";
+import { startApp, tempDir, waitFor } from "../helpers/app.js";
 import { freePort, startRedis, type TestRedis } from "../helpers/redis.js";
 import { connectEsme, startSmsc, type TestEsme, type TestSmsc } from "../helpers/smsc.js";
 
@@ -191,5 +194,53 @@ describe("outbound queue gauges per bind", () => {
     // nothing reached the SMSC once it accepted again (the earlier tries were refused as throttled)
     expect(smsc.received.filter((p) => p.command === "submit_sm" && p.destination_addr === "447700900888" && (p._at as number) >= openAt)).toEqual([]);
     await waitFor(async () => depth(await metrics(), "smsc-q") === 0, 10_000, 200);
+  }, 60_000);
+});
+
+describe("outbound queue gauges without Redis (direct mode)", () => {
+  let app: Didgate | undefined;
+  let late: TestSmsc | undefined;
+  let app1: TestEsme | undefined;
+  afterAll(async () => {
+    await app1?.close();
+    await app?.stop(1000);
+    await late?.close();
+  });
+
+  it("a message waiting for the carrier's late answer counts in its bind's depth and age, then 0", async () => {
+    late = await startSmsc({ idPrefix: "d", respondAfterMs: 3000 });
+    const dir = tempDir();
+    writeFileSync(join(dir, "routes.yaml"), YAML.stringify({ routes: { "+15125550100": { tenant: "acme", sms: { webhook: "http://127.0.0.1:9/in" } } }, outbound: { "+44*": { sms: ["smsc-late"] } } }));
+    let admin: string;
+    ({ app, admin } = await startApp(
+      {
+        routes: { file: "routes.yaml" },
+        state_dir: dir,
+        smpp: {
+          listen: "127.0.0.1:0",
+          handler_timeout_s: 10,
+          accounts: [{ system_id: "app-1", password: "pw-a", role: "app", tenant: "acme", country_code: "1" }],
+          binds: [{ name: "smsc-late", host: "127.0.0.1", port: late.port, system_id: "didgate", password: "pw", mode: "transceiver" }],
+        },
+      },
+      dir,
+    ));
+    await late.waitBound();
+    await waitFor(() => app!.smpp!.clients.get("smsc-late")!.isBound);
+    app1 = await connectEsme(app.smpp!.address()!.port);
+    expect((await app1.bind("bind_transceiver", "app-1", "pw-a")).command_status).toBe(0);
+    const scrape = async () => (await fetch(`${admin}/metrics`)).text();
+    expect(depth(await scrape(), "smsc-late")).toBe(0);
+    // direct mode: the app's answer comes once the carrier answered (3 s)
+    const answer = app1.send("submit_sm", { source_addr: "15125550100", source_addr_ton: 1, destination_addr: "447700900777", dest_addr_ton: 1, short_message: "slow carrier" });
+    const m = await waitFor(async () => {
+      const t = await scrape();
+      return depth(t, "smsc-late") === 1 && (age(t, "smsc-late") ?? 0) >= 1 ? t : undefined;
+    }, 10_000, 100);
+    expect(tps(m, "smsc-late")).toBeGreaterThan(0);
+    expect((await answer).command_status).toBe(0);
+    const after = await scrape();
+    expect(depth(after, "smsc-late")).toBe(0);
+    expect(age(after, "smsc-late")).toBe(0);
   }, 60_000);
 });

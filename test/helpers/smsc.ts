@@ -88,6 +88,8 @@ export async function startSmsc(o: SmscOptions = {}): Promise<TestSmsc> {
   const binds: SmscBind[] = [];
   const received: SmppPdu[] = [];
   const sessions = new Set<any>();
+  /** Receipts sent on a session and not answered yet: sent again on the next session when it closes. */
+  const unanswered = new Map<any, Set<Record<string, unknown>>>();
   let ids = 0;
   const timers = new Set<NodeJS.Timeout>();
   const later = (ms: number, fn: () => void): void => {
@@ -106,28 +108,27 @@ export async function startSmsc(o: SmscOptions = {}): Promise<TestSmsc> {
       later(50, () => sendReceipt(fields));
       return;
     }
-    let answered = false;
-    const onClose = (): void => {
-      if (!answered) later(50, () => sendReceipt(fields));
-    };
-    b.session.once("close", onClose);
+    const open = unanswered.get(b.session);
+    open?.add(fields);
     const written = b.session.deliver_sm(fields, (resp: SmppPdu) => {
-      answered = true;
-      b.session.removeListener("close", onClose);
+      open?.delete(fields);
       // refused (e.g. a temporary status while didgate starts): sent again later
       if (resp.command_status !== 0) later(200, () => sendReceipt(fields));
     });
     if (written === false) {
       // the session is closing: the next one gets it
-      b.session.removeListener("close", onClose);
+      open?.delete(fields);
       later(50, () => sendReceipt(fields));
     }
   };
   const server = smpp.createServer(o.tls ? { key: o.tls.key, cert: o.tls.cert } : {}, (session: any) => {
     sessions.add(session);
+    unanswered.set(session, new Set());
     session.on("error", () => {});
     session.on("close", () => {
       sessions.delete(session);
+      for (const f of unanswered.get(session) ?? []) later(50, () => sendReceipt(f));
+      unanswered.delete(session);
       const i = binds.findIndex((b) => b.session === session);
       if (i >= 0) binds.splice(i, 1);
     });
