@@ -61,9 +61,11 @@ export function summarise(p: CpuProfile, top: number, busy: boolean): { total_ms
     if (busy && cf.functionName === "(idle)") continue;
     total += dt;
     const f = shortFile(cf.url);
-    const key = (cf.functionName || "(anonymous)") + (cf.url ? " " + f + ":" + (cf.lineNumber + 1) : "");
+    // V8 names a regular expression's code by its whole source: cut to stay readable
+    const name = cf.functionName.length > 80 ? cf.functionName.slice(0, 77) + "..." : cf.functionName;
+    const key = (name || "(anonymous)") + (cf.url ? " " + f + ":" + (cf.lineNumber + 1) : "");
     fn.set(key, (fn.get(key) ?? 0) + dt);
-    const fk = cf.url ? f : cf.functionName;
+    const fk = cf.url ? f : name;
     file.set(fk, (file.get(fk) ?? 0) + dt);
   }
   const rows = (m: Map<string, number>): Row[] =>

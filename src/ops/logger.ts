@@ -29,14 +29,39 @@ export const LOG_BUFFER_BYTES = 4096;
 /** ...and written at least this often (ms): a line is at most this late on stdout. */
 export const LOG_FLUSH_MS = 100;
 
+type Destination = ReturnType<typeof pino.destination>;
+
+/** Buffered destinations still open: written out when the process exits. */
+const openDestinations = new Set<Destination>();
+let exitHooked = false;
+
+function flushAtExit(d: Destination): void {
+  openDestinations.add(d);
+  d.on("close", () => openDestinations.delete(d));
+  if (exitHooked) return;
+  exitHooked = true;
+  process.on("exit", () => {
+    for (const s of openDestinations) {
+      try {
+        s.flushSync();
+      } catch {
+        /* nothing more can be done while exiting */
+      }
+    }
+  });
+}
+
 /**
  * stdout, buffered: one write per LOG_BUFFER_BYTES or per LOG_FLUSH_MS instead of one per line.
- * pino flushes it synchronously when the process exits (process.exit, a crash, the end of the
- * event loop), so a graceful stop loses nothing, and pino writes a fatal line (with what is
- * buffered before it) synchronously.
+ * The writes are synchronous, so lines come out in order however the process ends: what is
+ * buffered is written when the process exits (process.exit, a crash, the end of the event loop),
+ * a graceful stop loses nothing, and pino writes a fatal line (with what is buffered before it)
+ * at once.
  */
-export function bufferedStdout(): ReturnType<typeof pino.destination> {
-  return pino.destination({ dest: 1, sync: false, minLength: LOG_BUFFER_BYTES, periodicFlush: LOG_FLUSH_MS });
+export function bufferedStdout(): Destination {
+  const d = pino.destination({ dest: 1, sync: true, minLength: LOG_BUFFER_BYTES, periodicFlush: LOG_FLUSH_MS });
+  flushAtExit(d);
+  return d;
 }
 
 export function createLogger(level: string, dest?: DestinationStream): Logger {
