@@ -224,14 +224,21 @@ export async function releaseSend(sh: SharedRedis, id: string): Promise<void> {
 const CLAIM = `if not redis.call('SET', KEYS[1], 'sending', 'EX', ARGV[1], 'NX') and redis.call('GET', KEYS[1]) == 'cancelled' then return {0} end return {1, redis.call('GET', KEYS[2])}`;
 // KEYS jobKey, stKey, rpKey, opt-out set (or stKey), in-flight marker hashes of the route's binds.
 // ARGV TTL s, claim (1/0), opt-out member or "", id, now ms, hold ms, opted out as known elsewhere (1/0).
-// {2, bind} sent already (or a receipt matched its marker: "!bind"), {4, route index, at, held
+// {2, bind} sent already (or a receipt matched its marker: "!bind"; its markers are removed), {4, route index, at, held
 // since} in doubt and held (the hold counts from the first look after the crash, noted in the marker), {0} cancelled, {3} opted out, {1, replacement, "index:at" when its hold ended}.
-const CHECK_CLAIM = new Script(`local b = redis.call('GET', KEYS[1]) if b then return {2, b} end
+const CHECK_CLAIM = new Script(`local b = redis.call('GET', KEYS[1])
+if b then
+  for i = 5, #KEYS do redis.call('HDEL', KEYS[i], ARGV[4]) end
+  return {2, b}
+end
 local dup = false
 for i = 5, #KEYS do
   local m = redis.call('HGET', KEYS[i], ARGV[4])
   if m then
-    if string.sub(m, 1, 1) == '!' then return {2, string.sub(m, 2)} end
+    if string.sub(m, 1, 1) == '!' then
+      for k = 5, #KEYS do redis.call('HDEL', KEYS[k], ARGV[4]) end
+      return {2, string.sub(m, 2)}
+    end
     local j = cjson.decode(m)
     local at = tonumber(j.at) or 0
     local held = tonumber(j.h)

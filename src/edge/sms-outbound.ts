@@ -23,7 +23,7 @@
 import type { Cluster, Redis } from "ioredis";
 import type { Logger } from "pino";
 import { Counter, Gauge, Histogram, type Registry } from "prom-client";
-import { randomUUID } from "node:crypto";
+import { createHash, createHmac, randomUUID } from "node:crypto";
 import type { AcceptOutcome, AttemptResult, DeliveryJob, FinalOutcome, MessageOutboundBody, MessageStatusBody, ReceiptRequest } from "../delivery/types.js";
 import type { RecordWriter } from "../records/writer.js";
 import type { NumberPlan } from "../routing/number.js";
@@ -125,7 +125,7 @@ export class SmsOutboundMetrics {
   readonly inDoubt: Counter<"outcome">;
   constructor(registry: Registry) {
     this.optedOut = new Counter({ name: "didgate_sms_outbound_opted_out_total", help: "Queued outbound messages not sent because the recipient opted out before the send (failed, error 102)", registers: [registry] });
-    this.inDoubt = new Counter({ name: "didgate_sms_outbound_in_doubt_total", help: "Outbound messages left in doubt by a crash (submit_sm sent, answer not seen), by outcome: matched (a receipt marked it sent), resent (the hold ended)", labelNames: ["outcome"], registers: [registry] });
+    this.inDoubt = new Counter({ name: "didgate_sms_outbound_in_doubt_total", help: "Outbound messages left in doubt by a crash (submit_sm sent, answer not seen), by outcome: matched (a receipt marked it sent), resent (the hold ended), ambiguous (a receipt fitted more than one, so none)", labelNames: ["outcome"], registers: [registry] });
     this.pacing = new Gauge({ name: "didgate_sms_outbound_pacing", help: "Outbound messages waiting for their tps slot on a bind (this process)", labelNames: ["bind"], registers: [registry] });
     this.submits = new Counter({ name: "didgate_sms_outbound_total", help: "Outbound messages submitted by apps, by account and outcome", labelNames: ["account", "outcome"], registers: [registry] });
     this.binds = new Counter({ name: "didgate_sms_outbound_binds_total", help: "Outbound message tries per bind and outcome (ok, temporary, throttled, permanent, down)", labelNames: ["bind", "outcome"], registers: [registry] });
@@ -176,6 +176,11 @@ export interface SmsOutboundOptions {
   maxAgeMs?: number;
   /** How long a message left in doubt by a crash is held before it is sent again (ms, smpp.in_doubt_hold_s; default 120 s). */
   inDoubtHoldMs?: number;
+  /**
+   * A secret shared by the deployment's edges (sip.dialog_secret) keying the hash of the text start
+   * an in-flight marker keeps (HMAC-SHA256); without one, plain SHA-256.
+   */
+  textKey?: string;
 }
 
 /** One submit on its way through queue(). */
@@ -225,6 +230,8 @@ interface Waiting {
 export class SmsOutbound {
   readonly metrics: SmsOutboundMetrics;
   private readonly now: () => number;
+  /** When this process started (epoch ms): in-flight markers written before it were left by an edge that is gone. */
+  private readonly startedAt: number;
   private readonly pacers = new Map<string, Pacer>();
   private readonly cooldown = new Map<string, number>();
   private readonly waiting = new Map<string, Waiting>();
@@ -285,6 +292,7 @@ export class SmsOutbound {
     });
     this.rights = o.rights;
     this.now = o.now ?? Date.now;
+    this.startedAt = this.now();
     if (o.statuses !== undefined) {
       this.ops = new SmsMessageOps({
         statuses: o.statuses,
@@ -1091,9 +1099,10 @@ export class SmsOutbound {
     const now = this.now();
     const { text: _t, binary: _b, ...meta } = body;
     const w: Waiting = { body: { ...meta, text: null }, bind, smscIds: [], acceptedAt: job.acceptedAt, sentAt: now, attempts: job.attempts + 1, at: now };
-    const json = JSON.stringify({ at: now, t: (body.text ?? "").slice(0, 20), w, receipt: job.receipt ?? null });
+    const json = JSON.stringify({ at: now, s: textStartHash(body.text ?? "", this.o.textKey), w, receipt: job.receipt ?? null });
+    const ttlS = sh.ttlS ?? 72 * 3600;
     try {
-      await MARK.run(sh.redis, [key], [body.id, json, sh.ttlS ?? 72 * 3600]);
+      await MARK.run(sh.redis, [key], [body.id, json, ttlS, now - ttlS * 1000, MARKERS_TRIM_AT]);
       return key;
     } catch (err) {
       this.o.logger.warn({ id: body.id, err: errMessage(err) }, "sms outbound: in-flight marker not stored (a crash before the answer would send it again at once)");
@@ -1111,9 +1120,11 @@ export class SmsOutbound {
 
   /**
    * A carrier receipt that matches no carrier id: a message left in doubt by a crash (its submit
-   * went out, the answer was never stored) on the same bind, from the receipt's destination to its
-   * source, whose text starts as the receipt's `text:` says, is marked sent (so the held message is
-   * not sent again) and the receipt is its own.
+   * went out, the answer was never stored; a marker held by a restarted edge's look, or written
+   * before this process started) on the same bind, from the receipt's destination to its source,
+   * whose text start (up to 20 characters, compared whole, as hashes) is the receipt's `text:`, is
+   * marked sent (so the held message is not sent again) and the receipt is its own. An empty
+   * `text:` matches nothing; more than one such message: none (ambiguous, each resent after its hold).
    */
   async matchInDoubt(r: Receipt): Promise<SentMessage | undefined> {
     const sh = this.o.shared;
@@ -1123,11 +1134,18 @@ export class SmsOutbound {
       const n = smppAddressToE164(a, plan);
       return n.ok ? n.e164 : a.addr;
     };
+    if (r.text === undefined || r.text === "") return undefined;
     const key = inFlightKey(sh, r.peer, addr(r.destination), addr(r.source));
-    let m: [string, string] | null;
+    let m: [string, string];
     try {
-      m = (await MATCH.run(sh.redis, [key], [r.text ?? "", r.peer])) as [string, string] | null;
-      if (m === null) return undefined;
+      const x = (await MATCH.run(sh.redis, [key], [textStartHash(r.text, this.o.textKey), r.peer, this.startedAt])) as [number, string?, string?];
+      if (x[0] === 2) {
+        this.metrics.inDoubt.inc({ outcome: "ambiguous" });
+        this.o.logger.warn({ bind: r.peer, receipted_message_id: r.message_id }, "sms outbound: a carrier receipt fits more than one message in doubt after a crash: matched to none (each is sent again after its hold)");
+        return undefined;
+      }
+      if (x[0] !== 1) return undefined;
+      m = [x[1]!, x[2]!];
       await sh.redis.set(jobKey(sh, m[0]), r.peer, "EX", sh.ttlS ?? 72 * 3600);
     } catch (err) {
       this.o.logger.warn({ err: errMessage(err) }, "sms outbound: in-doubt markers not readable");
@@ -1357,34 +1375,67 @@ for i = 1, #KEYS do
 end
 return out`);
 
-/** KEYS in-flight marker hash. ARGV id, marker JSON, TTL s. */
-const MARK = new Script(`redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) redis.call('EXPIRE', KEYS[1], ARGV[3]) return 1`);
+/** Fields an in-flight marker hash holds before MARK drops its stale ones (normally one or two: the messages of one sender to one recipient on their way). */
+const MARKERS_TRIM_AT = 32;
 
 /**
- * A receipt against the in-flight markers of one bind, sender and recipient: the marker whose text
- * equals the receipt's text, else the oldest whose text starts with it (an empty receipt text
- * matches only a lone marker), is set to "!<bind>" (sent: checkSend() then ends the held message).
- * KEYS marker hash. ARGV receipt text, bind. {id, marker JSON} or nil.
+ * KEYS in-flight marker hash. ARGV id, marker JSON, TTL s, oldest marker kept (epoch ms), trim
+ * size. Past the trim size, matched entries ("!") and markers older than the TTL are dropped: the
+ * hash's TTL, refreshed by each marker, does not bound it alone.
  */
-const MATCH = new Script(`local all = redis.call('HGETALL', KEYS[1])
-local best, bestAt, bestV, exact, n = nil, nil, nil, false, 0
-local rt = ARGV[1]
-for i = 1, #all, 2 do
-  local v = all[i + 1]
-  if string.sub(v, 1, 1) ~= '!' then
-    n = n + 1
-    local m = cjson.decode(v)
-    local t = m.t or ''
-    local ex = t == rt
-    local ok = ex or (rt ~= '' and string.sub(t, 1, #rt) == rt)
-    if ok and ((ex and not exact) or (ex == exact and (bestAt == nil or m.at < bestAt))) then
-      best = all[i] bestAt = m.at bestV = v exact = ex
+const MARK = new Script(`redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+if redis.call('HLEN', KEYS[1]) > tonumber(ARGV[5]) then
+  local all = redis.call('HGETALL', KEYS[1])
+  local oldest = tonumber(ARGV[4])
+  for i = 1, #all, 2 do
+    local v = all[i + 1]
+    if string.sub(v, 1, 1) == '!' then redis.call('HDEL', KEYS[1], all[i])
+    else
+      local ok, m = pcall(cjson.decode, v)
+      if not ok or type(m) ~= 'table' or (tonumber(m.at) or 0) < oldest then redis.call('HDEL', KEYS[1], all[i]) end
     end
   end
 end
-if best == nil or (rt == '' and n > 1) then return nil end
+redis.call('EXPIRE', KEYS[1], ARGV[3]) return 1`);
+
+/**
+ * A receipt against the in-flight markers of one bind, sender and recipient. Candidates are the
+ * markers in doubt: held by a restarted edge's look (field h), or written before this process
+ * started (ARGV[3]); a live marker (its answer not yet stored) never is. Of those, the ones whose
+ * text-start hash equals the receipt's: exactly one is set to "!<bind>" (sent: checkSend() then
+ * ends the held message); more than one is ambiguous and none is set.
+ * KEYS marker hash. ARGV receipt text-start hash, bind, process start (epoch ms).
+ * {1, id, marker JSON}, {2} ambiguous, or {0}.
+ */
+const MATCH = new Script(`local all = redis.call('HGETALL', KEYS[1])
+local best, bestV, n = nil, nil, 0
+local started = tonumber(ARGV[3])
+for i = 1, #all, 2 do
+  local v = all[i + 1]
+  if string.sub(v, 1, 1) ~= '!' then
+    local ok, m = pcall(cjson.decode, v)
+    if ok and type(m) == 'table' and m.s == ARGV[1] and (tonumber(m.h) or (tonumber(m.at) or started) < started) then
+      n = n + 1 best = all[i] bestV = v
+    end
+  end
+end
+if n == 0 then return {0} end
+if n > 1 then return {2} end
 redis.call('HSET', KEYS[1], best, '!' .. ARGV[2])
-return {best, bestV}`);
+return {1, best, bestV}`);
+
+/**
+ * What an in-flight marker keeps of a message's text, and what a receipt's `text:` is compared
+ * with: its first 20 characters (SMPP 3.4 appendix B; the whole text when shorter), NFC, without
+ * trailing blanks, hashed
+ * (keyed when the deployment has a shared secret), so that no text (codes) sits in Redis.
+ */
+export function textStartHash(text: string, key?: string): string {
+  // trailing blanks dropped (a carrier may pad or trim the field)
+  const start = Array.from(text.normalize("NFC")).slice(0, 20).join("").replace(/[\s\0]+$/, "");
+  const h = key !== undefined && key !== "" ? createHmac("sha256", key) : createHash("sha256");
+  return h.update("dgt1\n" + start).digest("base64url").slice(0, 22);
+}
 
 /** The `account` of masked messages (src/edge/sms-masking.ts) in metrics and logs. */
 export const MASKING_ACCOUNT = "masking";
