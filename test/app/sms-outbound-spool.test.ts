@@ -306,6 +306,90 @@ describe("outbound messages in the Redis spool", () => {
     expect(texts(smsc).filter((t) => t === "in doubt no receipt")).toHaveLength(2);
   }, 90_000);
 
+  it("a receipt with an unknown id and the text start of a live message (submit out, answer not yet in) does not mark it sent: after a temporary error it is sent again", async () => {
+    child ??= startDidgate();
+    esme ??= await bindApp();
+    const text = "Your code is 111111, valid 5 min";
+    // the first copy is answered 3 s late with a temporary error (throttled); the next one accepted
+    let copies = 0;
+    smsc.options.respondAfterMs = 3000;
+    smsc.options.receiptAfterMs = undefined;
+    smsc.options.submitStatusOf = (p) => (String((p.short_message as { message: string }).message) === text && copies++ === 0 ? 0x58 : 0);
+    onTestFinished(() => {
+      smsc.options.respondAfterMs = undefined;
+      smsc.options.submitStatusOf = undefined;
+    });
+    const matchedBefore = metricValue(await metrics(), 'didgate_sms_outbound_in_doubt_total{outcome="matched"}');
+    const r = await esme.send("submit_sm", { source_addr: "15125550100", source_addr_ton: 1, destination_addr: "447700900700", dest_addr_ton: 1, short_message: text });
+    expect(r.command_status).toBe(0);
+    const id = `msg_${String(r.message_id).replace(/\0+$/, "")}`;
+    await waitFor(() => texts(smsc).includes(text), 20_000);
+    const markers = `didgate:smsout:if:smsc-b:${encodeURIComponent("+15125550100")}:${encodeURIComponent("+447700900700")}`;
+    expect(await client.hget(markers, id)).toMatch(/^\{/);
+    // a stray receipt (an id didgate does not know) whose text: is the message's first 20 characters
+    const dr = await smsc.send("deliver_sm", { source_addr: "447700900700", source_addr_ton: 1, destination_addr: "15125550100", dest_addr_ton: 1, esm_class: 4, short_message: `id:zz-stray-1 sub:001 dlvrd:001 submit date:2612050800 done date:2612050801 stat:DELIVRD err:000 text:${text.slice(0, 20)}`, receipted_message_id: "zz-stray-1", message_state: 2 });
+    expect(dr.command_status).toBe(0);
+    await new Promise((res) => setTimeout(res, 500));
+    // still a live marker (not "!bind"), no note that a carrier has it
+    expect(await client.hget(markers, id)).toMatch(/^\{/);
+    expect(await client.get(`didgate:smsout:job:${id}`)).toBeNull();
+    // the 0x58 answer: it is sent again (a wrong match would have ended it as sent, never sent)
+    await waitFor(() => texts(smsc).filter((t) => t === text).length >= 2, 20_000, 100);
+    expect(metricValue(await metrics(), 'didgate_sms_outbound_in_doubt_total{outcome="matched"}')).toBe(matchedBefore);
+  }, 60_000);
+
+  it("two messages in doubt with the same text start: a receipt matches neither (ambiguous), both are sent again after the hold; no text in the markers", async () => {
+    child ??= startDidgate();
+    esme ??= await bindApp();
+    // the answers come after the kill; no receipts from the SMSC itself
+    smsc.options.respondAfterMs = 5000;
+    smsc.options.receiptAfterMs = undefined;
+    onTestFinished(() => {
+      smsc.options.respondAfterMs = undefined;
+    });
+    const a = "Your code is 222222 (first)";
+    const b = "Your code is 222222 (second)";
+    for (const t of [a, b]) expect((await esme.send("submit_sm", { source_addr: "15125550100", source_addr_ton: 1, destination_addr: "447700900800", dest_addr_ton: 1, short_message: t })).command_status).toBe(0);
+    await waitFor(() => texts(smsc).includes(a) && texts(smsc).includes(b), 20_000);
+    await kill9(child!);
+    await esme.close();
+    esme = undefined;
+    smsc.options.respondAfterMs = undefined;
+    // what a crash leaves in Redis: the markers, without the text (the spool entries do carry it)
+    const markers = `didgate:smsout:if:smsc-b:${encodeURIComponent("+15125550100")}:${encodeURIComponent("+447700900800")}`;
+    expect(await client.hlen(markers)).toBe(2);
+    const dump = async (pattern: string): Promise<string> => {
+      let out = "";
+      for (const k of await client.keys(pattern)) {
+        const type = await client.type(k);
+        if (type === "string") out += (await client.get(k)) ?? "";
+        else if (type === "hash") out += JSON.stringify(await client.hgetall(k));
+        else if (type === "list") out += (await client.lrange(k, 0, -1)).join("");
+        else if (type === "set") out += (await client.smembers(k)).join("");
+        else if (type === "zset") out += (await client.zrange(k, "0", "-1")).join("");
+        else if (type === "stream") out += JSON.stringify(await client.xrange(k, "-", "+"));
+      }
+      return out;
+    };
+    expect(await dump("didgate:inbound*")).toContain("Your code is 222222");
+    const outKeys = await dump("didgate:smsout:*");
+    expect(outKeys).not.toContain("Your code");
+    expect(outKeys).not.toContain("222222");
+    const old = smsc.binds.at(-1)?.session;
+    child = startDidgate();
+    const bind = await waitFor(() => (smsc.binds.length > 0 && smsc.binds.at(-1)!.session !== old ? smsc.binds.at(-1) : undefined), 20_000);
+    // a receipt with an unknown id whose text: fits both
+    const dr = await smsc.send("deliver_sm", { source_addr: "447700900800", source_addr_ton: 1, destination_addr: "15125550100", dest_addr_ton: 1, esm_class: 4, short_message: `id:zz-amb-1 sub:001 dlvrd:001 submit date:2612050800 done date:2612050801 stat:DELIVRD err:000 text:${a.slice(0, 20)}`, receipted_message_id: "zz-amb-1", message_state: 2 }, bind);
+    expect(dr.command_status).toBe(0);
+    await waitFor(async () => metricValue(await metrics(), 'didgate_sms_outbound_in_doubt_total{outcome="ambiguous"}') >= 1, 10_000, 100);
+    expect(metricValue(await metrics(), 'didgate_sms_outbound_in_doubt_total{outcome="matched"}')).toBe(0);
+    await waitFor(() => texts(smsc).filter((t) => t === a).length >= 2 && texts(smsc).filter((t) => t === b).length >= 2, (HOLD_S + 30) * 1000, 100);
+    expect(metricValue(await metrics(), 'didgate_sms_outbound_in_doubt_total{outcome="resent"}')).toBeGreaterThanOrEqual(2);
+    await new Promise((res) => setTimeout(res, 2000));
+    expect(texts(smsc).filter((t) => t === a)).toHaveLength(2);
+    expect(texts(smsc).filter((t) => t === b)).toHaveLength(2);
+  }, 90_000);
+
   it("a scheduled message whose recipient sends STOP before its time is never sent: UNDELIV err:102 receipt, query_sm UNDELIVERABLE", async () => {
     child ??= startDidgate();
     esme ??= await bindApp();
