@@ -1088,8 +1088,8 @@ export class SmsOutbound {
   }
 
   /**
-   * Before a submit_sm goes out (Redis, one slot): the message's in-flight marker (when, the start
-   * of its text, what its record needs), so that after a crash before the carrier's answer was
+   * Before a submit_sm goes out (Redis, one slot): the message's in-flight marker (when, a hash of
+   * the start of its text (textStartHash), what its record needs), so that after a crash before the carrier's answer was
    * stored the message is held, not sent again at once. The marker hash key, or undefined.
    */
   private async markInFlight(job: DeliveryJob, body: MessageOutboundBody, bind: string): Promise<string | undefined> {
