@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { branchTag, branchWorker, callIdWorker, methodLabel, ownerOf, scanMessage } from "../../src/workers/steer.js";
+import { branchTag, branchWorker, callIdWorker, methodLabel, ownerOf, SCAN_MAX_BYTES, SCAN_MAX_LINES, scanMessage, scanStats } from "../../src/workers/steer.js";
 import { decodeFrame, encodeFrame } from "../../src/workers/handoff.js";
 
 const crlf = (lines: string[]): Buffer => Buffer.from(lines.join("\r\n") + "\r\n\r\n", "latin1");
@@ -110,5 +110,28 @@ describe("handoff frames", () => {
     expect(decodeFrame(Buffer.from([2, 1, 65, 0, 1]))).toBeNull();
     expect(decodeFrame(Buffer.from([1, 9, 65]))).toBeNull();
     expect(decodeFrame(Buffer.from([1, 0, 0, 0]))).toBeNull();
+  });
+});
+
+describe("steer: bounded work on hostile datagrams", () => {
+  it("65,000 header lines without a colon: the scan gives up after SCAN_MAX_LINES, no owner", () => {
+    const b = Buffer.from("BYE sip:a@b SIP/2.0\r\n" + "x\n".repeat(65000) + "Call-ID: late@h\r\n\r\n", "latin1");
+    const before = scanStats.lines;
+    const info = scanMessage(b)!;
+    expect(scanStats.lines - before).toBeLessThanOrEqual(SCAN_MAX_LINES);
+    expect(info.callId).toBe("");
+    expect(ownerOf(info, 2)).toBe(-1);
+  });
+  it("one huge header line: only the first SCAN_MAX_BYTES are read", () => {
+    const b = Buffer.from("BYE sip:a@b SIP/2.0\r\nX: " + "a".repeat(200000) + "\r\nCall-ID: late@h\r\n\r\n", "latin1");
+    const before = scanStats.lines;
+    expect(scanMessage(b)!.callId).toBe("");
+    expect(scanStats.lines - before).toBe(1);
+  });
+  it("a Call-ID within the bounds is still found after many short headers", () => {
+    const hdrs = Array.from({ length: SCAN_MAX_LINES - 2 }, (_, i) => `X-H${i}: v`);
+    const b = crlf(["BYE sip:a@b SIP/2.0", ...hdrs, "Call-ID: ok@h"]);
+    expect(b.length).toBeLessThan(SCAN_MAX_BYTES);
+    expect(scanMessage(b)!.callId).toBe("ok@h");
   });
 });
