@@ -12,6 +12,7 @@
  * worker again when one dies after it had started.
  */
 import cluster, { type Worker } from "node:cluster";
+import { randomBytes } from "node:crypto";
 import { AggregatorRegistry, Counter } from "prom-client";
 import { Didgate } from "../app.js";
 import type { LoadedConfig } from "../config/load.js";
@@ -45,7 +46,7 @@ export function workerEnv(env: NodeJS.ProcessEnv = process.env): { index: number
 
 type Msg =
   | { type: "didgate:handoff"; index: number; port: number }
-  | { type: "didgate:peers"; ports: number[] }
+  | { type: "didgate:peers"; ports: number[]; token: string }
   | { type: "didgate:started"; index: number }
   | { type: "didgate:metrics-req"; id: number }
   | { type: "didgate:metrics-res"; id: number; body?: string; error?: string };
@@ -68,12 +69,20 @@ export async function runPrimary(loaded: LoadedConfig, n: number): Promise<void>
   const everStarted = new Set<number>();
   /** Workers that were starting when a SIGHUP came: they get it once started. */
   const reloadPending = new Set<number>();
+  // a per-boot secret in every hand-off frame: a local process that takes a dead worker's freed
+  // port cannot inject frames (handoff.ts)
+  const token = randomBytes(8).toString("hex");
+  let peersComplete = false;
   let stopping = false;
   let exitCode = 0;
 
+  /** The hand-off ports to every worker; 0 for a worker that is gone (nothing is sent to it). */
   const broadcastPeers = (): void => {
-    if (ports.some((p) => p === 0)) return;
-    for (const w of byIndex.values()) if (w.isConnected()) w.send({ type: "didgate:peers", ports } satisfies Msg);
+    if (!peersComplete) {
+      if (ports.some((p) => p === 0)) return;
+      peersComplete = true;
+    }
+    for (const w of byIndex.values()) if (w.isConnected()) w.send({ type: "didgate:peers", ports, token } satisfies Msg);
   };
 
   const fork = (index: number, attempt = 0): void => {
@@ -107,6 +116,8 @@ export async function runPrimary(loaded: LoadedConfig, n: number): Promise<void>
       }
       const wasStarted = started.delete(index);
       ports[index] = 0;
+      // the others stop sending to (and accepting from) its port at once
+      broadcastPeers();
       if (!wasStarted && everStarted.has(index)) {
         // forked again and could not start (say the config file is now invalid): keep trying
         const delay = Math.min(30_000, 1000 * 2 ** Math.min(attempt + 1, 5));
@@ -208,7 +219,7 @@ export async function runWorker(): Promise<void> {
     process.on("message", (m: unknown) => {
       if (!isMsg(m)) return;
       if (m.type === "didgate:peers") {
-        ho.setPeers(m.ports);
+        ho.setPeers(m.ports, m.token);
         resolve();
       } else if (m.type === "didgate:metrics-res") {
         const p = pending.get(m.id);
