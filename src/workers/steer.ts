@@ -13,7 +13,7 @@
  * The scan reads only the start line and the headers up to the blank line, as latin1 (no UTF-8
  * decoding); it neither validates nor allocates per header. It runs on every datagram before any
  * flood guard, so its work is bounded: at most SCAN_MAX_BYTES of the datagram and SCAN_MAX_LINES
- * header lines, each line searched only within itself. A Call-ID beyond that is not seen: the
+ * header lines, and no part of the text is searched twice. A Call-ID beyond that is not seen: the
  * datagram has no owner and the worker that got it handles it.
  */
 
@@ -95,13 +95,19 @@ export function scanMessage(buf: Buffer): SteerInfo | null {
   let cseqMethod = "";
   let pos = eol + 1;
   let lines = 0;
+  let nextColon = -1;
   while (pos < text.length && lines < SCAN_MAX_LINES) {
     lines++;
     scanStats.lines++;
     let nl = text.indexOf("\n", pos);
     if (nl < 0) nl = text.length;
-    let colon = pos;
-    while (colon < nl && text.charCodeAt(colon) !== 58 /* : */) colon++;
+    // the next colon in the text, searched again only once the scan has passed it: lines
+    // without one do not each search to the end
+    if (nextColon < pos) {
+      nextColon = text.indexOf(":", pos);
+      if (nextColon < 0) nextColon = text.length;
+    }
+    const colon = nextColon;
     if (colon > pos && colon < nl) {
       const name = lower(text.slice(pos, colon).trim());
       if (!sawVia && (name === "via" || name === "v")) {
