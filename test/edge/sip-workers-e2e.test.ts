@@ -228,6 +228,16 @@ describe("sip.workers: 2 (file routes)", () => {
     }
   });
 
+  it("/metrics: gauges of state every worker holds (the route table) are not summed", async () => {
+    const t = await metrics(d);
+    expect(sample(t, "didgate_route_table_entries", { kind: "exact" })).toBe(3);
+    expect(sample(t, "didgate_numbers", { state: "active" })).toBe(3);
+    const last = sample(t, "didgate_route_table_last_reload_timestamp_seconds");
+    expect(last).toBeGreaterThan(Date.now() / 1000 - 600);
+    expect(last).toBeLessThanOrEqual(Date.now() / 1000 + 1);
+    // per-worker quantities are still the sum: both workers' handoffs were counted above
+  });
+
   it("SIGHUP to the primary reloads every worker", async () => {
     const before = d.out().split("\n").filter((l) => l.includes('"config reloaded"')).length;
     d.child.kill("SIGHUP");
@@ -275,6 +285,18 @@ describe("sip.workers: 2 with Redis routes", () => {
       to.send(port, response(inv, "486 Busy Here", { toTag: "busy" }));
     }
   }
+
+  it("/metrics with Redis routes: the sync gauges read as one edge's (alert rules compare them to 1 and 0)", async () => {
+    await run(process.execPath, ["dist/src/cli.js", "routes", "set", "+15125550199", JSON.stringify({ voice: { targets: ["sip:+15125550199@127.0.0.5:5999"] } }), "--config", d.cfg]);
+    const t = await waitFor(async () => {
+      const x = await metrics(d);
+      return sample(x, "didgate_route_table_entries", { kind: "exact" }) >= 1 ? x : undefined;
+    }, 10_000);
+    expect(sample(t, "didgate_route_table_entries", { kind: "exact" })).toBe(1);
+    expect(sample(t, "didgate_route_sync_connected")).toBe(1);
+    expect(sample(t, "didgate_route_sync_stale")).toBe(0);
+    expect(sample(t, "didgate_route_table_last_reload_timestamp_seconds")).toBeLessThanOrEqual(Date.now() / 1000 + 1);
+  });
 
   it("a route changed in Redis is seen by every worker: calls owned by each go to the new target", async () => {
     const set = (target: Peer) =>
