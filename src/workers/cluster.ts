@@ -13,7 +13,10 @@
  */
 import cluster, { type Worker } from "node:cluster";
 import { randomBytes } from "node:crypto";
-import { AggregatorRegistry, Counter } from "prom-client";
+import { AggregatorRegistry, Counter, type Registry } from "prom-client";
+
+/** One worker's registry as JSON (what the primary aggregates). */
+type WorkerMetrics = Awaited<ReturnType<Registry["getMetricsAsJSON"]>>;
 import { Didgate } from "../app.js";
 import type { LoadedConfig } from "../config/load.js";
 import { loadConfig, resolvePath } from "../config/load.js";
@@ -49,7 +52,19 @@ type Msg =
   | { type: "didgate:peers"; ports: number[]; token: string }
   | { type: "didgate:started"; index: number }
   | { type: "didgate:metrics-req"; id: number }
-  | { type: "didgate:metrics-res"; id: number; body?: string; error?: string };
+  | { type: "didgate:metrics-res"; id: number; body?: string; error?: string }
+  | { type: "didgate:metrics-get"; id: number }
+  | { type: "didgate:metrics-json"; id: number; metrics?: WorkerMetrics };
+
+/** How long the primary waits for the workers' metrics before answering with those it has. */
+const METRICS_WAIT_MS = 3000;
+
+/** The didgate_worker_up lines of a scrape: 1 for each worker whose metrics are in it. */
+export function workerUpText(n: number, up: ReadonlySet<number>): string {
+  let out = "# HELP didgate_worker_up 1 when the SIP worker's metrics are in this scrape; 0: not running, starting, or slower than 3 s to answer\n# TYPE didgate_worker_up gauge\n";
+  for (let i = 0; i < n; i++) out += `didgate_worker_up{worker="${i}"} ${up.has(i) ? 1 : 0}\n`;
+  return out;
+}
 
 function isMsg(m: unknown): m is Msg {
   return typeof m === "object" && m !== null && typeof (m as { type?: unknown }).type === "string" && (m as { type: string }).type.startsWith("didgate:");
@@ -61,7 +76,39 @@ export async function runPrimary(loaded: LoadedConfig, n: number): Promise<void>
   const c = loaded.config;
   // the dialog secret file is made once here: workers read it, none races to create it
   loadDialogSecrets({ secret: c.sip.dialog_secret, previous: c.sip.dialog_secret_previous, stateDir: resolvePath(loaded.baseDir, c.state_dir), logger: log, shared: c.routes.redis !== undefined });
-  const aggregator = new AggregatorRegistry();
+  let scrapeSeq = 0;
+  /** Scrapes in progress: the workers asked and what they answered (removed when done). */
+  const scrapes = new Map<number, { asked: Set<number>; got: Map<number, WorkerMetrics>; finish: () => void }>();
+  /**
+   * Every started worker's metrics, aggregated (each gauge by its aggregator, the rest summed),
+   * plus didgate_worker_up: a worker that does not answer within METRICS_WAIT_MS is left out
+   * rather than failing the scrape.
+   */
+  const scrape = (): Promise<string> =>
+    new Promise<string>((resolve, reject) => {
+      const id = ++scrapeSeq;
+      const asked = new Set<number>();
+      const got = new Map<number, WorkerMetrics>();
+      let timer: NodeJS.Timeout | undefined;
+      const finish = (): void => {
+        if (!scrapes.delete(id)) return;
+        if (timer !== undefined) clearTimeout(timer);
+        try {
+          const reg = AggregatorRegistry.aggregate([...got.values()]);
+          reg.metrics().then((body) => resolve(body + workerUpText(n, new Set(got.keys()))), reject);
+        } catch (err) {
+          reject(err instanceof Error ? err : new Error(String(err)));
+        }
+      };
+      scrapes.set(id, { asked, got, finish });
+      for (const [i, w] of byIndex) {
+        if (!started.has(i) || !w.isConnected()) continue;
+        asked.add(i);
+        w.send({ type: "didgate:metrics-get", id } satisfies Msg);
+      }
+      if (asked.size === 0) finish();
+      else timer = setTimeout(finish, METRICS_WAIT_MS);
+    });
   const ports: number[] = new Array<number>(n).fill(0);
   const byIndex = new Map<number, Worker>();
   const started = new Set<number>();
@@ -99,8 +146,14 @@ export async function runPrimary(loaded: LoadedConfig, n: number): Promise<void>
         everStarted.add(index);
         if (reloadPending.delete(index)) w.process.kill("SIGHUP");
         if (started.size === n) log.info({ workers: n }, "didgate workers started");
+      } else if (m.type === "didgate:metrics-json") {
+        const sc = scrapes.get(m.id);
+        if (sc === undefined || !sc.asked.has(index)) return;
+        sc.asked.delete(index);
+        if (m.metrics !== undefined) sc.got.set(index, m.metrics);
+        if (sc.asked.size === 0) sc.finish();
       } else if (m.type === "didgate:metrics-req") {
-        aggregator.clusterMetrics().then(
+        scrape().then(
           (body) => w.isConnected() && w.send({ type: "didgate:metrics-res", id: m.id, body } satisfies Msg),
           (err: unknown) => w.isConnected() && w.send({ type: "didgate:metrics-res", id: m.id, error: errMessage(err) } satisfies Msg),
         );
@@ -221,6 +274,14 @@ export async function runWorker(): Promise<void> {
       if (m.type === "didgate:peers") {
         ho.setPeers(m.ports, m.token);
         resolve();
+      } else if (m.type === "didgate:metrics-get") {
+        const reg = app?.registry;
+        if (reg === undefined) send({ type: "didgate:metrics-json", id: m.id });
+        else
+          reg.getMetricsAsJSON().then(
+            (metrics) => send({ type: "didgate:metrics-json", id: m.id, metrics }),
+            () => send({ type: "didgate:metrics-json", id: m.id }),
+          );
       } else if (m.type === "didgate:metrics-res") {
         const p = pending.get(m.id);
         if (p === undefined) return;
@@ -264,9 +325,6 @@ export async function runWorker(): Promise<void> {
     labelNames: ["kind", "method"],
     registers: [a.registry],
   });
-  AggregatorRegistry.setRegistries([a.registry]);
-  // its constructor installs the worker's answer to the primary's metrics requests
-  new AggregatorRegistry();
   ho.setReceiver((buf, address, port) => a.sipStack?.transport.receiveHandedOff(buf, address, port));
 
   if (stopping) return;

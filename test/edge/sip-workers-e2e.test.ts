@@ -238,6 +238,26 @@ describe("sip.workers: 2 (file routes)", () => {
     // per-worker quantities are still the sum: both workers' handoffs were counted above
   });
 
+  it("/metrics with a worker that does not answer: 200 with the others' metrics and didgate_worker_up 0 for it", async () => {
+    let t = await metrics(d);
+    expect(sample(t, "didgate_worker_up", { worker: "0" })).toBe(1);
+    expect(sample(t, "didgate_worker_up", { worker: "1" })).toBe(1);
+    const w1 = logLines(d, "worker forked").find((l) => l.worker === 1)!.pid as number;
+    process.kill(w1, "SIGSTOP");
+    try {
+      t = await metrics(d);
+      expect(sample(t, "didgate_worker_up", { worker: "0" })).toBe(1);
+      expect(sample(t, "didgate_worker_up", { worker: "1" })).toBe(0);
+      // worker 0's share is there: the route table it holds
+      expect(sample(t, "didgate_route_table_entries", { kind: "exact" })).toBe(3);
+    } finally {
+      process.kill(w1, "SIGCONT");
+    }
+    // its late answer to the scrape above is dropped; the next scrape has it again
+    t = await metrics(d);
+    expect(sample(t, "didgate_worker_up", { worker: "1" })).toBe(1);
+  }, 20_000);
+
   it("SIGHUP to the primary reloads every worker", async () => {
     const before = d.out().split("\n").filter((l) => l.includes('"config reloaded"')).length;
     d.child.kill("SIGHUP");
