@@ -162,6 +162,8 @@ export async function runPrimary(loaded: LoadedConfig, n: number): Promise<void>
     w.on("exit", (code, signal) => {
       if (byIndex.get(index) === w) byIndex.delete(index);
       reloadPending.delete(index);
+      // a scrape does not wait for a worker that is gone
+      for (const sc of scrapes.values()) if (sc.asked.delete(index) && sc.asked.size === 0) sc.finish();
       if (stopping) {
         if (code !== 0) exitCode = 1;
         if (byIndex.size === 0) process.exit(exitCode);
