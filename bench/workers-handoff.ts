@@ -12,6 +12,7 @@
  * For scale: the SIP bench (bench/sip.ts) measures the whole call (7 messages) in CPU us per call.
  */
 import { fork } from "node:child_process";
+import { randomBytes } from "node:crypto";
 import { fileURLToPath } from "node:url";
 import { Handoff } from "../src/workers/handoff.js";
 import { branchTag, ownerOf, scanMessage } from "../src/workers/steer.js";
@@ -43,8 +44,8 @@ async function child(): Promise<void> {
     got++;
     sink.n += buf.length;
   });
-  process.on("message", (m: { peers?: number[]; report?: boolean }) => {
-    if (m.peers) h.setPeers(m.peers);
+  process.on("message", (m: { peers?: number[]; token?: string; report?: boolean }) => {
+    if (m.peers) h.setPeers(m.peers, m.token!);
     if (m.report) {
       const c = process.cpuUsage(c0);
       process.send!({ got, cpuUs: c.user + c.system });
@@ -73,8 +74,9 @@ async function main(): Promise<void> {
   const other = fork(fileURLToPath(import.meta.url), ["--child"], { stdio: "inherit" });
   const otherPort = await new Promise<number>((r) => other.once("message", (m: { port: number }) => r(m.port)));
   const peers = [me.port, otherPort];
-  me.setPeers(peers);
-  other.send({ peers });
+  const token = randomBytes(8).toString("hex");
+  me.setPeers(peers, token);
+  other.send({ peers, token });
   await new Promise((r) => setTimeout(r, 100));
   const results: Array<{ sendUs: number; recvUs: number; got: number; wallUs: number }> = [];
   for (let r = 0; r < 5; r++) {

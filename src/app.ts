@@ -769,7 +769,7 @@ export class Didgate {
           }
         : null,
       delivery,
-      workers: 1,
+      workers: this.opts.worker?.count ?? 1,
     };
   }
 

@@ -2,7 +2,7 @@
 import cluster from "node:cluster";
 import { Didgate } from "../app.js";
 import { workerCount } from "../workers/config.js";
-import { runPrimary, runWorker } from "../workers/cluster.js";
+import { runPrimary, runWorker, workerEnv } from "../workers/cluster.js";
 import { loadConfig } from "../config/load.js";
 import { errMessage } from "../util/errors.js";
 import { CONFIG_OPTION, parseCommand, str, type Io } from "./args.js";
@@ -16,11 +16,15 @@ export async function serveCommand(argv: string[], io: Io): Promise<number> {
     io.out(SERVE_USAGE);
     return 0;
   }
+  // a worker's role, count and config file are the primary's, whatever the file says now
+  if (workerEnv() !== undefined) {
+    await runWorker();
+    return -1;
+  }
   const loaded = loadConfig(str(p, "config"));
   const workers = workerCount(loaded.config);
-  if (workers > 1) {
-    if (cluster.isPrimary) await runPrimary(loaded, workers);
-    else await runWorker(loaded, workers);
+  if (workers > 1 && cluster.isPrimary) {
+    await runPrimary(loaded, workers);
     return -1;
   }
   const app = new Didgate(loaded);

@@ -55,6 +55,7 @@ export class DeliveryMetrics {
       name: "didgate_spool_depth",
       help: "Messages in the durable spool (stream plus retry schedule), shared by all edges",
       registers,
+      aggregator: "max",
       async collect() {
         await self.sample();
         this.set(self.last.depth);
@@ -64,6 +65,7 @@ export class DeliveryMetrics {
       name: "didgate_spool_oldest_age_seconds",
       help: "Age of the oldest message in the durable spool since it was accepted",
       registers,
+      aggregator: "max",
       async collect() {
         await self.sample();
         this.set(self.last.oldestAgeS);

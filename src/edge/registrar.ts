@@ -195,6 +195,8 @@ export class RegistrarMetrics {
       name: "didgate_registrar_users_registered",
       help: "Users (addresses of record) with at least one registered contact",
       registers,
+      // read from the shared store: every worker reports the same count
+      aggregator: "max",
       async collect() {
         try {
           this.set(await store.count());

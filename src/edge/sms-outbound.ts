@@ -262,6 +262,7 @@ export class SmsOutbound {
       help: "Outbound messages queued for a bind (the first of their route), not yet sent or ended: the Redis spool (shared by edges), else this process",
       labelNames: ["bind"],
       registers: [o.registry],
+      aggregator: "max",
       async collect() {
         const m = await stats();
         this.reset();
@@ -273,6 +274,7 @@ export class SmsOutbound {
       help: "Age of the oldest outbound message queued for a bind (0 when none)",
       labelNames: ["bind"],
       registers: [o.registry],
+      aggregator: "max",
       async collect() {
         const m = await stats();
         this.reset();

@@ -75,7 +75,7 @@ export class VoiceMetrics {
       registers,
     });
     this.failovers = new Counter({ name: "didgate_call_failovers_total", help: "Calls moved on to a next target", labelNames: ["trunk"], registers });
-    this.targetsDown = new Gauge({ name: "didgate_sip_targets_down", help: "SIP targets currently marked down (probing or suspect after a timeout)", registers });
+    this.targetsDown = new Gauge({ name: "didgate_sip_targets_down", help: "SIP targets currently marked down (probing or suspect after a timeout)", registers, aggregator: "max" });
     this.request = cache2((trunk, method) => localChild(this.requests, { trunk, method }));
     this.final = cache2((trunk, code) => localChild(this.finals, { trunk, code }));
     this.call = cache2((trunk, outcome) => localChild(this.calls, { trunk, outcome }));

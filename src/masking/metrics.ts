@@ -15,6 +15,7 @@ export class MaskingMetrics {
       help: "Masking sessions alive per pool",
       labelNames: ["pool"],
       registers: [registry],
+      aggregator: "max",
       async collect() {
         const m = await store.activeByPool().catch(() => new Map<string, number>());
         this.reset();

@@ -57,7 +57,7 @@ export class NumberStates {
     this.now = o.now ?? Date.now;
     this.intervalMs = o.intervalMs ?? 60_000;
     this.slice = o.slice ?? 2000;
-    this.gauge = new Gauge({ name: "didgate_numbers", help: "Numbers (exact route keys) by the state they answer with now: active, porting_out, quarantine, released (released_at, port_date and the quarantine days applied)", labelNames: ["state"], registers: [o.registry] });
+    this.gauge = new Gauge({ name: "didgate_numbers", help: "Numbers (exact route keys) by the state they answer with now: active, porting_out, quarantine, released (released_at, port_date and the quarantine days applied)", labelNames: ["state"], registers: [o.registry], aggregator: "max" });
     for (const s of ROUTE_STATES) this.gauge.set({ state: s }, 0);
   }
 

@@ -19,10 +19,10 @@ export class RouteMetrics {
   readonly lookups: Counter<"outcome">;
 
   constructor(registry: Registry) {
-    this.entries = new Gauge({ name: "didgate_route_table_entries", help: "Route table entries by key kind", labelNames: ["kind"], registers: [registry] });
-    this.version = new Gauge({ name: "didgate_route_table_version", help: "Route table version (stream id time in ms, or file mtime in ms)", registers: [registry] });
-    this.info = new Gauge({ name: "didgate_route_table_info", help: "Route table source and version (value 1)", labelNames: ["source", "version"], registers: [registry] });
-    this.lastReload = new Gauge({ name: "didgate_route_table_last_reload_timestamp_seconds", help: "Unix time of the last successful full load", registers: [registry] });
+    this.entries = new Gauge({ name: "didgate_route_table_entries", help: "Route table entries by key kind", labelNames: ["kind"], registers: [registry], aggregator: "max" });
+    this.version = new Gauge({ name: "didgate_route_table_version", help: "Route table version (stream id time in ms, or file mtime in ms)", registers: [registry], aggregator: "max" });
+    this.info = new Gauge({ name: "didgate_route_table_info", help: "Route table source and version (value 1)", labelNames: ["source", "version"], registers: [registry], aggregator: "max" });
+    this.lastReload = new Gauge({ name: "didgate_route_table_last_reload_timestamp_seconds", help: "Unix time of the last successful full load", registers: [registry], aggregator: "max" });
     this.reloads = new Counter({ name: "didgate_route_reloads_total", help: "Full route table loads by source and result (ok, failed, refused)", labelNames: ["source", "result"], registers: [registry] });
     this.lookups = new Counter({ name: "didgate_route_lookups_total", help: "Admin and CLI lookups by outcome", labelNames: ["outcome"], registers: [registry] });
   }

@@ -451,7 +451,8 @@ export class TransportLayer {
           }
           try {
             const a = normAddr(rinfo.address);
-            if (steer(msg, a, rinfo.port)) return;
+            // an oversized datagram is not scanned: the stack that got it refuses it
+            if (msg.length <= this.opts.maxMessageSize && steer(msg, a, rinfo.port)) return;
             const tap = this.opts.capture;
             if (tap !== undefined) tap("udp", a, rinfo.port, l.address, l.port, msg);
             this.handler.onMessage(msg, { transport: "udp", address: a, port: rinfo.port, listener: l, connection: null });

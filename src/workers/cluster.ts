@@ -12,10 +12,14 @@
  * worker again when one dies after it had started.
  */
 import cluster, { type Worker } from "node:cluster";
-import { AggregatorRegistry, Counter } from "prom-client";
+import { randomBytes } from "node:crypto";
+import { AggregatorRegistry, Counter, type Registry } from "prom-client";
+
+/** One worker's registry as JSON (what the primary aggregates). */
+type WorkerMetrics = Awaited<ReturnType<Registry["getMetricsAsJSON"]>>;
 import { Didgate } from "../app.js";
 import type { LoadedConfig } from "../config/load.js";
-import { resolvePath } from "../config/load.js";
+import { loadConfig, resolvePath } from "../config/load.js";
 import { loadDialogSecrets } from "../edge/dialog-secret.js";
 import { createLogger } from "../ops/logger.js";
 import type { UdpSteer } from "../sip/transport.js";
@@ -25,13 +29,42 @@ import { methodLabel, ownerOf, scanMessage } from "./steer.js";
 
 // not DIDGATE_*: those are config overrides (src/config/load.ts)
 const INDEX_ENV = "DGW_WORKER_INDEX";
+const COUNT_ENV = "DGW_WORKERS";
+const CONFIG_ENV = "DGW_CONFIG_PATH";
+
+/**
+ * In a worker process: its index, the worker count and the config file, as the primary decided
+ * them (a worker forked again later must not take its count or role from a changed file).
+ * Undefined in any other process.
+ */
+export function workerEnv(env: NodeJS.ProcessEnv = process.env): { index: number; count: number; configPath: string | undefined } | undefined {
+  if (!cluster.isWorker || env[COUNT_ENV] === undefined) return undefined;
+  const count = Number(env[COUNT_ENV]);
+  const index = Number(env[INDEX_ENV]);
+  if (!Number.isInteger(count) || count < 2) throw new Error(`worker count ${String(env[COUNT_ENV])} out of range`);
+  if (!Number.isInteger(index) || index < 0 || index >= count) throw new Error(`worker index ${String(env[INDEX_ENV])} out of range`);
+  const configPath = env[CONFIG_ENV];
+  return { index, count, configPath: configPath === undefined || configPath === "" ? undefined : configPath };
+}
 
 type Msg =
   | { type: "didgate:handoff"; index: number; port: number }
-  | { type: "didgate:peers"; ports: number[] }
+  | { type: "didgate:peers"; ports: number[]; token: string }
   | { type: "didgate:started"; index: number }
   | { type: "didgate:metrics-req"; id: number }
-  | { type: "didgate:metrics-res"; id: number; body?: string; error?: string };
+  | { type: "didgate:metrics-res"; id: number; body?: string; error?: string }
+  | { type: "didgate:metrics-get"; id: number }
+  | { type: "didgate:metrics-json"; id: number; metrics?: WorkerMetrics };
+
+/** How long the primary waits for the workers' metrics before answering with those it has. */
+const METRICS_WAIT_MS = 3000;
+
+/** The didgate_worker_up lines of a scrape: 1 for each worker whose metrics are in it. */
+export function workerUpText(n: number, up: ReadonlySet<number>): string {
+  let out = "# HELP didgate_worker_up 1 when the SIP worker's metrics are in this scrape; 0: not running, starting, or slower than 3 s to answer\n# TYPE didgate_worker_up gauge\n";
+  for (let i = 0; i < n; i++) out += `didgate_worker_up{worker="${i}"} ${up.has(i) ? 1 : 0}\n`;
+  return out;
+}
 
 function isMsg(m: unknown): m is Msg {
   return typeof m === "object" && m !== null && typeof (m as { type?: unknown }).type === "string" && (m as { type: string }).type.startsWith("didgate:");
@@ -43,21 +76,66 @@ export async function runPrimary(loaded: LoadedConfig, n: number): Promise<void>
   const c = loaded.config;
   // the dialog secret file is made once here: workers read it, none races to create it
   loadDialogSecrets({ secret: c.sip.dialog_secret, previous: c.sip.dialog_secret_previous, stateDir: resolvePath(loaded.baseDir, c.state_dir), logger: log, shared: c.routes.redis !== undefined });
-  const aggregator = new AggregatorRegistry();
+  let scrapeSeq = 0;
+  /** Scrapes in progress: the workers asked and what they answered (removed when done). */
+  const scrapes = new Map<number, { asked: Set<number>; got: Map<number, WorkerMetrics>; finish: () => void }>();
+  /**
+   * Every started worker's metrics, aggregated (each gauge by its aggregator, the rest summed),
+   * plus didgate_worker_up: a worker that does not answer within METRICS_WAIT_MS is left out
+   * rather than failing the scrape.
+   */
+  const scrape = (): Promise<string> =>
+    new Promise<string>((resolve, reject) => {
+      const id = ++scrapeSeq;
+      const asked = new Set<number>();
+      const got = new Map<number, WorkerMetrics>();
+      let timer: NodeJS.Timeout | undefined;
+      const finish = (): void => {
+        if (!scrapes.delete(id)) return;
+        if (timer !== undefined) clearTimeout(timer);
+        try {
+          const reg = AggregatorRegistry.aggregate([...got.values()]);
+          reg.metrics().then((body) => resolve(body + workerUpText(n, new Set(got.keys()))), reject);
+        } catch (err) {
+          reject(err instanceof Error ? err : new Error(String(err)));
+        }
+      };
+      scrapes.set(id, { asked, got, finish });
+      for (const [i, w] of byIndex) {
+        if (!started.has(i) || !w.isConnected()) continue;
+        asked.add(i);
+        w.send({ type: "didgate:metrics-get", id } satisfies Msg);
+      }
+      if (asked.size === 0) finish();
+      else timer = setTimeout(finish, METRICS_WAIT_MS);
+    });
   const ports: number[] = new Array<number>(n).fill(0);
   const byIndex = new Map<number, Worker>();
   const started = new Set<number>();
+  /** Workers that have run once: one forked again that fails to start is retried, not fatal. */
+  const everStarted = new Set<number>();
+  /** Workers that were starting when a SIGHUP came: they get it once started. */
+  const reloadPending = new Set<number>();
+  // a per-boot secret in every hand-off frame: a local process that takes a dead worker's freed
+  // port cannot inject frames (handoff.ts)
+  const token = randomBytes(8).toString("hex");
+  let peersComplete = false;
   let stopping = false;
   let exitCode = 0;
 
+  /** The hand-off ports to every worker; 0 for a worker that is gone (nothing is sent to it). */
   const broadcastPeers = (): void => {
-    if (ports.some((p) => p === 0)) return;
-    for (const w of byIndex.values()) if (w.isConnected()) w.send({ type: "didgate:peers", ports } satisfies Msg);
+    if (!peersComplete) {
+      if (ports.some((p) => p === 0)) return;
+      peersComplete = true;
+    }
+    for (const w of byIndex.values()) if (w.isConnected()) w.send({ type: "didgate:peers", ports, token } satisfies Msg);
   };
 
-  const fork = (index: number): void => {
-    const w = cluster.fork({ [INDEX_ENV]: String(index) });
+  const fork = (index: number, attempt = 0): void => {
+    const w = cluster.fork({ [INDEX_ENV]: String(index), [COUNT_ENV]: String(n), [CONFIG_ENV]: loaded.path ?? "" });
     byIndex.set(index, w);
+    log.info({ worker: index, pid: w.process.pid }, "worker forked");
     w.on("message", (m: unknown) => {
       if (!isMsg(m)) return;
       if (m.type === "didgate:handoff") {
@@ -65,9 +143,17 @@ export async function runPrimary(loaded: LoadedConfig, n: number): Promise<void>
         broadcastPeers();
       } else if (m.type === "didgate:started") {
         started.add(index);
+        everStarted.add(index);
+        if (reloadPending.delete(index)) w.process.kill("SIGHUP");
         if (started.size === n) log.info({ workers: n }, "didgate workers started");
+      } else if (m.type === "didgate:metrics-json") {
+        const sc = scrapes.get(m.id);
+        if (sc === undefined || !sc.asked.has(index)) return;
+        sc.asked.delete(index);
+        if (m.metrics !== undefined) sc.got.set(index, m.metrics);
+        if (sc.asked.size === 0) sc.finish();
       } else if (m.type === "didgate:metrics-req") {
-        aggregator.clusterMetrics().then(
+        scrape().then(
           (body) => w.isConnected() && w.send({ type: "didgate:metrics-res", id: m.id, body } satisfies Msg),
           (err: unknown) => w.isConnected() && w.send({ type: "didgate:metrics-res", id: m.id, error: errMessage(err) } satisfies Msg),
         );
@@ -75,12 +161,28 @@ export async function runPrimary(loaded: LoadedConfig, n: number): Promise<void>
     });
     w.on("exit", (code, signal) => {
       if (byIndex.get(index) === w) byIndex.delete(index);
+      reloadPending.delete(index);
+      // a scrape does not wait for a worker that is gone
+      for (const sc of scrapes.values()) if (sc.asked.delete(index) && sc.asked.size === 0) sc.finish();
       if (stopping) {
         if (code !== 0) exitCode = 1;
         if (byIndex.size === 0) process.exit(exitCode);
         return;
       }
-      if (!started.has(index)) {
+      const wasStarted = started.delete(index);
+      ports[index] = 0;
+      // the others stop sending to (and accepting from) its port at once
+      broadcastPeers();
+      if (!wasStarted && everStarted.has(index)) {
+        // forked again and could not start (say the config file is now invalid): keep trying
+        const delay = Math.min(30_000, 1000 * 2 ** Math.min(attempt + 1, 5));
+        log.error({ worker: index, code, signal, retry_ms: delay }, "worker failed to start again; retrying");
+        setTimeout(() => {
+          if (!stopping) fork(index, attempt + 1);
+        }, delay).unref();
+        return;
+      }
+      if (!wasStarted) {
         // a worker that could not start (a port in use, an unreachable Redis): give up
         log.error({ worker: index, code, signal }, "worker failed to start; stopping");
         exitCode = 1;
@@ -88,8 +190,6 @@ export async function runPrimary(loaded: LoadedConfig, n: number): Promise<void>
         return;
       }
       log.error({ worker: index, code, signal }, "worker died; starting it again");
-      started.delete(index);
-      ports[index] = 0;
       setTimeout(() => {
         if (!stopping) fork(index);
       }, 1000).unref();
@@ -106,26 +206,84 @@ export async function runPrimary(loaded: LoadedConfig, n: number): Promise<void>
   process.on("SIGTERM", () => stopAll("SIGTERM"));
   process.on("SIGINT", () => stopAll("SIGINT"));
   process.on("SIGHUP", () => {
-    for (const w of byIndex.values()) w.process.kill("SIGHUP");
+    // a worker still starting gets it once it has its handlers and has started
+    for (const [i, w] of byIndex) {
+      if (started.has(i)) w.process.kill("SIGHUP");
+      else reloadPending.add(i);
+    }
   });
   for (let i = 0; i < n; i++) fork(i);
 }
 
-/** A worker: open the hand-off socket, learn the others', then run the daemon's share. */
-export async function runWorker(loaded: LoadedConfig, n: number): Promise<void> {
-  const index = Number(process.env[INDEX_ENV]);
-  if (!Number.isInteger(index) || index < 0 || index >= n) throw new Error(`worker index ${String(process.env[INDEX_ENV])} out of range`);
+/**
+ * A worker: open the hand-off socket, learn the others', then run the daemon's share. Its index,
+ * the count and the config file come from the primary (workerEnv); the config is read here.
+ */
+export async function runWorker(): Promise<void> {
+  const we = workerEnv();
+  if (we === undefined) throw new Error("not a didgate worker process");
+  const { index, count: n } = we;
+  // signals first: the primary may pass a SIGTERM (or a SIGHUP) at any time while this starts
+  let app: Didgate | undefined;
+  let handoff: Handoff | undefined;
+  let started = false;
+  let reloadQueued = false;
+  let stopping = false;
+  const reload = (): void => {
+    if (!started || app === undefined) {
+      reloadQueued = true;
+      return;
+    }
+    try {
+      app.reload();
+    } catch (err) {
+      app.logger.error({ err: errMessage(err) }, "config reload failed");
+    }
+  };
+  const stop = (signal: string): void => {
+    if (stopping) return;
+    stopping = true;
+    const h = handoff;
+    const closeHandoff = (): Promise<void> => (h === undefined ? Promise.resolve() : h.close());
+    if (!started || app === undefined) {
+      // not serving yet: nothing to drain
+      void closeHandoff().then(() => process.exit(0));
+      return;
+    }
+    app.logger.info({ signal }, "signal received, draining");
+    app.stop().then(
+      () => closeHandoff().then(() => process.exit(0)),
+      (err: unknown) => {
+        app!.logger.error({ err: errMessage(err) }, "error while stopping");
+        process.exit(1);
+      },
+    );
+  };
+  process.on("SIGTERM", () => stop("SIGTERM"));
+  process.on("SIGINT", () => stop("SIGINT"));
+  process.on("SIGHUP", reload);
+
+  const loaded = loadConfig(we.configPath);
   const send = (m: Msg): void => {
     process.send?.(m);
   };
-  const handoff = await Handoff.open(index);
+  const ho = await Handoff.open(index);
+  handoff = ho;
   const pending = new Map<number, { resolve: (s: string) => void; reject: (e: Error) => void }>();
   const peers = new Promise<void>((resolve) => {
     process.on("message", (m: unknown) => {
       if (!isMsg(m)) return;
       if (m.type === "didgate:peers") {
-        handoff.setPeers(m.ports);
+        ho.setPeers(m.ports, m.token);
         resolve();
+      } else if (m.type === "didgate:metrics-get") {
+        const reg = app?.registry;
+        if (reg === undefined) send({ type: "didgate:metrics-json", id: m.id });
+        else
+          reg.getMetricsAsJSON().then(
+            (metrics) => send({ type: "didgate:metrics-json", id: m.id, metrics }),
+            () => send({ type: "didgate:metrics-json", id: m.id }),
+          );
       } else if (m.type === "didgate:metrics-res") {
         const p = pending.get(m.id);
         if (p === undefined) return;
@@ -135,7 +293,7 @@ export async function runWorker(loaded: LoadedConfig, n: number): Promise<void> 
       }
     });
   });
-  send({ type: "didgate:handoff", index, port: handoff.port });
+  send({ type: "didgate:handoff", index, port: ho.port });
   await peers;
 
   let seq = 0;
@@ -155,46 +313,29 @@ export async function runWorker(loaded: LoadedConfig, n: number): Promise<void> 
     if (info === null) return false;
     const owner = ownerOf(info, n);
     if (owner < 0 || owner === index) return false;
-    if (!handoff.send(owner, buf, address, port)) return false;
+    if (!ho.send(owner, buf, address, port)) return false;
     handoffs?.inc({ kind: info.response ? "response" : "request", method: methodLabel(info.method) });
     return true;
   };
 
   const logger = createLogger(loaded.config.log.level).child({ worker: index });
-  const app = new Didgate(loaded, { logger, worker: { index, count: n, steer, ...(index === 0 ? { clusterMetrics } : {}) } });
+  const a = new Didgate(loaded, { logger, worker: { index, count: n, steer, ...(index === 0 ? { clusterMetrics } : {}) } });
+  app = a;
   handoffs = new Counter({
     name: "didgate_sip_worker_handoffs_total",
     help: "SIP datagrams a worker received on the shared socket and passed to the worker that owns their transaction or dialog",
     labelNames: ["kind", "method"],
-    registers: [app.registry],
+    registers: [a.registry],
   });
-  AggregatorRegistry.setRegistries([app.registry]);
-  // its constructor installs the worker's answer to the primary's metrics requests
-  new AggregatorRegistry();
-  handoff.setReceiver((buf, address, port) => app.sipStack?.transport.receiveHandedOff(buf, address, port));
+  ho.setReceiver((buf, address, port) => a.sipStack?.transport.receiveHandedOff(buf, address, port));
 
-  let stopping = false;
-  const stop = (signal: string): void => {
-    if (stopping) return;
-    stopping = true;
-    app.logger.info({ signal }, "signal received, draining");
-    app.stop().then(
-      () => handoff.close().then(() => process.exit(0)),
-      (err: unknown) => {
-        app.logger.error({ err: errMessage(err) }, "error while stopping");
-        process.exit(1);
-      },
-    );
-  };
-  process.on("SIGTERM", () => stop("SIGTERM"));
-  process.on("SIGINT", () => stop("SIGINT"));
-  process.on("SIGHUP", () => {
-    try {
-      app.reload();
-    } catch (err) {
-      app.logger.error({ err: errMessage(err) }, "config reload failed");
-    }
-  });
-  await app.start();
+  if (stopping) return;
+  await a.start();
+  if (stopping) return;
+  started = true;
   send({ type: "didgate:started", index });
+  if (reloadQueued) {
+    reloadQueued = false;
+    reload();
+  }
 }

@@ -6,43 +6,61 @@
  * and the owner handles it as if it had received it itself (its answers leave from the shared
  * SIP socket, so the peer sees no difference).
  *
- * Frame: 1 byte version (1), 1 byte address length L, L bytes address (ASCII), 2 bytes source
- * port (big endian), then the datagram unchanged. Frames are accepted only from 127.0.0.1 and
- * from the port of another worker's hand-off socket: another local process cannot inject
- * messages with a forged source.
+ * Frame: 1 byte version (2), 8 bytes token, 1 byte address length L, L bytes address (ASCII),
+ * 2 bytes source port (big endian), then the datagram unchanged. The token is a random secret the
+ * primary makes at boot and gives the workers over IPC; it is checked (constant time) before
+ * anything else. Frames are accepted only from 127.0.0.1, from the port of a live worker's
+ * hand-off socket (the primary sends the list again as soon as a worker exits), and with the
+ * token: another local process cannot inject messages with a forged source, even from a dead
+ * worker's freed port.
  */
+import { timingSafeEqual } from "node:crypto";
 import dgram from "node:dgram";
 
 export type HandoffReceiver = (buf: Buffer, address: string, port: number) => void;
 
-const VERSION = 1;
+const VERSION = 2;
+/** Bytes of the per-boot token in a frame. */
+export const TOKEN_BYTES = 8;
+const H = 1 + TOKEN_BYTES;
+
+/** The token as bytes (hex from the primary); throws when it is not TOKEN_BYTES long. */
+export function parseToken(hex: string): Buffer {
+  const t = Buffer.from(hex, "hex");
+  if (t.length !== TOKEN_BYTES) throw new Error("hand-off token must be " + TOKEN_BYTES + " bytes");
+  return t;
+}
 
 /** Encode a frame (exported for the unit tests and the bench). */
-export function encodeFrame(buf: Buffer, address: string, port: number): Buffer {
+export function encodeFrame(buf: Buffer, address: string, port: number, token: Buffer): Buffer {
   const alen = Buffer.byteLength(address, "latin1");
-  const out = Buffer.allocUnsafe(4 + alen + buf.length);
+  const out = Buffer.allocUnsafe(H + 3 + alen + buf.length);
   out[0] = VERSION;
-  out[1] = alen;
-  out.write(address, 2, "latin1");
-  out.writeUInt16BE(port, 2 + alen);
-  buf.copy(out, 4 + alen);
+  token.copy(out, 1, 0, TOKEN_BYTES);
+  out[H] = alen;
+  out.write(address, H + 1, "latin1");
+  out.writeUInt16BE(port, H + 1 + alen);
+  buf.copy(out, H + 3 + alen);
   return out;
 }
 
-/** Decode a frame; null when it is not one. */
-export function decodeFrame(frame: Buffer): { buf: Buffer; address: string; port: number } | null {
-  if (frame.length < 4 || frame[0] !== VERSION) return null;
-  const alen = frame[1]!;
-  if (alen === 0 || frame.length < 4 + alen) return null;
-  const address = frame.toString("latin1", 2, 2 + alen);
-  const port = frame.readUInt16BE(2 + alen);
-  return { buf: frame.subarray(4 + alen), address, port };
+/** Decode a frame; null when it is not one or its token is not `token`. */
+export function decodeFrame(frame: Buffer, token: Buffer): { buf: Buffer; address: string; port: number } | null {
+  if (frame.length < H + 3 || token.length !== TOKEN_BYTES) return null;
+  if (!timingSafeEqual(frame.subarray(1, H), token)) return null;
+  if (frame[0] !== VERSION) return null;
+  const alen = frame[H]!;
+  if (alen === 0 || frame.length < H + 3 + alen) return null;
+  const address = frame.toString("latin1", H + 1, H + 1 + alen);
+  const port = frame.readUInt16BE(H + 1 + alen);
+  return { buf: frame.subarray(H + 3 + alen), address, port };
 }
 
 export class Handoff {
   /** Hand-off ports of all workers, by index (set once the primary has them all). */
   private peers: number[] = [];
   private readonly peerSet = new Set<number>();
+  private token: Buffer | undefined;
   private receiver: HandoffReceiver | undefined;
   /** Frames received before a receiver was set (the SIP stack starting) are dropped. */
   dropped = 0;
@@ -65,8 +83,9 @@ export class Handoff {
     const h = new Handoff(sock, index);
     sock.on("error", () => {});
     sock.on("message", (frame, rinfo) => {
-      if (rinfo.address !== "127.0.0.1" || !h.peerSet.has(rinfo.port)) return;
-      const f = decodeFrame(frame);
+      const token = h.token;
+      if (token === undefined || rinfo.address !== "127.0.0.1" || !h.peerSet.has(rinfo.port)) return;
+      const f = decodeFrame(frame, token);
       if (f === null) return;
       const r = h.receiver;
       if (r === undefined) {
@@ -89,10 +108,12 @@ export class Handoff {
     return this.sock.address().port;
   }
 
-  setPeers(ports: number[]): void {
+  /** The live workers' hand-off ports by index (0: that worker is gone) and the boot's token (hex). */
+  setPeers(ports: number[], token: string): void {
+    this.token = parseToken(token);
     this.peers = ports.slice();
     this.peerSet.clear();
-    for (let i = 0; i < ports.length; i++) if (i !== this.index) this.peerSet.add(ports[i]!);
+    for (let i = 0; i < ports.length; i++) if (i !== this.index && ports[i]! > 0) this.peerSet.add(ports[i]!);
   }
 
   setReceiver(r: HandoffReceiver): void {
@@ -102,8 +123,9 @@ export class Handoff {
   /** Pass a datagram (from address:port) to worker `owner`; false when its port is not known. */
   send(owner: number, buf: Buffer, address: string, port: number): boolean {
     const p = this.peers[owner];
-    if (p === undefined) return false;
-    this.sock.send(encodeFrame(buf, address, port), p, "127.0.0.1");
+    const token = this.token;
+    if (p === undefined || p === 0 || token === undefined) return false;
+    this.sock.send(encodeFrame(buf, address, port, token), p, "127.0.0.1");
     return true;
   }
 

@@ -11,8 +11,19 @@
  * handles it (the stack answers or drops it as it would in one process).
  *
  * The scan reads only the start line and the headers up to the blank line, as latin1 (no UTF-8
- * decoding); it neither validates nor allocates per header.
+ * decoding); it neither validates nor allocates per header. It runs on every datagram before any
+ * flood guard, so its work is bounded: at most SCAN_MAX_BYTES of the datagram and SCAN_MAX_LINES
+ * header lines, and no part of the text is searched twice. A Call-ID beyond that is not seen: the
+ * datagram has no owner and the worker that got it handles it.
  */
+
+/** Bytes of a datagram the scan reads at most. */
+export const SCAN_MAX_BYTES = 8192;
+/** Header lines the scan visits at most. */
+export const SCAN_MAX_LINES = 100;
+
+/** Header lines visited by scanMessage since the process started (lets tests check the bound). */
+export const scanStats = { lines: 0 };
 
 /** What steering needs of a message. */
 export interface SteerInfo {
@@ -62,9 +73,10 @@ function lower(s: string): string {
 
 /** The header fields steering needs, or null when the bytes are not a SIP message. */
 export function scanMessage(buf: Buffer): SteerInfo | null {
-  let end = buf.indexOf("\r\n\r\n");
-  if (end < 0) end = buf.length;
-  const text = buf.toString("latin1", 0, end);
+  const head = buf.length > SCAN_MAX_BYTES ? buf.subarray(0, SCAN_MAX_BYTES) : buf;
+  let end = head.indexOf("\r\n\r\n");
+  if (end < 0) end = head.length;
+  const text = head.toString("latin1", 0, end);
   let eol = text.indexOf("\n");
   if (eol < 0) eol = text.length;
   const first = text.slice(0, eol).trim();
@@ -82,10 +94,20 @@ export function scanMessage(buf: Buffer): SteerInfo | null {
   let sawVia = false;
   let cseqMethod = "";
   let pos = eol + 1;
-  while (pos < text.length) {
+  let lines = 0;
+  let nextColon = -1;
+  while (pos < text.length && lines < SCAN_MAX_LINES) {
+    lines++;
+    scanStats.lines++;
     let nl = text.indexOf("\n", pos);
     if (nl < 0) nl = text.length;
-    const colon = text.indexOf(":", pos);
+    // the next colon in the text, searched again only once the scan has passed it: lines
+    // without one do not each search to the end
+    if (nextColon < pos) {
+      nextColon = text.indexOf(":", pos);
+      if (nextColon < 0) nextColon = text.length;
+    }
+    const colon = nextColon;
     if (colon > pos && colon < nl) {
       const name = lower(text.slice(pos, colon).trim());
       if (!sawVia && (name === "via" || name === "v")) {

@@ -6,7 +6,7 @@
  * didgate_sip_worker_handoffs_total of /metrics, by method, and every call still completing.
  */
 import { execFile, spawn, type ChildProcess } from "node:child_process";
-import { writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import YAML from "yaml";
@@ -29,7 +29,7 @@ interface Daemon {
   stop(): Promise<number | null>;
 }
 
-async function startDaemon(dir: string, config: Record<string, unknown>): Promise<Daemon> {
+async function startDaemon(dir: string, config: Record<string, unknown>, onSpawn?: (d: Daemon) => Promise<void>): Promise<Daemon> {
   const adminPort = await freePort();
   const cfg = join(dir, "didgate.yaml");
   writeFileSync(cfg, YAML.stringify({ admin: { listen: `127.0.0.1:${adminPort}` }, state_dir: join(dir, "state"), log: { level: "info" }, ...config }));
@@ -38,8 +38,7 @@ async function startDaemon(dir: string, config: Record<string, unknown>): Promis
   child.stdout!.on("data", (d: Buffer) => (out += d.toString()));
   child.stderr!.on("data", (d: Buffer) => (out += d.toString()));
   const exited = new Promise<number | null>((r) => child.on("exit", (c) => r(c)));
-  await waitFor(() => out.includes('"didgate workers started"') || (child.exitCode !== null ? Promise.reject(new Error(out)) : undefined), 20_000);
-  return {
+  const d: Daemon = {
     child,
     out: () => out,
     admin: `http://127.0.0.1:${adminPort}`,
@@ -49,6 +48,18 @@ async function startDaemon(dir: string, config: Record<string, unknown>): Promis
       return exited;
     },
   };
+  await onSpawn?.(d);
+  await waitFor(() => out.includes('"didgate workers started"') || (child.exitCode !== null ? Promise.reject(new Error(out)) : undefined), 20_000);
+  return d;
+}
+
+/** The log lines (parsed) with this message. */
+function logLines(d: Daemon, msg: string): Array<Record<string, unknown>> {
+  return d
+    .out()
+    .split("\n")
+    .filter((l) => l.includes(`"${msg}"`))
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
 }
 
 /** Sum of a metric's samples in /metrics text whose labels include `labels`. */
@@ -217,6 +228,36 @@ describe("sip.workers: 2 (file routes)", () => {
     }
   });
 
+  it("/metrics: gauges of state every worker holds (the route table) are not summed", async () => {
+    const t = await metrics(d);
+    expect(sample(t, "didgate_route_table_entries", { kind: "exact" })).toBe(3);
+    expect(sample(t, "didgate_numbers", { state: "active" })).toBe(3);
+    const last = sample(t, "didgate_route_table_last_reload_timestamp_seconds");
+    expect(last).toBeGreaterThan(Date.now() / 1000 - 600);
+    expect(last).toBeLessThanOrEqual(Date.now() / 1000 + 1);
+    // per-worker quantities are still the sum: both workers' handoffs were counted above
+  });
+
+  it("/metrics with a worker that does not answer: 200 with the others' metrics and didgate_worker_up 0 for it", async () => {
+    let t = await metrics(d);
+    expect(sample(t, "didgate_worker_up", { worker: "0" })).toBe(1);
+    expect(sample(t, "didgate_worker_up", { worker: "1" })).toBe(1);
+    const w1 = logLines(d, "worker forked").find((l) => l.worker === 1)!.pid as number;
+    process.kill(w1, "SIGSTOP");
+    try {
+      t = await metrics(d);
+      expect(sample(t, "didgate_worker_up", { worker: "0" })).toBe(1);
+      expect(sample(t, "didgate_worker_up", { worker: "1" })).toBe(0);
+      // worker 0's share is there: the route table it holds
+      expect(sample(t, "didgate_route_table_entries", { kind: "exact" })).toBe(3);
+    } finally {
+      process.kill(w1, "SIGCONT");
+    }
+    // its late answer to the scrape above is dropped; the next scrape has it again
+    t = await metrics(d);
+    expect(sample(t, "didgate_worker_up", { worker: "1" })).toBe(1);
+  }, 20_000);
+
   it("SIGHUP to the primary reloads every worker", async () => {
     const before = d.out().split("\n").filter((l) => l.includes('"config reloaded"')).length;
     d.child.kill("SIGHUP");
@@ -265,6 +306,18 @@ describe("sip.workers: 2 with Redis routes", () => {
     }
   }
 
+  it("/metrics with Redis routes: the sync gauges read as one edge's (alert rules compare them to 1 and 0)", async () => {
+    await run(process.execPath, ["dist/src/cli.js", "routes", "set", "+15125550199", JSON.stringify({ voice: { targets: ["sip:+15125550199@127.0.0.5:5999"] } }), "--config", d.cfg]);
+    const t = await waitFor(async () => {
+      const x = await metrics(d);
+      return sample(x, "didgate_route_table_entries", { kind: "exact" }) >= 1 ? x : undefined;
+    }, 10_000);
+    expect(sample(t, "didgate_route_table_entries", { kind: "exact" })).toBe(1);
+    expect(sample(t, "didgate_route_sync_connected")).toBe(1);
+    expect(sample(t, "didgate_route_sync_stale")).toBe(0);
+    expect(sample(t, "didgate_route_table_last_reload_timestamp_seconds")).toBeLessThanOrEqual(Date.now() / 1000 + 1);
+  });
+
   it("a route changed in Redis is seen by every worker: calls owned by each go to the new target", async () => {
     const set = (target: Peer) =>
       run(process.execPath, ["dist/src/cli.js", "routes", "set", "+15125550100", JSON.stringify({ voice: { targets: [`sip:+15125550100@${target.address}:${target.port}`] } }), "--config", d.cfg]);
@@ -282,4 +335,62 @@ describe("sip.workers: 2 with Redis routes", () => {
     const late = a.got.filter((m) => m.method === "INVITE" && m.callId?.startsWith("rb-"));
     expect(late).toEqual([]);
   });
+});
+
+describe("sip.workers: 2, signals and re-forks", () => {
+  let d: Daemon | undefined;
+  let dir: string;
+  let port: number;
+  let cfg: Record<string, unknown>;
+
+  afterAll(async () => {
+    if (d && d.child.exitCode === null) expect(await d.stop()).toBe(0);
+  });
+
+  it("SIGHUPs while the workers start: the daemon keeps running, serves, and the workers reload once started", async () => {
+    dir = tempDir();
+    port = await freePort();
+    writeRoutes(dir, { "+15125550100": { voice: { targets: ["sip:+15125550100@127.0.0.5:5999"] } } });
+    cfg = {
+      sip: { workers: 2, listen: [`udp://127.0.0.1:${port}`], trunks: [{ name: "carrier", sources: ["127.0.0.1"], country_code: "1" }] },
+      routes: { file: "routes.yaml", watch: false },
+    };
+    let hups = 0;
+    d = await startDaemon(dir, cfg, async (x) => {
+      // from the primary's first fork until every worker reports started: a SIGHUP every 20 ms
+      await waitFor(() => x.out().includes('"worker forked"') || (x.child.exitCode !== null ? Promise.reject(new Error(x.out())) : undefined), 20_000);
+      while (!x.out().includes('"didgate workers started"') && x.child.exitCode === null) {
+        x.child.kill("SIGHUP");
+        hups++;
+        await sleep(20);
+      }
+    });
+    expect(hups).toBeGreaterThan(0);
+    expect(d.child.exitCode).toBe(null);
+    expect(d.out()).not.toContain("failed to start");
+    // a SIGHUP that came while a worker was starting is applied once it has started
+    await waitFor(() => (new Set(logLines(d!, "config reloaded").map((l) => l.worker)).size === 2 ? true : undefined), 10_000);
+    expect((await fetch(d.admin + "/readyz")).status).toBe(200);
+    const st = (await (await fetch(d.admin + "/v1/status")).json()) as { workers: number };
+    expect(st.workers).toBe(2);
+  }, 40_000);
+
+  it("a worker forked again takes the primary's worker count and role, not the changed file's", async () => {
+    if (d === undefined) throw new Error("no daemon");
+    // the file now says one process: a re-forked worker must still be worker 1 of 2
+    writeFileSync(d.cfg, YAML.stringify({ ...(YAML.parse(readFileSync(d.cfg, "utf8")) as Record<string, unknown>), sip: { ...(cfg.sip as object), workers: 1 } }));
+    const w1 = logLines(d, "worker forked").find((l) => l.worker === 1)!;
+    expect(typeof w1.pid).toBe("number");
+    process.kill(w1.pid as number, "SIGKILL");
+    await waitFor(() => (logLines(d!, "didgate workers started").length >= 2 ? true : d!.child.exitCode !== null ? Promise.reject(new Error(d!.out())) : undefined), 20_000);
+    const forks = logLines(d, "worker forked").filter((l) => l.worker === 1);
+    expect(forks.length).toBe(2);
+    expect(d.child.exitCode).toBe(null);
+    expect((await fetch(d.admin + "/readyz")).status).toBe(200);
+    // SIGHUP reaches the new worker too (it runs as worker 1: its log lines say so)
+    const before = logLines(d, "config reloaded").filter((l) => l.worker === 1).length;
+    d.child.kill("SIGHUP");
+    await waitFor(() => (logLines(d!, "config reloaded").filter((l) => l.worker === 1).length > before ? true : undefined), 10_000);
+    expect(await d.stop()).toBe(0);
+  }, 40_000);
 });

@@ -1,6 +1,8 @@
-import { describe, expect, it } from "vitest";
-import { branchTag, branchWorker, callIdWorker, methodLabel, ownerOf, scanMessage } from "../../src/workers/steer.js";
-import { decodeFrame, encodeFrame } from "../../src/workers/handoff.js";
+import { randomBytes } from "node:crypto";
+import dgram from "node:dgram";
+import { afterEach, describe, expect, it } from "vitest";
+import { branchTag, branchWorker, callIdWorker, methodLabel, ownerOf, SCAN_MAX_BYTES, SCAN_MAX_LINES, scanMessage, scanStats } from "../../src/workers/steer.js";
+import { decodeFrame, encodeFrame, Handoff, parseToken } from "../../src/workers/handoff.js";
 
 const crlf = (lines: string[]): Buffer => Buffer.from(lines.join("\r\n") + "\r\n\r\n", "latin1");
 
@@ -97,18 +99,84 @@ describe("steer: scanning a datagram", () => {
 });
 
 describe("handoff frames", () => {
+  const token = Buffer.from("0102030405060708", "hex");
   it("carry the datagram and its real source unchanged", () => {
     const d = Buffer.from("SIP/2.0 200 OK\r\n\r\n");
     for (const [a, p] of [["127.0.0.1", 5060], ["2001:db8::1", 65535], ["10.1.2.3", 1]] as const) {
-      const f = decodeFrame(encodeFrame(d, a, p))!;
+      const f = decodeFrame(encodeFrame(d, a, p, token), token)!;
       expect(f.address).toBe(a);
       expect(f.port).toBe(p);
       expect(f.buf.equals(d)).toBe(true);
     }
   });
   it("refuses what is not a frame", () => {
-    expect(decodeFrame(Buffer.from([2, 1, 65, 0, 1]))).toBeNull();
-    expect(decodeFrame(Buffer.from([1, 9, 65]))).toBeNull();
-    expect(decodeFrame(Buffer.from([1, 0, 0, 0]))).toBeNull();
+    expect(decodeFrame(Buffer.from([2, 1, 2, 3, 4, 5, 6, 7, 8, 1, 65, 0]), token)).toBeNull();
+    expect(decodeFrame(Buffer.from([2, 1, 2, 3, 4, 5, 6, 7, 8, 0, 0, 1]), token)).toBeNull();
+    expect(decodeFrame(Buffer.from([1, 0, 0, 0]), token)).toBeNull();
+  });
+  it("refuses a frame with another token, or of version 1 (no token)", () => {
+    const d = Buffer.from("BYE sip:a@b SIP/2.0\r\n\r\n");
+    const f = encodeFrame(d, "127.0.0.1", 5060, token);
+    expect(decodeFrame(f, Buffer.from("0102030405060709", "hex"))).toBeNull();
+    const v1 = Buffer.concat([Buffer.from([1, 9]), Buffer.from("127.0.0.1"), Buffer.from([0x13, 0xc4]), d]);
+    expect(decodeFrame(v1, token)).toBeNull();
+    expect(() => parseToken("0102")).toThrow();
   });
 });
+
+describe("handoff sockets (real UDP on loopback)", () => {
+  const open: Handoff[] = [];
+  afterEach(async () => {
+    await Promise.all(open.splice(0).map((h) => h.close()));
+  });
+  const pair = async (): Promise<{ a: Handoff; b: Handoff; got: string[] }> => {
+    const a = await Handoff.open(0);
+    const b = await Handoff.open(1);
+    open.push(a, b);
+    const got: string[] = [];
+    b.setReceiver((buf, address, port) => got.push(`${buf.toString("latin1")}|${address}:${port}`));
+    return { a, b, got };
+  };
+  const sendRaw = (to: number, frame: Buffer, from: dgram.Socket): Promise<void> => new Promise((r) => from.send(frame, to, "127.0.0.1", () => r()));
+
+  it("a frame with the right token from a live peer's port is delivered; a wrong token is dropped", async () => {
+    const { a, b, got } = await pair();
+    const tok = randomBytes(8).toString("hex");
+    a.setPeers([a.port, b.port], tok);
+    b.setPeers([a.port, b.port], tok);
+    expect(a.send(1, Buffer.from("ok"), "192.0.2.1", 5070)).toBe(true);
+    await waitFor(() => got.length === 1);
+    expect(got[0]).toBe("ok|192.0.2.1:5070");
+    // a forger that holds a peer's port (as after that worker died) but not the token
+    const forger = dgram.createSocket("udp4");
+    await new Promise<void>((r) => forger.bind(0, "127.0.0.1", () => r()));
+    try {
+      const p = forger.address().port;
+      b.setPeers([p, b.port], tok);
+      await sendRaw(b.port, encodeFrame(Buffer.from("forged"), "192.0.2.9", 5060, randomBytes(8)), forger);
+      await sendRaw(b.port, encodeFrame(Buffer.from("right"), "192.0.2.9", 5060, Buffer.from(tok, "hex")), forger);
+      await waitFor(() => got.length === 2);
+      expect(got[1]).toBe("right|192.0.2.9:5060");
+      // the peer list without that worker (the primary sends it when a worker exits): dropped
+      b.setPeers([0, b.port], tok);
+      await sendRaw(b.port, encodeFrame(Buffer.from("late"), "192.0.2.9", 5060, Buffer.from(tok, "hex")), forger);
+      expect(b.send(0, Buffer.from("x"), "192.0.2.1", 1)).toBe(false);
+      // a frame sent after it, from a live peer, arrives: the one before it was dropped, not delayed
+      a.setPeers([a.port, b.port], tok);
+      b.setPeers([a.port, b.port], tok);
+      a.send(1, Buffer.from("after"), "192.0.2.1", 5070);
+      await waitFor(() => got.length === 3);
+      expect(got.slice(2)).toEqual(["after|192.0.2.1:5070"]);
+    } finally {
+      forger.close();
+    }
+  });
+});
+
+async function waitFor(cond: () => boolean, ms = 3000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error("timed out");
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}

@@ -24,10 +24,10 @@ export class RedisSyncMetrics {
 
   constructor(registry: Registry) {
     const registers = [registry];
-    this.connected = new Gauge({ name: "didgate_route_sync_connected", help: "1 while the Redis route sync is connected and tailing the change stream", registers });
-    this.stale = new Gauge({ name: "didgate_route_sync_stale", help: "1 while routing from the local snapshot because Redis has not been reachable since start", registers });
-    this.refusing = new Gauge({ name: "didgate_route_sync_refusing", help: "1 while a full load from Redis is refused (table empty or shrunk past routes.redis.max_shrink_ratio); the last good table is in use", registers });
-    this.lastLoadSeconds = new Gauge({ name: "didgate_route_sync_last_full_load_duration_seconds", help: "Duration of the last full load from Redis (HSCAN, validation, build)", registers });
+    this.connected = new Gauge({ name: "didgate_route_sync_connected", help: "1 while the Redis route sync is connected and tailing the change stream", registers, aggregator: "min" });
+    this.stale = new Gauge({ name: "didgate_route_sync_stale", help: "1 while routing from the local snapshot because Redis has not been reachable since start", registers, aggregator: "max" });
+    this.refusing = new Gauge({ name: "didgate_route_sync_refusing", help: "1 while a full load from Redis is refused (table empty or shrunk past routes.redis.max_shrink_ratio); the last good table is in use", registers, aggregator: "max" });
+    this.lastLoadSeconds = new Gauge({ name: "didgate_route_sync_last_full_load_duration_seconds", help: "Duration of the last full load from Redis (HSCAN, validation, build)", registers, aggregator: "max" });
     this.deltaLag = new Histogram({
       name: "didgate_route_sync_delta_lag_seconds",
       help: "Time from a change's write (its stream id) to its application to the table",
@@ -45,6 +45,6 @@ export class RedisSyncMetrics {
     for (const reason of SKIP_REASONS) this.skipped.inc({ reason }, 0);
     this.resyncs = new Counter({ name: "didgate_route_sync_resyncs_total", help: "Resyncs after a reconnect or a detected gap, by mode (tail, full)", labelNames: ["mode"], registers });
     this.snapshots = new Counter({ name: "didgate_route_sync_snapshot_writes_total", help: "Local snapshot writes by result", labelNames: ["result"], registers });
-    this.snapshotAge = new Gauge({ name: "didgate_route_sync_snapshot_timestamp_seconds", help: "Unix time the last local snapshot was written (or, when stale, of the snapshot in use)", registers });
+    this.snapshotAge = new Gauge({ name: "didgate_route_sync_snapshot_timestamp_seconds", help: "Unix time the last local snapshot was written (or, when stale, of the snapshot in use)", registers, aggregator: "max" });
   }
 }
