@@ -257,30 +257,26 @@ export class SmsOutbound {
       if (this.statsRead === undefined || t - this.statsRead.at > 500) this.statsRead = { at: t, p: this.queueStats() };
       return this.statsRead.p;
     };
-    new Gauge({
-      name: "didgate_sms_outbound_queue_depth",
-      help: "Outbound messages queued for a bind (the first of their route), not yet sent or ended: the Redis spool (shared by edges), else this process",
-      labelNames: ["bind"],
-      registers: [o.registry],
-      aggregator: "max",
-      async collect() {
-        const m = await stats();
-        this.reset();
-        for (const [bind, v] of m) this.set({ bind }, v.depth);
-      },
-    });
-    new Gauge({
-      name: "didgate_sms_outbound_queue_oldest_age_seconds",
-      help: "Age of the oldest outbound message queued for a bind (0 when none)",
-      labelNames: ["bind"],
-      registers: [o.registry],
-      aggregator: "max",
-      async collect() {
-        const m = await stats();
-        this.reset();
-        for (const [bind, v] of m) this.set({ bind }, v.oldestAgeS);
-      },
-    });
+    const queueGauge = (name: string, help: string, pick: (v: { depth: number; oldestAgeS: number }) => number): void => {
+      new Gauge({
+        name,
+        help,
+        labelNames: ["bind"],
+        registers: [o.registry],
+        aggregator: "max",
+        async collect() {
+          const m = await stats();
+          this.reset();
+          for (const [bind, v] of m) this.set({ bind }, pick(v));
+        },
+      });
+    };
+    queueGauge(
+      "didgate_sms_outbound_queue_depth",
+      "Outbound messages queued for a bind (the first of their route), not yet sent or ended: the Redis spool (shared by edges), else this process",
+      (v) => v.depth,
+    );
+    queueGauge("didgate_sms_outbound_queue_oldest_age_seconds", "Age of the oldest outbound message queued for a bind (0 when none)", (v) => v.oldestAgeS);
     const self = this;
     new Gauge({
       name: "didgate_sms_outbound_bind_tps",

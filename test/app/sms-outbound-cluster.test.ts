@@ -7,20 +7,18 @@
  * message is cancelled, and an HTTP message shows its history. didgate runs as a child process
  * from dist/ (npm run build first).
  */
-import { spawn, type ChildProcess } from "node:child_process";
-import { openSync, writeFileSync } from "node:fs";
-import { dirname, join } from "node:path";
+import type { ChildProcess } from "node:child_process";
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { Cluster } from "ioredis";
 import YAML from "yaml";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { RedisRouteWriter } from "../../src/routing/sources/redis-writer.js";
 import { tempDir, waitFor } from "../helpers/app.js";
 import { freePort, startCluster } from "../helpers/redis.js";
-import { connectEsme, startSmsc, type SmppPdu, type TestEsme, type TestSmsc } from "../helpers/smsc.js";
+import { startSmsc, type SmppPdu, type TestEsme, type TestSmsc } from "../helpers/smsc.js";
+import { bindAppWhenUp, kill9, spawnServe } from "../helpers/serve.js";
 
-const ROOT = join(import.meta.dirname, "..", "..");
-const CLI = join(ROOT, "dist/src/cli.js");
-const NODE = join(ROOT, "node_modules/.bin/node");
 const P = "{didgate}:";
 const TOKEN = "acme-token-0123456789abcdef";
 
@@ -72,29 +70,13 @@ beforeAll(async () => {
       },
     }),
   );
-  child = spawn(NODE, [CLI, "serve", "--config", cfgPath], { stdio: ["ignore", openSync(join(dirname(cfgPath), "didgate.log"), "a"), "pipe"] });
-  child.stderr!.on("data", (d: Buffer) => process.stderr.write(d));
-  esme = await waitFor(async () => {
-    let e: TestEsme;
-    try {
-      e = await connectEsme(smppPort);
-    } catch {
-      return undefined;
-    }
-    const r = await e.bind("bind_transceiver", "app-1", "pw-a");
-    if (r.command_status === 0) return e;
-    await e.close();
-    return undefined;
-  }, 30_000, 200);
+  child = spawnServe(cfgPath);
+  esme = await bindAppWhenUp(smppPort, "app-1", "pw-a", 30_000);
 }, 90_000);
 
 afterAll(async () => {
   await esme?.close();
-  if (child && child.exitCode === null && child.signalCode === null) {
-    const exited = new Promise<void>((r) => child!.once("exit", () => r()));
-    child.kill("SIGKILL");
-    await exited;
-  }
+  await kill9(child);
   await smsc?.close();
   client?.disconnect();
   await cluster?.stop();

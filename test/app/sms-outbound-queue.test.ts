@@ -10,11 +10,11 @@
  * (direct mode, didgate in-process) the gauges count the messages being sent: one waiting for a
  * carrier that answers late.
  */
-import { spawn, type ChildProcess } from "node:child_process";
-import { openSync, writeFileSync } from "node:fs";
+import type { ChildProcess } from "node:child_process";
+import { writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import { dirname, join } from "node:path";
+import { join } from "node:path";
 import { Redis } from "ioredis";
 import YAML from "yaml";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -23,10 +23,8 @@ import type { Didgate } from "../../src/app.js";
 import { startApp, tempDir, waitFor } from "../helpers/app.js";
 import { freePort, startRedis, type TestRedis } from "../helpers/redis.js";
 import { connectEsme, startSmsc, type TestEsme, type TestSmsc } from "../helpers/smsc.js";
+import { bindAppWhenUp, kill9, spawnServe } from "../helpers/serve.js";
 
-const ROOT = join(import.meta.dirname, "..", "..");
-const CLI = join(ROOT, "dist/src/cli.js");
-const NODE = join(ROOT, "node_modules/.bin/node");
 
 let redis: TestRedis;
 let client: Redis;
@@ -99,28 +97,13 @@ beforeAll(async () => {
       },
     }),
   );
-  child = spawn(NODE, [CLI, "serve", "--config", cfgPath], { stdio: ["ignore", openSync(join(dirname(cfgPath), "didgate.log"), "a"), "pipe"] });
-  child.stderr!.on("data", (d: Buffer) => process.stderr.write(d));
-  esme = await waitFor(async () => {
-    let e: TestEsme;
-    try {
-      e = await connectEsme(smppPort);
-    } catch {
-      return undefined;
-    }
-    if ((await e.bind("bind_transceiver", "app-1", "pw-a")).command_status === 0) return e;
-    await e.close();
-    return undefined;
-  }, 20_000, 200);
+  child = spawnServe(cfgPath);
+  esme = await bindAppWhenUp(smppPort, "app-1", "pw-a");
 }, 60_000);
 
 afterAll(async () => {
   await esme?.close();
-  if (child !== undefined && child.exitCode === null && child.signalCode === null) {
-    const exited = new Promise<void>((r) => child!.once("exit", () => r()));
-    child.kill("SIGKILL");
-    await exited;
-  }
+  await kill9(child);
   await smsc?.close();
   await idle?.close();
   client?.disconnect();

@@ -10,9 +10,9 @@
  * didgate runs as a child process from dist/ (npm run build first). Opt-outs are read from Redis
  * (shared by edges).
  */
-import { spawn, type ChildProcess } from "node:child_process";
-import { openSync, writeFileSync } from "node:fs";
-import { dirname, join } from "node:path";
+import type { ChildProcess } from "node:child_process";
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { Redis } from "ioredis";
 import YAML from "yaml";
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from "vitest";
@@ -20,10 +20,8 @@ import { RedisRouteWriter } from "../../src/routing/sources/redis-writer.js";
 import { tempDir, waitFor } from "../helpers/app.js";
 import { freePort, startRedis, type TestRedis } from "../helpers/redis.js";
 import { connectEsme, startSmsc, type SmppPdu, type TestEsme, type TestSmsc } from "../helpers/smsc.js";
+import { bindAppWhenUp, kill9, spawnServe } from "../helpers/serve.js";
 
-const ROOT = join(import.meta.dirname, "..", "..");
-const CLI = join(ROOT, "dist/src/cli.js");
-const NODE = join(ROOT, "node_modules/.bin/node");
 
 let redis: TestRedis;
 let client: Redis;
@@ -40,34 +38,8 @@ let cfgPath: string;
 let child: ChildProcess | undefined;
 let esme: TestEsme | undefined;
 
-function startDidgate(): ChildProcess {
-  // its log (JSON lines) goes to didgate.log beside the config, to read when a case fails
-  const c = spawn(NODE, [CLI, "serve", "--config", cfgPath], { stdio: ["ignore", openSync(join(dirname(cfgPath), "didgate.log"), "a"), "pipe"] });
-  c.stderr!.on("data", (d: Buffer) => process.stderr.write(d));
-  return c;
-}
-
-async function kill9(c: ChildProcess): Promise<void> {
-  if (c.exitCode !== null || c.signalCode !== null) return;
-  const exited = new Promise<void>((r) => c.once("exit", () => r()));
-  c.kill("SIGKILL");
-  await exited;
-}
-
-async function bindApp(): Promise<TestEsme> {
-  return waitFor(async () => {
-    let e: TestEsme;
-    try {
-      e = await connectEsme(smppPort);
-    } catch {
-      return undefined;
-    }
-    const r = await e.bind("bind_transceiver", "app-1", "pw-a");
-    if (r.command_status === 0) return e;
-    await e.close();
-    return undefined;
-  }, 20_000, 200);
-}
+const startDidgate = (): ChildProcess => spawnServe(cfgPath);
+const bindApp = (): Promise<TestEsme> => bindAppWhenUp(smppPort, "app-1", "pw-a");
 
 async function metrics(): Promise<string> {
   return (await fetch(`http://127.0.0.1:${adminPort}/metrics`)).text();

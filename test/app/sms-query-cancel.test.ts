@@ -10,20 +10,19 @@
  * EXPIRED (query_sm, the app's receipt) and never reaches an SMSC. didgate runs as a child process
  * from dist/ (npm run build first).
  */
-import { execFile, spawn, type ChildProcess } from "node:child_process";
-import { openSync, writeFileSync } from "node:fs";
-import { dirname, join } from "node:path";
+import { execFile, type ChildProcess } from "node:child_process";
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { Redis } from "ioredis";
 import YAML from "yaml";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { RedisRouteWriter } from "../../src/routing/sources/redis-writer.js";
 import { tempDir, waitFor } from "../helpers/app.js";
 import { freePort, startRedis, type TestRedis } from "../helpers/redis.js";
-import { connectEsme, startSmsc, type SmppPdu, type TestEsme, type TestSmsc } from "../helpers/smsc.js";
+import { startSmsc, type SmppPdu, type TestEsme, type TestSmsc } from "../helpers/smsc.js";
+import { bindAppWhenUp, kill9, spawnServe } from "../helpers/serve.js";
 
 const ROOT = join(import.meta.dirname, "..", "..");
-const CLI = join(ROOT, "dist/src/cli.js");
-const NODE = join(ROOT, "node_modules/.bin/node");
 
 let redis: TestRedis;
 let client: Redis;
@@ -42,20 +41,7 @@ const cstr = (v: unknown): string => String(v ?? "").replace(/\0+$/, "");
 const texts = (s: TestSmsc | undefined): string[] =>
   (s?.received ?? []).filter((p) => p.command === "submit_sm").map((p: SmppPdu) => String((p.short_message as { message: string | Buffer }).message));
 
-async function bindApp(system_id: string, password: string): Promise<TestEsme> {
-  return waitFor(async () => {
-    let e: TestEsme;
-    try {
-      e = await connectEsme(smppPort);
-    } catch {
-      return undefined;
-    }
-    const r = await e.bind("bind_transceiver", system_id, password);
-    if (r.command_status === 0) return e;
-    await e.close();
-    return undefined;
-  }, 20_000, 200);
-}
+const bindApp = (systemId: string, password: string): Promise<TestEsme> => bindAppWhenUp(smppPort, systemId, password);
 
 async function submit(e: TestEsme, to: string, text: string, extra: Record<string, unknown> = {}): Promise<string> {
   const r = await e.send("submit_sm", { source_addr: "15125550100", source_addr_ton: 1, destination_addr: to, dest_addr_ton: 1, short_message: text, ...extra });
@@ -111,8 +97,7 @@ beforeAll(async () => {
       },
     }),
   );
-  child = spawn(NODE, [CLI, "serve", "--config", cfgPath], { stdio: ["ignore", openSync(join(dirname(cfgPath), "didgate.log"), "a"), "pipe"] });
-  child.stderr!.on("data", (d: Buffer) => process.stderr.write(d));
+  child = spawnServe(cfgPath);
   app1 = await bindApp("app-1", "pw-a");
   app2 = await bindApp("app-2", "pw-b");
 }, 60_000);
@@ -120,11 +105,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await app1?.close();
   await app2?.close();
-  if (child && child.exitCode === null && child.signalCode === null) {
-    const exited = new Promise<void>((r) => child!.once("exit", () => r()));
-    child.kill("SIGKILL");
-    await exited;
-  }
+  await kill9(child);
   await smsc?.close();
   await late?.close();
   await xsmsc?.close();
