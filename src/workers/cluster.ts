@@ -59,10 +59,12 @@ type Msg =
 /** How long the primary waits for the workers' metrics before answering with those it has. */
 const METRICS_WAIT_MS = 3000;
 
+const WORKER_UP = "didgate_worker_up";
+
 /** The didgate_worker_up lines of a scrape: 1 for each worker whose metrics are in it. */
 export function workerUpText(n: number, up: ReadonlySet<number>): string {
-  let out = "# HELP didgate_worker_up 1 when the SIP worker's metrics are in this scrape; 0: not running, starting, or slower than 3 s to answer\n# TYPE didgate_worker_up gauge\n";
-  for (let i = 0; i < n; i++) out += `didgate_worker_up{worker="${i}"} ${up.has(i) ? 1 : 0}\n`;
+  let out = `# HELP ${WORKER_UP} 1 when the SIP worker's metrics are in this scrape; 0: not running, starting, or slower than 3 s to answer\n# TYPE ${WORKER_UP} gauge\n`;
+  for (let i = 0; i < n; i++) out += `${WORKER_UP}{worker="${i}"} ${up.has(i) ? 1 : 0}\n`;
   return out;
 }
 

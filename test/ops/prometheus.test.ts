@@ -221,6 +221,10 @@ describe("alert rules and dashboard files", () => {
           { series: `didgate_sms_outbound_queue_oldest_age_seconds{${j},${A},bind="smsc-b"}`, values: "0+60x30" },
           { series: `didgate_sms_outbound_queue_oldest_age_seconds{${j},${B},bind="smsc-b"}`, values: "0+60x30" },
           { series: `didgate_sms_outbound_queue_oldest_age_seconds{${j},${A},bind="smsc-c"}`, values: "0 3 0 1 0x26" },
+          // worker 1 stopped answering; worker 0 and the other edge's workers are fine
+          { series: `didgate_worker_up{${j},${A},worker="0"}`, values: "1x30" },
+          { series: `didgate_worker_up{${j},${A},worker="1"}`, values: "1 1 0x28" },
+          { series: `didgate_worker_up{${j},${B},worker="1"}`, values: "1 0 1x28" },
         ],
         alert_rule_test: [
           { eval_time: "16m", alertname: "DidgateDown", exp_alerts: [sev("critical", { instance: "a:9464" })] },
@@ -242,6 +246,7 @@ describe("alert rules and dashboard files", () => {
           { eval_time: "16m", alertname: "DidgateSpoolBacklogCritical", exp_alerts: [] },
           { eval_time: "16m", alertname: "DidgateDeadLetters", exp_alerts: [sev("warning", { reason: "gone" })] },
           { eval_time: "16m", alertname: "DidgateSmsBindBacklog", exp_alerts: [sev("warning", { bind: "smsc-b" })] },
+          { eval_time: "16m", alertname: "DidgateWorkerDown", exp_alerts: [sev("warning", { instance: "a:9464", worker: "1" })] },
           // before the `for` durations have passed: nothing fires yet
           { eval_time: "1m", alertname: "DidgateDown", exp_alerts: [] },
           { eval_time: "2m", alertname: "DidgateSmppBindDown", exp_alerts: [] },
@@ -278,6 +283,7 @@ describe("alert rules and dashboard files", () => {
           { series: `didgate_spool_oldest_age_seconds{${j},${A}}`, values: "0 2 0 1 0 3 0 0 1 0 2 0 0 1 0 0 0 1 0 0 0 2 0 0 0 1 0 0 0 0" },
           { series: `didgate_dead_letters_total{${j},${A},reason="gone"}`, values: "0x30" },
           { series: `didgate_sms_outbound_queue_oldest_age_seconds{${j},${A},bind="smsc-b"}`, values: "0 2 0 1 0 3 0 0 1 0 2 0 0 1 0 0 0 1 0 0 0 2 0 0 0 1 0 0 0 0" },
+          { series: `didgate_worker_up{${j},${A},worker="1"}`, values: "1 1 0 1x27" },
         ],
         alert_rule_test: alerts().map((a) => ({ eval_time: "25m", alertname: a.alert, exp_alerts: [] })),
       };
