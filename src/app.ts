@@ -87,6 +87,8 @@ export interface WorkerRole {
   steer: UdpSteer;
   /** Worker 0: the /metrics text of every worker, summed (asked of the primary). */
   clusterMetrics?: () => Promise<string>;
+  /** A BYE this worker passed for a call it holds nothing of: told to the other workers. */
+  endCallElsewhere?: (callId: string, byCallee: boolean) => void;
 }
 
 export interface DidgateOptions {
@@ -493,6 +495,7 @@ export class Didgate {
       ...(this.stir ? { stir: this.stir } : {}),
       ...(this.cdr ? { cdr: this.cdr } : {}),
       ...(this.activity ? { activity: this.activity } : {}),
+      ...(this.opts.worker?.endCallElsewhere ? { endElsewhere: this.opts.worker.endCallElsewhere } : {}),
       ...(this.masking ? { masking: { store: this.masking, ...(this.maskingMetrics ? { metrics: this.maskingMetrics } : {}) } } : {}),
     });
     await this.voice.start();

@@ -87,13 +87,14 @@ export class CallRecords {
     this.write({ start, final }, final.finalAt, "none", final.outcome);
   }
 
-  /** A BYE passed for a call; `byCallee`: it was sent by the called side. */
-  bye(callId: string | undefined, byCallee: boolean): void {
-    if (callId === undefined) return;
+  /** A BYE passed for a call; `byCallee`: it was sent by the called side. False: no record of it here. */
+  bye(callId: string | undefined, byCallee: boolean): boolean {
+    if (callId === undefined) return false;
     const d = this.active.get(callId);
-    if (d === undefined) return;
+    if (d === undefined) return false;
     this.active.delete(callId);
     this.write(d, this.o.now(), byCallee ? "callee" : "caller", "bye");
+    return true;
   }
 
   /** Closes calls past the maximum call length. */

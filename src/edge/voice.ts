@@ -110,6 +110,11 @@ export interface VoiceEdgeOptions {
   redis?: RedisConnector;
   /** Masking sessions (masking.pools configured): calls to a pool number go through them. */
   masking?: { store: SessionStore; metrics?: MaskingMetrics };
+  /**
+   * A SIP worker (sip.workers > 1): a BYE for which this worker holds neither a max_calls slot nor
+   * a call record goes to the other workers (the call was set up on another one, say over TCP).
+   */
+  endElsewhere?: (callId: string, byCallee: boolean) => void;
 }
 
 /** During a drain, how long SIP must be quiet before the edge stops (after INVITEs finished). */
@@ -1083,6 +1088,11 @@ export class VoiceEdge implements SipStackHandler, ProxyHost {
     this.outboundMetrics.fail("carrier", c.name, code === 0 ? "transport" : code === 408 ? "timeout" : code === 487 ? "cancelled" : failClass(code));
   }
 
+  /** Whether any call can hold a slot (customers, carriers or registered users configured). */
+  private countsCalls(): boolean {
+    return this.customers.customers.length > 0 || this.carriers.names().length > 0 || this.registrar !== undefined;
+  }
+
   /** Counter keys of the customers and carriers that have a max_calls. */
   private limitedKeys(): string[] {
     const out: string[] = [];
@@ -1092,10 +1102,21 @@ export class VoiceEdge implements SipStackHandler, ProxyHost {
     return out;
   }
 
-  /** A BYE passed: the call's max_calls slots are free. */
-  private endCall(callId: string | undefined): void {
-    if (callId === undefined) return;
-    for (const k of this.callCounter.keys()) this.callCounter.release(k, callId);
+  /** A BYE passed: the call's max_calls slots are free. False: this edge held none. */
+  private endCall(callId: string | undefined): boolean {
+    if (callId === undefined) return false;
+    let freed = false;
+    for (const k of this.callCounter.keys()) if (this.callCounter.release(k, callId)) freed = true;
+    return freed;
+  }
+
+  /**
+   * Another worker passed the BYE of a call (endElsewhere): its slots and its record, if this
+   * worker holds them. Idempotent.
+   */
+  endedElsewhere(callId: string, byCallee: boolean): void {
+    this.endCall(callId);
+    this.opts.cdr?.bye(callId, byCallee);
   }
 
   // ------------------------------------------------------------------ in-dialog requests
@@ -1123,9 +1144,11 @@ export class VoiceEdge implements SipStackHandler, ProxyHost {
     // the call ends: its max_calls slots are free (a BYE that does not get through changes nothing
     // for the count: the call is over for the party that sent it)
     if (req.method === "BYE") {
-      this.endCall(req.callId);
+      const freed = this.endCall(req.callId);
       // towards the caller (upstream) means the callee hung up
-      this.opts.cdr?.bye(req.callId, r.upstream);
+      const recorded = this.opts.cdr?.bye(req.callId, r.upstream) === true;
+      // set up on another worker (a TCP connection is held by one worker; this BYE came by UDP)
+      if (!freed && !recorded && req.callId !== undefined && this.opts.endElsewhere !== undefined && (this.opts.cdr !== undefined || this.countsCalls())) this.opts.endElsewhere(req.callId, r.upstream);
     }
     if (!r.upstream) this.stripInternal(fwd);
     const mask = r.binding.mask;

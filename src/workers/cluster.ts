@@ -8,8 +8,9 @@
  * the HTTP API and the admin listener; its /metrics is the sum over every worker.
  *
  * The primary handles no traffic: it forwards SIGTERM/SIGINT (drain) and SIGHUP (reload) to the
- * workers, distributes the hand-off ports, answers worker 0's metrics requests, and forks a
- * worker again when one dies after it had started.
+ * workers, distributes the hand-off ports, answers worker 0's metrics requests, passes on a BYE
+ * that a worker saw for a call held by another (its max_calls slots and call record, see
+ * VoiceEdge.endedElsewhere), and forks a worker again when one dies after it had started.
  */
 import cluster, { type Worker } from "node:cluster";
 import { randomBytes } from "node:crypto";
@@ -54,7 +55,18 @@ type Msg =
   | { type: "didgate:metrics-req"; id: number }
   | { type: "didgate:metrics-res"; id: number; body?: string; error?: string }
   | { type: "didgate:metrics-get"; id: number }
-  | { type: "didgate:metrics-json"; id: number; metrics?: WorkerMetrics };
+  | { type: "didgate:metrics-json"; id: number; metrics?: WorkerMetrics }
+  | { type: "didgate:call-ended"; callId: string; byCallee: boolean };
+
+/** Longest Call-ID passed between the workers (longer ones are not passed: their slots expire). */
+export const CALL_ID_MAX = 256;
+
+/** A call-ended message's Call-ID and side, when well formed. */
+export function callEnded(m: { callId?: unknown; byCallee?: unknown }): { callId: string; byCallee: boolean } | undefined {
+  const { callId, byCallee } = m;
+  if (typeof callId !== "string" || callId.length === 0 || callId.length > CALL_ID_MAX || typeof byCallee !== "boolean") return undefined;
+  return { callId, byCallee };
+}
 
 /** How long the primary waits for the workers' metrics before answering with those it has. */
 const METRICS_WAIT_MS = 3000;
@@ -154,6 +166,11 @@ export async function runPrimary(loaded: LoadedConfig, n: number): Promise<void>
         sc.asked.delete(index);
         if (m.metrics !== undefined) sc.got.set(index, m.metrics);
         if (sc.asked.size === 0) sc.finish();
+      } else if (m.type === "didgate:call-ended") {
+        // a BYE passed by a worker that held nothing of the call: the one that does releases it
+        const e = callEnded(m);
+        if (e === undefined) return;
+        for (const [i, o] of byIndex) if (i !== index && started.has(i) && o.isConnected()) o.send({ type: "didgate:call-ended", ...e } satisfies Msg);
       } else if (m.type === "didgate:metrics-req") {
         scrape().then(
           (body) => w.isConnected() && w.send({ type: "didgate:metrics-res", id: m.id, body } satisfies Msg),
@@ -286,6 +303,9 @@ export async function runWorker(): Promise<void> {
             (metrics) => send({ type: "didgate:metrics-json", id: m.id, metrics }),
             () => send({ type: "didgate:metrics-json", id: m.id }),
           );
+      } else if (m.type === "didgate:call-ended") {
+        const e = callEnded(m);
+        if (e !== undefined) app?.voice?.endedElsewhere(e.callId, e.byCallee);
       } else if (m.type === "didgate:metrics-res") {
         const p = pending.get(m.id);
         if (p === undefined) return;
@@ -321,7 +341,10 @@ export async function runWorker(): Promise<void> {
   };
 
   const logger = createLogger(loaded.config.log.level).child({ worker: index });
-  const a = new Didgate(loaded, { logger, worker: { index, count: n, steer, ...(index === 0 ? { clusterMetrics } : {}) } });
+  const endCallElsewhere = (callId: string, byCallee: boolean): void => {
+    if (callId.length <= CALL_ID_MAX) send({ type: "didgate:call-ended", callId, byCallee });
+  };
+  const a = new Didgate(loaded, { logger, worker: { index, count: n, steer, endCallElsewhere, ...(index === 0 ? { clusterMetrics } : {}) } });
   app = a;
   handoffs = new Counter({
     name: "didgate_sip_worker_handoffs_total",

@@ -7,17 +7,19 @@
  */
 import { execFile, spawn, type ChildProcess } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
+import type { Socket } from "node:net";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import YAML from "yaml";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { SipMessage } from "../../src/sip/index.js";
-import { callIdWorker } from "../../src/workers/steer.js";
+import { parseMessage, SipMessage as Msg } from "../../src/sip/index.js";
+import { branchWorker, callIdWorker } from "../../src/workers/steer.js";
 import { tempDir, waitFor, writeRoutes } from "../helpers/app.js";
 import { startRedis, type TestRedis } from "../helpers/redis.js";
 import { freePort, killAllSipp } from "../helpers/sipp.js";
 import { ok, startUac, startUas } from "./sip-util.js";
-import { Peer, response, sleep } from "./udp-peer.js";
+import { connectFrom, Peer, response, sleep } from "./udp-peer.js";
 
 const run = promisify(execFile);
 
@@ -108,6 +110,25 @@ function callIds(prefix: string, count: number): string[] {
   return out;
 }
 
+/** The SIP messages received on a TCP connection (bodies read by Content-Length). */
+function tcpMessages(sock: Socket): Msg[] {
+  const got: Msg[] = [];
+  let buf = Buffer.alloc(0);
+  sock.on("data", (d: Buffer) => {
+    buf = Buffer.concat([buf, d]);
+    for (;;) {
+      const end = buf.indexOf("\r\n\r\n");
+      if (end < 0) return;
+      const len = Number(/\r\n(?:content-length|l)\s*:\s*(\d+)/i.exec(buf.toString("latin1", 0, end))?.[1] ?? 0);
+      if (buf.length < end + 4 + len) return;
+      const m = parseMessage(buf.subarray(0, end + 4 + len));
+      buf = buf.subarray(end + 4 + len);
+      if (m instanceof Msg) got.push(m);
+    }
+  });
+  return got;
+}
+
 afterAll(() => killAllSipp());
 
 describe("sip.workers: 2 (file routes)", () => {
@@ -138,6 +159,7 @@ describe("sip.workers: 2 (file routes)", () => {
           { name: "carrier", sources: ["127.0.0.1"], country_code: "1", cps: 1000 },
           { name: "limited", sources: ["127.0.0.7"], country_code: "1", cps: 10 },
         ],
+        customers: [{ name: "tcpcust", tenant: "t1", sources: ["127.0.0.9"], country_code: "1", caller_id: "any", cps: 1000, max_calls: 1 }],
       },
       routes: { file: "routes.yaml", watch: false },
     });
@@ -205,6 +227,96 @@ describe("sip.workers: 2 (file routes)", () => {
     const uac = await startUac("uac_call.xml", "tcp", port, { service: "5125550111" });
     await ok(uac, "uac over tcp");
     await ok(uas, "uas");
+  });
+
+  it("a call set up over TCP on one worker whose BYE comes over UDP to the other frees its max_calls slot", async () => {
+    // a customer with max_calls 1 (1 on each worker without Redis) calls over one TCP connection,
+    // so every INVITE of it is handled by the worker holding that connection
+    const sock = await connectFrom("127.0.0.9", port);
+    try {
+      const got = tcpMessages(sock);
+      const ruri = `sip:+15125550100@127.0.0.1:${port}`;
+      const lp = sock.localPort!;
+      const invite = (callId: string, k: number): void => {
+        sock.write(
+          [
+            `INVITE ${ruri} SIP/2.0`,
+            `Via: SIP/2.0/TCP 127.0.0.9:${lp};branch=z9hG4bK-tcpslot-${k};rport`,
+            `From: <sip:+15125551111@127.0.0.9>;tag=tf${k}`,
+            `To: <${ruri}>`,
+            `Call-ID: ${callId}`,
+            "CSeq: 1 INVITE",
+            "Max-Forwards: 70",
+            `Contact: <sip:caller@127.0.0.9:${lp};transport=tcp>`,
+            "Content-Length: 0",
+            "",
+            "",
+          ].join("\r\n"),
+        );
+      };
+      /** The INVITE's outcome: the INVITE the destination got, or the final refusal to the caller. */
+      const attempt = (callId: string, k: number): Promise<{ inv?: SipMessage; refused?: number }> => {
+        invite(callId, k);
+        return waitFor(() => {
+          const inv = dest.got.find((m) => m.method === "INVITE" && m.callId === callId);
+          if (inv) return { inv };
+          const r = got.find((m) => m.callId === callId && m.status >= 300);
+          return r ? { refused: r.status } : undefined;
+        });
+      };
+      const ids = callIds("tcpslot", 8);
+      let crossed: string | undefined;
+      let k = 0;
+      for (const callId of ids) {
+        const { inv, refused } = await attempt(callId, k++);
+        expect(refused, `${callId} refused`).toBeUndefined();
+        // the worker that handled the INVITE tagged the branch of its Via
+        const holder = branchWorker(/branch=([^;,\s]+)/.exec(inv!.vias[0]!)![1]!, 2);
+        expect(holder).toBeGreaterThanOrEqual(0);
+        dest.send(port, response(inv!, "200 OK", { toTag: `tt${k}`, contact: `sip:callee@127.0.0.5:${dest.port}` }));
+        await waitFor(() => got.find((m) => m.callId === callId && m.status === 200));
+        // the callee hangs up over UDP: the BYE is steered to hash(Call-ID)'s worker
+        const bye = [
+          `BYE ${/<([^>]+)>/.exec(inv!.get("contact")!)![1]} SIP/2.0`,
+          `Via: SIP/2.0/UDP 127.0.0.5:${dest.port};branch=z9hG4bK-tcpslot-bye-${k};rport`,
+          ...inv!.recordRoutes.map((r) => `Route: ${r}`),
+          `From: ${inv!.get("to")};tag=tt${k}`,
+          `To: ${inv!.get("from")}`,
+          `Call-ID: ${callId}`,
+          "CSeq: 1 BYE",
+          "Max-Forwards: 70",
+          "Content-Length: 0",
+          "",
+          "",
+        ].join("\r\n");
+        dest.send(port, bye);
+        // answered by whichever worker got it (it cannot reach the caller's port: a 4xx/5xx)
+        await waitFor(() => dest.got.find((m) => m.callId === callId && m.cseq?.method === "BYE" && m.status >= 200));
+        if (callIdWorker(callId, 2) !== holder) {
+          crossed = callId;
+          break;
+        }
+      }
+      // the Call-IDs alternate between the owners: one of the first two crosses
+      expect(crossed).toBeDefined();
+      // a next call on the same connection (same worker) is admitted: its slot was given back.
+      // The release travels worker -> primary -> worker, so a call refused in between is retried
+      // (before, every one was refused until max_call_s)
+      let admitted: SipMessage | undefined;
+      for (let i = 0; i < 20 && admitted === undefined; i++) {
+        const r = await attempt(`tcpslot-next-${i}@workers.test`, 100 + i);
+        if (r.inv) admitted = r.inv;
+        else {
+          expect(r.refused).toBe(503);
+          await sleep(100);
+        }
+      }
+      expect(admitted, "a call after the crossed BYE").toBeDefined();
+      dest.send(port, response(admitted!, "486 Busy Here", { toTag: "tnext" }));
+      await waitFor(() => got.find((m) => m.callId === admitted!.callId && m.status === 486));
+    } finally {
+      sock.destroy();
+    }
   });
 
   it("a trunk's CPS holds across the workers: 40 INVITEs at once from a 10 CPS trunk, about 10 admitted", async () => {
