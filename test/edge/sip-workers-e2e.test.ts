@@ -110,7 +110,7 @@ function callIds(prefix: string, count: number): string[] {
   return out;
 }
 
-/** The SIP messages received on a TCP connection (bodies read by Content-Length). */
+/** The SIP messages received on a TCP connection (bodies read by Content-Length); a BYE is answered 200. */
 function tcpMessages(sock: Socket): Msg[] {
   const got: Msg[] = [];
   let buf = Buffer.alloc(0);
@@ -123,7 +123,9 @@ function tcpMessages(sock: Socket): Msg[] {
       if (buf.length < end + 4 + len) return;
       const m = parseMessage(buf.subarray(0, end + 4 + len));
       buf = buf.subarray(end + 4 + len);
-      if (m instanceof Msg) got.push(m);
+      if (!(m instanceof Msg)) continue;
+      got.push(m);
+      if (m.method === "BYE") sock.write(response(m, "200 OK"));
     }
   });
   return got;
@@ -290,7 +292,8 @@ describe("sip.workers: 2 (file routes)", () => {
           "",
         ].join("\r\n");
         dest.send(port, bye);
-        // answered by whichever worker got it (it cannot reach the caller's port: a 4xx/5xx)
+        // answered by the caller when the BYE landed on the worker holding its connection; else by
+        // the other worker, which cannot reach the caller's port (a 4xx/5xx)
         await waitFor(() => dest.got.find((m) => m.callId === callId && m.cseq?.method === "BYE" && m.status >= 200));
         if (callIdWorker(callId, 2) !== holder) {
           crossed = callId;
