@@ -39,6 +39,8 @@ let child: ChildProcess | undefined;
 let esme: TestEsme | undefined;
 
 const startDidgate = (): ChildProcess => spawnServe(cfgPath);
+/** A case that failed between a kill and the restart leaves a dead child: the next case starts a new one. */
+const alive = (c: ChildProcess | undefined): c is ChildProcess => c !== undefined && c.exitCode === null && c.signalCode === null;
 const bindApp = (): Promise<TestEsme> => bindAppWhenUp(smppPort, "app-1", "pw-a");
 
 async function metrics(): Promise<string> {
@@ -148,7 +150,7 @@ describe("outbound messages in the Redis spool", () => {
   }, 150_000);
 
   it("a bind limited to 10 tps takes 100 queued messages at that rate (the SMSC's receive times)", async () => {
-    child ??= startDidgate();
+    if (!alive(child)) child = startDidgate();
     esme ??= await bindApp();
     const n = 100;
     for (let b = 0; b < n; b += 50) {
@@ -167,7 +169,7 @@ describe("outbound messages in the Redis spool", () => {
   }, 90_000);
 
   it("an opt-out recorded in Redis refuses the recipient (ESME_RX_R_APPN)", async () => {
-    child ??= startDidgate();
+    if (!alive(child)) child = startDidgate();
     esme = await bindApp();
     await client.sadd("didgate:optout:+15125550100", "+447700900999");
     expect((await esme.send("submit_sm", { source_addr: "15125550100", source_addr_ton: 1, destination_addr: "447700900999", dest_addr_ton: 1, short_message: "x" })).command_status).toBe(0x66);
@@ -195,7 +197,7 @@ describe("outbound messages in the Redis spool", () => {
   }, 60_000);
 
   it("a carrier receipt that comes after a SIGKILL and restart still reaches the app with its id, and the record says delivered", async () => {
-    child ??= startDidgate();
+    if (!alive(child)) child = startDidgate();
     esme ??= await bindApp();
     const r = await esme.send("submit_sm", { source_addr: "15125550100", source_addr_ton: 1, destination_addr: "447700900400", dest_addr_ton: 1, short_message: "receipt later", registered_delivery: 1 });
     expect(r.command_status).toBe(0);
@@ -249,7 +251,7 @@ describe("outbound messages in the Redis spool", () => {
   }, 60_000);
 
   it("in doubt without a receipt: the message is sent again exactly once, after the hold, flagged possible_duplicate", async () => {
-    child ??= startDidgate();
+    if (!alive(child)) child = startDidgate();
     esme ??= await bindApp();
     // the answer comes after the kill: the submit went out, didgate never saw it accepted; no receipt
     smsc.options.respondAfterMs = 5000;
@@ -279,7 +281,7 @@ describe("outbound messages in the Redis spool", () => {
   }, 90_000);
 
   it("a receipt with an unknown id and the text start of a live message (submit out, answer not yet in) does not mark it sent: after a temporary error it is sent again", async () => {
-    child ??= startDidgate();
+    if (!alive(child)) child = startDidgate();
     esme ??= await bindApp();
     const text = "Your code is 111111, valid 5 min";
     // the first copy is answered 3 s late with a temporary error (throttled); the next one accepted
@@ -311,7 +313,7 @@ describe("outbound messages in the Redis spool", () => {
   }, 60_000);
 
   it("two messages in doubt with the same text start: a receipt matches neither (ambiguous), both are sent again after the hold; no text in the markers", async () => {
-    child ??= startDidgate();
+    if (!alive(child)) child = startDidgate();
     esme ??= await bindApp();
     // the answers come after the kill; no receipts from the SMSC itself
     smsc.options.respondAfterMs = 5000;
@@ -321,14 +323,18 @@ describe("outbound messages in the Redis spool", () => {
     });
     const a = "Your code is 222222 (first)";
     const b = "Your code is 222222 (second)";
+    const markers = `didgate:smsout:if:smsc-b:${encodeURIComponent("+15125550100")}:${encodeURIComponent("+447700900800")}`;
+    await client.del(markers);
+    const sentBefore = (t: string): number => texts(smsc).filter((x) => x === t).length;
+    const a0 = sentBefore(a);
+    const b0 = sentBefore(b);
     for (const t of [a, b]) expect((await esme.send("submit_sm", { source_addr: "15125550100", source_addr_ton: 1, destination_addr: "447700900800", dest_addr_ton: 1, short_message: t })).command_status).toBe(0);
-    await waitFor(() => texts(smsc).includes(a) && texts(smsc).includes(b), 20_000);
+    await waitFor(() => sentBefore(a) > a0 && sentBefore(b) > b0, 20_000);
     await kill9(child!);
     await esme.close();
     esme = undefined;
     smsc.options.respondAfterMs = undefined;
     // what a crash leaves in Redis: the markers, without the text (the spool entries do carry it)
-    const markers = `didgate:smsout:if:smsc-b:${encodeURIComponent("+15125550100")}:${encodeURIComponent("+447700900800")}`;
     expect(await client.hlen(markers)).toBe(2);
     const dump = async (pattern: string): Promise<string> => {
       let out = "";
@@ -354,16 +360,17 @@ describe("outbound messages in the Redis spool", () => {
     const dr = await smsc.send("deliver_sm", { source_addr: "447700900800", source_addr_ton: 1, destination_addr: "15125550100", dest_addr_ton: 1, esm_class: 4, short_message: `id:zz-amb-1 sub:001 dlvrd:001 submit date:2612050800 done date:2612050801 stat:DELIVRD err:000 text:${a.slice(0, 20)}`, receipted_message_id: "zz-amb-1", message_state: 2 }, bind);
     expect(dr.command_status).toBe(0);
     await waitFor(async () => metricValue(await metrics(), 'didgate_sms_outbound_in_doubt_total{outcome="ambiguous"}') >= 1, 10_000, 100);
-    expect(metricValue(await metrics(), 'didgate_sms_outbound_in_doubt_total{outcome="matched"}')).toBe(0);
-    await waitFor(() => texts(smsc).filter((t) => t === a).length >= 2 && texts(smsc).filter((t) => t === b).length >= 2, (HOLD_S + 30) * 1000, 100);
+    // neither was taken as sent: both go out again after the hold (other cases' messages left in
+    // doubt may be matched by the SMSC's own receipts meanwhile, so the matched counter is no measure here)
+    await waitFor(() => sentBefore(a) >= a0 + 2 && sentBefore(b) >= b0 + 2, (HOLD_S + 30) * 1000, 100);
     expect(metricValue(await metrics(), 'didgate_sms_outbound_in_doubt_total{outcome="resent"}')).toBeGreaterThanOrEqual(2);
     await new Promise((res) => setTimeout(res, 2000));
-    expect(texts(smsc).filter((t) => t === a)).toHaveLength(2);
-    expect(texts(smsc).filter((t) => t === b)).toHaveLength(2);
+    expect(sentBefore(a) - a0).toBe(2);
+    expect(sentBefore(b) - b0).toBe(2);
   }, 90_000);
 
   it("a scheduled message whose recipient sends STOP before its time is never sent: UNDELIV err:102 receipt, query_sm UNDELIVERABLE", async () => {
-    child ??= startDidgate();
+    if (!alive(child)) child = startDidgate();
     esme ??= await bindApp();
     const before = metricValue(await metrics(), "didgate_sms_outbound_opted_out_total");
     // in 4 s (relative to the submit)
