@@ -443,24 +443,7 @@ export class TransportLayer {
       l.udp = sock;
       sock.on("error", (e) => this.log?.warn({ err: e, listener: l.id }, "sip udp socket error"));
       const steer = this.opts.steer;
-      if (steer !== undefined)
-        sock.on("message", (msg, rinfo) => {
-          if (msg.length <= 8 && onlyCrlf(msg)) {
-            this.metrics.keepalives.inc({ transport: "udp" });
-            return;
-          }
-          try {
-            const a = normAddr(rinfo.address);
-            // an oversized datagram is not scanned: the stack that got it refuses it
-            if (msg.length <= this.opts.maxMessageSize && steer(msg, a, rinfo.port)) return;
-            const tap = this.opts.capture;
-            if (tap !== undefined) tap("udp", a, rinfo.port, l.address, l.port, msg);
-            this.handler.onMessage(msg, { transport: "udp", address: a, port: rinfo.port, listener: l, connection: null });
-          } catch (e) {
-            this.internalError(e);
-          }
-        });
-      else sock.on("message", (msg, rinfo) => {
+      sock.on("message", (msg, rinfo) => {
         // RFC 5626 section 3.5.1 style "\r\n\r\n" keep-alives (sent by many UAs over UDP too):
         // not a message, not an error, no answer (UDP keep-alive answers are STUN, section 4.4.1)
         if (msg.length <= 8 && onlyCrlf(msg)) {
@@ -468,9 +451,13 @@ export class TransportLayer {
           return;
         }
         try {
+          const a = normAddr(rinfo.address);
+          // workers: passed to the worker that owns it; an oversized datagram is not scanned (the
+          // stack that got it refuses it)
+          if (steer !== undefined && msg.length <= this.opts.maxMessageSize && steer(msg, a, rinfo.port)) return;
           const tap = this.opts.capture;
-          if (tap !== undefined) tap("udp", normAddr(rinfo.address), rinfo.port, l.address, l.port, msg);
-          this.handler.onMessage(msg, { transport: "udp", address: normAddr(rinfo.address), port: rinfo.port, listener: l, connection: null });
+          if (tap !== undefined) tap("udp", a, rinfo.port, l.address, l.port, msg);
+          this.handler.onMessage(msg, { transport: "udp", address: a, port: rinfo.port, listener: l, connection: null });
         } catch (e) {
           this.internalError(e);
         }
@@ -618,9 +605,8 @@ export class TransportLayer {
    */
   receiveHandedOff(buf: Buffer, address: string, port: number): void {
     if (this.closing) return;
-    const fam: 4 | 6 = net.isIPv6(address) ? 6 : 4;
-    let l: Listener | undefined;
-    for (const x of this.listeners) if (x.transport === "udp" && x.family === fam) { l = x; break; }
+    // an IP address: only IPv6 has a colon
+    const l = address.indexOf(":") >= 0 ? this.udp6 : this.udp4;
     if (l === undefined) return;
     this.deliver(buf, { transport: "udp", address, port, listener: l, connection: null });
   }
