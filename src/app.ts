@@ -89,6 +89,8 @@ export interface WorkerRole {
   clusterMetrics?: () => Promise<string>;
   /** A BYE this worker passed for a call it holds nothing of: told to the other workers. */
   endCallElsewhere?: (callId: string, byCallee: boolean) => void;
+  /** A CANCEL over UDP whose INVITE is not here: passed to the next worker (SipStackOptions.unmatchedCancel). */
+  unmatchedCancel?: SipStackOptions["unmatchedCancel"];
 }
 
 export interface DidgateOptions {
@@ -528,6 +530,7 @@ export class Didgate {
     return {
       listen,
       ...(w ? { branchTag: branchTag(w.index) } : {}),
+      ...(w?.unmatchedCancel ? { unmatchedCancel: w.unmatchedCancel } : {}),
       ...(tls ? { tls } : {}),
       logger: this.logger,
       registry: this.registry,

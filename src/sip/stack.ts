@@ -85,6 +85,13 @@ export interface SipStackOptions extends Partial<TimerConfig> {
    * sip.workers, so a response finds its way back to the worker that sent the request).
    */
   branchTag?: string;
+  /**
+   * A CANCEL over UDP that matches no INVITE transaction of this stack, and whose INVITE may be
+   * held elsewhere (sip.workers > 1: an INVITE over TCP/TLS is held by the worker that holds the
+   * connection). `bytes` is the CANCEL as received (its top Via fixed). True: it was passed on;
+   * the stack neither answers nor keeps it.
+   */
+  unmatchedCancel?: (bytes: Buffer, m: SipMessage, src: Source) => boolean;
   /** Transport tuning (connection caps, idle and message timeouts, TLS client verification, ...). */
   transport?: Omit<TransportOptions, "maxMessageSize" | "isTrusted" | "onRefused">;
 }
@@ -373,6 +380,8 @@ export class SipStack implements TxContext {
       return;
     }
     if (this.closed) return;
+    const uc = this.opts.unmatchedCancel;
+    if (uc !== undefined && method === "CANCEL" && src.transport === "udp" && this.serverTx.get(key.slice(0, key.length - 6) + "INVITE") === undefined && uc(m.toBuffer(), m, src)) return;
     if (this.serverTx.size >= this.maxServer) {
       this.metrics.dropped.inc({ reason: "server_transactions_full" });
       this.sendResponseTo(createResponse(m, 503, undefined, { headers: [["Retry-After", "5"]] }), src);

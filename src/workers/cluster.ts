@@ -23,6 +23,7 @@ import type { LoadedConfig } from "../config/load.js";
 import { loadConfig, resolvePath } from "../config/load.js";
 import { loadDialogSecrets } from "../edge/dialog-secret.js";
 import { createLogger } from "../ops/logger.js";
+import type { SipMessage, Source } from "../sip/index.js";
 import type { UdpSteer } from "../sip/transport.js";
 import { errMessage } from "../util/errors.js";
 import { Handoff } from "./handoff.js";
@@ -340,11 +341,30 @@ export async function runWorker(): Promise<void> {
     return true;
   };
 
+  /**
+   * A CANCEL over UDP for an INVITE this worker does not hold. Requests are steered by Call-ID, so
+   * an INVITE over UDP would be here; one over TCP/TLS is held by whichever worker holds its
+   * connection. The CANCEL goes round the workers (hops: how many have looked); the last one
+   * answers it as one process would (481).
+   */
+  let ringHops = 0;
+  const unmatchedCancel = (bytes: Buffer, m: SipMessage, src: Source): boolean => {
+    const v = m.topVia;
+    if (v === null || v.transport === "UDP") return false;
+    for (let k = 1; ringHops + k <= n - 1; k++) {
+      if (ho.send((index + k) % n, bytes, src.address, src.port, ringHops + k)) {
+        handoffs?.inc({ kind: "request", method: "CANCEL" });
+        return true;
+      }
+    }
+    return false;
+  };
+
   const logger = createLogger(loaded.config.log.level).child({ worker: index });
   const endCallElsewhere = (callId: string, byCallee: boolean): void => {
     if (callId.length <= CALL_ID_MAX) send({ type: "didgate:call-ended", callId, byCallee });
   };
-  const a = new Didgate(loaded, { logger, worker: { index, count: n, steer, endCallElsewhere, ...(index === 0 ? { clusterMetrics } : {}) } });
+  const a = new Didgate(loaded, { logger, worker: { index, count: n, steer, endCallElsewhere, unmatchedCancel, ...(index === 0 ? { clusterMetrics } : {}) } });
   app = a;
   handoffs = new Counter({
     name: "didgate_sip_worker_handoffs_total",
@@ -352,7 +372,14 @@ export async function runWorker(): Promise<void> {
     labelNames: ["kind", "method"],
     registers: [a.registry],
   });
-  ho.setReceiver((buf, address, port) => a.sipStack?.transport.receiveHandedOff(buf, address, port));
+  ho.setReceiver((buf, address, port, hops) => {
+    ringHops = hops;
+    try {
+      a.sipStack?.transport.receiveHandedOff(buf, address, port);
+    } finally {
+      ringHops = 0;
+    }
+  });
 
   if (stopping) return;
   await a.start();

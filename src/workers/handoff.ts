@@ -6,8 +6,9 @@
  * and the owner handles it as if it had received it itself (its answers leave from the shared
  * SIP socket, so the peer sees no difference).
  *
- * Frame: 1 byte version (2), 8 bytes token, 1 byte address length L, L bytes address (ASCII),
- * 2 bytes source port (big endian), then the datagram unchanged. The token is a random secret the
+ * Frame: 1 byte version (3), 8 bytes token, 1 byte hops (0 for a datagram passed to its owner;
+ * for a CANCEL passed round the workers, how many have looked for its INVITE), 1 byte address
+ * length L, L bytes address (ASCII), 2 bytes source port (big endian), then the datagram unchanged. The token is a random secret the
  * primary makes at boot and gives the workers over IPC; it is checked (constant time) before
  * anything else. Frames are accepted only from 127.0.0.1, from the port of a live worker's
  * hand-off socket (the primary sends the list again as soon as a worker exits), and with the
@@ -17,12 +18,13 @@
 import { timingSafeEqual } from "node:crypto";
 import dgram from "node:dgram";
 
-export type HandoffReceiver = (buf: Buffer, address: string, port: number) => void;
+export type HandoffReceiver = (buf: Buffer, address: string, port: number, hops: number) => void;
 
-const VERSION = 2;
+const VERSION = 3;
 /** Bytes of the per-boot token in a frame. */
 export const TOKEN_BYTES = 8;
-const H = 1 + TOKEN_BYTES;
+/** Version, token and hops. */
+const H = 2 + TOKEN_BYTES;
 
 /** The token as bytes (hex from the primary); throws when it is not TOKEN_BYTES long. */
 export function parseToken(hex: string): Buffer {
@@ -32,11 +34,12 @@ export function parseToken(hex: string): Buffer {
 }
 
 /** Encode a frame (exported for the unit tests and the bench). */
-export function encodeFrame(buf: Buffer, address: string, port: number, token: Buffer): Buffer {
+export function encodeFrame(buf: Buffer, address: string, port: number, token: Buffer, hops = 0): Buffer {
   const alen = Buffer.byteLength(address, "latin1");
   const out = Buffer.allocUnsafe(H + 3 + alen + buf.length);
   out[0] = VERSION;
   token.copy(out, 1, 0, TOKEN_BYTES);
+  out[1 + TOKEN_BYTES] = hops;
   out[H] = alen;
   out.write(address, H + 1, "latin1");
   out.writeUInt16BE(port, H + 1 + alen);
@@ -45,15 +48,15 @@ export function encodeFrame(buf: Buffer, address: string, port: number, token: B
 }
 
 /** Decode a frame; null when it is not one or its token is not `token`. */
-export function decodeFrame(frame: Buffer, token: Buffer): { buf: Buffer; address: string; port: number } | null {
+export function decodeFrame(frame: Buffer, token: Buffer): { buf: Buffer; address: string; port: number; hops: number } | null {
   if (frame.length < H + 3 || token.length !== TOKEN_BYTES) return null;
-  if (!timingSafeEqual(frame.subarray(1, H), token)) return null;
+  if (!timingSafeEqual(frame.subarray(1, 1 + TOKEN_BYTES), token)) return null;
   if (frame[0] !== VERSION) return null;
   const alen = frame[H]!;
   if (alen === 0 || frame.length < H + 3 + alen) return null;
   const address = frame.toString("latin1", H + 1, H + 1 + alen);
   const port = frame.readUInt16BE(H + 1 + alen);
-  return { buf: frame.subarray(H + 3 + alen), address, port };
+  return { buf: frame.subarray(H + 3 + alen), address, port, hops: frame[1 + TOKEN_BYTES]! };
 }
 
 export class Handoff {
@@ -92,7 +95,7 @@ export class Handoff {
         h.dropped++;
         return;
       }
-      r(f.buf, f.address, f.port);
+      r(f.buf, f.address, f.port, f.hops);
     });
     // large bursts: a deeper kernel buffer than the default
     try {
@@ -121,11 +124,11 @@ export class Handoff {
   }
 
   /** Pass a datagram (from address:port) to worker `owner`; false when its port is not known. */
-  send(owner: number, buf: Buffer, address: string, port: number): boolean {
+  send(owner: number, buf: Buffer, address: string, port: number, hops = 0): boolean {
     const p = this.peers[owner];
     const token = this.token;
     if (p === undefined || p === 0 || token === undefined) return false;
-    this.sock.send(encodeFrame(buf, address, port, token), p, "127.0.0.1");
+    this.sock.send(encodeFrame(buf, address, port, token, hops), p, "127.0.0.1");
     return true;
   }
 

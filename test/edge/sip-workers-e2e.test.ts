@@ -322,6 +322,60 @@ describe("sip.workers: 2 (file routes)", () => {
     }
   });
 
+  it("a CANCEL over UDP for an INVITE over TCP held by the other worker is passed round to it: 487 to the caller, CANCEL to the callee", async () => {
+    const sock = await connectFrom("127.0.0.9", port);
+    const udp = await Peer.start("127.0.0.9");
+    try {
+      const got = tcpMessages(sock);
+      const ruri = `sip:+15125550122@127.0.0.1:${port}`;
+      const lp = sock.localPort!;
+      let crossed = 0;
+      const ids = callIds("tcpcancel", 6);
+      for (let k = 0; k < ids.length && crossed === 0; k++) {
+        const callId = ids[k]!;
+        const via = `Via: SIP/2.0/TCP 127.0.0.9:${lp};branch=z9hG4bK-tcpcancel-${k};rport`;
+        const head = (method: string): string[] => [`${method} ${ruri} SIP/2.0`, via, `From: <sip:+15125551111@127.0.0.9>;tag=tc${k}`, `To: <${ruri}>`, `Call-ID: ${callId}`, `CSeq: 1 ${method}`, "Max-Forwards: 70"];
+        sock.write([...head("INVITE"), `Contact: <sip:caller@127.0.0.9:${lp};transport=tcp>`, "Content-Length: 0", "", ""].join("\r\n"));
+        const inv = await waitFor(() => dest.got.find((m) => m.method === "INVITE" && m.callId === callId));
+        const holder = branchWorker(/branch=([^;,\s]+)/.exec(inv.vias[0]!)![1]!, 2);
+        dest.send(port, response(inv, "180 Ringing", { toTag: `tcr${k}` }));
+        await waitFor(() => got.find((m) => m.callId === callId && m.status === 180));
+        // the CANCEL comes over UDP: steered by its Call-ID, which may name the worker without the INVITE
+        udp.send(port, [...head("CANCEL"), "Content-Length: 0", "", ""].join("\r\n"));
+        const cancel = await waitFor(() => dest.got.find((m) => m.method === "CANCEL" && m.callId === callId), 5000);
+        dest.send(port, response(cancel, "200 OK", { toTag: `tcr${k}` }));
+        dest.send(port, response(inv, "487 Request Terminated", { toTag: `tcr${k}` }));
+        await waitFor(() => got.find((m) => m.callId === callId && m.status === 487), 5000);
+        // no 481 to the CANCEL from the worker without the INVITE, over either transport
+        expect([...got, ...udp.got].find((m) => m.callId === callId && m.status === 481)).toBeUndefined();
+        if (callIdWorker(callId, 2) !== holder) crossed++;
+      }
+      // Call-IDs alternate between the owners: one of the first two crossed
+      expect(crossed).toBe(1);
+      const m = await metrics(d);
+      expect(sample(m, "didgate_sip_worker_handoffs_total", { method: "CANCEL" })).toBeGreaterThanOrEqual(1);
+    } finally {
+      sock.destroy();
+      await udp.close();
+    }
+  });
+
+  it("a CANCEL over UDP that matches no INVITE on any worker gets one 481", async () => {
+    // from the carrier (a trunk is answered 481), its Via naming TCP: passed round the workers,
+    // answered once, by the last
+    const ruri = `sip:+15125550122@127.0.0.1:${port}`;
+    const ids = callIds("nocancel", 2);
+    const before = sample(await metrics(d), "didgate_sip_worker_handoffs_total", { method: "CANCEL" });
+    for (const [i, callId] of ids.entries())
+      carrier.send(port, [`CANCEL ${ruri} SIP/2.0`, `Via: SIP/2.0/TCP 127.0.0.1:${carrier.port};branch=z9hG4bK-nocancel-${i}`, "From: <sip:+15125551111@127.0.0.1>;tag=nc", `To: <${ruri}>`, `Call-ID: ${callId}`, "CSeq: 1 CANCEL", "Max-Forwards: 70", "Content-Length: 0", "", ""].join("\r\n"));
+    const answers = (): SipMessage[] => carrier.got.filter((m) => m.callId?.startsWith("nocancel-") === true);
+    await waitFor(() => answers().length === 2, 5000);
+    await sleep(300);
+    expect(answers().map((m) => `${m.callId} ${m.status}`).sort()).toEqual(ids.map((c) => `${c} 481`).sort());
+    // each went to the other worker once
+    expect(sample(await metrics(d), "didgate_sip_worker_handoffs_total", { method: "CANCEL" }) - before).toBeGreaterThanOrEqual(2);
+  });
+
   it("a trunk's CPS holds across the workers: 40 INVITEs at once from a 10 CPS trunk, about 10 admitted", async () => {
     const lim = await Peer.start("127.0.0.7");
     try {

@@ -106,20 +106,24 @@ describe("handoff frames", () => {
       const f = decodeFrame(encodeFrame(d, a, p, token), token)!;
       expect(f.address).toBe(a);
       expect(f.port).toBe(p);
+      expect(f.hops).toBe(0);
       expect(f.buf.equals(d)).toBe(true);
     }
+    expect(decodeFrame(encodeFrame(d, "127.0.0.1", 5060, token, 3), token)!.hops).toBe(3);
   });
   it("refuses what is not a frame", () => {
-    expect(decodeFrame(Buffer.from([2, 1, 2, 3, 4, 5, 6, 7, 8, 1, 65, 0]), token)).toBeNull();
-    expect(decodeFrame(Buffer.from([2, 1, 2, 3, 4, 5, 6, 7, 8, 0, 0, 1]), token)).toBeNull();
+    expect(decodeFrame(Buffer.from([3, 1, 2, 3, 4, 5, 6, 7, 8, 0, 1, 65, 0]), token)).toBeNull();
+    expect(decodeFrame(Buffer.from([3, 1, 2, 3, 4, 5, 6, 7, 8, 0, 0, 0, 1]), token)).toBeNull();
     expect(decodeFrame(Buffer.from([1, 0, 0, 0]), token)).toBeNull();
   });
-  it("refuses a frame with another token, or of version 1 (no token)", () => {
+  it("refuses a frame with another token, of version 1 (no token) or 2 (no hops)", () => {
     const d = Buffer.from("BYE sip:a@b SIP/2.0\r\n\r\n");
     const f = encodeFrame(d, "127.0.0.1", 5060, token);
     expect(decodeFrame(f, Buffer.from("0102030405060709", "hex"))).toBeNull();
     const v1 = Buffer.concat([Buffer.from([1, 9]), Buffer.from("127.0.0.1"), Buffer.from([0x13, 0xc4]), d]);
     expect(decodeFrame(v1, token)).toBeNull();
+    const v2 = Buffer.concat([Buffer.from([2]), token, Buffer.from([9]), Buffer.from("127.0.0.1"), Buffer.from([0x13, 0xc4]), d]);
+    expect(decodeFrame(v2, token)).toBeNull();
     expect(() => parseToken("0102")).toThrow();
   });
 });
