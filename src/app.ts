@@ -89,6 +89,10 @@ export interface WorkerRole {
   clusterMetrics?: () => Promise<string>;
   /** A BYE this worker passed for a call it holds nothing of: told to the other workers. */
   endCallElsewhere?: (callId: string, byCallee: boolean) => void;
+  /** Worker 0: the workers that have started (for /readyz and /v1/status). */
+  workersUp?: () => number[];
+  /** Worker 0: calls in progress on each worker (-1: no answer in time), for /v1/status. */
+  clusterCalls?: () => Promise<number[]>;
   /** A CANCEL over UDP whose INVITE is not here: passed to the next worker (SipStackOptions.unmatchedCancel). */
   unmatchedCancel?: SipStackOptions["unmatchedCancel"];
 }
@@ -751,6 +755,14 @@ export class Didgate {
       routes.sync = { state, lag_ms: null, last_error: rs.lastError ?? null };
     } else routes.last_error = this.fileSource?.lastError?.[0] ?? null;
     const v = this.voice?.status();
+    // SIP workers: calls are held by every worker (worker 0 answers for all)
+    const cc = this.opts.worker?.clusterCalls;
+    let workers: { up: number; calls: number } | undefined;
+    if (cc !== undefined) {
+      const per = await cc();
+      workers = { up: per.filter((c) => c >= 0).length, calls: per.reduce((a, c) => a + Math.max(0, c), 0) };
+      if (v !== undefined) v.calls = workers.calls;
+    }
     const smpp = this.smpp;
     let delivery: StatusReport["delivery"] = null;
     if (this.delivery) {
@@ -776,6 +788,7 @@ export class Didgate {
         : null,
       delivery,
       workers: this.opts.worker?.count ?? 1,
+      ...(workers !== undefined ? { workers_up: workers.up } : {}),
     };
   }
 
@@ -787,6 +800,9 @@ export class Didgate {
     if (!this.listenersUp) reasons.push("listeners not up");
     if (this.stopping) reasons.push("draining");
     if (delivery && !delivery.ok) reasons.push(delivery.reason);
+    const w = this.opts.worker;
+    const up = w?.workersUp?.();
+    if (w !== undefined && up !== undefined && up.length < w.count) reasons.push(`SIP workers not all up (${up.length} of ${w.count})`);
     const ready = reasons.length === 0;
     return {
       ready,
@@ -798,6 +814,7 @@ export class Didgate {
         listeners: { up: this.listenersUp, sip: this.voice?.listeners ?? [], smpp: this.smpp?.address() ?? null },
         delivery: this.delivery ? { mode: this.delivery.mode, accepting: delivery?.ok ?? false, ...(delivery && !delivery.ok ? { reason: delivery.reason } : {}) } : null,
         draining: this.stopping,
+        ...(w !== undefined && up !== undefined ? { workers: { count: w.count, up } } : {}),
       },
     };
   }

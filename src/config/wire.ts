@@ -52,6 +52,7 @@ export function reloadVoice(voice: ReloadableVoice | undefined, cur: Config, nex
     return { applied, refused };
   }
   if (!same(a.listen, b.listen)) refused.push("sip.listen");
+  if (a.workers !== b.workers) refused.push("sip.workers");
   if (a.advertise !== b.advertise) refused.push("sip.advertise");
   if (!same(a.tls, b.tls)) refused.push("sip.tls");
   if (!same(a.timers, b.timers)) refused.push("sip.timers");

@@ -38,6 +38,8 @@ export interface StatusReport {
     dead_letters: number | null;
   } | null;
   workers: number;
+  /** SIP workers that answered for this report (only with sip.workers > 1). */
+  workers_up?: number;
 }
 
 function table(title: string, rows: Array<Record<string, unknown>>, empty = "none"): string[] {
@@ -54,7 +56,7 @@ function table(title: string, rows: Array<Record<string, unknown>>, empty = "non
 /** The report as text for a terminal. */
 export function renderStatus(s: StatusReport): string {
   const lines: string[] = [];
-  lines.push(`didgate ${s.version} on ${s.instance} (Node ${s.node}), up ${formatDuration(s.uptime_s)}, ${s.ready ? "ready" : "NOT READY"}, ${s.workers} SIP worker${s.workers === 1 ? "" : "s"}`);
+  lines.push(`didgate ${s.version} on ${s.instance} (Node ${s.node}), up ${formatDuration(s.uptime_s)}, ${s.ready ? "ready" : "NOT READY"}, ${s.workers} SIP worker${s.workers === 1 ? "" : "s"}${s.workers_up !== undefined && s.workers_up < s.workers ? ` (${s.workers_up} answering)` : ""}`);
   const r = s.routes;
   let routes = `routes: ${r.entries} entries from ${r.source}, version ${r.version}`;
   if (r.sync) routes += `, sync ${r.sync.state}${r.sync.lag_ms !== null ? `, lag ${r.sync.lag_ms} ms` : ""}${r.sync.last_error ? `, last error: ${r.sync.last_error}` : ""}`;

@@ -57,7 +57,12 @@ type Msg =
   | { type: "didgate:metrics-res"; id: number; body?: string; error?: string }
   | { type: "didgate:metrics-get"; id: number }
   | { type: "didgate:metrics-json"; id: number; metrics?: WorkerMetrics }
-  | { type: "didgate:call-ended"; callId: string; byCallee: boolean };
+  | { type: "didgate:call-ended"; callId: string; byCallee: boolean }
+  | { type: "didgate:workers-up"; up: number[] }
+  | { type: "didgate:calls-req"; id: number }
+  | { type: "didgate:calls-get"; id: number }
+  | { type: "didgate:calls-part"; id: number; calls: number }
+  | { type: "didgate:calls-res"; id: number; calls: number[] };
 
 /** Longest Call-ID passed between the workers (longer ones are not passed: their slots expire). */
 export const CALL_ID_MAX = 256;
@@ -71,6 +76,8 @@ export function callEnded(m: { callId?: unknown; byCallee?: unknown }): { callId
 
 /** How long the primary waits for the workers' metrics before answering with those it has. */
 const METRICS_WAIT_MS = 3000;
+/** How long the primary waits for the workers' calls in progress (/v1/status). */
+const STATUS_WAIT_MS = 2000;
 
 const WORKER_UP = "didgate_worker_up";
 
@@ -138,6 +145,34 @@ export async function runPrimary(loaded: LoadedConfig, n: number): Promise<void>
   let stopping = false;
   let exitCode = 0;
 
+  /** Worker 0 (/readyz, /v1/status) learns which workers have started whenever that changes. */
+  const tellUp = (): void => {
+    const w0 = byIndex.get(0);
+    if (w0 !== undefined && started.has(0) && w0.isConnected()) w0.send({ type: "didgate:workers-up", up: [...started].sort((a, b) => a - b) } satisfies Msg);
+  };
+  let callsSeq = 0;
+  const callsAsks = new Map<number, { asked: Set<number>; got: number[]; finish: () => void }>();
+  /** Every started worker's calls in progress (-1: no answer within STATUS_WAIT_MS). */
+  const gatherCalls = (done: (calls: number[]) => void): void => {
+    const id = ++callsSeq;
+    const asked = new Set<number>();
+    const got = new Array<number>(n).fill(-1);
+    let timer: NodeJS.Timeout | undefined;
+    const finish = (): void => {
+      if (!callsAsks.delete(id)) return;
+      if (timer !== undefined) clearTimeout(timer);
+      done(got);
+    };
+    callsAsks.set(id, { asked, got, finish });
+    for (const [i, w] of byIndex) {
+      if (!started.has(i) || !w.isConnected()) continue;
+      asked.add(i);
+      w.send({ type: "didgate:calls-get", id } satisfies Msg);
+    }
+    if (asked.size === 0) finish();
+    else timer = setTimeout(finish, STATUS_WAIT_MS);
+  };
+
   /** The hand-off ports to every worker; 0 for a worker that is gone (nothing is sent to it). */
   const broadcastPeers = (): void => {
     if (!peersComplete) {
@@ -160,6 +195,7 @@ export async function runPrimary(loaded: LoadedConfig, n: number): Promise<void>
         started.add(index);
         everStarted.add(index);
         if (reloadPending.delete(index)) w.process.kill("SIGHUP");
+        tellUp();
         if (started.size === n) log.info({ workers: n }, "didgate workers started");
       } else if (m.type === "didgate:metrics-json") {
         const sc = scrapes.get(m.id);
@@ -172,6 +208,13 @@ export async function runPrimary(loaded: LoadedConfig, n: number): Promise<void>
         const e = callEnded(m);
         if (e === undefined) return;
         for (const [i, o] of byIndex) if (i !== index && started.has(i) && o.isConnected()) o.send({ type: "didgate:call-ended", ...e } satisfies Msg);
+      } else if (m.type === "didgate:calls-part") {
+        const a = callsAsks.get(m.id);
+        if (a === undefined || !a.asked.delete(index)) return;
+        if (Number.isInteger(m.calls) && m.calls >= 0) a.got[index] = m.calls;
+        if (a.asked.size === 0) a.finish();
+      } else if (m.type === "didgate:calls-req") {
+        gatherCalls((calls) => w.isConnected() && w.send({ type: "didgate:calls-res", id: m.id, calls } satisfies Msg));
       } else if (m.type === "didgate:metrics-req") {
         scrape().then(
           (body) => w.isConnected() && w.send({ type: "didgate:metrics-res", id: m.id, body } satisfies Msg),
@@ -184,6 +227,7 @@ export async function runPrimary(loaded: LoadedConfig, n: number): Promise<void>
       reloadPending.delete(index);
       // a scrape does not wait for a worker that is gone
       for (const sc of scrapes.values()) if (sc.asked.delete(index) && sc.asked.size === 0) sc.finish();
+      for (const a of callsAsks.values()) if (a.asked.delete(index) && a.asked.size === 0) a.finish();
       if (stopping) {
         if (code !== 0) exitCode = 1;
         if (byIndex.size === 0) process.exit(exitCode);
@@ -191,6 +235,7 @@ export async function runPrimary(loaded: LoadedConfig, n: number): Promise<void>
       }
       const wasStarted = started.delete(index);
       ports[index] = 0;
+      tellUp();
       // the others stop sending to (and accepting from) its port at once
       broadcastPeers();
       if (!wasStarted && everStarted.has(index)) {
@@ -290,6 +335,9 @@ export async function runWorker(): Promise<void> {
   const ho = await Handoff.open(index);
   handoff = ho;
   const pending = new Map<number, { resolve: (s: string) => void; reject: (e: Error) => void }>();
+  /** Worker 0: the workers started, as the primary last said (its own start is the first). */
+  let workersUp: number[] = [];
+  const callsPending = new Map<number, (calls: number[]) => void>();
   const peers = new Promise<void>((resolve) => {
     process.on("message", (m: unknown) => {
       if (!isMsg(m)) return;
@@ -307,6 +355,15 @@ export async function runWorker(): Promise<void> {
       } else if (m.type === "didgate:call-ended") {
         const e = callEnded(m);
         if (e !== undefined) app?.voice?.endedElsewhere(e.callId, e.byCallee);
+      } else if (m.type === "didgate:workers-up") {
+        if (Array.isArray(m.up)) workersUp = m.up.filter((i) => Number.isInteger(i) && i >= 0 && i < n);
+      } else if (m.type === "didgate:calls-get") {
+        send({ type: "didgate:calls-part", id: m.id, calls: app?.voice?.status().calls ?? 0 });
+      } else if (m.type === "didgate:calls-res") {
+        const p = callsPending.get(m.id);
+        if (p === undefined) return;
+        callsPending.delete(m.id);
+        p(Array.isArray(m.calls) ? m.calls : []);
       } else if (m.type === "didgate:metrics-res") {
         const p = pending.get(m.id);
         if (p === undefined) return;
@@ -328,6 +385,17 @@ export async function runWorker(): Promise<void> {
         if (pending.delete(id)) reject(new Error("metrics of the workers timed out"));
       }, 6000).unref();
       send({ type: "didgate:metrics-req", id });
+    });
+
+  /** Calls in progress on each worker (-1: it did not answer in time). */
+  const clusterCalls = (): Promise<number[]> =>
+    new Promise((resolve) => {
+      const id = ++seq;
+      callsPending.set(id, resolve);
+      setTimeout(() => {
+        if (callsPending.delete(id)) resolve(new Array<number>(n).fill(-1));
+      }, STATUS_WAIT_MS + 1000).unref();
+      send({ type: "didgate:calls-req", id });
     });
 
   let handoffs: Counter<"kind" | "method"> | undefined;
@@ -364,7 +432,7 @@ export async function runWorker(): Promise<void> {
   const endCallElsewhere = (callId: string, byCallee: boolean): void => {
     if (callId.length <= CALL_ID_MAX) send({ type: "didgate:call-ended", callId, byCallee });
   };
-  const a = new Didgate(loaded, { logger, worker: { index, count: n, steer, endCallElsewhere, unmatchedCancel, ...(index === 0 ? { clusterMetrics } : {}) } });
+  const a = new Didgate(loaded, { logger, worker: { index, count: n, steer, endCallElsewhere, unmatchedCancel, ...(index === 0 ? { clusterMetrics, clusterCalls, workersUp: () => workersUp } : {}) } });
   app = a;
   handoffs = new Counter({
     name: "didgate_sip_worker_handoffs_total",

@@ -116,6 +116,8 @@ describe("reloadVoice", () => {
     for (const [sip, key] of cases) {
       expect(reloadVoice(edge, cfg, config({}, sip)), key).toEqual({ applied: ["sip (trunks, limits)"], refused: [key] });
     }
+    // the worker count (a valid file with more workers also names routes.redis; only sip is compared here)
+    expect(reloadVoice(edge, cfg, { ...cfg, sip: { ...cfg.sip, workers: 2 } })).toEqual({ applied: ["sip (trunks, limits)"], refused: ["sip.workers"] });
   });
 
   it("registrar: users change live, any other registrar key is refused", async () => {

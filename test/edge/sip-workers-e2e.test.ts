@@ -376,6 +376,25 @@ describe("sip.workers: 2 (file routes)", () => {
     expect(sample(await metrics(d), "didgate_sip_worker_handoffs_total", { method: "CANCEL" }) - before).toBeGreaterThanOrEqual(2);
   });
 
+  it("/v1/status counts the calls in progress on every worker", async () => {
+    const ids = callIds("status", 2);
+    const ruri = `sip:+15125550100@127.0.0.1:${port}`;
+    for (const [i, callId] of ids.entries()) carrier.send(port, req("INVITE", ruri, carrier, callId, { branch: `z9hG4bK-status-${i}`, fromTag: `fs${i}` }));
+    const invs = await waitFor(() => {
+      const got = ids.map((c) => dest.got.find((m) => m.method === "INVITE" && m.callId === c));
+      return got.every((m) => m !== undefined) ? (got as SipMessage[]) : undefined;
+    });
+    // one ringing call on each worker
+    expect(new Set(invs.map((m) => branchWorker(/branch=([^;,\s]+)/.exec(m.vias[0]!)![1]!, 2)))).toEqual(new Set([0, 1]));
+    const st = (await (await fetch(d.admin + "/v1/status")).json()) as { workers: number; workers_up: number; sip: { calls_in_progress: number } };
+    expect(st.workers).toBe(2);
+    expect(st.workers_up).toBe(2);
+    expect(st.sip.calls_in_progress).toBe(2);
+    for (const m of invs) dest.send(port, response(m, "486 Busy Here", { toTag: "tst" }));
+    await waitFor(() => ids.every((c) => carrier.got.some((m) => m.callId === c && m.status === 486)));
+    await waitFor(async () => ((await (await fetch(d.admin + "/v1/status")).json()) as { sip: { calls_in_progress: number } }).sip.calls_in_progress === 0 || undefined);
+  });
+
   it("a trunk's CPS holds across the workers: 40 INVITEs at once from a 10 CPS trunk, about 10 admitted", async () => {
     const lim = await Peer.start("127.0.0.7");
     try {
@@ -551,11 +570,20 @@ describe("sip.workers: 2, signals and re-forks", () => {
     const w1 = logLines(d, "worker forked").find((l) => l.worker === 1)!;
     expect(typeof w1.pid).toBe("number");
     process.kill(w1.pid as number, "SIGKILL");
+    // until it is forked again (a second later) and started, the daemon is not ready
+    const notReady = await waitFor(async () => {
+      const r = await fetch(d!.admin + "/readyz");
+      return r.status === 503 ? ((await r.json()) as { reasons: string[]; checks: { workers: { count: number; up: number[] } } }) : undefined;
+    }, 5000, 10);
+    expect(notReady.reasons).toContain("SIP workers not all up (1 of 2)");
+    expect(notReady.checks.workers).toEqual({ count: 2, up: [0] });
     await waitFor(() => (logLines(d!, "didgate workers started").length >= 2 ? true : d!.child.exitCode !== null ? Promise.reject(new Error(d!.out())) : undefined), 20_000);
     const forks = logLines(d, "worker forked").filter((l) => l.worker === 1);
     expect(forks.length).toBe(2);
     expect(d.child.exitCode).toBe(null);
-    expect((await fetch(d.admin + "/readyz")).status).toBe(200);
+    const ready = await fetch(d.admin + "/readyz");
+    expect(ready.status).toBe(200);
+    expect(((await ready.json()) as { checks: { workers: unknown } }).checks.workers).toEqual({ count: 2, up: [0, 1] });
     // SIGHUP reaches the new worker too (it runs as worker 1: its log lines say so)
     const before = logLines(d, "config reloaded").filter((l) => l.worker === 1).length;
     d.child.kill("SIGHUP");
