@@ -125,7 +125,7 @@ export class SmsOutboundMetrics {
   readonly inDoubt: Counter<"outcome">;
   constructor(registry: Registry) {
     this.optedOut = new Counter({ name: "didgate_sms_outbound_opted_out_total", help: "Queued outbound messages not sent because the recipient opted out before the send (failed, error 102)", registers: [registry] });
-    this.inDoubt = new Counter({ name: "didgate_sms_outbound_in_doubt_total", help: "Outbound messages left in doubt by a crash (submit_sm sent, answer not seen), by outcome: matched (a receipt marked it sent), resent (the hold ended), ambiguous (a receipt fitted more than one, so none)", labelNames: ["outcome"], registers: [registry] });
+    this.inDoubt = new Counter({ name: "didgate_sms_outbound_in_doubt_total", help: "Outbound messages left in doubt (submit_sm sent, answer not seen: a crash, or no answer in time), by outcome: unanswered (no answer in time: held), matched (a receipt marked it sent), resent (the hold ended), ambiguous (a receipt fitted more than one, so none)", labelNames: ["outcome"], registers: [registry] });
     this.pacing = new Gauge({ name: "didgate_sms_outbound_pacing", help: "Outbound messages waiting for their tps slot on a bind (this process)", labelNames: ["bind"], registers: [registry] });
     this.submits = new Counter({ name: "didgate_sms_outbound_total", help: "Outbound messages submitted by apps, by account and outcome", labelNames: ["account", "outcome"], registers: [registry] });
     this.binds = new Counter({ name: "didgate_sms_outbound_binds_total", help: "Outbound message tries per bind and outcome (ok, temporary, throttled, permanent, down)", labelNames: ["bind", "outcome"], registers: [registry] });
@@ -947,7 +947,13 @@ export class SmsOutbound {
       try {
         r = await smpp.submit(name, msg);
         if (r.outcome === "ok") done = await this.sent(job, body, name, r.message_ids, marker);
-        else if (marker !== undefined) void this.clearInFlight(marker, body.id);
+        else if (marker !== undefined && unanswered(r)) {
+          // the submit went out and no answer came: the carrier may have it. Held as after a
+          // crash (the next attempt waits smpp.in_doubt_hold_s for a receipt that matches it)
+          this.metrics.inDoubt.inc({ outcome: "unanswered" });
+          this.o.logger.info({ id: body.id, bind: name, error: r.error }, "sms outbound: submit_sm not answered: in doubt, held for a carrier receipt");
+          await this.holdInFlight(marker, body.id);
+        } else if (marker !== undefined) void this.clearInFlight(marker, body.id);
       } finally {
         this.o.receipts.submitEnd(name);
       }
@@ -1105,6 +1111,15 @@ export class SmsOutbound {
     } catch (err) {
       this.o.logger.warn({ id: body.id, err: errMessage(err) }, "sms outbound: in-flight marker not stored (a crash before the answer would send it again at once)");
       return undefined;
+    }
+  }
+
+  /** A marker whose submit was not answered: held from now (a receipt may match it at once). */
+  private async holdInFlight(key: string, id: string): Promise<void> {
+    try {
+      await HOLD.run(this.o.shared!.redis, [key], [id, this.now()]);
+    } catch {
+      // held from the next attempt's look instead
     }
   }
 
@@ -1395,6 +1410,19 @@ if redis.call('HLEN', KEYS[1]) > tonumber(ARGV[5]) then
   end
 end
 redis.call('EXPIRE', KEYS[1], ARGV[3]) return 1`);
+
+/** Mark an in-flight marker held since ARGV[2] (unless it is already). KEYS marker hash. ARGV id, now ms. */
+const HOLD = new Script(`local m = redis.call('HGET', KEYS[1], ARGV[1])
+if not m or string.sub(m, 1, 1) ~= '{' then return 0 end
+local ok, j = pcall(cjson.decode, m)
+if not ok or type(j) ~= 'table' or j.h then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], '{"h":' .. ARGV[2] .. ',' .. string.sub(m, 2))
+return 1`);
+
+/** A submit that went out and got no answer (timed out, or the session closed while waiting). */
+function unanswered(r: { outcome: string; error?: string; status?: number }): boolean {
+  return r.outcome === "temporary" && r.status === undefined && (r.error === "timeout" || r.error === "closed");
+}
 
 /**
  * A receipt against the in-flight markers of one bind, sender and recipient. Candidates are the

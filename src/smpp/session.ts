@@ -56,7 +56,8 @@ export interface SessionHandler {
 
 export class SessionError extends Error {
   constructor(
-    readonly code: "timeout" | "closed" | "queue_full" | "not_bound",
+    /** closed: the session closed after the request went out (answer unknown); unsent: before it went out. */
+    readonly code: "timeout" | "closed" | "unsent" | "queue_full" | "not_bound",
     message: string,
   ) {
     super(message);
@@ -607,7 +608,8 @@ export class SmppSession {
     const err = new SessionError("closed", "session closed: " + reason);
     for (const p of this.pending.values()) p.reject(err);
     this.pending.clear();
-    for (let i = this.queueHead; i < this.queue.length; i++) this.queue[i]!.reject(err);
+    const unsent = new SessionError("unsent", "session closed before it was sent: " + reason);
+    for (let i = this.queueHead; i < this.queue.length; i++) this.queue[i]!.reject(unsent);
     this.queue.length = 0;
     this.queueHead = 0;
     this.chunks = [];
@@ -646,7 +648,8 @@ export class SmppSession {
       const err = new SessionError("closed", "session detached: " + reason);
       for (const p of this.pending.values()) p.reject(err);
       this.pending.clear();
-      for (let i = this.queueHead; i < this.queue.length; i++) this.queue[i]!.reject(err);
+      const unsent = new SessionError("unsent", "session detached before it was sent: " + reason);
+      for (let i = this.queueHead; i < this.queue.length; i++) this.queue[i]!.reject(unsent);
       this.queue.length = 0;
       this.queueHead = 0;
       this.chunks = [];

@@ -274,7 +274,7 @@ export interface SendResult {
   status?: number;
   /** message_id from each *_sm_resp. */
   message_ids: string[];
-  /** Why there was no answer: not_bound, timeout, closed, draining, window. */
+  /** Why there was no answer: not_bound, timeout, closed (after it went out), unsent (closed before), draining, window. */
   error?: string;
 }
 
