@@ -1100,7 +1100,7 @@ export class SmsOutbound {
     const json = JSON.stringify({ at: now, s: textStartHash(body.text ?? "", this.o.textKey), w, receipt: job.receipt ?? null });
     const ttlS = sh.ttlS ?? 72 * 3600;
     try {
-      await MARK.run(sh.redis, [key], [body.id, json, ttlS, now - ttlS * 1000, MARKERS_TRIM_AT]);
+      await MARK.run(sh.redis, [key, `${key}:trim`], [body.id, json, ttlS, now - ttlS * 1000, MARKERS_TRIM_AT, MARKERS_TRIM_MEMORY_S]);
       return key;
     } catch (err) {
       this.o.logger.warn({ id: body.id, err: errMessage(err) }, "sms outbound: in-flight marker not stored (a crash before the answer would send it again at once)");
@@ -1376,13 +1376,21 @@ return out`);
 /** Fields an in-flight marker hash holds before MARK drops its stale ones (normally one or two: the messages of one sender to one recipient on their way). */
 const MARKERS_TRIM_AT = 32;
 
+/** How long MARK remembers the size its last trim left (s); then the next marker past the trim size trims again. */
+const MARKERS_TRIM_MEMORY_S = 600;
+
 /**
- * KEYS in-flight marker hash. ARGV id, marker JSON, TTL s, oldest marker kept (epoch ms), trim
- * size. Past the trim size, matched entries ("!") and markers older than the TTL are dropped: the
- * hash's TTL, refreshed by each marker, does not bound it alone.
+ * KEYS in-flight marker hash, its trim note. ARGV id, marker JSON, TTL s, oldest marker kept
+ * (epoch ms), trim size, trim note TTL s. Past the trim size, matched entries ("!") and markers
+ * older than the TTL are dropped: the hash's TTL, refreshed by each marker, does not bound it
+ * alone. The next trim comes once the hash has doubled from what the last one kept (the trim
+ * note), not at every marker: a burst from one sender to one recipient (many live markers) costs
+ * no full scan per message.
  */
 const MARK = new Script(`redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-if redis.call('HLEN', KEYS[1]) > tonumber(ARGV[5]) then
+local min = tonumber(ARGV[5])
+local at = tonumber(redis.call('GET', KEYS[2])) or min
+if redis.call('HLEN', KEYS[1]) > at then
   local all = redis.call('HGETALL', KEYS[1])
   local oldest = tonumber(ARGV[4])
   for i = 1, #all, 2 do
@@ -1393,6 +1401,8 @@ if redis.call('HLEN', KEYS[1]) > tonumber(ARGV[5]) then
       if not ok or type(m) ~= 'table' or (tonumber(m.at) or 0) < oldest then redis.call('HDEL', KEYS[1], all[i]) end
     end
   end
+  local left = redis.call('HLEN', KEYS[1])
+  if 2 * left > min then redis.call('SET', KEYS[2], 2 * left, 'EX', ARGV[6]) else redis.call('DEL', KEYS[2]) end
 end
 redis.call('EXPIRE', KEYS[1], ARGV[3]) return 1`);
 
