@@ -1043,7 +1043,7 @@ export class SmsOutbound {
     const ack = se !== undefined && se.stream.startsWith(sh.prefix) ? se : undefined;
     if (ack !== undefined) keys.push(ack.stream);
     try {
-      await SENT.run(sh.redis, keys, [json, ttl, n, bind, entry, "sent", MAX_HISTORY, st?.ttlS ?? ttl, unindex, ack?.group ?? "", ack?.id ?? "", marker !== undefined ? body.id : "", first !== undefined ? body.id : ""]);
+      await SENT.batched(sh.redis, keys, [json, ttl, n, bind, entry, "sent", MAX_HISTORY, st?.ttlS ?? ttl, unindex, ack?.group ?? "", ack?.id ?? "", marker !== undefined ? body.id : "", first !== undefined ? body.id : ""]);
     } catch (err) {
       this.o.logger.warn({ id: body.id, err: errMessage(err) }, "sms outbound: carrier id not stored in Redis (its receipt is matched on this edge only)");
       if (st !== undefined) this.o.logger.warn({ id: body.id, err: errMessage(err) }, "message status not stored");
@@ -1100,7 +1100,7 @@ export class SmsOutbound {
     const json = JSON.stringify({ at: now, s: textStartHash(body.text ?? "", this.o.textKey), w, receipt: job.receipt ?? null });
     const ttlS = sh.ttlS ?? 72 * 3600;
     try {
-      await MARK.run(sh.redis, [key, `${key}:trim`], [body.id, json, ttlS, now - ttlS * 1000, MARKERS_TRIM_AT, MARKERS_TRIM_MEMORY_S]);
+      await MARK.batched(sh.redis, [key, `${key}:trim`], [body.id, json, ttlS, now - ttlS * 1000, MARKERS_TRIM_AT, MARKERS_TRIM_MEMORY_S]);
       return key;
     } catch (err) {
       this.o.logger.warn({ id: body.id, err: errMessage(err) }, "sms outbound: in-flight marker not stored (a crash before the answer would send it again at once)");
