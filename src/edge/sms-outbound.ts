@@ -1374,7 +1374,7 @@ end
 return out`);
 
 /** Fields an in-flight marker hash holds before MARK drops its stale ones (normally one or two: the messages of one sender to one recipient on their way). */
-const MARKERS_TRIM_AT = 32;
+export const MARKERS_TRIM_AT = 32;
 
 /** How long MARK remembers the size its last trim left (s); then the next marker past the trim size trims again. */
 const MARKERS_TRIM_MEMORY_S = 600;
@@ -1387,7 +1387,7 @@ const MARKERS_TRIM_MEMORY_S = 600;
  * note), not at every marker: a burst from one sender to one recipient (many live markers) costs
  * no full scan per message.
  */
-const MARK = new Script(`redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+export const MARK = new Script(`redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 local min = tonumber(ARGV[5])
 local at = tonumber(redis.call('GET', KEYS[2])) or min
 if redis.call('HLEN', KEYS[1]) > at then
