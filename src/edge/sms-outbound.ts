@@ -911,6 +911,8 @@ export class SmsOutbound {
     const left = body.expires_at === undefined ? Infinity : Date.parse(body.expires_at) - this.now();
     const maxWait = Math.min(this.o.maxPaceWaitMs ?? 10_000, Math.max(0, left));
     let tried = false;
+    // what Redis keeps of the message (marker, sent note): serialised once for all its binds
+    let meta: string | undefined;
     for (const name of body.route) {
       if (signal.aborted) return { kind: "retry", reason: "aborted" };
       const client = smpp.clients.get(name);
@@ -942,11 +944,12 @@ export class SmsOutbound {
       this.o.receipts.submitStart(name);
       let r: Awaited<ReturnType<SmppService["submit"]>>;
       let done = { tracked: false, acked: false };
-      const marker = await this.markInFlight(job, body, name);
+      meta ??= this.o.shared !== undefined ? bodyMetaJson(body) : "";
+      const marker = await this.markInFlight(job, body, name, meta);
       this.countSubmit(name, body.parts);
       try {
         r = await smpp.submit(name, msg);
-        if (r.outcome === "ok") done = await this.sent(job, body, name, r.message_ids, marker);
+        if (r.outcome === "ok") done = await this.sent(job, body, name, r.message_ids, marker, meta);
         else if (marker !== undefined) void this.clearInFlight(marker, body.id);
       } finally {
         this.o.receipts.submitEnd(name);
@@ -987,7 +990,7 @@ export class SmsOutbound {
    * (one slot) the same script also writes status `sent` to the history, takes the message out of
    * the cancel index and acknowledges its spool entry: whether it wrote the status, and acknowledged.
    */
-  private async sent(job: DeliveryJob, body: MessageOutboundBody, bind: string, smscIds: string[], marker?: string): Promise<{ tracked: boolean; acked: boolean }> {
+  private async sent(job: DeliveryJob, body: MessageOutboundBody, bind: string, smscIds: string[], marker: string | undefined, meta: string): Promise<{ tracked: boolean; acked: boolean }> {
     const w: Waiting = { body, bind, smscIds, acceptedAt: job.acceptedAt, sentAt: this.now(), attempts: job.attempts + 1, at: this.now() };
     const s: SentMessage = { id: body.id, did: body.from, outbound: true, data: w };
     if (job.receipt !== undefined) s.receipt = job.receipt;
@@ -1001,9 +1004,8 @@ export class SmsOutbound {
     this.waiting.set(body.id, w);
     const sh = this.o.shared;
     if (sh === undefined) return { tracked: false, acked: false };
-    // The text stays out of Redis: the record does not carry it.
-    const { text: _t, binary: _b, ...meta } = body;
-    const json = JSON.stringify({ w: { ...w, body: { ...meta, text: null } }, receipt: job.receipt ?? null });
+    // The text stays out of Redis (bodyMetaJson): the record does not carry it.
+    const json = `{"w":${waitingJson(meta, w)},"receipt":${JSON.stringify(job.receipt ?? null)}}`;
     if (oneSlot(sh)) return this.sentScript(sh, job, body, bind, smscIds, json, marker);
     try {
       const m = sh.redis.multi();
@@ -1090,14 +1092,13 @@ export class SmsOutbound {
    * the start of its text (textStartHash), what its record needs), so that after a crash before the carrier's answer was
    * stored the message is held, not sent again at once. The marker hash key, or undefined.
    */
-  private async markInFlight(job: DeliveryJob, body: MessageOutboundBody, bind: string): Promise<string | undefined> {
+  private async markInFlight(job: DeliveryJob, body: MessageOutboundBody, bind: string, meta: string): Promise<string | undefined> {
     const sh = this.o.shared;
     if (sh === undefined || !oneSlot(sh)) return undefined;
     const key = inFlightKey(sh, bind, body.from, body.to);
     const now = this.now();
-    const { text: _t, binary: _b, ...meta } = body;
-    const w: Waiting = { body: { ...meta, text: null }, bind, smscIds: [], acceptedAt: job.acceptedAt, sentAt: now, attempts: job.attempts + 1, at: now };
-    const json = JSON.stringify({ at: now, s: textStartHash(body.text ?? "", this.o.textKey), w, receipt: job.receipt ?? null });
+    const w = { bind, smscIds: [], acceptedAt: job.acceptedAt, sentAt: now, attempts: job.attempts + 1, at: now };
+    const json = `{"at":${now},"s":${JSON.stringify(textStartHash(body.text ?? "", this.o.textKey))},"w":${waitingJson(meta, w)},"receipt":${JSON.stringify(job.receipt ?? null)}}`;
     const ttlS = sh.ttlS ?? 72 * 3600;
     try {
       await MARK.batched(sh.redis, [key, `${key}:trim`], [body.id, json, ttlS, now - ttlS * 1000, MARKERS_TRIM_AT, MARKERS_TRIM_MEMORY_S]);
@@ -1357,6 +1358,17 @@ if ARGV[11] ~= '' then
 end
 return 1
 `);
+
+/** The message as Redis keeps it (in-flight marker, sent note): without its text or binary body (`text` null). */
+function bodyMetaJson(body: MessageOutboundBody): string {
+  const { text: _t, binary: _b, ...meta } = body;
+  return JSON.stringify({ ...meta, text: null });
+}
+
+/** JSON.stringify of a Waiting whose body is `bodyJson` (already serialised), in the same field order. */
+function waitingJson(bodyJson: string, w: Omit<Waiting, "body">): string {
+  return `{"body":${bodyJson},"bind":${JSON.stringify(w.bind)},"smscIds":${JSON.stringify(w.smscIds)},"acceptedAt":${JSON.stringify(w.acceptedAt)},"sentAt":${JSON.stringify(w.sentAt)},"attempts":${JSON.stringify(w.attempts)},"at":${JSON.stringify(w.at)}}`;
+}
 
 /** The window of didgate_sms_outbound_bind_tps (seconds). */
 const TPS_WINDOW_S = 5;
