@@ -63,6 +63,10 @@ async function redisCalls(url: string): Promise<Map<string, number>> {
     const u = /used_cpu_user:([\d.]+)/.exec(cpu)?.[1];
     const s = /used_cpu_sys:([\d.]+)/.exec(cpu)?.[1];
     if (u !== undefined && s !== undefined) m.set(CPU_US, Math.round((Number(u) + Number(s)) * 1e6));
+    // bytes the clients sent and got (INFO stats)
+    const st = await c.info("stats");
+    m.set(NET_IN, Number(/total_net_input_bytes:(\d+)/.exec(st)?.[1] ?? 0));
+    m.set(NET_OUT, Number(/total_net_output_bytes:(\d+)/.exec(st)?.[1] ?? 0));
     return m;
   } finally {
     c.disconnect();
@@ -70,14 +74,21 @@ async function redisCalls(url: string): Promise<Map<string, number>> {
 }
 
 const CPU_US = " cpu_us";
+const NET_IN = " net_in";
+const NET_OUT = " net_out";
 
 /** Commands per message between two INFO commandstats: the total and the busiest commands; Redis CPU µs per message. */
-function perMessage(a: Map<string, number>, b: Map<string, number>, n: number): { total: number; top: string; cpuUs: number } {
-  const cpuUs = Math.round(((b.get(CPU_US) ?? 0) - (a.get(CPU_US) ?? 0)) / n);
-  a.delete(CPU_US);
-  b.delete(CPU_US);
+function perMessage(a: Map<string, number>, b: Map<string, number>, n: number): { total: number; top: string; cpuUs: number; bytesIn: number; bytesOut: number } {
+  const per = (k: string): number => Math.round(((b.get(k) ?? 0) - (a.get(k) ?? 0)) / n);
+  const cpuUs = per(CPU_US);
+  const bytesIn = per(NET_IN);
+  const bytesOut = per(NET_OUT);
+  for (const k of [CPU_US, NET_IN, NET_OUT]) {
+    a.delete(k);
+    b.delete(k);
+  }
   const d = [...b].map(([k, v]) => [k, (v - (a.get(k) ?? 0)) / n] as const).filter(([, v]) => v > 0).sort((x, y) => y[1] - x[1]);
-  return { cpuUs, total: +d.reduce((s, [, v]) => s + v, 0).toFixed(1), top: d.slice(0, 8).map(([k, v]) => `${k}:${v.toFixed(1)}`).join(" ") };
+  return { cpuUs, bytesIn, bytesOut, total: +d.reduce((s, [, v]) => s + v, 0).toFixed(1), top: d.slice(0, 14).map(([k, v]) => `${k}:${v.toFixed(1)}`).join(" ") };
 }
 
 /** Sends message i; calls done(accepted) when the gateway answered. */
@@ -97,6 +108,9 @@ interface Row {
   redis_cmds_per_msg?: number;
   /** Redis server CPU (user + system) per message, µs (INFO cpu). */
   redis_cpu_us_per_msg?: number;
+  /** Bytes sent to Redis and received from it per message (INFO stats). */
+  redis_bytes_in_per_msg?: number;
+  redis_bytes_out_per_msg?: number;
   redis_top?: string;
   load1: string;
 }
@@ -332,6 +346,8 @@ try {
             const pm = perMessage(calls0, await redisCalls(g.redisUrl), N);
             row.redis_cmds_per_msg = pm.total;
             row.redis_cpu_us_per_msg = pm.cpuUs;
+            row.redis_bytes_in_per_msg = pm.bytesIn;
+            row.redis_bytes_out_per_msg = pm.bytesOut;
             row.redis_top = pm.top;
           }
           rows.push(row);

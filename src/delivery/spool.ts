@@ -165,11 +165,11 @@ export class Spool {
     if (job.receipt !== undefined) rec.receipt = job.receipt;
     if (this.enq.status !== "ready" && !(await this.enqReady(waitMs))) throw new Error("redis not connected");
     if (writes === undefined || (writes.calls.length === 0 && writes.unless === undefined)) {
-      const r = await ENQUEUE.run(this.enq, [this.keys.inbound, this.keys.retry], [this.o.maxDepth, JSON.stringify(rec)]);
+      const r = await ENQUEUE.batched(this.enq, [this.keys.inbound, this.keys.retry], [this.o.maxDepth, JSON.stringify(rec)]);
       return r !== null;
     }
     const a = enqueueWithArgs(this.keys, this.o.maxDepth, JSON.stringify(rec), writes);
-    const r = (await ENQUEUE_WITH.run(this.enq, a.keys, a.args)) as [string, string | null] | 0 | null;
+    const r = (await ENQUEUE_WITH.batched(this.enq, a.keys, a.args)) as [string, string | null] | 0 | null;
     if (r === null) return false;
     if (r === 0) return "refused";
     if (typeof r[1] === "string") this.o.logger.warn({ msg_id: job.id, err: r[1] }, "spool: a write made with the message failed (the message is queued)");

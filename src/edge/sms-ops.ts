@@ -169,7 +169,7 @@ export async function checkSend(sh: SharedRedis, id: string, claim: boolean, o: 
   }
   try {
     const keys = [jobKey(sh, id), stKey(sh, id), rpKey(sh, id), o.optout?.key ?? stKey(sh, id), ...(o.doubt?.keys ?? [])];
-    const r = (await CHECK_CLAIM.run(sh.redis, keys, [sh.ttlS ?? TTL_S, claim ? 1 : 0, o.optout?.member ?? "", id, o.doubt?.nowMs ?? 0, o.doubt?.holdMs ?? 0, o.optedOut === true ? 1 : 0])) as [number, unknown, unknown];
+    const r = (await CHECK_CLAIM.batched(sh.redis, keys, [sh.ttlS ?? TTL_S, claim ? 1 : 0, o.optout?.member ?? "", id, o.doubt?.nowMs ?? 0, o.doubt?.holdMs ?? 0, o.optedOut === true ? 1 : 0])) as [number, unknown, unknown];
     if (r[0] === 2) return { kind: "sent", bind: String(r[1]) };
     if (r[0] === 0) return { kind: "cancelled" };
     if (r[0] === 3) return { kind: "opted_out" };

@@ -911,6 +911,8 @@ export class SmsOutbound {
     const left = body.expires_at === undefined ? Infinity : Date.parse(body.expires_at) - this.now();
     const maxWait = Math.min(this.o.maxPaceWaitMs ?? 10_000, Math.max(0, left));
     let tried = false;
+    // what Redis keeps of the message (marker, sent note): serialised once for all its binds
+    let meta: string | undefined;
     for (const name of body.route) {
       if (signal.aborted) return { kind: "retry", reason: "aborted" };
       const client = smpp.clients.get(name);
@@ -942,11 +944,12 @@ export class SmsOutbound {
       this.o.receipts.submitStart(name);
       let r: Awaited<ReturnType<SmppService["submit"]>>;
       let done = { tracked: false, acked: false };
-      const marker = await this.markInFlight(job, body, name);
+      meta ??= this.o.shared !== undefined ? bodyMetaJson(body) : "";
+      const marker = await this.markInFlight(job, body, name, meta);
       this.countSubmit(name, body.parts);
       try {
         r = await smpp.submit(name, msg);
-        if (r.outcome === "ok") done = await this.sent(job, body, name, r.message_ids, marker);
+        if (r.outcome === "ok") done = await this.sent(job, body, name, r.message_ids, marker, meta);
         else if (marker !== undefined && unanswered(r)) {
           // the submit went out and no answer came: the carrier may have it. Held as after a
           // crash (the next attempt waits smpp.in_doubt_hold_s for a receipt that matches it)
@@ -993,7 +996,7 @@ export class SmsOutbound {
    * (one slot) the same script also writes status `sent` to the history, takes the message out of
    * the cancel index and acknowledges its spool entry: whether it wrote the status, and acknowledged.
    */
-  private async sent(job: DeliveryJob, body: MessageOutboundBody, bind: string, smscIds: string[], marker?: string): Promise<{ tracked: boolean; acked: boolean }> {
+  private async sent(job: DeliveryJob, body: MessageOutboundBody, bind: string, smscIds: string[], marker: string | undefined, meta: string): Promise<{ tracked: boolean; acked: boolean }> {
     const w: Waiting = { body, bind, smscIds, acceptedAt: job.acceptedAt, sentAt: this.now(), attempts: job.attempts + 1, at: this.now() };
     const s: SentMessage = { id: body.id, did: body.from, outbound: true, data: w };
     if (job.receipt !== undefined) s.receipt = job.receipt;
@@ -1007,9 +1010,8 @@ export class SmsOutbound {
     this.waiting.set(body.id, w);
     const sh = this.o.shared;
     if (sh === undefined) return { tracked: false, acked: false };
-    // The text stays out of Redis: the record does not carry it.
-    const { text: _t, binary: _b, ...meta } = body;
-    const json = JSON.stringify({ w: { ...w, body: { ...meta, text: null } }, receipt: job.receipt ?? null });
+    // The text stays out of Redis (bodyMetaJson): the record does not carry it.
+    const json = `{"w":${waitingJson(meta, w)},"receipt":${JSON.stringify(job.receipt ?? null)}}`;
     if (oneSlot(sh)) return this.sentScript(sh, job, body, bind, smscIds, json, marker);
     try {
       const m = sh.redis.multi();
@@ -1049,7 +1051,7 @@ export class SmsOutbound {
     const ack = se !== undefined && se.stream.startsWith(sh.prefix) ? se : undefined;
     if (ack !== undefined) keys.push(ack.stream);
     try {
-      await SENT.run(sh.redis, keys, [json, ttl, n, bind, entry, "sent", MAX_HISTORY, st?.ttlS ?? ttl, unindex, ack?.group ?? "", ack?.id ?? "", marker !== undefined ? body.id : "", first !== undefined ? body.id : ""]);
+      await SENT.batched(sh.redis, keys, [json, ttl, n, bind, entry, "sent", MAX_HISTORY, st?.ttlS ?? ttl, unindex, ack?.group ?? "", ack?.id ?? "", marker !== undefined ? body.id : "", first !== undefined ? body.id : ""]);
     } catch (err) {
       this.o.logger.warn({ id: body.id, err: errMessage(err) }, "sms outbound: carrier id not stored in Redis (its receipt is matched on this edge only)");
       if (st !== undefined) this.o.logger.warn({ id: body.id, err: errMessage(err) }, "message status not stored");
@@ -1096,17 +1098,16 @@ export class SmsOutbound {
    * the start of its text (textStartHash), what its record needs), so that after a crash before the carrier's answer was
    * stored the message is held, not sent again at once. The marker hash key, or undefined.
    */
-  private async markInFlight(job: DeliveryJob, body: MessageOutboundBody, bind: string): Promise<string | undefined> {
+  private async markInFlight(job: DeliveryJob, body: MessageOutboundBody, bind: string, meta: string): Promise<string | undefined> {
     const sh = this.o.shared;
     if (sh === undefined || !oneSlot(sh)) return undefined;
     const key = inFlightKey(sh, bind, body.from, body.to);
     const now = this.now();
-    const { text: _t, binary: _b, ...meta } = body;
-    const w: Waiting = { body: { ...meta, text: null }, bind, smscIds: [], acceptedAt: job.acceptedAt, sentAt: now, attempts: job.attempts + 1, at: now };
-    const json = JSON.stringify({ at: now, s: textStartHash(body.text ?? "", this.o.textKey), w, receipt: job.receipt ?? null });
+    const w = { bind, smscIds: [], acceptedAt: job.acceptedAt, sentAt: now, attempts: job.attempts + 1, at: now };
+    const json = `{"at":${now},"s":${JSON.stringify(textStartHash(body.text ?? "", this.o.textKey))},"w":${waitingJson(meta, w)},"receipt":${JSON.stringify(job.receipt ?? null)}}`;
     const ttlS = sh.ttlS ?? 72 * 3600;
     try {
-      await MARK.run(sh.redis, [key], [body.id, json, ttlS, now - ttlS * 1000, MARKERS_TRIM_AT]);
+      await MARK.batched(sh.redis, [key, `${key}:trim`], [body.id, json, ttlS, now - ttlS * 1000, MARKERS_TRIM_AT, MARKERS_TRIM_MEMORY_S]);
       return key;
     } catch (err) {
       this.o.logger.warn({ id: body.id, err: errMessage(err) }, "sms outbound: in-flight marker not stored (a crash before the answer would send it again at once)");
@@ -1373,6 +1374,17 @@ end
 return 1
 `);
 
+/** The message as Redis keeps it (in-flight marker, sent note): without its text or binary body (`text` null). */
+function bodyMetaJson(body: MessageOutboundBody): string {
+  const { text: _t, binary: _b, ...meta } = body;
+  return JSON.stringify({ ...meta, text: null });
+}
+
+/** JSON.stringify of a Waiting whose body is `bodyJson` (already serialised), in the same field order. */
+function waitingJson(bodyJson: string, w: Omit<Waiting, "body">): string {
+  return `{"body":${bodyJson},"bind":${JSON.stringify(w.bind)},"smscIds":${JSON.stringify(w.smscIds)},"acceptedAt":${JSON.stringify(w.acceptedAt)},"sentAt":${JSON.stringify(w.sentAt)},"attempts":${JSON.stringify(w.attempts)},"at":${JSON.stringify(w.at)}}`;
+}
+
 /** The window of didgate_sms_outbound_bind_tps (seconds). */
 const TPS_WINDOW_S = 5;
 
@@ -1389,15 +1401,23 @@ end
 return out`);
 
 /** Fields an in-flight marker hash holds before MARK drops its stale ones (normally one or two: the messages of one sender to one recipient on their way). */
-const MARKERS_TRIM_AT = 32;
+export const MARKERS_TRIM_AT = 32;
+
+/** How long MARK remembers the size its last trim left (s); then the next marker past the trim size trims again. */
+const MARKERS_TRIM_MEMORY_S = 600;
 
 /**
- * KEYS in-flight marker hash. ARGV id, marker JSON, TTL s, oldest marker kept (epoch ms), trim
- * size. Past the trim size, matched entries ("!") and markers older than the TTL are dropped: the
- * hash's TTL, refreshed by each marker, does not bound it alone.
+ * KEYS in-flight marker hash, its trim note. ARGV id, marker JSON, TTL s, oldest marker kept
+ * (epoch ms), trim size, trim note TTL s. Past the trim size, matched entries ("!") and markers
+ * older than the TTL are dropped: the hash's TTL, refreshed by each marker, does not bound it
+ * alone. The next trim comes once the hash has doubled from what the last one kept (the trim
+ * note), not at every marker: a burst from one sender to one recipient (many live markers) costs
+ * no full scan per message.
  */
-const MARK = new Script(`redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-if redis.call('HLEN', KEYS[1]) > tonumber(ARGV[5]) then
+export const MARK = new Script(`redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+local min = tonumber(ARGV[5])
+local at = tonumber(redis.call('GET', KEYS[2])) or min
+if redis.call('HLEN', KEYS[1]) > at then
   local all = redis.call('HGETALL', KEYS[1])
   local oldest = tonumber(ARGV[4])
   for i = 1, #all, 2 do
@@ -1408,6 +1428,8 @@ if redis.call('HLEN', KEYS[1]) > tonumber(ARGV[5]) then
       if not ok or type(m) ~= 'table' or (tonumber(m.at) or 0) < oldest then redis.call('HDEL', KEYS[1], all[i]) end
     end
   end
+  local left = redis.call('HLEN', KEYS[1])
+  if 2 * left > min then redis.call('SET', KEYS[2], 2 * left, 'EX', ARGV[6]) else redis.call('DEL', KEYS[2]) end
 end
 redis.call('EXPIRE', KEYS[1], ARGV[3]) return 1`);
 
