@@ -1,6 +1,6 @@
 /** prom-client metrics of the SIP stack, created on the Registry passed in (or a private one). */
 import { Counter, Gauge, Registry } from "prom-client";
-import { localChild, type LocalCount } from "../util/local-counter.js";
+import { localChild, localGaugeChild, type LocalCount, type LocalGaugeDelta } from "../util/local-counter.js";
 
 const METHODS = new Set([
   "INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "REGISTER", "PRACK", "UPDATE", "INFO", "SUBSCRIBE",
@@ -63,8 +63,18 @@ export class SipMetrics {
     this.transportErrors = counter(reg, "didgate_sip_transport_errors_total", "SIP transport errors (connect, send, TLS)", ["transport", "reason"]);
     this.connections = gauge(reg, "didgate_sip_connections", "Open SIP TCP/TLS connections", ["transport"]);
     this.dropped = counter(reg, "didgate_sip_dropped_total", "SIP messages dropped without an answer", ["reason"]);
+    this.txServerInvite = localGaugeChild(this.transactions, { side: "server", type: "invite" });
+    this.txServerOther = localGaugeChild(this.transactions, { side: "server", type: "non_invite" });
+    this.txClientInvite = localGaugeChild(this.transactions, { side: "client", type: "invite" });
+    this.txClientOther = localGaugeChild(this.transactions, { side: "client", type: "non_invite" });
     this.keepalives = counter(reg, "didgate_sip_keepalives_total", "CRLF keep-alive pings received (RFC 5626; answered with CRLF on TCP/TLS)", ["transport"]);
   }
+
+  /** Transactions in flight, side and type (server/client, INVITE or not), moved locally. */
+  readonly txServerInvite: LocalGaugeDelta<"side" | "type">;
+  readonly txServerOther: LocalGaugeDelta<"side" | "type">;
+  readonly txClientInvite: LocalGaugeDelta<"side" | "type">;
+  readonly txClientOther: LocalGaugeDelta<"side" | "type">;
 
   /** Local children of messages by direction, transport, kind, method label and code label. */
   private readonly messageCounts = new Map<string, LocalCount<"direction" | "transport" | "kind" | "method" | "code">>();

@@ -1,7 +1,7 @@
-import { Counter, Registry } from "prom-client";
+import { Counter, Gauge, Registry } from "prom-client";
 import { describe, expect, it } from "vitest";
 import { SipMetrics } from "../../src/sip/metrics.js";
-import { localChild } from "../../src/util/local-counter.js";
+import { localChild, localGaugeChild } from "../../src/util/local-counter.js";
 
 describe("local counters folded in at collect", () => {
   it("the /metrics text is the same as with prom-client inc(), across scrapes, with inc(0) and a collect of its own", async () => {
@@ -44,5 +44,44 @@ describe("local counters folded in at collect", () => {
     expect(text).toContain('didgate_sip_messages_total{direction="out",transport="tcp",kind="response",method="BYE",code="other"} 1');
     expect(text).toContain('didgate_sip_messages_total{direction="in",transport="udp",kind="request",method="other",code=""} 1');
     expect(text).toContain('didgate_sip_retransmissions_total{direction="in",kind="request"} 1');
+  });
+
+  it("local gauge deltas: the same /metrics text and JSON as prom-client inc()/dec(), a series moved back to 0 shown, one never moved not", async () => {
+    const a = new Registry();
+    const b = new Registry();
+    const ga = new Gauge({ name: "t_in_flight", help: "h", labelNames: ["side"], registers: [a] });
+    const gb = new Gauge({ name: "t_in_flight", help: "h", labelNames: ["side"], registers: [b] });
+    const up = localGaugeChild(gb, { side: "up" });
+    const zero = localGaugeChild(gb, { side: "zero" });
+    const never = localGaugeChild(gb, { side: "never" });
+    void never;
+    for (let i = 0; i < 4; i++) { ga.inc({ side: "up" }); up.inc(); }
+    ga.inc({ side: "zero" }); zero.inc(); ga.dec({ side: "zero" }); zero.dec();
+    expect(await b.metrics()).toBe(await a.metrics());
+    expect(await b.metrics()).toContain('t_in_flight{side="up"} 4');
+    expect(await b.metrics()).toContain('t_in_flight{side="zero"} 0');
+    expect(await b.metrics()).not.toContain('side="never"');
+    // falling across scrapes, and below what one scrape saw
+    for (let i = 0; i < 3; i++) { ga.dec({ side: "up" }); up.dec(); }
+    ga.dec({ side: "zero" }); zero.dec();
+    expect(await b.metrics()).toBe(await a.metrics());
+    expect(await b.metrics()).toContain('t_in_flight{side="up"} 1');
+    expect(await b.metrics()).toContain('t_in_flight{side="zero"} -1');
+    expect(JSON.stringify(await b.getMetricsAsJSON())).toBe(JSON.stringify(await a.getMetricsAsJSON()));
+  });
+
+  it("SipMetrics transaction gauges: didgate_sip_transactions by side and type", async () => {
+    const reg = new Registry();
+    const m = new SipMetrics(reg);
+    m.txServerInvite.inc();
+    m.txServerInvite.inc();
+    m.txServerOther.inc();
+    m.txServerOther.dec();
+    m.txClientInvite.inc();
+    const text = await reg.metrics();
+    expect(text).toContain('didgate_sip_transactions{side="server",type="invite"} 2');
+    expect(text).toContain('didgate_sip_transactions{side="server",type="non_invite"} 0');
+    expect(text).toContain('didgate_sip_transactions{side="client",type="invite"} 1');
+    expect(text).not.toContain('side="client",type="non_invite"');
   });
 });
