@@ -3,7 +3,7 @@
  */
 import { Counter, Gauge, Histogram, type Registry } from "prom-client";
 import { partyLabel } from "./outbound-metrics.js";
-import { localChild } from "../util/local-counter.js";
+import { localChild, localHistogramChild } from "../util/local-counter.js";
 
 export type CallOutcome =
   | "routed"
@@ -79,7 +79,7 @@ export class VoiceMetrics {
     this.request = cache2((trunk, method) => localChild(this.requests, { trunk, method }));
     this.final = cache2((trunk, code) => localChild(this.finals, { trunk, code }));
     this.call = cache2((trunk, outcome) => localChild(this.calls, { trunk, outcome }));
-    this.setupOf = cache2((trunk) => this.setup.labels({ trunk }));
+    this.setupOf = cache2((trunk) => localHistogramChild(this.setup, { trunk }));
     this.failoverOf = cache2((trunk) => this.failovers.labels({ trunk }));
     this.forged = new Counter({
       name: "didgate_sip_forged_requests_total",

@@ -1,7 +1,7 @@
-import { Counter, Gauge, Registry } from "prom-client";
+import { Counter, Gauge, Histogram, Registry } from "prom-client";
 import { describe, expect, it } from "vitest";
 import { SipMetrics } from "../../src/sip/metrics.js";
-import { localChild, localGaugeChild } from "../../src/util/local-counter.js";
+import { localChild, localGaugeChild, localHistogramChild } from "../../src/util/local-counter.js";
 
 describe("local counters folded in at collect", () => {
   it("the /metrics text is the same as with prom-client inc(), across scrapes, with inc(0) and a collect of its own", async () => {
@@ -83,5 +83,44 @@ describe("local counters folded in at collect", () => {
     expect(text).toContain('didgate_sip_transactions{side="server",type="non_invite"} 0');
     expect(text).toContain('didgate_sip_transactions{side="client",type="invite"} 1');
     expect(text).not.toContain('side="client",type="non_invite"');
+  });
+
+  it("local histogram children: the same /metrics text and JSON as observe() (buckets, +Inf, sum to the last digit, count) across scrapes and after a reset", async () => {
+    const buckets = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
+    const a = new Registry();
+    const b = new Registry();
+    const ha = new Histogram({ name: "t_seconds", help: "h", labelNames: ["trunk"], buckets, registers: [a] });
+    const hb = new Histogram({ name: "t_seconds", help: "h", labelNames: ["trunk"], buckets, registers: [b] });
+    const x = localHistogramChild(hb, { trunk: "x" });
+    const y = localHistogramChild(hb, { trunk: "y" });
+    const never = localHistogramChild(hb, { trunk: "never" });
+    void never;
+    // values whose float sum depends on the order of additions, on bucket bounds, above the last
+    let seed = 7;
+    const next = (): number => ((seed = (seed * 48271) % 2147483647) % 100_000) / 1000 / 1000 * (seed % 3 === 0 ? 100 : 1);
+    const same = async (): Promise<void> => {
+      expect(await b.metrics()).toBe(await a.metrics());
+      expect(JSON.stringify(await b.getMetricsAsJSON())).toBe(JSON.stringify(await a.getMetricsAsJSON()));
+    };
+    for (const v of [0.001, 0.0025, 0.1 + 0.2, 60, 61, 0]) { ha.observe({ trunk: "x" }, v); x.observe(v); }
+    await same();
+    expect(await b.metrics()).toContain('t_seconds_bucket{le="0.001",trunk="x"} 2');
+    expect(await b.metrics()).toContain('t_seconds_bucket{le="+Inf",trunk="x"} 6');
+    expect(await b.metrics()).not.toContain('trunk="never"');
+    for (let round = 0; round < 3; round++) {
+      for (let i = 0; i < 1000; i++) {
+        const v = next();
+        if (i % 3 === 0) { ha.observe({ trunk: "y" }, v); y.observe(v); } else { ha.observe({ trunk: "x" }, v); x.observe(v); }
+      }
+      await same();
+    }
+    expect(await b.metrics()).toContain('t_seconds_count{trunk="y"} 1002');
+    ha.reset();
+    hb.reset();
+    ha.observe({ trunk: "x" }, 0.004);
+    x.observe(0.004);
+    await same();
+    expect(await b.metrics()).toContain('t_seconds_count{trunk="x"} 1');
+    expect(() => x.observe(Number.NaN)).toThrow(TypeError);
   });
 });
