@@ -40,6 +40,13 @@ function gauge<T extends string>(reg: Registry, name: string, help: string, labe
   return new Gauge<T>({ name, help, labelNames, registers: [reg] });
 }
 
+type MessageCount = LocalCount<"direction" | "transport" | "kind" | "method" | "code">;
+interface MessageSlot {
+  readonly req: Map<string, MessageCount>;
+  /** method label -> code (0: not registered, label "other") */
+  readonly res: Map<string, Map<number, MessageCount>>;
+}
+
 export class SipMetrics {
   readonly registry: Registry;
   readonly messages: Counter<"direction" | "transport" | "kind" | "method" | "code">;
@@ -76,19 +83,27 @@ export class SipMetrics {
   readonly txClientInvite: LocalGaugeDelta<"side" | "type">;
   readonly txClientOther: LocalGaugeDelta<"side" | "type">;
 
-  /** Local children of messages by direction, transport, kind, method label and code label. */
-  private readonly messageCounts = new Map<string, LocalCount<"direction" | "transport" | "kind" | "method" | "code">>();
+  /** Local children of messages: by direction, then transport, then method label (and code). */
+  private readonly messageCounts = { in: new Map<string, MessageSlot>(), out: new Map<string, MessageSlot>() };
   private readonly retransCounts = new Map<string, LocalCount<"direction" | "kind">>();
 
   message(direction: "in" | "out", transport: string, isRequest: boolean, method: string, code: number): void {
+    // every part of the key is from a closed set (transports are ours): the maps stay small, and
+    // no key string is built per message
+    const byTransport = this.messageCounts[direction];
+    let slot = byTransport.get(transport);
+    if (slot === undefined) byTransport.set(transport, (slot = { req: new Map(), res: new Map() }));
     const m = methodLabel(method);
-    const c = isRequest ? -1 : CODES.has(code) ? code : 0;
-    // every part of the key is from a closed set: the map stays small
-    const key = direction + transport + m + c;
-    let child = this.messageCounts.get(key);
-    if (child === undefined) {
-      child = localChild(this.messages, { direction, transport, kind: isRequest ? "request" : "response", method: m, code: isRequest ? "" : codeLabel(code) });
-      this.messageCounts.set(key, child);
+    let child: MessageCount | undefined;
+    if (isRequest) {
+      child = slot.req.get(m);
+      if (child === undefined) slot.req.set(m, (child = localChild(this.messages, { direction, transport, kind: "request", method: m, code: "" })));
+    } else {
+      const c = CODES.has(code) ? code : 0;
+      let byCode = slot.res.get(m);
+      if (byCode === undefined) slot.res.set(m, (byCode = new Map()));
+      child = byCode.get(c);
+      if (child === undefined) byCode.set(c, (child = localChild(this.messages, { direction, transport, kind: "response", method: m, code: codeLabel(code) })));
     }
     child.inc();
   }
