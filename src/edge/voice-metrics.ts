@@ -61,6 +61,8 @@ export class VoiceMetrics {
   readonly forgedOf: (reason: string, _: string) => Inc;
   readonly refusedOf: (transport: string, _: string) => Inc;
   readonly inflight: Gauge;
+  /** didgate_sip_inflight_invites as of now: set per call here, copied into the gauge at scrape. */
+  inflightNow = 0;
 
   constructor(registry: Registry) {
     const registers = [registry];
@@ -90,6 +92,12 @@ export class VoiceMetrics {
     this.refused = new Counter({ name: "didgate_sip_refused_total", help: "Requests, packets and connections from sources that are not trunks, refused or dropped", labelNames: ["transport"], registers });
     this.forgedOf = cache2((reason) => this.forged.labels({ reason }));
     this.refusedOf = cache2((transport) => this.refused.labels({ transport }));
-    this.inflight = new Gauge({ name: "didgate_sip_inflight_invites", help: "Initial INVITEs being routed (no final response upstream yet)", registers });
+    const self = this;
+    this.inflight = new Gauge({
+      name: "didgate_sip_inflight_invites", help: "Initial INVITEs being routed (no final response upstream yet)", registers,
+      collect() {
+        this.set(self.inflightNow);
+      },
+    });
   }
 }

@@ -1,6 +1,7 @@
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
 import { describe, expect, it } from "vitest";
 import { SipMetrics } from "../../src/sip/metrics.js";
+import { VoiceMetrics } from "../../src/edge/voice-metrics.js";
 import { localChild, localGaugeChild, localHistogramChild } from "../../src/util/local-counter.js";
 
 describe("local counters folded in at collect", () => {
@@ -122,5 +123,19 @@ describe("local counters folded in at collect", () => {
     await same();
     expect(await b.metrics()).toContain('t_seconds_count{trunk="x"} 1');
     expect(() => x.observe(Number.NaN)).toThrow(TypeError);
+  });
+
+  it("VoiceMetrics: the in-flight INVITEs gauge shows the number set last, read at scrape; the setup histogram per trunk", async () => {
+    const reg = new Registry();
+    const m = new VoiceMetrics(reg);
+    expect(await reg.metrics()).toContain("didgate_sip_inflight_invites 0");
+    m.inflightNow = 3;
+    expect(await reg.metrics()).toContain("didgate_sip_inflight_invites 3");
+    m.inflightNow = 1;
+    m.setupOf("carrier-a", "").observe(0.003);
+    const text = await reg.metrics();
+    expect(text).toContain("didgate_sip_inflight_invites 1");
+    expect(text).toContain('didgate_call_setup_seconds_bucket{le="0.005",trunk="carrier-a"} 1');
+    expect(text).toContain('didgate_call_setup_seconds_count{trunk="carrier-a"} 1');
   });
 });
