@@ -190,13 +190,14 @@ export class DialogSigner {
    * verified (the same value comes back in every response and in-dialog request of the dialog).
    */
   ownValue(callId: string, value: string): OwnValue | undefined {
-    return this.own.get(callId + "\n" + value);
+    const v = this.own.get(value);
+    return v !== undefined && v.b.callId === callId ? v : undefined;
   }
 
-  /** Remember a value whose URI is ours and whose token verified over this Call-ID. */
-  rememberOwnValue(callId: string, value: string, v: OwnValue): void {
+  /** Remember a value whose URI is ours and whose token verified over this Call-ID (v.b.callId). */
+  rememberOwnValue(value: string, v: OwnValue): void {
     const m = this.own;
-    m.set(callId + "\n" + value, v);
+    m.set(value, v);
     if (m.size > this.cacheSize) m.delete(m.keys().next().value!);
   }
 
@@ -305,7 +306,7 @@ export function routeInDialog(local: LocalCheck, req: SipMessage, signer: Dialog
     if (t === null) return { forged: "no_token" };
     if (!signer.verify(t.b, t.sig)) return { forged: "bad_token" };
     b = t.b;
-    signer.rememberOwnValue(callId, oursValue, { uri: ours, b });
+    signer.rememberOwnValue(oursValue, { uri: ours, b });
   }
   let upstream: boolean;
   if (b.ftag.length > 0 && req.fromTag === b.ftag) upstream = false;
@@ -361,7 +362,7 @@ export function rewriteRecordRoute(local: LocalCheck, res: SipMessage, signer: D
         const t = bindingOf(mine, callId);
         if (t === null || !signer.verify(t.b, t.sig)) return false;
         base = t.b;
-        signer.rememberOwnValue(callId, list[i]!, { uri: mine, b: base });
+        signer.rememberOwnValue(list[i]!, { uri: mine, b: base });
       }
       first = i;
     }
