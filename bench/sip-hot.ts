@@ -12,6 +12,9 @@
  *   dialog_verify_cached      verify a dialog token seen before (the signer remembers it)
  *   dialog_verify_hmac        verify a dialog token not seen before (one HMAC-SHA256)
  *   parse_200_pop_via         parse a 200 OK, pop our Via, serialise
+ *   rr_rewrite_2xx            parse a 2xx carrying our signed Record-Route, rewrite it for the
+ *                             callee's Contact (what the proxy does to the 180 and the 200)
+ *   route_in_dialog           parse a BYE with our signed Route, loose-route it (pop, verify)
  *
  *   npm run bench:sip-hot [-- --json]
  *
@@ -19,7 +22,8 @@
  */
 import { parseMessage, SipMessage, SipParseError, SipStack } from "../src/sip/index.js";
 import { TimerLists, type TimerTarget } from "../src/sip/timers.js";
-import { DialogSigner, type DialogBinding } from "../src/sip/rr.js";
+import { DialogSigner, rewriteRecordRoute, routeInDialog, type DialogBinding, type LocalCheck } from "../src/sip/rr.js";
+import type { SipUri } from "../src/sip/uri.js";
 import { forwardRewrite, INVITE_BUF, RESPONSE_200 } from "./sip-parse.js";
 import { parseArgs } from "./lib.js";
 
@@ -58,6 +62,32 @@ const signer = new DialogSigner(["a dialog secret of at least 32 characters"]);
 const uncached = new DialogSigner(["a dialog secret of at least 32 characters"], 0);
 const token = signer.sign(binding);
 
+// a 2xx as the callee echoes our Record-Route (binding of the INVITE), and a BYE from the caller
+// with the Route set it learnt from the rewritten value (the callee's hop added)
+const local: LocalCheck = { isLocalUri: (u: SipUri) => u.isSip && u.host === "203.0.113.10" && (u.port ?? 5060) === 5060 };
+const rrValue = (b: DialogBinding, sig: string): string =>
+  "<sip:203.0.113.10;lr;ftag=" + b.ftag + ";dgc=" + b.flow + ";dgu=" + b.up.join("*") + ";dgd=" + b.down.join("*") + ";dgs=" + sig + ">";
+const invBinding: DialogBinding = { ...binding, down: ["10.1.2.3~5060"] };
+const dlgBinding: DialogBinding = { ...binding, down: ["10.1.2.4~5070", "10.1.2.3~5060"] };
+const RR_2XX = Buffer.from(
+  RESPONSE_200.toString("latin1")
+    .replace("Record-Route: <sip:203.0.113.10;lr>", "Record-Route: " + rrValue(invBinding, signer.sign(invBinding)))
+    .replace("Contact: <sip:+15125550100@10.1.2.3:5060>", "Contact: <sip:+15125550100@10.1.2.4:5070>"),
+  "latin1",
+);
+const BYE = Buffer.from(
+  "BYE sip:+15125550100@10.1.2.4:5070 SIP/2.0\r\n" +
+    "Via: SIP/2.0/UDP 198.51.100.20:5060;branch=z9hG4bK-524287-1---8a4d0b2f5c3e9d71;rport\r\n" +
+    "Max-Forwards: 70\r\n" +
+    "Route: " + rrValue(dlgBinding, signer.sign(dlgBinding)) + "\r\n" +
+    'From: "Caller Name" <sip:+14155550123@198.51.100.20;user=phone>;tag=a8f2c3d1e5\r\n' +
+    'To: "DID" <sip:+15125550100@203.0.113.10;user=phone>;tag=9f8e7d6c\r\n' +
+    "Call-ID: " + binding.callId + "\r\n" +
+    "CSeq: 103 BYE\r\n" +
+    "Content-Length: 0\r\n\r\n",
+  "latin1",
+);
+
 let flip = 0;
 const cases: Array<[string, () => void]> = [
   ["parse_invite", () => {
@@ -89,6 +119,14 @@ const cases: Array<[string, () => void]> = [
     const m = must(parseMessage(RESPONSE_200));
     m.popVia();
     sink += m.toBuffer().length;
+  }],
+  ["rr_rewrite_2xx", () => {
+    if (rewriteRecordRoute(local, must(parseMessage(RR_2XX)), signer)) sink++;
+  }],
+  ["route_in_dialog", () => {
+    const r = routeInDialog(local, must(parseMessage(BYE)), signer);
+    if (!("forged" in r) && r.hopAllowed) sink++;
+    else throw new Error("route_in_dialog: " + JSON.stringify(r));
   }],
 ];
 

@@ -3,7 +3,7 @@
  */
 import { Counter, Gauge, Histogram, type Registry } from "prom-client";
 import { partyLabel } from "./outbound-metrics.js";
-import { localChild } from "../util/local-counter.js";
+import { localChild, localHistogramChild } from "../util/local-counter.js";
 
 export type CallOutcome =
   | "routed"
@@ -61,6 +61,8 @@ export class VoiceMetrics {
   readonly forgedOf: (reason: string, _: string) => Inc;
   readonly refusedOf: (transport: string, _: string) => Inc;
   readonly inflight: Gauge;
+  /** didgate_sip_inflight_invites as of now: set per call here, copied into the gauge at scrape. */
+  inflightNow = 0;
 
   constructor(registry: Registry) {
     const registers = [registry];
@@ -79,7 +81,7 @@ export class VoiceMetrics {
     this.request = cache2((trunk, method) => localChild(this.requests, { trunk, method }));
     this.final = cache2((trunk, code) => localChild(this.finals, { trunk, code }));
     this.call = cache2((trunk, outcome) => localChild(this.calls, { trunk, outcome }));
-    this.setupOf = cache2((trunk) => this.setup.labels({ trunk }));
+    this.setupOf = cache2((trunk) => localHistogramChild(this.setup, { trunk }));
     this.failoverOf = cache2((trunk) => this.failovers.labels({ trunk }));
     this.forged = new Counter({
       name: "didgate_sip_forged_requests_total",
@@ -90,6 +92,12 @@ export class VoiceMetrics {
     this.refused = new Counter({ name: "didgate_sip_refused_total", help: "Requests, packets and connections from sources that are not trunks, refused or dropped", labelNames: ["transport"], registers });
     this.forgedOf = cache2((reason) => this.forged.labels({ reason }));
     this.refusedOf = cache2((transport) => this.refused.labels({ transport }));
-    this.inflight = new Gauge({ name: "didgate_sip_inflight_invites", help: "Initial INVITEs being routed (no final response upstream yet)", registers });
+    const self = this;
+    this.inflight = new Gauge({
+      name: "didgate_sip_inflight_invites", help: "Initial INVITEs being routed (no final response upstream yet)", registers,
+      collect() {
+        this.set(self.inflightNow);
+      },
+    });
   }
 }

@@ -751,7 +751,7 @@ export class VoiceEdge implements SipStackHandler, ProxyHost {
   private startCall(tx: ServerTransaction, base: SipMessage, info: CallInfo): void {
     const call = new ProxyCall(this, tx, base, info);
     this.calls.set(tx, call);
-    this.metrics.inflight.set(this.calls.size);
+    this.metrics.inflightNow = this.calls.size;
     call.start();
   }
 
@@ -783,7 +783,7 @@ export class VoiceEdge implements SipStackHandler, ProxyHost {
         this.outboundMetrics.fail("customer", cu, code === 408 ? "timeout" : code === 487 ? "cancelled" : failClass(code));
       }
     }
-    this.metrics.inflight.set(this.calls.size);
+    this.metrics.inflightNow = this.calls.size;
     this.metrics.final(call.info.trunk, codeLabel(code)).inc();
     const i = call.info;
     this.callResult(call.stx, i.trunk, outcome, code, i.did, i.caller, i.routeKey, call.tried, i.startedAt, call);
@@ -1036,7 +1036,7 @@ export class VoiceEdge implements SipStackHandler, ProxyHost {
     tx.reply(100);
     const call = new ProxyCall(this, tx, base, info);
     this.calls.set(tx, call);
-    this.metrics.inflight.set(this.calls.size);
+    this.metrics.inflightNow = this.calls.size;
     call.start();
   }
 

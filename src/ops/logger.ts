@@ -64,12 +64,35 @@ export function bufferedStdout(): Destination {
   return d;
 }
 
+/**
+ * pino's isoTime (`,"time":"2026-12-06T05:03:01.123Z"`, the same text) with the part up to the
+ * seconds built once per second: no Date object and toISOString per line.
+ */
+export function isoTimeCached(now: () => number = Date.now): () => string {
+  let sec = Number.NaN;
+  let prefix = "";
+  return () => {
+    const t = now();
+    if (!Number.isInteger(t)) return ',"time":"' + new Date(t).toISOString() + '"';
+    const s = Math.floor(t / 1000);
+    if (s !== sec) {
+      const iso = new Date(t).toISOString();
+      // years outside 0000-9999 are written with a sign and six digits: no shortcut for those
+      if (iso.length !== 24) return ',"time":"' + iso + '"';
+      sec = s;
+      prefix = ',"time":"' + iso.slice(0, 20);
+    }
+    const ms = t - s * 1000;
+    return prefix + (ms < 10 ? "00" : ms < 100 ? "0" : "") + ms + 'Z"';
+  };
+}
+
 export function createLogger(level: string, dest?: DestinationStream): Logger {
   return pino(
     {
       level,
       base: { service: "didgate" },
-      timestamp: pino.stdTimeFunctions.isoTime,
+      timestamp: isoTimeCached(),
       redact: { paths: REDACT_PATHS, censor: "[redacted]" },
       formatters: { level: (label) => ({ level: label }) },
     },

@@ -1,6 +1,6 @@
 /** prom-client metrics of the SIP stack, created on the Registry passed in (or a private one). */
 import { Counter, Gauge, Registry } from "prom-client";
-import { localChild, type LocalCount } from "../util/local-counter.js";
+import { localChild, localGaugeChild, type LocalCount, type LocalGaugeDelta } from "../util/local-counter.js";
 
 const METHODS = new Set([
   "INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "REGISTER", "PRACK", "UPDATE", "INFO", "SUBSCRIBE",
@@ -40,6 +40,13 @@ function gauge<T extends string>(reg: Registry, name: string, help: string, labe
   return new Gauge<T>({ name, help, labelNames, registers: [reg] });
 }
 
+type MessageCount = LocalCount<"direction" | "transport" | "kind" | "method" | "code">;
+interface MessageSlot {
+  readonly req: Map<string, MessageCount>;
+  /** method label -> code (0: not registered, label "other") */
+  readonly res: Map<string, Map<number, MessageCount>>;
+}
+
 export class SipMetrics {
   readonly registry: Registry;
   readonly messages: Counter<"direction" | "transport" | "kind" | "method" | "code">;
@@ -63,22 +70,40 @@ export class SipMetrics {
     this.transportErrors = counter(reg, "didgate_sip_transport_errors_total", "SIP transport errors (connect, send, TLS)", ["transport", "reason"]);
     this.connections = gauge(reg, "didgate_sip_connections", "Open SIP TCP/TLS connections", ["transport"]);
     this.dropped = counter(reg, "didgate_sip_dropped_total", "SIP messages dropped without an answer", ["reason"]);
+    this.txServerInvite = localGaugeChild(this.transactions, { side: "server", type: "invite" });
+    this.txServerOther = localGaugeChild(this.transactions, { side: "server", type: "non_invite" });
+    this.txClientInvite = localGaugeChild(this.transactions, { side: "client", type: "invite" });
+    this.txClientOther = localGaugeChild(this.transactions, { side: "client", type: "non_invite" });
     this.keepalives = counter(reg, "didgate_sip_keepalives_total", "CRLF keep-alive pings received (RFC 5626; answered with CRLF on TCP/TLS)", ["transport"]);
   }
 
-  /** Local children of messages by direction, transport, kind, method label and code label. */
-  private readonly messageCounts = new Map<string, LocalCount<"direction" | "transport" | "kind" | "method" | "code">>();
+  /** Transactions in flight, side and type (server/client, INVITE or not), moved locally. */
+  readonly txServerInvite: LocalGaugeDelta<"side" | "type">;
+  readonly txServerOther: LocalGaugeDelta<"side" | "type">;
+  readonly txClientInvite: LocalGaugeDelta<"side" | "type">;
+  readonly txClientOther: LocalGaugeDelta<"side" | "type">;
+
+  /** Local children of messages: by direction, then transport, then method label (and code). */
+  private readonly messageCounts = { in: new Map<string, MessageSlot>(), out: new Map<string, MessageSlot>() };
   private readonly retransCounts = new Map<string, LocalCount<"direction" | "kind">>();
 
   message(direction: "in" | "out", transport: string, isRequest: boolean, method: string, code: number): void {
+    // every part of the key is from a closed set (transports are ours): the maps stay small, and
+    // no key string is built per message
+    const byTransport = this.messageCounts[direction];
+    let slot = byTransport.get(transport);
+    if (slot === undefined) byTransport.set(transport, (slot = { req: new Map(), res: new Map() }));
     const m = methodLabel(method);
-    const c = isRequest ? -1 : CODES.has(code) ? code : 0;
-    // every part of the key is from a closed set: the map stays small
-    const key = direction + transport + m + c;
-    let child = this.messageCounts.get(key);
-    if (child === undefined) {
-      child = localChild(this.messages, { direction, transport, kind: isRequest ? "request" : "response", method: m, code: isRequest ? "" : codeLabel(code) });
-      this.messageCounts.set(key, child);
+    let child: MessageCount | undefined;
+    if (isRequest) {
+      child = slot.req.get(m);
+      if (child === undefined) slot.req.set(m, (child = localChild(this.messages, { direction, transport, kind: "request", method: m, code: "" })));
+    } else {
+      const c = CODES.has(code) ? code : 0;
+      let byCode = slot.res.get(m);
+      if (byCode === undefined) slot.res.set(m, (byCode = new Map()));
+      child = byCode.get(c);
+      if (child === undefined) byCode.set(c, (child = localChild(this.messages, { direction, transport, kind: "response", method: m, code: codeLabel(code) })));
     }
     child.inc();
   }

@@ -105,6 +105,12 @@ export interface DialogBinding {
   readonly mask?: string;
 }
 
+/** A value of ours as parsed and verified: the URI (read only) and the binding its token signs. */
+export interface OwnValue {
+  readonly uri: SipUri;
+  readonly b: DialogBinding;
+}
+
 /** What a DialogSigner remembers (entries each): MACs it computed, tokens it verified. */
 export const DIALOG_MAC_CACHE = 16384;
 
@@ -121,6 +127,7 @@ export class DialogSigner {
   private readonly keys: KeyObject[];
   private readonly signed = new Map<string, string>();
   private readonly verified = new Set<string>();
+  private readonly own = new Map<string, OwnValue>();
 
   constructor(secrets: ReadonlyArray<string | Buffer>, private readonly cacheSize = DIALOG_MAC_CACHE) {
     if (secrets.length === 0) throw new Error("DialogSigner needs a secret");
@@ -176,6 +183,22 @@ export class DialogSigner {
   private flowMac(key: KeyObject, callId: string, flow: string, exp: number): Buffer {
     // "dgf1": never equal to the start of a dialog binding's input ("dg1"): one never verifies as the other
     return createHmac("sha256", key).update("dgf1\n" + callId + "\n" + flow + "\n" + exp).digest().subarray(0, 16);
+  }
+
+  /**
+   * A Record-Route/Route value of ours seen before with this Call-ID, its URI parsed and its token
+   * verified (the same value comes back in every response and in-dialog request of the dialog).
+   */
+  ownValue(callId: string, value: string): OwnValue | undefined {
+    const v = this.own.get(value);
+    return v !== undefined && v.b.callId === callId ? v : undefined;
+  }
+
+  /** Remember a value whose URI is ours and whose token verified over this Call-ID (v.b.callId). */
+  rememberOwnValue(value: string, v: OwnValue): void {
+    const m = this.own;
+    m.set(value, v);
+    if (m.size > this.cacheSize) m.delete(m.keys().next().value!);
   }
 
   verify(b: DialogBinding, sig: string): boolean {
@@ -260,21 +283,31 @@ function bindingOf(u: SipUri, callId: string): { b: DialogBinding; sig: string }
  * route, or the reason to refuse (no_route: no Route of ours at all).
  */
 export function routeInDialog(local: LocalCheck, req: SipMessage, signer: DialogSigner): DialogRoute | { forged: ForgedReason } {
+  const callId = req.callId ?? "";
   let ours: SipUri | null = null;
+  let oursValue = "";
+  let known: OwnValue | undefined;
   for (;;) {
     const top = req.topRoute;
     if (top === undefined) break;
-    const u = parseNameAddr(top)?.parsedUri;
+    const hit = signer.ownValue(callId, top);
+    const u = hit !== undefined ? hit.uri : parseNameAddr(top)?.parsedUri;
     if (u === null || u === undefined || !local.isLocalUri(u)) break;
     ours = u;
+    oursValue = top;
+    known = hit;
     req.popRoute();
   }
   if (ours === null) return { forged: "no_route" };
-  const callId = req.callId ?? "";
-  const t = bindingOf(ours, callId);
-  if (t === null) return { forged: "no_token" };
-  if (!signer.verify(t.b, t.sig)) return { forged: "bad_token" };
-  const b = t.b;
+  let b: DialogBinding;
+  if (known !== undefined) b = known.b;
+  else {
+    const t = bindingOf(ours, callId);
+    if (t === null) return { forged: "no_token" };
+    if (!signer.verify(t.b, t.sig)) return { forged: "bad_token" };
+    b = t.b;
+    signer.rememberOwnValue(oursValue, { uri: ours, b });
+  }
   let upstream: boolean;
   if (b.ftag.length > 0 && req.fromTag === b.ftag) upstream = false;
   else if (b.ftag.length > 0 && req.toTag === b.ftag) upstream = true;
@@ -319,14 +352,19 @@ export function rewriteRecordRoute(local: LocalCheck, res: SipMessage, signer: D
   let base: DialogBinding | null = null;
   const uris: Array<SipUri | null> = [];
   for (let i = 0; i < list.length; i++) {
-    const u = parseNameAddr(list[i]!)?.parsedUri ?? null;
+    const hit = signer.ownValue(callId, list[i]!);
+    const u = hit !== undefined ? hit.uri : parseNameAddr(list[i]!)?.parsedUri ?? null;
     const mine = u !== null && u.isSip && local.isLocalUri(u) ? u : null;
     uris.push(mine);
     if (mine !== null && first < 0) {
-      const t = bindingOf(mine, callId);
-      if (t === null || !signer.verify(t.b, t.sig)) return false;
+      if (hit !== undefined) base = hit.b;
+      else {
+        const t = bindingOf(mine, callId);
+        if (t === null || !signer.verify(t.b, t.sig)) return false;
+        base = t.b;
+        signer.rememberOwnValue(list[i]!, { uri: mine, b: base });
+      }
       first = i;
-      base = t.b;
     }
   }
   if (base === null) return false;

@@ -390,7 +390,7 @@ export class SipStack implements TxContext {
     const lifetime = method === "INVITE" ? this.inviteLifetime : 64 * this.timerConfig.t1 + 10_000;
     const tx = new ServerTransaction(this, m, src, key, lifetime);
     this.serverTx.set(key, tx);
-    this.metrics.transactions.inc({ side: "server", type: tx.isInvite ? "invite" : "non_invite" });
+    (tx.isInvite ? this.metrics.txServerInvite : this.metrics.txServerOther).inc();
     if (method === "CANCEL") {
       const inv = this.serverTx.get(key.slice(0, key.length - 6) + "INVITE");
       if (inv !== undefined && inv.isInvite && !inv.terminated) {
@@ -432,7 +432,7 @@ export class SipStack implements TxContext {
   serverTerminated(tx: ServerTransaction): void {
     if (this.serverTx.get(tx.key) === tx) {
       this.serverTx.delete(tx.key);
-      this.metrics.transactions.dec({ side: "server", type: tx.isInvite ? "invite" : "non_invite" });
+      (tx.isInvite ? this.metrics.txServerInvite : this.metrics.txServerOther).dec();
     }
   }
 
@@ -440,7 +440,7 @@ export class SipStack implements TxContext {
   clientTerminated(tx: ClientTransaction): void {
     if (this.clientTx.get(tx.key) === tx) {
       this.clientTx.delete(tx.key);
-      this.metrics.transactions.dec({ side: "client", type: tx.isInvite ? "invite" : "non_invite" });
+      (tx.isInvite ? this.metrics.txClientInvite : this.metrics.txClientOther).dec();
     }
   }
 
@@ -523,7 +523,7 @@ export class SipStack implements TxContext {
       return tx;
     }
     this.clientTx.set(tx.key, tx);
-    this.metrics.transactions.inc({ side: "client", type: tx.isInvite ? "invite" : "non_invite" });
+    (tx.isInvite ? this.metrics.txClientInvite : this.metrics.txClientOther).inc();
     return tx;
   }
 

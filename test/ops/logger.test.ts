@@ -2,7 +2,8 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { Writable } from "node:stream";
 import { resolve } from "node:path";
 import { describe, expect, it } from "vitest";
-import { createLogger, unredacted } from "../../src/ops/logger.js";
+import { pino } from "pino";
+import { createLogger, isoTimeCached, unredacted } from "../../src/ops/logger.js";
 
 const LOGGER = resolve("dist/src/ops/logger.js");
 
@@ -86,5 +87,24 @@ describe("logger", { timeout: 30_000 }, () => {
     log.level = "info";
     unredacted(log).info(fields, "call");
     expect(out).toHaveLength(5);
+  });
+
+  it("the timestamp is pino's isoTime text, across seconds, milliseconds 0-999 and odd dates", () => {
+    let t = 0;
+    const cached = isoTimeCached(() => t);
+    const realNow = Date.now;
+    try {
+      const times = [Date.UTC(2026, 11, 6, 5, 3, 1, 0), Date.UTC(2026, 11, 6, 5, 3, 1, 7), Date.UTC(2026, 11, 6, 5, 3, 1, 45), Date.UTC(2026, 11, 6, 5, 3, 1, 999),
+        Date.UTC(2026, 11, 6, 5, 3, 2, 0), Date.UTC(2026, 11, 6, 5, 3, 1, 500), 0, -1, -1001, 1e15, Date.UTC(2024, 1, 29, 23, 59, 59, 999), 1.5e12 + 0.25];
+      for (let k = 0; k < 3000; k++) times.push(1.7e12 + k * 337);
+      for (const x of times) {
+        t = x;
+        Date.now = () => x;
+        expect(cached()).toBe(pino.stdTimeFunctions.isoTime());
+      }
+    } finally {
+      Date.now = realNow;
+    }
+    expect(cached()).toMatch(/^,"time":"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z"$/);
   });
 });

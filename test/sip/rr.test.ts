@@ -127,6 +127,39 @@ describe("dialog tokens", () => {
     expect(rewriteRecordRoute(local, bad, s)).toBe(false);
   });
 
+  it("a value of ours seen before is taken from memory only for the same Call-ID: the same route as parsing it, the value with another Call-ID or changed still refused", () => {
+    const s = new DialogSigner(["k".repeat(32)], 4);
+    const ours = `<sip:10.0.0.1:5060;lr;ftag=F;dgc=udp~192.0.2.1~5060;dgu=192.0.2.1~5060;dgd=198.51.100.5~5070;dgs=${s.sign(b)}>`;
+    const bye = (callId: string, route: string) =>
+      req(["BYE sip:callee@198.51.100.5:5070 SIP/2.0", "Via: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bK2", `Route: ${route}`, "From: <sip:a@x>;tag=F", "To: <sip:b@y>;tag=T", `Call-ID: ${callId}`, "CSeq: 2 BYE"]);
+    const first = routeInDialog(local, bye("c1@x", ours), s);
+    const inner = s as unknown as { own: Map<string, unknown> };
+    expect(inner.own.size).toBe(1);
+    const again = routeInDialog(local, bye("c1@x", ours), s);
+    expect(again).toEqual(first);
+    if ("forged" in again) throw new Error(again.forged);
+    expect(again.upstream).toBe(false);
+    expect(again.hopAllowed).toBe(true);
+    expect(again.nextHop).toBe("198.51.100.5~5070");
+    // the same value in another dialog, or with a hop added, is checked afresh and refused
+    expect(routeInDialog(local, bye("c2@x", ours), s)).toEqual({ forged: "bad_token" });
+    expect(routeInDialog(local, bye("c1@x", ours.replace("dgd=", "dgd=203.0.113.9~5060*")), s)).toEqual({ forged: "bad_token" });
+    // a 2xx echoing the value: the same rewrite from memory as from parsing
+    const ok = () => req(["SIP/2.0 200 OK", "Via: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bK1", `Record-Route: ${ours}`, "From: <sip:a@x>;tag=F", "To: <sip:b@y>;tag=T", "Call-ID: c1@x", "CSeq: 1 INVITE", "Contact: <sip:callee@198.51.100.77>"]);
+    const fresh = ok();
+    expect(rewriteRecordRoute(local, fresh, new DialogSigner(["k".repeat(32)]))).toBe(true);
+    const remembered = ok();
+    expect(rewriteRecordRoute(local, remembered, s)).toBe(true);
+    expect(remembered.recordRoutes).toEqual(fresh.recordRoutes);
+    // bounded like the other maps
+    for (let i = 0; i < 20; i++) {
+      const x = { ...b, callId: "call-" + i };
+      expect("forged" in routeInDialog(local, bye(x.callId, ours.replace(/dgs=[^>]*/, "dgs=" + s.sign(x))), s)).toBe(false);
+    }
+    expect(inner.own.size).toBe(4);
+    expect(routeInDialog(local, bye("c1@x", ours), s)).toEqual(first);
+  });
+
   it("a masked dialog's proxy number (dgm) is signed: changed, added or dropped it breaks the token; unmasked tokens are unchanged", () => {
     const s = new DialogSigner(["k".repeat(32)]);
     const m: DialogBinding = { ...b, mask: "+15125550200" };
