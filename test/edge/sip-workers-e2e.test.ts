@@ -376,6 +376,31 @@ describe("sip.workers: 2 (file routes)", () => {
     expect(sample(await metrics(d), "didgate_sip_worker_handoffs_total", { method: "CANCEL" }) - before).toBeGreaterThanOrEqual(2);
   });
 
+  it("CANCELs from an unknown source are not passed round the workers past its flood guard", async () => {
+    // each would otherwise be handed to the next worker before any check of its source: a flood
+    // of them costs every worker a hand-off per datagram (N-1 with N workers)
+    const stranger = await Peer.start("127.0.0.3");
+    try {
+      const ruri = `sip:+15125550122@127.0.0.1:${port}`;
+      const ids = callIds("strangecancel", 200);
+      const before = sample(await metrics(d), "didgate_sip_worker_handoffs_total", { method: "CANCEL" });
+      for (const [i, callId] of ids.entries()) {
+        stranger.send(port, [`CANCEL ${ruri} SIP/2.0`, `Via: SIP/2.0/TCP 127.0.0.3:${stranger.port};branch=z9hG4bK-sc-${i}`, "From: <sip:+15125551111@127.0.0.3>;tag=sc", `To: <${ruri}>`, `Call-ID: ${callId}`, "CSeq: 1 CANCEL", "Max-Forwards: 70", "Content-Length: 0", "", ""].join("\r\n"));
+        if (i % 20 === 19) await sleep(5);
+      }
+      await sleep(1500);
+      const handoffs = sample(await metrics(d), "didgate_sip_worker_handoffs_total", { method: "CANCEL" }) - before;
+      // steering alone hands off those that landed on the worker not owning their Call-ID (half
+      // of them are owned by each worker, so at most 100); passed round they would be 200 more
+      expect(handoffs).toBeGreaterThan(0);
+      expect(handoffs).toBeLessThanOrEqual(100 + 2 * 20);
+      // unknown_source: drop: nothing answered
+      expect(stranger.got.filter((m) => m.callId?.startsWith("strangecancel-") === true)).toEqual([]);
+    } finally {
+      await stranger.close();
+    }
+  });
+
   it("/v1/status counts the calls in progress on every worker", async () => {
     const ids = callIds("status", 2);
     const ruri = `sip:+15125550100@127.0.0.1:${port}`;
