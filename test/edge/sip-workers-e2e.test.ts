@@ -360,6 +360,42 @@ describe("sip.workers: 2 (file routes)", () => {
     }
   });
 
+  it("the same with an RFC 2543 branch (the transaction matched by the whole Via): the CANCEL is passed round as it came, not with received/rport added", async () => {
+    const sock = await connectFrom("127.0.0.9", port);
+    const udp = await Peer.start("127.0.0.9");
+    try {
+      const got = tcpMessages(sock);
+      const ruri = `sip:+15125550122@127.0.0.1:${port}`;
+      const lp = sock.localPort!;
+      let crossed = 0;
+      const ids = callIds("tcp2543", 6);
+      for (let k = 0; k < ids.length && crossed === 0; k++) {
+        const callId = ids[k]!;
+        const via = `Via: SIP/2.0/TCP 127.0.0.9:${lp};branch=2543-tcpcancel-${k};rport`;
+        const head = (method: string): string[] => [`${method} ${ruri} SIP/2.0`, via, `From: <sip:+15125551111@127.0.0.9>;tag=tb${k}`, `To: <${ruri}>`, `Call-ID: ${callId}`, `CSeq: 1 ${method}`, "Max-Forwards: 70"];
+        sock.write([...head("INVITE"), `Contact: <sip:caller@127.0.0.9:${lp};transport=tcp>`, "Content-Length: 0", "", ""].join("\r\n"));
+        const inv = await waitFor(() => dest.got.find((m) => m.method === "INVITE" && m.callId === callId));
+        const holder = branchWorker(/branch=([^;,\s]+)/.exec(inv.vias[0]!)![1]!, 2);
+        dest.send(port, response(inv, "180 Ringing", { toTag: `tbr${k}` }));
+        await waitFor(() => got.find((m) => m.callId === callId && m.status === 180));
+        // the CANCEL comes over UDP: steered by its Call-ID, which may name the worker without the INVITE
+        udp.send(port, [...head("CANCEL"), "Content-Length: 0", "", ""].join("\r\n"));
+        const cancel = await waitFor(() => dest.got.find((m) => m.method === "CANCEL" && m.callId === callId), 5000);
+        dest.send(port, response(cancel, "200 OK", { toTag: `tbr${k}` }));
+        dest.send(port, response(inv, "487 Request Terminated", { toTag: `tbr${k}` }));
+        await waitFor(() => got.find((m) => m.callId === callId && m.status === 487), 5000);
+        // no 481 to the CANCEL from the worker without the INVITE, over either transport
+        expect([...got, ...udp.got].find((m) => m.callId === callId && m.status === 481)).toBeUndefined();
+        if (callIdWorker(callId, 2) !== holder) crossed++;
+      }
+      // Call-IDs alternate between the owners: one of the first two crossed
+      expect(crossed).toBe(1);
+    } finally {
+      sock.destroy();
+      await udp.close();
+    }
+  });
+
   it("a CANCEL over UDP that matches no INVITE on any worker gets one 481", async () => {
     // from the carrier (a trunk is answered 481), its Via naming TCP: passed round the workers,
     // answered once, by the last
