@@ -51,7 +51,7 @@ export function workerEnv(env: NodeJS.ProcessEnv = process.env): { index: number
 
 type Msg =
   | { type: "didgate:handoff"; index: number; port: number }
-  | { type: "didgate:peers"; ports: number[]; token: string }
+  | { type: "didgate:peers"; ports: number[]; token: string; serving: number[] }
   | { type: "didgate:started"; index: number }
   | { type: "didgate:metrics-req"; id: number }
   | { type: "didgate:metrics-res"; id: number; body?: string; error?: string }
@@ -173,13 +173,17 @@ export async function runPrimary(loaded: LoadedConfig, n: number): Promise<void>
     else timer = setTimeout(finish, STATUS_WAIT_MS);
   };
 
-  /** The hand-off ports to every worker; 0 for a worker that is gone (nothing is sent to it). */
+  /**
+   * The hand-off ports to every worker; 0 for a worker that is gone. Datagrams are handed only to
+   * the workers that have started (`serving`): one starting (again) has no SIP stack yet.
+   */
   const broadcastPeers = (): void => {
     if (!peersComplete) {
       if (ports.some((p) => p === 0)) return;
       peersComplete = true;
     }
-    for (const w of byIndex.values()) if (w.isConnected()) w.send({ type: "didgate:peers", ports, token } satisfies Msg);
+    const serving = [...started].sort((a, b) => a - b);
+    for (const w of byIndex.values()) if (w.isConnected()) w.send({ type: "didgate:peers", ports, token, serving } satisfies Msg);
   };
 
   const fork = (index: number, attempt = 0): void => {
@@ -196,6 +200,8 @@ export async function runPrimary(loaded: LoadedConfig, n: number): Promise<void>
         everStarted.add(index);
         if (reloadPending.delete(index)) w.process.kill("SIGHUP");
         tellUp();
+        // the others hand it datagrams from now on
+        broadcastPeers();
         if (started.size === n) log.info({ workers: n }, "didgate workers started");
       } else if (m.type === "didgate:metrics-json") {
         const sc = scrapes.get(m.id);
@@ -342,7 +348,7 @@ export async function runWorker(): Promise<void> {
     process.on("message", (m: unknown) => {
       if (!isMsg(m)) return;
       if (m.type === "didgate:peers") {
-        ho.setPeers(m.ports, m.token);
+        ho.setPeers(m.ports, m.token, Array.isArray(m.serving) ? m.serving : []);
         resolve();
       } else if (m.type === "didgate:metrics-get") {
         const reg = app?.registry;

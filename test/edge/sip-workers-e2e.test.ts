@@ -652,3 +652,47 @@ describe("sip.workers: 2, signals and re-forks", () => {
     expect(await d.stop()).toBe(0);
   }, 40_000);
 });
+
+describe("sip.workers: 2, a worker forked again while traffic flows", () => {
+  let d: Daemon | undefined;
+  let carrier: Peer | undefined;
+
+  afterAll(async () => {
+    if (d && d.child.exitCode === null) expect(await d.stop()).toBe(0);
+    await carrier?.close();
+  });
+
+  it("requests owned by a worker that is starting again are answered (by the worker that got them), none handed to it before it serves", async () => {
+    const dir = tempDir();
+    const port = await freePort();
+    carrier = await Peer.start("127.0.0.1");
+    writeRoutes(dir, { "+15125550100": { voice: { targets: ["sip:+15125550100@127.0.0.5:5999"] } } });
+    d = await startDaemon(dir, {
+      sip: { workers: 2, listen: [`udp://127.0.0.1:${port}`], trunks: [{ name: "carrier", sources: ["127.0.0.1"], country_code: "1" }] },
+      routes: { file: "routes.yaml", watch: false },
+    });
+    const w1 = logLines(d, "worker forked").find((l) => l.worker === 1)!;
+    process.kill(w1.pid as number, "SIGKILL");
+    // (what was in flight to it as it died is lost, as in one process)
+    await waitFor(() => (logLines(d!, "worker died; starting it again").length > 0 ? true : undefined), 5000);
+    await sleep(50);
+    // an OPTIONS every 10 ms whose Call-ID worker 1 owns, from its death until well after its
+    // successor has started: each gets its 200 (a trunk's OPTIONS is answered by any worker)
+    const sent: string[] = [];
+    let startedAt = 0;
+    for (let i = 0; ; i++) {
+      const c = `refork-${i}@workers.test`;
+      if (callIdWorker(c, 2) !== 1) continue;
+      sent.push(c);
+      carrier.send(port, [`OPTIONS sip:127.0.0.1:${port} SIP/2.0`, `Via: SIP/2.0/UDP 127.0.0.1:${carrier.port};branch=z9hG4bK-rf-${i};rport`, "From: <sip:ping@127.0.0.1>;tag=rf", `To: <sip:127.0.0.1:${port}>`, `Call-ID: ${c}`, "CSeq: 1 OPTIONS", "Max-Forwards: 70", "Content-Length: 0", "", ""].join("\r\n"));
+      await sleep(10);
+      if (startedAt === 0 && logLines(d, "didgate workers started").length >= 2) startedAt = Date.now();
+      if (startedAt > 0 && Date.now() - startedAt > 500) break;
+      if (sent.length > 2000 || d.child.exitCode !== null) throw new Error("worker 1 not started again: " + d.out().slice(-2000));
+    }
+    await sleep(1000);
+    const answered = new Set(carrier.got.filter((m) => m.status === 200 && m.callId?.startsWith("refork-") === true).map((m) => m.callId));
+    expect(sent.length).toBeGreaterThan(100);
+    expect(sent.filter((c) => !answered.has(c))).toEqual([]);
+  }, 40_000);
+});
