@@ -112,15 +112,19 @@ export function scanMessage(buf: Buffer): SteerInfo | null {
   // for the blank line ahead: Buffer.indexOf of "\r\n\r\n" is slow on bytes made of "\r\n")
   const full = head.length;
   let text = head.toString("latin1", 0, Math.min(full, SCAN_FIRST_BYTES));
-  let eol = text.indexOf("\n");
+  // CR and LF before the start line are skipped, as the parser does (RFC 3261 7.5)
+  let sl = 0;
+  while (sl < text.length && (text.charCodeAt(sl) === 13 || text.charCodeAt(sl) === 10)) sl++;
+  let eol = text.indexOf("\n", sl);
   if (eol < 0) eol = text.length;
-  const first = text.slice(0, eol).trim();
+  const first = text.slice(sl, eol).trim();
   let response: boolean;
   let method = "";
-  if (first.startsWith("SIP/2.0 ")) response = true;
+  // the version in any case, as the parser reads it
+  if (first.length > 8 && first.slice(0, 8).toUpperCase() === "SIP/2.0 ") response = true;
   else {
     const sp = first.indexOf(" ");
-    if (sp <= 0 || !first.endsWith("SIP/2.0")) return null;
+    if (sp <= 0 || first.length < 7 || first.slice(first.length - 7).toUpperCase() !== "SIP/2.0") return null;
     response = false;
     method = first.slice(0, sp);
   }

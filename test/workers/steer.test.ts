@@ -130,6 +130,14 @@ describe("steer: the scan reads a Call-ID and top Via as the parser does", () =>
     agree(res);
     expect(ownerOf(scanMessage(Buffer.from(res, "latin1"))!, 2)).toBe(1);
   });
+  it("CR and LF before the start line, the version in lower case: a response still goes to the worker of its branch", () => {
+    const res = ["SIP/2.0 200 OK", "Via: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKab-w1-3", "From: <sip:a@h>;tag=1", "To: <sip:b@h>;tag=2", "Call-ID: zz0", "CSeq: 1 INVITE", "Content-Length: 0", "", ""].join("\r\n");
+    for (const raw of ["\r\n" + res, "\r\n\r\n" + res, res.replace("SIP/2.0 200", "sip/2.0 200")]) {
+      agree(raw);
+      expect(ownerOf(scanMessage(Buffer.from(raw, "latin1"))!, 2)).toBe(1);
+    }
+    agree("\r\n" + inv(["Via: SIP/2.0/UDP 10.0.0.1;branch=z9hG4bK-1", "Call-ID: lead@h"]).replace(" SIP/2.0\r\n", " sip/2.0\r\n"));
+  });
   it("a Call-ID after 8 KiB of headers the parser accepts", () => {
     agree(inv(["Via: SIP/2.0/UDP 10.0.0.1;branch=z9hG4bK-1", "X-A: " + "a".repeat(6000), "X-B: " + "b".repeat(6000), "Call-ID: late@10.0.0.1"]));
   });
