@@ -695,4 +695,35 @@ describe("sip.workers: 2, a worker forked again while traffic flows", () => {
     expect(sent.length).toBeGreaterThan(100);
     expect(sent.filter((c) => !answered.has(c))).toEqual([]);
   }, 40_000);
+
+  it("a worker that stops answering (SIGSTOP) is not up: /readyz 503, the datagrams it owns answered by the other; up again once it answers", async () => {
+    if (d === undefined || carrier === undefined) throw new Error("no daemon");
+    const port = Number(/udp:\/\/127\.0\.0\.1:(\d+)/.exec(readFileSync(d.cfg, "utf8"))![1]);
+    const w1 = logLines(d, "worker forked").filter((l) => l.worker === 1).pop()!;
+    const pid = w1.pid as number;
+    expect((await fetch(d.admin + "/readyz")).status).toBe(200);
+    process.kill(pid, "SIGSTOP");
+    try {
+      const notReady = await waitFor(async () => {
+        const r = await fetch(d!.admin + "/readyz");
+        return r.status === 503 ? ((await r.json()) as { reasons: string[]; checks: { workers: { count: number; up: number[] } } }) : undefined;
+      }, 10_000, 100);
+      expect(notReady.reasons).toContain("SIP workers not all up (1 of 2)");
+      expect(notReady.checks.workers).toEqual({ count: 2, up: [0] });
+      const sent: string[] = [];
+      for (let i = 0; sent.length < 20; i++) {
+        const c = `stopped-${i}@workers.test`;
+        if (callIdWorker(c, 2) !== 1) continue;
+        sent.push(c);
+        carrier.send(port, [`OPTIONS sip:127.0.0.1:${port} SIP/2.0`, `Via: SIP/2.0/UDP 127.0.0.1:${carrier.port};branch=z9hG4bK-st-${i};rport`, "From: <sip:ping@127.0.0.1>;tag=st", `To: <sip:127.0.0.1:${port}>`, `Call-ID: ${c}`, "CSeq: 1 OPTIONS", "Max-Forwards: 70", "Content-Length: 0", "", ""].join("\r\n"));
+        await sleep(10);
+      }
+      await waitFor(() => (sent.every((c) => carrier!.got.some((m) => m.status === 200 && m.callId === c)) ? true : undefined), 5000);
+    } finally {
+      process.kill(pid, "SIGCONT");
+    }
+    await waitFor(async () => ((await fetch(d!.admin + "/readyz")).status === 200 ? true : undefined), 10_000, 100);
+    expect(d.out()).toContain('"worker not answering; counted as down"');
+    await waitFor(() => (d!.out().includes('"worker answering again"') ? true : undefined), 5000);
+  }, 40_000);
 });
