@@ -460,15 +460,14 @@ export async function runWorker(): Promise<void> {
   };
 
   /**
-   * A CANCEL over UDP for an INVITE this worker does not hold. Requests are steered by Call-ID, so
-   * an INVITE over UDP would be here; one over TCP/TLS is held by whichever worker holds its
-   * connection. The CANCEL goes round the workers (hops: how many have looked); the last one
-   * answers it as one process would (481).
+   * A CANCEL over UDP for an INVITE this worker does not hold. Requests are steered by Call-ID, but
+   * an INVITE over TCP/TLS is held by whichever worker holds its connection, and one over UDP by
+   * whichever got it while its owner was down, starting or not answering. The CANCEL goes round
+   * the workers (hops: how many have looked); the last one answers it as one process would (481).
    */
   let ringHops = 0;
   const unmatchedCancel = (bytes: Buffer, m: SipMessage, src: Source): boolean => {
-    const v = m.topVia;
-    if (v === null || v.transport === "UDP") return false;
+    if (m.topVia === null) return false;
     for (let k = 1; ringHops + k <= n - 1; k++) {
       if (ho.send((index + k) % n, bytes, src.address, src.port, ringHops + k)) {
         handoffs?.inc({ kind: "request", method: "CANCEL" });

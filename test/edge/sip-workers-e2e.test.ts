@@ -656,17 +656,20 @@ describe("sip.workers: 2, signals and re-forks", () => {
 describe("sip.workers: 2, a worker forked again while traffic flows", () => {
   let d: Daemon | undefined;
   let carrier: Peer | undefined;
+  let dest: Peer | undefined;
 
   afterAll(async () => {
     if (d && d.child.exitCode === null) expect(await d.stop()).toBe(0);
     await carrier?.close();
+    await dest?.close();
   });
 
   it("requests owned by a worker that is starting again are answered (by the worker that got them), none handed to it before it serves", async () => {
     const dir = tempDir();
     const port = await freePort();
     carrier = await Peer.start("127.0.0.1");
-    writeRoutes(dir, { "+15125550100": { voice: { targets: ["sip:+15125550100@127.0.0.5:5999"] } } });
+    dest = await Peer.start("127.0.0.5");
+    writeRoutes(dir, { "+15125550100": { voice: { targets: [`sip:+15125550100@127.0.0.5:${dest.port}`] } } });
     d = await startDaemon(dir, {
       sip: { workers: 2, listen: [`udp://127.0.0.1:${port}`], trunks: [{ name: "carrier", sources: ["127.0.0.1"], country_code: "1" }] },
       routes: { file: "routes.yaml", watch: false },
@@ -726,4 +729,38 @@ describe("sip.workers: 2, a worker forked again while traffic flows", () => {
     expect(d.out()).toContain('"worker not answering; counted as down"');
     await waitFor(() => (d!.out().includes('"worker answering again"') ? true : undefined), 5000);
   }, 40_000);
+
+  it("an INVITE over UDP handled by another worker while its owner was stopped is still CANCELled once the owner is back", async () => {
+    if (d === undefined || carrier === undefined || dest === undefined) throw new Error("no daemon");
+    const port = Number(/udp:\/\/127\.0\.0\.1:(\d+)/.exec(readFileSync(d.cfg, "utf8"))![1]);
+    const pid = logLines(d, "worker forked").filter((l) => l.worker === 1).pop()!.pid as number;
+    const callee = dest;
+    try {
+      process.kill(pid, "SIGSTOP");
+      const callId = callIds("stopcancel", 2)[1]!; // owned by worker 1
+      const ruri = `sip:+15125550100@127.0.0.1:${port}`;
+      const o = { branch: "z9hG4bK-stopcancel", fromTag: "sc1" };
+      try {
+        await waitFor(async () => ((await fetch(d!.admin + "/readyz")).status === 503 ? true : undefined), 10_000, 100);
+        carrier.send(port, req("INVITE", ruri, carrier, callId, o));
+        const inv = await waitFor(() => callee.got.find((m) => m.method === "INVITE" && m.callId === callId), 5000);
+        expect(branchWorker(/branch=([^;,\s]+)/.exec(inv.vias[0]!)![1]!, 2)).toBe(0);
+        callee.send(port, response(inv, "180 Ringing", { toTag: "sct" }));
+        await waitFor(() => carrier!.got.find((m) => m.callId === callId && m.status === 180), 5000);
+      } finally {
+        process.kill(pid, "SIGCONT");
+      }
+      await waitFor(async () => ((await fetch(d!.admin + "/readyz")).status === 200 ? true : undefined), 10_000, 100);
+      // the CANCEL goes to worker 1 (its Call-ID's owner), which holds no INVITE: passed round to worker 0
+      carrier.send(port, req("CANCEL", ruri, carrier, callId, o));
+      const cancel = await waitFor(() => callee.got.find((m) => m.method === "CANCEL" && m.callId === callId), 5000);
+      callee.send(port, response(cancel, "200 OK"));
+      const inv = callee.got.find((m) => m.method === "INVITE" && m.callId === callId)!;
+      callee.send(port, response(inv, "487 Request Terminated", { toTag: "sct" }));
+      expect((await waitFor(() => carrier!.got.find((m) => m.callId === callId && m.cseq?.method === "CANCEL" && m.status >= 200), 5000)).status).toBe(200);
+      expect((await waitFor(() => carrier!.got.find((m) => m.callId === callId && m.cseq?.method === "INVITE" && m.status >= 300), 5000)).status).toBe(487);
+    } finally {
+      callee.got.length = 0;
+    }
+  }, 60_000);
 });
