@@ -524,6 +524,11 @@ export class Didgate {
     );
   }
 
+  /** Workers: a CANCEL is passed round only when the voice edge admits its source (VoiceEdge.mayPassCancel). */
+  private passCancel(uc: NonNullable<SipStackOptions["unmatchedCancel"]>): NonNullable<SipStackOptions["unmatchedCancel"]> {
+    return (bytes, m, src) => this.voice !== undefined && this.voice.mayPassCancel(src) && uc(bytes, m, src);
+  }
+
   /** config.sip as the SIP stack's options, its TLS files read (relative to the config file). */
   private sipStackOptions(capture: CaptureTap | undefined): SipStackOptions {
     const s = this.config.sip;
@@ -534,7 +539,7 @@ export class Didgate {
     return {
       listen,
       ...(w ? { branchTag: branchTag(w.index) } : {}),
-      ...(w?.unmatchedCancel ? { unmatchedCancel: w.unmatchedCancel } : {}),
+      ...(w?.unmatchedCancel ? { unmatchedCancel: this.passCancel(w.unmatchedCancel) } : {}),
       ...(tls ? { tls } : {}),
       logger: this.logger,
       registry: this.registry,

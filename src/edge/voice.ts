@@ -399,6 +399,18 @@ export class VoiceEdge implements SipStackHandler, ProxyHost {
     return this.settings.unknown_source === "reject" && this.flood.allow(src.address);
   }
 
+  /**
+   * Workers: whether a CANCEL from `src` that matches no INVITE on this worker may be passed to the
+   * next (SipStackOptions.unmatchedCancel): from a trunk or a customer, yes; from another source
+   * only within its flood guard, which the hand-off would otherwise come before.
+   */
+  mayPassCancel(src: Source): boolean {
+    let t = this.trunkCache.get(src.address);
+    if (t === undefined) t = this.trunks.match(src.address);
+    if (t !== undefined || this.customerOf(src.address) !== undefined) return true;
+    return this.flood.allow(src.address);
+  }
+
   onRequest(tx: ServerTransaction): void {
     this.lastRequestAt = this.now();
     const req = tx.request;

@@ -88,7 +88,7 @@ export interface SipStackOptions extends Partial<TimerConfig> {
   /**
    * A CANCEL over UDP that matches no INVITE transaction of this stack, and whose INVITE may be
    * held elsewhere (sip.workers > 1: an INVITE over TCP/TLS is held by the worker that holds the
-   * connection). `bytes` is the CANCEL as received (its top Via fixed). True: it was passed on;
+   * connection). `bytes` is the CANCEL as received (its top Via as sent, not fixed). True: it was passed on;
    * the stack neither answers nor keeps it.
    */
   unmatchedCancel?: (bytes: Buffer, m: SipMessage, src: Source) => boolean;
@@ -312,7 +312,7 @@ export class SipStack implements TxContext {
       return;
     }
     this.metrics.message("in", src.transport, r.isRequest, r.isRequest ? r.method : r.cseq!.method, r.status);
-    if (r.isRequest) this.receiveRequest(r, src);
+    if (r.isRequest) this.receiveRequest(r, src, buf);
     else this.receiveResponse(r, src);
   }
 
@@ -358,7 +358,7 @@ export class SipStack implements TxContext {
     return "2543|" + m.requestUri + "|" + (m.fromTag ?? "") + "|" + m.callId + "|" + m.cseq!.seq + "|" + m.vias[0] + "|" + method;
   }
 
-  private receiveRequest(m: SipMessage, src: Source): void {
+  private receiveRequest(m: SipMessage, src: Source, bytes: Buffer): void {
     const method = m.method;
     // key before fixVia: retransmissions carry the same (unfixed) Via
     const key = this.serverKey(m, method === "ACK" ? "INVITE" : method);
@@ -380,8 +380,10 @@ export class SipStack implements TxContext {
       return;
     }
     if (this.closed) return;
+    // the bytes as received, not re-serialised: fixVia has added received/rport to the top Via, and
+    // an RFC 2543 transaction is matched by the whole Via as sent
     const uc = this.opts.unmatchedCancel;
-    if (uc !== undefined && method === "CANCEL" && src.transport === "udp" && this.serverTx.get(key.slice(0, key.length - 6) + "INVITE") === undefined && uc(m.toBuffer(), m, src)) return;
+    if (uc !== undefined && method === "CANCEL" && src.transport === "udp" && this.serverTx.get(key.slice(0, key.length - 6) + "INVITE") === undefined && uc(bytes, m, src)) return;
     if (this.serverTx.size >= this.maxServer) {
       this.metrics.dropped.inc({ reason: "server_transactions_full" });
       this.sendResponseTo(createResponse(m, 503, undefined, { headers: [["Retry-After", "5"]] }), src);

@@ -51,7 +51,7 @@ export function workerEnv(env: NodeJS.ProcessEnv = process.env): { index: number
 
 type Msg =
   | { type: "didgate:handoff"; index: number; port: number }
-  | { type: "didgate:peers"; ports: number[]; token: string }
+  | { type: "didgate:peers"; ports: number[]; token: string; serving: number[] }
   | { type: "didgate:started"; index: number }
   | { type: "didgate:metrics-req"; id: number }
   | { type: "didgate:metrics-res"; id: number; body?: string; error?: string }
@@ -62,7 +62,9 @@ type Msg =
   | { type: "didgate:calls-req"; id: number }
   | { type: "didgate:calls-get"; id: number }
   | { type: "didgate:calls-part"; id: number; calls: number }
-  | { type: "didgate:calls-res"; id: number; calls: number[] };
+  | { type: "didgate:calls-res"; id: number; calls: number[] }
+  | { type: "didgate:ping" }
+  | { type: "didgate:pong" };
 
 /** Longest Call-ID passed between the workers (longer ones are not passed: their slots expire). */
 export const CALL_ID_MAX = 256;
@@ -80,6 +82,10 @@ const METRICS_WAIT_MS = 3000;
 const STATUS_WAIT_MS = 2000;
 
 const WORKER_UP = "didgate_worker_up";
+/** How often the primary asks each started worker for a sign of life. */
+const HEARTBEAT_MS = 1000;
+/** A started worker silent this long (stopped, or its event loop blocked) is counted as not up. */
+export const STALL_MS = 3000;
 
 /** The didgate_worker_up lines of a scrape: 1 for each worker whose metrics are in it. */
 export function workerUpText(n: number, up: ReadonlySet<number>): string {
@@ -145,10 +151,16 @@ export async function runPrimary(loaded: LoadedConfig, n: number): Promise<void>
   let stopping = false;
   let exitCode = 0;
 
-  /** Worker 0 (/readyz, /v1/status) learns which workers have started whenever that changes. */
+  /** When each started worker last answered a heartbeat (Date.now()). */
+  const lastSeen = new Map<number, number>();
+  /** Started workers that have not answered for STALL_MS: not up, and handed nothing. */
+  const stalled = new Set<number>();
+  /** The workers started and answering, in order. */
+  const upList = (): number[] => [...started].filter((i) => !stalled.has(i)).sort((a, b) => a - b);
+  /** Worker 0 (/readyz, /v1/status) learns which workers are up whenever that changes. */
   const tellUp = (): void => {
     const w0 = byIndex.get(0);
-    if (w0 !== undefined && started.has(0) && w0.isConnected()) w0.send({ type: "didgate:workers-up", up: [...started].sort((a, b) => a - b) } satisfies Msg);
+    if (w0 !== undefined && started.has(0) && w0.isConnected()) w0.send({ type: "didgate:workers-up", up: upList() } satisfies Msg);
   };
   let callsSeq = 0;
   const callsAsks = new Map<number, { asked: Set<number>; got: number[]; finish: () => void }>();
@@ -173,13 +185,17 @@ export async function runPrimary(loaded: LoadedConfig, n: number): Promise<void>
     else timer = setTimeout(finish, STATUS_WAIT_MS);
   };
 
-  /** The hand-off ports to every worker; 0 for a worker that is gone (nothing is sent to it). */
+  /**
+   * The hand-off ports to every worker; 0 for a worker that is gone. Datagrams are handed only to
+   * the workers that have started (`serving`): one starting (again) has no SIP stack yet.
+   */
   const broadcastPeers = (): void => {
     if (!peersComplete) {
       if (ports.some((p) => p === 0)) return;
       peersComplete = true;
     }
-    for (const w of byIndex.values()) if (w.isConnected()) w.send({ type: "didgate:peers", ports, token } satisfies Msg);
+    const serving = upList();
+    for (const w of byIndex.values()) if (w.isConnected()) w.send({ type: "didgate:peers", ports, token, serving } satisfies Msg);
   };
 
   const fork = (index: number, attempt = 0): void => {
@@ -191,11 +207,21 @@ export async function runPrimary(loaded: LoadedConfig, n: number): Promise<void>
       if (m.type === "didgate:handoff") {
         ports[index] = m.port;
         broadcastPeers();
+      } else if (m.type === "didgate:pong") {
+        lastSeen.set(index, Date.now());
+        if (stalled.delete(index)) {
+          log.info({ worker: index }, "worker answering again");
+          tellUp();
+          broadcastPeers();
+        }
       } else if (m.type === "didgate:started") {
         started.add(index);
+        lastSeen.set(index, Date.now());
         everStarted.add(index);
         if (reloadPending.delete(index)) w.process.kill("SIGHUP");
         tellUp();
+        // the others hand it datagrams from now on
+        broadcastPeers();
         if (started.size === n) log.info({ workers: n }, "didgate workers started");
       } else if (m.type === "didgate:metrics-json") {
         const sc = scrapes.get(m.id);
@@ -234,6 +260,8 @@ export async function runPrimary(loaded: LoadedConfig, n: number): Promise<void>
         return;
       }
       const wasStarted = started.delete(index);
+      lastSeen.delete(index);
+      stalled.delete(index);
       ports[index] = 0;
       tellUp();
       // the others stop sending to (and accepting from) its port at once
@@ -277,6 +305,26 @@ export async function runPrimary(loaded: LoadedConfig, n: number): Promise<void>
       else reloadPending.add(i);
     }
   });
+  // a worker that stops answering (SIGSTOP, a blocked event loop) is not up: /readyz says so and
+  // the others handle the datagrams it owns rather than hand them to it
+  setInterval(() => {
+    if (stopping) return;
+    const now = Date.now();
+    let changed = false;
+    for (const [i, w] of byIndex) {
+      if (!started.has(i) || !w.isConnected()) continue;
+      w.send({ type: "didgate:ping" } satisfies Msg);
+      if (!stalled.has(i) && now - (lastSeen.get(i) ?? now) > STALL_MS) {
+        stalled.add(i);
+        changed = true;
+        log.error({ worker: i, silent_ms: now - lastSeen.get(i)! }, "worker not answering; counted as down");
+      }
+    }
+    if (changed) {
+      tellUp();
+      broadcastPeers();
+    }
+  }, HEARTBEAT_MS).unref();
   for (let i = 0; i < n; i++) fork(i);
 }
 
@@ -342,7 +390,7 @@ export async function runWorker(): Promise<void> {
     process.on("message", (m: unknown) => {
       if (!isMsg(m)) return;
       if (m.type === "didgate:peers") {
-        ho.setPeers(m.ports, m.token);
+        ho.setPeers(m.ports, m.token, Array.isArray(m.serving) ? m.serving : []);
         resolve();
       } else if (m.type === "didgate:metrics-get") {
         const reg = app?.registry;
@@ -352,6 +400,8 @@ export async function runWorker(): Promise<void> {
             (metrics) => send({ type: "didgate:metrics-json", id: m.id, metrics }),
             () => send({ type: "didgate:metrics-json", id: m.id }),
           );
+      } else if (m.type === "didgate:ping") {
+        send({ type: "didgate:pong" });
       } else if (m.type === "didgate:call-ended") {
         const e = callEnded(m);
         if (e !== undefined) app?.voice?.endedElsewhere(e.callId, e.byCallee);
@@ -410,15 +460,14 @@ export async function runWorker(): Promise<void> {
   };
 
   /**
-   * A CANCEL over UDP for an INVITE this worker does not hold. Requests are steered by Call-ID, so
-   * an INVITE over UDP would be here; one over TCP/TLS is held by whichever worker holds its
-   * connection. The CANCEL goes round the workers (hops: how many have looked); the last one
-   * answers it as one process would (481).
+   * A CANCEL over UDP for an INVITE this worker does not hold. Requests are steered by Call-ID, but
+   * an INVITE over TCP/TLS is held by whichever worker holds its connection, and one over UDP by
+   * whichever got it while its owner was down, starting or not answering. The CANCEL goes round
+   * the workers (hops: how many have looked); the last one answers it as one process would (481).
    */
   let ringHops = 0;
   const unmatchedCancel = (bytes: Buffer, m: SipMessage, src: Source): boolean => {
-    const v = m.topVia;
-    if (v === null || v.transport === "UDP") return false;
+    if (m.topVia === null) return false;
     for (let k = 1; ringHops + k <= n - 1; k++) {
       if (ho.send((index + k) % n, bytes, src.address, src.port, ringHops + k)) {
         handoffs?.inc({ kind: "request", method: "CANCEL" });

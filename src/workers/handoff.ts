@@ -111,10 +111,15 @@ export class Handoff {
     return this.sock.address().port;
   }
 
-  /** The live workers' hand-off ports by index (0: that worker is gone) and the boot's token (hex). */
-  setPeers(ports: number[], token: string): void {
+  /**
+   * The live workers' hand-off ports by index (0: that worker is gone) and the boot's token (hex).
+   * Frames are accepted from every live worker's port, but sent only to the workers in `serving`
+   * (those that have started; all when undefined): a worker still starting has no SIP stack to
+   * take them, and the one that got a datagram handles it instead.
+   */
+  setPeers(ports: number[], token: string, serving?: readonly number[]): void {
     this.token = parseToken(token);
-    this.peers = ports.slice();
+    this.peers = ports.map((p, i) => (serving === undefined || serving.includes(i) ? p : 0));
     this.peerSet.clear();
     for (let i = 0; i < ports.length; i++) if (i !== this.index && ports[i]! > 0) this.peerSet.add(ports[i]!);
   }

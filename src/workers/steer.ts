@@ -11,16 +11,24 @@
  * handles it (the stack answers or drops it as it would in one process).
  *
  * The scan reads only the start line and the headers up to the blank line, as latin1 (no UTF-8
- * decoding); it neither validates nor allocates per header. It runs on every datagram before any
- * flood guard, so its work is bounded: at most SCAN_MAX_BYTES of the datagram and SCAN_MAX_LINES
- * header lines, and no part of the text is searched twice. A Call-ID beyond that is not seen: the
- * datagram has no owner and the worker that got it handles it.
+ * decoding), the way the parser reads them (folded lines belong to the header before them), so
+ * the owner is the hash of the Call-ID the stack will see; it neither validates nor allocates per
+ * header. It runs on every datagram before any flood guard, so its work is bounded: the first
+ * SCAN_FIRST_BYTES decoded (the rest only if the headers go on), at most SCAN_MAX_LINES header
+ * fields (the parser refuses more) and SCAN_MAX_PHYSICAL_LINES lines, and no part of the text is
+ * searched twice. A Call-ID beyond that is not seen: the datagram has no owner and the worker that
+ * got it handles it.
  */
 
-/** Bytes of a datagram the scan reads at most. */
-export const SCAN_MAX_BYTES = 8192;
-/** Header lines the scan visits at most. */
+/** Bytes of a datagram the scan reads at most: a whole UDP datagram (the parser reads them all). */
+export const SCAN_MAX_BYTES = 65535;
+/** Bytes decoded first; most messages' headers end before. */
+const SCAN_FIRST_BYTES = 8192;
+/** Header fields the scan visits at most (the parser's limit; continuation lines are part of a field). */
 export const SCAN_MAX_LINES = 100;
+
+/** Lines (fields and their continuation lines) the scan visits at most. */
+export const SCAN_MAX_PHYSICAL_LINES = 400;
 
 /** Header lines visited by scanMessage since the process started (lets tests check the bound). */
 export const scanStats = { lines: 0 };
@@ -71,21 +79,52 @@ function lower(s: string): string {
   return s.length <= 8 ? s.toLowerCase() : s;
 }
 
-/** The header fields steering needs, or null when the bytes are not a SIP message. */
+/** A header value as the parser gives it: folded lines joined by one space, trimmed. */
+function unfoldValue(v: string): string {
+  return (v.indexOf("\n") >= 0 ? v.replace(/[ \t\r]*\n[ \t]*/g, " ") : v).trim();
+}
+
+/** The top Via's branch parameter in the value of a Via header ("" when absent). */
+function branchOf(via: string): string {
+  let v = via;
+  const comma = v.indexOf(",");
+  if (comma >= 0) v = v.slice(0, comma);
+  const b = v.toLowerCase().indexOf(";branch=");
+  if (b < 0) return "";
+  let e = b + 8;
+  while (e < v.length) {
+    const c = v.charCodeAt(e);
+    if (c === 59 || c === 32 || c === 9 || c === 13 || c === 44) break;
+    e++;
+  }
+  return v.slice(b + 8, e);
+}
+
+/**
+ * The header fields steering needs, or null when the bytes are not a SIP message. It reads the
+ * headers as the parser (src/sip/parse.ts) does, so that the owner is the hash of the Call-ID the
+ * stack will see: a line starting with a space or tab continues the header before it (never a
+ * header of its own), and the headers end at the first empty line (CRLF or LF).
+ */
 export function scanMessage(buf: Buffer): SteerInfo | null {
   const head = buf.length > SCAN_MAX_BYTES ? buf.subarray(0, SCAN_MAX_BYTES) : buf;
-  let end = head.indexOf("\r\n\r\n");
-  if (end < 0) end = head.length;
-  const text = head.toString("latin1", 0, end);
-  let eol = text.indexOf("\n");
+  // at first only SCAN_FIRST_BYTES are decoded, the rest only when the headers go on (no search
+  // for the blank line ahead: Buffer.indexOf of "\r\n\r\n" is slow on bytes made of "\r\n")
+  const full = head.length;
+  let text = head.toString("latin1", 0, Math.min(full, SCAN_FIRST_BYTES));
+  // CR and LF before the start line are skipped, as the parser does (RFC 3261 7.5)
+  let sl = 0;
+  while (sl < text.length && (text.charCodeAt(sl) === 13 || text.charCodeAt(sl) === 10)) sl++;
+  let eol = text.indexOf("\n", sl);
   if (eol < 0) eol = text.length;
-  const first = text.slice(0, eol).trim();
+  const first = text.slice(sl, eol).trim();
   let response: boolean;
   let method = "";
-  if (first.startsWith("SIP/2.0 ")) response = true;
+  // the version in any case, as the parser reads it
+  if (first.length > 8 && first.slice(0, 8).toUpperCase() === "SIP/2.0 ") response = true;
   else {
     const sp = first.indexOf(" ");
-    if (sp <= 0 || !first.endsWith("SIP/2.0")) return null;
+    if (sp <= 0 || first.length < 7 || first.slice(first.length - 7).toUpperCase() !== "SIP/2.0") return null;
     response = false;
     method = first.slice(0, sp);
   }
@@ -93,14 +132,49 @@ export function scanMessage(buf: Buffer): SteerInfo | null {
   let callId = "";
   let sawVia = false;
   let cseqMethod = "";
+  /** The header being read that steering needs (0: none; 1: the top Via; 2: Call-ID; 3: CSeq) and where its value starts. */
+  let kind = 0;
+  let vs = 0;
+  let ve = 0;
+  const done = (): void => {
+    if (kind === 0) return;
+    const v = unfoldValue(text.slice(vs, ve));
+    if (kind === 1) branch = branchOf(v);
+    else if (kind === 2) callId = v;
+    else {
+      const parts = v.split(/\s+/);
+      cseqMethod = parts[1] ?? "";
+    }
+    kind = 0;
+  };
   let pos = eol + 1;
+  let fields = 0;
   let lines = 0;
   let nextColon = -1;
-  while (pos < text.length && lines < SCAN_MAX_LINES) {
-    lines++;
-    scanStats.lines++;
+  while (pos < text.length) {
     let nl = text.indexOf("\n", pos);
-    if (nl < 0) nl = text.length;
+    if (nl < 0) {
+      if (text.length < full) {
+        // the headers go on past what was decoded: decode them all (latin1: offsets do not change)
+        text = head.toString("latin1", 0, full);
+        nextColon = -1;
+        continue;
+      }
+      nl = text.length;
+    }
+    if (++lines > SCAN_MAX_PHYSICAL_LINES) break;
+    const c = text.charCodeAt(pos);
+    // an empty line: the end of the headers
+    if (nl === pos || (c === 13 && nl === pos + 1)) break;
+    scanStats.lines++;
+    if (c === 32 || c === 9) {
+      // a continuation of the header before it
+      if (kind !== 0) ve = nl;
+      pos = nl + 1;
+      continue;
+    }
+    done();
+    if (++fields > SCAN_MAX_LINES) break;
     // the next colon in the text, searched again only once the scan has passed it: lines
     // without one do not each search to the end
     if (nextColon < pos) {
@@ -112,27 +186,15 @@ export function scanMessage(buf: Buffer): SteerInfo | null {
       const name = lower(text.slice(pos, colon).trim());
       if (!sawVia && (name === "via" || name === "v")) {
         sawVia = true;
-        let v = text.slice(colon + 1, nl);
-        const comma = v.indexOf(",");
-        if (comma >= 0) v = v.slice(0, comma);
-        const b = v.toLowerCase().indexOf(";branch=");
-        if (b >= 0) {
-          let e = b + 8;
-          while (e < v.length) {
-            const c = v.charCodeAt(e);
-            if (c === 59 || c === 32 || c === 9 || c === 13 || c === 44) break;
-            e++;
-          }
-          branch = v.slice(b + 8, e);
-        }
-      } else if (callId === "" && (name === "call-id" || name === "i")) callId = text.slice(colon + 1, nl).trim();
-      else if (response && cseqMethod === "" && name === "cseq") {
-        const parts = text.slice(colon + 1, nl).trim().split(/\s+/);
-        cseqMethod = parts[1] ?? "";
-      }
+        kind = 1;
+      } else if (callId === "" && (name === "call-id" || name === "i")) kind = 2;
+      else if (response && cseqMethod === "" && name === "cseq") kind = 3;
+      vs = colon + 1;
+      ve = nl;
     }
     pos = nl + 1;
   }
+  done();
   return { response, method: response ? cseqMethod : method, branch, callId };
 }
 

@@ -360,6 +360,42 @@ describe("sip.workers: 2 (file routes)", () => {
     }
   });
 
+  it("the same with an RFC 2543 branch (the transaction matched by the whole Via): the CANCEL is passed round as it came, not with received/rport added", async () => {
+    const sock = await connectFrom("127.0.0.9", port);
+    const udp = await Peer.start("127.0.0.9");
+    try {
+      const got = tcpMessages(sock);
+      const ruri = `sip:+15125550122@127.0.0.1:${port}`;
+      const lp = sock.localPort!;
+      let crossed = 0;
+      const ids = callIds("tcp2543", 6);
+      for (let k = 0; k < ids.length && crossed === 0; k++) {
+        const callId = ids[k]!;
+        const via = `Via: SIP/2.0/TCP 127.0.0.9:${lp};branch=2543-tcpcancel-${k};rport`;
+        const head = (method: string): string[] => [`${method} ${ruri} SIP/2.0`, via, `From: <sip:+15125551111@127.0.0.9>;tag=tb${k}`, `To: <${ruri}>`, `Call-ID: ${callId}`, `CSeq: 1 ${method}`, "Max-Forwards: 70"];
+        sock.write([...head("INVITE"), `Contact: <sip:caller@127.0.0.9:${lp};transport=tcp>`, "Content-Length: 0", "", ""].join("\r\n"));
+        const inv = await waitFor(() => dest.got.find((m) => m.method === "INVITE" && m.callId === callId));
+        const holder = branchWorker(/branch=([^;,\s]+)/.exec(inv.vias[0]!)![1]!, 2);
+        dest.send(port, response(inv, "180 Ringing", { toTag: `tbr${k}` }));
+        await waitFor(() => got.find((m) => m.callId === callId && m.status === 180));
+        // the CANCEL comes over UDP: steered by its Call-ID, which may name the worker without the INVITE
+        udp.send(port, [...head("CANCEL"), "Content-Length: 0", "", ""].join("\r\n"));
+        const cancel = await waitFor(() => dest.got.find((m) => m.method === "CANCEL" && m.callId === callId), 5000);
+        dest.send(port, response(cancel, "200 OK", { toTag: `tbr${k}` }));
+        dest.send(port, response(inv, "487 Request Terminated", { toTag: `tbr${k}` }));
+        await waitFor(() => got.find((m) => m.callId === callId && m.status === 487), 5000);
+        // no 481 to the CANCEL from the worker without the INVITE, over either transport
+        expect([...got, ...udp.got].find((m) => m.callId === callId && m.status === 481)).toBeUndefined();
+        if (callIdWorker(callId, 2) !== holder) crossed++;
+      }
+      // Call-IDs alternate between the owners: one of the first two crossed
+      expect(crossed).toBe(1);
+    } finally {
+      sock.destroy();
+      await udp.close();
+    }
+  });
+
   it("a CANCEL over UDP that matches no INVITE on any worker gets one 481", async () => {
     // from the carrier (a trunk is answered 481), its Via naming TCP: passed round the workers,
     // answered once, by the last
@@ -374,6 +410,31 @@ describe("sip.workers: 2 (file routes)", () => {
     expect(answers().map((m) => `${m.callId} ${m.status}`).sort()).toEqual(ids.map((c) => `${c} 481`).sort());
     // each went to the other worker once
     expect(sample(await metrics(d), "didgate_sip_worker_handoffs_total", { method: "CANCEL" }) - before).toBeGreaterThanOrEqual(2);
+  });
+
+  it("CANCELs from an unknown source are not passed round the workers past its flood guard", async () => {
+    // each would otherwise be handed to the next worker before any check of its source: a flood
+    // of them costs every worker a hand-off per datagram (N-1 with N workers)
+    const stranger = await Peer.start("127.0.0.3");
+    try {
+      const ruri = `sip:+15125550122@127.0.0.1:${port}`;
+      const ids = callIds("strangecancel", 200);
+      const before = sample(await metrics(d), "didgate_sip_worker_handoffs_total", { method: "CANCEL" });
+      for (const [i, callId] of ids.entries()) {
+        stranger.send(port, [`CANCEL ${ruri} SIP/2.0`, `Via: SIP/2.0/TCP 127.0.0.3:${stranger.port};branch=z9hG4bK-sc-${i}`, "From: <sip:+15125551111@127.0.0.3>;tag=sc", `To: <${ruri}>`, `Call-ID: ${callId}`, "CSeq: 1 CANCEL", "Max-Forwards: 70", "Content-Length: 0", "", ""].join("\r\n"));
+        if (i % 20 === 19) await sleep(5);
+      }
+      await sleep(1500);
+      const handoffs = sample(await metrics(d), "didgate_sip_worker_handoffs_total", { method: "CANCEL" }) - before;
+      // steering alone hands off those that landed on the worker not owning their Call-ID (half
+      // of them are owned by each worker, so at most 100); passed round they would be 200 more
+      expect(handoffs).toBeGreaterThan(0);
+      expect(handoffs).toBeLessThanOrEqual(100 + 2 * 20);
+      // unknown_source: drop: nothing answered
+      expect(stranger.got.filter((m) => m.callId?.startsWith("strangecancel-") === true)).toEqual([]);
+    } finally {
+      await stranger.close();
+    }
   });
 
   it("/v1/status counts the calls in progress on every worker", async () => {
@@ -590,4 +651,116 @@ describe("sip.workers: 2, signals and re-forks", () => {
     await waitFor(() => (logLines(d!, "config reloaded").filter((l) => l.worker === 1).length > before ? true : undefined), 10_000);
     expect(await d.stop()).toBe(0);
   }, 40_000);
+});
+
+describe("sip.workers: 2, a worker forked again while traffic flows", () => {
+  let d: Daemon | undefined;
+  let carrier: Peer | undefined;
+  let dest: Peer | undefined;
+
+  afterAll(async () => {
+    if (d && d.child.exitCode === null) expect(await d.stop()).toBe(0);
+    await carrier?.close();
+    await dest?.close();
+  });
+
+  it("requests owned by a worker that is starting again are answered (by the worker that got them), none handed to it before it serves", async () => {
+    const dir = tempDir();
+    const port = await freePort();
+    carrier = await Peer.start("127.0.0.1");
+    dest = await Peer.start("127.0.0.5");
+    writeRoutes(dir, { "+15125550100": { voice: { targets: [`sip:+15125550100@127.0.0.5:${dest.port}`] } } });
+    d = await startDaemon(dir, {
+      sip: { workers: 2, listen: [`udp://127.0.0.1:${port}`], trunks: [{ name: "carrier", sources: ["127.0.0.1"], country_code: "1" }] },
+      routes: { file: "routes.yaml", watch: false },
+    });
+    const w1 = logLines(d, "worker forked").find((l) => l.worker === 1)!;
+    process.kill(w1.pid as number, "SIGKILL");
+    // (what was in flight to it as it died is lost, as in one process)
+    await waitFor(() => (logLines(d!, "worker died; starting it again").length > 0 ? true : undefined), 5000);
+    await sleep(50);
+    // an OPTIONS every 10 ms whose Call-ID worker 1 owns, from its death until well after its
+    // successor has started: each gets its 200 (a trunk's OPTIONS is answered by any worker)
+    const sent: string[] = [];
+    let startedAt = 0;
+    for (let i = 0; ; i++) {
+      const c = `refork-${i}@workers.test`;
+      if (callIdWorker(c, 2) !== 1) continue;
+      sent.push(c);
+      carrier.send(port, [`OPTIONS sip:127.0.0.1:${port} SIP/2.0`, `Via: SIP/2.0/UDP 127.0.0.1:${carrier.port};branch=z9hG4bK-rf-${i};rport`, "From: <sip:ping@127.0.0.1>;tag=rf", `To: <sip:127.0.0.1:${port}>`, `Call-ID: ${c}`, "CSeq: 1 OPTIONS", "Max-Forwards: 70", "Content-Length: 0", "", ""].join("\r\n"));
+      await sleep(10);
+      if (startedAt === 0 && logLines(d, "didgate workers started").length >= 2) startedAt = Date.now();
+      if (startedAt > 0 && Date.now() - startedAt > 500) break;
+      if (sent.length > 2000 || d.child.exitCode !== null) throw new Error("worker 1 not started again: " + d.out().slice(-2000));
+    }
+    await sleep(1000);
+    const answered = new Set(carrier.got.filter((m) => m.status === 200 && m.callId?.startsWith("refork-") === true).map((m) => m.callId));
+    expect(sent.length).toBeGreaterThan(100);
+    expect(sent.filter((c) => !answered.has(c))).toEqual([]);
+  }, 40_000);
+
+  it("a worker that stops answering (SIGSTOP) is not up: /readyz 503, the datagrams it owns answered by the other; up again once it answers", async () => {
+    if (d === undefined || carrier === undefined) throw new Error("no daemon");
+    const port = Number(/udp:\/\/127\.0\.0\.1:(\d+)/.exec(readFileSync(d.cfg, "utf8"))![1]);
+    const w1 = logLines(d, "worker forked").filter((l) => l.worker === 1).pop()!;
+    const pid = w1.pid as number;
+    expect((await fetch(d.admin + "/readyz")).status).toBe(200);
+    process.kill(pid, "SIGSTOP");
+    try {
+      const notReady = await waitFor(async () => {
+        const r = await fetch(d!.admin + "/readyz");
+        return r.status === 503 ? ((await r.json()) as { reasons: string[]; checks: { workers: { count: number; up: number[] } } }) : undefined;
+      }, 10_000, 100);
+      expect(notReady.reasons).toContain("SIP workers not all up (1 of 2)");
+      expect(notReady.checks.workers).toEqual({ count: 2, up: [0] });
+      const sent: string[] = [];
+      for (let i = 0; sent.length < 20; i++) {
+        const c = `stopped-${i}@workers.test`;
+        if (callIdWorker(c, 2) !== 1) continue;
+        sent.push(c);
+        carrier.send(port, [`OPTIONS sip:127.0.0.1:${port} SIP/2.0`, `Via: SIP/2.0/UDP 127.0.0.1:${carrier.port};branch=z9hG4bK-st-${i};rport`, "From: <sip:ping@127.0.0.1>;tag=st", `To: <sip:127.0.0.1:${port}>`, `Call-ID: ${c}`, "CSeq: 1 OPTIONS", "Max-Forwards: 70", "Content-Length: 0", "", ""].join("\r\n"));
+        await sleep(10);
+      }
+      await waitFor(() => (sent.every((c) => carrier!.got.some((m) => m.status === 200 && m.callId === c)) ? true : undefined), 5000);
+    } finally {
+      process.kill(pid, "SIGCONT");
+    }
+    await waitFor(async () => ((await fetch(d!.admin + "/readyz")).status === 200 ? true : undefined), 10_000, 100);
+    expect(d.out()).toContain('"worker not answering; counted as down"');
+    await waitFor(() => (d!.out().includes('"worker answering again"') ? true : undefined), 5000);
+  }, 40_000);
+
+  it("an INVITE over UDP handled by another worker while its owner was stopped is still CANCELled once the owner is back", async () => {
+    if (d === undefined || carrier === undefined || dest === undefined) throw new Error("no daemon");
+    const port = Number(/udp:\/\/127\.0\.0\.1:(\d+)/.exec(readFileSync(d.cfg, "utf8"))![1]);
+    const pid = logLines(d, "worker forked").filter((l) => l.worker === 1).pop()!.pid as number;
+    const callee = dest;
+    try {
+      process.kill(pid, "SIGSTOP");
+      const callId = callIds("stopcancel", 2)[1]!; // owned by worker 1
+      const ruri = `sip:+15125550100@127.0.0.1:${port}`;
+      const o = { branch: "z9hG4bK-stopcancel", fromTag: "sc1" };
+      try {
+        await waitFor(async () => ((await fetch(d!.admin + "/readyz")).status === 503 ? true : undefined), 10_000, 100);
+        carrier.send(port, req("INVITE", ruri, carrier, callId, o));
+        const inv = await waitFor(() => callee.got.find((m) => m.method === "INVITE" && m.callId === callId), 5000);
+        expect(branchWorker(/branch=([^;,\s]+)/.exec(inv.vias[0]!)![1]!, 2)).toBe(0);
+        callee.send(port, response(inv, "180 Ringing", { toTag: "sct" }));
+        await waitFor(() => carrier!.got.find((m) => m.callId === callId && m.status === 180), 5000);
+      } finally {
+        process.kill(pid, "SIGCONT");
+      }
+      await waitFor(async () => ((await fetch(d!.admin + "/readyz")).status === 200 ? true : undefined), 10_000, 100);
+      // the CANCEL goes to worker 1 (its Call-ID's owner), which holds no INVITE: passed round to worker 0
+      carrier.send(port, req("CANCEL", ruri, carrier, callId, o));
+      const cancel = await waitFor(() => callee.got.find((m) => m.method === "CANCEL" && m.callId === callId), 5000);
+      callee.send(port, response(cancel, "200 OK"));
+      const inv = callee.got.find((m) => m.method === "INVITE" && m.callId === callId)!;
+      callee.send(port, response(inv, "487 Request Terminated", { toTag: "sct" }));
+      expect((await waitFor(() => carrier!.got.find((m) => m.callId === callId && m.cseq?.method === "CANCEL" && m.status >= 200), 5000)).status).toBe(200);
+      expect((await waitFor(() => carrier!.got.find((m) => m.callId === callId && m.cseq?.method === "INVITE" && m.status >= 300), 5000)).status).toBe(487);
+    } finally {
+      callee.got.length = 0;
+    }
+  }, 60_000);
 });

@@ -1,8 +1,10 @@
 import { randomBytes } from "node:crypto";
 import dgram from "node:dgram";
 import { afterEach, describe, expect, it } from "vitest";
-import { branchTag, branchWorker, callIdWorker, methodLabel, ownerOf, SCAN_MAX_BYTES, SCAN_MAX_LINES, scanMessage, scanStats } from "../../src/workers/steer.js";
+import { branchTag, branchWorker, callIdWorker, methodLabel, ownerOf, SCAN_MAX_BYTES, SCAN_MAX_LINES, SCAN_MAX_PHYSICAL_LINES, scanMessage, scanStats } from "../../src/workers/steer.js";
 import { decodeFrame, encodeFrame, Handoff, parseToken } from "../../src/workers/handoff.js";
+import { parseMessage } from "../../src/sip/parse.js";
+import { SipParseError } from "../../src/sip/index.js";
 
 const crlf = (lines: string[]): Buffer => Buffer.from(lines.join("\r\n") + "\r\n\r\n", "latin1");
 
@@ -95,6 +97,65 @@ describe("steer: scanning a datagram", () => {
   it("method labels are a closed set", () => {
     expect(methodLabel("BYE")).toBe("BYE");
     expect(methodLabel("X-EVIL-" + "A".repeat(100))).toBe("other");
+  });
+});
+
+describe("steer: the scan reads a Call-ID and top Via as the parser does", () => {
+  // the worker a datagram is steered to must be the one its Call-ID (as the stack parses it) hashes
+  // to: otherwise retransmissions of one INVITE are spread over the workers (each a new call),
+  // and its CANCEL or ACK may miss the worker holding it
+  const agree = (raw: string): void => {
+    const buf = Buffer.from(raw, "latin1");
+    const m = parseMessage(buf);
+    if (m instanceof SipParseError) throw new Error("test message does not parse: " + m.detail);
+    const s = scanMessage(buf)!;
+    expect(s.callId, JSON.stringify(raw)).toBe(m.callId);
+    expect(s.branch, JSON.stringify(raw)).toBe(m.topVia!.branch ?? "");
+    for (const n of [2, 3, 4]) expect(ownerOf(s, n)).toBe(m.isRequest ? callIdWorker(m.callId!, n) : ownerOf({ ...s, callId: m.callId! }, n));
+  };
+  const inv = (headers: string[], eol = "\r\n"): string => ["INVITE sip:+15125550100@10.0.0.2 SIP/2.0", ...headers, "From: <sip:a@h>;tag=1", "To: <sip:b@h>", "CSeq: 1 INVITE", "Max-Forwards: 70", "Content-Length: 0", "", ""].join(eol);
+  it("a folded Call-ID (its value on the next line)", () => {
+    agree(inv(["Via: SIP/2.0/UDP 10.0.0.1;branch=z9hG4bK-1", "Call-ID:", "  fold-1@10.0.0.1"]));
+    agree(inv(["Via: SIP/2.0/UDP 10.0.0.1;branch=z9hG4bK-1", "Call-ID:\t", "\tfold-2@10.0.0.1"], "\n"));
+  });
+  it("a continuation line that looks like a Call-ID header is part of the header before it", () => {
+    agree(inv(["Via: SIP/2.0/UDP 10.0.0.1;branch=z9hG4bK-1", "Subject: hello", " Call-ID: evil@attacker", "Call-ID: real@10.0.0.1"]));
+  });
+  it("LF line ends: nothing after the blank line is a header", () => {
+    agree(inv(["Via: SIP/2.0/UDP 10.0.0.1;branch=z9hG4bK-1", "Call-ID:", " lf-1@10.0.0.1"], "\n").replace(/\n\n$/, "\n\nCall-ID: body@x\n"));
+  });
+  it("a folded top Via: its branch", () => {
+    agree(inv(["Via: SIP/2.0/UDP 10.0.0.1", " ;branch=z9hG4bK-w1-7;rport", "Call-ID: v@h"]));
+    const res = ["SIP/2.0 200 OK", "Via: SIP/2.0/UDP 127.0.0.1:5060", " ;branch=z9hG4bKab-w1-3", "From: <sip:a@h>;tag=1", "To: <sip:b@h>;tag=2", "Call-ID: zz", "CSeq: 1 INVITE", "Content-Length: 0", "", ""].join("\r\n");
+    agree(res);
+    expect(ownerOf(scanMessage(Buffer.from(res, "latin1"))!, 2)).toBe(1);
+  });
+  it("CR and LF before the start line, the version in lower case: a response still goes to the worker of its branch", () => {
+    const res = ["SIP/2.0 200 OK", "Via: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKab-w1-3", "From: <sip:a@h>;tag=1", "To: <sip:b@h>;tag=2", "Call-ID: zz0", "CSeq: 1 INVITE", "Content-Length: 0", "", ""].join("\r\n");
+    for (const raw of ["\r\n" + res, "\r\n\r\n" + res, res.replace("SIP/2.0 200", "sip/2.0 200")]) {
+      agree(raw);
+      expect(ownerOf(scanMessage(Buffer.from(raw, "latin1"))!, 2)).toBe(1);
+    }
+    agree("\r\n" + inv(["Via: SIP/2.0/UDP 10.0.0.1;branch=z9hG4bK-1", "Call-ID: lead@h"]).replace(" SIP/2.0\r\n", " sip/2.0\r\n"));
+  });
+  it("a Call-ID after 8 KiB of headers the parser accepts", () => {
+    agree(inv(["Via: SIP/2.0/UDP 10.0.0.1;branch=z9hG4bK-1", "X-A: " + "a".repeat(6000), "X-B: " + "b".repeat(6000), "Call-ID: late@10.0.0.1"]));
+  });
+  it("a Call-ID after more than 100 lines when some are continuations (the parser counts headers)", () => {
+    const hs = ["Via: SIP/2.0/UDP 10.0.0.1;branch=z9hG4bK-1"];
+    for (let i = 0; i < 40; i++) hs.push("X-" + i + ": a", " b", " c");
+    hs.push("Call-ID: many@10.0.0.1");
+    agree(inv(hs));
+  });
+  it("the work stays bounded on 64 KB of continuation or colon-less lines", () => {
+    for (const body of ["X: a\r\n" + " b\r\n".repeat(16000), "a\n".repeat(32000), "X: a\n" + " \n".repeat(32000)]) {
+      const before = scanStats.lines;
+      const s = scanMessage(Buffer.from("INVITE sip:a@b SIP/2.0\r\n" + body, "latin1"))!;
+      expect(s.callId).toBe("");
+      expect(scanStats.lines - before).toBeLessThanOrEqual(SCAN_MAX_PHYSICAL_LINES);
+    }
+    expect(SCAN_MAX_LINES).toBe(100);
+    expect(SCAN_MAX_BYTES).toBeGreaterThanOrEqual(65507);
   });
 });
 
