@@ -104,38 +104,62 @@ export async function runPrimary(loaded: LoadedConfig, n: number): Promise<void>
   const c = loaded.config;
   // the dialog secret file is made once here: workers read it, none races to create it
   loadDialogSecrets({ secret: c.sip.dialog_secret, previous: c.sip.dialog_secret_previous, stateDir: resolvePath(loaded.baseDir, c.state_dir), logger: log, shared: c.routes.redis !== undefined });
-  let scrapeSeq = 0;
-  /** Scrapes in progress: the workers asked and what they answered (removed when done). */
-  const scrapes = new Map<number, { asked: Set<number>; got: Map<number, WorkerMetrics>; finish: () => void }>();
+  let askSeq = 0;
+  /** Questions to the workers in progress: those asked, what they answered (removed when done). */
+  const asks = new Map<number, { asked: Set<number>; got: Map<number, unknown>; finish: () => void }>();
   /**
-   * Every started worker's metrics, aggregated (each gauge by its aggregator, the rest summed),
-   * plus didgate_worker_up: a worker that does not answer within METRICS_WAIT_MS is left out
-   * rather than failing the scrape.
+   * Ask every worker that is up (started and answering heartbeats) with `ask(id)`; `done` gets the
+   * answers by worker once all have answered, or after `waitMs` with those that did (a worker that
+   * is stopped or busy is left out rather than failing the question).
+   */
+  const gather = <T>(ask: (id: number) => Msg, waitMs: number, done: (got: Map<number, T>) => void): void => {
+    const id = ++askSeq;
+    const asked = new Set<number>();
+    const got = new Map<number, unknown>();
+    let timer: NodeJS.Timeout | undefined;
+    const finish = (): void => {
+      if (!asks.delete(id)) return;
+      if (timer !== undefined) clearTimeout(timer);
+      done(got as Map<number, T>);
+    };
+    asks.set(id, { asked, got, finish });
+    for (const i of upList()) {
+      const w = byIndex.get(i);
+      if (w === undefined || !w.isConnected()) continue;
+      asked.add(i);
+      w.send(ask(id));
+    }
+    if (asked.size === 0) finish();
+    else timer = setTimeout(finish, waitMs);
+  };
+  /** Worker `index` answered question `id` (`value` undefined: it had nothing to give). */
+  const answered = (id: number, index: number, value: unknown): void => {
+    const a = asks.get(id);
+    if (a === undefined || !a.asked.delete(index)) return;
+    if (value !== undefined) a.got.set(index, value);
+    if (a.asked.size === 0) a.finish();
+  };
+  /**
+   * Every worker's metrics, aggregated (each gauge by its aggregator, the rest summed), plus
+   * didgate_worker_up: a worker that does not answer within METRICS_WAIT_MS is left out.
    */
   const scrape = (): Promise<string> =>
-    new Promise<string>((resolve, reject) => {
-      const id = ++scrapeSeq;
-      const asked = new Set<number>();
-      const got = new Map<number, WorkerMetrics>();
-      let timer: NodeJS.Timeout | undefined;
-      const finish = (): void => {
-        if (!scrapes.delete(id)) return;
-        if (timer !== undefined) clearTimeout(timer);
+    new Promise<string>((resolve, reject) =>
+      gather<WorkerMetrics>((id) => ({ type: "didgate:metrics-get", id }), METRICS_WAIT_MS, (got) => {
         try {
           const reg = AggregatorRegistry.aggregate([...got.values()]);
           reg.metrics().then((body) => resolve(body + workerUpText(n, new Set(got.keys()))), reject);
         } catch (err) {
           reject(err instanceof Error ? err : new Error(String(err)));
         }
-      };
-      scrapes.set(id, { asked, got, finish });
-      for (const [i, w] of byIndex) {
-        if (!started.has(i) || !w.isConnected()) continue;
-        asked.add(i);
-        w.send({ type: "didgate:metrics-get", id } satisfies Msg);
-      }
-      if (asked.size === 0) finish();
-      else timer = setTimeout(finish, METRICS_WAIT_MS);
+      }),
+    );
+  /** Every worker's calls in progress, by index (-1: no answer within STATUS_WAIT_MS). */
+  const gatherCalls = (done: (calls: number[]) => void): void =>
+    gather<number>((id) => ({ type: "didgate:calls-get", id }), STATUS_WAIT_MS, (got) => {
+      const calls = new Array<number>(n).fill(-1);
+      for (const [i, c] of got) calls[i] = c;
+      done(calls);
     });
   const ports: number[] = new Array<number>(n).fill(0);
   const byIndex = new Map<number, Worker>();
@@ -162,29 +186,6 @@ export async function runPrimary(loaded: LoadedConfig, n: number): Promise<void>
     const w0 = byIndex.get(0);
     if (w0 !== undefined && started.has(0) && w0.isConnected()) w0.send({ type: "didgate:workers-up", up: upList() } satisfies Msg);
   };
-  let callsSeq = 0;
-  const callsAsks = new Map<number, { asked: Set<number>; got: number[]; finish: () => void }>();
-  /** Every started worker's calls in progress (-1: no answer within STATUS_WAIT_MS). */
-  const gatherCalls = (done: (calls: number[]) => void): void => {
-    const id = ++callsSeq;
-    const asked = new Set<number>();
-    const got = new Array<number>(n).fill(-1);
-    let timer: NodeJS.Timeout | undefined;
-    const finish = (): void => {
-      if (!callsAsks.delete(id)) return;
-      if (timer !== undefined) clearTimeout(timer);
-      done(got);
-    };
-    callsAsks.set(id, { asked, got, finish });
-    for (const [i, w] of byIndex) {
-      if (!started.has(i) || !w.isConnected()) continue;
-      asked.add(i);
-      w.send({ type: "didgate:calls-get", id } satisfies Msg);
-    }
-    if (asked.size === 0) finish();
-    else timer = setTimeout(finish, STATUS_WAIT_MS);
-  };
-
   /**
    * The hand-off ports to every worker; 0 for a worker that is gone. Datagrams are handed only to
    * the workers that have started (`serving`): one starting (again) has no SIP stack yet.
@@ -224,21 +225,14 @@ export async function runPrimary(loaded: LoadedConfig, n: number): Promise<void>
         broadcastPeers();
         if (started.size === n) log.info({ workers: n }, "didgate workers started");
       } else if (m.type === "didgate:metrics-json") {
-        const sc = scrapes.get(m.id);
-        if (sc === undefined || !sc.asked.has(index)) return;
-        sc.asked.delete(index);
-        if (m.metrics !== undefined) sc.got.set(index, m.metrics);
-        if (sc.asked.size === 0) sc.finish();
+        answered(m.id, index, m.metrics);
       } else if (m.type === "didgate:call-ended") {
         // a BYE passed by a worker that held nothing of the call: the one that does releases it
         const e = callEnded(m);
         if (e === undefined) return;
         for (const [i, o] of byIndex) if (i !== index && started.has(i) && o.isConnected()) o.send({ type: "didgate:call-ended", ...e } satisfies Msg);
       } else if (m.type === "didgate:calls-part") {
-        const a = callsAsks.get(m.id);
-        if (a === undefined || !a.asked.delete(index)) return;
-        if (Number.isInteger(m.calls) && m.calls >= 0) a.got[index] = m.calls;
-        if (a.asked.size === 0) a.finish();
+        answered(m.id, index, Number.isInteger(m.calls) && m.calls >= 0 ? m.calls : undefined);
       } else if (m.type === "didgate:calls-req") {
         gatherCalls((calls) => w.isConnected() && w.send({ type: "didgate:calls-res", id: m.id, calls } satisfies Msg));
       } else if (m.type === "didgate:metrics-req") {
@@ -252,8 +246,7 @@ export async function runPrimary(loaded: LoadedConfig, n: number): Promise<void>
       if (byIndex.get(index) === w) byIndex.delete(index);
       reloadPending.delete(index);
       // a scrape does not wait for a worker that is gone
-      for (const sc of scrapes.values()) if (sc.asked.delete(index) && sc.asked.size === 0) sc.finish();
-      for (const a of callsAsks.values()) if (a.asked.delete(index) && a.asked.size === 0) a.finish();
+      for (const a of asks.values()) if (a.asked.delete(index) && a.asked.size === 0) a.finish();
       if (stopping) {
         if (code !== 0) exitCode = 1;
         if (byIndex.size === 0) process.exit(exitCode);
