@@ -6,13 +6,17 @@
  *
  * Redis: `<prefix>activity:in` and `<prefix>activity:out`, HASHes number -> epoch ms.
  */
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
+import { mkdir, open, rename } from "node:fs/promises";
 import { dirname } from "node:path";
 import type { Cluster, Redis } from "ioredis";
 import type { Logger } from "pino";
 import { errMessage } from "../util/errors.js";
 
 export type Direction = "in" | "out";
+
+/** Numbers written to the activity file per turn of the event loop. */
+const SLICE = 5000;
 
 const MAX_SET = `
 for i = 1, #ARGV, 2 do
@@ -91,11 +95,42 @@ export class ActivityRecorder {
     }
     for (const d of ["in", "out"] as const) for (const [k, v] of batch[d]) if ((this.local[d].get(k) ?? 0) < v) this.local[d].set(k, v);
     if (this.o.file !== undefined) {
-      mkdirSync(dirname(this.o.file), { recursive: true });
-      const tmp = this.o.file + ".tmp";
-      writeFileSync(tmp, JSON.stringify({ in: Object.fromEntries(this.local.in), out: Object.fromEntries(this.local.out) }));
-      renameSync(tmp, this.o.file);
+      try {
+        await this.writeFile(this.o.file);
+      } catch (err) {
+        this.o.logger.warn({ file: this.o.file, err: errMessage(err) }, "activity file not written; will retry at the next flush");
+      }
     }
+  }
+
+  /**
+   * The whole file again, written in slices of SLICE numbers, each an asynchronous write: a table
+   * of many numbers does not stall calls and messages (100k numbers took one 60 ms block as one
+   * JSON.stringify and writeFileSync). Renamed over the old file once complete.
+   */
+  private async writeFile(file: string): Promise<void> {
+    await mkdir(dirname(file), { recursive: true });
+    const tmp = file + ".tmp";
+    const fh = await open(tmp, "w");
+    try {
+      let parts: string[] = [];
+      for (const d of ["in", "out"] as const) {
+        parts.push(d === "in" ? '{"in":{' : '},"out":{');
+        let n = 0;
+        for (const [k, v] of this.local[d]) {
+          parts.push((n === 0 ? "" : ",") + JSON.stringify(k) + ":" + v);
+          if (++n % SLICE === 0) {
+            await fh.write(parts.join(""));
+            parts = [];
+          }
+        }
+      }
+      parts.push("}}");
+      await fh.write(parts.join(""));
+    } finally {
+      await fh.close();
+    }
+    await rename(tmp, file);
   }
 
   /** Every number's last activity (after a flush). */

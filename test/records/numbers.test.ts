@@ -55,6 +55,27 @@ describe("number activity", () => {
     expect((await b.all()).get("+15125550100")).toEqual({ out: 5000 });
     await b.close();
   });
+
+  it("a file of many numbers is written in slices, each turn of the event loop short, and read back whole", async () => {
+    const file = join(dir, "activity-many.json");
+    let t = 1000;
+    const a = new ActivityRecorder({ file, logger, now: () => t++, flushMs: 60_000, maxPending: 1_000_000 });
+    for (let i = 0; i < 30_000; i++) a.touch("+1512" + String(i).padStart(7, "0"), i % 3 === 0 ? "out" : "in");
+    // turns of the event loop while it writes: more than one means it yielded between slices
+    let turns = 0;
+    const tick = setInterval(() => turns++, 0);
+    await a.flush();
+    clearInterval(tick);
+    expect(turns).toBeGreaterThan(1);
+    await a.close();
+    const b = new ActivityRecorder({ file, logger });
+    const all = await b.all();
+    expect(all.size).toBe(30_000);
+    expect(all.get("+15120000000")).toEqual({ out: 1000 });
+    expect(all.get("+15120029999")).toEqual({ in: 30_999 });
+    expect(all.get("+15120000001")).toEqual({ in: 1001 });
+    await b.close();
+  });
 });
 
 describe("numbers report", () => {
