@@ -22,6 +22,25 @@ export class LocalCount<T extends string = string> {
 
 type Collectable = { collect?: () => unknown };
 
+/**
+ * The local children of `metric` kept in `map`; the first time, the metric's collect is wrapped
+ * so that `fold` runs before it (each scrape sees what was counted locally).
+ */
+function childrenOf<C>(map: WeakMap<object, C[]>, metric: object, fold: () => void): C[] {
+  let list = map.get(metric);
+  if (list === undefined) {
+    list = [];
+    map.set(metric, list);
+    const m = metric as Collectable;
+    const prev = m.collect;
+    m.collect = function (this: unknown) {
+      fold();
+      return prev?.call(this);
+    };
+  }
+  return list;
+}
+
 const children = new WeakMap<object, LocalCount[]>();
 
 /** Fold every local count of `counter` into it (done by its collect; exported for tests). */
@@ -42,17 +61,7 @@ export function foldLocal(counter: Counter<string>): void {
  * counter keeps its children for its lifetime); label values must come from closed sets.
  */
 export function localChild<T extends string>(counter: Counter<T>, labels: LabelValues<T>): LocalCount<T> {
-  let list = children.get(counter);
-  if (list === undefined) {
-    list = [];
-    children.set(counter, list);
-    const m = counter as unknown as Collectable;
-    const prev = m.collect;
-    m.collect = function (this: unknown) {
-      foldLocal(counter as unknown as Counter<string>);
-      return prev?.call(this);
-    };
-  }
+  const list = childrenOf(children, counter, () => foldLocal(counter as unknown as Counter<string>));
   const c = new LocalCount<T>(labels);
   list.push(c as LocalCount);
   return c;
@@ -100,17 +109,7 @@ export function foldLocalGauge(gauge: Gauge<string>): void {
  * set and keep it; label values must come from closed sets. Not for gauges that are also set().
  */
 export function localGaugeChild<T extends string>(gauge: Gauge<T>, labels: LabelValues<T>): LocalGaugeDelta<T> {
-  let list = gaugeChildren.get(gauge);
-  if (list === undefined) {
-    list = [];
-    gaugeChildren.set(gauge, list);
-    const m = gauge as unknown as Collectable;
-    const prev = m.collect;
-    m.collect = function (this: unknown) {
-      foldLocalGauge(gauge as unknown as Gauge<string>);
-      return prev?.call(this);
-    };
-  }
+  const list = childrenOf(gaugeChildren, gauge, () => foldLocalGauge(gauge as unknown as Gauge<string>));
   const c = new LocalGaugeDelta<T>(labels);
   list.push(c as LocalGaugeDelta);
   return c;
@@ -212,17 +211,7 @@ export function foldLocalHistogram(hist: Histogram<string>): void {
  * and keep it, and observe that label set through it only; label values from closed sets.
  */
 export function localHistogramChild<T extends string>(hist: Histogram<T>, labels: LabelValues<T>): LocalObserve {
-  let list = histogramChildren.get(hist);
-  if (list === undefined) {
-    list = [];
-    histogramChildren.set(hist, list);
-    const m = hist as unknown as Collectable;
-    const prev = m.collect;
-    m.collect = function (this: unknown) {
-      foldLocalHistogram(hist as unknown as Histogram<string>);
-      return prev?.call(this);
-    };
-  }
+  const list = childrenOf(histogramChildren, hist, () => foldLocalHistogram(hist as unknown as Histogram<string>));
   const c = new LocalObserve(labels as Record<string, string>, (hist as unknown as HistogramInternals).upperBounds);
   list.push(c);
   return c;
