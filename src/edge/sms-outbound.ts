@@ -944,6 +944,7 @@ export class SmsOutbound {
       this.o.receipts.submitStart(name);
       let r: Awaited<ReturnType<SmppService["submit"]>>;
       let done = { tracked: false, acked: false };
+      let held = false;
       meta ??= this.o.shared !== undefined ? bodyMetaJson(body) : "";
       const marker = await this.markInFlight(job, body, name, meta);
       this.countSubmit(name, body.parts);
@@ -956,6 +957,7 @@ export class SmsOutbound {
           this.metrics.inDoubt.inc({ outcome: "unanswered" });
           this.o.logger.info({ id: body.id, bind: name, error: r.error }, "sms outbound: submit_sm not answered: in doubt, held for a carrier receipt");
           await this.holdInFlight(marker, body.id);
+          held = true;
         } else if (marker !== undefined) void this.clearInFlight(marker, body.id);
       } finally {
         this.o.receipts.submitEnd(name);
@@ -981,6 +983,9 @@ export class SmsOutbound {
       if (throttled) this.cooldown.set(name, performance.now() + (this.o.cooldownMs ?? 1000));
       this.metrics.binds.inc({ bind: name, outcome: throttled ? "throttled" : "temporary" });
       lastReason = reason;
+      // this bind's carrier may have the message: not offered to the route's next bind now (a
+      // second copy), the next attempt holds it for a receipt as above
+      if (held) return { kind: "retry", reason };
     }
     if (retryAfterMs === undefined && !tried) {
       // no bind could take it (all down or cooling down): look again soon, not at the slow end of
