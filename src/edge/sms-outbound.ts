@@ -951,9 +951,11 @@ export class SmsOutbound {
       try {
         r = await smpp.submit(name, msg);
         if (r.outcome === "ok") done = await this.sent(job, body, name, r.message_ids, marker, meta);
-        else if (marker !== undefined && unanswered(r)) {
+        else if (marker !== undefined && unanswered(r) && r.message_ids.length === 0) {
           // the submit went out and no answer came: the carrier may have it. Held as after a
-          // crash (the next attempt waits smpp.in_doubt_hold_s for a receipt that matches it)
+          // crash (the next attempt waits smpp.in_doubt_hold_s for a receipt that matches it).
+          // Not when an earlier part was accepted: the receipt that matches the text start is
+          // that part's, and tells nothing of the unanswered one (sent again, as after an error)
           this.metrics.inDoubt.inc({ outcome: "unanswered" });
           this.o.logger.info({ id: body.id, bind: name, error: r.error }, "sms outbound: submit_sm not answered: in doubt, held for a carrier receipt");
           await this.holdInFlight(marker, body.id);

@@ -68,7 +68,7 @@ beforeAll(async () => {
         response_timeout_s: TIMEOUT_S,
         in_doubt_hold_s: HOLD_S,
         binds: [
-          { name: "smsc-b", host: "127.0.0.1", port: smsc.port, system_id: "didgate", password: "pw", tps: 50, reconnect_min_s: 0.2, reconnect_max_s: 1 },
+          { name: "smsc-b", host: "127.0.0.1", port: smsc.port, system_id: "didgate", password: "pw", tps: 50, long_messages: "udh", reconnect_min_s: 0.2, reconnect_max_s: 1 },
           { name: "smsc-c", host: "127.0.0.1", port: smsc2.port, system_id: "didgate", password: "pw", tps: 50, reconnect_min_s: 0.2, reconnect_max_s: 1 },
         ],
       },
@@ -158,5 +158,31 @@ describe("outbound submit_sm without an answer in time", () => {
     await new Promise((res) => setTimeout(res, (HOLD_S + 2) * 1000));
     expect(texts(smsc).filter((t) => t === text)).toHaveLength(1);
     expect(texts(smsc2).filter((t) => t === text)).toHaveLength(0);
+  }, 60_000);
+
+  it("a multi-part message whose later part is not answered is sent again, not marked sent by the receipt of its first part", async () => {
+    const head = "multi part, 2nd unanswered ";
+    const tail = "y".repeat(200);
+    let late = 0;
+    // the first part is answered at once; the first copy of the second part 3 s late (after the 1 s timeout)
+    smsc.options.submitStatusOf = (p) => {
+      const t = String((p.short_message as { message: string }).message);
+      smsc.options.respondAfterMs = t.startsWith("yyyy") && late++ === 0 ? 3000 : undefined;
+      return 0;
+    };
+    // every part's receipt 2 s after its submit: the first part's (its text start is the message's) after the timeout
+    smsc.options.receiptAfterMs = 2000;
+    onTestFinished(() => {
+      smsc.options.respondAfterMs = undefined;
+      smsc.options.receiptAfterMs = undefined;
+      smsc.options.submitStatusOf = undefined;
+    });
+    const r = await esme!.send("submit_sm", { source_addr: "15125550100", source_addr_ton: 1, destination_addr: "447700900300", dest_addr_ton: 1, message_payload: head + tail, registered_delivery: 1 });
+    expect(r.command_status).toBe(0);
+    const firsts = (): number => texts(smsc).filter((t) => t.startsWith(head)).length;
+    await waitFor(() => firsts() >= 1, 10_000, 100);
+    // the second part reached the carrier only as far as the timeout tells: the message goes again
+    await waitFor(() => firsts() >= 2, (HOLD_S + 6) * 1000, 100);
+    expect(late).toBeGreaterThanOrEqual(2);
   }, 60_000);
 });
