@@ -944,18 +944,22 @@ export class SmsOutbound {
       this.o.receipts.submitStart(name);
       let r: Awaited<ReturnType<SmppService["submit"]>>;
       let done = { tracked: false, acked: false };
+      let held = false;
       meta ??= this.o.shared !== undefined ? bodyMetaJson(body) : "";
       const marker = await this.markInFlight(job, body, name, meta);
       this.countSubmit(name, body.parts);
       try {
         r = await smpp.submit(name, msg);
         if (r.outcome === "ok") done = await this.sent(job, body, name, r.message_ids, marker, meta);
-        else if (marker !== undefined && unanswered(r)) {
+        else if (marker !== undefined && unanswered(r) && r.message_ids.length === 0) {
           // the submit went out and no answer came: the carrier may have it. Held as after a
-          // crash (the next attempt waits smpp.in_doubt_hold_s for a receipt that matches it)
+          // crash (the next attempt waits smpp.in_doubt_hold_s for a receipt that matches it).
+          // Not when an earlier part was accepted: the receipt that matches the text start is
+          // that part's, and tells nothing of the unanswered one (sent again, as after an error)
           this.metrics.inDoubt.inc({ outcome: "unanswered" });
           this.o.logger.info({ id: body.id, bind: name, error: r.error }, "sms outbound: submit_sm not answered: in doubt, held for a carrier receipt");
           await this.holdInFlight(marker, body.id);
+          held = true;
         } else if (marker !== undefined) void this.clearInFlight(marker, body.id);
       } finally {
         this.o.receipts.submitEnd(name);
@@ -981,6 +985,9 @@ export class SmsOutbound {
       if (throttled) this.cooldown.set(name, performance.now() + (this.o.cooldownMs ?? 1000));
       this.metrics.binds.inc({ bind: name, outcome: throttled ? "throttled" : "temporary" });
       lastReason = reason;
+      // this bind's carrier may have the message: not offered to the route's next bind now (a
+      // second copy), the next attempt holds it for a receipt as above
+      if (held) return { kind: "retry", reason };
     }
     if (retryAfterMs === undefined && !tried) {
       // no bind could take it (all down or cooling down): look again soon, not at the slow end of

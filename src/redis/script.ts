@@ -28,7 +28,8 @@ interface Call {
 /**
  * The script's body as a function run once per call: ARGV[1] the number of calls, then per call
  * its key and argument counts, then every call's arguments; KEYS every call's keys. Returns per
- * call {1, result} or {0, error message}.
+ * call {1, result} or {0, error message}: an error the body raised or returned (an error reply,
+ * which alone would have failed the call, is not nested in the answer as a value).
  */
 function batchSource(source: string): string {
   return `local function one(KEYS, ARGV)
@@ -45,7 +46,8 @@ for c = 1, n do
   k = k + nk
   p = p + na
   local ok, r = pcall(one, ks, as)
-  if ok then out[c] = {1, r}
+  if ok and type(r) == 'table' and type(r.err) == 'string' then out[c] = {0, r.err}
+  elseif ok then out[c] = {1, r}
   else
     if type(r) == 'table' then r = r.err or 'script error' end
     out[c] = {0, tostring(r)}

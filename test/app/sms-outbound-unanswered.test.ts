@@ -21,6 +21,8 @@ import { bindAppWhenUp, kill9, spawnServe } from "../helpers/serve.js";
 let redis: TestRedis;
 let client: Redis;
 let smsc: TestSmsc;
+/** The second bind of the +33 route (after smsc-b). */
+let smsc2: TestSmsc;
 let smppPort: number;
 let adminPort: number;
 let child: ChildProcess | undefined;
@@ -44,7 +46,9 @@ beforeAll(async () => {
   const w = new RedisRouteWriter(client, { prefix: "didgate:", streamMaxlen: 10_000 });
   await w.set("+15125550100", { tenant: "acme", sms: { webhook: "http://127.0.0.1:9/in" } });
   await w.setOutbound("+44*", { sms: ["smsc-b"] });
+  await w.setOutbound("+33*", { sms: ["smsc-b", "smsc-c"] });
   smsc = await startSmsc({ idPrefix: "u" });
+  smsc2 = await startSmsc({ idPrefix: "v" });
   smppPort = await freePort();
   adminPort = await freePort();
   const dir = tempDir();
@@ -63,7 +67,10 @@ beforeAll(async () => {
         accounts: [{ system_id: "app-1", password: "pw-a", role: "app", tenant: "acme", country_code: "1" }],
         response_timeout_s: TIMEOUT_S,
         in_doubt_hold_s: HOLD_S,
-        binds: [{ name: "smsc-b", host: "127.0.0.1", port: smsc.port, system_id: "didgate", password: "pw", tps: 50, reconnect_min_s: 0.2, reconnect_max_s: 1 }],
+        binds: [
+          { name: "smsc-b", host: "127.0.0.1", port: smsc.port, system_id: "didgate", password: "pw", tps: 50, long_messages: "udh", reconnect_min_s: 0.2, reconnect_max_s: 1 },
+          { name: "smsc-c", host: "127.0.0.1", port: smsc2.port, system_id: "didgate", password: "pw", tps: 50, reconnect_min_s: 0.2, reconnect_max_s: 1 },
+        ],
       },
     }),
   );
@@ -75,6 +82,7 @@ afterAll(async () => {
   await esme?.close();
   if (child) await kill9(child);
   await smsc?.close();
+  await smsc2?.close();
   client?.disconnect();
   await redis?.stop();
 });
@@ -130,5 +138,51 @@ describe("outbound submit_sm without an answer in time", () => {
     expect(await metric('didgate_sms_outbound_in_doubt_total{outcome="resent"}')).toBeGreaterThan(resentBefore);
     await new Promise((res) => setTimeout(res, 2000));
     expect(texts(smsc).filter((t) => t === text)).toHaveLength(2);
+  }, 60_000);
+
+  it("is not failed over to the route's next bind while in doubt: the receipt from the first bind marks it sent, no copy on the second", async () => {
+    const text = "unanswered, two binds";
+    smsc.options.respondAfterMs = 3000;
+    smsc.options.receiptAfterMs = 2000;
+    onTestFinished(() => {
+      smsc.options.respondAfterMs = undefined;
+      smsc.options.receiptAfterMs = undefined;
+    });
+    // the second bind is up: a failover could use it
+    await waitFor(() => smsc2.binds.length > 0, 20_000);
+    const r = await esme!.send("submit_sm", { source_addr: "15125550100", source_addr_ton: 1, destination_addr: "33612345678", dest_addr_ton: 1, short_message: text, registered_delivery: 1 });
+    expect(r.command_status).toBe(0);
+    const appId = String(r.message_id).replace(/\0+$/, "");
+    const rc = await waitFor(() => esme!.received.find((x) => x.command === "deliver_sm" && String(x.receipted_message_id).replace(/\0+$/, "") === appId), 20_000);
+    expect(String((rc.short_message as { message: string }).message)).toMatch(new RegExp(`^id:${appId} .*stat:DELIVRD`));
+    await new Promise((res) => setTimeout(res, (HOLD_S + 2) * 1000));
+    expect(texts(smsc).filter((t) => t === text)).toHaveLength(1);
+    expect(texts(smsc2).filter((t) => t === text)).toHaveLength(0);
+  }, 60_000);
+
+  it("a multi-part message whose later part is not answered is sent again, not marked sent by the receipt of its first part", async () => {
+    const head = "multi part, 2nd unanswered ";
+    const tail = "y".repeat(200);
+    let late = 0;
+    // the first part is answered at once; the first copy of the second part 3 s late (after the 1 s timeout)
+    smsc.options.submitStatusOf = (p) => {
+      const t = String((p.short_message as { message: string }).message);
+      smsc.options.respondAfterMs = t.startsWith("yyyy") && late++ === 0 ? 3000 : undefined;
+      return 0;
+    };
+    // every part's receipt 2 s after its submit: the first part's (its text start is the message's) after the timeout
+    smsc.options.receiptAfterMs = 2000;
+    onTestFinished(() => {
+      smsc.options.respondAfterMs = undefined;
+      smsc.options.receiptAfterMs = undefined;
+      smsc.options.submitStatusOf = undefined;
+    });
+    const r = await esme!.send("submit_sm", { source_addr: "15125550100", source_addr_ton: 1, destination_addr: "447700900300", dest_addr_ton: 1, message_payload: head + tail, registered_delivery: 1 });
+    expect(r.command_status).toBe(0);
+    const firsts = (): number => texts(smsc).filter((t) => t.startsWith(head)).length;
+    await waitFor(() => firsts() >= 1, 10_000, 100);
+    // the second part reached the carrier only as far as the timeout tells: the message goes again
+    await waitFor(() => firsts() >= 2, (HOLD_S + 6) * 1000, 100);
+    expect(late).toBeGreaterThanOrEqual(2);
   }, 60_000);
 });

@@ -84,6 +84,26 @@ describe("Script.batched", () => {
     expect(await c.exists("b:x")).toBe(0);
   });
 
+  it("a call whose body returns an error reply (redis.error_reply, {err=…}) is rejected, as alone, not resolved with it", async () => {
+    const ERR = new Script(`redis.call('SET', KEYS[1], ARGV[1])
+if ARGV[1] == 'e' then return redis.error_reply('EBAD refused') end
+if ARGV[1] == 't' then return {err='EBAD table'} end
+if ARGV[1] == 'p' then return redis.pcall('INCR', KEYS[1]) end
+return ARGV[1]`);
+    await expect(ERR.run(c, ["b:e1"], ["e"])).rejects.toThrow(/EBAD refused/);
+    const r = await Promise.allSettled([
+      ERR.batched(c, ["b:e1"], ["e"]),
+      ERR.batched(c, ["b:e2"], ["ok"]),
+      ERR.batched(c, ["b:e3"], ["t"]),
+      ERR.batched(c, ["b:e4"], ["p"]),
+    ]);
+    expect(r.map((x) => x.status)).toEqual(["rejected", "fulfilled", "rejected", "rejected"]);
+    expect(String((r[0] as PromiseRejectedResult).reason)).toMatch(/EBAD refused/);
+    expect((r[1] as PromiseFulfilledResult<unknown>).value).toBe("ok");
+    expect(String((r[2] as PromiseRejectedResult).reason)).toMatch(/EBAD table/);
+    expect(String((r[3] as PromiseRejectedResult).reason)).toMatch(/not an integer/);
+  });
+
   it("hashTag: what a Cluster hashes", () => {
     expect(hashTag("{didgate}:smsout:1")).toBe("didgate");
     expect(hashTag("didgate:smsout:1")).toBeUndefined();
