@@ -435,7 +435,8 @@ export class SmppSession {
    * room in the window. Rejects with SessionError on timeout, close, or a full queue.
    */
   request(p: Pdu): Promise<Pdu> {
-    if (this.state === "closed") return Promise.reject(new SessionError("closed", "session closed"));
+    // never written: not in doubt
+    if (this.state === "closed") return Promise.reject(new SessionError("unsent", "session closed"));
     return new Promise<Pdu>((resolve, reject) => {
       if (this.pending.size < this.windowOut && this.queued === 0) {
         this.send(p, resolve, reject);
