@@ -393,9 +393,7 @@ export class VoiceEdge implements SipStackHandler, ProxyHost {
 
   /** The stack answers a malformed message with 400 only for trunks (or rate-limited with `reject`). */
   mayAnswer(src: Source): boolean {
-    let t = this.trunkCache.get(src.address);
-    if (t === undefined) t = this.trunks.match(src.address);
-    if (t !== undefined || this.customerOf(src.address) !== undefined) return true;
+    if (this.isTrusted(src.address)) return true;
     return this.settings.unknown_source === "reject" && this.flood.allow(src.address);
   }
 
@@ -405,10 +403,7 @@ export class VoiceEdge implements SipStackHandler, ProxyHost {
    * only within its flood guard, which the hand-off would otherwise come before.
    */
   mayPassCancel(src: Source): boolean {
-    let t = this.trunkCache.get(src.address);
-    if (t === undefined) t = this.trunks.match(src.address);
-    if (t !== undefined || this.customerOf(src.address) !== undefined) return true;
-    return this.flood.allow(src.address);
+    return this.isTrusted(src.address) || this.flood.allow(src.address);
   }
 
   onRequest(tx: ServerTransaction): void {

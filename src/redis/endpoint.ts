@@ -14,12 +14,17 @@ export type RedisEndpoint =
   | { kind: "sentinel"; sentinels: { host: string; port: number }[]; master: string; db: number; username?: string; password?: string; sentinelPassword?: string; tls: boolean }
   | { kind: "cluster"; nodes: { host: string; port: number }[]; username?: string; password?: string; tls: boolean };
 
+/** The hash tag of a key (what Redis Cluster hashes: the text of its first `{…}`), or undefined when it has none. */
+export function hashTag(key: string): string | undefined {
+  const open = key.indexOf("{");
+  if (open < 0) return undefined;
+  const close = key.indexOf("}", open + 1);
+  return close > open + 1 ? key.slice(open + 1, close) : undefined;
+}
+
 /** True when the prefix holds a Redis Cluster hash tag (`{…}` with something inside). */
 export function hasHashTag(prefix: string): boolean {
-  const open = prefix.indexOf("{");
-  if (open < 0) return false;
-  const close = prefix.indexOf("}", open + 1);
-  return close > open + 1;
+  return hashTag(prefix) !== undefined;
 }
 
 function splitHosts(list: string, defaultPort: number): { host: string; port: number }[] {

@@ -13,6 +13,7 @@
 import { createHash } from "node:crypto";
 import { Cluster } from "ioredis";
 import type { RedisClient } from "./client.js";
+import { hashTag } from "./endpoint.js";
 import { errMessage } from "../util/errors.js";
 
 /** Most calls one batched EVALSHA carries. */
@@ -54,14 +55,6 @@ for c = 1, n do
   end
 end
 return out`;
-}
-
-/** The hash tag of a key (what Cluster hashes), or undefined when it has none. */
-export function hashTag(key: string): string | undefined {
-  const open = key.indexOf("{");
-  if (open < 0) return undefined;
-  const close = key.indexOf("}", open + 1);
-  return close > open + 1 ? key.slice(open + 1, close) : undefined;
 }
 
 export class Script {

@@ -382,8 +382,10 @@ export class SipStack implements TxContext {
     if (this.closed) return;
     // the bytes as received, not re-serialised: fixVia has added received/rport to the top Via, and
     // an RFC 2543 transaction is matched by the whole Via as sent
+    // a CANCEL's INVITE: the same key with the INVITE method
+    const inv = method === "CANCEL" ? this.serverTx.get(key.slice(0, key.length - 6) + "INVITE") : undefined;
     const uc = this.opts.unmatchedCancel;
-    if (uc !== undefined && method === "CANCEL" && src.transport === "udp" && this.serverTx.get(key.slice(0, key.length - 6) + "INVITE") === undefined && uc(bytes, m, src)) return;
+    if (uc !== undefined && method === "CANCEL" && inv === undefined && src.transport === "udp" && uc(bytes, m, src)) return;
     if (this.serverTx.size >= this.maxServer) {
       this.metrics.dropped.inc({ reason: "server_transactions_full" });
       this.sendResponseTo(createResponse(m, 503, undefined, { headers: [["Retry-After", "5"]] }), src);
@@ -394,7 +396,6 @@ export class SipStack implements TxContext {
     this.serverTx.set(key, tx);
     (tx.isInvite ? this.metrics.txServerInvite : this.metrics.txServerOther).inc();
     if (method === "CANCEL") {
-      const inv = this.serverTx.get(key.slice(0, key.length - 6) + "INVITE");
       if (inv !== undefined && inv.isInvite && !inv.terminated) {
         tx.cancels = inv;
         this.safe(() => inv.receiveCancel(tx));

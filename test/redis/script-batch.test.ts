@@ -5,7 +5,8 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Redis } from "ioredis";
 import { startRedis, type TestRedis } from "../helpers/redis.js";
-import { MAX_BATCH, Script, hashTag } from "../../src/redis/script.js";
+import { hashTag } from "../../src/redis/endpoint.js";
+import { MAX_BATCH, Script } from "../../src/redis/script.js";
 
 // appends ARGV[1] to the list KEYS[1] and answers the list's length; ARGV[2] "fail" raises an
 // error after the write, "nil" answers nil, "table" a nested reply
