@@ -6,6 +6,7 @@ import { runPrimary, runWorker, workerEnv } from "../workers/cluster.js";
 import { loadConfig } from "../config/load.js";
 import { errMessage } from "../util/errors.js";
 import { CONFIG_OPTION, parseCommand, str, type Io } from "./args.js";
+import { onHup } from "./hup.js";
 import { SERVE_USAGE } from "./usage.js";
 
 
@@ -43,13 +44,27 @@ export async function serveCommand(argv: string[], io: Io): Promise<number> {
   };
   process.on("SIGTERM", () => stop("SIGTERM"));
   process.on("SIGINT", () => stop("SIGINT"));
-  process.on("SIGHUP", () => {
+  // a SIGHUP before the daemon has started is applied once it has (the file may have changed
+  // since it was read)
+  let started = false;
+  let reloadQueued = false;
+  const reload = (): void => {
+    if (!started) {
+      reloadQueued = true;
+      return;
+    }
     try {
       app.reload();
     } catch (err) {
       app.logger.error({ err: errMessage(err) }, "config reload failed");
     }
-  });
+  };
+  onHup(reload);
   await app.start();
+  started = true;
+  if (reloadQueued && !stopping) {
+    reloadQueued = false;
+    reload();
+  }
   return -1;
 }

@@ -26,6 +26,7 @@ import { createLogger } from "../ops/logger.js";
 import type { SipMessage, Source } from "../sip/index.js";
 import type { UdpSteer } from "../sip/transport.js";
 import { errMessage } from "../util/errors.js";
+import { onHup } from "../cli/hup.js";
 import { Handoff } from "./handoff.js";
 import { methodLabel, ownerOf, scanMessage } from "./steer.js";
 
@@ -291,7 +292,7 @@ export async function runPrimary(loaded: LoadedConfig, n: number): Promise<void>
   };
   process.on("SIGTERM", () => stopAll("SIGTERM"));
   process.on("SIGINT", () => stopAll("SIGINT"));
-  process.on("SIGHUP", () => {
+  onHup(() => {
     // a worker still starting gets it once it has its handlers and has started
     for (const [i, w] of byIndex) {
       if (started.has(i)) w.process.kill("SIGHUP");
@@ -367,7 +368,7 @@ export async function runWorker(): Promise<void> {
   };
   process.on("SIGTERM", () => stop("SIGTERM"));
   process.on("SIGINT", () => stop("SIGINT"));
-  process.on("SIGHUP", reload);
+  onHup(reload);
 
   const loaded = loadConfig(we.configPath);
   const send = (m: Msg): void => {
