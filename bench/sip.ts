@@ -14,11 +14,14 @@
  *
  *   npx tsc -p . && node dist/bench/sip.js [--json] [--dids 100k] [--step-s 5]
  *        [--rates 500,1000,...] [--only didgate,didgate-w2,didgate-bare,didgate-cdr-hep,didgate-verify,didgate-out,didgate-sign,kamailio,kamailio-w2] [--log-level info]
- *        [--cpu-prof DIR]
+ *        [--cpu-prof DIR] [--node-flags "FLAG ..."]
  *
  * --cpu-prof DIR runs each didgate server under `node --cpu-prof` and writes its .cpuprofile into
  * DIR when it stops (warm-up and every step included); summarise one with
- * `node dist/bench/cpuprofile.js FILE` (self time per function and per file).
+ * `node dist/bench/cpuprofile.js FILE` (self time per function and per file). --node-flags passes
+ * node/V8 flags to every didgate server (heap sizing, GC options). Each step also prints the CPU
+ * per call of the proxy's threads other than its main ones ("helper threads": for Node, V8's
+ * concurrent GC and compiler threads), a part of the CPU per call.
  *
  * The outbound case ("didgate-out") runs the same calls the other way: sipp as a customer on
  * 127.0.0.2 (caller ID checked for ownership) -> didgate -> the same sipp UAS as the carrier, the
@@ -104,8 +107,39 @@ async function freePort(): Promise<number> {
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-/** utime+stime ticks of a process and all its descendants. */
-function cpuTicks(rootPid: number): number {
+/** utime+stime ticks of a thread (/proc/PID/task/TID/stat); 0 when gone. */
+function threadStatTicks(file: string): number {
+  try {
+    const s = fs.readFileSync(file, "latin1");
+    const f = s.slice(s.lastIndexOf(")") + 2).split(" ");
+    return Number(f[11]) + Number(f[12]);
+  } catch {
+    return 0;
+  }
+}
+
+/**
+ * CPU ticks of a process tree: all of it, and the share of threads other than each process's
+ * main thread (for Node: V8's GC and compiler helper threads, libuv's pool; 0 for Kamailio, whose
+ * processes have one thread each).
+ */
+function treeTicks(rootPid: number): { all: number; helpers: number } {
+  const all = processTreeTicks(rootPid);
+  let helpers = 0;
+  for (const pid of all.pids) {
+    let tids: string[] = [];
+    try {
+      tids = fs.readdirSync(`/proc/${pid}/task`);
+    } catch {
+      continue;
+    }
+    for (const tid of tids) if (tid !== String(pid)) helpers += threadStatTicks(`/proc/${pid}/task/${tid}/stat`);
+  }
+  return { all: all.sum, helpers };
+}
+
+/** utime+stime ticks of a process and all its descendants, and their pids. */
+function processTreeTicks(rootPid: number): { sum: number; pids: number[] } {
   const parent = new Map<number, number>();
   const ticks = new Map<number, number>();
   for (const d of fs.readdirSync("/proc")) {
@@ -120,17 +154,19 @@ function cpuTicks(rootPid: number): number {
     }
   }
   let sum = 0;
+  const pids: number[] = [];
   for (const [pid, t] of ticks) {
     let p: number | undefined = pid;
     for (let i = 0; i < 10 && p !== undefined && p > 1; i++) {
       if (p === rootPid) {
         sum += t;
+        pids.push(pid);
         break;
       }
       p = parent.get(p);
     }
   }
-  return sum;
+  return { sum, pids };
 }
 
 /** Any SIP answer to an OPTIONS on UDP. */
@@ -301,6 +337,8 @@ interface Step {
   setup_p50_ms: number;
   setup_p99_ms: number;
   cpu_us_per_call: number;
+  /** Of cpu_us_per_call, what threads other than the main ones used (Node: GC and JIT helpers). */
+  helper_us_per_call: number;
   clean: boolean;
 }
 
@@ -321,7 +359,7 @@ async function runStep(dir: string, proxyName: string, proxyPid: number, proxyPo
     "-r", String(rate), "-m", String(calls), "-l", String(Math.max(100, rate * 4)), "-trace_rtt", "-rtt_freq", "50",
     "-timeout", `${stepS + 20}s`, "-recv_timeout", "8000", "-nostdin", "-max_socket", "1000",
   ];
-  const c0 = cpuTicks(proxyPid);
+  const c0 = treeTicks(proxyPid);
   const t0 = Date.now();
   const child = spawn(SIPP, args, { cwd, stdio: ["ignore", "pipe", "pipe"] });
   let out = "";
@@ -329,10 +367,13 @@ async function runStep(dir: string, proxyName: string, proxyPid: number, proxyPo
   child.stderr.on("data", (d: Buffer) => (out = (out + d.toString("latin1")).slice(-60000)));
   await new Promise<void>((r) => child.on("close", () => r()));
   const secs = (Date.now() - t0) / 1000;
-  const c1 = cpuTicks(proxyPid);
+  const c1 = treeTicks(proxyPid);
   const ok = statValue(out, "Successful call");
   const failed = statValue(out, "Failed call");
   const rtt: number[] = [];
+  // sipp's rtt lines start with the ms since sipp started: the last one is about when the last
+  // calls were set up
+  let lastSetupAt = 0;
   for (const f of fs.readdirSync(cwd)) {
     if (!f.endsWith("_rtt.csv")) continue;
     for (const line of fs.readFileSync(path.join(cwd, f), "latin1").split("\n")) {
@@ -340,12 +381,17 @@ async function runStep(dir: string, proxyName: string, proxyPid: number, proxyPo
       if (parts.length >= 2 && /^\d/.test(parts[0]!)) {
         const v = Number(parts[1]);
         if (Number.isFinite(v)) rtt.push(v);
+        const at = Number(parts[0]);
+        if (Number.isFinite(at) && at > lastSetupAt) lastSetupAt = at;
       }
     }
   }
   rtt.sort((a, b) => a - b);
   const total = ok + failed;
-  const achieved = ok / secs;
+  // calls answered per second up to the last sampled setup (at least the step's nominal length):
+  // the recv_timeout sipp waits for a few lost calls at the end is not the proxy's rate
+  const setupSpan = lastSetupAt > 0 ? lastSetupAt / 1000 : secs;
+  const achieved = ok / Math.min(secs, Math.max(calls / rate, setupSpan));
   const unanswered = calls - total;
   const clean = total > 0 && (failed + unanswered) / calls <= 0.001 && achieved >= rate * 0.9;
   fs.rmSync(cwd, { recursive: true, force: true });
@@ -358,7 +404,8 @@ async function runStep(dir: string, proxyName: string, proxyPid: number, proxyPo
     achieved_cps: Math.round(achieved),
     setup_p50_ms: Math.round(pct(rtt, 50) * 1000) / 1000,
     setup_p99_ms: Math.round(pct(rtt, 99) * 1000) / 1000,
-    cpu_us_per_call: ok > 0 ? Math.round(((c1 - c0) * TICK_US) / ok) : NaN,
+    cpu_us_per_call: ok > 0 ? Math.round(((c1.all - c0.all) * TICK_US) / ok) : NaN,
+    helper_us_per_call: ok > 0 ? Math.round(((c1.helpers - c0.helpers) * TICK_US) / ok) : NaN,
     clean,
   };
 }
@@ -392,6 +439,9 @@ async function main(): Promise<void> {
     fs.mkdirSync(cpuProfDir, { recursive: true });
     nodeFlags.push("--cpu-prof", "--cpu-prof-dir", path.resolve(cpuProfDir));
   }
+  // extra node/V8 flags for every didgate server (e.g. "--max-semi-space-size=64")
+  const extraFlags = args.option("node-flags");
+  if (extraFlags !== undefined) nodeFlags.push(...extraFlags.split(" ").filter((f) => f !== ""));
   const json = args.json;
   if (!fs.existsSync(CLI)) throw new Error(`${CLI} not found: run npx tsc -p . first`);
 
@@ -443,7 +493,7 @@ async function main(): Promise<void> {
         const st = await runStep(dir, name, child.pid!, port, rate, stepS, uacIp, csvName, scenario);
         results.push(st);
         if (json) process.stdout.write(JSON.stringify({ name: `sip_calls_${name}`, entries: nDids, ...st }) + "\n");
-        else log(`${name.padEnd(11)} rate ${String(rate).padStart(5)}/s  ok ${String(st.ok).padStart(6)}  failed ${String(st.failed).padStart(5)}  achieved ${String(st.achieved_cps).padStart(5)}/s  setup p50 ${st.setup_p50_ms} ms p99 ${st.setup_p99_ms} ms  cpu ${st.cpu_us_per_call} us/call${st.clean ? "" : "  (not sustained)"}`);
+        else log(`${name.padEnd(11)} rate ${String(rate).padStart(5)}/s  ok ${String(st.ok).padStart(6)}  failed ${String(st.failed).padStart(5)}  achieved ${String(st.achieved_cps).padStart(5)}/s  setup p50 ${st.setup_p50_ms} ms p99 ${st.setup_p99_ms} ms  cpu ${st.cpu_us_per_call} us/call (helper threads ${st.helper_us_per_call})${st.clean ? "" : "  (not sustained)"}`);
         if (!st.clean) break;
         best = st;
         await sleep(1500); // let transactions drain between steps

@@ -94,6 +94,7 @@ export {
   Listener,
   TransportLayer,
   parseListenUrl,
+  UDP_RECV_BUFFER,
   type ListenSpec,
   type Source,
   type Target,

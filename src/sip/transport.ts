@@ -76,6 +76,29 @@ export function parseListenUrl(url: string): ParsedListenUrl {
   return { transport: scheme, host, port };
 }
 
+/**
+ * Receive buffer asked for on each UDP listener. The kernel's default (net.core.rmem_default,
+ * 208 KiB on most distributions) holds a few hundred datagrams: a pause of the event loop of a
+ * fraction of a second (a major GC, a route reload) at a few thousand messages per second
+ * overflows it and the kernel drops datagrams, which the peers see as lost and retransmit 500 ms
+ * later. The kernel caps what it grants at net.core.rmem_max (and reports twice that).
+ */
+export const UDP_RECV_BUFFER = 8 * 1024 * 1024;
+
+/** Ask for UDP_RECV_BUFFER; the size granted (the kernel's report), 0 when it cannot be read. */
+function deepenRecvBuffer(sock: dgram.Socket): number {
+  try {
+    sock.setRecvBufferSize(UDP_RECV_BUFFER);
+  } catch {
+    // not fatal: the kernel's default applies
+  }
+  try {
+    return sock.getRecvBufferSize();
+  } catch {
+    return 0;
+  }
+}
+
 export class Listener {
   /** "udp:127.0.0.1:5060" */
   readonly id: string;
@@ -91,6 +114,8 @@ export class Listener {
   readonly advertisedPort: number;
   /** @internal */ udp: dgram.Socket | null = null;
   /** @internal */ server: net.Server | null = null;
+  /** UDP: the socket's kernel receive buffer in bytes, as the kernel reports it (0 for TCP/TLS). */
+  recvBufferSize = 0;
 
   constructor(transport: TransportKind, address: string, port: number, advertise: string | undefined) {
     this.transport = transport;
@@ -441,6 +466,9 @@ export class TransportLayer {
       });
       const l = new Listener("udp", host, sock.address().port, spec.advertise);
       l.udp = sock;
+      l.recvBufferSize = deepenRecvBuffer(sock);
+      if (l.recvBufferSize > 0 && l.recvBufferSize < UDP_RECV_BUFFER / 4)
+        this.log?.warn({ listener: l.id, recv_buffer: l.recvBufferSize, wanted: UDP_RECV_BUFFER }, "sip udp receive buffer capped by the kernel: raise net.core.rmem_max (sysctl) or bursts may be dropped");
       sock.on("error", (e) => this.log?.warn({ err: e, listener: l.id }, "sip udp socket error"));
       const steer = this.opts.steer;
       sock.on("message", (msg, rinfo) => {
