@@ -59,6 +59,18 @@ function killGroup(pid: number, sig: NodeJS.Signals): void {
   }
 }
 
+/** utime + stime of a process in ms (from /proc), 0 when gone; tickHz is `getconf CLK_TCK`. */
+export function cpuMsOf(pid: number | undefined, tickHz = 100): number {
+  if (pid === undefined) return 0;
+  try {
+    const s = readFileSync(`/proc/${pid}/stat`, "latin1");
+    const f = s.slice(s.lastIndexOf(")") + 2).split(" ");
+    return ((Number(f[11]) + Number(f[12])) * 1000) / tickHz;
+  } catch {
+    return 0;
+  }
+}
+
 /** A gateway under test. */
 export interface Gateway {
   name: string;

@@ -40,7 +40,7 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { CMD } from "../src/smpp/constants.js";
 import { Reporter, parseArgs, result, round } from "./lib.js";
-import { Procs, httpStatus, logFd, startKannel, type BenchCtx, type Gateway } from "./kannel.js";
+import { Procs, cpuMsOf, httpStatus, logFd, startKannel, type BenchCtx, type Gateway } from "./kannel.js";
 import { freePort } from "./servers.js";
 
 const wallNow = (): number => performance.timeOrigin + performance.now();
@@ -536,18 +536,6 @@ class Child {
   ask(cmd: string, ev: string, timeoutMs = 10_000): Promise<any> {
     this.send({ cmd });
     return this.next(ev, timeoutMs);
-  }
-}
-
-/** utime + stime of a process in ms (from /proc), 0 when gone. */
-function cpuMsOf(pid: number | undefined, tickHz: number): number {
-  if (pid === undefined) return 0;
-  try {
-    const s = readFileSync(`/proc/${pid}/stat`, "latin1");
-    const f = s.slice(s.lastIndexOf(")") + 2).split(" ");
-    return ((Number(f[11]) + Number(f[12])) * 1000) / tickHz;
-  } catch {
-    return 0;
   }
 }
 

@@ -18,7 +18,7 @@
  *   npm run build && node dist/bench/sms-outbound.js [--messages 20000] [--window 100] [--runs 1]
  *       [--mode direct|spool|both] [--only didgate|kannel] [--no-http] [--no-smpp] [--keep]
  */
-import { spawn, type ChildProcess } from "node:child_process";
+import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { Agent, request as httpRequest } from "node:http";
 import { loadavg, tmpdir } from "node:os";
@@ -29,7 +29,7 @@ import { RedisRouteWriter } from "../src/routing/sources/redis-writer.js";
 import { startRedis } from "../test/helpers/redis.js";
 import { connectEsme, startSmsc, waitFor, type TestSmsc } from "../test/helpers/smsc.js";
 import { parseArgs } from "./lib.js";
-import { KANNEL_SENDSMS_USER, Procs, startKannel, type BenchCtx } from "./kannel.js";
+import { KANNEL_SENDSMS_USER, Procs, cpuMsOf, startKannel, type BenchCtx } from "./kannel.js";
 import { freePort } from "./servers.js";
 
 const ROOT = join(import.meta.dirname, "..", "..");
@@ -42,6 +42,12 @@ const MODE = args.option("mode") ?? "both";
 const ONLY = args.option("only");
 const WARMUP = Math.min(1000, N);
 const TOKEN = "bench-token-0123456789abcdef";
+let TICK_HZ = 100;
+try {
+  TICK_HZ = Number(execFileSync("getconf", ["CLK_TCK"]).toString().trim()) || 100;
+} catch {
+  // 100 on Linux
+}
 const FROM = "15125550100";
 const TO = "447700900100";
 
@@ -112,6 +118,8 @@ interface Row {
   redis_bytes_in_per_msg?: number;
   redis_bytes_out_per_msg?: number;
   redis_top?: string;
+  /** CPU (user + system) of the gateway's processes per message, µs: didgate's one process; bearerbox + smsbox. */
+  gw_cpu_us_per_msg?: number;
   load1: string;
 }
 
@@ -211,6 +219,8 @@ interface Case {
 interface Started {
   submit: Submit;
   stop(): Promise<void>;
+  /** The gateway's processes (their CPU is counted). */
+  pids(): (number | undefined)[];
   /** The Redis the gateway uses (spool mode). */
   redisUrl?: string;
 }
@@ -280,12 +290,12 @@ async function startDidgate(ctx: BenchCtx, smsc: TestSmsc, mode: "direct" | "spo
         headers: { authorization: `Bearer ${TOKEN}`, "content-type": "application/json" },
         body: JSON.stringify({ from: "+" + FROM, to: "+" + TO, text }),
       }));
-      return { submit, stop, ...(redis ? { redisUrl: redis.url } : {}) };
+      return { submit, stop, pids: () => [child.pid], ...(redis ? { redisUrl: redis.url } : {}) };
     }
     const submit: Submit = (_i, text, done) => {
       app!.session.submit_sm({ source_addr: FROM, source_addr_ton: 1, destination_addr: TO, dest_addr_ton: 1, short_message: text }, (r: { command_status: number }) => done(r.command_status === 0));
     };
-    return { submit, stop, ...(redis ? { redisUrl: redis.url } : {}) };
+    return { submit, stop, pids: () => [child.pid], ...(redis ? { redisUrl: redis.url } : {}) };
   } catch (err) {
     await stopAll();
     throw err;
@@ -308,6 +318,7 @@ async function startKannelCase(ctx: BenchCtx, smsc: TestSmsc, store: boolean): P
   }));
   return {
     submit,
+    pids: k.pids,
     stop: async () => {
       agent.destroy();
       await k.stop();
@@ -341,7 +352,10 @@ try {
         try {
           await drive(c.name, smsc, g.submit, WARMUP, `w${run}`);
           const calls0 = g.redisUrl !== undefined ? await redisCalls(g.redisUrl) : undefined;
+          const gwCpu = (): number => g.pids().reduce<number>((s, p) => s + cpuMsOf(p, TICK_HZ), 0);
+          const cpu0 = gwCpu();
           const row = await drive(c.name, smsc, g.submit, N, `r${run}`);
+          row.gw_cpu_us_per_msg = Math.round(((gwCpu() - cpu0) * 1000) / N);
           if (g.redisUrl !== undefined && calls0 !== undefined) {
             const pm = perMessage(calls0, await redisCalls(g.redisUrl), N);
             row.redis_cmds_per_msg = pm.total;
@@ -368,13 +382,13 @@ const median = (xs: number[]): number => {
   const s = [...xs].sort((a, b) => a - b);
   return s.length % 2 === 1 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
 };
-const summary = new Map<string, { msgs_per_s: number; p99_ms: number }>();
+const summary = new Map<string, { msgs_per_s: number; p99_ms: number; cpu: number }>();
 for (const c of cases) {
   const rs = rows.filter((r) => r.case === c.name);
-  if (rs.length > 0) summary.set(c.name, { msgs_per_s: median(rs.map((r) => r.msgs_per_s)), p99_ms: median(rs.map((r) => r.p99_ms)) });
+  if (rs.length > 0) summary.set(c.name, { msgs_per_s: median(rs.map((r) => r.msgs_per_s)), p99_ms: median(rs.map((r) => r.p99_ms)), cpu: median(rs.map((r) => r.gw_cpu_us_per_msg ?? NaN)) });
 }
 console.log(`# medians of ${RUNS} run(s):`);
-for (const [name, s] of summary) console.log(`#   ${name.padEnd(22)} ${String(s.msgs_per_s).padStart(7)} msg/s  p99 ${s.p99_ms} ms`);
+for (const [name, s] of summary) console.log(`#   ${name.padEnd(22)} ${String(s.msgs_per_s).padStart(7)} msg/s  p99 ${s.p99_ms} ms  gateway CPU ${s.cpu} us/msg`);
 // Equal guarantees: the spool (acknowledged once in Redis, outside the didgate process) is compared
 // with Kannel's file store (acknowledged once in bearerbox's store file); didgate's direct mode
 // (acknowledged after the carrier accepted) with Kannel without store (acknowledged once in
