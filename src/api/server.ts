@@ -11,6 +11,7 @@ import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, ty
 import type { Logger } from "pino";
 import { Counter, type Registry } from "prom-client";
 import { TokenAuth, type Principal, type TokenConfig } from "./auth.js";
+import { Deadlines } from "./deadline.js";
 import { ApiError, codeForStatus, errorBody } from "./errors.js";
 import { RateLimiter } from "./rate.js";
 
@@ -62,6 +63,7 @@ export class ApiServer {
   private readonly authFailures: RateLimiter;
   private readonly log: Logger;
   private readonly requests: Counter<"route" | "method" | "status"> | undefined;
+  private readonly deadlines: Deadlines;
 
   constructor(private readonly o: ApiServerOptions) {
     const now = o.now ?? Date.now;
@@ -86,13 +88,17 @@ export class ApiServer {
       connectionTimeout: 60_000,
       keepAliveTimeout: 5_000,
       requestTimeout: o.longRequestTimeoutMs,
-      handlerTimeout: o.requestTimeoutMs,
+      // no server-wide handlerTimeout: see src/api/deadline.ts (the import route sets its own)
       maxRequestsPerSocket: 10_000,
       routerOptions: { maxParamLength: 200 },
       forceCloseConnections: true,
       return503OnClosing: true,
       ajv: { customOptions: { allErrors: false, coerceTypes: false, removeAdditional: false } },
     }) as unknown as FastifyInstance;
+    this.deadlines = new Deadlines(o.requestTimeoutMs, (reply) => {
+      this.log.warn({ method: reply.request.method, route: reply.request.routeOptions.url, timeout_ms: o.requestTimeoutMs }, "API request not answered in time: 503");
+      void reply.code(503).header("retry-after", "1").send(errorBody("timeout", "the request took too long"));
+    });
     const server = this.app.server;
     server.maxConnections = o.maxConnections;
     server.headersTimeout = 10_000;
@@ -102,6 +108,15 @@ export class ApiServer {
   private hooks(): void {
     const app = this.app;
     app.decorateRequest("principal", undefined as unknown as Principal);
+    const deadlines = this.deadlines;
+    app.addHook("onRequest", (req, reply, done) => {
+      if (!(Number(req.routeOptions.handlerTimeout) > 0)) deadlines.add(reply);
+      done();
+    });
+    app.addHook("onResponse", (_req, reply, done) => {
+      deadlines.delete(reply);
+      done();
+    });
     app.addHook("onRequest", async (req, reply) => {
       const r = this.auth.authenticate(req.headers.authorization);
       if (!r.ok) {
@@ -156,6 +171,7 @@ export class ApiServer {
   }
 
   async close(): Promise<void> {
+    this.deadlines.stop();
     await this.app.close();
   }
 }
