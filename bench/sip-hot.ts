@@ -12,6 +12,8 @@
  *   dialog_verify_cached      verify a dialog token seen before (the signer remembers it)
  *   dialog_verify_hmac        verify a dialog token not seen before (one HMAC-SHA256)
  *   parse_200_pop_via         parse a 200 OK, pop our Via, serialise
+ *   parse_200_via_count       parse a 200 OK, pop our Via, count the Vias left (viaCount)
+ *   parse_200_vias_length     the same with vias.length (the Via strings; what viaCount replaced)
  *   rr_rewrite_2xx            parse a 2xx carrying our signed Record-Route, rewrite it for the
  *                             callee's Contact (what the proxy does to the 180 and the 200)
  *   route_in_dialog           parse a BYE with our signed Route, loose-route it (pop, verify)
@@ -119,6 +121,18 @@ const cases: Array<[string, () => void]> = [
     const m = must(parseMessage(RESPONSE_200));
     m.popVia();
     sink += m.toBuffer().length;
+  }],
+  ["parse_200_via_count", () => {
+    // what the proxy asks of each response after popping its Via: is one left?
+    const m = must(parseMessage(RESPONSE_200));
+    m.popVia();
+    sink += m.viaCount(2);
+  }],
+  ["parse_200_vias_length", () => {
+    // the same through the list of Via strings (what it replaced)
+    const m = must(parseMessage(RESPONSE_200));
+    m.popVia();
+    sink += m.vias.length;
   }],
   ["rr_rewrite_2xx", () => {
     if (rewriteRecordRoute(local, must(parseMessage(RR_2XX)), signer)) sink++;

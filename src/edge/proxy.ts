@@ -467,7 +467,7 @@ export class ProxyCall implements TimerTarget {
     }
     // only our Via: the response may not be forwarded (RFC 3261 16.7 step 3); if it is the best
     // one, didgate answers with its status itself
-    const own = res.vias.length < 2;
+    const own = res.viaCount(2) < 2;
     if (own) this.host.stack.metrics.dropped.inc({ reason: "response_no_via" });
     if (this.best === null || rank(st) < rank(this.best.status)) {
       this.best = res;
@@ -486,7 +486,7 @@ export class ProxyCall implements TimerTarget {
 
   /** After popping our Via: true (and counted) when none is left, then it must not be forwarded. */
   private noViaLeft(res: SipMessage): boolean {
-    if (res.vias.length > 0) return false;
+    if (res.viaCount(1) > 0) return false;
     this.host.stack.metrics.dropped.inc({ reason: "response_no_via" });
     return true;
   }
@@ -656,7 +656,7 @@ export class DialogForward implements ClientTxHandler {
   onResponse(res: SipMessage): void {
     if (res.status === 100) return;
     res.popVia();
-    if (res.vias.length === 0) {
+    if (res.viaCount(1) === 0) {
       // RFC 3261 16.7 step 3: meant for us, not forwarded; a final one is answered by us instead
       this.stack.metrics.dropped.inc({ reason: "response_no_via" });
       if (res.status < 200) return;

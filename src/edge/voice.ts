@@ -1266,7 +1266,7 @@ export class VoiceEdge implements SipStackHandler, ProxyHost {
   onStrayResponse(res: SipMessage): void {
     const v = res.topVia;
     if (v === null || !this.stack.isLocal(v.hostname, v.port)) return;
-    if (res.vias.length < 2) {
+    if (res.viaCount(2) < 2) {
       // RFC 3261 16.7 step 3: no Via left after ours: the response was meant for us
       this.stack.metrics.dropped.inc({ reason: "response_no_via" });
       return;

@@ -190,6 +190,61 @@ export class HeaderField {
     return [v.slice(0, c).trim(), v.slice(c + 1).trim()];
   }
 
+  /**
+   * @internal how many values this (list) line holds, as splitList counts them (top-level
+   * commas, empty values not counted), counting no further than `max`. On an unfolded parsed
+   * line of ASCII it works on the bytes (no string is built).
+   */
+  countValues(max: number): number {
+    const src = this.src;
+    let n = 0;
+    if (src !== null && !this.folded) {
+      // one pass: the quote and angle-bracket states of indexOfTopLevelCommaBytes, and whether
+      // the value since the last top-level comma has anything String.prototype.trim keeps
+      const buf = src.buf;
+      const end = this.ve;
+      // the usual line, one value: no comma in it (memchr), and a first byte trim keeps
+      const comma = buf.indexOf(44, this.vs);
+      if (comma < 0 || comma >= end) {
+        if (this.vs >= end) return 0;
+        const b = buf[this.vs]!;
+        if (b < 0x80 && b !== 32 && (b < 9 || b > 13)) return max > 0 ? 1 : 0;
+      }
+      let seen = false;
+      let inQuote = false;
+      let angle = false;
+      let i = this.vs;
+      for (; i < end; i++) {
+        const c = buf[i]!;
+        if (c >= 0x80 && !seen) break; // non-ASCII where trim may differ: the string path decides
+        if (inQuote) {
+          if (c === 92) i++;
+          else if (c === 34) inQuote = false;
+        } else if (c === 34) inQuote = true;
+        else if (angle) {
+          if (c === 62) angle = false;
+        } else if (c === 60) angle = true;
+        else if (c === 44) {
+          if (seen && ++n >= max) return n;
+          seen = false;
+          continue;
+        }
+        // trim's whitespace among ASCII: tab, LF, VT, FF, CR, space
+        if (c !== 32 && (c < 9 || c > 13)) seen = true;
+      }
+      if (i >= end) return seen ? n + 1 : n;
+      n = 0;
+    }
+    const v = this.value;
+    let start = 0;
+    for (;;) {
+      const c = indexOfTopLevelComma(v, start);
+      if ((c < 0 ? v.slice(start) : v.slice(start, c)).trim().length > 0 && ++n >= max) return n;
+      if (c < 0) return n;
+      start = c + 1;
+    }
+  }
+
   /** @internal "Name: value\r\n" of a built field (cached) */
   line(): string {
     let l = this._line;
@@ -601,6 +656,20 @@ export class SipMessage {
   /** Every Via value, top first, as strings. */
   get vias(): string[] {
     return this.getList("via");
+  }
+
+  /**
+   * How many Via values the message has (vias.length), counting no further than `max`: a proxy
+   * asks "is there one left?" or "is the top one the only one?" of every response.
+   */
+  viaCount(max = Infinity): number {
+    const fl = this.fields;
+    let n = 0;
+    for (let i = 0; i < fl.length && n < max; i++) {
+      const f = fl[i]!;
+      if (f.id === HDR.VIA) n += f.countValues(max - n);
+    }
+    return n;
   }
 
   /** Add a Via on top (value like "SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bK..."). */

@@ -143,6 +143,29 @@ function mutate(src: Buffer, muts: Mutation[]): Buffer {
 const seeds = [INVITE_BUF, RESPONSE_200, ...VALID.map((v) => v.raw), ...INVALID.map((v) => v.raw)];
 const mutated = fc.tuple(fc.constantFrom(...seeds), fc.array(mutation, { minLength: 1, maxLength: 8 })).map(([s, m]) => mutate(s, m));
 
+describe("viaCount agrees with vias.length", () => {
+  // Via lines of values, empty values, spaces, tabs, quotes, angle brackets, folding, compact "v"
+  // and non-ASCII, parsed from bytes (the byte path) and after an edit (the string path)
+  const piece = fc.constantFrom("SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bKa", " ", "\t", ",", ", ", '"a,b"', "<sip:x,y>", "\u000b", "é", ";rport", "\r\n ");
+  const line = fc.array(piece, { minLength: 1, maxLength: 8 }).map((ps) => ps.join(""));
+  it("for any Via lines, and any max", () => {
+    fc.assert(
+      fc.property(fc.array(fc.tuple(fc.boolean(), line), { minLength: 1, maxLength: 4 }), fc.integer({ min: 1, max: 6 }), (lines, max) => {
+        const head = ["SIP/2.0 200 OK", ...lines.map(([compact, l]) => (compact ? "v: " : "Via: ") + l.replace(/^\r\n /, "")), "From: <sip:a@example.com>;tag=1", "To: <sip:b@example.com>;tag=2", "Call-ID: vc@x", "CSeq: 1 INVITE", "Content-Length: 0", "", ""];
+        const m = parseMessage(Buffer.from(head.join("\r\n"), "utf8"));
+        if (m instanceof SipParseError) return;
+        const n = m.vias.length;
+        expect(m.viaCount()).toBe(n);
+        expect(m.viaCount(max)).toBe(Math.min(n, max));
+        m.pushVia("SIP/2.0/UDP 198.51.100.1;branch=z9hG4bKtop");
+        expect(m.viaCount()).toBe(n + 1);
+        expect(m.viaCount(max)).toBe(Math.min(n + 1, max));
+      }),
+      { numRuns: 2000 },
+    );
+  });
+});
+
 describe("never throws", () => {
   it("random bytes", () => {
     fc.assert(
