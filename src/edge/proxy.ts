@@ -199,8 +199,12 @@ export class ProxyCall implements TimerTarget {
   constructor(
     private readonly host: ProxyHost,
     readonly stx: ServerTransaction,
-    /** Prepared request: Max-Forwards decremented, internal headers handled, Route removed. */
-    private readonly base: SipMessage,
+    /**
+     * Prepared request: Max-Forwards decremented, internal headers handled, Route removed. Let go
+     * once the call is finished (no branch starts after that): a finished call is held 32 s by
+     * its transactions, and this copy is not needed for that.
+     */
+    private base: SipMessage | null,
     readonly info: CallInfo,
   ) {
     this.order = info.targets;
@@ -310,7 +314,9 @@ export class ProxyCall implements TimerTarget {
       return;
     }
     const stack = this.host.stack;
-    const fwd = this.base.clone();
+    const base = this.base;
+    if (base === null) return;
+    const fwd = base.clone();
     fwd.requestUri = uri;
     const t = b.t;
     if (t.set !== undefined) for (const [n, v] of t.set) fwd.set(n, v);
@@ -619,6 +625,7 @@ export class ProxyCall implements TimerTarget {
   private finish(outcome: CallOutcome, code: number): void {
     if (this.finished) return;
     this.finished = true;
+    this.base = null;
     this.finalCode = code;
     this.host.callDone(this, outcome, code);
   }

@@ -8,6 +8,7 @@
  */
 import { HDR } from "./headers.js";
 import { SipMessage } from "./message.js";
+import { SipParseError, parseMessage, type ParseLimits } from "./parse.js";
 import { createResponse, randomToken, type ResponseOptions } from "./response.js";
 import type { SipMetrics } from "./metrics.js";
 import type { TimerHandle, TimerTarget, Timers } from "./timers.js";
@@ -245,8 +246,25 @@ export interface ClientTxHandler {
 
 const A = 11, B = 12, D = 13, E = 14, F = 15, K = 16, M = 17;
 
+/** Limits for parsing a request we serialised ourselves again (it may exceed the wire limits). */
+const OWN_LIMITS: ParseLimits = { maxMessageSize: 1 << 30, maxHeaders: 1 << 20, maxHeaderLength: 1 << 30 };
+
 export class ClientTransaction implements TimerTarget {
-  readonly request: SipMessage;
+  /**
+   * The request as sent. Let go once a final response has been delivered (the transaction then
+   * lives on for 32 s with only what absorbing retransmissions needs); parsed again from the bytes
+   * sent if anyone asks after that.
+   */
+  get request(): SipMessage {
+    let r = this.req;
+    if (r === null) {
+      const p = parseMessage(this.buf, { limits: OWN_LIMITS });
+      if (p instanceof SipParseError) throw new Error("client transaction: own request does not parse: " + p.toString());
+      r = this.req = p;
+    }
+    return r;
+  }
+  private req: SipMessage | null;
   readonly target: Target;
   /** @internal table key */
   readonly key: string;
@@ -275,7 +293,7 @@ export class ClientTransaction implements TimerTarget {
     branch: string,
     private readonly handler: ClientTxHandler,
   ) {
-    this.request = request;
+    this.req = request;
     this.target = target;
     this.branch = branch;
     this.method = request.method;
@@ -385,6 +403,7 @@ export class ClientTransaction implements TimerTarget {
       this.endTimer = t.set(this.reliable ? 0 : tc.t4, this, K);
     }
     this.deliver(res);
+    this.req = null;
   }
 
   private deliver(res: SipMessage): void {

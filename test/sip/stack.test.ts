@@ -324,6 +324,45 @@ describe("UDP client transactions (manual timers)", () => {
     expect(timers.size).toBe(0);
   });
 
+  it("a client transaction lets its parsed request go once the final response is delivered, and parses the bytes it sent when asked again", async () => {
+    const timers = new ManualTimers();
+    const stack = await mkStack({ listen: ["udp://127.0.0.1:0"], timers }, new Recorder());
+    const peer = await udpPeer();
+    const seen: string[] = [];
+    // the handler still sees the request object it sent (not a copy) while the response is delivered
+    class Watch extends ClientRec {
+      override onResponse(res: SipMessage, t?: ClientTransaction): void {
+        seen.push(t?.request === sent ? "same" : "other");
+        super.onResponse(res);
+      }
+    }
+    const h = new Watch();
+    const sent = SipMessage.request("INVITE", `sip:x@127.0.0.1:${peer.port}`, [
+      ["From", "<sip:a@b>;tag=1"], ["To", "<sip:x@y>"], ["Call-ID", "rel1@x"], ["CSeq", "7 INVITE"], ["Max-Forwards", "70"], ["Contact", "<sip:a@127.0.0.1>"],
+    ]);
+    const tx = stack.request(sent, { transport: "udp", host: "127.0.0.1", port: peer.port }, h);
+    const bytes = Buffer.from(tx.request.toBuffer());
+    const got = await peer.next();
+    await peer.send(createResponse(got, 180, undefined, { toTag: "t1" }).toBuffer(), stack.listeners[0]!.port);
+    await h.waitFor(1);
+    expect(tx.request).toBe(sent);
+    await peer.send(createResponse(got, 200, undefined, { toTag: "t1" }).toBuffer(), stack.listeners[0]!.port);
+    await h.waitFor(2);
+    expect(seen).toEqual(["same", "same"]);
+    expect(tx.state).toBe("accepted");
+    expect((tx as unknown as { req: unknown }).req).toBeNull();
+    const again = tx.request;
+    expect(again).not.toBe(sent);
+    expect(again.toBuffer().equals(bytes)).toBe(true);
+    expect(again.method).toBe("INVITE");
+    expect(again.callId).toBe("rel1@x");
+    expect(again.cseq?.seq).toBe(7);
+    expect(again.topVia!.branch).toBe(tx.branch);
+    expect(tx.request).toBe(again);
+    timers.advance(32_000);
+    expect(tx.state).toBe("terminated");
+  });
+
   it("timer F: timeout after 64*T1 without response", async () => {
     const timers = new ManualTimers();
     const stack = await mkStack({ listen: ["udp://127.0.0.1:0"], timers, t1: 100, t2: 400 }, new Recorder());
