@@ -199,40 +199,25 @@ export class HeaderField {
     const src = this.src;
     let n = 0;
     if (src !== null && !this.folded) {
-      // one pass: the quote and angle-bracket states of indexOfTopLevelCommaBytes, and whether
-      // the value since the last top-level comma has anything String.prototype.trim keeps
       const buf = src.buf;
       const end = this.ve;
-      // the usual line, one value: no comma in it (memchr), and a first byte trim keeps
+      // the usual line: no comma in it at all (one memchr), so one value or none
       const comma = buf.indexOf(44, this.vs);
       if (comma < 0 || comma >= end) {
-        if (this.vs >= end) return 0;
-        const b = buf[this.vs]!;
-        if (b < 0x80 && b !== 32 && (b < 9 || b > 13)) return max > 0 ? 1 : 0;
+        const k = trimKeeps(buf, this.vs, end);
+        if (k >= 0) return k > 0 && max > 0 ? 1 : 0;
       }
-      let seen = false;
-      let inQuote = false;
-      let angle = false;
-      let i = this.vs;
-      for (; i < end; i++) {
-        const c = buf[i]!;
-        if (c >= 0x80 && !seen) break; // non-ASCII where trim may differ: the string path decides
-        if (inQuote) {
-          if (c === 92) i++;
-          else if (c === 34) inQuote = false;
-        } else if (c === 34) inQuote = true;
-        else if (angle) {
-          if (c === 62) angle = false;
-        } else if (c === 60) angle = true;
-        else if (c === 44) {
-          if (seen && ++n >= max) return n;
-          seen = false;
-          continue;
-        }
-        // trim's whitespace among ASCII: tab, LF, VT, FF, CR, space
-        if (c !== 32 && (c < 9 || c > 13)) seen = true;
+      // values between top-level commas, each counted when trim keeps something of it
+      let from = this.vs;
+      for (;;) {
+        const c = indexOfTopLevelCommaBytes(buf, from, end);
+        const e = c < 0 ? end : c;
+        const k = trimKeeps(buf, from, e);
+        if (k < 0) break; // non-ASCII where trim may differ: the string path decides
+        if (k > 0 && ++n >= max) return n;
+        if (c < 0) return n;
+        from = c + 1;
       }
-      if (i >= end) return seen ? n + 1 : n;
       n = 0;
     }
     const v = this.value;
@@ -257,6 +242,20 @@ export class HeaderField {
     if (this._lineBytes === 0) this._lineBytes = Buffer.byteLength(this.line(), "utf8");
     return this._lineBytes;
   }
+}
+
+/**
+ * Whether String.prototype.trim keeps anything of buf[from, end) decoded: 1 yes, 0 no (only
+ * tab, LF, VT, FF, CR, space), -1 unknown (a non-ASCII byte before anything else: trim also
+ * removes some non-ASCII spaces).
+ */
+function trimKeeps(buf: Buffer, from: number, end: number): number {
+  for (let i = from; i < end; i++) {
+    const b = buf[i]!;
+    if (b >= 0x80) return -1;
+    if (b !== 32 && (b < 9 || b > 13)) return 1;
+  }
+  return 0;
 }
 
 function unfold(v: string): string {
