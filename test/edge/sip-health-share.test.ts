@@ -56,6 +56,38 @@ describe("health shared through Redis", () => {
     expect(b.down).toBe(0);
   });
 
+  it("after Redis restarts, verdicts reach the others again (the subscriber subscribes again itself); closing while it reconnects leaves no unhandled rejection", async () => {
+    const unhandled: unknown[] = [];
+    const onUnhandled = (e: unknown): void => {
+      unhandled.push(e);
+    };
+    process.on("unhandledRejection", onUnhandled);
+    try {
+      const a = await edge("a3");
+      const b = await edge("b3");
+      await redis.kill();
+      await redis.restart();
+      const t = { transport: "udp" as const, address: "127.0.0.1", port: 5997, key: targetKey("udp", "127.0.0.1", 5997) };
+      // the clients reconnect on their own (retry every few hundred ms): keep telling until b hears
+      await waitFor(() => {
+        if (!b.isDown(t.key)) a.suspect(t, "sip:x@127.0.0.1:5997", "timer B");
+        return b.isDown(t.key);
+      }, 15_000);
+      // an edge closed while its subscriber is reconnecting
+      const c = new HealthShare({ redis: new RedisConnector(parseRedisUrl(redis.url)), prefix: "didgate:", edgeId: "c3", logger, onRemote: () => undefined });
+      await c.start();
+      await redis.kill();
+      const restarted = redis.restart();
+      await new Promise((r) => setTimeout(r, 150));
+      await c.close();
+      await restarted;
+      await new Promise((r) => setTimeout(r, 1500));
+      expect(unhandled.map(String)).toEqual([]);
+    } finally {
+      process.off("unhandledRejection", onUnhandled);
+    }
+  }, 40_000);
+
   it("a remote verdict expires on its own", async () => {
     const a = await edge("a2", 300);
     const b = await edge("b2");
