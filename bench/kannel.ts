@@ -5,7 +5,7 @@
  * interface), configured from bench/kannel/*.tmpl; and the process bookkeeping both benches use
  * (every process the leader of its own group, killed at the end even on error).
  */
-import { spawn, type ChildProcess } from "node:child_process";
+import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { existsSync, mkdtempSync, openSync, readFileSync, writeFileSync, closeSync } from "node:fs";
 import { request as httpRequest } from "node:http";
 import { dirname, join, resolve } from "node:path";
@@ -59,13 +59,26 @@ function killGroup(pid: number, sig: NodeJS.Signals): void {
   }
 }
 
-/** utime + stime of a process in ms (from /proc), 0 when gone; tickHz is `getconf CLK_TCK`. */
-export function cpuMsOf(pid: number | undefined, tickHz = 100): number {
+/** Clock ticks per second of /proc's CPU times (`getconf CLK_TCK`; 100 on Linux), read once. */
+let clkTck: number | undefined;
+function ticksPerSecond(): number {
+  if (clkTck === undefined) {
+    try {
+      clkTck = Number(execFileSync("getconf", ["CLK_TCK"]).toString().trim()) || 100;
+    } catch {
+      clkTck = 100;
+    }
+  }
+  return clkTck;
+}
+
+/** utime + stime of a process in ms (from /proc), 0 when gone. */
+export function cpuMsOf(pid: number | undefined): number {
   if (pid === undefined) return 0;
   try {
     const s = readFileSync(`/proc/${pid}/stat`, "latin1");
     const f = s.slice(s.lastIndexOf(")") + 2).split(" ");
-    return ((Number(f[11]) + Number(f[12])) * 1000) / tickHz;
+    return ((Number(f[11]) + Number(f[12])) * 1000) / ticksPerSecond();
   } catch {
     return 0;
   }

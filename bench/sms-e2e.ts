@@ -32,7 +32,7 @@
  * over kannel's. Load average of the machine is printed with every row (the machine is shared).
  */
 import { execFileSync, fork, spawn, type ChildProcess } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync, closeSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync, writeFileSync, closeSync } from "node:fs";
 import { createServer as createHttpServer } from "node:http";
 import { connect, createServer as createNetServer, type Socket } from "node:net";
 import { loadavg, tmpdir } from "node:os";
@@ -647,10 +647,10 @@ interface CaseResult {
 }
 
 /** Pushes n messages (tag) through whatever is bound to the peer and waits for the receiver. */
-async function pushAndMeasure(ctx: Ctx, peer: Child, rcv: Child, tag: string, n: number, timeoutMs: number, cpuPids: () => (number | undefined)[], tickHz: number): Promise<Omit<CaseResult, "name" | "load1">> {
+async function pushAndMeasure(ctx: Ctx, peer: Child, rcv: Child, tag: string, n: number, timeoutMs: number, cpuPids: () => (number | undefined)[]): Promise<Omit<CaseResult, "name" | "load1">> {
   rcv.send({ cmd: "reset", tag, n });
   await rcv.ask("count", "count");
-  const cpu0 = cpuPids().reduce<number>((s, p) => s + cpuMsOf(p, tickHz), 0);
+  const cpu0 = cpuPids().reduce<number>((s, p) => s + cpuMsOf(p), 0);
   peer.send({ cmd: "push", n, tag, binds: ctx.binds, window: ctx.window });
   const deadline = Date.now() + timeoutMs;
   const done: PeerDone = await peer.next("done", timeoutMs);
@@ -667,7 +667,7 @@ async function pushAndMeasure(ctx: Ctx, peer: Child, rcv: Child, tag: string, n:
     await sleep(100);
   }
   await sleep(300); // late duplicates
-  const cpu1 = cpuPids().reduce<number>((s, p) => s + cpuMsOf(p, tickHz), 0);
+  const cpu1 = cpuPids().reduce<number>((s, p) => s + cpuMsOf(p), 0);
   const r: RcvReport = await rcv.ask("report", "report", 30_000);
   const elapsed = r.last - done.t0;
   return {
@@ -709,12 +709,6 @@ async function main(): Promise<void> {
   if (only !== undefined && only !== "didgate" && only !== "kannel") throw new Error("--only: didgate or kannel");
   if (!["direct", "spool", "both"].includes(modeArg)) throw new Error("--mode: direct, spool or both");
   const modes = (modeArg === "both" ? ["direct", "spool"] : [modeArg]) as ("direct" | "spool")[];
-  let tickHz = 100;
-  try {
-    tickHz = Number(execFileSync("getconf", ["CLK_TCK"]).toString().trim()) || 100;
-  } catch {
-    /* default */
-  }
 
   const procs = new Procs();
   const dir = mkdtempSync(join(tmpdir(), "didgate-sms-e2e-"));
@@ -763,7 +757,7 @@ async function main(): Promise<void> {
         const cpuPids = gw.pids;
         const isSink = c.name === "peer→sink";
         if (warmup > 0 && !isSink) {
-          const w = await pushAndMeasure(ctx, peer, rcv, "w" + rows.length, warmup, timeoutMs, cpuPids, tickHz);
+          const w = await pushAndMeasure(ctx, peer, rcv, "w" + rows.length, warmup, timeoutMs, cpuPids);
           note(`#   ${c.name} warm-up: ${w.messages - w.lost}/${w.messages} in ${round(w.elapsed_s, 2)} s`);
         }
         const load1 = loadavg()[0];
@@ -775,7 +769,7 @@ async function main(): Promise<void> {
           const done: PeerDone = await peer.next("done", timeoutMs);
           const el = done.tAcked - done.t0;
           res = { messages: n, msgs_per_s: (done.ok / el) * 1000, ack_per_s: (done.ok / el) * 1000, p50_ms: NaN, p99_ms: NaN, max_ms: NaN, lost: n - done.ok, duplicates: 0, retries: done.retries, failed: done.failed, statuses: "", cpu_ms_per_1k: NaN, elapsed_s: (wallNow() - t0) / 1000 };
-        } else res = await pushAndMeasure(ctx, peer, rcv, "r" + rows.length, n, timeoutMs, cpuPids, tickHz);
+        } else res = await pushAndMeasure(ctx, peer, rcv, "r" + rows.length, n, timeoutMs, cpuPids);
         const row: CaseResult = { name: c.name, load1, ...res };
         rows.push(row);
         printRow(rep, args.json, row, undefined, table);

@@ -18,7 +18,7 @@
  *   npm run build && node dist/bench/sms-outbound.js [--messages 20000] [--window 100] [--runs 1]
  *       [--mode direct|spool|both] [--only didgate|kannel] [--no-http] [--no-smpp] [--keep]
  */
-import { execFileSync, spawn, type ChildProcess } from "node:child_process";
+import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { Agent, request as httpRequest } from "node:http";
 import { loadavg, tmpdir } from "node:os";
@@ -42,12 +42,6 @@ const MODE = args.option("mode") ?? "both";
 const ONLY = args.option("only");
 const WARMUP = Math.min(1000, N);
 const TOKEN = "bench-token-0123456789abcdef";
-let TICK_HZ = 100;
-try {
-  TICK_HZ = Number(execFileSync("getconf", ["CLK_TCK"]).toString().trim()) || 100;
-} catch {
-  // 100 on Linux
-}
 const FROM = "15125550100";
 const TO = "447700900100";
 
@@ -352,7 +346,7 @@ try {
         try {
           await drive(c.name, smsc, g.submit, WARMUP, `w${run}`);
           const calls0 = g.redisUrl !== undefined ? await redisCalls(g.redisUrl) : undefined;
-          const gwCpu = (): number => g.pids().reduce<number>((s, p) => s + cpuMsOf(p, TICK_HZ), 0);
+          const gwCpu = (): number => g.pids().reduce<number>((s, p) => s + cpuMsOf(p), 0);
           const cpu0 = gwCpu();
           const row = await drive(c.name, smsc, g.submit, N, `r${run}`);
           row.gw_cpu_us_per_msg = Math.round(((gwCpu() - cpu0) * 1000) / N);

@@ -41,7 +41,7 @@ export class Deadlines {
     this.live.delete(reply);
   }
 
-  /** Expire every request that is due (exported for tests: the timer calls it). */
+  /** Answer 503 to every request that is due and not answered yet (the timer calls it). */
   sweep(): void {
     const t = this.now();
     for (const [reply, due] of this.live) {

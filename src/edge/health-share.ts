@@ -28,21 +28,20 @@ export class HealthShare {
   private readonly sub: RedisClient;
   private readonly channel: string;
   private closed = false;
-  /** The first SUBSCRIBE was answered (later ones follow each reconnect). */
-  private subscribed = false;
 
   constructor(private readonly o: HealthShareOptions) {
     const quiet = { name: "didgate-health", redis: { maxRetriesPerRequest: 1 } };
     this.pub = o.redis.client(quiet);
     // ioredis's own re-subscription after a reconnect sends SUBSCRIBE and drops its promise: when
     // the connection ends before the answer (a Redis outage, a shutdown), that rejection is
-    // unhandled, and an unhandled rejection ends a Node process. So this edge subscribes again
-    // itself, on every "ready", and handles the answer.
+    // unhandled, and an unhandled rejection ends a Node process. So this edge subscribes itself
+    // on every "ready" and handles the answer: after each reconnect, and also once Redis comes
+    // back when it was down at start (SUBSCRIBE twice to one channel is harmless).
     this.sub = o.redis.client({ name: "didgate-health", redis: { maxRetriesPerRequest: 1, autoResubscribe: false } });
     this.channel = o.prefix + "health";
     for (const c of [this.pub, this.sub]) c.on("error", (err: Error) => o.logger.debug({ err: err.message }, "health share: redis error"));
     this.sub.on("ready", () => {
-      if (!this.subscribed || this.closed) return;
+      if (this.closed) return;
       this.sub.subscribe(this.channel).catch((err: Error) => o.logger.debug({ err: err.message }, "health share: subscribe again failed"));
     });
   }
@@ -52,7 +51,6 @@ export class HealthShare {
     try {
       await Promise.all([this.pub.connect(), this.sub.connect()]);
       await this.sub.subscribe(this.channel);
-      this.subscribed = true;
       // Targets other edges hold down right now (standalone and Sentinel; a Cluster learns from
       // the channel only).
       if ("nodes" in this.pub) return;

@@ -38,6 +38,17 @@ async function edge(id: string, suspectMs = 30_000): Promise<TargetHealth> {
   return health;
 }
 
+/**
+ * One try of "a marks t down, b hears it": a publishes only when its own verdict changes, so a
+ * verdict lost while the clients reconnect is sent again by marking t up and down once more.
+ */
+function tellUntilHeard(a: TargetHealth, b: TargetHealth, t: { transport: "udp"; address: string; port: number; key: string }): boolean {
+  if (b.isDown(t.key)) return true;
+  if (a.isDown(t.key)) a.alive(t.key);
+  a.suspect(t, `sip:x@${t.address}:${t.port}`, "timer B");
+  return false;
+}
+
 describe("health shared through Redis", () => {
   it("down and up on one edge reach the others; a late edge reads what is down", async () => {
     const a = await edge("a");
@@ -69,10 +80,7 @@ describe("health shared through Redis", () => {
       await redis.restart();
       const t = { transport: "udp" as const, address: "127.0.0.1", port: 5997, key: targetKey("udp", "127.0.0.1", 5997) };
       // the clients reconnect on their own (retry every few hundred ms): keep telling until b hears
-      await waitFor(() => {
-        if (!b.isDown(t.key)) a.suspect(t, "sip:x@127.0.0.1:5997", "timer B");
-        return b.isDown(t.key);
-      }, 15_000);
+      await waitFor(() => tellUntilHeard(a, b, t), 15_000);
       // an edge closed while its subscriber is reconnecting
       const c = new HealthShare({ redis: new RedisConnector(parseRedisUrl(redis.url)), prefix: "didgate:", edgeId: "c3", logger, onRemote: () => undefined });
       await c.start();
@@ -86,6 +94,19 @@ describe("health shared through Redis", () => {
     } finally {
       process.off("unhandledRejection", onUnhandled);
     }
+  }, 40_000);
+
+  it("an edge started while Redis is down hears verdicts once Redis is back", async () => {
+    await redis.kill();
+    let b: TargetHealth;
+    try {
+      b = await edge("b4");
+    } finally {
+      await redis.restart();
+    }
+    const a = await edge("a4");
+    const t = { transport: "udp" as const, address: "127.0.0.1", port: 5996, key: targetKey("udp", "127.0.0.1", 5996) };
+    await waitFor(() => tellUntilHeard(a, b, t), 15_000);
   }, 40_000);
 
   it("a remote verdict expires on its own", async () => {
