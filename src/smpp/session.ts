@@ -387,6 +387,9 @@ export class SmppSession {
       this.opts.logger.warn({ session: this.id, peer: this.peer, command: commandName(p.command_id), expected: commandName(pend.command_id | RESP_BIT) }, "smpp: response of the wrong type");
     }
     this.pending.delete(p.sequence_number);
+    // a bind's answer sets the state here, before the PDUs that follow it in the same read: an
+    // SMSC often sends queued receipts right behind bind_resp
+    if (this.state === "binding" && this.side === "esme" && isBindCommand(pend.command_id)) this.bindAnswered(pend.command_id, p);
     pend.resolve(p);
     this.pump();
   }
@@ -483,7 +486,15 @@ export class SmppSession {
     }
   }
 
-  /** Send a bind (side esme) and resolve with the response. The state follows the answer. */
+  private bindAnswered(reqId: number, resp: Pdu): void {
+    if (resp.command_status === 0 && resp.command_id === ((reqId | RESP_BIT) >>> 0)) {
+      this.state = reqId === CMD.bind_receiver ? "bound_rx" : reqId === CMD.bind_transmitter ? "bound_tx" : "bound_trx";
+    } else {
+      this.state = "open";
+    }
+  }
+
+  /** Send a bind (side esme) and resolve with the response. The state follows the answer as it is read. */
   async bind(mode: "receiver" | "transmitter" | "transceiver", params: { system_id: string; password: string; system_type?: string; addr_ton?: number; addr_npi?: number; address_range?: string }): Promise<Pdu> {
     const id = mode === "receiver" ? CMD.bind_receiver : mode === "transmitter" ? CMD.bind_transmitter : CMD.bind_transceiver;
     const p = new Pdu(id);
@@ -495,14 +506,7 @@ export class SmppSession {
     p.addr_npi = params.addr_npi ?? 0;
     p.address_range = params.address_range ?? "";
     this.state = "binding";
-    const resp = await this.request(p);
-    if (this.state !== "binding") return resp;
-    if (resp.command_status === 0 && resp.command_id === ((id | RESP_BIT) >>> 0)) {
-      this.state = mode === "receiver" ? "bound_rx" : mode === "transmitter" ? "bound_tx" : "bound_trx";
-    } else {
-      this.state = "open";
-    }
-    return resp;
+    return this.request(p);
   }
 
   /** Polite close: unbind, wait for unbind_resp (or the response timeout), close. */

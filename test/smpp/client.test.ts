@@ -8,7 +8,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pino from "pino";
 import { Registry } from "prom-client";
+import { createServer, type AddressInfo } from "node:net";
 import { SmppService } from "../../src/smpp/service.js";
+import { Pdu, decodePdu, encodePdu } from "../../src/smpp/codec.js";
+import { CMD } from "../../src/smpp/constants.js";
 import { gsm7Encode } from "../../src/smpp/charset.js";
 import type { AcceptResult, InboundSms, Receipt, SmppBindConfig, SmppConfig } from "../../src/smpp/types.js";
 import { startSmsc, waitFor, type TestSmsc } from "../helpers/smsc.js";
@@ -85,6 +88,39 @@ describe("outbound bind", () => {
     expect(messages[0]).toMatchObject({ peer: "smsc-b", peer_kind: "bind", text: "from SMSC €", command: "deliver_sm" });
     // receipt through the outbound bind, decimal text id converted to the hex form of submit_sm_resp
     expect(await registry.metrics()).toMatch(/didgate_smpp_bind_state\{peer="smsc-b",side="client"\} 1/);
+  });
+
+  it("takes a deliver_sm that comes in the same read as bind_resp (an SMSC flushing queued receipts at bind)", async () => {
+    // a raw SMSC: bind_transceiver_resp and a deliver_sm written as one buffer
+    const answers: Pdu[] = [];
+    const server = createServer((sock) => {
+      let buf = Buffer.alloc(0);
+      sock.on("error", () => {});
+      sock.on("data", (d) => {
+        buf = Buffer.concat([buf, d]);
+        while (buf.length >= 16 && buf.length >= buf.readUInt32BE(0)) {
+          const len = buf.readUInt32BE(0);
+          const p = decodePdu(buf, 0, len);
+          buf = buf.subarray(len);
+          if (!(p instanceof Pdu)) continue;
+          if (p.command_id === CMD.bind_transceiver) {
+            const resp = new Pdu(CMD.bind_transceiver_resp, p.sequence_number);
+            resp.system_id = "rawsmsc";
+            const dr = new Pdu(CMD.deliver_sm, 1);
+            Object.assign(dr, addr);
+            dr.short_message = Buffer.from("queued at the SMSC");
+            sock.write(Buffer.concat([encodePdu(resp), encodePdu(dr)]));
+          } else if (p.isResponse) answers.push(p);
+        }
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", () => r()));
+    cleanup.push(() => new Promise<void>((r) => server.close(() => r())));
+    const { edge, messages } = edgeFor({ port: (server.address() as AddressInfo).port });
+    await edge.start();
+    await waitFor(() => answers.find((a) => a.command_id === CMD.deliver_sm_resp), 5000, "deliver_sm_resp");
+    expect(answers.find((a) => a.command_id === CMD.deliver_sm_resp)!.command_status).toBe(0);
+    expect(messages[0]).toMatchObject({ peer: "smsc-b", text: "queued at the SMSC" });
   });
 
   it("converts receipt ids per peer and answers the SMSC's enquire_link", async () => {
