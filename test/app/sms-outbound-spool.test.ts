@@ -312,6 +312,7 @@ describe("outbound messages in the Redis spool", () => {
     expect(metricValue(await metrics(), 'didgate_sms_outbound_in_doubt_total{outcome="matched"}')).toBe(matchedBefore);
   }, 60_000);
 
+  let ambiguousTries = 0;
   it("two messages in doubt with the same text start: a receipt matches neither (ambiguous), both are sent again after the hold; no text in the markers", async () => {
     if (!alive(child)) child = startDidgate();
     esme ??= await bindApp();
@@ -321,14 +322,17 @@ describe("outbound messages in the Redis spool", () => {
     onTestFinished(() => {
       smsc.options.respondAfterMs = undefined;
     });
-    const a = "Your code is 222222 (first)";
-    const b = "Your code is 222222 (second)";
-    const markers = `didgate:smsout:if:smsc-b:${encodeURIComponent("+15125550100")}:${encodeURIComponent("+447700900800")}`;
+    // per try (a retry must not meet the first try's messages, still held in the spool)
+    const n = ++ambiguousTries;
+    const a = `Your code is 222222 (first ${n})`;
+    const b = `Your code is 222222 (second ${n})`;
+    const to = `44770090080${n}`;
+    const markers = `didgate:smsout:if:smsc-b:${encodeURIComponent("+15125550100")}:${encodeURIComponent("+" + to)}`;
     await client.del(markers);
     const sentBefore = (t: string): number => texts(smsc).filter((x) => x === t).length;
     const a0 = sentBefore(a);
     const b0 = sentBefore(b);
-    for (const t of [a, b]) expect((await esme.send("submit_sm", { source_addr: "15125550100", source_addr_ton: 1, destination_addr: "447700900800", dest_addr_ton: 1, short_message: t })).command_status).toBe(0);
+    for (const t of [a, b]) expect((await esme.send("submit_sm", { source_addr: "15125550100", source_addr_ton: 1, destination_addr: to, dest_addr_ton: 1, short_message: t })).command_status).toBe(0);
     await waitFor(() => sentBefore(a) > a0 && sentBefore(b) > b0, 20_000);
     await kill9(child!);
     await esme.close();
@@ -357,7 +361,7 @@ describe("outbound messages in the Redis spool", () => {
     child = startDidgate();
     const bind = await waitFor(() => (smsc.binds.length > 0 && smsc.binds.at(-1)!.session !== old ? smsc.binds.at(-1) : undefined), 20_000);
     // a receipt with an unknown id whose text: fits both
-    const dr = await smsc.send("deliver_sm", { source_addr: "447700900800", source_addr_ton: 1, destination_addr: "15125550100", dest_addr_ton: 1, esm_class: 4, short_message: `id:zz-amb-1 sub:001 dlvrd:001 submit date:2612050800 done date:2612050801 stat:DELIVRD err:000 text:${a.slice(0, 20)}`, receipted_message_id: "zz-amb-1", message_state: 2 }, bind);
+    const dr = await smsc.send("deliver_sm", { source_addr: to, source_addr_ton: 1, destination_addr: "15125550100", dest_addr_ton: 1, esm_class: 4, short_message: `id:zz-amb-1 sub:001 dlvrd:001 submit date:2612050800 done date:2612050801 stat:DELIVRD err:000 text:${a.slice(0, 20)}`, receipted_message_id: "zz-amb-1", message_state: 2 }, bind);
     expect(dr.command_status).toBe(0);
     await waitFor(async () => metricValue(await metrics(), 'didgate_sms_outbound_in_doubt_total{outcome="ambiguous"}') >= 1, 10_000, 100);
     // neither was taken as sent: both go out again after the hold (other cases' messages left in
