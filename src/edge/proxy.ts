@@ -220,7 +220,7 @@ export class ProxyCall implements TimerTarget {
   }
 
   start(): void {
-    const x = this.info.relay === true ? null : this.host.expand?.(this.info.targets, this.info.ring ?? "sequential", this.stx.request.callId ?? "");
+    const x = this.info.relay === true ? null : this.host.expand?.(this.info.targets, this.info.ring ?? "sequential", this.stx.callId);
     if (x !== undefined && x !== null) {
       void x.then((r) => {
         if (this.finished) return;

@@ -503,12 +503,12 @@ export class VoiceEdge implements SipStackHandler, ProxyHost {
 
   /** Unknown source: drop (no answer, no transaction kept) or 403 (after the flood guard). */
   private reject(tx: ServerTransaction, why: string): void {
-    this.refused(tx.source.transport, tx.source.address, tx.source.port, tx.request.method + " (" + why + ")");
+    this.refused(tx.source.transport, tx.source.address, tx.source.port, tx.method + " (" + why + ")");
     if (this.settings.unknown_source === "reject") {
       tx.reply(403);
       this.metrics.final(UNKNOWN, "403").inc();
     } else tx.terminate();
-    this.logger.debug({ source: tx.source.address, port: tx.source.port, method: tx.request.method, reason: why }, "sip request from unknown source");
+    this.logger.debug({ source: tx.source.address, port: tx.source.port, method: tx.method, reason: why }, "sip request from unknown source");
   }
 
   private final(tx: ServerTransaction, trunk: string, status: number, reason?: string, headers?: Array<[string, string]>): void {
@@ -785,8 +785,8 @@ export class VoiceEdge implements SipStackHandler, ProxyHost {
     if (cu !== undefined) {
       if (outcome === "routed") this.outboundMetrics.answer("customer", cu);
       else {
-        this.callCounter.release("c:" + cu, call.stx.request.callId ?? "");
-        this.callCounter.release(ALL_USERS_KEY, call.stx.request.callId ?? "");
+        this.callCounter.release("c:" + cu, call.stx.callId);
+        this.callCounter.release(ALL_USERS_KEY, call.stx.callId);
         this.outboundMetrics.fail("customer", cu, code === 408 ? "timeout" : code === 487 ? "cancelled" : failClass(code));
       }
     }
@@ -817,7 +817,7 @@ export class VoiceEdge implements SipStackHandler, ProxyHost {
     // fixed fields, no secret among them: logged without the redaction pass
     unredacted(this.logger).info(
       {
-        trunk, did, caller, route_key: key, targets: tried ?? [], code, outcome, setup_ms: ms === undefined ? undefined : Math.round(ms * 100) / 100, call_id: tx.request.callId,
+        trunk, did, caller, route_key: key, targets: tried ?? [], code, outcome, setup_ms: ms === undefined ? undefined : Math.round(ms * 100) / 100, call_id: tx.callId,
         ...(i?.verstat !== undefined ? { verstat: i.verstat, attest: i.attest ?? null } : {}),
       },
       "call",
@@ -839,7 +839,7 @@ export class VoiceEdge implements SipStackHandler, ProxyHost {
     const leg = call?.answeredTarget as Leg | undefined;
     cdr.finished(
       {
-        callId: tx.request.callId ?? "",
+        callId: tx.callId,
         direction: i?.mask !== undefined ? "masked" : customer !== undefined ? (i?.outbound ? "outbound" : "onnet") : i?.outbound ? "forwarded" : "inbound",
         ...(i?.mask !== undefined ? { session: i.mask.session } : {}),
         ...(customer === undefined ? { trunk } : { customer: customer.name }),
@@ -1067,7 +1067,7 @@ export class VoiceEdge implements SipStackHandler, ProxyHost {
   admit(call: ProxyCall, t: Target): boolean {
     const c = (t as Leg).carrier;
     if (c === undefined) return true;
-    const id = call.stx.request.callId ?? "";
+    const id = call.stx.callId;
     const key = "k:" + c.name;
     const had = this.callCounter.count(key);
     if (!this.callCounter.acquire(key, id, c.maxCalls, this.settings.max_call_s * 1000)) {
@@ -1091,7 +1091,7 @@ export class VoiceEdge implements SipStackHandler, ProxyHost {
       this.outboundMetrics.answer("carrier", c.name);
       return;
     }
-    this.callCounter.release("k:" + c.name, call.stx.request.callId ?? "");
+    this.callCounter.release("k:" + c.name, call.stx.callId);
     this.outboundMetrics.fail("carrier", c.name, code === 0 ? "transport" : code === 408 ? "timeout" : code === 487 ? "cancelled" : failClass(code));
   }
 
@@ -1172,7 +1172,7 @@ export class VoiceEdge implements SipStackHandler, ProxyHost {
   private forged(tx: ServerTransaction, trunk: Trunk | undefined, reason: ForgedReason): void {
     this.metrics.forgedOf(reason, "").inc();
     if (trunk === undefined) return this.reject(tx, "in-dialog request refused: " + reason);
-    this.logger.debug({ trunk: trunk.name, source: tx.source.address, method: tx.request.method, call_id: tx.request.callId, reason }, "sip in-dialog request refused");
+    this.logger.debug({ trunk: trunk.name, source: tx.source.address, method: tx.method, call_id: tx.callId, reason }, "sip in-dialog request refused");
     this.final(tx, trunk.name, 403, "Forbidden (not a dialog of this proxy)");
   }
 

@@ -53,8 +53,28 @@ export interface ServerTxEvents {
   onTerminated?(tx: ServerTransaction): void;
 }
 
+/** Limits for parsing a request again from bytes we sent or already parsed once (ours may exceed the wire limits). */
+const OWN_LIMITS: ParseLimits = { maxMessageSize: 1 << 30, maxHeaders: 1 << 20, maxHeaderLength: 1 << 30 };
+
 export class ServerTransaction implements TimerTarget {
-  readonly request: SipMessage;
+  /**
+   * The request as received. Let go once a final response is sent (the transaction then lives on
+   * for up to 32 s with only what absorbing retransmissions needs); parsed again from the bytes
+   * received if anyone asks after that (a change made to it before is not in that copy).
+   */
+  get request(): SipMessage {
+    let r = this.req;
+    if (r === null) {
+      const p = parseMessage(this.raw!, { limits: OWN_LIMITS });
+      if (p instanceof SipParseError) throw new Error("server transaction: received request does not parse again: " + p.toString());
+      r = this.req = p;
+    }
+    return r;
+  }
+  private req: SipMessage | null;
+  private readonly raw: Buffer | null;
+  /** The request's Call-ID ("" when it had none), kept when the parsed request is let go. */
+  readonly callId: string;
   readonly source: Source;
   /** @internal table key */
   readonly key: string;
@@ -88,7 +108,9 @@ export class ServerTransaction implements TimerTarget {
     key: string,
     lifetimeMs: number,
   ) {
-    this.request = request;
+    this.req = request;
+    this.raw = request.raw;
+    this.callId = request.callId ?? "";
     this.source = source;
     this.key = key;
     this.method = request.method;
@@ -132,6 +154,7 @@ export class ServerTransaction implements TimerTarget {
       if (s === "trying") this.state = "proceeding";
       return true;
     }
+    if (this.raw !== null) this.req = null;
     const t = this.ctx.timers;
     const tc = this.ctx.timerConfig;
     this.clearTimers();
@@ -246,8 +269,6 @@ export interface ClientTxHandler {
 
 const A = 11, B = 12, D = 13, E = 14, F = 15, K = 16, M = 17;
 
-/** Limits for parsing a request we serialised ourselves again (it may exceed the wire limits). */
-const OWN_LIMITS: ParseLimits = { maxMessageSize: 1 << 30, maxHeaders: 1 << 20, maxHeaderLength: 1 << 30 };
 
 export class ClientTransaction implements TimerTarget {
   /**

@@ -143,6 +143,51 @@ describe("UDP server transactions (manual timers)", () => {
     expect(timers.size).toBe(0);
   });
 
+  it("a server transaction lets its parsed request go once a final response is sent; its Call-ID stays, the request is parsed again from the bytes received when asked", async () => {
+    const timers = new ManualTimers();
+    const rec = new Recorder();
+    const stack = await mkStack({ listen: ["udp://127.0.0.1:0"], timers }, rec);
+    const port = stack.listeners[0]!.port;
+    const peer = await udpPeer();
+    const inv = request("INVITE", { via: "SIP/2.0/UDP 127.0.0.1:1;branch=z9hG4bKrel;rport", callId: "rel2@test" });
+    await peer.send(inv, port);
+    expect((await peer.next()).status).toBe(100);
+    const tx = rec.txs[0]!;
+    const received = tx.request;
+    // held (the same object) while the transaction is proceeding
+    tx.reply(180);
+    expect((await peer.next()).status).toBe(180);
+    expect(tx.request).toBe(received);
+    tx.reply(200);
+    expect((await peer.next()).status).toBe(200);
+    expect(tx.state).toBe("accepted");
+    expect((tx as unknown as { req: unknown }).req).toBeNull();
+    expect(tx.callId).toBe("rel2@test");
+    const again = tx.request;
+    expect(again).not.toBe(received);
+    expect(again.toBuffer().equals(Buffer.from(inv))).toBe(true);
+    expect(again.method).toBe("INVITE");
+    expect(again.topVia!.branch).toBe("z9hG4bKrel");
+    expect(tx.request).toBe(again);
+    // a retransmitted INVITE is still absorbed (nothing sent, the TU not called again)
+    await peer.send(inv, port);
+    await peer.none(50);
+    expect(rec.txs.length).toBe(1);
+    // a non-INVITE too, and its retransmission gets the final response again from the bytes kept
+    const bye = request("BYE", { via: "SIP/2.0/UDP 127.0.0.1:1;branch=z9hG4bKrelbye;rport", callId: "rel2@test" });
+    await peer.send(bye, port);
+    await until(() => rec.txs.length > 1);
+    const btx = rec.txs[1]!;
+    btx.reply(200);
+    expect((await peer.next()).status).toBe(200);
+    expect((btx as unknown as { req: unknown }).req).toBeNull();
+    await peer.send(bye, port);
+    expect((await peer.next()).status).toBe(200);
+    timers.advance(64 * 500);
+    expect(tx.state).toBe("terminated");
+    expect(btx.state).toBe("terminated");
+  });
+
   it("INVITE: timer H reports a missing ACK; 2xx goes to Accepted and passes TU retransmissions", async () => {
     const timers = new ManualTimers();
     const rec = new Recorder();
