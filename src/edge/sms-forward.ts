@@ -57,16 +57,24 @@ export class SmppServiceForwarder implements SmppForwarder {
     // The submitter asked for a receipt: ask the carrier for one, to relay it.
     if (job.receipt !== undefined && toBind) msg.registered_delivery = 1;
     if (signal.aborted) return { kind: "retry", reason: "aborted" };
-    const r = await smpp.send(peer, msg);
-    if (r.outcome === "ok") {
+    // A receipt may come in the same read as the submit_sm_resp (an SMSC that delivers at once) or
+    // overtake it: while the submit is out, a receipt through this bind that names an unknown id
+    // waits for it (ReceiptCorrelator.findOrWait) instead of being routed by number.
+    const track = this.receipts !== undefined && toBind ? this.receipts : undefined;
+    track?.submitStart(peer);
+    let r: Awaited<ReturnType<SmppService["send"]>>;
+    try {
+      r = await smpp.send(peer, msg);
       // Submitted through an outbound bind: the SMSC's receipt will name its message id (one per part).
-      if (this.receipts && toBind) {
+      if (r.outcome === "ok" && track !== undefined) {
         const sent: SentMessage = { id: job.id, did: body.to };
         if (job.receipt !== undefined) sent.receipt = job.receipt;
-        for (const smscId of r.message_ids) if (smscId) this.receipts.remember(peer, smscId, sent);
+        for (const smscId of r.message_ids) if (smscId) track.remember(peer, smscId, sent);
       }
-      return { kind: "delivered" };
+    } finally {
+      track?.submitEnd(peer);
     }
+    if (r.outcome === "ok") return { kind: "delivered" };
     const reason = r.error ?? `command_status 0x${(r.status ?? 0).toString(16).padStart(2, "0")}`;
     if (r.outcome === "temporary") return { kind: "retry", reason };
     return { kind: "dead", reason };
