@@ -320,9 +320,13 @@ export class VoiceEdge implements SipStackHandler, ProxyHost {
   /** Wall time of the last request received (drain lingers while in-dialog requests still come). */
   lastRequestAt = 0;
 
-  /** Initial INVITEs (and in-dialog INVITEs) still waiting for their final response. */
+  /**
+   * Initial INVITEs (and in-dialog INVITEs) still waiting for their final response, those waiting
+   * for a STIR certificate or a masking session lookup included (they have had 100 Trying: they go
+   * on as calls once that answers).
+   */
   inFlight(): number {
-    return this.calls.size + this.dialogInvites.size;
+    return this.calls.size + this.dialogInvites.size + this.verifying.size;
   }
 
   async close(): Promise<void> {
@@ -334,6 +338,9 @@ export class VoiceEdge implements SipStackHandler, ProxyHost {
     await this.registrar?.close();
     this.calls.clear();
     this.dialogInvites.clear();
+    // a certificate fetch or session lookup that answers after this starts nothing
+    for (const p of this.verifying.values()) p.cancelled = true;
+    this.verifying.clear();
   }
 
   mono(): number {
@@ -656,7 +663,7 @@ export class VoiceEdge implements SipStackHandler, ProxyHost {
         this.verifying.set(tx, pending);
         void v.then((r) => {
           this.verifying.delete(tx);
-          if (pending.cancelled || this.draining) return;
+          if (pending.cancelled) return;
           this.afterVerify(tx, base, info, r);
         });
         return;
