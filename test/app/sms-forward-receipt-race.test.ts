@@ -4,17 +4,17 @@
  * (an SMSC that delivers at once): the receipt is read before the forwarder has seen its answer,
  * and must still be matched to the message and relayed to the submitter.
  */
-import { createServer, type AddressInfo, type Server } from "node:net";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import type { Didgate } from "../../src/app.js";
-import { Pdu, decodePdu, encodePdu, tlvCString, tlvU8 } from "../../src/smpp/codec.js";
+import { Pdu, encodePdu, tlvCString, tlvU8 } from "../../src/smpp/codec.js";
 import { CMD, TLV } from "../../src/smpp/constants.js";
 import { startApp, tempDir, waitFor, writeRoutes } from "../helpers/app.js";
-import { connectEsme, type SmppPdu, type TestEsme } from "../helpers/smsc.js";
+import { connectEsme, startRawSmsc, type SmppPdu, type TestEsme } from "../helpers/smsc.js";
 
 let app: Didgate;
 let carrier: TestEsme;
-let raw: Server;
+let raw: Awaited<ReturnType<typeof startRawSmsc>>;
+let seq = 100;
 let bound = false;
 let submits = 0;
 
@@ -24,40 +24,27 @@ const cstr = (v: unknown): string => String(v).replace(/\0+$/, "");
 
 beforeAll(async () => {
   // a raw SMSC: submit_sm_resp and the DELIVRD receipt for it written as one buffer
-  raw = createServer((sock) => {
-    let buf = Buffer.alloc(0);
-    let seq = 100;
-    sock.on("error", () => {});
-    sock.on("data", (d) => {
-      buf = Buffer.concat([buf, d]);
-      while (buf.length >= 16 && buf.length >= buf.readUInt32BE(0)) {
-        const len = buf.readUInt32BE(0);
-        const p = decodePdu(buf, 0, len);
-        buf = buf.subarray(len);
-        if (!(p instanceof Pdu)) continue;
-        if (p.command_id === CMD.bind_transceiver) {
-          const resp = new Pdu(CMD.bind_transceiver_resp, p.sequence_number);
-          resp.system_id = "rawsmsc";
-          sock.write(encodePdu(resp));
-          bound = true;
-        } else if (p.command_id === CMD.enquire_link) {
-          sock.write(encodePdu(new Pdu(CMD.enquire_link_resp, p.sequence_number)));
-        } else if (p.command_id === CMD.submit_sm) {
-          const id = "x" + ++submits;
-          const resp = new Pdu(CMD.submit_sm_resp, p.sequence_number);
-          resp.message_id = id;
-          const dr = new Pdu(CMD.deliver_sm, ++seq);
-          dr.source_addr = p.destination_addr;
-          dr.destination_addr = p.source_addr;
-          dr.esm_class = 0x04;
-          dr.short_message = Buffer.from(`id:${id} sub:001 dlvrd:001 submit date:2612041000 done date:2612041001 stat:DELIVRD err:000 text:hello`);
-          dr.tlvs = [tlvCString(TLV.receipted_message_id, id), tlvU8(TLV.message_state, 2)];
-          sock.write(Buffer.concat([encodePdu(resp), encodePdu(dr)]));
-        }
-      }
-    });
+  raw = await startRawSmsc((p, sock) => {
+    if (p.command_id === CMD.bind_transceiver) {
+      const resp = new Pdu(CMD.bind_transceiver_resp, p.sequence_number);
+      resp.system_id = "rawsmsc";
+      sock.write(encodePdu(resp));
+      bound = true;
+    } else if (p.command_id === CMD.enquire_link) {
+      sock.write(encodePdu(new Pdu(CMD.enquire_link_resp, p.sequence_number)));
+    } else if (p.command_id === CMD.submit_sm) {
+      const id = "x" + ++submits;
+      const resp = new Pdu(CMD.submit_sm_resp, p.sequence_number);
+      resp.message_id = id;
+      const dr = new Pdu(CMD.deliver_sm, ++seq);
+      dr.source_addr = p.destination_addr;
+      dr.destination_addr = p.source_addr;
+      dr.esm_class = 0x04;
+      dr.short_message = Buffer.from(`id:${id} sub:001 dlvrd:001 submit date:2612041000 done date:2612041001 stat:DELIVRD err:000 text:hello`);
+      dr.tlvs = [tlvCString(TLV.receipted_message_id, id), tlvU8(TLV.message_state, 2)];
+      sock.write(Buffer.concat([encodePdu(resp), encodePdu(dr)]));
+    }
   });
-  await new Promise<void>((r) => raw.listen(0, "127.0.0.1", () => r()));
   const dir = tempDir();
   writeRoutes(dir, { "+15125550300": { sms: { smpp: "smsc-raw" } } });
   ({ app } = await startApp(
@@ -67,7 +54,7 @@ beforeAll(async () => {
         listen: "127.0.0.1:0",
         handler_timeout_s: 3,
         accounts: [{ system_id: "carrier", password: "pw-c", role: "carrier", country_code: "1" }],
-        binds: [{ name: "smsc-raw", host: "127.0.0.1", port: (raw.address() as AddressInfo).port, system_id: "didgate", password: "pw", mode: "transceiver" }],
+        binds: [{ name: "smsc-raw", host: "127.0.0.1", port: raw.port, system_id: "didgate", password: "pw", mode: "transceiver" }],
       },
     },
     dir,
@@ -80,7 +67,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await carrier?.close();
   await app?.stop(1000);
-  await new Promise<void>((r) => raw.close(() => r()));
+  await raw?.close();
 });
 
 it("relays the carrier's receipt to the submitter when it comes in the same read as submit_sm_resp", async () => {

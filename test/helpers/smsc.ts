@@ -4,7 +4,8 @@
  *  - connectEsme(): an ESME that binds to didgate's server.
  * Every peer has close(); tests must call it.
  */
-import type { AddressInfo } from "node:net";
+import { createServer, type AddressInfo, type Socket } from "node:net";
+import { Pdu, decodePdu } from "../../src/smpp/codec.js";
 import smpp from "smpp";
 import { gsm7Decode, ucs2Decode } from "../../src/smpp/charset.js";
 
@@ -268,4 +269,30 @@ export function pduText(p: SmppPdu): string {
 /** What reached an SMSC for one destination address, in order: [source_addr, text]. */
 export function submittedTo(s: TestSmsc, to: string): [string, string][] {
   return s.received.filter((p) => p.command === "submit_sm" && p.destination_addr === to).map((p) => [String(p.source_addr), pduText(p)]);
+}
+
+/**
+ * A raw SMSC on loopback, built on didgate's own codec: `onPdu` gets every decoded PDU with its
+ * socket and writes what it wants, several PDUs in one buffer if it likes (what the npm `smpp`
+ * server cannot do). Answers nothing by itself.
+ */
+export async function startRawSmsc(onPdu: (p: Pdu, sock: Socket) => void): Promise<{ port: number; close(): Promise<void> }> {
+  const server = createServer((sock) => {
+    let buf = Buffer.alloc(0);
+    sock.on("error", () => {});
+    sock.on("data", (d) => {
+      buf = Buffer.concat([buf, d]);
+      while (buf.length >= 16 && buf.length >= buf.readUInt32BE(0)) {
+        const len = buf.readUInt32BE(0);
+        const p = decodePdu(buf, 0, len);
+        buf = buf.subarray(len);
+        if (p instanceof Pdu) onPdu(p, sock);
+      }
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", () => r()));
+  return {
+    port: (server.address() as AddressInfo).port,
+    close: () => new Promise<void>((r) => server.close(() => r())),
+  };
 }

@@ -8,13 +8,12 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pino from "pino";
 import { Registry } from "prom-client";
-import { createServer, type AddressInfo } from "node:net";
 import { SmppService } from "../../src/smpp/service.js";
-import { Pdu, decodePdu, encodePdu } from "../../src/smpp/codec.js";
+import { Pdu, encodePdu } from "../../src/smpp/codec.js";
 import { CMD } from "../../src/smpp/constants.js";
 import { gsm7Encode } from "../../src/smpp/charset.js";
 import type { AcceptResult, InboundSms, Receipt, SmppBindConfig, SmppConfig } from "../../src/smpp/types.js";
-import { startSmsc, waitFor, type TestSmsc } from "../helpers/smsc.js";
+import { startRawSmsc, startSmsc, waitFor, type TestSmsc } from "../helpers/smsc.js";
 
 const logger = pino({ level: "silent" });
 const cleanup: (() => Promise<void> | void)[] = [];
@@ -93,30 +92,18 @@ describe("outbound bind", () => {
   it("takes a deliver_sm that comes in the same read as bind_resp (an SMSC flushing queued receipts at bind)", async () => {
     // a raw SMSC: bind_transceiver_resp and a deliver_sm written as one buffer
     const answers: Pdu[] = [];
-    const server = createServer((sock) => {
-      let buf = Buffer.alloc(0);
-      sock.on("error", () => {});
-      sock.on("data", (d) => {
-        buf = Buffer.concat([buf, d]);
-        while (buf.length >= 16 && buf.length >= buf.readUInt32BE(0)) {
-          const len = buf.readUInt32BE(0);
-          const p = decodePdu(buf, 0, len);
-          buf = buf.subarray(len);
-          if (!(p instanceof Pdu)) continue;
-          if (p.command_id === CMD.bind_transceiver) {
-            const resp = new Pdu(CMD.bind_transceiver_resp, p.sequence_number);
-            resp.system_id = "rawsmsc";
-            const dr = new Pdu(CMD.deliver_sm, 1);
-            Object.assign(dr, addr);
-            dr.short_message = Buffer.from("queued at the SMSC");
-            sock.write(Buffer.concat([encodePdu(resp), encodePdu(dr)]));
-          } else if (p.isResponse) answers.push(p);
-        }
-      });
+    const server = await startRawSmsc((p, sock) => {
+      if (p.command_id === CMD.bind_transceiver) {
+        const resp = new Pdu(CMD.bind_transceiver_resp, p.sequence_number);
+        resp.system_id = "rawsmsc";
+        const dr = new Pdu(CMD.deliver_sm, 1);
+        Object.assign(dr, addr);
+        dr.short_message = Buffer.from("queued at the SMSC");
+        sock.write(Buffer.concat([encodePdu(resp), encodePdu(dr)]));
+      } else if (p.isResponse) answers.push(p);
     });
-    await new Promise<void>((r) => server.listen(0, "127.0.0.1", () => r()));
-    cleanup.push(() => new Promise<void>((r) => server.close(() => r())));
-    const { edge, messages } = edgeFor({ port: (server.address() as AddressInfo).port });
+    cleanup.push(() => server.close());
+    const { edge, messages } = edgeFor({ port: server.port });
     await edge.start();
     await waitFor(() => answers.find((a) => a.command_id === CMD.deliver_sm_resp), 5000, "deliver_sm_resp");
     expect(answers.find((a) => a.command_id === CMD.deliver_sm_resp)!.command_status).toBe(0);
