@@ -340,6 +340,8 @@ interface Step {
   /** Of cpu_us_per_call, what threads other than the main ones used (Node: GC and JIT helpers). */
   helper_us_per_call: number;
   clean: boolean;
+  /** sipp's error log by kind (sippErrors), when it has anything. */
+  errors?: string;
 }
 
 function statValue(stdout: string, label: string): number {
@@ -357,7 +359,11 @@ async function runStep(dir: string, proxyName: string, proxyPid: number, proxyPo
   const args = [
     `127.0.0.1:${proxyPort}`, "-sf", path.join(dir, scenario), "-inf", path.join(dir, csvName), "-i", uacIp, "-p", String(uacPort),
     "-r", String(rate), "-m", String(calls), "-l", String(Math.max(100, rate * 4)), "-trace_rtt", "-rtt_freq", "50",
-    "-timeout", `${stepS + 20}s`, "-recv_timeout", "8000", "-nostdin", "-max_socket", "1000",
+    "-timeout", `${stepS + 20}s`, "-recv_timeout", "8000", "-nostdin", "-max_socket", "1000", "-trace_err",
+    // a provisional response that arrives after the 200 (a proxy whose processes share one socket
+    // may forward them out of order, as Kamailio with children=2 does) is ignored as a UA's
+    // transaction layer ignores it, not taken as a failed call; a call still fails on a timeout
+    "-default_behaviors", "all,-abortunexp",
   ];
   const c0 = treeTicks(proxyPid);
   const t0 = Date.now();
@@ -376,7 +382,7 @@ async function runStep(dir: string, proxyName: string, proxyPid: number, proxyPo
   let lastSetupAt = 0;
   for (const f of fs.readdirSync(cwd)) {
     if (!f.endsWith("_rtt.csv")) continue;
-    for (const line of fs.readFileSync(path.join(cwd, f), "latin1").split("\n")) {
+    for (const line of fs.readFileSync(path.join(cwd, f), "latin1").split(/\r?\n/)) {
       const parts = line.split(";");
       if (parts.length >= 2 && /^\d/.test(parts[0]!)) {
         const v = Number(parts[1]);
@@ -394,6 +400,7 @@ async function runStep(dir: string, proxyName: string, proxyPid: number, proxyPo
   const achieved = ok / Math.min(secs, Math.max(calls / rate, setupSpan));
   const unanswered = calls - total;
   const clean = total > 0 && (failed + unanswered) / calls <= 0.001 && achieved >= rate * 0.9;
+  const errors = sippErrors(cwd);
   fs.rmSync(cwd, { recursive: true, force: true });
   return {
     proxy: proxyName,
@@ -407,7 +414,28 @@ async function runStep(dir: string, proxyName: string, proxyPid: number, proxyPo
     cpu_us_per_call: ok > 0 ? Math.round(((c1.all - c0.all) * TICK_US) / ok) : NaN,
     helper_us_per_call: ok > 0 ? Math.round(((c1.helpers - c0.helpers) * TICK_US) / ok) : NaN,
     clean,
+    ...(errors !== "" ? { errors } : {}),
   };
+}
+
+/**
+ * What sipp's -trace_err log says (failed calls, and messages it did not expect but let pass, such
+ * as a late 180): each kind of line (numbers blanked, long quotes cut) with its count, the most
+ * frequent first; "" when the log is empty.
+ */
+function sippErrors(cwd: string): string {
+  const kinds = new Map<string, number>();
+  for (const f of fs.readdirSync(cwd)) {
+    if (!f.endsWith("_errors.log")) continue;
+    for (const line of fs.readFileSync(path.join(cwd, f), "latin1").split(/\r?\n/)) {
+      // "2026-12-06 23:41:02.123456 1765064462.123456: Aborting call on unexpected message for Call-Id '...': while expecting '200' (index 3), received 'SIP/2.0 408 ...'"
+      const m = /^\S+\s+\S+\s+[\d.]+: (.*)$/.exec(line);
+      if (m === null) continue;
+      const k = m[1]!.replace(/ for Call-Id '[^']*'/g, "").replace(/'[^']*'/g, (q) => (q.length > 40 ? "'…'" : q)).replace(/\d+/g, "N").slice(0, 160);
+      kinds.set(k, (kinds.get(k) ?? 0) + 1);
+    }
+  }
+  return [...kinds].sort((a, b) => b[1] - a[1]).slice(0, 3).map(([k, n]) => `${n}x ${k}`).join(" | ");
 }
 
 function kill(child: ChildProcess | null, graceMs = 5000): Promise<void> {
@@ -493,7 +521,7 @@ async function main(): Promise<void> {
         const st = await runStep(dir, name, child.pid!, port, rate, stepS, uacIp, csvName, scenario);
         results.push(st);
         if (json) process.stdout.write(JSON.stringify({ name: `sip_calls_${name}`, entries: nDids, ...st }) + "\n");
-        else log(`${name.padEnd(11)} rate ${String(rate).padStart(5)}/s  ok ${String(st.ok).padStart(6)}  failed ${String(st.failed).padStart(5)}  achieved ${String(st.achieved_cps).padStart(5)}/s  setup p50 ${st.setup_p50_ms} ms p99 ${st.setup_p99_ms} ms  cpu ${st.cpu_us_per_call} us/call (helper threads ${st.helper_us_per_call})${st.clean ? "" : "  (not sustained)"}`);
+        else log(`${name.padEnd(11)} rate ${String(rate).padStart(5)}/s  ok ${String(st.ok).padStart(6)}  failed ${String(st.failed).padStart(5)}  achieved ${String(st.achieved_cps).padStart(5)}/s  setup p50 ${st.setup_p50_ms} ms p99 ${st.setup_p99_ms} ms  cpu ${st.cpu_us_per_call} us/call (helper threads ${st.helper_us_per_call})${st.clean ? "" : "  (not sustained)"}${st.errors !== undefined ? "\n    sipp: " + st.errors : ""}`);
         if (!st.clean) break;
         best = st;
         await sleep(1500); // let transactions drain between steps
