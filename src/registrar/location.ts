@@ -48,14 +48,30 @@ export function bindingKey(b: Pick<Binding, "contact" | "instance" | "regId">): 
   return "c:" + b.contact;
 }
 
+/**
+ * One REGISTER's changes. Checked and applied in one atomic step, so REGISTERs of one AOR that are
+ * handled at the same time (several in one read, or at several edges) cannot together pass
+ * `maxContacts` or let an older CSeq undo a newer one.
+ */
+export interface LocationChange {
+  upsert?: Binding[];
+  remove?: string[];
+  removeAll?: boolean;
+  /** The REGISTER's Call-ID and CSeq: a live binding that Call-ID wrote with an equal or higher CSeq is neither replaced nor removed. */
+  order?: { callId: string; cseq: number };
+  /** Refuse the whole change (null) when the AOR would have more live bindings than this. */
+  maxContacts?: number;
+}
+
 export interface LocationStore {
   /** Live bindings of an AOR (expired ones left out). */
   lookup(aor: string): Promise<Binding[]>;
   /**
    * Applies one REGISTER's changes atomically: `upsert` adds or replaces bindings by key, `remove`
-   * deletes keys, `removeAll` clears the AOR first. Returns the AOR's live bindings after.
+   * deletes keys, `removeAll` clears the AOR first. Returns the AOR's live bindings after, or null
+   * (nothing changed) when they would be more than `maxContacts`.
    */
-  update(aor: string, change: { upsert?: Binding[]; remove?: string[]; removeAll?: boolean }): Promise<Binding[]>;
+  update(aor: string, change: LocationChange): Promise<Binding[] | null>;
   /** Number of AORs with bindings (metrics); may be approximate. */
   count(): Promise<number>;
 }
@@ -84,18 +100,31 @@ export class MemoryLocationStore implements LocationStore {
     return [...(this.live(aor)?.values() ?? [])];
   }
 
-  async update(aor: string, change: { upsert?: Binding[]; remove?: string[]; removeAll?: boolean }): Promise<Binding[]> {
+  async update(aor: string, change: LocationChange): Promise<Binding[] | null> {
     let m = this.live(aor);
+    const o = change.order;
+    const newer = (k: string): boolean => {
+      const b = change.removeAll || o === undefined ? undefined : m?.get(k);
+      return b !== undefined && b.callId === o!.callId && b.cseq >= o!.cseq;
+    };
+    const remove = (change.remove ?? []).filter((k) => !newer(k));
+    const upsert = (change.upsert ?? []).filter((b) => !newer(bindingKey(b)));
+    if (change.maxContacts !== undefined) {
+      const after = new Set(change.removeAll ? [] : (m?.keys() ?? []));
+      for (const k of remove) after.delete(k);
+      for (const b of upsert) after.add(bindingKey(b));
+      if (after.size > change.maxContacts) return null;
+    }
     if (change.removeAll) m?.clear();
-    for (const k of change.remove ?? []) m?.delete(k);
-    if (change.upsert !== undefined && change.upsert.length > 0) {
+    for (const k of remove) m?.delete(k);
+    if (upsert.length > 0) {
       if (m === undefined) {
         if (this.aors.size >= this.maxAors) this.sweep();
         if (this.aors.size >= this.maxAors) throw new Error("location store full");
         m = new Map();
         this.aors.set(aor, m);
       }
-      for (const b of change.upsert) m.set(bindingKey(b), b);
+      for (const b of upsert) m.set(bindingKey(b), b);
     }
     return this.lookup(aor);
   }
@@ -110,22 +139,62 @@ export class MemoryLocationStore implements LocationStore {
   }
 }
 
+/**
+ * ARGV: now, removeAll, aor, maxContacts (0: none), order Call-ID ("": none), order CSeq, the
+ * number of keys to remove, those keys, then per upsert: key, expiresAt, JSON. Returns the live
+ * bindings (JSON), or -1 (nothing changed) when they would be more than maxContacts.
+ */
 const UPDATE = `
 local h, z = KEYS[1], KEYS[2]
 local now = tonumber(ARGV[1])
 local removeAll = ARGV[2] == '1'
 local aor = ARGV[3]
-local nrem = tonumber(ARGV[4])
-if removeAll then redis.call('DEL', h, z) end
-for i = 1, nrem do
-  redis.call('HDEL', h, ARGV[4 + i])
-  redis.call('ZREM', z, ARGV[4 + i])
+local max = tonumber(ARGV[4])
+local ocid, ocseq = ARGV[5], tonumber(ARGV[6])
+local nrem = tonumber(ARGV[7])
+-- a live binding the same Call-ID wrote with an equal or higher CSeq stays as it is
+local function newer(k)
+  if removeAll or ocid == '' then return false end
+  local v = redis.call('HGET', h, k)
+  if not v then return false end
+  local ok, b = pcall(cjson.decode, v)
+  if not ok or type(b) ~= 'table' then return false end
+  local cseq, exp = tonumber(b.cseq), tonumber(b.expiresAt)
+  return b.callId == ocid and cseq ~= nil and cseq >= ocseq and exp ~= nil and exp > now
 end
-local j = 5 + nrem
+local rem, ups = {}, {}
+for i = 1, nrem do
+  if not newer(ARGV[7 + i]) then rem[#rem + 1] = ARGV[7 + i] end
+end
+local j = 8 + nrem
 while j <= #ARGV do
-  redis.call('HSET', h, ARGV[j], ARGV[j + 2])
-  redis.call('ZADD', z, tonumber(ARGV[j + 1]), ARGV[j])
+  if not newer(ARGV[j]) then ups[#ups + 1] = j end
   j = j + 3
+end
+if max > 0 then
+  local live, n = {}, 0
+  if not removeAll then
+    for _, k in ipairs(redis.call('ZRANGEBYSCORE', z, '(' .. now, '+inf')) do
+      live[k] = true
+      n = n + 1
+    end
+  end
+  for _, k in ipairs(rem) do
+    if live[k] then live[k] = nil; n = n - 1 end
+  end
+  for _, i in ipairs(ups) do
+    if not live[ARGV[i]] then live[ARGV[i]] = true; n = n + 1 end
+  end
+  if n > max then return -1 end
+end
+if removeAll then redis.call('DEL', h, z) end
+for _, k in ipairs(rem) do
+  redis.call('HDEL', h, k)
+  redis.call('ZREM', z, k)
+end
+for _, i in ipairs(ups) do
+  redis.call('HSET', h, ARGV[i], ARGV[i + 2])
+  redis.call('ZADD', z, tonumber(ARGV[i + 1]), ARGV[i])
 end
 local dead = redis.call('ZRANGEBYSCORE', z, '-inf', now)
 for _, k in ipairs(dead) do redis.call('HDEL', h, k) end
@@ -171,11 +240,14 @@ export class RedisLocationStore implements LocationStore {
     return out;
   }
 
-  async update(aor: string, change: { upsert?: Binding[]; remove?: string[]; removeAll?: boolean }): Promise<Binding[]> {
+  async update(aor: string, change: LocationChange): Promise<Binding[] | null> {
     const rem = change.remove ?? [];
-    const args: (string | number)[] = [this.now(), change.removeAll ? "1" : "0", aor, rem.length, ...rem];
+    const o = change.order;
+    const args: (string | number)[] = [this.now(), change.removeAll ? "1" : "0", aor, change.maxContacts ?? 0, o?.callId ?? "", o?.cseq ?? 0, rem.length, ...rem];
     for (const b of change.upsert ?? []) args.push(bindingKey(b), b.expiresAt, JSON.stringify(b));
-    const vals = (await (this.redis as unknown as { didgateLocUpdate: (...a: (string | number)[]) => Promise<string[]> }).didgateLocUpdate(...this.keys(aor), ...args)) ?? [];
+    const r = await (this.redis as unknown as { didgateLocUpdate: (...a: (string | number)[]) => Promise<string[] | number | null> }).didgateLocUpdate(...this.keys(aor), ...args);
+    if (r === -1) return null;
+    const vals = Array.isArray(r) ? r : [];
     const out: Binding[] = [];
     for (const v of vals) out.push(JSON.parse(v) as Binding);
     return out;

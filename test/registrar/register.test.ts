@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DigestAuth, digestResponse, ncHex } from "../../src/sip/digest.js";
 import { parseOrThrow } from "../../src/sip/index.js";
 import { MemoryLocationStore, RedisLocationStore, type LocationStore } from "../../src/registrar/location.js";
-import { qGroups, Registrar, type RegisterSource } from "../../src/registrar/register.js";
+import { qGroups, Registrar, type RegisterSource, type RegistrarOptions } from "../../src/registrar/register.js";
 import { startRedis, type TestRedis } from "../helpers/redis.js";
 
 const DOMAIN = "sip.example.net";
@@ -49,8 +49,9 @@ function answer(challenge: string, user: string, password: string, nc = 1): stri
 
 const SRC: RegisterSource = { transport: "udp", address: "203.0.113.5", port: 40123 };
 
-function registrar(store: LocationStore, now: () => number = Date.now): Registrar {
+function registrar(store: LocationStore, now: () => number = Date.now, extra: Partial<RegistrarOptions> = {}): Registrar {
   return new Registrar({
+    ...extra,
     domain: DOMAIN,
     user: (u) => (u === "alice" ? { user: "alice", tenant: "acme", password: "wonderland" } : u === "bob" ? { user: "bob", tenant: "acme", password: "builder" } : undefined),
     auth: new DigestAuth({ realm: DOMAIN, secret: SECRET, now }),
@@ -109,6 +110,32 @@ for (const kind of ["memory", "redis"] as const) {
       // bob from the same source is not locked; alice from elsewhere is not either
       expect((await registered(r, { user: "bob", contacts: ["<sip:bob@10.0.0.2>"] })).status).toBe(200);
       expect((await registered(r, {}, { ...SRC, address: "198.51.100.9" })).status).toBe(200);
+    });
+
+    it("REGISTERs of one AOR handled at the same time cannot pass max_contacts together, nor can an older CSeq undo a newer one", async () => {
+      const loc = store();
+      const r = registrar(loc, Date.now, { maxContacts: 1 });
+      /** A REGISTER with its answer to a challenge of its own. */
+      const authed = async (o: Parameters<typeof register>[0]) => {
+        const ch = (await r.handle(register(o), SRC)).headers[0]![1];
+        return register({ ...o, auth: answer(ch, "alice", "wonderland") });
+      };
+      // two devices at once, one contact allowed: one is registered, the other refused
+      const both = await Promise.all([authed({ contacts: ["<sip:alice@10.0.0.1>"], callId: "dev-1" }), authed({ contacts: ["<sip:alice@10.0.0.2>"], callId: "dev-2" })]);
+      const answers = await Promise.all(both.map((m) => r.handle(m, SRC)));
+      expect(answers.map((a) => a.status).sort()).toEqual([200, 403]);
+      expect(answers.find((a) => a.status === 403)).toMatchObject({ outcome: "too_many_contacts" });
+      expect(await loc.lookup(`sip:alice@${DOMAIN}`)).toHaveLength(1);
+      // one device's refresh (CSeq n+2) and its older unregister (CSeq n+1, overtaken) handled at once
+      const dev = (await loc.lookup(`sip:alice@${DOMAIN}`))[0]!;
+      const callId = dev.callId;
+      const contact = `<${dev.contact}>`;
+      const [refresh, stale] = await Promise.all([authed({ contacts: [contact], callId, cseq: dev.cseq + 2 }), authed({ contacts: [contact], callId, cseq: dev.cseq + 1, expires: 0 })]);
+      const [a1, a2] = await Promise.all([r.handle(refresh, SRC), r.handle(stale, SRC)]);
+      expect([a1.status, a2.status]).toEqual([200, 200]);
+      const after = await loc.lookup(`sip:alice@${DOMAIN}`);
+      expect(after).toHaveLength(1);
+      expect(after[0]!.cseq).toBe(dev.cseq + 2);
     });
 
     it("refuses a replayed REGISTER (same nonce and nonce-count)", async () => {
