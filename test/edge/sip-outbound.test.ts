@@ -137,7 +137,9 @@ describe("outbound calls end to end (sipp customer -> didgate -> sipp carriers)"
       {
         sip: {
           listen: [`udp://127.0.0.1:${port}`],
-          timers: { t1_ms: 30 },
+          // T1 200 ms: timers B and F (64*T1) at 12.8 s leave room for a loaded machine (at 30 ms a BYE
+          // answered 2 s late under load timed out in CI)
+          timers: { t1_ms: 200 },
           // sipp 3.6 answers only the first challenge, and only MD5
           auth: { algorithms: ["MD5", "SHA-256"] },
           trunks: [
