@@ -37,7 +37,7 @@ export class HealthShare {
     // unhandled, and an unhandled rejection ends a Node process. So this edge subscribes itself
     // on every "ready" and handles the answer: after each reconnect, and also once Redis comes
     // back when it was down at start (SUBSCRIBE twice to one channel is harmless).
-    this.sub = o.redis.client({ name: "didgate-health", redis: { maxRetriesPerRequest: 1, autoResubscribe: false } });
+    this.sub = o.redis.client({ ...quiet, redis: { ...quiet.redis, autoResubscribe: false } });
     this.channel = o.prefix + "health";
     for (const c of [this.pub, this.sub]) c.on("error", (err: Error) => o.logger.debug({ err: err.message }, "health share: redis error"));
     this.sub.on("ready", () => {

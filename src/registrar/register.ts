@@ -234,11 +234,8 @@ export class Registrar {
       if (exp === 0) remove.push(key);
       else upsert.push(b);
     }
-    const after = new Set([...byKey.keys()].filter((k) => !remove.includes(k)));
-    for (const b of upsert) after.add(bindingKey(b));
-    if (after.size > this.o.maxContacts) return { status: 403, reason: "Forbidden (too many contacts)", headers: [], outcome: "too_many_contacts" };
-    // checked again where it is applied: REGISTERs of this AOR handled meanwhile (same read,
-    // another edge) may have changed what `current` says
+    // max_contacts and the CSeq order are checked (again) where the change is applied: REGISTERs of
+    // this AOR handled meanwhile (same read, another edge) may have changed what `current` says
     const bs = await this.o.store.update(aor, { upsert, remove, order: { callId, cseq }, maxContacts: this.o.maxContacts });
     if (bs === null) return { status: 403, reason: "Forbidden (too many contacts)", headers: [], outcome: "too_many_contacts" };
     const headers = this.contactHeaders(bs, now);

@@ -56,6 +56,13 @@ export interface ServerTxEvents {
 /** Limits for parsing a request again from bytes we sent or already parsed once (ours may exceed the wire limits). */
 const OWN_LIMITS: ParseLimits = { maxMessageSize: 1 << 30, maxHeaders: 1 << 20, maxHeaderLength: 1 << 30 };
 
+/** A transaction's request parsed again from its bytes, after the parsed one was let go. */
+function parseAgain(buf: Buffer, what: string): SipMessage {
+  const p = parseMessage(buf, { limits: OWN_LIMITS });
+  if (p instanceof SipParseError) throw new Error(what + " does not parse again: " + p.toString());
+  return p;
+}
+
 export class ServerTransaction implements TimerTarget {
   /**
    * The request as received. Let go once a final response is sent (the transaction then lives on
@@ -63,18 +70,15 @@ export class ServerTransaction implements TimerTarget {
    * received if anyone asks after that (a change made to it before is not in that copy).
    */
   get request(): SipMessage {
-    let r = this.req;
-    if (r === null) {
-      const p = parseMessage(this.raw!, { limits: OWN_LIMITS });
-      if (p instanceof SipParseError) throw new Error("server transaction: received request does not parse again: " + p.toString());
-      r = this.req = p;
-    }
-    return r;
+    return (this.req ??= parseAgain(this.raw!, "server transaction: received request"));
   }
   private req: SipMessage | null;
   private readonly raw: Buffer | null;
-  /** The request's Call-ID ("" when it had none), kept when the parsed request is let go. */
-  readonly callId: string;
+  /** The request's Call-ID ("" when it had none); kept when the parsed request is let go. */
+  get callId(): string {
+    return (this.cid ??= this.request.callId ?? "");
+  }
+  private cid: string | undefined = undefined;
   readonly source: Source;
   /** @internal table key */
   readonly key: string;
@@ -110,7 +114,6 @@ export class ServerTransaction implements TimerTarget {
   ) {
     this.req = request;
     this.raw = request.raw;
-    this.callId = request.callId ?? "";
     this.source = source;
     this.key = key;
     this.method = request.method;
@@ -154,7 +157,11 @@ export class ServerTransaction implements TimerTarget {
       if (s === "trying") this.state = "proceeding";
       return true;
     }
-    if (this.raw !== null) this.req = null;
+    if (this.raw !== null) {
+      // the voice edge reads the Call-ID until the call ends: kept, not parsed again then
+      this.cid ??= this.req?.callId ?? "";
+      this.req = null;
+    }
     const t = this.ctx.timers;
     const tc = this.ctx.timerConfig;
     this.clearTimers();
@@ -269,7 +276,6 @@ export interface ClientTxHandler {
 
 const A = 11, B = 12, D = 13, E = 14, F = 15, K = 16, M = 17;
 
-
 export class ClientTransaction implements TimerTarget {
   /**
    * The request as sent. Let go once a final response has been delivered (the transaction then
@@ -277,13 +283,7 @@ export class ClientTransaction implements TimerTarget {
    * sent if anyone asks after that.
    */
   get request(): SipMessage {
-    let r = this.req;
-    if (r === null) {
-      const p = parseMessage(this.buf, { limits: OWN_LIMITS });
-      if (p instanceof SipParseError) throw new Error("client transaction: own request does not parse: " + p.toString());
-      r = this.req = p;
-    }
-    return r;
+    return (this.req ??= parseAgain(this.buf, "client transaction: own request"));
   }
   private req: SipMessage | null;
   readonly target: Target;

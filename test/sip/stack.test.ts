@@ -162,7 +162,9 @@ describe("UDP server transactions (manual timers)", () => {
     expect((await peer.next()).status).toBe(200);
     expect(tx.state).toBe("accepted");
     expect((tx as unknown as { req: unknown }).req).toBeNull();
+    // the Call-ID was kept: reading it parses nothing again
     expect(tx.callId).toBe("rel2@test");
+    expect((tx as unknown as { req: unknown }).req).toBeNull();
     const again = tx.request;
     expect(again).not.toBe(received);
     expect(again.toBuffer().equals(Buffer.from(inv))).toBe(true);
