@@ -17,12 +17,16 @@
  *
  *   npm run build && node dist/bench/sms-outbound.js [--messages 20000] [--window 100] [--runs 1]
  *       [--mode direct|spool|both] [--only didgate|kannel] [--no-http] [--no-smpp] [--keep]
+ *       [--cpu-prof DIR]
+ *
+ * --cpu-prof DIR writes a V8 CPU profile of each didgate case into DIR (read it with
+ * `node dist/bench/cpuprofile.js FILE`).
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { Agent, request as httpRequest } from "node:http";
 import { loadavg, tmpdir } from "node:os";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import YAML from "yaml";
 import { Redis } from "ioredis";
 import { RedisRouteWriter } from "../src/routing/sources/redis-writer.js";
@@ -41,6 +45,8 @@ const RUNS = Math.max(1, args.int("runs", 1));
 const MODE = args.option("mode") ?? "both";
 const ONLY = args.option("only");
 const WARMUP = Math.min(1000, N);
+const CPU_PROF = args.option("cpu-prof");
+const NODE_FLAGS = CPU_PROF === undefined ? [] : ["--cpu-prof", "--cpu-prof-dir", resolve(CPU_PROF)];
 const TOKEN = "bench-token-0123456789abcdef";
 const FROM = "15125550100";
 const TO = "447700900100";
@@ -252,7 +258,7 @@ async function startDidgate(ctx: BenchCtx, smsc: TestSmsc, mode: "direct" | "spo
       },
     }),
   );
-  const child: ChildProcess = ctx.procs.track(spawn(join(ROOT, "node_modules/.bin/node"), [join(ROOT, "dist/src/cli.js"), "serve", "--config", cfg], { detached: true, stdio: ["ignore", "ignore", "inherit"] }));
+  const child: ChildProcess = ctx.procs.track(spawn(join(ROOT, "node_modules/.bin/node"), [...NODE_FLAGS, join(ROOT, "dist/src/cli.js"), "serve", "--config", cfg], { detached: true, stdio: ["ignore", "ignore", "inherit"] }));
   const stopAll = async (): Promise<void> => {
     await ctx.procs.stop(child, 3000);
     await redis?.stop();

@@ -2,6 +2,7 @@
  * The configuration schema (README.md "Configuration"), validated once at start. Every object is strict:
  * an unknown key is an error naming its path. Defaults make the bundled config short.
  */
+import net from "node:net";
 import { z } from "zod";
 import { parseRedisUrl } from "../redis/endpoint.js";
 import { cidrContains, parseCidr, parseHostPort, parseListenUrl } from "../util/net.js";
@@ -93,6 +94,16 @@ export const customerSchema = z
   .strict()
   .refine((c) => c.sources.length > 0 || c.digest !== undefined, { message: "a customer needs sources, digest credentials, or both" });
 
+/** A DNS server: "IP", "IP:port" or "[IPv6]:port". */
+const dnsServer = z.string().refine(
+  (s) => {
+    const m = /^\[([^\]]+)\](?::(\d{1,5}))?$/.exec(s) ?? /^([\d.]+)(?::(\d{1,5}))?$/.exec(s) ?? /^([0-9A-Fa-f:]+)()$/.exec(s);
+    if (m === null || net.isIP(m[1]!) === 0) return false;
+    return m[2] === undefined || m[2] === "" || (Number(m[2]) >= 1 && Number(m[2]) <= 65535);
+  },
+  { message: 'must be a DNS server address like "192.0.2.53", "192.0.2.53:5353" or "[2001:db8::53]:53"' },
+);
+
 export const sipSchema = z
   .object({
     listen: z.array(listenUrl).default(["udp://0.0.0.0:5060", "tcp://0.0.0.0:5060"]),
@@ -130,6 +141,11 @@ export const sipSchema = z
     /** Health checkers (load balancers, monitoring) whose OPTIONS get 200 though they are not trunks. */
     pingers: z.array(cidr).default([]),
     max_inflight_invites: z.number().int().positive().default(2000),
+    /**
+     * DNS servers for SIP targets given by name (SRV, then A/AAAA): "IP" or "IP:port" ("[IPv6]:port").
+     * Unset: the system's resolver (resolv.conf for SRV, getaddrinfo with /etc/hosts for addresses).
+     */
+    dns_servers: z.array(dnsServer).max(8).optional(),
     /**
      * Seconds a target has to send a provisional response (100 Trying included) before the call
      * moves on to the next target; routes override it with voice.invite_timeout_s. 0: Timer B only.

@@ -22,6 +22,7 @@ export function voiceSettings(config: Config): VoiceSettings {
     max_call_s: s.max_call_s,
     pingers: s.pingers,
     max_inflight_invites: s.max_inflight_invites,
+    ...(s.dns_servers !== undefined ? { dns_servers: s.dns_servers } : {}),
     invite_timeout_s: s.invite_timeout_s,
     flood: s.flood,
     headers: s.headers,

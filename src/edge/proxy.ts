@@ -653,6 +653,8 @@ function flowContact(res: SipMessage, d: ResolvedTarget): void {
 /** Forwards one in-dialog request (or a re-INVITE) and relays its responses. */
 export class DialogForward implements ClientTxHandler {
   ctx: EdgeClientTx | null = null;
+  /** Cancelled before it was sent (its next hop was still being resolved): it is never sent. */
+  cancelled = false;
   constructor(
     private readonly stx: ServerTransaction,
     private readonly stack: EdgeStack,
@@ -684,8 +686,13 @@ export class DialogForward implements ClientTxHandler {
     this.stx.reply(503, "Service Unavailable (next hop unreachable)");
     if (this.done !== null) this.done(this);
   }
+  /** The caller's CANCEL: the request sent is cancelled; one not sent yet is ended with 487 and never sent. */
   cancel(): void {
-    this.ctx?.cancel();
+    if (this.ctx !== null) return this.ctx.cancel();
+    if (this.cancelled) return;
+    this.cancelled = true;
+    this.stx.reply(487);
+    if (this.done !== null) this.done(this);
   }
 }
 

@@ -27,6 +27,8 @@ export interface VoiceSettings {
   /** Sources whose OPTIONS get 200. */
   pingers: readonly string[];
   max_inflight_invites: number;
+  /** DNS servers for targets given by name; unset: the system's. Read once, at start. */
+  dns_servers?: readonly string[] | undefined;
   invite_timeout_s: number;
   flood: { per_source_pps: number; max_sources: number };
   headers: { trunk?: string | undefined; route_key?: string | undefined; strip: readonly string[] };

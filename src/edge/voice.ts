@@ -239,7 +239,7 @@ export class VoiceEdge implements SipStackHandler, ProxyHost {
         onRemote: (key, down, ttl) => this.health.remote(key, down, ttl),
       });
     }
-    this.resolver = new TargetResolver({ canSend: (t, fam) => this.canSend(t, fam) });
+    this.resolver = new TargetResolver({ canSend: (t, fam) => this.canSend(t, fam), ...(this.settings.dns_servers !== undefined ? { servers: this.settings.dns_servers } : {}) });
     this.registrar = buildRegistrar(this.settings, { ...opts, now: this.now, stack: () => this.stack, answerStrangers: () => this.settings.unknown_source === "reject", signer: () => this.signer });
   }
 
@@ -1195,6 +1195,8 @@ export class VoiceEdge implements SipStackHandler, ProxyHost {
       return;
     }
     void this.resolver.resolve(dest.uri, dest.dflt).then((x) => {
+      // a CANCEL answered while the name was being resolved: the request is not sent
+      if (f.cancelled) return;
       if ("error" in x) f.onTransportError();
       else f.ctx = this.stack.request(fwd, { transport: x.transport, host: x.address, port: x.port }, f);
     });

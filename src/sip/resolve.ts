@@ -2,7 +2,8 @@
  * Target resolution (RFC 3263 without NAPTR): a target SIP URI becomes transport, IP and port.
  *   - transport from ";transport=" (sips: tls), else udp;
  *   - an IP host is used as is (port as given or 5060/5061);
- *   - a name with an explicit port: A/AAAA (node:dns lookup, preferring a family we can send from);
+ *   - a name with an explicit port: A/AAAA (node:dns lookup, preferring a family we can send from;
+ *     with `servers`, queried from those servers instead of getaddrinfo);
  *   - a name without a port: SRV _sip._udp / _sip._tcp / _sips._tcp, lowest priority then weight,
  *     its target's A/AAAA; no SRV record: A/AAAA of the name on the default port.
  * Results are cached (bounded LRU; names for `ttlMs`). Resolution never throws.
@@ -31,6 +32,8 @@ export interface ResolverOptions {
   max?: number;
   /** DNS timeout per try (ms). */
   timeoutMs?: number;
+  /** DNS servers ("IP", "IP:port", "[IPv6]:port") for SRV and A/AAAA; default: the system's. */
+  servers?: readonly string[];
 }
 
 function defaultPort(t: TransportKind): number {
@@ -60,6 +63,7 @@ export class TargetResolver {
     this.ipCache = new LRUCache({ max });
     this.nameCache = new LRUCache({ max: Math.min(max, 2000), ttl: opts.ttlMs ?? 30_000 });
     this.resolver = new dns.promises.Resolver({ timeout: opts.timeoutMs ?? 2000, tries: 2 });
+    if (opts.servers !== undefined && opts.servers.length > 0) this.resolver.setServers([...opts.servers]);
   }
 
   /** Synchronous answer when the URI needs no DNS (or is cached); undefined when DNS is needed. */
@@ -125,12 +129,26 @@ export class TargetResolver {
   }
 
   private async lookup(name: string, t: TransportKind): Promise<string | null> {
+    if (this.opts.servers !== undefined && this.opts.servers.length > 0) return this.query(name, t);
     const all = await dns.promises.lookup(name, { all: true });
     let fallback: string | null = null;
     for (const a of all) {
       const fam = a.family === 6 ? 6 : 4;
       if (this.opts.canSend(t, fam)) return a.address;
       if (fallback === null) fallback = a.address;
+    }
+    return fallback;
+  }
+
+  /** A/AAAA from the configured servers: the family we can send from first. */
+  private async query(name: string, t: TransportKind): Promise<string | null> {
+    const order: (4 | 6)[] = this.opts.canSend(t, 4) ? [4, 6] : [6, 4];
+    let fallback: string | null = null;
+    for (const fam of order) {
+      const a = await (fam === 4 ? this.resolver.resolve4(name) : this.resolver.resolve6(name)).catch(() => [] as string[]);
+      if (a.length === 0) continue;
+      if (this.opts.canSend(t, fam)) return a[0]!;
+      fallback ??= a[0]!;
     }
     return fallback;
   }

@@ -33,6 +33,14 @@ describe("config loading", () => {
     expect(config.sip.trunks[0]).toMatchObject({ did_from: "ruri", cps: 100 });
   });
 
+  it("sip.dns_servers takes addresses with optional ports and refuses names and bad ports", () => {
+    const good = loadConfig(write(`sip:\n  dns_servers: ["192.0.2.53", "127.0.0.1:5353", "[2001:db8::53]:53", "::1"]\n`), {});
+    expect(good.config.sip.dns_servers).toEqual(["192.0.2.53", "127.0.0.1:5353", "[2001:db8::53]:53", "::1"]);
+    expect(loadConfig(write(""), {}).config.sip.dns_servers).toBeUndefined();
+    const errs = errorsOf(() => loadConfig(write(`sip:\n  dns_servers: ["dns.example.net", "127.0.0.1:70000", "10.0.0.300"]\n`), {})).join("\n");
+    for (const i of [0, 1, 2]) expect(errs).toContain(`sip.dns_servers[${i}]`);
+  });
+
   it("an empty file gives every default", () => {
     const { config } = loadConfig(write(""), {});
     expect(config.log.level).toBe("info");
