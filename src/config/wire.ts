@@ -58,6 +58,7 @@ export function reloadVoice(voice: ReloadableVoice | undefined, cur: Config, nex
   if (!same(a.tls, b.tls)) refused.push("sip.tls");
   if (!same(a.timers, b.timers)) refused.push("sip.timers");
   if (!same(a.tcp, b.tcp)) refused.push("sip.tcp");
+  if (!same(a.dns_servers, b.dns_servers)) refused.push("sip.dns_servers");
   if (a.dialog_secret !== b.dialog_secret || !same(a.dialog_secret_previous, b.dialog_secret_previous)) refused.push("sip.dialog_secret");
   voice.reload(voiceSettings(next));
   if (!same(a.registrar && { ...a.registrar, users: [] }, b.registrar && { ...b.registrar, users: [] })) refused.push("sip.registrar (all but users)");

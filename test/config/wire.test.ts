@@ -112,6 +112,7 @@ describe("reloadVoice", () => {
       [{ tcp: { max_connections: 10 } }, "sip.tcp"],
       [{ dialog_secret: "another dialog secret" }, "sip.dialog_secret"],
       [{ dialog_secret_previous: ["an older dialog secret"] }, "sip.dialog_secret"],
+      [{ dns_servers: ["192.0.2.53"] }, "sip.dns_servers"],
     ];
     for (const [sip, key] of cases) {
       expect(reloadVoice(edge, cfg, config({}, sip)), key).toEqual({ applied: ["sip (trunks, limits)"], refused: [key] });
