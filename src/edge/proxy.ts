@@ -527,13 +527,15 @@ export class ProxyCall implements TimerTarget {
     this.answered = true;
     this.answeredAt = this.host.mono();
     this.answeredTarget = b.t;
-    void tx;
     b.done = true;
     this.remove(b);
     this.tried.push(b.t.uri + "=" + res.status);
     this.release(b, res.status, true);
     this.cancelOthers(b, 487, "cancelled");
     this.finish("routed", res.status);
+    // the 32 s of Accepted (RFC 6026) need only what relaying a 2xx retransmission needs, not the
+    // call; a masked call's 2xx is rebuilt from the call's own state, so it keeps the branch
+    if (this.info.mask === undefined) tx.handOff(new Answered2xx(this.host, this.stx, b.t.throughEdge !== true ? b.t.sendTo : undefined, this.recordRoute));
   }
 
   onBranchTimeout(b: Branch): void {
@@ -648,6 +650,33 @@ function flowContact(res: SipMessage, d: ResolvedTarget): void {
   u.setParam("transport", d.transport);
   na.uri = u.toString();
   res.set("contact", na.toString());
+}
+
+/**
+ * The answered branch of a finished (unmasked) call, for the rest of its client transaction's
+ * Accepted state: 2xx retransmissions go upstream as the first 2xx went (ProxyCall.forward2xx).
+ */
+class Answered2xx implements ClientTxHandler {
+  constructor(
+    private readonly host: ProxyHost,
+    private readonly stx: ServerTransaction,
+    /** The registered contact's flow the answer came from (its Contact is rewritten to it). */
+    private readonly flow: ResolvedTarget | undefined,
+    private readonly recordRoute: boolean,
+  ) {}
+  onResponse(res: SipMessage): void {
+    if (res.status < 200 || res.status >= 300) return;
+    res.popVia();
+    if (res.viaCount(1) === 0) {
+      this.host.stack.metrics.dropped.inc({ reason: "response_no_via" });
+      return;
+    }
+    if (this.flow !== undefined) flowContact(res, this.flow);
+    if (this.recordRoute) rewriteRecordRoute(this.host.stack, res, this.host.signer);
+    if (!this.stx.respond(res)) this.host.stack.sendResponseStateless(res, this.stx.source);
+  }
+  onTimeout(): void {}
+  onTransportError(): void {}
 }
 
 /** Forwards one in-dialog request (or a re-INVITE) and relays its responses. */

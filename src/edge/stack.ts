@@ -11,7 +11,7 @@
 import type { ClientTransaction, ClientTxHandler, Destination, Listener, RequestOptions, SipMessage, SipMetrics, SipStackHandler, SipUri, Source, TimerConfig, Timers, TransportKind, TransportLayer } from "../sip/index.js";
 
 /** What the edge does with a client transaction it started: cancel it, or end it (a branch given up). */
-export type EdgeClientTx = Pick<ClientTransaction, "cancel" | "terminate" | "terminated">;
+export type EdgeClientTx = Pick<ClientTransaction, "cancel" | "terminate" | "terminated" | "handOff">;
 
 export interface EdgeStack {
   /** The stack's timers (proxy ring and invite timers, health probes). */

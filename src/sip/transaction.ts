@@ -276,6 +276,9 @@ export interface ClientTxHandler {
 
 const A = 11, B = 12, D = 13, E = 14, F = 15, K = 16, M = 17;
 
+/** The handler of a transaction whose final response was delivered and that will call it no more. */
+const FINISHED: ClientTxHandler = { onResponse: () => {}, onTimeout: () => {}, onTransportError: () => {} };
+
 export class ClientTransaction implements TimerTarget {
   /**
    * The request as sent. Let go once a final response has been delivered (the transaction then
@@ -312,7 +315,7 @@ export class ClientTransaction implements TimerTarget {
     request: SipMessage,
     target: Target,
     branch: string,
-    private readonly handler: ClientTxHandler,
+    private handler: ClientTxHandler,
   ) {
     this.req = request;
     this.target = target;
@@ -425,6 +428,17 @@ export class ClientTransaction implements TimerTarget {
     }
     this.deliver(res);
     this.req = null;
+    // Completed: retransmissions are absorbed here and the handler is not called again (none has
+    // onTerminated but a few): let it go, not hold it (a call, its branches) for Timer D's 32 s
+    if (this.state === "completed" && this.handler.onTerminated === undefined) this.handler = FINISHED;
+  }
+
+  /**
+   * Hand the rest of the transaction to another handler: in Accepted, a finished call keeps for
+   * its 2xx retransmissions only what relaying them needs, not the whole call.
+   */
+  handOff(handler: ClientTxHandler): void {
+    if (this.state !== "terminated") this.handler = handler;
   }
 
   private deliver(res: SipMessage): void {

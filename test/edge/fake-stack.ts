@@ -39,8 +39,11 @@ export class FakeClientTx implements EdgeClientTx {
   constructor(
     readonly request: SipMessage,
     readonly dest: Destination,
-    readonly handler: ClientTxHandler,
+    public handler: ClientTxHandler,
   ) {}
+  handOff(h: ClientTxHandler): void {
+    if (!this.terminated) this.handler = h;
+  }
   cancel(): void {
     this.cancelled = true;
   }

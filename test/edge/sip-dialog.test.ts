@@ -103,6 +103,26 @@ describe("in-dialog requests: no relay (signed Record-Route)", () => {
     expect(victim.got).toEqual([]);
   });
 
+  it("the callee's 2xx retransmissions after the call is set up reach the carrier as the first 2xx did", async () => {
+    const { inv, ok, fromTag, callId } = await call();
+    // the callee did not hear the ACK: it sends its 200 again, twice (the call is finished by now)
+    for (let i = 0; i < 2; i++) {
+      await sleep(100);
+      dest.send(port, response(inv, "200 OK", { toTag: "tt-" + fromTag, contact: `sip:callee@127.0.0.5:${contact.port}` }));
+    }
+    const oks = await waitFor(() => {
+      const r = carrier.got.filter((m) => m.callId === callId && m.status === 200 && m.cseq?.method === "INVITE");
+      return r.length === 3 ? r : undefined;
+    });
+    for (const r of oks.slice(1)) {
+      // our Via popped, the carrier's own Via on top; Record-Route rewritten as on the first 2xx
+      expect(r.vias).toEqual(ok.vias);
+      expect(r.recordRoutes).toEqual(ok.recordRoutes);
+      expect(r.get("contact")).toBe(ok.get("contact"));
+    }
+    expect(ok.recordRoutes.length).toBeGreaterThan(0);
+  });
+
   it("a legitimate call: ACK and BYE from the caller reach the callee's Contact, BYE from the callee reaches the caller", async () => {
     const { inv, ok, fromTag, callId } = await call();
     // the carrier's copy names the callee's Contact among the allowed next hops (rewritten in the 2xx)
