@@ -53,6 +53,9 @@ export const ERROR_SCHEMA = {
   required: ["error"],
 } as const;
 
+/** How often the server checks its connections' header and request times (Node's default: 30 s). */
+const CONNECTION_CHECK_MS = 1000;
+
 /** Per failed authentication and client address: a burst of 10, then one per second. */
 const AUTH_FAIL_RATE = { per_s: 1, burst: 10 };
 
@@ -83,7 +86,8 @@ export class ApiServer {
       // fastify logs through our logger, at warn and above: no per-request lines, and the
       // Authorization header is redacted wherever a request gets logged.
       loggerInstance: o.logger.child({ component: "api" }, { level: "warn", redact: { paths: ["req.headers.authorization", "headers.authorization", "authorization"], censor: "[redacted]" } }),
-      ...(o.tls ? { https: { cert: o.tls.cert, key: o.tls.key } } : {}),
+      // headersTimeout and requestTimeout are enforced when the server checks, not to the second
+      ...(o.tls ? { https: { cert: o.tls.cert, key: o.tls.key, connectionsCheckingInterval: CONNECTION_CHECK_MS } } : { http: { connectionsCheckingInterval: CONNECTION_CHECK_MS } }),
       bodyLimit: BODY_LIMIT,
       connectionTimeout: 60_000,
       keepAliveTimeout: 5_000,
@@ -93,6 +97,15 @@ export class ApiServer {
       routerOptions: { maxParamLength: 200 },
       forceCloseConnections: true,
       return503OnClosing: true,
+      // a malformed URL or an over-long path parameter: our error shape, counted, the URL not echoed
+      frameworkErrors: (err: FastifyError, req: FastifyRequest, reply: FastifyReply) => {
+        const status = err.code === "FST_ERR_MAX_PARAM_LENGTH" ? 414 : 400;
+        this.requests?.inc({ route: "unmatched", method: "other", status: String(status) });
+        if (req.raw.complete !== true) void reply.header("connection", "close");
+        void reply.code(status).send(errorBody(status === 414 ? "uri_too_long" : "bad_request", status === 414 ? "a path parameter is too long" : "the URL is not valid"));
+      },
+      // what Node's HTTP parser refuses (malformed requests, headers too large, too slow)
+      clientErrorHandler: (err: NodeJS.ErrnoException, socket: import("node:stream").Duplex) => clientError(err, socket),
       ajv: { customOptions: { allErrors: false, coerceTypes: false, removeAdditional: false } },
     }) as unknown as FastifyInstance;
     this.deadlines = new Deadlines(o.requestTimeoutMs, (reply) => {
@@ -117,12 +130,19 @@ export class ApiServer {
       deadlines.delete(reply);
       done();
     });
+    // An answer given before the request's body has all arrived (401, 429, 404, a deadline's 503)
+    // closes the connection: the rest of the body is not read, and a client sending it slowly
+    // does not keep the connection (and a slot of max_connections) for the long request timeout.
+    app.addHook("onSend", (req, reply, _payload, done) => {
+      if (req.raw.complete !== true) void reply.header("connection", "close");
+      done();
+    });
     app.addHook("onRequest", async (req, reply) => {
       const r = this.auth.authenticate(req.headers.authorization);
       if (!r.ok) {
         const wait = this.authFailures.take(req.ip);
         if (wait > 0) throw new ApiError(429, "rate_limited", "too many failed authentications from this address", { retryAfterS: wait });
-        this.log.info({ ip: req.ip, reason: r.reason, method: req.method, url: req.url.slice(0, 200) }, "API request refused: no valid bearer token");
+        this.log.info({ ip: req.ip, reason: r.reason, method: req.method, url: req.url.split("?")[0]!.slice(0, 200) }, "API request refused: no valid bearer token");
         reply.header("www-authenticate", `Bearer realm="didgate"${r.reason === "missing" ? "" : ', error="invalid_token"'}`);
         throw new ApiError(401, "unauthorized", r.reason === "missing" ? "an Authorization: Bearer <token> header is required" : "the bearer token is not valid");
       }
@@ -174,4 +194,18 @@ export class ApiServer {
     this.deadlines.stop();
     await this.app.close();
   }
+}
+
+/** Answers to what Node's HTTP parser refuses, in the API's error shape; the connection is closed. */
+function clientError(err: NodeJS.ErrnoException, socket: import("node:stream").Duplex): void {
+  if (err.code === "ECONNRESET" || socket.destroyed) return;
+  const [status, reason, code, message] =
+    err.code === "ERR_HTTP_REQUEST_TIMEOUT"
+      ? [408, "Request Timeout", "timeout", "the request did not arrive in time"]
+      : err.code === "HPE_HEADER_OVERFLOW"
+        ? [431, "Request Header Fields Too Large", "headers_too_large", "the request's headers are too large"]
+        : [400, "Bad Request", "bad_request", "the request is not valid HTTP"];
+  const body = JSON.stringify(errorBody(code, message));
+  if (socket.writable) socket.write(`HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+  socket.destroy();
 }
