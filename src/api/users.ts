@@ -25,7 +25,7 @@ export interface UsersApiRegistrar {
   userView(name: string): UserView | undefined;
   /** Every user name (config and Redis), each once. */
   userNames(): Iterable<string>;
-  putUser(u: { user: string; tenant: string; password: string; caller_id?: string | undefined }): Promise<void>;
+  putUser(u: { user: string; tenant: string; password: string; caller_id?: string | undefined }): Promise<{ replaced: boolean } | { taken: string }>;
   deleteUser(name: string): Promise<boolean>;
   syncUsers(): Promise<void>;
 }
@@ -130,12 +130,15 @@ export function registerUsersApi(app: FastifyInstance, r: UsersApiRegistrar, log
       if (old?.source === "config") throw new ApiError(409, "user_in_config", `user ${name} is defined in the config file (sip.registrar.users): change it there`);
       // a name is one user of one tenant: another tenant's user keeps its name (and is not shown)
       if (old !== undefined && old.tenant !== tenant) throw new ApiError(409, "name_taken", p.tenant === undefined ? `user ${name} belongs to tenant ${JSON.stringify(old.tenant)}` : `user name ${name} is taken`);
+      let done: Awaited<ReturnType<typeof r.putUser>>;
       try {
-        await r.putUser({ user: name, tenant, password: req.body.password, caller_id: cid });
+        done = await r.putUser({ user: name, tenant, password: req.body.password, caller_id: cid });
       } catch (err) {
         throw storeDown(err);
       }
-      logger?.info({ user: name, tenant, by: p.who, token: p.fingerprint, result: old === undefined ? "created" : "replaced" }, "registrar user changed through the API");
+      // another tenant created the name since the check above (the store's write checks it again)
+      if ("taken" in done) throw new ApiError(409, "name_taken", p.tenant === undefined ? `user ${name} belongs to tenant ${JSON.stringify(done.taken)}` : `user name ${name} is taken`);
+      logger?.info({ user: name, tenant, by: p.who, token: p.fingerprint, result: done.replaced ? "replaced" : "created" }, "registrar user changed through the API");
       return r.userView(name)!;
     },
   );

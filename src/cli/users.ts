@@ -109,8 +109,12 @@ async function runUsers(argv: string[], io: Io, now: () => number): Promise<numb
           return 1;
         }
         const cid = str(p, "caller-id");
-        await store!.put({ user: user!, tenant, password: password!, ...(cid !== undefined ? { caller_id: cid } : {}) }, now());
-        io.out(`${old === undefined ? "created" : "replaced"} ${user} (tenant ${tenant})\n`);
+        const done = await store!.put({ user: user!, tenant, password: password!, ...(cid !== undefined ? { caller_id: cid } : {}) }, now());
+        if ("taken" in done) {
+          io.err(line(`user ${user} belongs to tenant ${JSON.stringify(done.taken)}: delete it first`));
+          return 1;
+        }
+        io.out(`${done.replaced ? "replaced" : "created"} ${user} (tenant ${tenant})\n`);
         return 0;
       }
       default: {

@@ -322,11 +322,16 @@ export class RegistrarEdge {
     return { user: u.user, tenant: u.tenant, ...(u.caller_id !== undefined ? { caller_id: u.caller_id } : {}), source, ...(st !== undefined && st.updated_at !== "" ? { updated_at: st.updated_at } : {}) };
   }
 
-  /** Creates or replaces a user in Redis (the caller checked it is not a config user); seen by this edge at once. */
-  async putUser(u: { user: string; tenant: string; password: string; caller_id?: string | undefined }): Promise<void> {
-    const st = await this.userStore!.put(u, this.o.now());
-    this.stored.set(u.user, st);
+  /**
+   * Creates or replaces a user in Redis (the caller checked it is not a config user); seen by this
+   * edge at once. `{ taken }` (nothing written) when another tenant's user has the name.
+   */
+  async putUser(u: { user: string; tenant: string; password: string; caller_id?: string | undefined }): Promise<{ replaced: boolean } | { taken: string }> {
+    const r = await this.userStore!.put(u, this.o.now());
     this.storedVersion = undefined;
+    if ("taken" in r) return r;
+    this.stored.set(u.user, r.stored);
+    return { replaced: r.replaced };
   }
 
   /** Deletes a user kept in Redis and its bindings; false when there was none. */

@@ -8,6 +8,7 @@
  * which answers digest challenges of that realm and nothing else.
  */
 import type { RedisClient } from "../redis/client.js";
+import { Script } from "../redis/script.js";
 import { digestHa1, type DigestAlgorithm } from "../sip/digest.js";
 import type { RegistrarUser } from "./register.js";
 
@@ -56,8 +57,13 @@ export class RedisUserStore {
     return json === null ? undefined : parseStored(name, json);
   }
 
-  /** Creates or replaces a user; the password becomes its HA1s of the realm. */
-  async put(u: { user: string; tenant: string; password: string; caller_id?: string | undefined }, now: number): Promise<StoredUser> {
+  /**
+   * Creates or replaces a user of `u.tenant`; the password becomes its HA1s of the realm. A name is
+   * one user of one tenant: when another tenant's user has it, nothing is written and the answer
+   * is `{ taken: <its tenant> }`. The check and the write are one script, so two tenants creating
+   * the same name at once cannot both succeed.
+   */
+  async put(u: { user: string; tenant: string; password: string; caller_id?: string | undefined }, now: number): Promise<{ stored: StoredUser; replaced: boolean } | { taken: string }> {
     const s: StoredUser = {
       user: u.user,
       tenant: u.tenant,
@@ -65,8 +71,9 @@ export class RedisUserStore {
       ...(u.caller_id !== undefined ? { caller_id: u.caller_id } : {}),
       updated_at: new Date(now).toISOString(),
     };
-    await this.client.multi().hset(this.hash, u.user, JSON.stringify(s)).incr(this.ver).exec();
-    return s;
+    const r = (await PUT_USER.run(this.client, [this.hash, this.ver], [u.user, u.tenant, JSON.stringify(s)])) as [string, string];
+    if (r[0] === "taken") return { taken: r[1] };
+    return { stored: s, replaced: r[0] === "replaced" };
   }
 
   /** False when there was no such user. */
@@ -79,6 +86,23 @@ export class RedisUserStore {
     return this.client.hlen(this.hash);
   }
 }
+
+/**
+ * KEYS users hash, version; ARGV name, tenant, JSON. {"taken", tenant} when another tenant's user
+ * has the name (an entry that does not parse is replaced: it is no user), else the write and
+ * {"created"|"replaced", ""}.
+ */
+const PUT_USER = new Script(`
+local cur = redis.call('HGET', KEYS[1], ARGV[1])
+if cur then
+  local ok, v = pcall(cjson.decode, cur)
+  if ok and type(v) == 'table' and type(v.tenant) == 'string' and v.tenant ~= ARGV[2] then return {'taken', v.tenant} end
+end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
+redis.call('INCR', KEYS[2])
+if cur then return {'replaced', ''} end
+return {'created', ''}
+`);
 
 function parseStored(name: string, json: string): StoredUser | undefined {
   try {

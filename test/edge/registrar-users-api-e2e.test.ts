@@ -131,6 +131,25 @@ describe("registrar users through the API, kept in Redis", () => {
     expect(Object.keys((doc.json!.paths as Record<string, object>)["/v1/users/{user}"]!)).toEqual(expect.arrayContaining(["get", "put", "delete"]));
   }, 30_000);
 
+  it("two tenants creating one name at once: one gets it, the other 409 name_taken", async () => {
+    for (let i = 0; i < 12; i++) {
+      const name = `race${i}`;
+      const [a, b] = await Promise.all([
+        api("PUT", `/v1/users/${name}`, TOKENS[1]!.token, { password: "acme-secret-" + i }, 0),
+        api("PUT", `/v1/users/${name}`, TOKENS[2]!.token, { password: "other-secret-" + i }),
+      ]);
+      expect([a.status, b.status].sort(), name).toEqual([200, 409]);
+      const winner = a.status === 200 ? "acme" : "other";
+      const ok = a.status === 200 ? a : b;
+      const lost = a.status === 200 ? b : a;
+      expect(ok.json!.tenant, name).toBe(winner);
+      expect((lost.json!.error as { code: string }).code).toBe("name_taken");
+      const stored = JSON.parse((await client.hget(PREFIX + "reg:{users}", name))!) as { tenant: string };
+      expect(stored.tenant, name).toBe(winner);
+      expect((await api("DELETE", `/v1/users/${name}`, TOKENS[0]!.token)).status).toBe(204);
+    }
+  }, 30_000);
+
   it("GET /v1/users lists users by name, in pages; a tenant token sees its own tenant's only; no secrets", async () => {
     for (const [name, tenant] of [["hugo", "other"], ["bert", "acme"]] as const) {
       expect((await api("PUT", `/v1/users/${name}`, TOKENS[0]!.token, { tenant, password: `${name}-password` })).status).toBe(200);
