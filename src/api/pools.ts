@@ -112,14 +112,22 @@ export function registerPoolsApi(app: FastifyInstance, o: PoolsApiOptions): void
         const outside = numbers.find((n) => !keyInBlocks(n, p.blocks));
         if (outside !== undefined) throw new ApiError(403, "outside_blocks", `${outside} is outside the number blocks of tenant ${JSON.stringify(p.tenant)}`);
       }
-      await fresh();
-      refuse(checkPoolAgainst({ name, tenant, numbers, pools: o.store.poolList(), configPools: o.configPools, maxPools: o.maxPools, maxNumbers: o.maxNumbers, visible: (t) => visible(p.tenant, t) }));
-      try {
-        await o.store.setPool(name, tenant, numbers);
-      } catch (err) {
-        throw storeDown(err);
+      // The check is made against the pools as last loaded, and the write goes through only if no
+      // pool changed since (on any edge); otherwise the pools are loaded again and checked again:
+      // two requests checked against the same pools cannot both take one name or one number.
+      for (let attempt = 0; attempt < 5; attempt++) {
+        await fresh();
+        const seen = o.store.poolsVersionSeen();
+        refuse(checkPoolAgainst({ name, tenant, numbers, pools: o.store.poolList(), configPools: o.configPools, maxPools: o.maxPools, maxNumbers: o.maxNumbers, visible: (t) => visible(p.tenant, t) }));
+        let written: boolean;
+        try {
+          written = await o.store.setPool(name, tenant, numbers, seen);
+        } catch (err) {
+          throw storeDown(err);
+        }
+        if (written) return { name, tenant, numbers: [...numbers].sort(), source: "api" };
       }
-      return { name, tenant, numbers: [...numbers].sort(), source: "api" };
+      throw new ApiError(503, "busy", "the pools kept changing while this change was checked: try again", { retryAfterS: 1 });
     },
   );
 

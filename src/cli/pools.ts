@@ -106,7 +106,11 @@ async function runPools(argv: string[], io: Io): Promise<number> {
           io.err(line(refused.message));
           return 1;
         }
-        await store.setPool(pool!, tenant!, unique);
+        // written only if no pool changed since they were read for the check above
+        if (!(await store.setPool(pool!, tenant!, unique, store.poolsVersionSeen()))) {
+          io.err(line("the pools changed while this change was checked: run it again"));
+          return 1;
+        }
         const v = { name: pool!, tenant: tenant!, source: "api", numbers: [...unique].sort() };
         io.out(json ? JSON.stringify(v, null, 2) + "\n" : `set pool ${pool} (${tenant}): ${unique.length} number${unique.length === 1 ? "" : "s"}\n`);
         return 0;

@@ -21,6 +21,7 @@
  */
 import { randomBytes } from "node:crypto";
 import type { Cluster, Redis } from "ioredis";
+import { Script } from "../redis/script.js";
 
 export interface MaskSession {
   id: string;
@@ -49,8 +50,14 @@ export interface PoolInfo {
 }
 
 export interface SessionStore {
-  /** Pool name -> numbers, replacing what the store had for those pools. */
-  setPool(name: string, tenant: string, numbers: readonly string[]): Promise<void>;
+  /**
+   * Pool name -> numbers, replacing what the store had for that pool; true when written. With
+   * `ifVersion` (poolsVersionSeen() when the change was checked against poolList()), nothing is
+   * written and false is answered when the pools changed since: the check is to be made again.
+   */
+  setPool(name: string, tenant: string, numbers: readonly string[], ifVersion?: string | null): Promise<boolean>;
+  /** The version of the pools poolList() shows (Redis: the change counter at the last refreshPools; null: never changed). */
+  poolsVersionSeen(): string | null;
   /** The pools known here (after the last refreshPools with Redis). */
   poolList(): PoolInfo[];
   poolInfo(name: string): PoolInfo | undefined;
@@ -122,6 +129,21 @@ redis.call('DEL', ks)
 return 1
 `;
 
+/**
+ * A pool's numbers and tenant, written unless the pools' change counter moved from what the
+ * caller checked against. KEYS pool set, pool tenant, pools set, change counter; ARGV expected
+ * counter ("*": any, "": never changed), tenant, name, numbers... Returns 1 written, 0 moved.
+ */
+const SET_POOL = new Script(`
+if ARGV[1] ~= '*' and (redis.call('GET', KEYS[4]) or '') ~= ARGV[1] then return 0 end
+redis.call('DEL', KEYS[1])
+for i = 4, #ARGV, 500 do redis.call('SADD', KEYS[1], unpack(ARGV, i, math.min(i + 499, #ARGV))) end
+redis.call('SET', KEYS[2], ARGV[2])
+redis.call('SADD', KEYS[3], ARGV[3])
+redis.call('INCR', KEYS[4])
+return 1
+`);
+
 /** Sessions in Redis: every edge sees a session the moment it is created. */
 export class RedisSessionStore implements SessionStore {
   private readonly pools = new Map<string, { tenant: string; numbers: Set<string> }>();
@@ -138,16 +160,18 @@ export class RedisSessionStore implements SessionStore {
     redis.defineCommand("didgateMaskDelete", { numberOfKeys: 0, lua: DELETE });
   }
 
-  async setPool(name: string, tenant: string, numbers: readonly string[]): Promise<void> {
-    const key = `${this.prefix}mask:pool:${name}`;
-    const m = this.redis.multi();
-    m.del(key);
-    if (numbers.length > 0) m.sadd(key, ...numbers);
-    m.set(`${this.prefix}mask:pooltenant:${name}`, tenant);
-    m.sadd(`${this.prefix}mask:pools`, name);
-    m.incr(`${this.prefix}mask:pools:v`);
-    await m.exec();
+  async setPool(name: string, tenant: string, numbers: readonly string[], ifVersion?: string | null): Promise<boolean> {
+    const p = this.prefix;
+    const keys = [`${p}mask:pool:${name}`, `${p}mask:pooltenant:${name}`, `${p}mask:pools`, `${p}mask:pools:v`];
+    const expect = ifVersion === undefined ? "*" : (ifVersion ?? "");
+    const r = await SET_POOL.run(this.redis, keys, [expect, tenant, name, ...numbers]);
+    if (Number(r) !== 1) return false;
     this.remember(name, tenant, numbers);
+    return true;
+  }
+
+  poolsVersionSeen(): string | null {
+    return this.poolsVersion;
   }
 
   poolList(): PoolInfo[] {
@@ -290,9 +314,15 @@ export class MemorySessionStore implements SessionStore {
     private readonly maxSessions = 1_000_000,
   ) {}
 
-  async setPool(name: string, tenant: string, numbers: readonly string[]): Promise<void> {
+  async setPool(name: string, tenant: string, numbers: readonly string[]): Promise<boolean> {
     this.pools.set(name, { tenant, numbers: [...numbers].sort() });
     this.reindex();
+    return true;
+  }
+
+  /** One process: a check and the write that follows it are not interleaved with another's. */
+  poolsVersionSeen(): string | null {
+    return null;
   }
 
   private reindex(): void {

@@ -49,6 +49,25 @@ afterAll(async () => {
 });
 
 describe("masking pools API", () => {
+  it("changes made at once on two edges: one name, or one number, goes to one pool only (409 for the other)", async () => {
+    for (let i = 0; i < 8; i++) {
+      // two tenants, one pool name
+      const name = `race${i}`;
+      const [x, y] = await Promise.all([call(a, "PUT", `/v1/pools/${name}`, ACME, { numbers: [`+151255503${i}0`] }), call(b, "PUT", `/v1/pools/${name}`, BETA, { numbers: [`+151255503${i}1`] })]);
+      expect([x.status, y.status].sort(), name).toEqual([200, 409]);
+      const winner = x.status === 200 ? "acme" : "beta";
+      expect((x.status === 200 ? y : x).json.error.code).toBe("name_taken");
+      expect((await call(a, "GET", `/v1/pools/${name}`, ADMIN)).json.tenant, name).toBe(winner);
+      expect((await call(b, "DELETE", `/v1/pools/${name}`, ADMIN)).status).toBe(204);
+      // one tenant, two pools, one number
+      const n = `+151255504${i}0`;
+      const [p, q] = await Promise.all([call(a, "PUT", `/v1/pools/px${i}`, ACME, { numbers: [n] }), call(b, "PUT", `/v1/pools/py${i}`, ACME, { numbers: [n] })]);
+      expect([p.status, q.status].sort(), n).toEqual([200, 409]);
+      expect((p.status === 200 ? q : p).json.error.code).toBe("number_in_other_pool");
+      expect((await call(a, "DELETE", `/v1/pools/${p.status === 200 ? "px" : "py"}${i}`, ADMIN)).status).toBe(204);
+    }
+  }, 30_000);
+
   it("a pool created on one edge carries sessions, and the other edge routes by it within seconds", async () => {
     const put = await call(a, "PUT", "/v1/pools/delivery", ACME, { numbers: ["+15125550210", "+15125550211"] });
     expect(put).toMatchObject({ status: 200, json: { name: "delivery", tenant: "acme", numbers: ["+15125550210", "+15125550211"], source: "api" } });
