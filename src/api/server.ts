@@ -108,6 +108,9 @@ export class ApiServer {
       clientErrorHandler: (err: NodeJS.ErrnoException, socket: import("node:stream").Duplex) => clientError(err, socket),
       ajv: { customOptions: { allErrors: false, coerceTypes: false, removeAdditional: false } },
     }) as unknown as FastifyInstance;
+    // bodies are JSON (the import route adds its own types): text/plain is 415, not a string
+    // handed to a schema that wants an object
+    this.app.removeContentTypeParser("text/plain");
     this.deadlines = new Deadlines(o.requestTimeoutMs, (reply) => {
       this.log.warn({ method: reply.request.method, route: reply.request.routeOptions.url, timeout_ms: o.requestTimeoutMs }, "API request not answered in time: 503");
       void reply.code(503).header("retry-after", "1").send(errorBody("timeout", "the request took too long"));

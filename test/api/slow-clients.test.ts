@@ -145,6 +145,12 @@ describe("API listener: slow and malformed clients", () => {
     expect(await counted("414")).toBe(long0 + 1);
   });
 
+  it("a body that is not JSON (text/plain) gets 415 unsupported_media_type", async () => {
+    const res = await fetch(`http://127.0.0.1:${port}/v1/echo`, { method: "POST", headers: { authorization: `Bearer ${TOKEN}`, "content-type": "text/plain" }, body: '{"a":1}' });
+    expect(res.status).toBe(415);
+    expect(((await res.json()) as { error: { code: string } }).error.code).toBe("unsupported_media_type");
+  });
+
   it("what is not HTTP gets 400 in the API's error shape and the connection is closed", async () => {
     const c = await connect();
     c.sock.write("HELLO THERE\r\n\r\n");
