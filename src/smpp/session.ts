@@ -120,6 +120,8 @@ export class SmppSession {
   private badPdus = 0;
   /** When the first byte of the PDU now being received arrived (0: none pending). */
   private partialSince = 0;
+  /** Reading stopped until what we wrote drains (the peer is not reading it). */
+  private readPaused = false;
   private readonly listeners = {
     data: (c: Buffer): void => this.onData(c),
     error: (e: Error): void => this.onSocketError(e),
@@ -245,6 +247,21 @@ export class SmppSession {
       this.chunks = [rest];
       this.buffered = rest.length;
     }
+    if (!this.readPaused && !this.isClosed && this.socket.writableLength > OUT_PAUSE_BYTES) this.pauseReading();
+  }
+
+  /**
+   * The peer does not read what we send (answers to its enquire_links, its submits): stop reading
+   * it until our output drains, so its requests wait in the kernel's buffers, not as answers in
+   * our memory. A peer that never reads stops being answered, then its session times out.
+   */
+  private pauseReading(): void {
+    this.readPaused = true;
+    this.socket.pause();
+    this.socket.once("drain", () => {
+      this.readPaused = false;
+      if (this.state !== "closed") this.socket.resume();
+    });
   }
 
   private badLength(buf: Buffer, pos: number, len: number): void {
@@ -687,6 +704,9 @@ export class SmppSession {
 export function normaliseAddress(a: string): string {
   return a.startsWith("::ffff:") && a.indexOf(".") > 0 ? a.slice(7) : a;
 }
+
+/** Unsent output above which a session stops reading its peer (pauseReading). */
+const OUT_PAUSE_BYTES = 1024 * 1024;
 
 function uncork(s: SmppSession): void {
   s.corked = false;

@@ -377,3 +377,24 @@ describe("user data", () => {
     expect(messages[0]!.text).toBe("AB\ufffd");
   });
 });
+
+describe("a peer that does not read", () => {
+  it("is no longer read once 1 MiB of answers wait for it: its enquire_links stay in the kernel, not as answers in didgate's memory", async () => {
+    const c = await raw("127.0.0.3");
+    c.s.pause(); // never reads what didgate answers
+    const pdu = encodeHeader(CMD.enquire_link, 0, 1);
+    const burst = Buffer.concat(Array.from({ length: 65_536 }, () => pdu)); // 1 MiB of enquire_link
+    // didgate's unsent answers to this peer, sampled while the peer sends 40 MiB
+    let maxOut = 0;
+    const sample = setInterval(() => {
+      for (const s of edge.server.allSessions()) if (s.remoteAddress === "127.0.0.3") maxOut = Math.max(maxOut, s.socket.writableLength);
+    }, 10);
+    for (let i = 0; i < 40; i++) c.s.write(burst);
+    await new Promise((r) => setTimeout(r, 2000));
+    clearInterval(sample);
+    // near the 1 MiB mark (without the pause: every request read, tens of MiB of answers waiting)
+    expect(maxOut).toBeGreaterThan(512 * 1024);
+    expect(maxOut).toBeLessThan(4 * 1024 * 1024);
+    c.s.destroy();
+  });
+});
