@@ -377,7 +377,10 @@ export class SmppServer implements SessionHandler {
       this.deps.metrics.binds.labels(acct.cfg.system_id).set(acct.sessions.length);
       this.deps.metrics.bindState.labels(acct.cfg.system_id, "server").set(acct.sessions.length > 0 ? 1 : 0);
     }
-    this.deps.logger.info({ session: session.id, peer: session.peer, remote: session.remoteAddress, reason }, "smpp: session closed");
+    // a session that never bound (a scanner, a refused bind) closes at debug: its refusal was logged
+    const line = { session: session.id, peer: session.peer, remote: session.remoteAddress, reason };
+    if (acct !== undefined) this.deps.logger.info(line, "smpp: session closed");
+    else this.deps.logger.debug(line, "smpp: session closed");
   }
 
   onPdu(session: SmppSession, direction: "in" | "out", command_id: number, status: number): void {
@@ -398,7 +401,8 @@ export class SmppServer implements SessionHandler {
     const f = this.failures.get(fkey);
     if (f !== undefined && f.lockedUntil > now) {
       this.deps.metrics.bindFailures.labels("locked_out").inc();
-      log.warn({ remote: ip, system_id: pdu.system_id }, "smpp: bind refused, locked out");
+      // a locked-out peer may keep trying as fast as it connects: one line a minute per lockout
+      if (this.firstInMinute("locked\u0000" + fkey)) log.warn({ remote: ip, system_id: pdu.system_id.slice(0, 64) }, "smpp: bind refused, locked out (logged once a minute while it lasts)");
       session.respondBind(pdu, STATUS.ESME_RBINDFAIL, "");
       return;
     }

@@ -24,7 +24,9 @@ import { SmppService } from "../../src/smpp/service.js";
 import type { AcceptResult, InboundSms } from "../../src/smpp/types.js";
 import { connectEsme, waitFor, type TestEsme } from "../helpers/smsc.js";
 
-const logger = pino({ level: "silent" });
+/** What the server logs at info and above (the lines a peer can provoke must stay few). */
+const logLines: Array<{ level: number; msg: string }> = [];
+const logger = pino({ level: "info" }, { write: (s: string) => void logLines.push(JSON.parse(s) as { level: number; msg: string }) });
 
 let edge: SmppService;
 let registry: Registry;
@@ -314,6 +316,17 @@ describe("bind failures and lockout", () => {
     for (let i = 0; i < 30; i++) await (await esme("127.0.0.9")).bind("bind_transceiver", "enum" + i, "x");
     expect(edge.server!.lockoutEntries).toBeLessThanOrEqual(4);
   });
+
+  it("a locked-out peer that keeps binding writes one log line a minute, not two per attempt", async () => {
+    const from = "127.0.0.4";
+    for (let i = 0; i < 3; i++) await (await esme(from)).bind("bind_transceiver", "carrier-a", "bad" + i);
+    logLines.length = 0;
+    for (let i = 0; i < 20; i++) expect((await (await esme(from)).bind("bind_transceiver", "carrier-a", "nope")).command_status).toBe(STATUS.ESME_RBINDFAIL);
+    for (const e of open.splice(0)) await e.close();
+    await waitFor(() => ((edge.server as unknown as { connTotal?: number }).connTotal ?? 0) === 0, 5000, "connections closed");
+    expect(logLines.filter((l) => l.msg.startsWith("smpp: bind refused, locked out")).length).toBe(1);
+    expect(logLines.filter((l) => l.msg === "smpp: session closed").length).toBe(0);
+  });
 });
 
 describe("responses at the byte level", () => {
@@ -387,7 +400,7 @@ describe("a peer that does not read", () => {
     // didgate's unsent answers to this peer, sampled while the peer sends 40 MiB
     let maxOut = 0;
     const sample = setInterval(() => {
-      for (const s of edge.server.allSessions()) if (s.remoteAddress === "127.0.0.3") maxOut = Math.max(maxOut, s.socket.writableLength);
+      for (const s of edge.server!.allSessions()) if (s.remoteAddress === "127.0.0.3") maxOut = Math.max(maxOut, s.socket.writableLength);
     }, 10);
     for (let i = 0; i < 40; i++) c.s.write(burst);
     await new Promise((r) => setTimeout(r, 2000));
