@@ -122,6 +122,8 @@ export class SmppSession {
   private partialSince = 0;
   /** Reading stopped until what we wrote drains (the peer is not reading it). */
   private readPaused = false;
+  /** The peer's unbind, answered once the requests it sent before it are (at the latest after the response timeout). */
+  private peerUnbind: { seq: number; timer: unknown } | null = null;
   private readonly listeners = {
     data: (c: Buffer): void => this.onData(c),
     error: (e: Error): void => this.onSocketError(e),
@@ -323,8 +325,13 @@ export class SmppSession {
         this.writeRaw(encodeHeader(CMD.enquire_link_resp, 0, p.sequence_number), CMD.enquire_link_resp, 0);
         return;
       case CMD.unbind:
-        this.writeRaw(encodeHeader(CMD.unbind_resp, 0, p.sequence_number), CMD.unbind_resp, 0);
-        this.close("peer unbound", true);
+        // the submits it sent before unbinding are answered first: an app that never hears of a
+        // message it sent would send it again
+        if (this.inflightIn === 0) return this.finishPeerUnbind(p.sequence_number);
+        if (this.peerUnbind === null) {
+          const seq = p.sequence_number;
+          this.peerUnbind = { seq, timer: this.opts.clock.setTimeout(() => this.finishPeerUnbind(seq), this.opts.responseTimeoutMs) };
+        }
         return;
       case CMD.alert_notification:
         // No response is defined for alert_notification.
@@ -347,6 +354,8 @@ export class SmppSession {
       if (this.state === "binding") return this.reject(p, STATUS.ESME_RINVBNDSTS);
       return this.reject(p, STATUS.ESME_RALYBND);
     }
+    // after its unbind a peer sends no more requests (SMPP 3.4 4.2): refused while its last ones are answered
+    if (this.peerUnbind !== null && (isMessageCommand(id) || isOpCommand(id))) return this.reject(p, STATUS.ESME_RINVBNDSTS);
     if (isMessageCommand(id)) {
       if (!this.acceptsMessages(id)) return this.reject(p, STATUS.ESME_RINVBNDSTS);
       if (this.inflightIn >= this.windowIn) return this.reject(p, STATUS.ESME_RTHROTTLED);
@@ -423,6 +432,16 @@ export class SmppSession {
     // asked for a receipt: then it is the id the receipt will carry.
     const mid = req.command_id === CMD.deliver_sm && (req.registered_delivery & 0x03) === 0 ? "" : message_id;
     this.writeRaw(encodeSmResp(respId, status, req.sequence_number, mid), respId, status);
+    if (this.peerUnbind !== null && this.inflightIn === 0) this.finishPeerUnbind(this.peerUnbind.seq);
+  }
+
+  /** unbind_resp to the peer's unbind, then the session ends. */
+  private finishPeerUnbind(seq: number): void {
+    if (this.state === "closed") return;
+    if (this.peerUnbind !== null) this.opts.clock.clearTimeout(this.peerUnbind.timer);
+    this.peerUnbind = null;
+    this.writeRaw(encodeHeader(CMD.unbind_resp, 0, seq), CMD.unbind_resp, 0);
+    this.close("peer unbound", true);
   }
 
   /** Answer a query_sm / cancel_sm / replace_sm handed to the owner, once (`buf`: the whole response). */
@@ -433,6 +452,7 @@ export class SmppSession {
     }
     const respId = (req.command_id | RESP_BIT) >>> 0;
     this.writeRaw(buf ?? encodeHeader(respId, status, req.sequence_number), respId, status);
+    if (this.peerUnbind !== null && this.inflightIn === 0) this.finishPeerUnbind(this.peerUnbind.seq);
   }
 
   /** Answer a bind (side smsc). On ESME_ROK the session becomes bound; otherwise it is closed. */
@@ -627,6 +647,8 @@ export class SmppSession {
     this.state = "closed";
     this.closeReason = reason;
     this.opts.clock.clearInterval(this.timer);
+    if (this.peerUnbind !== null) this.opts.clock.clearTimeout(this.peerUnbind.timer);
+    this.peerUnbind = null;
     const err = new SessionError("closed", "session closed: " + reason);
     for (const p of this.pending.values()) p.reject(err);
     this.pending.clear();

@@ -411,3 +411,41 @@ describe("a peer that does not read", () => {
     c.s.destroy();
   });
 });
+
+describe("the peer's unbind", () => {
+  it("with submits still being handled: they are answered first, then unbind_resp; a submit after the unbind is refused", async () => {
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    answer = async () => {
+      await held;
+      return { status: "accepted" };
+    };
+    const c = await raw();
+    const bind = new Pdu(CMD.bind_transceiver, 1);
+    bind.system_id = "carrier-a";
+    bind.password = "right-a";
+    c.s.write(encodePdu(bind));
+    await waitFor(() => pdus(c.data()).length >= 1);
+    const out: Buffer[] = [];
+    for (let seq = 2; seq <= 6; seq++) {
+      const sm = new Pdu(CMD.submit_sm, seq);
+      Object.assign(sm, addr);
+      sm.short_message = Buffer.from("before unbind " + seq);
+      out.push(encodePdu(sm));
+    }
+    out.push(encodeHeader(CMD.unbind, 0, 7));
+    const late = new Pdu(CMD.submit_sm, 8);
+    Object.assign(late, addr);
+    late.short_message = Buffer.from("after unbind");
+    out.push(encodePdu(late));
+    c.s.write(Buffer.concat(out));
+    await waitFor(() => messages.length === 5, 2000, "five submits handed over");
+    // held (under handler_timeout_s): only the late submit is answered (0x04), not the unbind
+    await new Promise((r) => setTimeout(r, 150));
+    expect(pdus(c.data()).slice(1).map((p) => [p.readUInt32BE(4), p.readUInt32BE(8), p.readUInt32BE(12)])).toEqual([[0x80000004, STATUS.ESME_RINVBNDSTS, 8]]);
+    release();
+    await c.closed;
+    const after = pdus(c.data()).slice(2).map((p) => [p.readUInt32BE(4), p.readUInt32BE(8), p.readUInt32BE(12)]);
+    expect(after).toEqual([...[2, 3, 4, 5, 6].map((seq) => [0x80000004, 0, seq]), [0x80000006, 0, 7]]);
+  });
+});
