@@ -546,21 +546,33 @@ export class SmppServer implements SessionHandler {
     return this.accounts.has(system_id);
   }
 
-  /** deliver_sm to a bound account, round robin across its binds that can receive. */
+  /**
+   * The account's bind a deliver_sm goes to: of those that can receive, the one with the fewest
+   * requests outstanding, round robin among equals. A bind that stopped answering (its window
+   * full of unanswered requests) is passed over while another one answers.
+   */
+  private pick(a: Account): SmppSession | null {
+    const n = a.sessions.length;
+    let best: SmppSession | null = null;
+    let bestAt = 0;
+    for (let i = 0; i < n; i++) {
+      const s = a.sessions[(a.rr + i) % n]!;
+      if (!s.canSendMessages) continue;
+      if (best === null || s.outstanding < best.outstanding) {
+        best = s;
+        bestAt = i;
+      }
+    }
+    if (best !== null) a.rr = (a.rr + bestAt + 1) % n;
+    return best;
+  }
+
+  /** deliver_sm to a bound account (pick()). */
   async deliver(system_id: string, msg: OutboundSms): Promise<SendResult> {
     const a = this.accounts.get(system_id);
     if (a === undefined) return { outcome: "permanent", message_ids: [], error: "unknown_account" };
     if (this.deps.inbound.draining) return { outcome: "temporary", message_ids: [], error: "draining" };
-    const n = a.sessions.length;
-    let session: SmppSession | null = null;
-    for (let i = 0; i < n; i++) {
-      const s = a.sessions[(a.rr + i) % n]!;
-      if (s.canSendMessages) {
-        session = s;
-        a.rr = (a.rr + i + 1) % n;
-        break;
-      }
-    }
+    const session = this.pick(a);
     if (session === null) return { outcome: "temporary", message_ids: [], error: "not_bound" };
     let pdus: Pdu[];
     try {
@@ -582,8 +594,8 @@ export class SmppServer implements SessionHandler {
   async sendReceipt(system_id: string, r: OutboundReceipt): Promise<SendResult> {
     const a = this.accounts.get(system_id);
     if (a === undefined) return { outcome: "permanent", message_ids: [], error: "unknown_account" };
-    const s = a.sessions.find((x) => x.canSendMessages);
-    if (s === undefined) return { outcome: "temporary", message_ids: [], error: "not_bound" };
+    const s = this.pick(a);
+    if (s === null) return { outcome: "temporary", message_ids: [], error: "not_bound" };
     const p = new Pdu(CMD.deliver_sm);
     p.source_addr = r.source.addr;
     p.source_addr_ton = r.source.ton;

@@ -202,6 +202,11 @@ export class SmppSession {
     return this.queue.length - this.queueHead;
   }
 
+  /** Requests sent and not answered yet, plus those waiting for room in the window. */
+  get outstanding(): number {
+    return this.pending.size + this.queue.length - this.queueHead;
+  }
+
   // -------------------------------------------------------------------------------------------
   // Receiving
 

@@ -1,6 +1,7 @@
 /**
  * didgate's SMPP server against ESMEs built on the npm `smpp` package, over loopback TCP.
  */
+import net from "node:net";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import pino from "pino";
 import { Registry } from "prom-client";
@@ -312,6 +313,44 @@ describe("deliver_sm to app accounts", () => {
     const p = await esme({ deliverStatus: 0x0b });
     expect((await p.bind("bind_receiver", "app-1", "apppw")).command_status).toBe(0);
     expect(await edge.deliverToApp("app-1", msg)).toMatchObject({ outcome: "permanent", status: 0x0b });
+  });
+
+  it("receipts and messages pass over a bind that stopped answering while another bind answers", async () => {
+    // bind 1: binds, then never answers a deliver_sm (a hung app)
+    const hung = net.connect({ host: "127.0.0.1", port });
+    await new Promise<void>((r) => hung.once("connect", () => r()));
+    let hungGot = 0;
+    let bindResp = false;
+    hung.on("data", (d: Buffer) => {
+      for (let pos = 0; pos + 16 <= d.length; pos += d.readUInt32BE(pos)) {
+        const id = d.readUInt32BE(pos + 4);
+        if (id === 0x80000009) bindResp = true;
+        if (id === CMD.deliver_sm) hungGot++;
+      }
+    });
+    const bind = new Pdu(CMD.bind_transceiver, 1);
+    bind.system_id = "app-1";
+    bind.password = "apppw";
+    hung.write(encodePdu(bind));
+    await waitFor(() => bindResp, 2000, "hung bind bound");
+    // bind 2: answers
+    const ok = await esme();
+    expect((await ok.bind("bind_transceiver", "app-1", "apppw")).command_status).toBe(0);
+    try {
+      const receipt = { source: { addr: "15125550100", ton: 1, npi: 1 }, destination: { addr: "447700900123", ton: 1, npi: 1 }, text: "id:1 stat:DELIVRD", message_id: "1", message_state: 2 };
+      const msg = { source: { addr: "447700900123", ton: 1, npi: 1 }, destination: { addr: "15125550100", ton: 1, npi: 1 }, text: "hi" };
+      const answered: string[] = [];
+      for (let i = 0; i < 6; i++) {
+        const r = i % 2 === 0 ? edge.server!.sendReceipt("app-1", { ...receipt, message_id: String(i) }) : edge.deliverToApp("app-1", msg);
+        // one that went to the hung bind waits for its response timeout: move on
+        await Promise.race([r.then((x) => answered.push(x.outcome)), new Promise((res) => setTimeout(res, 300))]);
+      }
+      expect(hungGot).toBeLessThanOrEqual(1);
+      expect(answered.filter((o) => o === "ok").length).toBeGreaterThanOrEqual(5);
+      expect(ok.received.filter((p) => p.command === "deliver_sm").length).toBeGreaterThanOrEqual(5);
+    } finally {
+      hung.destroy();
+    }
   });
 });
 
