@@ -279,6 +279,7 @@ export class InboundProcessor {
         if (parts.length === 0) parts.push(part);
         const res = await this.deliver(session, pdu, peer, this.assemble(parts, c.total, parts.length < c.total), null);
         if (res !== "temporary") await this.forget(store, key);
+        else store.release?.(key);
         return;
       }
     }

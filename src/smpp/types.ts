@@ -232,6 +232,8 @@ export type DurablePartAdd = { kind: "stored" | "duplicate" | "full" | "late" } 
 export interface DurablePartStore {
   add(key: string, total: number, seq: number, part: string): Promise<DurablePartAdd>;
   done(key: string): Promise<void>;
+  /** The message add() answered "complete" for was not delivered (a temporary failure): it may complete again. */
+  release?(key: string): void;
   sweep(limit?: number): Promise<{ key: string; total: number; parts: (string | undefined)[] }[]>;
 }
 

@@ -86,6 +86,26 @@ describe("durable reassembly through the edge", () => {
     await waitUntil(async () => (await store.size()) === 0); // done() after the answer
   });
 
+  it("a part sent again while its completed message is being delivered is a duplicate: the message goes once", async () => {
+    const { esme, messages, ctl, store } = await setup();
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    ctl.answer = async () => {
+      await held;
+      return { status: "accepted" };
+    };
+    expect(await part(esme, 4, 2, 1, "AAA")).toBe(0);
+    const last = part(esme, 4, 2, 2, "CCC");
+    await waitFor(() => messages.length === 1, 2000, "the completed message handed over");
+    // the app repeats both parts before the first answer: answered, not delivered again
+    expect(await part(esme, 4, 2, 1, "AAA")).toBe(0);
+    expect(await part(esme, 4, 2, 2, "CCC")).toBe(0);
+    release();
+    expect(await last).toBe(0);
+    await waitUntil(async () => (await store.size()) === 0);
+    expect(messages.map((m) => m.text)).toEqual(["AAACCC"]);
+  });
+
   it("a complete message nobody retried after a temporary answer is swept and delivered whole", async () => {
     const { esme, messages, ctl, store } = await setup({ timeoutMs: 300 });
     expect(await part(esme, 3, 2, 2, "y")).toBe(0);
