@@ -308,6 +308,8 @@ export const smppSchema = z
       .object({
         timeout_s: z.number().positive().default(60),
         max_buffers: z.number().int().positive().default(10_000),
+        /** Buffers one peer (account or bind) may have open on one edge; default a quarter of max_buffers (at least 10). */
+        max_buffers_per_peer: z.number().int().positive().optional(),
         max_bytes: z.number().int().positive().default(32 * 1024 * 1024),
       })
       .strict()

@@ -23,7 +23,7 @@ export interface InboundOptions {
   clock: Clock;
   metrics: SmppMetrics;
   handlerTimeoutMs: number;
-  reassembly: { timeoutMs: number; maxBuffers: number; maxBytes: number };
+  reassembly: { timeoutMs: number; maxBuffers: number; maxBytes: number; maxBuffersPerPeer?: number };
   /**
    * Durable reassembly buffers: when given, parts of concatenated messages are kept here (and not
    * in memory) before they are answered, so a restart loses no acknowledged part.
@@ -34,6 +34,44 @@ export interface InboundOptions {
 }
 
 const TIMEOUT = Symbol("timeout");
+
+/**
+ * The durable reassembly buffers this edge opened per peer: max_buffers is shared by every peer
+ * (and edge), so one peer sending first parts that never complete could take them all and leave
+ * the carriers' long messages refused. A buffer counts from its first part stored here until it
+ * completes, is swept or forgotten, or its timeout (twice over) passes (another edge may have
+ * completed it). Bounded: at most `max` keys per peer, and peers are the configured ones.
+ */
+class PeerBuffers {
+  private readonly open = new Map<string, Map<string, number>>();
+  constructor(
+    private readonly max: number,
+    private readonly ttlMs: number,
+    private readonly clock: Clock,
+  ) {}
+
+  /** May a part of `key` be stored for `peer`: its buffer is open already, or the peer has room. */
+  admit(peer: string, key: string): boolean {
+    const m = this.open.get(peer);
+    if (m === undefined || m.size < this.max || m.has(key)) return true;
+    const now = this.clock.now();
+    for (const [k, until] of m) if (until <= now) m.delete(k);
+    return m.size < this.max;
+  }
+
+  stored(peer: string, key: string): void {
+    let m = this.open.get(peer);
+    if (m === undefined) this.open.set(peer, (m = new Map()));
+    if (!m.has(key)) m.set(key, this.clock.now() + this.ttlMs);
+  }
+
+  closed(peer: string, key: string): void {
+    const m = this.open.get(peer);
+    if (m === undefined) return;
+    m.delete(key);
+    if (m.size === 0) this.open.delete(peer);
+  }
+}
 
 export function tempStatusOf(p: PeerOptions): number {
   return p.temp_fail_status ?? STATUS.ESME_RX_T_APPN;
@@ -65,11 +103,15 @@ export class InboundProcessor {
   private readonly reasm: Reassembler<Part>;
   private readonly sweepTimer: unknown;
   private readonly store: DurablePartStore | undefined;
+  private readonly peerBuffers: PeerBuffers;
+  /** Peers whose refusal for a full share was logged (configured peers: bounded). */
+  private readonly peerFullLogged = new Set<string>();
   private sweeping = false;
   private idleWaiters: (() => void)[] = [];
 
   constructor(private readonly o: InboundOptions) {
     this.store = o.partStore;
+    this.peerBuffers = new PeerBuffers(o.reassembly.maxBuffersPerPeer ?? Math.max(10, Math.floor(o.reassembly.maxBuffers / 4)), 2 * o.reassembly.timeoutMs, o.clock);
     this.reasm = new Reassembler<Part>({
       timeoutMs: o.reassembly.timeoutMs,
       maxBuffers: o.reassembly.maxBuffers,
@@ -241,6 +283,15 @@ export class InboundProcessor {
   private async durablePart(store: DurablePartStore, session: SmppSession, pdu: Pdu, peer: PeerContext, c: ConcatInfo, part: Part): Promise<void> {
     const m = this.o.metrics;
     const key = durableKey(peer, pdu.source_addr, pdu.destination_addr, c);
+    if (!this.peerBuffers.admit(peer.name, key)) {
+      m.inbound.labels(peer.name, "part", "peer_full").inc();
+      if (this.peerFullLogged.has(peer.name) === false) {
+        this.peerFullLogged.add(peer.name);
+        this.o.logger.warn({ peer: peer.name }, "smpp: this peer has its share of reassembly buffers open: part declined with a temporary failure (logged once per peer)");
+      }
+      session.respond(pdu, tempStatusOf(peer.options));
+      return;
+    }
     let r: DurablePartAdd | typeof TIMEOUT | undefined;
     this.enter();
     try {
@@ -257,6 +308,8 @@ export class InboundProcessor {
       session.respond(pdu, tempStatusOf(peer.options));
       return;
     }
+    if (r.kind === "stored" || r.kind === "duplicate") this.peerBuffers.stored(peer.name, key);
+    else this.peerBuffers.closed(peer.name, key);
     switch (r.kind) {
       case "stored":
       case "duplicate":
@@ -319,6 +372,7 @@ export class InboundProcessor {
     }
     const partial = parts.length < b.total;
     const peer = parts[0]!.peer;
+    this.peerBuffers.closed(peer.name, b.key);
     if (partial) {
       this.o.metrics.reassemblyIncomplete.labels("timeout").inc();
       this.o.logger.warn({ peer: peer.name, parts: parts.length, total: b.total, reason: "timeout" }, "smpp: delivering incomplete message");

@@ -126,7 +126,7 @@ export interface SmppConfig {
   reserved_connections?: number;
   /** Failed binds from one address before it is locked out (default 5 within 60 s, for 300 s). */
   lockout?: { max_failures?: number; window_s?: number; duration_s?: number };
-  reassembly?: { timeout_s?: number; max_buffers?: number; max_bytes?: number };
+  reassembly?: { timeout_s?: number; max_buffers?: number; max_buffers_per_peer?: number | undefined; max_bytes?: number };
 }
 
 export type InboundCommand = "deliver_sm" | "submit_sm" | "data_sm";

@@ -38,13 +38,21 @@ afterAll(async () => {
   await redis?.stop();
 });
 
-async function setup(o: { timeoutMs?: number; maxBuffers?: number; redisClient?: Redis } = {}) {
+async function setup(o: { timeoutMs?: number; maxBuffers?: number; perPeer?: number; redisClient?: Redis } = {}) {
   const prefix = `dp${process.pid}x${++prefixSeq}:`;
   const store = new RedisPartStore({ client: o.redisClient ?? client, prefix, timeoutMs: o.timeoutMs ?? 60_000, maxBuffers: o.maxBuffers ?? 0 });
   const messages: InboundSms[] = [];
   const ctl = { answer: (async () => ({ status: "accepted" })) as (m: InboundSms) => Promise<AcceptResult> };
   const edge = new SmppService({
-    config: { listen: "127.0.0.1:0", accounts: [{ system_id: "c", password: "p", role: "carrier" }], handler_timeout_s: 2 },
+    config: {
+      listen: "127.0.0.1:0",
+      accounts: [
+        { system_id: "c", password: "p", role: "carrier" },
+        { system_id: "d", password: "p", role: "carrier" },
+      ],
+      handler_timeout_s: 2,
+      ...(o.perPeer !== undefined ? { reassembly: { max_buffers_per_peer: o.perPeer } } : {}),
+    },
     logger: pino({ level: "silent" }),
     registry: new Registry(),
     partStore: new SmppPartStore(store),
@@ -104,6 +112,22 @@ describe("durable reassembly through the edge", () => {
     expect(await last).toBe(0);
     await waitUntil(async () => (await store.size()) === 0);
     expect(messages.map((m) => m.text)).toEqual(["AAACCC"]);
+  });
+
+  it("one peer has at most its share of buffers open; other peers still store parts; a completed buffer frees its place", async () => {
+    const { edge, esme, messages } = await setup({ perPeer: 3 });
+    for (let ref = 1; ref <= 3; ref++) expect(await part(esme, ref, 2, 1, "p" + ref)).toBe(0);
+    expect(await part(esme, 4, 2, 1, "p4")).toBe(0x64);
+    // a part of a buffer already open is still taken
+    expect(await part(esme, 2, 2, 1, "p2")).toBe(0);
+    const other = await connectEsme(edge.address()!.port);
+    cleanup.push(() => other.close());
+    expect((await other.bind("bind_transceiver", "d", "p")).command_status).toBe(0);
+    expect(await part(other, 4, 2, 1, "q4")).toBe(0);
+    // ref 1 completes: its place is free again
+    expect(await part(esme, 1, 2, 2, "!")).toBe(0);
+    expect(messages.map((m) => m.text)).toEqual(["p1!"]);
+    expect(await part(esme, 4, 2, 1, "p4")).toBe(0);
   });
 
   it("a complete message nobody retried after a temporary answer is swept and delivered whole", async () => {
