@@ -1272,7 +1272,7 @@ export class VoiceEdge implements SipStackHandler, ProxyHost {
   }
 
   /** A response no client transaction wants (late 2xx retransmission): relay it by its Via. */
-  onStrayResponse(res: SipMessage): void {
+  onStrayResponse(res: SipMessage, source: Source): void {
     const v = res.topVia;
     if (v === null || !this.stack.isLocal(v.hostname, v.port)) return;
     if (res.viaCount(2) < 2) {
@@ -1280,14 +1280,27 @@ export class VoiceEdge implements SipStackHandler, ProxyHost {
       this.stack.metrics.dropped.inc({ reason: "response_no_via" });
       return;
     }
+    // Without a transaction only a 2xx to an INVITE of a dialog didgate set up is relayed (the
+    // callee retransmits it until the ACK, RFC 3261 16.7 step 10): it carries our Record-Route,
+    // signed for its Call-ID. Anything else would let any host have didgate send bytes it chose,
+    // from didgate's address, to whatever address its second Via names.
+    if (res.status < 200 || res.status >= 300 || res.cseq?.method !== "INVITE" || res.recordRoutes.length === 0) {
+      this.stack.metrics.dropped.inc({ reason: "stray_response" });
+      return;
+    }
+    if (this.trunks.match(source.address) === undefined && this.customerOf(source.address) === undefined && !this.flood.allow(source.address)) {
+      this.refused(source.transport, source.address, source.port, "response (flood guard)");
+      return;
+    }
     res.popVia();
     // a masked call's 2xx retransmission: no identity of the callee (src/edge/masking.ts)
     const masked = /;dgm=([^;>,]+)/.exec(res.recordRoutes.join(","));
-    const dialog2xx = res.status >= 200 && res.status < 300 && res.cseq?.method === "INVITE";
-    if (masked !== null && dialog2xx) {
-      // the route set must start at didgate (src/edge/masking.ts)
-      if (!cutMaskedRecordRoute(this.stack, res, this.signer)) return;
-    } else if (this.recordRoute && dialog2xx) rewriteRecordRoute(this.stack, res, this.signer);
+    // the route set must start at didgate (src/edge/masking.ts); either way our value must verify
+    const ours = masked !== null ? cutMaskedRecordRoute(this.stack, res, this.signer) : rewriteRecordRoute(this.stack, res, this.signer);
+    if (!ours) {
+      this.stack.metrics.dropped.inc({ reason: "stray_response" });
+      return;
+    }
     if (masked !== null) maskStrayResponse(res, masked[1]!, this.maskHost());
     this.stack.sendResponseStateless(res);
   }

@@ -123,6 +123,40 @@ describe("in-dialog requests: no relay (signed Record-Route)", () => {
     expect(ok.recordRoutes.length).toBeGreaterThan(0);
   });
 
+  it("a response matching no transaction is not relayed unless it is a 2xx to an INVITE with our signed Record-Route (no reflector)", async () => {
+    const before = await metric(app, "didgate_sip_dropped_total", { reason: "stray_response" });
+    const ours = `SIP/2.0/UDP 127.0.0.1:${port};branch=z9hG4bKforged1;rport`;
+    const toVictim = `SIP/2.0/UDP 127.0.0.6:${victim.port};branch=z9hG4bKvictim`;
+    const forged = (status: string, method: string, extra: string[] = []) =>
+      [`SIP/2.0 ${status}`, `Via: ${ours}`, `Via: ${toVictim}`, ...extra, "From: <sip:a@x>;tag=1", "To: <sip:b@y>;tag=2", "Call-ID: reflect-" + status.slice(0, 3) + method, `CSeq: 1 ${method}`, "Content-Length: 0", "", ""].join("\r\n");
+    // from a host that is neither a trunk nor a customer
+    const stranger = await Peer.start("127.0.0.7");
+    try {
+      stranger.send(port, forged("180 Ringing", "INVITE"));
+      stranger.send(port, forged("486 Busy Here", "INVITE"));
+      stranger.send(port, forged("200 OK", "MESSAGE"));
+      stranger.send(port, forged("200 OK", "INVITE")); // no Record-Route
+      stranger.send(port, forged("200 OK", "INVITE", [`Record-Route: <sip:127.0.0.1:${port};lr;dgt=forged>`])); // ours, unsigned
+      await waitFor(async () => (await metric(app, "didgate_sip_dropped_total", { reason: "stray_response" })) >= before + 5);
+      await sleep(200);
+      expect(victim.got).toEqual([]);
+    } finally {
+      await stranger.close();
+    }
+  });
+
+  it("a 2xx retransmitted after its transaction is gone is still relayed (our Record-Route verifies)", async () => {
+    const { inv, ok, fromTag, callId } = await call();
+    // past 64*T1 (T1 50 ms): the client transaction is gone, the 200 is a stray response
+    await sleep(3600);
+    dest.send(port, response(inv, "200 OK", { toTag: "tt-" + fromTag, contact: `sip:callee@127.0.0.5:${contact.port}` }));
+    const oks = await waitFor(() => {
+      const r = carrier.got.filter((m) => m.callId === callId && m.status === 200 && m.cseq?.method === "INVITE");
+      return r.length === 2 ? r : undefined;
+    });
+    expect(oks[1]!.recordRoutes).toEqual(ok.recordRoutes);
+  });
+
   it("a legitimate call: ACK and BYE from the caller reach the callee's Contact, BYE from the callee reaches the caller", async () => {
     const { inv, ok, fromTag, callId } = await call();
     // the carrier's copy names the callee's Contact among the allowed next hops (rewritten in the 2xx)
