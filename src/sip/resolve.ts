@@ -93,7 +93,10 @@ export class TargetResolver {
     if (s !== undefined) return s;
     const u = parseUri(uri)!;
     const t = uriTransport(u, dflt)!;
-    const host = u.hostname;
+    // ;maddr= overrides the host (RFC 3261 19.1.1), a name as well as an address: the next-hop
+    // checks of in-dialog requests (hopOfUri) name the maddr too
+    const maddr = u.param("maddr");
+    const host = typeof maddr === "string" && maddr !== "" ? maddr.replace(/^\[|\]$/g, "") : u.hostname;
     try {
       let port = u.port;
       let name = host;

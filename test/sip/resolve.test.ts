@@ -48,6 +48,13 @@ describe("TargetResolver with sip.dns_servers", () => {
     expect(await v4.resolve("sip:v6only.test:5060")).toMatchObject({ address: "2001:db8::5" });
   });
 
+  it(";maddr= names the host to resolve, a name as well as an address (not the URI's host)", async () => {
+    const r = new TargetResolver({ canSend: () => true, servers: [dns.server] });
+    expect(await r.resolve("sip:evil@127.0.0.66:5071;maddr=plain.test")).toMatchObject({ address: "127.0.0.11", port: 5071 });
+    expect(await r.resolve("sip:evil@127.0.0.66;maddr=pbx.test")).toMatchObject({ address: "127.0.0.9", port: 5070 });
+    expect(await r.resolve("sip:evil@127.0.0.66:5071;maddr=127.0.0.12")).toMatchObject({ address: "127.0.0.12", port: 5071 });
+  });
+
   it("an unknown name is an error, not a throw; an IP literal asks nothing", async () => {
     const r = new TargetResolver({ canSend: () => true, servers: [dns.server] });
     expect(await r.resolve("sip:nothere.test:5060")).toEqual({ error: "no address for nothere.test" });
