@@ -26,6 +26,16 @@ export class CallCounter {
 
   constructor(private readonly now: Now) {}
 
+  /** Whether a slot under any key is held for callId (on this edge). */
+  holds(callId: string): boolean {
+    const now = this.now();
+    for (const m of this.slots.values()) {
+      const until = m.get(callId);
+      if (until !== undefined && until > now) return true;
+    }
+    return false;
+  }
+
   /** Takes a slot for callId under key unless `max` are taken; true when taken (or already held). */
   acquire(key: string, callId: string, max: number | undefined, ttlMs: number): boolean {
     let m = this.slots.get(key);

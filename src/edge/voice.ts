@@ -953,6 +953,9 @@ export class VoiceEdge implements SipStackHandler, ProxyHost {
     }
     const callId = req.callId ?? "";
     const ttl = this.settings.max_call_s * 1000;
+    // A new call with the Call-ID of one in progress (another From tag, or a merged request, RFC
+    // 3261 8.2.2.2): the limits count calls by Call-ID, so it would take no slot of its own
+    if (this.callCounter.holds(callId)) return this.refuse(tx, name, 482, "loop", t0, undefined, "Loop Detected (Call-ID of a call in progress)", dest.e164, caller);
     if (!this.callCounter.acquire("c:" + name, callId, cu.maxCalls, ttl)) {
       this.outboundMetrics.limit("customer", name);
       if (user) this.registrar!.calls!.overLimit.labels({ limit: "max_calls" }).inc();

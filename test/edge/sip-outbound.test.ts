@@ -265,8 +265,20 @@ describe("outbound calls end to end (sipp customer -> didgate -> sipp carriers)"
     expect(await metricValue(app, "didgate_outbound_limit_rejections_total", { kind: "customer", name: "acme-tiny" })).toBe(1);
   });
 
+  it.concurrent("a second call with the Call-ID of a call in progress (another From tag) gets 482 and takes no carrier", async () => {
+    const cid = ["-cid_str", `dup-${process.pid}-callid@${CUSTOMER_IP}`];
+    // the first call waits on a carrier that never answers (invite timeout, then 408)
+    const first = await startUac("uac_final.xml", "udp", udp, { service: "+33153450003", caller: "+15125550101", ip: CUSTOMER_IP, subst: { CODE: "408" }, args: cid, timeoutS: 30 });
+    await waitFor(() => never.got.some((m) => m.callId === `dup-${process.pid}-callid@${CUSTOMER_IP}`) || undefined, 5000);
+    const second = await startUac("uac_final.xml", "udp", udp, { service: "+33153450004", caller: "+15125550101", ip: CUSTOMER_IP, subst: { CODE: "482" }, args: cid });
+    await ok(second, "second call, same Call-ID");
+    expect(never.got.filter((m) => m.method === "INVITE" && m.requestUri.includes("33153450004"))).toEqual([]);
+    await ok(first, "first call");
+  }, 40_000);
+
   it.concurrent("caller ID owned by another tenant: 403, nothing reaches a carrier", async () => {
-    const before = never.got.length;
+    const toIt = () => never.got.filter((m) => m.requestUri.includes("33153450001")).length;
+    const before = toIt();
     const uac = await startUac("uac_final.xml", "udp", udp, { service: "+33153450001", caller: "+15125550200", ip: CUSTOMER_IP, subst: { CODE: "403" } });
     await ok(uac, "customer");
     const r = uac.receivedResponses().find((m) => m.status === 403)!;
@@ -274,7 +286,7 @@ describe("outbound calls end to end (sipp customer -> didgate -> sipp carriers)"
     const r2 = await startUac("uac_final.xml", "udp", udp, { service: "+33153450001", caller: "+15125550102", ip: CUSTOMER_IP, subst: { CODE: "403" } });
     await ok(r2, "customer, quarantined caller ID");
     expect(r2.receivedResponses().find((m) => m.status === 403)!.reason).toContain("not active");
-    expect(never.got.length).toBe(before);
+    expect(toIt()).toBe(before);
   });
 
   it.concurrent("digest: 407 challenge (SHA-256 and MD5), the call with credentials reaches the carrier", async () => {

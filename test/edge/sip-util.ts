@@ -88,6 +88,8 @@ export interface UacOptions {
   timeoutS?: number;
   calls?: number;
   rate?: number;
+  /** More sipp arguments (e.g. -cid_str to choose the Call-ID). */
+  args?: string[];
 }
 
 /** sipp as a carrier sending to the edge at 127.0.0.1:edgePort. */
@@ -102,6 +104,7 @@ export async function startUac(scenario: string, transport: Tp, edgePort: number
     "-m", String(o.calls ?? 1), "-trace_msg", "-trace_err", "-timeout", `${t}s`, "-timeout_error",
   ];
   if (o.rate !== undefined) args.push("-r", String(o.rate));
+  if (o.args !== undefined) args.push(...o.args);
   return party(startSipp({ args, timeoutMs: (t + 5) * 1000 }));
 }
 
