@@ -190,7 +190,7 @@ export class RegistrarMetrics {
     const registers = [registry];
     this.registrations = new Counter({ name: "didgate_registrar_registrations_total", help: "REGISTER requests by outcome (registered, unregistered, fetched, challenged, auth_failed, locked_out, not_found, bad_request, interval_too_brief, too_many_contacts, error)", labelNames: ["outcome"], registers });
     this.authFailures = new Counter({ name: "didgate_registrar_auth_failures_total", help: "REGISTER refused with 403: wrong password or unknown user (auth_failed), or a source and user locked out after repeated failures (locked_out)", labelNames: ["reason"], registers });
-    this.lookups = new Counter({ name: "didgate_registrar_lookups_total", help: "Location lookups for calls to registered users: found (some contact), none (480 unless another target answers), error (store unreachable)", labelNames: ["result"], registers });
+    this.lookups = new Counter({ name: "didgate_registrar_lookups_total", help: "Location lookups for calls to registered users: found (some contact), none (480 unless another target answers), error (store unreachable), flow_gone (a TCP/TLS binding whose connection closed, its Contact not at the address it registered from: not called)", labelNames: ["result"], registers });
     this.bindings = new Gauge({
       name: "didgate_registrar_users_registered",
       help: "Users (addresses of record) with at least one registered contact",
@@ -492,13 +492,16 @@ export class RegistrarEdge {
       this.metrics.lookups.labels({ result: bs.length > 0 ? "found" : "none" }).inc();
       for (const g of qGroups(bs)) {
         if (seq) prio++;
-        for (const b of g) out.push(this.leg(t, b, user, prio, callId));
+        for (const b of g) {
+          const leg = this.leg(t, b, user, prio, callId);
+          if (leg !== undefined) out.push(leg);
+        }
       }
     }
     return { targets: out, ring: "simultaneous" };
   }
 
-  private leg(t: Target, b: Binding, user: string, priority: number, callId: string): ContactLeg {
+  private leg(t: Target, b: Binding, user: string, priority: number, callId: string): ContactLeg | undefined {
     const base = { uri: b.contact, priority, weight: t.weight, user, ...(t.timeoutS !== undefined ? { timeoutS: t.timeoutS } : {}) };
     if (b.edge !== this.o.edgeId && b.edgeUri !== undefined) {
       // the edge that holds the phone's connection or NAT binding sends it the call
@@ -509,7 +512,17 @@ export class RegistrarEdge {
       // over the registered connection while it is open here; else to the Contact (a phone that
       // listens, or the edge that holds the flow: docs/registrar.md)
       const open = b.edge === this.o.edgeId ? this.o.stack()?.transport.getConnection(b.transport, b.address, b.port) : undefined;
-      if (open === undefined || open.closed) return base;
+      if (open === undefined || open.closed) {
+        // only to a phone listening where it registered from: a Contact naming another host (a
+        // carrier, anyone) would let a phone send calls there past the outbound rules
+        const u = parseUri(b.contact);
+        const host = u === null ? "" : u.hostname.replace(/^\[|\]$/g, "");
+        if (u === null || !u.isSip || isIP(host) === 0 || host !== b.address) {
+          this.metrics.lookups.labels({ result: "flow_gone" }).inc();
+          return undefined;
+        }
+        return base;
+      }
     }
     return { ...base, sendTo: { transport: b.transport, address: b.address, port: b.port, key: targetKey(b.transport, b.address, b.port) } };
   }

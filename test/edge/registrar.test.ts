@@ -80,14 +80,18 @@ describe("registrar targets", () => {
     expect((await e.expand([t(`sip:alice@${DOMAIN}`), t("sip:voicemail@192.0.2.2", 2)], "sequential")).targets.map((y) => y.uri)).toEqual(["sip:voicemail@192.0.2.2"]);
   });
 
-  it("a TCP binding whose connection is not open here goes to its Contact", async () => {
+  it("a TCP binding whose connection is not open here goes to its Contact, only when that is where the phone registered from", async () => {
     const { e, store } = edge();
-    const b = binding("alice", 1, "tcp");
+    const b = { ...binding("alice", 1, "tcp"), contact: "sip:alice@203.0.113.9:5070;transport=tcp" };
     await store.update(`sip:alice@${DOMAIN}`, { upsert: [b] });
     const x = await e.expand([t(`sip:alice@${DOMAIN}`)], "sequential");
     expect(x.targets).toHaveLength(1);
     expect((x.targets[0] as ContactLeg).sendTo).toBeUndefined();
     expect(x.targets[0]!.uri).toBe(b.contact);
+    // a Contact naming another host (a carrier's termination, anyone): not called at all
+    const { e: e2, store: s2 } = edge();
+    await s2.update(`sip:alice@${DOMAIN}`, { upsert: [{ ...binding("alice", 1, "tcp"), contact: "sip:+882999999999@192.0.2.50:5060;transport=tcp" }] });
+    expect((await e2.expand([t(`sip:alice@${DOMAIN}`)], "sequential")).targets).toEqual([]);
   });
 
   it("users show: a configured user with its bindings; an unknown user is undefined", async () => {
