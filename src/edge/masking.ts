@@ -80,12 +80,53 @@ export const MASK_RESULTS: readonly MaskResult[] = ["routed", "own_route", "no_s
  */
 export function maskSdp(m: SipMessage): void {
   const ct = m.get("content-type");
-  if (ct === undefined || !/^\s*application\/sdp\s*(;|$)/i.test(ct)) return;
+  if (ct === undefined) return;
+  if (/^\s*multipart\//i.test(ct)) {
+    // Only its SDP goes on (masked): the other parts (ISUP with the calling number, a SIPREC
+    // metadata document, anything a UA attaches) may name a party, and cannot be read for it
+    const sdp = sdpPartOf(ct, m.body);
+    if (sdp === null) {
+      m.setBody("");
+      m.remove("content-type");
+      return;
+    }
+    m.setBody(maskSdpText(sdp), "application/sdp");
+    return;
+  }
+  if (!/^\s*application\/sdp\s*(;|$)/i.test(ct)) return;
   const body = m.body;
   if (body.length === 0) return;
   const text = body.toString("utf8");
-  const out = text.replace(/^o=[^ \r\n]+ /gm, "o=- ").replace(/^s=[^\r\n]*/gm, "s=-");
+  const out = maskSdpText(text);
   if (out !== text) m.setBody(out);
+}
+
+/**
+ * An SDP without the fields where a UA may write who it is: the origin's username and the session
+ * name become "-"; phone (p=), e-mail (e=), URI (u=), information (i=) and a=tool lines go.
+ */
+function maskSdpText(text: string): string {
+  return text
+    .replace(/^o=[^ \r\n]+ /gm, "o=- ")
+    .replace(/^s=[^\r\n]*/gm, "s=-")
+    .replace(/^(?:[peui]=|a=tool:)[^\r\n]*(?:\r?\n|$)/gm, "");
+}
+
+/** The first application/sdp part of a multipart body, or null. */
+function sdpPartOf(contentType: string, body: Buffer): string | null {
+  const b = /;\s*boundary\s*=\s*(?:"([^"]+)"|([^;\s]+))/i.exec(contentType);
+  const boundary = b?.[1] ?? b?.[2];
+  if (boundary === undefined) return null;
+  const parts = body.toString("utf8").split("--" + boundary);
+  for (const p of parts.slice(1)) {
+    if (p.startsWith("--")) break;
+    const sep = p.indexOf("\r\n\r\n");
+    if (sep < 0) continue;
+    const head = p.slice(0, sep);
+    if (!/(^|\r\n)content-type\s*:\s*application\/sdp\s*(;|\r|$)/i.test(head)) continue;
+    return p.slice(sep + 4).replace(/\r\n$/, "");
+  }
+  return null;
 }
 
 /** Keep only MASK_KEPT headers; Reason without its text, Retry-After without its comment. */

@@ -24,9 +24,10 @@ const digits = (n: string): string => n.slice(2);
 
 let seq = 0;
 
-/** An SDP offer or answer that names its party in o= and s= (as some UAs do). */
+/** An SDP offer or answer that names its party in o=, s=, i=, u=, e=, p= and a=tool (as some UAs do). */
 const sdp = (num: string, ip: string): string =>
-  `v=0\r\no=${num} 1 1 IN IP4 ${ip}\r\ns=${num}\r\nc=IN IP4 ${ip}\r\nt=0 0\r\nm=audio 40000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n`;
+  `v=0\r\no=${num} 1 1 IN IP4 ${ip}\r\ns=${num}\r\ni=call of ${num}\r\nu=sip:${num}@example.net\r\ne=${num}@example.net\r\np=${num}\r\n` +
+  `c=IN IP4 ${ip}\r\nt=0 0\r\na=tool:softphone ${num}\r\nm=audio 40000 RTP/AVP 0\r\ni=voice of ${num}\r\na=rtpmap:0 PCMU/8000\r\n`;
 
 describe("masked calls: what the other side may try (raw UDP carriers, real Redis)", () => {
   let redis: TestRedis;
@@ -89,7 +90,7 @@ describe("masked calls: what the other side may try (raw UDP carriers, real Redi
       .join("\n");
 
   /** A's carrier sends an INVITE to the proxy number (with a Record-Route of its own); B's carrier's copy. */
-  async function inviteFromA(extra: string[] = [], body = ""): Promise<{ callId: string; ftag: string; inv: SipMessage }> {
+  async function inviteFromA(extra: string[] = [], body = "", contentType = "application/sdp"): Promise<{ callId: string; ftag: string; inv: SipMessage }> {
     const id = `m${++seq}-${Date.now()}`;
     const callId = `${id}@a`;
     const ftag = `fa${id}`;
@@ -107,7 +108,7 @@ describe("masked calls: what the other side may try (raw UDP carriers, real Redi
         `P-Asserted-Identity: <sip:${A}@${A_IP};user=phone>`,
         "Max-Forwards: 70",
         ...extra,
-        ...(body.length > 0 ? ["Content-Type: application/sdp"] : []),
+        ...(body.length > 0 ? [`Content-Type: ${contentType}`] : []),
         `Content-Length: ${Buffer.byteLength(body)}`,
         "",
         body,
@@ -372,6 +373,17 @@ describe("masked calls: what the other side may try (raw UDP carriers, real Redi
     expect(busy.reason).toBe("Busy Here");
     expect(seen(pb, callId)).not.toContain(digits(A));
     expect(seen(pa, callId)).not.toContain(digits(B));
+  });
+
+  it("a multipart body (SDP with an ISUP part naming A): only the SDP goes on, masked", async () => {
+    const isup = `\x01\x10\x60${digits(A)}`;
+    const body = [`--b1`, "Content-Type: application/sdp", "", sdp(A, A_IP), `--b1`, "Content-Type: application/isup; version=itu-t92+", "Content-Disposition: signal; handling=optional", "", isup, `--b1--`, ""].join("\r\n");
+    const { callId, inv } = await inviteFromA([], body, "multipart/mixed; boundary=b1");
+    expect(seen(pb, callId)).not.toContain(digits(A));
+    expect(inv.get("content-type")).toBe("application/sdp");
+    expect(inv.body.toString()).toMatch(/^o=- 1 1 IN IP4 /m);
+    expect(inv.body.toString()).toContain(`c=IN IP4 ${A_IP}`);
+    expect(inv.body.toString()).toContain("m=audio 40000 RTP/AVP 0");
   });
 
   it("a late 2xx after the INVITE transaction is gone (another To tag): what is below didgate's Record-Route is cut, a forged didgate value is not relayed", async () => {
