@@ -1046,8 +1046,15 @@ export class VoiceEdge implements SipStackHandler, ProxyHost {
     // credentials for our realm are consumed here (RFC 3261 22.3)
     base.remove("proxy-authorization");
     this.stripInternal(base);
-    // the caller ID checked above, as the identity the carrier may trust (RFC 3325)
-    if (caller !== undefined) base.set("P-Asserted-Identity", "<tel:" + caller + ">");
+    // the caller ID checked above, as the identity the carrier may trust (RFC 3325); the other
+    // headers that name a caller were not checked, and a carrier may read them: they go (a
+    // customer's own PASSporT too: it may name any number, and didgate signs with stir.sign)
+    if (caller !== undefined) {
+      base.set("P-Asserted-Identity", "<tel:" + caller + ">");
+      base.remove("remote-party-id");
+      base.remove("p-preferred-identity");
+      if (user || cu.callerId === "owned") base.remove("identity");
+    }
     if (user && caller !== undefined) this.registrar!.calls!.rewrite(base, caller);
     if (this.keyHeader && key !== null) base.append(this.keyHeader, key);
     tx.reply(100);

@@ -92,7 +92,7 @@ describe("outbound calls end to end (sipp customer -> didgate -> sipp carriers)"
   let quiet: SilentUdp;
 
   beforeAll(async () => {
-    for (const n of ["ok", "c503", "c200", "full", "free", "dig", "pbx", "uk", "de", "r1", "r2", "r3", "t1", "t2", "tiny"]) P[n] = await freePort(n === "pbx" ? PBX_IP : n.startsWith("r") || n.startsWith("t") ? RING_IP : "127.0.0.1");
+    for (const n of ["ok", "c503", "c200", "full", "free", "dig", "pbx", "uk", "de", "r1", "r2", "r3", "t1", "t2", "tiny", "hdr"]) P[n] = await freePort(n === "pbx" ? PBX_IP : n.startsWith("r") || n.startsWith("t") ? RING_IP : "127.0.0.1");
     never = await SilentUdp.start();
     quiet = await SilentUdp.start();
     const dir = tempDir();
@@ -127,6 +127,7 @@ describe("outbound calls end to end (sipp customer -> didgate -> sipp carriers)"
         "+3316*": { voice: ["c-dig"] },
         "+3317*": { voice: ["c-quiet"] },
         "+3318*": { voice: ["c-tiny"] },
+        "+3319*": { voice: ["c-hdr"] },
         "+44*": { voice: ["carrier-uk"] },
         "+49*": { voice: ["carrier-de"] },
       },
@@ -153,6 +154,7 @@ describe("outbound calls end to end (sipp customer -> didgate -> sipp carriers)"
             { name: "c-dig", termination: term(P.dig!) },
             { name: "c-quiet", termination: term(quiet.port) },
             { name: "c-tiny", termination: term(P.tiny!) },
+            { name: "c-hdr", termination: term(P.hdr!) },
             { name: "carrier-de", termination: term(P.de!), forward_header: "history-info" },
             { name: "carrier-uk", termination: [term(P.uk!)], number_format: "national", country_code: "44", number_prefix: "0" },
           ],
@@ -275,6 +277,20 @@ describe("outbound calls end to end (sipp customer -> didgate -> sipp carriers)"
     expect(never.got.filter((m) => m.method === "INVITE" && m.requestUri.includes("33153450004"))).toEqual([]);
     await ok(first, "first call");
   }, 40_000);
+
+  it.concurrent("other headers naming a caller (Remote-Party-ID, P-Preferred-Identity, Identity) do not reach the carrier; PAI is the checked number", async () => {
+    const uas = startUas("uas_answer.xml", "udp", P.hdr!);
+    await settle();
+    const headers = ["Remote-Party-ID: <sip:+15125550200@pbx.example>;party=calling;screen=yes", "P-Preferred-Identity: <sip:+15125550200@pbx.example>", "Identity: eyJhbGciOiJFUzI1NiJ9.e30.c2ln;info=<https://cert.example/a.pem>;alg=ES256;ppt=shaken"].join("\r\n      ");
+    const uac = await startUac("uac_call_headers.xml", "udp", udp, { service: "+33193450001", caller: "+15125550101", ip: CUSTOMER_IP, subst: { HEADERS: headers } });
+    await ok(uac, "customer");
+    await ok(uas, "carrier");
+    const inv = uas.received("INVITE")[0]!;
+    expect(inv.get("p-asserted-identity")).toBe("<tel:+15125550101>");
+    expect(inv.get("remote-party-id")).toBeUndefined();
+    expect(inv.get("p-preferred-identity")).toBeUndefined();
+    expect(inv.get("identity")).toBeUndefined();
+  });
 
   it.concurrent("caller ID owned by another tenant: 403, nothing reaches a carrier", async () => {
     const toIt = () => never.got.filter((m) => m.requestUri.includes("33153450001")).length;
