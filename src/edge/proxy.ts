@@ -690,6 +690,8 @@ export class DialogForward implements ClientTxHandler {
     private readonly done: ((f: DialogForward) => void) | null,
     /** A request of a masked dialog (src/edge/masking.ts): its responses are unmasked. */
     private readonly masked = false,
+    /** Told the final status once (408: no answer, 0: not sent or the transport failed). */
+    private readonly final: ((status: number) => void) | null = null,
   ) {}
   onResponse(res: SipMessage): void {
     if (res.status === 100) return;
@@ -705,14 +707,19 @@ export class DialogForward implements ClientTxHandler {
       if (this.masked) unmaskResponse(res, this.stx.request);
       this.stx.respond(res);
     }
-    if (res.status >= 200 && this.done !== null) this.done(this);
+    if (res.status >= 200) {
+      this.final?.(res.status);
+      if (this.done !== null) this.done(this);
+    }
   }
   onTimeout(): void {
     this.stx.reply(408);
+    this.final?.(408);
     if (this.done !== null) this.done(this);
   }
   onTransportError(): void {
     this.stx.reply(503, "Service Unavailable (next hop unreachable)");
+    this.final?.(0);
     if (this.done !== null) this.done(this);
   }
   /** The caller's CANCEL: the request sent is cancelled; one not sent yet is ended with 487 and never sent. */

@@ -1165,14 +1165,21 @@ export class VoiceEdge implements SipStackHandler, ProxyHost {
     const dest = this.nextHop(r, trunk !== undefined || cust !== undefined || fromCaller(r, tx.source));
     if (typeof dest === "string") return this.forged(tx, trunk, dest);
     if (fwd.decrementMaxForwards() < 0) return this.final(tx, tname, 483);
-    // the call ends: its max_calls slots are free (a BYE that does not get through changes nothing
-    // for the count: the call is over for the party that sent it)
+    // The call ends when the other side accepts the BYE (2xx), or does not answer it: then its
+    // max_calls slots are free and its record ends. A BYE the other side refuses (481: the To tag
+    // names no dialog of its own, as a forged one does) ends nothing: the call goes on.
+    let byeDone: ((status: number) => void) | null = null;
     if (req.method === "BYE") {
-      const freed = this.endCall(req.callId);
-      // towards the caller (upstream) means the callee hung up
-      const recorded = this.opts.cdr?.bye(req.callId, r.upstream) === true;
-      // set up on another worker (a TCP connection is held by one worker; this BYE came by UDP)
-      if (!freed && !recorded && req.callId !== undefined && this.opts.endElsewhere !== undefined && (this.opts.cdr !== undefined || this.countsCalls())) this.opts.endElsewhere(req.callId, r.upstream);
+      const callId = req.callId;
+      const upstream = r.upstream;
+      byeDone = (status) => {
+        if (!((status >= 200 && status < 300) || status === 408 || status === 0)) return;
+        const freed = this.endCall(callId);
+        // towards the caller (upstream) means the callee hung up
+        const recorded = this.opts.cdr?.bye(callId, upstream) === true;
+        // set up on another worker (a TCP connection is held by one worker; this BYE came by UDP)
+        if (!freed && !recorded && callId !== undefined && this.opts.endElsewhere !== undefined && (this.opts.cdr !== undefined || this.countsCalls())) this.opts.endElsewhere(callId, upstream);
+      };
     }
     if (!r.upstream) this.stripInternal(fwd);
     const mask = r.binding.mask;
@@ -1182,7 +1189,7 @@ export class VoiceEdge implements SipStackHandler, ProxyHost {
       this.dialogInvites.set(tx, f);
       tx.reply(100);
       this.send(fwd, dest, f);
-    } else this.send(fwd, dest, new DialogForward(tx, this.stack, null, mask !== undefined));
+    } else this.send(fwd, dest, new DialogForward(tx, this.stack, null, mask !== undefined, byeDone));
   }
 
   /** Refuse an in-dialog request that is not authorised: 403 to a trunk, nothing (or 403 with reject) to others. */

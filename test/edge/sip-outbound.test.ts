@@ -13,6 +13,7 @@ import { parseMessage, SipMessage } from "../../src/sip/index.js";
 import { startApp, tempDir, waitFor } from "../helpers/app.js";
 import { freePort, killAllSipp, sippReady } from "../helpers/sipp.js";
 import { SilentUdp, startUac, startUas, statuses, type Party, ok } from "./sip-util.js";
+import { Peer, request as rawRequest, response as rawResponse } from "./udp-peer.js";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import YAML from "yaml";
@@ -90,11 +91,16 @@ describe("outbound calls end to end (sipp customer -> didgate -> sipp carriers)"
   const P: Record<string, number> = {};
   let never: SilentUdp;
   let quiet: SilentUdp;
+  /** A carrier and a customer as plain UDP peers (the BYE test writes their messages itself). */
+  let rawCarrier: Peer;
+  let rawCustomer: Peer;
 
   beforeAll(async () => {
     for (const n of ["ok", "c503", "c200", "full", "free", "dig", "pbx", "uk", "de", "r1", "r2", "r3", "t1", "t2", "tiny", "hdr"]) P[n] = await freePort(n === "pbx" ? PBX_IP : n.startsWith("r") || n.startsWith("t") ? RING_IP : "127.0.0.1");
     never = await SilentUdp.start();
     quiet = await SilentUdp.start();
+    rawCarrier = await Peer.start("127.0.0.1");
+    rawCustomer = await Peer.start("127.0.0.9");
     const dir = tempDir();
     const term = (port: number): string => `sip:127.0.0.1:${port}`;
     const doc = {
@@ -128,6 +134,7 @@ describe("outbound calls end to end (sipp customer -> didgate -> sipp carriers)"
         "+3317*": { voice: ["c-quiet"] },
         "+3318*": { voice: ["c-tiny"] },
         "+3319*": { voice: ["c-hdr"] },
+        "+3311*": { voice: ["c-raw"] },
         "+44*": { voice: ["carrier-uk"] },
         "+49*": { voice: ["carrier-de"] },
       },
@@ -155,12 +162,14 @@ describe("outbound calls end to end (sipp customer -> didgate -> sipp carriers)"
             { name: "c-quiet", termination: term(quiet.port) },
             { name: "c-tiny", termination: term(P.tiny!) },
             { name: "c-hdr", termination: term(P.hdr!) },
+            { name: "c-raw", termination: term(rawCarrier.port) },
             { name: "carrier-de", termination: term(P.de!), forward_header: "history-info" },
             { name: "carrier-uk", termination: [term(P.uk!)], number_format: "national", country_code: "44", number_prefix: "0" },
           ],
           customers: [
             { name: "acme-pbx", tenant: "acme", sources: [CUSTOMER_IP], country_code: "1", cps: 1000, max_calls: 50 },
             { name: "acme-tiny", tenant: "acme", sources: ["127.0.0.7"], country_code: "1", cps: 1000, max_calls: 1 },
+            { name: "acme-one", tenant: "acme", sources: ["127.0.0.9"], country_code: "1", cps: 1000, max_calls: 1 },
             { name: "acme-soft", tenant: "acme", digest: { username: "soft", password: "s3cret" }, country_code: "1", cps: 1000 },
           ],
         },
@@ -177,6 +186,8 @@ describe("outbound calls end to end (sipp customer -> didgate -> sipp carriers)"
     await app?.stop();
     await never?.close();
     await quiet?.close();
+    await rawCarrier?.close();
+    await rawCustomer?.close();
   });
 
   const settle = async (): Promise<void> => {
@@ -290,6 +301,39 @@ describe("outbound calls end to end (sipp customer -> didgate -> sipp carriers)"
     expect(inv.get("remote-party-id")).toBeUndefined();
     expect(inv.get("p-preferred-identity")).toBeUndefined();
     expect(inv.get("identity")).toBeUndefined();
+  });
+
+  it.concurrent("a BYE the carrier refuses (481: a To tag of no dialog) ends nothing: the call keeps its max_calls slot; the real BYE frees it", async () => {
+    const pai = ["P-Asserted-Identity: <sip:+15125550101@127.0.0.9>"];
+    const dial = async (n: string): Promise<{ callId: string; status: number; inv?: SipMessage }> => {
+      const callId = `bye-${n}-${process.pid}@127.0.0.9`;
+      rawCustomer.send(udp, rawRequest("INVITE", `sip:+3311345000${n}@127.0.0.1:${udp}`, rawCustomer, { callId, fromTag: "cf" + n, extra: pai }));
+      const fin = await waitFor(() => rawCustomer.got.find((m) => m.callId === callId && m.status >= 200) ?? rawCarrier.got.find((m) => m.callId === callId && m.method === "INVITE"), 5000);
+      if (fin.isRequest) return { callId, status: 0, inv: fin };
+      return { callId, status: fin.status };
+    };
+    // call 1 reaches the carrier, which answers
+    const c1 = await dial("1");
+    expect(c1.inv).toBeDefined();
+    rawCarrier.send(udp, rawResponse(c1.inv!, "200 OK", { toTag: "carrier-1", contact: `sip:callee@127.0.0.1:${rawCarrier.port}` }));
+    const ok1 = await waitFor(() => rawCustomer.got.find((m) => m.callId === c1.callId && m.status === 200), 5000);
+    const route = [...ok1.recordRoutes].reverse().map((r) => `Route: ${r}`);
+    const bye = (toTag: string, cseq: number) => rawRequest("BYE", `sip:callee@127.0.0.1:${rawCarrier.port}`, rawCustomer, { callId: c1.callId, fromTag: "cf1", toTag, cseq, extra: route });
+    // a BYE with another To tag: the carrier has no such dialog (481); the call goes on
+    rawCustomer.send(udp, bye("not-the-callee", 2));
+    const fake = await waitFor(() => rawCarrier.got.find((m) => m.callId === c1.callId && m.method === "BYE"), 5000);
+    rawCarrier.send(udp, rawResponse(fake, "481 Call/Transaction Does Not Exist"));
+    await waitFor(() => rawCustomer.got.find((m) => m.callId === c1.callId && m.status === 481), 5000);
+    // max_calls 1: call 1 still holds the slot
+    expect((await dial("2")).status).toBe(503);
+    // the real BYE, answered 200, frees it
+    rawCustomer.send(udp, bye("carrier-1", 3));
+    const real = await waitFor(() => rawCarrier.got.filter((m) => m.callId === c1.callId && m.method === "BYE")[1], 5000);
+    rawCarrier.send(udp, rawResponse(real, "200 OK"));
+    await waitFor(() => rawCustomer.got.find((m) => m.callId === c1.callId && m.status === 200 && m.cseq?.method === "BYE"), 5000);
+    const c3 = await dial("3");
+    expect(c3.inv).toBeDefined();
+    rawCarrier.send(udp, rawResponse(c3.inv!, "486 Busy Here", { toTag: "carrier-3" }));
   });
 
   it.concurrent("caller ID owned by another tenant: 403, nothing reaches a carrier", async () => {
