@@ -18,7 +18,7 @@ import type { Logger } from "pino";
 import { Counter, type Registry } from "prom-client";
 import { userSecret, type Lockout, type RegistrarUser } from "../registrar/register.js";
 import type { NumberPlan } from "../routing/number.js";
-import { parseDigestCredentials, type DigestAuth } from "../sip/digest.js";
+import { nonceBinding, parseDigestCredentials, type DigestAuth } from "../sip/digest.js";
 import type { SipMessage } from "../sip/index.js";
 import type { Customer } from "./customers.js";
 import { TokenBucket, type Now } from "./limits.js";
@@ -139,11 +139,12 @@ export class UserCalls {
     if (this.o.perSource.locked(source) || (claimed !== undefined && this.o.perUser.locked(source + " " + claimed))) {
       return this.fail("locked_out", source, req);
     }
-    const v = this.o.auth.verify("INVITE", creds.length > 0 ? creds : undefined, (name) => userSecret(this.o.user(name)));
+    const bind = nonceBinding(source, req.callId);
+    const v = this.o.auth.verify("INVITE", creds.length > 0 ? creds : undefined, (name) => userSecret(this.o.user(name)), bind);
     if (!v.ok) {
       if (v.reason === "missing" || v.reason === "stale" || v.reason === "bad_nonce" || v.reason === "malformed") {
         this.outcomes.labels({ outcome: "challenged" }).inc();
-        return { ok: false, status: 407, outcome: "challenged", headers: this.o.auth.challenge(v.reason === "stale").map((c) => ["Proxy-Authenticate", c] as [string, string]) };
+        return { ok: false, status: 407, outcome: "challenged", headers: this.o.auth.challenge(v.reason === "stale", bind).map((c) => ["Proxy-Authenticate", c] as [string, string]) };
       }
       if (claimed !== undefined) this.o.perUser.fail(source + " " + claimed);
       this.o.perSource.fail(source);

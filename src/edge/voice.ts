@@ -60,7 +60,7 @@ import { RefusalLog } from "./refusals.js";
 import { DialogForward, ProxyCall, type CallInfo, type ProxyHost } from "./proxy.js";
 import { TrunkTable, type Trunk } from "./trunks.js";
 import { randomBytes } from "node:crypto";
-import { DigestAuth } from "../sip/digest.js";
+import { DigestAuth, nonceBinding } from "../sip/digest.js";
 import { MATCH_DEFAULT } from "../routing/table.js";
 import type { Target } from "../routing/route.js";
 import { CallCounter } from "./calls.js";
@@ -922,13 +922,13 @@ export class VoiceEdge implements SipStackHandler, ProxyHost {
         const c = this.customers.byUser(user);
         // a customer with sources authenticates only from them
         return c !== undefined && !c.bySource ? c.digest!.password : undefined;
-      });
+      }, nonceBinding(tx.source.address, req.callId));
       if (!r.ok) {
         if (r.reason === "bad_credentials" || r.reason === "replay") {
           this.logger.info({ customer: known?.name, source: tx.source.address, reason: r.reason, call_id: req.callId }, "customer authentication failed");
           return this.refuse(tx, label, 403, "auth_failed", t0, undefined, r.reason === "replay" ? "Forbidden (nonce reused)" : "Forbidden (bad credentials)");
         }
-        const ch = this.digest.challenge(r.reason === "stale");
+        const ch = this.digest.challenge(r.reason === "stale", nonceBinding(tx.source.address, req.callId));
         return this.refuse(tx, label, 407, "challenged", t0, ch.map((v) => ["Proxy-Authenticate", v] as [string, string]));
       }
       cu ??= this.customers.byUser(r.username)!;

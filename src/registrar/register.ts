@@ -11,7 +11,7 @@
  * gets 423 with Min-Expires. A REGISTER older than the last one seen for a binding (same Call-ID,
  * lower or equal CSeq) does not change it. The 200 lists every live binding of the AOR.
  */
-import type { DigestAlgorithm, DigestAuth, DigestSecret } from "../sip/digest.js";
+import { nonceBinding, type DigestAlgorithm, type DigestAuth, type DigestSecret } from "../sip/digest.js";
 import { parseNameAddr } from "../sip/uri.js";
 import type { SipMessage } from "../sip/index.js";
 import { bindingKey, type Binding, type LocationStore } from "./location.js";
@@ -167,10 +167,11 @@ export class Registrar {
     const lockKey = src.address + " " + name;
     if (this.perUser.locked(lockKey) || this.perSource.locked(src.address)) return { status: 403, headers: [], outcome: "locked_out" };
     const creds = req.getAll("authorization");
-    const v = this.o.auth.verify("REGISTER", creds.length > 0 ? creds : undefined, (u) => (u === name ? userSecret(this.o.user(u)) : undefined));
+    const bind = nonceBinding(src.address, req.callId);
+    const v = this.o.auth.verify("REGISTER", creds.length > 0 ? creds : undefined, (u) => (u === name ? userSecret(this.o.user(u)) : undefined), bind);
     if (!v.ok) {
       if (v.reason === "missing" || v.reason === "stale" || v.reason === "bad_nonce") {
-        return { status: 401, headers: this.o.auth.challenge(v.reason === "stale").map((c) => ["WWW-Authenticate", c] as [string, string]), outcome: "challenged" };
+        return { status: 401, headers: this.o.auth.challenge(v.reason === "stale", bind).map((c) => ["WWW-Authenticate", c] as [string, string]), outcome: "challenged" };
       }
       this.perUser.fail(lockKey);
       this.perSource.fail(src.address);

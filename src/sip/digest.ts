@@ -195,31 +195,36 @@ export class DigestAuth {
     this.seen = new LRUCache<string, number>({ max: opts.maxNonces ?? 100_000 });
   }
 
-  /** A fresh nonce. */
-  nonce(): string {
+  /**
+   * A fresh nonce, good only for requests with the same `bind` (the client's address and the
+   * Call-ID, as Kamailio's auth_checks can): credentials seen on the wire cannot be replayed from
+   * another address, nor for another call, on any edge or worker that shares the secret (each
+   * one keeps its own nonce-counts).
+   */
+  nonce(bind = ""): string {
     const b = Buffer.allocUnsafe(NONCE_BYTES);
     b.writeBigUInt64BE(BigInt(Math.max(0, Math.floor(this.now()))), 0);
     randomBytes(8).copy(b, 8);
-    this.mac(b.subarray(0, 16)).copy(b, 16);
+    this.mac(b.subarray(0, 16), bind).copy(b, 16);
     return b.toString("base64url");
   }
 
-  private mac(head: Buffer): Buffer {
-    return createHmac("sha256", this.secret).update(head).update(this.realm).digest().subarray(0, 16);
+  private mac(head: Buffer, bind: string): Buffer {
+    return createHmac("sha256", this.secret).update(head).update(this.realm).update("\u0000").update(bind).digest().subarray(0, 16);
   }
 
-  /** Issue time of a nonce we made, or -1. */
-  private nonceTime(nonce: string): number {
+  /** Issue time of a nonce we made for `bind`, or -1. */
+  private nonceTime(nonce: string, bind: string): number {
     if (nonce.length !== 43) return -1;
     const b = Buffer.from(nonce, "base64url");
     if (b.length !== NONCE_BYTES) return -1;
-    if (!timingSafeEqual(this.mac(b.subarray(0, 16)), b.subarray(16))) return -1;
+    if (!timingSafeEqual(this.mac(b.subarray(0, 16), bind), b.subarray(16))) return -1;
     return Number(b.readBigUInt64BE(0));
   }
 
-  /** The challenge header values, one per offered algorithm. */
-  challenge(stale = false): string[] {
-    const n = this.nonce();
+  /** The challenge header values, one per offered algorithm, with a nonce for `bind` (see nonce()). */
+  challenge(stale = false, bind = ""): string[] {
+    const n = this.nonce(bind);
     return this.algorithms.map(
       (a) => "Digest realm=" + quote(this.realm) + ", nonce=" + quote(n) + ", algorithm=" + a + ', qop="auth"' + (stale ? ", stale=true" : ""),
     );
@@ -229,8 +234,9 @@ export class DigestAuth {
    * Checks credentials for a request. `header` is every Authorization (or Proxy-Authorization)
    * value the request carries; the one for our realm is used. `password(username)` gives the
    * user's password (or its HA1s, which must be of this realm), or undefined for an unknown user.
+   * `bind`: what the nonce was issued for (see nonce()); another one is "bad_nonce" (a new challenge).
    */
-  verify(method: string, header: readonly string[] | string | undefined, password: (username: string) => DigestSecret | undefined): DigestResult {
+  verify(method: string, header: readonly string[] | string | undefined, password: (username: string) => DigestSecret | undefined, bind = ""): DigestResult {
     if (header === undefined) return { ok: false, reason: "missing" };
     const values = typeof header === "string" ? [header] : header;
     let cred: DigestCredentials | null = null;
@@ -248,7 +254,7 @@ export class DigestAuth {
     }
     if (cred === null) return { ok: false, reason: malformed ? "malformed" : "missing" };
     if (!this.algorithms.includes(cred.algorithm)) return { ok: false, reason: "malformed" };
-    const issued = this.nonceTime(cred.nonce);
+    const issued = this.nonceTime(cred.nonce, bind);
     if (issued < 0) return { ok: false, reason: "bad_nonce" };
     const age = this.now() - issued;
     if (age > this.ttl || age < -60_000) return { ok: false, reason: "stale" };
@@ -268,4 +274,9 @@ export class DigestAuth {
     this.seen.set(cred.nonce, cred.nc, { ttl: this.ttl + 60_000 });
     return { ok: true, username: cred.username };
   }
+}
+
+/** What a nonce is bound to for a request: the client's address and the request's Call-ID (see DigestAuth.nonce). */
+export function nonceBinding(sourceAddress: string, callId: string | undefined): string {
+  return sourceAddress + "\n" + (callId ?? "");
 }

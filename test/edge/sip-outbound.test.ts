@@ -372,7 +372,7 @@ describe("outbound calls end to end (sipp customer -> didgate -> sipp carriers)"
     expect(uac.receivedResponses().find((m) => m.status === 403)!.reason).toContain("bad credentials");
   });
 
-  it.concurrent("digest: a nonce used again is refused (403)", async () => {
+  it.concurrent("digest: a nonce used again is refused (403); in another call it is not good at all (407)", async () => {
     const sock = dgram.createSocket("udp4");
     await new Promise<void>((r) => sock.bind(0, "127.0.0.6", () => r()));
     const lport = sock.address().port;
@@ -412,10 +412,12 @@ describe("outbound calls end to end (sipp customer -> didgate -> sipp carriers)"
       const auth = `Digest username="soft", realm="didgate", nonce="${nonce}", uri="${ruri}", response="${resp}", algorithm=SHA-256, qop=auth, nc=00000001, cnonce="abc"`;
       await send(invite("replay-1", 2, auth));
       expect((await answer("replay-1", 2)).status).toBe(100); // accepted: the call goes to the (silent) carrier
-      await send(invite("replay-2", 1, auth)); // the same credentials, another call
-      const r = await answer("replay-2", 1);
+      await send(invite("replay-1", 3, auth)); // the same credentials again, in the same call
+      const r = await answer("replay-1", 3);
       expect(r.status).toBe(403);
       expect(r.reason).toContain("nonce reused");
+      await send(invite("replay-2", 1, auth)); // the same credentials, another call: a new challenge
+      expect((await answer("replay-2", 1)).status).toBe(407);
       await waitFor(() => quiet.got.some((m) => m.callId === "replay-1") || undefined, 3000);
       expect(quiet.got.some((m) => m.callId === "replay-2")).toBe(false);
     } finally {

@@ -1,6 +1,6 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { DigestAuth, digestHa1, digestResponse, ncHex, parseDigestCredentials } from "../../src/sip/digest.js";
+import { DigestAuth, digestHa1, digestResponse, ncHex, nonceBinding, parseDigestCredentials } from "../../src/sip/digest.js";
 
 const SECRET = Buffer.from("0123456789abcdef0123456789abcdef");
 
@@ -66,6 +66,21 @@ describe("digest authentication", () => {
     const unknown = a.verify("INVITE", answer(a, "SHA-256", "nobody", "s3cret", "INVITE", "sip:x@y", n, 2), pw);
     expect(wrong).toEqual({ ok: false, reason: "bad_credentials" });
     expect(unknown).toEqual(wrong);
+  });
+
+  it("a nonce is good only for the address and Call-ID it was issued to, on any instance with the secret", () => {
+    const a = new DigestAuth({ realm: "didgate", secret: SECRET });
+    const b = new DigestAuth({ realm: "didgate", secret: SECRET });
+    const pw = (u: string): string | undefined => (u === "acme" ? "s3cret" : undefined);
+    const bind = nonceBinding("192.0.2.10", "call-1@pbx");
+    const n = nonceOf(a.challenge(false, bind)[0]!);
+    const cred = answer(a, "SHA-256", "acme", "s3cret", "INVITE", "sip:+15125550100@edge", n);
+    // captured and replayed: from another address, or for another call, on another edge or worker
+    expect(b.verify("INVITE", cred, pw, nonceBinding("203.0.113.66", "call-1@pbx"))).toEqual({ ok: false, reason: "bad_nonce" });
+    expect(b.verify("INVITE", cred, pw, nonceBinding("192.0.2.10", "call-2@pbx"))).toEqual({ ok: false, reason: "bad_nonce" });
+    expect(b.verify("INVITE", cred, pw)).toEqual({ ok: false, reason: "bad_nonce" });
+    // the client itself, on any instance
+    expect(b.verify("INVITE", cred, pw, bind)).toEqual({ ok: true, username: "acme" });
   });
 
   it("refuses a replayed nonce-count, accepts a higher one, and a qop-less nonce only once", () => {
