@@ -87,6 +87,17 @@ async function esme(localAddress = "127.0.0.1"): Promise<TestEsme> {
   return e;
 }
 
+/** A raw connection bound as carrier-a (its bind_resp received). */
+async function boundCarrier(): Promise<Awaited<ReturnType<typeof raw>>> {
+  const c = await raw();
+  const bind = new Pdu(CMD.bind_transceiver, 1);
+  bind.system_id = "carrier-a";
+  bind.password = "right-a";
+  c.s.write(encodePdu(bind));
+  await waitFor(() => pdus(c.data()).length >= 1);
+  return c;
+}
+
 /** A raw TCP connection; `data` collects every byte received, `closed` resolves on close. */
 function raw(localAddress = "127.0.0.1"): Promise<{ s: net.Socket; data: () => Buffer; closed: Promise<void> }> {
   return new Promise((resolve, reject) => {
@@ -343,12 +354,7 @@ describe("responses at the byte level", () => {
 
   it("error responses of a bound carrier carry the empty message_id too (deliver_sm and submit_sm)", async () => {
     answer = async () => ({ status: "invalid_destination" });
-    const c = await raw();
-    const bind = new Pdu(CMD.bind_transceiver, 1);
-    bind.system_id = "carrier-a";
-    bind.password = "right-a";
-    c.s.write(encodePdu(bind));
-    await waitFor(() => pdus(c.data()).length >= 1);
+    const c = await boundCarrier();
     for (const [cmd, seq] of [[CMD.submit_sm, 2], [CMD.deliver_sm, 3]] as const) {
       const sm = new Pdu(cmd, seq);
       Object.assign(sm, addr);
@@ -420,12 +426,7 @@ describe("the peer's unbind", () => {
       await held;
       return { status: "accepted" };
     };
-    const c = await raw();
-    const bind = new Pdu(CMD.bind_transceiver, 1);
-    bind.system_id = "carrier-a";
-    bind.password = "right-a";
-    c.s.write(encodePdu(bind));
-    await waitFor(() => pdus(c.data()).length >= 1);
+    const c = await boundCarrier();
     const out: Buffer[] = [];
     for (let seq = 2; seq <= 6; seq++) {
       const sm = new Pdu(CMD.submit_sm, seq);
