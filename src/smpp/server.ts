@@ -10,6 +10,7 @@ import { LRUCache } from "lru-cache";
 import type { Clock } from "../util/clock.js";
 import { CMD, STATUS, TLV } from "./constants.js";
 import { Pdu, tlvCString, tlvU8 } from "./codec.js";
+import { isReceipt } from "./message.js";
 import type { InboundProcessor, PeerContext } from "./inbound.js";
 import type { SmppMetrics } from "./metrics.js";
 import { buildMessagePdus, sendAll } from "./outbound.js";
@@ -333,6 +334,12 @@ export class SmppServer implements SessionHandler {
       // An app account receives messages from didgate; it sends only when it may submit (a tenant
       // or senders: README.md "Sending messages").
       session.respond(pdu, STATUS.ESME_RX_R_APPN);
+      return;
+    }
+    if (acct.cfg.role !== "carrier" && isReceipt(pdu.esm_class)) {
+      // an app's submit typed as a receipt or an acknowledgement (esm_class bits 2-5) is no message
+      // didgate sends on: refused, not answered ESME_ROK and dropped
+      session.respond(pdu, STATUS.ESME_RINVESMCLASS);
       return;
     }
     this.deps.inbound.handle(session, pdu, acct.ctx);

@@ -48,6 +48,7 @@ beforeAll(async () => {
         { system_id: "only2", password: "pw2", role: "carrier", sources: ["127.0.0.2"] },
         { system_id: "lockme", password: "right", role: "carrier" },
         { system_id: "app-1", password: "apppw", role: "app" },
+        { system_id: "app-sub", password: "apppw", role: "app", may_submit: true },
       ],
     },
     logger,
@@ -279,6 +280,18 @@ describe("robustness on a live session", () => {
     e.raw(encodePdu(p));
     await waitFor(() => messages.length === 1);
     expect(messages[0]!.text!.length).toBe(60000);
+  });
+});
+
+describe("submits of an app account", () => {
+  it("a submit_sm typed as a receipt or an acknowledgement is refused with 0x43, not accepted and dropped; a plain one is a message", async () => {
+    const e = await esme();
+    expect((await e.bind("bind_transceiver", "app-sub", "apppw")).command_status).toBe(0);
+    for (const esm of [0x04, 0x08, 0x20]) expect((await e.send("submit_sm", { ...addr, esm_class: esm, short_message: "id:1 stat:DELIVRD" })).command_status, `esm_class ${esm}`).toBe(STATUS.ESME_RINVESMCLASS);
+    expect(messages).toHaveLength(0);
+    expect(receipts).toHaveLength(0);
+    expect((await e.send("submit_sm", { ...addr, short_message: "hello" })).command_status).toBe(0);
+    expect(messages.map((m) => m.text)).toEqual(["hello"]);
   });
 });
 
