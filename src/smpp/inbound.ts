@@ -331,8 +331,11 @@ export class InboundProcessor {
         const parts = decodeParts(r.parts);
         if (parts.length === 0) parts.push(part);
         const res = await this.deliver(session, pdu, peer, this.assemble(parts, c.total, parts.length < c.total), null);
-        if (res !== "temporary") await this.forget(store, key);
-        else store.release?.(key);
+        if (res !== "temporary") {
+          await this.forget(store, key);
+          // a repeated part taken while it was delivered counted it open again
+          this.peerBuffers.closed(peer.name, key);
+        } else store.release?.(key);
         return;
       }
     }
