@@ -1165,15 +1165,16 @@ export class VoiceEdge implements SipStackHandler, ProxyHost {
     const dest = this.nextHop(r, trunk !== undefined || cust !== undefined || fromCaller(r, tx.source));
     if (typeof dest === "string") return this.forged(tx, trunk, dest);
     if (fwd.decrementMaxForwards() < 0) return this.final(tx, tname, 483);
-    // The call ends when the other side accepts the BYE (2xx), or does not answer it: then its
-    // max_calls slots are free and its record ends. A BYE the other side refuses (481: the To tag
-    // names no dialog of its own, as a forged one does) ends nothing: the call goes on.
+    // The call ends when the other side answers the BYE (RFC 3261 15.1.1: for its sender the
+    // session is over whatever the answer), or does not answer it: then its max_calls slots are
+    // free and its record ends. A 481 (the To tag names no dialog there, as a forged one does)
+    // ends nothing, nor does a challenge (the BYE comes again with credentials).
     let byeDone: ((status: number) => void) | null = null;
     if (req.method === "BYE") {
       const callId = req.callId;
       const upstream = r.upstream;
       byeDone = (status) => {
-        if (!((status >= 200 && status < 300) || status === 408 || status === 0)) return;
+        if (status === 481 || status === 401 || status === 407) return;
         const freed = this.endCall(callId);
         // towards the caller (upstream) means the callee hung up
         const recorded = this.opts.cdr?.bye(callId, upstream) === true;

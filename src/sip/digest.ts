@@ -213,12 +213,12 @@ export class DigestAuth {
     return createHmac("sha256", this.secret).update(head).update(this.realm).update("\u0000").update(bind).digest().subarray(0, 16);
   }
 
-  /** Issue time of a nonce we made for `bind`, or -1. */
-  private nonceTime(nonce: string, bind: string): number {
+  /** Issue time of a nonce we made for `bind` (null: well formed, whatever it was made for), or -1. */
+  private nonceTime(nonce: string, bind: string | null): number {
     if (nonce.length !== 43) return -1;
     const b = Buffer.from(nonce, "base64url");
     if (b.length !== NONCE_BYTES) return -1;
-    if (!timingSafeEqual(this.mac(b.subarray(0, 16), bind), b.subarray(16))) return -1;
+    if (bind !== null && !timingSafeEqual(this.mac(b.subarray(0, 16), bind), b.subarray(16))) return -1;
     return Number(b.readBigUInt64BE(0));
   }
 
@@ -255,7 +255,9 @@ export class DigestAuth {
     if (cred === null) return { ok: false, reason: malformed ? "malformed" : "missing" };
     if (!this.algorithms.includes(cred.algorithm)) return { ok: false, reason: "malformed" };
     const issued = this.nonceTime(cred.nonce, bind);
-    if (issued < 0) return { ok: false, reason: "bad_nonce" };
+    // a nonce of ours for another address or call (a phone reusing its REGISTER nonce on an
+    // INVITE, or a replay) is answered as stale (RFC 7616 3.3: a new nonce, no new password asked)
+    if (issued < 0) return { ok: false, reason: this.nonceTime(cred.nonce, null) >= 0 ? "stale" : "bad_nonce" };
     const age = this.now() - issued;
     if (age > this.ttl || age < -60_000) return { ok: false, reason: "stale" };
     let pw = password(cred.username);

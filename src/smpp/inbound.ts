@@ -295,7 +295,11 @@ export class InboundProcessor {
     let r: DurablePartAdd | typeof TIMEOUT | undefined;
     this.enter();
     try {
-      r = await this.bounded(store.add(key, c.total, c.seq, encodePart(part)));
+      const adding = store.add(key, c.total, c.seq, encodePart(part));
+      r = await this.bounded(adding);
+      // answered temporary meanwhile: a completion that comes late is not delivered here (the
+      // peer's retry or the sweep will), so it must not stay marked as being delivered
+      if (r === TIMEOUT) void adding.then((x) => x.kind === "complete" && store.release?.(key)).catch(() => undefined);
     } catch (err) {
       this.o.logger.warn({ peer: peer.name, err: (err as Error)?.message }, "smpp: part store failed: part declined with a temporary failure");
       r = undefined;

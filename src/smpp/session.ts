@@ -173,6 +173,8 @@ export class SmppSession {
 
   /** Can we send messages (submit_sm as ESME, deliver_sm as SMSC) on this session? */
   get canSendMessages(): boolean {
+    // a peer that unbound takes nothing new while its last requests are answered
+    if (this.peerUnbind !== null) return false;
     if (this.side === "esme") return this.state === "bound_tx" || this.state === "bound_trx";
     return this.state === "bound_rx" || this.state === "bound_trx";
   }
