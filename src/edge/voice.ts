@@ -60,6 +60,7 @@ import { RefusalLog } from "./refusals.js";
 import { DialogForward, ProxyCall, type CallInfo, type ProxyHost } from "./proxy.js";
 import { TrunkTable, type Trunk } from "./trunks.js";
 import { randomBytes } from "node:crypto";
+import { LRUCache } from "lru-cache";
 import { DigestAuth, nonceBinding } from "../sip/digest.js";
 import { MATCH_DEFAULT } from "../routing/table.js";
 import type { Target } from "../routing/route.js";
@@ -155,6 +156,12 @@ export class VoiceEdge implements SipStackHandler, ProxyHost {
   private readonly dialogInvites = new Map<ServerTransaction, DialogForward>();
   /** INVITEs waiting for a STIR certificate fetch (bounded by max_inflight_invites via calls.size). */
   private readonly verifying = new Map<ServerTransaction, { cancelled: boolean }>();
+  /**
+   * The From tag of each customer call holding a slot, by Call-ID: a new call with that Call-ID
+   * and another From tag is refused (482); the same From tag is a fork of the customer's own
+   * proxy (RFC 3261 16.3) and shares the call's slot. Bounded; entries outlive no call.
+   */
+  private readonly callTags: LRUCache<string, string>;
   private readonly dialogDone = (f: DialogForward): void => this.forwardDone(f);
   private stripNames: string[] = [];
   private trunkHeader: string | undefined;
@@ -182,6 +189,7 @@ export class VoiceEdge implements SipStackHandler, ProxyHost {
     this.signer = opts.signer;
     this.logger = opts.logger;
     this.now = opts.now ?? Date.now;
+    this.callTags = new LRUCache<string, string>({ max: 100_000, ttl: this.settings.max_call_s * 1000, ttlAutopurge: false });
     this.metrics = new VoiceMetrics(opts.registry);
     this.trunks = new TrunkTable(this.settings.trunks, this.now);
     this.customers = new CustomerTable(this.settings.customers, this.now);
@@ -953,9 +961,12 @@ export class VoiceEdge implements SipStackHandler, ProxyHost {
     }
     const callId = req.callId ?? "";
     const ttl = this.settings.max_call_s * 1000;
-    // A new call with the Call-ID of one in progress (another From tag, or a merged request, RFC
-    // 3261 8.2.2.2): the limits count calls by Call-ID, so it would take no slot of its own
-    if (this.callCounter.holds(callId)) return this.refuse(tx, name, 482, "loop", t0, undefined, "Loop Detected (Call-ID of a call in progress)", dest.e164, caller);
+    // A new call with the Call-ID of one in progress and another From tag: the limits count calls
+    // by Call-ID, so it would take no slot of its own (a fork of the same call shares its slot)
+    const fromTag = req.fromTag ?? "";
+    const holder = this.callTags.get(callId);
+    if (holder !== undefined && holder !== fromTag && this.callCounter.holds(callId)) return this.refuse(tx, name, 482, "loop", t0, undefined, "Loop Detected (Call-ID of another call in progress)", dest.e164, caller);
+    if (holder === undefined || !this.callCounter.holds(callId)) this.callTags.set(callId, fromTag, { ttl });
     if (!this.callCounter.acquire("c:" + name, callId, cu.maxCalls, ttl)) {
       this.outboundMetrics.limit("customer", name);
       if (user) this.registrar!.calls!.overLimit.labels({ limit: "max_calls" }).inc();

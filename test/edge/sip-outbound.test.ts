@@ -334,6 +334,18 @@ describe("outbound calls end to end (sipp customer -> didgate -> sipp carriers)"
     const c3 = await dial("3");
     expect(c3.inv).toBeDefined();
     rawCarrier.send(udp, rawResponse(c3.inv!, "486 Busy Here", { toTag: "carrier-3" }));
+    await waitFor(() => rawCustomer.got.find((m) => m.callId === c3.callId && m.status === 486), 5000);
+    // the customer's own proxy forks one call (same Call-ID and From tag, two numbers): both forks
+    // go out, sharing the call's slot; another call with that Call-ID (another From tag) gets 482
+    const forkId = `fork-${process.pid}@127.0.0.9`;
+    for (const n of ["4", "5"]) rawCustomer.send(udp, rawRequest("INVITE", `sip:+3311345000${n}@127.0.0.1:${udp}`, rawCustomer, { callId: forkId, fromTag: "fork-tag", extra: pai }));
+    const forks = await waitFor(() => {
+      const f = rawCarrier.got.filter((m) => m.callId === forkId && m.method === "INVITE");
+      return f.length === 2 ? f : undefined;
+    }, 5000);
+    rawCustomer.send(udp, rawRequest("INVITE", `sip:+33113450006@127.0.0.1:${udp}`, rawCustomer, { callId: forkId, fromTag: "other-tag", extra: pai }));
+    expect((await waitFor(() => rawCustomer.got.find((m) => m.callId === forkId && m.status >= 400), 5000)).status).toBe(482);
+    for (const f of forks) rawCarrier.send(udp, rawResponse(f, "486 Busy Here", { toTag: "fork-" + f.requestUri.slice(4, 20) }));
   });
 
   it.concurrent("caller ID owned by another tenant: 403, nothing reaches a carrier", async () => {
