@@ -81,6 +81,12 @@ export const MASK_RESULTS: readonly MaskResult[] = ["routed", "own_route", "no_s
 export function maskSdp(m: SipMessage): void {
   const ct = m.get("content-type");
   if (ct === undefined) return;
+  if (/^\s*application\/isup\s*(;|$)/i.test(ct)) {
+    // an ISUP message carries the calling and called numbers
+    m.setBody("");
+    m.remove("content-type");
+    return;
+  }
   if (/^\s*multipart\//i.test(ct)) {
     // Only its SDP goes on (masked): the other parts (ISUP with the calling number, a SIPREC
     // metadata document, anything a UA attaches) may name a party, and cannot be read for it
@@ -120,11 +126,11 @@ function sdpPartOf(contentType: string, body: Buffer): string | null {
   const parts = body.toString("utf8").split("--" + boundary);
   for (const p of parts.slice(1)) {
     if (p.startsWith("--")) break;
-    const sep = p.indexOf("\r\n\r\n");
-    if (sep < 0) continue;
-    const head = p.slice(0, sep);
-    if (!/(^|\r\n)content-type\s*:\s*application\/sdp\s*(;|\r|$)/i.test(head)) continue;
-    return p.slice(sep + 4).replace(/\r\n$/, "");
+    const sep = /\r?\n\r?\n/.exec(p);
+    if (sep === null) continue;
+    const head = p.slice(0, sep.index);
+    if (!/(^|\n)content-type\s*:\s*application\/sdp\s*(;|\r|\n|$)/im.test(head)) continue;
+    return p.slice(sep.index + sep[0].length).replace(/\r?\n$/, "");
   }
   return null;
 }

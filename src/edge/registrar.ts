@@ -517,7 +517,7 @@ export class RegistrarEdge {
         // carrier, anyone) would let a phone send calls there past the outbound rules
         const u = parseUri(b.contact);
         const host = u === null ? "" : u.hostname.replace(/^\[|\]$/g, "");
-        if (u === null || !u.isSip || isIP(host) === 0 || host !== b.address) {
+        if (u === null || !u.isSip || isIP(host) === 0 || canonicalIp(host) !== canonicalIp(b.address)) {
           this.metrics.lookups.labels({ result: "flow_gone" }).inc();
           return undefined;
         }
@@ -543,5 +543,15 @@ export class RegistrarEdge {
     const exp = Math.floor(this.o.now() / 1000) + FLOW_TOKEN_S;
     const route = "<" + b.edgeUri + ";lr;dgf=" + flow + ";dgx=" + exp + ";dgp=" + signer.signFlow(callId, flow, exp) + ">";
     return { sendTo: { transport, address: u.hostname, port, key: targetKey(transport, u.hostname, port) }, add: [["Route", route]], throughEdge: true };
+  }
+}
+
+/** One spelling per address ("2001:DB8:0::1" and "2001:db8::1" are one IPv6 address). */
+function canonicalIp(a: string): string {
+  if (isIP(a) !== 6) return a;
+  try {
+    return new URL("http://[" + a + "]/").hostname;
+  } catch {
+    return a.toLowerCase();
   }
 }

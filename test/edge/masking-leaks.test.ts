@@ -384,6 +384,15 @@ describe("masked calls: what the other side may try (raw UDP carriers, real Redi
     expect(inv.body.toString()).toMatch(/^o=- 1 1 IN IP4 /m);
     expect(inv.body.toString()).toContain(`c=IN IP4 ${A_IP}`);
     expect(inv.body.toString()).toContain("m=audio 40000 RTP/AVP 0");
+    // the same with LF line ends inside the body
+    const lf = body.replace(/\r\n/g, "\n");
+    const two = await inviteFromA([], lf, "multipart/mixed; boundary=b1");
+    expect(seen(pb, two.callId)).not.toContain(digits(A));
+    expect(two.inv.body.toString()).toContain("m=audio 40000 RTP/AVP 0");
+    // an ISUP body alone goes
+    const three = await inviteFromA([], isup, "application/isup; version=itu-t92+");
+    expect(seen(pb, three.callId)).not.toContain(digits(A));
+    expect(three.inv.body.length).toBe(0);
   });
 
   it("a late 2xx after the INVITE transaction is gone (another To tag): what is below didgate's Record-Route is cut, a forged didgate value is not relayed", async () => {

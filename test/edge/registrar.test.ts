@@ -92,6 +92,10 @@ describe("registrar targets", () => {
     const { e: e2, store: s2 } = edge();
     await s2.update(`sip:alice@${DOMAIN}`, { upsert: [{ ...binding("alice", 1, "tcp"), contact: "sip:+882999999999@192.0.2.50:5060;transport=tcp" }] });
     expect((await e2.expand([t(`sip:alice@${DOMAIN}`)], "sequential")).targets).toEqual([]);
+    // an IPv6 address written another way is the same address
+    const { e: e3, store: s3 } = edge();
+    await s3.update(`sip:alice@${DOMAIN}`, { upsert: [{ ...binding("alice", 1, "tcp"), address: "2001:db8::1", contact: "sip:alice@[2001:DB8:0::1]:5070;transport=tcp" }] });
+    expect((await e3.expand([t(`sip:alice@${DOMAIN}`)], "sequential")).targets).toHaveLength(1);
   });
 
   it("users show: a configured user with its bindings; an unknown user is undefined", async () => {
