@@ -308,7 +308,7 @@ export const smppSchema = z
       .object({
         timeout_s: z.number().positive().default(60),
         max_buffers: z.number().int().positive().default(10_000),
-        /** Buffers one peer (account or bind) may have open on one edge; default a quarter of max_buffers (at least 10). */
+        /** Buffers one app account may have open on one edge; default a quarter of max_buffers (at least 10). Carriers are not counted. */
         max_buffers_per_peer: z.number().int().positive().optional(),
         max_bytes: z.number().int().positive().default(32 * 1024 * 1024),
       })

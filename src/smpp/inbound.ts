@@ -283,7 +283,10 @@ export class InboundProcessor {
   private async durablePart(store: DurablePartStore, session: SmppSession, pdu: Pdu, peer: PeerContext, c: ConcatInfo, part: Part): Promise<void> {
     const m = this.o.metrics;
     const key = durableKey(peer, pdu.source_addr, pdu.destination_addr, c);
-    if (!this.peerBuffers.admit(peer.name, key)) {
+    // apps only: a carrier may spread one message's parts over binds on several edges, and this
+    // edge would not learn that another one completed a buffer it counted
+    const counted = peer.kind === "account" && (peer.options as { role?: string }).role === "app";
+    if (counted && !this.peerBuffers.admit(peer.name, key)) {
       m.inbound.labels(peer.name, "part", "peer_full").inc();
       if (this.peerFullLogged.has(peer.name) === false) {
         this.peerFullLogged.add(peer.name);
@@ -312,7 +315,9 @@ export class InboundProcessor {
       session.respond(pdu, tempStatusOf(peer.options));
       return;
     }
-    if (r.kind === "stored" || r.kind === "duplicate") this.peerBuffers.stored(peer.name, key);
+    if (!counted) {
+      // not counted
+    } else if (r.kind === "stored" || r.kind === "duplicate") this.peerBuffers.stored(peer.name, key);
     else this.peerBuffers.closed(peer.name, key);
     switch (r.kind) {
       case "stored":

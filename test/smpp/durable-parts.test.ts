@@ -48,7 +48,8 @@ async function setup(o: { timeoutMs?: number; maxBuffers?: number; perPeer?: num
       listen: "127.0.0.1:0",
       accounts: [
         { system_id: "c", password: "p", role: "carrier" },
-        { system_id: "d", password: "p", role: "carrier" },
+        { system_id: "app1", password: "p", role: "app", may_submit: true },
+        { system_id: "app2", password: "p", role: "app", may_submit: true },
       ],
       handler_timeout_s: 2,
       ...(o.perPeer !== undefined ? { reassembly: { max_buffers_per_peer: o.perPeer } } : {}),
@@ -71,9 +72,9 @@ async function setup(o: { timeoutMs?: number; maxBuffers?: number; perPeer?: num
   return { edge, esme, messages, ctl, store, prefix };
 }
 
-async function part(e: TestEsme, ref: number, total: number, seq: number, text: string): Promise<number> {
+async function part(e: TestEsme, ref: number, total: number, seq: number, text: string, command = "deliver_sm"): Promise<number> {
   const ud = Buffer.concat([Buffer.from([5, 0, 3, ref, total, seq]), Buffer.from(gsm7Encode(text)!)]);
-  return (await e.send("deliver_sm", { source_addr: "447700900123", destination_addr: "15125550100", esm_class: 0x40, short_message: ud })).command_status;
+  return (await e.send(command, { source_addr: "447700900123", destination_addr: "15125550100", esm_class: 0x40, short_message: ud })).command_status;
 }
 
 describe("durable reassembly through the edge", () => {
@@ -114,20 +115,28 @@ describe("durable reassembly through the edge", () => {
     expect(messages.map((m) => m.text)).toEqual(["AAACCC"]);
   });
 
-  it("one peer has at most its share of buffers open; other peers still store parts; a completed buffer frees its place", async () => {
+  it("an app has at most its share of buffers open; other peers still store parts; a completed buffer frees its place; carriers are not counted", async () => {
     const { edge, esme, messages } = await setup({ perPeer: 3 });
-    for (let ref = 1; ref <= 3; ref++) expect(await part(esme, ref, 2, 1, "p" + ref)).toBe(0);
-    expect(await part(esme, 4, 2, 1, "p4")).toBe(0x64);
+    const connect = async (id: string): Promise<TestEsme> => {
+      const e = await connectEsme(edge.address()!.port);
+      cleanup.push(() => e.close());
+      expect((await e.bind("bind_transceiver", id, "p")).command_status).toBe(0);
+      return e;
+    };
+    const app = await connect("app1");
+    const sub = (e: TestEsme, ref: number, seq: number, text: string) => part(e, ref, 2, seq, text, "submit_sm");
+    for (let ref = 1; ref <= 3; ref++) expect(await sub(app, ref, 1, "p" + ref)).toBe(0);
+    expect(await sub(app, 4, 1, "p4")).toBe(0x64);
     // a part of a buffer already open is still taken
-    expect(await part(esme, 2, 2, 1, "p2")).toBe(0);
-    const other = await connectEsme(edge.address()!.port);
-    cleanup.push(() => other.close());
-    expect((await other.bind("bind_transceiver", "d", "p")).command_status).toBe(0);
-    expect(await part(other, 4, 2, 1, "q4")).toBe(0);
+    expect(await sub(app, 2, 1, "p2")).toBe(0);
+    const other = await connect("app2");
+    expect(await sub(other, 4, 1, "q4")).toBe(0);
     // ref 1 completes: its place is free again
-    expect(await part(esme, 1, 2, 2, "!")).toBe(0);
+    expect(await sub(app, 1, 2, "!")).toBe(0);
     expect(messages.map((m) => m.text)).toEqual(["p1!"]);
-    expect(await part(esme, 4, 2, 1, "p4")).toBe(0);
+    expect(await sub(app, 4, 1, "p4")).toBe(0);
+    // a carrier (which may spread parts over edges) is not held to the share
+    for (let ref = 10; ref <= 15; ref++) expect(await part(esme, ref, 2, 1, "c" + ref)).toBe(0);
   });
 
   it("a complete message nobody retried after a temporary answer is swept and delivered whole", async () => {
