@@ -2,7 +2,7 @@
  * The configuration schema (README.md "Configuration"), validated once at start. Every object is strict:
  * an unknown key is an error naming its path. Defaults make the bundled config short.
  */
-import net from "node:net";
+import { isIP } from "node:net";
 import { z } from "zod";
 import { parseRedisUrl } from "../redis/endpoint.js";
 import { cidrContains, parseCidr, parseHostPort, parseListenUrl } from "../util/net.js";
@@ -97,9 +97,9 @@ export const customerSchema = z
 /** A DNS server: "IP", "IP:port" or "[IPv6]:port". */
 const dnsServer = z.string().refine(
   (s) => {
-    const m = /^\[([^\]]+)\](?::(\d{1,5}))?$/.exec(s) ?? /^([\d.]+)(?::(\d{1,5}))?$/.exec(s) ?? /^([0-9A-Fa-f:]+)()$/.exec(s);
-    if (m === null || net.isIP(m[1]!) === 0) return false;
-    return m[2] === undefined || m[2] === "" || (Number(m[2]) >= 1 && Number(m[2]) <= 65535);
+    if (isIP(s) !== 0) return true;
+    const hp = parseHostPort(s);
+    return hp !== undefined && isIP(hp.host) !== 0 && hp.port >= 1;
   },
   { message: 'must be a DNS server address like "192.0.2.53", "192.0.2.53:5353" or "[2001:db8::53]:53"' },
 );

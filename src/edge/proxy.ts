@@ -508,21 +508,24 @@ export class ProxyCall implements TimerTarget {
   }
 
   private forward2xx(b: Branch, res: SipMessage, tx: ClientTransaction): void {
-    res.popVia();
-    if (this.noViaLeft(res)) {
+    const host = this.host;
+    const masked = this.info.mask !== undefined;
+    // a masked call's route set is rebuilt from the branch and the caller's request; otherwise our
+    // Record-Route is signed again (the closure holds the host, not the call: see handOff below)
+    const rewrite = masked
+      ? (r: SipMessage): void => {
+          this.maskedRecordRoute(b, r);
+          unmaskResponse(r, this.stx.request);
+        }
+      : this.recordRoute
+        ? (r: SipMessage): void => void rewriteRecordRoute(host.stack, r, host.signer)
+        : null;
+    const up = new Answered2xx(host, this.stx, b.t.throughEdge !== true ? b.t.sendTo : undefined, rewrite);
+    if (!up.relay(res)) {
       // a 2xx that cannot go upstream: the callee answered a call the caller never hears of; move on
       if (!this.answered && !b.done) this.branchFailed(b, "no_via", 0, true);
       return;
     }
-    if (b.t.sendTo !== undefined && b.t.throughEdge !== true) flowContact(res, b.t.sendTo);
-    if (this.info.mask !== undefined) {
-      this.maskedRecordRoute(b, res);
-      unmaskResponse(res, this.stx.request);
-    } else if (this.recordRoute) rewriteRecordRoute(this.host.stack, res, this.host.signer);
-    // RFC 3261 16.7 step 10: a 2xx always goes upstream, even after the server transaction
-    // answered 487 to a CANCEL (the 200 crossed it), or after another branch answered: then
-    // statelessly, over the request's connection or per its Via; the caller ACKs (and hangs up).
-    if (!this.stx.respond(res)) this.host.stack.sendResponseStateless(res, this.stx.source);
     if (this.answered) return;
     this.answered = true;
     this.answeredAt = this.host.mono();
@@ -535,7 +538,7 @@ export class ProxyCall implements TimerTarget {
     this.finish("routed", res.status);
     // the 32 s of Accepted (RFC 6026) need only what relaying a 2xx retransmission needs, not the
     // call; a masked call's 2xx is rebuilt from the call's own state, so it keeps the branch
-    if (this.info.mask === undefined) tx.handOff(new Answered2xx(this.host, this.stx, b.t.throughEdge !== true ? b.t.sendTo : undefined, this.recordRoute));
+    if (!masked) tx.handOff(up);
   }
 
   onBranchTimeout(b: Branch): void {
@@ -653,8 +656,8 @@ function flowContact(res: SipMessage, d: ResolvedTarget): void {
 }
 
 /**
- * The answered branch of a finished (unmasked) call, for the rest of its client transaction's
- * Accepted state: 2xx retransmissions go upstream as the first 2xx went (ProxyCall.forward2xx).
+ * How a branch's 2xx goes upstream (ProxyCall.forward2xx); after the call is finished, the handler
+ * of its client transaction for the rest of Accepted (2xx retransmissions), in place of the call.
  */
 class Answered2xx implements ClientTxHandler {
   constructor(
@@ -662,18 +665,30 @@ class Answered2xx implements ClientTxHandler {
     private readonly stx: ServerTransaction,
     /** The registered contact's flow the answer came from (its Contact is rewritten to it). */
     private readonly flow: ResolvedTarget | undefined,
-    private readonly recordRoute: boolean,
+    /** Record-Route (and masking) of the 2xx; null: none. */
+    private readonly rewrite: ((res: SipMessage) => void) | null,
   ) {}
-  onResponse(res: SipMessage): void {
-    if (res.status < 200 || res.status >= 300) return;
+
+  /**
+   * RFC 3261 16.7 step 10: a 2xx always goes upstream, even after the server transaction answered
+   * 487 to a CANCEL (the 200 crossed it), or after another branch answered: then statelessly,
+   * over the request's connection or per its Via; the caller ACKs (and hangs up). False when no
+   * Via is left after ours (it was meant for us: not sent).
+   */
+  relay(res: SipMessage): boolean {
     res.popVia();
     if (res.viaCount(1) === 0) {
       this.host.stack.metrics.dropped.inc({ reason: "response_no_via" });
-      return;
+      return false;
     }
     if (this.flow !== undefined) flowContact(res, this.flow);
-    if (this.recordRoute) rewriteRecordRoute(this.host.stack, res, this.host.signer);
+    this.rewrite?.(res);
     if (!this.stx.respond(res)) this.host.stack.sendResponseStateless(res, this.stx.source);
+    return true;
+  }
+
+  onResponse(res: SipMessage): void {
+    if (res.status >= 200 && res.status < 300) this.relay(res);
   }
   onTimeout(): void {}
   onTransportError(): void {}

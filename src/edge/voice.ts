@@ -925,18 +925,19 @@ export class VoiceEdge implements SipStackHandler, ProxyHost {
       userCaller = a.callerIn;
     } else if (cu === undefined || cu.digest !== undefined) {
       const known = cu;
+      const bind = nonceBinding(tx.source.address, req.callId);
       const r = this.digest.verify("INVITE", req.getAll("proxy-authorization"), (user) => {
         if (known !== undefined) return known.digest!.username === user ? known.digest!.password : undefined;
         const c = this.customers.byUser(user);
         // a customer with sources authenticates only from them
         return c !== undefined && !c.bySource ? c.digest!.password : undefined;
-      }, nonceBinding(tx.source.address, req.callId));
+      }, bind);
       if (!r.ok) {
         if (r.reason === "bad_credentials" || r.reason === "replay") {
           this.logger.info({ customer: known?.name, source: tx.source.address, reason: r.reason, call_id: req.callId }, "customer authentication failed");
           return this.refuse(tx, label, 403, "auth_failed", t0, undefined, r.reason === "replay" ? "Forbidden (nonce reused)" : "Forbidden (bad credentials)");
         }
-        const ch = this.digest.challenge(r.reason === "stale", nonceBinding(tx.source.address, req.callId));
+        const ch = this.digest.challenge(r.reason === "stale", bind);
         return this.refuse(tx, label, 407, "challenged", t0, ch.map((v) => ["Proxy-Authenticate", v] as [string, string]));
       }
       cu ??= this.customers.byUser(r.username)!;
@@ -964,9 +965,9 @@ export class VoiceEdge implements SipStackHandler, ProxyHost {
     // A new call with the Call-ID of one in progress and another From tag: the limits count calls
     // by Call-ID, so it would take no slot of its own (a fork of the same call shares its slot)
     const fromTag = req.fromTag ?? "";
-    const holder = this.callTags.get(callId);
-    if (holder !== undefined && holder !== fromTag && this.callCounter.holds(callId)) return this.refuse(tx, name, 482, "loop", t0, undefined, "Loop Detected (Call-ID of another call in progress)", dest.e164, caller);
-    if (holder === undefined || !this.callCounter.holds(callId)) this.callTags.set(callId, fromTag, { ttl });
+    const holder = this.callCounter.holds(callId) ? this.callTags.get(callId) : undefined;
+    if (holder !== undefined && holder !== fromTag) return this.refuse(tx, name, 482, "loop", t0, undefined, "Loop Detected (Call-ID of another call in progress)", dest.e164, caller);
+    if (holder === undefined) this.callTags.set(callId, fromTag, { ttl });
     if (!this.callCounter.acquire("c:" + name, callId, cu.maxCalls, ttl)) {
       this.outboundMetrics.limit("customer", name);
       if (user) this.registrar!.calls!.overLimit.labels({ limit: "max_calls" }).inc();

@@ -213,13 +213,11 @@ export class DigestAuth {
     return createHmac("sha256", this.secret).update(head).update(this.realm).update("\u0000").update(bind).digest().subarray(0, 16);
   }
 
-  /** Issue time of a nonce we made for `bind` (null: well formed, whatever it was made for), or -1. */
-  private nonceTime(nonce: string, bind: string | null): number {
-    if (nonce.length !== 43) return -1;
+  /** A nonce's bytes when it has our form (its MAC not checked), else null. */
+  private static decodeNonce(nonce: string): Buffer | null {
+    if (nonce.length !== 43) return null;
     const b = Buffer.from(nonce, "base64url");
-    if (b.length !== NONCE_BYTES) return -1;
-    if (bind !== null && !timingSafeEqual(this.mac(b.subarray(0, 16), bind), b.subarray(16))) return -1;
-    return Number(b.readBigUInt64BE(0));
+    return b.length === NONCE_BYTES ? b : null;
   }
 
   /** The challenge header values, one per offered algorithm, with a nonce for `bind` (see nonce()). */
@@ -234,7 +232,7 @@ export class DigestAuth {
    * Checks credentials for a request. `header` is every Authorization (or Proxy-Authorization)
    * value the request carries; the one for our realm is used. `password(username)` gives the
    * user's password (or its HA1s, which must be of this realm), or undefined for an unknown user.
-   * `bind`: what the nonce was issued for (see nonce()); another one is "bad_nonce" (a new challenge).
+   * `bind`: what the nonce was issued for (see nonce()); another one is "stale" (a new challenge).
    */
   verify(method: string, header: readonly string[] | string | undefined, password: (username: string) => DigestSecret | undefined, bind = ""): DigestResult {
     if (header === undefined) return { ok: false, reason: "missing" };
@@ -254,10 +252,12 @@ export class DigestAuth {
     }
     if (cred === null) return { ok: false, reason: malformed ? "malformed" : "missing" };
     if (!this.algorithms.includes(cred.algorithm)) return { ok: false, reason: "malformed" };
-    const issued = this.nonceTime(cred.nonce, bind);
-    // a nonce of ours for another address or call (a phone reusing its REGISTER nonce on an
-    // INVITE, or a replay) is answered as stale (RFC 7616 3.3: a new nonce, no new password asked)
-    if (issued < 0) return { ok: false, reason: this.nonceTime(cred.nonce, null) >= 0 ? "stale" : "bad_nonce" };
+    const nb = DigestAuth.decodeNonce(cred.nonce);
+    if (nb === null) return { ok: false, reason: "bad_nonce" };
+    // a nonce made for another address or call (a phone reusing its REGISTER nonce on an INVITE,
+    // or a replay) is answered as stale (RFC 7616 3.3: a new nonce, no new password asked)
+    if (!timingSafeEqual(this.mac(nb.subarray(0, 16), bind), nb.subarray(16))) return { ok: false, reason: "stale" };
+    const issued = Number(nb.readBigUInt64BE(0));
     const age = this.now() - issued;
     if (age > this.ttl || age < -60_000) return { ok: false, reason: "stale" };
     let pw = password(cred.username);

@@ -23,7 +23,8 @@ export interface InboundOptions {
   clock: Clock;
   metrics: SmppMetrics;
   handlerTimeoutMs: number;
-  reassembly: { timeoutMs: number; maxBuffers: number; maxBytes: number; maxBuffersPerPeer?: number };
+  /** maxBuffersPerPeer: open buffers per app account (default a quarter of maxBuffers, at least 10). */
+  reassembly: { timeoutMs: number; maxBuffers: number; maxBytes: number; maxBuffersPerPeer?: number | undefined };
   /**
    * Durable reassembly buffers: when given, parts of concatenated messages are kept here (and not
    * in memory) before they are answered, so a restart loses no acknowledged part.
@@ -36,11 +37,11 @@ export interface InboundOptions {
 const TIMEOUT = Symbol("timeout");
 
 /**
- * The durable reassembly buffers this edge opened per peer: max_buffers is shared by every peer
- * (and edge), so one peer sending first parts that never complete could take them all and leave
- * the carriers' long messages refused. A buffer counts from its first part stored here until it
- * completes, is swept or forgotten, or its timeout (twice over) passes (another edge may have
- * completed it). Bounded: at most `max` keys per peer, and peers are the configured ones.
+ * The durable reassembly buffers this edge opened per app account: max_buffers is shared by every
+ * peer (and edge), so one app sending first parts that never complete could take them all and
+ * leave the carriers' long messages refused. A buffer counts from its first part stored here until
+ * it completes, is swept or forgotten, or its timeout (twice over) passes (another edge may have
+ * completed it). Bounded: at most `max` keys per app, and apps are the configured accounts.
  */
 class PeerBuffers {
   private readonly open = new Map<string, Map<string, number>>();
@@ -315,10 +316,10 @@ export class InboundProcessor {
       session.respond(pdu, tempStatusOf(peer.options));
       return;
     }
-    if (!counted) {
-      // not counted
-    } else if (r.kind === "stored" || r.kind === "duplicate") this.peerBuffers.stored(peer.name, key);
-    else this.peerBuffers.closed(peer.name, key);
+    if (counted) {
+      if (r.kind === "stored" || r.kind === "duplicate") this.peerBuffers.stored(peer.name, key);
+      else this.peerBuffers.closed(peer.name, key);
+    }
     switch (r.kind) {
       case "stored":
       case "duplicate":

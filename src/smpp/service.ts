@@ -59,7 +59,7 @@ export class SmppService {
       reassembly: {
         timeoutMs: (cfg.reassembly?.timeout_s ?? 60) * 1000,
         maxBuffers: cfg.reassembly?.max_buffers ?? 10000,
-        maxBuffersPerPeer: cfg.reassembly?.max_buffers_per_peer ?? Math.max(10, Math.floor((cfg.reassembly?.max_buffers ?? 10000) / 4)),
+        maxBuffersPerPeer: cfg.reassembly?.max_buffers_per_peer,
         maxBytes: cfg.reassembly?.max_bytes ?? 32 * 1024 * 1024,
       },
       ...(o.partStore !== undefined ? { partStore: o.partStore } : {}),
