@@ -86,8 +86,9 @@ export interface SpoolWrites {
 
 /**
  * ENQUEUE with writes. KEYS inbound, retry, the `unless` set (or the retry key again), then the
- * keys of the calls. ARGV maxDepth, job JSON, the `unless` member or "", then per call its length
- * and the call. Returns { entry id, the first call's error or false }, 0 when the member is in the
+ * keys of the calls, each once. ARGV maxDepth, job JSON, the `unless` member or "", then per call
+ * its length, the index of its key in KEYS, its command and its other arguments (a key is sent
+ * once, not again among the arguments: a message's writes name the same few keys). Returns { entry id, the first call's error or false }, 0 when the member is in the
  * set, or nil when full (nothing written either way). A call that fails does not keep the message
  * out of the spool (the writes are side records; the message is what was acknowledged).
  */
@@ -99,7 +100,7 @@ local err = false
 local i = 4
 while i <= #ARGV do
   local n = tonumber(ARGV[i])
-  local r = redis.pcall(unpack(ARGV, i + 1, i + n))
+  local r = redis.pcall(ARGV[i + 2], KEYS[tonumber(ARGV[i + 1])], unpack(ARGV, i + 3, i + n))
   if type(r) == 'table' and r.err and not err then err = r.err end
   i = i + n + 1
 end
@@ -110,9 +111,16 @@ return { redis.call('XADD', KEYS[1], '*', 'j', ARGV[2]), err }
 export function enqueueWithArgs(keys: SpoolKeys, maxDepth: number, json: string, w: SpoolWrites): { keys: string[]; args: (string | number)[] } {
   const k = [keys.inbound, keys.retry, w.unless?.key ?? keys.retry];
   const a: (string | number)[] = [maxDepth, json, w.unless?.member ?? ""];
+  const index = new Map<string, number>();
   for (const c of w.calls) {
-    k.push(String(c[1]));
-    a.push(c.length, ...c);
+    const key = String(c[1]);
+    let i = index.get(key);
+    if (i === undefined) {
+      k.push(key);
+      index.set(key, (i = k.length));
+    }
+    a.push(c.length, i, c[0]!);
+    for (let j = 2; j < c.length; j++) a.push(c[j]!);
   }
   return { keys: k, args: a };
 }

@@ -1356,8 +1356,7 @@ local k = n + 2
 if ARGV[5] ~= '' then
   if redis.call('EXISTS', KEYS[k]) == 1 then
     redis.call('HSET', KEYS[k], 'status', ARGV[6])
-    redis.call('RPUSH', KEYS[k + 1], ARGV[5])
-    redis.call('LTRIM', KEYS[k + 1], -tonumber(ARGV[7]), -1)
+    if redis.call('RPUSH', KEYS[k + 1], ARGV[5]) > tonumber(ARGV[7]) then redis.call('LTRIM', KEYS[k + 1], -tonumber(ARGV[7]), -1) end
     redis.call('EXPIRE', KEYS[k + 1], ARGV[8])
   end
   k = k + 2
