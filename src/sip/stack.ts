@@ -128,12 +128,14 @@ function transportOfVia(v: Via): TransportKind | null {
 export function responseTargetFromVia(via: Via): Target | null {
   const t = transportOfVia(via);
   if (t === null) return null;
-  const maddr = via.maddr;
-  let address = maddr ?? via.received ?? via.hostname;
+  // A `maddr` is not followed: RFC 3261 18.2.2 means it for multicast, which didgate does not do,
+  // and followed it would let any sender aim didgate's responses (and their retransmissions) at
+  // a third address. `received` is the request's own source (fixVia).
+  let address = via.received ?? via.hostname;
   if (address.length > 1 && address.charCodeAt(0) === 91) address = address.slice(1, -1);
   if (net.isIP(address) === 0) return null;
   const rp = via.rport;
-  const port = maddr === undefined && typeof rp === "number" ? rp : via.port ?? (t === "tls" ? 5061 : 5060);
+  const port = typeof rp === "number" ? rp : via.port ?? (t === "tls" ? 5061 : 5060);
   return { transport: t, address, port };
 }
 
@@ -335,15 +337,19 @@ export class SipStack implements TxContext {
     const v = m.topVia;
     if (v === null) return;
     const rport = v.rport;
-    let h = v.hostname;
+    const rc = v.received;
     let changed = false;
-    if (h !== src.address) {
-      v.setParam("received", src.address.indexOf(":") >= 0 ? "[" + src.address + "]" : src.address);
-      changed = true;
-      h = src.address;
+    // received when the sent-by host is not the source (RFC 3261), when rport is there (RFC 3581),
+    // and over a received the sender wrote itself: responses go to it
+    if (rc !== undefined || rport !== undefined || v.hostname !== src.address) {
+      const recv = src.address.indexOf(":") >= 0 ? "[" + src.address + "]" : src.address;
+      if (rc !== recv) {
+        v.setParam("received", recv);
+        changed = true;
+      }
     }
-    if (rport === null) {
-      if (!changed) v.setParam("received", src.address.indexOf(":") >= 0 ? "[" + src.address + "]" : src.address);
+    // rport filled with the source port; a port the sender filled in itself is replaced too
+    if (rport !== undefined && rport !== src.port) {
       v.setParam("rport", String(src.port));
       changed = true;
     }

@@ -60,9 +60,9 @@ export class UdpPeer extends Collector {
     super();
     sock.on("message", (b) => this.push(b, false));
   }
-  static async create(host = "127.0.0.1"): Promise<UdpPeer> {
+  static async create(host = "127.0.0.1", port = 0): Promise<UdpPeer> {
     const s = dgram.createSocket(net.isIPv6(host) ? "udp6" : "udp4");
-    await new Promise<void>((r) => s.bind(0, host, () => r()));
+    await new Promise<void>((r) => s.bind(port, host, () => r()));
     return new UdpPeer(s);
   }
   get port(): number {

@@ -76,8 +76,8 @@ async function mkStack(opts: Partial<SipStackOptions> & { listen: SipStackOption
   cleanup.push(() => s.close());
   return s;
 }
-async function udpPeer(host?: string): Promise<UdpPeer> {
-  const p = await UdpPeer.create(host);
+async function udpPeer(host?: string, port?: number): Promise<UdpPeer> {
+  const p = await UdpPeer.create(host, port);
   cleanup.push(() => p.close());
   return p;
 }
@@ -324,6 +324,36 @@ describe("UDP server transactions (manual timers)", () => {
     await sender.send(request("OPTIONS", { via: `SIP/2.0/UDP 127.0.0.1:${sentBy.port};branch=z9hG4bKsb` }), stack.listeners[0]!.port);
     expect((await sentBy.next()).status).toBe(200);
     await sender.none(50);
+  });
+
+  it("a maddr, a received or an rport the sender wrote in its Via do not aim responses (or their retransmissions) at another address", async () => {
+    const timers = new ManualTimers();
+    const rec = new Recorder((tx) => tx.reply(tx.method === "INVITE" ? 486 : 200));
+    const stack = await mkStack({ listen: ["udp://127.0.0.1:0"], timers }, rec);
+    const port = stack.listeners[0]!.port;
+    const victim = await udpPeer("127.0.0.2");
+    // the sender on the victim's port number (its own address): a response sent to the sent-by
+    // port at the wrong address would reach the victim
+    const sender = await udpPeer("127.0.0.1", victim.port);
+    const vias = [
+      `SIP/2.0/UDP 127.0.0.1:${victim.port};branch=z9hG4bKm1;rport;maddr=127.0.0.2`,
+      `SIP/2.0/UDP 127.0.0.1:${victim.port};branch=z9hG4bKm2;maddr=127.0.0.2`,
+      `SIP/2.0/UDP 127.0.0.1:${sender.port};branch=z9hG4bKm3;received=127.0.0.2;rport=${victim.port}`,
+      `SIP/2.0/UDP 127.0.0.1:${victim.port};branch=z9hG4bKm4;received=127.0.0.2`,
+    ];
+    for (const [i, via] of vias.entries()) {
+      await sender.send(request("OPTIONS", { via, callId: `maddr${i}@x` }), port);
+      const r = await sender.next();
+      expect(r.status).toBe(200);
+      expect(r.topVia!.received ?? "127.0.0.1").toBe("127.0.0.1");
+    }
+    // an INVITE's non-2xx is retransmitted (timer G) to the same place
+    await sender.send(request("INVITE", { via: vias[2]!, callId: "maddr-inv@x" }), port);
+    expect((await sender.next()).status).toBe(100);
+    expect((await sender.next()).status).toBe(486);
+    timers.advance(500);
+    expect((await sender.next()).status).toBe(486);
+    await victim.none(100);
   });
 
   it("bounded server table: beyond the limit new requests get 503", async () => {
