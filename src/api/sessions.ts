@@ -76,6 +76,7 @@ export function registerSessionsApi(app: FastifyInstance, o: SessionsApiOptions)
       if (!r.ok) {
         o.metrics?.allocations.inc({ pool, result: r.code });
         if (r.code === "same_party") throw new ApiError(422, "same_party", "a and b are the same number");
+        if (r.code === "party_is_proxy") throw new ApiError(422, "party_is_proxy", "a or b is a number of a masking pool");
         if (r.code === "unknown_pool") throw new ApiError(404, "unknown_pool", `no masking pool ${JSON.stringify(pool)}`);
         throw new ApiError(409, "pool_exhausted", `every number of pool ${pool} already has a session with ${a} or ${b}`);
       }

@@ -106,7 +106,7 @@ async function runSessions(argv: string[], io: Io, now: () => number): Promise<n
         if (q !== undefined && !store.isPoolNumber(q.numbers[0]!)) await store.setPool(q.name, q.tenant, q.numbers);
         const r = await store.create(poolName!, x!, y!, ttlS * 1000);
         if (!r.ok) {
-          io.err(line(r.code === "pool_exhausted" ? `pool ${poolName} is exhausted: every number already has a session with ${x} or ${y}` : r.code === "same_party" ? "a and b are the same number" : `no masking pool ${poolName} in Redis`));
+          io.err(line(r.code === "pool_exhausted" ? `pool ${poolName} is exhausted: every number already has a session with ${x} or ${y}` : r.code === "same_party" ? "a and b are the same number" : r.code === "party_is_proxy" ? "a or b is a number of a masking pool" : `no masking pool ${poolName} in Redis`));
           return 1;
         }
         io.out(json ? JSON.stringify(view(r.session), null, 2) + "\n" : `${r.session.id} ${r.session.proxy} ${new Date(r.session.expiresAt).toISOString()}\n`);

@@ -70,7 +70,7 @@ export interface MaskedCall {
 }
 
 /** Why an INVITE to a pool number was not routed through a session (closed set: metric labels). */
-export type MaskResult = "routed" | "own_route" | "no_session" | "no_outbound" | "store_error";
+export type MaskResult = "routed" | "own_route" | "no_session" | "no_outbound" | "store_error" | "loop";
 export const MASK_RESULTS: readonly MaskResult[] = ["routed", "own_route", "no_session", "no_outbound", "store_error"];
 
 /**
@@ -287,15 +287,17 @@ export function cutMaskedRecordRoute(local: LocalCheck, res: SipMessage, signer:
 /** What a call to a pool number does. */
 export type MaskDecision =
   | { result: "routed"; call: MaskedCall; legs: Leg[] }
-  | { result: "own_route" | "no_session" | "no_outbound" }
+  | { result: "own_route" | "no_session" | "no_outbound" | "loop" }
   | { result: "store_error"; error: string };
 
 /**
  * A call from `caller` to the pool number `proxy`: through the caller's session to the other
  * party (off-net, through the outbound table), else the number's own route when it has one, else
- * no_session. A caller without a number (anonymous) has no session.
+ * no_session. A caller without a number (anonymous) has no session. A caller that is itself a
+ * pool number is a loop (a session's party that is a proxy number: the call came back).
  */
 export async function decideMasked(store: SessionStore, originator: Originator, proxy: string, caller: string | undefined, tenant: string | undefined, timeoutMs = MASK_LOOKUP_TIMEOUT_MS): Promise<MaskDecision> {
+  if (caller !== undefined && store.isPoolNumber(caller)) return { result: "loop" };
   let r;
   try {
     r = caller === undefined ? null : await lookupSession(store, proxy, caller, timeoutMs);

@@ -12,6 +12,8 @@
  *   sender is not a party (a third party, an alphanumeric sender, an expired or deleted session):
  *     the number has an exact route entry → null: the inbound path routes it (its webhook)
  *     otherwise                           → invalid_destination (ESME_RINVDSTADR)
+ *   sender is itself a pool number (a session whose party is a proxy number: the message came
+ *   back; relayed, it would go round for ever)  → permanent, not relayed
  *   no outbound sms route to the other party → invalid_destination
  *   the other party opted out of the proxy number, or the text cannot be sent → permanent
  *   not queued (spool down)                → temporary
@@ -39,7 +41,7 @@ import type { MessageIds } from "./sms-dedup.js";
 import { receiptRequestOf } from "./sms-receipts.js";
 
 /** What happened to a message to a pool number (closed set: `result` of didgate_masking_routed_total{kind="message"}). */
-export type SmsMaskResult = "routed" | "own_route" | "no_session" | "no_outbound" | "store_error" | "refused" | "not_queued";
+export type SmsMaskResult = "routed" | "own_route" | "no_session" | "no_outbound" | "store_error" | "refused" | "not_queued" | "loop";
 
 /** The answer for the carrier's PDU and the inbound outcome (didgate_sms_inbound_total). */
 export interface MaskedSmsAnswer {
@@ -73,6 +75,10 @@ export class SmsMasking {
     const store = this.o.store;
     if (!store.isPoolNumber(to)) return null;
     const from = smppAddressToE164(msg.source, plan);
+    if (from.ok && store.isPoolNumber(from.e164)) {
+      this.record(msg, to, "loop");
+      return this.answer(msg, to, "loop", "permanent", "permanent");
+    }
     let r: MaskRoute | null = null;
     if (from.ok) {
       try {
@@ -87,20 +93,7 @@ export class SmsMasking {
         this.count("own_route");
         return null;
       }
-      this.o.records?.write("message", {
-        id: `msg_${msg.message_id}`,
-        direction: "inbound",
-        peer: msg.peer,
-        from: msg.source.addr,
-        to,
-        tenant: null,
-        parts: msg.parts,
-        status: "rejected",
-        reason: "no_session",
-        accepted_at: null,
-        final_at: new Date(this.o.now()).toISOString(),
-        smpp_message_id: msg.message_id,
-      });
+      this.record(msg, to, "no_session");
       return this.answer(msg, to, "no_session", "invalid_destination", "no_route");
     }
     const seen = ids.idFor(msg);
@@ -129,6 +122,24 @@ export class SmsMasking {
       default:
         return this.answer(msg, to, "not_queued", "temporary", "temporary", fields);
     }
+  }
+
+  /** The record of a message refused before any session was found. */
+  private record(msg: InboundSms, to: string, reason: "no_session" | "loop"): void {
+    this.o.records?.write("message", {
+      id: `msg_${msg.message_id}`,
+      direction: "inbound",
+      peer: msg.peer,
+      from: msg.source.addr,
+      to,
+      tenant: null,
+      parts: msg.parts,
+      status: "rejected",
+      reason,
+      accepted_at: null,
+      final_at: new Date(this.o.now()).toISOString(),
+      smpp_message_id: msg.message_id,
+    });
   }
 
   /** The number's own route (an exact entry, not gone) for those outside its sessions. */

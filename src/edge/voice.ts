@@ -709,6 +709,8 @@ export class VoiceEdge implements SipStackHandler, ProxyHost {
           return ownRoute();
         case "no_session":
           return this.refuse(tx, tname, 404, "not_found", t0, undefined, "Not Found (no masking session for this caller)", did, caller);
+        case "loop":
+          return this.refuse(tx, tname, 482, "loop", t0, undefined, "Loop Detected (a masking pool number calling a pool number)", did, caller);
         case "no_outbound":
           return this.refuse(tx, tname, 404, "no_route", t0, undefined, "Not Found (no outbound route)", did, caller);
         case "store_error":

@@ -34,7 +34,7 @@ export interface MaskSession {
   expiresAt: number;
 }
 
-export type CreateResult = { ok: true; session: MaskSession } | { ok: false; code: "pool_exhausted" | "unknown_pool" | "same_party" };
+export type CreateResult = { ok: true; session: MaskSession } | { ok: false; code: "pool_exhausted" | "unknown_pool" | "same_party" | "party_is_proxy" };
 
 /** The other party for a call or message from `party` to `proxy`, if a session says so. */
 export interface MaskRoute {
@@ -227,6 +227,8 @@ export class RedisSessionStore implements SessionStore {
 
   async create(pool: string, a: string, b: string, ttlMs: number): Promise<CreateResult> {
     if (a === b) return { ok: false, code: "same_party" };
+    // a party that is a proxy number would relay each message (and call) back into a session
+    if (this.isPoolNumber(a) || this.isPoolNumber(b)) return { ok: false, code: "party_is_proxy" };
     const p = this.pools.get(pool);
     const id = newId();
     const now = this.now();
@@ -374,6 +376,8 @@ export class MemorySessionStore implements SessionStore {
 
   async create(pool: string, a: string, b: string, ttlMs: number): Promise<CreateResult> {
     if (a === b) return { ok: false, code: "same_party" };
+    // a party that is a proxy number would relay each message (and call) back into a session
+    if (this.isPoolNumber(a) || this.isPoolNumber(b)) return { ok: false, code: "party_is_proxy" };
     const p = this.pools.get(pool);
     if (p === undefined || p.numbers.length === 0) return { ok: false, code: "unknown_pool" };
     if (this.sessions.size >= this.maxSessions) this.sweep();

@@ -96,6 +96,9 @@ describe("masking sessions API", () => {
     expect(await call(a, "POST", "/v1/sessions", ACME, { a: "+447700900020", b: "+447700900021", pool: "nope" })).toMatchObject({ status: 404, json: { error: { code: "unknown_pool" } } });
     expect(await call(a, "POST", "/v1/sessions", ADMIN, { a: "+447700900020", b: "+447700900021", pool: "ride", ttl_s: 10_000_000 })).toMatchObject({ status: 422 });
     expect((await call(a, "POST", "/v1/sessions", ADMIN, { a: "+447700900020", pool: "ride" })).status).toBe(400);
+    // a party that is a proxy number (of any pool): its messages would be relayed back into a session
+    expect(await call(a, "POST", "/v1/sessions", ACME, { a: "+447700900020", b: "+15125550300", pool: "ride" })).toMatchObject({ status: 422, json: { error: { code: "party_is_proxy" } } });
+    expect(await call(mem, "POST", "/v1/sessions", ACME, { a: "+15125550201", b: "+447700900021", pool: "ride" })).toMatchObject({ status: 422, json: { error: { code: "party_is_proxy" } } });
   });
 
   it("a session stops routing at its expiry", async () => {

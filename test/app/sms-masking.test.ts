@@ -219,6 +219,22 @@ describe("SMS through a masking session", () => {
     }
   });
 
+  it("a session whose party is a proxy number is refused; a message from a pool number to a pool number is not relayed (it would go round for ever)", async () => {
+    await expect(session("ride", 60_000, A, DELIV)).rejects.toThrow("party_is_proxy");
+    // a session made before that rule (written as the store writes it): DELIV is a party on RIDE
+    await client.set(`msk:mask:p:${RIDE}:${DELIV}`, `ses_old ${B}`, "PX", 60_000);
+    try {
+      const before = submits().length;
+      const hitsBefore = hits.length;
+      expect((await deliver(DELIV, RIDE, "round and round")).command_status).toBe(0x66);
+      expect(submits()).toHaveLength(before);
+      expect(hits).toHaveLength(hitsBefore);
+      expect(await metric("didgate_masking_routed_total", 'kind="message",result="loop"')).toBe(1);
+    } finally {
+      await client.del(`msk:mask:p:${RIDE}:${DELIV}`);
+    }
+  });
+
   it("no outbound sms route to the other party: ESME_RINVDSTADR", async () => {
     await session("deliv", 60_000, "+15125551005", "+447700900555");
     expect((await deliver("+15125551005", DELIV, "to nowhere")).command_status).toBe(0x0b);

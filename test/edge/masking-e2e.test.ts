@@ -387,6 +387,22 @@ describe("calls through masking sessions (sipp carriers of A and B, real Redis)"
     expect(await carrierAttempts("carrier-b")).toBe(toB);
   });
 
+  it("a call from a pool number to a pool number (a party that is a proxy number): 482, nothing reaches B", async () => {
+    // a session made before sessions refused proxy numbers as parties: DESK is a party on PROXY
+    await redis.cli("SET", `didgate:mask:p:${PROXY}:${DESK}`, `ses_old ${B}`, "PX", "60000");
+    try {
+      const toB = await carrierAttempts("carrier-b");
+      const uac = await startUac("uac_final.xml", "udp", udp, { service: PROXY, caller: DESK, ip: A_IP, subst: { CODE: "482" } });
+      await ok(uac, "DESK");
+      const r = uac.receivedResponses().find((m) => m.status === 482)!;
+      expect(r.reason).toBe("Loop Detected (a masking pool number calling a pool number)");
+      expect(await metricValue(app, "didgate_masking_routed_total", { kind: "call", result: "loop" })).toBe(1);
+      expect(await carrierAttempts("carrier-b")).toBe(toB);
+    } finally {
+      await redis.cli("DEL", `didgate:mask:p:${PROXY}:${DESK}`);
+    }
+  });
+
   it("a caller without a session on a pool number that has its own route reaches that route", async () => {
     const ivr = startUas("uas_answer.xml", "udp", PIVR, {}, 20, IVR_IP);
     await sippReady();

@@ -29,6 +29,7 @@ const C = "+15125550003";
 const D = "+15125550004";
 const P1 = "+15125550200";
 const P2 = "+15125550201";
+const P3 = "+15125550202";
 
 for (const kind of ["redis", "memory"] as const) {
   describe(`masking sessions (${kind})`, () => {
@@ -80,6 +81,10 @@ for (const kind of ["redis", "memory"] as const) {
       expect(await store.create("ride", A, D, 60_000)).toEqual({ ok: false, code: "pool_exhausted" });
       expect(await store.create("nope", A, D, 60_000)).toEqual({ ok: false, code: "unknown_pool" });
       expect(await store.create("ride", A, A, 60_000)).toEqual({ ok: false, code: "same_party" });
+      // a party that is a proxy number (of this pool or another) would relay back into a session
+      await store.setPool("taxi", "acme", [P3]);
+      expect(await store.create("ride", A, P3, 60_000)).toEqual({ ok: false, code: "party_is_proxy" });
+      expect(await store.create("ride", P1, B, 60_000)).toEqual({ ok: false, code: "party_is_proxy" });
     });
 
     it("an expired session stops routing at its expiry", async () => {
