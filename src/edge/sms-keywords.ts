@@ -123,6 +123,8 @@ export interface InboundPlan {
   kind: KeywordKind | undefined;
   /** Send the replies and forwards (once, after the message was accepted). */
   commit(): void;
+  /** The message was not accepted: its place in the sender's forward count is given back. */
+  release(): void;
 }
 
 export class SmsKeywords {
@@ -186,22 +188,42 @@ export class SmsKeywords {
     // only forwards would otherwise be accepted and reach no one.
     const forwards = forward !== undefined && forward.length > 0 && m.text !== undefined && !m.partial;
     let limited = false;
+    /** This message's place in the count, taken now (messages of one sender arrive concurrently: counted only when forwarded, all would pass), given back if it is not accepted. */
+    let reserved: { n: number } | undefined;
     // (a repeat of an accepted message is answered as accepted without being forwarded again)
-    if (forwards && m.repeat !== true && !this.isOurs(m.from) && (this.forwarded.get(m.did + " " + m.from, { updateAgeOnGet: false })?.n ?? 0) >= FORWARDS_PER_WINDOW) {
-      if (webhook === undefined && smpp === undefined) {
-        this.metrics.forwards.inc({ outcome: "rate_limited" });
-        this.o.logger.info({ id: m.id, did: m.did }, "not forwarded now: too many messages from this sender to this number (declined with a temporary failure)");
-        return "rate_limited";
+    if (forwards && m.repeat !== true && !this.isOurs(m.from)) {
+      const key = m.did + " " + m.from;
+      const seen = this.forwarded.get(key, { updateAgeOnGet: false });
+      if ((seen?.n ?? 0) >= FORWARDS_PER_WINDOW) {
+        if (webhook === undefined && smpp === undefined) {
+          this.metrics.forwards.inc({ outcome: "rate_limited" });
+          this.o.logger.info({ id: m.id, did: m.did }, "not forwarded now: too many messages from this sender to this number (declined with a temporary failure)");
+          return "rate_limited";
+        }
+        limited = true;
+      } else if (seen === undefined) this.forwarded.set(key, (reserved = { n: 1 }));
+      else {
+        seen.n++;
+        reserved = seen;
       }
-      limited = true;
     }
     const handled = kind !== undefined || forwards;
+    let settled = false;
     return {
       webhook,
       smpp,
       handled,
       kind,
-      commit: () => this.commit(m, kind, reply, limited ? "limited" : forward, fresh),
+      commit: () => {
+        if (settled) return;
+        settled = true;
+        this.commit(m, kind, reply, limited ? "limited" : forward, fresh);
+      },
+      release: () => {
+        if (settled) return;
+        settled = true;
+        if (reserved !== undefined && reserved.n > 0) reserved.n--;
+      },
     };
   }
 
@@ -248,10 +270,7 @@ export class SmsKeywords {
       this.o.logger.info({ id: m.id, did: m.did }, "not forwarded: too many messages from this sender to this number");
       return;
     }
-    const key = m.did + " " + m.from;
-    const seen = this.forwarded.get(key, { updateAgeOnGet: false });
-    if (seen === undefined) this.forwarded.set(key, { n: 1 });
-    else seen.n++;
+    // (counted in inbound(), when the message came)
     const text = forwardText(m.route.sms?.forwardTemplate ?? DEFAULT_FORWARD_TEMPLATE, m.from, m.did, m.text);
     for (const to of forward) {
       if (to === m.did || to === m.from) continue;

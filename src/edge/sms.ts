@@ -209,12 +209,14 @@ export class SmsEdge {
     const webhook = auto !== undefined ? auto.webhook : sms?.webhook;
     const smppTarget = auto !== undefined ? auto.smpp : sms?.smpp;
     if (sms === undefined || (webhook === undefined && smppTarget === undefined && auto?.handled !== true)) {
+      auto?.release();
       this.finish(msg, "no_sms_route", { did: to.e164, route_key: key });
       return { status: "invalid_destination" };
     }
     if (seen.duplicate) {
       this.metrics.duplicates.inc({ peer: msg.peer, action: seen.accepted ? "suppressed" : "redelivered" });
       if (seen.accepted) {
+        auto?.release();
         this.finish(msg, "duplicate", { did: to.e164, route_key: key, tenant: route.tenant, id: seen.id });
         return { status: "accepted" };
       }
@@ -253,7 +255,7 @@ export class SmsEdge {
     if (outcome === "accepted" && auto !== undefined) {
       auto.commit();
       if (webhook === undefined && smppTarget === undefined) this.onFinal(job, { delivered: true, target: "webhook" });
-    }
+    } else auto?.release();
     if (outcome === "accepted") this.opts.activity?.touch(to.e164, "in");
     this.finish(msg, outcome, { did: to.e164, route_key: key, tenant: route.tenant, id: body.id });
     return { status: outcome };

@@ -217,6 +217,27 @@ describe("SmsKeywords", () => {
     expect(limited?.value).toBe(2);
   });
 
+  it("messages of one sender that arrive together are held to the same 10 (each takes its place when it comes); one not accepted gives its place back", async () => {
+    const { kw, sent, t } = setup({ "+15125550300": { sms: { forward: "+447700900500" } } });
+    const one = (i: number) => kw.inbound({ did: "+15125550300", route: t.lookup("+15125550300")!, from: "+447700900009", text: `c${i}`, partial: false, id: `c${i}` });
+    // 40 at once: none accepted (committed) yet while the others are decided
+    const plans = await Promise.all(Array.from({ length: 40 }, (_, i) => one(i)));
+    const ok = plans.filter((p): p is InboundPlan => typeof p === "object");
+    expect(ok).toHaveLength(10);
+    expect(plans.filter((p) => p === "rate_limited")).toHaveLength(30);
+    // two of them are not accepted (the spool refused them, say): their places come back
+    ok[0]!.release();
+    ok[1]!.release();
+    ok[1]!.release();
+    for (const p of ok.slice(2)) p.commit();
+    // a plan settles once: a commit after its release sends nothing
+    ok[0]!.commit();
+    await flush();
+    expect(sent).toHaveLength(8);
+    const more = await Promise.all([one(40), one(41), one(42)]);
+    expect(more.map((p) => (typeof p === "object" ? "plan" : p))).toEqual(["plan", "plan", "rate_limited"]);
+  });
+
   it("a webhook reply is not sent from a number that is no longer the tenant's (released, or moved to another)", async () => {
     const { kw, sent } = setup(routes);
     const body = (to: string, tenant: string | null) => ({ type: "message.received" as const, id: "z", received_at: "", from: "+447700900008", to, text: "", encoding: "gsm7", parts: 1, tenant, smpp: { peer: "c", message_id: "3" } });
