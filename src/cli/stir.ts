@@ -2,6 +2,7 @@
 import { readFileSync } from "node:fs";
 import type { X509Certificate } from "node:crypto";
 import { loadConfig, resolvePath } from "../config/load.js";
+import { AddressPolicy } from "../delivery/ssrf.js";
 import { parsePemBundle } from "../stir/certs.js";
 import { inspectIdentity } from "../stir/inspect.js";
 import { normalizeNumber } from "../routing/number.js";
@@ -17,7 +18,7 @@ export async function stirCommand(argv: string[], io: Io): Promise<number> {
   if (argv[0] !== "verify") throw new UsageError(argv[0] === undefined ? "stir needs a subcommand" : `unknown stir subcommand ${JSON.stringify(argv[0])}`, STIR_USAGE);
   const p = parseCommand(
     argv.slice(1),
-    { from: { type: "string" }, to: { type: "string" }, anchors: { type: "string" }, "max-age": { type: "string" }, "allow-http": { type: "boolean" }, json: { type: "boolean" }, config: { type: "string", short: "c" } },
+    { from: { type: "string" }, to: { type: "string" }, anchors: { type: "string" }, "max-age": { type: "string" }, "allow-http": { type: "boolean" }, "allow-private": { type: "string" }, json: { type: "boolean" }, config: { type: "string", short: "c" } },
     STIR_USAGE,
     { min: 1, max: 1 },
   );
@@ -37,17 +38,17 @@ export async function stirCommand(argv: string[], io: Io): Promise<number> {
   let anchors: X509Certificate[] = [];
   let anchorsFile = str(p, "anchors");
   let maxAge = 60;
-  if (anchorsFile === undefined) {
-    try {
-      const loaded = loadConfig(str(p, "config"));
-      const v = loaded.config.stir?.verify;
-      if (v !== undefined) {
-        anchorsFile = resolvePath(loaded.baseDir, v.trust_anchors);
-        maxAge = v.max_age_s;
-      }
-    } catch {
-      // no config: --anchors is then required
+  let allowPrivate: readonly string[] = [];
+  try {
+    const loaded = loadConfig(str(p, "config"));
+    const v = loaded.config.stir?.verify;
+    if (v !== undefined) {
+      anchorsFile ??= resolvePath(loaded.baseDir, v.trust_anchors);
+      maxAge = v.max_age_s;
+      allowPrivate = v.allow_private;
     }
+  } catch {
+    // no config: --anchors is then required, and no private address is reached
   }
   if (anchorsFile === undefined) {
     io.err(line("no trust anchors: give --anchors FILE (PEM) or a config with stir.verify.trust_anchors"));
@@ -59,12 +60,21 @@ export async function stirCommand(argv: string[], io: Io): Promise<number> {
     io.err(line(`cannot read trust anchors ${anchorsFile}: ${errMessage(e)}`));
     return 1;
   }
+  const ap = str(p, "allow-private");
+  if (ap !== undefined) {
+    allowPrivate = ap.split(",").map((c) => c.trim()).filter((c) => c !== "");
+    try {
+      new AddressPolicy(allowPrivate);
+    } catch (e) {
+      throw new UsageError(`--allow-private: ${errMessage(e)}`, STIR_USAGE);
+    }
+  }
   const ma = str(p, "max-age");
   if (ma !== undefined) {
     maxAge = Number(ma);
     if (!(maxAge > 0)) throw new UsageError("--max-age must be a number of seconds", STIR_USAGE);
   }
-  const r = await inspectIdentity(p.positionals[0]!, f.e164, t.e164, { anchors, maxAgeS: maxAge, allowHttp: bool(p, "allow-http") });
+  const r = await inspectIdentity(p.positionals[0]!, f.e164, t.e164, { anchors, maxAgeS: maxAge, allowHttp: bool(p, "allow-http"), allowPrivate });
   if (bool(p, "json")) io.out(JSON.stringify(r, null, 2) + "\n");
   else {
     io.out(line(`identity: info=${r.identity?.info ?? "-"} alg=${r.identity?.alg ?? "-"} ppt=${r.identity?.ppt ?? "-"}`));

@@ -148,7 +148,7 @@ export const USERS_USAGE =
     .join("\n") +
   "\n  -c, --config FILE   config file (sip.registrar; users kept in routes.redis)\nExit 1 for an unknown user, a user of the config file (set, delete), no answer or a Redis error; 2 for usage.\n";
 
-export const STIR_USAGE = `usage: didgate stir verify IDENTITY --from NUMBER --to NUMBER [--anchors FILE] [--max-age S] [--allow-http] [--json] [--config FILE]
+export const STIR_USAGE = `usage: didgate stir verify IDENTITY --from NUMBER --to NUMBER [--anchors FILE] [--max-age S] [--allow-http] [--allow-private CIDR,...] [--json] [--config FILE]
 
 Decode a SIP Identity header (a SHAKEN PASSporT) and verify it as didgate would for an inbound
 call from NUMBER to NUMBER: the certificate is fetched from its x5u and checked against the trust
@@ -158,6 +158,8 @@ anchors (--anchors, else stir.verify.trust_anchors of the config). Exit 0 when i
   --anchors FILE      PEM bundle of trusted STI-CA roots
   --max-age S         how old iat may be (default stir.verify.max_age_s, else 60)
   --allow-http        fetch an http:// x5u (labs, tests)
+  --allow-private C   loopback or private ranges the x5u may be fetched from (default
+                      stir.verify.allow_private of the config, else none)
   --json              the decoded PASSporT and the verdict as JSON
   -c, --config FILE   config file
 `;

@@ -3,6 +3,7 @@
  * operators debugging a carrier's signatures. The certificate is fetched (no fetch budget: the
  * tool waits for it) and checked against the trust anchors given.
  */
+import { AddressPolicy } from "../delivery/ssrf.js";
 import { CertCache } from "./certs.js";
 import { decodePassport, parseIdentity } from "./passport.js";
 import { StirVerifier, type VerifyResult } from "./verify.js";
@@ -21,10 +22,13 @@ export async function inspectIdentity(
   value: string,
   from: string,
   to: string,
-  opts: { anchors: readonly X509Certificate[]; maxAgeS?: number; allowHttp?: boolean; timeoutMs?: number; now?: () => number },
+  opts: { anchors: readonly X509Certificate[]; maxAgeS?: number; allowHttp?: boolean; timeoutMs?: number; now?: () => number; allowPrivate?: readonly string[] },
 ): Promise<InspectResult> {
   const now = opts.now ?? Date.now;
-  const certs = new CertCache({ anchors: opts.anchors, allowHttp: opts.allowHttp ?? false, timeoutMs: opts.timeoutMs ?? 5000, now });
+  // the daemon's address policy: a hostile carrier's x5u is not fetched from loopback or private
+  // addresses because an operator pasted its header here
+  const policy = new AddressPolicy(opts.allowPrivate ?? []);
+  const certs = new CertCache({ anchors: opts.anchors, allowHttp: opts.allowHttp ?? false, timeoutMs: opts.timeoutMs ?? 5000, now, allowAddress: (ip) => policy.allows(ip) });
   const v = new StirVerifier({ certs, maxAgeS: opts.maxAgeS ?? 60, now });
   const id = parseIdentity(value);
   const p = id !== null ? decodePassport(id.token) : null;

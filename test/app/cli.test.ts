@@ -228,12 +228,16 @@ describe("didgate numbers and stir", { timeout: 60_000 }, () => {
     // the CLI runs in a child process: the server must keep answering while spawnSync blocks this one
     const { spawn } = await import("node:child_process");
     const out = await new Promise<{ code: number | null; stdout: string }>((res) => {
-      const c = spawn(process.execPath, [CLI, "stir", "verify", h, "--from", "+15125550100", "--to", "+15125550199", "--anchors", join(dir, "roots.pem"), "--allow-http", "--json"], { env: { PATH: process.env.PATH ?? "" } });
+      const c = spawn(process.execPath, [CLI, "stir", "verify", h, "--from", "+15125550100", "--to", "+15125550199", "--anchors", join(dir, "roots.pem"), "--allow-http", "--allow-private", "127.0.0.0/8", "--json"], { env: { PATH: process.env.PATH ?? "" } });
       let so = "";
       c.stdout.on("data", (d: Buffer) => (so += d.toString()));
       c.on("close", (code) => res({ code, stdout: so }));
     });
     expect(out.code).toBe(0);
+    // without --allow-private the x5u on loopback is not fetched (a hostile carrier's header pasted here)
+    const loop = run(["stir", "verify", h, "--from", "+15125550100", "--to", "+15125550199", "--anchors", join(dir, "roots.pem"), "--allow-http", "--json"]);
+    expect(loop.status).toBe(1);
+    expect(JSON.parse(loop.stdout).verdict.detail).toMatch(/address not allowed/);
     const j = JSON.parse(out.stdout);
     expect(j.claims).toMatchObject({ attest: "A", orig: { tn: "15125550100" } });
     expect(j.verdict).toMatchObject({ verstat: "TN-Validation-Passed", reason: "passed" });

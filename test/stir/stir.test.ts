@@ -223,13 +223,17 @@ describe("stir verify tool", () => {
   it("decodes the PASSporT and gives the verdict and the iat age", async () => {
     const { inspectIdentity } = await import("../../src/stir/inspect.js");
     const h = signer(base + "/sp.pem").sign("A", CALLER, DID).header;
-    const r = await inspectIdentity(h, CALLER, DID, { anchors: parsePemBundle(pki.rootPem), allowHttp: true });
+    const r = await inspectIdentity(h, CALLER, DID, { anchors: parsePemBundle(pki.rootPem), allowHttp: true, allowPrivate: ["127.0.0.0/8"] });
     expect(r.header).toMatchObject({ alg: "ES256", ppt: "shaken", x5u: base + "/sp.pem" });
     expect(r.claims).toMatchObject({ attest: "A", orig: { tn: "15125550100" } });
     expect(r.verdict).toMatchObject({ reason: "passed", verstat: "TN-Validation-Passed" });
     expect(r.iat!.age_s).toBeLessThan(5);
-    const bad = await inspectIdentity(h, "+15125550199", DID, { anchors: parsePemBundle(pki.rootPem), allowHttp: true });
+    const bad = await inspectIdentity(h, "+15125550199", DID, { anchors: parsePemBundle(pki.rootPem), allowHttp: true, allowPrivate: ["127.0.0.0/8"] });
     expect(bad.verdict).toMatchObject({ reason: "orig_mismatch", status: 438 });
+    // the daemon's address policy: an x5u on loopback is not fetched unless allowed
+    const refused = await inspectIdentity(h, CALLER, DID, { anchors: parsePemBundle(pki.rootPem), allowHttp: true });
+    expect(refused.verdict.reason).not.toBe("passed");
+    expect(refused.verdict.detail).toMatch(/address not allowed/);
   });
 });
 
