@@ -15,7 +15,18 @@ export interface FrameSink {
 const EMPTY = Buffer.alloc(0);
 
 export class StreamFramer {
+  /** The bytes not framed yet: a chunk as it came, or a view of `store`. */
   private buf: Buffer = EMPTY;
+  /**
+   * When a message spans chunks: the buffer they are gathered in, `buf` at `storeAt`, with room
+   * after it for the next chunks (so a message trickled in small chunks is copied a bounded number
+   * of times, not once per chunk as a concatenation each time would). Bytes before `storeAt`
+   * belong to messages already framed and are never written again.
+   */
+  private store: Buffer | null = null;
+  private storeAt = 0;
+  /** Bytes copied to gather messages that span chunks (for tests: linear in the bytes received). */
+  copied = 0;
   /** where to resume searching for the end of headers */
   private scanFrom = 0;
   /** total length of the current message once its headers are known, else -1 */
@@ -36,13 +47,47 @@ export class StreamFramer {
 
   push(chunk: Buffer): void {
     if (this.failed) return;
-    this.buf = this.buf.length === 0 ? chunk : Buffer.concat([this.buf, chunk]);
+    if (this.buf.length === 0) {
+      this.buf = chunk;
+      this.store = null;
+    } else this.append(chunk);
     this.drain();
+  }
+
+  private append(chunk: Buffer): void {
+    const len = this.buf.length;
+    const total = len + chunk.length;
+    let s = this.store;
+    if (s !== null && this.storeAt + total <= s.length) {
+      chunk.copy(s, this.storeAt + len);
+      this.copied += chunk.length;
+    } else {
+      // room for twice what is there (at most about twice the largest message)
+      s = this.store = Buffer.allocUnsafe(Math.max(total, Math.min(2 * total, 2 * this.maxMessageSize), 1024));
+      this.buf.copy(s, 0);
+      chunk.copy(s, len);
+      this.copied += total;
+      this.storeAt = 0;
+    }
+    this.buf = s.subarray(this.storeAt, this.storeAt + total);
+  }
+
+  /** Drop the first n bytes of buf. */
+  private consume(n: number): Buffer {
+    if (n >= this.buf.length) {
+      this.buf = EMPTY;
+      this.store = null;
+    } else {
+      this.buf = this.buf.subarray(n);
+      this.storeAt += n;
+    }
+    return this.buf;
   }
 
   private fail(reason: string): void {
     this.failed = true;
     this.buf = EMPTY;
+    this.store = null;
     this.sink.onFramingError(reason);
   }
 
@@ -67,7 +112,7 @@ export class StreamFramer {
           i++;
         }
         if (i > 0) {
-          b = this.buf = b.subarray(i);
+          b = this.consume(i);
           this.scanFrom = 0;
           if (b.length === 0 || onlyLineEnds(b, 0)) return;
         }
@@ -83,8 +128,11 @@ export class StreamFramer {
         if (this.need > this.maxMessageSize) return this.fail("message larger than " + this.maxMessageSize + " bytes");
       }
       if (b.length < this.need) return;
-      const msg = b.subarray(0, this.need);
-      this.buf = b.length === this.need ? EMPTY : b.subarray(this.need);
+      // a message gathered in a store much larger than itself is copied out, so that what keeps
+      // it (a transaction, for 32 s) does not keep the whole store
+      const s = this.store;
+      const msg = s !== null && s.length > 2 * this.need + 4096 ? Buffer.from(b.subarray(0, this.need)) : b.subarray(0, this.need);
+      this.consume(this.need);
       this.need = -1;
       this.scanFrom = 0;
       this.frames++;
