@@ -17,12 +17,14 @@
  *   no outbound sms route to the other party → invalid_destination
  *   the other party opted out of the proxy number, or the text cannot be sent → permanent
  *   not queued (spool down)                → temporary
+ *   the sender relayed RELAYS_PER_WINDOW messages through the number in the window → temporary
  *
  * A long message is relayed whole: the SMPP layer reassembles its parts before the edge sees it,
  * and the outbound path splits it again for the other party's carrier. A long message whose parts
  * never all came (reassembly timed out; the carrier had its ESME_ROK for each part) is relayed with
  * the parts that came, rather than lost.
  */
+import { LRUCache } from "lru-cache";
 import type { Logger } from "pino";
 import type { SessionStore, MaskRoute } from "../masking/sessions.js";
 import type { MaskingMetrics } from "../masking/metrics.js";
@@ -41,7 +43,17 @@ import type { MessageIds } from "./sms-dedup.js";
 import { receiptRequestOf } from "./sms-receipts.js";
 
 /** What happened to a message to a pool number (closed set: `result` of didgate_masking_routed_total{kind="message"}). */
-export type SmsMaskResult = "routed" | "own_route" | "no_session" | "no_outbound" | "store_error" | "refused" | "not_queued" | "loop";
+export type SmsMaskResult = "routed" | "own_route" | "no_session" | "no_outbound" | "store_error" | "refused" | "not_queued" | "loop" | "rate_limited";
+
+/**
+ * Messages one party sends through one proxy number, at most RELAYS_PER_WINDOW per RELAY_WINDOW_MS;
+ * over it the carrier gets a temporary failure (it sends the message again later: nothing is lost).
+ * Two parties that answer each other automatically (two auto-replies, an echo service) would
+ * otherwise relay for ever, each turn a paid message; a person typing does not come near it.
+ */
+export const RELAYS_PER_WINDOW = 30;
+const RELAY_WINDOW_MS = 60_000;
+const RELAY_PAIRS_MAX = 100_000;
 
 /** The answer for the carrier's PDU and the inbound outcome (didgate_sms_inbound_total). */
 export interface MaskedSmsAnswer {
@@ -64,6 +76,9 @@ export interface SmsMaskingOptions {
 }
 
 export class SmsMasking {
+  /** "proxy sender" -> messages relayed in the current window (the entry expires with its window). */
+  private readonly relayed = new LRUCache<string, { n: number }>({ max: RELAY_PAIRS_MAX, ttl: RELAY_WINDOW_MS, ttlAutopurge: false });
+
   constructor(private readonly o: SmsMaskingOptions) {}
 
   /**
@@ -98,6 +113,12 @@ export class SmsMasking {
     }
     const seen = ids.idFor(msg);
     if (seen.duplicate && seen.accepted) return this.answer(msg, to, "routed", "accepted", "duplicate", { session: r.id, id: seen.id });
+    // its place in the window is taken now (messages arrive together) and given back if not queued
+    const key = to + " " + (from.ok ? from.e164 : msg.source.addr);
+    let slot = this.relayed.get(key, { updateAgeOnGet: false });
+    if (slot !== undefined && slot.n >= RELAYS_PER_WINDOW) return this.answer(msg, to, "rate_limited", "temporary", "temporary", { session: r.id });
+    if (slot === undefined) this.relayed.set(key, (slot = { n: 1 }));
+    else slot.n++;
     const receipt = (msg.registered_delivery & 0x03) !== 0 && msg.peer_kind === "account" && this.o.isCarrierAccount(msg.peer) ? receiptRequestOf(msg) : undefined;
     let outcome;
     try {
@@ -107,6 +128,7 @@ export class SmsMasking {
       outcome = "temporary" as const;
     }
     seen.settle(outcome === "accepted");
+    if (outcome !== "accepted" && slot.n > 0) slot.n--;
     const fields = { session: r.id, id: seen.id };
     switch (outcome) {
       case "accepted":

@@ -255,4 +255,20 @@ describe("SMS through a masking session", () => {
     expect(hits).toHaveLength(hitsBefore);
     expect(await metric("didgate_masking_routed_total", 'kind="message",result="store_error"')).toBe(1);
   });
+
+  it("one party relays at most 30 messages a minute through a proxy number (two auto-replies answering each other are bounded); over it a temporary failure", async () => {
+    const x = "+15125551007";
+    const y = "+15125551008";
+    await session("deliv", 60_000, x, y);
+    const before = submits().length;
+    // 30 at once (within the inbound window): each takes its place as it comes
+    const answers = await Promise.all(Array.from({ length: 30 }, (_, i) => deliver(x, DELIV, `auto ${i}`)));
+    expect(answers.map((a) => a.command_status)).toEqual(Array(30).fill(0));
+    expect((await deliver(x, DELIV, "auto 30")).command_status).toBe(0x64);
+    // the other party is not held back by x's count
+    expect((await deliver(y, DELIV, "from y")).command_status).toBe(0);
+    await waitFor(() => submits().length >= before + 31 || undefined, 10_000);
+    expect(submits().filter((p) => textOf(p).startsWith("auto "))).toHaveLength(30);
+    expect(await metric("didgate_masking_routed_total", 'kind="message",result="rate_limited"')).toBe(1);
+  });
 });
