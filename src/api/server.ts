@@ -111,6 +111,15 @@ export class ApiServer {
     // bodies are JSON (the import route adds its own types): text/plain is 415, not a string
     // handed to a schema that wants an object
     this.app.removeContentTypeParser("text/plain");
+    // A request that has no body to give (DELETE, GET) may still name the JSON type, as clients
+    // that set it on every request do: an empty body is then no body, not a 400. Anything else
+    // goes through fastify's own JSON parser (body limit, prototype poisoning refused).
+    const json = this.app.getDefaultJsonParser("error", "error");
+    this.app.removeContentTypeParser("application/json");
+    this.app.addContentTypeParser("application/json", { parseAs: "string" }, (req, body, done) => {
+      if (body === "" && (req.method === "DELETE" || req.method === "GET" || req.method === "HEAD")) return done(null, undefined);
+      json(req, body as string, done);
+    });
     this.deadlines = new Deadlines(o.requestTimeoutMs, (reply) => {
       this.log.warn({ method: reply.request.method, route: reply.request.routeOptions.url, timeout_ms: o.requestTimeoutMs }, "API request not answered in time: 503");
       void reply.code(503).header("retry-after", "1").send(errorBody("timeout", "the request took too long"));

@@ -72,7 +72,9 @@ describe("masking sessions API", () => {
     // another tenant neither sees nor ends it
     expect((await call(a, "GET", `/v1/sessions/${r.json.id}`, BETA)).status).toBe(404);
     expect((await call(a, "DELETE", `/v1/sessions/${r.json.id}`, BETA)).status).toBe(404);
-    expect((await call(a, "DELETE", `/v1/sessions/${r.json.id}`, ACME)).status).toBe(204);
+    // a client that names the JSON type on every request, a DELETE without a body included
+    const del = await fetch(url(a) + `/v1/sessions/${r.json.id}`, { method: "DELETE", headers: { authorization: `Bearer ${ACME}`, "content-type": "application/json" } });
+    expect(del.status).toBe(204);
     expect((await call(b, "GET", `/v1/sessions/${r.json.id}`, ACME)).status).toBe(404);
   });
 
@@ -96,6 +98,12 @@ describe("masking sessions API", () => {
     expect(await call(a, "POST", "/v1/sessions", ACME, { a: "+447700900020", b: "+447700900021", pool: "nope" })).toMatchObject({ status: 404, json: { error: { code: "unknown_pool" } } });
     expect(await call(a, "POST", "/v1/sessions", ADMIN, { a: "+447700900020", b: "+447700900021", pool: "ride", ttl_s: 10_000_000 })).toMatchObject({ status: 422 });
     expect((await call(a, "POST", "/v1/sessions", ADMIN, { a: "+447700900020", pool: "ride" })).status).toBe(400);
+    // a POST with the JSON type and no body, and a body poisoning the prototype: 400
+    const post = (body: string) => fetch(url(a) + "/v1/sessions", { method: "POST", headers: { authorization: `Bearer ${ADMIN}`, "content-type": "application/json" }, body });
+    expect((await post("")).status).toBe(400);
+    const poisoned = await post('{"a":"+447700900020","b":"+447700900021","pool":"ride","__proto__":{"x":1}}');
+    expect(poisoned.status).toBe(400);
+    expect(((await poisoned.json()) as { error: { code: string } }).error.code).toBe("bad_request");
     // a party that is a proxy number (of any pool): its messages would be relayed back into a session
     expect(await call(a, "POST", "/v1/sessions", ACME, { a: "+447700900020", b: "+15125550300", pool: "ride" })).toMatchObject({ status: 422, json: { error: { code: "party_is_proxy" } } });
     expect(await call(mem, "POST", "/v1/sessions", ACME, { a: "+15125550201", b: "+447700900021", pool: "ride" })).toMatchObject({ status: 422, json: { error: { code: "party_is_proxy" } } });
