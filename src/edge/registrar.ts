@@ -514,9 +514,11 @@ export class RegistrarEdge {
       const open = b.edge === this.o.edgeId ? this.o.stack()?.transport.getConnection(b.transport, b.address, b.port) : undefined;
       if (open === undefined || open.closed) {
         // only to a phone listening where it registered from: a Contact naming another host (a
-        // carrier, anyone) would let a phone send calls there past the outbound rules
+        // carrier, anyone) would let a phone send calls there past the outbound rules. The host
+        // the call would go to is the Contact's maddr when it has one (RFC 3261 19.1.1)
         const u = parseUri(b.contact);
-        const host = u === null ? "" : u.hostname.replace(/^\[|\]$/g, "");
+        const maddr = u?.param("maddr");
+        const host = u === null ? "" : (typeof maddr === "string" ? maddr : u.hostname).replace(/^\[|\]$/g, "");
         if (u === null || !u.isSip || isIP(host) === 0 || canonicalIp(host) !== canonicalIp(b.address)) {
           this.metrics.lookups.labels({ result: "flow_gone" }).inc();
           return undefined;

@@ -16,6 +16,11 @@ import { parseNameAddr } from "../sip/uri.js";
 import type { SipMessage } from "../sip/index.js";
 import { bindingKey, type Binding, type LocationStore } from "./location.js";
 
+
+/** Longest Contact URI (and Path value) a binding keeps, as Kamailio's location table does (512). */
+export const MAX_URI_LENGTH = 512;
+/** Most Path values a REGISTER may carry (each proxy on the way adds one). */
+const MAX_PATH_VALUES = 5;
 export const REGISTER_OUTCOMES = [
   "registered",
   "unregistered",
@@ -170,7 +175,10 @@ export class Registrar {
     const bind = nonceBinding(src.address, req.callId);
     const v = this.o.auth.verify("REGISTER", creds.length > 0 ? creds : undefined, (u) => (u === name ? userSecret(this.o.user(u)) : undefined), bind);
     if (!v.ok) {
-      if (v.reason === "missing" || v.reason === "stale" || v.reason === "bad_nonce") {
+      // malformed credentials (no nonce or response, an algorithm not offered) prove nothing
+      // about the password: challenged, not counted towards a lockout. Counted, anyone could lock
+      // a user (or an address, over UDP with a forged source) out without a nonce, as calls are not
+      if (v.reason === "missing" || v.reason === "stale" || v.reason === "bad_nonce" || v.reason === "malformed") {
         return { status: 401, headers: this.o.auth.challenge(v.reason === "stale", bind).map((c) => ["WWW-Authenticate", c] as [string, string]), outcome: "challenged" };
       }
       this.perUser.fail(lockKey);
@@ -201,10 +209,13 @@ export class Registrar {
     const upsert: Binding[] = [];
     const remove: string[] = [];
     const pathValues = req.getList("path");
+    if (pathValues.length > MAX_PATH_VALUES || pathValues.some((p) => p.length > MAX_URI_LENGTH)) return { status: 400, reason: `Bad Request (more than ${MAX_PATH_VALUES} Path values or one over ${MAX_URI_LENGTH} characters)`, headers: [], outcome: "bad_request" };
     for (const raw of contacts) {
       const na = parseNameAddr(raw);
       const uri = na?.parsedUri;
       if (na === null || uri === null || uri === undefined || !uri.isSip) return { status: 400, reason: "Bad Request (Contact)", headers: [], outcome: "bad_request" };
+      // a binding is kept, sent in every call's INVITE and written in its record: bounded
+      if (uri.toString().length > MAX_URI_LENGTH) return { status: 400, reason: `Bad Request (Contact over ${MAX_URI_LENGTH} characters)`, headers: [], outcome: "bad_request" };
       let exp = uintOr(na.param("expires"), dflt);
       if (exp !== 0 && exp < this.o.minExpires) {
         return { status: 423, headers: [["Min-Expires", String(this.o.minExpires)]], outcome: "interval_too_brief" };

@@ -92,6 +92,14 @@ describe("registrar targets", () => {
     const { e: e2, store: s2 } = edge();
     await s2.update(`sip:alice@${DOMAIN}`, { upsert: [{ ...binding("alice", 1, "tcp"), contact: "sip:+882999999999@192.0.2.50:5060;transport=tcp" }] });
     expect((await e2.expand([t(`sip:alice@${DOMAIN}`)], "sequential")).targets).toEqual([]);
+    // the registering host with a maddr naming another: the call would go to the maddr, not called
+    const { e: e4, store: s4 } = edge();
+    await s4.update(`sip:alice@${DOMAIN}`, { upsert: [{ ...binding("alice", 1, "tcp"), contact: "sip:+882999999999@203.0.113.9:5060;maddr=192.0.2.50;transport=udp" }] });
+    expect((await e4.expand([t(`sip:alice@${DOMAIN}`)], "sequential")).targets).toEqual([]);
+    // a maddr that is the registering address is that address
+    const { e: e5, store: s5 } = edge();
+    await s5.update(`sip:alice@${DOMAIN}`, { upsert: [{ ...binding("alice", 1, "tcp"), contact: "sip:alice@phone.invalid:5070;maddr=203.0.113.9;transport=tcp" }] });
+    expect((await e5.expand([t(`sip:alice@${DOMAIN}`)], "sequential")).targets).toHaveLength(1);
     // an IPv6 address written another way is the same address
     const { e: e3, store: s3 } = edge();
     await s3.update(`sip:alice@${DOMAIN}`, { upsert: [{ ...binding("alice", 1, "tcp"), address: "2001:db8::1", contact: "sip:alice@[2001:DB8:0::1]:5070;transport=tcp" }] });

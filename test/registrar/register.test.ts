@@ -112,6 +112,29 @@ for (const kind of ["memory", "redis"] as const) {
       expect((await registered(r, {}, { ...SRC, address: "198.51.100.9" })).status).toBe(200);
     });
 
+    it("malformed credentials (no nonce, no response, an algorithm not offered) are challenged, not counted towards a lockout", async () => {
+      const r = registrar(store());
+      const junk = ['Digest username="alice"', 'Digest username="alice", realm="' + DOMAIN + '", uri="sip:' + DOMAIN + '"', 'Digest username="alice", realm="' + DOMAIN + '", nonce="x", uri="sip:' + DOMAIN + '", response="00", algorithm=MD5-sess'];
+      for (let i = 0; i < 4; i++) {
+        for (const auth of junk) expect(await r.handle(register({ auth }), SRC)).toMatchObject({ status: 401, outcome: "challenged" });
+        for (const user of ["bob", "carol", "dave"]) expect((await r.handle(register({ user, auth: `Digest username="${user}"` }), SRC)).status).toBe(401);
+      }
+      // neither alice nor the address is locked out
+      expect((await registered(r, {})).status).toBe(200);
+      expect((await registered(r, { user: "bob", contacts: ["<sip:bob@10.0.0.2>"] })).status).toBe(200);
+    });
+
+    it("a Contact over 512 characters, or more than 5 Path values, is refused (a binding is sent in every call's INVITE and written in its record)", async () => {
+      const loc = store();
+      const r = registrar(loc);
+      const long = `<sip:alice@192.168.1.20:5062;x=${"a".repeat(500)}>`;
+      expect(await registered(r, { contacts: [long] })).toMatchObject({ status: 400, reason: "Bad Request (Contact over 512 characters)" });
+      const paths = Array.from({ length: 6 }, (_, i) => `Path: <sip:p${i}@192.0.2.1;lr>`);
+      expect(await registered(r, { extra: paths })).toMatchObject({ status: 400, outcome: "bad_request" });
+      expect(await loc.lookup(`sip:alice@${DOMAIN}`)).toHaveLength(0);
+      expect((await registered(r, { contacts: [`<sip:alice@192.168.1.20:5062;x=${"a".repeat(400)}>`] })).status).toBe(200);
+    });
+
     it("REGISTERs of one AOR handled at the same time cannot pass max_contacts together, nor can an older CSeq undo a newer one", async () => {
       const loc = store();
       const r = registrar(loc, Date.now, { maxContacts: 1 });
