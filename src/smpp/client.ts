@@ -26,10 +26,15 @@ export interface ClientDeps {
 
 export type ClientState = "stopped" | "connecting" | "binding" | "bound" | "waiting";
 
+/** A link bound for this long was up: its next reconnect starts the backoff from reconnect_min_s again. */
+const STABLE_LINK_MS = 10_000;
+
 export class SmppClient implements SessionHandler {
   private session: SmppSession | null = null;
   private stopped = true;
   private attempt = 0;
+  /** When the link was last bound (clock ms), null while it is not. */
+  private boundAt: number | null = null;
   private retryTimer: unknown = null;
   private nextId = 0;
   private refCounter = 0;
@@ -191,7 +196,9 @@ export class SmppClient implements SessionHandler {
       return;
     }
     if (session.isBound) {
-      this.attempt = 0;
+      // the backoff starts again only once the link has stayed up (scheduleReconnect): an SMSC
+      // that takes the bind and drops the link at once is not dialled again at the minimum delay
+      this.boundAt = this.deps.clock.now();
       this.lastError = "";
       this.setState("bound");
       this.log.info({ host: c.host, port: c.port, remote: session.remoteAddress, mode, outbind: this.byOutbind, smsc: resp.system_id }, "smpp: bound to SMSC");
@@ -211,6 +218,8 @@ export class SmppClient implements SessionHandler {
     }
     const min = (this.cfg.reconnect_min_s ?? 1) * 1000;
     const max = (this.cfg.reconnect_max_s ?? 60) * 1000;
+    if (this.boundAt !== null && this.deps.clock.now() - this.boundAt >= STABLE_LINK_MS) this.attempt = 0;
+    this.boundAt = null;
     const base = Math.min(max, min * 2 ** Math.min(this.attempt, 30));
     const rnd = (this.deps.random ?? Math.random)();
     const delay = Math.max(1, Math.round(base * (0.5 + rnd / 2)));

@@ -155,7 +155,17 @@ function looksLikeReceiptText(b: Buffer | undefined): boolean {
   return b !== undefined && b.length >= 3 && (b[0]! | 0x20) === 0x69 && (b[1]! | 0x20) === 0x64 && b[2] === 0x3a;
 }
 
-/** A delivery receipt PDU (`ud`: its user data) as a Receipt. */
+/** Longest carrier message id a receipt may name (the message_id of a submit_sm_resp: 65 octets with its NUL). */
+const MAX_RECEIPT_ID = 64;
+/** Receipt fields are the SMSC's words, copied into records, histories, webhooks and logs: bounded. */
+const ERR_RE = /^[0-9A-Za-z]{1,10}$/;
+const field = (v: string | undefined, max: number): string | undefined => (v !== undefined && v.length <= max ? v : undefined);
+
+/**
+ * A delivery receipt PDU (`ud`: its user data) as a Receipt. An id longer than any submit_sm_resp
+ * can carry is no id (its receipt matches no message: it could not be one of ours), before any
+ * conversion of its format; `err` that is not a short code is left out; the other fields are cut.
+ */
 function decodeReceipt(pdu: Pdu, peer: PeerContext, ud: UserData, nowMs: number): Receipt {
   const dcs = parseDataCoding(pdu.data_coding);
   const enc = resolveEncoding(dcs, peer.options);
@@ -164,14 +174,15 @@ function decodeReceipt(pdu: Pdu, peer: PeerContext, ud: UserData, nowMs: number)
   const stateTlv = pdu.tlv(TLV.message_state);
   const message_state = stateTlv !== undefined ? stateTlv[0] : undefined;
   const ridTlv = pdu.tlv(TLV.receipted_message_id);
-  const rid = ridTlv !== undefined ? tlvString(ridTlv) : undefined;
-  const stat = t.stat ?? statFromState(message_state) ?? "UNKNOWN";
+  const rid = field(ridTlv !== undefined ? tlvString(ridTlv) : undefined, MAX_RECEIPT_ID);
+  const tid = field(t.id, MAX_RECEIPT_ID);
+  const stat = field(t.stat, 12) ?? statFromState(message_state) ?? "UNKNOWN";
   const r: Receipt = {
     peer: peer.name,
     peer_kind: peer.kind,
     command: commandOf(pdu.command_id),
     kind: receiptKind(pdu.esm_class),
-    message_id: rid !== undefined && rid.length > 0 ? rid : t.id !== undefined ? normaliseReceiptId(t.id, peer.options) : "",
+    message_id: rid !== undefined && rid.length > 0 ? rid : tid !== undefined ? normaliseReceiptId(tid, peer.options) : "",
     stat,
     final: isFinalStat(stat) || (message_state !== undefined && message_state >= 2 && message_state <= 5) || message_state === 8,
     delivered: stat === "DELIVRD" || stat === "DELIVERED" || message_state === 2,
@@ -182,13 +193,18 @@ function decodeReceipt(pdu: Pdu, peer: PeerContext, ud: UserData, nowMs: number)
     tlvs: copyTlvs(pdu.tlvs),
   };
   if (message_state !== undefined) r.message_state = message_state;
-  if (t.id !== undefined) r.text_id = t.id;
-  if (t.sub !== undefined) r.sub = t.sub;
-  if (t.dlvrd !== undefined) r.dlvrd = t.dlvrd;
-  if (t.submit_date !== undefined) r.submit_date = t.submit_date;
-  if (t.done_date !== undefined) r.done_date = t.done_date;
-  if (t.err !== undefined) r.err = t.err;
-  if (t.text !== undefined) r.text = t.text;
+  if (tid !== undefined) r.text_id = tid;
+  const sub = field(t.sub, 10);
+  if (sub !== undefined) r.sub = sub;
+  const dlvrd = field(t.dlvrd, 10);
+  if (dlvrd !== undefined) r.dlvrd = dlvrd;
+  const sd = field(t.submit_date, 14);
+  if (sd !== undefined) r.submit_date = sd;
+  const dd = field(t.done_date, 14);
+  if (dd !== undefined) r.done_date = dd;
+  if (t.err !== undefined && ERR_RE.test(t.err)) r.err = t.err;
+  // the text start: 20 characters by the format, some SMSCs give more
+  if (t.text !== undefined) r.text = t.text.slice(0, 160);
   const nec = pdu.tlv(TLV.network_error_code);
   if (nec !== undefined && nec.length === 3) r.network_error = { type: nec[0]!, code: (nec[1]! << 8) | nec[2]! };
   return r;

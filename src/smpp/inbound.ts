@@ -148,10 +148,11 @@ export class InboundProcessor {
     switch (d.kind) {
       case "refused":
         m.inbound.labels(peer.name, "message", d.reason).inc();
+        // (counted above; logged at warn for the first few of the session only)
         if (d.reason === "payload_and_short_message") {
-          this.o.logger.warn({ peer: peer.name, sm_length: pdu.short_message.length }, "smpp: PDU with both short_message and message_payload refused");
+          this.o.logger[session.badPduLevel()]({ peer: peer.name, sm_length: pdu.short_message.length }, "smpp: PDU with both short_message and message_payload refused");
         } else {
-          this.o.logger.warn({ peer: peer.name, status: d.status }, "smpp: malformed user data header");
+          this.o.logger[session.badPduLevel()]({ peer: peer.name, status: d.status }, "smpp: malformed user data header");
         }
         session.respond(pdu, d.status);
         return;

@@ -118,6 +118,15 @@ export class SmppSession {
   private windowOut: number;
   private windowIn: number;
   private badPdus = 0;
+
+  /**
+   * The log level for one more PDU of this session refused as malformed (a PDU it cannot take
+   * apart, or a message PDU whose content is refused): the first few at warn, then debug, so that
+   * a peer's flood of junk is not a flood of log lines.
+   */
+  badPduLevel(): "warn" | "debug" {
+    return this.badPdus++ < 5 ? "warn" : "debug";
+  }
   /** When the first byte of the PDU now being received arrived (0: none pending). */
   private partialSince = 0;
   /** Reading stopped until what we wrote drains (the peer is not reading it). */
@@ -306,7 +315,7 @@ export class SmppSession {
   private onBadPdu(err: PduError, buf: Buffer, pos: number): void {
     this.handler.onPdu(this, "in", err.command_id, buf.readUInt32BE(pos + 8));
     // A flood of junk must not become a flood of log lines: the first few per session at warn.
-    this.opts.logger[this.badPdus++ < 5 ? "warn" : "debug"](
+    this.opts.logger[this.badPduLevel()](
       { session: this.id, peer: this.peer, command: commandName(err.command_id), seq: err.sequence_number, status: err.status, reason: err.reason },
       "smpp: malformed or unknown PDU",
     );

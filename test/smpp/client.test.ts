@@ -110,6 +110,22 @@ describe("outbound bind", () => {
     expect(messages[0]).toMatchObject({ peer: "smsc-b", text: "queued at the SMSC" });
   });
 
+  it("an SMSC that takes the bind and drops the link at once is dialled again with a growing delay, not at the minimum each time", async () => {
+    let binds = 0;
+    const server = await startRawSmsc((p, sock) => {
+      if (p.command_id !== CMD.bind_transceiver) return;
+      binds++;
+      sock.end(encodePdu(new Pdu(CMD.bind_transceiver_resp, p.sequence_number)));
+    });
+    cleanup.push(() => server.close());
+    const { edge, client, registry } = edgeFor({ port: server.port, reconnect_min_s: 0.01, reconnect_max_s: 60 });
+    await edge.start();
+    await waitFor(() => binds >= 5 || undefined, 10_000, "five binds");
+    // the backoff's step counts on across binds (the link never stayed up): 0.01, 0.02, 0.04, … s
+    expect((client as unknown as { attempt: number }).attempt).toBeGreaterThanOrEqual(4);
+    expect(await registry.metrics()).toMatch(/didgate_smpp_reconnects_total\{peer="smsc-b"\} [4-9]/);
+  });
+
   it("converts receipt ids per peer and answers the SMSC's enquire_link", async () => {
     const s = await smsc();
     const { edge, receipts, client } = edgeFor({ port: s.port, mode: "receiver", receipt_id_format: "dec", message_id_format: "hex" });
@@ -118,6 +134,18 @@ describe("outbound bind", () => {
     expect((await s.waitBound()).command).toBe("bind_receiver");
     await s.send("deliver_sm", { ...addr, esm_class: 0x04, short_message: Buffer.from("id:3735928559 sub:001 dlvrd:001 submit date:2611221000 done date:2611221001 stat:DELIVRD err:000 text:x") });
     expect(receipts[0]).toMatchObject({ message_id: "deadbeef", text_id: "3735928559", delivered: true, peer: "smsc-b" });
+    // an SMSC's words are bounded: an id longer than any submit_sm_resp carries is no id (and is
+    // not converted: a 65,000-digit number cost 12 ms a receipt), err must be a short code,
+    // stat and the dates are cut or left out
+    const hostile = `id:${"9".repeat(5000)} sub:${"1".repeat(50)} dlvrd:001 submit date:2611221000 done date:${"2".repeat(40)} stat:${"X".repeat(40)} err:${"0".repeat(20)}\u001b text:${"t".repeat(300)}`;
+    await s.send("deliver_sm", { ...addr, esm_class: 0x04, message_payload: Buffer.from(hostile) });
+    await s.send("deliver_sm", { ...addr, esm_class: 0x04, short_message: Buffer.from("id:ab stat:DELIVRD err:0x1F"), receipted_message_id: "r".repeat(100) });
+    await waitFor(() => receipts[2], 5000, "two more receipts");
+    const h = receipts[1]!;
+    expect([h.message_id, h.text_id, h.sub, h.done_date, h.stat, h.err, h.text?.length]).toEqual(["", undefined, undefined, undefined, "UNKNOWN", undefined, 160]);
+    expect(h.submit_date).toBe("2611221000");
+    // a receipted_message_id TLV too long: the text's id is taken
+    expect([receipts[2]!.message_id, receipts[2]!.err]).toEqual(["ab", "0x1F"]);
     const el = await s.send("enquire_link", {});
     expect([el.command, el.command_status]).toEqual(["enquire_link_resp", 0]);
   });

@@ -388,6 +388,17 @@ describe("user data", () => {
     expect(messages.map((m) => m.text)).toEqual(["payload", "short"]);
   });
 
+  it("a flood of refused message PDUs (a bad UDH, both user data fields) logs a few lines at warn, not one each", async () => {
+    const e = await esme();
+    expect((await e.bind("bind_transceiver", "carrier-a", "right-a")).command_status).toBe(0);
+    logLines.length = 0;
+    // UDHI set, a UDH length past the data
+    for (let i = 0; i < 20; i++) expect((await e.send("submit_sm", { ...addr, esm_class: 0x40, short_message: Buffer.from([16, 0, 3, 1]) })).command_status).not.toBe(0);
+    for (let i = 0; i < 20; i++) expect((await e.send("submit_sm", { ...addr, short_message: Buffer.from("s"), message_payload: Buffer.from("p") })).command_status).toBe(STATUS.ESME_RINVTLVVAL);
+    const warned = logLines.filter((l) => l.level >= 40 && (l.msg === "smpp: malformed user data header" || l.msg.startsWith("smpp: PDU with both")));
+    expect(warned.length).toBe(5);
+  });
+
   it("an odd-length UCS-2 message ends in U+FFFD instead of losing its last octet", async () => {
     const e = await esme();
     expect((await e.bind("bind_transceiver", "carrier-a", "right-a")).command_status).toBe(0);
