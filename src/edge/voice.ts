@@ -157,9 +157,8 @@ export class VoiceEdge implements SipStackHandler, ProxyHost {
   /** INVITEs waiting for a STIR certificate fetch (bounded by max_inflight_invites via calls.size). */
   private readonly verifying = new Map<ServerTransaction, { cancelled: boolean }>();
   /**
-   * The From tag of each customer call holding a slot, by Call-ID: a new call with that Call-ID
-   * and another From tag is refused (482); the same From tag is a fork of the customer's own
-   * proxy (RFC 3261 16.3) and shares the call's slot. Bounded; entries outlive no call.
+   * The From tag of each customer call holding a slot, by Call-ID: it names the answer (482 either
+   * way) to a new INVITE with that Call-ID. Bounded; entries outlive no call.
    */
   private readonly callTags: LRUCache<string, string>;
   private readonly dialogDone = (f: DialogForward): void => this.forwardDone(f);
@@ -964,12 +963,17 @@ export class VoiceEdge implements SipStackHandler, ProxyHost {
     }
     const callId = req.callId ?? "";
     const ttl = this.settings.max_call_s * 1000;
-    // A new call with the Call-ID of one in progress and another From tag: the limits count calls
-    // by Call-ID, so it would take no slot of its own (a fork of the same call shares its slot)
+    // A new INVITE with the Call-ID of a call in progress: the limits and the call record count
+    // calls by Call-ID, so it would take no slot and get no record of its own. That holds for
+    // another call (another From tag) and for a fork of the same one (same From tag, another
+    // branch, maybe another number: a merged request, RFC 3261 8.2.2.2), whose forks could
+    // otherwise all be answered on one slot and one record.
     const fromTag = req.fromTag ?? "";
-    const holder = this.callCounter.holds(callId) ? this.callTags.get(callId) : undefined;
-    if (holder !== undefined && holder !== fromTag) return this.refuse(tx, name, 482, "loop", t0, undefined, "Loop Detected (Call-ID of another call in progress)", dest.e164, caller);
-    if (holder === undefined) this.callTags.set(callId, fromTag, { ttl });
+    if (this.callCounter.holds(callId)) {
+      const merged = this.callTags.get(callId) === fromTag;
+      return this.refuse(tx, name, 482, "loop", t0, undefined, merged ? "Loop Detected (merged request: a fork of a call in progress)" : "Loop Detected (Call-ID of another call in progress)", dest.e164, caller);
+    }
+    this.callTags.set(callId, fromTag, { ttl });
     if (!this.callCounter.acquire("c:" + name, callId, cu.maxCalls, ttl)) {
       this.outboundMetrics.limit("customer", name);
       if (user) this.registrar!.calls!.overLimit.labels({ limit: "max_calls" }).inc();
