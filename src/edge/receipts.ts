@@ -6,6 +6,12 @@
  * message's DID, with didgate's id of the message. Bounded (LRU with a TTL); in memory
  * per edge: a receipt that arrives at another edge, or after a restart, falls back to routing by
  * number.
+ *
+ * Ids are compared without case (an SMSC may write a hex id in another case in its receipt than
+ * in its submit_sm_resp), but never at the price of a wrong match: ids that differ only in case
+ * (an SMSC whose ids are base62) are told apart by their exact spelling, and an id given to two
+ * messages (an SMSC that reuses ids, or an id that matches only by case) matches neither: its
+ * receipt would otherwise reach the other message's sender, another tenant's app.
  */
 import { LRUCache } from "lru-cache";
 import type { ReceiptRequest } from "../delivery/types.js";
@@ -25,8 +31,11 @@ export interface SentMessage {
   data?: unknown;
 }
 
+/** The messages remembered under one id (without case): by exact spelling; null: given to two messages. */
+type Slot = Map<string, SentMessage | null>;
+
 export class ReceiptCorrelator {
-  private readonly sent: LRUCache<string, SentMessage>;
+  private readonly sent: LRUCache<string, Slot>;
   /** Receipts that came before their submit_sm_resp, waiting for remember() (bounded). */
   private readonly waiters = new Map<string, ((m: SentMessage | undefined) => void)[]>();
   private waiting = 0;
@@ -44,13 +53,25 @@ export class ReceiptCorrelator {
   remember(peer: string, smscId: string, m: SentMessage): void {
     if (smscId === "") return;
     const k = ReceiptCorrelator.key(peer, smscId);
-    this.sent.set(k, m);
+    let slot = this.sent.get(k);
+    if (slot === undefined) this.sent.set(k, (slot = new Map()));
+    const had = slot.get(smscId);
+    // the same id for another message: neither is matched by it
+    slot.set(smscId, had === null || (had !== undefined && had.id !== m.id) ? null : m);
     const w = this.waiters.get(k);
     if (w !== undefined) {
       this.waiters.delete(k);
       this.waiting -= w.length;
-      for (const f of w) f(m);
+      for (const f of w) f(this.pick(slot, smscId));
     }
+  }
+
+  /** The message of `smscId` in its slot: by exact spelling, else the one message of another case; undefined when none or ambiguous. */
+  private pick(slot: Slot, smscId: string): SentMessage | undefined {
+    const exact = slot.get(smscId);
+    if (exact !== undefined) return exact ?? undefined;
+    if (slot.size !== 1) return undefined;
+    return slot.values().next().value ?? undefined;
   }
 
   /** A submit through `peer` starts / ends (see find's early receipts). */
@@ -70,8 +91,9 @@ export class ReceiptCorrelator {
    */
   async findOrWait(peer: string, smscId: string, ms: number, max = 10_000): Promise<SentMessage | undefined> {
     const m = this.find(peer, smscId);
-    if (m !== undefined || smscId === "" || (this.submitting.get(peer) ?? 0) === 0 || this.waiting >= max) return m;
     const k = ReceiptCorrelator.key(peer, smscId);
+    // (an id known already, even one that matches nothing, does not wait for another submit)
+    if (m !== undefined || smscId === "" || this.sent.has(k) || (this.submitting.get(peer) ?? 0) === 0 || this.waiting >= max) return m;
     return new Promise((resolve) => {
       let list = this.waiters.get(k);
       if (list === undefined) this.waiters.set(k, (list = []));
@@ -96,7 +118,14 @@ export class ReceiptCorrelator {
 
   /** The message a receipt from `peer` about `smscId` is for, if this edge sent it. */
   find(peer: string, smscId: string): SentMessage | undefined {
-    return this.sent.get(ReceiptCorrelator.key(peer, smscId));
+    const slot = this.sent.get(ReceiptCorrelator.key(peer, smscId));
+    return slot === undefined ? undefined : this.pick(slot, smscId);
+  }
+
+  /** Whether `smscId` of `peer` is known here but matches no one message (given to two, or only by case to several). */
+  ambiguous(peer: string, smscId: string): boolean {
+    const slot = this.sent.get(ReceiptCorrelator.key(peer, smscId));
+    return slot !== undefined && this.pick(slot, smscId) === undefined;
   }
 
   get size(): number {

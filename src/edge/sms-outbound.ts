@@ -1021,11 +1021,10 @@ export class SmsOutbound {
     const json = `{"w":${waitingJson(meta, w)},"receipt":${JSON.stringify(job.receipt ?? null)}}`;
     if (oneSlot(sh)) return this.sentScript(sh, job, body, bind, smscIds, json, marker);
     try {
-      const m = sh.redis.multi();
-      for (const id of smscIds) if (id) m.set(`${sh.prefix}smsout:${bind}:${id.toLowerCase()}`, json, "EX", sh.ttlS ?? 72 * 3600);
+      // one key per script (a Cluster prefix without hash tag puts them in different slots)
+      for (const id of smscIds) if (id) await SENT_ID.run(sh.redis, [`${sh.prefix}smsout:${bind}:${id.toLowerCase()}`], [json, sh.ttlS ?? 72 * 3600, body.id]);
       // sent: an edge that re-reads this spool entry after a crash (before it was acknowledged) does not send it again
-      m.set(jobKey(sh, body.id), bind, "EX", sh.ttlS ?? 72 * 3600);
-      await m.exec();
+      await sh.redis.set(jobKey(sh, body.id), bind, "EX", sh.ttlS ?? 72 * 3600);
       if (body.route[0] !== undefined) await sh.redis.zrem(bindQueueKey(sh, body.route[0]), body.id);
     } catch (err) {
       this.o.logger.warn({ id: body.id, err: errMessage(err) }, "sms outbound: carrier id not stored in Redis (its receipt is matched on this edge only)");
@@ -1058,7 +1057,7 @@ export class SmsOutbound {
     const ack = se !== undefined && se.stream.startsWith(sh.prefix) ? se : undefined;
     if (ack !== undefined) keys.push(ack.stream);
     try {
-      await SENT.batched(sh.redis, keys, [json, ttl, n, bind, entry, "sent", MAX_HISTORY, st?.ttlS ?? ttl, unindex, ack?.group ?? "", ack?.id ?? "", marker !== undefined ? body.id : "", first !== undefined ? body.id : ""]);
+      await SENT.batched(sh.redis, keys, [json, ttl, n, bind, entry, "sent", MAX_HISTORY, st?.ttlS ?? ttl, unindex, ack?.group ?? "", ack?.id ?? "", marker !== undefined ? body.id : "", first !== undefined ? body.id : "", body.id]);
     } catch (err) {
       this.o.logger.warn({ id: body.id, err: errMessage(err) }, "sms outbound: carrier id not stored in Redis (its receipt is matched on this edge only)");
       if (st !== undefined) this.o.logger.warn({ id: body.id, err: errMessage(err) }, "message status not stored");
@@ -1186,7 +1185,7 @@ export class SmsOutbound {
   }
 
   /** A message sent by any edge (or by this one before a restart), by the bind's message id. */
-  async findShared(bind: string, smscId: string): Promise<SentMessage | undefined> {
+  async findShared(bind: string, smscId: string): Promise<SentMessage | "ambiguous" | undefined> {
     const sh = this.o.shared;
     if (sh === undefined || smscId === "") return undefined;
     let v: string | null;
@@ -1196,6 +1195,8 @@ export class SmsOutbound {
       return undefined;
     }
     if (v === null) return undefined;
+    // the carrier gave this id to two messages (or ids that differ only in case): SENT_ID
+    if (v === "!") return "ambiguous";
     try {
       const j = JSON.parse(v) as { w: Waiting; receipt: ReceiptRequest | null };
       if (typeof j.w?.body?.id !== "string") return undefined;
@@ -1346,11 +1347,17 @@ export class SmsOutbound {
  * hash], [its first bind's queue], [spool stream].
  * ARGV carrier JSON, TTL s, n, bind, status entry JSON or "" (no history), status, history length,
  * history TTL s, id to take out of the index or "", spool group, spool entry id or "", id whose
- * in-flight marker to remove or "", id to take out of the bind's queue or "".
+ * in-flight marker to remove or "", id to take out of the bind's queue or "", the message's id.
+ * A carrier id already noted for another message becomes "!" (matches neither: SENT_ID).
  */
 const SENT = new Script(`
 local n = tonumber(ARGV[3])
-for i = 2, n + 1 do redis.call('SET', KEYS[i], ARGV[1], 'EX', ARGV[2]) end
+local mine = '"id":' .. cjson.encode(ARGV[14])
+for i = 2, n + 1 do
+  local old = redis.call('GET', KEYS[i])
+  if old and (old == '!' or not string.find(old, mine, 1, true)) then redis.call('SET', KEYS[i], '!', 'EX', ARGV[2])
+  else redis.call('SET', KEYS[i], ARGV[1], 'EX', ARGV[2]) end
+end
 redis.call('SET', KEYS[1], ARGV[4], 'EX', ARGV[2])
 local k = n + 2
 if ARGV[5] ~= '' then
@@ -1379,6 +1386,16 @@ if ARGV[11] ~= '' then
 end
 return 1
 `);
+
+/**
+ * A carrier id's note (KEYS[1]) for message ARGV[3]: ARGV[1] for ARGV[2] s, unless the id is
+ * noted for another message already (an SMSC that reuses ids, or ids that differ only in case:
+ * the key is the id without case), then "!": its receipt matches neither message, rather than
+ * the later one's sender getting the earlier one's receipt.
+ */
+const SENT_ID = new Script(`local old = redis.call('GET', KEYS[1])
+if old and (old == '!' or not string.find(old, '"id":' .. cjson.encode(ARGV[3]), 1, true)) then redis.call('SET', KEYS[1], '!', 'EX', ARGV[2]) return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2]) return 1`);
 
 /** The message as Redis keeps it (in-flight marker, sent note): without its text or binary body (`text` null). */
 function bodyMetaJson(body: MessageOutboundBody): string {

@@ -59,7 +59,7 @@ export interface SmsEdgeOptions {
   /** Receipts of an app's outbound messages (src/edge/sms-outbound.ts): relayed and recorded there. */
   onOutboundReceipt?: (sent: SentMessage, r: Receipt) => Promise<string>;
   /** An outbound message another edge (or this one before a restart) sent, by the bind's message id (Redis). */
-  findOutbound?: (bind: string, smscId: string, r?: Receipt) => Promise<SentMessage | undefined>;
+  findOutbound?: (bind: string, smscId: string, r?: Receipt) => Promise<SentMessage | "ambiguous" | undefined>;
   /** State of a route at a time (Decider.stateOf: released_at, port_date); default its state field. */
   stateOf?: StateOf;
   /** Message records (one per message, at its final outcome) and number activity. */
@@ -320,8 +320,16 @@ export class SmsEdge {
     const plan = this.plan(r.peer);
     // A receipt for a message this edge submitted: the route of that message's DID.
     // A receipt from a bind may overtake the submit_sm_resp of its message: wait a moment for it.
-    let sent = r.peer_kind === "bind" ? await this.opts.receipts?.findOrWait(r.peer, r.message_id, 2000) : this.opts.receipts?.find(r.peer, r.message_id);
+    let sent: SentMessage | "ambiguous" | undefined = r.peer_kind === "bind" ? await this.opts.receipts?.findOrWait(r.peer, r.message_id, 2000) : this.opts.receipts?.find(r.peer, r.message_id);
+    if (sent === undefined && this.opts.receipts?.ambiguous(r.peer, r.message_id) === true) sent = "ambiguous";
     if (sent === undefined && r.peer_kind === "bind" && this.opts.findOutbound !== undefined) sent = await this.opts.findOutbound(r.peer, r.message_id, r);
+    if (sent === "ambiguous") {
+      // the SMSC gave this id to two messages sent here (or ids that differ only in case): the
+      // receipt is nobody's for sure, and relayed it could reach another tenant's app
+      this.metrics.receipts.inc({ peer: r.peer, outcome: "ambiguous" });
+      this.opts.logger.info({ peer: r.peer, receipted_message_id: r.message_id.slice(0, 65), stat: r.stat, result: "ambiguous" }, "sms receipt");
+      return;
+    }
     if (sent?.outbound === true && this.opts.onOutboundReceipt !== undefined) {
       const outcome = await this.opts.onOutboundReceipt(sent, r);
       this.metrics.receipts.inc({ peer: r.peer, outcome });

@@ -400,4 +400,27 @@ describe("outbound messages in the Redis spool", () => {
     expect(texts(smsc)).not.toContain("scheduled promo");
     await client.srem("didgate:optout:+15125550100", "+447700900777");
   }, 60_000);
+
+  it("a carrier id the SMSC gave another message already (noted by another edge) matches neither: its receipt after a restart reaches no app", async () => {
+    if (!alive(child)) child = startDidgate();
+    esme ??= await bindApp();
+    // the id the SMSC will give the next message, noted for another edge's message (an SMSC that reuses ids)
+    const next = `s${smsc.received.filter((x) => x.command === "submit_sm").length + 1}`;
+    await client.set(`didgate:smsout:smsc-b:${next}`, JSON.stringify({ w: { body: { id: "msg_of_another_edge", from: "+15125550199" } }, receipt: null }), "EX", 600);
+    const r = await esme.send("submit_sm", { source_addr: "15125550100", source_addr_ton: 1, destination_addr: "447700900601", dest_addr_ton: 1, short_message: "same id", registered_delivery: 1 });
+    expect(r.command_status).toBe(0);
+    const appId = String(r.message_id).replace(/\0+$/, "");
+    await waitFor(async () => ((await client.get(`didgate:smsout:smsc-b:${next}`)) === "!" ? true : undefined), 20_000);
+    // after a restart only Redis knows the id: the receipt goes to no one, counted as ambiguous
+    const old = smsc.binds.at(-1)!.session;
+    await kill9(child!);
+    await esme.close();
+    child = startDidgate();
+    const b = await waitFor(() => (smsc.binds.length > 0 && smsc.binds.at(-1)!.session !== old ? smsc.binds.at(-1) : undefined), 20_000);
+    esme = await bindApp();
+    const dr = await smsc.send("deliver_sm", { source_addr: "447700900601", destination_addr: "15125550100", esm_class: 4, short_message: `id:${next} sub:001 dlvrd:001 submit date:2612050800 done date:2612050801 stat:DELIVRD err:000 text:`, receipted_message_id: next, message_state: 2 }, b);
+    expect(dr.command_status).toBe(0);
+    await waitFor(async () => metricValue(await metrics(), 'didgate_sms_receipts_total{peer="smsc-b",outcome="ambiguous"}') === 1 || undefined, 20_000);
+    expect(esme.received.filter((x) => x.command === "deliver_sm" && String(x.receipted_message_id).replace(/\0+$/, "") === appId)).toEqual([]);
+  }, 90_000);
 });

@@ -63,4 +63,39 @@ describe("receipt correlation", () => {
     await edge.onReceipt(receipt("smsc-c", "zzz", "447700900999", "447700900888"));
     expect(bodies).toHaveLength(2);
   });
+
+  it("ids that differ only in case are told apart; an id given to two messages matches neither (its receipt could reach another tenant's app)", async () => {
+    const c = new ReceiptCorrelator();
+    const acme = { id: "msg_acme", did: "+15125550100" };
+    const other = { id: "msg_other", did: "+15125550200" };
+    c.remember("b", "AbC", acme);
+    // one message under the id: found in any case (an SMSC writing a hex id in another case)
+    expect(c.find("b", "abc")).toBe(acme);
+    c.remember("b", "abc", other);
+    expect(c.find("b", "AbC")).toBe(acme);
+    expect(c.find("b", "abc")).toBe(other);
+    // neither spelling: which one is it? none
+    expect(c.find("b", "ABC")).toBeUndefined();
+    expect(c.ambiguous("b", "ABC")).toBe(true);
+    // an SMSC that gives one id to two messages (reused ids): neither
+    c.remember("b", "42", acme);
+    c.remember("b", "42", other);
+    c.remember("b", "42", acme);
+    expect(c.find("b", "42")).toBeUndefined();
+    expect(c.ambiguous("b", "42")).toBe(true);
+    // the parts of one long message under one id are one message
+    c.remember("b", "7", acme);
+    c.remember("b", "7", acme);
+    expect(c.find("b", "7")).toBe(acme);
+    expect(c.ambiguous("b", "unknown")).toBe(false);
+    // the edge: an ambiguous receipt goes nowhere, not even by number, and is counted
+    const r = parseRoute("+15125550100", { tenant: "acme", sms: { webhook: hook } });
+    if (!r.ok) throw new Error(r.errors.join());
+    const registry = new Registry();
+    const edge = new SmsEdge({ store: new RouteStore<Route>(RouteTable.build([["+15125550100", r.route]])), delivery, logger: createLogger("silent"), registry, plans: new Map(), receipts: c });
+    const before = bodies.length;
+    await edge.onReceipt(receipt("b", "42", "447700900999", "15125550100"));
+    expect(bodies).toHaveLength(before);
+    expect(await registry.metrics()).toMatch(/didgate_sms_receipts_total\{peer="b",outcome="ambiguous"\} 1/);
+  });
 });
