@@ -546,6 +546,7 @@ export class Didgate {
       t1: s.timers.t1_ms,
       t2: s.timers.t2_ms,
       t4: s.timers.t4_ms,
+      wait: s.timers.wait_ms,
       autoTrying: false,
       transport: {
         ...(capture ? { capture } : {}),

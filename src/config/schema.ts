@@ -178,9 +178,16 @@ export const sipSchema = z
         t1_ms: z.number().int().positive().default(500),
         t2_ms: z.number().int().positive().default(4000),
         t4_ms: z.number().int().positive().default(5000),
+        /**
+         * How long a finished transaction stays to absorb retransmissions over UDP (RFC 3261 timers
+         * D and J, RFC 6026 L and M), at most 64 × T1. The RFCs say 64 × T1 (32 s); 5 s is
+         * Kamailio's tm default (wt_timer): a finished call's state held 32 s made the heap, and
+         * the garbage collector's work, grow with the call rate × 32 s.
+         */
+        wait_ms: z.number().int().positive().default(5000),
       })
       .strict()
-      .default({ t1_ms: 500, t2_ms: 4000, t4_ms: 5000 }),
+      .default({ t1_ms: 500, t2_ms: 4000, t4_ms: 5000, wait_ms: 5000 }),
     headers: z
       .object({
         trunk: z.string().optional(),

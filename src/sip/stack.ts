@@ -197,7 +197,7 @@ export class SipStack implements TxContext {
     this.branchPrefix = "z9hG4bK" + randomToken(5) + (opts.branchTag ?? "") + "-";
     this.log = opts.logger;
     this.timers = opts.timers ?? realTimers;
-    this.timerConfig = { t1: opts.t1 ?? 500, t2: opts.t2 ?? 4000, t4: opts.t4 ?? 5000 };
+    this.timerConfig = { t1: opts.t1 ?? 500, t2: opts.t2 ?? 4000, t4: opts.t4 ?? 5000, ...(opts.wait !== undefined ? { wait: opts.wait } : {}) };
     this.metrics = new SipMetrics(opts.registry);
     this.limits = { ...DEFAULT_LIMITS, ...opts.limits };
     this.strict = opts.strictParsing === true;

@@ -21,6 +21,14 @@ export interface TimerConfig {
   t2: number;
   /** Maximum time a message stays in the network, ms (default 5000). */
   t4: number;
+  /**
+   * How long a finished transaction stays, over UDP, to absorb retransmissions (timers D and J of
+   * RFC 3261, L and M of RFC 6026), ms: at most 64 × T1 (32 s, the RFCs' value; D at most 32 s).
+   * Shorter, a finished call's state is let go sooner (Kamailio's tm keeps it 5 s: wt_timer); a
+   * retransmission that comes later is handled as the stateless proxy would (a 2xx is relayed
+   * by our signed Record-Route, a request is forwarded again).
+   */
+  wait?: number;
 }
 
 /** What a transaction needs from the stack. */
@@ -51,6 +59,11 @@ export interface ServerTxEvents {
   /** Sending a response failed (connection gone, no route). */
   onTransportError?(tx: ServerTransaction, err: Error): void;
   onTerminated?(tx: ServerTransaction): void;
+}
+
+/** How long a finished transaction stays (TimerConfig.wait, at most 64 × T1). */
+function linger(tc: TimerConfig): number {
+  return Math.min(64 * tc.t1, tc.wait ?? Infinity);
 }
 
 /** Limits for parsing a request again from bytes we sent or already parsed once (ours may exceed the wire limits). */
@@ -168,7 +181,7 @@ export class ServerTransaction implements TimerTarget {
     if (this.isInvite) {
       if (st < 300) {
         this.state = "accepted";
-        this.endTimer = t.set(64 * tc.t1, this, L);
+        this.endTimer = t.set(linger(tc), this, L);
       } else {
         this.state = "completed";
         if (!this.reliable) {
@@ -179,7 +192,7 @@ export class ServerTransaction implements TimerTarget {
       }
     } else {
       this.state = "completed";
-      this.endTimer = t.set(this.reliable ? 0 : 64 * tc.t1, this, J);
+      this.endTimer = t.set(this.reliable ? 0 : linger(tc), this, J);
     }
     return true;
   }
@@ -415,12 +428,12 @@ export class ClientTransaction implements TimerTarget {
     if (this.isInvite) {
       if (st < 300) {
         this.state = "accepted";
-        this.endTimer = t.set(64 * tc.t1, this, M);
+        this.endTimer = t.set(linger(tc), this, M);
       } else {
         this.state = "completed";
         this.ackBuf = this.buildAck(res).toBuffer();
         this.ctx.transport.send(this.ackBuf, this.target, this.connection, undefined);
-        this.endTimer = t.set(this.reliable ? 0 : 32_000, this, D);
+        this.endTimer = t.set(this.reliable ? 0 : Math.min(32_000, tc.wait ?? 32_000), this, D);
       }
     } else {
       this.state = "completed";

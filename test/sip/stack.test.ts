@@ -519,6 +519,52 @@ describe("UDP client transactions (manual timers)", () => {
   });
 });
 
+describe("how long a finished transaction stays (wait)", () => {
+  it("with wait 5 s the four finished states (L, J, M, D) end at 5 s, not 32 s; a 2xx retransmission after that is a stray", async () => {
+    const timers = new ManualTimers();
+    const rec = new Recorder();
+    const stack = await mkStack({ listen: ["udp://127.0.0.1:0"], timers, wait: 5000 }, rec);
+    const port = stack.listeners[0]!.port;
+    const peer = await udpPeer();
+    // server INVITE answered 2xx (L) and a server BYE answered (J)
+    await peer.send(request("INVITE", { via: "SIP/2.0/UDP 127.0.0.1:1;branch=z9hG4bKw1;rport", callId: "w1@x" }), port);
+    await peer.next();
+    await peer.send(request("BYE", { via: "SIP/2.0/UDP 127.0.0.1:1;branch=z9hG4bKw2;rport", callId: "w2@x" }), port);
+    await until(() => rec.txs.length === 2);
+    rec.txs[0]!.respond(createResponse(rec.txs[0]!.request, 200, undefined, { toTag: "u" }));
+    rec.txs[1]!.reply(200);
+    // client INVITEs answered 2xx (M) and 486 (D)
+    const h = new ClientRec();
+    const inv = (cid: string) => SipMessage.request("INVITE", `sip:x@127.0.0.1:${peer.port}`, [["From", "<sip:a@b>;tag=1"], ["To", "<sip:x@y>"], ["Call-ID", cid], ["CSeq", "1 INVITE"]]);
+    const c1 = stack.request(inv("w3@x"), { transport: "udp", host: "127.0.0.1", port: peer.port }, h);
+    const c2 = stack.request(inv("w4@x"), { transport: "udp", host: "127.0.0.1", port: peer.port }, h);
+    const sent = [await peer.next(), await peer.next(), await peer.next(), await peer.next()].filter((m) => m.isRequest);
+    const ok = createResponse(sent.find((m) => m.callId === "w3@x")!, 200, undefined, { toTag: "u" }).toBuffer();
+    await peer.send(ok, port);
+    await peer.send(createResponse(sent.find((m) => m.callId === "w4@x")!, 486, undefined, { toTag: "v" }).toBuffer(), port);
+    await h.waitFor(2);
+    expect([rec.txs[0]!.state, rec.txs[1]!.state, c1.state, c2.state]).toEqual(["accepted", "completed", "accepted", "completed"]);
+    timers.advance(4999);
+    expect([rec.txs[0]!.state, rec.txs[1]!.state, c1.state, c2.state]).toEqual(["accepted", "completed", "accepted", "completed"]);
+    timers.advance(1);
+    expect([rec.txs[0]!.state, rec.txs[1]!.state, c1.state, c2.state]).toEqual(["terminated", "terminated", "terminated", "terminated"]);
+    expect([stack.serverTransactionCount, stack.clientTransactionCount]).toEqual([0, 0]);
+    await peer.send(ok, port);
+    await until(() => rec.strays.length === 1);
+  });
+
+  it("wait is at most 64 × T1 (the RFCs' value, and the stack's default)", async () => {
+    const timers = new ManualTimers();
+    const rec = new Recorder((tx) => tx.reply(200));
+    const stack = await mkStack({ listen: ["udp://127.0.0.1:0"], timers, t1: 30, wait: 5000 }, rec);
+    const peer = await udpPeer();
+    await peer.send(request("OPTIONS", { via: "SIP/2.0/UDP 127.0.0.1:1;branch=z9hG4bKw5;rport" }), stack.listeners[0]!.port);
+    await peer.next();
+    timers.advance(64 * 30);
+    expect(rec.txs[0]!.state).toBe("terminated");
+  });
+});
+
 describe("TCP and TLS", () => {
   it("frames pipelined and split messages, answers CRLFCRLF pings, responds on the same connection", async () => {
     const rec = new Recorder((tx) => tx.reply(200));
