@@ -164,6 +164,8 @@ export class SmppClient implements SessionHandler {
         windowIn: c.window_in ?? d.window_in ?? 100,
         responseTimeoutMs: (d.response_timeout_s ?? 30) * 1000,
         enquireLinkMs: (c.enquire_link_s ?? d.enquire_link_s ?? 30) * 1000,
+        // an SMSC that trickles a PDU is cut off as an app would be, not only by enquire_link
+        pduTimeoutMs: (d.pdu_timeout_s ?? 5) * 1000,
         clock: this.deps.clock,
         logger: this.log,
       },

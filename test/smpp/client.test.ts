@@ -126,6 +126,20 @@ describe("outbound bind", () => {
     expect(await registry.metrics()).toMatch(/didgate_smpp_reconnects_total\{peer="smsc-b"\} [4-9]/);
   });
 
+  it("an SMSC that sends part of a PDU and no more is cut off after pdu_timeout_s, and the link bound again", async () => {
+    let binds = 0;
+    const server = await startRawSmsc((p, sock) => {
+      if (p.command_id !== CMD.bind_transceiver) return;
+      binds++;
+      // the bind's answer, then the first 10 bytes of a deliver_sm header, and silence
+      sock.write(Buffer.concat([encodePdu(new Pdu(CMD.bind_transceiver_resp, p.sequence_number)), encodePdu(new Pdu(CMD.deliver_sm, 7)).subarray(0, 10)]));
+    });
+    cleanup.push(() => server.close());
+    const { edge } = edgeFor({ port: server.port, enquire_link_s: 600 }, { pdu_timeout_s: 0.3 });
+    await edge.start();
+    await waitFor(() => binds >= 2 || undefined, 10_000, "a second bind after the partial PDU");
+  });
+
   it("converts receipt ids per peer and answers the SMSC's enquire_link", async () => {
     const s = await smsc();
     const { edge, receipts, client } = edgeFor({ port: s.port, mode: "receiver", receipt_id_format: "dec", message_id_format: "hex" });
