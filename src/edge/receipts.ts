@@ -56,8 +56,9 @@ export class ReceiptCorrelator {
     let slot = this.sent.get(k);
     if (slot === undefined) this.sent.set(k, (slot = new Map()));
     const had = slot.get(smscId);
-    // the same id for another message: neither is matched by it
-    slot.set(smscId, had === null || (had !== undefined && had.id !== m.id) ? null : m);
+    // the same id for another message still waiting for its final receipt: neither is matched by
+    // it (a message whose final receipt came has let its id go: an SMSC that restarts its ids)
+    slot.set(smscId, had === null || (had !== undefined && had.id !== m.id && had.relayed !== true) ? null : m);
     const w = this.waiters.get(k);
     if (w !== undefined) {
       this.waiters.delete(k);

@@ -1184,8 +1184,40 @@ export class SmsOutbound {
     }
   }
 
+  /**
+   * The message's final receipt came: its carrier ids' notes say so ("=" and its id, for an hour:
+   * a copy of that receipt is a duplicate), and the ids are free for the carrier to give again (an
+   * SMSC that restarts its ids) without being taken for two messages at once. Never throws.
+   */
+  private async idsDone(bind: string, smscIds: readonly string[], id: string): Promise<void> {
+    const sh = this.o.shared;
+    if (sh === undefined) return;
+    for (const c of smscIds) {
+      if (!c) continue;
+      try {
+        await ID_DONE.run(sh.redis, [`${sh.prefix}smsout:${bind}:${c.toLowerCase()}`], [id]);
+      } catch {
+        // the note expires with its TTL; until then a new message given this id is ambiguous
+      }
+    }
+  }
+
+  /**
+   * Whether a carrier id this edge knows for one of its messages is, in Redis, the id of another
+   * message too (given to two messages sent by different edges): then its receipt is nobody's.
+   */
+  async sharedClash(bind: string, smscId: string): Promise<boolean> {
+    const sh = this.o.shared;
+    if (sh === undefined || smscId === "") return false;
+    try {
+      return (await sh.redis.get(`${sh.prefix}smsout:${bind}:${smscId.toLowerCase()}`)) === "!";
+    } catch {
+      return false;
+    }
+  }
+
   /** A message sent by any edge (or by this one before a restart), by the bind's message id. */
-  async findShared(bind: string, smscId: string): Promise<SentMessage | "ambiguous" | undefined> {
+  async findShared(bind: string, smscId: string): Promise<SentMessage | "ambiguous" | "done" | undefined> {
     const sh = this.o.shared;
     if (sh === undefined || smscId === "") return undefined;
     let v: string | null;
@@ -1197,6 +1229,8 @@ export class SmsOutbound {
     if (v === null) return undefined;
     // the carrier gave this id to two messages (or ids that differ only in case): SENT_ID
     if (v === "!") return "ambiguous";
+    // its message's final receipt came already (idsDone): a copy
+    if (v.startsWith("=")) return "done";
     try {
       const j = JSON.parse(v) as { w: Waiting; receipt: ReceiptRequest | null };
       if (typeof j.w?.body?.id !== "string") return undefined;
@@ -1235,6 +1269,7 @@ export class SmsOutbound {
     if (!this.waiting.has(sent.id) && w !== undefined && typeof w.body === "object") this.waiting.set(sent.id, w);
     let relayed = false;
     sent.relayed = true;
+    void this.idsDone(w?.bind ?? r.peer, w?.smscIds ?? [r.message_id], sent.id);
     if (sent.receipt !== undefined && this.o.receiptSender !== undefined) {
       relayed = true;
       void this.o.receiptSender.send(sent.receipt, stat, r.err ?? (r.delivered ? "000" : "001"));
@@ -1355,7 +1390,7 @@ local n = tonumber(ARGV[3])
 local mine = '"id":' .. cjson.encode(ARGV[14])
 for i = 2, n + 1 do
   local old = redis.call('GET', KEYS[i])
-  if old and (old == '!' or not string.find(old, mine, 1, true)) then redis.call('SET', KEYS[i], '!', 'EX', ARGV[2])
+  if old and (old == '!' or (string.sub(old, 1, 1) ~= '=' and not string.find(old, mine, 1, true))) then redis.call('SET', KEYS[i], '!', 'EX', ARGV[2])
   else redis.call('SET', KEYS[i], ARGV[1], 'EX', ARGV[2]) end
 end
 redis.call('SET', KEYS[1], ARGV[4], 'EX', ARGV[2])
@@ -1394,8 +1429,13 @@ return 1
  * the later one's sender getting the earlier one's receipt.
  */
 const SENT_ID = new Script(`local old = redis.call('GET', KEYS[1])
-if old and (old == '!' or not string.find(old, '"id":' .. cjson.encode(ARGV[3]), 1, true)) then redis.call('SET', KEYS[1], '!', 'EX', ARGV[2]) return 0 end
+if old and (old == '!' or (string.sub(old, 1, 1) ~= '=' and not string.find(old, '"id":' .. cjson.encode(ARGV[3]), 1, true))) then redis.call('SET', KEYS[1], '!', 'EX', ARGV[2]) return 0 end
 redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2]) return 1`);
+
+/** A carrier id's note (KEYS[1]) of message ARGV[1] whose final receipt came: "=" and the id, for an hour. */
+const ID_DONE = new Script(`local v = redis.call('GET', KEYS[1])
+if v and string.sub(v, 1, 1) == '{' and string.find(v, '"id":' .. cjson.encode(ARGV[1]), 1, true) then redis.call('SET', KEYS[1], '=' .. ARGV[1], 'EX', 3600) return 1 end
+return 0`);
 
 /** The message as Redis keeps it (in-flight marker, sent note): without its text or binary body (`text` null). */
 function bodyMetaJson(body: MessageOutboundBody): string {

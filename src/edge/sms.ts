@@ -59,7 +59,9 @@ export interface SmsEdgeOptions {
   /** Receipts of an app's outbound messages (src/edge/sms-outbound.ts): relayed and recorded there. */
   onOutboundReceipt?: (sent: SentMessage, r: Receipt) => Promise<string>;
   /** An outbound message another edge (or this one before a restart) sent, by the bind's message id (Redis). */
-  findOutbound?: (bind: string, smscId: string, r?: Receipt) => Promise<SentMessage | "ambiguous" | undefined>;
+  findOutbound?: (bind: string, smscId: string, r?: Receipt) => Promise<SentMessage | "ambiguous" | "done" | undefined>;
+  /** Is this carrier id, known here for a message of this edge, given to another message too (by another edge)? */
+  sharedClash?: (bind: string, smscId: string) => Promise<boolean>;
   /** State of a route at a time (Decider.stateOf: released_at, port_date); default its state field. */
   stateOf?: StateOf;
   /** Message records (one per message, at its final outcome) and number activity. */
@@ -320,9 +322,16 @@ export class SmsEdge {
     const plan = this.plan(r.peer);
     // A receipt for a message this edge submitted: the route of that message's DID.
     // A receipt from a bind may overtake the submit_sm_resp of its message: wait a moment for it.
-    let sent: SentMessage | "ambiguous" | undefined = r.peer_kind === "bind" ? await this.opts.receipts?.findOrWait(r.peer, r.message_id, 2000) : this.opts.receipts?.find(r.peer, r.message_id);
+    let sent: SentMessage | "ambiguous" | "done" | undefined = r.peer_kind === "bind" ? await this.opts.receipts?.findOrWait(r.peer, r.message_id, 2000) : this.opts.receipts?.find(r.peer, r.message_id);
     if (sent === undefined && this.opts.receipts?.ambiguous(r.peer, r.message_id) === true) sent = "ambiguous";
+    // an app's message known here whose id another edge's message got too (Redis says so)
+    else if (sent !== undefined && sent.outbound === true && sent.relayed !== true && r.peer_kind === "bind" && (await this.opts.sharedClash?.(r.peer, r.message_id)) === true) sent = "ambiguous";
     if (sent === undefined && r.peer_kind === "bind" && this.opts.findOutbound !== undefined) sent = await this.opts.findOutbound(r.peer, r.message_id, r);
+    if (sent === "done") {
+      // a copy of a final receipt already handled (on any edge)
+      this.metrics.receipts.inc({ peer: r.peer, outcome: "duplicate" });
+      return;
+    }
     if (sent === "ambiguous") {
       // the SMSC gave this id to two messages sent here (or ids that differ only in case): the
       // receipt is nobody's for sure, and relayed it could reach another tenant's app

@@ -226,6 +226,13 @@ describe("outbound messages in the Redis spool", () => {
       return e.map(([, f]) => JSON.parse(f[f.indexOf("json") + 1]!)).find((x) => x.smpp_message_id === appId);
     }, 20_000);
     expect(rec).toMatchObject({ direction: "outbound", status: "delivered", tenant: "acme", target: "smsc-b", carrier_message_ids: [smscId] });
+    // its final receipt came: the carrier id is free again (an SMSC that restarts its ids gives it
+    // to a new message without both being taken for ambiguous), and a copy of the receipt is a duplicate
+    const done = await waitFor(async () => ((await client.get(`didgate:smsout:smsc-b:${smscId}`)) ?? "").startsWith("=") || undefined, 20_000);
+    expect(done).toBe(true);
+    expect((await smsc.send("deliver_sm", { source_addr: "447700900400", destination_addr: "15125550100", esm_class: 4, short_message: `id:${smscId} stat:DELIVRD err:000 text:`, receipted_message_id: smscId, message_state: 2 }, b)).command_status).toBe(0);
+    await waitFor(async () => metricValue(await metrics(), 'didgate_sms_receipts_total{peer="smsc-b",outcome="duplicate"}') >= 1 || undefined, 20_000);
+    expect(esme!.received.filter((x) => x.command === "deliver_sm" && String(x.receipted_message_id).replace(/\0+$/, "") === appId)).toHaveLength(1);
   }, 90_000);
 
   it("a spool entry re-read after a crash is not sent again when a carrier had accepted it (its note in Redis)", async () => {
@@ -411,6 +418,10 @@ describe("outbound messages in the Redis spool", () => {
     expect(r.command_status).toBe(0);
     const appId = String(r.message_id).replace(/\0+$/, "");
     await waitFor(async () => ((await client.get(`didgate:smsout:smsc-b:${next}`)) === "!" ? true : undefined), 20_000);
+    const receiptPdu = { source_addr: "447700900601", destination_addr: "15125550100", esm_class: 4, short_message: `id:${next} sub:001 dlvrd:001 submit date:2612050800 done date:2612050801 stat:DELIVRD err:000 text:`, receipted_message_id: next, message_state: 2 };
+    // this edge knows the id for its message, but Redis says another edge's message has it too
+    expect((await smsc.send("deliver_sm", receiptPdu, smsc.binds.at(-1))).command_status).toBe(0);
+    await waitFor(async () => metricValue(await metrics(), 'didgate_sms_receipts_total{peer="smsc-b",outcome="ambiguous"}') === 1 || undefined, 20_000);
     // after a restart only Redis knows the id: the receipt goes to no one, counted as ambiguous
     const old = smsc.binds.at(-1)!.session;
     await kill9(child!);
@@ -418,7 +429,7 @@ describe("outbound messages in the Redis spool", () => {
     child = startDidgate();
     const b = await waitFor(() => (smsc.binds.length > 0 && smsc.binds.at(-1)!.session !== old ? smsc.binds.at(-1) : undefined), 20_000);
     esme = await bindApp();
-    const dr = await smsc.send("deliver_sm", { source_addr: "447700900601", destination_addr: "15125550100", esm_class: 4, short_message: `id:${next} sub:001 dlvrd:001 submit date:2612050800 done date:2612050801 stat:DELIVRD err:000 text:`, receipted_message_id: next, message_state: 2 }, b);
+    const dr = await smsc.send("deliver_sm", receiptPdu, b);
     expect(dr.command_status).toBe(0);
     await waitFor(async () => metricValue(await metrics(), 'didgate_sms_receipts_total{peer="smsc-b",outcome="ambiguous"}') === 1 || undefined, 20_000);
     expect(esme.received.filter((x) => x.command === "deliver_sm" && String(x.receipted_message_id).replace(/\0+$/, "") === appId)).toEqual([]);

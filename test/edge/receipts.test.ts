@@ -83,6 +83,11 @@ describe("receipt correlation", () => {
     c.remember("b", "42", acme);
     expect(c.find("b", "42")).toBeUndefined();
     expect(c.ambiguous("b", "42")).toBe(true);
+    // a message whose final receipt came lets its id go: the SMSC may give it again (ids restarted)
+    const done = { id: "msg_done", did: "+15125550100", relayed: true };
+    c.remember("b", "77", done);
+    c.remember("b", "77", other);
+    expect(c.find("b", "77")).toBe(other);
     // the parts of one long message under one id are one message
     c.remember("b", "7", acme);
     c.remember("b", "7", acme);
