@@ -71,7 +71,7 @@ export interface MaskedCall {
 
 /** Why an INVITE to a pool number was not routed through a session (closed set: metric labels). */
 export type MaskResult = "routed" | "own_route" | "no_session" | "no_outbound" | "store_error" | "loop";
-export const MASK_RESULTS: readonly MaskResult[] = ["routed", "own_route", "no_session", "no_outbound", "store_error"];
+export const MASK_RESULTS: readonly MaskResult[] = ["routed", "own_route", "no_session", "no_outbound", "store_error", "loop"];
 
 /**
  * An SDP body (application/sdp) without the sender's names: the o= username and the s= session
