@@ -52,6 +52,17 @@ function metricValue(text: string, sample: string): number {
   return line === undefined ? 0 : Number(line.slice(sample.length + 1));
 }
 
+/** SIGKILL didgate and start it again: the SMSC's new bind (to send it receipts on), the app bound again. */
+async function killAndRebind(): Promise<NonNullable<ReturnType<typeof smsc.binds.at>>> {
+  const old = smsc.binds.at(-1)!.session;
+  await kill9(child!);
+  await esme?.close();
+  child = startDidgate();
+  const b = await waitFor(() => (smsc.binds.length > 0 && smsc.binds.at(-1)!.session !== old ? smsc.binds.at(-1) : undefined), 20_000);
+  esme = await bindApp();
+  return b;
+}
+
 const texts = (s: TestSmsc): string[] =>
   s.received.filter((p) => p.command === "submit_sm").map((p: SmppPdu) => String((p.short_message as { message: string }).message));
 
@@ -207,12 +218,7 @@ describe("outbound messages in the Redis spool", () => {
     // didgate has taken the carrier's answer (its id is in Redis): a kill before that would send it
     // again after the restart (at least once) and this receipt would be for the first copy
     await waitFor(async () => (await client.exists(`didgate:smsout:smsc-b:${smscId}`)) === 1, 20_000);
-    const old = smsc.binds.at(-1)!.session;
-    await kill9(child!);
-    await esme.close();
-    child = startDidgate();
-    const b = await waitFor(() => (smsc.binds.length > 0 && smsc.binds.at(-1)!.session !== old ? smsc.binds.at(-1) : undefined), 20_000);
-    esme = await bindApp();
+    const b = await killAndRebind();
     const dr = await smsc.send(
       "deliver_sm",
       { source_addr: "447700900400", destination_addr: "15125550100", esm_class: 4, short_message: `id:${smscId} sub:001 dlvrd:001 submit date:2612050800 done date:2612050801 stat:DELIVRD err:000 text:`, receipted_message_id: smscId, message_state: 2 },
@@ -423,12 +429,7 @@ describe("outbound messages in the Redis spool", () => {
     expect((await smsc.send("deliver_sm", receiptPdu, smsc.binds.at(-1))).command_status).toBe(0);
     await waitFor(async () => metricValue(await metrics(), 'didgate_sms_receipts_total{peer="smsc-b",outcome="ambiguous"}') === 1 || undefined, 20_000);
     // after a restart only Redis knows the id: the receipt goes to no one, counted as ambiguous
-    const old = smsc.binds.at(-1)!.session;
-    await kill9(child!);
-    await esme.close();
-    child = startDidgate();
-    const b = await waitFor(() => (smsc.binds.length > 0 && smsc.binds.at(-1)!.session !== old ? smsc.binds.at(-1) : undefined), 20_000);
-    esme = await bindApp();
+    const b = await killAndRebind();
     const dr = await smsc.send("deliver_sm", receiptPdu, b);
     expect(dr.command_status).toBe(0);
     await waitFor(async () => metricValue(await metrics(), 'didgate_sms_receipts_total{peer="smsc-b",outcome="ambiguous"}') === 1 || undefined, 20_000);
