@@ -1195,7 +1195,8 @@ export class SmsOutbound {
     for (const c of smscIds) {
       if (!c) continue;
       try {
-        await ID_DONE.run(sh.redis, [`${sh.prefix}smsout:${bind}:${c.toLowerCase()}`], [id]);
+        // (with the other receipts of this turn of the event loop: one script run for them all)
+        await ID_DONE.batched(sh.redis, [`${sh.prefix}smsout:${bind}:${c.toLowerCase()}`], [id]);
       } catch {
         // the note expires with its TTL; until then a new message given this id is ambiguous
       }
