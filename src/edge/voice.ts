@@ -60,7 +60,6 @@ import { RefusalLog } from "./refusals.js";
 import { DialogForward, ProxyCall, type CallInfo, type ProxyHost } from "./proxy.js";
 import { TrunkTable, type Trunk } from "./trunks.js";
 import { randomBytes } from "node:crypto";
-import { LRUCache } from "lru-cache";
 import { DigestAuth, nonceBinding } from "../sip/digest.js";
 import { MATCH_DEFAULT } from "../routing/table.js";
 import type { Target } from "../routing/route.js";
@@ -156,11 +155,6 @@ export class VoiceEdge implements SipStackHandler, ProxyHost {
   private readonly dialogInvites = new Map<ServerTransaction, DialogForward>();
   /** INVITEs waiting for a STIR certificate fetch (bounded by max_inflight_invites via calls.size). */
   private readonly verifying = new Map<ServerTransaction, { cancelled: boolean }>();
-  /**
-   * The From tag of each customer call holding a slot, by Call-ID: it names the answer (482 either
-   * way) to a new INVITE with that Call-ID. Bounded; entries outlive no call.
-   */
-  private readonly callTags: LRUCache<string, string>;
   private readonly dialogDone = (f: DialogForward): void => this.forwardDone(f);
   private stripNames: string[] = [];
   private trunkHeader: string | undefined;
@@ -188,7 +182,6 @@ export class VoiceEdge implements SipStackHandler, ProxyHost {
     this.signer = opts.signer;
     this.logger = opts.logger;
     this.now = opts.now ?? Date.now;
-    this.callTags = new LRUCache<string, string>({ max: 100_000, ttl: this.settings.max_call_s * 1000, ttlAutopurge: false });
     this.metrics = new VoiceMetrics(opts.registry);
     this.trunks = new TrunkTable(this.settings.trunks, this.now);
     this.customers = new CustomerTable(this.settings.customers, this.now);
@@ -968,12 +961,7 @@ export class VoiceEdge implements SipStackHandler, ProxyHost {
     // another call (another From tag) and for a fork of the same one (same From tag, another
     // branch, maybe another number: a merged request, RFC 3261 8.2.2.2), whose forks could
     // otherwise all be answered on one slot and one record.
-    const fromTag = req.fromTag ?? "";
-    if (this.callCounter.holds(callId)) {
-      const merged = this.callTags.get(callId) === fromTag;
-      return this.refuse(tx, name, 482, "loop", t0, undefined, merged ? "Loop Detected (merged request: a fork of a call in progress)" : "Loop Detected (Call-ID of another call in progress)", dest.e164, caller);
-    }
-    this.callTags.set(callId, fromTag, { ttl });
+    if (this.callCounter.holds(callId)) return this.refuse(tx, name, 482, "loop", t0, undefined, "Loop Detected (Call-ID of a call in progress)", dest.e164, caller);
     if (!this.callCounter.acquire("c:" + name, callId, cu.maxCalls, ttl)) {
       this.outboundMetrics.limit("customer", name);
       if (user) this.registrar!.calls!.overLimit.labels({ limit: "max_calls" }).inc();

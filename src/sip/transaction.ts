@@ -62,11 +62,11 @@ export interface ServerTxEvents {
 }
 
 /**
- * How long a finished transaction stays: TimerConfig.wait, at most 64 × T1, and at least T2 (a
- * request whose final response was lost comes again within T2: it must still find its transaction).
+ * How long a finished transaction stays: TimerConfig.wait, at most `max` (the RFC's value), and at
+ * least T2 (a request whose final response was lost comes again within T2: it must find its transaction).
  */
-function linger(tc: TimerConfig): number {
-  return Math.min(64 * tc.t1, Math.max(tc.wait ?? Infinity, tc.t2));
+function linger(tc: TimerConfig, max = 64 * tc.t1): number {
+  return Math.min(max, Math.max(tc.wait ?? Infinity, tc.t2));
 }
 
 /** Limits for parsing a request again from bytes we sent or already parsed once (ours may exceed the wire limits). */
@@ -436,7 +436,7 @@ export class ClientTransaction implements TimerTarget {
         this.state = "completed";
         this.ackBuf = this.buildAck(res).toBuffer();
         this.ctx.transport.send(this.ackBuf, this.target, this.connection, undefined);
-        this.endTimer = t.set(this.reliable ? 0 : Math.min(32_000, Math.max(tc.wait ?? 32_000, tc.t2)), this, D);
+        this.endTimer = t.set(this.reliable ? 0 : linger(tc, 32_000), this, D);
       }
     } else {
       this.state = "completed";

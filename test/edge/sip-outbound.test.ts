@@ -343,10 +343,10 @@ describe("outbound calls end to end (sipp customer -> didgate -> sipp carriers)"
     const first = await waitFor(() => rawCarrier.got.find((m) => m.callId === forkId && m.method === "INVITE"), 5000);
     rawCustomer.send(udp, rawRequest("INVITE", `sip:+33113450005@127.0.0.1:${udp}`, rawCustomer, { callId: forkId, fromTag: "fork-tag", extra: pai }));
     const merged = await waitFor(() => rawCustomer.got.find((m) => m.callId === forkId && m.status >= 400), 5000);
-    expect([merged.status, merged.reason]).toEqual([482, "Loop Detected (merged request: a fork of a call in progress)"]);
+    expect([merged.status, merged.reason]).toEqual([482, "Loop Detected (Call-ID of a call in progress)"]);
     rawCustomer.send(udp, rawRequest("INVITE", `sip:+33113450006@127.0.0.1:${udp}`, rawCustomer, { callId: forkId, fromTag: "other-tag", extra: pai }));
     const other = await waitFor(() => rawCustomer.got.filter((m) => m.callId === forkId && m.status >= 400)[1], 5000);
-    expect([other.status, other.reason]).toEqual([482, "Loop Detected (Call-ID of another call in progress)"]);
+    expect([other.status, other.reason]).toEqual([482, "Loop Detected (Call-ID of a call in progress)"]);
     expect(rawCarrier.got.filter((m) => m.callId === forkId && m.method === "INVITE")).toHaveLength(1);
     rawCarrier.send(udp, rawResponse(first, "486 Busy Here", { toTag: "fork-1" }));
   });
