@@ -34,10 +34,13 @@ export interface SentMessage {
 /** The messages remembered under one id (without case): by exact spelling; null: given to two messages. */
 type Slot = Map<string, SentMessage | null>;
 
+/** What a receipt's id finds: its message, "ambiguous" (known, but for no one message), or nothing. */
+export type Found = SentMessage | "ambiguous" | undefined;
+
 export class ReceiptCorrelator {
   private readonly sent: LRUCache<string, Slot>;
   /** Receipts that came before their submit_sm_resp, waiting for remember() (bounded). */
-  private readonly waiters = new Map<string, ((m: SentMessage | undefined) => void)[]>();
+  private readonly waiters = new Map<string, ((m: Found) => void)[]>();
   private waiting = 0;
   /** submit_sm in flight per bind (only then can a receipt come before its submit_sm_resp). */
   private readonly submitting = new Map<string, number>();
@@ -67,12 +70,11 @@ export class ReceiptCorrelator {
     }
   }
 
-  /** The message of `smscId` in its slot: by exact spelling, else the one message of another case; undefined when none or ambiguous. */
-  private pick(slot: Slot, smscId: string): SentMessage | undefined {
+  /** The message of `smscId` in its slot: by exact spelling, else the one message of another case; "ambiguous" when no one message. */
+  private pick(slot: Slot, smscId: string): SentMessage | "ambiguous" {
     const exact = slot.get(smscId);
-    if (exact !== undefined) return exact ?? undefined;
-    if (slot.size !== 1) return undefined;
-    return slot.values().next().value ?? undefined;
+    const m = exact !== undefined ? exact : slot.size === 1 ? slot.values().next().value : null;
+    return m ?? "ambiguous";
   }
 
   /** A submit through `peer` starts / ends (see find's early receipts). */
@@ -90,16 +92,15 @@ export class ReceiptCorrelator {
    * The message a receipt is for; when it is not known yet but a submit through that peer is in
    * flight, the receipt may have overtaken its submit_sm_resp: wait up to `ms` for it.
    */
-  async findOrWait(peer: string, smscId: string, ms: number, max = 10_000): Promise<SentMessage | undefined> {
+  async findOrWait(peer: string, smscId: string, ms: number, max = 10_000): Promise<Found> {
     const m = this.find(peer, smscId);
+    if (m !== undefined || smscId === "" || (this.submitting.get(peer) ?? 0) === 0 || this.waiting >= max) return m;
     const k = ReceiptCorrelator.key(peer, smscId);
-    // (an id known already, even one that matches nothing, does not wait for another submit)
-    if (m !== undefined || smscId === "" || this.sent.has(k) || (this.submitting.get(peer) ?? 0) === 0 || this.waiting >= max) return m;
     return new Promise((resolve) => {
       let list = this.waiters.get(k);
       if (list === undefined) this.waiters.set(k, (list = []));
       this.waiting++;
-      const done = (v: SentMessage | undefined): void => {
+      const done = (v: Found): void => {
         clearTimeout(t);
         resolve(v);
       };
@@ -117,16 +118,10 @@ export class ReceiptCorrelator {
     });
   }
 
-  /** The message a receipt from `peer` about `smscId` is for, if this edge sent it. */
-  find(peer: string, smscId: string): SentMessage | undefined {
+  /** The message a receipt from `peer` about `smscId` is for, if this edge sent it ("ambiguous": the id is known here for no one message). */
+  find(peer: string, smscId: string): Found {
     const slot = this.sent.get(ReceiptCorrelator.key(peer, smscId));
     return slot === undefined ? undefined : this.pick(slot, smscId);
-  }
-
-  /** Whether `smscId` of `peer` is known here but matches no one message (given to two, or only by case to several). */
-  ambiguous(peer: string, smscId: string): boolean {
-    const slot = this.sent.get(ReceiptCorrelator.key(peer, smscId));
-    return slot !== undefined && this.pick(slot, smscId) === undefined;
   }
 
   get size(): number {

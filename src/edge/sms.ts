@@ -323,9 +323,8 @@ export class SmsEdge {
     // A receipt for a message this edge submitted: the route of that message's DID.
     // A receipt from a bind may overtake the submit_sm_resp of its message: wait a moment for it.
     let sent: SentMessage | "ambiguous" | "done" | undefined = r.peer_kind === "bind" ? await this.opts.receipts?.findOrWait(r.peer, r.message_id, 2000) : this.opts.receipts?.find(r.peer, r.message_id);
-    if (sent === undefined && this.opts.receipts?.ambiguous(r.peer, r.message_id) === true) sent = "ambiguous";
     // an app's message known here whose id another edge's message got too (Redis says so)
-    else if (sent !== undefined && sent.outbound === true && sent.relayed !== true && r.peer_kind === "bind" && (await this.opts.sharedClash?.(r.peer, r.message_id)) === true) sent = "ambiguous";
+    if (sent !== undefined && sent !== "ambiguous" && sent.outbound === true && sent.relayed !== true && r.peer_kind === "bind" && (await this.opts.sharedClash?.(r.peer, r.message_id)) === true) sent = "ambiguous";
     if (sent === undefined && r.peer_kind === "bind" && this.opts.findOutbound !== undefined) sent = await this.opts.findOutbound(r.peer, r.message_id, r);
     if (sent === "done") {
       // a copy of a final receipt already handled (on any edge)

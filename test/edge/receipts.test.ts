@@ -75,14 +75,12 @@ describe("receipt correlation", () => {
     expect(c.find("b", "AbC")).toBe(acme);
     expect(c.find("b", "abc")).toBe(other);
     // neither spelling: which one is it? none
-    expect(c.find("b", "ABC")).toBeUndefined();
-    expect(c.ambiguous("b", "ABC")).toBe(true);
+    expect(c.find("b", "ABC")).toBe("ambiguous");
     // an SMSC that gives one id to two messages (reused ids): neither
     c.remember("b", "42", acme);
     c.remember("b", "42", other);
     c.remember("b", "42", acme);
-    expect(c.find("b", "42")).toBeUndefined();
-    expect(c.ambiguous("b", "42")).toBe(true);
+    expect(c.find("b", "42")).toBe("ambiguous");
     // a message whose final receipt came lets its id go: the SMSC may give it again (ids restarted)
     const done = { id: "msg_done", did: "+15125550100", relayed: true };
     c.remember("b", "77", done);
@@ -92,7 +90,7 @@ describe("receipt correlation", () => {
     c.remember("b", "7", acme);
     c.remember("b", "7", acme);
     expect(c.find("b", "7")).toBe(acme);
-    expect(c.ambiguous("b", "unknown")).toBe(false);
+    expect(c.find("b", "unknown")).toBeUndefined();
     // the edge: an ambiguous receipt goes nowhere, not even by number, and is counted
     const r = parseRoute("+15125550100", { tenant: "acme", sms: { webhook: hook } });
     if (!r.ok) throw new Error(r.errors.join());
