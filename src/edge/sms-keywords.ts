@@ -30,6 +30,7 @@ import type { MessageReceivedBody } from "../delivery/types.js";
 import { isE164, type Route, type SmsKeyword } from "../routing/route.js";
 import { MATCH_DEFAULT, type RouteStore } from "../routing/table.js";
 import { errMessage } from "../util/errors.js";
+import { WindowCounts } from "../util/window-counts.js";
 import { firstWord, optKeyword, type OptOutStore } from "./optout.js";
 import type { SubmitOutcome } from "./sms-outbound.js";
 
@@ -132,7 +133,7 @@ export class SmsKeywords {
   /** "did recipient" -> answers sent in the current window (the entry expires with its window). */
   private readonly answered = new LRUCache<string, { n: number; stop?: true }>({ max: ANSWER_PAIRS_MAX, ttl: ANSWER_WINDOW_MS, ttlAutopurge: false });
   /** "did sender" -> messages forwarded in the current window (bounded like `answered`). */
-  private readonly forwarded = new LRUCache<string, { n: number }>({ max: ANSWER_PAIRS_MAX, ttl: ANSWER_WINDOW_MS, ttlAutopurge: false });
+  private readonly forwarded = new WindowCounts(ANSWER_WINDOW_MS, ANSWER_PAIRS_MAX);
 
   constructor(private readonly o: SmsKeywordsOptions) {
     this.metrics = new SmsKeywordMetrics(o.registry);
@@ -189,22 +190,17 @@ export class SmsKeywords {
     const forwards = forward !== undefined && forward.length > 0 && m.text !== undefined && !m.partial;
     let limited = false;
     /** This message's place in the count, taken now (messages of one sender arrive concurrently: counted only when forwarded, all would pass), given back if it is not accepted. */
-    let reserved: { n: number } | undefined;
+    let giveBack: (() => void) | null = null;
     // (a repeat of an accepted message is answered as accepted without being forwarded again)
     if (forwards && m.repeat !== true && !this.isOurs(m.from)) {
-      const key = m.did + " " + m.from;
-      const seen = this.forwarded.get(key, { updateAgeOnGet: false });
-      if ((seen?.n ?? 0) >= FORWARDS_PER_WINDOW) {
+      giveBack = this.forwarded.take(m.did + " " + m.from, FORWARDS_PER_WINDOW);
+      if (giveBack === null) {
         if (webhook === undefined && smpp === undefined) {
           this.metrics.forwards.inc({ outcome: "rate_limited" });
           this.o.logger.info({ id: m.id, did: m.did }, "not forwarded now: too many messages from this sender to this number (declined with a temporary failure)");
           return "rate_limited";
         }
         limited = true;
-      } else if (seen === undefined) this.forwarded.set(key, (reserved = { n: 1 }));
-      else {
-        seen.n++;
-        reserved = seen;
       }
     }
     const handled = kind !== undefined || forwards;
@@ -222,7 +218,7 @@ export class SmsKeywords {
       release: () => {
         if (settled) return;
         settled = true;
-        if (reserved !== undefined && reserved.n > 0) reserved.n--;
+        giveBack?.();
       },
     };
   }

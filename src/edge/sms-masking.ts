@@ -24,7 +24,6 @@
  * never all came (reassembly timed out; the carrier had its ESME_ROK for each part) is relayed with
  * the parts that came, rather than lost.
  */
-import { LRUCache } from "lru-cache";
 import type { Logger } from "pino";
 import type { SessionStore, MaskRoute } from "../masking/sessions.js";
 import type { MaskingMetrics } from "../masking/metrics.js";
@@ -36,6 +35,7 @@ import type { Route } from "../routing/route.js";
 import type { RouteStore } from "../routing/table.js";
 import type { AcceptResult, InboundSms } from "../smpp/types.js";
 import { errMessage } from "../util/errors.js";
+import { WindowCounts } from "../util/window-counts.js";
 import { lookupSession, MASK_LOOKUP_TIMEOUT_MS } from "./masking.js";
 import { smppAddressToE164, type SmsOutcome } from "./sms.js";
 import type { SmsOutbound } from "./sms-outbound.js";
@@ -77,7 +77,7 @@ export interface SmsMaskingOptions {
 
 export class SmsMasking {
   /** "proxy sender" -> messages relayed in the current window (the entry expires with its window). */
-  private readonly relayed = new LRUCache<string, { n: number }>({ max: RELAY_PAIRS_MAX, ttl: RELAY_WINDOW_MS, ttlAutopurge: false });
+  private readonly relayed = new WindowCounts(RELAY_WINDOW_MS, RELAY_PAIRS_MAX);
 
   constructor(private readonly o: SmsMaskingOptions) {}
 
@@ -114,11 +114,8 @@ export class SmsMasking {
     const seen = ids.idFor(msg);
     if (seen.duplicate && seen.accepted) return this.answer(msg, to, "routed", "accepted", "duplicate", { session: r.id, id: seen.id });
     // its place in the window is taken now (messages arrive together) and given back if not queued
-    const key = to + " " + (from.ok ? from.e164 : msg.source.addr);
-    let slot = this.relayed.get(key, { updateAgeOnGet: false });
-    if (slot !== undefined && slot.n >= RELAYS_PER_WINDOW) return this.answer(msg, to, "rate_limited", "temporary", "temporary", { session: r.id });
-    if (slot === undefined) this.relayed.set(key, (slot = { n: 1 }));
-    else slot.n++;
+    const giveBack = this.relayed.take(to + " " + (from.ok ? from.e164 : msg.source.addr), RELAYS_PER_WINDOW);
+    if (giveBack === null) return this.answer(msg, to, "rate_limited", "temporary", "temporary", { session: r.id });
     const receipt = (msg.registered_delivery & 0x03) !== 0 && msg.peer_kind === "account" && this.o.isCarrierAccount(msg.peer) ? receiptRequestOf(msg) : undefined;
     let outcome;
     try {
@@ -128,7 +125,7 @@ export class SmsMasking {
       outcome = "temporary" as const;
     }
     seen.settle(outcome === "accepted");
-    if (outcome !== "accepted" && slot.n > 0) slot.n--;
+    if (outcome !== "accepted") giveBack();
     const fields = { session: r.id, id: seen.id };
     switch (outcome) {
       case "accepted":
