@@ -215,7 +215,8 @@ export class Registrar {
       const uri = na?.parsedUri;
       if (na === null || uri === null || uri === undefined || !uri.isSip) return { status: 400, reason: "Bad Request (Contact)", headers: [], outcome: "bad_request" };
       // a binding is kept, sent in every call's INVITE and written in its record: bounded
-      if (uri.toString().length > MAX_URI_LENGTH) return { status: 400, reason: `Bad Request (Contact over ${MAX_URI_LENGTH} characters)`, headers: [], outcome: "bad_request" };
+      const contact = uri.toString();
+      if (contact.length > MAX_URI_LENGTH) return { status: 400, reason: `Bad Request (Contact over ${MAX_URI_LENGTH} characters)`, headers: [], outcome: "bad_request" };
       let exp = uintOr(na.param("expires"), dflt);
       if (exp !== 0 && exp < this.o.minExpires) {
         return { status: 423, headers: [["Min-Expires", String(this.o.minExpires)]], outcome: "interval_too_brief" };
@@ -224,7 +225,7 @@ export class Registrar {
       const instance = unquoted(na.param("+sip.instance"));
       const regIdText = na.param("reg-id");
       const b: Binding = {
-        contact: uri.toString(),
+        contact,
         expiresAt: now + exp * 1000,
         q: Math.min(1, Math.max(0, Number(na.param("q") ?? "1") || 0)),
         callId,
