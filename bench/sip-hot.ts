@@ -11,6 +11,10 @@
  *   timer_set_clear_node      the same with setTimeout/clearTimeout (what it replaced)
  *   dialog_verify_cached      verify a dialog token seen before (the signer remembers it)
  *   dialog_verify_hmac        verify a dialog token not seen before (one HMAC-SHA256)
+ *   dialog_sign_new           sign a new dialog's binding (a new Call-ID) with the signer's caches
+ *                             full (16,384 entries each: every sign evicts, as under load)
+ *   fifo_cache_set            a new key into a full FifoCache of 16,384 (the oldest out)
+ *   map_evict_first_set       the same with a Map and delete(keys().next().value) (what it replaced)
  *   parse_200_pop_via         parse a 200 OK, pop our Via, serialise
  *   parse_200_via_count       parse a 200 OK, pop our Via, count the Vias left (viaCount)
  *   parse_200_vias_length     the same with vias.length (the Via strings; what viaCount replaced)
@@ -24,10 +28,11 @@
  */
 import { parseMessage, SipMessage, SipParseError, SipStack } from "../src/sip/index.js";
 import { TimerLists, type TimerTarget } from "../src/sip/timers.js";
-import { DialogSigner, rewriteRecordRoute, routeInDialog, type DialogBinding, type LocalCheck } from "../src/sip/rr.js";
+import { DIALOG_MAC_CACHE, DialogSigner, rewriteRecordRoute, routeInDialog, type DialogBinding, type LocalCheck } from "../src/sip/rr.js";
 import type { SipUri } from "../src/sip/uri.js";
 import { forwardRewrite, INVITE_BUF, RESPONSE_200 } from "./sip-parse.js";
 import { parseArgs } from "./lib.js";
+import { FifoCache } from "../src/util/fifo-cache.js";
 
 function must(r: SipMessage | SipParseError): SipMessage {
   if (r instanceof SipParseError) throw new Error(r.toString());
@@ -63,6 +68,18 @@ const binding: DialogBinding = {
 const signer = new DialogSigner(["a dialog secret of at least 32 characters"]);
 const uncached = new DialogSigner(["a dialog secret of at least 32 characters"], 0);
 const token = signer.sign(binding);
+const fullSigner = new DialogSigner(["a dialog secret of at least 32 characters"]);
+let dialogs = 0;
+const newBinding = (): DialogBinding => ({ ...binding, callId: (dialogs++).toString(36) + "-5f1a-4c2b-9e7d@198.51.100.20" });
+for (let i = 0; i < DIALOG_MAC_CACHE; i++) fullSigner.sign(newBinding());
+const fifo = new FifoCache<string, number>(16_384);
+const evictFirst = new Map<string, number>();
+let fifoKeys = 0;
+let mapKeys = 0;
+for (let i = 0; i < 16_384; i++) {
+  fifo.set("z9hG4bK-" + (fifoKeys++).toString(36) + "-x|198.51.100.20:5060", i);
+  evictFirst.set("z9hG4bK-" + (mapKeys++).toString(36) + "-x|198.51.100.20:5060", i);
+}
 
 // a 2xx as the callee echoes our Record-Route (binding of the INVITE), and a BYE from the caller
 // with the Route set it learnt from the rewritten value (the callee's hop added)
@@ -116,6 +133,16 @@ const cases: Array<[string, () => void]> = [
   }],
   ["dialog_verify_hmac", () => {
     if (uncached.verify(binding, token)) sink++;
+  }],
+  ["dialog_sign_new", () => {
+    sink += fullSigner.sign(newBinding()).length;
+  }],
+  ["fifo_cache_set", () => {
+    fifo.set("z9hG4bK-" + (fifoKeys++).toString(36) + "-x|198.51.100.20:5060", 1);
+  }],
+  ["map_evict_first_set", () => {
+    evictFirst.set("z9hG4bK-" + (mapKeys++).toString(36) + "-x|198.51.100.20:5060", 1);
+    if (evictFirst.size > 16_384) evictFirst.delete(evictFirst.keys().next().value!);
   }],
   ["parse_200_pop_via", () => {
     const m = must(parseMessage(RESPONSE_200));

@@ -29,6 +29,7 @@ import { createHmac, createSecretKey, timingSafeEqual, type KeyObject } from "no
 import type { SipMessage } from "./message.js";
 import type { Listener, TransportKind } from "./transport.js";
 import { parseNameAddr, type SipUri } from "./uri.js";
+import { FifoCache } from "../util/fifo-cache.js";
 
 /** A transport flow: transport, address and port of a peer. */
 export interface Flow {
@@ -125,12 +126,15 @@ export const DIALOG_MAC_CACHE = 16384;
  */
 export class DialogSigner {
   private readonly keys: KeyObject[];
-  private readonly signed = new Map<string, string>();
-  private readonly verified = new Set<string>();
-  private readonly own = new Map<string, OwnValue>();
+  private readonly signed: FifoCache<string, string>;
+  private readonly verified: FifoCache<string, true>;
+  private readonly own: FifoCache<string, OwnValue>;
 
-  constructor(secrets: ReadonlyArray<string | Buffer>, private readonly cacheSize = DIALOG_MAC_CACHE) {
+  constructor(secrets: ReadonlyArray<string | Buffer>, cacheSize = DIALOG_MAC_CACHE) {
     if (secrets.length === 0) throw new Error("DialogSigner needs a secret");
+    this.signed = new FifoCache(cacheSize);
+    this.verified = new FifoCache(cacheSize);
+    this.own = new FifoCache(cacheSize);
     this.keys = secrets.map((s) => createSecretKey(typeof s === "string" ? Buffer.from(s, "utf8") : Buffer.from(s)));
   }
 
@@ -145,9 +149,7 @@ export class DialogSigner {
   }
 
   private remember(input: string, sig: string): void {
-    const v = this.verified;
-    v.add(input + "\n" + sig);
-    if (v.size > this.cacheSize) v.delete(v.values().next().value!);
+    this.verified.set(input + "\n" + sig, true);
   }
 
   sign(b: DialogBinding): string {
@@ -155,9 +157,7 @@ export class DialogSigner {
     let sig = this.signed.get(input);
     if (sig === undefined) {
       sig = this.mac(this.keys[0]!, input).toString("base64url");
-      const m = this.signed;
-      m.set(input, sig);
-      if (m.size > this.cacheSize) m.delete(m.keys().next().value!);
+      this.signed.set(input, sig);
       this.remember(input, sig);
     }
     return sig;
@@ -196,9 +196,7 @@ export class DialogSigner {
 
   /** Remember a value whose URI is ours and whose token verified over this Call-ID (v.b.callId). */
   rememberOwnValue(value: string, v: OwnValue): void {
-    const m = this.own;
-    m.set(value, v);
-    if (m.size > this.cacheSize) m.delete(m.keys().next().value!);
+    this.own.set(value, v);
   }
 
   verify(b: DialogBinding, sig: string): boolean {
