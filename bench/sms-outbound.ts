@@ -94,7 +94,7 @@ function perMessage(a: Map<string, number>, b: Map<string, number>, n: number): 
     b.delete(k);
   }
   const d = [...b].map(([k, v]) => [k, (v - (a.get(k) ?? 0)) / n] as const).filter(([, v]) => v > 0).sort((x, y) => y[1] - x[1]);
-  return { cpuUs, bytesIn, bytesOut, total: +d.reduce((s, [, v]) => s + v, 0).toFixed(1), top: d.slice(0, 14).map(([k, v]) => `${k}:${v.toFixed(1)}`).join(" ") };
+  return { cpuUs, bytesIn, bytesOut, total: +d.reduce((s, [, v]) => s + v, 0).toFixed(1), top: d.slice(0, 40).map(([k, v]) => `${k}:${v.toFixed(1)}`).join(" ") };
 }
 
 /** Sends message i; calls done(accepted) when the gateway answered. */
