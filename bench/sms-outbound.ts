@@ -120,6 +120,12 @@ interface Row {
   redis_top?: string;
   /** CPU (user + system) of the gateway's processes per message, µs: didgate's one process; bearerbox + smsbox. */
   gw_cpu_us_per_msg?: number;
+  /**
+   * CPU (user + system) of this process per message, µs: the load generator (the app's ESME or
+   * the HTTP client) and the SMSC, both run here. On a machine of C cores no gateway can be shown
+   * faster than about C × 1e6 / (this + the gateway's + Redis's) messages per second.
+   */
+  harness_cpu_us_per_msg?: number;
   load1: string;
 }
 
@@ -354,8 +360,11 @@ try {
           const calls0 = g.redisUrl !== undefined ? await redisCalls(g.redisUrl) : undefined;
           const gwCpu = (): number => g.pids().reduce<number>((s, p) => s + cpuMsOf(p), 0);
           const cpu0 = gwCpu();
+          const own0 = process.cpuUsage();
           const row = await drive(c.name, smsc, g.submit, N, `r${run}`);
           row.gw_cpu_us_per_msg = Math.round(((gwCpu() - cpu0) * 1000) / N);
+          const own = process.cpuUsage(own0);
+          row.harness_cpu_us_per_msg = Math.round((own.user + own.system) / N);
           if (g.redisUrl !== undefined && calls0 !== undefined) {
             const pm = perMessage(calls0, await redisCalls(g.redisUrl), N);
             row.redis_cmds_per_msg = pm.total;
