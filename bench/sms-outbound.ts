@@ -1,7 +1,9 @@
 /**
  * Outbound SMS load: messages submitted to a gateway leave for one local SMSC (npm smpp server, one
  * bind, 100 submit_sm outstanding); reports messages/s (first submit → last arrival at the SMSC),
- * the submit → SMSC arrival latency (p50/p99), answers refused, lost and duplicates. Cases, each
+ * the submit → SMSC arrival latency (p50/p99), answers refused, lost and duplicates, and the CPU
+ * per message of the gateway's processes, of Redis and of this process (the load generator and the
+ * SMSC: the floor under what any gateway can be shown to do on this machine). Cases, each
  * with a fresh SMSC, in one run:
  *
  *   didgate/direct smpp|http   no Redis: ESME_ROK / 202 after the carrier accepted the message
@@ -391,13 +393,13 @@ const median = (xs: number[]): number => {
   const s = [...xs].sort((a, b) => a - b);
   return s.length % 2 === 1 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
 };
-const summary = new Map<string, { msgs_per_s: number; p99_ms: number; cpu: number }>();
+const summary = new Map<string, { msgs_per_s: number; p99_ms: number; cpu: number; harness: number }>();
 for (const c of cases) {
   const rs = rows.filter((r) => r.case === c.name);
-  if (rs.length > 0) summary.set(c.name, { msgs_per_s: median(rs.map((r) => r.msgs_per_s)), p99_ms: median(rs.map((r) => r.p99_ms)), cpu: median(rs.map((r) => r.gw_cpu_us_per_msg ?? NaN)) });
+  if (rs.length > 0) summary.set(c.name, { msgs_per_s: median(rs.map((r) => r.msgs_per_s)), p99_ms: median(rs.map((r) => r.p99_ms)), cpu: median(rs.map((r) => r.gw_cpu_us_per_msg ?? NaN)), harness: median(rs.map((r) => r.harness_cpu_us_per_msg ?? NaN)) });
 }
 console.log(`# medians of ${RUNS} run(s):`);
-for (const [name, s] of summary) console.log(`#   ${name.padEnd(22)} ${String(s.msgs_per_s).padStart(7)} msg/s  p99 ${s.p99_ms} ms  gateway CPU ${s.cpu} us/msg`);
+for (const [name, s] of summary) console.log(`#   ${name.padEnd(22)} ${String(s.msgs_per_s).padStart(7)} msg/s  p99 ${s.p99_ms} ms  gateway CPU ${s.cpu} us/msg  harness CPU ${s.harness} us/msg`);
 // Equal guarantees: the spool (acknowledged once in Redis, outside the didgate process) is compared
 // with Kannel's file store (acknowledged once in bearerbox's store file); didgate's direct mode
 // (acknowledged after the carrier accepted) with Kannel without store (acknowledged once in
