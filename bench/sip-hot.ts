@@ -15,6 +15,8 @@
  *                             full (16,384 entries each: every sign evicts, as under load)
  *   fifo_cache_set            a new key into a full FifoCache of 16,384 (the oldest out)
  *   map_evict_first_set       the same with a Map and delete(keys().next().value) (what it replaced)
+ *   lockout_new_key_at_cap    a registrar lockout table full (100,000 keys) counts a failure of a new
+ *                             key (the oldest window out)
  *   parse_200_pop_via         parse a 200 OK, pop our Via, serialise
  *   parse_200_via_count       parse a 200 OK, pop our Via, count the Vias left (viaCount)
  *   parse_200_vias_length     the same with vias.length (the Via strings; what viaCount replaced)
@@ -33,6 +35,7 @@ import type { SipUri } from "../src/sip/uri.js";
 import { forwardRewrite, INVITE_BUF, RESPONSE_200 } from "./sip-parse.js";
 import { parseArgs } from "./lib.js";
 import { FifoCache } from "../src/util/fifo-cache.js";
+import { Lockout } from "../src/registrar/register.js";
 
 function must(r: SipMessage | SipParseError): SipMessage {
   if (r instanceof SipParseError) throw new Error(r.toString());
@@ -74,6 +77,9 @@ const newBinding = (): DialogBinding => ({ ...binding, callId: (dialogs++).toStr
 for (let i = 0; i < DIALOG_MAC_CACHE; i++) fullSigner.sign(newBinding());
 const fifo = new FifoCache<string, number>(16_384);
 const evictFirst = new Map<string, number>();
+const lockout = new Lockout({ maxFailures: 5, windowMs: 60_000, durationMs: 60_000, maxEntries: 100_000 }, () => 1000);
+let lockKeys = 0;
+for (; lockKeys < 100_000; lockKeys++) lockout.fail("u" + lockKeys + "@198.51.100." + (lockKeys % 250));
 let fifoKeys = 0;
 let mapKeys = 0;
 for (let i = 0; i < 16_384; i++) {
@@ -143,6 +149,9 @@ const cases: Array<[string, () => void]> = [
   ["map_evict_first_set", () => {
     evictFirst.set("z9hG4bK-" + (mapKeys++).toString(36) + "-x|198.51.100.20:5060", 1);
     if (evictFirst.size > 16_384) evictFirst.delete(evictFirst.keys().next().value!);
+  }],
+  ["lockout_new_key_at_cap", () => {
+    lockout.fail("u" + lockKeys + "@198.51.100." + (lockKeys++ % 250));
   }],
   ["parse_200_pop_via", () => {
     const m = must(parseMessage(RESPONSE_200));

@@ -11,6 +11,7 @@
  * shared by every edge; without Redis a bounded in-memory map (one edge).
  */
 import type { Cluster, Redis } from "ioredis";
+import { FifoCache } from "../util/fifo-cache.js";
 
 export type OptKeyword = "stop" | "start" | "help";
 
@@ -79,19 +80,17 @@ export class RedisOptOutStore implements OptOutStore {
 }
 
 export class MemoryOptOutStore implements OptOutStore {
-  private readonly set = new Set<string>();
-  constructor(private readonly max = 1_000_000) {}
+  /** Bounded: at the cap the oldest opt-out is forgotten (FifoCache: no walk over deleted entries). */
+  private readonly set: FifoCache<string, true>;
+  constructor(max = 1_000_000) {
+    this.set = new FifoCache(max);
+  }
   async optOut(number: string, sender: string): Promise<boolean> {
     const key = number + " " + sender;
     // a repeated STOP (an SMSC's retry) is already recorded: at the cap it must not cost another
     // recipient's opt-out
     if (this.set.has(key)) return false;
-    // bounded: at the cap the oldest opt-out is forgotten
-    if (this.set.size >= this.max) {
-      const first = this.set.values().next().value;
-      if (first !== undefined) this.set.delete(first);
-    }
-    this.set.add(key);
+    this.set.set(key, true);
     return true;
   }
   async optIn(number: string, sender: string): Promise<void> {

@@ -48,6 +48,7 @@ import { Script } from "../redis/script.js";
 import { checkTimes, dueNow, type MessageTimes } from "./sms-schedule.js";
 import { formatSmppTime } from "../smpp/time.js";
 import { backoffDelay, DEFAULT_BACKOFF } from "../delivery/backoff.js";
+import { FifoCache } from "../util/fifo-cache.js";
 
 /** What an app account may send from (config smpp.accounts: tenant, senders). */
 export interface SenderRights {
@@ -234,7 +235,8 @@ export class SmsOutbound {
   private readonly startedAt: number;
   private readonly pacers = new Map<string, Pacer>();
   private readonly cooldown = new Map<string, number>();
-  private readonly waiting = new Map<string, Waiting>();
+  /** Sent messages waiting for their receipt, oldest first (bounded by maxWaiting in sent()). */
+  private readonly waiting = new FifoCache<string, Waiting>(Infinity);
   /** What each app account may send from; refilled on a config reload. */
   readonly rights: Map<string, SenderRights>;
   private timer: NodeJS.Timeout | undefined;
@@ -1010,7 +1012,7 @@ export class SmsOutbound {
     for (const id of smscIds) if (id) this.o.receipts.remember(bind, id, s);
     const max = this.o.maxWaiting ?? 200_000;
     if (this.waiting.size >= max) {
-      const first = this.waiting.keys().next().value;
+      const first = this.waiting.oldestKey();
       if (first !== undefined) this.finishWaiting(first, "sent", null);
     }
     this.waiting.delete(body.id);

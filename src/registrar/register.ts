@@ -15,6 +15,7 @@ import { nonceBinding, type DigestAlgorithm, type DigestAuth, type DigestSecret 
 import { parseNameAddr } from "../sip/uri.js";
 import type { SipMessage } from "../sip/index.js";
 import { bindingKey, type Binding, type LocationStore } from "./location.js";
+import { FifoCache } from "../util/fifo-cache.js";
 
 
 /** Longest Contact URI (and Path value) a binding keeps, as Kamailio's location table does (512). */
@@ -90,13 +91,19 @@ interface Failures {
   lockedUntil: number;
 }
 
-/** Failure counting per key with lockout, bounded (oldest entries go first). */
+/**
+ * Failure counting per key with lockout, bounded: at the cap the entry whose window started first
+ * goes (FifoCache: no walk over deleted entries per new key, which a flood of new keys would make
+ * cost tens of µs each).
+ */
 export class Lockout {
-  private readonly m = new Map<string, Failures>();
+  private readonly m: FifoCache<string, Failures>;
   constructor(
     private readonly o: { maxFailures: number; windowMs: number; durationMs: number; maxEntries?: number },
     private readonly now: () => number,
-  ) {}
+  ) {
+    this.m = new FifoCache(o.maxEntries ?? 100_000);
+  }
   locked(key: string): boolean {
     const f = this.m.get(key);
     if (f === undefined) return false;
@@ -108,11 +115,8 @@ export class Lockout {
     const now = this.now();
     let f = this.m.get(key);
     if (f === undefined || now - f.first > this.o.windowMs) {
-      if (f === undefined && this.m.size >= (this.o.maxEntries ?? 100_000)) {
-        const oldest = this.m.keys().next().value;
-        if (oldest !== undefined) this.m.delete(oldest);
-      }
       f = { count: 0, first: now, lockedUntil: 0 };
+      // a new window: last in the order (at the cap the oldest goes)
       this.m.delete(key);
       this.m.set(key, f);
     }

@@ -65,3 +65,15 @@ describe("memory opt-out store bound", () => {
     expect([await s.isOptedOut("+1", "+21"), await s.isOptedOut("+1", "+22")]).toEqual([true, true]);
   });
 });
+
+describe("memory opt-out store order", () => {
+  it("an opt-in then an opt-out again counts as the newest opt-out at the cap", async () => {
+    const s = new MemoryOptOutStore(2);
+    await s.optOut("+1", "+21");
+    await s.optOut("+1", "+22");
+    await s.optIn("+1", "+21");
+    await s.optOut("+1", "+21");
+    await s.optOut("+1", "+23"); // full: +22 is now the oldest
+    expect([await s.isOptedOut("+1", "+21"), await s.isOptedOut("+1", "+22"), await s.isOptedOut("+1", "+23")]).toEqual([true, false, true]);
+  });
+});

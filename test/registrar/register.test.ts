@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DigestAuth, digestResponse, ncHex } from "../../src/sip/digest.js";
 import { parseOrThrow } from "../../src/sip/index.js";
 import { MemoryLocationStore, RedisLocationStore, type LocationStore } from "../../src/registrar/location.js";
-import { qGroups, Registrar, type RegisterSource, type RegistrarOptions } from "../../src/registrar/register.js";
+import { Lockout, qGroups, Registrar, type RegisterSource, type RegistrarOptions } from "../../src/registrar/register.js";
 import { startRedis, type TestRedis } from "../helpers/redis.js";
 
 const DOMAIN = "sip.example.net";
@@ -217,3 +217,33 @@ for (const kind of ["memory", "redis"] as const) {
     });
   });
 }
+
+describe("Lockout bound", () => {
+  it("at the cap, the entry whose window began first goes; a restarted window counts as new", () => {
+    let now = 0;
+    const l = new Lockout({ maxFailures: 2, windowMs: 1000, durationMs: 5000, maxEntries: 3 }, () => now);
+    l.fail("a");
+    now = 1500;
+    l.fail("b");
+    now = 1600;
+    l.fail("c");
+    now = 1700;
+    l.fail("a"); // a's window (from 0) ended: a new one from 1700, last in the order
+    expect(l.size).toBe(3);
+    now = 1800;
+    l.fail("d"); // full: b, whose window began first (1500), goes
+    expect(l.size).toBe(3);
+    now = 1900;
+    l.fail("b"); // had b been kept, this second failure in its window would lock it
+    expect(l.locked("b")).toBe(false);
+    l.fail("a"); // a was kept: a second failure in its window from 1700 locks it
+    expect(l.locked("a")).toBe(true);
+  });
+
+  it("never holds more than its cap under a stream of new keys", () => {
+    const l = new Lockout({ maxFailures: 5, windowMs: 60_000, durationMs: 60_000, maxEntries: 1000 }, () => 0);
+    for (let i = 0; i < 20_000; i++) l.fail("u" + i + "@198.51.100.7");
+    expect(l.size).toBe(1000);
+    expect(l.locked("u19999@198.51.100.7")).toBe(false);
+  });
+});

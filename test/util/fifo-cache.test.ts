@@ -39,10 +39,10 @@ describe("FifoCache", () => {
       c.delete(i);
     }
     expect(c.size).toBe(0);
-    expect(c.queued).toBeLessThanOrEqual(201);
+    expect(c.queued).toBeLessThanOrEqual(1025);
     for (let i = 0; i < 100_000; i++) c.set(i, i);
     expect(c.size).toBe(100);
-    expect(c.queued).toBeLessThanOrEqual(201);
+    expect(c.queued).toBeLessThanOrEqual(2 * 100 + 1025);
   });
 
   it("matches a Map bounded by deleting its first key, for sets without deletes", () => {
@@ -61,24 +61,48 @@ describe("FifoCache", () => {
     );
   });
 
-  it("with deletes, never holds more than max, never answers for a deleted key", () => {
+  it("with deletes, keeps a Map's order (delete and set again puts a key last) and its bounds", () => {
     fc.assert(
-      fc.property(fc.integer({ min: 1, max: 8 }), fc.array(fc.tuple(fc.boolean(), fc.integer({ min: 0, max: 20 })), { maxLength: 300 }), (max, ops) => {
+      fc.property(fc.integer({ min: 0, max: 8 }), fc.array(fc.tuple(fc.boolean(), fc.integer({ min: 0, max: 20 })), { maxLength: 3000 }), (max, ops) => {
         const c = new FifoCache<number, number>(max);
-        const gone = new Set<number>();
+        const m = new Map<number, number>();
         for (const [del, k] of ops) {
-          if (del) {
-            c.delete(k);
-            gone.add(k);
-          } else {
+          if (del) expect(c.delete(k)).toBe(m.delete(k));
+          else {
             c.set(k, k);
-            gone.delete(k);
+            m.set(k, k);
+            if (m.size > max) m.delete(m.keys().next().value!);
           }
-          expect(c.size).toBeLessThanOrEqual(max);
-          expect(c.queued).toBeLessThanOrEqual(2 * max + 1);
-          for (const g of gone) expect(c.has(g)).toBe(false);
+          expect(c.size).toBe(m.size);
+          expect(c.oldestKey()).toBe(m.keys().next().value);
+          expect(c.queued).toBeLessThanOrEqual(2 * c.size + 1025);
         }
+        expect([...c.keys()]).toEqual([...m.keys()]);
       }),
     );
+  });
+
+  it("a key deleted and set again leaves in its new turn, not its old one", () => {
+    const c = new FifoCache<string, number>(3);
+    c.set("a", 1).set("b", 2).set("c", 3);
+    c.delete("a");
+    c.set("a", 4);
+    c.set("d", 5);
+    // b was the oldest: a (set again after c) stays
+    expect([...c.keys()]).toEqual(["c", "a", "d"]);
+    c.set("e", 6);
+    expect([...c.keys()]).toEqual(["a", "d", "e"]);
+  });
+
+  it("stays bounded at the cap under keys deleted, set again and new (a lockout table of 100,000)", () => {
+    const c = new FifoCache<string, number>(100_000);
+    for (let i = 0; i < 100_000; i++) c.set("k" + i, i);
+    for (let i = 100_000; i < 300_000; i++) {
+      c.delete("k" + (i - 50_000));
+      c.set("k" + (i - 50_000), i);
+      c.set("k" + i, i);
+    }
+    expect(c.size).toBe(100_000);
+    expect(c.queued).toBeLessThanOrEqual(2 * 100_000 + 1025);
   });
 });
