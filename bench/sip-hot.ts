@@ -80,11 +80,13 @@ const evictFirst = new Map<string, number>();
 const lockout = new Lockout({ maxFailures: 5, windowMs: 60_000, durationMs: 60_000, maxEntries: 100_000 }, () => 1000);
 let lockKeys = 0;
 for (; lockKeys < 100_000; lockKeys++) lockout.fail("u" + lockKeys + "@198.51.100." + (lockKeys % 250));
+/** A transaction-key-like string, the n-th. */
+const txKey = (n: number): string => "z9hG4bK-" + n.toString(36) + "-x|198.51.100.20:5060";
 let fifoKeys = 0;
 let mapKeys = 0;
 for (let i = 0; i < 16_384; i++) {
-  fifo.set("z9hG4bK-" + (fifoKeys++).toString(36) + "-x|198.51.100.20:5060", i);
-  evictFirst.set("z9hG4bK-" + (mapKeys++).toString(36) + "-x|198.51.100.20:5060", i);
+  fifo.set(txKey(fifoKeys++), i);
+  evictFirst.set(txKey(mapKeys++), i);
 }
 
 // a 2xx as the callee echoes our Record-Route (binding of the INVITE), and a BYE from the caller
@@ -144,10 +146,10 @@ const cases: Array<[string, () => void]> = [
     sink += fullSigner.sign(newBinding()).length;
   }],
   ["fifo_cache_set", () => {
-    fifo.set("z9hG4bK-" + (fifoKeys++).toString(36) + "-x|198.51.100.20:5060", 1);
+    fifo.set(txKey(fifoKeys++), 1);
   }],
   ["map_evict_first_set", () => {
-    evictFirst.set("z9hG4bK-" + (mapKeys++).toString(36) + "-x|198.51.100.20:5060", 1);
+    evictFirst.set(txKey(mapKeys++), 1);
     if (evictFirst.size > 16_384) evictFirst.delete(evictFirst.keys().next().value!);
   }],
   ["lockout_new_key_at_cap", () => {

@@ -16,7 +16,7 @@
  *        [--rates 500,1000,...] [--only didgate,didgate-w2,didgate-bare,didgate-cdr-hep,didgate-verify,didgate-out,didgate-sign,kamailio,kamailio-w2] [--log-level info]
  *        [--cpu-prof DIR] [--node-flags "FLAG ..."]
  *
- * Before the first step every proxy gets 2 s at 200 calls/s and then --warmup-s seconds (10) at
+ * Before the first step every proxy gets 2 s at 200 calls/s (the first rate when lower) and then --warmup-s seconds (10) at
  * half the first step's rate, not reported: the steps measure a warm process.
  *
  * --cpu-prof DIR runs each didgate server under `node --cpu-prof` and writes its .cpuprofile into
