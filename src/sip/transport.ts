@@ -17,6 +17,7 @@ import os from "node:os";
 import tls from "node:tls";
 import type { Logger } from "pino";
 import { StreamFramer, type FrameSink } from "./framer.js";
+import { setUdpReading } from "./udp-reading.js";
 import type { SipMetrics } from "./metrics.js";
 
 export type TransportKind = "udp" | "tcp" | "tls";
@@ -113,6 +114,8 @@ export class Listener {
   readonly advertisedHost: string;
   readonly advertisedPort: number;
   /** @internal */ udp: dgram.Socket | null = null;
+  /** UDP: whether this process reads the socket (false: it only sends from it, see TransportLayer.setUdpReading). */
+  reading = true;
   /** @internal */ server: net.Server | null = null;
   /** UDP: the socket's kernel receive buffer in bytes, as the kernel reports it (0 for TCP/TLS). */
   recvBufferSize = 0;
@@ -445,6 +448,21 @@ export class TransportLayer {
 
   get connectionCount(): number {
     return this.conns.size;
+  }
+
+  /**
+   * Read the UDP listeners, or stop reading them and only send from them (sip.workers > 1: the
+   * workers that are not readers, src/workers/cluster.ts). False when this Node cannot pause a
+   * socket: the listeners go on reading.
+   */
+  setUdpReading(on: boolean): boolean {
+    let ok = true;
+    for (const l of this.listeners) {
+      if (l.udp === null || l.reading === on) continue;
+      if (setUdpReading(l.udp, on)) l.reading = on;
+      else ok = false;
+    }
+    return ok;
   }
 
   /** Find an open (or opening) connection to a peer. */

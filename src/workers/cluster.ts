@@ -1,10 +1,12 @@
 /**
  * `didgate serve` with sip.workers > 1 (docs/sip.md "Workers"): a primary process forks N workers
  * (node:cluster). Every worker runs the SIP edge on the same listeners: the UDP socket is one
- * handle shared by all workers (the kernel wakes one of them per datagram, so the datagrams of one
- * source, a trunk's single socket, are spread over all of them), TCP/TLS connections are dealt
- * round-robin by the primary. A message that lands on a worker that does not own its transaction
- * or dialog is handed to the owner (steer.ts, handoff.ts). Worker 0 alone runs SMPP, delivery,
+ * handle shared by all workers, which all send from it; only the readers (steer.ts udpReaders,
+ * the last ceil(N/4)) read it, every worker while a reader is not serving (a shared socket wakes
+ * every process reading it for each datagram). TCP/TLS connections are dealt round-robin by the
+ * primary. A message read by a worker that does not own its transaction or dialog is handed to
+ * the owner (steer.ts, handoff.ts), so the datagrams of one source, a trunk's single socket, are
+ * spread over all of them. Worker 0 alone runs SMPP, delivery,
  * the HTTP API and the admin listener; its /metrics is the sum over every worker.
  *
  * The primary handles no traffic: it forwards SIGTERM/SIGINT (drain) and SIGHUP (reload) to the
@@ -14,7 +16,7 @@
  */
 import cluster, { type Worker } from "node:cluster";
 import { randomBytes } from "node:crypto";
-import { AggregatorRegistry, Counter, type Registry } from "prom-client";
+import { AggregatorRegistry, Counter, Gauge, type Registry } from "prom-client";
 
 /** One worker's registry as JSON (what the primary aggregates). */
 type WorkerMetrics = Awaited<ReturnType<Registry["getMetricsAsJSON"]>>;
@@ -28,7 +30,7 @@ import type { UdpSteer } from "../sip/transport.js";
 import { errMessage } from "../util/errors.js";
 import { onHup } from "../cli/hup.js";
 import { Handoff } from "./handoff.js";
-import { methodLabel, ownerOf, scanMessage } from "./steer.js";
+import { methodLabel, ownerOf, readsUdp, scanMessage } from "./steer.js";
 
 // not DIDGATE_*: those are config overrides (src/config/load.ts)
 const INDEX_ENV = "DGW_WORKER_INDEX";
@@ -380,11 +382,16 @@ export async function runWorker(): Promise<void> {
   /** Worker 0: the workers started, as the primary last said (its own start is the first). */
   let workersUp: number[] = [];
   const callsPending = new Map<number, (calls: number[]) => void>();
+  /** The workers serving, as the primary last said (whether this one reads the shared UDP socket depends on it). */
+  let serving: number[] = [];
+  let readUdp: () => void = () => {};
   const peers = new Promise<void>((resolve) => {
     process.on("message", (m: unknown) => {
       if (!isMsg(m)) return;
       if (m.type === "didgate:peers") {
-        ho.setPeers(m.ports, m.token, Array.isArray(m.serving) ? m.serving : []);
+        serving = Array.isArray(m.serving) ? m.serving.filter((i) => Number.isInteger(i)) : [];
+        ho.setPeers(m.ports, m.token, serving);
+        readUdp();
         resolve();
       } else if (m.type === "didgate:metrics-get") {
         const reg = app?.registry;
@@ -483,6 +490,15 @@ export async function runWorker(): Promise<void> {
     labelNames: ["kind", "method"],
     registers: [a.registry],
   });
+  new Counter({
+    name: "didgate_sip_worker_handoff_frames_total",
+    help: "Hand-off frames sent between SIP workers (each carries one or more of the datagrams counted by didgate_sip_worker_handoffs_total)",
+    registers: [a.registry],
+    collect() {
+      this.reset();
+      this.inc(ho.stats.frames);
+    },
+  });
   ho.setReceiver((buf, address, port, hops) => {
     ringHops = hops;
     try {
@@ -495,6 +511,29 @@ export async function runWorker(): Promise<void> {
   if (stopping) return;
   await a.start();
   if (stopping) return;
+  const readers = new Gauge({
+    name: "didgate_sip_udp_readers",
+    help: "SIP workers reading the shared UDP socket (the others only send from it; every worker reads while a reader is not serving)",
+    registers: [a.registry],
+  });
+  let reading = true;
+  let cannotPause = false;
+  readUdp = () => {
+    const t = a.sipStack?.transport;
+    if (t === undefined || cannotPause) return;
+    const want = readsUdp(index, n, serving);
+    if (want === reading) return;
+    if (!t.setUdpReading(want)) {
+      cannotPause = true;
+      logger.warn("this Node cannot pause reading a UDP socket: every worker reads the shared SIP socket");
+      return;
+    }
+    reading = want;
+    readers.set(reading ? 1 : 0);
+    logger.info({ reading }, reading ? "reading the shared SIP socket" : "not reading the shared SIP socket (other workers read it)");
+  };
+  readers.set(1);
+  readUdp();
   started = true;
   send({ type: "didgate:started", index });
   if (reloadQueued) {

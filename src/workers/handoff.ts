@@ -6,9 +6,13 @@
  * and the owner handles it as if it had received it itself (its answers leave from the shared
  * SIP socket, so the peer sees no difference).
  *
- * Frame: 1 byte version (3), 8 bytes token, 1 byte hops (0 for a datagram passed to its owner;
- * for a CANCEL passed round the workers, how many have looked for its INVITE), 1 byte address
- * length L, L bytes address (ASCII), 2 bytes source port (big endian), then the datagram unchanged. The token is a random secret the
+ * Frame: 1 byte version (4), 8 bytes token, then one or more records: 1 byte hops (0 for a
+ * datagram passed to its owner; for a CANCEL passed round the workers, how many have looked for
+ * its INVITE), 1 byte address length L, L bytes address (ASCII), 2 bytes source port, 2 bytes
+ * datagram length D (both big endian), D bytes of the datagram unchanged. The datagrams handed to
+ * one worker while a worker reads its socket (one turn of its event loop) leave in one frame, as
+ * many as fit in a UDP datagram: under load a hand-off costs one send and one wake-up for several
+ * datagrams. The token is a random secret the
  * primary makes at boot and gives the workers over IPC; it is checked (constant time) before
  * anything else. Frames are accepted only from 127.0.0.1, from the port of a live worker's
  * hand-off socket (the primary sends the list again as soon as a worker exits), and with the
@@ -20,11 +24,22 @@ import dgram from "node:dgram";
 
 export type HandoffReceiver = (buf: Buffer, address: string, port: number, hops: number) => void;
 
-const VERSION = 3;
+const VERSION = 4;
 /** Bytes of the per-boot token in a frame. */
 export const TOKEN_BYTES = 8;
-/** Version, token and hops. */
-const H = 2 + TOKEN_BYTES;
+/** Version and token. */
+const H = 1 + TOKEN_BYTES;
+/** A record's bytes besides its address and datagram: hops, address length, port, datagram length. */
+const R = 6;
+/** Largest frame: the largest UDP payload over IPv4. */
+export const MAX_FRAME = 65507;
+
+export interface HandedOff {
+  buf: Buffer;
+  address: string;
+  port: number;
+  hops: number;
+}
 
 /** The token as bytes (hex from the primary); throws when it is not TOKEN_BYTES long. */
 export function parseToken(hex: string): Buffer {
@@ -33,30 +48,58 @@ export function parseToken(hex: string): Buffer {
   return t;
 }
 
-/** Encode a frame (exported for the unit tests and the bench). */
-export function encodeFrame(buf: Buffer, address: string, port: number, token: Buffer, hops = 0): Buffer {
-  const alen = Buffer.byteLength(address, "latin1");
-  const out = Buffer.allocUnsafe(H + 3 + alen + buf.length);
+/** Bytes a datagram takes in a frame. */
+function recordBytes(buf: Buffer, address: string): number {
+  return R + Buffer.byteLength(address, "latin1") + buf.length;
+}
+
+/** Encode a frame of records (exported for the unit tests and the bench). */
+export function encodeFrame(records: readonly HandedOff[], token: Buffer): Buffer {
+  let size = H;
+  for (const r of records) size += recordBytes(r.buf, r.address);
+  const out = Buffer.allocUnsafe(size);
   out[0] = VERSION;
   token.copy(out, 1, 0, TOKEN_BYTES);
-  out[1 + TOKEN_BYTES] = hops;
-  out[H] = alen;
-  out.write(address, H + 1, "latin1");
-  out.writeUInt16BE(port, H + 1 + alen);
-  buf.copy(out, H + 3 + alen);
+  let o = H;
+  for (const r of records) {
+    const alen = Buffer.byteLength(r.address, "latin1");
+    out[o] = r.hops;
+    out[o + 1] = alen;
+    out.write(r.address, o + 2, "latin1");
+    o += 2 + alen;
+    out.writeUInt16BE(r.port, o);
+    out.writeUInt16BE(r.buf.length, o + 2);
+    r.buf.copy(out, o + 4);
+    o += 4 + r.buf.length;
+  }
   return out;
 }
 
-/** Decode a frame; null when it is not one or its token is not `token`. */
-export function decodeFrame(frame: Buffer, token: Buffer): { buf: Buffer; address: string; port: number; hops: number } | null {
-  if (frame.length < H + 3 || token.length !== TOKEN_BYTES) return null;
+/**
+ * Decode a frame; null when it is not one (a record cut short, bytes after the last) or its token
+ * is not `token`.
+ */
+export function decodeFrame(frame: Buffer, token: Buffer): HandedOff[] | null {
+  if (frame.length < H + R + 1 || token.length !== TOKEN_BYTES) return null;
   if (!timingSafeEqual(frame.subarray(1, 1 + TOKEN_BYTES), token)) return null;
   if (frame[0] !== VERSION) return null;
-  const alen = frame[H]!;
-  if (alen === 0 || frame.length < H + 3 + alen) return null;
-  const address = frame.toString("latin1", H + 1, H + 1 + alen);
-  const port = frame.readUInt16BE(H + 1 + alen);
-  return { buf: frame.subarray(H + 3 + alen), address, port, hops: frame[1 + TOKEN_BYTES]! };
+  const out: HandedOff[] = [];
+  let o = H;
+  while (o < frame.length) {
+    if (frame.length < o + R + 1) return null;
+    const hops = frame[o]!;
+    const alen = frame[o + 1]!;
+    if (alen === 0 || frame.length < o + R + alen) return null;
+    const address = frame.toString("latin1", o + 2, o + 2 + alen);
+    o += 2 + alen;
+    const port = frame.readUInt16BE(o);
+    const len = frame.readUInt16BE(o + 2);
+    o += 4;
+    if (frame.length < o + len) return null;
+    out.push({ buf: frame.subarray(o, o + len), address, port, hops });
+    o += len;
+  }
+  return out;
 }
 
 export class Handoff {
@@ -88,14 +131,14 @@ export class Handoff {
     sock.on("message", (frame, rinfo) => {
       const token = h.token;
       if (token === undefined || rinfo.address !== "127.0.0.1" || !h.peerSet.has(rinfo.port)) return;
-      const f = decodeFrame(frame, token);
-      if (f === null) return;
+      const fs = decodeFrame(frame, token);
+      if (fs === null) return;
       const r = h.receiver;
       if (r === undefined) {
-        h.dropped++;
+        h.dropped += fs.length;
         return;
       }
-      r(f.buf, f.address, f.port, f.hops);
+      for (const f of fs) r(f.buf, f.address, f.port, f.hops);
     });
     // large bursts: a deeper kernel buffer than the default
     try {
@@ -128,13 +171,56 @@ export class Handoff {
     this.receiver = r;
   }
 
-  /** Pass a datagram (from address:port) to worker `owner`; false when its port is not known. */
+  /**
+   * Pass a datagram (from address:port) to worker `owner`; false when its port is not known or the
+   * datagram does not fit in a frame (the caller handles it). It leaves, with the others for that
+   * worker, once this turn of the event loop has read what was waiting (setImmediate).
+   */
   send(owner: number, buf: Buffer, address: string, port: number, hops = 0): boolean {
     const p = this.peers[owner];
-    const token = this.token;
-    if (p === undefined || p === 0 || token === undefined) return false;
-    this.sock.send(encodeFrame(buf, address, port, token, hops), p, "127.0.0.1");
+    if (p === undefined || p === 0 || this.token === undefined) return false;
+    const size = recordBytes(buf, address);
+    if (H + size > MAX_FRAME) return false;
+    let q = this.queued.get(p);
+    if (q === undefined) {
+      q = { records: [], bytes: H };
+      this.queued.set(p, q);
+    }
+    if (q.bytes + size > MAX_FRAME) {
+      this.sendFrame(p, q.records);
+      q.records = [];
+      q.bytes = H;
+    }
+    q.records.push({ buf, address, port, hops });
+    q.bytes += size;
+    if (!this.flushing) {
+      this.flushing = true;
+      setImmediate(this.flush);
+    }
     return true;
+  }
+
+  /** Datagrams waiting to be handed to each hand-off port, with their frame's size so far. */
+  private readonly queued = new Map<number, { records: HandedOff[]; bytes: number }>();
+  private flushing = false;
+  /** Frames sent since the process started, and the datagrams they carried (the bench reads them). */
+  readonly stats = { frames: 0, datagrams: 0 };
+
+  private readonly flush = (): void => {
+    this.flushing = false;
+    for (const [p, q] of this.queued) {
+      if (q.records.length > 0) this.sendFrame(p, q.records);
+      q.records = [];
+      q.bytes = H;
+    }
+  };
+
+  private sendFrame(port: number, records: HandedOff[]): void {
+    const token = this.token;
+    if (token === undefined) return;
+    this.stats.frames++;
+    this.stats.datagrams += records.length;
+    this.sock.send(encodeFrame(records, token), port, "127.0.0.1");
   }
 
   close(): Promise<void> {

@@ -208,6 +208,29 @@ export function ownerOf(info: SteerInfo, n: number): number {
   return callIdWorker(info.callId, n);
 }
 
+/**
+ * The workers that read the shared UDP socket (the others only send from it): the last
+ * ceil(n/4). One reader steers a datagram for about the cost of reading it, and every extra
+ * reader of a shared socket is woken for every datagram (docs/sip.md "Workers").
+ */
+export function udpReaders(n: number): number[] {
+  const r = Math.max(1, Math.ceil(n / 4));
+  const out: number[] = [];
+  for (let i = n - r; i < n; i++) out.push(i);
+  return out;
+}
+
+/**
+ * Whether worker `index` of `n` reads the shared UDP socket, given the workers serving: a reader
+ * does; while any reader is not serving (starting, gone, not answering) every worker does, so
+ * that the datagrams do not wait in the kernel for it.
+ */
+export function readsUdp(index: number, n: number, serving: readonly number[]): boolean {
+  const readers = udpReaders(n);
+  if (readers.includes(index)) return true;
+  return readers.some((r) => !serving.includes(r));
+}
+
 /** The method as a metric label (a closed set). */
 export function methodLabel(m: string): "INVITE" | "ACK" | "BYE" | "CANCEL" | "OPTIONS" | "other" {
   switch (m) {

@@ -211,9 +211,16 @@ describe("sip.workers: 2 (file routes)", () => {
       const t = await metrics(d);
       return sample(t, "didgate_sip_requests_total", { method: "BYE" }) >= 20 ? t : undefined;
     });
-    // each message had one chance in two to land on the worker that does not own it: with 20
-    // and 10 calls, every kind was handed over at least once (a miss is about 2^-10)
+    // worker 1 alone reads the shared socket once both serve (worker 0 only sends from it), and
+    // hands worker 0 every message of the calls it owns (the Call-IDs alternate): every kind was
+    // handed over
+    expect(sample(text, "didgate_sip_udp_readers")).toBe(1);
+    expect(logLines(d, "not reading the shared SIP socket (other workers read it)").map((l) => l.worker)).toEqual([0]);
     for (const m of ["INVITE", "ACK", "BYE", "CANCEL"]) expect(sample(text, "didgate_sip_worker_handoffs_total", { kind: "request", method: m }), m).toBeGreaterThan(0);
+    // the datagrams handed over left in frames, none empty, some of them perhaps carrying several
+    const frames = sample(text, "didgate_sip_worker_handoff_frames_total");
+    expect(frames).toBeGreaterThan(0);
+    expect(frames).toBeLessThanOrEqual(sample(text, "didgate_sip_worker_handoffs_total"));
     expect(sample(text, "didgate_sip_worker_handoffs_total", { kind: "response", method: "INVITE" })).toBeGreaterThan(0);
     expect(sample(text, "didgate_sip_worker_handoffs_total", { kind: "response", method: "BYE" })).toBeGreaterThan(0);
     // the Call-IDs alternate between the owners: half the INVITEs were handled by each worker,
@@ -693,6 +700,8 @@ describe("sip.workers: 2, a worker forked again while traffic flows", () => {
       }, 10_000, 100);
       expect(notReady.reasons).toContain("SIP workers not all up (1 of 2)");
       expect(notReady.checks.workers).toEqual({ count: 2, up: [0] });
+      // worker 1 is the shared socket's reader: while it does not answer, worker 0 reads it
+      await waitFor(() => (logLines(d!, "reading the shared SIP socket").some((l) => l.worker === 0) ? true : undefined), 5000);
       const sent: string[] = [];
       for (let i = 0; sent.length < 20; i++) {
         const c = `stopped-${i}@workers.test`;
@@ -708,6 +717,15 @@ describe("sip.workers: 2, a worker forked again while traffic flows", () => {
     await waitFor(async () => ((await fetch(d!.admin + "/readyz")).status === 200 ? true : undefined), 10_000, 100);
     expect(d.out()).toContain('"worker not answering; counted as down"');
     await waitFor(() => (d!.out().includes('"worker answering again"') ? true : undefined), 5000);
+    // and stops reading once its reader answers again
+    await waitFor(() => {
+      const w0 = d!
+        .out()
+        .split("\n")
+        .filter((l) => l.includes("the shared SIP socket") && l.includes('"worker":0'))
+        .map((l) => (JSON.parse(l) as { reading: boolean }).reading);
+      return w0.length > 0 && w0[w0.length - 1] === false ? true : undefined;
+    }, 5000);
   }, 40_000);
 
   it("an INVITE over UDP handled by another worker while its owner was stopped is still CANCELled once the owner is back", async () => {

@@ -1,9 +1,10 @@
 import { randomBytes } from "node:crypto";
 import dgram from "node:dgram";
 import { afterEach, describe, expect, it } from "vitest";
-import { branchTag, branchWorker, callIdWorker, methodLabel, ownerOf, SCAN_MAX_BYTES, SCAN_MAX_LINES, SCAN_MAX_PHYSICAL_LINES, scanMessage, scanStats } from "../../src/workers/steer.js";
-import { decodeFrame, encodeFrame, Handoff, parseToken } from "../../src/workers/handoff.js";
+import { branchTag, branchWorker, callIdWorker, methodLabel, ownerOf, readsUdp, udpReaders, SCAN_MAX_BYTES, SCAN_MAX_LINES, SCAN_MAX_PHYSICAL_LINES, scanMessage, scanStats } from "../../src/workers/steer.js";
+import { decodeFrame, encodeFrame, Handoff, MAX_FRAME, parseToken } from "../../src/workers/handoff.js";
 import { parseMessage } from "../../src/sip/parse.js";
+import { setUdpReading } from "../../src/sip/udp-reading.js";
 import { SipParseError } from "../../src/sip/index.js";
 
 const crlf = (lines: string[]): Buffer => Buffer.from(lines.join("\r\n") + "\r\n\r\n", "latin1");
@@ -159,32 +160,104 @@ describe("steer: the scan reads a Call-ID and top Via as the parser does", () =>
   });
 });
 
+describe("steer: who reads the shared UDP socket", () => {
+  it("the last ceil(N/4) workers", () => {
+    expect(udpReaders(2)).toEqual([1]);
+    expect(udpReaders(4)).toEqual([3]);
+    expect(udpReaders(5)).toEqual([3, 4]);
+    expect(udpReaders(16)).toEqual([12, 13, 14, 15]);
+  });
+  it("a reader always; every worker while a reader is not serving", () => {
+    expect(readsUdp(1, 2, [0, 1])).toBe(true);
+    expect(readsUdp(0, 2, [0, 1])).toBe(false);
+    // the reader starting, gone or not answering
+    expect(readsUdp(0, 2, [0])).toBe(true);
+    expect(readsUdp(0, 2, [])).toBe(true);
+    expect(readsUdp(1, 2, [0])).toBe(true);
+    expect(readsUdp(2, 5, [0, 1, 2, 3, 4])).toBe(false);
+    expect(readsUdp(2, 5, [0, 1, 2, 4])).toBe(true);
+  });
+});
+
+describe("pausing a UDP socket's reading (real sockets)", () => {
+  it("a paused socket reads nothing and still sends; resumed, it reads what waited in the kernel", async () => {
+    const sock = dgram.createSocket("udp4");
+    const peer = dgram.createSocket("udp4");
+    await Promise.all([new Promise<void>((r) => sock.bind(0, "127.0.0.1", () => r())), new Promise<void>((r) => peer.bind(0, "127.0.0.1", () => r()))]);
+    try {
+      const got: string[] = [];
+      const peerGot: string[] = [];
+      sock.on("message", (m) => got.push(m.toString()));
+      peer.on("message", (m) => peerGot.push(m.toString()));
+      expect(setUdpReading(sock, false)).toBe(true);
+      peer.send("while paused", sock.address().port, "127.0.0.1");
+      sock.send("from the paused socket", peer.address().port, "127.0.0.1");
+      await waitFor(() => peerGot.length === 1);
+      await new Promise((r) => setTimeout(r, 200));
+      expect(got).toEqual([]);
+      expect(setUdpReading(sock, true)).toBe(true);
+      await waitFor(() => got.length === 1);
+      expect(got).toEqual(["while paused"]);
+      // resuming a socket that reads is harmless
+      expect(setUdpReading(sock, true)).toBe(true);
+      peer.send("after", sock.address().port, "127.0.0.1");
+      await waitFor(() => got.length === 2);
+    } finally {
+      sock.close();
+      peer.close();
+    }
+  });
+});
+
 describe("handoff frames", () => {
   const token = Buffer.from("0102030405060708", "hex");
+  const one = (buf: Buffer, address: string, port: number, hops = 0): Buffer => encodeFrame([{ buf, address, port, hops }], token);
   it("carry the datagram and its real source unchanged", () => {
     const d = Buffer.from("SIP/2.0 200 OK\r\n\r\n");
     for (const [a, p] of [["127.0.0.1", 5060], ["2001:db8::1", 65535], ["10.1.2.3", 1]] as const) {
-      const f = decodeFrame(encodeFrame(d, a, p, token), token)!;
+      const fs = decodeFrame(one(d, a, p), token)!;
+      expect(fs).toHaveLength(1);
+      const f = fs[0]!;
       expect(f.address).toBe(a);
       expect(f.port).toBe(p);
       expect(f.hops).toBe(0);
       expect(f.buf.equals(d)).toBe(true);
     }
-    expect(decodeFrame(encodeFrame(d, "127.0.0.1", 5060, token, 3), token)!.hops).toBe(3);
+    expect(decodeFrame(one(d, "127.0.0.1", 5060, 3), token)![0]!.hops).toBe(3);
   });
-  it("refuses what is not a frame", () => {
-    expect(decodeFrame(Buffer.from([3, 1, 2, 3, 4, 5, 6, 7, 8, 0, 1, 65, 0]), token)).toBeNull();
-    expect(decodeFrame(Buffer.from([3, 1, 2, 3, 4, 5, 6, 7, 8, 0, 0, 0, 1]), token)).toBeNull();
+  it("carry several datagrams in order, an empty one among them", () => {
+    const recs = [
+      { buf: Buffer.from("INVITE sip:a@b SIP/2.0\r\n\r\n"), address: "192.0.2.1", port: 5060, hops: 0 },
+      { buf: Buffer.alloc(0), address: "::1", port: 1, hops: 1 },
+      { buf: Buffer.alloc(3000, 65), address: "198.51.100.7", port: 40000, hops: 2 },
+    ];
+    const got = decodeFrame(encodeFrame(recs, token), token)!;
+    expect(got.map((r) => [r.buf.toString("latin1"), r.address, r.port, r.hops])).toEqual(recs.map((r) => [r.buf.toString("latin1"), r.address, r.port, r.hops]));
+  });
+  it("refuses what is not a frame: too short, a record cut short, bytes after the last record", () => {
+    expect(decodeFrame(Buffer.from([4, 1, 2, 3, 4, 5, 6, 7, 8, 0, 1, 65, 0]), token)).toBeNull();
+    expect(decodeFrame(Buffer.from([4, 1, 2, 3, 4, 5, 6, 7, 8, 0, 0, 0, 1, 0, 0, 65]), token)).toBeNull();
     expect(decodeFrame(Buffer.from([1, 0, 0, 0]), token)).toBeNull();
+    const f = one(Buffer.from("BYE sip:a@b SIP/2.0\r\n\r\n"), "127.0.0.1", 5060);
+    expect(decodeFrame(f.subarray(0, f.length - 1), token)).toBeNull();
+    expect(decodeFrame(Buffer.concat([f, Buffer.from([0])]), token)).toBeNull();
+    // any cut of a two-record frame is refused or decodes to whole records only
+    const two = encodeFrame([{ buf: Buffer.from("a"), address: "127.0.0.1", port: 1, hops: 0 }, { buf: Buffer.from("bc"), address: "127.0.0.1", port: 2, hops: 0 }], token);
+    for (let n = 0; n < two.length; n++) {
+      const d = decodeFrame(two.subarray(0, n), token);
+      if (d !== null) expect(d.map((r) => r.buf.toString())).toEqual(["a"]);
+    }
   });
-  it("refuses a frame with another token, of version 1 (no token) or 2 (no hops)", () => {
+  it("refuses a frame with another token, or of an earlier version (1: no token; 2: no hops; 3: one datagram, no length)", () => {
     const d = Buffer.from("BYE sip:a@b SIP/2.0\r\n\r\n");
-    const f = encodeFrame(d, "127.0.0.1", 5060, token);
+    const f = one(d, "127.0.0.1", 5060);
     expect(decodeFrame(f, Buffer.from("0102030405060709", "hex"))).toBeNull();
     const v1 = Buffer.concat([Buffer.from([1, 9]), Buffer.from("127.0.0.1"), Buffer.from([0x13, 0xc4]), d]);
     expect(decodeFrame(v1, token)).toBeNull();
     const v2 = Buffer.concat([Buffer.from([2]), token, Buffer.from([9]), Buffer.from("127.0.0.1"), Buffer.from([0x13, 0xc4]), d]);
     expect(decodeFrame(v2, token)).toBeNull();
+    const v3 = Buffer.concat([Buffer.from([3]), token, Buffer.from([0, 9]), Buffer.from("127.0.0.1"), Buffer.from([0x13, 0xc4]), d]);
+    expect(decodeFrame(v3, token)).toBeNull();
     expect(() => parseToken("0102")).toThrow();
   });
 });
@@ -204,6 +277,23 @@ describe("handoff sockets (real UDP on loopback)", () => {
   };
   const sendRaw = (to: number, frame: Buffer, from: dgram.Socket): Promise<void> => new Promise((r) => from.send(frame, to, "127.0.0.1", () => r()));
 
+  it("datagrams handed to one worker in one turn leave in one frame, in order; one too big for a frame is refused", async () => {
+    const { a, b, got } = await pair();
+    const tok = randomBytes(8).toString("hex");
+    a.setPeers([a.port, b.port], tok);
+    b.setPeers([a.port, b.port], tok);
+    for (let i = 0; i < 5; i++) expect(a.send(1, Buffer.from("m" + i), "192.0.2.1", 5000 + i)).toBe(true);
+    // more than one frame holds: the first frame is sent when the next would overflow it
+    expect(a.send(1, Buffer.alloc(40_000, 66), "192.0.2.1", 6000)).toBe(true);
+    expect(a.send(1, Buffer.alloc(40_000, 67), "192.0.2.1", 6001)).toBe(true);
+    expect(a.send(1, Buffer.alloc(MAX_FRAME, 68), "192.0.2.1", 6002)).toBe(false);
+    expect(a.stats).toEqual({ frames: 1, datagrams: 6 });
+    await waitFor(() => got.length === 7);
+    expect(a.stats).toEqual({ frames: 2, datagrams: 7 });
+    expect(got.slice(0, 5)).toEqual([0, 1, 2, 3, 4].map((i) => `m${i}|192.0.2.1:${5000 + i}`));
+    expect(got.slice(5).map((g) => g.slice(0, 1) + g.length)).toEqual(["B" + (40_000 + 15), "C" + (40_000 + 15)]);
+  });
+
   it("a frame with the right token from a live peer's port is delivered; a wrong token is dropped", async () => {
     const { a, b, got } = await pair();
     const tok = randomBytes(8).toString("hex");
@@ -218,13 +308,13 @@ describe("handoff sockets (real UDP on loopback)", () => {
     try {
       const p = forger.address().port;
       b.setPeers([p, b.port], tok);
-      await sendRaw(b.port, encodeFrame(Buffer.from("forged"), "192.0.2.9", 5060, randomBytes(8)), forger);
-      await sendRaw(b.port, encodeFrame(Buffer.from("right"), "192.0.2.9", 5060, Buffer.from(tok, "hex")), forger);
+      await sendRaw(b.port, encodeFrame([{ buf: Buffer.from("forged"), address: "192.0.2.9", port: 5060, hops: 0 }], randomBytes(8)), forger);
+      await sendRaw(b.port, encodeFrame([{ buf: Buffer.from("right"), address: "192.0.2.9", port: 5060, hops: 0 }], Buffer.from(tok, "hex")), forger);
       await waitFor(() => got.length === 2);
       expect(got[1]).toBe("right|192.0.2.9:5060");
       // the peer list without that worker (the primary sends it when a worker exits): dropped
       b.setPeers([0, b.port], tok);
-      await sendRaw(b.port, encodeFrame(Buffer.from("late"), "192.0.2.9", 5060, Buffer.from(tok, "hex")), forger);
+      await sendRaw(b.port, encodeFrame([{ buf: Buffer.from("late"), address: "192.0.2.9", port: 5060, hops: 0 }], Buffer.from(tok, "hex")), forger);
       expect(b.send(0, Buffer.from("x"), "192.0.2.1", 1)).toBe(false);
       // a frame sent after it, from a live peer, arrives: the one before it was dropped, not delayed
       a.setPeers([a.port, b.port], tok);
