@@ -525,6 +525,8 @@ export async function runWorker(): Promise<void> {
     if (want === reading) return;
     if (!t.setUdpReading(want)) {
       cannotPause = true;
+      // whatever could be paused reads again: this worker reads, as every worker did before
+      t.setUdpReading(true);
       logger.warn("this Node cannot pause reading a UDP socket: every worker reads the shared SIP socket");
       return;
     }
