@@ -88,14 +88,6 @@ export class FifoCache<K, V> {
     return this.m.keys();
   }
 
-  values(): IterableIterator<V> {
-    return this.m.values();
-  }
-
-  entries(): IterableIterator<[K, V]> {
-    return this.m.entries();
-  }
-
   [Symbol.iterator](): IterableIterator<[K, V]> {
     return this.m.entries();
   }

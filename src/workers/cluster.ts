@@ -496,7 +496,7 @@ export async function runWorker(): Promise<void> {
     registers: [a.registry],
     collect() {
       this.reset();
-      this.inc(ho.stats.frames);
+      this.inc(ho.frames);
     },
   });
   ho.setReceiver((buf, address, port, hops) => {

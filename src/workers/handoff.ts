@@ -181,16 +181,9 @@ export class Handoff {
     if (p === undefined || p === 0 || this.token === undefined) return false;
     const size = recordBytes(buf, address);
     if (H + size > MAX_FRAME) return false;
-    let q = this.queued.get(p);
-    if (q === undefined) {
-      q = { records: [], bytes: H };
-      this.queued.set(p, q);
-    }
-    if (q.bytes + size > MAX_FRAME) {
-      this.sendFrame(p, q.records);
-      q.records = [];
-      q.bytes = H;
-    }
+    let q = this.queued[owner];
+    if (q === undefined) this.queued[owner] = q = { records: [], bytes: H };
+    if (q.bytes + size > MAX_FRAME) this.sendFrame(owner, q);
     q.records.push({ buf, address, port, hops });
     q.bytes += size;
     if (!this.flushing) {
@@ -200,27 +193,33 @@ export class Handoff {
     return true;
   }
 
-  /** Datagrams waiting to be handed to each hand-off port, with their frame's size so far. */
-  private readonly queued = new Map<number, { records: HandedOff[]; bytes: number }>();
+  /** Datagrams waiting to be handed to each worker (by index), with their frame's size so far. */
+  private readonly queued: Array<{ records: HandedOff[]; bytes: number } | undefined> = [];
   private flushing = false;
-  /** Frames sent since the process started, and the datagrams they carried (the bench reads them). */
-  readonly stats = { frames: 0, datagrams: 0 };
+  /** Frames sent since the process started (didgate_sip_worker_handoff_frames_total). */
+  frames = 0;
 
   private readonly flush = (): void => {
     this.flushing = false;
-    for (const [p, q] of this.queued) {
-      if (q.records.length > 0) this.sendFrame(p, q.records);
-      q.records = [];
-      q.bytes = H;
+    for (let owner = 0; owner < this.queued.length; owner++) {
+      const q = this.queued[owner];
+      if (q !== undefined && q.records.length > 0) this.sendFrame(owner, q);
     }
   };
 
-  private sendFrame(port: number, records: HandedOff[]): void {
+  /**
+   * Send what is queued for `owner` as one frame, to its hand-off port as the primary last gave it
+   * (none when that worker has gone since: those datagrams are lost with it, as in one process).
+   */
+  private sendFrame(owner: number, q: { records: HandedOff[]; bytes: number }): void {
+    const records = q.records;
+    q.records = [];
+    q.bytes = H;
+    const p = this.peers[owner];
     const token = this.token;
-    if (token === undefined) return;
-    this.stats.frames++;
-    this.stats.datagrams += records.length;
-    this.sock.send(encodeFrame(records, token), port, "127.0.0.1");
+    if (p === undefined || p === 0 || token === undefined) return;
+    this.frames++;
+    this.sock.send(encodeFrame(records, token), p, "127.0.0.1");
   }
 
   close(): Promise<void> {
