@@ -267,21 +267,22 @@ describe("handoff sockets (real UDP on loopback)", () => {
   afterEach(async () => {
     await Promise.all(open.splice(0).map((h) => h.close()));
   });
-  const pair = async (): Promise<{ a: Handoff; b: Handoff; got: string[] }> => {
+  /** Workers 0 and 1, each knowing the other's port and the token; what 1 receives goes in `got`. */
+  const pair = async (): Promise<{ a: Handoff; b: Handoff; got: string[]; tok: string }> => {
     const a = await Handoff.open(0);
     const b = await Handoff.open(1);
     open.push(a, b);
     const got: string[] = [];
     b.setReceiver((buf, address, port) => got.push(`${buf.toString("latin1")}|${address}:${port}`));
-    return { a, b, got };
+    const tok = randomBytes(8).toString("hex");
+    a.setPeers([a.port, b.port], tok);
+    b.setPeers([a.port, b.port], tok);
+    return { a, b, got, tok };
   };
   const sendRaw = (to: number, frame: Buffer, from: dgram.Socket): Promise<void> => new Promise((r) => from.send(frame, to, "127.0.0.1", () => r()));
 
   it("datagrams handed to one worker in one turn leave in one frame, in order; one too big for a frame is refused", async () => {
-    const { a, b, got } = await pair();
-    const tok = randomBytes(8).toString("hex");
-    a.setPeers([a.port, b.port], tok);
-    b.setPeers([a.port, b.port], tok);
+    const { a, b, got, tok } = await pair();
     for (let i = 0; i < 5; i++) expect(a.send(1, Buffer.from("m" + i), "192.0.2.1", 5000 + i)).toBe(true);
     // more than one frame holds: the first frame is sent when the next would overflow it
     expect(a.send(1, Buffer.alloc(40_000, 66), "192.0.2.1", 6000)).toBe(true);
@@ -297,10 +298,7 @@ describe("handoff sockets (real UDP on loopback)", () => {
   });
 
   it("datagrams queued for a worker that is gone by the end of the turn are not sent to its old port", async () => {
-    const { a, b, got } = await pair();
-    const tok = randomBytes(8).toString("hex");
-    a.setPeers([a.port, b.port], tok);
-    b.setPeers([a.port, b.port], tok);
+    const { a, b, got, tok } = await pair();
     expect(a.send(1, Buffer.from("before exit"), "192.0.2.1", 5060)).toBe(true);
     // the primary's list without worker 1 arrives in the same turn
     a.setPeers([a.port, 0], tok);
@@ -310,10 +308,7 @@ describe("handoff sockets (real UDP on loopback)", () => {
   });
 
   it("a frame with the right token from a live peer's port is delivered; a wrong token is dropped", async () => {
-    const { a, b, got } = await pair();
-    const tok = randomBytes(8).toString("hex");
-    a.setPeers([a.port, b.port], tok);
-    b.setPeers([a.port, b.port], tok);
+    const { a, b, got, tok } = await pair();
     expect(a.send(1, Buffer.from("ok"), "192.0.2.1", 5070)).toBe(true);
     await waitFor(() => got.length === 1);
     expect(got[0]).toBe("ok|192.0.2.1:5070");
