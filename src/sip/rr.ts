@@ -28,8 +28,10 @@
 import { createHmac, createSecretKey, timingSafeEqual, type KeyObject } from "node:crypto";
 import type { SipMessage } from "./message.js";
 import type { Listener, TransportKind } from "./transport.js";
-import { parseNameAddr, type SipUri } from "./uri.js";
+import { formatParams, type Param } from "./syntax.js";
+import { parseNameAddr, SipUri } from "./uri.js";
 import { FifoCache } from "../util/fifo-cache.js";
+import { HmacSha256 } from "../util/hmac-sha256.js";
 
 /** A transport flow: transport, address and port of a peer. */
 export interface Flow {
@@ -110,32 +112,38 @@ export interface DialogBinding {
 export interface OwnValue {
   readonly uri: SipUri;
   readonly b: DialogBinding;
+  /**
+   * The binding and token this value was last rewritten to for a callee-side hop (the 180 and
+   * the 200 echo the same value and Contact: the second is not signed again).
+   */
+  rewritten?: { readonly hop: string; readonly b: DialogBinding; readonly sig: string };
 }
 
-/** What a DialogSigner remembers (entries each): MACs it computed, tokens it verified. */
+/** Values of ours a DialogSigner remembers (see ownValue). */
 export const DIALOG_MAC_CACHE = 16384;
 
 /**
  * Signs and checks dialog bindings with HMAC-SHA256; the first secret signs, all verify.
  *
- * One dialog's token is signed for the INVITE, checked and re-signed on each response that sets
- * up the dialog, and checked on every in-dialog request: the same binding again and again. So the
- * signer remembers, each in a bounded map (oldest entry out first), the MACs it computed (binding
- * -> token) and the tokens it verified (the whole MAC input and token as one string: a hit is the
- * exact pair verified before). Only MACs computed here ever enter either map.
+ * A dialog's Record-Route value comes back byte for byte in every response that sets it up and
+ * in every in-dialog request. So the signer remembers, in a bounded map (oldest entry out first),
+ * each value it wrote (and each it parsed and verified) with its URI and binding: a value found
+ * there is neither parsed nor verified again. Only values it signed or verified enter the map.
+ * MACs themselves are not cached: one costs a few microseconds (src/util/hmac-sha256.ts), about
+ * what a lookup keyed by the MAC input cost.
  */
 export class DialogSigner {
   private readonly keys: KeyObject[];
-  private readonly signed: FifoCache<string, string>;
-  private readonly verified: FifoCache<string, true>;
+  /** The same secrets for the dialog MAC (src/util/hmac-sha256.ts says why not createHmac). */
+  private readonly macs: HmacSha256[];
   private readonly own: FifoCache<string, OwnValue>;
 
   constructor(secrets: ReadonlyArray<string | Buffer>, cacheSize = DIALOG_MAC_CACHE) {
     if (secrets.length === 0) throw new Error("DialogSigner needs a secret");
-    this.signed = new FifoCache(cacheSize);
-    this.verified = new FifoCache(cacheSize);
     this.own = new FifoCache(cacheSize);
-    this.keys = secrets.map((s) => createSecretKey(typeof s === "string" ? Buffer.from(s, "utf8") : Buffer.from(s)));
+    const raw = secrets.map((s) => (typeof s === "string" ? Buffer.from(s, "utf8") : Buffer.from(s)));
+    this.keys = raw.map((k) => createSecretKey(k));
+    this.macs = raw.map((k) => new HmacSha256(k));
   }
 
   private static input(b: DialogBinding): string {
@@ -144,23 +152,8 @@ export class DialogSigner {
     return b.mask !== undefined ? s + "\nm" + b.mask : s;
   }
 
-  private mac(key: KeyObject, input: string): Buffer {
-    return createHmac("sha256", key).update(input).digest().subarray(0, 16);
-  }
-
-  private remember(input: string, sig: string): void {
-    this.verified.set(input + "\n" + sig, true);
-  }
-
   sign(b: DialogBinding): string {
-    const input = DialogSigner.input(b);
-    let sig = this.signed.get(input);
-    if (sig === undefined) {
-      sig = this.mac(this.keys[0]!, input).toString("base64url");
-      this.signed.set(input, sig);
-      this.remember(input, sig);
-    }
-    return sig;
+    return this.macs[0]!.mac(DialogSigner.input(b), 16).toString("base64url");
   }
 
   /**
@@ -201,32 +194,43 @@ export class DialogSigner {
 
   verify(b: DialogBinding, sig: string): boolean {
     if (sig.length !== 22) return false;
-    const input = DialogSigner.input(b);
-    if (this.verified.has(input + "\n" + sig)) return true;
     const got = Buffer.from(sig, "base64url");
     if (got.length !== 16) return false;
-    for (const k of this.keys) {
-      if (timingSafeEqual(this.mac(k, input), got)) {
-        this.remember(input, sig);
-        return true;
-      }
-    }
+    const input = DialogSigner.input(b);
+    for (const k of this.macs) if (timingSafeEqual(k.mac(input, 16), got)) return true;
     return false;
   }
 }
 
-/** Record-Route value of a listener, signed for a dialog. */
+/**
+ * Record-Route value of a listener, signed for a dialog. The signer remembers it as a value of
+ * ours with its binding: the callee echoes it in every response and the caller and callee in
+ * every in-dialog request, which then find it without parsing or verifying it again.
+ */
 export function recordRouteFor(l: Listener, b: DialogBinding, signer: DialogSigner): string {
-  return recordRouteValue(l.sentBy, l.transport, b, signer.sign(b));
+  return ownRecordRoute(l.advertisedHost, l.advertisedPort, l.transport, b, signer.sign(b), signer);
 }
 
-function recordRouteValue(hostPort: string, transport: TransportKind | string | null, b: DialogBinding, sig: string): string {
-  return (
-    "<sip:" + hostPort + ";lr" + (transport === null || transport === "udp" ? "" : ";transport=" + transport) +
-    (b.ftag.length > 0 ? ";ftag=" + b.ftag : "") + (b.flow.length > 0 ? ";dgc=" + b.flow : "") +
-    (b.up.length > 0 ? ";dgu=" + b.up.join("*") : "") + (b.down.length > 0 ? ";dgd=" + b.down.join("*") : "") +
-    (b.mask !== undefined ? ";dgm=" + b.mask : "") + ";dgs=" + sig + ">"
-  );
+/**
+ * A Record-Route value of ours at host[:port], signed for b, remembered by the signer with its
+ * URI built as the parser would read the value.
+ */
+function ownRecordRoute(host: string, port: number | undefined, transport: string | null, b: DialogBinding, sig: string, signer: DialogSigner): string {
+  const params: Param[] = [["lr", null]];
+  if (transport !== null && transport !== "udp") params.push(["transport", transport]);
+  if (b.ftag.length > 0) params.push(["ftag", b.ftag]);
+  if (b.flow.length > 0) params.push(["dgc", b.flow]);
+  if (b.up.length > 0) params.push(["dgu", b.up.join("*")]);
+  if (b.down.length > 0) params.push(["dgd", b.down.join("*")]);
+  if (b.mask !== undefined) params.push(["dgm", b.mask]);
+  params.push(["dgs", sig]);
+  const value = "<sip:" + host + (port !== undefined ? ":" + port : "") + formatParams(params) + ">";
+  const uri = new SipUri("sip");
+  uri.host = host;
+  uri.port = port;
+  uri.params = params;
+  signer.rememberOwnValue(value, { uri, b });
+  return value;
 }
 
 /** The stack as far as record-routing needs it. */
@@ -347,7 +351,7 @@ export function rewriteRecordRoute(local: LocalCheck, res: SipMessage, signer: D
   if (list.length === 0) return false;
   const callId = res.callId ?? "";
   let first = -1;
-  let base: DialogBinding | null = null;
+  let base: OwnValue | null = null;
   const uris: Array<SipUri | null> = [];
   for (let i = 0; i < list.length; i++) {
     const hit = signer.ownValue(callId, list[i]!);
@@ -355,28 +359,31 @@ export function rewriteRecordRoute(local: LocalCheck, res: SipMessage, signer: D
     const mine = u !== null && u.isSip && local.isLocalUri(u) ? u : null;
     uris.push(mine);
     if (mine !== null && first < 0) {
-      if (hit !== undefined) base = hit.b;
+      if (hit !== undefined) base = hit;
       else {
         const t = bindingOf(mine, callId);
         if (t === null || !signer.verify(t.b, t.sig)) return false;
-        base = t.b;
-        signer.rememberOwnValue(list[i]!, { uri: mine, b: base });
+        base = { uri: mine, b: t.b };
+        signer.rememberOwnValue(list[i]!, base);
       }
       first = i;
     }
   }
   if (base === null) return false;
   const hop = first > 0 ? hopOfNameAddr(list[first - 1]) : hopOfNameAddr(res.getList("contact")[0]);
-  if (hop === null || base.down.includes(hop)) return true;
-  const b: DialogBinding = { ...base, down: [hop, ...base.down] };
-  const sig = signer.sign(b);
+  if (hop === null || base.b.down.includes(hop)) return true;
+  let next = base.rewritten;
+  if (next === undefined || next.hop !== hop) {
+    const b: DialogBinding = { ...base.b, down: [hop, ...base.b.down] };
+    next = base.rewritten = { hop, b, sig: signer.sign(b) };
+  }
   const out: string[] = [];
   for (let i = 0; i < list.length; i++) {
     const u = uris[i];
     if (u === null || u === undefined) out.push(list[i]!);
     else {
       const tp = u.param("transport");
-      out.push(recordRouteValue(u.host + (u.port !== undefined ? ":" + u.port : ""), typeof tp === "string" ? tp : null, b, sig));
+      out.push(ownRecordRoute(u.host, u.port, typeof tp === "string" ? tp : null, next.b, next.sig, signer));
     }
   }
   res.set("Record-Route", out.join(", "));

@@ -1,6 +1,7 @@
 /** Unit tests of the record-routing helpers (src/sip/rr.ts): tokens, hops, rewriting, loop hash. */
+import { createHmac } from "node:crypto";
 import { describe, expect, it } from "vitest";
-import { parseOrThrow, parseUri, type SipUri } from "../../src/sip/index.js";
+import { Listener, parseNameAddr, parseOrThrow, parseUri, type SipUri } from "../../src/sip/index.js";
 import {
   DialogSigner,
   hopOfUri,
@@ -8,6 +9,7 @@ import {
   isLooped,
   loopBranch,
   loopHash,
+  recordRouteFor,
   rewriteRecordRoute,
   routeInDialog,
   type DialogBinding,
@@ -34,33 +36,89 @@ describe("dialog tokens", () => {
     expect(s.verify(b, "short")).toBe(false);
   });
 
-  it("remembers MACs and verified tokens in bounded maps: a remembered token still binds every field, and one forgotten verifies again", () => {
-    const s = new DialogSigner(["k".repeat(32)], 4);
-    const fresh = new DialogSigner(["k".repeat(32)]);
-    const sig = s.sign(b);
-    expect(sig).toBe(fresh.sign(b));
-    // verified from memory, and the same answers as a signer without memory for every change
-    for (let i = 0; i < 2; i++) {
-      expect(s.verify(b, sig)).toBe(true);
-      for (const changed of [{ ...b, callId: "c2@x" }, { ...b, ftag: "G" }, { ...b, up: [] }, { ...b, mask: "+15125550100" }]) expect(s.verify(changed, sig)).toBe(false);
-      const flipped = sig.slice(0, 21) + (sig[21] === "A" ? "Q" : "A");
-      expect(s.verify(b, flipped)).toBe(false);
+  it("keeps the token format: HMAC-SHA256 over the binding, first 128 bits, base64url (tokens from earlier versions verify)", () => {
+    const secret = "new-secret-0123456789";
+    const masked = { ...b, callId: "ç1@x", mask: "+15125550100" };
+    for (const x of [b, masked]) {
+      const input = "dg1\n" + x.callId + "\n" + x.ftag + "\n" + x.flow + "\n" + x.up.join("*") + "\n" + x.down.join("*") + (x.mask !== undefined ? "\nm" + x.mask : "");
+      const expected = createHmac("sha256", secret).update(input).digest().subarray(0, 16).toString("base64url");
+      expect(new DialogSigner([secret]).sign(x)).toBe(expected);
+      expect(new DialogSigner(["other-0123456789", secret]).verify(x, expected)).toBe(true);
     }
-    // a token signed with the previous secret verifies, and is then remembered too
-    const old = new DialogSigner(["o".repeat(32)]).sign(b);
-    const rotated = new DialogSigner(["k".repeat(32), "o".repeat(32)], 4);
-    expect(rotated.verify(b, old)).toBe(true);
-    expect(rotated.verify(b, old)).toBe(true);
-    expect(rotated.sign(b)).toBe(sig);
-    // bounded: many dialogs later the maps hold at most 4 entries each, and the first still verifies
-    const bindings = Array.from({ length: 50 }, (_, i) => ({ ...b, callId: "call-" + i }));
-    const sigs = bindings.map((x) => s.sign(x));
-    bindings.forEach((x, i) => expect(s.verify(x, sigs[i]!)).toBe(true));
-    const inner = s as unknown as { signed: Map<string, string>; verified: Set<string> };
-    expect(inner.signed.size).toBeLessThanOrEqual(4);
-    expect(inner.verified.size).toBeLessThanOrEqual(4);
-    expect(s.verify(b, sig)).toBe(true);
-    expect(s.verify({ ...b, callId: "call-0" }, sig)).toBe(false);
+  });
+
+  it("remembers each Record-Route value it writes as the parser and the verifier would read it", () => {
+    const s = new DialogSigner(["k".repeat(32)]);
+    const listeners = [
+      new Listener("udp", "127.0.0.1", 5060, undefined),
+      new Listener("tcp", "10.0.0.1", 5060, "Edge.Example.com:5080"),
+      new Listener("tls", "::1", 5061, undefined),
+    ];
+    const bindings: DialogBinding[] = [b, { ...b, ftag: "", flow: "", up: [] }, { ...b, flow: "tcp~[2001:db8::1]~5060", mask: "+15125550100" }];
+    for (const l of listeners) {
+      for (const x of bindings) {
+        const value = recordRouteFor(l, x, s);
+        const own = s.ownValue(x.callId, value);
+        expect(own).toBeDefined();
+        const parsed = parseNameAddr(value)!.parsedUri!;
+        expect({ ...own!.uri }).toEqual({ ...parsed });
+        expect(own!.uri.toString()).toBe(value.slice(1, -1));
+        // what a fresh signer reads from the value and verifies: the same binding
+        const fresh = new DialogSigner(["k".repeat(32)]);
+        const res = parseOrThrow(["SIP/2.0 200 OK", "Via: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bK1", "Record-Route: " + value, `Call-ID: ${x.callId}`, "From: <sip:a@x>;tag=F", "To: <sip:b@y>;tag=T", "CSeq: 1 INVITE", "Content-Length: 0", "", ""].join("\r\n"));
+        const isLocal = { isLocalUri: (u: SipUri) => u.host === l.advertisedHost && u.port === l.advertisedPort };
+        expect(rewriteRecordRoute(isLocal, res, fresh)).toBe(true);
+        expect(fresh.ownValue(x.callId, value)!.b).toEqual(own!.b);
+        expect(s.ownValue("another-call", value)).toBeUndefined();
+      }
+    }
+  });
+
+  it("remembers the value it rewrites for the callee's Contact, as the parser reads it", () => {
+    const s = new DialogSigner(["k".repeat(32)]);
+    const value = recordRouteFor(new Listener("udp", "10.0.0.1", 5060, undefined), b, s);
+    const res = parseOrThrow(
+      ["SIP/2.0 200 OK", "Via: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bK1", "Record-Route: " + value, `Call-ID: ${b.callId}`, "From: <sip:a@x>;tag=F", "To: <sip:b@y>;tag=T", "Contact: <sip:pbx@203.0.113.7:5080>", "CSeq: 1 INVITE", "Content-Length: 0", "", ""].join("\r\n"),
+    );
+    expect(rewriteRecordRoute(local, res, s)).toBe(true);
+    const rewritten = res.recordRoutes[0]!;
+    expect(rewritten).not.toBe(value);
+    const own = s.ownValue(b.callId, rewritten)!;
+    expect(own.b.down).toEqual(["203.0.113.7~5080", ...b.down]);
+    expect({ ...own.uri }).toEqual({ ...parseNameAddr(rewritten)!.parsedUri! });
+    expect(new DialogSigner(["k".repeat(32)]).verify(own.b, /dgs=([^;>]+)/.exec(rewritten)![1]!)).toBe(true);
+  });
+
+  it("remembers the values of ours in a bounded map; a forgotten value is parsed and verified again, a forged one never enters", () => {
+    const s = new DialogSigner(["k".repeat(32), "o".repeat(32)], 4);
+    const l = new Listener("udp", "10.0.0.1", 5060, undefined);
+    const value = recordRouteFor(l, b, s);
+    expect(s.ownValue(b.callId, value)).toBeDefined();
+    // bounded: 50 dialogs later the map holds 4 values and the first is forgotten
+    for (let i = 0; i < 50; i++) recordRouteFor(l, { ...b, callId: "call-" + i }, s);
+    const inner = s as unknown as { own: { size: number } };
+    expect(inner.own.size).toBe(4);
+    expect(s.ownValue(b.callId, value)).toBeUndefined();
+    const res = (rr: string, callId = b.callId) =>
+      parseOrThrow(["SIP/2.0 200 OK", "Via: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bK1", "Record-Route: " + rr, `Call-ID: ${callId}`, "From: <sip:a@x>;tag=F", "To: <sip:b@y>;tag=T", "CSeq: 1 INVITE", "Content-Length: 0", "", ""].join("\r\n"));
+    // the forgotten value: parsed, verified, remembered again
+    expect(rewriteRecordRoute(local, res(value), s)).toBe(true);
+    expect(s.ownValue(b.callId, value)!.b).toEqual(b);
+    // a token of the previous secret verifies (not with another Call-ID, nor by a signer without that secret)
+    const old = recordRouteFor(l, { ...b, callId: "old" }, new DialogSigner(["o".repeat(32)]));
+    expect(rewriteRecordRoute(local, res(old, "other"), s)).toBe(false);
+    expect(rewriteRecordRoute(local, res(old, "old"), new DialogSigner(["k".repeat(32)]))).toBe(false);
+    expect(rewriteRecordRoute(local, res(old, "old"), s)).toBe(true);
+    expect(s.ownValue("old", old)).toBeDefined();
+    // one character of the token changed: refused, and not remembered
+    const sig = /dgs=([^;>]+)/.exec(value)![1]!;
+    const forged = value.replace(sig, sig.slice(0, 21) + (sig[21] === "A" ? "Q" : "A"));
+    expect(rewriteRecordRoute(local, res(forged), s)).toBe(false);
+    expect(s.ownValue(b.callId, forged)).toBeUndefined();
+    // every field still binds: a token verified once does not verify for another binding
+    const tok = s.sign(b);
+    for (const changed of [{ ...b, callId: "c2@x" }, { ...b, ftag: "G" }, { ...b, up: [] }, { ...b, mask: "+15125550100" }]) expect(s.verify(changed, tok)).toBe(false);
+    expect(s.verify(b, tok)).toBe(true);
   });
 
   it("hops: lower-case host, IPv6 in brackets, default port by transport, maddr wins", () => {
