@@ -11,6 +11,7 @@
  */
 import { randomUUID } from "node:crypto";
 import type { RecordWriter } from "../records/writer.js";
+import { isoCache } from "../util/iso-time.js";
 
 export type CallDirection = "inbound" | "outbound" | "forwarded" | "masked" | "onnet";
 export type Hangup = "caller" | "callee" | "none" | "timeout" | "edge";
@@ -62,6 +63,7 @@ export interface CallRecordsOptions {
 export class CallRecords {
   private readonly active = new Map<string, Draft>();
   private readonly timer: NodeJS.Timeout;
+  private readonly iso = isoCache();
 
   constructor(private readonly o: CallRecordsOptions) {
     this.timer = setInterval(() => this.sweep(), Math.min(60_000, Math.max(1000, o.maxCallMs / 10)));
@@ -119,7 +121,7 @@ export class CallRecords {
   private write(d: Draft, endAt: number, hangup: Hangup, endReason: string): void {
     const s = d.start;
     const f = d.final;
-    const iso = (t: number | undefined): string | null => (t === undefined ? null : new Date(t).toISOString());
+    const iso = (t: number | undefined): string | null => (t === undefined ? null : this.iso(t));
     this.o.writer.write("call", {
       id: randomUUID(),
       direction: s.direction,

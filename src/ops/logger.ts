@@ -3,6 +3,7 @@
  * holds one, wherever a config object or a peer description gets logged.
  */
 import { pino, type Logger, type DestinationStream } from "pino";
+import { isoCache } from "../util/iso-time.js";
 
 export type { Logger };
 
@@ -69,22 +70,8 @@ export function bufferedStdout(): Destination {
  * seconds built once per second: no Date object and toISOString per line.
  */
 export function isoTimeCached(now: () => number = Date.now): () => string {
-  let sec = Number.NaN;
-  let prefix = "";
-  return () => {
-    const t = now();
-    if (!Number.isInteger(t)) return ',"time":"' + new Date(t).toISOString() + '"';
-    const s = Math.floor(t / 1000);
-    if (s !== sec) {
-      const iso = new Date(t).toISOString();
-      // years outside 0000-9999 are written with a sign and six digits: no shortcut for those
-      if (iso.length !== 24) return ',"time":"' + iso + '"';
-      sec = s;
-      prefix = ',"time":"' + iso.slice(0, 20);
-    }
-    const ms = t - s * 1000;
-    return prefix + (ms < 10 ? "00" : ms < 100 ? "0" : "") + ms + 'Z"';
-  };
+  const iso = isoCache();
+  return () => ',"time":"' + iso(now()) + '"';
 }
 
 export function createLogger(level: string, dest?: DestinationStream): Logger {
