@@ -14,6 +14,7 @@ import { LRUCache } from "lru-cache";
 import { parseUri, type SipUri } from "./uri.js";
 import type { TransportKind } from "./transport.js";
 import { errMessage } from "../util/errors.js";
+import { FifoCache } from "../util/fifo-cache.js";
 
 export interface ResolvedTarget {
   readonly transport: TransportKind;
@@ -54,13 +55,14 @@ export function uriTransport(u: SipUri, dflt: TransportKind = "udp"): TransportK
 }
 
 export class TargetResolver {
-  private readonly ipCache: LRUCache<string, ResolvedTarget>;
+  /** URIs with an IP address: the answer never changes, so the oldest goes first (a lookup is a Map get). */
+  private readonly ipCache: FifoCache<string, ResolvedTarget>;
   private readonly nameCache: LRUCache<string, ResolvedTarget>;
   private readonly resolver: dns.promises.Resolver;
 
   constructor(private readonly opts: ResolverOptions) {
     const max = opts.max ?? 10_000;
-    this.ipCache = new LRUCache({ max });
+    this.ipCache = new FifoCache(max);
     this.nameCache = new LRUCache({ max: Math.min(max, 2000), ttl: opts.ttlMs ?? 30_000 });
     this.resolver = new dns.promises.Resolver({ timeout: opts.timeoutMs ?? 2000, tries: 2 });
     if (opts.servers !== undefined && opts.servers.length > 0) this.resolver.setServers([...opts.servers]);
