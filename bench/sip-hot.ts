@@ -32,7 +32,7 @@
  */
 import { Listener, parseMessage, SipMessage, SipParseError, SipStack } from "../src/sip/index.js";
 import { TimerLists, type TimerTarget } from "../src/sip/timers.js";
-import { DIALOG_MAC_CACHE, DialogSigner, recordRouteFor, rewriteRecordRoute, routeInDialog, type DialogBinding, type LocalCheck } from "../src/sip/rr.js";
+import { DIALOG_VALUE_CACHE, DialogSigner, recordRouteFor, rewriteRecordRoute, routeInDialog, type DialogBinding, type LocalCheck } from "../src/sip/rr.js";
 import type { SipUri } from "../src/sip/uri.js";
 import { forwardRewrite, INVITE_BUF, RESPONSE_200 } from "./sip-parse.js";
 import { parseArgs } from "./lib.js";
@@ -77,7 +77,7 @@ const ownValue = recordRouteFor(rrListener, binding, signer);
 const fullSigner = new DialogSigner(["a dialog secret of at least 32 characters"]);
 let dialogs = 0;
 const newBinding = (): DialogBinding => ({ ...binding, callId: (dialogs++).toString(36) + "-5f1a-4c2b-9e7d@198.51.100.20" });
-for (let i = 0; i < DIALOG_MAC_CACHE; i++) recordRouteFor(rrListener, newBinding(), fullSigner);
+for (let i = 0; i < DIALOG_VALUE_CACHE; i++) recordRouteFor(rrListener, newBinding(), fullSigner);
 const fifo = new FifoCache<string, number>(16_384);
 const evictFirst = new Map<string, number>();
 const lockout = new Lockout({ maxFailures: 5, windowMs: 60_000, durationMs: 60_000, maxEntries: 100_000 }, () => 1000);

@@ -332,8 +332,10 @@ export class ProxyCall implements TimerTarget {
       }
       const bind: DialogBinding = { ...this.up, down };
       const signer = this.host.signer;
-      fwd.pushRecordRoute(recordRouteFor(this.stx.source.listener, bind, signer));
-      if (out !== undefined && out !== this.stx.source.listener) fwd.pushRecordRoute(recordRouteFor(out, bind, signer));
+      // one token for both values of a double Record-Route
+      const sig = signer.sign(bind);
+      fwd.pushRecordRoute(recordRouteFor(this.stx.source.listener, bind, signer, sig));
+      if (out !== undefined && out !== this.stx.source.listener) fwd.pushRecordRoute(recordRouteFor(out, bind, signer, sig));
       if (this.info.mask !== undefined) b.rr = fwd.recordRoutes.slice(0, out !== undefined && out !== this.stx.source.listener ? 2 : 1);
     }
     b.res = r;

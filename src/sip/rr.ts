@@ -120,7 +120,7 @@ export interface OwnValue {
 }
 
 /** Values of ours a DialogSigner remembers (see ownValue). */
-export const DIALOG_MAC_CACHE = 16384;
+export const DIALOG_VALUE_CACHE = 16384;
 
 /**
  * Signs and checks dialog bindings with HMAC-SHA256; the first secret signs, all verify.
@@ -138,7 +138,7 @@ export class DialogSigner {
   private readonly macs: HmacSha256[];
   private readonly own: FifoCache<string, OwnValue>;
 
-  constructor(secrets: ReadonlyArray<string | Buffer>, cacheSize = DIALOG_MAC_CACHE) {
+  constructor(secrets: ReadonlyArray<string | Buffer>, cacheSize = DIALOG_VALUE_CACHE) {
     if (secrets.length === 0) throw new Error("DialogSigner needs a secret");
     this.own = new FifoCache(cacheSize);
     const raw = secrets.map((s) => (typeof s === "string" ? Buffer.from(s, "utf8") : Buffer.from(s)));
@@ -205,10 +205,11 @@ export class DialogSigner {
 /**
  * Record-Route value of a listener, signed for a dialog. The signer remembers it as a value of
  * ours with its binding: the callee echoes it in every response and the caller and callee in
- * every in-dialog request, which then find it without parsing or verifying it again.
+ * every in-dialog request, which then find it without parsing or verifying it again. `sig`: the
+ * token of b when the caller has it (a double Record-Route writes two values for one binding).
  */
-export function recordRouteFor(l: Listener, b: DialogBinding, signer: DialogSigner): string {
-  return ownRecordRoute(l.advertisedHost, l.advertisedPort, l.transport, b, signer.sign(b), signer);
+export function recordRouteFor(l: Listener, b: DialogBinding, signer: DialogSigner, sig: string = signer.sign(b)): string {
+  return ownRecordRoute(l.advertisedHost, l.advertisedPort, l.transport, b, sig, signer);
 }
 
 /**
