@@ -1,6 +1,6 @@
 /** Unit tests of the record-routing helpers (src/sip/rr.ts): tokens, hops, rewriting, loop hash. */
 import { createHmac } from "node:crypto";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { Listener, parseNameAddr, parseOrThrow, parseUri, type SipUri } from "../../src/sip/index.js";
 import {
   DialogSigner,
@@ -89,6 +89,21 @@ describe("dialog tokens", () => {
     expect(own.b.down).toEqual(["203.0.113.7~5080", ...b.down]);
     expect({ ...own.uri }).toEqual({ ...parseNameAddr(rewritten)!.parsedUri! });
     expect(new DialogSigner(["k".repeat(32)]).verify(own.b, /dgs=([^;>]+)/.exec(rewritten)![1]!)).toBe(true);
+    // the 200 after the 180: the same value and Contact, the same rewrite without signing again;
+    // another Contact (a forked response) is signed for its own hop
+    const again = (contact: string) =>
+      parseOrThrow(
+        ["SIP/2.0 200 OK", "Via: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bK1", "Record-Route: " + value, `Call-ID: ${b.callId}`, "From: <sip:a@x>;tag=F", "To: <sip:b@y>;tag=T2", `Contact: <${contact}>`, "CSeq: 1 INVITE", "Content-Length: 0", "", ""].join("\r\n"),
+      );
+    const sign = vi.spyOn(s, "sign");
+    const second = again("sip:pbx@203.0.113.7:5080");
+    expect(rewriteRecordRoute(local, second, s)).toBe(true);
+    expect(second.recordRoutes[0]).toBe(rewritten);
+    expect(sign).not.toHaveBeenCalled();
+    const forked = again("sip:other@203.0.113.8");
+    expect(rewriteRecordRoute(local, forked, s)).toBe(true);
+    expect(sign).toHaveBeenCalledTimes(1);
+    expect(s.ownValue(b.callId, forked.recordRoutes[0]!)!.b.down).toEqual(["203.0.113.8~5060", ...b.down]);
   });
 
   it("remembers the values of ours in a bounded map; a forgotten value is parsed and verified again, a forged one never enters", () => {

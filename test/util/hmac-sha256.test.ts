@@ -1,3 +1,4 @@
+/** HmacSha256 (src/util/hmac-sha256.ts) against RFC 4231 and node:crypto. */
 import { createHmac } from "node:crypto";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
