@@ -14,7 +14,12 @@
  *
  *   npx tsc -p . && node dist/bench/sip.js [--json] [--dids 100k] [--step-s 20] [--warmup-s 10]
  *        [--rates 500,1000,...] [--only didgate,didgate-w2,didgate-bare,didgate-cdr-hep,didgate-verify,didgate-out,didgate-sign,kamailio,kamailio-w2] [--log-level info]
- *        [--cpu-prof DIR] [--node-flags "FLAG ..."]
+ *        [--cpu-prof DIR] [--node-flags "FLAG ..."] [--repeat N]
+ *
+ * --repeat N runs the chosen proxies in turn N times (round 1: each proxy once, then round 2, ...)
+ * and prints each one's figures round by round with their median, and the capacity ratios
+ * (didgate / kamailio, didgate-w2 / didgate, didgate-w2 / kamailio-w2) per round. Every proxy run
+ * gets a sipp UAS of its own.
  *
  * Before the first step every proxy gets 2 s at 200 calls/s (the first rate when lower) and then --warmup-s seconds (10) at
  * half the first step's rate, not reported: the steps measure a warm process.
@@ -54,7 +59,7 @@ import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { parseIdentity } from "../src/stir/passport.js";
 import { StirSigner } from "../src/stir/sign.js";
-import { parseArgs } from "./lib.js";
+import { median, parseArgs } from "./lib.js";
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.resolve(HERE, "..", "..");
@@ -330,6 +335,41 @@ const UAS = `<?xml version="1.0" encoding="ISO-8859-1" ?>
 
 // ---------------------------------------------------------------- runs
 
+/** A proxy's result in one round: the highest clean step (sustained_cps 0 when none was). */
+interface Summary {
+  sustained_cps: number;
+  p50: number;
+  p99: number;
+  cpu: number;
+}
+
+/**
+ * The ratios the SIP capacity goal is stated in (sustained calls/s): one process against Kamailio
+ * with one child, two workers against one process, two workers against Kamailio with two children;
+ * per round, for the rounds in which both proxies ran.
+ */
+function capacityRatios(summary: Record<string, readonly Summary[]>): Array<{ label: string; ratios: number[] }> {
+  const pairs: Array<[string, string, string]> = [
+    ["didgate / kamailio", "didgate", "kamailio"],
+    ["didgate-w2 / didgate", "didgate-w2", "didgate"],
+    ["didgate-w2 / kamailio-w2", "didgate-w2", "kamailio-w2"],
+  ];
+  const out: Array<{ label: string; ratios: number[] }> = [];
+  for (const [label, a, b] of pairs) {
+    const ra = summary[a];
+    const rb = summary[b];
+    if (ra === undefined || rb === undefined) continue;
+    const ratios: number[] = [];
+    for (let i = 0; i < Math.min(ra.length, rb.length); i++) {
+      const x = ra[i]!.sustained_cps;
+      const y = rb[i]!.sustained_cps;
+      ratios.push(y > 0 ? Math.round((x / y) * 100) / 100 : x > 0 ? Infinity : NaN);
+    }
+    out.push({ label, ratios });
+  }
+  return out;
+}
+
 interface Step {
   proxy: string;
   rate: number;
@@ -479,6 +519,7 @@ async function main(): Promise<void> {
   const extraFlags = args.option("node-flags");
   if (extraFlags !== undefined) nodeFlags.push(...extraFlags.split(" ").filter((f) => f !== ""));
   const json = args.json;
+  const repeat = Math.max(1, args.int("repeat", 1));
   if (!fs.existsSync(CLI)) throw new Error(`${CLI} not found: run npx tsc -p . first`);
 
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "didgate-sipbench-"));
@@ -509,16 +550,25 @@ async function main(): Promise<void> {
   fs.writeFileSync(path.join(dir, "uac.xml"), UAC);
   fs.writeFileSync(path.join(dir, "uas.xml"), UAS);
 
-  const uas = spawn(SIPP, ["-sf", path.join(dir, "uas.xml"), "-i", "127.0.0.1", "-p", String(uasPort), "-nostdin", "-max_socket", "1000"], { cwd: dir, stdio: "ignore" });
-  await sleep(500);
+  // every proxy gets a UAS of its own (the same port): a UAS that served a proxy which failed
+  // calls keeps retransmitting 200s for the calls never ACKed and holds them, and that work would
+  // load the next proxy's run on this two-core machine
+  let uas: ChildProcess | null = null;
+  const freshUas = async (): Promise<void> => {
+    await kill(uas);
+    uas = spawn(SIPP, ["-sf", path.join(dir, "uas.xml"), "-i", "127.0.0.1", "-p", String(uasPort), "-nostdin", "-max_socket", "1000"], { cwd: dir, stdio: "ignore" });
+    await sleep(500);
+  };
 
   const results: Step[] = [];
-  const summary: Record<string, { sustained_cps: number; p50: number; p99: number; cpu: number }> = {};
+  /** Each proxy's result per round (--repeat). */
+  const summary: Record<string, Summary[]> = {};
   const log = (s: string): void => {
     if (!json) process.stdout.write(s + "\n");
   };
 
   const runProxy = async (name: string, start: () => Promise<{ child: ChildProcess; port: number }>, uacIp = "127.0.0.1", csvName = "dids.csv", scenario = "uac.xml"): Promise<void> => {
+    await freshUas();
     const { child, port } = await start();
     try {
       // warm-up (not reported): JIT, first GCs after loading the table, sipp sockets; then
@@ -541,7 +591,7 @@ async function main(): Promise<void> {
         best = st;
         await sleep(1500); // let transactions drain between steps
       }
-      summary[name] = best ? { sustained_cps: best.rate, p50: best.setup_p50_ms, p99: best.setup_p99_ms, cpu: best.cpu_us_per_call } : { sustained_cps: 0, p50: NaN, p99: NaN, cpu: NaN };
+      (summary[name] ??= []).push(best ? { sustained_cps: best.rate, p50: best.setup_p50_ms, p99: best.setup_p99_ms, cpu: best.cpu_us_per_call } : { sustained_cps: 0, p50: NaN, p99: NaN, cpu: NaN });
     } finally {
       // a server under --cpu-prof writes its profile on exit: give it time
       await kill(child, cpuProfDir !== undefined ? 60_000 : 5000);
@@ -582,87 +632,100 @@ async function main(): Promise<void> {
         }
         return { child, port };
     };
-    if (want("didgate")) await runProxy("didgate", () => startDidgate());
-    if (want("didgate-w2")) await runProxy("didgate-w2", () => startDidgate([], ["workers: 2"]));
-    if (want("didgate-bare")) await runProxy("didgate-bare", () => startDidgate(["records: { enabled: false }"]));
-    if (want("didgate-cdr-hep")) {
-      const sink = dgram.createSocket("udp4");
-      let hep = 0;
-      sink.on("message", () => hep++);
-      await new Promise<void>((r) => sink.bind(0, "127.0.0.1", () => r()));
-      try {
-        const on = [`records: { jsonl: { path: cdr.jsonl } }`, `capture: { hep: "udp://127.0.0.1:${sink.address().port}", id: 2001 }`];
-        await runProxy("didgate-cdr-hep", () => startDidgate(on));
-        log(`didgate-cdr-hep: ${hep} HEP packets received`);
-      } finally {
-        sink.close();
+    // the proxies in turn, round after round (--repeat): a slow spell of the machine then lands
+    // on one round of each rather than on every step of one proxy
+    for (let round = 1; round <= repeat; round++) {
+      if (repeat > 1) log(`-- round ${round} of ${repeat}`);
+      if (want("didgate")) await runProxy("didgate", () => startDidgate());
+      if (want("didgate-w2")) await runProxy("didgate-w2", () => startDidgate([], ["workers: 2"]));
+      if (want("didgate-bare")) await runProxy("didgate-bare", () => startDidgate(["records: { enabled: false }"]));
+      if (want("didgate-cdr-hep")) {
+        const sink = dgram.createSocket("udp4");
+        let hep = 0;
+        sink.on("message", () => hep++);
+        await new Promise<void>((r) => sink.bind(0, "127.0.0.1", () => r()));
+        try {
+          const on = [`records: { jsonl: { path: cdr.jsonl } }`, `capture: { hep: "udp://127.0.0.1:${sink.address().port}", id: 2001 }`];
+          await runProxy("didgate-cdr-hep", () => startDidgate(on));
+          log(`didgate-cdr-hep: ${hep} HEP packets received`);
+        } finally {
+          sink.close();
+        }
       }
-    }
-    if (want("didgate-verify") || want("didgate-sign")) {
-      // STIR/SHAKEN: a P-256 certificate (its own trust anchor) served from loopback; one
-      // PASSporT per DID of the verify case, signed now (max_age_s covers the run)
-      execFileSync("openssl", ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", "sp.key", "-out", "sp.pem", "-days", "2", "-subj", "/CN=bench SP"], { cwd: dir, stdio: "ignore" });
-      const pem = fs.readFileSync(path.join(dir, "sp.pem"));
-      const certServer = http.createServer((_q, res) => res.end(pem));
-      await new Promise<void>((r) => certServer.listen(0, "127.0.0.1", r));
-      const x5u = `http://127.0.0.1:${(certServer.address() as AddressInfo).port}/sp.pem`;
-      try {
-        const signer = new StirSigner({ key: createPrivateKey(fs.readFileSync(path.join(dir, "sp.key"))), x5u });
-        const ids = ["SEQUENTIAL"];
-        for (let i = 0; i < Math.min(nDids, 5000); i++) {
-          const did = "+1512" + String(6000000 + i);
-          ids.push(did + ";" + parseIdentity(signer.sign("A", "+15125559999", did).header)!.token + ";");
-        }
-        fs.writeFileSync(path.join(dir, "ids.csv"), ids.join("\n") + "\n");
-        fs.writeFileSync(path.join(dir, "uac-id.xml"), UAC.replace("      CSeq: 1 INVITE\n", `      CSeq: 1 INVITE\n      Identity: [field1];info=<${x5u}>;alg=ES256;ppt=shaken\n`));
-        if (want("didgate-verify")) {
-          const verify = [`stir: { verify: { trust_anchors: sp.pem, max_age_s: 3600, allow_http_x5u: true, allow_private: ["127.0.0.0/8"] } }`];
-          await runProxy("didgate-verify", () => startDidgate(verify), "127.0.0.1", "ids.csv", "uac-id.xml");
-        }
-        if (want("didgate-sign")) {
-          const sign = [`stir: { sign: { x5u: "https://certs.example.com/sp.pem", key: sp.key } }`];
-          await runProxy("didgate-sign", () => startDidgate(sign), "127.0.0.2", "out.csv");
-        }
-      } finally {
-        certServer.close();
-      }
-    }
-    if (want("didgate-out")) await runProxy("didgate-out", () => startDidgate(), "127.0.0.2", "out.csv");
-    for (const [kname, children] of [["kamailio", 1], ["kamailio-w2", 2]] as const) {
-      if (!want(kname)) continue;
-      if (!fs.existsSync(KAMAILIO)) log(`${KAMAILIO} not found: Kamailio skipped`);
-      else
-        await runProxy(kname, async () => {
-          const port = await freePort();
-          const tpl = fs.readFileSync(path.join(ROOT, "bench", "kamailio", "bench.cfg.tpl"), "utf8");
-          const cfg = path.join(dir, "kamailio.cfg");
-          fs.writeFileSync(cfg, tpl.replace(/^children=1$/m, `children=${children}`).replace(/@PORT@/g, String(port)).replace(/@MPATH@/g, KAM_MODULES).replace(/@DBDIR@/g, path.join(dir, "db")));
-          // -m 1024: shared memory for the transactions held 32 s after each call (RFC 6026);
-          // with 256 MB Kamailio ran out and failed a quarter of the calls at 1500/s
-          const child = spawn(KAMAILIO, ["-f", cfg, "-DD", "-E", "-Y", dir, "-P", path.join(dir, "kamailio.pid"), "-m", "1024", "-M", "16"], { cwd: dir, stdio: ["ignore", "ignore", "pipe"] });
-          let err = "";
-          child.stderr!.on("data", (d: Buffer) => (err = (err + d.toString()).slice(-4000)));
-          if (!(await sipAlive(port, 20_000))) {
-            await kill(child);
-            throw new Error("kamailio does not answer: " + err);
+      if (want("didgate-verify") || want("didgate-sign")) {
+        // STIR/SHAKEN: a P-256 certificate (its own trust anchor) served from loopback; one
+        // PASSporT per DID of the verify case, signed now (max_age_s covers the run)
+        execFileSync("openssl", ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", "sp.key", "-out", "sp.pem", "-days", "2", "-subj", "/CN=bench SP"], { cwd: dir, stdio: "ignore" });
+        const pem = fs.readFileSync(path.join(dir, "sp.pem"));
+        const certServer = http.createServer((_q, res) => res.end(pem));
+        await new Promise<void>((r) => certServer.listen(0, "127.0.0.1", r));
+        const x5u = `http://127.0.0.1:${(certServer.address() as AddressInfo).port}/sp.pem`;
+        try {
+          const signer = new StirSigner({ key: createPrivateKey(fs.readFileSync(path.join(dir, "sp.key"))), x5u });
+          const ids = ["SEQUENTIAL"];
+          for (let i = 0; i < Math.min(nDids, 5000); i++) {
+            const did = "+1512" + String(6000000 + i);
+            ids.push(did + ";" + parseIdentity(signer.sign("A", "+15125559999", did).header)!.token + ";");
           }
-          return { child, port };
-        });
+          fs.writeFileSync(path.join(dir, "ids.csv"), ids.join("\n") + "\n");
+          fs.writeFileSync(path.join(dir, "uac-id.xml"), UAC.replace("      CSeq: 1 INVITE\n", `      CSeq: 1 INVITE\n      Identity: [field1];info=<${x5u}>;alg=ES256;ppt=shaken\n`));
+          if (want("didgate-verify")) {
+            const verify = [`stir: { verify: { trust_anchors: sp.pem, max_age_s: 3600, allow_http_x5u: true, allow_private: ["127.0.0.0/8"] } }`];
+            await runProxy("didgate-verify", () => startDidgate(verify), "127.0.0.1", "ids.csv", "uac-id.xml");
+          }
+          if (want("didgate-sign")) {
+            const sign = [`stir: { sign: { x5u: "https://certs.example.com/sp.pem", key: sp.key } }`];
+            await runProxy("didgate-sign", () => startDidgate(sign), "127.0.0.2", "out.csv");
+          }
+        } finally {
+          certServer.close();
+        }
+      }
+      if (want("didgate-out")) await runProxy("didgate-out", () => startDidgate(), "127.0.0.2", "out.csv");
+      for (const [kname, children] of [["kamailio", 1], ["kamailio-w2", 2]] as const) {
+        if (!want(kname)) continue;
+        if (!fs.existsSync(KAMAILIO)) log(`${KAMAILIO} not found: Kamailio skipped`);
+        else
+          await runProxy(kname, async () => {
+            const port = await freePort();
+            const tpl = fs.readFileSync(path.join(ROOT, "bench", "kamailio", "bench.cfg.tpl"), "utf8");
+            const cfg = path.join(dir, "kamailio.cfg");
+            fs.writeFileSync(cfg, tpl.replace(/^children=1$/m, `children=${children}`).replace(/@PORT@/g, String(port)).replace(/@MPATH@/g, KAM_MODULES).replace(/@DBDIR@/g, path.join(dir, "db")));
+            // -m 1024: shared memory for the transactions held 32 s after each call (RFC 6026);
+            // with 256 MB Kamailio ran out and failed a quarter of the calls at 1500/s
+            const child = spawn(KAMAILIO, ["-f", cfg, "-DD", "-E", "-Y", dir, "-P", path.join(dir, "kamailio.pid"), "-m", "1024", "-M", "16"], { cwd: dir, stdio: ["ignore", "ignore", "pipe"] });
+            let err = "";
+            child.stderr!.on("data", (d: Buffer) => (err = (err + d.toString()).slice(-4000)));
+            if (!(await sipAlive(port, 20_000))) {
+              await kill(child);
+              throw new Error("kamailio does not answer: " + err);
+            }
+            return { child, port };
+          });
+      }
     }
   } finally {
     await kill(uas);
     fs.rmSync(dir, { recursive: true, force: true });
   }
 
-  const d = summary.didgate;
-  const k = summary.kamailio;
-  const ratio = d && k && k.sustained_cps > 0 ? Math.round((d.sustained_cps / k.sustained_cps) * 100) / 100 : null;
-  if (json) process.stdout.write(JSON.stringify({ name: "sip_summary", entries: nDids, didgate: d, kamailio: k, ratio_to_kamailio: ratio }) + "\n");
-  else {
+  const ratios = capacityRatios(summary);
+  if (json) {
+    const k = (n: string): Summary | undefined => summary[n]?.[0];
+    const r = ratios.find((x) => x.label === "didgate / kamailio")?.ratios[0] ?? null;
+    process.stdout.write(JSON.stringify({ name: "sip_summary", entries: nDids, rounds: repeat, didgate: k("didgate"), kamailio: k("kamailio"), ratio_to_kamailio: r, per_round: summary, ratios }) + "\n");
+  } else {
+    const fmt = (v: number): string => (Number.isNaN(v) ? "-" : String(v));
     log("");
-    log("proxy        sustained calls/s   setup p50 ms   setup p99 ms   cpu us/call");
-    for (const [n, s] of Object.entries(summary)) log(`${n.padEnd(12)} ${String(s.sustained_cps).padStart(17)}   ${String(s.p50).padStart(12)}   ${String(s.p99).padStart(12)}   ${String(s.cpu).padStart(11)}`);
-    if (ratio !== null) log(`didgate / kamailio (sustained calls/s): ${ratio}`);
+    log("proxy        sustained calls/s   setup p50 ms   setup p99 ms   cpu us/call" + (repeat > 1 ? "   (round by round; median)" : ""));
+    for (const [n, runs] of Object.entries(summary)) {
+      const col = (f: (x: Summary) => number, w: number): string => {
+        const v = runs.map(f);
+        return (v.length > 1 ? v.map(fmt).join("/") + " ; " + fmt(median(v)) : fmt(v[0]!)).padStart(w);
+      };
+      log(`${n.padEnd(12)} ${col((x) => x.sustained_cps, 17)}   ${col((x) => x.p50, 12)}   ${col((x) => x.p99, 12)}   ${col((x) => x.cpu, 11)}`);
+    }
+    for (const { label, ratios: v } of ratios) log(`${label} (sustained calls/s): ${v.map(fmt).join(" / ")}${v.length > 1 ? " ; median " + fmt(median(v)) : ""}`);
   }
 }
 
