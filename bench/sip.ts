@@ -721,7 +721,8 @@ async function main(): Promise<void> {
     for (const [n, runs] of Object.entries(summary)) {
       const col = (f: (x: Summary) => number, w: number): string => {
         const v = runs.map(f);
-        return (v.length > 1 ? v.map(fmt).join("/") + " ; " + fmt(median(v)) : fmt(v[0]!)).padStart(w);
+        // the median of the rounds that had a figure (a proxy that sustained no step has none)
+        return (v.length > 1 ? v.map(fmt).join("/") + " ; " + fmt(median(v.filter((x) => !Number.isNaN(x)))) : fmt(v[0]!)).padStart(w);
       };
       log(`${n.padEnd(12)} ${col((x) => x.sustained_cps, 17)}   ${col((x) => x.p50, 12)}   ${col((x) => x.p99, 12)}   ${col((x) => x.cpu, 11)}`);
     }

@@ -5,8 +5,9 @@
  * worker that does not hold its transaction or dialog. The owner is:
  * - a response: the worker named by the tag in the top Via's branch (every branch a worker
  *   generates carries "-w<index>-", see branchTag); without a tag, as a request;
- * - a request (INVITE, ACK, BYE, CANCEL, re-INVITE, any in-dialog request): hash(Call-ID) mod N,
- *   so every request of a dialog, and the INVITE that set it up, land on the same worker.
+ * - a request (INVITE, ACK, BYE, CANCEL, re-INVITE, any in-dialog request): by hash(Call-ID), in
+ *   shares that leave the readers of the socket fewer calls (ownerShares), so every request of a
+ *   dialog, and the INVITE that set it up, land on the same worker.
  * A datagram without a Call-ID (or not SIP at all) has no owner (-1): the worker that got it
  * handles it (the stack answers or drops it as it would in one process).
  *
@@ -68,11 +69,66 @@ export function branchWorker(branch: string, n: number): number {
   }
 }
 
-/** FNV-1a (32 bit) of a Call-ID, mod n. */
+/**
+ * What reading the shared socket costs a reader, as a fraction of the work of the calls: a reader
+ * receives and scans every datagram and hands off those of other workers' calls. Measured with two
+ * workers (docs/sip.md "Workers"): owning half of the calls at 1,000 calls/s the reader used 0.2
+ * of the calls' work more than the other worker; owning 0.4 of them at 1,300 calls/s, 0.29.
+ */
+export const READ_COST = 0.25;
+
+/** Slots of the ownership table (a prime: every bit of the hash counts). */
+export const OWNER_SLOTS = 1021;
+
+/**
+ * Each worker's share of the calls (index: worker): readers take less, so that a reader's load (its
+ * calls plus reading and steering 1/k of all datagrams) and another worker's (its calls) are equal.
+ * With n workers of which k read, a worker that does not read owns (1 + READ_COST) / n of the calls
+ * and a reader READ_COST / k less (none, when that is below zero).
+ */
+export function ownerShares(n: number): number[] {
+  const readers = udpReaders(n);
+  const k = readers.length;
+  const other = (1 + READ_COST) / n;
+  const reader = Math.max(0, other - READ_COST / k);
+  const w: number[] = [];
+  for (let i = 0; i < n; i++) w.push(readers.includes(i) ? reader : other);
+  const sum = w.reduce((a, b) => a + b, 0);
+  return w.map((x) => x / sum);
+}
+
+const ownerTables = new Map<number, Uint16Array>();
+
+/**
+ * Which worker owns each slot of the Call-ID hash: each worker's share of OWNER_SLOTS, interleaved
+ * (smooth weighted round robin, ties to the lower index). Every worker computes the same table from
+ * n alone.
+ */
+export function ownerTable(n: number): Uint16Array {
+  let t = ownerTables.get(n);
+  if (t !== undefined) return t;
+  const shares = ownerShares(n);
+  const credit = new Array<number>(n).fill(0);
+  t = new Uint16Array(OWNER_SLOTS);
+  for (let s = 0; s < OWNER_SLOTS; s++) {
+    let best = 0;
+    for (let i = 0; i < n; i++) {
+      credit[i]! += shares[i]!;
+      if (credit[i]! > credit[best]!) best = i;
+    }
+    credit[best]! -= 1;
+    t[s] = best;
+  }
+  ownerTables.set(n, t);
+  return t;
+}
+
+/** The worker that owns a Call-ID: FNV-1a (32 bit) of it, its slot in ownerTable(n). */
 export function callIdWorker(callId: string, n: number): number {
+  if (n <= 1) return 0;
   let h = 0x811c9dc5;
   for (let i = 0; i < callId.length; i++) h = Math.imul(h ^ callId.charCodeAt(i), 0x01000193);
-  return (h >>> 0) % n;
+  return ownerTable(n)[(h >>> 0) % OWNER_SLOTS]!;
 }
 
 function lower(s: string): string {

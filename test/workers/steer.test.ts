@@ -1,7 +1,7 @@
 import { randomBytes } from "node:crypto";
 import dgram from "node:dgram";
 import { afterEach, describe, expect, it } from "vitest";
-import { branchTag, branchWorker, callIdWorker, methodLabel, ownerOf, readsUdp, udpReaders, SCAN_MAX_BYTES, SCAN_MAX_LINES, SCAN_MAX_PHYSICAL_LINES, scanMessage, scanStats } from "../../src/workers/steer.js";
+import { branchTag, branchWorker, callIdWorker, methodLabel, ownerOf, ownerShares, ownerTable, OWNER_SLOTS, READ_COST, readsUdp, udpReaders, SCAN_MAX_BYTES, SCAN_MAX_LINES, SCAN_MAX_PHYSICAL_LINES, scanMessage, scanStats } from "../../src/workers/steer.js";
 import { decodeFrame, encodeFrame, Handoff, MAX_FRAME, parseToken } from "../../src/workers/handoff.js";
 import { parseMessage } from "../../src/sip/parse.js";
 import { setUdpReading } from "../../src/sip/udp-reading.js";
@@ -27,15 +27,60 @@ describe("steer: branch tags", () => {
 });
 
 describe("steer: Call-ID hash", () => {
-  it("is stable, within range and spreads Call-IDs over the workers", () => {
-    const counts = [0, 0, 0, 0];
-    for (let i = 0; i < 4000; i++) {
-      const w = callIdWorker(`call-${i}@10.0.0.1`, 4);
-      expect(w).toBe(callIdWorker(`call-${i}@10.0.0.1`, 4));
-      counts[w]!++;
+  it("is stable, within range and spreads Call-IDs over the workers in their shares", () => {
+    for (const n of [2, 3, 4, 5, 8]) {
+      const shares = ownerShares(n);
+      const counts = new Array<number>(n).fill(0);
+      const calls = 20000;
+      for (let i = 0; i < calls; i++) {
+        const w = callIdWorker(`${i}-${n}@10.0.0.1`, n);
+        expect(w).toBe(callIdWorker(`${i}-${n}@10.0.0.1`, n));
+        counts[w]!++;
+      }
+      for (let w = 0; w < n; w++) {
+        expect(counts[w]! / calls, `worker ${w} of ${n}`).toBeGreaterThan(shares[w]! * 0.85);
+        expect(counts[w]! / calls, `worker ${w} of ${n}`).toBeLessThan(shares[w]! * 1.15);
+      }
     }
-    for (const c of counts) expect(c).toBeGreaterThan(800);
     expect(callIdWorker("x", 1)).toBe(0);
+  });
+
+  it("gives the readers of the socket fewer calls, so that their load and the others' are equal", () => {
+    expect(ownerShares(1)).toEqual([1]);
+    const two = ownerShares(2);
+    // worker 1 reads: (1 + READ_COST) / 2 - READ_COST of the calls, worker 0 the rest
+    expect(two[0]).toBeCloseTo((1 + READ_COST) / 2, 9);
+    expect(two[1]).toBeCloseTo((1 - READ_COST) / 2, 9);
+    expect(two[1]).toBeLessThan(two[0]!);
+    for (let n = 2; n <= 32; n++) {
+      const shares = ownerShares(n);
+      const readers = udpReaders(n);
+      expect(shares.reduce((a, b) => a + b, 0)).toBeCloseTo(1, 9);
+      // a reader's load: its calls plus READ_COST of the calls' work for each datagram it reads
+      // (1/k of them); everyone else's: its calls
+      const load = shares.map((x, i) => x + (readers.includes(i) ? READ_COST / readers.length : 0));
+      for (const l of load) expect(l).toBeCloseTo(load[0]!, 9);
+      for (const r of readers) expect(shares[r]).toBeGreaterThan(0);
+    }
+  });
+
+  it("lays the shares over the slots interleaved, the same table every time", () => {
+    for (const n of [2, 3, 4, 7]) {
+      const t = ownerTable(n);
+      expect(t.length).toBe(OWNER_SLOTS);
+      const shares = ownerShares(n);
+      for (let w = 0; w < n; w++) {
+        const slots = t.filter((x) => x === w).length;
+        expect(Math.abs(slots - shares[w]! * OWNER_SLOTS), `worker ${w} of ${n}`).toBeLessThanOrEqual(1);
+      }
+      // no worker holds a long run of slots
+      let run = 1;
+      for (let s = 1; s < t.length; s++) {
+        run = t[s] === t[s - 1] ? run + 1 : 1;
+        expect(run).toBeLessThanOrEqual(Math.ceil(Math.max(...shares) / Math.min(...shares)) + 1);
+      }
+      expect(ownerTable(n)).toBe(t);
+    }
   });
 });
 
