@@ -13,7 +13,7 @@
  * Kamailio with children=2: the CPU of every process of the proxy is counted.
  *
  *   npx tsc -p . && node dist/bench/sip.js [--json] [--dids 100k] [--step-s 20] [--warmup-s 10]
- *        [--rates 500,1000,...] [--only didgate,didgate-w2,didgate-bare,didgate-cdr-hep,didgate-verify,didgate-out,didgate-sign,kamailio,kamailio-w2] [--log-level info]
+ *        [--rates 500,1000,...] [--only didgate,didgate-w2,didgate-bare,didgate-cdr-hep,didgate-verify,didgate-out,didgate-sign,kamailio,kamailio-w2] [--log-level info] [--log-file PATH]
  *        [--cpu-prof DIR] [--node-flags "FLAG ..."] [--repeat N]
  *
  * --repeat N runs the chosen proxies in turn N times (round 1: each proxy once, then round 2, ...)
@@ -509,6 +509,7 @@ async function main(): Promise<void> {
   const onlyList = args.option("only")?.split(",");
   const want = (n: string): boolean => onlyList === undefined || onlyList.includes(n);
   const logLevel = args.option("log-level") ?? "info";
+  const logFile = args.option("log-file") !== undefined ? path.resolve(args.option("log-file")!) : undefined;
   const cpuProfDir = args.option("cpu-prof");
   const nodeFlags: string[] = [];
   if (cpuProfDir !== undefined) {
@@ -623,14 +624,21 @@ async function main(): Promise<void> {
             "",
           ].join("\n"),
         );
-        let child = spawn(process.execPath, [...nodeFlags, CLI, "serve", "--config", cfg], { cwd: dir, stdio: ["ignore", "ignore", "inherit"] });
-        if (!(await sipAlive(port, 90_000))) {
-          await kill(child);
-          log("didgate serve does not answer SIP (voice edge not wired in app.ts?): using the in-process --serve mode");
-          child = spawn(process.execPath, [...nodeFlags, fileURLToPath(import.meta.url), "--serve", cfg], { cwd: dir, stdio: ["ignore", "ignore", "inherit"] });
-          if (!(await sipAlive(port, 90_000))) throw new Error("didgate does not answer SIP");
+        // --log-file: the servers' log lines appended there (by default they are dropped)
+        const out = logFile !== undefined ? fs.openSync(logFile, "a") : "ignore";
+        try {
+          let child = spawn(process.execPath, [...nodeFlags, CLI, "serve", "--config", cfg], { cwd: dir, stdio: ["ignore", out, "inherit"] });
+          if (!(await sipAlive(port, 90_000))) {
+            await kill(child);
+            log("didgate serve does not answer SIP (voice edge not wired in app.ts?): using the in-process --serve mode");
+            child = spawn(process.execPath, [...nodeFlags, fileURLToPath(import.meta.url), "--serve", cfg], { cwd: dir, stdio: ["ignore", out, "inherit"] });
+            if (!(await sipAlive(port, 90_000))) throw new Error("didgate does not answer SIP");
+          }
+          return { child, port };
+        } finally {
+          // the server holds its own copy
+          if (typeof out === "number") fs.closeSync(out);
         }
-        return { child, port };
     };
     // the proxies in turn, round after round (--repeat): a slow spell of the machine then lands
     // on one round of each rather than on every step of one proxy

@@ -1,10 +1,11 @@
 /**
  * The config a SIP worker runs with (sip.workers > 1). Pure.
  *
- * Limits that each process keeps in memory are split N ways: every worker gets 1/N of a trunk's
- * or customer's CPS, of a carrier's termination_cps and of sip.flood.per_source_pps. Calls are
- * spread evenly over the workers (hash of the Call-ID), so the sum over the workers is the
- * configured limit; a burst that happens to hash unevenly is refused a little early (a
+ * Limits that each process keeps in memory are split by the share of the calls each worker owns
+ * (ownerShares in src/workers/steer.ts: the readers of the UDP socket own fewer): a trunk's or
+ * customer's CPS, a carrier's termination_cps and sip.flood.per_source_pps. Calls over UDP are
+ * spread over the workers in those shares (hash of the Call-ID), so the sum over the workers is
+ * the configured limit; a burst that happens to hash unevenly is refused a little early (a
  * documented approximation). max_calls is shared exactly through Redis when routes.redis is set
  * (src/edge/calls-share.ts counts every edge's calls); without Redis it is split too (floor, at
  * least 1 per worker).
@@ -13,6 +14,7 @@
  */
 import os from "node:os";
 import type { Config } from "../config/schema.js";
+import { ownerShares } from "./steer.js";
 
 /** sip.workers as a number ("auto": the cores the process may use). */
 export function workerCount(c: Config): number {
@@ -20,18 +22,19 @@ export function workerCount(c: Config): number {
   return w === "auto" ? Math.max(1, os.availableParallelism()) : w;
 }
 
-function split(v: number, n: number): number {
-  return v / n;
+function split(v: number, share: number): number {
+  return v * share;
 }
 
-function splitInt(v: number | undefined, n: number): number | undefined {
-  return v === undefined ? undefined : Math.max(1, Math.floor(v / n));
+function splitInt(v: number | undefined, share: number): number | undefined {
+  return v === undefined ? undefined : Math.max(1, Math.floor(v * share));
 }
 
 /** The config of worker `index` of `n`. */
 export function workerConfig(c: Config, index: number, n: number, hostname: string): Config {
   if (n <= 1) return c;
   const shared = c.routes.redis !== undefined;
+  const share = ownerShares(n)[index] ?? 1 / n;
   const sip = c.sip;
   return {
     ...c,
@@ -40,16 +43,16 @@ export function workerConfig(c: Config, index: number, n: number, hostname: stri
       ...sip,
       trunks: sip.trunks.map((t) => ({
         ...t,
-        cps: split(t.cps, n),
-        ...(t.termination_cps !== undefined ? { termination_cps: split(t.termination_cps, n) } : {}),
-        ...(t.max_calls !== undefined && !shared ? { max_calls: splitInt(t.max_calls, n) } : {}),
+        cps: split(t.cps, share),
+        ...(t.termination_cps !== undefined ? { termination_cps: split(t.termination_cps, share) } : {}),
+        ...(t.max_calls !== undefined && !shared ? { max_calls: splitInt(t.max_calls, share) } : {}),
       })),
       customers: sip.customers.map((cu) => ({
         ...cu,
-        cps: split(cu.cps, n),
-        ...(cu.max_calls !== undefined && !shared ? { max_calls: splitInt(cu.max_calls, n) } : {}),
+        cps: split(cu.cps, share),
+        ...(cu.max_calls !== undefined && !shared ? { max_calls: splitInt(cu.max_calls, share) } : {}),
       })),
-      flood: { ...sip.flood, per_source_pps: split(sip.flood.per_source_pps, n) },
+      flood: { ...sip.flood, per_source_pps: split(sip.flood.per_source_pps, share) },
     },
   };
 }
