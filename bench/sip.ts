@@ -734,7 +734,7 @@ async function main(): Promise<void> {
       };
       log(`${n.padEnd(12)} ${col((x) => x.sustained_cps, 17)}   ${col((x) => x.p50, 12)}   ${col((x) => x.p99, 12)}   ${col((x) => x.cpu, 11)}`);
     }
-    for (const { label, ratios: v } of ratios) log(`${label} (sustained calls/s): ${v.map(fmt).join(" / ")}${v.length > 1 ? " ; median " + fmt(median(v)) : ""}`);
+    for (const { label, ratios: v } of ratios) log(`${label} (sustained calls/s): ${v.map(fmt).join(" / ")}${v.length > 1 ? " ; median " + fmt(median(v.filter((x) => !Number.isNaN(x)))) : ""}`);
   }
 }
 

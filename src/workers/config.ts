@@ -22,10 +22,6 @@ export function workerCount(c: Config): number {
   return w === "auto" ? Math.max(1, os.availableParallelism()) : w;
 }
 
-function split(v: number, share: number): number {
-  return v * share;
-}
-
 function splitInt(v: number | undefined, share: number): number | undefined {
   return v === undefined ? undefined : Math.max(1, Math.floor(v * share));
 }
@@ -43,16 +39,16 @@ export function workerConfig(c: Config, index: number, n: number, hostname: stri
       ...sip,
       trunks: sip.trunks.map((t) => ({
         ...t,
-        cps: split(t.cps, share),
-        ...(t.termination_cps !== undefined ? { termination_cps: split(t.termination_cps, share) } : {}),
+        cps: t.cps * share,
+        ...(t.termination_cps !== undefined ? { termination_cps: t.termination_cps * share } : {}),
         ...(t.max_calls !== undefined && !shared ? { max_calls: splitInt(t.max_calls, share) } : {}),
       })),
       customers: sip.customers.map((cu) => ({
         ...cu,
-        cps: split(cu.cps, share),
+        cps: cu.cps * share,
         ...(cu.max_calls !== undefined && !shared ? { max_calls: splitInt(cu.max_calls, share) } : {}),
       })),
-      flood: { ...sip.flood, per_source_pps: split(sip.flood.per_source_pps, share) },
+      flood: { ...sip.flood, per_source_pps: sip.flood.per_source_pps * share },
     },
   };
 }

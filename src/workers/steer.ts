@@ -97,7 +97,9 @@ export function ownerShares(n: number): number[] {
   return w.map((x) => x / sum);
 }
 
-const ownerTables = new Map<number, Uint16Array>();
+/** The table last asked for (a process has one worker count: the lookup per datagram is a compare). */
+let tableN = 0;
+let table: Uint16Array = new Uint16Array(0);
 
 /**
  * Which worker owns each slot of the Call-ID hash: each worker's share of OWNER_SLOTS, interleaved
@@ -105,11 +107,10 @@ const ownerTables = new Map<number, Uint16Array>();
  * n alone.
  */
 export function ownerTable(n: number): Uint16Array {
-  let t = ownerTables.get(n);
-  if (t !== undefined) return t;
+  if (n === tableN) return table;
   const shares = ownerShares(n);
   const credit = new Array<number>(n).fill(0);
-  t = new Uint16Array(OWNER_SLOTS);
+  const t = new Uint16Array(OWNER_SLOTS);
   for (let s = 0; s < OWNER_SLOTS; s++) {
     let best = 0;
     for (let i = 0; i < n; i++) {
@@ -119,7 +120,8 @@ export function ownerTable(n: number): Uint16Array {
     credit[best]! -= 1;
     t[s] = best;
   }
-  ownerTables.set(n, t);
+  tableN = n;
+  table = t;
   return t;
 }
 
