@@ -30,7 +30,7 @@ import type { UdpSteer } from "../sip/transport.js";
 import { errMessage } from "../util/errors.js";
 import { onHup } from "../cli/hup.js";
 import { Handoff } from "./handoff.js";
-import { methodLabel, ownerOf, readsUdp, scanMessage } from "./steer.js";
+import { METHOD_LABELS, methodLabelIndex, ownerOf, readsUdp, scanMessage } from "./steer.js";
 
 // not DIDGATE_*: those are config overrides (src/config/load.ts)
 const INDEX_ENV = "DGW_WORKER_INDEX";
@@ -449,14 +449,21 @@ export async function runWorker(): Promise<void> {
       send({ type: "didgate:calls-req", id });
     });
 
-  let handoffs: Counter<"kind" | "method"> | undefined;
+  /**
+   * Datagrams handed off, by kind (request, response) and method label: plain numbers on the path of
+   * every datagram, folded into didgate_sip_worker_handoffs_total when it is scraped.
+   */
+  const handedOff = new Float64Array(2 * METHOD_LABELS.length);
+  const countHandoff = (response: boolean, method: string): void => {
+    handedOff[(response ? METHOD_LABELS.length : 0) + methodLabelIndex(method)]!++;
+  };
   const steer: UdpSteer = (buf, address, port) => {
     const info = scanMessage(buf);
     if (info === null) return false;
     const owner = ownerOf(info, n);
     if (owner < 0 || owner === index) return false;
     if (!ho.send(owner, buf, address, port)) return false;
-    handoffs?.inc({ kind: info.response ? "response" : "request", method: methodLabel(info.method) });
+    countHandoff(info.response, info.method);
     return true;
   };
 
@@ -471,7 +478,7 @@ export async function runWorker(): Promise<void> {
     if (m.topVia === null) return false;
     for (let k = 1; ringHops + k <= n - 1; k++) {
       if (ho.send((index + k) % n, bytes, src.address, src.port, ringHops + k)) {
-        handoffs?.inc({ kind: "request", method: "CANCEL" });
+        countHandoff(false, "CANCEL");
         return true;
       }
     }
@@ -484,11 +491,18 @@ export async function runWorker(): Promise<void> {
   };
   const a = new Didgate(loaded, { logger, worker: { index, count: n, steer, endCallElsewhere, unmatchedCancel, ...(index === 0 ? { clusterMetrics, clusterCalls, workersUp: () => workersUp } : {}) } });
   app = a;
-  handoffs = new Counter({
+  new Counter({
     name: "didgate_sip_worker_handoffs_total",
     help: "SIP datagrams a worker received on the shared socket and passed to the worker that owns their transaction or dialog",
     labelNames: ["kind", "method"],
     registers: [a.registry],
+    collect() {
+      this.reset();
+      for (let i = 0; i < handedOff.length; i++) {
+        const v = handedOff[i]!;
+        if (v > 0) this.inc({ kind: i < METHOD_LABELS.length ? "request" : "response", method: METHOD_LABELS[i % METHOD_LABELS.length]! }, v);
+      }
+    },
   });
   new Counter({
     name: "didgate_sip_worker_handoff_frames_total",

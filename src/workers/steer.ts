@@ -133,36 +133,115 @@ export function callIdWorker(callId: string, n: number): number {
   return ownerTable(n)[(h >>> 0) % OWNER_SLOTS]!;
 }
 
-function lower(s: string): string {
-  return s.length <= 8 ? s.toLowerCase() : s;
+/** Whether a char code is white space as the parser trims it around values: space, tab, CR, LF. */
+function isWs(c: number): boolean {
+  return c === 32 || c === 9 || c === 13 || c === 10;
 }
 
-/** A header value as the parser gives it: folded lines joined by one space, trimmed. */
-function unfoldValue(v: string): string {
-  return (v.indexOf("\n") >= 0 ? v.replace(/[ \t\r]*\n[ \t]*/g, " ") : v).trim();
+/** text[from, end) without the white space (isWs) at either end. */
+function trimmed(text: string, from: number, end: number): string {
+  let s = from;
+  let e = end;
+  while (s < e && isWs(text.charCodeAt(s))) s++;
+  while (e > s && isWs(text.charCodeAt(e - 1))) e--;
+  return text.slice(s, e);
 }
 
-/** The top Via's branch parameter in the value of a Via header ("" when absent). */
-function branchOf(via: string): string {
-  let v = via;
-  const comma = v.indexOf(",");
-  if (comma >= 0) v = v.slice(0, comma);
-  const b = v.toLowerCase().indexOf(";branch=");
-  if (b < 0) return "";
-  let e = b + 8;
-  while (e < v.length) {
-    const c = v.charCodeAt(e);
-    if (c === 59 || c === 32 || c === 9 || c === 13 || c === 44) break;
-    e++;
+/**
+ * Whether text[from, from + lowerAscii.length) equals lowerAscii ignoring ASCII case (what
+ * toLowerCase() gives on latin1 text for these names: no other latin1 letter lowers to ASCII).
+ * lowerAscii holds lower-case letters and other ASCII that is compared as is.
+ */
+function equalsCi(text: string, from: number, lowerAscii: string): boolean {
+  for (let i = 0; i < lowerAscii.length; i++) {
+    const t = lowerAscii.charCodeAt(i);
+    const c = text.charCodeAt(from + i);
+    if (c !== t && !(t >= 97 && t <= 122 && c === t - 32)) return false;
   }
-  return v.slice(b + 8, e);
+  return true;
+}
+
+/**
+ * Which header steering needs a field name is, given the text between the line's start and its
+ * colon (trimmed, compared as toLowerCase() would): 1 a Via, 2 a Call-ID, 3 CSeq, 0 any other. No
+ * string is made.
+ */
+function nameKind(text: string, start: number, end: number): number {
+  let s = start;
+  let e = end;
+  while (s < e && isWs(text.charCodeAt(s))) s++;
+  while (e > s && isWs(text.charCodeAt(e - 1))) e--;
+  switch (e - s) {
+    case 1: {
+      const c = text.charCodeAt(s) | 32;
+      return c === 118 /* v */ ? 1 : c === 105 /* i */ ? 2 : 0;
+    }
+    case 3:
+      return equalsCi(text, s, "via") ? 1 : 0;
+    case 4:
+      return equalsCi(text, s, "cseq") ? 3 : 0;
+    case 7:
+      return equalsCi(text, s, "call-id") ? 2 : 0;
+    default:
+      return 0;
+  }
+}
+
+/** A header value as the parser gives it: folded lines joined by one space, trimmed (isWs). */
+function unfoldValue(v: string): string {
+  const u = v.indexOf("\n") >= 0 ? v.replace(/[ \t\r]*\n[ \t]*/g, " ") : v;
+  return trimmed(u, 0, u.length);
+}
+
+/**
+ * The branch parameter of the first Via value in text[from, end) ("" when absent): the first
+ * parameter named branch (in any case; space or tab around the ";" and the "=" as RFC 3261 SWS
+ * allows) before the first comma, its value up to the next ';', space, tab, CR or comma.
+ */
+function branchIn(text: string, from: number, end: number): string {
+  let e = text.indexOf(",", from);
+  if (e < 0 || e > end) e = end;
+  for (let i = text.indexOf(";", from); i >= 0 && i < e; i = text.indexOf(";", i + 1)) {
+    let j = i + 1;
+    while (j < e && isSpTab(text.charCodeAt(j))) j++;
+    if (j + 6 > e || !equalsCi(text, j, "branch")) continue;
+    j += 6;
+    while (j < e && isSpTab(text.charCodeAt(j))) j++;
+    if (j >= e || text.charCodeAt(j) !== 61 /* = */) continue;
+    j++;
+    while (j < e && isSpTab(text.charCodeAt(j))) j++;
+    let k = j;
+    while (k < e) {
+      const c = text.charCodeAt(k);
+      if (c === 59 || c === 32 || c === 9 || c === 13 || c === 44) break;
+      k++;
+    }
+    return text.slice(j, k);
+  }
+  return "";
+}
+
+function isSpTab(c: number): boolean {
+  return c === 32 || c === 9;
+}
+
+/** The method of a CSeq value in text[from, end): its second word ("" when it has none). */
+function cseqMethodIn(text: string, from: number, end: number): string {
+  let i = from;
+  while (i < end && isWs(text.charCodeAt(i))) i++;
+  while (i < end && !isWs(text.charCodeAt(i))) i++;
+  while (i < end && isWs(text.charCodeAt(i))) i++;
+  let j = i;
+  while (j < end && !isWs(text.charCodeAt(j))) j++;
+  return text.slice(i, j);
 }
 
 /**
  * The header fields steering needs, or null when the bytes are not a SIP message. It reads the
  * headers as the parser (src/sip/parse.ts) does, so that the owner is the hash of the Call-ID the
  * stack will see: a line starting with a space or tab continues the header before it (never a
- * header of its own), and the headers end at the first empty line (CRLF or LF).
+ * header of its own), and the headers end at the first empty line (CRLF or LF). It makes no
+ * string but the Call-ID, the branch and the method: names and values are compared in place.
  */
 export function scanMessage(buf: Buffer): SteerInfo | null {
   const head = buf.length > SCAN_MAX_BYTES ? buf.subarray(0, SCAN_MAX_BYTES) : buf;
@@ -175,16 +254,20 @@ export function scanMessage(buf: Buffer): SteerInfo | null {
   while (sl < text.length && (text.charCodeAt(sl) === 13 || text.charCodeAt(sl) === 10)) sl++;
   let eol = text.indexOf("\n", sl);
   if (eol < 0) eol = text.length;
-  const first = text.slice(sl, eol).trim();
+  // the start line, trimmed
+  let fs = sl;
+  let fe = eol;
+  while (fs < fe && isWs(text.charCodeAt(fs))) fs++;
+  while (fe > fs && isWs(text.charCodeAt(fe - 1))) fe--;
   let response: boolean;
   let method = "";
   // the version in any case, as the parser reads it
-  if (first.length > 8 && first.slice(0, 8).toUpperCase() === "SIP/2.0 ") response = true;
+  if (fe - fs > 8 && equalsCi(text, fs, "sip/2.0 ")) response = true;
   else {
-    const sp = first.indexOf(" ");
-    if (sp <= 0 || first.length < 7 || first.slice(first.length - 7).toUpperCase() !== "SIP/2.0") return null;
+    const sp = text.indexOf(" ", fs);
+    if (sp <= fs || sp >= fe || fe - fs < 7 || !equalsCi(text, fe - 7, "sip/2.0")) return null;
     response = false;
-    method = first.slice(0, sp);
+    method = text.slice(fs, sp);
   }
   let branch = "";
   let callId = "";
@@ -194,15 +277,21 @@ export function scanMessage(buf: Buffer): SteerInfo | null {
   let kind = 0;
   let vs = 0;
   let ve = 0;
+  /** Whether the value being read goes on over more than one line. */
+  let folded = false;
   const done = (): void => {
     if (kind === 0) return;
-    const v = unfoldValue(text.slice(vs, ve));
-    if (kind === 1) branch = branchOf(v);
-    else if (kind === 2) callId = v;
-    else {
-      const parts = v.split(/\s+/);
-      cseqMethod = parts[1] ?? "";
-    }
+    if (kind === 2) callId = folded ? unfoldValue(text.slice(vs, ve)) : trimmed(text, vs, ve);
+    else if (folded) {
+      const v = unfoldValue(text.slice(vs, ve));
+      if (kind === 1) branch = branchIn(v, 0, v.length);
+      else cseqMethod = cseqMethodIn(v, 0, v.length);
+    } else if (kind === 1) {
+      // the value's end once trimmed (a branch ends there, as at a CR)
+      let e = ve;
+      while (e > vs && isWs(text.charCodeAt(e - 1))) e--;
+      branch = branchIn(text, vs, e);
+    } else cseqMethod = cseqMethodIn(text, vs, ve);
     kind = 0;
   };
   let pos = eol + 1;
@@ -227,11 +316,17 @@ export function scanMessage(buf: Buffer): SteerInfo | null {
     scanStats.lines++;
     if (c === 32 || c === 9) {
       // a continuation of the header before it
-      if (kind !== 0) ve = nl;
+      if (kind !== 0) {
+        ve = nl;
+        folded = true;
+      }
       pos = nl + 1;
       continue;
     }
     done();
+    // all that steering reads has been read (the top Via, a Call-ID, a response's CSeq): later
+    // headers change nothing
+    if (sawVia && callId !== "" && (!response || cseqMethod !== "")) break;
     if (++fields > SCAN_MAX_LINES) break;
     // the next colon in the text, searched again only once the scan has passed it: lines
     // without one do not each search to the end
@@ -241,14 +336,15 @@ export function scanMessage(buf: Buffer): SteerInfo | null {
     }
     const colon = nextColon;
     if (colon > pos && colon < nl) {
-      const name = lower(text.slice(pos, colon).trim());
-      if (!sawVia && (name === "via" || name === "v")) {
+      const k = nameKind(text, pos, colon);
+      if (k === 1 && !sawVia) {
         sawVia = true;
         kind = 1;
-      } else if (callId === "" && (name === "call-id" || name === "i")) kind = 2;
-      else if (response && cseqMethod === "" && name === "cseq") kind = 3;
+      } else if (k === 2 && callId === "") kind = 2;
+      else if (k === 3 && response && cseqMethod === "") kind = 3;
       vs = colon + 1;
       ve = nl;
+      folded = false;
     }
     pos = nl + 1;
   }
@@ -289,16 +385,28 @@ export function readsUdp(index: number, n: number, serving: readonly number[]): 
   return readers.some((r) => !serving.includes(r));
 }
 
-/** The method as a metric label (a closed set). */
-export function methodLabel(m: string): "INVITE" | "ACK" | "BYE" | "CANCEL" | "OPTIONS" | "other" {
+/** The method labels of the hand-off counters (a closed set), in the order methodLabelIndex counts. */
+export const METHOD_LABELS = ["INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "other"] as const;
+
+/** The index in METHOD_LABELS of a method's label. */
+export function methodLabelIndex(m: string): number {
   switch (m) {
     case "INVITE":
+      return 0;
     case "ACK":
+      return 1;
     case "BYE":
+      return 2;
     case "CANCEL":
+      return 3;
     case "OPTIONS":
-      return m;
+      return 4;
     default:
-      return "other";
+      return 5;
   }
+}
+
+/** The method as a metric label (a closed set). */
+export function methodLabel(m: string): (typeof METHOD_LABELS)[number] {
+  return METHOD_LABELS[methodLabelIndex(m)]!;
 }

@@ -1,5 +1,6 @@
 import { randomBytes } from "node:crypto";
 import dgram from "node:dgram";
+import fc from "fast-check";
 import { afterEach, describe, expect, it } from "vitest";
 import { branchTag, branchWorker, callIdWorker, methodLabel, ownerOf, ownerShares, ownerTable, OWNER_SLOTS, READ_COST, readsUdp, udpReaders, SCAN_MAX_BYTES, SCAN_MAX_LINES, SCAN_MAX_PHYSICAL_LINES, scanMessage, scanStats } from "../../src/workers/steer.js";
 import { decodeFrame, encodeFrame, Handoff, MAX_FRAME, parseToken } from "../../src/workers/handoff.js";
@@ -178,6 +179,13 @@ describe("steer: the scan reads a Call-ID and top Via as the parser does", () =>
     agree(res);
     expect(ownerOf(scanMessage(Buffer.from(res, "latin1"))!, 2)).toBe(1);
   });
+  it("space or tab around the branch's ';' and '=' (RFC 3261 SWS): a response still goes to the worker of its branch", () => {
+    for (const via of ["Via: SIP/2.0/UDP 127.0.0.1:5060 ;branch = z9hG4bKab-w1-3", "Via: SIP/2.0/UDP 127.0.0.1:5060; BRANCH\t=\tz9hG4bKab-w1-3;rport", "Via: SIP/2.0/UDP 127.0.0.1:5060;branch\r\n =z9hG4bKab-w1-3"]) {
+      const res = ["SIP/2.0 200 OK", via, "From: <sip:a@h>;tag=1", "To: <sip:b@h>;tag=2", "Call-ID: sws", "CSeq: 1 INVITE", "Content-Length: 0", "", ""].join("\r\n");
+      agree(res);
+      expect(ownerOf(scanMessage(Buffer.from(res, "latin1"))!, 2), via).toBe(1);
+    }
+  });
   it("CR and LF before the start line, the version in lower case: a response still goes to the worker of its branch", () => {
     const res = ["SIP/2.0 200 OK", "Via: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKab-w1-3", "From: <sip:a@h>;tag=1", "To: <sip:b@h>;tag=2", "Call-ID: zz0", "CSeq: 1 INVITE", "Content-Length: 0", "", ""].join("\r\n");
     for (const raw of ["\r\n" + res, "\r\n\r\n" + res, res.replace("SIP/2.0 200", "sip/2.0 200")]) {
@@ -194,6 +202,45 @@ describe("steer: the scan reads a Call-ID and top Via as the parser does", () =>
     for (let i = 0; i < 40; i++) hs.push("X-" + i + ": a", " b", " c");
     hs.push("Call-ID: many@10.0.0.1");
     agree(inv(hs));
+  });
+  it("any mix of name case, compact forms, white space, folding and Via lists: the parser's Call-ID, branch and CSeq method (property)", () => {
+    // white space as the parser trims it, and a vertical tab, which it keeps in a value; bytes
+    // beyond ASCII are out: the parser decodes UTF-8 and the scan latin1 (a Call-ID is ASCII)
+    const ws = fc.constantFrom(" ", "\t", "  ", "");
+    const valueWs = fc.constantFrom(" ", "\t", " \t", "", "\x0b");
+    const anyCase = (name: string) => fc.array(fc.boolean(), { minLength: name.length, maxLength: name.length }).map((up) => [...name].map((c, i) => (up[i] ? c.toUpperCase() : c)).join(""));
+    const token = fc.stringMatching(/^[A-Za-z0-9.!%*_+`'~-]{1,12}$/);
+    // a value, perhaps folded over two lines
+    const fold = (v: string) => fc.tuple(fc.boolean(), fc.constantFrom(" ", "\t"), fc.nat(v.length)).map(([f, c, at]) => (f ? v.slice(0, at) + "\r\n" + c + v.slice(at) : v));
+    const branchParam = fc.tuple(anyCase("branch"), token, ws).map(([b, t, w]) => `;${b}=${t}${w}`);
+    const viaValue = fc.tuple(fc.constantFrom("SIP/2.0/UDP 10.0.0.1", "SIP/2.0/UDP 10.0.0.1:5060", "SIP/2.0/TCP [::1]:5061"), fc.option(branchParam), fc.constantFrom("", ";rport", ";received=10.0.0.2"), fc.option(fc.constantFrom(", SIP/2.0/UDP 10.0.0.9;branch=z9hG4bK-w1-9", ",SIP/2.0/UDP h;branch=other"))).map(([h, b, p, more]) => h + p + (b ?? "") + (more ?? ""));
+    const header = (names: string[], value: fc.Arbitrary<string>) => fc.tuple(fc.constantFrom(...names).chain(anyCase), ws, valueWs, value).chain(([n, a, b, v]) => fold(v).map((fv) => `${n}${a}:${b}${fv}`));
+    const msg = fc.tuple(
+      fc.boolean(),
+      fc.constantFrom("INVITE", "ACK", "BYE", "CANCEL", "OPTIONS"),
+      header(["Via", "v"], viaValue),
+      header(["Call-ID", "i"], token.map((t) => t + "@10.0.0.1")),
+      header(["CSeq"], fc.tuple(fc.nat(99999), ws, fc.constantFrom("INVITE", "BYE", "ACK", "INFO")).map(([n, w, m]) => `${n} ${w}${m}`)),
+      fc.array(header(["Subject", "Max-Forwards", "X-Via", "Call-Info"], token), { maxLength: 3 }),
+      fc.boolean(),
+    );
+    fc.assert(
+      fc.property(msg, ([response, method, via, cid, cseq, extra, lf]) => {
+        const start = response ? "SIP/2.0 200 OK" : `${method} sip:+15125550100@10.0.0.2 SIP/2.0`;
+        const eol = lf ? "\n" : "\r\n";
+        const lines = [start, ...extra, via, cid, cseq, "From: <sip:a@h>;tag=1", "To: <sip:b@h>;tag=2", "Max-Forwards: 70", "Content-Length: 0"].map((l) => (lf ? l.replace(/\r\n/g, "\n") : l));
+        const buf = Buffer.from(lines.join(eol) + eol + eol, "latin1");
+        const m = parseMessage(buf);
+        if (m instanceof SipParseError || m.topVia === null) return;
+        const s = scanMessage(buf)!;
+        expect(s.response).toBe(!m.isRequest);
+        expect(s.callId).toBe(m.callId);
+        expect(s.branch).toBe(m.topVia.branch ?? "");
+        if (m.isRequest) expect(s.method).toBe(m.method);
+        else if (m.cseq !== null) expect(s.method).toBe(m.cseq.method);
+      }),
+      { numRuns: 2000 },
+    );
   });
   it("the work stays bounded on 64 KB of continuation or colon-less lines", () => {
     for (const body of ["X: a\r\n" + " b\r\n".repeat(16000), "a\n".repeat(32000), "X: a\n" + " \n".repeat(32000)]) {
