@@ -16,10 +16,10 @@
  *        [--rates 500,1000,...] [--only didgate,didgate-w2,didgate-bare,didgate-cdr-hep,didgate-verify,didgate-out,didgate-sign,kamailio,kamailio-w2] [--log-level info] [--log-file PATH]
  *        [--cpu-prof DIR] [--node-flags "FLAG ..."] [--repeat N]
  *
- * --repeat N runs the chosen proxies in turn N times (round 1: each proxy once, then round 2, ...)
- * and prints each one's figures round by round with their median, and the capacity ratios
- * (didgate / kamailio, didgate-w2 / didgate, didgate-w2 / kamailio-w2) per round. Every proxy run
- * gets a sipp UAS of its own.
+ * --repeat N runs the chosen proxies in turn N times (round 1: each proxy once, then round 2, ...,
+ * each round starting one proxy further down the list) and prints each one's figures round by
+ * round with their median, and the capacity ratios (didgate / kamailio, didgate-w2 / didgate,
+ * didgate-w2 / kamailio-w2) per round. Every proxy run gets a sipp UAS of its own.
  *
  * Before the first step every proxy gets 2 s at 200 calls/s (the first rate when lower) and then --warmup-s seconds (10) at
  * half the first step's rate, not reported: the steps measure a warm process.
@@ -640,14 +640,13 @@ async function main(): Promise<void> {
           if (typeof out === "number") fs.closeSync(out);
         }
     };
-    // the proxies in turn, round after round (--repeat): a slow spell of the machine then lands
-    // on one round of each rather than on every step of one proxy
-    for (let round = 1; round <= repeat; round++) {
-      if (repeat > 1) log(`-- round ${round} of ${repeat}`);
-      if (want("didgate")) await runProxy("didgate", () => startDidgate());
-      if (want("didgate-w2")) await runProxy("didgate-w2", () => startDidgate([], ["workers: 2"]));
-      if (want("didgate-bare")) await runProxy("didgate-bare", () => startDidgate(["records: { enabled: false }"]));
-      if (want("didgate-cdr-hep")) {
+    /** The chosen proxies' runs, in the order they are listed (one call: one run of that proxy). */
+    const runners: Array<() => Promise<void>> = [];
+    if (want("didgate")) runners.push(() => runProxy("didgate", () => startDidgate()));
+    if (want("didgate-w2")) runners.push(() => runProxy("didgate-w2", () => startDidgate([], ["workers: 2"])));
+    if (want("didgate-bare")) runners.push(() => runProxy("didgate-bare", () => startDidgate(["records: { enabled: false }"])));
+    if (want("didgate-cdr-hep"))
+      runners.push(async () => {
         const sink = dgram.createSocket("udp4");
         let hep = 0;
         sink.on("message", () => hep++);
@@ -659,8 +658,9 @@ async function main(): Promise<void> {
         } finally {
           sink.close();
         }
-      }
-      if (want("didgate-verify") || want("didgate-sign")) {
+      });
+    if (want("didgate-verify") || want("didgate-sign"))
+      runners.push(async () => {
         // STIR/SHAKEN: a P-256 certificate (its own trust anchor) served from loopback; one
         // PASSporT per DID of the verify case, signed now (max_age_s covers the run)
         execFileSync("openssl", ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", "sp.key", "-out", "sp.pem", "-days", "2", "-subj", "/CN=bench SP"], { cwd: dir, stdio: "ignore" });
@@ -688,13 +688,14 @@ async function main(): Promise<void> {
         } finally {
           certServer.close();
         }
-      }
-      if (want("didgate-out")) await runProxy("didgate-out", () => startDidgate(), "127.0.0.2", "out.csv");
-      for (const [kname, children] of [["kamailio", 1], ["kamailio-w2", 2]] as const) {
-        if (!want(kname)) continue;
-        if (!fs.existsSync(KAMAILIO)) log(`${KAMAILIO} not found: Kamailio skipped`);
-        else
-          await runProxy(kname, async () => {
+      });
+    if (want("didgate-out")) runners.push(() => runProxy("didgate-out", () => startDidgate(), "127.0.0.2", "out.csv"));
+    for (const [kname, children] of [["kamailio", 1], ["kamailio-w2", 2]] as const) {
+      if (!want(kname)) continue;
+      if (!fs.existsSync(KAMAILIO)) log(`${KAMAILIO} not found: Kamailio skipped`);
+      else
+        runners.push(() =>
+          runProxy(kname, async () => {
             const port = await freePort();
             const tpl = fs.readFileSync(path.join(ROOT, "bench", "kamailio", "bench.cfg.tpl"), "utf8");
             const cfg = path.join(dir, "kamailio.cfg");
@@ -709,8 +710,16 @@ async function main(): Promise<void> {
               throw new Error("kamailio does not answer: " + err);
             }
             return { child, port };
-          });
-      }
+          }),
+        );
+    }
+    // the proxies in turn, round after round (--repeat): a slow spell of the machine then lands
+    // on one round of each rather than on every step of one proxy; each round starts one proxy
+    // further down the list, so that no proxy always runs first or last (on a VM the later run of
+    // two in a row was the slower in every pair measured, docs/sip.md "Steering")
+    for (let round = 1; round <= repeat; round++) {
+      if (repeat > 1) log(`-- round ${round} of ${repeat}`);
+      for (let i = 0; i < runners.length; i++) await runners[(round - 1 + i) % runners.length]!();
     }
   } finally {
     await kill(uas);
