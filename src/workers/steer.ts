@@ -406,7 +406,3 @@ export function methodLabelIndex(m: string): number {
   }
 }
 
-/** The method as a metric label (a closed set). */
-export function methodLabel(m: string): (typeof METHOD_LABELS)[number] {
-  return METHOD_LABELS[methodLabelIndex(m)]!;
-}
